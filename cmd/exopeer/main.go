@@ -1,0 +1,119 @@
+// Command exopeer runs a node of the exopeer network and talks to it.
+//
+//	exopeer run [--dir D] [--port N] [--bootstrap ADDR]... [--mdns=false]
+//	exopeer init [--dir D]
+//	exopeer id | status | peers [--json]
+//	exopeer connect MULTIADDR
+//
+// Every verb but run and init talks to the node running on the data dir
+// through its local control API. The data dir is --dir, else $EXOPEER_DIR,
+// else "exopeer" under the user's data directory.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/exopeer/exopeer/peer"
+)
+
+const usage = `exopeer: one peer of a serverless personal cloud and private messenger
+
+usage:
+  exopeer run [flags]           start the node (creates the data dir on first run)
+  exopeer init [flags]          create the data dir, key and config without starting
+  exopeer id [--json]           the running node's peer ID and addresses
+  exopeer status [--json]       what the running node sees
+  exopeer peers [--json]        the peers it is connected to, how found, round trip
+  exopeer connect MULTIADDR     dial a peer by hand (.../p2p/<peer ID>)
+  exopeer version               print the version
+
+Every verb takes --dir DIR (default $EXOPEER_DIR, else the user's data dir).
+Run "exopeer VERB -h" for the flags of a verb.
+`
+
+func main() {
+	os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs the CLI with args and returns the exit code: 0 on success, 1 on
+// failure, 2 on a usage error.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	verb, rest := args[0], args[1:]
+	var err error
+	switch verb {
+	case "run":
+		err = cmdRun(ctx, rest, stdout, stderr)
+	case "init":
+		err = cmdInit(rest, stdout, stderr)
+	case "id", "status", "peers":
+		err = cmdQuery(ctx, verb, rest, stdout, stderr)
+	case "connect":
+		err = cmdConnect(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "exopeer", peer.Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "exopeer: unknown verb %q\n\n%s", verb, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "exopeer %s: %v\n", verb, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "exopeer %s: %v\n", verb, err)
+		return 1
+	}
+}
+
+// usageError marks errors in how a verb was called.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// flagSet returns a FlagSet for verb with the --dir flag every verb has.
+func flagSet(verb string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("exopeer "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "data dir (default $EXOPEER_DIR, else the user's data dir)")
+	return fs, dir
+}
+
+// parse parses args and maps flag errors to usage errors.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+func dataDir(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	return peer.DefaultDir()
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }

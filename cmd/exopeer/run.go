@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/exopeer/exopeer/peer"
+)
+
+// stopTimeout bounds a graceful stop after Ctrl-C or SIGTERM.
+const stopTimeout = 2 * time.Second
+
+func cmdInit(args []string, stdout, stderr io.Writer) error {
+	fs, dirFlag := flagSet("init", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	dir, err := dataDir(*dirFlag)
+	if err != nil {
+		return err
+	}
+	created, err := peer.Init(dir)
+	if err != nil {
+		return err
+	}
+	if len(created) == 0 {
+		fmt.Fprintf(stdout, "data dir %s is already set up; nothing changed\n", dir)
+		return nil
+	}
+	for _, f := range created {
+		fmt.Fprintf(stdout, "created %s\n", f)
+	}
+	fmt.Fprintf(stdout, "edit %s, then start the node with: exopeer run --dir %s\n", filepath.Join(dir, peer.ConfigFile), dir)
+	return nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, dirFlag := flagSet("run", stderr)
+	var boot listFlag
+	fs.Var(&boot, "bootstrap", "a peer to dial and keep connected, as a multiaddr ending in /p2p/<peer ID> (repeatable)")
+	port := fs.Int("port", 0, "TCP and QUIC port (default: config, else 4777; -1: any free port)")
+	mdns := fs.String("mdns", "", `"true" or "false": find peers on the LAN by multicast DNS (default: config, else true)`)
+	dhtMode := fs.String("dht-mode", "", "auto, server or client (default: config, else auto)")
+	dhtLAN := fs.String("dht-lan", "", `"true" or "false": run the LAN DHT table (default: config, else true)`)
+	apiAddr := fs.String("api", "", "loopback IP:port of the control API (default: config, else 127.0.0.1:0)")
+	level := fs.String("log-level", "", "debug, info, warn or error (default: config, else info)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	dir, err := dataDir(*dirFlag)
+	if err != nil {
+		return err
+	}
+	d, err := peer.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	if err := applyRunFlags(&d.Config, *port, *mdns, *dhtMode, *dhtLAN, *apiAddr, *level); err != nil {
+		return usageError{err.Error()}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: d.Config.Level()}))
+	opts, err := peer.NodeOptions(d, boot, log)
+	if err != nil {
+		return err
+	}
+	node, err := peer.New(opts)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := node.Start(ctx); err != nil {
+		node.Close()
+		return err
+	}
+	api := peer.NewAPI(node, d.Token, log.With("part", "api"))
+	if err := api.Start(d.Config.API.Listen, filepath.Join(dir, peer.APIFile)); err != nil {
+		node.Close()
+		return err
+	}
+
+	fmt.Fprintf(stdout, "exopeer %s\n", peer.Version)
+	fmt.Fprintf(stdout, "peer ID      %s\n", node.ID())
+	fmt.Fprintf(stdout, "data dir     %s\n", dir)
+	for i, a := range node.Addrs() {
+		label := "listening on"
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(stdout, "%-12s %s\n", label, a)
+	}
+	fmt.Fprintf(stdout, "control API  http://%s (token in %s)\n", api.Addr(), filepath.Join(dir, peer.TokenFile))
+	fmt.Fprintln(stdout, "press Ctrl-C to stop")
+
+	<-ctx.Done()
+	stop() // a second Ctrl-C now kills the process at once
+	log.Info("stopping")
+	began := time.Now()
+	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	errAPI := api.Close(sctx)
+	errNode := node.Close()
+	errDir := d.Close()
+	log.Info("stopped", "took", time.Since(began).Round(time.Millisecond))
+	if err := firstErr(errAPI, errNode, errDir); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	fmt.Fprintln(stdout, "stopped")
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// applyRunFlags lays the flags of `exopeer run` over the config and checks
+// the result as the config file is checked.
+func applyRunFlags(c *peer.Config, port int, mdns, dhtMode, dhtLAN, api, level string) error {
+	if port != 0 {
+		c.Network.Port = port
+	}
+	if mdns != "" {
+		v, err := parseBool("--mdns", mdns)
+		if err != nil {
+			return err
+		}
+		c.Network.MDNS = &v
+	}
+	if dhtLAN != "" {
+		v, err := parseBool("--dht-lan", dhtLAN)
+		if err != nil {
+			return err
+		}
+		c.DHT.LAN = &v
+	}
+	if dhtMode != "" {
+		c.DHT.Mode = dhtMode
+	}
+	if api != "" {
+		c.API.Listen = api
+	}
+	if level != "" {
+		c.Log.Level = level
+	}
+	return c.Check()
+}
+
+func parseBool(name, s string) (bool, error) {
+	switch s {
+	case "true", "1", "yes", "on":
+		return true, nil
+	case "false", "0", "no", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%s %q is not true or false", name, s)
+}

@@ -1,0 +1,113 @@
+package discovery
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Config tunes how peers are found and dialled. The zero value of a field
+// means its default, as DefaultConfig gives it.
+type Config struct {
+	// Bootstrap lists peers dialled at start and redialled, with back-off,
+	// whenever the connection to them is lost. Empty: none.
+	Bootstrap []peer.AddrInfo
+
+	// BackoffMin is the wait after the first failed dial of a peer; it
+	// doubles after each further failure up to BackoffMax, with ±25% jitter.
+	// Defaults: 1 s and 5 min.
+	BackoffMin, BackoffMax time.Duration
+
+	// MaxFailures is how many dials in a row may fail before a peer found on
+	// the LAN or the DHT is forgotten (it comes back when found again).
+	// Bootstrap and hand-added peers are never forgotten. Default 8.
+	MaxFailures int
+
+	// DialTimeout bounds one dial, identify included. Default 15 s.
+	DialTimeout time.Duration
+
+	// MaxConcurrentDials bounds the dials in flight. Default 8.
+	MaxConcurrentDials int
+
+	// PingInterval is how often the round-trip time to each connected
+	// exopeer peer is measured. Default 30 s.
+	PingInterval time.Duration
+
+	// IgnoreFor is how long a peer that does not speak exopeer's protocols
+	// is left alone before it may be dialled again. Default 1 h.
+	IgnoreFor time.Duration
+
+	// RendezvousEpoch is how long one rendezvous key stays in use before the
+	// next epoch's key replaces it. Default 1 h.
+	RendezvousEpoch time.Duration
+
+	// RendezvousInterval is how often the providers of the current
+	// rendezvous keys are looked up on the DHT. Default 1 min.
+	RendezvousInterval time.Duration
+}
+
+// DefaultConfig returns the settings used by `exopeer run`.
+func DefaultConfig() Config {
+	return Config{
+		BackoffMin:         time.Second,
+		BackoffMax:         5 * time.Minute,
+		MaxFailures:        8,
+		DialTimeout:        15 * time.Second,
+		MaxConcurrentDials: 8,
+		PingInterval:       30 * time.Second,
+		IgnoreFor:          time.Hour,
+		RendezvousEpoch:    time.Hour,
+		RendezvousInterval: time.Minute,
+	}
+}
+
+// withDefaults fills the zero fields of c from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	set := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	set(&c.BackoffMin, d.BackoffMin)
+	set(&c.BackoffMax, d.BackoffMax)
+	set(&c.DialTimeout, d.DialTimeout)
+	set(&c.PingInterval, d.PingInterval)
+	set(&c.IgnoreFor, d.IgnoreFor)
+	set(&c.RendezvousEpoch, d.RendezvousEpoch)
+	set(&c.RendezvousInterval, d.RendezvousInterval)
+	if c.MaxFailures == 0 {
+		c.MaxFailures = d.MaxFailures
+	}
+	if c.MaxConcurrentDials == 0 {
+		c.MaxConcurrentDials = d.MaxConcurrentDials
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	for name, v := range map[string]time.Duration{
+		"BackoffMin": c.BackoffMin, "BackoffMax": c.BackoffMax, "DialTimeout": c.DialTimeout,
+		"PingInterval": c.PingInterval, "IgnoreFor": c.IgnoreFor,
+		"RendezvousEpoch": c.RendezvousEpoch, "RendezvousInterval": c.RendezvousInterval,
+	} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("discovery: %s is negative (%v)", name, v))
+		}
+	}
+	if c.BackoffMax < c.BackoffMin {
+		errs = append(errs, fmt.Errorf("discovery: BackoffMax (%v) is below BackoffMin (%v)", c.BackoffMax, c.BackoffMin))
+	}
+	if c.MaxFailures < 0 || c.MaxConcurrentDials < 0 {
+		errs = append(errs, errors.New("discovery: MaxFailures and MaxConcurrentDials must not be negative"))
+	}
+	for i, b := range c.Bootstrap {
+		if b.ID == "" || len(b.Addrs) == 0 {
+			errs = append(errs, fmt.Errorf("discovery: bootstrap peer %d has no peer ID or no address", i))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,230 @@
+package discovery
+
+import (
+	"context"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// dialLoop starts the dials that are due, at most MaxConcurrentDials at a
+// time, and sleeps until the next one is.
+func (s *Service) dialLoop() {
+	defer s.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		due, next := s.dueDials(time.Now())
+		for _, id := range due {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.dial(id)
+			}()
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dueDials marks the peers whose dial is due as dialling and returns them,
+// with the time of the next dial after those.
+func (s *Service) dueDials(now time.Time) (due []peer.ID, next time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, e := range s.peers {
+		if !e.wantDial || e.dialing || e.exopeer || now.Before(e.ignoredUntil) {
+			continue
+		}
+		if s.h.Network().Connectedness(id) == network.Connected && s.speaksExopeer(id) {
+			e.wantDial = false // connected by someone else; identify tells us
+			continue
+		}
+		if e.nextDial.After(now) {
+			if next.IsZero() || e.nextDial.Before(next) {
+				next = e.nextDial
+			}
+			continue
+		}
+		if s.inflight >= s.cfg.MaxConcurrentDials {
+			if next.IsZero() || now.Add(s.cfg.BackoffMin).Before(next) {
+				next = now.Add(s.cfg.BackoffMin)
+			}
+			continue
+		}
+		e.dialing, e.wantDial = true, false
+		s.inflight++
+		due = append(due, id)
+	}
+	return due, next
+}
+
+// dial connects to one peer and books the result.
+func (s *Service) dial(id peer.ID) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+	defer cancel()
+	err := s.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: s.h.Peerstore().Addrs(id)})
+	exo := err == nil && s.speaksExopeer(id)
+
+	s.mu.Lock()
+	s.inflight--
+	s.kick(s.wake)
+	e := s.peers[id]
+	if e == nil {
+		s.mu.Unlock()
+		return
+	}
+	e.dialing = false
+	switch {
+	case err != nil:
+		e.failures++
+		if !e.sticky && e.failures >= s.cfg.MaxFailures {
+			delete(s.peers, id)
+			s.mu.Unlock()
+			s.log.Info("peer forgotten", "peer", id, "failures", e.failures, "err", err)
+			return
+		}
+		e.wantDial = true
+		e.nextDial = time.Now().Add(s.backoff(e.failures))
+		s.mu.Unlock()
+		s.log.Debug("dial failed", "peer", id, "failures", e.failures, "err", err)
+	case !exo:
+		s.mu.Unlock()
+		s.ignore(id)
+	default:
+		e.failures = 0
+		s.mu.Unlock()
+	}
+}
+
+// pingLoop measures the round trip to every connected exopeer peer.
+func (s *Service) pingLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range s.Peers() {
+			s.ping(p.ID)
+		}
+	}
+}
+
+func (s *Service) ping(id peer.ID) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+	defer cancel()
+	rtt, err := Ping(ctx, s.h, id)
+	if err != nil {
+		s.log.Debug("ping failed", "peer", id, "err", err)
+		return
+	}
+	s.mu.Lock()
+	if e := s.peers[id]; e != nil && e.exopeer {
+		e.rtt = rtt
+	}
+	s.mu.Unlock()
+}
+
+// Rendezvous makes the node meet, through the DHT, every other node that
+// calls Rendezvous with the same secret: it advertises the epoch's
+// rendezvous key and looks up its other providers, until StopRendezvous.
+// It does not block. Without a DHT it does nothing.
+func (s *Service) Rendezvous(secret []byte) {
+	s.mu.Lock()
+	s.secrets[string(secret)] = append([]byte(nil), secret...)
+	s.mu.Unlock()
+	s.kick(s.rzWake)
+}
+
+// StopRendezvous stops advertising and looking up secret's keys.
+func (s *Service) StopRendezvous(secret []byte) {
+	s.mu.Lock()
+	delete(s.secrets, string(secret))
+	s.mu.Unlock()
+	s.kick(s.rzWake)
+}
+
+func (s *Service) rendezvousLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.RendezvousInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		case <-s.rzWake:
+		}
+		s.rendezvousRound()
+	}
+}
+
+// rendezvousRound advertises the current key of every secret, withdraws the
+// keys of past epochs and of stopped secrets, and looks up the providers of
+// the current and the previous epoch's key (a node may lag one epoch).
+func (s *Service) rendezvousRound() {
+	epoch := Epoch(time.Now(), s.cfg.RendezvousEpoch)
+	s.mu.Lock()
+	want := make(map[string]cid.Cid)
+	var lookups []cid.Cid
+	for _, sec := range s.secrets {
+		cur := RendezvousKey(sec, epoch)
+		want[cur.KeyString()] = cur
+		lookups = append(lookups, cur, RendezvousKey(sec, epoch-1))
+	}
+	var stale []string
+	for k := range s.provided {
+		if _, ok := want[k]; !ok {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		delete(s.provided, k)
+	}
+	var fresh []cid.Cid
+	for k, c := range want {
+		if _, ok := s.provided[k]; !ok {
+			s.provided[k] = epoch
+			fresh = append(fresh, c)
+		}
+	}
+	s.mu.Unlock()
+
+	for _, k := range stale {
+		if c, err := cid.Cast([]byte(k)); err == nil {
+			s.router.Unprovide(c)
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	for _, c := range fresh {
+		if err := s.router.Provide(ctx, c); err != nil {
+			s.log.Warn("rendezvous advertise failed", "err", err)
+			s.mu.Lock()
+			delete(s.provided, c.KeyString()) // retried next round
+			s.mu.Unlock()
+		}
+	}
+	for _, c := range lookups {
+		for ai := range s.router.FindProviders(ctx, c, 32) {
+			if len(ai.Addrs) > 0 {
+				s.Found(SourceDHT, ai)
+			}
+		}
+	}
+}

@@ -1,0 +1,414 @@
+package discovery
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// Source says how a peer was found.
+type Source string
+
+// The sources of peers.
+const (
+	SourceMDNS      Source = "mdns"      // heard on the LAN
+	SourceDHT       Source = "dht"       // a rendezvous provider, or dialled by the DHT itself
+	SourceBootstrap Source = "bootstrap" // the configured bootstrap list
+	SourceManual    Source = "manual"    // `exopeer connect`
+	SourceInbound   Source = "inbound"   // it connected to us
+)
+
+// Errors returned by Connect.
+var (
+	ErrNotExopeer = errors.New("discovery: peer does not speak exopeer's protocols")
+	ErrClosed     = errors.New("discovery: service closed")
+)
+
+// PeerInfo describes one connected exopeer peer.
+type PeerInfo struct {
+	ID             peer.ID
+	Addr           ma.Multiaddr  // remote address of the connection in use
+	Sources        []Source      // every way it was found, first first
+	RTT            time.Duration // last measured round trip; 0 before the first
+	ConnectedSince time.Time
+}
+
+// entry is what the service knows of one peer. Guarded by Service.mu.
+type entry struct {
+	sources      []Source
+	sticky       bool // bootstrap or manual: never forgotten
+	failures     int  // dials failed in a row
+	nextDial     time.Time
+	wantDial     bool
+	dialing      bool
+	ignoredUntil time.Time
+	exopeer      bool // connected and identified as an exopeer node
+	since        time.Time
+	rtt          time.Duration
+}
+
+func (e *entry) has(s Source) bool { return slices.Contains(e.sources, s) }
+
+// Service finds peers from every source and keeps the node connected to
+// them. Create it with New; it starts nothing until Start. All methods are
+// safe for concurrent use.
+type Service struct {
+	h      host.Host
+	cfg    Config
+	lan    LAN
+	router Router
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	peers    map[peer.ID]*entry
+	inflight int
+	secrets  map[string][]byte
+	provided map[string]uint64 // rendezvous key (string of CID) → epoch
+	started  bool
+	closed   bool
+
+	wake   chan struct{}
+	rzWake chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	sub    event.Subscription
+	wg     sync.WaitGroup
+}
+
+// New returns a Service for h. lan and router may be nil (no LAN discovery,
+// no DHT rendezvous); log may be nil (discard).
+func New(h host.Host, cfg Config, lan LAN, router Router, log *slog.Logger) (*Service, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	// Jitter is seeded from the peer ID so that a simulated run replays.
+	seed := sha256.Sum256([]byte(h.ID()))
+	return &Service{
+		h: h, cfg: cfg, lan: lan, router: router, log: log,
+		rng:      rand.New(rand.NewPCG(binary.BigEndian.Uint64(seed[:8]), binary.BigEndian.Uint64(seed[8:16]))),
+		peers:    make(map[peer.ID]*entry),
+		secrets:  make(map[string][]byte),
+		provided: make(map[string]uint64),
+		wake:     make(chan struct{}, 1),
+		rzWake:   make(chan struct{}, 1),
+	}, nil
+}
+
+// Start registers the ping protocol, starts LAN discovery, dials the
+// bootstrap peers and starts the background loops. It does not block on the
+// network; ctx bounds only the start itself.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started || s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("discovery: Start called twice or after Close")
+	}
+	s.started = true
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.mu.Unlock()
+
+	sub, err := s.h.EventBus().Subscribe([]any{
+		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtPeerConnectednessChanged),
+	})
+	if err != nil {
+		return fmt.Errorf("discovery: subscribe to host events: %w", err)
+	}
+	s.sub = sub
+	s.h.SetStreamHandler(ProtocolPing, servePing)
+
+	s.wg.Add(3)
+	go s.eventLoop()
+	go s.dialLoop()
+	go s.pingLoop()
+	if s.router != nil {
+		s.wg.Add(1)
+		go s.rendezvousLoop()
+	}
+	for _, b := range s.cfg.Bootstrap {
+		s.Found(SourceBootstrap, b)
+	}
+	if s.lan != nil {
+		if err := s.lan.Start(s.h, func(ai peer.AddrInfo) { s.Found(SourceMDNS, withoutLoopback(ai)) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops every loop and LAN discovery and waits for the goroutines the
+// service started. Connections stay up: the host owns them. Idempotent.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return nil
+	}
+	var err error
+	if s.lan != nil {
+		err = s.lan.Close()
+	}
+	s.cancel()
+	s.h.RemoveStreamHandler(ProtocolPing)
+	if s.sub != nil {
+		err = errors.Join(err, s.sub.Close())
+	}
+	s.wg.Wait()
+	return err
+}
+
+// Found reports a peer found by src. It never blocks on the network: the
+// peer is dialled in the background, with back-off.
+func (s *Service) Found(src Source, ai peer.AddrInfo) {
+	if ai.ID == "" || ai.ID == s.h.ID() {
+		return
+	}
+	ttl := peerstore.AddressTTL
+	if src == SourceBootstrap || src == SourceManual {
+		ttl = peerstore.PermanentAddrTTL
+	}
+	s.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, ttl)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	e := s.peers[ai.ID]
+	if e == nil {
+		e = &entry{}
+		s.peers[ai.ID] = e
+	}
+	if !e.has(src) {
+		e.sources = append(e.sources, src)
+		s.log.Info("peer found", "peer", ai.ID, "source", src, "addrs", ai.Addrs)
+	}
+	if src == SourceBootstrap || src == SourceManual {
+		e.sticky = true
+	}
+	if e.exopeer || e.dialing || time.Now().Before(e.ignoredUntil) {
+		return
+	}
+	e.wantDial = true
+	s.kick(s.wake)
+}
+
+// Connect dials ai now, as `exopeer connect` does, and keeps it in the list
+// of peers redialled when lost. It blocks until the peer is connected and
+// identified or ctx ends, and fails with ErrNotExopeer if the peer does not
+// speak exopeer's protocols.
+func (s *Service) Connect(ctx context.Context, ai peer.AddrInfo) error {
+	if ai.ID == s.h.ID() {
+		return fmt.Errorf("discovery: %s is this node", ai.ID)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if e := s.peers[ai.ID]; e != nil {
+		e.ignoredUntil = time.Time{} // the user insists
+	}
+	s.mu.Unlock()
+	s.Found(SourceManual, ai)
+	if err := s.h.Connect(ctx, ai); err != nil {
+		return fmt.Errorf("discovery: connect %s: %w", ai.ID, err)
+	}
+	if !s.speaksExopeer(ai.ID) {
+		s.ignore(ai.ID)
+		return fmt.Errorf("%w: %s", ErrNotExopeer, ai.ID)
+	}
+	return nil
+}
+
+// Peers lists the connected exopeer peers, sorted by peer ID.
+func (s *Service) Peers() []PeerInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []PeerInfo
+	for id, e := range s.peers {
+		if !e.exopeer {
+			continue
+		}
+		conns := s.h.Network().ConnsToPeer(id)
+		if len(conns) == 0 {
+			continue
+		}
+		out = append(out, PeerInfo{
+			ID: id, Addr: conns[0].RemoteMultiaddr(), Sources: slices.Clone(e.sources),
+			RTT: e.rtt, ConnectedSince: e.since,
+		})
+	}
+	slices.SortFunc(out, func(a, b PeerInfo) int { return cmpString(string(a.ID), string(b.ID)) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *Service) speaksExopeer(id peer.ID) bool {
+	ok, err := s.h.Peerstore().SupportsProtocols(id, ProtocolPing)
+	return err == nil && len(ok) > 0
+}
+
+// ignore disconnects a peer that does not speak exopeer and leaves it alone
+// for IgnoreFor.
+func (s *Service) ignore(id peer.ID) {
+	s.mu.Lock()
+	if e := s.peers[id]; e != nil {
+		e.ignoredUntil = time.Now().Add(s.cfg.IgnoreFor)
+		e.wantDial = false
+	}
+	s.mu.Unlock()
+	s.log.Info("peer ignored", "peer", id, "reason", "does not speak exopeer")
+	_ = s.h.Network().ClosePeer(id)
+}
+
+// kick wakes a loop without blocking.
+func (s *Service) kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// backoff returns the wait after n failures in a row. Called with mu held.
+func (s *Service) backoff(n int) time.Duration {
+	d := s.cfg.BackoffMin
+	for i := 1; i < n && d < s.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.BackoffMax)
+	jitter := time.Duration(s.rng.Int64N(int64(d)/2+1)) - d/4
+	return d + jitter
+}
+
+// withoutLoopback drops loopback addresses: heard on the LAN, they point at
+// the listener's own machine, not at the peer.
+func withoutLoopback(ai peer.AddrInfo) peer.AddrInfo {
+	addrs := make([]ma.Multiaddr, 0, len(ai.Addrs))
+	for _, a := range ai.Addrs {
+		if !manet.IsIPLoopback(a) {
+			addrs = append(addrs, a)
+		}
+	}
+	return peer.AddrInfo{ID: ai.ID, Addrs: addrs}
+}
+
+// eventLoop follows connections: a peer counts as connected once identify
+// shows it speaks exopeer, and is redialled when lost if it should be.
+func (s *Service) eventLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case ev, ok := <-s.sub.Out():
+			if !ok {
+				return
+			}
+			switch ev := ev.(type) {
+			case event.EvtPeerIdentificationCompleted:
+				s.identified(ev)
+			case event.EvtPeerConnectednessChanged:
+				if ev.Connectedness != network.Connected {
+					s.disconnected(ev.Peer)
+				}
+			}
+		}
+	}
+}
+
+func (s *Service) identified(ev event.EvtPeerIdentificationCompleted) {
+	if !slices.Contains(ev.Protocols, ProtocolPing) {
+		return // dial() ignores the peers we dialled; others are left to the connection manager
+	}
+	s.mu.Lock()
+	e := s.peers[ev.Peer]
+	if e == nil {
+		e = &entry{}
+		s.peers[ev.Peer] = e
+	}
+	if len(e.sources) == 0 {
+		src := SourceDHT
+		if ev.Conn != nil && ev.Conn.Stat().Direction == network.DirInbound {
+			src = SourceInbound
+		}
+		e.sources = append(e.sources, src)
+	}
+	fresh := !e.exopeer
+	e.exopeer, e.failures, e.wantDial = true, 0, false
+	if fresh {
+		e.since = time.Now()
+	}
+	sources := slices.Clone(e.sources)
+	s.mu.Unlock()
+	if fresh {
+		var addr ma.Multiaddr
+		if ev.Conn != nil {
+			addr = ev.Conn.RemoteMultiaddr()
+		}
+		s.log.Info("peer connected", "peer", ev.Peer, "addr", addr, "sources", sources)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.ping(ev.Peer)
+		}()
+	}
+}
+
+func (s *Service) disconnected(id peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.peers[id]
+	if e == nil {
+		return
+	}
+	if e.exopeer {
+		e.exopeer, e.rtt = false, 0
+		s.log.Info("peer disconnected", "peer", id)
+	}
+	if e.sticky || e.has(SourceMDNS) {
+		e.wantDial = true
+		e.nextDial = time.Now().Add(s.backoff(e.failures + 1))
+		s.kick(s.wake)
+		return
+	}
+	if !e.dialing {
+		delete(s.peers, id)
+	}
+}

@@ -1,0 +1,253 @@
+package peer
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// DefaultPort is the TCP and QUIC port a node listens on unless told
+// otherwise. When it is taken, the node falls back to a free port and says so.
+const DefaultPort = 4777
+
+// Config is the node's configuration, read from config.toml in the data dir.
+// Every field's zero value means "the default" unless its doc says otherwise.
+type Config struct {
+	Network NetworkConfig `toml:"network"`
+	DHT     DHTConfig     `toml:"dht"`
+	API     APIConfig     `toml:"api"`
+	Log     LogConfig     `toml:"log"`
+}
+
+// NetworkConfig is the libp2p host and peer discovery.
+type NetworkConfig struct {
+	// Port is the TCP and QUIC (UDP) port. 0 means DefaultPort; -1 means a
+	// free port chosen by the system.
+	Port int `toml:"port"`
+	// ListenIPs are the IP addresses to listen on. Empty: every interface,
+	// IPv4 and IPv6 ("0.0.0.0" and "::").
+	ListenIPs []string `toml:"listen_ips"`
+	// Bootstrap lists multiaddrs, each ending in /p2p/<peer ID>, dialled at
+	// start and kept connected. Empty: none (exopeer has no default public
+	// bootstrap peers).
+	Bootstrap []string `toml:"bootstrap"`
+	// MDNS finds peers on the LAN by multicast DNS. Default true; set
+	// "mdns = false" to switch it off.
+	MDNS *bool `toml:"mdns"`
+	// PortMapping asks the router for a port mapping by UPnP or NAT-PMP.
+	// Off unless set to true.
+	PortMapping bool `toml:"port_mapping"`
+	// MaxConnections is the connection manager's high water mark; it trims
+	// to three quarters of it. 0 means 400.
+	MaxConnections int `toml:"max_connections"`
+}
+
+// DHTConfig is the private Kademlia DHT.
+type DHTConfig struct {
+	// Mode is "auto" (server when reachable from the internet, client
+	// otherwise), "server" or "client". Empty means "auto".
+	Mode string `toml:"mode"`
+	// LAN runs a second DHT table for peers on private networks, in server
+	// mode, as Kubo does. Default true.
+	LAN *bool `toml:"lan"`
+}
+
+// APIConfig is the local control API used by the CLI.
+type APIConfig struct {
+	// Listen is the loopback TCP address of the control API. Empty means
+	// "127.0.0.1:0" (a free port, written to the data dir's api file).
+	Listen string `toml:"listen"`
+}
+
+// LogConfig is the node's log.
+type LogConfig struct {
+	// Level is "debug", "info", "warn" or "error". Empty means "info".
+	Level string `toml:"level"`
+}
+
+// DefaultConfig returns the configuration of a fresh data dir.
+func DefaultConfig() Config {
+	on := true
+	return Config{
+		Network: NetworkConfig{Port: DefaultPort, MDNS: &on, MaxConnections: 400},
+		DHT:     DHTConfig{Mode: "auto", LAN: &on},
+		API:     APIConfig{Listen: "127.0.0.1:0"},
+		Log:     LogConfig{Level: "info"},
+	}
+}
+
+// withDefaults fills in the zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Network.Port == 0 {
+		c.Network.Port = d.Network.Port
+	}
+	if c.Network.MDNS == nil {
+		c.Network.MDNS = d.Network.MDNS
+	}
+	if c.Network.MaxConnections == 0 {
+		c.Network.MaxConnections = d.Network.MaxConnections
+	}
+	if c.DHT.Mode == "" {
+		c.DHT.Mode = d.DHT.Mode
+	}
+	if c.DHT.LAN == nil {
+		c.DHT.LAN = d.DHT.LAN
+	}
+	if c.API.Listen == "" {
+		c.API.Listen = d.API.Listen
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = d.Log.Level
+	}
+	return c
+}
+
+// validate rejects nonsense with messages naming the setting.
+func (c Config) validate() error {
+	var errs []error
+	if p := c.Network.Port; p < -1 || p > 65535 {
+		errs = append(errs, fmt.Errorf("network.port %d is not a port (1-65535, or -1 for any free port)", p))
+	}
+	for _, ip := range c.Network.ListenIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			errs = append(errs, fmt.Errorf("network.listen_ips: %q is not an IP address", ip))
+		}
+	}
+	for _, b := range c.Network.Bootstrap {
+		if _, err := ma.NewMultiaddr(b); err != nil {
+			errs = append(errs, fmt.Errorf("network.bootstrap: %q is not a multiaddr: %w", b, err))
+		}
+	}
+	if c.Network.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("network.max_connections %d is negative", c.Network.MaxConnections))
+	}
+	if !slices.Contains([]string{"auto", "server", "client"}, c.DHT.Mode) {
+		errs = append(errs, fmt.Errorf("dht.mode %q is not one of auto, server, client", c.DHT.Mode))
+	}
+	if ap, err := netip.ParseAddrPort(c.API.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("api.listen %q is not an IP:port address", c.API.Listen))
+	} else if !ap.Addr().IsLoopback() {
+		errs = append(errs, fmt.Errorf("api.listen %q is not a loopback address; the control API never leaves the machine", c.API.Listen))
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log.level %q is not one of debug, info, warn, error", s)
+	}
+	return l, nil
+}
+
+// Level returns the configured log level.
+func (c Config) Level() slog.Level {
+	l, _ := parseLevel(c.withDefaults().Log.Level)
+	return l
+}
+
+// maxConfigSize bounds config.toml: a larger file is a mistake, not a config.
+const maxConfigSize = 1 << 20
+
+// ParseConfig decodes config.toml bytes, fills in defaults and validates.
+// Unknown keys are an error (a typo must not be silently ignored).
+func ParseConfig(data []byte) (Config, error) {
+	if len(data) > maxConfigSize {
+		return Config{}, fmt.Errorf("config is %d bytes, larger than %d", len(data), maxConfigSize)
+	}
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	if err != nil {
+		return Config{}, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("unknown setting(s): %s", strings.Join(keys, ", "))
+	}
+	c = c.withDefaults()
+	if err := c.validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// LoadConfig reads and parses the config file at path. Its errors name the
+// file.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// DefaultConfigFile is the commented config.toml written on first run.
+const DefaultConfigFile = `# exopeer node configuration.
+# Every setting is optional: delete a line to get its default.
+# Edit while the node is stopped; it is read at start.
+
+[network]
+# TCP and QUIC (UDP) port, one for both. If it is taken, the node falls back
+# to a free port and says so. -1 always picks a free port.
+port = 4777
+
+# IP addresses to listen on. Empty: every interface, IPv4 and IPv6.
+listen_ips = []
+
+# Peers to dial at start and keep connected, as multiaddrs ending in
+# /p2p/<peer ID>, e.g. "/ip4/192.0.2.7/udp/4777/quic-v1/p2p/12D3KooW...".
+# exopeer has no default public bootstrap peers.
+bootstrap = []
+
+# Find peers on the local network by multicast DNS.
+mdns = true
+
+# Ask the router for a port mapping by UPnP / NAT-PMP. Off by default.
+port_mapping = false
+
+# Connection manager high water mark; trimmed to three quarters of it.
+max_connections = 400
+
+[dht]
+# "auto": DHT server when reachable from the internet, client otherwise;
+# or "server", or "client".
+mode = "auto"
+
+# Also run a LAN-only DHT table (server mode) for peers on private networks.
+lan = true
+
+[api]
+# Loopback address of the local control API used by the exopeer CLI.
+# Port 0 picks a free port; the address is written to the data dir's api file.
+listen = "127.0.0.1:0"
+
+[log]
+# debug, info, warn or error.
+level = "info"
+`
+
+// Check fills in defaults and validates c in place, as ParseConfig does for
+// a file; the CLI uses it after laying its flags over the file's values.
+func (c *Config) Check() error {
+	*c = c.withDefaults()
+	return c.validate()
+}

@@ -1,0 +1,245 @@
+package peer
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	leveldb "github.com/ipfs/go-ds-leveldb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+)
+
+// The files of a data dir.
+const (
+	ConfigFile   = "config.toml" // the configuration, commented
+	KeyFile      = "node.key"    // the Ed25519 node key, PKCS#8 PEM, mode 0600
+	TokenFile    = "api.token"   // the control API token, mode 0600
+	APIFile      = "api"         // the control API's address while the node runs
+	LockFile     = "lock"        // held (flock) by the running node; holds its PID
+	DatastoreDir = "datastore"   // the node's leveldb
+)
+
+// ErrLocked means another node is running on the data dir.
+var ErrLocked = errors.New("peer: data dir is in use by another exopeer node")
+
+// DefaultDir returns the data dir: $EXOPEER_DIR if set, else "exopeer" under
+// the user's data directory ($XDG_DATA_HOME or ~/.local/share on Linux and
+// BSD, ~/Library/Application Support on macOS, %LocalAppData% on Windows).
+func DefaultDir() (string, error) {
+	if d := os.Getenv("EXOPEER_DIR"); d != "" {
+		return d, nil
+	}
+	switch runtime.GOOS {
+	case "windows":
+		if d := os.Getenv("LocalAppData"); d != "" {
+			return filepath.Join(d, "exopeer"), nil
+		}
+	case "darwin", "ios":
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("find the data dir: %w", err)
+		}
+		return filepath.Join(home, "Library", "Application Support", "exopeer"), nil
+	default:
+		if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+			return filepath.Join(d, "exopeer"), nil
+		}
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the data dir (set --dir or EXOPEER_DIR): %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "exopeer"), nil
+}
+
+// Init creates the data dir (mode 0700), the node key and the commented
+// config file where they are missing. It never overwrites a file, and a
+// malformed existing file is reported naming it. It returns the paths it
+// created.
+func Init(dir string) (created []string, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	keyPath := filepath.Join(dir, KeyFile)
+	if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("generate node key: %w", err)
+		}
+		pemBytes, err := EncodeKey(priv)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeNew(keyPath, pemBytes, 0o600); err != nil {
+			return nil, err
+		}
+		created = append(created, keyPath)
+	} else if _, err := loadKey(keyPath); err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(dir, ConfigFile)
+	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+		if err := writeNew(cfgPath, []byte(DefaultConfigFile), 0o644); err != nil {
+			return nil, err
+		}
+		created = append(created, cfgPath)
+	} else if _, err := LoadConfig(cfgPath); err != nil {
+		return nil, err
+	}
+	return created, nil
+}
+
+// writeNew writes a file that must not exist yet, atomically: the data goes
+// to a temporary file that is synced and then linked into place, so a crash
+// leaves either no file or the whole file, and an existing file is never
+// replaced.
+func writeNew(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil && runtime.GOOS != "windows" {
+		tmp.Close()
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return nil
+}
+
+// loadKey reads node.key, refusing a key others can read.
+func loadKey(path string) (crypto.PrivKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("node key %s is accessible by other users (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	k, err := DecodeKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("node key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// Dir is an open, locked data dir: what `exopeer run` gives the Node.
+type Dir struct {
+	Path      string
+	Key       crypto.PrivKey
+	Config    Config
+	Token     string              // the control API token
+	Datastore *leveldb.Datastore // the node's one leveldb
+	lock      *os.File
+}
+
+// OpenDir initialises dir if needed, takes its lock, and opens the key, the
+// config, the API token and the datastore. A second OpenDir on the same dir,
+// from this process or another, fails with ErrLocked while the first is
+// open. Close releases everything.
+func OpenDir(dir string) (*Dir, error) {
+	if _, err := Init(dir); err != nil {
+		return nil, err
+	}
+	lf, err := lockDir(filepath.Join(dir, LockFile))
+	if err != nil {
+		return nil, err
+	}
+	d := &Dir{Path: dir, lock: lf}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	if d.Key, err = loadKey(filepath.Join(dir, KeyFile)); err != nil {
+		return nil, err
+	}
+	if d.Config, err = LoadConfig(filepath.Join(dir, ConfigFile)); err != nil {
+		return nil, err
+	}
+	if d.Token, err = loadToken(filepath.Join(dir, TokenFile)); err != nil {
+		return nil, err
+	}
+	d.Datastore, err = leveldb.NewDatastore(filepath.Join(dir, DatastoreDir), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open datastore %s: %w", filepath.Join(dir, DatastoreDir), err)
+	}
+	ok = true
+	return d, nil
+}
+
+// Close closes the datastore, removes the api file and releases the lock.
+// It is idempotent.
+func (d *Dir) Close() error {
+	var err error
+	if d.Datastore != nil {
+		err = d.Datastore.Close()
+		d.Datastore = nil
+	}
+	if d.lock != nil {
+		_ = os.Remove(filepath.Join(d.Path, APIFile))
+		err = errors.Join(err, unlockDir(d.lock))
+		d.lock = nil
+	}
+	return err
+}
+
+// loadToken reads the API token, creating it on first use.
+func loadToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		var b [32]byte
+		_, _ = rand.Read(b[:])
+		tok := hex.EncodeToString(b[:])
+		if err := writeNew(path, []byte(tok+"\n"), 0o600); err != nil {
+			return "", err
+		}
+		return tok, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("api token: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if b, err := hex.DecodeString(tok); err != nil || len(b) < 16 {
+		return "", fmt.Errorf("api token %s is malformed (want hex, at least 32 digits); delete it to get a new one", path)
+	}
+	return tok, nil
+}
+
+// lockedBy names the holder of a lock file from the PID it wrote.
+func lockedBy(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+		return fmt.Sprintf(" (pid %d)", pid)
+	}
+	return ""
+}

@@ -1,0 +1,281 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/dht"
+	"github.com/exopeer/exopeer/discovery"
+)
+
+// Version is the exopeer version the node reports to peers and the CLI.
+const Version = "0.1.0-dev"
+
+// Network is what the node takes from its caller: the network it runs on.
+// `exopeer run` passes RealNetwork; the simulator passes a simulated one, and
+// the node above it is the very same code.
+type Network struct {
+	// NewHost builds the libp2p host for the node's key, listening. Required.
+	// The node owns the host and closes it.
+	NewHost func(priv crypto.PrivKey) (host.Host, error)
+	// NewLAN builds the LAN discovery. nil: no LAN discovery.
+	NewLAN func() discovery.LAN
+}
+
+// Options is everything a Node is built from.
+type Options struct {
+	// Key is the node's Ed25519 identity. Required.
+	Key crypto.PrivKey
+	// Datastore is the node's store, namespaced inside by each part
+	// (/blocks, /dht, ...). Required. The caller owns it: the node never
+	// closes it, so that it can outlive a node (a restart keeps its data).
+	Datastore ds.Batching
+	// Network is the network the node runs on. NewHost is required.
+	Network Network
+	// DHT and Discovery configure those parts; zero values mean defaults.
+	DHT       dht.Config
+	Discovery discovery.Config
+	// Blocks configures the block exchange; zero means defaults.
+	Blocks blocks.Config
+	// Logger receives the node's log; nil discards it.
+	Logger *slog.Logger
+}
+
+// Node is one exopeer peer: one libp2p host carrying the DHT, the block
+// exchange and peer discovery. New builds nothing; Start starts everything;
+// Close stops everything and waits. Its methods are safe for concurrent use
+// once Start has returned.
+type Node struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	started time.Time
+	closed  bool
+
+	host  host.Host
+	store *blocks.Store
+	xchg  *blocks.Exchange
+	dht   *dht.DHT
+	disc  *discovery.Service
+}
+
+// ErrNodeClosed is returned by Start after Close.
+var ErrNodeClosed = errors.New("peer: node closed")
+
+// New checks opts and returns a Node that has started nothing.
+func New(opts Options) (*Node, error) {
+	if opts.Key == nil {
+		return nil, errors.New("peer: Options.Key is required")
+	}
+	if opts.Key.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("peer: node key is %v, want Ed25519", opts.Key.Type())
+	}
+	if opts.Datastore == nil {
+		return nil, errors.New("peer: Options.Datastore is required")
+	}
+	if opts.Network.NewHost == nil {
+		return nil, errors.New("peer: Options.Network.NewHost is required")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Node{opts: opts, log: log}, nil
+}
+
+// Start builds the host and starts the block exchange (before any peer
+// connects: bitswap learns peers from connection events), the DHT and
+// discovery. On error, what was started is stopped again. ctx bounds the
+// start, not the node's life.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrNodeClosed
+	}
+	if n.host != nil {
+		return errors.New("peer: Start called twice")
+	}
+	defer func() {
+		if err != nil {
+			n.stopLocked()
+		}
+	}()
+	if n.host, err = n.opts.Network.NewHost(n.opts.Key); err != nil {
+		return fmt.Errorf("peer: start host: %w", err)
+	}
+	n.store = blocks.NewStore(n.opts.Datastore)
+	bcfg := n.opts.Blocks
+	if bcfg.Logger == nil {
+		bcfg.Logger = n.log.With("part", "blocks")
+	}
+	if n.xchg, err = blocks.NewExchange(n.host, n.store, bcfg); err != nil {
+		return err
+	}
+	if err = n.xchg.Start(ctx); err != nil {
+		return err
+	}
+	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, n.opts.DHT, n.log.With("part", "dht")); err != nil {
+		return err
+	}
+	if err = n.dht.Start(ctx); err != nil {
+		return err
+	}
+	var lan discovery.LAN
+	if n.opts.Network.NewLAN != nil {
+		lan = n.opts.Network.NewLAN()
+	}
+	if n.disc, err = discovery.New(n.host, n.opts.Discovery, lan, n.dht, n.log.With("part", "discovery")); err != nil {
+		return err
+	}
+	if err = n.disc.Start(ctx); err != nil {
+		return err
+	}
+	n.started = time.Now()
+	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs())
+	return nil
+}
+
+// Close stops discovery, the DHT, the block exchange and the host, in that
+// order, and waits for their goroutines. The datastore stays open: it
+// belongs to the caller. Idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	return n.stopLocked()
+}
+
+func (n *Node) stopLocked() error {
+	var errs []error
+	if n.disc != nil {
+		errs = append(errs, n.disc.Close())
+	}
+	if n.dht != nil {
+		errs = append(errs, n.dht.Close())
+	}
+	if n.xchg != nil {
+		errs = append(errs, n.xchg.Close())
+	}
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("peer: close: %w", err)
+	}
+	n.log.Info("node stopped")
+	return nil
+}
+
+// ID returns the node's peer ID. It is known before Start.
+func (n *Node) ID() peer.ID {
+	id, _ := peer.IDFromPrivateKey(n.opts.Key)
+	return id
+}
+
+// Host returns the node's libp2p host; nil before Start.
+func (n *Node) Host() host.Host { return n.host }
+
+// Blocks returns the node's block store; nil before Start.
+func (n *Node) Blocks() *blocks.Store { return n.store }
+
+// Exchange returns the node's block exchange; nil before Start.
+func (n *Node) Exchange() *blocks.Exchange { return n.xchg }
+
+// DHT returns the node's DHT; nil before Start.
+func (n *Node) DHT() *dht.DHT { return n.dht }
+
+// Discovery returns the node's peer discovery; nil before Start.
+func (n *Node) Discovery() *discovery.Service { return n.disc }
+
+// Addrs returns the node's full listen addresses, each ending in /p2p/<id>.
+func (n *Node) Addrs() []ma.Multiaddr {
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	return addrs
+}
+
+// Status is a snapshot of what the node sees.
+type Status struct {
+	ID        string    `json:"id"`
+	Version   string    `json:"version"`
+	Addrs     []string  `json:"addrs"`
+	StartedAt time.Time `json:"startedAt"`
+	Uptime    Duration  `json:"uptime"`
+	Peers     int       `json:"peers"`
+	DHTTable  int       `json:"dhtRoutingTable"`
+	DHTModes  []string  `json:"dhtModes"`
+	Blocks    int       `json:"blocks"`
+}
+
+// Duration marshals as seconds in JSON and prints like time.Duration.
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return fmt.Appendf(nil, "%.3f", time.Duration(d).Seconds()), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s float64
+	if _, err := fmt.Sscanf(string(b), "%g", &s); err != nil {
+		return fmt.Errorf("peer: duration %q: %w", b, err)
+	}
+	*d = Duration(s * float64(time.Second))
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).Round(time.Second).String() }
+
+// Status reports what the node sees. It blocks only on counting the blocks.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	count, err := n.store.Count(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("peer: count blocks: %w", err)
+	}
+	st := Status{
+		ID:        n.host.ID().String(),
+		Version:   Version,
+		StartedAt: n.started,
+		Uptime:    Duration(time.Since(n.started)),
+		Peers:     len(n.disc.Peers()),
+		DHTTable:  n.dht.RoutingTableSize(),
+		Blocks:    count,
+	}
+	for _, a := range n.Addrs() {
+		st.Addrs = append(st.Addrs, a.String())
+	}
+	for _, m := range n.dht.Mode() {
+		st.DHTModes = append(st.DHTModes, fmt.Sprintf("%s:%s", m.Table, m.Mode))
+	}
+	return st, nil
+}
+
+// Connect dials a peer given by hand, as `exopeer connect` does. maddr must
+// end in /p2p/<peer ID>. It blocks until connected or ctx ends.
+func (n *Node) Connect(ctx context.Context, maddr ma.Multiaddr) (peer.ID, error) {
+	ai, err := peer.AddrInfoFromP2pAddr(maddr)
+	if err != nil {
+		return "", fmt.Errorf("peer: %s: %w (the address must end in /p2p/<peer ID>)", maddr, err)
+	}
+	return ai.ID, n.disc.Connect(ctx, *ai)
+}
