@@ -41,6 +41,12 @@ func (s *Service) dialLoop() {
 // dueDials marks the peers whose dial is due as dialling and returns them,
 // with the time of the next dial after those.
 func (s *Service) dueDials(now time.Time) (due []peer.ID, next time.Time) {
+	var connected []peer.ID
+	defer func() {
+		for _, id := range connected {
+			s.markExopeer(id, nil)
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, e := range s.peers {
@@ -48,7 +54,9 @@ func (s *Service) dueDials(now time.Time) (due []peer.ID, next time.Time) {
 			continue
 		}
 		if s.h.Network().Connectedness(id) == network.Connected && s.speaksExopeer(id) {
-			e.wantDial = false // connected by someone else; identify tells us
+			// Connected by another part of the node (the DHT, bitswap).
+			e.wantDial = false
+			connected = append(connected, id)
 			continue
 		}
 		if e.nextDial.After(now) {
@@ -75,6 +83,9 @@ func (s *Service) dial(id peer.ID) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	defer cancel()
 	err := s.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: s.h.Peerstore().Addrs(id)})
+	if err == nil {
+		s.waitIdentified(ctx, id)
+	}
 	exo := err == nil && s.speaksExopeer(id)
 
 	s.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
@@ -138,6 +139,17 @@ func (s *Service) Start(ctx context.Context) error {
 	s.sub = sub
 	s.h.SetStreamHandler(ProtocolPing, servePing)
 
+	// Peers connected before we subscribed: identify has run for them.
+	for _, id := range s.h.Network().Peers() {
+		if s.speaksExopeer(id) {
+			var c network.Conn
+			if cs := s.h.Network().ConnsToPeer(id); len(cs) > 0 {
+				c = cs[0]
+			}
+			s.markExopeer(id, c)
+		}
+	}
+
 	s.wg.Add(3)
 	go s.eventLoop()
 	go s.dialLoop()
@@ -241,6 +253,7 @@ func (s *Service) Connect(ctx context.Context, ai peer.AddrInfo) error {
 	if err := s.h.Connect(ctx, ai); err != nil {
 		return fmt.Errorf("discovery: connect %s: %w", ai.ID, err)
 	}
+	s.waitIdentified(ctx, ai.ID)
 	if !s.speaksExopeer(ai.ID) {
 		s.ignore(ai.ID)
 		return fmt.Errorf("%w: %s", ErrNotExopeer, ai.ID)
@@ -278,6 +291,23 @@ func cmpString(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// waitIdentified waits until identify has run on every connection to id, so
+// that the peerstore knows its protocols. A connection opened by another
+// part of the node may still be in identify when we look at it.
+func (s *Service) waitIdentified(ctx context.Context, id peer.ID) {
+	ids, ok := s.h.(interface{ IDService() identify.IDService })
+	if !ok {
+		return
+	}
+	for _, c := range s.h.Network().ConnsToPeer(id) {
+		select {
+		case <-ids.IDService().IdentifyWait(c):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (s *Service) speaksExopeer(id peer.ID) bool {
@@ -357,15 +387,25 @@ func (s *Service) identified(ev event.EvtPeerIdentificationCompleted) {
 	if !slices.Contains(ev.Protocols, ProtocolPing) {
 		return // dial() ignores the peers we dialled; others are left to the connection manager
 	}
+	s.markExopeer(ev.Peer, ev.Conn)
+}
+
+// markExopeer books id as a connected exopeer peer (over c, which may be
+// nil), logs it and measures its round trip the first time.
+func (s *Service) markExopeer(id peer.ID, c network.Conn) {
 	s.mu.Lock()
-	e := s.peers[ev.Peer]
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	e := s.peers[id]
 	if e == nil {
 		e = &entry{}
-		s.peers[ev.Peer] = e
+		s.peers[id] = e
 	}
 	if len(e.sources) == 0 {
 		src := SourceDHT
-		if ev.Conn != nil && ev.Conn.Stat().Direction == network.DirInbound {
+		if c != nil && c.Stat().Direction == network.DirInbound {
 			src = SourceInbound
 		}
 		e.sources = append(e.sources, src)
@@ -374,19 +414,19 @@ func (s *Service) identified(ev event.EvtPeerIdentificationCompleted) {
 	e.exopeer, e.failures, e.wantDial = true, 0, false
 	if fresh {
 		e.since = time.Now()
+		s.wg.Add(1) // under mu, so never after Close's Wait began
 	}
 	sources := slices.Clone(e.sources)
 	s.mu.Unlock()
 	if fresh {
 		var addr ma.Multiaddr
-		if ev.Conn != nil {
-			addr = ev.Conn.RemoteMultiaddr()
+		if c != nil {
+			addr = c.RemoteMultiaddr()
 		}
-		s.log.Info("peer connected", "peer", ev.Peer, "addr", addr, "sources", sources)
-		s.wg.Add(1)
+		s.log.Info("peer connected", "peer", id, "addr", addr, "sources", sources)
 		go func() {
 			defer s.wg.Done()
-			s.ping(ev.Peer)
+			s.ping(id)
 		}()
 	}
 }

@@ -131,9 +131,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, n.opts.DHT, n.log.With("part", "dht")); err != nil {
 		return err
 	}
-	if err = n.dht.Start(ctx); err != nil {
-		return err
-	}
 	var lan discovery.LAN
 	if n.opts.Network.NewLAN != nil {
 		lan = n.opts.Network.NewLAN()
@@ -141,7 +138,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.disc, err = discovery.New(n.host, n.opts.Discovery, lan, n.dht, n.log.With("part", "discovery")); err != nil {
 		return err
 	}
+	// Discovery first, so that it sees the DHT's first connections.
 	if err = n.disc.Start(ctx); err != nil {
+		return err
+	}
+	if err = n.dht.Start(ctx); err != nil {
 		return err
 	}
 	n.started = time.Now()

@@ -1,0 +1,147 @@
+package peer
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestInitCreatesFilesOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "exo")
+	created, err := Init(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(created) != 2 {
+		t.Fatalf("created %v, want the key and the config", created)
+	}
+	modes := map[string]os.FileMode{KeyFile: 0o600, ConfigFile: 0o644}
+	for name, want := range modes {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if runtime.GOOS != "windows" && fi.Mode().Perm() != want {
+			t.Errorf("%s mode = %04o, want %04o", name, fi.Mode().Perm(), want)
+		}
+	}
+	fi, _ := os.Stat(dir)
+	if runtime.GOOS != "windows" && fi.Mode().Perm() != 0o700 {
+		t.Errorf("data dir mode = %04o, want 0700", fi.Mode().Perm())
+	}
+	key1, _ := os.ReadFile(filepath.Join(dir, KeyFile))
+	created, err = Init(dir)
+	if err != nil || len(created) != 0 {
+		t.Fatalf("second Init = %v, %v; want nothing created", created, err)
+	}
+	key2, _ := os.ReadFile(filepath.Join(dir, KeyFile))
+	if !bytes.Equal(key1, key2) {
+		t.Error("second Init replaced the node key")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(left) > 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}
+
+// A malformed file stops start-up with a message naming it, and nothing is
+// overwritten.
+func TestMalformedFilesAreReportedNotReplaced(t *testing.T) {
+	tests := []struct {
+		name, file, content, want string
+		mode                      os.FileMode
+	}{
+		{"key garbage", KeyFile, "not a key", "no PEM block", 0o600},
+		{"key too open", KeyFile, "", "accessible by other users", 0o644},
+		{"config syntax", ConfigFile, "[network\n", "config", 0o644},
+		{"config unknown key", ConfigFile, "colour = 1\n", "unknown setting(s): colour", 0o644},
+		{"token", TokenFile, "xyz\n", "api token", 0o600},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.mode&0o077 != 0 && runtime.GOOS == "windows" {
+				t.Skip("no Unix permissions")
+			}
+			dir := t.TempDir()
+			if _, err := Init(dir); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, tt.file)
+			content := []byte(tt.content)
+			if tt.content == "" {
+				content, _ = os.ReadFile(path)
+			}
+			if err := os.WriteFile(path, content, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			d, err := OpenDir(dir)
+			if err == nil {
+				d.Close()
+				t.Fatal("OpenDir accepted a malformed file")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q should contain %q and name %s", err, tt.want, path)
+			}
+			after, _ := os.ReadFile(path)
+			if !bytes.Equal(after, content) {
+				t.Errorf("%s was changed", tt.file)
+			}
+			// The lock is released on failure: fixing the file is enough.
+			if _, err := os.Stat(filepath.Join(dir, LockFile)); err == nil {
+				if free, err := lockFree(dir); err != nil || !free {
+					t.Errorf("lock still held after a failed OpenDir (free=%v, err=%v)", free, err)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenDirIsExclusive(t *testing.T) {
+	dir := t.TempDir()
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenDir(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second OpenDir error = %v, want ErrLocked", err)
+	} else if !strings.Contains(err.Error(), "pid") {
+		t.Errorf("error %q should name the holder's pid", err)
+	}
+	if free, _ := lockFree(dir); free {
+		t.Error("lockFree says free while the dir is open")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	d2, err := OpenDir(dir)
+	if err != nil {
+		t.Fatalf("OpenDir after Close: %v", err)
+	}
+	if d2.Key == nil || d2.Token == "" || d2.Datastore == nil {
+		t.Errorf("OpenDir left fields empty: %+v", d2)
+	}
+	d2.Close()
+}
+
+func TestDefaultDir(t *testing.T) {
+	t.Setenv("EXOPEER_DIR", "/x/y")
+	if d, _ := DefaultDir(); d != "/x/y" {
+		t.Errorf("DefaultDir with EXOPEER_DIR = %q", d)
+	}
+	t.Setenv("EXOPEER_DIR", "")
+	if runtime.GOOS == "linux" {
+		t.Setenv("XDG_DATA_HOME", "/data")
+		if d, _ := DefaultDir(); d != "/data/exopeer" {
+			t.Errorf("DefaultDir with XDG_DATA_HOME = %q", d)
+		}
+	}
+}

@@ -1,0 +1,233 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	leveldb "github.com/ipfs/go-ds-leveldb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"go.uber.org/goleak"
+
+	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/dht"
+	"github.com/exopeer/exopeer/discovery"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// go-libp2p's resource manager and metrics start package-level
+		// workers once per process; they are not the node's goroutines.
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/host/resource-manager.(*resourceManager).background"),
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		// glog-style flush daemons and the quic-go packet buffer pools live
+		// for the whole process.
+		goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p/p2p/transport/quicreuse.(*reuse).gc"),
+		// goleveldb v1.0.0's DB.Close does not wait for mpoolDrain, which
+		// lingers up to a second after the close.
+		goleak.IgnoreTopFunction("github.com/syndtr/goleveldb/leveldb.(*DB).mpoolDrain"),
+	)
+}
+
+// loopbackOptions returns Options for a node on loopback: no mDNS (the
+// network rule for nodes a test starts on the host), one DHT table in
+// server mode, a free port, an on-disk leveldb in a temporary dir.
+func loopbackOptions(t *testing.T, seed byte, bootstrap ...peer.AddrInfo) Options {
+	t.Helper()
+	priv, err := crypto.UnmarshalEd25519PrivateKey(testKey(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := leveldb.NewDatastore(filepath.Join(t.TempDir(), "ds"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	off := false
+	dcfg := dht.DefaultConfig()
+	dcfg.LAN, dcfg.Mode, dcfg.Bootstrap = false, dht.ModeServer, bootstrap
+	disc := discovery.DefaultConfig()
+	disc.Bootstrap = bootstrap
+	disc.PingInterval = 200 * time.Millisecond
+	var log *slog.Logger
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return Options{
+		Key:       priv,
+		Datastore: store,
+		Network:   RealNetwork(NetworkConfig{Port: -1, ListenIPs: []string{"127.0.0.1"}, MDNS: &off}, log),
+		DHT:       dcfg,
+		Discovery: disc,
+		Logger:    log,
+	}
+}
+
+func startNode(t *testing.T, opts Options) *Node {
+	t.Helper()
+	n, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return n
+}
+
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func addrInfo(n *Node) peer.AddrInfo {
+	return peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}
+}
+
+func hasPeer(n *Node, id peer.ID, src discovery.Source) bool {
+	return slices.ContainsFunc(n.Discovery().Peers(), func(p discovery.PeerInfo) bool {
+		return p.ID == id && slices.Contains(p.Sources, src)
+	})
+}
+
+func TestNewRejectsMissingParts(t *testing.T) {
+	good := loopbackOptions(t, 1)
+	tests := []struct {
+		name string
+		mod  func(*Options)
+	}{
+		{"no key", func(o *Options) { o.Key = nil }},
+		{"no datastore", func(o *Options) { o.Datastore = nil }},
+		{"no host", func(o *Options) { o.Network.NewHost = nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := good
+			tt.mod(&o)
+			if _, err := New(o); err == nil {
+				t.Error("New accepted incomplete options")
+			}
+		})
+	}
+}
+
+// Three nodes on loopback: B and C know only A (bootstrap). All find each
+// other through the DHT, and C fetches by bitswap a block only B has.
+func TestNodesConnectAndExchangeBlocks(t *testing.T) {
+	a := startNode(t, loopbackOptions(t, 1))
+	b := startNode(t, loopbackOptions(t, 2, addrInfo(a)))
+	c := startNode(t, loopbackOptions(t, 3, addrInfo(a)))
+
+	eventually(t, 10*time.Second, "B and C list A as a bootstrap peer", func() bool {
+		return hasPeer(b, a.ID(), discovery.SourceBootstrap) && hasPeer(c, a.ID(), discovery.SourceBootstrap)
+	})
+	eventually(t, 10*time.Second, "A lists B and C as inbound", func() bool {
+		return hasPeer(a, b.ID(), discovery.SourceInbound) && hasPeer(a, c.ID(), discovery.SourceInbound)
+	})
+	// C finds B through the DHT.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := c.DHT().Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "C's routing table holds a peer", func() bool { return c.DHT().RoutingTableSize() > 0 })
+	ai, err := c.DHT().FindPeer(ctx, b.ID())
+	if err != nil {
+		t.Fatalf("C FindPeer(B): %v", err)
+	}
+	if _, err := c.Connect(ctx, mustP2pAddr(t, ai)); err != nil {
+		t.Fatalf("C connect B: %v", err)
+	}
+
+	blk := blocks.NewBlock([]byte("exopeer block only B has"))
+	if err := b.Blocks().Put(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Exchange().Get(ctx, blk.Cid())
+	if err != nil {
+		t.Fatalf("C fetch from B: %v", err)
+	}
+	if string(got.RawData()) != string(blk.RawData()) {
+		t.Error("fetched block has other bytes")
+	}
+	if ok, _ := c.Blocks().Has(ctx, blk.Cid()); !ok {
+		t.Error("fetched block is not stored in C")
+	}
+
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ID != c.ID().String() || st.Peers < 2 || st.DHTTable < 1 || st.Blocks != 1 || len(st.Addrs) == 0 {
+		t.Errorf("status = %+v", st)
+	}
+	eventually(t, 5*time.Second, "an RTT is measured", func() bool {
+		for _, p := range c.Discovery().Peers() {
+			if p.RTT > 0 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func mustP2pAddr(t *testing.T, ai peer.AddrInfo) ma.Multiaddr {
+	t.Helper()
+	addrs, err := peer.AddrInfoToP2pAddrs(&ai)
+	if err != nil || len(addrs) == 0 {
+		t.Fatalf("no address for %s: %v", ai.ID, err)
+	}
+	return addrs[0]
+}
+
+func TestNodeLifecycle(t *testing.T) {
+	opts := loopbackOptions(t, 4)
+	n, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err == nil {
+		t.Error("second Start succeeded")
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := n.Start(t.Context()); !errors.Is(err, ErrNodeClosed) {
+		t.Errorf("Start after Close = %v, want ErrNodeClosed", err)
+	}
+	// The datastore belongs to the caller and is still usable; a new node
+	// on it keeps the blocks of the old one.
+	blk := blocks.NewBlock([]byte("kept across restarts"))
+	if err := blocks.NewStore(opts.Datastore).Put(t.Context(), blk); err != nil {
+		t.Fatalf("datastore closed by the node: %v", err)
+	}
+	n2 := startNode(t, opts)
+	if ok, _ := n2.Blocks().Has(t.Context(), blk.Cid()); !ok {
+		t.Error("restarted node lost a block")
+	}
+}
