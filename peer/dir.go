@@ -153,7 +153,7 @@ type Dir struct {
 	Path      string
 	Key       crypto.PrivKey
 	Config    Config
-	Token     string              // the control API token
+	Token     string             // the control API token
 	Datastore *leveldb.Datastore // the node's one leveldb
 	lock      *os.File
 }
