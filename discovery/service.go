@@ -162,8 +162,12 @@ func (s *Service) Start(ctx context.Context) error {
 		s.Found(SourceBootstrap, b)
 	}
 	if s.lan != nil {
+		// A machine with no LAN interface (offline, or a container with
+		// only loopback) still runs a node: LAN discovery is one source of
+		// several, so its failure is a warning.
 		if err := s.lan.Start(s.h, func(ai peer.AddrInfo) { s.Found(SourceMDNS, withoutLoopback(ai)) }); err != nil {
-			return err
+			s.log.Warn("LAN discovery unavailable", "err", err)
+			s.lan = nil
 		}
 	}
 	return nil

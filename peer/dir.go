@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -155,7 +156,9 @@ type Dir struct {
 	Config    Config
 	Token     string             // the control API token
 	Datastore *leveldb.Datastore // the node's one leveldb
-	lock      *os.File
+
+	mu   sync.Mutex // guards lock and closing the datastore
+	lock *os.File
 }
 
 // OpenDir initialises dir if needed, takes its lock, and opens the key, the
@@ -195,8 +198,10 @@ func OpenDir(dir string) (*Dir, error) {
 }
 
 // Close closes the datastore, removes the api file and releases the lock.
-// It is idempotent.
+// It is idempotent and safe for concurrent use.
 func (d *Dir) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	var err error
 	if d.Datastore != nil {
 		err = d.Datastore.Close()

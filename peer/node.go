@@ -159,11 +159,13 @@ func (n *Node) Close() error {
 	if n.closed {
 		return nil
 	}
-	n.closed = true
 	return n.stopLocked()
 }
 
+// stopLocked stops what was started, once: a failed Start stops its parts
+// and marks the node closed, so a later Close has nothing left to do.
 func (n *Node) stopLocked() error {
+	n.closed = true
 	var errs []error
 	if n.disc != nil {
 		errs = append(errs, n.disc.Close())
@@ -177,10 +179,13 @@ func (n *Node) stopLocked() error {
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
 	}
+	wasRunning := !n.started.IsZero()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("peer: close: %w", err)
 	}
-	n.log.Info("node stopped")
+	if wasRunning {
+		n.log.Info("node stopped")
+	}
 	return nil
 }
 

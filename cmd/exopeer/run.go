@@ -106,19 +106,35 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	<-ctx.Done()
 	stop() // a second Ctrl-C now kills the process at once
+	return shutdown(log, stdout, api, node, d)
+}
+
+// shutdown stops the API, the node and the data dir, in that order, within
+// stopTimeout. If the node does not stop in time the store is left unclosed
+// (leveldb's synced journal keeps it consistent) and an error says so, so
+// that the process never hangs on exit.
+func shutdown(log *slog.Logger, stdout io.Writer, api *peer.API, node *peer.Node, d *peer.Dir) error {
 	log.Info("stopping")
 	began := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	errAPI := api.Close(sctx)
-	errNode := node.Close()
-	errDir := d.Close()
-	log.Info("stopped", "took", time.Since(began).Round(time.Millisecond))
-	if err := firstErr(errAPI, errNode, errDir); err != nil {
-		return fmt.Errorf("stop: %w", err)
+	done := make(chan error, 1)
+	go func() {
+		errAPI := api.Close(sctx)
+		errNode := node.Close()
+		done <- firstErr(errAPI, errNode, d.Close())
+	}()
+	select {
+	case err := <-done:
+		log.Info("stopped", "took", time.Since(began).Round(time.Millisecond))
+		if err != nil {
+			return fmt.Errorf("stop: %w", err)
+		}
+		fmt.Fprintln(stdout, "stopped")
+		return nil
+	case <-sctx.Done():
+		return fmt.Errorf("stop: parts of the node did not stop within %v; exiting anyway", stopTimeout)
 	}
-	fmt.Fprintln(stdout, "stopped")
-	return nil
 }
 
 func firstErr(errs ...error) error {
