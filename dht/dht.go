@@ -1,0 +1,289 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	dssync "github.com/ipfs/go-datastore/sync"
+	kaddht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/dual"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/routing"
+)
+
+const (
+	// ProtocolPrefix keeps exopeer's DHT apart from the public IPFS DHT.
+	ProtocolPrefix protocol.ID = "/exopeer"
+	// ProtocolID is the protocol of the WAN table (or the only table).
+	ProtocolID protocol.ID = ProtocolPrefix + "/kad/1.0.0"
+	// LANProtocolID is the protocol of the LAN table.
+	LANProtocolID protocol.ID = ProtocolPrefix + dual.LanExtension + "/kad/1.0.0"
+
+	// DatastorePrefix is the namespace of the DHT in the node's datastore.
+	DatastorePrefix = "/dht"
+)
+
+var (
+	// ErrNotStarted is returned by operations before Start.
+	ErrNotStarted = errors.New("dht: not started")
+	// ErrClosed is returned by operations after Close.
+	ErrClosed = errors.New("dht: closed")
+	// ErrNoPeers means no routing table has a peer to ask.
+	ErrNoPeers = errors.New("dht: no peers in the routing table")
+	// ErrNotFound means no valid record exists under the key.
+	ErrNotFound = errors.New("dht: record not found")
+	// ErrBootstrap means no configured bootstrap peer could be reached.
+	ErrBootstrap = errors.New("dht: no bootstrap peer reachable")
+)
+
+// DHT is exopeer's Kademlia DHT on one libp2p host: signed records under
+// "/exo/", provider records for rendezvous keys, and peer routing. It
+// republishes what it published until Close. All methods are safe for
+// concurrent use.
+type DHT struct {
+	h     host.Host
+	priv  crypto.PrivKey
+	store ds.Batching
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	val   Validator
+
+	kick chan struct{} // wakes the republisher; buffered, 1
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	cancel   context.CancelFunc
+	rt       routing.Routing // *kaddht.IpfsDHT or *dual.DHT
+	closeKad func() error
+	tables   []table
+	records  map[string]*published
+	provides map[cid.Cid]*provided
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// table is one Kademlia routing table and its protocol.
+type table struct {
+	name  string // "main" or "lan"
+	proto protocol.ID
+	kad   *kaddht.IpfsDHT
+}
+
+// New checks its arguments and returns a DHT that is not running yet. priv
+// must be the host's Ed25519 key: it signs our records. d is the node's
+// datastore; the DHT keeps its records and provider records under
+// DatastorePrefix. nil d means an in-memory datastore. A nil log discards.
+// New starts nothing.
+func New(h host.Host, priv crypto.PrivKey, d ds.Batching, cfg Config, log *slog.Logger) (*DHT, error) {
+	if h == nil {
+		return nil, errors.New("dht: nil host")
+	}
+	if priv == nil || priv.Type() != cryptopb.KeyType_Ed25519 {
+		return nil, errors.New("dht: node key must be Ed25519")
+	}
+	if id, err := peer.IDFromPrivateKey(priv); err != nil || id != h.ID() {
+		return nil, errors.New("dht: node key does not match the host's peer ID")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.Bootstrap = slices.Clone(cfg.Bootstrap)
+	if d == nil {
+		d = dssync.MutexWrap(ds.NewMapDatastore())
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &DHT{
+		h:        h,
+		priv:     priv,
+		store:    namespace.Wrap(d, ds.NewKey(DatastorePrefix)),
+		cfg:      cfg,
+		log:      log,
+		now:      time.Now,
+		val:      NewValidator(nil),
+		kick:     make(chan struct{}, 1),
+		records:  make(map[string]*published),
+		provides: make(map[cid.Cid]*provided),
+	}, nil
+}
+
+// Start builds the routing table(s), registers the protocol handlers,
+// dials the bootstrap peers and starts the republisher. It blocks until
+// the bootstrap dials finish or ctx is done; ctx does not bound the DHT's
+// lifetime (Close does). An unreachable bootstrap list is logged, not
+// returned: the node keeps retrying whenever its table runs empty.
+func (d *DHT) Start(ctx context.Context) error {
+	d.mu.Lock()
+	switch {
+	case d.closed:
+		d.mu.Unlock()
+		return ErrClosed
+	case d.started:
+		d.mu.Unlock()
+		return errors.New("dht: already started")
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if err := d.build(runCtx); err != nil {
+		d.mu.Unlock()
+		cancel()
+		return err
+	}
+	d.started, d.cancel = true, cancel
+	d.wg.Add(1)
+	go d.republishLoop(runCtx)
+	d.mu.Unlock()
+
+	d.log.Info("dht started", "tables", len(d.tables), "mode", d.cfg.Mode.String(), "bootstrapPeers", len(d.cfg.Bootstrap))
+	if err := d.Bootstrap(ctx); err != nil {
+		d.log.Warn("dht bootstrap failed", "err", err)
+	}
+	return nil
+}
+
+// build creates kad-dht; d.mu is held.
+func (d *DHT) build(ctx context.Context) error {
+	opts := []kaddht.Option{
+		kaddht.ProtocolPrefix(ProtocolPrefix),
+		kaddht.Datastore(d.store),
+		kaddht.NamespacedValidator(Namespace, d.val),
+		kaddht.BootstrapPeers(d.cfg.Bootstrap...),
+	}
+	if d.cfg.BucketSize > 0 {
+		opts = append(opts, kaddht.BucketSize(d.cfg.BucketSize))
+	}
+	if d.cfg.Concurrency > 0 {
+		opts = append(opts, kaddht.Concurrency(d.cfg.Concurrency))
+	}
+	mode := kadMode(d.cfg.Mode)
+	if !d.cfg.LAN {
+		k, err := kaddht.New(ctx, d.h, append(opts, kaddht.Mode(mode))...)
+		if err != nil {
+			return fmt.Errorf("dht: start kad-dht: %w", err)
+		}
+		d.rt, d.closeKad = k, k.Close
+		d.tables = []table{{name: "main", proto: ProtocolID, kad: k}}
+		return nil
+	}
+	dd, err := dual.New(ctx, d.h,
+		dual.DHTOption(opts...),
+		dual.WanDHTOption(kaddht.Mode(mode)),
+		// dual.New appends /lan to the prefix before our options run, and
+		// ProtocolPrefix above overwrites it: append it again.
+		dual.LanDHTOption(kaddht.ProtocolExtension(dual.LanExtension), kaddht.Mode(kaddht.ModeServer)),
+	)
+	if err != nil {
+		return fmt.Errorf("dht: start dual kad-dht: %w", err)
+	}
+	d.rt, d.closeKad = dd, dd.Close
+	d.tables = []table{
+		{name: "wan", proto: ProtocolID, kad: dd.WAN},
+		{name: "lan", proto: LANProtocolID, kad: dd.LAN},
+	}
+	return nil
+}
+
+func kadMode(m Mode) kaddht.ModeOpt {
+	switch m {
+	case ModeServer:
+		return kaddht.ModeServer
+	case ModeClient:
+		return kaddht.ModeClient
+	}
+	return kaddht.ModeAuto
+}
+
+// Close stops the republisher, waits for it, closes kad-dht and removes
+// its protocol handlers. It does not close the host or the datastore.
+// Close is idempotent; later calls return the first call's result.
+func (d *DHT) Close() error {
+	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		d.closed = true
+		cancel, closeKad, tables := d.cancel, d.closeKad, d.tables
+		d.mu.Unlock()
+		if cancel == nil {
+			return // never started
+		}
+		cancel()
+		d.wg.Wait()
+		if err := closeKad(); err != nil {
+			d.closeErr = fmt.Errorf("dht: close kad-dht: %w", err)
+		}
+		for _, t := range tables {
+			d.h.RemoveStreamHandler(t.proto)
+		}
+		d.log.Info("dht closed")
+	})
+	return d.closeErr
+}
+
+// running returns the routing and tables, or why there are none.
+func (d *DHT) running() (routing.Routing, []table, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.closed:
+		return nil, nil, ErrClosed
+	case !d.started:
+		return nil, nil, ErrNotStarted
+	}
+	return d.rt, d.tables, nil
+}
+
+// Bootstrap dials every configured bootstrap peer not yet connected, in
+// parallel, and asks kad-dht to refresh its tables. It blocks until the
+// dials end or ctx is done, and returns ErrBootstrap if peers are
+// configured and none could be reached. The refresh runs in the background.
+func (d *DHT) Bootstrap(ctx context.Context) error {
+	rt, _, err := d.running()
+	if err != nil {
+		return err
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		reached int
+		errs    []error
+	)
+	for _, ai := range d.cfg.Bootstrap {
+		if ai.ID == d.h.ID() {
+			continue
+		}
+		wg.Go(func() {
+			err := d.h.Connect(ctx, ai)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", ai.ID, err))
+				return
+			}
+			reached++
+		})
+	}
+	wg.Wait()
+	if err := rt.Bootstrap(ctx); err != nil {
+		return fmt.Errorf("dht: bootstrap: %w", err)
+	}
+	if len(errs) > 0 && reached == 0 {
+		return fmt.Errorf("dht: %w: %w", errors.Join(errs...), ErrBootstrap)
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+// Package dht is exopeer's private Kademlia DHT: go-libp2p-kad-dht on its
+// own protocol, so it never joins the public IPFS DHT, plus signed records
+// that it keeps alive by republishing them.
+//
+// # Protocol
+//
+// The routing protocol is kad-dht's, unchanged, on /exopeer/kad/1.0.0
+// (ProtocolID). With Config.LAN on, a second table runs beside it on
+// /exopeer/lan/kad/1.0.0 (LANProtocolID), as Kubo runs its LAN DHT: the
+// WAN table keeps public addresses and peers only, the LAN table private,
+// non-loopback ones. Reads query both tables; writes (records, provider
+// records) go to both and succeed if either does. A node is a server (answers
+// queries, is routed through) or a client: the WAN table follows
+// Config.Mode; in ModeAuto it is a server while AutoNAT says the node is
+// publicly reachable, a client otherwise. The LAN table is always a server.
+//
+// Provider records are kad-dht's, for rendezvous keys (CIDs); peers keep
+// them for 48h, and this package re-announces ours every
+// Config.RepublishInterval.
+//
+// # Records
+//
+// A record is a value that a node publishes under a name. Its DHT key is
+//
+//	"/exo/" + <owner peer ID, canonical string form> + "/" + <name>
+//
+// for example "/exo/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA/prekeys".
+// The name is 1 to 128 bytes of UTF-8 (MaxNameLen) and may contain '/'.
+//
+// The DHT value is an envelope, version 1, all integers big-endian:
+//
+//	offset   size  field
+//	0        1     version, 0x01
+//	1        2     k: length of the owner public key, at most 64
+//	3        k     owner public key, libp2p crypto protobuf (Ed25519 only)
+//	3+k      4     n: length of the value, at most 16384 (MaxValueSize)
+//	7+k      n     value
+//	7+k+n    8     sequence number, uint64
+//	15+k+n   8     expiry, int64 unix nanoseconds
+//	23+k+n   2     s: length of the signature, at most 64
+//	25+k+n   s     Ed25519 signature
+//
+// with no bytes after the signature. The signature is by the owner's key over
+//
+//	"exopeer/dht/record/v1" 0x00
+//	uint16 length of the DHT key, the key
+//	uint32 length of the value, the value
+//	uint64 sequence number
+//	int64 expiry
+//
+// so it binds the owner (the key holds the peer ID) and the name.
+//
+// A record is valid when it decodes strictly, its public key is Ed25519 and
+// hashes to the peer ID in its key, the signature verifies, the expiry is in
+// the future and at most MaxRecordTTL (7 days) plus one hour of clock skew
+// ahead. Among valid records the highest sequence number wins, then the
+// latest expiry. The owner republishes each record every RepublishInterval
+// with the same sequence number and a new expiry; a new value takes
+// sequence max(previous+1, unix nanoseconds now).
+package dht
