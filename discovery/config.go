@@ -17,7 +17,7 @@ type Config struct {
 
 	// BackoffMin is the wait after the first failed dial of a peer; it
 	// doubles after each further failure up to BackoffMax, with ±25% jitter.
-	// Defaults: 1 s and 5 min.
+	// Defaults: 1 s and 5 min (or BackoffMin, if that is longer).
 	BackoffMin, BackoffMax time.Duration
 
 	// MaxFailures is how many dials in a row may fail before a peer found on
@@ -72,7 +72,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	set(&c.BackoffMin, d.BackoffMin)
-	set(&c.BackoffMax, d.BackoffMax)
+	set(&c.BackoffMax, max(d.BackoffMax, c.BackoffMin))
 	set(&c.DialTimeout, d.DialTimeout)
 	set(&c.PingInterval, d.PingInterval)
 	set(&c.IgnoreFor, d.IgnoreFor)
@@ -89,13 +89,16 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	var errs []error
-	for name, v := range map[string]time.Duration{
-		"BackoffMin": c.BackoffMin, "BackoffMax": c.BackoffMax, "DialTimeout": c.DialTimeout,
-		"PingInterval": c.PingInterval, "IgnoreFor": c.IgnoreFor,
-		"RendezvousEpoch": c.RendezvousEpoch, "RendezvousInterval": c.RendezvousInterval,
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"BackoffMin", c.BackoffMin}, {"BackoffMax", c.BackoffMax}, {"DialTimeout", c.DialTimeout},
+		{"PingInterval", c.PingInterval}, {"IgnoreFor", c.IgnoreFor},
+		{"RendezvousEpoch", c.RendezvousEpoch}, {"RendezvousInterval", c.RendezvousInterval},
 	} {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("discovery: %s is negative (%v)", name, v))
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("discovery: %s is negative (%v)", f.name, f.v))
 		}
 	}
 	if c.BackoffMax < c.BackoffMin {

@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -18,7 +20,7 @@ import (
 )
 
 // TestMain fails the run if any goroutine outlives the tests. Nothing is
-// ignored: closed libp2p hosts with only a loopback TCP transport stop all
+// ignored: closed libp2p hosts listening on loopback TCP only stop all
 // their goroutines, and a Service waits for its own in Close.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
@@ -81,7 +83,7 @@ type node struct {
 func newNode(t testing.TB, cfg Config, lan LAN, router Router) *node {
 	t.Helper()
 	h := newHost(t)
-	svc, err := New(h, cfg, lan, router, nil)
+	svc, err := New(h, cfg, lan, router, testLogger(h))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -90,10 +92,22 @@ func newNode(t testing.TB, cfg Config, lan LAN, router Router) *node {
 			t.Errorf("closing service: %v", err)
 		}
 	})
-	if err := svc.Start(context.Background()); err != nil {
+	if err := svc.Start(t.Context()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	return &node{h: h, svc: svc}
+}
+
+// testLogger returns nil (discard), or, with DISCOVERY_TEST_LOG=1 in the
+// environment, a debug logger to stderr that names the node by the end of
+// its peer ID: go test prints it for a failing package.
+func testLogger(h host.Host) *slog.Logger {
+	if os.Getenv("DISCOVERY_TEST_LOG") != "1" {
+		return nil
+	}
+	id := h.ID().String()
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).
+		With("self", id[max(0, len(id)-8):])
 }
 
 // info returns h's peer ID and listen addresses.
@@ -179,12 +193,14 @@ type fakeLAN struct {
 	found  func(peer.AddrInfo)
 	starts int
 	closes int
+	on     bool // started and not closed since
 }
 
 func (l *fakeLAN) Start(h host.Host, found func(peer.AddrInfo)) error {
 	l.mu.Lock()
 	l.host, l.found = h, found
 	l.starts++
+	l.on = true
 	l.mu.Unlock()
 	for _, ai := range l.report {
 		found(ai)
@@ -196,7 +212,15 @@ func (l *fakeLAN) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closes++
+	l.on = false
 	return nil
+}
+
+// running reports whether the LAN was started and not closed since.
+func (l *fakeLAN) running() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.on
 }
 
 // counts returns how often Start and Close were called.
@@ -221,6 +245,7 @@ type fakeDHT struct {
 	mu        sync.Mutex
 	providers map[cid.Cid]map[peer.ID]peer.AddrInfo
 	log       []routerCall
+	finds     []routerCall // FindProviders calls, Op "find"
 }
 
 // routerCall is one Provide or Unprovide, in the order they happened.
@@ -251,6 +276,43 @@ func (d *fakeDHT) calls(id peer.ID) []routerCall {
 	return out
 }
 
+// lookups returns how many FindProviders calls id made so far.
+func (d *fakeDHT) lookups(id peer.ID) int { return len(d.findsOf(id)) }
+
+// lookedUp counts id's lookups per key.
+func (d *fakeDHT) lookedUp(id peer.ID) map[cid.Cid]int { return d.lookedUpSince(id, 0) }
+
+// lookedUpSince counts id's lookups per key, leaving out its first n.
+func (d *fakeDHT) lookedUpSince(id peer.ID, n int) map[cid.Cid]int {
+	out := make(map[cid.Cid]int)
+	for _, c := range d.findsOf(id)[n:] {
+		out[c.Key]++
+	}
+	return out
+}
+
+func (d *fakeDHT) findsOf(id peer.ID) []routerCall {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []routerCall
+	for _, c := range d.finds {
+		if c.Peer == id {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// addProvider records ai as a provider of key, as if it had called Provide.
+func (d *fakeDHT) addProvider(key cid.Cid, ai peer.AddrInfo) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.providers[key] == nil {
+		d.providers[key] = make(map[peer.ID]peer.AddrInfo)
+	}
+	d.providers[key][ai.ID] = ai
+}
+
 // provides reports whether id currently provides key.
 func (d *fakeDHT) provides(id peer.ID, key cid.Cid) bool {
 	d.mu.Lock()
@@ -265,14 +327,10 @@ type fakeRouter struct {
 }
 
 func (r *fakeRouter) Provide(ctx context.Context, key cid.Cid) error {
-	d := r.dht
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.providers[key] == nil {
-		d.providers[key] = make(map[peer.ID]peer.AddrInfo)
-	}
-	d.providers[key][r.h.ID()] = info(r.h)
-	d.log = append(d.log, routerCall{"provide", r.h.ID(), key})
+	r.dht.addProvider(key, info(r.h))
+	r.dht.mu.Lock()
+	defer r.dht.mu.Unlock()
+	r.dht.log = append(r.dht.log, routerCall{"provide", r.h.ID(), key})
 	return nil
 }
 
@@ -287,6 +345,7 @@ func (r *fakeRouter) Unprovide(key cid.Cid) {
 func (r *fakeRouter) FindProviders(ctx context.Context, key cid.Cid, limit int) <-chan peer.AddrInfo {
 	d := r.dht
 	d.mu.Lock()
+	d.finds = append(d.finds, routerCall{"find", r.h.ID(), key})
 	var found []peer.AddrInfo
 	for _, ai := range d.providers[key] {
 		if len(found) < limit {

@@ -154,3 +154,24 @@ func TestEpochAdvancesOncePerPeriod(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRendezvousKey checks RendezvousKey against the independent
+// computation for any secret and epoch.
+func FuzzRendezvousKey(f *testing.F) {
+	for _, v := range rendezvousVectors {
+		f.Add([]byte(v.secret), v.epoch)
+	}
+	f.Add([]byte{}, uint64(math.MaxUint64))
+	f.Fuzz(func(t *testing.T, secret []byte, epoch uint64) {
+		if got, want := RendezvousKey(secret, epoch).String(), independentKey(secret, epoch); got != want {
+			t.Errorf("RendezvousKey(%x, %d) = %s, want %s", secret, epoch, got, want)
+		}
+	})
+}
+
+func ExampleRendezvousKey() {
+	secret := []byte("exopeer test secret")
+	epoch := Epoch(time.Unix(0, 0), time.Hour) // epoch 0
+	fmt.Println(RendezvousKey(secret, epoch))
+	// Output: bafkreidmtf27qhftabcb5xn4yecgyc2tdkdcdzomtjcj36jlqlk333yflq
+}

@@ -26,7 +26,8 @@ const MDNSService = "_exopeer._udp"
 
 // MDNS is LAN discovery by real multicast DNS (RFC 6762, DNS-SD RFC 6763),
 // through go-libp2p's mdns service: each node announces its addresses in TXT
-// records under MDNSService and browses for the others.
+// records under MDNSService and browses for the others. Loopback addresses
+// heard are dropped: they point at the listener's own machine.
 type MDNS struct {
 	mu  sync.Mutex
 	svc mdns.Service
@@ -42,7 +43,7 @@ func (m *MDNS) Start(h host.Host, found func(peer.AddrInfo)) error {
 	if m.svc != nil {
 		return fmt.Errorf("discovery: mdns already started")
 	}
-	svc := mdns.NewMdnsService(h, MDNSService, notifee(found))
+	svc := mdns.NewMdnsService(h, MDNSService, notifee(func(ai peer.AddrInfo) { found(withoutLoopback(ai)) }))
 	if err := svc.Start(); err != nil {
 		return fmt.Errorf("discovery: start mdns: %w", err)
 	}

@@ -1,9 +1,13 @@
 package discovery
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,27 +101,63 @@ func TestStartContextBoundsOnlyTheStart(t *testing.T) {
 	listedWith(t, svc, b.h.ID(), SourceDHT)
 }
 
-func TestLANErrors(t *testing.T) {
-	verifyNoLeaks(t)
-	startErr, closeErr := errors.New("no multicast here"), errors.New("close failed")
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
 
-	lan := &errLAN{startErr: startErr}
-	s, err := New(newHost(t), testConfig(), lan, nil, nil)
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestLANStartFailureIsAWarning(t *testing.T) {
+	verifyNoLeaks(t)
+	lan := &errLAN{startErr: errors.New("no multicast here")}
+	var logs syncBuffer
+	h := newHost(t)
+	s, err := New(h, testConfig(), lan, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	if err := s.Start(t.Context()); !errors.Is(err, startErr) {
-		t.Errorf("Start = %v, want %v", err, startErr)
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatalf("Start = %v, want LAN trouble to be only a warning", err)
 	}
-	// Close still stops what Start had started.
+	if got := logs.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "no multicast here") {
+		t.Errorf("log = %q, want a warning with the LAN's error", got)
+	}
+	// The other sources still work.
+	b := newNode(t, testConfig(), nil, nil)
+	s.Found(SourceDHT, info(b.h))
+	listedWith(t, s, b.h.ID(), SourceDHT)
+	// A LAN that never started is not closed.
 	if err := s.Close(); err != nil {
-		t.Errorf("Close after a failed Start = %v", err)
+		t.Errorf("Close = %v", err)
 	}
+	if _, closes := lan.counts(); closes != 0 {
+		t.Errorf("the LAN that failed to start was closed %d times, want 0", closes)
+	}
+}
 
-	lan = &errLAN{closeErr: closeErr}
+func TestLANCloseError(t *testing.T) {
+	verifyNoLeaks(t)
+	closeErr := errors.New("close failed")
+	lan := &errLAN{closeErr: closeErr}
 	n := newNode(t, testConfig(), lan, nil)
 	if err := n.svc.Close(); !errors.Is(err, closeErr) {
 		t.Errorf("Close = %v, want %v", err, closeErr)
+	}
+	if err := n.svc.Close(); err != nil {
+		t.Errorf("second Close = %v, want nil", err)
 	}
 }
 
@@ -184,11 +224,7 @@ func TestCloseWaitsForGoroutines(t *testing.T) {
 	}
 	svc.Rendezvous([]byte("secret"))
 	svc.Found(SourceDHT, deadAddrInfo(t))
-	// The connection to mute predates Start, so no identify event makes the
-	// service ping it; ping it through the loop instead.
-	svc.mu.Lock()
-	svc.peers[mute.ID()] = &entry{sources: []Source{SourceManual}, exopeer: true}
-	svc.mu.Unlock()
+	// The connection to mute predates Start: Start books it and pings it.
 	eventually(t, 10*time.Second, "a ping in flight", func() bool {
 		return len(mute.Network().ConnsToPeer(h.ID())) > 0 && streamsTo(mute, h.ID(), ProtocolPing) > 0
 	})
@@ -200,12 +236,7 @@ func TestCloseWaitsForGoroutines(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Close took %v, want it to cancel the blocked ping (DialTimeout %v)", d, cfg.DialTimeout)
 	}
-	goleak.VerifyNone(t, hostOnly,
-		// The mute handler and the stream it reads belong to the other
-		// host; they end when the service's ping stream is reset, which
-		// may lag Close by a round trip.
-		goleak.IgnoreAnyFunction("github.com/exopeer/exopeer/discovery.TestCloseWaitsForGoroutines.func1"),
-	)
+	goleak.VerifyNone(t, hostOnly)
 }
 
 // streamsTo counts h's open streams to p for protocol proto.

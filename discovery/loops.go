@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -50,7 +52,13 @@ func (s *Service) dueDials(now time.Time) (due []peer.ID, next time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, e := range s.peers {
-		if !e.wantDial || e.dialing || e.exopeer || now.Before(e.ignoredUntil) {
+		if !e.wantDial || e.dialing || e.exopeer {
+			continue
+		}
+		if now.Before(e.ignoredUntil) {
+			if next.IsZero() || e.ignoredUntil.Before(next) {
+				next = e.ignoredUntil
+			}
 			continue
 		}
 		if s.h.Network().Connectedness(id) == network.Connected && s.speaksExopeer(id) {
@@ -85,6 +93,11 @@ func (s *Service) dial(id peer.ID) {
 	err := s.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: s.h.Peerstore().Addrs(id)})
 	if err == nil {
 		s.waitIdentified(ctx, id)
+		// Identify that failed or did not finish tells nothing about the
+		// peer: count it as a failed dial, not as a foreign peer.
+		if protos, perr := s.h.Peerstore().GetProtocols(id); perr != nil || len(protos) == 0 {
+			err = errors.New("identify did not complete")
+		}
 	}
 	exo := err == nil && s.speaksExopeer(id)
 
@@ -100,16 +113,17 @@ func (s *Service) dial(id peer.ID) {
 	switch {
 	case err != nil:
 		e.failures++
-		if !e.sticky && e.failures >= s.cfg.MaxFailures {
+		failures := e.failures
+		if !e.sticky && failures >= s.cfg.MaxFailures {
 			delete(s.peers, id)
 			s.mu.Unlock()
-			s.log.Info("peer forgotten", "peer", id, "failures", e.failures, "err", err)
+			s.log.Info("peer forgotten", "peer", id, "failures", failures, "err", err)
 			return
 		}
 		e.wantDial = true
-		e.nextDial = time.Now().Add(s.backoff(e.failures))
+		e.nextDial = time.Now().Add(s.backoff(failures))
 		s.mu.Unlock()
-		s.log.Debug("dial failed", "peer", id, "failures", e.failures, "err", err)
+		s.log.Debug("dial failed", "peer", id, "failures", failures, "err", err)
 	case !exo:
 		s.mu.Unlock()
 		s.ignore(id)
@@ -119,36 +133,53 @@ func (s *Service) dial(id peer.ID) {
 	}
 }
 
+// maxConcurrentPings bounds the pings of one round, so that one silent peer
+// does not hold up the others.
+const maxConcurrentPings = 16
+
 // pingLoop measures the round trip to every connected exopeer peer.
 func (s *Service) pingLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
+	sem := make(chan struct{}, maxConcurrentPings)
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
 		}
+		var round sync.WaitGroup
 		for _, p := range s.Peers() {
-			s.ping(p.ID)
+			sem <- struct{}{}
+			round.Add(1)
+			go func() {
+				defer func() { <-sem; round.Done() }()
+				s.ping(p.ID)
+			}()
 		}
+		round.Wait()
 	}
 }
 
+// ping measures the round trip to a connected peer. It never dials: a peer
+// whose connection just closed stays closed.
 func (s *Service) ping(id peer.ID) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	defer cancel()
-	rtt, err := Ping(ctx, s.h, id)
+	rtt, err := Ping(network.WithNoDial(ctx, "exopeer ping"), s.h, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.peers[id]
+	if e == nil || !e.exopeer {
+		return
+	}
 	if err != nil {
+		e.rtt = 0 // unknown now, rather than stale
 		s.log.Debug("ping failed", "peer", id, "err", err)
 		return
 	}
-	s.mu.Lock()
-	if e := s.peers[id]; e != nil && e.exopeer {
-		e.rtt = rtt
-	}
-	s.mu.Unlock()
+	e.rtt = rtt
 }
 
 // Rendezvous makes the node meet, through the DHT, every other node that

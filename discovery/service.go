@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -76,7 +77,8 @@ type Service struct {
 	router Router
 	log    *slog.Logger
 
-	mu       sync.Mutex
+	lc       sync.Mutex // held across Start and Close
+	mu       sync.Mutex // guards the fields below
 	rng      *rand.Rand
 	peers    map[peer.ID]*entry
 	inflight int
@@ -120,6 +122,8 @@ func New(h host.Host, cfg Config, lan LAN, router Router, log *slog.Logger) (*Se
 // bootstrap peers and starts the background loops. It does not block on the
 // network; ctx bounds only the start itself.
 func (s *Service) Start(ctx context.Context) error {
+	s.lc.Lock()
+	defer s.lc.Unlock()
 	s.mu.Lock()
 	if s.started || s.closed {
 		s.mu.Unlock()
@@ -165,7 +169,7 @@ func (s *Service) Start(ctx context.Context) error {
 		// A machine with no LAN interface (offline, or a container with
 		// only loopback) still runs a node: LAN discovery is one source of
 		// several, so its failure is a warning.
-		if err := s.lan.Start(s.h, func(ai peer.AddrInfo) { s.Found(SourceMDNS, withoutLoopback(ai)) }); err != nil {
+		if err := s.lan.Start(s.h, func(ai peer.AddrInfo) { s.Found(SourceMDNS, ai) }); err != nil {
 			s.log.Warn("LAN discovery unavailable", "err", err)
 			s.lan = nil
 		}
@@ -176,6 +180,8 @@ func (s *Service) Start(ctx context.Context) error {
 // Close stops every loop and LAN discovery and waits for the goroutines the
 // service started. Connections stay up: the host owns them. Idempotent.
 func (s *Service) Close() error {
+	s.lc.Lock()
+	defer s.lc.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -197,21 +203,28 @@ func (s *Service) Close() error {
 		err = errors.Join(err, s.sub.Close())
 	}
 	s.wg.Wait()
+	// Withdraw the rendezvous we no longer look up.
+	s.mu.Lock()
+	keys := s.provided
+	s.provided = make(map[string]uint64)
+	s.mu.Unlock()
+	for k := range keys {
+		if c, cerr := cid.Cast([]byte(k)); cerr == nil {
+			s.router.Unprovide(c)
+		}
+	}
 	return err
 }
 
 // Found reports a peer found by src. It never blocks on the network: the
 // peer is dialled in the background, with back-off.
-func (s *Service) Found(src Source, ai peer.AddrInfo) {
+func (s *Service) Found(src Source, ai peer.AddrInfo) { s.found(src, ai, true) }
+
+// found books a peer; with dial, the dial loop is asked to dial it.
+func (s *Service) found(src Source, ai peer.AddrInfo, dial bool) {
 	if ai.ID == "" || ai.ID == s.h.ID() {
 		return
 	}
-	ttl := peerstore.AddressTTL
-	if src == SourceBootstrap || src == SourceManual {
-		ttl = peerstore.PermanentAddrTTL
-	}
-	s.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, ttl)
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -219,9 +232,17 @@ func (s *Service) Found(src Source, ai peer.AddrInfo) {
 	}
 	e := s.peers[ai.ID]
 	if e == nil {
+		if len(ai.Addrs) == 0 {
+			return // nothing to dial, nothing to remember
+		}
 		e = &entry{}
 		s.peers[ai.ID] = e
 	}
+	ttl := peerstore.AddressTTL
+	if src == SourceBootstrap || src == SourceManual {
+		ttl = peerstore.PermanentAddrTTL
+	}
+	s.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, ttl)
 	if !e.has(src) {
 		e.sources = append(e.sources, src)
 		s.log.Info("peer found", "peer", ai.ID, "source", src, "addrs", ai.Addrs)
@@ -232,14 +253,17 @@ func (s *Service) Found(src Source, ai peer.AddrInfo) {
 	if e.exopeer || e.dialing || time.Now().Before(e.ignoredUntil) {
 		return
 	}
-	e.wantDial = true
-	s.kick(s.wake)
+	e.wantDial = dial
+	if dial {
+		s.kick(s.wake)
+	}
 }
 
 // Connect dials ai now, as `exopeer connect` does, and keeps it in the list
 // of peers redialled when lost. It blocks until the peer is connected and
 // identified or ctx ends, and fails with ErrNotExopeer if the peer does not
-// speak exopeer's protocols.
+// speak exopeer's protocols. A peer that cannot be reached is not kept (the
+// address may be a typo).
 func (s *Service) Connect(ctx context.Context, ai peer.AddrInfo) error {
 	if ai.ID == s.h.ID() {
 		return fmt.Errorf("discovery: %s is this node", ai.ID)
@@ -249,12 +273,18 @@ func (s *Service) Connect(ctx context.Context, ai peer.AddrInfo) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if e := s.peers[ai.ID]; e != nil {
+	e, known := s.peers[ai.ID]
+	if known {
 		e.ignoredUntil = time.Time{} // the user insists
 	}
 	s.mu.Unlock()
-	s.Found(SourceManual, ai)
+	s.found(SourceManual, ai, false) // we dial it ourselves, right here
 	if err := s.h.Connect(ctx, ai); err != nil {
+		s.mu.Lock()
+		if e := s.peers[ai.ID]; e != nil && !known && !e.exopeer {
+			delete(s.peers, ai.ID)
+		}
+		s.mu.Unlock()
 		return fmt.Errorf("discovery: connect %s: %w", ai.ID, err)
 	}
 	s.waitIdentified(ctx, ai.ID)
@@ -325,8 +355,13 @@ func (s *Service) ignore(id peer.ID) {
 	s.mu.Lock()
 	if e := s.peers[id]; e != nil {
 		e.ignoredUntil = time.Now().Add(s.cfg.IgnoreFor)
-		e.wantDial = false
+		e.exopeer, e.rtt = false, 0
+		// Bootstrap and hand-added peers are tried again once the ignore
+		// ends (the peer may be upgraded); others must be found again.
+		e.wantDial = e.sticky
+		e.nextDial = e.ignoredUntil
 	}
+	s.kick(s.wake)
 	s.mu.Unlock()
 	s.log.Info("peer ignored", "peer", id, "reason", "does not speak exopeer")
 	_ = s.h.Network().ClosePeer(id)
@@ -351,8 +386,8 @@ func (s *Service) backoff(n int) time.Duration {
 	return d + jitter
 }
 
-// withoutLoopback drops loopback addresses: heard on the LAN, they point at
-// the listener's own machine, not at the peer.
+// withoutLoopback drops loopback addresses: heard on a real LAN, they point
+// at the listener's own machine, not at the peer.
 func withoutLoopback(ai peer.AddrInfo) peer.AddrInfo {
 	addrs := make([]ma.Multiaddr, 0, len(ai.Addrs))
 	for _, a := range ai.Addrs {
@@ -388,10 +423,20 @@ func (s *Service) eventLoop() {
 }
 
 func (s *Service) identified(ev event.EvtPeerIdentificationCompleted) {
-	if !slices.Contains(ev.Protocols, ProtocolPing) {
-		return // dial() ignores the peers we dialled; others are left to the connection manager
+	if slices.Contains(ev.Protocols, ProtocolPing) {
+		s.markExopeer(ev.Peer, ev.Conn)
+		return
 	}
-	s.markExopeer(ev.Peer, ev.Conn)
+	// A listed peer whose new protocol list lacks ours stopped being an
+	// exopeer node. Peers we dial are checked by dial(); others are left
+	// to the connection manager.
+	s.mu.Lock()
+	e := s.peers[ev.Peer]
+	listed := e != nil && e.exopeer
+	s.mu.Unlock()
+	if listed {
+		s.ignore(ev.Peer)
+	}
 }
 
 // markExopeer books id as a connected exopeer peer (over c, which may be
@@ -452,7 +497,7 @@ func (s *Service) disconnected(id peer.ID) {
 		s.kick(s.wake)
 		return
 	}
-	if !e.dialing {
+	if !e.dialing && !time.Now().Before(e.ignoredUntil) {
 		delete(s.peers, id)
 	}
 }
