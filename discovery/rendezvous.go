@@ -30,7 +30,9 @@ const rendezvousDomain = "exopeer rendezvous v1"
 // RendezvousKey derives the DHT key under which the holders of secret meet
 // during epoch: the CIDv1 (raw, sha2-256) of HMAC-SHA256(secret, domain ||
 // epoch). Without the secret the key is unlinkable to it and to the keys of
-// other epochs, so nothing on the DHT names a cell or an invite.
+// other epochs, so nothing on the DHT names a cell or an invite. secret must
+// be a fixed-length random value (32 bytes): HMAC pads short keys with
+// zeros and hashes long ones, so secrets of free form could collide.
 func RendezvousKey(secret []byte, epoch uint64) cid.Cid {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(rendezvousDomain))
