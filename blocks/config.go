@@ -1,0 +1,69 @@
+package blocks
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/routing"
+)
+
+// protocolPrefix is put in front of bitswap's protocol IDs.
+const protocolPrefix protocol.ID = "/exopeer"
+
+// ProtocolID is the only protocol the exchange registers and dials:
+// bitswap 1.2.0 under the /exopeer prefix, never the public IPFS bitswap.
+// The host's resource manager limits streams per protocol (see Exchange).
+const ProtocolID protocol.ID = "/exopeer/ipfs/bitswap/1.2.0"
+
+// ErrInvalidConfig is wrapped by every error of Config validation.
+var ErrInvalidConfig = errors.New("blocks: invalid config")
+
+// Config configures an Exchange. The zero Config is valid: it fetches from
+// connected peers only, with the default provider search delay, and logs
+// nothing.
+type Config struct {
+	// ProviderFinder, if not nil, is asked for peers that have a block
+	// when connected peers have not supplied it within
+	// ProviderSearchDelay (a later issue plugs the DHT in here). It must be
+	// safe for concurrent use. Nil: blocks come from connected peers only.
+	ProviderFinder routing.ContentDiscovery
+
+	// ProviderSearchDelay is how long a fetch waits for connected peers to
+	// supply a block before it asks ProviderFinder and broadcasts its wants
+	// again; bitswap backs the interval off while the fetch stays idle.
+	// Must not be negative. Zero means the default, 1s.
+	ProviderSearchDelay time.Duration
+
+	// Logger receives the exchange's own log records (bitswap logs through
+	// go-log). Nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration for a production node: no
+// provider finder yet, a 1s provider search delay, no logger.
+func DefaultConfig() Config {
+	return Config{ProviderSearchDelay: time.Second}
+}
+
+// validate rejects settings that make no sense.
+func (c Config) validate() error {
+	if c.ProviderSearchDelay < 0 {
+		return fmt.Errorf("%w: ProviderSearchDelay %v is negative", ErrInvalidConfig, c.ProviderSearchDelay)
+	}
+	return nil
+}
+
+// withDefaults returns c with zero values replaced by defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.ProviderSearchDelay == 0 {
+		c.ProviderSearchDelay = d.ProviderSearchDelay
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

@@ -1,0 +1,44 @@
+// Package blocks is the node's content-addressed block storage and block
+// exchange.
+//
+// # Storage
+//
+// A [Store] keeps blocks in a go-datastore (in production a go-ds-leveldb
+// database on disk) under the key namespace /blocks, one record per block,
+// keyed by the block's multihash (boxo's blockstore layout: the key is the
+// base32 of the multihash, so CIDs with the same hash share one record).
+// Every read is verified: the stored bytes are hashed again with the hash
+// function named by the requested CID and compared with the CID's digest.
+// A record that does not match gives an error wrapping [ErrCorrupt] that
+// names the CID, never the wrong bytes. Writes are verified the same way,
+// so a block whose data does not match its CID is refused
+// ([ErrInvalidBlock]). New content uses CIDv1, raw codec, sha2-256
+// ([NewBlock]); any CID with a hash function go-multihash knows is
+// accepted.
+//
+// # Exchange and wire protocol
+//
+// An [Exchange] fetches missing blocks from connected peers with bitswap
+// (boxo's implementation, protocol version 1.2.0) under a private protocol
+// prefix:
+//
+//	/exopeer/ipfs/bitswap/1.2.0
+//
+// so it never speaks to the public IPFS network, and peers that do not run
+// exopeer do not understand it. Only this protocol ID is registered; the
+// legacy bitswap 1.0.0 and 1.1.0 IDs are not. On it, as in standard
+// bitswap, each side sends varint-length-prefixed protobuf messages on
+// streams it opens: a requester sends its wantlist updates (want-have,
+// want-block and cancel entries for CIDs) on one long-lived stream per
+// peer; a provider answers with HAVE / DONT_HAVE presences and block
+// payloads (CID prefix plus data), each response message on a new stream
+// and holding up to about 256 KiB of blocks. A received block is accepted
+// only when its data hashes to a wanted CID, and it is stored through the
+// verifying store. Bitswap learns its peers from libp2p connection events,
+// so an exchange should be started before the host connects to peers
+// (see [Exchange.Start]).
+//
+// Blocks are found among connected peers only, unless [Config]
+// ProviderFinder supplies a content-routing system (such as the DHT) to ask
+// for providers.
+package blocks

@@ -1,0 +1,287 @@
+package blocks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/ipfs/boxo/bitswap"
+	bsnetwork "github.com/ipfs/boxo/bitswap/network"
+	"github.com/ipfs/boxo/bitswap/network/bsnet"
+	blockformat "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// ErrNotRunning is wrapped by the error of a fetch on an Exchange that has
+// not been started or has been closed.
+var ErrNotRunning = errors.New("blocks: exchange not running")
+
+// targetMessageSize is how many bytes of blocks bitswap's server gathers
+// into one message before sending it (boxo's default is 16 KiB). The server
+// opens a new stream for every message and does not notice when the
+// receiver's libp2p resource manager resets it (the default limit is 64
+// inbound streams per peer and protocol): the blocks are silently lost and
+// the requester waits for its rebroadcast, measured at about 45 s. With
+// 16 KiB messages, fetches of 100 blocks of 16 KiB (100 streams each) on
+// loopback stalled so in a quarter to a half of the rounds we ran; with
+// 256 KiB messages (7 streams each) none of about 150 did. Blocks of
+// 256 KiB and more still go one per message. See ipfs/kubo#9824 and
+// ipfs/boxo#66.
+const targetMessageSize = 256 << 10
+
+// Exchange serves the blocks of a Store to peers and fetches missing
+// blocks from them with bitswap (see the package documentation for the
+// protocol). It is safe for concurrent use.
+//
+// Bitswap sends every message on a new stream of ProtocolID, and a stream
+// that the receiver's libp2p resource manager refuses loses its blocks
+// until the requester asks again (about 45 s later). The exchange keeps
+// the number of streams low (see targetMessageSize); a host that fetches
+// from many peers at once, or whose resource manager is stricter than
+// libp2p's defaults, should allow ProtocolID enough inbound streams per
+// peer.
+type Exchange struct {
+	host  host.Host
+	store *Store
+	cfg   Config
+	log   *slog.Logger
+
+	mu     sync.Mutex // guards bs and closed; held for all of Start and Close
+	bs     *bitswap.Bitswap
+	closed bool
+}
+
+// NewExchange returns an Exchange for store over h, or an error wrapping
+// ErrInvalidConfig. It starts nothing and sends nothing: call Start. The
+// Exchange does not own h or store; close h only after the Exchange.
+func NewExchange(h host.Host, store *Store, cfg Config) (*Exchange, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Exchange{host: h, store: store, cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Start constructs bitswap on the host: it registers the stream handler for
+// /exopeer/ipfs/bitswap/1.2.0 and subscribes to the host's connection
+// events, from which bitswap learns its peers. Call Start before the host
+// connects to peers. Peers already connected when Start runs are adopted
+// too, but one that connects or disconnects while Start runs may be missed
+// until bitswap next hears from it.
+//
+// Start does not block on the network. ctx is used only for its values:
+// cancelling it does not stop the exchange; Close does. Start fails if the
+// Exchange was already started or closed.
+func (e *Exchange) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return fmt.Errorf("blocks: start: %w", ErrNotRunning)
+	}
+	if e.bs != nil {
+		return errors.New("blocks: exchange already started")
+	}
+
+	evm := bsnetwork.NewConnectEventManager()
+	network := bsnet.NewFromIpfsHost(e.host,
+		bsnet.Prefix(protocolPrefix),
+		// The prefix is added to these IDs; the slice must be fresh
+		// because bsnet rewrites it in place.
+		bsnet.SupportedProtocols([]protocol.ID{bsnet.ProtocolBitswap}),
+		bsnet.WithConnectEventManager(evm),
+	)
+	e.bs = bitswap.New(context.WithoutCancel(ctx), network, e.cfg.ProviderFinder,
+		e.store.Blockstore(),
+		bitswap.ProviderSearchDelay(e.cfg.ProviderSearchDelay),
+		bitswap.WithTargetMessageSize(targetMessageSize),
+	)
+
+	// bitswap only hears of connections made from now on; tell it about
+	// the existing ones, skipping limited (relayed) connections as bsnet
+	// itself does.
+	for _, p := range e.host.Network().Peers() {
+		if hasUnlimitedConn(e.host, p) {
+			evm.Connected(p)
+		}
+	}
+	e.log.Debug("exchange started", "protocol", string(ProtocolID))
+	return nil
+}
+
+func hasUnlimitedConn(h host.Host, p peer.ID) bool {
+	for _, c := range h.Network().ConnsToPeer(p) {
+		if !c.Stat().Limited {
+			return true
+		}
+	}
+	return false
+}
+
+// running returns bitswap, or nil before Start and after Close.
+func (e *Exchange) running() *bitswap.Bitswap {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.bs
+}
+
+// Close stops bitswap: it removes the stream handler, stops listening to
+// connection events, ends pending fetches, and waits for bitswap's request
+// workers. Some of bitswap's client goroutines exit shortly after Close
+// returns (boxo does not wait for them). Close is idempotent; a Close
+// concurrent with another waits for it. It does not close the host or the
+// store.
+func (e *Exchange) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	if e.bs == nil {
+		return nil
+	}
+	// bsnet registers its handler at Start but never removes it.
+	e.host.RemoveStreamHandler(ProtocolID)
+	err := e.bs.Close()
+	e.bs = nil
+	e.log.Debug("exchange stopped")
+	return err
+}
+
+// Put stores b and announces it to bitswap, so that peers already waiting
+// for it receive it now. It blocks like Store.Put. Before Start and after
+// Close it only stores b.
+func (e *Exchange) Put(ctx context.Context, b blockformat.Block) error {
+	return e.PutMany(ctx, []blockformat.Block{b})
+}
+
+// PutMany stores bs as Store.PutMany does and announces them as Put does.
+// The Exchange keeps no reference to the slice bs.
+func (e *Exchange) PutMany(ctx context.Context, bs []blockformat.Block) error {
+	if err := e.store.PutMany(ctx, bs); err != nil {
+		return err
+	}
+	if b := e.running(); b != nil {
+		return b.NotifyNewBlocks(ctx, bs...)
+	}
+	return nil
+}
+
+// keep stores fetched blocks (verifying them again) and announces them to
+// peers that want them.
+func (e *Exchange) keep(ctx context.Context, bs *bitswap.Bitswap, blks []blockformat.Block) error {
+	if err := e.store.PutMany(ctx, blks); err != nil {
+		return err
+	}
+	return bs.NotifyNewBlocks(ctx, blks...)
+}
+
+// Get returns the block for c from the store, or else fetches it from
+// connected peers (and from ProviderFinder's, if configured), verifies it,
+// stores it and returns it. It blocks until the block arrives or ctx ends:
+// with no peer that has the block it waits for ctx, so give ctx a
+// deadline. A stored record that fails verification gives an error
+// wrapping ErrCorrupt (the block is not fetched again). The returned
+// block's data belongs to the caller.
+func (e *Exchange) Get(ctx context.Context, c cid.Cid) (blockformat.Block, error) {
+	b, err := e.store.Get(ctx, c)
+	if err == nil || !errors.Is(err, ErrNotFound) || !c.Defined() {
+		return b, err
+	}
+	bs := e.running()
+	if bs == nil {
+		return nil, fmt.Errorf("blocks: fetch %s: %w", c, ErrNotRunning)
+	}
+	fb, err := bs.GetBlock(ctx, c)
+	if err != nil {
+		if ctx.Err() == nil && e.running() == nil {
+			err = ErrNotRunning
+		}
+		return nil, fmt.Errorf("blocks: fetch %s: %w", c, err)
+	}
+	// Bitswap only hands out a block whose data hashed to a wanted CID;
+	// the store checks it once more against c itself.
+	b, err = blockformat.NewBlockWithCid(fb.RawData(), c)
+	if err != nil {
+		return nil, fmt.Errorf("blocks: fetch %s: %w", c, err)
+	}
+	if err := e.keep(ctx, bs, []blockformat.Block{b}); err != nil {
+		return nil, fmt.Errorf("blocks: fetch %s: %w", c, err)
+	}
+	e.log.Debug("block fetched", "cid", c.String(), "size", len(b.RawData()))
+	return b, nil
+}
+
+// GetMany returns the blocks for cs, in the order of cs (a repeated CID
+// gives the same block twice). Blocks missing from the store are fetched
+// together in one bitswap session, verified and stored. It blocks until
+// all have arrived or ctx ends; then it returns an error, but keeps the
+// blocks fetched so far in the store. It does not modify cs.
+func (e *Exchange) GetMany(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
+	out := make([]blockformat.Block, len(cs))
+	want := make(map[cid.Cid]struct{})
+	var missing []cid.Cid
+	for i, c := range cs {
+		b, err := e.store.Get(ctx, c)
+		switch {
+		case err == nil:
+			out[i] = b
+		case errors.Is(err, ErrNotFound) && c.Defined():
+			if _, dup := want[c]; !dup {
+				want[c] = struct{}{}
+				missing = append(missing, c)
+			}
+		default:
+			return nil, err
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	bs := e.running()
+	if bs == nil {
+		return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), ErrNotRunning)
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the session and its goroutines
+	ch, err := bs.NewSession(sctx).GetBlocks(sctx, missing)
+	if err != nil {
+		return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
+	}
+	got := make(map[cid.Cid]blockformat.Block, len(missing))
+	fetched := make([]blockformat.Block, 0, len(missing))
+	for fb := range ch {
+		if _, ok := want[fb.Cid()]; !ok {
+			continue
+		}
+		if _, dup := got[fb.Cid()]; dup {
+			continue
+		}
+		got[fb.Cid()] = fb
+		fetched = append(fetched, fb)
+		if len(got) == len(missing) {
+			break
+		}
+	}
+	if len(fetched) > 0 {
+		if err := e.keep(ctx, bs, fetched); err != nil {
+			return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
+		}
+	}
+	if len(got) < len(missing) {
+		err := ctx.Err()
+		if err == nil {
+			err = ErrNotRunning // the session ended without ctx: bitswap closed
+		}
+		return nil, fmt.Errorf("blocks: fetched %d of %d blocks: %w", len(got), len(missing), err)
+	}
+	for i, c := range cs {
+		if out[i] == nil {
+			out[i] = got[c]
+		}
+	}
+	return out, nil
+}
