@@ -10,8 +10,25 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/exopeer/exopeer/peer"
 )
+
+// TestMain fails the run if a goroutine outlives the tests: `exopeer run`
+// must stop everything it started. The one-second wait covers goleveldb
+// v1.0.0's mpoolDrain, which stops up to a second after DB.Close.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(lingerM{m})
+}
+
+type lingerM struct{ m *testing.M }
+
+func (l lingerM) Run() int {
+	code := l.m.Run()
+	time.Sleep(1100 * time.Millisecond)
+	return code
+}
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a running
 // node and the reads of the test.
