@@ -3,34 +3,18 @@ package blocks
 import (
 	"crypto/rand"
 	"testing"
-	"time"
 
+	"github.com/exopeer/exopeer/internal/leaktest"
 	blockformat "github.com/ipfs/go-block-format"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"go.uber.org/goleak"
 )
 
-// TestMain fails the run if any goroutine outlives the tests. No goroutine
-// is ignored: the libp2p hosts, bitswap and leveldb all stop theirs once
-// closed. One of leveldb's stops late: goleveldb v1.0.0's (*DB).mpoolDrain
-// waits up to one second after DB.Close for its memory pool to drain, more
-// than goleak's retries last, so the check waits out that second instead
-// of ignoring the function (which would hide a datastore left open).
+// TestMain fails the run if any goroutine outlives the tests.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(lingerM{m})
-}
-
-// lingerM runs the tests, then gives closed leveldb databases the time
-// their drain goroutine needs to exit.
-type lingerM struct{ m *testing.M }
-
-func (l lingerM) Run() int {
-	code := l.m.Run()
-	time.Sleep(1100 * time.Millisecond)
-	return code
+	leaktest.VerifyTestMain(m)
 }
 
 // datastoreKinds are the go-ds-leveldb set-ups the store tests run on.

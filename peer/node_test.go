@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exopeer/exopeer/internal/leaktest"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	"go.uber.org/goleak"
 
 	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/dht"
@@ -26,15 +26,7 @@ import (
 // to a second after DB.Close, so the check waits that second out rather
 // than ignoring it (which would hide a datastore left open).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(lingerM{m})
-}
-
-type lingerM struct{ m *testing.M }
-
-func (l lingerM) Run() int {
-	code := l.m.Run()
-	time.Sleep(1100 * time.Millisecond)
-	return code
+	leaktest.VerifyTestMain(m)
 }
 
 // loopbackOptions returns Options for a node on loopback: no mDNS (the

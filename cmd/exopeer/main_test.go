@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/exopeer/exopeer/internal/leaktest"
 
 	"github.com/exopeer/exopeer/peer"
 )
@@ -19,15 +19,7 @@ import (
 // must stop everything it started. The one-second wait covers goleveldb
 // v1.0.0's mpoolDrain, which stops up to a second after DB.Close.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(lingerM{m})
-}
-
-type lingerM struct{ m *testing.M }
-
-func (l lingerM) Run() int {
-	code := l.m.Run()
-	time.Sleep(1100 * time.Millisecond)
-	return code
+	leaktest.VerifyTestMain(m)
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a running

@@ -1,0 +1,29 @@
+// Package leaktest checks, for a whole test binary, that no goroutine
+// outlives the tests: every part of exopeer must stop what it started.
+package leaktest
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// leveldbLinger covers goleveldb v1.0.0's (*DB).mpoolDrain, which stops up
+// to a second after DB.Close. The check waits it out rather than ignoring
+// the function, which would hide a datastore left open.
+const leveldbLinger = 1100 * time.Millisecond
+
+// VerifyTestMain runs the tests of m and fails the binary if goroutines
+// remain afterwards. Call it from TestMain.
+func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
+	goleak.VerifyTestMain(lingerM{m}, opts...)
+}
+
+type lingerM struct{ m *testing.M }
+
+func (l lingerM) Run() int {
+	code := l.m.Run()
+	time.Sleep(leveldbLinger)
+	return code
+}
