@@ -4,6 +4,7 @@
 //	exopeer init [--dir D]
 //	exopeer id | status | peers [--json]
 //	exopeer connect MULTIADDR
+//	exopeer sim SCENARIO [--nodes N] [--seed S] [--crash F] [--json]
 //
 // Every verb but run and init talks to the node running on the data dir
 // through its local control API. The data dir is --dir, else $EXOPEER_DIR,
@@ -31,6 +32,8 @@ usage:
   exopeer status [--json]       what the running node sees
   exopeer peers [--json]        the peers it is connected to, how found, round trip
   exopeer connect MULTIADDR     dial a peer by hand (.../p2p/<peer ID>)
+  exopeer sim SCENARIO [flags]  run a simulated network in virtual time and report
+                                (--nodes N --seed S --crash F --json; scenarios: dht)
   exopeer version               print the version
 
 Every verb takes --dir DIR (default $EXOPEER_DIR, else the user's data dir).
@@ -59,6 +62,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdQuery(ctx, verb, rest, stdout, stderr)
 	case "connect":
 		err = cmdConnect(ctx, rest, stdout, stderr)
+	case "sim":
+		err = cmdSim(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "exopeer", peer.Version)
 	case "help", "-h", "--help":

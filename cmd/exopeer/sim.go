@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/exopeer/exopeer/simnet"
+)
+
+// cmdSim runs a simulated network scenario and prints its report. On
+// success it does not return: the scenario runs under the testing package
+// (synctest needs it), which exits the process.
+func cmdSim(args []string, stdout, stderr io.Writer) error {
+	fs, _ := flagSet("sim", stderr)
+	nodes := fs.Int("nodes", 200, "number of nodes")
+	seed := fs.Uint64("seed", 1, "seed of every random choice (keys, topology, lookups, faults)")
+	crash := fs.Float64("crash", 0, "fraction of the nodes that crash after the network settled (0 to 0.9)")
+	lookups := fs.Int("lookups", 10, "lookups per live node (dht)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	verbose := fs.Bool("v", false, "log the nodes (warnings and errors) to stderr")
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return usageError{fmt.Sprintf("want a SCENARIO first, one of %v", simnet.ScenarioNames())}
+	}
+	name := args[0]
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	case *nodes < 2:
+		return usageError{"--nodes must be at least 2"}
+	case *crash < 0 || *crash > 0.9:
+		return usageError{"--crash must be between 0 and 0.9"}
+	case *lookups < 1:
+		return usageError{"--lookups must be at least 1"}
+	}
+	if _, ok := simnet.Scenarios[name]; !ok {
+		return usageError{fmt.Sprintf("unknown scenario %q, want one of %v", name, simnet.ScenarioNames())}
+	}
+	cfg := simnet.Config{Seed: *seed}
+	if *verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	simnet.Main(name, cfg, simnet.Options{Nodes: *nodes, Seed: *seed, CrashFraction: *crash, Lookups: *lookups}, *asJSON, stdout, stderr)
+	return nil
+}

@@ -1,0 +1,316 @@
+package simnet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	leveldb "github.com/ipfs/go-ds-leveldb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	bhost "github.com/libp2p/go-libp2p/p2p/host/basic"
+	cmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/exopeer/exopeer/dht"
+	"github.com/exopeer/exopeer/discovery"
+	xpeer "github.com/exopeer/exopeer/peer"
+)
+
+// Config shapes a simulated network. The zero value of a field means its
+// default.
+type Config struct {
+	// Seed decides every random choice of the network and of the scenarios
+	// that use its Rand: node keys, topology, which lookups, fault times.
+	Seed uint64
+	// Latency returns the one-way latency of the link between the nodes
+	// with indexes a and b. nil: DefaultLatency.
+	Latency func(a, b int) time.Duration
+	// Bandwidth limits each link, in bytes per second. 0: unlimited.
+	Bandwidth float64
+	// MaxConnections is each node's connection manager high water mark;
+	// it trims to three quarters of it. 0: 64.
+	MaxConnections int
+	// Logger receives the nodes' logs, each with its node index. nil:
+	// discard.
+	Logger *slog.Logger
+}
+
+// DefaultLatency is the one-way latency of every link when Config.Latency
+// is nil.
+const DefaultLatency = 10 * time.Millisecond
+
+// Net is a simulated network of exopeer nodes: complete peer.Nodes on a
+// libp2p mocknet. Create it, and use it, inside one testing/synctest bubble
+// (Run does that), so that time is virtual. Its methods are safe for
+// concurrent use.
+type Net struct {
+	cfg Config
+	mn  mocknet.Mocknet
+	log *slog.Logger
+
+	mu       sync.Mutex
+	nodes    []*Node
+	byID     map[peer.ID]*Node
+	group    map[peer.ID]int // partition group; absent: group 0
+	segments map[string]*Segment
+	links    map[peer.ID]map[peer.ID]mocknet.Link // both directions
+	closed   bool
+}
+
+// New returns an empty network.
+func New(cfg Config) *Net {
+	if cfg.Latency == nil {
+		cfg.Latency = func(int, int) time.Duration { return DefaultLatency }
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 64
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Net{
+		cfg: cfg, mn: mocknet.New(), log: log,
+		byID: make(map[peer.ID]*Node), group: make(map[peer.ID]int),
+		segments: make(map[string]*Segment),
+		links:    make(map[peer.ID]map[peer.ID]mocknet.Link),
+	}
+}
+
+// Rand returns a random source for purpose, fixed by the seed: two runs
+// with one seed make the same choices, whatever else they do first.
+func (n *Net) Rand(purpose string) *rand.Rand {
+	h := sha256.Sum256(fmt.Appendf(nil, "exopeer simnet %d %s", n.cfg.Seed, purpose))
+	return rand.New(rand.NewPCG(binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:16])))
+}
+
+// Seed returns the network's seed.
+func (n *Net) Seed() uint64 { return n.cfg.Seed }
+
+// NodeConfig is how one node is set up.
+type NodeConfig struct {
+	// Bootstrap are the nodes it bootstraps the DHT from and keeps
+	// connected. Empty: none.
+	Bootstrap []*Node
+	// Segment is the LAN segment it sits on. nil: none.
+	Segment *Segment
+	// DHT and Discovery override the node's defaults for the simulator
+	// (one DHT table in server mode; discovery defaults). Bootstrap in
+	// them is ignored: it comes from Bootstrap above.
+	DHT       *dht.Config
+	Discovery *discovery.Config
+}
+
+// Node is one simulated node: a key, a datastore that survives crashes,
+// and, while it is up, a running peer.Node.
+type Node struct {
+	Index int
+	ID    peer.ID
+
+	net   *Net
+	key   crypto.PrivKey
+	addr  ma.Multiaddr
+	store *leveldb.Datastore
+	cfg   NodeConfig
+
+	routable atomic.Bool // its host may be dialled: up, or starting
+	mu       sync.Mutex
+	node     *xpeer.Node
+}
+
+// Peer returns the running node, or nil while it is down.
+func (nd *Node) Peer() *xpeer.Node {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.node
+}
+
+// Up reports whether the node runs.
+func (nd *Node) Up() bool { return nd.Peer() != nil }
+
+// AddrInfo returns the node's ID and simulated address.
+func (nd *Node) AddrInfo() peer.AddrInfo {
+	return peer.AddrInfo{ID: nd.ID, Addrs: []ma.Multiaddr{nd.addr}}
+}
+
+// memStoreOptions keep an in-memory leveldb small: the defaults (a 4 MiB
+// write buffer allocated up front, an 8 MiB block cache) cost more than a
+// whole simulated node, and a cache is pointless over memory.
+var memStoreOptions = &leveldb.Options{
+	WriteBuffer:       64 << 10,
+	DisableBlockCache: true,
+}
+
+// nodeKey derives node i's key from the seed.
+func nodeKey(seed uint64, i int) crypto.PrivKey {
+	h := sha256.Sum256(fmt.Appendf(nil, "exopeer simnet key %d %d", seed, i))
+	k, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(h[:]))
+	if err != nil {
+		panic(err) // a 64-byte Ed25519 key always unmarshals
+	}
+	return k
+}
+
+// AddNode adds a node and starts it. Nodes join when they are added: add
+// more later for nodes that join late.
+func (n *Net) AddNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, errors.New("simnet: network closed")
+	}
+	i := len(n.nodes)
+	key := nodeKey(n.cfg.Seed, i)
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		n.mu.Unlock()
+		return nil, err
+	}
+	store, err := leveldb.NewDatastore("", memStoreOptions) // in memory: kept across restarts
+	if err != nil {
+		n.mu.Unlock()
+		return nil, err
+	}
+	nd := &Node{
+		Index: i, ID: id, net: n, key: key, store: store, cfg: cfg,
+		addr: ma.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4777", (i+1)>>16&255, (i+1)>>8&255, (i+1)&255)),
+	}
+	n.nodes = append(n.nodes, nd)
+	n.byID[id] = nd
+	n.mu.Unlock()
+	return nd, n.start(ctx, nd)
+}
+
+// Nodes returns every node ever added, up or down, by index.
+func (n *Net) Nodes() []*Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]*Node(nil), n.nodes...)
+}
+
+// start builds and starts nd's peer.Node on the simulated network.
+func (n *Net) start(ctx context.Context, nd *Node) error {
+	var boot []peer.AddrInfo
+	for _, b := range nd.cfg.Bootstrap {
+		boot = append(boot, b.AddrInfo())
+	}
+	dcfg := dht.DefaultConfig()
+	if nd.cfg.DHT != nil {
+		dcfg = *nd.cfg.DHT
+	} else {
+		dcfg.LAN, dcfg.Mode = false, dht.ModeServer
+	}
+	dcfg.Bootstrap = boot
+	disc := discovery.DefaultConfig()
+	if nd.cfg.Discovery != nil {
+		disc = *nd.cfg.Discovery
+	}
+	disc.Bootstrap = boot
+	network := xpeer.Network{NewHost: func(priv crypto.PrivKey) (host.Host, error) { return n.newHost(nd, priv) }}
+	if seg := nd.cfg.Segment; seg != nil {
+		network.NewLAN = func() discovery.LAN { return seg.lan() }
+	}
+	nd.routable.Store(true)
+	node, err := xpeer.New(xpeer.Options{
+		Key: nd.key, Datastore: nd.store, Network: network,
+		DHT: dcfg, Discovery: disc, Logger: n.log.With("node", nd.Index),
+	})
+	if err != nil {
+		return err
+	}
+	if err := node.Start(ctx); err != nil {
+		nd.routable.Store(false)
+		return fmt.Errorf("simnet: start node %d: %w", nd.Index, err)
+	}
+	nd.mu.Lock()
+	nd.node = node
+	nd.mu.Unlock()
+	return nil
+}
+
+// newHost adds nd to the mocknet and wraps its host (see simHost).
+func (n *Net) newHost(nd *Node, priv crypto.PrivKey) (host.Host, error) {
+	n.mu.Lock()
+	n.unlinkAll(nd.ID) // links of a previous life point at its closed network
+	n.mu.Unlock()
+	h, err := n.mn.AddPeer(priv, nd.addr)
+	if err != nil {
+		return nil, fmt.Errorf("simnet: add peer: %w", err)
+	}
+	bh, ok := h.(*bhost.BasicHost)
+	if !ok {
+		h.Close()
+		return nil, fmt.Errorf("simnet: mocknet host is a %T", h)
+	}
+	cm, err := cmgr.NewConnManager(n.cfg.MaxConnections*3/4, n.cfg.MaxConnections, cmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	h.Network().Notify(cm.Notifee())
+	return &simHost{BasicHost: bh, net: n, cm: cm}, nil
+}
+
+// route makes sure a link joins a and b, or says why there is no route.
+func (n *Net) route(a, b peer.ID) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	na, nb := n.byID[a], n.byID[b]
+	switch {
+	case na == nil || nb == nil:
+		return noRoute(a, b, "unknown node")
+	case !na.routable.Load() || !nb.routable.Load():
+		return noRoute(a, b, "node is down")
+	case n.group[a] != n.group[b]:
+		return noRoute(a, b, "partitioned")
+	}
+	if _, ok := n.links[a][b]; ok {
+		return nil
+	}
+	l, err := n.mn.LinkPeers(a, b)
+	if err != nil {
+		return noRoute(a, b, err.Error())
+	}
+	l.SetOptions(mocknet.LinkOptions{Latency: n.cfg.Latency(na.Index, nb.Index), Bandwidth: n.cfg.Bandwidth})
+	n.addLink(a, b, l)
+	n.addLink(b, a, l)
+	return nil
+}
+
+func (n *Net) addLink(a, b peer.ID, l mocknet.Link) {
+	m := n.links[a]
+	if m == nil {
+		m = make(map[peer.ID]mocknet.Link)
+		n.links[a] = m
+	}
+	m[b] = l
+}
+
+// unlink removes the link between a and b, if any. Called with mu held.
+func (n *Net) unlink(a, b peer.ID) {
+	l, ok := n.links[a][b]
+	if !ok {
+		return
+	}
+	_ = n.mn.Unlink(l)
+	delete(n.links[a], b)
+	delete(n.links[b], a)
+}
+
+// unlinkAll removes every link of id. Called with mu held.
+func (n *Net) unlinkAll(id peer.ID) {
+	for other := range n.links[id] {
+		n.unlink(id, other)
+	}
+}

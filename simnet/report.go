@@ -1,0 +1,119 @@
+package simnet
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what a scenario measured. Counts are fixed by the seed;
+// timings and hop counts depend on goroutine scheduling, which is not under
+// our control, and are given as distributions.
+type Report struct {
+	Scenario    string  `json:"scenario"`
+	Seed        uint64  `json:"seed"`
+	Nodes       int     `json:"nodes"`
+	Crashed     int     `json:"crashed"`
+	Operations  int     `json:"operations"`
+	Succeeded   int     `json:"succeeded"`
+	SuccessRate float64 `json:"successRate"`
+	// Hops of each successful operation (for a DHT lookup: the depth, in
+	// referrals from the lookup's first peers, of the peer that answered).
+	Hops Dist `json:"hops"`
+	// VirtualLatency of each successful operation, in milliseconds of
+	// virtual time.
+	VirtualLatency Dist `json:"virtualLatencyMs"`
+	// VirtualTime is the protocol time the whole scenario covered, seconds.
+	VirtualTime float64 `json:"virtualTimeS"`
+	// WallTime is the real time it took, seconds.
+	WallTime float64 `json:"wallTimeS"`
+	// PeakHeap is the largest heap seen while it ran, bytes (0 when not
+	// sampled).
+	PeakHeap uint64 `json:"peakHeapBytes"`
+	// Failures lists a sample of what failed, for diagnosis.
+	Failures []string `json:"failures,omitempty"`
+}
+
+// Dist summarises a distribution.
+type Dist struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	Max float64 `json:"max"`
+}
+
+// NewDist summarises samples (nearest-rank percentiles).
+func NewDist(samples []float64) Dist {
+	if len(samples) == 0 {
+		return Dist{}
+	}
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	rank := func(p float64) float64 {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[min(max(i, 0), len(s)-1)]
+	}
+	return Dist{N: len(s), P50: rank(0.50), P95: rank(0.95), Max: s[len(s)-1]}
+}
+
+// maxFailuresReported bounds Report.Failures.
+const maxFailuresReported = 20
+
+// tally fills the counts, the rate and the distributions of r from the
+// outcomes of its operations.
+func (r *Report) tally(ops []opResult) {
+	var hops, lat []float64
+	r.Operations = len(ops)
+	for _, o := range ops {
+		if o.err != nil {
+			if len(r.Failures) < maxFailuresReported {
+				r.Failures = append(r.Failures, o.err.Error())
+			}
+			continue
+		}
+		r.Succeeded++
+		hops = append(hops, float64(o.hops))
+		lat = append(lat, float64(o.latency)/float64(time.Millisecond))
+	}
+	if r.Operations > 0 {
+		r.SuccessRate = float64(r.Succeeded) / float64(r.Operations)
+	}
+	r.Hops, r.VirtualLatency = NewDist(hops), NewDist(lat)
+}
+
+// opResult is the outcome of one operation of a scenario.
+type opResult struct {
+	hops    int
+	latency time.Duration
+	err     error
+}
+
+// WriteJSON writes r as indented JSON.
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes r for people.
+func (r Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "scenario\t%s (seed %d)\n", r.Scenario, r.Seed)
+	fmt.Fprintf(tw, "nodes\t%d (%d crashed)\n", r.Nodes, r.Crashed)
+	fmt.Fprintf(tw, "operations\t%d, %d succeeded (%.2f%%)\n", r.Operations, r.Succeeded, 100*r.SuccessRate)
+	fmt.Fprintf(tw, "hops\tp50 %.0f  p95 %.0f  max %.0f\n", r.Hops.P50, r.Hops.P95, r.Hops.Max)
+	fmt.Fprintf(tw, "virtual latency\tp50 %.1f ms  p95 %.1f ms  max %.1f ms\n", r.VirtualLatency.P50, r.VirtualLatency.P95, r.VirtualLatency.Max)
+	fmt.Fprintf(tw, "virtual time\t%s\n", time.Duration(r.VirtualTime*float64(time.Second)).Round(time.Millisecond))
+	fmt.Fprintf(tw, "wall time\t%s\n", time.Duration(r.WallTime*float64(time.Second)).Round(time.Millisecond))
+	if r.PeakHeap > 0 {
+		fmt.Fprintf(tw, "peak heap\t%.1f MiB (%.1f KiB per node)\n", float64(r.PeakHeap)/(1<<20), float64(r.PeakHeap)/1024/float64(max(r.Nodes, 1)))
+	}
+	if len(r.Failures) > 0 {
+		fmt.Fprintf(tw, "failures\t%s\n", strings.Join(r.Failures, "\n\t"))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,145 @@
+package simnet
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/metrics"
+	"sort"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// Options are what `exopeer sim` passes to a scenario.
+type Options struct {
+	Nodes         int
+	Seed          uint64
+	CrashFraction float64
+	Lookups       int
+}
+
+// Scenario runs inside a synctest bubble on a fresh network.
+type Scenario func(ctx context.Context, n *Net, o Options) (Report, error)
+
+// Scenarios are the scenarios `exopeer sim` knows, by name.
+var Scenarios = map[string]Scenario{
+	"dht": func(ctx context.Context, n *Net, o Options) (Report, error) {
+		return ScenarioDHT(ctx, n, DHTOptions{Nodes: o.Nodes, Lookups: o.Lookups, CrashFraction: o.CrashFraction})
+	},
+}
+
+// ScenarioNames lists the scenarios, sorted.
+func ScenarioNames() []string {
+	var names []string
+	for k := range Scenarios {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// RunInBubble runs scenario s on a new network inside a synctest bubble
+// under t, and fills in the wall time and the peak heap. Tests call it;
+// Main calls it for `exopeer sim`.
+func RunInBubble(t *testing.T, s Scenario, cfg Config, o Options) (Report, error) {
+	stop := sampleHeap()
+	wall := time.Now()
+	var rep Report
+	var err error
+	synctest.Test(t, func(t *testing.T) {
+		n := New(cfg)
+		rep, err = s(context.Background(), n, o)
+		if cerr := n.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		time.Sleep(time.Minute) // let stragglers' timers fire
+	})
+	rep.WallTime = time.Since(wall).Seconds()
+	rep.PeakHeap = stop()
+	return rep, err
+}
+
+// sampleHeap samples the live heap every 50 ms of real time until the
+// returned function is called, which returns the peak. It runs outside
+// any bubble.
+func sampleHeap() (stop func() uint64) {
+	const name = "/memory/classes/heap/objects:bytes"
+	sample := []metrics.Sample{{Name: name}}
+	var mu sync.Mutex
+	var peak uint64
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	read := func() {
+		metrics.Read(sample)
+		if v := sample[0].Value.Uint64(); v > peak {
+			peak = v
+		}
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			mu.Lock()
+			read()
+			mu.Unlock()
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-finished
+		mu.Lock()
+		defer mu.Unlock()
+		return peak
+	}
+}
+
+// Main runs one scenario from a program, as `exopeer sim` does, prints its
+// report to stdout (JSON if asJSON) and exits the process: 0 if the
+// scenario ran, 1 if it failed. synctest runs only under a *testing.T, so
+// the scenario runs as the one test of testing.Main, the entry point the
+// testing package keeps for programs that run tests themselves. Main never
+// returns.
+func Main(name string, cfg Config, o Options, asJSON bool, stdout, stderr io.Writer) {
+	s, ok := Scenarios[name]
+	if !ok {
+		fmt.Fprintf(stderr, "exopeer sim: unknown scenario %q (known: %v)\n", name, ScenarioNames())
+		os.Exit(2)
+	}
+	realStdout := os.Stdout
+	if f, ok := stdout.(*os.File); ok && f == os.Stdout {
+		stdout = realStdout
+	}
+	// testing prints PASS/FAIL on os.Stdout; keep it off the report.
+	os.Stdout = os.Stderr
+	testing.Init()
+	// The scenario decides its own length; and the testing flags come from
+	// here, not from the command line, which is exopeer's.
+	_ = flag.Set("test.timeout", "0")
+	_ = flag.CommandLine.Parse(nil)
+	test := func(t *testing.T) {
+		rep, err := RunInBubble(t, s, cfg, o)
+		if err != nil {
+			t.Fatalf("scenario %s (seed %d): %v", name, cfg.Seed, err)
+		}
+		if asJSON {
+			err = rep.WriteJSON(stdout)
+		} else {
+			err = rep.WriteText(stdout)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	testing.Main(func(string, string) (bool, error) { return true, nil },
+		[]testing.InternalTest{{Name: "simnet_" + name, F: test}}, nil, nil)
+}
