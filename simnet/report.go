@@ -34,6 +34,9 @@ type Report struct {
 	// PeakHeap is the largest heap seen while it ran, bytes (0 when not
 	// sampled).
 	PeakHeap uint64 `json:"peakHeapBytes"`
+	// Goroutines is the number of goroutines when the scenario ended,
+	// before the network closed.
+	Goroutines int `json:"goroutines"`
 	// Failures lists a sample of what failed, for diagnosis.
 	Failures []string `json:"failures,omitempty"`
 }
@@ -111,6 +114,9 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "wall time\t%s\n", time.Duration(r.WallTime*float64(time.Second)).Round(time.Millisecond))
 	if r.PeakHeap > 0 {
 		fmt.Fprintf(tw, "peak heap\t%.1f MiB (%.1f KiB per node)\n", float64(r.PeakHeap)/(1<<20), float64(r.PeakHeap)/1024/float64(max(r.Nodes, 1)))
+	}
+	if r.Goroutines > 0 {
+		fmt.Fprintf(tw, "goroutines\t%d at the end (%d per node)\n", r.Goroutines, r.Goroutines/max(r.Nodes, 1))
 	}
 	if len(r.Failures) > 0 {
 		fmt.Fprintf(tw, "failures\t%s\n", strings.Join(r.Failures, "\n\t"))

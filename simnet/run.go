@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"runtime/metrics"
 	"sort"
 	"sync"
@@ -20,6 +22,9 @@ type Options struct {
 	Seed          uint64
 	CrashFraction float64
 	Lookups       int
+	// HeapProfile, if set, is a file to write a heap profile to when the
+	// scenario has run, before the network closes.
+	HeapProfile string
 }
 
 // Scenario runs inside a synctest bubble on a fresh network.
@@ -53,6 +58,12 @@ func RunInBubble(t *testing.T, s Scenario, cfg Config, o Options) (Report, error
 	synctest.Test(t, func(t *testing.T) {
 		n := New(cfg)
 		rep, err = s(context.Background(), n, o)
+		rep.Goroutines = runtime.NumGoroutine()
+		if o.HeapProfile != "" {
+			if perr := writeHeapProfile(o.HeapProfile); perr != nil && err == nil {
+				err = perr
+			}
+		}
 		if cerr := n.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
@@ -142,4 +153,17 @@ func Main(name string, cfg Config, o Options, asJSON bool, stdout, stderr io.Wri
 	}
 	testing.Main(func(string, string) (bool, error) { return true, nil },
 		[]testing.InternalTest{{Name: "simnet_" + name, F: test}}, nil, nil)
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("simnet: heap profile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("simnet: heap profile: %w", err)
+	}
+	return f.Close()
 }
