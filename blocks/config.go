@@ -37,19 +37,33 @@ type Config struct {
 	// Must not be negative. Zero means the default, 1s.
 	ProviderSearchDelay time.Duration
 
+	// BlockstoreWorkers is how many goroutines read the block store to
+	// answer peers' wants. Zero means the default, 8. (boxo's default,
+	// 128, suits a public gateway, not a personal node, and costs 128
+	// goroutines per node in the simulator.)
+	BlockstoreWorkers int
+
+	// TaskWorkers is how many goroutines send blocks to peers, and how
+	// many process incoming wants. Zero means the default, 4.
+	TaskWorkers int
+
 	// Logger receives the exchange's own log records (bitswap logs through
 	// go-log). Nil discards them.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the configuration for a production node: no
-// provider finder yet, a 1s provider search delay, no logger.
+// provider finder yet, a 1s provider search delay, 8 block store workers
+// and 4 task workers, no logger.
 func DefaultConfig() Config {
-	return Config{ProviderSearchDelay: time.Second}
+	return Config{ProviderSearchDelay: time.Second, BlockstoreWorkers: 8, TaskWorkers: 4}
 }
 
 // validate rejects settings that make no sense.
 func (c Config) validate() error {
+	if c.BlockstoreWorkers < 0 || c.TaskWorkers < 0 {
+		return fmt.Errorf("%w: BlockstoreWorkers %d and TaskWorkers %d must not be negative", ErrInvalidConfig, c.BlockstoreWorkers, c.TaskWorkers)
+	}
 	if c.ProviderSearchDelay < 0 {
 		return fmt.Errorf("%w: ProviderSearchDelay %v is negative", ErrInvalidConfig, c.ProviderSearchDelay)
 	}
@@ -61,6 +75,12 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.ProviderSearchDelay == 0 {
 		c.ProviderSearchDelay = d.ProviderSearchDelay
+	}
+	if c.BlockstoreWorkers == 0 {
+		c.BlockstoreWorkers = d.BlockstoreWorkers
+	}
+	if c.TaskWorkers == 0 {
+		c.TaskWorkers = d.TaskWorkers
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -99,6 +99,9 @@ func (e *Exchange) Start(ctx context.Context) error {
 		e.store.Blockstore(),
 		bitswap.ProviderSearchDelay(e.cfg.ProviderSearchDelay),
 		bitswap.WithTargetMessageSize(targetMessageSize),
+		bitswap.EngineBlockstoreWorkerCount(e.cfg.BlockstoreWorkers),
+		bitswap.EngineTaskWorkerCount(e.cfg.TaskWorkers),
+		bitswap.TaskWorkerCount(e.cfg.TaskWorkers),
 	)
 
 	// bitswap only hears of connections made from now on; tell it about

@@ -1,9 +1,11 @@
 package simnet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +34,13 @@ type DHTOptions struct {
 	Concurrency int
 	// LookupTimeout bounds one lookup, in virtual time. Default 1 min.
 	LookupTimeout time.Duration
+	// JoinInterval is the virtual time between two nodes joining. Default
+	// 200 ms (1,000 nodes join over 200 s).
+	JoinInterval time.Duration
+	// LookupWindow spreads the lookups: each starts at a random time within
+	// it, as lookups of a real network do not all start at once (and the
+	// connection managers trim behind them). Default 5 min.
+	LookupWindow time.Duration
 }
 
 func (o DHTOptions) withDefaults() DHTOptions {
@@ -53,13 +62,20 @@ func (o DHTOptions) withDefaults() DHTOptions {
 	if o.LookupTimeout <= 0 {
 		o.LookupTimeout = time.Minute
 	}
+	if o.LookupWindow <= 0 {
+		o.LookupWindow = 5 * time.Minute
+	}
+	if o.JoinInterval <= 0 {
+		o.JoinInterval = 200 * time.Millisecond
+	}
 	return o
 }
 
-// ScenarioDHT builds a network of o.Nodes, each bootstrapped from a few
-// random earlier nodes, lets it settle, crashes o.CrashFraction of it, and
+// ScenarioDHT builds a network of o.Nodes, joining one every
+// o.JoinInterval, each bootstrapped from a few random earlier nodes, lets
+// it settle, crashes o.CrashFraction of it, and
 // has every live node look up o.Lookups random other live nodes with
-// FindPeer. A lookup succeeds when it returns the target with an address,
+// FindPeer, at random times within o.LookupWindow. A lookup succeeds when it returns the target with an address,
 // or connected.
 // It must run inside a synctest bubble (see Run).
 func ScenarioDHT(ctx context.Context, n *Net, o DHTOptions) (Report, error) {
@@ -79,6 +95,7 @@ func ScenarioDHT(ctx context.Context, n *Net, o DHTOptions) (Report, error) {
 			return rep, err
 		}
 		nodes = append(nodes, nd)
+		time.Sleep(o.JoinInterval)
 	}
 	time.Sleep(o.Settle)
 
@@ -99,7 +116,10 @@ func ScenarioDHT(ctx context.Context, n *Net, o DHTOptions) (Report, error) {
 		return rep, errors.New("simnet: fewer than two live nodes")
 	}
 
-	type lookup struct{ from, to *Node }
+	type lookup struct {
+		from, to *Node
+		at       time.Duration // start, from the start of the lookups
+	}
 	pick := n.Rand("dht lookups")
 	var lookups []lookup
 	for _, from := range live {
@@ -108,14 +128,22 @@ func ScenarioDHT(ctx context.Context, n *Net, o DHTOptions) (Report, error) {
 			if to == from {
 				to = live[len(live)-1]
 			}
-			lookups = append(lookups, lookup{from, to})
+			lookups = append(lookups, lookup{from, to, time.Duration(pick.Int64N(int64(o.LookupWindow)))})
 		}
 	}
+	order := make([]int, len(lookups))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(lookups[a].at, lookups[b].at) })
 
 	results := make([]opResult, len(lookups))
 	sem := make(chan struct{}, o.Concurrency)
 	var wg sync.WaitGroup
-	for i, l := range lookups {
+	lookupsBegan := time.Now()
+	for _, i := range order {
+		l := lookups[i]
+		time.Sleep(time.Until(lookupsBegan.Add(l.at)))
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {

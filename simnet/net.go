@@ -39,7 +39,7 @@ type Config struct {
 	// Bandwidth limits each link, in bytes per second. 0: unlimited.
 	Bandwidth float64
 	// MaxConnections is each node's connection manager high water mark;
-	// it trims to three quarters of it. 0: 64.
+	// it trims to three quarters of it. 0: 32.
 	MaxConnections int
 	// Logger receives the nodes' logs, each with its node index. nil:
 	// discard.
@@ -74,7 +74,7 @@ func New(cfg Config) *Net {
 		cfg.Latency = func(int, int) time.Duration { return DefaultLatency }
 	}
 	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = 64
+		cfg.MaxConnections = 32
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -253,7 +253,7 @@ func (n *Net) newHost(nd *Node, priv crypto.PrivKey) (host.Host, error) {
 		h.Close()
 		return nil, fmt.Errorf("simnet: mocknet host is a %T", h)
 	}
-	cm, err := cmgr.NewConnManager(n.cfg.MaxConnections*3/4, n.cfg.MaxConnections, cmgr.WithGracePeriod(time.Minute))
+	cm, err := cmgr.NewConnManager(n.cfg.MaxConnections*3/4, n.cfg.MaxConnections, cmgr.WithGracePeriod(20*time.Second))
 	if err != nil {
 		h.Close()
 		return nil, err

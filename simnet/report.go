@@ -34,6 +34,8 @@ type Report struct {
 	// PeakHeap is the largest heap seen while it ran, bytes (0 when not
 	// sampled).
 	PeakHeap uint64 `json:"peakHeapBytes"`
+	// PeakLiveHeap is the largest live heap (as of a collection), bytes.
+	PeakLiveHeap uint64 `json:"peakLiveHeapBytes"`
 	// Goroutines is the number of goroutines when the scenario ended,
 	// before the network closed.
 	Goroutines int `json:"goroutines"`
@@ -113,7 +115,9 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "virtual time\t%s\n", time.Duration(r.VirtualTime*float64(time.Second)).Round(time.Millisecond))
 	fmt.Fprintf(tw, "wall time\t%s\n", time.Duration(r.WallTime*float64(time.Second)).Round(time.Millisecond))
 	if r.PeakHeap > 0 {
-		fmt.Fprintf(tw, "peak heap\t%.1f MiB (%.1f KiB per node)\n", float64(r.PeakHeap)/(1<<20), float64(r.PeakHeap)/1024/float64(max(r.Nodes, 1)))
+		fmt.Fprintf(tw, "peak heap\t%.1f MiB (%.1f KiB per node); live %.1f MiB (%.1f KiB per node)\n",
+			float64(r.PeakHeap)/(1<<20), float64(r.PeakHeap)/1024/float64(max(r.Nodes, 1)),
+			float64(r.PeakLiveHeap)/(1<<20), float64(r.PeakLiveHeap)/1024/float64(max(r.Nodes, 1)))
 	}
 	if r.Goroutines > 0 {
 		fmt.Fprintf(tw, "goroutines\t%d at the end (%d per node)\n", r.Goroutines, r.Goroutines/max(r.Nodes, 1))

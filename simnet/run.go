@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/pprof"
+	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
 	"sort"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -22,6 +22,10 @@ type Options struct {
 	Seed          uint64
 	CrashFraction float64
 	Lookups       int
+	// MemoryLimit, if not zero, is the soft memory limit of the Go runtime
+	// while the scenario runs (runtime/debug.SetMemoryLimit): the
+	// collector works harder near it instead of letting garbage pile up.
+	MemoryLimit int64
 	// HeapProfile, if set, is a file to write a heap profile to when the
 	// scenario has run, before the network closes.
 	HeapProfile string
@@ -51,6 +55,9 @@ func ScenarioNames() []string {
 // under t, and fills in the wall time and the peak heap. Tests call it;
 // Main calls it for `exopeer sim`.
 func RunInBubble(t *testing.T, s Scenario, cfg Config, o Options) (Report, error) {
+	if o.MemoryLimit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.MemoryLimit))
+	}
 	stop := sampleHeap()
 	wall := time.Now()
 	var rep Report
@@ -70,34 +77,30 @@ func RunInBubble(t *testing.T, s Scenario, cfg Config, o Options) (Report, error
 		time.Sleep(time.Minute) // let stragglers' timers fire
 	})
 	rep.WallTime = time.Since(wall).Seconds()
-	rep.PeakHeap = stop()
+	rep.PeakHeap, rep.PeakLiveHeap = stop()
 	return rep, err
 }
 
-// sampleHeap samples the live heap every 50 ms of real time until the
-// returned function is called, which returns the peak. It runs outside
-// any bubble.
-func sampleHeap() (stop func() uint64) {
-	const name = "/memory/classes/heap/objects:bytes"
-	sample := []metrics.Sample{{Name: name}}
-	var mu sync.Mutex
-	var peak uint64
+// sampleHeap samples the heap every 50 ms of real time until the returned
+// function is called, which returns the peaks of the heap's objects (live
+// and not yet collected) and of the live heap (as of the last collection).
+// It runs outside any bubble.
+func sampleHeap() (stop func() (heap, live uint64)) {
+	sample := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/gc/heap/live:bytes"},
+	}
+	var peakHeap, peakLive uint64
 	done := make(chan struct{})
 	finished := make(chan struct{})
-	read := func() {
-		metrics.Read(sample)
-		if v := sample[0].Value.Uint64(); v > peak {
-			peak = v
-		}
-	}
 	go func() {
 		defer close(finished)
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
-			mu.Lock()
-			read()
-			mu.Unlock()
+			metrics.Read(sample)
+			peakHeap = max(peakHeap, sample[0].Value.Uint64())
+			peakLive = max(peakLive, sample[1].Value.Uint64())
 			select {
 			case <-done:
 				return
@@ -105,12 +108,10 @@ func sampleHeap() (stop func() uint64) {
 			}
 		}
 	}()
-	return func() uint64 {
+	return func() (uint64, uint64) {
 		close(done)
 		<-finished
-		mu.Lock()
-		defer mu.Unlock()
-		return peak
+		return peakHeap, peakLive
 	}
 }
 
@@ -165,5 +166,17 @@ func writeHeapProfile(path string) error {
 		f.Close()
 		return fmt.Errorf("simnet: heap profile: %w", err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// The goroutines too: at scale their stacks weigh as much as the heap.
+	g, err := os.Create(path + ".goroutines")
+	if err != nil {
+		return fmt.Errorf("simnet: goroutine profile: %w", err)
+	}
+	if err := pprof.Lookup("goroutine").WriteTo(g, 0); err != nil {
+		g.Close()
+		return fmt.Errorf("simnet: goroutine profile: %w", err)
+	}
+	return g.Close()
 }

@@ -20,6 +20,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 	lookups := fs.Int("lookups", 10, "lookups per live node (dht)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	verbose := fs.Bool("v", false, "log the nodes (warnings and errors) to stderr")
+	memLimit := fs.Int64("memlimit", 6<<10, "soft memory limit of the run, in MiB (0: none)")
 	heapProfile := fs.String("memprofile", "", "write a heap profile to this file when the scenario has run")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return usageError{fmt.Sprintf("want a SCENARIO first, one of %v", simnet.ScenarioNames())}
@@ -45,6 +46,6 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	simnet.Main(name, cfg, simnet.Options{Nodes: *nodes, Seed: *seed, CrashFraction: *crash, Lookups: *lookups, HeapProfile: *heapProfile}, *asJSON, stdout, stderr)
+	simnet.Main(name, cfg, simnet.Options{Nodes: *nodes, Seed: *seed, CrashFraction: *crash, Lookups: *lookups, HeapProfile: *heapProfile, MemoryLimit: *memLimit << 20}, *asJSON, stdout, stderr)
 	return nil
 }
