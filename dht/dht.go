@@ -44,6 +44,8 @@ var (
 	ErrNoPeers = errors.New("dht: no peers in the routing table")
 	// ErrNotFound means no valid record exists under the key.
 	ErrNotFound = errors.New("dht: record not found")
+	// ErrPeerNotFound means a FindPeer lookup did not reach the peer.
+	ErrPeerNotFound = errors.New("dht: peer not found")
 	// ErrBootstrap means no configured bootstrap peer could be reached.
 	ErrBootstrap = errors.New("dht: no bootstrap peer reachable")
 )

@@ -24,6 +24,9 @@ func (d *DHT) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
 	}
 	ai, err := rt.FindPeer(ctx, id)
 	if err != nil {
+		if errors.Is(err, routing.ErrNotFound) {
+			err = ErrPeerNotFound
+		}
 		return ai, fmt.Errorf("dht: find peer %s: %w", id, mapErr(err))
 	}
 	return ai, nil

@@ -21,6 +21,7 @@ const announceDelay = time.Millisecond
 // announcements as they hear mDNS on a real LAN, and nothing else does.
 type Segment struct {
 	name string
+	net  *Net // announcements do not cross partitions, nor reach nodes down
 
 	mu      sync.Mutex
 	members map[*segmentLAN]struct{}
@@ -32,7 +33,7 @@ func (n *Net) Segment(name string) *Segment {
 	defer n.mu.Unlock()
 	s := n.segments[name]
 	if s == nil {
-		s = &Segment{name: name, members: make(map[*segmentLAN]struct{})}
+		s = &Segment{name: name, net: n, members: make(map[*segmentLAN]struct{})}
 		n.segments[name] = s
 	}
 	return s
@@ -86,9 +87,9 @@ func (l *segmentLAN) info() (peer.AddrInfo, bool) {
 
 func (l *segmentLAN) hear(ai peer.AddrInfo) {
 	l.mu.Lock()
-	found, closed := l.found, l.closed
+	found, closed, h := l.found, l.closed, l.h
 	l.mu.Unlock()
-	if !closed {
+	if !closed && l.seg.net.allowed(h.ID(), ai.ID) {
 		found(ai)
 	}
 }

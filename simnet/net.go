@@ -16,6 +16,7 @@ import (
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	bhost "github.com/libp2p/go-libp2p/p2p/host/basic"
 	cmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -36,7 +37,10 @@ type Config struct {
 	// Latency returns the one-way latency of the link between the nodes
 	// with indexes a and b. nil: DefaultLatency.
 	Latency func(a, b int) time.Duration
-	// Bandwidth limits each link, in bytes per second. 0: unlimited.
+	// Bandwidth limits each link, in bytes per second, shared by both
+	// directions. 0: unlimited. mocknet's limiter is a token bucket holding
+	// one second of bandwidth, so an idle link first lets a second's worth
+	// through at once.
 	Bandwidth float64
 	// MaxConnections is each node's connection manager high water mark;
 	// it trims to three quarters of it. 0: 32.
@@ -201,6 +205,12 @@ func (n *Net) Nodes() []*Node {
 
 // start builds and starts nd's peer.Node on the simulated network.
 func (n *Net) start(ctx context.Context, nd *Node) error {
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return errors.New("simnet: network closed")
+	}
 	var boot []peer.AddrInfo
 	for _, b := range nd.cfg.Bootstrap {
 		boot = append(boot, b.AddrInfo())
@@ -259,7 +269,23 @@ func (n *Net) newHost(nd *Node, priv crypto.PrivKey) (host.Host, error) {
 		return nil, err
 	}
 	h.Network().Notify(cm.Notifee())
+	// A dial that got its link before a Partition or a Crash removed it may
+	// finish after: the connection it makes must not live.
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if !n.allowed(c.LocalPeer(), c.RemotePeer()) {
+			go c.Close()
+		}
+	}})
 	return &simHost{BasicHost: bh, net: n, cm: cm}, nil
+}
+
+// allowed reports whether a and b may be connected now: both known and up
+// (or starting), and on the same side of any partition.
+func (n *Net) allowed(a, b peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	na, nb := n.byID[a], n.byID[b]
+	return na != nil && nb != nil && na.routable.Load() && nb.routable.Load() && n.group[a] == n.group[b]
 }
 
 // route makes sure a link joins a and b, or says why there is no route.
