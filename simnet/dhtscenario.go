@@ -3,6 +3,8 @@ package simnet
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -131,6 +133,11 @@ func ScenarioDHT(ctx context.Context, n *Net, o DHTOptions) (Report, error) {
 			lookups = append(lookups, lookup{from, to, time.Duration(pick.Int64N(int64(o.LookupWindow)))})
 		}
 	}
+	digest := sha256.New()
+	for _, l := range lookups {
+		fmt.Fprintf(digest, "%d %d %d\n", l.from.Index, l.to.Index, l.at)
+	}
+	rep.Workload = hex.EncodeToString(digest.Sum(nil)[:8])
 	order := make([]int, len(lookups))
 	for i := range order {
 		order[i] = i

@@ -14,10 +14,14 @@ import (
 // timings and hop counts depend on goroutine scheduling, which is not under
 // our control, and are given as distributions.
 type Report struct {
-	Scenario    string  `json:"scenario"`
-	Seed        uint64  `json:"seed"`
-	Nodes       int     `json:"nodes"`
-	Crashed     int     `json:"crashed"`
+	Scenario string `json:"scenario"`
+	Seed     uint64 `json:"seed"`
+	Nodes    int    `json:"nodes"`
+	Crashed  int    `json:"crashed"`
+	// Workload is a digest of the operations the scenario chose (which
+	// node did what to which, when): fixed by the seed, so two runs with
+	// one seed show the same.
+	Workload    string  `json:"workload"`
 	Operations  int     `json:"operations"`
 	Succeeded   int     `json:"succeeded"`
 	SuccessRate float64 `json:"successRate"`
@@ -109,6 +113,7 @@ func (r Report) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "scenario\t%s (seed %d)\n", r.Scenario, r.Seed)
 	fmt.Fprintf(tw, "nodes\t%d (%d crashed)\n", r.Nodes, r.Crashed)
+	fmt.Fprintf(tw, "workload\t%s\n", r.Workload)
 	fmt.Fprintf(tw, "operations\t%d, %d succeeded (%.2f%%)\n", r.Operations, r.Succeeded, 100*r.SuccessRate)
 	fmt.Fprintf(tw, "hops\tp50 %.0f  p95 %.0f  max %.0f\n", r.Hops.P50, r.Hops.P95, r.Hops.Max)
 	fmt.Fprintf(tw, "virtual latency\tp50 %.1f ms  p95 %.1f ms  max %.1f ms\n", r.VirtualLatency.P50, r.VirtualLatency.P95, r.VirtualLatency.Max)
