@@ -26,3 +26,20 @@ func TestDHTLookups200(t *testing.T) {
 		}
 	})
 }
+
+// TestScenarioLAN: every ordered pair of 15 nodes on one segment meets by
+// mDNS alone, within the deadline.
+func TestScenarioLAN(t *testing.T) {
+	const seed = 3
+	synctest.Test(t, func(t *testing.T) {
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		rep, err := ScenarioLAN(context.Background(), n, LANOptions{Nodes: 15})
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if rep.Operations != 15*14 || rep.Succeeded != rep.Operations {
+			t.Errorf("seed %d: %d of %d pairs met: %v", seed, rep.Succeeded, rep.Operations, rep.Failures)
+		}
+	})
+}

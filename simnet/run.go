@@ -39,6 +39,9 @@ var Scenarios = map[string]Scenario{
 	"dht": func(ctx context.Context, n *Net, o Options) (Report, error) {
 		return ScenarioDHT(ctx, n, DHTOptions{Nodes: o.Nodes, Lookups: o.Lookups, CrashFraction: o.CrashFraction})
 	},
+	"lan": func(ctx context.Context, n *Net, o Options) (Report, error) {
+		return ScenarioLAN(ctx, n, LANOptions{Nodes: o.Nodes})
+	},
 }
 
 // ScenarioNames lists the scenarios, sorted.

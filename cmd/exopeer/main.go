@@ -33,7 +33,7 @@ usage:
   exopeer peers [--json]        the peers it is connected to, how found, round trip
   exopeer connect MULTIADDR     dial a peer by hand (.../p2p/<peer ID>)
   exopeer sim SCENARIO [flags]  run a simulated network in virtual time and report
-                                (--nodes N --seed S --crash F --json; scenarios: dht)
+                                (--nodes N --seed S --crash F --json; scenarios: dht, lan)
   exopeer version               print the version
 
 Every verb takes --dir DIR (default $EXOPEER_DIR, else the user's data dir).
