@@ -30,7 +30,7 @@ type DHTOptions struct {
 	// the lookups. Default 0.
 	CrashFraction float64
 	// Settle is the virtual time between the last join and the lookups.
-	// Default 2 min.
+	// Default 1 min.
 	Settle time.Duration
 	// Concurrency bounds the lookups in flight. Default 64.
 	Concurrency int
@@ -41,7 +41,7 @@ type DHTOptions struct {
 	JoinInterval time.Duration
 	// LookupWindow spreads the lookups: each starts at a random time within
 	// it, as lookups of a real network do not all start at once (and the
-	// connection managers trim behind them). Default 5 min.
+	// connection managers trim behind them). Default 3 min.
 	LookupWindow time.Duration
 }
 
@@ -56,7 +56,7 @@ func (o DHTOptions) withDefaults() DHTOptions {
 		o.Bootstraps = 3
 	}
 	if o.Settle <= 0 {
-		o.Settle = 2 * time.Minute
+		o.Settle = time.Minute
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 64
@@ -65,7 +65,7 @@ func (o DHTOptions) withDefaults() DHTOptions {
 		o.LookupTimeout = time.Minute
 	}
 	if o.LookupWindow <= 0 {
-		o.LookupWindow = 5 * time.Minute
+		o.LookupWindow = 3 * time.Minute
 	}
 	if o.JoinInterval <= 0 {
 		o.JoinInterval = 200 * time.Millisecond
