@@ -130,11 +130,8 @@ func Main(name string, cfg Config, o Options, asJSON bool, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "exopeer sim: unknown scenario %q (known: %v)\n", name, ScenarioNames())
 		os.Exit(2)
 	}
-	realStdout := os.Stdout
-	if f, ok := stdout.(*os.File); ok && f == os.Stdout {
-		stdout = realStdout
-	}
-	// testing prints PASS/FAIL on os.Stdout; keep it off the report.
+	// testing prints PASS/FAIL on os.Stdout; keep it off the report, which
+	// goes to stdout (held here before the swap).
 	os.Stdout = os.Stderr
 	testing.Init()
 	// The scenario decides its own length; and the testing flags come from
