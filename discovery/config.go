@@ -35,6 +35,12 @@ type Config struct {
 	// exopeer peer is measured. Default 30 s.
 	PingInterval time.Duration
 
+	// IdentifyGrace is how long a peer whose identify lacks exopeer's
+	// protocols may take to announce them (by an identify push) before it
+	// is judged foreign: a node that has just started may answer identify
+	// before its handlers are all registered. Default 5 s.
+	IdentifyGrace time.Duration
+
 	// IgnoreFor is how long a peer that does not speak exopeer's protocols
 	// is left alone before it may be dialled again. Default 1 h.
 	IgnoreFor time.Duration
@@ -57,6 +63,7 @@ func DefaultConfig() Config {
 		DialTimeout:        15 * time.Second,
 		MaxConcurrentDials: 8,
 		PingInterval:       30 * time.Second,
+		IdentifyGrace:      5 * time.Second,
 		IgnoreFor:          time.Hour,
 		RendezvousEpoch:    time.Hour,
 		RendezvousInterval: time.Minute,
@@ -75,6 +82,7 @@ func (c Config) withDefaults() Config {
 	set(&c.BackoffMax, max(d.BackoffMax, c.BackoffMin))
 	set(&c.DialTimeout, d.DialTimeout)
 	set(&c.PingInterval, d.PingInterval)
+	set(&c.IdentifyGrace, d.IdentifyGrace)
 	set(&c.IgnoreFor, d.IgnoreFor)
 	set(&c.RendezvousEpoch, d.RendezvousEpoch)
 	set(&c.RendezvousInterval, d.RendezvousInterval)
@@ -94,7 +102,7 @@ func (c Config) validate() error {
 		v    time.Duration
 	}{
 		{"BackoffMin", c.BackoffMin}, {"BackoffMax", c.BackoffMax}, {"DialTimeout", c.DialTimeout},
-		{"PingInterval", c.PingInterval}, {"IgnoreFor", c.IgnoreFor},
+		{"PingInterval", c.PingInterval}, {"IdentifyGrace", c.IdentifyGrace}, {"IgnoreFor", c.IgnoreFor},
 		{"RendezvousEpoch", c.RendezvousEpoch}, {"RendezvousInterval", c.RendezvousInterval},
 	} {
 		if f.v < 0 {

@@ -27,12 +27,12 @@ func TestWithDefaults(t *testing.T) {
 			name: "set fields are kept",
 			in: Config{
 				BackoffMin: 2 * time.Second, BackoffMax: 3 * time.Second, MaxFailures: 1,
-				DialTimeout: time.Second, MaxConcurrentDials: 2, PingInterval: time.Minute,
+				DialTimeout: time.Second, MaxConcurrentDials: 2, PingInterval: time.Minute, IdentifyGrace: 2 * time.Second,
 				IgnoreFor: time.Minute, RendezvousEpoch: 2 * time.Hour, RendezvousInterval: 5 * time.Second,
 			},
 			want: Config{
 				BackoffMin: 2 * time.Second, BackoffMax: 3 * time.Second, MaxFailures: 1,
-				DialTimeout: time.Second, MaxConcurrentDials: 2, PingInterval: time.Minute,
+				DialTimeout: time.Second, MaxConcurrentDials: 2, PingInterval: time.Minute, IdentifyGrace: 2 * time.Second,
 				IgnoreFor: time.Minute, RendezvousEpoch: 2 * time.Hour, RendezvousInterval: 5 * time.Second,
 			},
 		},

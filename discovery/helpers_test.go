@@ -46,6 +46,7 @@ func testConfig() Config {
 		MaxFailures:        3,
 		DialTimeout:        5 * time.Second,
 		PingInterval:       200 * time.Millisecond,
+		IdentifyGrace:      time.Second,
 		IgnoreFor:          time.Hour,
 		RendezvousEpoch:    time.Hour,
 		RendezvousInterval: 50 * time.Millisecond,

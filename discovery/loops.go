@@ -99,7 +99,7 @@ func (s *Service) dial(id peer.ID) {
 			err = errors.New("identify did not complete")
 		}
 	}
-	exo := err == nil && s.speaksExopeer(id)
+	exo := err == nil && s.awaitExopeer(ctx, id)
 
 	s.mu.Lock()
 	s.inflight--

@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 )
 
 // Found after Close must do nothing, but it still writes the addresses
@@ -203,4 +204,30 @@ func TestPingDoesNotDial(t *testing.T) {
 	if n := inbound.inbound.Load(); n != 1 {
 		t.Errorf("b accepted %d connections, want 1: the ping dialled", n)
 	}
+}
+
+// A node that has just started may answer identify before its ping handler
+// is registered (identify's snapshot of our protocols is updated
+// asynchronously). Such a peer was judged foreign, disconnected and ignored
+// for an hour; now the identify push that follows makes it an exopeer peer.
+func TestPeerThatRegistersPingLateIsListed(t *testing.T) {
+	verifyNoLeaks(t)
+	a := newNode(t, testConfig(), nil, nil)
+	b := newHost(t)
+	a.svc.Found(SourceDHT, info(b))
+	eventually(t, 10*time.Second, "connected", func() bool {
+		return a.h.Network().Connectedness(b.ID()) == network.Connected
+	})
+	ids, ok := a.h.(interface{ IDService() identify.IDService })
+	if !ok {
+		t.Fatal("host has no identify service")
+	}
+	for _, c := range a.h.Network().ConnsToPeer(b.ID()) {
+		<-ids.IDService().IdentifyWait(c)
+	}
+	if a.svc.speaksExopeer(b.ID()) {
+		t.Fatal("b speaks exopeer before it registered the handler: the test proves nothing")
+	}
+	b.SetStreamHandler(ProtocolPing, servePing)
+	listedWith(t, a.svc, b.ID(), SourceDHT)
 }

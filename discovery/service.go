@@ -135,6 +135,7 @@ func (s *Service) Start(ctx context.Context) error {
 
 	sub, err := s.h.EventBus().Subscribe([]any{
 		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtPeerProtocolsUpdated),
 		new(event.EvtPeerConnectednessChanged),
 	})
 	if err != nil {
@@ -288,7 +289,7 @@ func (s *Service) Connect(ctx context.Context, ai peer.AddrInfo) error {
 		return fmt.Errorf("discovery: connect %s: %w", ai.ID, err)
 	}
 	s.waitIdentified(ctx, ai.ID)
-	if !s.speaksExopeer(ai.ID) {
+	if !s.awaitExopeer(ctx, ai.ID) {
 		s.ignore(ai.ID)
 		return fmt.Errorf("%w: %s", ErrNotExopeer, ai.ID)
 	}
@@ -342,6 +343,33 @@ func (s *Service) waitIdentified(ctx context.Context, id peer.ID) {
 			return
 		}
 	}
+}
+
+// awaitExopeer reports whether id speaks exopeer, waiting up to
+// IdentifyGrace (or until ctx ends) for an identify push that adds our
+// protocol: a peer that has just started may have answered identify before
+// registering its handlers.
+func (s *Service) awaitExopeer(ctx context.Context, id peer.ID) bool {
+	if s.speaksExopeer(id) {
+		return true
+	}
+	sub, err := s.h.EventBus().Subscribe(new(event.EvtPeerProtocolsUpdated))
+	if err != nil {
+		return false
+	}
+	defer sub.Close()
+	grace := time.NewTimer(s.cfg.IdentifyGrace)
+	defer grace.Stop()
+	for !s.speaksExopeer(id) { // checked again: the push may have come before we subscribed
+		select {
+		case <-ctx.Done():
+			return false
+		case <-grace.C:
+			return false
+		case <-sub.Out():
+		}
+	}
+	return true
 }
 
 func (s *Service) speaksExopeer(id peer.ID) bool {
@@ -413,6 +441,8 @@ func (s *Service) eventLoop() {
 			switch ev := ev.(type) {
 			case event.EvtPeerIdentificationCompleted:
 				s.identified(ev)
+			case event.EvtPeerProtocolsUpdated:
+				s.protocolsUpdated(ev)
 			case event.EvtPeerConnectednessChanged:
 				if ev.Connectedness != network.Connected {
 					s.disconnected(ev.Peer)
@@ -436,6 +466,30 @@ func (s *Service) identified(ev event.EvtPeerIdentificationCompleted) {
 	s.mu.Unlock()
 	if listed {
 		s.ignore(ev.Peer)
+	}
+}
+
+// protocolsUpdated follows identify pushes: a peer that registered our
+// protocol late is an exopeer peer after all, and one that dropped it is no
+// longer.
+func (s *Service) protocolsUpdated(ev event.EvtPeerProtocolsUpdated) {
+	conns := s.h.Network().ConnsToPeer(ev.Peer)
+	switch {
+	case slices.Contains(ev.Added, ProtocolPing) && len(conns) > 0:
+		s.mu.Lock()
+		if e := s.peers[ev.Peer]; e != nil {
+			e.ignoredUntil = time.Time{}
+		}
+		s.mu.Unlock()
+		s.markExopeer(ev.Peer, conns[0])
+	case slices.Contains(ev.Removed, ProtocolPing):
+		s.mu.Lock()
+		e := s.peers[ev.Peer]
+		listed := e != nil && e.exopeer
+		s.mu.Unlock()
+		if listed {
+			s.ignore(ev.Peer)
+		}
 	}
 }
 

@@ -18,12 +18,19 @@ import (
 func listedWith(t *testing.T, s *Service, id peer.ID, want ...Source) PeerInfo {
 	t.Helper()
 	var got PeerInfo
-	eventually(t, 10*time.Second, "listed with "+fmtSources(want)+" and an RTT", func() bool {
-		p, ok := findPeer(s, id)
-		got = p
-		return ok && p.RTT > 0 && slices.Equal(p.Sources, want)
-	})
-	return got
+	var listed bool
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, listed = findPeer(s, id)
+		if listed && got.RTT > 0 && slices.Equal(got.Sources, want) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: %s not listed with %s and an RTT: listed=%v sources=%s rtt=%v; connectedness %v",
+				id, fmtSources(want), listed, fmtSources(got.Sources), got.RTT, s.h.Network().Connectedness(id))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func fmtSources(s []Source) string {
