@@ -1,0 +1,121 @@
+package gossip
+
+import (
+	"net"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// streamConn is a libp2p stream as the net.Conn memberlist wants. Its
+// addresses are the two nodes' fake addresses.
+//
+// Deadlines are passed to the stream and also enforced here: when the
+// earlier of the read and write deadlines passes, the stream is reset. Some
+// streams ignore deadlines (mocknet's do), and memberlist counts on them to
+// never wait forever. memberlist never uses a connection after a timeout,
+// so a reset loses nothing.
+type streamConn struct {
+	s             network.Stream
+	local, remote net.Addr
+	onClose       func(network.Stream) // called once, by Close
+
+	mu     sync.Mutex
+	rd, wd time.Time
+	timer  *time.Timer
+	gen    uint64 // bumped whenever timer is re-armed
+	closed bool
+}
+
+func newStreamConn(s network.Stream, local, remote net.Addr, onClose func(network.Stream)) *streamConn {
+	return &streamConn{s: s, local: local, remote: remote, onClose: onClose}
+}
+
+func (c *streamConn) Read(b []byte) (int, error)  { return c.s.Read(b) }
+func (c *streamConn) Write(b []byte) (int, error) { return c.s.Write(b) }
+func (c *streamConn) LocalAddr() net.Addr         { return c.local }
+func (c *streamConn) RemoteAddr() net.Addr        { return c.remote }
+
+// Close closes the stream and stops its deadline timer. Idempotent.
+func (c *streamConn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.stopLocked()
+	c.mu.Unlock()
+	if c.onClose != nil {
+		c.onClose(c.s)
+	}
+	return c.s.Close()
+}
+
+// reset resets the stream and closes the conn.
+func (c *streamConn) reset() {
+	c.s.Reset()
+	c.Close()
+}
+
+func (c *streamConn) SetDeadline(t time.Time) error {
+	_ = c.s.SetDeadline(t) // enforced below even where unsupported
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rd, c.wd = t, t
+	c.armLocked()
+	return nil
+}
+
+func (c *streamConn) SetReadDeadline(t time.Time) error {
+	_ = c.s.SetReadDeadline(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rd = t
+	c.armLocked()
+	return nil
+}
+
+func (c *streamConn) SetWriteDeadline(t time.Time) error {
+	_ = c.s.SetWriteDeadline(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wd = t
+	c.armLocked()
+	return nil
+}
+
+func (c *streamConn) stopLocked() {
+	c.gen++
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+}
+
+// armLocked sets the timer for the earlier of the deadlines.
+func (c *streamConn) armLocked() {
+	c.stopLocked()
+	if c.closed {
+		return
+	}
+	d := c.rd
+	if d.IsZero() || (!c.wd.IsZero() && c.wd.Before(d)) {
+		d = c.wd
+	}
+	if d.IsZero() {
+		return
+	}
+	gen := c.gen
+	c.timer = time.AfterFunc(time.Until(d), func() {
+		c.mu.Lock()
+		expired := c.gen == gen && !c.closed
+		c.mu.Unlock()
+		if expired {
+			c.s.Reset()
+		}
+	})
+}
+
+var _ net.Conn = (*streamConn)(nil)

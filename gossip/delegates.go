@@ -1,0 +1,245 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// delegate is memberlist's Delegate, EventDelegate, AliveDelegate and
+// MergeDelegate for a Membership (a type of its own, so that these methods
+// stay off the Membership's API). memberlist calls the event, alive and
+// merge methods with its node lock held: they must not call memberlist.
+type delegate struct{ m *Membership }
+
+var (
+	_ memberlist.Delegate      = delegate{}
+	_ memberlist.EventDelegate = delegate{}
+	_ memberlist.AliveDelegate = delegate{}
+	_ memberlist.MergeDelegate = delegate{}
+)
+
+// NodeMeta returns this node's signed metadata (at most maxMetaSize bytes,
+// below memberlist's limit).
+func (d delegate) NodeMeta(int) []byte { return *d.m.meta.Load() }
+
+func (d delegate) NotifyMsg(b []byte) { d.m.receiveBroadcast(b) }
+
+func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.m.bq.GetBroadcasts(overhead, limit)
+}
+
+func (d delegate) LocalState(join bool) []byte {
+	if f := d.m.cfg.LocalState; f != nil {
+		return f(join)
+	}
+	return nil
+}
+
+func (d delegate) MergeRemoteState(buf []byte, join bool) {
+	if f := d.m.cfg.MergeState; f != nil {
+		f(buf, join)
+	}
+}
+
+// NotifyAlive admits a node only if check passes.
+func (d delegate) NotifyAlive(n *memberlist.Node) error { return d.m.check(n) }
+
+// NotifyMerge refuses a join whose state holds a live or suspect node that
+// check refuses. Dead and left nodes are not checked: memberlist only
+// suspects such nodes, and only those it already knows, so they admit
+// nobody; and a member removed from the roster stays dead in the others'
+// tables for a while, which must not stop the next node from joining.
+func (d delegate) NotifyMerge(nodes []*memberlist.Node) error {
+	for _, n := range nodes {
+		if n.State == memberlist.StateDead || n.State == memberlist.StateLeft {
+			continue
+		}
+		if err := d.m.check(n); err != nil {
+			return fmt.Errorf("gossip: merge refused: %w", err)
+		}
+	}
+	return nil
+}
+
+func (d delegate) NotifyJoin(n *memberlist.Node)   { d.m.onJoin(n) }
+func (d delegate) NotifyLeave(n *memberlist.Node)  { d.m.onLeave(n) }
+func (d delegate) NotifyUpdate(n *memberlist.Node) { d.m.onUpdate(n) }
+
+// Reasons why check refuses a node.
+var (
+	errBadName = errors.New("gossip: node name is not a peer ID")
+	errBadAddr = errors.New("gossip: node address is not its fake address")
+)
+
+// check decides whether node n may be a member: its name is a peer ID in
+// canonical form, Allow accepts it, its address is its fake address, its
+// metadata carries a valid signature of that peer, and CheckMeta accepts
+// it. This node itself always passes. A refusal is counted and logged once.
+func (m *Membership) check(n *memberlist.Node) error {
+	if n.Name == m.selfName {
+		return nil
+	}
+	err := m.checkRemote(n)
+	if err != nil {
+		m.stats.rejectedNodes.Add(1)
+		m.logOnce(n.Name, err)
+	}
+	return err
+}
+
+func (m *Membership) checkRemote(n *memberlist.Node) error {
+	id, err := peer.Decode(n.Name)
+	if err != nil || id.String() != n.Name {
+		return fmt.Errorf("%w: %q", errBadName, n.Name)
+	}
+	if !m.cfg.Allow(id) {
+		return fmt.Errorf("%w: %s", ErrNotAllowed, id)
+	}
+	if ip, ok := netip.AddrFromSlice(n.Addr); !ok || ip != FakeIP(id) || n.Port != FakePort {
+		return fmt.Errorf("%w: %s", errBadAddr, id)
+	}
+	nm, err := verifyMeta(m.cfg.Tag, id, n.Meta)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", id, err)
+	}
+	if f := m.cfg.CheckMeta; f != nil {
+		if err := f(id, nm.App); err != nil {
+			return fmt.Errorf("gossip: node %s: metadata refused: %w", id, err)
+		}
+	}
+	m.tr.learn(id)
+	return nil
+}
+
+// maxLogged bounds the set of refusals already logged.
+const maxLogged = 1024
+
+// logOnce logs a refusal the first time it happens (since the last
+// Refresh), not at every gossip round that repeats it.
+func (m *Membership) logOnce(name string, err error) {
+	key := name + "\x00" + err.Error()
+	m.mu.Lock()
+	_, seen := m.logged[key]
+	if !seen {
+		if len(m.logged) >= maxLogged {
+			clear(m.logged)
+		}
+		m.logged[key] = struct{}{}
+	}
+	m.mu.Unlock()
+	if !seen {
+		m.log.Warn("gossip node refused", "node", name, "err", err)
+	}
+}
+
+// memberOf returns the peer ID and decoded metadata of a node that passed
+// check (or is this node).
+func memberOf(n *memberlist.Node) (peer.ID, nodeMeta, bool) {
+	id, err := peer.Decode(n.Name)
+	if err != nil {
+		return "", nodeMeta{}, false
+	}
+	nm, _ := decodeMeta(n.Meta) // checked by NotifyAlive
+	return id, nm, true
+}
+
+func (m *Membership) onJoin(n *memberlist.Node) {
+	id, nm, ok := memberOf(n)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	typ := EventJoined
+	st := m.members[id]
+	switch {
+	case st == nil:
+		st = &memberState{}
+		m.members[id] = st
+		m.alive.Add(1)
+	case st.state == StateDead:
+		typ = EventRecovered
+		m.alive.Add(1)
+	case st.state == StateLeft:
+		m.alive.Add(1)
+	}
+	*st = memberState{state: StateAlive, since: now, seen: now, meta: slices.Clone(nm.App)}
+	if id != m.self {
+		m.protectLocked(id)
+	}
+	m.emitLocked(Event{Type: typ, Member: st.member(id)})
+}
+
+// onLeave records a member's departure. memberlist v0.7.0 passes a Node
+// whose State is always StateAlive here (hashicorp/memberlist#293), so a
+// departure on purpose is recognised by the leaving flag in the member's
+// signed metadata, which Leave gossips before it leaves; a later
+// memberlist that fills in State is honoured too.
+func (m *Membership) onLeave(n *memberlist.Node) {
+	id, nm, ok := memberOf(n)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.members[id]
+	if m.closed || st == nil || st.state != StateAlive {
+		return
+	}
+	m.alive.Add(-1)
+	typ, state := EventFailed, StateDead
+	if nm.leaving() || n.State == memberlist.StateLeft {
+		typ, state = EventLeft, StateLeft
+	}
+	st.state, st.since = state, now
+	m.emitLocked(Event{Type: typ, Member: st.member(id)})
+}
+
+func (m *Membership) onUpdate(n *memberlist.Node) {
+	id, nm, ok := memberOf(n)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.members[id]
+	if m.closed || st == nil {
+		return
+	}
+	st.seen, st.meta = now, slices.Clone(nm.App)
+	m.emitLocked(Event{Type: EventUpdated, Member: st.member(id)})
+}
+
+// logBridge turns memberlist's log lines ("[LEVEL] memberlist: text")
+// into debug records.
+type logBridge struct{ log *slog.Logger }
+
+func (b logBridge) Write(p []byte) (int, error) {
+	if !b.log.Enabled(context.Background(), slog.LevelDebug) {
+		return len(p), nil
+	}
+	line := strings.TrimSpace(string(p))
+	level := ""
+	if strings.HasPrefix(line, "[") {
+		if i := strings.IndexByte(line, ']'); i > 0 {
+			level, line = line[1:i], strings.TrimSpace(line[i+1:])
+		}
+	}
+	b.log.Debug("memberlist", "memberlistLevel", level, "line", strings.TrimPrefix(line, "memberlist: "))
+	return len(p), nil
+}

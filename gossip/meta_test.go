@@ -1,0 +1,134 @@
+package gossip
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func mustID(t testing.TB, k crypto.PrivKey) peer.ID {
+	t.Helper()
+	id, err := peer.IDFromPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestMetaRoundTrip(t *testing.T) {
+	key := testKey(1, 0)
+	id := mustID(t, key)
+	tag := testTag(1)
+	for _, tt := range []struct {
+		name  string
+		flags byte
+		app   []byte
+	}{
+		{"empty", 0, nil},
+		{"roster version", 0, []byte("roster v7")},
+		{"leaving", flagLeaving, []byte("x")},
+		{"largest", 0, bytes.Repeat([]byte{0xAB}, MaxAppMeta)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := encodeMeta(key, tag, id, tt.flags, tt.app)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) > maxMetaSize || len(b) > 512 {
+				t.Errorf("encoded metadata has %d bytes, limit %d", len(b), maxMetaSize)
+			}
+			nm, err := verifyMeta(tag, id, b)
+			if err != nil {
+				t.Fatalf("verifyMeta: %v", err)
+			}
+			if diff := cmp.Diff(string(tt.app), string(nm.App)); diff != "" {
+				t.Errorf("app metadata (-want +got):\n%s", diff)
+			}
+			if nm.leaving() != (tt.flags&flagLeaving != 0) {
+				t.Errorf("leaving = %v, flags %#x", nm.leaving(), tt.flags)
+			}
+		})
+	}
+	if _, err := encodeMeta(key, tag, id, 0, make([]byte, MaxAppMeta+1)); err == nil {
+		t.Error("encodeMeta took app metadata over MaxAppMeta")
+	}
+}
+
+// TestMetaRejected: every change to the metadata, or checking it as
+// another node's or another cell's, fails verification.
+func TestMetaRejected(t *testing.T) {
+	key := testKey(2, 0)
+	id := mustID(t, key)
+	other := mustID(t, testKey(2, 1))
+	tag := testTag(2)
+	good, err := encodeMeta(key, tag, id, 0, []byte("roster v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range good {
+		bad := bytes.Clone(good)
+		bad[i] ^= 0x01
+		if _, err := verifyMeta(tag, id, bad); !errors.Is(err, ErrBadMeta) {
+			t.Errorf("byte %d flipped: verifyMeta = %v, want ErrBadMeta", i, err)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		tag  [8]byte
+		id   peer.ID
+		b    []byte
+	}{
+		{"other node", tag, other, good},
+		{"other cell", testTag(3), id, good},
+		{"truncated", tag, id, good[:len(good)-1]},
+		{"extended", tag, id, append(bytes.Clone(good), 0)},
+		{"empty", tag, id, nil},
+		{"peer ID without key", tag, peer.ID("\x12\x20" + strings.Repeat("a", 32)), good},
+	} {
+		if _, err := verifyMeta(tt.tag, tt.id, tt.b); !errors.Is(err, ErrBadMeta) {
+			t.Errorf("%s: verifyMeta = %v, want ErrBadMeta", tt.name, err)
+		}
+	}
+}
+
+// FuzzDecodeMeta: arbitrary bytes never panic the decoder or the
+// verifier, and whatever decodes re-encodes to the same bytes.
+func FuzzDecodeMeta(f *testing.F) {
+	key := testKey(3, 0)
+	id := mustID(f, key)
+	tag := testTag(3)
+	for _, app := range [][]byte{nil, []byte("roster v1"), bytes.Repeat([]byte{7}, MaxAppMeta)} {
+		for _, flags := range []byte{0, flagLeaving} {
+			b, err := encodeMeta(key, tag, id, flags, app)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	f.Add([]byte{})
+	f.Add([]byte{metaVersion, 0, 0xFF, 0xFF})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		nm, err := decodeMeta(b)
+		if _, verr := verifyMeta(tag, id, b); verr == nil && err != nil {
+			t.Fatalf("verifyMeta accepted what decodeMeta refused: %v", err)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBadMeta) {
+				t.Fatalf("decodeMeta error %v is not ErrBadMeta", err)
+			}
+			return
+		}
+		if len(nm.App) > MaxAppMeta || len(nm.Sig) != metaSigSize {
+			t.Fatalf("decoded %d app bytes and a %d-byte signature", len(nm.App), len(nm.Sig))
+		}
+		if again := append(nm.appendBody(nil), nm.Sig...); !bytes.Equal(again, b) {
+			t.Fatalf("re-encoded %x, want %x", again, b)
+		}
+	})
+}
