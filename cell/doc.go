@@ -1,0 +1,80 @@
+// Package cell is a node's membership of its cell: a person's own devices,
+// joined with no server.
+//
+// # Identity and roster
+//
+// A cell is its Ed25519 cell key, made by `exopeer cell create` and kept
+// only on the admin device that made it (it never leaves it: an invite
+// cannot grant the admin role). The cell key signs the roster, the list of
+// members; versions only grow, and a node refuses a roster that is not
+// validly signed by its cell's key or not newer than the one it holds.
+//
+// Each roster names a key epoch. Every key the cell uses in an epoch is
+// derived (HKDF-SHA-256, salted with the cell key) from that epoch's 32-byte
+// secret: memberlist's gossip key, the key of data sealed with Keys.Seal,
+// and the DHT rendezvous secret of members. The roster carries the epoch's
+// secret sealed to each member's X25519 box key with HPKE (RFC 9180:
+// DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305, info binding
+// cell, epoch and member), and History: the secrets of earlier epochs,
+// AES-256-GCM under a key of the current one. Removing a member starts a
+// new epoch whose secret only the remaining members can open; from then on
+// gossip refuses the removed node and it reads nothing sealed in the new
+// epoch.
+//
+// Roster wire form (integers are uvarints unless said; "bytes" is a uvarint
+// length then the bytes; the signature covers everything before it, after
+// the context string "exopeer roster v1\x00"):
+//
+//	"EXR1" | bytes cell key (32) | bytes cell name | version | epoch |
+//	varint issued (Unix s) | member count |
+//	  per member, sorted by peer ID: bytes peer ID | bytes name |
+//	  1 byte roles | varint added (Unix s) | 32 bytes box key | bytes grant |
+//	bytes history | bytes signature (64)
+//
+// The decoder accepts only the canonical form, so equal versions are equal
+// bytes.
+//
+// # Join: invite code and PAKE
+//
+// `exopeer cell invite` prints a code such as 4721-apple-orbit-tundra. The
+// four digits are the nameplate: they only name a meeting place (the
+// rendezvous secret "exopeer invite v1\x00" || nameplate, blinded per hour
+// by package discovery before it goes to the DHT; on a LAN, mDNS finds the
+// inviter anyway). The three words (33 bits) are the password of a CPace
+// run (package internal/cpace, draft-irtf-cfrg-cpace, ristretto255 and
+// SHA-512), whose channel identifier binds both peer IDs that libp2p
+// authenticated. An eavesdropper learns nothing; a peer with a wrong code
+// can test one guess per run and cannot test guesses offline. Every run in
+// which the admin sends its CPace message counts as an attempt; after
+// MaxAttempts (3) failed runs, or after the TTL (10 min), the invite dies.
+//
+// Join protocol, /exopeer/cell/join/1.0.0, frames of uvarint length and
+// bytes, joiner J and admin A:
+//
+//	J→A hello:   0x01 | version (1) | nameplate (2, big-endian) | sid (16) | Ya (32)
+//	A→J reply:   0x02 | status [| Yb (32) | tag of A (64)]
+//	J→A confirm: 0x03 | tag of J (64) | AEAD(k_request; 0x01 | box key (32) | member name)
+//	A→J welcome: 0x04 | status [| AEAD(k_welcome; signed roster with J on it)]
+//
+// Tags are CPace's explicit key confirmation; k_request and k_welcome are
+// HKDF-SHA-512 of the CPace ISK with their own labels, used with
+// AES-256-GCM. J checks A's tag before it sends anything; A checks J's tag
+// before it signs anything. Statuses: 0 ok, 1 no such invite, 2 expired,
+// 3 exhausted, 4 wrong code, 5 refused, 6 bad message, 7 internal error.
+//
+// # Roster protocol
+//
+// /exopeer/cell/roster/1.0.0 moves rosters: a push (0x05 | roster) offers
+// a new roster, adopted if valid and newer; a pull (0x06 | cell tag (8) |
+// version (8, big-endian)) asks a member for a newer one, answered only to
+// members. The answer is 0x07 | status [| roster]. Members gossip their
+// roster version and epoch in memberlist metadata, so a member that missed
+// a push pulls the new roster from whoever announces it.
+//
+// # Gossip
+//
+// Membership runs on hashicorp/memberlist over libp2p streams (package
+// gossip): only peers on the current roster are spoken to or heard, each
+// node's metadata is signed by its peer key, and the gossip key is the
+// current epoch's.
+package cell

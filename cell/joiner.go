@@ -1,0 +1,206 @@
+package cell
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/internal/cpace"
+)
+
+// joinRetry is how often a joiner looks again for the inviter among its
+// connected peers, and asks discovery for the nameplate's rendezvous.
+const joinRetry = time.Second
+
+// Join joins the cell of the admin that printed code. It looks for the
+// admin among the peers this node is connected to or meets (on the LAN, or
+// through the nameplate's rendezvous on the DHT), runs the PAKE with it and
+// takes the roster it signs. It blocks until the join succeeds, fails for
+// good (wrong, expired or exhausted code) or ctx ends. The node is listed
+// as name ("": Config.Name).
+func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) {
+	c, err := ParseCode(code)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = s.cfg.Name
+	}
+	if !validName(name) {
+		return nil, fmt.Errorf("cell: member name %q is empty, longer than %d bytes or not printable", name, MaxNameLen)
+	}
+	s.mu.Lock()
+	if err := s.usableLocked(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if r := s.state.roster; r != nil && r.Has(s.self) {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w (%s, %q)", ErrAlreadyInCell, r.ID(), r.Name)
+	}
+	if s.joining {
+		s.mu.Unlock()
+		return nil, errors.New("cell: a join is already in progress")
+	}
+	s.joining = true
+	box := s.state.box
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.joining = false
+		s.mu.Unlock()
+	}()
+
+	rz := inviteRendezvous(c.Nameplate)
+	if s.rz != nil {
+		defer s.rz.StopRendezvous(rz)
+	}
+	tried := make(map[peer.ID]bool)
+	t := time.NewTicker(joinRetry)
+	defer t.Stop()
+	for {
+		if s.rz != nil {
+			s.rz.Rendezvous(rz) // (again): look the nameplate up now
+		}
+		for _, id := range s.h.Network().Peers() {
+			if tried[id] || !s.speaksJoin(id) {
+				continue
+			}
+			tried[id] = true
+			r, err := s.joinVia(ctx, id, c, box, name)
+			switch {
+			case err == nil:
+				return r, nil
+			case errors.Is(err, ErrNoInvite):
+				continue
+			case errors.Is(err, ErrWrongCode), errors.Is(err, ErrInviteExpired),
+				errors.Is(err, ErrInviteExhausted), errors.Is(err, ErrJoinRefused):
+				return nil, err
+			default:
+				s.log.Info("join attempt failed", "peer", id, "err", err)
+				delete(tried, id) // a network error: this peer may be tried again
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cell: no inviter found for nameplate %04d: %w", c.Nameplate, ctx.Err())
+		case <-s.ctx.Done():
+			return nil, errors.New("cell: service closed")
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) speaksJoin(id peer.ID) bool {
+	ok, err := s.h.Peerstore().SupportsProtocols(id, ProtocolJoin)
+	return err == nil && len(ok) > 0
+}
+
+// joinVia runs the join protocol with one candidate inviter.
+func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey, name string) (*Roster, error) {
+	ctx, cancel := context.WithTimeout(ctx, streamTimeout)
+	defer cancel()
+	st, err := s.h.NewStream(ctx, admin, ProtocolJoin)
+	if err != nil {
+		return nil, fmt.Errorf("cell: join stream to %s: %w", admin, err)
+	}
+	defer st.Close()
+	if d, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	defer stop()
+	rd := bufio.NewReader(st)
+
+	h := hello{Version: joinVersion, Nameplate: c.Nameplate}
+	rand.Read(h.Sid[:])
+	state, ya, err := cpace.Start(cpace.Initiator, c.Password(), joinCI(admin, s.self), h.Sid[:], nil, rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	h.Y = [pointLen]byte(ya)
+	if err := writeFrame(st, h.encode()); err != nil {
+		return nil, fmt.Errorf("cell: join: %w", err)
+	}
+	b, err := readFrame(rd)
+	if err != nil {
+		return nil, fmt.Errorf("cell: join: %w", err)
+	}
+	rep, err := decodeReply(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := statusErr(rep.Status); err != nil {
+		return nil, err
+	}
+	isk, err := state.Finish(rep.Y[:], nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadMessage, err)
+	}
+	if !cpace.VerifyTag(isk, h.Sid[:], rep.Y[:], nil, rep.Tag[:]) {
+		// The inviter counted the attempt; say nothing more to it.
+		_ = st.Reset()
+		return nil, ErrWrongCode
+	}
+	sealed, err := sealWith(isk, labelRequest, joinRequest{Name: name, BoxKey: box.Public()}.encode())
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFrame(st, confirm{Tag: [tagLen]byte(cpace.ConfirmTag(isk, h.Sid[:], ya, nil)), Sealed: sealed}.encode()); err != nil {
+		return nil, fmt.Errorf("cell: join: %w", err)
+	}
+	if b, err = readFrame(rd); err != nil {
+		return nil, fmt.Errorf("cell: join: %w", err)
+	}
+	w, err := decodeWelcome(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := statusErr(w.Status); err != nil {
+		return nil, err
+	}
+	pt, err := openWith(isk, labelWelcome, w.Sealed)
+	if err != nil {
+		return nil, err
+	}
+	r, err := DecodeRoster(pt)
+	if err != nil {
+		return nil, err
+	}
+	if !r.Has(admin) {
+		return nil, fmt.Errorf("%w: the inviter is not on the roster it sent", ErrBadRoster)
+	}
+	if m, _ := r.Member(admin); m.Roles&RoleAdmin == 0 {
+		return nil, fmt.Errorf("%w: the inviter is not an admin of the roster it sent", ErrBadRoster)
+	}
+	return r, s.welcomeRoster(ctx, r, box)
+}
+
+// welcomeRoster takes the roster of a cell just joined.
+func (s *Service) welcomeRoster(ctx context.Context, r *Roster, box BoxKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usableLocked(); err != nil {
+		return err
+	}
+	if cur := s.state.roster; cur != nil && cur.Has(s.self) {
+		return ErrAlreadyInCell
+	}
+	keys := NewKeys(r.Cell)
+	if err := r.Accept(s.self, box, keys); err != nil {
+		return err
+	}
+	st := &state{box: box, roster: r, keys: keys}
+	if err := s.st.save(ctx, st); err != nil {
+		return err
+	}
+	s.state = st
+	s.roster.Store(r)
+	s.log.Info("joined cell", "cell", r.ID(), "name", r.Name, "version", r.Version, "members", len(r.Members))
+	return s.startGossipLocked()
+}

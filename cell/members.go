@@ -1,0 +1,114 @@
+package cell
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/gossip"
+)
+
+// MemberStatus is one roster entry with what gossip says of it now.
+type MemberStatus struct {
+	Peer     peer.ID
+	Name     string
+	Roles    Role
+	Added    time.Time
+	Self     bool
+	State    string    // alive, suspect, dead, left, or unknown (never heard of in this run)
+	LastSeen time.Time // when this node last heard from it; zero if never
+}
+
+// Info summarises the node's cell.
+type Info struct {
+	ID      string // the cell's short ID
+	Name    string
+	Version uint64
+	Epoch   uint64
+	Admin   bool // this node holds the cell key
+	Removed bool // this node was removed: the roster is the one that removed it
+	Members []MemberStatus
+}
+
+// Members returns the roster with the live state of each member, in roster
+// order (by peer ID). ErrNoCell if the node is in no cell.
+func (s *Service) Members() (Info, error) {
+	s.mu.Lock()
+	var st *state
+	if s.state != nil {
+		st = s.state
+	}
+	m := s.gossip
+	s.mu.Unlock()
+	if st == nil || st.roster == nil {
+		return Info{}, ErrNoCell
+	}
+	r := st.roster
+	live := make(map[peer.ID]gossip.Member)
+	if m != nil {
+		for _, g := range m.Members() {
+			live[g.ID] = g
+		}
+	}
+	info := Info{ID: r.ID(), Name: r.Name, Version: r.Version, Epoch: r.Epoch,
+		Admin: st.cellKey != nil, Removed: !r.Has(s.self)}
+	now := time.Now()
+	for _, mem := range r.Members {
+		ms := MemberStatus{Peer: mem.Peer, Name: mem.Name, Roles: mem.Roles, Added: mem.Added, State: "unknown"}
+		switch g, ok := live[mem.Peer]; {
+		case mem.Peer == s.self:
+			ms.Self, ms.State, ms.LastSeen = true, "alive", now
+		case ok:
+			ms.State, ms.LastSeen = g.State.String(), g.LastSeen
+		}
+		info.Members = append(info.Members, ms)
+	}
+	return info, nil
+}
+
+// Remove takes id off the roster and rotates the cell secret: the next
+// roster version, in a new epoch whose secret only the remaining members
+// receive. It is pushed to every member and to the removed node (so that it
+// learns it was removed); gossip rejects the removed node from then on.
+// Only an admin can remove.
+func (s *Service) Remove(ctx context.Context, id peer.ID) (*Roster, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usableLocked(); err != nil {
+		return nil, err
+	}
+	if s.state.roster == nil {
+		return nil, ErrNoCell
+	}
+	if s.state.cellKey == nil {
+		return nil, ErrNotAdmin
+	}
+	cur := s.state.roster
+	if id == s.self {
+		return nil, fmt.Errorf("cell: an admin cannot remove itself (the cell key would leave with it)")
+	}
+	// Keys are changed by Without: work on a copy until the roster is
+	// stored.
+	keys := NewKeys(cur.Cell)
+	for _, e := range s.state.keys.Epochs() {
+		sec, _ := s.state.keys.Secret(e)
+		keys.Add(e, sec)
+	}
+	r, err := cur.Without(id, keys, s.state.cellKey, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	s.state.keys = keys
+	if err := s.adoptLocked(ctx, r); err != nil {
+		return nil, err
+	}
+	s.log.Info("member removed", "peer", id, "version", r.Version, "epoch", r.Epoch)
+	peers := []peer.ID{id}
+	for _, m := range r.Members {
+		peers = append(peers, m.Peer)
+	}
+	s.spread(r, peers)
+	return r, nil
+}

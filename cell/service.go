@@ -1,0 +1,360 @@
+package cell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/gossip"
+)
+
+// Rendezvous is the part of peer discovery the cell uses: meeting, through
+// the DHT, the other nodes that know a secret. *discovery.Service has it.
+type Rendezvous interface {
+	Rendezvous(secret []byte)
+	StopRendezvous(secret []byte)
+}
+
+// Config tunes the cell service. Zero fields mean defaults.
+type Config struct {
+	// Name is how this node is listed on its cell's roster when it creates
+	// or joins one. Default: the host name.
+	Name string
+	// InviteTTL is how long an invite code stays valid. Default 10 min.
+	InviteTTL time.Duration
+	// MaxAttempts is how many failed join attempts kill an invite.
+	// Default 3.
+	MaxAttempts int
+	// MaintainInterval is how often the node checks that every member it
+	// is connected to is in its gossip view, and asks for newer rosters.
+	// Default 5 s.
+	MaintainInterval time.Duration
+	// Gossip tunes memberlist; zero means gossip's defaults, except that
+	// the leave on Close is bounded by 1 s, so that a node stops fast
+	// (`exopeer run` has 2 s for everything).
+	Gossip gossip.Timing
+}
+
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+		if !validName(c.Name) {
+			c.Name = "node"
+		}
+	}
+	if c.InviteTTL == 0 {
+		c.InviteTTL = 10 * time.Minute
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if c.MaintainInterval == 0 {
+		c.MaintainInterval = 5 * time.Second
+	}
+	if c.Gossip.LeaveTimeout == 0 {
+		c.Gossip.LeaveTimeout = time.Second
+	}
+	return c
+}
+
+// Options is what a Service is built from.
+type Options struct {
+	Host      host.Host
+	Key       crypto.PrivKey // the node's key; signs its gossip metadata
+	Datastore ds.Batching    // the node's datastore; the cell keeps /cell
+	// Rendezvous lets invites and members meet through the DHT; nil: LAN
+	// and direct connections only.
+	Rendezvous Rendezvous
+	Config     Config
+	Logger     *slog.Logger
+}
+
+// Service is a node's membership of its cell: the stored roster and keys,
+// gossip with the other members, invites, joins and removals. A node is in
+// at most one cell (the stored state and the protocols leave room for more:
+// every message names its cell).
+type Service struct {
+	h    host.Host
+	key  crypto.PrivKey
+	self peer.ID
+	st   store
+	rz   Rendezvous
+	cfg  Config
+	log  *slog.Logger
+
+	// roster is the current roster, readable without mu: gossip's
+	// callbacks read it from memberlist's goroutines.
+	roster atomic.Pointer[Roster]
+
+	mu       sync.Mutex
+	state    *state
+	started  bool
+	closed   bool
+	gossip   *gossip.Membership
+	rzSecret []byte // the cell rendezvous secret in use
+	invites  map[uint16]*invite
+	joining  bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a Service that has started nothing.
+func New(opts Options) (*Service, error) {
+	if opts.Host == nil || opts.Key == nil || opts.Datastore == nil {
+		return nil, errors.New("cell: Host, Key and Datastore are required")
+	}
+	cfg := opts.Config.withDefaults()
+	if !validName(cfg.Name) {
+		return nil, fmt.Errorf("cell: node name %q is empty, longer than %d bytes or not printable", cfg.Name, MaxNameLen)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		h: opts.Host, key: opts.Key, self: opts.Host.ID(), st: newStore(opts.Datastore),
+		rz: opts.Rendezvous, cfg: cfg, log: log.With("part", "cell"),
+		invites: make(map[uint16]*invite),
+	}, nil
+}
+
+// Start loads the stored cell, if any, starts gossip with its members and
+// serves the join and roster protocols.
+func (s *Service) Start(ctx context.Context) error {
+	st, err := s.st.load(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		return errors.New("cell: Start called twice or after Close")
+	}
+	s.started = true
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.state = st
+	s.h.SetStreamHandler(ProtocolJoin, s.serveJoin)
+	s.h.SetStreamHandler(ProtocolRoster, s.serveRoster)
+	s.wg.Add(1)
+	go s.maintainLoop()
+	if st.roster == nil {
+		return nil
+	}
+	s.roster.Store(st.roster)
+	if !st.roster.Has(s.self) {
+		s.log.Warn("this node was removed from its cell", "cell", st.roster.ID(), "name", st.roster.Name)
+		return nil
+	}
+	s.log.Info("cell loaded", "cell", st.roster.ID(), "name", st.roster.Name,
+		"version", st.roster.Version, "epoch", st.roster.Epoch, "members", len(st.roster.Members))
+	return s.startGossipLocked()
+}
+
+// Close stops gossip (leaving the cell's view politely), stops serving and
+// waits for every goroutine the service started.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	started := s.started
+	m := s.gossip
+	s.gossip = nil
+	s.stopRendezvousLocked()
+	for _, inv := range s.invites {
+		s.endInviteLocked(inv)
+	}
+	s.mu.Unlock()
+	if !started {
+		return nil
+	}
+	s.h.RemoveStreamHandler(ProtocolJoin)
+	s.h.RemoveStreamHandler(ProtocolRoster)
+	s.cancel()
+	var err error
+	if m != nil {
+		err = m.Close()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// startGossipLocked starts memberlist for the current roster and the
+// cell's rendezvous. Called with mu held.
+func (s *Service) startGossipLocked() error {
+	r := s.state.roster
+	secret, ok := s.state.keys.Secret(r.Epoch)
+	if !ok {
+		return fmt.Errorf("%w %d (roster version %d)", ErrNoKey, r.Epoch, r.Version)
+	}
+	m, err := gossip.New(s.h, gossip.Config{
+		Tag:       r.Tag(),
+		Key:       s.key,
+		Allow:     s.allowed,
+		AppMeta:   s.appMeta,
+		CheckMeta: checkMeta,
+		GossipKey: secret.GossipKey(r.Cell),
+		Timing:    s.cfg.Gossip,
+		Logger:    s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("cell: gossip: %w", err)
+	}
+	if err := m.Start(s.ctx); err != nil {
+		return fmt.Errorf("cell: gossip: %w", err)
+	}
+	s.gossip = m
+	events, cancel := m.Subscribe()
+	s.wg.Add(1)
+	go s.eventLoop(events, cancel)
+	s.rendezvousLocked(secret.RendezvousSecret(r.Cell))
+	// Members we are connected to already: join them now rather than at
+	// the next maintenance round.
+	var peers []peer.ID
+	for _, mem := range r.Members {
+		if mem.Peer != s.self && len(s.h.Network().ConnsToPeer(mem.Peer)) > 0 {
+			peers = append(peers, mem.Peer)
+		}
+	}
+	if len(peers) > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.joinGossip(m, peers)
+		}()
+	}
+	return nil
+}
+
+func (s *Service) joinGossip(m *gossip.Membership, peers []peer.ID) {
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	if n, err := m.Join(ctx, peers); err != nil && n == 0 {
+		s.log.Debug("gossip join failed", "peers", len(peers), "err", err)
+	}
+}
+
+func (s *Service) rendezvousLocked(secret []byte) {
+	s.stopRendezvousLocked()
+	if s.rz == nil {
+		return
+	}
+	s.rzSecret = secret
+	s.rz.Rendezvous(secret)
+}
+
+func (s *Service) stopRendezvousLocked() {
+	if s.rz != nil && s.rzSecret != nil {
+		s.rz.StopRendezvous(s.rzSecret)
+	}
+	s.rzSecret = nil
+}
+
+// allowed is gossip's Allow: on the current roster, and not us removed.
+func (s *Service) allowed(id peer.ID) bool {
+	r := s.roster.Load()
+	return r != nil && r.Has(id) && r.Has(s.self)
+}
+
+// appMeta is what this node gossips about itself: its roster version and
+// epoch, so that members notice a newer roster and fetch it.
+func (s *Service) appMeta() []byte {
+	r := s.roster.Load()
+	if r == nil {
+		return nil
+	}
+	return encodeMeta(r.Version, r.Epoch)
+}
+
+// Create makes a new cell with this node as its admin and only member,
+// listed as member ("": Config.Name).
+func (s *Service) Create(ctx context.Context, name, member string) (*Roster, error) {
+	if !validName(name) {
+		return nil, fmt.Errorf("cell: cell name %q is empty, longer than %d bytes or not printable", name, MaxNameLen)
+	}
+	if member == "" {
+		member = s.cfg.Name
+	}
+	if !validName(member) {
+		return nil, fmt.Errorf("cell: member name %q is empty, longer than %d bytes or not printable", member, MaxNameLen)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usableLocked(); err != nil {
+		return nil, err
+	}
+	if s.state.roster != nil && s.state.roster.Has(s.self) {
+		return nil, fmt.Errorf("%w (%s, %q)", ErrAlreadyInCell, s.state.roster.ID(), s.state.roster.Name)
+	}
+	if s.joining {
+		return nil, errors.New("cell: a join is in progress")
+	}
+	r, cellKey, keys, err := NewCell(name, Founder{Peer: s.self, Name: member, BoxKey: s.state.box.Public()}, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	st := &state{box: s.state.box, roster: r, keys: keys, cellKey: cellKey}
+	if err := s.st.save(ctx, st); err != nil {
+		return nil, err
+	}
+	s.state = st
+	s.roster.Store(r)
+	s.log.Info("cell created", "cell", r.ID(), "name", name)
+	if err := s.startGossipLocked(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (s *Service) usableLocked() error {
+	if s.closed || !s.started {
+		return errors.New("cell: service not running")
+	}
+	return nil
+}
+
+// Roster returns the current roster, or nil when the node is in no cell.
+func (s *Service) Roster() *Roster { return s.roster.Load() }
+
+// Keys returns a copy of the epoch secrets held, or nil.
+func (s *Service) Keys() *Keys {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == nil || s.state.keys == nil {
+		return nil
+	}
+	k := NewKeys(s.state.keys.cell)
+	for _, e := range s.state.keys.Epochs() {
+		sec, _ := s.state.keys.Secret(e)
+		k.Add(e, sec)
+	}
+	return k
+}
+
+// IsAdmin reports whether this node holds the cell key.
+func (s *Service) IsAdmin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state != nil && s.state.cellKey != nil
+}
+
+// Gossip returns the running membership, or nil.
+func (s *Service) Gossip() *gossip.Membership {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gossip
+}

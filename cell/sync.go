@@ -1,0 +1,311 @@
+package cell
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/exopeer/exopeer/gossip"
+)
+
+// ProtocolRoster carries rosters between nodes: a push of a new roster, or
+// a pull of a newer one than the asker holds.
+const ProtocolRoster protocol.ID = "/exopeer/cell/roster/1.0.0"
+
+// streamTimeout bounds one exchange of the roster and join protocols.
+const streamTimeout = 30 * time.Second
+
+// encodeMeta and decodeMeta are the app metadata a member gossips: its
+// roster version and epoch, 8 bytes each, big-endian.
+func encodeMeta(version, epoch uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, version), epoch)
+}
+
+func decodeMeta(b []byte) (version, epoch uint64, err error) {
+	if len(b) != 16 {
+		return 0, 0, fmt.Errorf("%w: member metadata of %d bytes", ErrBadMessage, len(b))
+	}
+	return binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), nil
+}
+
+func checkMeta(_ peer.ID, app []byte) error {
+	_, _, err := decodeMeta(app)
+	return err
+}
+
+// adopt makes r the node's roster if it is a valid, newer roster of the
+// node's cell. A roster without this node means it was removed: gossip
+// stops. It returns ErrStaleRoster for a roster not newer than the one held.
+func (s *Service) adopt(ctx context.Context, r *Roster) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usableLocked(); err != nil {
+		return err
+	}
+	return s.adoptLocked(ctx, r)
+}
+
+func (s *Service) adoptLocked(ctx context.Context, r *Roster) error {
+	cur := s.state.roster
+	switch {
+	case cur == nil:
+		return ErrNoCell
+	case !cur.Cell.Equal(r.Cell):
+		return ErrOtherCell
+	case r.Version <= cur.Version:
+		return fmt.Errorf("%w (offered %d, held %d)", ErrStaleRoster, r.Version, cur.Version)
+	case r.Epoch < cur.Epoch:
+		return fmt.Errorf("%w: version %d goes back to epoch %d", ErrBadRoster, r.Version, r.Epoch)
+	}
+	st := &state{box: s.state.box, roster: r, keys: s.state.keys, cellKey: s.state.cellKey}
+	if !r.Has(s.self) {
+		if err := s.st.save(ctx, st); err != nil {
+			return err
+		}
+		s.state = st
+		s.roster.Store(r)
+		s.log.Warn("this node was removed from its cell", "cell", r.ID(), "version", r.Version)
+		if s.gossip != nil {
+			m := s.gossip
+			s.gossip = nil
+			s.stopRendezvousLocked()
+			s.wg.Add(1)
+			go func() { // Close waits for our own event loop: not under mu
+				defer s.wg.Done()
+				_ = m.Close()
+			}()
+		}
+		return nil
+	}
+	if err := r.Accept(s.self, st.box, st.keys); err != nil {
+		return err
+	}
+	if err := s.st.save(ctx, st); err != nil {
+		return err
+	}
+	s.state = st
+	s.roster.Store(r)
+	s.log.Info("roster adopted", "cell", r.ID(), "version", r.Version, "epoch", r.Epoch, "members", len(r.Members))
+	if s.gossip == nil {
+		return s.startGossipLocked()
+	}
+	s.gossip.Refresh()
+	if r.Epoch != cur.Epoch {
+		secret, _ := st.keys.Secret(r.Epoch)
+		if err := s.gossip.SetGossipKey(secret.GossipKey(r.Cell)); err != nil {
+			return fmt.Errorf("cell: gossip key of epoch %d: %w", r.Epoch, err)
+		}
+		s.rendezvousLocked(secret.RendezvousSecret(r.Cell))
+	}
+	// UpdateMeta waits for the broadcast to go out: never under mu (a
+	// goroutine waiting on mu would stall everything, and under synctest
+	// stop virtual time).
+	m := s.gossip
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		uctx, cancel := context.WithTimeout(s.ctx, streamTimeout)
+		defer cancel()
+		if err := m.UpdateMeta(uctx); err != nil {
+			s.log.Debug("gossip meta update", "err", err)
+		}
+	}()
+	return nil
+}
+
+// spread pushes r to each of peers, in the background.
+func (s *Service) spread(r *Roster, peers []peer.ID) {
+	b := rosterMsg{Type: msgPush, Roster: r.Encode()}.encode()
+	for _, id := range peers {
+		if id == s.self {
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if _, err := s.exchange(id, b); err != nil {
+				s.log.Debug("roster push failed", "peer", id, "err", err)
+			}
+		}()
+	}
+}
+
+// exchange sends one roster-protocol message to id and returns the answer.
+func (s *Service) exchange(id peer.ID, msg []byte) (rosterMsg, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, streamTimeout)
+	defer cancel()
+	st, err := s.h.NewStream(ctx, id, ProtocolRoster)
+	if err != nil {
+		return rosterMsg{}, fmt.Errorf("cell: roster stream to %s: %w", id, err)
+	}
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(streamTimeout))
+	if err := writeFrame(st, msg); err != nil {
+		_ = st.Reset()
+		return rosterMsg{}, fmt.Errorf("cell: roster to %s: %w", id, err)
+	}
+	_ = st.CloseWrite()
+	b, err := readFrame(bufio.NewReader(st))
+	if err != nil {
+		_ = st.Reset()
+		return rosterMsg{}, fmt.Errorf("cell: roster from %s: %w", id, err)
+	}
+	m, err := decodeRosterMsg(b)
+	if err == nil && m.Type != msgRoster {
+		err = fmt.Errorf("%w: answer of type %d", ErrBadMessage, m.Type)
+	}
+	return m, err
+}
+
+// pull asks id for a roster newer than ours and adopts it.
+func (s *Service) pull(id peer.ID) error {
+	r := s.roster.Load()
+	if r == nil {
+		return ErrNoCell
+	}
+	m, err := s.exchange(id, rosterMsg{Type: msgPull, Tag: r.Tag(), Version: r.Version}.encode())
+	if err != nil {
+		return err
+	}
+	if m.Status != statusOK || len(m.Roster) == 0 {
+		return fmt.Errorf("cell: %s has no newer roster (status %d)", id, m.Status)
+	}
+	nr, err := DecodeRoster(m.Roster)
+	if err != nil {
+		return err
+	}
+	return s.adopt(s.ctx, nr)
+}
+
+// serveRoster answers the roster protocol. A push is adopted if it is a
+// valid newer roster of our cell; a pull is answered, to a member only,
+// with our roster if it is newer. Garbage resets the stream; the node goes
+// on.
+func (s *Service) serveRoster(st network.Stream) {
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(streamTimeout))
+	from := st.Conn().RemotePeer()
+	b, err := readFrame(bufio.NewReader(st))
+	if err != nil {
+		_ = st.Reset()
+		return
+	}
+	m, err := decodeRosterMsg(b)
+	if err != nil || m.Type == msgRoster {
+		s.log.Debug("bad roster message", "peer", from, "err", err)
+		_ = st.Reset()
+		return
+	}
+	answer := rosterMsg{Type: msgRoster, Status: statusOK}
+	cur := s.roster.Load()
+	switch m.Type {
+	case msgPush:
+		r, err := DecodeRoster(m.Roster)
+		if err == nil {
+			err = s.adopt(s.ctx, r)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrStaleRoster):
+			answer.Status = statusOK // nothing new: fine
+		default:
+			s.log.Info("roster refused", "peer", from, "err", err)
+			answer.Status = statusRefused
+		}
+	case msgPull:
+		if cur == nil || cur.Tag() != m.Tag || !cur.Has(from) || cur.Version <= m.Version {
+			answer.Status = statusRefused
+		} else {
+			answer.Roster = cur.Encode()
+		}
+	}
+	if err := writeFrame(st, answer.encode()); err != nil {
+		_ = st.Reset()
+	}
+}
+
+// eventLoop logs membership events and fetches the newer roster a member
+// announces.
+func (s *Service) eventLoop(events <-chan gossip.Event, cancel func()) {
+	defer s.wg.Done()
+	defer cancel()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			s.log.Info("cell member "+ev.Type.String(), "peer", ev.Member.ID)
+			s.checkVersion(ev.Member.ID, ev.Member.Meta)
+		}
+	}
+}
+
+// checkVersion pulls from id if its metadata shows a newer roster.
+func (s *Service) checkVersion(id peer.ID, meta []byte) {
+	v, _, err := decodeMeta(meta)
+	r := s.roster.Load()
+	if err != nil || r == nil || v <= r.Version {
+		return
+	}
+	if err := s.pull(id); err != nil && !errors.Is(err, ErrStaleRoster) {
+		s.log.Debug("roster pull failed", "peer", id, "err", err)
+	}
+}
+
+// redialRounds is how many maintenance rounds pass between attempts to
+// reach members that are neither alive nor connected.
+const redialRounds = 6
+
+// maintainLoop, every MaintainInterval, joins into gossip the members we
+// are connected to but do not see alive (after a partition heals, or a
+// restart), pulls newer rosters that members announce, and ends expired
+// invites.
+func (s *Service) maintainLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.MaintainInterval)
+	defer t.Stop()
+	for round := 1; ; round++ {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.expireInvites(time.Now())
+		m := s.Gossip()
+		r := s.roster.Load()
+		if m == nil || r == nil {
+			continue
+		}
+		alive := make(map[peer.ID]bool)
+		for _, mem := range m.Members() {
+			if mem.State == gossip.StateAlive || mem.State == gossip.StateSuspect {
+				alive[mem.ID] = true
+				s.checkVersion(mem.ID, mem.Meta)
+			}
+		}
+		// Members not connected cost a dial each: try them every
+		// redialRounds rounds only.
+		all := round%redialRounds == 0
+		var rejoin []peer.ID
+		for _, mem := range r.Members {
+			if mem.Peer != s.self && !alive[mem.Peer] && (all || len(s.h.Network().ConnsToPeer(mem.Peer)) > 0) {
+				rejoin = append(rejoin, mem.Peer)
+			}
+		}
+		if len(rejoin) > 0 {
+			slices.Sort(rejoin)
+			s.joinGossip(m, rejoin)
+		}
+	}
+}

@@ -1,0 +1,289 @@
+package cell
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/exopeer/exopeer/internal/cpace"
+)
+
+// The messages of the join and roster protocols. Each travels as one frame:
+// a uvarint length, then that many bytes; the first byte of a frame is the
+// message type. doc.go gives every layout.
+
+// Message types.
+const (
+	msgHello   byte = 1
+	msgReply   byte = 2
+	msgConfirm byte = 3
+	msgWelcome byte = 4
+	msgPush    byte = 5
+	msgPull    byte = 6
+	msgRoster  byte = 7
+)
+
+// maxFrame bounds a frame: a roster and a little more.
+const maxFrame = MaxRosterLen + 1024
+
+// ErrBadMessage means a peer sent a frame that does not parse.
+var ErrBadMessage = errors.New("cell: malformed message")
+
+func writeFrame(w io.Writer, b []byte) error {
+	buf := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen64), uint64(len(b)))
+	_, err := w.Write(append(buf, b...))
+	return err
+}
+
+func readFrame(r *bufio.Reader) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("%w: frame length: %w", ErrBadMessage, err)
+	}
+	if n == 0 || n > maxFrame {
+		return nil, fmt.Errorf("%w: frame of %d bytes", ErrBadMessage, n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("cell: read frame: %w", err)
+	}
+	return b, nil
+}
+
+// Join status codes, in a reply or a welcome.
+const (
+	statusOK byte = iota
+	statusNoInvite
+	statusExpired
+	statusExhausted
+	statusWrongCode
+	statusRefused
+	statusBadMessage
+	statusInternal
+)
+
+// ErrNoInvite, ErrInviteExpired, ErrInviteExhausted and ErrWrongCode are
+// the join outcomes a joiner is told.
+var (
+	ErrNoInvite        = errors.New("cell: the peer has no invite with this code")
+	ErrInviteExpired   = errors.New("cell: the invite has expired")
+	ErrInviteExhausted = errors.New("cell: the invite has had too many failed attempts and is void")
+	ErrWrongCode       = errors.New("cell: wrong code (the failed attempt was counted)")
+	ErrJoinRefused     = errors.New("cell: the inviter refused the join")
+)
+
+func statusErr(s byte) error {
+	switch s {
+	case statusOK:
+		return nil
+	case statusNoInvite:
+		return ErrNoInvite
+	case statusExpired:
+		return ErrInviteExpired
+	case statusExhausted:
+		return ErrInviteExhausted
+	case statusWrongCode:
+		return ErrWrongCode
+	case statusRefused:
+		return ErrJoinRefused
+	case statusBadMessage:
+		return fmt.Errorf("%w (the inviter could not parse ours)", ErrBadMessage)
+	default:
+		return fmt.Errorf("cell: the inviter failed (status %d)", s)
+	}
+}
+
+const (
+	joinVersion = 1
+	sidLen      = 16
+	pointLen    = cpace.MessageSize
+	tagLen      = cpace.TagSize
+)
+
+// hello opens a join: the joiner's CPace message.
+type hello struct {
+	Version   byte
+	Nameplate uint16
+	Sid       [sidLen]byte
+	Y         [pointLen]byte
+}
+
+func (m hello) encode() []byte {
+	b := []byte{msgHello, m.Version}
+	b = binary.BigEndian.AppendUint16(b, m.Nameplate)
+	b = append(b, m.Sid[:]...)
+	return append(b, m.Y[:]...)
+}
+
+func decodeHello(b []byte) (hello, error) {
+	var m hello
+	if len(b) != 2+2+sidLen+pointLen || b[0] != msgHello {
+		return m, fmt.Errorf("%w: hello of %d bytes", ErrBadMessage, len(b))
+	}
+	m.Version = b[1]
+	m.Nameplate = binary.BigEndian.Uint16(b[2:4])
+	copy(m.Sid[:], b[4:4+sidLen])
+	copy(m.Y[:], b[4+sidLen:])
+	return m, nil
+}
+
+// reply answers a hello: a status, and when it is OK the inviter's CPace
+// message and its key-confirmation tag.
+type reply struct {
+	Status byte
+	Y      [pointLen]byte
+	Tag    [tagLen]byte
+}
+
+func (m reply) encode() []byte {
+	b := []byte{msgReply, m.Status}
+	if m.Status != statusOK {
+		return b
+	}
+	b = append(b, m.Y[:]...)
+	return append(b, m.Tag[:]...)
+}
+
+func decodeReply(b []byte) (reply, error) {
+	var m reply
+	if len(b) < 2 || b[0] != msgReply {
+		return m, fmt.Errorf("%w: not a reply", ErrBadMessage)
+	}
+	m.Status = b[1]
+	if m.Status != statusOK {
+		if len(b) != 2 {
+			return m, fmt.Errorf("%w: reply of %d bytes", ErrBadMessage, len(b))
+		}
+		return m, nil
+	}
+	if len(b) != 2+pointLen+tagLen {
+		return m, fmt.Errorf("%w: reply of %d bytes", ErrBadMessage, len(b))
+	}
+	copy(m.Y[:], b[2:2+pointLen])
+	copy(m.Tag[:], b[2+pointLen:])
+	return m, nil
+}
+
+// confirm proves the joiner's key and carries its request, sealed under a
+// key from the PAKE.
+type confirm struct {
+	Tag    [tagLen]byte
+	Sealed []byte
+}
+
+func (m confirm) encode() []byte {
+	b := append([]byte{msgConfirm}, m.Tag[:]...)
+	return append(b, m.Sealed...)
+}
+
+func decodeConfirm(b []byte) (confirm, error) {
+	var m confirm
+	if len(b) < 1+tagLen+1 || len(b) > 1+tagLen+1024 || b[0] != msgConfirm {
+		return m, fmt.Errorf("%w: confirm of %d bytes", ErrBadMessage, len(b))
+	}
+	copy(m.Tag[:], b[1:1+tagLen])
+	m.Sealed = append([]byte(nil), b[1+tagLen:]...)
+	return m, nil
+}
+
+// joinRequest is what the joiner asks to be put on the roster as.
+type joinRequest struct {
+	Name   string
+	BoxKey [boxKeyLen]byte
+}
+
+func (m joinRequest) encode() []byte {
+	b := append([]byte{joinVersion}, m.BoxKey[:]...)
+	return append(b, m.Name...)
+}
+
+func decodeJoinRequest(b []byte) (joinRequest, error) {
+	var m joinRequest
+	if len(b) < 1+boxKeyLen || b[0] != joinVersion {
+		return m, fmt.Errorf("%w: join request of %d bytes", ErrBadMessage, len(b))
+	}
+	copy(m.BoxKey[:], b[1:1+boxKeyLen])
+	m.Name = string(b[1+boxKeyLen:])
+	if !validName(m.Name) {
+		return m, fmt.Errorf("%w: member name %q is empty, too long or not printable", ErrBadMessage, m.Name)
+	}
+	return m, nil
+}
+
+// welcome ends a join: a status and, when OK, the new roster sealed under
+// a key from the PAKE.
+type welcome struct {
+	Status byte
+	Sealed []byte
+}
+
+func (m welcome) encode() []byte { return append([]byte{msgWelcome, m.Status}, m.Sealed...) }
+
+func decodeWelcome(b []byte) (welcome, error) {
+	if len(b) < 2 || b[0] != msgWelcome {
+		return welcome{}, fmt.Errorf("%w: not a welcome", ErrBadMessage)
+	}
+	m := welcome{Status: b[1], Sealed: append([]byte(nil), b[2:]...)}
+	if (m.Status == statusOK) == (len(m.Sealed) == 0) {
+		return welcome{}, fmt.Errorf("%w: welcome with status %d and %d sealed bytes", ErrBadMessage, m.Status, len(m.Sealed))
+	}
+	return m, nil
+}
+
+// rosterMsg is one message of the roster protocol: a push carries a
+// roster; a pull asks for a newer roster than Version of the cell tagged
+// Tag; the answer to either is a msgRoster with a status and, for a pull
+// that found a newer one, the roster.
+type rosterMsg struct {
+	Type    byte
+	Tag     [8]byte
+	Version uint64
+	Status  byte
+	Roster  []byte
+}
+
+func (m rosterMsg) encode() []byte {
+	b := []byte{m.Type}
+	switch m.Type {
+	case msgPull:
+		b = append(b, m.Tag[:]...)
+		return binary.BigEndian.AppendUint64(b, m.Version)
+	case msgPush:
+		return append(b, m.Roster...)
+	default: // msgRoster
+		return append(append(b, m.Status), m.Roster...)
+	}
+}
+
+func decodeRosterMsg(b []byte) (rosterMsg, error) {
+	if len(b) == 0 {
+		return rosterMsg{}, fmt.Errorf("%w: empty", ErrBadMessage)
+	}
+	m := rosterMsg{Type: b[0]}
+	switch m.Type {
+	case msgPull:
+		if len(b) != 1+8+8 {
+			return rosterMsg{}, fmt.Errorf("%w: pull of %d bytes", ErrBadMessage, len(b))
+		}
+		copy(m.Tag[:], b[1:9])
+		m.Version = binary.BigEndian.Uint64(b[9:])
+	case msgPush:
+		if len(b) < 2 {
+			return rosterMsg{}, fmt.Errorf("%w: empty push", ErrBadMessage)
+		}
+		m.Roster = b[1:]
+	case msgRoster:
+		if len(b) < 2 {
+			return rosterMsg{}, fmt.Errorf("%w: roster answer without status", ErrBadMessage)
+		}
+		m.Status, m.Roster = b[1], b[2:]
+	default:
+		return rosterMsg{}, fmt.Errorf("%w: unknown message type %d", ErrBadMessage, m.Type)
+	}
+	return m, nil
+}
