@@ -28,6 +28,7 @@ import (
 //	GET  /v1/status   Status
 //	GET  /v1/peers    []PeerView
 //	POST /v1/connect  ConnectRequest → PeerView of the peer, once connected
+//	/v1/cell...       the cell: see cellapi.go
 //
 // Errors are {"error": "..."} with a 4xx or 5xx status.
 
@@ -202,6 +203,7 @@ func (a *API) handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, views[0])
 	})
+	a.cellRoutes(mux)
 	return a.guard(mux)
 }
 

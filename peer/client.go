@@ -51,7 +51,7 @@ func Dial(dir string) (*Client, error) {
 		dir:   dir,
 		base:  "http://" + strings.TrimSpace(string(addr)),
 		token: strings.TrimSpace(string(tok)),
-		hc:    &http.Client{Timeout: 60 * time.Second},
+		hc:    &http.Client{Timeout: 5 * time.Minute}, // a backstop: callers bound each call with ctx
 	}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 )
@@ -49,6 +50,8 @@ type Options struct {
 	Discovery discovery.Config
 	// Blocks configures the block exchange; zero means defaults.
 	Blocks blocks.Config
+	// Cell configures the node's cell membership; zero means defaults.
+	Cell cell.Config
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -70,6 +73,7 @@ type Node struct {
 	xchg  *blocks.Exchange
 	dht   *dht.DHT
 	disc  *discovery.Service
+	cell  *cell.Service
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -145,12 +149,21 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err = n.dht.Start(ctx); err != nil {
 		return err
 	}
+	if n.cell, err = cell.New(cell.Options{
+		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Rendezvous: n.disc,
+		Config: n.opts.Cell, Logger: n.log,
+	}); err != nil {
+		return err
+	}
+	if err = n.cell.Start(ctx); err != nil {
+		return err
+	}
 	n.started = time.Now()
 	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs())
 	return nil
 }
 
-// Close stops discovery, the DHT, the block exchange and the host, in that
+// Close stops the cell, discovery, the DHT, the block exchange and the host, in that
 // order, and waits for their goroutines. The datastore stays open: it
 // belongs to the caller. Idempotent.
 func (n *Node) Close() error {
@@ -167,6 +180,9 @@ func (n *Node) Close() error {
 func (n *Node) stopLocked() error {
 	n.closed = true
 	var errs []error
+	if n.cell != nil {
+		errs = append(errs, n.cell.Close())
+	}
 	if n.disc != nil {
 		errs = append(errs, n.disc.Close())
 	}
@@ -206,6 +222,9 @@ func (n *Node) Exchange() *blocks.Exchange { return n.xchg }
 
 // DHT returns the node's DHT; nil before Start.
 func (n *Node) DHT() *dht.DHT { return n.dht }
+
+// Cell returns the node's cell membership; nil before Start.
+func (n *Node) Cell() *cell.Service { return n.cell }
 
 // Discovery returns the node's peer discovery; nil before Start.
 func (n *Node) Discovery() *discovery.Service { return n.disc }

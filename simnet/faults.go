@@ -23,6 +23,12 @@ func (n *Net) Crash(nd *Node) error {
 	n.mu.Lock()
 	n.unlinkAll(nd.ID)
 	n.mu.Unlock()
+	// Cut its connections before its node closes, so that nothing it says
+	// while closing (a gossip leave, a DHT goodbye) gets out: a crash is
+	// silent.
+	for _, other := range node.Host().Network().Peers() {
+		_ = node.Host().Network().ClosePeer(other)
+	}
 	return node.Close()
 }
 

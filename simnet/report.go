@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -31,6 +32,10 @@ type Report struct {
 	// VirtualLatency of each successful operation, in milliseconds of
 	// virtual time.
 	VirtualLatency Dist `json:"virtualLatencyMs"`
+	// Timings are distributions of the scenario's phases, in milliseconds
+	// of virtual time (e.g. the cell scenario's join, converge, detect,
+	// heal).
+	Timings map[string]Dist `json:"timingsMs,omitempty"`
 	// VirtualTime is the protocol time the whole scenario covered, seconds.
 	VirtualTime float64 `json:"virtualTimeS"`
 	// WallTime is the real time it took, seconds.
@@ -117,6 +122,10 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "operations\t%d, %d succeeded (%.2f%%)\n", r.Operations, r.Succeeded, 100*r.SuccessRate)
 	fmt.Fprintf(tw, "hops\tp50 %.0f  p95 %.0f  max %.0f\n", r.Hops.P50, r.Hops.P95, r.Hops.Max)
 	fmt.Fprintf(tw, "virtual latency\tp50 %.1f ms  p95 %.1f ms  max %.1f ms\n", r.VirtualLatency.P50, r.VirtualLatency.P95, r.VirtualLatency.Max)
+	for _, k := range slices.Sorted(maps.Keys(r.Timings)) {
+		d := r.Timings[k]
+		fmt.Fprintf(tw, "%s\tn %d  p50 %.1f ms  p95 %.1f ms  max %.1f ms\n", k, d.N, d.P50, d.P95, d.Max)
+	}
 	fmt.Fprintf(tw, "virtual time\t%s\n", time.Duration(r.VirtualTime*float64(time.Second)).Round(time.Millisecond))
 	fmt.Fprintf(tw, "wall time\t%s\n", time.Duration(r.WallTime*float64(time.Second)).Round(time.Millisecond))
 	if r.PeakHeap > 0 {

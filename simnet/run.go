@@ -42,6 +42,13 @@ var Scenarios = map[string]Scenario{
 	"lan": func(ctx context.Context, n *Net, o Options) (Report, error) {
 		return ScenarioLAN(ctx, n, LANOptions{Nodes: o.Nodes})
 	},
+	"cell": func(ctx context.Context, n *Net, o Options) (Report, error) {
+		crash := int(o.CrashFraction * float64(o.Nodes))
+		if o.CrashFraction > 0 && crash == 0 {
+			crash = 1
+		}
+		return ScenarioCell(ctx, n, CellOptions{Nodes: o.Nodes, Crash: crash})
+	},
 }
 
 // ScenarioNames lists the scenarios, sorted.

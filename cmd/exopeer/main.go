@@ -4,6 +4,7 @@
 //	exopeer init [--dir D]
 //	exopeer id | status | peers [--json]
 //	exopeer connect MULTIADDR
+//	exopeer cell create NAME | invite | join CODE | members | remove PEER
 //	exopeer sim SCENARIO [--nodes N] [--seed S] [--crash F] [--json]
 //
 // Every verb but run and init talks to the node running on the data dir
@@ -32,6 +33,7 @@ usage:
   exopeer status [--json]       what the running node sees
   exopeer peers [--json]        the peers it is connected to, how found, round trip
   exopeer connect MULTIADDR     dial a peer by hand (.../p2p/<peer ID>)
+  exopeer cell VERB             the cell: create NAME | invite | join CODE | members | remove PEER
   exopeer sim SCENARIO [flags]  run a simulated network in virtual time and report
                                 (--nodes N --seed S --crash F --json; scenarios: dht, lan)
   exopeer version               print the version
@@ -62,6 +64,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdQuery(ctx, verb, rest, stdout, stderr)
 	case "connect":
 		err = cmdConnect(ctx, rest, stdout, stderr)
+	case "cell":
+		err = cmdCell(ctx, rest, stdout, stderr)
 	case "sim":
 		err = cmdSim(rest, stdout, stderr)
 	case "version", "--version":
