@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # lan-test.sh: three real exopeer nodes find each other by mDNS on a virtual
-# LAN, then each stops on SIGTERM within 2 s.
+# LAN; node a creates a cell and invites, b (after one wrong code, which must
+# be refused) and c join with the codes a printed, and `exopeer cell members`
+# on each shows three members alive; then a removes c, a and b show it gone
+# in key epoch 2 and c shows itself removed; then each node stops on SIGTERM
+# within 2 s.
 #
 # The LAN lives entirely in network namespaces that this script creates and
 # deletes: one namespace holds a bridge (br0, multicast snooping off), and
@@ -14,14 +18,17 @@
 # when it cannot run here (not root, no network namespaces).
 #
 # Tunables (environment): LAN_TEST_DISCOVERY_TIMEOUT (whole seconds, default
-# 10), LAN_TEST_STOP_LIMIT (whole seconds, default 2), LAN_TEST_KEEP=1 keeps
-# the temp dir (logs, data dirs) for a look afterwards.
+# 10), LAN_TEST_CELL_TIMEOUT (whole seconds, default 30: each cell join, and
+# each wait for the rosters to agree), LAN_TEST_STOP_LIMIT (whole seconds,
+# default 2), LAN_TEST_KEEP=1 keeps the temp dir (logs, data dirs, every cell
+# command and its output in cell-cli.log) for a look afterwards.
 #
 # Needs bash 4+, coreutils, grep, sed, iproute2 (installed with apt-get if
 # missing) and go; no jq or python.
 set -euo pipefail
 
 DISCOVERY_TIMEOUT=${LAN_TEST_DISCOVERY_TIMEOUT:-10} # s, from all peer IDs printed
+CELL_TIMEOUT=${LAN_TEST_CELL_TIMEOUT:-30}           # s, per cell join and roster wait
 STOP_LIMIT=${LAN_TEST_STOP_LIMIT:-2}                # s, SIGTERM to exit
 START_TIMEOUT=30                                    # s, for the nodes to print their peer ID
 POLL=0.5                                            # s, between peers polls
@@ -34,7 +41,7 @@ skip() {
 	exit 0
 }
 
-for v in DISCOVERY_TIMEOUT STOP_LIMIT; do
+for v in DISCOVERY_TIMEOUT CELL_TIMEOUT STOP_LIMIT; do
 	if [[ ! ${!v} =~ ^[1-9][0-9]*$ ]]; then
 		say "FAIL: LAN_TEST_$v=${!v} is not a whole number of seconds"
 		exit 1
@@ -84,7 +91,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 suffix="$$-$RANDOM"
 NS_BR="exo-br-$suffix"
 NAMES=(a b c)
-declare -A NS PID DIR ID PEERS_OUT SEEN
+declare -A NS PID DIR ID PEERS_OUT SEEN CELL_OUT
 for n in "${NAMES[@]}"; do
 	NS[$n]="exo-$n-$suffix"
 	PID[$n]=""
@@ -158,6 +165,8 @@ show_diagnostics() {
 			tail -n 40 "$tmp/$n.log" 2>/dev/null || true
 			echo "--- last peers --json:"
 			printf '%s\n' "${PEERS_OUT[$n]:-(none)}"
+			echo "--- last cell members --json:"
+			printf '%s\n' "${CELL_OUT[$n]:-(none)}"
 		fi
 	done
 	if [[ -n ${NS_BR:-} ]]; then
@@ -336,6 +345,233 @@ for n in "${NAMES[@]}"; do
 done
 
 # ---------------------------------------------------------------------------
+# Cell: node a creates a cell and invites; b (after one wrong code) and c
+# join with the codes a printed; every node's roster shows three members
+# alive. Then a removes c: a and b show it gone in key epoch 2, and c knows
+# it was removed.
+
+# cell_cli NODE LIMIT VERB [ARGS...] runs `exopeer cell VERB --dir DIR
+# ARGS...` on NODE in its namespace, killed after LIMIT seconds. It sets
+# CLI_OUT (stdout), CLI_ERR (stderr), CLI_RC (exit status) and CLI_TOOK
+# (microseconds), and appends the call to cell-cli.log. Flags must come
+# before the positional argument (Go's flag package stops at the first one).
+cell_cli() {
+	local n=$1 limit=$2 verb=$3 began
+	shift 3
+	now_us
+	began=$NOW
+	CLI_RC=0
+	CLI_OUT=$(timeout "$limit" ip netns exec "${NS[$n]}" "$bin" cell "$verb" --dir "${DIR[$n]}" "$@" 2>"$tmp/cli.err") || CLI_RC=$?
+	CLI_ERR=$(<"$tmp/cli.err")
+	now_us
+	CLI_TOOK=$((NOW - began))
+	printf '== node %s: cell %s %s -> exit %d in %ss\n-- stdout:\n%s\n-- stderr:\n%s\n' \
+		"$n" "$verb" "$*" "$CLI_RC" "$(secs "$CLI_TOOK")" "$CLI_OUT" "$CLI_ERR" >>"$tmp/cell-cli.log"
+}
+
+# who ID: the node letter for a peer ID (the ID itself if unknown).
+who() {
+	local n
+	for n in "${NAMES[@]}"; do
+		[[ ${ID[$n]} == "$1" ]] && { printf '%s' "$n"; return; }
+	done
+	printf '%s' "$1"
+}
+
+# cell_parse JSON reads the output of `cell ... --json` (flattened, one
+# member object per line; no member value has white space) and sets C_ID,
+# C_VERSION, C_EPOCH, C_ADMIN and C_REMOVED (0/1), C_COUNT (members),
+# C_PEERS (sorted node letters, e.g. "a b c"), C_ALIVE (members alive),
+# C_SELF (the letter of the member marked self) and C_SUMMARY, e.g.
+# "v3 e1 a=alive(self) b=alive c=suspect".
+cell_parse() {
+	local flat p s line m
+	flat=$(printf '%s' "$1" | tr -d '[:space:]' | sed 's/},{/}\n{/g')
+	C_ID=$(printf '%s\n' "$flat" | sed -n '1s/.*"id":"\([^"]*\)".*/\1/p')
+	C_VERSION=$(printf '%s\n' "$flat" | sed -n '1s/.*"version":\([0-9]*\).*/\1/p')
+	C_EPOCH=$(printf '%s\n' "$flat" | sed -n '1s/.*"epoch":\([0-9]*\).*/\1/p')
+	C_ADMIN=0
+	C_REMOVED=0
+	[[ $flat == *'"admin":true'* ]] && C_ADMIN=1
+	[[ $flat == *'"removed":true'* ]] && C_REMOVED=1
+	C_COUNT=0
+	C_ALIVE=0
+	C_SELF=""
+	C_PEERS=""
+	C_SUMMARY="v${C_VERSION:-?} e${C_EPOCH:-?}"
+	while IFS= read -r line; do
+		p=$(printf '%s' "$line" | sed -n 's/.*"peer":"\([^"]*\)".*/\1/p')
+		[[ -n $p ]] || continue
+		s=$(printf '%s' "$line" | sed -n 's/.*"state":"\([^"]*\)".*/\1/p')
+		m=$(who "$p")
+		C_COUNT=$((C_COUNT + 1))
+		[[ $s == alive ]] && C_ALIVE=$((C_ALIVE + 1))
+		C_PEERS+="$m"$'\n'
+		C_SUMMARY+=" $m=${s:-?}"
+		if [[ $line == *'"self":true'* ]]; then
+			C_SELF=$m
+			C_SUMMARY+="(self)"
+		fi
+	done <<<"$flat"
+	C_PEERS=$(printf '%s' "$C_PEERS" | sort | tr '\n' ' ')
+	C_PEERS=${C_PEERS% }
+	((C_REMOVED)) && C_SUMMARY+=" removed"
+	return 0
+}
+
+code_re='^[0-9]{4}(-[a-z]+){3}$'
+declare -A CELL_DONE WHY
+
+# 1. Create, invite, a wrong code, and two joins.
+cell_cli a 15 create --member node-a --json lan-test
+((CLI_RC == 0)) || fail "node a: exopeer cell create failed (exit $CLI_RC): $CLI_ERR"
+CELL_OUT[a]=$CLI_OUT
+cell_parse "$CLI_OUT"
+[[ -n $C_ID && $C_ADMIN == 1 && $C_VERSION == 1 && $C_EPOCH == 1 && $C_PEERS == a && $C_SELF == a ]] ||
+	fail "node a: cell create printed an unexpected view (want admin, version 1, epoch 1, only itself): $CLI_OUT"
+cell_id=$C_ID
+create_took=$CLI_TOOK
+say "cell: node a created cell $cell_id in $(secs "$create_took")s ($C_SUMMARY)"
+
+cell_cli a 15 invite
+((CLI_RC == 0)) || fail "node a: exopeer cell invite failed (exit $CLI_RC): $CLI_ERR"
+code_a=$CLI_OUT
+[[ $code_a =~ $code_re ]] || fail "node a: cell invite printed '$code_a' on stdout, not one code NNNN-word-word-word"
+[[ -n $CLI_ERR ]] || fail "node a: cell invite printed no explanation on stderr"
+say "cell: invite for node b: $code_a"
+
+# The same nameplate with other words (abandon, ability: list words, so the
+# code parses and the failure is the PAKE's).
+IFS=- read -r np w1 w2 w3 <<<"$code_a"
+wrong=$np
+for w in "$w1" "$w2" "$w3"; do
+	if [[ $w == abandon ]]; then wrong+=-ability; else wrong+=-abandon; fi
+done
+cell_cli b 35 join --member node-b --timeout 20s "$wrong"
+wrong_took=$CLI_TOOK
+((CLI_RC != 0)) || fail "node b: cell join with the wrong code $wrong succeeded: $CLI_OUT"
+grep -qi 'wrong code' <<<"$CLI_ERR" ||
+	fail "node b: cell join with the wrong code $wrong failed (exit $CLI_RC, $(secs "$wrong_took")s) without saying \"wrong code\": $CLI_ERR"
+say "cell: node b: wrong code $wrong refused in $(secs "$wrong_took")s (exit $CLI_RC): $CLI_ERR"
+
+cell_cli b $((CELL_TIMEOUT + 15)) join --member node-b --timeout "${CELL_TIMEOUT}s" --json "$code_a"
+((CLI_RC == 0)) || fail "node b: cell join $code_a (after one wrong try) failed (exit $CLI_RC, $(secs "$CLI_TOOK")s): $CLI_ERR"
+join_b=$CLI_TOOK
+cell_parse "$CLI_OUT"
+[[ $C_ID == "$cell_id" && $C_ADMIN == 0 && $C_SELF == b && " $C_PEERS " == *" a "* ]] ||
+	fail "node b: cell join printed an unexpected view (want cell $cell_id, not admin, a and itself on it): $CLI_OUT"
+say "cell: node b joined in $(secs "$join_b")s ($C_SUMMARY)"
+
+cell_cli a 15 invite --roles chain,store --ttl 5m --json
+((CLI_RC == 0)) || fail "node a: exopeer cell invite --json failed (exit $CLI_RC): $CLI_ERR"
+code_b=$(printf '%s' "$CLI_OUT" | tr -d '[:space:]' | sed -n 's/.*"code":"\([^"]*\)".*/\1/p')
+[[ $code_b =~ $code_re ]] || fail "node a: no code in the output of cell invite --json: $CLI_OUT"
+[[ $code_b != "$code_a" ]] || fail "node a: the second invite has the same code as the first: $code_b"
+say "cell: invite for node c: $code_b"
+
+cell_cli c $((CELL_TIMEOUT + 15)) join --member node-c --timeout "${CELL_TIMEOUT}s" --json "$code_b"
+((CLI_RC == 0)) || fail "node c: cell join $code_b failed (exit $CLI_RC, $(secs "$CLI_TOOK")s): $CLI_ERR"
+join_c=$CLI_TOOK
+cell_parse "$CLI_OUT"
+[[ $C_ID == "$cell_id" && $C_ADMIN == 0 && $C_SELF == c ]] ||
+	fail "node c: cell join printed an unexpected view (want cell $cell_id, not admin, itself on it): $CLI_OUT"
+say "cell: node c joined in $(secs "$join_c")s ($C_SUMMARY)"
+
+# cell_poll CHECK LABEL: polls `cell members --json` on every node until the
+# function CHECK NODE accepts it (CHECK sets WHY[NODE] when it does not), up
+# to CELL_TIMEOUT; sets POLL_TOOK to when the last node passed (µs).
+cell_poll() {
+	local check=$1 label=$2 began deadline n done_count missing
+	now_us
+	began=$NOW
+	deadline=$((NOW + CELL_TIMEOUT * 1000000))
+	for n in "${NAMES[@]}"; do CELL_DONE[$n]=""; done
+	while :; do
+		done_count=0
+		for n in "${NAMES[@]}"; do
+			alive "${PID[$n]}" || fail "node $n exited while waiting for $label"
+			if [[ -n ${CELL_DONE[$n]} ]]; then
+				done_count=$((done_count + 1))
+				continue
+			fi
+			cell_cli "$n" 10 members --json
+			CELL_OUT[$n]=$CLI_OUT
+			if ((CLI_RC != 0)); then
+				WHY[$n]="cell members failed (exit $CLI_RC): $CLI_ERR"
+				continue
+			fi
+			cell_parse "$CLI_OUT"
+			WHY[$n]=""
+			"$check" "$n"
+			if [[ -z ${WHY[$n]} ]]; then
+				now_us
+				CELL_DONE[$n]=$((NOW - began))
+				done_count=$((done_count + 1))
+			fi
+		done
+		((done_count == ${#NAMES[@]})) && break
+		now_us
+		if ((NOW >= deadline)); then
+			missing=""
+			for n in "${NAMES[@]}"; do
+				[[ -z ${CELL_DONE[$n]} ]] && missing+="; node $n: ${WHY[$n]}"
+			done
+			fail "after ${CELL_TIMEOUT}s, not every node shows $label$missing"
+		fi
+		sleep "$POLL"
+	done
+	POLL_TOOK=0
+	for n in "${NAMES[@]}"; do
+		((CELL_DONE[$n] > POLL_TOOK)) && POLL_TOOK=${CELL_DONE[$n]}
+	done
+}
+
+# 2. Every node: the same roster, a b c, all alive, itself marked self.
+want_full() {
+	local n=$1
+	if [[ $C_ID != "$cell_id" ]]; then
+		WHY[$n]="cell ${C_ID:-none}, want $cell_id"
+	elif [[ $C_PEERS != "a b c" || $C_ALIVE != 3 || $C_SELF != "$n" || $C_EPOCH != 1 || $C_REMOVED == 1 ]]; then
+		WHY[$n]="roster $C_SUMMARY (want a b c all alive, self $n, epoch 1)"
+	else
+		FULL_VERSION[$n]=$C_VERSION
+		SUMMARY[$n]=$C_SUMMARY
+	fi
+}
+declare -A FULL_VERSION SUMMARY
+cell_poll want_full "three members alive"
+alive_took=$POLL_TOOK
+[[ ${FULL_VERSION[a]} == "${FULL_VERSION[b]}" && ${FULL_VERSION[a]} == "${FULL_VERSION[c]}" ]] ||
+	fail "the nodes hold different roster versions: a ${FULL_VERSION[a]}, b ${FULL_VERSION[b]}, c ${FULL_VERSION[c]}"
+say "cell: all three nodes list a, b, c alive $(secs "$alive_took")s after c joined (a $(secs "${CELL_DONE[a]}")s, b $(secs "${CELL_DONE[b]}")s, c $(secs "${CELL_DONE[c]}")s)"
+for n in "${NAMES[@]}"; do
+	say "  $n: ${SUMMARY[$n]}"
+done
+
+# 3. Node a removes node c: a and b show it gone in epoch 2, c is told.
+cell_cli a 15 remove "${ID[c]}"
+((CLI_RC == 0)) || fail "node a: cell remove ${ID[c]} (node c) failed (exit $CLI_RC): $CLI_ERR"
+remove_took=$CLI_TOOK
+say "cell: node a removed node c in $(secs "$remove_took")s"
+want_removed() {
+	local n=$1
+	if [[ $n == c ]]; then
+		((C_REMOVED)) || WHY[$n]="not marked removed: $C_SUMMARY"
+	elif [[ $C_ID != "$cell_id" ]]; then
+		WHY[$n]="cell ${C_ID:-none}, want $cell_id"
+	elif [[ $C_PEERS != "a b" || $C_ALIVE != 2 || $C_SELF != "$n" || $C_EPOCH != 2 || $C_REMOVED == 1 ]]; then
+		WHY[$n]="roster $C_SUMMARY (want a b alive, self $n, epoch 2)"
+	fi
+	[[ -n ${WHY[$n]} ]] || SUMMARY[$n]=$C_SUMMARY
+}
+cell_poll want_removed "node c removed"
+gone_took=$POLL_TOOK
+say "cell: removal seen everywhere $(secs "$gone_took")s after cell remove returned (a $(secs "${CELL_DONE[a]}")s, b $(secs "${CELL_DONE[b]}")s, c $(secs "${CELL_DONE[c]}")s)"
+for n in "${NAMES[@]}"; do
+	say "  $n: ${SUMMARY[$n]}"
+done
+
+# ---------------------------------------------------------------------------
 # Stop: each node exits within STOP_LIMIT after SIGTERM, one after the other.
 
 limit_us=$((STOP_LIMIT * 1000000))
@@ -373,4 +609,4 @@ if [[ -n $slow ]]; then
 	fail "node(s) took longer than ${STOP_LIMIT}s to stop after SIGTERM:$slow"
 fi
 
-say "PASS (mDNS discovery of 3 nodes in $(secs "$disc_took")s; stop times:$stops)"
+say "PASS (mDNS discovery of 3 nodes in $(secs "$disc_took")s; cell: wrong code refused in $(secs "$wrong_took")s, joins b $(secs "$join_b")s c $(secs "$join_c")s, 3 alive on all in $(secs "$alive_took")s, removal of c seen on all in $(secs "$gone_took")s (epoch 2); stop times:$stops)"
