@@ -14,8 +14,12 @@ import (
 )
 
 // joinRetry is how often a joiner looks again for the inviter among its
-// connected peers, and asks discovery for the nameplate's rendezvous.
-const joinRetry = time.Second
+// connected peers; every rendezvousRounds of them it also asks discovery to
+// look the nameplate's rendezvous up on the DHT again.
+const (
+	joinRetry        = time.Second
+	rendezvousRounds = 5
+)
 
 // Join joins the cell of the admin that printed code. It looks for the
 // admin among the peers this node is connected to or meets (on the LAN, or
@@ -63,10 +67,14 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 	tried := make(map[peer.ID]bool)
 	t := time.NewTicker(joinRetry)
 	defer t.Stop()
-	for {
-		if s.rz != nil {
+	for round := 0; ; round++ {
+		if s.rz != nil && round%rendezvousRounds == 0 {
 			s.rz.Rendezvous(rz) // (again): look the nameplate up now
 		}
+		// A peer that answers "wrong code" may be the inviter (the user
+		// mistyped) or a peer that squats the nameplate, which is not
+		// secret: try the others before giving up.
+		var wrong error
 		for _, id := range s.h.Network().Peers() {
 			if tried[id] || !s.speaksJoin(id) {
 				continue
@@ -78,13 +86,17 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 				return r, nil
 			case errors.Is(err, ErrNoInvite):
 				continue
-			case errors.Is(err, ErrWrongCode), errors.Is(err, ErrInviteExpired),
-				errors.Is(err, ErrInviteExhausted), errors.Is(err, ErrJoinRefused):
+			case errors.Is(err, ErrWrongCode):
+				wrong = err
+			case errors.Is(err, ErrInviteExpired), errors.Is(err, ErrInviteExhausted), errors.Is(err, ErrJoinRefused):
 				return nil, err
 			default:
 				s.log.Info("join attempt failed", "peer", id, "err", err)
 				delete(tried, id) // a network error: this peer may be tried again
 			}
+		}
+		if wrong != nil {
+			return nil, wrong
 		}
 		select {
 		case <-ctx.Done():

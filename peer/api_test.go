@@ -13,7 +13,7 @@ import (
 
 // runningDir opens a data dir and runs a loopback node with its control API
 // on it, as `exopeer run` does.
-func runningDir(t *testing.T) (string, *Node) {
+func runningDir(t *testing.T, tweak ...func(*Options)) (string, *Node) {
 	t.Helper()
 	dir := t.TempDir()
 	d, err := OpenDir(dir)
@@ -23,6 +23,9 @@ func runningDir(t *testing.T) (string, *Node) {
 	t.Cleanup(func() { d.Close() })
 	opts := loopbackOptions(t, 9)
 	opts.Key, opts.Datastore = d.Key, d.Datastore
+	for _, f := range tweak {
+		f(&opts)
+	}
 	n := startNode(t, opts)
 	api := NewAPI(n, d.Token, nil)
 	if err := api.Start("127.0.0.1:0", filepath.Join(dir, APIFile)); err != nil {

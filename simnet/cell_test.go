@@ -62,7 +62,7 @@ func waitAlive(t *testing.T, nodes []*Node, within time.Duration) {
 func TestCellScenario(t *testing.T) {
 	const seed = 7
 	rep, err := RunInBubble(t, func(ctx context.Context, n *Net, o Options) (Report, error) {
-		return ScenarioCell(ctx, n, CellOptions{Nodes: 12, Crash: 2})
+		return ScenarioCell(ctx, n, CellOptions{Nodes: 50, Crash: 2})
 	}, Config{Seed: seed}, Options{})
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)

@@ -35,7 +35,7 @@ usage:
   exopeer connect MULTIADDR     dial a peer by hand (.../p2p/<peer ID>)
   exopeer cell VERB             the cell: create NAME | invite | join CODE | members | remove PEER
   exopeer sim SCENARIO [flags]  run a simulated network in virtual time and report
-                                (--nodes N --seed S --crash F --json; scenarios: dht, lan)
+                                (--nodes N --seed S --crash F --json; scenarios: cell, dht, lan)
   exopeer version               print the version
 
 Every verb takes --dir DIR (default $EXOPEER_DIR, else the user's data dir).
