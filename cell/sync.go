@@ -307,5 +307,19 @@ func (s *Service) maintainLoop() {
 			slices.Sort(rejoin)
 			s.joinGossip(m, rejoin)
 		}
+		// A node that was away while the key epoch changed cannot read
+		// the members' gossip any more (the old key is kept only a
+		// minute), so it would never see their newer roster version: ask
+		// the members it is connected to but does not see alive.
+		if all {
+			for _, id := range rejoin {
+				if len(s.h.Network().ConnsToPeer(id)) == 0 {
+					continue
+				}
+				if err := s.pull(id); err == nil {
+					break
+				}
+			}
+		}
 	}
 }

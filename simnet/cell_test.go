@@ -342,3 +342,37 @@ func TestJoinFailures(t *testing.T) {
 		}
 	})
 }
+
+// A member that is down while another is removed (a new key epoch) comes
+// back after the old gossip key is gone: it pulls the new roster from a
+// member and gossips again.
+func TestMemberAwayDuringRotationCatchesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: 10})
+		defer settle(t, n)
+		nodes := makeCell(t, ctx, n, 4)
+		waitAlive(t, nodes, time.Minute)
+		admin, away, gone := nodes[0], nodes[2], nodes[3]
+		if err := n.Crash(away); err != nil {
+			t.Fatal(err)
+		}
+		r, err := admin.Peer().Cell().Remove(ctx, gone.ID)
+		if err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+		time.Sleep(5 * time.Minute) // the old key's grace is long over
+		if err := n.Restart(ctx, away); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(3 * time.Minute)
+		for away.Peer().Cell().Roster().Version != r.Version {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 3 min the returning member holds roster version %d, want %d",
+					away.Peer().Cell().Roster().Version, r.Version)
+			}
+			time.Sleep(time.Second)
+		}
+		waitAlive(t, []*Node{admin, nodes[1], away}, 2*time.Minute)
+	})
+}
