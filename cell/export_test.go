@@ -21,9 +21,9 @@ func PushFrame(roster []byte) []byte            { return rosterMsg{Type: msgPush
 // StartJoin begins a join run as joiner with code c towards admin, as the
 // join protocol does, and returns the hello frame and a function that makes
 // the confirm frame from the admin's reply.
-func StartJoin(t testing.TB, c Code, admin, joiner peer.ID) (hello []byte, confirmFor func(reply []byte) []byte) {
+func StartJoin(t testing.TB, c Code, admin, joiner peer.ID) (helloFrame []byte, confirmFor func(reply []byte) []byte) {
 	t.Helper()
-	h := helloMsg{Version: joinVersion, Nameplate: c.Nameplate}
+	h := hello{Version: joinVersion, Nameplate: c.Nameplate}
 	rand.Read(h.Sid[:])
 	st, ya, err := cpace.Start(cpace.Initiator, c.Password(), joinCI(admin, joiner), h.Sid[:], nil, rand.Reader)
 	if err != nil {
@@ -46,8 +46,6 @@ func StartJoin(t testing.TB, c Code, admin, joiner peer.ID) (hello []byte, confi
 		return confirm{Tag: [tagLen]byte(cpace.ConfirmTag(isk, h.Sid[:], ya, nil)), Sealed: sealed}.encode()
 	}
 }
-
-type helloMsg = hello
 
 // WelcomeErr returns the error a welcome frame stands for.
 func WelcomeErr(b []byte) error {

@@ -281,7 +281,7 @@ func (s *Service) admit(inv *invite, id peer.ID, req joinRequest) (*Roster, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := s.adoptLocked(s.ctx, r); err != nil {
+	if err := s.adoptLocked(s.ctx, r, s.state.keys); err != nil {
 		return nil, err
 	}
 	var peers []peer.ID

@@ -68,6 +68,11 @@ func NewKeys(cell ed25519.PublicKey) *Keys {
 	return &Keys{cell: cell, secrets: make(map[uint64]Secret)}
 }
 
+// clone returns a copy that can change without changing k.
+func (k *Keys) clone() *Keys {
+	return &Keys{cell: k.cell, secrets: maps.Clone(k.secrets)}
+}
+
 // Add records the secret of an epoch.
 func (k *Keys) Add(epoch uint64, s Secret) { k.secrets[epoch] = s }
 

@@ -36,11 +36,7 @@ type Info struct {
 // order (by peer ID). ErrNoCell if the node is in no cell.
 func (s *Service) Members() (Info, error) {
 	s.mu.Lock()
-	var st *state
-	if s.state != nil {
-		st = s.state
-	}
-	m := s.gossip
+	st, m := s.state, s.gossip
 	s.mu.Unlock()
 	if st == nil || st.roster == nil {
 		return Info{}, ErrNoCell
@@ -89,19 +85,14 @@ func (s *Service) Remove(ctx context.Context, id peer.ID) (*Roster, error) {
 	if id == s.self {
 		return nil, fmt.Errorf("cell: an admin cannot remove itself (the cell key would leave with it)")
 	}
-	// Keys are changed by Without: work on a copy until the roster is
-	// stored.
-	keys := NewKeys(cur.Cell)
-	for _, e := range s.state.keys.Epochs() {
-		sec, _ := s.state.keys.Secret(e)
-		keys.Add(e, sec)
-	}
+	// Without adds the new epoch's secret: to a copy, kept only once the
+	// roster is stored.
+	keys := s.state.keys.clone()
 	r, err := cur.Without(id, keys, s.state.cellKey, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	s.state.keys = keys
-	if err := s.adoptLocked(ctx, r); err != nil {
+	if err := s.adoptLocked(ctx, r, keys); err != nil {
 		return nil, err
 	}
 	s.log.Info("member removed", "peer", id, "version", r.Version, "epoch", r.Epoch)

@@ -29,17 +29,15 @@ const (
 	allRoles = RoleAdmin | RoleChain | RoleStore | RoleRelay | RoleMailbox
 )
 
-var roleNames = []struct {
-	r    Role
-	name string
-}{{RoleAdmin, "admin"}, {RoleChain, "chain"}, {RoleStore, "store"}, {RoleRelay, "relay"}, {RoleMailbox, "mailbox"}}
+// roleNames names each role, in the order String lists them.
+var roleNames = []string{"admin", "chain", "store", "relay", "mailbox"}
 
 // String lists the roles as "admin,chain".
 func (r Role) String() string {
 	var out []string
-	for _, n := range roleNames {
-		if r&n.r != 0 {
-			out = append(out, n.name)
+	for i, name := range roleNames {
+		if r&(1<<i) != 0 {
+			out = append(out, name)
 		}
 	}
 	return strings.Join(out, ",")
@@ -53,16 +51,11 @@ func ParseRoles(s string) (Role, error) {
 		if f == "" {
 			continue
 		}
-		i := slices.IndexFunc(roleNames, func(n struct {
-			r    Role
-			name string
-		}) bool {
-			return n.name == f
-		})
+		i := slices.Index(roleNames, f)
 		if i < 0 {
-			return 0, fmt.Errorf("cell: unknown role %q (roles: admin, chain, store, relay, mailbox)", f)
+			return 0, fmt.Errorf("cell: unknown role %q (roles: %s)", f, strings.Join(roleNames, ", "))
 		}
-		r |= roleNames[i].r
+		r |= 1 << i
 	}
 	return r, nil
 }
@@ -114,7 +107,7 @@ var (
 	ErrStaleRoster     = errors.New("cell: roster is not newer than the one held")
 	ErrNotMember       = errors.New("cell: not a member of the cell")
 	ErrNotAdmin        = errors.New("cell: this node does not hold the cell key")
-	ErrNoCell          = errors.New("cell: this node is in no cell")
+	ErrNoCell          = errors.New("cell: this node is in no cell (make one with `exopeer cell create NAME` or join one with `exopeer cell join CODE`)")
 	ErrAlreadyInCell   = errors.New("cell: this node is already in a cell")
 	errMemberNotSorted = errors.New("members not sorted by peer ID or not unique")
 )

@@ -337,19 +337,7 @@ func (s *Service) Keys() *Keys {
 	if s.state == nil || s.state.keys == nil {
 		return nil
 	}
-	k := NewKeys(s.state.keys.cell)
-	for _, e := range s.state.keys.Epochs() {
-		sec, _ := s.state.keys.Secret(e)
-		k.Add(e, sec)
-	}
-	return k
-}
-
-// IsAdmin reports whether this node holds the cell key.
-func (s *Service) IsAdmin() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state != nil && s.state.cellKey != nil
+	return s.state.keys.clone()
 }
 
 // Gossip returns the running membership, or nil.

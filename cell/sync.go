@@ -50,10 +50,13 @@ func (s *Service) adopt(ctx context.Context, r *Roster) error {
 	if err := s.usableLocked(); err != nil {
 		return err
 	}
-	return s.adoptLocked(ctx, r)
+	return s.adoptLocked(ctx, r, s.state.keys)
 }
 
-func (s *Service) adoptLocked(ctx context.Context, r *Roster) error {
+// adoptLocked is adopt with the epoch secrets held so far in keys, which
+// it does not change: the roster's secrets go into a copy, kept only once
+// everything is stored.
+func (s *Service) adoptLocked(ctx context.Context, r *Roster, keys *Keys) error {
 	cur := s.state.roster
 	switch {
 	case cur == nil:
@@ -65,7 +68,7 @@ func (s *Service) adoptLocked(ctx context.Context, r *Roster) error {
 	case r.Epoch < cur.Epoch:
 		return fmt.Errorf("%w: version %d goes back to epoch %d", ErrBadRoster, r.Version, r.Epoch)
 	}
-	st := &state{box: s.state.box, roster: r, keys: s.state.keys, cellKey: s.state.cellKey}
+	st := &state{box: s.state.box, roster: r, keys: keys.clone(), cellKey: s.state.cellKey}
 	if !r.Has(s.self) {
 		if err := s.st.save(ctx, st); err != nil {
 			return err

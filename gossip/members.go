@@ -213,9 +213,3 @@ func (m *Membership) Stats() Stats {
 		BadBroadcasts: c.badBroadcasts.Load(),
 	}
 }
-
-// LastHeard returns when this node last received a valid packet or stream
-// from id, and whether it ever did in this run.
-func (m *Membership) LastHeard(id peer.ID) (time.Time, bool) {
-	return m.tr.lastHeard(id)
-}

@@ -175,10 +175,7 @@ func (a *API) handler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/connect", func(w http.ResponseWriter, r *http.Request) {
 		var req ConnectRequest
-		dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{"bad request body: " + err.Error()})
+		if !readJSON(w, r, &req) {
 			return
 		}
 		m, err := ma.NewMultiaddr(req.Addr)
@@ -256,6 +253,17 @@ func (a *API) peers(only string) []PeerView {
 		views = append(views, v)
 	}
 	return views
+}
+
+// readJSON decodes a request body into v, or answers 400 and returns false.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"bad request body: " + err.Error()})
+		return false
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

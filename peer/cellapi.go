@@ -2,9 +2,7 @@ package peer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -181,17 +179,6 @@ func cellStatus(err error) int {
 	default:
 		return http.StatusInternalServerError
 	}
-}
-
-// readJSON decodes a request body into v, or answers 400 and returns false.
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{"bad request body: " + err.Error()})
-		return false
-	}
-	return true
 }
 
 // Cell returns the node's cell and each member's state.

@@ -15,24 +15,28 @@ import (
 	"github.com/exopeer/exopeer/gossip"
 )
 
+// addNode adds a node, failing the test on error.
+func addNode(t *testing.T, ctx context.Context, n *Net, cfg NodeConfig) *Node {
+	t.Helper()
+	nd, err := n.AddNode(ctx, cfg)
+	if err != nil {
+		t.Fatalf("AddNode: %v", err)
+	}
+	return nd
+}
+
 // makeCell starts n nodes bootstrapped from the first, which creates a
 // cell and invites the others; each joins with its code. It fails the test
 // on any error.
 func makeCell(t *testing.T, ctx context.Context, n *Net, size int) []*Node {
 	t.Helper()
-	admin, err := n.AddNode(ctx, NodeConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := addNode(t, ctx, n, NodeConfig{})
 	if _, err := admin.Peer().Cell().Create(ctx, "test", "admin"); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	nodes := []*Node{admin}
 	for i := 1; i < size; i++ {
-		nd, err := n.AddNode(ctx, NodeConfig{Bootstrap: []*Node{admin}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		nd := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{admin}})
 		code, _, err := admin.Peer().Cell().Invite(cell.InviteOptions{})
 		if err != nil {
 			t.Fatalf("Invite: %v", err)
@@ -178,10 +182,7 @@ func TestStrangerCannotJoinGossip(t *testing.T) {
 		defer settle(t, n)
 		nodes := makeCell(t, ctx, n, 3)
 		waitAlive(t, nodes, time.Minute)
-		stranger, err := n.AddNode(ctx, NodeConfig{Bootstrap: nodes[:1]})
-		if err != nil {
-			t.Fatal(err)
-		}
+		stranger := addNode(t, ctx, n, NodeConfig{Bootstrap: nodes[:1]})
 		// The worst case: it even knows the current gossip key.
 		rogue := rogueMembership(t, stranger, nodes[0].Peer().Cell().Roster(), nodes[0].Peer().Cell().Keys())
 		defer rogue.Close()
@@ -205,14 +206,8 @@ func TestInviteOnLANSegment(t *testing.T) {
 		n := New(Config{Seed: 5})
 		defer settle(t, n)
 		seg := n.Segment("home")
-		admin, err := n.AddNode(ctx, NodeConfig{Segment: seg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		joiner, err := n.AddNode(ctx, NodeConfig{Segment: seg})
-		if err != nil {
-			t.Fatal(err)
-		}
+		admin := addNode(t, ctx, n, NodeConfig{Segment: seg})
+		joiner := addNode(t, ctx, n, NodeConfig{Segment: seg})
 		inviteAndJoin(t, ctx, admin, joiner)
 	})
 }
@@ -224,26 +219,14 @@ func TestInviteOverDHTOnly(t *testing.T) {
 		defer settle(t, n)
 		// A small DHT; the admin and the joiner bootstrap from different
 		// nodes and share nothing else.
-		boot, err := n.AddNode(ctx, NodeConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		boot := addNode(t, ctx, n, NodeConfig{})
 		others := []*Node{boot}
 		for range 6 {
-			nd, err := n.AddNode(ctx, NodeConfig{Bootstrap: []*Node{boot}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			nd := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{boot}})
 			others = append(others, nd)
 		}
-		admin, err := n.AddNode(ctx, NodeConfig{Bootstrap: others[1:2]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		joiner, err := n.AddNode(ctx, NodeConfig{Bootstrap: others[5:6]})
-		if err != nil {
-			t.Fatal(err)
-		}
+		admin := addNode(t, ctx, n, NodeConfig{Bootstrap: others[1:2]})
+		joiner := addNode(t, ctx, n, NodeConfig{Bootstrap: others[5:6]})
 		time.Sleep(30 * time.Second) // routing tables fill
 		// Routing-table upkeep may have connected the two as DHT peers:
 		// cut that, so that they meet through the nameplate's rendezvous.
@@ -282,14 +265,8 @@ func TestJoinFailures(t *testing.T) {
 		ctx := context.Background()
 		n := New(Config{Seed: 8})
 		defer settle(t, n)
-		admin, err := n.AddNode(ctx, NodeConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		joiner, err := n.AddNode(ctx, NodeConfig{Bootstrap: []*Node{admin}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		admin := addNode(t, ctx, n, NodeConfig{})
+		joiner := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{admin}})
 		ac, jc := admin.Peer().Cell(), joiner.Peer().Cell()
 		if _, err := ac.Create(ctx, "home", "admin"); err != nil {
 			t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -235,7 +237,7 @@ func awaitViews(observers []*Node, deadline time.Duration, ok func(*Node, map[pe
 }
 
 // phase books one operation per node of a phase and its timing.
-func phase(ops []opResult, rep *Report, name string, nodes []*Node, at map[peer.ID]time.Time, from time.Time, digest interface{ Write([]byte) (int, error) }) []opResult {
+func phase(ops []opResult, rep *Report, name string, nodes []*Node, at map[peer.ID]time.Time, from time.Time, digest io.Writer) []opResult {
 	var d []float64
 	for _, nd := range nodes {
 		fmt.Fprintf(digest, "%s %d\n", name, nd.Index)
@@ -252,19 +254,7 @@ func phase(ops []opResult, rep *Report, name string, nodes []*Node, at map[peer.
 }
 
 func without(all, drop []*Node) []*Node {
-	var out []*Node
-	for _, x := range all {
-		keep := true
-		for _, y := range drop {
-			if x == y {
-				keep = false
-			}
-		}
-		if keep {
-			out = append(out, x)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(all), func(x *Node) bool { return slices.Contains(drop, x) })
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
