@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/ipfs/boxo/blockstore"
+	"github.com/ipfs/boxo/datastore/dshelp"
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
@@ -77,8 +78,9 @@ func verify(c cid.Cid, data []byte) (bool, error) {
 // concurrent use. A Store holds no resources of its own: closing the
 // datastore it was made on is the caller's business, and ends the Store.
 type Store struct {
-	d  ds.Batching // the caller's datastore wrapped in keyPrefix
-	bs *verifyingBlockstore
+	root ds.Batching // the caller's datastore
+	d    ds.Batching // root wrapped in keyPrefix
+	bs   *verifyingBlockstore
 }
 
 // NewStore returns a Store keeping blocks in d under the namespace
@@ -87,8 +89,9 @@ type Store struct {
 func NewStore(d ds.Batching) *Store {
 	nd := namespace.Wrap(d, keyPrefix)
 	return &Store{
-		d:  nd,
-		bs: &verifyingBlockstore{base: blockstore.NewBlockstore(nd, blockstore.NoPrefix())},
+		root: d,
+		d:    nd,
+		bs:   &verifyingBlockstore{base: blockstore.NewBlockstore(nd, blockstore.NoPrefix())},
 	}
 }
 
@@ -105,6 +108,41 @@ func (s *Store) Put(ctx context.Context, b blockformat.Block) error {
 // The Store keeps no reference to bs.
 func (s *Store) PutMany(ctx context.Context, bs []blockformat.Block) error {
 	return s.bs.PutMany(ctx, bs)
+}
+
+// PutManyWith stores bs as PutMany does and, in the same datastore batch,
+// writes records: keys of the datastore the Store was made on (outside
+// /blocks), so that a caller's index and the blocks it indexes are stored
+// together or not at all. It blocks like Put. The Store keeps no reference
+// to bs or records.
+func (s *Store) PutManyWith(ctx context.Context, bs []blockformat.Block, records map[ds.Key][]byte) error {
+	for _, b := range bs {
+		if err := checkBlock(b); err != nil {
+			return err
+		}
+	}
+	batch, err := s.root.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("blocks: batch: %w", err)
+	}
+	for _, b := range bs {
+		k := keyPrefix.Child(dshelp.MultihashToDsKey(b.Cid().Hash()))
+		if err := batch.Put(ctx, k, b.RawData()); err != nil {
+			return fmt.Errorf("blocks: put %s: %w", b.Cid(), err)
+		}
+	}
+	for k, v := range records {
+		if k.IsDescendantOf(keyPrefix) || k.Equal(keyPrefix) {
+			return fmt.Errorf("blocks: record %s is inside the block namespace", k)
+		}
+		if err := batch.Put(ctx, k, v); err != nil {
+			return fmt.Errorf("blocks: put %s: %w", k, err)
+		}
+	}
+	if err := batch.Commit(ctx); err != nil {
+		return fmt.Errorf("blocks: commit: %w", err)
+	}
+	return nil
 }
 
 // Get returns the block stored under c's multihash, as a block with CID c,

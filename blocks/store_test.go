@@ -11,6 +11,7 @@ import (
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/multiformats/go-multihash"
 )
@@ -261,5 +262,36 @@ func TestNewBlockCID(t *testing.T) {
 	}
 	if p := b.Cid().Prefix(); p.Version != 1 || p.Codec != cid.Raw || p.MhType != multihash.SHA2_256 {
 		t.Errorf("prefix = %+v, want CIDv1 raw sha2-256", p)
+	}
+}
+
+func TestPutManyWithStoresBlocksAndRecordsTogether(t *testing.T) {
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	s := NewStore(d)
+	ctx := t.Context()
+	b1, b2 := NewBlock([]byte("one")), NewBlock([]byte("two"))
+	rec := map[ds.Key][]byte{ds.NewKey("/index/1"): b1.Cid().Bytes()}
+	if err := s.PutManyWith(ctx, []blockformat.Block{b1, b2}, rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []blockformat.Block{b1, b2} {
+		got, err := s.Get(ctx, b.Cid())
+		if err != nil || string(got.RawData()) != string(b.RawData()) {
+			t.Fatalf("Get(%s) = %v, %v", b.Cid(), got, err)
+		}
+	}
+	if v, err := d.Get(ctx, ds.NewKey("/index/1")); err != nil || string(v) != string(b1.Cid().Bytes()) {
+		t.Fatalf("record = %x, %v", v, err)
+	}
+	bad := blockformat.NewBlock([]byte("three"))
+	forged, _ := blockformat.NewBlockWithCid([]byte("four"), bad.Cid())
+	if err := s.PutManyWith(ctx, []blockformat.Block{forged}, map[ds.Key][]byte{ds.NewKey("/index/2"): nil}); !errors.Is(err, ErrInvalidBlock) {
+		t.Fatalf("forged block: err = %v, want ErrInvalidBlock", err)
+	}
+	if ok, _ := d.Has(ctx, ds.NewKey("/index/2")); ok {
+		t.Fatal("the record of a refused batch was written")
+	}
+	if err := s.PutManyWith(ctx, nil, map[ds.Key][]byte{ds.NewKey("/blocks/x"): nil}); err == nil {
+		t.Fatal("a record inside /blocks was accepted")
 	}
 }

@@ -19,7 +19,10 @@
 // AES-256-GCM under a key of the current one. Removing a member starts a
 // new epoch whose secret only the remaining members can open; from then on
 // gossip refuses the removed node and it reads nothing sealed in the new
-// epoch.
+// epoch. The roster keeps the removed node in its Former list, with that
+// new epoch as Until (at most MaxFormer entries): what it wrote in earlier
+// epochs stays attributable to it (Roster.CanAuthor), and nothing later
+// is. A former member invited again leaves the list.
 //
 // Roster wire form (integers are uvarints unless said; "bytes" is a uvarint
 // length then the bytes; the signature covers everything before it, after
@@ -29,7 +32,12 @@
 //	varint issued (Unix s) | member count |
 //	  per member, sorted by peer ID: bytes peer ID | bytes name |
 //	  1 byte roles | varint added (Unix s) | 32 bytes box key | bytes grant |
+//	former count |
+//	  per former member, sorted by peer ID: bytes peer ID | until epoch |
 //	bytes history | bytes signature (64)
+//
+// A former member is never also a member, and its until epoch is between 1
+// and the roster's epoch.
 //
 // The decoder accepts only the canonical form, so equal versions are equal
 // bytes.
@@ -76,5 +84,7 @@
 // Membership runs on hashicorp/memberlist over libp2p streams (package
 // gossip): only peers on the current roster are spoken to or heard, each
 // node's metadata is signed by its peer key, and the gossip key is the
-// current epoch's.
+// current epoch's. One other part of the node (the chain) rides on it
+// through Options.App and Service.Broadcast: its broadcasts and its
+// push/pull state travel as gossip's own, under the same key.
 package cell

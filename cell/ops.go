@@ -65,6 +65,7 @@ func (r *Roster) next(now time.Time) *Roster {
 		n.Issued = r.Issued // a clock set back must not make versions look older
 	}
 	n.Members = slices.Clone(r.Members)
+	n.Former = slices.Clone(r.Former)
 	n.Sig = nil
 	return &n
 }
@@ -72,11 +73,15 @@ func (r *Roster) next(now time.Time) *Roster {
 // WithMember returns the next roster version with m added (its Added time
 // set to now) and granted the current epoch's secret. Adding a member does
 // not change the epoch: the newcomer may read what the cell wrote before.
+// A former member added again leaves Former: it is a member like any other.
 func (r *Roster) WithMember(m Member, keys *Keys, key ed25519.PrivateKey, now time.Time) (*Roster, error) {
 	if r.Has(m.Peer) {
 		return nil, fmt.Errorf("cell: %s is already a member", m.Peer)
 	}
 	n := r.next(now)
+	if i, ok := n.formerIndex(m.Peer); ok {
+		n.Former = slices.Delete(n.Former, i, i+1)
+	}
 	m.Added = n.Issued
 	if err := n.grant(&m, keys); err != nil {
 		return nil, err
@@ -92,7 +97,9 @@ func (r *Roster) WithMember(m Member, keys *Keys, key ed25519.PrivateKey, now ti
 // Without returns the next roster version without id, in a new epoch: a
 // fresh secret, added to keys, is granted to every remaining member, and
 // the history now carries every earlier secret. The removed node holds none
-// of it, so it reads nothing encrypted from this epoch on.
+// of it, so it reads nothing encrypted from this epoch on. It is listed in
+// Former with the new epoch as Until (replacing what an earlier removal
+// recorded): what it wrote before stays its own, nothing after.
 func (r *Roster) Without(id peer.ID, keys *Keys, key ed25519.PrivateKey, now time.Time) (*Roster, error) {
 	m, ok := r.Member(id)
 	if !ok {
@@ -105,6 +112,11 @@ func (r *Roster) Without(id peer.ID, keys *Keys, key ed25519.PrivateKey, now tim
 	n.Epoch++
 	keys.Add(n.Epoch, NewSecret())
 	n.Members = slices.DeleteFunc(n.Members, func(m Member) bool { return m.Peer == id })
+	if i, ok := n.formerIndex(id); ok {
+		n.Former[i].Until = n.Epoch
+	} else {
+		n.Former = slices.Insert(n.Former, i, Former{Peer: id, Until: n.Epoch})
+	}
 	for i := range n.Members {
 		if err := n.grant(&n.Members[i], keys); err != nil {
 			return nil, err

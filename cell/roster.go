@@ -63,6 +63,7 @@ func ParseRoles(s string) (Role, error) {
 // Limits of a roster, checked by the decoder and by Sign.
 const (
 	MaxMembers   = 1024
+	MaxFormer    = 4096
 	MaxNameLen   = 64
 	MaxRosterLen = 1 << 20
 	maxGrantLen  = 256
@@ -83,11 +84,20 @@ type Member struct {
 	Grant []byte
 }
 
+// Former is a node removed from the cell. It may have written chain
+// entries in the key epochs before Until; it can read nothing from Until on.
+type Former struct {
+	Peer  peer.ID
+	Until uint64 // the first key epoch the node was excluded from
+}
+
 // Roster is the signed list of a cell's members. The cell key signs it;
 // versions only grow. Each version names the key epoch in force and carries
 // that epoch's secret sealed to every member, and History: every earlier
 // epoch's secret, encrypted under the current one, so that a member holding
-// the current secret can read everything the cell wrote before.
+// the current secret can read everything the cell wrote before. Former
+// lists the nodes removed, with the epoch each was removed in, so that what
+// they wrote before stays attributable (see CanAuthor).
 type Roster struct {
 	Cell    ed25519.PublicKey // the cell key; it identifies the cell
 	Name    string            // the cell's name, for people
@@ -95,6 +105,7 @@ type Roster struct {
 	Epoch   uint64
 	Issued  time.Time // to the second
 	Members []Member  // sorted by peer ID, unique
+	Former  []Former  // sorted by peer ID, unique, none of them in Members
 	History []byte
 	Sig     []byte // Ed25519 by Cell over the encoding of everything above
 }
@@ -110,6 +121,7 @@ var (
 	ErrNoCell          = errors.New("cell: this node is in no cell (make one with `exopeer cell create NAME` or join one with `exopeer cell join CODE`)")
 	ErrAlreadyInCell   = errors.New("cell: this node is already in a cell")
 	errMemberNotSorted = errors.New("members not sorted by peer ID or not unique")
+	errFormerNotSorted = errors.New("former members not sorted by peer ID or not unique")
 )
 
 // ID is a short, stable name of the cell: the first 8 bytes of SHA-256 of
@@ -143,6 +155,37 @@ func (r *Roster) Has(id peer.ID) bool {
 	return ok
 }
 
+// formerOf returns the Former entry of id, if it was removed and is not a
+// member again.
+func (r *Roster) formerOf(id peer.ID) (Former, bool) {
+	i, ok := r.formerIndex(id)
+	if !ok {
+		return Former{}, false
+	}
+	return r.Former[i], true
+}
+
+// formerIndex finds id in Former, or where it would go.
+func (r *Roster) formerIndex(id peer.ID) (int, bool) {
+	return slices.BinarySearchFunc(r.Former, id, func(f Former, id peer.ID) int {
+		return strings.Compare(string(f.Peer), string(id))
+	})
+}
+
+// CanAuthor reports whether id may have written something in key epoch
+// epoch: true for a current member (any role, any epoch), and for a former
+// member in the epochs before its Until; false for every other node. The
+// chain uses it to decide whether an entry's author may write in the epoch
+// the entry names. It judges by this roster only: a newer roster may add
+// or remove members.
+func (r *Roster) CanAuthor(id peer.ID, epoch uint64) bool {
+	if r.Has(id) {
+		return true
+	}
+	f, ok := r.formerOf(id)
+	return ok && epoch < f.Until
+}
+
 const rosterMagic = "EXR1"
 
 // sigContext separates roster signatures from every other Ed25519
@@ -173,6 +216,11 @@ func (r *Roster) body() []byte {
 		b = binary.AppendVarint(b, m.Added.Unix())
 		b = append(b, m.BoxKey[:]...)
 		b = appendBytes(b, m.Grant)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Former)))
+	for _, f := range r.Former {
+		b = appendBytes(b, []byte(f.Peer))
+		b = binary.AppendUvarint(b, f.Until)
 	}
 	return appendBytes(b, r.History)
 }
@@ -222,6 +270,8 @@ func (r *Roster) check() error {
 		return bad("no members")
 	case len(r.Members) > MaxMembers:
 		return bad("%d members, more than %d", len(r.Members), MaxMembers)
+	case len(r.Former) > MaxFormer:
+		return bad("%d former members, more than %d", len(r.Former), MaxFormer)
 	case len(r.History) > maxHistory:
 		return bad("history of %d bytes", len(r.History))
 	}
@@ -248,6 +298,20 @@ func (r *Roster) check() error {
 	}
 	if admins == 0 {
 		return bad("no admin")
+	}
+	for i, f := range r.Former {
+		if i > 0 && r.Former[i-1].Peer >= f.Peer {
+			return bad("%v", errFormerNotSorted)
+		}
+		if _, err := peer.IDFromBytes([]byte(f.Peer)); err != nil {
+			return bad("former member %d: peer ID: %v", i, err)
+		}
+		if r.Has(f.Peer) {
+			return bad("%s is both a member and a former member", f.Peer)
+		}
+		if f.Until == 0 || f.Until > r.Epoch {
+			return bad("former member %s: until epoch %d, outside 1 to %d", f.Peer, f.Until, r.Epoch)
+		}
 	}
 	return nil
 }
@@ -298,6 +362,19 @@ func DecodeRoster(b []byte) (*Roster, error) {
 		copy(m.BoxKey[:], d.raw(boxKeyLen))
 		m.Grant = d.bytes(maxGrantLen)
 		r.Members = append(r.Members, m)
+	}
+	n = d.uvarint()
+	if n > MaxFormer {
+		return nil, fmt.Errorf("%w: %d former members, more than %d", ErrBadRoster, n, MaxFormer)
+	}
+	for range n {
+		if d.err != nil {
+			break
+		}
+		var f Former
+		f.Peer = peer.ID(d.bytes(128))
+		f.Until = d.uvarint()
+		r.Former = append(r.Former, f)
 	}
 	r.History = d.bytes(maxHistory)
 	bodyLen := d.off

@@ -187,6 +187,8 @@ func TestParseRoles(t *testing.T) {
 func FuzzDecodeRoster(f *testing.F) {
 	r, _, _, _, _ := threeMembers(f)
 	f.Add(r.Encode())
+	removed, _, _, _, _ := removedOne(f) // with Former and History
+	f.Add(removed.Encode())
 	f.Add([]byte(rosterMagic))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

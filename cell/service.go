@@ -75,8 +75,23 @@ type Options struct {
 	// Rendezvous lets invites and members meet through the DHT; nil: LAN
 	// and direct connections only.
 	Rendezvous Rendezvous
-	Config     Config
-	Logger     *slog.Logger
+	// App rides on the cell's gossip; zero: nothing does.
+	App    App
+	Config Config
+	Logger *slog.Logger
+}
+
+// App lets one other part of the node ride on the cell's gossip: the
+// chain announces its heads this way. The functions follow gossip.Config's
+// rules (safe for concurrent use, quick, never blocking): memberlist's
+// goroutines call them, some while holding its lock. They may read
+// Service.Roster, which takes no lock, but must not call the Service's
+// other methods, which may be waiting for gossip; hand the work to a
+// goroutine of their own instead.
+type App struct {
+	Notify     func(msg []byte) // every Broadcast of another member; nil: dropped. msg is a copy it may keep
+	LocalState func() []byte    // sent in memberlist push/pull exchanges; nil: none
+	MergeState func(buf []byte) // what a member sent in push/pull; buf valid only during the call
 }
 
 // Service is a node's membership of its cell: the stored roster and keys,
@@ -89,6 +104,7 @@ type Service struct {
 	self peer.ID
 	st   store
 	rz   Rendezvous
+	app  App
 	cfg  Config
 	log  *slog.Logger
 
@@ -125,7 +141,7 @@ func New(opts Options) (*Service, error) {
 	}
 	return &Service{
 		h: opts.Host, key: opts.Key, self: opts.Host.ID(), st: newStore(opts.Datastore),
-		rz: opts.Rendezvous, cfg: cfg, log: log.With("part", "cell"),
+		rz: opts.Rendezvous, app: opts.App, cfg: cfg, log: log.With("part", "cell"),
 		invites: make(map[uint16]*invite),
 	}, nil
 }
@@ -201,16 +217,24 @@ func (s *Service) startGossipLocked() error {
 	if !ok {
 		return fmt.Errorf("%w %d (roster version %d)", ErrNoKey, r.Epoch, r.Version)
 	}
-	m, err := gossip.New(s.h, gossip.Config{
+	cfg := gossip.Config{
 		Tag:       r.Tag(),
 		Key:       s.key,
 		Allow:     s.allowed,
 		AppMeta:   s.appMeta,
 		CheckMeta: checkMeta,
 		GossipKey: secret.GossipKey(r.Cell),
+		NotifyMsg: s.app.Notify,
 		Timing:    s.cfg.Gossip,
 		Logger:    s.log,
-	})
+	}
+	if f := s.app.LocalState; f != nil {
+		cfg.LocalState = func(bool) []byte { return f() }
+	}
+	if f := s.app.MergeState; f != nil {
+		cfg.MergeState = func(buf []byte, _ bool) { f(buf) }
+	}
+	m, err := gossip.New(s.h, cfg)
 	if err != nil {
 		return fmt.Errorf("cell: gossip: %w", err)
 	}
@@ -345,4 +369,17 @@ func (s *Service) Gossip() *gossip.Membership {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.gossip
+}
+
+// Broadcast sends msg (at most gossip.MaxBroadcastSize bytes) to every member
+// of the cell through gossip. It does not block on the network. ErrNoCell when
+// the node is in no cell (or gossip is not running). The members get it
+// through their App.Notify, best effort (see gossip.Membership.Broadcast);
+// msg is copied. Safe for concurrent use.
+func (s *Service) Broadcast(msg []byte) error {
+	m := s.Gossip()
+	if m == nil {
+		return ErrNoCell
+	}
+	return m.Broadcast(msg)
 }

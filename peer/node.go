@@ -17,6 +17,7 @@ import (
 
 	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 )
@@ -52,6 +53,9 @@ type Options struct {
 	Blocks blocks.Config
 	// Cell configures the node's cell membership; zero means defaults.
 	Cell cell.Config
+	// Chain configures the node's replica of its cell's chain; zero means
+	// defaults.
+	Chain replica.Config
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -74,6 +78,7 @@ type Node struct {
 	dht   *dht.DHT
 	disc  *discovery.Service
 	cell  *cell.Service
+	chain *replica.Replica
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -149,13 +154,31 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err = n.dht.Start(ctx); err != nil {
 		return err
 	}
+	// The chain rides on the cell's gossip, and reads the cell's roster:
+	// both are built before either starts.
+	var rep *replica.Replica
 	if n.cell, err = cell.New(cell.Options{
 		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Rendezvous: n.disc,
 		Config: n.opts.Cell, Logger: n.log,
+		App: cell.App{
+			Notify:     func(msg []byte) { rep.HandleMessage(msg) },
+			LocalState: func() []byte { return rep.LocalState() },
+			MergeState: func(buf []byte) { rep.MergeState(buf) },
+		},
 	}); err != nil {
 		return err
 	}
+	if rep, err = replica.New(replica.Options{
+		Host: n.host, Key: n.opts.Key, Blocks: n.store, Datastore: n.opts.Datastore,
+		Cell: n.cell, Config: n.opts.Chain, Logger: n.log,
+	}); err != nil {
+		return err
+	}
+	n.chain = rep
 	if err = n.cell.Start(ctx); err != nil {
+		return err
+	}
+	if err = n.chain.Start(ctx); err != nil {
 		return err
 	}
 	n.started = time.Now()
@@ -163,7 +186,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-// Close stops the cell, discovery, the DHT, the block exchange and the host, in that
+// Close stops the chain, the cell, discovery, the DHT, the block exchange and the host, in that
 // order, and waits for their goroutines. The datastore stays open: it
 // belongs to the caller. Idempotent.
 func (n *Node) Close() error {
@@ -180,6 +203,9 @@ func (n *Node) Close() error {
 func (n *Node) stopLocked() error {
 	n.closed = true
 	var errs []error
+	if n.chain != nil {
+		errs = append(errs, n.chain.Close())
+	}
 	if n.cell != nil {
 		errs = append(errs, n.cell.Close())
 	}
@@ -222,6 +248,9 @@ func (n *Node) Exchange() *blocks.Exchange { return n.xchg }
 
 // DHT returns the node's DHT; nil before Start.
 func (n *Node) DHT() *dht.DHT { return n.dht }
+
+// Chain returns the node's replica of its cell's chain; nil before Start.
+func (n *Node) Chain() *replica.Replica { return n.chain }
 
 // Cell returns the node's cell membership; nil before Start.
 func (n *Node) Cell() *cell.Service { return n.cell }

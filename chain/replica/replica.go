@@ -1,0 +1,309 @@
+// Package replica is a node's copy of its cell's chain: the shell around
+// the pure core in package chain. It stores entries durably (blocks and an
+// index, one synced batch per append or per received batch), appends this
+// node's entries, reads the chain in order or as it arrives, and syncs with
+// the cell's other members: heads announced by gossip, missing entries
+// pulled in one have/want round trip over ProtocolSync.
+package replica
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/chain"
+	"github.com/exopeer/exopeer/gossip"
+)
+
+// Cell is what the replica needs of the node's cell membership.
+// *cell.Service has it.
+type Cell interface {
+	// Roster returns the current roster, or nil when in no cell.
+	Roster() *cell.Roster
+	// Keys returns a copy of the epoch secrets held, or nil.
+	Keys() *cell.Keys
+	// Broadcast gossips msg to the cell's members.
+	Broadcast(msg []byte) error
+	// Gossip returns the running membership, or nil.
+	Gossip() *gossip.Membership
+}
+
+// Config tunes a Replica. Zero fields mean the defaults.
+type Config struct {
+	// AnnounceDelay is how long after a change the node announces its
+	// chain to the cell, so that a burst of appends makes one
+	// announcement. Default 100 ms.
+	AnnounceDelay time.Duration
+	// SyncInterval is how often the node asks a random live member for
+	// what it lacks, whatever gossip said (anti-entropy). Default 5 s.
+	SyncInterval time.Duration
+	// IdleTimeout bounds the wait for each message of a sync exchange.
+	// Default 30 s.
+	IdleTimeout time.Duration
+	// BanTime is how long a member that sent malformed or invalid data is
+	// cut off from sync. Default 1 min.
+	BanTime time.Duration
+	// MaxPulls bounds the sync exchanges this node runs at once. Default 4.
+	MaxPulls int
+	// Rand is the source of payload nonces and of random choices. nil:
+	// crypto/rand. Simulations pass a seeded stream.
+	Rand io.Reader
+}
+
+func (c Config) withDefaults() Config {
+	if c.AnnounceDelay == 0 {
+		c.AnnounceDelay = 100 * time.Millisecond
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = 5 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 30 * time.Second
+	}
+	if c.BanTime == 0 {
+		c.BanTime = time.Minute
+	}
+	if c.MaxPulls == 0 {
+		c.MaxPulls = 4
+	}
+	if c.Rand == nil {
+		c.Rand = crand.Reader
+	}
+	return c
+}
+
+// Options is what a Replica is built from.
+type Options struct {
+	Host      host.Host
+	Key       crypto.PrivKey // the node's key: it signs this node's entries
+	Blocks    *blocks.Store  // where entries are kept, as blocks
+	Datastore ds.Batching    // the root datastore of Blocks; the index lives under /chain
+	Cell      Cell
+	Config    Config
+	Logger    *slog.Logger
+}
+
+// ErrNoCell is returned while the node is in no cell.
+var ErrNoCell = errors.New("chain: this node is in no cell; create one with `exopeer cell create NAME` or join one with `exopeer cell join CODE`")
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("chain: replica closed")
+
+// Replica is a node's copy of its cell's chain. Its methods are safe for
+// concurrent use.
+type Replica struct {
+	h      host.Host
+	key    crypto.PrivKey
+	self   peer.ID
+	blocks *blocks.Store
+	d      ds.Batching
+	cell   Cell
+	cfg    Config
+	log    *slog.Logger
+
+	// announce is the latest encoded Announce, for memberlist's push/pull
+	// (read from its goroutines, without mu).
+	announce atomic.Pointer[[]byte]
+
+	mu       sync.Mutex
+	st       *chain.State // the current cell's chain; nil until loaded
+	rng      *rand.Rand
+	remotes  map[peer.ID]*remote
+	banned   map[peer.ID]time.Time
+	pulling  map[peer.ID]bool
+	watchers map[chan struct{}]struct{}
+	stats    Stats
+	started  bool
+	closed   bool
+
+	changed chan struct{} // cap 1: the chain grew, announce it
+	pulls   chan peer.ID  // members to pull from
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// remote is what this node last heard of a member's chain.
+type remote struct {
+	ann   chain.Announce
+	heard time.Time
+}
+
+// Stats counts what sync did since the node started.
+type Stats struct {
+	Pulls, PullErrors   uint64 // sync exchanges this node asked for, and failed ones
+	Served              uint64 // sync exchanges this node answered
+	Received, Sent      uint64 // entries received (new) and sent
+	Deferred            uint64 // entries set aside: unknown author or epoch (roster behind)
+	Rejected            uint64 // entries refused as invalid
+	Banned              uint64 // times a member was cut off
+	LastRejected        string // why the last entry was refused
+	LastRejectedAuthor  peer.ID
+	LastRejectedFrom    peer.ID
+	LastRejectedAt      time.Time
+	LastBanned          peer.ID
+	LastBannedBecause   string
+	AnnouncesSent, Seen uint64 // announcements sent and received
+}
+
+// New returns a Replica that has started nothing.
+func New(opts Options) (*Replica, error) {
+	if opts.Host == nil || opts.Key == nil || opts.Blocks == nil || opts.Datastore == nil || opts.Cell == nil {
+		return nil, errors.New("chain: Host, Key, Blocks, Datastore and Cell are required")
+	}
+	cfg := opts.Config.withDefaults()
+	var seed [16]byte
+	if _, err := io.ReadFull(cfg.Rand, seed[:]); err != nil {
+		return nil, fmt.Errorf("chain: seed: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Replica{
+		h: opts.Host, key: opts.Key, self: opts.Host.ID(), blocks: opts.Blocks, d: opts.Datastore,
+		cell: opts.Cell, cfg: cfg, log: log.With("part", "chain"),
+		rng:      rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
+		remotes:  make(map[peer.ID]*remote),
+		banned:   make(map[peer.ID]time.Time),
+		pulling:  make(map[peer.ID]bool),
+		watchers: make(map[chan struct{}]struct{}),
+		changed:  make(chan struct{}, 1),
+		pulls:    make(chan peer.ID, 64),
+	}, nil
+}
+
+// Start loads the chain of the node's cell, if any, serves ProtocolSync
+// and starts announcing and syncing.
+func (r *Replica) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started || r.closed {
+		return errors.New("chain: Start called twice or after Close")
+	}
+	r.started = true
+	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if _, err := r.stateLocked(ctx); err != nil && !errors.Is(err, ErrNoCell) {
+		return err
+	}
+	r.h.SetStreamHandler(ProtocolSync, r.serve)
+	r.wg.Add(2)
+	go r.announceLoop()
+	go r.syncLoop()
+	r.signalLocked()
+	return nil
+}
+
+// Close stops serving and syncing and waits for every goroutine the
+// replica started. Appends that returned are on disk. Idempotent.
+func (r *Replica) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	started := r.started
+	for w := range r.watchers {
+		close(w)
+		delete(r.watchers, w)
+	}
+	r.mu.Unlock()
+	if !started {
+		return nil
+	}
+	r.h.RemoveStreamHandler(ProtocolSync)
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
+
+// stateLocked returns the chain of the node's current cell, loading it
+// from the store when the cell changed (or on first use).
+func (r *Replica) stateLocked(ctx context.Context) (*chain.State, error) {
+	if r.closed {
+		return nil, ErrClosed
+	}
+	ro := r.cell.Roster()
+	if ro == nil || !ro.Has(r.self) {
+		return nil, ErrNoCell
+	}
+	if r.st != nil && string(r.st.Cell()) == string(ro.Cell) {
+		return r.st, nil
+	}
+	st, err := load(ctx, r.blocks, r.d, ro)
+	if err != nil {
+		return nil, err
+	}
+	if r.st != nil {
+		r.remotes = make(map[peer.ID]*remote)
+	}
+	r.st = st
+	r.log.Info("chain loaded", "cell", ro.ID(), "entries", st.Len(), "forks", len(st.Forks()))
+	return st, nil
+}
+
+// signalLocked wakes the announcer and the watchers.
+func (r *Replica) signalLocked() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+	for w := range r.watchers {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Watch returns a channel that receives a value (at most one is queued)
+// whenever the chain grows, and a function to stop watching. The channel
+// is closed when the replica closes.
+func (r *Replica) Watch() (<-chan struct{}, func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := make(chan struct{}, 1)
+	if r.closed {
+		close(w)
+		return w, func() {}
+	}
+	r.watchers[w] = struct{}{}
+	return w, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, ok := r.watchers[w]; ok {
+			delete(r.watchers, w)
+			close(w)
+		}
+	}
+}
+
+// secrets adapts a cell's keys to chain.Secrets.
+func secrets(k *cell.Keys) chain.Secrets {
+	return func(epoch uint64) ([]byte, bool) {
+		if k == nil {
+			return nil, false
+		}
+		s, ok := k.Secret(epoch)
+		if !ok {
+			return nil, false
+		}
+		return s[:], true
+	}
+}

@@ -1,0 +1,460 @@
+package replica
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/chain"
+	"github.com/exopeer/exopeer/gossip"
+)
+
+// ProtocolSync is the have/want exchange: the package chain documentation
+// describes its messages.
+const ProtocolSync = "/exopeer/chain/sync/1.0.0"
+
+// frameTarget is the size at which a server closes a frame of entries.
+const frameTarget = 1 << 20
+
+// HandleMessage takes a member's gossip broadcast (cell.App.Notify). It
+// does not block.
+func (r *Replica) HandleMessage(msg []byte) { r.heard(msg, "broadcast") }
+
+// MergeState takes a member's push/pull state (cell.App.MergeState).
+func (r *Replica) MergeState(buf []byte) { r.heard(buf, "state") }
+
+// LocalState returns this node's announcement for push/pull exchanges
+// (cell.App.LocalState).
+func (r *Replica) LocalState() []byte {
+	if b := r.announce.Load(); b != nil {
+		return *b
+	}
+	return nil
+}
+
+// heard records a member's announcement and schedules a pull if the member
+// holds entries this node lacks.
+func (r *Replica) heard(msg []byte, via string) {
+	a, err := chain.DecodeAnnounce(msg)
+	if err != nil {
+		r.log.Debug("bad chain announcement", "via", via, "err", err)
+		return
+	}
+	ro := r.cell.Roster()
+	if a.From == r.self || ro == nil || !ro.Has(a.From) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Seen++
+	r.remotes[a.From] = &remote{ann: a, heard: time.Now()}
+	if r.st == nil || r.closed || !r.started {
+		return
+	}
+	if r.st.Ahead(a.Vector) || a.Len > uint64(r.st.Len()) {
+		r.schedule(a.From)
+	}
+}
+
+// schedule queues a pull from id, unless the queue is full.
+func (r *Replica) schedule(id peer.ID) {
+	select {
+	case r.pulls <- id:
+	default:
+	}
+}
+
+// announceLoop tells the cell about the chain after every change,
+// coalescing bursts.
+func (r *Replica) announceLoop() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.changed:
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-time.After(r.cfg.AnnounceDelay):
+		}
+		r.mu.Lock()
+		st := r.st
+		var msg []byte
+		if st != nil {
+			// keep ranks authors by their latest entry, in case the
+			// vector does not fit in one announcement.
+			var last map[peer.ID]uint64
+			keep := func(id peer.ID) uint64 {
+				if last == nil {
+					last = make(map[peer.ID]uint64)
+					for _, m := range st.Arrivals(0, st.Len()) {
+						last[m.Author] = max(last[m.Author], m.Clock)
+					}
+				}
+				return last[id]
+			}
+			msg = chain.EncodeAnnounce(chain.Announce{From: r.self, Len: uint64(st.Len()), Vector: st.Vector()}, keep)
+			r.announce.Store(&msg)
+			r.stats.AnnouncesSent++
+		}
+		r.mu.Unlock()
+		if msg != nil {
+			if err := r.cell.Broadcast(msg); err != nil {
+				r.log.Debug("chain announcement not sent", "err", err)
+			}
+		}
+	}
+}
+
+// syncLoop runs the pulls that announcements ask for, and every
+// SyncInterval one pull from a random live member.
+func (r *Replica) syncLoop() {
+	defer r.wg.Done()
+	tick := time.NewTicker(r.cfg.SyncInterval)
+	defer tick.Stop()
+	slots := make(chan struct{}, r.cfg.MaxPulls)
+	for {
+		var id peer.ID
+		select {
+		case <-r.ctx.Done():
+			return
+		case id = <-r.pulls:
+		case <-tick.C:
+			if id = r.randomMember(); id == "" {
+				continue
+			}
+		}
+		r.mu.Lock()
+		busy := r.pulling[id]
+		if !busy {
+			r.pulling[id] = true
+		}
+		r.mu.Unlock()
+		if busy {
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-r.ctx.Done():
+			return
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer func() { <-slots }()
+			err := r.Pull(r.ctx, id)
+			r.mu.Lock()
+			delete(r.pulling, id)
+			r.mu.Unlock()
+			if err != nil && r.ctx.Err() == nil {
+				r.log.Debug("chain pull failed", "peer", id, "err", err)
+			}
+		}()
+	}
+}
+
+// randomMember returns a random live member other than this node, or "".
+func (r *Replica) randomMember() peer.ID {
+	g := r.cell.Gossip()
+	if g == nil {
+		return ""
+	}
+	var alive []peer.ID
+	for _, m := range g.Members() {
+		if m.ID != r.self && (m.State == gossip.StateAlive || m.State == gossip.StateSuspect) {
+			alive = append(alive, m.ID)
+		}
+	}
+	if len(alive) == 0 {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return alive[r.rng.IntN(len(alive))]
+}
+
+// misbehaved cuts a member off sync for BanTime and closes its
+// connections.
+func (r *Replica) misbehaved(id peer.ID, why error) {
+	r.mu.Lock()
+	r.banned[id] = time.Now().Add(r.cfg.BanTime)
+	r.stats.Banned++
+	r.stats.LastBanned, r.stats.LastBannedBecause = id, why.Error()
+	r.mu.Unlock()
+	r.log.Warn("member cut off from chain sync", "peer", id, "for", r.cfg.BanTime, "err", why)
+	_ = r.h.Network().ClosePeer(id)
+}
+
+func (r *Replica) isBanned(id peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	until, ok := r.banned[id]
+	if ok && time.Now().After(until) {
+		delete(r.banned, id)
+		return false
+	}
+	return ok
+}
+
+// errMisbehaved marks the errors for which a member is cut off.
+var errMisbehaved = errors.New("chain: member sent bad sync data")
+
+// Pull asks member id for every entry this node lacks and adds what it
+// gets, batch by batch, as it arrives: one round trip. It blocks until the
+// member is done, the exchange fails or ctx ends.
+func (r *Replica) Pull(ctx context.Context, id peer.ID) error {
+	if r.isBanned(id) {
+		return fmt.Errorf("chain: %s is cut off from sync", id)
+	}
+	r.mu.Lock()
+	st, err := r.stateLocked(ctx)
+	var req []byte
+	if err == nil {
+		req = chain.EncodeRequest(chain.Request{Len: uint64(st.Len()), Vector: st.Vector()})
+		r.stats.Pulls++
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	err = r.pull(ctx, id, req)
+	if err != nil {
+		r.mu.Lock()
+		r.stats.PullErrors++
+		r.mu.Unlock()
+		if errors.Is(err, errMisbehaved) {
+			r.misbehaved(id, err)
+		}
+	}
+	return err
+}
+
+func (r *Replica) pull(ctx context.Context, id peer.ID, req []byte) error {
+	s, err := r.h.NewStream(network.WithAllowLimitedConn(ctx, "chain sync"), id, ProtocolSync)
+	if err != nil {
+		return fmt.Errorf("chain: open sync stream: %w", err)
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	_ = s.SetWriteDeadline(time.Now().Add(r.cfg.IdleTimeout))
+	msg := binary.AppendUvarint(nil, uint64(len(req)))
+	if _, err := s.Write(append(msg, req...)); err != nil {
+		_ = s.Reset()
+		return fmt.Errorf("chain: send sync request: %w", err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		_ = s.Reset()
+		return fmt.Errorf("chain: send sync request: %w", err)
+	}
+	br := bufio.NewReaderSize(s, 64<<10)
+	var buf []byte
+	for {
+		_ = s.SetReadDeadline(time.Now().Add(r.cfg.IdleTimeout))
+		kind, body, err := chain.ReadFrame(br, buf)
+		if err != nil {
+			_ = s.Reset()
+			if errors.Is(err, chain.ErrMalformed) || errors.Is(err, chain.ErrFrameTooLarge) {
+				return fmt.Errorf("%w: %w", errMisbehaved, err)
+			}
+			return fmt.Errorf("chain: read sync answer: %w", err)
+		}
+		buf = body[:0]
+		if kind == chain.FrameDone {
+			n, err := chain.DecodeDone(body)
+			if err != nil {
+				_ = s.Reset()
+				return fmt.Errorf("%w: %w", errMisbehaved, err)
+			}
+			r.log.Debug("chain pull done", "peer", id, "theirLength", n)
+			return nil
+		}
+		blocks, err := chain.DecodeEntries(body)
+		if err != nil {
+			_ = s.Reset()
+			return fmt.Errorf("%w: %w", errMisbehaved, err)
+		}
+		if err := r.receive(ctx, id, blocks); err != nil {
+			_ = s.Reset()
+			return err
+		}
+	}
+}
+
+// receive decodes and verifies a batch from member from, then adds and
+// stores what joins the chain.
+func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error {
+	ro, keys := r.cell.Roster(), r.cell.Keys()
+	if ro == nil {
+		return ErrNoCell
+	}
+	sec := secrets(keys)
+	verified := make([]*chain.Entry, 0, len(raw))
+	deferred := 0
+	for _, b := range raw {
+		e, err := chain.Decode(b)
+		if err != nil {
+			return r.reject(from, "", err)
+		}
+		if _, err := chain.Verify(e, ro.Cell, ro, sec); err != nil {
+			if chain.Deferred(err) {
+				deferred++
+				continue
+			}
+			return r.reject(from, e.Author, fmt.Errorf("entry %s: %w", e.CID(), err))
+		}
+		verified = append(verified, e)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats.Deferred += uint64(deferred)
+	st, err := r.stateLocked(ctx)
+	if err != nil {
+		return err
+	}
+	if string(st.Cell()) != string(ro.Cell) {
+		return ErrNoCell
+	}
+	rd := st.Add(verified)
+	for _, f := range rd.Forks {
+		r.log.Warn("forked author: two entries with one sequence number", "author", f.Author, "seq", f.Seq, "entries", f.CIDs)
+	}
+	if err := persist(ctx, r.blocks, st, ro, rd.Accepted); err != nil {
+		r.dropLocked(true)
+		return err
+	}
+	r.stats.Received += uint64(len(rd.Accepted))
+	if len(rd.Accepted) > 0 {
+		r.signalLocked()
+	}
+	if len(rd.Rejected) > 0 {
+		x := rd.Rejected[0]
+		r.rejectLocked(from, x.Author, fmt.Errorf("entry %s: %w", x.CID, x.Err), uint64(len(rd.Rejected)))
+		return fmt.Errorf("%w: entry %s: %w", errMisbehaved, x.CID, x.Err)
+	}
+	return nil
+}
+
+func (r *Replica) reject(from, author peer.ID, err error) error {
+	r.mu.Lock()
+	r.rejectLocked(from, author, err, 1)
+	r.mu.Unlock()
+	return fmt.Errorf("%w: %w", errMisbehaved, err)
+}
+
+func (r *Replica) rejectLocked(from, author peer.ID, err error, n uint64) {
+	r.stats.Rejected += n
+	r.stats.LastRejected, r.stats.LastRejectedAuthor, r.stats.LastRejectedFrom = err.Error(), author, from
+	r.stats.LastRejectedAt = time.Now()
+	r.log.Warn("chain entry refused", "from", from, "author", author, "err", err)
+}
+
+// serve answers a member's Request with every entry it lacks.
+func (r *Replica) serve(s network.Stream) {
+	defer s.Close()
+	id := s.Conn().RemotePeer()
+	ro := r.cell.Roster()
+	if ro == nil || !ro.Has(id) || !ro.Has(r.self) || r.isBanned(id) {
+		_ = s.Reset()
+		return
+	}
+	_ = s.SetReadDeadline(time.Now().Add(r.cfg.IdleTimeout))
+	q, err := readRequest(bufio.NewReader(s))
+	if err != nil {
+		_ = s.Reset()
+		r.misbehaved(id, err)
+		return
+	}
+	r.mu.Lock()
+	st, err := r.stateLocked(r.ctx)
+	var missing []cid.Cid
+	var length int
+	if err == nil {
+		missing = st.Missing(q.Vector)
+		length = st.Len()
+		if st.Ahead(q.Vector) || q.Len > uint64(length) {
+			r.schedule(id)
+		}
+		r.stats.Served++
+	}
+	r.mu.Unlock()
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	if err := r.send(s, missing, length); err != nil {
+		_ = s.Reset()
+		r.log.Debug("chain sync answer failed", "peer", id, "err", err)
+	}
+}
+
+func readRequest(br *bufio.Reader) (chain.Request, error) {
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return chain.Request{}, fmt.Errorf("%w sync request length: %v", chain.ErrMalformed, err)
+	}
+	if n > chain.MaxRequest {
+		return chain.Request{}, fmt.Errorf("%w: request of %d bytes", chain.ErrFrameTooLarge, n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(br, b); err != nil {
+		return chain.Request{}, fmt.Errorf("%w sync request: %v", chain.ErrMalformed, err)
+	}
+	return chain.DecodeRequest(b)
+}
+
+// send streams entries in frames of about frameTarget bytes, then the
+// done frame.
+func (r *Replica) send(s network.Stream, cs []cid.Cid, length int) error {
+	bw := bufio.NewWriterSize(s, 64<<10)
+	var batch [][]byte
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_ = s.SetWriteDeadline(time.Now().Add(r.cfg.IdleTimeout))
+		if _, err := bw.Write(chain.AppendFrame(nil, chain.FrameEntries, chain.EntriesBody(batch))); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.stats.Sent += uint64(len(batch))
+		r.mu.Unlock()
+		batch, size = batch[:0], 0
+		return nil
+	}
+	for _, c := range cs {
+		b, err := r.blocks.Get(r.ctx, c)
+		if err != nil {
+			return err
+		}
+		if size+len(b.RawData()) > frameTarget {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		batch = append(batch, b.RawData())
+		size += len(b.RawData()) + 4
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(r.cfg.IdleTimeout))
+	if _, err := bw.Write(chain.AppendFrame(nil, chain.FrameDone, chain.DoneBody(uint64(length)))); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return s.CloseWrite()
+}
