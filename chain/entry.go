@@ -180,6 +180,9 @@ func Decode(raw []byte) (*Entry, error) {
 	if len(raw) > MaxEntrySize {
 		return nil, fmt.Errorf("%w entry: %d bytes, limit %d", ErrMalformed, len(raw), MaxEntrySize)
 	}
+	if !lengthsFit(raw) {
+		return nil, fmt.Errorf("%w entry: a length runs past the end", ErrMalformed)
+	}
 	nb := basicnode.Prototype.Map.NewBuilder()
 	dec := dagcbor.DecodeOptions{AllowLinks: true, AllocationBudget: 4 * MaxEntrySize, MaxDepth: 4}
 	if err := dec.Decode(nb, bytes.NewReader(raw)); err != nil {
@@ -208,6 +211,57 @@ func Decode(raw []byte) (*Entry, error) {
 		return nil, fmt.Errorf("chain: hash entry: %w", err)
 	}
 	return e, nil
+}
+
+// lengthsFit reports whether every byte string, text string, list and map
+// of the CBOR item at the start of raw fits in the bytes that follow its
+// header, with no indefinite lengths (dag-cbor has none). The CBOR decoder
+// allocates what a header says before it reads: without this, a few bytes
+// could make it allocate 32 MiB.
+func lengthsFit(raw []byte) bool {
+	for items := 1; items > 0; items-- {
+		if len(raw) == 0 {
+			return false
+		}
+		major, info := raw[0]>>5, raw[0]&31
+		raw = raw[1:]
+		n := uint64(info)
+		switch {
+		case info < 24:
+		case info < 28:
+			size := 1 << (info - 24)
+			if len(raw) < size {
+				return false
+			}
+			n = 0
+			for _, b := range raw[:size] {
+				n = n<<8 | uint64(b)
+			}
+			raw = raw[size:]
+		default:
+			return false
+		}
+		switch major {
+		case 2, 3: // bytes, text
+			if n > uint64(len(raw)) {
+				return false
+			}
+			raw = raw[n:]
+		case 4: // list
+			if n > uint64(len(raw)) {
+				return false
+			}
+			items += int(n)
+		case 5: // map
+			if n > uint64(len(raw)/2) {
+				return false
+			}
+			items += 2 * int(n)
+		case 6: // tag
+			items++
+		}
+	}
+	return true
 }
 
 func fromNode(n datamodel.Node) (*Entry, error) {

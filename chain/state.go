@@ -365,7 +365,10 @@ func (s *State) Next(author peer.ID, cell ed25519.PublicKey, epoch uint64) Draft
 	}
 	if len(parents) > MaxParents {
 		slices.SortFunc(parents, func(a, b cid.Cid) int { return s.metas[b].Pos().Compare(s.metas[a].Pos()) })
-		own := s.authors[author].seqs[seq-1]
+		var own []cid.Cid
+		if seq > 0 {
+			own = s.authors[author].seqs[seq-1]
+		}
 		keep := parents[:0]
 		for i, p := range parents {
 			if i < MaxParents-len(own) || slices.Contains(own, p) {
@@ -459,7 +462,7 @@ func (s *State) Log(after Pos, limit int) []cid.Cid {
 	if i < len(s.order) && s.order[i].Compare(after) == 0 {
 		i++
 	}
-	end := min(len(s.order), i+max(limit, 0))
+	end := i + min(max(limit, 0), len(s.order)-i)
 	out := make([]cid.Cid, 0, end-i)
 	for _, p := range s.order[i:end] {
 		out = append(out, p.CID)

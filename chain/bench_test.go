@@ -1,0 +1,138 @@
+package chain
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+)
+
+// reportRate reports n entries per op as entries/s.
+func reportRate(b *testing.B, n int) {
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// benchEntry writes an entry with two parents and a payload of size bytes.
+func benchEntry(b *testing.B, c *testCell, size int) *Entry {
+	d := Draft{Cell: c.key, Seq: 2, Clock: 5, Parents: SortCIDs([]cid.Cid{fakeCID(1), fakeCID(2)}), Epoch: testEpoch}
+	return c.write(b, c.authors[0], d, make([]byte, size))
+}
+
+func BenchmarkWrite(b *testing.B) {
+	c := newTestCell(b, 1, 1)
+	d := Draft{Cell: c.key, Seq: 2, Clock: 5, Parents: SortCIDs([]cid.Cid{fakeCID(1), fakeCID(2)}), Epoch: testEpoch}
+	key, secret, pt := c.authors[0].key, c.secrets[testEpoch], make([]byte, 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Write(d, key, secret, pt, c.nonces); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, 1)
+}
+
+func BenchmarkVerify(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"100B", 100}, {"4KiB", 4 << 10}} {
+		b.Run(size.name, func(b *testing.B) {
+			c := newTestCell(b, 1, 1)
+			e := benchEntry(b, c, size.n)
+			b.ReportAllocs()
+			b.SetBytes(int64(size.n))
+			for b.Loop() {
+				if _, err := Verify(e, c.key, c.roster, c.secret); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRate(b, 1)
+		})
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	c := newTestCell(b, 1, 1)
+	raw := benchEntry(b, c, 100).Bytes()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := Decode(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, 1)
+}
+
+// benchDAG returns 10,000 entries of 5 authors, made once.
+func benchDAG(b *testing.B) (*testCell, []*Entry) {
+	benchOnce.Do(func() {
+		benchOnce.cell = newTestCell(b, 1, 5)
+		benchOnce.all, _ = randomDAG(b, benchOnce.cell, 1, 10_000, 100)
+	})
+	if benchOnce.all == nil {
+		b.Fatal("no DAG")
+	}
+	return benchOnce.cell, benchOnce.all
+}
+
+var benchOnce struct {
+	sync.Once
+	cell *testCell
+	all  []*Entry
+}
+
+func BenchmarkStateAdd(b *testing.B) {
+	c, all := benchDAG(b)
+	shuffled := append([]*Entry(nil), all...)
+	rng := rand.New(rand.NewPCG(1, 1))
+	rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	for _, order := range []struct {
+		name    string
+		entries []*Entry
+		batch   int
+	}{
+		{"parents first", all, len(all)},
+		{"shuffled in batches of 100", shuffled, 100},
+	} {
+		b.Run(order.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s := NewState(c.key)
+				for i := 0; i < len(order.entries); i += order.batch {
+					s.Add(order.entries[i:min(i+order.batch, len(order.entries))])
+				}
+				if s.Len() != len(all) || s.Waiting() != 0 {
+					b.Fatalf("Len %d, waiting %d", s.Len(), s.Waiting())
+				}
+			}
+			reportRate(b, len(all))
+		})
+	}
+}
+
+func BenchmarkMissing(b *testing.B) {
+	c, all := benchDAG(b)
+	ref := refState(b, c, all)
+	behind := refState(b, c, all[:len(all)-100]).Vector()
+	for _, tt := range []struct {
+		name string
+		v    Vector
+	}{
+		{"behind by 100", behind},
+		{"up to date", ref.Vector()},
+		{"empty", nil},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			want := len(ref.Missing(tt.v))
+			b.ReportAllocs()
+			for b.Loop() {
+				if got := ref.Missing(tt.v); len(got) != want {
+					b.Fatalf("%d missing, want %d", len(got), want)
+				}
+			}
+			b.ReportMetric(float64(want), "missing/op")
+		})
+	}
+}
