@@ -208,6 +208,14 @@ type ForkStatus struct {
 
 // Status summarises the chain.
 func (r *Replica) Status(ctx context.Context) (Status, error) {
+	// Gossip's members first, without mu: memberlist may hold its lock
+	// while it waits for a hook that waits for mu.
+	states := map[peer.ID]gossip.State{}
+	if g := r.cell.Gossip(); g != nil {
+		for _, m := range g.Members() {
+			states[m.ID] = m.State
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st, err := r.stateLocked(ctx)
@@ -220,12 +228,6 @@ func (r *Replica) Status(ctx context.Context) (Status, error) {
 	for _, a := range slices.Sorted(maps.Keys(vec)) {
 		m, _ := ro.Member(a)
 		out.Authors = append(out.Authors, AuthorStatus{Peer: a, Name: m.Name, LastSeq: vec[a]})
-	}
-	states := map[peer.ID]gossip.State{}
-	if g := r.cell.Gossip(); g != nil {
-		for _, m := range g.Members() {
-			states[m.ID] = m.State
-		}
 	}
 	for _, m := range ro.Members {
 		ms := memberStatus(m, st, r.remotes[m.Peer])

@@ -125,7 +125,7 @@ type Replica struct {
 	rng      *rand.Rand
 	remotes  map[peer.ID]*remote
 	banned   map[peer.ID]time.Time
-	pulling  map[peer.ID]bool
+	pulling  map[peer.ID]bool // running pulls; true: run another after it
 	watchers map[chan struct{}]struct{}
 	stats    Stats
 	started  bool
@@ -133,6 +133,7 @@ type Replica struct {
 
 	changed chan struct{} // cap 1: the chain grew, announce it
 	pulls   chan peer.ID  // members to pull from
+	inbox   chan []byte   // announcements received
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -185,6 +186,7 @@ func New(opts Options) (*Replica, error) {
 		watchers: make(map[chan struct{}]struct{}),
 		changed:  make(chan struct{}, 1),
 		pulls:    make(chan peer.ID, 64),
+		inbox:    make(chan []byte, 256),
 	}, nil
 }
 
@@ -202,9 +204,10 @@ func (r *Replica) Start(ctx context.Context) error {
 		return err
 	}
 	r.h.SetStreamHandler(ProtocolSync, r.serve)
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.announceLoop()
 	go r.syncLoop()
+	go r.inboxLoop()
 	r.signalLocked()
 	return nil
 }

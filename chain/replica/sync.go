@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/gossip"
 )
@@ -25,14 +29,16 @@ const ProtocolSync = "/exopeer/chain/sync/1.0.0"
 const frameTarget = 1 << 20
 
 // HandleMessage takes a member's gossip broadcast (cell.App.Notify). It
-// does not block.
-func (r *Replica) HandleMessage(msg []byte) { r.heard(msg, "broadcast") }
+// does not block: the message is queued, or dropped if the queue is full
+// (the next announcement or the anti-entropy round makes up for it).
+func (r *Replica) HandleMessage(msg []byte) { r.enqueue(msg) }
 
-// MergeState takes a member's push/pull state (cell.App.MergeState).
-func (r *Replica) MergeState(buf []byte) { r.heard(buf, "state") }
+// MergeState takes a member's push/pull state (cell.App.MergeState). It
+// copies buf and does not block.
+func (r *Replica) MergeState(buf []byte) { r.enqueue(slices.Clone(buf)) }
 
 // LocalState returns this node's announcement for push/pull exchanges
-// (cell.App.LocalState).
+// (cell.App.LocalState). It does not block.
 func (r *Replica) LocalState() []byte {
 	if b := r.announce.Load(); b != nil {
 		return *b
@@ -40,12 +46,32 @@ func (r *Replica) LocalState() []byte {
 	return nil
 }
 
+func (r *Replica) enqueue(msg []byte) {
+	select {
+	case r.inbox <- msg:
+	default:
+	}
+}
+
+// inboxLoop handles the announcements members sent.
+func (r *Replica) inboxLoop() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case msg := <-r.inbox:
+			r.heard(msg)
+		}
+	}
+}
+
 // heard records a member's announcement and schedules a pull if the member
 // holds entries this node lacks.
-func (r *Replica) heard(msg []byte, via string) {
+func (r *Replica) heard(msg []byte) {
 	a, err := chain.DecodeAnnounce(msg)
 	if err != nil {
-		r.log.Debug("bad chain announcement", "via", via, "err", err)
+		r.log.Debug("bad chain announcement", "err", err)
 		return
 	}
 	ro := r.cell.Roster()
@@ -56,16 +82,22 @@ func (r *Replica) heard(msg []byte, via string) {
 	defer r.mu.Unlock()
 	r.stats.Seen++
 	r.remotes[a.From] = &remote{ann: a, heard: time.Now()}
-	if r.st == nil || r.closed || !r.started {
+	st, err := r.stateLocked(r.ctx)
+	if err != nil {
 		return
 	}
-	if r.st.Ahead(a.Vector) || a.Len > uint64(r.st.Len()) {
-		r.schedule(a.From)
+	if st.Ahead(a.Vector) || a.Len > uint64(st.Len()) {
+		r.scheduleLocked(a.From)
 	}
 }
 
-// schedule queues a pull from id, unless the queue is full.
-func (r *Replica) schedule(id peer.ID) {
+// scheduleLocked queues a pull from id; if one is running, another runs
+// after it.
+func (r *Replica) scheduleLocked(id peer.ID) {
+	if _, running := r.pulling[id]; running {
+		r.pulling[id] = true
+		return
+	}
 	select {
 	case r.pulls <- id:
 	default:
@@ -135,9 +167,9 @@ func (r *Replica) syncLoop() {
 			}
 		}
 		r.mu.Lock()
-		busy := r.pulling[id]
+		_, busy := r.pulling[id]
 		if !busy {
-			r.pulling[id] = true
+			r.pulling[id] = false
 		}
 		r.mu.Unlock()
 		if busy {
@@ -154,7 +186,11 @@ func (r *Replica) syncLoop() {
 			defer func() { <-slots }()
 			err := r.Pull(r.ctx, id)
 			r.mu.Lock()
+			again := r.pulling[id]
 			delete(r.pulling, id)
+			if again && err == nil {
+				r.scheduleLocked(id)
+			}
 			r.mu.Unlock()
 			if err != nil && r.ctx.Err() == nil {
 				r.log.Debug("chain pull failed", "peer", id, "err", err)
@@ -215,6 +251,11 @@ var errMisbehaved = errors.New("chain: member sent bad sync data")
 func (r *Replica) Pull(ctx context.Context, id peer.ID) error {
 	if r.isBanned(id) {
 		return fmt.Errorf("chain: %s is cut off from sync", id)
+	}
+	// As serve asks of its requester: a removed member still holds the
+	// secrets of the epochs it may write in, and could sign entries there.
+	if ro := r.cell.Roster(); ro == nil || !ro.Has(id) {
+		return fmt.Errorf("chain: %s is not a member of the cell", id)
 	}
 	r.mu.Lock()
 	st, err := r.stateLocked(ctx)
@@ -298,22 +339,20 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	if ro == nil {
 		return ErrNoCell
 	}
-	sec := secrets(keys)
+	entries, errs := verifyAll(raw, ro, secrets(keys))
 	verified := make([]*chain.Entry, 0, len(raw))
 	deferred := 0
-	for _, b := range raw {
-		e, err := chain.Decode(b)
-		if err != nil {
+	for i, e := range entries {
+		switch err := errs[i]; {
+		case e == nil:
 			return r.reject(from, "", err)
-		}
-		if _, err := chain.Verify(e, ro.Cell, ro, sec); err != nil {
-			if chain.Deferred(err) {
-				deferred++
-				continue
-			}
+		case chain.Deferred(err):
+			deferred++
+		case err != nil:
 			return r.reject(from, e.Author, fmt.Errorf("entry %s: %w", e.CID(), err))
+		default:
+			verified = append(verified, e)
 		}
-		verified = append(verified, e)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -343,6 +382,28 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 		return fmt.Errorf("%w: entry %s: %w", errMisbehaved, x.CID, x.Err)
 	}
 	return nil
+}
+
+// verifyAll decodes and verifies a batch on every core. entries[i] is nil
+// when raw[i] does not decode; errs[i] says why raw[i] was not verified.
+func verifyAll(raw [][]byte, ro *cell.Roster, sec chain.Secrets) ([]*chain.Entry, []error) {
+	entries := make([]*chain.Entry, len(raw))
+	errs := make([]error, len(raw))
+	workers := min(runtime.GOMAXPROCS(0), (len(raw)+31)/32)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(raw); i += workers {
+				e, err := chain.Decode(raw[i])
+				if err == nil {
+					_, err = chain.Verify(e, ro.Cell, ro, sec)
+				}
+				entries[i], errs[i] = e, err
+			}
+		})
+	}
+	wg.Wait()
+	return entries, errs
 }
 
 func (r *Replica) reject(from, author peer.ID, err error) error {
@@ -383,7 +444,7 @@ func (r *Replica) serve(s network.Stream) {
 		missing = st.Missing(q.Vector)
 		length = st.Len()
 		if st.Ahead(q.Vector) || q.Len > uint64(length) {
-			r.schedule(id)
+			r.scheduleLocked(id)
 		}
 		r.stats.Served++
 	}
