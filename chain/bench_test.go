@@ -125,10 +125,10 @@ func BenchmarkMissing(b *testing.B) {
 		{"empty", nil},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
-			want := len(ref.Missing(tt.v))
+			want := len(ref.Missing(tt.v, nil))
 			b.ReportAllocs()
 			for b.Loop() {
-				if got := ref.Missing(tt.v); len(got) != want {
+				if got := ref.Missing(tt.v, nil); len(got) != want {
 					b.Fatalf("%d missing, want %d", len(got), want)
 				}
 			}

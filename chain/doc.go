@@ -55,7 +55,12 @@
 // broadcast, and memberlist push/pull state):
 //
 //	"EXCA" | uvarint len(from) | from | uvarint length | partial (0 or 1) | vector
-//	vector = uvarint n | n × (uvarint len(author) | author | uvarint seq), authors sorted
+//	vector = uvarint n | n × (uvarint len(author) | author | uvarint seq | digest), authors sorted
+//
+// An author's digest (16 bytes; zero: not given) chains the author's entries
+// up to seq: d(0) = 0, d(n) = SHA-256(d(n−1) || CIDs of sequence number n,
+// sorted)[:16]. Equal digests mean equal sets of that author's entries;
+// unequal ones at an equal seq reveal a fork that only one side knows.
 //
 // A node that sees a member ahead of it opens a stream and sends a Request
 // with its own Vector:
@@ -69,7 +74,7 @@
 //	'E' entries: uvarint n | n × (uvarint len(block) | block)
 //	'D' done:    uvarint the sender's chain length
 //
-// One round trip brings any number of entries. For an author with a fork
-// the answer starts at the fork, since a Vector cannot say which branch the
-// requester holds.
+// One round trip brings any number of entries. For an author whose digest
+// differs from the requester's at the requester's seq, the answer holds all
+// of that author's entries (the requester keeps what it lacks).
 package chain

@@ -159,7 +159,7 @@ func randomDAG(t testing.TB, c *testCell, seed uint64, n, payload int) ([]*Entry
 // pull adds to `to` every entry `from` holds and `to` lacks.
 func pull(t testing.TB, to, from *State, byCID map[cid.Cid]*Entry) {
 	t.Helper()
-	es := entriesOf(t, from.Missing(to.Vector()), byCID)
+	es := entriesOf(t, from.Missing(to.Vector(), nil), byCID)
 	rd := to.Add(es)
 	if len(rd.Accepted) != len(es) || len(rd.Rejected) != 0 || rd.Waiting != 0 {
 		t.Fatalf("pull of %d entries: %d accepted, rejected %v, %d waiting", len(es), len(rd.Accepted), rd.Rejected, rd.Waiting)

@@ -64,19 +64,19 @@ func TestMissing(t *testing.T) {
 					}
 				}
 				v := s.Vector()
-				if diff := cmp.Diff(want, ref.Missing(v), cmpOpts); diff != "" {
+				if diff := cmp.Diff(want, ref.Missing(v, nil), cmpOpts); diff != "" {
 					t.Fatalf("state %d: Missing (-want +got):\n%s", i, diff)
 				}
 				if got := ref.Behind(v); got != len(want) {
 					t.Errorf("state %d: Behind = %d, want %d", i, got, len(want))
 				}
-				if ref.Ahead(v) {
+				if ref.Ahead(v, nil) {
 					t.Errorf("state %d: Ahead of the full state", i)
 				}
-				if got := s.Ahead(ref.Vector()); got != (len(want) > 0) {
+				if got := s.Ahead(ref.Vector(), nil); got != (len(want) > 0) {
 					t.Errorf("state %d: Ahead(full) = %v with %d missing", i, got, len(want))
 				}
-				if got := s.Missing(v); len(got) != 0 {
+				if got := s.Missing(v, nil); len(got) != 0 {
 					t.Errorf("state %d: misses %d of its own entries", i, len(got))
 				}
 				// What Missing names makes the State whole, releasing
@@ -86,16 +86,16 @@ func TestMissing(t *testing.T) {
 					t.Fatalf("state %d after a pull (-want +got):\n%s", i, diff)
 				}
 			}
-			if diff := cmp.Diff(full, ref.Missing(nil), cmpOpts); diff != "" {
+			if diff := cmp.Diff(full, ref.Missing(nil, nil), cmpOpts); diff != "" {
 				t.Errorf("Missing(nil) is not the whole log (-want +got):\n%s", diff)
 			}
 			v := ref.Vector()
-			if got := ref.Missing(v); len(got) != 0 || ref.Behind(v) != 0 || ref.Ahead(v) {
-				t.Errorf("own Vector: Missing %d, Behind %d, Ahead %v", len(got), ref.Behind(v), ref.Ahead(v))
+			if got := ref.Missing(v, nil); len(got) != 0 || ref.Behind(v) != 0 || ref.Ahead(v, nil) {
+				t.Errorf("own Vector: Missing %d, Behind %d, Ahead %v", len(got), ref.Behind(v), ref.Ahead(v, nil))
 			}
 			v["stranger"] = 1
-			if got := ref.Missing(v); len(got) != 0 || !ref.Ahead(v) {
-				t.Errorf("an unknown author: Missing %d, Ahead %v", len(got), ref.Ahead(v))
+			if got := ref.Missing(v, nil); len(got) != 0 || !ref.Ahead(v, nil) {
+				t.Errorf("an unknown author: Missing %d, Ahead %v", len(got), ref.Ahead(v, nil))
 			}
 		})
 	}

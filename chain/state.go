@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
@@ -108,10 +109,41 @@ type Ready struct {
 // names exactly the entries it holds (forks aside: see Missing).
 type Vector map[peer.ID]uint64
 
+// Digest sums up an author's entries up to a sequence number n:
+// d(0) is zero, d(n) = SHA-256(d(n−1) || the CIDs of the author's entries
+// with sequence number n, sorted by bytes)[:16]. Two nodes with one
+// Vector entry for an author hold the same entries of that author exactly
+// when their digests agree: it is what shows a fork one of them does not
+// know of.
+type Digest [16]byte
+
+// Digests maps authors to the Digest of their entries up to a Vector's
+// sequence number. A zero or absent Digest says nothing.
+type Digests map[peer.ID]Digest
+
 // authorLog is one author's entries, by sequence number.
 type authorLog struct {
-	seqs   [][]cid.Cid // seqs[n-1]: the entries with sequence number n
-	forkAt uint64      // the lowest forked sequence number; 0: none
+	seqs    [][]cid.Cid // seqs[n-1]: the entries with sequence number n
+	digests []Digest    // digests[n-1]: d(n)
+	forkAt  uint64      // the lowest forked sequence number; 0: none
+}
+
+// update recomputes the digests from sequence number from on.
+func (a *authorLog) update(from uint64) {
+	a.digests = a.digests[:from-1]
+	var prev Digest
+	if from > 1 {
+		prev = a.digests[from-2]
+	}
+	for n := from; n <= uint64(len(a.seqs)); n++ {
+		h := sha256.New()
+		h.Write(prev[:])
+		for _, c := range SortCIDs(slices.Clone(a.seqs[n-1])) {
+			h.Write(c.Bytes())
+		}
+		prev = Digest(h.Sum(nil))
+		a.digests = append(a.digests, prev)
+	}
 }
 
 // MaxWaiting bounds the entries a State keeps while their parents are
@@ -320,6 +352,7 @@ func (s *State) insert(c cid.Cid, author peer.ID, seq, clock, epoch uint64, pare
 		a.seqs = append(a.seqs, nil)
 	}
 	a.seqs[seq-1] = append(a.seqs[seq-1], c)
+	a.update(seq)
 	if len(a.seqs[seq-1]) < 2 {
 		return nil
 	}
@@ -385,13 +418,21 @@ func (s *State) Next(author peer.ID, cell ed25519.PublicKey, epoch uint64) Draft
 }
 
 // Missing returns, in chain order, the entries held here that a node
-// holding v lacks. For an author with a fork, it returns every entry from
-// the fork on, whatever v says: v cannot tell which branch that node holds.
-func (s *State) Missing(v Vector) []cid.Cid {
+// holding v (with digests d, which may be nil) lacks. For an author whose
+// digest in d differs from this node's at v's sequence number, the two hold
+// different forks: it returns all of that author's entries. For an author
+// with a fork here and no digest in d, it returns every entry from the fork
+// on, since v alone cannot say which branch that node holds.
+func (s *State) Missing(v Vector, d Digests) []cid.Cid {
 	var out []*Meta
 	for a, l := range s.authors {
 		from := v[a]
-		if l.forkAt != 0 && from >= l.forkAt {
+		switch dig, ok := d[a]; {
+		case ok && dig != Digest{} && from <= uint64(len(l.seqs)):
+			if from > 0 && l.digests[from-1] != dig {
+				from = 0
+			}
+		case l.forkAt != 0 && from >= l.forkAt:
 			from = l.forkAt - 1
 		}
 		for seq := from + 1; seq <= uint64(len(l.seqs)); seq++ {
@@ -408,6 +449,15 @@ func (s *State) Missing(v Vector) []cid.Cid {
 	return cs
 }
 
+// Digests returns the Digest of every author at this node's Vector.
+func (s *State) Digests() Digests {
+	d := make(Digests, len(s.authors))
+	for a, l := range s.authors {
+		d[a] = l.digests[len(l.digests)-1]
+	}
+	return d
+}
+
 // Behind returns how many entries held here a node holding v lacks,
 // forks aside.
 func (s *State) Behind(v Vector) int {
@@ -420,11 +470,17 @@ func (s *State) Behind(v Vector) int {
 	return n
 }
 
-// Ahead reports whether a node holding v holds an entry this one lacks.
-func (s *State) Ahead(v Vector) bool {
+// Ahead reports whether a node holding v (with digests d, which may be
+// nil) holds an entry this one lacks: a higher sequence number of some
+// author, or a digest that differs from this node's at v's sequence number
+// (a fork).
+func (s *State) Ahead(v Vector, d Digests) bool {
 	for a, seq := range v {
 		l := s.authors[a]
 		if l == nil || uint64(len(l.seqs)) < seq {
+			return true
+		}
+		if dig, ok := d[a]; ok && dig != (Digest{}) && seq > 0 && l.digests[seq-1] != dig {
 			return true
 		}
 	}

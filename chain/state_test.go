@@ -198,11 +198,11 @@ func TestForks(t *testing.T) {
 	// Missing starts at the fork, whatever the Vector says.
 	fromFork := chainOrder([]*Entry{a3x, a3y, a4x})
 	for _, seq := range []uint64{2, 3, 4, 9} {
-		if diff := cmp.Diff(fromFork, s.Missing(Vector{a.id: seq}), cmpOpts); diff != "" {
+		if diff := cmp.Diff(fromFork, s.Missing(Vector{a.id: seq}, nil), cmpOpts); diff != "" {
 			t.Errorf("Missing(%d) (-want +got):\n%s", seq, diff)
 		}
 	}
-	if got := s.Missing(Vector{a.id: 1}); len(got) != 4 {
+	if got := s.Missing(Vector{a.id: 1}, nil); len(got) != 4 {
 		t.Errorf("Missing(1) = %d entries, want 4", len(got))
 	}
 	// Others merge the branches; the forked author may go on on both.
@@ -304,4 +304,55 @@ func TestRuleViolations(t *testing.T) {
 			t.Fatalf("one batch: %+v", rd)
 		}
 	})
+}
+
+// TestForkDigests: two nodes each holding one branch of a fork have the
+// same Vector and length; only the digests show it, and Missing with
+// digests brings each the other's branch, in one exchange each way.
+func TestForkDigests(t *testing.T) {
+	c := newTestCell(t, 7, 1)
+	a := c.authors[0]
+	x, y := NewState(c.key), NewState(c.key)
+	a1 := c.append(t, x, a, []byte("a1"))
+	y.Add([]*Entry{a1})
+	a2x := c.append(t, x, a, []byte("a2 on x"))
+	a3x := c.append(t, x, a, []byte("a3 on x"))
+	a2y := c.append(t, y, a, []byte("a2 on y"))
+	a3y := c.append(t, y, a, []byte("a3 on y"))
+	byCID := indexByCID([]*Entry{a1, a2x, a3x, a2y, a3y})
+	if x.Len() != y.Len() || !cmp.Equal(x.Vector(), y.Vector()) {
+		t.Fatalf("the branches should look alike by Vector and length")
+	}
+	if x.Ahead(y.Vector(), nil) || y.Ahead(x.Vector(), nil) {
+		t.Fatal("without digests a Vector cannot show the fork")
+	}
+	if x.Digests()[a.id] == y.Digests()[a.id] {
+		t.Fatal("the digests of two branches are equal")
+	}
+	if !x.Ahead(y.Vector(), y.Digests()) || !y.Ahead(x.Vector(), x.Digests()) {
+		t.Fatal("Ahead with digests does not show the fork")
+	}
+	// Each side sends all of the author's entries (y first has its 3,
+	// then x has all 5); the other keeps what it lacks.
+	for i, p := range [][2]*State{{x, y}, {y, x}} {
+		to, from := p[0], p[1]
+		got := from.Missing(to.Vector(), to.Digests())
+		if want := []int{3, 5}[i]; len(got) != want {
+			t.Errorf("exchange %d: Missing with a diverging digest = %d entries, want the author's %d", i, len(got), want)
+		}
+		to.Add(entriesOf(t, got, byCID))
+	}
+	if diff := cmp.Diff(viewOf(x), viewOf(y), cmpOpts); diff != "" {
+		t.Fatalf("after one exchange each way (-x +y):\n%s", diff)
+	}
+	if x.Len() != 5 || len(x.Forks()) != 2 || x.Forks()[0].Seq != 2 {
+		t.Fatalf("Len %d, forks %v", x.Len(), x.Forks())
+	}
+	// Once both hold both branches, matching digests send nothing more.
+	if got := x.Missing(y.Vector(), y.Digests()); len(got) != 0 {
+		t.Errorf("in sync, Missing = %d entries", len(got))
+	}
+	if x.Ahead(y.Vector(), y.Digests()) {
+		t.Error("in sync, Ahead")
+	}
 }

@@ -20,7 +20,7 @@ const (
 	// MaxVectorLen bounds the authors of a Vector on the wire.
 	MaxVectorLen = 8192
 	// MaxRequest bounds an encoded Request.
-	MaxRequest = 16 + MaxVectorLen*(maxAuthorLen+12)
+	MaxRequest = 16 + MaxVectorLen*(maxAuthorLen+12+len(Digest{}))
 	// MaxAnnounce bounds an encoded Announce: it travels in one gossip
 	// broadcast.
 	MaxAnnounce = 7 << 10
@@ -48,13 +48,15 @@ type Announce struct {
 	Len     uint64
 	Partial bool
 	Vector  Vector
+	Digests Digests // for the authors of Vector
 }
 
 // Request asks a member for the entries a node lacks: it sends its Vector
 // (see State.Missing).
 type Request struct {
-	Len    uint64
-	Vector Vector
+	Len     uint64
+	Vector  Vector
+	Digests Digests // for the authors of Vector
 }
 
 type writer struct{ b []byte }
@@ -128,41 +130,53 @@ func (r *reader) end() error {
 	return r.err
 }
 
-func (w *writer) vector(v Vector, authors []peer.ID) {
+func (w *writer) vector(v Vector, d Digests, authors []peer.ID) {
 	w.uvarint(uint64(len(authors)))
 	for _, a := range authors {
 		w.bytes([]byte(a))
 		w.uvarint(v[a])
+		dig := d[a]
+		w.b = append(w.b, dig[:]...)
 	}
 }
 
-// vector reads a Vector: authors sorted and unique, sequence numbers >= 1.
-func (r *reader) vector() Vector {
+// vector reads a Vector and its Digests: authors sorted and unique,
+// sequence numbers >= 1.
+func (r *reader) vector() (Vector, Digests) {
 	n := r.uvarint()
 	if n > MaxVectorLen || n > uint64(len(r.b)) {
 		r.fail("vector of %d authors", n)
-		return nil
+		return nil, nil
 	}
 	v := make(Vector, n)
+	d := make(Digests, n)
 	var last []byte
 	for range n {
 		a := r.bytes(maxAuthorLen)
 		seq := r.uvarint()
-		if r.err != nil {
-			return nil
+		var dig Digest
+		if r.err == nil && len(r.b) < len(dig) {
+			r.fail("truncated digest")
 		}
+		if r.err != nil {
+			return nil, nil
+		}
+		r.b = r.b[copy(dig[:], r.b):]
 		if len(a) == 0 || seq == 0 || seq > maxCounter {
 			r.fail("vector entry %d for an author of %d bytes", seq, len(a))
-			return nil
+			return nil, nil
 		}
 		if last != nil && bytes.Compare(last, a) >= 0 {
 			r.fail("vector authors not sorted or not unique")
-			return nil
+			return nil, nil
 		}
 		last = a
 		v[peer.ID(a)] = seq
+		if dig != (Digest{}) {
+			d[peer.ID(a)] = dig
+		}
 	}
-	return v
+	return v, d
 }
 
 func sortedAuthors(v Vector) []peer.ID {
@@ -174,16 +188,17 @@ func sortedAuthors(v Vector) []peer.ID {
 // keep may be nil when a's Vector surely fits.
 func EncodeAnnounce(a Announce, keep func(peer.ID) uint64) []byte {
 	authors := sortedAuthors(a.Vector)
+	const per = 12 + len(Digest{})
 	size := 32 + len(a.From)
 	for _, id := range authors {
-		size += len(id) + 12
+		size += len(id) + per
 	}
 	partial := a.Partial
 	if size > MaxAnnounce && keep != nil {
 		slices.SortFunc(authors, func(x, y peer.ID) int { return cmp.Compare(keep(y), keep(x)) })
 		n := 0
-		for size = 32 + len(a.From); n < len(authors) && size+len(authors[n])+12 <= MaxAnnounce; n++ {
-			size += len(authors[n]) + 12
+		for size = 32 + len(a.From); n < len(authors) && size+len(authors[n])+per <= MaxAnnounce; n++ {
+			size += len(authors[n]) + per
 		}
 		authors = authors[:n]
 		slices.Sort(authors)
@@ -197,7 +212,7 @@ func EncodeAnnounce(a Announce, keep func(peer.ID) uint64) []byte {
 	} else {
 		w.b = append(w.b, 0)
 	}
-	w.vector(a.Vector, authors)
+	w.vector(a.Vector, a.Digests, authors)
 	return w.b
 }
 
@@ -218,7 +233,7 @@ func DecodeAnnounce(b []byte) (Announce, error) {
 	default:
 		r.fail("bad partial flag")
 	}
-	a.Vector = r.vector()
+	a.Vector, a.Digests = r.vector()
 	if err := r.end(); err != nil {
 		return Announce{}, err
 	}
@@ -233,7 +248,7 @@ func DecodeAnnounce(b []byte) (Announce, error) {
 func EncodeRequest(q Request) []byte {
 	w := writer{b: append([]byte(nil), magicRequest...)}
 	w.uvarint(q.Len)
-	w.vector(q.Vector, sortedAuthors(q.Vector))
+	w.vector(q.Vector, q.Digests, sortedAuthors(q.Vector))
 	return w.b
 }
 
@@ -245,7 +260,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	r := reader{b: b}
 	r.magic(magicRequest)
 	q := Request{Len: r.uvarint()}
-	q.Vector = r.vector()
+	q.Vector, q.Digests = r.vector()
 	if err := r.end(); err != nil {
 		return Request{}, err
 	}

@@ -146,10 +146,15 @@ func (m *wireMsg) u(v uint64) *wireMsg    { m.uvarint(v); return m }
 func (m *wireMsg) s(v string) *wireMsg    { m.bytes([]byte(v)); return m }
 func (m *wireMsg) raw(v ...byte) *wireMsg { m.b = append(m.b, v...); return m }
 
+// e appends a vector entry: author, sequence number, a zero digest.
+func (m *wireMsg) e(author string, seq uint64) *wireMsg {
+	return m.s(author).u(seq).raw(make([]byte, len(Digest{}))...)
+}
+
 func TestDecodeAnnounceRefuses(t *testing.T) {
 	// An announce: magic, from, len, partial, vector.
 	head := func() *wireMsg { return msg("EXCA").s("from").u(5).raw(0) }
-	valid := head().u(2).s("a").u(1).s("b").u(2).b
+	valid := head().u(2).e("a", 1).e("b", 2).b
 	if _, err := DecodeAnnounce(valid); err != nil {
 		t.Fatalf("the valid message: %v", err)
 	}
@@ -161,15 +166,15 @@ func TestDecodeAnnounceRefuses(t *testing.T) {
 		{"wrong magic", slices.Concat([]byte("EXCQ"), valid[4:])},
 		{"truncated", valid[:len(valid)-1]},
 		{"trailing byte", append(slices.Clone(valid), 0)},
-		{"unsorted authors", head().u(2).s("b").u(1).s("a").u(2).b},
-		{"repeated author", head().u(2).s("a").u(1).s("a").u(2).b},
-		{"zero seq", head().u(1).s("a").u(0).b},
-		{"seq over the counters", head().u(1).s("a").u(maxCounter + 1).b},
-		{"empty author", head().u(1).s("").u(1).b},
-		{"long author", head().u(1).s(strings.Repeat("a", maxAuthorLen+1)).u(1).b},
-		{"more authors than bytes", head().u(50).s("a").u(1).b},
+		{"unsorted authors", head().u(2).e("b", 1).e("a", 2).b},
+		{"repeated author", head().u(2).e("a", 1).e("a", 2).b},
+		{"zero seq", head().u(1).e("a", 0).b},
+		{"seq over the counters", head().u(1).e("a", maxCounter+1).b},
+		{"empty author", head().u(1).e("", 1).b},
+		{"long author", head().u(1).e(strings.Repeat("a", maxAuthorLen+1), 1).b},
+		{"more authors than bytes", head().u(50).e("a", 1).b},
 		{"too many authors", head().u(MaxVectorLen + 1).b},
-		{"from nobody", msg("EXCA").s("").u(5).raw(0).u(0).b},
+		{"from nobody", msg("EXCA").e("", 5).raw(0).u(0).b},
 		{"bad partial flag", msg("EXCA").s("from").u(5).raw(2).u(0).b},
 		{"bad varint", msg("EXCA").s("from").raw(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01).b},
 		{"over the broadcast limit", slices.Concat(valid, make([]byte, maxBroadcast))},
@@ -184,7 +189,7 @@ func TestDecodeAnnounceRefuses(t *testing.T) {
 }
 
 func TestDecodeRequestRefuses(t *testing.T) {
-	valid := msg("EXCQ").u(3).u(1).s("a").u(1).b
+	valid := msg("EXCQ").u(3).u(1).e("a", 1).b
 	if _, err := DecodeRequest(valid); err != nil {
 		t.Fatalf("the valid message: %v", err)
 	}
@@ -196,8 +201,8 @@ func TestDecodeRequestRefuses(t *testing.T) {
 		{"wrong magic", msg("EXCA").u(3).u(0).b},
 		{"trailing byte", append(slices.Clone(valid), 1)},
 		{"truncated", valid[:len(valid)-1]},
-		{"unsorted authors", msg("EXCQ").u(3).u(2).s("b").u(1).s("a").u(1).b},
-		{"zero seq", msg("EXCQ").u(3).u(1).s("a").u(0).b},
+		{"unsorted authors", msg("EXCQ").u(3).u(2).e("b", 1).e("a", 1).b},
+		{"zero seq", msg("EXCQ").u(3).u(1).e("a", 0).b},
 		{"no vector", msg("EXCQ").u(3).b},
 		{"over MaxRequest", slices.Concat(valid, make([]byte, MaxRequest))},
 	}

@@ -253,6 +253,6 @@ func memberStatus(m cell.Member, st *chain.State, rem *remote) MemberStatus {
 	}
 	ms.Known, ms.Length, ms.Heard = true, rem.ann.Len, rem.heard
 	ms.Behind = st.Behind(rem.ann.Vector)
-	ms.Ahead = st.Ahead(rem.ann.Vector) || rem.ann.Len > uint64(st.Len())
+	ms.Ahead = st.Ahead(rem.ann.Vector, rem.ann.Digests) || rem.ann.Len > uint64(st.Len())
 	return ms
 }

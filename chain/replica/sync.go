@@ -86,7 +86,7 @@ func (r *Replica) heard(msg []byte) {
 	if err != nil {
 		return
 	}
-	if st.Ahead(a.Vector) || a.Len > uint64(st.Len()) {
+	if st.Ahead(a.Vector, a.Digests) || a.Len > uint64(st.Len()) {
 		r.scheduleLocked(a.From)
 	}
 }
@@ -135,7 +135,7 @@ func (r *Replica) announceLoop() {
 				}
 				return last[id]
 			}
-			msg = chain.EncodeAnnounce(chain.Announce{From: r.self, Len: uint64(st.Len()), Vector: st.Vector()}, keep)
+			msg = chain.EncodeAnnounce(chain.Announce{From: r.self, Len: uint64(st.Len()), Vector: st.Vector(), Digests: st.Digests()}, keep)
 			r.announce.Store(&msg)
 			r.stats.AnnouncesSent++
 		}
@@ -261,7 +261,7 @@ func (r *Replica) Pull(ctx context.Context, id peer.ID) error {
 	st, err := r.stateLocked(ctx)
 	var req []byte
 	if err == nil {
-		req = chain.EncodeRequest(chain.Request{Len: uint64(st.Len()), Vector: st.Vector()})
+		req = chain.EncodeRequest(chain.Request{Len: uint64(st.Len()), Vector: st.Vector(), Digests: st.Digests()})
 		r.stats.Pulls++
 	}
 	r.mu.Unlock()
@@ -441,9 +441,9 @@ func (r *Replica) serve(s network.Stream) {
 	var missing []cid.Cid
 	var length int
 	if err == nil {
-		missing = st.Missing(q.Vector)
+		missing = st.Missing(q.Vector, q.Digests)
 		length = st.Len()
-		if st.Ahead(q.Vector) || q.Len > uint64(length) {
+		if st.Ahead(q.Vector, q.Digests) || q.Len > uint64(length) {
 			r.scheduleLocked(id)
 		}
 		r.stats.Served++
@@ -464,7 +464,7 @@ func readRequest(br *bufio.Reader) (chain.Request, error) {
 	if err != nil {
 		return chain.Request{}, fmt.Errorf("%w sync request length: %v", chain.ErrMalformed, err)
 	}
-	if n > chain.MaxRequest {
+	if n > uint64(chain.MaxRequest) {
 		return chain.Request{}, fmt.Errorf("%w: request of %d bytes", chain.ErrFrameTooLarge, n)
 	}
 	b := make([]byte, n)
