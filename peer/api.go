@@ -29,6 +29,7 @@ import (
 //	GET  /v1/peers    []PeerView
 //	POST /v1/connect  ConnectRequest → PeerView of the peer, once connected
 //	/v1/cell...       the cell: see cellapi.go
+//	/v1/chain/...     the chain: see chainapi.go
 //
 // Errors are {"error": "..."} with a 4xx or 5xx status.
 
@@ -71,6 +72,15 @@ type API struct {
 	ln   net.Listener
 	file string
 	done chan struct{}
+
+	// streams ends when Close begins, so that long answers (a chain
+	// follow) end and Shutdown need not wait for them.
+	streams     context.Context
+	stopStreams context.CancelFunc
+	// fresh holds the connections that have sent no request yet (a
+	// client's transport may dial one and never use it): Close closes
+	// them, where Shutdown would wait 5 s for each.
+	fresh map[net.Conn]struct{}
 }
 
 // NewAPI returns the control API of node, authorised by token.
@@ -107,12 +117,18 @@ func (a *API) Start(listen, addrFile string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.ln, a.file, a.done = ln, addrFile, make(chan struct{})
+	a.streams, a.stopStreams = context.WithCancel(context.Background())
+	a.fresh = make(map[net.Conn]struct{})
 	a.srv = &http.Server{
 		Handler:           a.handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		ConnState:         a.connState,
 	}
+	// Shutdown runs these once the listener is closed.
+	a.srv.RegisterOnShutdown(a.stopStreams)
+	a.srv.RegisterOnShutdown(a.closeFresh)
 	go func() {
 		defer close(a.done)
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -136,12 +152,13 @@ func (a *API) Addr() string {
 // removes the address file and waits for the server goroutine. Idempotent.
 func (a *API) Close(ctx context.Context) error {
 	a.mu.Lock()
-	srv, done, file := a.srv, a.done, a.file
+	srv, done, file, stopStreams := a.srv, a.done, a.file, a.stopStreams
 	a.srv = nil
 	a.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
+	defer stopStreams()
 	err := srv.Shutdown(ctx)
 	if err != nil {
 		err = errors.Join(err, srv.Close())
@@ -151,6 +168,25 @@ func (a *API) Close(ctx context.Context) error {
 		_ = os.Remove(file)
 	}
 	return err
+}
+
+func (a *API) connState(c net.Conn, st http.ConnState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if st == http.StateNew {
+		a.fresh[c] = struct{}{}
+	} else {
+		delete(a.fresh, c)
+	}
+}
+
+func (a *API) closeFresh() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for c := range a.fresh {
+		_ = c.Close()
+		delete(a.fresh, c)
+	}
 }
 
 func (a *API) handler() http.Handler {
@@ -201,6 +237,7 @@ func (a *API) handler() http.Handler {
 		writeJSON(w, http.StatusOK, views[0])
 	})
 	a.cellRoutes(mux)
+	a.chainRoutes(mux)
 	return a.guard(mux)
 }
 

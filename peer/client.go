@@ -105,37 +105,71 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	resp, err := c.do(ctx, c.hc, method, path, body)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) || isRefused(err) {
-			return fmt.Errorf("%w on data dir %s (its control API at %s refuses connections)", ErrNotRunning, c.dir, c.base)
-		}
-		return fmt.Errorf("control api: %w", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("control api: read answer: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		var e apiError
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("node says: %s", e.Error)
-		}
-		return fmt.Errorf("control api: %s", resp.Status)
-	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("control api: bad answer: %w", err)
 	}
 	return nil
+}
+
+// open starts a streaming GET: the answer is the caller's to read and
+// close, and only ctx bounds it.
+func (c *Client) open(ctx context.Context, path string) (*http.Response, error) {
+	hc := *c.hc
+	hc.Timeout = 0
+	return c.do(ctx, &hc, http.MethodGet, path, nil)
+}
+
+// do sends a request and returns the answer if its status is 200 OK, else
+// the node's error.
+func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) || isRefused(err) {
+			return nil, fmt.Errorf("%w on data dir %s (its control API at %s refuses connections)", ErrNotRunning, c.dir, c.base)
+		}
+		return nil, fmt.Errorf("control api: %w", err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	se := &StatusError{Status: resp.StatusCode}
+	var e apiError
+	if json.Unmarshal(data, &e) == nil {
+		se.Message = e.Error
+	}
+	return nil, se
+}
+
+// StatusError is an error answer of the control API.
+type StatusError struct {
+	Status  int    // the HTTP status
+	Message string // what the node said; may be empty
+}
+
+func (e *StatusError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("control api: %d %s", e.Status, http.StatusText(e.Status))
+	}
+	return "node says: " + e.Message
 }
 
 func isRefused(err error) bool {

@@ -147,19 +147,22 @@ type remote struct {
 
 // Stats counts what sync did since the node started.
 type Stats struct {
-	Pulls, PullErrors   uint64 // sync exchanges this node asked for, and failed ones
-	Served              uint64 // sync exchanges this node answered
-	Received, Sent      uint64 // entries received (new) and sent
-	Deferred            uint64 // entries set aside: unknown author or epoch (roster behind)
-	Rejected            uint64 // entries refused as invalid
-	Banned              uint64 // times a member was cut off
-	LastRejected        string // why the last entry was refused
-	LastRejectedAuthor  peer.ID
-	LastRejectedFrom    peer.ID
-	LastRejectedAt      time.Time
-	LastBanned          peer.ID
-	LastBannedBecause   string
-	AnnouncesSent, Seen uint64 // announcements sent and received
+	Pulls              uint64    `json:"pulls"`                  // sync exchanges this node asked for
+	PullErrors         uint64    `json:"pullErrors"`             // and those that failed
+	Served             uint64    `json:"served"`                 // sync exchanges this node answered
+	Received           uint64    `json:"received"`               // new entries received
+	Sent               uint64    `json:"sent"`                   // entries sent
+	Deferred           uint64    `json:"deferred"`               // entries set aside: unknown author or epoch (roster behind)
+	Rejected           uint64    `json:"rejected"`               // entries refused as invalid
+	Banned             uint64    `json:"banned"`                 // times a member was cut off
+	LastRejected       string    `json:"lastRejected,omitempty"` // why the last entry was refused
+	LastRejectedAuthor peer.ID   `json:"lastRejectedAuthor,omitempty"`
+	LastRejectedFrom   peer.ID   `json:"lastRejectedFrom,omitempty"`
+	LastRejectedAt     time.Time `json:"lastRejectedAt,omitzero"`
+	LastBanned         peer.ID   `json:"lastBanned,omitempty"`
+	LastBannedBecause  string    `json:"lastBannedBecause,omitempty"`
+	AnnouncesSent      uint64    `json:"announcesSent"` // announcements sent
+	Seen               uint64    `json:"seen"`          // announcements received
 }
 
 // New returns a Replica that has started nothing.

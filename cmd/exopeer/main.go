@@ -5,6 +5,7 @@
 //	exopeer id | status | peers [--json]
 //	exopeer connect MULTIADDR
 //	exopeer cell create NAME | invite | join CODE | members | remove PEER
+//	exopeer chain append [--file F] TEXT... | log [--after POS] [--follow] | status
 //	exopeer sim SCENARIO [--nodes N] [--seed S] [--crash F] [--json]
 //
 // Every verb but run and init talks to the node running on the data dir
@@ -34,6 +35,7 @@ usage:
   exopeer peers [--json]        the peers it is connected to, how found, round trip
   exopeer connect MULTIADDR     dial a peer by hand (.../p2p/<peer ID>)
   exopeer cell VERB             the cell: create NAME | invite | join CODE | members | remove PEER
+  exopeer chain VERB            the cell's chain: append TEXT | log [--follow] | status
   exopeer sim SCENARIO [flags]  run a simulated network in virtual time and report
                                 (--nodes N --seed S --crash F --json; scenarios: cell, dht, lan)
   exopeer version               print the version
@@ -66,6 +68,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdConnect(ctx, rest, stdout, stderr)
 	case "cell":
 		err = cmdCell(ctx, rest, stdout, stderr)
+	case "chain":
+		err = cmdChain(ctx, rest, stdout, stderr)
 	case "sim":
 		err = cmdSim(rest, stdout, stderr)
 	case "version", "--version":

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/exopeer/exopeer/peer"
+)
+
+const chainUsage = `usage:
+  exopeer chain append [--file F] [TEXT...]   append an entry: the words of TEXT, or the
+                                             bytes of file F (- for stdin)
+  exopeer chain log [--after POS] [--limit N] [--follow] [--json]
+                                             the chain in order, one entry a line:
+                                             position, author, seq, text; --follow
+                                             then waits for new entries
+  exopeer chain status [--json]              length, heads, authors, and each member's
+                                             state and how far behind it is
+`
+
+// stdin is what `chain append --file -` reads; tests replace it.
+var stdin io.Reader = os.Stdin
+
+// cmdChain runs the chain verbs against the running node.
+func cmdChain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, chainUsage)
+		return usageError{"want a chain verb"}
+	}
+	sub, rest := args[0], args[1:]
+	fs, dirFlag := flagSet("chain "+sub, stderr)
+	asJSON := fs.Bool("json", false, "print JSON (log: one object a line)")
+	var file, after *string
+	var limit *int
+	var follow *bool
+	switch sub {
+	case "append":
+		file = fs.String("file", "", "append the bytes of this file (- for stdin) instead of TEXT")
+	case "log":
+		after = fs.String("after", "", "start after this position (as printed by log or append)")
+		limit = fs.Int("limit", 0, "print at most N entries (default: all)")
+		follow = fs.Bool("follow", false, "after the log, print new entries as they arrive, until interrupted")
+	case "status":
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, chainUsage)
+		return nil
+	default:
+		fmt.Fprint(stderr, chainUsage)
+		return usageError{fmt.Sprintf("unknown chain verb %q", sub)}
+	}
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	switch {
+	case sub == "append" && *file != "" && fs.NArg() > 0:
+		return usageError{"chain append takes --file or TEXT, not both"}
+	case sub == "append" && *file == "" && fs.NArg() == 0:
+		return usageError{"chain append wants TEXT or --file F"}
+	case sub != "append" && fs.NArg() > 0:
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	case sub == "log" && *limit < 0:
+		return usageError{"--limit must be positive"}
+	case sub == "log" && *follow && *limit > 0:
+		return usageError{"--limit and --follow do not go together"}
+	}
+	c, err := client(*dirFlag)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "append":
+		return chainAppend(ctx, c, *file, fs.Args(), *asJSON, stdout)
+	case "log":
+		if *follow {
+			return chainFollow(ctx, c, *after, *asJSON, stdout)
+		}
+		return chainLog(ctx, c, *after, *limit, *asJSON, stdout, stderr)
+	default:
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		st, err := c.ChainStatus(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, st)
+		}
+		return printChainStatus(stdout, st)
+	}
+}
+
+func chainAppend(ctx context.Context, c *peer.Client, file string, words []string, asJSON bool, stdout io.Writer) error {
+	p := peer.ChainText(strings.Join(words, " "))
+	if file != "" {
+		var data []byte
+		var err error
+		if file == "-" {
+			data, err = io.ReadAll(stdin)
+		} else {
+			data, err = os.ReadFile(file)
+		}
+		if err != nil {
+			return err
+		}
+		p = peer.ChainData(data)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	e, err := c.ChainAppend(ctx, p)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, e)
+	}
+	fmt.Fprintf(stdout, "appended %s (seq %d) at %s\n", e.CID, e.Seq, e.Pos)
+	return nil
+}
+
+// chainLog prints up to limit entries (0: all) after the cursor, a page at
+// a time; if it stops short of the end it says how to read on.
+func chainLog(ctx context.Context, c *peer.Client, after string, limit int, asJSON bool, stdout, stderr io.Writer) error {
+	printed := 0
+	for limit == 0 || printed < limit {
+		n := 1000
+		if limit > 0 {
+			n = min(n, limit-printed)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		page, err := c.ChainLog(pctx, after, n)
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Entries {
+			if err := printEntry(stdout, e, asJSON); err != nil {
+				return err
+			}
+		}
+		printed += len(page.Entries)
+		after = page.Next
+		if len(page.Entries) == 0 {
+			return nil
+		}
+	}
+	// At the limit: say how to read on if there is more.
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if more, err := c.ChainLog(pctx, after, 1); err == nil && len(more.Entries) > 0 {
+		fmt.Fprintf(stderr, "more after this: exopeer chain log --after %s\n", after)
+	}
+	return nil
+}
+
+func chainFollow(ctx context.Context, c *peer.Client, after string, asJSON bool, stdout io.Writer) error {
+	for e, err := range c.ChainFollow(ctx, after) {
+		if err != nil {
+			return err
+		}
+		if err := printEntry(stdout, e, asJSON); err != nil {
+			return err
+		}
+	}
+	return nil // ctx ended
+}
+
+// printEntry prints e on one line: position, author, seq and text (quoted
+// if it holds control characters), or its size if it is not text.
+func printEntry(w io.Writer, e peer.ChainEntry, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(e)
+	}
+	body := fmt.Sprintf("<%d bytes>", len(e.Data))
+	if e.Text != nil {
+		body = *e.Text
+		if strings.ContainsFunc(body, unicode.IsControl) {
+			body = strconv.Quote(body)
+		}
+	}
+	_, err := fmt.Fprintf(w, "%s  %s  %3d  %s\n", e.Pos, shortPeer(e.Author), e.Seq, body)
+	return err
+}
+
+// shortPeer shortens a peer ID to its last characters: every Ed25519 ID
+// begins with the same ones.
+func shortPeer(id string) string {
+	if len(id) <= 10 {
+		return id
+	}
+	return "…" + id[len(id)-8:]
+}
+
+func printChainStatus(w io.Writer, st peer.ChainStatus) error {
+	fmt.Fprintf(w, "chain of cell %s: %d entries", st.Cell, st.Length)
+	if st.Waiting > 0 {
+		fmt.Fprintf(w, ", %d waiting for their parents", st.Waiting)
+	}
+	fmt.Fprintln(w)
+	for i, h := range st.Heads {
+		label := "heads"
+		if len(st.Heads) == 1 {
+			label = "head"
+		}
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(w, "%-6s %s\n", label, h)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nAUTHOR\tNAME\tLAST SEQ")
+	for _, a := range st.Authors {
+		name := a.Name
+		if name == "" {
+			name = "(former member)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", a.Peer, name, a.LastSeq)
+	}
+	fmt.Fprintln(tw, "\nMEMBER\tNAME\tSTATE\tKNOWN\tLENGTH\tSYNC")
+	for _, m := range st.Members {
+		state, known, length := m.State, "no", "-"
+		if state == "" {
+			state = "-"
+		}
+		if m.Known {
+			known, length = "yes", strconv.FormatUint(m.Length, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Peer, m.Name, state, known, length, behind(m))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, f := range st.Forks {
+		fmt.Fprintf(w, "fork: %s wrote %d entries with seq %d: %s\n", f.Author, len(f.CIDs), f.Seq, strings.Join(f.CIDs, ", "))
+	}
+	s := st.Sync
+	fmt.Fprintf(w, "\nsync: %d pulls (%d failed), %d served; entries %d received, %d sent, %d deferred, %d rejected; %d bans; announcements %d sent, %d seen\n",
+		s.Pulls, s.PullErrors, s.Served, s.Received, s.Sent, s.Deferred, s.Rejected, s.Banned, s.AnnouncesSent, s.AnnouncesSeen)
+	if s.LastRejected != "" {
+		at := ""
+		if s.LastRejectedAt != nil {
+			at = " at " + s.LastRejectedAt.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(w, "last refused entry%s, from %s by %s: %s\n", at, s.LastRejectedFrom, s.LastRejectedAuthor, s.LastRejected)
+	}
+	if s.LastBanned != "" {
+		fmt.Fprintf(w, "last cut off: %s: %s\n", s.LastBanned, s.LastBannedBecause)
+	}
+	return nil
+}
+
+// behind says how a member's chain compares with this node's.
+func behind(m peer.ChainMember) string {
+	switch {
+	case m.Self:
+		return "this node"
+	case !m.Known:
+		return "not heard yet"
+	case m.Behind > 0 && m.Ahead:
+		return fmt.Sprintf("behind %d, ahead", m.Behind)
+	case m.Behind > 0:
+		return fmt.Sprintf("behind %d", m.Behind)
+	case m.Ahead:
+		return "ahead"
+	}
+	return "in sync"
+}
