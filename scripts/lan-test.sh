@@ -2,9 +2,11 @@
 # lan-test.sh: three real exopeer nodes find each other by mDNS on a virtual
 # LAN; node a creates a cell and invites, b (after one wrong code, which must
 # be refused) and c join with the codes a printed, and `exopeer cell members`
-# on each shows three members alive; then a removes c, a and b show it gone
-# in key epoch 2 and c shows itself removed; then each node stops on SIGTERM
-# within 2 s.
+# on each shows three members alive; each node appends 5 chain entries and
+# all three end with the same 15 in the same order; then a removes c, a and
+# b show it gone in key epoch 2 and c shows itself removed, and a's next
+# chain entry reaches b but not c; then each node stops on SIGTERM within
+# 2 s.
 #
 # The LAN lives entirely in network namespaces that this script creates and
 # deletes: one namespace holds a bridge (br0, multicast snooping off), and
@@ -548,6 +550,73 @@ for n in "${NAMES[@]}"; do
 	say "  $n: ${SUMMARY[$n]}"
 done
 
+# 2b. The chain: every node appends 5 entries with `exopeer chain append`;
+# every node ends with the same 15 entries in the same order.
+chain_cli() { # NODE LIMIT VERB ARGS...: like cell_cli, for `exopeer chain`
+	local n=$1 limit=$2 verb=$3 began
+	shift 3
+	now_us
+	began=$NOW
+	CLI_RC=0
+	CLI_OUT=$(timeout "$limit" ip netns exec "${NS[$n]}" "$bin" chain "$verb" --dir "${DIR[$n]}" "$@" 2>"$tmp/cli.err") || CLI_RC=$?
+	CLI_ERR=$(<"$tmp/cli.err")
+	now_us
+	CLI_TOOK=$((NOW - began))
+	printf '== node %s: chain %s %s -> exit %d in %ss\n-- stdout:\n%s\n-- stderr:\n%s\n' \
+		"$n" "$verb" "$*" "$CLI_RC" "$(secs "$CLI_TOOK")" "$CLI_OUT" "$CLI_ERR" >>"$tmp/cell-cli.log"
+}
+# chain_poll WANT LABEL [NODES...]: polls `chain log` on the nodes until each
+# holds WANT entries and all hold them in the same order.
+chain_poll() {
+	local want=$1 label=$2 began n ok
+	shift 2
+	local nodes=("$@")
+	now_us
+	began=$NOW
+	while :; do
+		ok=1
+		declare -A ORDER=()
+		for n in "${nodes[@]}"; do
+			chain_cli "$n" 10 log
+			if ((CLI_RC != 0)); then
+				ok=0 WHY[$n]="chain log failed (exit $CLI_RC): $CLI_ERR"
+				continue
+			fi
+			local count
+			count=$(grep -c . <<<"$CLI_OUT" || true)
+			ORDER[$n]=$(cut -d' ' -f1 <<<"$CLI_OUT" | sha256sum | cut -c1-16)
+			((count == want)) || { ok=0; WHY[$n]="$count entries, want $want"; }
+		done
+		if ((ok)); then
+			local first=${ORDER[${nodes[0]}]}
+			for n in "${nodes[@]}"; do
+				[[ ${ORDER[$n]} == "$first" ]] || { ok=0; WHY[$n]="order ${ORDER[$n]}, node ${nodes[0]} has $first"; }
+			done
+		fi
+		((ok)) && break
+		now_us
+		if ((NOW - began > CELL_TIMEOUT * 1000000)); then
+			for n in "${nodes[@]}"; do
+				say "  $n: ${WHY[$n]:-ok}"
+			done
+			fail "chain: not every node reached $label within ${CELL_TIMEOUT}s"
+		fi
+		sleep 0.1
+	done
+	now_us
+	POLL_TOOK=$((NOW - began))
+}
+for n in "${NAMES[@]}"; do
+	for i in 1 2 3 4 5; do
+		chain_cli "$n" 10 append "entry $i of node $n"
+		((CLI_RC == 0)) || fail "node $n: chain append failed (exit $CLI_RC): $CLI_ERR"
+	done
+done
+say "chain: 5 appends on each node, the last took $(secs "$CLI_TOOK")s"
+chain_poll 15 "15 entries in one order" "${NAMES[@]}"
+chain_took=$POLL_TOOK
+say "chain: all three nodes hold the same 15 entries in the same order $(secs "$chain_took")s after the last append"
+
 # 3. Node a removes node c: a and b show it gone in epoch 2, c is told.
 cell_cli a 15 remove "${ID[c]}"
 ((CLI_RC == 0)) || fail "node a: cell remove ${ID[c]} (node c) failed (exit $CLI_RC): $CLI_ERR"
@@ -570,6 +639,18 @@ say "cell: removal seen everywhere $(secs "$gone_took")s after cell remove retur
 for n in "${NAMES[@]}"; do
 	say "  $n: ${SUMMARY[$n]}"
 done
+
+# 3b. After the removal: a's next entry reaches b, and c (removed, no
+# longer in the cell) has none of it.
+chain_cli a 10 append "after the removal of c"
+((CLI_RC == 0)) || fail "node a: chain append after the removal failed (exit $CLI_RC): $CLI_ERR"
+chain_poll 16 "16 entries after the removal" a b
+after_took=$POLL_TOOK
+say "chain: a's entry after the removal reached b in $(secs "$after_took")s"
+chain_cli c 10 log
+if ((CLI_RC == 0)) && grep -q "after the removal" <<<"$CLI_OUT"; then
+	fail "node c, removed, reads an entry written after its removal"
+fi
 
 # ---------------------------------------------------------------------------
 # Stop: each node exits within STOP_LIMIT after SIGTERM, one after the other.
@@ -609,4 +690,4 @@ if [[ -n $slow ]]; then
 	fail "node(s) took longer than ${STOP_LIMIT}s to stop after SIGTERM:$slow"
 fi
 
-say "PASS (mDNS discovery of 3 nodes in $(secs "$disc_took")s; cell: wrong code refused in $(secs "$wrong_took")s, joins b $(secs "$join_b")s c $(secs "$join_c")s, 3 alive on all in $(secs "$alive_took")s, removal of c seen on all in $(secs "$gone_took")s (epoch 2); stop times:$stops)"
+say "PASS (mDNS discovery of 3 nodes in $(secs "$disc_took")s; cell: wrong code refused in $(secs "$wrong_took")s, joins b $(secs "$join_b")s c $(secs "$join_c")s, 3 alive on all in $(secs "$alive_took")s, chain of 15 identical on all in $(secs "$chain_took")s, removal of c seen on all in $(secs "$gone_took")s (epoch 2); stop times:$stops)"
