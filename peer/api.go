@@ -81,6 +81,9 @@ type API struct {
 	// client's transport may dial one and never use it): Close closes
 	// them, where Shutdown would wait 5 s for each.
 	fresh map[net.Conn]struct{}
+	// shutting is set once closeFresh ran: a connection accepted after
+	// that (the listener's backlog) is closed as soon as it is seen.
+	shutting bool
 }
 
 // NewAPI returns the control API of node, authorised by token.
@@ -174,6 +177,10 @@ func (a *API) connState(c net.Conn, st http.ConnState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if st == http.StateNew {
+		if a.shutting {
+			_ = c.Close()
+			return
+		}
 		a.fresh[c] = struct{}{}
 	} else {
 		delete(a.fresh, c)
@@ -183,6 +190,7 @@ func (a *API) connState(c net.Conn, st http.ConnState) {
 func (a *API) closeFresh() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.shutting = true
 	for c := range a.fresh {
 		_ = c.Close()
 		delete(a.fresh, c)
