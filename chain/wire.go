@@ -315,7 +315,7 @@ func ReadFrame(r FrameReader, buf []byte) (kind byte, body []byte, err error) {
 	}
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w sync message: frame length: %v", ErrMalformed, err)
+		return 0, nil, cutShort("frame length", err)
 	}
 	if n > MaxFrame {
 		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrame)
@@ -325,9 +325,20 @@ func ReadFrame(r FrameReader, buf []byte) (kind byte, body []byte, err error) {
 	}
 	body = buf[:n]
 	if _, err := io.ReadFull(r, body); err != nil {
-		return 0, nil, fmt.Errorf("%w sync message: frame body: %v", ErrMalformed, err)
+		return 0, nil, cutShort("frame body", err)
 	}
 	return kind, body, nil
+}
+
+// cutShort is the error of a read that failed in the middle of a frame:
+// ErrMalformed if the sender ended its stream there, the read's own error
+// if the stream failed (a reset, a closed connection, a deadline), which
+// is no fault of the sender's.
+func cutShort(what string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w sync message: %s: %v", ErrMalformed, what, err)
+	}
+	return fmt.Errorf("chain: sync message: %s: %w", what, err)
 }
 
 // DecodeEntries splits a FrameEntries body into entry blocks (aliasing

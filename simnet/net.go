@@ -7,7 +7,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	xpeer "github.com/exopeer/exopeer/peer"
@@ -45,6 +48,10 @@ type Config struct {
 	// MaxConnections is each node's connection manager high water mark;
 	// it trims to three quarters of it. 0: 32.
 	MaxConnections int
+	// Chain configures every node's chain replica. Its Rand is ignored:
+	// each node gets a stream of its own from the seed, a fresh one each
+	// time it starts, so that nonces and sync choices replay.
+	Chain replica.Config
 	// Logger receives the nodes' logs, each with its node index. nil:
 	// discard.
 	Logger *slog.Logger
@@ -131,6 +138,7 @@ type Node struct {
 	routable atomic.Bool // its host may be dialled: up, or starting
 	mu       sync.Mutex
 	node     *xpeer.Node
+	lives    int // how many times it started
 }
 
 // Peer returns the running node, or nil while it is down.
@@ -151,9 +159,18 @@ func (nd *Node) AddrInfo() peer.AddrInfo {
 // memStoreOptions keep an in-memory leveldb small: the defaults (a 4 MiB
 // write buffer allocated up front, an 8 MiB block cache) cost more than a
 // whole simulated node, and a cache is pointless over memory.
+//
+// They also turn off goleveldb's write slowdown: with 8 tables at level 0
+// a write sleeps 1 ms (its one time.Sleep) to let compaction catch up. In
+// a synctest bubble that sleep ends only when every goroutine is durably
+// blocked, and one waiting for a sync.Mutex is not: when the writer holds
+// a lock another goroutine wants (the chain replica persists under its
+// mutex), the bubble stalls for good. Writes still pause, on channels, at
+// 12 tables.
 var memStoreOptions = &leveldb.Options{
-	WriteBuffer:       64 << 10,
-	DisableBlockCache: true,
+	WriteBuffer:            64 << 10,
+	DisableBlockCache:      true,
+	WriteL0SlowdownTrigger: math.MaxInt32,
 }
 
 // nodeKey derives node i's key from the seed.
@@ -231,10 +248,15 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	if seg := nd.cfg.Segment; seg != nil {
 		network.NewLAN = func() discovery.LAN { return seg.lan() }
 	}
+	chainCfg := n.cfg.Chain
+	nd.mu.Lock()
+	chainCfg.Rand = n.chainRand(nd.Index, nd.lives)
+	nd.lives++
+	nd.mu.Unlock()
 	nd.routable.Store(true)
 	node, err := xpeer.New(xpeer.Options{
 		Key: nd.key, Datastore: nd.store, Network: network,
-		DHT: dcfg, Discovery: disc, Logger: n.log.With("node", nd.Index),
+		DHT: dcfg, Discovery: disc, Chain: chainCfg, Logger: n.log.With("node", nd.Index),
 	})
 	if err != nil {
 		return err
@@ -247,6 +269,26 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	nd.node = node
 	nd.mu.Unlock()
 	return nil
+}
+
+// chainRand returns the random stream of node i's chain replica in its
+// life-th start: its payload nonces and its sync choices. A stream per
+// life, so that a restarted node never draws a nonce twice.
+func (n *Net) chainRand(i, life int) io.Reader {
+	seed := sha256.Sum256(fmt.Appendf(nil, "exopeer simnet chain %d %d %d", n.cfg.Seed, i, life))
+	return &lockedReader{r: rand.NewChaCha8(seed)}
+}
+
+// lockedReader makes a reader safe for concurrent use.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
 }
 
 // newHost adds nd to the mocknet and wraps its host (see simHost).

@@ -48,8 +48,40 @@ type Report struct {
 	// Goroutines is the number of goroutines when the scenario ended,
 	// before the network closed.
 	Goroutines int `json:"goroutines"`
+	// Chain is what the chain scenario counted; nil for the others.
+	Chain *ChainReport `json:"chain,omitempty"`
 	// Failures lists a sample of what failed, for diagnosis.
 	Failures []string `json:"failures,omitempty"`
+}
+
+// ChainReport is what the chain scenario counted.
+type ChainReport struct {
+	// Entries is the length of the chain every node holds at the end
+	// (node 0's, when they differ).
+	Entries int `json:"entries"`
+	// Attempted and Appended count the entries the nodes were asked to
+	// append and those whose append returned success (the others went to
+	// a node that was down).
+	Attempted int `json:"attempted"`
+	Appended  int `json:"appended"`
+	// Partitions and Crashes count the faults.
+	Partitions int `json:"partitions"`
+	Crashes    int `json:"crashes"`
+	// ConvergedMs is the virtual time from the heal (every fault over,
+	// every append returned) until the last node held every entry.
+	ConvergedMs float64 `json:"convergedMs"`
+	// Sync sums the nodes' sync counters over all their lives.
+	Pulls      uint64 `json:"pulls"`
+	PullErrors uint64 `json:"pullErrors"`
+	Served     uint64 `json:"served"`
+	Received   uint64 `json:"received"`
+	Sent       uint64 `json:"sent"`
+	Rejected   uint64 `json:"rejected"`
+	Banned     uint64 `json:"banned"`
+	Announces  uint64 `json:"announces"`
+	// Bans says, for each node life that cut a member off, why it last
+	// did: honest nodes should never.
+	Bans []string `json:"bans,omitempty"`
 }
 
 // Dist summarises a distribution.
@@ -128,6 +160,15 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "virtual time\t%s\n", time.Duration(r.VirtualTime*float64(time.Second)).Round(time.Millisecond))
 	fmt.Fprintf(tw, "wall time\t%s\n", time.Duration(r.WallTime*float64(time.Second)).Round(time.Millisecond))
+	if c := r.Chain; c != nil {
+		fmt.Fprintf(tw, "chain\t%d entries on every node; %d of %d appends succeeded\n", c.Entries, c.Appended, c.Attempted)
+		fmt.Fprintf(tw, "faults\t%d partitions, %d crashes; converged %.1f ms after the heal\n", c.Partitions, c.Crashes, c.ConvergedMs)
+		fmt.Fprintf(tw, "sync\t%d pulls (%d failed), %d served, %d entries received, %d sent, %d rejected, %d bans, %d announces\n",
+			c.Pulls, c.PullErrors, c.Served, c.Received, c.Sent, c.Rejected, c.Banned, c.Announces)
+		if len(c.Bans) > 0 {
+			fmt.Fprintf(tw, "bans\t%s\n", strings.Join(c.Bans, "\n\t"))
+		}
+	}
 	if r.PeakHeap > 0 {
 		fmt.Fprintf(tw, "peak heap\t%.1f MiB (%.1f KiB per node); live %.1f MiB (%.1f KiB per node)\n",
 			float64(r.PeakHeap)/(1<<20), float64(r.PeakHeap)/1024/float64(max(r.Nodes, 1)),

@@ -22,6 +22,8 @@ type Options struct {
 	Seed          uint64
 	CrashFraction float64
 	Lookups       int
+	// Entries is how many entries each node appends (chain).
+	Entries int
 	// MemoryLimit, if not zero, is the soft memory limit of the Go runtime
 	// while the scenario runs (runtime/debug.SetMemoryLimit): the
 	// collector works harder near it instead of letting garbage pile up.
@@ -48,6 +50,9 @@ var Scenarios = map[string]Scenario{
 			crash = 1
 		}
 		return ScenarioCell(ctx, n, CellOptions{Nodes: o.Nodes, Crash: crash})
+	},
+	"chain": func(ctx context.Context, n *Net, o Options) (Report, error) {
+		return ScenarioChain(ctx, n, ChainOptions{Nodes: o.Nodes, Entries: o.Entries, Crash: o.CrashFraction})
 	},
 }
 

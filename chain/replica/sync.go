@@ -433,7 +433,11 @@ func (r *Replica) serve(s network.Stream) {
 	q, err := readRequest(bufio.NewReader(s))
 	if err != nil {
 		_ = s.Reset()
-		r.misbehaved(id, err)
+		// A stream that failed (a partition, a crash) is no fault of
+		// the member's.
+		if errors.Is(err, chain.ErrMalformed) || errors.Is(err, chain.ErrFrameTooLarge) {
+			r.misbehaved(id, err)
+		}
 		return
 	}
 	r.mu.Lock()
@@ -462,16 +466,26 @@ func (r *Replica) serve(s network.Stream) {
 func readRequest(br *bufio.Reader) (chain.Request, error) {
 	n, err := binary.ReadUvarint(br)
 	if err != nil {
-		return chain.Request{}, fmt.Errorf("%w sync request length: %v", chain.ErrMalformed, err)
+		return chain.Request{}, cutShort("sync request length", err)
 	}
 	if n > uint64(chain.MaxRequest) {
 		return chain.Request{}, fmt.Errorf("%w: request of %d bytes", chain.ErrFrameTooLarge, n)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(br, b); err != nil {
-		return chain.Request{}, fmt.Errorf("%w sync request: %v", chain.ErrMalformed, err)
+		return chain.Request{}, cutShort("sync request", err)
 	}
 	return chain.DecodeRequest(b)
+}
+
+// cutShort is the error of a read that failed in the middle of a request:
+// ErrMalformed if the member ended its stream there, the read's own error
+// if the stream failed.
+func cutShort(what string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w %s: %v", chain.ErrMalformed, what, err)
+	}
+	return fmt.Errorf("chain: %s: %w", what, err)
 }
 
 // send streams entries in frames of about frameTarget bytes, then the

@@ -37,7 +37,7 @@ usage:
   exopeer cell VERB             the cell: create NAME | invite | join CODE | members | remove PEER
   exopeer chain VERB            the cell's chain: append TEXT | log [--follow] | status
   exopeer sim SCENARIO [flags]  run a simulated network in virtual time and report
-                                (--nodes N --seed S --crash F --json; scenarios: cell, dht, lan)
+                                (--nodes N --seed S --crash F --json; scenarios: cell, chain, dht, lan)
   exopeer version               print the version
 
 Every verb takes --dir DIR (default $EXOPEER_DIR, else the user's data dir).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,10 +15,11 @@ import (
 // (synctest needs it), which exits the process.
 func cmdSim(args []string, stdout, stderr io.Writer) error {
 	fs, _ := flagSet("sim", stderr)
-	nodes := fs.Int("nodes", 200, "number of nodes")
+	nodes := fs.Int("nodes", 200, "number of nodes (chain: default 5)")
 	seed := fs.Uint64("seed", 1, "seed of every random choice (keys, topology, lookups, faults)")
-	crash := fs.Float64("crash", 0, "fraction of the nodes that crash after the network settled (0 to 0.9)")
+	crash := fs.Float64("crash", 0, "fraction of the nodes that crash after the network settled (0 to 0.9; chain: that each crash takes down, default one node)")
 	lookups := fs.Int("lookups", 10, "lookups per live node (dht)")
+	entries := fs.Int("entries", 1000, "entries each node appends (chain)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	verbose := fs.Bool("v", false, "log the nodes (warnings and errors) to stderr")
 	memLimit := fs.Int64("memlimit", -1, "soft memory limit of the run, in MiB (0: none; default 6 GiB, or 8 MiB per node if more)")
@@ -38,6 +40,15 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 		return usageError{"--crash must be between 0 and 0.9"}
 	case *lookups < 1:
 		return usageError{"--lookups must be at least 1"}
+	case *entries < 1:
+		return usageError{"--entries must be at least 1"}
+	}
+	if name == "chain" {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "nodes" })
+		if !set {
+			*nodes = 5
+		}
 	}
 	if _, ok := simnet.Scenarios[name]; !ok {
 		return usageError{fmt.Sprintf("unknown scenario %q, want one of %v", name, simnet.ScenarioNames())}
@@ -51,6 +62,6 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	simnet.Main(name, cfg, simnet.Options{Nodes: *nodes, Seed: *seed, CrashFraction: *crash, Lookups: *lookups, HeapProfile: *heapProfile, MemoryLimit: *memLimit << 20}, *asJSON, stdout, stderr)
+	simnet.Main(name, cfg, simnet.Options{Nodes: *nodes, Seed: *seed, CrashFraction: *crash, Lookups: *lookups, Entries: *entries, HeapProfile: *heapProfile, MemoryLimit: *memLimit << 20}, *asJSON, stdout, stderr)
 	return nil
 }
