@@ -357,18 +357,22 @@ done
 # CLI_OUT (stdout), CLI_ERR (stderr), CLI_RC (exit status) and CLI_TOOK
 # (microseconds), and appends the call to cell-cli.log. Flags must come
 # before the positional argument (Go's flag package stops at the first one).
-cell_cli() {
-	local n=$1 limit=$2 verb=$3 began
-	shift 3
+cell_cli() { exo_cli cell "$@"; }
+chain_cli() { exo_cli chain "$@"; }
+
+# exo_cli GROUP NODE LIMIT VERB ARGS...: runs `exopeer GROUP VERB` on a node.
+exo_cli() {
+	local group=$1 n=$2 limit=$3 verb=$4 began
+	shift 4
 	now_us
 	began=$NOW
 	CLI_RC=0
-	CLI_OUT=$(timeout "$limit" ip netns exec "${NS[$n]}" "$bin" cell "$verb" --dir "${DIR[$n]}" "$@" 2>"$tmp/cli.err") || CLI_RC=$?
+	CLI_OUT=$(timeout "$limit" ip netns exec "${NS[$n]}" "$bin" "$group" "$verb" --dir "${DIR[$n]}" "$@" 2>"$tmp/cli.err") || CLI_RC=$?
 	CLI_ERR=$(<"$tmp/cli.err")
 	now_us
 	CLI_TOOK=$((NOW - began))
-	printf '== node %s: cell %s %s -> exit %d in %ss\n-- stdout:\n%s\n-- stderr:\n%s\n' \
-		"$n" "$verb" "$*" "$CLI_RC" "$(secs "$CLI_TOOK")" "$CLI_OUT" "$CLI_ERR" >>"$tmp/cell-cli.log"
+	printf '== node %s: %s %s %s -> exit %d in %ss\n-- stdout:\n%s\n-- stderr:\n%s\n' \
+		"$n" "$group" "$verb" "$*" "$CLI_RC" "$(secs "$CLI_TOOK")" "$CLI_OUT" "$CLI_ERR" >>"$tmp/cell-cli.log"
 }
 
 # who ID: the node letter for a peer ID (the ID itself if unknown).
@@ -552,19 +556,6 @@ done
 
 # 2b. The chain: every node appends 5 entries with `exopeer chain append`;
 # every node ends with the same 15 entries in the same order.
-chain_cli() { # NODE LIMIT VERB ARGS...: like cell_cli, for `exopeer chain`
-	local n=$1 limit=$2 verb=$3 began
-	shift 3
-	now_us
-	began=$NOW
-	CLI_RC=0
-	CLI_OUT=$(timeout "$limit" ip netns exec "${NS[$n]}" "$bin" chain "$verb" --dir "${DIR[$n]}" "$@" 2>"$tmp/cli.err") || CLI_RC=$?
-	CLI_ERR=$(<"$tmp/cli.err")
-	now_us
-	CLI_TOOK=$((NOW - began))
-	printf '== node %s: chain %s %s -> exit %d in %ss\n-- stdout:\n%s\n-- stderr:\n%s\n' \
-		"$n" "$verb" "$*" "$CLI_RC" "$(secs "$CLI_TOOK")" "$CLI_OUT" "$CLI_ERR" >>"$tmp/cell-cli.log"
-}
 # chain_poll WANT LABEL [NODES...]: polls `chain log` on the nodes until each
 # holds WANT entries and all hold them in the same order.
 chain_poll() {
