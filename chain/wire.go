@@ -313,9 +313,12 @@ func ReadFrame(r FrameReader, buf []byte) (kind byte, body []byte, err error) {
 	if kind != FrameEntries && kind != FrameDone {
 		return 0, nil, fmt.Errorf("%w sync message: frame kind %q", ErrMalformed, kind)
 	}
-	n, err := binary.ReadUvarint(r)
+	n, err := ReadLength(r)
+	if err == io.EOF {
+		err = cutShort("frame length", io.ErrUnexpectedEOF)
+	}
 	if err != nil {
-		return 0, nil, cutShort("frame length", err)
+		return 0, nil, err
 	}
 	if n > MaxFrame {
 		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrame)
@@ -328,6 +331,30 @@ func ReadFrame(r FrameReader, buf []byte) (kind byte, body []byte, err error) {
 		return 0, nil, cutShort("frame body", err)
 	}
 	return kind, body, nil
+}
+
+// ReadLength reads a uvarint length prefix. io.EOF: the stream ended
+// before it. A varint longer than 64 bits, or a stream that ends inside
+// it, is ErrMalformed; a failed read is returned as it is.
+func ReadLength(r io.ByteReader) (uint64, error) {
+	var v uint64
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		c, err := r.ReadByte()
+		if err != nil {
+			if i == 0 && err == io.EOF {
+				return 0, io.EOF
+			}
+			return 0, cutShort("length", err)
+		}
+		if i == binary.MaxVarintLen64-1 && c > 1 {
+			break
+		}
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("%w sync message: length overflows 64 bits", ErrMalformed)
 }
 
 // cutShort is the error of a read that failed in the middle of a frame:

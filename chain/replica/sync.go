@@ -464,9 +464,12 @@ func (r *Replica) serve(s network.Stream) {
 }
 
 func readRequest(br *bufio.Reader) (chain.Request, error) {
-	n, err := binary.ReadUvarint(br)
+	n, err := chain.ReadLength(br)
+	if err == io.EOF {
+		err = cutShort("sync request length", io.ErrUnexpectedEOF)
+	}
 	if err != nil {
-		return chain.Request{}, cutShort("sync request length", err)
+		return chain.Request{}, err
 	}
 	if n > uint64(chain.MaxRequest) {
 		return chain.Request{}, fmt.Errorf("%w: request of %d bytes", chain.ErrFrameTooLarge, n)
