@@ -27,7 +27,7 @@ import (
 //	GET  /v1/chain/log      ?after=POS&follow=1 → NDJSON: one ChainEntry a
 //	                        line, the log after POS then each new entry as
 //	                        it arrives, until the client or the node goes
-//	GET  /v1/chain/status   ChainStatus
+//	GET  /v1/chain/status   replica.Status
 //
 // A cursor POS is what ChainEntry.Pos holds (CLOCK.CID); "0" or nothing is
 // the start. 409 while the node is in no cell, 400 for a bad cursor, limit
@@ -123,7 +123,7 @@ func (a *API) chainRoutes(mux *http.ServeMux) {
 			writeJSON(w, chainErrStatus(err), apiError{err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, chainStatus(st))
+		writeJSON(w, http.StatusOK, st)
 	})
 }
 
@@ -389,8 +389,8 @@ func (c *Client) ChainLog(ctx context.Context, after string, limit int) (ChainEn
 }
 
 // ChainStatus returns a summary of the chain and of what each member holds.
-func (c *Client) ChainStatus(ctx context.Context) (ChainStatus, error) {
-	var v ChainStatus
+func (c *Client) ChainStatus(ctx context.Context) (replica.Status, error) {
+	var v replica.Status
 	return v, c.call(ctx, http.MethodGet, "/v1/chain/status", nil, &v)
 }
 

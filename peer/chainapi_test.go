@@ -115,7 +115,7 @@ func TestChainOverTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Length != 8 || len(st.Heads) != 1 || st.Heads[0] != many[5].CID ||
+	if st.Length != 8 || len(st.Heads) != 1 || st.Heads[0].String() != many[5].CID ||
 		len(st.Authors) != 1 || st.Authors[0].LastSeq != 8 || st.Authors[0].Name != "laptop" ||
 		len(st.Members) != 1 || !st.Members[0].Self || st.Members[0].Length != 8 {
 		t.Errorf("status = %+v", st)

@@ -162,7 +162,7 @@ type Stats struct {
 	LastBanned         peer.ID   `json:"lastBanned,omitempty"`
 	LastBannedBecause  string    `json:"lastBannedBecause,omitempty"`
 	AnnouncesSent      uint64    `json:"announcesSent"` // announcements sent
-	Seen               uint64    `json:"seen"`          // announcements received
+	AnnouncesSeen      uint64    `json:"announcesSeen"` // announcements received
 }
 
 // New returns a Replica that has started nothing.

@@ -80,7 +80,7 @@ func (r *Replica) heard(msg []byte) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.stats.Seen++
+	r.stats.AnnouncesSeen++
 	r.remotes[a.From] = &remote{ann: a, heard: time.Now()}
 	st, err := r.stateLocked(r.ctx)
 	if err != nil {

@@ -12,6 +12,9 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/ipfs/go-cid"
+
+	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/peer"
 )
 
@@ -198,7 +201,7 @@ func shortPeer(id string) string {
 	return "…" + id[len(id)-8:]
 }
 
-func printChainStatus(w io.Writer, st peer.ChainStatus) error {
+func printChainStatus(w io.Writer, st replica.Status) error {
 	fmt.Fprintf(w, "chain of cell %s: %d entries", st.Cell, st.Length)
 	if st.Waiting > 0 {
 		fmt.Fprintf(w, ", %d waiting for their parents", st.Waiting)
@@ -238,14 +241,14 @@ func printChainStatus(w io.Writer, st peer.ChainStatus) error {
 		return err
 	}
 	for _, f := range st.Forks {
-		fmt.Fprintf(w, "fork: %s wrote %d entries with seq %d: %s\n", f.Author, len(f.CIDs), f.Seq, strings.Join(f.CIDs, ", "))
+		fmt.Fprintf(w, "fork: %s wrote %d entries with seq %d: %s\n", f.Author, len(f.CIDs), f.Seq, cidList(f.CIDs))
 	}
 	s := st.Sync
 	fmt.Fprintf(w, "\nsync: %d pulls (%d failed), %d served; entries %d received, %d sent, %d deferred, %d rejected; %d bans; announcements %d sent, %d seen\n",
 		s.Pulls, s.PullErrors, s.Served, s.Received, s.Sent, s.Deferred, s.Rejected, s.Banned, s.AnnouncesSent, s.AnnouncesSeen)
 	if s.LastRejected != "" {
 		at := ""
-		if s.LastRejectedAt != nil {
+		if !s.LastRejectedAt.IsZero() {
 			at = " at " + s.LastRejectedAt.Local().Format(time.DateTime)
 		}
 		fmt.Fprintf(w, "last refused entry%s, from %s by %s: %s\n", at, s.LastRejectedFrom, s.LastRejectedAuthor, s.LastRejected)
@@ -256,8 +259,16 @@ func printChainStatus(w io.Writer, st peer.ChainStatus) error {
 	return nil
 }
 
+func cidList(cs []cid.Cid) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = c.String()
+	}
+	return strings.Join(s, ", ")
+}
+
 // behind says how a member's chain compares with this node's.
-func behind(m peer.ChainMember) string {
+func behind(m replica.MemberStatus) string {
 	switch {
 	case m.Self:
 		return "this node"

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/peer"
 )
 
@@ -153,7 +154,7 @@ func TestChainVerbs(t *testing.T) {
 		}
 	}
 	code, stdout, _ = run(t, "chain", "status", "--dir", dir, "--json")
-	var st peer.ChainStatus
+	var st replica.Status
 	if err := json.Unmarshal([]byte(stdout), &st); code != 0 || err != nil || st.Length != 3 || st.Authors[0].LastSeq != 3 {
 		t.Errorf("status --json: exit %d, %+v, %v", code, st, err)
 	}
