@@ -145,13 +145,53 @@ func Open(e *Entry, secrets Secrets) ([]byte, error) {
 }
 
 // signed returns what the author signs: a domain prefix, then the entry's
-// encoding without its signature.
+// encoding without its signature. For a decoded entry it is cut out of the
+// canonical block rather than encoded again (see unsigned).
 func (e *Entry) signed() ([]byte, error) {
+	if body := e.unsigned(); body != nil {
+		return body, nil
+	}
 	body, err := e.encode(false)
 	if err != nil {
 		return nil, err
 	}
 	return append([]byte(signDomain), body...), nil
+}
+
+// sigField is the "sig" key and the header of its 64-byte value.
+var sigField = []byte{0x63, 's', 'i', 'g', 0x58, 0x40}
+
+// unsigned returns the domain prefix and e's canonical encoding without
+// "sig", taken from e.raw: the map of 9 fields becomes one of 8 (header
+// 0xa9 → 0xa8), and "sig", which follows "v": 1 and "seq" in canonical
+// order, is left out. nil if e has no raw block or it is not laid out so.
+func (e *Entry) unsigned() []byte {
+	// 0xa9, "v": 1, "seq", then seq's unsigned integer.
+	i := 1 + 3 + 4 + cborUintLen(e.Seq)
+	end := i + len(sigField) + ed25519.SignatureSize
+	if len(e.raw) < end || e.raw[0] != 0xa9 || !bytes.Equal(e.raw[i:i+len(sigField)], sigField) {
+		return nil
+	}
+	out := make([]byte, 0, len(signDomain)+len(e.raw)-(end-i))
+	out = append(out, signDomain...)
+	out = append(out, 0xa8)
+	out = append(out, e.raw[1:i]...)
+	return append(out, e.raw[end:]...)
+}
+
+// cborUintLen is the length of the shortest CBOR encoding of v.
+func cborUintLen(v uint64) int {
+	switch {
+	case v < 24:
+		return 1
+	case v <= 0xff:
+		return 2
+	case v <= 0xffff:
+		return 3
+	case v <= 0xffffffff:
+		return 5
+	}
+	return 9
 }
 
 const (

@@ -72,13 +72,15 @@ func (r *Replica) AppendMany(ctx context.Context, payloads [][]byte) ([]Entry, e
 			}
 		}
 		if err != nil {
-			r.dropLocked(len(added) > 0)
+			if len(added) > 0 {
+				r.dropLocked() // added to st, never stored
+			}
 			return nil, err
 		}
 		added = append(added, e)
 	}
 	if err := persist(ctx, r.blocks, st, ro, added); err != nil {
-		r.dropLocked(true)
+		r.dropLocked()
 		return nil, err
 	}
 	r.signalLocked()
@@ -91,11 +93,7 @@ func (r *Replica) AppendMany(ctx context.Context, payloads [][]byte) ([]Entry, e
 
 // dropLocked forgets the in-memory chain after a failed write, so that the
 // next use reloads what the store holds.
-func (r *Replica) dropLocked(dirty bool) {
-	if dirty {
-		r.st = nil
-	}
-}
+func (r *Replica) dropLocked() { r.st = nil }
 
 func view(st *chain.State, e *chain.Entry, plaintext []byte) Entry {
 	out := Entry{
@@ -147,15 +145,17 @@ func (r *Replica) read(ctx context.Context, st *chain.State, cs []cid.Cid) ([]En
 		return nil, err
 	}
 	sec := secrets(r.cell.Keys())
-	out := make([]Entry, len(es))
+	plain := make([][]byte, len(es))
 	for i, e := range es {
-		pt, err := chain.Open(e, sec)
-		if err != nil {
+		if plain[i], err = chain.Open(e, sec); err != nil {
 			return nil, fmt.Errorf("chain: entry %s: %w", e.CID(), err)
 		}
-		r.mu.Lock()
-		out[i] = view(st, e, pt)
-		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Entry, len(es))
+	for i, e := range es {
+		out[i] = view(st, e, plain[i])
 	}
 	return out, nil
 }

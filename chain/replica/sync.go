@@ -369,7 +369,7 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 		r.log.Warn("forked author: two entries with one sequence number", "author", f.Author, "seq", f.Seq, "entries", f.CIDs)
 	}
 	if err := persist(ctx, r.blocks, st, ro, rd.Accepted); err != nil {
-		r.dropLocked(true)
+		r.dropLocked()
 		return err
 	}
 	r.stats.Received += uint64(len(rd.Accepted))
