@@ -63,7 +63,9 @@ func (d delegate) NotifyMerge(nodes []*memberlist.Node) error {
 		if n.State == memberlist.StateDead || n.State == memberlist.StateLeft {
 			continue
 		}
-		if err := d.m.check(n); err != nil {
+		// A member's view of a third node may lag behind ours: that
+		// node's alive message alone is then refused (NotifyAlive).
+		if err := d.m.check(n); err != nil && !errors.Is(err, errStaleMeta) {
 			return fmt.Errorf("gossip: merge refused: %w", err)
 		}
 	}
@@ -82,14 +84,22 @@ var (
 
 // check decides whether node n may be a member: its name is a peer ID in
 // canonical form, Allow accepts it, its address is its fake address, its
-// metadata carries a valid signature of that peer, and CheckMeta accepts
-// it. This node itself always passes. A refusal is counted and logged once.
+// metadata carries a valid signature of that peer, CheckMeta accepts it,
+// and it is not older than metadata of that node already seen. This node
+// itself always passes. A refusal is counted and logged once; stale
+// metadata is counted apart and logged at debug level, since late gossip
+// carries some without any attack.
 func (m *Membership) check(n *memberlist.Node) error {
 	if n.Name == m.selfName {
 		return nil
 	}
 	err := m.checkRemote(n)
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, errStaleMeta):
+		m.staleMeta.Add(1)
+		m.log.Debug("gossip stale metadata refused", "node", n.Name, "err", err)
+	default:
 		m.stats.rejectedNodes.Add(1)
 		m.logOnce(n.Name, err)
 	}
@@ -115,6 +125,9 @@ func (m *Membership) checkRemote(n *memberlist.Node) error {
 		if err := f(id, nm.App); err != nil {
 			return fmt.Errorf("gossip: node %s: metadata refused: %w", id, err)
 		}
+	}
+	if err := m.seqs.admit(id, nm.Seq); err != nil {
+		return fmt.Errorf("node %s: %w", id, err)
 	}
 	m.tr.learn(id)
 	return nil

@@ -48,12 +48,15 @@ type Membership struct {
 	meta       atomic.Pointer[[]byte] // this node's signed metadata
 	alive      atomic.Int64           // members alive, this node included
 	seen       seenSet                // broadcast IDs already received
+	seqs       seqTable               // highest metadata sequence number seen, per member
+	staleMeta  atomic.Uint64          // metadata refused as older than seen
 
 	lc sync.Mutex // serialises Start, Leave and Close
 
-	metaMu sync.Mutex // serialises metadata updates; guards app and flags
-	app    []byte
-	flags  byte
+	metaMu  sync.Mutex // serialises metadata updates; guards app, flags and metaSeq
+	app     []byte
+	flags   byte
+	metaSeq uint64 // sequence number of the metadata signed last
 
 	mu        sync.Mutex // guards the fields below
 	ml        *memberlist.Memberlist
@@ -197,6 +200,13 @@ func (m *Membership) running() (*memberlist.Memberlist, error) {
 // setMeta makes app this node's app metadata and signs it, with the
 // flags set so far (a node that is leaving stays so). add, if not zero, is
 // set too, and app is ignored: the last one stays.
+//
+// The sequence number is the wall clock in Unix nanoseconds, or one more
+// than the last one if the clock has not moved past it, so that it grows
+// across restarts as well: the others refuse older metadata of this node
+// (seqTable). A node whose clock went back since it last signed is refused
+// by the members that saw that signature until its clock passes it again
+// (or they restart).
 func (m *Membership) setMeta(app []byte, add byte) error {
 	m.metaMu.Lock()
 	defer m.metaMu.Unlock()
@@ -204,11 +214,12 @@ func (m *Membership) setMeta(app []byte, add byte) error {
 		app = m.app
 	}
 	flags := m.flags | add
-	b, err := encodeMeta(m.cfg.Key, m.cfg.Tag, m.self, flags, app)
+	seq := max(uint64(max(time.Now().UnixNano(), 0)), m.metaSeq+1)
+	b, err := encodeMeta(m.cfg.Key, m.cfg.Tag, m.self, seq, flags, app)
 	if err != nil {
 		return err
 	}
-	m.app, m.flags = slices.Clone(app), flags
+	m.app, m.flags, m.metaSeq = slices.Clone(app), flags, seq
 	m.meta.Store(&b)
 	return nil
 }
@@ -359,6 +370,7 @@ func (m *Membership) Refresh() {
 	}
 	clear(m.logged)
 	m.mu.Unlock()
+	m.seqs.prune(m.cfg.Allow)
 	m.tr.dropDisallowed()
 }
 

@@ -1,0 +1,147 @@
+package gossip
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/memberlist"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+)
+
+// aliveMsg is memberlist's alive message (its unexported alive struct,
+// field for field: msgpack encodes the field names), which any member
+// holding the gossip key can forge about any node.
+type aliveMsg struct {
+	Incarnation uint32
+	Node        string
+	Addr        []byte
+	Port        uint16
+	Meta        []byte
+	Vsn         []uint8
+}
+
+// memberlist's message type of an alive message, and its encryption
+// version 1 (AES-GCM, no padding), as in memberlist v0.7.0's net.go and
+// security.go.
+const (
+	mlAliveMsg      = 4
+	mlEncryptionVsn = 1
+)
+
+// forgeAlive encodes and encrypts an alive message as a memberlist packet
+// of the cell whose gossip key is key.
+func forgeAlive(t *testing.T, key []byte, a aliveMsg) []byte {
+	t.Helper()
+	var plain bytes.Buffer
+	plain.WriteByte(mlAliveMsg)
+	if err := codec.NewEncoder(&plain, &codec.MsgpackHandle{}).Encode(&a); err != nil {
+		t.Fatal(err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, gcm.NonceSize())
+	binary.BigEndian.PutUint32(nonce, a.Incarnation) // unique per message here
+	out := append([]byte{mlEncryptionVsn}, nonce...)
+	return gcm.Seal(out, nonce, plain.Bytes(), nil)
+}
+
+// nodeView returns memberlist's own entry for id at m.
+func nodeView(m *Membership, id peer.ID) (memberlist.Node, bool) {
+	m.mu.Lock()
+	ml := m.ml
+	m.mu.Unlock()
+	for _, n := range ml.Members() {
+		if n.Name == id.String() {
+			return *n, true
+		}
+	}
+	return memberlist.Node{}, false
+}
+
+// TestSimReplayedMeta: member M replays to member A two genuine, older
+// signed metadata of member B, with an incarnation higher than B's: the
+// metadata of B's previous run (an older roster version) and the one it
+// gossiped when it left. A refuses both and keeps B's current metadata.
+func TestSimReplayedMeta(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		seed := testSeed(t, 31)
+		const a, b, attacker = 0, 1, 2
+		c := newSimCell(t, seed, 3)
+		c.awaitConvergence(2*time.Minute, all(3)...)
+
+		old := slices.Clone(*c.ms[b].meta.Load())
+		if err := c.ms[b].Close(); err != nil { // leaves: gossips its leaving metadata
+			t.Fatal(err)
+		}
+		leaving := slices.Clone(*c.ms[b].meta.Load())
+		if nm, err := decodeMeta(leaving); err != nil || !nm.leaving() {
+			t.Fatalf("metadata after Close: %v, leaving %v", err, nm.leaving())
+		}
+		// B restarts with a newer roster.
+		cfg := testConfig(seed, testKey(seed, b), c.rosters[b], Timing{})
+		cfg.AppMeta = func() []byte { return []byte("roster v2") }
+		c.ms[b] = startMembership(t, c.hosts[b], cfg)
+		if _, err := c.ms[b].Join(t.Context(), []peer.ID{c.ids[a]}); err != nil {
+			t.Fatal(err)
+		}
+		current := *c.ms[b].meta.Load()
+		if _, ok := waitUntil(2*time.Minute, 100*time.Millisecond, func() bool {
+			n, ok := nodeView(c.ms[a], c.ids[b])
+			return ok && n.State == memberlist.StateAlive && bytes.Equal(n.Meta, current)
+		}); !ok {
+			t.Fatal("node 0 never saw node 1's new metadata")
+		}
+
+		// The attacker's packets reach A at once, before any refutation
+		// by B can (every other link has 5 ms or more).
+		for _, l := range c.mn.LinksBetweenPeers(c.ids[attacker], c.ids[a]) {
+			l.SetOptions(mocknet.LinkOptions{})
+		}
+		view, _ := nodeView(c.ms[a], c.ids[b])
+		for i, replay := range []struct {
+			name string
+			meta []byte
+		}{{"older roster", old}, {"leaving", leaving}} {
+			pkt := forgeAlive(t, gossipKey(seed, 0), aliveMsg{
+				Incarnation: 1<<20 + uint32(i),
+				Node:        c.ids[b].String(),
+				Addr:        view.Addr,
+				Port:        view.Port,
+				Meta:        replay.meta,
+				Vsn:         []uint8{view.PMin, view.PMax, view.PCur, view.DMin, view.DMax, view.DCur},
+			})
+			s, err := c.hosts[attacker].NewStream(t.Context(), c.ids[a], ProtocolPacket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Write(appendPacket(nil, c.ms[a].cfg.Tag, pkt)); err != nil {
+				t.Fatal(err)
+			}
+			_ = s.Close()
+			synctest.Wait()
+			n, _ := nodeView(c.ms[a], c.ids[b])
+			if !bytes.Equal(n.Meta, current) {
+				nm, _ := decodeMeta(n.Meta)
+				t.Errorf("%s: node 0 took the replayed metadata of node 1 (app %q, leaving %v)",
+					replay.name, nm.App, nm.leaving())
+			}
+		}
+		if n := c.ms[a].Stats().StaleMeta; n < 2 {
+			t.Errorf("node 0 counted %d stale metadata, want at least the 2 replays", n)
+		}
+	})
+}
