@@ -149,3 +149,17 @@ func TestRendezvousMembersAdvertiseFew(t *testing.T) {
 		t.Error("the late member, alone, did not advertise")
 	}
 }
+
+// BenchmarkAdvertises: the choice a member makes every round, connected to
+// the other members of a cell of 10, and of 1,024 (cell.MaxMembers).
+func BenchmarkAdvertises(b *testing.B) {
+	secret := bytes.Repeat([]byte{7}, 32)
+	for _, n := range []int{10, 1024} {
+		ids := memberIDs(n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				advertises(secret, uint64(i), ids[0], ids[1:], 2)
+			}
+		})
+	}
+}

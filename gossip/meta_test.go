@@ -186,3 +186,31 @@ func TestSeqTable(t *testing.T) {
 		t.Errorf("%d nodes, bound %d", n, maxSeqs)
 	}
 }
+
+// BenchmarkAdmitMeta is what NotifyAlive does with a member's metadata:
+// verify its signature, then check and record its sequence number, the
+// part that refuses replays.
+func BenchmarkAdmitMeta(b *testing.B) {
+	key := testKey(5, 0)
+	id := mustID(b, key)
+	tag := testTag(5)
+	meta, err := encodeMeta(key, tag, id, 1, 0, []byte("roster v1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st seqTable
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := verifyMeta(tag, id, meta); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("admit", func(b *testing.B) {
+		for b.Loop() {
+			if err := st.admit(id, 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
