@@ -196,7 +196,8 @@ func (m *Membership) onJoin(n *memberlist.Node) {
 	m.emitLocked(Event{Type: typ, Member: st.member(id)})
 }
 
-// onLeave records a member's departure. memberlist v0.7.0 passes a Node
+// onLeave records a member's departure (and forgets the sequence number
+// of its metadata). memberlist v0.7.0 passes a Node
 // whose State is always StateAlive here (hashicorp/memberlist#293), so a
 // departure on purpose is recognised by the leaving flag in the member's
 // signed metadata, which Leave gossips before it leaves; a later
@@ -206,6 +207,9 @@ func (m *Membership) onLeave(n *memberlist.Node) {
 	if !ok {
 		return
 	}
+	// Gone, it signs nothing newer: forget its sequence number, so that
+	// it is admitted again after a restart with its clock behind.
+	m.seqs.forget(id)
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()

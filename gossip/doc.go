@@ -29,15 +29,19 @@
 // metadata (an older roster version, or the leaving flag of an earlier
 // run) even under a higher memberlist incarnation. Such refusals count in
 // Stats.StaleMeta. The table of sequence numbers holds one entry per
-// allowed node (pruned by Refresh, at most 4096).
+// allowed node (pruned by Refresh, at most 4096); a node's entry is
+// dropped when it leaves or fails, so that it is admitted again if it
+// restarts with its clock behind. While a member is gone, a forged alive
+// message can show it alive again, with any metadata it once signed,
+// until probes fail, as memberlist always allowed.
 //
 // What it does not give: user broadcasts say only that some member sent
 // them (sign inside the message if the author matters); a member holding
 // the gossip key can still spread false suspicions or death notices (not
 // signed by memberlist), which the accused refutes, as with any SWIM
-// implementation; and a node whose clock went back since its last
-// signature is refused by the members that saw that signature until its
-// clock passes it again or they restart.
+// implementation; and a node that restarts with its clock behind before
+// the others noticed it had gone keeps its previous metadata in their view
+// until its clock passes its last signature or it is declared failed.
 //
 // # Wire format
 //

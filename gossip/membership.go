@@ -56,7 +56,8 @@ type Membership struct {
 	metaMu  sync.Mutex // serialises metadata updates; guards app, flags and metaSeq
 	app     []byte
 	flags   byte
-	metaSeq uint64 // sequence number of the metadata signed last
+	metaSeq uint64           // sequence number of the metadata signed last
+	now     func() time.Time // the clock of sequence numbers: time.Now, but for tests
 
 	mu        sync.Mutex // guards the fields below
 	ml        *memberlist.Memberlist
@@ -104,6 +105,7 @@ func New(h host.Host, cfg Config) (*Membership, error) {
 		protected:  make(map[peer.ID]struct{}),
 		logged:     make(map[string]struct{}),
 		done:       make(chan struct{}),
+		now:        time.Now,
 	}
 	m.tr = newTransport(h, cfg.Tag, cfg.Allow, cfg.Timing, lg, m.stats)
 	m.bq = &memberlist.TransmitLimitedQueue{
@@ -204,9 +206,11 @@ func (m *Membership) running() (*memberlist.Memberlist, error) {
 // The sequence number is the wall clock in Unix nanoseconds, or one more
 // than the last one if the clock has not moved past it, so that it grows
 // across restarts as well: the others refuse older metadata of this node
-// (seqTable). A node whose clock went back since it last signed is refused
-// by the members that saw that signature until its clock passes it again
-// (or they restart).
+// (seqTable). The others forget that number when the node leaves or
+// fails, so a node that restarts with its clock behind is admitted again;
+// one that restarts before they noticed keeps its previous metadata in
+// their view until its clock passes the last number or it is declared
+// failed.
 func (m *Membership) setMeta(app []byte, add byte) error {
 	m.metaMu.Lock()
 	defer m.metaMu.Unlock()
@@ -214,7 +218,7 @@ func (m *Membership) setMeta(app []byte, add byte) error {
 		app = m.app
 	}
 	flags := m.flags | add
-	seq := max(uint64(max(time.Now().UnixNano(), 0)), m.metaSeq+1)
+	seq := max(uint64(max(m.now().UnixNano(), 0)), m.metaSeq+1)
 	b, err := encodeMeta(m.cfg.Key, m.cfg.Tag, m.self, seq, flags, app)
 	if err != nil {
 		return err

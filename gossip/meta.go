@@ -154,7 +154,9 @@ var (
 // the gossip key, is refused. Only nodes that passed every other check are
 // entered (they are allowed, so on the roster), and Refresh forgets those
 // no longer allowed: the table holds at most the roster, and never more
-// than maxSeqs nodes. Safe for concurrent use.
+// than maxSeqs nodes. A node is forgotten too when it leaves or fails, so
+// that it is admitted again if it comes back with its clock behind. Safe
+// for concurrent use.
 type seqTable struct {
 	mu   sync.Mutex
 	seqs map[peer.ID]uint64
@@ -190,6 +192,13 @@ func (t *seqTable) prune(keep func(peer.ID) bool) {
 			delete(t.seqs, id)
 		}
 	}
+}
+
+// forget forgets node id.
+func (t *seqTable) forget(id peer.ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.seqs, id)
 }
 
 // len returns how many nodes the table holds.

@@ -171,6 +171,13 @@ func TestSeqTable(t *testing.T) {
 	if err := st.admit(a, 10); !errors.Is(err, errStaleMeta) {
 		t.Errorf("a kept node forgot its sequence number: admit = %v", err)
 	}
+	st.forget(a) // it left or failed: any number is taken again
+	if err := st.admit(a, 1); err != nil {
+		t.Errorf("a forgotten node refused: %v", err)
+	}
+	if err := st.admit(a, 11); err != nil {
+		t.Errorf("admit after forget: %v", err)
+	}
 	for i := st.len(); i < maxSeqs; i++ {
 		if err := st.admit(peer.ID(fmt.Sprint("node ", i)), 1); err != nil {
 			t.Fatalf("node %d: %v", i, err)

@@ -145,3 +145,54 @@ func TestSimReplayedMeta(t *testing.T) {
 		}
 	})
 }
+
+// TestSimRestartWithClockBehind: a member that left, then comes back with
+// its clock an hour behind (so its metadata has a lower sequence number
+// than the last one the others saw), is admitted again with its new
+// metadata: the others forget a member's sequence number when it leaves or
+// fails.
+func TestSimRestartWithClockBehind(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		seed := testSeed(t, 32)
+		const a, b = 0, 1
+		c := newSimCell(t, seed, 3)
+		c.awaitConvergence(2*time.Minute, all(3)...)
+		if err := c.ms[b].Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
+			st, _ := stateOf(c.ms[a], c.ids[b])
+			return st == StateLeft
+		}); !ok {
+			t.Fatal("node 0 never saw node 1 leave")
+		}
+
+		cfg := testConfig(seed, testKey(seed, b), c.rosters[b], Timing{})
+		cfg.AppMeta = func() []byte { return []byte("roster v2") }
+		m, err := New(c.hosts[b], cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		m.now = func() time.Time { return time.Now().Add(-time.Hour) }
+		if err := m.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		c.ms[b] = m
+		if _, err := m.Join(t.Context(), []peer.ID{c.ids[a]}); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := waitUntil(2*time.Minute, 100*time.Millisecond, func() bool {
+			for _, mb := range c.ms[a].Members() {
+				if mb.ID == c.ids[b] {
+					return mb.State == StateAlive && string(mb.Meta) == "roster v2"
+				}
+			}
+			return false
+		}); !ok {
+			st, _ := stateOf(c.ms[a], c.ids[b])
+			t.Errorf("node 0 does not admit node 1 back with its clock behind: it sees it %v, %d stale metadata refused",
+				st, c.ms[a].Stats().StaleMeta)
+		}
+	})
+}
