@@ -91,6 +91,7 @@ var (
 // carries some without any attack.
 func (m *Membership) check(n *memberlist.Node) error {
 	if n.Name == m.selfName {
+		m.noteOwn(n.Meta)
 		return nil
 	}
 	err := m.checkRemote(n)
@@ -131,6 +132,43 @@ func (m *Membership) checkRemote(n *memberlist.Node) error {
 	}
 	m.tr.learn(id)
 	return nil
+}
+
+// noteOwn looks at metadata of this node that gossip brought back. If this
+// node signed it, in an earlier run, with a sequence number above its
+// current one (it restarted with its clock behind before the others
+// noticed), the others refuse its current metadata as stale: it signs
+// again above that number and gossips the result (at most one such update
+// at a time).
+func (m *Membership) noteOwn(b []byte) {
+	nm, err := verifyMeta(m.cfg.Tag, m.self, b)
+	if err != nil {
+		return
+	}
+	m.metaMu.Lock()
+	behind := nm.Seq > m.metaSeq
+	if behind {
+		m.metaSeq = nm.Seq // the next signature goes above it
+	}
+	m.metaMu.Unlock()
+	if !behind || !m.resigning.CompareAndSwap(false, true) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.left {
+		m.resigning.Store(false)
+		return
+	}
+	m.log.Info("gossip metadata signed again above an earlier run's", "seq", nm.Seq)
+	m.wg.Go(func() {
+		defer m.resigning.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timing.StreamTimeout)
+		defer cancel()
+		if err := m.UpdateMeta(ctx); err != nil {
+			m.log.Debug("gossip metadata update", "err", err)
+		}
+	})
 }
 
 // maxLogged bounds the set of refusals already logged.

@@ -31,7 +31,9 @@
 // Stats.StaleMeta. The table of sequence numbers holds one entry per
 // allowed node (pruned by Refresh, at most 4096); a node's entry is
 // dropped when it leaves or fails, so that it is admitted again if it
-// restarts with its clock behind. While a member is gone, a forged alive
+// restarts with its clock behind; and a node that restarts, clock behind,
+// before the others noticed it had gone, sees its earlier metadata in
+// their gossip and signs again above it. While a member is gone, a forged alive
 // message can show it alive again, with any metadata it once signed,
 // until probes fail, as memberlist always allowed.
 //
@@ -39,9 +41,7 @@
 // them (sign inside the message if the author matters); a member holding
 // the gossip key can still spread false suspicions or death notices (not
 // signed by memberlist), which the accused refutes, as with any SWIM
-// implementation; and a node that restarts with its clock behind before
-// the others noticed it had gone keeps its previous metadata in their view
-// until its clock passes its last signature or it is declared failed.
+// implementation.
 //
 // # Wire format
 //

@@ -53,11 +53,12 @@ type Membership struct {
 
 	lc sync.Mutex // serialises Start, Leave and Close
 
-	metaMu  sync.Mutex // serialises metadata updates; guards app, flags and metaSeq
-	app     []byte
-	flags   byte
-	metaSeq uint64           // sequence number of the metadata signed last
-	now     func() time.Time // the clock of sequence numbers: time.Now, but for tests
+	metaMu    sync.Mutex // serialises metadata updates; guards app, flags and metaSeq
+	app       []byte
+	flags     byte
+	metaSeq   uint64           // sequence number of the metadata signed last
+	now       func() time.Time // the clock of sequence numbers: time.Now, but for tests
+	resigning atomic.Bool      // noteOwn's update is under way
 
 	mu        sync.Mutex // guards the fields below
 	ml        *memberlist.Memberlist
@@ -208,9 +209,8 @@ func (m *Membership) running() (*memberlist.Memberlist, error) {
 // across restarts as well: the others refuse older metadata of this node
 // (seqTable). The others forget that number when the node leaves or
 // fails, so a node that restarts with its clock behind is admitted again;
-// one that restarts before they noticed keeps its previous metadata in
-// their view until its clock passes the last number or it is declared
-// failed.
+// one that restarts before they noticed signs again above its earlier
+// number when gossip brings that back (noteOwn).
 func (m *Membership) setMeta(app []byte, add byte) error {
 	m.metaMu.Lock()
 	defer m.metaMu.Unlock()

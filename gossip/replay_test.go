@@ -196,3 +196,57 @@ func TestSimRestartWithClockBehind(t *testing.T) {
 		}
 	})
 }
+
+// TestSimQuickRestartWithClockBehind: a member that crashes and comes back
+// before the others noticed, with its clock an hour behind, sees its
+// previous metadata in their gossip, signs again above it, and the others
+// take its new metadata.
+func TestSimQuickRestartWithClockBehind(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		seed := testSeed(t, 33)
+		const a, b = 0, 1
+		c := newSimCell(t, seed, 3)
+		c.awaitConvergence(2*time.Minute, all(3)...)
+		c.crash(b)
+		_ = c.ms[b].Close() // its leave goes nowhere
+		for j := range c.ids {
+			if j != b {
+				if _, err := c.mn.LinkPeers(c.ids[b], c.ids[j]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if st, _ := stateOf(c.ms[a], c.ids[b]); st == StateDead || st == StateLeft {
+			t.Fatalf("node 0 already sees node 1 %v", st)
+		}
+
+		cfg := testConfig(seed, testKey(seed, b), c.rosters[b], Timing{})
+		cfg.AppMeta = func() []byte { return []byte("roster v2") }
+		m, err := New(c.hosts[b], cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		m.now = func() time.Time { return time.Now().Add(-time.Hour) }
+		if err := m.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		c.ms[b] = m
+		if _, err := m.Join(t.Context(), []peer.ID{c.ids[a]}); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := waitUntil(2*time.Minute, 100*time.Millisecond, func() bool {
+			for _, mb := range c.ms[a].Members() {
+				if mb.ID == c.ids[b] {
+					return mb.State == StateAlive && string(mb.Meta) == "roster v2"
+				}
+			}
+			return false
+		}); !ok {
+			st, _ := stateOf(c.ms[a], c.ids[b])
+			n, _ := nodeView(c.ms[a], c.ids[b])
+			nm, _ := decodeMeta(n.Meta)
+			t.Errorf("node 0 does not take node 1's new metadata: it sees it %v with %q", st, nm.App)
+		}
+	})
+}
