@@ -25,6 +25,13 @@ type Rendezvous interface {
 	StopRendezvous(secret []byte)
 }
 
+// memberRendezvous is a Rendezvous that can let only a few members
+// advertise the cell on the DHT in each epoch (*discovery.Service can: see
+// its RendezvousMembers). The cell's rendezvous uses it when there.
+type memberRendezvous interface {
+	RendezvousMembers(secret []byte, isMember func(peer.ID) bool)
+}
+
 // Config tunes the cell service. Zero fields mean defaults.
 type Config struct {
 	// Name is how this node is listed on its cell's roster when it creates
@@ -278,6 +285,10 @@ func (s *Service) rendezvousLocked(secret []byte) {
 		return
 	}
 	s.rzSecret = secret
+	if mr, ok := s.rz.(memberRendezvous); ok {
+		mr.RendezvousMembers(secret, s.allowed)
+		return
+	}
 	s.rz.Rendezvous(secret)
 }
 

@@ -52,6 +52,12 @@ type Config struct {
 	// RendezvousInterval is how often the providers of the current
 	// rendezvous keys are looked up on the DHT. Default 1 min.
 	RendezvousInterval time.Duration
+
+	// RendezvousAdvertisers is, for the rendezvous of a closed group
+	// (RendezvousMembers), how many members advertise it on the DHT in one
+	// epoch: those ranked lowest for the epoch among the members connected
+	// to each other. The others neither advertise nor look it up. Default 2.
+	RendezvousAdvertisers int
 }
 
 // DefaultConfig returns the settings used by `exopeer run`.
@@ -67,6 +73,8 @@ func DefaultConfig() Config {
 		IgnoreFor:          time.Hour,
 		RendezvousEpoch:    time.Hour,
 		RendezvousInterval: time.Minute,
+
+		RendezvousAdvertisers: 2,
 	}
 }
 
@@ -92,6 +100,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxConcurrentDials == 0 {
 		c.MaxConcurrentDials = d.MaxConcurrentDials
 	}
+	if c.RendezvousAdvertisers == 0 {
+		c.RendezvousAdvertisers = d.RendezvousAdvertisers
+	}
 	return c
 }
 
@@ -112,8 +123,8 @@ func (c Config) validate() error {
 	if c.BackoffMax < c.BackoffMin {
 		errs = append(errs, fmt.Errorf("discovery: BackoffMax (%v) is below BackoffMin (%v)", c.BackoffMax, c.BackoffMin))
 	}
-	if c.MaxFailures < 0 || c.MaxConcurrentDials < 0 {
-		errs = append(errs, errors.New("discovery: MaxFailures and MaxConcurrentDials must not be negative"))
+	if c.MaxFailures < 0 || c.MaxConcurrentDials < 0 || c.RendezvousAdvertisers < 0 {
+		errs = append(errs, errors.New("discovery: MaxFailures, MaxConcurrentDials and RendezvousAdvertisers must not be negative"))
 	}
 	for i, b := range c.Bootstrap {
 		if b.ID == "" || len(b.Addrs) == 0 {

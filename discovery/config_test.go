@@ -29,11 +29,13 @@ func TestWithDefaults(t *testing.T) {
 				BackoffMin: 2 * time.Second, BackoffMax: 3 * time.Second, MaxFailures: 1,
 				DialTimeout: time.Second, MaxConcurrentDials: 2, PingInterval: time.Minute, IdentifyGrace: 2 * time.Second,
 				IgnoreFor: time.Minute, RendezvousEpoch: 2 * time.Hour, RendezvousInterval: 5 * time.Second,
+				RendezvousAdvertisers: 3,
 			},
 			want: Config{
 				BackoffMin: 2 * time.Second, BackoffMax: 3 * time.Second, MaxFailures: 1,
 				DialTimeout: time.Second, MaxConcurrentDials: 2, PingInterval: time.Minute, IdentifyGrace: 2 * time.Second,
 				IgnoreFor: time.Minute, RendezvousEpoch: 2 * time.Hour, RendezvousInterval: 5 * time.Second,
+				RendezvousAdvertisers: 3,
 			},
 		},
 		{
@@ -72,6 +74,7 @@ func TestValidateRejects(t *testing.T) {
 		{"RendezvousInterval negative", func(c *Config) { c.RendezvousInterval = -1 }, []string{"RendezvousInterval", "negative"}},
 		{"MaxFailures negative", func(c *Config) { c.MaxFailures = -1 }, []string{"MaxFailures", "negative"}},
 		{"MaxConcurrentDials negative", func(c *Config) { c.MaxConcurrentDials = -1 }, []string{"MaxConcurrentDials", "negative"}},
+		{"RendezvousAdvertisers negative", func(c *Config) { c.RendezvousAdvertisers = -1 }, []string{"RendezvousAdvertisers", "negative"}},
 		{
 			"BackoffMax below BackoffMin",
 			func(c *Config) { c.BackoffMin, c.BackoffMax = 2*time.Second, time.Second },

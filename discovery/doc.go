@@ -9,7 +9,10 @@
 //   - DHT rendezvous: a node advertises itself as a provider of a blinded,
 //     time-rotating rendezvous key (RendezvousKey: an HMAC of a secret and the
 //     epoch) and looks up the other providers of the same key, so that
-//     nothing on the DHT names what the nodes have in common;
+//     nothing on the DHT names what the nodes have in common; for a closed
+//     group (RendezvousMembers: a cell) only the few members ranked lowest
+//     for the epoch among those connected to each other do, so that the DHT
+//     does not learn the whole group;
 //   - the static bootstrap list from the configuration;
 //   - addresses given by hand (`exopeer connect MULTIADDR`), and nodes that
 //     connect to us (inbound).

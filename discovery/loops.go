@@ -182,13 +182,37 @@ func (s *Service) ping(id peer.ID) {
 	e.rtt = rtt
 }
 
+// rendezvous is one secret the node meets others by.
+type rendezvous struct {
+	secret []byte
+	// isMember, if not nil, says who holds the secret: the members of a
+	// closed group, of whom only a few advertise (RendezvousMembers).
+	isMember func(peer.ID) bool
+}
+
 // Rendezvous makes the node meet, through the DHT, every other node that
 // calls Rendezvous with the same secret: it advertises the epoch's
 // rendezvous key and looks up its other providers, until StopRendezvous.
 // It does not block. Without a DHT it does nothing.
-func (s *Service) Rendezvous(secret []byte) {
+func (s *Service) Rendezvous(secret []byte) { s.addRendezvous(secret, nil) }
+
+// RendezvousMembers is Rendezvous for the members of a closed group, those
+// that isMember accepts (a cell's roster), who all call it with the same
+// secret. Only a few members advertise and look up the key in each epoch,
+// so that the DHT does not learn the whole group: those ranked lowest for
+// the epoch (Config.RendezvousAdvertisers of them) among the members
+// connected to each other, chosen anew every round. A member connected to
+// no other member always advertises and looks up, so it finds the group
+// and the group finds it. isMember must be safe for concurrent use and
+// must not block; it is called outside the Service's locks. It does not
+// block. Without a DHT it does nothing.
+func (s *Service) RendezvousMembers(secret []byte, isMember func(peer.ID) bool) {
+	s.addRendezvous(secret, isMember)
+}
+
+func (s *Service) addRendezvous(secret []byte, isMember func(peer.ID) bool) {
 	s.mu.Lock()
-	s.secrets[string(secret)] = append([]byte(nil), secret...)
+	s.secrets[string(secret)] = rendezvous{secret: append([]byte(nil), secret...), isMember: isMember}
 	s.mu.Unlock()
 	s.kick(s.rzWake)
 }
@@ -222,13 +246,22 @@ func (s *Service) rendezvousLoop() {
 func (s *Service) rendezvousRound() {
 	epoch := Epoch(time.Now(), s.cfg.RendezvousEpoch)
 	s.mu.Lock()
+	rzs := make([]rendezvous, 0, len(s.secrets))
+	for _, rz := range s.secrets {
+		rzs = append(rzs, rz)
+	}
+	s.mu.Unlock()
 	want := make(map[string]cid.Cid)
 	var lookups []cid.Cid
-	for _, sec := range s.secrets {
-		cur := RendezvousKey(sec, epoch)
+	for _, rz := range rzs {
+		if rz.isMember != nil && !s.advertiser(rz, epoch) {
+			continue
+		}
+		cur := RendezvousKey(rz.secret, epoch)
 		want[cur.KeyString()] = cur
-		lookups = append(lookups, cur, RendezvousKey(sec, epoch-1))
+		lookups = append(lookups, cur, RendezvousKey(rz.secret, epoch-1))
 	}
+	s.mu.Lock()
 	var stale []string
 	for k := range s.provided {
 		if _, ok := want[k]; !ok {
@@ -269,4 +302,17 @@ func (s *Service) rendezvousRound() {
 			}
 		}
 	}
+}
+
+// advertiser reports whether this node is one of the members that
+// advertise rz in epoch (see advertises), given its connections now.
+func (s *Service) advertiser(rz rendezvous, epoch uint64) bool {
+	self := s.h.ID()
+	var connected []peer.ID
+	for _, id := range s.h.Network().Peers() {
+		if id != self && rz.isMember(id) {
+			connected = append(connected, id)
+		}
+	}
+	return advertises(rz.secret, epoch, self, connected, s.cfg.RendezvousAdvertisers)
 }

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -49,4 +50,42 @@ func RendezvousKey(secret []byte, epoch uint64) cid.Cid {
 // Epoch numbers the period of length d that t falls in.
 func Epoch(t time.Time, d time.Duration) uint64 {
 	return uint64(t.UnixNano() / int64(d))
+}
+
+// advertiserDomain separates advertiser ranks from every other use of a
+// secret.
+const advertiserDomain = "exopeer rendezvous advertiser v1"
+
+// advertiserRank orders the members of a group for epoch: the lower, the
+// sooner a member advertises. It is HMAC-SHA256(secret, domain || epoch ||
+// id), so that only members can tell who will advertise, and the choice
+// changes every epoch.
+func advertiserRank(secret []byte, epoch uint64, id peer.ID) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(advertiserDomain))
+	var e [8]byte
+	binary.BigEndian.PutUint64(e[:], epoch)
+	m.Write(e[:])
+	m.Write([]byte(id))
+	return m.Sum(nil)
+}
+
+// advertises reports whether member self advertises (and looks up) the
+// group's rendezvous in epoch: whether it is among the k lowest-ranked of
+// itself and the members it is connected to. All members connected to each
+// other agree on the same k; a member connected to none always advertises,
+// and so does one of each group cut off from the others, so that every
+// group can be found. connected must not hold self; k is at least 1.
+func advertises(secret []byte, epoch uint64, self peer.ID, connected []peer.ID, k int) bool {
+	mine := advertiserRank(secret, epoch, self)
+	lower := 0
+	for _, id := range connected {
+		if bytes.Compare(advertiserRank(secret, epoch, id), mine) < 0 {
+			lower++
+			if lower >= k {
+				return false
+			}
+		}
+	}
+	return true
 }

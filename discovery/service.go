@@ -82,8 +82,8 @@ type Service struct {
 	rng      *rand.Rand
 	peers    map[peer.ID]*entry
 	inflight int
-	secrets  map[string][]byte
-	provided map[string]uint64 // rendezvous key (string of CID) → epoch
+	secrets  map[string]rendezvous // by secret
+	provided map[string]uint64     // rendezvous key (string of CID) → epoch
 	started  bool
 	closed   bool
 
@@ -111,7 +111,7 @@ func New(h host.Host, cfg Config, lan LAN, router Router, log *slog.Logger) (*Se
 		h: h, cfg: cfg, lan: lan, router: router, log: log,
 		rng:      rand.New(rand.NewPCG(binary.BigEndian.Uint64(seed[:8]), binary.BigEndian.Uint64(seed[8:16]))),
 		peers:    make(map[peer.ID]*entry),
-		secrets:  make(map[string][]byte),
+		secrets:  make(map[string]rendezvous),
 		provided: make(map[string]uint64),
 		wake:     make(chan struct{}, 1),
 		rzWake:   make(chan struct{}, 1),

@@ -63,7 +63,9 @@ func (d delegate) NotifyMerge(nodes []*memberlist.Node) error {
 		if n.State == memberlist.StateDead || n.State == memberlist.StateLeft {
 			continue
 		}
-		if err := d.m.check(n); err != nil {
+		// A member's view of a third node may lag behind ours: that
+		// node's alive message alone is then refused (NotifyAlive).
+		if err := d.m.check(n); err != nil && !errors.Is(err, errStaleMeta) {
 			return fmt.Errorf("gossip: merge refused: %w", err)
 		}
 	}
@@ -82,14 +84,23 @@ var (
 
 // check decides whether node n may be a member: its name is a peer ID in
 // canonical form, Allow accepts it, its address is its fake address, its
-// metadata carries a valid signature of that peer, and CheckMeta accepts
-// it. This node itself always passes. A refusal is counted and logged once.
+// metadata carries a valid signature of that peer, CheckMeta accepts it,
+// and it is not older than metadata of that node already seen. This node
+// itself always passes. A refusal is counted and logged once; stale
+// metadata is counted apart and logged at debug level, since late gossip
+// carries some without any attack.
 func (m *Membership) check(n *memberlist.Node) error {
 	if n.Name == m.selfName {
+		m.noteOwn(n.Meta)
 		return nil
 	}
 	err := m.checkRemote(n)
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, errStaleMeta):
+		m.staleMeta.Add(1)
+		m.log.Debug("gossip stale metadata refused", "node", n.Name, "err", err)
+	default:
 		m.stats.rejectedNodes.Add(1)
 		m.logOnce(n.Name, err)
 	}
@@ -116,8 +127,48 @@ func (m *Membership) checkRemote(n *memberlist.Node) error {
 			return fmt.Errorf("gossip: node %s: metadata refused: %w", id, err)
 		}
 	}
+	if err := m.seqs.admit(id, nm.Seq); err != nil {
+		return fmt.Errorf("node %s: %w", id, err)
+	}
 	m.tr.learn(id)
 	return nil
+}
+
+// noteOwn looks at metadata of this node that gossip brought back. If this
+// node signed it, in an earlier run, with a sequence number above its
+// current one (it restarted with its clock behind before the others
+// noticed), the others refuse its current metadata as stale: it signs
+// again above that number and gossips the result (at most one such update
+// at a time).
+func (m *Membership) noteOwn(b []byte) {
+	nm, err := verifyMeta(m.cfg.Tag, m.self, b)
+	if err != nil {
+		return
+	}
+	m.metaMu.Lock()
+	behind := nm.Seq > m.metaSeq
+	if behind {
+		m.metaSeq = nm.Seq // the next signature goes above it
+	}
+	m.metaMu.Unlock()
+	if !behind || !m.resigning.CompareAndSwap(false, true) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.left {
+		m.resigning.Store(false)
+		return
+	}
+	m.log.Info("gossip metadata signed again above an earlier run's", "seq", nm.Seq)
+	m.wg.Go(func() {
+		defer m.resigning.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timing.StreamTimeout)
+		defer cancel()
+		if err := m.UpdateMeta(ctx); err != nil {
+			m.log.Debug("gossip metadata update", "err", err)
+		}
+	})
 }
 
 // maxLogged bounds the set of refusals already logged.
@@ -183,7 +234,8 @@ func (m *Membership) onJoin(n *memberlist.Node) {
 	m.emitLocked(Event{Type: typ, Member: st.member(id)})
 }
 
-// onLeave records a member's departure. memberlist v0.7.0 passes a Node
+// onLeave records a member's departure (and forgets the sequence number
+// of its metadata). memberlist v0.7.0 passes a Node
 // whose State is always StateAlive here (hashicorp/memberlist#293), so a
 // departure on purpose is recognised by the leaving flag in the member's
 // signed metadata, which Leave gossips before it leaves; a later
@@ -193,6 +245,9 @@ func (m *Membership) onLeave(n *memberlist.Node) {
 	if !ok {
 		return
 	}
+	// Gone, it signs nothing newer: forget its sequence number, so that
+	// it is admitted again after a restart with its clock behind.
+	m.seqs.forget(id)
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()

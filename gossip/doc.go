@@ -22,10 +22,26 @@
 // embedded in its peer ID, checked (with Allow and CheckMeta) whenever
 // gossip says a node is alive: an insider cannot invent a member.
 //
+// Signed metadata carries a sequence number that grows with each
+// signature (the signer's clock in Unix nanoseconds, forced upwards); a
+// node refuses metadata of a member older than one it has seen of that
+// member, so a member holding the gossip key cannot replay another's older
+// metadata (an older roster version, or the leaving flag of an earlier
+// run) even under a higher memberlist incarnation. Such refusals count in
+// Stats.StaleMeta. The table of sequence numbers holds one entry per
+// allowed node (pruned by Refresh, at most 4096); a node's entry is
+// dropped when it leaves or fails, so that it is admitted again if it
+// restarts with its clock behind; and a node that restarts, clock behind,
+// before the others noticed it had gone, sees its earlier metadata in
+// their gossip and signs again above it. While a member is gone, a forged alive
+// message can show it alive again, with any metadata it once signed,
+// until probes fail, as memberlist always allowed.
+//
 // What it does not give: user broadcasts say only that some member sent
-// them (sign inside the message if the author matters); and a member
-// holding the gossip key can replay another member's older metadata or
-// spread false suspicions, as with any SWIM implementation.
+// them (sign inside the message if the author matters); a member holding
+// the gossip key can still spread false suspicions or death notices (not
+// signed by memberlist), which the accused refutes, as with any SWIM
+// implementation.
 //
 // # Wire format
 //
@@ -76,18 +92,22 @@
 // unique local IPv6 address derived from the peer ID, never used for
 // anything but naming. JoinAddress gives the form memberlist's Join takes.
 //
-// A node's metadata (memberlist's NodeMeta, at most 324 bytes here) is:
+// A node's metadata (memberlist's NodeMeta, at most 332 bytes here) is:
 //
-//	byte 0      1: metadata version
+//	byte 0      2: metadata version (1, without a sequence number, is refused)
 //	byte 1      flags; bit 0 = leaving (set by Leave); other bits must be 0
-//	bytes 2–3   length a of the app metadata, unsigned big-endian, a ≤ 256
-//	bytes 4…    a bytes of app metadata (Config.AppMeta)
+//	bytes 2–9   sequence number, unsigned big-endian: greater than that of
+//	            every earlier metadata the node signed
+//	bytes 10–11 length a of the app metadata, unsigned big-endian, a ≤ 256
+//	bytes 12…   a bytes of app metadata (Config.AppMeta)
 //	last 64     Ed25519 signature
 //
 // The signature covers "exopeer gossip node metadata v1\x00" || tag (8
 // bytes) || length of the peer ID's bytes (2 bytes, big-endian) || the
-// peer ID's bytes || bytes 0 to 3+a above, and verifies against the public
-// key embedded in the node's peer ID (Ed25519 peer IDs embed it).
+// peer ID's bytes || bytes 0 to 11+a above, and verifies against the
+// public key embedded in the node's peer ID (Ed25519 peer IDs embed it).
+// A node accepts a member's metadata only if its sequence number is not
+// below the highest it has seen of that member.
 //
 // # memberlist's goroutines
 //

@@ -104,6 +104,7 @@ type Stats struct {
 	RefusedOutbound uint64 // packets and streams not sent: peer not allowed
 	RejectedInbound uint64 // packets and streams reset: peer not allowed, bad header, too large
 	RejectedNodes   uint64 // alive messages and joins refused by the checks of NotifyAlive/NotifyMerge
+	StaleMeta       uint64 // alive messages refused: the node's metadata is older than one seen (late gossip, or a replay)
 	EventsDropped   uint64 // events not delivered: a subscriber's buffer was full
 	BadBroadcasts   uint64 // broadcast envelopes malformed
 }
@@ -210,6 +211,6 @@ func (m *Membership) Stats() Stats {
 		PacketsDropped: c.packetsDropped.Load(), PacketsFailed: c.packetsFailed.Load(),
 		RefusedOutbound: c.refusedOutbound.Load(), RejectedInbound: c.rejectedInbound.Load(),
 		RejectedNodes: c.rejectedNodes.Load(), EventsDropped: c.eventsDropped.Load(),
-		BadBroadcasts: c.badBroadcasts.Load(),
+		BadBroadcasts: c.badBroadcasts.Load(), StaleMeta: m.staleMeta.Load(),
 	}
 }

@@ -48,12 +48,17 @@ type Membership struct {
 	meta       atomic.Pointer[[]byte] // this node's signed metadata
 	alive      atomic.Int64           // members alive, this node included
 	seen       seenSet                // broadcast IDs already received
+	seqs       seqTable               // highest metadata sequence number seen, per member
+	staleMeta  atomic.Uint64          // metadata refused as older than seen
 
 	lc sync.Mutex // serialises Start, Leave and Close
 
-	metaMu sync.Mutex // serialises metadata updates; guards app and flags
-	app    []byte
-	flags  byte
+	metaMu    sync.Mutex // serialises metadata updates; guards app, flags and metaSeq
+	app       []byte
+	flags     byte
+	metaSeq   uint64           // sequence number of the metadata signed last
+	now       func() time.Time // the clock of sequence numbers: time.Now, but for tests
+	resigning atomic.Bool      // noteOwn's update is under way
 
 	mu        sync.Mutex // guards the fields below
 	ml        *memberlist.Memberlist
@@ -101,6 +106,7 @@ func New(h host.Host, cfg Config) (*Membership, error) {
 		protected:  make(map[peer.ID]struct{}),
 		logged:     make(map[string]struct{}),
 		done:       make(chan struct{}),
+		now:        time.Now,
 	}
 	m.tr = newTransport(h, cfg.Tag, cfg.Allow, cfg.Timing, lg, m.stats)
 	m.bq = &memberlist.TransmitLimitedQueue{
@@ -197,6 +203,14 @@ func (m *Membership) running() (*memberlist.Memberlist, error) {
 // setMeta makes app this node's app metadata and signs it, with the
 // flags set so far (a node that is leaving stays so). add, if not zero, is
 // set too, and app is ignored: the last one stays.
+//
+// The sequence number is the wall clock in Unix nanoseconds, or one more
+// than the last one if the clock has not moved past it, so that it grows
+// across restarts as well: the others refuse older metadata of this node
+// (seqTable). The others forget that number when the node leaves or
+// fails, so a node that restarts with its clock behind is admitted again;
+// one that restarts before they noticed signs again above its earlier
+// number when gossip brings that back (noteOwn).
 func (m *Membership) setMeta(app []byte, add byte) error {
 	m.metaMu.Lock()
 	defer m.metaMu.Unlock()
@@ -204,11 +218,12 @@ func (m *Membership) setMeta(app []byte, add byte) error {
 		app = m.app
 	}
 	flags := m.flags | add
-	b, err := encodeMeta(m.cfg.Key, m.cfg.Tag, m.self, flags, app)
+	seq := max(uint64(max(m.now().UnixNano(), 0)), m.metaSeq+1)
+	b, err := encodeMeta(m.cfg.Key, m.cfg.Tag, m.self, seq, flags, app)
 	if err != nil {
 		return err
 	}
-	m.app, m.flags = slices.Clone(app), flags
+	m.app, m.flags, m.metaSeq = slices.Clone(app), flags, seq
 	m.meta.Store(&b)
 	return nil
 }
@@ -359,6 +374,7 @@ func (m *Membership) Refresh() {
 	}
 	clear(m.logged)
 	m.mu.Unlock()
+	m.seqs.prune(m.cfg.Allow)
 	m.tr.dropDisallowed()
 }
 

@@ -270,6 +270,14 @@ func TestSimRefresh(t *testing.T) {
 		}
 		ds := c.failedAt(x, start, 3*time.Minute)
 		t.Logf("node %d removed from the roster; the other 9 saw it failed after (virtual) %v", x, ds)
+		for i, m := range c.ms {
+			m.seqs.mu.Lock()
+			_, kept := m.seqs.seqs[c.ids[x]]
+			m.seqs.mu.Unlock()
+			if i != x && kept {
+				t.Errorf("node %d still keeps the removed node's metadata sequence number", i)
+			}
+		}
 		c.awaitConvergence(time.Minute, without(all(10), x)...)
 		// It stays out: a minute later nobody has seen it again.
 		time.Sleep(time.Minute)
