@@ -22,6 +22,9 @@ func cmdInit(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
 	dir, err := dataDir(*dirFlag)
 	if err != nil {
 		return err
