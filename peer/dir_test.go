@@ -59,6 +59,7 @@ func TestMalformedFilesAreReportedNotReplaced(t *testing.T) {
 		{"config syntax", ConfigFile, "[network\n", "config", 0o644},
 		{"config unknown key", ConfigFile, "colour = 1\n", "unknown setting(s): colour", 0o644},
 		{"token", TokenFile, "xyz\n", "api token", 0o600},
+		{"token too open", TokenFile, "00112233445566778899aabbccddeeff\n", "accessible by other users", 0o644},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

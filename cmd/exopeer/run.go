@@ -74,6 +74,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{err.Error()}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: d.Config.Level()}))
+	for _, p := range d.MadePrivate {
+		log.Warn("other users could enter this dir; made it private (0700)", "path", p)
+	}
 	opts, err := peer.NodeOptions(d, boot, log)
 	if err != nil {
 		return err
