@@ -284,9 +284,22 @@ func loadToken(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("api token: %w", err)
 	}
+	tok, err := parseToken(data)
+	if err != nil {
+		return "", fmt.Errorf("api token %s: %w", path, err)
+	}
+	return tok, nil
+}
+
+// ErrBadToken means api.token does not hold a token.
+var ErrBadToken = errors.New("peer: malformed api token (want hex, at least 32 digits); delete the file to get a new one")
+
+// parseToken reads the content of api.token: hex, at least 16 bytes, and
+// white space around it.
+func parseToken(data []byte) (string, error) {
 	tok := strings.TrimSpace(string(data))
 	if b, err := hex.DecodeString(tok); err != nil || len(b) < 16 {
-		return "", fmt.Errorf("api token %s is malformed (want hex, at least 32 digits); delete it to get a new one", path)
+		return "", ErrBadToken
 	}
 	return tok, nil
 }

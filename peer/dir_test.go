@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -145,4 +146,27 @@ func TestDefaultDir(t *testing.T) {
 			t.Errorf("DefaultDir with XDG_DATA_HOME = %q", d)
 		}
 	}
+}
+
+func FuzzParseToken(f *testing.F) {
+	f.Add([]byte("00112233445566778899aabbccddeeff\n"))
+	f.Add([]byte("xyz\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tok, err := parseToken(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadToken) {
+				t.Fatalf("error %v is not ErrBadToken", err)
+			}
+			return
+		}
+		// An accepted token is hex of at least 16 bytes, and reads back
+		// the same as it is written.
+		if b, err := hex.DecodeString(tok); err != nil || len(b) < 16 {
+			t.Fatalf("accepted %q", tok)
+		}
+		if again, err := parseToken([]byte(tok + "\n")); err != nil || again != tok {
+			t.Fatalf("token %q reads back as %q, %v", tok, again, err)
+		}
+	})
 }

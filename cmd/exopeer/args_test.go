@@ -1,8 +1,11 @@
 package main
 
 import (
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,4 +124,56 @@ func TestChainAppendFlagsLast(t *testing.T) {
 	if _, err := os.Stat(os.Getenv("EXOPEER_DIR")); !os.IsNotExist(err) {
 		t.Errorf("the default data dir was touched: %v", err)
 	}
+}
+
+// FuzzSplitArgs: any command line (arguments separated by NUL) parses
+// without a panic, and the flags and positional arguments it is split into
+// keep their order and parse again to the same result once written in the
+// canonical form: flags, "--", positional arguments.
+func FuzzSplitArgs(f *testing.F) {
+	for _, args := range [][]string{
+		{"append", "hello", "--dir", "D"},
+		{"--dir", "--", "a", "--json"},
+		{"a", "-json=false", "--", "-x", "--dir"},
+		{"-", "--limit", "-1", "-dir=", "---x"},
+		{"--dir"},
+	} {
+		f.Add(strings.Join(args, "\x00"))
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Split(line, "\x00")
+		newFS := func() (*flag.FlagSet, *string, *bool, *int) {
+			fs, dir := flagSet("fuzz", io.Discard)
+			return fs, dir, fs.Bool("json", false, ""), fs.Int("limit", 0, "")
+		}
+		fs, dir, asJSON, limit := newFS()
+		flags, positional, _ := splitArgs(fs, args)
+		if !isSubsequence(flags, args) || !isSubsequence(positional, args) {
+			t.Fatalf("split %q into %q and %q", args, flags, positional)
+		}
+		if err := parse(fs, args); err != nil {
+			return
+		}
+		got := slices.Clone(fs.Args())
+		fs2, dir2, asJSON2, limit2 := newFS()
+		canon := append(append(slices.Clone(flags), "--"), positional...)
+		if err := parse(fs2, canon); err != nil {
+			t.Fatalf("canonical form %q of %q: %v", canon, args, err)
+		}
+		if !slices.Equal(got, positional) || !slices.Equal(fs2.Args(), positional) ||
+			*dir != *dir2 || *asJSON != *asJSON2 || *limit != *limit2 {
+			t.Fatalf("%q parses to %q, its canonical form %q to %q", args, got, canon, fs2.Args())
+		}
+	})
+}
+
+// isSubsequence reports whether sub appears in s in order.
+func isSubsequence(sub, s []string) bool {
+	i := 0
+	for _, x := range s {
+		if i < len(sub) && sub[i] == x {
+			i++
+		}
+	}
+	return i == len(sub)
 }
