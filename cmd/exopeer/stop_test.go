@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -55,4 +58,30 @@ func TestStopLeavesDirOfHungNode(t *testing.T) {
 		}
 		return d.Close() == nil
 	})
+}
+
+// TestRunMakesDataDirPrivate: `exopeer run` on an existing data dir that
+// others can enter makes it and its datastore 0700 and says so.
+func TestRunMakesDataDirPrivate(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
+	dir := loopbackDir(t)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stop := runNode(t, dir)
+	code, out := stop()
+	if code != 0 || !strings.Contains(out, "made it private") || !strings.Contains(out, dir) {
+		t.Errorf("run ended with %d, want a warning naming %s:\n%s", code, dir, out)
+	}
+	for _, p := range []string{dir, filepath.Join(dir, peer.DatastoreDir)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s mode = %04o, want 0700", p, fi.Mode().Perm())
+		}
+	}
 }
