@@ -35,7 +35,7 @@ func realLoopbackHost(t *testing.T, seed byte, port int) (host.Host, error) {
 }
 
 // realHostOn starts a real host as `exopeer run` does, on ips and port.
-func realHostOn(t *testing.T, seed byte, port int, ips ...string) (host.Host, error) {
+func realHostOn(t testing.TB, seed byte, port int, ips ...string) (host.Host, error) {
 	t.Helper()
 	priv, err := crypto.UnmarshalEd25519PrivateKey(testKey(seed))
 	if err != nil {
@@ -207,4 +207,32 @@ func TestListenOnAnAddressNotHere(t *testing.T) {
 		t.Errorf("error %q, want EADDRNOTAVAIL", err)
 	}
 	t.Log(err)
+}
+
+// BenchmarkRealHostListen builds and closes a real loopback host: on a free
+// port, and on a port taken for TCP, which it has to leave for a free one.
+func BenchmarkRealHostListen(b *testing.B) {
+	start := func(b *testing.B, port int) {
+		for b.Loop() {
+			priv, err := crypto.UnmarshalEd25519PrivateKey(testKey(1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			off := false
+			h, err := RealNetwork(NetworkConfig{Port: port, ListenIPs: []string{"127.0.0.1"}, MDNS: &off}, nil).NewHost(priv)
+			if err != nil {
+				b.Fatal(err)
+			}
+			h.Close()
+		}
+	}
+	b.Run("free", func(b *testing.B) { start(b, -1) })
+	b.Run("taken", func(b *testing.B) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		start(b, l.Addr().(*net.TCPAddr).Port)
+	})
 }
