@@ -79,18 +79,25 @@ func listenOnePort(h host.Host, ips []netip.Addr, port int, log *slog.Logger) er
 	}
 	if port > 0 {
 		err := listenAll(sw, ips, port)
-		if !errors.Is(err, syscall.EADDRINUSE) {
+		if !addrInUse(err) {
 			return err
 		}
 		log.Warn("port taken, listening on a free port instead", "port", port, "err", err)
 	}
 	var err error
 	for range freePortTries {
-		if err = listenAll(sw, ips, 0); !errors.Is(err, syscall.EADDRINUSE) {
+		if err = listenAll(sw, ips, 0); !addrInUse(err) {
 			return err
 		}
 	}
 	return fmt.Errorf("no port free for TCP and QUIC on %v after %d tries: %w", ips, freePortTries, err)
+}
+
+// addrInUse reports whether err is a bind refused because the port is
+// taken: EADDRINUSE, or WSAEADDRINUSE (10048) on Windows, where the syscall
+// package's EADDRINUSE is a made-up number (10048 is no errno elsewhere).
+func addrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.Errno(10048))
 }
 
 // freePortTries bounds the search for a port free for every listener.
