@@ -62,40 +62,76 @@ func DefaultDir() (string, error) {
 }
 
 // Init creates the data dir (mode 0700), the node key and the commented
-// config file where they are missing. It never overwrites a file, and a
-// malformed existing file is reported naming it. It returns the paths it
-// created.
+// config file where they are missing. An existing data dir that other users
+// can enter is made private (0700), or refused naming the fix when that
+// fails. It never overwrites a file, and a malformed existing file is
+// reported naming it. It returns the paths it created.
 func Init(dir string) (created []string, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	created, _, err = initDir(dir)
+	return created, err
+}
+
+// initDir is Init, and also says whether it made the data dir private.
+func initDir(dir string) (created []string, madePrivate bool, err error) {
+	if madePrivate, err = privateDir("data dir", dir); err != nil {
+		return nil, false, err
 	}
 	keyPath := filepath.Join(dir, KeyFile)
 	if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
-			return nil, fmt.Errorf("generate node key: %w", err)
+			return nil, false, fmt.Errorf("generate node key: %w", err)
 		}
 		pemBytes, err := EncodeKey(priv)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if err := writeNew(keyPath, pemBytes, 0o600); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		created = append(created, keyPath)
 	} else if _, err := loadKey(keyPath); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cfgPath := filepath.Join(dir, ConfigFile)
 	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
 		if err := writeNew(cfgPath, []byte(DefaultConfigFile), 0o644); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		created = append(created, cfgPath)
 	} else if _, err := LoadConfig(cfgPath); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return created, nil
+	return created, madePrivate, nil
+}
+
+// privateDir creates dir (mode 0700) where it is missing and takes the
+// group's and others' permissions off an existing one: the node key, the
+// token and the datastore (which holds the cell key, the box key and the
+// epoch secrets) are the owner's alone, and a file inside a dir others
+// cannot enter is out of their reach whatever its own mode (leveldb creates
+// its files 0644). It reports whether it changed the mode, and refuses, naming
+// the path and the fix, a dir it cannot make private. what names dir in
+// messages.
+func privateDir(what, dir string) (changed bool, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, fmt.Errorf("create %s: %w", what, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	if !fi.IsDir() {
+		return false, fmt.Errorf("%s %s is not a directory", what, dir)
+	}
+	mode := fi.Mode().Perm()
+	if runtime.GOOS == "windows" || mode&0o077 == 0 {
+		return false, nil
+	}
+	if err := os.Chmod(dir, mode&^0o077); err != nil {
+		return false, fmt.Errorf("%s %s is accessible by other users (mode %04o) and could not be made private; as its owner run: chmod 700 %s: %w", what, dir, mode, dir, err)
+	}
+	return true, nil
 }
 
 // writeNew writes a file that must not exist yet, atomically: the data goes
@@ -156,6 +192,9 @@ type Dir struct {
 	Config    Config
 	Token     string             // the control API token
 	Datastore *leveldb.Datastore // the node's one leveldb
+	// MadePrivate lists the dirs OpenDir found open to other users and
+	// made 0700 (the data dir, the datastore), for the caller to report.
+	MadePrivate []string
 
 	mu   sync.Mutex // guards lock and closing the datastore
 	lock *os.File
@@ -166,7 +205,8 @@ type Dir struct {
 // from this process or another, fails with ErrLocked while the first is
 // open. Close releases everything.
 func OpenDir(dir string) (*Dir, error) {
-	if _, err := Init(dir); err != nil {
+	_, madePrivate, err := initDir(dir)
+	if err != nil {
 		return nil, err
 	}
 	lf, err := lockDir(filepath.Join(dir, LockFile))
@@ -174,6 +214,9 @@ func OpenDir(dir string) (*Dir, error) {
 		return nil, err
 	}
 	d := &Dir{Path: dir, lock: lf}
+	if madePrivate {
+		d.MadePrivate = append(d.MadePrivate, dir)
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -189,7 +232,13 @@ func OpenDir(dir string) (*Dir, error) {
 	if d.Token, err = loadToken(filepath.Join(dir, TokenFile)); err != nil {
 		return nil, err
 	}
-	d.Datastore, err = leveldb.NewDatastore(filepath.Join(dir, DatastoreDir), nil)
+	dsPath := filepath.Join(dir, DatastoreDir)
+	if changed, err := privateDir("datastore", dsPath); err != nil {
+		return nil, err
+	} else if changed {
+		d.MadePrivate = append(d.MadePrivate, dsPath)
+	}
+	d.Datastore, err = leveldb.NewDatastore(dsPath, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open datastore %s: %w", filepath.Join(dir, DatastoreDir), err)
 	}
@@ -215,8 +264,13 @@ func (d *Dir) Close() error {
 	return err
 }
 
-// loadToken reads the API token, creating it on first use.
+// loadToken reads the API token, creating it on first use, and refuses a
+// token others can read, as loadKey refuses such a key.
 func loadToken(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("api token %s is accessible by other users (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		var b [32]byte
@@ -230,9 +284,22 @@ func loadToken(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("api token: %w", err)
 	}
+	tok, err := parseToken(data)
+	if err != nil {
+		return "", fmt.Errorf("api token %s: %w", path, err)
+	}
+	return tok, nil
+}
+
+// ErrBadToken means api.token does not hold a token.
+var ErrBadToken = errors.New("peer: malformed api token (want hex, at least 32 digits); delete the file to get a new one")
+
+// parseToken reads the content of api.token: hex, at least 16 bytes, and
+// white space around it.
+func parseToken(data []byte) (string, error) {
 	tok := strings.TrimSpace(string(data))
 	if b, err := hex.DecodeString(tok); err != nil || len(b) < 16 {
-		return "", fmt.Errorf("api token %s is malformed (want hex, at least 32 digits); delete it to get a new one", path)
+		return "", ErrBadToken
 	}
 	return tok, nil
 }

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -59,6 +60,7 @@ func TestMalformedFilesAreReportedNotReplaced(t *testing.T) {
 		{"config syntax", ConfigFile, "[network\n", "config", 0o644},
 		{"config unknown key", ConfigFile, "colour = 1\n", "unknown setting(s): colour", 0o644},
 		{"token", TokenFile, "xyz\n", "api token", 0o600},
+		{"token too open", TokenFile, "00112233445566778899aabbccddeeff\n", "accessible by other users", 0o644},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,4 +146,27 @@ func TestDefaultDir(t *testing.T) {
 			t.Errorf("DefaultDir with XDG_DATA_HOME = %q", d)
 		}
 	}
+}
+
+func FuzzParseToken(f *testing.F) {
+	f.Add([]byte("00112233445566778899aabbccddeeff\n"))
+	f.Add([]byte("xyz\n"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tok, err := parseToken(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadToken) {
+				t.Fatalf("error %v is not ErrBadToken", err)
+			}
+			return
+		}
+		// An accepted token is hex of at least 16 bytes, and reads back
+		// the same as it is written.
+		if b, err := hex.DecodeString(tok); err != nil || len(b) < 16 {
+			t.Fatalf("accepted %q", tok)
+		}
+		if again, err := parseToken([]byte(tok + "\n")); err != nil || again != tok {
+			t.Fatalf("token %q reads back as %q, %v", tok, again, err)
+		}
+	})
 }

@@ -4,15 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/exopeer/exopeer/discovery"
 )
@@ -35,53 +38,131 @@ func newRealHost(priv crypto.PrivKey, cfg NetworkConfig, log *slog.Logger) (host
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ips := cfg.ListenIPs
+	ips := make([]netip.Addr, 0, 2)
+	for _, s := range cfg.ListenIPs {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("listen ip %q: %w", s, err)
+		}
+		ips = append(ips, a.Unmap())
+	}
 	if len(ips) == 0 {
-		ips = []string{"0.0.0.0", "::"}
+		ips = []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
 	}
 	port := cfg.Port
 	if port == 0 {
 		port = DefaultPort
 	}
-	if port > 0 {
-		// libp2p binds with SO_REUSEPORT, so a second node would share the
-		// port with the first instead of failing: probe without it first.
-		if portFree(ips, port) {
-			h, err := buildHost(priv, cfg, ips, port)
-			if err == nil {
-				return h, nil
-			}
-			log.Warn("listen failed, trying a free port", "port", port, "err", err)
-		}
-		free, err := freePort(ips)
-		if err != nil {
-			return nil, fmt.Errorf("port %d is taken: %w", port, err)
-		}
-		log.Warn("port taken, using a free port instead", "port", port, "freePort", free)
-		return buildHost(priv, cfg, ips, free)
-	}
-	free, err := freePort(ips)
+	h, err := buildHost(priv, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return buildHost(priv, cfg, ips, free)
+	if err := listenOnePort(h, ips, port, log); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
 }
 
-func buildHost(priv crypto.PrivKey, cfg NetworkConfig, ips []string, port int) (host.Host, error) {
-	var listen []string
-	for _, ip := range ips {
-		a, err := netip.ParseAddr(ip)
-		if err != nil {
-			return nil, fmt.Errorf("listen ip %q: %w", ip, err)
-		}
-		fam := "ip4"
-		if a.Is6() && !a.Is4In6() {
-			fam = "ip6"
-		}
-		listen = append(listen,
-			fmt.Sprintf("/%s/%s/tcp/%d", fam, a, port),
-			fmt.Sprintf("/%s/%s/udp/%d/quic-v1", fam, a, port))
+// listenOnePort makes h listen with TCP and QUIC on every IP, all on one
+// port: port if it is free for all of them, else (or if port is -1) a free
+// port. Binding is the test, not a probe before it: the sockets are
+// exclusive (no SO_REUSEPORT), so a port another process holds, or takes
+// at the same moment, fails to bind here, and every listener on it is
+// closed before the next port is tried; a node never shares a port or runs
+// without one of its transports. An error other than a taken port (an IP
+// not on this machine, say) is returned naming the address.
+func listenOnePort(h host.Host, ips []netip.Addr, port int, log *slog.Logger) error {
+	sw, ok := h.Network().(listenCloser)
+	if !ok {
+		return fmt.Errorf("listen: %T cannot listen on one address at a time", h.Network())
 	}
+	if port > 0 {
+		err := listenAll(sw, ips, port)
+		if !addrInUse(err) {
+			return err
+		}
+		log.Warn("port taken, listening on a free port instead", "port", port, "err", err)
+	}
+	var err error
+	for range freePortTries {
+		if err = listenAll(sw, ips, 0); !addrInUse(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("no port free for TCP and QUIC on %v after %d tries: %w", ips, freePortTries, err)
+}
+
+// addrInUse reports whether err is a bind refused because the port is
+// taken: EADDRINUSE, or WSAEADDRINUSE (10048) on Windows, where the syscall
+// package's EADDRINUSE is a made-up number (10048 is no errno elsewhere).
+func addrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.Errno(10048))
+}
+
+// freePortTries bounds the search for a port free for every listener.
+const freePortTries = 20
+
+// listenCloser is the part of go-libp2p's swarm that listens on one address
+// at a time (its Listen succeeds if any one address does).
+type listenCloser interface {
+	AddListenAddr(ma.Multiaddr) error
+	ListenClose(...ma.Multiaddr)
+	ListenAddresses() []ma.Multiaddr
+}
+
+// listenAll listens on TCP and QUIC on every IP on port, or, with port 0,
+// on the port the kernel gives the first TCP listener. On any failure it
+// closes what it opened and returns the error, wrapped with the address.
+func listenAll(sw listenCloser, ips []netip.Addr, port int) error {
+	var opened []ma.Multiaddr
+	for i, ip := range ips {
+		for _, quic := range []bool{false, true} {
+			a, err := listenAddr(ip, port, quic)
+			if err != nil {
+				return err
+			}
+			if err := sw.AddListenAddr(a); err != nil {
+				sw.ListenClose(opened...)
+				return fmt.Errorf("listen on %s: %w", a, err)
+			}
+			if port == 0 && i == 0 && !quic {
+				// The kernel chose the port: the rest take the same.
+				for _, l := range sw.ListenAddresses() {
+					if v, err := l.ValueForProtocol(ma.P_TCP); err == nil {
+						if p, _ := strconv.Atoi(v); p != 0 {
+							port = p
+							a, _ = listenAddr(ip, port, false)
+						}
+					}
+				}
+			}
+			opened = append(opened, a)
+		}
+	}
+	return nil
+}
+
+// listenAddr is the multiaddr of a TCP or QUIC listener on ip and port.
+func listenAddr(ip netip.Addr, port int, quic bool) (ma.Multiaddr, error) {
+	fam := "ip4"
+	if ip.Is6() {
+		fam = "ip6"
+	}
+	s := fmt.Sprintf("/%s/%s/tcp/%d", fam, ip, port)
+	if quic {
+		s = fmt.Sprintf("/%s/%s/udp/%d/quic-v1", fam, ip, port)
+	}
+	a, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %s: %w", s, err)
+	}
+	return a, nil
+}
+
+// buildHost builds the host, listening nowhere yet: listenOnePort makes it
+// listen.
+func buildHost(priv crypto.PrivKey, cfg NetworkConfig) (host.Host, error) {
 	maxConns := cfg.MaxConnections
 	if maxConns <= 0 {
 		maxConns = 400
@@ -92,7 +173,11 @@ func buildHost(priv crypto.PrivKey, cfg NetworkConfig, ips []string, port int) (
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
-		libp2p.ListenAddrStrings(listen...),
+		libp2p.NoListenAddrs,
+		// TCP without SO_REUSEPORT, so that a port is ours alone; QUIC's
+		// UDP sockets are exclusive already. Only the transports we listen on.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
+		libp2p.Transport(quic.NewTransport),
 		libp2p.ConnectionManager(cm),
 		libp2p.UserAgent("exopeer/" + Version),
 		libp2p.EnableHolePunching(),
@@ -107,37 +192,4 @@ func buildHost(priv crypto.PrivKey, cfg NetworkConfig, ips []string, port int) (
 		return nil, err
 	}
 	return h, nil
-}
-
-// freePort finds a port that is free for both TCP and UDP on every IP.
-func freePort(ips []string) (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
-		if err != nil {
-			return 0, fmt.Errorf("find a free port: %w", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if portFree(ips, port) {
-			return port, nil
-		}
-	}
-	return 0, errors.New("find a free port: no port free for both TCP and UDP after 20 tries")
-}
-
-func portFree(ips []string, port int) bool {
-	p := strconv.Itoa(port)
-	for _, ip := range ips {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, p))
-		if err != nil {
-			return false
-		}
-		l.Close()
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, p))
-		if err != nil {
-			return false
-		}
-		u.Close()
-	}
-	return true
 }

@@ -41,6 +41,8 @@ usage:
   exopeer version               print the version
 
 Every verb takes --dir DIR (default $EXOPEER_DIR, else the user's data dir).
+Flags may come before or after a verb's arguments; -- ends the flags (for a
+TEXT that starts with -).
 Run "exopeer VERB -h" for the flags of a verb.
 `
 
@@ -107,15 +109,59 @@ func flagSet(verb string, stderr io.Writer) (*flag.FlagSet, *string) {
 	return fs, dir
 }
 
-// parse parses args and maps flag errors to usage errors.
+// parse parses args, flags anywhere among the positional arguments, and
+// maps flag errors to usage errors. The standard flag package stops at the
+// first positional argument, so that `chain append hello --dir D` would
+// append "hello --dir D" on the default data dir; here every argument that
+// starts with "-" (but "-" alone) is a flag, with the next argument as its
+// value unless it is a boolean flag or has "=value", and "--" ends the flags
+// so that a text may start with "-". Unknown flags are errors.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	flags, positional, complete := splitArgs(fs, args)
+	if complete {
+		flags = append(append(flags, "--"), positional...)
+	} // else the last flag lacks its value, and fs.Parse says so
+	if err := fs.Parse(flags); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return usageError{err.Error()}
 	}
 	return nil
+}
+
+// splitArgs separates the flags of fs (with their values) from the
+// positional arguments, keeping the order of each. complete is false if the
+// last flag wants a value and none follows.
+func splitArgs(fs *flag.FlagSet, args []string) (flags, positional []string, complete bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return flags, append(positional, args[i+1:]...), true
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // fs.Parse reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 == len(args) {
+			return flags, positional, false
+		}
+		i++
+		flags = append(flags, args[i])
+	}
+	return flags, positional, true
 }
 
 func dataDir(flagValue string) (string, error) {

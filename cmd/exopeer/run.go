@@ -17,10 +17,18 @@ import (
 // stopTimeout bounds a graceful stop after Ctrl-C or SIGTERM.
 const stopTimeout = 2 * time.Second
 
+// stopHook, if set (by a test, before Main), runs on the stop path just
+// before the node is closed: a hook that blocks plays a node that hangs on
+// stop.
+var stopHook func()
+
 func cmdInit(args []string, stdout, stderr io.Writer) error {
 	fs, dirFlag := flagSet("init", stderr)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	dir, err := dataDir(*dirFlag)
 	if err != nil {
@@ -65,12 +73,21 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	// Until the stop path takes the dir over, closing it is ours.
+	closeDir := true
+	defer func() {
+		if closeDir {
+			d.Close()
+		}
+	}()
 
 	if err := applyRunFlags(&d.Config, *port, *mdns, *dhtMode, *dhtLAN, *apiAddr, *level); err != nil {
 		return usageError{err.Error()}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: d.Config.Level()}))
+	for _, p := range d.MadePrivate {
+		log.Warn("other users could enter this dir; made it private (0700)", "path", p)
+	}
 	opts, err := peer.NodeOptions(d, boot, log)
 	if err != nil {
 		return err
@@ -106,13 +123,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	<-ctx.Done()
 	stop() // a second Ctrl-C now kills the process at once
+	closeDir = false
 	return shutdown(log, stdout, api, node, d)
 }
 
 // shutdown stops the API, the node and the data dir, in that order, within
-// stopTimeout. If the node does not stop in time the store is left unclosed
-// (leveldb's synced journal keeps it consistent) and an error says so, so
-// that the process never hangs on exit.
+// stopTimeout; it owns d. The dir is closed only once the node has stopped:
+// if the node does not stop in time, shutdown returns an error saying so,
+// so that the process never hangs on exit, and leaves the dir open and
+// locked under the node (leveldb's synced journal keeps it consistent when
+// the process exits) rather than close the store under it; should the node
+// stop later, the dir is closed then.
 func shutdown(log *slog.Logger, stdout io.Writer, api *peer.API, node *peer.Node, d *peer.Dir) error {
 	log.Info("stopping")
 	began := time.Now()
@@ -121,6 +142,9 @@ func shutdown(log *slog.Logger, stdout io.Writer, api *peer.API, node *peer.Node
 	done := make(chan error, 1)
 	go func() {
 		errAPI := api.Close(sctx)
+		if stopHook != nil {
+			stopHook()
+		}
 		errNode := node.Close()
 		done <- firstErr(errAPI, errNode, d.Close())
 	}()
@@ -133,7 +157,7 @@ func shutdown(log *slog.Logger, stdout io.Writer, api *peer.API, node *peer.Node
 		fmt.Fprintln(stdout, "stopped")
 		return nil
 	case <-sctx.Done():
-		return fmt.Errorf("stop: parts of the node did not stop within %v; exiting anyway", stopTimeout)
+		return fmt.Errorf("stop: parts of the node did not stop within %v; exiting anyway, the data dir left open", stopTimeout)
 	}
 }
 

@@ -1,0 +1,171 @@
+//go:build unix
+
+package peer
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/ipfs/go-datastore"
+)
+
+// otherUID is the user the tests act as "another local user": nobody.
+const otherUID = 65534
+
+// asOtherEnv makes the test binary, run as otherUID, read the files named
+// in it (one a line) or open the data dir named in asOtherOpenEnv.
+const (
+	asOtherReadEnv = "EXOPEER_TEST_READ_AS_OTHER"
+	asOtherOpenEnv = "EXOPEER_TEST_OPEN_AS_OTHER"
+)
+
+// TestAsOtherUser is the child side of runAsOther: it does nothing unless
+// the parent set one of the variables.
+func TestAsOtherUser(t *testing.T) {
+	if files := os.Getenv(asOtherReadEnv); files != "" {
+		for f := range strings.SplitSeq(files, "\n") {
+			if _, err := os.ReadFile(f); err == nil {
+				t.Errorf("READABLE %s", f)
+			} else if !errors.Is(err, fs.ErrPermission) {
+				t.Errorf("reading %s: %v, want a permission error", f, err)
+			}
+		}
+	}
+	if dir := os.Getenv(asOtherOpenEnv); dir != "" {
+		d, err := OpenDir(dir)
+		if err == nil {
+			d.Close()
+			t.Fatal("OPENED")
+		}
+		t.Logf("REFUSED: %v", err)
+	}
+}
+
+// runAsOther runs TestAsOtherUser in a copy of the test binary as
+// otherUID with env, and returns its output. It needs root to switch user.
+func runAsOther(t *testing.T, env string) (string, error) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to act as another user")
+	}
+	// The copy of the binary must be reachable by the other user.
+	binDir := t.TempDir()
+	for d := binDir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(binDir, "peer.test")
+	src, err := os.Open(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), bin, "-test.run=^TestAsOtherUser$", "-test.v", "-test.count=1")
+	cmd.Dir = binDir
+	cmd.Env = append(os.Environ(), env)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: otherUID, Gid: otherUID}}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestOpenDirMakesDataDirPrivate: an existing data dir open to others
+// (0755, as a plain mkdir leaves it) is made 0700, so is the datastore, and
+// another local user can read none of the files under it: not the node key,
+// the token, or the leveldb files that hold the cell's secrets.
+func TestOpenDirMakesDataDirPrivate(t *testing.T) {
+	parent := t.TempDir()
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(parent, "exo")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Datastore.Put(t.Context(), datastore.NewKey("/cell/secret"), []byte("the cell key")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, filepath.Join(dir, DatastoreDir)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s mode = %04o, want 0700", p, fi.Mode().Perm())
+		}
+	}
+	var files []string
+	filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return err
+	})
+	if len(files) < 5 {
+		t.Fatalf("files under the data dir: %v", files)
+	}
+	out, err := runAsOther(t, asOtherReadEnv+"="+strings.Join(files, "\n"))
+	if err != nil || strings.Contains(out, "READABLE") {
+		t.Errorf("another user could read files of the data dir (%v):\n%s", err, out)
+	}
+}
+
+// TestOpenDirRefusesDirItCannotMakePrivate: a data dir open to others that
+// this user cannot chmod (it belongs to someone else) stops start-up with a
+// message naming the dir and the fix.
+func TestOpenDirRefusesDirItCannotMakePrivate(t *testing.T) {
+	parent := t.TempDir()
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(parent, "exo")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil { // writable by the other user, owned by root
+		t.Fatal(err)
+	}
+	out, err := runAsOther(t, asOtherOpenEnv+"="+dir)
+	if err != nil || !strings.Contains(out, "REFUSED") {
+		t.Fatalf("OpenDir by another user (%v):\n%s", err, out)
+	}
+	for _, want := range []string{"data dir " + dir, "mode 0777", "chmod 700 " + dir} {
+		if !strings.Contains(out, want) {
+			t.Errorf("refusal should say %q:\n%s", want, out)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Errorf("the refused dir was written: %v", entries)
+	}
+}
