@@ -48,6 +48,7 @@ const targetMessageSize = 256 << 10
 type Exchange struct {
 	host  host.Host
 	store *Store
+	gate  *Gate
 	cfg   Config
 	log   *slog.Logger
 
@@ -64,8 +65,12 @@ func NewExchange(h host.Host, store *Store, cfg Config) (*Exchange, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Exchange{host: h, store: store, cfg: cfg, log: cfg.Logger}, nil
+	return &Exchange{host: h, store: store, gate: new(Gate), cfg: cfg, log: cfg.Logger}, nil
 }
+
+// Gate returns the gate that decides which peers the exchange serves which
+// blocks to. It refuses everything until owners are registered on it.
+func (e *Exchange) Gate() *Gate { return e.gate }
 
 // Start constructs bitswap on the host: it registers the stream handler for
 // /exopeer/ipfs/bitswap/1.2.0 and subscribes to the host's connection
@@ -95,8 +100,11 @@ func (e *Exchange) Start(ctx context.Context) error {
 		bsnet.SupportedProtocols([]protocol.ID{bsnet.ProtocolBitswap}),
 		bsnet.WithConnectEventManager(evm),
 	)
-	e.bs = bitswap.New(context.WithoutCancel(ctx), network, e.cfg.ProviderFinder,
+	e.bs = bitswap.New(context.WithoutCancel(ctx), gatedNetwork{network, e.gate}, e.cfg.ProviderFinder,
 		e.store.Blockstore(),
+		// Refused wants are dropped on arrival (their block is not even
+		// looked up); gatedNetwork checks again what is sent.
+		bitswap.WithPeerBlockRequestFilter(e.gate.MayRead),
 		bitswap.ProviderSearchDelay(e.cfg.ProviderSearchDelay),
 		bitswap.WithTargetMessageSize(targetMessageSize),
 		bitswap.EngineBlockstoreWorkerCount(e.cfg.BlockstoreWorkers),
