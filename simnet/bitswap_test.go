@@ -12,6 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
 
 	"github.com/exopeer/exopeer/blocks"
 )
@@ -87,6 +88,22 @@ func TestBitswapServesChainOnlyToMembers(t *testing.T) {
 		}
 		if !bytes.Equal(got.RawData(), want.RawData()) {
 			t.Errorf("seed %d: the member fetched other bytes for %s", seed, first)
+		}
+
+		// The chain vouches for its entries under their own CIDs only: not
+		// for other dag-cbor blocks, nor for the entry's hash under the raw
+		// codec (the store keys blocks by hash: it holds those bytes).
+		notEntry, err := cid.V1Builder{Codec: cid.DagCBOR, MhType: multihash.SHA2_256}.Sum([]byte("not an entry"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			c    cid.Cid
+			want bool
+		}{{first, true}, {notEntry, false}, {cid.NewCidV1(cid.Raw, first.Hash()), false}} {
+			if got := admin.Peer().Chain().MayRead(stay.ID, tt.c); got != tt.want {
+				t.Errorf("seed %d: MayRead(member, %s) = %v, want %v", seed, tt.c, got, tt.want)
+			}
 		}
 
 		r, err := admin.Peer().Cell().Remove(ctx, gone.ID)

@@ -14,10 +14,15 @@ import (
 // says so. It makes the Replica a blocks.Owner: the node registers it on
 // its exchange's gate.
 //
-// It is safe for concurrent use. It reads the roster without a lock, so
-// a non-member is refused at once; for a member it takes the replica's
-// lock, and so waits for an append or a received batch being written.
+// It is safe for concurrent use. It refuses a CID that is not dag-cbor
+// (the codec of every entry: blob blocks are raw or dag-pb) and a peer
+// that is not on the roster without taking a lock; for a member asking
+// for a dag-cbor block it takes the replica's lock, and so waits for an
+// append or a received batch being written.
 func (r *Replica) MayRead(p peer.ID, c cid.Cid) bool {
+	if c.Type() != cid.DagCBOR {
+		return false
+	}
 	ro := r.cell.Roster()
 	if ro == nil || !ro.Has(p) {
 		return false
