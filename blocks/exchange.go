@@ -36,7 +36,8 @@ const targetMessageSize = 256 << 10
 
 // Exchange serves the blocks of a Store to peers and fetches missing
 // blocks from them with bitswap (see the package documentation for the
-// protocol). It is safe for concurrent use.
+// protocol). It serves a block only to the peers its Gate lets read it,
+// and tells other peers nothing about it. It is safe for concurrent use.
 //
 // Bitswap sends every message on a new stream of ProtocolID, and a stream
 // that the receiver's libp2p resource manager refuses loses its blocks
