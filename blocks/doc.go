@@ -41,4 +41,15 @@
 // Blocks are found among connected peers only, unless [Config]
 // ProviderFinder supplies a content-routing system (such as the DHT) to ask
 // for providers.
+//
+// # Who is served
+//
+// The exchange answers a peer's want only if the [Gate] lets that peer
+// read the block ([Exchange.Gate]; owners register on it, and a block no
+// owner vouches for is served to nobody). A refused want gets no answer
+// at all: no block, no HAVE and no DONT_HAVE, even when the requester
+// asked for DONT_HAVEs, so the silence is the same as for a block the
+// node does not hold. The gate is asked when the want arrives and again
+// for every block and block presence about to be sent, so a peer that
+// loses its right gets nothing more, even for wants accepted earlier.
 package blocks

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/exopeer/exopeer/blocks"
+	"github.com/ipfs/go-cid"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -75,6 +76,11 @@ func ExampleExchange() {
 	if err := exA.Put(ctx, b); err != nil {
 		log.Fatal(err)
 	}
+	// A serves a block only to the peers its gate lets read it. Here B
+	// may read b; any other peer asking A for b gets no answer at all.
+	exA.Gate().Register(blocks.OwnerFunc(func(p peer.ID, c cid.Cid) bool {
+		return p == hostB.ID() && c == b.Cid()
+	}))
 	got, err := exB.Get(ctx, b.Cid()) // fetched from A, verified, stored in B
 	if err != nil {
 		log.Fatal(err)

@@ -36,7 +36,8 @@ const targetMessageSize = 256 << 10
 
 // Exchange serves the blocks of a Store to peers and fetches missing
 // blocks from them with bitswap (see the package documentation for the
-// protocol). It is safe for concurrent use.
+// protocol). It serves a block only to the peers its Gate lets read it,
+// and tells other peers nothing about it. It is safe for concurrent use.
 //
 // Bitswap sends every message on a new stream of ProtocolID, and a stream
 // that the receiver's libp2p resource manager refuses loses its blocks
@@ -48,6 +49,7 @@ const targetMessageSize = 256 << 10
 type Exchange struct {
 	host  host.Host
 	store *Store
+	gate  *Gate
 	cfg   Config
 	log   *slog.Logger
 
@@ -64,8 +66,12 @@ func NewExchange(h host.Host, store *Store, cfg Config) (*Exchange, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Exchange{host: h, store: store, cfg: cfg, log: cfg.Logger}, nil
+	return &Exchange{host: h, store: store, gate: new(Gate), cfg: cfg, log: cfg.Logger}, nil
 }
+
+// Gate returns the gate that decides which peers the exchange serves which
+// blocks to. It refuses everything until owners are registered on it.
+func (e *Exchange) Gate() *Gate { return e.gate }
 
 // Start constructs bitswap on the host: it registers the stream handler for
 // /exopeer/ipfs/bitswap/1.2.0 and subscribes to the host's connection
@@ -95,8 +101,11 @@ func (e *Exchange) Start(ctx context.Context) error {
 		bsnet.SupportedProtocols([]protocol.ID{bsnet.ProtocolBitswap}),
 		bsnet.WithConnectEventManager(evm),
 	)
-	e.bs = bitswap.New(context.WithoutCancel(ctx), network, e.cfg.ProviderFinder,
+	e.bs = bitswap.New(context.WithoutCancel(ctx), gatedNetwork{network, e.gate}, e.cfg.ProviderFinder,
 		e.store.Blockstore(),
+		// Refused wants are dropped on arrival (their block is not even
+		// looked up); gatedNetwork checks again what is sent.
+		bitswap.WithPeerBlockRequestFilter(e.gate.MayRead),
 		bitswap.ProviderSearchDelay(e.cfg.ProviderSearchDelay),
 		bitswap.WithTargetMessageSize(targetMessageSize),
 		bitswap.EngineBlockstoreWorkerCount(e.cfg.BlockstoreWorkers),

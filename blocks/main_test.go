@@ -6,6 +6,7 @@ import (
 
 	"github.com/exopeer/exopeer/internal/leaktest"
 	blockformat "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -49,7 +50,8 @@ func randomBlock(tb testing.TB, n int) blockformat.Block {
 }
 
 // node is one peer of an exchange test: a loopback libp2p host, a store
-// on an in-memory leveldb, and an exchange.
+// on an in-memory leveldb, and an exchange that serves every block to
+// every peer.
 type node struct {
 	host  host.Host
 	store *Store
@@ -92,6 +94,9 @@ func newNodeOn(tb testing.TB, kind string, cfg Config, start bool) *node {
 			tb.Errorf("closing exchange: %v", err)
 		}
 	})
+	// These tests exchange public blocks: any peer may read any of them
+	// (the gate itself is tested in gate_test.go).
+	ex.Gate().Register(OwnerFunc(func(peer.ID, cid.Cid) bool { return true }))
 	if start {
 		if err := ex.Start(tb.Context()); err != nil {
 			tb.Fatalf("Start: %v", err)

@@ -175,6 +175,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.chain = rep
+	// The exchange serves the chain's entries to the cell's members only;
+	// every block no owner vouches for is served to nobody.
+	n.xchg.Gate().Register(rep)
 	if err = n.cell.Start(ctx); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/exopeer/exopeer/internal/leaktest"
+	"github.com/ipfs/go-cid"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -154,6 +155,10 @@ func TestNodesConnectAndExchangeBlocks(t *testing.T) {
 	if err := b.Blocks().Put(ctx, blk); err != nil {
 		t.Fatal(err)
 	}
+	// B serves no block nobody vouches for: it lets C read this one.
+	b.Exchange().Gate().Register(blocks.OwnerFunc(func(p peer.ID, k cid.Cid) bool {
+		return p == c.ID() && k == blk.Cid()
+	}))
 	got, err := c.Exchange().Get(ctx, blk.Cid())
 	if err != nil {
 		t.Fatalf("C fetch from B: %v", err)

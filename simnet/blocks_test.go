@@ -44,6 +44,7 @@ func TestBlockFoundThroughDHT(t *testing.T) {
 		if err := x.Peer().Blocks().Put(ctx, data); err != nil {
 			t.Fatalf("seed %d: Put: %v", seed, err)
 		}
+		servePublic(x, data)
 		if has, _ := y.Peer().Blocks().Has(ctx, data.Cid()); has {
 			t.Fatalf("seed %d: node %d has the block before fetching it", seed, y.Index)
 		}

@@ -134,6 +134,7 @@ func TestBandwidth(t *testing.T) {
 				if err := src.Peer().Blocks().PutMany(ctx, blks); err != nil {
 					t.Fatalf("seed %d: PutMany: %v", seed, err)
 				}
+				servePublic(src, blks...)
 				var cs []cid.Cid
 				for _, b := range blks {
 					cs = append(cs, b.Cid())
