@@ -136,3 +136,24 @@ func BenchmarkMissing(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkForkFlood adds 100,000 entries of one author with one sequence
+// number, in batches of 4,000 (about what one sync frame holds): the
+// State keeps two and refuses the others, each at a constant cost.
+func BenchmarkForkFlood(b *testing.B) {
+	cell := cellKey("test cell")
+	root, flood := forkFlood(cell, "forker", 100_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		s := NewState(cell)
+		s.Add([]*Entry{root})
+		refused := 0
+		for i := 0; i < len(flood); i += 4_000 {
+			refused += len(s.Add(flood[i:min(i+4_000, len(flood))]).Rejected)
+		}
+		if s.Len() != 1+MaxForkWidth || refused != len(flood)-MaxForkWidth || len(s.Forks()) != 1 {
+			b.Fatalf("Len %d, refused %d, forks %d", s.Len(), refused, len(s.Forks()))
+		}
+	}
+	reportRate(b, len(flood))
+}

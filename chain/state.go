@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -74,9 +75,9 @@ type Meta struct {
 // Pos returns the entry's place in the chain's order.
 func (m *Meta) Pos() Pos { return Pos{Clock: m.Clock, CID: m.CID} }
 
-// Fork is evidence of a forked author: two or more entries of one author
-// with one sequence number. They stay in the chain (it is a union), and are
-// reported.
+// Fork is evidence of a forked author: two entries of one author with one
+// sequence number, the lowest at which the State holds two (sorted by
+// bytes). Both stay in the chain; a forked author is reported once.
 type Fork struct {
 	Author peer.ID
 	Seq    uint64
@@ -124,8 +125,22 @@ type Digests map[peer.ID]Digest
 // authorLog is one author's entries, by sequence number.
 type authorLog struct {
 	seqs    [][]cid.Cid // seqs[n-1]: the entries with sequence number n
-	digests []Digest    // digests[n-1]: d(n)
+	digests []Digest    // digests[n-1]: d(n), from 1 to stale-1 if stale > 0
+	stale   uint64      // the lowest sequence number whose digest is out of date; 0: none
 	forkAt  uint64      // the lowest forked sequence number; 0: none
+	fork    int         // the author's place in State.forks, if forkAt > 0
+}
+
+// digest returns d(n), 1 ≤ n ≤ len(a.seqs), bringing the digests up to
+// date first: an insert only marks them stale, so that entries arriving
+// below an author's last sequence number (the second branch of a fork)
+// cost no rehash of everything after them each.
+func (a *authorLog) digest(n uint64) Digest {
+	if a.stale != 0 {
+		a.update(a.stale)
+		a.stale = 0
+	}
+	return a.digests[n-1]
 }
 
 // update recomputes the digests from sequence number from on.
@@ -146,6 +161,16 @@ func (a *authorLog) update(from uint64) {
 	}
 }
 
+// MaxForkWidth is how many entries of one author with one sequence number
+// a State keeps: two are proof of a fork, and a third is refused.
+const MaxForkWidth = 2
+
+// ErrForked refuses an entry of a forked author that would widen a fork
+// past MaxForkWidth, and the entries built on it. The entry breaks no rule
+// by itself, and the member that relayed it may be honest: it is not a
+// reason to cut a member off.
+var ErrForked = errors.New("chain: entry of a forked author past the two kept")
+
 // MaxWaiting bounds the entries a State keeps while their parents are
 // missing.
 const MaxWaiting = 1 << 17
@@ -162,7 +187,7 @@ type State struct {
 	sorted  int
 	heads   map[cid.Cid]struct{}
 	authors map[peer.ID]*authorLog
-	forks   []Fork
+	forks   []Fork                // one per forked author, in the order found
 	waiting map[cid.Cid]*Entry    // entries missing a parent
 	blocked map[cid.Cid][]cid.Cid // missing parent → entries waiting for it
 }
@@ -246,7 +271,7 @@ func (s *State) Add(entries []*Entry) Ready {
 		}
 		if err := s.accept(e, &rd); err != nil {
 			rd.Rejected = append(rd.Rejected, Rejected{CID: c, Author: e.Author, Err: err})
-			s.dropBlocked(c, &rd)
+			s.dropBlocked(c, err, &rd)
 			continue
 		}
 		rd.Accepted = append(rd.Accepted, e)
@@ -264,8 +289,13 @@ func (s *State) Add(entries []*Entry) Ready {
 }
 
 // dropBlocked rejects, recursively, the waiting entries of a rejected
-// parent: they can never join.
-func (s *State) dropBlocked(c cid.Cid, rd *Ready) {
+// parent: they can never join. They are refused for the parent's reason:
+// ErrForked for the descendants of a refused fork, ErrBadLink otherwise.
+func (s *State) dropBlocked(c cid.Cid, why error, rd *Ready) {
+	reason := ErrBadLink
+	if errors.Is(why, ErrForked) {
+		reason = ErrForked
+	}
 	stack := []cid.Cid{c}
 	for len(stack) > 0 {
 		p := stack[len(stack)-1]
@@ -274,7 +304,7 @@ func (s *State) dropBlocked(c cid.Cid, rd *Ready) {
 			if w, ok := s.waiting[child]; ok {
 				delete(s.waiting, child)
 				rd.Rejected = append(rd.Rejected, Rejected{CID: child, Author: w.Author,
-					Err: fmt.Errorf("%w: parent %s was refused", ErrBadLink, p)})
+					Err: fmt.Errorf("%w: parent %s was refused", reason, p)})
 				stack = append(stack, child)
 			}
 		}
@@ -311,6 +341,9 @@ func (s *State) accept(e *Entry, rd *Ready) error {
 	if !prev {
 		return fmt.Errorf("%w: sequence number %d without the author's entry %d as a parent", ErrBadLink, e.Seq, e.Seq-1)
 	}
+	if a := s.authors[e.Author]; a != nil && e.Seq <= uint64(len(a.seqs)) && len(a.seqs[e.Seq-1]) >= MaxForkWidth {
+		return fmt.Errorf("%w: %d entries with sequence number %d held already", ErrForked, len(a.seqs[e.Seq-1]), e.Seq)
+	}
 	fork := s.insert(e.CID(), e.Author, e.Seq, e.Clock, e.Epoch, e.Parents)
 	if fork != nil {
 		rd.Forks = append(rd.Forks, *fork)
@@ -320,7 +353,8 @@ func (s *State) accept(e *Entry, rd *Ready) error {
 
 // Restore adds an entry this node accepted before (read back from its
 // store, in arrival order) without checking it again. Its parents must be
-// held already.
+// held already. It returns the fork the entry reveals, if its author was
+// not known to be forked.
 func (s *State) Restore(e *Entry) (*Fork, error) {
 	if _, ok := s.metas[e.CID()]; ok {
 		return nil, nil
@@ -352,14 +386,23 @@ func (s *State) insert(c cid.Cid, author peer.ID, seq, clock, epoch uint64, pare
 		a.seqs = append(a.seqs, nil)
 	}
 	a.seqs[seq-1] = append(a.seqs[seq-1], c)
-	a.update(seq)
-	if len(a.seqs[seq-1]) < 2 {
+	if a.stale == 0 || seq < a.stale {
+		a.stale = seq
+	}
+	if len(a.seqs[seq-1]) < 2 || (a.forkAt != 0 && a.forkAt <= seq) {
 		return nil
 	}
-	if a.forkAt == 0 || seq < a.forkAt {
+	// The evidence is the two smallest CIDs at the lowest forked sequence
+	// number, so that States holding the same entries hold the same
+	// evidence. (More than two are held only if restored from a store
+	// written before the bound.)
+	f := Fork{Author: author, Seq: seq, CIDs: SortCIDs(slices.Clone(a.seqs[seq-1]))[:2]}
+	if a.forkAt != 0 {
 		a.forkAt = seq
+		s.forks[a.fork] = f // a lower fork of a forked author: not news
+		return nil
 	}
-	f := Fork{Author: author, Seq: seq, CIDs: slices.Clone(a.seqs[seq-1])}
+	a.forkAt, a.fork = seq, len(s.forks)
 	s.forks = append(s.forks, f)
 	return &f
 }
@@ -369,8 +412,15 @@ func (s *State) Heads() []cid.Cid {
 	return SortCIDs(slices.Collect(maps.Keys(s.heads)))
 }
 
-// Forks returns every fork found, in the order found.
-func (s *State) Forks() []Fork { return slices.Clone(s.forks) }
+// Forks returns the evidence of every forked author, in the order the
+// authors were found to fork.
+func (s *State) Forks() []Fork {
+	out := slices.Clone(s.forks)
+	for i := range out {
+		out[i].CIDs = slices.Clone(out[i].CIDs)
+	}
+	return out
+}
 
 // Waiting returns the number of entries waiting for their parents.
 func (s *State) Waiting() int { return len(s.waiting) }
@@ -429,7 +479,7 @@ func (s *State) Missing(v Vector, d Digests) []cid.Cid {
 		from := v[a]
 		switch dig, ok := d[a]; {
 		case ok && dig != Digest{} && from <= uint64(len(l.seqs)):
-			if from > 0 && l.digests[from-1] != dig {
+			if from > 0 && l.digest(from) != dig {
 				from = 0
 			}
 		case l.forkAt != 0 && from >= l.forkAt:
@@ -453,7 +503,7 @@ func (s *State) Missing(v Vector, d Digests) []cid.Cid {
 func (s *State) Digests() Digests {
 	d := make(Digests, len(s.authors))
 	for a, l := range s.authors {
-		d[a] = l.digests[len(l.digests)-1]
+		d[a] = l.digest(uint64(len(l.seqs)))
 	}
 	return d
 }
@@ -480,7 +530,7 @@ func (s *State) Ahead(v Vector, d Digests) bool {
 		if l == nil || uint64(len(l.seqs)) < seq {
 			return true
 		}
-		if dig, ok := d[a]; ok && dig != (Digest{}) && seq > 0 && l.digests[seq-1] != dig {
+		if dig, ok := d[a]; ok && dig != (Digest{}) && seq > 0 && l.digest(seq) != dig {
 			return true
 		}
 	}

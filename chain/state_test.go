@@ -182,7 +182,7 @@ func TestForks(t *testing.T) {
 
 	s := NewState(c.key)
 	rd := s.Add([]*Entry{a1, a2, a3x, a4x, a3y})
-	wantFork := Fork{Author: a.id, Seq: 3, CIDs: []cid.Cid{a3x.CID(), a3y.CID()}}
+	wantFork := Fork{Author: a.id, Seq: 3, CIDs: SortCIDs([]cid.Cid{a3x.CID(), a3y.CID()})}
 	if diff := cmp.Diff([]Fork{wantFork}, rd.Forks, cmpOpts); diff != "" {
 		t.Errorf("Ready.Forks (-want +got):\n%s", diff)
 	}
@@ -219,13 +219,16 @@ func TestForks(t *testing.T) {
 	if rd := s.Add([]*Entry{a5, b1}); len(rd.Accepted) != 2 || len(rd.Forks) != 0 || len(s.Heads()) != 1 {
 		t.Errorf("merge: %+v, heads %v", rd, s.Heads())
 	}
-	// A third entry at the fork is reported with all three.
+	// A third entry at the fork is refused, and not reported again.
 	z := NewState(c.key)
 	z.Add([]*Entry{a1, a2})
 	a3z := c.append(t, z, a, []byte("a3 on z"))
 	rd = s.Add([]*Entry{a3z})
-	if len(rd.Forks) != 1 || len(rd.Forks[0].CIDs) != 3 || len(s.Forks()) != 2 {
-		t.Errorf("third branch: Ready.Forks %v, Forks %v", rd.Forks, s.Forks())
+	if len(rd.Forks) != 0 || len(rd.Rejected) != 1 || !errors.Is(rd.Rejected[0].Err, ErrForked) {
+		t.Errorf("third branch: %+v", rd)
+	}
+	if diff := cmp.Diff([]Fork{wantFork}, s.Forks(), cmpOpts); diff != "" {
+		t.Errorf("Forks after a third branch (-want +got):\n%s", diff)
 	}
 }
 
@@ -345,7 +348,7 @@ func TestForkDigests(t *testing.T) {
 	if diff := cmp.Diff(viewOf(x), viewOf(y), cmpOpts); diff != "" {
 		t.Fatalf("after one exchange each way (-x +y):\n%s", diff)
 	}
-	if x.Len() != 5 || len(x.Forks()) != 2 || x.Forks()[0].Seq != 2 {
+	if x.Len() != 5 || len(x.Forks()) != 1 || x.Forks()[0].Seq != 2 {
 		t.Fatalf("Len %d, forks %v", x.Len(), x.Forks())
 	}
 	// Once both hold both branches, matching digests send nothing more.

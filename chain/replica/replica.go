@@ -154,6 +154,7 @@ type Stats struct {
 	Sent               uint64    `json:"sent"`                   // entries sent
 	Deferred           uint64    `json:"deferred"`               // entries set aside: unknown author or epoch (roster behind)
 	Rejected           uint64    `json:"rejected"`               // entries refused as invalid
+	ForkRefused        uint64    `json:"forkRefused"`            // entries of a forked author refused past the two kept (chain.ErrForked)
 	Banned             uint64    `json:"banned"`                 // times a member was cut off
 	LastRejected       string    `json:"lastRejected,omitempty"` // why the last entry was refused
 	LastRejectedAuthor peer.ID   `json:"lastRejectedAuthor,omitempty"`

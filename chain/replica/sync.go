@@ -376,9 +376,16 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	if len(rd.Accepted) > 0 {
 		r.signalLocked()
 	}
-	if len(rd.Rejected) > 0 {
-		x := rd.Rejected[0]
-		r.rejectLocked(from, x.Author, fmt.Errorf("entry %s: %w", x.CID, x.Err), uint64(len(rd.Rejected)))
+	// An entry refused as a fork past the two kept breaks no rule by
+	// itself: the member may be relaying it. Count it, and go on.
+	invalid := slices.DeleteFunc(rd.Rejected, func(x chain.Rejected) bool { return errors.Is(x.Err, chain.ErrForked) })
+	if forked := len(rd.Rejected) - len(invalid); forked > 0 {
+		r.stats.ForkRefused += uint64(forked)
+		r.log.Debug("forked entries refused", "from", from, "entries", forked)
+	}
+	if len(invalid) > 0 {
+		x := invalid[0]
+		r.rejectLocked(from, x.Author, fmt.Errorf("entry %s: %w", x.CID, x.Err), uint64(len(invalid)))
 		return fmt.Errorf("%w: entry %s: %w", errMisbehaved, x.CID, x.Err)
 	}
 	return nil

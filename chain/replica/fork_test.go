@@ -1,0 +1,68 @@
+package replica_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/exopeer/exopeer/chain"
+	"github.com/exopeer/exopeer/chain/replica"
+)
+
+// TestForkFloodRefusedNotBanned: a member sends many entries of one
+// author with one sequence number. The node keeps two, reports the fork
+// once, counts the others as refused forks, and does not cut the member
+// off (it may only be relaying them).
+func TestForkFloodRefusedNotBanned(t *testing.T) {
+	fast := replica.Config{SyncInterval: time.Hour, AnnounceDelay: 10 * time.Millisecond, BanTime: time.Hour}
+	a := realNode(t, 7, t.TempDir(), fast)
+	relay := realNode(t, 8, t.TempDir(), fast)
+	makeCell(t, a, relay)
+	ctx := t.Context()
+	ro, keys := relay.Cell().Roster(), relay.Cell().Keys()
+	secret, ok := keys.Secret(ro.Epoch)
+	if !ok {
+		t.Fatal("no secret for the roster's epoch")
+	}
+	// The relay's own key writes ten first entries: nine forks.
+	key, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw [][]byte
+	for i := range 10 {
+		e, err := chain.Write(chain.Draft{Cell: ro.Cell, Seq: 1, Clock: 1, Epoch: ro.Epoch}, key, secret[:], fmt.Appendf(nil, "fork %d", i), newRand(uint64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = append(raw, e.Bytes())
+	}
+	relay.Host().SetStreamHandler(replica.ProtocolSync, func(s network.Stream) {
+		defer s.Close()
+		w := bufio.NewWriter(s)
+		w.Write(chain.AppendFrame(nil, chain.FrameEntries, chain.EntriesBody(raw)))
+		w.Write(chain.AppendFrame(nil, chain.FrameDone, chain.DoneBody(10)))
+		w.Flush()
+	})
+	for range 2 {
+		if err := a.Chain().Pull(ctx, relay.ID()); err != nil {
+			t.Fatalf("Pull: %v", err)
+		}
+	}
+	st, err := a.Chain().Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Length != chain.MaxForkWidth || len(st.Forks) != 1 || len(st.Forks[0].CIDs) != chain.MaxForkWidth {
+		t.Fatalf("length %d, forks %+v: want the two entries kept as evidence", st.Length, st.Forks)
+	}
+	if st.Sync.Banned != 0 || st.Sync.Rejected != 0 || st.Sync.ForkRefused != 2*(10-chain.MaxForkWidth) {
+		t.Fatalf("sync stats %+v: want no ban, no invalid entry, %d refused forks", st.Sync, 2*(10-chain.MaxForkWidth))
+	}
+}
