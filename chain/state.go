@@ -99,9 +99,11 @@ type Ready struct {
 	Forks    []Fork
 	Rejected []Rejected
 	// Waiting is how many entries wait for missing parents after this
-	// call; Dropped how many entries of this call were not kept because
-	// too many were waiting already (they will be fetched again).
-	Waiting, Dropped int
+	// call; Dropped how many entries of this call were not kept waiting
+	// because the waiting budget (Limits) was spent (they will be fetched
+	// again); DroppedAuthor how many of those because their author's
+	// share of it was.
+	Waiting, Dropped, DroppedAuthor int
 }
 
 // Vector maps each author to the highest sequence number held of theirs.
@@ -171,10 +173,6 @@ const MaxForkWidth = 2
 // reason to cut a member off.
 var ErrForked = errors.New("chain: entry of a forked author past the two kept")
 
-// MaxWaiting bounds the entries a State keeps while their parents are
-// missing.
-const MaxWaiting = 1 << 17
-
 // State is a cell's chain in memory: the DAG of accepted entries, its
 // heads, its order, each author's entries, and entries waiting for their
 // parents. It is a pure state machine: it does no I/O and is not safe for
@@ -187,20 +185,25 @@ type State struct {
 	sorted  int
 	heads   map[cid.Cid]struct{}
 	authors map[peer.ID]*authorLog
-	forks   []Fork                // one per forked author, in the order found
-	waiting map[cid.Cid]*Entry    // entries missing a parent
-	blocked map[cid.Cid][]cid.Cid // missing parent → entries waiting for it
+	forks   []Fork // one per forked author, in the order found
+	// Entries missing a parent (see waiting.go).
+	waiting         map[cid.Cid]*waiter
+	blocked         map[cid.Cid][]cid.Cid // missing parent → entries waiting for it
+	waitingBytes    int
+	waitingByAuthor map[peer.ID]int
+	limits          Limits
 }
 
 // NewState returns the empty chain of a cell.
 func NewState(cell ed25519.PublicKey) *State {
 	return &State{
-		cell:    slices.Clone(cell),
-		metas:   make(map[cid.Cid]*Meta),
-		heads:   make(map[cid.Cid]struct{}),
-		authors: make(map[peer.ID]*authorLog),
-		waiting: make(map[cid.Cid]*Entry),
-		blocked: make(map[cid.Cid][]cid.Cid),
+		cell:            slices.Clone(cell),
+		metas:           make(map[cid.Cid]*Meta),
+		heads:           make(map[cid.Cid]struct{}),
+		authors:         make(map[peer.ID]*authorLog),
+		waiting:         make(map[cid.Cid]*waiter),
+		blocked:         make(map[cid.Cid][]cid.Cid),
+		waitingByAuthor: make(map[peer.ID]int),
 	}
 }
 
@@ -247,20 +250,13 @@ func (s *State) Add(entries []*Entry) Ready {
 		for _, p := range e.Parents {
 			if _, ok := s.metas[p]; !ok {
 				missing++
-				if len(s.waiting) < MaxWaiting {
-					s.blocked[p] = append(s.blocked[p], c)
-				}
 			}
 		}
 		if missing == 0 {
 			queue = append(queue, e)
 			continue
 		}
-		if len(s.waiting) >= MaxWaiting {
-			rd.Dropped++
-			continue
-		}
-		s.waiting[c] = e
+		s.wait(c, e, missing, &rd)
 	}
 	for len(queue) > 0 {
 		e := queue[0]
@@ -275,14 +271,7 @@ func (s *State) Add(entries []*Entry) Ready {
 			continue
 		}
 		rd.Accepted = append(rd.Accepted, e)
-		for _, child := range s.blocked[c] {
-			w, ok := s.waiting[child]
-			if ok && s.parentsIn(w) {
-				delete(s.waiting, child)
-				queue = append(queue, w)
-			}
-		}
-		delete(s.blocked, c)
+		queue = s.release(c, queue)
 	}
 	rd.Waiting = len(s.waiting)
 	return rd
@@ -302,8 +291,8 @@ func (s *State) dropBlocked(c cid.Cid, why error, rd *Ready) {
 		stack = stack[:len(stack)-1]
 		for _, child := range s.blocked[p] {
 			if w, ok := s.waiting[child]; ok {
-				delete(s.waiting, child)
-				rd.Rejected = append(rd.Rejected, Rejected{CID: child, Author: w.Author,
+				s.unwait(child, w)
+				rd.Rejected = append(rd.Rejected, Rejected{CID: child, Author: w.e.Author,
 					Err: fmt.Errorf("%w: parent %s was refused", reason, p)})
 				stack = append(stack, child)
 			}
@@ -421,9 +410,6 @@ func (s *State) Forks() []Fork {
 	}
 	return out
 }
-
-// Waiting returns the number of entries waiting for their parents.
-func (s *State) Waiting() int { return len(s.waiting) }
 
 // Vector returns the highest sequence number held of every author.
 func (s *State) Vector() Vector {

@@ -139,30 +139,29 @@ func fakeEntry(cell []byte, author peer.ID, seq, clock uint64, id cid.Cid, paren
 }
 
 func TestWaitingBound(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fills MaxWaiting")
-	}
+	const limit = 1_000
 	cell := cellKey("test cell")
 	s := NewState(cell)
+	s.SetLimits(Limits{Waiting: limit})
 	root := fakeEntry(cell, "root", 1, 1, fakeCID(0))
-	children := make([]*Entry, MaxWaiting+1)
+	children := make([]*Entry, limit+1)
 	for i := range children {
 		children[i] = fakeEntry(cell, peer.ID(fmt.Sprint("child ", i)), 1, 2, fakeCID(uint64(i+1)), root.CID())
 	}
-	if rd := s.Add(children[:MaxWaiting]); rd.Waiting != MaxWaiting || rd.Dropped != 0 {
-		t.Fatalf("Add of MaxWaiting orphans: waiting %d, dropped %d", rd.Waiting, rd.Dropped)
+	if rd := s.Add(children[:limit]); rd.Waiting != limit || rd.Dropped != 0 {
+		t.Fatalf("Add of %d orphans: waiting %d, dropped %d", limit, rd.Waiting, rd.Dropped)
 	}
-	if rd := s.Add(children[MaxWaiting:]); rd.Waiting != MaxWaiting || rd.Dropped != 1 {
-		t.Fatalf("Add of one orphan more: waiting %d, dropped %d", rd.Waiting, rd.Dropped)
+	if rd := s.Add(children[limit:]); rd.Waiting != limit || rd.Dropped != 1 || rd.DroppedAuthor != 0 {
+		t.Fatalf("Add of one orphan more: waiting %d, dropped %d (author %d)", rd.Waiting, rd.Dropped, rd.DroppedAuthor)
 	}
-	if s.Has(children[MaxWaiting].CID(), true) {
+	if s.Has(children[limit].CID(), true) {
 		t.Error("the dropped entry is held")
 	}
 	rd := s.Add([]*Entry{root})
-	if len(rd.Accepted) != MaxWaiting+1 || rd.Waiting != 0 || s.Len() != MaxWaiting+1 {
-		t.Fatalf("Add of the root: %d accepted, %d waiting, Len %d", len(rd.Accepted), rd.Waiting, s.Len())
+	if len(rd.Accepted) != limit+1 || rd.Waiting != 0 || s.Len() != limit+1 || len(s.blocked) != 0 {
+		t.Fatalf("Add of the root: %d accepted, %d waiting, Len %d, %d blocked", len(rd.Accepted), rd.Waiting, s.Len(), len(s.blocked))
 	}
-	if rd := s.Add(children[MaxWaiting:]); len(rd.Accepted) != 1 {
+	if rd := s.Add(children[limit:]); len(rd.Accepted) != 1 {
 		t.Errorf("the dropped entry, again: %d accepted", len(rd.Accepted))
 	}
 }
