@@ -236,7 +236,9 @@ func (s *State) Meta(c cid.Cid) (*Meta, bool) {
 // held are ignored.
 func (s *State) Add(entries []*Entry) Ready {
 	var rd Ready
-	var queue []*Entry
+	// refused holds this call's refused entries and why, so that an
+	// entry given after its refused parent is refused too.
+	var refused map[cid.Cid]error
 	for _, e := range entries {
 		c := e.CID()
 		if s.Has(c, true) {
@@ -247,17 +249,40 @@ func (s *State) Add(entries []*Entry) Ready {
 			continue
 		}
 		missing := 0
+		var bad error
 		for _, p := range e.Parents {
 			if _, ok := s.metas[p]; !ok {
 				missing++
+				if why, ok := refused[p]; ok && bad == nil {
+					bad = fmt.Errorf("%w: parent %s was refused", cause(why), p)
+				}
 			}
 		}
-		if missing == 0 {
-			queue = append(queue, e)
-			continue
+		switch {
+		case bad != nil:
+			rd.Rejected = append(rd.Rejected, Rejected{CID: c, Author: e.Author, Err: bad})
+			if refused == nil {
+				refused = make(map[cid.Cid]error)
+			}
+			refused[c] = bad
+			s.dropBlocked(c, bad, refused, &rd)
+		case missing > 0:
+			s.wait(c, e, missing, &rd)
+		default:
+			// Joins now, so that entries given parents first never
+			// wait, and neither do the waiting children it releases.
+			refused = s.join(e, refused, &rd)
 		}
-		s.wait(c, e, missing, &rd)
 	}
+	rd.Waiting = len(s.waiting)
+	return rd
+}
+
+// join accepts e (whose parents are held) and then the waiting entries it
+// releases, or refuses them and the waiting entries built on them; it
+// records the refused in refused (allocated if nil) and returns it.
+func (s *State) join(e *Entry, refused map[cid.Cid]error, rd *Ready) map[cid.Cid]error {
+	queue := []*Entry{e}
 	for len(queue) > 0 {
 		e := queue[0]
 		queue = queue[1:]
@@ -265,26 +290,36 @@ func (s *State) Add(entries []*Entry) Ready {
 		if _, ok := s.metas[c]; ok {
 			continue
 		}
-		if err := s.accept(e, &rd); err != nil {
+		if err := s.accept(e, rd); err != nil {
 			rd.Rejected = append(rd.Rejected, Rejected{CID: c, Author: e.Author, Err: err})
-			s.dropBlocked(c, err, &rd)
+			if refused == nil {
+				refused = make(map[cid.Cid]error)
+			}
+			refused[c] = err
+			s.dropBlocked(c, err, refused, rd)
 			continue
 		}
 		rd.Accepted = append(rd.Accepted, e)
 		queue = s.release(c, queue)
 	}
-	rd.Waiting = len(s.waiting)
-	return rd
+	return refused
+}
+
+// cause is the sentinel an entry built on an entry refused for why is
+// refused with: ErrForked for the descendants of a refused fork,
+// ErrBadLink otherwise.
+func cause(why error) error {
+	if errors.Is(why, ErrForked) {
+		return ErrForked
+	}
+	return ErrBadLink
 }
 
 // dropBlocked rejects, recursively, the waiting entries of a rejected
-// parent: they can never join. They are refused for the parent's reason:
-// ErrForked for the descendants of a refused fork, ErrBadLink otherwise.
-func (s *State) dropBlocked(c cid.Cid, why error, rd *Ready) {
-	reason := ErrBadLink
-	if errors.Is(why, ErrForked) {
-		reason = ErrForked
-	}
+// parent: they can never join. They are refused for the parent's reason
+// (see cause), and recorded in refused.
+func (s *State) dropBlocked(c cid.Cid, why error, refused map[cid.Cid]error, rd *Ready) {
+	reason := cause(why)
 	stack := []cid.Cid{c}
 	for len(stack) > 0 {
 		p := stack[len(stack)-1]
@@ -292,8 +327,9 @@ func (s *State) dropBlocked(c cid.Cid, why error, rd *Ready) {
 		for _, child := range s.blocked[p] {
 			if w, ok := s.waiting[child]; ok {
 				s.unwait(child, w)
-				rd.Rejected = append(rd.Rejected, Rejected{CID: child, Author: w.e.Author,
-					Err: fmt.Errorf("%w: parent %s was refused", reason, p)})
+				err := fmt.Errorf("%w: parent %s was refused", reason, p)
+				rd.Rejected = append(rd.Rejected, Rejected{CID: child, Author: w.e.Author, Err: err})
+				refused[child] = err
 				stack = append(stack, child)
 			}
 		}

@@ -60,6 +60,11 @@ type Config struct {
 	BanTime time.Duration
 	// MaxPulls bounds the sync exchanges this node runs at once. Default 4.
 	MaxPulls int
+	// Waiting bounds the entries received whose parents are missing,
+	// overall and per author (Stats.WaitingDropped counts what did not
+	// fit). Zero fields: chain.MaxWaiting, chain.MaxWaitingBytes and
+	// chain.MaxWaitingAuthorBytes.
+	Waiting chain.Limits
 	// Rand is the source of payload nonces and of random choices. nil:
 	// crypto/rand. Simulations pass a seeded stream.
 	Rand io.Reader
@@ -147,23 +152,28 @@ type remote struct {
 
 // Stats counts what sync did since the node started.
 type Stats struct {
-	Pulls              uint64    `json:"pulls"`                  // sync exchanges this node asked for
-	PullErrors         uint64    `json:"pullErrors"`             // and those that failed
-	Served             uint64    `json:"served"`                 // sync exchanges this node answered
-	Received           uint64    `json:"received"`               // new entries received
-	Sent               uint64    `json:"sent"`                   // entries sent
-	Deferred           uint64    `json:"deferred"`               // entries set aside: unknown author or epoch (roster behind)
-	Rejected           uint64    `json:"rejected"`               // entries refused as invalid
-	ForkRefused        uint64    `json:"forkRefused"`            // entries of a forked author refused past the two kept (chain.ErrForked)
-	Banned             uint64    `json:"banned"`                 // times a member was cut off
-	LastRejected       string    `json:"lastRejected,omitempty"` // why the last entry was refused
-	LastRejectedAuthor peer.ID   `json:"lastRejectedAuthor,omitempty"`
-	LastRejectedFrom   peer.ID   `json:"lastRejectedFrom,omitempty"`
-	LastRejectedAt     time.Time `json:"lastRejectedAt,omitzero"`
-	LastBanned         peer.ID   `json:"lastBanned,omitempty"`
-	LastBannedBecause  string    `json:"lastBannedBecause,omitempty"`
-	AnnouncesSent      uint64    `json:"announcesSent"` // announcements sent
-	AnnouncesSeen      uint64    `json:"announcesSeen"` // announcements received
+	Pulls       uint64 `json:"pulls"`       // sync exchanges this node asked for
+	PullErrors  uint64 `json:"pullErrors"`  // and those that failed
+	Served      uint64 `json:"served"`      // sync exchanges this node answered
+	Received    uint64 `json:"received"`    // new entries received
+	Sent        uint64 `json:"sent"`        // entries sent
+	Deferred    uint64 `json:"deferred"`    // entries set aside: unknown author or epoch (roster behind)
+	Rejected    uint64 `json:"rejected"`    // entries refused as invalid
+	ForkRefused uint64 `json:"forkRefused"` // entries of a forked author refused past the two kept (chain.ErrForked)
+	// Entries received whose parents are missing, not kept because the
+	// waiting budget was spent (fetched again later), and of those, how
+	// many because their author's share of it was.
+	WaitingDropped       uint64    `json:"waitingDropped"`
+	WaitingDroppedAuthor uint64    `json:"waitingDroppedAuthor"`
+	Banned               uint64    `json:"banned"`                 // times a member was cut off
+	LastRejected         string    `json:"lastRejected,omitempty"` // why the last entry was refused
+	LastRejectedAuthor   peer.ID   `json:"lastRejectedAuthor,omitempty"`
+	LastRejectedFrom     peer.ID   `json:"lastRejectedFrom,omitempty"`
+	LastRejectedAt       time.Time `json:"lastRejectedAt,omitzero"`
+	LastBanned           peer.ID   `json:"lastBanned,omitempty"`
+	LastBannedBecause    string    `json:"lastBannedBecause,omitempty"`
+	AnnouncesSent        uint64    `json:"announcesSent"` // announcements sent
+	AnnouncesSeen        uint64    `json:"announcesSeen"` // announcements received
 }
 
 // New returns a Replica that has started nothing.
@@ -253,7 +263,7 @@ func (r *Replica) stateLocked(ctx context.Context) (*chain.State, error) {
 	if r.st != nil && string(r.st.Cell()) == string(ro.Cell) {
 		return r.st, nil
 	}
-	st, err := load(ctx, r.blocks, r.d, ro)
+	st, err := load(ctx, r.blocks, r.d, ro, r.cfg.Waiting)
 	if err != nil {
 		return nil, err
 	}

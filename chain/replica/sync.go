@@ -365,6 +365,8 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 		return ErrNoCell
 	}
 	rd := st.Add(verified)
+	r.stats.WaitingDropped += uint64(rd.Dropped)
+	r.stats.WaitingDroppedAuthor += uint64(rd.DroppedAuthor)
 	for _, f := range rd.Forks {
 		r.log.Warn("forked author: two entries with one sequence number", "author", f.Author, "seq", f.Seq, "entries", f.CIDs)
 	}
