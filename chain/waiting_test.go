@@ -2,8 +2,12 @@ package chain
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -125,6 +129,100 @@ func TestWaitingKeepsRawBytes(t *testing.T) {
 	for _, e := range rd.Accepted {
 		if _, err := Verify(e, c.key, c.roster, c.secret); err != nil {
 			t.Fatalf("a released entry no longer verifies: %v", err)
+		}
+	}
+}
+
+// FuzzWaitingBudget adds entries of a fixed set in an order and batches
+// the input chooses, under small waiting limits it chooses too: the
+// budget's accounts stay exact and within the limits, a valid entry is
+// never refused, and once every valid entry is given parents first the
+// State is the one that got them in order (nothing dropped is lost).
+func FuzzWaitingBudget(f *testing.F) {
+	sc := newStateCorpus(f)
+	n := len(sc.all)
+	all := make([]byte, n)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	rev := slices.Clone(all)
+	slices.Reverse(rev)
+	f.Add(byte(3), byte(2), byte(4), rev)
+	f.Add(byte(0), byte(0), byte(0), rev)
+	f.Add(byte(7), byte(7), byte(7), slices.Concat(rev, []byte{byte(n)}, all))
+	ref := viewOf(refState(f, sc.cell, sc.order))
+	f.Fuzz(func(t *testing.T, count, author, total byte, data []byte) {
+		data = data[:min(len(data), 3*(n+1))]
+		const unit = 700 // about one small entry's cost
+		lim := Limits{Waiting: 1 + int(count%8), AuthorBytes: unit * (1 + int(author%4)), WaitingBytes: unit * (1 + int(total%8))}
+		s := NewState(sc.cell.key)
+		s.SetLimits(lim)
+		add := func(batch []*Entry) {
+			rd := s.Add(batch)
+			for _, r := range rd.Rejected {
+				if sc.valid[r.CID] != nil {
+					t.Fatalf("refused a valid entry: %v", r.Err)
+				}
+			}
+			checkWaiting(t, s, lim)
+			if rd.Waiting != s.Waiting() || rd.DroppedAuthor > rd.Dropped {
+				t.Fatalf("Ready.Waiting %d, Waiting() %d, dropped %d (author %d)", rd.Waiting, s.Waiting(), rd.Dropped, rd.DroppedAuthor)
+			}
+		}
+		var batch []*Entry
+		for _, b := range data {
+			if i := int(b) % (n + 1); i < n {
+				batch = append(batch, sc.all[i])
+				continue
+			}
+			add(batch)
+			batch = nil
+		}
+		add(batch)
+		add(sc.order)
+		got := viewOf(s)
+		got.Waiting = ref.Waiting
+		if diff := cmp.Diff(ref, got, cmpOpts); diff != "" {
+			t.Fatalf("after every valid entry, parents first, the state differs (-want +got):\n%s", diff)
+		}
+		for c := range s.waiting {
+			if sc.valid[c] != nil {
+				t.Fatalf("valid entry %s still waits", c)
+			}
+		}
+	})
+}
+
+// checkWaiting checks the waiting budget's accounts against the entries
+// waiting, and against lim.
+func checkWaiting(t *testing.T, s *State, lim Limits) {
+	t.Helper()
+	total, byAuthor := 0, make(map[peer.ID]int)
+	for c, w := range s.waiting {
+		missing := 0
+		for _, p := range w.e.Parents {
+			if _, ok := s.metas[p]; !ok {
+				missing++
+				if !slices.ContainsFunc(s.blocked[p], c.Equals) {
+					t.Fatalf("%s waits for %s but is not blocked on it", c, p)
+				}
+			}
+		}
+		if missing == 0 || missing != w.missing {
+			t.Fatalf("%s waits for %d parents, counted %d", c, missing, w.missing)
+		}
+		total += w.cost
+		byAuthor[w.e.Author] += w.cost
+	}
+	if total != s.WaitingBytes() || !maps.Equal(byAuthor, s.waitingByAuthor) {
+		t.Fatalf("accounts: %d bytes, %v; entries waiting: %d bytes, %v", s.WaitingBytes(), s.waitingByAuthor, total, byAuthor)
+	}
+	if len(s.waiting) > lim.Waiting || total > lim.WaitingBytes {
+		t.Fatalf("%d entries of %d bytes wait, limits %+v", len(s.waiting), total, lim)
+	}
+	for a, b := range byAuthor {
+		if b > lim.AuthorBytes {
+			t.Fatalf("author %s: %d bytes wait, limit %d", a, b, lim.AuthorBytes)
 		}
 	}
 }
