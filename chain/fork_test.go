@@ -105,3 +105,23 @@ func TestForkEvidenceLowest(t *testing.T) {
 		}
 	}
 }
+
+// TestForksSameOnEveryNode: States holding the same entries list the same
+// evidence, whatever order the forks came in.
+func TestForksSameOnEveryNode(t *testing.T) {
+	cell := cellKey("test cell")
+	var es []*Entry
+	for i, a := range []peer.ID{"x forker", "y forker"} {
+		root := fakeEntry(cell, a, 1, 1, fakeCID(uint64(10*i)))
+		es = append(es, root,
+			fakeEntry(cell, a, 2, 2, fakeCID(uint64(10*i+1)), root.CID()),
+			fakeEntry(cell, a, 2, 2, fakeCID(uint64(10*i+2)), root.CID()))
+	}
+	x, y := NewState(cell), NewState(cell)
+	x.Add(es)
+	y.Add(es[3:])
+	y.Add(es[:3])
+	if diff := cmp.Diff(x.Forks(), y.Forks(), cmpOpts); diff != "" || len(x.Forks()) != 2 {
+		t.Errorf("Forks differ (-x +y):\n%s", diff)
+	}
+}

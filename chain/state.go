@@ -185,7 +185,7 @@ type State struct {
 	sorted  int
 	heads   map[cid.Cid]struct{}
 	authors map[peer.ID]*authorLog
-	forks   []Fork // one per forked author, in the order found
+	forks   []Fork // one per forked author
 	// Entries missing a parent (see waiting.go).
 	waiting         map[cid.Cid]*waiter
 	blocked         map[cid.Cid][]cid.Cid // missing parent → entries waiting for it
@@ -437,13 +437,14 @@ func (s *State) Heads() []cid.Cid {
 	return SortCIDs(slices.Collect(maps.Keys(s.heads)))
 }
 
-// Forks returns the evidence of every forked author, in the order the
-// authors were found to fork.
+// Forks returns the evidence of every forked author, sorted by author: the
+// same on every node holding the same entries.
 func (s *State) Forks() []Fork {
 	out := slices.Clone(s.forks)
 	for i := range out {
 		out[i].CIDs = slices.Clone(out[i].CIDs)
 	}
+	slices.SortFunc(out, func(a, b Fork) int { return strings.Compare(string(a.Author), string(b.Author)) })
 	return out
 }
 
