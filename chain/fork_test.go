@@ -2,6 +2,7 @@ package chain
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -123,5 +124,21 @@ func TestForksSameOnEveryNode(t *testing.T) {
 	y.Add(es[:3])
 	if diff := cmp.Diff(x.Forks(), y.Forks(), cmpOpts); diff != "" || len(x.Forks()) != 2 {
 		t.Errorf("Forks differ (-x +y):\n%s", diff)
+	}
+}
+
+// TestForkRefusedBeforeParents: an entry that can only widen a fork past
+// two is refused at once, even while its parents are missing: it does not
+// take a place among the waiting.
+func TestForkRefusedBeforeParents(t *testing.T) {
+	cell := cellKey("test cell")
+	const author = peer.ID("forker")
+	root, flood := forkFlood(cell, author, 2)
+	s := NewState(cell)
+	s.Add(slices.Concat([]*Entry{root}, flood))
+	late := fakeEntry(cell, author, 2, 3, fakeCID(50), root.CID(), fakeCID(51))
+	rd := s.Add([]*Entry{late})
+	if len(rd.Rejected) != 1 || !errors.Is(rd.Rejected[0].Err, ErrForked) || s.Waiting() != 0 {
+		t.Fatalf("a third entry at a forked sequence number, its parents missing: %+v", rd)
 	}
 }

@@ -75,15 +75,6 @@ type Meta struct {
 // Pos returns the entry's place in the chain's order.
 func (m *Meta) Pos() Pos { return Pos{Clock: m.Clock, CID: m.CID} }
 
-// Fork is evidence of a forked author: two entries of one author with one
-// sequence number, the lowest at which the State holds two (sorted by
-// bytes). Both stay in the chain; a forked author is reported once.
-type Fork struct {
-	Author peer.ID
-	Seq    uint64
-	CIDs   []cid.Cid
-}
-
 // Rejected is an entry that breaks the chain's rules, and why.
 type Rejected struct {
 	CID    cid.Cid
@@ -162,16 +153,6 @@ func (a *authorLog) update(from uint64) {
 		a.digests = append(a.digests, prev)
 	}
 }
-
-// MaxForkWidth is how many entries of one author with one sequence number
-// a State keeps: two are proof of a fork, and a third is refused.
-const MaxForkWidth = 2
-
-// ErrForked refuses an entry of a forked author that would widen a fork
-// past MaxForkWidth, and the entries built on it. The entry breaks no rule
-// by itself, and the member that relayed it may be honest: it is not a
-// reason to cut a member off.
-var ErrForked = errors.New("chain: entry of a forked author past the two kept")
 
 // State is a cell's chain in memory: the DAG of accepted entries, its
 // heads, its order, each author's entries, and entries waiting for their
@@ -257,6 +238,9 @@ func (s *State) Add(entries []*Entry) Ready {
 					bad = fmt.Errorf("%w: parent %s was refused", cause(why), p)
 				}
 			}
+		}
+		if bad == nil && missing > 0 && s.widthFull(e.Author, e.Seq) {
+			bad = s.errForked(e.Author, e.Seq)
 		}
 		switch {
 		case bad != nil:
@@ -366,8 +350,8 @@ func (s *State) accept(e *Entry, rd *Ready) error {
 	if !prev {
 		return fmt.Errorf("%w: sequence number %d without the author's entry %d as a parent", ErrBadLink, e.Seq, e.Seq-1)
 	}
-	if a := s.authors[e.Author]; a != nil && e.Seq <= uint64(len(a.seqs)) && len(a.seqs[e.Seq-1]) >= MaxForkWidth {
-		return fmt.Errorf("%w: %d entries with sequence number %d held already", ErrForked, len(a.seqs[e.Seq-1]), e.Seq)
+	if s.widthFull(e.Author, e.Seq) {
+		return s.errForked(e.Author, e.Seq)
 	}
 	fork := s.insert(e.CID(), e.Author, e.Seq, e.Clock, e.Epoch, e.Parents)
 	if fork != nil {
@@ -435,17 +419,6 @@ func (s *State) insert(c cid.Cid, author peer.ID, seq, clock, epoch uint64, pare
 // Heads returns the entries no other entry names as a parent, sorted.
 func (s *State) Heads() []cid.Cid {
 	return SortCIDs(slices.Collect(maps.Keys(s.heads)))
-}
-
-// Forks returns the evidence of every forked author, sorted by author: the
-// same on every node holding the same entries.
-func (s *State) Forks() []Fork {
-	out := slices.Clone(s.forks)
-	for i := range out {
-		out[i].CIDs = slices.Clone(out[i].CIDs)
-	}
-	slices.SortFunc(out, func(a, b Fork) int { return strings.Compare(string(a.Author), string(b.Author)) })
-	return out
 }
 
 // Vector returns the highest sequence number held of every author.
