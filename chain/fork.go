@@ -43,6 +43,17 @@ func (s *State) widthFull(author peer.ID, seq uint64) bool {
 	return a != nil && seq <= uint64(len(a.seqs)) && len(a.seqs[seq-1]) >= MaxForkWidth
 }
 
+// Held returns how many entries of author with sequence number seq the
+// chain holds: at MaxForkWidth, Add refuses any other one (ErrForked), so
+// a caller need not verify it first.
+func (s *State) Held(author peer.ID, seq uint64) int {
+	a := s.authors[author]
+	if a == nil || seq == 0 || seq > uint64(len(a.seqs)) {
+		return 0
+	}
+	return len(a.seqs[seq-1])
+}
+
 func (s *State) errForked(author peer.ID, seq uint64) error {
 	return fmt.Errorf("%w: %d entries with sequence number %d held already", ErrForked, len(s.authors[author].seqs[seq-1]), seq)
 }

@@ -53,6 +53,9 @@ func TestForkEvidenceBounded(t *testing.T) {
 	if reported != 1 || refused != len(flood)-MaxForkWidth {
 		t.Fatalf("reported %d forks, refused %d entries; want 1 and %d", reported, refused, len(flood)-MaxForkWidth)
 	}
+	if h := [4]int{s.Held(author, 0), s.Held(author, 1), s.Held(author, 2), s.Held(author, 3)}; h != [4]int{0, 1, MaxForkWidth, 0} {
+		t.Errorf("Held at sequence numbers 0 to 3 = %v", h)
+	}
 	want := Fork{Author: author, Seq: 2, CIDs: SortCIDs([]cid.Cid{flood[0].CID(), flood[1].CID()})}
 	if diff := cmp.Diff([]Fork{want}, s.Forks(), cmpOpts); diff != "" {
 		t.Errorf("Forks (-want +got):\n%s", diff)

@@ -131,3 +131,50 @@ func TestWaitingBudgetCounted(t *testing.T) {
 		t.Fatalf("length %d, waiting %d (%d bytes): want 6, 0, 0", st.Length, st.Waiting, st.WaitingBytes)
 	}
 }
+
+// TestForkFloodNotVerified: entries that could only widen a fork past the
+// two kept are refused before their signatures are checked (a flood costs
+// a decode each, not a verification): even badly signed ones are counted
+// as refused forks, and their sender is not cut off.
+func TestForkFloodNotVerified(t *testing.T) {
+	fast := replica.Config{SyncInterval: time.Hour, AnnounceDelay: 10 * time.Millisecond, BanTime: time.Hour}
+	a := realNode(t, 11, t.TempDir(), fast)
+	relay := realNode(t, 12, t.TempDir(), fast)
+	makeCell(t, a, relay)
+	ctx := t.Context()
+	ro, keys := relay.Cell().Roster(), relay.Cell().Keys()
+	secret, _ := keys.Secret(ro.Epoch)
+	key, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{12}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw [][]byte
+	for i := range 10 {
+		e, err := chain.Write(chain.Draft{Cell: ro.Cell, Seq: 1, Clock: 1, Epoch: ro.Epoch}, key, secret[:], fmt.Appendf(nil, "fork %d", i), newRand(uint64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := bytes.Clone(e.Bytes())
+		if i >= chain.MaxForkWidth {
+			b[bytes.Index(b, e.Sig)] ^= 1 // still canonical, no longer signed
+		}
+		raw = append(raw, b)
+	}
+	relay.Host().SetStreamHandler(replica.ProtocolSync, func(s network.Stream) {
+		defer s.Close()
+		w := bufio.NewWriter(s)
+		w.Write(chain.AppendFrame(nil, chain.FrameEntries, chain.EntriesBody(raw)))
+		w.Write(chain.AppendFrame(nil, chain.FrameDone, chain.DoneBody(10)))
+		w.Flush()
+	})
+	if err := a.Chain().Pull(ctx, relay.ID()); err != nil {
+		t.Fatalf("Pull: %v", err)
+	}
+	st, err := a.Chain().Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Length != chain.MaxForkWidth || st.Sync.Banned != 0 || st.Sync.Rejected != 0 || st.Sync.ForkRefused != 10-chain.MaxForkWidth {
+		t.Fatalf("length %d, sync stats %+v: want the two kept, %d refused forks, no ban", st.Length, st.Sync, 10-chain.MaxForkWidth)
+	}
+}
