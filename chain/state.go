@@ -213,8 +213,10 @@ func (s *State) Meta(c cid.Cid) (*Meta, bool) {
 // whose parents are all in the chain joins it if it obeys the rules: its
 // clock is one more than its parents' largest, and if its sequence number
 // is n > 1 one of its parents is its author's entry n−1 (and no parent of
-// its author's is later). Others wait for their parents. Entries already
-// held are ignored.
+// its author's is later), and the chain does not hold MaxForkWidth entries
+// of its author with its sequence number already (else: ErrForked).
+// Others wait for their parents, within the State's Limits. Entries
+// already held are ignored.
 func (s *State) Add(entries []*Entry) Ready {
 	var rd Ready
 	// refused holds this call's refused entries and why, so that an
