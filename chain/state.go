@@ -166,25 +166,24 @@ type State struct {
 	sorted  int
 	heads   map[cid.Cid]struct{}
 	authors map[peer.ID]*authorLog
-	forks   []Fork // one per forked author
-	// Entries missing a parent (see waiting.go).
-	waiting         map[cid.Cid]*waiter
-	blocked         map[cid.Cid][]cid.Cid // missing parent → entries waiting for it
-	waitingBytes    int
-	waitingByAuthor map[peer.ID]int
+	forks   []Fork                // one per forked author
+	waiting map[cid.Cid]*waiter   // entries missing a parent (see waiting.go)
+	blocked map[cid.Cid][]cid.Cid // missing parent → entries waiting for it
+
+	waitingBytes    int             // what the waiting entries count
+	waitingByAuthor map[peer.ID]int // the same, per author
 	limits          Limits
 }
 
 // NewState returns the empty chain of a cell.
 func NewState(cell ed25519.PublicKey) *State {
 	return &State{
-		cell:            slices.Clone(cell),
-		metas:           make(map[cid.Cid]*Meta),
-		heads:           make(map[cid.Cid]struct{}),
-		authors:         make(map[peer.ID]*authorLog),
-		waiting:         make(map[cid.Cid]*waiter),
-		blocked:         make(map[cid.Cid][]cid.Cid),
-		waitingByAuthor: make(map[peer.ID]int),
+		cell:    slices.Clone(cell),
+		metas:   make(map[cid.Cid]*Meta),
+		heads:   make(map[cid.Cid]struct{}),
+		authors: make(map[peer.ID]*authorLog),
+		waiting: make(map[cid.Cid]*waiter),
+		blocked: make(map[cid.Cid][]cid.Cid),
 	}
 }
 

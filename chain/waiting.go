@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Entries waiting for their parents. A member can send entries whose
@@ -97,6 +98,9 @@ func (s *State) wait(c cid.Cid, e *Entry, missing int, rd *Ready) {
 	}
 	s.waiting[c] = &waiter{e: &slim, missing: missing, cost: cost}
 	s.waitingBytes += cost
+	if s.waitingByAuthor == nil {
+		s.waitingByAuthor = make(map[peer.ID]int)
+	}
 	s.waitingByAuthor[e.Author] += cost
 	for _, p := range e.Parents {
 		if _, ok := s.metas[p]; !ok {

@@ -152,28 +152,31 @@ type remote struct {
 
 // Stats counts what sync did since the node started.
 type Stats struct {
-	Pulls       uint64 `json:"pulls"`       // sync exchanges this node asked for
-	PullErrors  uint64 `json:"pullErrors"`  // and those that failed
-	Served      uint64 `json:"served"`      // sync exchanges this node answered
-	Received    uint64 `json:"received"`    // new entries received
-	Sent        uint64 `json:"sent"`        // entries sent
-	Deferred    uint64 `json:"deferred"`    // entries set aside: unknown author or epoch (roster behind)
-	Rejected    uint64 `json:"rejected"`    // entries refused as invalid
-	ForkRefused uint64 `json:"forkRefused"` // entries of a forked author refused past the two kept (chain.ErrForked)
-	// Entries received whose parents are missing, not kept because the
-	// waiting budget was spent (fetched again later), and of those, how
-	// many because their author's share of it was.
-	WaitingDropped       uint64    `json:"waitingDropped"`
-	WaitingDroppedAuthor uint64    `json:"waitingDroppedAuthor"`
-	Banned               uint64    `json:"banned"`                 // times a member was cut off
-	LastRejected         string    `json:"lastRejected,omitempty"` // why the last entry was refused
-	LastRejectedAuthor   peer.ID   `json:"lastRejectedAuthor,omitempty"`
-	LastRejectedFrom     peer.ID   `json:"lastRejectedFrom,omitempty"`
-	LastRejectedAt       time.Time `json:"lastRejectedAt,omitzero"`
-	LastBanned           peer.ID   `json:"lastBanned,omitempty"`
-	LastBannedBecause    string    `json:"lastBannedBecause,omitempty"`
-	AnnouncesSent        uint64    `json:"announcesSent"` // announcements sent
-	AnnouncesSeen        uint64    `json:"announcesSeen"` // announcements received
+	Pulls              uint64    `json:"pulls"`                  // sync exchanges this node asked for
+	PullErrors         uint64    `json:"pullErrors"`             // and those that failed
+	Served             uint64    `json:"served"`                 // sync exchanges this node answered
+	Received           uint64    `json:"received"`               // new entries received
+	Sent               uint64    `json:"sent"`                   // entries sent
+	Deferred           uint64    `json:"deferred"`               // entries set aside: unknown author or epoch (roster behind)
+	Rejected           uint64    `json:"rejected"`               // entries refused as invalid
+	Banned             uint64    `json:"banned"`                 // times a member was cut off
+	LastRejected       string    `json:"lastRejected,omitempty"` // why the last entry was refused
+	LastRejectedAuthor peer.ID   `json:"lastRejectedAuthor,omitempty"`
+	LastRejectedFrom   peer.ID   `json:"lastRejectedFrom,omitempty"`
+	LastRejectedAt     time.Time `json:"lastRejectedAt,omitzero"`
+	LastBanned         peer.ID   `json:"lastBanned,omitempty"`
+	LastBannedBecause  string    `json:"lastBannedBecause,omitempty"`
+	AnnouncesSent      uint64    `json:"announcesSent"` // announcements sent
+	AnnouncesSeen      uint64    `json:"announcesSeen"` // announcements received
+
+	// The bounds (chain.MaxForkWidth, Config.Waiting): entries of a
+	// forked author refused past the two kept (chain.ErrForked); entries
+	// received whose parents are missing, not kept because the waiting
+	// budget was spent (fetched again later), and of those, how many
+	// because their author's share of it was.
+	ForkRefused          uint64 `json:"forkRefused"`
+	WaitingDropped       uint64 `json:"waitingDropped"`
+	WaitingDroppedAuthor uint64 `json:"waitingDroppedAuthor"`
 }
 
 // New returns a Replica that has started nothing.
