@@ -2,6 +2,7 @@ package chain
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -135,4 +136,63 @@ func BenchmarkMissing(b *testing.B) {
 			b.ReportMetric(float64(want), "missing/op")
 		})
 	}
+}
+
+// BenchmarkForkFlood adds 100,000 entries of one author with one sequence
+// number, in batches of 4,000 (about what one sync frame holds): the
+// State keeps two and refuses the others, each at a constant cost.
+func BenchmarkForkFlood(b *testing.B) {
+	cell := cellKey("test cell")
+	root, flood := forkFlood(cell, "forker", 100_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		s := NewState(cell)
+		s.Add([]*Entry{root})
+		refused := 0
+		for i := 0; i < len(flood); i += 4_000 {
+			refused += len(s.Add(flood[i:min(i+4_000, len(flood))]).Rejected)
+		}
+		if s.Len() != 1+MaxForkWidth || refused != len(flood)-MaxForkWidth || len(s.Forks()) != 1 {
+			b.Fatalf("Len %d, refused %d, forks %d", s.Len(), refused, len(s.Forks()))
+		}
+	}
+	reportRate(b, len(flood))
+}
+
+// BenchmarkWaitingOrphans adds 1,000 entries of the largest size, from 20
+// authors, whose parents never come, decoded as the shell hands them over.
+// heldMiB is the heap the State holds for them afterwards.
+func BenchmarkWaitingOrphans(b *testing.B) {
+	const n, authors = 1_000, 20
+	c := newTestCell(b, 9, authors)
+	raw := make([][]byte, n)
+	for i := range raw {
+		d := Draft{Cell: c.key, Seq: uint64(i/authors + 2), Clock: 2, Parents: []cid.Cid{fakeCID(1)}, Epoch: testEpoch}
+		raw[i] = c.write(b, c.authors[i%authors], d, make([]byte, MaxPayload)).Bytes()
+	}
+	decode := func() []*Entry {
+		es := make([]*Entry, n)
+		for i, r := range raw {
+			var err error
+			if es[i], err = Decode(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return es
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := NewState(c.key)
+	rd := s.Add(decode())
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(s)
+	es := decode()
+	b.ReportAllocs()
+	for b.Loop() {
+		NewState(c.key).Add(es)
+	}
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "heldMiB")
+	b.ReportMetric(float64(rd.Waiting), "waiting")
 }

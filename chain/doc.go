@@ -37,8 +37,30 @@
 // and its parents are all held with its clock one more than theirs and its
 // author's previous entry among them. Entries from authors or epochs this
 // node does not know yet are deferred, not stored; all other failures
-// refuse the entry. Two entries of one author with one sequence number
-// are a fork: both stay, and the fork is reported.
+// refuse the entry.
+//
+// # Forks
+//
+// Two entries of one author with one sequence number are a fork. A State
+// holds at most MaxForkWidth (two) entries per author and sequence number:
+// the first two it can accept stay in the chain, any further one is
+// refused with ErrForked, and so are the entries waiting on it. ErrForked
+// says nothing against the member that relayed the entry. A forked author
+// is reported once (Ready.Forks); its evidence (State.Forks) is the two
+// entries at its lowest forked sequence number, sorted by bytes, so nodes
+// holding the same entries hold the same evidence. The author may go on
+// on either kept branch and others may build on both, so two branches (a
+// node restored from an old backup) end on every node after sync. With
+// three or more, which two a node keeps depends on arrival order.
+//
+// # Waiting entries
+//
+// An entry whose parents are not all held waits for them, within Limits:
+// a number of entries, and bytes overall and per author (an entry counts
+// its encoding, which it holds once, plus a fixed overhead per entry and
+// per parent). Past them it is dropped and counted (Ready.Dropped,
+// Ready.DroppedAuthor); since a Vector names only what is held, sync
+// brings it again. An entry whose parents are held joins at once.
 //
 // # Order
 //

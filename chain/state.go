@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -74,15 +75,6 @@ type Meta struct {
 // Pos returns the entry's place in the chain's order.
 func (m *Meta) Pos() Pos { return Pos{Clock: m.Clock, CID: m.CID} }
 
-// Fork is evidence of a forked author: two or more entries of one author
-// with one sequence number. They stay in the chain (it is a union), and are
-// reported.
-type Fork struct {
-	Author peer.ID
-	Seq    uint64
-	CIDs   []cid.Cid
-}
-
 // Rejected is an entry that breaks the chain's rules, and why.
 type Rejected struct {
 	CID    cid.Cid
@@ -98,9 +90,11 @@ type Ready struct {
 	Forks    []Fork
 	Rejected []Rejected
 	// Waiting is how many entries wait for missing parents after this
-	// call; Dropped how many entries of this call were not kept because
-	// too many were waiting already (they will be fetched again).
-	Waiting, Dropped int
+	// call; Dropped how many entries of this call were not kept waiting
+	// because the waiting budget (Limits) was spent (they will be fetched
+	// again); DroppedAuthor how many of those because their author's
+	// share of it was.
+	Waiting, Dropped, DroppedAuthor int
 }
 
 // Vector maps each author to the highest sequence number held of theirs.
@@ -124,8 +118,22 @@ type Digests map[peer.ID]Digest
 // authorLog is one author's entries, by sequence number.
 type authorLog struct {
 	seqs    [][]cid.Cid // seqs[n-1]: the entries with sequence number n
-	digests []Digest    // digests[n-1]: d(n)
+	digests []Digest    // digests[n-1]: d(n), from 1 to stale-1 if stale > 0
+	stale   uint64      // the lowest sequence number whose digest is out of date; 0: none
 	forkAt  uint64      // the lowest forked sequence number; 0: none
+	fork    int         // the author's place in State.forks, if forkAt > 0
+}
+
+// digest returns d(n), 1 ≤ n ≤ len(a.seqs), bringing the digests up to
+// date first: an insert only marks them stale, so that entries arriving
+// below an author's last sequence number (the second branch of a fork)
+// cost no rehash of everything after them each.
+func (a *authorLog) digest(n uint64) Digest {
+	if a.stale != 0 {
+		a.update(a.stale)
+		a.stale = 0
+	}
+	return a.digests[n-1]
 }
 
 // update recomputes the digests from sequence number from on.
@@ -146,10 +154,6 @@ func (a *authorLog) update(from uint64) {
 	}
 }
 
-// MaxWaiting bounds the entries a State keeps while their parents are
-// missing.
-const MaxWaiting = 1 << 17
-
 // State is a cell's chain in memory: the DAG of accepted entries, its
 // heads, its order, each author's entries, and entries waiting for their
 // parents. It is a pure state machine: it does no I/O and is not safe for
@@ -162,9 +166,13 @@ type State struct {
 	sorted  int
 	heads   map[cid.Cid]struct{}
 	authors map[peer.ID]*authorLog
-	forks   []Fork
-	waiting map[cid.Cid]*Entry    // entries missing a parent
+	forks   []Fork                // one per forked author
+	waiting map[cid.Cid]*waiter   // entries missing a parent (see waiting.go)
 	blocked map[cid.Cid][]cid.Cid // missing parent → entries waiting for it
+
+	waitingBytes    int             // what the waiting entries count
+	waitingByAuthor map[peer.ID]int // the same, per author
+	limits          Limits
 }
 
 // NewState returns the empty chain of a cell.
@@ -174,7 +182,7 @@ func NewState(cell ed25519.PublicKey) *State {
 		metas:   make(map[cid.Cid]*Meta),
 		heads:   make(map[cid.Cid]struct{}),
 		authors: make(map[peer.ID]*authorLog),
-		waiting: make(map[cid.Cid]*Entry),
+		waiting: make(map[cid.Cid]*waiter),
 		blocked: make(map[cid.Cid][]cid.Cid),
 	}
 }
@@ -204,11 +212,15 @@ func (s *State) Meta(c cid.Cid) (*Meta, bool) {
 // whose parents are all in the chain joins it if it obeys the rules: its
 // clock is one more than its parents' largest, and if its sequence number
 // is n > 1 one of its parents is its author's entry n−1 (and no parent of
-// its author's is later). Others wait for their parents. Entries already
-// held are ignored.
+// its author's is later), and the chain does not hold MaxForkWidth entries
+// of its author with its sequence number already (else: ErrForked).
+// Others wait for their parents, within the State's Limits. Entries
+// already held are ignored.
 func (s *State) Add(entries []*Entry) Ready {
 	var rd Ready
-	var queue []*Entry
+	// refused holds this call's refused entries and why, so that an
+	// entry given after its refused parent is refused too.
+	var refused map[cid.Cid]error
 	for _, e := range entries {
 		c := e.CID()
 		if s.Has(c, true) {
@@ -219,24 +231,43 @@ func (s *State) Add(entries []*Entry) Ready {
 			continue
 		}
 		missing := 0
+		var bad error
 		for _, p := range e.Parents {
 			if _, ok := s.metas[p]; !ok {
 				missing++
-				if len(s.waiting) < MaxWaiting {
-					s.blocked[p] = append(s.blocked[p], c)
+				if why, ok := refused[p]; ok && bad == nil {
+					bad = fmt.Errorf("%w: parent %s was refused", cause(why), p)
 				}
 			}
 		}
-		if missing == 0 {
-			queue = append(queue, e)
-			continue
+		if bad == nil && missing > 0 && s.widthFull(e.Author, e.Seq) {
+			bad = s.errForked(e.Author, e.Seq)
 		}
-		if len(s.waiting) >= MaxWaiting {
-			rd.Dropped++
-			continue
+		switch {
+		case bad != nil:
+			rd.Rejected = append(rd.Rejected, Rejected{CID: c, Author: e.Author, Err: bad})
+			if refused == nil {
+				refused = make(map[cid.Cid]error)
+			}
+			refused[c] = bad
+			s.dropBlocked(c, bad, refused, &rd)
+		case missing > 0:
+			s.wait(c, e, missing, &rd)
+		default:
+			// Joins now, so that entries given parents first never
+			// wait, and neither do the waiting children it releases.
+			refused = s.join(e, refused, &rd)
 		}
-		s.waiting[c] = e
 	}
+	rd.Waiting = len(s.waiting)
+	return rd
+}
+
+// join accepts e (whose parents are held) and then the waiting entries it
+// releases, or refuses them and the waiting entries built on them; it
+// records the refused in refused (allocated if nil) and returns it.
+func (s *State) join(e *Entry, refused map[cid.Cid]error, rd *Ready) map[cid.Cid]error {
+	queue := []*Entry{e}
 	for len(queue) > 0 {
 		e := queue[0]
 		queue = queue[1:]
@@ -244,37 +275,46 @@ func (s *State) Add(entries []*Entry) Ready {
 		if _, ok := s.metas[c]; ok {
 			continue
 		}
-		if err := s.accept(e, &rd); err != nil {
+		if err := s.accept(e, rd); err != nil {
 			rd.Rejected = append(rd.Rejected, Rejected{CID: c, Author: e.Author, Err: err})
-			s.dropBlocked(c, &rd)
+			if refused == nil {
+				refused = make(map[cid.Cid]error)
+			}
+			refused[c] = err
+			s.dropBlocked(c, err, refused, rd)
 			continue
 		}
 		rd.Accepted = append(rd.Accepted, e)
-		for _, child := range s.blocked[c] {
-			w, ok := s.waiting[child]
-			if ok && s.parentsIn(w) {
-				delete(s.waiting, child)
-				queue = append(queue, w)
-			}
-		}
-		delete(s.blocked, c)
+		queue = s.release(c, queue)
 	}
-	rd.Waiting = len(s.waiting)
-	return rd
+	return refused
+}
+
+// cause is the sentinel an entry built on an entry refused for why is
+// refused with: ErrForked for the descendants of a refused fork,
+// ErrBadLink otherwise.
+func cause(why error) error {
+	if errors.Is(why, ErrForked) {
+		return ErrForked
+	}
+	return ErrBadLink
 }
 
 // dropBlocked rejects, recursively, the waiting entries of a rejected
-// parent: they can never join.
-func (s *State) dropBlocked(c cid.Cid, rd *Ready) {
+// parent: they can never join. They are refused for the parent's reason
+// (see cause), and recorded in refused.
+func (s *State) dropBlocked(c cid.Cid, why error, refused map[cid.Cid]error, rd *Ready) {
+	reason := cause(why)
 	stack := []cid.Cid{c}
 	for len(stack) > 0 {
 		p := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		for _, child := range s.blocked[p] {
 			if w, ok := s.waiting[child]; ok {
-				delete(s.waiting, child)
-				rd.Rejected = append(rd.Rejected, Rejected{CID: child, Author: w.Author,
-					Err: fmt.Errorf("%w: parent %s was refused", ErrBadLink, p)})
+				s.unwait(child, w)
+				err := fmt.Errorf("%w: parent %s was refused", reason, p)
+				rd.Rejected = append(rd.Rejected, Rejected{CID: child, Author: w.e.Author, Err: err})
+				refused[child] = err
 				stack = append(stack, child)
 			}
 		}
@@ -311,6 +351,9 @@ func (s *State) accept(e *Entry, rd *Ready) error {
 	if !prev {
 		return fmt.Errorf("%w: sequence number %d without the author's entry %d as a parent", ErrBadLink, e.Seq, e.Seq-1)
 	}
+	if s.widthFull(e.Author, e.Seq) {
+		return s.errForked(e.Author, e.Seq)
+	}
 	fork := s.insert(e.CID(), e.Author, e.Seq, e.Clock, e.Epoch, e.Parents)
 	if fork != nil {
 		rd.Forks = append(rd.Forks, *fork)
@@ -320,7 +363,8 @@ func (s *State) accept(e *Entry, rd *Ready) error {
 
 // Restore adds an entry this node accepted before (read back from its
 // store, in arrival order) without checking it again. Its parents must be
-// held already.
+// held already. It returns the fork the entry reveals, if its author was
+// not known to be forked.
 func (s *State) Restore(e *Entry) (*Fork, error) {
 	if _, ok := s.metas[e.CID()]; ok {
 		return nil, nil
@@ -352,14 +396,23 @@ func (s *State) insert(c cid.Cid, author peer.ID, seq, clock, epoch uint64, pare
 		a.seqs = append(a.seqs, nil)
 	}
 	a.seqs[seq-1] = append(a.seqs[seq-1], c)
-	a.update(seq)
-	if len(a.seqs[seq-1]) < 2 {
+	if a.stale == 0 || seq < a.stale {
+		a.stale = seq
+	}
+	if len(a.seqs[seq-1]) < 2 || (a.forkAt != 0 && a.forkAt <= seq) {
 		return nil
 	}
-	if a.forkAt == 0 || seq < a.forkAt {
+	// The evidence is the two smallest CIDs at the lowest forked sequence
+	// number, so that States holding the same entries hold the same
+	// evidence. (More than two are held only if restored from a store
+	// written before the bound.)
+	f := Fork{Author: author, Seq: seq, CIDs: SortCIDs(slices.Clone(a.seqs[seq-1]))[:2]}
+	if a.forkAt != 0 {
 		a.forkAt = seq
+		s.forks[a.fork] = f // a lower fork of a forked author: not news
+		return nil
 	}
-	f := Fork{Author: author, Seq: seq, CIDs: slices.Clone(a.seqs[seq-1])}
+	a.forkAt, a.fork = seq, len(s.forks)
 	s.forks = append(s.forks, f)
 	return &f
 }
@@ -368,12 +421,6 @@ func (s *State) insert(c cid.Cid, author peer.ID, seq, clock, epoch uint64, pare
 func (s *State) Heads() []cid.Cid {
 	return SortCIDs(slices.Collect(maps.Keys(s.heads)))
 }
-
-// Forks returns every fork found, in the order found.
-func (s *State) Forks() []Fork { return slices.Clone(s.forks) }
-
-// Waiting returns the number of entries waiting for their parents.
-func (s *State) Waiting() int { return len(s.waiting) }
 
 // Vector returns the highest sequence number held of every author.
 func (s *State) Vector() Vector {
@@ -429,7 +476,7 @@ func (s *State) Missing(v Vector, d Digests) []cid.Cid {
 		from := v[a]
 		switch dig, ok := d[a]; {
 		case ok && dig != Digest{} && from <= uint64(len(l.seqs)):
-			if from > 0 && l.digests[from-1] != dig {
+			if from > 0 && l.digest(from) != dig {
 				from = 0
 			}
 		case l.forkAt != 0 && from >= l.forkAt:
@@ -453,7 +500,7 @@ func (s *State) Missing(v Vector, d Digests) []cid.Cid {
 func (s *State) Digests() Digests {
 	d := make(Digests, len(s.authors))
 	for a, l := range s.authors {
-		d[a] = l.digests[len(l.digests)-1]
+		d[a] = l.digest(uint64(len(l.seqs)))
 	}
 	return d
 }
@@ -480,7 +527,7 @@ func (s *State) Ahead(v Vector, d Digests) bool {
 		if l == nil || uint64(len(l.seqs)) < seq {
 			return true
 		}
-		if dig, ok := d[a]; ok && dig != (Digest{}) && seq > 0 && l.digests[seq-1] != dig {
+		if dig, ok := d[a]; ok && dig != (Digest{}) && seq > 0 && l.digest(seq) != dig {
 			return true
 		}
 	}

@@ -139,30 +139,29 @@ func fakeEntry(cell []byte, author peer.ID, seq, clock uint64, id cid.Cid, paren
 }
 
 func TestWaitingBound(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fills MaxWaiting")
-	}
+	const limit = 1_000
 	cell := cellKey("test cell")
 	s := NewState(cell)
+	s.SetLimits(Limits{Waiting: limit})
 	root := fakeEntry(cell, "root", 1, 1, fakeCID(0))
-	children := make([]*Entry, MaxWaiting+1)
+	children := make([]*Entry, limit+1)
 	for i := range children {
 		children[i] = fakeEntry(cell, peer.ID(fmt.Sprint("child ", i)), 1, 2, fakeCID(uint64(i+1)), root.CID())
 	}
-	if rd := s.Add(children[:MaxWaiting]); rd.Waiting != MaxWaiting || rd.Dropped != 0 {
-		t.Fatalf("Add of MaxWaiting orphans: waiting %d, dropped %d", rd.Waiting, rd.Dropped)
+	if rd := s.Add(children[:limit]); rd.Waiting != limit || rd.Dropped != 0 {
+		t.Fatalf("Add of %d orphans: waiting %d, dropped %d", limit, rd.Waiting, rd.Dropped)
 	}
-	if rd := s.Add(children[MaxWaiting:]); rd.Waiting != MaxWaiting || rd.Dropped != 1 {
-		t.Fatalf("Add of one orphan more: waiting %d, dropped %d", rd.Waiting, rd.Dropped)
+	if rd := s.Add(children[limit:]); rd.Waiting != limit || rd.Dropped != 1 || rd.DroppedAuthor != 0 {
+		t.Fatalf("Add of one orphan more: waiting %d, dropped %d (author %d)", rd.Waiting, rd.Dropped, rd.DroppedAuthor)
 	}
-	if s.Has(children[MaxWaiting].CID(), true) {
+	if s.Has(children[limit].CID(), true) {
 		t.Error("the dropped entry is held")
 	}
 	rd := s.Add([]*Entry{root})
-	if len(rd.Accepted) != MaxWaiting+1 || rd.Waiting != 0 || s.Len() != MaxWaiting+1 {
-		t.Fatalf("Add of the root: %d accepted, %d waiting, Len %d", len(rd.Accepted), rd.Waiting, s.Len())
+	if len(rd.Accepted) != limit+1 || rd.Waiting != 0 || s.Len() != limit+1 || len(s.blocked) != 0 {
+		t.Fatalf("Add of the root: %d accepted, %d waiting, Len %d, %d blocked", len(rd.Accepted), rd.Waiting, s.Len(), len(s.blocked))
 	}
-	if rd := s.Add(children[MaxWaiting:]); len(rd.Accepted) != 1 {
+	if rd := s.Add(children[limit:]); len(rd.Accepted) != 1 {
 		t.Errorf("the dropped entry, again: %d accepted", len(rd.Accepted))
 	}
 }
@@ -182,7 +181,7 @@ func TestForks(t *testing.T) {
 
 	s := NewState(c.key)
 	rd := s.Add([]*Entry{a1, a2, a3x, a4x, a3y})
-	wantFork := Fork{Author: a.id, Seq: 3, CIDs: []cid.Cid{a3x.CID(), a3y.CID()}}
+	wantFork := Fork{Author: a.id, Seq: 3, CIDs: SortCIDs([]cid.Cid{a3x.CID(), a3y.CID()})}
 	if diff := cmp.Diff([]Fork{wantFork}, rd.Forks, cmpOpts); diff != "" {
 		t.Errorf("Ready.Forks (-want +got):\n%s", diff)
 	}
@@ -219,13 +218,16 @@ func TestForks(t *testing.T) {
 	if rd := s.Add([]*Entry{a5, b1}); len(rd.Accepted) != 2 || len(rd.Forks) != 0 || len(s.Heads()) != 1 {
 		t.Errorf("merge: %+v, heads %v", rd, s.Heads())
 	}
-	// A third entry at the fork is reported with all three.
+	// A third entry at the fork is refused, and not reported again.
 	z := NewState(c.key)
 	z.Add([]*Entry{a1, a2})
 	a3z := c.append(t, z, a, []byte("a3 on z"))
 	rd = s.Add([]*Entry{a3z})
-	if len(rd.Forks) != 1 || len(rd.Forks[0].CIDs) != 3 || len(s.Forks()) != 2 {
-		t.Errorf("third branch: Ready.Forks %v, Forks %v", rd.Forks, s.Forks())
+	if len(rd.Forks) != 0 || len(rd.Rejected) != 1 || !errors.Is(rd.Rejected[0].Err, ErrForked) {
+		t.Errorf("third branch: %+v", rd)
+	}
+	if diff := cmp.Diff([]Fork{wantFork}, s.Forks(), cmpOpts); diff != "" {
+		t.Errorf("Forks after a third branch (-want +got):\n%s", diff)
 	}
 }
 
@@ -345,7 +347,7 @@ func TestForkDigests(t *testing.T) {
 	if diff := cmp.Diff(viewOf(x), viewOf(y), cmpOpts); diff != "" {
 		t.Fatalf("after one exchange each way (-x +y):\n%s", diff)
 	}
-	if x.Len() != 5 || len(x.Forks()) != 2 || x.Forks()[0].Seq != 2 {
+	if x.Len() != 5 || len(x.Forks()) != 1 || x.Forks()[0].Seq != 2 {
 		t.Fatalf("Len %d, forks %v", x.Len(), x.Forks())
 	}
 	// Once both hold both branches, matching digests send nothing more.

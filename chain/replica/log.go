@@ -166,6 +166,8 @@ type Status struct {
 	Length  int       `json:"length"`
 	Heads   []cid.Cid `json:"heads"`
 	Waiting int       `json:"waiting"` // entries received whose parents are missing
+	// WaitingBytes is what they count against the budget (Config.Waiting).
+	WaitingBytes int `json:"waitingBytes"`
 	// Authors lists every author of the chain with its last sequence
 	// number, by peer ID.
 	Authors []AuthorStatus `json:"authors"`
@@ -223,7 +225,7 @@ func (r *Replica) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	ro := r.cell.Roster()
-	out := Status{Cell: ro.ID(), Length: st.Len(), Heads: st.Heads(), Waiting: st.Waiting(), Sync: r.stats}
+	out := Status{Cell: ro.ID(), Length: st.Len(), Heads: st.Heads(), Waiting: st.Waiting(), WaitingBytes: st.WaitingBytes(), Sync: r.stats}
 	vec := st.Vector()
 	for _, a := range slices.Sorted(maps.Keys(vec)) {
 		m, _ := ro.Member(a)

@@ -60,6 +60,11 @@ type Config struct {
 	BanTime time.Duration
 	// MaxPulls bounds the sync exchanges this node runs at once. Default 4.
 	MaxPulls int
+	// Waiting bounds the entries received whose parents are missing,
+	// overall and per author (Stats.WaitingDropped counts what did not
+	// fit). Zero fields: chain.MaxWaiting, chain.MaxWaitingBytes and
+	// chain.MaxWaitingAuthorBytes.
+	Waiting chain.Limits
 	// Rand is the source of payload nonces and of random choices. nil:
 	// crypto/rand. Simulations pass a seeded stream.
 	Rand io.Reader
@@ -163,6 +168,15 @@ type Stats struct {
 	LastBannedBecause  string    `json:"lastBannedBecause,omitempty"`
 	AnnouncesSent      uint64    `json:"announcesSent"` // announcements sent
 	AnnouncesSeen      uint64    `json:"announcesSeen"` // announcements received
+
+	// The bounds (chain.MaxForkWidth, Config.Waiting): entries of a
+	// forked author refused past the two kept (chain.ErrForked); entries
+	// received whose parents are missing, not kept because the waiting
+	// budget was spent (fetched again later), and of those, how many
+	// because their author's share of it was.
+	ForkRefused          uint64 `json:"forkRefused"`
+	WaitingDropped       uint64 `json:"waitingDropped"`
+	WaitingDroppedAuthor uint64 `json:"waitingDroppedAuthor"`
 }
 
 // New returns a Replica that has started nothing.
@@ -252,7 +266,7 @@ func (r *Replica) stateLocked(ctx context.Context) (*chain.State, error) {
 	if r.st != nil && string(r.st.Cell()) == string(ro.Cell) {
 		return r.st, nil
 	}
-	st, err := load(ctx, r.blocks, r.d, ro)
+	st, err := load(ctx, r.blocks, r.d, ro, r.cfg.Waiting)
 	if err != nil {
 		return nil, err
 	}

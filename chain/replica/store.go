@@ -30,8 +30,9 @@ func indexKey(prefix ds.Key, index uint64) ds.Key {
 }
 
 // load rebuilds the chain of r's cell from the store.
-func load(ctx context.Context, bs *blocks.Store, d ds.Datastore, r *cell.Roster) (*chain.State, error) {
+func load(ctx context.Context, bs *blocks.Store, d ds.Datastore, r *cell.Roster, lim chain.Limits) (*chain.State, error) {
 	st := chain.NewState(r.Cell)
+	st.SetLimits(lim)
 	prefix := indexPrefix(r)
 	res, err := d.Query(ctx, query.Query{Prefix: prefix.String(), Orders: []query.Order{query.OrderByKey{}}})
 	if err != nil {

@@ -339,13 +339,22 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	if ro == nil {
 		return ErrNoCell
 	}
-	entries, errs := verifyAll(raw, ro, secrets(keys))
+	entries, errs := decodeAll(raw)
+	for i, e := range entries {
+		if e == nil {
+			return r.reject(from, "", errs[i])
+		}
+	}
+	skip, forked, err := r.triage(ctx, entries)
+	if err != nil {
+		return err
+	}
+	verifyAll(entries, errs, skip, ro, secrets(keys))
 	verified := make([]*chain.Entry, 0, len(raw))
 	deferred := 0
 	for i, e := range entries {
 		switch err := errs[i]; {
-		case e == nil:
-			return r.reject(from, "", err)
+		case skip[i]:
 		case chain.Deferred(err):
 			deferred++
 		case err != nil:
@@ -357,6 +366,7 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Deferred += uint64(deferred)
+	r.stats.ForkRefused += uint64(forked)
 	st, err := r.stateLocked(ctx)
 	if err != nil {
 		return err
@@ -365,6 +375,8 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 		return ErrNoCell
 	}
 	rd := st.Add(verified)
+	r.stats.WaitingDropped += uint64(rd.Dropped)
+	r.stats.WaitingDroppedAuthor += uint64(rd.DroppedAuthor)
 	for _, f := range rd.Forks {
 		r.log.Warn("forked author: two entries with one sequence number", "author", f.Author, "seq", f.Seq, "entries", f.CIDs)
 	}
@@ -376,34 +388,86 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	if len(rd.Accepted) > 0 {
 		r.signalLocked()
 	}
-	if len(rd.Rejected) > 0 {
-		x := rd.Rejected[0]
-		r.rejectLocked(from, x.Author, fmt.Errorf("entry %s: %w", x.CID, x.Err), uint64(len(rd.Rejected)))
+	// An entry refused as a fork past the two kept breaks no rule by
+	// itself: the member may be relaying it. Count it, and go on.
+	invalid := slices.DeleteFunc(rd.Rejected, func(x chain.Rejected) bool { return errors.Is(x.Err, chain.ErrForked) })
+	if forked := len(rd.Rejected) - len(invalid); forked > 0 {
+		r.stats.ForkRefused += uint64(forked)
+		r.log.Debug("forked entries refused", "from", from, "entries", forked)
+	}
+	if len(invalid) > 0 {
+		x := invalid[0]
+		r.rejectLocked(from, x.Author, fmt.Errorf("entry %s: %w", x.CID, x.Err), uint64(len(invalid)))
 		return fmt.Errorf("%w: entry %s: %w", errMisbehaved, x.CID, x.Err)
 	}
 	return nil
 }
 
-// verifyAll decodes and verifies a batch on every core. entries[i] is nil
-// when raw[i] does not decode; errs[i] says why raw[i] was not verified.
-func verifyAll(raw [][]byte, ro *cell.Roster, sec chain.Secrets) ([]*chain.Entry, []error) {
+// triage marks the decoded entries not worth verifying: those held
+// already (or waiting), and those that could only widen a fork past the
+// two kept, which Add would refuse anyway (ErrForked); it returns how many
+// of those. A flood of forks then costs a decode per entry, not a
+// signature check and a decryption.
+func (r *Replica) triage(ctx context.Context, entries []*chain.Entry) (skip []bool, forked int, err error) {
+	type slot struct {
+		author peer.ID
+		seq    uint64
+	}
+	skip = make([]bool, len(entries))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st, err := r.stateLocked(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	batch := make(map[slot]int)
+	for i, e := range entries {
+		if st.Has(e.CID(), true) {
+			skip[i] = true
+			continue
+		}
+		k := slot{e.Author, e.Seq}
+		if st.Held(e.Author, e.Seq)+batch[k] >= chain.MaxForkWidth {
+			skip[i] = true
+			forked++
+			continue
+		}
+		batch[k]++
+	}
+	return skip, forked, nil
+}
+
+// decodeAll decodes a batch on every core. entries[i] is nil when raw[i]
+// does not decode, and errs[i] says why.
+func decodeAll(raw [][]byte) ([]*chain.Entry, []error) {
 	entries := make([]*chain.Entry, len(raw))
 	errs := make([]error, len(raw))
-	workers := min(runtime.GOMAXPROCS(0), (len(raw)+31)/32)
+	parallel(len(raw), func(i int) { entries[i], errs[i] = chain.Decode(raw[i]) })
+	return entries, errs
+}
+
+// verifyAll verifies the decoded entries not skipped on every core;
+// errs[i] says why entries[i] was not verified.
+func verifyAll(entries []*chain.Entry, errs []error, skip []bool, ro *cell.Roster, sec chain.Secrets) {
+	parallel(len(entries), func(i int) {
+		if !skip[i] {
+			_, errs[i] = chain.Verify(entries[i], ro.Cell, ro, sec)
+		}
+	})
+}
+
+// parallel runs f(0), ..., f(n-1) on every core, 32 or more each.
+func parallel(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+31)/32)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for i := w; i < len(raw); i += workers {
-				e, err := chain.Decode(raw[i])
-				if err == nil {
-					_, err = chain.Verify(e, ro.Cell, ro, sec)
-				}
-				entries[i], errs[i] = e, err
+			for i := w; i < n; i += workers {
+				f(i)
 			}
 		})
 	}
 	wg.Wait()
-	return entries, errs
 }
 
 func (r *Replica) reject(from, author peer.ID, err error) error {

@@ -204,7 +204,7 @@ func shortPeer(id string) string {
 func printChainStatus(w io.Writer, st replica.Status) error {
 	fmt.Fprintf(w, "chain of cell %s: %d entries", st.Cell, st.Length)
 	if st.Waiting > 0 {
-		fmt.Fprintf(w, ", %d waiting for their parents", st.Waiting)
+		fmt.Fprintf(w, ", %d waiting for their parents (%.1f MiB)", st.Waiting, float64(st.WaitingBytes)/(1<<20))
 	}
 	fmt.Fprintln(w)
 	for i, h := range st.Heads {
@@ -241,11 +241,17 @@ func printChainStatus(w io.Writer, st replica.Status) error {
 		return err
 	}
 	for _, f := range st.Forks {
-		fmt.Fprintf(w, "fork: %s wrote %d entries with seq %d: %s\n", f.Author, len(f.CIDs), f.Seq, cidList(f.CIDs))
+		fmt.Fprintf(w, "forked: %s wrote two entries with seq %d: %s\n", f.Author, f.Seq, cidList(f.CIDs))
 	}
 	s := st.Sync
 	fmt.Fprintf(w, "\nsync: %d pulls (%d failed), %d served; entries %d received, %d sent, %d deferred, %d rejected; %d bans; announcements %d sent, %d seen\n",
 		s.Pulls, s.PullErrors, s.Served, s.Received, s.Sent, s.Deferred, s.Rejected, s.Banned, s.AnnouncesSent, s.AnnouncesSeen)
+	if s.ForkRefused > 0 {
+		fmt.Fprintf(w, "%d entries refused as forks past the two kept\n", s.ForkRefused)
+	}
+	if s.WaitingDropped > 0 {
+		fmt.Fprintf(w, "%d entries dropped while waiting for their parents (%d over their author's share); they are fetched again\n", s.WaitingDropped, s.WaitingDroppedAuthor)
+	}
 	if s.LastRejected != "" {
 		at := ""
 		if !s.LastRejectedAt.IsZero() {
