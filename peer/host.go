@@ -90,8 +90,14 @@ func buildHost(priv crypto.PrivKey, cfg NetworkConfig, ips []string, port int) (
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
+	rm, err := resourceManager(cfg.Resources, fdBudget())
+	if err != nil {
+		_ = cm.Close()
+		return nil, err
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
+		libp2p.ResourceManager(rm),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.ConnectionManager(cm),
 		libp2p.UserAgent("exopeer/" + Version),
@@ -104,6 +110,7 @@ func buildHost(priv crypto.PrivKey, cfg NetworkConfig, ips []string, port int) (
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		_ = cm.Close()
+		_ = rm.Close()
 		return nil, err
 	}
 	return h, nil
