@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,4 +191,61 @@ func sum(m map[protocol.ID]int) int {
 		n += v
 	}
 	return n
+}
+
+// TestProtocolPeerStreamLimit: one peer opens 40 roster streams and sends
+// a length prefix on each; the node keeps 16 (the default
+// protocol_peer_streams) and resets the other 24.
+func TestProtocolPeerStreamLimit(t *testing.T) {
+	ctx := t.Context()
+	a := startNode(t, loopbackOptions(t, 23))
+	priv, err := crypto.UnmarshalEd25519PrivateKey(testKey(99))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.Identity(priv), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.DisableRelay(), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Connect(ctx, addrInfo(a)); err != nil {
+		t.Fatal(err)
+	}
+	const tries, limit = 40, 16
+	var resets atomic.Int32
+	var streams []network.Stream
+	for range tries {
+		s, err := h.NewStream(ctx, a.ID(), cell.ProtocolRoster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Write(binary.AppendUvarint(nil, cell.MaxRosterLen)); err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer func() {
+		for _, s := range streams {
+			s.Reset()
+		}
+	}()
+	for _, s := range streams {
+		wg.Go(func() {
+			if _, err := s.Read(make([]byte, 1)); err != nil {
+				resets.Add(1)
+			}
+		})
+	}
+	eventually(t, 20*time.Second, "24 of the 40 streams reset", func() bool { return resets.Load() >= tries-limit })
+	var open int
+	_ = a.Host().Network().ResourceManager().ViewProtocol(cell.ProtocolRoster, func(s network.ProtocolScope) error {
+		open = s.Stat().NumStreamsInbound
+		return nil
+	})
+	if open != limit || resets.Load() != tries-limit {
+		t.Errorf("%d roster streams open and %d reset, want %d and %d", open, resets.Load(), limit, tries-limit)
+	}
 }
