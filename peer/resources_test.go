@@ -15,9 +15,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/chain/replica"
+	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
 )
@@ -117,6 +119,8 @@ func TestLengthPrefixFlood(t *testing.T) {
 		{gossip.ProtocolPacket, binary.BigEndian.AppendUint32(append([]byte{0xE1}, make([]byte, 8)...), gossip.MaxPacketSize)},
 		{gossip.ProtocolStream, []byte{0xE1, 0, 0, 0}},
 		{discovery.ProtocolPing, []byte{1, 2, 3}},
+		{dht.ProtocolID, uv(network.MessageSizeMax)},
+		{blocks.ProtocolID, uv(network.MessageSizeMax)},
 	}
 	heap := func() uint64 {
 		runtime.GC()
