@@ -4,10 +4,10 @@
 // A length prefix costs a peer a few bytes; allocating the length it
 // announces before the bytes come would let a few bytes from anyone hold
 // megabytes of a node's memory for as long as the stream stays open.
-// ReadFull allocates at most First bytes ahead of the bytes received, and
-// then at most as many more as have arrived (doubling), never more than
-// Chunk at a time, so a message costs at most about twice its received
-// bytes plus First.
+// ReadFull allocates First bytes before the first byte arrives, and then
+// at most as many more as have arrived (it doubles the buffer when the
+// buffer is full), so a message costs at most about twice its received
+// bytes plus First, and a large one is copied O(log n) times.
 package growbuf
 
 import (
@@ -15,13 +15,9 @@ import (
 	"io"
 )
 
-const (
-	// First is the buffer allocated before any byte of the message has
-	// arrived.
-	First = 4 << 10
-	// Chunk is the most the buffer grows by at once.
-	Chunk = 64 << 10
-)
+// First is the buffer allocated before any byte of the message has
+// arrived.
+const First = 4 << 10
 
 // ErrNegative is a negative length, a caller's mistake.
 var ErrNegative = errors.New("growbuf: negative length")
@@ -42,7 +38,7 @@ func ReadFull(r io.Reader, n int, buf []byte) ([]byte, error) {
 	}
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
-			grow := min(max(len(buf), First), Chunk, n-len(buf))
+			grow := min(max(len(buf), First), n-len(buf))
 			nb := make([]byte, len(buf), len(buf)+grow)
 			copy(nb, buf)
 			buf = nb
