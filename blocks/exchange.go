@@ -13,8 +13,11 @@ import (
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
+	libp2pnet "github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/exopeer/exopeer/internal/delimited"
 )
 
 // ErrNotRunning is wrapped by the error of a fetch on an Exchange that has
@@ -94,7 +97,10 @@ func (e *Exchange) Start(ctx context.Context) error {
 	}
 
 	evm := bsnetwork.NewConnectEventManager()
-	network := bsnet.NewFromIpfsHost(e.host,
+	// bitswap's reader allocates a message's announced length (up to
+	// 4 MiB) from its prefix: the gate hands it a message only once all of
+	// it has arrived.
+	network := bsnet.NewFromIpfsHost(delimited.GateHost(e.host, libp2pnet.MessageSizeMax),
 		bsnet.Prefix(protocolPrefix),
 		// The prefix is added to these IDs; the slice must be fresh
 		// because bsnet rewrites it in place.

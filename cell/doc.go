@@ -70,6 +70,12 @@
 // before it signs anything. Statuses: 0 ok, 1 no such invite, 2 expired,
 // 3 exhausted, 4 wrong code, 5 refused, 6 bad message, 7 internal error.
 //
+// Each reader takes only the frame it expects, at most its message's
+// largest size (hello 52 bytes, reply 98, confirm 190, welcome a sealed
+// roster: MaxRosterLen + 30; roster push or pull MaxRosterLen + 1, answer
+// MaxRosterLen + 2); a longer frame resets the stream from its length
+// alone. A frame's buffer grows as its bytes arrive.
+//
 // # Roster protocol
 //
 // /exopeer/cell/roster/1.0.0 moves rosters: a push (0x05 | roster) offers

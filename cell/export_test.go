@@ -15,7 +15,7 @@ import (
 // speak the protocols by hand over a simulated network.
 
 func WriteFrame(w io.Writer, b []byte) error    { return writeFrame(w, b) }
-func ReadFrame(r *bufio.Reader) ([]byte, error) { return readFrame(r) }
+func ReadFrame(r *bufio.Reader) ([]byte, error) { return readFrame(r, maxFrame) }
 func PushFrame(roster []byte) []byte            { return rosterMsg{Type: msgPush, Roster: roster}.encode() }
 
 // StartJoin begins a join run as joiner with code c towards admin, as the

@@ -157,7 +157,7 @@ func (s *Service) serveJoin(st network.Stream) {
 		}
 		return true
 	}
-	b, err := readFrame(rd)
+	b, err := readFrame(rd, maxHelloFrame)
 	if err != nil {
 		_ = st.Reset()
 		return
@@ -192,7 +192,7 @@ func (s *Service) serveJoin(st network.Stream) {
 	if !send(rep.encode()) {
 		return
 	}
-	b, err = readFrame(rd)
+	b, err = readFrame(rd, maxConfirmFrame)
 	if err != nil {
 		log.Info("join abandoned after the PAKE (counted as a failed attempt)", "err", err)
 		_ = st.Reset()

@@ -139,7 +139,7 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 	if err := writeFrame(st, h.encode()); err != nil {
 		return nil, fmt.Errorf("cell: join: %w", err)
 	}
-	b, err := readFrame(rd)
+	b, err := readFrame(rd, maxReplyFrame)
 	if err != nil {
 		return nil, fmt.Errorf("cell: join: %w", err)
 	}
@@ -166,7 +166,7 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 	if err := writeFrame(st, confirm{Tag: [tagLen]byte(cpace.ConfirmTag(isk, h.Sid[:], ya, nil)), Sealed: sealed}.encode()); err != nil {
 		return nil, fmt.Errorf("cell: join: %w", err)
 	}
-	if b, err = readFrame(rd); err != nil {
+	if b, err = readFrame(rd, maxWelcomeFrame); err != nil {
 		return nil, fmt.Errorf("cell: join: %w", err)
 	}
 	w, err := decodeWelcome(b)

@@ -250,13 +250,19 @@ func FuzzJoinMessages(f *testing.F) {
 	})
 }
 
+// FuzzReadFrame reads a frame under each reader's cap: it returns a frame
+// of 1 to limit bytes or an error, and never panics.
 func FuzzReadFrame(f *testing.F) {
-	f.Add([]byte{3, 1, 2, 3})
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := readFrame(bufio.NewReader(bytes.NewReader(b)))
-		if err == nil && (len(got) == 0 || len(got) > maxFrame) {
-			t.Fatalf("frame of %d bytes accepted", len(got))
+	f.Add([]byte{3, 1, 2, 3}, uint8(0))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f}, uint8(3))
+	f.Add([]byte{0x80, 0x80, 0x40}, uint8(3))
+	f.Add(append([]byte{maxHelloFrame}, make([]byte, maxHelloFrame)...), uint8(0))
+	limits := []int{maxHelloFrame, maxReplyFrame, maxConfirmFrame, maxWelcomeFrame, maxPushFrame, maxAnswerFrame}
+	f.Fuzz(func(t *testing.T, b []byte, which uint8) {
+		limit := limits[int(which)%len(limits)]
+		got, err := readFrame(bufio.NewReader(bytes.NewReader(b)), limit)
+		if err == nil && (len(got) == 0 || len(got) > limit) {
+			t.Fatalf("frame of %d bytes accepted under a cap of %d", len(got), limit)
 		}
 	})
 }

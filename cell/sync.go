@@ -156,7 +156,7 @@ func (s *Service) exchange(id peer.ID, msg []byte) (rosterMsg, error) {
 		return rosterMsg{}, fmt.Errorf("cell: roster to %s: %w", id, err)
 	}
 	_ = st.CloseWrite()
-	b, err := readFrame(bufio.NewReader(st))
+	b, err := readFrame(bufio.NewReader(st), maxAnswerFrame)
 	if err != nil {
 		_ = st.Reset()
 		return rosterMsg{}, fmt.Errorf("cell: roster from %s: %w", id, err)
@@ -196,7 +196,7 @@ func (s *Service) serveRoster(st network.Stream) {
 	defer st.Close()
 	_ = st.SetDeadline(time.Now().Add(streamTimeout))
 	from := st.Conn().RemotePeer()
-	b, err := readFrame(bufio.NewReader(st))
+	b, err := readFrame(bufio.NewReader(st), maxPushFrame)
 	if err != nil {
 		_ = st.Reset()
 		return

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/exopeer/exopeer/internal/cpace"
+	"github.com/exopeer/exopeer/internal/growbuf"
 )
 
 // The messages of the join and roster protocols. Each travels as one frame:
@@ -25,8 +26,25 @@ const (
 	msgRoster  byte = 7
 )
 
-// maxFrame bounds a frame: a roster and a little more.
-const maxFrame = MaxRosterLen + 1024
+// The largest frame of each message, the caps readFrame is given: the
+// exact or largest size each message can have, so that a peer cannot make
+// a node wait for, or buffer, more than the message it is at.
+const (
+	maxHelloFrame   = 2 + 2 + sidLen + pointLen
+	maxReplyFrame   = 2 + pointLen + tagLen
+	maxConfirmFrame = 1 + tagLen + maxSealedRequest
+	maxWelcomeFrame = 2 + MaxRosterLen + aeadOverhead
+	maxPushFrame    = 1 + MaxRosterLen // a push or a pull, which is smaller
+	maxAnswerFrame  = 2 + MaxRosterLen
+	// maxFrame is the largest of them.
+	maxFrame = maxWelcomeFrame
+
+	// aeadOverhead is what sealWith adds: AES-GCM's random nonce and tag.
+	aeadOverhead = 12 + 16
+	// maxSealedRequest is the largest sealed join request: version, box
+	// key, the longest name, sealed.
+	maxSealedRequest = 1 + boxKeyLen + MaxNameLen + aeadOverhead
+)
 
 // ErrBadMessage means a peer sent a frame that does not parse.
 var ErrBadMessage = errors.New("cell: malformed message")
@@ -37,7 +55,11 @@ func writeFrame(w io.Writer, b []byte) error {
 	return err
 }
 
-func readFrame(r *bufio.Reader) ([]byte, error) {
+// readFrame reads one frame of at most limit bytes (one of the max*Frame
+// caps). A longer frame is refused from its length alone; the buffer grows
+// as the bytes arrive, so a peer that announces a large frame and sends
+// nothing costs next to no memory.
+func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -45,11 +67,11 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%w: frame length: %w", ErrBadMessage, err)
 	}
-	if n == 0 || n > maxFrame {
-		return nil, fmt.Errorf("%w: frame of %d bytes", ErrBadMessage, n)
+	if n == 0 || n > uint64(limit) {
+		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrBadMessage, n, limit)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	b, err := growbuf.ReadFull(r, int(n), nil)
+	if err != nil {
 		return nil, fmt.Errorf("cell: read frame: %w", err)
 	}
 	return b, nil
@@ -183,7 +205,7 @@ func (m confirm) encode() []byte {
 
 func decodeConfirm(b []byte) (confirm, error) {
 	var m confirm
-	if len(b) < 1+tagLen+1 || len(b) > 1+tagLen+1024 || b[0] != msgConfirm {
+	if len(b) < 1+tagLen+1 || len(b) > maxConfirmFrame || b[0] != msgConfirm {
 		return m, fmt.Errorf("%w: confirm of %d bytes", ErrBadMessage, len(b))
 	}
 	copy(m.Tag[:], b[1:1+tagLen])

@@ -22,6 +22,7 @@ var pureImports = []string{
 	"maps", "math", "math/bits", "slices", "sort", "strconv", "strings",
 	"unicode/utf8",
 	"github.com/ipfs/go-cid",
+	"github.com/exopeer/exopeer/internal/growbuf", // io only
 	"github.com/multiformats/go-multihash",
 	"github.com/ipld/go-ipld-prime/...",
 	"github.com/libp2p/go-libp2p/core/crypto",

@@ -11,12 +11,16 @@ import (
 	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/internal/growbuf"
 )
 
 // Sync messages. The package documentation describes them.
 const (
 	// MaxFrame bounds the body of one frame of a sync answer.
 	MaxFrame = 4 << 20
+	// maxDoneFrame bounds the body of a FrameDone: one uvarint.
+	maxDoneFrame = binary.MaxVarintLen64
 	// MaxVectorLen bounds the authors of a Vector on the wire.
 	MaxVectorLen = 8192
 	// MaxRequest bounds an encoded Request.
@@ -304,7 +308,9 @@ type FrameReader interface {
 }
 
 // ReadFrame reads one frame from r into buf (grown if need be) and returns
-// its kind and body, which aliases buf.
+// its kind and body, which aliases buf. A body over its kind's limit is
+// refused from its length alone, and buf grows only as the body's bytes
+// arrive: a sender that announces a large frame and stalls costs a few KiB.
 func ReadFrame(r FrameReader, buf []byte) (kind byte, body []byte, err error) {
 	kind, err = r.ReadByte()
 	if err != nil {
@@ -320,14 +326,15 @@ func ReadFrame(r FrameReader, buf []byte) (kind byte, body []byte, err error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if n > MaxFrame {
-		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrame)
+	limit := uint64(MaxFrame)
+	if kind == FrameDone {
+		limit = maxDoneFrame
 	}
-	if uint64(cap(buf)) < n {
-		buf = make([]byte, n)
+	if n > limit {
+		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, limit)
 	}
-	body = buf[:n]
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err = growbuf.ReadFull(r, int(n), buf)
+	if err != nil {
 		return 0, nil, cutShort("frame body", err)
 	}
 	return kind, body, nil

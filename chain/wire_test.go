@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -318,5 +319,38 @@ func TestDecodeBodiesRefuse(t *testing.T) {
 		if n, err := DecodeDone(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("DecodeDone(% x) = %d, %v; want ErrMalformed", b, n, err)
 		}
+	}
+}
+
+// TestReadFrameAllocatesAsBytesArrive announces the largest frame and
+// sends three bytes of it: reading it allocates a few KiB, not the
+// megabytes announced.
+func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
+	in := msg("").raw(FrameEntries).u(MaxFrame).raw(1, 2, 3).b
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const runs = 16
+	for range runs {
+		_, _, err := ReadFrame(bytes.NewReader(in), nil)
+		if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("cut-short frame: %v, want ErrMalformed", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 16<<10 {
+		t.Errorf("%d bytes allocated per read of a %d-byte frame cut after 3 bytes", per, MaxFrame)
+	}
+}
+
+// TestReadFrameDoneCap: a done frame holds one uvarint; a longer one is
+// refused from its length.
+func TestReadFrameDoneCap(t *testing.T) {
+	ok := AppendFrame(nil, FrameDone, DoneBody(math.MaxUint64))
+	if kind, body, err := ReadFrame(bytes.NewReader(ok), nil); err != nil || kind != FrameDone || len(body) != maxDoneFrame {
+		t.Errorf("largest done frame: %q, %d bytes, %v", kind, len(body), err)
+	}
+	long := AppendFrame(nil, FrameDone, make([]byte, maxDoneFrame+1))
+	if _, _, err := ReadFrame(bytes.NewReader(long), nil); !errors.Is(err, ErrFrameTooLarge) {
+		t.Errorf("done frame of %d bytes: %v, want ErrFrameTooLarge", maxDoneFrame+1, err)
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
+
+	"github.com/exopeer/exopeer/internal/delimited"
 )
 
 const (
@@ -33,6 +35,13 @@ const (
 
 	// DatastorePrefix is the namespace of the DHT in the node's datastore.
 	DatastorePrefix = "/dht"
+
+	// MaxMessageSize bounds a DHT message a peer sends us: a record of
+	// MaxRecordSize, or 20 closer or provider peers with their addresses,
+	// fit many times over. kad-dht itself would take 4 MiB and allocate it
+	// from the length prefix; the gate (internal/delimited) hands kad-dht
+	// a message only once it has arrived, into a buffer grown as it came.
+	MaxMessageSize = 256 << 10
 )
 
 var (
@@ -176,7 +185,7 @@ func (d *DHT) build(ctx context.Context) error {
 	}
 	mode := kadMode(d.cfg.Mode)
 	if !d.cfg.LAN {
-		k, err := kaddht.New(ctx, d.h, append(opts, kaddht.Mode(mode))...)
+		k, err := kaddht.New(ctx, delimited.GateHost(d.h, MaxMessageSize), append(opts, kaddht.Mode(mode))...)
 		if err != nil {
 			return fmt.Errorf("dht: start kad-dht: %w", err)
 		}
@@ -184,7 +193,7 @@ func (d *DHT) build(ctx context.Context) error {
 		d.tables = []table{{name: "main", proto: ProtocolID, kad: k}}
 		return nil
 	}
-	dd, err := dual.New(ctx, d.h,
+	dd, err := dual.New(ctx, delimited.GateHost(d.h, MaxMessageSize),
 		dual.DHTOption(opts...),
 		dual.WanDHTOption(kaddht.Mode(mode)),
 		// dual.New appends /lan to the prefix before our options run, and

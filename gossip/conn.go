@@ -3,6 +3,7 @@ package gossip
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -20,6 +21,10 @@ type streamConn struct {
 	s             network.Stream
 	local, remote net.Addr
 	onClose       func(network.Stream) // called once, by Close
+	// readLeft is what may still be read when the reads are limited
+	// (limitReads); the stream is reset past it.
+	readLeft atomic.Int64
+	limited  atomic.Bool
 
 	mu     sync.Mutex
 	rd, wd time.Time
@@ -32,7 +37,31 @@ func newStreamConn(s network.Stream, local, remote net.Addr, onClose func(networ
 	return &streamConn{s: s, local: local, remote: remote, onClose: onClose}
 }
 
-func (c *streamConn) Read(b []byte) (int, error)  { return c.s.Read(b) }
+// Read reads from the stream. Past the limit set by limitReads it resets
+// the stream and returns ErrStreamTooLarge.
+func (c *streamConn) Read(b []byte) (int, error) {
+	if !c.limited.Load() {
+		return c.s.Read(b)
+	}
+	left := c.readLeft.Load()
+	if left <= 0 {
+		c.reset()
+		return 0, ErrStreamTooLarge
+	}
+	if int64(len(b)) > left {
+		b = b[:left]
+	}
+	n, err := c.s.Read(b)
+	c.readLeft.Add(int64(-n))
+	return n, err
+}
+
+// limitReads lets at most n more bytes be read from the conn.
+func (c *streamConn) limitReads(n int64) {
+	c.readLeft.Store(n)
+	c.limited.Store(true)
+}
+
 func (c *streamConn) Write(b []byte) (int, error) { return c.s.Write(b) }
 func (c *streamConn) LocalAddr() net.Addr         { return c.local }
 func (c *streamConn) RemoteAddr() net.Addr        { return c.remote }

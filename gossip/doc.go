@@ -74,7 +74,9 @@
 //
 // A memberlist stream carries, after the header, memberlist's own stream
 // protocol (push/pull state exchanges and fallback pings), encrypted
-// by memberlist, in both directions, until either side closes it.
+// by memberlist, in both directions, until either side closes it. At most
+// MaxStreamSize (2 MiB) is read from one stream; past it the stream is
+// reset. A packet's buffer grows as its bytes arrive.
 //
 // A Broadcast message travels as a memberlist user message, inside
 // memberlist's encryption, with a 17-byte envelope:

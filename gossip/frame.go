@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/exopeer/exopeer/internal/growbuf"
 )
 
 // Wire constants; the package documentation describes the format.
@@ -18,12 +20,19 @@ const (
 	MaxPacketSize = 64 << 10
 	// packetLenSize is the size of a packet's length prefix.
 	packetLenSize = 4
+	// MaxStreamSize bounds what is read from one memberlist stream, after
+	// its header. A stream carries one push/pull state exchange or one
+	// fallback ping each way; a push/pull of a full cell (1,024 members of
+	// about 450 bytes each, the application state, encryption) is about
+	// 0.5 MiB. memberlist itself would buffer up to 20 MiB.
+	MaxStreamSize = 2 << 20
 )
 
 // Errors of the frame readers.
 var (
 	ErrBadHeader      = errors.New("gossip: bad stream header")
 	ErrPacketTooLarge = errors.New("gossip: packet too large")
+	ErrStreamTooLarge = errors.New("gossip: stream too large")
 )
 
 // appendHeader appends the stream header for tag to b.
@@ -66,7 +75,8 @@ func readPacket(r io.Reader, tag [8]byte) ([]byte, error) {
 }
 
 // readPacketBody reads what follows a packet stream's header: the length
-// and the payload.
+// and the payload. The payload's buffer grows as its bytes arrive, not
+// from the length alone.
 func readPacketBody(r io.Reader) ([]byte, error) {
 	var l [packetLenSize]byte
 	if _, err := io.ReadFull(r, l[:]); err != nil {
@@ -79,8 +89,8 @@ func readPacketBody(r io.Reader) ([]byte, error) {
 	case n > MaxPacketSize:
 		return nil, fmt.Errorf("%w: %d bytes", ErrPacketTooLarge, n)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	buf, err := growbuf.ReadFull(r, int(n), nil)
+	if err != nil {
 		return nil, fmt.Errorf("gossip: read packet: %w", err)
 	}
 	return buf, nil

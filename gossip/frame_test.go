@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -102,4 +103,23 @@ func FuzzDecodeBroadcast(f *testing.F) {
 			t.Fatalf("re-encoded %x, want %x", again, b)
 		}
 	})
+}
+
+// TestReadPacketAllocatesAsBytesArrive announces the largest packet and
+// sends three bytes of it: reading it allocates a few KiB, not the 64 KiB
+// announced.
+func TestReadPacketAllocatesAsBytesArrive(t *testing.T) {
+	in := append(binary.BigEndian.AppendUint32(appendHeader(nil, testTag(1)), MaxPacketSize), 1, 2, 3)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const runs = 16
+	for range runs {
+		if _, err := readPacket(bytes.NewReader(in), testTag(1)); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("cut-short packet: %v, want io.ErrUnexpectedEOF", err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 16<<10 {
+		t.Errorf("%d bytes allocated per read of a %d-byte packet cut after 3 bytes", per, MaxPacketSize)
+	}
 }

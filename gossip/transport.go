@@ -299,6 +299,7 @@ func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 		return nil, fmt.Errorf("gossip: write stream header to %s: %w", id, err)
 	}
 	_ = c.SetWriteDeadline(time.Time{})
+	c.limitReads(MaxStreamSize)
 	return c, nil
 }
 
@@ -370,6 +371,7 @@ func (t *transport) handleStream(s network.Stream) {
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	c.limitReads(MaxStreamSize)
 	t.heardFrom(s.Conn().RemotePeer(), time.Now())
 	select {
 	case t.streams <- c:

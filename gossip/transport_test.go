@@ -237,3 +237,29 @@ func TestJoinAddress(t *testing.T) {
 		t.Error("FakeIP is not stable")
 	}
 }
+
+// TestTransportStreamCap: memberlist reads at most MaxStreamSize bytes of
+// an incoming stream; then the stream is reset.
+func TestTransportStreamCap(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		seed := testSeed(t, 33)
+		r := newTransportRig(t, seed, Timing{})
+		s := r.send(t, 1, ProtocolStream, appendHeader(nil, testTag(seed)))
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Write(make([]byte, MaxStreamSize+1))
+			s.CloseWrite()
+			done <- err
+		}()
+		c := <-r.tr.StreamCh()
+		n, err := io.Copy(io.Discard, c)
+		if !errors.Is(err, ErrStreamTooLarge) || n != MaxStreamSize {
+			t.Errorf("read %d bytes, %v; want %d, ErrStreamTooLarge", n, err, MaxStreamSize)
+		}
+		<-done
+		if err := readErr(s); !errors.Is(err, network.ErrReset) {
+			t.Errorf("remote read %v, want a reset", err)
+		}
+		s.Close()
+	})
+}

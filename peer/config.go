@@ -48,6 +48,8 @@ type NetworkConfig struct {
 	// MaxConnections is the connection manager's high water mark; it trims
 	// to three quarters of it. 0 means 400.
 	MaxConnections int `toml:"max_connections"`
+	// Resources is the resource manager's limits on what peers may hold.
+	Resources ResourceConfig `toml:"resources"`
 }
 
 // DHTConfig is the private Kademlia DHT.
@@ -77,7 +79,7 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	on := true
 	return Config{
-		Network: NetworkConfig{Port: DefaultPort, MDNS: &on, MaxConnections: 400},
+		Network: NetworkConfig{Port: DefaultPort, MDNS: &on, MaxConnections: 400, Resources: ResourceConfig{}.withDefaults()},
 		DHT:     DHTConfig{Mode: "auto", LAN: &on},
 		API:     APIConfig{Listen: "127.0.0.1:0"},
 		Log:     LogConfig{Level: "info"},
@@ -96,6 +98,7 @@ func (c Config) withDefaults() Config {
 	if c.Network.MaxConnections == 0 {
 		c.Network.MaxConnections = d.Network.MaxConnections
 	}
+	c.Network.Resources = c.Network.Resources.withDefaults()
 	if c.DHT.Mode == "" {
 		c.DHT.Mode = d.DHT.Mode
 	}
@@ -130,6 +133,7 @@ func (c Config) validate() error {
 	if c.Network.MaxConnections < 0 {
 		errs = append(errs, fmt.Errorf("network.max_connections %d is negative", c.Network.MaxConnections))
 	}
+	errs = append(errs, c.Network.Resources.validate()...)
 	if !slices.Contains([]string{"auto", "server", "client"}, c.DHT.Mode) {
 		errs = append(errs, fmt.Errorf("dht.mode %q is not one of auto, server, client", c.DHT.Mode))
 	}
@@ -226,6 +230,28 @@ port_mapping = false
 
 # Connection manager high water mark; trimmed to three quarters of it.
 max_connections = 400
+
+# The libp2p resource manager: what peers may hold of this node at once.
+# A stream over a limit is refused when it opens; a stream's buffers grow
+# only while its protocol, its peer and the node have memory left.
+# The exopeer protocols are /exopeer/cell/join, /exopeer/cell/roster,
+# /exopeer/chain/sync, /exopeer/gossip/packet, /exopeer/gossip/stream,
+# /exopeer/ping, /exopeer/kad, /exopeer/lan/kad, /exopeer/ipfs/bitswap.
+[network.resources]
+# Memory the whole libp2p stack may hold, in MiB; connection and file
+# descriptor limits scale with it. 0: one eighth of the machine's memory,
+# at least 128.
+memory_mib = 0
+# Inbound streams one peer may have open at once, all protocols together.
+peer_streams = 128
+# Inbound streams open at once on one exopeer protocol, all peers together.
+protocol_streams = 256
+# Inbound streams one peer may have open at once on one exopeer protocol
+# (on the join protocol, 2 at most).
+protocol_peer_streams = 16
+# Buffer memory of one exopeer protocol's streams, all peers together, in
+# MiB; one peer may hold a quarter of it, one stream an eighth.
+protocol_memory_mib = 64
 
 [dht]
 # "auto": DHT server when reachable from the internet, client otherwise;

@@ -171,6 +171,11 @@ func buildHost(priv crypto.PrivKey, cfg NetworkConfig) (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
+	rm, err := resourceManager(cfg.Resources, fdBudget())
+	if err != nil {
+		_ = cm.Close()
+		return nil, err
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.NoListenAddrs,
@@ -178,6 +183,7 @@ func buildHost(priv crypto.PrivKey, cfg NetworkConfig) (host.Host, error) {
 		// UDP sockets are exclusive already. Only the transports we listen on.
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
+		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.UserAgent("exopeer/" + Version),
 		libp2p.EnableHolePunching(),
@@ -189,6 +195,7 @@ func buildHost(priv crypto.PrivKey, cfg NetworkConfig) (host.Host, error) {
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		_ = cm.Close()
+		_ = rm.Close()
 		return nil, err
 	}
 	return h, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/internal/growbuf"
 )
 
 // ProtocolSync is the have/want exchange: the package chain documentation
@@ -538,8 +539,8 @@ func readRequest(br *bufio.Reader) (chain.Request, error) {
 	if n > uint64(chain.MaxRequest) {
 		return chain.Request{}, fmt.Errorf("%w: request of %d bytes", chain.ErrFrameTooLarge, n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(br, b); err != nil {
+	b, err := growbuf.ReadFull(br, int(n), nil)
+	if err != nil {
 		return chain.Request{}, cutShort("sync request", err)
 	}
 	return chain.DecodeRequest(b)

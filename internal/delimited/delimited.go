@@ -1,0 +1,153 @@
+// Package delimited holds back the varint-delimited messages of libraries
+// that allocate a message's announced length before its bytes arrive
+// (go-msgio's readers, used by kad-dht and bitswap, allocate up to 4 MiB
+// from a few bytes of length prefix).
+//
+// Gate wraps an inbound stream: its Read hands over nothing of a message
+// until the whole message has arrived, into a buffer that grew only as the
+// bytes came (package growbuf), and resets the stream at a message longer
+// than its limit. A peer that announces large messages and sends nothing
+// then costs a few KiB per stream, not the length it announced.
+package delimited
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/exopeer/exopeer/internal/growbuf"
+)
+
+// Errors of a gated stream.
+var (
+	ErrTooLarge  = errors.New("delimited: message too large")
+	ErrMalformed = errors.New("delimited: malformed length prefix")
+)
+
+// Host is a host whose stream handlers receive gated streams. The
+// library that registers its handlers on it reads each inbound message
+// only once it has arrived whole.
+type Host struct {
+	host.Host
+	limit int
+}
+
+// GateHost wraps h: streams handed to the handlers set through the result
+// are gated with limit (see Gate). Everything else is h's.
+func GateHost(h host.Host, limit int) *Host { return &Host{Host: h, limit: limit} }
+
+// SetStreamHandler sets handler for pid on the wrapped host, gating each
+// stream first.
+func (h *Host) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
+	h.Host.SetStreamHandler(pid, func(s network.Stream) { handler(Gate(s, h.limit)) })
+}
+
+// SetStreamHandlerMatch is SetStreamHandler for the protocols m accepts.
+func (h *Host) SetStreamHandlerMatch(pid protocol.ID, m func(protocol.ID) bool, handler network.StreamHandler) {
+	h.Host.SetStreamHandlerMatch(pid, m, func(s network.Stream) { handler(Gate(s, h.limit)) })
+}
+
+// Gate returns s with a Read that delivers each varint-delimited message
+// (prefix and body, unchanged) only once all of it has arrived, and that
+// resets s at a message over limit bytes. Writes and the rest are s's.
+// Like a stream's, its Read is for one goroutine at a time.
+func Gate(s network.Stream, limit int) network.Stream {
+	return &stream{Stream: s, r: newReader(s, limit, func() { _ = s.Reset() })}
+}
+
+type stream struct {
+	network.Stream
+	r *reader
+}
+
+func (s *stream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// reader is Gate's Read over any io.Reader, the pure part.
+type reader struct {
+	src   io.Reader
+	br    *bufio.Reader // made at the first Read
+	limit int
+	reset func()
+	head  []byte // the pending message's length prefix, not yet read
+	body  []byte // and its body
+	err   error
+}
+
+func newReader(src io.Reader, limit int, reset func()) *reader {
+	return &reader{src: src, limit: limit, reset: reset}
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(r.head) == 0 && len(r.body) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.err = r.next(); r.err != nil {
+			return 0, r.err
+		}
+	}
+	n := copy(p, r.head)
+	r.head = r.head[n:]
+	m := copy(p[n:], r.body)
+	r.body = r.body[m:]
+	if len(r.body) == 0 {
+		r.body = nil // the message is handed over: let it go
+	}
+	return n + m, nil
+}
+
+// next reads the next whole message into head and body.
+func (r *reader) next() error {
+	if r.br == nil {
+		r.br = bufio.NewReaderSize(r.src, 512)
+	}
+	var head [binary.MaxVarintLen64]byte
+	var n uint64
+	for i := 0; ; i++ {
+		if i == len(head) {
+			r.reset()
+			return fmt.Errorf("%w: longer than %d bytes", ErrMalformed, len(head))
+		}
+		c, err := r.br.ReadByte()
+		if err != nil {
+			if err == io.EOF && i > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		head[i] = c
+		if i == len(head)-1 && c > 1 {
+			r.reset()
+			return fmt.Errorf("%w: over 64 bits", ErrMalformed)
+		}
+		n |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			r.head = head[: i+1 : i+1]
+			break
+		}
+	}
+	if n > uint64(r.limit) {
+		r.head = nil
+		r.reset()
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, r.limit)
+	}
+	body, err := growbuf.ReadFull(r.br, int(n), nil)
+	if err != nil {
+		r.head = nil
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	r.body = body
+	return nil
+}
