@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -24,9 +26,17 @@ const (
 // Join joins the cell of the admin that printed code. It looks for the
 // admin among the peers this node is connected to or meets (on the LAN, or
 // through the nameplate's rendezvous on the DHT), runs the PAKE with it and
-// takes the roster it signs. It blocks until the join succeeds, fails for
-// good (wrong, expired or exhausted code) or ctx ends. The node is listed
-// as name ("": Config.Name).
+// takes the roster it signs. The node is listed as name ("": Config.Name).
+//
+// It blocks until the join succeeds, an admin that proved the code
+// refuses it, this node fails, or ctx ends. Nameplates are public, so
+// what a peer says before it proves the code (no such invite, expired,
+// exhausted, refused, a key confirmation that fails, a broken stream) is
+// a hint only: Join tries the other peers, and that one again later. A
+// peer that answered as if the code were wrong is not asked again, so
+// that a mistyped code spends one attempt of the invite, not three. When
+// ctx ends, the error wraps ctx's and the most telling answer heard, with
+// the peer that gave it.
 func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) {
 	c, err := ParseCode(code)
 	if err != nil {
@@ -64,47 +74,95 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 	if s.rz != nil {
 		defer s.rz.StopRendezvous(rz)
 	}
-	tried := make(map[peer.ID]bool)
+	var hint joinHint
+	// retry holds, for each connected peer tried, the round from which it
+	// may be tried again: bounded by the node's connections.
+	retry := make(map[peer.ID]int)
 	t := time.NewTicker(joinRetry)
 	defer t.Stop()
 	for round := 0; ; round++ {
 		if s.rz != nil && round%rendezvousRounds == 0 {
 			s.rz.Rendezvous(rz) // (again): look the nameplate up now
 		}
-		// A peer that answers "wrong code" may be the inviter (the user
-		// mistyped) or a peer that squats the nameplate, which is not
-		// secret: try the others before giving up.
-		var wrong error
-		for _, id := range s.h.Network().Peers() {
-			if tried[id] || !s.speaksJoin(id) {
+		peers := s.h.Network().Peers()
+		for id := range retry {
+			if !slices.Contains(peers, id) {
+				delete(retry, id)
+			}
+		}
+		for _, id := range peers {
+			if at, ok := retry[id]; (ok && round < at) || !s.speaksJoin(id) {
 				continue
 			}
-			tried[id] = true
 			r, err := s.joinVia(ctx, id, c, box, name)
+			var final *joinFinal
 			switch {
 			case err == nil:
 				return r, nil
-			case errors.Is(err, ErrNoInvite):
-				continue
+			case errors.As(err, &final):
+				return nil, final.err
 			case errors.Is(err, ErrWrongCode):
-				wrong = err
-			case errors.Is(err, ErrInviteExpired), errors.Is(err, ErrInviteExhausted), errors.Is(err, ErrJoinRefused):
-				return nil, err
-			default:
-				s.log.Info("join attempt failed", "peer", id, "err", err)
-				delete(tried, id) // a network error: this peer may be tried again
+				retry[id] = math.MaxInt
+			case isStatus(err):
+				retry[id] = round + rendezvousRounds
+			default: // the network: soon again
+				retry[id] = round + 1
 			}
-		}
-		if wrong != nil {
-			return nil, wrong
+			s.log.Info("join attempt failed", "peer", id, "err", err)
+			hint.note(id, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("cell: no inviter found for nameplate %04d: %w", c.Nameplate, ctx.Err())
+			if hint.err == nil {
+				return nil, fmt.Errorf("cell: no inviter found for nameplate %04d: %w", c.Nameplate, ctx.Err())
+			}
+			return nil, fmt.Errorf("cell: no join for nameplate %04d (the most telling answer, from %s: %w): %w", c.Nameplate, hint.peer, hint.err, ctx.Err())
 		case <-s.ctx.Done():
 			return nil, errors.New("cell: service closed")
 		case <-t.C:
 		}
+	}
+}
+
+// joinFinal marks a join error that ends Join: this node failed, or an
+// admin that proved the code refused the join.
+type joinFinal struct{ err error }
+
+func (e *joinFinal) Error() string { return e.err.Error() }
+func (e *joinFinal) Unwrap() error { return e.err }
+
+// isStatus reports whether err is a status a peer answered.
+func isStatus(err error) bool {
+	for _, e := range []error{ErrNoInvite, ErrInviteExpired, ErrInviteExhausted, ErrJoinRefused, ErrBadMessage, errInviterFailed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// joinHint is the most telling answer a Join heard, for its error.
+type joinHint struct {
+	peer peer.ID
+	err  error
+	rank int
+}
+
+// note keeps err if it tells at least as much as the answer kept: a wrong
+// code, then what an inviter says of its invite, then "no such invite",
+// then the network.
+func (h *joinHint) note(id peer.ID, err error) {
+	rank := 0
+	switch {
+	case errors.Is(err, ErrWrongCode):
+		rank = 3
+	case errors.Is(err, ErrNoInvite):
+		rank = 1
+	case isStatus(err):
+		rank = 2
+	}
+	if h.err == nil || rank >= h.rank {
+		h.peer, h.err, h.rank = id, err, rank
 	}
 }
 
@@ -174,6 +232,10 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 		return nil, err
 	}
 	if err := statusErr(w.Status); err != nil {
+		if errors.Is(err, ErrJoinRefused) {
+			// From the peer that proved the code: the inviter itself.
+			return nil, &joinFinal{fmt.Errorf("%w (%s)", err, admin)}
+		}
 		return nil, err
 	}
 	pt, err := openWith(isk, labelWelcome, w.Sealed)
@@ -190,7 +252,10 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 	if m, _ := r.Member(admin); m.Roles&RoleAdmin == 0 {
 		return nil, fmt.Errorf("%w: the inviter is not an admin of the roster it sent", ErrBadRoster)
 	}
-	return r, s.welcomeRoster(ctx, r, box)
+	if err := s.welcomeRoster(ctx, r, box); err != nil {
+		return nil, &joinFinal{err}
+	}
+	return r, nil
 }
 
 // welcomeRoster takes the roster of a cell just joined.

@@ -75,6 +75,7 @@ var (
 	ErrInviteExhausted = errors.New("cell: the invite has had too many failed attempts and is void")
 	ErrWrongCode       = errors.New("cell: wrong code (the failed attempt was counted)")
 	ErrJoinRefused     = errors.New("cell: the inviter refused the join")
+	errInviterFailed   = errors.New("cell: the inviter failed")
 )
 
 func statusErr(s byte) error {
@@ -94,7 +95,7 @@ func statusErr(s byte) error {
 	case statusBadMessage:
 		return fmt.Errorf("%w (the inviter could not parse ours)", ErrBadMessage)
 	default:
-		return fmt.Errorf("cell: the inviter failed (status %d)", s)
+		return fmt.Errorf("%w (status %d)", errInviterFailed, s)
 	}
 }
 
