@@ -6,10 +6,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"math"
-	"slices"
+	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/internal/cpace"
@@ -17,7 +17,8 @@ import (
 
 // joinRetry is how often a joiner looks again for the inviter among its
 // connected peers; every rendezvousRounds of them it also asks discovery to
-// look the nameplate's rendezvous up on the DHT again.
+// look the nameplate's rendezvous up on the DHT again. A peer that answered
+// with a status is asked again after rendezvousRounds rounds.
 const (
 	joinRetry        = time.Second
 	rendezvousRounds = 5
@@ -28,15 +29,17 @@ const (
 // through the nameplate's rendezvous on the DHT), runs the PAKE with it and
 // takes the roster it signs. The node is listed as name ("": Config.Name).
 //
-// It blocks until the join succeeds, an admin that proved the code
-// refuses it, this node fails, or ctx ends. Nameplates are public, so
-// what a peer says before it proves the code (no such invite, expired,
-// exhausted, refused, a key confirmation that fails, a broken stream) is
-// a hint only: Join tries the other peers, and that one again later. A
-// peer that answered as if the code were wrong is not asked again, so
-// that a mistyped code spends one attempt of the invite, not three. When
-// ctx ends, the error wraps ctx's and the most telling answer heard, with
-// the peer that gave it.
+// It asks every connected peer that speaks the join protocol, up to 16 at
+// once, so that a peer that holds its stream open delays nothing, and
+// blocks until the join succeeds, an admin that proved the code refuses
+// it, this node fails, or ctx ends. Nameplates are public, so what a peer
+// says before it proves the code (no such invite, expired, exhausted,
+// refused, a key confirmation that fails, a broken stream) is a hint only:
+// Join goes on with the other peers, and asks that one again later. A peer
+// that answered as if the code were wrong is not asked again, so that a
+// mistyped code spends one attempt of the invite, not many. When ctx ends,
+// the error wraps ctx's and the most telling answer heard, naming the peer
+// that gave it.
 func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) {
 	c, err := ParseCode(code)
 	if err != nil {
@@ -74,44 +77,71 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 	if s.rz != nil {
 		defer s.rz.StopRendezvous(rz)
 	}
-	var hint joinHint
-	// retry holds, for each connected peer tried, the round from which it
-	// may be tried again: bounded by the node's connections.
-	retry := make(map[peer.ID]int)
-	t := time.NewTicker(joinRetry)
-	defer t.Stop()
-	for round := 0; ; round++ {
-		if s.rz != nil && round%rendezvousRounds == 0 {
-			s.rz.Rendezvous(rz) // (again): look the nameplate up now
-		}
-		peers := s.h.Network().Peers()
-		for id := range retry {
-			if !slices.Contains(peers, id) {
-				delete(retry, id)
+	var (
+		hint     joinHint
+		results  = make(chan joinResult, maxJoinInFlight) // never full: one slot per attempt in flight
+		inflight = make(map[peer.ID]bool)                 // at most maxJoinInFlight
+		retry    = make(map[peer.ID]int)                  // round from which a peer may be tried again; connected peers only
+		wrong    = make(map[peer.ID]bool)                 // peers that answered as if the code were wrong; at most maxJoinWrong
+		wg       sync.WaitGroup
+	)
+	actx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel() // attempts still running end, and fit in results
+		wg.Wait()
+	}()
+	launch := func(round int) {
+		for _, id := range s.h.Network().Peers() {
+			if len(inflight) >= maxJoinInFlight {
+				return
 			}
-		}
-		for _, id := range peers {
-			if at, ok := retry[id]; (ok && round < at) || !s.speaksJoin(id) {
+			if inflight[id] || wrong[id] || round < retry[id] || !s.speaksJoin(id) {
 				continue
 			}
-			r, err := s.joinVia(ctx, id, c, box, name)
+			inflight[id] = true
+			wg.Go(func() {
+				r, err := s.joinVia(actx, id, c, box, name)
+				results <- joinResult{id, r, err}
+			})
+		}
+	}
+	t := time.NewTicker(joinRetry)
+	defer t.Stop()
+	if s.rz != nil {
+		s.rz.Rendezvous(rz)
+	}
+	round := 0
+	launch(round)
+	for {
+		select {
+		case res := <-results:
+			delete(inflight, res.id)
 			var final *joinFinal
-			switch {
+			switch err := res.err; {
 			case err == nil:
-				return r, nil
+				return res.r, nil
 			case errors.As(err, &final):
 				return nil, final.err
-			case errors.Is(err, ErrWrongCode):
-				retry[id] = math.MaxInt
-			case isStatus(err):
-				retry[id] = round + rendezvousRounds
+			case errors.Is(err, ErrWrongCode) && len(wrong) < maxJoinWrong:
+				wrong[res.id] = true
+			case isStatus(err), errors.Is(err, ErrWrongCode):
+				retry[res.id] = round + rendezvousRounds
 			default: // the network: soon again
-				retry[id] = round + 1
+				retry[res.id] = round + 1
 			}
-			s.log.Info("join attempt failed", "peer", id, "err", err)
-			hint.note(id, err)
-		}
-		select {
+			s.log.Info("join attempt failed", "peer", res.id, "err", res.err)
+			hint.note(res.id, res.err)
+		case <-t.C:
+			round++
+			if s.rz != nil && round%rendezvousRounds == 0 {
+				s.rz.Rendezvous(rz) // again: look the nameplate up now
+			}
+			for id := range retry {
+				if s.h.Network().Connectedness(id) != network.Connected {
+					delete(retry, id)
+				}
+			}
+			launch(round)
 		case <-ctx.Done():
 			if hint.err == nil {
 				return nil, fmt.Errorf("cell: no inviter found for nameplate %04d: %w", c.Nameplate, ctx.Err())
@@ -119,9 +149,21 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 			return nil, fmt.Errorf("cell: no join for nameplate %04d (the most telling answer, from %s: %w): %w", c.Nameplate, hint.peer, hint.err, ctx.Err())
 		case <-s.ctx.Done():
 			return nil, errors.New("cell: service closed")
-		case <-t.C:
 		}
 	}
+}
+
+// Bounds of a Join: attempts at once (one per peer), and peers remembered
+// as having answered "wrong code".
+const (
+	maxJoinInFlight = 16
+	maxJoinWrong    = 256
+)
+
+type joinResult struct {
+	id  peer.ID
+	r   *Roster
+	err error
 }
 
 // joinFinal marks a join error that ends Join: this node failed, or an
@@ -131,14 +173,17 @@ type joinFinal struct{ err error }
 func (e *joinFinal) Error() string { return e.err.Error() }
 func (e *joinFinal) Unwrap() error { return e.err }
 
-// isStatus reports whether err is a status a peer answered.
+// joinAnswer marks a join error that is what the peer answered (a status,
+// or a message that does not parse), not what the network did.
+type joinAnswer struct{ err error }
+
+func (e *joinAnswer) Error() string { return e.err.Error() }
+func (e *joinAnswer) Unwrap() error { return e.err }
+
+// isStatus reports whether err is what a peer answered.
 func isStatus(err error) bool {
-	for _, e := range []error{ErrNoInvite, ErrInviteExpired, ErrInviteExhausted, ErrJoinRefused, ErrBadMessage, errInviterFailed} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	var a *joinAnswer
+	return errors.As(err, &a)
 }
 
 // joinHint is the most telling answer a Join heard, for its error.
@@ -203,14 +248,14 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 	}
 	rep, err := decodeReply(b)
 	if err != nil {
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	if err := statusErr(rep.Status); err != nil {
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	isk, err := state.Finish(rep.Y[:], nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadMessage, err)
+		return nil, &joinAnswer{fmt.Errorf("%w: %w", ErrBadMessage, err)}
 	}
 	if !cpace.VerifyTag(isk, h.Sid[:], rep.Y[:], nil, rep.Tag[:]) {
 		// The inviter counted the attempt; say nothing more to it.
@@ -229,28 +274,28 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 	}
 	w, err := decodeWelcome(b)
 	if err != nil {
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	if err := statusErr(w.Status); err != nil {
 		if errors.Is(err, ErrJoinRefused) {
 			// From the peer that proved the code: the inviter itself.
 			return nil, &joinFinal{fmt.Errorf("%w (%s)", err, admin)}
 		}
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	pt, err := openWith(isk, labelWelcome, w.Sealed)
 	if err != nil {
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	r, err := DecodeRoster(pt)
 	if err != nil {
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	if !r.Has(admin) {
-		return nil, fmt.Errorf("%w: the inviter is not on the roster it sent", ErrBadRoster)
+		return nil, &joinAnswer{fmt.Errorf("%w: the inviter is not on the roster it sent", ErrBadRoster)}
 	}
 	if m, _ := r.Member(admin); m.Roles&RoleAdmin == 0 {
-		return nil, fmt.Errorf("%w: the inviter is not an admin of the roster it sent", ErrBadRoster)
+		return nil, &joinAnswer{fmt.Errorf("%w: the inviter is not an admin of the roster it sent", ErrBadRoster)}
 	}
 	if err := s.welcomeRoster(ctx, r, box); err != nil {
 		return nil, &joinFinal{err}

@@ -185,6 +185,52 @@ func TestSquatterCannotVoidJoin(t *testing.T) {
 	})
 }
 
+// stallHellos makes nd read join hellos and never answer them.
+func stallHellos(nd *Node) {
+	nd.Peer().Host().SetStreamHandler(cell.ProtocolJoin, func(st network.Stream) {
+		_, _ = io.Copy(io.Discard, st) // until the joiner gives up on it
+		_ = st.Reset()
+	})
+}
+
+// TestStallingPeersCannotVoidJoin: peers that take a hello and never
+// answer do not hold a join up until it times out.
+func TestStallingPeersCannotVoidJoin(t *testing.T) {
+	const seed, stallers = 36, 5
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		admin := addNode(t, ctx, n, NodeConfig{})
+		var bad []*Node
+		for range stallers {
+			nd := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{admin}})
+			stallHellos(nd)
+			bad = append(bad, nd)
+		}
+		joiner := addNode(t, ctx, n, NodeConfig{Bootstrap: bad})
+		ac := admin.Peer().Cell()
+		if _, err := ac.Create(ctx, "home", "admin"); err != nil {
+			t.Fatal(err)
+		}
+		code, _, err := ac.Invite(cell.InviteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The nameplate's rendezvous reaches the DHT; then the joiner meets
+		// the stallers first, the admin a few seconds later.
+		time.Sleep(5 * time.Second)
+		n.Partition(append([]*Node{joiner}, bad...), []*Node{admin})
+		done := startJoin(ctx, joiner, code.String(), 2*time.Minute)
+		time.Sleep(5 * time.Second)
+		n.Heal()
+		if err := <-done; err != nil {
+			t.Fatalf("seed %d: join beside %d peers that never answer: %v", seed, stallers, err)
+		}
+		checkJoined(t, seed, admin, joiner, 2)
+	})
+}
+
 // startJoin runs joiner's Join in the background; the error comes on the
 // channel.
 func startJoin(ctx context.Context, joiner *Node, code string, within time.Duration) <-chan error {
