@@ -193,12 +193,14 @@ type joinHint struct {
 	rank int
 }
 
-// note keeps err if it tells at least as much as the answer kept: a wrong
-// code, then what an inviter says of its invite, then "no such invite",
-// then the network.
+// note keeps err if it tells at least as much as the answer kept: a lost
+// welcome, a wrong code, what an inviter says of its invite, "no such
+// invite", then the network.
 func (h *joinHint) note(id peer.ID, err error) {
 	rank := 0
 	switch {
+	case errors.Is(err, ErrWelcomeLost):
+		rank = 4
 	case errors.Is(err, ErrWrongCode):
 		rank = 3
 	case errors.Is(err, ErrNoInvite):
@@ -270,7 +272,7 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 		return nil, fmt.Errorf("cell: join: %w", err)
 	}
 	if b, err = readFrame(rd); err != nil {
-		return nil, fmt.Errorf("cell: join: %w", err)
+		return nil, fmt.Errorf("%w (%s): %w", ErrWelcomeLost, admin, err)
 	}
 	w, err := decodeWelcome(b)
 	if err != nil {

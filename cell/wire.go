@@ -76,6 +76,10 @@ var (
 	ErrWrongCode       = errors.New("cell: wrong code (the failed attempt was counted)")
 	ErrJoinRefused     = errors.New("cell: the inviter refused the join")
 	errInviterFailed   = errors.New("cell: the inviter failed")
+	// ErrWelcomeLost means the inviter accepted the code but its answer
+	// did not arrive: it may have put this node on its roster already.
+	ErrWelcomeLost = errors.New("cell: the inviter took the code but its welcome did not arrive " +
+		"(it may have admitted this node: joining again, with this code or a fresh one, completes the join)")
 )
 
 func statusErr(s byte) error {
