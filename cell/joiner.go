@@ -272,7 +272,7 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 		return nil, fmt.Errorf("cell: join: %w", err)
 	}
 	if b, err = readFrame(rd); err != nil {
-		return nil, fmt.Errorf("%w (%s): %w", ErrWelcomeLost, admin, err)
+		return nil, fmt.Errorf("%w: %w", ErrWelcomeLost, err)
 	}
 	w, err := decodeWelcome(b)
 	if err != nil {
