@@ -78,27 +78,17 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 		defer s.rz.StopRendezvous(rz)
 	}
 	var (
-		hint     joinHint
-		results  = make(chan joinResult, maxJoinInFlight) // never full: one slot per attempt in flight
-		inflight = make(map[peer.ID]bool)                 // at most maxJoinInFlight
-		retry    = make(map[peer.ID]int)                  // round from which a peer may be tried again; connected peers only
-		wrong    = make(map[peer.ID]bool)                 // peers that answered as if the code were wrong; at most maxJoinWrong
-		wg       sync.WaitGroup
+		plan    = newJoinPlan()
+		results = make(chan joinResult, maxJoinInFlight) // never full: one slot per attempt in flight
+		wg      sync.WaitGroup
 	)
 	actx, cancel := context.WithCancel(ctx)
 	defer func() {
 		cancel() // attempts still running end, and fit in results
 		wg.Wait()
 	}()
-	launch := func(round int) {
-		for _, id := range s.h.Network().Peers() {
-			if len(inflight) >= maxJoinInFlight {
-				return
-			}
-			if inflight[id] || wrong[id] || round < retry[id] || !s.speaksJoin(id) {
-				continue
-			}
-			inflight[id] = true
+	launch := func() {
+		for _, id := range plan.next(s.h.Network().Peers(), s.speaksJoin) {
 			wg.Go(func() {
 				r, err := s.joinVia(actx, id, c, box, name)
 				results <- joinResult{id, r, err}
@@ -110,55 +100,35 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 	if s.rz != nil {
 		s.rz.Rendezvous(rz)
 	}
-	round := 0
-	launch(round)
+	launch()
 	for {
 		select {
 		case res := <-results:
-			delete(inflight, res.id)
 			var final *joinFinal
-			switch err := res.err; {
-			case err == nil:
+			switch {
+			case res.err == nil:
 				return res.r, nil
-			case errors.As(err, &final):
+			case errors.As(res.err, &final):
 				return nil, final.err
-			case errors.Is(err, ErrWrongCode) && len(wrong) < maxJoinWrong:
-				wrong[res.id] = true
-			case isStatus(err), errors.Is(err, ErrWrongCode):
-				retry[res.id] = round + rendezvousRounds
-			default: // the network: soon again
-				retry[res.id] = round + 1
 			}
 			s.log.Info("join attempt failed", "peer", res.id, "err", res.err)
-			hint.note(res.id, res.err)
+			plan.failed(res.id, res.err)
 		case <-t.C:
-			round++
-			if s.rz != nil && round%rendezvousRounds == 0 {
+			plan.tick(func(id peer.ID) bool { return s.h.Network().Connectedness(id) == network.Connected })
+			if s.rz != nil && plan.round%rendezvousRounds == 0 {
 				s.rz.Rendezvous(rz) // again: look the nameplate up now
 			}
-			for id := range retry {
-				if s.h.Network().Connectedness(id) != network.Connected {
-					delete(retry, id)
-				}
-			}
-			launch(round)
+			launch()
 		case <-ctx.Done():
-			if hint.err == nil {
-				return nil, fmt.Errorf("cell: no inviter found for nameplate %04d: %w", c.Nameplate, ctx.Err())
+			if h := plan.hint; h.err != nil {
+				return nil, fmt.Errorf("cell: no join for nameplate %04d (the most telling answer, from %s: %w): %w", c.Nameplate, h.peer, h.err, ctx.Err())
 			}
-			return nil, fmt.Errorf("cell: no join for nameplate %04d (the most telling answer, from %s: %w): %w", c.Nameplate, hint.peer, hint.err, ctx.Err())
+			return nil, fmt.Errorf("cell: no inviter found for nameplate %04d: %w", c.Nameplate, ctx.Err())
 		case <-s.ctx.Done():
 			return nil, errors.New("cell: service closed")
 		}
 	}
 }
-
-// Bounds of a Join: attempts at once (one per peer), and peers remembered
-// as having answered "wrong code".
-const (
-	maxJoinInFlight = 16
-	maxJoinWrong    = 256
-)
 
 type joinResult struct {
 	id  peer.ID
@@ -184,33 +154,6 @@ func (e *joinAnswer) Unwrap() error { return e.err }
 func isStatus(err error) bool {
 	var a *joinAnswer
 	return errors.As(err, &a)
-}
-
-// joinHint is the most telling answer a Join heard, for its error.
-type joinHint struct {
-	peer peer.ID
-	err  error
-	rank int
-}
-
-// note keeps err if it tells at least as much as the answer kept: a lost
-// welcome, a wrong code, what an inviter says of its invite, "no such
-// invite", then the network.
-func (h *joinHint) note(id peer.ID, err error) {
-	rank := 0
-	switch {
-	case errors.Is(err, ErrWelcomeLost):
-		rank = 4
-	case errors.Is(err, ErrWrongCode):
-		rank = 3
-	case errors.Is(err, ErrNoInvite):
-		rank = 1
-	case isStatus(err):
-		rank = 2
-	}
-	if h.err == nil || rank >= h.rank {
-		h.peer, h.err, h.rank = id, err, rank
-	}
 }
 
 func (s *Service) speaksJoin(id peer.ID) bool {
