@@ -69,10 +69,11 @@
 // asked again. Only a welcome, which comes after the admin proved the
 // code, is the admin's word.
 //
-// Admission is idempotent. The first device that proves the code is bound
-// to the invite (stored before the roster changes), and only it may use
-// the invite again until it expires; a device already on the roster with
-// the same box key is sent the current roster again. So a joiner whose
+// Admission is idempotent. A device already on the roster with the same
+// box key is sent the current roster again, and the first device that
+// proves the code is bound to the invite (once the roster that names it is
+// stored): only it may use the invite again until it expires, and only
+// while it is a member (removed, it is refused). So a joiner whose
 // welcome was lost (it was cut off, or the admin crashed, after the admin
 // took the roster that names it) completes the join by trying again, with
 // the same code or a fresh one. Open invites are stored (store.go) and

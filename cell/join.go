@@ -332,10 +332,11 @@ func (s *Service) settleAttempt(inv *invite, from peer.ID, y [pointLen]byte) {
 }
 
 // admit signs the roster with the joiner on it. Admission is idempotent
-// for one device: the invite is bound to the first device that proves its
-// code, which alone may use it again until it expires, and a device
-// already on the roster with the same box key is sent the roster again
-// (its welcome was lost: it was cut off, or we crashed, before it came).
+// for one device: a device already on the roster with the same box key is
+// sent the roster again (its welcome was lost: it was cut off, or we
+// crashed, before it came), and the invite is then bound to the device
+// that proved its code, which alone may use it again until it expires,
+// and only while it is a member: removed, it is not let back in by it.
 func (s *Service) admit(inv *invite, id peer.ID, req joinRequest) (*Roster, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -348,37 +349,40 @@ func (s *Service) admit(inv *invite, id peer.ID, req joinRequest) (*Roster, erro
 	if s.state.cellKey == nil || s.state.roster == nil {
 		return nil, ErrNotAdmin
 	}
-	m, member := s.state.roster.Member(id)
-	if member && m.BoxKey != req.BoxKey {
+	r := s.state.roster
+	m, member := r.Member(id)
+	switch {
+	case member && m.BoxKey != req.BoxKey:
 		return nil, fmt.Errorf("%w: %s, with another box key (remove it first)", errAlreadyMember, id)
-	}
-	if inv.joiner == "" {
-		// Bound to id before the roster changes: if we crash in between,
-		// the stored invite lets id, and only id, complete the join.
-		inv.joiner = id
-		if err := s.st.putInvite(s.ctx, inv); err != nil {
-			inv.joiner = ""
+	case member:
+		s.log.Info("welcome sent again", "peer", id, "version", r.Version)
+	case inv.joiner == id:
+		return nil, fmt.Errorf("%w: it admitted %s, removed since", ErrNoInvite, id)
+	default:
+		var err error
+		m = Member{Peer: id, Name: req.Name, Roles: inv.roles, BoxKey: req.BoxKey}
+		if r, err = r.WithMember(m, s.state.keys, s.state.cellKey, time.Now()); err != nil {
 			return nil, err
 		}
+		if err := s.adoptLocked(s.ctx, r, s.state.keys); err != nil {
+			return nil, err
+		}
+		var peers []peer.ID
+		for _, mem := range r.Members {
+			if mem.Peer != id {
+				peers = append(peers, mem.Peer)
+			}
+		}
+		s.spread(r, peers)
 	}
-	if member {
-		s.log.Info("welcome sent again", "peer", id, "version", s.state.roster.Version)
-		return s.state.roster, nil
-	}
-	m = Member{Peer: id, Name: req.Name, Roles: inv.roles, BoxKey: req.BoxKey}
-	r, err := s.state.roster.WithMember(m, s.state.keys, s.state.cellKey, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if err := s.adoptLocked(s.ctx, r, s.state.keys); err != nil {
-		return nil, err
-	}
-	var peers []peer.ID
-	for _, mem := range r.Members {
-		if mem.Peer != id {
-			peers = append(peers, mem.Peer)
+	// Bound after the roster is stored: if we crash in between, the
+	// invite is still open, and the device, a member now, gets the roster
+	// again.
+	if inv.joiner == "" {
+		inv.joiner = id
+		if err := s.st.putInvite(s.ctx, inv); err != nil {
+			s.log.Warn("invite not stored", "err", err) // bound in this process all the same
 		}
 	}
-	s.spread(r, peers)
 	return r, nil
 }

@@ -420,3 +420,42 @@ func TestInviteSurvivesAdminRestart(t *testing.T) {
 		checkJoined(t, seed, admin, joiner, 2)
 	})
 }
+
+// TestRemovedDeviceCannotReuseItsCode: the invite a device joined with
+// stays bound to it until it expires, so that a lost welcome can be sent
+// again; once the device is removed, that invite admits it no more.
+func TestRemovedDeviceCannotReuseItsCode(t *testing.T) {
+	const seed = 37
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		admin := addNode(t, ctx, n, NodeConfig{})
+		joiner := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{admin}})
+		ac := admin.Peer().Cell()
+		if _, err := ac.Create(ctx, "home", "admin"); err != nil {
+			t.Fatal(err)
+		}
+		code, _, err := ac.Invite(cell.InviteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-startJoin(ctx, joiner, code.String(), time.Minute); err != nil {
+			t.Fatalf("seed %d: join: %v", seed, err)
+		}
+		waitAlive(t, []*Node{admin, joiner}, time.Minute)
+		r, err := ac.Remove(ctx, joiner.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool { return removed(joiner) }); !ok {
+			t.Fatalf("seed %d: the removed device was never told", seed)
+		}
+		err = <-startJoin(ctx, joiner, code.String(), 20*time.Second)
+		if err == nil || ac.Roster().Has(joiner.ID) || ac.Roster().Version != r.Version {
+			t.Fatalf("seed %d: the removed device joined again with its old code: %v; admin's roster version %d (removal: %d)",
+				seed, err, ac.Roster().Version, r.Version)
+		}
+		t.Logf("seed %d: the removed device's retry: %v", seed, err)
+	})
+}
