@@ -3,6 +3,7 @@ package cell
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/internal/cpace"
 )
 
 // seededPeer returns the peer ID of the i-th test key (made from a seed).
@@ -213,4 +216,57 @@ func TestStoredInvites(t *testing.T) {
 		}
 		_ = d.Delete(ctx, k)
 	}
+}
+
+// BenchmarkAdminHello is what the admin does for a hello it books, short
+// of the network and the disk: the checks, the CPace responder's message
+// and key, the booking and the invite's stored form.
+func BenchmarkAdminHello(b *testing.B) {
+	now := time.Unix(1_800_000_000, 0)
+	code := Code{Nameplate: 4721, Words: [3]uint16{5, 6, 7}}
+	admin, joiner := seededPeer(b, 1), seededPeer(b, 2)
+	ci := joinCI(admin, joiner)
+	sid := make([]byte, sidLen)
+	_, ya, err := cpace.Start(cpace.Initiator, code.Password(), ci, sid, nil, rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		inv := newInvite(code, RoleChain, now.Add(time.Hour))
+		if inv.check(joiner, now, 3, 20) != statusOK {
+			b.Fatal("refused")
+		}
+		st, _, err := cpace.Start(cpace.Responder, code.Password(), ci, sid, nil, rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.Finish(ya, nil); err != nil {
+			b.Fatal(err)
+		}
+		if inv.book(joiner, [pointLen]byte(ya), now, 3, 20) != statusOK {
+			b.Fatal("not booked")
+		}
+		_ = inv.encode()
+	}
+}
+
+// BenchmarkInviteRecord encodes and decodes an invite holding the most
+// failed attempts it may (20, by 7 peers).
+func BenchmarkInviteRecord(b *testing.B) {
+	now := time.Unix(1_800_000_000, 0)
+	inv := newInvite(Code{Nameplate: 4721, Words: [3]uint16{5, 6, 7}}, RoleChain, now.Add(time.Hour))
+	for i := range 20 {
+		inv.book(seededPeer(b, i/3), testMessage(i), now, 3, 20)
+	}
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		enc := inv.encode()
+		n = len(enc)
+		if _, err := decodeInvite(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n), "bytes/record")
 }

@@ -161,6 +161,7 @@ func TestSquatterCannotVoidJoin(t *testing.T) {
 
 		// For the first minute the joiner can reach the squatter only.
 		n.Partition([]*Node{joiner, sq}, []*Node{admin})
+		start := time.Now()
 		done := make(chan error, 1)
 		var r *cell.Roster
 		go func() {
@@ -175,6 +176,8 @@ func TestSquatterCannotVoidJoin(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("seed %d: honest join beside a squatter (it answered %d hellos): %v", seed, answered.Load(), err)
 		}
+		t.Logf("seed %d: joined %v (virtual) after the start, %v after the partition ended; the squatter answered %d hellos",
+			seed, time.Since(start), time.Since(start)-time.Minute, answered.Load())
 		if got := answered.Load(); got < joinStatusN-1 {
 			t.Errorf("seed %d: the joiner asked the squatter %d times, want at least %d: the test proves less than it says", seed, got, joinStatusN-1)
 		}
@@ -221,12 +224,14 @@ func TestStallingPeersCannotVoidJoin(t *testing.T) {
 		// the stallers first, the admin a few seconds later.
 		time.Sleep(5 * time.Second)
 		n.Partition(append([]*Node{joiner}, bad...), []*Node{admin})
+		start := time.Now()
 		done := startJoin(ctx, joiner, code.String(), 2*time.Minute)
 		time.Sleep(5 * time.Second)
 		n.Heal()
 		if err := <-done; err != nil {
 			t.Fatalf("seed %d: join beside %d peers that never answer: %v", seed, stallers, err)
 		}
+		t.Logf("seed %d: joined %v (virtual) after the partition ended", seed, time.Since(start)-5*time.Second)
 		checkJoined(t, seed, admin, joiner, 2)
 	})
 }
