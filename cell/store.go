@@ -195,7 +195,7 @@ func (s store) loadInvites(ctx context.Context) ([]*invite, error) {
 		}
 		inv, err := decodeInvite(e.Value)
 		if err == nil && !validInviteKey(ds.NewKey(e.Key).BaseNamespace(), inv) {
-			err = fmt.Errorf("the invite of nameplate %04d", inv.code.Nameplate)
+			err = fmt.Errorf("it holds the invite of nameplate %04d", inv.code.Nameplate)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: /cell%s: %w", ErrCorruptState, e.Key, err)
