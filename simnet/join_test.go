@@ -464,3 +464,41 @@ func TestRemovedDeviceCannotReuseItsCode(t *testing.T) {
 		t.Logf("seed %d: the removed device's retry: %v", seed, err)
 	})
 }
+
+// TestInviteAttemptsSurviveAdminRestart: the failed attempts booked against
+// an invite are stored with it, so that restarting the admin gives a
+// guesser no more tries.
+func TestInviteAttemptsSurviveAdminRestart(t *testing.T) {
+	const seed = 38
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		admin := addNode(t, ctx, n, NodeConfig{})
+		guesser := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{admin}})
+		if _, err := admin.Peer().Cell().Create(ctx, "home", "admin"); err != nil {
+			t.Fatal(err)
+		}
+		code, _, err := admin.Peer().Cell().Invite(cell.InviteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sprayHellos(t, ctx, guesser, admin, code.Nameplate, 3, 0); !bytes.Equal(got, []byte{0, 0, 0}) {
+			t.Fatalf("seed %d: first three guesses answered %v, want [0 0 0]", seed, got)
+		}
+		if err := n.Crash(admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Restart(ctx, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
+			return guesser.Peer().Host().Network().Connectedness(admin.ID) == network.Connected
+		}); !ok {
+			t.Fatalf("seed %d: the guesser never reconnected to the restarted admin", seed)
+		}
+		if got := sprayHellos(t, ctx, guesser, admin, code.Nameplate, 1, 0); !bytes.Equal(got, []byte{3}) {
+			t.Errorf("seed %d: a fourth guess after the admin's restart answered %v, want [3] (exhausted for this peer)", seed, got)
+		}
+	})
+}
