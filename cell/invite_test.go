@@ -270,3 +270,32 @@ func BenchmarkInviteRecord(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "bytes/record")
 }
+
+// BenchmarkAdminJunkHello is the admin's work for a hello whose CPace
+// message is not a valid element, which books nothing: "start" is the work
+// of answering it with cpace.Start and Finish, as the admin did before,
+// "check" is cpace.CheckMessage, which it does now.
+func BenchmarkAdminJunkHello(b *testing.B) {
+	code := Code{Nameplate: 4721, Words: [3]uint16{5, 6, 7}}
+	ci := joinCI(seededPeer(b, 1), seededPeer(b, 2))
+	sid := make([]byte, sidLen)
+	junk := bytes.Repeat([]byte{0xff}, pointLen)
+	b.Run("start", func(b *testing.B) {
+		for b.Loop() {
+			st, _, err := cpace.Start(cpace.Responder, code.Password(), ci, sid, nil, rand.Reader)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Finish(junk, nil); err == nil {
+				b.Fatal("junk accepted")
+			}
+		}
+	})
+	b.Run("check", func(b *testing.B) {
+		for b.Loop() {
+			if cpace.CheckMessage(junk) == nil {
+				b.Fatal("junk accepted")
+			}
+		}
+	})
+}

@@ -197,8 +197,12 @@ func (s *Service) serveJoin(st network.Stream) {
 		send(reply{Status: statusBadMessage}.encode())
 		return
 	}
-	// Cheap checks first: no key material for a peer that may not try.
-	inv, status := s.inviteFor(h.Nameplate, from, time.Now())
+	// Cheap checks first: no scalar multiplication for a peer that may not
+	// try, a replay, or junk.
+	inv, status := s.inviteFor(h.Nameplate, from, h.Y, time.Now())
+	if status == statusOK && cpace.CheckMessage(h.Y[:]) != nil {
+		status = statusBadMessage
+	}
 	if status != statusOK {
 		send(reply{Status: status}.encode())
 		return
@@ -279,9 +283,9 @@ func (s *Service) serveJoin(st network.Stream) {
 
 var errAlreadyMember = errors.New("cell: already a member")
 
-// inviteFor finds the open invite of a nameplate that from may try now,
-// booking nothing; an invite found dead ends.
-func (s *Service) inviteFor(nameplate uint16, from peer.ID, now time.Time) (*invite, byte) {
+// inviteFor finds the open invite of a nameplate that from may try now
+// with CPace message y, booking nothing; an invite found dead ends.
+func (s *Service) inviteFor(nameplate uint16, from peer.ID, y [pointLen]byte, now time.Time) (*invite, byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inv := s.invites[nameplate]
@@ -289,6 +293,9 @@ func (s *Service) inviteFor(nameplate uint16, from peer.ID, now time.Time) (*inv
 		return nil, statusNoInvite
 	}
 	status := inv.check(from, now, s.cfg.MaxAttempts, s.cfg.MaxInviteAttempts)
+	if _, replay := inv.seen[y]; replay && status == statusOK {
+		status = statusBadMessage
+	}
 	if inv.dead(now, s.cfg.MaxInviteAttempts) {
 		s.log.Info("invite ended", "nameplate", nameplate, "failures", inv.failures)
 		s.endInviteLocked(inv)
