@@ -52,9 +52,32 @@
 // run (package internal/cpace, draft-irtf-cfrg-cpace, ristretto255 and
 // SHA-512), whose channel identifier binds both peer IDs that libp2p
 // authenticated. An eavesdropper learns nothing; a peer with a wrong code
-// can test one guess per run and cannot test guesses offline. Every run in
-// which the admin sends its CPace message counts as an attempt; after
-// MaxAttempts (3) failed runs, or after the TTL (10 min), the invite dies.
+// can test one guess per run and cannot test guesses offline. A run counts
+// as a failed attempt once the admin sends its CPace message, which it does
+// only for a valid and fresh Ya (a replayed one is answered "bad message"
+// and costs nothing), until the joiner proves the code. One remote peer
+// may fail MaxAttempts (3) times, after which it is told "exhausted"; all
+// peers together MaxInviteAttempts (20) times, after which the invite
+// dies, as it does after its TTL (10 min). A thousand peer identities, or
+// guessing the code (each attempt 1 in 2^33), can still void an invite;
+// one bystander cannot.
+//
+// Since nameplates are public, any peer can answer a hello: the statuses
+// of a reply, and the reply's tag, are hints to the joiner, which goes on
+// asking every peer that speaks the protocol (16 at once) until its
+// context ends. A peer that answered as if the code were wrong is not
+// asked again. Only a welcome, which comes after the admin proved the
+// code, is the admin's word.
+//
+// Admission is idempotent. A device already on the roster with the same
+// box key is sent the current roster again, and the first device that
+// proves the code is bound to the invite (once the roster that names it is
+// stored): only it may use the invite again until it expires, and only
+// while it is a member (removed, it is refused). So a joiner whose
+// welcome was lost (it was cut off, or the admin crashed, after the admin
+// took the roster that names it) completes the join by trying again, with
+// the same code or a fresh one. Open invites are stored (store.go) and
+// served again after the admin restarts.
 //
 // Join protocol, /exopeer/cell/join/1.0.0, frames of uvarint length and
 // bytes, joiner J and admin A:

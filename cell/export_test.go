@@ -47,6 +47,15 @@ func StartJoin(t testing.TB, c Code, admin, joiner peer.ID) (helloFrame []byte, 
 	}
 }
 
+// ReplyErr returns the error a reply frame stands for.
+func ReplyErr(b []byte) error {
+	r, err := decodeReply(b)
+	if err != nil {
+		return err
+	}
+	return statusErr(r.Status)
+}
+
 // WelcomeErr returns the error a welcome frame stands for.
 func WelcomeErr(b []byte) error {
 	w, err := decodeWelcome(b)

@@ -2,6 +2,7 @@ package cell
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -19,15 +20,6 @@ import (
 // code's words, then the joiner's request and the admin's new roster,
 // sealed under keys from the PAKE. See doc.go.
 const ProtocolJoin protocol.ID = "/exopeer/cell/join/1.0.0"
-
-// invite is an open invitation on an admin.
-type invite struct {
-	code     Code
-	roles    Role
-	expires  time.Time
-	failures int
-	rzSecret []byte
-}
 
 // InviteOptions says what an invite admits.
 type InviteOptions struct {
@@ -73,11 +65,12 @@ func (s *Service) Invite(opts InviteOptions) (Code, time.Time, error) {
 			break
 		}
 	}
-	inv := &invite{code: code, roles: opts.Roles, expires: time.Now().Add(opts.TTL), rzSecret: inviteRendezvous(code.Nameplate)}
-	s.invites[code.Nameplate] = inv
-	if s.rz != nil {
-		s.rz.Rendezvous(inv.rzSecret)
+	inv := newInvite(code, opts.Roles, time.Now().Add(opts.TTL))
+	// Stored before the code is shown: it outlives this process.
+	if err := s.st.putInvite(s.ctx, inv); err != nil {
+		return Code{}, time.Time{}, err
 	}
+	s.openInviteLocked(inv)
 	s.log.Info("invite opened", "nameplate", code.Nameplate, "expires", inv.expires.Format(time.TimeOnly), "roles", opts.Roles)
 	return code, inv.expires, nil
 }
@@ -90,10 +83,28 @@ func inviteRendezvous(nameplate uint16) []byte {
 	return binary.BigEndian.AppendUint16([]byte("exopeer invite v1\x00"), nameplate)
 }
 
-func (s *Service) endInviteLocked(inv *invite) {
+// openInviteLocked serves inv and advertises its nameplate.
+func (s *Service) openInviteLocked(inv *invite) {
+	s.invites[inv.code.Nameplate] = inv
+	if s.rz != nil {
+		s.rz.Rendezvous(inv.rzSecret)
+	}
+}
+
+// closeInviteLocked stops serving inv in this process; it stays stored.
+func (s *Service) closeInviteLocked(inv *invite) {
 	delete(s.invites, inv.code.Nameplate)
 	if s.rz != nil {
 		s.rz.StopRendezvous(inv.rzSecret)
+	}
+}
+
+// endInviteLocked ends inv for good: expired or exhausted.
+func (s *Service) endInviteLocked(inv *invite) {
+	s.closeInviteLocked(inv)
+	if err := s.st.deleteInvite(s.ctx, inv.code.Nameplate); err != nil {
+		// It is dead anyway: loaded again, it ends again.
+		s.log.Warn("stored invite not deleted", "nameplate", inv.code.Nameplate, "err", err)
 	}
 }
 
@@ -106,6 +117,24 @@ func (s *Service) expireInvites(now time.Time) {
 			s.endInviteLocked(inv)
 		}
 	}
+}
+
+// loadInvitesLocked serves again the invites stored by an earlier run of
+// an admin; those that died meanwhile are deleted.
+func (s *Service) loadInvitesLocked(ctx context.Context, now time.Time) error {
+	invs, err := s.st.loadInvites(ctx)
+	if err != nil {
+		return err
+	}
+	for _, inv := range invs {
+		if inv.dead(now, s.cfg.MaxInviteAttempts) || s.state.cellKey == nil {
+			s.endInviteLocked(inv)
+			continue
+		}
+		s.openInviteLocked(inv)
+		s.log.Info("invite open again", "nameplate", inv.code.Nameplate, "expires", inv.expires.Format(time.TimeOnly))
+	}
+	return nil
 }
 
 // joinCI is CPace's channel identifier: it binds the run to the two peer
@@ -168,10 +197,12 @@ func (s *Service) serveJoin(st network.Stream) {
 		send(reply{Status: statusBadMessage}.encode())
 		return
 	}
-	// Book the attempt before any key material goes out: a run in which
-	// we send our CPace message lets the peer test one guess, so it counts
-	// as failed unless the peer proves the code.
-	inv, status := s.takeAttempt(h.Nameplate, time.Now())
+	// Cheap checks first: no scalar multiplication for a peer that may not
+	// try, a replay, or junk.
+	inv, status := s.inviteFor(h.Nameplate, from, h.Y, time.Now())
+	if status == statusOK && cpace.CheckMessage(h.Y[:]) != nil {
+		status = statusBadMessage
+	}
 	if status != statusOK {
 		send(reply{Status: status}.encode())
 		return
@@ -186,6 +217,17 @@ func (s *Service) serveJoin(st network.Stream) {
 	if err != nil {
 		log.Info("join refused: invalid CPace message", "err", err)
 		send(reply{Status: statusBadMessage}.encode())
+		return
+	}
+	// Book the attempt before our CPace message goes out: a run in which
+	// we send it lets the peer test one guess, so it counts as failed
+	// unless the peer proves the code. A replayed message tests nothing
+	// new: refused, not counted.
+	if status := s.bookAttempt(inv, from, h.Y, time.Now()); status != statusOK {
+		if status == statusBadMessage {
+			log.Info("join refused: replayed hello")
+		}
+		send(reply{Status: status}.encode())
 		return
 	}
 	rep := reply{Status: statusOK, Y: [pointLen]byte(yb), Tag: [tagLen]byte(cpace.ConfirmTag(isk, h.Sid[:], yb, nil))}
@@ -208,6 +250,7 @@ func (s *Service) serveJoin(st network.Stream) {
 		send(welcome{Status: statusWrongCode}.encode())
 		return
 	}
+	s.settleAttempt(inv, from, h.Y)
 	pt, err := openWith(isk, labelRequest, c.Sealed)
 	var req joinRequest
 	if err == nil {
@@ -222,7 +265,7 @@ func (s *Service) serveJoin(st network.Stream) {
 	if err != nil {
 		log.Warn("join refused", "err", err)
 		status := statusInternal
-		if errors.Is(err, errAlreadyMember) || errors.Is(err, ErrInviteExhausted) || errors.Is(err, ErrNoInvite) {
+		if errors.Is(err, errAlreadyMember) || errors.Is(err, ErrNoInvite) {
 			status = statusRefused
 		}
 		send(welcome{Status: status}.encode())
@@ -240,56 +283,113 @@ func (s *Service) serveJoin(st network.Stream) {
 
 var errAlreadyMember = errors.New("cell: already a member")
 
-// takeAttempt finds the open invite of a nameplate and books one attempt.
-func (s *Service) takeAttempt(nameplate uint16, now time.Time) (*invite, byte) {
+// inviteFor finds the open invite of a nameplate that from may try now
+// with CPace message y, booking nothing; an invite found dead ends.
+func (s *Service) inviteFor(nameplate uint16, from peer.ID, y [pointLen]byte, now time.Time) (*invite, byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inv := s.invites[nameplate]
-	switch {
-	case inv == nil:
+	if inv == nil {
 		return nil, statusNoInvite
-	case now.After(inv.expires):
-		s.endInviteLocked(inv)
-		return nil, statusExpired
-	case inv.failures >= s.cfg.MaxAttempts:
-		s.endInviteLocked(inv)
-		return nil, statusExhausted
 	}
-	inv.failures++ // a successful join consumes the invite anyway
-	return inv, statusOK
+	status := inv.check(from, now, s.cfg.MaxAttempts, s.cfg.MaxInviteAttempts)
+	if _, replay := inv.seen[y]; replay && status == statusOK {
+		status = statusBadMessage
+	}
+	if inv.dead(now, s.cfg.MaxInviteAttempts) {
+		s.log.Info("invite ended", "nameplate", nameplate, "failures", inv.failures)
+		s.endInviteLocked(inv)
+	}
+	return inv, status
 }
 
-// admit consumes the invite and signs the roster with the joiner on it.
+// bookAttempt books a run of from with CPace message y as failed (see
+// invite.book) and stores the count before the run goes on, so that a
+// restart gives no one more guesses.
+func (s *Service) bookAttempt(inv *invite, from peer.ID, y [pointLen]byte, now time.Time) byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.invites[inv.code.Nameplate] != inv {
+		return statusNoInvite // ended meanwhile
+	}
+	status := inv.book(from, y, now, s.cfg.MaxAttempts, s.cfg.MaxInviteAttempts)
+	if status != statusOK {
+		return status
+	}
+	if err := s.st.putInvite(s.ctx, inv); err != nil {
+		s.log.Error("invite not stored", "err", err)
+		inv.settle(from, y)
+		return statusInternal
+	}
+	return statusOK
+}
+
+// settleAttempt takes back the failure booked for a run whose peer proved
+// the code.
+func (s *Service) settleAttempt(inv *invite, from peer.ID, y [pointLen]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inv.settle(from, y)
+	if s.invites[inv.code.Nameplate] != inv {
+		return
+	}
+	if err := s.st.putInvite(s.ctx, inv); err != nil {
+		s.log.Warn("invite not stored", "err", err) // a failure too many: safe
+	}
+}
+
+// admit signs the roster with the joiner on it. Admission is idempotent
+// for one device: a device already on the roster with the same box key is
+// sent the roster again (its welcome was lost: it was cut off, or we
+// crashed, before it came), and the invite is then bound to the device
+// that proved its code, which alone may use it again until it expires,
+// and only while it is a member: removed, it is not let back in by it.
 func (s *Service) admit(inv *invite, id peer.ID, req joinRequest) (*Roster, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.invites[inv.code.Nameplate]; !ok || cur != inv {
-		return nil, ErrNoInvite
-	}
-	s.endInviteLocked(inv)
 	if err := s.usableLocked(); err != nil {
 		return nil, err
+	}
+	if cur, ok := s.invites[inv.code.Nameplate]; !ok || cur != inv || (inv.joiner != "" && inv.joiner != id) {
+		return nil, ErrNoInvite
 	}
 	if s.state.cellKey == nil || s.state.roster == nil {
 		return nil, ErrNotAdmin
 	}
-	if s.state.roster.Has(id) {
-		return nil, fmt.Errorf("%w: %s", errAlreadyMember, id)
+	r := s.state.roster
+	m, member := r.Member(id)
+	switch {
+	case member && m.BoxKey != req.BoxKey:
+		return nil, fmt.Errorf("%w: %s, with another box key (remove it first)", errAlreadyMember, id)
+	case member:
+		s.log.Info("welcome sent again", "peer", id, "version", r.Version)
+	case inv.joiner == id:
+		return nil, fmt.Errorf("%w: it admitted %s, removed since", ErrNoInvite, id)
+	default:
+		var err error
+		m = Member{Peer: id, Name: req.Name, Roles: inv.roles, BoxKey: req.BoxKey}
+		if r, err = r.WithMember(m, s.state.keys, s.state.cellKey, time.Now()); err != nil {
+			return nil, err
+		}
+		if err := s.adoptLocked(s.ctx, r, s.state.keys); err != nil {
+			return nil, err
+		}
+		var peers []peer.ID
+		for _, mem := range r.Members {
+			if mem.Peer != id {
+				peers = append(peers, mem.Peer)
+			}
+		}
+		s.spread(r, peers)
 	}
-	m := Member{Peer: id, Name: req.Name, Roles: inv.roles, BoxKey: req.BoxKey}
-	r, err := s.state.roster.WithMember(m, s.state.keys, s.state.cellKey, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if err := s.adoptLocked(s.ctx, r, s.state.keys); err != nil {
-		return nil, err
-	}
-	var peers []peer.ID
-	for _, mem := range r.Members {
-		if mem.Peer != id {
-			peers = append(peers, mem.Peer)
+	// Bound after the roster is stored: if we crash in between, the
+	// invite is still open, and the device, a member now, gets the roster
+	// again.
+	if inv.joiner == "" {
+		inv.joiner = id
+		if err := s.st.putInvite(s.ctx, inv); err != nil {
+			s.log.Warn("invite not stored", "err", err) // bound in this process all the same
 		}
 	}
-	s.spread(r, peers)
 	return r, nil
 }

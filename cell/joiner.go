@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/internal/cpace"
@@ -15,7 +17,8 @@ import (
 
 // joinRetry is how often a joiner looks again for the inviter among its
 // connected peers; every rendezvousRounds of them it also asks discovery to
-// look the nameplate's rendezvous up on the DHT again.
+// look the nameplate's rendezvous up on the DHT again. A peer that answered
+// with a status is asked again after rendezvousRounds rounds.
 const (
 	joinRetry        = time.Second
 	rendezvousRounds = 5
@@ -24,9 +27,19 @@ const (
 // Join joins the cell of the admin that printed code. It looks for the
 // admin among the peers this node is connected to or meets (on the LAN, or
 // through the nameplate's rendezvous on the DHT), runs the PAKE with it and
-// takes the roster it signs. It blocks until the join succeeds, fails for
-// good (wrong, expired or exhausted code) or ctx ends. The node is listed
-// as name ("": Config.Name).
+// takes the roster it signs. The node is listed as name ("": Config.Name).
+//
+// It asks every connected peer that speaks the join protocol, up to 16 at
+// once, so that a peer that holds its stream open delays nothing, and
+// blocks until the join succeeds, an admin that proved the code refuses
+// it, this node fails, or ctx ends. Nameplates are public, so what a peer
+// says before it proves the code (no such invite, expired, exhausted,
+// refused, a key confirmation that fails, a broken stream) is a hint only:
+// Join goes on with the other peers, and asks that one again later. A peer
+// that answered as if the code were wrong is not asked again, so that a
+// mistyped code spends one attempt of the invite, not many. When ctx ends,
+// the error wraps ctx's and the most telling answer heard, naming the peer
+// that gave it.
 func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) {
 	c, err := ParseCode(code)
 	if err != nil {
@@ -64,48 +77,83 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 	if s.rz != nil {
 		defer s.rz.StopRendezvous(rz)
 	}
-	tried := make(map[peer.ID]bool)
+	var (
+		plan    = newJoinPlan()
+		results = make(chan joinResult, maxJoinInFlight) // never full: one slot per attempt in flight
+		wg      sync.WaitGroup
+	)
+	actx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel() // attempts still running end, and fit in results
+		wg.Wait()
+	}()
+	launch := func() {
+		for _, id := range plan.next(s.h.Network().Peers(), s.speaksJoin) {
+			wg.Go(func() {
+				r, err := s.joinVia(actx, id, c, box, name)
+				results <- joinResult{id, r, err}
+			})
+		}
+	}
 	t := time.NewTicker(joinRetry)
 	defer t.Stop()
-	for round := 0; ; round++ {
-		if s.rz != nil && round%rendezvousRounds == 0 {
-			s.rz.Rendezvous(rz) // (again): look the nameplate up now
-		}
-		// A peer that answers "wrong code" may be the inviter (the user
-		// mistyped) or a peer that squats the nameplate, which is not
-		// secret: try the others before giving up.
-		var wrong error
-		for _, id := range s.h.Network().Peers() {
-			if tried[id] || !s.speaksJoin(id) {
-				continue
-			}
-			tried[id] = true
-			r, err := s.joinVia(ctx, id, c, box, name)
-			switch {
-			case err == nil:
-				return r, nil
-			case errors.Is(err, ErrNoInvite):
-				continue
-			case errors.Is(err, ErrWrongCode):
-				wrong = err
-			case errors.Is(err, ErrInviteExpired), errors.Is(err, ErrInviteExhausted), errors.Is(err, ErrJoinRefused):
-				return nil, err
-			default:
-				s.log.Info("join attempt failed", "peer", id, "err", err)
-				delete(tried, id) // a network error: this peer may be tried again
-			}
-		}
-		if wrong != nil {
-			return nil, wrong
-		}
+	if s.rz != nil {
+		s.rz.Rendezvous(rz)
+	}
+	launch()
+	for {
 		select {
+		case res := <-results:
+			var final *joinFinal
+			switch {
+			case res.err == nil:
+				return res.r, nil
+			case errors.As(res.err, &final):
+				return nil, final.err
+			}
+			s.log.Info("join attempt failed", "peer", res.id, "err", res.err)
+			plan.failed(res.id, res.err)
+		case <-t.C:
+			plan.tick(func(id peer.ID) bool { return s.h.Network().Connectedness(id) == network.Connected })
+			if s.rz != nil && plan.round%rendezvousRounds == 0 {
+				s.rz.Rendezvous(rz) // again: look the nameplate up now
+			}
+			launch()
 		case <-ctx.Done():
+			if h := plan.hint; h.err != nil {
+				return nil, fmt.Errorf("cell: no join for nameplate %04d (the most telling answer, from %s: %w): %w", c.Nameplate, h.peer, h.err, ctx.Err())
+			}
 			return nil, fmt.Errorf("cell: no inviter found for nameplate %04d: %w", c.Nameplate, ctx.Err())
 		case <-s.ctx.Done():
 			return nil, errors.New("cell: service closed")
-		case <-t.C:
 		}
 	}
+}
+
+type joinResult struct {
+	id  peer.ID
+	r   *Roster
+	err error
+}
+
+// joinFinal marks a join error that ends Join: this node failed, or an
+// admin that proved the code refused the join.
+type joinFinal struct{ err error }
+
+func (e *joinFinal) Error() string { return e.err.Error() }
+func (e *joinFinal) Unwrap() error { return e.err }
+
+// joinAnswer marks a join error that is what the peer answered (a status,
+// or a message that does not parse), not what the network did.
+type joinAnswer struct{ err error }
+
+func (e *joinAnswer) Error() string { return e.err.Error() }
+func (e *joinAnswer) Unwrap() error { return e.err }
+
+// isStatus reports whether err is what a peer answered.
+func isStatus(err error) bool {
+	var a *joinAnswer
+	return errors.As(err, &a)
 }
 
 func (s *Service) speaksJoin(id peer.ID) bool {
@@ -145,14 +193,14 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 	}
 	rep, err := decodeReply(b)
 	if err != nil {
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	if err := statusErr(rep.Status); err != nil {
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	isk, err := state.Finish(rep.Y[:], nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadMessage, err)
+		return nil, &joinAnswer{fmt.Errorf("%w: %w", ErrBadMessage, err)}
 	}
 	if !cpace.VerifyTag(isk, h.Sid[:], rep.Y[:], nil, rep.Tag[:]) {
 		// The inviter counted the attempt; say nothing more to it.
@@ -167,30 +215,37 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 		return nil, fmt.Errorf("cell: join: %w", err)
 	}
 	if b, err = readFrame(rd, maxWelcomeFrame); err != nil {
-		return nil, fmt.Errorf("cell: join: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrWelcomeLost, err)
 	}
 	w, err := decodeWelcome(b)
 	if err != nil {
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	if err := statusErr(w.Status); err != nil {
-		return nil, err
+		if errors.Is(err, ErrJoinRefused) {
+			// From the peer that proved the code: the inviter itself.
+			return nil, &joinFinal{fmt.Errorf("%w (%s)", err, admin)}
+		}
+		return nil, &joinAnswer{err}
 	}
 	pt, err := openWith(isk, labelWelcome, w.Sealed)
 	if err != nil {
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	r, err := DecodeRoster(pt)
 	if err != nil {
-		return nil, err
+		return nil, &joinAnswer{err}
 	}
 	if !r.Has(admin) {
-		return nil, fmt.Errorf("%w: the inviter is not on the roster it sent", ErrBadRoster)
+		return nil, &joinAnswer{fmt.Errorf("%w: the inviter is not on the roster it sent", ErrBadRoster)}
 	}
 	if m, _ := r.Member(admin); m.Roles&RoleAdmin == 0 {
-		return nil, fmt.Errorf("%w: the inviter is not an admin of the roster it sent", ErrBadRoster)
+		return nil, &joinAnswer{fmt.Errorf("%w: the inviter is not an admin of the roster it sent", ErrBadRoster)}
 	}
-	return r, s.welcomeRoster(ctx, r, box)
+	if err := s.welcomeRoster(ctx, r, box); err != nil {
+		return nil, &joinFinal{err}
+	}
+	return r, nil
 }
 
 // welcomeRoster takes the roster of a cell just joined.

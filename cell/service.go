@@ -39,9 +39,14 @@ type Config struct {
 	Name string
 	// InviteTTL is how long an invite code stays valid. Default 10 min.
 	InviteTTL time.Duration
-	// MaxAttempts is how many failed join attempts kill an invite.
-	// Default 3.
+	// MaxAttempts is how many failed join attempts one remote peer may
+	// make on an invite; it is then told the invite is exhausted, and the
+	// others may go on trying. Default 3.
 	MaxAttempts int
+	// MaxInviteAttempts is how many failed join attempts, of all peers
+	// together, kill an invite. Each is one online guess of the code's 33
+	// bits. Default 20; at most 1000.
+	MaxInviteAttempts int
 	// MaintainInterval is how often the node checks that every member it
 	// is connected to is in its gossip view, and asks for newer rosters.
 	// Default 5 s.
@@ -64,6 +69,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
+	}
+	if c.MaxInviteAttempts == 0 {
+		c.MaxInviteAttempts = 20
 	}
 	if c.MaintainInterval == 0 {
 		c.MaintainInterval = 5 * time.Second
@@ -142,6 +150,10 @@ func New(opts Options) (*Service, error) {
 	if !validName(cfg.Name) {
 		return nil, fmt.Errorf("cell: node name %q is empty, longer than %d bytes or not printable", cfg.Name, MaxNameLen)
 	}
+	if cfg.MaxAttempts < 0 || cfg.MaxInviteAttempts < 0 || cfg.MaxInviteAttempts > maxInviteAttempts {
+		return nil, fmt.Errorf("cell: MaxAttempts %d and MaxInviteAttempts %d: want 0 (default) or more, and at most %d attempts in all",
+			cfg.MaxAttempts, cfg.MaxInviteAttempts, maxInviteAttempts)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -182,6 +194,9 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.log.Info("cell loaded", "cell", st.roster.ID(), "name", st.roster.Name,
 		"version", st.roster.Version, "epoch", st.roster.Epoch, "members", len(st.roster.Members))
+	if err := s.loadInvitesLocked(ctx, time.Now()); err != nil {
+		return err
+	}
 	return s.startGossipLocked()
 }
 
@@ -199,7 +214,7 @@ func (s *Service) Close() error {
 	s.gossip = nil
 	s.stopRendezvousLocked()
 	for _, inv := range s.invites {
-		s.endInviteLocked(inv)
+		s.closeInviteLocked(inv) // stored: open again at the next Start
 	}
 	s.mu.Unlock()
 	if !started {

@@ -16,7 +16,8 @@ import (
 )
 
 // TestReplayedAndTamperedMessages speaks the protocols by hand on a
-// simulated network: a replayed join is refused as a wrong code, a tampered
+// simulated network: a replayed hello is refused without being counted, a
+// replayed confirmation is refused as a wrong code, a tampered
 // roster push is refused, and the node goes on.
 func TestReplayedAndTamperedMessages(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -71,22 +72,31 @@ func TestReplayedAndTamperedMessages(t *testing.T) {
 		s1, rd1 := open(cell.ProtocolJoin)
 		confirm := confirmFor(roundTrip(s1, rd1, hello))
 		_ = s1.Reset()
-		// Run 2 replays run 1's hello and confirm: the admin answered with
-		// a fresh CPace message, so the old confirmation does not verify.
+		// Run 2 replays run 1's hello: refused at once, and not counted,
+		// since a replayed CPace message tests no new guess.
 		s2, rd2 := open(cell.ProtocolJoin)
-		roundTrip(s2, rd2, hello)
-		if err := cell.WelcomeErr(roundTrip(s2, rd2, confirm)); !errors.Is(err, cell.ErrWrongCode) {
-			t.Errorf("replayed confirm: %v, want ErrWrongCode", err)
+		if err := cell.ReplyErr(roundTrip(s2, rd2, hello)); !errors.Is(err, cell.ErrBadMessage) {
+			t.Errorf("replayed hello: %v, want ErrBadMessage", err)
 		}
 		s2.Close()
-		// Those two runs were counted: one attempt is left, and the right
-		// code, used properly, still works.
-		hello, confirmFor = cell.StartJoin(t, code, admin.ID, attacker.ID)
+		// Run 3 sends a fresh hello, then run 1's confirm: the admin
+		// answered with a fresh CPace message, so the old confirmation
+		// does not verify.
+		hello3, _ := cell.StartJoin(t, code, admin.ID, attacker.ID)
 		s3, rd3 := open(cell.ProtocolJoin)
-		if err := cell.WelcomeErr(roundTrip(s3, rd3, confirmFor(roundTrip(s3, rd3, hello)))); err != nil {
-			t.Errorf("proper run after a replay: %v", err)
+		roundTrip(s3, rd3, hello3)
+		if err := cell.WelcomeErr(roundTrip(s3, rd3, confirm)); !errors.Is(err, cell.ErrWrongCode) {
+			t.Errorf("replayed confirm: %v, want ErrWrongCode", err)
 		}
 		s3.Close()
+		// Runs 1 and 3 were counted: this peer has one attempt left, and
+		// the right code, used properly, still works.
+		hello, confirmFor = cell.StartJoin(t, code, admin.ID, attacker.ID)
+		s6, rd6 := open(cell.ProtocolJoin)
+		if err := cell.WelcomeErr(roundTrip(s6, rd6, confirmFor(roundTrip(s6, rd6, hello)))); err != nil {
+			t.Errorf("proper run after a replay: %v", err)
+		}
+		s6.Close()
 		r := ac.Roster()
 		if r.Version != 2 || !r.Has(attacker.ID) {
 			t.Fatalf("roster version %d, has joiner %v; want 2, true", r.Version, r.Has(attacker.ID))

@@ -9,6 +9,7 @@ import (
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
+	"github.com/ipfs/go-datastore/query"
 )
 
 // What a node keeps of its cell, under /cell in its datastore:
@@ -17,6 +18,14 @@ import (
 //	/cell/roster   the newest roster it accepted (wire form)
 //	/cell/keys     the epoch secrets it holds: (uvarint epoch, 32 bytes)*
 //	/cell/cellkey  the cell key's 32-byte seed, on admin devices only
+//	/cell/invites/NNNN  each open invite of an admin, by nameplate (invite.go
+//	               has the layout): its code, roles, expiry, the attempts
+//	               booked against it and the device it admitted, if any
+//
+// An invite's words are the password of its join: like the cell key, it
+// is kept in the node's own datastore, in the data dir that only the
+// node's user can read (mode 0700), and nowhere else. It is deleted when
+// the invite expires or is exhausted.
 //
 // Every write is followed by a Sync, before anything that depends on it is
 // sent. A record that does not decode stops the node with an error naming
@@ -26,6 +35,7 @@ var (
 	keyRoster  = ds.NewKey("roster")
 	keyKeys    = ds.NewKey("keys")
 	keyCellKey = ds.NewKey("cellkey")
+	keyInvites = ds.NewKey("invites")
 )
 
 // store is the /cell namespace of the node's datastore.
@@ -146,4 +156,51 @@ func decodeKeys(b []byte, k *Keys) error {
 		b = b[n+SecretLen:]
 	}
 	return nil
+}
+
+func inviteKey(nameplate uint16) ds.Key {
+	return keyInvites.ChildString(inviteKeyName(nameplate))
+}
+
+// putInvite stores an invite as it is now.
+func (s store) putInvite(ctx context.Context, inv *invite) error {
+	return s.put(ctx, inviteKey(inv.code.Nameplate), inv.encode())
+}
+
+// deleteInvite forgets an invite for good.
+func (s store) deleteInvite(ctx context.Context, nameplate uint16) error {
+	k := inviteKey(nameplate)
+	if err := s.ds.Delete(ctx, k); err != nil {
+		return fmt.Errorf("cell: delete /cell%s: %w", k, err)
+	}
+	if err := s.ds.Sync(ctx, k); err != nil {
+		return fmt.Errorf("cell: sync /cell%s: %w", k, err)
+	}
+	return nil
+}
+
+// loadInvites reads the stored invites. One that does not decode, or is
+// stored under another nameplate's name, stops the node with an error
+// naming it, like every other record: nothing is overwritten.
+func (s store) loadInvites(ctx context.Context) ([]*invite, error) {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: keyInvites.String()})
+	if err != nil {
+		return nil, fmt.Errorf("cell: read /cell%s: %w", keyInvites, err)
+	}
+	defer res.Close()
+	var invs []*invite
+	for e := range res.Next() {
+		if e.Error != nil {
+			return nil, fmt.Errorf("cell: read /cell%s: %w", keyInvites, e.Error)
+		}
+		inv, err := decodeInvite(e.Value)
+		if err == nil && !validInviteKey(ds.NewKey(e.Key).BaseNamespace(), inv) {
+			err = fmt.Errorf("it holds the invite of nameplate %04d", inv.code.Nameplate)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: /cell%s: %w", ErrCorruptState, e.Key, err)
+		}
+		invs = append(invs, inv)
+	}
+	return invs, nil
 }

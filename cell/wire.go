@@ -97,6 +97,11 @@ var (
 	ErrInviteExhausted = errors.New("cell: the invite has had too many failed attempts and is void")
 	ErrWrongCode       = errors.New("cell: wrong code (the failed attempt was counted)")
 	ErrJoinRefused     = errors.New("cell: the inviter refused the join")
+	errInviterFailed   = errors.New("cell: the inviter failed")
+	// ErrWelcomeLost means the inviter accepted the code but its answer
+	// did not arrive: it may have put this node on its roster already.
+	ErrWelcomeLost = errors.New("cell: the inviter took the code but its welcome did not arrive " +
+		"(it may have admitted this node: joining again, with this code or a fresh one, completes the join)")
 )
 
 func statusErr(s byte) error {
@@ -116,7 +121,7 @@ func statusErr(s byte) error {
 	case statusBadMessage:
 		return fmt.Errorf("%w (the inviter could not parse ours)", ErrBadMessage)
 	default:
-		return fmt.Errorf("cell: the inviter failed (status %d)", s)
+		return fmt.Errorf("%w (status %d)", errInviterFailed, s)
 	}
 }
 

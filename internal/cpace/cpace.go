@@ -258,6 +258,20 @@ func generatorString(prs, ci, sid []byte) []byte {
 // abort folded in: it returns the encoding of y*X, or an error wrapping
 // ErrInvalidMessage when X does not decode or the result is the identity.
 func scalarMultVfy(y *ristretto255.Scalar, x []byte) ([]byte, error) {
+	p, err := decodeMessage(x)
+	if err != nil {
+		return nil, err
+	}
+	k := ristretto255.NewElement().ScalarMult(y, p)
+	if k.Equal(ristretto255.NewIdentityElement()) == 1 { // unreachable for nonzero y in a prime-order group
+		return nil, fmt.Errorf("cpace: shared element is the identity: %w", ErrInvalidMessage)
+	}
+	return k.Bytes(), nil
+}
+
+// decodeMessage decodes a peer's message: MessageSize bytes, the canonical
+// encoding of an element other than the identity.
+func decodeMessage(x []byte) (*ristretto255.Element, error) {
 	if len(x) != MessageSize {
 		return nil, fmt.Errorf("cpace: peer message is %d bytes, want %d: %w", len(x), MessageSize, ErrInvalidMessage)
 	}
@@ -265,15 +279,19 @@ func scalarMultVfy(y *ristretto255.Scalar, x []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cpace: peer element does not decode: %w", ErrInvalidMessage)
 	}
-	identity := ristretto255.NewIdentityElement()
-	if p.Equal(identity) == 1 {
+	if p.Equal(ristretto255.NewIdentityElement()) == 1 {
 		return nil, fmt.Errorf("cpace: peer element is the identity: %w", ErrInvalidMessage)
 	}
-	k := ristretto255.NewElement().ScalarMult(y, p)
-	if k.Equal(identity) == 1 { // unreachable for nonzero y in a prime-order group
-		return nil, fmt.Errorf("cpace: shared element is the identity: %w", ErrInvalidMessage)
-	}
-	return k.Bytes(), nil
+	return p, nil
+}
+
+// CheckMessage returns the error [State.Finish] would return for peerMsg
+// before any scalar multiplication: nil for a valid message, else an error
+// wrapping [ErrInvalidMessage]. It lets a responder refuse junk before
+// the work of [Start].
+func CheckMessage(peerMsg []byte) error {
+	_, err := decodeMessage(peerMsg)
+	return err
 }
 
 // deriveISK implements the ISK computation of draft Section 7.2:

@@ -339,6 +339,9 @@ func TestFinishRejects(t *testing.T) {
 		{"negative field element", negative},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if err := CheckMessage(tc.msg); !errors.Is(err, ErrInvalidMessage) {
+				t.Errorf("CheckMessage = %v; want ErrInvalidMessage", err)
+			}
 			s, _, err := Start(Initiator, v.PRS, v.CI, v.SID, v.ADa, rand.Reader)
 			if err != nil {
 				t.Fatal(err)

@@ -23,6 +23,9 @@ func FuzzFinish(f *testing.F) {
 			t.Fatal(err)
 		}
 		isk, err := s.Finish(msg, ad)
+		if cerr := CheckMessage(msg); (cerr == nil) != (err == nil) {
+			t.Fatalf("CheckMessage(%x) = %v, but Finish: %v", msg, cerr, err)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrInvalidMessage) || isk != nil {
 				t.Fatalf("Finish(%x) = %x, %v", msg, isk, err)
