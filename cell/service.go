@@ -76,7 +76,12 @@ type Options struct {
 	// and direct connections only.
 	Rendezvous Rendezvous
 	// App rides on the cell's gossip; zero: nothing does.
-	App    App
+	App App
+	// Cutoff gives a removal the removed member's cut-off from the
+	// node's chain; with fetch, it first takes (bounded by ctx) what the
+	// member holds. It may block; it must not call the Service. nil: no
+	// chain, every cut-off is at 0.
+	Cutoff func(ctx context.Context, id peer.ID, fetch bool) (Cutoff, error)
 	Config Config
 	Logger *slog.Logger
 }
@@ -99,14 +104,15 @@ type App struct {
 // at most one cell (the stored state and the protocols leave room for more:
 // every message names its cell).
 type Service struct {
-	h    host.Host
-	key  crypto.PrivKey
-	self peer.ID
-	st   store
-	rz   Rendezvous
-	app  App
-	cfg  Config
-	log  *slog.Logger
+	h      host.Host
+	key    crypto.PrivKey
+	self   peer.ID
+	st     store
+	rz     Rendezvous
+	app    App
+	cutoff func(ctx context.Context, id peer.ID, fetch bool) (Cutoff, error)
+	cfg    Config
+	log    *slog.Logger
 
 	// roster is the current roster, readable without mu: gossip's
 	// callbacks read it from memberlist's goroutines.
@@ -141,7 +147,7 @@ func New(opts Options) (*Service, error) {
 	}
 	return &Service{
 		h: opts.Host, key: opts.Key, self: opts.Host.ID(), st: newStore(opts.Datastore),
-		rz: opts.Rendezvous, app: opts.App, cfg: cfg, log: log.With("part", "cell"),
+		rz: opts.Rendezvous, app: opts.App, cutoff: opts.Cutoff, cfg: cfg, log: log.With("part", "cell"),
 		invites: make(map[uint16]*invite),
 	}, nil
 }

@@ -134,7 +134,7 @@ func (a *API) cellRoutes(mux *http.ServeMux) {
 			writeJSON(w, http.StatusBadRequest, apiError{"bad peer ID " + req.Peer + ": " + err.Error()})
 			return
 		}
-		if _, err := a.node.Cell().Remove(r.Context(), id); err != nil {
+		if _, err := a.node.Cell().Remove(r.Context(), id, false); err != nil {
 			writeJSON(w, cellStatus(err), apiError{err.Error()})
 			return
 		}

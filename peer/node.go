@@ -165,6 +165,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			LocalState: func() []byte { return rep.LocalState() },
 			MergeState: func(buf []byte) { rep.MergeState(buf) },
 		},
+		Cutoff: func(ctx context.Context, id peer.ID, fetch bool) (cell.Cutoff, error) {
+			return rep.Cutoff(ctx, id, fetch)
+		},
 	}); err != nil {
 		return err
 	}

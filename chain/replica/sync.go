@@ -341,13 +341,15 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	}
 	entries, errs := verifyAll(raw, ro, secrets(keys))
 	verified := make([]*chain.Entry, 0, len(raw))
-	deferred := 0
+	deferred, past := 0, 0
 	for i, e := range entries {
 		switch err := errs[i]; {
 		case e == nil:
 			return r.reject(from, "", err)
 		case chain.Deferred(err):
 			deferred++
+		case errors.Is(err, chain.ErrPastCutoff):
+			past++ // from may not know of the removal yet
 		case err != nil:
 			return r.reject(from, e.Author, fmt.Errorf("entry %s: %w", e.CID(), err))
 		default:
@@ -357,6 +359,7 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Deferred += uint64(deferred)
+	r.stats.PastCutoff += uint64(past)
 	st, err := r.stateLocked(ctx)
 	if err != nil {
 		return err
@@ -364,6 +367,7 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	if string(st.Cell()) != string(ro.Cell) {
 		return ErrNoCell
 	}
+	verified = r.dropPastCutoffLocked(verified)
 	rd := st.Add(verified)
 	for _, f := range rd.Forks {
 		r.log.Warn("forked author: two entries with one sequence number", "author", f.Author, "seq", f.Seq, "entries", f.CIDs)
