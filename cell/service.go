@@ -126,6 +126,7 @@ type Service struct {
 	rzSecret []byte // the cell rendezvous secret in use
 	invites  map[uint16]*invite
 	joining  bool
+	tell     chan peer.ID // former members to tell of their removal
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -149,6 +150,7 @@ func New(opts Options) (*Service, error) {
 		h: opts.Host, key: opts.Key, self: opts.Host.ID(), st: newStore(opts.Datastore),
 		rz: opts.Rendezvous, app: opts.App, cutoff: opts.Cutoff, cfg: cfg, log: log.With("part", "cell"),
 		invites: make(map[uint16]*invite),
+		tell:    make(chan peer.ID, tellQueue),
 	}, nil
 }
 
@@ -169,8 +171,9 @@ func (s *Service) Start(ctx context.Context) error {
 	s.state = st
 	s.h.SetStreamHandler(ProtocolJoin, s.serveJoin)
 	s.h.SetStreamHandler(ProtocolRoster, s.serveRoster)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.maintainLoop()
+	go s.tellLoop()
 	if st.roster == nil {
 		return nil
 	}
@@ -295,9 +298,14 @@ func (s *Service) stopRendezvousLocked() {
 }
 
 // allowed is gossip's Allow: on the current roster, and not us removed.
+// A former member is refused, and told of its removal.
 func (s *Service) allowed(id peer.ID) bool {
 	r := s.roster.Load()
-	return r != nil && r.Has(id) && r.Has(s.self)
+	ok := r != nil && r.Has(id) && r.Has(s.self)
+	if !ok {
+		s.noteFormer(id)
+	}
+	return ok
 }
 
 // appMeta is what this node gossips about itself: its roster version and

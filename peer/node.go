@@ -281,6 +281,9 @@ type Status struct {
 	DHTTable  int       `json:"dhtRoutingTable"`
 	DHTModes  []string  `json:"dhtModes"`
 	Blocks    int       `json:"blocks"`
+	// Removed says why the node takes no appends when it was removed from
+	// its cell; empty otherwise.
+	Removed string `json:"removed,omitempty"`
 }
 
 // Duration marshals as seconds in JSON and prints like time.Duration.
@@ -323,6 +326,10 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	}
 	for _, m := range n.dht.Mode() {
 		st.DHTModes = append(st.DHTModes, fmt.Sprintf("%s:%s", m.Table, m.Mode))
+	}
+	if r := n.cell.Roster(); r != nil && !r.Has(n.host.ID()) {
+		st.Removed = fmt.Sprintf("removed from cell %s (%q) by roster version %d: this node takes no more appends, and the cell accepts nothing it writes now",
+			r.ID(), r.Name, r.Version)
 	}
 	return st, nil
 }

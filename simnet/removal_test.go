@@ -2,6 +2,7 @@ package simnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/chain/replica"
 )
 
 // removeNow removes id at once, without first taking what it holds.
@@ -127,4 +130,56 @@ func TestChainRemoveTakesLastAppends(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestRemovedWhileAwayLearnsIt: a member unreachable when it is removed
+// keeps appending while away; once it can reach the members again they
+// answer its gossip and pulls with the roster that removed it: it stops
+// taking appends and says why, and none of what it wrote away gets in.
+func TestRemovedWhileAwayLearnsIt(t *testing.T) {
+	const seed = 43
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		nodes := makeCell(t, ctx, n, 3)
+		waitAlive(t, nodes, time.Minute)
+		admin, stay, gone := nodes[0], nodes[1], nodes[2]
+		appendN(t, gone, "before", 2, 10*time.Millisecond)
+		awaitLength(t, nodes, 2, time.Minute)
+		n.Partition([]*Node{admin, stay}, []*Node{gone})
+		if err := removeNow(ctx, admin, gone.ID); err != nil {
+			t.Fatalf("seed %d: Remove: %v", seed, err)
+		}
+		time.Sleep(10 * time.Second)
+		if away := appendN(t, gone, "away", 3, 0); len(away) != 3 {
+			t.Fatalf("seed %d: the away node took %d appends, want 3 (it does not know yet)", seed, len(away))
+		}
+		n.Heal()
+		took, ok := waitUntil(3*time.Minute, 100*time.Millisecond, func() bool { return removed(gone) })
+		if !ok {
+			t.Fatalf("seed %d: after 3 min the removed node still believes it is a member", seed)
+		}
+		t.Logf("seed %d: the removed node learnt it %v after the heal", seed, took)
+		_, err := gone.Peer().Chain().Append(ctx, []byte("refused"))
+		if err == nil {
+			t.Fatalf("seed %d: the removed node took an append", seed)
+		}
+		if !errors.Is(err, replica.ErrRemoved) {
+			t.Errorf("seed %d: Append: %v, want ErrRemoved", seed, err)
+		}
+		if _, err := gone.Peer().Chain().Status(ctx); !errors.Is(err, replica.ErrRemoved) {
+			t.Errorf("seed %d: chain status of the removed node: %v, want ErrRemoved", seed, err)
+		}
+		t.Logf("seed %d: the removed node says: %v", seed, err)
+		if st, err := gone.Peer().Status(ctx); err != nil || st.Removed == "" {
+			t.Errorf("seed %d: the removed node's status: %q, %v; want why it stopped", seed, st.Removed, err)
+		}
+		time.Sleep(30 * time.Second)
+		for _, nd := range []*Node{admin, stay} {
+			if got := authored(t, nd, gone.ID); len(got) != 2 {
+				t.Errorf("seed %d: node %d holds %v of the removed member's entries, want 1 and 2", seed, nd.Index, got)
+			}
+		}
+	})
 }
