@@ -184,11 +184,11 @@ func TestParseRoles(t *testing.T) {
 	}
 }
 
+// FuzzDecodeRoster's seeds that are rosters (one with Former, cut-off and
+// History) are files in testdata/fuzz/FuzzDecodeRoster: seeds made here
+// would differ in every process (the keys are random), and the fuzzing
+// engine then makes no progress.
 func FuzzDecodeRoster(f *testing.F) {
-	r, _, _, _, _ := threeMembers(f)
-	f.Add(r.Encode())
-	removed, _, _, _, _ := removedOne(f) // with Former and History
-	f.Add(removed.Encode())
 	f.Add([]byte(rosterMagic))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -38,7 +38,8 @@ func authored(t *testing.T, nd *Node, author peer.ID) []uint64 {
 // old epoch (it has not heard of its removal) gets none of it into an
 // up-to-date member's chain, even through a lagging member that synced with
 // it before it heard of the removal; that lagging member drops those
-// entries once it learns of the removal, and ends with the same chain.
+// entries once it learns of the removal, writes its own entries that built
+// on them again, and ends with the same chain.
 func TestChainRemovedMemberCutOff(t *testing.T) {
 	const seed = 41
 	synctest.Test(t, func(t *testing.T) {
@@ -67,6 +68,9 @@ func TestChainRemovedMemberCutOff(t *testing.T) {
 		}); !ok {
 			t.Fatalf("seed %d: the lagging member holds %v of the removed member's entries, want 10", seed, authored(t, lag, gone.ID))
 		}
+		// The lagging member writes on top of them: its entries name
+		// entries past the cut-off as parents.
+		mine := appendN(t, lag, "lag", 2, 0)
 		appendN(t, stay, "epoch 2", 3, 0)
 		n.Heal()
 
@@ -81,11 +85,11 @@ func TestChainRemovedMemberCutOff(t *testing.T) {
 				}
 			}
 			want := cids(chainLog(t, admin))
-			return len(want) == 10 && slices.EqualFunc(want, cids(chainLog(t, stay)), cid.Cid.Equals) &&
+			return len(want) == 12 && slices.EqualFunc(want, cids(chainLog(t, stay)), cid.Cid.Equals) &&
 				slices.EqualFunc(want, cids(chainLog(t, lag)), cid.Cid.Equals)
 		}
 		if _, ok := waitUntil(3*time.Minute, 100*time.Millisecond, converged); !ok {
-			t.Fatalf("seed %d: after 3 min: lagging member holds %v of the removed member's entries, lengths %d/%d/%d, want 10 everywhere",
+			t.Fatalf("seed %d: after 3 min: lagging member holds %v of the removed member's entries, lengths %d/%d/%d, want 12 everywhere",
 				seed, authored(t, lag, gone.ID), chainStatus(t, admin).Length, chainStatus(t, stay).Length, chainStatus(t, lag).Length)
 		}
 		// And it stays so.
@@ -95,6 +99,17 @@ func TestChainRemovedMemberCutOff(t *testing.T) {
 		}
 		if got := authored(t, lag, gone.ID); len(got) != 5 {
 			t.Errorf("seed %d: the lagging member holds %v of the removed member's entries, want 1 to 5", seed, got)
+		}
+		// What the lagging member wrote on top of them was written again,
+		// on what the cell keeps: nothing it acknowledged is lost.
+		payloads := map[string]int{}
+		for _, e := range chainLog(t, admin) {
+			payloads[string(e.Payload)]++
+		}
+		for _, e := range mine {
+			if payloads[string(e.Payload)] != 1 {
+				t.Errorf("seed %d: the lagging member's %q is %d times in the chain, want once", seed, e.Payload, payloads[string(e.Payload)])
+			}
 		}
 	})
 }

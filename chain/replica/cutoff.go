@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
@@ -21,7 +22,8 @@ import (
 // node took before it knew of the removal are dropped from the chain, with
 // every entry that descends from them, when it adopts that roster
 // (applyCutoffsLocked): the same roster and the same entries give the same
-// chain on every node.
+// chain on every node (but for this node's own entries among them, which
+// it writes again).
 
 // removedError says why a removed node refuses to write.
 func removedError(ro *cell.Roster) error {
@@ -52,8 +54,10 @@ func (r *Replica) Cutoff(ctx context.Context, id peer.ID, fetch bool) (cell.Cuto
 
 // applyCutoffsLocked drops from the chain, in memory and on disk, the
 // entries that ro refuses as past their removed author's cut-off, and
-// every entry that has one of them as an ancestor. It does the work once
-// per roster version. Called with mu held.
+// every entry that has one of them as an ancestor. This node's own entries
+// among them are written again, with the same payloads, on what the chain
+// keeps: nothing it acknowledged is lost. It does the work once per roster
+// version. Called with mu held.
 func (r *Replica) applyCutoffsLocked(ctx context.Context, ro *cell.Roster) error {
 	if r.cutVersion == ro.Version {
 		return nil
@@ -63,14 +67,13 @@ func (r *Replica) applyCutoffsLocked(ctx context.Context, ro *cell.Roster) error
 		authors[i] = f.Peer
 	}
 	if r.st.BeyondCutoff(ro, authors) {
-		st, dropped, err := cut(ctx, r.blocks, r.d, ro)
+		dropped, again, err := r.cut(ctx, ro)
 		if err != nil {
 			r.dropLocked()
 			return err
 		}
-		r.st = st
-		r.stats.Dropped += uint64(len(dropped))
-		r.log.Warn("entries of a removed member past its cut-off dropped", "entries", len(dropped), "rosterVersion", ro.Version)
+		r.stats.Dropped += uint64(dropped)
+		r.log.Warn("entries of a removed member past its cut-off dropped", "entries", dropped, "ownWrittenAgain", again, "rosterVersion", ro.Version)
 		r.signalLocked()
 	}
 	r.cutVersion = ro.Version
@@ -78,58 +81,107 @@ func (r *Replica) applyCutoffsLocked(ctx context.Context, ro *cell.Roster) error
 }
 
 // cut rebuilds the chain of ro's cell from the store without the entries
-// ro refuses as past a cut-off and their descendants, rewrites the index
-// (the kept entries keep their arrival order, renumbered) in one synced
-// batch, then deletes the dropped entries' blocks. It returns the chain
-// and the dropped entries.
-func cut(ctx context.Context, bs *blocks.Store, d ds.Batching, ro *cell.Roster) (*chain.State, []cid.Cid, error) {
+// ro refuses as past a cut-off and their descendants, and writes this
+// node's own dropped entries again on top of it. Crash-safe order: the new
+// entries' blocks first, then one synced batch that rewrites the index
+// (kept entries keep their arrival order, renumbered) and adds the new
+// entries, then the dropped blocks are deleted. It returns how many
+// entries were dropped and how many written again.
+func (r *Replica) cut(ctx context.Context, ro *cell.Roster) (dropped, again int, err error) {
 	prefix := indexPrefix(ro)
-	stored, err := readIndex(ctx, d, prefix)
+	stored, err := readIndex(ctx, r.d, prefix)
 	if err != nil {
-		return nil, nil, err
+		return 0, 0, err
 	}
 	st := chain.NewState(ro.Cell)
-	var dropped []cid.Cid
-	batch, err := d.Batch(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("chain: batch: %w", err)
-	}
-	for _, c := range stored {
-		b, err := bs.Get(ctx, c)
+	var gone []*chain.Entry
+	first := len(stored) // the first index that changes
+	for i, c := range stored {
+		b, err := r.blocks.Get(ctx, c)
 		if err != nil {
-			return nil, nil, fmt.Errorf("chain: entry %s of the index: %w", c, err)
+			return 0, 0, fmt.Errorf("chain: entry %s of the index: %w", c, err)
 		}
 		e, err := chain.Decode(b.RawData())
 		if err != nil {
-			return nil, nil, fmt.Errorf("chain: stored entry %s: %w", c, err)
+			return 0, 0, fmt.Errorf("chain: stored entry %s: %w", c, err)
 		}
 		if chain.PastCutoff(e, ro) || !parentsHeld(st, e) {
-			dropped = append(dropped, c)
+			gone = append(gone, e)
+			first = min(first, i)
 			continue
 		}
 		if _, err := st.Restore(e); err != nil {
-			return nil, nil, fmt.Errorf("chain: stored entry %s: %w", c, err)
+			return 0, 0, fmt.Errorf("chain: stored entry %s: %w", c, err)
 		}
-		if n := uint64(st.Len() - 1); len(dropped) > 0 {
-			if err := batch.Put(ctx, indexKey(prefix, n), c.Bytes()); err != nil {
-				return nil, nil, fmt.Errorf("chain: rewrite index: %w", err)
-			}
+	}
+	added, err := r.writeAgain(st, ro, gone)
+	if err != nil {
+		return 0, 0, err
+	}
+	blks := make([]blockformat.Block, len(added))
+	for i, e := range added {
+		if blks[i], err = blockformat.NewBlockWithCid(e.Bytes(), e.CID()); err != nil {
+			return 0, 0, fmt.Errorf("chain: block of %s: %w", e.CID(), err)
+		}
+	}
+	if err := r.blocks.PutMany(ctx, blks); err != nil {
+		return 0, 0, fmt.Errorf("chain: store entries written again: %w", err)
+	}
+	batch, err := r.d.Batch(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("chain: batch: %w", err)
+	}
+	for _, m := range st.Arrivals(uint64(first), st.Len()) {
+		if err := batch.Put(ctx, indexKey(prefix, m.Index), m.CID.Bytes()); err != nil {
+			return 0, 0, fmt.Errorf("chain: rewrite index: %w", err)
 		}
 	}
 	for i := st.Len(); i < len(stored); i++ {
 		if err := batch.Delete(ctx, indexKey(prefix, uint64(i))); err != nil {
-			return nil, nil, fmt.Errorf("chain: rewrite index: %w", err)
+			return 0, 0, fmt.Errorf("chain: rewrite index: %w", err)
 		}
 	}
 	if err := batch.Commit(ctx); err != nil {
-		return nil, nil, fmt.Errorf("chain: rewrite index: %w", err)
+		return 0, 0, fmt.Errorf("chain: rewrite index: %w", err)
 	}
-	for _, c := range dropped {
-		if err := bs.Delete(ctx, c); err != nil && !errors.Is(err, blocks.ErrNotFound) {
-			return nil, nil, fmt.Errorf("chain: delete dropped entry %s: %w", c, err)
+	r.st = st
+	for _, e := range gone {
+		if err := r.blocks.Delete(ctx, e.CID()); err != nil && !errors.Is(err, blocks.ErrNotFound) {
+			r.log.Warn("dropped entry not deleted", "entry", e.CID(), "err", err)
 		}
 	}
-	return st, dropped, nil
+	return len(gone), len(added), nil
+}
+
+// writeAgain writes this node's entries among gone (in their arrival
+// order, a causal one) as new entries on st, in ro's epoch, with the same
+// payloads. An entry whose payload does not open is lost, and logged.
+func (r *Replica) writeAgain(st *chain.State, ro *cell.Roster, gone []*chain.Entry) ([]*chain.Entry, error) {
+	sec := secrets(r.cell.Keys())
+	secret, ok := sec(ro.Epoch)
+	var added []*chain.Entry
+	for _, old := range gone {
+		if old.Author != r.self {
+			continue
+		}
+		pt, err := chain.Open(old, sec)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w %d", chain.ErrUnknownEpoch, ro.Epoch)
+		}
+		if err != nil {
+			r.log.Error("own entry past a cut-off lost", "entry", old.CID(), "err", err)
+			continue
+		}
+		e, err := chain.Write(st.Next(r.self, ro.Cell, ro.Epoch), r.key, secret, pt, r.cfg.Rand)
+		if err != nil {
+			return nil, err
+		}
+		if rd := st.Add([]*chain.Entry{e}); len(rd.Accepted) != 1 {
+			return nil, fmt.Errorf("chain: own entry refused: %v", rd.Rejected)
+		}
+		added = append(added, e)
+	}
+	return added, nil
 }
 
 func parentsHeld(st *chain.State, e *chain.Entry) bool {
