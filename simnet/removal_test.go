@@ -100,6 +100,29 @@ func TestChainRemovedMemberCutOff(t *testing.T) {
 		if got := authored(t, lag, gone.ID); len(got) != 5 {
 			t.Errorf("seed %d: the lagging member holds %v of the removed member's entries, want 1 to 5", seed, got)
 		}
+		// The entries did reach the up-to-date members, which refused
+		// them (and never had one to drop); the lagging member dropped
+		// the removed member's five and its own two.
+		refused := uint64(0)
+		for _, nd := range up {
+			st := chainStatus(t, nd).Sync
+			refused += st.PastCutoff
+			if st.Dropped != 0 {
+				t.Errorf("seed %d: node %d dropped %d entries: it held some past the cut-off", seed, nd.Index, st.Dropped)
+			}
+		}
+		if refused == 0 {
+			t.Errorf("seed %d: no up-to-date member was offered an entry past the cut-off: the test shows nothing", seed)
+		}
+		// Nor did they pull the same refused entries over and over
+		// (29,085 times before pulls from such a member were hushed).
+		if refused > 200 {
+			t.Errorf("seed %d: up-to-date members were offered %d entries past the cut-off: a pull storm", seed, refused)
+		}
+		if st := chainStatus(t, lag).Sync; st.Dropped != 7 {
+			t.Errorf("seed %d: the lagging member dropped %d entries, want 7", seed, st.Dropped)
+		}
+		t.Logf("seed %d: up-to-date members refused %d entries past the cut-off", seed, refused)
 		// What the lagging member wrote on top of them was written again,
 		// on what the cell keeps: nothing it acknowledged is lost.
 		payloads := map[string]int{}

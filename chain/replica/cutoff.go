@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -229,4 +230,31 @@ func (r *Replica) dropPastCutoffLocked(es []*chain.Entry) []*chain.Entry {
 	es = slices.DeleteFunc(es, func(e *chain.Entry) bool { return chain.PastCutoff(e, ro) })
 	r.stats.PastCutoff += uint64(n - len(es))
 	return es
+}
+
+// A member that does not know of a removal yet holds entries past the
+// cut-off, so its announcements look ahead of this node's chain however
+// often it is pulled. After a pull that offered such entries and brought
+// nothing, announcements (and its own pulls) do not trigger pulls from it
+// for a SyncInterval; the periodic pull from a random member goes on, and
+// the member soon learns of the removal.
+
+// hushLocked stops pulls on id's announcements for a SyncInterval. The
+// map holds members only (a pull is from a member), so the roster bounds
+// it.
+func (r *Replica) hushLocked(id peer.ID) {
+	if r.hushed == nil {
+		r.hushed = make(map[peer.ID]time.Time)
+	}
+	r.hushed[id] = time.Now().Add(r.cfg.SyncInterval)
+}
+
+// quietLocked reports whether id is hushed, and forgets it once it is not.
+func (r *Replica) quietLocked(id peer.ID) bool {
+	until, ok := r.hushed[id]
+	if ok && !time.Now().Before(until) {
+		delete(r.hushed, id)
+		return false
+	}
+	return ok
 }

@@ -134,8 +134,11 @@ type Replica struct {
 	stats    Stats
 	// cutVersion is the roster version whose cut-offs st obeys.
 	cutVersion uint64
-	started    bool
-	closed     bool
+	// hushed: members whose last pull offered only entries past a
+	// cut-off, not pulled on their announcements until then.
+	hushed  map[peer.ID]time.Time
+	started bool
+	closed  bool
 
 	changed chan struct{} // cap 1: the chain grew, announce it
 	pulls   chan peer.ID  // members to pull from

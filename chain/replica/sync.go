@@ -94,6 +94,9 @@ func (r *Replica) heard(msg []byte) {
 // scheduleLocked queues a pull from id; if one is running, another runs
 // after it.
 func (r *Replica) scheduleLocked(id peer.ID) {
+	if r.quietLocked(id) {
+		return
+	}
 	if _, running := r.pulling[id]; running {
 		r.pulling[id] = true
 		return
@@ -377,6 +380,9 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 		return err
 	}
 	r.stats.Received += uint64(len(rd.Accepted))
+	if past > 0 && len(rd.Accepted) == 0 {
+		r.hushLocked(from)
+	}
 	if len(rd.Accepted) > 0 {
 		r.signalLocked()
 	}
