@@ -20,24 +20,30 @@
 // new epoch whose secret only the remaining members can open; from then on
 // gossip refuses the removed node and it reads nothing sealed in the new
 // epoch. The roster keeps the removed node in its Former list, with that
-// new epoch as Until (at most MaxFormer entries): what it wrote in earlier
-// epochs stays attributable to it (Roster.CanAuthor), and nothing later
-// is. A former member invited again leaves the list.
+// new epoch as Until (at most MaxFormer entries) and its cut-off: the
+// highest sequence number of its chain entries the cell keeps, and the
+// CIDs of its entries with that number (Roster.Cutoff). What it wrote in
+// earlier epochs up to the cut-off stays attributable to it
+// (Roster.CanAuthor); nothing past the cut-off is accepted, whatever epoch
+// it names. A former member invited again leaves the list.
 //
 // Roster wire form (integers are uvarints unless said; "bytes" is a uvarint
 // length then the bytes; the signature covers everything before it, after
 // the context string "exopeer roster v1\x00"):
 //
-//	"EXR1" | bytes cell key (32) | bytes cell name | version | epoch |
+//	"EXR2" | bytes cell key (32) | bytes cell name | version | epoch |
 //	varint issued (Unix s) | member count |
 //	  per member, sorted by peer ID: bytes peer ID | bytes name |
 //	  1 byte roles | varint added (Unix s) | 32 bytes box key | bytes grant |
 //	former count |
 //	  per former member, sorted by peer ID: bytes peer ID | until epoch |
+//	  cut-off sequence number | count of last entries (at most 8) |
+//	    per last entry, sorted by bytes: bytes CID |
 //	bytes history | bytes signature (64)
 //
 // A former member is never also a member, and its until epoch is between 1
-// and the roster's epoch.
+// and the roster's epoch; a cut-off at 0 has no last entries, any other
+// has at least one. ("EXR1", the form before cut-offs, is refused.)
 //
 // The decoder accepts only the canonical form, so equal versions are equal
 // bytes.

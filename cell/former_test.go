@@ -4,24 +4,48 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // removedOne is threeMembers with the last member removed (epoch 2).
 func removedOne(t testing.TB) (r *Roster, cellKey ed25519.PrivateKey, keys *Keys, ids []peer.ID, boxes []BoxKey) {
 	t.Helper()
 	r, cellKey, keys, ids, boxes = threeMembers(t)
-	r, err := r.Without(ids[2], keys, cellKey, t0.Add(time.Hour))
+	r, err := r.Without(ids[2], testCut, keys, cellKey, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
 	return r, cellKey, keys, ids, boxes
 }
+
+// testCut is the cut-off removedOne records: sequence number 7, two
+// entries (a fork), sorted.
+var testCut = Cutoff{Seq: 7, Last: sortedCIDs(testCID("a"), testCID("b"))}
+
+func sortedCIDs(cs ...cid.Cid) []cid.Cid {
+	slices.SortFunc(cs, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
+	return cs
+}
+
+func testCID(s string) cid.Cid {
+	h, err := mh.Sum([]byte(s), mh.SHA2_256, -1)
+	if err != nil {
+		panic(err)
+	}
+	c := cid.NewCidV1(cid.DagCBOR, h)
+	return c
+}
+
+// cidCmp compares CIDs for cmp.
+var cidCmp = cmp.Comparer(cid.Cid.Equals)
 
 // signAnyway signs r's body as Sign would, without checking it first, so
 // that the decoder's checks are what refuses it.
@@ -31,14 +55,14 @@ func signAnyway(r *Roster, key ed25519.PrivateKey) {
 
 func TestWithoutRecordsFormer(t *testing.T) {
 	r, cellKey, keys, ids, boxes := removedOne(t)
-	if diff := cmp.Diff([]Former{{Peer: ids[2], Until: 2}}, r.Former); diff != "" {
+	if diff := cmp.Diff([]Former{{Peer: ids[2], Until: 2, Cutoff: testCut}}, r.Former, cidCmp); diff != "" {
 		t.Fatalf("Former after removal (-want +got):\n%s", diff)
 	}
 	got, err := DecodeRoster(r.Encode())
 	if err != nil {
 		t.Fatalf("DecodeRoster: %v", err)
 	}
-	if diff := cmp.Diff(r.Former, got.Former); diff != "" {
+	if diff := cmp.Diff(r.Former, got.Former, cidCmp); diff != "" {
 		t.Errorf("decoded Former (-sent +got):\n%s", diff)
 	}
 	if !bytes.Equal(got.Encode(), r.Encode()) {
@@ -46,13 +70,13 @@ func TestWithoutRecordsFormer(t *testing.T) {
 	}
 
 	// A second removal keeps Former sorted; the first is still there.
-	r2, err := r.Without(ids[1], keys, cellKey, t0.Add(2*time.Hour))
+	r2, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
-	want := []Former{{Peer: ids[2], Until: 2}, {Peer: ids[1], Until: 3}}
+	want := []Former{{Peer: ids[2], Until: 2, Cutoff: testCut}, {Peer: ids[1], Until: 3}}
 	slices.SortFunc(want, func(a, b Former) int { return bytes.Compare([]byte(a.Peer), []byte(b.Peer)) })
-	if diff := cmp.Diff(want, r2.Former); diff != "" {
+	if diff := cmp.Diff(want, r2.Former, cidCmp); diff != "" {
 		t.Errorf("Former after two removals (-want +got):\n%s", diff)
 	}
 	if _, err := DecodeRoster(r2.Encode()); err != nil {
@@ -72,7 +96,7 @@ func TestWithoutRecordsFormer(t *testing.T) {
 	if _, ok := r3.formerOf(ids[2]); ok || !r3.Has(ids[2]) {
 		t.Errorf("re-added member: former %v, member %v; want false, true", ok, r3.Has(ids[2]))
 	}
-	if diff := cmp.Diff([]Former{{Peer: ids[1], Until: 3}}, r3.Former); diff != "" {
+	if diff := cmp.Diff([]Former{{Peer: ids[1], Until: 3}}, r3.Former, cidCmp); diff != "" {
 		t.Errorf("Former after re-adding (-want +got):\n%s", diff)
 	}
 	if _, err := DecodeRoster(r3.Encode()); err != nil {
@@ -81,7 +105,7 @@ func TestWithoutRecordsFormer(t *testing.T) {
 	if f, _ := r2.formerOf(ids[2]); f.Until != 2 {
 		t.Errorf("WithMember changed the roster it started from: %+v", f)
 	}
-	r4, err := r3.Without(ids[2], keys, cellKey, t0.Add(4*time.Hour))
+	r4, err := r3.Without(ids[2], Cutoff{}, keys, cellKey, t0.Add(4*time.Hour))
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
@@ -93,8 +117,10 @@ func TestWithoutRecordsFormer(t *testing.T) {
 func TestSignatureCoversFormer(t *testing.T) {
 	r, _, _, ids, _ := removedOne(t)
 	for name, tamper := range map[string]func(r *Roster){
-		"until moved on": func(r *Roster) { r.Former[0].Until = 1 },
-		"former dropped": func(r *Roster) { r.Former = nil },
+		"until moved on":     func(r *Roster) { r.Former[0].Until = 1 },
+		"cut-off moved on":   func(r *Roster) { r.Former[0].Seq++ },
+		"last entry dropped": func(r *Roster) { r.Former[0].Last = r.Former[0].Last[:1] },
+		"former dropped":     func(r *Roster) { r.Former = nil },
 		"another removed": func(r *Roster) {
 			r.Former[0].Peer = ids[1]
 			r.Members = slices.DeleteFunc(r.Members, func(m Member) bool { return m.Peer == ids[1] })
@@ -118,7 +144,7 @@ func TestSignatureCoversFormer(t *testing.T) {
 func TestCanAuthor(t *testing.T) {
 	// ids[2] is removed in epoch 2, ids[1] in epoch 3.
 	r, cellKey, keys, ids, _ := removedOne(t)
-	r, err := r.Without(ids[1], keys, cellKey, t0.Add(2*time.Hour))
+	r, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +176,7 @@ func TestCanAuthor(t *testing.T) {
 
 func TestDecoderRejectsBadFormer(t *testing.T) {
 	r, cellKey, keys, ids, _ := removedOne(t)
-	r, err := r.Without(ids[1], keys, cellKey, t0.Add(2*time.Hour))
+	r, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +198,21 @@ func TestDecoderRejectsBadFormer(t *testing.T) {
 		{"until after the epoch", func(r *Roster) { r.Former[1].Until = r.Epoch + 1 }},
 		{"not a peer ID", func(r *Roster) { r.Former[0].Peer = "nope" }},
 		{"too many", func(r *Roster) { r.Former = many }},
+		{"seq 0 with last entries", func(r *Roster) { r.Former[0].Cutoff = Cutoff{Last: []cid.Cid{testCID("a")}} }},
+		{"seq without last entries", func(r *Roster) { r.Former[0].Cutoff = Cutoff{Seq: 3} }},
+		{"last entries unsorted", func(r *Roster) {
+			r.Former[0].Cutoff = Cutoff{Seq: 3, Last: []cid.Cid{testCut.Last[1], testCut.Last[0]}}
+		}},
+		{"last entry twice", func(r *Roster) {
+			r.Former[0].Cutoff = Cutoff{Seq: 3, Last: []cid.Cid{testCut.Last[0], testCut.Last[0]}}
+		}},
+		{"too many last entries", func(r *Roster) {
+			var last []cid.Cid
+			for i := range MaxLast + 1 {
+				last = append(last, testCID(fmt.Sprint(i)))
+			}
+			r.Former[0].Cutoff = Cutoff{Seq: 3, Last: sortedCIDs(last...)}
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			bad := *r
@@ -190,5 +231,25 @@ func TestDecoderRejectsBadFormer(t *testing.T) {
 	// own reason.
 	if _, err := DecodeRoster(r.Encode()); err != nil {
 		t.Fatalf("DecodeRoster: %v", err)
+	}
+}
+
+// TestCutoff: the roster records a removed member's cut-off, signed, and
+// gives it to the chain; a member has none.
+func TestCutoff(t *testing.T) {
+	r, _, _, ids, _ := removedOne(t)
+	seq, last, ok := r.Cutoff(ids[2])
+	if !ok || seq != testCut.Seq || !slices.EqualFunc(last, testCut.Last, cid.Cid.Equals) {
+		t.Errorf("Cutoff(removed) = %d, %v, %v; want %d, %v, true", seq, last, ok, testCut.Seq, testCut.Last)
+	}
+	got, err := DecodeRoster(r.Encode())
+	if err != nil {
+		t.Fatalf("DecodeRoster: %v", err)
+	}
+	if diff := cmp.Diff(r.Former, got.Former, cidCmp); diff != "" {
+		t.Errorf("decoded cut-off (-sent +got):\n%s", diff)
+	}
+	if _, _, ok := r.Cutoff(ids[0]); ok {
+		t.Error("a member has a cut-off")
 	}
 }

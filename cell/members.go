@@ -64,42 +64,76 @@ func (s *Service) Members() (Info, error) {
 	return info, nil
 }
 
+// removeFetchTimeout bounds how long a removal waits to take what the
+// removed member holds before it fixes the member's cut-off.
+const removeFetchTimeout = 10 * time.Second
+
 // Remove takes id off the roster and rotates the cell secret: the next
 // roster version, in a new epoch whose secret only the remaining members
-// receive. It is pushed to every member and to the removed node (so that it
+// receive, with id's cut-off (see Cutoff): unless now, this node first
+// takes every chain entry id holds, if it can reach it within
+// removeFetchTimeout, so that nothing id acknowledged is lost; with now
+// (a stolen device) the cut-off is what this node holds already. The
+// roster is pushed to every member and to the removed node (so that it
 // learns it was removed); gossip rejects the removed node from then on.
 // Only an admin can remove.
-func (s *Service) Remove(ctx context.Context, id peer.ID) (*Roster, error) {
+func (s *Service) Remove(ctx context.Context, id peer.ID, now bool) (*Roster, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.usableLocked(); err != nil {
+	err := s.canRemoveLocked(id)
+	s.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	if s.state.roster == nil {
-		return nil, ErrNoCell
+	// Without mu: the chain reads the keys while it takes id's entries.
+	var cut Cutoff
+	if s.cutoff != nil {
+		fctx, cancel := context.WithTimeout(ctx, removeFetchTimeout)
+		cut, err = s.cutoff(fctx, id, !now)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("cell: cut-off of %s: %w", id, err)
+		}
 	}
-	if s.state.cellKey == nil {
-		return nil, ErrNotAdmin
-	}
-	cur := s.state.roster
-	if id == s.self {
-		return nil, fmt.Errorf("cell: an admin cannot remove itself (the cell key would leave with it)")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.canRemoveLocked(id); err != nil {
+		return nil, err
 	}
 	// Without adds the new epoch's secret: to a copy, kept only once the
 	// roster is stored.
 	keys := s.state.keys.clone()
-	r, err := cur.Without(id, keys, s.state.cellKey, time.Now())
+	r, err := s.state.roster.Without(id, cut, keys, s.state.cellKey, time.Now())
 	if err != nil {
 		return nil, err
 	}
 	if err := s.adoptLocked(ctx, r, keys); err != nil {
 		return nil, err
 	}
-	s.log.Info("member removed", "peer", id, "version", r.Version, "epoch", r.Epoch)
+	s.log.Info("member removed", "peer", id, "version", r.Version, "epoch", r.Epoch, "cutoff", cut.Seq)
 	peers := []peer.ID{id}
 	for _, m := range r.Members {
 		peers = append(peers, m.Peer)
 	}
 	s.spread(r, peers)
 	return r, nil
+}
+
+// canRemoveLocked checks that this node may remove id now.
+func (s *Service) canRemoveLocked(id peer.ID) error {
+	if err := s.usableLocked(); err != nil {
+		return err
+	}
+	if s.state.roster == nil {
+		return ErrNoCell
+	}
+	if s.state.cellKey == nil {
+		return ErrNotAdmin
+	}
+	if id == s.self {
+		return fmt.Errorf("cell: an admin cannot remove itself (the cell key would leave with it)")
+	}
+	if !s.state.roster.Has(id) {
+		return fmt.Errorf("%w: %s", ErrNotMember, id)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package cell
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -98,9 +100,10 @@ func (r *Roster) WithMember(m Member, keys *Keys, key ed25519.PrivateKey, now ti
 // fresh secret, added to keys, is granted to every remaining member, and
 // the history now carries every earlier secret. The removed node holds none
 // of it, so it reads nothing encrypted from this epoch on. It is listed in
-// Former with the new epoch as Until (replacing what an earlier removal
-// recorded): what it wrote before stays its own, nothing after.
-func (r *Roster) Without(id peer.ID, keys *Keys, key ed25519.PrivateKey, now time.Time) (*Roster, error) {
+// Former with the new epoch as Until and cut as its cut-off (replacing what
+// an earlier removal recorded): what it wrote up to the cut-off stays its
+// own, nothing after, whatever epoch it names.
+func (r *Roster) Without(id peer.ID, cut Cutoff, keys *Keys, key ed25519.PrivateKey, now time.Time) (*Roster, error) {
 	m, ok := r.Member(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, id)
@@ -108,14 +111,19 @@ func (r *Roster) Without(id peer.ID, keys *Keys, key ed25519.PrivateKey, now tim
 	if m.Roles&RoleAdmin != 0 && r.admins() == 1 {
 		return nil, fmt.Errorf("cell: %s is the cell's only admin", id)
 	}
+	cut.Last = slices.Clone(cut.Last)
+	slices.SortFunc(cut.Last, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
+	if err := cut.check(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRoster, err)
+	}
 	n := r.next(now)
 	n.Epoch++
 	keys.Add(n.Epoch, NewSecret())
 	n.Members = slices.DeleteFunc(n.Members, func(m Member) bool { return m.Peer == id })
 	if i, ok := n.formerIndex(id); ok {
-		n.Former[i].Until = n.Epoch
+		n.Former[i] = Former{Peer: id, Until: n.Epoch, Cutoff: cut}
 	} else {
-		n.Former = slices.Insert(n.Former, i, Former{Peer: id, Until: n.Epoch})
+		n.Former = slices.Insert(n.Former, i, Former{Peer: id, Until: n.Epoch, Cutoff: cut})
 	}
 	for i := range n.Members {
 		if err := n.grant(&n.Members[i], keys); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -64,6 +65,8 @@ func ParseRoles(s string) (Role, error) {
 const (
 	MaxMembers   = 1024
 	MaxFormer    = 4096
+	MaxLast      = 8 // CIDs of a former member's last entries (more than one: a fork)
+	maxCIDLen    = 128
 	MaxNameLen   = 64
 	MaxRosterLen = 1 << 20
 	maxGrantLen  = 256
@@ -85,10 +88,22 @@ type Member struct {
 }
 
 // Former is a node removed from the cell. It may have written chain
-// entries in the key epochs before Until; it can read nothing from Until on.
+// entries in the key epochs before Until, up to its cut-off; it can read
+// nothing from Until on.
 type Former struct {
 	Peer  peer.ID
 	Until uint64 // the first key epoch the node was excluded from
+	Cutoff
+}
+
+// Cutoff is where a removed member's chain entries end: Seq is the highest
+// sequence number of its that the cell accepts, and Last the CIDs of its
+// entries with that number (one, or several if it forked), sorted by bytes.
+// Seq 0 (and no Last): the cell accepts none of its entries. The chain
+// refuses every entry of the member past the cut-off, whatever its epoch.
+type Cutoff struct {
+	Seq  uint64
+	Last []cid.Cid
 }
 
 // Roster is the signed list of a cell's members. The cell key signs it;
@@ -186,7 +201,17 @@ func (r *Roster) CanAuthor(id peer.ID, epoch uint64) bool {
 	return ok && epoch < f.Until
 }
 
-const rosterMagic = "EXR1"
+// Cutoff returns the cut-off of id, if it is a former member: the chain
+// accepts none of its entries past it (chain.Roster).
+func (r *Roster) Cutoff(id peer.ID) (seq uint64, last []cid.Cid, ok bool) {
+	f, ok := r.formerOf(id)
+	if !ok {
+		return 0, nil, false
+	}
+	return f.Seq, f.Last, true
+}
+
+const rosterMagic = "EXR2"
 
 // sigContext separates roster signatures from every other Ed25519
 // signature made with the cell key.
@@ -221,6 +246,11 @@ func (r *Roster) body() []byte {
 	for _, f := range r.Former {
 		b = appendBytes(b, []byte(f.Peer))
 		b = binary.AppendUvarint(b, f.Until)
+		b = binary.AppendUvarint(b, f.Seq)
+		b = binary.AppendUvarint(b, uint64(len(f.Last)))
+		for _, c := range f.Last {
+			b = appendBytes(b, c.Bytes())
+		}
 	}
 	return appendBytes(b, r.History)
 }
@@ -312,6 +342,31 @@ func (r *Roster) check() error {
 		if f.Until == 0 || f.Until > r.Epoch {
 			return bad("former member %s: until epoch %d, outside 1 to %d", f.Peer, f.Until, r.Epoch)
 		}
+		if err := f.Cutoff.check(); err != nil {
+			return bad("former member %s: %v", f.Peer, err)
+		}
+	}
+	return nil
+}
+
+// check validates a cut-off: Last is empty for Seq 0, else holds 1 to
+// MaxLast CIDs sorted by bytes, unique.
+func (c Cutoff) check() error {
+	switch {
+	case c.Seq == 0 && len(c.Last) > 0:
+		return errors.New("cut-off at sequence number 0 with last entries")
+	case c.Seq > 0 && len(c.Last) == 0:
+		return fmt.Errorf("cut-off at sequence number %d without its entries", c.Seq)
+	case len(c.Last) > MaxLast:
+		return fmt.Errorf("%d last entries, more than %d", len(c.Last), MaxLast)
+	}
+	for i, l := range c.Last {
+		if !l.Defined() {
+			return errors.New("undefined last entry")
+		}
+		if i > 0 && bytes.Compare(c.Last[i-1].Bytes(), l.Bytes()) >= 0 {
+			return errors.New("last entries not sorted by bytes or not unique")
+		}
 	}
 	return nil
 }
@@ -374,6 +429,23 @@ func DecodeRoster(b []byte) (*Roster, error) {
 		var f Former
 		f.Peer = peer.ID(d.bytes(128))
 		f.Until = d.uvarint()
+		f.Seq = d.uvarint()
+		if k := d.uvarint(); k > MaxLast {
+			d.fail("%d last entries, more than %d", k, MaxLast)
+		} else {
+			for range k {
+				b := d.bytes(maxCIDLen)
+				if d.err != nil {
+					break
+				}
+				c, err := cid.Cast(b)
+				if err != nil {
+					d.fail("last entry: %v", err)
+					break
+				}
+				f.Last = append(f.Last, c)
+			}
+		}
 		r.Former = append(r.Former, f)
 	}
 	r.History = d.bytes(maxHistory)

@@ -100,7 +100,7 @@ func TestRemovalRotatesTheSecret(t *testing.T) {
 	}
 	old, _ := removedKeys.Seal(1, []byte("before"), nil)
 
-	r2, err := r.Without(ids[2], keys, cellKey, t0.Add(time.Hour))
+	r2, err := r.Without(ids[2], Cutoff{}, keys, cellKey, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
@@ -140,7 +140,7 @@ func TestRemovalRotatesTheSecret(t *testing.T) {
 		t.Errorf("epoch 1 secret opening epoch 2: %v, want ErrDecrypt", err)
 	}
 	// The only admin cannot be removed.
-	if _, err := r2.Without(ids[0], keys, cellKey, t0); err == nil {
+	if _, err := r2.Without(ids[0], Cutoff{}, keys, cellKey, t0); err == nil {
 		t.Error("removed the only admin")
 	}
 }
@@ -184,11 +184,11 @@ func TestParseRoles(t *testing.T) {
 	}
 }
 
+// FuzzDecodeRoster's seeds that are rosters (one with Former, cut-off and
+// History) are files in testdata/fuzz/FuzzDecodeRoster: seeds made here
+// would differ in every process (the keys are random), and the fuzzing
+// engine then makes no progress.
 func FuzzDecodeRoster(f *testing.F) {
-	r, _, _, _, _ := threeMembers(f)
-	f.Add(r.Encode())
-	removed, _, _, _, _ := removedOne(f) // with Former and History
-	f.Add(removed.Encode())
 	f.Add([]byte(rosterMagic))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -91,7 +91,12 @@ type Options struct {
 	// and direct connections only.
 	Rendezvous Rendezvous
 	// App rides on the cell's gossip; zero: nothing does.
-	App    App
+	App App
+	// Cutoff gives a removal the removed member's cut-off from the
+	// node's chain; with fetch, it first takes (bounded by ctx) what the
+	// member holds. It may block; it must not call the Service. nil: no
+	// chain, every cut-off is at 0.
+	Cutoff func(ctx context.Context, id peer.ID, fetch bool) (Cutoff, error)
 	Config Config
 	Logger *slog.Logger
 }
@@ -114,14 +119,15 @@ type App struct {
 // at most one cell (the stored state and the protocols leave room for more:
 // every message names its cell).
 type Service struct {
-	h    host.Host
-	key  crypto.PrivKey
-	self peer.ID
-	st   store
-	rz   Rendezvous
-	app  App
-	cfg  Config
-	log  *slog.Logger
+	h      host.Host
+	key    crypto.PrivKey
+	self   peer.ID
+	st     store
+	rz     Rendezvous
+	app    App
+	cutoff func(ctx context.Context, id peer.ID, fetch bool) (Cutoff, error)
+	cfg    Config
+	log    *slog.Logger
 
 	// roster is the current roster, readable without mu: gossip's
 	// callbacks read it from memberlist's goroutines.
@@ -135,6 +141,7 @@ type Service struct {
 	rzSecret []byte // the cell rendezvous secret in use
 	invites  map[uint16]*invite
 	joining  bool
+	tell     chan peer.ID // former members to tell of their removal
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -160,8 +167,9 @@ func New(opts Options) (*Service, error) {
 	}
 	return &Service{
 		h: opts.Host, key: opts.Key, self: opts.Host.ID(), st: newStore(opts.Datastore),
-		rz: opts.Rendezvous, app: opts.App, cfg: cfg, log: log.With("part", "cell"),
+		rz: opts.Rendezvous, app: opts.App, cutoff: opts.Cutoff, cfg: cfg, log: log.With("part", "cell"),
 		invites: make(map[uint16]*invite),
+		tell:    make(chan peer.ID, tellQueue),
 	}, nil
 }
 
@@ -182,8 +190,9 @@ func (s *Service) Start(ctx context.Context) error {
 	s.state = st
 	s.h.SetStreamHandler(ProtocolJoin, s.serveJoin)
 	s.h.SetStreamHandler(ProtocolRoster, s.serveRoster)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.maintainLoop()
+	go s.tellLoop()
 	if st.roster == nil {
 		return nil
 	}
@@ -315,9 +324,14 @@ func (s *Service) stopRendezvousLocked() {
 }
 
 // allowed is gossip's Allow: on the current roster, and not us removed.
+// A former member is refused, and told of its removal.
 func (s *Service) allowed(id peer.ID) bool {
 	r := s.roster.Load()
-	return r != nil && r.Has(id) && r.Has(s.self)
+	ok := r != nil && r.Has(id) && r.Has(s.self)
+	if !ok {
+		s.noteFormer(id)
+	}
+	return ok
 }
 
 // appMeta is what this node gossips about itself: its roster version and

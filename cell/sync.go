@@ -190,7 +190,8 @@ func (s *Service) pull(id peer.ID) error {
 
 // serveRoster answers the roster protocol. A push is adopted if it is a
 // valid newer roster of our cell; a pull is answered, to a member only,
-// with our roster if it is newer. Garbage resets the stream; the node goes
+// with our roster if it is newer (and to a former member, so that it
+// learns it was removed). Garbage resets the stream; the node goes
 // on.
 func (s *Service) serveRoster(st network.Stream) {
 	defer st.Close()
@@ -224,7 +225,12 @@ func (s *Service) serveRoster(st network.Stream) {
 			answer.Status = statusRefused
 		}
 	case msgPull:
-		if cur == nil || cur.Tag() != m.Tag || !cur.Has(from) || cur.Version <= m.Version {
+		// A former member gets the roster that says it was removed.
+		former := false
+		if cur != nil {
+			_, former = cur.formerOf(from)
+		}
+		if cur == nil || cur.Tag() != m.Tag || !cur.Has(from) && !former || cur.Version <= m.Version || !cur.Has(s.self) {
 			answer.Status = statusRefused
 		} else {
 			answer.Roster = cur.Encode()

@@ -22,7 +22,8 @@ import (
 const payloadOverhead = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
 
 // Reasons an entry is refused. ErrNotAuthor and ErrUnknownEpoch may pass
-// once this node has a newer roster (see Deferred); the others never do.
+// once this node has a newer roster (see Deferred); the others (and
+// ErrPastCutoff) never do.
 var (
 	ErrOtherCell    = errors.New("chain: entry of another cell")
 	ErrNotAuthor    = errors.New("chain: author may not write in this epoch")
@@ -39,10 +40,15 @@ func Deferred(err error) bool {
 	return errors.Is(err, ErrNotAuthor) || errors.Is(err, ErrUnknownEpoch)
 }
 
-// Roster says who may write. *cell.Roster has it.
+// Roster says who may write. *cell.Roster has it. Its methods are only
+// read; the slice Cutoff returns belongs to the Roster.
 type Roster interface {
 	// CanAuthor reports whether id may write entries of a key epoch.
 	CanAuthor(id peer.ID, epoch uint64) bool
+	// Cutoff returns, for a removed author, the highest sequence number
+	// of its entries the cell keeps and the CIDs of its entries with that
+	// number; ok is false for anyone not removed.
+	Cutoff(id peer.ID) (seq uint64, last []cid.Cid, ok bool)
 }
 
 // Secrets returns the cell secret of a key epoch, and whether this node
@@ -102,14 +108,18 @@ func Write(d Draft, key crypto.PrivKey, secret, plaintext []byte, rand io.Reader
 }
 
 // Verify checks that e belongs to the cell, that its author may write in
-// its epoch, its signature, and that its payload decrypts; it returns the
-// plaintext. It does not check e's place in the chain (State.Add does).
+// its epoch and, if removed, that e is not past its cut-off
+// (ErrPastCutoff), its signature, and that its payload decrypts; it
+// returns the plaintext. It does not check e's place in the chain (State.Add does).
 func Verify(e *Entry, cell ed25519.PublicKey, r Roster, secrets Secrets) ([]byte, error) {
 	if !bytes.Equal(e.Cell, cell) {
 		return nil, ErrOtherCell
 	}
 	if !r.CanAuthor(e.Author, e.Epoch) {
 		return nil, fmt.Errorf("%w: %s in epoch %d", ErrNotAuthor, e.Author, e.Epoch)
+	}
+	if err := checkCutoff(e, r); err != nil {
+		return nil, err
 	}
 	pub, err := e.Author.ExtractPublicKey()
 	if err != nil {

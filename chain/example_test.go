@@ -17,6 +17,9 @@ type members map[peer.ID]bool
 
 func (m members) CanAuthor(id peer.ID, epoch uint64) bool { return m[id] }
 
+// Cutoff: nobody was removed.
+func (m members) Cutoff(peer.ID) (uint64, []cid.Cid, bool) { return 0, nil, false }
+
 // A member writes two entries; another node decodes and verifies them,
 // adds them to its chain, and reads the chain in order.
 func Example() {

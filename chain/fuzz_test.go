@@ -18,6 +18,8 @@ type allowAll struct{}
 
 func (allowAll) CanAuthor(peer.ID, uint64) bool { return true }
 
+func (allowAll) Cutoff(peer.ID) (uint64, []cid.Cid, bool) { return 0, nil, false }
+
 // FuzzDecode's seeds are entries of a few hundred bytes: the fuzzer
 // minimizes the inputs it finds in time quadratic in their length.
 func FuzzDecode(f *testing.F) {

@@ -53,14 +53,26 @@ func newTestAuthor(t testing.TB, n int) testAuthor {
 }
 
 // testRoster is a fake Roster: its authors may write in the epochs up to
-// upTo.
+// upTo; the removed ones, up to their cut-off.
 type testRoster struct {
 	authors map[peer.ID]bool
 	upTo    uint64
+	cut     map[peer.ID]testCut
+}
+
+type testCut struct {
+	seq  uint64
+	last []cid.Cid
 }
 
 func (r testRoster) CanAuthor(id peer.ID, epoch uint64) bool {
-	return r.authors[id] && epoch <= r.upTo
+	_, removed := r.cut[id]
+	return (r.authors[id] || removed) && epoch <= r.upTo
+}
+
+func (r testRoster) Cutoff(id peer.ID) (uint64, []cid.Cid, bool) {
+	c, ok := r.cut[id]
+	return c.seq, c.last, ok
 }
 
 // testEpoch is the epoch the tests write in; the cell has secrets for

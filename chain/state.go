@@ -210,7 +210,8 @@ func (s *State) Meta(c cid.Cid) (*Meta, bool) {
 
 // Add merges entries (verified, in any order) into the chain. An entry
 // whose parents are all in the chain joins it if it obeys the rules: its
-// clock is one more than its parents' largest, and if its sequence number
+// clock is one more than its parents' largest, its epoch is at least its
+// parents' largest, and if its sequence number
 // is n > 1 one of its parents is its author's entry n−1 (and no parent of
 // its author's is later), and the chain does not hold MaxForkWidth entries
 // of its author with its sequence number already (else: ErrForked).
@@ -347,6 +348,9 @@ func (s *State) accept(e *Entry, rd *Ready) error {
 	}
 	if e.Clock != clock+1 {
 		return fmt.Errorf("%w: clock %d, want %d", ErrBadLink, e.Clock, clock+1)
+	}
+	if err := s.checkParentEpochs(e); err != nil {
+		return err
 	}
 	if !prev {
 		return fmt.Errorf("%w: sequence number %d without the author's entry %d as a parent", ErrBadLink, e.Seq, e.Seq-1)

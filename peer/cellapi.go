@@ -70,6 +70,10 @@ type CellJoinRequest struct {
 // CellRemoveRequest is the body of /v1/cell/remove.
 type CellRemoveRequest struct {
 	Peer string `json:"peer"`
+	// Now removes at once, for a stolen device: the admin does not first
+	// take the entries the member holds, and those no other member has
+	// are lost to the cell.
+	Now bool `json:"now,omitempty"`
 }
 
 func (a *API) cellRoutes(mux *http.ServeMux) {
@@ -134,7 +138,7 @@ func (a *API) cellRoutes(mux *http.ServeMux) {
 			writeJSON(w, http.StatusBadRequest, apiError{"bad peer ID " + req.Peer + ": " + err.Error()})
 			return
 		}
-		if _, err := a.node.Cell().Remove(r.Context(), id); err != nil {
+		if _, err := a.node.Cell().Remove(r.Context(), id, req.Now); err != nil {
 			writeJSON(w, cellStatus(err), apiError{err.Error()})
 			return
 		}
@@ -205,8 +209,8 @@ func (c *Client) CellJoin(ctx context.Context, req CellJoinRequest) (CellView, e
 	return v, c.call(ctx, http.MethodPost, "/v1/cell/join", req, &v)
 }
 
-// CellRemove removes a member (admin only).
-func (c *Client) CellRemove(ctx context.Context, id string) (CellView, error) {
+// CellRemove removes a member (admin only); see CellRemoveRequest.
+func (c *Client) CellRemove(ctx context.Context, req CellRemoveRequest) (CellView, error) {
 	var v CellView
-	return v, c.call(ctx, http.MethodPost, "/v1/cell/remove", CellRemoveRequest{Peer: id}, &v)
+	return v, c.call(ctx, http.MethodPost, "/v1/cell/remove", req, &v)
 }

@@ -350,7 +350,7 @@ func chainEntry(e replica.Entry) ChainEntry {
 // chainErrStatus maps a chain error to an HTTP status.
 func chainErrStatus(err error) int {
 	switch {
-	case errors.Is(err, replica.ErrNoCell):
+	case errors.Is(err, replica.ErrNoCell), errors.Is(err, replica.ErrRemoved):
 		return http.StatusConflict
 	case errors.Is(err, replica.ErrClosed):
 		return http.StatusServiceUnavailable

@@ -165,6 +165,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			LocalState: func() []byte { return rep.LocalState() },
 			MergeState: func(buf []byte) { rep.MergeState(buf) },
 		},
+		Cutoff: func(ctx context.Context, id peer.ID, fetch bool) (cell.Cutoff, error) {
+			return rep.Cutoff(ctx, id, fetch)
+		},
 	}); err != nil {
 		return err
 	}
@@ -281,6 +284,9 @@ type Status struct {
 	DHTTable  int       `json:"dhtRoutingTable"`
 	DHTModes  []string  `json:"dhtModes"`
 	Blocks    int       `json:"blocks"`
+	// Removed says why the node takes no appends when it was removed from
+	// its cell; empty otherwise.
+	Removed string `json:"removed,omitempty"`
 }
 
 // Duration marshals as seconds in JSON and prints like time.Duration.
@@ -323,6 +329,10 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	}
 	for _, m := range n.dht.Mode() {
 		st.DHTModes = append(st.DHTModes, fmt.Sprintf("%s:%s", m.Table, m.Mode))
+	}
+	if r := n.cell.Roster(); r != nil && !r.Has(n.host.ID()) {
+		st.Removed = fmt.Sprintf("removed from cell %s (%q) by roster version %d: this node takes no more appends, and the cell accepts nothing it writes now",
+			r.ID(), r.Name, r.Version)
 	}
 	return st, nil
 }

@@ -106,7 +106,7 @@ func TestBitswapServesChainOnlyToMembers(t *testing.T) {
 			}
 		}
 
-		r, err := admin.Peer().Cell().Remove(ctx, gone.ID)
+		r, err := admin.Peer().Cell().Remove(ctx, gone.ID, false)
 		if err != nil {
 			t.Fatalf("seed %d: Remove: %v", seed, err)
 		}

@@ -94,7 +94,7 @@ func TestCellRemovalRotatesAndRejects(t *testing.T) {
 		admin, stay, gone := nodes[0], nodes[1], nodes[2]
 
 		old := gone.Peer().Cell().Keys()
-		r, err := admin.Peer().Cell().Remove(ctx, gone.ID)
+		r, err := admin.Peer().Cell().Remove(ctx, gone.ID, false)
 		if err != nil {
 			t.Fatalf("Remove: %v", err)
 		}
@@ -334,7 +334,7 @@ func TestMemberAwayDuringRotationCatchesUp(t *testing.T) {
 		if err := n.Crash(away); err != nil {
 			t.Fatal(err)
 		}
-		r, err := admin.Peer().Cell().Remove(ctx, gone.ID)
+		r, err := admin.Peer().Cell().Remove(ctx, gone.ID, false)
 		if err != nil {
 			t.Fatalf("Remove: %v", err)
 		}

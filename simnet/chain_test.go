@@ -324,7 +324,7 @@ func TestChainRemovedMember(t *testing.T) {
 		appendN(t, stay, "stay", 5, 0)
 		awaitLength(t, nodes, 20, time.Minute)
 
-		r, err := admin.Peer().Cell().Remove(ctx, gone.ID)
+		r, err := admin.Peer().Cell().Remove(ctx, gone.ID, false)
 		if err != nil {
 			t.Fatalf("seed %d: Remove: %v", seed, err)
 		}
@@ -333,8 +333,8 @@ func TestChainRemovedMember(t *testing.T) {
 		}); !ok {
 			t.Fatalf("seed %d: after 1 min the removal has not reached everyone", seed)
 		}
-		if _, err := gone.Peer().Chain().Append(ctx, []byte("after removal")); !errors.Is(err, replica.ErrNoCell) {
-			t.Errorf("seed %d: the removed node's Append: %v, want ErrNoCell", seed, err)
+		if _, err := gone.Peer().Chain().Append(ctx, []byte("after removal")); !errors.Is(err, replica.ErrRemoved) {
+			t.Errorf("seed %d: the removed node's Append: %v, want ErrRemoved", seed, err)
 		}
 		after := appendN(t, admin, "epoch 2", 5, 0)
 		if len(after) > 0 && after[0].Epoch != r.Epoch {

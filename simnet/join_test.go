@@ -449,7 +449,7 @@ func TestRemovedDeviceCannotReuseItsCode(t *testing.T) {
 			t.Fatalf("seed %d: join: %v", seed, err)
 		}
 		waitAlive(t, []*Node{admin, joiner}, time.Minute)
-		r, err := ac.Remove(ctx, joiner.ID)
+		r, err := ac.Remove(ctx, joiner.ID, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -106,6 +106,10 @@ type Options struct {
 // ErrNoCell is returned while the node is in no cell.
 var ErrNoCell = errors.New("chain: this node is in no cell; create one with `exopeer cell create NAME` or join one with `exopeer cell join CODE`")
 
+// ErrRemoved is returned once the node was removed from its cell (the
+// error says by which roster version).
+var ErrRemoved = errors.New("chain: this node was removed from its cell")
+
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("chain: replica closed")
 
@@ -133,8 +137,13 @@ type Replica struct {
 	pulling  map[peer.ID]bool // running pulls; true: run another after it
 	watchers map[chan struct{}]struct{}
 	stats    Stats
-	started  bool
-	closed   bool
+	// cutVersion is the roster version whose cut-offs st obeys.
+	cutVersion uint64
+	// hushed: members whose last pull offered only entries past a
+	// cut-off, not pulled on their announcements until then.
+	hushed  map[peer.ID]time.Time
+	started bool
+	closed  bool
 
 	changed chan struct{} // cap 1: the chain grew, announce it
 	pulls   chan peer.ID  // members to pull from
@@ -159,6 +168,8 @@ type Stats struct {
 	Sent               uint64    `json:"sent"`                   // entries sent
 	Deferred           uint64    `json:"deferred"`               // entries set aside: unknown author or epoch (roster behind)
 	Rejected           uint64    `json:"rejected"`               // entries refused as invalid
+	PastCutoff         uint64    `json:"pastCutoff"`             // entries of removed members past their cut-off, refused
+	Dropped            uint64    `json:"dropped"`                // entries held, then dropped when a removal's cut-off came
 	Banned             uint64    `json:"banned"`                 // times a member was cut off
 	LastRejected       string    `json:"lastRejected,omitempty"` // why the last entry was refused
 	LastRejectedAuthor peer.ID   `json:"lastRejectedAuthor,omitempty"`
@@ -217,7 +228,7 @@ func (r *Replica) Start(ctx context.Context) error {
 	}
 	r.started = true
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if _, err := r.stateLocked(ctx); err != nil && !errors.Is(err, ErrNoCell) {
+	if _, err := r.stateLocked(ctx); err != nil && !errors.Is(err, ErrNoCell) && !errors.Is(err, ErrRemoved) {
 		return err
 	}
 	r.h.SetStreamHandler(ProtocolSync, r.serve)
@@ -260,22 +271,27 @@ func (r *Replica) stateLocked(ctx context.Context) (*chain.State, error) {
 		return nil, ErrClosed
 	}
 	ro := r.cell.Roster()
-	if ro == nil || !ro.Has(r.self) {
+	if ro == nil {
 		return nil, ErrNoCell
 	}
-	if r.st != nil && string(r.st.Cell()) == string(ro.Cell) {
-		return r.st, nil
+	if !ro.Has(r.self) {
+		return nil, removedError(ro)
 	}
-	st, err := load(ctx, r.blocks, r.d, ro, r.cfg.Waiting)
-	if err != nil {
+	if r.st == nil || string(r.st.Cell()) != string(ro.Cell) {
+		st, err := load(ctx, r.blocks, r.d, ro, r.cfg.Waiting)
+		if err != nil {
+			return nil, err
+		}
+		if r.st != nil {
+			r.remotes = make(map[peer.ID]*remote)
+		}
+		r.st, r.cutVersion = st, 0
+		r.log.Info("chain loaded", "cell", ro.ID(), "entries", st.Len(), "forks", len(st.Forks()))
+	}
+	if err := r.applyCutoffsLocked(ctx, ro); err != nil {
 		return nil, err
 	}
-	if r.st != nil {
-		r.remotes = make(map[peer.ID]*remote)
-	}
-	r.st = st
-	r.log.Info("chain loaded", "cell", ro.ID(), "entries", st.Len(), "forks", len(st.Forks()))
-	return st, nil
+	return r.st, nil
 }
 
 // signalLocked wakes the announcer and the watchers.

@@ -95,6 +95,9 @@ func (r *Replica) heard(msg []byte) {
 // scheduleLocked queues a pull from id; if one is running, another runs
 // after it.
 func (r *Replica) scheduleLocked(id peer.ID) {
+	if r.quietLocked(id) {
+		return
+	}
 	if _, running := r.pulling[id]; running {
 		r.pulling[id] = true
 		return
@@ -352,12 +355,14 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	}
 	verifyAll(entries, errs, skip, ro, secrets(keys))
 	verified := make([]*chain.Entry, 0, len(raw))
-	deferred := 0
+	deferred, past := 0, 0
 	for i, e := range entries {
 		switch err := errs[i]; {
 		case skip[i]:
 		case chain.Deferred(err):
 			deferred++
+		case errors.Is(err, chain.ErrPastCutoff):
+			past++ // from may not know of the removal yet
 		case err != nil:
 			return r.reject(from, e.Author, fmt.Errorf("entry %s: %w", e.CID(), err))
 		default:
@@ -368,6 +373,7 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	defer r.mu.Unlock()
 	r.stats.Deferred += uint64(deferred)
 	r.stats.ForkRefused += uint64(forked)
+	r.stats.PastCutoff += uint64(past)
 	st, err := r.stateLocked(ctx)
 	if err != nil {
 		return err
@@ -375,6 +381,7 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	if string(st.Cell()) != string(ro.Cell) {
 		return ErrNoCell
 	}
+	verified = r.dropPastCutoffLocked(verified)
 	rd := st.Add(verified)
 	r.stats.WaitingDropped += uint64(rd.Dropped)
 	r.stats.WaitingDroppedAuthor += uint64(rd.DroppedAuthor)
@@ -386,6 +393,9 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 		return err
 	}
 	r.stats.Received += uint64(len(rd.Accepted))
+	if past > 0 && len(rd.Accepted) == 0 {
+		r.hushLocked(from)
+	}
 	if len(rd.Accepted) > 0 {
 		r.signalLocked()
 	}

@@ -16,7 +16,8 @@ const cellUsage = `usage:
   exopeer cell invite [--roles R] [--ttl D]  print a one-time code for a new node (admin)
   exopeer cell join CODE [--member NAME]     join the cell of the node that printed CODE
   exopeer cell members [--json]              the roster and each member's live state
-  exopeer cell remove PEER                   remove a member and rotate the cell secret (admin)
+  exopeer cell remove PEER [--now]           remove a member and rotate the cell secret (admin);
+                                             --now: a stolen device, do not first take its last entries
 `
 
 // cmdCell runs the cell verbs against the running node.
@@ -30,6 +31,7 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print JSON")
 	var member, roles *string
 	var ttl, timeout *time.Duration
+	var now *bool
 	var want int
 	switch sub {
 	case "create":
@@ -44,6 +46,7 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		want = 1
 	case "members":
 	case "remove":
+		now = fs.Bool("now", false, "remove at once (a stolen device): do not first take the entries it holds")
 		want = 1
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, cellUsage)
@@ -89,7 +92,7 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "members":
 		view, err = c.Cell(ctx)
 	case "remove":
-		view, err = c.CellRemove(ctx, fs.Arg(0))
+		view, err = c.CellRemove(ctx, peer.CellRemoveRequest{Peer: fs.Arg(0), Now: *now})
 	}
 	if err != nil {
 		return err

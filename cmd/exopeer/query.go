@@ -56,6 +56,9 @@ func cmdQuery(ctx context.Context, verb string, args []string, stdout, stderr io
 		fmt.Fprintf(tw, "peers\t%d\n", v.Peers)
 		fmt.Fprintf(tw, "DHT routing table\t%d (%s)\n", v.DHTTable, strings.Join(v.DHTModes, ", "))
 		fmt.Fprintf(tw, "blocks stored\t%d\n", v.Blocks)
+		if v.Removed != "" {
+			fmt.Fprintf(tw, "cell\t%s\n", v.Removed)
+		}
 		for i, a := range v.Addrs {
 			label := "addresses"
 			if i > 0 {
