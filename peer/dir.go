@@ -111,8 +111,9 @@ func initDir(dir string) (created []string, madePrivate bool, err error) {
 // epoch secrets) are the owner's alone, and a file inside a dir others
 // cannot enter is out of their reach whatever its own mode (leveldb creates
 // its files 0644). It reports whether it changed the mode, and refuses, naming
-// the path and the fix, a dir it cannot make private. what names dir in
-// messages.
+// the path and the fix, a dir it cannot make private, and one owned by
+// another user (even if this one is root: the owner could read it or open
+// it again). what names dir in messages.
 func privateDir(what, dir string) (changed bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, fmt.Errorf("create %s: %w", what, err)
@@ -125,13 +126,16 @@ func privateDir(what, dir string) (changed bool, err error) {
 		return false, fmt.Errorf("%s %s is not a directory", what, dir)
 	}
 	mode := fi.Mode().Perm()
-	if runtime.GOOS == "windows" || mode&0o077 == 0 {
-		return false, nil
+	if runtime.GOOS != "windows" && mode&0o077 != 0 {
+		if err := os.Chmod(dir, mode&^0o077); err != nil {
+			return false, fmt.Errorf("%s %s is accessible by other users (mode %04o) and could not be made private; as its owner run: chmod 700 %s: %w", what, dir, mode, dir, err)
+		}
+		changed = true
 	}
-	if err := os.Chmod(dir, mode&^0o077); err != nil {
-		return false, fmt.Errorf("%s %s is accessible by other users (mode %04o) and could not be made private; as its owner run: chmod 700 %s: %w", what, dir, mode, dir, err)
+	if uid, other := ownerOther(fi); other {
+		return changed, fmt.Errorf("%s %s is owned by another user (uid %d), who could read it; use a dir of your own, or as root run: chown %d %s", what, dir, uid, os.Geteuid(), dir)
 	}
-	return true, nil
+	return changed, nil
 }
 
 // writeNew writes a file that must not exist yet, atomically: the data goes
