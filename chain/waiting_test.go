@@ -299,3 +299,35 @@ func blockedRecords(s *State) int {
 	}
 	return n
 }
+
+// BenchmarkRefusedParentFlood: 100,000 entries wait for two parents, one
+// shared by all; the other, refused, takes them all down with it. Each
+// leaves a stale record on the shared parent, which compactBlocked removes
+// in one pass (removing them one by one would scan the shared list each
+// time: quadratic).
+func BenchmarkRefusedParentFlood(b *testing.B) {
+	const n = 100_000
+	cell := cellKey("test cell")
+	root := fakeEntry(cell, "root", 1, 1, fakeCID(0))
+	bad := fakeEntry(cell, "bad", 1, 9, fakeCID(1), root.CID())
+	shared := fakeCID(2)
+	es := make([]*Entry, n)
+	for i := range es {
+		es[i] = fakeEntry(cell, peer.ID(fmt.Sprint("x", i%1000)), uint64(i/1000+1), 10, fakeCID(uint64(10+i)), bad.CID(), shared)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s := NewState(cell)
+		s.SetLimits(Limits{Waiting: n, WaitingBytes: 1 << 30, AuthorBytes: 1 << 30})
+		s.Add([]*Entry{root})
+		if rd := s.Add(es); rd.Waiting != n {
+			b.Fatalf("%d waiting, want %d", rd.Waiting, n)
+		}
+		if rd := s.Add([]*Entry{bad}); len(rd.Rejected) != n+1 || s.Waiting() != 0 {
+			b.Fatalf("%d refused, %d waiting", len(rd.Rejected), s.Waiting())
+		}
+		if len(s.blocked) != 0 {
+			b.Fatalf("%d parents still blocked", len(s.blocked))
+		}
+	}
+}
