@@ -178,6 +178,9 @@ func loadKey(path string) (crypto.PrivKey, error) {
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("node key %s is accessible by other users (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
+	if err := ownFile("node key", path, fi); err != nil {
+		return nil, err
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
@@ -187,6 +190,16 @@ func loadKey(path string) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("node key %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// ownFile refuses a secret file (what, at path) that belongs to another
+// user: one put there while the data dir was open to others, whose content
+// that user knows whatever its mode.
+func ownFile(what, path string, fi fs.FileInfo) error {
+	if uid, other := ownerOther(fi); other {
+		return fmt.Errorf("%s %s is owned by another user (uid %d), who may know it; if it is yours, as root run: chown %d %s; else delete it", what, path, uid, os.Geteuid(), path)
+	}
+	return nil
 }
 
 // Dir is an open, locked data dir: what `exopeer run` gives the Node.
@@ -274,6 +287,11 @@ func loadToken(path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return "", fmt.Errorf("api token %s is accessible by other users (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	if err == nil {
+		if err := ownFile("api token", path, fi); err != nil {
+			return "", err
+		}
 	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -208,3 +208,38 @@ func TestOpenDirRefusesDirOfAnotherUser(t *testing.T) {
 		t.Errorf("the refused dir was written: %v", entries)
 	}
 }
+
+// TestOpenDirRefusesFilesOfAnotherUser: a node key or API token that
+// another user put in the data dir while it was open to them (mode 0600,
+// so the mode check passes) is refused: that user knows it, and with it
+// could drive the node through its control API or pose as the node.
+func TestOpenDirRefusesFilesOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	for _, name := range []string{TokenFile, KeyFile} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "exo")
+			if _, err := Init(dir); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := loadToken(filepath.Join(dir, TokenFile)); err != nil {
+				t.Fatal(err)
+			}
+			planted := filepath.Join(dir, name)
+			if err := os.Chown(planted, otherUID, otherUID); err != nil {
+				t.Fatal(err)
+			}
+			d, err := OpenDir(dir)
+			if err == nil {
+				d.Close()
+				t.Fatalf("OpenDir took %s owned by uid %d", name, otherUID)
+			}
+			for _, want := range []string{planted, "owned by another user", strconv.Itoa(otherUID)} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("OpenDir: %v; should say %q", err, want)
+				}
+			}
+		})
+	}
+}
