@@ -94,11 +94,15 @@ func initDir(dir string) (created []string, madePrivate bool, err error) {
 		return nil, false, err
 	}
 	cfgPath := filepath.Join(dir, ConfigFile)
-	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+	if fi, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
 		if err := writeNew(cfgPath, []byte(DefaultConfigFile), 0o644); err != nil {
 			return nil, false, err
 		}
 		created = append(created, cfgPath)
+	} else if err != nil {
+		return nil, false, fmt.Errorf("config file: %w", err)
+	} else if err := ownFile("config file", cfgPath, fi); err != nil {
+		return nil, false, err
 	} else if _, err := LoadConfig(cfgPath); err != nil {
 		return nil, false, err
 	}

@@ -209,15 +209,17 @@ func TestOpenDirRefusesDirOfAnotherUser(t *testing.T) {
 	}
 }
 
-// TestOpenDirRefusesFilesOfAnotherUser: a node key or API token that
-// another user put in the data dir while it was open to them (mode 0600,
-// so the mode check passes) is refused: that user knows it, and with it
-// could drive the node through its control API or pose as the node.
+// TestOpenDirRefusesFilesOfAnotherUser: a node key, API token or config
+// file that another user put in the data dir while it was open to them
+// (mode 0600, so the mode check passes) is refused: that user knows the
+// secrets, and with them could drive the node through its control API or
+// pose as the node; and chose the config (where the API listens, which
+// peers the node boots from).
 func TestOpenDirRefusesFilesOfAnotherUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to give a file to another user")
 	}
-	for _, name := range []string{TokenFile, KeyFile} {
+	for _, name := range []string{TokenFile, KeyFile, ConfigFile} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "exo")
 			if _, err := Init(dir); err != nil {
