@@ -168,7 +168,9 @@ type State struct {
 	authors map[peer.ID]*authorLog
 	forks   []Fork                // one per forked author
 	waiting map[cid.Cid]*waiter   // entries missing a parent (see waiting.go)
-	blocked map[cid.Cid][]cid.Cid // missing parent → entries waiting for it
+	blocked map[cid.Cid][]*waiter // missing parent → entries waiting for it
+	records int                   // in blocked, stale ones included
+	live    int                   // in blocked for the waiting: their missing parents
 
 	waitingBytes    int             // what the waiting entries count
 	waitingByAuthor map[peer.ID]int // the same, per author
@@ -183,7 +185,7 @@ func NewState(cell ed25519.PublicKey) *State {
 		heads:   make(map[cid.Cid]struct{}),
 		authors: make(map[peer.ID]*authorLog),
 		waiting: make(map[cid.Cid]*waiter),
-		blocked: make(map[cid.Cid][]cid.Cid),
+		blocked: make(map[cid.Cid][]*waiter),
 	}
 }
 
@@ -260,6 +262,7 @@ func (s *State) Add(entries []*Entry) Ready {
 			refused = s.join(e, refused, &rd)
 		}
 	}
+	s.compactBlocked()
 	rd.Waiting = len(s.waiting)
 	return rd
 }
@@ -310,8 +313,8 @@ func (s *State) dropBlocked(c cid.Cid, why error, refused map[cid.Cid]error, rd 
 	for len(stack) > 0 {
 		p := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, child := range s.blocked[p] {
-			if w, ok := s.waiting[child]; ok {
+		for _, w := range s.blocked[p] {
+			if child := w.c; s.waiting[child] == w {
 				s.unwait(child, w)
 				err := fmt.Errorf("%w: parent %s was refused", reason, p)
 				rd.Rejected = append(rd.Rejected, Rejected{CID: child, Author: w.e.Author, Err: err})
@@ -319,7 +322,7 @@ func (s *State) dropBlocked(c cid.Cid, why error, refused map[cid.Cid]error, rd 
 				stack = append(stack, child)
 			}
 		}
-		delete(s.blocked, p)
+		s.unblock(p)
 	}
 }
 

@@ -2,6 +2,7 @@ package chain
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -50,6 +51,7 @@ func (s *State) SetLimits(l Limits) { s.limits = l.withDefaults() }
 
 // waiter is an entry waiting for its parents.
 type waiter struct {
+	c       cid.Cid
 	e       *Entry // its payload shares e's encoding
 	missing int    // parents not held yet
 	cost    int    // what it counts against the budget
@@ -96,23 +98,29 @@ func (s *State) wait(c cid.Cid, e *Entry, missing int, rd *Ready) {
 	if n, r := len(e.Payload), e.raw; n > 0 && n <= len(r) && bytes.Equal(r[len(r)-n:], e.Payload) {
 		slim.Payload = r[len(r)-n : len(r) : len(r)]
 	}
-	s.waiting[c] = &waiter{e: &slim, missing: missing, cost: cost}
+	w := &waiter{c: c, e: &slim, missing: missing, cost: cost}
+	s.waiting[c] = w
 	s.waitingBytes += cost
 	if s.waitingByAuthor == nil {
 		s.waitingByAuthor = make(map[peer.ID]int)
 	}
 	s.waitingByAuthor[e.Author] += cost
+	s.compactBlocked()
 	for _, p := range e.Parents {
 		if _, ok := s.metas[p]; !ok {
-			s.blocked[p] = append(s.blocked[p], c)
+			s.blocked[p] = append(s.blocked[p], w)
+			s.records++
 		}
 	}
+	s.live += missing
 }
 
-// unwait forgets the waiting entry c.
+// unwait forgets the waiting entry c. Its records in blocked for the
+// parents still missing stay, stale, until compactBlocked.
 func (s *State) unwait(c cid.Cid, w *waiter) {
 	delete(s.waiting, c)
 	s.waitingBytes -= w.cost
+	s.live -= w.missing
 	a := w.e.Author
 	if s.waitingByAuthor[a] -= w.cost; s.waitingByAuthor[a] <= 0 {
 		delete(s.waitingByAuthor, a)
@@ -120,16 +128,56 @@ func (s *State) unwait(c cid.Cid, w *waiter) {
 }
 
 // release appends to queue the waiting entries whose last missing parent
-// was c, which just joined the chain.
+// was c, which just joined the chain. A record of an entry no longer
+// waiting (refused with another parent), or waiting again since (given
+// again), is stale: it is skipped, so that an entry is released only when
+// all its parents are held.
 func (s *State) release(c cid.Cid, queue []*Entry) []*Entry {
-	for _, child := range s.blocked[c] {
-		if w, ok := s.waiting[child]; ok {
-			if w.missing--; w.missing == 0 {
-				s.unwait(child, w)
-				queue = append(queue, w.e)
-			}
+	for _, w := range s.blocked[c] {
+		if s.waiting[w.c] != w {
+			continue
+		}
+		s.live--
+		if w.missing--; w.missing == 0 {
+			s.unwait(w.c, w)
+			queue = append(queue, w.e)
 		}
 	}
-	delete(s.blocked, c)
+	s.unblock(c)
 	return queue
+}
+
+// unblock forgets the records of the entries waiting for c.
+func (s *State) unblock(c cid.Cid) {
+	s.records -= len(s.blocked[c])
+	delete(s.blocked, c)
+}
+
+// compactSlack is how many stale records blocked may hold beyond as many
+// as live ones before compactBlocked removes them.
+const compactSlack = 64
+
+// compactBlocked removes the stale records from blocked once they
+// outnumber the live ones (plus compactSlack): an entry refused with one
+// parent leaves its records on its other missing parents, and removing
+// them one by one would cost a scan of each such parent's list. Compacting
+// costs one pass over blocked, paid for by the stale records it removes,
+// and keeps blocked within about twice what the waiting budget counts.
+func (s *State) compactBlocked() {
+	if s.records-s.live <= s.live+compactSlack {
+		return
+	}
+	s.records = 0
+	for p, l := range s.blocked {
+		l = slices.DeleteFunc(l, func(w *waiter) bool { return s.waiting[w.c] != w })
+		switch {
+		case len(l) == 0:
+			delete(s.blocked, p)
+			continue
+		case cap(l) > 2*len(l):
+			l = slices.Clone(l) // lets the longer array go
+		}
+		s.blocked[p] = l
+		s.records += len(l)
+	}
 }

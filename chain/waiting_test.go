@@ -203,7 +203,7 @@ func checkWaiting(t *testing.T, s *State, lim Limits) {
 		for _, p := range w.e.Parents {
 			if _, ok := s.metas[p]; !ok {
 				missing++
-				if !slices.ContainsFunc(s.blocked[p], c.Equals) {
+				if !slices.Contains(s.blocked[p], w) {
 					t.Fatalf("%s waits for %s but is not blocked on it", c, p)
 				}
 			}
@@ -214,6 +214,21 @@ func checkWaiting(t *testing.T, s *State, lim Limits) {
 		total += w.cost
 		byAuthor[w.e.Author] += w.cost
 	}
+	records, live := 0, 0
+	for p, l := range s.blocked {
+		records += len(l)
+		for _, w := range l {
+			if s.waiting[w.c] == w {
+				live++
+				if !slices.Contains(w.e.Parents, p) {
+					t.Fatalf("%s is blocked on %s, not its parent", w.c, p)
+				}
+			}
+		}
+	}
+	if records != s.records || live != s.live || records-live > live+compactSlack {
+		t.Fatalf("records of missing parents: %d (counted %d), %d live (counted %d)", records, s.records, live, s.live)
+	}
 	if total != s.WaitingBytes() || !maps.Equal(byAuthor, s.waitingByAuthor) {
 		t.Fatalf("accounts: %d bytes, %v; entries waiting: %d bytes, %v", s.WaitingBytes(), s.waitingByAuthor, total, byAuthor)
 	}
@@ -223,6 +238,96 @@ func checkWaiting(t *testing.T, s *State, lim Limits) {
 	for a, b := range byAuthor {
 		if b > lim.AuthorBytes {
 			t.Fatalf("author %s: %d bytes wait, limit %d", a, b, lim.AuthorBytes)
+		}
+	}
+}
+
+// TestWaitingRefusedParentForgotten: an entry waiting for two parents is
+// refused with the first (a parent that breaks the rules); it leaves no
+// record behind on the other, so that given again it waits for both
+// again, is not released when only the other comes (that joined it with a
+// parent missing: a nil dereference), and an author repeating this does
+// not grow the State past its budget.
+func TestWaitingRefusedParentForgotten(t *testing.T) {
+	cell := cellKey("test cell")
+	s := NewState(cell)
+	lim := Limits{Waiting: 8, WaitingBytes: 8 * 1024, AuthorBytes: 8 * 1024}
+	s.SetLimits(lim)
+	root := fakeEntry(cell, "root", 1, 1, fakeCID(0))
+	if rd := s.Add([]*Entry{root}); len(rd.Accepted) != 1 {
+		t.Fatalf("Add of the root: %+v", rd)
+	}
+	good := fakeEntry(cell, "good", 1, 2, fakeCID(1), root.CID())
+	for i := range 1000 {
+		// bad breaks the rules (its clock is wrong); x waits for bad
+		// and good.
+		bad := fakeEntry(cell, "bad", 1, 9, fakeCID(uint64(1000+i)), root.CID())
+		x := fakeEntry(cell, "x", 1, 10, fakeCID(uint64(100_000+i)), bad.CID(), good.CID())
+		if rd := s.Add([]*Entry{x}); rd.Waiting != 1 {
+			t.Fatalf("round %d: x does not wait: %+v", i, rd)
+		}
+		rd := s.Add([]*Entry{bad})
+		if len(rd.Rejected) != 2 || s.Waiting() != 0 {
+			t.Fatalf("round %d: bad and x are not both refused: %+v", i, rd)
+		}
+		checkWaiting(t, s, lim)
+		if i == 0 {
+			// Given again, x waits for both again.
+			if rd := s.Add([]*Entry{x}); rd.Waiting != 1 {
+				t.Fatalf("x given again does not wait: %+v", rd)
+			}
+			checkWaiting(t, s, lim)
+			rd := s.Add([]*Entry{good})
+			if len(rd.Accepted) != 1 || rd.Accepted[0] != good || s.Waiting() != 1 || !s.Has(x.CID(), true) || s.Has(x.CID(), false) {
+				t.Fatalf("good joins: accepted %d, waiting %d; want good alone, and x waiting for bad", len(rd.Accepted), s.Waiting())
+			}
+			checkWaiting(t, s, lim)
+			s.Add([]*Entry{bad})
+		}
+	}
+	checkWaiting(t, s, lim)
+	if n := blockedRecords(s); n > 64 {
+		t.Fatalf("after 1000 entries refused with one of two missing parents, %d records of missing parents are kept, for %d entries waiting", n, s.Waiting())
+	}
+}
+
+// blockedRecords counts the records of missing parents a State keeps.
+func blockedRecords(s *State) int {
+	n := 0
+	for _, l := range s.blocked {
+		n += len(l)
+	}
+	return n
+}
+
+// BenchmarkRefusedParentFlood: 100,000 entries wait for two parents, one
+// shared by all; the other, refused, takes them all down with it. Each
+// leaves a stale record on the shared parent, which compactBlocked removes
+// in one pass (removing them one by one would scan the shared list each
+// time: quadratic).
+func BenchmarkRefusedParentFlood(b *testing.B) {
+	const n = 100_000
+	cell := cellKey("test cell")
+	root := fakeEntry(cell, "root", 1, 1, fakeCID(0))
+	bad := fakeEntry(cell, "bad", 1, 9, fakeCID(1), root.CID())
+	shared := fakeCID(2)
+	es := make([]*Entry, n)
+	for i := range es {
+		es[i] = fakeEntry(cell, peer.ID(fmt.Sprint("x", i%1000)), uint64(i/1000+1), 10, fakeCID(uint64(10+i)), bad.CID(), shared)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s := NewState(cell)
+		s.SetLimits(Limits{Waiting: n, WaitingBytes: 1 << 30, AuthorBytes: 1 << 30})
+		s.Add([]*Entry{root})
+		if rd := s.Add(es); rd.Waiting != n {
+			b.Fatalf("%d waiting, want %d", rd.Waiting, n)
+		}
+		if rd := s.Add([]*Entry{bad}); len(rd.Rejected) != n+1 || s.Waiting() != 0 {
+			b.Fatalf("%d refused, %d waiting", len(rd.Rejected), s.Waiting())
+		}
+		if len(s.blocked) != 0 {
+			b.Fatalf("%d parents still blocked", len(s.blocked))
 		}
 	}
 }

@@ -94,11 +94,15 @@ func initDir(dir string) (created []string, madePrivate bool, err error) {
 		return nil, false, err
 	}
 	cfgPath := filepath.Join(dir, ConfigFile)
-	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+	if fi, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
 		if err := writeNew(cfgPath, []byte(DefaultConfigFile), 0o644); err != nil {
 			return nil, false, err
 		}
 		created = append(created, cfgPath)
+	} else if err != nil {
+		return nil, false, fmt.Errorf("config file: %w", err)
+	} else if err := ownFile("config file", cfgPath, fi); err != nil {
+		return nil, false, err
 	} else if _, err := LoadConfig(cfgPath); err != nil {
 		return nil, false, err
 	}
@@ -111,8 +115,9 @@ func initDir(dir string) (created []string, madePrivate bool, err error) {
 // epoch secrets) are the owner's alone, and a file inside a dir others
 // cannot enter is out of their reach whatever its own mode (leveldb creates
 // its files 0644). It reports whether it changed the mode, and refuses, naming
-// the path and the fix, a dir it cannot make private. what names dir in
-// messages.
+// the path and the fix, a dir it cannot make private, and one owned by
+// another user (even if this one is root: the owner could read it or open
+// it again). what names dir in messages.
 func privateDir(what, dir string) (changed bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, fmt.Errorf("create %s: %w", what, err)
@@ -125,13 +130,16 @@ func privateDir(what, dir string) (changed bool, err error) {
 		return false, fmt.Errorf("%s %s is not a directory", what, dir)
 	}
 	mode := fi.Mode().Perm()
-	if runtime.GOOS == "windows" || mode&0o077 == 0 {
-		return false, nil
+	if runtime.GOOS != "windows" && mode&0o077 != 0 {
+		if err := os.Chmod(dir, mode&^0o077); err != nil {
+			return false, fmt.Errorf("%s %s is accessible by other users (mode %04o) and could not be made private; as its owner run: chmod 700 %s: %w", what, dir, mode, dir, err)
+		}
+		changed = true
 	}
-	if err := os.Chmod(dir, mode&^0o077); err != nil {
-		return false, fmt.Errorf("%s %s is accessible by other users (mode %04o) and could not be made private; as its owner run: chmod 700 %s: %w", what, dir, mode, dir, err)
+	if uid, other := ownerOther(fi); other {
+		return changed, fmt.Errorf("%s %s is owned by another user (uid %d), who could read it; use a dir of your own, or as root run: chown %d %s", what, dir, uid, os.Geteuid(), dir)
 	}
-	return true, nil
+	return changed, nil
 }
 
 // writeNew writes a file that must not exist yet, atomically: the data goes
@@ -174,6 +182,9 @@ func loadKey(path string) (crypto.PrivKey, error) {
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("node key %s is accessible by other users (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
+	if err := ownFile("node key", path, fi); err != nil {
+		return nil, err
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
@@ -183,6 +194,16 @@ func loadKey(path string) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("node key %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// ownFile refuses a secret file (what, at path) that belongs to another
+// user: one put there while the data dir was open to others, whose content
+// that user knows whatever its mode.
+func ownFile(what, path string, fi fs.FileInfo) error {
+	if uid, other := ownerOther(fi); other {
+		return fmt.Errorf("%s %s is owned by another user (uid %d), who may know it; if it is yours, as root run: chown %d %s; else delete it", what, path, uid, os.Geteuid(), path)
+	}
+	return nil
 }
 
 // Dir is an open, locked data dir: what `exopeer run` gives the Node.
@@ -270,6 +291,11 @@ func loadToken(path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return "", fmt.Errorf("api token %s is accessible by other users (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	if err == nil {
+		if err := ownFile("api token", path, fi); err != nil {
+			return "", err
+		}
 	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -167,5 +168,80 @@ func TestOpenDirRefusesDirItCannotMakePrivate(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
 		t.Errorf("the refused dir was written: %v", entries)
+	}
+}
+
+// TestOpenDirRefusesDirOfAnotherUser: a data dir that belongs to another
+// user (a --dir, or a symlink to one, that someone else made first) is
+// refused even when this user can make it private, as root can: its owner
+// could read everything written into it, or chmod it open again.
+func TestOpenDirRefusesDirOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a dir to another user")
+	}
+	parent := t.TempDir()
+	theirs := filepath.Join(parent, "theirs")
+	if err := os.Mkdir(theirs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, otherUID, otherUID); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(parent, "link")
+	if err := os.Symlink(theirs, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{theirs, link} {
+		d, err := OpenDir(dir)
+		if err == nil {
+			d.Close()
+			t.Errorf("OpenDir(%s) of a dir owned by uid %d succeeded", dir, otherUID)
+			continue
+		}
+		for _, want := range []string{"data dir " + dir, "owned by another user", strconv.Itoa(otherUID)} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("OpenDir(%s): %v; should say %q", dir, err, want)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(theirs); len(entries) > 0 {
+		t.Errorf("the refused dir was written: %v", entries)
+	}
+}
+
+// TestOpenDirRefusesFilesOfAnotherUser: a node key, API token or config
+// file that another user put in the data dir while it was open to them
+// (mode 0600, so the mode check passes) is refused: that user knows the
+// secrets, and with them could drive the node through its control API or
+// pose as the node; and chose the config (where the API listens, which
+// peers the node boots from).
+func TestOpenDirRefusesFilesOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	for _, name := range []string{TokenFile, KeyFile, ConfigFile} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "exo")
+			if _, err := Init(dir); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := loadToken(filepath.Join(dir, TokenFile)); err != nil {
+				t.Fatal(err)
+			}
+			planted := filepath.Join(dir, name)
+			if err := os.Chown(planted, otherUID, otherUID); err != nil {
+				t.Fatal(err)
+			}
+			d, err := OpenDir(dir)
+			if err == nil {
+				d.Close()
+				t.Fatalf("OpenDir took %s owned by uid %d", name, otherUID)
+			}
+			for _, want := range []string{planted, "owned by another user", strconv.Itoa(otherUID)} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("OpenDir: %v; should say %q", err, want)
+				}
+			}
+		})
 	}
 }

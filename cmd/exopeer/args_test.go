@@ -43,6 +43,11 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{"sim", []string{"sim", "chain", "extra", "--nodes", "3"}, 2, `unexpected argument "extra"`},
 		{"unknown flag after an argument", []string{"chain", "append", "hello", "--dri", dir}, 2, "flag provided but not defined: -dri"},
 		{"flag without its value", []string{"chain", "append", "hello", "--dir"}, 2, "flag needs an argument: -dir"},
+		// --dir "$D" with D unset: not the default data dir.
+		{"empty dir", []string{"chain", "append", "hello", "--dir", ""}, 2, "--dir is empty"},
+		{"empty dir=", []string{"chain", "append", "hello", "--dir="}, 2, "--dir is empty"},
+		{"init with an empty dir", []string{"init", "--dir", ""}, 2, "--dir is empty"},
+		{"run with an empty dir", []string{"run", "--dir="}, 2, "--dir is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -127,6 +127,12 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 		return usageError{err.Error()}
 	}
+	// --dir "$D" with D unset must not fall back on the default data dir.
+	var emptyDir bool
+	fs.Visit(func(f *flag.Flag) { emptyDir = emptyDir || f.Name == "dir" && f.Value.String() == "" })
+	if emptyDir {
+		return usageError{"--dir is empty: name a data dir, or leave --dir out for the default"}
+	}
 	return nil
 }
 
