@@ -43,6 +43,7 @@ type simStream struct {
 	ended    bool          // Close or Reset called here
 	fault    *streamFault  // the stream fault that holds this stream, if any
 	reading  chan struct{} // closed when the background read ends; nil: none runs
+	rbuf     []byte        // the background read's buffer
 	left     []byte        // what the background read got and no Read took yet
 	leftErr  error         // and the error it ended with
 	writeErr error         // set once a write deadline reset the stream
@@ -166,8 +167,11 @@ func (s *simStream) Read(p []byte) (int, error) {
 		if reading == nil {
 			reading = make(chan struct{})
 			s.reading = reading
-			buf := make([]byte, max(len(p), 512))
-			go s.readBehind(buf, reading)
+			// left is empty: its buffer is free again.
+			if cap(s.rbuf) < len(p) {
+				s.rbuf = make([]byte, max(len(p), 512))
+			}
+			go s.readBehind(s.rbuf[:max(len(p), 1)], reading)
 		}
 		s.mu.Unlock()
 		fire, stop := timerFor(dl)
