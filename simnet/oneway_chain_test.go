@@ -57,3 +57,39 @@ func TestOneWayChainConverges(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseWhileBlackholed: with every byte between a node and the rest
+// held back both ways (a black hole: connections stay up, nothing
+// passes), nodes that append, pull and gossip across it still close in
+// under 2 s of virtual time, without waiting out a stream timeout.
+func TestCloseWhileBlackholed(t *testing.T) {
+	const seed = 67
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		nodes := makeCell(t, ctx, n, 3)
+		waitAlive(t, nodes, time.Minute)
+		a, rest := nodes[0], nodes[1:]
+		n.OneWay([]*Node{a}, rest)
+		n.OneWay(rest, []*Node{a})
+		for _, nd := range nodes {
+			appendN(t, nd, fmt.Sprintf("node %d", nd.Index), 3, 100*time.Millisecond)
+		}
+		pulled := make(chan error, 1)
+		go func() { pulled <- a.Peer().Chain().Pull(ctx, rest[0].ID) }()
+		time.Sleep(5 * time.Second)
+		for _, nd := range []*Node{a, rest[0]} {
+			start := time.Now()
+			if err := nd.Peer().Close(); err != nil {
+				t.Errorf("seed %d: node %d: Close: %v", seed, nd.Index, err)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("seed %d: node %d took %v of virtual time to close, want < 2 s", seed, nd.Index, took)
+			}
+		}
+		if err := <-pulled; err == nil {
+			t.Errorf("seed %d: a pull across the black hole succeeded", seed)
+		}
+	})
+}
