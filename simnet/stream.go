@@ -168,10 +168,11 @@ func (s *simStream) Read(p []byte) (int, error) {
 			reading = make(chan struct{})
 			s.reading = reading
 			// left is empty: its buffer is free again.
-			if cap(s.rbuf) < len(p) {
-				s.rbuf = make([]byte, max(len(p), 512))
+			size := max(len(p), 1)
+			if cap(s.rbuf) < size {
+				s.rbuf = make([]byte, max(size, 512))
 			}
-			go s.readBehind(s.rbuf[:max(len(p), 1)], reading)
+			go s.readBehind(s.rbuf[:size], reading)
 		}
 		s.mu.Unlock()
 		fire, stop := timerFor(dl)

@@ -109,6 +109,12 @@ func TestStreamReadDeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
+		// An empty read with a deadline, first on the stream, waits for
+		// data or the deadline, and takes nothing.
+		_ = s.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := s.Read(nil); !isTimeout(err) || n != 0 {
+			t.Errorf("seed %d: empty Read = %d, %v; want a timeout", streamSeed, n, err)
+		}
 		start := time.Now()
 		_ = s.SetReadDeadline(start.Add(5 * time.Second))
 		buf := make([]byte, 64)
