@@ -56,8 +56,10 @@ func (b *logBook) Handle(_ context.Context, r slog.Record) error {
 	rec := debugRecord{node: -1, msg: r.Message, at: r.Time}
 	take := func(a slog.Attr) bool {
 		switch a.Key {
-		case "node":
-			rec.node = int(a.Value.Int64())
+		case "node": // simnet's node index; parts log other "node"s
+			if a.Value.Kind() == slog.KindInt64 {
+				rec.node = int(a.Value.Int64())
+			}
 		case "err":
 			rec.err = a.Value.String()
 		case "peer":
@@ -65,10 +67,10 @@ func (b *logBook) Handle(_ context.Context, r slog.Record) error {
 		}
 		return true
 	}
-	for _, a := range b.attrs {
+	r.Attrs(take)
+	for _, a := range b.attrs { // last: the index simnet gave the logger wins
 		take(a)
 	}
-	r.Attrs(take)
 	b.mu.Lock()
 	*b.recs = append(*b.recs, rec)
 	b.mu.Unlock()
@@ -373,5 +375,60 @@ func TestCloseWhileRosterPushStalls(t *testing.T) {
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("seed %d: the admin took %v of virtual time to close, want < 2 s", seed, took)
 		}
+	})
+}
+
+// TestTimeoutsRosterPull: a member that missed a roster (partitioned
+// away) pulls it after the heal; its first pull's stream stalls and fails
+// after the stream timeout, and a later pull brings the roster. Were the
+// timeout not to fire, the stalled pull would hold its loop for good.
+func TestTimeoutsRosterPull(t *testing.T) {
+	const seed = 69
+	timeout := 30 * time.Second // cell's streamTimeout
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		book := newLogBook()
+		n := New(Config{Seed: seed, Logger: slog.New(book)})
+		defer settle(t, n)
+		nodes := makeCell(t, ctx, n, 3)
+		waitAlive(t, nodes, time.Minute)
+		admin, away := nodes[0], nodes[2]
+		n.Partition([]*Node{away})
+		late := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{admin}})
+		code, _, err := admin.Peer().Cell().Invite(cell.InviteOptions{})
+		if err != nil {
+			t.Fatalf("seed %d: Invite: %v", seed, err)
+		}
+		jctx, cancel := context.WithTimeout(ctx, time.Minute)
+		r, err := late.Peer().Cell().Join(jctx, code.String(), "late")
+		cancel()
+		if err != nil {
+			t.Fatalf("seed %d: Join: %v", seed, err)
+		}
+		time.Sleep(5 * time.Second)
+		if got := away.Peer().Cell().Roster().Version; got >= r.Version {
+			t.Fatalf("seed %d: node %d got roster version %d across the partition", seed, away.Index, got)
+		}
+		lift := n.StallStreams(StreamMatch{From: away, Protocol: cell.ProtocolRoster, Nth: 1})
+		defer lift()
+		healed := time.Now()
+		n.Heal()
+		took, ok := waitUntil(3*time.Minute, 100*time.Millisecond, func() bool {
+			return away.Peer().Cell().Roster().Version == r.Version
+		})
+		if !ok {
+			t.Fatalf("seed %d: %v after the heal node %d holds roster version %d, want %d", seed, took, away.Index, away.Peer().Cell().Roster().Version, r.Version)
+		}
+		// The first pull, from the event loop or the maintenance loop
+		// (which does not log), holds its loop until it times out: only
+		// then can a later pull bring the roster.
+		if rec, ok := book.find(away.Index, "roster pull failed*", healed); ok {
+			t.Logf("seed %d: the stalled pull failed %v after the heal", seed, rec.at.Sub(healed))
+		}
+		t.Logf("seed %d: node %d caught up %v after the heal", seed, away.Index, took)
+		if took < timeout {
+			t.Errorf("seed %d: node %d caught up %v after the heal, before its stalled pull could time out", seed, away.Index, took)
+		}
+		waitAlive(t, n.Nodes(), 2*time.Minute)
 	})
 }
