@@ -151,6 +151,9 @@ func (s *Service) exchange(id peer.ID, msg []byte) (rosterMsg, error) {
 	}
 	defer st.Close()
 	_ = st.SetDeadline(time.Now().Add(streamTimeout))
+	// The service's end ends the exchange: Close waits for it.
+	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	defer stop()
 	if err := writeFrame(st, msg); err != nil {
 		_ = st.Reset()
 		return rosterMsg{}, fmt.Errorf("cell: roster to %s: %w", id, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -79,12 +80,45 @@ func (n *Net) Partition(groups ...[]*Node) {
 	}
 }
 
-// Heal ends a partition: every node can reach every other again. Nodes
-// reconnect by themselves (discovery redials, the DHT refreshes).
+// OneWay cuts the network in one direction: whatever a node of from
+// writes to a node of to is held back, while to's data to from flows. In
+// a network of streams that means: connections and streams still open
+// (their set-up is below the cut), but a Write from a node of from to a
+// node of to blocks as if the peer's receive window were full from the
+// first byte, until Heal, its write deadline (which resets the stream), a
+// reset or the end of the connection. So the remote waits for data that
+// does not come, and its read deadline fires; a request is never answered
+// when the answer's direction is cut. The end of a stream (Close,
+// CloseWrite) and a reset pass, as do the streams the libp2p host opens
+// by itself (identify, ping). Cuts add up until Heal.
+func (n *Net) OneWay(from, to []*Node) {
+	n.mu.Lock()
+	m := make(map[[2]peer.ID]struct{})
+	if old := n.oneWay.Load(); old != nil {
+		maps.Copy(m, *old)
+	}
+	for _, a := range from {
+		for _, b := range to {
+			if a != b {
+				m[[2]peer.ID{a.ID, b.ID}] = struct{}{}
+			}
+		}
+	}
+	n.oneWay.Store(&m)
+	n.mu.Unlock()
+	n.wake()
+}
+
+// Heal ends partitions and one-way cuts: every node can reach every other
+// again, and the writes a cut held back go on, in order. Nodes reconnect
+// by themselves (discovery redials, the DHT refreshes). Stream faults
+// (StallStreams, ResetStreams) last until they are lifted.
 func (n *Net) Heal() {
 	n.mu.Lock()
 	n.group = make(map[peer.ID]int)
+	n.oneWay.Store(nil)
 	n.mu.Unlock()
+	n.wake()
 }
 
 // Close stops every node, closes their datastores and the mocknet.

@@ -77,6 +77,16 @@ type Net struct {
 	segments map[string]*Segment
 	links    map[peer.ID]map[peer.ID]mocknet.Link // both directions
 	closed   bool
+	hosts    map[peer.ID]*simHost // each node's host of its current life
+	// streamFaults are the StallStreams and ResetStreams not lifted.
+	streamFaults []*streamFault
+
+	// oneWay holds the pairs {from, to} of OneWay cuts; copied on write,
+	// as every stream write looks at it.
+	oneWay atomic.Pointer[map[[2]peer.ID]struct{}]
+	fmu    sync.Mutex
+	// changed is closed and replaced when faults or connections change.
+	changed chan struct{}
 }
 
 // New returns an empty network.
@@ -96,6 +106,8 @@ func New(cfg Config) *Net {
 		byID: make(map[peer.ID]*Node), group: make(map[peer.ID]int),
 		segments: make(map[string]*Segment),
 		links:    make(map[peer.ID]map[peer.ID]mocknet.Link),
+		hosts:    make(map[peer.ID]*simHost),
+		changed:  make(chan struct{}),
 	}
 }
 
@@ -313,12 +325,23 @@ func (n *Net) newHost(nd *Node, priv crypto.PrivKey) (host.Host, error) {
 	h.Network().Notify(cm.Notifee())
 	// A dial that got its link before a Partition or a Crash removed it may
 	// finish after: the connection it makes must not live.
-	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
-		if !n.allowed(c.LocalPeer(), c.RemotePeer()) {
-			go c.Close()
-		}
-	}})
-	return &simHost{BasicHost: bh, net: n, cm: cm}, nil
+	sh := &simHost{BasicHost: bh, net: n, cm: cm, streams: make(map[*simStream]struct{})}
+	h.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			if !n.allowed(c.LocalPeer(), c.RemotePeer()) {
+				go c.Close()
+			}
+		},
+		// A stream stalled by a fault ends when its connection does.
+		DisconnectedF: func(network.Network, network.Conn) {
+			sh.pruneStreams()
+			n.wake()
+		},
+	})
+	n.mu.Lock()
+	n.hosts[nd.ID] = sh
+	n.mu.Unlock()
+	return sh, nil
 }
 
 // allowed reports whether a and b may be connected now: both known and up
