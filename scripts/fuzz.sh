@@ -48,9 +48,17 @@ for pkg in $(go list ./... | grep -E "$only"); do
 		before=$(count "$cache/$pkg/$target")
 		result=ok
 		if ! go test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" >"$log" 2>&1; then
-			result=FAIL
-			failed=$((failed + 1))
-			tail -n 30 "$log"
+			if grep -q 'context deadline exceeded' "$log" && ! grep -qE 'Failing input written|panic:|hung or terminated' "$log"; then
+				# Go's fuzz coordinator (before Go 1.27, go.dev/issue/75804)
+				# can report its own -fuzztime deadline as a failure when a
+				# worker is still busy at that moment; it writes no failing
+				# input, and it is no finding.
+				result="ok (stopped at its deadline while busy)"
+			else
+				result=FAIL
+				failed=$((failed + 1))
+				tail -n 30 "$log"
+			fi
 		fi
 		execs=$(grep -o 'execs: [0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*' || true)
 		after=$(count "$cache/$pkg/$target")
