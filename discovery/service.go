@@ -293,6 +293,12 @@ func (s *Service) Connect(ctx context.Context, ai peer.AddrInfo) error {
 		s.ignore(ai.ID)
 		return fmt.Errorf("%w: %s", ErrNotExopeer, ai.ID)
 	}
+	// awaitExopeer read the peerstore; the identify event that books the
+	// peer may still be on its way to the event loop. Book it here, so
+	// that Peers lists it as soon as Connect returns.
+	if conns := s.h.Network().ConnsToPeer(ai.ID); len(conns) > 0 {
+		s.markExopeer(ai.ID, conns[0])
+	}
 	return nil
 }
 
