@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -251,5 +252,17 @@ func TestCutoff(t *testing.T) {
 	}
 	if _, _, ok := r.Cutoff(ids[0]); ok {
 		t.Error("a member has a cut-off")
+	}
+}
+
+// A roster stored before cut-offs existed is refused with an error that
+// says so, not as something that is no roster at all.
+func TestDecoderNamesTheFormBeforeCutoffs(t *testing.T) {
+	r, _, _, _, _ := removedOne(t)
+	b := r.Encode()
+	copy(b, "EXR1")
+	_, err := DecodeRoster(b)
+	if !errors.Is(err, ErrBadRoster) || !strings.Contains(err.Error(), "before cut-offs (EXR1)") {
+		t.Fatalf("DecodeRoster of an EXR1 roster: %v", err)
 	}
 }

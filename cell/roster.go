@@ -390,7 +390,11 @@ func DecodeRoster(b []byte) (*Roster, error) {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrBadRoster, len(b), MaxRosterLen)
 	}
 	d := decoder{b: b}
-	if string(d.raw(len(rosterMagic))) != rosterMagic {
+	switch string(d.raw(len(rosterMagic))) {
+	case rosterMagic:
+	case "EXR1":
+		return nil, fmt.Errorf("%w: a roster in the form before cut-offs (EXR1), which this version no longer reads: its former members carry no cut-off", ErrBadRoster)
+	default:
 		return nil, fmt.Errorf("%w: not a roster (bad magic)", ErrBadRoster)
 	}
 	r := &Roster{}
