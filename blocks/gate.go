@@ -23,7 +23,10 @@ type Owner interface {
 	// peer sends and for every block and block presence it is about to
 	// send, from bitswap's goroutines: it must be safe for concurrent use,
 	// cheap (a map lookup, not a disk read), and must not block on the
-	// network or call into the Exchange.
+	// network or call into the Exchange. c is the exact CID asked for; the
+	// store is keyed by multihash, so an owner compares whole CIDs (codec
+	// included), never multihashes, or it would vouch for another owner's
+	// block asked under another codec.
 	MayRead(p peer.ID, c cid.Cid) bool
 }
 
