@@ -236,6 +236,24 @@ func TestStallingPeersCannotVoidJoin(t *testing.T) {
 	})
 }
 
+// cellAndJoiner adds an admin that creates a cell and invites, and a
+// joiner that knows the admin, and returns them with the admin's cell
+// service and the code.
+func cellAndJoiner(t *testing.T, ctx context.Context, n *Net) (admin, joiner *Node, ac *cell.Service, code cell.Code) {
+	t.Helper()
+	admin = addNode(t, ctx, n, NodeConfig{})
+	joiner = addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{admin}})
+	ac = admin.Peer().Cell()
+	if _, err := ac.Create(ctx, "home", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := ac.Invite(cell.InviteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admin, joiner, ac, code
+}
+
 // startJoin runs joiner's Join in the background; the error comes on the
 // channel.
 func startJoin(ctx context.Context, joiner *Node, code string, within time.Duration) <-chan error {
@@ -326,20 +344,11 @@ func TestJoinWelcomeLostFreshCode(t *testing.T) {
 		ctx := context.Background()
 		n := New(Config{Seed: seed})
 		defer settle(t, n)
-		admin := addNode(t, ctx, n, NodeConfig{})
-		joiner := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{admin}})
-		ac := admin.Peer().Cell()
-		if _, err := ac.Create(ctx, "home", "admin"); err != nil {
-			t.Fatal(err)
-		}
-		code, _, err := ac.Invite(cell.InviteOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		admin, joiner, ac, code := cellAndJoiner(t, ctx, n)
 		done := startJoin(ctx, joiner, code.String(), 15*time.Second)
 		awaitAdmitted(t, admin, joiner)
 		n.Partition([]*Node{joiner})
-		err = <-done
+		err := <-done
 		welcomeLost(t, seed, joiner)
 		if err == nil {
 			t.Fatalf("seed %d: join succeeded while cut off", seed)
@@ -435,16 +444,7 @@ func TestRemovedDeviceCannotReuseItsCode(t *testing.T) {
 		ctx := context.Background()
 		n := New(Config{Seed: seed})
 		defer settle(t, n)
-		admin := addNode(t, ctx, n, NodeConfig{})
-		joiner := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{admin}})
-		ac := admin.Peer().Cell()
-		if _, err := ac.Create(ctx, "home", "admin"); err != nil {
-			t.Fatal(err)
-		}
-		code, _, err := ac.Invite(cell.InviteOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		admin, joiner, ac, code := cellAndJoiner(t, ctx, n)
 		if err := <-startJoin(ctx, joiner, code.String(), time.Minute); err != nil {
 			t.Fatalf("seed %d: join: %v", seed, err)
 		}
