@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exopeer/exopeer/datadir"
 )
 
 // runningDir opens a data dir and runs a loopback node with its control API
@@ -16,19 +18,19 @@ import (
 func runningDir(t *testing.T, tweak ...func(*Options)) (string, *Node) {
 	t.Helper()
 	dir := t.TempDir()
-	d, err := OpenDir(dir)
+	d, err := datadir.OpenDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
 	opts := loopbackOptions(t, 9)
-	opts.Key, opts.Datastore = d.Key, d.Datastore
+	opts.Datastore = d.Datastore
 	for _, f := range tweak {
 		f(&opts)
 	}
 	n := startNode(t, opts)
 	api := NewAPI(n, d.Token, nil)
-	if err := api.Start("127.0.0.1:0", filepath.Join(dir, APIFile)); err != nil {
+	if err := api.Start("127.0.0.1:0", filepath.Join(dir, datadir.APIFile)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -37,7 +39,7 @@ func runningDir(t *testing.T, tweak ...func(*Options)) (string, *Node) {
 		if err := api.Close(ctx); err != nil {
 			t.Errorf("api Close: %v", err)
 		}
-		if _, err := os.Stat(filepath.Join(dir, APIFile)); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(dir, datadir.APIFile)); !os.IsNotExist(err) {
 			t.Errorf("api file left behind: %v", err)
 		}
 	})
@@ -88,9 +90,9 @@ func TestClientAgainstRunningNode(t *testing.T) {
 
 func TestAPIRefusesWithoutToken(t *testing.T) {
 	dir, _ := runningDir(t)
-	addr, _ := os.ReadFile(filepath.Join(dir, APIFile))
+	addr, _ := os.ReadFile(filepath.Join(dir, datadir.APIFile))
 	url := "http://" + strings.TrimSpace(string(addr)) + "/v1/status"
-	token, _ := os.ReadFile(filepath.Join(dir, TokenFile))
+	token, _ := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 	tests := []struct {
 		name, auth, host string
 		want             int
@@ -144,12 +146,12 @@ func TestDialWithNoNodeRunning(t *testing.T) {
 	t.Run("stale api file", func(t *testing.T) {
 		// A node that crashed leaves its api file; the free lock tells.
 		dir := t.TempDir()
-		d, err := OpenDir(dir)
+		d, err := datadir.OpenDir(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		d.Close()
-		os.WriteFile(filepath.Join(dir, APIFile), []byte("127.0.0.1:1\n"), 0o600)
+		os.WriteFile(filepath.Join(dir, datadir.APIFile), []byte("127.0.0.1:1\n"), 0o600)
 		if _, err := Dial(dir); !errors.Is(err, ErrNotRunning) {
 			t.Errorf("Dial = %v, want ErrNotRunning", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/exopeer/exopeer/chain"
+	"github.com/exopeer/exopeer/datadir"
 )
 
 // chainNode runs a loopback node with its control API, in a cell of its
@@ -317,16 +318,16 @@ func TestChainAPIErrors(t *testing.T) {
 // the follow's client is told why it ended.
 func TestChainFollowEndsWithTheAPI(t *testing.T) {
 	dir := t.TempDir()
-	d, err := OpenDir(dir)
+	d, err := datadir.OpenDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
 	opts := loopbackOptions(t, 9)
-	opts.Key, opts.Datastore, opts.Cell = d.Key, d.Datastore, fastCell
+	opts.Datastore, opts.Cell = d.Datastore, fastCell
 	n := startNode(t, opts)
 	api := NewAPI(n, d.Token, nil)
-	if err := api.Start("127.0.0.1:0", filepath.Join(dir, APIFile)); err != nil {
+	if err := api.Start("127.0.0.1:0", filepath.Join(dir, datadir.APIFile)); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Dial(dir)
@@ -372,7 +373,7 @@ func TestChainFollowEndsWithTheAPI(t *testing.T) {
 	if err := <-ended; err == nil || !strings.Contains(err.Error(), "stopping") {
 		t.Errorf("follow ended with %v, want the API stopping", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, APIFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, datadir.APIFile)); !os.IsNotExist(err) {
 		t.Errorf("api file left behind: %v", err)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/exopeer/exopeer/datadir"
 )
 
 // ErrNotRunning means no node is running on the data dir.
@@ -33,17 +35,17 @@ type Client struct {
 // says how to start one.
 func Dial(dir string) (*Client, error) {
 	notRunning := fmt.Errorf("%w on data dir %s (start one with: exopeer run --dir %s)", ErrNotRunning, dir, dir)
-	if free, err := lockFree(dir); err == nil && free {
+	if free, err := datadir.LockFree(dir); err == nil && free {
 		return nil, notRunning
 	}
-	addr, err := os.ReadFile(apiFile(dir))
+	addr, err := os.ReadFile(filepath.Join(dir, datadir.APIFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, notRunning
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read api address: %w", err)
 	}
-	tok, err := os.ReadFile(filepath.Join(dir, TokenFile))
+	tok, err := os.ReadFile(filepath.Join(dir, datadir.TokenFile))
 	if err != nil {
 		return nil, fmt.Errorf("read api token: %w", err)
 	}
@@ -53,23 +55,6 @@ func Dial(dir string) (*Client, error) {
 		token: strings.TrimSpace(string(tok)),
 		hc:    &http.Client{Timeout: 5 * time.Minute}, // a backstop: callers bound each call with ctx
 	}, nil
-}
-
-// lockFree reports whether the data dir's lock is free, that is whether no
-// node holds it. It takes and releases the lock to find out.
-func lockFree(dir string) (bool, error) {
-	path := filepath.Join(dir, LockFile)
-	if _, err := os.Stat(path); err != nil {
-		return true, nil
-	}
-	f, err := lockDir(path)
-	if errors.Is(err, ErrLocked) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, unlockDir(f)
 }
 
 // ID returns the node's identity and addresses.

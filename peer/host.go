@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/discovery"
 )
 
@@ -24,7 +25,7 @@ import (
 // QUIC sharing one port, with Noise, yamux, hole punching, the circuit relay
 // client and the AutoNAT service, and real mDNS on the LAN when cfg.MDNS is
 // on. Port mapping (UPnP / NAT-PMP) is used only when cfg.PortMapping is on.
-func RealNetwork(cfg NetworkConfig, log *slog.Logger) Network {
+func RealNetwork(cfg datadir.NetworkConfig, log *slog.Logger) Network {
 	nw := Network{NewHost: func(priv crypto.PrivKey) (host.Host, error) {
 		return newRealHost(priv, cfg, log)
 	}}
@@ -34,7 +35,7 @@ func RealNetwork(cfg NetworkConfig, log *slog.Logger) Network {
 	return nw
 }
 
-func newRealHost(priv crypto.PrivKey, cfg NetworkConfig, log *slog.Logger) (host.Host, error) {
+func newRealHost(priv crypto.PrivKey, cfg datadir.NetworkConfig, log *slog.Logger) (host.Host, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -51,7 +52,7 @@ func newRealHost(priv crypto.PrivKey, cfg NetworkConfig, log *slog.Logger) (host
 	}
 	port := cfg.Port
 	if port == 0 {
-		port = DefaultPort
+		port = datadir.DefaultPort
 	}
 	h, err := buildHost(priv, cfg)
 	if err != nil {
@@ -162,7 +163,7 @@ func listenAddr(ip netip.Addr, port int, quic bool) (ma.Multiaddr, error) {
 
 // buildHost builds the host, listening nowhere yet: listenOnePort makes it
 // listen.
-func buildHost(priv crypto.PrivKey, cfg NetworkConfig) (host.Host, error) {
+func buildHost(priv crypto.PrivKey, cfg datadir.NetworkConfig) (host.Host, error) {
 	maxConns := cfg.MaxConnections
 	if maxConns <= 0 {
 		maxConns = 400

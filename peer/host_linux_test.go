@@ -14,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/exopeer/exopeer/datadir"
 )
 
 // soReuseport is SO_REUSEPORT on Linux (the syscall package lacks it).
@@ -42,7 +44,7 @@ func realHostOn(t testing.TB, seed byte, port int, ips ...string) (host.Host, er
 		t.Fatal(err)
 	}
 	off := false
-	h, err := RealNetwork(NetworkConfig{Port: port, ListenIPs: ips, MDNS: &off}, nil).NewHost(priv)
+	h, err := RealNetwork(datadir.NetworkConfig{Port: port, ListenIPs: ips, MDNS: &off}, nil).NewHost(priv)
 	if err == nil {
 		t.Cleanup(func() { h.Close() })
 	}
@@ -198,7 +200,7 @@ func TestListenOnAnAddressNotHere(t *testing.T) {
 		t.Fatal(err)
 	}
 	off := false
-	h, err := RealNetwork(NetworkConfig{Port: -1, ListenIPs: []string{"192.0.2.1"}, MDNS: &off}, nil).NewHost(priv)
+	h, err := RealNetwork(datadir.NetworkConfig{Port: -1, ListenIPs: []string{"192.0.2.1"}, MDNS: &off}, nil).NewHost(priv)
 	if err == nil {
 		h.Close()
 		t.Fatal("listening on 192.0.2.1 (TEST-NET-1) succeeded")
@@ -219,7 +221,7 @@ func BenchmarkRealHostListen(b *testing.B) {
 				b.Fatal(err)
 			}
 			off := false
-			h, err := RealNetwork(NetworkConfig{Port: port, ListenIPs: []string{"127.0.0.1"}, MDNS: &off}, nil).NewHost(priv)
+			h, err := RealNetwork(datadir.NetworkConfig{Port: port, ListenIPs: []string{"127.0.0.1"}, MDNS: &off}, nil).NewHost(priv)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,7 +1,9 @@
 package peer
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"os"
@@ -10,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exopeer/exopeer/internal/leaktest"
 	"github.com/ipfs/go-cid"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -18,8 +19,10 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
+	"github.com/exopeer/exopeer/internal/leaktest"
 )
 
 // TestMain fails the run if a goroutine outlives the tests: a node must
@@ -57,7 +60,7 @@ func loopbackOptions(t *testing.T, seed byte, bootstrap ...peer.AddrInfo) Option
 	return Options{
 		Key:       priv,
 		Datastore: store,
-		Network:   RealNetwork(NetworkConfig{Port: -1, ListenIPs: []string{"127.0.0.1"}, MDNS: &off}, log),
+		Network:   RealNetwork(datadir.NetworkConfig{Port: -1, ListenIPs: []string{"127.0.0.1"}, MDNS: &off}, log),
 		DHT:       dcfg,
 		Discovery: disc,
 		Logger:    log,
@@ -227,4 +230,8 @@ func TestNodeLifecycle(t *testing.T) {
 	if ok, _ := n2.Blocks().Has(t.Context(), blk.Cid()); !ok {
 		t.Error("restarted node lost a block")
 	}
+}
+
+func testKey(seed byte) ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 )
@@ -11,12 +14,12 @@ import (
 // NodeOptions turns an open data dir into the Options of a node on the real
 // network. extraBootstrap (from `--bootstrap`) is added to the configured
 // bootstrap list; a bad entry is an error naming it.
-func NodeOptions(d *Dir, extraBootstrap []string, log *slog.Logger) (Options, error) {
-	cfg := d.Config.withDefaults()
+func NodeOptions(d *datadir.Dir, extraBootstrap []string, log *slog.Logger) (Options, error) {
+	cfg := d.Config.WithDefaults()
 	addrs := append(append([]string(nil), cfg.Network.Bootstrap...), extraBootstrap...)
 	boot, err := dht.ParseBootstrap(addrs)
 	if err != nil {
-		return Options{}, fmt.Errorf("bootstrap peers (config %s or --bootstrap): %w", d.Path+"/"+ConfigFile, err)
+		return Options{}, fmt.Errorf("bootstrap peers (config %s or --bootstrap): %w", d.Path+"/"+datadir.ConfigFile, err)
 	}
 	dcfg := dht.DefaultConfig()
 	dcfg.LAN = *cfg.DHT.LAN
@@ -31,8 +34,12 @@ func NodeOptions(d *Dir, extraBootstrap []string, log *slog.Logger) (Options, er
 	}
 	disc := discovery.DefaultConfig()
 	disc.Bootstrap = boot
+	key, err := crypto.UnmarshalEd25519PrivateKey(d.Key)
+	if err != nil {
+		return Options{}, fmt.Errorf("node key %s: %w", d.Path+"/"+datadir.KeyFile, err)
+	}
 	return Options{
-		Key:       d.Key,
+		Key:       key,
 		Datastore: d.Datastore,
 		Network:   RealNetwork(cfg.Network, log),
 		DHT:       dcfg,

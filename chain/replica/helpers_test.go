@@ -18,6 +18,7 @@ import (
 
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain/replica"
+	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
@@ -78,7 +79,7 @@ func startReal(tb testing.TB, seed byte, dir string, cc replica.Config) *handle 
 	n, err := exopeer.New(exopeer.Options{
 		Key:       priv,
 		Datastore: store,
-		Network:   exopeer.RealNetwork(exopeer.NetworkConfig{Port: -1, ListenIPs: []string{"127.0.0.1"}, MDNS: &off}, log),
+		Network:   exopeer.RealNetwork(datadir.NetworkConfig{Port: -1, ListenIPs: []string{"127.0.0.1"}, MDNS: &off}, log),
 		DHT:       dcfg,
 		Discovery: discovery.DefaultConfig(),
 		Cell:      cell.Config{Name: fmt.Sprintf("node%d", seed), MaintainInterval: 200 * time.Millisecond, Gossip: gossip.Timing{ProbeInterval: 200 * time.Millisecond}},

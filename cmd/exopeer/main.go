@@ -22,6 +22,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/peer"
 )
 
@@ -174,7 +175,7 @@ func dataDir(flagValue string) (string, error) {
 	if flagValue != "" {
 		return flagValue, nil
 	}
-	return peer.DefaultDir()
+	return datadir.DefaultDir()
 }
 
 // listFlag is a repeatable string flag.

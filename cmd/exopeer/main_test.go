@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/internal/leaktest"
 
-	"github.com/exopeer/exopeer/peer"
 )
 
 // TestMain fails the run if a goroutine outlives the tests: `exopeer run`
@@ -54,7 +54,7 @@ func loopbackDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := "[network]\nport = -1\nlisten_ips = [\"127.0.0.1\"]\nmdns = false\n"
-	if err := os.WriteFile(filepath.Join(dir, peer.ConfigFile), []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, datadir.ConfigFile), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -102,7 +102,7 @@ func TestQueriesWithNoNodeRunning(t *testing.T) {
 func TestInit(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "new")
 	code, stdout, _ := run(t, "init", "--dir", dir)
-	if code != 0 || !strings.Contains(stdout, "created "+filepath.Join(dir, peer.KeyFile)) {
+	if code != 0 || !strings.Contains(stdout, "created "+filepath.Join(dir, datadir.KeyFile)) {
 		t.Fatalf("init: exit %d, %q", code, stdout)
 	}
 	code, stdout, _ = run(t, "init", "--dir", dir)
@@ -124,7 +124,7 @@ func TestRunRefusesBadInput(t *testing.T) {
 	})
 	t.Run("malformed config", func(t *testing.T) {
 		dir := t.TempDir()
-		path := filepath.Join(dir, peer.ConfigFile)
+		path := filepath.Join(dir, datadir.ConfigFile)
 		os.WriteFile(path, []byte("[network]\nport = \"many\"\n"), 0o644)
 		code, _, stderr := run(t, "run", "--dir", dir)
 		if code != 1 || !strings.Contains(stderr, path) {
@@ -180,7 +180,7 @@ func TestRunServesAndStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not stop")
 	}
-	if _, err := os.Stat(filepath.Join(dir, peer.APIFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, datadir.APIFile)); !os.IsNotExist(err) {
 		t.Errorf("api file left after stop: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/peer"
 )
 
@@ -34,7 +35,7 @@ func cmdInit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	created, err := peer.Init(dir)
+	created, err := datadir.Init(dir)
 	if err != nil {
 		return err
 	}
@@ -45,7 +46,7 @@ func cmdInit(args []string, stdout, stderr io.Writer) error {
 	for _, f := range created {
 		fmt.Fprintf(stdout, "created %s\n", f)
 	}
-	fmt.Fprintf(stdout, "edit %s, then start the node with: exopeer run --dir %s\n", filepath.Join(dir, peer.ConfigFile), dir)
+	fmt.Fprintf(stdout, "edit %s, then start the node with: exopeer run --dir %s\n", filepath.Join(dir, datadir.ConfigFile), dir)
 	return nil
 }
 
@@ -69,7 +70,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	d, err := peer.OpenDir(dir)
+	d, err := datadir.OpenDir(dir)
 	if err != nil {
 		return err
 	}
@@ -103,7 +104,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	api := peer.NewAPI(node, d.Token, log.With("part", "api"))
-	if err := api.Start(d.Config.API.Listen, filepath.Join(dir, peer.APIFile)); err != nil {
+	if err := api.Start(d.Config.API.Listen, filepath.Join(dir, datadir.APIFile)); err != nil {
 		node.Close()
 		return err
 	}
@@ -118,7 +119,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		fmt.Fprintf(stdout, "%-12s %s\n", label, a)
 	}
-	fmt.Fprintf(stdout, "control API  http://%s (token in %s)\n", api.Addr(), filepath.Join(dir, peer.TokenFile))
+	fmt.Fprintf(stdout, "control API  http://%s (token in %s)\n", api.Addr(), filepath.Join(dir, datadir.TokenFile))
 	fmt.Fprintln(stdout, "press Ctrl-C to stop")
 
 	<-ctx.Done()
@@ -134,7 +135,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // locked under the node (leveldb's synced journal keeps it consistent when
 // the process exits) rather than close the store under it; should the node
 // stop later, the dir is closed then.
-func shutdown(log *slog.Logger, stdout io.Writer, api *peer.API, node *peer.Node, d *peer.Dir) error {
+func shutdown(log *slog.Logger, stdout io.Writer, api *peer.API, node *peer.Node, d *datadir.Dir) error {
 	log.Info("stopping")
 	began := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
@@ -172,7 +173,7 @@ func firstErr(errs ...error) error {
 
 // applyRunFlags lays the flags of `exopeer run` over the config and checks
 // the result as the config file is checked.
-func applyRunFlags(c *peer.Config, port int, mdns, dhtMode, dhtLAN, api, level string) error {
+func applyRunFlags(c *datadir.Config, port int, mdns, dhtMode, dhtLAN, api, level string) error {
 	if port != 0 {
 		c.Network.Port = port
 	}

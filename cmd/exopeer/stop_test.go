@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exopeer/exopeer/peer"
+	"github.com/exopeer/exopeer/datadir"
 )
 
 // TestStopLeavesDirOfHungNode: a node that hangs on stop makes `exopeer run`
@@ -41,18 +41,18 @@ func TestStopLeavesDirOfHungNode(t *testing.T) {
 	if code != 1 || !strings.Contains(errb.String(), "did not stop within") {
 		t.Errorf("run ended with exit %d: %s", code, errb.String())
 	}
-	d, err := peer.OpenDir(dir)
+	d, err := datadir.OpenDir(dir)
 	if err == nil {
 		d.Close()
 		t.Error("the data dir was closed and unlocked under the hung node")
-	} else if !errors.Is(err, peer.ErrLocked) {
+	} else if !errors.Is(err, datadir.ErrLocked) {
 		t.Errorf("OpenDir under the hung node: %v, want ErrLocked", err)
 	}
 
 	// The node stops at last: the dir is closed after it.
 	close(release)
 	waitFor(t, 20*time.Second, "the dir to be closed after the node", func() bool {
-		d, err := peer.OpenDir(dir)
+		d, err := datadir.OpenDir(dir)
 		if err != nil {
 			return false
 		}
@@ -75,7 +75,7 @@ func TestRunMakesDataDirPrivate(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "made it private") || !strings.Contains(out, dir) {
 		t.Errorf("run ended with %d, want a warning naming %s:\n%s", code, dir, out)
 	}
-	for _, p := range []string{dir, filepath.Join(dir, peer.DatastoreDir)} {
+	for _, p := range []string{dir, filepath.Join(dir, datadir.DatastoreDir)} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)

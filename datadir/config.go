@@ -1,4 +1,4 @@
-package peer
+package datadir
 
 import (
 	"bytes"
@@ -79,15 +79,15 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	on := true
 	return Config{
-		Network: NetworkConfig{Port: DefaultPort, MDNS: &on, MaxConnections: 400, Resources: ResourceConfig{}.withDefaults()},
+		Network: NetworkConfig{Port: DefaultPort, MDNS: &on, MaxConnections: 400, Resources: ResourceConfig{}.WithDefaults()},
 		DHT:     DHTConfig{Mode: "auto", LAN: &on},
 		API:     APIConfig{Listen: "127.0.0.1:0"},
 		Log:     LogConfig{Level: "info"},
 	}
 }
 
-// withDefaults fills in the zero fields from DefaultConfig.
-func (c Config) withDefaults() Config {
+// WithDefaults fills in the zero fields from DefaultConfig.
+func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
 	if c.Network.Port == 0 {
 		c.Network.Port = d.Network.Port
@@ -98,7 +98,7 @@ func (c Config) withDefaults() Config {
 	if c.Network.MaxConnections == 0 {
 		c.Network.MaxConnections = d.Network.MaxConnections
 	}
-	c.Network.Resources = c.Network.Resources.withDefaults()
+	c.Network.Resources = c.Network.Resources.WithDefaults()
 	if c.DHT.Mode == "" {
 		c.DHT.Mode = d.DHT.Mode
 	}
@@ -158,7 +158,7 @@ func parseLevel(s string) (slog.Level, error) {
 
 // Level returns the configured log level.
 func (c Config) Level() slog.Level {
-	l, _ := parseLevel(c.withDefaults().Log.Level)
+	l, _ := parseLevel(c.WithDefaults().Log.Level)
 	return l
 }
 
@@ -183,7 +183,7 @@ func ParseConfig(data []byte) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("unknown setting(s): %s", strings.Join(keys, ", "))
 	}
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	if err := c.validate(); err != nil {
 		return Config{}, err
 	}
@@ -274,6 +274,6 @@ level = "info"
 // Check fills in defaults and validates c in place, as ParseConfig does for
 // a file; the CLI uses it after laying its flags over the file's values.
 func (c *Config) Check() error {
-	*c = c.withDefaults()
+	*c = c.WithDefaults()
 	return c.validate()
 }

@@ -1,4 +1,4 @@
-package peer
+package datadir
 
 import (
 	"crypto/ed25519"
@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	leveldb "github.com/ipfs/go-ds-leveldb"
-	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
 // The files of a data dir.
@@ -29,7 +28,7 @@ const (
 )
 
 // ErrLocked means another node is running on the data dir.
-var ErrLocked = errors.New("peer: data dir is in use by another exopeer node")
+var ErrLocked = errors.New("datadir: data dir is in use by another exopeer node")
 
 // DefaultDir returns the data dir: $EXOPEER_DIR if set, else "exopeer" under
 // the user's data directory ($XDG_DATA_HOME or ~/.local/share on Linux and
@@ -174,7 +173,7 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 }
 
 // loadKey reads node.key, refusing a key others can read.
-func loadKey(path string) (crypto.PrivKey, error) {
+func loadKey(path string) (ed25519.PrivateKey, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
@@ -209,7 +208,7 @@ func ownFile(what, path string, fi fs.FileInfo) error {
 // Dir is an open, locked data dir: what `exopeer run` gives the Node.
 type Dir struct {
 	Path      string
-	Key       crypto.PrivKey
+	Key       ed25519.PrivateKey // the node key: peer.NodeOptions makes it the libp2p identity
 	Config    Config
 	Token     string             // the control API token
 	Datastore *leveldb.Datastore // the node's one leveldb
@@ -318,7 +317,7 @@ func loadToken(path string) (string, error) {
 }
 
 // ErrBadToken means api.token does not hold a token.
-var ErrBadToken = errors.New("peer: malformed api token (want hex, at least 32 digits); delete the file to get a new one")
+var ErrBadToken = errors.New("datadir: malformed api token (want hex, at least 32 digits); delete the file to get a new one")
 
 // parseToken reads the content of api.token: hex, at least 16 bytes, and
 // white space around it.
@@ -341,3 +340,21 @@ func lockedBy(path string) string {
 	}
 	return ""
 }
+
+// LockFree reports whether the data dir's lock is free, that is whether no
+// node holds it. It takes and releases the lock to find out.
+func LockFree(dir string) (bool, error) {
+	path := filepath.Join(dir, LockFile)
+	if _, err := os.Stat(path); err != nil {
+		return true, nil
+	}
+	f, err := lockDir(path)
+	if errors.Is(err, ErrLocked) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, unlockDir(f)
+}
+

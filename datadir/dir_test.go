@@ -1,4 +1,4 @@
-package peer
+package datadir
 
 import (
 	"bytes"
@@ -96,7 +96,7 @@ func TestMalformedFilesAreReportedNotReplaced(t *testing.T) {
 			}
 			// The lock is released on failure: fixing the file is enough.
 			if _, err := os.Stat(filepath.Join(dir, LockFile)); err == nil {
-				if free, err := lockFree(dir); err != nil || !free {
+				if free, err := LockFree(dir); err != nil || !free {
 					t.Errorf("lock still held after a failed OpenDir (free=%v, err=%v)", free, err)
 				}
 			}
@@ -115,7 +115,7 @@ func TestOpenDirIsExclusive(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "pid") {
 		t.Errorf("error %q should name the holder's pid", err)
 	}
-	if free, _ := lockFree(dir); free {
+	if free, _ := LockFree(dir); free {
 		t.Error("lockFree says free while the dir is open")
 	}
 	if err := d.Close(); err != nil {

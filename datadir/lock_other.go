@@ -1,6 +1,6 @@
 //go:build !unix && !windows
 
-package peer
+package datadir
 
 import (
 	"fmt"

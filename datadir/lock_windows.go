@@ -1,6 +1,6 @@
 //go:build windows
 
-package peer
+package datadir
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package peer
+package datadir
 
 import (
 	"bytes"
@@ -7,8 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-
-	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
 const keyPEMType = "PRIVATE KEY"
@@ -25,7 +23,7 @@ func EncodeKey(priv ed25519.PrivateKey) ([]byte, error) {
 
 // DecodeKey parses node.key: exactly one PKCS#8 PEM block holding an Ed25519
 // private key, and nothing else but white space.
-func DecodeKey(data []byte) (crypto.PrivKey, error) {
+func DecodeKey(data []byte) (ed25519.PrivateKey, error) {
 	block, rest := pem.Decode(data)
 	if block == nil {
 		return nil, errors.New("no PEM block found")
@@ -47,9 +45,5 @@ func DecodeKey(data []byte) (crypto.PrivKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("key is %T, want an Ed25519 key", k)
 	}
-	priv, err := crypto.UnmarshalEd25519PrivateKey(edk)
-	if err != nil {
-		return nil, fmt.Errorf("ed25519 key: %w", err)
-	}
-	return priv, nil
+	return edk, nil
 }

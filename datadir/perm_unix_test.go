@@ -1,6 +1,6 @@
 //go:build unix
 
-package peer
+package datadir
 
 import (
 	"errors"
@@ -67,7 +67,7 @@ func runAsOther(t *testing.T, env string) (string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(binDir, "peer.test")
+	bin := filepath.Join(binDir, "datadir.test")
 	src, err := os.Open(self)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,12 @@
+// Package datadir is a node's data dir on disk: the node key (node.key,
+// PKCS#8 PEM, 0600), the commented config file (config.toml), the control
+// API's token and address files, the lock a running node holds, and the
+// node's leveldb datastore.
+//
+// OpenDir creates what is missing (never overwriting a file), makes the dir
+// private to its owner, takes the lock and opens everything; Close releases
+// it. Files are written atomically (a temporary file, then a link or
+// rename), so a crash leaves either the old file or the new one. Nothing
+// here imports libp2p: the client of the control API uses this package to
+// find a running node.
+package datadir
