@@ -357,4 +357,3 @@ func LockFree(dir string) (bool, error) {
 	}
 	return true, unlockDir(f)
 }
-

@@ -9,9 +9,6 @@
 // network and runs the very same Node. The node reads no global state and
 // starts no goroutine before Start.
 //
-// A data dir (OpenDir) holds what a node keeps between runs: node.key (the
-// Ed25519 identity, PKCS#8 PEM, mode 0600), config.toml (commented; unknown
-// keys are errors), api.token (mode 0600), the leveldb datastore, the lock
-// file that keeps a second node off the same dir, and, while the node runs,
-// the api file with the control API's loopback address.
+// What a node keeps between runs is its data dir (package datadir);
+// NodeOptions turns an open data dir into a node's Options.
 package peer

@@ -12,7 +12,6 @@ import (
 
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/internal/leaktest"
-
 )
 
 // TestMain fails the run if a goroutine outlives the tests: `exopeer run`
