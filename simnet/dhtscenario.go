@@ -79,7 +79,7 @@ func (o DHTOptions) withDefaults() DHTOptions {
 // has every live node look up o.Lookups random other live nodes with
 // FindPeer, at random times within o.LookupWindow. A lookup succeeds when it returns the target with an address,
 // or connected.
-// It must run inside a synctest bubble (see Run).
+// It must run inside a synctest bubble (see RunInBubble).
 func ScenarioDHT(ctx context.Context, n *Net, o DHTOptions) (Report, error) {
 	o = o.withDefaults()
 	began := time.Now()

@@ -10,7 +10,8 @@
 // nodes that join late. Segments simulate LANs on which LAN discovery works
 // as mDNS does on a real one.
 //
-// Scenarios (ScenarioDHT, ...) run a workload and return a Report; Run runs
-// one inside a synctest bubble from a program, which is how `exopeer sim`
-// measures the system. See docs/simnet.md.
+// Scenarios (ScenarioDHT, ...) run a workload and return a Report;
+// RunInBubble runs one inside a synctest bubble under a test, and Main runs
+// one from a program, which is how `exopeer sim` measures the system. See
+// docs/simnet.md.
 package simnet

@@ -63,7 +63,7 @@ const DefaultLatency = 10 * time.Millisecond
 
 // Net is a simulated network of exopeer nodes: complete peer.Nodes on a
 // libp2p mocknet. Create it, and use it, inside one testing/synctest bubble
-// (Run does that), so that time is virtual. Its methods are safe for
+// (RunInBubble does that), so that time is virtual. Its methods are safe for
 // concurrent use.
 type Net struct {
 	cfg Config
