@@ -11,7 +11,8 @@
 // address in 10.213.7.0/24 and its loopback up.
 //
 // New skips the test, with the reason, when the process cannot build a LAN
-// (not root, not Linux, no ip command, the kernel refuses namespaces).
+// (not root, not Linux, no ip command, the kernel refuses namespaces), or
+// fails it instead when NETNSTEST_REQUIRE=1 (for CI).
 // Everything a LAN creates (processes, namespaces, data dirs) is removed by
 // t.Cleanup, after a failure or a panic too; namespaces left by a test
 // binary that died (a timeout, a kill) are removed by the next New.
@@ -66,6 +67,20 @@ func Available() error {
 	return nil
 }
 
+// RequireEnv names the environment variable that, set to 1, makes a test
+// that cannot build a LAN fail instead of skip: CI sets it, so that the
+// real-process tests cannot silently stop running there.
+const RequireEnv = "NETNSTEST_REQUIRE"
+
+// unavailable skips t, or fails it if RequireEnv is 1, with the reason.
+func unavailable(t testing.TB, why error) {
+	t.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("%v (and %s=1)", why, RequireEnv)
+	}
+	t.Skip(why.Error())
+}
+
 // ipPath finds the ip command, in the sbin dirs too (root's PATH may lack
 // them).
 func ipPath() (string, error) {
@@ -118,7 +133,7 @@ type LAN struct {
 func New(t testing.TB, names ...string) *LAN {
 	t.Helper()
 	if err := Available(); err != nil {
-		t.Skip(err.Error())
+		unavailable(t, err)
 	}
 	for _, n := range names {
 		if n == "" || n == "br" || strings.IndexFunc(n, func(r rune) bool {
@@ -137,11 +152,11 @@ func New(t testing.TB, names ...string) *LAN {
 	l := &LAN{t: t, dir: t.TempDir(), bridge: base + "br"}
 	t.Cleanup(l.remove)
 	if err := ip("netns", "add", l.bridge); err != nil {
-		t.Skipf("%v: cannot create a network namespace (%v); needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN", ErrUnavailable, err)
+		unavailable(t, fmt.Errorf("%w: cannot create a network namespace (%v); needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN", ErrUnavailable, err))
 	}
 	l.made = append(l.made, l.bridge)
 	if err := l.build(base, names); err != nil {
-		t.Skipf("%v: cannot build the virtual LAN (bridge, veth) in network namespaces: %v", ErrUnavailable, err)
+		unavailable(t, fmt.Errorf("%w: cannot build the virtual LAN (bridge, veth) in network namespaces: %v", ErrUnavailable, err))
 	}
 	return l
 }
@@ -260,7 +275,7 @@ func removeStale() error {
 	var errs []error
 	for _, e := range ents {
 		pid, ok := ownerPID(e.Name())
-		if !ok || testBinaryRunning(pid) {
+		if !ok || running(pid) {
 			continue
 		}
 		if err := deleteNS(e.Name()); err != nil {
@@ -284,15 +299,18 @@ func ownerPID(ns string) (int, bool) {
 	return pid, err == nil && pid > 0
 }
 
-// testBinaryRunning says whether pid is a running Go test binary (a PID
-// reused by another program does not keep a stale namespace alive).
-func testBinaryRunning(pid int) bool {
+// running says whether a process pid exists (and is not a zombie). A PID
+// that another program took since keeps a stale namespace until that program
+// ends: better than removing the namespaces of a test binary running now.
+func running(pid int) bool {
 	if pid == os.Getpid() {
 		return true
 	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false
 	}
-	return strings.HasSuffix(strings.TrimSuffix(exe, " (deleted)"), ".test")
+	// pid (comm) S ...: the state follows the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -174,7 +175,7 @@ func (l *LAN) Start(t testing.TB, h *Host, args ...string) *Node {
 		if _, err := n.Stop(); err != nil {
 			t.Errorf("netnstest: %v", err)
 		}
-		if t.Failed() {
+		if t.Failed() || panicking() {
 			t.Logf("netnstest: node %s (%s, %s, data dir %s, peer ID %s)\n%s", n.Name, h.NS, h.IP, n.Dir, n.ID, n.Output())
 		}
 	})
@@ -182,6 +183,17 @@ func (l *LAN) Start(t testing.TB, h *Host, args ...string) *Node {
 		t.Fatalf("netnstest: node %s: %v", n.Name, err)
 	}
 	return n
+}
+
+// panicking says whether the calling goroutine is unwinding a panic: a
+// test's clean-up runs then with t.Failed() still false.
+func panicking() bool {
+	for _, line := range strings.Split(string(debug.Stack()), "\n") {
+		if strings.HasPrefix(line, "panic(") {
+			return true
+		}
+	}
+	return false
 }
 
 // awaitStart waits for the peer ID line, checks that the process is the

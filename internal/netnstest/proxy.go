@@ -15,49 +15,56 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DialIn connects to addr (TCP) from inside the network namespace ns: the
-// socket is made on an OS thread switched into ns, and stays in ns; the
-// thread is switched back before any other goroutine may run on it (if it
-// cannot be, its goroutine ends locked to it and the runtime retires it).
-// It blocks until connected or ctx ends.
+// DialIn connects to addr (TCP) from inside the network namespace ns; the
+// connection stays in ns. It blocks until connected or ctx ends.
 func DialIn(ctx context.Context, ns, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		c, restored, err := dialIn(ctx, ns, addr)
-		if restored {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
+	var c net.Conn
+	err := Do(ns, func() error {
+		var d net.Dialer
+		var err error
+		c, err = d.DialContext(ctx, "tcp4", addr)
+		return err
+	})
+	return c, err
 }
 
-// dialIn runs on a locked thread: it enters ns, dials, and returns to the
+// Do runs f on an OS thread switched into the network namespace ns, so that
+// the sockets f makes (listeners, connections) belong to ns, and they stay
+// there. The thread returns to its own namespace before any other goroutine
+// may run on it (should that fail, the runtime retires the thread). f must
+// not start goroutines that make sockets: they would run elsewhere. Do
+// blocks until f returns.
+func Do(ns string, f func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		restored, err := doIn(ns, f)
+		if restored {
+			runtime.UnlockOSThread()
+		} // else this goroutine ends locked, and its thread with it
+		ch <- err
+	}()
+	return <-ch
+}
+
+// doIn runs on a locked thread: it enters ns, runs f, and returns to the
 // thread's own namespace; restored says the thread is back where it was.
-func dialIn(ctx context.Context, ns, addr string) (c net.Conn, restored bool, err error) {
+func doIn(ns string, f func() error) (restored bool, err error) {
 	home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
-		return nil, true, fmt.Errorf("netnstest: open this thread's network namespace: %w", err)
+		return true, fmt.Errorf("netnstest: open this thread's network namespace: %w", err)
 	}
 	defer home.Close()
-	f, err := os.Open(filepath.Join(netnsDir, ns))
+	target, err := os.Open(filepath.Join(netnsDir, ns))
 	if err != nil {
-		return nil, true, fmt.Errorf("netnstest: open network namespace: %w", err)
+		return true, fmt.Errorf("netnstest: open network namespace: %w", err)
 	}
-	defer f.Close()
-	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, true, fmt.Errorf("netnstest: enter network namespace %s: %w", ns, err)
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return true, fmt.Errorf("netnstest: enter network namespace %s: %w", ns, err)
 	}
-	var d net.Dialer
-	c, err = d.DialContext(ctx, "tcp4", addr)
-	restored = unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil
-	return c, restored, err
+	err = f()
+	return unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil, err
 }
 
 // dialTimeout bounds the proxy's connection to a node's API, which is on
