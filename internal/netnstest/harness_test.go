@@ -85,6 +85,31 @@ func TestLANWiresHostsAndRemovesEverything(t *testing.T) {
 			t.Errorf("y got %q", s)
 		}
 
+		// Cut off, y is out of reach; healed, back.
+		if err := lan.Cut(y); err != nil {
+			t.Fatal(err)
+		}
+		short, cancelShort := context.WithTimeout(t.Context(), time.Second)
+		defer cancelShort()
+		if c, err := DialIn(short, x.NS, ln.Addr().String()); err == nil {
+			c.Close()
+			t.Error("x reached y while y was cut off")
+		}
+		if err := lan.Heal(y); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				c.Close()
+			}
+		}()
+		c, err = DialIn(ctx, x.NS, ln.Addr().String())
+		if err != nil {
+			t.Fatalf("x cannot reach y after the heal: %v", err)
+		}
+		c.Close()
+
 		// The test's own namespace never sees the LAN.
 		addrs, err := net.InterfaceAddrs()
 		if err != nil {

@@ -30,22 +30,24 @@ const (
 // codeRE is an invite code: a nameplate and three words.
 var codeRE = regexp.MustCompile(`^[0-9]{4}(-[a-z]+){3}$`)
 
-// TestLAN runs three real nodes, a, b and c, on a virtual LAN and checks,
-// step by step, what a user of three machines on one LAN sees: they find
+// TestLAN runs four real nodes, a, b, c and d, on a virtual LAN and checks,
+// step by step, what a user of four machines on one LAN sees: they find
 // each other by mDNS; a second node on a data dir in use is refused; a
-// creates a cell, b joins (after a wrong code, refused) and c joins, and
-// every roster lists the three alive; each appends five chain entries and
-// all hold the same fifteen in the same order; a removes c, a and b move to
-// key epoch 2 and c knows it was removed, takes no more appends, and does
-// not get a's next entry, which b does; each node stops on SIGINT. A step
-// runs only if the ones before it passed.
+// creates a cell, b joins (after a wrong code, refused) and c and d join,
+// and every roster lists the four alive; each appends five chain entries
+// and all hold the same twenty in the same order; a removes c, the others
+// move to key epoch 2 and c knows it was removed, takes no more appends,
+// and does not get a's next entry, which b and d do; d is cut off the LAN
+// and removed at once, goes on writing, and once back is told of its
+// removal while a and b take none of what it wrote; each node stops on
+// SIGINT. A step runs only if the ones before it passed.
 func TestLAN(t *testing.T) {
-	lan := netnstest.New(t, "a", "b", "c")
+	lan := netnstest.New(t, "a", "b", "c", "d")
 	var nodes []*netnstest.Node
 	for _, h := range lan.Hosts {
 		nodes = append(nodes, lan.Start(t, h))
 	}
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	a, b, c, d := nodes[0], nodes[1], nodes[2], nodes[3]
 	name := map[string]string{}
 	for _, n := range nodes {
 		name[n.ID] = n.Name
@@ -148,18 +150,25 @@ func TestLAN(t *testing.T) {
 			if err != nil || view.ID != cellID || view.Admin || !isSelf(view, c.ID) {
 				t.Fatalf("node c: cell join %s: %+v, %v; want cell %s, not admin, itself on it", code2, view, err, cellID)
 			}
+			code3 := invite(t, a)
+			view, err = call(t, func(ctx context.Context) (peer.CellView, error) {
+				return d.Client.CellJoin(ctx, peer.CellJoinRequest{Code: code3, Member: "node-d", Timeout: peer.Duration(cellLimit)})
+			})
+			if err != nil || view.ID != cellID || !isSelf(view, d.ID) {
+				t.Fatalf("node d: cell join %s: %+v, %v; want cell %s, itself on it", code3, view, err, cellID)
+			}
 		}},
 		{"members", func(t *testing.T) {
 			versions := map[string]uint64{}
-			figures["three alive on all"] = waitAll(t, nodes, "a, b and c alive in epoch 1", cellLimit, func(n *netnstest.Node) error {
+			figures["four alive on all"] = waitAll(t, nodes, "a, b, c and d alive in epoch 1", cellLimit, func(n *netnstest.Node) error {
 				v, err := call(t, n.Client.Cell)
 				if err != nil {
 					return err
 				}
 				versions[n.Name] = v.Version
-				return roster(v, cellID, n.ID, 1, name, "a", "b", "c")
+				return roster(v, cellID, n.ID, 1, name, "a", "b", "c", "d")
 			})
-			if versions["a"] != versions["b"] || versions["a"] != versions["c"] {
+			if versions["a"] != versions["b"] || versions["a"] != versions["c"] || versions["a"] != versions["d"] {
 				t.Errorf("the nodes hold different roster versions: %v", versions)
 			}
 		}},
@@ -173,7 +182,7 @@ func TestLAN(t *testing.T) {
 					}
 				}
 			}
-			order := sameChain(t, nodes, 15, nil)
+			order := sameChain(t, nodes, 20, nil)
 			for _, n := range nodes {
 				for i := 1; i <= 5; i++ {
 					if text := fmt.Sprintf("entry %d of node %s", i, n.Name); !slices.Contains(order, text) {
@@ -199,7 +208,7 @@ func TestLAN(t *testing.T) {
 					}
 					return nil
 				}
-				return roster(v, cellID, n.ID, 2, name, "a", "b")
+				return roster(v, cellID, n.ID, 2, name, "a", "b", "d")
 			})
 
 			// c takes no more appends; a's next entry reaches b, not c.
@@ -215,14 +224,14 @@ func TestLAN(t *testing.T) {
 			}); err != nil {
 				t.Fatalf("node a: chain append after the removal: %v", err)
 			}
-			order := sameChain(t, []*netnstest.Node{a, b}, 16, func(e peer.ChainEntry) error {
+			order := sameChain(t, []*netnstest.Node{a, b, d}, 21, func(e peer.ChainEntry) error {
 				if e.Author == c.ID && e.Epoch >= 2 {
 					return fmt.Errorf("entry %s by c, removed, in epoch %d", e.CID, e.Epoch)
 				}
 				return nil
 			})
 			if !slices.Contains(order, after) {
-				t.Errorf("a's entry after the removal is not in the chain of a and b: %q", order)
+				t.Errorf("a's entry after the removal is not in the chain of a, b and d: %q", order)
 			}
 			// c, removed, reads no entry written after its removal: its
 			// log is refused, or lacks it.
@@ -234,6 +243,54 @@ func TestLAN(t *testing.T) {
 				if text(e) == after {
 					t.Errorf("node c, removed, holds an entry written after its removal: %+v", e)
 				}
+			}
+		}},
+		{"remove_while_cut_off", func(t *testing.T) {
+			// d is cut off the LAN, a removes it at once (--now: a stolen
+			// device), and d, which has not heard of it, goes on writing.
+			if err := lan.Cut(d.Host); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := call(t, func(ctx context.Context) (peer.CellView, error) {
+				return a.Client.CellRemove(ctx, peer.CellRemoveRequest{Peer: d.ID, Now: true})
+			}); err != nil {
+				t.Fatalf("node a: cell remove d --now: %v", err)
+			}
+			const late = "d, cut off, after its removal"
+			if _, err := call(t, func(ctx context.Context) (peer.ChainEntry, error) {
+				return d.Client.ChainAppend(ctx, peer.ChainText(late))
+			}); err != nil {
+				t.Fatalf("node d, cut off and unaware of its removal: chain append: %v", err)
+			}
+			if err := lan.Heal(d.Host); err != nil {
+				t.Fatal(err)
+			}
+			// Back on the LAN, d is told, and a and b take none of what
+			// it wrote after the cut-off.
+			up := []*netnstest.Node{a, b}
+			figures["cut-off node learns its removal"] = waitAll(t, []*netnstest.Node{a, b, d}, "d removed", cellLimit, func(n *netnstest.Node) error {
+				v, err := call(t, n.Client.Cell)
+				if err != nil {
+					return err
+				}
+				if n == d {
+					if !v.Removed {
+						return fmt.Errorf("not marked removed: %+v", v)
+					}
+					return nil
+				}
+				return roster(v, cellID, n.ID, 3, name, "a", "b")
+			})
+			order := sameChain(t, up, 21, nil)
+			if slices.Contains(order, late) {
+				t.Errorf("an entry d wrote after its removal is in the chain of a and b: %q", order)
+			}
+			for _, n := range up {
+				st, err := call(t, n.Client.ChainStatus)
+				if err != nil {
+					t.Fatalf("node %s: chain status: %v", n.Name, err)
+				}
+				t.Logf("node %s: chain length %d, offered %d entries past a cut-off (refused)", n.Name, st.Length, st.Sync.PastCutoff)
 			}
 		}},
 		{"stop", func(t *testing.T) {
@@ -259,7 +316,7 @@ func TestLAN(t *testing.T) {
 	for _, k := range slices.Sorted(maps.Keys(figures)) {
 		report = append(report, fmt.Sprintf("%s %v", k, figures[k].Round(time.Millisecond)))
 	}
-	t.Logf("LAN of 3 nodes passed in %v: %s", time.Since(began).Round(time.Millisecond), strings.Join(report, "; "))
+	t.Logf("LAN of 4 nodes passed in %v: %s", time.Since(began).Round(time.Millisecond), strings.Join(report, "; "))
 }
 
 // call runs f with a context bounded by callLimit.

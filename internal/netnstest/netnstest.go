@@ -215,6 +215,17 @@ func (l *LAN) Host(name string) *Host {
 	return nil
 }
 
+// Cut takes h off the LAN, as if its cable were pulled: the bridge's end of
+// its veth pair goes down, and its packets go nowhere until Heal.
+func (l *LAN) Cut(h *Host) error {
+	return ip("-n", l.bridge, "link", "set", "veth-"+h.Name, "down")
+}
+
+// Heal puts a host that Cut took off back on the LAN.
+func (l *LAN) Heal(h *Host) error {
+	return ip("-n", l.bridge, "link", "set", "veth-"+h.Name, "up")
+}
+
 // remove kills what still runs in the LAN's namespaces and deletes them,
 // hosts first, then the bridge's (which takes the veth pairs with it).
 func (l *LAN) remove() {
