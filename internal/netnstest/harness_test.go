@@ -228,10 +228,10 @@ func TestCleanupAfterPanic(t *testing.T) {
 		panic("deliberate panic after starting a node")
 	}
 	needNetns(t)
-	Binary(t) // built here, so that the child's build does not count
+	bin := Binary(t) // the child uses it, and builds none
 	state := filepath.Join(t.TempDir(), "state")
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestCleanupAfterPanic$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "NETNSTEST_PANIC_STATE="+state)
+	cmd.Env = append(os.Environ(), "NETNSTEST_PANIC_STATE="+state, BinaryEnv+"="+bin)
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("the panicking test passed:\n%s", out)

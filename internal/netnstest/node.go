@@ -68,13 +68,29 @@ var build struct {
 	err      error
 }
 
-// Binary returns the path of an exopeer binary built from this module's
-// cmd/exopeer, building it on first use (go build, into a temp dir that
-// Main removes). A failed build fails every test that asks.
+// BinaryEnv names the environment variable that gives the path of an
+// exopeer binary to test instead of building one (a race-enabled build,
+// a release candidate).
+const BinaryEnv = "NETNSTEST_EXOPEER"
+
+// Binary returns the path of the exopeer binary under test: $NETNSTEST_EXOPEER
+// if set, else one built from this module's cmd/exopeer on first use (go
+// build, into a temp dir that Main removes). A failed build fails every
+// test that asks.
 func Binary(t testing.TB) string {
 	t.Helper()
 	build.mu.Lock()
 	defer build.mu.Unlock()
+	if p := os.Getenv(BinaryEnv); p != "" && build.bin == "" {
+		abs, err := filepath.Abs(p)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			t.Fatalf("netnstest: %s=%s: %v", BinaryEnv, p, err)
+		}
+		build.bin = abs
+	}
 	if build.bin == "" && build.err == nil {
 		build.bin, build.err = buildExopeer()
 		if build.err == nil {
