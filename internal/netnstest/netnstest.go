@@ -17,9 +17,17 @@
 // t.Cleanup, after a failure or a panic too; namespaces left by a test
 // binary that died (a timeout, a kill) are removed by the next New.
 //
-// The exopeer binary is built once per test binary (Binary); a test package
-// that uses this one calls Main from its TestMain, which also runs the
-// goroutine-leak check.
+// The exopeer binary is built once per test binary (Binary), or taken from
+// $NETNSTEST_EXOPEER; a test package that uses this one calls Main from its
+// TestMain, which also runs the goroutine-leak check. LAN.Start runs
+// `exopeer run` on a host and returns a Node with the typed client of its
+// control API (the API listens on the loopback of the node's namespace; a
+// proxy makes the same address answer in the test's namespace, so that the
+// client is the ordinary one, dialled from the data dir); Node.Exopeer runs
+// a CLI verb on the node's machine; Node.Stop sends SIGINT and measures the
+// stop; LAN.Cut and LAN.Heal pull a host's cable and plug it back.
+//
+// In CI, NETNSTEST_REQUIRE=1 turns the skips into failures.
 package netnstest
 
 import (
