@@ -3,7 +3,6 @@
 package leaktest
 
 import (
-	"testing"
 	"time"
 
 	"go.uber.org/goleak"
@@ -15,12 +14,13 @@ import (
 const leveldbLinger = 1100 * time.Millisecond
 
 // VerifyTestMain runs the tests of m and fails the binary if goroutines
-// remain afterwards. Call it from TestMain.
-func VerifyTestMain(m *testing.M, opts ...goleak.Option) {
+// remain afterwards. Call it from TestMain with its *testing.M, or with a
+// wrapper whose Run does more around the tests.
+func VerifyTestMain(m goleak.TestingM, opts ...goleak.Option) {
 	goleak.VerifyTestMain(lingerM{m}, opts...)
 }
 
-type lingerM struct{ m *testing.M }
+type lingerM struct{ m goleak.TestingM }
 
 func (l lingerM) Run() int {
 	code := l.m.Run()
