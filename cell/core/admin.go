@@ -124,21 +124,24 @@ func (a *Admin) Hello(from peer.ID, frame []byte, now time.Time, rand io.Reader)
 	if inv == nil {
 		return run, finish(StatusNoInvite, ErrNoInvite)
 	}
-	var step Step
-	status := inv.check(from, now, a.Limits.PerPeer, a.Limits.Total)
+	var end *Invite
+	status, why := inv.check(from, now, a.Limits.PerPeer, a.Limits.Total), error(nil)
 	if _, replay := inv.seen[h.Y]; replay && status == StatusOK {
-		status = StatusBadMessage
+		status, why = StatusBadMessage, ErrReplay
 	}
 	if inv.Dead(now, a.Limits.Total) {
 		delete(a.Invites, h.Nameplate)
-		step.End = inv
+		end = inv
 	}
 	if status == StatusOK && cpace.CheckMessage(h.Y[:]) != nil {
-		status = StatusBadMessage
+		status, why = StatusBadMessage, fmt.Errorf("%w: invalid CPace message", ErrBadMessage)
 	}
 	if status != StatusOK {
-		s := finish(status, statusErr(status))
-		s.End = step.End
+		if why == nil {
+			why = statusErr(status)
+		}
+		s := finish(status, why)
+		s.End = end
 		return run, s
 	}
 	state, yb, err := cpace.Start(cpace.Responder, inv.Code.Password(), joinCI(a.Self, from), h.Sid[:], nil, rand)
