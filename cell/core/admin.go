@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -298,12 +300,12 @@ func (a *Admin) Refuse(run *AdminRun, err error) Step {
 	return finishWelcome(status, err)
 }
 
-// Expire ends the invites that expired by now, and returns them: the
-// caller stops serving them and deletes them.
+// Expire ends the invites that expired by now, and returns them by
+// nameplate: the caller stops serving them and deletes them.
 func (a *Admin) Expire(now time.Time) []*Invite {
 	var ended []*Invite
-	for np, inv := range a.Invites {
-		if now.After(inv.Expires) {
+	for _, np := range slices.Sorted(maps.Keys(a.Invites)) {
+		if inv := a.Invites[np]; now.After(inv.Expires) {
 			delete(a.Invites, np)
 			ended = append(ended, inv)
 		}
