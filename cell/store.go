@@ -21,7 +21,7 @@ import (
 //	/cell/roster   the newest roster it accepted (wire form)
 //	/cell/keys     the epoch secrets it holds: (uvarint epoch, 32 bytes)*
 //	/cell/cellkey  the cell key's 32-byte seed, on admin devices only
-//	/cell/invites/NNNN  each open invite of an admin, by nameplate (invite.go
+//	/cell/invites/NNNN  each open invite of an admin, by nameplate (cell/core/invite.go
 //	               has the layout): its code, roles, expiry, the attempts
 //	               booked against it and the device it admitted, if any
 //
