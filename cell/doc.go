@@ -1,6 +1,13 @@
 // Package cell is a node's membership of its cell: a person's own devices,
 // joined with no server.
 //
+// It is the shell of package cell/core, the pure core that holds the
+// roster, the keys, the invite codes and the join protocol as a state
+// machine: the service reads and writes the streams, stores the roster,
+// the keys and the invites in the datastore, runs gossip and hands every
+// frame of a join to the core's machine, with the time and randomness of
+// Options.Now and Options.Rand.
+//
 // # Identity and roster
 //
 // A cell is its Ed25519 cell key, made by `exopeer cell create` and kept

@@ -1,229 +1,127 @@
 package cell
 
 import (
-	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/exopeer/exopeer/cell/core"
 )
 
-// maxInviteAttempts bounds Config.MaxInviteAttempts, and so what a stored
-// invite may hold: every peer and every hello it remembers stands for one
-// failed attempt.
-const maxInviteAttempts = 1000
-
-// invite is an open invitation on an admin. Its booking methods are pure
-// (the clock comes in as now); the service calls them with its mutex held.
-//
-// Attempts are booked as failures when the admin sends its CPace message,
-// and taken back when the peer proves the code. A peer's bookings are
-// bounded by the per-peer limit, everyone's by the invite's: byPeer and
-// seen never hold more entries than failures, which never exceeds the
-// invite's limit.
-type invite struct {
-	code     Code
-	roles    Role
-	expires  time.Time
-	failures int                         // failed attempts, all peers
-	byPeer   map[peer.ID]int             // failed attempts per remote peer
-	seen     map[[pointLen]byte]struct{} // the CPace messages of the failed attempts
-	joiner   peer.ID                     // once admitted: the only peer that may complete it (again)
-	rzSecret []byte                      // the nameplate's rendezvous secret
+// InviteOptions says what an invite admits.
+type InviteOptions struct {
+	Roles Role          // the joiner's roles; default chain,store
+	TTL   time.Duration // default Config.InviteTTL
 }
 
-func newInvite(code Code, roles Role, expires time.Time) *invite {
-	return &invite{
-		code: code, roles: roles, expires: expires,
-		byPeer: make(map[peer.ID]int), seen: make(map[[pointLen]byte]struct{}),
-		rzSecret: inviteRendezvous(code.Nameplate),
+// Invite opens a one-time invitation and returns its code and expiry. The
+// node advertises the code's nameplate rendezvous until the invite is used,
+// expires or is exhausted.
+func (s *Service) Invite(opts InviteOptions) (Code, time.Time, error) {
+	if opts.Roles == 0 {
+		opts.Roles = RoleChain | RoleStore
 	}
-}
-
-// check says whether from may start a run now: statusOK, or the status to
-// answer. perPeer and total are the limits of failed attempts.
-func (inv *invite) check(from peer.ID, now time.Time, perPeer, total int) byte {
-	switch {
-	case now.After(inv.expires):
-		return statusExpired
-	case inv.joiner != "" && inv.joiner != from:
-		return statusNoInvite // used by another device
-	case inv.failures >= total, inv.byPeer[from] >= perPeer:
-		return statusExhausted
+	if opts.Roles&RoleAdmin != 0 {
+		return Code{}, time.Time{}, errors.New("cell: an invite cannot grant the admin role: the cell key never leaves its device")
 	}
-	return statusOK
-}
-
-// dead reports whether the invite can admit no one any more.
-func (inv *invite) dead(now time.Time, total int) bool {
-	return now.After(inv.expires) || inv.failures >= total
-}
-
-// book counts a run in which the admin answers y, the peer's CPace
-// message, as a failed attempt of from until it proves the code (settle).
-// A message booked already is a replay: statusBadMessage, and nothing is
-// counted, because a replayed message tests no new guess.
-func (inv *invite) book(from peer.ID, y [pointLen]byte, now time.Time, perPeer, total int) byte {
-	if st := inv.check(from, now, perPeer, total); st != statusOK {
-		return st
+	if opts.Roles&^core.AllRoles != 0 {
+		return Code{}, time.Time{}, fmt.Errorf("cell: unknown roles %#x", uint8(opts.Roles))
 	}
-	if _, replay := inv.seen[y]; replay {
-		return statusBadMessage
+	if opts.TTL <= 0 {
+		opts.TTL = s.cfg.InviteTTL
 	}
-	inv.failures++
-	inv.byPeer[from]++
-	inv.seen[y] = struct{}{}
-	return statusOK
-}
-
-// settle takes back the failure booked for the run of from with message y:
-// the peer proved the code.
-func (inv *invite) settle(from peer.ID, y [pointLen]byte) {
-	if _, ok := inv.seen[y]; !ok {
-		return
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usableLocked(); err != nil {
+		return Code{}, time.Time{}, err
 	}
-	delete(inv.seen, y)
-	inv.failures--
-	if inv.byPeer[from]--; inv.byPeer[from] <= 0 {
-		delete(inv.byPeer, from)
+	if s.state.roster == nil || !s.state.roster.Has(s.self) {
+		return Code{}, time.Time{}, ErrNoCell
 	}
-}
-
-// An invite as the admin stores it, under /cell/invites/NNNN (integers are
-// uvarints unless said; "bytes" is a uvarint length then the bytes):
-//
-//	"EXI1" | nameplate (2, big-endian) | 3 words (2 each, big-endian) |
-//	1 byte roles | varint expires (Unix ns) | failures |
-//	bytes joiner peer ID (empty: none) |
-//	peer count | per peer, sorted by ID: bytes peer ID | failures |
-//	message count | per message, sorted: 32 bytes
-//
-// The peers' failures add up to failures, which is also the number of
-// messages. The decoder accepts only this canonical form.
-const inviteMagic = "EXI1"
-
-func (inv *invite) encode() []byte {
-	b := []byte(inviteMagic)
-	b = binary.BigEndian.AppendUint16(b, inv.code.Nameplate)
-	for _, w := range inv.code.Words {
-		b = binary.BigEndian.AppendUint16(b, w)
+	if s.state.cellKey == nil {
+		return Code{}, time.Time{}, ErrNotAdmin
 	}
-	b = append(b, byte(inv.roles))
-	b = binary.AppendVarint(b, inv.expires.UnixNano())
-	b = binary.AppendUvarint(b, uint64(inv.failures))
-	b = appendBytes(b, []byte(inv.joiner))
-	ids := slices.Sorted(maps.Keys(inv.byPeer))
-	b = binary.AppendUvarint(b, uint64(len(ids)))
-	for _, id := range ids {
-		b = appendBytes(b, []byte(id))
-		b = binary.AppendUvarint(b, uint64(inv.byPeer[id]))
-	}
-	ys := slices.SortedFunc(maps.Keys(inv.seen), func(a, b [pointLen]byte) int { return bytes.Compare(a[:], b[:]) })
-	b = binary.AppendUvarint(b, uint64(len(ys)))
-	for _, y := range ys {
-		b = append(b, y[:]...)
-	}
-	return b
-}
-
-// decodeInvite decodes a stored invite.
-func decodeInvite(b []byte) (*invite, error) {
-	d := &decoder{b: b}
-	if string(d.raw(len(inviteMagic))) != inviteMagic {
-		d.fail("not an invite")
-	}
-	var c Code
-	c.Nameplate = d.uint16()
-	for i := range c.Words {
-		c.Words[i] = d.uint16()
-	}
-	if d.err == nil && !c.Valid() {
-		d.fail("invalid code")
-	}
-	var roles Role
-	if rb := d.raw(1); len(rb) == 1 {
-		roles = Role(rb[0])
-	}
-	if d.err == nil && (roles == 0 || roles&^allRoles != 0 || roles&RoleAdmin != 0) {
-		d.fail("roles %#x", uint8(roles))
-	}
-	expires := time.Unix(0, d.varint())
-	failures := d.count(maxInviteAttempts)
-	inv := newInvite(c, roles, expires)
-	inv.failures = int(failures)
-	if j := d.bytes(maxPeerIDLen); len(j) > 0 {
-		inv.joiner = d.peerID(j)
-	}
-	var sum uint64
-	for i, n := uint64(0), d.count(failures); i < n && d.err == nil; i++ {
-		id := d.peerID(d.bytes(maxPeerIDLen))
-		k := d.count(failures)
-		if d.err == nil && k == 0 {
-			d.fail("peer with no failure")
+	var code Code
+	for {
+		c, err := core.NewCode(s.rand)
+		if err != nil {
+			return Code{}, time.Time{}, err
 		}
-		inv.byPeer[id], sum = int(k), sum+k
-	}
-	for i, n := uint64(0), d.count(failures); i < n && d.err == nil; i++ {
-		if y := d.raw(pointLen); len(y) == pointLen {
-			inv.seen[[pointLen]byte(y)] = struct{}{}
+		if _, taken := s.admin.Invites[c.Nameplate]; !taken {
+			code = c
+			break
 		}
 	}
-	if d.err == nil && (sum != failures || uint64(len(inv.seen)) != failures) {
-		d.fail("%d failures, %d by peer, %d messages", failures, sum, len(inv.seen))
+	inv := core.NewInvite(code, opts.Roles, s.now().Add(opts.TTL))
+	// Stored before the code is shown: it outlives this process.
+	if err := s.st.putInvite(s.ctx, inv); err != nil {
+		return Code{}, time.Time{}, err
 	}
-	// Only the canonical form: sorted, no duplicates, no trailing bytes.
-	if d.err == nil && !bytes.Equal(inv.encode(), b) {
-		d.fail("not in canonical form")
-	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	return inv, nil
+	s.openInviteLocked(inv)
+	s.log.Info("invite opened", "nameplate", code.Nameplate, "expires", inv.Expires.Format(time.TimeOnly), "roles", opts.Roles)
+	return code, inv.Expires, nil
 }
 
-// maxPeerIDLen bounds a peer ID in the encodings of this package.
-const maxPeerIDLen = 128
-
-func (d *decoder) uint16() uint16 {
-	if b := d.raw(2); len(b) == 2 {
-		return binary.BigEndian.Uint16(b)
-	}
-	return 0
+// inviteRendezvous is the rendezvous secret of a nameplate. It is not
+// secret (anyone can compute it for the 10,000 nameplates): it only names
+// the meeting place. The code's words, which are secret, never leave the
+// PAKE.
+func inviteRendezvous(nameplate uint16) []byte {
+	return binary.BigEndian.AppendUint16([]byte("exopeer invite v1\x00"), nameplate)
 }
 
-// count reads a count of at most limit.
-func (d *decoder) count(limit uint64) uint64 {
-	n := d.uvarint()
-	if d.err == nil && n > limit {
-		d.fail("count %d over %d", n, limit)
-		return 0
+// openInviteLocked serves inv and advertises its nameplate.
+func (s *Service) openInviteLocked(inv *core.Invite) {
+	s.admin.Invites[inv.Code.Nameplate] = inv
+	if s.rz != nil {
+		s.rz.Rendezvous(inviteRendezvous(inv.Code.Nameplate))
 	}
-	return n
 }
 
-// peerID checks that b is a peer ID.
-func (d *decoder) peerID(b []byte) peer.ID {
-	if d.err != nil {
-		return ""
+// closeInviteLocked stops serving inv in this process; it stays stored.
+func (s *Service) closeInviteLocked(inv *core.Invite) {
+	if s.admin.Invites[inv.Code.Nameplate] == inv {
+		delete(s.admin.Invites, inv.Code.Nameplate)
 	}
-	id, err := peer.IDFromBytes(b)
+	if s.rz != nil {
+		s.rz.StopRendezvous(inviteRendezvous(inv.Code.Nameplate))
+	}
+}
+
+// endInviteLocked ends inv for good: expired or exhausted.
+func (s *Service) endInviteLocked(inv *core.Invite) {
+	s.closeInviteLocked(inv)
+	if err := s.st.deleteInvite(s.ctx, inv.Code.Nameplate); err != nil {
+		// It is dead anyway: loaded again, it ends again.
+		s.log.Warn("stored invite not deleted", "nameplate", inv.Code.Nameplate, "err", err)
+	}
+}
+
+func (s *Service) expireInvites(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, inv := range s.admin.Expire(now) {
+		s.log.Info("invite expired", "nameplate", inv.Code.Nameplate)
+		s.endInviteLocked(inv)
+	}
+}
+
+// loadInvitesLocked serves again the invites stored by an earlier run of
+// an admin; those that died meanwhile are deleted.
+func (s *Service) loadInvitesLocked(ctx context.Context, now time.Time) error {
+	invs, err := s.st.loadInvites(ctx)
 	if err != nil {
-		d.fail("peer ID: %v", err)
-		return ""
+		return err
 	}
-	return id
-}
-
-// inviteKeyName is an invite's name under /cell/invites.
-func inviteKeyName(nameplate uint16) string {
-	return fmt.Sprintf("%04d", nameplate)
-}
-
-// validInviteKey reports whether a stored invite's name matches its
-// nameplate.
-func validInviteKey(name string, inv *invite) bool {
-	return name == inviteKeyName(inv.code.Nameplate)
+	for _, inv := range invs {
+		if inv.Dead(now, s.cfg.MaxInviteAttempts) || s.state.cellKey == nil {
+			s.endInviteLocked(inv)
+			continue
+		}
+		s.openInviteLocked(inv)
+		s.log.Info("invite open again", "nameplate", inv.Code.Nameplate, "expires", inv.Expires.Format(time.TimeOnly))
+	}
+	return nil
 }

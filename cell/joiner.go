@@ -3,7 +3,6 @@ package cell
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,17 +11,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/exopeer/exopeer/internal/cpace"
+	"github.com/exopeer/exopeer/cell/core"
 )
 
 // joinRetry is how often a joiner looks again for the inviter among its
-// connected peers; every rendezvousRounds of them it also asks discovery to
-// look the nameplate's rendezvous up on the DHT again. A peer that answered
-// with a status is asked again after rendezvousRounds rounds.
-const (
-	joinRetry        = time.Second
-	rendezvousRounds = 5
-)
+// connected peers; every core.RendezvousRounds of them it also asks
+// discovery to look the nameplate's rendezvous up on the DHT again. A peer
+// that answered with a status is asked again after core.RendezvousRounds
+// rounds.
+const joinRetry = time.Second
 
 // Join joins the cell of the admin that printed code. It looks for the
 // admin among the peers this node is connected to or meets (on the LAN, or
@@ -41,14 +38,14 @@ const (
 // the error wraps ctx's and the most telling answer heard, naming the peer
 // that gave it.
 func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) {
-	c, err := ParseCode(code)
+	c, err := core.ParseCode(code)
 	if err != nil {
 		return nil, err
 	}
 	if name == "" {
 		name = s.cfg.Name
 	}
-	if !validName(name) {
+	if !core.ValidName(name) {
 		return nil, fmt.Errorf("cell: member name %q is empty, longer than %d bytes or not printable", name, MaxNameLen)
 	}
 	s.mu.Lock()
@@ -78,8 +75,8 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 		defer s.rz.StopRendezvous(rz)
 	}
 	var (
-		plan    = newJoinPlan()
-		results = make(chan joinResult, maxJoinInFlight) // never full: one slot per attempt in flight
+		plan    = core.NewJoinPlan()
+		results = make(chan joinResult, core.MaxJoinInFlight) // never full: one slot per attempt in flight
 		wg      sync.WaitGroup
 	)
 	actx, cancel := context.WithCancel(ctx)
@@ -88,7 +85,7 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 		wg.Wait()
 	}()
 	launch := func() {
-		for _, id := range plan.next(s.h.Network().Peers(), s.speaksJoin) {
+		for _, id := range plan.Next(s.h.Network().Peers(), s.speaksJoin) {
 			wg.Go(func() {
 				r, err := s.joinVia(actx, id, c, box, name)
 				results <- joinResult{id, r, err}
@@ -104,24 +101,24 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 	for {
 		select {
 		case res := <-results:
-			var final *joinFinal
+			var final *core.FinalError
 			switch {
 			case res.err == nil:
 				return res.r, nil
 			case errors.As(res.err, &final):
-				return nil, final.err
+				return nil, final.Err
 			}
 			s.log.Info("join attempt failed", "peer", res.id, "err", res.err)
-			plan.failed(res.id, res.err)
+			plan.Failed(res.id, res.err)
 		case <-t.C:
-			plan.tick(func(id peer.ID) bool { return s.h.Network().Connectedness(id) == network.Connected })
-			if s.rz != nil && plan.round%rendezvousRounds == 0 {
+			plan.Tick(func(id peer.ID) bool { return s.h.Network().Connectedness(id) == network.Connected })
+			if s.rz != nil && plan.Round%core.RendezvousRounds == 0 {
 				s.rz.Rendezvous(rz) // again: look the nameplate up now
 			}
 			launch()
 		case <-ctx.Done():
-			if h := plan.hint; h.err != nil {
-				return nil, fmt.Errorf("cell: no join for nameplate %04d (the most telling answer, from %s: %w): %w", c.Nameplate, h.peer, h.err, ctx.Err())
+			if h := plan.Hint; h.Err != nil {
+				return nil, fmt.Errorf("cell: no join for nameplate %04d (the most telling answer, from %s: %w): %w", c.Nameplate, h.Peer, h.Err, ctx.Err())
 			}
 			return nil, fmt.Errorf("cell: no inviter found for nameplate %04d: %w", c.Nameplate, ctx.Err())
 		case <-s.ctx.Done():
@@ -134,26 +131,6 @@ type joinResult struct {
 	id  peer.ID
 	r   *Roster
 	err error
-}
-
-// joinFinal marks a join error that ends Join: this node failed, or an
-// admin that proved the code refused the join.
-type joinFinal struct{ err error }
-
-func (e *joinFinal) Error() string { return e.err.Error() }
-func (e *joinFinal) Unwrap() error { return e.err }
-
-// joinAnswer marks a join error that is what the peer answered (a status,
-// or a message that does not parse), not what the network did.
-type joinAnswer struct{ err error }
-
-func (e *joinAnswer) Error() string { return e.err.Error() }
-func (e *joinAnswer) Unwrap() error { return e.err }
-
-// isStatus reports whether err is what a peer answered.
-func isStatus(err error) bool {
-	var a *joinAnswer
-	return errors.As(err, &a)
 }
 
 func (s *Service) speaksJoin(id peer.ID) bool {
@@ -177,73 +154,36 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 	defer stop()
 	rd := bufio.NewReader(st)
 
-	h := hello{Version: joinVersion, Nameplate: c.Nameplate}
-	rand.Read(h.Sid[:])
-	state, ya, err := cpace.Start(cpace.Initiator, c.Password(), joinCI(admin, s.self), h.Sid[:], nil, rand.Reader)
+	run, hello, err := core.NewJoinerRun(c, admin, s.self, box.Public(), name, s.rand)
+	if err != nil {
+		return nil, &core.FinalError{Err: err}
+	}
+	if err := writeFrame(st, hello); err != nil {
+		return nil, run.Broken(err)
+	}
+	b, err := readFrame(rd, core.MaxReplyFrame)
+	if err != nil {
+		return nil, run.Broken(err)
+	}
+	conf, err := run.Reply(b)
+	if errors.Is(err, core.ErrWrongCode) {
+		_ = st.Reset() // the inviter counted the attempt; say nothing more to it
+	}
 	if err != nil {
 		return nil, err
 	}
-	h.Y = [pointLen]byte(ya)
-	if err := writeFrame(st, h.encode()); err != nil {
+	if err := writeFrame(st, conf); err != nil {
 		return nil, fmt.Errorf("cell: join: %w", err)
 	}
-	b, err := readFrame(rd, maxReplyFrame)
-	if err != nil {
-		return nil, fmt.Errorf("cell: join: %w", err)
+	if b, err = readFrame(rd, core.MaxWelcomeFrame); err != nil {
+		return nil, run.Broken(err)
 	}
-	rep, err := decodeReply(b)
-	if err != nil {
-		return nil, &joinAnswer{err}
-	}
-	if err := statusErr(rep.Status); err != nil {
-		return nil, &joinAnswer{err}
-	}
-	isk, err := state.Finish(rep.Y[:], nil)
-	if err != nil {
-		return nil, &joinAnswer{fmt.Errorf("%w: %w", ErrBadMessage, err)}
-	}
-	if !cpace.VerifyTag(isk, h.Sid[:], rep.Y[:], nil, rep.Tag[:]) {
-		// The inviter counted the attempt; say nothing more to it.
-		_ = st.Reset()
-		return nil, ErrWrongCode
-	}
-	sealed, err := sealWith(isk, labelRequest, joinRequest{Name: name, BoxKey: box.Public()}.encode())
+	r, err := run.Welcome(b)
 	if err != nil {
 		return nil, err
-	}
-	if err := writeFrame(st, confirm{Tag: [tagLen]byte(cpace.ConfirmTag(isk, h.Sid[:], ya, nil)), Sealed: sealed}.encode()); err != nil {
-		return nil, fmt.Errorf("cell: join: %w", err)
-	}
-	if b, err = readFrame(rd, maxWelcomeFrame); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrWelcomeLost, err)
-	}
-	w, err := decodeWelcome(b)
-	if err != nil {
-		return nil, &joinAnswer{err}
-	}
-	if err := statusErr(w.Status); err != nil {
-		if errors.Is(err, ErrJoinRefused) {
-			// From the peer that proved the code: the inviter itself.
-			return nil, &joinFinal{fmt.Errorf("%w (%s)", err, admin)}
-		}
-		return nil, &joinAnswer{err}
-	}
-	pt, err := openWith(isk, labelWelcome, w.Sealed)
-	if err != nil {
-		return nil, &joinAnswer{err}
-	}
-	r, err := DecodeRoster(pt)
-	if err != nil {
-		return nil, &joinAnswer{err}
-	}
-	if !r.Has(admin) {
-		return nil, &joinAnswer{fmt.Errorf("%w: the inviter is not on the roster it sent", ErrBadRoster)}
-	}
-	if m, _ := r.Member(admin); m.Roles&RoleAdmin == 0 {
-		return nil, &joinAnswer{fmt.Errorf("%w: the inviter is not an admin of the roster it sent", ErrBadRoster)}
 	}
 	if err := s.welcomeRoster(ctx, r, box); err != nil {
-		return nil, &joinFinal{err}
+		return nil, &core.FinalError{Err: err}
 	}
 	return r, nil
 }

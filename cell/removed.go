@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/cell/core"
 )
 
 // A member that was unreachable when it was removed never got the roster
@@ -26,7 +28,7 @@ func (s *Service) noteFormer(id peer.ID) {
 	if r == nil || !r.Has(s.self) {
 		return
 	}
-	if _, ok := r.formerOf(id); !ok {
+	if _, ok := r.FormerOf(id); !ok {
 		return
 	}
 	select {
@@ -48,7 +50,7 @@ func (s *Service) tellLoop() {
 			return
 		case id = <-s.tell:
 		}
-		now := time.Now()
+		now := s.now()
 		if at, ok := told[id]; ok && now.Sub(at) < tellEvery {
 			continue
 		}
@@ -59,7 +61,7 @@ func (s *Service) tellLoop() {
 		}
 		told[id] = now
 		r := s.roster.Load()
-		if _, err := s.exchange(id, rosterMsg{Type: msgPush, Roster: r.Encode()}.encode()); err != nil {
+		if _, err := s.exchange(id, core.RosterMsg{Type: core.MsgPush, Roster: r.Encode()}.Encode()); err != nil {
 			s.log.Debug("telling a removed node failed", "peer", id, "err", err)
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -15,7 +16,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/exopeer/exopeer/cell/core"
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // Rendezvous is the part of peer discovery the cell uses: meeting, through
@@ -60,7 +63,7 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
-		if !validName(c.Name) {
+		if !core.ValidName(c.Name) {
 			c.Name = "node"
 		}
 	}
@@ -99,6 +102,12 @@ type Options struct {
 	Cutoff func(ctx context.Context, id peer.ID, fetch bool) (Cutoff, error)
 	Config Config
 	Logger *slog.Logger
+	// Rand is the random source of cell keys, secrets, box keys, invite
+	// codes and join runs; nil: the system's (internal/ambient).
+	Rand io.Reader
+	// Now is the clock of rosters, invites and streams' deadlines; nil:
+	// the real one (internal/ambient).
+	Now func() time.Time
 }
 
 // App lets one other part of the node ride on the cell's gossip: the
@@ -128,6 +137,8 @@ type Service struct {
 	cutoff func(ctx context.Context, id peer.ID, fetch bool) (Cutoff, error)
 	cfg    Config
 	log    *slog.Logger
+	rand   io.Reader
+	now    func() time.Time
 
 	// roster is the current roster, readable without mu: gossip's
 	// callbacks read it from memberlist's goroutines.
@@ -138,8 +149,8 @@ type Service struct {
 	started  bool
 	closed   bool
 	gossip   *gossip.Membership
-	rzSecret []byte // the cell rendezvous secret in use
-	invites  map[uint16]*invite
+	rzSecret []byte      // the cell rendezvous secret in use
+	admin    *core.Admin // the open invites and the admin's side of joins
 	joining  bool
 	tell     chan peer.ID // former members to tell of their removal
 
@@ -154,29 +165,37 @@ func New(opts Options) (*Service, error) {
 		return nil, errors.New("cell: Host, Key and Datastore are required")
 	}
 	cfg := opts.Config.withDefaults()
-	if !validName(cfg.Name) {
+	if !core.ValidName(cfg.Name) {
 		return nil, fmt.Errorf("cell: node name %q is empty, longer than %d bytes or not printable", cfg.Name, MaxNameLen)
 	}
-	if cfg.MaxAttempts < 0 || cfg.MaxInviteAttempts < 0 || cfg.MaxInviteAttempts > maxInviteAttempts {
+	if cfg.MaxAttempts < 0 || cfg.MaxInviteAttempts < 0 || cfg.MaxInviteAttempts > core.MaxInviteAttempts {
 		return nil, fmt.Errorf("cell: MaxAttempts %d and MaxInviteAttempts %d: want 0 (default) or more, and at most %d attempts in all",
-			cfg.MaxAttempts, cfg.MaxInviteAttempts, maxInviteAttempts)
+			cfg.MaxAttempts, cfg.MaxInviteAttempts, core.MaxInviteAttempts)
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	rand, now := opts.Rand, opts.Now
+	if rand == nil {
+		rand = ambient.Rand
+	}
+	if now == nil {
+		now = ambient.Now
+	}
 	return &Service{
 		h: opts.Host, key: opts.Key, self: opts.Host.ID(), st: newStore(opts.Datastore),
 		rz: opts.Rendezvous, app: opts.App, cutoff: opts.Cutoff, cfg: cfg, log: log.With("part", "cell"),
-		invites: make(map[uint16]*invite),
-		tell:    make(chan peer.ID, tellQueue),
+		rand: rand, now: now,
+		admin: core.NewAdmin(opts.Host.ID(), core.Limits{PerPeer: cfg.MaxAttempts, Total: cfg.MaxInviteAttempts}),
+		tell:  make(chan peer.ID, tellQueue),
 	}, nil
 }
 
 // Start loads the stored cell, if any, starts gossip with its members and
 // serves the join and roster protocols.
 func (s *Service) Start(ctx context.Context) error {
-	st, err := s.st.load(ctx)
+	st, err := s.st.load(ctx, s.rand)
 	if err != nil {
 		return err
 	}
@@ -203,7 +222,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.log.Info("cell loaded", "cell", st.roster.ID(), "name", st.roster.Name,
 		"version", st.roster.Version, "epoch", st.roster.Epoch, "members", len(st.roster.Members))
-	if err := s.loadInvitesLocked(ctx, time.Now()); err != nil {
+	if err := s.loadInvitesLocked(ctx, s.now()); err != nil {
 		return err
 	}
 	return s.startGossipLocked()
@@ -222,7 +241,7 @@ func (s *Service) Close() error {
 	m := s.gossip
 	s.gossip = nil
 	s.stopRendezvousLocked()
-	for _, inv := range s.invites {
+	for _, inv := range s.admin.Invites {
 		s.closeInviteLocked(inv) // stored: open again at the next Start
 	}
 	s.mu.Unlock()
@@ -341,19 +360,19 @@ func (s *Service) appMeta() []byte {
 	if r == nil {
 		return nil
 	}
-	return encodeMeta(r.Version, r.Epoch)
+	return core.EncodeMeta(r.Version, r.Epoch)
 }
 
 // Create makes a new cell with this node as its admin and only member,
 // listed as member ("": Config.Name).
 func (s *Service) Create(ctx context.Context, name, member string) (*Roster, error) {
-	if !validName(name) {
+	if !core.ValidName(name) {
 		return nil, fmt.Errorf("cell: cell name %q is empty, longer than %d bytes or not printable", name, MaxNameLen)
 	}
 	if member == "" {
 		member = s.cfg.Name
 	}
-	if !validName(member) {
+	if !core.ValidName(member) {
 		return nil, fmt.Errorf("cell: member name %q is empty, longer than %d bytes or not printable", member, MaxNameLen)
 	}
 	s.mu.Lock()
@@ -367,7 +386,7 @@ func (s *Service) Create(ctx context.Context, name, member string) (*Roster, err
 	if s.joining {
 		return nil, errors.New("cell: a join is in progress")
 	}
-	r, cellKey, keys, err := NewCell(name, Founder{Peer: s.self, Name: member, BoxKey: s.state.box.Public()}, time.Now())
+	r, cellKey, keys, err := core.NewCell(name, Founder{Peer: s.self, Name: member, BoxKey: s.state.box.Public()}, s.now(), s.rand)
 	if err != nil {
 		return nil, err
 	}
@@ -401,7 +420,7 @@ func (s *Service) Keys() *Keys {
 	if s.state == nil || s.state.keys == nil {
 		return nil
 	}
-	return s.state.keys.clone()
+	return s.state.keys.Clone()
 }
 
 // Gossip returns the running membership, or nil.

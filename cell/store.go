@@ -6,10 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	"github.com/ipfs/go-datastore/query"
+
+	"github.com/exopeer/exopeer/cell/core"
 )
 
 // What a node keeps of its cell, under /cell in its datastore:
@@ -18,7 +21,7 @@ import (
 //	/cell/roster   the newest roster it accepted (wire form)
 //	/cell/keys     the epoch secrets it holds: (uvarint epoch, 32 bytes)*
 //	/cell/cellkey  the cell key's 32-byte seed, on admin devices only
-//	/cell/invites/NNNN  each open invite of an admin, by nameplate (invite.go
+//	/cell/invites/NNNN  each open invite of an admin, by nameplate (cell/core/invite.go
 //	               has the layout): its code, roles, expiry, the attempts
 //	               booked against it and the device it admitted, if any
 //
@@ -68,18 +71,20 @@ func (s store) get(ctx context.Context, k ds.Key) ([]byte, bool, error) {
 }
 
 // load reads the stored state, making the box key on first use.
-func (s store) load(ctx context.Context) (*state, error) {
+func (s store) load(ctx context.Context, rand io.Reader) (*state, error) {
 	st := &state{}
 	b, ok, err := s.get(ctx, keyBox)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
-		if st.box, err = BoxKeyFromBytes(b); err != nil {
+		if st.box, err = core.BoxKeyFromBytes(b); err != nil {
 			return nil, fmt.Errorf("%w: /cell/box: %w", ErrCorruptState, err)
 		}
 	} else {
-		st.box = NewBoxKey()
+		if st.box, err = core.NewBoxKey(rand); err != nil {
+			return nil, err
+		}
 		if err := s.put(ctx, keyBox, st.box.Bytes()); err != nil {
 			return nil, err
 		}
@@ -163,8 +168,8 @@ func inviteKey(nameplate uint16) ds.Key {
 }
 
 // putInvite stores an invite as it is now.
-func (s store) putInvite(ctx context.Context, inv *invite) error {
-	return s.put(ctx, inviteKey(inv.code.Nameplate), inv.encode())
+func (s store) putInvite(ctx context.Context, inv *core.Invite) error {
+	return s.put(ctx, inviteKey(inv.Code.Nameplate), inv.Encode())
 }
 
 // deleteInvite forgets an invite for good.
@@ -182,20 +187,20 @@ func (s store) deleteInvite(ctx context.Context, nameplate uint16) error {
 // loadInvites reads the stored invites. One that does not decode, or is
 // stored under another nameplate's name, stops the node with an error
 // naming it, like every other record: nothing is overwritten.
-func (s store) loadInvites(ctx context.Context) ([]*invite, error) {
+func (s store) loadInvites(ctx context.Context) ([]*core.Invite, error) {
 	res, err := s.ds.Query(ctx, query.Query{Prefix: keyInvites.String()})
 	if err != nil {
 		return nil, fmt.Errorf("cell: read /cell%s: %w", keyInvites, err)
 	}
 	defer res.Close()
-	var invs []*invite
+	var invs []*core.Invite
 	for e := range res.Next() {
 		if e.Error != nil {
 			return nil, fmt.Errorf("cell: read /cell%s: %w", keyInvites, e.Error)
 		}
-		inv, err := decodeInvite(e.Value)
+		inv, err := core.DecodeInvite(e.Value)
 		if err == nil && !validInviteKey(ds.NewKey(e.Key).BaseNamespace(), inv) {
-			err = fmt.Errorf("it holds the invite of nameplate %04d", inv.code.Nameplate)
+			err = fmt.Errorf("it holds the invite of nameplate %04d", inv.Code.Nameplate)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: /cell%s: %w", ErrCorruptState, e.Key, err)
@@ -203,4 +208,15 @@ func (s store) loadInvites(ctx context.Context) ([]*invite, error) {
 		invs = append(invs, inv)
 	}
 	return invs, nil
+}
+
+// inviteKeyName is an invite's name under /cell/invites.
+func inviteKeyName(nameplate uint16) string {
+	return fmt.Sprintf("%04d", nameplate)
+}
+
+// validInviteKey reports whether a stored invite's name matches its
+// nameplate.
+func validInviteKey(name string, inv *core.Invite) bool {
+	return name == inviteKeyName(inv.Code.Nameplate)
 }

@@ -3,7 +3,6 @@ package cell
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/exopeer/exopeer/cell/core"
 	"github.com/exopeer/exopeer/gossip"
 )
 
@@ -23,21 +23,8 @@ const ProtocolRoster protocol.ID = "/exopeer/cell/roster/1.0.0"
 // streamTimeout bounds one exchange of the roster and join protocols.
 const streamTimeout = 30 * time.Second
 
-// encodeMeta and decodeMeta are the app metadata a member gossips: its
-// roster version and epoch, 8 bytes each, big-endian.
-func encodeMeta(version, epoch uint64) []byte {
-	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, version), epoch)
-}
-
-func decodeMeta(b []byte) (version, epoch uint64, err error) {
-	if len(b) != 16 {
-		return 0, 0, fmt.Errorf("%w: member metadata of %d bytes", ErrBadMessage, len(b))
-	}
-	return binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), nil
-}
-
 func checkMeta(_ peer.ID, app []byte) error {
-	_, _, err := decodeMeta(app)
+	_, _, err := core.DecodeMeta(app)
 	return err
 }
 
@@ -68,7 +55,7 @@ func (s *Service) adoptLocked(ctx context.Context, r *Roster, keys *Keys) error 
 	case r.Epoch < cur.Epoch:
 		return fmt.Errorf("%w: version %d goes back to epoch %d", ErrBadRoster, r.Version, r.Epoch)
 	}
-	st := &state{box: s.state.box, roster: r, keys: keys.clone(), cellKey: s.state.cellKey}
+	st := &state{box: s.state.box, roster: r, keys: keys.Clone(), cellKey: s.state.cellKey}
 	if !r.Has(s.self) {
 		if err := s.st.save(ctx, st); err != nil {
 			return err
@@ -126,7 +113,7 @@ func (s *Service) adoptLocked(ctx context.Context, r *Roster, keys *Keys) error 
 
 // spread pushes r to each of peers, in the background.
 func (s *Service) spread(r *Roster, peers []peer.ID) {
-	b := rosterMsg{Type: msgPush, Roster: r.Encode()}.encode()
+	b := core.RosterMsg{Type: core.MsgPush, Roster: r.Encode()}.Encode()
 	for _, id := range peers {
 		if id == s.self {
 			continue
@@ -142,30 +129,30 @@ func (s *Service) spread(r *Roster, peers []peer.ID) {
 }
 
 // exchange sends one roster-protocol message to id and returns the answer.
-func (s *Service) exchange(id peer.ID, msg []byte) (rosterMsg, error) {
+func (s *Service) exchange(id peer.ID, msg []byte) (core.RosterMsg, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, streamTimeout)
 	defer cancel()
 	st, err := s.h.NewStream(ctx, id, ProtocolRoster)
 	if err != nil {
-		return rosterMsg{}, fmt.Errorf("cell: roster stream to %s: %w", id, err)
+		return core.RosterMsg{}, fmt.Errorf("cell: roster stream to %s: %w", id, err)
 	}
 	defer st.Close()
-	_ = st.SetDeadline(time.Now().Add(streamTimeout))
+	_ = st.SetDeadline(s.now().Add(streamTimeout))
 	// The service's end ends the exchange: Close waits for it.
 	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
 	defer stop()
 	if err := writeFrame(st, msg); err != nil {
 		_ = st.Reset()
-		return rosterMsg{}, fmt.Errorf("cell: roster to %s: %w", id, err)
+		return core.RosterMsg{}, fmt.Errorf("cell: roster to %s: %w", id, err)
 	}
 	_ = st.CloseWrite()
-	b, err := readFrame(bufio.NewReader(st), maxAnswerFrame)
+	b, err := readFrame(bufio.NewReader(st), core.MaxAnswerFrame)
 	if err != nil {
 		_ = st.Reset()
-		return rosterMsg{}, fmt.Errorf("cell: roster from %s: %w", id, err)
+		return core.RosterMsg{}, fmt.Errorf("cell: roster from %s: %w", id, err)
 	}
-	m, err := decodeRosterMsg(b)
-	if err == nil && m.Type != msgRoster {
+	m, err := core.DecodeRosterMsg(b)
+	if err == nil && m.Type != core.MsgRoster {
 		err = fmt.Errorf("%w: answer of type %d", ErrBadMessage, m.Type)
 	}
 	return m, err
@@ -177,11 +164,11 @@ func (s *Service) pull(id peer.ID) error {
 	if r == nil {
 		return ErrNoCell
 	}
-	m, err := s.exchange(id, rosterMsg{Type: msgPull, Tag: r.Tag(), Version: r.Version}.encode())
+	m, err := s.exchange(id, core.RosterMsg{Type: core.MsgPull, Tag: r.Tag(), Version: r.Version}.Encode())
 	if err != nil {
 		return err
 	}
-	if m.Status != statusOK || len(m.Roster) == 0 {
+	if m.Status != core.StatusOK || len(m.Roster) == 0 {
 		return fmt.Errorf("cell: %s has no newer roster (status %d)", id, m.Status)
 	}
 	nr, err := DecodeRoster(m.Roster)
@@ -198,23 +185,23 @@ func (s *Service) pull(id peer.ID) error {
 // on.
 func (s *Service) serveRoster(st network.Stream) {
 	defer st.Close()
-	_ = st.SetDeadline(time.Now().Add(streamTimeout))
+	_ = st.SetDeadline(s.now().Add(streamTimeout))
 	from := st.Conn().RemotePeer()
-	b, err := readFrame(bufio.NewReader(st), maxPushFrame)
+	b, err := readFrame(bufio.NewReader(st), core.MaxPushFrame)
 	if err != nil {
 		_ = st.Reset()
 		return
 	}
-	m, err := decodeRosterMsg(b)
-	if err != nil || m.Type == msgRoster {
+	m, err := core.DecodeRosterMsg(b)
+	if err != nil || m.Type == core.MsgRoster {
 		s.log.Debug("bad roster message", "peer", from, "err", err)
 		_ = st.Reset()
 		return
 	}
-	answer := rosterMsg{Type: msgRoster, Status: statusOK}
+	answer := core.RosterMsg{Type: core.MsgRoster, Status: core.StatusOK}
 	cur := s.roster.Load()
 	switch m.Type {
-	case msgPush:
+	case core.MsgPush:
 		r, err := DecodeRoster(m.Roster)
 		if err == nil {
 			err = s.adopt(s.ctx, r)
@@ -222,24 +209,24 @@ func (s *Service) serveRoster(st network.Stream) {
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrStaleRoster):
-			answer.Status = statusOK // nothing new: fine
+			answer.Status = core.StatusOK // nothing new: fine
 		default:
 			s.log.Info("roster refused", "peer", from, "err", err)
-			answer.Status = statusRefused
+			answer.Status = core.StatusRefused
 		}
-	case msgPull:
+	case core.MsgPull:
 		// A former member gets the roster that says it was removed.
 		former := false
 		if cur != nil {
-			_, former = cur.formerOf(from)
+			_, former = cur.FormerOf(from)
 		}
 		if cur == nil || cur.Tag() != m.Tag || !cur.Has(from) && !former || cur.Version <= m.Version || !cur.Has(s.self) {
-			answer.Status = statusRefused
+			answer.Status = core.StatusRefused
 		} else {
 			answer.Roster = cur.Encode()
 		}
 	}
-	if err := writeFrame(st, answer.encode()); err != nil {
+	if err := writeFrame(st, answer.Encode()); err != nil {
 		_ = st.Reset()
 	}
 }
@@ -265,7 +252,7 @@ func (s *Service) eventLoop(events <-chan gossip.Event, cancel func()) {
 
 // checkVersion pulls from id if its metadata shows a newer roster.
 func (s *Service) checkVersion(id peer.ID, meta []byte) {
-	v, _, err := decodeMeta(meta)
+	v, _, err := core.DecodeMeta(meta)
 	r := s.roster.Load()
 	if err != nil || r == nil || v <= r.Version {
 		return
@@ -293,7 +280,7 @@ func (s *Service) maintainLoop() {
 			return
 		case <-t.C:
 		}
-		s.expireInvites(time.Now())
+		s.expireInvites(s.now())
 		m := s.Gossip()
 		r := s.roster.Load()
 		if m == nil || r == nil {

@@ -9,45 +9,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-)
 
-// TestFrameCapsAreTheRealSizes checks each reader's cap against the
-// largest message of its kind actually encoded, so that a cap is neither
-// looser than the message nor too tight for it.
-func TestFrameCapsAreTheRealSizes(t *testing.T) {
-	isk := bytes.Repeat([]byte{1}, 64)
-	sealed, err := sealWith(isk, labelRequest, joinRequest{Name: strings.Repeat("n", MaxNameLen)}.encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	roster, err := sealWith(isk, labelWelcome, make([]byte, 1000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name      string
-		got, want int
-	}{
-		{"hello", len(hello{}.encode()), maxHelloFrame},
-		{"reply", len(reply{Status: statusOK}.encode()), maxReplyFrame},
-		{"sealed request", len(sealed), maxSealedRequest},
-		{"confirm", len(confirm{Sealed: sealed}.encode()), maxConfirmFrame},
-		{"welcome of a 1000-byte roster", len(welcome{Status: statusOK, Sealed: roster}.encode()), maxWelcomeFrame - MaxRosterLen + 1000},
-		{"push of a 1000-byte roster", len(rosterMsg{Type: msgPush, Roster: make([]byte, 1000)}.encode()), maxPushFrame - MaxRosterLen + 1000},
-		{"answer with a 1000-byte roster", len(rosterMsg{Type: msgRoster, Roster: make([]byte, 1000)}.encode()), maxAnswerFrame - MaxRosterLen + 1000},
-	}
-	for _, tt := range tests {
-		if tt.got != tt.want {
-			t.Errorf("%s: %d bytes, cap %d", tt.name, tt.got, tt.want)
-		}
-	}
-	if pull := len(rosterMsg{Type: msgPull}.encode()); pull > maxPushFrame {
-		t.Errorf("pull of %d bytes over the push cap", pull)
-	}
-	if _, err := decodeConfirm(confirm{Sealed: sealed}.encode()); err != nil {
-		t.Errorf("largest confirm refused: %v", err)
-	}
-}
+	"github.com/exopeer/exopeer/cell/core"
+)
 
 func frameOf(n int) []byte {
 	return binary.AppendUvarint(nil, uint64(n))
@@ -56,18 +20,18 @@ func frameOf(n int) []byte {
 // TestReadFrameCaps: a frame at a reader's cap is read; one byte more is
 // refused from its length alone, before any byte of it arrives.
 func TestReadFrameCaps(t *testing.T) {
-	for _, limit := range []int{maxHelloFrame, maxReplyFrame, maxConfirmFrame, maxWelcomeFrame, maxPushFrame, maxAnswerFrame} {
+	for _, limit := range []int{core.MaxHelloFrame, core.MaxReplyFrame, core.MaxConfirmFrame, core.MaxWelcomeFrame, core.MaxPushFrame, core.MaxAnswerFrame} {
 		body := bytes.Repeat([]byte{7}, limit)
 		got, err := readFrame(bufio.NewReader(bytes.NewReader(append(frameOf(limit), body...))), limit)
 		if err != nil || !bytes.Equal(got, body) {
 			t.Errorf("frame of %d bytes at its cap: %d bytes, %v", limit, len(got), err)
 		}
 		_, err = readFrame(bufio.NewReader(bytes.NewReader(frameOf(limit+1))), limit)
-		if !errors.Is(err, ErrBadMessage) {
-			t.Errorf("frame of %d bytes over a cap of %d: %v, want ErrBadMessage", limit+1, limit, err)
+		if !errors.Is(err, core.ErrBadMessage) {
+			t.Errorf("frame of %d bytes over a cap of %d: %v, want core.ErrBadMessage", limit+1, limit, err)
 		}
 	}
-	_, err := readFrame(bufio.NewReader(bytes.NewReader(frameOf(maxHelloFrame+1))), maxHelloFrame)
+	_, err := readFrame(bufio.NewReader(bytes.NewReader(frameOf(core.MaxHelloFrame+1))), core.MaxHelloFrame)
 	if err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("oversized hello: %v", err)
 	}
@@ -77,18 +41,35 @@ func TestReadFrameCaps(t *testing.T) {
 // sends three bytes of it: reading it allocates a few KiB, not the
 // megabyte announced.
 func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
-	in := append(frameOf(maxFrame), 1, 2, 3)
+	in := append(frameOf(core.MaxFrame), 1, 2, 3)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	const runs = 16
 	for range runs {
-		if _, err := readFrame(bufio.NewReader(bytes.NewReader(in)), maxFrame); !errors.Is(err, io.ErrUnexpectedEOF) {
+		if _, err := readFrame(bufio.NewReader(bytes.NewReader(in)), core.MaxFrame); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Fatalf("cut-short frame: %v, want io.ErrUnexpectedEOF", err)
 		}
 	}
 	runtime.ReadMemStats(&after)
 	// A bufio.Reader (4 KiB), the first 4 KiB of the frame, and change.
 	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 16<<10 {
-		t.Errorf("%d bytes allocated per read of a %d-byte frame cut after 3 bytes", per, maxFrame)
+		t.Errorf("%d bytes allocated per read of a %d-byte frame cut after 3 bytes", per, core.MaxFrame)
 	}
+}
+
+// FuzzReadFrame reads a frame under each reader's cap: it returns a frame
+// of 1 to limit bytes or an error, and never panics.
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte{3, 1, 2, 3}, uint8(0))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f}, uint8(3))
+	f.Add([]byte{0x80, 0x80, 0x40}, uint8(3))
+	f.Add(append([]byte{core.MaxHelloFrame}, make([]byte, core.MaxHelloFrame)...), uint8(0))
+	limits := []int{core.MaxHelloFrame, core.MaxReplyFrame, core.MaxConfirmFrame, core.MaxWelcomeFrame, core.MaxPushFrame, core.MaxAnswerFrame}
+	f.Fuzz(func(t *testing.T, b []byte, which uint8) {
+		limit := limits[int(which)%len(limits)]
+		got, err := readFrame(bufio.NewReader(bytes.NewReader(b)), limit)
+		if err == nil && (len(got) == 0 || len(got) > limit) {
+			t.Fatalf("frame of %d bytes accepted under a cap of %d", len(got), limit)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/cell/core"
 	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/gossip"
 )
@@ -56,11 +58,15 @@ func BenchmarkCut(b *testing.B) {
 			selfKey, self := benchKey(b, 1)
 			goneKey, gone := benchKey(b, 2)
 			now := time.Unix(1_700_000_000, 0)
-			r, cellKey, keys, err := cell.NewCell("bench", cell.Founder{Peer: self, Name: "self", BoxKey: cell.NewBoxKey().Public()}, now)
+			box, err := core.NewBoxKey(rand.Reader)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if r, err = r.WithMember(cell.Member{Peer: gone, Name: "gone", Roles: cell.RoleChain, BoxKey: cell.NewBoxKey().Public()}, keys, cellKey, now); err != nil {
+			r, cellKey, keys, err := core.NewCell("bench", core.Founder{Peer: self, Name: "self", BoxKey: box.Public()}, now, rand.Reader)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r, err = r.WithMember(core.Member{Peer: gone, Name: "gone", Roles: core.RoleChain, BoxKey: box.Public()}, keys, cellKey, now); err != nil {
 				b.Fatal(err)
 			}
 			secret, _ := keys.Secret(1)
@@ -85,7 +91,7 @@ func BenchmarkCut(b *testing.B) {
 					cut = cell.Cutoff{Seq: e.Seq, Last: []cid.Cid{e.CID()}}
 				}
 			}
-			removed, err := r.Without(gone, cut, keys, cellKey, now.Add(time.Hour))
+			removed, err := r.Without(gone, cut, keys, cellKey, now.Add(time.Hour), rand.Reader)
 			if err != nil {
 				b.Fatal(err)
 			}

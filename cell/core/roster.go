@@ -1,4 +1,4 @@
-package cell
+package core
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ const (
 	RoleStore
 	RoleRelay
 	RoleMailbox
-	allRoles = RoleAdmin | RoleChain | RoleStore | RoleRelay | RoleMailbox
+	AllRoles = RoleAdmin | RoleChain | RoleStore | RoleRelay | RoleMailbox
 )
 
 // roleNames names each role, in the order String lists them.
@@ -71,7 +71,7 @@ const (
 	MaxRosterLen = 1 << 20
 	maxGrantLen  = 256
 	maxHistory   = 64 << 10
-	boxKeyLen    = 32
+	BoxKeyLen    = 32
 )
 
 // Member is one node on the roster.
@@ -82,7 +82,7 @@ type Member struct {
 	Added time.Time // to the second
 	// BoxKey is the member's X25519 public key: epoch secrets are sealed
 	// to it (HPKE), so that only this member can open its grant.
-	BoxKey [boxKeyLen]byte
+	BoxKey [BoxKeyLen]byte
 	// Grant is the current epoch's secret sealed to BoxKey.
 	Grant []byte
 }
@@ -170,9 +170,9 @@ func (r *Roster) Has(id peer.ID) bool {
 	return ok
 }
 
-// formerOf returns the Former entry of id, if it was removed and is not a
+// FormerOf returns the Former entry of id, if it was removed and is not a
 // member again.
-func (r *Roster) formerOf(id peer.ID) (Former, bool) {
+func (r *Roster) FormerOf(id peer.ID) (Former, bool) {
 	i, ok := r.formerIndex(id)
 	if !ok {
 		return Former{}, false
@@ -197,14 +197,14 @@ func (r *Roster) CanAuthor(id peer.ID, epoch uint64) bool {
 	if r.Has(id) {
 		return true
 	}
-	f, ok := r.formerOf(id)
+	f, ok := r.FormerOf(id)
 	return ok && epoch < f.Until
 }
 
 // Cutoff returns the cut-off of id, if it is a former member: the chain
 // accepts none of its entries past it (chain.Roster).
 func (r *Roster) Cutoff(id peer.ID) (seq uint64, last []cid.Cid, ok bool) {
-	f, ok := r.formerOf(id)
+	f, ok := r.FormerOf(id)
 	if !ok {
 		return 0, nil, false
 	}
@@ -292,7 +292,7 @@ func (r *Roster) check() error {
 	switch {
 	case len(r.Cell) != ed25519.PublicKeySize:
 		return bad("cell key is %d bytes", len(r.Cell))
-	case !validName(r.Name):
+	case !ValidName(r.Name):
 		return bad("cell name %q is empty, too long or not printable UTF-8", r.Name)
 	case r.Version == 0 || r.Epoch == 0:
 		return bad("version and epoch start at 1")
@@ -313,10 +313,10 @@ func (r *Roster) check() error {
 		if _, err := peer.IDFromBytes([]byte(m.Peer)); err != nil {
 			return bad("member %d: peer ID: %v", i, err)
 		}
-		if !validName(m.Name) {
+		if !ValidName(m.Name) {
 			return bad("member %s: name %q is empty, too long or not printable UTF-8", m.Peer, m.Name)
 		}
-		if m.Roles&^allRoles != 0 {
+		if m.Roles&^AllRoles != 0 {
 			return bad("member %s: unknown roles %#x", m.Peer, uint8(m.Roles))
 		}
 		if len(m.Grant) == 0 || len(m.Grant) > maxGrantLen {
@@ -371,7 +371,7 @@ func (c Cutoff) check() error {
 	return nil
 }
 
-func validName(s string) bool {
+func ValidName(s string) bool {
 	if s == "" || len(s) > MaxNameLen || !utf8.ValidString(s) {
 		return false
 	}
@@ -418,7 +418,7 @@ func DecodeRoster(b []byte) (*Roster, error) {
 			m.Roles = Role(rb[0])
 		}
 		m.Added = time.Unix(d.varint(), 0)
-		copy(m.BoxKey[:], d.raw(boxKeyLen))
+		copy(m.BoxKey[:], d.raw(BoxKeyLen))
 		m.Grant = d.bytes(maxGrantLen)
 		r.Members = append(r.Members, m)
 	}

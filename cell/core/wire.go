@@ -1,14 +1,11 @@
-package cell
+package core
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/exopeer/exopeer/internal/cpace"
-	"github.com/exopeer/exopeer/internal/growbuf"
 )
 
 // The messages of the join and roster protocols. Each travels as one frame:
@@ -21,72 +18,44 @@ const (
 	msgReply   byte = 2
 	msgConfirm byte = 3
 	msgWelcome byte = 4
-	msgPush    byte = 5
-	msgPull    byte = 6
-	msgRoster  byte = 7
+	MsgPush    byte = 5
+	MsgPull    byte = 6
+	MsgRoster  byte = 7
 )
 
 // The largest frame of each message, the caps readFrame is given: the
 // exact or largest size each message can have, so that a peer cannot make
 // a node wait for, or buffer, more than the message it is at.
 const (
-	maxHelloFrame   = 2 + 2 + sidLen + pointLen
-	maxReplyFrame   = 2 + pointLen + tagLen
-	maxConfirmFrame = 1 + tagLen + maxSealedRequest
-	maxWelcomeFrame = 2 + MaxRosterLen + aeadOverhead
-	maxPushFrame    = 1 + MaxRosterLen // a push or a pull, which is smaller
-	maxAnswerFrame  = 2 + MaxRosterLen
-	// maxFrame is the largest of them.
-	maxFrame = maxWelcomeFrame
+	MaxHelloFrame   = 2 + 2 + sidLen + pointLen
+	MaxReplyFrame   = 2 + pointLen + tagLen
+	MaxConfirmFrame = 1 + tagLen + maxSealedRequest
+	MaxWelcomeFrame = 2 + MaxRosterLen + aeadOverhead
+	MaxPushFrame    = 1 + MaxRosterLen // a push or a pull, which is smaller
+	MaxAnswerFrame  = 2 + MaxRosterLen
+	// MaxFrame is the largest of them.
+	MaxFrame = MaxWelcomeFrame
 
 	// aeadOverhead is what sealWith adds: AES-GCM's random nonce and tag.
 	aeadOverhead = 12 + 16
 	// maxSealedRequest is the largest sealed join request: version, box
 	// key, the longest name, sealed.
-	maxSealedRequest = 1 + boxKeyLen + MaxNameLen + aeadOverhead
+	maxSealedRequest = 1 + BoxKeyLen + MaxNameLen + aeadOverhead
 )
 
 // ErrBadMessage means a peer sent a frame that does not parse.
 var ErrBadMessage = errors.New("cell: malformed message")
 
-func writeFrame(w io.Writer, b []byte) error {
-	buf := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen64), uint64(len(b)))
-	_, err := w.Write(append(buf, b...))
-	return err
-}
-
-// readFrame reads one frame of at most limit bytes (one of the max*Frame
-// caps). A longer frame is refused from its length alone; the buffer grows
-// as the bytes arrive, so a peer that announces a large frame and sends
-// nothing costs next to no memory.
-func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("%w: frame length: %w", ErrBadMessage, err)
-	}
-	if n == 0 || n > uint64(limit) {
-		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrBadMessage, n, limit)
-	}
-	b, err := growbuf.ReadFull(r, int(n), nil)
-	if err != nil {
-		return nil, fmt.Errorf("cell: read frame: %w", err)
-	}
-	return b, nil
-}
-
 // Join status codes, in a reply or a welcome.
 const (
-	statusOK byte = iota
-	statusNoInvite
-	statusExpired
-	statusExhausted
-	statusWrongCode
-	statusRefused
-	statusBadMessage
-	statusInternal
+	StatusOK byte = iota
+	StatusNoInvite
+	StatusExpired
+	StatusExhausted
+	StatusWrongCode
+	StatusRefused
+	StatusBadMessage
+	StatusInternal
 )
 
 // ErrNoInvite, ErrInviteExpired, ErrInviteExhausted and ErrWrongCode are
@@ -106,19 +75,19 @@ var (
 
 func statusErr(s byte) error {
 	switch s {
-	case statusOK:
+	case StatusOK:
 		return nil
-	case statusNoInvite:
+	case StatusNoInvite:
 		return ErrNoInvite
-	case statusExpired:
+	case StatusExpired:
 		return ErrInviteExpired
-	case statusExhausted:
+	case StatusExhausted:
 		return ErrInviteExhausted
-	case statusWrongCode:
+	case StatusWrongCode:
 		return ErrWrongCode
-	case statusRefused:
+	case StatusRefused:
 		return ErrJoinRefused
-	case statusBadMessage:
+	case StatusBadMessage:
 		return fmt.Errorf("%w (the inviter could not parse ours)", ErrBadMessage)
 	default:
 		return fmt.Errorf("%w (status %d)", errInviterFailed, s)
@@ -169,7 +138,7 @@ type reply struct {
 
 func (m reply) encode() []byte {
 	b := []byte{msgReply, m.Status}
-	if m.Status != statusOK {
+	if m.Status != StatusOK {
 		return b
 	}
 	b = append(b, m.Y[:]...)
@@ -182,7 +151,7 @@ func decodeReply(b []byte) (reply, error) {
 		return m, fmt.Errorf("%w: not a reply", ErrBadMessage)
 	}
 	m.Status = b[1]
-	if m.Status != statusOK {
+	if m.Status != StatusOK {
 		if len(b) != 2 {
 			return m, fmt.Errorf("%w: reply of %d bytes", ErrBadMessage, len(b))
 		}
@@ -210,7 +179,7 @@ func (m confirm) encode() []byte {
 
 func decodeConfirm(b []byte) (confirm, error) {
 	var m confirm
-	if len(b) < 1+tagLen+1 || len(b) > maxConfirmFrame || b[0] != msgConfirm {
+	if len(b) < 1+tagLen+1 || len(b) > MaxConfirmFrame || b[0] != msgConfirm {
 		return m, fmt.Errorf("%w: confirm of %d bytes", ErrBadMessage, len(b))
 	}
 	copy(m.Tag[:], b[1:1+tagLen])
@@ -221,7 +190,7 @@ func decodeConfirm(b []byte) (confirm, error) {
 // joinRequest is what the joiner asks to be put on the roster as.
 type joinRequest struct {
 	Name   string
-	BoxKey [boxKeyLen]byte
+	BoxKey [BoxKeyLen]byte
 }
 
 func (m joinRequest) encode() []byte {
@@ -231,12 +200,12 @@ func (m joinRequest) encode() []byte {
 
 func decodeJoinRequest(b []byte) (joinRequest, error) {
 	var m joinRequest
-	if len(b) < 1+boxKeyLen || b[0] != joinVersion {
+	if len(b) < 1+BoxKeyLen || b[0] != joinVersion {
 		return m, fmt.Errorf("%w: join request of %d bytes", ErrBadMessage, len(b))
 	}
-	copy(m.BoxKey[:], b[1:1+boxKeyLen])
-	m.Name = string(b[1+boxKeyLen:])
-	if !validName(m.Name) {
+	copy(m.BoxKey[:], b[1:1+BoxKeyLen])
+	m.Name = string(b[1+BoxKeyLen:])
+	if !ValidName(m.Name) {
 		return m, fmt.Errorf("%w: member name %q is empty, too long or not printable", ErrBadMessage, m.Name)
 	}
 	return m, nil
@@ -256,17 +225,17 @@ func decodeWelcome(b []byte) (welcome, error) {
 		return welcome{}, fmt.Errorf("%w: not a welcome", ErrBadMessage)
 	}
 	m := welcome{Status: b[1], Sealed: append([]byte(nil), b[2:]...)}
-	if (m.Status == statusOK) == (len(m.Sealed) == 0) {
+	if (m.Status == StatusOK) == (len(m.Sealed) == 0) {
 		return welcome{}, fmt.Errorf("%w: welcome with status %d and %d sealed bytes", ErrBadMessage, m.Status, len(m.Sealed))
 	}
 	return m, nil
 }
 
-// rosterMsg is one message of the roster protocol: a push carries a
+// RosterMsg is one message of the roster protocol: a push carries a
 // roster; a pull asks for a newer roster than Version of the cell tagged
-// Tag; the answer to either is a msgRoster with a status and, for a pull
+// Tag; the answer to either is a MsgRoster with a status and, for a pull
 // that found a newer one, the roster.
-type rosterMsg struct {
+type RosterMsg struct {
 	Type    byte
 	Tag     [8]byte
 	Version uint64
@@ -274,43 +243,57 @@ type rosterMsg struct {
 	Roster  []byte
 }
 
-func (m rosterMsg) encode() []byte {
+// Encode returns the message's frame.
+func (m RosterMsg) Encode() []byte {
 	b := []byte{m.Type}
 	switch m.Type {
-	case msgPull:
+	case MsgPull:
 		b = append(b, m.Tag[:]...)
 		return binary.BigEndian.AppendUint64(b, m.Version)
-	case msgPush:
+	case MsgPush:
 		return append(b, m.Roster...)
-	default: // msgRoster
+	default: // MsgRoster
 		return append(append(b, m.Status), m.Roster...)
 	}
 }
 
-func decodeRosterMsg(b []byte) (rosterMsg, error) {
+func DecodeRosterMsg(b []byte) (RosterMsg, error) {
 	if len(b) == 0 {
-		return rosterMsg{}, fmt.Errorf("%w: empty", ErrBadMessage)
+		return RosterMsg{}, fmt.Errorf("%w: empty", ErrBadMessage)
 	}
-	m := rosterMsg{Type: b[0]}
+	m := RosterMsg{Type: b[0]}
 	switch m.Type {
-	case msgPull:
+	case MsgPull:
 		if len(b) != 1+8+8 {
-			return rosterMsg{}, fmt.Errorf("%w: pull of %d bytes", ErrBadMessage, len(b))
+			return RosterMsg{}, fmt.Errorf("%w: pull of %d bytes", ErrBadMessage, len(b))
 		}
 		copy(m.Tag[:], b[1:9])
 		m.Version = binary.BigEndian.Uint64(b[9:])
-	case msgPush:
+	case MsgPush:
 		if len(b) < 2 {
-			return rosterMsg{}, fmt.Errorf("%w: empty push", ErrBadMessage)
+			return RosterMsg{}, fmt.Errorf("%w: empty push", ErrBadMessage)
 		}
 		m.Roster = b[1:]
-	case msgRoster:
+	case MsgRoster:
 		if len(b) < 2 {
-			return rosterMsg{}, fmt.Errorf("%w: roster answer without status", ErrBadMessage)
+			return RosterMsg{}, fmt.Errorf("%w: roster answer without status", ErrBadMessage)
 		}
 		m.Status, m.Roster = b[1], b[2:]
 	default:
-		return rosterMsg{}, fmt.Errorf("%w: unknown message type %d", ErrBadMessage, m.Type)
+		return RosterMsg{}, fmt.Errorf("%w: unknown message type %d", ErrBadMessage, m.Type)
 	}
 	return m, nil
+}
+
+// EncodeMeta and DecodeMeta are the app metadata a member gossips: its
+// roster version and epoch, 8 bytes each, big-endian.
+func EncodeMeta(version, epoch uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, version), epoch)
+}
+
+func DecodeMeta(b []byte) (version, epoch uint64, err error) {
+	if len(b) != 16 {
+		return 0, 0, fmt.Errorf("%w: member metadata of %d bytes", ErrBadMessage, len(b))
+	}
+	return binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:]), nil
 }

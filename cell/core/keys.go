@@ -1,4 +1,4 @@
-package cell
+package core
 
 import (
 	"crypto/aes"
@@ -7,11 +7,11 @@ import (
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/hpke"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 )
@@ -23,11 +23,13 @@ const SecretLen = 32
 // epoch (gossip, data, rendezvous) is derived from it.
 type Secret [SecretLen]byte
 
-// NewSecret returns a fresh random secret.
-func NewSecret() Secret {
+// NewSecret returns a fresh secret read from rand.
+func NewSecret(rand io.Reader) (Secret, error) {
 	var s Secret
-	rand.Read(s[:]) // never fails (crypto/rand)
-	return s
+	if _, err := io.ReadFull(rand, s[:]); err != nil {
+		return Secret{}, fmt.Errorf("cell: epoch secret: %w", err)
+	}
+	return s, nil
 }
 
 // Key purposes, each its own HKDF info string.
@@ -69,7 +71,7 @@ func NewKeys(cell ed25519.PublicKey) *Keys {
 }
 
 // clone returns a copy that can change without changing k.
-func (k *Keys) clone() *Keys {
+func (k *Keys) Clone() *Keys {
 	return &Keys{cell: k.cell, secrets: maps.Clone(k.secrets)}
 }
 
@@ -195,13 +197,15 @@ func historyAD(cell ed25519.PublicKey, epoch uint64) []byte {
 // BoxKey is a member's X25519 key pair: epoch secrets are sealed to it.
 type BoxKey struct{ priv *ecdh.PrivateKey }
 
-// NewBoxKey returns a fresh box key.
-func NewBoxKey() BoxKey {
-	k, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		panic("cell: X25519 key generation: " + err.Error()) // crypto/rand never fails
+// NewBoxKey returns a fresh box key made of 32 bytes of rand (read
+// directly: ecdh.GenerateKey uses only the system's randomness since Go
+// 1.26, and a seed must replay a simulated node's keys).
+func NewBoxKey(rand io.Reader) (BoxKey, error) {
+	var b [32]byte
+	if _, err := io.ReadFull(rand, b[:]); err != nil {
+		return BoxKey{}, fmt.Errorf("cell: box key: %w", err)
 	}
-	return BoxKey{priv: k}
+	return BoxKeyFromBytes(b[:])
 }
 
 // BoxKeyFromBytes restores a box key from its 32 private bytes.
@@ -217,7 +221,7 @@ func BoxKeyFromBytes(b []byte) (BoxKey, error) {
 func (k BoxKey) Bytes() []byte { return k.priv.Bytes() }
 
 // Public returns the public key as it goes on the roster.
-func (k BoxKey) Public() [boxKeyLen]byte { return [boxKeyLen]byte(k.priv.PublicKey().Bytes()) }
+func (k BoxKey) Public() [BoxKeyLen]byte { return [BoxKeyLen]byte(k.priv.PublicKey().Bytes()) }
 
 // grantInfo binds a grant to its cell, epoch and member.
 func grantInfo(cell ed25519.PublicKey, epoch uint64, member []byte) []byte {
@@ -233,7 +237,7 @@ var hpkeSuite = struct {
 
 // sealGrant seals an epoch secret to a member's box key with HPKE (RFC
 // 9180, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305).
-func sealGrant(to [boxKeyLen]byte, cell ed25519.PublicKey, epoch uint64, member []byte, s Secret) ([]byte, error) {
+func sealGrant(to [BoxKeyLen]byte, cell ed25519.PublicKey, epoch uint64, member []byte, s Secret) ([]byte, error) {
 	pub, err := ecdh.X25519().NewPublicKey(to[:])
 	if err != nil {
 		return nil, fmt.Errorf("cell: member box key: %w", err)

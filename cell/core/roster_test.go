@@ -1,9 +1,9 @@
-package cell
+package core
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"testing"
 	"time"
@@ -23,7 +23,7 @@ func testPeer(t testing.TB) (peer.ID, BoxKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id, NewBoxKey()
+	return id, testBoxKey(t)
 }
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -32,7 +32,7 @@ var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 func threeMembers(t testing.TB) (r *Roster, cellKey ed25519.PrivateKey, keys *Keys, ids []peer.ID, boxes []BoxKey) {
 	t.Helper()
 	admin, abox := testPeer(t)
-	r, cellKey, keys, err := NewCell("home", Founder{Peer: admin, Name: "laptop", BoxKey: abox.Public()}, t0)
+	r, cellKey, keys, err := NewCell("home", Founder{Peer: admin, Name: "laptop", BoxKey: abox.Public()}, t0, rand.Reader)
 	if err != nil {
 		t.Fatalf("NewCell: %v", err)
 	}
@@ -100,7 +100,7 @@ func TestRemovalRotatesTheSecret(t *testing.T) {
 	}
 	old, _ := removedKeys.Seal(1, []byte("before"), nil)
 
-	r2, err := r.Without(ids[2], Cutoff{}, keys, cellKey, t0.Add(time.Hour))
+	r2, err := r.Without(ids[2], Cutoff{}, keys, cellKey, t0.Add(time.Hour), rand.Reader)
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
@@ -140,7 +140,7 @@ func TestRemovalRotatesTheSecret(t *testing.T) {
 		t.Errorf("epoch 1 secret opening epoch 2: %v, want ErrDecrypt", err)
 	}
 	// The only admin cannot be removed.
-	if _, err := r2.Without(ids[0], Cutoff{}, keys, cellKey, t0); err == nil {
+	if _, err := r2.Without(ids[0], Cutoff{}, keys, cellKey, t0, rand.Reader); err == nil {
 		t.Error("removed the only admin")
 	}
 }
@@ -209,16 +209,16 @@ func FuzzJoinMessages(f *testing.F) {
 	var h hello
 	h.Version, h.Nameplate = 1, 4721
 	f.Add(h.encode())
-	f.Add(reply{Status: statusOK}.encode())
-	f.Add(reply{Status: statusExpired}.encode())
+	f.Add(reply{Status: StatusOK}.encode())
+	f.Add(reply{Status: StatusExpired}.encode())
 	f.Add(confirm{Sealed: []byte("x")}.encode())
-	f.Add(welcome{Status: statusOK, Sealed: []byte("x")}.encode())
-	f.Add(welcome{Status: statusWrongCode}.encode())
-	f.Add(append([]byte{joinVersion}, make([]byte, boxKeyLen+4)...))
-	f.Add(rosterMsg{Type: msgPull, Version: 3}.encode())
-	f.Add(rosterMsg{Type: msgPush, Roster: []byte("r")}.encode())
-	f.Add(rosterMsg{Type: msgRoster, Status: statusRefused}.encode())
-	f.Add(encodeMeta(3, 2))
+	f.Add(welcome{Status: StatusOK, Sealed: []byte("x")}.encode())
+	f.Add(welcome{Status: StatusWrongCode}.encode())
+	f.Add(append([]byte{joinVersion}, make([]byte, BoxKeyLen+4)...))
+	f.Add(RosterMsg{Type: MsgPull, Version: 3}.Encode())
+	f.Add(RosterMsg{Type: MsgPush, Roster: []byte("r")}.Encode())
+	f.Add(RosterMsg{Type: MsgRoster, Status: StatusRefused}.Encode())
+	f.Add(EncodeMeta(3, 2))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Every decoder either fails with ErrBadMessage or returns a
 		// message that encodes back to the same bytes.
@@ -243,26 +243,9 @@ func FuzzJoinMessages(f *testing.F) {
 		check("welcome", wm.encode, err)
 		jr, err := decodeJoinRequest(b)
 		check("join request", jr.encode, err)
-		ro, err := decodeRosterMsg(b)
-		check("roster message", ro.encode, err)
-		v, e, err := decodeMeta(b)
-		check("meta", func() []byte { return encodeMeta(v, e) }, err)
-	})
-}
-
-// FuzzReadFrame reads a frame under each reader's cap: it returns a frame
-// of 1 to limit bytes or an error, and never panics.
-func FuzzReadFrame(f *testing.F) {
-	f.Add([]byte{3, 1, 2, 3}, uint8(0))
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f}, uint8(3))
-	f.Add([]byte{0x80, 0x80, 0x40}, uint8(3))
-	f.Add(append([]byte{maxHelloFrame}, make([]byte, maxHelloFrame)...), uint8(0))
-	limits := []int{maxHelloFrame, maxReplyFrame, maxConfirmFrame, maxWelcomeFrame, maxPushFrame, maxAnswerFrame}
-	f.Fuzz(func(t *testing.T, b []byte, which uint8) {
-		limit := limits[int(which)%len(limits)]
-		got, err := readFrame(bufio.NewReader(bytes.NewReader(b)), limit)
-		if err == nil && (len(got) == 0 || len(got) > limit) {
-			t.Fatalf("frame of %d bytes accepted under a cap of %d", len(got), limit)
-		}
+		ro, err := DecodeRosterMsg(b)
+		check("roster message", ro.Encode, err)
+		v, e, err := DecodeMeta(b)
+		check("meta", func() []byte { return EncodeMeta(v, e) }, err)
 	})
 }

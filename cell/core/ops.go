@@ -1,10 +1,10 @@
-package cell
+package core
 
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -20,20 +20,25 @@ import (
 type Founder struct {
 	Peer   peer.ID
 	Name   string
-	BoxKey [boxKeyLen]byte
+	BoxKey [BoxKeyLen]byte
 }
 
-// NewCell creates a cell: a fresh cell key, the secret of epoch 1, and
-// roster version 1 with the founder as its only member, with every role.
-func NewCell(name string, f Founder, now time.Time) (*Roster, ed25519.PrivateKey, *Keys, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+// NewCell creates a cell: a fresh cell key, the secret of epoch 1 (both
+// from rand), and roster version 1 with the founder as its only member,
+// with every role.
+func NewCell(name string, f Founder, now time.Time, rand io.Reader) (*Roster, ed25519.PrivateKey, *Keys, error) {
+	pub, priv, err := ed25519.GenerateKey(rand)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("cell: cell key: %w", err)
 	}
 	keys := NewKeys(pub)
-	keys.Add(1, NewSecret())
+	secret, err := NewSecret(rand)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keys.Add(1, secret)
 	r := &Roster{Cell: pub, Name: name, Version: 1, Epoch: 1, Issued: now.Truncate(time.Second)}
-	m := Member{Peer: f.Peer, Name: f.Name, Roles: allRoles, Added: r.Issued, BoxKey: f.BoxKey}
+	m := Member{Peer: f.Peer, Name: f.Name, Roles: AllRoles, Added: r.Issued, BoxKey: f.BoxKey}
 	if err := r.grant(&m, keys); err != nil {
 		return nil, nil, nil, err
 	}
@@ -97,13 +102,13 @@ func (r *Roster) WithMember(m Member, keys *Keys, key ed25519.PrivateKey, now ti
 }
 
 // Without returns the next roster version without id, in a new epoch: a
-// fresh secret, added to keys, is granted to every remaining member, and
+// fresh secret, from rand, added to keys, is granted to every remaining member, and
 // the history now carries every earlier secret. The removed node holds none
 // of it, so it reads nothing encrypted from this epoch on. It is listed in
 // Former with the new epoch as Until and cut as its cut-off (replacing what
 // an earlier removal recorded): what it wrote up to the cut-off stays its
 // own, nothing after, whatever epoch it names.
-func (r *Roster) Without(id peer.ID, cut Cutoff, keys *Keys, key ed25519.PrivateKey, now time.Time) (*Roster, error) {
+func (r *Roster) Without(id peer.ID, cut Cutoff, keys *Keys, key ed25519.PrivateKey, now time.Time, rand io.Reader) (*Roster, error) {
 	m, ok := r.Member(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, id)
@@ -118,7 +123,11 @@ func (r *Roster) Without(id peer.ID, cut Cutoff, keys *Keys, key ed25519.Private
 	}
 	n := r.next(now)
 	n.Epoch++
-	keys.Add(n.Epoch, NewSecret())
+	secret, err := NewSecret(rand)
+	if err != nil {
+		return nil, err
+	}
+	keys.Add(n.Epoch, secret)
 	n.Members = slices.DeleteFunc(n.Members, func(m Member) bool { return m.Peer == id })
 	if i, ok := n.formerIndex(id); ok {
 		n.Former[i] = Former{Peer: id, Until: n.Epoch, Cutoff: cut}

@@ -1,8 +1,9 @@
-package cell
+package core
 
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,7 +21,7 @@ import (
 func removedOne(t testing.TB) (r *Roster, cellKey ed25519.PrivateKey, keys *Keys, ids []peer.ID, boxes []BoxKey) {
 	t.Helper()
 	r, cellKey, keys, ids, boxes = threeMembers(t)
-	r, err := r.Without(ids[2], testCut, keys, cellKey, t0.Add(time.Hour))
+	r, err := r.Without(ids[2], testCut, keys, cellKey, t0.Add(time.Hour), rand.Reader)
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
@@ -71,7 +72,7 @@ func TestWithoutRecordsFormer(t *testing.T) {
 	}
 
 	// A second removal keeps Former sorted; the first is still there.
-	r2, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
+	r2, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour), rand.Reader)
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
@@ -94,7 +95,7 @@ func TestWithoutRecordsFormer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WithMember: %v", err)
 	}
-	if _, ok := r3.formerOf(ids[2]); ok || !r3.Has(ids[2]) {
+	if _, ok := r3.FormerOf(ids[2]); ok || !r3.Has(ids[2]) {
 		t.Errorf("re-added member: former %v, member %v; want false, true", ok, r3.Has(ids[2]))
 	}
 	if diff := cmp.Diff([]Former{{Peer: ids[1], Until: 3}}, r3.Former, cidCmp); diff != "" {
@@ -103,14 +104,14 @@ func TestWithoutRecordsFormer(t *testing.T) {
 	if _, err := DecodeRoster(r3.Encode()); err != nil {
 		t.Errorf("DecodeRoster: %v", err)
 	}
-	if f, _ := r2.formerOf(ids[2]); f.Until != 2 {
+	if f, _ := r2.FormerOf(ids[2]); f.Until != 2 {
 		t.Errorf("WithMember changed the roster it started from: %+v", f)
 	}
-	r4, err := r3.Without(ids[2], Cutoff{}, keys, cellKey, t0.Add(4*time.Hour))
+	r4, err := r3.Without(ids[2], Cutoff{}, keys, cellKey, t0.Add(4*time.Hour), rand.Reader)
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
-	if f, ok := r4.formerOf(ids[2]); !ok || f.Until != 4 || r4.Epoch != 4 {
+	if f, ok := r4.FormerOf(ids[2]); !ok || f.Until != 4 || r4.Epoch != 4 {
 		t.Errorf("removed twice: %+v, %v at epoch %d; want until 4", f, ok, r4.Epoch)
 	}
 }
@@ -145,7 +146,7 @@ func TestSignatureCoversFormer(t *testing.T) {
 func TestCanAuthor(t *testing.T) {
 	// ids[2] is removed in epoch 2, ids[1] in epoch 3.
 	r, cellKey, keys, ids, _ := removedOne(t)
-	r, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
+	r, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestCanAuthor(t *testing.T) {
 
 func TestDecoderRejectsBadFormer(t *testing.T) {
 	r, cellKey, keys, ids, _ := removedOne(t)
-	r, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
+	r, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
