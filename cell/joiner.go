@@ -139,14 +139,23 @@ func (s *Service) speaksJoin(id peer.ID) bool {
 }
 
 // joinVia runs the join protocol with one candidate inviter.
-func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey, name string) (*Roster, error) {
+func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey, name string) (_ *Roster, err error) {
 	ctx, cancel := context.WithTimeout(ctx, streamTimeout)
 	defer cancel()
 	st, err := s.h.NewStream(ctx, admin, ProtocolJoin)
 	if err != nil {
 		return nil, fmt.Errorf("cell: join stream to %s: %w", admin, err)
 	}
-	defer st.Close()
+	// A failed join resets its stream: Close would wait, up to the stream's
+	// deadline, for a protocol handshake the admin may never send, and
+	// hold the join past its time.
+	defer func() {
+		if err != nil {
+			_ = st.Reset()
+		} else {
+			_ = st.Close()
+		}
+	}()
 	if d, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(d)
 	}
