@@ -1,6 +1,6 @@
 //go:build windows
 
-package datadir
+package dirlock
 
 import (
 	"errors"
@@ -12,10 +12,10 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// lockDir takes an exclusive, non-blocking lock on the first byte past the
+// Lock takes an exclusive, non-blocking lock on the first byte past the
 // PID of path and writes the PID into it. Windows drops the lock when the
 // process dies.
-func lockDir(path string) (*os.File, error) {
+func Lock(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
@@ -36,7 +36,7 @@ func lockDir(path string) (*os.File, error) {
 	return f, nil
 }
 
-func unlockDir(f *os.File) error {
+func Unlock(f *os.File) error {
 	ol := new(windows.Overlapped)
 	ol.Offset = 1 << 20
 	err := windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, ol)

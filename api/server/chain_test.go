@@ -1,4 +1,4 @@
-package peer
+package server_test
 
 import (
 	"bytes"
@@ -15,20 +15,23 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/chain"
+	"github.com/exopeer/exopeer/client"
 	"github.com/exopeer/exopeer/datadir"
+	"github.com/exopeer/exopeer/internal/nodetest"
 )
 
 // chainNode runs a loopback node with its control API, in a cell of its
 // own, and returns a client of it.
-func chainNode(t *testing.T) (string, *Client) {
+func chainNode(t *testing.T) (string, *client.Client) {
 	t.Helper()
-	dir, _ := runningDir(t, func(o *Options) { o.Cell = fastCell })
-	c, err := Dial(dir)
+	dir, _, _ := nodetest.Serve(t)
+	c, err := client.Dial(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CellCreate(t.Context(), CellCreateRequest{Name: "home", Member: "laptop"}); err != nil {
+	if _, err := c.CellCreate(t.Context(), api.CellCreateRequest{Name: "home", Member: "laptop"}); err != nil {
 		t.Fatal(err)
 	}
 	return dir, c
@@ -37,7 +40,7 @@ func chainNode(t *testing.T) (string, *Client) {
 // wantStatus fails unless err is an answer of the API with that status.
 func wantStatus(t *testing.T, what string, err error, status int) {
 	t.Helper()
-	var se *StatusError
+	var se *client.StatusError
 	if !errors.As(err, &se) || se.Status != status {
 		t.Errorf("%s: error %v, want status %d", what, err, status)
 	}
@@ -47,7 +50,7 @@ func TestChainOverTheAPI(t *testing.T) {
 	_, c := chainNode(t)
 	ctx := t.Context()
 
-	first, err := c.ChainAppend(ctx, ChainText("hello"))
+	first, err := c.ChainAppend(ctx, api.ChainText("hello"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +61,7 @@ func TestChainOverTheAPI(t *testing.T) {
 	if p, err := chain.ParsePos(first.Pos); err != nil || p.CID.String() != first.CID {
 		t.Errorf("position %q of %s: %v", first.Pos, first.CID, err)
 	}
-	bin, err := c.ChainAppend(ctx, ChainData([]byte{0xff, 0x00, 0xfe}))
+	bin, err := c.ChainAppend(ctx, api.ChainData([]byte{0xff, 0x00, 0xfe}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +69,11 @@ func TestChainOverTheAPI(t *testing.T) {
 		len(bin.Parents) != 1 || bin.Parents[0] != first.CID {
 		t.Errorf("binary entry = %+v", bin)
 	}
-	var batch []ChainPayload
+	var batch []api.ChainPayload
 	for i := range 5 {
-		batch = append(batch, ChainText(fmt.Sprint("batch ", i)))
+		batch = append(batch, api.ChainText(fmt.Sprint("batch ", i)))
 	}
-	batch = append(batch, ChainText(""))
+	batch = append(batch, api.ChainText(""))
 	many, err := c.ChainAppendMany(ctx, batch)
 	if err != nil || len(many) != 6 {
 		t.Fatalf("ChainAppendMany = %d entries, %v", len(many), err)
@@ -86,13 +89,13 @@ func TestChainOverTheAPI(t *testing.T) {
 	if len(all.Entries) != 8 || all.Next != many[5].Pos {
 		t.Fatalf("log: %d entries, next %q; want 8, %q", len(all.Entries), all.Next, many[5].Pos)
 	}
-	want := append([]ChainEntry{first, bin}, many...)
+	want := append([]api.ChainEntry{first, bin}, many...)
 	if diff := cmp.Diff(want, all.Entries); diff != "" {
 		t.Errorf("log differs from what was appended (-want +got):\n%s", diff)
 	}
 
 	// Paging by cursor reads the same log.
-	var paged []ChainEntry
+	var paged []api.ChainEntry
 	cursor := "0"
 	for range 10 {
 		page, err := c.ChainLog(ctx, cursor, 3)
@@ -127,11 +130,11 @@ func TestChainFollow(t *testing.T) {
 	_, c := chainNode(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	first, err := c.ChainAppend(ctx, ChainText("one"))
+	first, err := c.ChainAppend(ctx, api.ChainText("one"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ChainAppend(ctx, ChainText("two")); err != nil {
+	if _, err := c.ChainAppend(ctx, api.ChainText("two")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -166,14 +169,14 @@ func TestChainFollow(t *testing.T) {
 		t.Fatalf("follow began with %q, want two", s)
 	}
 	for _, s := range []string{"three", "four"} {
-		if _, err := c.ChainAppend(ctx, ChainText(s)); err != nil {
+		if _, err := c.ChainAppend(ctx, api.ChainText(s)); err != nil {
 			t.Fatal(err)
 		}
 		if g := next(); g != s {
 			t.Fatalf("follow gave %q, want %q", g, s)
 		}
 	}
-	if _, err := c.ChainAppendMany(ctx, []ChainPayload{ChainText("five"), ChainText("six")}); err != nil {
+	if _, err := c.ChainAppendMany(ctx, []api.ChainPayload{api.ChainText("five"), api.ChainText("six")}); err != nil {
 		t.Fatal(err)
 	}
 	if a, b := next(), next(); a != "five" || b != "six" {
@@ -204,7 +207,7 @@ func TestChainFollowWhileAppending(t *testing.T) {
 	appended := make(chan error, 1)
 	go func() {
 		for i := range total {
-			if _, err := c.ChainAppend(ctx, ChainText(fmt.Sprint(i))); err != nil {
+			if _, err := c.ChainAppend(ctx, api.ChainText(fmt.Sprint(i))); err != nil {
 				appended <- err
 				return
 			}
@@ -243,17 +246,18 @@ func TestChainFollowWhileAppending(t *testing.T) {
 }
 
 func TestChainAPIErrors(t *testing.T) {
-	dir, _ := runningDir(t, func(o *Options) { o.Cell = fastCell })
-	c, err := Dial(dir)
+	dir, _, _ := nodetest.Serve(t)
+	c, err := client.Dial(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := newRaw(t, dir)
 	ctx := t.Context()
 
 	// In no cell: 409, saying how to get one.
-	_, err = c.ChainAppend(ctx, ChainText("x"))
+	_, err = c.ChainAppend(ctx, api.ChainText("x"))
 	wantStatus(t, "append in no cell", err, http.StatusConflict)
-	if err == nil || !strings.Contains(err.Error(), "exopeer cell create") {
+	if err == nil || !strings.Contains(err.Error(), "exopeer cell create") || !errors.Is(err, client.ErrNotInCell) {
 		t.Errorf("append in no cell: %v, want the way out named", err)
 	}
 	_, err = c.ChainLog(ctx, "", 0)
@@ -262,12 +266,15 @@ func TestChainAPIErrors(t *testing.T) {
 	wantStatus(t, "status in no cell", err, http.StatusConflict)
 	for _, err := range c.ChainFollow(ctx, "") {
 		wantStatus(t, "follow in no cell", err, http.StatusConflict)
+		if !errors.Is(err, client.ErrNotInCell) {
+			t.Errorf("follow in no cell: %v, want ErrNotInCell", err)
+		}
 	}
 
-	if _, err := c.CellCreate(ctx, CellCreateRequest{Name: "home"}); err != nil {
+	if _, err := c.CellCreate(ctx, api.CellCreateRequest{Name: "home"}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := c.ChainAppend(ctx, ChainText("x"))
+	e, err := c.ChainAppend(ctx, api.ChainText("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,38 +283,57 @@ func TestChainAPIErrors(t *testing.T) {
 		name   string
 		call   func() error
 		status int
+		kind   api.ProblemType
 	}{
-		{"bad cursor", func() error { _, err := c.ChainLog(ctx, "nope", 0); return err }, 400},
-		{"cursor without clock", func() error { _, err := c.ChainLog(ctx, "0."+e.CID, 0); return err }, 400},
-		{"limit 0", func() error { return c.call(ctx, "GET", "/v1/chain/log?limit=0", nil, new(ChainEntries)) }, 400},
-		{"limit too large", func() error { _, err := c.ChainLog(ctx, "", 10001); return err }, 400},
-		{"limit with follow", func() error {
-			return c.call(ctx, "GET", "/v1/chain/log?limit=5&follow=1", nil, new(ChainEntries))
-		}, 400},
-		{"empty body", func() error { return c.call(ctx, "POST", "/v1/chain/append", struct{}{}, new(ChainEntry)) }, 400},
+		{"bad cursor", func() error { _, err := c.ChainLog(ctx, "nope", 0); return err }, 400, api.ProblemBadCursor},
+		{"cursor without clock", func() error { _, err := c.ChainLog(ctx, "0."+e.CID, 0); return err }, 400, api.ProblemBadCursor},
+		{"limit 0", func() error { _, err := c.ChainLog(ctx, "", -1); return err }, 400, api.ProblemBadRequest},
+		{"limit too large", func() error { _, err := c.ChainLog(ctx, "", 10001); return err }, 400, api.ProblemBadRequest},
+		{"no entries", func() error { _, err := c.ChainAppendMany(ctx, nil); return err }, 400, api.ProblemBadRequest},
 		{"text and data", func() error {
-			_, err := c.ChainAppend(ctx, ChainPayload{Text: &text, Data: []byte("x")})
+			_, err := c.ChainAppend(ctx, api.ChainPayload{Text: &text, Data: []byte("x")})
 			return err
-		}, 400},
-		{"unknown field", func() error {
-			return c.call(ctx, "POST", "/v1/chain/append", map[string]string{"txt": "x"}, new(ChainEntry))
-		}, 400},
-		{"no entries", func() error { _, err := c.ChainAppendMany(ctx, nil); return err }, 400},
+		}, 400, api.ProblemBadRequest},
 		{"payload too large", func() error {
-			_, err := c.ChainAppend(ctx, ChainData(make([]byte, chain.MaxPayload+1)))
+			_, err := c.ChainAppend(ctx, api.ChainData(make([]byte, chain.MaxPayload+1)))
 			return err
-		}, 413},
+		}, 413, api.ProblemPayloadTooLarge},
 		{"one of many too large", func() error {
-			_, err := c.ChainAppendMany(ctx, []ChainPayload{ChainText("ok"), ChainData(make([]byte, chain.MaxPayload+1))})
+			_, err := c.ChainAppendMany(ctx, []api.ChainPayload{api.ChainText("ok"), api.ChainData(make([]byte, chain.MaxPayload+1))})
 			return err
-		}, 413},
+		}, 413, api.ProblemPayloadTooLarge},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { wantStatus(t, tt.name, tt.call(), tt.status) })
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			wantStatus(t, tt.name, err, tt.status)
+			var se *client.StatusError
+			if errors.As(err, &se) && se.Type != tt.kind {
+				t.Errorf("%s: problem type %s, want %s", tt.name, se.Type, tt.kind)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name, method, path, body string
+		status                   int
+		kind                     api.ProblemType
+	}{
+		{"limit 0 by hand", "GET", "/v1/chain/log?limit=0", "", 400, api.ProblemBadRequest},
+		{"limit not a number", "GET", "/v1/chain/log?limit=x", "", 400, api.ProblemBadRequest},
+		{"follow not a boolean", "GET", "/v1/chain/log?follow=x", "", 400, api.ProblemBadRequest},
+		{"limit with follow", "GET", "/v1/chain/log?limit=5&follow=1", "", 400, api.ProblemBadRequest},
+		{"empty body", "POST", "/v1/chain/append", "{}", 400, api.ProblemBadRequest},
+		{"unknown field", "POST", "/v1/chain/append", `{"txt": "x"}`, 400, api.ProblemBadRequest},
+		{"body over the cap", "POST", "/v1/chain/append", `{"data": "` + strings.Repeat("A", 17<<20) + `"}`, 413, api.ProblemPayloadTooLarge},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, ctype, answer := r.do(t, tt.method, tt.path, tt.body, "", "")
+			wantProblem(t, tt.name, status, ctype, answer, tt.status, tt.kind)
+		})
 	}
 
 	// None of them appended anything; the largest payload allowed is fine.
-	big, err := c.ChainAppend(ctx, ChainData(make([]byte, chain.MaxPayload)))
+	big, err := c.ChainAppend(ctx, api.ChainData(make([]byte, chain.MaxPayload)))
 	if err != nil || big.Seq != 2 {
 		t.Errorf("append of the largest payload: seq %d, %v; want 2", big.Seq, err)
 	}
@@ -317,27 +343,15 @@ func TestChainAPIErrors(t *testing.T) {
 // connection with no request, does not hold up the API's Close, and that
 // the follow's client is told why it ended.
 func TestChainFollowEndsWithTheAPI(t *testing.T) {
-	dir := t.TempDir()
-	d, err := datadir.OpenDir(dir)
+	dir, _, srv := nodetest.Serve(t)
+	c, err := client.Dial(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
-	opts := loopbackOptions(t, 9)
-	opts.Datastore, opts.Cell = d.Datastore, fastCell
-	n := startNode(t, opts)
-	api := NewAPI(n, d.Token, nil)
-	if err := api.Start("127.0.0.1:0", filepath.Join(dir, datadir.APIFile)); err != nil {
+	if _, err := c.CellCreate(t.Context(), api.CellCreateRequest{Name: "home"}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Dial(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CellCreate(t.Context(), CellCreateRequest{Name: "home"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.ChainAppend(t.Context(), ChainText("one")); err != nil {
+	if _, err := c.ChainAppend(t.Context(), api.ChainText("one")); err != nil {
 		t.Fatal(err)
 	}
 	ended := make(chan error, 1)
@@ -356,7 +370,7 @@ func TestChainFollowEndsWithTheAPI(t *testing.T) {
 	<-started
 	// A connection that never sends a request does not hold up Close
 	// either.
-	idle, err := net.Dial("tcp", api.Addr())
+	idle, err := net.Dial("tcp", srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +378,7 @@ func TestChainFollowEndsWithTheAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	began := time.Now()
-	if err := api.Close(ctx); err != nil {
+	if err := srv.Close(ctx); err != nil {
 		t.Fatalf("api Close with a follow open: %v", err)
 	}
 	if took := time.Since(began); took > time.Second {

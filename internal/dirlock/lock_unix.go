@@ -1,6 +1,6 @@
 //go:build unix
 
-package datadir
+package dirlock
 
 import (
 	"errors"
@@ -12,10 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockDir takes an exclusive, non-blocking flock on path and writes the PID
+// Lock takes an exclusive, non-blocking flock on path and writes the PID
 // into it. The kernel drops the lock when the process dies, so a crash never
 // leaves a stale lock.
-func lockDir(path string) (*os.File, error) {
+func Lock(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
@@ -33,7 +33,7 @@ func lockDir(path string) (*os.File, error) {
 	return f, nil
 }
 
-func unlockDir(f *os.File) error {
+func Unlock(f *os.File) error {
 	_ = f.Truncate(0)
 	err := unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	return errors.Join(err, f.Close())

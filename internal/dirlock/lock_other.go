@@ -1,6 +1,6 @@
 //go:build !unix && !windows
 
-package datadir
+package dirlock
 
 import (
 	"fmt"
@@ -8,10 +8,10 @@ import (
 	"runtime"
 )
 
-// lockDir fails: this system has no file locks exopeer knows how to take,
+// Lock fails: this system has no file locks exopeer knows how to take,
 // and running two nodes on one data dir would corrupt it.
-func lockDir(path string) (*os.File, error) {
+func Lock(path string) (*os.File, error) {
 	return nil, fmt.Errorf("lock %s: file locking is not supported on %s", path, runtime.GOOS)
 }
 
-func unlockDir(f *os.File) error { return f.Close() }
+func Unlock(f *os.File) error { return f.Close() }
