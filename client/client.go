@@ -253,29 +253,36 @@ func (c *Client) ChainFollow(ctx context.Context, after string) iter.Seq2[api.Ch
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			yield(api.ChainEntry{}, problem(resp, data))
+			yield(api.ChainEntry{}, problem(resp.StatusCode, data))
 			return
 		}
-		dec := json.NewDecoder(resp.Body)
-		for {
-			var l api.ChainFollowLine
-			err := dec.Decode(&l)
-			switch {
-			case ctx.Err() != nil:
-				return
-			case errors.Is(err, io.EOF):
-				yield(api.ChainEntry{}, ErrStreamEnded)
-				return
-			case err != nil:
-				yield(api.ChainEntry{}, fmt.Errorf("control api: follow: %w", err))
-				return
-			case l.Error != "":
-				yield(api.ChainEntry{}, fmt.Errorf("node says: %s", l.Error))
-				return
-			}
-			if !yield(l.Entry(), nil) {
-				return
-			}
+		readFollow(ctx, resp.Body, yield)
+	}
+}
+
+// readFollow yields the entries of a follow stream, one JSON object a
+// line, until ctx ends, yield stops, or the stream ends or says why it
+// ends (then it yields that error).
+func readFollow(ctx context.Context, body io.Reader, yield func(api.ChainEntry, error) bool) {
+	dec := json.NewDecoder(body)
+	for {
+		var l api.ChainFollowLine
+		err := dec.Decode(&l)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, io.EOF):
+			yield(api.ChainEntry{}, ErrStreamEnded)
+			return
+		case err != nil:
+			yield(api.ChainEntry{}, fmt.Errorf("control api: follow: %w", err))
+			return
+		case l.Error != "":
+			yield(api.ChainEntry{}, fmt.Errorf("node says: %s", l.Error))
+			return
+		}
+		if !yield(l.Entry(), nil) {
+			return
 		}
 	}
 }
@@ -284,7 +291,7 @@ func (c *Client) ChainFollow(ctx context.Context, after string) iter.Seq2[api.Ch
 func answer[T any](resp *http.Response, body []byte, v *T) (T, error) {
 	var zero T
 	if resp.StatusCode != http.StatusOK {
-		return zero, problem(resp, body)
+		return zero, problem(resp.StatusCode, body)
 	}
 	if v == nil {
 		return zero, fmt.Errorf("control api: bad answer: %q is not JSON", resp.Header.Get("Content-Type"))

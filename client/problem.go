@@ -63,13 +63,14 @@ func (p *StatusError) Error() string {
 // or nil.
 func (p *StatusError) Unwrap() error { return kinds[p.Type] }
 
-// problem is the error of an answer that is not 200 OK. Its status is the
-// answer's, whatever the body says.
-func problem(resp *http.Response, body []byte) *StatusError {
+// problem is the error of an answer that is not 200 OK, from its status
+// and its body, the problem details. The status is the answer's, whatever
+// the body says; a body that is not a problem leaves the rest empty.
+func problem(status int, body []byte) *StatusError {
 	p := &StatusError{}
 	if err := json.Unmarshal(body, &p.Problem); err != nil {
 		p.Problem = api.Problem{}
 	}
-	p.Status = resp.StatusCode
+	p.Status = status
 	return p
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"unicode/utf8"
 
@@ -40,39 +41,10 @@ func (rt *routes) ChainStatus(w http.ResponseWriter, r *http.Request) {
 
 // ChainAppend implements api.ServerInterface.
 func (rt *routes) ChainAppend(w http.ResponseWriter, r *http.Request) {
-	var req api.ChainAppendRequest
-	if !readJSON(w, r, chainBodyMax, &req) {
+	payloads, many, p := appendRequest(http.MaxBytesReader(w, r.Body, chainBodyMax))
+	if p != nil {
+		p.write(w)
 		return
-	}
-	many := req.Entries != nil
-	list := req.Entries
-	if !many {
-		list = []api.ChainPayload{{Text: req.Text, Data: req.Data}}
-	} else if req.Text != nil || req.Data != nil {
-		writeProblem(w, http.StatusBadRequest, api.ProblemBadRequest, `give "entries" or one payload, not both`)
-		return
-	}
-	if len(list) == 0 || len(list) > chainAppendMax {
-		writeProblem(w, http.StatusBadRequest, api.ProblemBadRequest, fmt.Sprintf("%d entries: give 1 to %d", len(list), chainAppendMax))
-		return
-	}
-	payloads := make([][]byte, len(list))
-	for i, p := range list {
-		which := ""
-		if many {
-			which = fmt.Sprintf("entry %d: ", i)
-		}
-		b, err := payloadBytes(p)
-		if err != nil {
-			writeProblem(w, http.StatusBadRequest, api.ProblemBadRequest, which+err.Error())
-			return
-		}
-		if len(b) > chain.MaxPayload {
-			writeProblem(w, http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge, fmt.Sprintf(
-				"%spayload of %d bytes, limit %d (put large data in a blob)", which, len(b), chain.MaxPayload))
-			return
-		}
-		payloads[i] = b
 	}
 	es, err := rt.node.Chain().AppendMany(r.Context(), payloads)
 	if err != nil {
@@ -88,6 +60,43 @@ func (rt *routes) ChainAppend(w http.ResponseWriter, r *http.Request) {
 		out.Entries[i] = chainEntry(e)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// appendRequest decodes and checks the body of an append: it returns the
+// payloads to append (1 to chainAppendMax, each at most chain.MaxPayload
+// bytes) and whether the request gave them as "entries", or the problem.
+func appendRequest(body io.Reader) (payloads [][]byte, many bool, p *problem) {
+	var req api.ChainAppendRequest
+	if p := decodeJSON(body, &req); p != nil {
+		return nil, false, p
+	}
+	many = req.Entries != nil
+	list := req.Entries
+	if !many {
+		list = []api.ChainPayload{{Text: req.Text, Data: req.Data}}
+	} else if req.Text != nil || req.Data != nil {
+		return nil, false, &problem{http.StatusBadRequest, api.ProblemBadRequest, `give "entries" or one payload, not both`}
+	}
+	if len(list) == 0 || len(list) > chainAppendMax {
+		return nil, false, &problem{http.StatusBadRequest, api.ProblemBadRequest, fmt.Sprintf("%d entries: give 1 to %d", len(list), chainAppendMax)}
+	}
+	payloads = make([][]byte, len(list))
+	for i, pl := range list {
+		which := ""
+		if many {
+			which = fmt.Sprintf("entry %d: ", i)
+		}
+		b, err := payloadBytes(pl)
+		if err != nil {
+			return nil, false, &problem{http.StatusBadRequest, api.ProblemBadRequest, which + err.Error()}
+		}
+		if len(b) > chain.MaxPayload {
+			return nil, false, &problem{http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge, fmt.Sprintf(
+				"%spayload of %d bytes, limit %d (put large data in a blob)", which, len(b), chain.MaxPayload)}
+		}
+		payloads[i] = b
+	}
+	return payloads, many, nil
 }
 
 func payloadBytes(p api.ChainPayload) ([]byte, error) {

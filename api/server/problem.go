@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/exopeer/exopeer/api"
@@ -123,21 +124,37 @@ func badParam(w http.ResponseWriter, r *http.Request, err error) {
 // maxRequestBody bounds what the API reads from a request but an append.
 const maxRequestBody = 64 << 10
 
+// problem is an error answer: its status, type and detail.
+type problem struct {
+	status int
+	typ    api.ProblemType
+	detail string
+}
+
+func (p *problem) write(w http.ResponseWriter) { writeProblem(w, p.status, p.typ, p.detail) }
+
 // readJSON decodes a request body of at most limit bytes into v, or
-// answers 400 (413 past the limit) and returns false. Unknown fields are
-// errors.
+// answers the problem and returns false.
 func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.As(err, new(*http.MaxBytesError)) {
-			writeProblem(w, http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge, "bad request body: "+err.Error())
-			return false
-		}
-		writeProblem(w, http.StatusBadRequest, api.ProblemBadRequest, "bad request body: "+err.Error())
+	if p := decodeJSON(http.MaxBytesReader(w, r.Body, limit), v); p != nil {
+		p.write(w)
 		return false
 	}
 	return true
+}
+
+// decodeJSON decodes a JSON body into v: unknown fields are errors, a body
+// over its http.MaxBytesReader's limit is a 413, any other error a 400.
+func decodeJSON(body io.Reader, v any) *problem {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			return &problem{http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge, "bad request body: " + err.Error()}
+		}
+		return &problem{http.StatusBadRequest, api.ProblemBadRequest, "bad request body: " + err.Error()}
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
