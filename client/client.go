@@ -3,10 +3,10 @@
 // of the API (package api has the types and the OpenAPI document). It
 // imports no libp2p: any program can drive a node with it.
 //
-// The rest of the package is generated from the document (Raw, with one
+// The rest of the package is generated from the document: Raw, with one
 // method a route answering the raw *http.Response, and ClientWithResponses,
-// which decodes the answers); Client wraps them with the data dir's token,
-// typed errors and the follow stream.
+// which decodes the answers. Client holds them with the data dir's token;
+// a route with no method on Client yet is called through API and Answer.
 //
 // An error answer of the node is a *StatusError (its problem details); errors.Is tells the kinds
 // callers branch on (ErrNotInCell, ErrNotAdmin, ...). A node that is not
@@ -54,8 +54,6 @@ const maxAnswer = 16 << 20
 // Client talks to a running node's control API. It is safe for concurrent
 // use.
 type Client struct {
-	dir  string
-	base string
 	// calls has a backstop timeout; stream has none, for follows.
 	calls  *ClientWithResponses
 	stream *Raw
@@ -86,105 +84,103 @@ func Dial(dir string) (*Client, error) {
 		return nil
 	})
 	// A backstop: callers bound each call with ctx.
-	calls, err := NewClientWithResponses(base, auth, WithHTTPClient(capped{&http.Client{Timeout: 5 * time.Minute}}))
+	calls, err := NewClientWithResponses(base, auth,
+		WithHTTPClient(doer{dir: dir, base: base, hc: &http.Client{Timeout: 5 * time.Minute}, capped: true}))
 	if err != nil {
 		return nil, fmt.Errorf("control api at %s: %w", base, err)
 	}
-	stream, err := NewClient(base, auth)
+	stream, err := NewClient(base, auth, WithHTTPClient(doer{dir: dir, base: base, hc: &http.Client{}}))
 	if err != nil {
 		return nil, fmt.Errorf("control api at %s: %w", base, err)
 	}
-	return &Client{dir: dir, base: base, calls: calls, stream: stream}, nil
+	return &Client{calls: calls, stream: stream}, nil
+}
+
+// API returns the generated client of every route, authorised with the
+// data dir's token: a route with no method on Client is called as
+//
+//	v, err := client.Answer(c.API().GetPeersWithResponse(ctx))
+//
+// It is safe for concurrent use.
+func (c *Client) API() *ClientWithResponses { return c.calls }
+
+// Response is the answer of a call of the generated client whose 200
+// answer is a T.
+type Response[T any] interface {
+	StatusCode() int
+	GetJSON200() *T
+	GetBody() []byte
+}
+
+// Answer returns the decoded 200 answer of a call of the generated
+// client, else its error: ErrNotRunning if the node refuses connections, a
+// *StatusError (errors.Is its kind, ErrNotInCell...) if it answered one.
+func Answer[T any, R Response[T]](r R, err error) (T, error) {
+	var zero T
+	if errors.Is(err, ErrNotRunning) {
+		return zero, err
+	}
+	if err != nil {
+		return zero, fmt.Errorf("control api: %w", err)
+	}
+	if r.StatusCode() != http.StatusOK {
+		return zero, problem(r.StatusCode(), r.GetBody())
+	}
+	v := r.GetJSON200()
+	if v == nil {
+		return zero, errors.New("control api: bad answer: not JSON")
+	}
+	return *v, nil
 }
 
 // ID returns the node's identity and addresses.
 func (c *Client) ID(ctx context.Context) (api.IDInfo, error) {
-	r, err := c.calls.GetIDWithResponse(ctx)
-	if err != nil {
-		return api.IDInfo{}, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.GetIDWithResponse(ctx))
 }
 
 // Status returns what the node sees.
 func (c *Client) Status(ctx context.Context) (api.Status, error) {
-	r, err := c.calls.GetStatusWithResponse(ctx)
-	if err != nil {
-		return api.Status{}, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.GetStatusWithResponse(ctx))
 }
 
 // Peers lists the connected exopeer peers.
 func (c *Client) Peers(ctx context.Context) ([]api.PeerView, error) {
-	r, err := c.calls.GetPeersWithResponse(ctx)
-	if err != nil {
-		return nil, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.GetPeersWithResponse(ctx))
 }
 
 // Connect asks the node to dial addr, a multiaddr ending in /p2p/<peer ID>.
 func (c *Client) Connect(ctx context.Context, addr string) (api.PeerView, error) {
-	r, err := c.calls.ConnectWithResponse(ctx, api.ConnectRequest{Addr: addr})
-	if err != nil {
-		return api.PeerView{}, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.ConnectWithResponse(ctx, api.ConnectRequest{Addr: addr}))
 }
 
 // Cell returns the node's cell and each member's state.
 func (c *Client) Cell(ctx context.Context) (api.CellView, error) {
-	r, err := c.calls.GetCellWithResponse(ctx)
-	if err != nil {
-		return api.CellView{}, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.GetCellWithResponse(ctx))
 }
 
 // CellCreate creates a cell with the node as its admin.
 func (c *Client) CellCreate(ctx context.Context, req api.CellCreateRequest) (api.CellView, error) {
-	r, err := c.calls.CellCreateWithResponse(ctx, req)
-	if err != nil {
-		return api.CellView{}, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.CellCreateWithResponse(ctx, req))
 }
 
 // CellInvite opens an invite and returns its code.
 func (c *Client) CellInvite(ctx context.Context, req api.CellInviteRequest) (api.CellInvite, error) {
-	r, err := c.calls.CellInviteWithResponse(ctx, req)
-	if err != nil {
-		return api.CellInvite{}, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.CellInviteWithResponse(ctx, req))
 }
 
 // CellJoin joins the cell of an invite code; it blocks until joined.
 func (c *Client) CellJoin(ctx context.Context, req api.CellJoinRequest) (api.CellView, error) {
-	r, err := c.calls.CellJoinWithResponse(ctx, req)
-	if err != nil {
-		return api.CellView{}, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.CellJoinWithResponse(ctx, req))
 }
 
 // CellRemove removes a member (admin only); see api.CellRemoveRequest.
 func (c *Client) CellRemove(ctx context.Context, req api.CellRemoveRequest) (api.CellView, error) {
-	r, err := c.calls.CellRemoveWithResponse(ctx, req)
-	if err != nil {
-		return api.CellView{}, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.CellRemoveWithResponse(ctx, req))
 }
 
 // ChainAppend appends one entry and returns it once it is on disk.
 func (c *Client) ChainAppend(ctx context.Context, p api.ChainPayload) (api.ChainEntry, error) {
-	r, err := c.calls.ChainAppendWithResponse(ctx, api.ChainAppendRequest{Text: p.Text, Data: p.Data})
-	if err != nil {
-		return api.ChainEntry{}, c.fail(err)
-	}
-	u, err := answer(r.HTTPResponse, r.Body, r.JSON200)
+	u, err := Answer(c.calls.ChainAppendWithResponse(ctx, api.ChainAppendRequest{Text: p.Text, Data: p.Data}))
 	if err != nil {
 		return api.ChainEntry{}, err
 	}
@@ -201,11 +197,7 @@ func (c *Client) ChainAppendMany(ctx context.Context, ps []api.ChainPayload) ([]
 	if ps == nil {
 		ps = []api.ChainPayload{}
 	}
-	r, err := c.calls.ChainAppendWithResponse(ctx, api.ChainAppendRequest{Entries: ps})
-	if err != nil {
-		return nil, c.fail(err)
-	}
-	u, err := answer(r.HTTPResponse, r.Body, r.JSON200)
+	u, err := Answer(c.calls.ChainAppendWithResponse(ctx, api.ChainAppendRequest{Entries: ps}))
 	if err != nil {
 		return nil, err
 	}
@@ -223,20 +215,12 @@ func (c *Client) ChainLog(ctx context.Context, after string, limit int) (api.Cha
 	if limit != 0 {
 		params.Limit = &limit
 	}
-	r, err := c.calls.ChainLogWithResponse(ctx, params)
-	if err != nil {
-		return api.ChainEntries{}, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.ChainLogWithResponse(ctx, params))
 }
 
 // ChainStatus returns a summary of the chain and of what each member holds.
 func (c *Client) ChainStatus(ctx context.Context) (api.ChainStatus, error) {
-	r, err := c.calls.ChainStatusWithResponse(ctx)
-	if err != nil {
-		return api.ChainStatus{}, c.fail(err)
-	}
-	return answer(r.HTTPResponse, r.Body, r.JSON200)
+	return Answer(c.calls.ChainStatusWithResponse(ctx))
 }
 
 // ChainFollow returns the entries after the cursor after ("": from the
@@ -247,7 +231,10 @@ func (c *Client) ChainFollow(ctx context.Context, after string) iter.Seq2[api.Ch
 	return func(yield func(api.ChainEntry, error) bool) {
 		resp, err := c.stream.ChainLog(ctx, &api.ChainLogParams{After: after, Follow: true})
 		if err != nil {
-			yield(api.ChainEntry{}, c.fail(err))
+			if !errors.Is(err, ErrNotRunning) {
+				err = fmt.Errorf("control api: %w", err)
+			}
+			yield(api.ChainEntry{}, err)
 			return
 		}
 		defer resp.Body.Close()
@@ -287,36 +274,27 @@ func readFollow(ctx context.Context, body io.Reader, yield func(api.ChainEntry, 
 	}
 }
 
-// answer returns the decoded answer of a 200, else the node's error.
-func answer[T any](resp *http.Response, body []byte, v *T) (T, error) {
-	var zero T
-	if resp.StatusCode != http.StatusOK {
-		return zero, problem(resp.StatusCode, body)
-	}
-	if v == nil {
-		return zero, fmt.Errorf("control api: bad answer: %q is not JSON", resp.Header.Get("Content-Type"))
-	}
-	return *v, nil
+// doer sends the requests of the generated client: a node that refuses
+// connections is ErrNotRunning; capped answers are read up to maxAnswer
+// bytes.
+type doer struct {
+	dir, base string
+	hc        *http.Client
+	capped    bool
 }
 
-// fail is the error of a call that got no answer.
-func (c *Client) fail(err error) error {
+func (d doer) Do(req *http.Request) (*http.Response, error) {
+	resp, err := d.hc.Do(req)
 	var op *net.OpError
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &op) && op.Op == "dial" {
-		return fmt.Errorf("%w on data dir %s (its control API at %s refuses connections)", ErrNotRunning, c.dir, c.base)
+		return nil, fmt.Errorf("%w on data dir %s (its control API at %s refuses connections)", ErrNotRunning, d.dir, d.base)
 	}
-	return fmt.Errorf("control api: %w", err)
-}
-
-// capped reads at most maxAnswer bytes of an answer.
-type capped struct{ hc *http.Client }
-
-func (d capped) Do(req *http.Request) (*http.Response, error) {
-	resp, err := d.hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxAnswer}
+	if d.capped {
+		resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxAnswer}
+	}
 	return resp, nil
 }
 
