@@ -207,7 +207,9 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 			writeProblem(w, http.StatusNotFound, api.ProblemNotFound, "no route "+r.URL.Path)
 			return
 		}
-		h.ServeHTTP(w, r)
+		// The mux again, not h: it sets the request's pattern and path
+		// values, which routes with parameters in their path read.
+		mux.ServeHTTP(w, r)
 	})
 }
 
