@@ -10,11 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 
 	leveldb "github.com/ipfs/go-ds-leveldb"
+
+	"github.com/exopeer/exopeer/internal/dirlock"
 )
 
 // The files of a data dir.
@@ -28,7 +29,7 @@ const (
 )
 
 // ErrLocked means another node is running on the data dir.
-var ErrLocked = errors.New("datadir: data dir is in use by another exopeer node")
+var ErrLocked = dirlock.ErrLocked
 
 // DefaultDir returns the data dir: $EXOPEER_DIR if set, else "exopeer" under
 // the user's data directory ($XDG_DATA_HOME or ~/.local/share on Linux and
@@ -229,7 +230,7 @@ func OpenDir(dir string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	lf, err := lockDir(filepath.Join(dir, LockFile))
+	lf, err := dirlock.Lock(filepath.Join(dir, LockFile))
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +279,7 @@ func (d *Dir) Close() error {
 	}
 	if d.lock != nil {
 		_ = os.Remove(filepath.Join(d.Path, APIFile))
-		err = errors.Join(err, unlockDir(d.lock))
+		err = errors.Join(err, dirlock.Unlock(d.lock))
 		d.lock = nil
 	}
 	return err
@@ -329,31 +330,8 @@ func parseToken(data []byte) (string, error) {
 	return tok, nil
 }
 
-// lockedBy names the holder of a lock file from the PID it wrote.
-func lockedBy(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
-		return fmt.Sprintf(" (pid %d)", pid)
-	}
-	return ""
-}
-
 // LockFree reports whether the data dir's lock is free, that is whether no
 // node holds it. It takes and releases the lock to find out.
 func LockFree(dir string) (bool, error) {
-	path := filepath.Join(dir, LockFile)
-	if _, err := os.Stat(path); err != nil {
-		return true, nil
-	}
-	f, err := lockDir(path)
-	if errors.Is(err, ErrLocked) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, unlockDir(f)
+	return dirlock.Free(filepath.Join(dir, LockFile))
 }

@@ -1,14 +1,12 @@
 // Package peer is the exopeer node: it builds every part on one libp2p host
-// (the block store and bitswap exchange, the private DHT, peer discovery),
-// owns their lifecycle, and serves the local control API that the CLI talks
-// to.
+// (the block store and bitswap exchange, the private DHT, peer discovery,
+// the cell and its chain) and owns their lifecycle. The control API that
+// the CLI talks to is package api/server, on top of a Node; the data dir is
+// package datadir.
 //
 // The network is injected: New takes a Network whose NewHost builds the
 // libp2p host and whose NewLAN builds LAN discovery. `exopeer run` passes
 // RealNetwork (real sockets, real mDNS); the simulator passes a simulated
 // network and runs the very same Node. The node reads no global state and
 // starts no goroutine before Start.
-//
-// What a node keeps between runs is its data dir (package datadir);
-// NodeOptions turns an open data dir into a node's Options.
 package peer

@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/exopeer/exopeer/peer"
+	"github.com/exopeer/exopeer/api"
 )
 
 const cellUsage = `usage:
@@ -61,7 +61,7 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() != want {
 		return usageError{fmt.Sprintf("cell %s takes %d argument(s), got %d", sub, want, fs.NArg())}
 	}
-	c, err := client(*dirFlag)
+	c, err := dial(*dirFlag)
 	if err != nil {
 		return err
 	}
@@ -71,12 +71,12 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	var view peer.CellView
+	var view api.CellView
 	switch sub {
 	case "create":
-		view, err = c.CellCreate(ctx, peer.CellCreateRequest{Name: fs.Arg(0), Member: *member})
+		view, err = c.CellCreate(ctx, api.CellCreateRequest{Name: fs.Arg(0), Member: *member})
 	case "invite":
-		inv, err := c.CellInvite(ctx, peer.CellInviteRequest{Roles: *roles, TTL: peer.Duration(*ttl)})
+		inv, err := c.CellInvite(ctx, api.CellInviteRequest{Roles: *roles, TTL: api.Duration(*ttl)})
 		if err != nil {
 			return err
 		}
@@ -88,11 +88,11 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			inv.Roles, inv.Expires.Local().Format(time.TimeOnly), inv.Code)
 		return nil
 	case "join":
-		view, err = c.CellJoin(ctx, peer.CellJoinRequest{Code: fs.Arg(0), Member: *member, Timeout: peer.Duration(*timeout)})
+		view, err = c.CellJoin(ctx, api.CellJoinRequest{Code: fs.Arg(0), Member: *member, Timeout: api.Duration(*timeout)})
 	case "members":
 		view, err = c.Cell(ctx)
 	case "remove":
-		view, err = c.CellRemove(ctx, peer.CellRemoveRequest{Peer: fs.Arg(0), Now: *now})
+		view, err = c.CellRemove(ctx, api.CellRemoveRequest{Peer: fs.Arg(0), Now: *now})
 	}
 	if err != nil {
 		return err
@@ -103,7 +103,7 @@ func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return printCell(stdout, view)
 }
 
-func printCell(w io.Writer, v peer.CellView) error {
+func printCell(w io.Writer, v api.CellView) error {
 	role := "member"
 	if v.Admin {
 		role = "admin"

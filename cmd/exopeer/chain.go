@@ -12,10 +12,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/ipfs/go-cid"
-
-	"github.com/exopeer/exopeer/chain/replica"
-	"github.com/exopeer/exopeer/peer"
+	"github.com/exopeer/exopeer/api"
+	"github.com/exopeer/exopeer/client"
 )
 
 const chainUsage = `usage:
@@ -74,7 +72,7 @@ func cmdChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case sub == "log" && *follow && *limit > 0:
 		return usageError{"--limit and --follow do not go together"}
 	}
-	c, err := client(*dirFlag)
+	c, err := dial(*dirFlag)
 	if err != nil {
 		return err
 	}
@@ -100,8 +98,8 @@ func cmdChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 }
 
-func chainAppend(ctx context.Context, c *peer.Client, file string, words []string, asJSON bool, stdout io.Writer) error {
-	p := peer.ChainText(strings.Join(words, " "))
+func chainAppend(ctx context.Context, c *client.Client, file string, words []string, asJSON bool, stdout io.Writer) error {
+	p := api.ChainText(strings.Join(words, " "))
 	if file != "" {
 		var data []byte
 		var err error
@@ -113,7 +111,7 @@ func chainAppend(ctx context.Context, c *peer.Client, file string, words []strin
 		if err != nil {
 			return err
 		}
-		p = peer.ChainData(data)
+		p = api.ChainData(data)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -130,7 +128,7 @@ func chainAppend(ctx context.Context, c *peer.Client, file string, words []strin
 
 // chainLog prints up to limit entries (0: all) after the cursor, a page at
 // a time; if it stops short of the end it says how to read on.
-func chainLog(ctx context.Context, c *peer.Client, after string, limit int, asJSON bool, stdout, stderr io.Writer) error {
+func chainLog(ctx context.Context, c *client.Client, after string, limit int, asJSON bool, stdout, stderr io.Writer) error {
 	printed := 0
 	for limit == 0 || printed < limit {
 		n := 1000
@@ -163,7 +161,7 @@ func chainLog(ctx context.Context, c *peer.Client, after string, limit int, asJS
 	return nil
 }
 
-func chainFollow(ctx context.Context, c *peer.Client, after string, asJSON bool, stdout io.Writer) error {
+func chainFollow(ctx context.Context, c *client.Client, after string, asJSON bool, stdout io.Writer) error {
 	for e, err := range c.ChainFollow(ctx, after) {
 		if err != nil {
 			return err
@@ -177,7 +175,7 @@ func chainFollow(ctx context.Context, c *peer.Client, after string, asJSON bool,
 
 // printEntry prints e on one line: position, author, seq and text (quoted
 // if it holds control characters), or its size if it is not text.
-func printEntry(w io.Writer, e peer.ChainEntry, asJSON bool) error {
+func printEntry(w io.Writer, e api.ChainEntry, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(e)
 	}
@@ -201,7 +199,7 @@ func shortPeer(id string) string {
 	return "…" + id[len(id)-8:]
 }
 
-func printChainStatus(w io.Writer, st replica.Status) error {
+func printChainStatus(w io.Writer, st api.ChainStatus) error {
 	fmt.Fprintf(w, "chain of cell %s: %d entries", st.Cell, st.Length)
 	if st.Waiting > 0 {
 		fmt.Fprintf(w, ", %d waiting for their parents (%.1f MiB)", st.Waiting, float64(st.WaitingBytes)/(1<<20))
@@ -265,7 +263,7 @@ func printChainStatus(w io.Writer, st replica.Status) error {
 	return nil
 }
 
-func cidList(cs []cid.Cid) string {
+func cidList(cs []api.Link) string {
 	s := make([]string, len(cs))
 	for i, c := range cs {
 		s[i] = c.String()
@@ -274,7 +272,7 @@ func cidList(cs []cid.Cid) string {
 }
 
 // behind says how a member's chain compares with this node's.
-func behind(m replica.MemberStatus) string {
+func behind(m api.ChainMemberStatus) string {
 	switch {
 	case m.Self:
 		return "this node"

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/chain/replica"
-	"github.com/exopeer/exopeer/peer"
 )
 
 // runNode runs `exopeer run` in-process on dir until the returned stop is
@@ -103,7 +103,7 @@ func TestChainVerbs(t *testing.T) {
 	stdin = strings.NewReader("from\nstdin")
 	t.Cleanup(func() { stdin = os.Stdin })
 	code, stdout, _ = run(t, "chain", "append", "--dir", dir, "--file", "-", "--json")
-	var e peer.ChainEntry
+	var e api.ChainEntry
 	if err := json.Unmarshal([]byte(stdout), &e); code != 0 || err != nil || e.Seq != 3 || e.Text == nil || *e.Text != "from\nstdin" {
 		t.Errorf("append --file - --json: exit %d, %q (%v)", code, stdout, err)
 	}
@@ -138,7 +138,7 @@ func TestChainVerbs(t *testing.T) {
 	code, stdout, _ = run(t, "chain", "log", "--dir", dir, "--json")
 	dec := json.NewDecoder(strings.NewReader(stdout))
 	for i := range 3 {
-		var e peer.ChainEntry
+		var e api.ChainEntry
 		if err := dec.Decode(&e); err != nil || e.Pos != pos[i] {
 			t.Errorf("log --json entry %d: %+v, %v", i, e, err)
 		}

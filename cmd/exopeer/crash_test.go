@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/chain"
-	"github.com/exopeer/exopeer/peer"
+	"github.com/exopeer/exopeer/client"
 )
 
 // TestChainSurvivesKill runs the real binary, appends to its chain from a
@@ -58,13 +59,13 @@ func TestChainSurvivesKill(t *testing.T) {
 		p := startExopeer(t, bin, dir, round)
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		if round == 0 {
-			if _, err := p.c.CellCreate(ctx, peer.CellCreateRequest{Name: "crash"}); err != nil {
+			if _, err := p.c.CellCreate(ctx, api.CellCreateRequest{Name: "crash"}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		length := checkLog(t, ctx, p, acked)
 		if round == 3 {
-			e, err := p.c.ChainAppend(ctx, peer.ChainText("after the last restart"))
+			e, err := p.c.ChainAppend(ctx, api.ChainText("after the last restart"))
 			if err != nil || e.Seq != uint64(length)+1 {
 				t.Errorf("append after the last restart: seq %d, %v; want %d", e.Seq, err, length+1)
 			}
@@ -101,7 +102,7 @@ func buildExopeer(t *testing.T) string {
 type exopeerProc struct {
 	cmd     *exec.Cmd
 	exited  chan error // Wait's result, once
-	c       *peer.Client
+	c       *client.Client
 	stderr  string // the file its log goes to
 	startup time.Duration
 }
@@ -152,7 +153,7 @@ func startExopeer(t *testing.T, bin, dir string, round int) *exopeerProc {
 		}
 	}
 	p.startup = time.Since(began)
-	if p.c, err = peer.Dial(dir); err != nil {
+	if p.c, err = client.Dial(dir); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -272,7 +273,7 @@ func appendUntilKilled(t *testing.T, ctx context.Context, p *exopeerProc, length
 	for i := range clients {
 		wg.Go(func() {
 			for j := 0; ctx.Err() == nil; j++ {
-				e, err := p.c.ChainAppend(ctx, peer.ChainText(fmt.Sprintf("client %d entry %d", i, j)))
+				e, err := p.c.ChainAppend(ctx, api.ChainText(fmt.Sprintf("client %d entry %d", i, j)))
 				if err != nil {
 					if !killed.Load() {
 						t.Errorf("append before the kill: %v", err)

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/exopeer/exopeer/peer"
+	"github.com/exopeer/exopeer/client"
 )
 
 // cmdQuery runs id, status and peers against the running node.
@@ -22,7 +22,7 @@ func cmdQuery(ctx context.Context, verb string, args []string, stdout, stderr io
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
-	c, err := client(*dirFlag)
+	c, err := dial(*dirFlag)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func cmdConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() != 1 {
 		return usageError{"want one MULTIADDR ending in /p2p/<peer ID>"}
 	}
-	c, err := client(*dirFlag)
+	c, err := dial(*dirFlag)
 	if err != nil {
 		return err
 	}
@@ -119,12 +119,13 @@ func cmdConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
-func client(dirFlag string) (*peer.Client, error) {
+// dial finds the node running on the data dir of --dir.
+func dial(dirFlag string) (*client.Client, error) {
 	dir, err := dataDir(dirFlag)
 	if err != nil {
 		return nil, err
 	}
-	return peer.Dial(dir)
+	return client.Dial(dir)
 }
 
 func printJSON(w io.Writer, v any) error {

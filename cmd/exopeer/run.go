@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/exopeer/exopeer/api/server"
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/peer"
 )
@@ -103,7 +104,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		node.Close()
 		return err
 	}
-	api := peer.NewAPI(node, d.Token, log.With("part", "api"))
+	api := server.New(node, d.Token, log.With("part", "api"))
 	if err := api.Start(d.Config.API.Listen, filepath.Join(dir, datadir.APIFile)); err != nil {
 		node.Close()
 		return err
@@ -135,7 +136,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // locked under the node (leveldb's synced journal keeps it consistent when
 // the process exits) rather than close the store under it; should the node
 // stop later, the dir is closed then.
-func shutdown(log *slog.Logger, stdout io.Writer, api *peer.API, node *peer.Node, d *datadir.Dir) error {
+func shutdown(log *slog.Logger, stdout io.Writer, api *server.Server, node *peer.Node, d *datadir.Dir) error {
 	log.Info("stopping")
 	began := time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/internal/netnstest"
-	"github.com/exopeer/exopeer/peer"
 )
 
 func TestMain(m *testing.M) { netnstest.Main(m) }
@@ -76,7 +76,7 @@ func TestLAN(t *testing.T) {
 					return err
 				}
 				for _, m := range nodes {
-					if m != n && !slices.ContainsFunc(peers, func(p peer.PeerView) bool {
+					if m != n && !slices.ContainsFunc(peers, func(p api.PeerView) bool {
 						return p.Peer == m.ID && slices.Contains(p.Sources, "mdns")
 					}) {
 						return fmt.Errorf("node %s not listed by mDNS in %+v", m.Name, peers)
@@ -100,8 +100,8 @@ func TestLAN(t *testing.T) {
 			}
 		}},
 		{"cell_create_invite_join", func(t *testing.T) {
-			view, err := call(t, func(ctx context.Context) (peer.CellView, error) {
-				return a.Client.CellCreate(ctx, peer.CellCreateRequest{Name: "lan-test", Member: "node-a"})
+			view, err := call(t, func(ctx context.Context) (api.CellView, error) {
+				return a.Client.CellCreate(ctx, api.CellCreateRequest{Name: "lan-test", Member: "node-a"})
 			})
 			if err != nil {
 				t.Fatalf("node a: cell create: %v", err)
@@ -143,16 +143,16 @@ func TestLAN(t *testing.T) {
 				t.Fatalf("node a gave the same code twice: %s", code)
 			}
 			joined := time.Now()
-			view, err = call(t, func(ctx context.Context) (peer.CellView, error) {
-				return c.Client.CellJoin(ctx, peer.CellJoinRequest{Code: code2, Member: "node-c", Timeout: peer.Duration(cellLimit)})
+			view, err = call(t, func(ctx context.Context) (api.CellView, error) {
+				return c.Client.CellJoin(ctx, api.CellJoinRequest{Code: code2, Member: "node-c", Timeout: api.Duration(cellLimit)})
 			})
 			figures["join c"] = time.Since(joined)
 			if err != nil || view.ID != cellID || view.Admin || !isSelf(view, c.ID) {
 				t.Fatalf("node c: cell join %s: %+v, %v; want cell %s, not admin, itself on it", code2, view, err, cellID)
 			}
 			code3 := invite(t, a)
-			view, err = call(t, func(ctx context.Context) (peer.CellView, error) {
-				return d.Client.CellJoin(ctx, peer.CellJoinRequest{Code: code3, Member: "node-d", Timeout: peer.Duration(cellLimit)})
+			view, err = call(t, func(ctx context.Context) (api.CellView, error) {
+				return d.Client.CellJoin(ctx, api.CellJoinRequest{Code: code3, Member: "node-d", Timeout: api.Duration(cellLimit)})
 			})
 			if err != nil || view.ID != cellID || !isSelf(view, d.ID) {
 				t.Fatalf("node d: cell join %s: %+v, %v; want cell %s, itself on it", code3, view, err, cellID)
@@ -175,8 +175,8 @@ func TestLAN(t *testing.T) {
 		{"chain_converges", func(t *testing.T) {
 			for _, n := range nodes {
 				for i := 1; i <= 5; i++ {
-					if _, err := call(t, func(ctx context.Context) (peer.ChainEntry, error) {
-						return n.Client.ChainAppend(ctx, peer.ChainText(fmt.Sprintf("entry %d of node %s", i, n.Name)))
+					if _, err := call(t, func(ctx context.Context) (api.ChainEntry, error) {
+						return n.Client.ChainAppend(ctx, api.ChainText(fmt.Sprintf("entry %d of node %s", i, n.Name)))
 					}); err != nil {
 						t.Fatalf("node %s: chain append %d: %v", n.Name, i, err)
 					}
@@ -192,8 +192,8 @@ func TestLAN(t *testing.T) {
 			}
 		}},
 		{"remove", func(t *testing.T) {
-			if _, err := call(t, func(ctx context.Context) (peer.CellView, error) {
-				return a.Client.CellRemove(ctx, peer.CellRemoveRequest{Peer: c.ID})
+			if _, err := call(t, func(ctx context.Context) (api.CellView, error) {
+				return a.Client.CellRemove(ctx, api.CellRemoveRequest{Peer: c.ID})
 			}); err != nil {
 				t.Fatalf("node a: cell remove c: %v", err)
 			}
@@ -212,19 +212,19 @@ func TestLAN(t *testing.T) {
 			})
 
 			// c takes no more appends; a's next entry reaches b, not c.
-			_, err := call(t, func(ctx context.Context) (peer.ChainEntry, error) {
-				return c.Client.ChainAppend(ctx, peer.ChainText("c after its removal"))
+			_, err := call(t, func(ctx context.Context) (api.ChainEntry, error) {
+				return c.Client.ChainAppend(ctx, api.ChainText("c after its removal"))
 			})
 			if err == nil || !strings.Contains(err.Error(), "removed") {
 				t.Errorf("node c, removed: chain append gave %v; want an error saying it was removed", err)
 			}
 			const after = "a after the removal of c"
-			if _, err := call(t, func(ctx context.Context) (peer.ChainEntry, error) {
-				return a.Client.ChainAppend(ctx, peer.ChainText(after))
+			if _, err := call(t, func(ctx context.Context) (api.ChainEntry, error) {
+				return a.Client.ChainAppend(ctx, api.ChainText(after))
 			}); err != nil {
 				t.Fatalf("node a: chain append after the removal: %v", err)
 			}
-			order := sameChain(t, []*netnstest.Node{a, b, d}, 21, func(e peer.ChainEntry) error {
+			order := sameChain(t, []*netnstest.Node{a, b, d}, 21, func(e api.ChainEntry) error {
 				if e.Author == c.ID && e.Epoch >= 2 {
 					return fmt.Errorf("entry %s by c, removed, in epoch %d", e.CID, e.Epoch)
 				}
@@ -235,7 +235,7 @@ func TestLAN(t *testing.T) {
 			}
 			// c, removed, reads no entry written after its removal: its
 			// log is refused, or lacks it.
-			log, err := call(t, func(ctx context.Context) (peer.ChainEntries, error) { return c.Client.ChainLog(ctx, "", 0) })
+			log, err := call(t, func(ctx context.Context) (api.ChainEntries, error) { return c.Client.ChainLog(ctx, "", 0) })
 			if err != nil && !strings.Contains(err.Error(), "removed") {
 				t.Fatalf("node c, removed: chain log: %v; want its log or an error saying it was removed", err)
 			}
@@ -251,14 +251,14 @@ func TestLAN(t *testing.T) {
 			if err := lan.Cut(d.Host); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := call(t, func(ctx context.Context) (peer.CellView, error) {
-				return a.Client.CellRemove(ctx, peer.CellRemoveRequest{Peer: d.ID, Now: true})
+			if _, err := call(t, func(ctx context.Context) (api.CellView, error) {
+				return a.Client.CellRemove(ctx, api.CellRemoveRequest{Peer: d.ID, Now: true})
 			}); err != nil {
 				t.Fatalf("node a: cell remove d --now: %v", err)
 			}
 			const late = "d, cut off, after its removal"
-			if _, err := call(t, func(ctx context.Context) (peer.ChainEntry, error) {
-				return d.Client.ChainAppend(ctx, peer.ChainText(late))
+			if _, err := call(t, func(ctx context.Context) (api.ChainEntry, error) {
+				return d.Client.ChainAppend(ctx, api.ChainText(late))
 			}); err != nil {
 				t.Fatalf("node d, cut off and unaware of its removal: chain append: %v", err)
 			}
@@ -362,11 +362,11 @@ func waitAll(t *testing.T, nodes []*netnstest.Node, what string, limit time.Dura
 
 // sameChain waits until every node holds want entries in one order, each
 // passing check (if not nil), and returns their texts in that order.
-func sameChain(t *testing.T, nodes []*netnstest.Node, want int, check func(peer.ChainEntry) error) []string {
+func sameChain(t *testing.T, nodes []*netnstest.Node, want int, check func(api.ChainEntry) error) []string {
 	t.Helper()
-	logs := map[string][]peer.ChainEntry{}
+	logs := map[string][]api.ChainEntry{}
 	waitAll(t, nodes, fmt.Sprintf("the same %d chain entries", want), chainLimit, func(n *netnstest.Node) error {
-		log, err := call(t, func(ctx context.Context) (peer.ChainEntries, error) { return n.Client.ChainLog(ctx, "", 0) })
+		log, err := call(t, func(ctx context.Context) (api.ChainEntries, error) { return n.Client.ChainLog(ctx, "", 0) })
 		if err != nil {
 			return err
 		}
@@ -387,7 +387,7 @@ func sameChain(t *testing.T, nodes []*netnstest.Node, want int, check func(peer.
 		}
 	}
 	for _, n := range nodes[1:] {
-		if !slices.EqualFunc(logs[n.Name], first, func(x, y peer.ChainEntry) bool { return x.CID == y.CID && x.Pos == y.Pos }) {
+		if !slices.EqualFunc(logs[n.Name], first, func(x, y api.ChainEntry) bool { return x.CID == y.CID && x.Pos == y.Pos }) {
 			t.Errorf("node %s orders the chain unlike node %s:\n%q\n%q", n.Name, nodes[0].Name, textsOf(logs[n.Name]), texts)
 		}
 	}
@@ -396,7 +396,7 @@ func sameChain(t *testing.T, nodes []*netnstest.Node, want int, check func(peer.
 
 // roster checks a node's view of the cell: cell id, the members (by node
 // name) all alive, self marked, key epoch, not removed.
-func roster(v peer.CellView, id, self string, epoch uint64, name map[string]string, want ...string) error {
+func roster(v api.CellView, id, self string, epoch uint64, name map[string]string, want ...string) error {
 	var got []string
 	alive := 0
 	for _, m := range v.Members {
@@ -421,15 +421,15 @@ func roster(v peer.CellView, id, self string, epoch uint64, name map[string]stri
 	return nil
 }
 
-func isSelf(v peer.CellView, id string) bool {
-	return slices.ContainsFunc(v.Members, func(m peer.CellMemberView) bool { return m.Peer == id && m.Self })
+func isSelf(v api.CellView, id string) bool {
+	return slices.ContainsFunc(v.Members, func(m api.CellMemberView) bool { return m.Peer == id && m.Self })
 }
 
 // invite asks node n for a one-time code and checks its form.
 func invite(t *testing.T, n *netnstest.Node) string {
 	t.Helper()
-	inv, err := call(t, func(ctx context.Context) (peer.CellInvite, error) {
-		return n.Client.CellInvite(ctx, peer.CellInviteRequest{Roles: "chain,store", TTL: peer.Duration(5 * time.Minute)})
+	inv, err := call(t, func(ctx context.Context) (api.CellInvite, error) {
+		return n.Client.CellInvite(ctx, api.CellInviteRequest{Roles: "chain,store", TTL: api.Duration(5 * time.Minute)})
 	})
 	if err != nil {
 		t.Fatalf("node %s: cell invite: %v", n.Name, err)
@@ -454,14 +454,14 @@ func wrongCode(code string) string {
 	return strings.Join(parts, "-")
 }
 
-func text(e peer.ChainEntry) string {
+func text(e api.ChainEntry) string {
 	if e.Text != nil {
 		return *e.Text
 	}
 	return string(e.Data)
 }
 
-func textsOf(es []peer.ChainEntry) []string {
+func textsOf(es []api.ChainEntry) []string {
 	var s []string
 	for _, e := range es {
 		s = append(s, text(e))

@@ -16,18 +16,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exopeer/exopeer/client"
 	"github.com/exopeer/exopeer/internal/leaktest"
-	"github.com/exopeer/exopeer/peer"
 )
 
 // Client is the typed client of a node's control API.
 //
 // It is the one place this package names the client's package: when the
 // client moves, this line and dial change, and the tests do not.
-type Client = peer.Client
+type Client = client.Client
 
 // dial opens the client of the node running on the data dir dir.
-func dial(dir string) (*Client, error) { return peer.Dial(dir) }
+func dial(dir string) (*Client, error) { return client.Dial(dir) }
 
 const (
 	// Port is the libp2p port of every node: each has a namespace of its own.

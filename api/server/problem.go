@@ -1,0 +1,170 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/exopeer/exopeer/api"
+	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/chain/replica"
+)
+
+// titles are the problems' summaries, one a type.
+var titles = map[api.ProblemType]string{
+	api.ProblemBadRequest:       "bad request",
+	api.ProblemPayloadTooLarge:  "payload too large",
+	api.ProblemUnauthorized:     "missing or wrong token",
+	api.ProblemNotLoopback:      "host is not loopback",
+	api.ProblemNotFound:         "no such route",
+	api.ProblemMethodNotAllowed: "method not allowed",
+	api.ProblemInternal:         "internal error",
+	api.ProblemUnavailable:      "unavailable",
+	api.ProblemBadMultiaddr:     "bad multiaddr",
+	api.ProblemConnectFailed:    "connect failed",
+	api.ProblemNotInCell:        "node in no cell",
+	api.ProblemNotAdmin:         "node is not the cell's admin",
+	api.ProblemAlreadyInCell:    "node already in a cell",
+	api.ProblemNotMember:        "not a member of the cell",
+	api.ProblemRemoved:          "node removed from its cell",
+	api.ProblemBadCode:          "bad invite code",
+	api.ProblemWrongCode:        "wrong invite code",
+	api.ProblemInviteExpired:    "invite expired",
+	api.ProblemInviteExhausted:  "invite void",
+	api.ProblemJoinRefused:      "join refused",
+	api.ProblemBadRoles:         "bad roles",
+	api.ProblemBadPeerID:        "bad peer ID",
+	api.ProblemTimeout:          "timed out",
+	api.ProblemBadCursor:        "bad cursor",
+}
+
+// writeProblem answers an error as application/problem+json.
+func writeProblem(w http.ResponseWriter, status int, typ api.ProblemType, detail string) {
+	write(w, "application/problem+json", status, api.Problem{Type: typ, Title: titles[typ], Status: status, Detail: detail})
+}
+
+// writeErr answers err as the problem of its kind.
+func writeErr(w http.ResponseWriter, err error) {
+	status, typ := kind(err)
+	writeProblem(w, status, typ, err.Error())
+}
+
+// kind maps an error of the node's parts to an HTTP status and a problem
+// type.
+func kind(err error) (int, api.ProblemType) {
+	switch {
+	case errors.Is(err, cell.ErrNoCell):
+		return http.StatusNotFound, api.ProblemNotInCell
+	case errors.Is(err, replica.ErrNoCell):
+		return http.StatusConflict, api.ProblemNotInCell
+	case errors.Is(err, replica.ErrRemoved):
+		return http.StatusConflict, api.ProblemRemoved
+	case errors.Is(err, cell.ErrNotAdmin):
+		return http.StatusConflict, api.ProblemNotAdmin
+	case errors.Is(err, cell.ErrAlreadyInCell):
+		return http.StatusConflict, api.ProblemAlreadyInCell
+	case errors.Is(err, cell.ErrNotMember):
+		return http.StatusConflict, api.ProblemNotMember
+	case errors.Is(err, cell.ErrBadCode):
+		return http.StatusBadRequest, api.ProblemBadCode
+	case errors.Is(err, cell.ErrWrongCode):
+		return http.StatusBadGateway, api.ProblemWrongCode
+	case errors.Is(err, cell.ErrInviteExpired):
+		return http.StatusBadGateway, api.ProblemInviteExpired
+	case errors.Is(err, cell.ErrInviteExhausted):
+		return http.StatusBadGateway, api.ProblemInviteExhausted
+	case errors.Is(err, cell.ErrJoinRefused):
+		return http.StatusBadGateway, api.ProblemJoinRefused
+	case errors.Is(err, replica.ErrClosed):
+		return http.StatusServiceUnavailable, api.ProblemUnavailable
+	default:
+		return http.StatusInternalServerError, api.ProblemInternal
+	}
+}
+
+// cellKind is kind for the cell's routes, where running out of time
+// means the peer did not answer in time.
+func cellKind(err error) (int, api.ProblemType) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusBadGateway, api.ProblemTimeout
+	}
+	return kind(err)
+}
+
+// chainKind is kind for the chain's routes, where a request that ends
+// early finds the node going.
+func chainKind(err error) (int, api.ProblemType) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusServiceUnavailable, api.ProblemUnavailable
+	}
+	return kind(err)
+}
+
+// badParam answers a query parameter that does not parse.
+func badParam(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *api.InvalidParamFormatError
+	if errors.As(err, &pe) {
+		s := r.URL.Query().Get(pe.ParamName)
+		switch pe.ParamName {
+		case "limit":
+			writeProblem(w, http.StatusBadRequest, api.ProblemBadRequest, fmt.Sprintf("limit=%q: want 1 to %d", s, chainLogMax))
+		case "follow":
+			writeProblem(w, http.StatusBadRequest, api.ProblemBadRequest, fmt.Sprintf("follow=%q is not a boolean", s))
+		default:
+			writeProblem(w, http.StatusBadRequest, api.ProblemBadRequest, fmt.Sprintf("%s=%q: %v", pe.ParamName, s, pe.Err))
+		}
+		return
+	}
+	writeProblem(w, http.StatusBadRequest, api.ProblemBadRequest, err.Error())
+}
+
+// maxRequestBody bounds what the API reads from a request but an append.
+const maxRequestBody = 64 << 10
+
+// problem is an error answer: its status, type and detail.
+type problem struct {
+	status int
+	typ    api.ProblemType
+	detail string
+}
+
+func (p *problem) write(w http.ResponseWriter) { writeProblem(w, p.status, p.typ, p.detail) }
+
+// readJSON decodes a request body of at most limit bytes into v, or
+// answers the problem and returns false.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	if p := decodeJSON(http.MaxBytesReader(w, r.Body, limit), v); p != nil {
+		p.write(w)
+		return false
+	}
+	return true
+}
+
+// decodeJSON decodes a JSON body into v: unknown fields are errors, a body
+// over its http.MaxBytesReader's limit is a 413, any other error a 400.
+func decodeJSON(body io.Reader, v any) *problem {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			return &problem{http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge, "bad request body: " + err.Error()}
+		}
+		return &problem{http.StatusBadRequest, api.ProblemBadRequest, "bad request body: " + err.Error()}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	write(w, "application/json", status, v)
+}
+
+func write(w http.ResponseWriter, contentType string, status int, v any) {
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,95 @@
+package client_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/exopeer/exopeer/client"
+	"github.com/exopeer/exopeer/datadir"
+	"github.com/exopeer/exopeer/internal/leaktest"
+)
+
+// TestMain fails the run if a goroutine outlives the tests (the example
+// runs a node).
+func TestMain(m *testing.M) {
+	leaktest.VerifyTestMain(m)
+}
+
+// TestImportsNoLibp2p keeps the client usable by any program: neither it
+// nor package api may depend on libp2p or multiaddrs.
+func TestImportsNoLibp2p(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to list the dependencies: %v", err)
+	}
+	out, err := exec.Command(gobin, "list", "-deps", "-f", "{{.ImportPath}}",
+		"github.com/exopeer/exopeer/client", "github.com/exopeer/exopeer/api").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list gave %d dependencies: %q", len(deps), out)
+	}
+	for _, d := range deps {
+		if strings.HasPrefix(d, "github.com/libp2p/") || strings.HasPrefix(d, "github.com/multiformats/go-multiaddr") {
+			t.Errorf("client or api depends on %s", d)
+		}
+	}
+}
+
+// TestDataDirFiles: Dial reads the files datadir names, without importing
+// datadir.
+func TestDataDirFiles(t *testing.T) {
+	dir := t.TempDir()
+	d, err := datadir.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// A node running (the lock held) with its api file written: Dial
+	// finds it, and reads the token datadir wrote.
+	if err := os.WriteFile(filepath.Join(dir, datadir.APIFile), []byte("127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(dir)
+	if err != nil {
+		t.Fatalf("Dial with the lock held and the api file written: %v", err)
+	}
+	// Nothing listens there: the call says no node runs.
+	if _, err := c.ID(t.Context()); !errors.Is(err, client.ErrNotRunning) {
+		t.Errorf("ID on a closed port: %v, want ErrNotRunning", err)
+	}
+	if err := os.Remove(filepath.Join(dir, datadir.TokenFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Dial(dir); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Errorf("Dial with no token file: %v", err)
+	}
+}
+
+func TestDialWithNoNodeRunning(t *testing.T) {
+	t.Run("empty dir", func(t *testing.T) {
+		_, err := client.Dial(t.TempDir())
+		if !errors.Is(err, client.ErrNotRunning) || !strings.Contains(err.Error(), "exopeer run") {
+			t.Errorf("Dial = %v, want ErrNotRunning saying how to start", err)
+		}
+	})
+	t.Run("stale api file", func(t *testing.T) {
+		// A node that crashed leaves its api file; the free lock tells.
+		dir := t.TempDir()
+		d, err := datadir.OpenDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		os.WriteFile(filepath.Join(dir, datadir.APIFile), []byte("127.0.0.1:1\n"), 0o600)
+		if _, err := client.Dial(dir); !errors.Is(err, client.ErrNotRunning) {
+			t.Errorf("Dial = %v, want ErrNotRunning", err)
+		}
+	})
+}
