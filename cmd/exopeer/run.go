@@ -57,6 +57,10 @@ func cmdRun(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	// A bad flag or variable is refused before the data dir is made.
+	if _, _, _, err := resolveConfig(cmd, dir); err != nil {
+		return err
+	}
 	d, err := datadir.OpenDir(dir)
 	if err != nil {
 		return err

@@ -228,7 +228,9 @@ func group(ctx context.Context, cmd *cli.Command) error {
 	if len(a) > 0 {
 		return usageError{verb: cmd.FullName(), msg: fmt.Sprintf("unknown %s %q", what, a[0]), hint: true}
 	}
-	cmd.Writer = stderr(cmd) // the help, as the answer to a usage error
+	// The help, on stderr: it answers a usage error.
+	cmd.Writer = stderr(cmd)
+	cmd.Root().Writer = stderr(cmd)
 	if cmd.Root() == cmd {
 		_ = cli.ShowRootCommandHelp(cmd)
 	} else {
