@@ -133,7 +133,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 					},
 					{
 						Name:      "remove",
-						Usage:     "remove a member and rotate the cell secret (admin); it first takes the member's last entries",
+						Usage:     "remove a member (admin): take its last entries, then rotate the cell secret",
 						ArgsUsage: "PEER",
 						Flags: []cli.Flag{
 							&cli.BoolFlag{Name: "now", Usage: "remove at once (a stolen device): do not first take the entries it holds"},
@@ -183,9 +183,8 @@ func app(stdout, stderr io.Writer) *cli.Command {
 				Action: action(group),
 				Commands: []*cli.Command{
 					{
-						Name: "show",
-						Usage: "the effective config (defaults, then config.toml, then EXOPEER_* variables, then flags) " +
-							"and where each value came from; takes run's flags",
+						Name:   "show",
+						Usage:  "the effective settings and where each came from: default, file, env or flag (takes run's flags)",
 						Flags:  append(configFlags(), jsonFlag()),
 						Action: action(cmdConfigShow),
 					},
