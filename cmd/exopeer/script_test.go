@@ -10,6 +10,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,7 @@ func TestScripts(t *testing.T) {
 			"waitnode":  waitNode,
 			"jsonshape": jsonShape,
 			"exits":     exits,
+			"setvar":    setVar,
 		},
 	})
 }
@@ -69,6 +71,22 @@ func exits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited with %d, want %d", strings.Join(args[1:], " "), got, want)
 	}
+}
+
+// setVar VAR REGEXP sets the variable VAR to the first group of the first
+// match of REGEXP (multi-line) in the last command's stdout: a peer ID, an
+// address, an invite code.
+func setVar(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setvar VAR REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile("stdout"))
+	if len(m) < 2 {
+		ts.Fatalf("no match for %s (with a group) in stdout", args[1])
+	}
+	ts.Setenv(args[0], m[1])
 }
 
 // waitNode DIR waits until a node serves the control API on the data dir
