@@ -224,6 +224,16 @@ func group(ctx context.Context, cmd *cli.Command) error {
 	if cmd.Name != "exopeer" {
 		what = cmd.Name + " verb"
 	}
+	if len(a) > 0 && a[0] == "help" && cmd.Root() == cmd {
+		// exopeer help [VERB]: as --help.
+		if len(a) > 1 {
+			if err := cli.ShowCommandHelp(ctx, cmd, a[1]); err != nil {
+				return usageError{verb: cmd.FullName(), msg: fmt.Sprintf("unknown verb %q", a[1]), hint: true}
+			}
+			return nil
+		}
+		return cli.ShowRootCommandHelp(cmd)
+	}
 	if len(a) > 0 {
 		return usageError{verb: cmd.FullName(), msg: fmt.Sprintf("unknown %s %q", what, a[0]), hint: true}
 	}
