@@ -214,8 +214,8 @@ func nonNil(l []string) []string {
 	return l
 }
 
-// ParseBool reads a boolean setting: true, 1, yes, on or false, 0, no, off.
-func ParseBool(s string) (bool, error) {
+// parseBool reads a boolean setting: true, 1, yes, on or false, 0, no, off.
+func parseBool(s string) (bool, error) {
 	switch strings.ToLower(s) {
 	case "true", "1", "yes", "on":
 		return true, nil
@@ -242,7 +242,7 @@ func boolSetting(key, flag string, p func(*Config) *bool) Setting {
 	return Setting{Key: key, Flag: flag,
 		get: func(c *Config) any { return *p(c) },
 		set: func(c *Config, s string) error {
-			v, err := ParseBool(s)
+			v, err := parseBool(s)
 			if err != nil {
 				return err
 			}
@@ -255,7 +255,7 @@ func boolPtrSetting(key, flag string, p func(*Config) **bool) Setting {
 	return Setting{Key: key, Flag: flag,
 		get: func(c *Config) any { return *p(c) != nil && **p(c) },
 		set: func(c *Config, s string) error {
-			v, err := ParseBool(s)
+			v, err := parseBool(s)
 			if err != nil {
 				return err
 			}
