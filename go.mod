@@ -25,6 +25,8 @@ require (
 	github.com/multiformats/go-multihash v0.2.3
 	github.com/oapi-codegen/runtime v1.9.0
 	github.com/pbnjay/memory v0.0.0-20210728143218-7b4eea64cf58
+	github.com/rogpeppe/go-internal v1.16.0
+	github.com/urfave/cli/v3 v3.14.0
 	go.uber.org/goleak v1.3.0
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/crypto v0.55.0

@@ -168,26 +168,37 @@ const maxConfigSize = 1 << 20
 // ParseConfig decodes config.toml bytes, fills in defaults and validates.
 // Unknown keys are an error (a typo must not be silently ignored).
 func ParseConfig(data []byte) (Config, error) {
+	c, _, err := parseConfig(data)
+	return c, err
+}
+
+// parseConfig is ParseConfig that also returns the keys the file sets
+// ("network.port", ...).
+func parseConfig(data []byte) (Config, map[string]bool, error) {
 	if len(data) > maxConfigSize {
-		return Config{}, fmt.Errorf("config is %d bytes, larger than %d", len(data), maxConfigSize)
+		return Config{}, nil, fmt.Errorf("config is %d bytes, larger than %d", len(data), maxConfigSize)
 	}
 	var c Config
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
 	if err != nil {
-		return Config{}, err
+		return Config{}, nil, err
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return Config{}, fmt.Errorf("unknown setting(s): %s", strings.Join(keys, ", "))
+		return Config{}, nil, fmt.Errorf("unknown setting(s): %s", strings.Join(keys, ", "))
+	}
+	set := make(map[string]bool)
+	for _, k := range md.Keys() {
+		set[k.String()] = true
 	}
 	c = c.WithDefaults()
 	if err := c.validate(); err != nil {
-		return Config{}, err
+		return Config{}, nil, err
 	}
-	return c, nil
+	return c, set, nil
 }
 
 // LoadConfig reads and parses the config file at path. Its errors name the

@@ -9,4 +9,8 @@
 // rename), so a crash leaves either the old file or the new one. Nothing
 // here imports libp2p: the client of the control API uses this package to
 // find a running node.
+//
+// Resolve lays the configuration's layers over each other in one place:
+// the defaults, then config.toml, then EXOPEER_* environment variables,
+// then command-line flags; it says which layer each setting came from.
 package datadir

@@ -8,99 +8,82 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/urfave/cli/v3"
+
 	"github.com/exopeer/exopeer/api"
+	"github.com/exopeer/exopeer/client"
 )
 
-const cellUsage = `usage:
-  exopeer cell create NAME [--member NAME]   make a cell with this node as its admin
-  exopeer cell invite [--roles R] [--ttl D]  print a one-time code for a new node (admin)
-  exopeer cell join CODE [--member NAME]     join the cell of the node that printed CODE
-  exopeer cell members [--json]              the roster and each member's live state
-  exopeer cell remove PEER [--now]           remove a member and rotate the cell secret (admin);
-                                             --now: a stolen device, do not first take its last entries
-`
-
-// cmdCell runs the cell verbs against the running node.
-func cmdCell(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, cellUsage)
-		return usageError{"want a cell verb"}
-	}
-	sub, rest := args[0], args[1:]
-	fs, dirFlag := flagSet("cell "+sub, stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	var member, roles *string
-	var ttl, timeout *time.Duration
-	var now *bool
-	var want int
-	switch sub {
-	case "create":
-		member = fs.String("member", "", "this node's name on the roster (default: the host name)")
-		want = 1
-	case "invite":
-		roles = fs.String("roles", "chain,store", "the new member's roles: chain, store, relay, mailbox")
-		ttl = fs.Duration("ttl", 10*time.Minute, "how long the code stays valid")
-	case "join":
-		member = fs.String("member", "", "this node's name on the roster (default: the host name)")
-		timeout = fs.Duration("timeout", 2*time.Minute, "how long to look for the inviter")
-		want = 1
-	case "members":
-	case "remove":
-		now = fs.Bool("now", false, "remove at once (a stolen device): do not first take the entries it holds")
-		want = 1
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, cellUsage)
-		return nil
-	default:
-		fmt.Fprint(stderr, cellUsage)
-		return usageError{fmt.Sprintf("unknown cell verb %q", sub)}
-	}
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if fs.NArg() != want {
-		return usageError{fmt.Sprintf("cell %s takes %d argument(s), got %d", sub, want, fs.NArg())}
-	}
-	c, err := dial(*dirFlag)
+// cellCall runs one call of a cell verb that takes want arguments and
+// prints the cell it answers with; call gets the arguments.
+func cellCall(ctx context.Context, cmd *cli.Command, want int, limit time.Duration,
+	call func(ctx context.Context, c *client.Client, a []string) (api.CellView, error)) error {
+	a, err := args(ctx, cmd, want, want)
 	if err != nil {
 		return err
 	}
-	limit := 30 * time.Second
-	if timeout != nil {
-		limit = *timeout + 10*time.Second
+	c, err := dial(cmd)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	var view api.CellView
-	switch sub {
-	case "create":
-		view, err = c.CellCreate(ctx, api.CellCreateRequest{Name: fs.Arg(0), Member: *member})
-	case "invite":
-		inv, err := c.CellInvite(ctx, api.CellInviteRequest{Roles: *roles, TTL: api.Duration(*ttl)})
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(stdout, inv)
-		}
-		fmt.Fprintln(stdout, inv.Code)
-		fmt.Fprintf(stderr, "one-time code for a new %s node, valid until %s: on it, run\n  exopeer cell join %s\n",
-			inv.Roles, inv.Expires.Local().Format(time.TimeOnly), inv.Code)
-		return nil
-	case "join":
-		view, err = c.CellJoin(ctx, api.CellJoinRequest{Code: fs.Arg(0), Member: *member, Timeout: api.Duration(*timeout)})
-	case "members":
-		view, err = c.Cell(ctx)
-	case "remove":
-		view, err = c.CellRemove(ctx, api.CellRemoveRequest{Peer: fs.Arg(0), Now: *now})
-	}
+	view, err := call(ctx, c, a)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(stdout, view)
+	if cmd.Bool("json") {
+		return printJSON(stdout(cmd), view)
 	}
-	return printCell(stdout, view)
+	return printCell(stdout(cmd), view)
+}
+
+func cmdCellCreate(ctx context.Context, cmd *cli.Command) error {
+	return cellCall(ctx, cmd, 1, 30*time.Second, func(ctx context.Context, c *client.Client, a []string) (api.CellView, error) {
+		return c.CellCreate(ctx, api.CellCreateRequest{Name: a[0], Member: cmd.String("member")})
+	})
+}
+
+func cmdCellJoin(ctx context.Context, cmd *cli.Command) error {
+	timeout := cmd.Duration("timeout")
+	return cellCall(ctx, cmd, 1, timeout+10*time.Second, func(ctx context.Context, c *client.Client, a []string) (api.CellView, error) {
+		return c.CellJoin(ctx, api.CellJoinRequest{Code: a[0], Member: cmd.String("member"), Timeout: api.Duration(timeout)})
+	})
+}
+
+func cmdCellMembers(ctx context.Context, cmd *cli.Command) error {
+	return cellCall(ctx, cmd, 0, 30*time.Second, func(ctx context.Context, c *client.Client, _ []string) (api.CellView, error) {
+		return c.Cell(ctx)
+	})
+}
+
+func cmdCellRemove(ctx context.Context, cmd *cli.Command) error {
+	return cellCall(ctx, cmd, 1, 30*time.Second, func(ctx context.Context, c *client.Client, a []string) (api.CellView, error) {
+		return c.CellRemove(ctx, api.CellRemoveRequest{Peer: a[0], Now: cmd.Bool("now")})
+	})
+}
+
+func cmdCellInvite(ctx context.Context, cmd *cli.Command) error {
+	if _, err := args(ctx, cmd, 0, 0); err != nil {
+		return err
+	}
+	c, err := dial(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := queryContext(ctx)
+	defer cancel()
+	inv, err := c.CellInvite(ctx, api.CellInviteRequest{Roles: cmd.String("roles"), TTL: api.Duration(cmd.Duration("ttl"))})
+	if err != nil {
+		return err
+	}
+	if cmd.Bool("json") {
+		return printJSON(stdout(cmd), inv)
+	}
+	fmt.Fprintln(stdout(cmd), inv.Code)
+	fmt.Fprintf(stderr(cmd), "one-time code for a new %s node, valid until %s: on it, run\n  exopeer cell join %s\n",
+		inv.Roles, inv.Expires.Local().Format(time.TimeOnly), inv.Code)
+	return nil
 }
 
 func printCell(w io.Writer, v api.CellView) error {

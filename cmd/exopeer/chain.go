@@ -12,90 +12,73 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/urfave/cli/v3"
+
 	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/client"
 )
 
-const chainUsage = `usage:
-  exopeer chain append [--file F] [TEXT...]   append an entry: the words of TEXT, or the
-                                             bytes of file F (- for stdin)
-  exopeer chain log [--after POS] [--limit N] [--follow] [--json]
-                                             the chain in order, one entry a line:
-                                             position, author, seq, text; --follow
-                                             then waits for new entries
-  exopeer chain status [--json]              length, heads, authors, and each member's
-                                             state and how far behind it is
-`
-
 // stdin is what `chain append --file -` reads; tests replace it.
 var stdin io.Reader = os.Stdin
 
-// cmdChain runs the chain verbs against the running node.
-func cmdChain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, chainUsage)
-		return usageError{"want a chain verb"}
-	}
-	sub, rest := args[0], args[1:]
-	fs, dirFlag := flagSet("chain "+sub, stderr)
-	asJSON := fs.Bool("json", false, "print JSON (log: one object a line)")
-	var file, after *string
-	var limit *int
-	var follow *bool
-	switch sub {
-	case "append":
-		file = fs.String("file", "", "append the bytes of this file (- for stdin) instead of TEXT")
-	case "log":
-		after = fs.String("after", "", "start after this position (as printed by log or append)")
-		limit = fs.Int("limit", 0, "print at most N entries (default: all)")
-		follow = fs.Bool("follow", false, "after the log, print new entries as they arrive, until interrupted")
-	case "status":
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, chainUsage)
-		return nil
-	default:
-		fmt.Fprint(stderr, chainUsage)
-		return usageError{fmt.Sprintf("unknown chain verb %q", sub)}
-	}
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	switch {
-	case sub == "append" && *file != "" && fs.NArg() > 0:
-		return usageError{"chain append takes --file or TEXT, not both"}
-	case sub == "append" && *file == "" && fs.NArg() == 0:
-		return usageError{"chain append wants TEXT or --file F"}
-	case sub != "append" && fs.NArg() > 0:
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	case sub == "log" && *limit < 0:
-		return usageError{"--limit must be positive"}
-	case sub == "log" && *follow && *limit > 0:
-		return usageError{"--limit and --follow do not go together"}
-	}
-	c, err := dial(*dirFlag)
+func cmdChainAppend(ctx context.Context, cmd *cli.Command) error {
+	words, err := args(ctx, cmd, 0, -1)
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "append":
-		return chainAppend(ctx, c, *file, fs.Args(), *asJSON, stdout)
-	case "log":
-		if *follow {
-			return chainFollow(ctx, c, *after, *asJSON, stdout)
-		}
-		return chainLog(ctx, c, *after, *limit, *asJSON, stdout, stderr)
-	default:
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		st, err := c.ChainStatus(ctx)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(stdout, st)
-		}
-		return printChainStatus(stdout, st)
+	file := cmd.String("file")
+	switch {
+	case file != "" && len(words) > 0:
+		return usage(cmd, "chain append takes --file or TEXT, not both")
+	case file == "" && len(words) == 0:
+		return usage(cmd, "chain append wants TEXT or --file F")
 	}
+	c, err := dial(cmd)
+	if err != nil {
+		return err
+	}
+	return chainAppend(ctx, c, file, words, cmd.Bool("json"), stdout(cmd))
+}
+
+func cmdChainLog(ctx context.Context, cmd *cli.Command) error {
+	if _, err := args(ctx, cmd, 0, 0); err != nil {
+		return err
+	}
+	limit, follow := cmd.Int("limit"), cmd.Bool("follow")
+	switch {
+	case limit < 0:
+		return usage(cmd, "--limit must be positive")
+	case follow && limit > 0:
+		return usage(cmd, "--limit and --follow do not go together")
+	}
+	c, err := dial(cmd)
+	if err != nil {
+		return err
+	}
+	if follow {
+		return chainFollow(ctx, c, cmd.String("after"), cmd.Bool("json"), stdout(cmd))
+	}
+	return chainLog(ctx, c, cmd.String("after"), limit, cmd.Bool("json"), stdout(cmd), stderr(cmd))
+}
+
+func cmdChainStatus(ctx context.Context, cmd *cli.Command) error {
+	if _, err := args(ctx, cmd, 0, 0); err != nil {
+		return err
+	}
+	c, err := dial(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := queryContext(ctx)
+	defer cancel()
+	st, err := c.ChainStatus(ctx)
+	if err != nil {
+		return err
+	}
+	if cmd.Bool("json") {
+		return printJSON(stdout(cmd), st)
+	}
+	return printChainStatus(stdout(cmd), st)
 }
 
 func chainAppend(ctx context.Context, c *client.Client, file string, words []string, asJSON bool, stdout io.Writer) error {

@@ -1,185 +1,178 @@
 // Command exopeer runs a node of the exopeer network and talks to it.
 //
-//	exopeer run [--dir D] [--port N] [--bootstrap ADDR]... [--mdns=false]
-//	exopeer init [--dir D]
-//	exopeer id | status | peers [--json]
-//	exopeer connect MULTIADDR
-//	exopeer cell create NAME | invite | join CODE | members | remove PEER
-//	exopeer chain append [--file F] TEXT... | log [--after POS] [--follow] | status
-//	exopeer sim SCENARIO [--nodes N] [--seed S] [--crash F] [--json]
+// Its verbs are defined once, in app (verbs.go); `exopeer --help`, `exopeer
+// VERB --help`, the shell completion and the README's verb list all come
+// from that definition. Every verb but run, init, config, completion and
+// version talks to the node running on the data dir through its local
+// control API. The data dir is --dir, else $EXOPEER_DIR, else "exopeer"
+// under the user's data directory.
 //
-// Every verb but run and init talks to the node running on the data dir
-// through its local control API. The data dir is --dir, else $EXOPEER_DIR,
-// else "exopeer" under the user's data directory.
+// Exit status: 0 ok, 1 failure, 2 usage error (unknown verb or flag,
+// missing or extra argument, bad flag value).
+//
+// The simulator is a command of its own, cmd/exopeer-sim, so that this
+// binary carries no test harness.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/urfave/cli/v3"
+
+	"github.com/exopeer/exopeer/client"
 	"github.com/exopeer/exopeer/datadir"
-	"github.com/exopeer/exopeer/peer"
 )
-
-const usage = `exopeer: one peer of a serverless personal cloud and private messenger
-
-usage:
-  exopeer run [flags]           start the node (creates the data dir on first run)
-  exopeer init [flags]          create the data dir, key and config without starting
-  exopeer id [--json]           the running node's peer ID and addresses
-  exopeer status [--json]       what the running node sees
-  exopeer peers [--json]        the peers it is connected to, how found, round trip
-  exopeer connect MULTIADDR     dial a peer by hand (.../p2p/<peer ID>)
-  exopeer cell VERB             the cell: create NAME | invite | join CODE | members | remove PEER
-  exopeer chain VERB            the cell's chain: append TEXT | log [--follow] | status
-  exopeer sim SCENARIO [flags]  run a simulated network in virtual time and report
-                                (--nodes N --seed S --crash F --json; scenarios: cell, chain, dht, lan)
-  exopeer version               print the version
-
-Every verb takes --dir DIR (default $EXOPEER_DIR, else the user's data dir).
-Flags may come before or after a verb's arguments; -- ends the flags (for a
-TEXT that starts with -).
-Run "exopeer VERB -h" for the flags of a verb.
-`
 
 func main() {
 	os.Exit(Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
 // Main runs the CLI with args and returns the exit code: 0 on success, 1 on
 // failure, 2 on a usage error.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	verb, rest := args[0], args[1:]
-	var err error
-	switch verb {
-	case "run":
-		err = cmdRun(ctx, rest, stdout, stderr)
-	case "init":
-		err = cmdInit(rest, stdout, stderr)
-	case "id", "status", "peers":
-		err = cmdQuery(ctx, verb, rest, stdout, stderr)
-	case "connect":
-		err = cmdConnect(ctx, rest, stdout, stderr)
-	case "cell":
-		err = cmdCell(ctx, rest, stdout, stderr)
-	case "chain":
-		err = cmdChain(ctx, rest, stdout, stderr)
-	case "sim":
-		err = cmdSim(rest, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "exopeer", peer.Version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "exopeer: unknown verb %q\n\n%s", verb, usage)
-		return 2
-	}
+	ctx = context.WithValue(ctx, rawArgsKey{}, args)
+	err := app(stdout, stderr).Run(ctx, append([]string{"exopeer"}, args...))
+	var ue usageError
+	var ve verbError
 	switch {
 	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, new(usageError)):
-		fmt.Fprintf(stderr, "exopeer %s: %v\n", verb, err)
-		return 2
+		return exitOK
+	case errors.As(err, &ue):
+		if ue.msg != "" {
+			fmt.Fprintf(stderr, "%s: %s\n", ue.verb, ue.msg)
+		}
+		if ue.hint {
+			fmt.Fprintf(stderr, "run %q for its usage\n", ue.verb+" --help")
+		}
+		return exitUsage
+	case errors.As(err, &ve):
+		fmt.Fprintf(stderr, "%s: %v\n", ve.verb, ve.err)
+		return exitFailure
 	default:
-		fmt.Fprintf(stderr, "exopeer %s: %v\n", verb, err)
-		return 1
+		fmt.Fprintf(stderr, "exopeer: %v\n", err)
+		return exitFailure
 	}
 }
 
-// usageError marks errors in how a verb was called.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-// flagSet returns a FlagSet for verb with the --dir flag every verb has.
-func flagSet(verb string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("exopeer "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("dir", "", "data dir (default $EXOPEER_DIR, else the user's data dir)")
-	return fs, dir
+// usageError is an error in how a verb was called: exit status 2.
+type usageError struct {
+	verb string // "exopeer chain append"
+	msg  string
+	hint bool // say how to get the verb's help
 }
 
-// parse parses args, flags anywhere among the positional arguments, and
-// maps flag errors to usage errors. The standard flag package stops at the
-// first positional argument, so that `chain append hello --dir D` would
-// append "hello --dir D" on the default data dir; here every argument that
-// starts with "-" (but "-" alone) is a flag, with the next argument as its
-// value unless it is a boolean flag or has "=value", and "--" ends the flags
-// so that a text may start with "-". Unknown flags are errors.
-func parse(fs *flag.FlagSet, args []string) error {
-	flags, positional, complete := splitArgs(fs, args)
-	if complete {
-		flags = append(append(flags, "--"), positional...)
-	} // else the last flag lacks its value, and fs.Parse says so
-	if err := fs.Parse(flags); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+func (e usageError) Error() string { return e.verb + ": " + e.msg }
+
+// usage returns a usage error of cmd.
+func usage(cmd *cli.Command, format string, a ...any) error {
+	return usageError{verb: cmd.FullName(), msg: fmt.Sprintf(format, a...)}
+}
+
+// verbError is the failure of a verb: exit status 1.
+type verbError struct {
+	verb string
+	err  error
+}
+
+func (e verbError) Error() string { return e.verb + ": " + e.err.Error() }
+func (e verbError) Unwrap() error { return e.err }
+
+// action makes fn a verb's action: its errors are the verb's failures,
+// but for usage errors.
+func action(fn func(ctx context.Context, cmd *cli.Command) error) cli.ActionFunc {
+	return func(ctx context.Context, cmd *cli.Command) error {
+		err := fn(ctx, cmd)
+		if err == nil || errors.As(err, new(usageError)) {
 			return err
 		}
-		return usageError{err.Error()}
+		return verbError{verb: cmd.FullName(), err: err}
 	}
-	// --dir "$D" with D unset must not fall back on the default data dir.
-	var emptyDir bool
-	fs.Visit(func(f *flag.Flag) { emptyDir = emptyDir || f.Name == "dir" && f.Value.String() == "" })
-	if emptyDir {
-		return usageError{"--dir is empty: name a data dir, or leave --dir out for the default"}
-	}
-	return nil
 }
 
-// splitArgs separates the flags of fs (with their values) from the
-// positional arguments, keeping the order of each. complete is false if the
-// last flag wants a value and none follows.
-func splitArgs(fs *flag.FlagSet, args []string) (flags, positional []string, complete bool) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			return flags, append(positional, args[i+1:]...), true
-		}
-		if len(a) < 2 || a[0] != '-' {
-			positional = append(positional, a)
-			continue
-		}
-		flags = append(flags, a)
-		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
-		if strings.Contains(name, "=") {
-			continue
-		}
-		f := fs.Lookup(name)
-		if f == nil {
-			continue // fs.Parse reports it
-		}
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			continue
-		}
-		if i+1 == len(args) {
-			return flags, positional, false
-		}
-		i++
-		flags = append(flags, args[i])
-	}
-	return flags, positional, true
+// onUsageError makes the library's parse errors (unknown flag, flag
+// without its value, value that does not parse) usage errors.
+func onUsageError(_ context.Context, cmd *cli.Command, err error, _ bool) error {
+	return usageError{verb: cmd.FullName(), msg: err.Error(), hint: true}
 }
 
-func dataDir(flagValue string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
+type rawArgsKey struct{}
+
+// args returns the positional arguments of cmd, at least min and at most
+// max (-1: any number). The library stops reading flags at an argument
+// such as "-5" and takes the rest of the line as arguments, flags and all;
+// args refuses such a line, so that `chain append -5 --dir D` never
+// appends "-5 --dir D" on the default data dir: a text that starts with
+// "-" goes after "--".
+func args(ctx context.Context, cmd *cli.Command, min, max int) ([]string, error) {
+	a := cmd.Args().Slice()
+	raw, _ := ctx.Value(rawArgsKey{}).([]string)
+	dd := func(s []string) (n int) {
+		for _, x := range s {
+			if x == "--" {
+				n++
+			}
+		}
+		return n
+	}
+	if dd(raw) == dd(a) { // no "--" ended the flags: none may start with "-"
+		for _, s := range a {
+			if len(s) > 1 && s[0] == '-' {
+				return nil, usageError{verb: cmd.FullName(), msg: fmt.Sprintf("%q is not a flag; put arguments that start with - after --", s), hint: true}
+			}
+		}
+	}
+	verb := strings.TrimPrefix(cmd.FullName(), "exopeer ")
+	switch {
+	case len(a) > max && max == 0:
+		return nil, usage(cmd, "unexpected argument %q", a[0])
+	case (len(a) > max && max >= 0) || len(a) < min:
+		return nil, usage(cmd, "%s takes %d argument(s), got %d", verb, min, len(a))
+	}
+	return a, nil
+}
+
+// dataDir returns the data dir: --dir (or $EXOPEER_DIR, which the library
+// binds to it), else the default. A --dir given empty (--dir "$D" with D
+// unset) is refused rather than taken as the default.
+func dataDir(cmd *cli.Command) (string, error) {
+	d := cmd.String("dir")
+	if d == "" && cmd.Count("dir") > 0 {
+		return "", usageError{verb: cmd.FullName(), msg: "--dir is empty: name a data dir, or leave --dir out for the default"}
+	}
+	if d != "" {
+		return d, nil
 	}
 	return datadir.DefaultDir()
 }
 
-// listFlag is a repeatable string flag.
-type listFlag []string
+// dial returns a client of the node running on the data dir. It is the
+// one place the CLI makes a client of the control API.
+func dial(cmd *cli.Command) (*client.Client, error) {
+	dir, err := dataDir(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial(dir)
+}
 
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func stdout(cmd *cli.Command) io.Writer { return cmd.Root().Writer }
+func stderr(cmd *cli.Command) io.Writer { return cmd.Root().ErrWriter }

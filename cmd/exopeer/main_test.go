@@ -10,15 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rogpeppe/go-internal/testscript"
+
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/internal/leaktest"
 )
 
 // TestMain fails the run if a goroutine outlives the tests: `exopeer run`
 // must stop everything it started. The one-second wait covers goleveldb
-// v1.0.0's mpoolDrain, which stops up to a second after DB.Close.
+// v1.0.0's mpoolDrain, which stops up to a second after DB.Close. It also
+// makes the test binary the exopeer command of the transcripts
+// (testdata/script).
 func TestMain(m *testing.M) {
-	leaktest.VerifyTestMain(m)
+	testscript.Main(leaktest.M(m), map[string]func(){"exopeer": main})
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a running
@@ -66,7 +70,7 @@ func TestUsageErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no verb", nil, 2, "usage:"},
+		{"no verb", nil, 2, "want a verb"},
 		{"unknown verb", []string{"fly"}, 2, `unknown verb "fly"`},
 		{"unknown flag", []string{"status", "--colour"}, 2, "flag provided but not defined"},
 		{"extra argument", []string{"peers", "x"}, 2, `unexpected argument "x"`},

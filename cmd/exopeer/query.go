@@ -2,134 +2,136 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/exopeer/exopeer/client"
+	"github.com/urfave/cli/v3"
 )
 
-// cmdQuery runs id, status and peers against the running node.
-func cmdQuery(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
-	fs, dirFlag := flagSet(verb, stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
+// queryContext bounds a query of the running node.
+func queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 30*time.Second)
+}
+
+func cmdID(ctx context.Context, cmd *cli.Command) error {
+	if _, err := args(ctx, cmd, 0, 0); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
-	c, err := dial(*dirFlag)
+	c, err := dial(cmd)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := queryContext(ctx)
 	defer cancel()
-	switch verb {
-	case "id":
-		v, err := c.ID(ctx)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(stdout, v)
-		}
-		fmt.Fprintln(stdout, v.ID)
-		for _, a := range v.Addrs {
-			fmt.Fprintln(stdout, a)
-		}
-	case "status":
-		v, err := c.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(stdout, v)
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "peer ID\t%s\n", v.ID)
-		fmt.Fprintf(tw, "version\t%s\n", v.Version)
-		fmt.Fprintf(tw, "uptime\t%s\n", v.Uptime)
-		fmt.Fprintf(tw, "peers\t%d\n", v.Peers)
-		fmt.Fprintf(tw, "DHT routing table\t%d (%s)\n", v.DHTTable, strings.Join(v.DHTModes, ", "))
-		fmt.Fprintf(tw, "blocks stored\t%d\n", v.Blocks)
-		if v.Removed != "" {
-			fmt.Fprintf(tw, "cell\t%s\n", v.Removed)
-		}
-		for i, a := range v.Addrs {
-			label := "addresses"
-			if i > 0 {
-				label = ""
-			}
-			fmt.Fprintf(tw, "%s\t%s\n", label, a)
-		}
-		return tw.Flush()
-	case "peers":
-		v, err := c.Peers(ctx)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(stdout, v)
-		}
-		if len(v) == 0 {
-			fmt.Fprintln(stdout, "no peers connected")
-			return nil
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PEER\tADDRESS\tFOUND BY\tRTT")
-		for _, p := range v {
-			rtt := "-"
-			if p.RTTMillis > 0 {
-				rtt = fmt.Sprintf("%.1f ms", p.RTTMillis)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Peer, p.Addr, strings.Join(p.Sources, ","), rtt)
-		}
-		return tw.Flush()
+	v, err := c.ID(ctx)
+	if err != nil {
+		return err
+	}
+	out := stdout(cmd)
+	if cmd.Bool("json") {
+		return printJSON(out, v)
+	}
+	fmt.Fprintln(out, v.ID)
+	for _, a := range v.Addrs {
+		fmt.Fprintln(out, a)
 	}
 	return nil
 }
 
-func cmdConnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dirFlag := flagSet("connect", stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
+func cmdStatus(ctx context.Context, cmd *cli.Command) error {
+	if _, err := args(ctx, cmd, 0, 0); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError{"want one MULTIADDR ending in /p2p/<peer ID>"}
+	c, err := dial(cmd)
+	if err != nil {
+		return err
 	}
-	c, err := dial(*dirFlag)
+	ctx, cancel := queryContext(ctx)
+	defer cancel()
+	v, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if cmd.Bool("json") {
+		return printJSON(stdout(cmd), v)
+	}
+	tw := tabwriter.NewWriter(stdout(cmd), 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "peer ID\t%s\n", v.ID)
+	fmt.Fprintf(tw, "version\t%s\n", v.Version)
+	fmt.Fprintf(tw, "uptime\t%s\n", v.Uptime)
+	fmt.Fprintf(tw, "peers\t%d\n", v.Peers)
+	fmt.Fprintf(tw, "DHT routing table\t%d (%s)\n", v.DHTTable, strings.Join(v.DHTModes, ", "))
+	fmt.Fprintf(tw, "blocks stored\t%d\n", v.Blocks)
+	if v.Removed != "" {
+		fmt.Fprintf(tw, "cell\t%s\n", v.Removed)
+	}
+	for i, a := range v.Addrs {
+		label := "addresses"
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, a)
+	}
+	return tw.Flush()
+}
+
+func cmdPeers(ctx context.Context, cmd *cli.Command) error {
+	if _, err := args(ctx, cmd, 0, 0); err != nil {
+		return err
+	}
+	c, err := dial(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := queryContext(ctx)
+	defer cancel()
+	v, err := c.Peers(ctx)
+	if err != nil {
+		return err
+	}
+	out := stdout(cmd)
+	if cmd.Bool("json") {
+		return printJSON(out, v)
+	}
+	if len(v) == 0 {
+		fmt.Fprintln(out, "no peers connected")
+		return nil
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tADDRESS\tFOUND BY\tRTT")
+	for _, p := range v {
+		rtt := "-"
+		if p.RTTMillis > 0 {
+			rtt = fmt.Sprintf("%.1f ms", p.RTTMillis)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Peer, p.Addr, strings.Join(p.Sources, ","), rtt)
+	}
+	return tw.Flush()
+}
+
+func cmdConnect(ctx context.Context, cmd *cli.Command) error {
+	a, err := args(ctx, cmd, 0, -1)
+	if err != nil {
+		return err
+	}
+	if len(a) != 1 {
+		return usage(cmd, "want one MULTIADDR ending in /p2p/<peer ID>")
+	}
+	c, err := dial(cmd)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
-	v, err := c.Connect(ctx, fs.Arg(0))
+	v, err := c.Connect(ctx, a[0])
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		return printJSON(stdout, v)
+	if cmd.Bool("json") {
+		return printJSON(stdout(cmd), v)
 	}
-	fmt.Fprintf(stdout, "connected to %s via %s\n", v.Peer, v.Addr)
+	fmt.Fprintf(stdout(cmd), "connected to %s via %s\n", v.Peer, v.Addr)
 	return nil
-}
-
-// dial finds the node running on the data dir of --dir.
-func dial(dirFlag string) (*client.Client, error) {
-	dir, err := dataDir(dirFlag)
-	if err != nil {
-		return nil, err
-	}
-	return client.Dial(dir)
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/urfave/cli/v3"
+
 	"github.com/exopeer/exopeer/api/server"
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/peer"
@@ -24,15 +26,11 @@ const stopTimeout = 2 * time.Second
 // stop.
 var stopHook func()
 
-func cmdInit(args []string, stdout, stderr io.Writer) error {
-	fs, dirFlag := flagSet("init", stderr)
-	if err := parse(fs, args); err != nil {
+func cmdInit(ctx context.Context, cmd *cli.Command) error {
+	if _, err := args(ctx, cmd, 0, 0); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
-	dir, err := dataDir(*dirFlag)
+	dir, err := dataDir(cmd)
 	if err != nil {
 		return err
 	}
@@ -40,35 +38,28 @@ func cmdInit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	out := stdout(cmd)
 	if len(created) == 0 {
-		fmt.Fprintf(stdout, "data dir %s is already set up; nothing changed\n", dir)
+		fmt.Fprintf(out, "data dir %s is already set up; nothing changed\n", dir)
 		return nil
 	}
 	for _, f := range created {
-		fmt.Fprintf(stdout, "created %s\n", f)
+		fmt.Fprintf(out, "created %s\n", f)
 	}
-	fmt.Fprintf(stdout, "edit %s, then start the node with: exopeer run --dir %s\n", filepath.Join(dir, datadir.ConfigFile), dir)
+	fmt.Fprintf(out, "edit %s, then start the node with: exopeer run --dir %s\n", filepath.Join(dir, datadir.ConfigFile), dir)
 	return nil
 }
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, dirFlag := flagSet("run", stderr)
-	var boot listFlag
-	fs.Var(&boot, "bootstrap", "a peer to dial and keep connected, as a multiaddr ending in /p2p/<peer ID> (repeatable)")
-	port := fs.Int("port", 0, "TCP and QUIC port (default: config, else 4777; -1: any free port)")
-	mdns := fs.String("mdns", "", `"true" or "false": find peers on the LAN by multicast DNS (default: config, else true)`)
-	dhtMode := fs.String("dht-mode", "", "auto, server or client (default: config, else auto)")
-	dhtLAN := fs.String("dht-lan", "", `"true" or "false": run the LAN DHT table (default: config, else true)`)
-	apiAddr := fs.String("api", "", "loopback IP:port of the control API (default: config, else 127.0.0.1:0)")
-	level := fs.String("log-level", "", "debug, info, warn or error (default: config, else info)")
-	if err := parse(fs, args); err != nil {
+func cmdRun(ctx context.Context, cmd *cli.Command) error {
+	if _, err := args(ctx, cmd, 0, 0); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
-	dir, err := dataDir(*dirFlag)
+	dir, err := dataDir(cmd)
 	if err != nil {
+		return err
+	}
+	// A bad flag or variable is refused before the data dir is made.
+	if _, _, _, err := resolveConfig(cmd, dir); err != nil {
 		return err
 	}
 	d, err := datadir.OpenDir(dir)
@@ -83,14 +74,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}()
 
-	if err := applyRunFlags(&d.Config, *port, *mdns, *dhtMode, *dhtLAN, *apiAddr, *level); err != nil {
-		return usageError{err.Error()}
+	// OpenDir read config.toml; the environment and the flags go over it.
+	if _, d.Config, _, err = resolveConfig(cmd, dir); err != nil {
+		return err
 	}
+	stdout, stderr := stdout(cmd), stderr(cmd)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: d.Config.Level()}))
 	for _, p := range d.MadePrivate {
 		log.Warn("other users could enter this dir; made it private (0700)", "path", p)
 	}
-	opts, err := peer.NodeOptions(d, boot, log)
+	opts, err := peer.NodeOptions(d, nil, log) // --bootstrap is in d.Config
 	if err != nil {
 		return err
 	}
@@ -170,46 +163,4 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
-}
-
-// applyRunFlags lays the flags of `exopeer run` over the config and checks
-// the result as the config file is checked.
-func applyRunFlags(c *datadir.Config, port int, mdns, dhtMode, dhtLAN, api, level string) error {
-	if port != 0 {
-		c.Network.Port = port
-	}
-	if mdns != "" {
-		v, err := parseBool("--mdns", mdns)
-		if err != nil {
-			return err
-		}
-		c.Network.MDNS = &v
-	}
-	if dhtLAN != "" {
-		v, err := parseBool("--dht-lan", dhtLAN)
-		if err != nil {
-			return err
-		}
-		c.DHT.LAN = &v
-	}
-	if dhtMode != "" {
-		c.DHT.Mode = dhtMode
-	}
-	if api != "" {
-		c.API.Listen = api
-	}
-	if level != "" {
-		c.Log.Level = level
-	}
-	return c.Check()
-}
-
-func parseBool(name, s string) (bool, error) {
-	switch s {
-	case "true", "1", "yes", "on":
-		return true, nil
-	case "false", "0", "no", "off":
-		return false, nil
-	}
-	return false, fmt.Errorf("%s %q is not true or false", name, s)
 }

@@ -3,6 +3,8 @@
 package leaktest
 
 import (
+	"fmt"
+	"os"
 	"time"
 
 	"go.uber.org/goleak"
@@ -26,4 +28,28 @@ func (l lingerM) Run() int {
 	code := l.m.Run()
 	time.Sleep(leveldbLinger)
 	return code
+}
+
+// M wraps m for a TestMain that hands its *testing.M to another runner
+// (testscript.Main): its Run runs the tests, then fails the binary if
+// goroutines remain, as VerifyTestMain does.
+func M(m goleak.TestingM, opts ...goleak.Option) interface{ Run() int } {
+	return checkM{lingerM{m}, opts}
+}
+
+type checkM struct {
+	m    lingerM
+	opts []goleak.Option
+}
+
+func (c checkM) Run() int {
+	code := c.m.Run()
+	if code != 0 {
+		return code
+	}
+	if err := goleak.Find(c.opts...); err != nil {
+		fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+		return 1
+	}
+	return 0
 }
