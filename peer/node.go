@@ -69,6 +69,8 @@ type Node struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
+	parts   *parts // the long-lived parts, in start order
+	began   bool   // Start was called
 	started time.Time
 	closed  bool
 
@@ -102,57 +104,67 @@ func New(opts Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Node{opts: opts, log: log}, nil
+	return &Node{opts: opts, log: log, parts: newParts(log)}, nil
 }
 
-// Start builds the host and starts the block exchange (before any peer
-// connects: bitswap learns peers from connection events), the DHT and
-// discovery. On error, what was started is stopped again. ctx bounds the
-// start, not the node's life.
-func (n *Node) Start(ctx context.Context) (err error) {
+// Start builds the node's parts and starts them in order (see
+// docs/architecture.md): the host, the block exchange, discovery, the DHT,
+// the cell and the chain. If one fails, those started are stopped again in
+// reverse order, the error names the part, and the node is closed. ctx
+// bounds the start, not the node's life.
+func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return ErrNodeClosed
 	}
-	if n.host != nil {
+	if n.began {
 		return errors.New("peer: Start called twice")
 	}
-	defer func() {
-		if err != nil {
-			n.stopLocked()
-		}
-	}()
-	if n.host, err = n.opts.Network.NewHost(n.opts.Key); err != nil {
-		return fmt.Errorf("peer: start host: %w", err)
+	n.began = true
+	// Every other part is built on the host, which listens from the
+	// moment it exists: it starts first, on its own.
+	hp := &hostPart{newHost: n.opts.Network.NewHost, key: n.opts.Key}
+	n.parts.add("host", hp)
+	if err := n.parts.start(ctx); err != nil {
+		n.closed = true
+		return err
 	}
+	n.host = hp.h
+	if err := n.build(); err != nil {
+		n.closed = true
+		return errors.Join(err, n.parts.close())
+	}
+	if err := n.parts.start(ctx); err != nil {
+		n.closed = true
+		return err
+	}
+	n.started = time.Now()
+	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs())
+	return nil
+}
+
+// build makes the parts on the host (their constructors start nothing) and
+// registers them in start order, each with the reason for its place.
+func (n *Node) build() error {
+	var err error
 	n.store = blocks.NewStore(n.opts.Datastore)
 	bcfg := n.opts.Blocks
 	if bcfg.Logger == nil {
 		bcfg.Logger = n.log.With("part", "blocks")
 	}
 	if n.xchg, err = blocks.NewExchange(n.host, n.store, bcfg); err != nil {
-		return err
-	}
-	if err = n.xchg.Start(ctx); err != nil {
-		return err
+		return fmt.Errorf("peer: build exchange: %w", err)
 	}
 	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, n.opts.DHT, n.log.With("part", "dht")); err != nil {
-		return err
+		return fmt.Errorf("peer: build dht: %w", err)
 	}
 	var lan discovery.LAN
 	if n.opts.Network.NewLAN != nil {
 		lan = n.opts.Network.NewLAN()
 	}
 	if n.disc, err = discovery.New(n.host, n.opts.Discovery, lan, n.dht, n.log.With("part", "discovery")); err != nil {
-		return err
-	}
-	// Discovery first, so that it sees the DHT's first connections.
-	if err = n.disc.Start(ctx); err != nil {
-		return err
-	}
-	if err = n.dht.Start(ctx); err != nil {
-		return err
+		return fmt.Errorf("peer: build discovery: %w", err)
 	}
 	// The chain rides on the cell's gossip, and reads the cell's roster:
 	// both are built before either starts.
@@ -169,31 +181,36 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return rep.Cutoff(ctx, id, fetch)
 		},
 	}); err != nil {
-		return err
+		return fmt.Errorf("peer: build cell: %w", err)
 	}
 	if rep, err = replica.New(replica.Options{
 		Host: n.host, Key: n.opts.Key, Blocks: n.store, Datastore: n.opts.Datastore,
 		Cell: n.cell, Config: n.opts.Chain, Logger: n.log,
 	}); err != nil {
-		return err
+		return fmt.Errorf("peer: build chain: %w", err)
 	}
 	n.chain = rep
 	// The exchange serves the chain's entries to the cell's members only;
 	// every block no owner vouches for is served to nobody.
 	n.xchg.Gate().Register(rep)
-	if err = n.cell.Start(ctx); err != nil {
-		return err
-	}
-	if err = n.chain.Start(ctx); err != nil {
-		return err
-	}
-	n.started = time.Now()
-	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs())
+
+	// Start order. The exchange first, before any peer connects: bitswap
+	// learns peers from connection events.
+	n.parts.add("exchange", n.xchg)
+	// Discovery before the DHT, so that it sees the DHT's first
+	// connections (the DHT dials its bootstrap peers when it starts).
+	n.parts.add("discovery", n.disc)
+	n.parts.add("dht", n.dht)
+	// The cell loads the stored cell and starts gossip if the node is a
+	// member; the chain, riding on it, follows.
+	n.parts.add("cell", n.cell)
+	n.parts.add("chain", n.chain)
 	return nil
 }
 
-// Close stops the chain, the cell, discovery, the DHT, the block exchange and the host, in that
-// order, and waits for their goroutines. The datastore stays open: it
+// Close stops the chain, the cell, the DHT, discovery, the block exchange
+// and the host, in that order (the reverse of Start's), and waits for their
+// goroutines. Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()
@@ -201,37 +218,11 @@ func (n *Node) Close() error {
 	if n.closed {
 		return nil
 	}
-	return n.stopLocked()
-}
-
-// stopLocked stops what was started, once: a failed Start stops its parts
-// and marks the node closed, so a later Close has nothing left to do.
-func (n *Node) stopLocked() error {
 	n.closed = true
-	var errs []error
-	if n.chain != nil {
-		errs = append(errs, n.chain.Close())
+	if err := n.parts.close(); err != nil {
+		return err
 	}
-	if n.cell != nil {
-		errs = append(errs, n.cell.Close())
-	}
-	if n.disc != nil {
-		errs = append(errs, n.disc.Close())
-	}
-	if n.dht != nil {
-		errs = append(errs, n.dht.Close())
-	}
-	if n.xchg != nil {
-		errs = append(errs, n.xchg.Close())
-	}
-	if n.host != nil {
-		errs = append(errs, n.host.Close())
-	}
-	wasRunning := !n.started.IsZero()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("peer: close: %w", err)
-	}
-	if wasRunning {
+	if !n.started.IsZero() {
 		n.log.Info("node stopped")
 	}
 	return nil
