@@ -17,9 +17,11 @@ import (
 
 	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
+	"github.com/exopeer/exopeer/gossip"
 )
 
 // Version is the exopeer version the node reports to peers and the CLI.
@@ -74,13 +76,14 @@ type Node struct {
 	started time.Time
 	closed  bool
 
-	host  host.Host
-	store *blocks.Store
-	xchg  *blocks.Exchange
-	dht   *dht.DHT
-	disc  *discovery.Service
-	cell  *cell.Service
-	chain *replica.Replica
+	host   host.Host
+	store  *blocks.Store
+	xchg   *blocks.Exchange
+	dht    *dht.DHT
+	disc   *discovery.Service
+	cell   *cell.Service
+	topics *gossip.Topics
+	chain  *replica.Replica
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -168,15 +171,11 @@ func (n *Node) build() error {
 	}
 	// The chain rides on the cell's gossip, and reads the cell's roster:
 	// both are built before either starts.
+	n.topics = gossip.NewTopics()
 	var rep *replica.Replica
 	if n.cell, err = cell.New(cell.Options{
 		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Rendezvous: n.disc,
-		Config: n.opts.Cell, Logger: n.log,
-		App: cell.App{
-			Notify:     func(msg []byte) { rep.HandleMessage(msg) },
-			LocalState: func() []byte { return rep.LocalState() },
-			MergeState: func(buf []byte) { rep.MergeState(buf) },
-		},
+		Config: n.opts.Cell, Logger: n.log, Topics: n.topics,
 		Cutoff: func(ctx context.Context, id peer.ID, fetch bool) (cell.Cutoff, error) {
 			return rep.Cutoff(ctx, id, fetch)
 		},
@@ -190,6 +189,10 @@ func (n *Node) build() error {
 		return fmt.Errorf("peer: build chain: %w", err)
 	}
 	n.chain = rep
+	// The riders on the cell's gossip, one topic each.
+	if err := n.topics.Register(replica.Topic, rep, chain.MaxAnnounce); err != nil {
+		return fmt.Errorf("peer: build chain: %w", err)
+	}
 	// The exchange serves the chain's entries to the cell's members only;
 	// every block no owner vouches for is served to nobody.
 	n.xchg.Gate().Register(rep)
@@ -251,6 +254,10 @@ func (n *Node) Chain() *replica.Replica { return n.chain }
 
 // Cell returns the node's cell membership; nil before Start.
 func (n *Node) Cell() *cell.Service { return n.cell }
+
+// Topics returns the riders on the node's cell gossip, with their
+// counters; nil before Start.
+func (n *Node) Topics() *gossip.Topics { return n.topics }
 
 // Discovery returns the node's peer discovery; nil before Start.
 func (n *Node) Discovery() *discovery.Service { return n.disc }
