@@ -23,9 +23,12 @@ import (
 
 	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/chain"
+	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
+	"github.com/exopeer/exopeer/gossip"
 	"github.com/exopeer/exopeer/internal/leaktest"
 )
 
@@ -283,4 +286,25 @@ func TestNodeStartFailure(t *testing.T) {
 			t.Errorf("Close after a failed Start: %v", err)
 		}
 	})
+}
+
+// TestNodeRiders: the node's wiring registers the chain as a rider on its
+// cell's gossip, under its topic and the announcement's limit; another
+// rider registers beside it, and the chain's topic cannot be taken twice.
+func TestNodeRiders(t *testing.T) {
+	n := startNode(t, loopbackOptions(t, 7))
+	st := n.Topics().Stats()
+	if got, ok := st.Topics[replica.Topic]; !ok || got.Limit != chain.MaxAnnounce {
+		t.Errorf("topics after Start: %+v, want %q with limit %d", st.Topics, replica.Topic, chain.MaxAnnounce)
+	}
+	if err := n.Topics().Register(replica.Topic, gossip.HandlerFunc(func([]byte) {}), 0); !errors.Is(err, gossip.ErrTopicExists) {
+		t.Errorf("a second rider on the chain's topic: %v, want gossip.ErrTopicExists", err)
+	}
+	if err := n.Topics().Register("presence", gossip.HandlerFunc(func([]byte) {}), 64); err != nil {
+		t.Errorf("another rider: %v", err)
+	}
+	// In no cell, nothing is broadcast.
+	if err := n.Cell().Broadcast("presence", []byte("here")); !errors.Is(err, cell.ErrNoCell) {
+		t.Errorf("Broadcast in no cell: %v, want cell.ErrNoCell", err)
+	}
 }
