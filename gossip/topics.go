@@ -169,8 +169,10 @@ func (t *Topics) deliver(b []byte) (relay bool) {
 // localState gathers the push/pull states of the topics that have one;
 // nil if none does. A state over its topic's limit is left out, counted.
 func (t *Topics) localState() []byte {
-	var states []topicState
-	for _, tp := range t.set.Load().sorted {
+	set := t.set.Load()
+	states := make([]topicState, 0, len(set.sorted))
+	size := 2
+	for _, tp := range set.sorted {
 		if tp.st == nil {
 			continue
 		}
@@ -184,11 +186,12 @@ func (t *Topics) localState() []byte {
 		}
 		tp.statesOut.Add(1)
 		states = append(states, topicState{topic: tp.name, state: s})
+		size += 1 + len(tp.name) + 2 + len(s)
 	}
 	if len(states) == 0 {
 		return nil
 	}
-	return appendTopicStates(nil, states)
+	return appendTopicStates(make([]byte, 0, size), states)
 }
 
 // mergeState hands each topic's part of a member's push/pull state to its

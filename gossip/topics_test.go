@@ -354,3 +354,53 @@ func FuzzTopicStates(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkTopicsDeliver measures routing one received message (a chain
+// announcement of the largest size) to its rider among 16 topics: memberlist
+// calls it on its packet loop.
+func BenchmarkTopicsDeliver(b *testing.B) {
+	ts := NewTopics()
+	for i := range MaxTopics - 1 {
+		if err := ts.Register(fmt.Sprintf("rider-%02d", i), HandlerFunc(func([]byte) {}), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := ts.Register("chain", HandlerFunc(func([]byte) {}), 7<<10); err != nil {
+		b.Fatal(err)
+	}
+	msg := appendTopicMessage(nil, "chain", make([]byte, 7<<10))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if !ts.deliver(msg) {
+			b.Fatal("not delivered")
+		}
+	}
+}
+
+// BenchmarkTopicsPushPull measures one push/pull's state: gathering this
+// node's (16 topics, 1 KiB each) and merging a member's.
+func BenchmarkTopicsPushPull(b *testing.B) {
+	ts := NewTopics()
+	for i := range MaxTopics {
+		if err := ts.Register(fmt.Sprintf("rider-%02d", i), quietRider(make([]byte, 1<<10)), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	remote := ts.localState()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(remote)))
+	for b.Loop() {
+		if len(ts.localState()) != len(remote) {
+			b.Fatal("local state changed")
+		}
+		ts.mergeState(remote)
+	}
+}
+
+// quietRider is a StateHandler that keeps nothing.
+type quietRider []byte
+
+func (quietRider) HandleMessage([]byte) {}
+func (r quietRider) LocalState() []byte { return r }
+func (quietRider) MergeState([]byte)    {}
