@@ -115,7 +115,7 @@ func New(opts Options) (*Node, error) {
 // the cell and the chain. If one fails, those started are stopped again in
 // reverse order, the error names the part, and the node is closed. ctx
 // bounds the start, not the node's life.
-func (n *Node) Start(ctx context.Context) error {
+func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -125,21 +125,23 @@ func (n *Node) Start(ctx context.Context) error {
 		return errors.New("peer: Start called twice")
 	}
 	n.began = true
+	defer func() {
+		if err != nil {
+			n.closed = true // the registry stopped what had started
+		}
+	}()
 	// Every other part is built on the host, which listens from the
 	// moment it exists: it starts first, on its own.
 	hp := &hostPart{newHost: n.opts.Network.NewHost, key: n.opts.Key}
 	n.parts.add("host", hp)
 	if err := n.parts.start(ctx); err != nil {
-		n.closed = true
 		return err
 	}
 	n.host = hp.h
 	if err := n.build(); err != nil {
-		n.closed = true
 		return errors.Join(err, n.parts.close())
 	}
 	if err := n.parts.start(ctx); err != nil {
-		n.closed = true
 		return err
 	}
 	n.started = time.Now()
