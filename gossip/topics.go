@@ -12,11 +12,12 @@ import (
 
 // Errors of topics.
 var (
-	// ErrUnknownTopic: a Broadcast on a topic not registered.
+	// ErrUnknownTopic is returned by Broadcast on a topic not registered.
 	ErrUnknownTopic = errors.New("gossip: topic not registered")
-	// ErrTopicExists: a Register of a topic already registered.
+	// ErrTopicExists is returned by Register of a topic already registered.
 	ErrTopicExists = errors.New("gossip: topic already registered")
-	// ErrTooLarge: a Broadcast over its topic's size limit.
+	// ErrTooLarge is returned by Broadcast of a message over its topic's
+	// size limit.
 	ErrTooLarge = errors.New("gossip: message over its topic's size limit")
 )
 
