@@ -126,7 +126,9 @@
 // Membership runs on hashicorp/memberlist over libp2p streams (package
 // gossip): only peers on the current roster are spoken to or heard, each
 // node's metadata is signed by its peer key, and the gossip key is the
-// current epoch's. One other part of the node (the chain) rides on it
-// through Options.App and Service.Broadcast: its broadcasts and its
-// push/pull state travel as gossip's own, under the same key.
+// current epoch's. Other parts of the node (the chain, later blobs and
+// presence) ride on it as topics of gossip (Options.Topics, a
+// gossip.Topics registry that outlives each gossip the cell starts) and
+// send with Service.Broadcast(topic, msg): their broadcasts and push/pull
+// states travel as gossip's own, under the same key.
 package cell

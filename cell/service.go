@@ -93,8 +93,14 @@ type Options struct {
 	// Rendezvous lets invites and members meet through the DHT; nil: LAN
 	// and direct connections only.
 	Rendezvous Rendezvous
-	// App rides on the cell's gossip; zero: nothing does.
-	App App
+	// Topics holds the riders on the cell's gossip (the chain, ...): each
+	// topic's handler receives that topic's broadcasts and push/pull
+	// states from the other members, on every gossip the cell runs (see
+	// gossip.Topics for the handlers' rules: they may read
+	// Service.Roster, which takes no lock, but must not call the
+	// Service's other methods, which may be waiting for gossip). nil: an
+	// empty registry of the Service's own.
+	Topics *gossip.Topics
 	// Cutoff gives a removal the removed member's cut-off from the
 	// node's chain; with fetch, it first takes (bounded by ctx) what the
 	// member holds. It may block; it must not call the Service. nil: no
@@ -110,19 +116,6 @@ type Options struct {
 	Now func() time.Time
 }
 
-// App lets one other part of the node ride on the cell's gossip: the
-// chain announces its heads this way. The functions follow gossip.Config's
-// rules (safe for concurrent use, quick, never blocking): memberlist's
-// goroutines call them, some while holding its lock. They may read
-// Service.Roster, which takes no lock, but must not call the Service's
-// other methods, which may be waiting for gossip; hand the work to a
-// goroutine of their own instead.
-type App struct {
-	Notify     func(msg []byte) // every Broadcast of another member; nil: dropped. msg is a copy it may keep
-	LocalState func() []byte    // sent in memberlist push/pull exchanges; nil: none
-	MergeState func(buf []byte) // what a member sent in push/pull; buf valid only during the call
-}
-
 // Service is a node's membership of its cell: the stored roster and keys,
 // gossip with the other members, invites, joins and removals. A node is in
 // at most one cell (the stored state and the protocols leave room for more:
@@ -133,7 +126,7 @@ type Service struct {
 	self   peer.ID
 	st     store
 	rz     Rendezvous
-	app    App
+	topics *gossip.Topics
 	cutoff func(ctx context.Context, id peer.ID, fetch bool) (Cutoff, error)
 	cfg    Config
 	log    *slog.Logger
@@ -183,9 +176,13 @@ func New(opts Options) (*Service, error) {
 	if now == nil {
 		now = ambient.Now
 	}
+	topics := opts.Topics
+	if topics == nil {
+		topics = gossip.NewTopics()
+	}
 	return &Service{
 		h: opts.Host, key: opts.Key, self: opts.Host.ID(), st: newStore(opts.Datastore),
-		rz: opts.Rendezvous, app: opts.App, cutoff: opts.Cutoff, cfg: cfg, log: log.With("part", "cell"),
+		rz: opts.Rendezvous, topics: topics, cutoff: opts.Cutoff, cfg: cfg, log: log.With("part", "cell"),
 		rand: rand, now: now,
 		admin: core.NewAdmin(opts.Host.ID(), core.Limits{PerPeer: cfg.MaxAttempts, Total: cfg.MaxInviteAttempts}),
 		tell:  make(chan peer.ID, tellQueue),
@@ -274,15 +271,9 @@ func (s *Service) startGossipLocked() error {
 		AppMeta:   s.appMeta,
 		CheckMeta: checkMeta,
 		GossipKey: secret.GossipKey(r.Cell),
-		NotifyMsg: s.app.Notify,
+		Topics:    s.topics,
 		Timing:    s.cfg.Gossip,
 		Logger:    s.log,
-	}
-	if f := s.app.LocalState; f != nil {
-		cfg.LocalState = func(bool) []byte { return f() }
-	}
-	if f := s.app.MergeState; f != nil {
-		cfg.MergeState = func(buf []byte, _ bool) { f(buf) }
 	}
 	m, err := gossip.New(s.h, cfg)
 	if err != nil {
@@ -430,15 +421,19 @@ func (s *Service) Gossip() *gossip.Membership {
 	return s.gossip
 }
 
-// Broadcast sends msg (at most gossip.MaxBroadcastSize bytes) to every member
-// of the cell through gossip. It does not block on the network. ErrNoCell when
-// the node is in no cell (or gossip is not running). The members get it
-// through their App.Notify, best effort (see gossip.Membership.Broadcast);
-// msg is copied. Safe for concurrent use.
-func (s *Service) Broadcast(msg []byte) error {
+// Topics returns the registry of the riders on the cell's gossip.
+func (s *Service) Topics() *gossip.Topics { return s.topics }
+
+// Broadcast sends msg on topic (registered in Topics; msg at most its size
+// limit) to every member of the cell through gossip. It does not block on
+// the network. ErrNoCell when the node is in no cell (or gossip is not
+// running). The members get it through the handler of that topic, best
+// effort (see gossip.Membership.Broadcast); msg is copied. Safe for
+// concurrent use.
+func (s *Service) Broadcast(topic string, msg []byte) error {
 	m := s.Gossip()
 	if m == nil {
 		return ErrNoCell
 	}
-	return m.Broadcast(msg)
+	return m.Broadcast(topic, msg)
 }

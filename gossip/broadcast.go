@@ -12,10 +12,11 @@ import (
 
 // Broadcasts: the package documentation describes the envelope.
 const (
-	// MaxBroadcastSize is the largest message Broadcast takes.
+	// MaxBroadcastSize is the largest message Broadcast takes, and the
+	// largest size limit of a topic.
 	MaxBroadcastSize = 8 << 10
 
-	broadcastVersion  byte = 1
+	broadcastVersion  byte = 2
 	broadcastIDSize        = 16
 	broadcastOverhead      = 1 + broadcastIDSize
 	// seenBroadcasts is how many message IDs a member remembers to drop
@@ -44,7 +45,7 @@ func decodeBroadcast(b []byte) ([broadcastIDSize]byte, []byte, error) {
 		return [broadcastIDSize]byte{}, nil, fmt.Errorf("%w: %d bytes", errBadBroadcast, len(b))
 	case b[0] != broadcastVersion:
 		return [broadcastIDSize]byte{}, nil, fmt.Errorf("%w: version %d", errBadBroadcast, b[0])
-	case len(b)-broadcastOverhead > MaxBroadcastSize:
+	case len(b)-broadcastOverhead > maxTopicMessage:
 		return [broadcastIDSize]byte{}, nil, fmt.Errorf("%w: %d bytes of payload", errBadBroadcast, len(b)-broadcastOverhead)
 	}
 	return [broadcastIDSize]byte(b[1:broadcastOverhead]), b[broadcastOverhead:], nil
@@ -79,29 +80,32 @@ func (s *seenSet) add(id [broadcastIDSize]byte) bool {
 	return true
 }
 
-// Broadcast sends msg (1 to MaxBroadcastSize bytes) to every member of
-// the cell: memberlist gossips it from here a few times (RetransmitMult ×
-// log10(n+1)), and every member that receives it for the first time hands
-// it to its Config.NotifyMsg and gossips it on, so that it spreads like an
-// epidemic and each member gets it once (members remember the last 4096
-// message IDs). Best effort: a member that is unreachable meanwhile misses
-// it; push/pull state (Config.LocalState) is the way to catch up. The
-// receivers learn only that some member sent it. It does not block; msg is
-// copied.
-func (m *Membership) Broadcast(msg []byte) error {
-	if len(msg) == 0 || len(msg) > MaxBroadcastSize {
-		return fmt.Errorf("gossip: broadcast of %d bytes, want 1 to %d", len(msg), MaxBroadcastSize)
-	}
+// Broadcast sends msg (1 byte to the topic's size limit) on topic to every
+// member of the cell: memberlist gossips it from here a few times
+// (RetransmitMult × log10(n+1)), and every member that receives it for the
+// first time hands it to the Handler of that topic in its Topics and
+// gossips it on, so that it spreads like an epidemic and each member gets
+// it once (members remember the last 4096 message IDs). Best effort: a
+// member that is unreachable meanwhile misses it; push/pull state
+// (StateHandler) is the way to catch up. The receivers learn only that some
+// member sent it. ErrUnknownTopic if topic is not registered in this
+// node's Topics, ErrTooLarge if msg is over its limit. It does not block;
+// msg is copied.
+func (m *Membership) Broadcast(topic string, msg []byte) error {
 	m.mu.Lock()
 	closed := m.closed
 	m.mu.Unlock()
 	if closed {
 		return ErrClosed
 	}
+	tm, err := m.topics.message(topic, msg)
+	if err != nil {
+		return err
+	}
 	var id [broadcastIDSize]byte
 	rand.Read(id[:])
 	m.seen.add(id)
-	m.queueBroadcast(appendBroadcast(make([]byte, 0, broadcastOverhead+len(msg)), id, msg))
+	m.queueBroadcast(appendBroadcast(make([]byte, 0, broadcastOverhead+len(tm)), id, tm))
 	return nil
 }
 
@@ -113,7 +117,8 @@ func (m *Membership) queueBroadcast(env []byte) {
 }
 
 // receiveBroadcast handles a user message from memberlist: the first copy
-// of a message is relayed and delivered, later ones are dropped.
+// of a message is delivered to its topic and relayed (see Topics.deliver
+// for the messages that are not), later ones are dropped.
 func (m *Membership) receiveBroadcast(b []byte) {
 	id, payload, err := decodeBroadcast(b)
 	if err != nil {
@@ -129,9 +134,8 @@ func (m *Membership) receiveBroadcast(b []byte) {
 	if closed {
 		return
 	}
-	m.queueBroadcast(slices.Clone(b))
-	if f := m.cfg.NotifyMsg; f != nil {
-		f(slices.Clone(payload))
+	if m.topics.deliver(payload) {
+		m.queueBroadcast(slices.Clone(b))
 	}
 }
 

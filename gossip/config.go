@@ -54,17 +54,13 @@ type Config struct {
 	// another key cannot join. Rotate it with SetGossipKey.
 	GossipKey []byte
 
-	// LocalState and MergeState carry application state in memberlist's
-	// push/pull exchanges (join is true for the exchange of a Join). nil:
-	// none. MergeState's buf is only valid during the call.
-	LocalState func(join bool) []byte
-	MergeState func(buf []byte, join bool)
-
-	// NotifyMsg receives every Broadcast message of the cell's members,
-	// this node's own excluded. It gets a copy that it may keep. nil:
-	// messages are dropped. It runs on memberlist's packet loop: it must
-	// not block.
-	NotifyMsg func(msg []byte)
+	// Topics holds the riders on this gossip: each topic's Handler
+	// receives the Broadcast messages of that topic from the cell's
+	// members (this node's own excluded), and a StateHandler's state
+	// travels in memberlist's push/pull exchanges. The handlers follow
+	// the rules above. nil: an empty registry (Broadcast refuses every
+	// topic).
+	Topics *Topics
 
 	// Timing tunes failure detection and gossip. Zero fields take the
 	// values of DefaultTiming.

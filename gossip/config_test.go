@@ -95,10 +95,14 @@ func TestLifecycle(t *testing.T) {
 	if n, err := m.Join(t.Context(), []peer.ID{h.ID()}); n != 0 || err == nil {
 		t.Errorf("Join of only itself = %d, %v; want 0 and an error", n, err)
 	}
-	for _, size := range []int{0, MaxBroadcastSize + 1} {
-		if err := m.Broadcast(make([]byte, size)); err == nil {
-			t.Errorf("Broadcast of %d bytes succeeded", size)
-		}
+	if err := m.Broadcast(testTopic, nil); err == nil || errors.Is(err, ErrUnknownTopic) {
+		t.Errorf("Broadcast of 0 bytes: %v, want refused for its size", err)
+	}
+	if err := m.Broadcast(testTopic, make([]byte, MaxBroadcastSize+1)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Broadcast of %d bytes: %v, want ErrTooLarge", MaxBroadcastSize+1, err)
+	}
+	if err := m.Broadcast("not-registered", []byte("x")); !errors.Is(err, ErrUnknownTopic) {
+		t.Errorf("Broadcast on a topic not registered: %v, want ErrUnknownTopic", err)
 	}
 	if err := m.SetGossipKey(make([]byte, 16)); err == nil {
 		t.Error("SetGossipKey of a 16-byte key succeeded")
@@ -122,7 +126,7 @@ func TestLifecycle(t *testing.T) {
 	if err := m.Leave(t.Context()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Leave after Close: %v, want ErrClosed", err)
 	}
-	if err := m.Broadcast([]byte("x")); !errors.Is(err, ErrClosed) {
+	if err := m.Broadcast(testTopic, []byte("x")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Broadcast after Close: %v, want ErrClosed", err)
 	}
 	if err := m.SetGossipKey(gossipKey(seed, 1)); !errors.Is(err, ErrClosed) {

@@ -37,18 +37,10 @@ func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.m.bq.GetBroadcasts(overhead, limit)
 }
 
-func (d delegate) LocalState(join bool) []byte {
-	if f := d.m.cfg.LocalState; f != nil {
-		return f(join)
-	}
-	return nil
-}
+// LocalState and MergeRemoteState carry the topics' push/pull states.
+func (d delegate) LocalState(bool) []byte { return d.m.topics.localState() }
 
-func (d delegate) MergeRemoteState(buf []byte, join bool) {
-	if f := d.m.cfg.MergeState; f != nil {
-		f(buf, join)
-	}
-}
+func (d delegate) MergeRemoteState(buf []byte, _ bool) { d.m.topics.mergeState(buf) }
 
 // NotifyAlive admits a node only if check passes.
 func (d delegate) NotifyAlive(n *memberlist.Node) error { return d.m.check(n) }

@@ -8,8 +8,24 @@
 // (Config.CheckMeta), and supplies the cell's tag and gossip key. A
 // Membership is built with New, started with Start, pointed at known
 // members with Join, and stopped with Close; Members and Subscribe tell
-// who is alive, Broadcast and the push/pull hooks carry the application's
-// own gossip.
+// who is alive.
+//
+// # Topics
+//
+// Gossip carries many riders (the chain's announcements, later blobs and
+// presence): each registers a Handler under a named topic in a Topics
+// registry (Config.Topics), with its own size limit and counters
+// (Topics.Stats). Broadcast(topic, msg) reaches the handlers of that topic
+// on the other members, and a StateHandler's state travels in memberlist's
+// push/pull exchanges, so that a member that missed a broadcast catches
+// up. A rider sees only its own topic. A message over the topic's limit
+// is refused by Broadcast (ErrTooLarge) and, if a member with a larger
+// limit sent it, dropped and counted on receipt (not relayed); a message
+// of a topic the receiver has not registered is counted and dropped but
+// relayed, for the members that know the topic; a topic not registered
+// here is refused on send (ErrUnknownTopic). Topics may be registered at
+// any time, also while gossip runs, never twice; one registry outlives
+// the Memberships that use it.
 //
 // # Security
 //
@@ -81,13 +97,35 @@
 // A Broadcast message travels as a memberlist user message, inside
 // memberlist's encryption, with a 17-byte envelope:
 //
-//	byte 0      1: broadcast version
+//	byte 0      2: broadcast version (1, before topics, is refused)
 //	bytes 1–16  message ID, random, chosen by the sender
-//	bytes 17…   1 to 8192 bytes (MaxBroadcastSize) of payload
+//	bytes 17…   the topic message, 3 to 8225 bytes:
+//	  byte 0      n: length of the topic name, 1 ≤ n ≤ 32 (MaxTopicLen)
+//	  n bytes     the topic name: a–z, 0–9, '.', '-', '_', '/'
+//	  the rest    the message, 1 to 8192 bytes (MaxBroadcastSize), and at
+//	              most the topic's limit
 //
-// A member delivers the payload of the first copy of an ID it sees and
-// queues the envelope, unchanged, for gossip of its own; it drops later
-// copies (it remembers the last 4096 IDs) and malformed envelopes.
+// A member handles the first copy of an ID it sees: it delivers the message
+// to its topic's Handler and queues the envelope, unchanged, for gossip of
+// its own (a message of a topic it does not know is queued, not delivered;
+// one over its topic's limit, or whose topic message is malformed, is
+// neither). It drops later copies (it remembers the last 4096 IDs) and
+// malformed envelopes.
+//
+// The application state of a push/pull exchange (memberlist's user state)
+// is the set of the topics' states, sent only if one topic has a state:
+//
+//	byte 0      1: state set version
+//	byte 1      k: number of states, 1 ≤ k ≤ 16 (MaxTopics)
+//	k times, in strictly ascending order of topic name:
+//	  byte        n: length of the topic name, 1 ≤ n ≤ 32
+//	  n bytes     the topic name
+//	  2 bytes     length s of the state, unsigned big-endian, 1 ≤ s ≤ 8192
+//	  s bytes     the topic's state, at most the topic's limit
+//
+// Nothing may follow the last state. A malformed set is dropped whole and
+// counted; a state of an unknown topic, or over its topic's limit, is
+// dropped and counted, and the others are merged.
 //
 // Node names are peer IDs (base58 text). memberlist also wants an IP
 // address and port for each node; a node's is FakeIP(id) and FakePort, a

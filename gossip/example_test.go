@@ -79,3 +79,26 @@ func Example() {
 	fmt.Println(alive(members[0]), "and", alive(members[1]), "members alive")
 	// Output: 2 and 2 members alive
 }
+
+// A node's riders register under their topics once, in the node's wiring;
+// the registry goes to every Membership of the cell (Config.Topics), and
+// each rider then sends with Membership.Broadcast(topic, msg).
+func ExampleTopics() {
+	topics := gossip.NewTopics()
+	presence := gossip.HandlerFunc(func(msg []byte) {
+		// Called on memberlist's goroutines: quick, never blocking.
+	})
+	if err := topics.Register("presence", presence, 64); err != nil {
+		panic(err)
+	}
+	err := topics.Register("presence", presence, 64)
+	fmt.Println(err)
+	err = topics.Register("Presence!", presence, 64)
+	fmt.Println(err != nil)
+	st := topics.Stats().Topics["presence"]
+	fmt.Println("limit", st.Limit, "messages in", st.MessagesIn)
+	// Output:
+	// gossip: topic already registered: "presence"
+	// true
+	// limit 64 messages in 0
+}

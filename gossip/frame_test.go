@@ -87,7 +87,8 @@ func FuzzReadPacket(f *testing.F) {
 func FuzzDecodeBroadcast(f *testing.F) {
 	f.Add(appendBroadcast(nil, [broadcastIDSize]byte{1}, []byte("heads")))
 	f.Add([]byte{broadcastVersion})
-	f.Add(appendBroadcast(nil, [broadcastIDSize]byte{}, make([]byte, MaxBroadcastSize+1)))
+	f.Add(appendBroadcast(nil, [broadcastIDSize]byte{}, make([]byte, maxTopicMessage+1)))
+	f.Add(append([]byte{1}, make([]byte, broadcastIDSize+5)...)) // version 1, before topics
 	f.Fuzz(func(t *testing.T, b []byte) {
 		id, payload, err := decodeBroadcast(b)
 		if err != nil {
@@ -96,7 +97,7 @@ func FuzzDecodeBroadcast(f *testing.F) {
 			}
 			return
 		}
-		if len(payload) == 0 || len(payload) > MaxBroadcastSize {
+		if len(payload) == 0 || len(payload) > maxTopicMessage {
 			t.Fatalf("accepted a payload of %d bytes", len(payload))
 		}
 		if again := appendBroadcast(nil, id, payload); !bytes.Equal(again, b) {

@@ -119,9 +119,18 @@ func (r *roster) remove(id peer.ID) {
 	delete(r.ids, id)
 }
 
-// testConfig is a Config for node key in the cell of seed, allowing r.
+// testTopic is the topic the tests broadcast on.
+const testTopic = "test"
+
+// testConfig is a Config for node key in the cell of seed, allowing r,
+// with testTopic registered (its messages are dropped).
 func testConfig(seed uint64, key crypto.PrivKey, r *roster, timing Timing) Config {
+	topics := NewTopics()
+	if err := topics.Register(testTopic, HandlerFunc(func([]byte) {}), 0); err != nil {
+		panic(err)
+	}
 	return Config{
+		Topics:    topics,
 		Tag:       testTag(seed),
 		Key:       key,
 		Allow:     r.allow,

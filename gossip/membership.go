@@ -45,6 +45,7 @@ type Membership struct {
 	keyring    *memberlist.Keyring
 	bq         *memberlist.TransmitLimitedQueue
 	stats      *counters
+	topics     *Topics
 	meta       atomic.Pointer[[]byte] // this node's signed metadata
 	alive      atomic.Int64           // members alive, this node included
 	seen       seenSet                // broadcast IDs already received
@@ -96,8 +97,12 @@ func New(h host.Host, cfg Config) (*Membership, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
+	topics := cfg.Topics
+	if topics == nil {
+		topics = NewTopics()
+	}
 	m := &Membership{
-		h: h, cfg: cfg, log: lg, self: id, selfName: id.String(),
+		h: h, cfg: cfg, log: lg, self: id, selfName: id.String(), topics: topics,
 		protectTag: "exopeer-gossip-" + hex.EncodeToString(cfg.Tag[:]),
 		keyring:    keyring,
 		stats:      new(counters),

@@ -55,10 +55,13 @@ func TestConverge(t *testing.T) {
 	)
 	for i, h := range c.hosts {
 		cfg := c.config(i, r)
-		cfg.NotifyMsg = func(b []byte) {
+		cfg.Topics = NewTopics()
+		if err := cfg.Topics.Register(testTopic, HandlerFunc(func(b []byte) {
 			mu.Lock()
 			msgs[i] = append(msgs[i], string(b))
 			mu.Unlock()
+		}), 0); err != nil {
+			t.Fatal(err)
 		}
 		ms = append(ms, startMembership(t, h, cfg))
 	}
@@ -92,7 +95,7 @@ func TestConverge(t *testing.T) {
 	})
 
 	// A broadcast reaches every other member, not the sender.
-	if err := ms[1].Broadcast([]byte("hello cell")); err != nil {
+	if err := ms[1].Broadcast(testTopic, []byte("hello cell")); err != nil {
 		t.Fatalf("Broadcast: %v", err)
 	}
 	if _, ok := waitUntil(5*time.Second, 20*time.Millisecond, func() bool {

@@ -83,8 +83,16 @@ func (r *recorder) count(typ EventType) int {
 
 // newSimCell builds and starts the cell; each member joins member 0 and
 // one earlier member chosen by the seed. Everything is closed at cleanup,
-// which must run inside the bubble.
+// which must run inside the bubble. Each member records the messages of
+// testTopic in msgs.
 func newSimCell(t *testing.T, seed uint64, n int) *simCell {
+	t.Helper()
+	return newSimCellWith(t, seed, n, nil)
+}
+
+// newSimCellWith is newSimCell with the topics of each member given by
+// topics (nil: testTopic, recorded in msgs).
+func newSimCellWith(t *testing.T, seed uint64, n int, topics func(i int) *Topics) *simCell {
 	t.Helper()
 	c := &simCell{t: t, seed: seed, mn: mocknet.New(), msgs: make(map[int][]string)}
 	for i := range n {
@@ -110,10 +118,17 @@ func newSimCell(t *testing.T, seed uint64, n int) *simCell {
 		r := newRoster(c.ids...)
 		c.rosters = append(c.rosters, r)
 		cfg := testConfig(seed, testKey(seed, i), r, Timing{})
-		cfg.NotifyMsg = func(b []byte) {
-			c.mu.Lock()
-			c.msgs[i] = append(c.msgs[i], string(b))
-			c.mu.Unlock()
+		if topics != nil {
+			cfg.Topics = topics(i)
+		} else {
+			cfg.Topics = NewTopics()
+			if err := cfg.Topics.Register(testTopic, HandlerFunc(func(b []byte) {
+				c.mu.Lock()
+				c.msgs[i] = append(c.msgs[i], string(b))
+				c.mu.Unlock()
+			}), 0); err != nil {
+				t.Fatal(err)
+			}
 		}
 		m := startMembership(t, h, cfg)
 		c.ms = append(c.ms, m)
@@ -355,7 +370,7 @@ func TestSimBroadcast(t *testing.T) {
 		c.awaitConvergence(2*time.Minute, all(10)...)
 		from := newRand(seed, "sender").IntN(10)
 		for k := range 5 {
-			if err := c.ms[from].Broadcast(fmt.Appendf(nil, "heads %d", k)); err != nil {
+			if err := c.ms[from].Broadcast(testTopic, fmt.Appendf(nil, "heads %d", k)); err != nil {
 				t.Fatal(err)
 			}
 		}

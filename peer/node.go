@@ -17,9 +17,11 @@ import (
 
 	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
+	"github.com/exopeer/exopeer/gossip"
 )
 
 // Version is the exopeer version the node reports to peers and the CLI.
@@ -69,16 +71,19 @@ type Node struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
+	parts   *parts // the long-lived parts, in start order
+	began   bool   // Start was called
 	started time.Time
 	closed  bool
 
-	host  host.Host
-	store *blocks.Store
-	xchg  *blocks.Exchange
-	dht   *dht.DHT
-	disc  *discovery.Service
-	cell  *cell.Service
-	chain *replica.Replica
+	host   host.Host
+	store  *blocks.Store
+	xchg   *blocks.Exchange
+	dht    *dht.DHT
+	disc   *discovery.Service
+	cell   *cell.Service
+	topics *gossip.Topics
+	chain  *replica.Replica
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -102,89 +107,41 @@ func New(opts Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Node{opts: opts, log: log}, nil
+	return &Node{opts: opts, log: log, parts: newParts(log)}, nil
 }
 
-// Start builds the host and starts the block exchange (before any peer
-// connects: bitswap learns peers from connection events), the DHT and
-// discovery. On error, what was started is stopped again. ctx bounds the
-// start, not the node's life.
+// Start builds the node's parts and starts them in order (see
+// docs/architecture.md): the host, the block exchange, discovery, the DHT,
+// the cell and the chain. If one fails, those started are stopped again in
+// reverse order, the error names the part, and the node is closed. ctx
+// bounds the start, not the node's life.
 func (n *Node) Start(ctx context.Context) (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return ErrNodeClosed
 	}
-	if n.host != nil {
+	if n.began {
 		return errors.New("peer: Start called twice")
 	}
+	n.began = true
 	defer func() {
 		if err != nil {
-			n.stopLocked()
+			n.closed = true // the registry stopped what had started
 		}
 	}()
-	if n.host, err = n.opts.Network.NewHost(n.opts.Key); err != nil {
-		return fmt.Errorf("peer: start host: %w", err)
-	}
-	n.store = blocks.NewStore(n.opts.Datastore)
-	bcfg := n.opts.Blocks
-	if bcfg.Logger == nil {
-		bcfg.Logger = n.log.With("part", "blocks")
-	}
-	if n.xchg, err = blocks.NewExchange(n.host, n.store, bcfg); err != nil {
+	// Every other part is built on the host, which listens from the
+	// moment it exists: it starts first, on its own.
+	hp := &hostPart{newHost: n.opts.Network.NewHost, key: n.opts.Key}
+	n.parts.add("host", hp)
+	if err := n.parts.start(ctx); err != nil {
 		return err
 	}
-	if err = n.xchg.Start(ctx); err != nil {
-		return err
+	n.host = hp.h
+	if err := n.build(); err != nil {
+		return errors.Join(err, n.parts.close())
 	}
-	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, n.opts.DHT, n.log.With("part", "dht")); err != nil {
-		return err
-	}
-	var lan discovery.LAN
-	if n.opts.Network.NewLAN != nil {
-		lan = n.opts.Network.NewLAN()
-	}
-	if n.disc, err = discovery.New(n.host, n.opts.Discovery, lan, n.dht, n.log.With("part", "discovery")); err != nil {
-		return err
-	}
-	// Discovery first, so that it sees the DHT's first connections.
-	if err = n.disc.Start(ctx); err != nil {
-		return err
-	}
-	if err = n.dht.Start(ctx); err != nil {
-		return err
-	}
-	// The chain rides on the cell's gossip, and reads the cell's roster:
-	// both are built before either starts.
-	var rep *replica.Replica
-	if n.cell, err = cell.New(cell.Options{
-		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Rendezvous: n.disc,
-		Config: n.opts.Cell, Logger: n.log,
-		App: cell.App{
-			Notify:     func(msg []byte) { rep.HandleMessage(msg) },
-			LocalState: func() []byte { return rep.LocalState() },
-			MergeState: func(buf []byte) { rep.MergeState(buf) },
-		},
-		Cutoff: func(ctx context.Context, id peer.ID, fetch bool) (cell.Cutoff, error) {
-			return rep.Cutoff(ctx, id, fetch)
-		},
-	}); err != nil {
-		return err
-	}
-	if rep, err = replica.New(replica.Options{
-		Host: n.host, Key: n.opts.Key, Blocks: n.store, Datastore: n.opts.Datastore,
-		Cell: n.cell, Config: n.opts.Chain, Logger: n.log,
-	}); err != nil {
-		return err
-	}
-	n.chain = rep
-	// The exchange serves the chain's entries to the cell's members only;
-	// every block no owner vouches for is served to nobody.
-	n.xchg.Gate().Register(rep)
-	if err = n.cell.Start(ctx); err != nil {
-		return err
-	}
-	if err = n.chain.Start(ctx); err != nil {
+	if err := n.parts.start(ctx); err != nil {
 		return err
 	}
 	n.started = time.Now()
@@ -192,8 +149,73 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-// Close stops the chain, the cell, discovery, the DHT, the block exchange and the host, in that
-// order, and waits for their goroutines. The datastore stays open: it
+// build makes the parts on the host (their constructors start nothing) and
+// registers them in start order, each with the reason for its place.
+func (n *Node) build() error {
+	var err error
+	n.store = blocks.NewStore(n.opts.Datastore)
+	bcfg := n.opts.Blocks
+	if bcfg.Logger == nil {
+		bcfg.Logger = n.log.With("part", "blocks")
+	}
+	if n.xchg, err = blocks.NewExchange(n.host, n.store, bcfg); err != nil {
+		return fmt.Errorf("peer: build exchange: %w", err)
+	}
+	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, n.opts.DHT, n.log.With("part", "dht")); err != nil {
+		return fmt.Errorf("peer: build dht: %w", err)
+	}
+	var lan discovery.LAN
+	if n.opts.Network.NewLAN != nil {
+		lan = n.opts.Network.NewLAN()
+	}
+	if n.disc, err = discovery.New(n.host, n.opts.Discovery, lan, n.dht, n.log.With("part", "discovery")); err != nil {
+		return fmt.Errorf("peer: build discovery: %w", err)
+	}
+	// The chain rides on the cell's gossip, and reads the cell's roster:
+	// both are built before either starts.
+	n.topics = gossip.NewTopics()
+	var rep *replica.Replica
+	if n.cell, err = cell.New(cell.Options{
+		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Rendezvous: n.disc,
+		Config: n.opts.Cell, Logger: n.log, Topics: n.topics,
+		Cutoff: func(ctx context.Context, id peer.ID, fetch bool) (cell.Cutoff, error) {
+			return rep.Cutoff(ctx, id, fetch)
+		},
+	}); err != nil {
+		return fmt.Errorf("peer: build cell: %w", err)
+	}
+	if rep, err = replica.New(replica.Options{
+		Host: n.host, Key: n.opts.Key, Blocks: n.store, Datastore: n.opts.Datastore,
+		Cell: n.cell, Config: n.opts.Chain, Logger: n.log,
+	}); err != nil {
+		return fmt.Errorf("peer: build chain: %w", err)
+	}
+	n.chain = rep
+	// The riders on the cell's gossip, one topic each.
+	if err := n.topics.Register(replica.Topic, rep, chain.MaxAnnounce); err != nil {
+		return fmt.Errorf("peer: build chain: %w", err)
+	}
+	// The exchange serves the chain's entries to the cell's members only;
+	// every block no owner vouches for is served to nobody.
+	n.xchg.Gate().Register(rep)
+
+	// Start order. The exchange first, before any peer connects: bitswap
+	// learns peers from connection events.
+	n.parts.add("exchange", n.xchg)
+	// Discovery before the DHT, so that it sees the DHT's first
+	// connections (the DHT dials its bootstrap peers when it starts).
+	n.parts.add("discovery", n.disc)
+	n.parts.add("dht", n.dht)
+	// The cell loads the stored cell and starts gossip if the node is a
+	// member; the chain, riding on it, follows.
+	n.parts.add("cell", n.cell)
+	n.parts.add("chain", n.chain)
+	return nil
+}
+
+// Close stops the chain, the cell, the DHT, discovery, the block exchange
+// and the host, in that order (the reverse of Start's), and waits for their
+// goroutines. Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()
@@ -201,37 +223,11 @@ func (n *Node) Close() error {
 	if n.closed {
 		return nil
 	}
-	return n.stopLocked()
-}
-
-// stopLocked stops what was started, once: a failed Start stops its parts
-// and marks the node closed, so a later Close has nothing left to do.
-func (n *Node) stopLocked() error {
 	n.closed = true
-	var errs []error
-	if n.chain != nil {
-		errs = append(errs, n.chain.Close())
+	if err := n.parts.close(); err != nil {
+		return err
 	}
-	if n.cell != nil {
-		errs = append(errs, n.cell.Close())
-	}
-	if n.disc != nil {
-		errs = append(errs, n.disc.Close())
-	}
-	if n.dht != nil {
-		errs = append(errs, n.dht.Close())
-	}
-	if n.xchg != nil {
-		errs = append(errs, n.xchg.Close())
-	}
-	if n.host != nil {
-		errs = append(errs, n.host.Close())
-	}
-	wasRunning := !n.started.IsZero()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("peer: close: %w", err)
-	}
-	if wasRunning {
+	if !n.started.IsZero() {
 		n.log.Info("node stopped")
 	}
 	return nil
@@ -260,6 +256,10 @@ func (n *Node) Chain() *replica.Replica { return n.chain }
 
 // Cell returns the node's cell membership; nil before Start.
 func (n *Node) Cell() *cell.Service { return n.cell }
+
+// Topics returns the riders on the node's cell gossip, with their
+// counters; nil before Start.
+func (n *Node) Topics() *gossip.Topics { return n.topics }
 
 // Discovery returns the node's peer discovery; nil before Start.
 func (n *Node) Discovery() *discovery.Service { return n.disc }

@@ -9,19 +9,26 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/chain"
+	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
+	"github.com/exopeer/exopeer/gossip"
 	"github.com/exopeer/exopeer/internal/leaktest"
 )
 
@@ -234,4 +241,70 @@ func TestNodeLifecycle(t *testing.T) {
 
 func testKey(seed byte) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+}
+
+// TestNodeStartFailure: a part that fails to start is named in Start's
+// error, every part started before it is stopped (the leak check of
+// TestMain sees any goroutine left), and the node is closed.
+func TestNodeStartFailure(t *testing.T) {
+	t.Run("host", func(t *testing.T) {
+		opts := loopbackOptions(t, 5)
+		opts.Network.NewHost = func(crypto.PrivKey) (host.Host, error) { return nil, errors.New("port taken") }
+		n, err := New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(t.Context()); err == nil || err.Error() != "peer: start host: port taken" {
+			t.Errorf("Start = %v, want the host's failure", err)
+		}
+		if err := n.Start(t.Context()); !errors.Is(err, ErrNodeClosed) {
+			t.Errorf("Start after a failed Start = %v, want ErrNodeClosed", err)
+		}
+		if err := n.Close(); err != nil {
+			t.Errorf("Close after a failed Start: %v", err)
+		}
+	})
+	t.Run("cell", func(t *testing.T) {
+		opts := loopbackOptions(t, 6)
+		// A corrupt box key: the cell refuses to start, after the host,
+		// the exchange, discovery and the DHT have started.
+		if err := opts.Datastore.Put(t.Context(), ds.NewKey("/cell/box"), []byte("not a key")); err != nil {
+			t.Fatal(err)
+		}
+		n, err := New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = n.Start(t.Context())
+		if !errors.Is(err, cell.ErrCorruptState) || !strings.HasPrefix(err.Error(), "peer: start cell: ") {
+			t.Fatalf("Start = %v, want the cell's failure, naming it", err)
+		}
+		if addrs := n.Host().Network().ListenAddresses(); len(addrs) != 0 {
+			t.Errorf("the host still listens on %v after a failed Start", addrs)
+		}
+		if err := n.Close(); err != nil {
+			t.Errorf("Close after a failed Start: %v", err)
+		}
+	})
+}
+
+// TestNodeRiders: the node's wiring registers the chain as a rider on its
+// cell's gossip, under its topic and the announcement's limit; another
+// rider registers beside it, and the chain's topic cannot be taken twice.
+func TestNodeRiders(t *testing.T) {
+	n := startNode(t, loopbackOptions(t, 7))
+	st := n.Topics().Stats()
+	if got, ok := st.Topics[replica.Topic]; !ok || got.Limit != chain.MaxAnnounce {
+		t.Errorf("topics after Start: %+v, want %q with limit %d", st.Topics, replica.Topic, chain.MaxAnnounce)
+	}
+	if err := n.Topics().Register(replica.Topic, gossip.HandlerFunc(func([]byte) {}), 0); !errors.Is(err, gossip.ErrTopicExists) {
+		t.Errorf("a second rider on the chain's topic: %v, want gossip.ErrTopicExists", err)
+	}
+	if err := n.Topics().Register("presence", gossip.HandlerFunc(func([]byte) {}), 64); err != nil {
+		t.Errorf("another rider: %v", err)
+	}
+	// In no cell, nothing is broadcast.
+	if err := n.Cell().Broadcast("presence", []byte("here")); !errors.Is(err, cell.ErrNoCell) {
+		t.Errorf("Broadcast in no cell: %v, want cell.ErrNoCell", err)
+	}
 }

@@ -27,10 +27,10 @@ type benchCell struct {
 	keys *cell.Keys
 }
 
-func (c *benchCell) Roster() *cell.Roster       { return c.r }
-func (c *benchCell) Keys() *cell.Keys           { return c.keys }
-func (c *benchCell) Broadcast([]byte) error     { return nil }
-func (c *benchCell) Gossip() *gossip.Membership { return nil }
+func (c *benchCell) Roster() *cell.Roster           { return c.r }
+func (c *benchCell) Keys() *cell.Keys               { return c.keys }
+func (c *benchCell) Broadcast(string, []byte) error { return nil }
+func (c *benchCell) Gossip() *gossip.Membership     { return nil }
 
 func benchKey(b *testing.B, seed byte) (crypto.PrivKey, peer.ID) {
 	seedBytes := make([]byte, ed25519.SeedSize)

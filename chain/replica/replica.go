@@ -37,8 +37,8 @@ type Cell interface {
 	Roster() *cell.Roster
 	// Keys returns a copy of the epoch secrets held, or nil.
 	Keys() *cell.Keys
-	// Broadcast gossips msg to the cell's members.
-	Broadcast(msg []byte) error
+	// Broadcast gossips msg on topic to the cell's members.
+	Broadcast(topic string, msg []byte) error
 	// Gossip returns the running membership, or nil.
 	Gossip() *gossip.Membership
 }

@@ -29,17 +29,23 @@ const ProtocolSync = "/exopeer/chain/sync/1.0.0"
 // frameTarget is the size at which a server closes a frame of entries.
 const frameTarget = 1 << 20
 
-// HandleMessage takes a member's gossip broadcast (cell.App.Notify). It
-// does not block: the message is queued, or dropped if the queue is full
-// (the next announcement or the anti-entropy round makes up for it).
+// Topic is the gossip topic the replica rides on (it is a
+// gossip.StateHandler, registered by the node's wiring): its
+// announcements, at most chain.MaxAnnounce bytes, go as broadcasts and as
+// its push/pull state.
+const Topic = "chain"
+
+// HandleMessage takes a member's broadcast on Topic. It does not block:
+// the message is queued, or dropped if the queue is full (the next
+// announcement or the anti-entropy round makes up for it).
 func (r *Replica) HandleMessage(msg []byte) { r.enqueue(msg) }
 
-// MergeState takes a member's push/pull state (cell.App.MergeState). It
-// copies buf and does not block.
+// MergeState takes a member's push/pull state on Topic. It copies buf and
+// does not block.
 func (r *Replica) MergeState(buf []byte) { r.enqueue(slices.Clone(buf)) }
 
-// LocalState returns this node's announcement for push/pull exchanges
-// (cell.App.LocalState). It does not block.
+// LocalState returns this node's announcement for push/pull exchanges on
+// Topic. It does not block.
 func (r *Replica) LocalState() []byte {
 	if b := r.announce.Load(); b != nil {
 		return *b
@@ -145,7 +151,7 @@ func (r *Replica) announceLoop() {
 		}
 		r.mu.Unlock()
 		if msg != nil {
-			if err := r.cell.Broadcast(msg); err != nil {
+			if err := r.cell.Broadcast(Topic, msg); err != nil {
 				r.log.Debug("chain announcement not sent", "err", err)
 			}
 		}
