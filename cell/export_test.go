@@ -39,7 +39,7 @@ func StartJoin(t testing.TB, c Code, admin, joiner peer.ID) (helloFrame []byte, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		sealed, err := sealWith(isk, labelRequest, joinRequest{Name: "recorded", BoxKey: NewBoxKey().Public()}.encode())
+		sealed, err := sealWith(rand.Reader, isk, labelRequest, joinRequest{Name: "recorded", BoxKey: mustBoxKey().Public()}.encode())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package cell
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,7 +21,7 @@ import (
 func removedOne(t testing.TB) (r *Roster, cellKey ed25519.PrivateKey, keys *Keys, ids []peer.ID, boxes []BoxKey) {
 	t.Helper()
 	r, cellKey, keys, ids, boxes = threeMembers(t)
-	r, err := r.Without(ids[2], testCut, keys, cellKey, t0.Add(time.Hour))
+	r, err := r.Without(rand.Reader, ids[2], testCut, keys, cellKey, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
@@ -71,7 +72,7 @@ func TestWithoutRecordsFormer(t *testing.T) {
 	}
 
 	// A second removal keeps Former sorted; the first is still there.
-	r2, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
+	r2, err := r.Without(rand.Reader, ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
@@ -90,7 +91,7 @@ func TestWithoutRecordsFormer(t *testing.T) {
 
 	// Added again, the node leaves Former; removed again, it is back with
 	// the new epoch.
-	r3, err := r2.WithMember(Member{Peer: ids[2], Name: "server", Roles: RoleStore, BoxKey: boxes[2].Public()}, keys, cellKey, t0.Add(3*time.Hour))
+	r3, err := r2.WithMember(rand.Reader, Member{Peer: ids[2], Name: "server", Roles: RoleStore, BoxKey: boxes[2].Public()}, keys, cellKey, t0.Add(3*time.Hour))
 	if err != nil {
 		t.Fatalf("WithMember: %v", err)
 	}
@@ -106,7 +107,7 @@ func TestWithoutRecordsFormer(t *testing.T) {
 	if f, _ := r2.formerOf(ids[2]); f.Until != 2 {
 		t.Errorf("WithMember changed the roster it started from: %+v", f)
 	}
-	r4, err := r3.Without(ids[2], Cutoff{}, keys, cellKey, t0.Add(4*time.Hour))
+	r4, err := r3.Without(rand.Reader, ids[2], Cutoff{}, keys, cellKey, t0.Add(4*time.Hour))
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
@@ -145,7 +146,7 @@ func TestSignatureCoversFormer(t *testing.T) {
 func TestCanAuthor(t *testing.T) {
 	// ids[2] is removed in epoch 2, ids[1] in epoch 3.
 	r, cellKey, keys, ids, _ := removedOne(t)
-	r, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
+	r, err := r.Without(rand.Reader, ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestCanAuthor(t *testing.T) {
 
 func TestDecoderRejectsBadFormer(t *testing.T) {
 	r, cellKey, keys, ids, _ := removedOne(t)
-	r, err := r.Without(ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
+	r, err := r.Without(rand.Reader, ids[1], Cutoff{}, keys, cellKey, t0.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

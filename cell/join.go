@@ -3,16 +3,17 @@ package cell
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/exopeer/exopeer/internal/ambient"
 	"github.com/exopeer/exopeer/internal/cpace"
 )
 
@@ -56,7 +57,7 @@ func (s *Service) Invite(opts InviteOptions) (Code, time.Time, error) {
 	}
 	var code Code
 	for {
-		c, err := NewCode(rand.Reader)
+		c, err := NewCode(s.rand)
 		if err != nil {
 			return Code{}, time.Time{}, err
 		}
@@ -65,7 +66,7 @@ func (s *Service) Invite(opts InviteOptions) (Code, time.Time, error) {
 			break
 		}
 	}
-	inv := newInvite(code, opts.Roles, time.Now().Add(opts.TTL))
+	inv := newInvite(code, opts.Roles, s.now().Add(opts.TTL))
 	// Stored before the code is shown: it outlives this process.
 	if err := s.st.putInvite(s.ctx, inv); err != nil {
 		return Code{}, time.Time{}, err
@@ -152,20 +153,14 @@ const (
 	labelWelcome = "exopeer join welcome v1"
 )
 
-func sealWith(isk []byte, label string, pt []byte) ([]byte, error) {
-	aead, err := newAEAD(cpace.SessionKey(isk, label, 32))
-	if err != nil {
-		return nil, err
-	}
-	return aead.Seal(nil, nil, pt, []byte(label)), nil
+// sealWith seals pt under the session key for label, with a nonce read
+// from rand.
+func sealWith(rand io.Reader, isk []byte, label string, pt []byte) ([]byte, error) {
+	return sealGCM(rand, cpace.SessionKey(isk, label, 32), pt, []byte(label))
 }
 
 func openWith(isk []byte, label string, ct []byte) ([]byte, error) {
-	aead, err := newAEAD(cpace.SessionKey(isk, label, 32))
-	if err != nil {
-		return nil, err
-	}
-	pt, err := aead.Open(nil, nil, ct, []byte(label))
+	pt, err := openGCM(cpace.SessionKey(isk, label, 32), ct, []byte(label))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrDecrypt, label)
 	}
@@ -175,7 +170,7 @@ func openWith(isk []byte, label string, ct []byte) ([]byte, error) {
 // serveJoin is the admin's side of a join.
 func (s *Service) serveJoin(st network.Stream) {
 	defer st.Close()
-	_ = st.SetDeadline(time.Now().Add(streamTimeout))
+	_ = st.SetDeadline(ambient.Deadline(streamTimeout))
 	from := st.Conn().RemotePeer()
 	log := s.log.With("joiner", from)
 	rd := bufio.NewReader(st)
@@ -199,7 +194,7 @@ func (s *Service) serveJoin(st network.Stream) {
 	}
 	// Cheap checks first: no scalar multiplication for a peer that may not
 	// try, a replay, or junk.
-	inv, status := s.inviteFor(h.Nameplate, from, h.Y, time.Now())
+	inv, status := s.inviteFor(h.Nameplate, from, h.Y, s.now())
 	if status == statusOK && cpace.CheckMessage(h.Y[:]) != nil {
 		status = statusBadMessage
 	}
@@ -207,7 +202,7 @@ func (s *Service) serveJoin(st network.Stream) {
 		send(reply{Status: status}.encode())
 		return
 	}
-	state, yb, err := cpace.Start(cpace.Responder, inv.code.Password(), joinCI(s.self, from), h.Sid[:], nil, rand.Reader)
+	state, yb, err := cpace.Start(cpace.Responder, inv.code.Password(), joinCI(s.self, from), h.Sid[:], nil, s.rand)
 	if err != nil {
 		log.Error("cpace start", "err", err)
 		send(reply{Status: statusInternal}.encode())
@@ -223,7 +218,7 @@ func (s *Service) serveJoin(st network.Stream) {
 	// we send it lets the peer test one guess, so it counts as failed
 	// unless the peer proves the code. A replayed message tests nothing
 	// new: refused, not counted.
-	if status := s.bookAttempt(inv, from, h.Y, time.Now()); status != statusOK {
+	if status := s.bookAttempt(inv, from, h.Y, s.now()); status != statusOK {
 		if status == statusBadMessage {
 			log.Info("join refused: replayed hello")
 		}
@@ -271,7 +266,7 @@ func (s *Service) serveJoin(st network.Stream) {
 		send(welcome{Status: status}.encode())
 		return
 	}
-	sealed, err := sealWith(isk, labelWelcome, r.Encode())
+	sealed, err := sealWith(s.rand, isk, labelWelcome, r.Encode())
 	if err != nil {
 		send(welcome{Status: statusInternal}.encode())
 		return
@@ -368,7 +363,7 @@ func (s *Service) admit(inv *invite, id peer.ID, req joinRequest) (*Roster, erro
 	default:
 		var err error
 		m = Member{Peer: id, Name: req.Name, Roles: inv.roles, BoxKey: req.BoxKey}
-		if r, err = r.WithMember(m, s.state.keys, s.state.cellKey, time.Now()); err != nil {
+		if r, err = r.WithMember(s.rand, m, s.state.keys, s.state.cellKey, s.now()); err != nil {
 			return nil, err
 		}
 		if err := s.adoptLocked(s.ctx, r, s.state.keys); err != nil {

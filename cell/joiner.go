@@ -3,9 +3,9 @@ package cell
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -178,8 +178,10 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 	rd := bufio.NewReader(st)
 
 	h := hello{Version: joinVersion, Nameplate: c.Nameplate}
-	rand.Read(h.Sid[:])
-	state, ya, err := cpace.Start(cpace.Initiator, c.Password(), joinCI(admin, s.self), h.Sid[:], nil, rand.Reader)
+	if _, err := io.ReadFull(s.rand, h.Sid[:]); err != nil {
+		return nil, fmt.Errorf("cell: join session ID: %w", err)
+	}
+	state, ya, err := cpace.Start(cpace.Initiator, c.Password(), joinCI(admin, s.self), h.Sid[:], nil, s.rand)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +209,7 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 		_ = st.Reset()
 		return nil, ErrWrongCode
 	}
-	sealed, err := sealWith(isk, labelRequest, joinRequest{Name: name, BoxKey: box.Public()}.encode())
+	sealed, err := sealWith(s.rand, isk, labelRequest, joinRequest{Name: name, BoxKey: box.Public()}.encode())
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func (s *Service) Members() (Info, error) {
 	}
 	info := Info{ID: r.ID(), Name: r.Name, Version: r.Version, Epoch: r.Epoch,
 		Admin: st.cellKey != nil, Removed: !r.Has(s.self)}
-	now := time.Now()
+	now := s.now()
 	for _, mem := range r.Members {
 		ms := MemberStatus{Peer: mem.Peer, Name: mem.Name, Roles: mem.Roles, Added: mem.Added, State: "unknown"}
 		switch g, ok := live[mem.Peer]; {
@@ -102,7 +102,7 @@ func (s *Service) Remove(ctx context.Context, id peer.ID, now bool) (*Roster, er
 	// Without adds the new epoch's secret: to a copy, kept only once the
 	// roster is stored.
 	keys := s.state.keys.clone()
-	r, err := s.state.roster.Without(id, cut, keys, s.state.cellKey, time.Now())
+	r, err := s.state.roster.Without(s.rand, id, cut, keys, s.state.cellKey, s.now())
 	if err != nil {
 		return nil, err
 	}

@@ -3,8 +3,8 @@ package cell
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -14,7 +14,8 @@ import (
 )
 
 // The roster operations below are pure: the clock comes in as now, and
-// keys are the caller's. The service stores and spreads what they return.
+// keys are the caller's, randomness is read from rand. The service stores
+// and spreads what they return.
 
 // Founder describes the node that creates a cell.
 type Founder struct {
@@ -25,16 +26,23 @@ type Founder struct {
 
 // NewCell creates a cell: a fresh cell key, the secret of epoch 1, and
 // roster version 1 with the founder as its only member, with every role.
-func NewCell(name string, f Founder, now time.Time) (*Roster, ed25519.PrivateKey, *Keys, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
+// The keys, the secret and the founder's grant are read from rand.
+func NewCell(rand io.Reader, name string, f Founder, now time.Time) (*Roster, ed25519.PrivateKey, *Keys, error) {
+	var seed [ed25519.SeedSize]byte
+	if _, err := io.ReadFull(rand, seed[:]); err != nil {
 		return nil, nil, nil, fmt.Errorf("cell: cell key: %w", err)
 	}
+	priv := ed25519.NewKeyFromSeed(seed[:])
+	pub := priv.Public().(ed25519.PublicKey)
+	s, err := NewSecret(rand)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	keys := NewKeys(pub)
-	keys.Add(1, NewSecret())
+	keys.Add(1, s)
 	r := &Roster{Cell: pub, Name: name, Version: 1, Epoch: 1, Issued: now.Truncate(time.Second)}
 	m := Member{Peer: f.Peer, Name: f.Name, Roles: allRoles, Added: r.Issued, BoxKey: f.BoxKey}
-	if err := r.grant(&m, keys); err != nil {
+	if err := r.grant(rand, &m, keys); err != nil {
 		return nil, nil, nil, err
 	}
 	r.Members = []Member{m}
@@ -44,13 +52,14 @@ func NewCell(name string, f Founder, now time.Time) (*Roster, ed25519.PrivateKey
 	return r, priv, keys, nil
 }
 
-// grant seals the roster's current epoch secret to m.
-func (r *Roster) grant(m *Member, keys *Keys) error {
+// grant seals the roster's current epoch secret to m, with an ephemeral
+// key read from rand.
+func (r *Roster) grant(rand io.Reader, m *Member, keys *Keys) error {
 	s, ok := keys.Secret(r.Epoch)
 	if !ok {
 		return fmt.Errorf("%w %d", ErrNoKey, r.Epoch)
 	}
-	g, err := sealGrant(m.BoxKey, r.Cell, r.Epoch, []byte(m.Peer), s)
+	g, err := sealGrant(rand, m.BoxKey, r.Cell, r.Epoch, []byte(m.Peer), s)
 	if err != nil {
 		return err
 	}
@@ -73,10 +82,11 @@ func (r *Roster) next(now time.Time) *Roster {
 }
 
 // WithMember returns the next roster version with m added (its Added time
-// set to now) and granted the current epoch's secret. Adding a member does
+// set to now) and granted the current epoch's secret (with an ephemeral key
+// read from rand). Adding a member does
 // not change the epoch: the newcomer may read what the cell wrote before.
 // A former member added again leaves Former: it is a member like any other.
-func (r *Roster) WithMember(m Member, keys *Keys, key ed25519.PrivateKey, now time.Time) (*Roster, error) {
+func (r *Roster) WithMember(rand io.Reader, m Member, keys *Keys, key ed25519.PrivateKey, now time.Time) (*Roster, error) {
 	if r.Has(m.Peer) {
 		return nil, fmt.Errorf("cell: %s is already a member", m.Peer)
 	}
@@ -85,7 +95,7 @@ func (r *Roster) WithMember(m Member, keys *Keys, key ed25519.PrivateKey, now ti
 		n.Former = slices.Delete(n.Former, i, i+1)
 	}
 	m.Added = n.Issued
-	if err := n.grant(&m, keys); err != nil {
+	if err := n.grant(rand, &m, keys); err != nil {
 		return nil, err
 	}
 	n.Members = append(n.Members, m)
@@ -97,13 +107,13 @@ func (r *Roster) WithMember(m Member, keys *Keys, key ed25519.PrivateKey, now ti
 }
 
 // Without returns the next roster version without id, in a new epoch: a
-// fresh secret, added to keys, is granted to every remaining member, and
+// fresh secret read from rand, added to keys, is granted to every remaining member, and
 // the history now carries every earlier secret. The removed node holds none
 // of it, so it reads nothing encrypted from this epoch on. It is listed in
 // Former with the new epoch as Until and cut as its cut-off (replacing what
 // an earlier removal recorded): what it wrote up to the cut-off stays its
 // own, nothing after, whatever epoch it names.
-func (r *Roster) Without(id peer.ID, cut Cutoff, keys *Keys, key ed25519.PrivateKey, now time.Time) (*Roster, error) {
+func (r *Roster) Without(rand io.Reader, id peer.ID, cut Cutoff, keys *Keys, key ed25519.PrivateKey, now time.Time) (*Roster, error) {
 	m, ok := r.Member(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotMember, id)
@@ -118,7 +128,11 @@ func (r *Roster) Without(id peer.ID, cut Cutoff, keys *Keys, key ed25519.Private
 	}
 	n := r.next(now)
 	n.Epoch++
-	keys.Add(n.Epoch, NewSecret())
+	s, err := NewSecret(rand)
+	if err != nil {
+		return nil, err
+	}
+	keys.Add(n.Epoch, s)
 	n.Members = slices.DeleteFunc(n.Members, func(m Member) bool { return m.Peer == id })
 	if i, ok := n.formerIndex(id); ok {
 		n.Former[i] = Former{Peer: id, Until: n.Epoch, Cutoff: cut}
@@ -126,11 +140,11 @@ func (r *Roster) Without(id peer.ID, cut Cutoff, keys *Keys, key ed25519.Private
 		n.Former = slices.Insert(n.Former, i, Former{Peer: id, Until: n.Epoch, Cutoff: cut})
 	}
 	for i := range n.Members {
-		if err := n.grant(&n.Members[i], keys); err != nil {
+		if err := n.grant(rand, &n.Members[i], keys); err != nil {
 			return nil, err
 		}
 	}
-	h, err := keys.sealHistory(n.Epoch)
+	h, err := keys.sealHistory(rand, n.Epoch)
 	if err != nil {
 		return nil, err
 	}

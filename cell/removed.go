@@ -48,7 +48,7 @@ func (s *Service) tellLoop() {
 			return
 		case id = <-s.tell:
 		}
-		now := time.Now()
+		now := s.now()
 		if at, ok := told[id]; ok && now.Sub(at) < tellEvery {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"testing"
 	"time"
@@ -23,7 +24,16 @@ func testPeer(t testing.TB) (peer.ID, BoxKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id, NewBoxKey()
+	return id, mustBoxKey()
+}
+
+// mustBoxKey returns a fresh box key.
+func mustBoxKey() BoxKey {
+	k, err := NewBoxKey(rand.Reader)
+	if err != nil {
+		panic(err) // crypto/rand never fails
+	}
+	return k
 }
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -32,14 +42,14 @@ var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 func threeMembers(t testing.TB) (r *Roster, cellKey ed25519.PrivateKey, keys *Keys, ids []peer.ID, boxes []BoxKey) {
 	t.Helper()
 	admin, abox := testPeer(t)
-	r, cellKey, keys, err := NewCell("home", Founder{Peer: admin, Name: "laptop", BoxKey: abox.Public()}, t0)
+	r, cellKey, keys, err := NewCell(rand.Reader, "home", Founder{Peer: admin, Name: "laptop", BoxKey: abox.Public()}, t0)
 	if err != nil {
 		t.Fatalf("NewCell: %v", err)
 	}
 	ids, boxes = []peer.ID{admin}, []BoxKey{abox}
 	for i, name := range []string{"phone", "server"} {
 		id, box := testPeer(t)
-		r, err = r.WithMember(Member{Peer: id, Name: name, Roles: RoleChain | RoleStore, BoxKey: box.Public()}, keys, cellKey, t0.Add(time.Duration(i+1)*time.Minute))
+		r, err = r.WithMember(rand.Reader, Member{Peer: id, Name: name, Roles: RoleChain | RoleStore, BoxKey: box.Public()}, keys, cellKey, t0.Add(time.Duration(i+1)*time.Minute))
 		if err != nil {
 			t.Fatalf("WithMember: %v", err)
 		}
@@ -98,9 +108,9 @@ func TestRemovalRotatesTheSecret(t *testing.T) {
 	if err := r.Accept(ids[2], boxes[2], removedKeys); err != nil {
 		t.Fatal(err)
 	}
-	old, _ := removedKeys.Seal(1, []byte("before"), nil)
+	old, _ := removedKeys.Seal(rand.Reader, 1, []byte("before"), nil)
 
-	r2, err := r.Without(ids[2], Cutoff{}, keys, cellKey, t0.Add(time.Hour))
+	r2, err := r.Without(rand.Reader, ids[2], Cutoff{}, keys, cellKey, t0.Add(time.Hour))
 	if err != nil {
 		t.Fatalf("Without: %v", err)
 	}
@@ -121,7 +131,7 @@ func TestRemovalRotatesTheSecret(t *testing.T) {
 	if pt, err := k.Open(1, old, nil); err != nil || string(pt) != "before" {
 		t.Errorf("remaining member reading epoch 1: %q, %v", pt, err)
 	}
-	after, err := k.Seal(2, []byte("after"), nil)
+	after, err := k.Seal(rand.Reader, 2, []byte("after"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +150,7 @@ func TestRemovalRotatesTheSecret(t *testing.T) {
 		t.Errorf("epoch 1 secret opening epoch 2: %v, want ErrDecrypt", err)
 	}
 	// The only admin cannot be removed.
-	if _, err := r2.Without(ids[0], Cutoff{}, keys, cellKey, t0); err == nil {
+	if _, err := r2.Without(rand.Reader, ids[0], Cutoff{}, keys, cellKey, t0); err == nil {
 		t.Error("removed the only admin")
 	}
 }

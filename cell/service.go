@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // Rendezvous is the part of peer discovery the cell uses: meeting, through
@@ -99,6 +101,14 @@ type Options struct {
 	Cutoff func(ctx context.Context, id peer.ID, fetch bool) (Cutoff, error)
 	Config Config
 	Logger *slog.Logger
+	// Rand is the source of the cell's keys, secrets, invite codes, join
+	// sessions and grants, and (a stream forked from it) of its gossip's
+	// choices; nil: the system's.
+	Rand io.Reader
+	// Now is the clock of rosters, invites and member status; nil: the
+	// real clock. Deadlines are on the runtime's clock (see
+	// internal/ambient).
+	Now func() time.Time
 }
 
 // App lets one other part of the node ride on the cell's gossip: the
@@ -128,6 +138,10 @@ type Service struct {
 	cutoff func(ctx context.Context, id peer.ID, fetch bool) (Cutoff, error)
 	cfg    Config
 	log    *slog.Logger
+	rand   io.Reader        // Options.Rand
+	now    func() time.Time // Options.Now
+
+	gossipRand io.Reader // forked from rand for gossip
 
 	// roster is the current roster, readable without mu: gossip's
 	// callbacks read it from memberlist's goroutines.
@@ -165,7 +179,13 @@ func New(opts Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	rnd := ambient.RandOr(opts.Rand)
+	gossipRand, err := ambient.Fork(rnd, "gossip")
+	if err != nil {
+		return nil, fmt.Errorf("cell: %w", err)
+	}
 	return &Service{
+		rand: rnd, now: ambient.NowOr(opts.Now), gossipRand: gossipRand,
 		h: opts.Host, key: opts.Key, self: opts.Host.ID(), st: newStore(opts.Datastore),
 		rz: opts.Rendezvous, app: opts.App, cutoff: opts.Cutoff, cfg: cfg, log: log.With("part", "cell"),
 		invites: make(map[uint16]*invite),
@@ -176,7 +196,7 @@ func New(opts Options) (*Service, error) {
 // Start loads the stored cell, if any, starts gossip with its members and
 // serves the join and roster protocols.
 func (s *Service) Start(ctx context.Context) error {
-	st, err := s.st.load(ctx)
+	st, err := s.st.load(ctx, s.rand)
 	if err != nil {
 		return err
 	}
@@ -203,7 +223,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.log.Info("cell loaded", "cell", st.roster.ID(), "name", st.roster.Name,
 		"version", st.roster.Version, "epoch", st.roster.Epoch, "members", len(st.roster.Members))
-	if err := s.loadInvitesLocked(ctx, time.Now()); err != nil {
+	if err := s.loadInvitesLocked(ctx, s.now()); err != nil {
 		return err
 	}
 	return s.startGossipLocked()
@@ -258,6 +278,8 @@ func (s *Service) startGossipLocked() error {
 		NotifyMsg: s.app.Notify,
 		Timing:    s.cfg.Gossip,
 		Logger:    s.log,
+		Rand:      s.gossipRand,
+		Now:       s.now,
 	}
 	if f := s.app.LocalState; f != nil {
 		cfg.LocalState = func(bool) []byte { return f() }
@@ -367,7 +389,7 @@ func (s *Service) Create(ctx context.Context, name, member string) (*Roster, err
 	if s.joining {
 		return nil, errors.New("cell: a join is in progress")
 	}
-	r, cellKey, keys, err := NewCell(name, Founder{Peer: s.self, Name: member, BoxKey: s.state.box.Public()}, time.Now())
+	r, cellKey, keys, err := NewCell(s.rand, name, Founder{Peer: s.self, Name: member, BoxKey: s.state.box.Public()}, s.now())
 	if err != nil {
 		return nil, err
 	}

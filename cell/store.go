@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
@@ -67,8 +68,9 @@ func (s store) get(ctx context.Context, k ds.Key) ([]byte, bool, error) {
 	return b, true, nil
 }
 
-// load reads the stored state, making the box key on first use.
-func (s store) load(ctx context.Context) (*state, error) {
+// load reads the stored state, making the box key (from rand) on first
+// use.
+func (s store) load(ctx context.Context, rand io.Reader) (*state, error) {
 	st := &state{}
 	b, ok, err := s.get(ctx, keyBox)
 	if err != nil {
@@ -79,7 +81,9 @@ func (s store) load(ctx context.Context) (*state, error) {
 			return nil, fmt.Errorf("%w: /cell/box: %w", ErrCorruptState, err)
 		}
 	} else {
-		st.box = NewBoxKey()
+		if st.box, err = NewBoxKey(rand); err != nil {
+			return nil, err
+		}
 		if err := s.put(ctx, keyBox, st.box.Bytes()); err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // ProtocolRoster carries rosters between nodes: a push of a new roster, or
@@ -150,7 +151,7 @@ func (s *Service) exchange(id peer.ID, msg []byte) (rosterMsg, error) {
 		return rosterMsg{}, fmt.Errorf("cell: roster stream to %s: %w", id, err)
 	}
 	defer st.Close()
-	_ = st.SetDeadline(time.Now().Add(streamTimeout))
+	_ = st.SetDeadline(ambient.Deadline(streamTimeout))
 	// The service's end ends the exchange: Close waits for it.
 	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
 	defer stop()
@@ -198,7 +199,7 @@ func (s *Service) pull(id peer.ID) error {
 // on.
 func (s *Service) serveRoster(st network.Stream) {
 	defer st.Close()
-	_ = st.SetDeadline(time.Now().Add(streamTimeout))
+	_ = st.SetDeadline(ambient.Deadline(streamTimeout))
 	from := st.Conn().RemotePeer()
 	b, err := readFrame(bufio.NewReader(st), maxPushFrame)
 	if err != nil {
@@ -293,7 +294,7 @@ func (s *Service) maintainLoop() {
 			return
 		case <-t.C:
 		}
-		s.expireInvites(time.Now())
+		s.expireInvites(s.now())
 		m := s.Gossip()
 		r := s.roster.Load()
 		if m == nil || r == nil {

@@ -3,6 +3,7 @@ package cell
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -16,11 +17,11 @@ import (
 // looser than the message nor too tight for it.
 func TestFrameCapsAreTheRealSizes(t *testing.T) {
 	isk := bytes.Repeat([]byte{1}, 64)
-	sealed, err := sealWith(isk, labelRequest, joinRequest{Name: strings.Repeat("n", MaxNameLen)}.encode())
+	sealed, err := sealWith(rand.Reader, isk, labelRequest, joinRequest{Name: strings.Repeat("n", MaxNameLen)}.encode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	roster, err := sealWith(isk, labelWelcome, make([]byte, 1000))
+	roster, err := sealWith(rand.Reader, isk, labelWelcome, make([]byte, 1000))
 	if err != nil {
 		t.Fatal(err)
 	}

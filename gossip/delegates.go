@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -208,7 +207,7 @@ func (m *Membership) onJoin(n *memberlist.Node) {
 	if !ok {
 		return
 	}
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -248,7 +247,7 @@ func (m *Membership) onLeave(n *memberlist.Node) {
 	// Gone, it signs nothing newer: forget its sequence number, so that
 	// it is admitted again after a restart with its clock behind.
 	m.seqs.forget(id)
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.members[id]
@@ -269,7 +268,7 @@ func (m *Membership) onUpdate(n *memberlist.Node) {
 	if !ok {
 		return
 	}
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.members[id]

@@ -20,6 +20,7 @@ import (
 	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // Version is the exopeer version the node reports to peers and the CLI.
@@ -58,6 +59,18 @@ type Options struct {
 	Chain replica.Config
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
+	// Rand is the node's random source: keys, secrets, invite codes,
+	// nonces and every random choice of its parts come from it. Each part
+	// gets a stream of its own, forked from it while the node starts (so
+	// that the order in which the parts draw changes nothing); a part
+	// whose config has a Rand keeps that. nil: the system's.
+	// The libraries under the parts (libp2p, kad-dht, memberlist) keep
+	// their own randomness.
+	Rand io.Reader
+	// Now is the node's clock, handed to every part whose config has none.
+	// nil: the real clock (internal/ambient). Simulations pass time.Now
+	// inside their synctest bubble.
+	Now func() time.Time
 }
 
 // Node is one exopeer peer: one libp2p host carrying the DHT, the block
@@ -67,6 +80,7 @@ type Options struct {
 type Node struct {
 	opts Options
 	log  *slog.Logger
+	now  func() time.Time
 
 	mu      sync.Mutex
 	started time.Time
@@ -102,7 +116,7 @@ func New(opts Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Node{opts: opts, log: log}, nil
+	return &Node{opts: opts, log: log, now: ambient.NowOr(opts.Now)}, nil
 }
 
 // Start builds the host and starts the block exchange (before any peer
@@ -123,6 +137,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.stopLocked()
 		}
 	}()
+	in, err := n.opts.inputs()
+	if err != nil {
+		return err
+	}
 	if n.host, err = n.opts.Network.NewHost(n.opts.Key); err != nil {
 		return fmt.Errorf("peer: start host: %w", err)
 	}
@@ -137,14 +155,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err = n.xchg.Start(ctx); err != nil {
 		return err
 	}
-	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, n.opts.DHT, n.log.With("part", "dht")); err != nil {
+	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, in.dht, n.log.With("part", "dht")); err != nil {
 		return err
 	}
 	var lan discovery.LAN
 	if n.opts.Network.NewLAN != nil {
 		lan = n.opts.Network.NewLAN()
 	}
-	if n.disc, err = discovery.New(n.host, n.opts.Discovery, lan, n.dht, n.log.With("part", "discovery")); err != nil {
+	if n.disc, err = discovery.New(n.host, in.disc, lan, n.dht, n.log.With("part", "discovery")); err != nil {
 		return err
 	}
 	// Discovery first, so that it sees the DHT's first connections.
@@ -159,7 +177,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	var rep *replica.Replica
 	if n.cell, err = cell.New(cell.Options{
 		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Rendezvous: n.disc,
-		Config: n.opts.Cell, Logger: n.log,
+		Config: n.opts.Cell, Logger: n.log, Rand: in.cellRand, Now: in.now,
 		App: cell.App{
 			Notify:     func(msg []byte) { rep.HandleMessage(msg) },
 			LocalState: func() []byte { return rep.LocalState() },
@@ -173,7 +191,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if rep, err = replica.New(replica.Options{
 		Host: n.host, Key: n.opts.Key, Blocks: n.store, Datastore: n.opts.Datastore,
-		Cell: n.cell, Config: n.opts.Chain, Logger: n.log,
+		Cell: n.cell, Config: in.chain, Logger: n.log,
 	}); err != nil {
 		return err
 	}
@@ -187,7 +205,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err = n.chain.Start(ctx); err != nil {
 		return err
 	}
-	n.started = time.Now()
+	n.started = n.now()
 	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs())
 	return nil
 }
@@ -319,7 +337,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		ID:        n.host.ID().String(),
 		Version:   Version,
 		StartedAt: n.started,
-		Uptime:    Duration(time.Since(n.started)),
+		Uptime:    Duration(n.now().Sub(n.started)),
 		Peers:     len(n.disc.Peers()),
 		DHTTable:  n.dht.RoutingTableSize(),
 		Blocks:    count,

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -56,11 +57,11 @@ func BenchmarkCut(b *testing.B) {
 			selfKey, self := benchKey(b, 1)
 			goneKey, gone := benchKey(b, 2)
 			now := time.Unix(1_700_000_000, 0)
-			r, cellKey, keys, err := cell.NewCell("bench", cell.Founder{Peer: self, Name: "self", BoxKey: cell.NewBoxKey().Public()}, now)
+			r, cellKey, keys, err := cell.NewCell(rand.Reader, "bench", cell.Founder{Peer: self, Name: "self", BoxKey: mustBoxKey().Public()}, now)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if r, err = r.WithMember(cell.Member{Peer: gone, Name: "gone", Roles: cell.RoleChain, BoxKey: cell.NewBoxKey().Public()}, keys, cellKey, now); err != nil {
+			if r, err = r.WithMember(rand.Reader, cell.Member{Peer: gone, Name: "gone", Roles: cell.RoleChain, BoxKey: mustBoxKey().Public()}, keys, cellKey, now); err != nil {
 				b.Fatal(err)
 			}
 			secret, _ := keys.Secret(1)
@@ -85,7 +86,7 @@ func BenchmarkCut(b *testing.B) {
 					cut = cell.Cutoff{Seq: e.Seq, Last: []cid.Cid{e.CID()}}
 				}
 			}
-			removed, err := r.Without(gone, cut, keys, cellKey, now.Add(time.Hour))
+			removed, err := r.Without(rand.Reader, gone, cut, keys, cellKey, now.Add(time.Hour))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -123,4 +124,13 @@ type fixedRand struct{}
 func (fixedRand) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// mustBoxKey returns a fresh box key.
+func mustBoxKey() cell.BoxKey {
+	k, err := cell.NewBoxKey(rand.Reader)
+	if err != nil {
+		panic(err) // crypto/rand never fails
+	}
+	return k
 }
