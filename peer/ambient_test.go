@@ -1,10 +1,12 @@
 package peer
 
 import (
+	"bytes"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // notNodeParts are the directories (relative to the module root, with
@@ -215,5 +220,81 @@ func TestAmbientProblemsFound(t *testing.T) {
 				t.Errorf("%d problems, want %d: %v", len(got), tc.want, got)
 			}
 		})
+	}
+}
+
+// TestInputs: a node hands each part the node's clock and a random stream
+// of its own, fixed by Options.Rand; a part's own Rand or Now is kept; with
+// no Rand, every part gets the system's.
+func TestInputs(t *testing.T) {
+	seed := make([]byte, 256)
+	for i := range seed {
+		seed[i] = byte(i)
+	}
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	opts := func() Options {
+		return Options{Rand: bytes.NewReader(seed), Now: func() time.Time { return at }}
+	}
+	draw := func(r io.Reader) []byte {
+		t.Helper()
+		b := make([]byte, 32)
+		if _, err := io.ReadFull(r, b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	in, err := opts().inputs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := opts().inputs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams := map[string][2]io.Reader{
+		"discovery": {in.disc.Rand, again.disc.Rand},
+		"cell":      {in.cellRand, again.cellRand},
+		"chain":     {in.chain.Rand, again.chain.Rand},
+	}
+	seen := map[string]string{}
+	for part, rs := range streams {
+		a, b := draw(rs[0]), draw(rs[1])
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s: one Options.Rand gave two streams", part)
+		}
+		if other, ok := seen[string(a)]; ok {
+			t.Errorf("%s and %s share a stream", part, other)
+		}
+		seen[string(a)] = part
+	}
+	for part, now := range map[string]func() time.Time{"node": in.now, "dht": in.dht.Now, "discovery": in.disc.Now, "chain": in.chain.Now} {
+		if got := now(); !got.Equal(at) {
+			t.Errorf("%s's clock reads %v, want the node's %v", part, got, at)
+		}
+	}
+
+	own := opts()
+	chainRand := bytes.NewReader(seed)
+	own.Chain.Rand = chainRand
+	own.Discovery.Now = func() time.Time { return at.Add(time.Hour) }
+	in, err = own.inputs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.chain.Rand != chainRand || !in.disc.Now().Equal(at.Add(time.Hour)) {
+		t.Error("a part's own Rand or Now was replaced")
+	}
+
+	in, err = Options{}.inputs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, r := range map[string]io.Reader{"discovery": in.disc.Rand, "cell": in.cellRand, "chain": in.chain.Rand} {
+		if r != ambient.Rand {
+			t.Errorf("%s: no Options.Rand, yet not the system's source", part)
+		}
+	}
+	if _, err := (Options{Rand: bytes.NewReader(seed[:40])}).inputs(); err == nil {
+		t.Error("a source that ran dry gave every part a stream")
 	}
 }
