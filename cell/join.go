@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/exopeer/exopeer/cell/core"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // ProtocolJoin is the join protocol: a CPace exchange keyed by the invite
@@ -23,7 +24,7 @@ const ProtocolJoin protocol.ID = "/exopeer/cell/join/1.0.0"
 // the roster the machine decides on.
 func (s *Service) serveJoin(st network.Stream) {
 	defer st.Close()
-	_ = st.SetDeadline(s.now().Add(streamTimeout))
+	_ = st.SetDeadline(ambient.Deadline(streamTimeout))
 	from := st.Conn().RemotePeer()
 	log := s.log.With("joiner", from)
 	rd := bufio.NewReader(st)

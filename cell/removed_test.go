@@ -45,7 +45,7 @@ func removedOne(t testing.TB) (*Roster, []peer.ID) {
 		t.Fatal(err)
 	}
 	for i, name := range []string{"phone", "tablet"} {
-		if r, err = r.WithMember(Member{Peer: ids[i+1], Name: name, Roles: RoleChain, BoxKey: boxes[i+1].Public()}, keys, cellKey, now); err != nil {
+		if r, err = r.WithMember(Member{Peer: ids[i+1], Name: name, Roles: RoleChain, BoxKey: boxes[i+1].Public()}, keys, cellKey, now, rand.Reader); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -130,8 +130,10 @@ type Service struct {
 	cutoff func(ctx context.Context, id peer.ID, fetch bool) (Cutoff, error)
 	cfg    Config
 	log    *slog.Logger
-	rand   io.Reader
-	now    func() time.Time
+	rand   io.Reader        // Options.Rand
+	now    func() time.Time // Options.Now
+
+	gossipRand io.Reader // forked from rand for gossip
 
 	// roster is the current roster, readable without mu: gossip's
 	// callbacks read it from memberlist's goroutines.
@@ -169,12 +171,10 @@ func New(opts Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rand, now := opts.Rand, opts.Now
-	if rand == nil {
-		rand = ambient.Rand
-	}
-	if now == nil {
-		now = ambient.Now
+	rand := ambient.RandOr(opts.Rand)
+	gossipRand, err := ambient.Fork(rand, "gossip")
+	if err != nil {
+		return nil, fmt.Errorf("cell: %w", err)
 	}
 	topics := opts.Topics
 	if topics == nil {
@@ -183,7 +183,7 @@ func New(opts Options) (*Service, error) {
 	return &Service{
 		h: opts.Host, key: opts.Key, self: opts.Host.ID(), st: newStore(opts.Datastore),
 		rz: opts.Rendezvous, topics: topics, cutoff: opts.Cutoff, cfg: cfg, log: log.With("part", "cell"),
-		rand: rand, now: now,
+		rand: rand, now: ambient.NowOr(opts.Now), gossipRand: gossipRand,
 		admin: core.NewAdmin(opts.Host.ID(), core.Limits{PerPeer: cfg.MaxAttempts, Total: cfg.MaxInviteAttempts}),
 		tell:  make(chan peer.ID, tellQueue),
 	}, nil
@@ -274,6 +274,8 @@ func (s *Service) startGossipLocked() error {
 		Topics:    s.topics,
 		Timing:    s.cfg.Gossip,
 		Logger:    s.log,
+		Rand:      s.gossipRand,
+		Now:       s.now,
 	}
 	m, err := gossip.New(s.h, cfg)
 	if err != nil {

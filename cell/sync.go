@@ -14,6 +14,7 @@ import (
 
 	"github.com/exopeer/exopeer/cell/core"
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // ProtocolRoster carries rosters between nodes: a push of a new roster, or
@@ -137,7 +138,7 @@ func (s *Service) exchange(id peer.ID, msg []byte) (core.RosterMsg, error) {
 		return core.RosterMsg{}, fmt.Errorf("cell: roster stream to %s: %w", id, err)
 	}
 	defer st.Close()
-	_ = st.SetDeadline(s.now().Add(streamTimeout))
+	_ = st.SetDeadline(ambient.Deadline(streamTimeout))
 	// The service's end ends the exchange: Close waits for it.
 	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
 	defer stop()
@@ -185,7 +186,7 @@ func (s *Service) pull(id peer.ID) error {
 // on.
 func (s *Service) serveRoster(st network.Stream) {
 	defer st.Close()
-	_ = st.SetDeadline(s.now().Add(streamTimeout))
+	_ = st.SetDeadline(ambient.Deadline(streamTimeout))
 	from := st.Conn().RemotePeer()
 	b, err := readFrame(bufio.NewReader(st), core.MaxPushFrame)
 	if err != nil {

@@ -89,6 +89,10 @@ type Config struct {
 	// Concurrency is the Kademlia alpha, the number of queries in flight
 	// per lookup. Zero means kad-dht's default, 10.
 	Concurrency int
+
+	// Now is the clock of record expiry and republishing; nil: the real
+	// clock. kad-dht keeps its own clock and randomness.
+	Now func() time.Time
 }
 
 // DefaultConfig returns the configuration of a node on the internet: auto

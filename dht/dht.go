@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"github.com/exopeer/exopeer/internal/ambient"
 	"github.com/exopeer/exopeer/internal/delimited"
 )
 
@@ -128,8 +129,8 @@ func New(h host.Host, priv crypto.PrivKey, d ds.Batching, cfg Config, log *slog.
 		store:    namespace.Wrap(d, ds.NewKey(DatastorePrefix)),
 		cfg:      cfg,
 		log:      log,
-		now:      time.Now,
-		val:      NewValidator(nil),
+		now:      ambient.NowOr(cfg.Now),
+		val:      NewValidator(cfg.Now),
 		kick:     make(chan struct{}, 1),
 		records:  make(map[string]*published),
 		provides: make(map[cid.Cid]*provided),

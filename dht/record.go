@@ -13,6 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // This file is the pure part of the package: the record envelope, its
@@ -268,22 +270,15 @@ type Validator struct {
 var _ record.Validator = Validator{}
 
 // NewValidator returns a Validator that reads the time from now (nil means
-// time.Now, which is virtual inside a testing/synctest bubble).
+// the real clock).
 func NewValidator(now func() time.Time) Validator {
-	if now == nil {
-		now = time.Now
-	}
-	return Validator{now: now}
+	return Validator{now: ambient.NowOr(now)}
 }
 
 // Validate checks that value is a well-formed envelope for key, signed by
 // the key's owner and not expired.
 func (v Validator) Validate(key string, value []byte) error {
-	now := time.Now
-	if v.now != nil {
-		now = v.now
-	}
-	_, err := openEnvelope(key, value, now())
+	_, err := openEnvelope(key, value, ambient.NowOr(v.now)())
 	return err
 }
 

@@ -3,6 +3,7 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -58,6 +59,14 @@ type Config struct {
 	// epoch: those ranked lowest for the epoch among the members connected
 	// to each other. The others neither advertise nor look it up. Default 2.
 	RendezvousAdvertisers int
+
+	// Rand is the source of the back-off jitter and the ping payloads;
+	// nil: the system's.
+	Rand io.Reader
+	// Now is the clock of back-offs, rendezvous epochs and connection
+	// times; nil: the real clock. Deadlines are on the runtime's clock
+	// (see internal/ambient).
+	Now func() time.Time
 }
 
 // DefaultConfig returns the settings used by `exopeer run`.

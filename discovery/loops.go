@@ -18,7 +18,7 @@ func (s *Service) dialLoop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		due, next := s.dueDials(time.Now())
+		due, next := s.dueDials(s.now())
 		for _, id := range due {
 			s.wg.Add(1)
 			go func() {
@@ -28,7 +28,7 @@ func (s *Service) dialLoop() {
 		}
 		wait := time.Hour
 		if !next.IsZero() {
-			wait = max(time.Until(next), 0)
+			wait = max(next.Sub(s.now()), 0)
 		}
 		timer.Reset(wait)
 		select {
@@ -121,7 +121,7 @@ func (s *Service) dial(id peer.ID) {
 			return
 		}
 		e.wantDial = true
-		e.nextDial = time.Now().Add(s.backoff(failures))
+		e.nextDial = s.now().Add(s.backoff(failures))
 		s.mu.Unlock()
 		s.log.Debug("dial failed", "peer", id, "failures", failures, "err", err)
 	case !exo:
@@ -167,7 +167,7 @@ func (s *Service) pingLoop() {
 func (s *Service) ping(id peer.ID) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	defer cancel()
-	rtt, err := Ping(network.WithNoDial(ctx, "exopeer ping"), s.h, id)
+	rtt, err := ping(network.WithNoDial(ctx, "exopeer ping"), s.h, id, s.rand, s.now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.peers[id]
@@ -244,7 +244,7 @@ func (s *Service) rendezvousLoop() {
 // keys of past epochs and of stopped secrets, and looks up the providers of
 // the current and the previous epoch's key (a node may lag one epoch).
 func (s *Service) rendezvousRound() {
-	epoch := Epoch(time.Now(), s.cfg.RendezvousEpoch)
+	epoch := Epoch(s.now(), s.cfg.RendezvousEpoch)
 	s.mu.Lock()
 	rzs := make([]rendezvous, 0, len(s.secrets))
 	for _, rz := range s.secrets {

@@ -3,7 +3,6 @@ package discovery
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // ProtocolPing is exopeer's ping protocol; speaking it is what makes a peer
@@ -37,14 +38,14 @@ func servePing(s network.Stream) {
 	defer s.Close()
 	buf := make([]byte, PingSize)
 	for range MaxPingsPerStream {
-		_ = s.SetReadDeadline(time.Now().Add(PingIdle))
+		_ = s.SetReadDeadline(ambient.Deadline(PingIdle))
 		if _, err := io.ReadFull(s, buf); err != nil {
 			if !errors.Is(err, io.EOF) {
 				_ = s.Reset()
 			}
 			return
 		}
-		_ = s.SetWriteDeadline(time.Now().Add(PingIdle))
+		_ = s.SetWriteDeadline(ambient.Deadline(PingIdle))
 		if _, err := s.Write(buf); err != nil {
 			_ = s.Reset()
 			return
@@ -52,9 +53,16 @@ func servePing(s network.Stream) {
 	}
 }
 
-// Ping measures one round trip to p over ProtocolPing. It blocks until the
-// echo arrives or ctx ends, and is safe for concurrent use.
+// Ping measures one round trip to p over ProtocolPing, with a payload from
+// the system's random source, on the real clock (a Service pings with its
+// Config's). It blocks until the echo arrives or ctx ends, and is safe for
+// concurrent use.
 func Ping(ctx context.Context, h host.Host, p peer.ID) (time.Duration, error) {
+	return ping(ctx, h, p, ambient.Rand, ambient.Now)
+}
+
+// ping is Ping with a random source and a clock.
+func ping(ctx context.Context, h host.Host, p peer.ID, rnd io.Reader, now func() time.Time) (time.Duration, error) {
 	s, err := h.NewStream(ctx, p, ProtocolPing)
 	if err != nil {
 		return 0, fmt.Errorf("discovery: ping %s: %w", p, err)
@@ -67,8 +75,10 @@ func Ping(ctx context.Context, h host.Host, p peer.ID) (time.Duration, error) {
 	defer stop()
 
 	out := make([]byte, PingSize)
-	_, _ = rand.Read(out)
-	start := time.Now()
+	if _, err := io.ReadFull(rnd, out); err != nil {
+		return 0, fmt.Errorf("discovery: ping %s: payload: %w", p, err)
+	}
+	start := now()
 	if _, err := s.Write(out); err != nil {
 		return 0, fmt.Errorf("discovery: ping %s: %w", p, err)
 	}
@@ -76,7 +86,7 @@ func Ping(ctx context.Context, h host.Host, p peer.ID) (time.Duration, error) {
 	if _, err := io.ReadFull(s, in); err != nil {
 		return 0, fmt.Errorf("discovery: ping %s: %w", p, err)
 	}
-	rtt := time.Since(start)
+	rtt := now().Sub(start)
 	if !bytes.Equal(in, out) {
 		_ = s.Reset()
 		return 0, fmt.Errorf("%w (peer %s)", ErrPingMismatch, p)

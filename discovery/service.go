@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // Source says how a peer was found.
@@ -77,9 +78,11 @@ type Service struct {
 	router Router
 	log    *slog.Logger
 
-	lc       sync.Mutex // held across Start and Close
-	mu       sync.Mutex // guards the fields below
-	rng      *rand.Rand
+	lc       sync.Mutex       // held across Start and Close
+	mu       sync.Mutex       // guards the fields below
+	rng      *rand.Rand       // back-off jitter, seeded from rand
+	rand     io.Reader        // Config.Rand: ping payloads
+	now      func() time.Time // Config.Now
 	peers    map[peer.ID]*entry
 	inflight int
 	secrets  map[string]rendezvous // by secret
@@ -105,10 +108,15 @@ func New(h host.Host, cfg Config, lan LAN, router Router, log *slog.Logger) (*Se
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	// Jitter is seeded from the peer ID so that a simulated run replays.
-	seed := sha256.Sum256([]byte(h.ID()))
+	// Jitter is drawn from Config.Rand, so that a simulated run replays.
+	rnd := ambient.RandOr(cfg.Rand)
+	var seed [16]byte
+	if _, err := io.ReadFull(rnd, seed[:]); err != nil {
+		return nil, fmt.Errorf("discovery: seed the jitter: %w", err)
+	}
 	return &Service{
 		h: h, cfg: cfg, lan: lan, router: router, log: log,
+		rand: rnd, now: ambient.NowOr(cfg.Now),
 		rng:      rand.New(rand.NewPCG(binary.BigEndian.Uint64(seed[:8]), binary.BigEndian.Uint64(seed[8:16]))),
 		peers:    make(map[peer.ID]*entry),
 		secrets:  make(map[string]rendezvous),
@@ -251,7 +259,7 @@ func (s *Service) found(src Source, ai peer.AddrInfo, dial bool) {
 	if src == SourceBootstrap || src == SourceManual {
 		e.sticky = true
 	}
-	if e.exopeer || e.dialing || time.Now().Before(e.ignoredUntil) {
+	if e.exopeer || e.dialing || s.now().Before(e.ignoredUntil) {
 		return
 	}
 	e.wantDial = dial
@@ -388,7 +396,7 @@ func (s *Service) speaksExopeer(id peer.ID) bool {
 func (s *Service) ignore(id peer.ID) {
 	s.mu.Lock()
 	if e := s.peers[id]; e != nil {
-		e.ignoredUntil = time.Now().Add(s.cfg.IgnoreFor)
+		e.ignoredUntil = s.now().Add(s.cfg.IgnoreFor)
 		e.exopeer, e.rtt = false, 0
 		// Bootstrap and hand-added peers are tried again once the ignore
 		// ends (the peer may be upgraded); others must be found again.
@@ -522,7 +530,7 @@ func (s *Service) markExopeer(id peer.ID, c network.Conn) {
 	fresh := !e.exopeer
 	e.exopeer, e.failures, e.wantDial = true, 0, false
 	if fresh {
-		e.since = time.Now()
+		e.since = s.now()
 		s.wg.Add(1) // under mu, so never after Close's Wait began
 	}
 	sources := slices.Clone(e.sources)
@@ -553,11 +561,11 @@ func (s *Service) disconnected(id peer.ID) {
 	}
 	if e.sticky || e.has(SourceMDNS) {
 		e.wantDial = true
-		e.nextDial = time.Now().Add(s.backoff(e.failures + 1))
+		e.nextDial = s.now().Add(s.backoff(e.failures + 1))
 		s.kick(s.wake)
 		return
 	}
-	if !e.dialing && !time.Now().Before(e.ignoredUntil) {
+	if !e.dialing && !s.now().Before(e.ignoredUntil) {
 		delete(s.peers, id)
 	}
 }

@@ -1,9 +1,9 @@
 package gossip
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 
@@ -103,7 +103,9 @@ func (m *Membership) Broadcast(topic string, msg []byte) error {
 		return err
 	}
 	var id [broadcastIDSize]byte
-	rand.Read(id[:])
+	if _, err := io.ReadFull(m.rand, id[:]); err != nil {
+		return fmt.Errorf("gossip: broadcast ID: %w", err)
+	}
 	m.seen.add(id)
 	m.queueBroadcast(appendBroadcast(make([]byte, 0, broadcastOverhead+len(tm)), id, tm))
 	return nil

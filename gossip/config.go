@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -69,6 +70,15 @@ type Config struct {
 	// Logger receives this package's logs and, at debug level, memberlist's
 	// own log lines. nil: discard.
 	Logger *slog.Logger
+
+	// Rand is the source of broadcast IDs; nil: the system's. memberlist
+	// keeps its own randomness (which member to probe or gossip to, the
+	// keyring's nonces).
+	Rand io.Reader
+	// Now is the clock of the metadata's sequence numbers and of the
+	// members' Since and LastSeen; nil: the real clock. Deadlines are on the
+	// runtime's clock (see internal/ambient), as memberlist's own are.
+	Now func() time.Time
 }
 
 // Timing tunes memberlist (the first group of fields) and the transport

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // streamConn is a libp2p stream as the net.Conn memberlist wants. Its
@@ -137,7 +139,7 @@ func (c *streamConn) armLocked() {
 		return
 	}
 	gen := c.gen
-	c.timer = time.AfterFunc(time.Until(d), func() {
+	c.timer = time.AfterFunc(ambient.Until(d), func() {
 		c.mu.Lock()
 		expired := c.gen == gen && !c.closed
 		c.mu.Unlock()

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -200,7 +199,7 @@ func (m *Membership) onJoin(n *memberlist.Node) {
 	if !ok {
 		return
 	}
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -240,7 +239,7 @@ func (m *Membership) onLeave(n *memberlist.Node) {
 	// Gone, it signs nothing newer: forget its sequence number, so that
 	// it is admitted again after a restart with its clock behind.
 	m.seqs.forget(id)
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.members[id]
@@ -261,7 +260,7 @@ func (m *Membership) onUpdate(n *memberlist.Node) {
 	if !ok {
 		return
 	}
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.members[id]

@@ -127,7 +127,7 @@ func (st *memberState) member(id peer.ID) Member {
 // Members returns every node seen in this run, this one included, sorted
 // by ID. Safe for concurrent use; never blocks on the network.
 func (m *Membership) Members() []Member {
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	out := make([]Member, 0, len(m.members))
 	alive := 0

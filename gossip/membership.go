@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"slices"
@@ -16,6 +17,8 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // Errors of the Membership.
@@ -58,8 +61,10 @@ type Membership struct {
 	app       []byte
 	flags     byte
 	metaSeq   uint64           // sequence number of the metadata signed last
-	now       func() time.Time // the clock of sequence numbers: time.Now, but for tests
+	now       func() time.Time // Config.Now: the clock of sequence numbers and of the members' times
 	resigning atomic.Bool      // noteOwn's update is under way
+
+	rand io.Reader // Config.Rand: broadcast IDs
 
 	mu        sync.Mutex // guards the fields below
 	ml        *memberlist.Memberlist
@@ -111,9 +116,11 @@ func New(h host.Host, cfg Config) (*Membership, error) {
 		protected:  make(map[peer.ID]struct{}),
 		logged:     make(map[string]struct{}),
 		done:       make(chan struct{}),
-		now:        time.Now,
+		now:        ambient.NowOr(cfg.Now),
+		rand:       ambient.RandOr(cfg.Rand),
 	}
 	m.tr = newTransport(h, cfg.Tag, cfg.Allow, cfg.Timing, lg, m.stats)
+	m.tr.now = func() time.Time { return m.now() }
 	m.bq = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(max(1, m.alive.Load())) },
 		RetransmitMult: cfg.Timing.RetransmitMult,
@@ -293,7 +300,7 @@ func (m *Membership) Join(ctx context.Context, peers []peer.ID) (int, error) {
 func timeout(ctx context.Context, def time.Duration) time.Duration {
 	d := def
 	if dl, ok := ctx.Deadline(); ok {
-		d = time.Until(dl)
+		d = ambient.Until(dl)
 	}
 	return max(d, time.Millisecond)
 }
@@ -416,15 +423,15 @@ func (m *Membership) leave(ml *memberlist.Memberlist, d time.Duration) error {
 	m.mu.Lock()
 	m.left = true
 	m.mu.Unlock()
-	deadline := time.Now().Add(d)
+	deadline := ambient.Deadline(d)
 	if err := m.setMeta(nil, flagLeaving); err != nil {
 		return err
 	}
 	var errs []error
-	if err := ml.UpdateNode(max(time.Until(deadline)/2, time.Millisecond)); err != nil {
+	if err := ml.UpdateNode(max(ambient.Until(deadline)/2, time.Millisecond)); err != nil {
 		errs = append(errs, err)
 	}
-	if err := ml.Leave(max(time.Until(deadline), time.Millisecond)); err != nil {
+	if err := ml.Leave(max(ambient.Until(deadline), time.Millisecond)); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

@@ -17,6 +17,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // The libp2p protocols of the transport. They are the same for every cell:
@@ -78,6 +80,7 @@ type transport struct {
 	closed bool
 	byIP   map[netip.Addr]peer.ID
 	heard  map[peer.ID]time.Time
+	now    func() time.Time // the clock of heard; the Membership's
 	live   map[network.Stream]struct{}
 }
 
@@ -93,6 +96,7 @@ func newTransport(h host.Host, tag [8]byte, allow func(peer.ID) bool, timing Tim
 		byIP:  make(map[netip.Addr]peer.ID),
 		heard: make(map[peer.ID]time.Time),
 		live:  make(map[network.Stream]struct{}),
+		now:   ambient.Now,
 	}
 	t.byIP[t.selfIP] = t.self
 	return t
@@ -205,7 +209,7 @@ func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
 // packet to a peer that is not allowed, or beyond MaxPacketsInFlight, is
 // dropped and counted, as UDP would lose it.
 func (t *transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	now := time.Now()
+	now := ambient.Deadline(0) // for memberlist, which subtracts its own clock
 	id, err := t.resolve(a)
 	if err != nil {
 		return now, err
@@ -252,7 +256,7 @@ func (t *transport) sendPacket(id peer.ID, frame []byte) {
 		s.Reset()
 		return
 	}
-	_ = c.SetWriteDeadline(time.Now().Add(t.timing.PacketTimeout))
+	_ = c.SetWriteDeadline(ambient.Deadline(t.timing.PacketTimeout))
 	if _, err := c.Write(frame); err != nil {
 		t.stats.packetsFailed.Add(1)
 		t.log.Debug("gossip packet not sent", "peer", id, "err", err)
@@ -293,7 +297,7 @@ func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 		return nil, errTransportClosed
 	}
 	c := t.conn(s, id)
-	_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	_ = c.SetWriteDeadline(ambient.Deadline(timeout))
 	if _, err := c.Write(appendHeader(nil, t.tag)); err != nil {
 		c.reset()
 		return nil, fmt.Errorf("gossip: write stream header to %s: %w", id, err)
@@ -318,7 +322,7 @@ func (t *transport) admit(s network.Stream) *streamConn {
 		return nil
 	}
 	c := t.conn(s, id)
-	_ = c.SetReadDeadline(time.Now().Add(t.timing.StreamTimeout))
+	_ = c.SetReadDeadline(ambient.Deadline(t.timing.StreamTimeout))
 	if err := readHeader(c, t.tag); err != nil {
 		t.stats.rejectedInbound.Add(1)
 		t.log.Debug("gossip stream rejected", "peer", id, "err", err)
@@ -340,7 +344,7 @@ func (t *transport) handlePacket(s network.Stream) {
 		return
 	}
 	id := s.Conn().RemotePeer()
-	_ = c.SetReadDeadline(time.Now().Add(t.timing.PacketTimeout))
+	_ = c.SetReadDeadline(ambient.Deadline(t.timing.PacketTimeout))
 	buf, err := readPacketBody(c)
 	if err != nil {
 		t.stats.rejectedInbound.Add(1)
@@ -349,10 +353,11 @@ func (t *transport) handlePacket(s network.Stream) {
 		return
 	}
 	_ = c.Close()
-	now := time.Now()
-	t.heardFrom(id, now)
+	t.heardFrom(id, t.now())
 	t.stats.packetsReceived.Add(1)
-	p := &memberlist.Packet{Buf: buf, From: &net.UDPAddr{IP: FakeIP(id).AsSlice(), Port: FakePort}, Timestamp: now}
+	// The timestamp is memberlist's: it measures round trips with it
+	// against its own reading of the runtime's clock.
+	p := &memberlist.Packet{Buf: buf, From: &net.UDPAddr{IP: FakeIP(id).AsSlice(), Port: FakePort}, Timestamp: ambient.Deadline(0)}
 	select {
 	case t.packets <- p:
 	case <-t.ctx.Done():
@@ -372,7 +377,7 @@ func (t *transport) handleStream(s network.Stream) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	c.limitReads(MaxStreamSize)
-	t.heardFrom(s.Conn().RemotePeer(), time.Now())
+	t.heardFrom(s.Conn().RemotePeer(), t.now())
 	select {
 	case t.streams <- c:
 	case <-t.ctx.Done():

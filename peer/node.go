@@ -22,6 +22,7 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // Version is the exopeer version the node reports to peers and the CLI.
@@ -60,6 +61,18 @@ type Options struct {
 	Chain replica.Config
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
+	// Rand is the node's random source: keys, secrets, invite codes,
+	// nonces and every random choice of its parts come from it. Each part
+	// gets a stream of its own, forked from it while the node starts (so
+	// that the order in which the parts draw changes nothing); a part
+	// whose config has a Rand keeps that. nil: the system's.
+	// The libraries under the parts (libp2p, kad-dht, memberlist) keep
+	// their own randomness.
+	Rand io.Reader
+	// Now is the node's clock, handed to every part whose config has none.
+	// nil: the real clock (internal/ambient). Simulations pass time.Now
+	// inside their synctest bubble.
+	Now func() time.Time
 }
 
 // Node is one exopeer peer: one libp2p host carrying the DHT, the block
@@ -69,6 +82,7 @@ type Options struct {
 type Node struct {
 	opts Options
 	log  *slog.Logger
+	now  func() time.Time
 
 	mu      sync.Mutex
 	parts   *parts // the long-lived parts, in start order
@@ -107,7 +121,7 @@ func New(opts Options) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Node{opts: opts, log: log, parts: newParts(log)}, nil
+	return &Node{opts: opts, log: log, now: ambient.NowOr(opts.Now), parts: newParts(log)}, nil
 }
 
 // Start builds the node's parts and starts them in order (see
@@ -144,7 +158,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.parts.start(ctx); err != nil {
 		return err
 	}
-	n.started = time.Now()
+	n.started = n.now()
 	n.log.Info("node started", "peer", n.host.ID(), "addrs", n.host.Addrs())
 	return nil
 }
@@ -152,7 +166,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 // build makes the parts on the host (their constructors start nothing) and
 // registers them in start order, each with the reason for its place.
 func (n *Node) build() error {
-	var err error
+	in, err := n.opts.inputs()
+	if err != nil {
+		return err
+	}
 	n.store = blocks.NewStore(n.opts.Datastore)
 	bcfg := n.opts.Blocks
 	if bcfg.Logger == nil {
@@ -161,14 +178,14 @@ func (n *Node) build() error {
 	if n.xchg, err = blocks.NewExchange(n.host, n.store, bcfg); err != nil {
 		return fmt.Errorf("peer: build exchange: %w", err)
 	}
-	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, n.opts.DHT, n.log.With("part", "dht")); err != nil {
+	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, in.dht, n.log.With("part", "dht")); err != nil {
 		return fmt.Errorf("peer: build dht: %w", err)
 	}
 	var lan discovery.LAN
 	if n.opts.Network.NewLAN != nil {
 		lan = n.opts.Network.NewLAN()
 	}
-	if n.disc, err = discovery.New(n.host, n.opts.Discovery, lan, n.dht, n.log.With("part", "discovery")); err != nil {
+	if n.disc, err = discovery.New(n.host, in.disc, lan, n.dht, n.log.With("part", "discovery")); err != nil {
 		return fmt.Errorf("peer: build discovery: %w", err)
 	}
 	// The chain rides on the cell's gossip, and reads the cell's roster:
@@ -177,7 +194,7 @@ func (n *Node) build() error {
 	var rep *replica.Replica
 	if n.cell, err = cell.New(cell.Options{
 		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Rendezvous: n.disc,
-		Config: n.opts.Cell, Logger: n.log, Topics: n.topics,
+		Config: n.opts.Cell, Logger: n.log, Topics: n.topics, Rand: in.cellRand, Now: in.now,
 		Cutoff: func(ctx context.Context, id peer.ID, fetch bool) (cell.Cutoff, error) {
 			return rep.Cutoff(ctx, id, fetch)
 		},
@@ -186,7 +203,7 @@ func (n *Node) build() error {
 	}
 	if rep, err = replica.New(replica.Options{
 		Host: n.host, Key: n.opts.Key, Blocks: n.store, Datastore: n.opts.Datastore,
-		Cell: n.cell, Config: n.opts.Chain, Logger: n.log,
+		Cell: n.cell, Config: in.chain, Logger: n.log,
 	}); err != nil {
 		return fmt.Errorf("peer: build chain: %w", err)
 	}
@@ -319,7 +336,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		ID:        n.host.ID().String(),
 		Version:   Version,
 		StartedAt: n.started,
-		Uptime:    Duration(time.Since(n.started)),
+		Uptime:    Duration(n.now().Sub(n.started)),
 		Peers:     len(n.disc.Peers()),
 		DHTTable:  n.dht.RoutingTableSize(),
 		Blocks:    count,

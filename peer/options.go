@@ -2,13 +2,17 @@ package peer
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // NodeOptions turns an open data dir into the Options of a node on the real
@@ -46,4 +50,47 @@ func NodeOptions(d *datadir.Dir, extraBootstrap []string, log *slog.Logger) (Opt
 		Discovery: disc,
 		Logger:    log,
 	}, nil
+}
+
+// inputs are the random sources and the clock a node hands its parts.
+type inputs struct {
+	now      func() time.Time
+	dht      dht.Config
+	disc     discovery.Config
+	chain    replica.Config
+	cellRand io.Reader
+}
+
+// inputs gives each part the node's clock and a random stream of its own
+// forked from o.Rand (ambient.Fork), unless the part's config has its own.
+// The forks are drawn here, in a fixed order, so that a seeded o.Rand
+// gives every part the same stream whatever order the parts later draw in.
+func (o Options) inputs() (inputs, error) {
+	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain}
+	fork := func(own io.Reader, purpose string) (io.Reader, error) {
+		if own != nil {
+			return own, nil
+		}
+		r, err := ambient.Fork(o.Rand, purpose)
+		if err != nil {
+			return nil, fmt.Errorf("peer: %w", err)
+		}
+		return r, nil
+	}
+	var err error
+	if in.disc.Rand, err = fork(in.disc.Rand, "discovery"); err != nil {
+		return inputs{}, err
+	}
+	if in.cellRand, err = fork(nil, "cell"); err != nil {
+		return inputs{}, err
+	}
+	if in.chain.Rand, err = fork(in.chain.Rand, "chain"); err != nil {
+		return inputs{}, err
+	}
+	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now} {
+		if *now == nil {
+			*now = in.now
+		}
+	}
+	return in, nil
 }

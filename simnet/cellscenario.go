@@ -197,7 +197,8 @@ func ScenarioCell(ctx context.Context, n *Net, o CellOptions) (Report, error) {
 func allAlive(want []*Node) func(*Node, map[peer.ID]gossip.State) bool {
 	return func(_ *Node, seen map[peer.ID]gossip.State) bool {
 		for _, w := range want {
-			if seen[w.ID] != gossip.StateAlive {
+			// Absent is not alive, though StateAlive is the zero State.
+			if st, ok := seen[w.ID]; !ok || st != gossip.StateAlive {
 				return false
 			}
 		}

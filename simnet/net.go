@@ -34,8 +34,11 @@ import (
 // Config shapes a simulated network. The zero value of a field means its
 // default.
 type Config struct {
-	// Seed decides every random choice of the network and of the scenarios
-	// that use its Rand: node keys, topology, which lookups, fault times.
+	// Seed decides every random choice of the network, of the scenarios
+	// that use its Rand (topology, which lookups, fault times) and of the
+	// nodes: their keys, and the random source each node gets (see
+	// Net.AddNode), from which come its cell's keys, secrets and invite
+	// codes, its chain's nonces and its parts' random choices.
 	Seed uint64
 	// Latency returns the one-way latency of the link between the nodes
 	// with indexes a and b. nil: DefaultLatency.
@@ -48,9 +51,8 @@ type Config struct {
 	// MaxConnections is each node's connection manager high water mark;
 	// it trims to three quarters of it. 0: 32.
 	MaxConnections int
-	// Chain configures every node's chain replica. Its Rand is ignored:
-	// each node gets a stream of its own from the seed, a fresh one each
-	// time it starts, so that nonces and sync choices replay.
+	// Chain configures every node's chain replica. Its Rand and Now are
+	// ignored: the node's own (see Net.AddNode) are used.
 	Chain replica.Config
 	// Logger receives the nodes' logs, each with its node index. nil:
 	// discard.
@@ -196,7 +198,10 @@ func nodeKey(seed uint64, i int) crypto.PrivKey {
 }
 
 // AddNode adds a node and starts it. Nodes join when they are added: add
-// more later for nodes that join late.
+// more later for nodes that join late. The node's key, and the random
+// source it gets each time it starts (a ChaCha8 stream keyed by the seed,
+// its index and how many times it started: for simulation only), come from
+// the seed; its clock is the bubble's virtual one.
 func (n *Net) AddNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	n.mu.Lock()
 	if n.closed {
@@ -261,14 +266,18 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 		network.NewLAN = func() discovery.LAN { return seg.lan() }
 	}
 	chainCfg := n.cfg.Chain
+	chainCfg.Rand, chainCfg.Now = nil, nil
+	dcfg.Now, disc.Rand, disc.Now = nil, nil, nil
 	nd.mu.Lock()
-	chainCfg.Rand = n.chainRand(nd.Index, nd.lives)
+	rnd := nodeRand(n.cfg.Seed, nd.Index, nd.lives)
 	nd.lives++
 	nd.mu.Unlock()
 	nd.routable.Store(true)
 	node, err := xpeer.New(xpeer.Options{
 		Key: nd.key, Datastore: nd.store, Network: network,
 		DHT: dcfg, Discovery: disc, Chain: chainCfg, Logger: n.log.With("node", nd.Index),
+		// time.Now is the bubble's virtual clock.
+		Rand: rnd, Now: time.Now,
 	})
 	if err != nil {
 		return err
@@ -283,12 +292,14 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	return nil
 }
 
-// chainRand returns the random stream of node i's chain replica in its
-// life-th start: its payload nonces and its sync choices. A stream per
+// nodeRand returns the random source of node i in its life-th start on a
+// network of seed: a ChaCha8 stream (math/rand/v2) keyed by a hash of the
+// three, safe for concurrent use. It is for simulation only: anyone who
+// knows the seed knows every key and secret of the run. A stream per
 // life, so that a restarted node never draws a nonce twice.
-func (n *Net) chainRand(i, life int) io.Reader {
-	seed := sha256.Sum256(fmt.Appendf(nil, "exopeer simnet chain %d %d %d", n.cfg.Seed, i, life))
-	return &lockedReader{r: rand.NewChaCha8(seed)}
+func nodeRand(seed uint64, i, life int) io.Reader {
+	key := sha256.Sum256(fmt.Appendf(nil, "exopeer simnet node %d %d %d", seed, i, life))
+	return &lockedReader{r: rand.NewChaCha8(key)}
 }
 
 // lockedReader makes a reader safe for concurrent use.

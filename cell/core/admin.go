@@ -78,6 +78,7 @@ type AdminRun struct {
 	h     hello
 	isk   []byte
 	req   joinRequest
+	rand  io.Reader // Hello's: the new member's grant and the welcome's nonce
 }
 
 // From is the joiner's peer ID.
@@ -113,7 +114,7 @@ func finishWelcome(status byte, err error) Step {
 // must be stored before it goes out, so that a restart gives no one more
 // guesses.
 func (a *Admin) Hello(from peer.ID, frame []byte, now time.Time, rand io.Reader) (*AdminRun, Step) {
-	run := &AdminRun{from: from, state: runFinished}
+	run := &AdminRun{from: from, state: runFinished, rand: rand}
 	h, err := decodeHello(frame)
 	if err == nil && h.Version != joinVersion {
 		err = fmt.Errorf("%w: hello of version %d", ErrBadMessage, h.Version)
@@ -258,7 +259,7 @@ func (a *Admin) Admit(run *AdminRun, cur *Roster, keys *Keys, cellKey ed25519.Pr
 	case inv.Joiner == id:
 		return Admission{Err: fmt.Errorf("%w: it admitted %s, removed since", ErrNoInvite, id)}
 	}
-	r, err := cur.WithMember(Member{Peer: id, Name: run.req.Name, Roles: inv.Roles, BoxKey: run.req.BoxKey}, keys, cellKey, now)
+	r, err := cur.WithMember(Member{Peer: id, Name: run.req.Name, Roles: inv.Roles, BoxKey: run.req.BoxKey}, keys, cellKey, now, run.rand)
 	if err != nil {
 		return Admission{Err: err}
 	}
@@ -279,7 +280,7 @@ func (a *Admin) Admitted(run *AdminRun, r *Roster) Step {
 		run.inv.Joiner = run.from
 		step.Store = run.inv
 	}
-	sealed, err := sealWith(run.isk, labelWelcome, r.Encode())
+	sealed, err := sealWith(run.rand, run.isk, labelWelcome, r.Encode())
 	if err != nil {
 		s := finishWelcome(StatusInternal, err)
 		s.Store = step.Store

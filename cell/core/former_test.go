@@ -91,7 +91,7 @@ func TestWithoutRecordsFormer(t *testing.T) {
 
 	// Added again, the node leaves Former; removed again, it is back with
 	// the new epoch.
-	r3, err := r2.WithMember(Member{Peer: ids[2], Name: "server", Roles: RoleStore, BoxKey: boxes[2].Public()}, keys, cellKey, t0.Add(3*time.Hour))
+	r3, err := r2.WithMember(Member{Peer: ids[2], Name: "server", Roles: RoleStore, BoxKey: boxes[2].Public()}, keys, cellKey, t0.Add(3*time.Hour), rand.Reader)
 	if err != nil {
 		t.Fatalf("WithMember: %v", err)
 	}

@@ -26,20 +26,14 @@ const (
 	labelWelcome = "exopeer join welcome v1"
 )
 
-func sealWith(isk []byte, label string, pt []byte) ([]byte, error) {
-	aead, err := newAEAD(cpace.SessionKey(isk, label, 32))
-	if err != nil {
-		return nil, err
-	}
-	return aead.Seal(nil, nil, pt, []byte(label)), nil
+// sealWith seals pt under the session key for label, with a nonce read
+// from rand.
+func sealWith(rand io.Reader, isk []byte, label string, pt []byte) ([]byte, error) {
+	return sealGCM(rand, cpace.SessionKey(isk, label, 32), pt, []byte(label))
 }
 
 func openWith(isk []byte, label string, ct []byte) ([]byte, error) {
-	aead, err := newAEAD(cpace.SessionKey(isk, label, 32))
-	if err != nil {
-		return nil, err
-	}
-	pt, err := aead.Open(nil, nil, ct, []byte(label))
+	pt, err := openGCM(cpace.SessionKey(isk, label, 32), ct, []byte(label))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrDecrypt, label)
 	}
@@ -87,11 +81,13 @@ type JoinerRun struct {
 	cp    *cpace.State
 	isk   []byte
 	req   joinRequest
+	rand  io.Reader // the nonces of the sealed request
 }
 
 // NewJoinerRun starts a run of code c as self towards admin, asking to be
 // listed as name with box key box, and returns it with the hello frame to
-// send. rand gives the session ID and CPace's scalar.
+// send. rand gives the session ID, CPace's scalar and the nonce of the
+// sealed request.
 func NewJoinerRun(c Code, admin, self peer.ID, box [BoxKeyLen]byte, name string, rand io.Reader) (*JoinerRun, []byte, error) {
 	h := hello{Version: joinVersion, Nameplate: c.Nameplate}
 	if _, err := io.ReadFull(rand, h.Sid[:]); err != nil {
@@ -102,7 +98,7 @@ func NewJoinerRun(c Code, admin, self peer.ID, box [BoxKeyLen]byte, name string,
 		return nil, nil, fmt.Errorf("cell: cpace: %w", err)
 	}
 	h.Y = [pointLen]byte(ya)
-	j := &JoinerRun{admin: admin, state: joinerSentHello, h: h, cp: cp, req: joinRequest{Name: name, BoxKey: box}}
+	j := &JoinerRun{admin: admin, state: joinerSentHello, h: h, cp: cp, req: joinRequest{Name: name, BoxKey: box}, rand: rand}
 	return j, h.encode(), nil
 }
 
@@ -131,7 +127,7 @@ func (j *JoinerRun) Reply(frame []byte) ([]byte, error) {
 		// The inviter counted the attempt; say nothing more to it.
 		return nil, ErrWrongCode
 	}
-	sealed, err := sealWith(isk, labelRequest, j.req.encode())
+	sealed, err := sealWith(j.rand, isk, labelRequest, j.req.encode())
 	if err != nil {
 		return nil, &FinalError{err}
 	}

@@ -95,48 +95,73 @@ var ErrNoKey = errors.New("cell: no secret for this epoch")
 var ErrDecrypt = errors.New("cell: message does not decrypt")
 
 // Seal encrypts plaintext under the data key of an epoch (AES-256-GCM with
-// a random nonce) and binds ad. The epoch travels with the ciphertext's
-// owner, not inside it.
-func (k *Keys) Seal(epoch uint64, plaintext, ad []byte) ([]byte, error) {
-	aead, err := k.aead(epoch, purposeData)
-	if err != nil {
-		return nil, err
+// a nonce read from rand) and binds ad. The epoch travels with the
+// ciphertext's owner, not inside it.
+func (k *Keys) Seal(epoch uint64, plaintext, ad []byte, rand io.Reader) ([]byte, error) {
+	s, ok := k.secrets[epoch]
+	if !ok {
+		return nil, fmt.Errorf("%w %d", ErrNoKey, epoch)
 	}
-	return aead.Seal(nil, nil, plaintext, ad), nil
+	return sealGCM(rand, s.derive(k.cell, purposeData), plaintext, ad)
 }
 
 // Open decrypts what Seal made under the same epoch and ad.
 func (k *Keys) Open(epoch uint64, ciphertext, ad []byte) ([]byte, error) {
-	aead, err := k.aead(epoch, purposeData)
-	if err != nil {
-		return nil, err
+	s, ok := k.secrets[epoch]
+	if !ok {
+		return nil, fmt.Errorf("%w %d", ErrNoKey, epoch)
 	}
-	pt, err := aead.Open(nil, nil, ciphertext, ad)
+	pt, err := openGCM(s.derive(k.cell, purposeData), ciphertext, ad)
 	if err != nil {
 		return nil, fmt.Errorf("%w (epoch %d)", ErrDecrypt, epoch)
 	}
 	return pt, nil
 }
 
-func (k *Keys) aead(epoch uint64, purpose string) (cipher.AEAD, error) {
-	s, ok := k.secrets[epoch]
-	if !ok {
-		return nil, fmt.Errorf("%w %d", ErrNoKey, epoch)
-	}
-	return newAEAD(s.derive(k.cell, purpose))
-}
-
-func newAEAD(key []byte) (cipher.AEAD, error) {
+func newGCM(key []byte) (cipher.AEAD, error) {
 	b, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, fmt.Errorf("cell: %w", err)
 	}
-	return cipher.NewGCMWithRandomNonce(b)
+	return cipher.NewGCM(b)
+}
+
+// sealGCM seals plaintext under key with AES-256-GCM and a nonce read from
+// rand: nonce ‖ ciphertext ‖ tag, the form of crypto/cipher's
+// NewGCMWithRandomNonce, which draws its nonces from the system's source,
+// which a seed cannot replay.
+func sealGCM(rand io.Reader, key, plaintext, ad []byte) ([]byte, error) {
+	gcm, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, gcm.NonceSize(), gcm.NonceSize()+len(plaintext)+gcm.Overhead())
+	if _, err := io.ReadFull(rand, nonce); err != nil {
+		return nil, fmt.Errorf("cell: nonce: %w", err)
+	}
+	return gcm.Seal(nonce, nonce, plaintext, ad), nil
+}
+
+// errOpen is what openGCM returns for anything that does not open; callers
+// wrap ErrDecrypt instead.
+var errOpen = errors.New("cell: message does not open")
+
+// openGCM opens what sealGCM sealed under key with ad.
+func openGCM(key, sealed, ad []byte) ([]byte, error) {
+	gcm, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	n := gcm.NonceSize()
+	if len(sealed) < n+gcm.Overhead() {
+		return nil, errOpen
+	}
+	return gcm.Open(nil, sealed[:n], sealed[n:], ad)
 }
 
 // sealHistory encrypts the secrets of every epoch before epoch under
-// epoch's history key.
-func (k *Keys) sealHistory(epoch uint64) ([]byte, error) {
+// epoch's history key, with a nonce read from rand.
+func (k *Keys) sealHistory(epoch uint64, rand io.Reader) ([]byte, error) {
 	cur, ok := k.secrets[epoch]
 	if !ok {
 		return nil, fmt.Errorf("%w %d", ErrNoKey, epoch)
@@ -152,11 +177,7 @@ func (k *Keys) sealHistory(epoch uint64) ([]byte, error) {
 	if len(pt) == 0 {
 		return nil, nil
 	}
-	aead, err := newAEAD(cur.derive(k.cell, purposeHistory))
-	if err != nil {
-		return nil, err
-	}
-	return aead.Seal(nil, nil, pt, historyAD(k.cell, epoch)), nil
+	return sealGCM(rand, cur.derive(k.cell, purposeHistory), pt, historyAD(k.cell, epoch))
 }
 
 // openHistory adds the earlier secrets that history, sealed under epoch's
@@ -169,11 +190,7 @@ func (k *Keys) openHistory(epoch uint64, history []byte) error {
 	if !ok {
 		return fmt.Errorf("%w %d", ErrNoKey, epoch)
 	}
-	aead, err := newAEAD(cur.derive(k.cell, purposeHistory))
-	if err != nil {
-		return err
-	}
-	pt, err := aead.Open(nil, nil, history, historyAD(k.cell, epoch))
+	pt, err := openGCM(cur.derive(k.cell, purposeHistory), history, historyAD(k.cell, epoch))
 	if err != nil {
 		return fmt.Errorf("%w: epoch history", ErrDecrypt)
 	}
@@ -236,17 +253,14 @@ var hpkeSuite = struct {
 }{hpke.HKDFSHA256(), hpke.ChaCha20Poly1305()}
 
 // sealGrant seals an epoch secret to a member's box key with HPKE (RFC
-// 9180, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305).
-func sealGrant(to [BoxKeyLen]byte, cell ed25519.PublicKey, epoch uint64, member []byte, s Secret) ([]byte, error) {
+// 9180, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305), its
+// ephemeral key read from rand.
+func sealGrant(rand io.Reader, to [BoxKeyLen]byte, cell ed25519.PublicKey, epoch uint64, member []byte, s Secret) ([]byte, error) {
 	pub, err := ecdh.X25519().NewPublicKey(to[:])
 	if err != nil {
 		return nil, fmt.Errorf("cell: member box key: %w", err)
 	}
-	pk, err := hpke.NewDHKEMPublicKey(pub)
-	if err != nil {
-		return nil, fmt.Errorf("cell: member box key: %w", err)
-	}
-	return hpke.Seal(pk, hpkeSuite.kdf, hpkeSuite.aead, grantInfo(cell, epoch, member), s[:])
+	return hpkeSeal(rand, pub, grantInfo(cell, epoch, member), s[:])
 }
 
 // openGrant opens a grant sealed to k.

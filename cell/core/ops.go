@@ -39,7 +39,7 @@ func NewCell(name string, f Founder, now time.Time, rand io.Reader) (*Roster, ed
 	keys.Add(1, secret)
 	r := &Roster{Cell: pub, Name: name, Version: 1, Epoch: 1, Issued: now.Truncate(time.Second)}
 	m := Member{Peer: f.Peer, Name: f.Name, Roles: AllRoles, Added: r.Issued, BoxKey: f.BoxKey}
-	if err := r.grant(&m, keys); err != nil {
+	if err := r.grant(&m, keys, rand); err != nil {
 		return nil, nil, nil, err
 	}
 	r.Members = []Member{m}
@@ -49,13 +49,14 @@ func NewCell(name string, f Founder, now time.Time, rand io.Reader) (*Roster, ed
 	return r, priv, keys, nil
 }
 
-// grant seals the roster's current epoch secret to m.
-func (r *Roster) grant(m *Member, keys *Keys) error {
+// grant seals the roster's current epoch secret to m, with an ephemeral
+// key read from rand.
+func (r *Roster) grant(m *Member, keys *Keys, rand io.Reader) error {
 	s, ok := keys.Secret(r.Epoch)
 	if !ok {
 		return fmt.Errorf("%w %d", ErrNoKey, r.Epoch)
 	}
-	g, err := sealGrant(m.BoxKey, r.Cell, r.Epoch, []byte(m.Peer), s)
+	g, err := sealGrant(rand, m.BoxKey, r.Cell, r.Epoch, []byte(m.Peer), s)
 	if err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func (r *Roster) next(now time.Time) *Roster {
 // set to now) and granted the current epoch's secret. Adding a member does
 // not change the epoch: the newcomer may read what the cell wrote before.
 // A former member added again leaves Former: it is a member like any other.
-func (r *Roster) WithMember(m Member, keys *Keys, key ed25519.PrivateKey, now time.Time) (*Roster, error) {
+func (r *Roster) WithMember(m Member, keys *Keys, key ed25519.PrivateKey, now time.Time, rand io.Reader) (*Roster, error) {
 	if r.Has(m.Peer) {
 		return nil, fmt.Errorf("cell: %s is already a member", m.Peer)
 	}
@@ -90,7 +91,7 @@ func (r *Roster) WithMember(m Member, keys *Keys, key ed25519.PrivateKey, now ti
 		n.Former = slices.Delete(n.Former, i, i+1)
 	}
 	m.Added = n.Issued
-	if err := n.grant(&m, keys); err != nil {
+	if err := n.grant(&m, keys, rand); err != nil {
 		return nil, err
 	}
 	n.Members = append(n.Members, m)
@@ -135,11 +136,11 @@ func (r *Roster) Without(id peer.ID, cut Cutoff, keys *Keys, key ed25519.Private
 		n.Former = slices.Insert(n.Former, i, Former{Peer: id, Until: n.Epoch, Cutoff: cut})
 	}
 	for i := range n.Members {
-		if err := n.grant(&n.Members[i], keys); err != nil {
+		if err := n.grant(&n.Members[i], keys, rand); err != nil {
 			return nil, err
 		}
 	}
-	h, err := keys.sealHistory(n.Epoch)
+	h, err := keys.sealHistory(n.Epoch, rand)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ func threeMembers(t testing.TB) (r *Roster, cellKey ed25519.PrivateKey, keys *Ke
 	ids, boxes = []peer.ID{admin}, []BoxKey{abox}
 	for i, name := range []string{"phone", "server"} {
 		id, box := testPeer(t)
-		r, err = r.WithMember(Member{Peer: id, Name: name, Roles: RoleChain | RoleStore, BoxKey: box.Public()}, keys, cellKey, t0.Add(time.Duration(i+1)*time.Minute))
+		r, err = r.WithMember(Member{Peer: id, Name: name, Roles: RoleChain | RoleStore, BoxKey: box.Public()}, keys, cellKey, t0.Add(time.Duration(i+1)*time.Minute), rand.Reader)
 		if err != nil {
 			t.Fatalf("WithMember: %v", err)
 		}
@@ -98,7 +98,7 @@ func TestRemovalRotatesTheSecret(t *testing.T) {
 	if err := r.Accept(ids[2], boxes[2], removedKeys); err != nil {
 		t.Fatal(err)
 	}
-	old, _ := removedKeys.Seal(1, []byte("before"), nil)
+	old, _ := removedKeys.Seal(1, []byte("before"), nil, rand.Reader)
 
 	r2, err := r.Without(ids[2], Cutoff{}, keys, cellKey, t0.Add(time.Hour), rand.Reader)
 	if err != nil {
@@ -121,7 +121,7 @@ func TestRemovalRotatesTheSecret(t *testing.T) {
 	if pt, err := k.Open(1, old, nil); err != nil || string(pt) != "before" {
 		t.Errorf("remaining member reading epoch 1: %q, %v", pt, err)
 	}
-	after, err := k.Seal(2, []byte("after"), nil)
+	after, err := k.Seal(2, []byte("after"), nil, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

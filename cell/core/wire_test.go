@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"crypto/rand"
 	"strings"
 	"testing"
 )
@@ -11,11 +12,11 @@ import (
 // looser than the message nor too tight for it.
 func TestFrameCapsAreTheRealSizes(t *testing.T) {
 	isk := bytes.Repeat([]byte{1}, 64)
-	sealed, err := sealWith(isk, labelRequest, joinRequest{Name: strings.Repeat("n", MaxNameLen)}.encode())
+	sealed, err := sealWith(rand.Reader, isk, labelRequest, joinRequest{Name: strings.Repeat("n", MaxNameLen)}.encode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	roster, err := sealWith(isk, labelWelcome, make([]byte, 1000))
+	roster, err := sealWith(rand.Reader, isk, labelWelcome, make([]byte, 1000))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -247,13 +247,13 @@ func (r *Replica) hushLocked(id peer.ID) {
 	if r.hushed == nil {
 		r.hushed = make(map[peer.ID]time.Time)
 	}
-	r.hushed[id] = time.Now().Add(r.cfg.SyncInterval)
+	r.hushed[id] = r.cfg.Now().Add(r.cfg.SyncInterval)
 }
 
 // quietLocked reports whether id is hushed, and forgets it once it is not.
 func (r *Replica) quietLocked(id peer.ID) bool {
 	until, ok := r.hushed[id]
-	if ok && !time.Now().Before(until) {
+	if ok && !r.cfg.Now().Before(until) {
 		delete(r.hushed, id)
 		return false
 	}

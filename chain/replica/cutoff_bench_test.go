@@ -66,7 +66,7 @@ func BenchmarkCut(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if r, err = r.WithMember(core.Member{Peer: gone, Name: "gone", Roles: core.RoleChain, BoxKey: box.Public()}, keys, cellKey, now); err != nil {
+			if r, err = r.WithMember(core.Member{Peer: gone, Name: "gone", Roles: core.RoleChain, BoxKey: box.Public()}, keys, cellKey, now, rand.Reader); err != nil {
 				b.Fatal(err)
 			}
 			secret, _ := keys.Secret(1)

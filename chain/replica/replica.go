@@ -8,7 +8,6 @@ package replica
 
 import (
 	"context"
-	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // Cell is what the replica needs of the node's cell membership.
@@ -66,8 +66,12 @@ type Config struct {
 	// chain.MaxWaitingAuthorBytes.
 	Waiting chain.Limits
 	// Rand is the source of payload nonces and of random choices. nil:
-	// crypto/rand. Simulations pass a seeded stream.
+	// the system's. Simulations pass a seeded stream.
 	Rand io.Reader
+	// Now is the clock of bans, pauses and of when members were heard;
+	// nil: the real clock. Deadlines are on the runtime's clock (see
+	// internal/ambient).
+	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -86,9 +90,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxPulls == 0 {
 		c.MaxPulls = 4
 	}
-	if c.Rand == nil {
-		c.Rand = crand.Reader
-	}
+	c.Rand = ambient.RandOr(c.Rand)
+	c.Now = ambient.NowOr(c.Now)
 	return c
 }
 

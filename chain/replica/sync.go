@@ -19,6 +19,7 @@ import (
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/internal/ambient"
 	"github.com/exopeer/exopeer/internal/growbuf"
 )
 
@@ -88,7 +89,7 @@ func (r *Replica) heard(msg []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.AnnouncesSeen++
-	r.remotes[a.From] = &remote{ann: a, heard: time.Now()}
+	r.remotes[a.From] = &remote{ann: a, heard: r.cfg.Now()}
 	st, err := r.stateLocked(r.ctx)
 	if err != nil {
 		return
@@ -233,7 +234,7 @@ func (r *Replica) randomMember() peer.ID {
 // connections.
 func (r *Replica) misbehaved(id peer.ID, why error) {
 	r.mu.Lock()
-	r.banned[id] = time.Now().Add(r.cfg.BanTime)
+	r.banned[id] = r.cfg.Now().Add(r.cfg.BanTime)
 	r.stats.Banned++
 	r.stats.LastBanned, r.stats.LastBannedBecause = id, why.Error()
 	r.mu.Unlock()
@@ -245,7 +246,7 @@ func (r *Replica) isBanned(id peer.ID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	until, ok := r.banned[id]
-	if ok && time.Now().After(until) {
+	if ok && r.cfg.Now().After(until) {
 		delete(r.banned, id)
 		return false
 	}
@@ -298,7 +299,7 @@ func (r *Replica) pull(ctx context.Context, id peer.ID, req []byte) error {
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
-	_ = s.SetWriteDeadline(time.Now().Add(r.cfg.IdleTimeout))
+	_ = s.SetWriteDeadline(ambient.Deadline(r.cfg.IdleTimeout))
 	msg := binary.AppendUvarint(nil, uint64(len(req)))
 	if _, err := s.Write(append(msg, req...)); err != nil {
 		_ = s.Reset()
@@ -311,7 +312,7 @@ func (r *Replica) pull(ctx context.Context, id peer.ID, req []byte) error {
 	br := bufio.NewReaderSize(s, 64<<10)
 	var buf []byte
 	for {
-		_ = s.SetReadDeadline(time.Now().Add(r.cfg.IdleTimeout))
+		_ = s.SetReadDeadline(ambient.Deadline(r.cfg.IdleTimeout))
 		kind, body, err := chain.ReadFrame(br, buf)
 		if err != nil {
 			_ = s.Reset()
@@ -497,7 +498,7 @@ func (r *Replica) reject(from, author peer.ID, err error) error {
 func (r *Replica) rejectLocked(from, author peer.ID, err error, n uint64) {
 	r.stats.Rejected += n
 	r.stats.LastRejected, r.stats.LastRejectedAuthor, r.stats.LastRejectedFrom = err.Error(), author, from
-	r.stats.LastRejectedAt = time.Now()
+	r.stats.LastRejectedAt = r.cfg.Now()
 	r.log.Warn("chain entry refused", "from", from, "author", author, "err", err)
 }
 
@@ -510,7 +511,7 @@ func (r *Replica) serve(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
-	_ = s.SetReadDeadline(time.Now().Add(r.cfg.IdleTimeout))
+	_ = s.SetReadDeadline(ambient.Deadline(r.cfg.IdleTimeout))
 	q, err := readRequest(bufio.NewReader(s))
 	if err != nil {
 		_ = s.Reset()
@@ -582,7 +583,7 @@ func (r *Replica) send(s network.Stream, cs []cid.Cid, length int) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		_ = s.SetWriteDeadline(time.Now().Add(r.cfg.IdleTimeout))
+		_ = s.SetWriteDeadline(ambient.Deadline(r.cfg.IdleTimeout))
 		if _, err := bw.Write(chain.AppendFrame(nil, chain.FrameEntries, chain.EntriesBody(batch))); err != nil {
 			return err
 		}
@@ -608,7 +609,7 @@ func (r *Replica) send(s network.Stream, cs []cid.Cid, length int) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	_ = s.SetWriteDeadline(time.Now().Add(r.cfg.IdleTimeout))
+	_ = s.SetWriteDeadline(ambient.Deadline(r.cfg.IdleTimeout))
 	if _, err := bw.Write(chain.AppendFrame(nil, chain.FrameDone, chain.DoneBody(uint64(length)))); err != nil {
 		return err
 	}
