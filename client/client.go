@@ -14,6 +14,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -249,9 +250,10 @@ func (c *Client) ChainFollow(ctx context.Context, after string) iter.Seq2[api.Ch
 
 // readFollow yields the entries of a follow stream, one JSON object a
 // line, until ctx ends, yield stops, or the stream ends or says why it
-// ends (then it yields that error).
+// ends (then it yields that error). A line over maxAnswer bytes is an
+// error: the stream has no end, but each of its entries has.
 func readFollow(ctx context.Context, body io.Reader, yield func(api.ChainEntry, error) bool) {
-	dec := json.NewDecoder(body)
+	dec := json.NewDecoder(&lineCapped{r: body, left: maxAnswer + 1})
 	for {
 		var l api.ChainFollowLine
 		err := dec.Decode(&l)
@@ -316,5 +318,28 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.ReadCloser.Read(p)
 	b.left -= int64(n)
+	return n, err
+}
+
+// lineCapped reads a stream of lines, each at most maxAnswer bytes but
+// its newline, and fails on a longer one.
+type lineCapped struct {
+	r    io.Reader
+	left int64 // bytes the current line may still take, its newline too
+}
+
+func (l *lineCapped) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, fmt.Errorf("a line over %d bytes", maxAnswer)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		l.left = maxAnswer + 1 - int64(n-1-i)
+	} else {
+		l.left -= int64(n)
+	}
 	return n, err
 }
