@@ -23,6 +23,7 @@ import (
 	"iter"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,7 +80,13 @@ func Dial(dir string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read api token: %w", err)
 	}
-	base := "http://" + strings.TrimSpace(string(addr))
+	// The node listens on loopback only: any other address in its file is
+	// a broken or tampered data dir, and the token must not go there.
+	ap, err := netip.ParseAddrPort(strings.TrimSpace(string(addr)))
+	if err != nil || !ap.Addr().IsLoopback() {
+		return nil, fmt.Errorf("api file %s: %q is not a loopback IP:port", filepath.Join(dir, apiFile), strings.TrimSpace(string(addr)))
+	}
+	base := "http://" + ap.String()
 	auth := WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 		return nil
