@@ -130,3 +130,35 @@ func TestDialRefusesAForeignAPIAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestDialRefusesABrokenToken: a token file that is not what a node
+// writes (hex) is a clear error of Dial, naming the file, rather than a
+// request that Go refuses to send ("invalid header field value") or a
+// 401 with no hint.
+func TestDialRefusesABrokenToken(t *testing.T) {
+	dir := t.TempDir()
+	d, err := datadir.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := os.WriteFile(filepath.Join(dir, datadir.APIFile), []byte("127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, token string }{
+		{"empty", ""},
+		{"spaces", " \n"},
+		{"a newline inside", "00\n11\n"},
+		{"control bytes", "\x00\x01"},
+		{"not hex", "token"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, datadir.TokenFile), []byte(tt.token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := client.Dial(dir); err == nil || !strings.Contains(err.Error(), datadir.TokenFile) {
+				t.Errorf("Dial with token file %q: %v, want an error naming the file", tt.token, err)
+			}
+		})
+	}
+}
