@@ -16,6 +16,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,9 +77,14 @@ func Dial(dir string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read api address: %w", err)
 	}
-	tok, err := os.ReadFile(filepath.Join(dir, tokenFile))
+	tokData, err := os.ReadFile(filepath.Join(dir, tokenFile))
 	if err != nil {
 		return nil, fmt.Errorf("read api token: %w", err)
+	}
+	// A node writes its token in hex, and refuses to start with another.
+	tok := strings.TrimSpace(string(tokData))
+	if _, err := hex.DecodeString(tok); err != nil || tok == "" {
+		return nil, fmt.Errorf("api token %s is not a token a node writes (hex)", filepath.Join(dir, tokenFile))
 	}
 	// The node listens on loopback only: any other address in its file is
 	// a broken or tampered data dir, and the token must not go there.
@@ -88,7 +94,7 @@ func Dial(dir string) (*Client, error) {
 	}
 	base := "http://" + ap.String()
 	auth := WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		req.Header.Set("Authorization", "Bearer "+tok)
 		return nil
 	})
 	// A backstop: callers bound each call with ctx.
