@@ -61,6 +61,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ve):
 		fmt.Fprintf(stderr, "%s: %v\n", ve.verb, ve.err)
 		return exitFailure
+	case errors.As(err, new(cli.ExitCoder)):
+		// The library's own: a help topic that does not exist
+		// (`exopeer status --help extra`).
+		fmt.Fprintf(stderr, "exopeer: %v\n", err)
+		return exitUsage
 	default:
 		fmt.Fprintf(stderr, "exopeer: %v\n", err)
 		return exitFailure
