@@ -14,7 +14,9 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 	"iter"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,13 +77,24 @@ func Dial(dir string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read api address: %w", err)
 	}
-	tok, err := os.ReadFile(filepath.Join(dir, tokenFile))
+	tokData, err := os.ReadFile(filepath.Join(dir, tokenFile))
 	if err != nil {
 		return nil, fmt.Errorf("read api token: %w", err)
 	}
-	base := "http://" + strings.TrimSpace(string(addr))
+	// A node writes its token in hex, and refuses to start with another.
+	tok := strings.TrimSpace(string(tokData))
+	if _, err := hex.DecodeString(tok); err != nil || tok == "" {
+		return nil, fmt.Errorf("api token %s is not a token a node writes (hex)", filepath.Join(dir, tokenFile))
+	}
+	// The node listens on loopback only: any other address in its file is
+	// a broken or tampered data dir, and the token must not go there.
+	ap, err := netip.ParseAddrPort(strings.TrimSpace(string(addr)))
+	if err != nil || !ap.Addr().IsLoopback() {
+		return nil, fmt.Errorf("api file %s: %q is not a loopback IP:port", filepath.Join(dir, apiFile), strings.TrimSpace(string(addr)))
+	}
+	base := "http://" + ap.String()
 	auth := WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		req.Header.Set("Authorization", "Bearer "+tok)
 		return nil
 	})
 	// A backstop: callers bound each call with ctx.
@@ -249,9 +263,10 @@ func (c *Client) ChainFollow(ctx context.Context, after string) iter.Seq2[api.Ch
 
 // readFollow yields the entries of a follow stream, one JSON object a
 // line, until ctx ends, yield stops, or the stream ends or says why it
-// ends (then it yields that error).
+// ends (then it yields that error). A line over maxAnswer bytes is an
+// error: the stream has no end, but each of its entries has.
 func readFollow(ctx context.Context, body io.Reader, yield func(api.ChainEntry, error) bool) {
-	dec := json.NewDecoder(body)
+	dec := json.NewDecoder(&lineCapped{r: body, left: maxAnswer + 1})
 	for {
 		var l api.ChainFollowLine
 		err := dec.Decode(&l)
@@ -316,5 +331,28 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.ReadCloser.Read(p)
 	b.left -= int64(n)
+	return n, err
+}
+
+// lineCapped reads a stream of lines, each at most maxAnswer bytes but
+// its newline, and fails on a longer one.
+type lineCapped struct {
+	r    io.Reader
+	left int64 // bytes the current line may still take, its newline too
+}
+
+func (l *lineCapped) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, fmt.Errorf("a line over %d bytes", maxAnswer)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		l.left = maxAnswer + 1 - int64(n-1-i)
+	} else {
+		l.left -= int64(n)
+	}
 	return n, err
 }

@@ -93,3 +93,72 @@ func TestDialWithNoNodeRunning(t *testing.T) {
 		}
 	})
 }
+
+// TestDialRefusesAForeignAPIAddress: the token goes to loopback only. An
+// api file that names another host, or nothing that parses (a broken or
+// tampered data dir), is a clear error of Dial, before any request.
+func TestDialRefusesAForeignAPIAddress(t *testing.T) {
+	dir := t.TempDir()
+	d, err := datadir.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, tt := range []struct{ name, addr string }{
+		{"another host", "192.0.2.1:80\n"},
+		{"a name", "example.com:80\n"},
+		{"empty", ""},
+		{"no port", "127.0.0.1\n"},
+		{"a path", "127.0.0.1:1/x@192.0.2.1\n"},
+		{"a user", "u@192.0.2.1:80\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, datadir.APIFile), []byte(tt.addr), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := client.Dial(dir); err == nil || !strings.Contains(err.Error(), "not a loopback") {
+				t.Errorf("Dial with api file %q: %v, want an error", tt.addr, err)
+			}
+		})
+	}
+	for _, addr := range []string{"127.0.0.1:1\n", "[::1]:1"} {
+		if err := os.WriteFile(filepath.Join(dir, datadir.APIFile), []byte(addr), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Dial(dir); err != nil {
+			t.Errorf("Dial with api file %q: %v", addr, err)
+		}
+	}
+}
+
+// TestDialRefusesABrokenToken: a token file that is not what a node
+// writes (hex) is a clear error of Dial, naming the file, rather than a
+// request that Go refuses to send ("invalid header field value") or a
+// 401 with no hint.
+func TestDialRefusesABrokenToken(t *testing.T) {
+	dir := t.TempDir()
+	d, err := datadir.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := os.WriteFile(filepath.Join(dir, datadir.APIFile), []byte("127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, token string }{
+		{"empty", ""},
+		{"spaces", " \n"},
+		{"a newline inside", "00\n11\n"},
+		{"control bytes", "\x00\x01"},
+		{"not hex", "token"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, datadir.TokenFile), []byte(tt.token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := client.Dial(dir); err == nil || !strings.Contains(err.Error(), datadir.TokenFile) {
+				t.Errorf("Dial with token file %q: %v, want an error naming the file", tt.token, err)
+			}
+		})
+	}
+}

@@ -235,6 +235,12 @@ func OpenDir(dir string) (*Dir, error) {
 		return nil, err
 	}
 	d := &Dir{Path: dir, lock: lf}
+	// An api file here is a dead node's (killed outright): its port may be
+	// anyone's now. Until this node writes its own, no client may read it.
+	if err := os.Remove(filepath.Join(dir, APIFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		_ = dirlock.Unlock(lf)
+		return nil, fmt.Errorf("remove the stale api file: %w", err)
+	}
 	if madePrivate {
 		d.MadePrivate = append(d.MadePrivate, dir)
 	}

@@ -170,3 +170,26 @@ func FuzzParseToken(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenDirRemovesAStaleAPIFile: a node killed outright leaves its api
+// file behind. The next node to open the dir takes it over at once: until
+// it writes its own address, a client that finds the lock held must not
+// read the dead node's address and send the token to whatever listens
+// there now.
+func TestOpenDirRemovesAStaleAPIFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, APIFile), []byte("127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := os.Stat(filepath.Join(dir, APIFile)); !os.IsNotExist(err) {
+		t.Errorf("the dead node's api file is still there once the dir is open: %v", err)
+	}
+}

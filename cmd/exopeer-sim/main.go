@@ -43,7 +43,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, new(usageError)):
+	case errors.As(err, new(usageError)), errors.As(err, new(cli.ExitCoder)):
+		// cli.ExitCoder: the library's own, a help topic that does not
+		// exist (`exopeer-sim -h x`).
 		fmt.Fprintf(stderr, "exopeer-sim: %v\n", err)
 		return 2
 	default:

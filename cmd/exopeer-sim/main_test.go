@@ -44,6 +44,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"chain", "--colour"}, "flag provided but not defined: -colour"},
 		{"bad seed", []string{"chain", "--seed", "x"}, `invalid value "x" for flag -seed`},
 		{"flag without its value", []string{"chain", "--seed"}, "flag needs an argument: --seed"},
+		{"help with an argument", []string{"-h", "x"}, "No help topic for 'x'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/exopeer/exopeer/datadir"
 )
 
 // TestFlagsAfterArguments: a flag after a verb's positional arguments is a
@@ -60,6 +62,42 @@ func TestFlagsAfterArguments(t *testing.T) {
 	}
 	if _, err := os.Stat(os.Getenv("EXOPEER_DIR")); !os.IsNotExist(err) {
 		t.Errorf("the default data dir was touched: %v", err)
+	}
+}
+
+// TestEmptyEnvDir: EXOPEER_DIR set to the empty string is not set, as
+// for every variable of the config: the data dir is the default one, as
+// before the CLI moved to urfave/cli. An empty --dir stays a usage error.
+func TestEmptyEnvDir(t *testing.T) {
+	t.Setenv("EXOPEER_DIR", "")
+	data := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", data)
+	t.Setenv("HOME", data)
+	def, err := datadir.DefaultDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noNode := "no exopeer node is running on data dir " + def
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"status", []string{"status"}, 1, noNode},
+		{"chain append", []string{"chain", "append", "hello"}, 1, noNode},
+		{"config show", []string{"config", "show"}, 0, ""},
+		{"and an empty --dir", []string{"status", "--dir", ""}, 2, "--dir is empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := run(t, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout, stderr, tt.code, tt.want)
+			}
+		})
+	}
+	if code, stdout, _ := run(t, "config", "show"); code != 0 || !strings.Contains(stdout, def) {
+		t.Errorf("config show: exit %d, %q; want the default dir %s", code, stdout, def)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/exopeer/exopeer/api"
+	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/client"
 )
 
@@ -33,11 +34,42 @@ func cmdChainAppend(ctx context.Context, cmd *cli.Command) error {
 	case file == "" && len(words) == 0:
 		return usage(cmd, "chain append wants TEXT or --file F")
 	}
+	// The node first: with none running, stdin is not read.
 	c, err := dial(cmd)
 	if err != nil {
 		return err
 	}
-	return chainAppend(ctx, c, file, words, cmd.Bool("json"), stdout(cmd))
+	p, err := appendPayload(file, words)
+	if err != nil {
+		return err
+	}
+	return chainAppend(ctx, c, p, cmd.Bool("json"), stdout(cmd))
+}
+
+// appendPayload is the payload of `chain append`: the words, or the bytes
+// of file ("-": stdin), of which it reads no more than the largest
+// payload, and a byte to tell one over it.
+func appendPayload(file string, words []string) (api.ChainPayload, error) {
+	if file == "" {
+		return api.ChainText(strings.Join(words, " ")), nil
+	}
+	r := stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return api.ChainPayload{}, err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, chain.MaxPayload+1))
+	if err != nil {
+		return api.ChainPayload{}, fmt.Errorf("read %s: %w", file, err)
+	}
+	if len(data) > chain.MaxPayload {
+		return api.ChainPayload{}, fmt.Errorf("%s is over %d bytes, the largest entry (put large data in a blob)", file, chain.MaxPayload)
+	}
+	return api.ChainData(data), nil
 }
 
 func cmdChainLog(ctx context.Context, cmd *cli.Command) error {
@@ -81,21 +113,7 @@ func cmdChainStatus(ctx context.Context, cmd *cli.Command) error {
 	return printChainStatus(stdout(cmd), st)
 }
 
-func chainAppend(ctx context.Context, c *client.Client, file string, words []string, asJSON bool, stdout io.Writer) error {
-	p := api.ChainText(strings.Join(words, " "))
-	if file != "" {
-		var data []byte
-		var err error
-		if file == "-" {
-			data, err = io.ReadAll(stdin)
-		} else {
-			data, err = os.ReadFile(file)
-		}
-		if err != nil {
-			return err
-		}
-		p = api.ChainData(data)
-	}
+func chainAppend(ctx context.Context, c *client.Client, p api.ChainPayload, asJSON bool, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	e, err := c.ChainAppend(ctx, p)

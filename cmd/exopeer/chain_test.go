@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/exopeer/exopeer/api"
+	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/chain/replica"
 )
 
@@ -188,5 +191,41 @@ func TestChainVerbs(t *testing.T) {
 	}
 	if strings.Count(fout.String(), "\n") != 3 {
 		t.Errorf("follow printed:\n%s", fout.String())
+	}
+}
+
+// zeros is an endless stream of zero bytes, as /dev/zero.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestChainAppendFileTooLarge: a file or a stdin over the largest payload
+// (chain.MaxPayload) is refused, saying so, after reading no more than
+// that: `chain append --file /dev/zero` must not eat the memory.
+func TestChainAppendFileTooLarge(t *testing.T) {
+	t.Setenv("EXOPEER_DIR", filepath.Join(t.TempDir(), "default"))
+	dir := loopbackDir(t)
+	runNode(t, dir)
+	if code, _, stderr := run(t, "cell", "create", "home", "--dir", dir); code != 0 {
+		t.Fatalf("cell create: exit %d, %s", code, stderr)
+	}
+	big := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(big, make([]byte, chain.MaxPayload+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("over %d bytes", chain.MaxPayload)
+	if code, _, stderr := run(t, "chain", "append", "--dir", dir, "--file", big); code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("a file over the limit: exit %d, %q; want 1 and %q", code, stderr, want)
+	}
+	stdin = io.LimitReader(zeros{}, 64<<20)
+	t.Cleanup(func() { stdin = os.Stdin })
+	if code, _, stderr := run(t, "chain", "append", "--dir", dir, "--file", "-"); code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("a stdin over the limit: exit %d, %q; want 1 and %q", code, stderr, want)
+	}
+	if n, _ := io.Copy(io.Discard, stdin); n < 60<<20 {
+		t.Errorf("%d bytes of stdin read; want no more than the limit and a little", 64<<20-n)
 	}
 }

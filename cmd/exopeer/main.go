@@ -61,6 +61,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ve):
 		fmt.Fprintf(stderr, "%s: %v\n", ve.verb, ve.err)
 		return exitFailure
+	case errors.As(err, new(cli.ExitCoder)):
+		// The library's own: a help topic that does not exist
+		// (`exopeer status --help extra`).
+		fmt.Fprintf(stderr, "exopeer: %v\n", err)
+		return exitUsage
 	default:
 		fmt.Fprintf(stderr, "exopeer: %v\n", err)
 		return exitFailure
@@ -157,6 +162,23 @@ func dataDir(cmd *cli.Command) (string, error) {
 	}
 	return datadir.DefaultDir()
 }
+
+// setEnv is an environment variable as a flag's source, found only when
+// set to something: set to the empty string it is not set, as for every
+// variable of the config (and as EXOPEER_DIR was before the CLI moved to
+// urfave/cli), so that EXOPEER_DIR= is the default data dir, not an
+// empty --dir.
+type setEnv string
+
+func (e setEnv) Lookup() (string, bool) {
+	v := os.Getenv(string(e))
+	return v, v != ""
+}
+
+func (e setEnv) IsFromEnv() bool  { return true }
+func (e setEnv) Key() string      { return string(e) }
+func (e setEnv) String() string   { return fmt.Sprintf("environment variable %q", string(e)) }
+func (e setEnv) GoString() string { return fmt.Sprintf("setEnv(%q)", string(e)) }
 
 // dial returns a client of the node running on the data dir. It is the
 // one place the CLI makes a client of the control API.

@@ -33,7 +33,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 		ErrWriter:   stderr,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "the data dir", DefaultText: "$EXOPEER_DIR, else the user's data dir",
-				Sources: cli.EnvVars("EXOPEER_DIR")},
+				Sources: cli.NewValueSourceChain(setEnv("EXOPEER_DIR"))},
 			&cli.BoolFlag{Name: "version", Usage: "print the version", Local: true},
 		},
 		EnableShellCompletion: true,
