@@ -80,7 +80,7 @@ func runNode() (dir string, stop func(), err error) {
 	off := false
 	d.Config.Network.Port, d.Config.Network.ListenIPs, d.Config.Network.MDNS = -1, []string{"127.0.0.1"}, &off
 	d.Config.DHT.LAN = &off
-	opts, err := peer.NodeOptions(d, nil, nil)
+	opts, err := peer.NodeOptions(d, nil)
 	if err != nil {
 		d.Close()
 		os.RemoveAll(dir)

@@ -7,8 +7,9 @@
 // private to its owner, takes the lock and opens everything; Close releases
 // it. Files are written atomically (a temporary file, then a link or
 // rename), so a crash leaves either the old file or the new one. Nothing
-// here imports libp2p: the client of the control API uses this package to
-// find a running node.
+// here imports libp2p. The lock itself is internal/dirlock, which the
+// control API's client shares to find a running node without importing
+// this package (it imports go-multiaddr to check the config).
 //
 // Resolve lays the configuration's layers over each other in one place:
 // the defaults, then config.toml, then EXOPEER_* environment variables,

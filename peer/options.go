@@ -15,13 +15,12 @@ import (
 	"github.com/exopeer/exopeer/internal/ambient"
 )
 
-// NodeOptions turns an open data dir into the Options of a node on the real
-// network. extraBootstrap (from `--bootstrap`) is added to the configured
-// bootstrap list; a bad entry is an error naming it.
-func NodeOptions(d *datadir.Dir, extraBootstrap []string, log *slog.Logger) (Options, error) {
+// NodeOptions turns an open data dir, its config resolved (datadir.Resolve:
+// `--bootstrap` is in it), into the Options of a node on the real network.
+// A bad bootstrap entry is an error naming it.
+func NodeOptions(d *datadir.Dir, log *slog.Logger) (Options, error) {
 	cfg := d.Config.WithDefaults()
-	addrs := append(append([]string(nil), cfg.Network.Bootstrap...), extraBootstrap...)
-	boot, err := dht.ParseBootstrap(addrs)
+	boot, err := dht.ParseBootstrap(cfg.Network.Bootstrap)
 	if err != nil {
 		return Options{}, fmt.Errorf("bootstrap peers (config %s or --bootstrap): %w", d.Path+"/"+datadir.ConfigFile, err)
 	}

@@ -12,6 +12,6 @@
 //
 // Scenarios (ScenarioDHT, ...) run a workload and return a Report;
 // RunInBubble runs one inside a synctest bubble under a test, and Main runs
-// one from a program, which is how `exopeer sim` measures the system. See
+// one from a program, which is how `exopeer-sim` measures the system. See
 // docs/simnet.md.
 package simnet

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// Options are what `exopeer sim` passes to a scenario.
+// Options are what `exopeer-sim` passes to a scenario.
 type Options struct {
 	Nodes         int
 	Seed          uint64
@@ -36,7 +36,7 @@ type Options struct {
 // Scenario runs inside a synctest bubble on a fresh network.
 type Scenario func(ctx context.Context, n *Net, o Options) (Report, error)
 
-// Scenarios are the scenarios `exopeer sim` knows, by name.
+// Scenarios are the scenarios `exopeer-sim` knows, by name.
 var Scenarios = map[string]Scenario{
 	"dht": func(ctx context.Context, n *Net, o Options) (Report, error) {
 		return ScenarioDHT(ctx, n, DHTOptions{Nodes: o.Nodes, Lookups: o.Lookups, CrashFraction: o.CrashFraction})
@@ -68,7 +68,7 @@ func ScenarioNames() []string {
 
 // RunInBubble runs scenario s on a new network inside a synctest bubble
 // under t, and fills in the wall time and the peak heap. Tests call it;
-// Main calls it for `exopeer sim`.
+// Main calls it for `exopeer-sim`.
 func RunInBubble(t *testing.T, s Scenario, cfg Config, o Options) (Report, error) {
 	if o.MemoryLimit > 0 {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.MemoryLimit))
@@ -130,7 +130,7 @@ func sampleHeap() (stop func() (heap, live uint64)) {
 	}
 }
 
-// Main runs one scenario from a program, as `exopeer sim` does, prints its
+// Main runs one scenario from a program, as `exopeer-sim` does, prints its
 // report to stdout (JSON if asJSON) and exits the process: 0 if the
 // scenario ran, 1 if it failed. synctest runs only under a *testing.T, so
 // the scenario runs as the one test of testing.Main, the entry point the
@@ -139,7 +139,7 @@ func sampleHeap() (stop func() (heap, live uint64)) {
 func Main(name string, cfg Config, o Options, asJSON bool, stdout, stderr io.Writer) {
 	s, ok := Scenarios[name]
 	if !ok {
-		fmt.Fprintf(stderr, "exopeer sim: unknown scenario %q (known: %v)\n", name, ScenarioNames())
+		fmt.Fprintf(stderr, "exopeer-sim: unknown scenario %q (known: %v)\n", name, ScenarioNames())
 		os.Exit(2)
 	}
 	// testing prints PASS/FAIL on os.Stdout; keep it off the report, which

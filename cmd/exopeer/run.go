@@ -83,7 +83,7 @@ func cmdRun(ctx context.Context, cmd *cli.Command) error {
 	for _, p := range d.MadePrivate {
 		log.Warn("other users could enter this dir; made it private (0700)", "path", p)
 	}
-	opts, err := peer.NodeOptions(d, nil, log) // --bootstrap is in d.Config
+	opts, err := peer.NodeOptions(d, log) // --bootstrap is in d.Config
 	if err != nil {
 		return err
 	}
