@@ -364,7 +364,7 @@ func (s *Service) waitIdentified(ctx context.Context, id peer.ID) {
 // protocol: a peer that has just started may have answered identify before
 // registering its handlers.
 func (s *Service) awaitExopeer(ctx context.Context, id peer.ID) bool {
-	if s.speaksExopeer(id) {
+	if s.speaksExopeer(id) || s.probe(ctx, id) {
 		return true
 	}
 	sub, err := s.h.EventBus().Subscribe(new(event.EvtPeerProtocolsUpdated))
@@ -379,10 +379,29 @@ func (s *Service) awaitExopeer(ctx context.Context, id peer.ID) bool {
 		case <-ctx.Done():
 			return false
 		case <-grace.C:
-			return false
+			return s.probe(ctx, id)
 		case <-sub.Out():
 		}
 	}
+	return true
+}
+
+// probe asks id itself whether it speaks exopeer: a ping over a connection
+// already open. Identify alone can tell a stale story: a peer that has just
+// registered its handlers pushes its new protocol list, and the answer to
+// our identify request, taken from its list of before, may arrive after the
+// push and overwrite it (seen under load). A ping that is answered proves
+// the protocol, and the peerstore is told so.
+func (s *Service) probe(ctx context.Context, id peer.ID) bool {
+	if s.h.Network().Connectedness(id) != network.Connected {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	if _, err := ping(network.WithNoDial(ctx, "exopeer probe"), s.h, id, s.rand, s.now); err != nil {
+		return false
+	}
+	_ = s.h.Peerstore().AddProtocols(id, ProtocolPing)
 	return true
 }
 
@@ -479,7 +498,15 @@ func (s *Service) identified(ev event.EvtPeerIdentificationCompleted) {
 	listed := e != nil && e.exopeer
 	s.mu.Unlock()
 	if listed {
-		s.ignore(ev.Peer)
+		// Ask the peer itself before dropping it: this identify answer
+		// may be older than a push that listed our protocol.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if !s.probe(s.ctx, ev.Peer) {
+				s.ignore(ev.Peer)
+			}
+		}()
 	}
 }
 
