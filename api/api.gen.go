@@ -118,7 +118,7 @@ type CellInviteRequest struct {
 	// Roles the new member's roles, e.g. "chain,store" (the default)
 	Roles string `json:"roles,omitempty"`
 
-	// TTL seconds the code stays valid (default 10 min)
+	// TTL seconds the code stays valid (default 10 min, at most 7 days)
 	TTL Duration `json:"ttl,omitempty"`
 }
 

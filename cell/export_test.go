@@ -53,3 +53,11 @@ func RosterAnswerRefused(b []byte) bool {
 	m, err := core.DecodeRosterMsg(b)
 	return err == nil && m.Type == core.MsgRoster && m.Status == core.StatusRefused
 }
+
+// OpenInvite reports whether s serves an open invite under nameplate.
+func OpenInvite(s *Service, nameplate uint16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.admin.Invites[nameplate]
+	return ok
+}

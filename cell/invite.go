@@ -13,8 +13,16 @@ import (
 // InviteOptions says what an invite admits.
 type InviteOptions struct {
 	Roles Role          // the joiner's roles; default chain,store
-	TTL   time.Duration // default Config.InviteTTL
+	TTL   time.Duration // default Config.InviteTTL; at most MaxInviteTTL
 }
+
+// MaxInviteTTL is the longest an invite stays valid. An invite code is a
+// password of 33 bits guarding the cell: it is meant to be typed in
+// on the new device within minutes, not kept.
+const MaxInviteTTL = 7 * 24 * time.Hour
+
+// ErrInviteTTL means an invite's TTL is longer than MaxInviteTTL.
+var ErrInviteTTL = errors.New("cell: invite TTL too long")
 
 // Invite opens a one-time invitation and returns its code and expiry. The
 // node advertises the code's nameplate rendezvous until the invite is used,
@@ -31,6 +39,9 @@ func (s *Service) Invite(opts InviteOptions) (Code, time.Time, error) {
 	}
 	if opts.TTL <= 0 {
 		opts.TTL = s.cfg.InviteTTL
+	}
+	if opts.TTL > MaxInviteTTL {
+		return Code{}, time.Time{}, fmt.Errorf("%w: %v, at most %v", ErrInviteTTL, opts.TTL, MaxInviteTTL)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -40,7 +40,8 @@ type Config struct {
 	// Name is how this node is listed on its cell's roster when it creates
 	// or joins one. Default: the host name.
 	Name string
-	// InviteTTL is how long an invite code stays valid. Default 10 min.
+	// InviteTTL is how long an invite code stays valid. Default 10 min,
+	// at most MaxInviteTTL.
 	InviteTTL time.Duration
 	// MaxAttempts is how many failed join attempts one remote peer may
 	// make on an invite; it is then told the invite is exhausted, and the
@@ -166,6 +167,9 @@ func New(opts Options) (*Service, error) {
 	if cfg.MaxAttempts < 0 || cfg.MaxInviteAttempts < 0 || cfg.MaxInviteAttempts > core.MaxInviteAttempts {
 		return nil, fmt.Errorf("cell: MaxAttempts %d and MaxInviteAttempts %d: want 0 (default) or more, and at most %d attempts in all",
 			cfg.MaxAttempts, cfg.MaxInviteAttempts, core.MaxInviteAttempts)
+	}
+	if cfg.InviteTTL < 0 || cfg.InviteTTL > MaxInviteTTL {
+		return nil, fmt.Errorf("%w: InviteTTL %v: want 0 (default) to %v", ErrInviteTTL, cfg.InviteTTL, MaxInviteTTL)
 	}
 	log := opts.Logger
 	if log == nil {

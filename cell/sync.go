@@ -316,8 +316,12 @@ func (s *Service) maintainLoop() {
 				if len(s.h.Network().ConnsToPeer(id)) == 0 {
 					continue
 				}
-				if err := s.pull(id); err == nil {
+				err := s.pull(id)
+				if err == nil {
 					break
+				}
+				if !errors.Is(err, ErrStaleRoster) {
+					s.log.Debug("roster pull failed", "peer", id, "err", err)
 				}
 			}
 		}

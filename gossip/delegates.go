@@ -154,13 +154,31 @@ func (m *Membership) noteOwn(b []byte) {
 	m.log.Info("gossip metadata signed again above an earlier run's", "seq", nm.Seq)
 	m.wg.Go(func() {
 		defer m.resigning.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timing.StreamTimeout)
-		defer cancel()
-		if err := m.UpdateMeta(ctx); err != nil {
+		for range maxResign {
+			ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timing.StreamTimeout)
+			err := m.UpdateMeta(ctx)
+			cancel()
+			if err == nil {
+				return
+			}
 			m.log.Debug("gossip metadata update", "err", err)
+			if _, err := m.running(); err != nil {
+				return
+			}
 		}
 	})
 }
+
+// maxResign bounds noteOwn's attempts to gossip its new metadata. The
+// earlier run's metadata that makes this node sign again also makes
+// memberlist refute it, concurrently, with a new incarnation carrying the
+// metadata the others refuse; when that refutation takes its incarnation
+// number after UpdateNode took its own, memberlist drops the update as
+// older (nothing sends it: UpdateNode times out) and gossip brings the
+// earlier run's metadata no more often than before, with a sequence
+// number now below this node's, so noteOwn would not try again. A second
+// attempt takes a fresh incarnation above the refutation's.
+const maxResign = 3
 
 // maxLogged bounds the set of refusals already logged.
 const maxLogged = 1024

@@ -18,6 +18,10 @@ type StreamMatch struct {
 	// the fault is set (1 is the first). 0: every matching stream, those
 	// open when the fault is set and those opened until it is lifted.
 	Nth int
+	// Picked, if set, is called with the accepting node's ID each time
+	// the fault picks a stream opened after it was set, as the stream
+	// opens, on the opener's goroutine: it must not block.
+	Picked func(to peer.ID)
 }
 
 // streamFault is one StallStreams or ResetStreams.
@@ -124,6 +128,9 @@ func (n *Net) opened(h *simHost, s *simStream) {
 	n.mu.Unlock()
 	if hit != nil {
 		n.strike(s, hit)
+		if hit.m.Picked != nil {
+			hit.m.Picked(s.remote)
+		}
 	}
 }
 

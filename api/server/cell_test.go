@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,11 @@ func TestCellOverTheAPI(t *testing.T) {
 	}
 	if _, err := c.CellInvite(ctx, api.CellInviteRequest{Roles: "admin"}); err == nil {
 		t.Error("an invite granted the admin role")
+	}
+	var se *client.StatusError
+	if _, err := c.CellInvite(ctx, api.CellInviteRequest{TTL: api.Duration(cell.MaxInviteTTL + time.Second)}); !errors.As(err, &se) ||
+		se.Status != http.StatusBadRequest || se.Type != api.ProblemBadRequest || !strings.Contains(se.Detail, "TTL too long") {
+		t.Errorf("an invite for longer than %v: %v, want a 400 bad request saying the TTL is too long", cell.MaxInviteTTL, err)
 	}
 	inv, err := c.CellInvite(ctx, api.CellInviteRequest{Roles: "chain,relay", TTL: api.Duration(time.Minute)})
 	if err != nil || inv.Roles != "chain,relay" {

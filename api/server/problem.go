@@ -68,6 +68,8 @@ func kind(err error) (int, api.ProblemType) {
 		return http.StatusConflict, api.ProblemAlreadyInCell
 	case errors.Is(err, cell.ErrNotMember):
 		return http.StatusConflict, api.ProblemNotMember
+	case errors.Is(err, cell.ErrInviteTTL):
+		return http.StatusBadRequest, api.ProblemBadRequest
 	case errors.Is(err, cell.ErrBadCode):
 		return http.StatusBadRequest, api.ProblemBadCode
 	case errors.Is(err, cell.ErrWrongCode):

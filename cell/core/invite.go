@@ -95,7 +95,7 @@ func (inv *Invite) settle(from peer.ID, y [pointLen]byte) {
 // uvarints unless said; "bytes" is a uvarint length then the bytes):
 //
 //	"EXI1" | nameplate (2, big-endian) | 3 words (2 each, big-endian) |
-//	1 byte roles | varint expires (Unix ns) | failures |
+//	1 byte roles | varint expires (Unix ns, > 0) | failures |
 //	bytes joiner peer ID (empty: none) |
 //	peer count | per peer, sorted by ID: bytes peer ID | failures |
 //	message count | per message, sorted: 32 bytes
@@ -149,7 +149,13 @@ func DecodeInvite(b []byte) (*Invite, error) {
 	if d.err == nil && (roles == 0 || roles&^AllRoles != 0 || roles&RoleAdmin != 0) {
 		d.fail("roles %#x", uint8(roles))
 	}
-	expires := time.Unix(0, d.varint())
+	ns := d.varint()
+	if d.err == nil && ns <= 0 {
+		// An invite is made after 1970; an expiry past 2262 (Unix
+		// nanoseconds out of int64) would have wrapped to before it.
+		d.fail("expiry %d ns: not after 1970, out of range", ns)
+	}
+	expires := time.Unix(0, ns)
 	failures := d.count(MaxInviteAttempts)
 	inv := NewInvite(c, roles, expires)
 	inv.Failures = int(failures)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +153,7 @@ func FuzzDecodeInvite(f *testing.F) {
 	inv.book(seededPeer(f, 1), testMessage(1), now.Add(-time.Second), 3, 20)
 	inv.Joiner = seededPeer(f, 2)
 	f.Add(inv.Encode())
+	f.Add(NewInvite(inv.Code, RoleChain, time.Unix(0, -1)).Encode()) // refused: out of range
 	f.Fuzz(func(t *testing.T, b []byte) {
 		inv, err := DecodeInvite(b)
 		if err != nil {
@@ -250,4 +252,24 @@ func BenchmarkAdminJunkHello(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestInviteExpiryOverflow: an expiry out of the range of Unix
+// nanoseconds (before 1970, which is where one past 2262 wraps to) is
+// refused by the decoder, naming it, rather than read as long expired.
+func TestInviteExpiryOverflow(t *testing.T) {
+	c := Code{Nameplate: 42, Words: [3]uint16{1, 2, 3}}
+	for _, exp := range []time.Time{
+		time.Unix(1_800_000_000, 0).Add(250 * 365 * 24 * time.Hour), // wraps
+		time.Unix(0, -1),
+		time.Unix(0, 0),
+	} {
+		_, err := DecodeInvite(NewInvite(c, RoleChain, exp).Encode())
+		if err == nil || !strings.Contains(err.Error(), "expiry") {
+			t.Errorf("invite expiring %v: %v, want an error about its expiry", exp, err)
+		}
+	}
+	if _, err := DecodeInvite(NewInvite(c, RoleChain, time.Unix(0, 1)).Encode()); err != nil {
+		t.Errorf("invite expiring 1 ns after 1970: %v", err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
@@ -371,12 +372,18 @@ func (c Cutoff) check() error {
 	return nil
 }
 
+// ValidName reports whether s may name a member or a cell: 1 to
+// MaxNameLen bytes of UTF-8 holding no control character (C0, DEL, C1),
+// no bidi control (embeddings, overrides, isolates, marks) and no line or
+// paragraph separator, so that a name printed in a list cannot change how
+// the rest of the line, or the lines after it, look.
 func ValidName(s string) bool {
 	if s == "" || len(s) > MaxNameLen || !utf8.ValidString(s) {
 		return false
 	}
 	for _, c := range s {
-		if c < 0x20 || c == 0x7f {
+		if unicode.IsControl(c) || unicode.Is(unicode.Bidi_Control, c) ||
+			unicode.In(c, unicode.Zl, unicode.Zp) {
 			return false
 		}
 	}

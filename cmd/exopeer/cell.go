@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/exopeer/exopeer/api"
+	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/client"
 )
 
@@ -66,6 +67,9 @@ func cmdCellRemove(ctx context.Context, cmd *cli.Command) error {
 func cmdCellInvite(ctx context.Context, cmd *cli.Command) error {
 	if _, err := args(ctx, cmd, 0, 0); err != nil {
 		return err
+	}
+	if ttl := cmd.Duration("ttl"); ttl <= 0 || ttl > cell.MaxInviteTTL {
+		return usage(cmd, "--ttl %v: want more than 0 and at most %v", ttl, cell.MaxInviteTTL)
 	}
 	c, err := dial(cmd)
 	if err != nil {

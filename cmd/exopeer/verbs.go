@@ -42,10 +42,22 @@ func app(stdout, stderr io.Writer) *cli.Command {
 			c.Usage = "print a shell completion script: bash, zsh, fish or pwsh"
 			c.ArgsUsage = "SHELL"
 			c.Action = action(group)
+			for _, sh := range c.Commands { // completion SHELL: no more arguments
+				script := sh.Action
+				sh.Action = action(func(ctx context.Context, cmd *cli.Command) error {
+					if _, err := args(ctx, cmd, 0, 0); err != nil {
+						return err
+					}
+					return script(ctx, cmd)
+				})
+			}
 		},
 		HideHelpCommand: true,
 		Action: action(func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.Bool("version") {
+				if _, err := args(ctx, cmd, 0, 0); err != nil {
+					return err
+				}
 				return printVersion(cmd, false)
 			}
 			return group(ctx, cmd)
@@ -109,7 +121,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 						Usage: "print a one-time code such as 4721-apple-orbit-tunnel for a new node (admin)",
 						Flags: []cli.Flag{
 							&cli.StringFlag{Name: "roles", Value: "chain,store", Usage: "the new member's roles: chain, store, relay, mailbox"},
-							&cli.DurationFlag{Name: "ttl", Value: 10 * time.Minute, Usage: "how long the code stays valid"},
+							&cli.DurationFlag{Name: "ttl", Value: 10 * time.Minute, Usage: "how long the code stays valid (at most 168h)"},
 							jsonFlag(),
 						},
 						Action: action(cmdCellInvite),
@@ -226,6 +238,9 @@ func group(ctx context.Context, cmd *cli.Command) error {
 	}
 	if len(a) > 0 && a[0] == "help" && cmd.Root() == cmd {
 		// exopeer help [VERB]: as --help.
+		if len(a) > 2 {
+			return usageError{verb: cmd.FullName(), msg: fmt.Sprintf("help takes one verb, got %q too", a[2]), hint: true}
+		}
 		if len(a) > 1 {
 			if err := cli.ShowCommandHelp(ctx, cmd, a[1]); err != nil {
 				return usageError{verb: cmd.FullName(), msg: fmt.Sprintf("unknown verb %q", a[1]), hint: true}
