@@ -290,41 +290,22 @@ func (n *Node) Addrs() []ma.Multiaddr {
 	return addrs
 }
 
-// Status is a snapshot of what the node sees.
+// Status is a snapshot of what the node sees. The control API shows it as
+// api.Status.
 type Status struct {
-	ID        string    `json:"id"`
-	Version   string    `json:"version"`
-	Addrs     []string  `json:"addrs"`
-	StartedAt time.Time `json:"startedAt"`
-	Uptime    Duration  `json:"uptime"`
-	Peers     int       `json:"peers"`
-	DHTTable  int       `json:"dhtRoutingTable"`
-	DHTModes  []string  `json:"dhtModes"`
-	Blocks    int       `json:"blocks"`
+	ID        string
+	Version   string
+	Addrs     []string
+	StartedAt time.Time
+	Uptime    time.Duration
+	Peers     int
+	DHTTable  int // peers in the DHT's routing table
+	DHTModes  []string
+	Blocks    int
 	// Removed says why the node takes no appends when it was removed from
 	// its cell; empty otherwise.
-	Removed string `json:"removed,omitempty"`
+	Removed string
 }
-
-// Duration marshals as seconds in JSON and prints like time.Duration.
-type Duration time.Duration
-
-// MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return fmt.Appendf(nil, "%.3f", time.Duration(d).Seconds()), nil
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s float64
-	if _, err := fmt.Sscanf(string(b), "%g", &s); err != nil {
-		return fmt.Errorf("peer: duration %q: %w", b, err)
-	}
-	*d = Duration(s * float64(time.Second))
-	return nil
-}
-
-func (d Duration) String() string { return time.Duration(d).Round(time.Second).String() }
 
 // Status reports what the node sees. It blocks only on counting the blocks.
 func (n *Node) Status(ctx context.Context) (Status, error) {
@@ -336,7 +317,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		ID:        n.host.ID().String(),
 		Version:   Version,
 		StartedAt: n.started,
-		Uptime:    Duration(n.now().Sub(n.started)),
+		Uptime:    n.now().Sub(n.started),
 		Peers:     len(n.disc.Peers()),
 		DHTTable:  n.dht.RoutingTableSize(),
 		Blocks:    count,
