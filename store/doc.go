@@ -1,0 +1,50 @@
+// Package store is the pure core of exopeer's store: a person's data as
+// entities made of typed traits, changed by mutations carried on the chain.
+// It holds the model, the mutations' encoding, the trait schemas and the
+// convergent state; it does no I/O, reads no clock, starts no goroutine and
+// does not log. The index engine, the queries and the node's wiring are
+// shells built on it.
+//
+// # Model
+//
+// An entity has an EntityID (16 random bytes, 32 hex digits in text) and a
+// set of traits. A trait has a type (e.g. "exo.note"), a TraitID within its
+// entity, a JSON document (at most MaxDoc, 64 KiB) and the writer's created
+// and modified times. Mutations are operations: PutTrait (write a trait
+// whole), DeleteTrait, DeleteEntity; a Transaction is a batch of 1 to MaxOps
+// (1,000) of them, the payload of one chain entry (Encode, Decode: a magic
+// byte 0xE5, a version byte, then the operations; canonical, capped, and
+// fuzzed by FuzzDecodeMutation).
+//
+// Trait types are registered in a Registry with a Schema: the fields that
+// are indexed and how (keyword, text, number, time, reference to another
+// entity), and which are required. Registry.Validate refuses a document
+// that does not match with a *FieldError naming the field's path. A type
+// that is not registered is accepted, kept and returned, not indexed.
+// exo.note (title text, body text and required, tags a keyword list) is the
+// first type.
+//
+// # One state everywhere
+//
+// State is a reducer: State.Apply(pos, payload) applies the entry at chain
+// position pos. The rule: for each trait, the operation latest in chain
+// order wins (an operation's place is its entry's Pos, then its index in
+// the transaction); a delete is a tombstone with a position, so a put
+// before it in chain order stays deleted and a put after it wins;
+// DeleteEntity is a tombstone for every trait of the entity written before
+// it. A transaction applies all or nothing: one malformed operation or one
+// document its schema refuses skips the whole entry, counted by reason in
+// Stats and returned as an error wrapping ErrSkipped; it never panics.
+//
+// Why this converges: the chain's order (Lamport clock, then CID) is a
+// total order on entries that every node holding the same entries computes
+// the same, whatever order the entries arrived in. State keeps, for each
+// trait, the maximum in that order of the operations on it after the
+// entity's latest delete, and for each entity the maximum of its deletes.
+// A maximum does not depend on the order its elements are seen in, and an
+// entry's validity depends on the entry alone, so the state is a function
+// of the set of entries: a late entry that sorts earlier (a device that
+// wrote offline) changes exactly the traits whose latest write it is, and
+// nothing else. The tests apply one set of entries in many seeded random
+// orders and compare State.Canonical byte for byte.
+package store

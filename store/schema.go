@@ -1,0 +1,263 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// IndexKind says how a field is indexed.
+type IndexKind uint8
+
+// The index kinds.
+const (
+	// Keyword: a string matched whole (equality, prefix), e.g. a tag.
+	Keyword IndexKind = iota + 1
+	// Text: a string indexed for full-text search.
+	Text
+	// Number: a JSON number (equality, ranges, order).
+	Number
+	// Time: an RFC 3339 string (equality, ranges, order).
+	Time
+	// Reference: the ID of another entity (EntityID.String), for "entities
+	// that point to X".
+	Reference
+)
+
+func (k IndexKind) String() string {
+	switch k {
+	case Keyword:
+		return "keyword"
+	case Text:
+		return "text"
+	case Number:
+		return "number"
+	case Time:
+		return "time"
+	case Reference:
+		return "reference"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Field is one indexed field of a trait type: a top-level member of the
+// document's JSON object.
+type Field struct {
+	Name string
+	Kind IndexKind
+	// List: the value is a JSON array of values of Kind (e.g. tags).
+	List bool
+	// Required: a document without the field is refused.
+	Required bool
+}
+
+// Schema describes a trait type. Members of a document that are not among
+// Fields are kept and not indexed.
+type Schema struct {
+	Type   string
+	Fields []Field
+}
+
+// Registry holds the trait types a node knows. The zero Registry is empty
+// and ready; it is not safe for concurrent use while Register runs (a node
+// registers its types before it applies mutations, then only reads).
+type Registry struct {
+	types map[string]Schema
+}
+
+// NoteSchema is the schema of exo.note, the first entity type.
+var NoteSchema = Schema{
+	Type: "exo.note",
+	Fields: []Field{
+		{Name: "title", Kind: Text},
+		{Name: "body", Kind: Text, Required: true},
+		{Name: "tags", Kind: Keyword, List: true},
+	},
+}
+
+// NewRegistry returns a registry holding the built-in types (exo.note).
+func NewRegistry() *Registry {
+	r := &Registry{}
+	if err := r.Register(NoteSchema); err != nil {
+		panic(err) // the built-in schemas are valid
+	}
+	return r
+}
+
+// ErrRegister is a schema that cannot be registered.
+var ErrRegister = errors.New("store: bad schema")
+
+// Register adds s. A type is registered once; field names are unique and
+// non-empty; kinds are known.
+func (r *Registry) Register(s Schema) error {
+	if s.Type == "" || len(s.Type) > MaxType {
+		return fmt.Errorf("type %q: must be 1 to %d bytes: %w", s.Type, MaxType, ErrRegister)
+	}
+	if _, ok := r.types[s.Type]; ok {
+		return fmt.Errorf("type %q: already registered: %w", s.Type, ErrRegister)
+	}
+	seen := make(map[string]bool, len(s.Fields))
+	for _, f := range s.Fields {
+		if f.Name == "" || seen[f.Name] {
+			return fmt.Errorf("type %q: field %q: empty or repeated: %w", s.Type, f.Name, ErrRegister)
+		}
+		if f.Kind < Keyword || f.Kind > Reference {
+			return fmt.Errorf("type %q: field %q: %s: %w", s.Type, f.Name, f.Kind, ErrRegister)
+		}
+		seen[f.Name] = true
+	}
+	if r.types == nil {
+		r.types = make(map[string]Schema)
+	}
+	s.Fields = slices.Clone(s.Fields)
+	r.types[s.Type] = s
+	return nil
+}
+
+// Lookup returns the schema of typ, if it is registered.
+func (r *Registry) Lookup(typ string) (Schema, bool) {
+	s, ok := r.types[typ]
+	return s, ok
+}
+
+// Types returns the registered schemas, by type name.
+func (r *Registry) Types() []Schema {
+	out := make([]Schema, 0, len(r.types))
+	for _, s := range r.types {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Schema) int { return cmpString(a.Type, b.Type) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// FieldError is a document refused by its schema. It names the type and
+// the field's path (name, or name[i] for an element of a list) and wraps
+// ErrSchema.
+type FieldError struct {
+	Type, Path, Reason string
+}
+
+func (e *FieldError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("store: %s: %s", e.Type, e.Reason)
+	}
+	return fmt.Sprintf("store: %s: field %s: %s", e.Type, e.Path, e.Reason)
+}
+
+// Unwrap returns ErrSchema.
+func (e *FieldError) Unwrap() error { return ErrSchema }
+
+// Validate checks doc against the schema of typ: doc must be JSON, of at
+// most MaxDoc bytes; for a registered type it must be an object whose
+// fields have the JSON type of their kind, with every required field
+// present (null counts as absent). A type that is not registered is
+// accepted: its documents are kept, not indexed. A refusal is a
+// *FieldError or wraps ErrTooLarge.
+func (r *Registry) Validate(typ string, doc json.RawMessage) error {
+	if len(doc) > MaxDoc {
+		return fmt.Errorf("store: %s: document of %d bytes, over %d: %w", typ, len(doc), MaxDoc, ErrTooLarge)
+	}
+	if !json.Valid(doc) {
+		return &FieldError{Type: typ, Reason: "document is not valid JSON"}
+	}
+	s, ok := r.types[typ]
+	if !ok {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &obj); err != nil || obj == nil {
+		return &FieldError{Type: typ, Reason: "document is not a JSON object"}
+	}
+	for _, f := range s.Fields {
+		v, ok := obj[f.Name]
+		if !ok || isNull(v) {
+			if f.Required {
+				return &FieldError{Type: typ, Path: f.Name, Reason: "required, missing"}
+			}
+			continue
+		}
+		if !f.List {
+			if reason := checkValue(f.Kind, v); reason != "" {
+				return &FieldError{Type: typ, Path: f.Name, Reason: reason}
+			}
+			continue
+		}
+		var elems []json.RawMessage
+		if err := json.Unmarshal(v, &elems); err != nil || elems == nil {
+			return &FieldError{Type: typ, Path: f.Name, Reason: "want a list, got " + jsonType(v)}
+		}
+		for i, e := range elems {
+			if reason := checkValue(f.Kind, e); reason != "" {
+				return &FieldError{Type: typ, Path: f.Name + "[" + strconv.Itoa(i) + "]", Reason: reason}
+			}
+		}
+	}
+	return nil
+}
+
+func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
+
+// checkValue returns why v is not a value of kind k, or "".
+func checkValue(k IndexKind, v json.RawMessage) string {
+	got := jsonType(v)
+	switch k {
+	case Number:
+		if got != "number" {
+			return "want a number, got " + got
+		}
+		return ""
+	}
+	if got != "string" {
+		return "want a string (" + k.String() + "), got " + got
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "bad string"
+	}
+	switch k {
+	case Time:
+		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+			return fmt.Sprintf("want an RFC 3339 time, got %q", truncate(s))
+		}
+	case Reference:
+		if _, err := ParseEntityID(s); err != nil {
+			return fmt.Sprintf("want an entity id (32 hex digits), got %q", truncate(s))
+		}
+	}
+	return ""
+}
+
+// jsonType names the JSON type of a valid JSON value.
+func jsonType(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "list"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}

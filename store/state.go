@@ -1,0 +1,238 @@
+package store
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Pos is a chain entry's place in the chain's order, given by the caller:
+// chain.Pos{Clock, CID} is Pos{Clock: Clock, Key: string(CID.Bytes())}, and
+// Compare orders both the same way. Positions of distinct entries differ.
+type Pos struct {
+	Clock uint64
+	Key   string
+}
+
+// Compare orders positions: -1 if p is before q, 0 if equal, +1 after.
+func (p Pos) Compare(q Pos) int {
+	if c := cmp.Compare(p.Clock, q.Clock); c != 0 {
+		return c
+	}
+	return cmp.Compare(p.Key, q.Key)
+}
+
+// at is an operation's place in the order: its entry's position, then its
+// index within the entry's transaction.
+type at struct {
+	pos Pos
+	op  int
+}
+
+func (a at) compare(b at) int {
+	if c := a.pos.Compare(b.pos); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.op, b.op)
+}
+
+// slot is the winning write of one trait: a put (trait set) or a tombstone.
+type slot struct {
+	at    at
+	dead  bool
+	trait Trait
+}
+
+// entity is everything State keeps of one entity: the latest delete-entity
+// (deleted false if none) and, for each trait, its latest write after it.
+type entity struct {
+	deleted bool
+	del     at
+	traits  map[TraitID]slot
+}
+
+// Skip reasons, the keys of Stats.Skipped.
+const (
+	SkipDecode = "decode" // the payload does not decode (Decode's errors)
+	SkipSchema = "schema" // a document does not match its registered schema
+)
+
+// ErrSkipped is an entry whose mutation was not applied; the error says why.
+var ErrSkipped = errors.New("store: mutation skipped")
+
+// Stats counts what State was given.
+type Stats struct {
+	// Applied is the number of transactions applied.
+	Applied int
+	// Ops is the number of operations in them.
+	Ops int
+	// Skipped counts the entries skipped, by reason (SkipDecode, SkipSchema).
+	Skipped map[string]int
+}
+
+// State is the store's convergent state: a pure reducer of positioned
+// mutations. Its state depends on the set of entries applied, not on the
+// order they arrived in (see the package doc). The zero State is not
+// ready: use NewState. Not safe for concurrent use.
+type State struct {
+	reg      *Registry
+	entities map[EntityID]*entity
+	stats    Stats
+}
+
+// NewState returns an empty state that validates documents with reg.
+func NewState(reg *Registry) *State {
+	return &State{reg: reg, entities: make(map[EntityID]*entity), stats: Stats{Skipped: make(map[string]int)}}
+}
+
+// Apply decodes the payload of the chain entry at pos and applies it. A
+// payload that does not decode, or a transaction with a document its
+// schema refuses, changes nothing: it is counted in Stats.Skipped and
+// returned as an error wrapping ErrSkipped and the cause. Applying the
+// same entry twice is harmless. p is not retained.
+func (s *State) Apply(pos Pos, p []byte) error {
+	tx, err := Decode(p)
+	if err != nil {
+		s.stats.Skipped[SkipDecode]++
+		return fmt.Errorf("%w at %d: %w", ErrSkipped, pos.Clock, err)
+	}
+	return s.ApplyTransaction(pos, tx)
+}
+
+// ApplyTransaction applies a decoded transaction at pos, all or nothing:
+// it is checked whole (Transaction.Check, and every put's document against
+// its schema) before any operation is applied. It retains tx's documents.
+func (s *State) ApplyTransaction(pos Pos, tx Transaction) error {
+	if err := tx.Check(); err != nil {
+		s.stats.Skipped[SkipDecode]++
+		return fmt.Errorf("%w at %d: %w", ErrSkipped, pos.Clock, err)
+	}
+	for i := range tx.Ops {
+		o := &tx.Ops[i]
+		if o.Kind != OpPutTrait {
+			continue
+		}
+		if err := s.reg.Validate(o.Trait.Type, o.Trait.Doc); err != nil {
+			s.stats.Skipped[SkipSchema]++
+			return fmt.Errorf("%w at %d: op %d: %w", ErrSkipped, pos.Clock, i, err)
+		}
+	}
+	for i := range tx.Ops {
+		s.apply(at{pos: pos, op: i}, &tx.Ops[i])
+	}
+	s.stats.Applied++
+	s.stats.Ops += len(tx.Ops)
+	return nil
+}
+
+// apply applies one checked operation at a. Invariant: every slot of an
+// entity is after its delete (when it has one); so a write before the
+// delete is dropped, and a delete drops the slots before it.
+func (s *State) apply(a at, o *Op) {
+	e := s.entities[o.Entity]
+	if e == nil {
+		e = &entity{traits: make(map[TraitID]slot)}
+		s.entities[o.Entity] = e
+	}
+	if o.Kind == OpDeleteEntity {
+		if e.deleted && e.del.compare(a) >= 0 {
+			return
+		}
+		e.deleted, e.del = true, a
+		maps.DeleteFunc(e.traits, func(_ TraitID, sl slot) bool { return sl.at.compare(a) < 0 })
+		return
+	}
+	if e.deleted && a.compare(e.del) < 0 {
+		return
+	}
+	if old, ok := e.traits[o.Trait.ID]; ok && old.at.compare(a) > 0 {
+		return
+	}
+	if o.Kind == OpDeleteTrait {
+		e.traits[o.Trait.ID] = slot{at: a, dead: true}
+		return
+	}
+	e.traits[o.Trait.ID] = slot{at: a, trait: o.Trait}
+}
+
+// Get returns entity id's live traits in TraitID order, and false if it has
+// none (never written, deleted, or all its traits deleted). The traits'
+// documents are shared with the state: the caller must not modify them.
+func (s *State) Get(id EntityID) (Entity, bool) {
+	e := s.entities[id]
+	if e == nil {
+		return Entity{}, false
+	}
+	ent := Entity{ID: id}
+	for _, tid := range slices.Sorted(maps.Keys(e.traits)) {
+		if sl := e.traits[tid]; !sl.dead {
+			ent.Traits = append(ent.Traits, sl.trait)
+		}
+	}
+	if len(ent.Traits) == 0 {
+		return Entity{}, false
+	}
+	return ent, true
+}
+
+// Entities returns the IDs of the entities with live traits, sorted.
+func (s *State) Entities() []EntityID {
+	var ids []EntityID
+	for id := range s.entities {
+		if _, ok := s.Get(id); ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b EntityID) int { return cmpString(string(a[:]), string(b[:])) })
+	return ids
+}
+
+// Stats returns the counts so far (a copy).
+func (s *State) Stats() Stats {
+	st := s.stats
+	st.Skipped = maps.Clone(s.stats.Skipped)
+	return st
+}
+
+// Canonical returns an encoding of the whole state, tombstones and their
+// positions included, that depends only on the state: two states are equal
+// exactly when their canonical encodings are. It is for comparing states
+// (tests, and nodes checking that they agree), not a storage format.
+func (s *State) Canonical() []byte {
+	var b []byte
+	ids := slices.SortedFunc(maps.Keys(s.entities), func(a, b EntityID) int { return cmpString(string(a[:]), string(b[:])) })
+	for _, id := range ids {
+		e := s.entities[id]
+		if !e.deleted && len(e.traits) == 0 {
+			continue
+		}
+		b = append(b, id[:]...)
+		if e.deleted {
+			b = append(b, 1)
+			b = appendAt(b, e.del)
+		} else {
+			b = append(b, 0)
+		}
+		b = binary.AppendUvarint(b, uint64(len(e.traits)))
+		for _, tid := range slices.Sorted(maps.Keys(e.traits)) {
+			sl := e.traits[tid]
+			b = appendAt(b, sl.at)
+			if sl.dead {
+				b = append(b, byte(OpDeleteTrait))
+				b = appendString(b, string(tid))
+				continue
+			}
+			b = appendOp(b, &Op{Kind: OpPutTrait, Entity: id, Trait: sl.trait})
+		}
+	}
+	return b
+}
+
+func appendAt(b []byte, a at) []byte {
+	b = binary.AppendUvarint(b, a.pos.Clock)
+	b = appendString(b, a.pos.Key)
+	return binary.AppendUvarint(b, uint64(a.op))
+}

@@ -1,0 +1,322 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type entry struct {
+	pos Pos
+	p   []byte
+}
+
+func pos(clock uint64) Pos { return Pos{Clock: clock, Key: "k"} }
+
+func enc(t testing.TB, ops ...Op) []byte {
+	t.Helper()
+	p, err := Encode(Transaction{Ops: ops})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func apply(t *testing.T, s *State, es ...entry) {
+	t.Helper()
+	for _, e := range es {
+		if err := s.Apply(e.pos, e.p); err != nil {
+			t.Fatalf("Apply at %d: %v", e.pos.Clock, err)
+		}
+	}
+}
+
+// bodies returns entity id's live traits as "id=body" strings.
+func bodies(s *State, id EntityID) []string {
+	e, ok := s.Get(id)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, tr := range e.Traits {
+		var doc struct{ Body string }
+		_ = json.Unmarshal(tr.Doc, &doc)
+		out = append(out, string(tr.ID)+"="+doc.Body)
+	}
+	return out
+}
+
+func TestStateRules(t *testing.T) {
+	e := testID(1)
+	put := func(clock uint64, tid TraitID, body string) entry {
+		return entry{pos(clock), enc(t, PutTrait(e, noteTrait(tid, body)))}
+	}
+	del := func(clock uint64, tid TraitID) entry { return entry{pos(clock), enc(t, DeleteTrait(e, tid))} }
+	delE := func(clock uint64) entry { return entry{pos(clock), enc(t, DeleteEntity(e))} }
+	tests := []struct {
+		name    string
+		entries []entry // in arrival order
+		want    []string
+	}{
+		{"later wins though it arrived first", []entry{put(2, "a", "two"), put(1, "a", "one")}, []string{"a=two"}},
+		{"a put before a tombstone stays deleted", []entry{put(1, "a", "one"), del(3, "a"), put(2, "a", "late")}, nil},
+		{"a put after a tombstone wins", []entry{del(3, "a"), put(4, "a", "four"), put(2, "a", "two")}, []string{"a=four"}},
+		{"delete entity drops earlier traits only", []entry{put(3, "a", "a"), put(6, "b", "b"), delE(5), put(4, "c", "late"), put(7, "d", "d")}, []string{"b=b", "d=d"}},
+		{"the latest delete entity counts", []entry{delE(5), put(4, "a", "a"), delE(2), put(6, "b", "b")}, []string{"b=b"}},
+		{"a late early entry changes only what it should", []entry{
+			put(5, "a", "a5"), put(5, "b", "b5"), put(3, "a", "a3"), put(3, "c", "c3"),
+		}, []string{"a=a5", "b=b5", "c=c3"}},
+		{"same clock: the key orders", []entry{
+			{Pos{7, "y"}, enc(t, PutTrait(e, noteTrait("a", "y")))},
+			{Pos{7, "x"}, enc(t, PutTrait(e, noteTrait("a", "x")))},
+		}, []string{"a=y"}},
+		{"within a transaction the later op wins", []entry{
+			{pos(1), enc(t, PutTrait(e, noteTrait("a", "x")), DeleteTrait(e, "a"), PutTrait(e, noteTrait("b", "b")))},
+		}, []string{"b=b"}},
+		{"a transaction deletes then writes", []entry{
+			put(1, "a", "a"), {pos(2), enc(t, DeleteEntity(e), PutTrait(e, noteTrait("b", "b")))},
+		}, []string{"b=b"}},
+		{"applying an entry twice is harmless", []entry{put(2, "a", "two"), put(1, "a", "one"), put(2, "a", "two")}, []string{"a=two"}},
+		{"all traits deleted", []entry{put(1, "a", "a"), del(2, "a")}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewState(NewRegistry())
+			apply(t, s, tt.entries...)
+			if diff := cmp.Diff(tt.want, bodies(s, e)); diff != "" {
+				t.Fatalf("traits (-want +got):\n%s", diff)
+			}
+			if _, ok := s.Get(e); ok != (len(tt.want) > 0) {
+				t.Fatalf("Get ok = %v", ok)
+			}
+			if got := len(s.Entities()); got != min(len(tt.want), 1) {
+				t.Fatalf("Entities has %d", got)
+			}
+		})
+	}
+}
+
+func TestStateSkips(t *testing.T) {
+	s := NewState(NewRegistry())
+	e := testID(1)
+	apply(t, s, entry{pos(1), enc(t, PutTrait(e, noteTrait("a", "kept")))})
+	before := s.Canonical()
+	bad := noteTrait("b", "")
+	bad.Doc = json.RawMessage(`{"title":"no body"}`)
+	// One document refused by its schema skips the whole transaction.
+	err := s.Apply(pos(2), enc(t, PutTrait(e, noteTrait("c", "c")), DeleteTrait(e, "a"), PutTrait(e, bad)))
+	var fe *FieldError
+	if !errors.Is(err, ErrSkipped) || !errors.As(err, &fe) || fe.Path != "body" {
+		t.Fatalf("Apply = %v, want ErrSkipped naming field body", err)
+	}
+	for i, p := range [][]byte{nil, {Magic}, {Magic, Version, 1, 9}, []byte("text on the chain")} {
+		if err := s.Apply(pos(uint64(3+i)), p); !errors.Is(err, ErrSkipped) || !errors.Is(err, ErrMalformed) {
+			t.Fatalf("Apply(%q) = %v, want ErrSkipped, ErrMalformed", p, err)
+		}
+	}
+	if err := s.ApplyTransaction(pos(9), Transaction{}); !errors.Is(err, ErrSkipped) {
+		t.Fatalf("ApplyTransaction(empty) = %v", err)
+	}
+	if !bytes.Equal(before, s.Canonical()) {
+		t.Fatal("a skipped entry changed the state")
+	}
+	want := Stats{Applied: 1, Ops: 1, Skipped: map[string]int{SkipDecode: 5, SkipSchema: 1}}
+	if diff := cmp.Diff(want, s.Stats()); diff != "" {
+		t.Fatalf("Stats (-want +got):\n%s", diff)
+	}
+	// Unknown types are kept and returned.
+	other := Trait{Type: "some.app", ID: "z", Doc: json.RawMessage(`[1]`)}
+	apply(t, s, entry{pos(10), enc(t, PutTrait(e, other))})
+	got, _ := s.Get(e)
+	if len(got.Traits) != 2 || got.Traits[1].Type != "some.app" {
+		t.Fatalf("Get = %+v", got)
+	}
+}
+
+// genEntries makes n positioned entries over a few entities and traits, so
+// that writes collide: distinct positions, clocks repeating, some
+// malformed payloads and some documents their schema refuses.
+func genEntries(t testing.TB, rng *rand.Rand, n int) []entry {
+	ents := make([]EntityID, 5)
+	for i := range ents {
+		ents[i] = testID(byte(i + 1))
+	}
+	traits := []TraitID{"a", "b", "c", "d"}
+	var es []entry
+	for i := range n {
+		p := Pos{Clock: 1 + rng.Uint64N(uint64(n/3+1)), Key: strconv.Itoa(i)}
+		if rng.IntN(20) == 0 {
+			es = append(es, entry{p, []byte{Magic, Version, byte(rng.IntN(4))}})
+			continue
+		}
+		var ops []Op
+		for range 1 + rng.IntN(3) {
+			e, tid := ents[rng.IntN(len(ents))], traits[rng.IntN(len(traits))]
+			switch k := rng.IntN(10); {
+			case k < 6:
+				tr := noteTrait(tid, fmt.Sprintf("%d.%d", i, len(ops)))
+				if rng.IntN(30) == 0 {
+					tr.Doc = json.RawMessage(`{"body":1}`)
+				}
+				ops = append(ops, PutTrait(e, tr))
+			case k < 9:
+				ops = append(ops, DeleteTrait(e, tid))
+			default:
+				ops = append(ops, DeleteEntity(e))
+			}
+		}
+		es = append(es, entry{p, enc(t, ops...)})
+	}
+	return es
+}
+
+// oracle computes, by brute force over the whole set, each entity's live
+// traits: for each trait the last valid op in chain order after the
+// entity's last delete.
+func oracle(t *testing.T, reg *Registry, es []entry) map[EntityID][]string {
+	sorted := slices.Clone(es)
+	slices.SortFunc(sorted, func(a, b entry) int { return a.pos.Compare(b.pos) })
+	type key struct {
+		e   EntityID
+		tid TraitID
+	}
+	last := map[key]*Op{}
+	for _, en := range sorted {
+		tx, err := Decode(en.p)
+		if err != nil || slices.ContainsFunc(tx.Ops, func(o Op) bool {
+			return o.Kind == OpPutTrait && reg.Validate(o.Trait.Type, o.Trait.Doc) != nil
+		}) {
+			continue
+		}
+		for i := range tx.Ops {
+			o := &tx.Ops[i]
+			if o.Kind == OpDeleteEntity {
+				for k := range last {
+					if k.e == o.Entity {
+						delete(last, k)
+					}
+				}
+				continue
+			}
+			last[key{o.Entity, o.Trait.ID}] = o
+		}
+	}
+	out := map[EntityID][]string{}
+	for k, o := range last {
+		if o.Kind == OpPutTrait {
+			var doc struct{ Body string }
+			_ = json.Unmarshal(o.Trait.Doc, &doc)
+			out[k.e] = append(out[k.e], string(k.tid)+"="+doc.Body)
+		}
+	}
+	for _, v := range out {
+		slices.Sort(v)
+	}
+	return out
+}
+
+// TestStateConverges applies one set of entries in many seeded random
+// arrival orders (with repeats) and wants the same canonical state every
+// time, equal to the brute-force oracle's.
+func TestStateConverges(t *testing.T) {
+	reg := NewRegistry()
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		es := genEntries(t, rng, 300)
+		want := oracle(t, reg, es)
+		var ref []byte
+		var refStats Stats
+		for round := range 10 {
+			order := slices.Clone(es)
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			if round%2 == 1 {
+				order = append(order, order[:len(order)/4]...) // entries seen twice
+			}
+			s := NewState(reg)
+			for _, e := range order {
+				_ = s.Apply(e.pos, e.p)
+			}
+			got := map[EntityID][]string{}
+			for _, id := range s.Entities() {
+				got[id] = bodies(s, id)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("seed %d round %d: state differs from the oracle (-want +got):\n%s", seed, round, diff)
+			}
+			c := s.Canonical()
+			st := s.Stats()
+			if round%2 == 1 {
+				continue // repeats count twice
+			}
+			if ref == nil {
+				ref, refStats = c, st
+				if st.Skipped[SkipDecode] == 0 || st.Skipped[SkipSchema] == 0 || len(got) == 0 {
+					t.Fatalf("seed %d: the generator made no skips or no state: %+v", seed, st)
+				}
+				continue
+			}
+			if !bytes.Equal(ref, c) {
+				t.Fatalf("seed %d round %d: canonical state differs from round 0", seed, round)
+			}
+			if diff := cmp.Diff(refStats, st); diff != "" {
+				t.Fatalf("seed %d round %d: stats differ:\n%s", seed, round, diff)
+			}
+		}
+	}
+}
+
+// TestApplyGarbage: random bytes and mutated payloads never panic and are
+// either applied or skipped with a reason.
+func TestApplyGarbage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	es := genEntries(t, rng, 200)
+	s := NewState(NewRegistry())
+	for i, e := range es {
+		p := bytes.Clone(e.p)
+		for range 1 + rng.IntN(3) {
+			p[rng.IntN(len(p))] = byte(rng.Uint32())
+		}
+		if err := s.Apply(Pos{Clock: uint64(i)}, p); err != nil && !errors.Is(err, ErrSkipped) {
+			t.Fatalf("Apply = %v, want nil or ErrSkipped", err)
+		}
+	}
+	st := s.Stats()
+	if st.Applied+st.Skipped[SkipDecode]+st.Skipped[SkipSchema] != len(es) || st.Skipped[SkipDecode] == 0 {
+		t.Fatalf("stats %+v do not account for %d entries", st, len(es))
+	}
+}
+
+// BenchmarkApply: transactions of one put applied in a shuffled order over
+// 10,000 entities with 3 traits each; reports mutations/s.
+func BenchmarkApply(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 30000
+	es := make([]entry, n)
+	for i := range es {
+		var e EntityID
+		binary.BigEndian.PutUint64(e[:8], uint64(i/3)+1)
+		tr := noteTrait(TraitID("t"+strconv.Itoa(i%3)), "body "+strconv.Itoa(i))
+		es[i] = entry{Pos{Clock: uint64(1 + rng.IntN(n)), Key: strconv.Itoa(i)}, enc(b, PutTrait(e, tr))}
+	}
+	reg := NewRegistry()
+	b.ResetTimer()
+	applied := 0
+	for b.Loop() {
+		s := NewState(reg)
+		for _, e := range es {
+			if err := s.Apply(e.pos, e.p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		applied += n
+	}
+	b.ReportMetric(float64(applied)/b.Elapsed().Seconds(), "mutations/s")
+}
