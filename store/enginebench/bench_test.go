@@ -49,7 +49,7 @@ func fill(b *testing.B, d driver, path string) int {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	ctx := context.Background()
+	ctx := b.Context()
 	if err := enginebench.Setup(ctx, db); err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func dbFor(b *testing.B, d driver) *sql.DB {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	if err := enginebench.Setup(context.Background(), db); err != nil {
+	if err := enginebench.Setup(b.Context(), db); err != nil {
 		b.Fatal(err)
 	}
 	return db
@@ -144,7 +144,7 @@ func BenchmarkQuery(b *testing.B) {
 		for _, k := range kinds {
 			b.Run(d.name+"/"+k.name, func(b *testing.B) {
 				db := dbFor(b, d)
-				ctx := context.Background()
+				ctx := b.Context()
 				rng := rand.New(rand.NewPCG(2, 3))
 				ds := make([]time.Duration, 0, b.N)
 				empty := 0
@@ -169,13 +169,13 @@ func BenchmarkQuery(b *testing.B) {
 }
 
 // BenchmarkOpen is start-up: open the populated database, apply the pragmas and schema
-// (no-ops on an existing database) and answer a first count query, then close.
+// (no-ops on an existing database) and answer FirstQuery, then close.
 func BenchmarkOpen(b *testing.B) {
 	for _, d := range drivers {
 		b.Run(d.name, func(b *testing.B) {
 			dbFor(b, d).Close()
 			path := populated[d.name]
-			ctx := context.Background()
+			ctx := b.Context()
 			ds := make([]time.Duration, 0, b.N)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -188,7 +188,7 @@ func BenchmarkOpen(b *testing.B) {
 				if err := enginebench.Setup(ctx, db); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := enginebench.Count(ctx, db, `SELECT count(*) FROM traits WHERE type = ?`, enginebench.TypeTask); err != nil {
+				if _, err := enginebench.Count(ctx, db, enginebench.FirstQuery); err != nil {
 					b.Fatal(err)
 				}
 				ds = append(ds, time.Since(start))

@@ -1,7 +1,6 @@
 package enginebench_test
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"path/filepath"
@@ -29,7 +28,7 @@ func build(t testing.TB, d driver, path string, n int) *sql.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := enginebench.Setup(ctx, db); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +48,7 @@ func build(t testing.TB, d driver, path string, n int) *sql.DB {
 // against the generated data and against the other driver.
 func TestDriversAgree(t *testing.T) {
 	const n = 1500
-	ctx := context.Background()
+	ctx := t.Context()
 
 	// What the generated data says.
 	g := enginebench.NewGenerator(1, testBase)
@@ -138,7 +137,7 @@ func TestDriversAgree(t *testing.T) {
 // TestReopen checks that a database written by one driver is read by the other (same file
 // format), and that Setup on an existing database keeps its rows.
 func TestReopen(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "x.db")
 	db := build(t, drivers[0], path, 100)
 	if err := db.Close(); err != nil {
@@ -156,7 +155,7 @@ func TestReopen(t *testing.T) {
 
 func TestInsertEmpty(t *testing.T) {
 	db := build(t, drivers[1], filepath.Join(t.TempDir(), "e.db"), 0)
-	if _, err := enginebench.Insert(context.Background(), db, nil); !errors.Is(err, enginebench.ErrEmptyBatch) {
+	if _, err := enginebench.Insert(t.Context(), db, nil); !errors.Is(err, enginebench.ErrEmptyBatch) {
 		t.Fatalf("Insert(nil) = %v, want ErrEmptyBatch", err)
 	}
 }

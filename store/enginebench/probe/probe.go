@@ -66,11 +66,19 @@ func Main(name string, open Opener, args []string, out io.Writer) error {
 	if err := enginebench.Setup(ctx, db); err != nil {
 		return err
 	}
+	if _, err := enginebench.Count(ctx, db, enginebench.FirstQuery); err != nil {
+		return err
+	}
+	took := time.Since(start)
 	n, err := enginebench.Count(ctx, db, `SELECT count(*) FROM traits WHERE type = ?`, enginebench.TypeNote)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s open+first query: %v (%d notes)\n", name, time.Since(start).Round(10*time.Microsecond), n)
+	var version string
+	if err := db.QueryRowContext(ctx, `SELECT sqlite_version()`).Scan(&version); err != nil {
+		return fmt.Errorf("probe: sqlite_version: %w", err)
+	}
+	fmt.Fprintf(out, "%s (SQLite %s) open+first query: %v (%d notes)\n", name, version, took.Round(10*time.Microsecond), n)
 	return memory(name, out)
 }
 
