@@ -89,8 +89,12 @@ func BenchmarkInsert(b *testing.B) {
 		b.Run(d.name, func(b *testing.B) {
 			var traits int
 			var path string
-			for i := range b.N {
-				path = filepath.Join(benchDir, fmt.Sprintf("%s-insert-%d.db", d.name, i))
+			for range b.N {
+				dir, err := os.MkdirTemp(benchDir, d.name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				path = filepath.Join(dir, "index.db")
 				traits += fill(b, d, path)
 			}
 			secs := b.Elapsed().Seconds()
