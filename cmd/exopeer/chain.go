@@ -94,23 +94,7 @@ func cmdChainLog(ctx context.Context, cmd *cli.Command) error {
 }
 
 func cmdChainStatus(ctx context.Context, cmd *cli.Command) error {
-	if _, err := args(ctx, cmd, 0, 0); err != nil {
-		return err
-	}
-	c, err := dial(cmd)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := queryContext(ctx)
-	defer cancel()
-	st, err := c.ChainStatus(ctx)
-	if err != nil {
-		return err
-	}
-	if cmd.Bool("json") {
-		return printJSON(stdout(cmd), st)
-	}
-	return printChainStatus(stdout(cmd), st)
+	return query(ctx, cmd, (*client.Client).ChainStatus, printChainStatus)
 }
 
 func chainAppend(ctx context.Context, c *client.Client, p api.ChainPayload, asJSON bool, stdout io.Writer) error {

@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/exopeer/exopeer/api"
+	"github.com/exopeer/exopeer/client"
 )
 
 // queryContext bounds a query of the running node.
@@ -15,7 +19,11 @@ func queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, 30*time.Second)
 }
 
-func cmdID(ctx context.Context, cmd *cli.Command) error {
+// query runs a reading verb that takes no arguments: it asks the running
+// node with call (a method expression of the client, such as
+// (*client.Client).Status), then prints the answer as JSON (--json) or with
+// print.
+func query[T any](ctx context.Context, cmd *cli.Command, call func(*client.Client, context.Context) (T, error), print func(io.Writer, T) error) error {
 	if _, err := args(ctx, cmd, 0, 0); err != nil {
 		return err
 	}
@@ -25,39 +33,32 @@ func cmdID(ctx context.Context, cmd *cli.Command) error {
 	}
 	ctx, cancel := queryContext(ctx)
 	defer cancel()
-	v, err := c.ID(ctx)
-	if err != nil {
-		return err
-	}
-	out := stdout(cmd)
-	if cmd.Bool("json") {
-		return printJSON(out, v)
-	}
-	fmt.Fprintln(out, v.ID)
-	for _, a := range v.Addrs {
-		fmt.Fprintln(out, a)
-	}
-	return nil
-}
-
-func cmdStatus(ctx context.Context, cmd *cli.Command) error {
-	if _, err := args(ctx, cmd, 0, 0); err != nil {
-		return err
-	}
-	c, err := dial(cmd)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := queryContext(ctx)
-	defer cancel()
-	v, err := c.Status(ctx)
+	v, err := call(c, ctx)
 	if err != nil {
 		return err
 	}
 	if cmd.Bool("json") {
 		return printJSON(stdout(cmd), v)
 	}
-	tw := tabwriter.NewWriter(stdout(cmd), 0, 4, 2, ' ', 0)
+	return print(stdout(cmd), v)
+}
+
+func cmdID(ctx context.Context, cmd *cli.Command) error {
+	return query(ctx, cmd, (*client.Client).ID, func(out io.Writer, v api.IDInfo) error {
+		fmt.Fprintln(out, v.ID)
+		for _, a := range v.Addrs {
+			fmt.Fprintln(out, a)
+		}
+		return nil
+	})
+}
+
+func cmdStatus(ctx context.Context, cmd *cli.Command) error {
+	return query(ctx, cmd, (*client.Client).Status, printStatus)
+}
+
+func printStatus(out io.Writer, v api.Status) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "peer ID\t%s\n", v.ID)
 	fmt.Fprintf(tw, "version\t%s\n", v.Version)
 	fmt.Fprintf(tw, "uptime\t%s\n", v.Uptime)
@@ -78,23 +79,10 @@ func cmdStatus(ctx context.Context, cmd *cli.Command) error {
 }
 
 func cmdPeers(ctx context.Context, cmd *cli.Command) error {
-	if _, err := args(ctx, cmd, 0, 0); err != nil {
-		return err
-	}
-	c, err := dial(cmd)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := queryContext(ctx)
-	defer cancel()
-	v, err := c.Peers(ctx)
-	if err != nil {
-		return err
-	}
-	out := stdout(cmd)
-	if cmd.Bool("json") {
-		return printJSON(out, v)
-	}
+	return query(ctx, cmd, (*client.Client).Peers, printPeers)
+}
+
+func printPeers(out io.Writer, v []api.PeerView) error {
 	if len(v) == 0 {
 		fmt.Fprintln(out, "no peers connected")
 		return nil
