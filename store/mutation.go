@@ -331,3 +331,11 @@ func (d *decoder) op() (Op, error) {
 	}
 	return o, nil
 }
+
+// IsMutation reports whether a chain payload is the store's: the magic
+// byte, then a version byte (any version below 0x80, so that a newer
+// encoding is recognised, and skipped as such, by an older node). Other
+// payloads on the chain (`exopeer chain append TEXT`) are not the store's;
+// a text that starts with the UTF-8 lead byte 0xE5 has a continuation byte
+// (0x80 to 0xBF) second, so it is not taken for one.
+func IsMutation(p []byte) bool { return len(p) >= 2 && p[0] == Magic && p[1] < 0x80 }

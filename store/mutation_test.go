@@ -205,3 +205,26 @@ func FuzzDecodeMutation(f *testing.F) {
 		}
 	})
 }
+
+func TestIsMutation(t *testing.T) {
+	tx := Transaction{Ops: []Op{DeleteEntity(EntityID{1})}}
+	p, err := Encode(tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		p    []byte
+		want bool
+	}{
+		{p, true},
+		{[]byte{Magic, 2}, true}, // a newer version: the store's, skipped when decoded
+		{[]byte("圖書"), false},    // UTF-8 text whose first byte is 0xE5
+		{[]byte("hello"), false},
+		{[]byte{Magic}, false},
+		{nil, false},
+	} {
+		if got := IsMutation(c.p); got != c.want {
+			t.Errorf("IsMutation(%x) = %v, want %v", c.p, got, c.want)
+		}
+	}
+}
