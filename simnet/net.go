@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	xpeer "github.com/exopeer/exopeer/peer"
+	"github.com/exopeer/exopeer/store/service"
 )
 
 // Config shapes a simulated network. The zero value of a field means its
@@ -135,6 +137,11 @@ type NodeConfig struct {
 	// them is ignored: it comes from Bootstrap above.
 	DHT       *dht.Config
 	Discovery *discovery.Config
+	// Dir is the directory the node keeps files in besides its datastore
+	// (its store's index, under Dir/store, peer.StoreDir), on disk; it
+	// survives crashes, as the datastore does. Empty: none, so the node
+	// keeps no index and sends its store reads to a store member.
+	Dir string
 }
 
 // Node is one simulated node: a key, a datastore that survives crashes,
@@ -276,6 +283,7 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	node, err := xpeer.New(xpeer.Options{
 		Key: nd.key, Datastore: nd.store, Network: network,
 		DHT: dcfg, Discovery: disc, Chain: chainCfg, Logger: n.log.With("node", nd.Index),
+		Store: storeConfig(nd.cfg.Dir),
 		// time.Now is the bubble's virtual clock.
 		Rand: rnd, Now: time.Now,
 	})
@@ -290,6 +298,14 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	nd.node = node
 	nd.mu.Unlock()
 	return nil
+}
+
+// storeConfig is the store configuration of a node whose files are in dir.
+func storeConfig(dir string) service.Config {
+	if dir == "" {
+		return service.Config{}
+	}
+	return service.Config{Dir: filepath.Join(dir, xpeer.StoreDir)}
 }
 
 // nodeRand returns the random source of node i in its life-th start on a
