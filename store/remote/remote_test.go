@@ -348,7 +348,7 @@ func TestWatchCoalescesForASlowConsumer(t *testing.T) {
 	r.b.put(id(3), "exo.note", "three", "w") // added
 	r.b.put(id(4), "exo.note", "four", "w")  // added, then removed: nothing
 	r.b.apply(store.DeleteEntity(id(4)))
-	r.b.apply(store.DeleteEntity(id(1)))    // removed
+	r.b.apply(store.DeleteEntity(id(1)))   // removed
 	r.b.put(id(2), "exo.note", "TWO", "w") // changed
 	want, _ := r.b.Query(t.Context(), q)
 	// Read the page, then events until the consumer's view is the page
