@@ -12,8 +12,12 @@ func hit(b byte, body string) store.Hit {
 	return store.Hit{Entity: store.Entity{ID: id(b), Traits: []store.Trait{{Type: "t", ID: "t", Doc: []byte(`"` + body + `"`), Created: testTime, Modified: testTime}}}}
 }
 
-func added(b byte, body string) store.Change   { return store.Change{Kind: store.Added, Hit: hit(b, body)} }
-func changed(b byte, body string) store.Change { return store.Change{Kind: store.Changed, Hit: hit(b, body)} }
+func added(b byte, body string) store.Change {
+	return store.Change{Kind: store.Added, Hit: hit(b, body)}
+}
+func changed(b byte, body string) store.Change {
+	return store.Change{Kind: store.Changed, Hit: hit(b, body)}
+}
 func removed(b byte) store.Change {
 	return store.Change{Kind: store.Removed, Hit: store.Hit{Entity: store.Entity{ID: id(b)}}}
 }

@@ -477,7 +477,7 @@ func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string
 			return nil, fmt.Errorf("remote: encode hit %s: %w", id, err)
 		}
 		if len(b) > room {
-			return nil, fmt.Errorf("remote: entity %s is %d bytes, over a frame's %d (project fewer traits): %w", id, len(b), frameCap, ErrTooLarge)
+			return nil, fmt.Errorf("remote: entity %s is %d bytes, which do not fit in a frame of %d (project fewer traits): %w", id, len(b), frameCap, ErrTooLarge)
 		}
 		if total += len(b) + 1; total > MaxMessage-MaxFrame {
 			return nil, fmt.Errorf("remote: answer of more than %d bytes (project fewer traits, or ask for fewer hits): %w", MaxMessage-MaxFrame, ErrTooLarge)
