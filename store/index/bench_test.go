@@ -330,6 +330,24 @@ func BenchmarkQueryMatchOne(b *testing.B) {
 	})
 }
 
+// BenchmarkQueryList: notes, newest first, 20 a page, the first page or
+// a page after a cursor (a listing; the type holds every entity).
+func BenchmarkQueryList(b *testing.B) {
+	ix := openBuilt(b)
+	p, err := ix.Query(context.Background(), store.Query{Type: "exo.note", Limit: 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	latencies(b, func(i int) error {
+		q := store.Query{Type: "exo.note", Limit: 20}
+		if i%2 == 1 {
+			q.After = p.Next
+		}
+		_, err := ix.Query(context.Background(), q)
+		return err
+	})
+}
+
 // BenchmarkQueryGet: Get of a random entity.
 func BenchmarkQueryGet(b *testing.B) {
 	ix := openBuilt(b)
