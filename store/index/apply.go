@@ -80,7 +80,7 @@ func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) 
 	if _, err := ix.wc.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return nil, false, fmt.Errorf("index: apply: begin: %w", err)
 	}
-	w := writer{ix: ix, ctx: ctx}
+	w := writer{ix: ix, ctx: ctx, tombs: make(map[store.EntityID]*at)}
 	skips, err := w.arrivals(as)
 	if err == nil {
 		last := as[len(as)-1]
@@ -104,6 +104,36 @@ type writer struct {
 	ix      *Index
 	ctx     context.Context
 	changed bool
+	// tombs caches the entities' tombs read or written in this
+	// transaction (nil: none): a transaction's operations are mostly on
+	// one entity.
+	tombs map[store.EntityID]*at
+}
+
+// tomb returns entity e's tomb, if it has one.
+func (w *writer) tomb(e store.EntityID) (at, bool, error) {
+	if t, ok := w.tombs[e]; ok {
+		if t == nil {
+			return at{}, false, nil
+		}
+		return *t, true, nil
+	}
+	if len(w.tombs) >= 4096 {
+		clear(w.tombs) // bounded, whatever the batch
+	}
+	var t at
+	var clock int64
+	err := w.ix.st.getTomb.QueryRowContext(w.ctx, e[:]).Scan(&clock, &t.key, &t.op)
+	if errors.Is(err, sql.ErrNoRows) {
+		w.tombs[e] = nil
+		return at{}, false, nil
+	}
+	if err != nil {
+		return at{}, false, err
+	}
+	t.clock = uint64(clock)
+	w.tombs[e] = &t
+	return t, true, nil
 }
 
 func (w *writer) exec(s *sql.Stmt, args ...any) error {
@@ -213,14 +243,10 @@ func scanRow(sc interface{ Scan(...any) error }) (row, error) {
 func (w *writer) op(a at, o *store.Op) error {
 	st := &w.ix.st
 	ent := o.Entity[:]
-	var tomb at
-	var clock int64
-	err := st.getTomb.QueryRowContext(w.ctx, ent).Scan(&clock, &tomb.key, &tomb.op)
-	hasTomb := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	tomb, hasTomb, err := w.tomb(o.Entity)
+	if err != nil {
 		return err
 	}
-	tomb.clock = uint64(clock)
 	if o.Kind == store.OpDeleteEntity {
 		if hasTomb && tomb.compare(a) >= 0 {
 			return nil
@@ -228,6 +254,7 @@ func (w *writer) op(a at, o *store.Op) error {
 		if err := w.exec(st.setTomb, ent, int64(a.clock), a.key, a.op); err != nil {
 			return err
 		}
+		w.tombs[o.Entity] = &a
 		rows, err := w.entityRows(ent)
 		if err != nil {
 			return err
@@ -248,49 +275,52 @@ func (w *writer) op(a at, o *store.Op) error {
 	if hasTomb && a.compare(tomb) < 0 {
 		return nil
 	}
-	old, err := scanRow(st.getTrait.QueryRowContext(w.ctx, ent, string(o.Trait.ID)))
-	exists := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	// A new row first: when the trait has none (the common case) this
+	// insert is the only statement; when it has one, it does nothing and
+	// the row is read and compared.
+	t := &o.Trait
+	var ex extracted
+	var ins []any
+	if o.Kind == store.OpDeleteTrait {
+		ins = []any{ent, string(t.ID), "", nil, nil, nil, int64(a.clock), a.key, a.op, 1, false}
+	} else {
+		ex = w.ix.extract(t.Type, t.Doc)
+		ins = []any{ent, string(t.ID), t.Type, []byte(t.Doc), timeKey(t.Created), timeKey(t.Modified), int64(a.clock), a.key, a.op, 0, ex.text != ""}
+	}
+	res, err := st.insTrait.ExecContext(w.ctx, ins...)
+	if err != nil {
 		return err
 	}
-	if exists && old.at.compare(a) >= 0 {
-		return nil // a later write wins, or this one again
-	}
-	if exists {
+	var id int64
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 1 {
+		if id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+	} else {
+		old, err := scanRow(st.getTrait.QueryRowContext(w.ctx, ent, string(t.ID)))
+		if err != nil {
+			return err
+		}
+		if old.at.compare(a) >= 0 {
+			return nil // a later write wins, or this one again
+		}
 		if err := w.drop(old); err != nil {
+			return err
+		}
+		id = old.id
+		if err := w.exec(st.updTrait, append(ins[2:], id)...); err != nil {
 			return err
 		}
 	}
 	w.changed = true
-	if o.Kind == store.OpDeleteTrait {
-		if exists {
-			return w.exec(st.updTrait, "", nil, nil, nil, int64(a.clock), a.key, a.op, 1, 0, old.id)
-		}
-		_, err := st.insTrait.ExecContext(w.ctx, ent, string(o.Trait.ID), "", nil, nil, nil, int64(a.clock), a.key, a.op, 1, 0)
-		return err
-	}
-	t := &o.Trait
-	ex := w.ix.extract(t.Type, t.Doc)
-	hasText := ex.text != ""
-	id := old.id
-	if exists {
-		err = w.exec(st.updTrait, t.Type, []byte(t.Doc), timeKey(t.Created), timeKey(t.Modified), int64(a.clock), a.key, a.op, 0, hasText, id)
-	} else {
-		var res sql.Result
-		res, err = st.insTrait.ExecContext(w.ctx, ent, string(t.ID), t.Type, []byte(t.Doc), timeKey(t.Created), timeKey(t.Modified), int64(a.clock), a.key, a.op, 0, hasText)
-		if err == nil {
-			id, err = res.LastInsertId()
-		}
-	}
-	if err != nil {
-		return err
-	}
 	for _, tm := range ex.terms {
 		if err := w.exec(st.insTerm, id, tm.field, tm.v); err != nil {
 			return err
 		}
 	}
-	if hasText {
+	if ex.text != "" {
 		return w.exec(st.insText, id, ex.text)
 	}
 	return nil

@@ -129,6 +129,9 @@ func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
 		return store.Page{Hits: []store.Hit{}}, nil // no type has a reference field
 	}
 	q, args := p.sql()
+	if p.streams() {
+		q, args = p.streamSQL()
+	}
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("index: query: %w", err)
@@ -139,7 +142,8 @@ func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
 		rank float64
 	}
 	var hits []hit
-	for rows.Next() {
+	seen := make(map[store.EntityID]bool)
+	for len(hits) <= p.limit && rows.Next() {
 		var h hit
 		var ent []byte
 		var rank sql.NullFloat64
@@ -148,6 +152,10 @@ func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
 			return store.Page{}, fmt.Errorf("index: query: %w", err)
 		}
 		copy(h.id[:], ent)
+		if seen[h.id] {
+			continue // streamed: an entity's first row is its best
+		}
+		seen[h.id] = true
 		h.rank = rank.Float64
 		hits = append(hits, h)
 	}
@@ -219,32 +227,51 @@ func (p *plan) sql() (string, []any) {
 	if p.match != "" {
 		rank = "round(m.r, 6)"
 	}
-	b.WriteString("SELECT t.entity AS e, " + key + " AS k, " + rank + " AS r FROM traits t")
-	if p.match != "" {
-		b.WriteString(" JOIN (SELECT rowid AS id, rank AS r FROM fts WHERE fts MATCH " + arg(p.match) + ") m ON m.id = t.id")
-	}
-	b.WriteString(" WHERE t.dead = 0")
-	if p.typ != "" {
-		b.WriteString(" AND t.type = " + arg(p.typ))
-	}
-	for _, pr := range p.preds {
-		b.WriteString(" AND t.id IN (SELECT trait FROM terms WHERE field = " + arg(pr.field) + " AND v ")
+	// The join order is fixed (CROSS JOIN): the full-text match drives
+	// when there is one, else the first predicate's index, else the
+	// references', else the traits of the type; the other conditions are
+	// checked per candidate through the terms' primary key.
+	cond := func(pr pred, col string) string {
 		if pr.op == store.Prefix {
-			b.WriteString(">= " + arg(pr.v) + " AND v < " + arg(pr.hi) + ")")
-			continue
+			return col + " >= " + arg(pr.v) + " AND " + col + " < " + arg(pr.hi)
 		}
-		b.WriteString(string(pr.op) + " " + arg(pr.v) + ")")
+		return col + " " + string(pr.op) + " " + arg(pr.v)
 	}
-	if p.refers != nil {
-		b.WriteString(" AND t.id IN (SELECT trait FROM terms WHERE field IN (")
-		for i, f := range p.refFields {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(arg(f))
+	refFields := func() string {
+		var f []string
+		for _, id := range p.refFields {
+			f = append(f, arg(id))
 		}
-		b.WriteString(") AND v = " + arg(p.refers) + ")")
+		return "field IN (" + strings.Join(f, ", ") + ")"
 	}
+	b.WriteString("SELECT t.entity AS e, " + key + " AS k, " + rank + " AS r FROM ")
+	var where []string
+	preds, refers := p.preds, p.refers
+	switch {
+	case p.match != "":
+		b.WriteString("(SELECT rowid AS id, rank AS r FROM fts WHERE fts MATCH " + arg(p.match) + ") m CROSS JOIN traits t ON t.id = m.id")
+	case len(preds) > 0:
+		b.WriteString("terms x CROSS JOIN traits t ON t.id = x.trait")
+		where = append(where, "x.field = "+arg(preds[0].field)+" AND "+cond(preds[0], "x.v"))
+		preds = preds[1:]
+	case refers != nil:
+		b.WriteString("terms x CROSS JOIN traits t ON t.id = x.trait")
+		where = append(where, "x."+refFields()+" AND x.v = "+arg(refers))
+		refers = nil
+	default:
+		b.WriteString("traits t")
+	}
+	where = append(where, "t.dead = 0")
+	if p.typ != "" {
+		where = append(where, "t.type = "+arg(p.typ))
+	}
+	for _, pr := range preds {
+		where = append(where, "EXISTS (SELECT 1 FROM terms WHERE trait = t.id AND field = "+arg(pr.field)+" AND "+cond(pr, "v")+")")
+	}
+	if refers != nil {
+		where = append(where, "EXISTS (SELECT 1 FROM terms WHERE trait = t.id AND "+refFields()+" AND v = "+arg(refers)+")")
+	}
+	b.WriteString(" WHERE " + strings.Join(where, " AND "))
 	inner := b.String()
 	b.Reset()
 	b.WriteString("SELECT e, " + agg + "(k) AS sk, MIN(r) FROM (" + inner + ") GROUP BY e")
@@ -263,4 +290,32 @@ func (p *plan) sql() (string, []any) {
 	}
 	b.WriteString(" ORDER BY sk IS NULL, sk " + dir + ", e LIMIT " + arg(p.limit+1))
 	return b.String(), args
+}
+
+// streams reports whether p is answered by streamSQL: the traits of a
+// type by modified time, with no other condition (a listing such as
+// "notes, newest first"), read in the order of the traits_type index.
+func (p *plan) streams() bool {
+	return p.order == byModified && p.typ != "" && p.match == "" && len(p.preds) == 0 && p.refers == nil
+}
+
+// streamSQL reads p's traits in key order, without grouping (run keeps
+// each entity's first row, its best, and stops at limit+1 entities):
+// the cost is the page, not the type's size. After a cursor, a trait is
+// left out when its entity has a trait at or before the cursor (the
+// entity was on an earlier page).
+func (p *plan) streamSQL() (string, []any) {
+	args := []any{p.typ}
+	dir, cmp, before := "ASC", ">", "<"
+	if p.desc {
+		dir, cmp, before = "DESC", "<", ">"
+	}
+	q := "SELECT t.entity, t.modified, NULL FROM traits t INDEXED BY traits_type WHERE t.type = ?1 AND t.dead = 0"
+	if c := p.after; c != nil {
+		args = append(args, c.key, c.entity[:])
+		q += " AND (t.modified " + cmp + " ?2 OR (t.modified = ?2 AND t.entity > ?3))" +
+			" AND NOT EXISTS (SELECT 1 FROM traits u WHERE u.entity = t.entity AND u.type = ?1 AND u.dead = 0" +
+			" AND (u.modified " + before + " ?2 OR (u.modified = ?2 AND u.entity <= ?3)))"
+	}
+	return q + " ORDER BY t.modified " + dir + ", t.entity", args
 }

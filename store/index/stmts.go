@@ -27,7 +27,8 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 		{&s.setTomb, `INSERT OR REPLACE INTO tombs(entity, clock, key, op) VALUES(?, ?, ?, ?)`},
 		{&s.getTrait, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ? AND trait = ?`},
 		{&s.entityTraits, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ?`},
-		{&s.insTrait, `INSERT INTO traits(entity, trait, type, doc, created, modified, clock, key, op, dead, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.insTrait, `INSERT INTO traits(entity, trait, type, doc, created, modified, clock, key, op, dead, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(entity, trait) DO NOTHING`},
 		{&s.updTrait, `UPDATE traits SET type = ?, doc = ?, created = ?, modified = ?, clock = ?, key = ?, op = ?, dead = ?, text = ? WHERE id = ?`},
 		{&s.delTrait, `DELETE FROM traits WHERE id = ?`},
 		{&s.delTerms, `DELETE FROM terms WHERE trait = ?`},
