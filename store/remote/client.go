@@ -132,10 +132,16 @@ func (c *Client) open(ctx context.Context, p peer.ID, r request) (network.Stream
 }
 
 // fail is the error of a request that failed on the way: ctx's, if it
-// ended, else err, naming the op and the peer.
+// ended, else err, naming the op and the peer. The stream's deadlines are
+// ctx's: a stream that timed out is ctx's deadline passing (the stream's
+// timer may fire a moment before ctx's).
 func (c *Client) fail(ctx context.Context, op Op, p peer.ID, err error) error {
-	if ctx.Err() != nil {
+	var to interface{ Timeout() bool }
+	switch {
+	case ctx.Err() != nil:
 		err = ctx.Err()
+	case errors.As(err, &to) && to.Timeout():
+		err = context.DeadlineExceeded
 	}
 	return fmt.Errorf("remote: %s from %s: %w", op, p, err)
 }
