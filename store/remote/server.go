@@ -21,7 +21,8 @@ import (
 // Backend answers the requests a Server receives: the node's store, in
 // practice (package store/service over store/index). Its methods are
 // called concurrently, from the goroutines of the streams, with a context
-// that ends when the stream or the server does; their answers and errors
+// that ends when the server closes (and, for Watch, when the client goes);
+// their answers and errors
 // go to the peer as they are (errors by store.ErrQuery, store.ErrNotFound
 // or otherwise, with their message). Watch's channel must close when its
 // ctx ends.
@@ -33,8 +34,7 @@ type Backend interface {
 
 // Config tunes a Server. The zero value of a field means its default.
 type Config struct {
-	// ReadTimeout bounds the wait for a request once a stream is open,
-	// and for the client to close its end after the server's last frame.
+	// ReadTimeout bounds the wait for a request once a stream is open.
 	// Default 10 s.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds the write of each frame: a client that does not
@@ -337,22 +337,13 @@ func (s *Server) finish(st network.Stream, e *Error) {
 	s.close(st)
 }
 
-// close ends a stream whose last frame is written: it closes the server's
-// side, waits (ReadTimeout at most) for the client to close its own, then
-// lets the stream go. Closing at once could reset frames still on the way.
+// close ends a stream whose last frame is written: Close sends the end
+// of the stream after the frames (a reset would drop them) and stops
+// reading locally, without waiting for the client.
 func (s *Server) close(st network.Stream) {
-	if err := st.CloseWrite(); err != nil {
+	if err := st.Close(); err != nil {
 		_ = st.Reset()
-		return
 	}
-	_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
-	var buf [64]byte
-	for {
-		if _, err := st.Read(buf[:]); err != nil {
-			break
-		}
-	}
-	_ = st.Close()
 }
 
 // watch serves a watch until the client goes, the backend's channel
@@ -375,24 +366,9 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 		cancel()
 	}()
 	defer func() { <-gone }()
-	// end sends e as the last frame, and waits for the client to close
-	// its side (the reader above sees it) before letting the stream go.
-	end := func(e *Error) {
-		body, err := encodeFrame(frame{Err: e})
-		if err == nil {
-			err = s.write(st, body)
-		}
-		if err == nil {
-			err = st.CloseWrite()
-		}
-		if err != nil {
-			_ = st.Reset()
-			return
-		}
-		_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
-		<-gone
-		_ = st.Close()
-	}
+	// end sends e as the last frame and closes the stream, which ends
+	// the reader above.
+	end := func(e *Error) { s.finish(st, e) }
 	ping := time.NewTicker(s.cfg.Ping)
 	defer ping.Stop()
 	for {
