@@ -274,3 +274,31 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadMessage: readMessage, over any bytes, never panics, and what it
+// returns is within the caps: one message of one kind.
+func FuzzReadMessage(f *testing.F) {
+	var stream bytes.Buffer
+	_ = writeFrame(&stream, pingFrame)
+	for _, b := range [][]byte{
+		[]byte(`{"v":1,"page":true,"hits":[{"entity":{"id":"010000000000000000000000000000ee","traits":[]}}],"more":true}`),
+		[]byte(`{"v":1,"page":true,"hits":[{"entity":{"id":"020000000000000000000000000000ee","traits":[]},"rank":1.5}],"next":"n"}`),
+	} {
+		_ = writeFrame(&stream, b)
+	}
+	f.Add(stream.Bytes())
+	f.Add(frameOf(`{"v":1,"err":{"code":"busy","msg":"m"}}`))
+	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := readMessage(bufio.NewReader(bytes.NewReader(b)), func() {})
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("readMessage: %v wraps neither ErrProtocol nor ErrTooLarge", err)
+			}
+			return
+		}
+		if m.More || m.Ping || len(m.Hits) > store.MaxLimit || len(m.Changes) > MaxChanges {
+			t.Fatalf("readMessage returned %+v", m)
+		}
+	})
+}
