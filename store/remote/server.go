@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -214,44 +215,53 @@ func (s *Server) handle(st network.Stream) {
 
 	_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
 	br := bufio.NewReaderSize(st, 512)
-	b, err := readFrame(br, MaxRequest)
-	if err == nil {
-		var r request
-		if r, err = decodeRequest(b); err == nil {
-			switch r.Op {
-			case OpGet:
-				e, err := s.b.Get(s.ctx, r.ID, r.Traits)
-				if err != nil {
-					s.finish(st, errorOf(err))
-					return
-				}
-				s.answer(st, frame{Entity: &e})
-			case OpQuery:
-				pg, err := s.b.Query(s.ctx, r.Query)
-				if err != nil {
-					s.finish(st, errorOf(err))
-					return
-				}
-				s.answerPage(st, pg)
-			case OpWatch:
-				s.release(p, false)
-				watching = true
-				if !s.acquire(p, true) {
-					s.finish(st, &Error{Code: codeBusy, Msg: fmt.Sprintf("%s: %d watches per peer, %d in all", ErrBusy, s.cfg.WatchesPerPeer, s.cfg.Watches)})
-					return
-				}
-				defer s.release(p, true)
-				s.watch(st, br, r.Query)
-			}
+	r, err := readRequest(br)
+	if err != nil {
+		s.log.Debug("store query request refused", "peer", p, "err", err)
+		if errors.Is(err, ErrProtocol) || errors.Is(err, ErrTooLarge) {
+			s.finish(st, errorOf(err))
 			return
 		}
-	}
-	s.log.Debug("store query request refused", "peer", p, "err", err)
-	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrTooLarge) {
-		s.finish(st, errorOf(err))
+		_ = st.Reset() // the stream failed or timed out: nobody to answer
 		return
 	}
-	_ = st.Reset() // the stream failed or timed out: nobody to answer
+	switch r.Op {
+	case OpGet:
+		e, err := s.b.Get(s.ctx, r.ID, r.Traits)
+		if err != nil {
+			s.finish(st, errorOf(err))
+			return
+		}
+		s.answer(st, frame{Entity: &e})
+	case OpQuery:
+		pg, err := s.b.Query(s.ctx, r.Query)
+		if err != nil {
+			s.finish(st, errorOf(err))
+			return
+		}
+		s.answerPage(st, pg)
+	case OpWatch:
+		// A watch leaves the peer's stream share for its watch share.
+		s.release(p, false)
+		watching = true
+		if !s.acquire(p, true) {
+			s.finish(st, &Error{Code: codeBusy, Msg: fmt.Sprintf("%s: %d watches per peer, %d in all", ErrBusy, s.cfg.WatchesPerPeer, s.cfg.Watches)})
+			return
+		}
+		defer s.release(p, true)
+		s.watch(st, br, r.Query)
+	}
+}
+
+func readRequest(br *bufio.Reader) (request, error) {
+	b, err := readFrame(br, MaxRequest)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("stream ended before a request: %w", ErrProtocol)
+		}
+		return request{}, err
+	}
+	return decodeRequest(b)
 }
 
 // acquire counts a stream (watch false) or a watch of p in, if the bounds
