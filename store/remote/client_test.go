@@ -179,3 +179,20 @@ func TestCancelEndsAGetInProgress(t *testing.T) {
 		t.Fatalf("Get after cancel: %v", err)
 	}
 }
+
+func TestCloseEndsAGetInProgress(t *testing.T) {
+	bb := &blockingBackend{stateBackend: newStateBackend(), release: make(chan struct{})}
+	r := newRig(t, Config{}, bb)
+	done := make(chan error)
+	go func() {
+		_, err := r.c.Get(t.Context(), r.member.ID(), id(1), nil)
+		done <- err
+	}()
+	waitBounds(t, r.srv, 1, 0)
+	if err := r.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get during Close: %v, want ErrClosed", err)
+	}
+}

@@ -229,14 +229,14 @@ func (s *Server) handle(st network.Stream) {
 	case OpGet:
 		e, err := s.b.Get(s.ctx, r.ID, r.Traits)
 		if err != nil {
-			s.finish(st, errorOf(err))
+			s.fail(st, p, r.Op, err)
 			return
 		}
 		s.answer(st, frame{Entity: &e})
 	case OpQuery:
 		pg, err := s.b.Query(s.ctx, r.Query)
 		if err != nil {
-			s.finish(st, errorOf(err))
+			s.fail(st, p, r.Op, err)
 			return
 		}
 		s.answerPage(st, pg)
@@ -292,6 +292,19 @@ func (s *Server) release(p peer.ID, watch bool) {
 		delete(m, p) // the maps hold only peers with something open
 	}
 	*n--
+}
+
+// fail answers a request the backend failed: with its error, or closed
+// when the server is closing (which is why the backend failed).
+func (s *Server) fail(st network.Stream, p peer.ID, op Op, err error) {
+	e := errorOf(err)
+	switch {
+	case s.ctx.Err() != nil:
+		e = &Error{Code: codeClosed, Msg: ErrClosed.Error()}
+	case e.Code == codeInternal:
+		s.log.Warn("store query failed", "peer", p, "op", op, "err", err)
+	}
+	s.finish(st, e)
 }
 
 // errorOf is the error frame of err.
@@ -363,7 +376,7 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 	defer cancel()
 	events, err := s.b.Watch(ctx, q)
 	if err != nil {
-		s.finish(st, errorOf(err))
+		s.fail(st, st.Conn().RemotePeer(), OpWatch, err)
 		return
 	}
 	// The client sends nothing after its request: a read that returns

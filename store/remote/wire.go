@@ -69,8 +69,8 @@ var (
 	// ErrProtocol is a frame that breaks the protocol (does not decode,
 	// wrong version, out of place).
 	ErrProtocol = errors.New("remote: protocol violation")
-	// ErrClosed is a watch that the store member ended (its index closed,
-	// or it is shutting down).
+	// ErrClosed is a watch that the store member ended, or a request it
+	// did not answer, because it (or its index) is closing.
 	ErrClosed = errors.New("remote: watch ended by the store member")
 	// ErrRemote is any other failure of the store member; the error's
 	// message is the member's.
