@@ -275,6 +275,9 @@ func decodeRequest(b []byte) (request, error) {
 			Type: q.Type, Match: q.Match, Where: q.Where, Order: q.Order,
 			Asc: q.Asc, Desc: q.Desc, Limit: q.Limit, After: q.After, Traits: unprojection(q.Traits),
 		}
+		if len(q.Where) == 0 {
+			r.Query.Where = nil // [] means none, as absent does
+		}
 		if q.RefersTo != "" {
 			id, err := store.ParseEntityID(q.RefersTo)
 			if err != nil {
