@@ -333,7 +333,7 @@ func (s *Server) answer(st network.Stream, f frame) {
 }
 
 func (s *Server) answerPage(st network.Stream, pg store.Page) {
-	bodies, err := pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame)
+	bodies, err := pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame, MaxMessage-MaxFrame)
 	if err != nil {
 		s.finish(st, errorOf(err))
 		return
@@ -407,9 +407,9 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 				return
 			}
 			if ev.Page != nil {
-				bodies, err = pageFrames(true, ev.Page.Hits, nil, ev.Page.Next, MaxFrame)
+				bodies, err = pageFrames(true, ev.Page.Hits, nil, ev.Page.Next, MaxFrame, MaxMessage-MaxFrame)
 			} else {
-				bodies, err = pageFrames(false, nil, ev.Changes, "", MaxFrame)
+				bodies, err = pageFrames(false, nil, ev.Changes, "", MaxFrame, MaxMessage-MaxFrame)
 			}
 			if err != nil {
 				end(errorOf(err))
@@ -440,9 +440,11 @@ var pingFrame = []byte(`{"v":1,"ping":true}`)
 
 // pageFrames returns the frames of one message: a page (page true: hits
 // and next) or a watch's changes, split so that each frame is at most
-// frameCap (MaxFrame) bytes. A hit that does not fit in a frame alone is an error
-// wrapping ErrTooLarge.
-func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string, frameCap int) ([][]byte, error) {
+// frameCap (MaxFrame) bytes, their hits or changes at most msgCap bytes in
+// all (MaxMessage less a frame's worth for the frames' own bytes, so that
+// the client's cap holds). A hit that does not fit in a frame alone, or a
+// message over msgCap, is an error wrapping ErrTooLarge.
+func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string, frameCap, msgCap int) ([][]byte, error) {
 	head := `{"v":1,"changes":[`
 	if page {
 		head = `{"v":1,"page":true,"hits":[`
@@ -478,8 +480,8 @@ func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string
 		if len(b) > room {
 			return nil, fmt.Errorf("remote: entity %s is %d bytes, which do not fit in a frame of %d (project fewer traits): %w", id, len(b), frameCap, ErrTooLarge)
 		}
-		if total += len(b) + 1; total > MaxMessage-MaxFrame {
-			return nil, fmt.Errorf("remote: answer of more than %d bytes (project fewer traits, or ask for fewer hits): %w", MaxMessage-MaxFrame, ErrTooLarge)
+		if total += len(b) + 1; total > msgCap {
+			return nil, fmt.Errorf("remote: answer of more than %d bytes (project fewer traits, or ask for fewer hits): %w", msgCap, ErrTooLarge)
 		}
 		if len(cur)-len(head)+len(b)+1 > room {
 			out = append(out, append(cur, more...))
