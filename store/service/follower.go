@@ -41,7 +41,12 @@ func (s *Service) follow(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		if err := s.pass(ctx, false); err != nil && ctx.Err() == nil {
-			s.log.Warn("store index not caught up", "err", err)
+			s.lmu.Lock()
+			log, quiet := s.passLog.allow(s.cfg.Now())
+			s.lmu.Unlock()
+			if log {
+				s.log.Warn("store index not caught up", "err", err, "notLogged", quiet)
+			}
 		}
 		select {
 		case <-ctx.Done():
