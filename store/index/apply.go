@@ -315,8 +315,12 @@ func (w *writer) op(a at, o *store.Op) error {
 		}
 	}
 	w.changed = true
+	var mod []byte
+	if len(ex.terms) > 0 {
+		mod = timeKey(t.Modified)
+	}
 	for _, tm := range ex.terms {
-		if err := w.exec(st.insTerm, id, tm.field, tm.v); err != nil {
+		if err := w.exec(st.insTerm, id, tm.field, tm.v, ent, mod); err != nil {
 			return err
 		}
 	}
