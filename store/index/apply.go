@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/exopeer/exopeer/store"
@@ -315,8 +314,12 @@ func (w *writer) op(a at, o *store.Op) error {
 		}
 	}
 	w.changed = true
+	var mod []byte
+	if len(ex.terms) > 0 {
+		mod = timeKey(t.Modified)
+	}
 	for _, tm := range ex.terms {
-		if err := w.exec(st.insTerm, id, tm.field, tm.v); err != nil {
+		if err := w.exec(st.insTerm, id, tm.field, tm.v, ent, mod); err != nil {
 			return err
 		}
 	}
@@ -410,85 +413,6 @@ func newFieldMap(reg *store.Registry) fieldMap {
 		m.byName[s.Type] = fs
 	}
 	return m
-}
-
-type term struct {
-	field int64
-	v     any
-}
-
-type extracted struct {
-	terms []term
-	text  string
-}
-
-// extract returns what a valid document of typ indexes: its keyword,
-// number, time and reference values, and its text fields joined by
-// newlines, in schema order. An unregistered type indexes nothing.
-func (ix *Index) extract(typ string, doc json.RawMessage) extracted {
-	s, ok := ix.reg.Lookup(typ)
-	if !ok || len(s.Fields) == 0 {
-		return extracted{}
-	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(doc, &obj) != nil {
-		return extracted{}
-	}
-	var ex extracted
-	var text strings.Builder
-	fs := ix.fields.byName[typ]
-	for _, f := range s.Fields {
-		raw, ok := obj[f.Name]
-		if !ok {
-			continue
-		}
-		vals := []json.RawMessage{raw}
-		if f.List {
-			vals = nil
-			if json.Unmarshal(raw, &vals) != nil {
-				continue
-			}
-		}
-		for _, raw := range vals {
-			v, ok := value(f.Kind, raw)
-			if !ok {
-				continue
-			}
-			if f.Kind == store.Text {
-				if text.Len() > 0 {
-					text.WriteByte('\n')
-				}
-				text.WriteString(v.(string))
-				continue
-			}
-			ex.terms = append(ex.terms, term{field: fs[f.Name].id, v: v})
-		}
-	}
-	ex.text = text.String()
-	return ex
-}
-
-// value converts a JSON value of a field of kind k to what terms hold: a
-// keyword or a text as a string, a number as a float64, a time as its
-// timeKey, a reference as the 16 bytes of the ID. Null and values of the
-// wrong type (which Validate refuses) give false.
-func value(k store.IndexKind, raw json.RawMessage) (any, bool) {
-	if k == store.Number {
-		var n json.Number
-		if json.Unmarshal(raw, &n) != nil {
-			return nil, false
-		}
-		f, err := strconv.ParseFloat(string(n), 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return nil, false
-		}
-		return f, true
-	}
-	var s string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return nil, false
-	}
-	return textValue(k, s)
 }
 
 // textValue converts a field's value in text form (a document's string, a

@@ -204,7 +204,7 @@ func rawInsert(b *testing.B, reg *store.Registry, d *benchData) (wall, cpu time.
 		}
 		id, _ := res.LastInsertId()
 		for _, tm := range r.ex.terms {
-			if _, err := st.insTerm.ExecContext(ctx, id, tm.field, tm.v); err != nil {
+			if _, err := st.insTerm.ExecContext(ctx, id, tm.field, tm.v, r.ent, r.mt); err != nil {
 				b.Fatal(err)
 			}
 		}

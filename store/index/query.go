@@ -252,8 +252,19 @@ func (p *plan) sql() (string, []any) {
 		b.WriteString("(SELECT rowid AS id, rank AS r FROM fts WHERE fts MATCH " + arg(p.match) + ") m CROSS JOIN traits t ON t.id = m.id")
 	case len(preds) > 0:
 		b.WriteString("terms x CROSS JOIN traits t ON t.id = x.trait")
-		where = append(where, "x.field = "+arg(preds[0].field)+" AND "+cond(preds[0], "x.v"))
-		preds = preds[1:]
+		d := preds[0]
+		where = append(where, "x.field = "+arg(d.field)+" AND "+cond(d, "x.v"))
+		// A field with one value: its other bounds narrow the driving
+		// range (of a list field, each may hold for another value).
+		var rest []pred
+		for _, pr := range preds[1:] {
+			if pr.field == d.field && !d.list {
+				where = append(where, cond(pr, "x.v"))
+			} else {
+				rest = append(rest, pr)
+			}
+		}
+		preds = rest
 	case refers != nil:
 		b.WriteString("terms x CROSS JOIN traits t ON t.id = x.trait")
 		where = append(where, "x."+refFields()+" AND x.v = "+arg(refers))
@@ -292,30 +303,70 @@ func (p *plan) sql() (string, []any) {
 	return b.String(), args
 }
 
-// streams reports whether p is answered by streamSQL: the traits of a
-// type by modified time, with no other condition (a listing such as
-// "notes, newest first"), read in the order of the traits_type index.
+// streams reports whether p is answered by streamSQL: by modified time,
+// with no match or reference, and a type (listing "notes, newest first")
+// or an equality predicate first ("notes tagged work, newest first"):
+// read in order from the traits_type or terms_v index.
 func (p *plan) streams() bool {
-	return p.order == byModified && p.typ != "" && p.match == "" && len(p.preds) == 0 && p.refers == nil
+	if p.order != byModified || p.match != "" || p.refers != nil {
+		return false
+	}
+	if len(p.preds) == 0 {
+		return p.typ != ""
+	}
+	return p.preds[0].op == store.Eq
 }
 
 // streamSQL reads p's traits in key order, without grouping (run keeps
 // each entity's first row, its best, and stops at limit+1 entities):
-// the cost is the page, not the type's size. After a cursor, a trait is
-// left out when its entity has a trait at or before the cursor (the
-// entity was on an earlier page).
+// the cost is the page, not the number of candidates. After a cursor, a
+// trait is left out when its entity has a matching trait at or before
+// the cursor (the entity was on an earlier page).
 func (p *plan) streamSQL() (string, []any) {
-	args := []any{p.typ}
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "?" + strconv.Itoa(len(args))
+	}
+	exists := func(trait string, pr pred) string {
+		c := " = " + arg(pr.v)
+		if pr.op != store.Eq {
+			c = " " + string(pr.op) + " " + arg(pr.v)
+		}
+		if pr.op == store.Prefix {
+			c = " >= " + arg(pr.v) + " AND v < " + arg(pr.hi)
+		}
+		return "EXISTS (SELECT 1 FROM terms WHERE trait = " + trait + " AND field = " + arg(pr.field) + " AND v" + c + ")"
+	}
+	// matches is the condition for a trait row u to match p.
+	matches := func(u string) string {
+		c := u + ".dead = 0 AND " + u + ".type = " + arg(p.typ)
+		for _, pr := range p.preds {
+			c += " AND " + exists(u+".id", pr)
+		}
+		return c
+	}
+	var q, key, ent string
+	if len(p.preds) == 0 {
+		q = "SELECT t.entity, t.modified, NULL FROM traits t INDEXED BY traits_type WHERE t.dead = 0 AND t.type = " + arg(p.typ)
+		key, ent = "t.modified", "t.entity"
+	} else {
+		d := p.preds[0]
+		q = "SELECT x.entity, x.mod, NULL FROM terms x INDEXED BY terms_v WHERE x.field = " + arg(d.field) + " AND x.v = " + arg(d.v)
+		for _, pr := range p.preds[1:] {
+			q += " AND " + exists("x.trait", pr)
+		}
+		key, ent = "x.mod", "x.entity"
+	}
 	dir, cmp, before := "ASC", ">", "<"
 	if p.desc {
 		dir, cmp, before = "DESC", "<", ">"
 	}
-	q := "SELECT t.entity, t.modified, NULL FROM traits t INDEXED BY traits_type WHERE t.type = ?1 AND t.dead = 0"
 	if c := p.after; c != nil {
-		args = append(args, c.key, c.entity[:])
-		q += " AND (t.modified " + cmp + " ?2 OR (t.modified = ?2 AND t.entity > ?3))" +
-			" AND NOT EXISTS (SELECT 1 FROM traits u WHERE u.entity = t.entity AND u.type = ?1 AND u.dead = 0" +
-			" AND (u.modified " + before + " ?2 OR (u.modified = ?2 AND u.entity <= ?3)))"
+		k, e := arg(c.key), arg(c.entity[:])
+		q += " AND (" + key + " " + cmp + " " + k + " OR (" + key + " = " + k + " AND " + ent + " > " + e + "))" +
+			" AND NOT EXISTS (SELECT 1 FROM traits u WHERE u.entity = " + ent + " AND " + matches("u") +
+			" AND (u.modified " + before + " " + k + " OR (u.modified = " + k + " AND u.entity <= " + e + ")))"
 	}
-	return q + " ORDER BY t.modified " + dir + ", t.entity", args
+	return q + " ORDER BY " + key + " " + dir + ", " + ent, args
 }

@@ -32,7 +32,7 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 		{&s.updTrait, `UPDATE traits SET type = ?, doc = ?, created = ?, modified = ?, clock = ?, key = ?, op = ?, dead = ?, text = ? WHERE id = ?`},
 		{&s.delTrait, `DELETE FROM traits WHERE id = ?`},
 		{&s.delTerms, `DELETE FROM terms WHERE trait = ?`},
-		{&s.insTerm, `INSERT OR IGNORE INTO terms(trait, field, v) VALUES(?, ?, ?)`},
+		{&s.insTerm, `INSERT OR IGNORE INTO terms(trait, field, v, entity, mod) VALUES(?, ?, ?, ?, ?)`},
 		{&s.delText, `DELETE FROM fts WHERE rowid = ?`},
 		{&s.insText, `INSERT INTO fts(rowid, text) VALUES(?, ?)`},
 	} {
