@@ -175,7 +175,7 @@ func ambientProblemsIn(t *testing.T, dir string) []string {
 // walks the module.
 func TestNoAmbientReads(t *testing.T) {
 	dirs := nodePackageDirs(t, "..")
-	for _, want := range []string{"blocks", "cell", "chain", "chain/replica", "dht", "discovery", "gossip", "internal/cpace", "peer"} {
+	for _, want := range []string{"blocks", "cell", "chain", "chain/replica", "dht", "discovery", "gossip", "internal/cpace", "peer", "store/service"} {
 		if !slices.Contains(dirs, want) {
 			t.Errorf("package %s not checked (checked: %v)", want, dirs)
 		}
@@ -255,6 +255,7 @@ func TestInputs(t *testing.T) {
 		"discovery": {in.disc.Rand, again.disc.Rand},
 		"cell":      {in.cellRand, again.cellRand},
 		"chain":     {in.chain.Rand, again.chain.Rand},
+		"store":     {in.store.Rand, again.store.Rand},
 	}
 	seen := map[string]string{}
 	for part, rs := range streams {
@@ -267,7 +268,7 @@ func TestInputs(t *testing.T) {
 		}
 		seen[string(a)] = part
 	}
-	for part, now := range map[string]func() time.Time{"node": in.now, "dht": in.dht.Now, "discovery": in.disc.Now, "chain": in.chain.Now} {
+	for part, now := range map[string]func() time.Time{"node": in.now, "dht": in.dht.Now, "discovery": in.disc.Now, "chain": in.chain.Now, "store": in.store.Now} {
 		if got := now(); !got.Equal(at) {
 			t.Errorf("%s's clock reads %v, want the node's %v", part, got, at)
 		}
@@ -289,7 +290,7 @@ func TestInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for part, r := range map[string]io.Reader{"discovery": in.disc.Rand, "cell": in.cellRand, "chain": in.chain.Rand} {
+	for part, r := range map[string]io.Reader{"discovery": in.disc.Rand, "cell": in.cellRand, "chain": in.chain.Rand, "store": in.store.Rand} {
 		if r != ambient.Rand {
 			t.Errorf("%s: no Options.Rand, yet not the system's source", part)
 		}

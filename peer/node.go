@@ -23,6 +23,7 @@ import (
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
 	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/store/service"
 )
 
 // Version is the exopeer version the node reports to peers and the CLI.
@@ -59,6 +60,10 @@ type Options struct {
 	// Chain configures the node's replica of its cell's chain; zero means
 	// defaults.
 	Chain replica.Config
+	// Store configures the node's store: Store.Dir is where a store-role
+	// node keeps its index (NodeOptions: <data dir>/store); empty, the
+	// node keeps none and sends its reads to a store member.
+	Store service.Config
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
 	// Rand is the node's random source: keys, secrets, invite codes,
@@ -98,6 +103,7 @@ type Node struct {
 	cell   *cell.Service
 	topics *gossip.Topics
 	chain  *replica.Replica
+	stor   *service.Service
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -227,10 +233,18 @@ func (n *Node) build() error {
 	// member; the chain, riding on it, follows.
 	n.parts.add("cell", n.cell)
 	n.parts.add("chain", n.chain)
+	// The store follows the chain into its index (opened when there is
+	// something to index or to read, not here) and writes to it.
+	if n.stor, err = service.New(service.Options{
+		Host: n.host, Chain: rep, Cell: n.cell, Config: in.store, Logger: n.log,
+	}); err != nil {
+		return fmt.Errorf("peer: build store: %w", err)
+	}
+	n.parts.add("store", n.stor)
 	return nil
 }
 
-// Close stops the chain, the cell, the DHT, discovery, the block exchange
+// Close stops the store, the chain, the cell, the DHT, discovery, the block exchange
 // and the host, in that order (the reverse of Start's), and waits for their
 // goroutines. Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.
@@ -270,6 +284,10 @@ func (n *Node) DHT() *dht.DHT { return n.dht }
 
 // Chain returns the node's replica of its cell's chain; nil before Start.
 func (n *Node) Chain() *replica.Replica { return n.chain }
+
+// Store returns the node's store: entities over the chain, their index
+// and queries; nil before Start.
+func (n *Node) Store() *service.Service { return n.stor }
 
 // Cell returns the node's cell membership; nil before Start.
 func (n *Node) Cell() *cell.Service { return n.cell }

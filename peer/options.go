@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -13,7 +14,12 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/store/service"
 )
+
+// StoreDir is the directory of the data dir under which a store-role node
+// keeps its index, one per cell (StoreDir/<cell id>/).
+const StoreDir = "store"
 
 // NodeOptions turns an open data dir, its config resolved (datadir.Resolve:
 // `--bootstrap` is in it), into the Options of a node on the real network.
@@ -42,6 +48,7 @@ func NodeOptions(d *datadir.Dir, log *slog.Logger) (Options, error) {
 		return Options{}, fmt.Errorf("node key %s: %w", d.Path+"/"+datadir.KeyFile, err)
 	}
 	return Options{
+		Store:     service.Config{Dir: filepath.Join(d.Path, StoreDir)},
 		Key:       key,
 		Datastore: d.Datastore,
 		Network:   RealNetwork(cfg.Network, log),
@@ -57,6 +64,7 @@ type inputs struct {
 	dht      dht.Config
 	disc     discovery.Config
 	chain    replica.Config
+	store    service.Config
 	cellRand io.Reader
 }
 
@@ -65,7 +73,7 @@ type inputs struct {
 // The forks are drawn here, in a fixed order, so that a seeded o.Rand
 // gives every part the same stream whatever order the parts later draw in.
 func (o Options) inputs() (inputs, error) {
-	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain}
+	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store}
 	fork := func(own io.Reader, purpose string) (io.Reader, error) {
 		if own != nil {
 			return own, nil
@@ -86,7 +94,11 @@ func (o Options) inputs() (inputs, error) {
 	if in.chain.Rand, err = fork(in.chain.Rand, "chain"); err != nil {
 		return inputs{}, err
 	}
-	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now} {
+	// Drawn last: a fork added after the others changes none of theirs.
+	if in.store.Rand, err = fork(in.store.Rand, "store"); err != nil {
+		return inputs{}, err
+	}
+	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now, &in.store.Now} {
 		if *now == nil {
 			*now = in.now
 		}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,8 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	xpeer "github.com/exopeer/exopeer/peer"
+	"github.com/exopeer/exopeer/store"
+	"github.com/exopeer/exopeer/store/service"
 )
 
 // Config shapes a simulated network. The zero value of a field means its
@@ -135,6 +138,14 @@ type NodeConfig struct {
 	// them is ignored: it comes from Bootstrap above.
 	DHT       *dht.Config
 	Discovery *discovery.Config
+	// Dir is the directory the node keeps files in besides its datastore
+	// (its store's index, under Dir/store, peer.StoreDir), on disk; it
+	// survives crashes, as the datastore does. Empty: none, so the node
+	// keeps no index and sends its store reads to a store member.
+	Dir string
+	// Types are trait types the node's store knows besides the built-in
+	// ones.
+	Types []store.Schema
 }
 
 // Node is one simulated node: a key, a datastore that survives crashes,
@@ -272,10 +283,15 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	rnd := nodeRand(n.cfg.Seed, nd.Index, nd.lives)
 	nd.lives++
 	nd.mu.Unlock()
+	store, err := storeConfig(nd.cfg)
+	if err != nil {
+		return err
+	}
 	nd.routable.Store(true)
 	node, err := xpeer.New(xpeer.Options{
 		Key: nd.key, Datastore: nd.store, Network: network,
 		DHT: dcfg, Discovery: disc, Chain: chainCfg, Logger: n.log.With("node", nd.Index),
+		Store: store,
 		// time.Now is the bubble's virtual clock.
 		Rand: rnd, Now: time.Now,
 	})
@@ -290,6 +306,21 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	nd.node = node
 	nd.mu.Unlock()
 	return nil
+}
+
+// storeConfig is the store configuration of a node set up as cfg.
+func storeConfig(cfg NodeConfig) (service.Config, error) {
+	reg := store.NewRegistry()
+	for _, s := range cfg.Types {
+		if err := reg.Register(s); err != nil {
+			return service.Config{}, fmt.Errorf("simnet: %w", err)
+		}
+	}
+	c := service.Config{Registry: reg}
+	if cfg.Dir != "" {
+		c.Dir = filepath.Join(cfg.Dir, xpeer.StoreDir)
+	}
+	return c, nil
 }
 
 // nodeRand returns the random source of node i in its life-th start on a

@@ -1,0 +1,372 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/exopeer/exopeer/store"
+)
+
+// Get returns entity id's live traits in TraitID order, or an error
+// wrapping store.ErrNotFound when it has none. traits is a projection as
+// Query.Traits: nil for every live trait, else only those of these types
+// (an entity with live traits of none of them is returned without
+// traits). Safe for concurrent use.
+func (ix *Index) Get(ctx context.Context, id store.EntityID, traits []string) (store.Entity, error) {
+	if traits != nil {
+		if err := checkProjection(traits); err != nil {
+			return store.Entity{}, err
+		}
+	}
+	tx, err := ix.read(ctx)
+	if err != nil {
+		return store.Entity{}, err
+	}
+	defer tx.Rollback()
+	ents, err := fetch(ctx, tx, []store.EntityID{id}, traits == nil, traits)
+	if err != nil {
+		return store.Entity{}, err
+	}
+	if ents[0] == nil {
+		return store.Entity{}, fmt.Errorf("index: get %s: %w", id, store.ErrNotFound)
+	}
+	return *ents[0], nil
+}
+
+// read starts a read transaction: one snapshot for the whole answer.
+func (ix *Index) read(ctx context.Context) (*sql.Tx, error) {
+	select {
+	case <-ix.done:
+		return nil, ErrClosed
+	default:
+	}
+	tx, err := ix.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("index: read: %w", err)
+	}
+	return tx, nil
+}
+
+// fetch returns the entities of ids (nil for one without live traits),
+// with the traits of the projection (all, or of the types in only).
+func fetch(ctx context.Context, tx *sql.Tx, ids []store.EntityID, all bool, only []string) ([]*store.Entity, error) {
+	out := make([]*store.Entity, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	at := make(map[store.EntityID]int, len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		at[id] = i
+		args[i] = id[:]
+	}
+	q := `SELECT entity, trait, type, doc, created, modified FROM traits WHERE dead = 0 AND entity IN (?` +
+		strings.Repeat(", ?", len(ids)-1) + `) ORDER BY entity, trait`
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("index: fetch: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ent []byte
+		var t store.Trait
+		var created, modified []byte
+		var doc []byte
+		if err := rows.Scan(&ent, &t.ID, &t.Type, &doc, &created, &modified); err != nil {
+			return nil, fmt.Errorf("index: fetch: %w", err)
+		}
+		var id store.EntityID
+		copy(id[:], ent)
+		i, ok := at[id]
+		if !ok {
+			continue
+		}
+		if out[i] == nil {
+			out[i] = &store.Entity{ID: id}
+		}
+		if !all && !slices.Contains(only, t.Type) {
+			continue
+		}
+		t.Doc = json.RawMessage(doc)
+		if t.Created, err = keyTime(created); err != nil {
+			return nil, err
+		}
+		if t.Modified, err = keyTime(modified); err != nil {
+			return nil, err
+		}
+		out[i].Traits = append(out[i].Traits, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index: fetch: %w", err)
+	}
+	return out, nil
+}
+
+// Query runs q: validated first against the registry (errors wrap
+// store.ErrQuery and name the part at fault), then answered from one
+// snapshot of the index, reading at most Limit+1 hits. Safe for
+// concurrent use.
+func (ix *Index) Query(ctx context.Context, q store.Query) (store.Page, error) {
+	p, err := ix.compile(q)
+	if err != nil {
+		return store.Page{}, err
+	}
+	return ix.run(ctx, p)
+}
+
+func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
+	tx, err := ix.read(ctx)
+	if err != nil {
+		return store.Page{}, err
+	}
+	defer tx.Rollback()
+	if p.refers != nil && len(p.refFields) == 0 {
+		return store.Page{Hits: []store.Hit{}}, nil // no type has a reference field
+	}
+	q, args := p.sql()
+	if p.streams() {
+		q, args = p.streamSQL()
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return store.Page{}, fmt.Errorf("index: query: %w", err)
+	}
+	type hit struct {
+		id   store.EntityID
+		key  any
+		rank float64
+	}
+	var hits []hit
+	seen := make(map[store.EntityID]bool)
+	for len(hits) <= p.limit && rows.Next() {
+		var h hit
+		var ent []byte
+		var rank sql.NullFloat64
+		if err := rows.Scan(&ent, &h.key, &rank); err != nil {
+			rows.Close()
+			return store.Page{}, fmt.Errorf("index: query: %w", err)
+		}
+		copy(h.id[:], ent)
+		if seen[h.id] {
+			continue // streamed: an entity's first row is its best
+		}
+		seen[h.id] = true
+		h.rank = rank.Float64
+		hits = append(hits, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return store.Page{}, fmt.Errorf("index: query: %w", err)
+	}
+	page := store.Page{Hits: []store.Hit{}}
+	if len(hits) > p.limit {
+		hits = hits[:p.limit]
+		last := hits[len(hits)-1]
+		page.Next = cursor{fp: p.fp, entity: last.id, key: normKey(last.key)}.encode()
+	}
+	ids := make([]store.EntityID, len(hits))
+	for i, h := range hits {
+		ids[i] = h.id
+	}
+	ents, err := fetch(ctx, tx, ids, p.all, p.traits)
+	if err != nil {
+		return store.Page{}, err
+	}
+	for i, h := range hits {
+		if ents[i] == nil {
+			return store.Page{}, fmt.Errorf("index: query: hit %s has no trait", h.id)
+		}
+		page.Hits = append(page.Hits, store.Hit{Entity: *ents[i], Rank: h.rank})
+	}
+	return page, nil
+}
+
+// normKey turns a scanned key into a cursor's key type.
+func normKey(k any) any {
+	switch v := k.(type) {
+	case int64:
+		return float64(v)
+	case []byte:
+		return append([]byte{}, v...)
+	}
+	return k
+}
+
+// sql builds the query of p: the candidate traits (live, of the type,
+// satisfying every condition) with their sort key, grouped by entity
+// (the entity's key is its best trait's), after the cursor, in order, at
+// most limit+1.
+func (p *plan) sql() (string, []any) {
+	var b strings.Builder
+	var args []any
+	arg := func(v any) string { // a numbered parameter, so that one can be used twice
+		args = append(args, v)
+		return "?" + strconv.Itoa(len(args))
+	}
+	agg := "MIN"
+	if p.desc {
+		agg = "MAX"
+	}
+	var key string
+	switch p.order {
+	case byModified:
+		key = "t.modified"
+	case byCreated:
+		key = "t.created"
+	case byRelevance:
+		key = "round(m.r, 6)"
+	case byField:
+		key = "(SELECT " + agg + "(v) FROM terms WHERE trait = t.id AND field = " + arg(p.orderBy.id) + ")"
+	}
+	rank := "NULL"
+	if p.match != "" {
+		rank = "round(m.r, 6)"
+	}
+	// The join order is fixed (CROSS JOIN): the full-text match drives
+	// when there is one, else the first predicate's index, else the
+	// references', else the traits of the type; the other conditions are
+	// checked per candidate through the terms' primary key.
+	cond := func(pr pred, col string) string {
+		if pr.op == store.Prefix {
+			return col + " >= " + arg(pr.v) + " AND " + col + " < " + arg(pr.hi)
+		}
+		return col + " " + string(pr.op) + " " + arg(pr.v)
+	}
+	refFields := func() string {
+		var f []string
+		for _, id := range p.refFields {
+			f = append(f, arg(id))
+		}
+		return "field IN (" + strings.Join(f, ", ") + ")"
+	}
+	b.WriteString("SELECT t.entity AS e, " + key + " AS k, " + rank + " AS r FROM ")
+	var where []string
+	preds, refers := p.preds, p.refers
+	switch {
+	case p.match != "":
+		b.WriteString("(SELECT rowid AS id, rank AS r FROM fts WHERE fts MATCH " + arg(p.match) + ") m CROSS JOIN traits t ON t.id = m.id")
+	case len(preds) > 0:
+		b.WriteString("terms x CROSS JOIN traits t ON t.id = x.trait")
+		d := preds[0]
+		where = append(where, "x.field = "+arg(d.field)+" AND "+cond(d, "x.v"))
+		// A field with one value: its other bounds narrow the driving
+		// range (of a list field, each may hold for another value).
+		var rest []pred
+		for _, pr := range preds[1:] {
+			if pr.field == d.field && !d.list {
+				where = append(where, cond(pr, "x.v"))
+			} else {
+				rest = append(rest, pr)
+			}
+		}
+		preds = rest
+	case refers != nil:
+		b.WriteString("terms x CROSS JOIN traits t ON t.id = x.trait")
+		where = append(where, "x."+refFields()+" AND x.v = "+arg(refers))
+		refers = nil
+	default:
+		b.WriteString("traits t")
+	}
+	where = append(where, "t.dead = 0")
+	if p.typ != "" {
+		where = append(where, "t.type = "+arg(p.typ))
+	}
+	for _, pr := range preds {
+		where = append(where, "EXISTS (SELECT 1 FROM terms WHERE trait = t.id AND field = "+arg(pr.field)+" AND "+cond(pr, "v")+")")
+	}
+	if refers != nil {
+		where = append(where, "EXISTS (SELECT 1 FROM terms WHERE trait = t.id AND "+refFields()+" AND v = "+arg(refers)+")")
+	}
+	b.WriteString(" WHERE " + strings.Join(where, " AND "))
+	inner := b.String()
+	b.Reset()
+	b.WriteString("SELECT e, " + agg + "(k) AS sk, MIN(r) FROM (" + inner + ") GROUP BY e")
+	dir, cmp := "ASC", ">"
+	if p.desc {
+		dir, cmp = "DESC", "<"
+	}
+	if c := p.after; c != nil {
+		if c.key == nil {
+			b.WriteString(" HAVING " + agg + "(k) IS NULL AND e > " + arg(c.entity[:]))
+		} else {
+			k := arg(c.key)
+			b.WriteString(" HAVING " + agg + "(k) IS NULL OR " + agg + "(k) " + cmp + " " + k +
+				" OR (" + agg + "(k) = " + k + " AND e > " + arg(c.entity[:]) + ")")
+		}
+	}
+	b.WriteString(" ORDER BY sk IS NULL, sk " + dir + ", e LIMIT " + arg(p.limit+1))
+	return b.String(), args
+}
+
+// streams reports whether p is answered by streamSQL: by modified time,
+// with no match or reference, and a type (listing "notes, newest first")
+// or an equality predicate first ("notes tagged work, newest first"):
+// read in order from the traits_type or terms_v index.
+func (p *plan) streams() bool {
+	if p.order != byModified || p.match != "" || p.refers != nil {
+		return false
+	}
+	if len(p.preds) == 0 {
+		return p.typ != ""
+	}
+	return p.preds[0].op == store.Eq
+}
+
+// streamSQL reads p's traits in key order, without grouping (run keeps
+// each entity's first row, its best, and stops at limit+1 entities):
+// the cost is the page, not the number of candidates. After a cursor, a
+// trait is left out when its entity has a matching trait at or before
+// the cursor (the entity was on an earlier page).
+func (p *plan) streamSQL() (string, []any) {
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "?" + strconv.Itoa(len(args))
+	}
+	exists := func(trait string, pr pred) string {
+		c := " = " + arg(pr.v)
+		if pr.op != store.Eq {
+			c = " " + string(pr.op) + " " + arg(pr.v)
+		}
+		if pr.op == store.Prefix {
+			c = " >= " + arg(pr.v) + " AND v < " + arg(pr.hi)
+		}
+		return "EXISTS (SELECT 1 FROM terms WHERE trait = " + trait + " AND field = " + arg(pr.field) + " AND v" + c + ")"
+	}
+	// matches is the condition for a trait row u to match p.
+	matches := func(u string) string {
+		c := u + ".dead = 0 AND " + u + ".type = " + arg(p.typ)
+		for _, pr := range p.preds {
+			c += " AND " + exists(u+".id", pr)
+		}
+		return c
+	}
+	var q, key, ent string
+	if len(p.preds) == 0 {
+		q = "SELECT t.entity, t.modified, NULL FROM traits t INDEXED BY traits_type WHERE t.dead = 0 AND t.type = " + arg(p.typ)
+		key, ent = "t.modified", "t.entity"
+	} else {
+		d := p.preds[0]
+		q = "SELECT x.entity, x.mod, NULL FROM terms x INDEXED BY terms_v WHERE x.field = " + arg(d.field) + " AND x.v = " + arg(d.v)
+		for _, pr := range p.preds[1:] {
+			q += " AND " + exists("x.trait", pr)
+		}
+		key, ent = "x.mod", "x.entity"
+	}
+	dir, cmp, before := "ASC", ">", "<"
+	if p.desc {
+		dir, cmp, before = "DESC", "<", ">"
+	}
+	if c := p.after; c != nil {
+		k, e := arg(c.key), arg(c.entity[:])
+		q += " AND (" + key + " " + cmp + " " + k + " OR (" + key + " = " + k + " AND " + ent + " > " + e + "))" +
+			" AND NOT EXISTS (SELECT 1 FROM traits u WHERE u.entity = " + ent + " AND " + matches("u") +
+			" AND (u.modified " + before + " " + k + " OR (u.modified = " + k + " AND u.entity <= " + e + ")))"
+	}
+	return q + " ORDER BY " + key + " " + dir + ", " + ent, args
+}

@@ -1,0 +1,197 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/store"
+	"github.com/exopeer/exopeer/store/index"
+)
+
+// Get returns entity id's live traits (of the types in traits, as
+// Query.Traits: nil for all). It answers store.ErrNotFound for an entity
+// with no live trait. A store-role node reads its own index; another asks
+// a store member (ErrNoStoreMember when none answers). It blocks.
+func (s *Service) Get(ctx context.Context, id store.EntityID, traits []string) (store.Entity, error) {
+	ix, err := s.route(ctx)
+	if err != nil {
+		return store.Entity{}, err
+	}
+	if ix != nil {
+		return ix.Get(ctx, id, traits)
+	}
+	var e store.Entity
+	err = s.remote(ctx, func(ctx context.Context, p peer.ID) (err error) {
+		e, err = s.client.Get(ctx, p, id, traits)
+		return err
+	})
+	normalize(&e)
+	return e, err
+}
+
+// Query runs q. Its errors wrap store.ErrQuery, naming the part of q at
+// fault, or say why no index could answer (ErrNoStoreMember). It blocks.
+func (s *Service) Query(ctx context.Context, q store.Query) (store.Page, error) {
+	ix, err := s.route(ctx)
+	if err != nil {
+		return store.Page{}, err
+	}
+	if ix != nil {
+		return ix.Query(ctx, q)
+	}
+	var pg store.Page
+	err = s.remote(ctx, func(ctx context.Context, p peer.ID) (err error) {
+		pg, err = s.client.Query(ctx, p, q)
+		return err
+	})
+	for i := range pg.Hits {
+		normalize(&pg.Hits[i].Entity)
+	}
+	return pg, err
+}
+
+// Watch runs q as a watched query: the channel gets q's first page, then
+// its changes (see store.WatchEvent), until ctx ends (or the node leaves
+// its cell, or the service closes): then it is closed. On a node without
+// the store role, a watch whose store member goes away is set up again on
+// another, and the consumer gets the difference as changes. It blocks
+// until the watch is set up.
+func (s *Service) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEvent, error) {
+	ix, err := s.route(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ix != nil {
+		return s.localWatch(ctx, ix, q)
+	}
+	return s.remoteWatch(ctx, q)
+}
+
+// localWatch is ix's watch, ended also when the service closes.
+func (s *Service) localWatch(ctx context.Context, ix *index.Index, q store.Query) (<-chan store.WatchEvent, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	ch, err := ix.Watch(wctx, q)
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	context.AfterFunc(wctx, func() { stop() })
+	return ch, nil
+}
+
+// Reindex empties the index and applies the whole chain again. Only a
+// node with the store role has an index (else ErrNotStore). It blocks
+// until the index has caught up with the chain.
+func (s *Service) Reindex(ctx context.Context) (Reindexed, error) {
+	if err := s.live(); err != nil {
+		return Reindexed{}, err
+	}
+	_, me, err := s.roster()
+	if err != nil {
+		return Reindexed{}, err
+	}
+	if !s.isStore(me) {
+		return Reindexed{}, ErrNotStore
+	}
+	ix, err := s.index(ctx, true)
+	if err != nil {
+		return Reindexed{}, err
+	}
+	if ix == nil {
+		return Reindexed{}, ErrNotStore
+	}
+	began := s.cfg.Now()
+	s.amu.Lock()
+	err = ix.Reset(ctx)
+	s.amu.Unlock()
+	if err != nil {
+		return Reindexed{}, fmt.Errorf("store: reindex: %w", err)
+	}
+	s.log.Info("store reindex asked: index emptied, applying the chain again")
+	n, err := s.catchUp(ctx, ix)
+	if err != nil {
+		return Reindexed{}, fmt.Errorf("store: reindex: %w", err)
+	}
+	st, err := ix.Stats(ctx)
+	if err != nil {
+		return Reindexed{}, fmt.Errorf("store: reindex: %w", err)
+	}
+	r := Reindexed{Entries: n, Entities: st.Entities, Took: s.cfg.Now().Sub(began)}
+	s.log.Info("store reindexed", "entries", r.Entries, "entities", r.Entities, "took", r.Took.Round(time.Millisecond))
+	return r, nil
+}
+
+// Status says what the service sees: its role, and the index's counts
+// (for a remote node, which store member answers).
+func (s *Service) Status(ctx context.Context) (Status, error) {
+	if err := s.live(); err != nil {
+		return Status{}, err
+	}
+	_, me, err := s.roster()
+	if err != nil {
+		return Status{}, err
+	}
+	if !s.isStore(me) {
+		st := Status{Role: RoleRemote, Skipped: map[string]int64{}}
+		if m := s.answering(); m != "" {
+			st.Member = m.String()
+		}
+		return st, nil
+	}
+	ix, err := s.index(ctx, true)
+	if err != nil {
+		return Status{}, err
+	}
+	if ix == nil { // the roster changed meanwhile
+		return Status{Role: RoleRemote, Skipped: map[string]int64{}}, nil
+	}
+	is, err := ix.Stats(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("store: status: %w", err)
+	}
+	cs, err := s.chain.Status(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("store: status: %w", err)
+	}
+	st := Status{Role: RoleStore, Next: is.Next, Entities: is.Entities, Traits: is.Traits, Skipped: is.Skipped, Bytes: is.Bytes}
+	if n := uint64(cs.Length); n > is.Next {
+		st.Behind = n - is.Next
+	}
+	return st, nil
+}
+
+// route returns the index that answers this node's reads: its own
+// (opened if need be), or nil when reads go to a store member.
+func (s *Service) route(ctx context.Context) (*index.Index, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	_, me, err := s.roster()
+	if err != nil {
+		return nil, err
+	}
+	if !s.isStore(me) {
+		return nil, nil
+	}
+	ix, err := s.index(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	if ix != nil {
+		s.kickFollower() // a freshly opened index catches up
+	}
+	return ix, nil
+}
+
+// normalize gives an entity from a store member the form the local index
+// gives: no traits is nil, as the wire may not tell nil from empty.
+func normalize(e *store.Entity) {
+	if len(e.Traits) == 0 {
+		e.Traits = nil
+	}
+}
