@@ -46,31 +46,48 @@ func cmdStorePut(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	doc, err := docArg(cmd, a[1])
-	if err != nil {
-		return err
+	// An argument is checked first; stdin is read once a node runs.
+	var doc json.RawMessage
+	if a[1] != "-" {
+		if doc, err = docArg(cmd, a[1]); err != nil {
+			return err
+		}
 	}
 	c, err := dial(cmd)
 	if err != nil {
 		return err
+	}
+	if a[1] == "-" {
+		if doc, err = docArg(cmd, a[1]); err != nil {
+			return err
+		}
 	}
 	req := api.StorePutRequest{Entity: cmd.String("entity"),
 		Traits: []api.StoreTraitInput{{Type: a[0], ID: cmd.String("trait"), Doc: doc}}}
 	return storeWrite(ctx, cmd, func(ctx context.Context) (api.StoreWritten, error) { return c.StorePut(ctx, req) })
 }
 
-// docArg checks a document given on the command line: JSON, of at most
-// store.MaxDoc bytes.
+// docArg is the document of store put: the JSON argument, or the JSON
+// read from stdin for "-" (no more than the largest document and a byte:
+// the node says it is too large).
 func docArg(cmd *cli.Command, s string) (json.RawMessage, error) {
-	if !json.Valid([]byte(s)) {
+	doc := []byte(s)
+	if s == "-" {
+		b, err := io.ReadAll(io.LimitReader(stdin, store.MaxDoc+1))
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		doc = b
+	}
+	if !json.Valid(doc) {
 		var v any
-		err := json.Unmarshal([]byte(s), &v)
+		err := json.Unmarshal(doc, &v)
+		if s == "-" {
+			return nil, fmt.Errorf("stdin is not JSON (%v)", err)
+		}
 		return nil, usage(cmd, "the document is not JSON (%v); quote it for the shell: '{\"body\": \"...\"}'", err)
 	}
-	if len(s) > store.MaxDoc {
-		return nil, usage(cmd, "the document is %d bytes, over %d", len(s), store.MaxDoc)
-	}
-	return json.RawMessage(s), nil
+	return doc, nil
 }
 
 func cmdStoreGet(ctx context.Context, cmd *cli.Command) error {

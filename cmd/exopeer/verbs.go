@@ -197,7 +197,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 				Commands: []*cli.Command{
 					{
 						Name:      "put",
-						Usage:     `write a trait of TYPE with the document JSON: into a new entity, or --entity ID`,
+						Usage:     `write a trait of TYPE with the document JSON (- for stdin): into a new entity, or --entity ID`,
 						ArgsUsage: "TYPE JSON",
 						Flags: []cli.Flag{
 							&cli.StringFlag{Name: "entity", Usage: "the entity to write into (default: a new one)"},
