@@ -30,6 +30,7 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	xpeer "github.com/exopeer/exopeer/peer"
+	"github.com/exopeer/exopeer/store"
 	"github.com/exopeer/exopeer/store/service"
 )
 
@@ -142,6 +143,9 @@ type NodeConfig struct {
 	// survives crashes, as the datastore does. Empty: none, so the node
 	// keeps no index and sends its store reads to a store member.
 	Dir string
+	// Types are trait types the node's store knows besides the built-in
+	// ones.
+	Types []store.Schema
 }
 
 // Node is one simulated node: a key, a datastore that survives crashes,
@@ -279,11 +283,15 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	rnd := nodeRand(n.cfg.Seed, nd.Index, nd.lives)
 	nd.lives++
 	nd.mu.Unlock()
+	store, err := storeConfig(nd.cfg)
+	if err != nil {
+		return err
+	}
 	nd.routable.Store(true)
 	node, err := xpeer.New(xpeer.Options{
 		Key: nd.key, Datastore: nd.store, Network: network,
 		DHT: dcfg, Discovery: disc, Chain: chainCfg, Logger: n.log.With("node", nd.Index),
-		Store: storeConfig(nd.cfg.Dir),
+		Store: store,
 		// time.Now is the bubble's virtual clock.
 		Rand: rnd, Now: time.Now,
 	})
@@ -300,12 +308,19 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	return nil
 }
 
-// storeConfig is the store configuration of a node whose files are in dir.
-func storeConfig(dir string) service.Config {
-	if dir == "" {
-		return service.Config{}
+// storeConfig is the store configuration of a node set up as cfg.
+func storeConfig(cfg NodeConfig) (service.Config, error) {
+	reg := store.NewRegistry()
+	for _, s := range cfg.Types {
+		if err := reg.Register(s); err != nil {
+			return service.Config{}, fmt.Errorf("simnet: %w", err)
+		}
 	}
-	return service.Config{Dir: filepath.Join(dir, xpeer.StoreDir)}
+	c := service.Config{Registry: reg}
+	if cfg.Dir != "" {
+		c.Dir = filepath.Join(cfg.Dir, xpeer.StoreDir)
+	}
+	return c, nil
 }
 
 // nodeRand returns the random source of node i in its life-th start on a

@@ -2,19 +2,24 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"time"
 
 	"github.com/exopeer/exopeer/store"
+	"github.com/exopeer/exopeer/store/index"
 )
 
 // Get returns entity id's live traits (of the types in traits, as
 // Query.Traits: nil for all). It answers store.ErrNotFound for an entity
-// with no live trait, ErrNoStoreMember when no index can answer. It
-// blocks.
+// with no live trait. A store-role node reads its own index; another asks
+// a store member (ErrNoStoreMember when none answers). It blocks.
 func (s *Service) Get(ctx context.Context, id store.EntityID, traits []string) (store.Entity, error) {
-	if err := s.readable(); err != nil {
+	ix, err := s.route(ctx)
+	if err != nil {
 		return store.Entity{}, err
+	}
+	if ix != nil {
+		return ix.Get(ctx, id, traits)
 	}
 	return store.Entity{}, fmt.Errorf("store: get %s: %w", id, ErrNoStoreMember)
 }
@@ -22,20 +27,45 @@ func (s *Service) Get(ctx context.Context, id store.EntityID, traits []string) (
 // Query runs q. Its errors wrap store.ErrQuery, naming the part of q at
 // fault, or say why no index could answer (ErrNoStoreMember). It blocks.
 func (s *Service) Query(ctx context.Context, q store.Query) (store.Page, error) {
-	if err := s.readable(); err != nil {
+	ix, err := s.route(ctx)
+	if err != nil {
 		return store.Page{}, err
+	}
+	if ix != nil {
+		return ix.Query(ctx, q)
 	}
 	return store.Page{}, fmt.Errorf("store: query: %w", ErrNoStoreMember)
 }
 
 // Watch runs q as a watched query: the channel gets q's first page, then
-// its changes (see store.WatchEvent), until ctx ends. It blocks until the
-// watch is set up.
+// its changes (see store.WatchEvent), until ctx ends (or the node leaves
+// its cell, or the service closes): then it is closed. On a node without
+// the store role, a watch whose store member goes away is set up again on
+// another, and the consumer gets the difference as changes. It blocks
+// until the watch is set up.
 func (s *Service) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEvent, error) {
-	if err := s.readable(); err != nil {
+	ix, err := s.route(ctx)
+	if err != nil {
 		return nil, err
 	}
+	if ix != nil {
+		return s.localWatch(ctx, ix, q)
+	}
 	return nil, fmt.Errorf("store: watch: %w", ErrNoStoreMember)
+}
+
+// localWatch is ix's watch, ended also when the service closes.
+func (s *Service) localWatch(ctx context.Context, ix *index.Index, q store.Query) (<-chan store.WatchEvent, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	ch, err := ix.Watch(wctx, q)
+	if err != nil {
+		stop()
+		cancel()
+		return nil, err
+	}
+	context.AfterFunc(wctx, func() { stop() })
+	return ch, nil
 }
 
 // Reindex empties the index and applies the whole chain again. Only a
@@ -52,11 +82,36 @@ func (s *Service) Reindex(ctx context.Context) (Reindexed, error) {
 	if !s.isStore(me) {
 		return Reindexed{}, ErrNotStore
 	}
-	return Reindexed{}, errors.New("store: reindex: the index is not built into this node yet")
+	ix, err := s.index(ctx, true)
+	if err != nil {
+		return Reindexed{}, err
+	}
+	if ix == nil {
+		return Reindexed{}, ErrNotStore
+	}
+	began := s.cfg.Now()
+	s.amu.Lock()
+	err = ix.Reset(ctx)
+	s.amu.Unlock()
+	if err != nil {
+		return Reindexed{}, fmt.Errorf("store: reindex: %w", err)
+	}
+	s.log.Info("store reindex asked: index emptied, applying the chain again")
+	n, err := s.catchUp(ctx, ix)
+	if err != nil {
+		return Reindexed{}, fmt.Errorf("store: reindex: %w", err)
+	}
+	st, err := ix.Stats(ctx)
+	if err != nil {
+		return Reindexed{}, fmt.Errorf("store: reindex: %w", err)
+	}
+	r := Reindexed{Entries: n, Entities: st.Entities, Took: s.cfg.Now().Sub(began)}
+	s.log.Info("store reindexed", "entries", r.Entries, "entities", r.Entities, "took", r.Took.Round(time.Millisecond))
+	return r, nil
 }
 
 // Status says what the service sees: its role, and the index's counts
-// (its own, or for a remote node nothing but the member answering).
+// (for a remote node, which store member answers).
 func (s *Service) Status(ctx context.Context) (Status, error) {
 	if err := s.live(); err != nil {
 		return Status{}, err
@@ -65,23 +120,50 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	st := Status{Role: RoleRemote, Skipped: map[string]int64{}}
-	if s.isStore(me) {
-		st.Role = RoleStore
-		cs, err := s.chain.Status(ctx)
-		if err != nil {
-			return Status{}, fmt.Errorf("store: status: %w", err)
-		}
-		st.Behind = uint64(cs.Length)
+	if !s.isStore(me) {
+		return Status{Role: RoleRemote, Skipped: map[string]int64{}}, nil
+	}
+	ix, err := s.index(ctx, true)
+	if err != nil {
+		return Status{}, err
+	}
+	if ix == nil { // the roster changed meanwhile
+		return Status{Role: RoleRemote, Skipped: map[string]int64{}}, nil
+	}
+	is, err := ix.Stats(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("store: status: %w", err)
+	}
+	cs, err := s.chain.Status(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("store: status: %w", err)
+	}
+	st := Status{Role: RoleStore, Next: is.Next, Entities: is.Entities, Traits: is.Traits, Skipped: is.Skipped, Bytes: is.Bytes}
+	if n := uint64(cs.Length); n > is.Next {
+		st.Behind = n - is.Next
 	}
 	return st, nil
 }
 
-// readable says why the node cannot read, if it cannot.
-func (s *Service) readable() error {
+// route returns the index that answers this node's reads: its own
+// (opened if need be), or nil when reads go to a store member.
+func (s *Service) route(ctx context.Context) (*index.Index, error) {
 	if err := s.live(); err != nil {
-		return err
+		return nil, err
 	}
-	_, _, err := s.roster()
-	return err
+	_, me, err := s.roster()
+	if err != nil {
+		return nil, err
+	}
+	if !s.isStore(me) {
+		return nil, nil
+	}
+	ix, err := s.index(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	if ix != nil {
+		s.kickFollower() // a freshly opened index catches up
+	}
+	return ix, nil
 }

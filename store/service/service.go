@@ -17,6 +17,7 @@ import (
 	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/internal/ambient"
 	"github.com/exopeer/exopeer/store"
+	"github.com/exopeer/exopeer/store/index"
 )
 
 // Sentinel errors.
@@ -74,6 +75,9 @@ type Config struct {
 	// Poll is how often the follower looks at the roster for a change of
 	// cell or of role, besides the chain's signals. Default 2 s.
 	Poll time.Duration
+	// Index tunes the index (package store/index); zero means its
+	// defaults.
+	Index index.Options
 	// Rand is the source of new entity IDs. nil: the system's.
 	Rand io.Reader
 	// Now is the clock of the traits' created and modified times. nil:
@@ -121,6 +125,19 @@ type Service struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	kick    chan struct{} // cap 1: the follower is asked for a pass
+
+	// imu guards the index of the node's current cell (nil: none open);
+	// ixDone: Close closed it for good.
+	imu    sync.Mutex
+	ix     *index.Index
+	ixCell string
+	ixDone bool
+	// amu serialises catch-ups (the follower, Reindex, writes).
+	amu sync.Mutex
+
+	lmu     sync.Mutex
+	skipLog limiter
 }
 
 // New returns a Service that has started nothing.
@@ -135,11 +152,11 @@ func New(opts Options) (*Service, error) {
 	}
 	return &Service{
 		h: opts.Host, chain: opts.Chain, cell: opts.Cell, cfg: cfg, reg: cfg.Registry,
-		log: log.With("part", "store"),
+		log: log.With("part", "store"), kick: make(chan struct{}, 1),
 	}, nil
 }
 
-// Start starts the service. It opens nothing: the index is opened when
+// Start starts the follower. It opens nothing: the index is opened when
 // there is something to index or to read.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
@@ -149,6 +166,8 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.started = true
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.wg.Add(1)
+	go s.follow(s.ctx)
 	return nil
 }
 
@@ -162,12 +181,19 @@ func (s *Service) Close() error {
 	s.closed = true
 	started := s.started
 	s.mu.Unlock()
-	if !started {
-		return nil
+	var err error
+	if started {
+		s.cancel()
+		s.wg.Wait()
 	}
-	s.cancel()
-	s.wg.Wait()
-	return nil
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	ix := s.ix
+	s.ix, s.ixCell, s.ixDone = nil, "", true
+	if ix != nil {
+		err = errors.Join(err, ix.Close())
+	}
+	return err
 }
 
 // Types returns the trait types the node knows, by name.

@@ -18,7 +18,8 @@ import (
 // store.ErrTooLarge), a document its schema refuses (a *store.FieldError,
 // wrapping store.ErrSchema), and a malformed trait or transaction (no
 // traits, a bad ID or type, a repeated trait ID: store.ErrMalformed). It
-// blocks until the entry is on disk; traits is not retained.
+// blocks until the entry is on disk and, on a store-role node, in the
+// index; traits is not retained.
 func (s *Service) Put(ctx context.Context, e store.EntityID, traits []store.Trait) (Written, error) {
 	if err := s.live(); err != nil {
 		return Written{}, err
@@ -168,5 +169,19 @@ func (s *Service) append(ctx context.Context, e store.EntityID, tx store.Transac
 	if err != nil {
 		return Written{}, fmt.Errorf("store: append: %w", err)
 	}
+	s.settle(ctx)
 	return Written{Entity: e, CID: ent.CID, Pos: ent.Pos}, nil
+}
+
+// settle brings a store node's index up to its chain, so that a write is
+// in the index when it returns (a node reads its own writes). A failure
+// is logged: the write is on the chain, and the follower goes on.
+func (s *Service) settle(ctx context.Context) {
+	ix, err := s.route(ctx)
+	if err == nil && ix != nil {
+		_, err = s.catchUp(ctx, ix)
+	}
+	if err != nil {
+		s.log.Warn("store index not caught up after a write", "err", err)
+	}
 }

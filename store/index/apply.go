@@ -1,0 +1,493 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/exopeer/exopeer/store"
+)
+
+// Arrival is one chain entry, in this node's arrival order: Index is its
+// place in that order (0, 1, 2, ...), CID its content ID, Pos its place in
+// the chain's order. The index does not retain Payload.
+type Arrival struct {
+	Index   uint64
+	CID     []byte
+	Pos     store.Pos
+	Payload []byte
+}
+
+// Checkpoint is how far Apply has gone: arrivals 0 to Next-1 are applied,
+// Last is the CID of arrival Next-1 (nil when Next is 0).
+type Checkpoint struct {
+	Next uint64
+	Last []byte
+}
+
+// Skip is an arrival whose mutation was not applied: Reason is
+// store.SkipDecode or store.SkipSchema, Err why.
+type Skip struct {
+	Index  uint64
+	Reason string
+	Err    error
+}
+
+// Apply applies arrivals in one SQLite transaction that also advances the
+// checkpoint, so a crash never half-applies them. as[0].Index must be the
+// checkpoint's Next and the indexes consecutive (else ErrOrder, nothing
+// applied). A payload that is not a store mutation (store.IsMutation) is
+// ignored; a mutation that does not decode, or with a document its schema
+// refuses, is skipped whole (returned, counted in Stats.Skipped), as
+// store.State does. Watches are refreshed after the commit, before Apply
+// returns. Safe for concurrent use (serialised); as is not retained.
+func (ix *Index) Apply(ctx context.Context, as []Arrival) ([]Skip, error) {
+	if len(as) == 0 {
+		return nil, nil
+	}
+	ix.mu.Lock()
+	skips, changed, err := ix.apply(ctx, as)
+	ix.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		ix.refresh(ctx)
+	}
+	return skips, nil
+}
+
+func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) {
+	if ix.closed {
+		return nil, false, ErrClosed
+	}
+	cp, err := ix.checkpoint(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	for i, a := range as {
+		if a.Index != cp.Next+uint64(i) {
+			return nil, false, fmt.Errorf("index: apply: arrival %d at place %d, want %d: %w", a.Index, i, cp.Next+uint64(i), ErrOrder)
+		}
+	}
+	if _, err := ix.wc.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return nil, false, fmt.Errorf("index: apply: begin: %w", err)
+	}
+	w := writer{ix: ix, ctx: ctx}
+	skips, err := w.arrivals(as)
+	if err == nil {
+		last := as[len(as)-1]
+		err = w.exec(ix.st.setMeta, "next", int64(last.Index+1))
+		if err == nil {
+			err = w.exec(ix.st.setMeta, "last", append([]byte{}, last.CID...))
+		}
+	}
+	if err == nil {
+		_, err = ix.wc.ExecContext(ctx, `COMMIT`)
+	}
+	if err != nil {
+		_, rerr := ix.wc.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+		return nil, false, errors.Join(fmt.Errorf("index: apply: %w", err), rerr)
+	}
+	return skips, w.changed, nil
+}
+
+// writer applies arrivals inside Apply's transaction.
+type writer struct {
+	ix      *Index
+	ctx     context.Context
+	changed bool
+}
+
+func (w *writer) exec(s *sql.Stmt, args ...any) error {
+	_, err := s.ExecContext(w.ctx, args...)
+	return err
+}
+
+func (w *writer) arrivals(as []Arrival) ([]Skip, error) {
+	var skips []Skip
+	for _, a := range as {
+		if !store.IsMutation(a.Payload) {
+			continue
+		}
+		reason, why := w.ix.check(a.Payload)
+		if reason != "" {
+			skips = append(skips, Skip{Index: a.Index, Reason: reason, Err: why.err})
+			if err := w.exec(w.ix.st.addSkip, "skip."+reason); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		for i := range why.tx.Ops {
+			if err := w.op(at{clock: a.Pos.Clock, key: []byte(a.Pos.Key), op: i}, &why.tx.Ops[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return skips, nil
+}
+
+type checked struct {
+	tx  store.Transaction
+	err error
+}
+
+// check decodes and checks a payload as store.State.ApplyTransaction does:
+// a reason (store.SkipDecode, store.SkipSchema) and the error, or "" and
+// the transaction.
+func (ix *Index) check(p []byte) (string, checked) {
+	tx, err := store.Decode(p)
+	if err == nil {
+		err = tx.Check()
+	}
+	if err != nil {
+		return store.SkipDecode, checked{err: fmt.Errorf("%w: %w", store.ErrSkipped, err)}
+	}
+	for i := range tx.Ops {
+		o := &tx.Ops[i]
+		if o.Kind != store.OpPutTrait {
+			continue
+		}
+		if err := ix.reg.Validate(o.Trait.Type, o.Trait.Doc); err != nil {
+			return store.SkipSchema, checked{err: fmt.Errorf("%w: op %d: %w", store.ErrSkipped, i, err)}
+		}
+	}
+	return "", checked{tx: tx}
+}
+
+// at is an operation's place in the chain's order: its entry's position,
+// then its index in the transaction (as in store.State).
+type at struct {
+	clock uint64
+	key   []byte
+	op    int
+}
+
+func (a at) compare(b at) int {
+	switch {
+	case a.clock < b.clock:
+		return -1
+	case a.clock > b.clock:
+		return 1
+	}
+	if c := bytes.Compare(a.key, b.key); c != 0 {
+		return c
+	}
+	switch {
+	case a.op < b.op:
+		return -1
+	case a.op > b.op:
+		return 1
+	}
+	return 0
+}
+
+// row is what the writer reads of a trait's row.
+type row struct {
+	id   int64
+	at   at
+	dead bool
+	text bool
+}
+
+func scanRow(sc interface{ Scan(...any) error }) (row, error) {
+	var r row
+	var clock int64
+	if err := sc.Scan(&r.id, &clock, &r.at.key, &r.at.op, &r.dead, &r.text); err != nil {
+		return row{}, err
+	}
+	r.at.clock = uint64(clock)
+	return r, nil
+}
+
+// op applies one checked operation at a, with store.State's rule: every
+// row of an entity is after its latest delete; per trait the latest write
+// wins.
+func (w *writer) op(a at, o *store.Op) error {
+	st := &w.ix.st
+	ent := o.Entity[:]
+	var tomb at
+	var clock int64
+	err := st.getTomb.QueryRowContext(w.ctx, ent).Scan(&clock, &tomb.key, &tomb.op)
+	hasTomb := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	tomb.clock = uint64(clock)
+	if o.Kind == store.OpDeleteEntity {
+		if hasTomb && tomb.compare(a) >= 0 {
+			return nil
+		}
+		if err := w.exec(st.setTomb, ent, int64(a.clock), a.key, a.op); err != nil {
+			return err
+		}
+		rows, err := w.entityRows(ent)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if r.at.compare(a) < 0 {
+				if err := w.drop(r); err != nil {
+					return err
+				}
+				if err := w.exec(st.delTrait, r.id); err != nil {
+					return err
+				}
+			}
+		}
+		w.changed = true
+		return nil
+	}
+	if hasTomb && a.compare(tomb) < 0 {
+		return nil
+	}
+	old, err := scanRow(st.getTrait.QueryRowContext(w.ctx, ent, string(o.Trait.ID)))
+	exists := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if exists && old.at.compare(a) >= 0 {
+		return nil // a later write wins, or this one again
+	}
+	if exists {
+		if err := w.drop(old); err != nil {
+			return err
+		}
+	}
+	w.changed = true
+	if o.Kind == store.OpDeleteTrait {
+		if exists {
+			return w.exec(st.updTrait, "", nil, nil, nil, int64(a.clock), a.key, a.op, 1, 0, old.id)
+		}
+		_, err := st.insTrait.ExecContext(w.ctx, ent, string(o.Trait.ID), "", nil, nil, nil, int64(a.clock), a.key, a.op, 1, 0)
+		return err
+	}
+	t := &o.Trait
+	ex := w.ix.extract(t.Type, t.Doc)
+	hasText := ex.text != ""
+	id := old.id
+	if exists {
+		err = w.exec(st.updTrait, t.Type, []byte(t.Doc), timeKey(t.Created), timeKey(t.Modified), int64(a.clock), a.key, a.op, 0, hasText, id)
+	} else {
+		var res sql.Result
+		res, err = st.insTrait.ExecContext(w.ctx, ent, string(t.ID), t.Type, []byte(t.Doc), timeKey(t.Created), timeKey(t.Modified), int64(a.clock), a.key, a.op, 0, hasText)
+		if err == nil {
+			id, err = res.LastInsertId()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for _, tm := range ex.terms {
+		if err := w.exec(st.insTerm, id, tm.field, tm.v); err != nil {
+			return err
+		}
+	}
+	if hasText {
+		return w.exec(st.insText, id, ex.text)
+	}
+	return nil
+}
+
+func (w *writer) entityRows(ent []byte) ([]row, error) {
+	rs, err := w.ix.st.entityTraits.QueryContext(w.ctx, ent)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []row
+	for rs.Next() {
+		r, err := scanRow(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rs.Err()
+}
+
+// drop removes what a live row indexed (its terms and text).
+func (w *writer) drop(r row) error {
+	if r.dead {
+		return nil
+	}
+	if err := w.exec(w.ix.st.delTerms, r.id); err != nil {
+		return err
+	}
+	if r.text {
+		return w.exec(w.ix.st.delText, r.id)
+	}
+	return nil
+}
+
+// timeKey encodes t (years 0 to 9999, and a day around them) in 12 bytes
+// that sort as the instants do: seconds since year 0, then nanoseconds,
+// big-endian.
+func timeKey(t time.Time) []byte {
+	b := make([]byte, 12)
+	binary.BigEndian.PutUint64(b, uint64(t.Unix()-minUnix))
+	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond()))
+	return b
+}
+
+// keyTime decodes timeKey.
+func keyTime(b []byte) (time.Time, error) {
+	if len(b) != 12 {
+		return time.Time{}, fmt.Errorf("index: time of %d bytes", len(b))
+	}
+	return time.Unix(int64(binary.BigEndian.Uint64(b))+minUnix, int64(binary.BigEndian.Uint32(b[8:]))).UTC(), nil
+}
+
+const minUnix = -62167219200 - 86400 // 0000-01-01T00:00:00Z, less a day of time zones
+
+// field is one indexed field of a registered type.
+type field struct {
+	id   int64
+	typ  string
+	name string
+	kind store.IndexKind
+	list bool
+}
+
+// fieldMap numbers the registered types' fields (the terms' field column),
+// in type then schema order: the same for the same schemas, which the
+// fingerprint guarantees.
+type fieldMap struct {
+	byName map[string]map[string]field // type, field name
+	refs   []field
+}
+
+func newFieldMap(reg *store.Registry) fieldMap {
+	m := fieldMap{byName: make(map[string]map[string]field)}
+	var n int64
+	for _, s := range reg.Types() {
+		fs := make(map[string]field, len(s.Fields))
+		for _, f := range s.Fields {
+			n++
+			fd := field{id: n, typ: s.Type, name: f.Name, kind: f.Kind, list: f.List}
+			fs[f.Name] = fd
+			if f.Kind == store.Reference {
+				m.refs = append(m.refs, fd)
+			}
+		}
+		m.byName[s.Type] = fs
+	}
+	return m
+}
+
+type term struct {
+	field int64
+	v     any
+}
+
+type extracted struct {
+	terms []term
+	text  string
+}
+
+// extract returns what a valid document of typ indexes: its keyword,
+// number, time and reference values, and its text fields joined by
+// newlines, in schema order. An unregistered type indexes nothing.
+func (ix *Index) extract(typ string, doc json.RawMessage) extracted {
+	s, ok := ix.reg.Lookup(typ)
+	if !ok || len(s.Fields) == 0 {
+		return extracted{}
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(doc, &obj) != nil {
+		return extracted{}
+	}
+	var ex extracted
+	var text strings.Builder
+	fs := ix.fields.byName[typ]
+	for _, f := range s.Fields {
+		raw, ok := obj[f.Name]
+		if !ok {
+			continue
+		}
+		vals := []json.RawMessage{raw}
+		if f.List {
+			vals = nil
+			if json.Unmarshal(raw, &vals) != nil {
+				continue
+			}
+		}
+		for _, raw := range vals {
+			v, ok := value(f.Kind, raw)
+			if !ok {
+				continue
+			}
+			if f.Kind == store.Text {
+				if text.Len() > 0 {
+					text.WriteByte('\n')
+				}
+				text.WriteString(v.(string))
+				continue
+			}
+			ex.terms = append(ex.terms, term{field: fs[f.Name].id, v: v})
+		}
+	}
+	ex.text = text.String()
+	return ex
+}
+
+// value converts a JSON value of a field of kind k to what terms hold: a
+// keyword or a text as a string, a number as a float64, a time as its
+// timeKey, a reference as the 16 bytes of the ID. Null and values of the
+// wrong type (which Validate refuses) give false.
+func value(k store.IndexKind, raw json.RawMessage) (any, bool) {
+	if k == store.Number {
+		var n json.Number
+		if json.Unmarshal(raw, &n) != nil {
+			return nil, false
+		}
+		f, err := strconv.ParseFloat(string(n), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return nil, false
+		}
+		return f, true
+	}
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return nil, false
+	}
+	return textValue(k, s)
+}
+
+// textValue converts a field's value in text form (a document's string, a
+// predicate's value) to what terms hold.
+func textValue(k store.IndexKind, s string) (any, bool) {
+	switch k {
+	case store.Keyword, store.Text:
+		return s, true
+	case store.Time:
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, false
+		}
+		return timeKey(t), true
+	case store.Reference:
+		id, err := store.ParseEntityID(s)
+		if err != nil {
+			return nil, false
+		}
+		return id[:], true
+	case store.Number:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return nil, false
+		}
+		if !json.Valid([]byte(s)) {
+			return nil, false
+		}
+		return f, true
+	}
+	return nil, false
+}

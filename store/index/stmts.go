@@ -1,0 +1,56 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// stmts are the writer's statements, prepared once on its connection.
+type stmts struct {
+	getMeta, setMeta, addSkip                     *sql.Stmt
+	getTomb, setTomb                              *sql.Stmt
+	getTrait, entityTraits, insTrait, updTrait    *sql.Stmt
+	delTrait, delTerms, insTerm, delText, insText *sql.Stmt
+}
+
+func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
+	var s stmts
+	for _, p := range []struct {
+		to **sql.Stmt
+		q  string
+	}{
+		{&s.getMeta, `SELECT v FROM meta WHERE k = ?`},
+		{&s.setMeta, `INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`},
+		{&s.addSkip, `INSERT INTO meta(k, v) VALUES(?, 1) ON CONFLICT(k) DO UPDATE SET v = v + 1`},
+		{&s.getTomb, `SELECT clock, key, op FROM tombs WHERE entity = ?`},
+		{&s.setTomb, `INSERT OR REPLACE INTO tombs(entity, clock, key, op) VALUES(?, ?, ?, ?)`},
+		{&s.getTrait, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ? AND trait = ?`},
+		{&s.entityTraits, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ?`},
+		{&s.insTrait, `INSERT INTO traits(entity, trait, type, doc, created, modified, clock, key, op, dead, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.updTrait, `UPDATE traits SET type = ?, doc = ?, created = ?, modified = ?, clock = ?, key = ?, op = ?, dead = ?, text = ? WHERE id = ?`},
+		{&s.delTrait, `DELETE FROM traits WHERE id = ?`},
+		{&s.delTerms, `DELETE FROM terms WHERE trait = ?`},
+		{&s.insTerm, `INSERT OR IGNORE INTO terms(trait, field, v) VALUES(?, ?, ?)`},
+		{&s.delText, `DELETE FROM fts WHERE rowid = ?`},
+		{&s.insText, `INSERT INTO fts(rowid, text) VALUES(?, ?)`},
+	} {
+		st, err := c.PrepareContext(ctx, p.q)
+		if err != nil {
+			s.close()
+			return stmts{}, fmt.Errorf("index: prepare %.40q: %w", p.q, err)
+		}
+		*p.to = st
+	}
+	return s, nil
+}
+
+func (s *stmts) close() {
+	for _, st := range []*sql.Stmt{s.getMeta, s.setMeta, s.addSkip, s.getTomb, s.setTomb, s.getTrait, s.entityTraits,
+		s.insTrait, s.updTrait, s.delTrait, s.delTerms, s.insTerm, s.delText, s.insText} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	*s = stmts{}
+}

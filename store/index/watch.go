@@ -1,0 +1,167 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/exopeer/exopeer/store"
+)
+
+// watch is one watched query. Apply (refresh) computes its page after
+// each commit and leaves it in cur, waking the watch's goroutine, which
+// sends the difference between the page it last sent and cur: Apply never
+// waits for a reader, and a slow reader gets the changes coalesced.
+type watch struct {
+	p    *plan
+	out  chan store.WatchEvent
+	wake chan struct{} // capacity 1
+
+	mu  sync.Mutex
+	cur store.Page
+	err bool // the last refresh failed: the watch ends
+}
+
+// Watch runs q, sends its first page, then after each Apply that changed
+// that page the changes (store.WatchEvent). The channel is closed when
+// ctx ends or the index closes. At most Options.MaxWatches watches are
+// open at once (ErrTooManyWatches). q is validated as by Query.
+func (ix *Index) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEvent, error) {
+	p, err := ix.compile(q)
+	if err != nil {
+		return nil, err
+	}
+	// Under the writer's lock, so that no commit falls between the first
+	// page and the watch's registration (it would be missed).
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.closed {
+		return nil, ErrClosed
+	}
+	ix.wmu.Lock()
+	n := len(ix.watches)
+	ix.wmu.Unlock()
+	if n >= ix.opts.MaxWatches {
+		return nil, fmt.Errorf("index: watch: %d open: %w", n, ErrTooManyWatches)
+	}
+	first, err := ix.run(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	w := &watch{p: p, out: make(chan store.WatchEvent), wake: make(chan struct{}, 1), cur: first}
+	ix.wmu.Lock()
+	ix.watches[w] = struct{}{}
+	ix.wmu.Unlock()
+	ix.wg.Add(1)
+	go ix.serve(ctx, w, first)
+	return w.out, nil
+}
+
+func (ix *Index) serve(ctx context.Context, w *watch, first store.Page) {
+	defer ix.wg.Done()
+	defer close(w.out)
+	defer func() {
+		ix.wmu.Lock()
+		delete(ix.watches, w)
+		ix.wmu.Unlock()
+	}()
+	sent := first
+	ev := store.WatchEvent{Page: &first}
+	for {
+		if ev.Page != nil || len(ev.Changes) > 0 {
+			select {
+			case w.out <- ev:
+			case <-ctx.Done():
+				return
+			case <-ix.done:
+				return
+			}
+		}
+		select {
+		case <-w.wake:
+		case <-ctx.Done():
+			return
+		case <-ix.done:
+			return
+		}
+		w.mu.Lock()
+		cur, failed := w.cur, w.err
+		w.mu.Unlock()
+		if failed {
+			return
+		}
+		ev = store.WatchEvent{Changes: Diff(sent, cur)}
+		sent = cur
+	}
+}
+
+// refresh recomputes every watch's page (after a commit) and wakes the
+// watches. A watch whose query fails (the index closing) ends.
+func (ix *Index) refresh(ctx context.Context) {
+	ix.rmu.Lock() // refreshes in commit order: a page never goes back
+	defer ix.rmu.Unlock()
+	ix.wmu.Lock()
+	ws := make([]*watch, 0, len(ix.watches))
+	for w := range ix.watches {
+		ws = append(ws, w)
+	}
+	ix.wmu.Unlock()
+	for _, w := range ws {
+		page, err := ix.run(context.WithoutCancel(ctx), w.p)
+		w.mu.Lock()
+		if err != nil {
+			w.err = true
+		} else {
+			w.cur = page
+		}
+		w.mu.Unlock()
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Diff returns how a watched query's page changed from old to new: first
+// the hits of new that are not in old (Added) or differ from their old
+// version (Changed: other traits, documents, times or rank), in new's
+// order, then the entities of old no longer in new (Removed, with only
+// the ID), in old's order. A hit that only moved is not a change.
+func Diff(old, new store.Page) []store.Change {
+	was := make(map[store.EntityID]*store.Hit, len(old.Hits))
+	for i := range old.Hits {
+		was[old.Hits[i].Entity.ID] = &old.Hits[i]
+	}
+	is := make(map[store.EntityID]bool, len(new.Hits))
+	var out []store.Change
+	for _, h := range new.Hits {
+		is[h.Entity.ID] = true
+		o, ok := was[h.Entity.ID]
+		switch {
+		case !ok:
+			out = append(out, store.Change{Kind: store.Added, Hit: h})
+		case !sameHit(*o, h):
+			out = append(out, store.Change{Kind: store.Changed, Hit: h})
+		}
+	}
+	for _, h := range old.Hits {
+		if !is[h.Entity.ID] {
+			out = append(out, store.Change{Kind: store.Removed, Hit: store.Hit{Entity: store.Entity{ID: h.Entity.ID}}})
+		}
+	}
+	return out
+}
+
+func sameHit(a, b store.Hit) bool {
+	if a.Rank != b.Rank || len(a.Entity.Traits) != len(b.Entity.Traits) {
+		return false
+	}
+	for i, x := range a.Entity.Traits {
+		y := b.Entity.Traits[i]
+		if x.ID != y.ID || x.Type != y.Type || !bytes.Equal(x.Doc, y.Doc) || !x.Created.Equal(y.Created) || !x.Modified.Equal(y.Modified) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,246 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/exopeer/exopeer/chain/replica"
+	"github.com/exopeer/exopeer/store"
+	"github.com/exopeer/exopeer/store/index"
+)
+
+// The follower: one goroutine that keeps the index of a store-role node
+// caught up with its cell's chain. It runs a pass at start, on each of the
+// chain's signals, when a read or a write asks (kick), and every
+// Config.Poll (the roster may have changed: another cell, a lost role).
+// A pass:
+//
+//  1. finds the index this node should have now: none without a cell or
+//     the store role (an open one is closed); Dir/<cell id>/ otherwise,
+//     opened when the chain has entries, when a read asked, or when it
+//     exists on disk already (so that an empty store opens nothing);
+//  2. checks that arrival Next-1 of the chain still has the CID the index
+//     recorded: a removal's cut-off renumbers the arrivals, and then the
+//     index is emptied and the chain applied again (logged);
+//  3. applies Chain.Arrivals(Next, Batch) in batches until caught up.
+//
+// Reads and writes take the index under imu; catch-ups are serialised by
+// amu (the follower, Reindex and a write waiting for its entry).
+
+// follow is the follower's loop; it returns when ctx ends.
+func (s *Service) follow(ctx context.Context) {
+	defer s.wg.Done()
+	watch, stop := s.chain.Watch()
+	defer stop()
+	tick := time.NewTicker(s.cfg.Poll)
+	defer tick.Stop()
+	for {
+		if err := s.pass(ctx, false); err != nil && ctx.Err() == nil {
+			s.log.Warn("store index not caught up", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-watch:
+			if !ok {
+				watch = nil // the replica closed: only the ticker and kicks now
+			}
+		case <-tick.C:
+		case <-s.kick:
+		}
+	}
+}
+
+// kickFollower asks the follower for a pass soon.
+func (s *Service) kickFollower() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// pass brings the index of the node's current cell up to date with its
+// chain, opening it when there is something to index or open is set.
+func (s *Service) pass(ctx context.Context, open bool) error {
+	ix, err := s.index(ctx, open)
+	if ix == nil || err != nil {
+		return err
+	}
+	_, err = s.catchUp(ctx, ix)
+	return err
+}
+
+// index returns the index of the node's current cell, opening it when
+// there is something to index, when it exists on disk, or when open is
+// set; nil (and no error) when the node keeps none now. It closes the
+// index of a cell the node left.
+func (s *Service) index(ctx context.Context, open bool) (*index.Index, error) {
+	ro, me, rerr := s.roster()
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	if s.ixDone {
+		return nil, ErrClosed
+	}
+	want := ""
+	if rerr == nil && s.isStore(me) {
+		want = ro.ID()
+	}
+	if s.ix != nil && s.ixCell == want {
+		return s.ix, nil
+	}
+	if s.ix != nil {
+		if err := s.ix.Close(); err != nil {
+			s.log.Warn("store index close", "cell", s.ixCell, "err", err)
+		}
+		s.log.Info("store index closed", "cell", s.ixCell, "now", cellOrNone(want))
+		s.ix, s.ixCell = nil, ""
+	}
+	if want == "" {
+		return nil, nil
+	}
+	dir := filepath.Join(s.cfg.Dir, want)
+	if !open {
+		if _, err := os.Stat(dir); err != nil {
+			es, err := s.chain.Arrivals(ctx, 0, 1)
+			if err != nil || len(es) == 0 {
+				return nil, nil // nothing to index yet (or no chain to read)
+			}
+		}
+	}
+	ix, err := index.Open(dir, s.reg, s.cfg.Index)
+	if err != nil {
+		return nil, fmt.Errorf("store: open the index of cell %s: %w", want, err)
+	}
+	if ix.Emptied() {
+		s.log.Warn("store index made for other schemas: emptied, the chain is applied again", "cell", want)
+	}
+	s.log.Info("store index opened", "cell", want, "dir", dir)
+	s.ix, s.ixCell = ix, want
+	return ix, nil
+}
+
+func cellOrNone(id string) string {
+	if id == "" {
+		return "none"
+	}
+	return id
+}
+
+// catchUp applies the chain's arrivals that ix lacks and returns how many
+// it applied. It empties ix first when the chain's arrival order changed
+// under it (a removal's cut-off).
+func (s *Service) catchUp(ctx context.Context, ix *index.Index) (uint64, error) {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	cp, err := ix.Checkpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if cp.Next > 0 {
+		es, err := s.chain.Arrivals(ctx, cp.Next-1, 1)
+		if err != nil {
+			return 0, chainErr(err)
+		}
+		if len(es) == 0 || !bytes.Equal(es[0].CID.Bytes(), cp.Last) {
+			held := 0
+			if len(es) > 0 {
+				held = 1
+			}
+			s.log.Warn("the chain's arrival order changed under the store index (a removed member's entries were dropped): reindexing",
+				"indexed", cp.Next, "entryHeld", held)
+			if err := ix.Reset(ctx); err != nil {
+				return 0, err
+			}
+			cp = index.Checkpoint{}
+		}
+	}
+	var applied uint64
+	for {
+		es, err := s.chain.Arrivals(ctx, cp.Next, s.cfg.Batch)
+		if err != nil {
+			return applied, chainErr(err)
+		}
+		if len(es) == 0 {
+			return applied, nil
+		}
+		skips, err := ix.Apply(ctx, arrivals(es))
+		if err != nil {
+			return applied, err
+		}
+		for _, sk := range skips {
+			s.skipped(sk)
+		}
+		cp.Next += uint64(len(es))
+		applied += uint64(len(es))
+		if len(es) < s.cfg.Batch {
+			return applied, nil
+		}
+	}
+}
+
+// chainErr makes a chain without a cell no failure of the index.
+func chainErr(err error) error {
+	if errors.Is(err, replica.ErrNoCell) || errors.Is(err, replica.ErrRemoved) {
+		return nil
+	}
+	return err
+}
+
+// arrivals converts the chain's entries for the index.
+func arrivals(es []replica.Entry) []index.Arrival {
+	as := make([]index.Arrival, len(es))
+	for i, e := range es {
+		c := e.CID.Bytes()
+		as[i] = index.Arrival{Index: e.Index, CID: c, Pos: store.Pos{Clock: e.Pos.Clock, Key: string(e.Pos.CID.Bytes())}, Payload: e.Payload}
+	}
+	return as
+}
+
+// skipped logs a skipped entry, at most skipLogBurst per skipLogWindow: a
+// hostile member can fill the chain with bad entries, not the log. The
+// index counts them all (Status.Skipped).
+func (s *Service) skipped(sk index.Skip) {
+	now := s.cfg.Now()
+	s.lmu.Lock()
+	log, quiet := s.skipLog.allow(now)
+	s.lmu.Unlock()
+	if quiet > 0 {
+		s.log.Warn("store entries skipped and not logged", "count", quiet)
+	}
+	if log {
+		s.log.Warn("store entry skipped", "reason", sk.Reason, "entry", sk.Index, "err", sk.Err)
+	}
+}
+
+// Skipped entries logged at most skipLogBurst times per skipLogWindow.
+const (
+	skipLogBurst  = 10
+	skipLogWindow = time.Minute
+)
+
+// limiter allows skipLogBurst events per window and counts the others.
+type limiter struct {
+	start time.Time
+	n     int
+	quiet int
+}
+
+// allow reports whether the event at now is to be logged, and how many
+// were not since the last window ended (reported once, with the first
+// event of a new window).
+func (l *limiter) allow(now time.Time) (ok bool, quiet int) {
+	if now.Sub(l.start) >= skipLogWindow || now.Before(l.start) {
+		quiet, l.start, l.n, l.quiet = l.quiet, now, 0, 0
+	}
+	if l.n < skipLogBurst {
+		l.n++
+		return true, quiet
+	}
+	l.quiet++
+	return false, quiet
+}
