@@ -36,6 +36,9 @@ func (c *Client) StoreGet(ctx context.Context, id string, traits []string) (api.
 // StoreDelete deletes the traits of entity id with these IDs, or the whole
 // entity when traits is empty, in one chain entry.
 func (c *Client) StoreDelete(ctx context.Context, id string, traits []string) (api.StoreWritten, error) {
+	if len(traits) == 0 {
+		traits = nil // no trait= at all: an empty one is a trait ID
+	}
 	return Answer(c.calls.StoreDeleteWithResponse(ctx, id, &api.StoreDeleteParams{Trait: traits}))
 }
 

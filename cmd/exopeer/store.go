@@ -355,7 +355,8 @@ func printStoreStatus(out io.Writer, st api.StoreStatus) error {
 }
 
 // printEntity prints an entity: its ID, then each trait (its type, its ID
-// when it is not its type, when it was modified) and its document.
+// when it is not its type, when it was modified) and its document, on one
+// line when it is short.
 func printEntity(w io.Writer, e api.StoreEntity) error {
 	fmt.Fprintf(w, "entity %s\n", e.ID)
 	for _, t := range e.Traits {
@@ -364,26 +365,32 @@ func printEntity(w io.Writer, e api.StoreEntity) error {
 			name += " " + t.ID
 		}
 		fmt.Fprintf(w, "  %s, modified %s\n", name, t.Modified.Local().Format(time.DateTime))
+		doc := compact(t.Doc)
 		var b bytes.Buffer
-		if len(t.Doc) > 100 && json.Indent(&b, t.Doc, "    ", "  ") == nil {
-			fmt.Fprintf(w, "    %s\n", b.Bytes())
-			continue
+		if len(doc) > 100 && json.Indent(&b, []byte(doc), "    ", "  ") == nil {
+			doc = b.String()
 		}
-		fmt.Fprintf(w, "    %s\n", t.Doc)
+		fmt.Fprintf(w, "    %s\n", doc)
 	}
 	return nil
 }
 
-// printHit prints a hit on one line: the entity's ID, its rank with a
-// full-text match, and each trait's type and document, cut short.
+// compact returns a document on one line (the node indents its answers).
+func compact(doc json.RawMessage) string {
+	var b bytes.Buffer
+	if json.Compact(&b, doc) != nil {
+		return string(doc)
+	}
+	return b.String()
+}
+
+// printHit prints a hit on one line: the entity's ID, then each trait's
+// type and document, cut short.
 func printHit(w io.Writer, h api.StoreHit) error {
 	var b strings.Builder
 	b.WriteString(h.Entity.ID)
-	if h.Rank != 0 {
-		fmt.Fprintf(&b, "  %.3g", h.Rank)
-	}
 	for _, t := range h.Entity.Traits {
-		fmt.Fprintf(&b, "  %s %s", t.Type, short(string(t.Doc), 72))
+		fmt.Fprintf(&b, "  %s %s", t.Type, short(compact(t.Doc), 72))
 	}
 	_, err := fmt.Fprintln(w, b.String())
 	return err
