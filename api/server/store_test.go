@@ -1,14 +1,17 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/exopeer/exopeer/api"
+	"github.com/exopeer/exopeer/api/server"
 	"github.com/exopeer/exopeer/client"
 	"github.com/exopeer/exopeer/internal/nodetest"
 	p "github.com/exopeer/exopeer/peer"
@@ -20,8 +23,15 @@ import (
 // and a client of it.
 func storeNode(t *testing.T) (string, *client.Client) {
 	t.Helper()
+	dir, c, _ := storeServer(t)
+	return dir, c
+}
+
+// storeServer is storeNode, and the API's server too.
+func storeServer(t *testing.T) (string, *client.Client, *server.Server) {
+	t.Helper()
 	index := t.TempDir()
-	dir, _, _ := nodetest.Serve(t, func(o *p.Options) { o.Store.Dir = index })
+	dir, _, srv := nodetest.Serve(t, func(o *p.Options) { o.Store.Dir = index })
 	c, err := client.Dial(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +39,7 @@ func storeNode(t *testing.T) (string, *client.Client) {
 	if _, err := c.CellCreate(t.Context(), api.CellCreateRequest{Name: "home", Member: "laptop"}); err != nil {
 		t.Fatal(err)
 	}
-	return dir, c
+	return dir, c, srv
 }
 
 // wantProblemType fails unless err is an answer of the API with that
@@ -199,5 +209,291 @@ func TestStorePutRefusals(t *testing.T) {
 			string(o.Trait.ID) != want.id || string(o.Trait.Doc) != want.doc || o.Trait.Created.IsZero() {
 			t.Errorf("op %d = %+v, want a put of %+v into %s", i, o, want, w.Entity)
 		}
+	}
+}
+
+// TestStoreOverTheAPI writes, reads, queries and deletes through the
+// client, and checks each answer against what was written.
+func TestStoreOverTheAPI(t *testing.T) {
+	_, c := storeNode(t)
+	ctx := t.Context()
+	put := func(entity string, ts ...api.StoreTraitInput) api.StoreWritten {
+		t.Helper()
+		w, err := c.StorePut(ctx, api.StorePutRequest{Entity: entity, Traits: ts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	milk := put("", api.StoreTraitInput{Type: "exo.note", Doc: json.RawMessage(`{"title":"Milk","body":"buy milk","tags":["home"]}`)})
+	put(milk.Entity, api.StoreTraitInput{Type: "app.thing", ID: "extra", Doc: json.RawMessage(`{"n":1}`)})
+	eggs := put("", api.StoreTraitInput{Type: "exo.note", Doc: json.RawMessage(`{"body":"eggs and milk","tags":["home","errands"]}`)})
+	other := put("", api.StoreTraitInput{Type: "exo.note", Doc: json.RawMessage(`{"body":"call the bank"}`)})
+
+	e, err := c.StoreGet(ctx, milk.Entity, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ID != milk.Entity || len(e.Traits) != 2 || e.Traits[0].ID != "exo.note" || e.Traits[1].ID != "extra" ||
+		e.Traits[1].Type != "app.thing" || compactJSON(t, e.Traits[1].Doc) != `{"n":1}` ||
+		e.Traits[0].Created.IsZero() || e.Traits[0].Modified.Before(e.Traits[0].Created) {
+		t.Errorf("get = %+v", e)
+	}
+	if e, err := c.StoreGet(ctx, milk.Entity, []string{"app.thing"}); err != nil || len(e.Traits) != 1 || e.Traits[0].Type != "app.thing" {
+		t.Errorf("get of app.thing = %+v, %v", e, err)
+	}
+	_, err = c.StoreGet(ctx, strings.Repeat("0", 32), nil)
+	wantProblemType(t, "get of nothing", err, http.StatusNotFound, api.ProblemNotFound)
+	if !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("get of nothing: %v, want ErrNotFound", err)
+	}
+
+	ids := func(p api.StorePage) []string {
+		var out []string
+		for _, h := range p.Hits {
+			out = append(out, h.Entity.ID)
+		}
+		return out
+	}
+	home := []api.StorePredicate{{Field: "tags", Op: "=", Value: "home"}}
+	for _, tt := range []struct {
+		name string
+		q    api.StoreQuery
+		want []string
+	}{
+		{"newest first", api.StoreQuery{Type: "exo.note"}, []string{other.Entity, eggs.Entity, milk.Entity}},
+		{"oldest first", api.StoreQuery{Type: "exo.note", Asc: true}, []string{milk.Entity, eggs.Entity, other.Entity}},
+		{"by tag", api.StoreQuery{Type: "exo.note", Where: home, Asc: true}, []string{milk.Entity, eggs.Entity}},
+		{"by two tags", api.StoreQuery{Type: "exo.note", Where: append(home, api.StorePredicate{Field: "tags", Op: "=", Value: "errands"})}, []string{eggs.Entity}},
+		{"by prefix", api.StoreQuery{Type: "exo.note", Where: []api.StorePredicate{{Field: "tags", Op: "^=", Value: "err"}}}, []string{eggs.Entity}},
+		{"by words", api.StoreQuery{Match: "bank"}, []string{other.Entity}},
+	} {
+		page, err := c.StoreQuery(ctx, tt.q)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if got := ids(page); strings.Join(got, " ") != strings.Join(tt.want, " ") || page.Next != "" {
+			t.Errorf("%s: %v (next %q), want %v", tt.name, got, page.Next, tt.want)
+		}
+	}
+	words, err := c.StoreQuery(ctx, api.StoreQuery{Match: "milk"})
+	if err != nil || len(words.Hits) != 2 || words.Hits[0].Rank == 0 {
+		t.Errorf("match milk: %+v, %v; want 2 hits with a rank", words, err)
+	}
+
+	// Pages of one, by cursor, read the same order; a projection to no
+	// trait returns the IDs only.
+	none := []string{}
+	var paged []string
+	q := api.StoreQuery{Type: "exo.note", Limit: 1, Traits: &none}
+	for range 4 {
+		page, err := c.StoreQuery(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range page.Hits {
+			if len(h.Entity.Traits) != 0 {
+				t.Errorf("projection to none: %+v", h)
+			}
+		}
+		paged = append(paged, ids(page)...)
+		if q.After = page.Next; page.Next == "" {
+			break
+		}
+	}
+	if want := []string{other.Entity, eggs.Entity, milk.Entity}; strings.Join(paged, " ") != strings.Join(want, " ") {
+		t.Errorf("paged: %v, want %v", paged, want)
+	}
+
+	for _, tt := range []struct {
+		name, part string
+		q          api.StoreQuery
+	}{
+		{"unknown type", "nope", api.StoreQuery{Type: "nope"}},
+		{"unknown field", "colour", api.StoreQuery{Type: "exo.note", Where: []api.StorePredicate{{Field: "colour", Op: "=", Value: "red"}}}},
+		{"range on a keyword", "tags", api.StoreQuery{Type: "exo.note", Where: []api.StorePredicate{{Field: "tags", Op: ">", Value: "a"}}}},
+		{"bad operator", "tags", api.StoreQuery{Type: "exo.note", Where: []api.StorePredicate{{Field: "tags", Op: "~", Value: "a"}}}},
+		{"bad cursor", "", api.StoreQuery{After: "nope"}},
+		{"limit over the cap", "limit", api.StoreQuery{Limit: store.MaxLimit + 1}},
+		{"match too long", "match", api.StoreQuery{Match: strings.Repeat("a", store.MaxMatch+1)}},
+	} {
+		_, err := c.StoreQuery(ctx, tt.q)
+		se := wantProblemType(t, tt.name, err, http.StatusBadRequest, api.ProblemBadQuery)
+		if se != nil && !strings.Contains(se.Detail, tt.part) || !errors.Is(err, client.ErrBadQuery) {
+			t.Errorf("%s: %v, want ErrBadQuery naming %q", tt.name, err, tt.part)
+		}
+	}
+
+	// Deletes: a trait, then the entity; then neither is found.
+	if _, err := c.StoreDelete(ctx, milk.Entity, []string{"extra"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.StoreDelete(ctx, milk.Entity, []string{"extra"})
+	wantProblemType(t, "delete of a deleted trait", err, http.StatusNotFound, api.ProblemNotFound)
+	if e, err := c.StoreGet(ctx, milk.Entity, nil); err != nil || len(e.Traits) != 1 {
+		t.Errorf("get after a trait's delete: %+v, %v", e, err)
+	}
+	if _, err := c.StoreDelete(ctx, milk.Entity, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.StoreGet(ctx, milk.Entity, nil)
+	wantProblemType(t, "get of a deleted entity", err, http.StatusNotFound, api.ProblemNotFound)
+	_, err = c.StoreDelete(ctx, milk.Entity, nil)
+	wantProblemType(t, "delete of a deleted entity", err, http.StatusNotFound, api.ProblemNotFound)
+
+	st, err := c.StoreStatus(ctx)
+	if err != nil || st.Role != "store" || st.Entities != 2 || st.Traits != 2 || st.Next != 6 || st.Behind != 0 || st.Bytes <= 0 {
+		t.Errorf("status = %+v, %v", st, err)
+	}
+	re, err := c.StoreReindex(ctx)
+	if err != nil || re.Entries != 6 || re.Entities != 2 {
+		t.Errorf("reindex = %+v, %v", re, err)
+	}
+	if page, err := c.StoreQuery(ctx, api.StoreQuery{Type: "exo.note"}); err != nil || strings.Join(ids(page), " ") != other.Entity+" "+eggs.Entity {
+		t.Errorf("after the reindex: %v, %v", ids(page), err)
+	}
+}
+
+func compactJSON(t *testing.T, doc json.RawMessage) string {
+	t.Helper()
+	var b strings.Builder
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		t.Fatal(err)
+	}
+	enc := json.NewEncoder(&b)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// TestStoreWatch watches a query over the API: the first page, then each
+// change to it as it is written (added, changed, removed); the stream
+// ends with the API, saying so.
+func TestStoreWatch(t *testing.T) {
+	_, c, srv := storeServer(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	first, err := c.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: note("first")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan api.StoreWatchLine, 100)
+	ended := make(chan error, 1)
+	go func() {
+		var err error
+		for l, werr := range c.StoreWatch(ctx, api.StoreQuery{Type: "exo.note"}) {
+			if werr != nil {
+				err = werr
+				break
+			}
+			lines <- l
+		}
+		ended <- err
+	}()
+	next := func() api.StoreWatchLine {
+		t.Helper()
+		select {
+		case l := <-lines:
+			return l
+		case <-ctx.Done():
+			t.Fatal("watch: no line within 30 s")
+			return api.StoreWatchLine{}
+		}
+	}
+	// change waits for the change of one entity (a writer's update may
+	// come in more than one event, but each entity changes once here).
+	change := func(kind, id, body string) {
+		t.Helper()
+		l := next()
+		if len(l.Changes) != 1 || l.Page != nil {
+			t.Fatalf("watch line %+v, want one change", l)
+		}
+		ch := l.Changes[0]
+		if ch.Kind != kind || ch.Hit.Entity.ID != id {
+			t.Fatalf("change %+v, want %s of %s", ch, kind, id)
+		}
+		if body != "" && (len(ch.Hit.Entity.Traits) != 1 || compactJSON(t, ch.Hit.Entity.Traits[0].Doc) != `{"body":"`+body+`"}`) {
+			t.Fatalf("change %+v, want the body %q", ch, body)
+		}
+	}
+	if l := next(); l.Page == nil || len(l.Page.Hits) != 1 || l.Page.Hits[0].Entity.ID != first.Entity || len(l.Changes) != 0 {
+		t.Fatalf("first line %+v, want the page of the first note", l)
+	}
+	second, err := c.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: note("second")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	change("added", second.Entity, "second")
+	if _, err := c.StorePut(ctx, api.StorePutRequest{Entity: first.Entity, Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: note("first, again")}}}); err != nil {
+		t.Fatal(err)
+	}
+	change("changed", first.Entity, "first, again")
+	// A trait of another type is not the query's: no change.
+	if _, err := c.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "app.thing", Doc: note("x")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.StoreDelete(ctx, second.Entity, nil); err != nil {
+		t.Fatal(err)
+	}
+	change("removed", second.Entity, "")
+
+	// The API's Close ends the stream, and the client hears why.
+	if err := srv.Close(ctx); err != nil {
+		t.Fatalf("api Close with a watch open: %v", err)
+	}
+	select {
+	case err := <-ended:
+		if err == nil || !strings.Contains(err.Error(), "stopping") {
+			t.Errorf("watch ended with %v, want the API stopping", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("watch did not end with the API")
+	}
+	if len(lines) != 0 {
+		t.Errorf("watch gave %+v more", <-lines)
+	}
+}
+
+// TestStoreQueryCutsALargePage: a page whose entities would make an
+// answer over about 8 MiB is cut short, with the cursor that reads on
+// from its last hit, so that every entity is read once, in order.
+func TestStoreQueryCutsALargePage(t *testing.T) {
+	_, c := storeNode(t)
+	ctx := t.Context()
+	doc := note(strings.Repeat("x", 60<<10))
+	const entities = 50 // of 3 traits of 60 KiB: 9 MiB
+	for i := range entities {
+		ts := make([]api.StoreTraitInput, 3)
+		for j := range ts {
+			ts[j] = api.StoreTraitInput{Type: "exo.note", ID: fmt.Sprint(j), Doc: doc}
+		}
+		if _, err := c.StorePut(ctx, api.StorePutRequest{Traits: ts}); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	q := api.StoreQuery{Type: "exo.note", Limit: entities}
+	seen := map[string]bool{}
+	pages := 0
+	for pages < entities {
+		page, err := c.StoreQuery(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, h := range page.Hits {
+			if seen[h.Entity.ID] || len(h.Entity.Traits) != 3 {
+				t.Fatalf("hit %s: seen before %v, %d traits", h.Entity.ID, seen[h.Entity.ID], len(h.Entity.Traits))
+			}
+			seen[h.Entity.ID] = true
+		}
+		if q.After = page.Next; q.After == "" {
+			break
+		}
+	}
+	if len(seen) != entities || pages < 2 {
+		t.Errorf("%d entities in %d pages, want %d in 2 or more", len(seen), pages, entities)
 	}
 }
