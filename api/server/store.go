@@ -165,14 +165,40 @@ func (rt *routes) StoreQuery(w http.ResponseWriter, r *http.Request) {
 func fitting(hits []store.Hit, budget int) int {
 	size := 0
 	for i, h := range hits {
-		for _, t := range h.Entity.Traits {
-			size += 150 + len(t.Type) + len(t.ID) + len(t.Doc)
-		}
-		if size += 100; size > budget {
+		if size += hitSize(h); size > budget {
 			return max(i, 1)
 		}
 	}
 	return len(hits)
+}
+
+// hitSize is about the size of a hit's JSON (the answer's indentation
+// aside).
+func hitSize(h store.Hit) int {
+	size := 100
+	for _, t := range h.Entity.Traits {
+		size += 150 + len(t.Type) + len(t.ID) + len(t.Doc)
+	}
+	return size
+}
+
+// batches cuts changes into lines of about budget bytes at most, each
+// with one change at least.
+func batches(changes []store.Change, budget int) [][]store.Change {
+	var out [][]store.Change
+	start, size := 0, 0
+	for i, c := range changes {
+		n := hitSize(c.Hit)
+		if i > start && size+n > budget {
+			out = append(out, changes[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(changes) {
+		out = append(out, changes[start:])
+	}
+	return out
 }
 
 // queryRequest decodes a query's body into a store.Query, or answers the
@@ -217,26 +243,26 @@ func (rt *routes) StoreWatch(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(rt.streams, cancel)
 	defer stop()
-	events, err := rt.node.Store().Watch(ctx, q)
+	events, first, err := rt.watch(ctx, q)
 	if err != nil {
 		writeStoreErr(w, err)
 		return
 	}
 	send := ndjson(w)
+	pg := storePage(*first.Page)
+	if !send(api.StoreWatchLine{Page: &pg}) {
+		return
+	}
 	for ev := range events {
-		l := api.StoreWatchLine{}
-		if ev.Page != nil {
-			pg := storePage(*ev.Page)
-			l.Page = &pg
-		}
-		for _, c := range ev.Changes {
-			l.Changes = append(l.Changes, api.StoreChange{Kind: string(c.Kind), Hit: hit(c.Hit)})
-		}
-		if l.Page == nil && len(l.Changes) == 0 {
-			continue
-		}
-		if !send(l) {
-			return
+		// Each line within what a client reads: changes in batches.
+		for _, b := range batches(ev.Changes, storePageBytes) {
+			l := api.StoreWatchLine{Changes: make([]api.StoreChange, len(b))}
+			for i, c := range b {
+				l.Changes[i] = api.StoreChange{Kind: string(c.Kind), Hit: hit(c.Hit)}
+			}
+			if !send(l) {
+				return
+			}
 		}
 	}
 	switch {
@@ -244,7 +270,40 @@ func (rt *routes) StoreWatch(w http.ResponseWriter, r *http.Request) {
 	case rt.streams.Err() != nil:
 		send(api.StoreWatchLine{Error: "the control API is stopping"})
 	default:
-		send(api.StoreWatchLine{Error: "the store stopped the watch"})
+		send(api.StoreWatchLine{Error: "the store ended the watch"})
+	}
+}
+
+// watch starts a watch of q and returns its events after the first, the
+// page. A page too large for one line is watched again, shorter (as a
+// query's page is cut: see StoreQuery). The watch ends with ctx.
+func (rt *routes) watch(ctx context.Context, q store.Query) (<-chan store.WatchEvent, store.WatchEvent, error) {
+	for {
+		wctx, cancel := context.WithCancel(ctx)
+		events, err := rt.node.Store().Watch(wctx, q)
+		if err != nil {
+			cancel()
+			return nil, store.WatchEvent{}, err
+		}
+		first, ok := <-events
+		switch {
+		case !ok:
+			cancel()
+			if err := ctx.Err(); err != nil {
+				return nil, store.WatchEvent{}, err
+			}
+			return nil, store.WatchEvent{}, errors.New("store: the watch ended before its first page")
+		case first.Page == nil:
+			cancel()
+			return nil, store.WatchEvent{}, errors.New("store: a watch began without its page")
+		}
+		if n := fitting(first.Page.Hits, storePageBytes); n < len(first.Page.Hits) {
+			cancel()
+			q.Limit = n
+			continue
+		}
+		context.AfterFunc(ctx, cancel)
+		return events, first, nil
 	}
 }
 

@@ -496,4 +496,17 @@ func TestStoreQueryCutsALargePage(t *testing.T) {
 	if len(seen) != entities || pages < 2 {
 		t.Errorf("%d entities in %d pages, want %d in 2 or more", len(seen), pages, entities)
 	}
+
+	// A watch's first page is cut the same way.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for l, err := range c.StoreWatch(wctx, api.StoreQuery{Type: "exo.note", Limit: entities}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Page == nil || len(l.Page.Hits) == 0 || len(l.Page.Hits) >= entities || l.Page.Next == "" {
+			t.Errorf("watch's first line: page %v", l.Page != nil)
+		}
+		break
+	}
 }
