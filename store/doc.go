@@ -47,4 +47,11 @@
 // wrote offline) changes exactly the traits whose latest write it is, and
 // nothing else. The tests apply one set of entries in many seeded random
 // orders and compare State.Canonical byte for byte.
+//
+// # Queries
+//
+// query.go holds the shapes a query and its answers take everywhere (Query,
+// Predicate, Page, Hit, WatchEvent); ParseWhere reads a predicate's text
+// form (FIELD OP VALUE, as the CLI's --where takes it) and Predicate.String
+// writes it back (fuzzed by FuzzParseWhere).
 package store

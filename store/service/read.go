@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/exopeer/exopeer/store"
 	"github.com/exopeer/exopeer/store/index"
 )
@@ -21,7 +23,13 @@ func (s *Service) Get(ctx context.Context, id store.EntityID, traits []string) (
 	if ix != nil {
 		return ix.Get(ctx, id, traits)
 	}
-	return store.Entity{}, fmt.Errorf("store: get %s: %w", id, ErrNoStoreMember)
+	var e store.Entity
+	err = s.remote(ctx, func(ctx context.Context, p peer.ID) (err error) {
+		e, err = s.client.Get(ctx, p, id, traits)
+		return err
+	})
+	normalize(&e)
+	return e, err
 }
 
 // Query runs q. Its errors wrap store.ErrQuery, naming the part of q at
@@ -34,7 +42,15 @@ func (s *Service) Query(ctx context.Context, q store.Query) (store.Page, error) 
 	if ix != nil {
 		return ix.Query(ctx, q)
 	}
-	return store.Page{}, fmt.Errorf("store: query: %w", ErrNoStoreMember)
+	var pg store.Page
+	err = s.remote(ctx, func(ctx context.Context, p peer.ID) (err error) {
+		pg, err = s.client.Query(ctx, p, q)
+		return err
+	})
+	for i := range pg.Hits {
+		normalize(&pg.Hits[i].Entity)
+	}
+	return pg, err
 }
 
 // Watch runs q as a watched query: the channel gets q's first page, then
@@ -51,7 +67,7 @@ func (s *Service) Watch(ctx context.Context, q store.Query) (<-chan store.WatchE
 	if ix != nil {
 		return s.localWatch(ctx, ix, q)
 	}
-	return nil, fmt.Errorf("store: watch: %w", ErrNoStoreMember)
+	return s.remoteWatch(ctx, q)
 }
 
 // localWatch is ix's watch, ended also when the service closes.
@@ -121,7 +137,11 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	if !s.isStore(me) {
-		return Status{Role: RoleRemote, Skipped: map[string]int64{}}, nil
+		st := Status{Role: RoleRemote, Skipped: map[string]int64{}}
+		if m := s.answering(); m != "" {
+			st.Member = m.String()
+		}
+		return st, nil
 	}
 	ix, err := s.index(ctx, true)
 	if err != nil {
@@ -166,4 +186,12 @@ func (s *Service) route(ctx context.Context) (*index.Index, error) {
 		s.kickFollower() // a freshly opened index catches up
 	}
 	return ix, nil
+}
+
+// normalize gives an entity from a store member the form the local index
+// gives: no traits is nil, as the wire may not tell nil from empty.
+func normalize(e *store.Entity) {
+	if len(e.Traits) == 0 {
+		e.Traits = nil
+	}
 }

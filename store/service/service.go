@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain"
@@ -18,6 +19,7 @@ import (
 	"github.com/exopeer/exopeer/internal/ambient"
 	"github.com/exopeer/exopeer/store"
 	"github.com/exopeer/exopeer/store/index"
+	"github.com/exopeer/exopeer/store/remote"
 )
 
 // Sentinel errors.
@@ -138,6 +140,16 @@ type Service struct {
 
 	lmu     sync.Mutex
 	skipLog limiter
+
+	// The remote path: the server of this node's index to its cell, the
+	// client of a store member's; rmu guards member (the store member
+	// that answered last) and down (members that could not be reached,
+	// since when).
+	server *remote.Server
+	client *remote.Client
+	rmu    sync.Mutex
+	member peer.ID
+	down   map[peer.ID]time.Time
 }
 
 // New returns a Service that has started nothing.
@@ -153,6 +165,7 @@ func New(opts Options) (*Service, error) {
 	return &Service{
 		h: opts.Host, chain: opts.Chain, cell: opts.Cell, cfg: cfg, reg: cfg.Registry,
 		log: log.With("part", "store"), kick: make(chan struct{}, 1),
+		client: remote.NewClient(opts.Host), down: make(map[peer.ID]time.Time),
 	}, nil
 }
 
@@ -166,6 +179,10 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.started = true
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.server = remote.NewServer(s.h, backend{s}, s.allow, s.log)
+	if err := s.server.Start(s.ctx); err != nil {
+		return err
+	}
 	s.wg.Add(1)
 	go s.follow(s.ctx)
 	return nil
@@ -183,6 +200,7 @@ func (s *Service) Close() error {
 	s.mu.Unlock()
 	var err error
 	if started {
+		err = s.server.Close()
 		s.cancel()
 		s.wg.Wait()
 	}

@@ -1,0 +1,495 @@
+package remote
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/store"
+)
+
+// Backend answers the requests a Server receives: the node's store, in
+// practice (package store/service over store/index). Its methods are
+// called concurrently, from the goroutines of the streams, with a context
+// that ends when the stream or the server does; their answers and errors
+// go to the peer as they are (errors by store.ErrQuery, store.ErrNotFound
+// or otherwise, with their message). Watch's channel must close when its
+// ctx ends.
+type Backend interface {
+	Get(ctx context.Context, id store.EntityID, traits []string) (store.Entity, error)
+	Query(ctx context.Context, q store.Query) (store.Page, error)
+	Watch(ctx context.Context, q store.Query) (<-chan store.WatchEvent, error)
+}
+
+// Config tunes a Server. The zero value of a field means its default.
+type Config struct {
+	// ReadTimeout bounds the wait for a request once a stream is open,
+	// and for the client to close its end after the server's last frame.
+	// Default 10 s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the write of each frame: a client that does not
+	// read for that long loses its stream. Default 30 s.
+	WriteTimeout time.Duration
+	// Ping is how often a watch with nothing to send sends a keep-alive
+	// frame, so that its client can tell an idle watch from a dead store
+	// member. It must be well under the clients' ClientConfig.WatchIdle
+	// (whose default is 3 times Ping's). Default 20 s.
+	Ping time.Duration
+	// StreamsPerPeer bounds one peer's Get and Query streams in progress
+	// (watches are counted apart). Default 8.
+	StreamsPerPeer int
+	// Streams bounds the Get and Query streams in progress of all peers.
+	// Default 64.
+	Streams int
+	// WatchesPerPeer bounds one peer's open watches. Default 16.
+	WatchesPerPeer int
+	// Watches bounds the open watches of all peers. Default 256.
+	Watches int
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, Ping: 20 * time.Second,
+		StreamsPerPeer: 8, Streams: 64, WatchesPerPeer: 16, Watches: 256,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	for _, f := range []struct{ v, d *time.Duration }{{&c.ReadTimeout, &d.ReadTimeout}, {&c.WriteTimeout, &d.WriteTimeout}, {&c.Ping, &d.Ping}} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
+	}
+	for _, f := range []struct{ v, d *int }{{&c.StreamsPerPeer, &d.StreamsPerPeer}, {&c.Streams, &d.Streams}, {&c.WatchesPerPeer, &d.WatchesPerPeer}, {&c.Watches, &d.Watches}} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
+	}
+	return c
+}
+
+// ErrConfig is a Config that makes no sense.
+var ErrConfig = errors.New("remote: bad config")
+
+func (c Config) validate() error {
+	if c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.Ping < 0 {
+		return fmt.Errorf("negative timeout: %w", ErrConfig)
+	}
+	if c.StreamsPerPeer < 0 || c.Streams < 0 || c.WatchesPerPeer < 0 || c.Watches < 0 {
+		return fmt.Errorf("negative bound: %w", ErrConfig)
+	}
+	return nil
+}
+
+// Server answers the Get, Query and Watch requests of the members of its
+// node's cell, on Protocol, from a Backend.
+type Server struct {
+	h     host.Host
+	b     Backend
+	allow func(peer.ID) bool
+	log   *slog.Logger
+	cfg   Config
+
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	streams  map[peer.ID]int // Get and Query streams in progress, by peer
+	nstreams int
+	watches  map[peer.ID]int // open watches, by peer
+	nwatches int
+}
+
+// NewServer returns a server of b's answers on h, for the peers allow
+// accepts (asked again at each stream: a roster changes), with the
+// default Config. allow is called concurrently. log nil discards. Start
+// serves.
+func NewServer(h host.Host, b Backend, allow func(peer.ID) bool, log *slog.Logger) *Server {
+	s, err := NewServerConfig(h, b, allow, log, Config{})
+	if err != nil {
+		panic(err) // the zero Config is valid
+	}
+	return s
+}
+
+// NewServerConfig is NewServer with cfg (zero fields take their default).
+func NewServerConfig(h host.Host, b Backend, allow func(peer.ID) bool, log *slog.Logger, cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		h: h, b: b, allow: allow, log: log.With("part", "store/remote"), cfg: cfg.withDefaults(),
+		streams: make(map[peer.ID]int), watches: make(map[peer.ID]int),
+	}, nil
+}
+
+// Start serves Protocol on the host until Close. ctx gives the values of
+// the contexts the Backend is called with; its end does not stop the
+// server (Close does).
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		return errors.New("remote: Start called twice or after Close")
+	}
+	s.started = true
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.h.SetStreamHandler(Protocol, s.handle)
+	return nil
+}
+
+// Close stops serving: it ends every watch (their clients learn ErrClosed)
+// and waits for every stream's goroutine. Idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return nil
+	}
+	s.h.RemoveStreamHandler(Protocol)
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Bounds says how many streams and watches are open: for tests and
+// status.
+func (s *Server) Bounds() (streams, watches int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nstreams, s.nwatches
+}
+
+func (s *Server) handle(st network.Stream) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = st.Reset()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	p := st.Conn().RemotePeer()
+	if !s.allow(p) {
+		s.log.Debug("store query refused", "peer", p, "why", "not a member")
+		s.finish(st, &Error{Code: codeNotMember, Msg: ErrNotMember.Error()})
+		return
+	}
+	if !s.acquire(p, false) {
+		s.log.Debug("store query refused", "peer", p, "why", "busy")
+		s.finish(st, &Error{Code: codeBusy, Msg: fmt.Sprintf("%s: %d streams at once per peer, %d in all", ErrBusy, s.cfg.StreamsPerPeer, s.cfg.Streams)})
+		return
+	}
+	watching := false
+	defer func() {
+		if !watching {
+			s.release(p, false)
+		}
+	}()
+
+	_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
+	br := bufio.NewReaderSize(st, 512)
+	b, err := readFrame(br, MaxRequest)
+	if err == nil {
+		var r request
+		if r, err = decodeRequest(b); err == nil {
+			switch r.Op {
+			case OpGet:
+				e, err := s.b.Get(s.ctx, r.ID, r.Traits)
+				if err != nil {
+					s.finish(st, errorOf(err))
+					return
+				}
+				s.answer(st, frame{Entity: &e})
+			case OpQuery:
+				pg, err := s.b.Query(s.ctx, r.Query)
+				if err != nil {
+					s.finish(st, errorOf(err))
+					return
+				}
+				s.answerPage(st, pg)
+			case OpWatch:
+				s.release(p, false)
+				watching = true
+				if !s.acquire(p, true) {
+					s.finish(st, &Error{Code: codeBusy, Msg: fmt.Sprintf("%s: %d watches per peer, %d in all", ErrBusy, s.cfg.WatchesPerPeer, s.cfg.Watches)})
+					return
+				}
+				defer s.release(p, true)
+				s.watch(st, br, r.Query)
+			}
+			return
+		}
+	}
+	s.log.Debug("store query request refused", "peer", p, "err", err)
+	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrTooLarge) {
+		s.finish(st, errorOf(err))
+		return
+	}
+	_ = st.Reset() // the stream failed or timed out: nobody to answer
+}
+
+// acquire counts a stream (watch false) or a watch of p in, if the bounds
+// allow it.
+func (s *Server) acquire(p peer.ID, watch bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	per, total, m, n := s.cfg.StreamsPerPeer, s.cfg.Streams, s.streams, &s.nstreams
+	if watch {
+		per, total, m, n = s.cfg.WatchesPerPeer, s.cfg.Watches, s.watches, &s.nwatches
+	}
+	if m[p] >= per || *n >= total {
+		return false
+	}
+	m[p]++
+	*n++
+	return true
+}
+
+func (s *Server) release(p peer.ID, watch bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, n := s.streams, &s.nstreams
+	if watch {
+		m, n = s.watches, &s.nwatches
+	}
+	if m[p]--; m[p] <= 0 {
+		delete(m, p) // the maps hold only peers with something open
+	}
+	*n--
+}
+
+// errorOf is the error frame of err.
+func errorOf(err error) *Error {
+	return &Error{Code: codeOf(err), Msg: truncateMsg(err.Error())}
+}
+
+// write writes one frame body, within WriteTimeout.
+func (s *Server) write(st network.Stream, body []byte) error {
+	_ = st.SetWriteDeadline(ambient.Deadline(s.cfg.WriteTimeout))
+	return writeFrame(st, body)
+}
+
+// answer sends f as the stream's last message.
+func (s *Server) answer(st network.Stream, f frame) {
+	body, err := encodeFrame(f)
+	if err != nil {
+		s.finish(st, errorOf(fmt.Errorf("remote: entity does not fit in a frame (project fewer traits): %w", err)))
+		return
+	}
+	if err := s.write(st, body); err != nil {
+		_ = st.Reset()
+		return
+	}
+	s.close(st)
+}
+
+func (s *Server) answerPage(st network.Stream, pg store.Page) {
+	bodies, err := pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame)
+	if err != nil {
+		s.finish(st, errorOf(err))
+		return
+	}
+	for _, b := range bodies {
+		if err := s.write(st, b); err != nil {
+			_ = st.Reset()
+			return
+		}
+	}
+	s.close(st)
+}
+
+// finish sends e as the stream's last message.
+func (s *Server) finish(st network.Stream, e *Error) {
+	body, err := encodeFrame(frame{Err: e})
+	if err == nil {
+		err = s.write(st, body)
+	}
+	if err != nil {
+		_ = st.Reset()
+		return
+	}
+	s.close(st)
+}
+
+// close ends a stream whose last frame is written: it closes the server's
+// side, waits (ReadTimeout at most) for the client to close its own, then
+// lets the stream go. Closing at once could reset frames still on the way.
+func (s *Server) close(st network.Stream) {
+	if err := st.CloseWrite(); err != nil {
+		_ = st.Reset()
+		return
+	}
+	_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
+	var buf [64]byte
+	for {
+		if _, err := st.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	_ = st.Close()
+}
+
+// watch serves a watch until the client goes, the backend's channel
+// closes, a write fails or the server closes.
+func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	events, err := s.b.Watch(ctx, q)
+	if err != nil {
+		s.finish(st, errorOf(err))
+		return
+	}
+	// The client sends nothing after its request: a read that returns
+	// (EOF, a reset, bytes) means it is gone.
+	_ = st.SetReadDeadline(time.Time{})
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		_, _ = br.ReadByte()
+		cancel()
+	}()
+	defer func() { <-gone }()
+	// end sends e as the last frame, and waits for the client to close
+	// its side (the reader above sees it) before letting the stream go.
+	end := func(e *Error) {
+		body, err := encodeFrame(frame{Err: e})
+		if err == nil {
+			err = s.write(st, body)
+		}
+		if err == nil {
+			err = st.CloseWrite()
+		}
+		if err != nil {
+			_ = st.Reset()
+			return
+		}
+		_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
+		<-gone
+		_ = st.Close()
+	}
+	ping := time.NewTicker(s.cfg.Ping)
+	defer ping.Stop()
+	for {
+		var bodies [][]byte
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				if s.ctx.Err() == nil && ctx.Err() != nil {
+					_ = st.Reset() // the client went
+					return
+				}
+				end(&Error{Code: codeClosed, Msg: ErrClosed.Error()})
+				return
+			}
+			if ev.Page != nil {
+				bodies, err = pageFrames(true, ev.Page.Hits, nil, ev.Page.Next, MaxFrame)
+			} else {
+				bodies, err = pageFrames(false, nil, ev.Changes, "", MaxFrame)
+			}
+			if err != nil {
+				end(errorOf(err))
+				return
+			}
+			ping.Reset(s.cfg.Ping)
+		case <-ping.C:
+			bodies = [][]byte{pingFrame}
+		case <-ctx.Done():
+			if s.ctx.Err() != nil {
+				end(&Error{Code: codeClosed, Msg: ErrClosed.Error()})
+				return
+			}
+			_ = st.Reset() // the client went
+			return
+		}
+		for _, b := range bodies {
+			if err := s.write(st, b); err != nil {
+				s.log.Debug("store watch write failed", "peer", st.Conn().RemotePeer(), "err", err)
+				_ = st.Reset()
+				return
+			}
+		}
+	}
+}
+
+var pingFrame = []byte(`{"v":1,"ping":true}`)
+
+// pageFrames returns the frames of one message: a page (page true: hits
+// and next) or a watch's changes, split so that each frame is at most
+// frameCap (MaxFrame) bytes. A hit that does not fit in a frame alone is an error
+// wrapping ErrTooLarge.
+func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string, frameCap int) ([][]byte, error) {
+	head := `{"v":1,"changes":[`
+	if page {
+		head = `{"v":1,"page":true,"hits":[`
+	}
+	var last string
+	if next != "" {
+		n, err := json.Marshal(next)
+		if err != nil {
+			return nil, fmt.Errorf("remote: encode cursor: %w", err)
+		}
+		last = `],"next":` + string(n) + `}`
+	} else {
+		last = `]}`
+	}
+	const more = `],"more":true}`
+	room := frameCap - len(head) - max(len(last), len(more))
+	var out [][]byte
+	cur := []byte(head)
+	items, total := len(hits)+len(changes), 0
+	for i := range items {
+		var v any
+		var id store.EntityID
+		if page {
+			v, id = toWireHit(hits[i]), hits[i].Entity.ID
+		} else {
+			c := changes[i]
+			v, id = wireChange{Kind: c.Kind, Hit: toWireHit(c.Hit)}, c.Hit.Entity.ID
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("remote: encode hit %s: %w", id, err)
+		}
+		if len(b) > room {
+			return nil, fmt.Errorf("remote: entity %s is %d bytes, which do not fit in a frame of %d (project fewer traits): %w", id, len(b), frameCap, ErrTooLarge)
+		}
+		if total += len(b) + 1; total > MaxMessage-MaxFrame {
+			return nil, fmt.Errorf("remote: answer of more than %d bytes (project fewer traits, or ask for fewer hits): %w", MaxMessage-MaxFrame, ErrTooLarge)
+		}
+		if len(cur)-len(head)+len(b)+1 > room {
+			out = append(out, append(cur, more...))
+			cur = []byte(head)
+		}
+		if len(cur) > len(head) {
+			cur = append(cur, ',')
+		}
+		cur = append(cur, b...)
+	}
+	return append(out, append(cur, last...)), nil
+}
