@@ -175,9 +175,9 @@ func storeQuery(cmd *cli.Command) (api.StoreQuery, error) {
 		return q, usage(cmd, "--limit must be 1 to %d", store.MaxLimit)
 	}
 	for _, w := range cmd.StringSlice("where") {
-		p, err := parseWhere(w)
+		p, err := store.ParseWhere(w)
 		if err != nil {
-			return q, usage(cmd, "--where %v", err)
+			return q, usage(cmd, "--%v", err)
 		}
 		q.Where = append(q.Where, api.StorePredicate{Field: p.Field, Op: string(p.Op), Value: p.Value})
 	}
@@ -409,20 +409,4 @@ func short(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
-}
-
-// parseWhere parses a condition FIELD OP VALUE: the field is what comes
-// before the first of the operator's characters, the operator the longest
-// of store's at that place.
-func parseWhere(s string) (store.Predicate, error) {
-	i := strings.IndexAny(s, "=<>^")
-	if i <= 0 {
-		return store.Predicate{}, fmt.Errorf("%q: want FIELD OP VALUE, OP one of = < <= > >= ^=", s)
-	}
-	for _, op := range []store.Cmp{store.Le, store.Ge, store.Prefix, store.Eq, store.Lt, store.Gt} {
-		if strings.HasPrefix(s[i:], string(op)) {
-			return store.Predicate{Field: s[:i], Op: op, Value: s[i+len(op):]}, nil
-		}
-	}
-	return store.Predicate{}, fmt.Errorf("%q: want FIELD OP VALUE, OP one of = < <= > >= ^=", s)
 }
