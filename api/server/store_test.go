@@ -597,3 +597,36 @@ func TestStoreThinMember(t *testing.T) {
 		t.Errorf("query with no store member: %v, want ErrNoStoreMember", err)
 	}
 }
+
+// TestStoreWatchEndsWithTheStore: a watch whose store stops (the node
+// closes while its API still serves) ends with a line that says so.
+func TestStoreWatchEndsWithTheStore(t *testing.T) {
+	index := t.TempDir()
+	dir, n, _ := nodetest.Serve(t, func(o *p.Options) { o.Store.Dir = index })
+	c, err := client.Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := c.CellCreate(ctx, api.CellCreateRequest{Name: "home"}); err != nil {
+		t.Fatal(err)
+	}
+	pages := 0
+	var end error
+	for l, err := range c.StoreWatch(ctx, api.StoreQuery{}) {
+		if err != nil {
+			end = err
+			break
+		}
+		if l.Page != nil {
+			pages++
+			if err := n.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if pages != 1 || end == nil || !strings.Contains(end.Error(), "store ended the watch") {
+		t.Errorf("%d pages, then %v; want 1, then the store's end", pages, end)
+	}
+}
