@@ -103,6 +103,7 @@ func Serve(t testing.TB, tweak ...func(*p.Options)) (dir string, n *p.Node, api 
 	t.Cleanup(func() { d.Close() })
 	opts := Options(t, 9)
 	opts.Datastore, opts.Cell = d.Datastore, FastCell
+	opts.Store.Dir = filepath.Join(dir, p.StoreDir) // as NodeOptions sets it
 	for _, f := range tweak {
 		f(&opts)
 	}

@@ -8,14 +8,35 @@
 // every document against its schema in the node's registry) and append its
 // encoding as one chain entry. Nothing is appended for a refused write.
 // Writes work offline: the chain takes them, and every store node indexes
-// them once they arrive.
+// them once they arrive. On a store node a write returns once its entry is
+// in the index, so that the node reads its own writes.
 //
-// # Roles
+// # The follower
 //
 // A node whose own roster entry has cell.RoleStore (and that has a
 // directory for it, Config.Dir) keeps an index of its cell's chain,
 // Dir/<cell id>/: a SQLite database (package store/index). The index is
 // opened when there is something to index or to read, not when the node
-// starts, so that a node with an empty store starts fast and small. A node
-// without the role sends its reads to a store member of its cell.
+// starts, so that a node with an empty store starts fast and small. One
+// goroutine keeps it caught up: on each of the chain's signals (and at
+// start, on a kick, every Config.Poll) it checks that the chain's arrival
+// Next-1 still has the CID of the index's checkpoint (a removal's cut-off
+// renumbers arrivals: then the index is emptied and the chain applied
+// again) and applies the arrivals the index lacks, in batches of
+// Config.Batch, one index transaction each. A restart resumes from the
+// checkpoint on disk. When the node leaves its cell, or loses the role,
+// the index is closed; in another cell, that cell's is opened.
+//
+// # Roles and the remote path
+//
+// A store node serves its index to its cell's members over package
+// store/remote. A node without the role sends each read to a store member
+// of its roster, in a deterministic order (the one that answered last,
+// then connected ones, then the others, by peer ID; those that failed
+// lately last), moving on when one cannot be reached, and reports
+// ErrNoStoreMember when none can. Answers and errors are the same as a
+// local index's (store.ErrQuery and store.ErrNotFound survive the wire). A
+// watch whose member goes away is set up again on another, and its
+// consumer gets the difference between the page it held and the new
+// member's first page as changes.
 package service
