@@ -18,9 +18,9 @@ import (
 	"github.com/exopeer/exopeer/store"
 )
 
-// storeNode runs a loopback node with its control API and an index dir,
-// in a cell of its own (so with the store role), and returns its data dir
-// and a client of it.
+// storeNode runs a loopback node with its control API (and its store
+// directory, as nodetest.Serve gives it), in a cell of its own (so with
+// the store role), and returns its data dir and a client of it.
 func storeNode(t *testing.T) (string, *client.Client) {
 	t.Helper()
 	dir, c, _ := storeServer(t)
@@ -30,8 +30,7 @@ func storeNode(t *testing.T) (string, *client.Client) {
 // storeServer is storeNode, and the API's server too.
 func storeServer(t *testing.T) (string, *client.Client, *server.Server) {
 	t.Helper()
-	index := t.TempDir()
-	dir, _, srv := nodetest.Serve(t, func(o *p.Options) { o.Store.Dir = index })
+	dir, _, srv := nodetest.Serve(t)
 	c, err := client.Dial(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -516,8 +515,7 @@ func TestStoreQueryCutsALargePage(t *testing.T) {
 // the store member's index; with no store member left, its reads are 503
 // no-store-member.
 func TestStoreThinMember(t *testing.T) {
-	index := t.TempDir()
-	adir, admin, asrv := nodetest.Serve(t, func(o *p.Options) { o.Store.Dir = index })
+	adir, admin, asrv := nodetest.Serve(t)
 	ac, err := client.Dial(adir)
 	if err != nil {
 		t.Fatal(err)
@@ -601,8 +599,7 @@ func TestStoreThinMember(t *testing.T) {
 // TestStoreWatchEndsWithTheStore: a watch whose store stops (the node
 // closes while its API still serves) ends with a line that says so.
 func TestStoreWatchEndsWithTheStore(t *testing.T) {
-	index := t.TempDir()
-	dir, n, _ := nodetest.Serve(t, func(o *p.Options) { o.Store.Dir = index })
+	dir, n, _ := nodetest.Serve(t)
 	c, err := client.Dial(dir)
 	if err != nil {
 		t.Fatal(err)
