@@ -241,6 +241,14 @@ func TestStoreOverTheAPI(t *testing.T) {
 	if e, err := c.StoreGet(ctx, milk.Entity, []string{"app.thing"}); err != nil || len(e.Traits) != 1 || e.Traits[0].Type != "app.thing" {
 		t.Errorf("get of app.thing = %+v, %v", e, err)
 	}
+	many := make([]string, 65)
+	for i := range many {
+		many[i] = fmt.Sprint("t", i)
+	}
+	_, err = c.StoreGet(ctx, milk.Entity, many)
+	wantProblemType(t, "get projected to 65 types", err, http.StatusBadRequest, api.ProblemBadQuery)
+	_, err = c.StoreQuery(ctx, api.StoreQuery{Traits: &many})
+	wantProblemType(t, "query projected to 65 types", err, http.StatusBadRequest, api.ProblemBadQuery)
 	_, err = c.StoreGet(ctx, strings.Repeat("0", 32), nil)
 	wantProblemType(t, "get of nothing", err, http.StatusNotFound, api.ProblemNotFound)
 	if !errors.Is(err, client.ErrNotFound) {
