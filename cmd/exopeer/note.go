@@ -77,7 +77,7 @@ func cmdNoteLs(ctx context.Context, cmd *cli.Command) error {
 		return usage(cmd, "--limit must be 1 to %d", store.MaxLimit)
 	}
 	q.After = cmd.String("after")
-	return queryPage(ctx, cmd, q, printNote)
+	return queryPage(ctx, cmd, q, "notes", printNote)
 }
 
 func cmdNoteSearch(ctx context.Context, cmd *cli.Command) error {
@@ -87,7 +87,7 @@ func cmdNoteSearch(ctx context.Context, cmd *cli.Command) error {
 	}
 	q := noteQuery()
 	q.Match = strings.Join(words, " ")
-	return queryPage(ctx, cmd, q, printNote)
+	return queryPage(ctx, cmd, q, "notes", printNote)
 }
 
 // printNote prints a note on one line: its ID, when it was last changed,

@@ -195,12 +195,12 @@ func cmdStoreQuery(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	return queryPage(ctx, cmd, q, printHit)
+	return queryPage(ctx, cmd, q, "entities", printHit)
 }
 
 // queryPage runs q and prints its page: as JSON, or one line a hit with
-// line, then how to read the next page.
-func queryPage(ctx context.Context, cmd *cli.Command, q api.StoreQuery, line func(io.Writer, api.StoreHit) error) error {
+// line (or that no what were found), then how to read the next page.
+func queryPage(ctx context.Context, cmd *cli.Command, q api.StoreQuery, what string, line func(io.Writer, api.StoreHit) error) error {
 	c, err := dial(cmd)
 	if err != nil {
 		return err
@@ -216,7 +216,7 @@ func queryPage(ctx context.Context, cmd *cli.Command, q api.StoreQuery, line fun
 	}
 	out := stdout(cmd)
 	if len(page.Hits) == 0 {
-		fmt.Fprintln(out, "no entities found")
+		fmt.Fprintf(out, "no %s found\n", what)
 	}
 	for _, h := range page.Hits {
 		if err := line(out, h); err != nil {
