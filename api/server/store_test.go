@@ -8,13 +8,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/api/server"
 	"github.com/exopeer/exopeer/client"
 	"github.com/exopeer/exopeer/internal/nodetest"
-	p "github.com/exopeer/exopeer/peer"
 	"github.com/exopeer/exopeer/store"
 )
 
@@ -376,94 +374,6 @@ func compactJSON(t *testing.T, doc json.RawMessage) string {
 	return strings.TrimSpace(b.String())
 }
 
-// TestStoreWatch watches a query over the API: the first page, then each
-// change to it as it is written (added, changed, removed); the stream
-// ends with the API, saying so.
-func TestStoreWatch(t *testing.T) {
-	_, c, srv := storeServer(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	first, err := c.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: note("first")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan api.StoreWatchLine, 100)
-	ended := make(chan error, 1)
-	go func() {
-		var err error
-		for l, werr := range c.StoreWatch(ctx, api.StoreQuery{Type: "exo.note"}) {
-			if werr != nil {
-				err = werr
-				break
-			}
-			lines <- l
-		}
-		ended <- err
-	}()
-	next := func() api.StoreWatchLine {
-		t.Helper()
-		select {
-		case l := <-lines:
-			return l
-		case <-ctx.Done():
-			t.Fatal("watch: no line within 30 s")
-			return api.StoreWatchLine{}
-		}
-	}
-	// change waits for the change of one entity (a writer's update may
-	// come in more than one event, but each entity changes once here).
-	change := func(kind, id, body string) {
-		t.Helper()
-		l := next()
-		if len(l.Changes) != 1 || l.Page != nil {
-			t.Fatalf("watch line %+v, want one change", l)
-		}
-		ch := l.Changes[0]
-		if ch.Kind != kind || ch.Hit.Entity.ID != id {
-			t.Fatalf("change %+v, want %s of %s", ch, kind, id)
-		}
-		if body != "" && (len(ch.Hit.Entity.Traits) != 1 || compactJSON(t, ch.Hit.Entity.Traits[0].Doc) != `{"body":"`+body+`"}`) {
-			t.Fatalf("change %+v, want the body %q", ch, body)
-		}
-	}
-	if l := next(); l.Page == nil || len(l.Page.Hits) != 1 || l.Page.Hits[0].Entity.ID != first.Entity || len(l.Changes) != 0 {
-		t.Fatalf("first line %+v, want the page of the first note", l)
-	}
-	second, err := c.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: note("second")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	change("added", second.Entity, "second")
-	if _, err := c.StorePut(ctx, api.StorePutRequest{Entity: first.Entity, Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: note("first, again")}}}); err != nil {
-		t.Fatal(err)
-	}
-	change("changed", first.Entity, "first, again")
-	// A trait of another type is not the query's: no change.
-	if _, err := c.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "app.thing", Doc: note("x")}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.StoreDelete(ctx, second.Entity, nil); err != nil {
-		t.Fatal(err)
-	}
-	change("removed", second.Entity, "")
-
-	// The API's Close ends the stream, and the client hears why.
-	if err := srv.Close(ctx); err != nil {
-		t.Fatalf("api Close with a watch open: %v", err)
-	}
-	select {
-	case err := <-ended:
-		if err == nil || !strings.Contains(err.Error(), "stopping") {
-			t.Errorf("watch ended with %v, want the API stopping", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("watch did not end with the API")
-	}
-	if len(lines) != 0 {
-		t.Errorf("watch gave %+v more", <-lines)
-	}
-}
-
 // TestStoreQueryCutsALargePage: a page whose entities would make an
 // answer over about 8 MiB is cut short, with the cursor that reads on
 // from its last hit, so that every entity is read once, in order.
@@ -515,123 +425,5 @@ func TestStoreQueryCutsALargePage(t *testing.T) {
 			t.Errorf("watch's first line: page %v", l.Page != nil)
 		}
 		break
-	}
-}
-
-// TestStoreThinMember: a member without the store role reads through a
-// store member of its cell, with the same answers, and its writes reach
-// the store member's index; with no store member left, its reads are 503
-// no-store-member.
-func TestStoreThinMember(t *testing.T) {
-	adir, admin, asrv := nodetest.Serve(t)
-	ac, err := client.Dial(adir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	if _, err := ac.CellCreate(ctx, api.CellCreateRequest{Name: "home", Member: "laptop"}); err != nil {
-		t.Fatal(err)
-	}
-	inv, err := ac.CellInvite(ctx, api.CellInviteRequest{Roles: "chain"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tdir, _, _ := nodetest.Serve(t, func(o *p.Options) {
-		j := nodetest.Options(t, 11, nodetest.AddrInfo(admin))
-		o.Key, o.DHT, o.Discovery = j.Key, j.DHT, j.Discovery
-	})
-	tc, err := client.Dial(tdir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tc.CellJoin(ctx, api.CellJoinRequest{Code: inv.Code, Member: "phone"}); err != nil {
-		t.Fatal(err)
-	}
-
-	w, err := ac.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: note("from the laptop")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine, err := tc.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: note("from the phone")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := api.StoreQuery{Type: "exo.note", Asc: true, Traits: &[]string{}}
-	both := func(c *client.Client) func() bool {
-		return func() bool {
-			page, err := c.StoreQuery(ctx, q)
-			return err == nil && len(page.Hits) == 2
-		}
-	}
-	nodetest.Eventually(t, 30*time.Second, "both notes in the store member's index", both(ac))
-	nodetest.Eventually(t, 30*time.Second, "both notes through the thin member", both(tc))
-	want, err := ac.StoreQuery(ctx, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ids := []string{want.Hits[0].Entity.ID, want.Hits[1].Entity.ID}; !(ids[0] == w.Entity && ids[1] == mine.Entity) &&
-		!(ids[0] == mine.Entity && ids[1] == w.Entity) {
-		t.Errorf("store member's page %v, want %s and %s", ids, w.Entity, mine.Entity)
-	}
-	got, err := tc.StoreQuery(ctx, q)
-	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("thin member's page %+v, %v; the store member's %+v", got, err, want)
-	}
-	if e, err := tc.StoreGet(ctx, w.Entity, nil); err != nil || len(e.Traits) != 1 {
-		t.Errorf("thin member's get: %+v, %v", e, err)
-	}
-	_, err = tc.StoreQuery(ctx, api.StoreQuery{Type: "nope"})
-	wantProblemType(t, "thin member's bad query", err, http.StatusBadRequest, api.ProblemBadQuery)
-	st, err := tc.StoreStatus(ctx)
-	if err != nil || st.Role != "remote" {
-		t.Errorf("thin member's status: %+v, %v", st, err)
-	}
-	_, err = tc.StoreReindex(ctx)
-	wantProblemType(t, "thin member's reindex", err, http.StatusConflict, api.ProblemNotStore)
-
-	// The store member goes: the thin member's reads have no one to ask.
-	if err := asrv.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.Close(); err != nil {
-		t.Fatal(err)
-	}
-	_, err = tc.StoreQuery(ctx, q)
-	wantProblemType(t, "query with no store member", err, http.StatusServiceUnavailable, api.ProblemNoStoreMember)
-	if !errors.Is(err, client.ErrNoStoreMember) {
-		t.Errorf("query with no store member: %v, want ErrNoStoreMember", err)
-	}
-}
-
-// TestStoreWatchEndsWithTheStore: a watch whose store stops (the node
-// closes while its API still serves) ends with a line that says so.
-func TestStoreWatchEndsWithTheStore(t *testing.T) {
-	dir, n, _ := nodetest.Serve(t)
-	c, err := client.Dial(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if _, err := c.CellCreate(ctx, api.CellCreateRequest{Name: "home"}); err != nil {
-		t.Fatal(err)
-	}
-	pages := 0
-	var end error
-	for l, err := range c.StoreWatch(ctx, api.StoreQuery{}) {
-		if err != nil {
-			end = err
-			break
-		}
-		if l.Page != nil {
-			pages++
-			if err := n.Close(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if pages != 1 || end == nil || !strings.Contains(end.Error(), "store ended the watch") {
-		t.Errorf("%d pages, then %v; want 1, then the store's end", pages, end)
 	}
 }
