@@ -101,7 +101,9 @@ func (s *Service) remote(ctx context.Context, read func(ctx context.Context, p p
 			}
 			return err
 		}
-		s.failed(p, err)
+		if nodial, _ := network.GetNoDial(ctx); !nodial { // not reached, but maybe reachable
+			s.failed(p, err)
+		}
 		errs = append(errs, fmt.Sprintf("%s: %v", p.ShortString(), err))
 	}
 	return fmt.Errorf("%w (%s)", ErrNoStoreMember, strings.Join(errs, "; "))

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/libp2p/go-libp2p/core/network"
+
 	"github.com/exopeer/exopeer/store"
 )
 
@@ -126,7 +128,7 @@ func (s *Service) Delete(ctx context.Context, e store.EntityID, traits []store.T
 	if err := tx.Check(); err != nil {
 		return Written{}, fmt.Errorf("store: delete: %w", err)
 	}
-	ent, err := s.Get(ctx, e, nil)
+	ent, err := s.Get(noDial(ctx), e, nil)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return Written{}, fmt.Errorf("store: delete %s: %w", e, store.ErrNotFound)
@@ -145,7 +147,7 @@ func (s *Service) Delete(ctx context.Context, e store.EntityID, traits []store.T
 // liveTraits returns the live traits of e by ID, as far as this node can
 // read them now; nil when it cannot.
 func (s *Service) liveTraits(ctx context.Context, e store.EntityID) map[store.TraitID]store.Trait {
-	ent, err := s.Get(ctx, e, nil)
+	ent, err := s.Get(noDial(ctx), e, nil)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Debug("put without reading the live traits", "entity", e, "err", err)
@@ -184,4 +186,11 @@ func (s *Service) settle(ctx context.Context) {
 	if err != nil {
 		s.log.Warn("store index not caught up after a write", "err", err)
 	}
+}
+
+// noDial keeps a write's read from dialling: a node without the store
+// role asks only the store members it is connected to, so that a write
+// offline does not wait for dials that cannot succeed.
+func noDial(ctx context.Context) context.Context {
+	return network.WithNoDial(ctx, "store: a write reads only from connected members")
 }
