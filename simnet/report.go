@@ -50,6 +50,8 @@ type Report struct {
 	Goroutines int `json:"goroutines"`
 	// Chain is what the chain scenario counted; nil for the others.
 	Chain *ChainReport `json:"chain,omitempty"`
+	// Store is what the store scenario counted; nil for the others.
+	Store *StoreReport `json:"store,omitempty"`
 	// Failures lists a sample of what failed, for diagnosis.
 	Failures []string `json:"failures,omitempty"`
 }
@@ -168,6 +170,10 @@ func (r Report) WriteText(w io.Writer) error {
 		if len(c.Bans) > 0 {
 			fmt.Fprintf(tw, "bans\t%s\n", strings.Join(c.Bans, "\n\t"))
 		}
+	}
+	if c := r.Store; c != nil {
+		fmt.Fprintf(tw, "store\t%d mutations written, %d chain entries, %d live entities; %d answer bytes compared\n", c.Written, c.Entries, c.Live, c.AnswerBytes)
+		fmt.Fprintf(tw, "faults\t%d partitions, %d crashes; indexes caught up %.1f ms after the heal\n", c.Partitions, c.Crashes, c.ConvergedMs)
 	}
 	if r.PeakHeap > 0 {
 		fmt.Fprintf(tw, "peak heap\t%.1f MiB (%.1f KiB per node); live %.1f MiB (%.1f KiB per node)\n",

@@ -22,7 +22,8 @@ type Options struct {
 	Seed          uint64
 	CrashFraction float64
 	Lookups       int
-	// Entries is how many entries each node appends (chain).
+	// Entries is how many entries each node appends (chain), or how
+	// many mutations each store node makes (store).
 	Entries int
 	// MemoryLimit, if not zero, is the soft memory limit of the Go runtime
 	// while the scenario runs (runtime/debug.SetMemoryLimit): the
@@ -53,6 +54,17 @@ var Scenarios = map[string]Scenario{
 	},
 	"chain": func(ctx context.Context, n *Net, o Options) (Report, error) {
 		return ScenarioChain(ctx, n, ChainOptions{Nodes: o.Nodes, Entries: o.Entries, Crash: o.CrashFraction})
+	},
+	"store": func(ctx context.Context, n *Net, o Options) (Report, error) {
+		dir, err := os.MkdirTemp("", "exopeer-sim-store-")
+		if err != nil {
+			return Report{}, fmt.Errorf("simnet: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		// The nodes are closed before the directory goes: their indexes
+		// are open in it.
+		defer n.Close()
+		return ScenarioStore(ctx, n, StoreOptions{Nodes: o.Nodes, Ops: o.Entries, Dir: dir})
 	},
 }
 

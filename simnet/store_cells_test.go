@@ -3,6 +3,7 @@ package simnet
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -155,4 +156,21 @@ func putNotes(t *testing.T, nd *Node, prefix string, count int) {
 
 func noteDoc(body string) store.Trait {
 	return store.Trait{Type: "exo.note", Doc: mustJSON(map[string]string{"body": body})}
+}
+
+func mustQuery(t *testing.T, ctx context.Context, nd *Node, q store.Query) store.Page {
+	t.Helper()
+	pg, err := nd.Peer().Store().Query(ctx, q)
+	if err != nil {
+		t.Fatalf("seed %d: node %d: Query %+v: %v", nd.net.Seed(), nd.Index, q, err)
+	}
+	return pg
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // the store's shapes and string maps always marshal
+	}
+	return b
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/exopeer/exopeer/store"
@@ -80,7 +79,7 @@ func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) 
 	if _, err := ix.wc.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return nil, false, fmt.Errorf("index: apply: begin: %w", err)
 	}
-	w := writer{ix: ix, ctx: ctx}
+	w := writer{ix: ix, ctx: ctx, tombs: make(map[store.EntityID]*at)}
 	skips, err := w.arrivals(as)
 	if err == nil {
 		last := as[len(as)-1]
@@ -104,6 +103,36 @@ type writer struct {
 	ix      *Index
 	ctx     context.Context
 	changed bool
+	// tombs caches the entities' tombs read or written in this
+	// transaction (nil: none): a transaction's operations are mostly on
+	// one entity.
+	tombs map[store.EntityID]*at
+}
+
+// tomb returns entity e's tomb, if it has one.
+func (w *writer) tomb(e store.EntityID) (at, bool, error) {
+	if t, ok := w.tombs[e]; ok {
+		if t == nil {
+			return at{}, false, nil
+		}
+		return *t, true, nil
+	}
+	if len(w.tombs) >= 4096 {
+		clear(w.tombs) // bounded, whatever the batch
+	}
+	var t at
+	var clock int64
+	err := w.ix.st.getTomb.QueryRowContext(w.ctx, e[:]).Scan(&clock, &t.key, &t.op)
+	if errors.Is(err, sql.ErrNoRows) {
+		w.tombs[e] = nil
+		return at{}, false, nil
+	}
+	if err != nil {
+		return at{}, false, err
+	}
+	t.clock = uint64(clock)
+	w.tombs[e] = &t
+	return t, true, nil
 }
 
 func (w *writer) exec(s *sql.Stmt, args ...any) error {
@@ -213,14 +242,10 @@ func scanRow(sc interface{ Scan(...any) error }) (row, error) {
 func (w *writer) op(a at, o *store.Op) error {
 	st := &w.ix.st
 	ent := o.Entity[:]
-	var tomb at
-	var clock int64
-	err := st.getTomb.QueryRowContext(w.ctx, ent).Scan(&clock, &tomb.key, &tomb.op)
-	hasTomb := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	tomb, hasTomb, err := w.tomb(o.Entity)
+	if err != nil {
 		return err
 	}
-	tomb.clock = uint64(clock)
 	if o.Kind == store.OpDeleteEntity {
 		if hasTomb && tomb.compare(a) >= 0 {
 			return nil
@@ -228,6 +253,7 @@ func (w *writer) op(a at, o *store.Op) error {
 		if err := w.exec(st.setTomb, ent, int64(a.clock), a.key, a.op); err != nil {
 			return err
 		}
+		w.tombs[o.Entity] = &a
 		rows, err := w.entityRows(ent)
 		if err != nil {
 			return err
@@ -248,49 +274,56 @@ func (w *writer) op(a at, o *store.Op) error {
 	if hasTomb && a.compare(tomb) < 0 {
 		return nil
 	}
-	old, err := scanRow(st.getTrait.QueryRowContext(w.ctx, ent, string(o.Trait.ID)))
-	exists := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	// A new row first: when the trait has none (the common case) this
+	// insert is the only statement; when it has one, it does nothing and
+	// the row is read and compared.
+	t := &o.Trait
+	var ex extracted
+	var ins []any
+	if o.Kind == store.OpDeleteTrait {
+		ins = []any{ent, string(t.ID), "", nil, nil, nil, int64(a.clock), a.key, a.op, 1, false}
+	} else {
+		ex = w.ix.extract(t.Type, t.Doc)
+		ins = []any{ent, string(t.ID), t.Type, []byte(t.Doc), timeKey(t.Created), timeKey(t.Modified), int64(a.clock), a.key, a.op, 0, ex.text != ""}
+	}
+	res, err := st.insTrait.ExecContext(w.ctx, ins...)
+	if err != nil {
 		return err
 	}
-	if exists && old.at.compare(a) >= 0 {
-		return nil // a later write wins, or this one again
-	}
-	if exists {
+	var id int64
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 1 {
+		if id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+	} else {
+		old, err := scanRow(st.getTrait.QueryRowContext(w.ctx, ent, string(t.ID)))
+		if err != nil {
+			return err
+		}
+		if old.at.compare(a) >= 0 {
+			return nil // a later write wins, or this one again
+		}
 		if err := w.drop(old); err != nil {
+			return err
+		}
+		id = old.id
+		if err := w.exec(st.updTrait, append(ins[2:], id)...); err != nil {
 			return err
 		}
 	}
 	w.changed = true
-	if o.Kind == store.OpDeleteTrait {
-		if exists {
-			return w.exec(st.updTrait, "", nil, nil, nil, int64(a.clock), a.key, a.op, 1, 0, old.id)
-		}
-		_, err := st.insTrait.ExecContext(w.ctx, ent, string(o.Trait.ID), "", nil, nil, nil, int64(a.clock), a.key, a.op, 1, 0)
-		return err
-	}
-	t := &o.Trait
-	ex := w.ix.extract(t.Type, t.Doc)
-	hasText := ex.text != ""
-	id := old.id
-	if exists {
-		err = w.exec(st.updTrait, t.Type, []byte(t.Doc), timeKey(t.Created), timeKey(t.Modified), int64(a.clock), a.key, a.op, 0, hasText, id)
-	} else {
-		var res sql.Result
-		res, err = st.insTrait.ExecContext(w.ctx, ent, string(t.ID), t.Type, []byte(t.Doc), timeKey(t.Created), timeKey(t.Modified), int64(a.clock), a.key, a.op, 0, hasText)
-		if err == nil {
-			id, err = res.LastInsertId()
-		}
-	}
-	if err != nil {
-		return err
+	var mod []byte
+	if len(ex.terms) > 0 {
+		mod = timeKey(t.Modified)
 	}
 	for _, tm := range ex.terms {
-		if err := w.exec(st.insTerm, id, tm.field, tm.v); err != nil {
+		if err := w.exec(st.insTerm, id, tm.field, tm.v, ent, mod); err != nil {
 			return err
 		}
 	}
-	if hasText {
+	if ex.text != "" {
 		return w.exec(st.insText, id, ex.text)
 	}
 	return nil
@@ -380,85 +413,6 @@ func newFieldMap(reg *store.Registry) fieldMap {
 		m.byName[s.Type] = fs
 	}
 	return m
-}
-
-type term struct {
-	field int64
-	v     any
-}
-
-type extracted struct {
-	terms []term
-	text  string
-}
-
-// extract returns what a valid document of typ indexes: its keyword,
-// number, time and reference values, and its text fields joined by
-// newlines, in schema order. An unregistered type indexes nothing.
-func (ix *Index) extract(typ string, doc json.RawMessage) extracted {
-	s, ok := ix.reg.Lookup(typ)
-	if !ok || len(s.Fields) == 0 {
-		return extracted{}
-	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(doc, &obj) != nil {
-		return extracted{}
-	}
-	var ex extracted
-	var text strings.Builder
-	fs := ix.fields.byName[typ]
-	for _, f := range s.Fields {
-		raw, ok := obj[f.Name]
-		if !ok {
-			continue
-		}
-		vals := []json.RawMessage{raw}
-		if f.List {
-			vals = nil
-			if json.Unmarshal(raw, &vals) != nil {
-				continue
-			}
-		}
-		for _, raw := range vals {
-			v, ok := value(f.Kind, raw)
-			if !ok {
-				continue
-			}
-			if f.Kind == store.Text {
-				if text.Len() > 0 {
-					text.WriteByte('\n')
-				}
-				text.WriteString(v.(string))
-				continue
-			}
-			ex.terms = append(ex.terms, term{field: fs[f.Name].id, v: v})
-		}
-	}
-	ex.text = text.String()
-	return ex
-}
-
-// value converts a JSON value of a field of kind k to what terms hold: a
-// keyword or a text as a string, a number as a float64, a time as its
-// timeKey, a reference as the 16 bytes of the ID. Null and values of the
-// wrong type (which Validate refuses) give false.
-func value(k store.IndexKind, raw json.RawMessage) (any, bool) {
-	if k == store.Number {
-		var n json.Number
-		if json.Unmarshal(raw, &n) != nil {
-			return nil, false
-		}
-		f, err := strconv.ParseFloat(string(n), 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return nil, false
-		}
-		return f, true
-	}
-	var s string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return nil, false
-	}
-	return textValue(k, s)
 }
 
 // textValue converts a field's value in text form (a document's string, a

@@ -11,7 +11,15 @@ import (
 	"github.com/exopeer/exopeer/store"
 )
 
-func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(cleanM{m}) }
+
+// cleanM removes the benchmarks' shared index after the run.
+type cleanM struct{ m *testing.M }
+
+func (c cleanM) Run() int {
+	defer removeBuilt()
+	return c.m.Run()
+}
 
 // taskSchema is a second registered type with every kind of field.
 var taskSchema = store.Schema{

@@ -30,7 +30,7 @@ var (
 
 // format is the version of the tables' layout: part of the fingerprint, so
 // that a binary with another layout rebuilds the index.
-const format = "exopeer-index-1"
+const format = "exopeer-index-2"
 
 // Options tune an Index. The zero Options is DefaultOptions.
 type Options struct {
@@ -176,11 +176,14 @@ var schema = []string{
 	// tombs: the latest delete-entity of each entity.
 	`CREATE TABLE tombs(entity BLOB PRIMARY KEY, clock INTEGER NOT NULL, key BLOB NOT NULL, op INTEGER NOT NULL) WITHOUT ROWID`,
 	// terms: one row per indexed keyword, number, time or reference value
-	// of a live trait; field is fieldMap's number for (type, field). The
-	// key serves deletes and a trait's value for ordering, terms_v the
-	// predicates.
-	`CREATE TABLE terms(trait INTEGER NOT NULL, field INTEGER NOT NULL, v NOT NULL, PRIMARY KEY(trait, field, v)) WITHOUT ROWID`,
-	`CREATE INDEX terms_v ON terms(field, v, trait)`,
+	// of a live trait; field is fieldMap's number for (type, field); the
+	// trait's entity and modified time are repeated so that terms_v gives
+	// the traits with a value newest first without reading traits. The
+	// key serves deletes, predicates checked per trait and a trait's
+	// value for ordering; terms_v drives predicates and references.
+	`CREATE TABLE terms(trait INTEGER NOT NULL, field INTEGER NOT NULL, v NOT NULL, entity BLOB NOT NULL, mod BLOB NOT NULL,
+		PRIMARY KEY(trait, field, v)) WITHOUT ROWID`,
+	`CREATE INDEX terms_v ON terms(field, v, mod, entity)`,
 	// fts: the text fields of each live trait of a registered type,
 	// joined by newlines; rowid = traits.id.
 	`CREATE VIRTUAL TABLE fts USING fts5(text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')`,

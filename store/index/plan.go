@@ -1,9 +1,11 @@
 package index
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -27,6 +29,7 @@ const (
 // prefix is the range [v, hi)).
 type pred struct {
 	field int64
+	list  bool
 	op    store.Cmp
 	v, hi any
 }
@@ -97,12 +100,14 @@ func (ix *Index) compile(q store.Query) (*plan, error) {
 		if !ok {
 			return nil, errQuery("where[%d]: field %s: %q is not a %s value", i, f.name, truncate(w.Value), f.kind)
 		}
-		pr := pred{field: f.id, op: w.Op, v: v}
+		pr := pred{field: f.id, list: f.list, op: w.Op, v: v}
 		if w.Op == store.Prefix {
 			pr.hi = w.Value + "\xff" // above every UTF-8 string with the prefix
 		}
 		p.preds = append(p.preds, pr)
 	}
+	// The most selective kinds first: the first predicate drives.
+	slices.SortStableFunc(p.preds, func(a, b pred) int { return cmp.Compare(opRank(a.op), opRank(b.op)) })
 	if q.RefersTo != nil {
 		if q.RefersTo.IsZero() {
 			return nil, errQuery("refers_to: zero entity id")
@@ -161,6 +166,16 @@ func checkProjection(ts []string) error {
 		}
 	}
 	return nil
+}
+
+func opRank(op store.Cmp) int {
+	switch op {
+	case store.Eq:
+		return 0
+	case store.Prefix:
+		return 1
+	}
+	return 2
 }
 
 // takes reports whether a field of kind k takes op.

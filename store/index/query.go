@@ -129,6 +129,9 @@ func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
 		return store.Page{Hits: []store.Hit{}}, nil // no type has a reference field
 	}
 	q, args := p.sql()
+	if p.streams() {
+		q, args = p.streamSQL()
+	}
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return store.Page{}, fmt.Errorf("index: query: %w", err)
@@ -139,7 +142,8 @@ func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
 		rank float64
 	}
 	var hits []hit
-	for rows.Next() {
+	seen := make(map[store.EntityID]bool)
+	for len(hits) <= p.limit && rows.Next() {
 		var h hit
 		var ent []byte
 		var rank sql.NullFloat64
@@ -148,6 +152,10 @@ func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
 			return store.Page{}, fmt.Errorf("index: query: %w", err)
 		}
 		copy(h.id[:], ent)
+		if seen[h.id] {
+			continue // streamed: an entity's first row is its best
+		}
+		seen[h.id] = true
 		h.rank = rank.Float64
 		hits = append(hits, h)
 	}
@@ -219,32 +227,62 @@ func (p *plan) sql() (string, []any) {
 	if p.match != "" {
 		rank = "round(m.r, 6)"
 	}
-	b.WriteString("SELECT t.entity AS e, " + key + " AS k, " + rank + " AS r FROM traits t")
-	if p.match != "" {
-		b.WriteString(" JOIN (SELECT rowid AS id, rank AS r FROM fts WHERE fts MATCH " + arg(p.match) + ") m ON m.id = t.id")
-	}
-	b.WriteString(" WHERE t.dead = 0")
-	if p.typ != "" {
-		b.WriteString(" AND t.type = " + arg(p.typ))
-	}
-	for _, pr := range p.preds {
-		b.WriteString(" AND t.id IN (SELECT trait FROM terms WHERE field = " + arg(pr.field) + " AND v ")
+	// The join order is fixed (CROSS JOIN): the full-text match drives
+	// when there is one, else the first predicate's index, else the
+	// references', else the traits of the type; the other conditions are
+	// checked per candidate through the terms' primary key.
+	cond := func(pr pred, col string) string {
 		if pr.op == store.Prefix {
-			b.WriteString(">= " + arg(pr.v) + " AND v < " + arg(pr.hi) + ")")
-			continue
+			return col + " >= " + arg(pr.v) + " AND " + col + " < " + arg(pr.hi)
 		}
-		b.WriteString(string(pr.op) + " " + arg(pr.v) + ")")
+		return col + " " + string(pr.op) + " " + arg(pr.v)
 	}
-	if p.refers != nil {
-		b.WriteString(" AND t.id IN (SELECT trait FROM terms WHERE field IN (")
-		for i, f := range p.refFields {
-			if i > 0 {
-				b.WriteString(", ")
+	refFields := func() string {
+		var f []string
+		for _, id := range p.refFields {
+			f = append(f, arg(id))
+		}
+		return "field IN (" + strings.Join(f, ", ") + ")"
+	}
+	b.WriteString("SELECT t.entity AS e, " + key + " AS k, " + rank + " AS r FROM ")
+	var where []string
+	preds, refers := p.preds, p.refers
+	switch {
+	case p.match != "":
+		b.WriteString("(SELECT rowid AS id, rank AS r FROM fts WHERE fts MATCH " + arg(p.match) + ") m CROSS JOIN traits t ON t.id = m.id")
+	case len(preds) > 0:
+		b.WriteString("terms x CROSS JOIN traits t ON t.id = x.trait")
+		d := preds[0]
+		where = append(where, "x.field = "+arg(d.field)+" AND "+cond(d, "x.v"))
+		// A field with one value: its other bounds narrow the driving
+		// range (of a list field, each may hold for another value).
+		var rest []pred
+		for _, pr := range preds[1:] {
+			if pr.field == d.field && !d.list {
+				where = append(where, cond(pr, "x.v"))
+			} else {
+				rest = append(rest, pr)
 			}
-			b.WriteString(arg(f))
 		}
-		b.WriteString(") AND v = " + arg(p.refers) + ")")
+		preds = rest
+	case refers != nil:
+		b.WriteString("terms x CROSS JOIN traits t ON t.id = x.trait")
+		where = append(where, "x."+refFields()+" AND x.v = "+arg(refers))
+		refers = nil
+	default:
+		b.WriteString("traits t")
 	}
+	where = append(where, "t.dead = 0")
+	if p.typ != "" {
+		where = append(where, "t.type = "+arg(p.typ))
+	}
+	for _, pr := range preds {
+		where = append(where, "EXISTS (SELECT 1 FROM terms WHERE trait = t.id AND field = "+arg(pr.field)+" AND "+cond(pr, "v")+")")
+	}
+	if refers != nil {
+		where = append(where, "EXISTS (SELECT 1 FROM terms WHERE trait = t.id AND "+refFields()+" AND v = "+arg(refers)+")")
+	}
+	b.WriteString(" WHERE " + strings.Join(where, " AND "))
 	inner := b.String()
 	b.Reset()
 	b.WriteString("SELECT e, " + agg + "(k) AS sk, MIN(r) FROM (" + inner + ") GROUP BY e")
@@ -263,4 +301,72 @@ func (p *plan) sql() (string, []any) {
 	}
 	b.WriteString(" ORDER BY sk IS NULL, sk " + dir + ", e LIMIT " + arg(p.limit+1))
 	return b.String(), args
+}
+
+// streams reports whether p is answered by streamSQL: by modified time,
+// with no match or reference, and a type (listing "notes, newest first")
+// or an equality predicate first ("notes tagged work, newest first"):
+// read in order from the traits_type or terms_v index.
+func (p *plan) streams() bool {
+	if p.order != byModified || p.match != "" || p.refers != nil {
+		return false
+	}
+	if len(p.preds) == 0 {
+		return p.typ != ""
+	}
+	return p.preds[0].op == store.Eq
+}
+
+// streamSQL reads p's traits in key order, without grouping (run keeps
+// each entity's first row, its best, and stops at limit+1 entities):
+// the cost is the page, not the number of candidates. After a cursor, a
+// trait is left out when its entity has a matching trait at or before
+// the cursor (the entity was on an earlier page).
+func (p *plan) streamSQL() (string, []any) {
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "?" + strconv.Itoa(len(args))
+	}
+	exists := func(trait string, pr pred) string {
+		c := " = " + arg(pr.v)
+		if pr.op != store.Eq {
+			c = " " + string(pr.op) + " " + arg(pr.v)
+		}
+		if pr.op == store.Prefix {
+			c = " >= " + arg(pr.v) + " AND v < " + arg(pr.hi)
+		}
+		return "EXISTS (SELECT 1 FROM terms WHERE trait = " + trait + " AND field = " + arg(pr.field) + " AND v" + c + ")"
+	}
+	// matches is the condition for a trait row u to match p.
+	matches := func(u string) string {
+		c := u + ".dead = 0 AND " + u + ".type = " + arg(p.typ)
+		for _, pr := range p.preds {
+			c += " AND " + exists(u+".id", pr)
+		}
+		return c
+	}
+	var q, key, ent string
+	if len(p.preds) == 0 {
+		q = "SELECT t.entity, t.modified, NULL FROM traits t INDEXED BY traits_type WHERE t.dead = 0 AND t.type = " + arg(p.typ)
+		key, ent = "t.modified", "t.entity"
+	} else {
+		d := p.preds[0]
+		q = "SELECT x.entity, x.mod, NULL FROM terms x INDEXED BY terms_v WHERE x.field = " + arg(d.field) + " AND x.v = " + arg(d.v)
+		for _, pr := range p.preds[1:] {
+			q += " AND " + exists("x.trait", pr)
+		}
+		key, ent = "x.mod", "x.entity"
+	}
+	dir, cmp, before := "ASC", ">", "<"
+	if p.desc {
+		dir, cmp, before = "DESC", "<", ">"
+	}
+	if c := p.after; c != nil {
+		k, e := arg(c.key), arg(c.entity[:])
+		q += " AND (" + key + " " + cmp + " " + k + " OR (" + key + " = " + k + " AND " + ent + " > " + e + "))" +
+			" AND NOT EXISTS (SELECT 1 FROM traits u WHERE u.entity = " + ent + " AND " + matches("u") +
+			" AND (u.modified " + before + " " + k + " OR (u.modified = " + k + " AND u.entity <= " + e + ")))"
+	}
+	return q + " ORDER BY " + key + " " + dir + ", " + ent, args
 }

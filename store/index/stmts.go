@@ -27,11 +27,12 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 		{&s.setTomb, `INSERT OR REPLACE INTO tombs(entity, clock, key, op) VALUES(?, ?, ?, ?)`},
 		{&s.getTrait, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ? AND trait = ?`},
 		{&s.entityTraits, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ?`},
-		{&s.insTrait, `INSERT INTO traits(entity, trait, type, doc, created, modified, clock, key, op, dead, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.insTrait, `INSERT INTO traits(entity, trait, type, doc, created, modified, clock, key, op, dead, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(entity, trait) DO NOTHING`},
 		{&s.updTrait, `UPDATE traits SET type = ?, doc = ?, created = ?, modified = ?, clock = ?, key = ?, op = ?, dead = ?, text = ? WHERE id = ?`},
 		{&s.delTrait, `DELETE FROM traits WHERE id = ?`},
 		{&s.delTerms, `DELETE FROM terms WHERE trait = ?`},
-		{&s.insTerm, `INSERT OR IGNORE INTO terms(trait, field, v) VALUES(?, ?, ?)`},
+		{&s.insTerm, `INSERT OR IGNORE INTO terms(trait, field, v, entity, mod) VALUES(?, ?, ?, ?, ?)`},
 		{&s.delText, `DELETE FROM fts WHERE rowid = ?`},
 		{&s.insText, `INSERT INTO fts(rowid, text) VALUES(?, ?)`},
 	} {

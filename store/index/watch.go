@@ -66,33 +66,42 @@ func (ix *Index) serve(ctx context.Context, w *watch, first store.Page) {
 		delete(ix.watches, w)
 		ix.wmu.Unlock()
 	}()
-	sent := first
+	// acked is the page the reader has (what was sent), target the page
+	// ev brings it to; the first event is a whole page.
+	var acked store.Page
+	target := first
 	ev := store.WatchEvent{Page: &first}
+	pending, started := true, false
 	for {
-		if ev.Page != nil || len(ev.Changes) > 0 {
-			select {
-			case w.out <- ev:
-			case <-ctx.Done():
-				return
-			case <-ix.done:
-				return
-			}
+		out := w.out
+		if !pending {
+			out = nil // nothing to send: wait for a change
 		}
 		select {
+		case out <- ev:
+			acked, pending, started = target, false, true
+			continue
 		case <-w.wake:
 		case <-ctx.Done():
 			return
 		case <-ix.done:
 			return
 		}
+		// A new page: what to send is the difference between what the
+		// reader has and the page now, coalescing what it did not read.
 		w.mu.Lock()
 		cur, failed := w.cur, w.err
 		w.mu.Unlock()
 		if failed {
 			return
 		}
-		ev = store.WatchEvent{Changes: Diff(sent, cur)}
-		sent = cur
+		target = cur
+		if !started {
+			ev = store.WatchEvent{Page: &cur}
+			continue
+		}
+		ch := Diff(acked, cur)
+		ev, pending = store.WatchEvent{Changes: ch}, len(ch) > 0
 	}
 }
 

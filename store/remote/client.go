@@ -132,10 +132,16 @@ func (c *Client) open(ctx context.Context, p peer.ID, r request) (network.Stream
 }
 
 // fail is the error of a request that failed on the way: ctx's, if it
-// ended, else err, naming the op and the peer.
+// ended, else err, naming the op and the peer. The stream's deadlines are
+// ctx's: a stream that timed out is ctx's deadline passing (the stream's
+// timer may fire a moment before ctx's).
 func (c *Client) fail(ctx context.Context, op Op, p peer.ID, err error) error {
-	if ctx.Err() != nil {
+	var to interface{ Timeout() bool }
+	switch {
+	case ctx.Err() != nil:
 		err = ctx.Err()
+	case errors.As(err, &to) && to.Timeout():
+		err = context.DeadlineExceeded
 	}
 	return fmt.Errorf("remote: %s from %s: %w", op, p, err)
 }
@@ -146,11 +152,16 @@ func (c *Client) fail(ctx context.Context, op Op, p peer.ID, err error) error {
 // setDeadline is called before each frame. It refuses a message over
 // MaxMessage bytes, store.MaxLimit hits or MaxChanges changes.
 func readMessage(br *bufio.Reader, setDeadline func()) (frame, error) {
+	return readMessageCaps(br, setDeadline, MaxFrame, MaxMessage)
+}
+
+// readMessageCaps is readMessage with caps of its own (tests).
+func readMessageCaps(br *bufio.Reader, setDeadline func(), maxFrame, maxMessage int) (frame, error) {
 	var m frame
 	size, parts := 0, 0
 	for {
 		setDeadline()
-		b, err := readFrame(br, MaxFrame)
+		b, err := readFrame(br, maxFrame)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				if parts == 0 {
@@ -161,8 +172,8 @@ func readMessage(br *bufio.Reader, setDeadline func()) (frame, error) {
 			return frame{}, err
 		}
 		size += len(b)
-		if size > MaxMessage {
-			return frame{}, fmt.Errorf("answer of more than %d bytes: %w", MaxMessage, ErrTooLarge)
+		if size > maxMessage {
+			return frame{}, fmt.Errorf("answer of more than %d bytes: %w", maxMessage, ErrTooLarge)
 		}
 		f, err := decodeFrame(b)
 		if err != nil {

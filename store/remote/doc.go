@@ -57,7 +57,8 @@
 // request: the server takes any read that returns as the client leaving,
 // and ends the backend's watch), when ctx ends on the client (which
 // resets the stream), or when the server ends it with an error frame
-// ("closed": its index or itself is closing).
+// ("closed": its index or itself is closing; a get or a query in progress
+// when the server closes gets "closed" too).
 //
 // # Errors
 //
@@ -78,7 +79,12 @@
 // server at most Config.Streams (64) and Config.Watches (256); beyond, the
 // answer is busy. Every read and write has a deadline: a request must
 // arrive within Config.ReadTimeout (10 s), every frame must be written
-// within Config.WriteTimeout (30 s). The client reads a watch's stream as
+// within Config.WriteTimeout (30 s), every frame of an answer must arrive
+// before the client's ClientConfig.Timeout (30 s) or, in a watch, within
+// ClientConfig.WatchIdle (60 s) of the last. The one read without a
+// deadline is the server's wait for a watching client to leave: it costs
+// a goroutine within the peer's watch share, and ends with the client's
+// connection. The client reads a watch's stream as
 // fast as it comes, whatever its consumer does, coalescing events for a
 // slow consumer (see store.WatchEvent), so that the member's writes do not
 // stall.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -21,7 +22,8 @@ import (
 // Backend answers the requests a Server receives: the node's store, in
 // practice (package store/service over store/index). Its methods are
 // called concurrently, from the goroutines of the streams, with a context
-// that ends when the stream or the server does; their answers and errors
+// that ends when the server closes (and, for Watch, when the client goes);
+// their answers and errors
 // go to the peer as they are (errors by store.ErrQuery, store.ErrNotFound
 // or otherwise, with their message). Watch's channel must close when its
 // ctx ends.
@@ -33,8 +35,7 @@ type Backend interface {
 
 // Config tunes a Server. The zero value of a field means its default.
 type Config struct {
-	// ReadTimeout bounds the wait for a request once a stream is open,
-	// and for the client to close its end after the server's last frame.
+	// ReadTimeout bounds the wait for a request once a stream is open.
 	// Default 10 s.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds the write of each frame: a client that does not
@@ -214,44 +215,53 @@ func (s *Server) handle(st network.Stream) {
 
 	_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
 	br := bufio.NewReaderSize(st, 512)
-	b, err := readFrame(br, MaxRequest)
-	if err == nil {
-		var r request
-		if r, err = decodeRequest(b); err == nil {
-			switch r.Op {
-			case OpGet:
-				e, err := s.b.Get(s.ctx, r.ID, r.Traits)
-				if err != nil {
-					s.finish(st, errorOf(err))
-					return
-				}
-				s.answer(st, frame{Entity: &e})
-			case OpQuery:
-				pg, err := s.b.Query(s.ctx, r.Query)
-				if err != nil {
-					s.finish(st, errorOf(err))
-					return
-				}
-				s.answerPage(st, pg)
-			case OpWatch:
-				s.release(p, false)
-				watching = true
-				if !s.acquire(p, true) {
-					s.finish(st, &Error{Code: codeBusy, Msg: fmt.Sprintf("%s: %d watches per peer, %d in all", ErrBusy, s.cfg.WatchesPerPeer, s.cfg.Watches)})
-					return
-				}
-				defer s.release(p, true)
-				s.watch(st, br, r.Query)
-			}
+	r, err := readRequest(br)
+	if err != nil {
+		s.log.Debug("store query request refused", "peer", p, "err", err)
+		if errors.Is(err, ErrProtocol) || errors.Is(err, ErrTooLarge) {
+			s.finish(st, errorOf(err))
 			return
 		}
-	}
-	s.log.Debug("store query request refused", "peer", p, "err", err)
-	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrTooLarge) {
-		s.finish(st, errorOf(err))
+		_ = st.Reset() // the stream failed or timed out: nobody to answer
 		return
 	}
-	_ = st.Reset() // the stream failed or timed out: nobody to answer
+	switch r.Op {
+	case OpGet:
+		e, err := s.b.Get(s.ctx, r.ID, r.Traits)
+		if err != nil {
+			s.fail(st, p, r.Op, err)
+			return
+		}
+		s.answer(st, frame{Entity: &e})
+	case OpQuery:
+		pg, err := s.b.Query(s.ctx, r.Query)
+		if err != nil {
+			s.fail(st, p, r.Op, err)
+			return
+		}
+		s.answerPage(st, pg)
+	case OpWatch:
+		// A watch leaves the peer's stream share for its watch share.
+		s.release(p, false)
+		watching = true
+		if !s.acquire(p, true) {
+			s.finish(st, &Error{Code: codeBusy, Msg: fmt.Sprintf("%s: %d watches per peer, %d in all", ErrBusy, s.cfg.WatchesPerPeer, s.cfg.Watches)})
+			return
+		}
+		defer s.release(p, true)
+		s.watch(st, br, r.Query)
+	}
+}
+
+func readRequest(br *bufio.Reader) (request, error) {
+	b, err := readFrame(br, MaxRequest)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("stream ended before a request: %w", ErrProtocol)
+		}
+		return request{}, err
+	}
+	return decodeRequest(b)
 }
 
 // acquire counts a stream (watch false) or a watch of p in, if the bounds
@@ -284,6 +294,19 @@ func (s *Server) release(p peer.ID, watch bool) {
 	*n--
 }
 
+// fail answers a request the backend failed: with its error, or closed
+// when the server is closing (which is why the backend failed).
+func (s *Server) fail(st network.Stream, p peer.ID, op Op, err error) {
+	e := errorOf(err)
+	switch {
+	case s.ctx.Err() != nil:
+		e = &Error{Code: codeClosed, Msg: ErrClosed.Error()}
+	case e.Code == codeInternal:
+		s.log.Warn("store query failed", "peer", p, "op", op, "err", err)
+	}
+	s.finish(st, e)
+}
+
 // errorOf is the error frame of err.
 func errorOf(err error) *Error {
 	return &Error{Code: codeOf(err), Msg: truncateMsg(err.Error())}
@@ -310,7 +333,7 @@ func (s *Server) answer(st network.Stream, f frame) {
 }
 
 func (s *Server) answerPage(st network.Stream, pg store.Page) {
-	bodies, err := pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame)
+	bodies, err := pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame, MaxMessage-MaxFrame)
 	if err != nil {
 		s.finish(st, errorOf(err))
 		return
@@ -337,22 +360,13 @@ func (s *Server) finish(st network.Stream, e *Error) {
 	s.close(st)
 }
 
-// close ends a stream whose last frame is written: it closes the server's
-// side, waits (ReadTimeout at most) for the client to close its own, then
-// lets the stream go. Closing at once could reset frames still on the way.
+// close ends a stream whose last frame is written: Close sends the end
+// of the stream after the frames (a reset would drop them) and stops
+// reading locally, without waiting for the client.
 func (s *Server) close(st network.Stream) {
-	if err := st.CloseWrite(); err != nil {
+	if err := st.Close(); err != nil {
 		_ = st.Reset()
-		return
 	}
-	_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
-	var buf [64]byte
-	for {
-		if _, err := st.Read(buf[:]); err != nil {
-			break
-		}
-	}
-	_ = st.Close()
 }
 
 // watch serves a watch until the client goes, the backend's channel
@@ -362,7 +376,7 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 	defer cancel()
 	events, err := s.b.Watch(ctx, q)
 	if err != nil {
-		s.finish(st, errorOf(err))
+		s.fail(st, st.Conn().RemotePeer(), OpWatch, err)
 		return
 	}
 	// The client sends nothing after its request: a read that returns
@@ -375,24 +389,9 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 		cancel()
 	}()
 	defer func() { <-gone }()
-	// end sends e as the last frame, and waits for the client to close
-	// its side (the reader above sees it) before letting the stream go.
-	end := func(e *Error) {
-		body, err := encodeFrame(frame{Err: e})
-		if err == nil {
-			err = s.write(st, body)
-		}
-		if err == nil {
-			err = st.CloseWrite()
-		}
-		if err != nil {
-			_ = st.Reset()
-			return
-		}
-		_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
-		<-gone
-		_ = st.Close()
-	}
+	// end sends e as the last frame and closes the stream, which ends
+	// the reader above.
+	end := func(e *Error) { s.finish(st, e) }
 	ping := time.NewTicker(s.cfg.Ping)
 	defer ping.Stop()
 	for {
@@ -408,9 +407,9 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 				return
 			}
 			if ev.Page != nil {
-				bodies, err = pageFrames(true, ev.Page.Hits, nil, ev.Page.Next, MaxFrame)
+				bodies, err = pageFrames(true, ev.Page.Hits, nil, ev.Page.Next, MaxFrame, MaxMessage-MaxFrame)
 			} else {
-				bodies, err = pageFrames(false, nil, ev.Changes, "", MaxFrame)
+				bodies, err = pageFrames(false, nil, ev.Changes, "", MaxFrame, MaxMessage-MaxFrame)
 			}
 			if err != nil {
 				end(errorOf(err))
@@ -441,9 +440,11 @@ var pingFrame = []byte(`{"v":1,"ping":true}`)
 
 // pageFrames returns the frames of one message: a page (page true: hits
 // and next) or a watch's changes, split so that each frame is at most
-// frameCap (MaxFrame) bytes. A hit that does not fit in a frame alone is an error
-// wrapping ErrTooLarge.
-func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string, frameCap int) ([][]byte, error) {
+// frameCap (MaxFrame) bytes, their hits or changes at most msgCap bytes in
+// all (MaxMessage less a frame's worth for the frames' own bytes, so that
+// the client's cap holds). A hit that does not fit in a frame alone, or a
+// message over msgCap, is an error wrapping ErrTooLarge.
+func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string, frameCap, msgCap int) ([][]byte, error) {
 	head := `{"v":1,"changes":[`
 	if page {
 		head = `{"v":1,"page":true,"hits":[`
@@ -479,8 +480,8 @@ func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string
 		if len(b) > room {
 			return nil, fmt.Errorf("remote: entity %s is %d bytes, which do not fit in a frame of %d (project fewer traits): %w", id, len(b), frameCap, ErrTooLarge)
 		}
-		if total += len(b) + 1; total > MaxMessage-MaxFrame {
-			return nil, fmt.Errorf("remote: answer of more than %d bytes (project fewer traits, or ask for fewer hits): %w", MaxMessage-MaxFrame, ErrTooLarge)
+		if total += len(b) + 1; total > msgCap {
+			return nil, fmt.Errorf("remote: answer of more than %d bytes (project fewer traits, or ask for fewer hits): %w", msgCap, ErrTooLarge)
 		}
 		if len(cur)-len(head)+len(b)+1 > room {
 			out = append(out, append(cur, more...))

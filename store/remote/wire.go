@@ -69,8 +69,8 @@ var (
 	// ErrProtocol is a frame that breaks the protocol (does not decode,
 	// wrong version, out of place).
 	ErrProtocol = errors.New("remote: protocol violation")
-	// ErrClosed is a watch that the store member ended (its index closed,
-	// or it is shutting down).
+	// ErrClosed is a watch that the store member ended, or a request it
+	// did not answer, because it (or its index) is closing.
 	ErrClosed = errors.New("remote: watch ended by the store member")
 	// ErrRemote is any other failure of the store member; the error's
 	// message is the member's.
@@ -274,6 +274,9 @@ func decodeRequest(b []byte) (request, error) {
 		r.Query = store.Query{
 			Type: q.Type, Match: q.Match, Where: q.Where, Order: q.Order,
 			Asc: q.Asc, Desc: q.Desc, Limit: q.Limit, After: q.After, Traits: unprojection(q.Traits),
+		}
+		if len(q.Where) == 0 {
+			r.Query.Where = nil // [] means none, as absent does
 		}
 		if q.RefersTo != "" {
 			id, err := store.ParseEntityID(q.RefersTo)

@@ -87,7 +87,7 @@ func TestPagesSplitAndJoin(t *testing.T) {
 		{"changes", frame{Changes: cs}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			bodies, err := pageFrames(tt.ev.Page, tt.ev.Hits, tt.ev.Changes, tt.ev.Next, frameCap)
+			bodies, err := pageFrames(tt.ev.Page, tt.ev.Hits, tt.ev.Changes, tt.ev.Next, frameCap, 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,8 +117,27 @@ func TestPagesSplitAndJoin(t *testing.T) {
 			}
 		})
 	}
+	// A message over its cap is refused, though each frame is within
+	// its own.
+	bodies, err := pageFrames(true, hits, nil, "", frameCap, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream, under bytes.Buffer
+	total := 0
+	for _, b := range bodies {
+		_ = writeFrame(&stream, b)
+		total += len(b)
+	}
+	under.Write(stream.Bytes())
+	if _, err := readMessageCaps(bufio.NewReader(&stream), func() {}, frameCap, total-1); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a message of %d bytes, cap %d: %v, want ErrTooLarge", total, total-1, err)
+	}
+	if _, err := readMessageCaps(bufio.NewReader(&under), func() {}, frameCap, total); err != nil {
+		t.Fatalf("a message of %d bytes, cap %d: %v", total, total, err)
+	}
 	big := hit(1, strings.Repeat("z", frameCap))
-	if _, err := pageFrames(true, []store.Hit{big}, nil, "", frameCap); !errors.Is(err, ErrTooLarge) {
+	if _, err := pageFrames(true, []store.Hit{big}, nil, "", frameCap, 1<<20); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("a hit over a frame: %v, want ErrTooLarge", err)
 	}
 }
@@ -128,7 +147,7 @@ func TestReadMessageRefuses(t *testing.T) {
 	for i := range many {
 		many[i] = store.Hit{Entity: store.Entity{ID: store.EntityID{byte(i), byte(i >> 8), 1}}}
 	}
-	split, err := pageFrames(true, many, nil, "", 16<<10)
+	split, err := pageFrames(true, many, nil, "", 16<<10, 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,6 +290,34 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		if diff := cmp.Diff(fr, fr2, cmpOpts); diff != "" {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
+		}
+	})
+}
+
+// FuzzReadMessage: readMessage, over any bytes, never panics, and what it
+// returns is within the caps: one message of one kind.
+func FuzzReadMessage(f *testing.F) {
+	var stream bytes.Buffer
+	_ = writeFrame(&stream, pingFrame)
+	for _, b := range [][]byte{
+		[]byte(`{"v":1,"page":true,"hits":[{"entity":{"id":"010000000000000000000000000000ee","traits":[]}}],"more":true}`),
+		[]byte(`{"v":1,"page":true,"hits":[{"entity":{"id":"020000000000000000000000000000ee","traits":[]},"rank":1.5}],"next":"n"}`),
+	} {
+		_ = writeFrame(&stream, b)
+	}
+	f.Add(stream.Bytes())
+	f.Add(frameOf(`{"v":1,"err":{"code":"busy","msg":"m"}}`))
+	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := readMessage(bufio.NewReader(bytes.NewReader(b)), func() {})
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("readMessage: %v wraps neither ErrProtocol nor ErrTooLarge", err)
+			}
+			return
+		}
+		if m.More || m.Ping || len(m.Hits) > store.MaxLimit || len(m.Changes) > MaxChanges {
+			t.Fatalf("readMessage returned %+v", m)
 		}
 	})
 }

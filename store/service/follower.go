@@ -41,7 +41,12 @@ func (s *Service) follow(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		if err := s.pass(ctx, false); err != nil && ctx.Err() == nil {
-			s.log.Warn("store index not caught up", "err", err)
+			s.lmu.Lock()
+			log, quiet := s.passLog.allow(s.cfg.Now())
+			s.lmu.Unlock()
+			if log {
+				s.log.Warn("store index not caught up", "err", err, "notLogged", quiet)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -159,25 +164,44 @@ func (s *Service) catchUp(ctx context.Context, ix *index.Index) (uint64, error) 
 			cp = index.Checkpoint{}
 		}
 	}
+	// The next batch is read from the chain (blocks, decryption) while the
+	// index applies this one; catchUp waits for every read it started.
+	type batch struct {
+		es  []replica.Entry
+		err error
+	}
+	reads := make(chan batch, 1)
+	read := func(from uint64) {
+		es, err := s.chain.Arrivals(ctx, from, s.cfg.Batch)
+		reads <- batch{es, err}
+	}
+	go read(cp.Next)
 	var applied uint64
 	for {
-		es, err := s.chain.Arrivals(ctx, cp.Next, s.cfg.Batch)
-		if err != nil {
-			return applied, chainErr(err)
+		b := <-reads
+		if b.err != nil {
+			return applied, chainErr(b.err)
 		}
-		if len(es) == 0 {
+		if len(b.es) == 0 {
 			return applied, nil
 		}
-		skips, err := ix.Apply(ctx, arrivals(es))
+		more := len(b.es) == s.cfg.Batch
+		if more {
+			go read(cp.Next + uint64(len(b.es)))
+		}
+		skips, err := ix.Apply(ctx, arrivals(b.es))
 		if err != nil {
+			if more {
+				<-reads
+			}
 			return applied, err
 		}
 		for _, sk := range skips {
 			s.skipped(sk)
 		}
-		cp.Next += uint64(len(es))
-		applied += uint64(len(es))
-		if len(es) < s.cfg.Batch {
+		cp.Next += uint64(len(b.es))
+		applied += uint64(len(b.es))
+		if !more {
 			return applied, nil
 		}
 	}

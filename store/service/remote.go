@@ -343,13 +343,18 @@ func (h *heldPage) replace(p *store.Page) []store.Change {
 	return cs
 }
 
-// normalizeEvent normalizes the entities of ev.
+// normalizeEvent normalizes the entities of ev, in copies: the client
+// may hold the event's slices still.
 func normalizeEvent(ev *store.WatchEvent) {
 	if ev.Page != nil {
-		for i := range ev.Page.Hits {
-			normalize(&ev.Page.Hits[i].Entity)
+		pg := *ev.Page
+		pg.Hits = slices.Clone(pg.Hits)
+		for i := range pg.Hits {
+			normalize(&pg.Hits[i].Entity)
 		}
+		ev.Page = &pg
 	}
+	ev.Changes = slices.Clone(ev.Changes)
 	for i := range ev.Changes {
 		normalize(&ev.Changes[i].Hit.Entity)
 	}

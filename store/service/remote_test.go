@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +79,18 @@ func TestThinMember(t *testing.T) {
 	st, err := sb.Status(ctx)
 	if err != nil || st.Role != service.RoleRemote || st.Member != a.ID().String() {
 		t.Errorf("thin Status %+v, %v; want remote through %s", st, err, a.ID())
+	}
+	// A put on a live trait keeps its created time, read through the
+	// store member.
+	if _, err := sb.Put(ctx, w.Entity, []store.Trait{note("from the phone, again", "mobile")}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 30*time.Second, "the store member indexing the phone's second put", func() bool {
+		e, err := sa.Get(ctx, w.Entity, nil)
+		return err == nil && strings.Contains(string(e.Traits[0].Doc), "again")
+	})
+	if e, err := sa.Get(ctx, w.Entity, nil); err != nil || !e.Traits[0].Created.Equal(local.Traits[0].Created) || !e.Traits[0].Modified.After(local.Traits[0].Modified) {
+		t.Errorf("after the thin member's second put: %+v, %v; created %v", e, err, local.Traits[0].Created)
 	}
 
 	// Its watch goes through the store member too.

@@ -138,8 +138,10 @@ type Service struct {
 	// amu serialises catch-ups (the follower, Reindex, writes).
 	amu sync.Mutex
 
+	// lmu guards the log limiters: skipped entries, failed passes.
 	lmu     sync.Mutex
 	skipLog limiter
+	passLog limiter
 
 	// The remote path: the server of this node's index to its cell, the
 	// client of a store member's; rmu guards member (the store member

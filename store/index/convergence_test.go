@@ -1,0 +1,358 @@
+package index
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/exopeer/exopeer/store"
+	"github.com/google/go-cmp/cmp"
+)
+
+// entry is one chain entry of a workload: its position and payload.
+type entry struct {
+	pos store.Pos
+	p   []byte
+}
+
+var words = []string{"alpha", "beta", "gamma", "delta", "Épée", "epee", "report", "milk"}
+
+// workload returns n entries of random mutations on a few entities, with
+// distinct positions (random clocks, so arrival order and chain order
+// differ), malformed payloads, schema refusals, unknown types and text
+// that is not a mutation.
+func workload(t testing.TB, r *rand.Rand, n, entities int) []entry {
+	t.Helper()
+	phrase := func() string {
+		s := words[r.IntN(len(words))]
+		for range r.IntN(4) {
+			s += " " + words[r.IntN(len(words))]
+		}
+		return s
+	}
+	tm := func() time.Time { return t0.Add(time.Duration(r.IntN(50)) * time.Minute) }
+	put := func(e store.EntityID) store.Op {
+		tr := store.Trait{Created: tm(), Modified: tm()}
+		switch k := r.IntN(10); {
+		case k < 5:
+			tr.Type, tr.ID = "exo.note", store.TraitID([]string{"exo.note", "n2"}[r.IntN(2)])
+			doc := map[string]any{"body": phrase()}
+			if r.IntN(2) == 0 {
+				doc["title"] = phrase()
+			}
+			if r.IntN(2) == 0 {
+				doc["tags"] = []string{[]string{"red", "green", "blue"}[r.IntN(3)], "x"}
+			}
+			tr.Doc, _ = json.Marshal(doc)
+		case k < 8:
+			tr.Type, tr.ID = "test.task", "t"
+			doc := map[string]any{"status": []string{"open", "done"}[r.IntN(2)], "prio": r.IntN(5),
+				"title": phrase(), "about": []string{eid(r.IntN(entities)).String()}}
+			if r.IntN(3) > 0 {
+				doc["due"] = tm().Format(time.RFC3339)
+			}
+			tr.Doc, _ = json.Marshal(doc)
+		default:
+			tr.Type, tr.ID = "x.unknown", "u"
+			tr.Doc = json.RawMessage(fmt.Sprintf(`{"body":%q}`, phrase()))
+		}
+		return store.PutTrait(e, tr)
+	}
+	var out []entry
+	for i := range n {
+		pos := store.Pos{Clock: uint64(1 + r.IntN(n/2)), Key: fmt.Sprintf("key%04d", i)}
+		var p []byte
+		switch k := r.IntN(40); {
+		case k == 0:
+			p = []byte("plain text on the chain")
+		case k == 1:
+			p = []byte{store.Magic, store.Version, 1, 9} // malformed
+		case k == 2: // refused by the note schema: no body
+			bad := store.Trait{Type: "exo.note", ID: "exo.note", Doc: json.RawMessage(`{"title":"x"}`), Created: t0, Modified: t0}
+			p = mustEncode(t, put(eid(r.IntN(entities))), store.PutTrait(eid(r.IntN(entities)), bad))
+		default:
+			var ops []store.Op
+			for range 1 + r.IntN(3) {
+				e := eid(r.IntN(entities))
+				switch k := r.IntN(10); {
+				case k < 7:
+					ops = append(ops, put(e))
+				case k < 9:
+					ops = append(ops, store.DeleteTrait(e, store.TraitID([]string{"exo.note", "n2", "t", "u"}[r.IntN(4)])))
+				default:
+					ops = append(ops, store.DeleteEntity(e))
+				}
+			}
+			p = mustEncode(t, ops...)
+		}
+		out = append(out, entry{pos, p})
+	}
+	return out
+}
+
+func mustEncode(t testing.TB, ops ...store.Op) []byte {
+	t.Helper()
+	p, err := store.Encode(store.Transaction{Ops: ops})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// applyAll applies es as arrivals from, in batches of 1 to maxBatch.
+func applyAll(t testing.TB, ix *Index, r *rand.Rand, from uint64, es []entry, maxBatch int) {
+	t.Helper()
+	for len(es) > 0 {
+		n := min(len(es), 1+r.IntN(maxBatch))
+		as := make([]Arrival, n)
+		for i, e := range es[:n] {
+			as[i] = Arrival{Index: from + uint64(i), CID: []byte(e.pos.Key), Pos: e.pos, Payload: e.p}
+		}
+		if _, err := ix.Apply(t.Context(), as); err != nil {
+			t.Fatal(err)
+		}
+		from += uint64(n)
+		es = es[n:]
+	}
+}
+
+var convergenceQueries = []store.Query{
+	{Limit: store.MaxLimit},
+	{Type: "exo.note", Limit: 7},
+	{Type: "exo.note", Asc: true, Traits: []string{"exo.note"}},
+	{Match: "alpha"},
+	{Match: "epee beta", Limit: 3},
+	{Type: "exo.note", Match: "report", Order: store.OrderCreated},
+	{Type: "exo.note", Where: []store.Predicate{{Field: "tags", Op: store.Eq, Value: "red"}}},
+	{Type: "exo.note", Where: []store.Predicate{{Field: "tags", Op: store.Prefix, Value: "g"}}, Order: "tags", Desc: true},
+	{Type: "test.task", Order: "prio", Limit: 4},
+	{Type: "test.task", Where: []store.Predicate{{Field: "prio", Op: store.Ge, Value: "2"}}, Order: "due", Asc: true},
+	{Type: "test.task", Order: "status", Desc: true, Traits: []string{}},
+	{RefersTo: func() *store.EntityID { id := eid(1); return &id }()},
+}
+
+// answers returns the JSON of every convergence query's pages (each
+// followed to its end) and of Get of every entity.
+func answers(t testing.TB, ix *Index, entities int) []byte {
+	t.Helper()
+	var out []any
+	for _, q := range convergenceQueries {
+		var pages []store.Page
+		for {
+			p, err := ix.Query(t.Context(), q)
+			if err != nil {
+				t.Fatalf("%+v: %v", q, err)
+			}
+			pages = append(pages, p)
+			if p.Next == "" {
+				break
+			}
+			q.After = p.Next
+		}
+		out = append(out, pages)
+	}
+	for n := range entities {
+		e, err := ix.Get(t.Context(), eid(n), nil)
+		if errors.Is(err, store.ErrNotFound) {
+			out = append(out, nil)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkState compares the index with store.State: Get of every entity,
+// and the set of entities.
+func checkState(t testing.TB, ix *Index, s *store.State, entities int) {
+	t.Helper()
+	for n := range entities {
+		want, ok := s.Get(eid(n))
+		got, err := ix.Get(t.Context(), eid(n), nil)
+		if !ok {
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("entity %d: Get = %+v, %v; State has none", n, got, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("entity %d: %v", n, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("entity %d (-State +index):\n%s", n, diff)
+		}
+	}
+	p, err := ix.Query(t.Context(), store.Query{Limit: store.MaxLimit, Traits: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []store.EntityID
+	for _, h := range p.Hits {
+		got = append(got, h.Entity.ID)
+	}
+	slices.SortFunc(got, func(a, b store.EntityID) int { return slices.Compare(a[:], b[:]) })
+	if diff := cmp.Diff(s.Entities(), got); diff != "" {
+		t.Fatalf("entities (-State +index):\n%s", diff)
+	}
+}
+
+func TestConvergence(t *testing.T) {
+	const entities = 12
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 11))
+			es := workload(t, r, 160, entities)
+			reg := testRegistry(t)
+			s := store.NewState(reg)
+			skipped := map[string]int64{}
+			for _, e := range es {
+				if !store.IsMutation(e.p) {
+					continue
+				}
+				if err := s.Apply(e.pos, e.p); err != nil {
+					if !errors.Is(err, store.ErrSkipped) {
+						t.Fatal(err)
+					}
+				}
+			}
+			for k, v := range s.Stats().Skipped {
+				skipped[k] = int64(v)
+			}
+			var want []byte
+			for order := range 4 {
+				r := rand.New(rand.NewPCG(seed, uint64(order)))
+				shuffled := slices.Clone(es)
+				if order > 0 {
+					r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+				}
+				ix := openIndex(t, t.TempDir(), reg)
+				applyAll(t, ix, r, 0, shuffled, []int{1, 5, 40, 200}[order])
+				checkState(t, ix, s, entities)
+				got := answers(t, ix, entities)
+				if want == nil {
+					want = got
+				} else if string(got) != string(want) {
+					t.Fatalf("seed %d order %d: answers differ from order 0:\n%s\n%s", seed, order, got, want)
+				}
+				st, err := ix.Stats(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Next != uint64(len(es)) || !maps.Equal(st.Skipped, skipped) {
+					t.Fatalf("seed %d: stats %+v, want next %d skipped %v", seed, st, len(es), skipped)
+				}
+				ix.Close()
+			}
+		})
+	}
+}
+
+// modelList is what {Type: typ, Asc: asc} pages through, computed from
+// State: the entities with a live trait of typ, by their best trait's
+// modified time (newest first unless asc), ties by ID.
+func modelList(s *store.State, typ string, asc bool, keep func(store.Trait) bool) []store.EntityID {
+	type hit struct {
+		id  store.EntityID
+		key time.Time
+	}
+	var hits []hit
+	for _, id := range s.Entities() {
+		e, _ := s.Get(id)
+		var h *hit
+		for _, tr := range e.Traits {
+			if tr.Type != typ || !keep(tr) {
+				continue
+			}
+			if h == nil || (asc && tr.Modified.Before(h.key)) || (!asc && tr.Modified.After(h.key)) {
+				h = &hit{id, tr.Modified}
+			}
+		}
+		if h != nil {
+			hits = append(hits, *h)
+		}
+	}
+	slices.SortStableFunc(hits, func(a, b hit) int {
+		c := a.key.Compare(b.key)
+		if !asc {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+		return slices.Compare(a.id[:], b.id[:])
+	})
+	var out []store.EntityID
+	for _, h := range hits {
+		out = append(out, h.id)
+	}
+	return out
+}
+
+func TestListAgainstModel(t *testing.T) {
+	const entities = 30
+	for seed := range uint64(3) {
+		r := rand.New(rand.NewPCG(seed, 5))
+		es := workload(t, r, 300, entities)
+		reg := testRegistry(t)
+		s := store.NewState(reg)
+		for _, e := range es {
+			if store.IsMutation(e.p) {
+				_ = s.Apply(e.pos, e.p)
+			}
+		}
+		ix := openIndex(t, t.TempDir(), reg)
+		applyAll(t, ix, r, 0, es, 20)
+		red := func(tr store.Trait) bool {
+			var d struct{ Tags []string }
+			_ = json.Unmarshal(tr.Doc, &d)
+			return slices.Contains(d.Tags, "red")
+		}
+		all := func(store.Trait) bool { return true }
+		for _, c := range []struct {
+			typ   string
+			where []store.Predicate
+			keep  func(store.Trait) bool
+		}{
+			{"exo.note", nil, all},
+			{"test.task", nil, all},
+			{"exo.note", []store.Predicate{{Field: "tags", Op: store.Eq, Value: "red"}}, red},
+			{"exo.note", []store.Predicate{{Field: "tags", Op: store.Prefix, Value: "r"}}, red},
+		} {
+			typ := c.typ
+			for _, asc := range []bool{false, true} {
+				// Pages of 2, streamed (type, equality) or grouped
+				// (prefix), against the model.
+				var got []store.EntityID
+				q := store.Query{Type: typ, Where: c.where, Asc: asc, Limit: 2, Traits: []string{}}
+				for {
+					p, err := ix.Query(t.Context(), q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, h := range p.Hits {
+						got = append(got, h.Entity.ID)
+					}
+					if p.Next == "" {
+						break
+					}
+					q.After = p.Next
+				}
+				if diff := cmp.Diff(modelList(s, typ, asc, c.keep), got); diff != "" {
+					t.Fatalf("seed %d %s asc %v (-model +index):\n%s", seed, typ, asc, diff)
+				}
+			}
+		}
+	}
+}
