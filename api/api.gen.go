@@ -19,8 +19,11 @@ const (
 	ProblemAlreadyInCell    ProblemType = "urn:exopeer:problem:already-in-cell"
 	ProblemBadCode          ProblemType = "urn:exopeer:problem:bad-code"
 	ProblemBadCursor        ProblemType = "urn:exopeer:problem:bad-cursor"
+	ProblemBadDocument      ProblemType = "urn:exopeer:problem:bad-document"
+	ProblemBadEntityID      ProblemType = "urn:exopeer:problem:bad-entity-id"
 	ProblemBadMultiaddr     ProblemType = "urn:exopeer:problem:bad-multiaddr"
 	ProblemBadPeerID        ProblemType = "urn:exopeer:problem:bad-peer-id"
+	ProblemBadQuery         ProblemType = "urn:exopeer:problem:bad-query"
 	ProblemBadRequest       ProblemType = "urn:exopeer:problem:bad-request"
 	ProblemBadRoles         ProblemType = "urn:exopeer:problem:bad-roles"
 	ProblemConnectFailed    ProblemType = "urn:exopeer:problem:connect-failed"
@@ -29,11 +32,13 @@ const (
 	ProblemInviteExpired    ProblemType = "urn:exopeer:problem:invite-expired"
 	ProblemJoinRefused      ProblemType = "urn:exopeer:problem:join-refused"
 	ProblemMethodNotAllowed ProblemType = "urn:exopeer:problem:method-not-allowed"
+	ProblemNoStoreMember    ProblemType = "urn:exopeer:problem:no-store-member"
 	ProblemNotAdmin         ProblemType = "urn:exopeer:problem:not-admin"
 	ProblemNotFound         ProblemType = "urn:exopeer:problem:not-found"
 	ProblemNotInCell        ProblemType = "urn:exopeer:problem:not-in-cell"
 	ProblemNotLoopback      ProblemType = "urn:exopeer:problem:not-loopback"
 	ProblemNotMember        ProblemType = "urn:exopeer:problem:not-member"
+	ProblemNotStore         ProblemType = "urn:exopeer:problem:not-store"
 	ProblemPayloadTooLarge  ProblemType = "urn:exopeer:problem:payload-too-large"
 	ProblemRemoved          ProblemType = "urn:exopeer:problem:removed"
 	ProblemTimeout          ProblemType = "urn:exopeer:problem:timeout"
@@ -51,9 +56,15 @@ func (e ProblemType) Valid() bool {
 		return true
 	case ProblemBadCursor:
 		return true
+	case ProblemBadDocument:
+		return true
+	case ProblemBadEntityID:
+		return true
 	case ProblemBadMultiaddr:
 		return true
 	case ProblemBadPeerID:
+		return true
+	case ProblemBadQuery:
 		return true
 	case ProblemBadRequest:
 		return true
@@ -71,6 +82,8 @@ func (e ProblemType) Valid() bool {
 		return true
 	case ProblemMethodNotAllowed:
 		return true
+	case ProblemNoStoreMember:
+		return true
 	case ProblemNotAdmin:
 		return true
 	case ProblemNotFound:
@@ -80,6 +93,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemNotLoopback:
 		return true
 	case ProblemNotMember:
+		return true
+	case ProblemNotStore:
 		return true
 	case ProblemPayloadTooLarge:
 		return true
@@ -418,6 +433,191 @@ type Status struct {
 	Removed string `json:"removed,omitempty"`
 }
 
+// StoreChange An entity that entered, changed within or left a watched query's first page (hit has only the entity's ID when removed).
+type StoreChange struct {
+	Kind string `json:"kind"`
+
+	// Hit One entity of a page.
+	Hit StoreHit `json:"hit"`
+}
+
+// StoreEntity An entity and its live traits, in trait ID order.
+type StoreEntity struct {
+	ID     string       `json:"id"`
+	Traits []StoreTrait `json:"traits"`
+}
+
+// StoreField An indexed field of a trait type.
+type StoreField struct {
+	Name string `json:"name"`
+
+	// Kind keyword, text, number, time or reference
+	Kind string `json:"kind"`
+
+	// List the value is a list of them
+	List bool `json:"list,omitempty"`
+
+	// Required a document without it is refused
+	Required bool `json:"required,omitempty"`
+}
+
+// StoreHit One entity of a page.
+type StoreHit struct {
+	// Entity An entity and its live traits, in trait ID order.
+	Entity StoreEntity `json:"entity"`
+
+	// Rank the full-text rank with match (lower is better)
+	Rank float64 `json:"rank,omitempty"`
+}
+
+// StorePage A page of hits.
+type StorePage struct {
+	Hits []StoreHit `json:"hits"`
+
+	// Next the cursor of the next page; absent on the last page
+	Next string `json:"next,omitempty"`
+}
+
+// StorePredicate A condition on an indexed field of the query's type.
+type StorePredicate struct {
+	Field string `json:"field"`
+
+	// Op keyword fields take = and ^= (prefix); number and time fields = and the ranges; references =
+	Op string `json:"op"`
+
+	// Value in the field's text form (a number in JSON syntax, a time in RFC 3339, an entity ID in hex)
+	Value string `json:"value"`
+}
+
+// StorePutRequest Traits to write into one entity, in one chain entry.
+type StorePutRequest struct {
+	// Entity the entity's ID (32 hex digits); absent for a new entity
+	Entity string `json:"entity,omitempty"`
+
+	// Traits 1 to 1000 traits
+	Traits []StoreTraitInput `json:"traits"`
+}
+
+// StoreQuery What to find: entities with a live trait (of type, when set) that
+// satisfies every condition. The order is total (ties by entity ID),
+// so every store node holding the same chain answers the same pages.
+type StoreQuery struct {
+	// Type keep entities with a live trait of this type; where and order name its fields
+	Type string `json:"type,omitempty"`
+
+	// Match full-text search, every word in a text field (at most 1024 bytes)
+	Match string `json:"match,omitempty"`
+
+	// Where at most 16 conditions, all of which must hold
+	Where []StorePredicate `json:"where,omitempty"`
+
+	// RefersTo keep entities with a reference field naming this entity
+	RefersTo string `json:"refersTo,omitempty"`
+
+	// Order relevance, modified, created or a field of type; default relevance with match, modified without
+	Order string `json:"order,omitempty"`
+
+	// Asc ascending (relevance and times are descending by default)
+	Asc bool `json:"asc,omitempty"`
+
+	// Desc descending (fields are ascending by default)
+	Desc bool `json:"desc,omitempty"`
+
+	// Limit the page's size, 1 to 1000 (default 50)
+	Limit int `json:"limit,omitempty"`
+
+	// After the cursor of the previous page (StorePage.next)
+	After string `json:"after,omitempty"`
+
+	// Traits the trait types returned with each hit; absent for all, empty for none (IDs only)
+	Traits *[]string `json:"traits,omitempty"`
+}
+
+// StoreReindexed What a reindex did.
+type StoreReindexed struct {
+	// Entries chain entries applied
+	Entries uint64 `json:"entries"`
+
+	// Entities entities in the index after it
+	Entities int64 `json:"entities"`
+
+	// Took seconds
+	Took Duration `json:"took"`
+}
+
+// StoreSchema A registered trait type.
+type StoreSchema struct {
+	Type   string       `json:"type"`
+	Fields []StoreField `json:"fields"`
+}
+
+// StoreStatus The store on this node.
+type StoreStatus struct {
+	// Role store (this node indexes) or remote (it asks a store member)
+	Role string `json:"role"`
+
+	// Member the store member answering, for remote
+	Member string `json:"member,omitempty"`
+
+	// Next chain arrivals indexed
+	Next uint64 `json:"next"`
+
+	// Behind chain arrivals not yet indexed
+	Behind   uint64 `json:"behind"`
+	Entities int64  `json:"entities"`
+	Traits   int64  `json:"traits"`
+
+	// Skipped chain entries skipped, by reason (decode, schema)
+	Skipped map[string]int64 `json:"skipped"`
+
+	// Bytes the index's size on disk
+	Bytes int64 `json:"bytes"`
+}
+
+// StoreTrait One live trait of an entity.
+type StoreTrait struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+
+	// Doc the document, as it was written
+	Doc json.RawMessage `json:"doc"`
+
+	// Created the writer's clock, when the trait was first written
+	Created time.Time `json:"created"`
+
+	// Modified the writer's clock, when it was last written
+	Modified time.Time `json:"modified"`
+}
+
+// StoreTraitInput A trait to write, whole.
+type StoreTraitInput struct {
+	// Type the trait's type, e.g. exo.note
+	Type string `json:"type"`
+
+	// ID the trait's ID within its entity (default its type)
+	ID string `json:"id,omitempty"`
+
+	// Doc the document, a JSON value (an object for a registered type), at most 64 KiB
+	Doc json.RawMessage `json:"doc"`
+}
+
+// StoreWatchLine A line of a watch stream, the first page, changes, or why the stream ends.
+type StoreWatchLine struct {
+	// Page A page of hits.
+	Page    *StorePage    `json:"page,omitempty"`
+	Changes []StoreChange `json:"changes,omitempty"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// StoreWritten A write, and the chain entry that carries it.
+type StoreWritten struct {
+	Entity string `json:"entity"`
+	CID    string `json:"cid"`
+
+	// Pos the entry's place in chain order (CLOCK.CID)
+	Pos string `json:"pos"`
+}
+
 // ChainAppend200JSONResponseBody defines parameters for ChainAppend.
 type ChainAppend200JSONResponseBody struct {
 	union json.RawMessage
@@ -433,6 +633,18 @@ type ChainLogParams struct {
 
 	// Follow stream the log, then new entries (NDJSON)
 	Follow bool `form:"follow,omitempty" json:"follow,omitempty"`
+}
+
+// StoreDeleteParams defines parameters for StoreDelete.
+type StoreDeleteParams struct {
+	// Trait a trait ID to delete (repeatable); none deletes the whole entity
+	Trait []string `form:"trait,omitempty" json:"trait,omitempty"`
+}
+
+// StoreGetParams defines parameters for StoreGet.
+type StoreGetParams struct {
+	// Traits the trait types to return, comma-separated (default all)
+	Traits *string `form:"traits,omitempty" json:"traits,omitempty"`
 }
 
 // CellCreateJSONRequestBody defines body for CellCreate for application/json ContentType.
@@ -452,6 +664,15 @@ type ChainAppendJSONRequestBody = ChainAppendRequest
 
 // ConnectJSONRequestBody defines body for Connect for application/json ContentType.
 type ConnectJSONRequestBody = ConnectRequest
+
+// StorePutJSONRequestBody defines body for StorePut for application/json ContentType.
+type StorePutJSONRequestBody = StorePutRequest
+
+// StoreQueryJSONRequestBody defines body for StoreQuery for application/json ContentType.
+type StoreQueryJSONRequestBody = StoreQuery
+
+// StoreWatchJSONRequestBody defines body for StoreWatch for application/json ContentType.
+type StoreWatchJSONRequestBody = StoreQuery
 
 // AsChainEntry returns the union data inside the ChainAppend200JSONResponseBody as a ChainEntry
 func (t ChainAppend200JSONResponseBody) AsChainEntry() (ChainEntry, error) {
@@ -556,6 +777,30 @@ type ServerInterface interface {
 	// GetStatus what the node sees
 	// (GET /v1/status)
 	GetStatus(w http.ResponseWriter, r *http.Request)
+	// StorePut write traits of an entity, new or existing, as one chain entry
+	// (POST /v1/store/entities)
+	StorePut(w http.ResponseWriter, r *http.Request)
+	// StoreDelete delete traits of an entity, or the whole entity, as one chain entry
+	// (DELETE /v1/store/entities/{id})
+	StoreDelete(w http.ResponseWriter, r *http.Request, id string, params StoreDeleteParams)
+	// StoreGet an entity and its live traits
+	// (GET /v1/store/entities/{id})
+	StoreGet(w http.ResponseWriter, r *http.Request, id string, params StoreGetParams)
+	// StoreQuery a page of the entities a query finds
+	// (POST /v1/store/query)
+	StoreQuery(w http.ResponseWriter, r *http.Request)
+	// StoreReindex rebuild the index from the chain (store role only)
+	// (POST /v1/store/reindex)
+	StoreReindex(w http.ResponseWriter, r *http.Request)
+	// StoreStatus the store's role, index and progress on the chain
+	// (GET /v1/store/status)
+	StoreStatus(w http.ResponseWriter, r *http.Request)
+	// StoreTypes the registered trait types and their indexed fields
+	// (GET /v1/store/types)
+	StoreTypes(w http.ResponseWriter, r *http.Request)
+	// StoreWatch a query's first page, then its changes as they happen
+	// (POST /v1/store/watch)
+	StoreWatch(w http.ResponseWriter, r *http.Request)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -794,6 +1039,174 @@ func (siw *ServerInterfaceWrapper) GetStatus(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// StorePut operation middleware
+func (siw *ServerInterfaceWrapper) StorePut(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StorePut(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StoreDelete operation middleware
+func (siw *ServerInterfaceWrapper) StoreDelete(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StoreDeleteParams
+
+	// ------------- Optional query parameter "trait" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "trait", r.URL.Query(), &params.Trait, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "trait"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "trait", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StoreDelete(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StoreGet operation middleware
+func (siw *ServerInterfaceWrapper) StoreGet(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StoreGetParams
+
+	// ------------- Optional query parameter "traits" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "traits", r.URL.Query(), &params.Traits, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "traits"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "traits", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StoreGet(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StoreQuery operation middleware
+func (siw *ServerInterfaceWrapper) StoreQuery(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StoreQuery(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StoreReindex operation middleware
+func (siw *ServerInterfaceWrapper) StoreReindex(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StoreReindex(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StoreStatus operation middleware
+func (siw *ServerInterfaceWrapper) StoreStatus(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StoreStatus(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StoreTypes operation middleware
+func (siw *ServerInterfaceWrapper) StoreTypes(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StoreTypes(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StoreWatch operation middleware
+func (siw *ServerInterfaceWrapper) StoreWatch(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StoreWatch(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 type UnescapedCookieParamError struct {
 	ParamName string
 	Err       error
@@ -927,6 +1340,14 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/chain/append", wrapper.ChainAppend)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/chain/log", wrapper.ChainLog)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/chain/status", wrapper.ChainStatus)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/store/entities", wrapper.StorePut)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/store/entities/{id}", wrapper.StoreDelete)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/store/entities/{id}", wrapper.StoreGet)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/store/query", wrapper.StoreQuery)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/store/watch", wrapper.StoreWatch)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/store/types", wrapper.StoreTypes)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/store/reindex", wrapper.StoreReindex)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/store/status", wrapper.StoreStatus)
 
 	return m
 }

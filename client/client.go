@@ -263,27 +263,42 @@ func (c *Client) ChainFollow(ctx context.Context, after string) iter.Seq2[api.Ch
 
 // readFollow yields the entries of a follow stream, one JSON object a
 // line, until ctx ends, yield stops, or the stream ends or says why it
-// ends (then it yields that error). A line over maxAnswer bytes is an
-// error: the stream has no end, but each of its entries has.
+// ends (then it yields that error).
 func readFollow(ctx context.Context, body io.Reader, yield func(api.ChainEntry, error) bool) {
+	readLines(ctx, body, "follow", func(l api.ChainFollowLine) error {
+		if l.Error != "" {
+			return fmt.Errorf("node says: %s", l.Error)
+		}
+		return nil
+	}, func(l api.ChainFollowLine, err error) bool { return yield(l.Entry(), err) })
+}
+
+// readLines yields the lines of a stream of JSON objects, one a line,
+// until ctx ends, yield stops, the stream ends (ErrStreamEnded) or a line
+// is one that ends it (end returns its error, nil for a line to yield).
+// A line over maxAnswer bytes is an error: the stream has no end, but
+// each of its lines has.
+func readLines[L any](ctx context.Context, body io.Reader, what string, end func(L) error, yield func(L, error) bool) {
+	var zero L
 	dec := json.NewDecoder(&lineCapped{r: body, left: maxAnswer + 1})
 	for {
-		var l api.ChainFollowLine
+		var l L
 		err := dec.Decode(&l)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, io.EOF):
-			yield(api.ChainEntry{}, ErrStreamEnded)
+			yield(zero, ErrStreamEnded)
 			return
 		case err != nil:
-			yield(api.ChainEntry{}, fmt.Errorf("control api: follow: %w", err))
-			return
-		case l.Error != "":
-			yield(api.ChainEntry{}, fmt.Errorf("node says: %s", l.Error))
+			yield(zero, fmt.Errorf("control api: %s: %w", what, err))
 			return
 		}
-		if !yield(l.Entry(), nil) {
+		if err := end(l); err != nil {
+			yield(zero, err)
+			return
+		}
+		if !yield(l, nil) {
 			return
 		}
 	}

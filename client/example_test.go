@@ -64,6 +64,61 @@ func Example() {
 	// log: world
 }
 
+// Example_store writes entities into a node's store, queries them, and
+// watches a query: the first page, then each change as it is written.
+func Example_store() {
+	dir, stop, err := runNode()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer stop()
+	c, err := client.Dial(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.CellCreate(ctx, api.CellCreateRequest{Name: "home"}); err != nil {
+		log.Fatal(err)
+	}
+	// A note is an entity with one exo.note trait; its schema says which
+	// fields the index keeps, and refuses a document that does not match.
+	_, err = c.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: []byte(`{"title": "no body"}`)}}})
+	fmt.Println("refused:", errors.Is(err, client.ErrBadDocument))
+	for _, body := range []string{`{"body": "buy milk", "tags": ["home"]}`, `{"body": "call the bank", "tags": ["work"]}`} {
+		if _, err := c.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: []byte(body)}}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	page, err := c.StoreQuery(ctx, api.StoreQuery{Type: "exo.note", Where: []api.StorePredicate{{Field: "tags", Op: "=", Value: "home"}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("tagged home:", len(page.Hits))
+
+	wctx, endWatch := context.WithCancel(ctx)
+	defer endWatch()
+	for l, err := range c.StoreWatch(wctx, api.StoreQuery{Match: "milk", Traits: &[]string{}}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		if l.Page != nil {
+			fmt.Println("watching, first page:", len(l.Page.Hits))
+			if _, err := c.StorePut(ctx, api.StorePutRequest{Traits: []api.StoreTraitInput{{Type: "exo.note", Doc: []byte(`{"body": "more milk"}`)}}}); err != nil {
+				log.Fatal(err)
+			}
+			continue
+		}
+		fmt.Println("change:", l.Changes[0].Kind)
+		break
+	}
+	// Output:
+	// refused: true
+	// tagged home: 1
+	// watching, first page: 1
+	// change: added
+}
+
 // runNode starts a node and its control API on a new data dir, on
 // loopback with no mDNS, and returns the dir and a function that stops
 // them and removes the dir.

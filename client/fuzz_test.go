@@ -70,3 +70,43 @@ func FuzzProblem(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadWatch feeds any bytes to the reader of a watch stream: it
+// yields lines with a page or changes, then exactly one error, last, and
+// never panics.
+func FuzzReadWatch(f *testing.F) {
+	for _, s := range []string{
+		"{\"page\":{\"hits\":[{\"entity\":{\"id\":\"00112233445566778899aabbccddeeff\",\"traits\":[]}}],\"next\":\"c\"}}\n",
+		"{\"changes\":[{\"kind\":\"added\",\"hit\":{\"entity\":{\"id\":\"a\",\"traits\":[{\"type\":\"exo.note\",\"id\":\"exo.note\",\"doc\":{\"body\":\"x\"}}]}}}]}\n{\"error\":\"the control API is stopping\"}\n",
+		"{\"page\":{\"hits\":[]}}\n{}\n",
+		"{\"changes\":[]}\n",
+		"{\"page\":null,\"error\":\"\"}\n",
+		"{\"page\":{\"hits\":5}}\n",
+		"not json",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var errs int
+		readWatch(context.Background(), bytes.NewReader(body), func(l api.StoreWatchLine, err error) bool {
+			if errs > 0 {
+				t.Fatal("yielded after an error")
+			}
+			if err != nil {
+				errs++
+				if err.Error() == "" {
+					t.Fatal("an error with no message")
+				}
+				return true
+			}
+			if l.Page == nil && len(l.Changes) == 0 || l.Error != "" {
+				t.Fatalf("yielded an empty or error line %+v", l)
+			}
+			return true
+		})
+		if errs != 1 {
+			t.Fatalf("%d errors yielded, want 1 (the end of the stream)", errs)
+		}
+	})
+}

@@ -26,6 +26,12 @@ var (
 	ErrPayloadTooLarge = errors.New("client: payload too large")
 	ErrBadCursor       = errors.New("client: bad cursor")
 	ErrUnavailable     = errors.New("client: the node is unavailable")
+	ErrNotFound        = errors.New("client: not found")
+	ErrBadEntityID     = errors.New("client: bad entity id")
+	ErrBadDocument     = errors.New("client: the document does not match its schema")
+	ErrBadQuery        = errors.New("client: bad query")
+	ErrNotStore        = errors.New("client: the node has no store role")
+	ErrNoStoreMember   = errors.New("client: no store member of the cell answers")
 )
 
 var kinds = map[api.ProblemType]error{
@@ -43,6 +49,12 @@ var kinds = map[api.ProblemType]error{
 	api.ProblemPayloadTooLarge: ErrPayloadTooLarge,
 	api.ProblemBadCursor:       ErrBadCursor,
 	api.ProblemUnavailable:     ErrUnavailable,
+	api.ProblemNotFound:        ErrNotFound,
+	api.ProblemBadEntityID:     ErrBadEntityID,
+	api.ProblemBadDocument:     ErrBadDocument,
+	api.ProblemBadQuery:        ErrBadQuery,
+	api.ProblemNotStore:        ErrNotStore,
+	api.ProblemNoStoreMember:   ErrNoStoreMember,
 }
 
 // StatusError is an error answer of the control API, its RFC 9457

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -171,17 +169,8 @@ func (rt *routes) chainFollow(w http.ResponseWriter, r *http.Request, after chai
 		return
 	}
 	from := uint64(st.Length)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	send := func(l api.ChainFollowLine) bool {
-		if enc.Encode(l) != nil || bw.Flush() != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	sendLine := ndjson(w)
+	send := func(l api.ChainFollowLine) bool { return sendLine(l) }
 	sendEntry := func(e replica.Entry) bool { return send(followLine(chainEntry(e))) }
 	fail := func(err error) { send(api.ChainFollowLine{Error: err.Error()}) }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +20,7 @@ var titles = map[api.ProblemType]string{
 	api.ProblemPayloadTooLarge:  "payload too large",
 	api.ProblemUnauthorized:     "missing or wrong token",
 	api.ProblemNotLoopback:      "host is not loopback",
-	api.ProblemNotFound:         "no such route",
+	api.ProblemNotFound:         "not found",
 	api.ProblemMethodNotAllowed: "method not allowed",
 	api.ProblemInternal:         "internal error",
 	api.ProblemUnavailable:      "unavailable",
@@ -39,6 +40,11 @@ var titles = map[api.ProblemType]string{
 	api.ProblemBadPeerID:        "bad peer ID",
 	api.ProblemTimeout:          "timed out",
 	api.ProblemBadCursor:        "bad cursor",
+	api.ProblemBadEntityID:      "bad entity ID",
+	api.ProblemBadDocument:      "document refused by its schema",
+	api.ProblemBadQuery:         "bad query",
+	api.ProblemNotStore:         "node has no store role",
+	api.ProblemNoStoreMember:    "no store member reachable",
 }
 
 // writeProblem answers an error as application/problem+json.
@@ -157,6 +163,22 @@ func decodeJSON(body io.Reader, v any) *problem {
 		return &problem{http.StatusBadRequest, api.ProblemBadRequest, "bad request body: " + err.Error()}
 	}
 	return nil
+}
+
+// ndjson begins an NDJSON answer and returns the function that sends one
+// line of it, flushed; it returns false once the client is gone.
+func ndjson(w http.ResponseWriter) func(v any) bool {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	return func(v any) bool {
+		if enc.Encode(v) != nil || bw.Flush() != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

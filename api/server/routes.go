@@ -13,7 +13,7 @@ import (
 )
 
 // routes implements api.ServerInterface on a node: the node's routes here,
-// the cell's in cell.go, the chain's in chain.go.
+// the cell's in cell.go, the chain's in chain.go, the store's in store.go.
 type routes struct {
 	node *peer.Node
 	// streams ends when the server begins to close.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/peer"
+	"github.com/exopeer/exopeer/store"
 )
 
 const description = `Every verb takes --dir DIR (default $EXOPEER_DIR, else the user's data dir),
@@ -186,6 +187,110 @@ func app(stdout, stderr io.Writer) *cli.Command {
 						Usage:  "length, heads, authors, and each member's state and how far behind it is",
 						Flags:  []cli.Flag{jsonFlag()},
 						Action: action(cmdChainStatus),
+					},
+				},
+			},
+			{
+				Name:   "store",
+				Usage:  "the store: entities made of typed traits, on the chain, indexed",
+				Action: action(group),
+				Commands: []*cli.Command{
+					{
+						Name:      "put",
+						Usage:     `write a trait of TYPE with the document JSON (- for stdin): into a new entity, or --entity ID`,
+						ArgsUsage: "TYPE JSON",
+						Flags: []cli.Flag{
+							&cli.StringFlag{Name: "entity", Usage: "the entity to write into (default: a new one)"},
+							&cli.StringFlag{Name: "trait", Usage: "the trait's ID within the entity (default: its TYPE)"},
+							jsonFlag(),
+						},
+						Action: action(cmdStorePut),
+					},
+					{
+						Name:      "get",
+						Usage:     "an entity: each live trait and its document",
+						ArgsUsage: "ID",
+						Flags: []cli.Flag{
+							&cli.StringFlag{Name: "traits", Usage: "the trait types to show, comma-separated (default all)"},
+							jsonFlag(),
+						},
+						Action: action(cmdStoreGet),
+					},
+					{
+						Name:      "rm",
+						Usage:     "delete an entity, or only its traits --trait T",
+						ArgsUsage: "ID",
+						Flags: []cli.Flag{
+							&cli.StringSliceFlag{Name: "trait", Usage: "a trait ID to delete (repeatable; default: the whole entity)"},
+							jsonFlag(),
+						},
+						Action: action(cmdStoreRm),
+					},
+					{
+						Name:   "query",
+						Usage:  "a page of the entities that match, one a line, then the cursor of the next page",
+						Flags:  storeQueryFlags(),
+						Action: action(cmdStoreQuery),
+					},
+					{
+						Name:   "watch",
+						Usage:  "a query's first page, then each change to it (added, changed, removed) as it happens, until interrupted",
+						Flags:  storeQueryFlags(),
+						Action: action(cmdStoreWatch),
+					},
+					{
+						Name:   "types",
+						Usage:  "the registered trait types and their indexed fields",
+						Flags:  []cli.Flag{jsonFlag()},
+						Action: action(cmdStoreTypes),
+					},
+					{
+						Name:   "reindex",
+						Usage:  "rebuild the index from the chain (a node with the store role)",
+						Flags:  []cli.Flag{jsonFlag()},
+						Action: action(cmdStoreReindex),
+					},
+					{
+						Name:   "status",
+						Usage:  "the store's role, the index's size and how far it is behind the chain",
+						Flags:  []cli.Flag{jsonFlag()},
+						Action: action(cmdStoreStatus),
+					},
+				},
+			},
+			{
+				Name:   "note",
+				Usage:  "notes: the first entity type (exo.note), on the store",
+				Action: action(group),
+				Commands: []*cli.Command{
+					{
+						Name:      "add",
+						Usage:     "add a note: the words of TEXT",
+						ArgsUsage: "TEXT...",
+						Flags: []cli.Flag{
+							&cli.StringFlag{Name: "title", Usage: "the note's title"},
+							&cli.StringSliceFlag{Name: "tag", Usage: "a tag (repeatable)"},
+							jsonFlag(),
+						},
+						Action: action(cmdNoteAdd),
+					},
+					{
+						Name:  "ls",
+						Usage: "the notes, newest first, one a line",
+						Flags: []cli.Flag{
+							&cli.StringSliceFlag{Name: "tag", Usage: "only notes with this tag (repeatable: all of them)"},
+							&cli.IntFlag{Name: "limit", Usage: fmt.Sprintf("at most N notes, 1 to %d (default %d)", store.MaxLimit, store.DefaultLimit)},
+							&cli.StringFlag{Name: "after", Usage: "the cursor of the previous page, to read the next"},
+							jsonFlag(),
+						},
+						Action: action(cmdNoteLs),
+					},
+					{
+						Name:      "search",
+						Usage:     "the notes with every word of WORDS in their title or body, best first",
+						ArgsUsage: "WORDS...",
+						Flags:     []cli.Flag{jsonFlag()},
+						Action:    action(cmdNoteSearch),
 					},
 				},
 			},
