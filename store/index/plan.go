@@ -125,6 +125,12 @@ func (ix *Index) compile(q store.Query) (*plan, error) {
 	if err := p.setOrder(q, fields); err != nil {
 		return nil, err
 	}
+	if p.order == byField {
+		// The ordering field's predicates first: they drive, in order.
+		slices.SortStableFunc(p.preds, func(a, b pred) int {
+			return cmp.Compare(boolInt(a.field != p.orderBy.id), boolInt(b.field != p.orderBy.id))
+		})
+	}
 	switch {
 	case q.Limit < 0 || q.Limit > store.MaxLimit:
 		return nil, errQuery("limit %d: want 0 to %d", q.Limit, store.MaxLimit)
@@ -166,6 +172,13 @@ func checkProjection(ts []string) error {
 		}
 	}
 	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func opRank(op store.Cmp) int {

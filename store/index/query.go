@@ -307,14 +307,22 @@ func (p *plan) sql() (string, []any) {
 // with no match or reference, and a type (listing "notes, newest first")
 // or an equality predicate first ("notes tagged work, newest first"):
 // read in order from the traits_type or terms_v index.
+//
+// Ordered by a one-value field with a predicate on it (tasks with prio
+// in a range, by prio), it streams too, from terms_v in value order.
 func (p *plan) streams() bool {
-	if p.order != byModified || p.match != "" || p.refers != nil {
+	if p.match != "" || p.refers != nil {
 		return false
 	}
-	if len(p.preds) == 0 {
+	switch {
+	case p.order == byModified && len(p.preds) == 0:
 		return p.typ != ""
+	case p.order == byModified:
+		return p.preds[0].op == store.Eq
+	case p.order == byField && !p.orderBy.list:
+		return len(p.preds) > 0 && p.preds[0].field == p.orderBy.id // compile puts them first
 	}
-	return p.preds[0].op == store.Eq
+	return false
 }
 
 // streamSQL reads p's traits in key order, without grouping (run keeps
@@ -346,11 +354,36 @@ func (p *plan) streamSQL() (string, []any) {
 		}
 		return c
 	}
+	dir, cmp, before := "ASC", ">", "<"
+	if p.desc {
+		dir, cmp, before = "DESC", "<", ">"
+	}
 	var q, key, ent string
-	if len(p.preds) == 0 {
+	var uBefore func(k, e string) string // a trait u at or before the cursor (k, e)
+	switch {
+	case p.order == byField:
+		f := arg(p.orderBy.id)
+		q = "SELECT x.entity, x.v, NULL FROM terms x INDEXED BY terms_v WHERE x.field = " + f
+		for _, pr := range p.preds {
+			if pr.field != p.orderBy.id {
+				q += " AND " + exists("x.trait", pr)
+				continue
+			}
+			if pr.op == store.Prefix {
+				q += " AND x.v >= " + arg(pr.v) + " AND x.v < " + arg(pr.hi)
+			} else {
+				q += " AND x.v " + string(pr.op) + " " + arg(pr.v)
+			}
+		}
+		key, ent = "x.v", "x.entity"
+		uBefore = func(k, e string) string {
+			return "EXISTS (SELECT 1 FROM terms WHERE trait = u.id AND field = " + f +
+				" AND (v " + before + " " + k + " OR (v = " + k + " AND u.entity <= " + e + ")))"
+		}
+	case len(p.preds) == 0:
 		q = "SELECT t.entity, t.modified, NULL FROM traits t INDEXED BY traits_type WHERE t.dead = 0 AND t.type = " + arg(p.typ)
 		key, ent = "t.modified", "t.entity"
-	} else {
+	default:
 		d := p.preds[0]
 		q = "SELECT x.entity, x.mod, NULL FROM terms x INDEXED BY terms_v WHERE x.field = " + arg(d.field) + " AND x.v = " + arg(d.v)
 		for _, pr := range p.preds[1:] {
@@ -358,15 +391,16 @@ func (p *plan) streamSQL() (string, []any) {
 		}
 		key, ent = "x.mod", "x.entity"
 	}
-	dir, cmp, before := "ASC", ">", "<"
-	if p.desc {
-		dir, cmp, before = "DESC", "<", ">"
+	if uBefore == nil {
+		uBefore = func(k, e string) string {
+			return "(u.modified " + before + " " + k + " OR (u.modified = " + k + " AND u.entity <= " + e + "))"
+		}
 	}
 	if c := p.after; c != nil {
 		k, e := arg(c.key), arg(c.entity[:])
 		q += " AND (" + key + " " + cmp + " " + k + " OR (" + key + " = " + k + " AND " + ent + " > " + e + "))" +
 			" AND NOT EXISTS (SELECT 1 FROM traits u WHERE u.entity = " + ent + " AND " + matches("u") +
-			" AND (u.modified " + before + " " + k + " OR (u.modified = " + k + " AND u.entity <= " + e + ")))"
+			" AND " + uBefore(k, e) + ")"
 	}
 	return q + " ORDER BY " + key + " " + dir + ", " + ent, args
 }
