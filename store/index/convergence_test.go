@@ -1,10 +1,10 @@
 package index
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"cmp"
 	"maps"
 	"math/rand/v2"
 	"slices"
