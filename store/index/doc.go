@@ -93,7 +93,20 @@
 // WAL, so that queries read a snapshot while Apply writes; synchronous
 // NORMAL: a power loss may lose the last transactions, never corrupt the
 // database, and the chain is the source of truth: the checkpoint goes back
-// with them and the service re-applies what is missing. A page cache of
-// 16 MiB per connection (Options.CacheKiB), filled only as pages are read,
-// so an empty index stays small.
+// with them and the service re-applies what is missing. The writer's
+// connection has a 64 MiB page cache (Options.CacheKiB) and the WAL is
+// checkpointed every 8,192 pages (32 MiB): indexing touches index pages
+// all over the b-trees, and keeping them in cache across Apply calls made
+// indexing 100,000 entities 1.5 times faster than 16 MiB and the default
+// 1,000-page checkpoints. Readers have 8 MiB each (the OS's file cache
+// serves the rest). A cache fills only as pages are used: an empty index
+// costs little memory; a large one, up to the caches' sum.
+//
+// # Concurrency
+//
+// Apply and Reset hold a mutex and write on one dedicated connection with
+// statements prepared once; Get, Query and Watch's refreshes read on a
+// pool of Options.Readers connections, each in a read transaction.
+// Watches are bounded (Options.MaxWatches); each has one goroutine, and
+// Close waits for them.
 package index
