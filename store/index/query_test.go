@@ -182,6 +182,15 @@ func TestPaging(t *testing.T) {
 	}
 }
 
+func mustFP(t *testing.T, ix *Index, q store.Query) [8]byte {
+	t.Helper()
+	p, err := ix.compile(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.fp
+}
+
 func TestQueryErrors(t *testing.T) {
 	ix := fixture(t)
 	ctx := t.Context()
@@ -221,6 +230,9 @@ func TestQueryErrors(t *testing.T) {
 		{"zero reference", store.Query{RefersTo: &store.EntityID{}}, "refers_to"},
 		{"refers within a type without references", store.Query{Type: "exo.note", RefersTo: func() *store.EntityID { id := eid(1); return &id }()}, "refers_to"},
 		{"empty projection type", store.Query{Traits: []string{""}}, "traits[0]"},
+		{"long projection", store.Query{Traits: make([]string, MaxProjection+1)}, "traits"},
+		{"long cursor", store.Query{Type: "exo.note", After: strings.Repeat("A", maxCursor+1)}, "after"},
+		{"cursor with another key type", store.Query{Type: "test.task", Order: "prio", After: cursor{fp: mustFP(t, ix, store.Query{Type: "test.task", Order: "prio"}), key: "text"}.encode()}, "order"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
