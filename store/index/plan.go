@@ -72,6 +72,9 @@ func (ix *Index) compile(q store.Query) (*plan, error) {
 	if !utf8.ValidString(q.Match) {
 		return nil, errQuery("match: not UTF-8")
 	}
+	if strings.IndexByte(q.Match, 0) >= 0 {
+		return nil, errQuery("match: a NUL byte")
+	}
 	if q.Match != "" {
 		words := strings.Fields(q.Match)
 		if len(words) == 0 {

@@ -246,3 +246,39 @@ func TestQueryErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzQuery: any query either answers or is refused with store.ErrQuery
+// (never another error, never a panic); an answer is at most Limit hits,
+// each with a live trait.
+func FuzzQuery(f *testing.F) {
+	f.Add("exo.note", "report", "tags", "=", "work", "", false, 2)
+	f.Add("test.task", "", "prio", ">=", "1e400", "prio", true, 0)
+	f.Add("test.task", "", "due", "<", "2026-01-15T11:30:00+01:00", "due", false, 1)
+	f.Add("", "milk \"* NEAR(", "about", "=", "e0000000000000000000000000000001", "relevance", false, 3)
+	f.Add("exo.note", "\x00", "tags", "^=", "\xff", "tags", true, -1)
+	ix := openIndex(f, f.TempDir(), testRegistry(f))
+	fx := &feeder{t: f, ix: ix}
+	fx.apply(store.PutTrait(eid(1), note("Report", "milk report", 1, "work")))
+	fx.apply(store.PutTrait(eid(2), task("t", `{"status":"open","prio":2,"due":"2026-02-01T00:00:00Z","about":["`+eid(1).String()+`"]}`, 2)))
+	f.Fuzz(func(t *testing.T, typ, match, field, op, value, order string, desc bool, limit int) {
+		q := store.Query{Type: typ, Match: match, Order: order, Desc: desc, Limit: limit}
+		if field != "" {
+			q.Where = []store.Predicate{{Field: field, Op: store.Cmp(op), Value: value}}
+		}
+		p, err := ix.Query(t.Context(), q)
+		if err != nil {
+			if !errors.Is(err, store.ErrQuery) {
+				t.Fatalf("%+v: %v, not ErrQuery", q, err)
+			}
+			return
+		}
+		if len(p.Hits) > max(limit, store.DefaultLimit) {
+			t.Fatalf("%+v: %d hits", q, len(p.Hits))
+		}
+		for _, h := range p.Hits {
+			if len(h.Entity.Traits) == 0 {
+				t.Fatalf("%+v: a hit without traits", q)
+			}
+		}
+	})
+}
