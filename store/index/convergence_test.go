@@ -376,3 +376,61 @@ func TestListAgainstModel(t *testing.T) {
 		}
 	}
 }
+
+// TestRankedAgainstGrouped: a match by relevance, read in FTS5's rank
+// order (rankedHits), gives the same pages as the grouped statement.
+func TestRankedAgainstGrouped(t *testing.T) {
+	const entities = 30
+	for seed := range uint64(3) {
+		r := rand.New(rand.NewPCG(seed, 9))
+		es := workload(t, r, 300, entities)
+		ix := openIndex(t, t.TempDir(), testRegistry(t))
+		applyAll(t, ix, r, 0, es, 20)
+		for _, q := range []store.Query{
+			{Match: "alpha", Limit: 2},
+			{Match: "epee", Limit: 3},
+			{Match: "beta gamma", Limit: 1},
+			{Type: "exo.note", Match: "report", Limit: 2},
+			{Type: "test.task", Match: "milk", Limit: 4},
+		} {
+			var pages int
+			for {
+				p, err := ix.compile(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !p.ranks() {
+					t.Fatalf("%+v is not ranked", q)
+				}
+				tx, err := ix.read(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				ranked, err := p.rankedHits(t.Context(), tx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				grouped, err := p.hits(t.Context(), tx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tx.Rollback()
+				if diff := gocmp.Diff(grouped, ranked, gocmp.AllowUnexported(hit{})); diff != "" {
+					t.Fatalf("seed %d %+v page %d (-grouped +ranked):\n%s", seed, q, pages, diff)
+				}
+				page, err := ix.run(t.Context(), p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pages++
+				if page.Next == "" {
+					break
+				}
+				q.After = page.Next
+			}
+			if pages < 2 {
+				t.Fatalf("seed %d %+v: one page: the test pages nothing", seed, q)
+			}
+		}
+	}
+}

@@ -66,7 +66,12 @@
 // matching trait's (for a list field, its best value), its rank its best
 // rank; entities without the ordering field come last.
 //
-// Two plans. A listing by modified time, of a type or with an equality
+// Three plans. A full-text match by relevance with no predicate reads
+// the matches in FTS5's own rank order (ORDER BY rank, sorted inside the
+// virtual table), joins each to its trait only as it is read, and orders
+// rows of equal rounded rank by entity in Go; a page after a cursor
+// reads from the first match again (ranking needs every match anyway). A
+// listing by modified time, of a type or with an equality
 // predicate first ("notes, newest first", "notes tagged work, newest
 // first"), streams: it reads traits_type or terms_v in order and keeps
 // each entity's first row (its best) until Limit+1 entities, so its cost
