@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,7 @@ import (
 	"time"
 
 	"github.com/exopeer/exopeer/store"
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 )
 
 // entry is one chain entry of a workload: its position and payload.
@@ -50,7 +51,7 @@ func workload(t testing.TB, r *rand.Rand, n, entities int) []entry {
 			}
 			tr.Doc, _ = json.Marshal(doc)
 		case k < 8:
-			tr.Type, tr.ID = "test.task", "t"
+			tr.Type, tr.ID = "test.task", store.TraitID([]string{"t", "t2"}[r.IntN(2)])
 			doc := map[string]any{"status": []string{"open", "done"}[r.IntN(2)], "prio": r.IntN(5),
 				"title": phrase(), "about": []string{eid(r.IntN(entities)).String()}}
 			if r.IntN(3) > 0 {
@@ -83,7 +84,7 @@ func workload(t testing.TB, r *rand.Rand, n, entities int) []entry {
 				case k < 7:
 					ops = append(ops, put(e))
 				case k < 9:
-					ops = append(ops, store.DeleteTrait(e, store.TraitID([]string{"exo.note", "n2", "t", "u"}[r.IntN(4)])))
+					ops = append(ops, store.DeleteTrait(e, store.TraitID([]string{"exo.note", "n2", "t", "t2", "u"}[r.IntN(5)])))
 				default:
 					ops = append(ops, store.DeleteEntity(e))
 				}
@@ -190,7 +191,7 @@ func checkState(t testing.TB, ix *Index, s *store.State, entities int) {
 		if err != nil {
 			t.Fatalf("entity %d: %v", n, err)
 		}
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := gocmp.Diff(want, got); diff != "" {
 			t.Fatalf("entity %d (-State +index):\n%s", n, diff)
 		}
 	}
@@ -203,7 +204,7 @@ func checkState(t testing.TB, ix *Index, s *store.State, entities int) {
 		got = append(got, h.Entity.ID)
 	}
 	slices.SortFunc(got, func(a, b store.EntityID) int { return slices.Compare(a[:], b[:]) })
-	if diff := cmp.Diff(s.Entities(), got); diff != "" {
+	if diff := gocmp.Diff(s.Entities(), got); diff != "" {
 		t.Fatalf("entities (-State +index):\n%s", diff)
 	}
 }
@@ -262,10 +263,10 @@ func TestConvergence(t *testing.T) {
 // modelList is what {Type: typ, Asc: asc} pages through, computed from
 // State: the entities with a live trait of typ, by their best trait's
 // modified time (newest first unless asc), ties by ID.
-func modelList(s *store.State, typ string, asc bool, keep func(store.Trait) bool) []store.EntityID {
+func modelList(s *store.State, typ string, asc bool, keep func(store.Trait) bool, key func(store.Trait) float64) []store.EntityID {
 	type hit struct {
 		id  store.EntityID
-		key time.Time
+		key float64
 	}
 	var hits []hit
 	for _, id := range s.Entities() {
@@ -275,8 +276,8 @@ func modelList(s *store.State, typ string, asc bool, keep func(store.Trait) bool
 			if tr.Type != typ || !keep(tr) {
 				continue
 			}
-			if h == nil || (asc && tr.Modified.Before(h.key)) || (!asc && tr.Modified.After(h.key)) {
-				h = &hit{id, tr.Modified}
+			if k := key(tr); h == nil || (asc && k < h.key) || (!asc && k > h.key) {
+				h = &hit{id, k}
 			}
 		}
 		if h != nil {
@@ -284,7 +285,7 @@ func modelList(s *store.State, typ string, asc bool, keep func(store.Trait) bool
 		}
 	}
 	slices.SortStableFunc(hits, func(a, b hit) int {
-		c := a.key.Compare(b.key)
+		c := cmp.Compare(a.key, b.key)
 		if !asc {
 			c = -c
 		}
@@ -320,22 +321,41 @@ func TestListAgainstModel(t *testing.T) {
 			return slices.Contains(d.Tags, "red")
 		}
 		all := func(store.Trait) bool { return true }
+		prio := func(tr store.Trait) float64 {
+			var d struct{ Prio float64 }
+			_ = json.Unmarshal(tr.Doc, &d)
+			return d.Prio
+		}
+		prio1 := func(tr store.Trait) bool { return prio(tr) >= 1 && prio(tr) < 4 }
+		modified := func(tr store.Trait) float64 { return float64(tr.Modified.UnixNano()) }
 		for _, c := range []struct {
 			typ   string
 			where []store.Predicate
 			keep  func(store.Trait) bool
+			order string
+			key   func(store.Trait) float64
 		}{
-			{"exo.note", nil, all},
-			{"test.task", nil, all},
-			{"exo.note", []store.Predicate{{Field: "tags", Op: store.Eq, Value: "red"}}, red},
-			{"exo.note", []store.Predicate{{Field: "tags", Op: store.Prefix, Value: "r"}}, red},
+			{"exo.note", nil, all, "", modified},
+			{"test.task", nil, all, "", modified},
+			{"exo.note", []store.Predicate{{Field: "tags", Op: store.Eq, Value: "red"}}, red, "", modified},
+			{"exo.note", []store.Predicate{{Field: "tags", Op: store.Prefix, Value: "r"}}, red, "", modified},
+			{"test.task", []store.Predicate{{Field: "prio", Op: store.Lt, Value: "4"}, {Field: "prio", Op: store.Ge, Value: "1"}}, prio1, "prio", prio},
+			{"test.task", []store.Predicate{{Field: "prio", Op: store.Ge, Value: "1"}, {Field: "prio", Op: store.Lt, Value: "4"}}, prio1, "", modified},
 		} {
 			typ := c.typ
 			for _, asc := range []bool{false, true} {
+				if c.order != "" {
+					asc = !asc // fields: ascending unless Desc
+				}
 				// Pages of 2, streamed (type, equality) or grouped
 				// (prefix), against the model.
 				var got []store.EntityID
-				q := store.Query{Type: typ, Where: c.where, Asc: asc, Limit: 2, Traits: []string{}}
+				q := store.Query{Type: typ, Where: c.where, Order: c.order, Limit: 2, Traits: []string{}}
+				if c.order == "" {
+					q.Asc = asc
+				} else {
+					q.Desc = !asc
+				}
 				for {
 					p, err := ix.Query(t.Context(), q)
 					if err != nil {
@@ -349,9 +369,67 @@ func TestListAgainstModel(t *testing.T) {
 					}
 					q.After = p.Next
 				}
-				if diff := cmp.Diff(modelList(s, typ, asc, c.keep), got); diff != "" {
+				if diff := gocmp.Diff(modelList(s, typ, asc, c.keep, c.key), got); diff != "" {
 					t.Fatalf("seed %d %s asc %v (-model +index):\n%s", seed, typ, asc, diff)
 				}
+			}
+		}
+	}
+}
+
+// TestRankedAgainstGrouped: a match by relevance, read in FTS5's rank
+// order (rankedHits), gives the same pages as the grouped statement.
+func TestRankedAgainstGrouped(t *testing.T) {
+	const entities = 30
+	for seed := range uint64(3) {
+		r := rand.New(rand.NewPCG(seed, 9))
+		es := workload(t, r, 300, entities)
+		ix := openIndex(t, t.TempDir(), testRegistry(t))
+		applyAll(t, ix, r, 0, es, 20)
+		for _, q := range []store.Query{
+			{Match: "alpha", Limit: 2},
+			{Match: "epee", Limit: 3},
+			{Match: "beta gamma", Limit: 1},
+			{Type: "exo.note", Match: "report", Limit: 2},
+			{Type: "test.task", Match: "milk", Limit: 4},
+		} {
+			var pages int
+			for {
+				p, err := ix.compile(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !p.ranks() {
+					t.Fatalf("%+v is not ranked", q)
+				}
+				tx, err := ix.read(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				ranked, err := p.rankedHits(t.Context(), tx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				grouped, err := p.hits(t.Context(), tx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tx.Rollback()
+				if diff := gocmp.Diff(grouped, ranked, gocmp.AllowUnexported(hit{})); diff != "" {
+					t.Fatalf("seed %d %+v page %d (-grouped +ranked):\n%s", seed, q, pages, diff)
+				}
+				page, err := ix.run(t.Context(), p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pages++
+				if page.Next == "" {
+					break
+				}
+				q.After = page.Next
+			}
+			if pages < 2 {
+				t.Fatalf("seed %d %+v: one page: the test pages nothing", seed, q)
 			}
 		}
 	}

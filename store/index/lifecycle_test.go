@@ -165,3 +165,11 @@ func TestClosed(t *testing.T) {
 		t.Fatalf("Checkpoint = %v", err)
 	}
 }
+
+// TestGetProjectionBound: Get's projection is bounded as Query's.
+func TestGetProjectionBound(t *testing.T) {
+	ix := fixture(t)
+	if _, err := ix.Get(t.Context(), eid(1), make([]string, MaxProjection+1)); !errors.Is(err, store.ErrQuery) {
+		t.Fatalf("Get with %d projected types = %v, want ErrQuery", MaxProjection+1, err)
+	}
+}

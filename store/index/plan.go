@@ -72,6 +72,9 @@ func (ix *Index) compile(q store.Query) (*plan, error) {
 	if !utf8.ValidString(q.Match) {
 		return nil, errQuery("match: not UTF-8")
 	}
+	if strings.IndexByte(q.Match, 0) >= 0 {
+		return nil, errQuery("match: a NUL byte")
+	}
 	if q.Match != "" {
 		words := strings.Fields(q.Match)
 		if len(words) == 0 {
@@ -125,6 +128,12 @@ func (ix *Index) compile(q store.Query) (*plan, error) {
 	if err := p.setOrder(q, fields); err != nil {
 		return nil, err
 	}
+	if p.order == byField {
+		// The ordering field's predicates first: they drive, in order.
+		slices.SortStableFunc(p.preds, func(a, b pred) int {
+			return cmp.Compare(boolInt(a.field != p.orderBy.id), boolInt(b.field != p.orderBy.id))
+		})
+	}
 	switch {
 	case q.Limit < 0 || q.Limit > store.MaxLimit:
 		return nil, errQuery("limit %d: want 0 to %d", q.Limit, store.MaxLimit)
@@ -166,6 +175,13 @@ func checkProjection(ts []string) error {
 		}
 	}
 	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func opRank(op store.Cmp) int {

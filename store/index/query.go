@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -128,39 +129,13 @@ func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
 	if p.refers != nil && len(p.refFields) == 0 {
 		return store.Page{Hits: []store.Hit{}}, nil // no type has a reference field
 	}
-	q, args := p.sql()
-	if p.streams() {
-		q, args = p.streamSQL()
-	}
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return store.Page{}, fmt.Errorf("index: query: %w", err)
-	}
-	type hit struct {
-		id   store.EntityID
-		key  any
-		rank float64
-	}
 	var hits []hit
-	seen := make(map[store.EntityID]bool)
-	for len(hits) <= p.limit && rows.Next() {
-		var h hit
-		var ent []byte
-		var rank sql.NullFloat64
-		if err := rows.Scan(&ent, &h.key, &rank); err != nil {
-			rows.Close()
-			return store.Page{}, fmt.Errorf("index: query: %w", err)
-		}
-		copy(h.id[:], ent)
-		if seen[h.id] {
-			continue // streamed: an entity's first row is its best
-		}
-		seen[h.id] = true
-		h.rank = rank.Float64
-		hits = append(hits, h)
+	if p.ranks() {
+		hits, err = p.rankedHits(ctx, tx)
+	} else {
+		hits, err = p.hits(ctx, tx)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return store.Page{}, fmt.Errorf("index: query: %w", err)
 	}
 	page := store.Page{Hits: []store.Hit{}}
@@ -184,6 +159,118 @@ func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
 		page.Hits = append(page.Hits, store.Hit{Entity: *ents[i], Rank: h.rank})
 	}
 	return page, nil
+}
+
+// hit is an entity of a page, before its traits are fetched.
+type hit struct {
+	id   store.EntityID
+	key  any
+	rank float64
+}
+
+// hits runs p's grouped or streamed statement and returns up to limit+1
+// hits.
+func (p *plan) hits(ctx context.Context, tx *sql.Tx) ([]hit, error) {
+	q, args := p.sql()
+	if p.streams() {
+		q, args = p.streamSQL()
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var hits []hit
+	seen := make(map[store.EntityID]bool)
+	for len(hits) <= p.limit && rows.Next() {
+		var h hit
+		var ent []byte
+		var rank sql.NullFloat64
+		if err := rows.Scan(&ent, &h.key, &rank); err != nil {
+			return nil, err
+		}
+		copy(h.id[:], ent)
+		if seen[h.id] {
+			continue // streamed: an entity's first row is its best
+		}
+		seen[h.id] = true
+		h.rank = rank.Float64
+		hits = append(hits, h)
+	}
+	return hits, rows.Err()
+}
+
+// ranks reports whether p is answered by rankedHits: a full-text match
+// by relevance with no predicate or reference.
+func (p *plan) ranks() bool {
+	return p.order == byRelevance && len(p.preds) == 0 && p.refers == nil
+}
+
+// rankedHits reads the match's traits in rank order, as FTS5 sorts them
+// itself (ORDER BY rank), joining each to its trait only as it is read:
+// no grouping, no sort of the joined rows. Rows of equal rounded rank
+// (contiguous, rounding being monotonic) are ordered by entity in Go; an
+// entity's first row is its best. A page after a cursor reads from the
+// first row again, marking the entities it passes as seen (they were on
+// earlier pages): the cost of ranking every match is paid anyway.
+func (p *plan) rankedHits(ctx context.Context, tx *sql.Tx) ([]hit, error) {
+	q := "SELECT t.entity, round(m.rank, 6) FROM (SELECT rowid AS id, rank FROM fts WHERE fts MATCH ?1 ORDER BY rank LIMIT -1) m" +
+		" CROSS JOIN traits t ON t.id = m.id WHERE t.dead = 0"
+	args := []any{p.match}
+	if p.typ != "" {
+		q += " AND t.type = ?2"
+		args = append(args, p.typ)
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var hits, group []hit
+	seen := make(map[store.EntityID]bool)
+	var groupKey float64
+	flush := func() {
+		slices.SortFunc(group, func(a, b hit) int { return bytes.Compare(a.id[:], b.id[:]) })
+		for _, h := range group {
+			if c := p.after; c != nil {
+				k := c.key.(float64)
+				if h.rank < k || h.rank == k && bytes.Compare(h.id[:], c.entity[:]) <= 0 {
+					continue // on an earlier page
+				}
+			}
+			hits = append(hits, h)
+		}
+		group = group[:0]
+	}
+	for rows.Next() {
+		var h hit
+		var ent []byte
+		if err := rows.Scan(&ent, &h.rank); err != nil {
+			return nil, err
+		}
+		copy(h.id[:], ent)
+		if h.rank != groupKey || len(group) == 0 {
+			flush()
+			if len(hits) > p.limit {
+				break
+			}
+			groupKey = h.rank
+		}
+		if seen[h.id] {
+			continue
+		}
+		seen[h.id] = true
+		h.key = h.rank
+		group = append(group, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	flush()
+	if len(hits) > p.limit+1 {
+		hits = hits[:p.limit+1]
+	}
+	return hits, nil
 }
 
 // normKey turns a scanned key into a cursor's key type.
@@ -307,14 +394,22 @@ func (p *plan) sql() (string, []any) {
 // with no match or reference, and a type (listing "notes, newest first")
 // or an equality predicate first ("notes tagged work, newest first"):
 // read in order from the traits_type or terms_v index.
+//
+// Ordered by a one-value field with a predicate on it (tasks with prio
+// in a range, by prio), it streams too, from terms_v in value order.
 func (p *plan) streams() bool {
-	if p.order != byModified || p.match != "" || p.refers != nil {
+	if p.match != "" || p.refers != nil {
 		return false
 	}
-	if len(p.preds) == 0 {
+	switch {
+	case p.order == byModified && len(p.preds) == 0:
 		return p.typ != ""
+	case p.order == byModified:
+		return p.preds[0].op == store.Eq
+	case p.order == byField && !p.orderBy.list:
+		return len(p.preds) > 0 && p.preds[0].field == p.orderBy.id // compile puts them first
 	}
-	return p.preds[0].op == store.Eq
+	return false
 }
 
 // streamSQL reads p's traits in key order, without grouping (run keeps
@@ -346,11 +441,36 @@ func (p *plan) streamSQL() (string, []any) {
 		}
 		return c
 	}
+	dir, cmp, before := "ASC", ">", "<"
+	if p.desc {
+		dir, cmp, before = "DESC", "<", ">"
+	}
 	var q, key, ent string
-	if len(p.preds) == 0 {
+	var uBefore func(k, e string) string // a trait u at or before the cursor (k, e)
+	switch {
+	case p.order == byField:
+		f := arg(p.orderBy.id)
+		q = "SELECT x.entity, x.v, NULL FROM terms x INDEXED BY terms_v WHERE x.field = " + f
+		for _, pr := range p.preds {
+			if pr.field != p.orderBy.id {
+				q += " AND " + exists("x.trait", pr)
+				continue
+			}
+			if pr.op == store.Prefix {
+				q += " AND x.v >= " + arg(pr.v) + " AND x.v < " + arg(pr.hi)
+			} else {
+				q += " AND x.v " + string(pr.op) + " " + arg(pr.v)
+			}
+		}
+		key, ent = "x.v", "x.entity"
+		uBefore = func(k, e string) string {
+			return "EXISTS (SELECT 1 FROM terms WHERE trait = u.id AND field = " + f +
+				" AND (v " + before + " " + k + " OR (v = " + k + " AND u.entity <= " + e + ")))"
+		}
+	case len(p.preds) == 0:
 		q = "SELECT t.entity, t.modified, NULL FROM traits t INDEXED BY traits_type WHERE t.dead = 0 AND t.type = " + arg(p.typ)
 		key, ent = "t.modified", "t.entity"
-	} else {
+	default:
 		d := p.preds[0]
 		q = "SELECT x.entity, x.mod, NULL FROM terms x INDEXED BY terms_v WHERE x.field = " + arg(d.field) + " AND x.v = " + arg(d.v)
 		for _, pr := range p.preds[1:] {
@@ -358,15 +478,16 @@ func (p *plan) streamSQL() (string, []any) {
 		}
 		key, ent = "x.mod", "x.entity"
 	}
-	dir, cmp, before := "ASC", ">", "<"
-	if p.desc {
-		dir, cmp, before = "DESC", "<", ">"
+	if uBefore == nil {
+		uBefore = func(k, e string) string {
+			return "(u.modified " + before + " " + k + " OR (u.modified = " + k + " AND u.entity <= " + e + "))"
+		}
 	}
 	if c := p.after; c != nil {
 		k, e := arg(c.key), arg(c.entity[:])
 		q += " AND (" + key + " " + cmp + " " + k + " OR (" + key + " = " + k + " AND " + ent + " > " + e + "))" +
 			" AND NOT EXISTS (SELECT 1 FROM traits u WHERE u.entity = " + ent + " AND " + matches("u") +
-			" AND (u.modified " + before + " " + k + " OR (u.modified = " + k + " AND u.entity <= " + e + ")))"
+			" AND " + uBefore(k, e) + ")"
 	}
 	return q + " ORDER BY " + key + " " + dir + ", " + ent, args
 }

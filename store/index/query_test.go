@@ -182,6 +182,15 @@ func TestPaging(t *testing.T) {
 	}
 }
 
+func mustFP(t *testing.T, ix *Index, q store.Query) [8]byte {
+	t.Helper()
+	p, err := ix.compile(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.fp
+}
+
 func TestQueryErrors(t *testing.T) {
 	ix := fixture(t)
 	ctx := t.Context()
@@ -221,6 +230,9 @@ func TestQueryErrors(t *testing.T) {
 		{"zero reference", store.Query{RefersTo: &store.EntityID{}}, "refers_to"},
 		{"refers within a type without references", store.Query{Type: "exo.note", RefersTo: func() *store.EntityID { id := eid(1); return &id }()}, "refers_to"},
 		{"empty projection type", store.Query{Traits: []string{""}}, "traits[0]"},
+		{"long projection", store.Query{Traits: make([]string, MaxProjection+1)}, "traits"},
+		{"long cursor", store.Query{Type: "exo.note", After: strings.Repeat("A", maxCursor+1)}, "after"},
+		{"cursor with another key type", store.Query{Type: "test.task", Order: "prio", After: cursor{fp: mustFP(t, ix, store.Query{Type: "test.task", Order: "prio"}), key: "text"}.encode()}, "order"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,4 +245,40 @@ func TestQueryErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzQuery: any query either answers or is refused with store.ErrQuery
+// (never another error, never a panic); an answer is at most Limit hits,
+// each with a live trait.
+func FuzzQuery(f *testing.F) {
+	f.Add("exo.note", "report", "tags", "=", "work", "", false, 2)
+	f.Add("test.task", "", "prio", ">=", "1e400", "prio", true, 0)
+	f.Add("test.task", "", "due", "<", "2026-01-15T11:30:00+01:00", "due", false, 1)
+	f.Add("", "milk \"* NEAR(", "about", "=", "e0000000000000000000000000000001", "relevance", false, 3)
+	f.Add("exo.note", "\x00", "tags", "^=", "\xff", "tags", true, -1)
+	ix := openIndex(f, f.TempDir(), testRegistry(f))
+	fx := &feeder{t: f, ix: ix}
+	fx.apply(store.PutTrait(eid(1), note("Report", "milk report", 1, "work")))
+	fx.apply(store.PutTrait(eid(2), task("t", `{"status":"open","prio":2,"due":"2026-02-01T00:00:00Z","about":["`+eid(1).String()+`"]}`, 2)))
+	f.Fuzz(func(t *testing.T, typ, match, field, op, value, order string, desc bool, limit int) {
+		q := store.Query{Type: typ, Match: match, Order: order, Desc: desc, Limit: limit}
+		if field != "" {
+			q.Where = []store.Predicate{{Field: field, Op: store.Cmp(op), Value: value}}
+		}
+		p, err := ix.Query(t.Context(), q)
+		if err != nil {
+			if !errors.Is(err, store.ErrQuery) {
+				t.Fatalf("%+v: %v, not ErrQuery", q, err)
+			}
+			return
+		}
+		if len(p.Hits) > max(limit, store.DefaultLimit) {
+			t.Fatalf("%+v: %d hits", q, len(p.Hits))
+		}
+		for _, h := range p.Hits {
+			if len(h.Entity.Traits) == 0 {
+				t.Fatalf("%+v: a hit without traits", q)
+			}
+		}
+	})
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func hit(n int, body string) store.Hit {
+func testHit(n int, body string) store.Hit {
 	return store.Hit{Entity: store.Entity{ID: eid(n), Traits: []store.Trait{note("", body, n)}}}
 }
 
@@ -20,15 +20,15 @@ func TestDiff(t *testing.T) {
 		want     []store.Change
 	}{
 		{"nothing", nil, nil, nil},
-		{"same", []store.Hit{hit(1, "a")}, []store.Hit{hit(1, "a")}, nil},
-		{"moved only", []store.Hit{hit(1, "a"), hit(2, "b")}, []store.Hit{hit(2, "b"), hit(1, "a")}, nil},
-		{"added, changed, removed", []store.Hit{hit(1, "a"), hit(2, "b"), hit(3, "c")}, []store.Hit{hit(4, "d"), hit(2, "B"), hit(1, "a")},
-			[]store.Change{{Kind: store.Added, Hit: hit(4, "d")}, {Kind: store.Changed, Hit: hit(2, "B")},
+		{"same", []store.Hit{testHit(1, "a")}, []store.Hit{testHit(1, "a")}, nil},
+		{"moved only", []store.Hit{testHit(1, "a"), testHit(2, "b")}, []store.Hit{testHit(2, "b"), testHit(1, "a")}, nil},
+		{"added, changed, removed", []store.Hit{testHit(1, "a"), testHit(2, "b"), testHit(3, "c")}, []store.Hit{testHit(4, "d"), testHit(2, "B"), testHit(1, "a")},
+			[]store.Change{{Kind: store.Added, Hit: testHit(4, "d")}, {Kind: store.Changed, Hit: testHit(2, "B")},
 				{Kind: store.Removed, Hit: store.Hit{Entity: store.Entity{ID: eid(3)}}}}},
-		{"rank change", []store.Hit{{Entity: hit(1, "a").Entity, Rank: -1}}, []store.Hit{{Entity: hit(1, "a").Entity, Rank: -2}},
-			[]store.Change{{Kind: store.Changed, Hit: store.Hit{Entity: hit(1, "a").Entity, Rank: -2}}}},
-		{"a trait more", []store.Hit{hit(1, "a")}, []store.Hit{{Entity: store.Entity{ID: eid(1), Traits: append(hit(1, "a").Entity.Traits, hit(1, "x").Entity.Traits...)}}},
-			[]store.Change{{Kind: store.Changed, Hit: store.Hit{Entity: store.Entity{ID: eid(1), Traits: append(hit(1, "a").Entity.Traits, hit(1, "x").Entity.Traits...)}}}}},
+		{"rank change", []store.Hit{{Entity: testHit(1, "a").Entity, Rank: -1}}, []store.Hit{{Entity: testHit(1, "a").Entity, Rank: -2}},
+			[]store.Change{{Kind: store.Changed, Hit: store.Hit{Entity: testHit(1, "a").Entity, Rank: -2}}}},
+		{"a trait more", []store.Hit{testHit(1, "a")}, []store.Hit{{Entity: store.Entity{ID: eid(1), Traits: append(testHit(1, "a").Entity.Traits, testHit(1, "x").Entity.Traits...)}}},
+			[]store.Change{{Kind: store.Changed, Hit: store.Hit{Entity: store.Entity{ID: eid(1), Traits: append(testHit(1, "a").Entity.Traits, testHit(1, "x").Entity.Traits...)}}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,67 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/exopeer/exopeer/store"
+	"github.com/google/go-cmp/cmp"
+)
+
+// FuzzApply: any payload at any position is applied, skipped or ignored
+// (never an error, never a panic), as store.State does, and the entities
+// it names then read the same from the index as from State.
+func FuzzApply(f *testing.F) {
+	enc := func(ops ...store.Op) []byte {
+		p, err := store.Encode(store.Transaction{Ops: ops})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return p
+	}
+	f.Add(uint64(5), enc(store.PutTrait(eid(1), note("t", "b", 1, "x"))))
+	f.Add(uint64(3), enc(store.PutTrait(eid(1), task("t", `{"prio":1,"about":["`+eid(2).String()+`"]}`, 2)), store.DeleteTrait(eid(1), "exo.note")))
+	f.Add(uint64(4), enc(store.DeleteEntity(eid(1)), store.PutTrait(eid(1), note("", "after", 3))))
+	f.Add(uint64(1), []byte("text"))
+	f.Add(uint64(2), []byte{store.Magic, store.Version, 1, 1})
+	reg := testRegistry(f)
+	ix := openIndex(f, f.TempDir(), reg)
+	s := store.NewState(reg)
+	var next uint64
+	f.Fuzz(func(t *testing.T, clock uint64, p []byte) {
+		pos := store.Pos{Clock: clock % 64, Key: fmt.Sprint(next)}
+		skips, err := ix.Apply(t.Context(), []Arrival{{Index: next, CID: []byte("c"), Pos: pos, Payload: p}})
+		if err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		next++
+		if !store.IsMutation(p) {
+			if len(skips) != 0 {
+				t.Fatalf("not a mutation, skipped: %+v", skips)
+			}
+			return
+		}
+		serr := s.Apply(pos, p)
+		if (serr != nil) != (len(skips) == 1) {
+			t.Fatalf("State: %v; index skips %+v", serr, skips)
+		}
+		tx, err := store.Decode(p)
+		if err != nil {
+			return
+		}
+		for _, o := range tx.Ops {
+			want, ok := s.Get(o.Entity)
+			got, err := ix.Get(t.Context(), o.Entity, nil)
+			if !ok {
+				if !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("%s: index has %+v, %v; State none", o.Entity, got, err)
+				}
+				continue
+			}
+			if diff := cmp.Diff(want, got); err != nil || diff != "" {
+				t.Fatalf("%s: %v (-State +index):\n%s", o.Entity, err, diff)
+			}
+		}
+	})
+}
