@@ -142,6 +142,11 @@ func cellOrNone(id string) string {
 func (s *Service) catchUp(ctx context.Context, ix *index.Index) (uint64, error) {
 	s.amu.Lock()
 	defer s.amu.Unlock()
+	return s.catchUpLocked(ctx, ix)
+}
+
+// catchUpLocked is catchUp for a caller that holds amu.
+func (s *Service) catchUpLocked(ctx context.Context, ix *index.Index) (uint64, error) {
 	cp, err := ix.Checkpoint(ctx)
 	if err != nil {
 		return 0, err

@@ -106,14 +106,16 @@ func (s *Service) Reindex(ctx context.Context) (Reindexed, error) {
 		return Reindexed{}, ErrNotStore
 	}
 	began := s.cfg.Now()
+	// One hold of amu for both: between them the follower would apply
+	// what the reindex then finds done, and Reindexed would count it not.
 	s.amu.Lock()
 	err = ix.Reset(ctx)
-	s.amu.Unlock()
-	if err != nil {
-		return Reindexed{}, fmt.Errorf("store: reindex: %w", err)
+	var n uint64
+	if err == nil {
+		s.log.Info("store reindex asked: index emptied, applying the chain again")
+		n, err = s.catchUpLocked(ctx, ix)
 	}
-	s.log.Info("store reindex asked: index emptied, applying the chain again")
-	n, err := s.catchUp(ctx, ix)
+	s.amu.Unlock()
 	if err != nil {
 		return Reindexed{}, fmt.Errorf("store: reindex: %w", err)
 	}
