@@ -25,8 +25,9 @@ import (
 //     opened when the chain has entries, when a read asked, or when it
 //     exists on disk already (so that an empty store opens nothing);
 //  2. checks that arrival Next-1 of the chain still has the CID the index
-//     recorded: a removal's cut-off renumbers the arrivals, and then the
-//     index is emptied and the chain applied again (logged);
+//     recorded, and before each batch that the arrival before it is the
+//     one applied last: a removal's cut-off renumbers the arrivals, and
+//     then the index is emptied and the chain applied again (logged);
 //  3. applies Chain.Arrivals(Next, Batch) in batches until caught up.
 //
 // Reads and writes take the index under imu; catch-ups are serialised by
@@ -138,7 +139,11 @@ func cellOrNone(id string) string {
 
 // catchUp applies the chain's arrivals that ix lacks and returns how many
 // it applied. It empties ix first when the chain's arrival order changed
-// under it (a removal's cut-off).
+// under it (a removal's cut-off), and again when it changes while catchUp
+// reads: each read also returns the arrival before the ones it asks for,
+// whose CID must be the last one applied, so that a cut-off between two
+// reads (or between the checkpoint and the first read) is seen before the
+// renumbered arrivals are applied.
 func (s *Service) catchUp(ctx context.Context, ix *index.Index) (uint64, error) {
 	s.amu.Lock()
 	defer s.amu.Unlock()
@@ -146,63 +151,83 @@ func (s *Service) catchUp(ctx context.Context, ix *index.Index) (uint64, error) 
 	if err != nil {
 		return 0, err
 	}
-	if cp.Next > 0 {
-		es, err := s.chain.Arrivals(ctx, cp.Next-1, 1)
-		if err != nil {
-			return 0, chainErr(err)
+	var applied uint64
+	for try := 0; ; try++ {
+		n, moved, err := s.applyFrom(ctx, ix, cp)
+		applied += n
+		if err != nil || !moved {
+			return applied, err
 		}
-		if len(es) == 0 || !bytes.Equal(es[0].CID.Bytes(), cp.Last) {
-			held := 0
-			if len(es) > 0 {
-				held = 1
-			}
-			s.log.Warn("the chain's arrival order changed under the store index (a removed member's entries were dropped): reindexing",
-				"indexed", cp.Next, "entryHeld", held)
-			if err := ix.Reset(ctx); err != nil {
-				return 0, err
-			}
-			cp = index.Checkpoint{}
+		if try == maxRestarts {
+			return applied, errors.New("store: the chain's arrival order keeps changing under the index")
 		}
+		s.log.Warn("the chain's arrival order changed under the store index (a removed member's entries were dropped): reindexing",
+			"indexed", cp.Next+n)
+		if err := ix.Reset(ctx); err != nil {
+			return applied, err
+		}
+		cp, applied = index.Checkpoint{}, 0
 	}
+}
+
+// maxRestarts bounds how many times one catchUp starts again from an
+// emptied index; past it the follower's next pass goes on.
+const maxRestarts = 3
+
+// applyFrom applies the arrivals from checkpoint cp on, in batches, and
+// reports moved (having applied nothing of the batch that showed it) when
+// the arrival before a batch is not the one applied last.
+func (s *Service) applyFrom(ctx context.Context, ix *index.Index, cp index.Checkpoint) (applied uint64, moved bool, err error) {
 	// The next batch is read from the chain (blocks, decryption) while the
-	// index applies this one; catchUp waits for every read it started.
+	// index applies this one; applyFrom waits for every read it started.
 	type batch struct {
-		es  []replica.Entry
-		err error
+		es    []replica.Entry
+		moved bool
+		err   error
 	}
 	reads := make(chan batch, 1)
-	read := func(from uint64) {
-		es, err := s.chain.Arrivals(ctx, from, s.cfg.Batch)
-		reads <- batch{es, err}
+	read := func(from uint64, last []byte) {
+		if from == 0 {
+			es, err := s.chain.Arrivals(ctx, 0, s.cfg.Batch)
+			reads <- batch{es: es, err: err}
+			return
+		}
+		es, err := s.chain.Arrivals(ctx, from-1, s.cfg.Batch+1)
+		if err != nil {
+			reads <- batch{err: err}
+			return
+		}
+		if len(es) == 0 || !bytes.Equal(es[0].CID.Bytes(), last) {
+			reads <- batch{moved: true}
+			return
+		}
+		reads <- batch{es: es[1:]}
 	}
-	go read(cp.Next)
-	var applied uint64
+	go read(cp.Next, cp.Last)
+	next := cp.Next
 	for {
 		b := <-reads
-		if b.err != nil {
-			return applied, chainErr(b.err)
-		}
-		if len(b.es) == 0 {
-			return applied, nil
+		if b.err != nil || b.moved || len(b.es) == 0 {
+			return applied, b.moved, chainErr(b.err)
 		}
 		more := len(b.es) == s.cfg.Batch
+		next += uint64(len(b.es))
 		if more {
-			go read(cp.Next + uint64(len(b.es)))
+			go read(next, b.es[len(b.es)-1].CID.Bytes())
 		}
 		skips, err := ix.Apply(ctx, arrivals(b.es))
 		if err != nil {
 			if more {
 				<-reads
 			}
-			return applied, err
+			return applied, false, err
 		}
 		for _, sk := range skips {
 			s.skipped(sk)
 		}
-		cp.Next += uint64(len(b.es))
 		applied += uint64(len(b.es))
 		if !more {
-			return applied, nil
+			return applied, false, nil
 		}
 	}
 }
