@@ -152,7 +152,7 @@ func (ix *Index) recreate(ctx context.Context) error {
 	stmts = append(stmts, `INSERT INTO meta(k, v) VALUES('fingerprint', '`+fingerprint(ix.reg)+`'), ('next', 0)`, `COMMIT`)
 	for _, q := range stmts {
 		if _, err := ix.wc.ExecContext(ctx, q); err != nil {
-			_, _ = ix.wc.ExecContext(ctx, `ROLLBACK`)
+			_, _ = ix.wc.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
 			return fmt.Errorf("index: create tables: %.40q: %w", q, err)
 		}
 	}
@@ -229,6 +229,9 @@ func (ix *Index) Checkpoint(ctx context.Context) (Checkpoint, error) {
 }
 
 func (ix *Index) checkpoint(ctx context.Context) (Checkpoint, error) {
+	if ix.st.getMeta == nil { // a Reset could not prepare them again
+		return Checkpoint{}, errors.New("index: the writer's statements are not prepared (a failed Reset): reopen the index")
+	}
 	var c Checkpoint
 	if err := ix.st.getMeta.QueryRowContext(ctx, "next").Scan(&c.Next); err != nil {
 		return Checkpoint{}, fmt.Errorf("index: checkpoint: %w", err)
@@ -248,13 +251,17 @@ func (ix *Index) Reset(ctx context.Context) error {
 		ix.mu.Unlock()
 		return ErrClosed
 	}
+	// Not canceled halfway: the tables are recreated in one short
+	// transaction, and the writer's statements are prepared again
+	// whatever happened (a canceled caller used to leave them closed,
+	// and the next Apply panicked).
+	wctx := context.WithoutCancel(ctx)
 	ix.st.close()
-	err := ix.recreate(ctx)
-	if err == nil {
-		ix.st, err = prepare(ctx, ix.wc)
-	}
+	err := ix.recreate(wctx)
+	var perr error
+	ix.st, perr = prepare(wctx, ix.wc)
 	ix.mu.Unlock()
-	if err != nil {
+	if err = errors.Join(err, perr); err != nil {
 		return err
 	}
 	ix.refresh(ctx)

@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -171,5 +172,27 @@ func TestGetProjectionBound(t *testing.T) {
 	ix := fixture(t)
 	if _, err := ix.Get(t.Context(), eid(1), make([]string, MaxProjection+1)); !errors.Is(err, store.ErrQuery) {
 		t.Fatalf("Get with %d projected types = %v, want ErrQuery", MaxProjection+1, err)
+	}
+}
+
+// TestResetCanceled: a Reset whose context is canceled (a reindex whose
+// caller went away) leaves an index that works: it is emptied or not, and
+// the next Apply, Checkpoint and Query answer (they used to find the
+// writer's statements closed, and panic).
+func TestResetCanceled(t *testing.T) {
+	ix := fixture(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := ix.Reset(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Reset = %v", err)
+	}
+	cp, err := ix.Checkpoint(t.Context())
+	if err != nil {
+		t.Fatalf("Checkpoint after a canceled Reset: %v", err)
+	}
+	f := &feeder{t: t, ix: ix, next: cp.Next, clock: 100}
+	f.apply(store.PutTrait(eid(20), note("after", "written after the reset", 20)))
+	if _, err := ix.Get(t.Context(), eid(20), nil); err != nil {
+		t.Fatalf("Get after a canceled Reset: %v", err)
 	}
 }
