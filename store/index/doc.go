@@ -51,7 +51,8 @@
 // meta holds a hash of the registry's schemas and of this layout's
 // version. Open, finding another one (a binary with other schemas),
 // empties the index; Emptied reports it, and the caller re-applies the
-// chain. The index logs nothing.
+// chain. A file SQLite finds damaged (not a database, corrupt) is removed
+// and made again at Open, reported the same way. The index logs nothing.
 //
 // # Queries
 //

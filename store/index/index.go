@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +15,8 @@ import (
 
 	"github.com/exopeer/exopeer/store"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, FTS5 compiled in
+	"modernc.org/sqlite" // the "sqlite" database/sql driver, FTS5 compiled in
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Sentinel errors.
@@ -92,13 +94,44 @@ type Index struct {
 // database when missing. When the database was made for other schemas
 // than reg's (or by another layout of this package), Open empties it:
 // Checkpoint is then 0 and Emptied reports true, so that the caller
-// re-applies the chain. reg must not change afterwards.
+// re-applies the chain. A database file that SQLite finds damaged (not a
+// database, or corrupt) is removed and made again, empty, and Emptied
+// reports true too: the index is derived from the chain, and a node
+// should not fail at every start for it. reg must not change afterwards.
 func Open(path string, reg *store.Registry, opts Options) (*Index, error) {
 	opts = opts.withDefaults()
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("index: open: %w", err)
 	}
 	file := filepath.Join(path, "index.db")
+	ix, err := openFile(file, reg, opts)
+	if err == nil || !damaged(err) {
+		return ix, err
+	}
+	for _, f := range []string{file, file + "-wal", file + "-shm"} {
+		if rerr := os.Remove(f); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return nil, errors.Join(err, rerr)
+		}
+	}
+	if ix, err = openFile(file, reg, opts); err != nil {
+		return nil, err
+	}
+	ix.emptied = true
+	return ix, nil
+}
+
+// damaged reports whether err is SQLite's finding that the database file
+// is not one, or is corrupt.
+func damaged(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff // the primary result code
+	return c == sqlite3.SQLITE_NOTADB || c == sqlite3.SQLITE_CORRUPT
+}
+
+func openFile(file string, reg *store.Registry, opts Options) (*Index, error) {
 	dsn := "file:" + file + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(8192)" +
 		"&_pragma=cache_size(-" + strconv.Itoa(opts.ReaderCacheKiB) + ")"
 	db, err := sql.Open("sqlite", dsn)

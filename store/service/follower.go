@@ -123,7 +123,7 @@ func (s *Service) index(ctx context.Context, open bool) (*index.Index, error) {
 		return nil, fmt.Errorf("store: open the index of cell %s: %w", want, err)
 	}
 	if ix.Emptied() {
-		s.log.Warn("store index made for other schemas: emptied, the chain is applied again", "cell", want)
+		s.log.Warn("store index made for other schemas, or damaged: emptied, the chain is applied again", "cell", want)
 	}
 	s.log.Info("store index opened", "cell", want, "dir", dir)
 	s.ix, s.ixCell = ix, want
