@@ -89,10 +89,14 @@
 // # Watches
 //
 // A watched query keeps the page it last sent. After each Apply that
-// changed anything commits, and before Apply returns, every watch's page
-// is recomputed; the watch's goroutine sends the difference (Diff) with
-// what it last sent. Apply never waits for a reader: a slow reader gets
-// the changes since its last event, coalesced.
+// changed anything commits, the refresher (one goroutine, started with
+// the first watch) recomputes every watch's page from the latest snapshot,
+// commits made meanwhile coalesced into its next round; the watch's
+// goroutine sends the difference (Diff) with what it last sent. Apply
+// waits neither for the watches' queries (a watch of a costly query, a
+// common word over 20,000 notes, used to make every Apply wait 70 ms per
+// such watch) nor for a reader: a slow reader gets the changes since its
+// last event, coalesced.
 //
 // # Pragmas
 //
@@ -113,6 +117,6 @@
 // Apply and Reset hold a mutex and write on one dedicated connection with
 // statements prepared once; Get, Query and Watch's refreshes read on a
 // pool of Options.Readers connections, each in a read transaction.
-// Watches are bounded (Options.MaxWatches); each has one goroutine, and
-// Close waits for them.
+// Watches are bounded (Options.MaxWatches); each has one goroutine, the
+// refresher one more, and Close waits for them.
 package index

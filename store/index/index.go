@@ -83,8 +83,10 @@ type Index struct {
 	closed bool
 	st     stmts
 
-	rmu     sync.Mutex // serialises refreshes
-	wmu     sync.Mutex // guards watches
+	rmu     sync.Mutex    // serialises refreshes
+	rq      chan struct{} // capacity 1: a commit asks the refresher for a round
+	rOn     bool          // the refresher runs (guarded by mu)
+	wmu     sync.Mutex    // guards watches
 	watches map[*watch]struct{}
 	wg      sync.WaitGroup
 	done    chan struct{}
@@ -141,7 +143,7 @@ func openFile(file string, reg *store.Registry, opts Options) (*Index, error) {
 	db.SetMaxOpenConns(opts.Readers + 1)
 	db.SetMaxIdleConns(opts.Readers + 1)
 	ctx := context.Background()
-	ix := &Index{reg: reg, opts: opts, db: db, fields: newFieldMap(reg), watches: make(map[*watch]struct{}), done: make(chan struct{})}
+	ix := &Index{reg: reg, opts: opts, db: db, fields: newFieldMap(reg), watches: make(map[*watch]struct{}), done: make(chan struct{}), rq: make(chan struct{}, 1)}
 	if err := ix.open(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -297,7 +299,7 @@ func (ix *Index) Reset(ctx context.Context) error {
 	if err = errors.Join(err, perr); err != nil {
 		return err
 	}
-	ix.refresh(ctx)
+	ix.kickRefresh()
 	return nil
 }
 

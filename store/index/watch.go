@@ -9,10 +9,11 @@ import (
 	"github.com/exopeer/exopeer/store"
 )
 
-// watch is one watched query. Apply (refresh) computes its page after
-// each commit and leaves it in cur, waking the watch's goroutine, which
-// sends the difference between the page it last sent and cur: Apply never
-// waits for a reader, and a slow reader gets the changes coalesced.
+// watch is one watched query. The refresher computes its page after
+// commits and leaves it in cur, waking the watch's goroutine, which sends
+// the difference between the page it last sent and cur: Apply waits
+// neither for the watches' queries nor for a reader, and a slow reader
+// gets the changes coalesced.
 type watch struct {
 	p    *plan
 	out  chan store.WatchEvent
@@ -53,9 +54,40 @@ func (ix *Index) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEv
 	ix.wmu.Lock()
 	ix.watches[w] = struct{}{}
 	ix.wmu.Unlock()
+	if !ix.rOn { // the refresher starts with the first watch
+		ix.rOn = true
+		ix.wg.Add(1)
+		go ix.refresher()
+	}
 	ix.wg.Add(1)
 	go ix.serve(ctx, w, first)
 	return w.out, nil
+}
+
+// kickRefresh asks the refresher for a round (after a commit); requests
+// made while one runs are coalesced into the next.
+func (ix *Index) kickRefresh() {
+	select {
+	case ix.rq <- struct{}{}:
+	default:
+	}
+}
+
+// refresher recomputes the watches' pages, one round per request, until
+// the index closes. It runs apart from Apply so that a commit does not
+// wait for the watches' queries: a watch of a costly query (a common word
+// over many entities) delays its own updates, not indexing or writes.
+// Each round reads the latest snapshot, so a page never goes back.
+func (ix *Index) refresher() {
+	defer ix.wg.Done()
+	for {
+		select {
+		case <-ix.done:
+			return
+		case <-ix.rq:
+			ix.refresh(context.Background())
+		}
+	}
 }
 
 func (ix *Index) serve(ctx context.Context, w *watch, first store.Page) {
@@ -117,6 +149,11 @@ func (ix *Index) refresh(ctx context.Context) {
 	}
 	ix.wmu.Unlock()
 	for _, w := range ws {
+		select {
+		case <-ix.done:
+			return // closing: the watches end
+		default:
+		}
 		page, err := ix.run(context.WithoutCancel(ctx), w.p)
 		w.mu.Lock()
 		if err != nil {
