@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ type cutChain struct {
 	cutAt uint64
 	drop  map[int]bool // by entry number
 	cut   bool
+	asked []int // the limit of each Arrivals call
 }
 
 func (c *cutChain) Append(context.Context, []byte) (replica.Entry, error) {
@@ -39,6 +41,7 @@ func (c *cutChain) Status(context.Context) (replica.Status, error) { return repl
 func (c *cutChain) Arrivals(_ context.Context, from uint64, limit int) ([]replica.Entry, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.asked = append(c.asked, limit)
 	if !c.cut && from >= c.cutAt {
 		c.cut = true
 		var kept []replica.Entry
@@ -125,5 +128,49 @@ func TestCutOffDuringCatchUp(t *testing.T) {
 				t.Errorf("checkpoint %+v, %v; want 5 arrivals", cp, err)
 			}
 		})
+	}
+}
+
+// TestCatchUpReadsBounded: the follower reads the chain in chunks of at
+// most ReadChunk arrivals, and ends a batch once its payloads reach
+// Config.BatchBytes: a chain of large entries does not make it hold 512
+// of them (128 MiB at 256 KiB each) at once, twice. The index still
+// applies every entry.
+func TestCatchUpReadsBounded(t *testing.T) {
+	const n = 150
+	var es []replica.Entry
+	big := `"` + strings.Repeat("x", store.MaxDoc-2) + `"`
+	for i := range n {
+		var e store.EntityID
+		e[14], e[15] = byte(i>>8), byte(i+1)
+		p, err := store.Encode(store.Transaction{Ops: []store.Op{store.PutTrait(e, store.Trait{Type: "x.blob", ID: "b", Doc: json.RawMessage(big)})}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := mh.Sum([]byte(fmt.Sprint("big", i)), mh.SHA2_256, -1)
+		c := cid.NewCidV1(cid.DagCBOR, h)
+		es = append(es, replica.Entry{CID: c, Pos: chain.Pos{Clock: uint64(i + 1), CID: c}, Index: uint64(i), Payload: p})
+	}
+	ch := &cutChain{es: es, cutAt: 1 << 60}
+	s := &Service{chain: ch, cfg: Config{BatchBytes: 1 << 20}.withDefaults(), log: slog.New(slog.DiscardHandler)}
+	s.reg = s.cfg.Registry
+	ix, err := index.Open(t.TempDir(), s.reg, index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	got, err := s.catchUp(t.Context(), ix)
+	if err != nil || got != n {
+		t.Fatalf("catchUp = %d, %v; want %d", got, err, n)
+	}
+	for i, l := range ch.asked {
+		if l > ReadChunk+1 {
+			t.Errorf("read %d asked for %d arrivals, over %d (%v)", i, l, ReadChunk+1, ch.asked)
+			break
+		}
+	}
+	st, err := ix.Stats(t.Context())
+	if err != nil || st.Entities != n {
+		t.Errorf("index stats %+v, %v; want %d entities", st, err, n)
 	}
 }

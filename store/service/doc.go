@@ -24,9 +24,12 @@
 // batch that the arrival before it is the one applied last (a removal's
 // cut-off renumbers arrivals, even between two batches: then the index is
 // emptied and the chain applied again) and applies the arrivals the index
-// lacks, in batches of Config.Batch, one index transaction each. A restart resumes from the
-// checkpoint on disk. When the node leaves its cell, or loses the role,
-// the index is closed; in another cell, that cell's is opened.
+// lacks, in batches of Config.Batch (read in chunks of ReadChunk, a batch
+// ending early once its payloads reach Config.BatchBytes, so that large
+// entries do not fill memory), one index transaction each. A restart
+// resumes from the checkpoint on disk. When the node leaves its cell, or
+// loses the role, the index is closed; in another cell, that cell's is
+// opened.
 //
 // # Roles and the remote path
 //

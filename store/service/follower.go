@@ -28,7 +28,9 @@ import (
 //     recorded, and before each batch that the arrival before it is the
 //     one applied last: a removal's cut-off renumbers the arrivals, and
 //     then the index is emptied and the chain applied again (logged);
-//  3. applies Chain.Arrivals(Next, Batch) in batches until caught up.
+//  3. applies the arrivals from Next in batches (Config.Batch arrivals
+//     at most, read in chunks of ReadChunk until their payloads reach
+//     Config.BatchBytes) until caught up.
 //
 // Reads and writes take the index under imu; catch-ups are serialised by
 // amu (the follower, Reindex and a write waiting for its entry).
@@ -174,46 +176,29 @@ func (s *Service) catchUp(ctx context.Context, ix *index.Index) (uint64, error) 
 // emptied index; past it the follower's next pass goes on.
 const maxRestarts = 3
 
+// ReadChunk is the most arrivals the follower asks the chain for at once:
+// 64 entries of at most 256 KiB (chain.MaxPayload) are 16 MiB.
+const ReadChunk = 64
+
 // applyFrom applies the arrivals from checkpoint cp on, in batches, and
 // reports moved (having applied nothing of the batch that showed it) when
-// the arrival before a batch is not the one applied last.
+// the arrival before a read is not the one applied or read last.
 func (s *Service) applyFrom(ctx context.Context, ix *index.Index, cp index.Checkpoint) (applied uint64, moved bool, err error) {
 	// The next batch is read from the chain (blocks, decryption) while the
 	// index applies this one; applyFrom waits for every read it started.
-	type batch struct {
-		es    []replica.Entry
-		moved bool
-		err   error
-	}
-	reads := make(chan batch, 1)
-	read := func(from uint64, last []byte) {
-		if from == 0 {
-			es, err := s.chain.Arrivals(ctx, 0, s.cfg.Batch)
-			reads <- batch{es: es, err: err}
-			return
-		}
-		es, err := s.chain.Arrivals(ctx, from-1, s.cfg.Batch+1)
-		if err != nil {
-			reads <- batch{err: err}
-			return
-		}
-		if len(es) == 0 || !bytes.Equal(es[0].CID.Bytes(), last) {
-			reads <- batch{moved: true}
-			return
-		}
-		reads <- batch{es: es[1:]}
-	}
-	go read(cp.Next, cp.Last)
+	reads := make(chan readBatch, 1)
+	go func() { reads <- s.readBatch(ctx, cp.Next, cp.Last) }()
 	next := cp.Next
 	for {
 		b := <-reads
 		if b.err != nil || b.moved || len(b.es) == 0 {
 			return applied, b.moved, chainErr(b.err)
 		}
-		more := len(b.es) == s.cfg.Batch
+		more := !b.last
 		next += uint64(len(b.es))
 		if more {
-			go read(next, b.es[len(b.es)-1].CID.Bytes())
+			from, last := next, b.es[len(b.es)-1].CID.Bytes()
+			go func() { reads <- s.readBatch(ctx, from, last) }()
 		}
 		skips, err := ix.Apply(ctx, arrivals(b.es))
 		if err != nil {
@@ -230,6 +215,55 @@ func (s *Service) applyFrom(ctx context.Context, ix *index.Index, cp index.Check
 			return applied, false, nil
 		}
 	}
+}
+
+// readBatch is one batch read from the chain: its entries, whether they
+// reach the chain's end (last), or why not (err, moved).
+type readBatch struct {
+	es    []replica.Entry
+	last  bool
+	moved bool
+	err   error
+}
+
+// readBatch reads arrivals from on, in chunks of at most ReadChunk, until
+// it holds Config.Batch of them, their payloads reach Config.BatchBytes,
+// or the chain ends. Each chunk is read with the arrival before it, whose
+// CID must be last (the CID of arrival from-1; nil when from is 0):
+// else the chain's arrival order changed (moved).
+func (s *Service) readBatch(ctx context.Context, from uint64, last []byte) readBatch {
+	var b readBatch
+	size := 0
+	for len(b.es) < s.cfg.Batch && size < s.cfg.BatchBytes {
+		n := min(ReadChunk, s.cfg.Batch-len(b.es))
+		var es []replica.Entry
+		var err error
+		if from == 0 {
+			es, err = s.chain.Arrivals(ctx, 0, n)
+		} else {
+			es, err = s.chain.Arrivals(ctx, from-1, n+1)
+			if err == nil {
+				if len(es) == 0 || !bytes.Equal(es[0].CID.Bytes(), last) {
+					return readBatch{moved: true}
+				}
+				es = es[1:]
+			}
+		}
+		if err != nil {
+			return readBatch{err: err}
+		}
+		b.es = append(b.es, es...)
+		if len(es) < n {
+			b.last = true
+			return b
+		}
+		for _, e := range es {
+			size += len(e.Payload)
+		}
+		from += uint64(n)
+		last = es[n-1].CID.Bytes()
+	}
+	return b
 }
 
 // chainErr makes a chain without a cell no failure of the index.
