@@ -88,7 +88,9 @@
 //
 // # Watches
 //
-// A watched query keeps the page it last sent. After each Apply that
+// A watched query keeps the page it last sent. Its first page is
+// computed without the writer's lock (Apply goes on meanwhile), under the
+// refresher's, so that no commit is missed. After each Apply that
 // changed anything commits, the refresher (one goroutine, started with
 // the first watch) recomputes every watch's page from the latest snapshot,
 // commits made meanwhile coalesced into its next round; the watch's

@@ -83,7 +83,7 @@ type Index struct {
 	closed bool
 	st     stmts
 
-	rmu     sync.Mutex    // serialises refreshes
+	rmu     sync.Mutex    // serialises refresh rounds and watches' first pages
 	rq      chan struct{} // capacity 1: a commit asks the refresher for a round
 	rOn     bool          // the refresher runs (guarded by mu)
 	wmu     sync.Mutex    // guards watches

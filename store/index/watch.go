@@ -33,24 +33,26 @@ func (ix *Index) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEv
 	if err != nil {
 		return nil, err
 	}
-	// Under the writer's lock, so that no commit falls between the first
-	// page and the watch's registration (it would be missed).
+	// Under the refresh lock, not the writer's: Apply goes on while the
+	// first page is computed (a costly query used to hold every commit
+	// up), and no refresh round interleaves, so none misses a commit: a
+	// commit before the first page's snapshot is in it, one after it asks
+	// for a round that starts after this one registered the watch.
+	ix.rmu.Lock()
+	defer ix.rmu.Unlock()
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
 	if ix.closed {
+		ix.mu.Unlock()
 		return nil, ErrClosed
 	}
 	ix.wmu.Lock()
 	n := len(ix.watches)
 	ix.wmu.Unlock()
 	if n >= ix.opts.MaxWatches {
+		ix.mu.Unlock()
 		return nil, fmt.Errorf("index: watch: %d open: %w", n, ErrTooManyWatches)
 	}
-	first, err := ix.run(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	w := &watch{p: p, out: make(chan store.WatchEvent), wake: make(chan struct{}, 1), cur: first}
+	w := &watch{p: p, out: make(chan store.WatchEvent), wake: make(chan struct{}, 1)}
 	ix.wmu.Lock()
 	ix.watches[w] = struct{}{}
 	ix.wmu.Unlock()
@@ -59,7 +61,19 @@ func (ix *Index) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEv
 		ix.wg.Add(1)
 		go ix.refresher()
 	}
-	ix.wg.Add(1)
+	ix.wg.Add(1) // the serve goroutine's, counted before Close can wait
+	ix.mu.Unlock()
+	first, err := ix.run(ctx, p)
+	if err != nil {
+		ix.wmu.Lock()
+		delete(ix.watches, w)
+		ix.wmu.Unlock()
+		ix.wg.Done()
+		return nil, err
+	}
+	w.mu.Lock()
+	w.cur = first
+	w.mu.Unlock()
 	go ix.serve(ctx, w, first)
 	return w.out, nil
 }

@@ -230,3 +230,77 @@ func TestApplyDoesNotWaitForWatches(t *testing.T) {
 		t.Fatal("no event after the refresh could run")
 	}
 }
+
+// TestApplyDoesNotWaitForAWatchsFirstPage: a Watch computing its first
+// page does not hold Apply up (it used to compute it under the writer's
+// lock: a costly query, or many watches opened at once, held every
+// commit). The watch still misses nothing: the put shows in its first page
+// or as a change.
+func TestApplyDoesNotWaitForAWatchsFirstPage(t *testing.T) {
+	ix, err := Open(t.TempDir(), testRegistry(t), Options{Readers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	hold, err := ix.db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hold.QueryRowContext(t.Context(), `SELECT count(*) FROM traits`).Scan(new(int)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	type watched struct {
+		ch  <-chan store.WatchEvent
+		err error
+	}
+	wch := make(chan watched, 1)
+	go func() {
+		ch, err := ix.Watch(ctx, store.Query{Type: "exo.note"})
+		wch <- watched{ch, err}
+	}()
+	time.Sleep(50 * time.Millisecond) // the Watch waits for a reader
+	applied := make(chan error, 1)
+	go func() {
+		p, err := store.Encode(store.Transaction{Ops: []store.Op{store.PutTrait(eid(1), note("n", "n", 1))}})
+		if err == nil {
+			_, err = ix.Apply(t.Context(), []Arrival{{Index: 0, CID: []byte("c"), Pos: store.Pos{Clock: 1, Key: "k"}, Payload: p}})
+		}
+		applied <- err
+	}()
+	select {
+	case err := <-applied:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		hold.Rollback()
+		<-applied
+		t.Fatal("Apply waited for a watch's first page")
+	}
+	hold.Rollback()
+	w := <-wch
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	page := map[store.EntityID]bool{}
+	for len(page) == 0 {
+		select {
+		case ev := <-w.ch:
+			if ev.Page != nil {
+				for _, h := range ev.Page.Hits {
+					page[h.Entity.ID] = true
+				}
+			}
+			for _, c := range ev.Changes {
+				page[c.Hit.Entity.ID] = c.Kind != store.Removed
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the watch never showed the put")
+		}
+	}
+	if !page[eid(1)] {
+		t.Fatalf("watched page %v", page)
+	}
+}
