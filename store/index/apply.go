@@ -45,8 +45,9 @@ type Skip struct {
 // applied). A payload that is not a store mutation (store.IsMutation) is
 // ignored; a mutation that does not decode, or with a document its schema
 // refuses, is skipped whole (returned, counted in Stats.Skipped), as
-// store.State does. Watches are refreshed after the commit, before Apply
-// returns. Safe for concurrent use (serialised); as is not retained.
+// store.State does. Watches are refreshed after the commit, by the
+// index's refresher: Apply does not wait for their queries. Safe for
+// concurrent use (serialised); as is not retained.
 func (ix *Index) Apply(ctx context.Context, as []Arrival) ([]Skip, error) {
 	if len(as) == 0 {
 		return nil, nil
@@ -58,7 +59,7 @@ func (ix *Index) Apply(ctx context.Context, as []Arrival) ([]Skip, error) {
 		return nil, err
 	}
 	if changed {
-		ix.refresh(ctx)
+		ix.kickRefresh()
 	}
 	return skips, nil
 }

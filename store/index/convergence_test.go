@@ -434,3 +434,91 @@ func TestRankedAgainstGrouped(t *testing.T) {
 		}
 	}
 }
+
+// TestConvergenceDenseTransactions: transactions of up to six operations
+// on three entities and two trait IDs (a put, a trait delete and an
+// entity delete of the same entity in one transaction, in every order),
+// entries sharing clocks (their keys decide), applied in shuffled orders:
+// the index holds store.State's state and answers alike.
+func TestConvergenceDenseTransactions(t *testing.T) {
+	const entities = 3
+	for seed := range uint64(10) {
+		r := rand.New(rand.NewPCG(seed, 77))
+		var es []entry
+		for i := range 60 {
+			var ops []store.Op
+			for range 1 + r.IntN(6) {
+				e := eid(r.IntN(entities))
+				tid := store.TraitID([]string{"a", "b"}[r.IntN(2)])
+				switch k := r.IntN(6); {
+				case k < 3:
+					doc, _ := json.Marshal(map[string]any{"body": fmt.Sprint("w", r.IntN(5)), "tags": []string{fmt.Sprint("t", r.IntN(3))}})
+					ops = append(ops, store.PutTrait(e, store.Trait{Type: "exo.note", ID: tid, Doc: doc, Created: t0, Modified: t0.Add(time.Duration(r.IntN(5)) * time.Minute)}))
+				case k < 5:
+					ops = append(ops, store.DeleteTrait(e, tid))
+				default:
+					ops = append(ops, store.DeleteEntity(e))
+				}
+			}
+			es = append(es, entry{store.Pos{Clock: uint64(1 + r.IntN(10)), Key: fmt.Sprintf("k%03d", i)}, mustEncode(t, ops...)})
+		}
+		reg := testRegistry(t)
+		s := store.NewState(reg)
+		for _, e := range es {
+			if err := s.Apply(e.pos, e.p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var want []byte
+		for order := range 3 {
+			sh := slices.Clone(es)
+			rr := rand.New(rand.NewPCG(seed, uint64(order)))
+			rr.Shuffle(len(sh), func(i, j int) { sh[i], sh[j] = sh[j], sh[i] })
+			ix := openIndex(t, t.TempDir(), reg)
+			applyAll(t, ix, rr, 0, sh, 7)
+			checkState(t, ix, s, entities)
+			got := answers(t, ix, entities)
+			if want == nil {
+				want = got
+			} else if string(got) != string(want) {
+				t.Fatalf("seed %d order %d: answers differ from order 0:\n%s\n%s", seed, order, got, want)
+			}
+			ix.Close()
+		}
+	}
+}
+
+// TestRankAfterHistory: full-text ranks depend on the live texts only: an
+// index that held texts since replaced or deleted (FTS5's contentless
+// deletes) ranks as one that only ever held the live ones.
+func TestRankAfterHistory(t *testing.T) {
+	reg := testRegistry(t)
+	a := openIndex(t, t.TempDir(), reg)
+	b := openIndex(t, t.TempDir(), reg)
+	fa := &feeder{t: t, ix: a}
+	fb := &feeder{t: t, ix: b}
+	fa.apply(store.PutTrait(eid(1), note("x", "alpha beta gamma delta epsilon alpha alpha", 1)))
+	fa.apply(store.PutTrait(eid(2), note("y", "alpha one two three four five six seven eight nine ten", 1)))
+	fa.apply(store.PutTrait(eid(3), note("z", "alpha", 1)))
+	fa.apply(store.PutTrait(eid(4), note("w", "omega omega omega", 1)))
+	fa.apply(store.PutTrait(eid(1), note("x", "alpha beta", 2)))
+	fa.apply(store.DeleteEntity(eid(2)))
+	fa.apply(store.DeleteTrait(eid(4), "exo.note"))
+	fb.raw(store.Pos{Clock: 3, Key: "k"}, fb.payload(store.PutTrait(eid(3), note("z", "alpha", 1))))
+	fb.raw(store.Pos{Clock: 5, Key: "k"}, fb.payload(store.PutTrait(eid(1), note("x", "alpha beta", 2))))
+	for _, q := range []store.Query{{Match: "alpha"}, {Match: "beta"}, {Match: "alpha", Order: store.OrderModified}} {
+		pa, err := a.Query(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pb, err := b.Query(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ja, _ := json.Marshal(pa)
+		jb, _ := json.Marshal(pb)
+		if len(pa.Hits) == 0 || string(ja) != string(jb) {
+			t.Errorf("%+v:\nwith a history %s\nwithout       %s", q, ja, jb)
+		}
+	}
+}

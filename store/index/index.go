@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +15,8 @@ import (
 
 	"github.com/exopeer/exopeer/store"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, FTS5 compiled in
+	"modernc.org/sqlite" // the "sqlite" database/sql driver, FTS5 compiled in
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Sentinel errors.
@@ -81,8 +83,10 @@ type Index struct {
 	closed bool
 	st     stmts
 
-	rmu     sync.Mutex // serialises refreshes
-	wmu     sync.Mutex // guards watches
+	rmu     sync.Mutex    // serialises refresh rounds and watches' first pages
+	rq      chan struct{} // capacity 1: a commit asks the refresher for a round
+	rOn     bool          // the refresher runs (guarded by mu)
+	wmu     sync.Mutex    // guards watches
 	watches map[*watch]struct{}
 	wg      sync.WaitGroup
 	done    chan struct{}
@@ -92,13 +96,44 @@ type Index struct {
 // database when missing. When the database was made for other schemas
 // than reg's (or by another layout of this package), Open empties it:
 // Checkpoint is then 0 and Emptied reports true, so that the caller
-// re-applies the chain. reg must not change afterwards.
+// re-applies the chain. A database file that SQLite finds damaged (not a
+// database, or corrupt) is removed and made again, empty, and Emptied
+// reports true too: the index is derived from the chain, and a node
+// should not fail at every start for it. reg must not change afterwards.
 func Open(path string, reg *store.Registry, opts Options) (*Index, error) {
 	opts = opts.withDefaults()
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("index: open: %w", err)
 	}
 	file := filepath.Join(path, "index.db")
+	ix, err := openFile(file, reg, opts)
+	if err == nil || !damaged(err) {
+		return ix, err
+	}
+	for _, f := range []string{file, file + "-wal", file + "-shm"} {
+		if rerr := os.Remove(f); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return nil, errors.Join(err, rerr)
+		}
+	}
+	if ix, err = openFile(file, reg, opts); err != nil {
+		return nil, err
+	}
+	ix.emptied = true
+	return ix, nil
+}
+
+// damaged reports whether err is SQLite's finding that the database file
+// is not one, or is corrupt.
+func damaged(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff // the primary result code
+	return c == sqlite3.SQLITE_NOTADB || c == sqlite3.SQLITE_CORRUPT
+}
+
+func openFile(file string, reg *store.Registry, opts Options) (*Index, error) {
 	dsn := "file:" + file + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(8192)" +
 		"&_pragma=cache_size(-" + strconv.Itoa(opts.ReaderCacheKiB) + ")"
 	db, err := sql.Open("sqlite", dsn)
@@ -108,7 +143,7 @@ func Open(path string, reg *store.Registry, opts Options) (*Index, error) {
 	db.SetMaxOpenConns(opts.Readers + 1)
 	db.SetMaxIdleConns(opts.Readers + 1)
 	ctx := context.Background()
-	ix := &Index{reg: reg, opts: opts, db: db, fields: newFieldMap(reg), watches: make(map[*watch]struct{}), done: make(chan struct{})}
+	ix := &Index{reg: reg, opts: opts, db: db, fields: newFieldMap(reg), watches: make(map[*watch]struct{}), done: make(chan struct{}), rq: make(chan struct{}, 1)}
 	if err := ix.open(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -152,7 +187,7 @@ func (ix *Index) recreate(ctx context.Context) error {
 	stmts = append(stmts, `INSERT INTO meta(k, v) VALUES('fingerprint', '`+fingerprint(ix.reg)+`'), ('next', 0)`, `COMMIT`)
 	for _, q := range stmts {
 		if _, err := ix.wc.ExecContext(ctx, q); err != nil {
-			_, _ = ix.wc.ExecContext(ctx, `ROLLBACK`)
+			_, _ = ix.wc.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
 			return fmt.Errorf("index: create tables: %.40q: %w", q, err)
 		}
 	}
@@ -229,6 +264,9 @@ func (ix *Index) Checkpoint(ctx context.Context) (Checkpoint, error) {
 }
 
 func (ix *Index) checkpoint(ctx context.Context) (Checkpoint, error) {
+	if ix.st.getMeta == nil { // a Reset could not prepare them again
+		return Checkpoint{}, errors.New("index: the writer's statements are not prepared (a failed Reset): reopen the index")
+	}
 	var c Checkpoint
 	if err := ix.st.getMeta.QueryRowContext(ctx, "next").Scan(&c.Next); err != nil {
 		return Checkpoint{}, fmt.Errorf("index: checkpoint: %w", err)
@@ -248,16 +286,20 @@ func (ix *Index) Reset(ctx context.Context) error {
 		ix.mu.Unlock()
 		return ErrClosed
 	}
+	// Not canceled halfway: the tables are recreated in one short
+	// transaction, and the writer's statements are prepared again
+	// whatever happened (a canceled caller used to leave them closed,
+	// and the next Apply panicked).
+	wctx := context.WithoutCancel(ctx)
 	ix.st.close()
-	err := ix.recreate(ctx)
-	if err == nil {
-		ix.st, err = prepare(ctx, ix.wc)
-	}
+	err := ix.recreate(wctx)
+	var perr error
+	ix.st, perr = prepare(wctx, ix.wc)
 	ix.mu.Unlock()
-	if err != nil {
+	if err = errors.Join(err, perr); err != nil {
 		return err
 	}
-	ix.refresh(ctx)
+	ix.kickRefresh()
 	return nil
 }
 

@@ -2,8 +2,11 @@ package index
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/exopeer/exopeer/store"
@@ -171,5 +174,64 @@ func TestGetProjectionBound(t *testing.T) {
 	ix := fixture(t)
 	if _, err := ix.Get(t.Context(), eid(1), make([]string, MaxProjection+1)); !errors.Is(err, store.ErrQuery) {
 		t.Fatalf("Get with %d projected types = %v, want ErrQuery", MaxProjection+1, err)
+	}
+}
+
+// TestResetCanceled: a Reset whose context is canceled (a reindex whose
+// caller went away) leaves an index that works: it is emptied or not, and
+// the next Apply, Checkpoint and Query answer (they used to find the
+// writer's statements closed, and panic).
+func TestResetCanceled(t *testing.T) {
+	ix := fixture(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := ix.Reset(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Reset = %v", err)
+	}
+	cp, err := ix.Checkpoint(t.Context())
+	if err != nil {
+		t.Fatalf("Checkpoint after a canceled Reset: %v", err)
+	}
+	f := &feeder{t: t, ix: ix, next: cp.Next, clock: 100}
+	f.apply(store.PutTrait(eid(20), note("after", "written after the reset", 20)))
+	if _, err := ix.Get(t.Context(), eid(20), nil); err != nil {
+		t.Fatalf("Get after a canceled Reset: %v", err)
+	}
+}
+
+// TestOpenDamaged: an index file that is not a database (a damaged disk,
+// a file written over) is rebuilt: Open starts it empty and reports it
+// emptied, so that the node applies its chain again, instead of failing
+// at every start (the index is derived from the chain: nothing is lost).
+func TestOpenDamaged(t *testing.T) {
+	dir := t.TempDir()
+	ix, err := Open(dir, store.NewRegistry(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &feeder{t: t, ix: ix}
+	f.apply(store.PutTrait(eid(1), note("a", "b", 1)))
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+	junk := bytes.Repeat([]byte("not a database "), 1000)
+	if err := os.WriteFile(filepath.Join(dir, "index.db"), junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ix, err = Open(dir, store.NewRegistry(), Options{})
+	if err != nil {
+		t.Fatalf("Open of a damaged index: %v", err)
+	}
+	defer ix.Close()
+	if !ix.Emptied() {
+		t.Error("a damaged index rebuilt: not reported emptied")
+	}
+	if cp, err := ix.Checkpoint(t.Context()); err != nil || cp.Next != 0 {
+		t.Fatalf("checkpoint %+v, %v", cp, err)
+	}
+	f = &feeder{t: t, ix: ix}
+	f.apply(store.PutTrait(eid(1), note("a", "b", 1)))
+	if _, err := ix.Get(t.Context(), eid(1), nil); err != nil {
+		t.Fatal(err)
 	}
 }

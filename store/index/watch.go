@@ -9,10 +9,11 @@ import (
 	"github.com/exopeer/exopeer/store"
 )
 
-// watch is one watched query. Apply (refresh) computes its page after
-// each commit and leaves it in cur, waking the watch's goroutine, which
-// sends the difference between the page it last sent and cur: Apply never
-// waits for a reader, and a slow reader gets the changes coalesced.
+// watch is one watched query. The refresher computes its page after
+// commits and leaves it in cur, waking the watch's goroutine, which sends
+// the difference between the page it last sent and cur: Apply waits
+// neither for the watches' queries nor for a reader, and a slow reader
+// gets the changes coalesced.
 type watch struct {
 	p    *plan
 	out  chan store.WatchEvent
@@ -32,30 +33,75 @@ func (ix *Index) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEv
 	if err != nil {
 		return nil, err
 	}
-	// Under the writer's lock, so that no commit falls between the first
-	// page and the watch's registration (it would be missed).
+	// Under the refresh lock, not the writer's: Apply goes on while the
+	// first page is computed (a costly query used to hold every commit
+	// up), and no refresh round interleaves, so none misses a commit: a
+	// commit before the first page's snapshot is in it, one after it asks
+	// for a round that starts after this one registered the watch.
+	ix.rmu.Lock()
+	defer ix.rmu.Unlock()
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
 	if ix.closed {
+		ix.mu.Unlock()
 		return nil, ErrClosed
 	}
 	ix.wmu.Lock()
 	n := len(ix.watches)
 	ix.wmu.Unlock()
 	if n >= ix.opts.MaxWatches {
+		ix.mu.Unlock()
 		return nil, fmt.Errorf("index: watch: %d open: %w", n, ErrTooManyWatches)
 	}
-	first, err := ix.run(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	w := &watch{p: p, out: make(chan store.WatchEvent), wake: make(chan struct{}, 1), cur: first}
+	w := &watch{p: p, out: make(chan store.WatchEvent), wake: make(chan struct{}, 1)}
 	ix.wmu.Lock()
 	ix.watches[w] = struct{}{}
 	ix.wmu.Unlock()
-	ix.wg.Add(1)
+	if !ix.rOn { // the refresher starts with the first watch
+		ix.rOn = true
+		ix.wg.Add(1)
+		go ix.refresher()
+	}
+	ix.wg.Add(1) // the serve goroutine's, counted before Close can wait
+	ix.mu.Unlock()
+	first, err := ix.run(ctx, p)
+	if err != nil {
+		ix.wmu.Lock()
+		delete(ix.watches, w)
+		ix.wmu.Unlock()
+		ix.wg.Done()
+		return nil, err
+	}
+	w.mu.Lock()
+	w.cur = first
+	w.mu.Unlock()
 	go ix.serve(ctx, w, first)
 	return w.out, nil
+}
+
+// kickRefresh asks the refresher for a round (after a commit); requests
+// made while one runs are coalesced into the next.
+func (ix *Index) kickRefresh() {
+	select {
+	case ix.rq <- struct{}{}:
+	default:
+	}
+}
+
+// refresher recomputes the watches' pages, one round per request, until
+// the index closes. It runs apart from Apply so that a commit does not
+// wait for the watches' queries: a watch of a costly query (a common word
+// over many entities) delays its own updates, not indexing or writes.
+// Each round reads the latest snapshot, so a page never goes back.
+func (ix *Index) refresher() {
+	defer ix.wg.Done()
+	for {
+		select {
+		case <-ix.done:
+			return
+		case <-ix.rq:
+			ix.refresh(context.Background())
+		}
+	}
 }
 
 func (ix *Index) serve(ctx context.Context, w *watch, first store.Page) {
@@ -117,6 +163,11 @@ func (ix *Index) refresh(ctx context.Context) {
 	}
 	ix.wmu.Unlock()
 	for _, w := range ws {
+		select {
+		case <-ix.done:
+			return // closing: the watches end
+		default:
+		}
 		page, err := ix.run(context.WithoutCancel(ctx), w.p)
 		w.mu.Lock()
 		if err != nil {

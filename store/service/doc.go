@@ -20,12 +20,16 @@
 // starts, so that a node with an empty store starts fast and small. One
 // goroutine keeps it caught up: on each of the chain's signals (and at
 // start, on a kick, every Config.Poll) it checks that the chain's arrival
-// Next-1 still has the CID of the index's checkpoint (a removal's cut-off
-// renumbers arrivals: then the index is emptied and the chain applied
-// again) and applies the arrivals the index lacks, in batches of
-// Config.Batch, one index transaction each. A restart resumes from the
-// checkpoint on disk. When the node leaves its cell, or loses the role,
-// the index is closed; in another cell, that cell's is opened.
+// Next-1 still has the CID of the index's checkpoint, and before each
+// batch that the arrival before it is the one applied last (a removal's
+// cut-off renumbers arrivals, even between two batches: then the index is
+// emptied and the chain applied again) and applies the arrivals the index
+// lacks, in batches of Config.Batch (read in chunks of ReadChunk, a batch
+// ending early once its payloads reach Config.BatchBytes, so that large
+// entries do not fill memory), one index transaction each. A restart
+// resumes from the checkpoint on disk. When the node leaves its cell, or
+// loses the role, the index is closed; in another cell, that cell's is
+// opened.
 //
 // # Roles and the remote path
 //

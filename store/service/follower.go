@@ -25,9 +25,12 @@ import (
 //     opened when the chain has entries, when a read asked, or when it
 //     exists on disk already (so that an empty store opens nothing);
 //  2. checks that arrival Next-1 of the chain still has the CID the index
-//     recorded: a removal's cut-off renumbers the arrivals, and then the
-//     index is emptied and the chain applied again (logged);
-//  3. applies Chain.Arrivals(Next, Batch) in batches until caught up.
+//     recorded, and before each batch that the arrival before it is the
+//     one applied last: a removal's cut-off renumbers the arrivals, and
+//     then the index is emptied and the chain applied again (logged);
+//  3. applies the arrivals from Next in batches (Config.Batch arrivals
+//     at most, read in chunks of ReadChunk until their payloads reach
+//     Config.BatchBytes) until caught up.
 //
 // Reads and writes take the index under imu; catch-ups are serialised by
 // amu (the follower, Reindex and a write waiting for its entry).
@@ -122,7 +125,7 @@ func (s *Service) index(ctx context.Context, open bool) (*index.Index, error) {
 		return nil, fmt.Errorf("store: open the index of cell %s: %w", want, err)
 	}
 	if ix.Emptied() {
-		s.log.Warn("store index made for other schemas: emptied, the chain is applied again", "cell", want)
+		s.log.Warn("store index made for other schemas, or damaged: emptied, the chain is applied again", "cell", want)
 	}
 	s.log.Info("store index opened", "cell", want, "dir", dir)
 	s.ix, s.ixCell = ix, want
@@ -138,7 +141,11 @@ func cellOrNone(id string) string {
 
 // catchUp applies the chain's arrivals that ix lacks and returns how many
 // it applied. It empties ix first when the chain's arrival order changed
-// under it (a removal's cut-off).
+// under it (a removal's cut-off), and again when it changes while catchUp
+// reads: each read also returns the arrival before the ones it asks for,
+// whose CID must be the last one applied, so that a cut-off between two
+// reads (or between the checkpoint and the first read) is seen before the
+// renumbered arrivals are applied.
 func (s *Service) catchUp(ctx context.Context, ix *index.Index) (uint64, error) {
 	s.amu.Lock()
 	defer s.amu.Unlock()
@@ -151,65 +158,117 @@ func (s *Service) catchUpLocked(ctx context.Context, ix *index.Index) (uint64, e
 	if err != nil {
 		return 0, err
 	}
-	if cp.Next > 0 {
-		es, err := s.chain.Arrivals(ctx, cp.Next-1, 1)
-		if err != nil {
-			return 0, chainErr(err)
-		}
-		if len(es) == 0 || !bytes.Equal(es[0].CID.Bytes(), cp.Last) {
-			held := 0
-			if len(es) > 0 {
-				held = 1
-			}
-			s.log.Warn("the chain's arrival order changed under the store index (a removed member's entries were dropped): reindexing",
-				"indexed", cp.Next, "entryHeld", held)
-			if err := ix.Reset(ctx); err != nil {
-				return 0, err
-			}
-			cp = index.Checkpoint{}
-		}
-	}
-	// The next batch is read from the chain (blocks, decryption) while the
-	// index applies this one; catchUp waits for every read it started.
-	type batch struct {
-		es  []replica.Entry
-		err error
-	}
-	reads := make(chan batch, 1)
-	read := func(from uint64) {
-		es, err := s.chain.Arrivals(ctx, from, s.cfg.Batch)
-		reads <- batch{es, err}
-	}
-	go read(cp.Next)
 	var applied uint64
+	for try := 0; ; try++ {
+		n, moved, err := s.applyFrom(ctx, ix, cp)
+		applied += n
+		if err != nil || !moved {
+			return applied, err
+		}
+		if try == maxRestarts {
+			return applied, errors.New("store: the chain's arrival order keeps changing under the index")
+		}
+		s.log.Warn("the chain's arrival order changed under the store index (a removed member's entries were dropped): reindexing",
+			"indexed", cp.Next+n)
+		if err := ix.Reset(ctx); err != nil {
+			return applied, err
+		}
+		cp, applied = index.Checkpoint{}, 0
+	}
+}
+
+// maxRestarts bounds how many times one catchUp starts again from an
+// emptied index; past it the follower's next pass goes on.
+const maxRestarts = 3
+
+// ReadChunk is the most arrivals the follower asks the chain for at once:
+// 64 entries of at most 256 KiB (chain.MaxPayload) are 16 MiB.
+const ReadChunk = 64
+
+// applyFrom applies the arrivals from checkpoint cp on, in batches, and
+// reports moved (having applied nothing of the batch that showed it) when
+// the arrival before a read is not the one applied or read last.
+func (s *Service) applyFrom(ctx context.Context, ix *index.Index, cp index.Checkpoint) (applied uint64, moved bool, err error) {
+	// The next batch is read from the chain (blocks, decryption) while the
+	// index applies this one; applyFrom waits for every read it started.
+	reads := make(chan readBatch, 1)
+	go func() { reads <- s.readBatch(ctx, cp.Next, cp.Last) }()
+	next := cp.Next
 	for {
 		b := <-reads
-		if b.err != nil {
-			return applied, chainErr(b.err)
+		if b.err != nil || b.moved || len(b.es) == 0 {
+			return applied, b.moved, chainErr(b.err)
 		}
-		if len(b.es) == 0 {
-			return applied, nil
-		}
-		more := len(b.es) == s.cfg.Batch
+		more := !b.last
+		next += uint64(len(b.es))
 		if more {
-			go read(cp.Next + uint64(len(b.es)))
+			from, last := next, b.es[len(b.es)-1].CID.Bytes()
+			go func() { reads <- s.readBatch(ctx, from, last) }()
 		}
 		skips, err := ix.Apply(ctx, arrivals(b.es))
 		if err != nil {
 			if more {
 				<-reads
 			}
-			return applied, err
+			return applied, false, err
 		}
 		for _, sk := range skips {
 			s.skipped(sk)
 		}
-		cp.Next += uint64(len(b.es))
 		applied += uint64(len(b.es))
 		if !more {
-			return applied, nil
+			return applied, false, nil
 		}
 	}
+}
+
+// readBatch is one batch read from the chain: its entries, whether they
+// reach the chain's end (last), or why not (err, moved).
+type readBatch struct {
+	es    []replica.Entry
+	last  bool
+	moved bool
+	err   error
+}
+
+// readBatch reads arrivals from on, in chunks of at most ReadChunk, until
+// it holds Config.Batch of them, their payloads reach Config.BatchBytes,
+// or the chain ends. Each chunk is read with the arrival before it, whose
+// CID must be last (the CID of arrival from-1; nil when from is 0):
+// else the chain's arrival order changed (moved).
+func (s *Service) readBatch(ctx context.Context, from uint64, last []byte) readBatch {
+	var b readBatch
+	size := 0
+	for len(b.es) < s.cfg.Batch && size < s.cfg.BatchBytes {
+		n := min(ReadChunk, s.cfg.Batch-len(b.es))
+		var es []replica.Entry
+		var err error
+		if from == 0 {
+			es, err = s.chain.Arrivals(ctx, 0, n)
+		} else {
+			es, err = s.chain.Arrivals(ctx, from-1, n+1)
+			if err == nil {
+				if len(es) == 0 || !bytes.Equal(es[0].CID.Bytes(), last) {
+					return readBatch{moved: true}
+				}
+				es = es[1:]
+			}
+		}
+		if err != nil {
+			return readBatch{err: err}
+		}
+		b.es = append(b.es, es...)
+		if len(es) < n {
+			b.last = true
+			return b
+		}
+		for _, e := range es {
+			size += len(e.Payload)
+		}
+		from += uint64(n)
+		last = es[n-1].CID.Bytes()
+	}
+	return b
 }
 
 // chainErr makes a chain without a cell no failure of the index.

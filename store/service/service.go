@@ -72,8 +72,14 @@ type Config struct {
 	// the service is built.
 	Registry *store.Registry
 	// Batch is how many chain arrivals the follower applies to the index
-	// in one transaction. Default 512.
+	// in one transaction, at most. Default 512.
 	Batch int
+	// BatchBytes bounds a batch's payloads, in bytes: the follower reads
+	// the chain in chunks of at most ReadChunk arrivals and ends a batch
+	// once its payloads reach BatchBytes, so that a chain of large
+	// entries (up to 256 KiB each) does not make it hold Batch of them,
+	// twice (one applied, one read ahead). Default 16 MiB.
+	BatchBytes int
 	// Poll is how often the follower looks at the roster for a change of
 	// cell or of role, besides the chain's signals. Default 2 s.
 	Poll time.Duration
@@ -93,6 +99,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Batch <= 0 {
 		c.Batch = 512
+	}
+	if c.BatchBytes <= 0 {
+		c.BatchBytes = 16 << 20
 	}
 	if c.Poll <= 0 {
 		c.Poll = 2 * time.Second
