@@ -172,10 +172,7 @@ type checked struct {
 // a reason (store.SkipDecode, store.SkipSchema) and the error, or "" and
 // the transaction.
 func (ix *Index) check(p []byte) (string, checked) {
-	tx, err := store.Decode(p)
-	if err == nil {
-		err = tx.Check()
-	}
+	tx, err := store.Decode(p) // Decode checks the transaction (Transaction.Check)
 	if err != nil {
 		return store.SkipDecode, checked{err: fmt.Errorf("%w: %w", store.ErrSkipped, err)}
 	}

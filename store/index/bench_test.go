@@ -154,6 +154,7 @@ func BenchmarkApply(b *testing.B) {
 	// a shared machine, wall time measures the neighbours too.
 	b.ReportMetric(n/appliedCPU.Seconds(), "mutations/cpu-s")
 	b.ReportMetric(n/rawCPU.Seconds(), "raw-rows/cpu-s")
+	b.ReportMetric(appliedCPU.Seconds()/rawCPU.Seconds(), "x-raw-cpu")
 }
 
 // cpuTime is the process's CPU time so far (user and system).
