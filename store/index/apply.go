@@ -315,10 +315,22 @@ func (w *writer) op(a at, o *store.Op) error {
 	if len(ex.terms) > 0 {
 		mod = timeKey(t.Modified)
 	}
-	for _, tm := range ex.terms {
-		if err := w.exec(st.insTerm, id, tm.field, tm.v, ent, mod); err != nil {
+	// The trait's terms in statements of up to maxTermRows rows: a
+	// statement per row was a third of indexing's statements.
+	for terms := ex.terms; len(terms) > 0; {
+		n := min(len(terms), maxTermRows)
+		stmt, err := w.ix.termStmt(w.ctx, n)
+		if err != nil {
 			return err
 		}
+		args := make([]any, 0, 5*n)
+		for _, tm := range terms[:n] {
+			args = append(args, id, tm.field, tm.v, ent, mod)
+		}
+		if err := w.exec(stmt, args...); err != nil {
+			return err
+		}
+		terms = terms[n:]
 	}
 	if ex.text != "" {
 		return w.exec(st.insText, id, ex.text)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // stmts are the writer's statements, prepared once on its connection.
@@ -12,6 +13,27 @@ type stmts struct {
 	getTomb, setTomb                              *sql.Stmt
 	getTrait, entityTraits, insTrait, updTrait    *sql.Stmt
 	delTrait, delTerms, insTerm, delText, insText *sql.Stmt
+	// terms[n-1] inserts n term rows (prepared when first needed).
+	terms [maxTermRows]*sql.Stmt
+}
+
+// maxTermRows is the most term rows one statement inserts.
+const maxTermRows = 16
+
+// termStmt returns the statement that inserts n term rows (1 to
+// maxTermRows), preparing it on the writer's connection the first time.
+// The caller holds ix.mu.
+func (ix *Index) termStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	if st := ix.st.terms[n-1]; st != nil {
+		return st, nil
+	}
+	q := "INSERT OR IGNORE INTO terms(trait, field, v, entity, mod) VALUES(?, ?, ?, ?, ?)" + strings.Repeat(", (?, ?, ?, ?, ?)", n-1)
+	st, err := ix.wc.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("index: prepare term insert: %w", err)
+	}
+	ix.st.terms[n-1] = st
+	return st, nil
 }
 
 func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
@@ -49,6 +71,11 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 func (s *stmts) close() {
 	for _, st := range []*sql.Stmt{s.getMeta, s.setMeta, s.addSkip, s.getTomb, s.setTomb, s.getTrait, s.entityTraits,
 		s.insTrait, s.updTrait, s.delTrait, s.delTerms, s.insTerm, s.delText, s.insText} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	for _, st := range s.terms {
 		if st != nil {
 			st.Close()
 		}
