@@ -442,3 +442,13 @@ func BenchmarkOpen(b *testing.B) {
 	})
 	b.ReportMetric(float64(fi.Size())/float64(*benchN), "bytes/entity")
 }
+
+// BenchmarkStats: Stats of the built index (it counts the live traits and
+// entities).
+func BenchmarkStats(b *testing.B) {
+	ix := openBuilt(b)
+	latencies(b, func(int) error {
+		_, err := ix.Stats(context.Background())
+		return err
+	})
+}
