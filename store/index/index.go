@@ -249,32 +249,16 @@ func (ix *Index) Reset(ctx context.Context) error {
 		ix.mu.Unlock()
 		return ErrClosed
 	}
-	err := ix.empty(ctx)
+	ix.st.close()
+	err := ix.recreate(ctx)
+	if err == nil {
+		ix.st, err = prepare(ctx, ix.wc)
+	}
 	ix.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	ix.refresh(ctx)
-	return nil
-}
-
-// empty deletes every row in one transaction, keeping the tables (and
-// the prepared statements) and the fingerprint; the freed pages are
-// reused as the chain is re-applied.
-func (ix *Index) empty(ctx context.Context) error {
-	for _, q := range []string{
-		`BEGIN IMMEDIATE`,
-		`DELETE FROM traits`, `DELETE FROM tombs`, `DELETE FROM terms`,
-		`INSERT INTO fts(fts) VALUES('delete-all')`,
-		`DELETE FROM meta WHERE k <> 'fingerprint'`,
-		`INSERT INTO meta(k, v) VALUES('next', 0), ('live.traits', 0), ('live.entities', 0)`,
-		`COMMIT`,
-	} {
-		if _, err := ix.wc.ExecContext(ctx, q); err != nil {
-			_, rerr := ix.wc.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
-			return errors.Join(fmt.Errorf("index: reset: %.40q: %w", q, err), rerr)
-		}
-	}
 	return nil
 }
 
