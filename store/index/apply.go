@@ -80,11 +80,18 @@ func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) 
 	if _, err := ix.wc.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return nil, false, fmt.Errorf("index: apply: begin: %w", err)
 	}
-	w := writer{ix: ix, ctx: ctx, tombs: make(map[store.EntityID]*at)}
+	w := writer{ix: ix, ctx: ctx, ents: make(map[store.EntityID]*entState)}
 	skips, err := w.arrivals(as)
 	if err == nil {
+		w.settle()
 		last := as[len(as)-1]
-		err = w.exec(ix.st.setMeta, "next", int64(last.Index+1))
+		err = w.exec(ix.st.addMeta, "live.traits", w.traits)
+		if err == nil {
+			err = w.exec(ix.st.addMeta, "live.entities", w.entities)
+		}
+		if err == nil {
+			err = w.exec(ix.st.setMeta, "next", int64(last.Index+1))
+		}
 		if err == nil {
 			err = w.exec(ix.st.setMeta, "last", append([]byte{}, last.CID...))
 		}
@@ -104,36 +111,59 @@ type writer struct {
 	ix      *Index
 	ctx     context.Context
 	changed bool
-	// tombs caches the entities' tombs read or written in this
-	// transaction (nil: none): a transaction's operations are mostly on
-	// one entity.
-	tombs map[store.EntityID]*at
+	// ents caches what this transaction read or wrote of the entities
+	// it touches: a transaction's operations are mostly on one entity.
+	ents map[store.EntityID]*entState
+	// traits and entities are the changes to the live counts so far.
+	traits, entities int64
 }
 
-// tomb returns entity e's tomb, if it has one.
-func (w *writer) tomb(e store.EntityID) (at, bool, error) {
-	if t, ok := w.tombs[e]; ok {
-		if t == nil {
-			return at{}, false, nil
-		}
-		return *t, true, nil
+// entState is an entity as the writer knows it: its tomb, and its number
+// of live traits when first read and now.
+type entState struct {
+	tomb        *at
+	live0, live int64
+}
+
+// maxEnts bounds writer.ents, whatever the batch.
+const maxEnts = 4096
+
+// ent returns entity e's state, reading it (one statement: its tomb and
+// its live traits' count) the first time in this transaction.
+func (w *writer) ent(e store.EntityID) (*entState, error) {
+	if es, ok := w.ents[e]; ok {
+		return es, nil
 	}
-	if len(w.tombs) >= 4096 {
-		clear(w.tombs) // bounded, whatever the batch
+	if len(w.ents) >= maxEnts {
+		w.settle()
 	}
+	var clock sql.NullInt64
 	var t at
-	var clock int64
-	err := w.ix.st.getTomb.QueryRowContext(w.ctx, e[:]).Scan(&clock, &t.key, &t.op)
-	if errors.Is(err, sql.ErrNoRows) {
-		w.tombs[e] = nil
-		return at{}, false, nil
+	es := &entState{}
+	if err := w.ix.st.getEntity.QueryRowContext(w.ctx, e[:]).Scan(&clock, &t.key, &t.op, &es.live0); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return at{}, false, err
+	if clock.Valid {
+		t.clock = uint64(clock.Int64)
+		es.tomb = &t
 	}
-	t.clock = uint64(clock)
-	w.tombs[e] = &t
-	return t, true, nil
+	es.live = es.live0
+	w.ents[e] = es
+	return es, nil
+}
+
+// settle folds the cached entities' changes into the entity count and
+// empties the cache.
+func (w *writer) settle() {
+	for _, es := range w.ents {
+		switch {
+		case es.live0 == 0 && es.live > 0:
+			w.entities++
+		case es.live0 > 0 && es.live == 0:
+			w.entities--
+		}
+	}
+	clear(w.ents)
 }
 
 func (w *writer) exec(s *sql.Stmt, args ...any) error {
@@ -173,10 +203,7 @@ type checked struct {
 // a reason (store.SkipDecode, store.SkipSchema) and the error, or "" and
 // the transaction.
 func (ix *Index) check(p []byte) (string, checked) {
-	tx, err := store.Decode(p)
-	if err == nil {
-		err = tx.Check()
-	}
+	tx, err := store.Decode(p) // Decode checks the transaction (Transaction.Check)
 	if err != nil {
 		return store.SkipDecode, checked{err: fmt.Errorf("%w: %w", store.ErrSkipped, err)}
 	}
@@ -243,18 +270,18 @@ func scanRow(sc interface{ Scan(...any) error }) (row, error) {
 func (w *writer) op(a at, o *store.Op) error {
 	st := &w.ix.st
 	ent := o.Entity[:]
-	tomb, hasTomb, err := w.tomb(o.Entity)
+	es, err := w.ent(o.Entity)
 	if err != nil {
 		return err
 	}
 	if o.Kind == store.OpDeleteEntity {
-		if hasTomb && tomb.compare(a) >= 0 {
+		if es.tomb != nil && es.tomb.compare(a) >= 0 {
 			return nil
 		}
 		if err := w.exec(st.setTomb, ent, int64(a.clock), a.key, a.op); err != nil {
 			return err
 		}
-		w.tombs[o.Entity] = &a
+		es.tomb = &a
 		rows, err := w.entityRows(ent)
 		if err != nil {
 			return err
@@ -267,13 +294,23 @@ func (w *writer) op(a at, o *store.Op) error {
 				if err := w.exec(st.delTrait, r.id); err != nil {
 					return err
 				}
+				if !r.dead {
+					es.live--
+					w.traits--
+				}
 			}
 		}
 		w.changed = true
 		return nil
 	}
-	if hasTomb && a.compare(tomb) < 0 {
+	if es.tomb != nil && a.compare(*es.tomb) < 0 {
 		return nil
+	}
+	// The live count's change if this operation wins: a put makes the
+	// trait live, a delete-trait dead (from a new row: nothing live).
+	var delta int64
+	if o.Kind == store.OpPutTrait {
+		delta = 1
 	}
 	// A new row first: when the trait has none (the common case) this
 	// insert is the only statement; when it has one, it does nothing and
@@ -313,16 +350,33 @@ func (w *writer) op(a at, o *store.Op) error {
 		if err := w.exec(st.updTrait, append(ins[2:], id)...); err != nil {
 			return err
 		}
+		if !old.dead {
+			delta--
+		}
 	}
 	w.changed = true
+	es.live += delta
+	w.traits += delta
 	var mod []byte
 	if len(ex.terms) > 0 {
 		mod = timeKey(t.Modified)
 	}
-	for _, tm := range ex.terms {
-		if err := w.exec(st.insTerm, id, tm.field, tm.v, ent, mod); err != nil {
+	// The trait's terms in statements of up to maxTermRows rows: a
+	// statement per row was a third of indexing's statements.
+	for terms := ex.terms; len(terms) > 0; {
+		n := min(len(terms), maxTermRows)
+		stmt, err := w.ix.termStmt(w.ctx, n)
+		if err != nil {
 			return err
 		}
+		args := make([]any, 0, 5*n)
+		for _, tm := range terms[:n] {
+			args = append(args, id, tm.field, tm.v, ent, mod)
+		}
+		if err := w.exec(stmt, args...); err != nil {
+			return err
+		}
+		terms = terms[n:]
 	}
 	if ex.text != "" {
 		return w.exec(st.insText, id, ex.text)

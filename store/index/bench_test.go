@@ -154,6 +154,7 @@ func BenchmarkApply(b *testing.B) {
 	// a shared machine, wall time measures the neighbours too.
 	b.ReportMetric(n/appliedCPU.Seconds(), "mutations/cpu-s")
 	b.ReportMetric(n/rawCPU.Seconds(), "raw-rows/cpu-s")
+	b.ReportMetric(appliedCPU.Seconds()/rawCPU.Seconds(), "x-raw-cpu")
 }
 
 // cpuTime is the process's CPU time so far (user and system).
@@ -440,4 +441,14 @@ func BenchmarkOpen(b *testing.B) {
 		return ix.Close()
 	})
 	b.ReportMetric(float64(fi.Size())/float64(*benchN), "bytes/entity")
+}
+
+// BenchmarkStats: Stats of the built index (it counts the live traits and
+// entities).
+func BenchmarkStats(b *testing.B) {
+	ix := openBuilt(b)
+	latencies(b, func(int) error {
+		_, err := ix.Stats(context.Background())
+		return err
+	})
 }

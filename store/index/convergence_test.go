@@ -207,6 +207,18 @@ func checkState(t testing.TB, ix *Index, s *store.State, entities int) {
 	if diff := gocmp.Diff(s.Entities(), got); diff != "" {
 		t.Fatalf("entities (-State +index):\n%s", diff)
 	}
+	var traits int64
+	for _, id := range s.Entities() {
+		e, _ := s.Get(id)
+		traits += int64(len(e.Traits))
+	}
+	st, err := ix.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Entities != int64(len(s.Entities())) || st.Traits != traits {
+		t.Fatalf("Stats counts %d entities, %d traits; State %d, %d", st.Entities, st.Traits, len(s.Entities()), traits)
+	}
 }
 
 func TestConvergence(t *testing.T) {

@@ -282,3 +282,27 @@ func FuzzQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestManyTerms: a trait with more values than one insert statement
+// takes is indexed whole, and a replace removes them all.
+func TestManyTerms(t *testing.T) {
+	ix := openIndex(t, t.TempDir(), testRegistry(t))
+	f := &feeder{t: t, ix: ix}
+	var refs []string
+	for n := range 2*maxTermRows + 3 {
+		refs = append(refs, `"`+eid(100+n).String()+`"`)
+	}
+	f.apply(store.PutTrait(eid(1), task("t", `{"about":[`+strings.Join(refs, ",")+`]}`, 1)))
+	for _, n := range []int{100, 100 + maxTermRows, 100 + 2*maxTermRows + 2} {
+		id := eid(n)
+		p, err := ix.Query(t.Context(), store.Query{RefersTo: &id})
+		if err != nil || len(ids(p)) != 1 {
+			t.Fatalf("refers to %d: %v, %v", n, ids(p), err)
+		}
+	}
+	f.apply(store.PutTrait(eid(1), task("t", `{"about":[]}`, 2)))
+	id := eid(100 + maxTermRows)
+	if p, err := ix.Query(t.Context(), store.Query{RefersTo: &id}); err != nil || len(p.Hits) != 0 {
+		t.Fatalf("after the replace: %v, %v", ids(p), err)
+	}
+}

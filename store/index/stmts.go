@@ -4,14 +4,36 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // stmts are the writer's statements, prepared once on its connection.
 type stmts struct {
-	getMeta, setMeta, addSkip                     *sql.Stmt
-	getTomb, setTomb                              *sql.Stmt
+	getMeta, setMeta, addSkip, addMeta            *sql.Stmt
+	getEntity, setTomb                            *sql.Stmt
 	getTrait, entityTraits, insTrait, updTrait    *sql.Stmt
 	delTrait, delTerms, insTerm, delText, insText *sql.Stmt
+	// terms[n-1] inserts n term rows (prepared when first needed).
+	terms [maxTermRows]*sql.Stmt
+}
+
+// maxTermRows is the most term rows one statement inserts.
+const maxTermRows = 16
+
+// termStmt returns the statement that inserts n term rows (1 to
+// maxTermRows), preparing it on the writer's connection the first time.
+// The caller holds ix.mu.
+func (ix *Index) termStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	if st := ix.st.terms[n-1]; st != nil {
+		return st, nil
+	}
+	q := "INSERT OR IGNORE INTO terms(trait, field, v, entity, mod) VALUES(?, ?, ?, ?, ?)" + strings.Repeat(", (?, ?, ?, ?, ?)", n-1)
+	st, err := ix.wc.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("index: prepare term insert: %w", err)
+	}
+	ix.st.terms[n-1] = st
+	return st, nil
 }
 
 func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
@@ -23,7 +45,9 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 		{&s.getMeta, `SELECT v FROM meta WHERE k = ?`},
 		{&s.setMeta, `INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`},
 		{&s.addSkip, `INSERT INTO meta(k, v) VALUES(?, 1) ON CONFLICT(k) DO UPDATE SET v = v + 1`},
-		{&s.getTomb, `SELECT clock, key, op FROM tombs WHERE entity = ?`},
+		{&s.addMeta, `INSERT INTO meta(k, v) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE SET v = v + ?2`},
+		{&s.getEntity, `SELECT t.clock, t.key, ifnull(t.op, 0), (SELECT count(*) FROM traits WHERE entity = ?1 AND dead = 0)
+			FROM (SELECT 1) LEFT JOIN tombs t ON t.entity = ?1`},
 		{&s.setTomb, `INSERT OR REPLACE INTO tombs(entity, clock, key, op) VALUES(?, ?, ?, ?)`},
 		{&s.getTrait, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ? AND trait = ?`},
 		{&s.entityTraits, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ?`},
@@ -47,8 +71,13 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 }
 
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.getMeta, s.setMeta, s.addSkip, s.getTomb, s.setTomb, s.getTrait, s.entityTraits,
+	for _, st := range []*sql.Stmt{s.getMeta, s.setMeta, s.addSkip, s.addMeta, s.getEntity, s.setTomb, s.getTrait, s.entityTraits,
 		s.insTrait, s.updTrait, s.delTrait, s.delTerms, s.insTerm, s.delText, s.insText} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	for _, st := range s.terms {
 		if st != nil {
 			st.Close()
 		}
