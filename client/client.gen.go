@@ -273,7 +273,7 @@ type ClientInterface interface {
 	//
 	// A node without the store role sends the query to a store member of
 	// its cell (503 no-store-member when none answers). A query the
-	// registry refuses (unknown type or field, an operator the field's
+	// registry refuses (a field its type does not index, an operator the field's
 	// kind does not take, a value that does not parse, a bad cursor or
 	// limit) is 400 bad-query, naming the part.
 	//
@@ -286,7 +286,7 @@ type ClientInterface interface {
 	//
 	// A node without the store role sends the query to a store member of
 	// its cell (503 no-store-member when none answers). A query the
-	// registry refuses (unknown type or field, an operator the field's
+	// registry refuses (a field its type does not index, an operator the field's
 	// kind does not take, a value that does not parse, a bad cursor or
 	// limit) is 400 bad-query, naming the part.
 	//
@@ -752,7 +752,7 @@ func (c *Raw) StoreGet(ctx context.Context, id string, params *StoreGetParams, r
 //
 // A node without the store role sends the query to a store member of
 // its cell (503 no-store-member when none answers). A query the
-// registry refuses (unknown type or field, an operator the field's
+// registry refuses (a field its type does not index, an operator the field's
 // kind does not take, a value that does not parse, a bad cursor or
 // limit) is 400 bad-query, naming the part.
 //
@@ -775,7 +775,7 @@ func (c *Raw) StoreQueryWithBody(ctx context.Context, contentType string, body i
 //
 // A node without the store role sends the query to a store member of
 // its cell (503 no-store-member when none answers). A query the
-// registry refuses (unknown type or field, an operator the field's
+// registry refuses (a field its type does not index, an operator the field's
 // kind does not take, a value that does not parse, a bad cursor or
 // limit) is 400 bad-query, naming the part.
 //
@@ -1927,7 +1927,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// A node without the store role sends the query to a store member of
 	// its cell (503 no-store-member when none answers). A query the
-	// registry refuses (unknown type or field, an operator the field's
+	// registry refuses (a field its type does not index, an operator the field's
 	// kind does not take, a value that does not parse, a bad cursor or
 	// limit) is 400 bad-query, naming the part.
 	//
@@ -1940,7 +1940,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// A node without the store role sends the query to a store member of
 	// its cell (503 no-store-member when none answers). A query the
-	// registry refuses (unknown type or field, an operator the field's
+	// registry refuses (a field its type does not index, an operator the field's
 	// kind does not take, a value that does not parse, a bad cursor or
 	// limit) is 400 bad-query, naming the part.
 	//
@@ -3955,7 +3955,7 @@ func (c *ClientWithResponses) StoreGetWithResponse(ctx context.Context, id strin
 //
 // A node without the store role sends the query to a store member of
 // its cell (503 no-store-member when none answers). A query the
-// registry refuses (unknown type or field, an operator the field's
+// registry refuses (a field its type does not index, an operator the field's
 // kind does not take, a value that does not parse, a bad cursor or
 // limit) is 400 bad-query, naming the part.
 //
@@ -3974,7 +3974,7 @@ func (c *ClientWithResponses) StoreQueryWithBodyWithResponse(ctx context.Context
 //
 // A node without the store role sends the query to a store member of
 // its cell (503 no-store-member when none answers). A query the
-// registry refuses (unknown type or field, an operator the field's
+// registry refuses (a field its type does not index, an operator the field's
 // kind does not take, a value that does not parse, a bad cursor or
 // limit) is 400 bad-query, naming the part.
 //

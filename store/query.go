@@ -126,7 +126,7 @@ type Change struct {
 	Hit  Hit        `json:"hit"`
 }
 
-// ErrQuery is a query that cannot run: an unknown type or field, a
+// ErrQuery is a query that cannot run: an unknown field, a
 // predicate its field's kind does not take, a value that does not parse,
 // a bad cursor or limit. Errors that wrap it name the part at fault.
 var ErrQuery = errors.New("store: bad query")

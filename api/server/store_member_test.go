@@ -77,7 +77,7 @@ func TestStoreThinMember(t *testing.T) {
 	if e, err := tc.StoreGet(ctx, w.Entity, nil); err != nil || len(e.Traits) != 1 {
 		t.Errorf("thin member's get: %+v, %v", e, err)
 	}
-	_, err = tc.StoreQuery(ctx, api.StoreQuery{Type: "nope"})
+	_, err = tc.StoreQuery(ctx, api.StoreQuery{Type: "exo.note", Order: "colour"})
 	wantProblemType(t, "thin member's bad query", err, http.StatusBadRequest, api.ProblemBadQuery)
 	st, err := tc.StoreStatus(ctx)
 	if err != nil || st.Role != "remote" {

@@ -315,7 +315,7 @@ func TestStoreOverTheAPI(t *testing.T) {
 		name, part string
 		q          api.StoreQuery
 	}{
-		{"unknown type", "nope", api.StoreQuery{Type: "nope"}},
+		{"a field of a type with no schema", "colour", api.StoreQuery{Type: "nope", Where: []api.StorePredicate{{Field: "colour", Op: "=", Value: "red"}}}},
 		{"unknown field", "colour", api.StoreQuery{Type: "exo.note", Where: []api.StorePredicate{{Field: "colour", Op: "=", Value: "red"}}}},
 		{"range on a keyword", "tags", api.StoreQuery{Type: "exo.note", Where: []api.StorePredicate{{Field: "tags", Op: ">", Value: "a"}}}},
 		{"bad operator", "tags", api.StoreQuery{Type: "exo.note", Where: []api.StorePredicate{{Field: "tags", Op: "~", Value: "a"}}}},

@@ -61,10 +61,13 @@ func (ix *Index) compile(q store.Query) (*plan, error) {
 	p := &plan{typ: q.Type}
 	var fields map[string]field
 	if q.Type != "" {
-		var ok bool
-		if fields, ok = ix.fields.byName[q.Type]; !ok {
-			return nil, errQuery("type %q: not a registered type", truncate(q.Type))
+		if len(q.Type) > store.MaxType || !utf8.ValidString(q.Type) {
+			return nil, errQuery("type: 1 to %d bytes of UTF-8", store.MaxType)
 		}
+		// A type with no schema has no fields: its traits are kept and
+		// listed (by time), and a predicate or an order on a field of it
+		// is refused below as an unknown field.
+		fields = ix.fields.byName[q.Type]
 	}
 	if len(q.Match) > store.MaxMatch {
 		return nil, errQuery("match: %d bytes, over %d", len(q.Match), store.MaxMatch)

@@ -47,6 +47,9 @@ func TestQueryFeatures(t *testing.T) {
 	}{
 		{"notes, newest first", store.Query{Type: "exo.note"}, []int{5, 4, 3, 2, 1}},
 		{"notes, oldest first", store.Query{Type: "exo.note", Asc: true}, []int{1, 2, 3, 4, 5}},
+		{"a type with no schema is listed", store.Query{Type: "x.unknown"}, []int{7}},
+		{"a type never written", store.Query{Type: "x.never"}, nil},
+		{"words are not looked for in a type with no schema", store.Query{Type: "x.unknown", Match: "milk"}, nil},
 		{"everything, newest trait first", store.Query{}, []int{3, 2, 6, 5, 4, 1, 7}},
 		{"match, by relevance", store.Query{Match: "report"}, []int{3, 2}},
 		{"match, every word", store.Query{Match: "report figures"}, []int{3}},
@@ -204,7 +207,8 @@ func TestQueryErrors(t *testing.T) {
 		q    store.Query
 		part string
 	}{
-		{"unknown type", store.Query{Type: "x.unknown"}, "type"},
+		{"a field of an unknown type", store.Query{Type: "x.unknown", Where: []store.Predicate{{Field: "body", Op: store.Eq, Value: "milk"}}}, "field"},
+		{"a type name too long", store.Query{Type: strings.Repeat("x", store.MaxType+1)}, "type"},
 		{"unknown field", store.Query{Type: "exo.note", Where: []store.Predicate{{Field: "color", Op: store.Eq, Value: "x"}}}, `field "color"`},
 		{"predicate without type", store.Query{Where: []store.Predicate{{Field: "tags", Op: store.Eq, Value: "x"}}}, "needs a type"},
 		{"text field predicate", store.Query{Type: "exo.note", Where: []store.Predicate{{Field: "body", Op: store.Eq, Value: "x"}}}, "body (text)"},
