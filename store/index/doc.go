@@ -48,9 +48,10 @@
 //
 // # Schemas
 //
-// meta holds a hash of the registry's schemas and of this layout's
-// version. Open, finding another one (a binary with other schemas),
-// empties the index; Emptied reports it, and the caller re-applies the
+// meta holds a hash of the registry's schemas, of this layout's version
+// and of SQLite's (another SQLite may tokenise or rank text otherwise).
+// Open, finding another one (a binary with other schemas or another
+// engine), empties the index; Emptied reports it, and the caller re-applies the
 // chain. A file SQLite finds damaged (not a database, corrupt) is removed
 // and made again at Open, reported the same way. The index logs nothing.
 //

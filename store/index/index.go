@@ -78,6 +78,7 @@ type Index struct {
 	wc      *sql.Conn // the writer's connection
 	fields  fieldMap
 	emptied bool
+	engine  string // SQLite's version: part of the fingerprint
 
 	mu     sync.Mutex // serialises writers; guards closed and stmts
 	closed bool
@@ -159,10 +160,15 @@ func (ix *Index) open(ctx context.Context) error {
 	if _, err := wc.ExecContext(ctx, "PRAGMA cache_size(-"+strconv.Itoa(ix.opts.CacheKiB)+")"); err != nil {
 		return fmt.Errorf("index: open: %w", err)
 	}
+	// The engine's version is part of the fingerprint: another SQLite may
+	// tokenise or rank text otherwise, and every node must answer alike.
+	if err := wc.QueryRowContext(ctx, `SELECT sqlite_version()`).Scan(&ix.engine); err != nil {
+		return fmt.Errorf("index: open: %w", err)
+	}
 	var fp string
 	err = wc.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'fingerprint'`).Scan(&fp)
 	switch {
-	case err == nil && fp == fingerprint(ix.reg):
+	case err == nil && fp == fingerprint(ix.reg, ix.engine):
 	default:
 		// A new database (no meta table: an error), or one made for
 		// other schemas: start empty.
@@ -184,7 +190,7 @@ func (ix *Index) recreate(ctx context.Context) error {
 		stmts = append(stmts, `DROP TABLE IF EXISTS `+t)
 	}
 	stmts = append(stmts, schema...)
-	stmts = append(stmts, `INSERT INTO meta(k, v) VALUES('fingerprint', '`+fingerprint(ix.reg)+`'), ('next', 0), ('live.traits', 0), ('live.entities', 0)`, `COMMIT`)
+	stmts = append(stmts, `INSERT INTO meta(k, v) VALUES('fingerprint', '`+fingerprint(ix.reg, ix.engine)+`'), ('next', 0), ('live.traits', 0), ('live.entities', 0)`, `COMMIT`)
 	for _, q := range stmts {
 		if _, err := ix.wc.ExecContext(ctx, q); err != nil {
 			_, _ = ix.wc.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
@@ -237,9 +243,10 @@ var schema = []string{
 }
 
 // fingerprint is a hash of the layout's version and reg's schemas.
-func fingerprint(reg *store.Registry) string {
+func fingerprint(reg *store.Registry, engine string) string {
 	h := sha256.New()
 	h.Write([]byte(format))
+	fmt.Fprintf(h, "\x00sqlite %q", engine)
 	for _, s := range reg.Types() {
 		fmt.Fprintf(h, "\x00type %q", s.Type)
 		for _, f := range s.Fields {

@@ -115,6 +115,23 @@ func TestSchemaChange(t *testing.T) {
 	}
 }
 
+// TestEngineInFingerprint: an index made by another SQLite (which may
+// tokenise or rank otherwise) is emptied as one made for other schemas.
+func TestEngineInFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	ix := openIndex(t, dir, store.NewRegistry())
+	f := &feeder{t: t, ix: ix}
+	f.apply(store.PutTrait(eid(1), note("a", "b", 1)))
+	if _, err := ix.wc.ExecContext(t.Context(), `UPDATE meta SET v = ? WHERE k = 'fingerprint'`, fingerprint(ix.reg, "3.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	ix = openIndex(t, dir, store.NewRegistry())
+	if !ix.Emptied() {
+		t.Fatal("an index of another SQLite: not emptied")
+	}
+}
+
 // TestSkips: malformed and refused mutations are skipped, counted and
 // returned; text payloads are ignored; all advance the checkpoint.
 func TestSkips(t *testing.T) {
