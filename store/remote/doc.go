@@ -74,7 +74,9 @@
 //
 // The server asks allow at every stream (a roster changes); a peer it
 // refuses gets a not_member error and nothing else, before the server
-// reads its request. A peer has at most Config.StreamsPerPeer (8) gets and
+// reads its request. It asks again before each event and keep-alive of a
+// watch: a watcher removed from the cell gets nothing written after, and
+// its watch ends with a not_member error. A peer has at most Config.StreamsPerPeer (8) gets and
 // queries in progress and Config.WatchesPerPeer (16) watches open; the
 // server at most Config.Streams (64) and Config.Watches (256); beyond, the
 // answer is busy. Every read and write has a deadline: a request must

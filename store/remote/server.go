@@ -372,11 +372,12 @@ func (s *Server) close(st network.Stream) {
 // watch serves a watch until the client goes, the backend's channel
 // closes, a write fails or the server closes.
 func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
+	p := st.Conn().RemotePeer()
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	events, err := s.b.Watch(ctx, q)
 	if err != nil {
-		s.fail(st, st.Conn().RemotePeer(), OpWatch, err)
+		s.fail(st, p, OpWatch, err)
 		return
 	}
 	// The client sends nothing after its request: a read that returns
@@ -426,9 +427,17 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 			_ = st.Reset() // the client went
 			return
 		}
+		// A roster changes while a watch lasts: a peer removed from the
+		// cell gets nothing more (nothing written after its removal),
+		// and its watch ends, at the next event or keep-alive.
+		if !s.allow(p) {
+			s.log.Debug("store watch ended", "peer", p, "why", "not a member any more")
+			end(&Error{Code: codeNotMember, Msg: ErrNotMember.Error()})
+			return
+		}
 		for _, b := range bodies {
 			if err := s.write(st, b); err != nil {
-				s.log.Debug("store watch write failed", "peer", st.Conn().RemotePeer(), "err", err)
+				s.log.Debug("store watch write failed", "peer", p, "err", err)
 				_ = st.Reset()
 				return
 			}
