@@ -153,10 +153,24 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
 
 // decodeJSON decodes a JSON body into v: unknown fields are errors, a body
 // over its http.MaxBytesReader's limit is a 413, any other error a 400.
+// The body is one JSON value, read to its end: anything after the value
+// but white space is refused. (Reading to the end is also what lets
+// net/http hear a client that goes away while its answer streams: a watch
+// whose body was not read to its end would outlive its client.)
 func decodeJSON(body io.Reader, v any) *problem {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		var more json.RawMessage
+		switch err = dec.Decode(&more); {
+		case errors.Is(err, io.EOF):
+			err = nil
+		case err == nil:
+			err = errors.New("more than one JSON value")
+		}
+	}
+	if err != nil {
 		if errors.As(err, new(*http.MaxBytesError)) {
 			return &problem{http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge, "bad request body: " + err.Error()}
 		}
