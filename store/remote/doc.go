@@ -86,7 +86,9 @@
 // ClientConfig.WatchIdle (60 s) of the last. The one read without a
 // deadline is the server's wait for a watching client to leave: it costs
 // a goroutine within the peer's watch share, and ends with the client's
-// connection. The client reads a watch's stream as
+// connection. Close does not wait for the deadlines: a request still
+// awaited is given up at once, a frame being written gets a second more.
+// The client reads a watch's stream as
 // fast as it comes, whatever its consumer does, coalescing events for a
 // slow consumer (see store.WatchEvent), so that the member's writes do not
 // stall.

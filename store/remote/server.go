@@ -213,7 +213,18 @@ func (s *Server) handle(st network.Stream) {
 		}
 	}()
 
+	// Close ends every stream soon: a request still awaited is not
+	// waited for, and an answer in progress gets closeGrace to go out
+	// (s.write), so that a silent or slow peer does not hold Close for
+	// ReadTimeout or WriteTimeout.
+	defer context.AfterFunc(s.ctx, func() {
+		_ = st.SetReadDeadline(ambient.Deadline(0))
+		_ = st.SetWriteDeadline(ambient.Deadline(closeGrace))
+	})()
 	_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
+	if s.ctx.Err() != nil { // closed meanwhile: after the AfterFunc, maybe
+		_ = st.SetReadDeadline(ambient.Deadline(0))
+	}
 	br := bufio.NewReaderSize(st, 512)
 	r, err := readRequest(br)
 	if err != nil {
@@ -312,11 +323,19 @@ func errorOf(err error) *Error {
 	return &Error{Code: codeOf(err), Msg: truncateMsg(err.Error())}
 }
 
-// write writes one frame body, within WriteTimeout.
+// write writes one frame body, within WriteTimeout, or closeGrace once
+// the server is closing.
 func (s *Server) write(st network.Stream, body []byte) error {
 	_ = st.SetWriteDeadline(ambient.Deadline(s.cfg.WriteTimeout))
+	if s.ctx.Err() != nil { // closing: after the AfterFunc of handle, maybe
+		_ = st.SetWriteDeadline(ambient.Deadline(closeGrace))
+	}
 	return writeFrame(st, body)
 }
+
+// closeGrace is how long a closing server gives a frame (a watch's
+// "closed", an answer in progress) to go out.
+const closeGrace = time.Second
 
 // answer sends f as the stream's last message.
 func (s *Server) answer(st network.Stream, f frame) {
