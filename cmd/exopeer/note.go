@@ -107,7 +107,7 @@ func printNote(w io.Writer, h api.StoreHit) error {
 		}
 		line := fmt.Sprintf("%s  %s  %s", h.Entity.ID, t.Modified.Local().Format(time.DateTime), short(text, 60))
 		for _, tag := range n.Tags {
-			line += "  #" + tag
+			line += "  #" + printable(tag)
 		}
 		_, err := fmt.Fprintln(w, line)
 		return err

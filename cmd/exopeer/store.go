@@ -360,9 +360,9 @@ func printStoreStatus(out io.Writer, st api.StoreStatus) error {
 func printEntity(w io.Writer, e api.StoreEntity) error {
 	fmt.Fprintf(w, "entity %s\n", e.ID)
 	for _, t := range e.Traits {
-		name := t.Type
+		name := printable(t.Type)
 		if t.ID != t.Type {
-			name += " " + t.ID
+			name += " " + printable(t.ID)
 		}
 		fmt.Fprintf(w, "  %s, modified %s\n", name, t.Modified.Local().Format(time.DateTime))
 		doc := compact(t.Doc)
@@ -370,7 +370,14 @@ func printEntity(w io.Writer, e api.StoreEntity) error {
 		if len(doc) > 100 && json.Indent(&b, []byte(doc), "    ", "  ") == nil {
 			doc = b.String()
 		}
-		fmt.Fprintf(w, "    %s\n", doc)
+		// The line breaks are Indent's: the document's own control
+		// characters can only be in its strings, where \uXXXX says the
+		// same.
+		lines := strings.Split(doc, "\n")
+		for i, l := range lines {
+			lines[i] = printable(l)
+		}
+		fmt.Fprintf(w, "    %s\n", strings.Join(lines, "\n"))
 	}
 	return nil
 }
@@ -390,7 +397,7 @@ func printHit(w io.Writer, h api.StoreHit) error {
 	var b strings.Builder
 	b.WriteString(h.Entity.ID)
 	for _, t := range h.Entity.Traits {
-		fmt.Fprintf(&b, "  %s %s", t.Type, short(compact(t.Doc), 72))
+		fmt.Fprintf(&b, "  %s %s", printable(t.Type), short(compact(t.Doc), 72))
 	}
 	_, err := fmt.Fprintln(w, b.String())
 	return err
@@ -399,7 +406,7 @@ func printHit(w io.Writer, h api.StoreHit) error {
 // short returns s on one line, cut to at most n runes.
 func short(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if unprintable(r) {
 			return ' '
 		}
 		return r
@@ -410,3 +417,25 @@ func short(s string, n int) string {
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
 }
+
+// printable returns s with its control characters (a terminal's escape
+// sequences, C1 codes, line breaks) and bidirectional controls written as
+// \uXXXX: what another member of the cell wrote (a type, a trait ID, a
+// tag, a document) is shown, and cannot drive the terminal or forge a
+// line.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unprintable) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unprintable(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func unprintable(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }
