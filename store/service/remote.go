@@ -260,6 +260,13 @@ func (s *Service) relay(ctx context.Context, q store.Query, in <-chan store.Watc
 			if ctx.Err() != nil {
 				return
 			}
+			// A node that left its cell (or was removed from it) has
+			// no store member to watch on: the watch ends, as a local
+			// one does when the index closes.
+			if _, _, err := s.roster(); err != nil {
+				s.log.Info("store watch ended", "err", err)
+				return
+			}
 			var err error
 			if in, err = s.watchOn(ctx, q); err == nil {
 				wait = rewatchFirst
