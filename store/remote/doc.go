@@ -105,7 +105,10 @@
 // A message (a page, an event) is at most MaxMessage (128 MiB) in all, a
 // page's hits at most store.MaxLimit and an event's changes at most
 // MaxChanges: a page of store.MaxLimit hits each with a document of
-// store.MaxDoc is some 90 MiB on the wire. A server that cannot send an
-// entity in one frame answers too_large (project fewer traits). An error
+// store.MaxDoc is some 90 MiB on the wire. A page over MaxMessage (a
+// query's, a watch's first) is asked of the backend again, shorter, with
+// the cursor that reads on, as the control API cuts its own pages; a
+// server that cannot send an entity in one frame, or a watch's changes
+// in one message, answers too_large (project fewer traits). An error
 // message is at most MaxErrorMsg (1 KiB).
 package remote

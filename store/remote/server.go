@@ -113,6 +113,10 @@ type Server struct {
 	nstreams int
 	watches  map[peer.ID]int // open watches, by peer
 	nwatches int
+
+	// msgCap bounds the hits or changes of one message, in bytes:
+	// MaxMessage less a frame's worth (a smaller one in tests).
+	msgCap int
 }
 
 // NewServer returns a server of b's answers on h, for the peers allow
@@ -137,7 +141,7 @@ func NewServerConfig(h host.Host, b Backend, allow func(peer.ID) bool, log *slog
 	}
 	return &Server{
 		h: h, b: b, allow: allow, log: log.With("part", "store/remote"), cfg: cfg.withDefaults(),
-		streams: make(map[peer.ID]int), watches: make(map[peer.ID]int),
+		streams: make(map[peer.ID]int), watches: make(map[peer.ID]int), msgCap: MaxMessage - MaxFrame,
 	}, nil
 }
 
@@ -250,7 +254,25 @@ func (s *Server) handle(st network.Stream) {
 			s.fail(st, p, r.Op, err)
 			return
 		}
-		s.answerPage(st, pg)
+		bodies, err := pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame, s.msgCap)
+		// A page over the cap is asked again, shorter, as the control
+		// API cuts its own: the order is total, so the shorter page is
+		// the first hits of the longer one, and its cursor reads on.
+		var over *overMessage
+		if errors.As(err, &over) && over.fit > 0 {
+			q := r.Query
+			q.Limit = over.fit
+			if pg, err = s.b.Query(s.ctx, q); err != nil {
+				s.fail(st, p, r.Op, err)
+				return
+			}
+			bodies, err = pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame, s.msgCap)
+		}
+		if err != nil {
+			s.finish(st, errorOf(err))
+			return
+		}
+		s.answerPage(st, bodies)
 	case OpWatch:
 		// A watch leaves the peer's stream share for its watch share.
 		s.release(p, false)
@@ -351,12 +373,8 @@ func (s *Server) answer(st network.Stream, f frame) {
 	s.close(st)
 }
 
-func (s *Server) answerPage(st network.Stream, pg store.Page) {
-	bodies, err := pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame, MaxMessage-MaxFrame)
-	if err != nil {
-		s.finish(st, errorOf(err))
-		return
-	}
+// answerPage sends a page's frames as the stream's last message.
+func (s *Server) answerPage(st network.Stream, bodies [][]byte) {
 	for _, b := range bodies {
 		if err := s.write(st, b); err != nil {
 			_ = st.Reset()
@@ -394,11 +412,22 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 	p := st.Conn().RemotePeer()
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	events, err := s.b.Watch(ctx, q)
+	// The backend's watch: set up again, shorter, when its first page is
+	// over the cap (stop ends the one before).
+	stop := func() {}
+	defer func() { stop() }()
+	start := func(q store.Query) (<-chan store.WatchEvent, error) {
+		stop()
+		bctx, bcancel := context.WithCancel(ctx)
+		stop = bcancel
+		return s.b.Watch(bctx, q)
+	}
+	events, err := start(q)
 	if err != nil {
 		s.fail(st, p, OpWatch, err)
 		return
 	}
+	first := true
 	// The client sends nothing after its request: a read that returns
 	// (EOF, a reset, bytes) means it is gone.
 	_ = st.SetReadDeadline(time.Time{})
@@ -427,14 +456,25 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 				return
 			}
 			if ev.Page != nil {
-				bodies, err = pageFrames(true, ev.Page.Hits, nil, ev.Page.Next, MaxFrame, MaxMessage-MaxFrame)
+				bodies, err = pageFrames(true, ev.Page.Hits, nil, ev.Page.Next, MaxFrame, s.msgCap)
+				var over *overMessage
+				if first && errors.As(err, &over) && over.fit > 0 {
+					// As a query's page: watched again, shorter.
+					q.Limit = over.fit
+					if events, err = start(q); err != nil {
+						s.fail(st, p, OpWatch, err)
+						return
+					}
+					continue
+				}
 			} else {
-				bodies, err = pageFrames(false, nil, ev.Changes, "", MaxFrame, MaxMessage-MaxFrame)
+				bodies, err = pageFrames(false, nil, ev.Changes, "", MaxFrame, s.msgCap)
 			}
 			if err != nil {
 				end(errorOf(err))
 				return
 			}
+			first = false
 			ping.Reset(s.cfg.Ping)
 		case <-ping.C:
 			bodies = [][]byte{pingFrame}
@@ -509,7 +549,7 @@ func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string
 			return nil, fmt.Errorf("remote: entity %s is %d bytes, which do not fit in a frame of %d (project fewer traits): %w", id, len(b), frameCap, ErrTooLarge)
 		}
 		if total += len(b) + 1; total > msgCap {
-			return nil, fmt.Errorf("remote: answer of more than %d bytes (project fewer traits, or ask for fewer hits): %w", msgCap, ErrTooLarge)
+			return nil, &overMessage{fit: i, cap: msgCap}
 		}
 		if len(cur)-len(head)+len(b)+1 > room {
 			out = append(out, append(cur, more...))
@@ -522,3 +562,13 @@ func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string
 	}
 	return append(out, append(cur, last...)), nil
 }
+
+// overMessage is a message over its cap, of which the first fit hits or
+// changes fit. It wraps ErrTooLarge.
+type overMessage struct{ fit, cap int }
+
+func (e *overMessage) Error() string {
+	return fmt.Sprintf("remote: answer of more than %d bytes (project fewer traits, or ask for fewer hits): %v", e.cap, ErrTooLarge)
+}
+
+func (e *overMessage) Unwrap() error { return ErrTooLarge }
