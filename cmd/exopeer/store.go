@@ -34,7 +34,7 @@ func storeQueryFlags() []cli.Flag {
 		&cli.StringFlag{Name: "order", Usage: "relevance, modified, created or a field of --type (default: relevance with --match, else modified)"},
 		&cli.BoolFlag{Name: "asc", Usage: "ascending (relevance and times are descending by default)"},
 		&cli.BoolFlag{Name: "desc", Usage: "descending (fields are ascending by default)"},
-		&cli.IntFlag{Name: "limit", Usage: fmt.Sprintf("the page's size, 1 to %d (default %d)", store.MaxLimit, store.DefaultLimit)},
+		&cli.IntFlag{Name: "limit", Usage: fmt.Sprintf("the page's size, 1 to %d (default %d)", store.MaxLimit, store.DefaultLimit), HideDefault: true},
 		&cli.StringFlag{Name: "after", Usage: "the cursor of the previous page, to read the next"},
 		&cli.StringFlag{Name: "traits", Usage: `the trait types to show, comma-separated ("" for IDs only; default all)`},
 		jsonFlag(),

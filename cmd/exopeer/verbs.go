@@ -176,7 +176,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 						Usage: "the chain in order, one entry a line: position, author, seq, text",
 						Flags: []cli.Flag{
 							&cli.StringFlag{Name: "after", Usage: "start after this position (as printed by log or append)"},
-							&cli.IntFlag{Name: "limit", Usage: "print at most N entries (default: all)"},
+							&cli.IntFlag{Name: "limit", Usage: "print at most N entries (default: all)", HideDefault: true},
 							&cli.BoolFlag{Name: "follow", Usage: "after the log, print new entries as they arrive, until interrupted"},
 							&cli.BoolFlag{Name: "json", Usage: "print JSON, one object a line"},
 						},
@@ -279,7 +279,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 						Usage: "the notes, newest first, one a line",
 						Flags: []cli.Flag{
 							&cli.StringSliceFlag{Name: "tag", Usage: "only notes with this tag (repeatable: all of them)"},
-							&cli.IntFlag{Name: "limit", Usage: fmt.Sprintf("at most N notes, 1 to %d (default %d)", store.MaxLimit, store.DefaultLimit)},
+							&cli.IntFlag{Name: "limit", Usage: fmt.Sprintf("at most N notes, 1 to %d (default %d)", store.MaxLimit, store.DefaultLimit), HideDefault: true},
 							&cli.StringFlag{Name: "after", Usage: "the cursor of the previous page, to read the next"},
 							jsonFlag(),
 						},
