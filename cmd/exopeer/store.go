@@ -68,14 +68,17 @@ func cmdStorePut(ctx context.Context, cmd *cli.Command) error {
 }
 
 // docArg is the document of store put: the JSON argument, or the JSON
-// read from stdin for "-" (no more than the largest document and a byte:
-// the node says it is too large).
+// read from stdin for "-" (no more than the largest document: a byte more
+// says it is too large, as the node would).
 func docArg(cmd *cli.Command, s string) (json.RawMessage, error) {
 	doc := []byte(s)
 	if s == "-" {
 		b, err := io.ReadAll(io.LimitReader(stdin, store.MaxDoc+1))
 		if err != nil {
 			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		if len(b) > store.MaxDoc {
+			return nil, fmt.Errorf("stdin holds a document of more than %d bytes, the largest (put large data in a blob)", store.MaxDoc)
 		}
 		doc = b
 	}

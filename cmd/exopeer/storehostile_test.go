@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -56,5 +57,17 @@ func TestStoreOutputOfHostileEntities(t *testing.T) {
 				t.Fatalf("a forged line:\n%q", out)
 			}
 		})
+	}
+}
+
+// TestStorePutStdinTooLarge: a document on stdin over the largest is
+// refused as too large, not as "not JSON" (the read stops a byte over the
+// cap, which cuts the JSON short).
+func TestStorePutStdinTooLarge(t *testing.T) {
+	stdin = strings.NewReader(`{"body": "` + strings.Repeat("a", 100<<10) + `"}`)
+	t.Cleanup(func() { stdin = os.Stdin })
+	_, err := docArg(nil, "-")
+	if err == nil || strings.Contains(err.Error(), "not JSON") || !strings.Contains(err.Error(), "65536") {
+		t.Fatalf("docArg of 100 KiB on stdin: %v, want it refused as over 65536 bytes", err)
 	}
 }
