@@ -321,7 +321,22 @@ func app(stdout, stderr io.Writer) *cli.Command {
 		},
 	}
 	setUsageErrors(root)
+	keepCommas(root)
 	return root
+}
+
+// keepCommas makes a repeatable flag of the store's and the notes' verbs
+// take its value whole: a comma is part of a value there (--where
+// 'tags=milk, eggs', --tag 'a, b'), not a separator of several.
+func keepCommas(root *cli.Command) {
+	for _, c := range root.Commands {
+		if c.Name != "store" && c.Name != "note" {
+			continue
+		}
+		for _, v := range c.Commands {
+			v.DisableSliceFlagSeparator = true
+		}
+	}
 }
 
 // setUsageErrors makes the library's parse errors usage errors on every
