@@ -10,6 +10,7 @@ import (
 
 	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/store"
+	"github.com/exopeer/exopeer/store/remote"
 	"github.com/exopeer/exopeer/store/service"
 )
 
@@ -382,7 +383,9 @@ func storeKind(err error) (int, api.ProblemType) {
 		return http.StatusNotFound, api.ProblemNotFound
 	case errors.Is(err, store.ErrQuery):
 		return http.StatusBadRequest, api.ProblemBadQuery
-	case errors.Is(err, store.ErrTooLarge):
+	case errors.Is(err, store.ErrTooLarge), errors.Is(err, remote.ErrTooLarge):
+		// remote's: a store member's answer too large for the store
+		// protocol (its detail says: project fewer traits).
 		return http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge
 	case errors.Is(err, store.ErrSchema):
 		return http.StatusBadRequest, api.ProblemBadDocument
