@@ -334,11 +334,15 @@ func cmdStoreStatus(ctx context.Context, cmd *cli.Command) error {
 
 func printStoreStatus(out io.Writer, st api.StoreStatus) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	// A remote node keeps no index: no counts of its own to show (zeros
+	// would read as an empty store).
 	switch {
 	case st.Role == "remote" && st.Member != "":
-		fmt.Fprintf(tw, "role\tremote: queries go to the store member %s\n", st.Member)
+		fmt.Fprintf(tw, "role\tremote: queries go to the store member %s (this node keeps no index)\n", st.Member)
+		return tw.Flush()
 	case st.Role == "remote":
-		fmt.Fprintf(tw, "role\tremote: queries go to a store member\n")
+		fmt.Fprintf(tw, "role\tremote: queries go to a store member (this node keeps no index)\n")
+		return tw.Flush()
 	default:
 		fmt.Fprintf(tw, "role\t%s: this node indexes the chain\n", st.Role)
 	}
