@@ -187,6 +187,7 @@ func ndjson(w http.ResponseWriter) func(v any) bool {
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false) // documents as written: < is not \u003c
 	return func(v any) bool {
 		if enc.Encode(v) != nil || bw.Flush() != nil {
 			return false
@@ -199,10 +200,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	write(w, "application/json", status, v)
 }
 
+// writeDocs answers v, which holds the store's documents, compact: as
+// written (encoding/json's indentation re-indents a document, one line
+// an element of an array, several times its size), so that an answer's
+// size is about its documents' (see hitSize).
+func writeDocs(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
 func write(w http.ResponseWriter, contentType string, status int, v any) {
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // documents as written: < is not \u003c
 	_ = enc.Encode(v)
 }

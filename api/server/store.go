@@ -95,7 +95,7 @@ func (rt *routes) StoreGet(w http.ResponseWriter, r *http.Request, id string, pa
 		writeStoreErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, entity(ent))
+	writeDocs(w, entity(ent))
 }
 
 // splitList splits a comma-separated list; "" is the empty list.
@@ -158,7 +158,7 @@ func (rt *routes) StoreQuery(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, storePage(page))
+	writeDocs(w, storePage(page))
 }
 
 // fitting returns how many of hits, at least one, fit in about budget
@@ -173,8 +173,8 @@ func fitting(hits []store.Hit, budget int) int {
 	return len(hits)
 }
 
-// hitSize is about the size of a hit's JSON (the answer's indentation
-// aside).
+// hitSize is about the size of a hit's JSON, as answered (compact, not
+// HTML-escaped: a document's size at most).
 func hitSize(h store.Hit) int {
 	size := 100
 	for _, t := range h.Entity.Traits {
