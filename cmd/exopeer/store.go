@@ -252,12 +252,14 @@ func watch(ctx context.Context, cmd *cli.Command, q api.StoreQuery, line func(io
 		return err
 	}
 	out := stdout(cmd)
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false) // documents as written: < is not \u003c
 	for l, err := range c.StoreWatch(ctx, q) {
 		if err != nil {
 			return err
 		}
 		if cmd.Bool("json") {
-			if err := json.NewEncoder(out).Encode(l); err != nil {
+			if err := enc.Encode(l); err != nil {
 				return err
 			}
 			continue

@@ -71,3 +71,16 @@ func TestStorePutStdinTooLarge(t *testing.T) {
 		t.Fatalf("docArg of 100 KiB on stdin: %v, want it refused as over 65536 bytes", err)
 	}
 }
+
+// TestJSONOutputKeepsDocuments: --json prints a document as written: <,
+// > and & are not \u003c, \u003e, \u0026.
+func TestJSONOutputKeepsDocuments(t *testing.T) {
+	var b strings.Builder
+	e := api.StoreEntity{ID: "00112233445566778899aabbccddeeff", Traits: []api.StoreTrait{{Type: "exo.note", ID: "exo.note", Doc: json.RawMessage(`{"body":"<b> & </b>"}`)}}}
+	if err := printJSON(&b, e); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"body": "<b> & </b>"`) {
+		t.Fatalf("printed %s", b.String())
+	}
+}
