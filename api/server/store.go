@@ -23,7 +23,21 @@ const (
 	// cursor that reads on from there), so that an answer stays well
 	// under what a client reads (16 MiB).
 	storePageBytes = 8 << 20
+	// storeEntityBytes bounds the one entity of a get, or the first hit
+	// of a page: an answer over it would be over what a client reads (16
+	// MiB); it is refused, 413, as a store member refuses one over its
+	// protocol's frame.
+	storeEntityBytes = 15 << 20
 )
+
+// tooLarge is the problem of an entity over storeEntityBytes, or nil.
+func tooLarge(h store.Hit) *problem {
+	if n := hitSize(h); n > storeEntityBytes {
+		return &problem{http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge, fmt.Sprintf(
+			"entity %s: some %d bytes, over the %d of an answer (project fewer traits)", h.Entity.ID, n, storeEntityBytes)}
+	}
+	return nil
+}
 
 // StorePut implements api.ServerInterface.
 func (rt *routes) StorePut(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +109,10 @@ func (rt *routes) StoreGet(w http.ResponseWriter, r *http.Request, id string, pa
 		writeStoreErr(w, err)
 		return
 	}
+	if p := tooLarge(store.Hit{Entity: ent}); p != nil {
+		p.write(w)
+		return
+	}
 	writeDocs(w, entity(ent))
 }
 
@@ -155,6 +173,12 @@ func (rt *routes) StoreQuery(w http.ResponseWriter, r *http.Request) {
 		q.Limit = n
 		if page, err = rt.node.Store().Query(r.Context(), q); err != nil {
 			writeStoreErr(w, err)
+			return
+		}
+	}
+	if len(page.Hits) > 0 {
+		if p := tooLarge(page.Hits[0]); p != nil {
+			p.write(w)
 			return
 		}
 	}

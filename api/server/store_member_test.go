@@ -103,10 +103,20 @@ func TestStoreThinMember(t *testing.T) {
 		}
 		big = w.Entity
 	}
-	_, err = tc.StoreGet(ctx, big, nil)
-	if se := wantProblemType(t, "thin member's get of a 22 MiB entity", err, http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge); se != nil &&
-		!strings.Contains(se.Detail, "project fewer traits") {
-		t.Errorf("thin member's get of a 22 MiB entity: %q does not say what to do", se.Detail)
+	for _, n := range []struct {
+		name string
+		c    *client.Client
+	}{{"thin member", tc}, {"store member", ac}} {
+		_, err = n.c.StoreGet(ctx, big, nil)
+		if se := wantProblemType(t, n.name+"'s get of a 22 MiB entity", err, http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge); se != nil &&
+			!strings.Contains(se.Detail, "project fewer traits") {
+			t.Errorf("%s's get of a 22 MiB entity: %q does not say what to do", n.name, se.Detail)
+		}
+		_, err = n.c.StoreQuery(ctx, api.StoreQuery{Limit: 1}) // the newest: the large one
+		wantProblemType(t, n.name+"'s query of a 22 MiB entity", err, http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge)
+		if e, err := n.c.StoreGet(ctx, big, []string{"exo.note"}); err != nil || e.ID != big {
+			t.Errorf("%s's get of a 22 MiB entity, projected: %v", n.name, err)
+		}
 	}
 
 	// The store member goes: the thin member's reads have no one to ask.
