@@ -153,10 +153,24 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
 
 // decodeJSON decodes a JSON body into v: unknown fields are errors, a body
 // over its http.MaxBytesReader's limit is a 413, any other error a 400.
+// The body is one JSON value, read to its end: anything after the value
+// but white space is refused. (Reading to the end is also what lets
+// net/http hear a client that goes away while its answer streams: a watch
+// whose body was not read to its end would outlive its client.)
 func decodeJSON(body io.Reader, v any) *problem {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		var more json.RawMessage
+		switch err = dec.Decode(&more); {
+		case errors.Is(err, io.EOF):
+			err = nil
+		case err == nil:
+			err = errors.New("more than one JSON value")
+		}
+	}
+	if err != nil {
 		if errors.As(err, new(*http.MaxBytesError)) {
 			return &problem{http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge, "bad request body: " + err.Error()}
 		}
@@ -173,6 +187,7 @@ func ndjson(w http.ResponseWriter) func(v any) bool {
 	rc := http.NewResponseController(w)
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false) // documents as written: < is not \u003c
 	return func(v any) bool {
 		if enc.Encode(v) != nil || bw.Flush() != nil {
 			return false
@@ -185,10 +200,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	write(w, "application/json", status, v)
 }
 
+// writeDocs answers v, which holds the store's documents, compact: as
+// written (encoding/json's indentation re-indents a document, one line
+// an element of an array, several times its size), so that an answer's
+// size is about its documents' (see hitSize).
+func writeDocs(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
 func write(w http.ResponseWriter, contentType string, status int, v any) {
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // documents as written: < is not \u003c
 	_ = enc.Encode(v)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/store"
+	"github.com/exopeer/exopeer/store/remote"
 	"github.com/exopeer/exopeer/store/service"
 )
 
@@ -22,7 +23,21 @@ const (
 	// cursor that reads on from there), so that an answer stays well
 	// under what a client reads (16 MiB).
 	storePageBytes = 8 << 20
+	// storeEntityBytes bounds the one entity of a get, or the first hit
+	// of a page: an answer over it would be over what a client reads (16
+	// MiB); it is refused, 413, as a store member refuses one over its
+	// protocol's frame.
+	storeEntityBytes = 15 << 20
 )
+
+// tooLarge is the problem of an entity over storeEntityBytes, or nil.
+func tooLarge(h store.Hit) *problem {
+	if n := hitSize(h); n > storeEntityBytes {
+		return &problem{http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge, fmt.Sprintf(
+			"entity %s: some %d bytes, over the %d of an answer (project fewer traits)", h.Entity.ID, n, storeEntityBytes)}
+	}
+	return nil
+}
 
 // StorePut implements api.ServerInterface.
 func (rt *routes) StorePut(w http.ResponseWriter, r *http.Request) {
@@ -94,7 +109,11 @@ func (rt *routes) StoreGet(w http.ResponseWriter, r *http.Request, id string, pa
 		writeStoreErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, entity(ent))
+	if p := tooLarge(store.Hit{Entity: ent}); p != nil {
+		p.write(w)
+		return
+	}
+	writeDocs(w, entity(ent))
 }
 
 // splitList splits a comma-separated list; "" is the empty list.
@@ -157,7 +176,13 @@ func (rt *routes) StoreQuery(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, storePage(page))
+	if len(page.Hits) > 0 {
+		if p := tooLarge(page.Hits[0]); p != nil {
+			p.write(w)
+			return
+		}
+	}
+	writeDocs(w, storePage(page))
 }
 
 // fitting returns how many of hits, at least one, fit in about budget
@@ -172,8 +197,8 @@ func fitting(hits []store.Hit, budget int) int {
 	return len(hits)
 }
 
-// hitSize is about the size of a hit's JSON (the answer's indentation
-// aside).
+// hitSize is about the size of a hit's JSON, as answered (compact, not
+// HTML-escaped: a document's size at most).
 func hitSize(h store.Hit) int {
 	size := 100
 	for _, t := range h.Entity.Traits {
@@ -382,7 +407,9 @@ func storeKind(err error) (int, api.ProblemType) {
 		return http.StatusNotFound, api.ProblemNotFound
 	case errors.Is(err, store.ErrQuery):
 		return http.StatusBadRequest, api.ProblemBadQuery
-	case errors.Is(err, store.ErrTooLarge):
+	case errors.Is(err, store.ErrTooLarge), errors.Is(err, remote.ErrTooLarge):
+		// remote's: a store member's answer too large for the store
+		// protocol (its detail says: project fewer traits).
 		return http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge
 	case errors.Is(err, store.ErrSchema):
 		return http.StatusBadRequest, api.ProblemBadDocument

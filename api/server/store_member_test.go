@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +87,37 @@ func TestStoreThinMember(t *testing.T) {
 	}
 	_, err = tc.StoreReindex(ctx)
 	wantProblemType(t, "thin member's reindex", err, http.StatusConflict, api.ProblemNotStore)
+
+	// An entity too large for the store protocol's frame (some 22 MiB):
+	// the store member's answer, 413, not "no store member reachable".
+	big := ""
+	doc := json.RawMessage(`"` + strings.Repeat("x", 60<<10) + `"`)
+	for i := range 70 {
+		var ts []api.StoreTraitInput
+		for j := range 4 {
+			ts = append(ts, api.StoreTraitInput{Type: "app.blob", ID: fmt.Sprintf("t%d.%d", i, j), Doc: doc})
+		}
+		w, err := ac.StorePut(ctx, api.StorePutRequest{Entity: big, Traits: ts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		big = w.Entity
+	}
+	for _, n := range []struct {
+		name string
+		c    *client.Client
+	}{{"thin member", tc}, {"store member", ac}} {
+		_, err = n.c.StoreGet(ctx, big, nil)
+		if se := wantProblemType(t, n.name+"'s get of a 22 MiB entity", err, http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge); se != nil &&
+			!strings.Contains(se.Detail, "project fewer traits") {
+			t.Errorf("%s's get of a 22 MiB entity: %q does not say what to do", n.name, se.Detail)
+		}
+		_, err = n.c.StoreQuery(ctx, api.StoreQuery{Limit: 1}) // the newest: the large one
+		wantProblemType(t, n.name+"'s query of a 22 MiB entity", err, http.StatusRequestEntityTooLarge, api.ProblemPayloadTooLarge)
+		if e, err := n.c.StoreGet(ctx, big, []string{"exo.note"}); err != nil || e.ID != big {
+			t.Errorf("%s's get of a 22 MiB entity, projected: %v", n.name, err)
+		}
+	}
 
 	// The store member goes: the thin member's reads have no one to ask.
 	if err := asrv.Close(ctx); err != nil {

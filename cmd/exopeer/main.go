@@ -193,6 +193,7 @@ func dial(cmd *cli.Command) (*client.Client, error) {
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // documents as written: < is not \u003c
 	return enc.Encode(v)
 }
 

@@ -87,6 +87,10 @@ func cmdNoteSearch(ctx context.Context, cmd *cli.Command) error {
 	}
 	q := noteQuery()
 	q.Match = strings.Join(words, " ")
+	if q.Limit = cmd.Int("limit"); cmd.IsSet("limit") && (q.Limit < 1 || q.Limit > store.MaxLimit) {
+		return usage(cmd, "--limit must be 1 to %d", store.MaxLimit)
+	}
+	q.After = cmd.String("after") // the page's last line says it
 	return queryPage(ctx, cmd, q, "notes", printNote)
 }
 
@@ -107,7 +111,7 @@ func printNote(w io.Writer, h api.StoreHit) error {
 		}
 		line := fmt.Sprintf("%s  %s  %s", h.Entity.ID, t.Modified.Local().Format(time.DateTime), short(text, 60))
 		for _, tag := range n.Tags {
-			line += "  #" + tag
+			line += "  #" + printable(tag)
 		}
 		_, err := fmt.Fprintln(w, line)
 		return err

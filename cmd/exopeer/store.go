@@ -34,7 +34,7 @@ func storeQueryFlags() []cli.Flag {
 		&cli.StringFlag{Name: "order", Usage: "relevance, modified, created or a field of --type (default: relevance with --match, else modified)"},
 		&cli.BoolFlag{Name: "asc", Usage: "ascending (relevance and times are descending by default)"},
 		&cli.BoolFlag{Name: "desc", Usage: "descending (fields are ascending by default)"},
-		&cli.IntFlag{Name: "limit", Usage: fmt.Sprintf("the page's size, 1 to %d (default %d)", store.MaxLimit, store.DefaultLimit)},
+		&cli.IntFlag{Name: "limit", Usage: fmt.Sprintf("the page's size, 1 to %d (default %d)", store.MaxLimit, store.DefaultLimit), HideDefault: true},
 		&cli.StringFlag{Name: "after", Usage: "the cursor of the previous page, to read the next"},
 		&cli.StringFlag{Name: "traits", Usage: `the trait types to show, comma-separated ("" for IDs only; default all)`},
 		jsonFlag(),
@@ -68,14 +68,17 @@ func cmdStorePut(ctx context.Context, cmd *cli.Command) error {
 }
 
 // docArg is the document of store put: the JSON argument, or the JSON
-// read from stdin for "-" (no more than the largest document and a byte:
-// the node says it is too large).
+// read from stdin for "-" (no more than the largest document: a byte more
+// says it is too large, as the node would).
 func docArg(cmd *cli.Command, s string) (json.RawMessage, error) {
 	doc := []byte(s)
 	if s == "-" {
 		b, err := io.ReadAll(io.LimitReader(stdin, store.MaxDoc+1))
 		if err != nil {
 			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		if len(b) > store.MaxDoc {
+			return nil, fmt.Errorf("stdin holds a document of more than %d bytes, the largest (put large data in a blob)", store.MaxDoc)
 		}
 		doc = b
 	}
@@ -249,12 +252,14 @@ func watch(ctx context.Context, cmd *cli.Command, q api.StoreQuery, line func(io
 		return err
 	}
 	out := stdout(cmd)
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false) // documents as written: < is not \u003c
 	for l, err := range c.StoreWatch(ctx, q) {
 		if err != nil {
 			return err
 		}
 		if cmd.Bool("json") {
-			if err := json.NewEncoder(out).Encode(l); err != nil {
+			if err := enc.Encode(l); err != nil {
 				return err
 			}
 			continue
@@ -331,11 +336,15 @@ func cmdStoreStatus(ctx context.Context, cmd *cli.Command) error {
 
 func printStoreStatus(out io.Writer, st api.StoreStatus) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	// A remote node keeps no index: no counts of its own to show (zeros
+	// would read as an empty store).
 	switch {
 	case st.Role == "remote" && st.Member != "":
-		fmt.Fprintf(tw, "role\tremote: queries go to the store member %s\n", st.Member)
+		fmt.Fprintf(tw, "role\tremote: queries go to the store member %s (this node keeps no index)\n", st.Member)
+		return tw.Flush()
 	case st.Role == "remote":
-		fmt.Fprintf(tw, "role\tremote: queries go to a store member\n")
+		fmt.Fprintf(tw, "role\tremote: queries go to a store member (this node keeps no index)\n")
+		return tw.Flush()
 	default:
 		fmt.Fprintf(tw, "role\t%s: this node indexes the chain\n", st.Role)
 	}
@@ -360,9 +369,9 @@ func printStoreStatus(out io.Writer, st api.StoreStatus) error {
 func printEntity(w io.Writer, e api.StoreEntity) error {
 	fmt.Fprintf(w, "entity %s\n", e.ID)
 	for _, t := range e.Traits {
-		name := t.Type
+		name := printable(t.Type)
 		if t.ID != t.Type {
-			name += " " + t.ID
+			name += " " + printable(t.ID)
 		}
 		fmt.Fprintf(w, "  %s, modified %s\n", name, t.Modified.Local().Format(time.DateTime))
 		doc := compact(t.Doc)
@@ -370,7 +379,14 @@ func printEntity(w io.Writer, e api.StoreEntity) error {
 		if len(doc) > 100 && json.Indent(&b, []byte(doc), "    ", "  ") == nil {
 			doc = b.String()
 		}
-		fmt.Fprintf(w, "    %s\n", doc)
+		// The line breaks are Indent's: the document's own control
+		// characters can only be in its strings, where \uXXXX says the
+		// same.
+		lines := strings.Split(doc, "\n")
+		for i, l := range lines {
+			lines[i] = printable(l)
+		}
+		fmt.Fprintf(w, "    %s\n", strings.Join(lines, "\n"))
 	}
 	return nil
 }
@@ -390,7 +406,7 @@ func printHit(w io.Writer, h api.StoreHit) error {
 	var b strings.Builder
 	b.WriteString(h.Entity.ID)
 	for _, t := range h.Entity.Traits {
-		fmt.Fprintf(&b, "  %s %s", t.Type, short(compact(t.Doc), 72))
+		fmt.Fprintf(&b, "  %s %s", printable(t.Type), short(compact(t.Doc), 72))
 	}
 	_, err := fmt.Fprintln(w, b.String())
 	return err
@@ -399,7 +415,7 @@ func printHit(w io.Writer, h api.StoreHit) error {
 // short returns s on one line, cut to at most n runes.
 func short(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if unprintable(r) {
 			return ' '
 		}
 		return r
@@ -410,3 +426,25 @@ func short(s string, n int) string {
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
 }
+
+// printable returns s with its control characters (a terminal's escape
+// sequences, C1 codes, line breaks) and bidirectional controls written as
+// \uXXXX: what another member of the cell wrote (a type, a trait ID, a
+// tag, a document) is shown, and cannot drive the terminal or forge a
+// line.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unprintable) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unprintable(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func unprintable(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }

@@ -176,7 +176,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 						Usage: "the chain in order, one entry a line: position, author, seq, text",
 						Flags: []cli.Flag{
 							&cli.StringFlag{Name: "after", Usage: "start after this position (as printed by log or append)"},
-							&cli.IntFlag{Name: "limit", Usage: "print at most N entries (default: all)"},
+							&cli.IntFlag{Name: "limit", Usage: "print at most N entries (default: all)", HideDefault: true},
 							&cli.BoolFlag{Name: "follow", Usage: "after the log, print new entries as they arrive, until interrupted"},
 							&cli.BoolFlag{Name: "json", Usage: "print JSON, one object a line"},
 						},
@@ -279,7 +279,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 						Usage: "the notes, newest first, one a line",
 						Flags: []cli.Flag{
 							&cli.StringSliceFlag{Name: "tag", Usage: "only notes with this tag (repeatable: all of them)"},
-							&cli.IntFlag{Name: "limit", Usage: fmt.Sprintf("at most N notes, 1 to %d (default %d)", store.MaxLimit, store.DefaultLimit)},
+							&cli.IntFlag{Name: "limit", Usage: fmt.Sprintf("at most N notes, 1 to %d (default %d)", store.MaxLimit, store.DefaultLimit), HideDefault: true},
 							&cli.StringFlag{Name: "after", Usage: "the cursor of the previous page, to read the next"},
 							jsonFlag(),
 						},
@@ -289,8 +289,12 @@ func app(stdout, stderr io.Writer) *cli.Command {
 						Name:      "search",
 						Usage:     "the notes with every word of WORDS in their title or body, best first",
 						ArgsUsage: "WORDS...",
-						Flags:     []cli.Flag{jsonFlag()},
-						Action:    action(cmdNoteSearch),
+						Flags: []cli.Flag{
+							&cli.IntFlag{Name: "limit", Usage: fmt.Sprintf("at most N notes, 1 to %d (default %d)", store.MaxLimit, store.DefaultLimit), HideDefault: true},
+							&cli.StringFlag{Name: "after", Usage: "the cursor of the previous page, to read the next"},
+							jsonFlag(),
+						},
+						Action: action(cmdNoteSearch),
 					},
 				},
 			},
@@ -321,7 +325,22 @@ func app(stdout, stderr io.Writer) *cli.Command {
 		},
 	}
 	setUsageErrors(root)
+	keepCommas(root)
 	return root
+}
+
+// keepCommas makes a repeatable flag of the store's and the notes' verbs
+// take its value whole: a comma is part of a value there (--where
+// 'tags=milk, eggs', --tag 'a, b'), not a separator of several.
+func keepCommas(root *cli.Command) {
+	for _, c := range root.Commands {
+		if c.Name != "store" && c.Name != "note" {
+			continue
+		}
+		for _, v := range c.Commands {
+			v.DisableSliceFlagSeparator = true
+		}
+	}
 }
 
 // setUsageErrors makes the library's parse errors usage errors on every

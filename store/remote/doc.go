@@ -74,7 +74,9 @@
 //
 // The server asks allow at every stream (a roster changes); a peer it
 // refuses gets a not_member error and nothing else, before the server
-// reads its request. A peer has at most Config.StreamsPerPeer (8) gets and
+// reads its request. It asks again before each event and keep-alive of a
+// watch: a watcher removed from the cell gets nothing written after, and
+// its watch ends with a not_member error. A peer has at most Config.StreamsPerPeer (8) gets and
 // queries in progress and Config.WatchesPerPeer (16) watches open; the
 // server at most Config.Streams (64) and Config.Watches (256); beyond, the
 // answer is busy. Every read and write has a deadline: a request must
@@ -84,7 +86,9 @@
 // ClientConfig.WatchIdle (60 s) of the last. The one read without a
 // deadline is the server's wait for a watching client to leave: it costs
 // a goroutine within the peer's watch share, and ends with the client's
-// connection. The client reads a watch's stream as
+// connection. Close does not wait for the deadlines: a request still
+// awaited is given up at once, a frame being written gets a second more.
+// The client reads a watch's stream as
 // fast as it comes, whatever its consumer does, coalescing events for a
 // slow consumer (see store.WatchEvent), so that the member's writes do not
 // stall.
@@ -101,7 +105,10 @@
 // A message (a page, an event) is at most MaxMessage (128 MiB) in all, a
 // page's hits at most store.MaxLimit and an event's changes at most
 // MaxChanges: a page of store.MaxLimit hits each with a document of
-// store.MaxDoc is some 90 MiB on the wire. A server that cannot send an
-// entity in one frame answers too_large (project fewer traits). An error
+// store.MaxDoc is some 90 MiB on the wire. A page over MaxMessage (a
+// query's, a watch's first) is asked of the backend again, shorter, with
+// the cursor that reads on, as the control API cuts its own pages; a
+// server that cannot send an entity in one frame, or a watch's changes
+// in one message, answers too_large (project fewer traits). An error
 // message is at most MaxErrorMsg (1 KiB).
 package remote

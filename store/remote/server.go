@@ -113,6 +113,10 @@ type Server struct {
 	nstreams int
 	watches  map[peer.ID]int // open watches, by peer
 	nwatches int
+
+	// msgCap bounds the hits or changes of one message, in bytes:
+	// MaxMessage less a frame's worth (a smaller one in tests).
+	msgCap int
 }
 
 // NewServer returns a server of b's answers on h, for the peers allow
@@ -137,7 +141,7 @@ func NewServerConfig(h host.Host, b Backend, allow func(peer.ID) bool, log *slog
 	}
 	return &Server{
 		h: h, b: b, allow: allow, log: log.With("part", "store/remote"), cfg: cfg.withDefaults(),
-		streams: make(map[peer.ID]int), watches: make(map[peer.ID]int),
+		streams: make(map[peer.ID]int), watches: make(map[peer.ID]int), msgCap: MaxMessage - MaxFrame,
 	}, nil
 }
 
@@ -213,7 +217,18 @@ func (s *Server) handle(st network.Stream) {
 		}
 	}()
 
+	// Close ends every stream soon: a request still awaited is not
+	// waited for, and an answer in progress gets closeGrace to go out
+	// (s.write), so that a silent or slow peer does not hold Close for
+	// ReadTimeout or WriteTimeout.
+	defer context.AfterFunc(s.ctx, func() {
+		_ = st.SetReadDeadline(ambient.Deadline(0))
+		_ = st.SetWriteDeadline(ambient.Deadline(closeGrace))
+	})()
 	_ = st.SetReadDeadline(ambient.Deadline(s.cfg.ReadTimeout))
+	if s.ctx.Err() != nil { // closed meanwhile: after the AfterFunc, maybe
+		_ = st.SetReadDeadline(ambient.Deadline(0))
+	}
 	br := bufio.NewReaderSize(st, 512)
 	r, err := readRequest(br)
 	if err != nil {
@@ -239,7 +254,25 @@ func (s *Server) handle(st network.Stream) {
 			s.fail(st, p, r.Op, err)
 			return
 		}
-		s.answerPage(st, pg)
+		bodies, err := pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame, s.msgCap)
+		// A page over the cap is asked again, shorter, as the control
+		// API cuts its own: the order is total, so the shorter page is
+		// the first hits of the longer one, and its cursor reads on.
+		var over *overMessage
+		if errors.As(err, &over) && over.fit > 0 {
+			q := r.Query
+			q.Limit = over.fit
+			if pg, err = s.b.Query(s.ctx, q); err != nil {
+				s.fail(st, p, r.Op, err)
+				return
+			}
+			bodies, err = pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame, s.msgCap)
+		}
+		if err != nil {
+			s.finish(st, errorOf(err))
+			return
+		}
+		s.answerPage(st, bodies)
 	case OpWatch:
 		// A watch leaves the peer's stream share for its watch share.
 		s.release(p, false)
@@ -312,11 +345,19 @@ func errorOf(err error) *Error {
 	return &Error{Code: codeOf(err), Msg: truncateMsg(err.Error())}
 }
 
-// write writes one frame body, within WriteTimeout.
+// write writes one frame body, within WriteTimeout, or closeGrace once
+// the server is closing.
 func (s *Server) write(st network.Stream, body []byte) error {
 	_ = st.SetWriteDeadline(ambient.Deadline(s.cfg.WriteTimeout))
+	if s.ctx.Err() != nil { // closing: after the AfterFunc of handle, maybe
+		_ = st.SetWriteDeadline(ambient.Deadline(closeGrace))
+	}
 	return writeFrame(st, body)
 }
+
+// closeGrace is how long a closing server gives a frame (a watch's
+// "closed", an answer in progress) to go out.
+const closeGrace = time.Second
 
 // answer sends f as the stream's last message.
 func (s *Server) answer(st network.Stream, f frame) {
@@ -332,12 +373,8 @@ func (s *Server) answer(st network.Stream, f frame) {
 	s.close(st)
 }
 
-func (s *Server) answerPage(st network.Stream, pg store.Page) {
-	bodies, err := pageFrames(true, pg.Hits, nil, pg.Next, MaxFrame, MaxMessage-MaxFrame)
-	if err != nil {
-		s.finish(st, errorOf(err))
-		return
-	}
+// answerPage sends a page's frames as the stream's last message.
+func (s *Server) answerPage(st network.Stream, bodies [][]byte) {
 	for _, b := range bodies {
 		if err := s.write(st, b); err != nil {
 			_ = st.Reset()
@@ -372,13 +409,25 @@ func (s *Server) close(st network.Stream) {
 // watch serves a watch until the client goes, the backend's channel
 // closes, a write fails or the server closes.
 func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
+	p := st.Conn().RemotePeer()
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	events, err := s.b.Watch(ctx, q)
+	// The backend's watch: set up again, shorter, when its first page is
+	// over the cap (stop ends the one before).
+	stop := func() {}
+	defer func() { stop() }()
+	start := func(q store.Query) (<-chan store.WatchEvent, error) {
+		stop()
+		bctx, bcancel := context.WithCancel(ctx)
+		stop = bcancel
+		return s.b.Watch(bctx, q)
+	}
+	events, err := start(q)
 	if err != nil {
-		s.fail(st, st.Conn().RemotePeer(), OpWatch, err)
+		s.fail(st, p, OpWatch, err)
 		return
 	}
+	first := true
 	// The client sends nothing after its request: a read that returns
 	// (EOF, a reset, bytes) means it is gone.
 	_ = st.SetReadDeadline(time.Time{})
@@ -407,14 +456,25 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 				return
 			}
 			if ev.Page != nil {
-				bodies, err = pageFrames(true, ev.Page.Hits, nil, ev.Page.Next, MaxFrame, MaxMessage-MaxFrame)
+				bodies, err = pageFrames(true, ev.Page.Hits, nil, ev.Page.Next, MaxFrame, s.msgCap)
+				var over *overMessage
+				if first && errors.As(err, &over) && over.fit > 0 {
+					// As a query's page: watched again, shorter.
+					q.Limit = over.fit
+					if events, err = start(q); err != nil {
+						s.fail(st, p, OpWatch, err)
+						return
+					}
+					continue
+				}
 			} else {
-				bodies, err = pageFrames(false, nil, ev.Changes, "", MaxFrame, MaxMessage-MaxFrame)
+				bodies, err = pageFrames(false, nil, ev.Changes, "", MaxFrame, s.msgCap)
 			}
 			if err != nil {
 				end(errorOf(err))
 				return
 			}
+			first = false
 			ping.Reset(s.cfg.Ping)
 		case <-ping.C:
 			bodies = [][]byte{pingFrame}
@@ -426,9 +486,17 @@ func (s *Server) watch(st network.Stream, br *bufio.Reader, q store.Query) {
 			_ = st.Reset() // the client went
 			return
 		}
+		// A roster changes while a watch lasts: a peer removed from the
+		// cell gets nothing more (nothing written after its removal),
+		// and its watch ends, at the next event or keep-alive.
+		if !s.allow(p) {
+			s.log.Debug("store watch ended", "peer", p, "why", "not a member any more")
+			end(&Error{Code: codeNotMember, Msg: ErrNotMember.Error()})
+			return
+		}
 		for _, b := range bodies {
 			if err := s.write(st, b); err != nil {
-				s.log.Debug("store watch write failed", "peer", st.Conn().RemotePeer(), "err", err)
+				s.log.Debug("store watch write failed", "peer", p, "err", err)
 				_ = st.Reset()
 				return
 			}
@@ -481,7 +549,7 @@ func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string
 			return nil, fmt.Errorf("remote: entity %s is %d bytes, which do not fit in a frame of %d (project fewer traits): %w", id, len(b), frameCap, ErrTooLarge)
 		}
 		if total += len(b) + 1; total > msgCap {
-			return nil, fmt.Errorf("remote: answer of more than %d bytes (project fewer traits, or ask for fewer hits): %w", msgCap, ErrTooLarge)
+			return nil, &overMessage{fit: i, cap: msgCap}
 		}
 		if len(cur)-len(head)+len(b)+1 > room {
 			out = append(out, append(cur, more...))
@@ -494,3 +562,13 @@ func pageFrames(page bool, hits []store.Hit, changes []store.Change, next string
 	}
 	return append(out, append(cur, last...)), nil
 }
+
+// overMessage is a message over its cap, of which the first fit hits or
+// changes fit. It wraps ErrTooLarge.
+type overMessage struct{ fit, cap int }
+
+func (e *overMessage) Error() string {
+	return fmt.Sprintf("remote: answer of more than %d bytes (project fewer traits, or ask for fewer hits): %v", e.cap, ErrTooLarge)
+}
+
+func (e *overMessage) Unwrap() error { return ErrTooLarge }

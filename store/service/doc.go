@@ -39,8 +39,10 @@
 // then connected ones, then the others, by peer ID; those that failed
 // lately last), moving on when one cannot be reached, and reports
 // ErrNoStoreMember when none can. Answers and errors are the same as a
-// local index's (store.ErrQuery and store.ErrNotFound survive the wire). A
+// local index's (store.ErrQuery and store.ErrNotFound survive the wire;
+// a member's answer too large for the protocol is an answer too). A
 // watch whose member goes away is set up again on another, and its
 // consumer gets the difference between the page it held and the new
-// member's first page as changes.
+// member's first page as changes; it ends when the node leaves its cell
+// (a store member ends the watches of a member removed from the cell).
 package service

@@ -15,6 +15,7 @@ import (
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/store"
 	"github.com/exopeer/exopeer/store/index"
+	"github.com/exopeer/exopeer/store/remote"
 )
 
 // Roles and the remote path. A store-role node serves its index to the
@@ -81,9 +82,14 @@ func (s *Service) allow(p peer.ID) bool {
 	return ro != nil && p != s.h.ID() && ro.Has(p)
 }
 
-// final reports whether err is an answer (not a failure to get one).
+// final reports whether err is an answer (not a failure to get one). A
+// member's answer that the answer is too large for the protocol (an
+// entity over a frame: project fewer traits) is one: every member would
+// say the same. (A frame over the cap that a member sends is not.)
 func final(ctx context.Context, err error) bool {
-	return err == nil || errors.Is(err, store.ErrQuery) || errors.Is(err, store.ErrNotFound) || ctx.Err() != nil
+	var re *remote.Error
+	return err == nil || errors.Is(err, store.ErrQuery) || errors.Is(err, store.ErrNotFound) ||
+		(errors.As(err, &re) && errors.Is(re, remote.ErrTooLarge)) || ctx.Err() != nil
 }
 
 // remote runs read on store members in order until one answers.
@@ -258,6 +264,13 @@ func (s *Service) relay(ctx context.Context, q store.Query, in <-chan store.Watc
 		}
 		for {
 			if ctx.Err() != nil {
+				return
+			}
+			// A node that left its cell (or was removed from it) has
+			// no store member to watch on: the watch ends, as a local
+			// one does when the index closes.
+			if _, _, err := s.roster(); err != nil {
+				s.log.Info("store watch ended", "err", err)
 				return
 			}
 			var err error
