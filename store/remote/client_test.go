@@ -149,14 +149,18 @@ func TestClientWatchRefusesAMisbehavingMember(t *testing.T) {
 // TestKeepAlivesKeepAnIdleWatch: a watch with nothing to say outlives the
 // client's WatchIdle many times over, on the server's keep-alives.
 func TestKeepAlivesKeepAnIdleWatch(t *testing.T) {
-	r := newRig(t, Config{Ping: 20 * time.Millisecond}, nil)
-	r.c = NewClientConfig(r.ch, ClientConfig{WatchIdle: 200 * time.Millisecond})
+	// Keep-alives every 10 ms, a client that gives up after 1.5 s of
+	// silence, and a 3 s wait: only the keep-alives keep the watch, and a
+	// neighbour's load must stall the process 150 pings long to break it
+	// (a 200 ms idle limit failed once in ten runs on a loaded machine).
+	r := newRig(t, Config{Ping: 10 * time.Millisecond}, nil)
+	r.c = NewClientConfig(r.ch, ClientConfig{WatchIdle: 1500 * time.Millisecond})
 	w, err := r.c.Subscribe(t.Context(), r.member.ID(), store.Query{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	next(t, w)
-	time.Sleep(time.Second)
+	time.Sleep(3 * time.Second)
 	r.b.put(id(1), "exo.note", "late")
 	if ev := next(t, w); len(ev.Changes) != 1 || ev.Changes[0].Kind != store.Added {
 		t.Fatalf("event %+v", ev)
