@@ -52,7 +52,7 @@ func send(frames ...string) func(network.Stream, *bufio.Reader, <-chan struct{})
 const pageOne = `{"v":1,"page":true,"hits":[{"entity":{"id":"010000000000000000000000000000ee","traits":[]}}]}`
 
 func TestClientRefusesAMisbehavingMember(t *testing.T) {
-	cfg := ClientConfig{Timeout: 300 * time.Millisecond}
+	cfg := ClientConfig{Timeout: time.Second} // long enough for a loaded machine to deliver what was sent
 	tests := []struct {
 		name   string
 		handle func(network.Stream, *bufio.Reader, <-chan struct{})
@@ -99,7 +99,7 @@ func TestClientRefusesAMisbehavingMember(t *testing.T) {
 }
 
 func TestClientWatchRefusesAMisbehavingMember(t *testing.T) {
-	cfg := ClientConfig{Timeout: 300 * time.Millisecond, WatchIdle: 300 * time.Millisecond}
+	cfg := ClientConfig{Timeout: time.Second, WatchIdle: time.Second}
 	t.Run("first event not a page", func(t *testing.T) {
 		c, p := fakeMember(t, cfg, send(`{"v":1,"changes":[{"kind":"removed","hit":{"entity":{"id":"010000000000000000000000000000ee","traits":[]}}}]}`))
 		if _, err := c.Watch(t.Context(), p, store.Query{}); !errors.Is(err, ErrProtocol) {
