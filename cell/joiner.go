@@ -48,6 +48,9 @@ func (s *Service) Join(ctx context.Context, code, name string) (*Roster, error) 
 	if !core.ValidName(name) {
 		return nil, fmt.Errorf("cell: member name %q is empty, longer than %d bytes or not printable", name, MaxNameLen)
 	}
+	if err := s.waitLeft(ctx); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	if err := s.usableLocked(); err != nil {
 		s.mu.Unlock()

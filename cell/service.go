@@ -140,11 +140,15 @@ type Service struct {
 	// callbacks read it from memberlist's goroutines.
 	roster atomic.Pointer[Roster]
 
-	mu       sync.Mutex
-	state    *state
-	started  bool
-	closed   bool
-	gossip   *gossip.Membership
+	mu      sync.Mutex
+	state   *state
+	started bool
+	closed  bool
+	gossip  *gossip.Membership
+	// leaving is closed when the gossip of a cell this node was removed
+	// from has shut down (it leaves in the background); nil when none is
+	// leaving. A new cell's gossip waits for it: one host, one gossip.
+	leaving  chan struct{}
 	rzSecret []byte      // the cell rendezvous secret in use
 	admin    *core.Admin // the open invites and the admin's side of joins
 	joining  bool
@@ -372,6 +376,9 @@ func (s *Service) Create(ctx context.Context, name, member string) (*Roster, err
 	if !core.ValidName(member) {
 		return nil, fmt.Errorf("cell: member name %q is empty, longer than %d bytes or not printable", member, MaxNameLen)
 	}
+	if err := s.waitLeft(ctx); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usableLocked(); err != nil {
@@ -398,6 +405,24 @@ func (s *Service) Create(ctx context.Context, name, member string) (*Roster, err
 		return nil, err
 	}
 	return r, nil
+}
+
+// waitLeft waits, without holding mu, until the gossip of a cell this node
+// was removed from has shut down, so that a new cell's gossip can take the
+// host's gossip protocols. It returns at once when none is leaving.
+func (s *Service) waitLeft(ctx context.Context) error {
+	s.mu.Lock()
+	leaving := s.leaving
+	s.mu.Unlock()
+	if leaving == nil {
+		return nil
+	}
+	select {
+	case <-leaving:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cell: waiting for the old cell's gossip to stop: %w", ctx.Err())
+	}
 }
 
 func (s *Service) usableLocked() error {

@@ -68,9 +68,12 @@ func (s *Service) adoptLocked(ctx context.Context, r *Roster, keys *Keys) error 
 			m := s.gossip
 			s.gossip = nil
 			s.stopRendezvousLocked()
+			left := make(chan struct{})
+			s.leaving = left
 			s.wg.Add(1)
 			go func() { // Close waits for our own event loop: not under mu
 				defer s.wg.Done()
+				defer close(left)
 				_ = m.Close()
 			}()
 		}

@@ -357,3 +357,34 @@ func TestMemberAwayDuringRotationCatchesUp(t *testing.T) {
 		waitAlive(t, []*Node{admin, nodes[1], away}, 2*time.Minute)
 	})
 }
+
+// TestRemovedNodeStartsAnotherCell: a node told of its removal can create
+// a cell of its own at once: its old gossip, still leaving when it is
+// told, is waited for, not found holding the gossip protocols.
+func TestRemovedNodeStartsAnotherCell(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: 5})
+		defer settle(t, n)
+		nodes := makeCell(t, ctx, n, 2)
+		waitAlive(t, nodes, time.Minute)
+		admin, gone := nodes[0], nodes[1]
+		if _, err := admin.Peer().Cell().Remove(ctx, gone.ID, false); err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for !removed(gone) {
+			if time.Now().After(deadline) {
+				t.Fatal("after 1 min the removed node was not told")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		r, err := gone.Peer().Cell().Create(ctx, "own", "me")
+		if err != nil {
+			t.Fatalf("Create right after removal: %v", err)
+		}
+		if !r.Has(gone.ID) || gone.Peer().Cell().Gossip() == nil {
+			t.Fatalf("after Create: member %v, gossip %v", r.Has(gone.ID), gone.Peer().Cell().Gossip() != nil)
+		}
+	})
+}
