@@ -266,6 +266,12 @@ type ClientInterface interface {
 
 	// StoreGet an entity and its live traits
 	//
+	// A node without the store role asks a store member of its cell (503
+	// no-store-member when none answers). An entity too large for one
+	// answer (15 MiB, or the store protocol's 16 MiB frame through a
+	// store member) is 413 payload-too-large: ask for fewer trait types.
+	// So is a query whose next hit is such an entity.
+	//
 	// Corresponds with GET /v1/store/entities/{id} (the `StoreGet` operationId).
 	StoreGet(ctx context.Context, id string, params *StoreGetParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -734,6 +740,12 @@ func (c *Raw) StoreDelete(ctx context.Context, id string, params *StoreDeletePar
 }
 
 // StoreGet an entity and its live traits
+//
+// A node without the store role asks a store member of its cell (503
+// no-store-member when none answers). An entity too large for one
+// answer (15 MiB, or the store protocol's 16 MiB frame through a
+// store member) is 413 payload-too-large: ask for fewer trait types.
+// So is a query whose next hit is such an entity.
 //
 // Corresponds with GET /v1/store/entities/{id} (the `StoreGet` operationId).
 func (c *Raw) StoreGet(ctx context.Context, id string, params *StoreGetParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1917,6 +1929,12 @@ type ClientWithResponsesInterface interface {
 	StoreDeleteWithResponse(ctx context.Context, id string, params *StoreDeleteParams, reqEditors ...RequestEditorFn) (*StoreDeleteResponse, error)
 
 	// StoreGetWithResponse an entity and its live traits
+	//
+	// A node without the store role asks a store member of its cell (503
+	// no-store-member when none answers). An entity too large for one
+	// answer (15 MiB, or the store protocol's 16 MiB frame through a
+	// store member) is 413 payload-too-large: ask for fewer trait types.
+	// So is a query whose next hit is such an entity.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3161,6 +3179,8 @@ type StoreGetResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3195,6 +3215,11 @@ func (r StoreGetResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r StoreGetResponse) GetApplicationproblemJSON409() *Problem {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r StoreGetResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3939,6 +3964,12 @@ func (c *ClientWithResponses) StoreDeleteWithResponse(ctx context.Context, id st
 }
 
 // StoreGetWithResponse an entity and its live traits
+//
+// A node without the store role asks a store member of its cell (503
+// no-store-member when none answers). An entity too large for one
+// answer (15 MiB, or the store protocol's 16 MiB frame through a
+// store member) is 413 payload-too-large: ask for fewer trait types.
+// So is a query whose next hit is such an entity.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5048,6 +5079,13 @@ func ParseStoreGetResponse(rsp *http.Response) (*StoreGetResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
