@@ -338,3 +338,30 @@ func (l *logBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestWatchEndsWithTheNode: a watched query's channel closes when the
+// node closes, its consumer's context still live.
+func TestWatchEndsWithTheNode(t *testing.T) {
+	n := cellNode(t, 11)
+	ch, err := n.Store().Watch(t.Context(), store.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, ch); ev.Page == nil {
+		t.Fatalf("first event %+v", ev)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(20 * time.Second)
+	for open := true; open; {
+		select {
+		case _, open = <-ch:
+		case <-deadline:
+			t.Fatal("the watch outlived the node by 20 s")
+		}
+	}
+	if _, err := n.Store().Query(t.Context(), store.Query{}); !errors.Is(err, service.ErrClosed) {
+		t.Errorf("Query after Close: %v, want ErrClosed", err)
+	}
+}
