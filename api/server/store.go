@@ -13,16 +13,16 @@ import (
 	"github.com/exopeer/exopeer/store/service"
 )
 
-const (
-	// storeBodyMax bounds a put's body: its documents are at most a
-	// chain entry's payload together (store.MaxPayload, 256 KiB), and
-	// JSON's escapes and a thousand traits' names may double that.
-	storeBodyMax = 1 << 20
-	// storePageBytes is about where a query's page is cut short (with the
-	// cursor that reads on from there), so that an answer stays well
-	// under what a client reads (16 MiB).
-	storePageBytes = 8 << 20
-)
+// storeBodyMax bounds a put's body: its documents are at most a chain
+// entry's payload together (store.MaxPayload, 256 KiB), and JSON's escapes
+// and a thousand traits' names may double that.
+const storeBodyMax = 1 << 20
+
+// storePageBytes is about where a query's page, or a watch's line, is cut
+// short (with the cursor that reads on from there), so that an answer
+// stays well under what a client reads (16 MiB). A variable for the
+// tests, which cut pages sooner.
+var storePageBytes = 8 << 20
 
 // StorePut implements api.ServerInterface.
 func (rt *routes) StorePut(w http.ResponseWriter, r *http.Request) {
