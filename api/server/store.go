@@ -19,16 +19,18 @@ const (
 	// chain entry's payload together (store.MaxPayload, 256 KiB), and
 	// JSON's escapes and a thousand traits' names may double that.
 	storeBodyMax = 1 << 20
-	// storePageBytes is about where a query's page is cut short (with the
-	// cursor that reads on from there), so that an answer stays well
-	// under what a client reads (16 MiB).
-	storePageBytes = 8 << 20
 	// storeEntityBytes bounds the one entity of a get, or the first hit
 	// of a page: an answer over it would be over what a client reads (16
 	// MiB); it is refused, 413, as a store member refuses one over its
 	// protocol's frame.
 	storeEntityBytes = 15 << 20
 )
+
+// storePageBytes is about where a query's page, or a watch's line, is cut
+// short (with the cursor that reads on from there), so that an answer
+// stays well under what a client reads (16 MiB). A variable for the
+// tests, which cut pages sooner.
+var storePageBytes = 8 << 20
 
 // tooLarge is the problem of an entity over storeEntityBytes, or nil.
 func tooLarge(h store.Hit) *problem {

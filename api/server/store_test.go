@@ -375,13 +375,15 @@ func compactJSON(t *testing.T, doc json.RawMessage) string {
 }
 
 // TestStoreQueryCutsALargePage: a page whose entities would make an
-// answer over about 8 MiB is cut short, with the cursor that reads on
-// from its last hit, so that every entity is read once, in order.
+// answer over the cut (8 MiB; 256 KiB here) is cut short, with the cursor
+// that reads on from its last hit, so that every entity is read once, in
+// order.
 func TestStoreQueryCutsALargePage(t *testing.T) {
+	t.Cleanup(server.SetStorePageBytes(256 << 10))
 	_, c := storeNode(t)
 	ctx := t.Context()
-	doc := note(strings.Repeat("x", 60<<10))
-	const entities = 50 // of 3 traits of 60 KiB: 9 MiB
+	doc := note(strings.Repeat("x", 20<<10))
+	const entities = 20 // of 3 traits of 20 KiB: 1.2 MiB
 	for i := range entities {
 		ts := make([]api.StoreTraitInput, 3)
 		for j := range ts {
@@ -410,8 +412,8 @@ func TestStoreQueryCutsALargePage(t *testing.T) {
 			break
 		}
 	}
-	if len(seen) != entities || pages < 2 {
-		t.Errorf("%d entities in %d pages, want %d in 2 or more", len(seen), pages, entities)
+	if len(seen) != entities || pages < 4 {
+		t.Errorf("%d entities in %d pages, want %d in 4 or more", len(seen), pages, entities)
 	}
 
 	// A watch's first page is cut the same way.
