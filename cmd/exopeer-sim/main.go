@@ -3,7 +3,7 @@
 //
 //	exopeer-sim SCENARIO [--nodes N] [--seed S] [--crash F] [--json] ...
 //
-// The scenarios are simnet's (cell, chain, dht, lan). A scenario runs as
+// The scenarios are simnet's (cell, chain, dht, lan, store). A scenario runs as
 // the one test of testing.Main, since synctest runs only under a
 // *testing.T; that is why the simulator is a command of its own, and the
 // exopeer binary users install carries no test harness.
@@ -64,11 +64,11 @@ func app(stdout, stderr io.Writer) *cli.Command {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "nodes", Value: 200, Usage: "number of nodes (chain: default 5)"},
+			&cli.IntFlag{Name: "nodes", Value: 200, Usage: "number of nodes (chain and store: default 5)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of every random choice (keys, topology, lookups, faults)"},
 			&cli.Float64Flag{Name: "crash", Usage: "fraction of the nodes that crash after the network settled (0 to 0.9; chain: that each crash takes down, default one node)"},
 			&cli.IntFlag{Name: "lookups", Value: 10, Usage: "lookups per live node (dht)"},
-			&cli.IntFlag{Name: "entries", Value: 1000, Usage: "entries each node appends (chain)"},
+			&cli.IntFlag{Name: "entries", Value: 1000, Usage: "entries each node appends (chain); mutations each store node makes (store: default 60)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 			&cli.BoolFlag{Name: "v", Usage: "log the nodes (warnings and errors) to stderr"},
 			&cli.Int64Flag{Name: "memlimit", Value: -1, Usage: "soft memory limit of the run, in MiB (0: none; default 6 GiB, or 8 MiB per node if more)"},
@@ -103,8 +103,12 @@ func run(_ context.Context, cmd *cli.Command) error {
 		return usageError{"--entries must be at least 1"}
 	}
 	name := args[0]
-	if name == "chain" && !cmd.IsSet("nodes") {
+	if (name == "chain" || name == "store") && !cmd.IsSet("nodes") {
 		nodes = 5
+	}
+	entries := cmd.Int("entries")
+	if name == "store" && !cmd.IsSet("entries") {
+		entries = 0 // the scenario's own default: 60 mutations a node
 	}
 	memLimit := cmd.Int64("memlimit")
 	if memLimit < 0 {
@@ -117,7 +121,7 @@ func run(_ context.Context, cmd *cli.Command) error {
 		cfg.Logger = slog.New(slog.NewTextHandler(cmd.Root().ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	simnet.Main(name, cfg, simnet.Options{
-		Nodes: nodes, Seed: cfg.Seed, CrashFraction: crash, Lookups: cmd.Int("lookups"), Entries: cmd.Int("entries"),
+		Nodes: nodes, Seed: cfg.Seed, CrashFraction: crash, Lookups: cmd.Int("lookups"), Entries: entries,
 		HeapProfile: cmd.String("memprofile"), MemoryLimit: memLimit << 20,
 	}, cmd.Bool("json"), cmd.Root().Writer, cmd.Root().ErrWriter)
 	return nil
