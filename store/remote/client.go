@@ -120,9 +120,12 @@ func (c *Client) open(ctx context.Context, p peer.ID, r request) (network.Stream
 	} else {
 		_ = st.SetWriteDeadline(ambient.Deadline(c.cfg.Timeout))
 	}
-	err = writeFrame(st, body)
-	if err == nil && r.Op != OpWatch {
-		err = st.CloseWrite()
+	if err = writeFrame(st, body); err == nil && r.Op != OpWatch {
+		// The request is out whole. The member may already have answered
+		// and closed the stream, which on QUIC cancels this side's
+		// sending (STOP_SENDING), and CloseWrite then fails: the answer is
+		// still there to read, so that failure is not the request's.
+		_ = st.CloseWrite()
 	}
 	if err != nil {
 		_ = st.Reset()
