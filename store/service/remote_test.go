@@ -20,19 +20,7 @@ import (
 // no index of its own.
 func TestThinMember(t *testing.T) {
 	ctx := t.Context()
-	a := cellNode(t, 20)
-	inv, _, err := a.Cell().Invite(cell.InviteOptions{Roles: cell.RoleChain})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := nodetest.Options(t, 21, nodetest.AddrInfo(a))
-	opts.Cell, opts.Store.Dir = nodetest.FastCell, t.TempDir()
-	b := nodetest.Start(t, opts)
-	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := b.Cell().Join(jctx, inv.String(), "phone"); err != nil {
-		t.Fatal(err)
-	}
+	a, b := thinPair(t, 20)
 	sa, sb := a.Store(), b.Store()
 
 	// The thin member writes; the store member indexes it once synced.

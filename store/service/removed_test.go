@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exopeer/exopeer/cell"
-	"github.com/exopeer/exopeer/internal/nodetest"
 	"github.com/exopeer/exopeer/store"
 )
 
@@ -16,19 +14,7 @@ import (
 // set up again forever.
 func TestRemovedThinMemberWatch(t *testing.T) {
 	ctx := t.Context()
-	a := cellNode(t, 25)
-	inv, _, err := a.Cell().Invite(cell.InviteOptions{Roles: cell.RoleChain})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := nodetest.Options(t, 26, nodetest.AddrInfo(a))
-	opts.Cell, opts.Store.Dir = nodetest.FastCell, t.TempDir()
-	b := nodetest.Start(t, opts)
-	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := b.Cell().Join(jctx, inv.String(), "phone"); err != nil {
-		t.Fatal(err)
-	}
+	a, b := thinPair(t, 25)
 	if _, err := a.Store().Put(ctx, store.EntityID{}, []store.Trait{note("before")}); err != nil {
 		t.Fatal(err)
 	}

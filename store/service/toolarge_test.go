@@ -1,15 +1,11 @@
 package service_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/exopeer/exopeer/cell"
-	"github.com/exopeer/exopeer/internal/nodetest"
 	"github.com/exopeer/exopeer/store"
 	"github.com/exopeer/exopeer/store/remote"
 	"github.com/exopeer/exopeer/store/service"
@@ -21,19 +17,7 @@ import (
 // says so, and does not put the member last for the next reads.
 func TestThinMemberEntityTooLarge(t *testing.T) {
 	ctx := t.Context()
-	a := cellNode(t, 27)
-	inv, _, err := a.Cell().Invite(cell.InviteOptions{Roles: cell.RoleChain})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := nodetest.Options(t, 28, nodetest.AddrInfo(a))
-	opts.Cell, opts.Store.Dir = nodetest.FastCell, t.TempDir()
-	b := nodetest.Start(t, opts)
-	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := b.Cell().Join(jctx, inv.String(), "phone"); err != nil {
-		t.Fatal(err)
-	}
+	a, b := thinPair(t, 27)
 	// 280 traits of 60 KiB: some 22 MiB in base64.
 	var e store.EntityID
 	doc := `"` + strings.Repeat("x", 60<<10) + `"`
@@ -48,7 +32,7 @@ func TestThinMemberEntityTooLarge(t *testing.T) {
 		}
 		e = w.Entity
 	}
-	_, err = b.Store().Get(ctx, e, nil)
+	_, err := b.Store().Get(ctx, e, nil)
 	if !errors.Is(err, remote.ErrTooLarge) || errors.Is(err, service.ErrNoStoreMember) {
 		t.Fatalf("thin Get of a 22 MiB entity: %v; want remote.ErrTooLarge", err)
 	}

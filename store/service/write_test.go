@@ -2,11 +2,14 @@ package service_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/internal/nodetest"
 	p "github.com/exopeer/exopeer/peer"
@@ -16,6 +19,26 @@ import (
 
 // cellNode starts a loopback node with the store role on a dir of its own
 // and makes it create a cell.
+// thinPair starts a store member a (seed) of a new cell and a member b
+// (seed+1) without the store role, joined to it.
+func thinPair(t *testing.T, seed byte) (a, b *p.Node) {
+	t.Helper()
+	a = cellNode(t, seed)
+	inv, _, err := a.Cell().Invite(cell.InviteOptions{Roles: cell.RoleChain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := nodetest.Options(t, seed+1, nodetest.AddrInfo(a))
+	opts.Cell, opts.Store.Dir = nodetest.FastCell, t.TempDir()
+	b = nodetest.Start(t, opts)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := b.Cell().Join(ctx, inv.String(), "phone"); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
 func cellNode(t *testing.T, seed byte, tweak ...func(*p.Options)) *p.Node {
 	t.Helper()
 	opts := nodetest.Options(t, seed)
