@@ -445,6 +445,26 @@ func (s *Service) Keys() *Keys {
 	return s.state.keys.Clone()
 }
 
+// BlobSecret returns the secret from which blob keys are derived in the
+// current key epoch (see core.Secret.BlobSecret), with that epoch. ErrNoCell
+// when the node is in no cell; an error wrapping core.ErrNoKey when it does
+// not hold the epoch's secret (a removed node). The slice is the caller's.
+func (s *Service) BlobSecret() (epoch uint64, secret []byte, err error) {
+	r := s.Roster()
+	if r == nil {
+		return 0, nil, ErrNoCell
+	}
+	keys := s.Keys()
+	if keys == nil {
+		return 0, nil, ErrNoCell
+	}
+	sec, ok := keys.Secret(r.Epoch)
+	if !ok {
+		return 0, nil, fmt.Errorf("cell: blob secret of epoch %d: %w", r.Epoch, core.ErrNoKey)
+	}
+	return r.Epoch, sec.BlobSecret(r.Cell), nil
+}
+
 // Gossip returns the running membership, or nil.
 func (s *Service) Gossip() *gossip.Membership {
 	s.mu.Lock()

@@ -38,6 +38,7 @@ const (
 	purposeData       = "exopeer data key v1"
 	purposeRendezvous = "exopeer cell rendezvous v1"
 	purposeHistory    = "exopeer epoch history v1"
+	purposeBlob       = "exopeer blob dedup v1"
 )
 
 // derive returns a 32-byte key for purpose from s, salted with the cell
@@ -52,6 +53,12 @@ func (s Secret) derive(cell ed25519.PublicKey, purpose string) []byte {
 
 // GossipKey is memberlist's AES-256 key for this epoch.
 func (s Secret) GossipKey(cell ed25519.PublicKey) []byte { return s.derive(cell, purposeGossip) }
+
+// BlobSecret is the secret from which the cell's blob keys are derived,
+// each from it and the hash of the blob's content (package blob): the same
+// file added twice in one epoch is stored once, while nobody without the
+// secret can tell that two blobs hold the same file.
+func (s Secret) BlobSecret(cell ed25519.PublicKey) []byte { return s.derive(cell, purposeBlob) }
 
 // RendezvousSecret is what members advertise on the DHT, blinded per
 // rendezvous epoch by package discovery: it names nothing.
