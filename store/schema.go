@@ -79,11 +79,33 @@ var NoteSchema = Schema{
 	},
 }
 
-// NewRegistry returns a registry holding the built-in types (exo.note).
+// FileSchema is the schema of exo.file, a file of the cell (package
+// blob/service writes them): its base name, its plaintext size in bytes,
+// its media type, the capability that reads it (exo://blob/...), the peer
+// ID of the node that added it and when. The blocks are not in the store:
+// the capability names them.
+var FileSchema = Schema{
+	Type: "exo.file",
+	Fields: []Field{
+		{Name: "name", Kind: Text, Required: true},
+		{Name: "size", Kind: Number, Required: true},
+		{Name: "media", Kind: Keyword},
+		{Name: "cap", Kind: Keyword, Required: true},
+		{Name: "by", Kind: Keyword},
+		{Name: "added", Kind: Time, Required: true},
+	},
+}
+
+// NewRegistry returns a registry holding the built-in types (exo.note,
+// exo.file). Built-in types live here, not with the parts that write
+// them, so that every node (a store member indexing, a thin member
+// checking its writes) knows the same types whatever parts it runs.
 func NewRegistry() *Registry {
 	r := &Registry{}
-	if err := r.Register(NoteSchema); err != nil {
-		panic(err) // the built-in schemas are valid
+	for _, s := range []Schema{NoteSchema, FileSchema} {
+		if err := r.Register(s); err != nil {
+			panic(err) // the built-in schemas are valid
+		}
 	}
 	return r
 }
