@@ -25,6 +25,21 @@ type Config struct {
 	DHT     DHTConfig     `toml:"dht"`
 	API     APIConfig     `toml:"api"`
 	Log     LogConfig     `toml:"log"`
+	Blobs   BlobsConfig   `toml:"blobs"`
+}
+
+// BlobsConfig is the node's blobs and the cell's files on this device.
+type BlobsConfig struct {
+	// Policy says which of the cell's files this device keeps: "all",
+	// "none" (each fetched when opened) or "budget" (the newest files up to
+	// PinBudgetMiB). Empty means "all".
+	Policy string `toml:"policy"`
+	// PinBudgetMiB is the files kept under the "budget" policy, in MiB of
+	// content.
+	PinBudgetMiB int `toml:"pin_budget_mib"`
+	// DiskBudgetMiB is the blob blocks on disk, in MiB, past which the
+	// node collects the unpinned ones by itself. 0: never by itself.
+	DiskBudgetMiB int `toml:"disk_budget_mib"`
 }
 
 // NetworkConfig is the libp2p host and peer discovery.
@@ -83,6 +98,7 @@ func DefaultConfig() Config {
 		DHT:     DHTConfig{Mode: "auto", LAN: &on},
 		API:     APIConfig{Listen: "127.0.0.1:0"},
 		Log:     LogConfig{Level: "info"},
+		Blobs:   BlobsConfig{Policy: "all"},
 	}
 }
 
@@ -110,6 +126,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = d.Log.Level
+	}
+	if c.Blobs.Policy == "" {
+		c.Blobs.Policy = d.Blobs.Policy
 	}
 	return c
 }
@@ -144,6 +163,22 @@ func (c Config) validate() error {
 	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		errs = append(errs, err)
+	}
+	switch c.Blobs.Policy {
+	case "all", "none":
+	case "budget":
+		if c.Blobs.PinBudgetMiB <= 0 {
+			errs = append(errs, fmt.Errorf("blobs.policy \"budget\" needs blobs.pin_budget_mib > 0"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("blobs.policy %q is not one of all, none, budget", c.Blobs.Policy))
+	}
+	const maxMiB = 1 << 40 // 1 EiB: past it the bytes overflow
+	if b := c.Blobs.PinBudgetMiB; b < 0 || b > maxMiB {
+		errs = append(errs, fmt.Errorf("blobs.pin_budget_mib %d is not within 0 to %d", b, maxMiB))
+	}
+	if b := c.Blobs.DiskBudgetMiB; b < 0 || b > maxMiB {
+		errs = append(errs, fmt.Errorf("blobs.disk_budget_mib %d is not within 0 to %d", b, maxMiB))
 	}
 	return errors.Join(errs...)
 }
@@ -280,6 +315,17 @@ listen = "127.0.0.1:0"
 [log]
 # debug, info, warn or error.
 level = "info"
+
+[blobs]
+# Which of the cell's files this device keeps: "all", "none" (a file is
+# fetched when opened, and kept until the next collection), or "budget"
+# (the newest files whose sizes add up to pin_budget_mib).
+policy = "all"
+# MiB of files kept under the "budget" policy.
+pin_budget_mib = 0
+# MiB of blob blocks on disk past which the node collects the blocks no
+# kept file or pin needs, by itself. 0: only by hand (exopeer blob gc).
+disk_budget_mib = 0
 `
 
 // Check fills in defaults and validates c in place, as ParseConfig does for

@@ -78,6 +78,9 @@ var settings = []Setting{
 	boolPtrSetting("dht.lan", "dht-lan", func(c *Config) **bool { return &c.DHT.LAN }),
 	stringSetting("api.listen", "api", func(c *Config) *string { return &c.API.Listen }),
 	stringSetting("log.level", "log-level", func(c *Config) *string { return &c.Log.Level }),
+	stringSetting("blobs.policy", "", func(c *Config) *string { return &c.Blobs.Policy }),
+	intSetting("blobs.pin_budget_mib", "", func(c *Config) *int { return &c.Blobs.PinBudgetMiB }),
+	intSetting("blobs.disk_budget_mib", "", func(c *Config) *int { return &c.Blobs.DiskBudgetMiB }),
 }
 
 func init() {

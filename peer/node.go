@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/exopeer/exopeer/blob/pin"
+	blobservice "github.com/exopeer/exopeer/blob/service"
 	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain"
@@ -60,6 +62,9 @@ type Options struct {
 	// Chain configures the node's replica of its cell's chain; zero means
 	// defaults.
 	Chain replica.Config
+	// Blobs configures the node's blobs and files (pin policy, budgets,
+	// spool); zero means defaults.
+	Blobs blobservice.Config
 	// Store configures the node's store: Store.Dir is where a store-role
 	// node keeps its index (NodeOptions: <data dir>/store); empty, the
 	// node keeps none and sends its reads to a store member.
@@ -104,6 +109,8 @@ type Node struct {
 	topics *gossip.Topics
 	chain  *replica.Replica
 	stor   *service.Service
+	pins   *pin.Pins
+	blobs  *blobservice.Service
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -241,10 +248,21 @@ func (n *Node) build() error {
 		return fmt.Errorf("peer: build store: %w", err)
 	}
 	n.parts.add("store", n.stor)
+	// Blobs and the cell's files: over the exchange (blocks), the store
+	// (files are entities) and the cell (keys, who may read); it follows
+	// the store's files, so it starts after it.
+	n.pins = pin.New(n.opts.Datastore, n.store, n.log.With("part", "pins"))
+	if n.blobs, err = blobservice.New(blobservice.Options{
+		Host: n.host, Exchange: n.xchg, Blocks: n.store, Pins: n.pins, Datastore: n.opts.Datastore,
+		Cell: n.cell, Store: n.stor, Config: in.blobs, Logger: n.log,
+	}); err != nil {
+		return fmt.Errorf("peer: build blobs: %w", err)
+	}
+	n.parts.add("blobs", n.blobs)
 	return nil
 }
 
-// Close stops the store, the chain, the cell, the DHT, discovery, the block exchange
+// Close stops the blobs, the store, the chain, the cell, the DHT, discovery, the block exchange
 // and the host, in that order (the reverse of Start's), and waits for their
 // goroutines. Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.
@@ -288,6 +306,12 @@ func (n *Node) Chain() *replica.Replica { return n.chain }
 // Store returns the node's store: entities over the chain, their index
 // and queries; nil before Start.
 func (n *Node) Store() *service.Service { return n.stor }
+
+// Blobs returns the node's blobs and the cell's files; nil before Start.
+func (n *Node) Blobs() *blobservice.Service { return n.blobs }
+
+// Pins returns the node's pins of blob roots; nil before Start.
+func (n *Node) Pins() *pin.Pins { return n.pins }
 
 // Cell returns the node's cell membership; nil before Start.
 func (n *Node) Cell() *cell.Service { return n.cell }

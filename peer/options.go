@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	blobservice "github.com/exopeer/exopeer/blob/service"
 	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/dht"
@@ -20,6 +21,10 @@ import (
 // StoreDir is the directory of the data dir under which a store-role node
 // keeps its index, one per cell (StoreDir/<cell id>/).
 const StoreDir = "store"
+
+// SpoolDir is the directory of the data dir where uploads are kept while
+// they are imported (a key derived from the content needs two passes).
+const SpoolDir = "spool"
 
 // NodeOptions turns an open data dir, its config resolved (datadir.Resolve:
 // `--bootstrap` is in it), into the Options of a node on the real network.
@@ -48,7 +53,11 @@ func NodeOptions(d *datadir.Dir, log *slog.Logger) (Options, error) {
 		return Options{}, fmt.Errorf("node key %s: %w", d.Path+"/"+datadir.KeyFile, err)
 	}
 	return Options{
-		Store:     service.Config{Dir: filepath.Join(d.Path, StoreDir)},
+		Store: service.Config{Dir: filepath.Join(d.Path, StoreDir)},
+		Blobs: blobservice.Config{
+			Policy: cfg.Blobs.Policy, PinBudget: int64(cfg.Blobs.PinBudgetMiB) << 20, DiskBudget: int64(cfg.Blobs.DiskBudgetMiB) << 20,
+			Spool: filepath.Join(d.Path, SpoolDir),
+		},
 		Key:       key,
 		Datastore: d.Datastore,
 		Network:   RealNetwork(cfg.Network, log),
@@ -65,6 +74,7 @@ type inputs struct {
 	disc     discovery.Config
 	chain    replica.Config
 	store    service.Config
+	blobs    blobservice.Config
 	cellRand io.Reader
 }
 
@@ -73,7 +83,7 @@ type inputs struct {
 // The forks are drawn here, in a fixed order, so that a seeded o.Rand
 // gives every part the same stream whatever order the parts later draw in.
 func (o Options) inputs() (inputs, error) {
-	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store}
+	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store, blobs: o.Blobs}
 	fork := func(own io.Reader, purpose string) (io.Reader, error) {
 		if own != nil {
 			return own, nil
@@ -98,7 +108,10 @@ func (o Options) inputs() (inputs, error) {
 	if in.store.Rand, err = fork(in.store.Rand, "store"); err != nil {
 		return inputs{}, err
 	}
-	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now, &in.store.Now} {
+	if in.blobs.Rand, err = fork(in.blobs.Rand, "blobs"); err != nil {
+		return inputs{}, err
+	}
+	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now, &in.store.Now, &in.blobs.Now} {
 		if *now == nil {
 			*now = in.now
 		}

@@ -1,0 +1,244 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/blob"
+	"github.com/exopeer/exopeer/blocks"
+)
+
+// MaxShare is the most peers one blob is shared with.
+const MaxShare = 256
+
+// access is who may read which blob blocks besides the cell's members:
+// anyone the blocks of public blobs, given peers the blocks of blobs
+// shared with them. It holds the CIDs of the blocks this node holds of
+// those blobs (so it is bounded by what the node holds), rebuilt from the
+// datastore's records and the store's blocks whenever a record changes.
+type access struct {
+	mu     sync.RWMutex
+	public map[cid.Cid]struct{}
+	shared map[cid.Cid]map[peer.ID]struct{}
+}
+
+func (a *access) init() {
+	a.public = make(map[cid.Cid]struct{})
+	a.shared = make(map[cid.Cid]map[peer.ID]struct{})
+}
+
+// Records in the service's datastore.
+var (
+	publicPrefix   = ds.NewKey("/public") // /public/<root>: a public blob
+	sharePrefix    = ds.NewKey("/share")  // /share/<root>/<peer>: a blob shared with a peer
+	overridePrefix = ds.NewKey("/override")
+)
+
+// MayRead makes the Service a blocks.Owner: it lets p read c when c is a
+// blob block (raw or dag-pb codec) and p is a current member of the
+// node's cell, or c is a block of a public blob, or of a blob shared with
+// p. It takes a read lock and no other: safe for concurrent use, cheap.
+func (s *Service) MayRead(p peer.ID, c cid.Cid) bool {
+	if t := c.Type(); t != cid.Raw && t != cid.DagProtobuf {
+		return false
+	}
+	if ro := s.cell.Roster(); ro != nil && ro.Has(p) && ro.Has(s.h.ID()) {
+		return true
+	}
+	s.acl.mu.RLock()
+	defer s.acl.mu.RUnlock()
+	if _, ok := s.acl.public[c]; ok {
+		return true
+	}
+	_, ok := s.acl.shared[c][p]
+	return ok
+}
+
+var _ blocks.Owner = (*Service)(nil)
+
+// Share lets peers read the blob under root from this node, from now on
+// and after a restart (issue 14 shares files with contacts this way). A
+// blob is shared with at most MaxShare peers. It blocks on the datastore.
+func (s *Service) Share(ctx context.Context, root cid.Cid, peers []peer.ID) error {
+	if _, err := s.live(); err != nil {
+		return err
+	}
+	had, err := s.sharedWith(ctx, root)
+	if err != nil {
+		return err
+	}
+	b, err := s.d.Batch(ctx)
+	if err != nil {
+		return fmt.Errorf("blobs: share: %w", err)
+	}
+	for _, p := range peers {
+		if had[p] {
+			continue
+		}
+		if len(had) >= MaxShare {
+			return fmt.Errorf("blobs: share %s: already shared with %d peers, the most", root, MaxShare)
+		}
+		had[p] = true
+		if err := b.Put(ctx, sharePrefix.ChildString(root.String()).ChildString(p.String()), nil); err != nil {
+			return fmt.Errorf("blobs: share: %w", err)
+		}
+	}
+	if err := b.Commit(ctx); err != nil {
+		return fmt.Errorf("blobs: share: %w", err)
+	}
+	return s.loadAccess(ctx)
+}
+
+// sharedWith returns the peers root is shared with.
+func (s *Service) sharedWith(ctx context.Context, root cid.Cid) (map[peer.ID]bool, error) {
+	res, err := s.d.Query(ctx, query.Query{Prefix: sharePrefix.ChildString(root.String()).String(), KeysOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("blobs: shares: %w", err)
+	}
+	defer res.Close()
+	out := make(map[peer.ID]bool)
+	for r := range res.Next() {
+		if r.Error != nil {
+			return nil, fmt.Errorf("blobs: shares: %w", r.Error)
+		}
+		if id, err := peer.Decode(ds.NewKey(r.Key).BaseNamespace()); err == nil {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+// markPublic records root as a public blob, and serves the blocks of it
+// that the node holds to anyone.
+func (s *Service) markPublic(ctx context.Context, root cid.Cid) error {
+	if err := s.d.Put(ctx, publicPrefix.ChildString(root.String()), nil); err != nil {
+		return fmt.Errorf("blobs: mark public: %w", err)
+	}
+	cs, err := s.localBlocks(ctx, root)
+	if err != nil {
+		return err
+	}
+	s.acl.mu.Lock()
+	defer s.acl.mu.Unlock()
+	for _, c := range cs {
+		s.acl.public[c] = struct{}{}
+	}
+	return nil
+}
+
+// servePublic adds c, a block of a public blob being fetched, to those
+// served to anyone.
+func (s *Service) servePublic(c cid.Cid) {
+	s.acl.mu.Lock()
+	defer s.acl.mu.Unlock()
+	s.acl.public[c] = struct{}{}
+}
+
+// loadAccess rebuilds the public and shared sets from the records and
+// the blocks the node holds.
+func (s *Service) loadAccess(ctx context.Context) error {
+	res, err := s.d.Query(ctx, query.Query{Prefix: publicPrefix.String(), KeysOnly: true})
+	if err != nil {
+		return fmt.Errorf("blobs: load public blobs: %w", err)
+	}
+	defer res.Close()
+	public := make(map[cid.Cid]struct{})
+	for r := range res.Next() {
+		if r.Error != nil {
+			return fmt.Errorf("blobs: load public blobs: %w", r.Error)
+		}
+		root, err := cid.Decode(ds.NewKey(r.Key).BaseNamespace())
+		if err != nil {
+			continue
+		}
+		cs, err := s.localBlocks(ctx, root)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			public[c] = struct{}{}
+		}
+	}
+	res2, err := s.d.Query(ctx, query.Query{Prefix: sharePrefix.String(), KeysOnly: true})
+	if err != nil {
+		return fmt.Errorf("blobs: load shares: %w", err)
+	}
+	defer res2.Close()
+	shares := make(map[cid.Cid][]peer.ID)
+	for r := range res2.Next() {
+		if r.Error != nil {
+			return fmt.Errorf("blobs: load shares: %w", r.Error)
+		}
+		parts := strings.Split(strings.TrimPrefix(r.Key, sharePrefix.String()+"/"), "/")
+		if len(parts) != 2 {
+			continue
+		}
+		root, err1 := cid.Decode(parts[0])
+		p, err2 := peer.Decode(parts[1])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		shares[root] = append(shares[root], p)
+	}
+	shared := make(map[cid.Cid]map[peer.ID]struct{})
+	for root, ps := range shares {
+		cs, err := s.localBlocks(ctx, root)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			m := shared[c]
+			if m == nil {
+				m = make(map[peer.ID]struct{}, len(ps))
+				shared[c] = m
+			}
+			for _, p := range ps {
+				m[p] = struct{}{}
+			}
+		}
+	}
+	s.acl.mu.Lock()
+	defer s.acl.mu.Unlock()
+	s.acl.public, s.acl.shared = public, shared
+	return nil
+}
+
+// localBlocks returns the CIDs of the blocks of the DAG under root that
+// the node holds (and of the leaves its held nodes link to, held or not:
+// a leaf is named by its parent, and serving what is not held tells
+// nothing). It reads only the held dag-pb nodes, never the network.
+func (s *Service) localBlocks(ctx context.Context, root cid.Cid) ([]cid.Cid, error) {
+	var out []cid.Cid
+	level := []cid.Cid{root}
+	for len(level) > 0 {
+		var next []cid.Cid
+		for _, c := range level {
+			out = append(out, c)
+			if c.Type() != cid.DagProtobuf {
+				continue
+			}
+			b, err := s.bs.Get(ctx, c)
+			if errors.Is(err, blocks.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("blobs: read %s: %w", c, err)
+			}
+			kids, err := blob.Children(b)
+			if err != nil {
+				return nil, fmt.Errorf("blobs: %s: %w", c, err)
+			}
+			next = append(next, kids...)
+		}
+		level = next
+	}
+	return out, nil
+}

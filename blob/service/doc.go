@@ -1,0 +1,49 @@
+// Package service is the node's part "blobs": blobs (package blob) kept,
+// fetched and served by a node, and the cell's files over them.
+//
+// # Blobs
+//
+// AddBlob and AddPath import a blob (package blob: sealed segments, a
+// UnixFS DAG of raw leaves) through the exchange's PutOwn (stored without
+// hashing again, announced), each block held (pin.Pins.Hold) until the
+// root is pinned, so that a collection meanwhile keeps them and a failed
+// import leaves only garbage. In a cell, keys are derived from the cell's
+// blob secret and the content (the same file added on two devices is one
+// blob); outside one they are random. Open reads a blob through one
+// bitswap session, fetching the leaves under each read on demand: those
+// blocks are stored unpinned, kept until the next collection. Fetch brings
+// a whole DAG in (blob.Walk over one session), reporting bytes and blocks,
+// per peer, and the totals once the DAG's structure is known; the root is
+// pinned "fetch" while it runs, so an interrupted fetch keeps what it has
+// and resumes (at the next start, too) without fetching it again.
+//
+// # Files
+//
+// A file of the cell is an entity with an exo.file trait (store.FileSchema:
+// name, size, media, cap, by, added), written after its blob is imported
+// and pinned: a failed import lists nothing. Names are base names;
+// several files may share one, and File(name) is then ErrAmbiguous, naming
+// each by its entity ID (which File takes too, as it takes a capability).
+//
+// # Pins and the policy
+//
+// Each device keeps the cell's files by its policy (Config.Policy): all,
+// none (fetched when opened), or a budget (Choose: newest first while they
+// fit). A device's own PinFile and UnpinFile override the policy; they are
+// kept in its datastore, not in the store. The follower watches the
+// store's exo.file entities (and looks again every Config.Check) and makes
+// the pins "file:<entity id>" match Choose's answer, fetching kept files
+// in the background (Config.Fetchers at once, a failed fetch tried again
+// after a doubling backoff). A removed file loses its pins on every device
+// and its blocks go at the next collection: by hand (GC), or by itself when
+// the blob blocks pass Config.DiskBudget (checked after imports and
+// fetches, and every Config.Check).
+//
+// # Serving
+//
+// The service is a blocks.Owner on the exchange's gate: a blob block (raw
+// or dag-pb CID) is served to the current members of the node's cell, the
+// blocks of public blobs to anyone (the CIDs of those the node holds, in
+// memory, loaded at start), and the blocks of a blob shared with given
+// peers (Share, kept in the datastore) to those peers. Nothing else.
+package service

@@ -1,0 +1,294 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/boxo/ipld/merkledag"
+	blockformat "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/blob"
+	"github.com/exopeer/exopeer/blocks"
+)
+
+// Progress is how far a fetch is.
+type Progress struct {
+	// Bytes and Blocks are the blocks of the DAG the node has so far (held
+	// before or fetched now).
+	Bytes, Blocks int64
+	// TotalBytes is the whole DAG's, known from its root (0 before);
+	// TotalBlocks is known once every internal node is (0 before).
+	TotalBytes, TotalBlocks int64
+	// Peers are the blocks fetched from each peer, by peer ID.
+	Peers map[string]PeerProgress
+}
+
+// PeerProgress is what one peer sent.
+type PeerProgress struct{ Blocks, Bytes int64 }
+
+// tally follows a fetch's walk.
+type tally struct {
+	mu       sync.Mutex
+	p        Progress
+	internal int64 // dag-pb nodes seen (as links or as the root)
+	visited  int64 // dag-pb nodes visited
+	leaves   int64 // raw leaves seen as links
+}
+
+func (t *tally) visit(b blockformat.Block) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.p.Blocks++
+	t.p.Bytes += int64(len(b.RawData()))
+	first := t.p.Blocks == 1
+	if b.Cid().Type() != cid.DagProtobuf {
+		if first { // a blob of one leaf
+			t.p.TotalBytes, t.p.TotalBlocks = int64(len(b.RawData())), 1
+		}
+		return nil
+	}
+	n, err := merkledag.DecodeProtobuf(b.RawData())
+	if err != nil {
+		return fmt.Errorf("blobs: %s: %w: %w", b.Cid(), blob.ErrMalformed, err)
+	}
+	if first {
+		t.internal = 1
+		t.p.TotalBytes = int64(len(b.RawData()))
+		for _, l := range n.Links() {
+			t.p.TotalBytes += int64(l.Size)
+		}
+	}
+	t.visited++
+	for _, l := range n.Links() {
+		if l.Cid.Type() == cid.DagProtobuf {
+			t.internal++
+		} else {
+			t.leaves++
+		}
+	}
+	if t.visited == t.internal {
+		t.p.TotalBlocks = t.internal + t.leaves
+	}
+	return nil
+}
+
+func (t *tally) fetched(p peer.ID, size int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.p.Peers == nil {
+		t.p.Peers = make(map[string]PeerProgress)
+	}
+	pp := t.p.Peers[p.String()]
+	pp.Blocks++
+	pp.Bytes += int64(size)
+	t.p.Peers[p.String()] = pp
+}
+
+func (t *tally) snapshot() Progress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.p
+	p.Peers = make(map[string]PeerProgress, len(t.p.Peers))
+	for k, v := range t.p.Peers {
+		p.Peers[k] = v
+	}
+	return p
+}
+
+// Fetch brings the whole DAG of c into the store, from every peer that
+// holds some of it (one bitswap session), with the blocks it holds
+// already read locally: an interrupted fetch resumes where it stopped.
+// The root is pinned "fetch" while the fetch is under way, so that a
+// collection keeps a partial DAG (and the next start resumes it); the pin
+// goes when the fetch succeeds: pin the root to keep it. progress, if
+// set, is called after each block, from one goroutine at a time. It
+// blocks until the DAG is held, or ctx ends.
+func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Progress)) error {
+	ctx, cancel, err := s.bound(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := s.pins.Pin(ctx, c.Root, ReasonFetch); err != nil {
+		return fmt.Errorf("blobs: pin %s: %w", c.Root, err)
+	}
+	var t tally
+	var pmu sync.Mutex
+	report := func() {
+		if progress != nil {
+			pmu.Lock()
+			defer pmu.Unlock()
+			progress(t.snapshot())
+		}
+	}
+	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{OnBlock: s.onBlock(c, func(p peer.ID, _ cid.Cid, size int) { t.fetched(p, size) })})
+	defer sess.Close()
+	err = blob.Walk(ctx, sess, c.Root, func(b blockformat.Block) error {
+		if err := t.visit(b); err != nil {
+			return err
+		}
+		report()
+		return nil
+	})
+	s.checkDisk()
+	if err != nil {
+		return fmt.Errorf("blobs: fetch %s: %w", c.Root, err)
+	}
+	if c.Public {
+		if err := s.markPublic(ctx, c.Root); err != nil {
+			return err
+		}
+	}
+	if err := s.pins.Unpin(ctx, c.Root, ReasonFetch); err != nil {
+		return fmt.Errorf("blobs: unpin %s: %w", c.Root, err)
+	}
+	return nil
+}
+
+// fetching is the background fetches of pinned roots: a queue with
+// backoff, run by fetchLoop with at most Config.Fetchers at once.
+type fetching struct {
+	mu      sync.Mutex
+	pending map[cid.Cid]*job
+	done    map[cid.Cid]bool // held whole, as far as this process knows
+	wake    chan struct{}    // cap 1
+}
+
+type job struct {
+	c       blob.Capability
+	next    time.Time // not before
+	fails   int
+	running context.CancelFunc // nil when not running
+}
+
+func (f *fetching) init() {
+	f.pending = make(map[cid.Cid]*job)
+	f.done = make(map[cid.Cid]bool)
+	f.wake = make(chan struct{}, 1)
+}
+
+func (f *fetching) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.pending)
+}
+
+func (f *fetching) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// want asks for c to be fetched in the background, unless it is held
+// whole or already asked for; false when the queue is full.
+func (s *Service) want(c blob.Capability) bool {
+	f := &s.fetch
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done[c.Root] || f.pending[c.Root] != nil {
+		return true
+	}
+	if len(f.pending) >= s.cfg.MaxPending {
+		return false
+	}
+	f.pending[c.Root] = &job{c: c}
+	f.poke()
+	return true
+}
+
+// unwant drops root from the background fetches, stopping one under way,
+// and forgets that it was held (a collection may take it now).
+func (s *Service) unwant(root cid.Cid) {
+	f := &s.fetch
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if j := f.pending[root]; j != nil && j.running != nil {
+		j.running()
+	}
+	delete(f.pending, root)
+	delete(f.done, root)
+}
+
+// fetchLoop starts the due fetches, Config.Fetchers at most at once, and
+// waits for them when ctx ends.
+func (s *Service) fetchLoop(ctx context.Context) {
+	defer s.wg.Done()
+	f := &s.fetch
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	running := 0
+	finished := make(chan struct{}, s.cfg.Fetchers)
+	for {
+		now := s.cfg.Now()
+		var wait time.Duration = time.Hour
+		f.mu.Lock()
+		for _, j := range f.pending {
+			if j.running != nil {
+				continue
+			}
+			if d := j.next.Sub(now); d > 0 {
+				wait = min(wait, d)
+				continue
+			}
+			if running >= s.cfg.Fetchers {
+				break
+			}
+			jctx, cancel := context.WithCancel(ctx)
+			j.running = cancel
+			running++
+			wg.Add(1)
+			go func(j *job) {
+				defer wg.Done()
+				err := s.Fetch(jctx, j.c, nil)
+				cancel()
+				s.fetched(j, err)
+				finished <- struct{}{}
+			}(j)
+		}
+		f.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wake:
+		case <-finished:
+			running--
+		case <-timer.C:
+		}
+	}
+}
+
+// fetched records the end of a background fetch of j.
+func (s *Service) fetched(j *job, err error) {
+	f := &s.fetch
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j.running = nil
+	if f.pending[j.c.Root] != j {
+		return // unwanted meanwhile
+	}
+	if err == nil {
+		delete(f.pending, j.c.Root)
+		f.done[j.c.Root] = true
+		s.log.Debug("blob fetched", "root", j.c.Root)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	j.fails++
+	back := s.cfg.Backoff << min(j.fails-1, 20)
+	if back > s.cfg.MaxBackoff || back <= 0 {
+		back = s.cfg.MaxBackoff
+	}
+	j.next = s.cfg.Now().Add(back)
+	s.log.Info("blob fetch failed; trying again later", "root", j.c.Root, "fails", j.fails, "in", back, "err", err)
+}

@@ -1,0 +1,181 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+
+	"github.com/exopeer/exopeer/blob"
+	"github.com/exopeer/exopeer/store"
+)
+
+// kickFollower asks the follower for a pass.
+func (s *Service) kickFollower() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// follow keeps the device's pins in line with the cell's files and its
+// policy: a pass at start, after each change the store's watch of the
+// files reports, on a kick, and every Config.Check (which also sees
+// changes past the watched page, and the disk budget). It also resumes
+// the fetches that an earlier run left under way.
+func (s *Service) follow(ctx context.Context) {
+	defer s.wg.Done()
+	s.resume(ctx)
+	tick := time.NewTicker(s.cfg.Check)
+	defer tick.Stop()
+	var events <-chan store.WatchEvent
+	var stopWatch context.CancelFunc = func() {}
+	defer func() { stopWatch() }()
+	for {
+		if events == nil {
+			if _, err := s.member(); err == nil {
+				wctx, cancel := context.WithCancel(ctx)
+				ch, err := s.ents.Watch(wctx, store.Query{Type: FileType, Limit: store.MaxLimit, Traits: []string{}})
+				if err != nil {
+					cancel()
+					s.log.Debug("blob follower: no watch of the files yet", "err", err)
+				} else {
+					events, stopWatch = ch, cancel
+				}
+			}
+		}
+		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotMember) {
+			s.log.Info("blob follower: pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-events:
+			if !ok {
+				stopWatch()
+				events = nil
+			}
+		case <-s.kick:
+		case <-tick.C:
+			s.overDisk(ctx)
+		case <-s.gcKick:
+			s.overDisk(ctx)
+		}
+	}
+}
+
+// resume asks for the fetches an earlier run left under way (roots still
+// pinned "fetch").
+func (s *Service) resume(ctx context.Context) {
+	ps, err := s.pins.List(ctx)
+	if err != nil {
+		s.log.Warn("blob follower: pins", "err", err)
+		return
+	}
+	for _, p := range ps {
+		for _, r := range p.Reasons {
+			if r == ReasonFetch {
+				s.wantRoot(p.Root)
+			}
+		}
+	}
+}
+
+// reconcile makes one pass: the files the device keeps (Choose) are
+// pinned "file:<id>" and fetched in the background; the file pins of
+// files no longer kept (removed, unpinned, out of the budget) are taken
+// back.
+func (s *Service) reconcile(ctx context.Context) error {
+	fs, err := s.listFiles(ctx)
+	if err != nil {
+		return err
+	}
+	over, err := s.overrides(ctx)
+	if err != nil {
+		return err
+	}
+	keep := Choose(fs, s.cfg.Policy, s.cfg.PinBudget, over)
+	pinned, err := s.pinnedRoots(ctx)
+	if err != nil {
+		return err
+	}
+	want := make(map[string]bool) // "root reason"
+	for _, f := range fs {
+		if !keep[f.ID] {
+			continue
+		}
+		reason := fileReason(f.ID)
+		want[f.Cap.Root.KeyString()+" "+reason] = true
+		if !hasReason(pinned[f.Cap.Root], reason) {
+			if err := s.pins.Pin(ctx, f.Cap.Root, reason); err != nil {
+				return fmt.Errorf("blobs: pin %s: %w", f.Name, err)
+			}
+		}
+		if !s.want(f.Cap) {
+			s.log.Warn("blob follower: too many fetches waiting; the rest next pass", "max", s.cfg.MaxPending)
+		}
+	}
+	for root, reasons := range pinned {
+		still := false
+		for _, r := range reasons {
+			if !strings.HasPrefix(r, "file:") {
+				still = true
+				continue
+			}
+			if want[root.KeyString()+" "+r] {
+				still = true
+				continue
+			}
+			if err := s.pins.Unpin(ctx, root, r); err != nil {
+				return fmt.Errorf("blobs: unpin %s: %w", root, err)
+			}
+		}
+		if !still {
+			s.unwant(root)
+		}
+	}
+	return nil
+}
+
+func hasReason(rs []string, r string) bool {
+	for _, x := range rs {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// wantRoot asks for a background fetch of root, whose capability is not
+// known (a resumed fetch: fetching needs only the CID).
+func (s *Service) wantRoot(root cid.Cid) {
+	s.want(blob.Capability{Root: root})
+}
+
+// overrides returns the device's own choices, by file.
+func (s *Service) overrides(ctx context.Context) (map[store.EntityID]Override, error) {
+	res, err := s.d.Query(ctx, query.Query{Prefix: overridePrefix.String()})
+	if err != nil {
+		return nil, fmt.Errorf("blobs: overrides: %w", err)
+	}
+	defer res.Close()
+	out := make(map[store.EntityID]Override)
+	for r := range res.Next() {
+		if r.Error != nil {
+			return nil, fmt.Errorf("blobs: overrides: %w", r.Error)
+		}
+		id, err := store.ParseEntityID(ds.NewKey(r.Key).BaseNamespace())
+		if err != nil || len(r.Value) != 1 {
+			continue
+		}
+		if o := Override(r.Value[0]); o == Pinned || o == Unpinned {
+			out[id] = o
+		}
+	}
+	return out, nil
+}
