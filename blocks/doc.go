@@ -3,18 +3,29 @@
 //
 // # Storage
 //
-// A [Store] keeps blocks in a go-datastore (in production a go-ds-leveldb
-// database on disk) under the key namespace /blocks, one record per block,
-// keyed by the block's multihash (boxo's blockstore layout: the key is the
-// base32 of the multihash, so CIDs with the same hash share one record).
+// A [Store] keeps blocks in go-datastores, one record per block, keyed by
+// the block's multihash (boxo's blockstore layout: the key is the base32
+// of the multihash, so CIDs with the same hash share one record). Blob
+// blocks (CIDs of codec raw or dag-pb: file leaves and UnixFS nodes) go
+// to a datastore of their own ([NewStoreWith]; in a data dir a flatfs
+// directory, one file per block, as Kubo keeps them: see README.md for the
+// measurement behind that choice), at its root; every other block (the
+// chain's dag-cbor entries) to the node's leveldb under the namespace
+// /blocks. With a single datastore ([NewStore]) blob blocks are kept in it
+// under /blobs, still apart, so that a collection of blob blocks never
+// touches the chain. The store keeps a count of the blob blocks and their
+// bytes ([Store.Usage]), made by one scan and then kept up to date by
+// every write and delete.
+//
 // Every read is verified: the stored bytes are hashed again with the hash
 // function named by the requested CID and compared with the CID's digest.
 // A record that does not match gives an error wrapping [ErrCorrupt] that
 // names the CID, never the wrong bytes. Writes are verified the same way,
 // so a block whose data does not match its CID is refused
-// ([ErrInvalidBlock]). New content uses CIDv1, raw codec, sha2-256
-// ([NewBlock]); any CID with a hash function go-multihash knows is
-// accepted.
+// ([ErrInvalidBlock]), except through [Store.PutOwn], for blocks whose CID
+// the caller has just computed from their data (an import hashes each
+// block once). New content uses CIDv1, raw codec, sha2-256 ([NewBlock]);
+// any CID with a hash function go-multihash knows is accepted.
 //
 // # Exchange and wire protocol
 //

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ipfs/boxo/bitswap/network/bsnet"
-	"github.com/ipfs/boxo/datastore/dshelp"
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -165,34 +164,46 @@ func TestExchangeFetchMissingEndsWithContext(t *testing.T) {
 	}
 }
 
-// A peer waiting for a block gets it as soon as the holder puts it, not at
-// the next rebroadcast (a minute later).
+// A peer waiting for a block gets it as soon as the holder puts it (with
+// Put or PutOwn), not at the next rebroadcast (a minute later).
 func TestExchangeWaitingPeerGetsPut(t *testing.T) {
-	a := newNode(t, Config{}, true)
-	b := newNode(t, Config{}, true)
-	connect(t, b, a, "")
-	blk := randomBlock(t, 2048)
+	for _, put := range []struct {
+		name string
+		put  func(context.Context, *Exchange, blockformat.Block) error
+	}{
+		{"Put", func(ctx context.Context, e *Exchange, b blockformat.Block) error { return e.Put(ctx, b) }},
+		{"PutOwn", func(ctx context.Context, e *Exchange, b blockformat.Block) error {
+			return e.PutOwn(ctx, []blockformat.Block{b})
+		}},
+	} {
+		t.Run(put.name, func(t *testing.T) {
+			a := newNode(t, Config{}, true)
+			b := newNode(t, Config{}, true)
+			connect(t, b, a, "")
+			blk := randomBlock(t, 2048)
 
-	type result struct {
-		b   blockformat.Block
-		err error
+			type result struct {
+				b   blockformat.Block
+				err error
+			}
+			done := make(chan result, 1)
+			ctx, cancel := context.WithTimeout(t.Context(), fetchTimeout)
+			defer cancel()
+			go func() {
+				got, err := b.ex.Get(ctx, blk.Cid())
+				done <- result{got, err}
+			}()
+			time.Sleep(200 * time.Millisecond) // let B's want reach A
+			if err := put.put(t.Context(), a.ex, blk); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			if r.err != nil {
+				t.Fatalf("Get: %v", r.err)
+			}
+			checkSame(t, blk, r.b)
+		})
 	}
-	done := make(chan result, 1)
-	ctx, cancel := context.WithTimeout(t.Context(), fetchTimeout)
-	defer cancel()
-	go func() {
-		got, err := b.ex.Get(ctx, blk.Cid())
-		done <- result{got, err}
-	}()
-	time.Sleep(200 * time.Millisecond) // let B's want reach A
-	if err := a.ex.Put(t.Context(), blk); err != nil {
-		t.Fatal(err)
-	}
-	r := <-done
-	if r.err != nil {
-		t.Fatalf("Get: %v", r.err)
-	}
-	checkSame(t, blk, r.b)
 }
 
 // A corrupt record is neither served to peers nor returned locally.
@@ -204,8 +215,8 @@ func TestExchangeDoesNotServeCorruptBlock(t *testing.T) {
 	if err := a.store.Put(t.Context(), blk); err != nil {
 		t.Fatal(err)
 	}
-	key := dshelp.MultihashToDsKey(blk.Cid().Hash())
-	if err := a.store.d.Put(t.Context(), key, []byte("rotten")); err != nil {
+	d, key := a.store.where(blk.Cid())
+	if err := d.Put(t.Context(), key, []byte("rotten")); err != nil {
 		t.Fatal(err)
 	}
 

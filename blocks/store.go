@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/ipfs/boxo/blockstore"
 	"github.com/ipfs/boxo/datastore/dshelp"
@@ -33,8 +34,13 @@ var (
 	ErrInvalidBlock = errors.New("blocks: block data does not match its CID")
 )
 
-// keyPrefix is the datastore namespace under which a Store keeps blocks.
-var keyPrefix = ds.NewKey("/blocks")
+// keyPrefix is the datastore namespace under which a Store keeps the
+// blocks of its meta datastore (the chain's), and blobPrefix the one under
+// which it keeps blob blocks when they share that datastore.
+var (
+	keyPrefix  = ds.NewKey("/blocks")
+	blobPrefix = ds.NewKey("/blobs")
+)
 
 // notFoundError is the error for a missing block: errors.Is matches both
 // ErrNotFound and ipld.ErrNotFound, and errors.As finds ipld.ErrNotFound.
@@ -74,25 +80,77 @@ func verify(c cid.Cid, data []byte) (bool, error) {
 	return bytes.Equal(sum.Hash(), c.Hash()), nil
 }
 
-// Store is a verifying block store on a go-datastore. It is safe for
+// Store is a verifying block store on go-datastores. It is safe for
 // concurrent use. A Store holds no resources of its own: closing the
-// datastore it was made on is the caller's business, and ends the Store.
+// datastores it was made on is the caller's business, and ends the Store.
+//
+// Blocks whose CID has the raw or dag-pb codec (the blocks of blobs: file
+// leaves and UnixFS nodes) are kept apart from all others (the chain's
+// dag-cbor entries), in the blobs datastore of [NewStoreWith]; the codec of
+// the CID a block is put, read, checked or deleted with decides which
+// datastore is asked.
 type Store struct {
-	root ds.Batching // the caller's datastore
-	d    ds.Batching // root wrapped in keyPrefix
-	bs   *verifyingBlockstore
+	root  ds.Batching // the meta datastore, as given (PutManyWith's records)
+	md    ds.Batching // root under keyPrefix: the blocks that are not blobs'
+	blobs ds.Batching // the blobs datastore, as given
+	bd    ds.Batching // where blob blocks are: blobs, or root under blobPrefix
+	split bool        // blobs is not root
+
+	meta, blob blockstore.Blockstore // boxo's, on md and bd
+	bs         *verifyingBlockstore
+	count      blobCount
 }
 
-// NewStore returns a Store keeping blocks in d under the namespace
-// /blocks, so d may be the node's root datastore shared with
-// other users of other namespaces. It starts nothing and does not block.
-func NewStore(d ds.Batching) *Store {
-	nd := namespace.Wrap(d, keyPrefix)
-	return &Store{
-		root: d,
-		d:    nd,
-		bs:   &verifyingBlockstore{base: blockstore.NewBlockstore(nd, blockstore.NoPrefix())},
+// NewStore returns a Store keeping every block in d: blob blocks under the
+// namespace /blobs, the others under /blocks, so d may be the node's root
+// datastore shared with other users of other namespaces. It is
+// NewStoreWith(d, d). It starts nothing and does not block.
+func NewStore(d ds.Batching) *Store { return NewStoreWith(d, d) }
+
+// NewStoreWith returns a Store keeping blob blocks (CIDs of codec raw or
+// dag-pb) in blobs and every other block in meta, under the namespace
+// /blocks. A blobs datastore other than meta is the Store's alone: blocks
+// are its keys from the root (the base32 of their multihash, one key
+// component, as flatfs requires); if blobs is meta, blob blocks are kept
+// in it under /blobs. It starts nothing and does not block.
+func NewStoreWith(meta, blobs ds.Batching) *Store {
+	s := &Store{root: meta, md: namespace.Wrap(meta, keyPrefix), blobs: blobs, bd: blobs}
+	s.split = !sameDatastore(meta, blobs)
+	if !s.split {
+		s.bd = namespace.Wrap(meta, blobPrefix)
 	}
+	s.meta = blockstore.NewBlockstore(s.md, blockstore.NoPrefix())
+	s.blob = blockstore.NewBlockstore(s.bd, blockstore.NoPrefix())
+	s.bs = &verifyingBlockstore{s: s}
+	return s
+}
+
+// sameDatastore reports whether a and b are the same datastore value
+// (without panicking on datastores of an incomparable type).
+func sameDatastore(a, b ds.Batching) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	if ta != tb || !ta.Comparable() {
+		return false
+	}
+	return any(a) == any(b)
+}
+
+// isBlob reports whether c names a blob block: codec raw or dag-pb.
+func isBlob(c cid.Cid) bool {
+	switch c.Type() {
+	case cid.Raw, cid.DagProtobuf:
+		return true
+	}
+	return false
+}
+
+// where returns the datastore that keeps c's block and its key there.
+func (s *Store) where(c cid.Cid) (ds.Batching, ds.Key) {
+	k := dshelp.MultihashToDsKey(c.Hash())
+	if isBlob(c) {
+		return s.bd, k
+	}
+	return s.md, k
 }
 
 // Put stores b after checking that its data hashes to its CID; storing a
@@ -103,46 +161,45 @@ func (s *Store) Put(ctx context.Context, b blockformat.Block) error {
 	return s.bs.Put(ctx, b)
 }
 
-// PutMany stores bs in one datastore batch after checking every block as
-// Put does; if any block is invalid, none is stored. It blocks like Put.
-// The Store keeps no reference to bs.
+// PutMany stores bs after checking every block as Put does; if any block
+// is invalid, none is stored. Blocks of one datastore are written in one
+// batch (blob blocks first, when they have a datastore of their own). It
+// blocks like Put. The Store keeps no reference to bs.
 func (s *Store) PutMany(ctx context.Context, bs []blockformat.Block) error {
 	return s.bs.PutMany(ctx, bs)
 }
 
-// PutManyWith stores bs as PutMany does and, in the same datastore batch,
-// writes records: keys of the datastore the Store was made on (outside
-// /blocks), so that a caller's index and the blocks it indexes are stored
-// together or not at all. It blocks like Put. The Store keeps no reference
-// to bs or records.
+// PutOwn stores bs as PutMany does but without hashing their data again:
+// it is for blocks whose CID this process has just computed from their
+// data (an import), and trusts that. Only blocks made so may be given to
+// it: a block whose data does not match its CID would be stored and later
+// read as ErrCorrupt. It blocks like Put.
+func (s *Store) PutOwn(ctx context.Context, bs []blockformat.Block) error {
+	return s.putMany(ctx, bs, nil)
+}
+
+// PutManyWith stores bs as PutMany does and writes records: keys of the
+// meta datastore the Store was made on (outside /blocks and /blobs), so
+// that a caller's index and the blocks it indexes are stored together. The
+// records are written in the same datastore batch as the blocks of that
+// datastore; blob blocks kept in a datastore of their own are written and
+// made durable first, so that a record never names a blob block that is
+// not stored. It blocks like Put. The Store keeps no reference to bs or
+// records.
 func (s *Store) PutManyWith(ctx context.Context, bs []blockformat.Block, records map[ds.Key][]byte) error {
 	for _, b := range bs {
 		if err := checkBlock(b); err != nil {
 			return err
 		}
 	}
-	batch, err := s.root.Batch(ctx)
-	if err != nil {
-		return fmt.Errorf("blocks: batch: %w", err)
-	}
-	for _, b := range bs {
-		k := keyPrefix.Child(dshelp.MultihashToDsKey(b.Cid().Hash()))
-		if err := batch.Put(ctx, k, b.RawData()); err != nil {
-			return fmt.Errorf("blocks: put %s: %w", b.Cid(), err)
+	for k := range records {
+		for _, p := range []ds.Key{keyPrefix, blobPrefix} {
+			if k.IsDescendantOf(p) || k.Equal(p) {
+				return fmt.Errorf("blocks: record %s is inside the block namespace %s", k, p)
+			}
 		}
 	}
-	for k, v := range records {
-		if k.IsDescendantOf(keyPrefix) || k.Equal(keyPrefix) {
-			return fmt.Errorf("blocks: record %s is inside the block namespace", k)
-		}
-		if err := batch.Put(ctx, k, v); err != nil {
-			return fmt.Errorf("blocks: put %s: %w", k, err)
-		}
-	}
-	if err := batch.Commit(ctx); err != nil {
-		return fmt.Errorf("blocks: commit: %w", err)
-	}
-	return nil
+	return s.putMany(ctx, bs, records)
 }
 
 // Get returns the block stored under c's multihash, as a block with CID c,
@@ -154,8 +211,9 @@ func (s *Store) Get(ctx context.Context, c cid.Cid) (blockformat.Block, error) {
 	return s.bs.Get(ctx, c)
 }
 
-// Has reports whether a block with c's multihash is stored. It does not
-// read or verify the data. It blocks on the datastore.
+// Has reports whether a block with c's multihash is stored (in the
+// datastore of c's codec). It does not read or verify the data. It blocks
+// on the datastore.
 func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) {
 	return s.bs.Has(ctx, c)
 }
@@ -166,11 +224,24 @@ func (s *Store) Delete(ctx context.Context, c cid.Cid) error {
 	return s.bs.DeleteBlock(ctx, c)
 }
 
-// Count returns the number of blocks stored. It walks every key under
-// /blocks, so it takes time proportional to the number of blocks; it
+// Count returns the number of blocks stored, in both datastores. It walks
+// every key, so it takes time proportional to the number of blocks; it
 // stops early with ctx's error when ctx ends.
 func (s *Store) Count(ctx context.Context) (int, error) {
-	res, err := s.d.Query(ctx, query.Query{KeysOnly: true})
+	n, err := countKeys(ctx, s.md)
+	if err != nil {
+		return 0, err
+	}
+	m, err := countKeys(ctx, s.bd)
+	if err != nil {
+		return 0, err
+	}
+	return n + m, nil
+}
+
+// countKeys counts the keys of d.
+func countKeys(ctx context.Context, d ds.Datastore) (int, error) {
+	res, err := d.Query(ctx, query.Query{KeysOnly: true})
 	if err != nil {
 		return 0, fmt.Errorf("blocks: count: %w", err)
 	}
@@ -199,9 +270,10 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 func (s *Store) Blockstore() blockstore.Blockstore { return s.bs }
 
 // verifyingBlockstore checks every block it reads or writes against its
-// CID and turns the base blockstore's not-found errors into notFoundError.
+// CID, routes each to the datastore of its codec, and turns not-found
+// errors into notFoundError.
 type verifyingBlockstore struct {
-	base blockstore.Blockstore
+	s *Store
 }
 
 var _ blockstore.Blockstore = (*verifyingBlockstore)(nil)
@@ -217,8 +289,15 @@ func checkBlock(b blockformat.Block) error {
 	return nil
 }
 
+func (v *verifyingBlockstore) base(c cid.Cid) blockstore.Blockstore {
+	if isBlob(c) {
+		return v.s.blob
+	}
+	return v.s.meta
+}
+
 func (v *verifyingBlockstore) Get(ctx context.Context, c cid.Cid) (blockformat.Block, error) {
-	b, err := v.base.Get(ctx, c)
+	b, err := v.base(c).Get(ctx, c)
 	if ipld.IsNotFound(err) {
 		return nil, notFoundError{c}
 	}
@@ -236,7 +315,7 @@ func (v *verifyingBlockstore) Get(ctx context.Context, c cid.Cid) (blockformat.B
 }
 
 func (v *verifyingBlockstore) GetSize(ctx context.Context, c cid.Cid) (int, error) {
-	n, err := v.base.GetSize(ctx, c)
+	n, err := v.base(c).GetSize(ctx, c)
 	if ipld.IsNotFound(err) {
 		return -1, notFoundError{c}
 	}
@@ -244,14 +323,11 @@ func (v *verifyingBlockstore) GetSize(ctx context.Context, c cid.Cid) (int, erro
 }
 
 func (v *verifyingBlockstore) Has(ctx context.Context, c cid.Cid) (bool, error) {
-	return v.base.Has(ctx, c)
+	return v.base(c).Has(ctx, c)
 }
 
 func (v *verifyingBlockstore) Put(ctx context.Context, b blockformat.Block) error {
-	if err := checkBlock(b); err != nil {
-		return err
-	}
-	return v.base.Put(ctx, b)
+	return v.PutMany(ctx, []blockformat.Block{b})
 }
 
 func (v *verifyingBlockstore) PutMany(ctx context.Context, bs []blockformat.Block) error {
@@ -260,15 +336,40 @@ func (v *verifyingBlockstore) PutMany(ctx context.Context, bs []blockformat.Bloc
 			return err
 		}
 	}
-	return v.base.PutMany(ctx, bs)
+	return v.s.putMany(ctx, bs, nil)
 }
 
 func (v *verifyingBlockstore) DeleteBlock(ctx context.Context, c cid.Cid) error {
-	return v.base.DeleteBlock(ctx, c)
+	return v.s.DeleteMany(ctx, []cid.Cid{c})
 }
 
-// AllKeysChan lists the stored blocks as CIDv1 raw CIDs (the store keys by
-// multihash and keeps no codec).
+// AllKeysChan lists the stored blocks of both datastores as CIDv1 raw CIDs
+// (the store keys by multihash and keeps no codec).
 func (v *verifyingBlockstore) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
-	return v.base.AllKeysChan(ctx)
+	meta, err := v.s.meta.AllKeysChan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := v.s.blob.AllKeysChan(ctx)
+	if err != nil {
+		// meta's goroutine ends with ctx or once drained.
+		go func() {
+			for range meta {
+			}
+		}()
+		return nil, err
+	}
+	out := make(chan cid.Cid, query.KeysOnlyBufSize)
+	go func() {
+		defer close(out)
+		for _, ch := range []<-chan cid.Cid{meta, blob} {
+			for c := range ch {
+				select {
+				case out <- c:
+				case <-ctx.Done():
+				}
+			}
+		}
+	}()
+	return out, nil
 }

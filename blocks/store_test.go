@@ -180,8 +180,8 @@ func TestStoreCorruption(t *testing.T) {
 				if err := s.Put(ctx, orig); err != nil {
 					t.Fatalf("Put: %v", err)
 				}
-				key := keyPrefix.Child(dshelp.MultihashToDsKey(orig.Cid().Hash()))
-				if err := root.Put(ctx, key, tt.stored); err != nil {
+				d, key := s.where(orig.Cid())
+				if err := d.Put(ctx, key, tt.stored); err != nil {
 					t.Fatalf("overwriting %s: %v", key, err)
 				}
 				for name, get := range map[string]func(context.Context, cid.Cid) (blockformat.Block, error){
@@ -229,13 +229,20 @@ func TestStoreNamespace(t *testing.T) {
 	}
 	s := NewStore(root)
 	b := NewBlock([]byte("namespaced"))
-	if err := s.Put(ctx, b); err != nil {
+	entry := cborBlock(t, "a chain entry")
+	if err := s.PutMany(ctx, []blockformat.Block{b, entry}); err != nil {
 		t.Fatal(err)
 	}
-	wantCount(t, s, 1)
-	key := ds.NewKey("/blocks").Child(dshelp.MultihashToDsKey(b.Cid().Hash()))
-	if has, err := root.Has(ctx, key); err != nil || !has {
-		t.Errorf("root datastore Has(%s) = %v, %v; want true", key, has, err)
+	wantCount(t, s, 2)
+	// Blob blocks (raw, dag-pb) under /blobs, the chain's under /blocks.
+	for _, w := range []struct {
+		ns string
+		b  blockformat.Block
+	}{{"/blobs", b}, {"/blocks", entry}} {
+		key := ds.NewKey(w.ns).Child(dshelp.MultihashToDsKey(w.b.Cid().Hash()))
+		if has, err := root.Has(ctx, key); err != nil || !has {
+			t.Errorf("root datastore Has(%s) = %v, %v; want true", key, has, err)
+		}
 	}
 }
 
