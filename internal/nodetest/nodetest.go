@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -153,4 +154,46 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(poll)
 	}
+}
+
+// CellNode starts a loopback node (seed, FastCell) with the store role on
+// a dir of its own, tweaks applied to its options, and makes it create a
+// cell ("test", member "n").
+func CellNode(t testing.TB, seed byte, tweak ...func(*p.Options)) *p.Node {
+	t.Helper()
+	opts := Options(t, seed)
+	opts.Cell = FastCell
+	opts.Store.Dir = t.TempDir()
+	for _, f := range tweak {
+		f(&opts)
+	}
+	n := Start(t, opts)
+	if _, err := n.Cell().Create(t.Context(), "test", "n"); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Join starts a loopback node (seed, FastCell, bootstrapping from admin)
+// with a store dir of its own, tweaks applied, and joins it to admin's
+// cell with roles (without cell.RoleStore it keeps no index and reads
+// through a store member).
+func Join(t testing.TB, admin *p.Node, seed byte, roles cell.Role, tweak ...func(*p.Options)) *p.Node {
+	t.Helper()
+	inv, _, err := admin.Cell().Invite(cell.InviteOptions{Roles: roles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options(t, seed, AddrInfo(admin))
+	opts.Cell, opts.Store.Dir = FastCell, t.TempDir()
+	for _, f := range tweak {
+		f(&opts)
+	}
+	n := Start(t, opts)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := n.Cell().Join(ctx, inv.String(), fmt.Sprintf("n%d", seed)); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -2,12 +2,10 @@ package service_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain"
@@ -17,41 +15,17 @@ import (
 	"github.com/exopeer/exopeer/store/service"
 )
 
-// cellNode starts a loopback node with the store role on a dir of its own
-// and makes it create a cell.
 // thinPair starts a store member a (seed) of a new cell and a member b
 // (seed+1) without the store role, joined to it.
 func thinPair(t *testing.T, seed byte) (a, b *p.Node) {
 	t.Helper()
-	a = cellNode(t, seed)
-	inv, _, err := a.Cell().Invite(cell.InviteOptions{Roles: cell.RoleChain})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := nodetest.Options(t, seed+1, nodetest.AddrInfo(a))
-	opts.Cell, opts.Store.Dir = nodetest.FastCell, t.TempDir()
-	b = nodetest.Start(t, opts)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if _, err := b.Cell().Join(ctx, inv.String(), "phone"); err != nil {
-		t.Fatal(err)
-	}
-	return a, b
+	a = nodetest.CellNode(t, seed)
+	return a, nodetest.Join(t, a, seed+1, cell.RoleChain)
 }
 
 func cellNode(t *testing.T, seed byte, tweak ...func(*p.Options)) *p.Node {
 	t.Helper()
-	opts := nodetest.Options(t, seed)
-	opts.Cell = nodetest.FastCell
-	opts.Store.Dir = t.TempDir()
-	for _, f := range tweak {
-		f(&opts)
-	}
-	n := nodetest.Start(t, opts)
-	if _, err := n.Cell().Create(t.Context(), "test", "n"); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return nodetest.CellNode(t, seed, tweak...)
 }
 
 func note(body string, tags ...string) store.Trait {
@@ -134,7 +108,7 @@ func TestPutAppends(t *testing.T) {
 	if _, err := s.Delete(t.Context(), store.EntityID{}, nil); !errors.Is(err, store.ErrMalformed) {
 		t.Errorf("delete of the zero entity: %v", err)
 	}
-	if got := s.Types(); len(got) == 0 || got[0].Type != "exo.note" {
+	if got := s.Types(); len(got) != 2 || got[0].Type != "exo.file" || got[1].Type != "exo.note" {
 		t.Errorf("Types: %+v", got)
 	}
 }
