@@ -69,6 +69,20 @@ func openSegment(a cipher.AEAD, dst, sealed []byte, i int64, last bool) ([]byte,
 	return out, nil
 }
 
+// sealLeaf appends to dst the sealed segments of plaintext p, leaf i of
+// a stream cut in leaves of segsPerLeaf segments (last: the final leaf, so
+// its final segment is flagged).
+func sealLeaf(a cipher.AEAD, dst, p []byte, i, segsPerLeaf int64, last bool) []byte {
+	for s := int64(0); ; s++ {
+		end := min(len(p), SegmentSize)
+		dst = sealSegment(a, dst, p[:end], i*segsPerLeaf+s, last && end == len(p))
+		p = p[end:]
+		if len(p) == 0 {
+			return dst
+		}
+	}
+}
+
 // CiphertextSize is the size of the sealed stream of a plaintext of size
 // bytes: one tag per segment, and one empty final segment for an empty
 // plaintext.

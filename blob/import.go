@@ -189,16 +189,7 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 			for c := range jobs {
 				data := c.data
 				if !o.Public {
-					ct := make([]byte, 0, CiphertextSize(int64(c.n)))
-					p := c.data
-					for s := int64(0); ; s++ {
-						end := min(len(p), SegmentSize)
-						ct = sealSegment(aead, ct, p[:end], c.i*segsPerLeaf+s, c.last && end == len(p))
-						p = p[end:]
-						if len(p) == 0 {
-							break
-						}
-					}
+					ct := sealLeaf(aead, make([]byte, 0, CiphertextSize(int64(c.n))), c.data, c.i, segsPerLeaf, c.last)
 					buf := c.data[:cap(c.data)]
 					pool.Put(&buf)
 					data = ct
