@@ -47,6 +47,16 @@ type Config struct {
 	// many process incoming wants. Zero means the default, 4.
 	TaskWorkers int
 
+	// JunkLimit is how many blocks that no fetch wanted a peer may send
+	// (bitswap drops them, after hashing them) before it is cut off for
+	// CutOff: its connections closed and its messages ignored. Zero means
+	// the default, 64; must not be negative.
+	JunkLimit int
+
+	// CutOff is how long a peer that sent junk stays cut off. Zero means
+	// the default, 10 minutes; must not be negative.
+	CutOff time.Duration
+
 	// Logger receives the exchange's own log records (bitswap logs through
 	// go-log). Nil discards them.
 	Logger *slog.Logger
@@ -54,15 +64,19 @@ type Config struct {
 
 // DefaultConfig returns the configuration for a production node: no
 // provider finder yet, a 1s provider search delay, 8 block store workers
-// and 4 task workers, no logger.
+// and 4 task workers, peers cut off for 10 minutes after 64 junk blocks,
+// no logger.
 func DefaultConfig() Config {
-	return Config{ProviderSearchDelay: time.Second, BlockstoreWorkers: 8, TaskWorkers: 4}
+	return Config{ProviderSearchDelay: time.Second, BlockstoreWorkers: 8, TaskWorkers: 4, JunkLimit: 64, CutOff: 10 * time.Minute}
 }
 
 // validate rejects settings that make no sense.
 func (c Config) validate() error {
 	if c.BlockstoreWorkers < 0 || c.TaskWorkers < 0 {
 		return fmt.Errorf("%w: BlockstoreWorkers %d and TaskWorkers %d must not be negative", ErrInvalidConfig, c.BlockstoreWorkers, c.TaskWorkers)
+	}
+	if c.JunkLimit < 0 || c.CutOff < 0 {
+		return fmt.Errorf("%w: JunkLimit %d and CutOff %v must not be negative", ErrInvalidConfig, c.JunkLimit, c.CutOff)
 	}
 	if c.ProviderSearchDelay < 0 {
 		return fmt.Errorf("%w: ProviderSearchDelay %v is negative", ErrInvalidConfig, c.ProviderSearchDelay)
@@ -81,6 +95,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TaskWorkers == 0 {
 		c.TaskWorkers = d.TaskWorkers
+	}
+	if c.JunkLimit == 0 {
+		c.JunkLimit = d.JunkLimit
+	}
+	if c.CutOff == 0 {
+		c.CutOff = d.CutOff
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

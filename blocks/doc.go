@@ -50,8 +50,28 @@
 // (see [Exchange.Start]).
 //
 // Blocks are found among connected peers only, unless [Config]
-// ProviderFinder supplies a content-routing system (such as the DHT) to ask
-// for providers.
+// ProviderFinder supplies a content-routing system to ask for providers.
+// The node plugs in [Providers], which asks the DHT only for the blocks of
+// public blobs being fetched (tracked by the blob service with
+// [Providers.Track]), and then for the providers of the blob's root (what
+// holders of a public blob announce); for any other block it asks nobody,
+// so no DHT query tells what private blob a node is fetching.
+//
+// # Sessions
+//
+// A [Session] fetches the blocks of one DAG in one bitswap session: its
+// [Session.GetBlocks] reads stored blocks locally and wants all missing
+// ones at once, and bitswap spreads the wants over the peers that said
+// they have them. Fetched blocks are stored as they arrive, so an
+// interrupted fetch keeps them and a later one asks only for the rest.
+// Bitswap's tracer sees every received message before bitswap's client
+// does: from it the exchange learns which peer delivered each wanted
+// block ([Session.Stats], SessionOptions.OnBlock), and counts, per peer,
+// the blocks that no fetch wanted (or wanted a moment ago). A peer past
+// [Config] JunkLimit such blocks (bitswap hashes each before it finds it
+// unwanted) is cut off: its connections are closed and its messages are
+// dropped before bitswap sees them until [Config] CutOff has passed. The
+// maps of junk counts and cut-off peers are bounded (1024 peers each).
 //
 // # Who is served
 //

@@ -53,6 +53,7 @@ type Exchange struct {
 	host  host.Host
 	store *Store
 	gate  *Gate
+	watch *watch
 	cfg   Config
 	log   *slog.Logger
 
@@ -69,7 +70,14 @@ func NewExchange(h host.Host, store *Store, cfg Config) (*Exchange, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Exchange{host: h, store: store, gate: new(Gate), cfg: cfg, log: cfg.Logger}, nil
+	e := &Exchange{host: h, store: store, gate: new(Gate), cfg: cfg, log: cfg.Logger}
+	e.watch = newWatch(cfg.JunkLimit, cfg.CutOff, func(p peer.ID) {
+		e.log.Info("peer cut off: it sent blocks nobody wanted", "peer", p.String(), "for", cfg.CutOff)
+		if err := h.Network().ClosePeer(p); err != nil {
+			e.log.Debug("closing cut-off peer", "peer", p.String(), "err", err)
+		}
+	})
+	return e, nil
 }
 
 // Gate returns the gate that decides which peers the exchange serves which
@@ -107,7 +115,7 @@ func (e *Exchange) Start(ctx context.Context) error {
 		bsnet.SupportedProtocols([]protocol.ID{bsnet.ProtocolBitswap}),
 		bsnet.WithConnectEventManager(evm),
 	)
-	e.bs = bitswap.New(context.WithoutCancel(ctx), gatedNetwork{network, e.gate}, e.cfg.ProviderFinder,
+	e.bs = bitswap.New(context.WithoutCancel(ctx), gatedNetwork{watchedNetwork{network, e.watch}, e.gate}, e.cfg.ProviderFinder,
 		e.store.Blockstore(),
 		// Refused wants are dropped on arrival (their block is not even
 		// looked up); gatedNetwork checks again what is sent.
@@ -117,6 +125,8 @@ func (e *Exchange) Start(ctx context.Context) error {
 		bitswap.EngineBlockstoreWorkerCount(e.cfg.BlockstoreWorkers),
 		bitswap.EngineTaskWorkerCount(e.cfg.TaskWorkers),
 		bitswap.TaskWorkerCount(e.cfg.TaskWorkers),
+		// The watch attributes fetched blocks to peers and counts junk.
+		bitswap.WithTracer(e.watch),
 	)
 
 	// bitswap only hears of connections made from now on; tell it about
@@ -212,7 +222,9 @@ func (e *Exchange) Get(ctx context.Context, c cid.Cid) (blockformat.Block, error
 	if bs == nil {
 		return nil, fmt.Errorf("blocks: fetch %s: %w", c, ErrNotRunning)
 	}
+	done := e.watch.want(nil, []cid.Cid{c})
 	fb, err := bs.GetBlock(ctx, c)
+	done()
 	if err != nil {
 		if ctx.Err() == nil && e.running() == nil {
 			err = ErrNotRunning
@@ -234,72 +246,12 @@ func (e *Exchange) Get(ctx context.Context, c cid.Cid) (blockformat.Block, error
 
 // GetMany returns the blocks for cs, in the order of cs (a repeated CID
 // gives the same block twice). Blocks missing from the store are fetched
-// together in one bitswap session, verified and stored. It blocks until
-// all have arrived or ctx ends; then it returns an error, but keeps the
-// blocks fetched so far in the store. It does not modify cs.
+// together in one bitswap session (a Session of its own), verified and
+// stored. It blocks until all have arrived or ctx ends; then it returns an
+// error, but keeps the blocks fetched so far in the store. It does not
+// modify cs.
 func (e *Exchange) GetMany(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
-	out := make([]blockformat.Block, len(cs))
-	want := make(map[cid.Cid]struct{})
-	var missing []cid.Cid
-	for i, c := range cs {
-		b, err := e.store.Get(ctx, c)
-		switch {
-		case err == nil:
-			out[i] = b
-		case errors.Is(err, ErrNotFound) && c.Defined():
-			if _, dup := want[c]; !dup {
-				want[c] = struct{}{}
-				missing = append(missing, c)
-			}
-		default:
-			return nil, err
-		}
-	}
-	if len(missing) == 0 {
-		return out, nil
-	}
-	bs := e.running()
-	if bs == nil {
-		return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), ErrNotRunning)
-	}
-
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel() // ends the session and its goroutines
-	ch, err := bs.NewSession(sctx).GetBlocks(sctx, missing)
-	if err != nil {
-		return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
-	}
-	got := make(map[cid.Cid]blockformat.Block, len(missing))
-	fetched := make([]blockformat.Block, 0, len(missing))
-	for fb := range ch {
-		if _, ok := want[fb.Cid()]; !ok {
-			continue
-		}
-		if _, dup := got[fb.Cid()]; dup {
-			continue
-		}
-		got[fb.Cid()] = fb
-		fetched = append(fetched, fb)
-		if len(got) == len(missing) {
-			break
-		}
-	}
-	if len(fetched) > 0 {
-		if err := e.keep(ctx, bs, fetched); err != nil {
-			return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
-		}
-	}
-	if len(got) < len(missing) {
-		err := ctx.Err()
-		if err == nil {
-			err = ErrNotRunning // the session ended without ctx: bitswap closed
-		}
-		return nil, fmt.Errorf("blocks: fetched %d of %d blocks: %w", len(got), len(missing), err)
-	}
-	for i, c := range cs {
-		if out[i] == nil {
-			out[i] = got[c]
-		}
-	}
-	return out, nil
+	s := e.NewSession(ctx, SessionOptions{})
+	defer s.Close()
+	return s.GetBlocks(ctx, cs)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/exopeer/exopeer/blob/pin"
@@ -103,6 +104,7 @@ type Node struct {
 	host   host.Host
 	store  *blocks.Store
 	xchg   *blocks.Exchange
+	provs  *blocks.Providers
 	dht    *dht.DHT
 	disc   *discovery.Service
 	cell   *cell.Service
@@ -187,6 +189,21 @@ func (n *Node) build() error {
 	bcfg := n.opts.Blocks
 	if bcfg.Logger == nil {
 		bcfg.Logger = n.log.With("part", "blocks")
+	}
+	// Bitswap searches the DHT for providers of public blobs' blocks
+	// only (those the blob service tracks); the DHT starts after the
+	// exchange, so it is looked up at each search.
+	n.provs = blocks.NewProviders(func() routing.ContentDiscovery {
+		if n.dht == nil {
+			return nil
+		}
+		if r := n.dht.Routing(); r != nil {
+			return r
+		}
+		return nil
+	})
+	if bcfg.ProviderFinder == nil {
+		bcfg.ProviderFinder = n.provs
 	}
 	if n.xchg, err = blocks.NewExchange(n.host, n.store, bcfg); err != nil {
 		return fmt.Errorf("peer: build exchange: %w", err)
@@ -296,6 +313,11 @@ func (n *Node) Blocks() *blocks.Store { return n.store }
 
 // Exchange returns the node's block exchange; nil before Start.
 func (n *Node) Exchange() *blocks.Exchange { return n.xchg }
+
+// Providers is the exchange's provider finder: a public blob's root and
+// blocks tracked on it are searched for on the DHT (by the root's
+// providers); nothing else is.
+func (n *Node) Providers() *blocks.Providers { return n.provs }
 
 // DHT returns the node's DHT; nil before Start.
 func (n *Node) DHT() *dht.DHT { return n.dht }

@@ -1,0 +1,249 @@
+package blocks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/ipfs/boxo/exchange"
+	blockformat "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// storeBatch is the most fetched blocks stored in one datastore batch; a
+// batch is also stored whenever no further block is waiting, so what has
+// arrived is on disk before the fetch waits for more.
+const storeBatch = 64
+
+// SessionOptions configures a Session.
+type SessionOptions struct {
+	// OnBlock, if not nil, is called for each block the session fetched
+	// from a peer and stored (not for blocks already stored), with the
+	// peer that delivered it ("" if unknown), from the goroutine of the
+	// GetBlocks call that fetched it. It must not block for long.
+	OnBlock func(from peer.ID, c cid.Cid, size int)
+}
+
+// PeerStats counts the blocks one peer delivered to a session.
+type PeerStats struct {
+	Blocks, Bytes int64
+}
+
+// SessionStats counts the blocks a session fetched from peers (not those
+// it read from the store), in all and per delivering peer.
+type SessionStats struct {
+	Blocks, Bytes int64
+	Peers         map[peer.ID]PeerStats
+}
+
+// A Session fetches the blocks of one DAG (a blob) in one bitswap session:
+// bitswap learns which peers have its blocks and spreads its wants over
+// them. It is safe for concurrent use: several GetBlocks calls may run at
+// once (a reader's prefetching).
+type Session struct {
+	ex     *Exchange
+	opts   SessionOptions
+	ctx    context.Context
+	cancel context.CancelFunc
+	bs     exchange.Fetcher // nil when the exchange was not running
+
+	// wanted is guarded by ex.watch.mu: the CIDs that calls of this
+	// session wait for, with who delivered them.
+	wanted map[cid.Cid]*sessionWant
+
+	mu    sync.Mutex // guards stats
+	stats SessionStats
+}
+
+// sessionWant is one CID a session waits for.
+type sessionWant struct {
+	calls   int     // GetBlocks calls waiting for it
+	from    peer.ID // the peer whose message brought it first
+	counted bool    // counted in the stats already
+}
+
+// NewSession starts a bitswap session that lives until ctx ends or Close.
+// It sends nothing until GetBlocks asks for missing blocks. On an exchange
+// that is not running, the session reads stored blocks only.
+func (e *Exchange) NewSession(ctx context.Context, o SessionOptions) *Session {
+	sctx, cancel := context.WithCancel(ctx)
+	s := &Session{
+		ex:     e,
+		opts:   o,
+		ctx:    sctx,
+		cancel: cancel,
+		wanted: make(map[cid.Cid]*sessionWant),
+		stats:  SessionStats{Peers: make(map[peer.ID]PeerStats)},
+	}
+	if bs := e.running(); bs != nil {
+		s.bs = bs.NewSession(sctx)
+	}
+	return s
+}
+
+// Close ends the session: its pending GetBlocks calls return with an
+// error, and bitswap cancels its wants. Blocks fetched so far stay stored.
+// It is idempotent. (Bitswap's session goroutines exit shortly after.)
+func (s *Session) Close() { s.cancel() }
+
+// Stats returns what the session has fetched so far. The map is the
+// caller's.
+func (s *Session) Stats() SessionStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Peers = maps.Clone(s.stats.Peers)
+	return st
+}
+
+// GetBlocks returns the blocks for cs, in the order of cs (a repeated CID
+// gives the same block twice). Stored blocks are read locally; the missing
+// ones are all wanted at once in the session, and each is stored as it
+// arrives (verified), so a fetch that ends early keeps what it got and a
+// later one asks only for the rest. It blocks until all are there, or ctx
+// or the session ends: then it returns an error naming how many of the
+// missing blocks arrived. A stored record that fails verification gives
+// an error wrapping ErrCorrupt. It does not modify cs; the blocks are the
+// caller's. It satisfies blob.BlockGetter.
+func (s *Session) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
+	out := make([]blockformat.Block, len(cs))
+	want := make(map[cid.Cid]struct{})
+	var missing []cid.Cid
+	for i, c := range cs {
+		b, err := s.ex.store.Get(ctx, c)
+		switch {
+		case err == nil:
+			out[i] = b
+		case errors.Is(err, ErrNotFound) && c.Defined():
+			if _, dup := want[c]; !dup {
+				want[c] = struct{}{}
+				missing = append(missing, c)
+			}
+		default:
+			return nil, err
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	got, err := s.fetch(ctx, missing, want)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range cs {
+		if out[i] == nil {
+			out[i] = got[c]
+		}
+	}
+	return out, nil
+}
+
+// fetch fetches missing (whose set is want) in the session and stores
+// each block as it arrives.
+func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid]struct{}) (map[cid.Cid]blockformat.Block, error) {
+	bs := s.ex.running()
+	if s.bs == nil || bs == nil {
+		return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), ErrNotRunning)
+	}
+	if err := s.ctx.Err(); err != nil {
+		return nil, fmt.Errorf("blocks: fetch %d blocks: session ended: %w", len(missing), err)
+	}
+	// The call's context ends with the session's too.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+
+	done := s.ex.watch.want(s, missing)
+	defer done()
+	ch, err := s.bs.GetBlocks(cctx, missing)
+	if err != nil {
+		return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
+	}
+
+	got := make(map[cid.Cid]blockformat.Block, len(missing))
+	var batch []blockformat.Block
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		// What arrived is kept even when the call is ending.
+		if err := s.ex.keep(context.WithoutCancel(ctx), bs, batch); err != nil {
+			return err
+		}
+		for _, b := range batch {
+			s.count(b)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for len(got) < len(missing) {
+		var fb blockformat.Block
+		var ok bool
+		select {
+		case fb, ok = <-ch:
+		default:
+			if err := flush(); err != nil {
+				return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
+			}
+			fb, ok = <-ch
+		}
+		if !ok {
+			break
+		}
+		c := fb.Cid()
+		if _, ok := want[c]; !ok {
+			continue
+		}
+		if _, dup := got[c]; dup {
+			continue
+		}
+		got[c] = fb
+		batch = append(batch, fb)
+		if len(batch) >= storeBatch {
+			if err := flush(); err != nil {
+				return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
+	}
+	if len(got) < len(missing) {
+		err := ctx.Err()
+		switch {
+		case err != nil:
+		case s.ctx.Err() != nil:
+			err = fmt.Errorf("session ended: %w", s.ctx.Err())
+		default:
+			err = ErrNotRunning // bitswap closed
+		}
+		return nil, fmt.Errorf("blocks: fetched %d of %d blocks: %w", len(got), len(missing), err)
+	}
+	return got, nil
+}
+
+// count adds a stored fetched block to the stats and tells OnBlock.
+func (s *Session) count(b blockformat.Block) {
+	from, first := s.ex.watch.delivered(s, b.Cid())
+	if !first {
+		return
+	}
+	n := len(b.RawData())
+	s.mu.Lock()
+	s.stats.Blocks++
+	s.stats.Bytes += int64(n)
+	if from != "" {
+		ps := s.stats.Peers[from]
+		ps.Blocks++
+		ps.Bytes += int64(n)
+		s.stats.Peers[from] = ps
+	}
+	s.mu.Unlock()
+	if s.opts.OnBlock != nil {
+		s.opts.OnBlock(from, b.Cid(), n)
+	}
+}
