@@ -32,9 +32,9 @@ type ImportOptions struct {
 // Imported is what an import made.
 type Imported struct {
 	Cap    Capability
-	Size   int64 // plaintext bytes
-	Blocks int   // blocks given to the BlockPutter
-	Bytes  int64 // bytes of all those blocks
+	Size   int64  // plaintext bytes
+	Blocks int    // blocks given to the BlockPutter
+	Bytes  int64  // bytes of all those blocks
 	tsize  uint64 // the root's cumulative size (a dag-pb link's Tsize)
 }
 
