@@ -32,9 +32,10 @@ type ImportOptions struct {
 // Imported is what an import made.
 type Imported struct {
 	Cap    Capability
-	Size   int64 // plaintext bytes
-	Blocks int   // blocks given to the BlockPutter
-	Bytes  int64 // bytes of all those blocks
+	Size   int64  // plaintext bytes
+	Blocks int    // blocks given to the BlockPutter
+	Bytes  int64  // bytes of all those blocks
+	tsize  uint64 // the root's cumulative size (a dag-pb link's Tsize)
 }
 
 // putBatch is how many blocks go to one PutMany.
@@ -54,7 +55,7 @@ func Import(ctx context.Context, src io.Reader, dst BlockPutter, o ImportOptions
 	if err != nil {
 		return Imported{}, err
 	}
-	return importStream(ctx, src, dst, o, k)
+	return importStream(ctx, src, dst, o, k, infoPayload)
 }
 
 // ImportFile imports the size bytes of src as Import does; with o.Secret
@@ -78,7 +79,7 @@ func ImportFile(ctx context.Context, src io.ReaderAt, size int64, dst BlockPutte
 			return Imported{}, err
 		}
 	}
-	return importStream(ctx, io.NewSectionReader(src, 0, size), dst, o, k)
+	return importStream(ctx, io.NewSectionReader(src, 0, size), dst, o, k, infoPayload)
 }
 
 func (o ImportOptions) key() (Key, error) {
@@ -114,7 +115,9 @@ type chunk struct {
 	blk  blockformat.Block
 }
 
-func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportOptions, k Key) (Imported, error) {
+// importStream imports src sealed under k with HKDF info (infoPayload, or
+// infoDir for a listing) unless o.Public.
+func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportOptions, k Key, info string) (Imported, error) {
 	workers := o.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -124,7 +127,7 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 		return Imported{}, fmt.Errorf("blob: leaf of %d bytes is not whole segments", leafPlain)
 	}
 	segsPerLeaf := int64(leafPlain / SegmentSize)
-	aead := payloadAEAD(k, infoPayload)
+	aead := payloadAEAD(k, info)
 	// window bounds the leaves between reading and the end of their
 	// PutMany: memory is about window leaves, whatever the blob's size.
 	window := make(chan struct{}, 2*putBatch+2*workers)
@@ -273,6 +276,7 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 			return err
 		}
 		out.Cap = Capability{Root: root.c, Key: k, Public: o.Public}
+		out.tsize = root.tsize
 		return flush()
 	})
 	if err := g.Wait(); err != nil {

@@ -65,6 +65,11 @@ func Open(ctx context.Context, g BlockGetter, c Capability, o ReaderOptions) (*R
 	if c.Dir {
 		return nil, ErrIsDir
 	}
+	return openStream(ctx, g, c, o, infoPayload)
+}
+
+// openStream opens the stream of c, sealed with HKDF info unless public.
+func openStream(ctx context.Context, g BlockGetter, c Capability, o ReaderOptions, info string) (*Reader, error) {
 	bs, err := g.GetBlocks(ctx, []cid.Cid{c.Root})
 	if err != nil {
 		return nil, fmt.Errorf("blob: root %s: %w", c.Root, err)
@@ -83,7 +88,7 @@ func Open(ctx context.Context, g BlockGetter, c Capability, o ReaderOptions) (*R
 		if r.size, err = PlaintextSize(r.stream); err != nil {
 			return nil, fmt.Errorf("blob: %s: %w", c.Root, err)
 		}
-		r.aead = payloadAEAD(c.Key, infoPayload)
+		r.aead = payloadAEAD(c.Key, info)
 		leaf = LeafSize
 	}
 	prefetch := o.Prefetch
