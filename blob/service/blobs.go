@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -37,39 +36,15 @@ type AddOptions struct {
 	Progress func(done int64)
 }
 
-// holdPutter puts an import's blocks through the exchange (stored without
-// hashing again, and announced), each held against a collection until
-// release: the import pins its root before it releases them.
-type holdPutter struct {
-	x    *blocks.Exchange
-	pins *pin.Pins
+// ownPutter puts an import's blocks through the exchange: stored
+// without hashing again (the import computed their CIDs), and announced.
+type ownPutter struct{ x *blocks.Exchange }
 
-	mu       sync.Mutex
-	releases []func()
-}
-
-func (p *holdPutter) PutMany(ctx context.Context, bs []blockformat.Block) error {
-	cs := make([]cid.Cid, len(bs))
-	for i, b := range bs {
-		cs[i] = b.Cid()
-	}
-	release := p.pins.Hold(cs...)
-	p.mu.Lock()
-	p.releases = append(p.releases, release)
-	p.mu.Unlock()
+func (p ownPutter) PutMany(ctx context.Context, bs []blockformat.Block) error {
 	return p.x.PutOwn(ctx, bs)
 }
 
-func (p *holdPutter) release() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, r := range p.releases {
-		r()
-	}
-	p.releases = nil
-}
-
-// importAs runs imp with a holding putter, then pins the result under
+// importAs runs imp with a holding putter (pin.Holding), then pins the result under
 // reason (and records it public if it is); the blocks are held until
 // then, so that a collection meanwhile keeps them. On failure nothing is
 // pinned: the blocks are garbage for the next collection.
@@ -79,8 +54,8 @@ func (s *Service) importAs(ctx context.Context, reason string, imp func(ctx cont
 		return blob.Imported{}, err
 	}
 	defer cancel()
-	put := &holdPutter{x: s.xchg, pins: s.pins}
-	defer put.release()
+	put := s.pins.Holding(ownPutter{s.xchg})
+	defer put.Release()
 	im, err := imp(ctx, put)
 	if err != nil {
 		return blob.Imported{}, err
@@ -237,12 +212,12 @@ func (s *Service) overDisk(ctx context.Context) {
 	if s.cfg.DiskBudget <= 0 {
 		return
 	}
-	u, err := s.bs.Usage(ctx)
+	over, u, err := s.pins.OverBudget(ctx, s.cfg.DiskBudget)
 	if err != nil {
 		s.log.Warn("blob usage", "err", err)
 		return
 	}
-	if u.Bytes <= s.cfg.DiskBudget {
+	if !over {
 		return
 	}
 	s.log.Info("blob blocks over the disk budget: collecting", "bytes", u.Bytes, "budget", s.cfg.DiskBudget)
