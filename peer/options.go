@@ -51,6 +51,7 @@ func NodeOptions(d *datadir.Dir, log *slog.Logger) (Options, error) {
 		Store:     service.Config{Dir: filepath.Join(d.Path, StoreDir)},
 		Key:       key,
 		Datastore: d.Datastore,
+		Blobs:     d.Blobs,
 		Network:   RealNetwork(cfg.Network, log),
 		DHT:       dcfg,
 		Discovery: disc,
