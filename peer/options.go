@@ -60,6 +60,7 @@ func NodeOptions(d *datadir.Dir, log *slog.Logger) (Options, error) {
 		},
 		Key:       key,
 		Datastore: d.Datastore,
+		Blobs:     d.Blobs,
 		Network:   RealNetwork(cfg.Network, log),
 		DHT:       dcfg,
 		Discovery: disc,
