@@ -68,9 +68,9 @@ type Options struct {
 	// Chain configures the node's replica of its cell's chain; zero means
 	// defaults.
 	Chain replica.Config
-	// Blobs configures the node's blobs and files (pin policy, budgets,
-	// spool); zero means defaults.
-	Blobs blobservice.Config
+	// Files configures the node's part "blobs": blobs and the cell's
+	// files (pin policy, budgets, spool); zero means defaults.
+	Files blobservice.Config
 	// Store configures the node's store: Store.Dir is where a store-role
 	// node keeps its index (NodeOptions: <data dir>/store); empty, the
 	// node keeps none and sends its reads to a store member.

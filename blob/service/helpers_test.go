@@ -39,7 +39,7 @@ func writeFile(t testing.TB, name string, data []byte) string {
 
 // policy sets a node's pin policy.
 func policy(pol string) func(*p.Options) {
-	return func(o *p.Options) { o.Blobs.Policy = pol }
+	return func(o *p.Options) { o.Files.Policy = pol }
 }
 
 // waitFile waits until n lists the file id, and returns it.

@@ -161,7 +161,7 @@ func TestFetchResumes(t *testing.T) {
 func TestDiskBudget(t *testing.T) {
 	ctx := t.Context()
 	a := nodetest.CellNode(t, 85)
-	b := nodetest.Join(t, a, 86, cell.RoleChain, policy(service.PolicyNone), func(o *p.Options) { o.Blobs.DiskBudget = 1 << 20 })
+	b := nodetest.Join(t, a, 86, cell.RoleChain, policy(service.PolicyNone), func(o *p.Options) { o.Files.DiskBudget = 1 << 20 })
 	kept, err := b.Blobs().AddBlob(ctx, bytes.NewReader(content(8, 512<<10)), service.AddOptions{})
 	if err != nil {
 		t.Fatal(err)
