@@ -17,6 +17,8 @@ import (
 // Defines values for ProblemType.
 const (
 	ProblemAlreadyInCell    ProblemType = "urn:exopeer:problem:already-in-cell"
+	ProblemAmbiguousName    ProblemType = "urn:exopeer:problem:ambiguous-name"
+	ProblemBadCapability    ProblemType = "urn:exopeer:problem:bad-capability"
 	ProblemBadCode          ProblemType = "urn:exopeer:problem:bad-code"
 	ProblemBadCursor        ProblemType = "urn:exopeer:problem:bad-cursor"
 	ProblemBadDocument      ProblemType = "urn:exopeer:problem:bad-document"
@@ -27,13 +29,19 @@ const (
 	ProblemBadRequest       ProblemType = "urn:exopeer:problem:bad-request"
 	ProblemBadRoles         ProblemType = "urn:exopeer:problem:bad-roles"
 	ProblemConnectFailed    ProblemType = "urn:exopeer:problem:connect-failed"
+	ProblemCorruptBlock     ProblemType = "urn:exopeer:problem:corrupt-block"
+	ProblemDiskFull         ProblemType = "urn:exopeer:problem:disk-full"
 	ProblemInternal         ProblemType = "urn:exopeer:problem:internal"
 	ProblemInviteExhausted  ProblemType = "urn:exopeer:problem:invite-exhausted"
 	ProblemInviteExpired    ProblemType = "urn:exopeer:problem:invite-expired"
+	ProblemIsDir            ProblemType = "urn:exopeer:problem:is-dir"
 	ProblemJoinRefused      ProblemType = "urn:exopeer:problem:join-refused"
+	ProblemMalformedBlob    ProblemType = "urn:exopeer:problem:malformed-blob"
 	ProblemMethodNotAllowed ProblemType = "urn:exopeer:problem:method-not-allowed"
+	ProblemNoFile           ProblemType = "urn:exopeer:problem:no-file"
 	ProblemNoStoreMember    ProblemType = "urn:exopeer:problem:no-store-member"
 	ProblemNotAdmin         ProblemType = "urn:exopeer:problem:not-admin"
+	ProblemNotDir           ProblemType = "urn:exopeer:problem:not-dir"
 	ProblemNotFound         ProblemType = "urn:exopeer:problem:not-found"
 	ProblemNotInCell        ProblemType = "urn:exopeer:problem:not-in-cell"
 	ProblemNotLoopback      ProblemType = "urn:exopeer:problem:not-loopback"
@@ -45,12 +53,17 @@ const (
 	ProblemUnauthorized     ProblemType = "urn:exopeer:problem:unauthorized"
 	ProblemUnavailable      ProblemType = "urn:exopeer:problem:unavailable"
 	ProblemWrongCode        ProblemType = "urn:exopeer:problem:wrong-code"
+	ProblemWrongKey         ProblemType = "urn:exopeer:problem:wrong-key"
 )
 
 // Valid indicates whether the value is a known member of the ProblemType enum.
 func (e ProblemType) Valid() bool {
 	switch e {
 	case ProblemAlreadyInCell:
+		return true
+	case ProblemAmbiguousName:
+		return true
+	case ProblemBadCapability:
 		return true
 	case ProblemBadCode:
 		return true
@@ -72,19 +85,31 @@ func (e ProblemType) Valid() bool {
 		return true
 	case ProblemConnectFailed:
 		return true
+	case ProblemCorruptBlock:
+		return true
+	case ProblemDiskFull:
+		return true
 	case ProblemInternal:
 		return true
 	case ProblemInviteExhausted:
 		return true
 	case ProblemInviteExpired:
 		return true
+	case ProblemIsDir:
+		return true
 	case ProblemJoinRefused:
 		return true
+	case ProblemMalformedBlob:
+		return true
 	case ProblemMethodNotAllowed:
+		return true
+	case ProblemNoFile:
 		return true
 	case ProblemNoStoreMember:
 		return true
 	case ProblemNotAdmin:
+		return true
+	case ProblemNotDir:
 		return true
 	case ProblemNotFound:
 		return true
@@ -108,9 +133,80 @@ func (e ProblemType) Valid() bool {
 		return true
 	case ProblemWrongCode:
 		return true
+	case ProblemWrongKey:
+		return true
 	default:
 		return false
 	}
+}
+
+// BlobAdded A blob imported.
+type BlobAdded struct {
+	// Cap the capability, exo://blob/...
+	Cap string `json:"cap"`
+
+	// Size plaintext bytes
+	Size   int64 `json:"size"`
+	Blocks int   `json:"blocks"`
+
+	// Bytes of all its blocks
+	Bytes int64 `json:"bytes"`
+}
+
+// BlobEntry An entry of a directory blob.
+type BlobEntry struct {
+	Name string `json:"name"`
+
+	// Size plaintext bytes (a subdirectory's, all its files')
+	Size int64 `json:"size"`
+
+	// Cap the entry's capability (a subdirectory's ends in ?dir)
+	Cap string `json:"cap"`
+}
+
+// BlobGCStats What a collection did.
+type BlobGCStats struct {
+	// Deleted blocks deleted
+	Deleted int64 `json:"deleted"`
+
+	// Kept blocks kept
+	Kept int64 `json:"kept"`
+
+	// Freed bytes freed
+	Freed int64 `json:"freed"`
+
+	// Took seconds
+	Took Duration `json:"took"`
+}
+
+// BlobStatus The node's blob storage.
+type BlobStatus struct {
+	// Policy the pin policy, all, none or budget
+	Policy string `json:"policy"`
+
+	// Budget bytes of files kept under the budget policy
+	Budget int64 `json:"budget"`
+
+	// DiskBudget bytes of blob blocks past which the node collects
+	DiskBudget int64 `json:"diskBudget"`
+
+	// Usage The blob blocks this node holds.
+	Usage BlobUsage `json:"usage"`
+
+	// Pinned pinned roots
+	Pinned int `json:"pinned"`
+
+	// Files files of the cell
+	Files int `json:"files"`
+
+	// Fetching roots waiting for or under a background fetch (the pin policy's)
+	Fetching int `json:"fetching,omitempty"`
+}
+
+// BlobUsage The blob blocks this node holds.
+type BlobUsage struct {
+	Blocks int64 `json:"blocks"`
+	Bytes  int64 `json:"bytes"`
 }
 
 // CellCreateRequest defines model for CellCreateRequest.
@@ -366,6 +462,57 @@ type ConnectRequest struct {
 	Addr string `json:"addr"`
 }
 
+// FetchLine A line of a fetch: progress, or the last line, with done (the
+// fetch completed; the totals) or error (the problem that ended it).
+type FetchLine struct {
+	// Bytes bytes of blocks fetched or found held so far
+	Bytes  int64 `json:"bytes,omitempty"`
+	Blocks int64 `json:"blocks,omitempty"`
+
+	// TotalBytes of the whole DAG, once its structure is known (0 before)
+	TotalBytes  int64 `json:"totalBytes,omitempty"`
+	TotalBlocks int64 `json:"totalBlocks,omitempty"`
+
+	// Peers by peer ID, what each sent
+	Peers map[string]PeerProgress `json:"peers,omitempty"`
+
+	// Done the last line of a fetch that completed
+	Done bool `json:"done,omitempty"`
+
+	// Error An error, as RFC 9457 problem details.
+	Error *Problem `json:"error,omitempty"`
+}
+
+// FileView A file of the cell (an exo.file entity) and what this node holds of it.
+type FileView struct {
+	// ID the entity's ID
+	ID   string `json:"id"`
+	Name string `json:"name"`
+
+	// Size plaintext bytes (a folder's, all its files')
+	Size      int64  `json:"size"`
+	MediaType string `json:"mediaType,omitempty"`
+
+	// Cap the capability, exo://blob/...
+	Cap string `json:"cap"`
+
+	// AddedBy the peer ID of the device that added it
+	AddedBy string    `json:"addedBy,omitempty"`
+	Added   time.Time `json:"added"`
+
+	// Pinned this node keeps its blocks
+	Pinned bool `json:"pinned"`
+
+	// Held bytes of its blocks this node holds
+	Held int64 `json:"held"`
+}
+
+// FilesAddRequest Files and folders on the node's disk to add, each one file of the cell.
+type FilesAddRequest struct {
+	// Paths absolute paths on the node's disk, 1 to 1000
+	Paths []string `json:"paths"`
+}
+
 // IDInfo The node's identity.
 type IDInfo struct {
 	// ID the peer ID
@@ -375,9 +522,35 @@ type IDInfo struct {
 	Addrs []string `json:"addrs"`
 }
 
+// ImportLine A line of an import's answer: progress (done, total), or the last
+// line: files (POST /v1/files) or blob (POST /v1/blobs), the result;
+// or error, the problem that made the import fail.
+type ImportLine struct {
+	// Done plaintext bytes imported so far
+	Done int64 `json:"done,omitempty"`
+
+	// Total the bytes to import, when known
+	Total int64 `json:"total,omitempty"`
+
+	// Files the last line of POST /v1/files, the files added
+	Files []FileView `json:"files,omitempty"`
+
+	// Blob A blob imported.
+	Blob *BlobAdded `json:"blob,omitempty"`
+
+	// Error An error, as RFC 9457 problem details.
+	Error *Problem `json:"error,omitempty"`
+}
+
 // Link A CID, as an IPLD link.
 type Link struct {
 	CID string `json:"/"`
+}
+
+// PeerProgress What one peer sent.
+type PeerProgress struct {
+	Blocks int64 `json:"blocks"`
+	Bytes  int64 `json:"bytes"`
 }
 
 // PeerView One connected peer.
@@ -618,6 +791,24 @@ type StoreWritten struct {
 	Pos string `json:"pos"`
 }
 
+// Cap defines model for Cap.
+type Cap = string
+
+// BlobAddParams defines parameters for BlobAdd.
+type BlobAddParams struct {
+	// Public plain UnixFS, no key (the root CID is Kubo's for the same bytes)
+	Public bool `form:"public,omitempty" json:"public,omitempty"`
+}
+
+// BlobContentParams defines parameters for BlobContent.
+type BlobContentParams struct {
+	// Token the data dir's api.token, for a browser that cannot send the header
+	Token string `form:"token,omitempty" json:"token,omitempty"`
+
+	// Range one byte range
+	Range string `json:"Range,omitempty"`
+}
+
 // ChainAppend200JSONResponseBody defines parameters for ChainAppend.
 type ChainAppend200JSONResponseBody struct {
 	union json.RawMessage
@@ -633,6 +824,12 @@ type ChainLogParams struct {
 
 	// Follow stream the log, then new entries (NDJSON)
 	Follow bool `form:"follow,omitempty" json:"follow,omitempty"`
+}
+
+// FilesAddParams defines parameters for FilesAdd.
+type FilesAddParams struct {
+	// Name the file's name, for an upload (not with a JSON body)
+	Name string `form:"name,omitempty" json:"name,omitempty"`
 }
 
 // StoreDeleteParams defines parameters for StoreDelete.
@@ -664,6 +861,9 @@ type ChainAppendJSONRequestBody = ChainAppendRequest
 
 // ConnectJSONRequestBody defines body for Connect for application/json ContentType.
 type ConnectJSONRequestBody = ConnectRequest
+
+// FilesAddJSONRequestBody defines body for FilesAdd for application/json ContentType.
+type FilesAddJSONRequestBody = FilesAddRequest
 
 // StorePutJSONRequestBody defines body for StorePut for application/json ContentType.
 type StorePutJSONRequestBody = StorePutRequest
@@ -738,6 +938,27 @@ func (t *ChainAppend200JSONResponseBody) UnmarshalJSON(b []byte) error {
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// BlobAdd add a raw blob, the request's body, pinned on this node
+	// (POST /v1/blobs)
+	BlobAdd(w http.ResponseWriter, r *http.Request, params BlobAddParams)
+	// BlobGC delete every blob block that no pin keeps
+	// (POST /v1/blobs/gc)
+	BlobGC(w http.ResponseWriter, r *http.Request)
+	// BlobStatus the node's blob storage, pin policy and budgets
+	// (GET /v1/blobs/status)
+	BlobStatus(w http.ResponseWriter, r *http.Request)
+	// BlobExport a blob's blocks as a CARv1 file, root first
+	// (GET /v1/blobs/{cap}/car)
+	BlobExport(w http.ResponseWriter, r *http.Request, cap Cap)
+	// BlobContent the plaintext of a blob, whole or a range
+	// (GET /v1/blobs/{cap}/content)
+	BlobContent(w http.ResponseWriter, r *http.Request, cap Cap, params BlobContentParams)
+	// BlobEntries the entries of a directory blob
+	// (GET /v1/blobs/{cap}/entries)
+	BlobEntries(w http.ResponseWriter, r *http.Request, cap Cap)
+	// BlobFetch fetch a whole blob into this node's store
+	// (POST /v1/blobs/{cap}/fetch)
+	BlobFetch(w http.ResponseWriter, r *http.Request, cap Cap)
 	// GetCell the node's cell and each member's live state
 	// (GET /v1/cell)
 	GetCell(w http.ResponseWriter, r *http.Request)
@@ -765,6 +986,24 @@ type ServerInterface interface {
 	// Connect dial a peer given by hand
 	// (POST /v1/connect)
 	Connect(w http.ResponseWriter, r *http.Request)
+	// FilesList every file of the cell, newest first
+	// (GET /v1/files)
+	FilesList(w http.ResponseWriter, r *http.Request)
+	// FilesAdd add files to the cell, from the node's disk or uploaded
+	// (POST /v1/files)
+	FilesAdd(w http.ResponseWriter, r *http.Request, params FilesAddParams)
+	// FilesRemove remove a file from the cell
+	// (DELETE /v1/files/{name})
+	FilesRemove(w http.ResponseWriter, r *http.Request, name string)
+	// FilesGet a file's metadata
+	// (GET /v1/files/{name})
+	FilesGet(w http.ResponseWriter, r *http.Request, name string)
+	// FilesPin keep a file's blocks on this node, whatever the pin policy
+	// (POST /v1/files/{name}/pin)
+	FilesPin(w http.ResponseWriter, r *http.Request, name string)
+	// FilesUnpin let a file's blocks go at the next collection (the pin policy may keep them)
+	// (POST /v1/files/{name}/unpin)
+	FilesUnpin(w http.ResponseWriter, r *http.Request, name string)
 	// GetID the node's identity and addresses
 	// (GET /v1/id)
 	GetID(w http.ResponseWriter, r *http.Request)
@@ -811,6 +1050,208 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// BlobAdd operation middleware
+func (siw *ServerInterfaceWrapper) BlobAdd(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params BlobAddParams
+
+	// ------------- Optional query parameter "public" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "public", r.URL.Query(), &params.Public, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "public"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "public", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.BlobAdd(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// BlobGC operation middleware
+func (siw *ServerInterfaceWrapper) BlobGC(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.BlobGC(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// BlobStatus operation middleware
+func (siw *ServerInterfaceWrapper) BlobStatus(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.BlobStatus(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// BlobExport operation middleware
+func (siw *ServerInterfaceWrapper) BlobExport(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "cap" -------------
+	var cap Cap
+
+	err = runtime.BindStyledParameterWithOptions("simple", "cap", r.PathValue("cap"), &cap, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cap", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.BlobExport(w, r, cap)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// BlobContent operation middleware
+func (siw *ServerInterfaceWrapper) BlobContent(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "cap" -------------
+	var cap Cap
+
+	err = runtime.BindStyledParameterWithOptions("simple", "cap", r.PathValue("cap"), &cap, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cap", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params BlobContentParams
+
+	// ------------- Optional query parameter "token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "token", r.URL.Query(), &params.Token, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "token"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "token", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Range" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Range")]; found {
+		var Range string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Range", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Range", valueList[0], &Range, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Range", Err: err})
+			return
+		}
+
+		params.Range = Range
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.BlobContent(w, r, cap, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// BlobEntries operation middleware
+func (siw *ServerInterfaceWrapper) BlobEntries(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "cap" -------------
+	var cap Cap
+
+	err = runtime.BindStyledParameterWithOptions("simple", "cap", r.PathValue("cap"), &cap, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cap", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.BlobEntries(w, r, cap)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// BlobFetch operation middleware
+func (siw *ServerInterfaceWrapper) BlobFetch(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "cap" -------------
+	var cap Cap
+
+	err = runtime.BindStyledParameterWithOptions("simple", "cap", r.PathValue("cap"), &cap, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cap", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.BlobFetch(w, r, cap)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // GetCell operation middleware
 func (siw *ServerInterfaceWrapper) GetCell(w http.ResponseWriter, r *http.Request) {
@@ -974,6 +1415,157 @@ func (siw *ServerInterfaceWrapper) Connect(w http.ResponseWriter, r *http.Reques
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.Connect(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// FilesList operation middleware
+func (siw *ServerInterfaceWrapper) FilesList(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.FilesList(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// FilesAdd operation middleware
+func (siw *ServerInterfaceWrapper) FilesAdd(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params FilesAddParams
+
+	// ------------- Optional query parameter "name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name", r.URL.Query(), &params.Name, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "name"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.FilesAdd(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// FilesRemove operation middleware
+func (siw *ServerInterfaceWrapper) FilesRemove(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.FilesRemove(w, r, name)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// FilesGet operation middleware
+func (siw *ServerInterfaceWrapper) FilesGet(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.FilesGet(w, r, name)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// FilesPin operation middleware
+func (siw *ServerInterfaceWrapper) FilesPin(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.FilesPin(w, r, name)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// FilesUnpin operation middleware
+func (siw *ServerInterfaceWrapper) FilesUnpin(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.FilesUnpin(w, r, name)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1348,6 +1940,19 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/store/types", wrapper.StoreTypes)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/store/reindex", wrapper.StoreReindex)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/store/status", wrapper.StoreStatus)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/files", wrapper.FilesList)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/files", wrapper.FilesAdd)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/files/{name}", wrapper.FilesRemove)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/files/{name}", wrapper.FilesGet)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/files/{name}/pin", wrapper.FilesPin)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/files/{name}/unpin", wrapper.FilesUnpin)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/blobs", wrapper.BlobAdd)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/blobs/{cap}/content", wrapper.BlobContent)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/blobs/{cap}/entries", wrapper.BlobEntries)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/blobs/{cap}/car", wrapper.BlobExport)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/blobs/{cap}/fetch", wrapper.BlobFetch)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/blobs/gc", wrapper.BlobGC)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/blobs/status", wrapper.BlobStatus)
 
 	return m
 }

@@ -32,6 +32,14 @@ var (
 	ErrBadQuery        = errors.New("client: bad query")
 	ErrNotStore        = errors.New("client: the node has no store role")
 	ErrNoStoreMember   = errors.New("client: no store member of the cell answers")
+	ErrNoFile          = errors.New("client: no such file")
+	ErrWrongKey        = errors.New("client: wrong key")
+	ErrCorruptBlock    = errors.New("client: corrupt block")
+	ErrMalformedBlob   = errors.New("client: malformed blob")
+	ErrIsDir           = errors.New("client: is a directory")
+	ErrNotDir          = errors.New("client: not a directory")
+	ErrDiskFull        = errors.New("client: the node's disk is full")
+	ErrAmbiguousName   = errors.New("client: more than one file has that name")
 )
 
 var kinds = map[api.ProblemType]error{
@@ -55,6 +63,15 @@ var kinds = map[api.ProblemType]error{
 	api.ProblemBadQuery:        ErrBadQuery,
 	api.ProblemNotStore:        ErrNotStore,
 	api.ProblemNoStoreMember:   ErrNoStoreMember,
+	api.ProblemBadCapability:   ErrBadCapability,
+	api.ProblemNoFile:          ErrNoFile,
+	api.ProblemWrongKey:        ErrWrongKey,
+	api.ProblemCorruptBlock:    ErrCorruptBlock,
+	api.ProblemMalformedBlob:   ErrMalformedBlob,
+	api.ProblemIsDir:           ErrIsDir,
+	api.ProblemNotDir:          ErrNotDir,
+	api.ProblemDiskFull:        ErrDiskFull,
+	api.ProblemAmbiguousName:   ErrAmbiguousName,
 }
 
 // StatusError is an error answer of the control API, its RFC 9457

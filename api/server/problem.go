@@ -45,6 +45,15 @@ var titles = map[api.ProblemType]string{
 	api.ProblemBadQuery:         "bad query",
 	api.ProblemNotStore:         "node has no store role",
 	api.ProblemNoStoreMember:    "no store member reachable",
+	api.ProblemBadCapability:    "bad capability",
+	api.ProblemNoFile:           "no such file",
+	api.ProblemWrongKey:         "wrong key",
+	api.ProblemCorruptBlock:     "corrupt block",
+	api.ProblemMalformedBlob:    "malformed blob",
+	api.ProblemIsDir:            "is a directory",
+	api.ProblemNotDir:           "not a directory",
+	api.ProblemDiskFull:         "disk full",
+	api.ProblemAmbiguousName:    "more than one file has that name",
 }
 
 // writeProblem answers an error as application/problem+json.

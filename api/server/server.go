@@ -187,6 +187,10 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 		}
 		open := r.Method == http.MethodGet && r.URL.Path == "/v1/openapi.json"
 		got := []byte(r.Header.Get("Authorization"))
+		if len(got) == 0 && queryTokenRoute(r) {
+			// A browser's <video src>: the token in the URL.
+			got = []byte("Bearer " + r.URL.Query().Get("token"))
+		}
 		if !open && subtle.ConstantTimeCompare(got, want) != 1 {
 			writeProblem(w, http.StatusUnauthorized, api.ProblemUnauthorized, "missing or wrong token (see api.token in the data dir)")
 			return
@@ -211,6 +215,18 @@ func (s *Server) guard(mux *http.ServeMux) http.Handler {
 		// values, which routes with parameters in their path read.
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// queryTokenRoute tells a request that may carry its token as ?token=:
+// a GET or HEAD of a blob's content, which a browser's media element asks
+// for without a way to set a header.
+func queryTokenRoute(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/v1/blobs/")
+	cap, ok2 := strings.CutSuffix(rest, "/content")
+	return ok && ok2 && cap != "" && !strings.Contains(cap, "/")
 }
 
 // statusRecorder keeps the status and headers a handler answers with and
