@@ -119,8 +119,10 @@ func decodeListing(b []byte) ([]Entry, error) {
 	}
 	r := bytes.NewReader(b[1:])
 	uv := func(what string, limit uint64) (uint64, error) {
+		before := r.Len()
 		v, err := binary.ReadUvarint(r)
-		if err != nil || v > limit {
+		// Only the shortest encoding: one listing, one byte string.
+		if err != nil || v > limit || before-r.Len() != len(binary.AppendUvarint(nil, v)) {
 			return 0, fmt.Errorf("listing: %s: %w", what, ErrMalformed)
 		}
 		return v, nil
