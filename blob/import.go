@@ -206,7 +206,7 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 			return nil
 		})
 	}
-	go func() { wg.Wait(); close(results) }()
+	g.Go(func() error { wg.Wait(); close(results); return nil })
 
 	g.Go(func() error { // put in batches, then free the leaves' window
 		for b := range batches {
