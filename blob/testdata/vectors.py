@@ -4,7 +4,7 @@ independently of the Go code with pyca/cryptography 48.0.0:
 
     python3 blob/testdata/vectors.py > blob/testdata/vectors.json
 
-key      = bytes 0x00..0x1f
+key      = bytes 0x00..0x1f (and, at the end, a content hash and a derived key)
 plaintext of size n: byte j is j % 251
 payload key = HKDF-SHA256(ikm=key, salt=empty, info="exopeer blob v1 payload", 32)
 segment i (65,520 plaintext bytes, the last one shorter or empty) is sealed
