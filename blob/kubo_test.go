@@ -54,7 +54,8 @@ func TestKuboCIDs(t *testing.T) {
 
 // TestKuboImportsCAR runs a real Kubo, offline, when EXOPEER_KUBO names its
 // binary (skipped otherwise): `ipfs dag import` of the CAR export of a
-// public and a sealed blob must pin their roots, and `ipfs add
+// public and a sealed blob and of a public and a sealed directory must pin
+// their roots, and `ipfs add
 // --only-hash` of the public one must give its root.
 //
 //	EXOPEER_KUBO=/tmp/kubo/ipfs go test -run TestKuboImportsCAR ./blob/
@@ -77,8 +78,18 @@ func TestKuboImportsCAR(t *testing.T) {
 	}
 	run("init", "--profile=test")
 	data := randomBytes(77, 5*PublicLeafSize+3)
-	for _, o := range []ImportOptions{{Public: true}, {}} {
-		st, im := importBytes(t, data, o)
+	for i, o := range []ImportOptions{{Public: true}, {}, {Public: true}, {}} {
+		var st *memBlocks
+		var im Imported
+		if i < 2 {
+			st, im = importBytes(t, data, o)
+		} else { // a directory
+			st = newMemBlocks()
+			var err error
+			if im, err = ImportDir(t.Context(), testTree(), st, o); err != nil {
+				t.Fatal(err)
+			}
+		}
 		var buf bytes.Buffer
 		if _, _, err := ExportCAR(t.Context(), &buf, st, im.Cap.Root); err != nil {
 			t.Fatal(err)
@@ -91,7 +102,7 @@ func TestKuboImportsCAR(t *testing.T) {
 		if !strings.Contains(out, "Pinned root\t"+im.Cap.Root.String()+"\tsuccess") {
 			t.Fatalf("ipfs dag import of %s:\n%s", im.Cap.Root, out)
 		}
-		if o.Public {
+		if o.Public && i == 0 {
 			file := filepath.Join(dir, "x")
 			if err := os.WriteFile(file, data, 0o600); err != nil {
 				t.Fatal(err)
