@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	mathrand "math/rand/v2"
 	"runtime"
 	"sync"
 	"syscall"
@@ -17,7 +18,6 @@ import (
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
-	blockformat "github.com/ipfs/go-block-format"
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 )
@@ -126,10 +126,29 @@ func BenchmarkRead(b *testing.B) {
 	})
 }
 
-// discard is a BlockPutter that keeps nothing.
-type discard struct{}
-
-func (discard) PutMany(context.Context, []blockformat.Block) error { return nil }
+// BenchmarkReadAt measures 1 MiB ReadAt at random offsets of a sealed
+// 256 MiB blob in memory, each on a fresh Reader (nothing cached).
+func BenchmarkReadAt(b *testing.B) {
+	data := benchData()
+	st := newMemBlocks()
+	im, err := Import(context.Background(), bytes.NewReader(data), st, ImportOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	p := make([]byte, 1<<20)
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		r, err := Open(b.Context(), st, im.Cap, ReaderOptions{Prefetch: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.ReadAt(p, rng.Int64N(benchSize-int64(len(p)))); err != nil {
+			b.Fatal(err)
+		}
+		r.Close()
+	}
+}
 
 // cpuTime is the process's user and system CPU time so far.
 func cpuTime() time.Duration {
