@@ -15,8 +15,9 @@ import (
 )
 
 // sweepBatch is how many blocks the sweep deletes at a time (in one
-// datastore batch, under the lock that Pin and Hold take).
-const sweepBatch = 256
+// datastore batch, under the lock that Pin and Hold take). A variable for
+// the tests.
+var sweepBatch = 256
 
 // cand is a blob block the mark did not reach: a candidate for the sweep.
 type cand struct {

@@ -34,7 +34,7 @@ type env struct {
 	rng   *rand.Rand
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	meta, err := leveldb.NewDatastore(t.TempDir(), nil)
 	if err != nil {
@@ -75,7 +75,7 @@ type dag struct {
 
 // newDAG makes a DAG of fanout mids of fanout leaves each, of random
 // bytes; shared leaves, if given, hang under the first mid too.
-func (e *env) newDAG(t *testing.T, fanout, leafSize int, shared ...blockformat.Block) *dag {
+func (e *env) newDAG(t testing.TB, fanout, leafSize int, shared ...blockformat.Block) *dag {
 	t.Helper()
 	d := &dag{}
 	root := merkledag.NodeWithData([]byte("root"))
@@ -432,5 +432,59 @@ func TestOverBudget(t *testing.T) {
 		if err != nil || over != tt.over || u.Bytes != total || u.Blocks != int64(len(d.all)) {
 			t.Errorf("OverBudget(%d) = %v, %+v, %v; want %v with %d bytes", tt.budget, over, u, err, tt.over, total)
 		}
+	}
+}
+
+// stopAfter is a context whose Err reports it cancelled from its n-th
+// call on: a collection stopped at every point where it looks.
+type stopAfter struct {
+	context.Context
+	n int
+}
+
+func (c *stopAfter) Err() error {
+	if c.n--; c.n <= 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// A collection stopped anywhere deletes nothing a pinned root reaches nor
+// anything held; run again, it finishes the job.
+func TestGCInterruptedDeletesNothingWrongly(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	pinned := e.newDAG(t, 4, 100)
+	loose := e.newDAG(t, 4, 100)
+	held := blocks.NewBlock([]byte("held"))
+	e.put(t, pinned.all...)
+	e.put(t, loose.all...)
+	e.put(t, held)
+	if err := e.pins.Pin(ctx, pinned.root, "manual"); err != nil {
+		t.Fatal(err)
+	}
+	defer e.pins.Hold(held.Cid())()
+	defer func(n int) { sweepBatch = n }(sweepBatch)
+	sweepBatch = 3
+	var deleted int64
+	midSweep := false
+	for n := 1; ; n++ {
+		st, err := e.pins.GC(&stopAfter{ctx, n})
+		deleted += st.Deleted
+		midSweep = midSweep || (err != nil && st.Deleted > 0)
+		e.wantHeld(t, fmt.Sprintf("stopped at %d", n), true, append([]blockformat.Block{held}, pinned.all...)...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("GC stopped at %d: %v", n, err)
+		}
+	}
+	e.wantHeld(t, "loose", false, loose.all...)
+	if !midSweep {
+		t.Error("no collection was stopped in the middle of its sweep")
+	}
+	if deleted != int64(len(loose.all)) {
+		t.Errorf("the collections deleted %d blocks in all, want %d", deleted, len(loose.all))
 	}
 }
