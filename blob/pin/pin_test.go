@@ -488,3 +488,37 @@ func TestGCInterruptedDeletesNothingWrongly(t *testing.T) {
 		t.Errorf("the collections deleted %d blocks in all, want %d", deleted, len(loose.all))
 	}
 }
+
+// storeGetter gets blocks from a store (a fetch that finds them there).
+type storeGetter struct{ s *blocks.Store }
+
+func (g storeGetter) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
+	out := make([]blockformat.Block, len(cs))
+	for i, c := range cs {
+		b, err := g.s.Get(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// What a fetch gets through a Holding's Getter stays until Release.
+func TestHoldingGetter(t *testing.T) {
+	e := newEnv(t)
+	d := e.newDAG(t, 2, 100)
+	e.put(t, d.all...)
+	h := e.pins.Holding(nil)
+	cs := []cid.Cid{d.all[0].Cid(), d.all[1].Cid()}
+	got, err := h.Getter(storeGetter{e.store}).GetBlocks(t.Context(), cs)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("GetBlocks = %d blocks, %v", len(got), err)
+	}
+	e.gc(t)
+	e.wantHeld(t, "got through the Holding", true, d.all[:2]...)
+	e.wantHeld(t, "not asked for", false, d.all[2:]...)
+	h.Release()
+	e.gc(t)
+	e.wantHeld(t, "released", false, d.all[:2]...)
+}
