@@ -26,7 +26,7 @@ import (
 )
 
 var (
-	fetchSize = flag.Int64("fetch.size", 1024, "MiB of blob fetched by BenchmarkFetchLoopback")
+	fetchSize  = flag.Int64("fetch.size", 1024, "MiB of blob fetched by BenchmarkFetchLoopback")
 	fetchStore = flag.String("fetch.store", "map", "BenchmarkFetchLoopback's datastores: map (go-datastore's, in memory), leveldb (in memory) or leveldb-disk")
 )
 
