@@ -305,6 +305,10 @@ func TestFilesOverTheAPI(t *testing.T) {
 	}
 	got, _ := io.ReadAll(ct)
 	ct.Close()
+	resp, _ := newRaw(t, dir).get(t, http.MethodHead, "/v1/blobs/"+url.PathEscape(photo.Cap)+"/content")
+	if d := resp.Header.Get("Content-Disposition"); d != `inline; filename=photo.jpg` {
+		t.Errorf("Content-Disposition %q", d)
+	}
 	if !bytes.Equal(got, data[:10]) || ct.Type != "image/jpeg" {
 		t.Errorf("content of photo.jpg: %q, type %q", got, ct.Type)
 	}
