@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	flatfs "github.com/ipfs/go-ds-flatfs"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 
 	"github.com/exopeer/exopeer/internal/dirlock"
@@ -26,6 +27,7 @@ const (
 	APIFile      = "api"         // the control API's address while the node runs
 	LockFile     = "lock"        // held (flock) by the running node; holds its PID
 	DatastoreDir = "datastore"   // the node's leveldb
+	BlobsDir     = "blobs"       // the blocks of blobs: flatfs, one file per block
 )
 
 // ErrLocked means another node is running on the data dir.
@@ -212,7 +214,8 @@ type Dir struct {
 	Key       ed25519.PrivateKey // the node key: peer.NodeOptions makes it the libp2p identity
 	Config    Config
 	Token     string             // the control API token
-	Datastore *leveldb.Datastore // the node's one leveldb
+	Datastore *leveldb.Datastore // the node's leveldb: everything but blob blocks
+	Blobs     *flatfs.Datastore  // the blocks of blobs (blocks.NewStoreWith)
 	// MadePrivate lists the dirs OpenDir found open to other users and
 	// made 0700 (the data dir, the datastore), for the caller to report.
 	MadePrivate []string
@@ -269,18 +272,45 @@ func OpenDir(dir string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open datastore %s: %w", filepath.Join(dir, DatastoreDir), err)
 	}
+	blobsPath := filepath.Join(dir, BlobsDir)
+	if changed, err := privateDir("blob store", blobsPath); err != nil {
+		return nil, err
+	} else if changed {
+		d.MadePrivate = append(d.MadePrivate, blobsPath)
+	}
+	if d.Blobs, err = openBlobs(blobsPath); err != nil {
+		return nil, err
+	}
 	ok = true
 	return d, nil
 }
 
-// Close closes the datastore, removes the api file and releases the lock.
+// openBlobs opens the blob store in the existing directory path (empty
+// the first time, also in a data dir made before blobs were): a flatfs
+// directory sharded by the next to last two characters of each key
+// (Kubo's layout), every write synced (file and directory) before a
+// batch's Commit returns. See blocks/README.md for the measurement that
+// chose flatfs.
+func openBlobs(path string) (*flatfs.Datastore, error) {
+	b, err := flatfs.CreateOrOpen(path, flatfs.NextToLast(2), true)
+	if err != nil {
+		return nil, fmt.Errorf("open the blob store %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// Close closes the datastores, removes the api file and releases the lock.
 // It is idempotent and safe for concurrent use.
 func (d *Dir) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var err error
+	if d.Blobs != nil {
+		err = d.Blobs.Close()
+		d.Blobs = nil
+	}
 	if d.Datastore != nil {
-		err = d.Datastore.Close()
+		err = errors.Join(err, d.Datastore.Close())
 		d.Datastore = nil
 	}
 	if d.lock != nil {

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/ipfs/go-datastore"
 )
 
 func TestInitCreatesFilesOnce(t *testing.T) {
@@ -191,5 +193,44 @@ func TestOpenDirRemovesAStaleAPIFile(t *testing.T) {
 	defer d.Close()
 	if _, err := os.Stat(filepath.Join(dir, APIFile)); !os.IsNotExist(err) {
 		t.Errorf("the dead node's api file is still there once the dir is open: %v", err)
+	}
+}
+
+// A data dir made before blobs were (a datastore, no blobs directory)
+// opens with an empty blob store, whose blocks outlive a reopen.
+func TestOpenDirBlobStore(t *testing.T) {
+	dir := t.TempDir()
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, BlobsDir)); err != nil { // as before blobs
+		t.Fatal(err)
+	}
+	key := datastore.NewKey("/CIQAFILEBLOCK")
+	for i, put := range []bool{true, false} {
+		d, err := OpenDir(dir)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		if put {
+			if n, err := d.Blobs.DiskUsage(t.Context()); err != nil || n > 1<<20 {
+				t.Errorf("a new blob store uses %d bytes, %v", n, err)
+			}
+			if err := d.Blobs.Put(t.Context(), key, []byte("a block")); err != nil {
+				t.Fatal(err)
+			}
+		} else if v, err := d.Blobs.Get(t.Context(), key); err != nil || string(v) != "a block" {
+			t.Errorf("after reopening, Get = %q, %v", v, err)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if d.Blobs != nil || d.Datastore != nil {
+			t.Error("Close left a datastore open")
+		}
 	}
 }

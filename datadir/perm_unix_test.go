@@ -114,10 +114,13 @@ func TestOpenDirMakesDataDirPrivate(t *testing.T) {
 	if err := d.Datastore.Put(t.Context(), datastore.NewKey("/cell/secret"), []byte("the cell key")); err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Blobs.Put(t.Context(), datastore.NewKey("/CIQBLOCK"), []byte("a block of a file")); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{dir, filepath.Join(dir, DatastoreDir)} {
+	for _, p := range []string{dir, filepath.Join(dir, DatastoreDir), filepath.Join(dir, BlobsDir)} {
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)

@@ -51,6 +51,11 @@ type Options struct {
 	// (/blocks, /dht, ...). Required. The caller owns it: the node never
 	// closes it, so that it can outlive a node (a restart keeps its data).
 	Datastore ds.Batching
+	// Blobs is where the blocks of blobs (CIDs of codec raw or dag-pb) are
+	// kept, a datastore of their own (the data dir's flatfs); nil keeps
+	// them in Datastore, under /blobs (simnet does). The caller owns it as
+	// it owns Datastore.
+	Blobs ds.Batching
 	// Network is the network the node runs on. NewHost is required.
 	Network Network
 	// DHT and Discovery configure those parts; zero values mean defaults.
@@ -63,9 +68,9 @@ type Options struct {
 	// Chain configures the node's replica of its cell's chain; zero means
 	// defaults.
 	Chain replica.Config
-	// Blobs configures the node's blobs and files (pin policy, budgets,
-	// spool); zero means defaults.
-	Blobs blobservice.Config
+	// Files configures the node's part "blobs": blobs and the cell's
+	// files (pin policy, budgets, spool); zero means defaults.
+	Files blobservice.Config
 	// Store configures the node's store: Store.Dir is where a store-role
 	// node keeps its index (NodeOptions: <data dir>/store); empty, the
 	// node keeps none and sends its reads to a store member.
@@ -185,7 +190,11 @@ func (n *Node) build() error {
 	if err != nil {
 		return err
 	}
-	n.store = blocks.NewStore(n.opts.Datastore)
+	blobs := n.opts.Blobs
+	if blobs == nil {
+		blobs = n.opts.Datastore
+	}
+	n.store = blocks.NewStoreWith(n.opts.Datastore, blobs)
 	bcfg := n.opts.Blocks
 	if bcfg.Logger == nil {
 		bcfg.Logger = n.log.With("part", "blocks")

@@ -13,13 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/boxo/datastore/dshelp"
+	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
+	flatfs "github.com/ipfs/go-ds-flatfs"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/multiformats/go-multihash"
 
 	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/cell"
@@ -306,5 +310,44 @@ func TestNodeRiders(t *testing.T) {
 	// In no cell, nothing is broadcast.
 	if err := n.Cell().Broadcast("presence", []byte("here")); !errors.Is(err, cell.ErrNoCell) {
 		t.Errorf("Broadcast in no cell: %v, want cell.ErrNoCell", err)
+	}
+}
+
+// With Options.Blobs, the node keeps blob blocks there and the chain's
+// blocks in Datastore.
+func TestNodeKeepsBlobBlocksApart(t *testing.T) {
+	opts := loopbackOptions(t, 9)
+	blobs, err := flatfs.CreateOrOpen(t.TempDir(), flatfs.NextToLast(2), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { blobs.Close() })
+	opts.Blobs = blobs
+	n := startNode(t, opts)
+	leaf := blocks.NewBlock([]byte("a leaf of a file"))
+	entryCID, err := cid.Prefix{Version: 1, Codec: cid.DagCBOR, MhType: multihash.SHA2_256, MhLength: -1}.Sum([]byte("entry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := blockformat.NewBlockWithCid([]byte("entry"), entryCID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Blocks().PutMany(t.Context(), []blockformat.Block{leaf, entry}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		d   ds.Datastore
+		key ds.Key
+	}{
+		{blobs, dshelp.MultihashToDsKey(leaf.Cid().Hash())},
+		{opts.Datastore, ds.NewKey("/blocks").Child(dshelp.MultihashToDsKey(entry.Cid().Hash()))},
+	} {
+		if has, err := w.d.Has(t.Context(), w.key); err != nil || !has {
+			t.Errorf("Has(%s) = %v, %v; want true", w.key, has, err)
+		}
+	}
+	if u, err := n.Blocks().Usage(t.Context()); err != nil || u != (blocks.Usage{Blocks: 1, Bytes: int64(len(leaf.RawData()))}) {
+		t.Errorf("Usage = %+v, %v; want the leaf alone", u, err)
 	}
 }

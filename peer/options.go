@@ -54,12 +54,13 @@ func NodeOptions(d *datadir.Dir, log *slog.Logger) (Options, error) {
 	}
 	return Options{
 		Store: service.Config{Dir: filepath.Join(d.Path, StoreDir)},
-		Blobs: blobservice.Config{
+		Files: blobservice.Config{
 			Policy: cfg.Blobs.Policy, PinBudget: int64(cfg.Blobs.PinBudgetMiB) << 20, DiskBudget: int64(cfg.Blobs.DiskBudgetMiB) << 20,
 			Spool: filepath.Join(d.Path, SpoolDir),
 		},
 		Key:       key,
 		Datastore: d.Datastore,
+		Blobs:     d.Blobs,
 		Network:   RealNetwork(cfg.Network, log),
 		DHT:       dcfg,
 		Discovery: disc,
@@ -83,7 +84,7 @@ type inputs struct {
 // The forks are drawn here, in a fixed order, so that a seeded o.Rand
 // gives every part the same stream whatever order the parts later draw in.
 func (o Options) inputs() (inputs, error) {
-	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store, blobs: o.Blobs}
+	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store, blobs: o.Files}
 	fork := func(own io.Reader, purpose string) (io.Reader, error) {
 		if own != nil {
 			return own, nil

@@ -26,6 +26,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 
+	blobservice "github.com/exopeer/exopeer/blob/service"
 	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
@@ -146,6 +147,9 @@ type NodeConfig struct {
 	// Types are trait types the node's store knows besides the built-in
 	// ones.
 	Types []store.Schema
+	// Files configures the node's blobs and files (its pin policy);
+	// zero means defaults. Its Rand and Now are the node's.
+	Files blobservice.Config
 }
 
 // Node is one simulated node: a key, a datastore that survives crashes,
@@ -287,11 +291,16 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	if err != nil {
 		return err
 	}
+	files := nd.cfg.Files
+	files.Rand, files.Now = nil, nil
+	if files.Spool == "" && nd.cfg.Dir != "" {
+		files.Spool = filepath.Join(nd.cfg.Dir, xpeer.SpoolDir)
+	}
 	nd.routable.Store(true)
 	node, err := xpeer.New(xpeer.Options{
 		Key: nd.key, Datastore: nd.store, Network: network,
 		DHT: dcfg, Discovery: disc, Chain: chainCfg, Logger: n.log.With("node", nd.Index),
-		Store: store,
+		Store: store, Files: files,
 		// time.Now is the bubble's virtual clock.
 		Rand: rnd, Now: time.Now,
 	})

@@ -126,7 +126,7 @@ func (p *Pins) OverBudget(ctx context.Context, budget int64) (bool, blocks.Usage
 // for as long as it takes; ctx ends it, with ctx's error and what it did
 // so far.
 func (p *Pins) GC(ctx context.Context) (GCStats, error) {
-	start := time.Now()
+	start := p.now()
 	var st GCStats
 	select {
 	case p.gc <- struct{}{}:
@@ -173,7 +173,7 @@ func (p *Pins) GC(ctx context.Context) (GCStats, error) {
 	for len(cands) > 0 {
 		if err := ctx.Err(); err != nil {
 			st.Kept += int64(len(cands))
-			st.Took = time.Since(start)
+			st.Took = p.now().Sub(start)
 			return st, err
 		}
 		n := min(len(cands), sweepBatch)
@@ -185,11 +185,11 @@ func (p *Pins) GC(ctx context.Context) (GCStats, error) {
 		st.Kept += kept
 		if err != nil {
 			st.Kept += int64(len(cands))
-			st.Took = time.Since(start)
+			st.Took = p.now().Sub(start)
 			return st, fmt.Errorf("pin: gc: sweep: %w", err)
 		}
 	}
-	st.Took = time.Since(start)
+	st.Took = p.now().Sub(start)
 	p.log.Info("blob blocks collected", "deleted", st.Deleted, "kept", st.Kept, "freed", st.Freed, "took", st.Took)
 	return st, nil
 }

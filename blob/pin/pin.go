@@ -17,6 +17,7 @@ import (
 	"github.com/ipfs/go-datastore/query"
 
 	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // Bounds on what a caller can make a pin record hold.
@@ -81,13 +82,14 @@ func New(d ds.Batching, s *blocks.Store, log *slog.Logger) *Pins {
 		d:    namespace.Wrap(d, prefix),
 		s:    s,
 		log:  log,
-		now:  time.Now,
+		now:  ambient.Now,
 		gc:   make(chan struct{}, 1),
 		held: make(map[string]int),
 	}
 }
 
-// WithClock makes p read the time (Pin.Since) from now, and returns p.
+// WithClock makes p read the time (Pin.Since, GCStats.Took) from now,
+// and returns p.
 // Call it before using p.
 func (p *Pins) WithClock(now func() time.Time) *Pins {
 	p.now = now

@@ -52,7 +52,14 @@ func (s *Service) follow(ctx context.Context) {
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotMember) {
 			s.log.Info("blob follower: pass failed", "err", err)
 		}
+		// Without a watch (in no cell yet, or no store member reachable),
+		// look again soon.
+		var retry <-chan time.Time
+		if events == nil {
+			retry = time.After(watchRetry)
+		}
 		select {
+		case <-retry:
 		case <-ctx.Done():
 			return
 		case _, ok := <-events:
@@ -68,6 +75,10 @@ func (s *Service) follow(ctx context.Context) {
 		}
 	}
 }
+
+// watchRetry is how soon the follower tries again to watch the files
+// when it could not.
+const watchRetry = 2 * time.Second
 
 // resume asks for the fetches an earlier run left under way (roots still
 // pinned "fetch").

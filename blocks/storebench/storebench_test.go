@@ -3,6 +3,7 @@ package storebench
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"io/fs"
 	"math/rand/v2"
@@ -252,10 +253,16 @@ func du(b *testing.B, dir string) int64 {
 	b.Helper()
 	var n int64
 	err := filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed by a compaction meanwhile
+		}
 		if err != nil {
 			return err
 		}
 		fi, err := de.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
