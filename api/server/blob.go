@@ -273,7 +273,7 @@ func (rt *routes) BlobContent(w http.ResponseWriter, r *http.Request, capText ap
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("ETag", `"`+c.Root.String()+`"`)
 	h.Set("Cache-Control", "private")
-	http.ServeContent(w, r, "", time.Time{}, rd)
+	http.ServeContent(w, r, "", time.Time{}, newWholeReads(rd))
 }
 
 // firstByte is the offset where the answer to a Range header begins: 0
