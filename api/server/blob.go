@@ -271,6 +271,7 @@ func (rt *routes) BlobContent(w http.ResponseWriter, r *http.Request, capText ap
 	// reach).
 	h.Set("Content-Security-Policy", "sandbox")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("ETag", `"`+c.Root.String()+`"`)
 	h.Set("Cache-Control", "private")
 	http.ServeContent(w, r, "", time.Time{}, newWholeReads(rd))

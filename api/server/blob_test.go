@@ -154,7 +154,7 @@ func TestBlobContentRange(t *testing.T) {
 	// HEAD says the size; the answer is sandboxed, and content addressed.
 	resp, body := r.get(t, http.MethodHead, path)
 	if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.ContentLength != n ||
-		resp.Header.Get("Content-Security-Policy") != "sandbox" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		resp.Header.Get("Content-Security-Policy") != "sandbox" || resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("HEAD: %d, %d bytes, length %d, headers %v", resp.StatusCode, len(body), resp.ContentLength, resp.Header)
 	}
 	etag := resp.Header.Get("ETag")

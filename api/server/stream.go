@@ -11,7 +11,7 @@ import (
 
 // progressEvery is how often, at most, a long operation (an import, a
 // fetch) sends a line of progress.
-var progressEvery = 100 * time.Millisecond
+const progressEvery = 100 * time.Millisecond
 
 // progressStream answers a long operation as NDJSON: a line of progress
 // now and then, then a last line, the result or the error. It begins the
