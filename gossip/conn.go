@@ -22,7 +22,7 @@ import (
 type streamConn struct {
 	s             network.Stream
 	local, remote net.Addr
-	onClose       func(network.Stream) // called once, by Close
+	onClose       func(network.Stream) // called once, by Close, after the stream's Close
 	// readLeft is what may still be read when the reads are limited
 	// (limitReads); the stream is reset past it.
 	readLeft atomic.Int64
@@ -78,10 +78,15 @@ func (c *streamConn) Close() error {
 	c.closed = true
 	c.stopLocked()
 	c.mu.Unlock()
+	// Untracked only once closed: closing a stream whose protocol was
+	// negotiated lazily waits for the other side's handshake, which a dead
+	// peer never sends, and the transport's Shutdown resets the streams it
+	// tracks, ending that wait.
+	err := c.s.Close()
 	if c.onClose != nil {
 		c.onClose(c.s)
 	}
-	return c.s.Close()
+	return err
 }
 
 // reset resets the stream and closes the conn.

@@ -101,7 +101,7 @@ func (s *Service) AddFileReader(ctx context.Context, name string, r io.Reader, o
 	if err := os.MkdirAll(s.cfg.Spool, 0o700); err != nil {
 		return File{}, fmt.Errorf("blobs: spool: %w", err)
 	}
-	sp, err := os.CreateTemp(s.cfg.Spool, "upload-*")
+	sp, err := os.CreateTemp(s.cfg.Spool, spoolPattern)
 	if err != nil {
 		return File{}, fmt.Errorf("blobs: spool: %w", err)
 	}
@@ -120,6 +120,24 @@ func (s *Service) AddFileReader(ctx context.Context, name string, r io.Reader, o
 	return s.addFile(ctx, name, media, func(ctx context.Context, reason string) (blob.Imported, error) {
 		return s.addPath(ctx, sp.Name(), o, reason)
 	})
+}
+
+// spoolPattern names the files AddFileReader spools uploads to.
+const spoolPattern = "exopeer-upload-*"
+
+// cleanSpool removes the uploads a crash left in the spool, if the spool
+// is the node's own (Config.Spool set): the system's temporary directory
+// may hold another node's uploads under way.
+func (s *Service) cleanSpool() {
+	if s.cfg.Spool == os.TempDir() {
+		return
+	}
+	left, _ := filepath.Glob(filepath.Join(s.cfg.Spool, spoolPattern))
+	for _, f := range left {
+		if err := os.Remove(f); err != nil {
+			s.log.Warn("spool: leftover upload not removed", "file", f, "err", err)
+		}
+	}
 }
 
 // addFile imports through imp, pinned under the reason of a new entity,

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/exopeer/exopeer/blob/service"
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/internal/nodetest"
+	p "github.com/exopeer/exopeer/peer"
 )
 
 // TestFilesAcrossTheCell: a file added on one member is listed on
@@ -162,4 +165,30 @@ func TestNotMember(t *testing.T) {
 		t.Errorf("a raw blob pinned for %v, want manual", got)
 	}
 	checkRange(t, n, im.Cap, []byte("a raw blob"), 2, 3)
+}
+
+// TestSpool: an upload is spooled to the node's spool and removed after,
+// as is one a crash left there, at the next start.
+func TestSpool(t *testing.T) {
+	spool := t.TempDir()
+	left := filepath.Join(spool, "exopeer-upload-123")
+	other := filepath.Join(spool, "keep.txt")
+	for _, f := range []string{left, other} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := nodetest.CellNode(t, 66, func(o *p.Options) { o.Files.Spool = spool })
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("a leftover upload survived the start: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another file of the spool went: %v", err)
+	}
+	if _, err := n.Blobs().AddFileReader(t.Context(), "a.txt", strings.NewReader("spooled"), service.AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(spool); len(ents) != 1 {
+		t.Errorf("the spool holds %d files after an upload, want only keep.txt", len(ents))
+	}
 }

@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -10,8 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+
 	"github.com/exopeer/exopeer/blob"
-	"github.com/exopeer/exopeer/blob/pin"
 	"github.com/exopeer/exopeer/blob/service"
 	"github.com/exopeer/exopeer/internal/nodetest"
 	p "github.com/exopeer/exopeer/peer"
@@ -106,4 +108,12 @@ func usage(t testing.TB, n *p.Node) int64 {
 	return u.Bytes
 }
 
-var _ = pin.GCStats{}
+// mustPub returns the libp2p public key of an Ed25519 private key.
+func mustPub(t testing.TB, k ed25519.PrivateKey) crypto.PubKey {
+	t.Helper()
+	pub, err := crypto.UnmarshalEd25519PublicKey(k.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}

@@ -119,7 +119,8 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-// Start loads who may read what (public blobs, shares), registers the
+// Start loads who may read what (public blobs, shares), removes the
+// uploads a crash left in its spool, registers the
 // service on the exchange's gate, and starts the policy follower and the
 // background fetches. ctx bounds the start.
 func (s *Service) Start(ctx context.Context) error {
@@ -131,6 +132,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.loadAccess(ctx); err != nil {
 		return err
 	}
+	s.cleanSpool()
 	s.started = true
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.unreg = s.xchg.Gate().Register(s)

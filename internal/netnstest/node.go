@@ -146,6 +146,13 @@ type Node struct {
 // and, if t failed, its output is logged.
 func (l *LAN) Start(t testing.TB, h *Host, args ...string) *Node {
 	t.Helper()
+	return l.StartEnv(t, h, nil, args...)
+}
+
+// StartEnv is Start with env (NAME=value entries) added to the node's
+// environment, e.g. EXOPEER_BLOBS_POLICY=none.
+func (l *LAN) StartEnv(t testing.TB, h *Host, env []string, args ...string) *Node {
+	t.Helper()
 	n := &Node{
 		Name:   h.Name,
 		Host:   h,
@@ -177,6 +184,9 @@ func (l *LAN) Start(t testing.TB, h *Host, args ...string) *Node {
 		"--dir", n.Dir, "--port", fmt.Sprint(Port), "--api", p.Addr(), "--mdns=true", "--log-level", "debug"}, args...)
 	n.cmd = exec.Command(ipCmd, argv...)
 	n.cmd.Stdout, n.cmd.Stderr = stdout, stderr
+	if env != nil {
+		n.cmd.Env = append(os.Environ(), env...)
+	}
 	// Should the test binary die, so does the node.
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.cmd.Start(); err != nil {
@@ -291,6 +301,18 @@ func (n *Node) Stop() (time.Duration, error) {
 		}
 	})
 	return n.stopTook, n.stopErr
+}
+
+// Kill ends the node with SIGKILL, as a crash or a power cut would, and
+// waits for it to exit. Stop (and the clean-up) after Kill do nothing.
+func (n *Node) Kill() error {
+	err := errors.New("netnstest: node " + n.Name + " was stopped before it was killed")
+	n.stopOnce.Do(func() {
+		defer n.proxy.Close()
+		err = n.cmd.Process.Kill()
+		<-n.exited
+	})
+	return err
 }
 
 // Stdout returns what the node printed on stdout so far.
