@@ -258,17 +258,23 @@ func (rt *routes) BlobContent(w http.ResponseWriter, r *http.Request, capText ap
 		}
 	}
 	h := w.Header()
-	if f, err := rt.node.Blobs().File(r.Context(), c.String()); err == nil && f.MediaType != "" {
-		h.Set("Content-Type", f.MediaType)
+	if f, err := rt.node.Blobs().File(r.Context(), c.String()); err == nil {
+		if f.MediaType != "" {
+			h.Set("Content-Type", f.MediaType)
+		}
+		if d := mime.FormatMediaType("inline", map[string]string{"filename": f.Name}); d != "" {
+			h.Set("Content-Disposition", d)
+		}
 	}
 	// The blob's bytes are anyone's: a browser shows them, but runs no
 	// script of them at the API's origin (where ?token= would be in
 	// reach).
 	h.Set("Content-Security-Policy", "sandbox")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("ETag", `"`+c.Root.String()+`"`)
 	h.Set("Cache-Control", "private")
-	http.ServeContent(w, r, "", time.Time{}, rd)
+	http.ServeContent(w, r, "", time.Time{}, newWholeReads(rd))
 }
 
 // firstByte is the offset where the answer to a Range header begins: 0

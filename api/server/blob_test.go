@@ -126,6 +126,23 @@ func TestBlobContentRange(t *testing.T) {
 		})
 	}
 
+	// Ranges anywhere, seeded: within a leaf, across leaves, at their
+	// edges (the server reads whole leaves and serves from them).
+	seed := rand.Uint64()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	for i := range 24 {
+		first := rng.Int64N(n)
+		if i%3 == 0 { // at a leaf's edge
+			first = min(int64(i/3%3)*1048320+int64(rng.IntN(3))-1, n-1)
+			first = max(first, 0)
+		}
+		last := min(first+rng.Int64N(1<<20+100), n-1)
+		resp, body := r.get(t, http.MethodGet, path, "Range", fmt.Sprintf("bytes=%d-%d", first, last))
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, data[first:last+1]) {
+			t.Fatalf("range %d-%d (seed %d): %d, %d bytes, not the blob's", first, last, seed, resp.StatusCode, len(body))
+		}
+	}
+
 	// Past the end: 416, and the size (RFC 9110 14.4).
 	for _, rng := range []string{fmt.Sprintf("bytes=%d-", n), fmt.Sprintf("bytes=%d-%d", n+10, n+20)} {
 		resp, _ := r.get(t, http.MethodGet, path, "Range", rng)
@@ -137,7 +154,7 @@ func TestBlobContentRange(t *testing.T) {
 	// HEAD says the size; the answer is sandboxed, and content addressed.
 	resp, body := r.get(t, http.MethodHead, path)
 	if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.ContentLength != n ||
-		resp.Header.Get("Content-Security-Policy") != "sandbox" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		resp.Header.Get("Content-Security-Policy") != "sandbox" || resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("HEAD: %d, %d bytes, length %d, headers %v", resp.StatusCode, len(body), resp.ContentLength, resp.Header)
 	}
 	etag := resp.Header.Get("ETag")
@@ -305,6 +322,10 @@ func TestFilesOverTheAPI(t *testing.T) {
 	}
 	got, _ := io.ReadAll(ct)
 	ct.Close()
+	resp, _ := newRaw(t, dir).get(t, http.MethodHead, "/v1/blobs/"+url.PathEscape(photo.Cap)+"/content")
+	if d := resp.Header.Get("Content-Disposition"); d != `inline; filename=photo.jpg` {
+		t.Errorf("Content-Disposition %q", d)
+	}
 	if !bytes.Equal(got, data[:10]) || ct.Type != "image/jpeg" {
 		t.Errorf("content of photo.jpg: %q, type %q", got, ct.Type)
 	}

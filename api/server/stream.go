@@ -11,7 +11,7 @@ import (
 
 // progressEvery is how often, at most, a long operation (an import, a
 // fetch) sends a line of progress.
-var progressEvery = 100 * time.Millisecond
+const progressEvery = 100 * time.Millisecond
 
 // progressStream answers a long operation as NDJSON: a line of progress
 // now and then, then a last line, the result or the error. It begins the
@@ -50,18 +50,23 @@ func (s *progressStream) loop() {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		l := s.cur
-		s.cur = nil
-		s.mu.Unlock()
-		if l == nil {
-			continue
-		}
-		if s.send == nil {
-			s.send = ndjson(s.w)
-		}
-		s.send(l)
+		s.flush()
 	}
+}
+
+// flush sends the latest progress line, if a new one came.
+func (s *progressStream) flush() {
+	s.mu.Lock()
+	l := s.cur
+	s.cur = nil
+	s.mu.Unlock()
+	if l == nil {
+		return
+	}
+	if s.send == nil {
+		s.send = ndjson(s.w)
+	}
+	s.send(l)
 }
 
 // update sets the progress line to send next.

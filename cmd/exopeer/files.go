@@ -7,12 +7,14 @@ package main
 // write what it serves where they are told.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -190,15 +192,35 @@ func getBlob(ctx context.Context, cmd *cli.Command, c *client.Client, t target, 
 		return usage(cmd, "%s is a folder: give -o DIR", t.name)
 	}
 	bar := newProgress(stderr(cmd), "fetching", 0)
-	_, err := c.BlobFetch(ctx, t.cap, func(l api.FetchLine) { bar.set(l.Bytes, l.TotalBytes) })
+	last, err := c.BlobFetch(ctx, t.cap, func(l api.FetchLine) { bar.set(l.Bytes, l.TotalBytes) })
 	bar.done(err == nil)
 	if err != nil {
 		return err
+	}
+	if bar != nil && len(last.Peers) > 0 {
+		// Beside the bar, on the terminal: who sent what.
+		fmt.Fprintln(stderr(cmd), fetchedFrom(last))
 	}
 	if t.dir {
 		return writeTree(ctx, cmd, c, t.cap, out, 0)
 	}
 	return writeBlob(ctx, cmd, c, t.cap, out)
+}
+
+// fetchedFrom says what each peer sent, most first.
+func fetchedFrom(l api.FetchLine) string {
+	ids := make([]string, 0, len(l.Peers))
+	for id := range l.Peers {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		return cmp.Or(cmp.Compare(l.Peers[b].Bytes, l.Peers[a].Bytes), strings.Compare(a, b))
+	})
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%s %s", shortPeer(id), sizeText(l.Peers[id].Bytes))
+	}
+	return fmt.Sprintf("fetched %s in %d blocks: %s", sizeText(l.Bytes), l.Blocks, strings.Join(parts, ", "))
 }
 
 // maxDepth bounds the folders within folders a get writes: a listing is

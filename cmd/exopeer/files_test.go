@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/exopeer/exopeer/api"
 )
 
 func TestSafeName(t *testing.T) {
@@ -15,6 +17,16 @@ func TestSafeName(t *testing.T) {
 		if got := safeName(name); got != want {
 			t.Errorf("safeName(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+func TestFetchedFrom(t *testing.T) {
+	l := api.FetchLine{Bytes: 3 << 20, Blocks: 3, Peers: map[string]api.PeerProgress{
+		"12D3KooWaaaaaaaaaaaa11111111": {Blocks: 1, Bytes: 1 << 20},
+		"12D3KooWbbbbbbbbbbbb22222222": {Blocks: 2, Bytes: 2 << 20},
+	}}
+	if got, want := fetchedFrom(l), "fetched 3.0 MiB in 3 blocks: …22222222 2.0 MiB, …11111111 1.0 MiB"; got != want {
+		t.Errorf("fetchedFrom = %q, want %q", got, want)
 	}
 }
 

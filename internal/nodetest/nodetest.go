@@ -104,7 +104,11 @@ func Serve(t testing.TB, tweak ...func(*p.Options)) (dir string, n *p.Node, api 
 	t.Cleanup(func() { d.Close() })
 	opts := Options(t, 9)
 	opts.Datastore, opts.Cell = d.Datastore, FastCell
-	opts.Store.Dir = filepath.Join(dir, p.StoreDir) // as NodeOptions sets it
+	// As NodeOptions sets them: the index, the blob blocks in the data
+	// dir's flatfs, uploads spooled in the data dir.
+	opts.Store.Dir = filepath.Join(dir, p.StoreDir)
+	opts.Blobs = d.Blobs
+	opts.Files.Spool = filepath.Join(dir, p.SpoolDir)
 	for _, f := range tweak {
 		f(&opts)
 	}
