@@ -188,9 +188,14 @@ func (s *Service) loadAccess(ctx context.Context) error {
 		}
 		shares[root] = append(shares[root], p)
 	}
+	pinned, err := s.pinnedRoots(ctx)
+	if err != nil {
+		return err
+	}
+	entries := entriesOf(pinned)
 	shared := make(map[cid.Cid]map[peer.ID]struct{})
 	for root, ps := range shares {
-		cs, err := s.localBlocks(ctx, root)
+		cs, err := s.treeBlocks(ctx, root, entries)
 		if err != nil {
 			return err
 		}
@@ -209,6 +214,23 @@ func (s *Service) loadAccess(ctx context.Context) error {
 	defer s.acl.mu.Unlock()
 	s.acl.public, s.acl.shared = public, shared
 	return nil
+}
+
+// treeBlocks is localBlocks of root and, for a folder, of the entries
+// pinned as its own (see dirs.go), down.
+func (s *Service) treeBlocks(ctx context.Context, root cid.Cid, entries map[cid.Cid][]cid.Cid) ([]cid.Cid, error) {
+	out, err := s.localBlocks(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries[root] {
+		cs, err := s.treeBlocks(ctx, e, entries)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
 }
 
 // localBlocks returns the CIDs of the blocks of the DAG under root that

@@ -64,6 +64,14 @@ func (s *Service) importAs(ctx context.Context, reason string, imp func(ctx cont
 		if err := s.pins.Pin(ctx, im.Cap.Root, reason); err != nil {
 			return blob.Imported{}, fmt.Errorf("blobs: pin %s: %w", im.Cap.Root, err)
 		}
+		if sealedDir(im.Cap) {
+			sess := s.xchg.NewSession(ctx, blocks.SessionOptions{})
+			err := s.pinTree(ctx, sess, im.Cap)
+			sess.Close()
+			if err != nil {
+				return blob.Imported{}, err
+			}
+		}
 	}
 	if im.Cap.Public {
 		if err := s.markPublic(ctx, im.Cap.Root); err != nil {
@@ -183,9 +191,13 @@ func (s *Service) Export(ctx context.Context, w io.Writer, root cid.Cid) error {
 }
 
 // GC deletes every blob block that no pinned root reaches and no import
-// or fetch under way holds. One at a time.
+// or fetch under way holds (the entries of a folder no longer pinned are
+// unpinned first). One at a time.
 func (s *Service) GC(ctx context.Context) (pin.GCStats, error) {
 	if _, err := s.live(); err != nil {
+		return pin.GCStats{}, err
+	}
+	if err := s.sweepDirPins(ctx); err != nil {
 		return pin.GCStats{}, err
 	}
 	st, err := s.pins.GC(ctx)

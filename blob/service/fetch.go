@@ -22,7 +22,9 @@ type Progress struct {
 	// before or fetched now).
 	Bytes, Blocks int64
 	// TotalBytes is the whole DAG's, known from its root (0 before);
-	// TotalBlocks is known once every internal node is (0 before).
+	// TotalBlocks is known once every internal node is (0 before). For
+	// an encrypted folder, whose listing names its entries' DAGs, both are
+	// 0 again while entries are still to be walked.
 	TotalBytes, TotalBlocks int64
 	// Peers are the blocks fetched from each peer, by peer ID.
 	Peers map[string]PeerProgress
@@ -31,13 +33,35 @@ type Progress struct {
 // PeerProgress is what one peer sent.
 type PeerProgress struct{ Blocks, Bytes int64 }
 
-// tally follows a fetch's walk.
+// tally follows a fetch's walks: one DAG, or a folder's and each of its
+// entries'.
 type tally struct {
 	mu       sync.Mutex
 	p        Progress
-	internal int64 // dag-pb nodes seen (as links or as the root)
+	atRoot   bool  // the next block visited is a walk's root
+	walks    int64 // walks known of and not yet begun (a folder's entries)
+	internal int64 // dag-pb nodes seen (as links or as roots)
 	visited  int64 // dag-pb nodes visited
-	leaves   int64 // raw leaves seen as links
+	leaves   int64 // raw blocks seen (as links or as roots)
+	total    int64 // the bytes of the DAGs whose roots were visited
+}
+
+// startWalk says that the next block visited is a DAG's root.
+func (t *tally) startWalk() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.atRoot = true
+	if t.walks > 0 {
+		t.walks--
+	}
+}
+
+// expect says that n more DAGs (a folder's entries) are to be walked.
+func (t *tally) expect(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.walks += int64(n)
+	t.p.TotalBlocks, t.p.TotalBytes = 0, 0
 }
 
 func (t *tally) visit(b blockformat.Block) error {
@@ -45,34 +69,39 @@ func (t *tally) visit(b blockformat.Block) error {
 	defer t.mu.Unlock()
 	t.p.Blocks++
 	t.p.Bytes += int64(len(b.RawData()))
-	first := t.p.Blocks == 1
+	root := t.atRoot
+	t.atRoot = false
 	if b.Cid().Type() != cid.DagProtobuf {
-		if first { // a blob of one leaf
-			t.p.TotalBytes, t.p.TotalBlocks = int64(len(b.RawData())), 1
-		}
-		return nil
-	}
-	n, err := merkledag.DecodeProtobuf(b.RawData())
-	if err != nil {
-		return fmt.Errorf("blobs: %s: %w: %w", b.Cid(), blob.ErrMalformed, err)
-	}
-	if first {
-		t.internal = 1
-		t.p.TotalBytes = int64(len(b.RawData()))
-		for _, l := range n.Links() {
-			t.p.TotalBytes += int64(l.Size)
-		}
-	}
-	t.visited++
-	for _, l := range n.Links() {
-		if l.Cid.Type() == cid.DagProtobuf {
-			t.internal++
-		} else {
+		if root { // a DAG of one leaf
 			t.leaves++
+			t.total += int64(len(b.RawData()))
+		}
+	} else {
+		n, err := merkledag.DecodeProtobuf(b.RawData())
+		if err != nil {
+			return fmt.Errorf("blobs: %s: %w: %w", b.Cid(), blob.ErrMalformed, err)
+		}
+		if root {
+			t.internal++
+			t.total += int64(len(b.RawData()))
+			for _, l := range n.Links() {
+				t.total += int64(l.Size)
+			}
+		}
+		t.visited++
+		for _, l := range n.Links() {
+			if l.Cid.Type() == cid.DagProtobuf {
+				t.internal++
+			} else {
+				t.leaves++
+			}
 		}
 	}
-	if t.visited == t.internal {
-		t.p.TotalBlocks = t.internal + t.leaves
+	if t.walks == 0 {
+		t.p.TotalBytes = t.total
+		if t.visited == t.internal {
+			t.p.TotalBlocks = t.internal + t.leaves
+		}
 	}
 	return nil
 }
@@ -128,13 +157,7 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 	}
 	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{OnBlock: s.onBlock(c, func(p peer.ID, _ cid.Cid, size int) { t.fetched(p, size) })})
 	defer sess.Close()
-	err = blob.Walk(ctx, sess, c.Root, func(b blockformat.Block) error {
-		if err := t.visit(b); err != nil {
-			return err
-		}
-		report()
-		return nil
-	})
+	err = s.fetchTree(ctx, sess, c, &t, report)
 	s.checkDisk()
 	if err != nil {
 		return fmt.Errorf("blobs: fetch %s: %w", c.Root, err)
@@ -146,6 +169,38 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 	}
 	if err := s.pins.Unpin(ctx, c.Root, ReasonFetch); err != nil {
 		return fmt.Errorf("blobs: unpin %s: %w", c.Root, err)
+	}
+	return nil
+}
+
+// fetchTree walks the DAG of c into the store and, for an encrypted
+// folder, each entry's, pinned "dir:<folder root>" before it is fetched
+// (so that a collection keeps what comes of it while the folder is
+// pinned).
+func (s *Service) fetchTree(ctx context.Context, sess blob.BlockGetter, c blob.Capability, t *tally, report func()) error {
+	t.startWalk()
+	err := blob.Walk(ctx, sess, c.Root, func(b blockformat.Block) error {
+		if err := t.visit(b); err != nil {
+			return err
+		}
+		report()
+		return nil
+	})
+	if err != nil || !sealedDir(c) {
+		return err
+	}
+	entries, err := blob.ReadDir(ctx, sess, c)
+	if err != nil {
+		return err
+	}
+	t.expect(len(entries))
+	for _, e := range entries {
+		if err := s.pins.Pin(ctx, e.Cap.Root, dirReason(c.Root)); err != nil {
+			return fmt.Errorf("blobs: pin %s of %s: %w", e.Name, c.Root, err)
+		}
+		if err := s.fetchTree(ctx, sess, e.Cap, t, report); err != nil {
+			return fmt.Errorf("%s: %w", e.Name, err)
+		}
 	}
 	return nil
 }

@@ -262,29 +262,31 @@ func (s *Service) Files(ctx context.Context) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
+	entries := entriesOf(pinned)
 	for i := range fs {
-		if err := s.fill(ctx, &fs[i], pinned); err != nil {
+		if err := s.fill(ctx, &fs[i], pinned, entries); err != nil {
 			return nil, err
 		}
 	}
 	return fs, nil
 }
 
-func (s *Service) fill(ctx context.Context, f *File, pinned map[cid.Cid][]string) error {
+func (s *Service) fill(ctx context.Context, f *File, pinned map[cid.Cid][]string, entries map[cid.Cid][]cid.Cid) error {
 	f.Pinned = false
 	for _, r := range pinned[f.Cap.Root] {
 		if r == fileReason(f.ID) {
 			f.Pinned = true
 		}
 	}
-	held, err := s.held(ctx, f.Cap.Root)
+	held, err := s.held(ctx, f.Cap.Root, entries)
 	f.Held = held
 	return err
 }
 
-// held returns the bytes of the blocks under root the node holds.
-func (s *Service) held(ctx context.Context, root cid.Cid) (int64, error) {
-	cs, err := s.localBlocks(ctx, root)
+// held returns the bytes of the blocks under root the node holds (with
+// a folder's entries pinned as such).
+func (s *Service) held(ctx context.Context, root cid.Cid, entries map[cid.Cid][]cid.Cid) (int64, error) {
+	cs, err := s.treeBlocks(ctx, root, entries)
 	if err != nil {
 		return 0, err
 	}
@@ -321,7 +323,7 @@ func (s *Service) File(ctx context.Context, nameOrCap string) (File, error) {
 	if err != nil {
 		return File{}, err
 	}
-	return f, s.fill(ctx, &f, pinned)
+	return f, s.fill(ctx, &f, pinned, entriesOf(pinned))
 }
 
 // pick finds the file that nameOrCap names among fs (see File).

@@ -52,6 +52,9 @@ func (s *Service) follow(ctx context.Context) {
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotMember) {
 			s.log.Info("blob follower: pass failed", "err", err)
 		}
+		if err := s.sweepDirPins(ctx); err != nil && ctx.Err() == nil {
+			s.log.Info("blob follower: folder pins not swept", "err", err)
+		}
 		// Without a watch (in no cell yet, or no store member reachable),
 		// look again soon.
 		var retry <-chan time.Time
