@@ -25,6 +25,14 @@
 // several files may share one, and File(name) is then ErrAmbiguous, naming
 // each by its entity ID (which File takes too, as it takes a capability).
 //
+// # Folders
+//
+// An encrypted folder's listing names its entries only inside its
+// ciphertext, so its DAG does not link them: the service pins each entry
+// "dir:<folder root>" (down through subfolders) when it imports or
+// fetches a folder, and takes those pins back once the folder's root is
+// pinned no more (see dirs.go).
+//
 // # Pins and the policy
 //
 // Each device keeps the cell's files by its policy (Config.Policy): all,
