@@ -41,6 +41,10 @@ type File struct {
 	Held int64
 }
 
+// MaxFiles bounds the files of a cell a node lists (and so holds in
+// memory at once). Past it listing fails, and the follower changes no pin.
+const MaxFiles = 200_000
+
 // fileDoc is an exo.file document.
 type fileDoc struct {
 	Name  string    `json:"name"`
@@ -220,6 +224,9 @@ func (s *Service) listFiles(ctx context.Context) ([]File, error) {
 				out = append(out, f)
 			}
 		}
+		if len(out) > MaxFiles {
+			return nil, fmt.Errorf("blobs: the cell has more than %d files: %w", MaxFiles, ErrTooManyFiles)
+		}
 		if pg.Next == "" {
 			return out, nil
 		}
@@ -228,7 +235,8 @@ func (s *Service) listFiles(ctx context.Context) ([]File, error) {
 }
 
 // decodeFile reads an entity's exo.file trait; false if it has none that
-// makes sense (another writer's bad capability: skipped, not listed).
+// makes sense (another writer's bad capability or negative size:
+// skipped, not listed).
 func decodeFile(e store.Entity) (File, bool) {
 	for _, t := range e.Traits {
 		if t.Type != FileType {
@@ -239,7 +247,7 @@ func decodeFile(e store.Entity) (File, bool) {
 			return File{}, false
 		}
 		c, err := blob.ParseCapability(d.Cap)
-		if err != nil {
+		if err != nil || d.Size < 0 {
 			return File{}, false
 		}
 		return File{ID: e.ID, Name: d.Name, Size: d.Size, MediaType: d.Media, Cap: c, AddedBy: d.By, Added: d.Added}, true

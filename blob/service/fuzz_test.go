@@ -27,6 +27,9 @@ func FuzzDecodeFile(f *testing.F) {
 		if err != nil || c != fl.Cap {
 			t.Fatalf("decoded capability %v prints as %q, which parses to %v, %v", fl.Cap, fl.Cap.String(), c, err)
 		}
+		if fl.Size < 0 {
+			t.Fatalf("decoded a negative size %d", fl.Size)
+		}
 		if fl.ID != e.ID {
 			t.Fatalf("decoded file of entity %s, want %s", fl.ID, e.ID)
 		}
@@ -44,6 +47,7 @@ func TestDecodeFile(t *testing.T) {
 		{"public dir", `{"name":"d","size":0,"cap":"exo://blob/bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi?dir","added":"2026-01-02T03:04:05.123Z"}`, true},
 		{"bad cap", `{"name":"x","size":1,"cap":"exo://blob/nope#zz","added":"2026-01-02T03:04:05Z"}`, false},
 		{"wrong types", `{"name":1,"size":"big","cap":["x"]}`, false},
+		{"negative size", `{"name":"n","size":-5,"cap":"exo://blob/bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi?dir","added":"2026-01-02T03:04:05Z"}`, false},
 	} {
 		e := store.Entity{ID: store.EntityID{7}, Traits: []store.Trait{{Type: FileType, Doc: json.RawMessage(tc.doc)}}}
 		f, ok := decodeFile(e)

@@ -29,6 +29,8 @@ var (
 	// ErrNotMember is an operation on the cell's files by a node in no
 	// cell (or removed from its cell).
 	ErrNotMember = errors.New("blobs: this node is in no cell; create one with `exopeer cell create NAME` or join one with `exopeer cell join CODE`")
+	// ErrTooManyFiles is a cell with more than MaxFiles files.
+	ErrTooManyFiles = errors.New("blobs: too many files")
 	// ErrClosed is an operation after Close (or before Start).
 	ErrClosed = errors.New("blobs: service not running")
 )
