@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
 
@@ -92,8 +93,8 @@ func (s *Service) AddFileReader(ctx context.Context, name string, r io.Reader, o
 		return File{}, err
 	}
 	name = filepath.Base(filepath.Clean("/" + strings.ReplaceAll(name, "\\", "/")))
-	if name == "/" || name == "." || name == "" {
-		return File{}, fmt.Errorf("blobs: %q is not a file name", name)
+	if name == "/" || name == "." || name == "" || len(name) > blob.MaxNameLen || !utf8.ValidString(name) {
+		return File{}, fmt.Errorf("blobs: %q is not a file name (1 to %d bytes of UTF-8)", name, blob.MaxNameLen)
 	}
 	if o.Public {
 		return s.addFile(ctx, name, mime.TypeByExtension(filepath.Ext(name)), func(ctx context.Context, reason string) (blob.Imported, error) {

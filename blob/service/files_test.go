@@ -60,6 +60,11 @@ func TestFilesAcrossTheCell(t *testing.T) {
 	if g.Name != "copy.pdf" || g.Cap != f.Cap || g.ID == f.ID {
 		t.Errorf("the same content again: %+v, first %+v", g, f)
 	}
+	for _, bad := range []string{"", "/", ".", strings.Repeat("n", 256), "\xff"} {
+		if _, err := b.Blobs().AddFileReader(ctx, bad, strings.NewReader("x"), service.AddOptions{}); err == nil {
+			t.Errorf("AddFileReader named %q: no error", bad)
+		}
+	}
 	// A second report.pdf makes the name ambiguous; IDs still name each.
 	if _, err := b.Blobs().AddFileReader(ctx, "report.pdf", strings.NewReader("other"), service.AddOptions{}); err != nil {
 		t.Fatal(err)
