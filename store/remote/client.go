@@ -115,6 +115,10 @@ func (c *Client) open(ctx context.Context, p peer.ID, r request) (network.Stream
 	if err != nil {
 		return nil, nil, c.fail(ctx, r.Op, p, err)
 	}
+	// A write to a member that takes nothing (a black hole) blocks until
+	// the write deadline: ctx's end resets the stream, so that a caller
+	// that gives up (a node closing) does not wait for it.
+	defer context.AfterFunc(ctx, func() { _ = st.Reset() })()
 	if d, ok := ctx.Deadline(); ok {
 		_ = st.SetWriteDeadline(d)
 	} else {
