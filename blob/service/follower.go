@@ -36,16 +36,19 @@ func (s *Service) follow(ctx context.Context) {
 	var events <-chan store.WatchEvent
 	var stopWatch context.CancelFunc = func() {}
 	defer func() { stopWatch() }()
+	wait := watchRetry
 	for {
+		failed := false
 		if events == nil {
 			if _, err := s.member(); err == nil {
 				wctx, cancel := context.WithCancel(ctx)
 				ch, err := s.ents.Watch(wctx, store.Query{Type: FileType, Limit: store.MaxLimit, Traits: []string{}})
 				if err != nil {
 					cancel()
-					s.log.Debug("blob follower: no watch of the files yet", "err", err)
+					failed = true
+					s.log.Debug("blob follower: no watch of the files yet", "err", err, "again in", wait)
 				} else {
-					events, stopWatch = ch, cancel
+					events, stopWatch, wait = ch, cancel, watchRetry
 				}
 			}
 		}
@@ -59,7 +62,10 @@ func (s *Service) follow(ctx context.Context) {
 		// look again soon.
 		var retry <-chan time.Time
 		if events == nil {
-			retry = time.After(watchRetry)
+			retry = time.After(wait)
+			if failed {
+				wait = min(2*wait, s.cfg.Check)
+			}
 		}
 		select {
 		case <-retry:
@@ -80,7 +86,8 @@ func (s *Service) follow(ctx context.Context) {
 }
 
 // watchRetry is how soon the follower tries again to watch the files
-// when it could not.
+// when it could not (in no cell yet, no store member reachable), doubled
+// at each failure up to Config.Check.
 const watchRetry = 2 * time.Second
 
 // resume asks for the fetches an earlier run left under way (roots still
