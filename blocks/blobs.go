@@ -25,7 +25,9 @@ type Usage struct {
 // from the moment they look whether a block is there to the moment they
 // have counted it; the first count holds it alone, so that nothing is
 // counted twice or missed. Two writers of the same new block at once may
-// both count it (the error stays until the next Recount).
+// both count it, and a batch whose commit fails half-way (flatfs renames
+// its files one by one) is not counted: such errors last until the next
+// Recount (every collection makes one, listing the blocks).
 type blobCount struct {
 	mu    sync.RWMutex
 	known bool // guarded by mu; the fields below are valid
