@@ -52,11 +52,11 @@ type watch struct {
 	cut    map[peer.ID]time.Time // until when
 }
 
-func newWatch(limit int, cutOff time.Duration, closePeer func(peer.ID)) *watch {
+func newWatch(limit int, cutOff time.Duration, now func() time.Time, closePeer func(peer.ID)) *watch {
 	return &watch{
 		limit:     limit,
 		cutOff:    cutOff,
-		now:       time.Now,
+		now:       now,
 		closePeer: closePeer,
 		wants:     make(map[cid.Cid][]*Session),
 		recent:    recentSet{set: make(map[cid.Cid]struct{}, recentSize)},
