@@ -284,3 +284,25 @@ func TestSessionConcurrentCalls(t *testing.T) {
 		t.Errorf("%d wants left registered", len(sess.wanted))
 	}
 }
+
+// A fetch under way when the exchange closes ends with ErrNotRunning, not
+// with its context.
+func TestSessionExchangeClosed(t *testing.T) {
+	a := newNode(t, Config{}, true)
+	b := newNode(t, Config{}, true)
+	connect(t, b, a, "")
+	sess := b.ex.NewSession(t.Context(), SessionOptions{})
+	defer sess.Close()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := sess.GetBlocks(t.Context(), []cid.Cid{NewBlock([]byte("nobody has it")).Cid()})
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the want go out
+	if err := b.ex.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, ErrNotRunning) {
+		t.Errorf("GetBlocks when the exchange closed: err = %v, want ErrNotRunning", err)
+	}
+}
