@@ -57,6 +57,9 @@ type Config struct {
 	// the default, 10 minutes; must not be negative.
 	CutOff time.Duration
 
+	// Now is the clock of cut-offs. Nil: the real clock.
+	Now func() time.Time
+
 	// Logger receives the exchange's own log records (bitswap logs through
 	// go-log). Nil discards them.
 	Logger *slog.Logger

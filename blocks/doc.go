@@ -59,11 +59,14 @@
 //
 // # Sessions
 //
-// A [Session] fetches the blocks of one DAG in one bitswap session: its
-// [Session.GetBlocks] reads stored blocks locally and wants all missing
-// ones at once, and bitswap spreads the wants over the peers that said
-// they have them. Fetched blocks are stored as they arrive, so an
-// interrupted fetch keeps them and a later one asks only for the rest.
+// A [Session] fetches the blocks of one DAG: its [Session.GetBlocks]
+// reads stored blocks locally and wants the missing ones a few at a time,
+// each few in a bitswap session of its own, at most 48 blocks wanted at
+// once; each few goes to the peer that answers first, which spreads them
+// over the peers that have them by how loaded their links are (one
+// bitswap session for a whole DAG sent every want to the first peer that
+// answered; see session.go). Fetched blocks are stored as they arrive, so
+// an interrupted fetch keeps them and a later one asks only for the rest.
 // Bitswap's tracer sees every received message before bitswap's client
 // does: from it the exchange learns which peer delivered each wanted
 // block ([Session.Stats], SessionOptions.OnBlock), and counts, per peer,

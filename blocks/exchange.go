@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/exopeer/exopeer/internal/ambient"
 	"github.com/exopeer/exopeer/internal/delimited"
 )
 
@@ -71,7 +72,7 @@ func NewExchange(h host.Host, store *Store, cfg Config) (*Exchange, error) {
 	}
 	cfg = cfg.withDefaults()
 	e := &Exchange{host: h, store: store, gate: new(Gate), cfg: cfg, log: cfg.Logger}
-	e.watch = newWatch(cfg.JunkLimit, cfg.CutOff, func(p peer.ID) {
+	e.watch = newWatch(cfg.JunkLimit, cfg.CutOff, ambient.NowOr(cfg.Now), func(p peer.ID) {
 		e.log.Info("peer cut off: it sent blocks nobody wanted", "peer", p.String(), "for", cfg.CutOff)
 		if err := h.Network().ClosePeer(p); err != nil {
 			e.log.Debug("closing cut-off peer", "peer", p.String(), "err", err)

@@ -21,8 +21,9 @@ import (
 type Providers struct {
 	router func() routing.ContentDiscovery
 
-	mu    sync.Mutex
-	roots map[cid.Cid]*tracked // every tracked CID, with its root
+	mu        sync.Mutex
+	roots     map[cid.Cid]*tracked // every tracked CID, with its root
+	searching map[cid.Cid]bool     // roots whose providers are being searched
 }
 
 type tracked struct {
@@ -34,7 +35,7 @@ type tracked struct {
 // has started; nil: nobody) for the providers of tracked roots. router is
 // called for each search; it must be safe for concurrent use.
 func NewProviders(router func() routing.ContentDiscovery) *Providers {
-	return &Providers{router: router, roots: make(map[cid.Cid]*tracked)}
+	return &Providers{router: router, roots: make(map[cid.Cid]*tracked), searching: make(map[cid.Cid]bool)}
 }
 
 // Track registers root and cs as the CIDs of one public blob being
@@ -85,18 +86,57 @@ func (p *Providers) rootOf(c cid.Cid) (cid.Cid, bool) {
 
 // FindProvidersAsync implements routing.ContentDiscovery for bitswap: for
 // a tracked CID, the providers of its root (up to count; 0: no limit) as
-// the router finds them; for any other CID, a closed channel at once. The
-// channel is closed when the search ends or ctx is done.
+// the router finds them; for any other CID, a closed channel at once. One
+// search per root runs at a time: bitswap asks for each block a fetch is
+// stuck on, and the providers one search finds are connected, so that
+// every want reaches them anyway; meanwhile the other asks get a closed
+// channel. The channel is closed when the search ends or ctx is done.
 func (p *Providers) FindProvidersAsync(ctx context.Context, c cid.Cid, count int) <-chan peer.AddrInfo {
 	root, ok := p.rootOf(c)
 	var r routing.ContentDiscovery
-	if ok && p.router != nil {
-		r = p.router()
+	if ok && p.router != nil && p.startSearch(root) {
+		if r = p.router(); r == nil {
+			p.endSearch(root)
+		}
 	}
 	if r == nil {
 		ch := make(chan peer.AddrInfo)
 		close(ch)
 		return ch
 	}
-	return r.FindProvidersAsync(ctx, root, count)
+	in := r.FindProvidersAsync(ctx, root, count)
+	out := make(chan peer.AddrInfo)
+	// The router closes in when the search ends or ctx is done; so does
+	// this goroutine then.
+	go func() {
+		defer close(out)
+		defer p.endSearch(root)
+		for ai := range in {
+			select {
+			case out <- ai:
+			case <-ctx.Done():
+				for range in { // let the router finish
+				}
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// startSearch reports whether no search for root runs, and marks one.
+func (p *Providers) startSearch(root cid.Cid) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.searching[root] {
+		return false
+	}
+	p.searching[root] = true
+	return true
+}
+
+func (p *Providers) endSearch(root cid.Cid) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.searching, root)
 }

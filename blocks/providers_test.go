@@ -140,3 +140,54 @@ func TestProvidersPublicOnly(t *testing.T) {
 		}
 	})
 }
+
+// chanRouter answers each search with a channel the test feeds.
+type chanRouter struct {
+	mu       sync.Mutex
+	searches []cid.Cid
+	ch       chan peer.AddrInfo
+}
+
+func (r *chanRouter) FindProvidersAsync(_ context.Context, c cid.Cid, _ int) <-chan peer.AddrInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.searches = append(r.searches, c)
+	return r.ch
+}
+
+// Bitswap asks for every block a fetch is stuck on: one search of the
+// root runs at a time, and the next can start once it is over.
+func TestProvidersOneSearchPerRoot(t *testing.T) {
+	r := &chanRouter{ch: make(chan peer.AddrInfo, 1)}
+	p := NewProviders(func() routing.ContentDiscovery { return r })
+	_, cids := makeBlocks(3, 16)
+	defer p.Track(cids[0], cids[1:])()
+
+	first := p.FindProvidersAsync(t.Context(), cids[1], 0)
+	if _, ok := <-p.FindProvidersAsync(t.Context(), cids[2], 0); ok {
+		t.Error("a second search while the first runs gave a provider")
+	}
+	r.ch <- peer.AddrInfo{ID: "seeder"}
+	if ai := <-first; ai.ID != "seeder" {
+		t.Errorf("first search gave %v, want the seeder", ai)
+	}
+	close(r.ch)
+	if _, ok := <-first; ok {
+		t.Error("first search: channel not closed after the router's")
+	}
+	r.mu.Lock()
+	got := slices.Clone(r.searches)
+	r.mu.Unlock()
+	if len(got) != 1 || got[0] != cids[0] {
+		t.Errorf("router asked for %v, want the root %s once", got, cids[0])
+	}
+	// Over: the next ask searches again.
+	r.ch = make(chan peer.AddrInfo)
+	close(r.ch)
+	for range p.FindProvidersAsync(t.Context(), cids[2], 0) {
+	}
+	if r.mu.Lock(); len(r.searches) != 2 {
+		t.Errorf("after the first search ended, %d searches, want 2", len(r.searches))
+	}
+	r.mu.Unlock()
+}

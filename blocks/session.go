@@ -177,6 +177,9 @@ func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid
 	done := s.ex.watch.want(s, missing)
 	defer done()
 	arrived := make(chan blockformat.Block)
+	// ended gets each chunk whose bitswap channel closed, after its
+	// blocks: one closed short means bitswap stopped.
+	ended := make(chan []cid.Cid)
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel: the forwarders end with cctx
 	defer cancel()
@@ -202,6 +205,10 @@ func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid
 				case <-cctx.Done():
 					return
 				}
+			}
+			select {
+			case ended <- chunk:
+			case <-cctx.Done():
 			}
 		})
 		return nil
@@ -231,17 +238,28 @@ loop:
 			}
 		}
 		var fb blockformat.Block
+		var chunk []cid.Cid
 		select {
 		case fb = <-arrived:
+		case chunk = <-ended:
 		default:
 			if err := flush(); err != nil {
 				return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
 			}
 			select {
 			case fb = <-arrived:
+			case chunk = <-ended:
 			case <-cctx.Done():
 				break loop
 			}
+		}
+		if chunk != nil {
+			for _, c := range chunk {
+				if _, ok := got[c]; !ok {
+					break loop // its session ended without it: bitswap stopped
+				}
+			}
+			continue
 		}
 		c := fb.Cid()
 		if _, ok := want[c]; !ok {

@@ -239,3 +239,70 @@ func TestSessionClose(t *testing.T) {
 		t.Errorf("GetBlocks after Close: err = %v, want context.Canceled", err)
 	}
 }
+
+// Calls of one session that run at once, over overlapping CIDs (a
+// reader's prefetching and its reads), each get their blocks; each block
+// is counted once.
+func TestSessionConcurrentCalls(t *testing.T) {
+	fetcher := newNode(t, Config{}, true)
+	seeder := newNode(t, Config{}, true)
+	blks, cids := makeBlocks(40, 8<<10)
+	if err := seeder.ex.PutMany(t.Context(), blks); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, fetcher, seeder, "")
+	ctx, cancel := context.WithTimeout(t.Context(), fetchTimeout)
+	defer cancel()
+	var log onBlockLog
+	sess := fetcher.ex.NewSession(ctx, SessionOptions{OnBlock: log.add})
+	defer sess.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		// Calls i take cids[10i : 10i+20]: each overlaps the next.
+		part := cids[10*i : min(10*i+20, len(cids))]
+		wg.Go(func() {
+			got, err := sess.GetBlocks(ctx, part)
+			if err == nil {
+				for j, c := range part {
+					if got[j].Cid() != c {
+						err = errors.New("blocks out of order")
+					}
+				}
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if st := sess.Stats(); st.Blocks != int64(len(blks)) || log.n != len(blks) {
+		t.Errorf("Stats.Blocks %d, OnBlock calls %d; want each of the %d blocks once", st.Blocks, log.n, len(blks))
+	}
+	if len(sess.wanted) != 0 {
+		t.Errorf("%d wants left registered", len(sess.wanted))
+	}
+}
+
+// A fetch under way when the exchange closes ends with ErrNotRunning, not
+// with its context.
+func TestSessionExchangeClosed(t *testing.T) {
+	a := newNode(t, Config{}, true)
+	b := newNode(t, Config{}, true)
+	connect(t, b, a, "")
+	sess := b.ex.NewSession(t.Context(), SessionOptions{})
+	defer sess.Close()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := sess.GetBlocks(t.Context(), []cid.Cid{NewBlock([]byte("nobody has it")).Cid()})
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the want go out
+	if err := b.ex.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, ErrNotRunning) {
+		t.Errorf("GetBlocks when the exchange closed: err = %v, want ErrNotRunning", err)
+	}
+}

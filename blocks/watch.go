@@ -9,8 +9,6 @@ import (
 	bsnetwork "github.com/ipfs/boxo/bitswap/network"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // Bounds of what peers can make the watch remember.
@@ -54,11 +52,11 @@ type watch struct {
 	cut    map[peer.ID]time.Time // until when
 }
 
-func newWatch(limit int, cutOff time.Duration, closePeer func(peer.ID)) *watch {
+func newWatch(limit int, cutOff time.Duration, now func() time.Time, closePeer func(peer.ID)) *watch {
 	return &watch{
 		limit:     limit,
 		cutOff:    cutOff,
-		now:       ambient.Now,
+		now:       now,
 		closePeer: closePeer,
 		wants:     make(map[cid.Cid][]*Session),
 		recent:    recentSet{set: make(map[cid.Cid]struct{}, recentSize)},

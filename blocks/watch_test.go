@@ -172,8 +172,7 @@ func TestWatchBounds(t *testing.T) {
 
 func newTestWatch(limit int) (*watch, *time.Time) {
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	w := newWatch(limit, time.Minute, func(peer.ID) {})
-	w.now = func() time.Time { return clock }
+	w := newWatch(limit, time.Minute, func() time.Time { return clock }, func(peer.ID) {})
 	return w, &clock
 }
 

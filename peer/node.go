@@ -199,6 +199,9 @@ func (n *Node) build() error {
 	if bcfg.Logger == nil {
 		bcfg.Logger = n.log.With("part", "blocks")
 	}
+	if bcfg.Now == nil {
+		bcfg.Now = in.now
+	}
 	// Bitswap searches the DHT for providers of public blobs' blocks
 	// only (those the blob service tracks); the DHT starts after the
 	// exchange, so it is looked up at each search.

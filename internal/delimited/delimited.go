@@ -4,9 +4,9 @@
 // from a few bytes of length prefix).
 //
 // Gate wraps an inbound stream: its Read hands over nothing of a message
-// until the whole message has arrived, into a buffer that grew only as the
-// bytes came (package growbuf), and resets the stream at a message longer
-// than its limit. A peer that announces large messages and sends nothing
+// until the whole message has arrived, into pieces allocated only as the
+// bytes came (the bound of package growbuf, without its copies), and
+// resets the stream at a message longer than its limit. A peer that announces large messages and sends nothing
 // then costs a few KiB per stream, not the length it announced.
 package delimited
 
@@ -74,8 +74,8 @@ type reader struct {
 	br    *bufio.Reader // made at the first Read
 	limit int
 	reset func()
-	head  []byte // the pending message's length prefix, not yet read
-	body  []byte // and its body
+	head  []byte   // the pending message's length prefix, not yet read
+	body  [][]byte // and its body, in the pieces it was read into
 	err   error
 }
 
@@ -97,12 +97,18 @@ func (r *reader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.head)
 	r.head = r.head[n:]
-	m := copy(p[n:], r.body)
-	r.body = r.body[m:]
-	if len(r.body) == 0 {
-		r.body = nil // the message is handed over: let it go
+	for n < len(p) && len(r.body) > 0 {
+		m := copy(p[n:], r.body[0])
+		n += m
+		if r.body[0] = r.body[0][m:]; len(r.body[0]) == 0 {
+			r.body[0] = nil // handed over: let it go
+			r.body = r.body[1:]
+		}
 	}
-	return n + m, nil
+	if len(r.body) == 0 {
+		r.body = nil
+	}
+	return n, nil
 }
 
 // next reads the next whole message into head and body.
@@ -140,7 +146,7 @@ func (r *reader) next() error {
 		r.reset()
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, r.limit)
 	}
-	body, err := growbuf.ReadFull(r.br, int(n), nil)
+	body, err := readPieces(r.br, int(n))
 	if err != nil {
 		r.head = nil
 		if err == io.EOF {
@@ -150,4 +156,28 @@ func (r *reader) next() error {
 	}
 	r.body = body
 	return nil
+}
+
+// readPieces reads exactly n bytes from src into pieces, each allocated
+// only once the bytes before it have arrived, and as large as they are
+// (at least growbuf.First): the memory bound of growbuf.ReadFull (about
+// twice the bytes received, plus First) without its copying of the bytes
+// into each larger buffer.
+func readPieces(src io.Reader, n int) ([][]byte, error) {
+	var pieces [][]byte
+	for got := 0; got < n; {
+		p := make([]byte, min(n-got, max(growbuf.First, got)))
+		m, err := io.ReadFull(src, p)
+		got += m
+		if m > 0 {
+			pieces = append(pieces, p[:m])
+		}
+		if err != nil {
+			if err == io.EOF && got > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return pieces, nil
 }
