@@ -327,6 +327,12 @@ func (c *Client) BlobFetch(ctx context.Context, cap string, progress func(api.Fe
 		return api.FetchLine{}, err
 	}
 	resp, err := c.stream.BlobFetch(ctx, p)
+	return readFetch(ctx, resp, err, progress)
+}
+
+// readFetch reads the answer of a fetch: its progress lines, given to
+// progress, then its last line, returned (or its error).
+func readFetch(ctx context.Context, resp *http.Response, err error, progress func(api.FetchLine)) (api.FetchLine, error) {
 	var last api.FetchLine
 	err = readStream(ctx, resp, err, "fetch", func(l api.FetchLine) (bool, error) {
 		switch {
