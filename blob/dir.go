@@ -119,8 +119,10 @@ func decodeListing(b []byte) ([]Entry, error) {
 	}
 	r := bytes.NewReader(b[1:])
 	uv := func(what string, limit uint64) (uint64, error) {
+		before := r.Len()
 		v, err := binary.ReadUvarint(r)
-		if err != nil || v > limit {
+		// Only the shortest encoding: one listing, one byte string.
+		if err != nil || v > limit || before-r.Len() != len(binary.AppendUvarint(nil, v)) {
 			return 0, fmt.Errorf("listing: %s: %w", what, ErrMalformed)
 		}
 		return v, nil
@@ -364,7 +366,8 @@ func ReadDir(ctx context.Context, g BlockGetter, c Capability) ([]Entry, error) 
 		return nil, ErrNotDir
 	}
 	if c.Public {
-		return readPublicDir(ctx, g, c.Root, 0)
+		budget := maxPublicTree
+		return readPublicDir(ctx, g, c.Root, 0, &budget)
 	}
 	r, err := openStream(ctx, g, c, ReaderOptions{Prefetch: -1}, infoDir)
 	if err != nil {
@@ -385,8 +388,13 @@ func ReadDir(ctx context.Context, g BlockGetter, c Capability) ([]Entry, error) 
 	return es, nil
 }
 
-// readPublicDir lists a UnixFS directory.
-func readPublicDir(ctx context.Context, g BlockGetter, root cid.Cid, depth int) ([]Entry, error) {
+// maxPublicTree bounds the entries ReadDir of a public directory reads,
+// subdirectories included (to sum their sizes).
+const maxPublicTree = 1 << 20
+
+// readPublicDir lists a UnixFS directory, reading at most *budget entries
+// of the tree under it.
+func readPublicDir(ctx context.Context, g BlockGetter, root cid.Cid, depth int, budget *int) ([]Entry, error) {
 	if depth > maxDirDepth {
 		return nil, fmt.Errorf("blob: directories nested deeper than %d: %w", maxDirDepth, ErrMalformed)
 	}
@@ -400,6 +408,9 @@ func readPublicDir(ctx context.Context, g BlockGetter, root cid.Cid, depth int) 
 	links, err := dirLinks(bs[0])
 	if err != nil {
 		return nil, err
+	}
+	if *budget -= len(links); *budget < 0 {
+		return nil, fmt.Errorf("blob: a public tree of more than %d entries: %w", maxPublicTree, ErrMalformed)
 	}
 	cs := make([]cid.Cid, len(links))
 	for i, l := range links {
@@ -421,7 +432,7 @@ func readPublicDir(ctx context.Context, g BlockGetter, root cid.Cid, depth int) 
 			out[i].Size = int64(n.total)
 		case errors.Is(err, ErrIsDir):
 			out[i].Cap.Dir = true
-			sub, err := readPublicDir(ctx, g, l.Cid, depth+1)
+			sub, err := readPublicDir(ctx, g, l.Cid, depth+1, budget)
 			if err != nil {
 				return nil, err
 			}

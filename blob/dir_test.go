@@ -243,6 +243,7 @@ func TestListing(t *testing.T) {
 		"bad flags":   func() []byte { c := bytes.Clone(b); c[2+1+1+1] = 0x80; return c }(),
 		"huge count":  {1, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"count short": {1, 2},
+		"long varint": {1, 0x80, 0x00},
 	} {
 		if _, err := decodeListing(bad); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: decodeListing: %v", name, err)

@@ -17,7 +17,13 @@ type katFile struct {
 	PayloadKey string `json:"payloadKey"`
 	DirKey     string `json:"dirKey"`
 	DirSeal    string `json:"dirSealOfExopeer"`
-	Vectors    []struct {
+	Derived    struct {
+		Size        int    `json:"size"`
+		Secret      string `json:"secret"`
+		ContentHash string `json:"contentHash"`
+		Key         string `json:"key"`
+	} `json:"derived"`
+	Vectors []struct {
 		Size           int    `json:"size"`
 		CiphertextSize int    `json:"ciphertextSize"`
 		SHA256         string `json:"ciphertextSHA256"`
@@ -74,6 +80,14 @@ func TestKnownAnswers(t *testing.T) {
 	}
 	if d := seal(k, infoDir, []byte("exopeer")); hex.EncodeToString(d) != kf.DirSeal {
 		t.Fatalf("dir seal %x, want %s", d, kf.DirSeal)
+	}
+	d := kf.Derived
+	h, err := HashContent(t.Context(), bytes.NewReader(katPlaintext(d.Size)), int64(d.Size))
+	if err != nil || hex.EncodeToString(h[:]) != d.ContentHash {
+		t.Fatalf("content hash %x, %v; want %s", h, err, d.ContentHash)
+	}
+	if dk := DeriveKey([]byte(d.Secret), h); hex.EncodeToString(dk[:]) != d.Key {
+		t.Fatalf("derived key %x, want %s", dk, d.Key)
 	}
 }
 

@@ -43,8 +43,10 @@ const putBatch = 16
 
 // Import reads src to its end and imports it as a blob into dst, in one
 // pass: sealed (unless o.Public) and cut into leaves on o.Workers
-// goroutines, linked as a balanced UnixFS DAG, and put in batches. Memory
-// stays bounded by a window of leaves in flight, whatever the size. It
+// goroutines, linked as a balanced UnixFS DAG, and put in batches of 16.
+// Memory stays bounded by a window of 32 + 2·Workers leaves between the
+// read and the end of their PutMany (about 36 MiB sealed, 9 MiB public,
+// on 2 cores), whatever the size. It
 // refuses o.Secret (ErrNeedSize). On error, blocks already put stay in dst
 // (unreferenced: a GC takes them).
 func Import(ctx context.Context, src io.Reader, dst BlockPutter, o ImportOptions) (Imported, error) {
@@ -206,7 +208,7 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 			return nil
 		})
 	}
-	go func() { wg.Wait(); close(results) }()
+	g.Go(func() error { wg.Wait(); close(results); return nil })
 
 	g.Go(func() error { // put in batches, then free the leaves' window
 		for b := range batches {

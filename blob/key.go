@@ -79,7 +79,11 @@ func hashContent(ctx context.Context, r io.ReaderAt, size int64, workers int, pr
 			for i := range next {
 				off := i * hashChunk
 				b := buf[:min(hashChunk, size-off)]
-				if _, err := r.ReadAt(b, off); err != nil && !(err == io.EOF && len(b) > 0) {
+				// io.ReaderAt may say io.EOF with the last byte: only a short read fails.
+				if n, err := r.ReadAt(b, off); n < len(b) {
+					if err == nil || err == io.EOF {
+						err = io.ErrUnexpectedEOF
+					}
 					return fmt.Errorf("blob: hash: read at %d: %w", off, err)
 				}
 				sums[i] = sha256.Sum256(b)

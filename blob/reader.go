@@ -47,6 +47,10 @@ type Reader struct {
 	leaves  *lru[[]byte]
 	mu      sync.Mutex
 	pending map[cid.Cid]*fetchCall // leaves being fetched
+
+	segMu    sync.Mutex
+	segIndex int64  // the segment opened last
+	segPlain []byte // its plaintext (not modified once set), or nil
 }
 
 // fetchCall is one fetch of a leaf others may wait for.
@@ -200,21 +204,30 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 func (r *Reader) readSealed(p []byte, off int64) error {
 	const step = LeafSize / SealedSegmentSize // segments per round
 	nseg := segments(r.stream)
-	buf := make([]byte, 0, step*SealedSegmentSize)
-	plain := make([]byte, 0, SegmentSize)
+	// Small sequential reads (io.Copy's 32 KiB) fall in the segment the
+	// previous read opened.
+	r.segMu.Lock()
+	if r.segPlain != nil && off/SegmentSize == r.segIndex && off+int64(len(p)) <= (r.segIndex+1)*SegmentSize {
+		copy(p, r.segPlain[off-r.segIndex*SegmentSize:])
+		r.segMu.Unlock()
+		return nil
+	}
+	r.segMu.Unlock()
+	var plain []byte
+	var s int64
 	for len(p) > 0 {
 		first := off / SegmentSize
 		last := min((off+int64(len(p))-1)/SegmentSize, first+step-1)
 		start := first * SealedSegmentSize
 		end := min((last+1)*SealedSegmentSize, r.stream)
-		buf = buf[:end-start]
+		buf := make([]byte, end-start)
 		if err := r.readStream(buf, start); err != nil {
 			return err
 		}
-		for s := first; s <= last; s++ {
+		for s = first; s <= last; s++ {
 			sealed := buf[(s-first)*SealedSegmentSize : min(int64(len(buf)), (s-first+1)*SealedSegmentSize)]
 			var err error
-			if plain, err = openSegment(r.aead, plain[:0], sealed, s, s == nseg-1); err != nil {
+			if plain, err = openSegment(r.aead, make([]byte, 0, len(sealed)), sealed, s, s == nseg-1); err != nil {
 				return fmt.Errorf("blob: %w", err)
 			}
 			from := off - s*SegmentSize
@@ -222,6 +235,9 @@ func (r *Reader) readSealed(p []byte, off int64) error {
 			p, off = p[n:], off+int64(n)
 		}
 	}
+	r.segMu.Lock()
+	r.segIndex, r.segPlain = s-1, plain
+	r.segMu.Unlock()
 	return nil
 }
 

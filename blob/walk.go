@@ -23,7 +23,15 @@ const maxWalkLevel = 1 << 22
 // Errors of g pass through; a dag-pb block that does not decode is
 // ErrMalformed.
 func Walk(ctx context.Context, g BlockGetter, root cid.Cid, visit func(blockformat.Block) error) error {
-	seen := map[cid.Cid]struct{}{root: {}}
+	return walk(ctx, g, root, visit, map[cid.Cid]struct{}{})
+}
+
+// walk is Walk skipping the blocks in seen, and adding those it visits.
+func walk(ctx context.Context, g BlockGetter, root cid.Cid, visit func(blockformat.Block) error, seen map[cid.Cid]struct{}) error {
+	if _, ok := seen[root]; ok {
+		return nil
+	}
+	seen[root] = struct{}{}
 	level := []cid.Cid{root}
 	for depth := 0; len(level) > 0; depth++ {
 		if depth > maxDepth+2 { // a directory's levels above its files' DAGs
@@ -61,6 +69,40 @@ func Walk(ctx context.Context, g BlockGetter, root cid.Cid, visit func(blockform
 			}
 		}
 		level = next
+	}
+	return nil
+}
+
+// WalkTree visits every block of the blob c, as Walk does, and for an
+// encrypted directory every block of the blobs it lists, recursively: the
+// listing's blocks are walked first, then read back through g to find the
+// entries. (A public directory links its entries in the DAG: Walk alone
+// reaches them.) Each block is visited once. Errors: as Walk and ReadDir.
+func WalkTree(ctx context.Context, g BlockGetter, c Capability, visit func(blockformat.Block) error) error {
+	return walkTree(ctx, g, c, visit, map[cid.Cid]struct{}{}, 0)
+}
+
+func walkTree(ctx context.Context, g BlockGetter, c Capability, visit func(blockformat.Block) error, seen map[cid.Cid]struct{}, depth int) error {
+	if depth > maxDirDepth {
+		return fmt.Errorf("blob: directories nested deeper than %d: %w", maxDirDepth, ErrMalformed)
+	}
+	if _, ok := seen[c.Root]; ok {
+		return nil
+	}
+	if err := walk(ctx, g, c.Root, visit, seen); err != nil {
+		return err
+	}
+	if !c.Dir || c.Public {
+		return nil
+	}
+	es, err := ReadDir(ctx, g, c)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		if err := walkTree(ctx, g, e.Cap, visit, seen, depth+1); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package blob
 import (
 	"errors"
 	"testing"
+	"testing/fstest"
 
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -89,4 +90,32 @@ func FuzzDecodeNode(f *testing.F) {
 			t.Fatalf("accepted a node whose sizes do not add up: %+v", n)
 		}
 	})
+}
+
+func TestWalkTree(t *testing.T) {
+	for _, o := range []ImportOptions{{}, {Public: true}, {Secret: []byte("cell")}} {
+		st := newMemBlocks()
+		tree := testTree()
+		tree["docs/copy.txt"] = &fstest.MapFile{Data: []byte("hello")} // the same as a.txt
+		im, err := ImportDir(t.Context(), tree, st, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[cid.Cid]int{}
+		err = WalkTree(t.Context(), st, im.Cap, func(b blockformat.Block) error {
+			seen[b.Cid()]++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != st.len() {
+			t.Fatalf("public %v: walked %d blocks, the tree has %d", o.Public, len(seen), st.len())
+		}
+		for c, n := range seen {
+			if n != 1 {
+				t.Fatalf("block %s visited %d times", c, n)
+			}
+		}
+	}
 }

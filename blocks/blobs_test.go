@@ -3,6 +3,7 @@ package blocks
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/ipfs/boxo/datastore/dshelp"
@@ -245,5 +246,41 @@ func TestStoreBlobKeys(t *testing.T) {
 		if err := s.BlobKeys(cctx, func(cid.Cid, int) error { return nil }); !errors.Is(err, context.Canceled) {
 			t.Errorf("BlobKeys(cancelled) = %v, want context.Canceled", err)
 		}
+	}
+}
+
+// Writes, deletes and the first count running at once leave Usage equal
+// to a fresh count.
+func TestStoreUsageConcurrent(t *testing.T) {
+	ctx := t.Context()
+	s := NewStoreWith(newDatastore(t, "memory"), newFlatfs(t, ""))
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 10 {
+				a, b := randomBlock(t, 100+w), randomBlock(t, 200+i)
+				if err := s.PutOwn(ctx, []blockformat.Block{a, b}); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := s.DeleteMany(ctx, []cid.Cid{a.Cid()}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		if _, err := s.Usage(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
+	got, err := s.Usage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, err := s.Recount(ctx); err != nil || got != want || got.Blocks != 40 {
+		t.Errorf("Usage = %+v; a fresh count gives %+v, %v; want 40 blocks", got, want, err)
 	}
 }

@@ -127,6 +127,10 @@ func (e *Exchange) Start(ctx context.Context) error {
 		bitswap.TaskWorkerCount(e.cfg.TaskWorkers),
 		// The watch attributes fetched blocks to peers and counts junk.
 		bitswap.WithTracer(e.watch),
+		// Otherwise bitswap's client looks every received block up in
+		// the store, for a duplicate counter nobody reads (go-ds-leveldb
+		// reads the whole value to answer Has).
+		bitswap.WithoutDuplicatedBlockStats(),
 	)
 
 	// bitswap only hears of connections made from now on; tell it about

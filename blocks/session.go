@@ -7,10 +7,29 @@ import (
 	"maps"
 	"sync"
 
-	"github.com/ipfs/boxo/exchange"
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// A session wants the missing blocks of a GetBlocks call in chunks of
+// wantChunk, each in a bitswap session of its own, with at most
+// wantWindow blocks wanted and not yet arrived.
+//
+// Why not one bitswap session for the whole DAG: a bitswap session learns
+// its peers only from answers to its first, broadcast wants, and drops an
+// answer that comes after the block it was about (the root of a DAG is
+// small, so the first seeder's block beats the others' HAVEs); from then
+// on it sends every want-block to the peers it knows, so a fetch from
+// three seeders ran from one (exopeer-sim blob: 1.0x). A fresh session per
+// chunk broadcasts a want-have for the chunk to every connected peer and
+// sends the want-blocks to the first to answer HAVE, which is the seeder
+// whose link is least loaded (its answer waits behind fewer blocks): the
+// chunks spread over the seeders by load, at the cost of one round trip
+// per chunk, hidden by the window.
+const (
+	wantChunk  = 4
+	wantWindow = 48
 )
 
 // storeBatch is the most fetched blocks stored in one datastore batch; a
@@ -39,16 +58,16 @@ type SessionStats struct {
 	Peers         map[peer.ID]PeerStats
 }
 
-// A Session fetches the blocks of one DAG (a blob) in one bitswap session:
-// bitswap learns which peers have its blocks and spreads its wants over
-// them. It is safe for concurrent use: several GetBlocks calls may run at
+// A Session fetches the blocks of one DAG (a blob) from the peers that
+// have them, in bitswap sessions of a few blocks each (see wantChunk),
+// spread over the peers by how loaded their links are. It is safe for concurrent use: several GetBlocks calls may run at
 // once (a reader's prefetching).
 type Session struct {
-	ex     *Exchange
-	opts   SessionOptions
-	ctx    context.Context
-	cancel context.CancelFunc
-	bs     exchange.Fetcher // nil when the exchange was not running
+	ex      *Exchange
+	opts    SessionOptions
+	ctx     context.Context
+	cancel  context.CancelFunc
+	running bool // the exchange was running when the session began
 
 	// wanted is guarded by ex.watch.mu: the CIDs that calls of this
 	// session wait for, with who delivered them.
@@ -65,8 +84,8 @@ type sessionWant struct {
 	counted bool    // counted in the stats already
 }
 
-// NewSession starts a bitswap session that lives until ctx ends or Close.
-// It sends nothing until GetBlocks asks for missing blocks. On an exchange
+// NewSession returns a session that lives until ctx ends or Close. It
+// sends nothing until GetBlocks asks for missing blocks. On an exchange
 // that is not running, the session reads stored blocks only.
 func (e *Exchange) NewSession(ctx context.Context, o SessionOptions) *Session {
 	sctx, cancel := context.WithCancel(ctx)
@@ -78,9 +97,7 @@ func (e *Exchange) NewSession(ctx context.Context, o SessionOptions) *Session {
 		wanted: make(map[cid.Cid]*sessionWant),
 		stats:  SessionStats{Peers: make(map[peer.ID]PeerStats)},
 	}
-	if bs := e.running(); bs != nil {
-		s.bs = bs.NewSession(sctx)
-	}
+	s.running = e.running() != nil
 	return s
 }
 
@@ -145,7 +162,7 @@ func (s *Session) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Bl
 // each block as it arrives.
 func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid]struct{}) (map[cid.Cid]blockformat.Block, error) {
 	bs := s.ex.running()
-	if s.bs == nil || bs == nil {
+	if !s.running || bs == nil {
 		return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), ErrNotRunning)
 	}
 	if err := s.ctx.Err(); err != nil {
@@ -159,9 +176,35 @@ func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid
 
 	done := s.ex.watch.want(s, missing)
 	defer done()
-	ch, err := s.bs.GetBlocks(cctx, missing)
-	if err != nil {
-		return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
+	arrived := make(chan blockformat.Block)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel: the forwarders end with cctx
+	defer cancel()
+	next, inflight := 0, 0
+	// ask wants the next chunk of missing in the bitswap session and
+	// forwards its blocks to arrived.
+	ask := func() error {
+		chunk := missing[next:min(next+wantChunk, len(missing))]
+		// A bitswap session of the chunk's own: it ends with the chunk.
+		kctx, kcancel := context.WithCancel(cctx)
+		ch, err := bs.NewSession(kctx).GetBlocks(kctx, chunk)
+		if err != nil {
+			kcancel()
+			return err
+		}
+		next += len(chunk)
+		inflight += len(chunk)
+		wg.Go(func() {
+			defer kcancel()
+			for b := range ch {
+				select {
+				case arrived <- b:
+				case <-cctx.Done():
+					return
+				}
+			}
+		})
+		return nil
 	}
 
 	got := make(map[cid.Cid]blockformat.Block, len(missing))
@@ -180,19 +223,25 @@ func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid
 		batch = batch[:0]
 		return nil
 	}
+loop:
 	for len(got) < len(missing) {
+		for next < len(missing) && inflight+wantChunk <= wantWindow {
+			if err := ask(); err != nil {
+				return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
+			}
+		}
 		var fb blockformat.Block
-		var ok bool
 		select {
-		case fb, ok = <-ch:
+		case fb = <-arrived:
 		default:
 			if err := flush(); err != nil {
 				return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
 			}
-			fb, ok = <-ch
-		}
-		if !ok {
-			break
+			select {
+			case fb = <-arrived:
+			case <-cctx.Done():
+				break loop
+			}
 		}
 		c := fb.Cid()
 		if _, ok := want[c]; !ok {
@@ -202,6 +251,7 @@ func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid
 			continue
 		}
 		got[c] = fb
+		inflight--
 		batch = append(batch, fb)
 		if len(batch) >= storeBatch {
 			if err := flush(); err != nil {

@@ -52,6 +52,8 @@ type Report struct {
 	Chain *ChainReport `json:"chain,omitempty"`
 	// Store is what the store scenario counted; nil for the others.
 	Store *StoreReport `json:"store,omitempty"`
+	// Blob is what the blob scenario measured; nil for the others.
+	Blob *BlobReport `json:"blob,omitempty"`
 	// Failures lists a sample of what failed, for diagnosis.
 	Failures []string `json:"failures,omitempty"`
 }
@@ -174,6 +176,15 @@ func (r Report) WriteText(w io.Writer) error {
 	if c := r.Store; c != nil {
 		fmt.Fprintf(tw, "store\t%d mutations written, %d chain entries, %d live entities; %d answer bytes compared\n", c.Written, c.Entries, c.Live, c.AnswerBytes)
 		fmt.Fprintf(tw, "faults\t%d partitions, %d crashes; indexes caught up %.1f ms after the heal\n", c.Partitions, c.Crashes, c.ConvergedMs)
+	}
+	if b := r.Blob; b != nil {
+		fmt.Fprintf(tw, "blob\t%.1f MiB (%d blocks, %.1f MiB of blocks); links %.1f Mbit/s\n",
+			float64(b.Size)/(1<<20), b.Blocks, float64(b.Bytes)/(1<<20), b.Bandwidth*8/1e6)
+		for _, f := range []BlobFetch{b.One, b.Many} {
+			fmt.Fprintf(tw, "fetch from %d\t%.2f s virtual, %.2f MiB/s, %.0f%% of the links' capacity; shares %.2f\n",
+				f.Seeders, f.VirtualS, f.MiBps, 100*f.OfCapacity, f.PerSeeder)
+		}
+		fmt.Fprintf(tw, "ratio\t%.2f× faster from %d seeders than from 1\n", b.Ratio, b.Many.Seeders)
 	}
 	if r.PeakHeap > 0 {
 		fmt.Fprintf(tw, "peak heap\t%.1f MiB (%.1f KiB per node); live %.1f MiB (%.1f KiB per node)\n",

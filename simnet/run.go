@@ -25,6 +25,9 @@ type Options struct {
 	// Entries is how many entries each node appends (chain), or how
 	// many mutations each store node makes (store).
 	Entries int
+	// BlobSize is the blob's size in bytes (blob); 0: the scenario's
+	// default, 256 MiB.
+	BlobSize int64
 	// MemoryLimit, if not zero, is the soft memory limit of the Go runtime
 	// while the scenario runs (runtime/debug.SetMemoryLimit): the
 	// collector works harder near it instead of letting garbage pile up.
@@ -54,6 +57,13 @@ var Scenarios = map[string]Scenario{
 	},
 	"chain": func(ctx context.Context, n *Net, o Options) (Report, error) {
 		return ScenarioChain(ctx, n, ChainOptions{Nodes: o.Nodes, Entries: o.Entries, Crash: o.CrashFraction})
+	},
+	"blob": func(ctx context.Context, n *Net, o Options) (Report, error) {
+		seeders := 0
+		if o.Nodes > 2 {
+			seeders = o.Nodes - 3 // the one seeder and the two fetchers
+		}
+		return ScenarioBlob(ctx, n, BlobOptions{Size: o.BlobSize, Seeders: seeders})
 	},
 	"store": func(ctx context.Context, n *Net, o Options) (Report, error) {
 		dir, err := os.MkdirTemp("", "exopeer-sim-store-")

@@ -9,9 +9,13 @@
 // removes one; the record goes with its last reason.
 //
 // A hold keeps blocks for the time of an import or a fetch, before their
-// root is known or pinned ([Pins.Hold], [Pins.Holding]). Holds live in
-// memory only: a node that stops drops them, and a later collection frees
-// the blocks of an import that never finished.
+// root is known or pinned ([Pins.Hold], [Pins.Holding]: an import writes
+// through a Holding, a fetch gets through its Getter). A block must be
+// held before it is written: a block written unheld while a collection
+// runs, and not yet reachable from a pinned root when the collection
+// marked, may be deleted. Holds live in memory only: a node that stops
+// drops them, and a later collection frees the blocks of an import that
+// never finished.
 //
 // [Pins.GC] collects in two phases. Mark: from every pinned root it walks
 // the DAG through the blocks held locally (a block not stored is not

@@ -15,8 +15,9 @@ import (
 )
 
 // sweepBatch is how many blocks the sweep deletes at a time (in one
-// datastore batch, under the lock that Pin and Hold take).
-const sweepBatch = 256
+// datastore batch, under the lock that Pin and Hold take). A variable for
+// the tests.
+var sweepBatch = 256
 
 // cand is a blob block the mark did not reach: a candidate for the sweep.
 type cand struct {
@@ -67,10 +68,16 @@ type BlockPutter interface {
 	PutMany(ctx context.Context, bs []blockformat.Block) error
 }
 
-// Holding is a BlockPutter that holds every block before writing it to
-// another, until Release: an import writes through one so that a
-// collection running meanwhile keeps what it wrote. It is safe for
-// concurrent use.
+// BlockGetter is where a Holding's Getter gets blocks (blob.BlockGetter's
+// shape).
+type BlockGetter interface {
+	GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error)
+}
+
+// Holding holds blocks for an import or a fetch under way, until Release:
+// an import writes through it (PutMany), a fetch gets through its Getter,
+// so that a collection running meanwhile keeps every block they wrote,
+// whatever the moment. It is safe for concurrent use.
 type Holding struct {
 	p   *Pins
 	dst BlockPutter
@@ -79,8 +86,17 @@ type Holding struct {
 	releases []func()
 }
 
-// Holding returns a Holding that writes to dst.
+// Holding returns a Holding that writes to dst (nil for one that only
+// holds and gets).
 func (p *Pins) Holding(dst BlockPutter) *Holding { return &Holding{p: p, dst: dst} }
+
+// Hold holds cs until Release.
+func (h *Holding) Hold(cs ...cid.Cid) {
+	rel := h.p.Hold(cs...)
+	h.mu.Lock()
+	h.releases = append(h.releases, rel)
+	h.mu.Unlock()
+}
 
 // PutMany holds the blocks of bs, then writes them to dst. It blocks like
 // dst.PutMany; it takes ownership of bs as dst does.
@@ -89,11 +105,23 @@ func (h *Holding) PutMany(ctx context.Context, bs []blockformat.Block) error {
 	for i, b := range bs {
 		cs[i] = b.Cid()
 	}
-	rel := h.p.Hold(cs...)
-	h.mu.Lock()
-	h.releases = append(h.releases, rel)
-	h.mu.Unlock()
+	h.Hold(cs...)
 	return h.dst.PutMany(ctx, bs)
+}
+
+// Getter returns a BlockGetter that holds the CIDs asked for, then gets
+// them from g (which fetches and stores those missing): what a fetch
+// stores stays until Release even if a collection runs meanwhile.
+func (h *Holding) Getter(g BlockGetter) BlockGetter { return heldGetter{h, g} }
+
+type heldGetter struct {
+	h *Holding
+	g BlockGetter
+}
+
+func (hg heldGetter) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
+	hg.h.Hold(cs...)
+	return hg.g.GetBlocks(ctx, cs)
 }
 
 // Release releases every hold the Holding took. Call it once the root is

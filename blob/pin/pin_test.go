@@ -34,7 +34,7 @@ type env struct {
 	rng   *rand.Rand
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	meta, err := leveldb.NewDatastore(t.TempDir(), nil)
 	if err != nil {
@@ -75,7 +75,7 @@ type dag struct {
 
 // newDAG makes a DAG of fanout mids of fanout leaves each, of random
 // bytes; shared leaves, if given, hang under the first mid too.
-func (e *env) newDAG(t *testing.T, fanout, leafSize int, shared ...blockformat.Block) *dag {
+func (e *env) newDAG(t testing.TB, fanout, leafSize int, shared ...blockformat.Block) *dag {
 	t.Helper()
 	d := &dag{}
 	root := merkledag.NodeWithData([]byte("root"))
@@ -433,4 +433,92 @@ func TestOverBudget(t *testing.T) {
 			t.Errorf("OverBudget(%d) = %v, %+v, %v; want %v with %d bytes", tt.budget, over, u, err, tt.over, total)
 		}
 	}
+}
+
+// stopAfter is a context whose Err reports it cancelled from its n-th
+// call on: a collection stopped at every point where it looks.
+type stopAfter struct {
+	context.Context
+	n int
+}
+
+func (c *stopAfter) Err() error {
+	if c.n--; c.n <= 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// A collection stopped anywhere deletes nothing a pinned root reaches nor
+// anything held; run again, it finishes the job.
+func TestGCInterruptedDeletesNothingWrongly(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	pinned := e.newDAG(t, 4, 100)
+	loose := e.newDAG(t, 4, 100)
+	held := blocks.NewBlock([]byte("held"))
+	e.put(t, pinned.all...)
+	e.put(t, loose.all...)
+	e.put(t, held)
+	if err := e.pins.Pin(ctx, pinned.root, "manual"); err != nil {
+		t.Fatal(err)
+	}
+	defer e.pins.Hold(held.Cid())()
+	defer func(n int) { sweepBatch = n }(sweepBatch)
+	sweepBatch = 3
+	var deleted int64
+	midSweep := false
+	for n := 1; ; n++ {
+		st, err := e.pins.GC(&stopAfter{ctx, n})
+		deleted += st.Deleted
+		midSweep = midSweep || (err != nil && st.Deleted > 0)
+		e.wantHeld(t, fmt.Sprintf("stopped at %d", n), true, append([]blockformat.Block{held}, pinned.all...)...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("GC stopped at %d: %v", n, err)
+		}
+	}
+	e.wantHeld(t, "loose", false, loose.all...)
+	if !midSweep {
+		t.Error("no collection was stopped in the middle of its sweep")
+	}
+	if deleted != int64(len(loose.all)) {
+		t.Errorf("the collections deleted %d blocks in all, want %d", deleted, len(loose.all))
+	}
+}
+
+// storeGetter gets blocks from a store (a fetch that finds them there).
+type storeGetter struct{ s *blocks.Store }
+
+func (g storeGetter) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
+	out := make([]blockformat.Block, len(cs))
+	for i, c := range cs {
+		b, err := g.s.Get(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// What a fetch gets through a Holding's Getter stays until Release.
+func TestHoldingGetter(t *testing.T) {
+	e := newEnv(t)
+	d := e.newDAG(t, 2, 100)
+	e.put(t, d.all...)
+	h := e.pins.Holding(nil)
+	cs := []cid.Cid{d.all[0].Cid(), d.all[1].Cid()}
+	got, err := h.Getter(storeGetter{e.store}).GetBlocks(t.Context(), cs)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("GetBlocks = %d blocks, %v", len(got), err)
+	}
+	e.gc(t)
+	e.wantHeld(t, "got through the Holding", true, d.all[:2]...)
+	e.wantHeld(t, "not asked for", false, d.all[2:]...)
+	h.Release()
+	e.gc(t)
+	e.wantHeld(t, "released", false, d.all[:2]...)
 }

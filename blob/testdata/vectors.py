@@ -4,7 +4,7 @@ independently of the Go code with pyca/cryptography 48.0.0:
 
     python3 blob/testdata/vectors.py > blob/testdata/vectors.json
 
-key      = bytes 0x00..0x1f
+key      = bytes 0x00..0x1f (and, at the end, a content hash and a derived key)
 plaintext of size n: byte j is j % 251
 payload key = HKDF-SHA256(ikm=key, salt=empty, info="exopeer blob v1 payload", 32)
 segment i (65,520 plaintext bytes, the last one shorter or empty) is sealed
@@ -47,5 +47,17 @@ for n in [0, 1, 65519, 65520, 65521, 3*65520+7]:
         v["ciphertext"] = ct.hex()
     vecs.append(v)
 dirct = seal(dk, b"exopeer")
+
+# Derived keys: content hash of the plaintext of size 3 MiB - 5 (byte j is
+# j % 251), then K = HMAC-SHA256(secret, "exopeer blob key v1" || H).
+import hmac
+n = 3*(1 << 20) - 5
+pt = bytes(j % 251 for j in range(n))
+h = hashlib.sha256(b"exopeer blob content v1" + n.to_bytes(8, "big") +
+                   b"".join(hashlib.sha256(pt[i:i+(1 << 20)]).digest() for i in range(0, n, 1 << 20))).digest()
+secret = b"exopeer test cell secret"
+derived = {"size": n, "secret": secret.decode(), "contentHash": h.hex(),
+           "key": hmac.new(secret, b"exopeer blob key v1" + h, hashlib.sha256).hexdigest()}
 print(json.dumps({"key": key.hex(), "payloadKey": pk.hex(), "dirKey": dk.hex(),
-                  "dirSealOfExopeer": dirct.hex(), "vectors": vecs}, indent=1))
+                  "dirSealOfExopeer": dirct.hex(), "vectors": vecs,
+                  "derived": derived}, indent=1))

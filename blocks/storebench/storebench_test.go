@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -135,6 +136,21 @@ func write(b *testing.B, ctx context.Context, d ds.Batching, m *blocks, n int, s
 	return keys
 }
 
+// writeBatch puts n new blocks in one batch.
+func writeBatch(ctx context.Context, d ds.Batching, m *blocks, n int) error {
+	bt, err := d.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	for range n {
+		k, v := m.next()
+		if err := bt.Put(ctx, k, v); err != nil {
+			return err
+		}
+	}
+	return bt.Commit(ctx)
+}
+
 func deleteKeys(b *testing.B, ctx context.Context, d ds.Batching, keys []ds.Key, size int) {
 	b.Helper()
 	per := max(1, batchBytes/size)
@@ -171,6 +187,43 @@ func BenchmarkWrite(b *testing.B) {
 		b.SetBytes(int64(size))
 		b.ResetTimer()
 		write(b, b.Context(), d, newBlocks(size), b.N, size, true)
+	})
+}
+
+// writers is how many batches BenchmarkWriteParallel commits at once, as
+// an import's workers do.
+const writers = 4
+
+// BenchmarkWriteParallel is BenchmarkWrite with writers goroutines each
+// committing its own batches (of distinct blocks) at the same time.
+func BenchmarkWriteParallel(b *testing.B) {
+	each(b, func(b *testing.B, e engine, size int) {
+		d, _ := open(b, e)
+		defer closeDS(b, d)
+		per := max(1, batchBytes/size)
+		makers := make([]*blocks, writers)
+		for i := range makers {
+			makers[i] = newBlocks(size)
+			makers[i].n = uint64(i) << 40
+		}
+		b.SetBytes(int64(size))
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for w := range writers {
+			wg.Go(func() {
+				for n := range next {
+					if err := writeBatch(b.Context(), d, makers[w], n); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		}
+		for i := 0; i < b.N; i += per {
+			next <- min(per, b.N-i)
+		}
+		close(next)
+		wg.Wait()
 	})
 }
 

@@ -3,7 +3,8 @@
 //
 //	exopeer-sim SCENARIO [--nodes N] [--seed S] [--crash F] [--json] ...
 //
-// The scenarios are simnet's (cell, chain, dht, lan, store). A scenario runs as
+// The scenarios are simnet's (blob, cell, chain, dht, lan, store). The
+// blob scenario runs on links of 100 Mbit/s with 20 ms one-way latency. A scenario runs as
 // the one test of testing.Main, since synctest runs only under a
 // *testing.T; that is why the simulator is a command of its own, and the
 // exopeer binary users install carries no test harness.
@@ -20,6 +21,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -64,11 +66,12 @@ func app(stdout, stderr io.Writer) *cli.Command {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "nodes", Value: 200, Usage: "number of nodes (chain and store: default 5)"},
+			&cli.IntFlag{Name: "nodes", Value: 200, Usage: "number of nodes (chain and store: default 5; blob: default 6, the seeders of the many-seeder fetch plus 3)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of every random choice (keys, topology, lookups, faults)"},
 			&cli.Float64Flag{Name: "crash", Usage: "fraction of the nodes that crash after the network settled (0 to 0.9; chain: that each crash takes down, default one node)"},
 			&cli.IntFlag{Name: "lookups", Value: 10, Usage: "lookups per live node (dht)"},
 			&cli.IntFlag{Name: "entries", Value: 1000, Usage: "entries each node appends (chain); mutations each store node makes (store: default 60)"},
+			&cli.Int64Flag{Name: "size", Value: 256, Usage: "size of the blob, in MiB (blob)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 			&cli.BoolFlag{Name: "v", Usage: "log the nodes (warnings and errors) to stderr"},
 			&cli.Int64Flag{Name: "memlimit", Value: -1, Usage: "soft memory limit of the run, in MiB (0: none; default 6 GiB, or 8 MiB per node if more)"},
@@ -101,10 +104,20 @@ func run(_ context.Context, cmd *cli.Command) error {
 		return usageError{"--lookups must be at least 1"}
 	case cmd.Int("entries") < 1:
 		return usageError{"--entries must be at least 1"}
+	case cmd.Int64("size") < 1:
+		return usageError{"--size must be at least 1 (MiB)"}
 	}
 	name := args[0]
 	if (name == "chain" || name == "store") && !cmd.IsSet("nodes") {
 		nodes = 5
+	}
+	if name == "blob" {
+		if !cmd.IsSet("nodes") {
+			nodes = 6
+		}
+		if nodes < 4 {
+			return usageError{"--nodes must be at least 4 for blob (one seeder, its fetcher, one of the many seeders, their fetcher)"}
+		}
 	}
 	entries := cmd.Int("entries")
 	if name == "store" && !cmd.IsSet("entries") {
@@ -117,12 +130,16 @@ func run(_ context.Context, cmd *cli.Command) error {
 		memLimit = max(6<<10, int64(nodes)*8)
 	}
 	cfg := simnet.Config{Seed: cmd.Uint64("seed")}
+	if name == "blob" {
+		cfg.Bandwidth = simnet.BlobBandwidth
+		cfg.Latency = func(int, int) time.Duration { return simnet.BlobLatency }
+	}
 	if cmd.Bool("v") {
 		cfg.Logger = slog.New(slog.NewTextHandler(cmd.Root().ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	simnet.Main(name, cfg, simnet.Options{
 		Nodes: nodes, Seed: cfg.Seed, CrashFraction: crash, Lookups: cmd.Int("lookups"), Entries: entries,
-		HeapProfile: cmd.String("memprofile"), MemoryLimit: memLimit << 20,
+		HeapProfile: cmd.String("memprofile"), MemoryLimit: memLimit << 20, BlobSize: cmd.Int64("size") << 20,
 	}, cmd.Bool("json"), cmd.Root().Writer, cmd.Root().ErrWriter)
 	return nil
 }

@@ -1,0 +1,140 @@
+// Package blob stores files as blobs: a file is sealed as a stream of
+// authenticated segments, the ciphertext is cut into leaves and linked as a
+// UnixFS DAG (CIDv1, raw leaves), and a capability — the root CID and the
+// key — is everything needed to read it. Public blobs skip the sealing and
+// are exactly what Kubo makes of the same file. Directories are blobs too.
+//
+// The package is pure format: it reads and writes blocks through two small
+// interfaces (BlockGetter, BlockPutter) and knows nothing of datastores,
+// peers or pins (blocks, blob/pin and blob/service do that). What follows
+// is the format, version 1, byte by byte: enough to write a compatible
+// implementation. testdata/vectors.json holds known answers made with an
+// independent implementation (testdata/vectors.py, pyca/cryptography).
+//
+// # Keys
+//
+// A blob key K is 32 bytes. It is either random, or derived within a cell
+// so that the same file added twice, on any device of the cell, gives the
+// same blocks:
+//
+//	content hash H = SHA-256( "exopeer blob content v1"
+//	                          ‖ uint64 big-endian plaintext size
+//	                          ‖ SHA-256(chunk 0) ‖ SHA-256(chunk 1) ‖ … )
+//	    where the chunks are the plaintext cut in 1 MiB (1,048,576-byte)
+//	    pieces, the last one shorter, none for an empty file
+//	K = HMAC-SHA256(key = the cell's blob secret, "exopeer blob key v1" ‖ H)
+//
+// The cell's blob secret is cell.Service.BlobSecret (it changes with the
+// cell's epoch: after a member is removed, the same file gets another key
+// and is stored again; accepted). The content hash is a tree hash, so both
+// cores hash; deriving needs a pass over the file before sealing it (so
+// ImportFile, not Import).
+//
+// # The sealed stream
+//
+// The payload key is HKDF-SHA256(ikm = K, salt = empty, info = "exopeer
+// blob v1 payload", 32 bytes); a directory listing uses the info "exopeer
+// blob v1 dir" instead. The plaintext is cut in segments of 65,520 bytes
+// (SegmentSize), the last one shorter, possibly empty (an empty file is one
+// empty segment); a file whose size is a multiple of 65,520 has no empty
+// segment after its last full one. Segment i is sealed with AES-256-GCM
+// under the payload key, with no associated data and the 12-byte nonce
+//
+//	nonce = i as 11 bytes big-endian ‖ 0x01 for the final segment, else 0x00
+//
+// so a sealed segment is its plaintext followed by a 16-byte tag, and a
+// full one is exactly 65,536 bytes. The ciphertext is the sealed segments
+// back to back, with no header. Its size C gives the plaintext's: n =
+// ceil(C / 65,536) segments, size = C − 16·n; a C below 16, or whose last
+// partial segment is shorter than 16 bytes, is no stream (ErrMalformed).
+// The final flag makes truncation at a segment boundary fail to open;
+// segment numbers make reordering fail. Any segment that does not
+// authenticate is ErrWrongKey (a wrong key, or a stream tampered with in
+// a way its CIDs cannot show, such as a forged root).
+//
+// # The DAG
+//
+// The ciphertext (or, for a public blob, the plaintext) is cut in leaves of
+// LeafSize = 16 sealed segments = 1 MiB (public: PublicLeafSize = 256 KiB,
+// Kubo's default chunker size-262144), the last one shorter. So a leaf
+// holds whole segments, and a plaintext range maps to exactly the leaves
+// under it. Each leaf is a raw block (CIDv1, codec raw 0x55, SHA-256). A
+// single leaf is the root itself. More leaves are linked by dag-pb nodes
+// (CIDv1, codec dag-pb 0x70, SHA-256) in boxo's balanced layout with at
+// most 174 links a node: a node's links are in stream order, each with an
+// empty name and Tsize the cumulative size of the block and all below it;
+// its Data is a UnixFS protobuf of Type File with filesize the bytes under
+// it and one blocksizes entry per link (the bytes under that child). The
+// tree is filled left to right: depth d holds up to 174^d leaves, the
+// depth is the least that holds them all, and every node but those on the
+// rightmost path is full. These blocks are byte for byte those of boxo's
+// importer (balanced.Layout with Maxlinks 174, RawLeaves, CIDv1 builder)
+// over the same leaves, which is what Kubo runs: a public blob's root is
+// the CID of `ipfs add --cid-version=1 --raw-leaves` of the file
+// (testdata/kubo-cids.txt), and ExportCAR writes a CARv1 that
+// `ipfs dag import` takes.
+//
+// Reading checks what a DAG says: a node of another codec or UnixFS type,
+// blocksizes that do not add up to filesize or to what a child holds, more
+// than 8,192 links, a DAG deeper than 32, or a block over 2 MiB is
+// ErrMalformed. Every block is verified against its CID by the getter (a
+// block that does not match is blocks.ErrCorrupt naming the CID).
+//
+// # Capabilities
+//
+//	capability = "exo://blob/" cid [ "?dir" ] [ "#" key ]
+//	cid        = a CIDv1, canonical base32 ("b…"), codec raw or dag-pb, SHA-256
+//	key        = the 32-byte K in base64url without padding (43 characters)
+//
+// No fragment means a public blob; "?dir" a directory; nothing else is
+// accepted (no other query, no empty fragment, no CIDv0, no other base, at
+// most 256 bytes).
+//
+// # Directories
+//
+// A directory is a blob whose plaintext is its listing. Encrypted, the
+// listing is sealed as above under its own key (info "exopeer blob v1
+// dir"), and is, version 1:
+//
+//	listing = 0x01 ‖ uvarint count ‖ count × entry
+//	entry   = uvarint len ‖ name ‖ uvarint size ‖ flags ‖ uvarint len ‖ CID ‖ [key]
+//	flags   = bit 0: a directory, bit 1: public (then no key follows); others 0
+//	key     = 32 bytes
+//
+// Names are UTF-8, 1 to 255 bytes, without '/' or NUL, not "." or "..",
+// strictly increasing bytewise (so unique); at most 65,536 entries; size is
+// the entry's plaintext bytes (for a subdirectory, the sum of its files');
+// the CID is binary, under the capability's rules; uvarints are in their
+// shortest form. Nothing may follow the last entry. Each file and subdirectory has its own key (derived with the
+// cell's secret, or random); a listing's derived key comes from its own
+// content hash, so the same tree in a cell gives the same directory. A
+// public directory is a plain UnixFS directory node (dag-pb, CIDv1, links
+// named and sorted, as boxo's basic directory and Kubo's `ipfs add -r`
+// make it below their sharding threshold); ReadDir reads both.
+//
+// # What an outsider learns
+//
+// Holding the blocks but not the key, one learns the ciphertext's size
+// (so the plaintext's, exactly: segments do not pad), the DAG's shape
+// (which follows from the size), and when the blocks were asked for or
+// served. Not the content, not the names in a directory, not whether two
+// blobs of different cells hold the same file (their keys differ). Within
+// a cell, identical files have identical CIDs: that is the point
+// (deduplication), and it means a member can tell that two files of the
+// cell are the same. Blobs with random keys never share blocks.
+//
+// # Import and read
+//
+// Import reads a stream once: one goroutine reads leaves (one ahead, to
+// know which is last), Workers goroutines seal and hash them, one builds
+// the DAG in order and reports Progress, one puts blocks in batches of 16;
+// a window of leaves between reading and putting bounds memory whatever the
+// size. Each block is hashed once (its CID is computed from the bytes
+// made). Reader opens the root only; ReadAt walks down from the root level
+// by level to the leaves under the range (internal nodes cached, up to
+// 1,024), fetching each level's missing blocks in one GetBlocks, then opens
+// the segments in the range; sequential Reads also prefetch the next leaves
+// in a goroutine that Close stops and waits for. Walk visits every block of
+// a DAG level by level in batches of up to 256 CIDs (what a fetch of a
+// whole blob uses).
+package blob
