@@ -3,7 +3,6 @@ package blob
 import (
 	"context"
 	"crypto/hmac"
-	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -11,16 +10,14 @@ import (
 	"runtime"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
-var cryptoRand = cryptorand.Reader
-
-// NewKey returns a random key read from rand (crypto/rand.Reader when nil).
+// NewKey returns a random key read from rand (the system's source, crypto/rand, when nil).
 func NewKey(rand io.Reader) (Key, error) {
 	var k Key
-	if rand == nil {
-		rand = cryptoRand
-	}
+	rand = ambient.RandOr(rand) // the node's one reader of the system's source
 	if _, err := io.ReadFull(rand, k[:]); err != nil {
 		return k, fmt.Errorf("blob: random key: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 	bsnetwork "github.com/ipfs/boxo/bitswap/network"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // Bounds of what peers can make the watch remember.
@@ -56,7 +58,7 @@ func newWatch(limit int, cutOff time.Duration, closePeer func(peer.ID)) *watch {
 	return &watch{
 		limit:     limit,
 		cutOff:    cutOff,
-		now:       time.Now,
+		now:       ambient.Now,
 		closePeer: closePeer,
 		wants:     make(map[cid.Cid][]*Session),
 		recent:    recentSet{set: make(map[cid.Cid]struct{}, recentSize)},

@@ -1,0 +1,69 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/exopeer/exopeer/blob"
+)
+
+// TestFetchBackoff: a background fetch that fails is tried again after
+// Backoff, doubled at each failure up to MaxBackoff; one that succeeds is
+// done; one cancelled (unwanted, or the service closing) is not counted;
+// the queue holds at most MaxPending roots.
+func TestFetchBackoff(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &Service{
+		cfg: Config{Backoff: time.Second, MaxBackoff: 5 * time.Second, MaxPending: 2, Now: func() time.Time { return at }}.withDefaults(),
+		log: slog.New(slog.DiscardHandler),
+	}
+	s.fetch.init()
+	root := func(i byte) blob.Capability {
+		h, _ := mh.Sum([]byte{i}, mh.SHA2_256, -1)
+		return blob.Capability{Root: cid.NewCidV1(cid.Raw, h)}
+	}
+	c := root(1)
+	if !s.want(c) || !s.want(c) || s.fetch.count() != 1 {
+		t.Fatalf("want twice: %d pending, want 1", s.fetch.count())
+	}
+	j := s.fetch.pending[c.Root]
+	failed := errors.New("no peer has it")
+	for i, wait := range []time.Duration{1, 2, 4, 5, 5} {
+		s.fetched(j, failed)
+		if got := j.next.Sub(at); got != wait*time.Second || j.fails != i+1 {
+			t.Errorf("after failure %d: next try in %v (fails %d), want %v", i+1, got, j.fails, wait*time.Second)
+		}
+	}
+	s.fetched(j, context.Canceled)
+	if j.fails != 5 {
+		t.Errorf("a cancelled fetch counted as a failure: %d", j.fails)
+	}
+	s.fetched(j, nil)
+	if s.fetch.count() != 0 || !s.fetch.done[c.Root] {
+		t.Error("a fetched root still pending, or not done")
+	}
+	if !s.want(c) || s.fetch.count() != 0 {
+		t.Error("a root held whole asked for again")
+	}
+	// Bounded: the third root waits for the next pass.
+	if !s.want(root(2)) || !s.want(root(3)) || s.want(root(4)) {
+		t.Error("the queue took more than MaxPending roots")
+	}
+	// Unwanted while it runs: its end changes nothing.
+	j2 := s.fetch.pending[root(2).Root]
+	s.unwant(root(2).Root)
+	s.fetched(j2, nil)
+	if s.fetch.done[root(2).Root] || s.fetch.count() != 1 {
+		t.Error("an unwanted root recorded as fetched")
+	}
+	s.unwant(c.Root)
+	if s.fetch.done[c.Root] {
+		t.Error("an unwanted root still counted as held")
+	}
+}
