@@ -84,12 +84,14 @@ func token(s string) bool {
 
 // FilesAdd adds the files and folders at paths on the node's disk (the
 // node reads them; each path absolute) as files of the cell, and returns
-// them. progress, if not nil, is called with each line of progress.
+// them. progress, if not nil, is called with each line of progress. It
+// stops at the first path that fails: its error comes with the files
+// added before it.
 func (c *Client) FilesAdd(ctx context.Context, paths []string, progress func(api.ImportLine)) ([]api.FileView, error) {
 	resp, err := c.stream.FilesAdd(ctx, &api.FilesAddParams{}, api.FilesAddRequest{Paths: paths})
 	l, err := readImport(ctx, resp, err, progress)
 	if err != nil {
-		return nil, err
+		return l.Files, err
 	}
 	if l.Files == nil {
 		return nil, errors.New("control api: bad answer: an import's last line without its files")
@@ -146,6 +148,7 @@ func readImport(ctx context.Context, resp *http.Response, err error, progress fu
 	err = readStream(ctx, resp, err, "import", func(l api.ImportLine) (bool, error) {
 		switch {
 		case l.Error != nil:
+			last = api.ImportLine{Files: l.Files} // added before the failure
 			return true, &StatusError{*l.Error}
 		case l.Files != nil || l.Blob != nil:
 			last = l
@@ -327,6 +330,12 @@ func (c *Client) BlobFetch(ctx context.Context, cap string, progress func(api.Fe
 		return api.FetchLine{}, err
 	}
 	resp, err := c.stream.BlobFetch(ctx, p)
+	return readFetch(ctx, resp, err, progress)
+}
+
+// readFetch reads the answer of a fetch: its progress lines, given to
+// progress, then its last line, returned (or its error).
+func readFetch(ctx context.Context, resp *http.Response, err error, progress func(api.FetchLine)) (api.FetchLine, error) {
 	var last api.FetchLine
 	err = readStream(ctx, resp, err, "fetch", func(l api.FetchLine) (bool, error) {
 		switch {

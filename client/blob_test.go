@@ -112,9 +112,33 @@ func FuzzReadImport(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		l, err := readImport(context.Background(), answer(body), nil, func(api.ImportLine) {})
-		done := l.Files != nil || l.Blob != nil
-		if (err == nil) != done {
+		if err == nil && l.Files == nil && l.Blob == nil || err != nil && l.Blob != nil {
 			t.Fatalf("readImport = %+v, %v: want a result or an error", l, err)
+		}
+		if err != nil && err.Error() == "" {
+			t.Fatal("an error with no message")
+		}
+	})
+}
+
+// FuzzReadFetch feeds any bytes to the reader of a fetch's answer: it
+// returns a last line that is done, or an error, never both nor neither,
+// and never panics.
+func FuzzReadFetch(f *testing.F) {
+	for _, s := range []string{
+		"{\"bytes\":10,\"blocks\":1,\"peers\":{\"12D3KooW\":{\"blocks\":1,\"bytes\":10}}}\n{\"bytes\":20,\"done\":true}\n",
+		"{\"error\":{\"type\":\"urn:exopeer:problem:corrupt-block\",\"status\":502,\"detail\":\"bafy...\"}}\n",
+		"{\"peers\":{\"a\":5}}\n",
+		"{\"done\":false}\n",
+		"{\"done\":true",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		l, err := readFetch(context.Background(), answer(body), nil, func(api.FetchLine) {})
+		if (err == nil) != l.Done {
+			t.Fatalf("readFetch = %+v, %v: want a last line done or an error", l, err)
 		}
 		if err != nil && err.Error() == "" {
 			t.Fatal("an error with no message")

@@ -292,8 +292,9 @@ type ClientInterface interface {
 	// The answer is NDJSON, one ImportLine a line: progress lines ("done",
 	// the plaintext bytes imported so far, and "total" when known, about
 	// ten a second at most), then one last line with "files", or with
-	// "error" (a Problem) when the import failed after the answer began.
-	// Nothing half-imported is listed as a file.
+	// "error" (a Problem) when the import failed after the answer began
+	// (or after some of the paths were added: "files" then lists those,
+	// which are the cell's). Nothing half-imported is listed as a file.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -312,8 +313,9 @@ type ClientInterface interface {
 	// The answer is NDJSON, one ImportLine a line: progress lines ("done",
 	// the plaintext bytes imported so far, and "total" when known, about
 	// ten a second at most), then one last line with "files", or with
-	// "error" (a Problem) when the import failed after the answer began.
-	// Nothing half-imported is listed as a file.
+	// "error" (a Problem) when the import failed after the answer began
+	// (or after some of the paths were added: "files" then lists those,
+	// which are the cell's). Nothing half-imported is listed as a file.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -911,8 +913,9 @@ func (c *Raw) FilesList(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 // The answer is NDJSON, one ImportLine a line: progress lines ("done",
 // the plaintext bytes imported so far, and "total" when known, about
 // ten a second at most), then one last line with "files", or with
-// "error" (a Problem) when the import failed after the answer began.
-// Nothing half-imported is listed as a file.
+// "error" (a Problem) when the import failed after the answer began
+// (or after some of the paths were added: "files" then lists those,
+// which are the cell's). Nothing half-imported is listed as a file.
 //
 // Takes any type of body and a specified content type.
 //
@@ -941,8 +944,9 @@ func (c *Raw) FilesAddWithBody(ctx context.Context, params *FilesAddParams, cont
 // The answer is NDJSON, one ImportLine a line: progress lines ("done",
 // the plaintext bytes imported so far, and "total" when known, about
 // ten a second at most), then one last line with "files", or with
-// "error" (a Problem) when the import failed after the answer began.
-// Nothing half-imported is listed as a file.
+// "error" (a Problem) when the import failed after the answer began
+// (or after some of the paths were added: "files" then lists those,
+// which are the cell's). Nothing half-imported is listed as a file.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2872,8 +2876,9 @@ type ClientWithResponsesInterface interface {
 	// The answer is NDJSON, one ImportLine a line: progress lines ("done",
 	// the plaintext bytes imported so far, and "total" when known, about
 	// ten a second at most), then one last line with "files", or with
-	// "error" (a Problem) when the import failed after the answer began.
-	// Nothing half-imported is listed as a file.
+	// "error" (a Problem) when the import failed after the answer began
+	// (or after some of the paths were added: "files" then lists those,
+	// which are the cell's). Nothing half-imported is listed as a file.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2892,8 +2897,9 @@ type ClientWithResponsesInterface interface {
 	// The answer is NDJSON, one ImportLine a line: progress lines ("done",
 	// the plaintext bytes imported so far, and "total" when known, about
 	// ten a second at most), then one last line with "files", or with
-	// "error" (a Problem) when the import failed after the answer began.
-	// Nothing half-imported is listed as a file.
+	// "error" (a Problem) when the import failed after the answer began
+	// (or after some of the paths were added: "files" then lists those,
+	// which are the cell's). Nothing half-imported is listed as a file.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6085,8 +6091,9 @@ func (c *ClientWithResponses) FilesListWithResponse(ctx context.Context, reqEdit
 // The answer is NDJSON, one ImportLine a line: progress lines ("done",
 // the plaintext bytes imported so far, and "total" when known, about
 // ten a second at most), then one last line with "files", or with
-// "error" (a Problem) when the import failed after the answer began.
-// Nothing half-imported is listed as a file.
+// "error" (a Problem) when the import failed after the answer began
+// (or after some of the paths were added: "files" then lists those,
+// which are the cell's). Nothing half-imported is listed as a file.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6111,8 +6118,9 @@ func (c *ClientWithResponses) FilesAddWithBodyWithResponse(ctx context.Context, 
 // The answer is NDJSON, one ImportLine a line: progress lines ("done",
 // the plaintext bytes imported so far, and "total" when known, about
 // ten a second at most), then one last line with "files", or with
-// "error" (a Problem) when the import failed after the answer began.
-// Nothing half-imported is listed as a file.
+// "error" (a Problem) when the import failed after the answer began
+// (or after some of the paths were added: "files" then lists those,
+// which are the cell's). Nothing half-imported is listed as a file.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

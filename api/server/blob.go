@@ -97,7 +97,12 @@ func (rt *routes) filesAddPaths(w http.ResponseWriter, r *http.Request, params a
 	for i, f := range files {
 		views[i] = fileView(f)
 	}
-	ps.finish(api.ImportLine{Done: total, Total: total, Files: views}, err, blobKind, importError)
+	// Files added before a failure are the cell's: the error's line
+	// lists them.
+	ps.lineErr = len(views) > 0
+	ps.finish(api.ImportLine{Done: total, Total: total, Files: views}, err, blobKind, func(p *api.Problem) any {
+		return api.ImportLine{Error: p, Files: views}
+	})
 }
 
 // treeSize is the bytes of the regular files at and under path, for the
@@ -243,7 +248,10 @@ func (rt *routes) BlobContent(w http.ResponseWriter, r *http.Request, capText ap
 		writeBlobErr(w, err)
 		return
 	}
-	rd, err := rt.node.Blobs().Open(r.Context(), c)
+	// A long answer (a film) ends when the API begins to close.
+	ctx, cancel := rt.streamContext(r)
+	defer cancel()
+	rd, err := rt.node.Blobs().Open(ctx, c)
 	if err != nil {
 		writeBlobErr(w, err)
 		return
@@ -332,8 +340,10 @@ func (rt *routes) BlobExport(w http.ResponseWriter, r *http.Request, capText api
 	}
 	w.Header().Set("Content-Type", "application/vnd.ipld.car")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+c.Root.String()+`.car"`)
+	ctx, cancel := rt.streamContext(r)
+	defer cancel()
 	cw := &countingWriter{w: w}
-	if err := rt.node.Blobs().Export(r.Context(), cw, c.Root); err != nil {
+	if err := rt.node.Blobs().Export(ctx, cw, c.Root); err != nil {
 		if cw.n == 0 {
 			w.Header().Del("Content-Disposition")
 			writeBlobErr(w, err)

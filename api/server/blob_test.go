@@ -302,6 +302,22 @@ func TestFilesOverTheAPI(t *testing.T) {
 		t.Errorf("BlobEntries(docs) = %+v, %v", entries, err)
 	}
 
+	// A path that fails after one added: the error, with the file added
+	// before it, which is the cell's.
+	if err := os.Symlink(filepath.Join(src, "gone"), filepath.Join(src, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "first.txt"), []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	partial, err := c.FilesAdd(ctx, []string{filepath.Join(src, "first.txt"), filepath.Join(src, "dangling")}, nil)
+	if err == nil || len(partial) != 1 || partial[0].Name != "first.txt" {
+		t.Fatalf("FilesAdd of a good path and a dangling link = %+v, %v", partial, err)
+	}
+	if _, err := c.FileRemove(ctx, partial[0].ID); err != nil {
+		t.Fatal(err)
+	}
+
 	up, err := c.FilesUpload(ctx, "notes.txt", strings.NewReader("uploaded"), -1, nil)
 	if err != nil || up.Name != "notes.txt" || up.Size != 8 {
 		t.Fatalf("FilesUpload = %+v, %v", up, err)

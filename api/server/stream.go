@@ -30,8 +30,11 @@ type progressStream struct {
 	// send is set by the first line; the loop's, then finish's once the
 	// loop ended.
 	send func(v any) bool
-	stop chan struct{}
-	done chan struct{}
+	// lineErr, set by the handler before finish, makes an error a line
+	// even when no line went yet: it carries a partial result.
+	lineErr bool
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 func newProgressStream(w http.ResponseWriter) *progressStream {
@@ -84,7 +87,7 @@ func (s *progressStream) finish(last any, err error, kind func(error) (int, api.
 	<-s.done
 	if err != nil {
 		status, typ := kind(err)
-		if s.send == nil {
+		if s.send == nil && !s.lineErr {
 			writeProblem(s.w, status, typ, err.Error())
 			return
 		}

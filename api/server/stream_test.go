@@ -65,6 +65,19 @@ func TestProgressStream(t *testing.T) {
 			t.Errorf("%d %s %+v", rec.Code, rec.Header().Get("Content-Type"), ls)
 		}
 	})
+	t.Run("fails with a partial result", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		s := stillStream(rec)
+		s.lineErr = true
+		files := []api.FileView{{Name: "first.txt"}}
+		s.finish(api.ImportLine{}, fmt.Errorf("add: %w", syscall.ENOSPC), blobKind, func(p *api.Problem) any {
+			return api.ImportLine{Error: p, Files: files}
+		})
+		ls := lines(t, rec)
+		if rec.Code != http.StatusOK || len(ls) != 1 || ls[0].Error == nil || len(ls[0].Files) != 1 {
+			t.Errorf("%d %+v", rec.Code, ls)
+		}
+	})
 	t.Run("succeeds", func(t *testing.T) {
 		rec := httptest.NewRecorder()
 		s := stillStream(rec)

@@ -62,18 +62,23 @@ func cmdFilesAdd(ctx context.Context, cmd *cli.Command) error {
 		files, err = c.FilesAdd(ctx, paths, show)
 	}
 	bar.done(err == nil)
-	if err != nil {
+	if err != nil && len(files) == 0 {
 		return err
 	}
+	// Files added before a failure are the cell's: they are printed, then
+	// the failure.
 	if cmd.Bool("json") {
-		return printJSON(stdout(cmd), files)
+		if perr := printJSON(stdout(cmd), files); perr != nil {
+			return perr
+		}
+		return err
 	}
 	for _, f := range files {
-		if _, err := fmt.Fprintf(stdout(cmd), "%s  %s\n", f.Cap, printable(f.Name)); err != nil {
-			return err
+		if _, perr := fmt.Fprintf(stdout(cmd), "%s  %s\n", f.Cap, printable(f.Name)); perr != nil {
+			return perr
 		}
 	}
-	return nil
+	return err
 }
 
 func containsDash(ss []string) bool {
