@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/exopeer/exopeer/blob/service"
 	"github.com/exopeer/exopeer/cell"
@@ -70,7 +71,7 @@ func TestFilesAcrossTheCell(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFile(t, a, "copy.pdf", nil)
-	nodetest.Eventually(t, 30e9, "a listing three files", func() bool {
+	nodetest.Eventually(t, 30*time.Second, "a listing three files", func() bool {
 		all, err := a.Blobs().Files(ctx)
 		return err == nil && len(all) == 3
 	})
