@@ -78,6 +78,7 @@ func (s *Service) importAs(ctx context.Context, reason string, imp func(ctx cont
 			return blob.Imported{}, err
 		}
 	}
+	s.markWhole(ctx, im.Cap.Root)
 	s.checkDisk()
 	return im, nil
 }

@@ -146,6 +146,7 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 	if err := s.pins.Pin(ctx, c.Root, ReasonFetch); err != nil {
 		return fmt.Errorf("blobs: pin %s: %w", c.Root, err)
 	}
+	defer s.checkDisk() // once the fetch pin is gone, when it goes
 	var t tally
 	var pmu sync.Mutex
 	report := func() {
@@ -158,7 +159,6 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{OnBlock: s.onBlock(c, func(p peer.ID, _ cid.Cid, size int) { t.fetched(p, size) })})
 	defer sess.Close()
 	err = s.fetchTree(ctx, sess, c, &t, report)
-	s.checkDisk()
 	if err != nil {
 		return fmt.Errorf("blobs: fetch %s: %w", c.Root, err)
 	}
@@ -167,6 +167,7 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 			return err
 		}
 	}
+	s.markWhole(ctx, c.Root)
 	if err := s.pins.Unpin(ctx, c.Root, ReasonFetch); err != nil {
 		return fmt.Errorf("blobs: unpin %s: %w", c.Root, err)
 	}

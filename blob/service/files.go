@@ -174,9 +174,6 @@ func (s *Service) addFile(ctx context.Context, name, media string, imp func(ctx 
 		}
 		return File{}, fmt.Errorf("blobs: write file %s: %w", name, err)
 	}
-	s.fetch.mu.Lock()
-	s.fetch.done[im.Cap.Root] = true
-	s.fetch.mu.Unlock()
 	s.kickFollower()
 	return f, nil
 }

@@ -137,6 +137,9 @@ func (s *Service) reconcile(ctx context.Context) error {
 				return fmt.Errorf("blobs: pin %s: %w", f.Name, err)
 			}
 		}
+		if s.whole(ctx, f.Cap.Root) {
+			continue
+		}
 		if !s.want(f.Cap) {
 			s.log.Warn("blob follower: too many fetches waiting; the rest next pass", "max", s.cfg.MaxPending)
 		}
@@ -199,4 +202,35 @@ func (s *Service) overrides(ctx context.Context) (map[store.EntityID]Override, e
 		}
 	}
 	return out, nil
+}
+
+// completePrefix keys the roots the node fetched or imported whole:
+// /complete/<root>. It spares a restart walking every kept file again.
+var completePrefix = ds.NewKey("/complete")
+
+// markWhole records that the DAG (a folder: its tree) under root is held
+// whole.
+func (s *Service) markWhole(ctx context.Context, root cid.Cid) {
+	if err := s.d.Put(ctx, completePrefix.ChildString(root.String()), nil); err != nil {
+		s.log.Warn("blob: record a whole DAG", "root", root, "err", err)
+	}
+	s.fetch.mu.Lock()
+	s.fetch.done[root] = true
+	s.fetch.mu.Unlock()
+}
+
+// whole reports whether the DAG under root is held whole: recorded so,
+// and its root still held. A collection deletes a DAG's root with the
+// rest of it, never the rest alone (it keeps what a pinned root reaches),
+// so a record whose root is gone is stale: it is dropped.
+func (s *Service) whole(ctx context.Context, root cid.Cid) bool {
+	k := completePrefix.ChildString(root.String())
+	if ok, err := s.d.Has(ctx, k); err != nil || !ok {
+		return false
+	}
+	if has, err := s.bs.Has(ctx, root); err == nil && has {
+		return true
+	}
+	_ = s.d.Delete(ctx, k)
+	return false
 }
