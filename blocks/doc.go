@@ -61,7 +61,7 @@
 //
 // A [Session] fetches the blocks of one DAG: its [Session.GetBlocks]
 // reads stored blocks locally and wants the missing ones a few at a time,
-// each few in a bitswap session of its own, at most 48 blocks wanted at
+// each few in a bitswap session of its own, at most 16 blocks wanted at
 // once; each few goes to the peer that answers first, which spreads them
 // over the peers that have them by how loaded their links are (one
 // bitswap session for a whole DAG sent every want to the first peer that

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/ipfs/boxo/bitswap"
+	bsclient "github.com/ipfs/boxo/bitswap/client"
 	bsnetwork "github.com/ipfs/boxo/bitswap/network"
 	"github.com/ipfs/boxo/bitswap/network/bsnet"
 	blockformat "github.com/ipfs/go-block-format"
@@ -37,6 +39,19 @@ var ErrNotRunning = errors.New("blocks: exchange not running")
 // 256 KiB and more still go one per message. See ipfs/kubo#9824 and
 // ipfs/boxo#66.
 const targetMessageSize = 256 << 10
+
+// dontHaveTimeouts is when bitswap's client gives up on a want-block a peer
+// has not answered and asks another peer: boxo's defaults, but never
+// before 2 s. Its own floor, 50 ms, and twice the recent message latency
+// fire while a peer is still sending the blocks asked before (a 1 MiB
+// leaf takes 84 ms over 100 Mbit/s, and a window of them is queued): the
+// want then goes to a second peer and the block comes twice. Measured
+// with exopeer-sim blob: see docs/simnet.md.
+func dontHaveTimeouts() *bsclient.DontHaveTimeoutConfig {
+	c := bsclient.DefaultDontHaveTimeoutConfig()
+	c.MinTimeout = 2 * time.Second
+	return c
+}
 
 // Exchange serves the blocks of a Store to peers and fetches missing
 // blocks from them with bitswap (see the package documentation for the
@@ -132,6 +147,7 @@ func (e *Exchange) Start(ctx context.Context) error {
 		// the store, for a duplicate counter nobody reads (go-ds-leveldb
 		// reads the whole value to answer Has).
 		bitswap.WithoutDuplicatedBlockStats(),
+		bitswap.WithClientOption(bsclient.WithDontHaveTimeoutConfig(dontHaveTimeouts())),
 	)
 
 	// bitswap only hears of connections made from now on; tell it about

@@ -26,10 +26,14 @@ import (
 // sends the want-blocks to the first to answer HAVE, which is the seeder
 // whose link is least loaded (its answer waits behind fewer blocks): the
 // chunks spread over the seeders by load, at the cost of one round trip
-// per chunk, hidden by the window.
+// per chunk, hidden by the window. A small window keeps the spreading by
+// load: with 48 blocks a whole 32 MiB blob was asked at once, of idle
+// links, and often all of it went to one seeder (exopeer-sim blob and
+// TestBlobScenario, chunks of 2 and 4, windows of 16 to 96: 4 and 16 did
+// best, docs/simnet.md).
 const (
 	wantChunk  = 4
-	wantWindow = 48
+	wantWindow = 16
 )
 
 // storeBatch is the most fetched blocks stored in one datastore batch; a

@@ -10,9 +10,8 @@ import (
 // TestBlobScenario fetches a 32 MiB blob (the exopeer-sim scenario's
 // shape at an eighth of its size) over 100 Mbit/s links with 20 ms
 // latency, from 3 seeders and from 1. The speeds and the seeders' shares
-// depend on goroutine scheduling and bitswap's own random choices (at
-// this size a run may fetch nearly all from one seeder) and are logged,
-// not checked, beyond what must hold: both fetches get the whole DAG,
+// depend on goroutine scheduling and bitswap's own random choices and are
+// logged, not checked, beyond what must hold: both fetches get the whole DAG,
 // neither beats its links' capacity (the bandwidth model's burst is
 // drained first), and the shares account for every block. The goals
 // (2.5x, 80% of capacity) are for the 256 MiB run: exopeer-sim blob.
