@@ -28,7 +28,10 @@
 // cell's epoch: after a member is removed, the same file gets another key
 // and is stored again; accepted). The content hash is a tree hash, so both
 // cores hash; deriving needs a pass over the file before sealing it (so
-// ImportFile, not Import).
+// ImportFile, not Import). The sealing pass hashes the content again and
+// refuses a file that changed meanwhile (ErrChanged, before the final
+// segment is sealed): a key must never seal another plaintext than the
+// one it was derived from.
 //
 // # The sealed stream
 //

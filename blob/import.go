@@ -18,6 +18,13 @@ import (
 // (ImportFile).
 var ErrNeedSize = errors.New("blob: a key derived from the content needs ImportFile (two passes over a known size)")
 
+// ErrChanged is the error of ImportFile with a derived key when the file
+// read in the sealing pass is not the one hashed in the first (it changed
+// meanwhile): sealing it under the key of the content hashed would reuse
+// that key's nonces over another plaintext. Nothing is made of it (blocks
+// already put are unreferenced).
+var ErrChanged = errors.New("blob: the file changed while it was imported")
+
 // ImportOptions says how to import a blob.
 type ImportOptions struct {
 	Public   bool             // plain UnixFS (PublicLeafSize chunks), no key
@@ -27,6 +34,7 @@ type ImportOptions struct {
 	Workers  int              // parallel sealing/hashing; 0: GOMAXPROCS
 	Progress func(done int64) // plaintext bytes imported so far; called from one goroutine, in order
 	leaf     int              // plaintext bytes per leaf (tests); 0: 16 segments, or PublicLeafSize
+	hashed   *ContentHash     // the content hash the key was derived from: the stream read must have it
 }
 
 // Imported is what an import made.
@@ -75,6 +83,7 @@ func ImportFile(ctx context.Context, src io.ReaderAt, size int64, dst BlockPutte
 			return Imported{}, err
 		}
 		k = DeriveKey(o.Secret, h)
+		o.hashed = &h
 	default:
 		var err error
 		if k, err = NewKey(o.Rand); err != nil {
@@ -150,6 +159,19 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 
 	g.Go(func() error { // read, one leaf ahead to know which is the last
 		defer close(jobs)
+		var ch *contentHasher
+		if o.hashed != nil {
+			ch = newContentHasher()
+		}
+		// sendLast sends the final leaf once the content read is the
+		// content hashed, if that is asked.
+		sendLast := func(c *chunk) error {
+			if ch != nil && ch.sum() != *o.hashed {
+				return ErrChanged
+			}
+			c.last = true
+			return send(jobs, c)
+		}
 		var pending *chunk
 		for i := int64(0); ; i++ {
 			select {
@@ -168,10 +190,12 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 			if err != nil && !eof {
 				return fmt.Errorf("blob: read: %w", err)
 			}
+			if ch != nil {
+				ch.write(buf[:n])
+			}
 			if pending != nil && n == 0 { // the pending leaf was the last
 				<-window
-				pending.last = true
-				return send(jobs, pending)
+				return sendLast(pending)
 			}
 			if pending != nil {
 				if err := send(jobs, pending); err != nil {
@@ -180,8 +204,7 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 			}
 			c := &chunk{i: i, data: buf[:n], n: n}
 			if eof { // includes the one empty leaf of an empty blob
-				c.last = true
-				return send(jobs, c)
+				return sendLast(c)
 			}
 			pending = c
 		}

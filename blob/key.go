@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"io"
 	"runtime"
 
@@ -139,4 +140,46 @@ func DeriveKey(secret []byte, h ContentHash) Key {
 	var k Key
 	m.Sum(k[:0])
 	return k
+}
+
+// contentHasher computes a content hash over a stream written in order
+// (the sealing pass of ImportFile checks with it that it seals what the
+// first pass hashed).
+type contentHasher struct {
+	chunk hash.Hash // the current chunk's
+	n     int       // bytes in the current chunk
+	size  uint64
+	sums  []byte
+}
+
+func newContentHasher() *contentHasher { return &contentHasher{chunk: sha256.New()} }
+
+func (c *contentHasher) write(p []byte) {
+	c.size += uint64(len(p))
+	for len(p) > 0 {
+		m := min(len(p), hashChunk-c.n)
+		c.chunk.Write(p[:m])
+		c.n += m
+		p = p[m:]
+		if c.n == hashChunk {
+			c.sums = c.chunk.Sum(c.sums)
+			c.chunk.Reset()
+			c.n = 0
+		}
+	}
+}
+
+// sum returns the content hash of what was written.
+func (c *contentHasher) sum() ContentHash {
+	sums := c.sums
+	if c.n > 0 {
+		sums = c.chunk.Sum(sums)
+	}
+	h := sha256.New()
+	h.Write([]byte(contentPrefix))
+	h.Write(binary.BigEndian.AppendUint64(nil, c.size))
+	h.Write(sums)
+	var ch ContentHash
+	h.Sum(ch[:0])
+	return ch
 }
