@@ -135,7 +135,9 @@
 // size. Each block is hashed once (its CID is computed from the bytes
 // made). Reader opens the root only; ReadAt walks down from the root level
 // by level to the leaves under the range (internal nodes cached, up to
-// 1,024), fetching each level's missing blocks in one GetBlocks, then opens
+// 1,024), fetching each level's missing blocks in one GetBlocks (a range
+// over more than 16,384 blocks, leaves of a few bytes, is read in halves),
+// then opens
 // the segments in the range; sequential Reads also prefetch the next leaves
 // in a goroutine that Close stops and waits for. Walk visits every block of
 // a DAG level by level in batches of up to 256 CIDs (what a fetch of a

@@ -1,11 +1,13 @@
 package blob
 
 import (
+	"cmp"
 	"context"
 	"crypto/cipher"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	blockformat "github.com/ipfs/go-block-format"
@@ -249,9 +251,25 @@ type span struct {
 	size uint64  // the bytes its parent says it holds
 }
 
+// maxSpans bounds the blocks (and internal nodes of a level) one round of
+// a read walks to: a range over more (leaves of a few bytes, a DAG made
+// to claim millions of them with a few blocks linked again and again) is
+// read in halves, so that memory stays bounded and time linear.
+const maxSpans = 1 << 14
+
+// errManySpans is spans' error for a range over more than maxSpans blocks.
+var errManySpans = errors.New("blob: a range over too many blocks")
+
 // readStream fills p with the stream's bytes at off (all within it).
 func (r *Reader) readStream(p []byte, off int64) error {
 	spans, err := r.spans(off, off+int64(len(p)))
+	if errors.Is(err, errManySpans) && len(p) > 1 {
+		h := len(p) / 2
+		if err := r.readStream(p[:h], off); err != nil {
+			return err
+		}
+		return r.readStream(p[h:], off+int64(h))
+	}
 	if err != nil {
 		return err
 	}
@@ -321,6 +339,9 @@ func (r *Reader) spans(off, end int64) ([]span, error) {
 					break
 				}
 			}
+			if len(out)+len(next) > maxSpans {
+				return nil, errManySpans
+			}
 		}
 		nodes, err := r.getNodes(r.ctx, next)
 		if err != nil {
@@ -340,11 +361,7 @@ func (r *Reader) spans(off, end int64) ([]span, error) {
 }
 
 func sortSpans(s []span) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j].at < s[j-1].at; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
+	slices.SortFunc(s, func(a, b span) int { return cmp.Compare(a.at, b.at) })
 }
 
 // getNodes returns the decoded internal nodes cs, from the cache or

@@ -6,6 +6,9 @@ import (
 	"io"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	blockformat "github.com/ipfs/go-block-format"
 )
 
 // changingFile is a file whose content changes after the first full read
@@ -55,5 +58,52 @@ func TestImportFileChangedBetweenPasses(t *testing.T) {
 	f = &changingFile{before: before, after: before[:2*hashChunk]}
 	if _, err := ImportFile(t.Context(), f, int64(len(before)), newMemBlocks(), ImportOptions{Secret: secret}); !errors.Is(err, ErrChanged) {
 		t.Fatalf("import of a file shrunk between the passes: %v, want ErrChanged", err)
+	}
+}
+
+// TestReaderManyTinyLeaves: a public DAG of a few blocks can claim many
+// leaves of one byte (the same leaf linked again and again). A read over
+// it must stay linear in time and bounded in memory: the spans of one
+// round were kept all at once and sorted by insertion, quadratic when a
+// deeper level's leaves come before a shallower one's (here 2^18 behind
+// 2^18: minutes).
+func TestReaderManyTinyLeaves(t *testing.T) {
+	ctx := t.Context()
+	st := newMemBlocks()
+	leaf := rawLeaf([]byte("x"))
+	const fan = 4096
+	kids, sizes := make([]blockformat.Block, fan), make([]uint64, fan)
+	for i := range kids {
+		kids[i], sizes[i] = leaf, 1
+	}
+	n1 := fileNodeOver(t, kids, sizes, 0) // 4096 bytes, depth 1
+	const k = 64
+	kids, sizes = make([]blockformat.Block, k), make([]uint64, k)
+	for i := range kids {
+		kids[i], sizes[i] = n1, fan
+	}
+	a := fileNodeOver(t, kids, sizes, 0) // 256 KiB, depth 2
+	kids, sizes = []blockformat.Block{a}, []uint64{k * fan}
+	for range k {
+		kids, sizes = append(kids, n1), append(sizes, fan)
+	}
+	root := fileNodeOver(t, kids, sizes, 0) // 512 KiB: a's leaves first, found a level later
+	st.PutMany(ctx, []blockformat.Block{leaf, n1, a, root})
+	r, err := Open(ctx, st, Capability{Root: root.Cid(), Public: true}, ReaderOptions{Prefetch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	start := time.Now()
+	p := make([]byte, r.Size())
+	n, err := r.ReadAt(p, 0)
+	if err != nil && !errors.Is(err, ErrMalformed) {
+		t.Fatalf("ReadAt: %d, %v", n, err)
+	}
+	if err == nil && !bytes.Equal(p, bytes.Repeat([]byte("x"), len(p))) {
+		t.Fatal("wrong bytes")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a read of %d one-byte leaves took %v", len(p), d)
 	}
 }
