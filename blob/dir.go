@@ -412,39 +412,54 @@ func readPublicDir(ctx context.Context, g BlockGetter, root cid.Cid, depth int, 
 	if *budget -= len(links); *budget < 0 {
 		return nil, fmt.Errorf("blob: a public tree of more than %d entries: %w", maxPublicTree, ErrMalformed)
 	}
-	cs := make([]cid.Cid, len(links))
-	for i, l := range links {
-		cs[i] = l.Cid
-	}
-	kids, err := g.GetBlocks(ctx, cs)
-	if err != nil {
-		return nil, fmt.Errorf("blob: %w", err)
-	}
-	if err := checkBlocks(kids, cs); err != nil {
-		return nil, err
-	}
 	out := make([]Entry, len(links))
-	for i, l := range links {
-		out[i] = Entry{Name: l.Name, Cap: Capability{Root: l.Cid, Public: true}}
-		n, err := decodeFileNode(kids[i])
-		switch {
-		case err == nil:
-			out[i].Size = int64(n.total)
-		case errors.Is(err, ErrIsDir):
-			out[i].Cap.Dir = true
-			sub, err := readPublicDir(ctx, g, l.Cid, depth+1, budget)
-			if err != nil {
+	// The entries' roots, for their sizes and types, a batch at a time:
+	// a root may be a leaf of up to 2 MiB (maxBlock), and the entries may
+	// all name the same one.
+	for from := 0; from < len(links); from += dirBatch {
+		batch := links[from:min(len(links), from+dirBatch)]
+		cs := make([]cid.Cid, len(batch))
+		for i, l := range batch {
+			cs[i] = l.Cid
+		}
+		kids, err := g.GetBlocks(ctx, cs)
+		if err != nil {
+			return nil, fmt.Errorf("blob: %w", err)
+		}
+		if err := checkBlocks(kids, cs); err != nil {
+			return nil, err
+		}
+		for i, l := range batch {
+			e := &out[from+i]
+			*e = Entry{Name: l.Name, Cap: Capability{Root: l.Cid, Public: true}}
+			n, err := decodeFileNode(kids[i])
+			switch {
+			case err == nil:
+				e.Size = int64(n.total)
+			case errors.Is(err, ErrIsDir):
+				e.Cap.Dir = true
+			default:
 				return nil, err
 			}
-			for _, e := range sub {
-				out[i].Size += e.Size
-			}
-		default:
+		}
+	}
+	for i := range out {
+		if !out[i].Cap.Dir {
+			continue
+		}
+		sub, err := readPublicDir(ctx, g, out[i].Cap.Root, depth+1, budget)
+		if err != nil {
 			return nil, err
+		}
+		for _, e := range sub {
+			out[i].Size += e.Size
 		}
 	}
 	return out, nil
 }
+
+// dirBatch is how many entries' roots readPublicDir asks for at once.
+const dirBatch = 64
 
 // dirLinks returns the links of a plain UnixFS directory node, checking
 // their names; a HAMT-sharded directory is not read (ErrMalformed).

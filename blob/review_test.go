@@ -2,13 +2,18 @@ package blob
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	ft "github.com/ipfs/boxo/ipld/unixfs"
 	blockformat "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 )
 
 // changingFile is a file whose content changes after the first full read
@@ -105,5 +110,59 @@ func TestReaderManyTinyLeaves(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("a read of %d one-byte leaves took %v", len(p), d)
+	}
+}
+
+// bytesPerCall is a getter that records the most block bytes one
+// GetBlocks returned (what a caller holds at once).
+type bytesPerCall struct {
+	BlockGetter
+	most atomic.Int64
+}
+
+func (g *bytesPerCall) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
+	bs, err := g.BlockGetter.GetBlocks(ctx, cs)
+	var n int64
+	for _, b := range bs {
+		n += int64(len(b.RawData()))
+	}
+	for m := g.most.Load(); n > m && !g.most.CompareAndSwap(m, n); m = g.most.Load() {
+	}
+	return bs, err
+}
+
+// TestReadDirPublicMemory: listing a public directory reads its entries'
+// roots for their sizes; a directory of thousands of entries naming one
+// 2 MiB leaf again and again (two blocks) made ReadDir ask for all of
+// them at once, and a store returns a copy per CID: 2 MiB per entry held
+// together (the 40,000 entries one node holds: 80 GiB).
+func TestReadDirPublicMemory(t *testing.T) {
+	ctx := t.Context()
+	st := newMemBlocks()
+	leaf := rawLeaf(randomBytes(11, maxBlock))
+	nd := ft.EmptyDirNode()
+	nd.SetCidBuilder(cidPrefix)
+	const n = 1000
+	for i := range n {
+		name := fmt.Sprintf("f%05d", i)
+		if err := nd.AddRawLink(name, &ipld.Link{Name: name, Size: maxBlock, Cid: leaf.Cid()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir, err := blockformat.NewBlockWithCid(nd.RawData(), nd.Cid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.PutMany(ctx, []blockformat.Block{leaf, dir})
+	g := &bytesPerCall{BlockGetter: st}
+	es, err := ReadDir(ctx, g, Capability{Root: dir.Cid(), Public: true, Dir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != n || es[0].Size != maxBlock || es[n-1].Size != maxBlock {
+		t.Fatalf("%d entries, %+v", len(es), es[0])
+	}
+	if m := g.most.Load(); m > 256<<20 {
+		t.Fatalf("ReadDir held %d MiB of blocks at once", m>>20)
 	}
 }
