@@ -135,7 +135,7 @@
 // size. Each block is hashed once (its CID is computed from the bytes
 // made). Reader opens the root only; ReadAt walks down from the root level
 // by level to the leaves under the range (internal nodes cached, up to
-// 1,024), fetching each level's missing blocks in one GetBlocks (a range
+// 1,024 and about 16 MiB), fetching each level's missing blocks in one GetBlocks (a range
 // over more than 16,384 blocks, leaves of a few bytes, is read in halves),
 // then opens
 // the segments in the range; sequential Reads also prefetch the next leaves

@@ -9,19 +9,31 @@ import (
 
 // lru is a bounded cache keyed by CID, safe for concurrent use.
 type lru[V any] struct {
-	mu  sync.Mutex
-	max int
-	ll  *list.List // of *lruEntry[V], most recent first
-	m   map[cid.Cid]*list.Element
+	mu     sync.Mutex
+	max    int
+	ll     *list.List // of *lruEntry[V], most recent first
+	m      map[cid.Cid]*list.Element
+	weight func(V) int // nil: no bound in bytes
+	maxW   int         // the most weight held
+	w      int         // the weight held
 }
 
 type lruEntry[V any] struct {
 	k cid.Cid
 	v V
+	w int
 }
 
 func newLRU[V any](max int) *lru[V] {
 	return &lru[V]{max: max, ll: list.New(), m: map[cid.Cid]*list.Element{}}
+}
+
+// newWeightedLRU returns an lru bounded in entries (max) and in weight
+// (maxW, each entry's given by weight).
+func newWeightedLRU[V any](max, maxW int, weight func(V) int) *lru[V] {
+	l := newLRU[V](max)
+	l.weight, l.maxW = weight, maxW
+	return l
 }
 
 func (l *lru[V]) get(k cid.Cid) (V, bool) {
@@ -48,16 +60,27 @@ func (l *lru[V]) put(k cid.Cid, v V) {
 	if l.max <= 0 {
 		return
 	}
-	if e, ok := l.m[k]; ok {
-		e.Value.(*lruEntry[V]).v = v
-		l.ll.MoveToFront(e)
-		return
+	w := 0
+	if l.weight != nil {
+		if w = l.weight(v); w > l.maxW {
+			return
+		}
 	}
-	l.m[k] = l.ll.PushFront(&lruEntry[V]{k, v})
-	for l.ll.Len() > l.max {
+	if e, ok := l.m[k]; ok {
+		en := e.Value.(*lruEntry[V])
+		l.w += w - en.w
+		en.v, en.w = v, w
+		l.ll.MoveToFront(e)
+	} else {
+		l.m[k] = l.ll.PushFront(&lruEntry[V]{k, v, w})
+		l.w += w
+	}
+	for l.ll.Len() > l.max || (l.weight != nil && l.w > l.maxW) {
 		e := l.ll.Back()
 		l.ll.Remove(e)
-		delete(l.m, e.Value.(*lruEntry[V]).k)
+		en := e.Value.(*lruEntry[V])
+		delete(l.m, en.k)
+		l.w -= en.w
 	}
 }
 

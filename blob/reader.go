@@ -25,6 +25,20 @@ type ReaderOptions struct {
 // nodes of 174 links cover 178,176 leaves, a 174 GiB blob.
 const maxNodeCache = 1024
 
+// maxNodeCacheBytes bounds the memory of those nodes (nodeWeight): 1,024
+// of ours take about 10 MiB, but a node may have 8,192 links or 2 MiB of
+// inline data.
+const maxNodeCacheBytes = 16 << 20
+
+// nodeWeight is about the memory a decoded node holds.
+func nodeWeight(n *fileNode) int {
+	w := 64 + len(n.data) + 8*len(n.sizes)
+	for _, c := range n.links {
+		w += 16 + len(c.KeyString())
+	}
+	return w
+}
+
 // ErrClosed is the error of a Reader used after Close.
 var ErrClosed = errors.New("blob: reader closed")
 
@@ -88,7 +102,7 @@ func openStream(ctx context.Context, g BlockGetter, c Capability, o ReaderOption
 		return nil, err
 	}
 	r := &Reader{g: g, root: root, stream: int64(root.total), size: int64(root.total),
-		nodes: newLRU[*fileNode](maxNodeCache), pending: map[cid.Cid]*fetchCall{}}
+		nodes: newWeightedLRU(maxNodeCache, maxNodeCacheBytes, nodeWeight), pending: map[cid.Cid]*fetchCall{}}
 	leaf := int64(PublicLeafSize)
 	if !c.Public {
 		if r.size, err = PlaintextSize(r.stream); err != nil {

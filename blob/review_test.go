@@ -166,3 +166,48 @@ func TestReadDirPublicMemory(t *testing.T) {
 		t.Fatalf("ReadDir held %d MiB of blocks at once", m>>20)
 	}
 }
+
+// TestReaderNodeCacheBound: the internal nodes a Reader caches are
+// bounded in bytes, not only in number: 1,024 nodes of 8,192 links (or of
+// 2 MiB of inline data) are half a gigabyte (2 GiB) held for the
+// Reader's life.
+func TestReaderNodeCacheBound(t *testing.T) {
+	ctx := t.Context()
+	st := newMemBlocks()
+	const nodes, fan = 200, maxNodeLinks
+	var kids []blockformat.Block
+	var sizes []uint64
+	for i := range nodes {
+		leaf := rawLeaf([]byte{byte(i), byte(i >> 8)})
+		ls, ss := make([]blockformat.Block, fan), make([]uint64, fan)
+		for j := range ls {
+			ls[j], ss[j] = leaf, 2
+		}
+		n := fileNodeOver(t, ls, ss, 0)
+		st.PutMany(ctx, []blockformat.Block{leaf, n})
+		kids, sizes = append(kids, n), append(sizes, 2*fan)
+	}
+	root := fileNodeOver(t, kids, sizes, 0)
+	st.PutMany(ctx, []blockformat.Block{root})
+	r, err := Open(ctx, st, Capability{Root: root.Cid(), Public: true}, ReaderOptions{Prefetch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var b [1]byte
+	for i := range nodes {
+		if _, err := r.ReadAt(b[:], int64(i)*2*fan+1); err != nil || b[0] != byte(i>>8) {
+			t.Fatalf("read in node %d: %v, %d", i, err, b[0])
+		}
+	}
+	var held int
+	r.nodes.mu.Lock()
+	for k := range r.nodes.m {
+		n := r.nodes.m[k].Value.(*lruEntry[*fileNode]).v
+		held += nodeWeight(n)
+	}
+	r.nodes.mu.Unlock()
+	if held > maxNodeCacheBytes {
+		t.Fatalf("the node cache holds %d MiB, more than its %d MiB", held>>20, maxNodeCacheBytes>>20)
+	}
+}
