@@ -114,7 +114,11 @@ func PlaintextSize(c int64) (int64, error) {
 // segments returns the number of segments of a sealed stream of c bytes
 // (c valid per PlaintextSize).
 func segments(c int64) int64 {
-	return (c + SealedSegmentSize - 1) / SealedSegmentSize
+	n := c / SealedSegmentSize
+	if c%SealedSegmentSize != 0 {
+		n++ // not (c + SealedSegmentSize - 1) / SealedSegmentSize: it overflows near 2^63
+	}
+	return n
 }
 
 // Seal returns the whole sealed stream of plaintext under key k with the

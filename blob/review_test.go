@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,5 +210,21 @@ func TestReaderNodeCacheBound(t *testing.T) {
 	r.nodes.mu.Unlock()
 	if held > maxNodeCacheBytes {
 		t.Fatalf("the node cache holds %d MiB, more than its %d MiB", held>>20, maxNodeCacheBytes>>20)
+	}
+}
+
+// TestSizesNearMaxInt64: a DAG can claim a stream of nearly 2^63 bytes
+// (a few blocks linked again and again); the segment count must not
+// overflow (it went negative, so no segment was the final one).
+func TestSizesNearMaxInt64(t *testing.T) {
+	for _, c := range []int64{math.MaxInt64, math.MaxInt64 - 1, math.MaxInt64 - SealedSegmentSize + 1, math.MaxInt64 / SealedSegmentSize * SealedSegmentSize} {
+		size, err := PlaintextSize(c)
+		if err != nil {
+			continue
+		}
+		n := segments(c)
+		if n <= 0 || (n-1)*SealedSegmentSize >= c || CiphertextSize(size) != c || c-(n-1)*SealedSegmentSize > SealedSegmentSize {
+			t.Errorf("stream of %d bytes: %d segments, plaintext %d, back %d", c, n, size, CiphertextSize(size))
+		}
 	}
 }
