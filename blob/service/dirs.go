@@ -29,21 +29,39 @@ func dirReason(parent cid.Cid) string { return dirReasonPrefix + parent.String()
 // sealedDir reports whether c is an encrypted folder.
 func sealedDir(c blob.Capability) bool { return c.Dir && !c.Public }
 
+// maxFolderDepth bounds the nesting of folders the service follows (the
+// blob package's bound on ImportDir and ReadDir).
+const maxFolderDepth = 64
+
 // pinTree pins the entries of the encrypted folder c, and theirs down,
-// each "dir:<its folder's root>", reading the listings through g.
+// each "dir:<its folder's root>", reading the listings through g. Each
+// folder is read once, however many times the tree lists it.
 func (s *Service) pinTree(ctx context.Context, g blob.BlockGetter, c blob.Capability) error {
-	if !sealedDir(c) {
+	return s.pinTreeSeen(ctx, g, c, map[cid.Cid]bool{}, 0)
+}
+
+func (s *Service) pinTreeSeen(ctx context.Context, g blob.BlockGetter, c blob.Capability, seen map[cid.Cid]bool, depth int) error {
+	if !sealedDir(c) || seen[c.Root] {
 		return nil
 	}
+	if depth > maxFolderDepth {
+		return fmt.Errorf("blobs: folders nested deeper than %d: %w", maxFolderDepth, blob.ErrMalformed)
+	}
+	seen[c.Root] = true
 	entries, err := blob.ReadDir(ctx, g, c)
 	if err != nil {
 		return fmt.Errorf("blobs: list %s: %w", c.Root, err)
 	}
+	pinned := make(map[cid.Cid]bool, len(entries))
 	for _, e := range entries {
+		if pinned[e.Cap.Root] {
+			continue
+		}
+		pinned[e.Cap.Root] = true
 		if err := s.pins.Pin(ctx, e.Cap.Root, dirReason(c.Root)); err != nil {
 			return fmt.Errorf("blobs: pin %s of %s: %w", e.Name, c.Root, err)
 		}
-		if err := s.pinTree(ctx, g, e.Cap); err != nil {
+		if err := s.pinTreeSeen(ctx, g, e.Cap, seen, depth+1); err != nil {
 			return err
 		}
 	}

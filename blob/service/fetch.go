@@ -158,7 +158,7 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 	}
 	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{OnBlock: s.onBlock(c, func(p peer.ID, _ cid.Cid, size int) { t.fetched(p, size) })})
 	defer sess.Close()
-	err = s.fetchTree(ctx, sess, c, &t, report)
+	err = s.fetchTree(ctx, sess, c, &t, report, map[cid.Cid]bool{}, 0)
 	if err != nil {
 		return fmt.Errorf("blobs: fetch %s: %w", c.Root, err)
 	}
@@ -177,8 +177,13 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 // fetchTree walks the DAG of c into the store and, for an encrypted
 // folder, each entry's, pinned "dir:<folder root>" before it is fetched
 // (so that a collection keeps what comes of it while the folder is
-// pinned).
-func (s *Service) fetchTree(ctx context.Context, sess blob.BlockGetter, c blob.Capability, t *tally, report func()) error {
+// pinned). Each DAG is walked once (seen): a folder may list the same
+// subfolder many times, at every level.
+func (s *Service) fetchTree(ctx context.Context, sess blob.BlockGetter, c blob.Capability, t *tally, report func(), seen map[cid.Cid]bool, depth int) error {
+	if depth > maxFolderDepth {
+		return fmt.Errorf("folders nested deeper than %d: %w", maxFolderDepth, blob.ErrMalformed)
+	}
+	seen[c.Root] = true
 	t.startWalk()
 	err := blob.Walk(ctx, sess, c.Root, func(b blockformat.Block) error {
 		if err := t.visit(b); err != nil {
@@ -194,12 +199,23 @@ func (s *Service) fetchTree(ctx context.Context, sess blob.BlockGetter, c blob.C
 	if err != nil {
 		return err
 	}
-	t.expect(len(entries))
+	var todo []blob.Entry
+	pinned := make(map[cid.Cid]bool, len(entries))
 	for _, e := range entries {
-		if err := s.pins.Pin(ctx, e.Cap.Root, dirReason(c.Root)); err != nil {
-			return fmt.Errorf("blobs: pin %s of %s: %w", e.Name, c.Root, err)
+		if !pinned[e.Cap.Root] {
+			if err := s.pins.Pin(ctx, e.Cap.Root, dirReason(c.Root)); err != nil {
+				return fmt.Errorf("blobs: pin %s of %s: %w", e.Name, c.Root, err)
+			}
+			pinned[e.Cap.Root] = true
 		}
-		if err := s.fetchTree(ctx, sess, e.Cap, t, report); err != nil {
+		if !seen[e.Cap.Root] {
+			seen[e.Cap.Root] = true
+			todo = append(todo, e)
+		}
+	}
+	t.expect(len(todo))
+	for _, e := range todo {
+		if err := s.fetchTree(ctx, sess, e.Cap, t, report, seen, depth+1); err != nil {
 			return fmt.Errorf("%s: %w", e.Name, err)
 		}
 	}

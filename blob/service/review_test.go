@@ -1,0 +1,93 @@
+package service_test
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"testing"
+	"time"
+
+	blockformat "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/exopeer/exopeer/blob"
+	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/internal/nodetest"
+)
+
+// sealedFolder makes, by blob/doc.go's steps alone, the one-leaf blob of
+// an encrypted listing whose entries are n subfolders named e0000… all
+// with the capability sub (or none when sub is undefined), under key k.
+func sealedFolder(t testing.TB, k blob.Key, n int, sub blob.Capability) (blockformat.Block, blob.Capability) {
+	t.Helper()
+	l := []byte{1}
+	if !sub.Root.Defined() {
+		n = 0
+	}
+	l = binary.AppendUvarint(l, uint64(n))
+	for i := range n {
+		name := fmt.Sprintf("e%04d", i)
+		l = binary.AppendUvarint(l, uint64(len(name)))
+		l = append(l, name...)
+		l = binary.AppendUvarint(l, 0)
+		l = append(l, 1) // a directory, sealed
+		cb := sub.Root.Bytes()
+		l = binary.AppendUvarint(l, uint64(len(cb)))
+		l = append(l, cb...)
+		l = append(l, sub.Key[:]...)
+	}
+	if len(l) > blob.SegmentSize {
+		t.Fatalf("listing of %d bytes: one segment only here", len(l))
+	}
+	pk, err := hkdf.Key(sha256.New, k[:], nil, "exopeer blob v1 dir", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, _ := aes.NewCipher(pk)
+	g, _ := cipher.NewGCM(bc)
+	nonce := make([]byte, 12)
+	nonce[11] = 1 // segment 0, the final one
+	ct := g.Seal(nil, nonce, l, nil)
+	sum := sha256.Sum256(ct)
+	h, _ := mh.Encode(sum[:], mh.SHA2_256)
+	b, err := blockformat.NewBlockWithCid(ct, cid.NewCidV1(cid.Raw, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, blob.Capability{Root: b.Cid(), Key: k, Dir: true}
+}
+
+// TestFetchFolderBomb: a folder shared with a device may list the same
+// subfolder many times, at every level (a few blocks of listings, each
+// entry naming the level below): a fetch walked and pinned every path of
+// the tree, 500^4 of them here, instead of each folder once.
+func TestFetchFolderBomb(t *testing.T) {
+	ctx := t.Context()
+	a := nodetest.CellNode(t, 97)
+	var c blob.Capability
+	var bs []blockformat.Block
+	for level := range 5 {
+		var b blockformat.Block
+		b, c = sealedFolder(t, blob.Key{byte(level + 1)}, 500, c)
+		bs = append(bs, b)
+	}
+	if err := a.Blocks().PutMany(ctx, bs); err != nil {
+		t.Fatal(err)
+	}
+	es, err := blob.ReadDir(ctx, a.Exchange().NewSession(ctx, blocks.SessionOptions{}), c)
+	if err != nil || len(es) != 500 {
+		t.Fatalf("the top listing: %d entries, %v", len(es), err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = a.Blobs().Fetch(fctx, c, nil)
+	if d := time.Since(start); err != nil || d > 15*time.Second {
+		t.Fatalf("fetch of a folder of 5 listings: %v after %v", err, d)
+	}
+}
