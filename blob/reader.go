@@ -301,6 +301,9 @@ func (r *Reader) readStream(p []byte, off int64) error {
 		d := s.data
 		if s.leaf.Defined() {
 			d, datas = datas[0], datas[1:]
+			if len(d) > maxBlock {
+				return fmt.Errorf("blob: leaf %s of %d bytes: %w", s.leaf, len(d), ErrMalformed)
+			}
 			if uint64(len(d)) != s.size {
 				return fmt.Errorf("blob: leaf %s of %d bytes, its parent says %d: %w", s.leaf, len(d), s.size, ErrMalformed)
 			}

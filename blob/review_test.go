@@ -228,3 +228,24 @@ func TestSizesNearMaxInt64(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderRefusesBigLeaf: doc.go says a block over 2 MiB is
+// ErrMalformed; a raw leaf that large (a store may hold one, bitswap never
+// sends one) was read as any other.
+func TestReaderRefusesBigLeaf(t *testing.T) {
+	ctx := t.Context()
+	st := newMemBlocks()
+	leaf := rawLeaf(randomBytes(12, maxBlock+1))
+	root := fileNodeOver(t, []blockformat.Block{leaf, leaf}, []uint64{maxBlock + 1, maxBlock + 1}, 0)
+	st.PutMany(ctx, []blockformat.Block{leaf, root})
+	for _, c := range []cid.Cid{leaf.Cid(), root.Cid()} {
+		r, err := Open(ctx, st, Capability{Root: c, Public: true}, ReaderOptions{})
+		if err == nil {
+			_, err = r.ReadAt(make([]byte, 10), 5)
+			r.Close()
+		}
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("a leaf of %d bytes (root codec %#x): %v, want ErrMalformed", maxBlock+1, c.Type(), err)
+		}
+	}
+}
