@@ -158,7 +158,12 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 	}
 	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{OnBlock: s.onBlock(c, func(p peer.ID, _ cid.Cid, size int) { t.fetched(p, size) })})
 	defer sess.Close()
-	err = s.fetchTree(ctx, sess, c, &t, report, map[cid.Cid]bool{}, 0)
+	// Hold each block before it is asked for: a collection running
+	// meanwhile marked the DAG as it was then, and swept what came after
+	// (a node, and below it all it links, while the fetch called it whole).
+	held := s.pins.Holding(nil)
+	defer held.Release()
+	err = s.fetchTree(ctx, held.Getter(sess), c, &t, report, map[cid.Cid]bool{}, 0)
 	if err != nil {
 		return fmt.Errorf("blobs: fetch %s: %w", c.Root, err)
 	}

@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -16,7 +17,9 @@ import (
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/exopeer/exopeer/blob"
+	"github.com/exopeer/exopeer/blob/service"
 	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/internal/nodetest"
 )
 
@@ -89,5 +92,67 @@ func TestFetchFolderBomb(t *testing.T) {
 	err = a.Blobs().Fetch(fctx, c, nil)
 	if d := time.Since(start); err != nil || d > 15*time.Second {
 		t.Fatalf("fetch of a folder of 5 listings: %v after %v", err, d)
+	}
+}
+
+// TestFetchDuringGC: a collection that runs while a fetch stores blocks
+// must not delete them. The fetch got its blocks unheld: a node of the DAG
+// stored after a collection's mark, and its leaves, were swept, and the
+// fetch still reported the DAG whole.
+func TestFetchDuringGC(t *testing.T) {
+	ctx := t.Context()
+	a := nodetest.CellNode(t, 98)
+	b := nodetest.Join(t, a, 99, cell.RoleChain, policy(service.PolicyNone))
+	data := content(15, 200*blob.PublicLeafSize+3) // two levels of nodes
+	im, err := a.Blobs().AddBlob(ctx, bytes.NewReader(data), service.AddOptions{Public: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Pins().Pin(ctx, im.Cap.Root, "manual"); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := b.Blobs().GC(ctx); err != nil && ctx.Err() == nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	err = b.Blobs().Fetch(ctx, im.Cap, nil)
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every block of the DAG is on b.
+	var missing int
+	level := []cid.Cid{im.Cap.Root}
+	for len(level) > 0 {
+		var next []cid.Cid
+		for _, c := range level {
+			blk, err := b.Blocks().Get(ctx, c)
+			if err != nil {
+				missing++
+				continue
+			}
+			ls, err := blob.Children(blk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next = append(next, ls...)
+		}
+		level = next
+	}
+	if missing > 0 {
+		t.Fatalf("after a fetch with collections running, %d blocks of the pinned DAG are missing", missing)
 	}
 }
