@@ -17,12 +17,28 @@ import (
 // length ‖ CID bytes ‖ block bytes. `ipfs dag import` reads it. It returns
 // the blocks and bytes (of block data) written. Errors of g pass through.
 func ExportCAR(ctx context.Context, w io.Writer, g BlockGetter, root cid.Cid) (blocks int, bytes int64, err error) {
+	return exportCAR(ctx, w, root, func(visit func(blockformat.Block) error) error {
+		return Walk(ctx, g, root, visit)
+	})
+}
+
+// ExportTree is ExportCAR of the blob c with, for an encrypted directory,
+// every block of the blobs it lists, recursively (WalkTree's blocks: a
+// listing links its entries only in its ciphertext, so that the export of
+// its DAG alone holds none of them). The root is c's.
+func ExportTree(ctx context.Context, w io.Writer, g BlockGetter, c Capability) (blocks int, bytes int64, err error) {
+	return exportCAR(ctx, w, c.Root, func(visit func(blockformat.Block) error) error {
+		return WalkTree(ctx, g, c, visit)
+	})
+}
+
+func exportCAR(ctx context.Context, w io.Writer, root cid.Cid, walk func(visit func(blockformat.Block) error) error) (blocks int, bytes int64, err error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if _, err := bw.Write(carHeader(root)); err != nil {
 		return 0, 0, fmt.Errorf("blob: car: %w", err)
 	}
 	var sec [binary.MaxVarintLen64]byte
-	err = Walk(ctx, g, root, func(b blockformat.Block) error {
+	err = walk(func(b blockformat.Block) error {
 		c, data := b.Cid().Bytes(), b.RawData()
 		n := binary.PutUvarint(sec[:], uint64(len(c)+len(data)))
 		for _, p := range [][]byte{sec[:n], c, data} {

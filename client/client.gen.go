@@ -116,7 +116,9 @@ type ClientInterface interface {
 	//
 	// The blocks as stored (ciphertext for a sealed blob: the key is not
 	// needed, a CID is enough), fetched first when missing. `ipfs dag
-	// import` takes it.
+	// import` takes it. For an encrypted folder given with its key
+	// (`?dir#key`), the blocks of every entry, down the tree, follow the
+	// listing's.
 	//
 	// Corresponds with GET /v1/blobs/{cap}/car (the `BlobExport` operationId).
 	BlobExport(ctx context.Context, cap Cap, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -537,7 +539,9 @@ func (c *Raw) BlobStatus(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 //
 // The blocks as stored (ciphertext for a sealed blob: the key is not
 // needed, a CID is enough), fetched first when missing. `ipfs dag
-// import` takes it.
+// import` takes it. For an encrypted folder given with its key
+// (`?dir#key`), the blocks of every entry, down the tree, follow the
+// listing's.
 //
 // Corresponds with GET /v1/blobs/{cap}/car (the `BlobExport` operationId).
 func (c *Raw) BlobExport(ctx context.Context, cap Cap, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2684,7 +2688,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// The blocks as stored (ciphertext for a sealed blob: the key is not
 	// needed, a CID is enough), fetched first when missing. `ipfs dag
-	// import` takes it.
+	// import` takes it. For an encrypted folder given with its key
+	// (`?dir#key`), the blocks of every entry, down the tree, follow the
+	// listing's.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5779,7 +5785,9 @@ func (c *ClientWithResponses) BlobStatusWithResponse(ctx context.Context, reqEdi
 //
 // The blocks as stored (ciphertext for a sealed blob: the key is not
 // needed, a CID is enough), fetched first when missing. `ipfs dag
-// import` takes it.
+// import` takes it. For an encrypted folder given with its key
+// (`?dir#key`), the blocks of every entry, down the tree, follow the
+// listing's.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -343,7 +343,7 @@ func (rt *routes) BlobExport(w http.ResponseWriter, r *http.Request, capText api
 	ctx, cancel := rt.streamContext(r)
 	defer cancel()
 	cw := &countingWriter{w: w}
-	if err := rt.node.Blobs().Export(ctx, cw, c.Root); err != nil {
+	if err := rt.node.Blobs().Export(ctx, cw, c); err != nil {
 		if cw.n == 0 {
 			w.Header().Del("Content-Disposition")
 			writeBlobErr(w, err)

@@ -174,10 +174,12 @@ func (s *Service) onBlock(c blob.Capability, f func(peer.ID, cid.Cid, int)) func
 	}
 }
 
-// Export writes the DAG under root as a CARv1 file to w (root first, each
+// Export writes the DAG of c as a CARv1 file to w (root first, each
 // block once: `ipfs dag import` takes it), fetching the blocks the node
-// does not hold.
-func (s *Service) Export(ctx context.Context, w io.Writer, root cid.Cid) error {
+// does not hold. For an encrypted folder given with its key, the blocks
+// of every entry follow (blob.ExportTree); only the root CID and, for a
+// sealed folder, the key are read of c.
+func (s *Service) Export(ctx context.Context, w io.Writer, c blob.Capability) error {
 	ctx, cancel, err := s.bound(ctx)
 	if err != nil {
 		return err
@@ -185,8 +187,8 @@ func (s *Service) Export(ctx context.Context, w io.Writer, root cid.Cid) error {
 	defer cancel()
 	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{})
 	defer sess.Close()
-	if _, _, err := blob.ExportCAR(ctx, w, sess, root); err != nil {
-		return fmt.Errorf("blobs: export %s: %w", root, err)
+	if _, _, err := blob.ExportTree(ctx, w, sess, c); err != nil {
+		return fmt.Errorf("blobs: export %s: %w", c.Root, err)
 	}
 	return nil
 }

@@ -9,11 +9,15 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	car "github.com/ipld/go-car/v2"
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/exopeer/exopeer/blob"
@@ -155,4 +159,81 @@ func TestFetchDuringGC(t *testing.T) {
 	if missing > 0 {
 		t.Fatalf("after a fetch with collections running, %d blocks of the pinned DAG are missing", missing)
 	}
+}
+
+// carGetter is a BlockGetter over the blocks of a CAR file alone.
+type carGetter map[cid.Cid]blockformat.Block
+
+func (g carGetter) GetBlocks(_ context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
+	out := make([]blockformat.Block, len(cs))
+	for i, c := range cs {
+		b, ok := g[c]
+		if !ok {
+			return nil, fmt.Errorf("block %s not in the CAR", c)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// TestExportFolder: the export of an encrypted folder given with its key
+// holds the whole tree: its listing links its entries only in ciphertext,
+// so an export of the listing's DAG alone had none of the files.
+func TestExportFolder(t *testing.T) {
+	ctx := t.Context()
+	a := nodetest.CellNode(t, 100)
+	dir := filepath.Join(t.TempDir(), "album")
+	files := map[string][]byte{"one.jpg": content(16, 1<<20+5), "sub/two.md": []byte("two")}
+	for name, data := range files {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	im, err := a.Blobs().AddPath(ctx, dir, service.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := a.Blobs().Export(ctx, &buf, im.Cap); err != nil {
+		t.Fatal(err)
+	}
+	br, err := car.NewBlockReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := carGetter{}
+	for {
+		b, err := br.Next()
+		if err != nil {
+			break
+		}
+		g[b.Cid()] = b
+	}
+	var check func(c blob.Capability, prefix string)
+	check = func(c blob.Capability, prefix string) {
+		es, err := blob.ReadDir(ctx, g, c)
+		if err != nil {
+			t.Fatalf("list %q from the CAR: %v", prefix, err)
+		}
+		for _, e := range es {
+			if e.Cap.Dir {
+				check(e.Cap, prefix+e.Name+"/")
+				continue
+			}
+			r, err := blob.Open(ctx, g, e.Cap, blob.ReaderOptions{})
+			if err != nil {
+				t.Fatalf("open %s%s from the CAR: %v", prefix, e.Name, err)
+			}
+			got, err := io.ReadAll(r)
+			r.Close()
+			if err != nil || !bytes.Equal(got, files[prefix+e.Name]) {
+				t.Fatalf("read %s%s from the CAR: %v", prefix, e.Name, err)
+			}
+		}
+	}
+	check(im.Cap, "")
 }
