@@ -21,7 +21,10 @@
 // the DAG through the blocks held locally (a block not stored is not
 // fetched; below it nothing is known, so a partial DAG keeps what it has),
 // decoding dag-pb nodes with boxo's merkledag to find their links; raw
-// leaves are marked without being read. Sweep: it lists every blob block
+// leaves are marked without being read. A stored node that is corrupt or
+// does not decode is not followed: the sweep deletes it and what it alone
+// linked, and the collection names its pinned root (GCStats.Damaged), no
+// longer held whole. Sweep: it lists every blob block
 // of the store and deletes, in batches, those neither marked nor held.
 // Before each batch it marks from the roots pinned since the mark began,
 // under the lock that Pin and Hold take, so that a block pinned or held

@@ -30,6 +30,11 @@ type GCStats struct {
 	Deleted, Kept int64         // blob blocks deleted, and left
 	Freed         int64         // bytes of the blocks deleted
 	Took          time.Duration // from start to end, waiting for another GC included
+	// Damaged are the pinned roots under which the mark met a stored
+	// node that is corrupt or does not decode: the sweep deleted it and
+	// all it alone linked, so that the DAG is no longer held whole
+	// though its root may be (fetch it again).
+	Damaged []cid.Cid
 }
 
 // Hold keeps the blocks of cs from collection until release is called
@@ -181,8 +186,14 @@ func (p *Pins) GC(ctx context.Context) (GCStats, error) {
 	for i, pn := range pins {
 		roots[i] = pn.Root
 	}
-	if err := p.mark(ctx, roots, marked); err != nil {
-		return st, fmt.Errorf("pin: gc: mark: %w", err)
+	for _, r := range roots {
+		damaged, err := p.mark(ctx, []cid.Cid{r}, marked)
+		if err != nil {
+			return st, fmt.Errorf("pin: gc: mark: %w", err)
+		}
+		if damaged {
+			st.Damaged = append(st.Damaged, r)
+		}
 	}
 
 	var cands []cand
@@ -207,7 +218,8 @@ func (p *Pins) GC(ctx context.Context) (GCStats, error) {
 		n := min(len(cands), sweepBatch)
 		batch := cands[:n]
 		cands = cands[n:]
-		deleted, freed, kept, err := p.sweep(ctx, batch, marked)
+		deleted, freed, kept, damaged, err := p.sweep(ctx, batch, marked)
+		st.Damaged = append(st.Damaged, damaged...)
 		st.Deleted += deleted
 		st.Freed += freed
 		st.Kept += kept
@@ -224,7 +236,7 @@ func (p *Pins) GC(ctx context.Context) (GCStats, error) {
 
 // sweep deletes the blocks of batch that are neither marked nor held,
 // after marking from the roots pinned since the last look.
-func (p *Pins) sweep(ctx context.Context, batch []cand, marked map[string]struct{}) (deleted, freed, kept int64, err error) {
+func (p *Pins) sweep(ctx context.Context, batch []cand, marked map[string]struct{}) (deleted, freed, kept int64, damaged []cid.Cid, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.late) > 0 {
@@ -233,8 +245,14 @@ func (p *Pins) sweep(ctx context.Context, batch []cand, marked map[string]struct
 			roots = append(roots, r)
 		}
 		clear(p.late)
-		if err := p.mark(ctx, roots, marked); err != nil {
-			return 0, 0, int64(len(batch)), err
+		for _, r := range roots {
+			bad, err := p.mark(ctx, []cid.Cid{r}, marked)
+			if err != nil {
+				return 0, 0, int64(len(batch)), damaged, err
+			}
+			if bad {
+				damaged = append(damaged, r)
+			}
 		}
 	}
 	var gone []cid.Cid
@@ -252,23 +270,24 @@ func (p *Pins) sweep(ctx context.Context, batch []cand, marked map[string]struct
 		freed += int64(b.size)
 	}
 	if err := p.s.DeleteMany(ctx, gone); err != nil {
-		return 0, 0, int64(len(batch)), err
+		return 0, 0, int64(len(batch)), damaged, err
 	}
-	return int64(len(gone)), freed, kept, nil
+	return int64(len(gone)), freed, kept, damaged, nil
 }
 
 // mark adds to marked every block that roots reach through the blocks
 // stored: raw leaves by their CID alone, dag-pb nodes read, verified and
 // decoded for their links. A node not stored, corrupt or not dag-pb is
 // not followed (a corrupt one is not marked: the sweep deletes it, and a
-// fetch gets it again). It stops with ctx.
-func (p *Pins) mark(ctx context.Context, roots []cid.Cid, marked map[string]struct{}) error {
+// fetch gets it again; damaged says that one was met, or a node that
+// does not decode). It stops with ctx.
+func (p *Pins) mark(ctx context.Context, roots []cid.Cid, marked map[string]struct{}) (damaged bool, err error) {
 	level := roots
 	for len(level) > 0 {
 		var next []cid.Cid
 		for _, c := range level {
 			if err := ctx.Err(); err != nil {
-				return err
+				return damaged, err
 			}
 			k := string(c.Hash())
 			if _, ok := marked[k]; ok {
@@ -286,14 +305,16 @@ func (p *Pins) mark(ctx context.Context, roots []cid.Cid, marked map[string]stru
 				continue
 			case errors.Is(err, blocks.ErrCorrupt):
 				p.log.Warn("corrupt blob block left to collect", "cid", c.String(), "err", err)
+				damaged = true
 				continue
 			case err != nil:
-				return err
+				return damaged, err
 			}
 			marked[k] = struct{}{}
 			nd, err := merkledag.DecodeProtobuf(b.RawData())
 			if err != nil {
 				p.log.Warn("pinned dag-pb block does not decode", "cid", c.String(), "err", err)
+				damaged = true
 				continue
 			}
 			for _, l := range nd.Links() {
@@ -302,5 +323,5 @@ func (p *Pins) mark(ctx context.Context, roots []cid.Cid, marked map[string]stru
 		}
 		level = next
 	}
-	return nil
+	return damaged, nil
 }

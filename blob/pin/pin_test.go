@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -271,7 +272,7 @@ func TestGCKeepsPinnedDeletesRest(t *testing.T) {
 			gone = append(gone, blk)
 		}
 	}
-	if want := (GCStats{Deleted: int64(len(gone)), Kept: int64(len(a.all)), Freed: size(gone), Took: st.Took}); st != want {
+	if want := (GCStats{Deleted: int64(len(gone)), Kept: int64(len(a.all)), Freed: size(gone), Took: st.Took}); !reflect.DeepEqual(st, want) {
 		t.Errorf("GC = %+v, want %+v", st, want)
 	}
 	e.wantHeld(t, "pinned", true, a.all...)
@@ -390,7 +391,7 @@ func TestPinDuringSweep(t *testing.T) {
 	for _, b := range d.all {
 		batch = append(batch, cand{b.Cid(), len(b.RawData())})
 	}
-	deleted, _, kept, err := e.pins.sweep(ctx, batch, map[string]struct{}{})
+	deleted, _, kept, _, err := e.pins.sweep(ctx, batch, map[string]struct{}{})
 	if err != nil || deleted != 0 || kept != int64(len(d.all)) {
 		t.Fatalf("sweep = %d deleted, %d kept, %v; want none deleted", deleted, kept, err)
 	}

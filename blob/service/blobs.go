@@ -204,6 +204,11 @@ func (s *Service) GC(ctx context.Context) (pin.GCStats, error) {
 		return pin.GCStats{}, err
 	}
 	st, err := s.pins.GC(ctx)
+	for _, r := range st.Damaged {
+		// A corrupt node went with all below it: fetch the DAG again.
+		s.log.Warn("blob gc: a pinned DAG had a corrupt node; no longer held whole", "root", r)
+		s.notWhole(ctx, r)
+	}
 	if err != nil {
 		return st, fmt.Errorf("blobs: gc: %w", err)
 	}

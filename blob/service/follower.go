@@ -219,10 +219,23 @@ func (s *Service) markWhole(ctx context.Context, root cid.Cid) {
 	s.fetch.mu.Unlock()
 }
 
+// notWhole drops the record that the DAG under root is held whole, so
+// that the follower's next pass fetches it again if a file needs it.
+func (s *Service) notWhole(ctx context.Context, root cid.Cid) {
+	if err := s.d.Delete(ctx, completePrefix.ChildString(root.String())); err != nil {
+		s.log.Warn("blob: drop a whole DAG's record", "root", root, "err", err)
+	}
+	s.fetch.mu.Lock()
+	delete(s.fetch.done, root)
+	s.fetch.mu.Unlock()
+}
+
 // whole reports whether the DAG under root is held whole: recorded so,
 // and its root still held. A collection deletes a DAG's root with the
-// rest of it, never the rest alone (it keeps what a pinned root reaches),
-// so a record whose root is gone is stale: it is dropped.
+// rest of it, never the rest alone (it keeps what a pinned root reaches;
+// but for a corrupt node, which it deletes with all below it, and then
+// says so: notWhole), so a record whose root is gone is stale: it is
+// dropped.
 func (s *Service) whole(ctx context.Context, root cid.Cid) bool {
 	k := completePrefix.ChildString(root.String())
 	if ok, err := s.d.Has(ctx, k); err != nil || !ok {
