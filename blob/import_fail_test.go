@@ -65,7 +65,7 @@ func TestImportWindow(t *testing.T) {
 			done <- err
 		}()
 		synctest.Wait() // everything blocked on the stalled putter
-		window := int64(2*putBatch + 2*workers)
+		window := int64((putWorkers+1)*putBatch + 2*workers)
 		if read := src.n.Load(); read > window*SegmentSize || read < putBatch*SegmentSize {
 			t.Fatalf("read %d leaves with the putter stalled, window %d", read/SegmentSize, window)
 		}

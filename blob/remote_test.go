@@ -16,7 +16,9 @@ import (
 
 // lazyBlob is a large sealed blob that does not fit a test's memory: the
 // plaintext of leaf i is randomBytes(seed+i, …); the import keeps the
-// internal nodes and the leaves' order only, and GetBlocks makes a leaf
+// internal nodes only (number then finds each leaf's index from their
+// links: the putter is called concurrently, so the order of PutMany calls
+// is not the leaves'), and GetBlocks makes a leaf
 // again (sealing and hashing it; the CID must match) when asked.
 type lazyBlob struct {
 	*memBlocks // the internal nodes
@@ -25,7 +27,29 @@ type lazyBlob struct {
 	aead       cipher.AEAD
 	mu         sync.Mutex
 	leaves     map[cid.Cid]int64
-	order      int64
+}
+
+// number sets the index of every leaf under the internal node c, from the
+// stored internal nodes, counting from next; it returns the next index.
+func (l *lazyBlob) number(c cid.Cid, next int64) (int64, error) {
+	if c.Type() == cid.Raw {
+		l.leaves[c] = next
+		return next + 1, nil
+	}
+	b, ok := l.memBlocks.m[c]
+	if !ok {
+		return 0, fmt.Errorf("lazyBlob: no node %s", c)
+	}
+	links, err := Children(b)
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range links {
+		if next, err = l.number(k, next); err != nil {
+			return 0, err
+		}
+	}
+	return next, nil
 }
 
 const lazyLeaf = 16 * SegmentSize // plaintext of a leaf
@@ -57,16 +81,11 @@ func (s *lazyStream) Read(p []byte) (int, error) {
 
 func (l *lazyBlob) PutMany(ctx context.Context, bs []blockformat.Block) error {
 	var keep []blockformat.Block
-	l.mu.Lock()
 	for _, b := range bs {
-		if b.Cid().Type() == cid.Raw {
-			l.leaves[b.Cid()] = l.order // PutMany comes in order, one batch at a time
-			l.order++
-		} else {
+		if b.Cid().Type() != cid.Raw {
 			keep = append(keep, b)
 		}
 	}
-	l.mu.Unlock()
 	return l.memBlocks.PutMany(ctx, keep)
 }
 
@@ -123,6 +142,9 @@ func TestReadAtFetchesOnlyTheRange(t *testing.T) {
 	}
 	if im.Size != size {
 		t.Fatalf("imported %d bytes, want %d", im.Size, size)
+	}
+	if n, err := l.number(im.Cap.Root, 0); err != nil || n != (size+lazyLeaf-1)/lazyLeaf {
+		t.Fatalf("numbered %d leaves (%v), want %d", n, err, (size+lazyLeaf-1)/lazyLeaf)
 	}
 	rng := rand.New(rand.NewPCG(seed, 1))
 	p := make([]byte, 1<<20)

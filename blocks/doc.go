@@ -20,7 +20,9 @@
 // Every read is verified: the stored bytes are hashed again with the hash
 // function named by the requested CID and compared with the CID's digest.
 // A record that does not match gives an error wrapping [ErrCorrupt] that
-// names the CID, never the wrong bytes. Writes are verified the same way,
+// names the CID, never the wrong bytes. One read is not: what bitswap's
+// server reads to send to a peer, which that peer hashes on receipt (a
+// corrupt record arrives there as a block nobody wanted, dropped). Writes are verified the same way,
 // so a block whose data does not match its CID is refused
 // ([ErrInvalidBlock]), except through [Store.PutOwn], for blocks whose CID
 // the caller has just computed from their data (an import hashes each
@@ -44,8 +46,9 @@
 // peer; a provider answers with HAVE / DONT_HAVE presences and block
 // payloads (CID prefix plus data), each response message on a new stream
 // and holding up to about 256 KiB of blocks. A received block is accepted
-// only when its data hashes to a wanted CID, and it is stored through the
-// verifying store. Bitswap learns its peers from libp2p connection events,
+// only when its data hashes to a wanted CID (bitswap's message decoder
+// computes each block's CID from its bytes: the one hash of a fetched
+// block), and it is stored without hashing it again ([Store.PutOwn]). Bitswap learns its peers from libp2p connection events,
 // so an exchange should be started before the host connects to peers
 // (see [Exchange.Start]).
 //
@@ -65,7 +68,14 @@
 // once; each few goes to the peer that answers first, which spreads them
 // over the peers that have them by how loaded their links are (one
 // bitswap session for a whole DAG sent every want to the first peer that
-// answered; see session.go). Fetched blocks are stored as they arrive, so
+// answered: exopeer-sim blob 1.0x from 3 seeders, against 2.8-2.9x and
+// 92-96% of the links this way; see session.go). Boxo's session cannot be
+// tuned into spreading: once it knows a peer it sends want-haves only to
+// the peers it knows, and each want-block to one of them drawn in
+// proportion to the blocks each delivered first (peerResponseTracker), so
+// the first seeder keeps winning; its live-want limit (64) is a constant,
+// and WithPeerBlockRequestFilter filters whom a server serves, not whom a
+// client asks. Fetched blocks are stored as they arrive, so
 // an interrupted fetch keeps them and a later one asks only for the rest.
 // Bitswap's tracer sees every received message before bitswap's client
 // does: from it the exchange learns which peer delivered each wanted

@@ -132,7 +132,7 @@ func (e *Exchange) Start(ctx context.Context) error {
 		bsnet.WithConnectEventManager(evm),
 	)
 	e.bs = bitswap.New(context.WithoutCancel(ctx), gatedNetwork{watchedNetwork{network, e.watch}, e.gate}, e.cfg.ProviderFinder,
-		e.store.Blockstore(),
+		e.store.served(), // what it serves is hashed by the receiver
 		// Refused wants are dropped on arrival (their block is not even
 		// looked up); gatedNetwork checks again what is sent.
 		bitswap.WithPeerBlockRequestFilter(e.gate.MayRead),
@@ -218,10 +218,15 @@ func (e *Exchange) PutMany(ctx context.Context, bs []blockformat.Block) error {
 	return nil
 }
 
-// keep stores fetched blocks (verifying them again) and announces them to
-// peers that want them.
+// keep stores fetched blocks and announces them to peers that want them.
+// It does not hash them again: every block bitswap hands out was made by
+// its message decoder from the received bytes, under the CID it computed
+// from them (bsmsg.NewWantlistBlock: prefix.Sum of the data), and callers
+// pass only blocks whose CID equals one they wanted. That hash is the one
+// check of bytes from the network; a second one here cost a SHA-256 pass
+// per fetched byte (BenchmarkFetchLoopback, README.md).
 func (e *Exchange) keep(ctx context.Context, bs *bitswap.Bitswap, blks []blockformat.Block) error {
-	if err := e.store.PutMany(ctx, blks); err != nil {
+	if err := e.store.PutOwn(ctx, blks); err != nil {
 		return err
 	}
 	return bs.NotifyNewBlocks(ctx, blks...)
@@ -252,11 +257,16 @@ func (e *Exchange) Get(ctx context.Context, c cid.Cid) (blockformat.Block, error
 		}
 		return nil, fmt.Errorf("blocks: fetch %s: %w", c, err)
 	}
-	// Bitswap only hands out a block whose data hashed to a wanted CID;
-	// the store checks it once more against c itself.
+	// Bitswap only hands out a block whose data hashed to a wanted CID
+	// (see keep); one under any other CID is hashed against c here.
 	b, err = blockformat.NewBlockWithCid(fb.RawData(), c)
 	if err != nil {
 		return nil, fmt.Errorf("blocks: fetch %s: %w", c, err)
+	}
+	if !fb.Cid().Equals(c) {
+		if err := checkBlock(b); err != nil {
+			return nil, fmt.Errorf("blocks: fetch %s: %w", c, err)
+		}
 	}
 	if err := e.keep(ctx, bs, []blockformat.Block{b}); err != nil {
 		return nil, fmt.Errorf("blocks: fetch %s: %w", c, err)

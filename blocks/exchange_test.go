@@ -206,7 +206,10 @@ func TestExchangeWaitingPeerGetsPut(t *testing.T) {
 	}
 }
 
-// A corrupt record is neither served to peers nor returned locally.
+// A corrupt record never reaches a peer's store, nor a local reader. The
+// serving side does not hash what bitswap sends (Store.served): the
+// receiver's bitswap hashes it, finds it under a CID nobody wanted and
+// drops it.
 func TestExchangeDoesNotServeCorruptBlock(t *testing.T) {
 	a := newNode(t, Config{}, true)
 	b := newNode(t, Config{}, true)
@@ -227,6 +230,9 @@ func TestExchangeDoesNotServeCorruptBlock(t *testing.T) {
 	}
 	if has, _ := b.store.Has(t.Context(), blk.Cid()); has {
 		t.Error("B stored the block")
+	}
+	if _, err := a.store.Get(t.Context(), blk.Cid()); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("A.Get = %v; want ErrCorrupt", err)
 	}
 }
 

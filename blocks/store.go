@@ -269,6 +269,31 @@ func countKeys(ctx context.Context, d ds.Datastore) (int, error) {
 // (blockservice, merkledag, UnixFS). It is safe for concurrent use.
 func (s *Store) Blockstore() blockstore.Blockstore { return s.bs }
 
+// served is the blockstore bitswap is given: the Store's, except that Get
+// does not hash the bytes it reads. Bitswap's server only sends what it
+// reads to peers, and each receiver hashes every block it gets (bitswap's
+// message decoder computes the block's CID from its bytes, and a block
+// under a CID nobody wanted is dropped, and counted against the sender):
+// a record corrupted on disk goes out as junk and never into anyone's
+// store. Every other read of the Store (Get, blob reads, sessions reading
+// stored blocks) still hashes. This saves the seeder a SHA-256 pass per
+// served byte. Bitswap's client gets the same blockstore but reads nothing
+// from it (WithoutDuplicatedBlockStats).
+func (s *Store) served() blockstore.Blockstore { return servingBlockstore{s.bs} }
+
+type servingBlockstore struct{ *verifyingBlockstore }
+
+func (v servingBlockstore) Get(ctx context.Context, c cid.Cid) (blockformat.Block, error) {
+	b, err := v.base(c).Get(ctx, c)
+	if ipld.IsNotFound(err) {
+		return nil, notFoundError{c}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blocks: get %s: %w", c, err)
+	}
+	return b, nil
+}
+
 // verifyingBlockstore checks every block it reads or writes against its
 // CID, routes each to the datastore of its codec, and turns not-found
 // errors into notFoundError.

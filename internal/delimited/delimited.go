@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 
+	pool "github.com/libp2p/go-buffer-pool"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -76,6 +77,7 @@ type reader struct {
 	reset func()
 	head  []byte   // the pending message's length prefix, not yet read
 	body  [][]byte // and its body, in the pieces it was read into
+	bufs  [][]byte // the pieces of body, whole, to return to the pool
 	err   error
 }
 
@@ -101,12 +103,15 @@ func (r *reader) Read(p []byte) (int, error) {
 		m := copy(p[n:], r.body[0])
 		n += m
 		if r.body[0] = r.body[0][m:]; len(r.body[0]) == 0 {
-			r.body[0] = nil // handed over: let it go
+			r.body[0] = nil // handed over: back to the pool
 			r.body = r.body[1:]
+			pool.Put(r.bufs[0])
+			r.bufs[0] = nil
+			r.bufs = r.bufs[1:]
 		}
 	}
 	if len(r.body) == 0 {
-		r.body = nil
+		r.body, r.bufs = nil, nil
 	}
 	return n, nil
 }
@@ -155,24 +160,30 @@ func (r *reader) next() error {
 		return err
 	}
 	r.body = body
+	r.bufs = append(r.bufs[:0], body...)
 	return nil
 }
 
-// readPieces reads exactly n bytes from src into pieces, each allocated
-// only once the bytes before it have arrived, and as large as they are
-// (at least growbuf.First): the memory bound of growbuf.ReadFull (about
-// twice the bytes received, plus First) without its copying of the bytes
-// into each larger buffer.
+// readPieces reads exactly n bytes from src into pieces, each taken only
+// once the bytes before it have arrived, and as large as they are (at
+// least growbuf.First): the memory bound of growbuf.ReadFull (about twice
+// the bytes received, plus First) without its copying of the bytes into
+// each larger buffer. The pieces come from libp2p's buffer pool (Read
+// returns each once handed over): a fetch reads a GiB through here, and
+// fresh pieces were a GiB of garbage to allocate, zero and collect.
 func readPieces(src io.Reader, n int) ([][]byte, error) {
 	var pieces [][]byte
 	for got := 0; got < n; {
-		p := make([]byte, min(n-got, max(growbuf.First, got)))
+		p := pool.Get(min(n-got, max(growbuf.First, got)))
 		m, err := io.ReadFull(src, p)
 		got += m
 		if m > 0 {
 			pieces = append(pieces, p[:m])
 		}
 		if err != nil {
+			for _, p := range pieces {
+				pool.Put(p)
+			}
 			if err == io.EOF && got > 0 {
 				err = io.ErrUnexpectedEOF
 			}
