@@ -165,8 +165,11 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 		}
 	}
 
-	g.Go(func() error { // read, one leaf ahead to know which is the last
-		defer close(jobs)
+	// readErr is what the reader ended with; it is set before jobs is
+	// closed and read only after g.Wait.
+	var readErr error
+	g.Go(func() (err error) { // read, one leaf ahead to know which is the last
+		defer func() { readErr = err; close(jobs) }()
 		var ch *contentHasher
 		if o.hashed != nil {
 			ch = newContentHasher()
@@ -316,7 +319,10 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 			}
 		}
 		if !last {
-			return fmt.Errorf("blob: import stopped: %w", context.Cause(gctx))
+			// The reader stopped (or the sealers did, for an error
+			// already recorded): its error, not this one, is the
+			// import's; see below.
+			return errStopped
 		}
 		root, err := db.finish()
 		if err != nil {
@@ -340,7 +346,16 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 		return nil
 	})
 	if err := g.Wait(); err != nil {
+		// The reader closes jobs before errgroup records its error, so
+		// the DAG's goroutine can see the leaves end and report first.
+		if errors.Is(err, errStopped) && readErr != nil {
+			err = readErr
+		}
 		return Imported{}, err
 	}
 	return out, nil
 }
+
+// errStopped is the DAG goroutine's error when the leaves ended before
+// the last one: the error that stopped them is reported instead.
+var errStopped = errors.New("blob: import stopped before its last leaf")

@@ -83,9 +83,14 @@ func TestImportFails(t *testing.T) {
 	data := randomBytes(7, 40*SegmentSize)
 	boom := errors.New("boom")
 	t.Run("source", func(t *testing.T) {
-		src := &countingReader{r: bytes.NewReader(data), failAt: 10 * SegmentSize, err: boom}
-		if _, err := Import(t.Context(), src, newMemBlocks(), ImportOptions{leaf: SegmentSize}); !errors.Is(err, boom) {
-			t.Fatalf("a failing source: %v", err)
+		// The reader's error races the leaves' end being seen by the
+		// DAG's goroutine (CI once got "import stopped: %!w(<nil>)"):
+		// many rounds, each must report the source's error.
+		for i := range 300 {
+			src := &countingReader{r: bytes.NewReader(data), failAt: int64(i%20) * SegmentSize, err: boom}
+			if _, err := Import(t.Context(), src, newMemBlocks(), ImportOptions{leaf: SegmentSize}); !errors.Is(err, boom) {
+				t.Fatalf("round %d: a failing source: %v", i, err)
+			}
 		}
 	})
 	t.Run("putter", func(t *testing.T) {
