@@ -117,21 +117,13 @@ func (s *Service) sharedWith(ctx context.Context, root cid.Cid) (map[peer.ID]boo
 }
 
 // markPublic records root as a public blob, and serves the blocks of it
-// that the node holds to anyone.
+// that the node holds to anyone, but for those of its private blobs (see
+// loadAccess).
 func (s *Service) markPublic(ctx context.Context, root cid.Cid) error {
 	if err := s.d.Put(ctx, publicPrefix.ChildString(root.String()), nil); err != nil {
 		return fmt.Errorf("blobs: mark public: %w", err)
 	}
-	cs, err := s.localBlocks(ctx, root)
-	if err != nil {
-		return err
-	}
-	s.acl.mu.Lock()
-	defer s.acl.mu.Unlock()
-	for _, c := range cs {
-		s.acl.public[c] = struct{}{}
-	}
-	return nil
+	return s.loadAccess(ctx)
 }
 
 // servePublic adds c, a block of a public blob being fetched, to those
@@ -143,14 +135,18 @@ func (s *Service) servePublic(c cid.Cid) {
 }
 
 // loadAccess rebuilds the public and shared sets from the records and
-// the blocks the node holds.
+// the blocks the node holds. A "public" DAG is whatever its maker linked:
+// one may link to blocks of the cell's private blobs (their CIDs known to
+// a removed member, or to a peer one blob was shared with), so the
+// blocks of the DAGs pinned and not public are left out of the public
+// set.
 func (s *Service) loadAccess(ctx context.Context) error {
 	res, err := s.d.Query(ctx, query.Query{Prefix: publicPrefix.String(), KeysOnly: true})
 	if err != nil {
 		return fmt.Errorf("blobs: load public blobs: %w", err)
 	}
 	defer res.Close()
-	public := make(map[cid.Cid]struct{})
+	publicRoots := make(map[cid.Cid]bool)
 	for r := range res.Next() {
 		if r.Error != nil {
 			return fmt.Errorf("blobs: load public blobs: %w", r.Error)
@@ -159,12 +155,35 @@ func (s *Service) loadAccess(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
+		publicRoots[root] = true
+	}
+	pinned, err := s.pinnedRoots(ctx)
+	if err != nil {
+		return err
+	}
+	entries := entriesOf(pinned)
+	public := make(map[cid.Cid]struct{})
+	for root := range publicRoots {
 		cs, err := s.localBlocks(ctx, root)
 		if err != nil {
 			return err
 		}
 		for _, c := range cs {
 			public[c] = struct{}{}
+		}
+	}
+	if len(public) > 0 {
+		for root := range pinned {
+			if publicRoots[root] {
+				continue
+			}
+			cs, err := s.treeBlocks(ctx, root, entries)
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				delete(public, c)
+			}
 		}
 	}
 	res2, err := s.d.Query(ctx, query.Query{Prefix: sharePrefix.String(), KeysOnly: true})
@@ -188,11 +207,6 @@ func (s *Service) loadAccess(ctx context.Context) error {
 		}
 		shares[root] = append(shares[root], p)
 	}
-	pinned, err := s.pinnedRoots(ctx)
-	if err != nil {
-		return err
-	}
-	entries := entriesOf(pinned)
 	shared := make(map[cid.Cid]map[peer.ID]struct{})
 	for root, ps := range shares {
 		cs, err := s.treeBlocks(ctx, root, entries)
