@@ -167,7 +167,11 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 			return err
 		}
 	}
-	s.markWhole(ctx, c.Root)
+	if !bare(c) {
+		// A bare CID's walk does not know whether it is a folder's
+		// listing, whose entries it has not fetched.
+		s.markWhole(ctx, c.Root)
+	}
 	if err := s.pins.Unpin(ctx, c.Root, ReasonFetch); err != nil {
 		return fmt.Errorf("blobs: unpin %s: %w", c.Root, err)
 	}
@@ -247,7 +251,18 @@ func (s *Service) want(c blob.Capability) bool {
 	f := &s.fetch
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.done[c.Root] || f.pending[c.Root] != nil {
+	if f.done[c.Root] {
+		return true
+	}
+	if j := f.pending[c.Root]; j != nil {
+		if bare(j.c) && !bare(c) {
+			// A resumed fetch, now with its capability: a folder's
+			// entries are fetched too.
+			j.c = c
+			if j.running != nil {
+				j.running() // started again by fetchLoop
+			}
+		}
 		return true
 	}
 	if len(f.pending) >= s.cfg.MaxPending {
@@ -256,6 +271,12 @@ func (s *Service) want(c blob.Capability) bool {
 	f.pending[c.Root] = &job{c: c}
 	f.poke()
 	return true
+}
+
+// bare reports whether c is only a root CID (a fetch resumed at start):
+// no key, not known to be public or a folder.
+func bare(c blob.Capability) bool {
+	return !c.Public && !c.Dir && c.Key == (blob.Key{})
 }
 
 // unwant drops root from the background fetches, stopping one under way,
@@ -301,13 +322,13 @@ func (s *Service) fetchLoop(ctx context.Context) {
 			j.running = cancel
 			running++
 			wg.Add(1)
-			go func(j *job) {
+			go func(j *job, c blob.Capability) {
 				defer wg.Done()
-				err := s.Fetch(jctx, j.c, nil)
+				err := s.Fetch(jctx, c, nil)
 				cancel()
-				s.fetched(j, err)
+				s.fetched(j, c, err)
 				finished <- struct{}{}
-			}(j)
+			}(j, j.c)
 		}
 		f.mu.Unlock()
 		timer.Reset(wait)
@@ -322,8 +343,8 @@ func (s *Service) fetchLoop(ctx context.Context) {
 	}
 }
 
-// fetched records the end of a background fetch of j.
-func (s *Service) fetched(j *job, err error) {
+// fetched records the end of a background fetch of j, run with c.
+func (s *Service) fetched(j *job, c blob.Capability, err error) {
 	f := &s.fetch
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -331,9 +352,14 @@ func (s *Service) fetched(j *job, err error) {
 	if f.pending[j.c.Root] != j {
 		return // unwanted meanwhile
 	}
+	if err == nil && bare(c) && !bare(j.c) {
+		return // fetched bare, its capability known meanwhile: again
+	}
 	if err == nil {
 		delete(f.pending, j.c.Root)
-		f.done[j.c.Root] = true
+		if !bare(c) {
+			f.done[j.c.Root] = true
+		}
 		s.log.Debug("blob fetched", "root", j.c.Root)
 		return
 	}
