@@ -23,7 +23,8 @@ const MaxShare = 256
 // anyone the blocks of public blobs, given peers the blocks of blobs
 // shared with them. It holds the CIDs of the blocks this node holds of
 // those blobs (so it is bounded by what the node holds), rebuilt from the
-// datastore's records and the store's blocks whenever a record changes.
+// datastore's records and the store's blocks whenever a record changes
+// and after each collection.
 type access struct {
 	mu     sync.RWMutex
 	public map[cid.Cid]struct{}
@@ -147,6 +148,7 @@ func (s *Service) loadAccess(ctx context.Context) error {
 	}
 	defer res.Close()
 	publicRoots := make(map[cid.Cid]bool)
+	var gone []ds.Key
 	for r := range res.Next() {
 		if r.Error != nil {
 			return fmt.Errorf("blobs: load public blobs: %w", r.Error)
@@ -155,7 +157,17 @@ func (s *Service) loadAccess(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
+		if has, err := s.bs.Has(ctx, root); err == nil && !has {
+			gone = append(gone, ds.NewKey(r.Key))
+			continue
+		}
 		publicRoots[root] = true
+	}
+	// Collected: their records go too (a fetch makes one again).
+	for _, k := range gone {
+		if err := s.d.Delete(ctx, k); err != nil {
+			return fmt.Errorf("blobs: drop public blob %s: %w", k.BaseNamespace(), err)
+		}
 	}
 	pinned, err := s.pinnedRoots(ctx)
 	if err != nil {

@@ -206,6 +206,11 @@ func (s *Service) GC(ctx context.Context) (pin.GCStats, error) {
 		return st, fmt.Errorf("blobs: gc: %w", err)
 	}
 	s.log.Info("blob gc", "deleted", st.Deleted, "kept", st.Kept, "freed", st.Freed, "took", st.Took)
+	// The public and shared sets name what the node holds: no more the
+	// blocks just deleted.
+	if err := s.loadAccess(ctx); err != nil {
+		return st, err
+	}
 	return st, nil
 }
 

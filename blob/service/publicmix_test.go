@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	dag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -57,17 +58,57 @@ func TestPublicDAGLinkingPrivateBlocks(t *testing.T) {
 	hostile := blob.Capability{Root: blk.Cid(), Public: true}
 	_ = a.Blobs().Fetch(ctx, hostile, nil) // whatever it ends with
 
-	_, pub, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stranger, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stranger := strangerID(t)
 	for _, c := range privDAG {
 		if a.Blobs().MayRead(stranger, c) {
 			t.Fatalf("block %s of the private blob served to anyone once a public DAG linked to it", c)
 		}
 	}
+}
+
+// A public blob read through a node (its blocks served to anyone as they
+// arrive) and then collected is no longer in the node's public set: the
+// set stays bounded by what the node holds, however many public blobs a
+// user reads.
+func TestPublicSetShrinksAfterGC(t *testing.T) {
+	ctx := t.Context()
+	a := nodetest.CellNode(t, 83)
+	out := nodetest.Start(t, nodetest.Options(t, 84, nodetest.AddrInfo(a)))
+	nodetest.Eventually(t, 30*time.Second, "the outsider connected to a", func() bool {
+		return len(a.Host().Network().ConnsToPeer(out.ID())) > 0
+	})
+	pub := content(7, 1<<20+9)
+	pu, err := a.Blobs().AddBlob(ctx, bytes.NewReader(pub), service.AddOptions{Public: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDAG := dagOf(t, a, pu.Cap.Root)
+	checkRange(t, out, pu.Cap, pub, 0, len(pub))
+	stranger := strangerID(t)
+	if all, _ := mayRead(out, stranger, pubDAG); !all {
+		t.Fatal("a public blob read through the outsider not served on by it")
+	}
+	if _, err := out.Blobs().GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := usage(t, out); got != 0 {
+		t.Fatalf("after a collection the outsider holds %d bytes", got)
+	}
+	if _, none := mayRead(out, stranger, pubDAG); !none {
+		t.Error("blocks collected still in the public set")
+	}
+}
+
+// strangerID is a fresh peer ID, of no node.
+func strangerID(t *testing.T) peer.ID {
+	t.Helper()
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
