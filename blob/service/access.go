@@ -26,6 +26,7 @@ const MaxShare = 256
 // datastore's records and the store's blocks whenever a record changes
 // and after each collection.
 type access struct {
+	load   sync.Mutex // serialises loadAccess: no older rebuild stored last
 	mu     sync.RWMutex
 	public map[cid.Cid]struct{}
 	shared map[cid.Cid]map[peer.ID]struct{}
@@ -142,6 +143,8 @@ func (s *Service) servePublic(c cid.Cid) {
 // blocks of the DAGs pinned and not public are left out of the public
 // set.
 func (s *Service) loadAccess(ctx context.Context) error {
+	s.acl.load.Lock()
+	defer s.acl.load.Unlock()
 	res, err := s.d.Query(ctx, query.Query{Prefix: publicPrefix.String(), KeysOnly: true})
 	if err != nil {
 		return fmt.Errorf("blobs: load public blobs: %w", err)
