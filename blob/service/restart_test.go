@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/exopeer/exopeer/blob"
 	"github.com/exopeer/exopeer/blob/service"
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/internal/nodetest"
@@ -100,4 +104,30 @@ func TestFolderFetchResumesAtStart(t *testing.T) {
 		g, err := b.Blobs().File(ctx, f.ID.String())
 		return err == nil && g.Held == full
 	})
+}
+
+// TestCloseWaitsForFetch: Close returns only once a fetch under way has
+// ended, so that nothing of it touches the datastore or the pins after
+// the node closes them.
+func TestCloseWaitsForFetch(t *testing.T) {
+	ctx := t.Context()
+	a := nodetest.CellNode(t, 91)
+	h, err := mh.Sum([]byte("held by nobody"), mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := blob.Capability{Root: cid.NewCidV1(cid.Raw, h), Key: blob.Key{1}}
+	done := make(chan error, 1)
+	go func() { done <- a.Blobs().Fetch(ctx, c, nil) }()
+	nodetest.Eventually(t, 30*time.Second, "the fetch pinned", func() bool {
+		return slices.Equal(reasons(t, a, c.Root), []string{service.ReasonFetch})
+	})
+	if err := a.Blobs().Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	default:
+		t.Fatal("Close returned while a fetch was under way")
+	}
 }
