@@ -236,10 +236,24 @@ func (s *Service) overDisk(ctx context.Context) {
 		return
 	}
 	if !over {
+		s.gcFloor.Store(0)
 		return
 	}
+	if floor := s.gcFloor.Load(); floor > 0 && u.Bytes <= floor {
+		return // what is pinned is over the budget: nothing to collect
+	}
 	s.log.Info("blob blocks over the disk budget: collecting", "bytes", u.Bytes, "budget", s.cfg.DiskBudget)
-	if _, err := s.GC(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		s.log.Warn("blob gc", "err", err)
+	if _, err := s.GC(ctx); err != nil {
+		if !errors.Is(err, context.Canceled) {
+			s.log.Warn("blob gc", "err", err)
+		}
+		return
+	}
+	if over, u, err := s.pins.OverBudget(ctx, s.cfg.DiskBudget); err == nil && over {
+		s.log.Warn("blob blocks kept are over the disk budget", "bytes", u.Bytes, "budget", s.cfg.DiskBudget)
+		s.gcFloor.Store(u.Bytes)
 	}
 }
+
+// unpinned tells the disk budget's check that blocks may be garbage now.
+func (s *Service) unpinned() { s.gcFloor.Store(0) }

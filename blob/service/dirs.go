@@ -68,6 +68,7 @@ func (s *Service) sweepDirPins(ctx context.Context) error {
 				if _, held := pinned[parent]; held {
 					continue
 				}
+				s.unpinned()
 				if err := s.pins.Unpin(ctx, root, r); err != nil {
 					return fmt.Errorf("blobs: unpin %s: %w", root, err)
 				}

@@ -169,6 +169,7 @@ func (s *Service) addFile(ctx context.Context, name, media string, imp func(ctx 
 		_, err = s.ents.Put(ctx, id, []store.Trait{{Type: FileType, Doc: doc}})
 	}
 	if err != nil {
+		s.unpinned()
 		if uerr := s.pins.Unpin(context.WithoutCancel(ctx), im.Cap.Root, fileReason(id)); uerr != nil {
 			err = errors.Join(err, uerr)
 		}

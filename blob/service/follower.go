@@ -155,6 +155,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 				still = true
 				continue
 			}
+			s.unpinned()
 			if err := s.pins.Unpin(ctx, root, r); err != nil {
 				return fmt.Errorf("blobs: unpin %s: %w", root, err)
 			}

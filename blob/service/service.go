@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
@@ -91,6 +92,10 @@ type Service struct {
 	wg      sync.WaitGroup
 	kick    chan struct{} // cap 1: the follower is asked for a pass
 	gcKick  chan struct{} // cap 1: the disk budget is to be checked
+	// gcFloor is the blob bytes an automatic collection left over the
+	// disk budget (what is pinned is more than it): the next one waits
+	// until more is stored, or something is unpinned. 0: none.
+	gcFloor atomic.Int64
 
 	acl   access   // who may read which blob blocks
 	fetch fetching // the background fetches
