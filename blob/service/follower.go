@@ -133,6 +133,11 @@ func (s *Service) reconcile(ctx context.Context) error {
 		reason := fileReason(f.ID)
 		want[f.Cap.Root.KeyString()+" "+reason] = true
 		if !hasReason(pinned[f.Cap.Root], reason) {
+			if len(pinned[f.Cap.Root]) == 0 {
+				// Unpinned until now: a collection cut short may
+				// have taken some of its blocks, not its root.
+				s.forgetWhole(ctx, f.Cap.Root)
+			}
 			if err := s.pins.Pin(ctx, f.Cap.Root, reason); err != nil {
 				return fmt.Errorf("blobs: pin %s: %w", f.Name, err)
 			}
@@ -220,10 +225,22 @@ func (s *Service) markWhole(ctx context.Context, root cid.Cid) {
 	s.fetch.mu.Unlock()
 }
 
+// forgetWhole drops the record that the DAG under root is held whole.
+func (s *Service) forgetWhole(ctx context.Context, root cid.Cid) {
+	if err := s.d.Delete(ctx, completePrefix.ChildString(root.String())); err != nil {
+		s.log.Warn("blob: drop the record of a whole DAG", "root", root, "err", err)
+	}
+	s.fetch.mu.Lock()
+	delete(s.fetch.done, root)
+	s.fetch.mu.Unlock()
+}
+
 // whole reports whether the DAG under root is held whole: recorded so,
 // and its root still held. A collection deletes a DAG's root with the
 // rest of it, never the rest alone (it keeps what a pinned root reaches),
-// so a record whose root is gone is stale: it is dropped.
+// so a record whose root is gone is stale: it is dropped. A collection
+// cut short may leave the root and not all the rest: a root pinned again
+// after none held it has its record dropped (reconcile).
 func (s *Service) whole(ctx context.Context, root cid.Cid) bool {
 	k := completePrefix.ChildString(root.String())
 	if ok, err := s.d.Has(ctx, k); err != nil || !ok {
