@@ -235,12 +235,14 @@ func (s *Service) overDisk(ctx context.Context) {
 		s.log.Warn("blob usage", "err", err)
 		return
 	}
+	s.floorMu.Lock()
+	floor, unpins := s.gcFloor, s.unpins
 	if !over {
-		s.gcFloor.Store(0)
-		return
+		s.gcFloor = 0
 	}
-	if floor := s.gcFloor.Load(); floor > 0 && u.Bytes <= floor {
-		return // what is pinned is over the budget: nothing to collect
+	s.floorMu.Unlock()
+	if !over || floor > 0 && u.Bytes <= floor {
+		return // under, or what is pinned is over the budget: nothing to collect
 	}
 	s.log.Info("blob blocks over the disk budget: collecting", "bytes", u.Bytes, "budget", s.cfg.DiskBudget)
 	if _, err := s.GC(ctx); err != nil {
@@ -250,10 +252,19 @@ func (s *Service) overDisk(ctx context.Context) {
 		return
 	}
 	if over, u, err := s.pins.OverBudget(ctx, s.cfg.DiskBudget); err == nil && over {
-		s.log.Warn("blob blocks kept are over the disk budget", "bytes", u.Bytes, "budget", s.cfg.DiskBudget)
-		s.gcFloor.Store(u.Bytes)
+		s.floorMu.Lock()
+		if s.unpins == unpins { // nothing unpinned meanwhile
+			s.gcFloor = u.Bytes
+			s.log.Warn("blob blocks kept are over the disk budget", "bytes", u.Bytes, "budget", s.cfg.DiskBudget)
+		}
+		s.floorMu.Unlock()
 	}
 }
 
 // unpinned tells the disk budget's check that blocks may be garbage now.
-func (s *Service) unpinned() { s.gcFloor.Store(0) }
+func (s *Service) unpinned() {
+	s.floorMu.Lock()
+	defer s.floorMu.Unlock()
+	s.gcFloor = 0
+	s.unpins++
+}

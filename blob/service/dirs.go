@@ -68,10 +68,10 @@ func (s *Service) sweepDirPins(ctx context.Context) error {
 				if _, held := pinned[parent]; held {
 					continue
 				}
-				s.unpinned()
 				if err := s.pins.Unpin(ctx, root, r); err != nil {
 					return fmt.Errorf("blobs: unpin %s: %w", root, err)
 				}
+				s.unpinned()
 				swept = true
 			}
 		}

@@ -172,10 +172,10 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 		// listing, whose entries it has not fetched.
 		s.markWhole(ctx, c.Root)
 	}
-	s.unpinned()
 	if err := s.pins.Unpin(ctx, c.Root, ReasonFetch); err != nil {
 		return fmt.Errorf("blobs: unpin %s: %w", c.Root, err)
 	}
+	s.unpinned()
 	return nil
 }
 

@@ -169,10 +169,10 @@ func (s *Service) addFile(ctx context.Context, name, media string, imp func(ctx 
 		_, err = s.ents.Put(ctx, id, []store.Trait{{Type: FileType, Doc: doc}})
 	}
 	if err != nil {
-		s.unpinned()
 		if uerr := s.pins.Unpin(context.WithoutCancel(ctx), im.Cap.Root, fileReason(id)); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
+		s.unpinned()
 		return File{}, fmt.Errorf("blobs: write file %s: %w", name, err)
 	}
 	s.kickFollower()

@@ -160,10 +160,10 @@ func (s *Service) reconcile(ctx context.Context) error {
 				still = true
 				continue
 			}
-			s.unpinned()
 			if err := s.pins.Unpin(ctx, root, r); err != nil {
 				return fmt.Errorf("blobs: unpin %s: %w", root, err)
 			}
+			s.unpinned()
 		}
 		if !still {
 			s.unwant(root)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
@@ -94,8 +93,11 @@ type Service struct {
 	gcKick  chan struct{} // cap 1: the disk budget is to be checked
 	// gcFloor is the blob bytes an automatic collection left over the
 	// disk budget (what is pinned is more than it): the next one waits
-	// until more is stored, or something is unpinned. 0: none.
-	gcFloor atomic.Int64
+	// until more is stored, or something is unpinned (unpins counts
+	// those, so that one during a collection voids its floor). 0: none.
+	floorMu sync.Mutex
+	gcFloor int64
+	unpins  uint64
 
 	acl   access   // who may read which blob blocks
 	fetch fetching // the background fetches
