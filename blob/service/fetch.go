@@ -10,6 +10,7 @@ import (
 	"github.com/ipfs/boxo/ipld/merkledag"
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/blob"
@@ -146,6 +147,13 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 	if err := s.pins.Pin(ctx, c.Root, ReasonFetch); err != nil {
 		return fmt.Errorf("blobs: pin %s: %w", c.Root, err)
 	}
+	if !bare(c) {
+		// For the next start to resume it whole (a folder's entries,
+		// a public blob's serving).
+		if err := s.d.Put(ctx, fetchingPrefix.ChildString(c.Root.String()), []byte(c.String())); err != nil {
+			return fmt.Errorf("blobs: record the fetch of %s: %w", c.Root, err)
+		}
+	}
 	defer s.checkDisk() // once the fetch pin is gone, when it goes
 	var t tally
 	var pmu sync.Mutex
@@ -176,8 +184,15 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 		return fmt.Errorf("blobs: unpin %s: %w", c.Root, err)
 	}
 	s.unpinned()
+	if err := s.d.Delete(ctx, fetchingPrefix.ChildString(c.Root.String())); err != nil {
+		return fmt.Errorf("blobs: record the fetch of %s: %w", c.Root, err)
+	}
 	return nil
 }
+
+// fetchingPrefix keys the capabilities of the fetches under way (roots
+// pinned "fetch"): /fetching/<root>.
+var fetchingPrefix = ds.NewKey("/fetching")
 
 // fetchTree walks the DAG of c into the store and, for an encrypted
 // folder, each entry's, pinned "dir:<folder root>" before it is fetched

@@ -101,7 +101,7 @@ func (s *Service) resume(ctx context.Context) {
 	for _, p := range ps {
 		for _, r := range p.Reasons {
 			if r == ReasonFetch {
-				s.wantRoot(p.Root)
+				s.wantRoot(ctx, p.Root)
 			}
 		}
 	}
@@ -181,10 +181,18 @@ func hasReason(rs []string, r string) bool {
 	return false
 }
 
-// wantRoot asks for a background fetch of root, whose capability is not
-// known (a resumed fetch: fetching needs only the CID).
-func (s *Service) wantRoot(root cid.Cid) {
-	s.want(blob.Capability{Root: root})
+// wantRoot asks for a background fetch of root, with the capability its
+// fetch recorded, else with none (a fetch of a bare CID: a folder's
+// entries are not fetched, and a public blob is not served until its
+// capability is known).
+func (s *Service) wantRoot(ctx context.Context, root cid.Cid) {
+	c := blob.Capability{Root: root}
+	if v, err := s.d.Get(ctx, fetchingPrefix.ChildString(root.String())); err == nil {
+		if rc, err := blob.ParseCapability(string(v)); err == nil && rc.Root.Equals(root) {
+			c = rc
+		}
+	}
+	s.want(c)
 }
 
 // overrides returns the device's own choices, by file.

@@ -62,8 +62,8 @@ func TestFetchResumesAtStart(t *testing.T) {
 
 // TestFolderFetchResumesAtStart: a fetch of a folder interrupted when its
 // node stops is taken up at the next start with the folder's entries too,
-// not only its listing: the restarted node, which keeps all files, ends
-// up holding the whole tree.
+// not only its listing: the restarted node (policy none: only the
+// resumed fetch wants the folder) ends up holding the whole tree.
 func TestFolderFetchResumesAtStart(t *testing.T) {
 	ctx := t.Context()
 	a := nodetest.CellNode(t, 89)
@@ -98,7 +98,6 @@ func TestFolderFetchResumesAtStart(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	opts.Files.Policy = service.PolicyAll
 	b = nodetest.Start(t, opts)
 	nodetest.Eventually(t, 30*time.Second, "the restarted node holding the whole folder", func() bool {
 		g, err := b.Blobs().File(ctx, f.ID.String())
