@@ -48,8 +48,9 @@ type Config struct {
 	TaskWorkers int
 
 	// JunkLimit is how many blocks that no fetch wanted a peer may send
-	// (bitswap drops them, after hashing them) before it is cut off for
-	// CutOff: its connections closed and its messages ignored. Zero means
+	// (bitswap drops them, after hashing them) within CutOff of the first
+	// one counted before it is cut off for CutOff: its connections closed
+	// and its messages ignored. Zero means
 	// the default, 64; must not be negative.
 	JunkLimit int
 

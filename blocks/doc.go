@@ -81,8 +81,8 @@
 // does: from it the exchange learns which peer delivered each wanted
 // block ([Session.Stats], SessionOptions.OnBlock), and counts, per peer,
 // the blocks that no fetch wanted (or wanted a moment ago). A peer past
-// [Config] JunkLimit such blocks (bitswap hashes each before it finds it
-// unwanted) is cut off: its connections are closed and its messages are
+// [Config] JunkLimit such blocks within CutOff of the first (bitswap
+// hashes each before it finds it unwanted) is cut off: its connections are closed and its messages are
 // dropped before bitswap sees them until [Config] CutOff has passed. The
 // maps of junk counts and cut-off peers are bounded (1024 peers each).
 //

@@ -48,7 +48,7 @@ type watch struct {
 	// each Exchange.Get).
 	wants  map[cid.Cid][]*Session
 	recent recentSet
-	junk   map[peer.ID]int
+	junk   map[peer.ID]junkCount
 	cut    map[peer.ID]time.Time // until when
 }
 
@@ -60,7 +60,7 @@ func newWatch(limit int, cutOff time.Duration, now func() time.Time, closePeer f
 		closePeer: closePeer,
 		wants:     make(map[cid.Cid][]*Session),
 		recent:    recentSet{set: make(map[cid.Cid]struct{}, recentSize)},
-		junk:      make(map[peer.ID]int),
+		junk:      make(map[peer.ID]junkCount),
 		cut:       make(map[peer.ID]time.Time),
 	}
 }
@@ -165,11 +165,19 @@ func (w *watch) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 	}
 	cut := false
 	if junk > 0 {
-		if len(w.junk) >= maxJunkPeers {
+		now := w.now()
+		jc, ok := w.junk[p]
+		if !ok && len(w.junk) >= maxJunkPeers {
 			clear(w.junk)
 		}
-		w.junk[p] += junk
-		if w.junk[p] > w.limit {
+		if !ok || now.Sub(jc.since) >= w.cutOff {
+			// A new window: an honest peer's rare late duplicates do
+			// not add up over its whole life.
+			jc = junkCount{since: now}
+		}
+		jc.n += junk
+		w.junk[p] = jc
+		if jc.n > w.limit {
 			delete(w.junk, p)
 			w.cutLocked(p)
 			cut = true
@@ -179,6 +187,13 @@ func (w *watch) MessageReceived(p peer.ID, msg bsmsg.BitSwapMessage) {
 	if cut {
 		w.closePeer(p)
 	}
+}
+
+// junkCount is the junk a peer sent since a window began: the limit is of
+// junk within CutOff of the first block counted.
+type junkCount struct {
+	n     int
+	since time.Time
 }
 
 // MessageSent is the other half of bitswap's tracer; the watch does not

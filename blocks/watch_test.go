@@ -87,8 +87,8 @@ func TestWatchCountsOnlyUnwanted(t *testing.T) {
 	done()
 	// Delivered again after the want ended: a late duplicate.
 	w.MessageReceived("p", blockMsg(wanted, NewBlock([]byte("junk 2"))))
-	if w.isCut("p") || w.junk["p"] != 2 {
-		t.Fatalf("after 2 junk blocks (limit 2): cut %v, count %d; want not cut, 2", w.isCut("p"), w.junk["p"])
+	if w.isCut("p") || w.junk["p"].n != 2 {
+		t.Fatalf("after 2 junk blocks (limit 2): cut %v, count %d; want not cut, 2", w.isCut("p"), w.junk["p"].n)
 	}
 	w.MessageReceived("p", blockMsg(NewBlock([]byte("junk 3"))))
 	if !w.isCut("p") {
@@ -196,4 +196,24 @@ type countingReceiver struct {
 func (r *countingReceiver) ReceiveMessage(_ context.Context, p peer.ID, msg bsmsg.BitSwapMessage) {
 	r.n++
 	r.tracer.MessageReceived(p, msg)
+}
+
+// An honest seeder's rare late duplicates, spread over a long life, do not
+// add up to a cut-off: the limit is of junk within a window (CutOff).
+func TestWatchJunkCountDecays(t *testing.T) {
+	w, clock := newTestWatch(2)
+	for i := range 10 {
+		*clock = clock.Add(time.Hour)
+		w.MessageReceived("p", blockMsg(NewBlock(fmt.Appendf(nil, "late %d", i))))
+		if w.isCut("p") {
+			t.Fatalf("after %d junk blocks an hour apart (limit 2): cut off", i+1)
+		}
+	}
+	// A burst still is.
+	for i := range 3 {
+		w.MessageReceived("p", blockMsg(NewBlock(fmt.Appendf(nil, "burst %d", i))))
+	}
+	if !w.isCut("p") {
+		t.Fatal("after 3 junk blocks at once (limit 2): not cut off")
+	}
 }

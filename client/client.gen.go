@@ -118,7 +118,9 @@ type ClientInterface interface {
 	// needed, a CID is enough), fetched first when missing. `ipfs dag
 	// import` takes it. For an encrypted folder given with its key
 	// (`?dir#key`), the blocks of every entry, down the tree, follow the
-	// listing's.
+	// listing's. A failure once the file has begun aborts the answer (the
+	// connection is cut, no last chunk): a client that reads it to a clean
+	// end has it whole.
 	//
 	// Corresponds with GET /v1/blobs/{cap}/car (the `BlobExport` operationId).
 	BlobExport(ctx context.Context, cap Cap, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -541,7 +543,9 @@ func (c *Raw) BlobStatus(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // needed, a CID is enough), fetched first when missing. `ipfs dag
 // import` takes it. For an encrypted folder given with its key
 // (`?dir#key`), the blocks of every entry, down the tree, follow the
-// listing's.
+// listing's. A failure once the file has begun aborts the answer (the
+// connection is cut, no last chunk): a client that reads it to a clean
+// end has it whole.
 //
 // Corresponds with GET /v1/blobs/{cap}/car (the `BlobExport` operationId).
 func (c *Raw) BlobExport(ctx context.Context, cap Cap, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2690,7 +2694,9 @@ type ClientWithResponsesInterface interface {
 	// needed, a CID is enough), fetched first when missing. `ipfs dag
 	// import` takes it. For an encrypted folder given with its key
 	// (`?dir#key`), the blocks of every entry, down the tree, follow the
-	// listing's.
+	// listing's. A failure once the file has begun aborts the answer (the
+	// connection is cut, no last chunk): a client that reads it to a clean
+	// end has it whole.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5787,7 +5793,9 @@ func (c *ClientWithResponses) BlobStatusWithResponse(ctx context.Context, reqEdi
 // needed, a CID is enough), fetched first when missing. `ipfs dag
 // import` takes it. For an encrypted folder given with its key
 // (`?dir#key`), the blocks of every entry, down the tree, follow the
-// listing's.
+// listing's. A failure once the file has begun aborts the answer (the
+// connection is cut, no last chunk): a client that reads it to a clean
+// end has it whole.
 //
 // Returns a wrapper object for the known response body format(s).
 //

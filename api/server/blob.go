@@ -347,8 +347,11 @@ func (rt *routes) BlobExport(w http.ResponseWriter, r *http.Request, capText api
 		if cw.n == 0 {
 			w.Header().Del("Content-Disposition")
 			writeBlobErr(w, err)
+			return
 		}
-		// Else the answer is cut short: the client sees it end early.
+		// The answer has begun (chunked: a clean end would read as a
+		// whole CAR): abort it, so that the client sees it cut short.
+		panic(http.ErrAbortHandler)
 	}
 }
 

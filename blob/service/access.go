@@ -23,8 +23,10 @@ const MaxShare = 256
 // anyone the blocks of public blobs, given peers the blocks of blobs
 // shared with them. It holds the CIDs of the blocks this node holds of
 // those blobs (so it is bounded by what the node holds), rebuilt from the
-// datastore's records and the store's blocks whenever a record changes.
+// datastore's records and the store's blocks whenever a record changes
+// and after each collection.
 type access struct {
+	load   sync.Mutex // serialises loadAccess: no older rebuild stored last
 	mu     sync.RWMutex
 	public map[cid.Cid]struct{}
 	shared map[cid.Cid]map[peer.ID]struct{}
@@ -117,21 +119,13 @@ func (s *Service) sharedWith(ctx context.Context, root cid.Cid) (map[peer.ID]boo
 }
 
 // markPublic records root as a public blob, and serves the blocks of it
-// that the node holds to anyone.
+// that the node holds to anyone, but for those of its private blobs (see
+// loadAccess).
 func (s *Service) markPublic(ctx context.Context, root cid.Cid) error {
 	if err := s.d.Put(ctx, publicPrefix.ChildString(root.String()), nil); err != nil {
 		return fmt.Errorf("blobs: mark public: %w", err)
 	}
-	cs, err := s.localBlocks(ctx, root)
-	if err != nil {
-		return err
-	}
-	s.acl.mu.Lock()
-	defer s.acl.mu.Unlock()
-	for _, c := range cs {
-		s.acl.public[c] = struct{}{}
-	}
-	return nil
+	return s.loadAccess(ctx)
 }
 
 // servePublic adds c, a block of a public blob being fetched, to those
@@ -143,14 +137,21 @@ func (s *Service) servePublic(c cid.Cid) {
 }
 
 // loadAccess rebuilds the public and shared sets from the records and
-// the blocks the node holds.
+// the blocks the node holds. A "public" DAG is whatever its maker linked:
+// one may link to blocks of the cell's private blobs (their CIDs known to
+// a removed member, or to a peer one blob was shared with), so the
+// blocks of the DAGs pinned and not public are left out of the public
+// set.
 func (s *Service) loadAccess(ctx context.Context) error {
+	s.acl.load.Lock()
+	defer s.acl.load.Unlock()
 	res, err := s.d.Query(ctx, query.Query{Prefix: publicPrefix.String(), KeysOnly: true})
 	if err != nil {
 		return fmt.Errorf("blobs: load public blobs: %w", err)
 	}
 	defer res.Close()
-	public := make(map[cid.Cid]struct{})
+	publicRoots := make(map[cid.Cid]bool)
+	var gone []ds.Key
 	for r := range res.Next() {
 		if r.Error != nil {
 			return fmt.Errorf("blobs: load public blobs: %w", r.Error)
@@ -159,12 +160,45 @@ func (s *Service) loadAccess(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
+		if has, err := s.bs.Has(ctx, root); err == nil && !has {
+			gone = append(gone, ds.NewKey(r.Key))
+			continue
+		}
+		publicRoots[root] = true
+	}
+	// Collected: their records go too (a fetch makes one again).
+	for _, k := range gone {
+		if err := s.d.Delete(ctx, k); err != nil {
+			return fmt.Errorf("blobs: drop public blob %s: %w", k.BaseNamespace(), err)
+		}
+	}
+	pinned, err := s.pinnedRoots(ctx)
+	if err != nil {
+		return err
+	}
+	entries := entriesOf(pinned)
+	public := make(map[cid.Cid]struct{})
+	for root := range publicRoots {
 		cs, err := s.localBlocks(ctx, root)
 		if err != nil {
 			return err
 		}
 		for _, c := range cs {
 			public[c] = struct{}{}
+		}
+	}
+	if len(public) > 0 {
+		for root := range pinned {
+			if publicRoots[root] {
+				continue
+			}
+			cs, err := s.treeBlocks(ctx, root, entries)
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				delete(public, c)
+			}
 		}
 	}
 	res2, err := s.d.Query(ctx, query.Query{Prefix: sharePrefix.String(), KeysOnly: true})
@@ -188,11 +222,6 @@ func (s *Service) loadAccess(ctx context.Context) error {
 		}
 		shares[root] = append(shares[root], p)
 	}
-	pinned, err := s.pinnedRoots(ctx)
-	if err != nil {
-		return err
-	}
-	entries := entriesOf(pinned)
 	shared := make(map[cid.Cid]map[peer.ID]struct{})
 	for root, ps := range shares {
 		cs, err := s.treeBlocks(ctx, root, entries)

@@ -26,7 +26,7 @@ func TestFetchBackoff(t *testing.T) {
 	s.fetch.init()
 	root := func(i byte) blob.Capability {
 		h, _ := mh.Sum([]byte{i}, mh.SHA2_256, -1)
-		return blob.Capability{Root: cid.NewCidV1(cid.Raw, h)}
+		return blob.Capability{Root: cid.NewCidV1(cid.Raw, h), Key: blob.Key{i}}
 	}
 	c := root(1)
 	if !s.want(c) || !s.want(c) || s.fetch.count() != 1 {
@@ -35,16 +35,16 @@ func TestFetchBackoff(t *testing.T) {
 	j := s.fetch.pending[c.Root]
 	failed := errors.New("no peer has it")
 	for i, wait := range []time.Duration{1, 2, 4, 5, 5} {
-		s.fetched(j, failed)
+		s.fetched(j, j.c, failed)
 		if got := j.next.Sub(at); got != wait*time.Second || j.fails != i+1 {
 			t.Errorf("after failure %d: next try in %v (fails %d), want %v", i+1, got, j.fails, wait*time.Second)
 		}
 	}
-	s.fetched(j, context.Canceled)
+	s.fetched(j, j.c, context.Canceled)
 	if j.fails != 5 {
 		t.Errorf("a cancelled fetch counted as a failure: %d", j.fails)
 	}
-	s.fetched(j, nil)
+	s.fetched(j, j.c, nil)
 	if s.fetch.count() != 0 || !s.fetch.done[c.Root] {
 		t.Error("a fetched root still pending, or not done")
 	}
@@ -58,7 +58,7 @@ func TestFetchBackoff(t *testing.T) {
 	// Unwanted while it runs: its end changes nothing.
 	j2 := s.fetch.pending[root(2).Root]
 	s.unwant(root(2).Root)
-	s.fetched(j2, nil)
+	s.fetched(j2, j2.c, nil)
 	if s.fetch.done[root(2).Root] || s.fetch.count() != 1 {
 		t.Error("an unwanted root recorded as fetched")
 	}

@@ -207,12 +207,17 @@ func (s *Service) GC(ctx context.Context) (pin.GCStats, error) {
 	for _, r := range st.Damaged {
 		// A corrupt node went with all below it: fetch the DAG again.
 		s.log.Warn("blob gc: a pinned DAG had a corrupt node; no longer held whole", "root", r)
-		s.notWhole(ctx, r)
+		s.forgetWhole(ctx, r)
 	}
 	if err != nil {
 		return st, fmt.Errorf("blobs: gc: %w", err)
 	}
 	s.log.Info("blob gc", "deleted", st.Deleted, "kept", st.Kept, "freed", st.Freed, "took", st.Took)
+	// The public and shared sets name what the node holds: no more the
+	// blocks just deleted.
+	if err := s.loadAccess(ctx); err != nil {
+		return st, err
+	}
 	return st, nil
 }
 
@@ -237,11 +242,36 @@ func (s *Service) overDisk(ctx context.Context) {
 		s.log.Warn("blob usage", "err", err)
 		return
 	}
+	s.floorMu.Lock()
+	floor, unpins := s.gcFloor, s.unpins
 	if !over {
-		return
+		s.gcFloor = 0
+	}
+	s.floorMu.Unlock()
+	if !over || floor > 0 && u.Bytes <= floor {
+		return // under, or what is pinned is over the budget: nothing to collect
 	}
 	s.log.Info("blob blocks over the disk budget: collecting", "bytes", u.Bytes, "budget", s.cfg.DiskBudget)
-	if _, err := s.GC(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		s.log.Warn("blob gc", "err", err)
+	if _, err := s.GC(ctx); err != nil {
+		if !errors.Is(err, context.Canceled) {
+			s.log.Warn("blob gc", "err", err)
+		}
+		return
 	}
+	if over, u, err := s.pins.OverBudget(ctx, s.cfg.DiskBudget); err == nil && over {
+		s.floorMu.Lock()
+		if s.unpins == unpins { // nothing unpinned meanwhile
+			s.gcFloor = u.Bytes
+			s.log.Warn("blob blocks kept are over the disk budget", "bytes", u.Bytes, "budget", s.cfg.DiskBudget)
+		}
+		s.floorMu.Unlock()
+	}
+}
+
+// unpinned tells the disk budget's check that blocks may be garbage now.
+func (s *Service) unpinned() {
+	s.floorMu.Lock()
+	defer s.floorMu.Unlock()
+	s.gcFloor = 0
+	s.unpins++
 }

@@ -34,7 +34,9 @@ type Config struct {
 	PinBudget int64
 	// DiskBudget is the bytes of blob blocks past which the service
 	// collects garbage by itself (after an import or a fetch, and every
-	// Check). 0: no automatic collection.
+	// Check); when the blocks kept are over it by themselves, not again
+	// until more is stored or something is unpinned. 0: no automatic
+	// collection.
 	DiskBudget int64
 	// Spool is the directory where AddFileReader keeps an upload that
 	// needs two passes (a key derived from the content) while it is

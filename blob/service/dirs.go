@@ -89,6 +89,7 @@ func (s *Service) sweepDirPins(ctx context.Context) error {
 				if err := s.pins.Unpin(ctx, root, r); err != nil {
 					return fmt.Errorf("blobs: unpin %s: %w", root, err)
 				}
+				s.unpinned()
 				swept = true
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/ipfs/boxo/ipld/merkledag"
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/blob"
@@ -146,6 +147,13 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 	if err := s.pins.Pin(ctx, c.Root, ReasonFetch); err != nil {
 		return fmt.Errorf("blobs: pin %s: %w", c.Root, err)
 	}
+	if !bare(c) {
+		// For the next start to resume it whole (a folder's entries,
+		// a public blob's serving).
+		if err := s.d.Put(ctx, fetchingPrefix.ChildString(c.Root.String()), []byte(c.String())); err != nil {
+			return fmt.Errorf("blobs: record the fetch of %s: %w", c.Root, err)
+		}
+	}
 	defer s.checkDisk() // once the fetch pin is gone, when it goes
 	var t tally
 	var pmu sync.Mutex
@@ -172,12 +180,24 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 			return err
 		}
 	}
-	s.markWhole(ctx, c.Root)
+	if !bare(c) {
+		// A bare CID's walk does not know whether it is a folder's
+		// listing, whose entries it has not fetched.
+		s.markWhole(ctx, c.Root)
+	}
 	if err := s.pins.Unpin(ctx, c.Root, ReasonFetch); err != nil {
 		return fmt.Errorf("blobs: unpin %s: %w", c.Root, err)
 	}
+	s.unpinned()
+	if err := s.d.Delete(ctx, fetchingPrefix.ChildString(c.Root.String())); err != nil {
+		return fmt.Errorf("blobs: record the fetch of %s: %w", c.Root, err)
+	}
 	return nil
 }
+
+// fetchingPrefix keys the capabilities of the fetches under way (roots
+// pinned "fetch"): /fetching/<root>.
+var fetchingPrefix = ds.NewKey("/fetching")
 
 // fetchTree walks the DAG of c into the store and, for an encrypted
 // folder, each entry's, pinned "dir:<folder root>" before it is fetched
@@ -268,7 +288,18 @@ func (s *Service) want(c blob.Capability) bool {
 	f := &s.fetch
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.done[c.Root] || f.pending[c.Root] != nil {
+	if f.done[c.Root] {
+		return true
+	}
+	if j := f.pending[c.Root]; j != nil {
+		if bare(j.c) && !bare(c) {
+			// A resumed fetch, now with its capability: a folder's
+			// entries are fetched too.
+			j.c = c
+			if j.running != nil {
+				j.running() // started again by fetchLoop
+			}
+		}
 		return true
 	}
 	if len(f.pending) >= s.cfg.MaxPending {
@@ -277,6 +308,12 @@ func (s *Service) want(c blob.Capability) bool {
 	f.pending[c.Root] = &job{c: c}
 	f.poke()
 	return true
+}
+
+// bare reports whether c is only a root CID (a fetch resumed at start):
+// no key, not known to be public or a folder.
+func bare(c blob.Capability) bool {
+	return !c.Public && !c.Dir && c.Key == (blob.Key{})
 }
 
 // unwant drops root from the background fetches, stopping one under way,
@@ -322,13 +359,13 @@ func (s *Service) fetchLoop(ctx context.Context) {
 			j.running = cancel
 			running++
 			wg.Add(1)
-			go func(j *job) {
+			go func(j *job, c blob.Capability) {
 				defer wg.Done()
-				err := s.Fetch(jctx, j.c, nil)
+				err := s.Fetch(jctx, c, nil)
 				cancel()
-				s.fetched(j, err)
+				s.fetched(j, c, err)
 				finished <- struct{}{}
-			}(j)
+			}(j, j.c)
 		}
 		f.mu.Unlock()
 		timer.Reset(wait)
@@ -343,8 +380,8 @@ func (s *Service) fetchLoop(ctx context.Context) {
 	}
 }
 
-// fetched records the end of a background fetch of j.
-func (s *Service) fetched(j *job, err error) {
+// fetched records the end of a background fetch of j, run with c.
+func (s *Service) fetched(j *job, c blob.Capability, err error) {
 	f := &s.fetch
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -352,9 +389,14 @@ func (s *Service) fetched(j *job, err error) {
 	if f.pending[j.c.Root] != j {
 		return // unwanted meanwhile
 	}
+	if err == nil && bare(c) && !bare(j.c) {
+		return // fetched bare, its capability known meanwhile: again
+	}
 	if err == nil {
 		delete(f.pending, j.c.Root)
-		f.done[j.c.Root] = true
+		if !bare(c) {
+			f.done[j.c.Root] = true
+		}
 		s.log.Debug("blob fetched", "root", j.c.Root)
 		return
 	}

@@ -172,6 +172,7 @@ func (s *Service) addFile(ctx context.Context, name, media string, imp func(ctx 
 		if uerr := s.pins.Unpin(context.WithoutCancel(ctx), im.Cap.Root, fileReason(id)); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
+		s.unpinned()
 		return File{}, fmt.Errorf("blobs: write file %s: %w", name, err)
 	}
 	s.kickFollower()

@@ -101,7 +101,7 @@ func (s *Service) resume(ctx context.Context) {
 	for _, p := range ps {
 		for _, r := range p.Reasons {
 			if r == ReasonFetch {
-				s.wantRoot(p.Root)
+				s.wantRoot(ctx, p.Root)
 			}
 		}
 	}
@@ -133,6 +133,11 @@ func (s *Service) reconcile(ctx context.Context) error {
 		reason := fileReason(f.ID)
 		want[f.Cap.Root.KeyString()+" "+reason] = true
 		if !hasReason(pinned[f.Cap.Root], reason) {
+			if len(pinned[f.Cap.Root]) == 0 {
+				// Unpinned until now: a collection cut short may
+				// have taken some of its blocks, not its root.
+				s.forgetWhole(ctx, f.Cap.Root)
+			}
 			if err := s.pins.Pin(ctx, f.Cap.Root, reason); err != nil {
 				return fmt.Errorf("blobs: pin %s: %w", f.Name, err)
 			}
@@ -158,6 +163,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 			if err := s.pins.Unpin(ctx, root, r); err != nil {
 				return fmt.Errorf("blobs: unpin %s: %w", root, err)
 			}
+			s.unpinned()
 		}
 		if !still {
 			s.unwant(root)
@@ -175,10 +181,18 @@ func hasReason(rs []string, r string) bool {
 	return false
 }
 
-// wantRoot asks for a background fetch of root, whose capability is not
-// known (a resumed fetch: fetching needs only the CID).
-func (s *Service) wantRoot(root cid.Cid) {
-	s.want(blob.Capability{Root: root})
+// wantRoot asks for a background fetch of root, with the capability its
+// fetch recorded, else with none (a fetch of a bare CID: a folder's
+// entries are not fetched, and a public blob is not served until its
+// capability is known).
+func (s *Service) wantRoot(ctx context.Context, root cid.Cid) {
+	c := blob.Capability{Root: root}
+	if v, err := s.d.Get(ctx, fetchingPrefix.ChildString(root.String())); err == nil {
+		if rc, err := blob.ParseCapability(string(v)); err == nil && rc.Root.Equals(root) {
+			c = rc
+		}
+	}
+	s.want(c)
 }
 
 // overrides returns the device's own choices, by file.
@@ -219,11 +233,11 @@ func (s *Service) markWhole(ctx context.Context, root cid.Cid) {
 	s.fetch.mu.Unlock()
 }
 
-// notWhole drops the record that the DAG under root is held whole, so
+// forgetWhole drops the record that the DAG under root is held whole, so
 // that the follower's next pass fetches it again if a file needs it.
-func (s *Service) notWhole(ctx context.Context, root cid.Cid) {
+func (s *Service) forgetWhole(ctx context.Context, root cid.Cid) {
 	if err := s.d.Delete(ctx, completePrefix.ChildString(root.String())); err != nil {
-		s.log.Warn("blob: drop a whole DAG's record", "root", root, "err", err)
+		s.log.Warn("blob: drop the record of a whole DAG", "root", root, "err", err)
 	}
 	s.fetch.mu.Lock()
 	delete(s.fetch.done, root)
@@ -234,8 +248,10 @@ func (s *Service) notWhole(ctx context.Context, root cid.Cid) {
 // and its root still held. A collection deletes a DAG's root with the
 // rest of it, never the rest alone (it keeps what a pinned root reaches;
 // but for a corrupt node, which it deletes with all below it, and then
-// says so: notWhole), so a record whose root is gone is stale: it is
-// dropped.
+// says so: forgetWhole), so a record whose root is gone is stale: it is
+// dropped. A collection cut short may leave the root and not all the
+// rest: a root pinned again after none held it has its record dropped
+// (reconcile).
 func (s *Service) whole(ctx context.Context, root cid.Cid) bool {
 	k := completePrefix.ChildString(root.String())
 	if ok, err := s.d.Has(ctx, k); err != nil || !ok {

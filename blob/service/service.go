@@ -91,6 +91,13 @@ type Service struct {
 	wg      sync.WaitGroup
 	kick    chan struct{} // cap 1: the follower is asked for a pass
 	gcKick  chan struct{} // cap 1: the disk budget is to be checked
+	// gcFloor is the blob bytes an automatic collection left over the
+	// disk budget (what is pinned is more than it): the next one waits
+	// until more is stored, or something is unpinned (unpins counts
+	// those, so that one during a collection voids its floor). 0: none.
+	floorMu sync.Mutex
+	gcFloor int64
+	unpins  uint64
 
 	acl   access   // who may read which blob blocks
 	fetch fetching // the background fetches
@@ -144,8 +151,8 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the follower and the fetches, waits for them, and takes the
-// service off the gate. Idempotent.
+// Close stops the follower and the fetches, imports and exports under way,
+// waits for them, and takes the service off the gate. Idempotent.
 func (s *Service) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -173,15 +180,27 @@ func (s *Service) live() (context.Context, error) {
 	return s.ctx, nil
 }
 
-// bound returns ctx, also ended when the service closes.
+// bound returns ctx, also ended when the service closes, for an
+// operation that Close waits for: until the returned cancel is called.
 func (s *Service) bound(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	sctx, err := s.live()
-	if err != nil {
-		return nil, nil, err
+	s.mu.Lock()
+	if s.closed || !s.started {
+		s.mu.Unlock()
+		return nil, nil, ErrClosed
 	}
+	sctx := s.ctx
+	s.wg.Add(1)
+	s.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(sctx, cancel)
-	return ctx, func() { stop(); cancel() }, nil
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			stop()
+			cancel()
+			s.wg.Done()
+		})
+	}, nil
 }
 
 // member returns the node's roster, or ErrNotMember.
