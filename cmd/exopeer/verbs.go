@@ -383,7 +383,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 					},
 					{
 						Name:      "export",
-						Usage:     "a blob's blocks as a CAR file (ipfs dag import takes it); a CID is enough",
+						Usage:     "a blob's blocks as a CAR file (ipfs dag import takes it); a CID is enough; a folder's capability exports its whole tree",
 						ArgsUsage: "CAP|CID",
 						Flags:     []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the CAR file to write (default: stdout)"}},
 						Action:    action(cmdBlobExport),
