@@ -96,4 +96,19 @@
 // node does not hold. The gate is asked when the want arrives and again
 // for every block and block presence about to be sent, so a peer that
 // loses its right gets nothing more, even for wants accepted earlier.
+//
+// # Who is asked
+//
+// The exchange's own wants (want-have broadcasts and want-blocks, sent on
+// bitswap's long-lived stream per peer) go only to the peers the Gate's
+// askers let it ask for each block ([Asker], [Gate.RegisterAsker]): the
+// chain replica asks the cell's members for entries, the blob service the
+// members for blob blocks and anyone for a public blob's, a session of a
+// public blob ([SessionOptions] Public) anyone for the blocks it wants
+// while it wants them, and [Providers] anyone for what it tracks. Every
+// other want is dropped from the message before it leaves, and so is a
+// cancel for a want that was not sent; a message left empty is not sent.
+// A peer not asked does not answer: a want-have without answer keeps it
+// out of the bitswap session, so fetches from the peers asked go as fast.
+// With no asker registered, the exchange asks nobody.
 package blocks

@@ -81,6 +81,10 @@ func ExampleExchange() {
 	exA.Gate().Register(blocks.OwnerFunc(func(p peer.ID, c cid.Cid) bool {
 		return p == hostB.ID() && c == b.Cid()
 	}))
+	// B sends its wants only to the peers its gate lets it ask: here A.
+	exB.Gate().RegisterAsker(blocks.AskerFunc(func(p peer.ID, c cid.Cid) bool {
+		return p == hostA.ID() && c == b.Cid()
+	}))
 	got, err := exB.Get(ctx, b.Cid()) // fetched from A, verified, stored in B
 	if err != nil {
 		log.Fatal(err)

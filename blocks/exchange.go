@@ -70,8 +70,11 @@ type Exchange struct {
 	store *Store
 	gate  *Gate
 	watch *watch
-	cfg   Config
-	log   *slog.Logger
+	// public holds the CIDs that sessions of public blobs want, which
+	// any peer may be asked for (registered as an Asker on gate).
+	public *cidSet
+	cfg    Config
+	log    *slog.Logger
 
 	mu     sync.Mutex // guards bs and closed; held for all of Start and Close
 	bs     *bitswap.Bitswap
@@ -86,7 +89,8 @@ func NewExchange(h host.Host, store *Store, cfg Config) (*Exchange, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	e := &Exchange{host: h, store: store, gate: new(Gate), cfg: cfg, log: cfg.Logger}
+	e := &Exchange{host: h, store: store, gate: new(Gate), public: newCIDSet(), cfg: cfg, log: cfg.Logger}
+	e.gate.RegisterAsker(e.public)
 	e.watch = newWatch(cfg.JunkLimit, cfg.CutOff, ambient.NowOr(cfg.Now), func(p peer.ID) {
 		e.log.Info("peer cut off: it sent blocks nobody wanted", "peer", p.String(), "for", cfg.CutOff)
 		if err := h.Network().ClosePeer(p); err != nil {
@@ -97,7 +101,10 @@ func NewExchange(h host.Host, store *Store, cfg Config) (*Exchange, error) {
 }
 
 // Gate returns the gate that decides which peers the exchange serves which
-// blocks to. It refuses everything until owners are registered on it.
+// blocks to, and which peers it asks for which blocks. It serves nothing
+// until owners are registered on it, and asks nobody for a block until an
+// asker lets it, but for the blocks that sessions of public blobs want
+// (SessionOptions.Public), which any peer may be asked for.
 func (e *Exchange) Gate() *Gate { return e.gate }
 
 // Start constructs bitswap on the host: it registers the stream handler for

@@ -141,6 +141,7 @@ func benchExopeer(b *testing.B, transport string) {
 			b.Fatal(err)
 		}
 		se.Gate().Register(blocks.OwnerFunc(func(peer.ID, cid.Cid) bool { return true }))
+		se.Gate().RegisterAsker(blocks.AskerFunc(func(peer.ID, cid.Cid) bool { return true }))
 		for _, e := range []*blocks.Exchange{se, fe} {
 			if err := e.Start(b.Context()); err != nil {
 				b.Fatal(err)

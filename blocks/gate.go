@@ -36,23 +36,50 @@ type OwnerFunc func(p peer.ID, c cid.Cid) bool
 // MayRead calls f.
 func (f OwnerFunc) MayRead(p peer.ID, c cid.Cid) bool { return f(p, c) }
 
-// A Gate decides which peers the exchange serves which blocks to: a peer
-// may read a block if any registered Owner says so. A block that no owner
+// An Asker says which peers this node may send its wants for a block to
+// (want-have and want-block entries): the peers that could rightly serve
+// it. The blob service asks the cell's members for a blob block, anyone
+// for a block of a public blob being fetched, and the peers a blob shared
+// with this node names; the chain replica asks the members for its
+// entries. MayAsk is called for every want about to leave, from
+// bitswap's goroutines, under the same rules as Owner.MayRead: safe for
+// concurrent use, cheap, not blocking, whole CIDs compared.
+type Asker interface {
+	// MayAsk reports whether this node may send p a want for c. It
+	// answers false for a block it knows nothing of.
+	MayAsk(p peer.ID, c cid.Cid) bool
+}
+
+// AskerFunc adapts a function to an Asker.
+type AskerFunc func(p peer.ID, c cid.Cid) bool
+
+// MayAsk calls f.
+func (f AskerFunc) MayAsk(p peer.ID, c cid.Cid) bool { return f(p, c) }
+
+// A Gate decides which peers the exchange serves which blocks to, and
+// which peers it sends its wants to: a peer may read a block if any
+// registered Owner says so, and is asked for one if any registered Asker
+// says so. A want that no asker allows for a peer is not sent to it: a
+// peer not asked learns nothing of what this node fetches. A block that no owner
 // vouches for is served to nobody, and neither is its presence or absence
 // told: a refused peer gets no answer at all, so it cannot learn whether
 // the node holds the block.
 //
-// The zero Gate refuses everything. A Gate is safe for concurrent use;
-// MayRead takes no lock.
+// The zero Gate refuses everything: it serves nobody and asks nobody. A
+// Gate is safe for concurrent use; MayRead and MayAsk take no lock.
 type Gate struct {
-	mu     sync.Mutex                      // serialises Register and unregistering
+	mu     sync.Mutex                      // serialises registering and unregistering
 	owners atomic.Pointer[[]*registration] // copy on write
+	askers atomic.Pointer[[]*askRegistration]
 }
 
 // registration gives each Register call its own identity, so that
 // unregistering removes that one even if the same Owner is registered
 // twice.
 type registration struct{ Owner }
+
+// askRegistration is registration for an Asker.
+type askRegistration struct{ Asker }
 
 var _ Owner = (*Gate)(nil)
 
@@ -81,6 +108,48 @@ func (g *Gate) Register(o Owner) (unregister func()) {
 	}
 }
 
+// RegisterAsker adds a to the askers asked by MayAsk, from the next call
+// on, and returns a function that removes it again (idempotent).
+func (g *Gate) RegisterAsker(a Asker) (unregister func()) {
+	reg := &askRegistration{a}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var cur []*askRegistration
+	if p := g.askers.Load(); p != nil {
+		cur = *p
+	}
+	next := append(slices.Clip(cur), reg)
+	g.askers.Store(&next)
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		p := g.askers.Load()
+		if p == nil {
+			return
+		}
+		next := slices.DeleteFunc(slices.Clone(*p), func(r *askRegistration) bool { return r == reg })
+		g.askers.Store(&next)
+	}
+}
+
+// MayAsk reports whether some registered asker lets this node send p a
+// want for c; false if none does, or if g is nil.
+func (g *Gate) MayAsk(p peer.ID, c cid.Cid) bool {
+	if g == nil {
+		return false
+	}
+	askers := g.askers.Load()
+	if askers == nil {
+		return false
+	}
+	for _, a := range *askers {
+		if a.MayAsk(p, c) {
+			return true
+		}
+	}
+	return false
+}
+
 // MayRead reports whether some registered owner lets p read c; false if
 // none does, or if g is nil. It costs one call per registered owner until
 // one says yes, and takes no lock of its own.
@@ -107,6 +176,13 @@ func (g *Gate) MayRead(p peer.ID, c cid.Cid) bool {
 // wants it accepted earlier, when they arrive in the store; and it answers
 // a refused want with a DONT_HAVE. Checking at send time makes a lost right
 // (a member removed) take effect at once, and drops those DONT_HAVEs.
+//
+// It also drops the wants bitswap's client sends (want-have broadcasts and
+// want-blocks, on the long-lived stream of NewMessageSender) to a peer the
+// gate does not let it ask; cancels pass. A peer left out so never
+// answers: a want-have unanswered only keeps it out of the session, and a
+// want-block (sent only to peers that said HAVE or delivered, so only to
+// peers asked) would end in bitswap's DONT_HAVE timeout.
 type gatedNetwork struct {
 	bsnetwork.BitSwapNetwork
 	gate *Gate
@@ -115,26 +191,79 @@ type gatedNetwork struct {
 // SendMessage sends what of msg the gate lets p read, and nothing at all
 // if that is nothing.
 func (n gatedNetwork) SendMessage(ctx context.Context, p peer.ID, msg bsmsg.BitSwapMessage) error {
-	out, ok := gateMessage(n.gate, p, msg)
+	out, ok := gateMessage(n.gate, p, msg, func(c cid.Cid, _ bool) bool { return n.gate.MayAsk(p, c) })
 	if !ok {
 		return nil
 	}
 	return n.BitSwapNetwork.SendMessage(ctx, p, out)
 }
 
-// gateMessage returns msg without the blocks and block presences that g
+// NewMessageSender returns the sender of bitswap's wants to p, which drops
+// the wants the gate does not let it ask p.
+func (n gatedNetwork) NewMessageSender(ctx context.Context, p peer.ID, opts *bsnetwork.MessageSenderOpts) (bsnetwork.MessageSender, error) {
+	ms, err := n.BitSwapNetwork.NewMessageSender(ctx, p, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedSender{MessageSender: ms, gate: n.gate, p: p, sent: make(map[cid.Cid]struct{})}, nil
+}
+
+// gatedSender is bitswap's sender of wants to one peer. It remembers the
+// wants it let through until they are cancelled, so that a cancel goes
+// only to a peer that was sent the want (a cancel names the CID too), and
+// does go to it even if the gate has since stopped allowing the want.
+type gatedSender struct {
+	bsnetwork.MessageSender
+	gate *Gate
+	p    peer.ID
+
+	mu   sync.Mutex // serialises SendMsg; guards sent
+	sent map[cid.Cid]struct{}
+}
+
+// SendMsg sends what of msg the gate lets this node send p, and nothing
+// at all if that is nothing.
+func (s *gatedSender) SendMsg(ctx context.Context, msg bsmsg.BitSwapMessage) error {
+	s.mu.Lock()
+	if msg.Full() {
+		clear(s.sent)
+	}
+	out, ok := gateMessage(s.gate, s.p, msg, func(c cid.Cid, cancel bool) bool {
+		_, was := s.sent[c]
+		if cancel {
+			delete(s.sent, c)
+			return was
+		}
+		if was || s.gate.MayAsk(s.p, c) {
+			s.sent[c] = struct{}{}
+			return true
+		}
+		return false
+	})
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return s.MessageSender.SendMsg(ctx, out)
+}
+
+// gateMessage returns msg without the wantlist entries (wants and
+// cancels) that want refuses, and without the blocks and block presences that g
 // does not let p read, and false if nothing is left to send. It returns
 // msg itself when g lets p read all of it; otherwise a new message, with
 // no pending-bytes hint (it would tell the size of what was held back).
 // It does not modify msg.
-func gateMessage(g *Gate, p peer.ID, msg bsmsg.BitSwapMessage) (bsmsg.BitSwapMessage, bool) {
-	blks, pres := msg.Blocks(), msg.BlockPresences()
+// want is called once for each entry, in order.
+func gateMessage(g *Gate, p peer.ID, msg bsmsg.BitSwapMessage, want func(c cid.Cid, cancel bool) bool) (bsmsg.BitSwapMessage, bool) {
+	blks, pres, wants := msg.Blocks(), msg.BlockPresences(), msg.Wantlist()
+	keep := make([]bool, len(wants))
 	all := true
-	for _, b := range blks {
-		if !g.MayRead(p, b.Cid()) {
-			all = false
-			break
-		}
+	for i, e := range wants {
+		keep[i] = want(e.Cid, e.Cancel)
+		all = all && keep[i]
+	}
+	for i := 0; all && i < len(blks); i++ {
+		all = g.MayRead(p, blks[i].Cid())
 	}
 	for i := 0; all && i < len(pres); i++ {
 		all = g.MayRead(p, pres[i].Cid)
@@ -143,10 +272,12 @@ func gateMessage(g *Gate, p peer.ID, msg bsmsg.BitSwapMessage) (bsmsg.BitSwapMes
 		return msg, !msg.Empty()
 	}
 	out := bsmsg.New(msg.Full())
-	for _, e := range msg.Wantlist() {
-		if e.Cancel {
+	for i, e := range wants {
+		switch {
+		case !keep[i]:
+		case e.Cancel:
 			out.Cancel(e.Cid)
-		} else {
+		default:
 			out.AddEntry(e.Cid, e.Priority, e.WantType, e.SendDontHave)
 		}
 	}

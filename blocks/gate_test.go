@@ -28,7 +28,7 @@ type rawPeer struct {
 	host host.Host
 
 	mu  sync.Mutex
-	got map[cid.Cid][]string // what arrived about each CID: "block", "have", "dont-have"
+	got map[cid.Cid][]string // what arrived about each CID: "block", "have", "dont-have", "want-have", "want-block", "cancel"
 }
 
 func newRawPeer(t *testing.T, mn mocknet.Mocknet) *rawPeer {
@@ -63,6 +63,16 @@ func (rp *rawPeer) record(msg bsmsg.BitSwapMessage) {
 			what = "dont-have"
 		}
 		rp.got[bp.Cid] = append(rp.got[bp.Cid], what)
+	}
+	for _, e := range msg.Wantlist() {
+		what := "want-have"
+		switch {
+		case e.Cancel:
+			what = "cancel"
+		case e.WantType == pb.Message_Wantlist_Block:
+			what = "want-block"
+		}
+		rp.got[e.Cid] = append(rp.got[e.Cid], what)
 	}
 }
 
@@ -197,6 +207,72 @@ func TestGateRefusedPeerGetsNothing(t *testing.T) {
 		wantOutsider := map[cid.Cid][]string{public.Cid(): {"block"}}
 		if diff := cmp.Diff(wantOutsider, outsider.received()); diff != "" {
 			t.Errorf("what the outsider received (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestGateAsksOnlyAllowed: a node fetches a private block from the one
+// peer its gate lets it ask for it (a member), and a public block through
+// a public session, from a peer no asker names; a connected outsider,
+// which speaks bitswap by hand, receives no want, want-have broadcast
+// included, and no cancel for the private block, and does receive the
+// public block's wants.
+func TestGateAsksOnlyAllowed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mn := mocknet.New()
+		fetcher, stop := mockServer(t, mn)
+		defer stop()
+		member, stopM := mockServer(t, mn)
+		defer stopM()
+		seeder, stopS := mockServer(t, mn)
+		defer stopS()
+		outsider := newRawPeer(t, mn)
+		if err := mn.LinkAll(); err != nil {
+			t.Fatal(err)
+		}
+		if err := mn.ConnectAllButSelf(); err != nil {
+			t.Fatal(err)
+		}
+
+		private, public := randomBlock(t, 4096), randomBlock(t, 4096)
+		if err := member.ex.Put(t.Context(), private); err != nil {
+			t.Fatal(err)
+		}
+		if err := seeder.ex.Put(t.Context(), public); err != nil {
+			t.Fatal(err)
+		}
+		member.ex.Gate().Register(OwnerFunc(func(p peer.ID, c cid.Cid) bool { return p == fetcher.host.ID() && c == private.Cid() }))
+		seeder.ex.Gate().Register(OwnerFunc(func(_ peer.ID, c cid.Cid) bool { return c == public.Cid() }))
+		fetcher.ex.Gate().RegisterAsker(AskerFunc(func(p peer.ID, c cid.Cid) bool { return p == member.host.ID() && c == private.Cid() }))
+		quiesce() // bitswap hears of every connection
+
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if _, err := fetcher.ex.Get(ctx, private.Cid()); err != nil {
+			t.Fatalf("fetch the private block from the member: %v", err)
+		}
+		sess := fetcher.ex.NewSession(ctx, SessionOptions{Public: true})
+		got, err := sess.GetBlocks(ctx, []cid.Cid{public.Cid()})
+		sess.Close()
+		if err != nil {
+			t.Fatalf("fetch the public block from the seeder: %v", err)
+		}
+		if st := sess.Stats(); st.Peers[seeder.host.ID()].Blocks != 1 || string(got[0].RawData()) != string(public.RawData()) {
+			t.Errorf("public block: stats %+v, want it delivered by the seeder", st)
+		}
+		quiesce()
+
+		rec := outsider.received()
+		if w := rec[private.Cid()]; len(w) != 0 {
+			t.Errorf("the outsider received %v for the private block; want nothing", w)
+		}
+		if len(rec[public.Cid()]) == 0 {
+			t.Errorf("the outsider was never asked for the public block")
+		}
+		// Nothing is left asked of anyone for the public block now: a
+		// fetch after the session asks only whom the askers allow.
+		if fetcher.ex.Gate().MayAsk(outsider.host.ID(), public.Cid()) {
+			t.Errorf("the public block may still be asked of anyone after its session")
 		}
 	})
 }
@@ -338,7 +414,7 @@ func TestGateMessage(t *testing.T) {
 			}
 			msg.SetPendingBytes(99)
 			before := sum(msg)
-			out, send := gateMessage(&g, alice, msg)
+			out, send := gateMessage(&g, alice, msg, func(c cid.Cid, _ bool) bool { return g.MayAsk(alice, c) })
 			if send != tt.send {
 				t.Fatalf("send = %v, want %v", send, tt.send)
 			}

@@ -97,6 +97,7 @@ func newNodeOn(tb testing.TB, kind string, cfg Config, start bool) *node {
 	// These tests exchange public blocks: any peer may read any of them
 	// (the gate itself is tested in gate_test.go).
 	ex.Gate().Register(OwnerFunc(func(peer.ID, cid.Cid) bool { return true }))
+	ex.Gate().RegisterAsker(AskerFunc(func(peer.ID, cid.Cid) bool { return true }))
 	if start {
 		if err := ex.Start(tb.Context()); err != nil {
 			tb.Fatalf("Start: %v", err)

@@ -73,6 +73,15 @@ func (p *Providers) Track(root cid.Cid, cs []cid.Cid) (untrack func()) {
 	}
 }
 
+// MayAsk makes Providers an Asker: the blocks of a tracked public blob
+// may be asked of any peer, as the providers of its root are searched for.
+func (p *Providers) MayAsk(_ peer.ID, c cid.Cid) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.roots[c]
+	return ok
+}
+
 // rootOf returns the root c was tracked under.
 func (p *Providers) rootOf(c cid.Cid) (cid.Cid, bool) {
 	p.mu.Lock()

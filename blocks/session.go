@@ -48,6 +48,10 @@ type SessionOptions struct {
 	// peer that delivered it ("" if unknown), from the goroutine of the
 	// GetBlocks call that fetched it. It must not block for long.
 	OnBlock func(from peer.ID, c cid.Cid, size int)
+	// Public says the DAG is a public blob: the blocks the session wants
+	// may be asked of any connected peer while it wants them. Otherwise
+	// they go only to the peers the Gate's askers allow.
+	Public bool
 }
 
 // PeerStats counts the blocks one peer delivered to a session.
@@ -180,6 +184,9 @@ func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid
 
 	done := s.ex.watch.want(s, missing)
 	defer done()
+	if s.opts.Public {
+		defer s.ex.public.add(missing)()
+	}
 	arrived := make(chan blockformat.Block)
 	// ended gets each chunk whose bitswap channel closed, after its
 	// blocks: one closed short means bitswap stopped.

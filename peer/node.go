@@ -254,9 +254,13 @@ func (n *Node) build() error {
 	if err := n.topics.Register(replica.Topic, rep, chain.MaxAnnounce); err != nil {
 		return fmt.Errorf("peer: build chain: %w", err)
 	}
-	// The exchange serves the chain's entries to the cell's members only;
-	// every block no owner vouches for is served to nobody.
+	// The exchange serves the chain's entries to the cell's members only,
+	// and asks only them for entries; every block no owner vouches for is
+	// served to nobody, and no peer is asked for a block no asker allows
+	// (the blocks of a tracked public blob: anyone).
 	n.xchg.Gate().Register(rep)
+	n.xchg.Gate().RegisterAsker(rep)
+	n.xchg.Gate().RegisterAsker(n.provs)
 
 	// Start order. The exchange first, before any peer connects: bitswap
 	// learns peers from connection events.

@@ -173,6 +173,11 @@ func TestNodesConnectAndExchangeBlocks(t *testing.T) {
 	b.Exchange().Gate().Register(blocks.OwnerFunc(func(p peer.ID, k cid.Cid) bool {
 		return p == c.ID() && k == blk.Cid()
 	}))
+	// C asks B for it: raw blocks are asked of cell members only (none
+	// here), unless an asker allows.
+	c.Exchange().Gate().RegisterAsker(blocks.AskerFunc(func(p peer.ID, k cid.Cid) bool {
+		return p == b.ID() && k == blk.Cid()
+	}))
 	got, err := c.Exchange().Get(ctx, blk.Cid())
 	if err != nil {
 		t.Fatalf("C fetch from B: %v", err)

@@ -27,6 +27,17 @@ func servePublic(nd *Node, blks ...blockformat.Block) {
 	nd.Peer().Exchange().Gate().Register(blocks.OwnerFunc(func(_ peer.ID, c cid.Cid) bool { return public[c] }))
 }
 
+// askPublic lets nd ask any peer for blks, as it does for the blocks of
+// a public blob it fetches: a node asks nobody for a block no asker
+// allows.
+func askPublic(nd *Node, blks ...blockformat.Block) {
+	public := make(map[cid.Cid]bool, len(blks))
+	for _, b := range blks {
+		public[b.Cid()] = true
+	}
+	nd.Peer().Exchange().Gate().RegisterAsker(blocks.AskerFunc(func(_ peer.ID, c cid.Cid) bool { return public[c] }))
+}
+
 // fetchRefused checks that nd, connected to every node of from, cannot
 // fetch c by bitswap within a virtual minute, and does not hold it after.
 func fetchRefused(t *testing.T, nd *Node, c cid.Cid, from ...*Node) {

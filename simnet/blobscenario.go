@@ -190,7 +190,12 @@ func fetchFrom(ctx context.Context, n *Net, root cid.Cid, group []*Node, deadlin
 		errs := make([]error, len(group))
 		var wg sync.WaitGroup
 		for i := range group {
-			wg.Go(func() { _, errs[i] = fetcher.Peer().Exchange().GetMany(ctx, warm[i]) })
+			wg.Go(func() {
+				// The blocks are public: any peer may be asked for them.
+				sess := fetcher.Peer().Exchange().NewSession(ctx, blocks.SessionOptions{Public: true})
+				defer sess.Close()
+				_, errs[i] = sess.GetBlocks(ctx, warm[i])
+			})
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
@@ -198,7 +203,7 @@ func fetchFrom(ctx context.Context, n *Net, root cid.Cid, group []*Node, deadlin
 		}
 	}
 
-	sess := fetcher.Peer().Exchange().NewSession(ctx, blocks.SessionOptions{})
+	sess := fetcher.Peer().Exchange().NewSession(ctx, blocks.SessionOptions{Public: true})
 	defer sess.Close()
 	start := time.Now()
 	if err := blob.Walk(ctx, sess, root, func(blockformat.Block) error { return nil }); err != nil {

@@ -45,6 +45,7 @@ func TestBlockFoundThroughDHT(t *testing.T) {
 			t.Fatalf("seed %d: Put: %v", seed, err)
 		}
 		servePublic(x, data)
+		askPublic(y, data)
 		if has, _ := y.Peer().Blocks().Has(ctx, data.Cid()); has {
 			t.Fatalf("seed %d: node %d has the block before fetching it", seed, y.Index)
 		}

@@ -232,6 +232,7 @@ func TestCrashRestartKeepsBlocks(t *testing.T) {
 		// The fetcher connects to it by hand and fetches a block.
 		want := stored[n.Rand("test crash pick").IntN(len(stored))]
 		servePublic(victim, stored...)
+		askPublic(fetcher, stored...)
 		if has, _ := fetcher.Peer().Blocks().Has(ctx, want.Cid()); has {
 			t.Fatalf("seed %d: node %d has the block before fetching it", seed, fetcher.Index)
 		}

@@ -135,6 +135,7 @@ func TestBandwidth(t *testing.T) {
 					t.Fatalf("seed %d: PutMany: %v", seed, err)
 				}
 				servePublic(src, blks...)
+				askPublic(dst, blks...)
 				var cs []cid.Cid
 				for _, b := range blks {
 					cs = append(cs, b.Cid())

@@ -317,7 +317,7 @@ func (rt *routes) BlobEntries(w http.ResponseWriter, r *http.Request, capText ap
 		writeBlobErr(w, err)
 		return
 	}
-	s := rt.node.Exchange().NewSession(r.Context(), blocks.SessionOptions{})
+	s := rt.node.Exchange().NewSession(r.Context(), blocks.SessionOptions{Public: c.Public})
 	defer s.Close()
 	entries, err := blob.ReadDir(r.Context(), s, c)
 	if err != nil {

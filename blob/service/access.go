@@ -64,7 +64,30 @@ func (s *Service) MayRead(p peer.ID, c cid.Cid) bool {
 	return ok
 }
 
-var _ blocks.Owner = (*Service)(nil)
+// MayAsk makes the Service a blocks.Asker: this node may send p its wants
+// for c when c is a blob block (raw or dag-pb codec) and p and this node
+// are current members of the node's cell, or c is a block of a public
+// blob it holds or fetches (the public set; a public blob's fetch lets
+// anyone be asked for what it wants: blocks.SessionOptions.Public). The
+// peers a blob shared with this node names are asked through an Asker of
+// their own (issue 14). Same cost and locking as MayRead.
+func (s *Service) MayAsk(p peer.ID, c cid.Cid) bool {
+	if t := c.Type(); t != cid.Raw && t != cid.DagProtobuf {
+		return false
+	}
+	if ro := s.cell.Roster(); ro != nil && ro.Has(p) && ro.Has(s.h.ID()) {
+		return true
+	}
+	s.acl.mu.RLock()
+	defer s.acl.mu.RUnlock()
+	_, ok := s.acl.public[c]
+	return ok
+}
+
+var (
+	_ blocks.Owner = (*Service)(nil)
+	_ blocks.Asker = (*Service)(nil)
+)
 
 // Share lets peers read the blob under root from this node, from now on
 // and after a restart (issue 14 shares files with contacts this way). A

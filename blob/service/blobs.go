@@ -152,7 +152,7 @@ func (s *Service) Open(ctx context.Context, c blob.Capability) (*blob.Reader, er
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(sctx, cancel)
 	context.AfterFunc(ctx, func() { stop() })
-	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{OnBlock: s.onBlock(c, nil)})
+	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{Public: c.Public, OnBlock: s.onBlock(c, nil)})
 	r, err := blob.Open(ctx, sess, c, blob.ReaderOptions{})
 	if err != nil {
 		cancel()
@@ -185,7 +185,7 @@ func (s *Service) Export(ctx context.Context, w io.Writer, c blob.Capability) er
 		return err
 	}
 	defer cancel()
-	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{})
+	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{Public: c.Public})
 	defer sess.Close()
 	if _, _, err := blob.ExportTree(ctx, w, sess, c); err != nil {
 		return fmt.Errorf("blobs: export %s: %w", c.Root, err)

@@ -120,6 +120,14 @@ func TestServing(t *testing.T) {
 	if all, _ := mayRead(a, out.ID(), privDAG); !all {
 		t.Error("a shared blob not served to the peer it was shared with")
 	}
+	// The outsider asks a for it: a node asks a non-member for a private
+	// blob's blocks only through an Asker that names it (issue 14's share
+	// with a contact registers one).
+	shared := make(map[cid.Cid]bool, len(privDAG))
+	for _, c := range privDAG {
+		shared[c] = true
+	}
+	out.Exchange().Gate().RegisterAsker(blocks.AskerFunc(func(p peer.ID, c cid.Cid) bool { return p == a.ID() && shared[c] }))
 	if err := out.Blobs().Fetch(ctx, pf.Cap, nil); err != nil {
 		t.Fatalf("fetching a shared blob: %v", err)
 	}

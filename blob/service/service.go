@@ -81,7 +81,7 @@ type Service struct {
 	ents  Entities
 	cfg   Config
 	log   *slog.Logger
-	unreg func() // removes the owner from the exchange's gate
+	unreg func() // removes the owner and asker from the exchange's gate
 
 	mu      sync.Mutex
 	started bool
@@ -144,7 +144,8 @@ func (s *Service) Start(ctx context.Context) error {
 	s.cleanSpool()
 	s.started = true
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.unreg = s.xchg.Gate().Register(s)
+	unOwn, unAsk := s.xchg.Gate().Register(s), s.xchg.Gate().RegisterAsker(s)
+	s.unreg = func() { unOwn(); unAsk() }
 	s.wg.Add(2)
 	go s.follow(s.ctx)
 	go s.fetchLoop(s.ctx)

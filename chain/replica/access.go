@@ -31,3 +31,15 @@ func (r *Replica) MayRead(p peer.ID, c cid.Cid) bool {
 	defer r.mu.Unlock()
 	return r.st != nil && string(r.st.Cell()) == string(ro.Cell) && r.st.Has(c, false)
 }
+
+// MayAsk reports whether this node's block exchange may send p its wants
+// for c: c is dag-cbor (a chain entry's codec) and p is a member on the
+// current roster, the peers that may read entries. It makes the Replica
+// a blocks.Asker. It takes no lock of the replica's.
+func (r *Replica) MayAsk(p peer.ID, c cid.Cid) bool {
+	if c.Type() != cid.DagCBOR {
+		return false
+	}
+	ro := r.cell.Roster()
+	return ro != nil && ro.Has(p)
+}
