@@ -2,15 +2,18 @@ package service_test
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"testing"
 	"time"
 
 	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/exopeer/exopeer/blob"
 	"github.com/exopeer/exopeer/blob/service"
 	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/cell"
@@ -65,16 +68,27 @@ func TestWantsStayInTheCell(t *testing.T) {
 	}
 
 	// A public blob first: anyone may be asked, the outsider too, which
-	// shows that b's bitswap knows the outsider (and would ask it).
-	pub := content(10, 1<<20+7)
-	pu, err := a.Blobs().AddBlob(ctx, bytes.NewReader(pub), service.AddOptions{Public: true})
+	// shows that b's bitswap knows the outsider (and would ask it). No
+	// node holds this one, so b's session keeps asking until the
+	// outsider has been asked (a blob that a member holds may come
+	// before b gets to ask the outsider at all).
+	pu, err := blob.Import(ctx, bytes.NewReader(content(10, 1<<20+7)), discard{}, blob.ImportOptions{Public: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkRange(t, b, pu.Cap, pub, 0, len(pub))
+	octx, cancel := context.WithCancel(ctx)
+	opened := make(chan error, 1)
+	go func() {
+		_, err := b.Blobs().Open(octx, pu.Cap)
+		opened <- err
+	}()
 	nodetest.Eventually(t, 30*time.Second, "the outsider asked for the public blob", func() bool {
 		return asked([]cid.Cid{pu.Cap.Root}) > 0
 	})
+	cancel()
+	if err := <-opened; err == nil {
+		t.Fatal("a public blob that no node holds was opened")
+	}
 
 	priv := content(9, 3<<20+5)
 	pf, err := a.Blobs().AddFileReader(ctx, "private.bin", bytes.NewReader(priv), service.AddOptions{})
@@ -90,3 +104,9 @@ func TestWantsStayInTheCell(t *testing.T) {
 		t.Errorf("the outsider received %d wantlist entries for the private blob's blocks; want none", n)
 	}
 }
+
+// discard is a blob.BlockPutter that keeps nothing: the blob it imports
+// is held by no node.
+type discard struct{}
+
+func (discard) PutMany(context.Context, []blockformat.Block) error { return nil }
