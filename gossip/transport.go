@@ -352,9 +352,10 @@ func (t *transport) handlePacket(s network.Stream) {
 		c.reset()
 		return
 	}
-	_ = c.Close()
+	// Heard from before the close, which the sender sees.
 	t.heardFrom(id, t.now())
 	t.stats.packetsReceived.Add(1)
+	_ = c.Close()
 	// The timestamp is memberlist's: it measures round trips with it
 	// against its own reading of the runtime's clock.
 	p := &memberlist.Packet{Buf: buf, From: &net.UDPAddr{IP: FakeIP(id).AsSlice(), Port: FakePort}, Timestamp: ambient.Deadline(0)}
