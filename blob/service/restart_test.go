@@ -34,20 +34,7 @@ func TestFetchResumesAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cut, cancel := context.WithCancel(ctx)
-	err = b.Blobs().Fetch(cut, im.Cap, func(pr service.Progress) {
-		if pr.Blocks == 1 {
-			cancel()
-		}
-	})
-	cancel()
-	if err == nil {
-		t.Fatal("a cancelled fetch succeeded")
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b = nodetest.Start(t, opts)
+	b = cutAndRestart(t, b, opts, im.Cap)
 	if rs := reasons(t, b, im.Cap.Root); !slices.Equal(rs, []string{service.ReasonFetch}) {
 		t.Fatalf("after the restart pinned for %v, want fetch", rs)
 	}
@@ -85,20 +72,7 @@ func TestFolderFetchResumesAtStart(t *testing.T) {
 	f := added[0]
 	full := waitFile(t, a, f.ID.String(), nil).Held
 	waitFile(t, b, f.ID.String(), nil)
-	cut, cancel := context.WithCancel(ctx)
-	err = b.Blobs().Fetch(cut, f.Cap, func(pr service.Progress) {
-		if pr.Blocks == 1 {
-			cancel()
-		}
-	})
-	cancel()
-	if err == nil {
-		t.Fatal("a cancelled fetch succeeded")
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b = nodetest.Start(t, opts)
+	b = cutAndRestart(t, b, opts, f.Cap)
 	nodetest.Eventually(t, 30*time.Second, "the restarted node holding the whole folder", func() bool {
 		g, err := b.Blobs().File(ctx, f.ID.String())
 		return err == nil && g.Held == full
@@ -129,4 +103,24 @@ func TestCloseWaitsForFetch(t *testing.T) {
 	default:
 		t.Fatal("Close returned while a fetch was under way")
 	}
+}
+
+// cutAndRestart starts a fetch of c on b, cancels it once the first block
+// has come, stops b and starts it again from opts (its data dir kept).
+func cutAndRestart(t *testing.T, b *p.Node, opts p.Options, c blob.Capability) *p.Node {
+	t.Helper()
+	cut, cancel := context.WithCancel(t.Context())
+	err := b.Blobs().Fetch(cut, c, func(pr service.Progress) {
+		if pr.Blocks == 1 {
+			cancel()
+		}
+	})
+	cancel()
+	if err == nil {
+		t.Fatal("a cancelled fetch succeeded")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return nodetest.Start(t, opts)
 }
