@@ -2,7 +2,6 @@ package blocks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -130,25 +129,34 @@ func (s *Session) Stats() SessionStats {
 // arrives (verified), so a fetch that ends early keeps what it got and a
 // later one asks only for the rest. It blocks until all are there, or ctx
 // or the session ends: then it returns an error naming how many of the
-// missing blocks arrived. A stored record that fails verification gives
-// an error wrapping ErrCorrupt. It does not modify cs; the blocks are the
+// missing blocks arrived. A stored record that fails verification is
+// deleted and fetched like a missing block (logged once, with its CID); on
+// an exchange that is not running it gives an error wrapping ErrCorrupt
+// instead. It does not modify cs; the blocks are the
 // caller's. It satisfies blob.BlockGetter.
 func (s *Session) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
 	out := make([]blockformat.Block, len(cs))
 	want := make(map[cid.Cid]struct{})
 	var missing []cid.Cid
+	// A session that can fetch treats a corrupt stored block as missing
+	// (see getOrMissing); one that cannot reports it.
+	read := s.ex.getOrMissing
+	if !s.running || s.ex.running() == nil {
+		read = s.ex.storedOrMissing
+	}
 	for i, c := range cs {
-		b, err := s.ex.store.Get(ctx, c)
+		if _, dup := want[c]; dup {
+			continue
+		}
+		b, err := read(ctx, c)
 		switch {
-		case err == nil:
-			out[i] = b
-		case errors.Is(err, ErrNotFound) && c.Defined():
-			if _, dup := want[c]; !dup {
-				want[c] = struct{}{}
-				missing = append(missing, c)
-			}
-		default:
+		case err != nil:
 			return nil, err
+		case b != nil:
+			out[i] = b
+		default:
+			want[c] = struct{}{}
+			missing = append(missing, c)
 		}
 	}
 	if len(missing) == 0 {
