@@ -51,7 +51,7 @@ func BenchmarkFetchTwoProcesses(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		na := start(b, bin, "a", nil)
-		nb := start(b, bin, "b", []string{"EXOPEER_BLOBS_POLICY=none"}, "--bootstrap", bootAddr(b, na))
+		nb := start(b, bin, "b", []string{"EXOPEER_BLOBS_POLICY=none"}, bootArgs(b, na)...)
 		ctx, cancel := context.WithTimeout(b.Context(), stepLimit)
 		if _, err := na.c.CellCreate(ctx, api.CellCreateRequest{Name: "loopbench", Member: "a"}); err != nil {
 			b.Fatalf("a: cell create: %v", err)
@@ -192,9 +192,10 @@ func start(b *testing.B, bin, name string, env []string, args ...string) *proc {
 	return p
 }
 
-// bootAddr is a's loopback address for b's --bootstrap, of the
-// transport -loopbench.transport names.
-func bootAddr(b *testing.B, a *proc) string {
+// bootArgs are b's --bootstrap flags: a's loopback addresses of the
+// transport -loopbench.transport names; for "any", its TCP and its QUIC
+// address, as mDNS would give them, and b's dialer chooses.
+func bootArgs(b *testing.B, a *proc) []string {
 	id, err := a.c.ID(b.Context())
 	if err != nil {
 		b.Fatal(err)
@@ -211,21 +212,19 @@ func bootAddr(b *testing.B, a *proc) string {
 			quic = s
 		}
 	}
+	if tcp == "" || quic == "" {
+		b.Fatalf("a has no loopback TCP and QUIC addresses: %v", id.Addrs)
+	}
 	switch *transport {
 	case "tcp":
-		return tcp
+		return []string{"--bootstrap", tcp}
 	case "quic":
-		return quic
+		return []string{"--bootstrap", quic}
 	case "any":
-		// The dialer ranks a peer's addresses: given both, it tries QUIC
-		// first, as it does for a peer found by mDNS.
-		if quic != "" {
-			return quic
-		}
-		return tcp
+		return []string{"--bootstrap", quic, "--bootstrap", tcp}
 	}
 	b.Fatalf("-loopbench.transport %q: want any, tcp or quic", *transport)
-	return ""
+	return nil
 }
 
 // waitMember waits until c's roster lists id.
