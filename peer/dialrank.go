@@ -20,10 +20,10 @@ const lanQUICDelay = swarm.PrivateTCPDelay
 //
 // Why: libp2p's default prefers QUIC, and quic-go spends far more CPU
 // per byte than TCP with TLS 1.3 (AES-GCM) and yamux. A 1 GiB fetch
-// between two exopeer processes on loopback took 12.8-13.0 CPU-s/GiB of
-// both processes over QUIC and 8.0-9.1 over TCP, at the same or better
-// speed (internal/loopbench, blocks/README.md); in one process, 5.8-6.9
-// against 3.4. On the internet QUIC's faster handshake and its hole
+// between two exopeer processes on loopback took 13.5-14.8 CPU-s/GiB of
+// both processes over QUIC and 8.6-9.3 over TCP, at 75-119 against
+// 120-158 MiB/s (internal/loopbench, three runs each, blocks/README.md);
+// in one process, 5.8-6.9 against 3.4. On the internet QUIC's faster handshake and its hole
 // punching matter more than its cost per byte, so public addresses keep
 // the default order.
 func lanTCPFirst(addrs []ma.Multiaddr) []network.AddrDelay {
