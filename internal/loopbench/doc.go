@@ -4,7 +4,7 @@
 // both in one cell. It holds benchmarks only; they run under -bench and
 // never as tests:
 //
-//	go test ./internal/loopbench -run '^$' -bench . -benchtime 1x [-loopbench.mib 1024] [-loopbench.transport any|tcp|quic]
+//	go test ./internal/loopbench -run '^$' -bench . -benchtime 1x [-loopbench.mib 1024] [-loopbench.kubo /path/to/ipfs] [-loopbench.transport any|tcp|quic]
 //
 // The figures (MiB/s, and CPU-seconds of both processes per GiB, read from
 // /proc/PID/stat) are in blocks/README.md.

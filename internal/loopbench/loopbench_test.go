@@ -25,6 +25,7 @@ import (
 
 var (
 	size      = flag.Int64("loopbench.mib", 1024, "MiB of the file fetched")
+	kuboPath  = flag.String("loopbench.kubo", "", "path of a Kubo ipfs binary: BenchmarkFetchKubo measures Kubo daemon to daemon as the anchor (skipped without it)")
 	transport = flag.String("loopbench.transport", "any", "the address b is given of a: any (all of a's loopback addresses: the node's dialer chooses, as after mDNS), tcp or quic")
 )
 
@@ -41,10 +42,7 @@ const stepLimit = 5 * time.Minute
 // (the control API's fetch route, POST /v1/blobs/{cap}/fetch), from a.
 // It reports the fetch's MiB/s and the CPU-seconds both processes spent
 // during it per GiB (utime + stime from /proc/PID/stat).
-//
-// It has no anchor of its own yet: Kubo daemon to daemon was measured by
-// hand (issue 12: 105-108 MiB/s, 9.7 CPU-s/GiB here), and the in-process
-// BenchmarkFetchLoopback (blocks) runs plain boxo bitswap.
+// Its anchor is BenchmarkFetchKubo (with -loopbench.kubo).
 func BenchmarkFetchTwoProcesses(b *testing.B) {
 	bin := netnstest.Binary(b)
 	path := randomFile(b)
