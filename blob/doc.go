@@ -81,7 +81,9 @@
 // blocksizes that do not add up to filesize or to what a child holds, more
 // than 8,192 links, a DAG deeper than 32, or a block over 2 MiB is
 // ErrMalformed. Every block is verified against its CID by the getter (a
-// block that does not match is blocks.ErrCorrupt naming the CID).
+// block that does not match is blocks.ErrCorrupt naming the CID; a
+// blocks.Session on a running exchange deletes such a stored block and
+// fetches it again instead).
 //
 // # Capabilities
 //

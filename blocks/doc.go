@@ -20,7 +20,10 @@
 // Every read is verified: the stored bytes are hashed again with the hash
 // function named by the requested CID and compared with the CID's digest.
 // A record that does not match gives an error wrapping [ErrCorrupt] that
-// names the CID, never the wrong bytes. One read is not: what bitswap's
+// names the CID, never the wrong bytes; a fetch through a running
+// [Exchange] ([Session.GetBlocks], [Exchange.Get]) instead deletes such a
+// record and fetches the block again like a missing one, logged once with
+// its CID. One read is not: what bitswap's
 // server reads to send to a peer, which that peer hashes on receipt (a
 // corrupt record arrives there as a block nobody wanted, dropped). Writes are verified the same way,
 // so a block whose data does not match its CID is refused
@@ -65,7 +68,8 @@
 // A [Session] fetches the blocks of one DAG: its [Session.GetBlocks]
 // reads stored blocks locally and wants the missing ones a few at a time,
 // each few in a bitswap session of its own, at most 16 blocks wanted at
-// once; each few goes to the peer that answers first, which spreads them
+// once (16 a session and 64 at once when the Gate lets it ask only one
+// connected peer: nothing to spread then); each few goes to the peer that answers first, which spreads them
 // over the peers that have them by how loaded their links are (one
 // bitswap session for a whole DAG sent every want to the first peer that
 // answered: exopeer-sim blob 1.0x from 3 seeders, against 2.8-2.9x and

@@ -243,17 +243,22 @@ func (e *Exchange) keep(ctx context.Context, bs *bitswap.Bitswap, blks []blockfo
 // connected peers (and from ProviderFinder's, if configured), verifies it,
 // stores it and returns it. It blocks until the block arrives or ctx ends:
 // with no peer that has the block it waits for ctx, so give ctx a
-// deadline. A stored record that fails verification gives an error
-// wrapping ErrCorrupt (the block is not fetched again). The returned
-// block's data belongs to the caller.
+// deadline. A stored record that fails verification is deleted and
+// fetched again (logged once, with its CID); before Start and after Close
+// it gives an error wrapping ErrCorrupt. The returned block's data belongs
+// to the caller.
 func (e *Exchange) Get(ctx context.Context, c cid.Cid) (blockformat.Block, error) {
-	b, err := e.store.Get(ctx, c)
-	if err == nil || !errors.Is(err, ErrNotFound) || !c.Defined() {
-		return b, err
-	}
 	bs := e.running()
 	if bs == nil {
+		b, err := e.store.Get(ctx, c)
+		if err == nil || !errors.Is(err, ErrNotFound) || !c.Defined() {
+			return b, err
+		}
 		return nil, fmt.Errorf("blocks: fetch %s: %w", c, ErrNotRunning)
+	}
+	b, err := e.getOrMissing(ctx, c)
+	if b != nil || err != nil {
+		return b, err
 	}
 	done := e.watch.want(nil, []cid.Cid{c})
 	fb, err := bs.GetBlock(ctx, c)

@@ -2,9 +2,12 @@ package blocks_test
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -103,6 +106,55 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// stallLimit is how long a benchmark's fetch may go without a block
+// arriving before it fails: a fetch that stops (a want that never leaves,
+// a lost message) fails with a message instead of hanging until go test's
+// timeout.
+const stallLimit = 60 * time.Second
+
+// errStalled is the cause of a stall guard's context.
+var errStalled = errors.New("no block arrived for " + stallLimit.String())
+
+// stallGuard returns a context that ends with errStalled once stallLimit
+// passes without a call of progress, and ends with the benchmark.
+func stallGuard(b *testing.B, what string) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(b.Context())
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if time.Since(time.Unix(0, last.Load())) > stallLimit {
+					cancel(fmt.Errorf("%s fetch: %w", what, errStalled))
+					return
+				}
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		close(done)
+		<-stopped
+		cancel(nil)
+	})
+	return ctx, func() { last.Store(time.Now().UnixNano()) }
+}
+
+// stalled returns err, with the stall guard's cause if ctx ended by it.
+func stalled(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+		return fmt.Errorf("%w (%w)", cause, err)
+	}
+	return err
+}
+
 func report(b *testing.B, bytes int64, wall, cpu time.Duration) {
 	gib := float64(bytes) / (1 << 30)
 	b.ReportMetric(float64(bytes)/(1<<20)/wall.Seconds(), "MiB/s")
@@ -140,8 +192,10 @@ func benchExopeer(b *testing.B, transport string) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// The seeder serves anyone, and the fetcher asks anyone: with no
+		// asker on the fetcher its wants never leave (the Gate asks nobody).
 		se.Gate().Register(blocks.OwnerFunc(func(peer.ID, cid.Cid) bool { return true }))
-		se.Gate().RegisterAsker(blocks.AskerFunc(func(peer.ID, cid.Cid) bool { return true }))
+		fe.Gate().RegisterAsker(blocks.AskerFunc(func(peer.ID, cid.Cid) bool { return true }))
 		for _, e := range []*blocks.Exchange{se, fe} {
 			if err := e.Start(b.Context()); err != nil {
 				b.Fatal(err)
@@ -153,9 +207,10 @@ func benchExopeer(b *testing.B, transport string) {
 		b.StartTimer()
 
 		cpu0, t0 := cpuTime(b), time.Now()
-		sess := fe.NewSession(b.Context(), blocks.SessionOptions{})
-		if err := blob.Walk(b.Context(), sess, imp.Cap.Root, func(blockformat.Block) error { return nil }); err != nil {
-			b.Fatal(err)
+		ctx, progress := stallGuard(b, "exopeer")
+		sess := fe.NewSession(ctx, blocks.SessionOptions{OnBlock: func(peer.ID, cid.Cid, int) { progress() }})
+		if err := blob.Walk(ctx, sess, imp.Cap.Root, func(blockformat.Block) error { return nil }); err != nil {
+			b.Fatal(stalled(ctx, err))
 		}
 		sess.Close()
 		wall, cpu := time.Since(t0), cpuTime(b)-cpu0
@@ -183,14 +238,15 @@ func benchBoxo(b *testing.B, transport string) {
 		// The DAG's CIDs, level by level as Walk gives them, fetched in one
 		// boxo session per level batch and stored as boxo's blockservice
 		// stores them.
-		sess := fb.NewSession(b.Context())
+		ctx, progress := stallGuard(b, "boxo")
+		sess := fb.NewSession(ctx)
 		var bytes int64
-		err := blob.Walk(b.Context(), boxoGetter{sess, fbs}, imp.Cap.Root, func(blk blockformat.Block) error {
+		err := blob.Walk(ctx, boxoGetter{sess, fbs, progress}, imp.Cap.Root, func(blk blockformat.Block) error {
 			bytes += int64(len(blk.RawData()))
 			return nil
 		})
 		if err != nil {
-			b.Fatal(err)
+			b.Fatal(stalled(ctx, err))
 		}
 		wall, cpu := time.Since(t0), cpuTime(b)-cpu0
 		if bytes != imp.Bytes {
@@ -205,7 +261,8 @@ type boxoGetter struct {
 	sess interface {
 		GetBlocks(context.Context, []cid.Cid) (<-chan blockformat.Block, error)
 	}
-	bs blockstore.Blockstore
+	bs       blockstore.Blockstore
+	progress func()
 }
 
 func (g boxoGetter) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
@@ -216,6 +273,7 @@ func (g boxoGetter) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.
 	got := make(map[cid.Cid]blockformat.Block, len(cs))
 	for blk := range ch {
 		got[blk.Cid()] = blk
+		g.progress()
 		if err := g.bs.Put(ctx, blk); err != nil {
 			return nil, err
 		}

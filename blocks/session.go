@@ -2,7 +2,6 @@ package blocks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -31,9 +30,16 @@ import (
 // links, and often all of it went to one seeder (exopeer-sim blob and
 // TestBlobScenario, chunks of 2 and 4, windows of 16 to 96: 4 and 16 did
 // best, docs/simnet.md).
+//
+// With a single peer to ask there is nothing to spread: the chunks and
+// the window are then soloChunk and soloWindow, which save most of the
+// round trips (BenchmarkFetchLoopback, one seeder over loopback TCP, three
+// runs each at load 4: 352-439 MiB/s against 220-268 with 4 and 16).
 const (
 	wantChunk  = 4
 	wantWindow = 16
+	soloChunk  = 16
+	soloWindow = 64
 )
 
 // storeBatch is the most fetched blocks stored in one datastore batch; a
@@ -130,25 +136,34 @@ func (s *Session) Stats() SessionStats {
 // arrives (verified), so a fetch that ends early keeps what it got and a
 // later one asks only for the rest. It blocks until all are there, or ctx
 // or the session ends: then it returns an error naming how many of the
-// missing blocks arrived. A stored record that fails verification gives
-// an error wrapping ErrCorrupt. It does not modify cs; the blocks are the
+// missing blocks arrived. A stored record that fails verification is
+// deleted and fetched like a missing block (logged once, with its CID); on
+// an exchange that is not running it gives an error wrapping ErrCorrupt
+// instead. It does not modify cs; the blocks are the
 // caller's. It satisfies blob.BlockGetter.
 func (s *Session) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
 	out := make([]blockformat.Block, len(cs))
 	want := make(map[cid.Cid]struct{})
 	var missing []cid.Cid
+	// A session that can fetch treats a corrupt stored block as missing
+	// (see getOrMissing); one that cannot reports it.
+	read := s.ex.getOrMissing
+	if !s.running || s.ex.running() == nil {
+		read = s.ex.storedOrMissing
+	}
 	for i, c := range cs {
-		b, err := s.ex.store.Get(ctx, c)
+		if _, dup := want[c]; dup {
+			continue
+		}
+		b, err := read(ctx, c)
 		switch {
-		case err == nil:
-			out[i] = b
-		case errors.Is(err, ErrNotFound) && c.Defined():
-			if _, dup := want[c]; !dup {
-				want[c] = struct{}{}
-				missing = append(missing, c)
-			}
-		default:
+		case err != nil:
 			return nil, err
+		case b != nil:
+			out[i] = b
+		default:
+			want[c] = struct{}{}
+			missing = append(missing, c)
 		}
 	}
 	if len(missing) == 0 {
@@ -195,10 +210,14 @@ func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid
 	defer wg.Wait() // after cancel: the forwarders end with cctx
 	defer cancel()
 	next, inflight := 0, 0
+	size, window := wantChunk, wantWindow
+	if s.askable(missing[0]) == 1 {
+		size, window = soloChunk, soloWindow
+	}
 	// ask wants the next chunk of missing in the bitswap session and
 	// forwards its blocks to arrived.
 	ask := func() error {
-		chunk := missing[next:min(next+wantChunk, len(missing))]
+		chunk := missing[next:min(next+size, len(missing))]
 		// A bitswap session of the chunk's own: it ends with the chunk.
 		kctx, kcancel := context.WithCancel(cctx)
 		ch, err := bs.NewSession(kctx).GetBlocks(kctx, chunk)
@@ -243,7 +262,7 @@ func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid
 	}
 loop:
 	for len(got) < len(missing) {
-		for next < len(missing) && inflight+wantChunk <= wantWindow {
+		for next < len(missing) && inflight+size <= window {
 			if err := ask(); err != nil {
 				return nil, fmt.Errorf("blocks: fetch %d blocks: %w", len(missing), err)
 			}
@@ -325,4 +344,19 @@ func (s *Session) count(b blockformat.Block) {
 	if s.opts.OnBlock != nil {
 		s.opts.OnBlock(from, b.Cid(), n)
 	}
+}
+
+// askable counts the connected peers the gate lets this node ask for c,
+// stopping at 2: a fetch whose blocks only one peer can be asked for needs
+// no spreading (see soloChunk).
+func (s *Session) askable(c cid.Cid) int {
+	n := 0
+	for _, p := range s.ex.host.Network().Peers() {
+		if s.ex.gate.MayAsk(p, c) {
+			if n++; n == 2 {
+				break
+			}
+		}
+	}
+	return n
 }

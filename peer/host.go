@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -189,6 +190,8 @@ func buildHost(priv crypto.PrivKey, cfg datadir.NetworkConfig) (host.Host, error
 		libp2p.UserAgent("exopeer/" + Version),
 		libp2p.EnableHolePunching(),
 		libp2p.EnableNATService(),
+		// TCP before QUIC on a LAN: see lanTCPFirst.
+		libp2p.SwarmOpts(swarm.WithDialRanker(lanTCPFirst)),
 	}
 	if cfg.PortMapping {
 		opts = append(opts, libp2p.NATPortMap())
