@@ -28,10 +28,15 @@
 // cell's epoch: after a member is removed, the same file gets another key
 // and is stored again; accepted). The content hash is a tree hash, so both
 // cores hash; deriving needs a pass over the file before sealing it (so
-// ImportFile, not Import). The sealing pass hashes the content again and
-// refuses a file that changed meanwhile (ErrChanged, before the final
-// segment is sealed): a key must never seal another plaintext than the
-// one it was derived from.
+// ImportFile, not Import). The first pass also takes a 64-bit checksum of
+// each 1 MiB chunk (hash/maphash under a seed drawn for the import); the
+// sealing pass compares what it reads with them and refuses a file that
+// changed meanwhile (ErrChanged, before the final segment is sealed, so
+// no root is made): a key must never seal another plaintext than the one
+// it was derived from. The checksum guards against a file changed by
+// accident, not by an adversary: whoever can write the file can add the
+// other content under its own key anyway. It spares the sealing pass a
+// second SHA-256 of the plaintext.
 //
 // # The sealed stream
 //
