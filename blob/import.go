@@ -47,22 +47,25 @@ type Imported struct {
 }
 
 // putBatch is how many blocks go to one PutMany, and putWorkers how many
-// PutMany calls run at once. A flatfs store syncs each file of a batch
-// one after the other: four batches committed at once overlap their
-// fsyncs (blocks/README.md: 4 writers wrote 1 MiB blocks about twice as
-// fast as one). The batch holding the root is put last, alone, once every
+// PutMany calls run at once. The data dir's blob store (blocks.BlobDisk)
+// does not fsync each block, so a put is the kernel copying into the page
+// cache: two writers overlap one's file creation and rename with the
+// other's write, while more only contend in the file system with each
+// other and with sealing for two cores (BenchmarkImportStored, 1 GiB on 2
+// cores: 1 writer 238-302 MB/s, 2 writers 266-337, 4 writers 266-304;
+// load 4-5). The batch holding the root is put last, alone, once every
 // other batch is stored, so a stored root means a whole blob.
 const (
 	putBatch   = 8
-	putWorkers = 4
+	putWorkers = 2
 )
 
 // Import reads src to its end and imports it as a blob into dst, in one
 // pass: sealed (unless o.Public) and cut into leaves on o.Workers
 // goroutines, linked as a balanced UnixFS DAG, and put in batches of 8,
-// four PutMany calls at once. Memory stays bounded by a window of
-// 40 + 2·Workers leaves between the read and the end of their PutMany
-// (about 44 MiB sealed, 11 MiB public, on 2 cores), whatever the size. It
+// two PutMany calls at once. Memory stays bounded by a window of
+// 24 + 2·Workers leaves between the read and the end of their PutMany
+// (about 28 MiB sealed, 7 MiB public, on 2 cores), whatever the size. It
 // refuses o.Secret (ErrNeedSize). On error, blocks already put stay in dst
 // (unreferenced: a GC takes them).
 func Import(ctx context.Context, src io.Reader, dst BlockPutter, o ImportOptions) (Imported, error) {
