@@ -26,6 +26,7 @@ import (
 	ipld "github.com/ipfs/go-ipld-format"
 
 	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/blocks/blobdisk"
 )
 
 var (
@@ -37,7 +38,7 @@ var (
 // BenchmarkImportStored measures what `exopeer files add` does with a file
 // of 1 GiB on the real disk: ImportFile with a cell secret (a derived key:
 // one pass to hash the file, one to seal it and compare it with the
-// first) into a blocks.Store whose blob blocks go to a blocks.BlobDisk as
+// first) into a blocks.Store whose blob blocks go to a blobdisk.Disk as
 // in a data dir (<datadir>/blobs: flatfs.NextToLast(2), no fsync per
 // block, synced by syncfs in the background), written with PutOwn as the
 // blob service writes imports. The time is until ImportFile returns, as
@@ -98,7 +99,7 @@ func BenchmarkImportStored(b *testing.B) {
 	var syncs, synced time.Duration // the final syncs of the exopeer case, and their number
 	run("exopeer", func(b *testing.B, p string) time.Duration {
 		cpu0 := cpuTime()
-		d, err := blocks.OpenBlobDisk(p, blocks.DiskConfig{})
+		d, err := blobdisk.Open(p, blobdisk.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}

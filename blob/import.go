@@ -47,7 +47,7 @@ type Imported struct {
 }
 
 // putBatch is how many blocks go to one PutMany, and putWorkers how many
-// PutMany calls run at once. The data dir's blob store (blocks.BlobDisk)
+// PutMany calls run at once. The data dir's blob store (blobdisk.Disk)
 // does not fsync each block, so a put is the kernel copying into the page
 // cache: two writers overlap one's file creation and rename with the
 // other's write, while more only contend in the file system with each

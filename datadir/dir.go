@@ -15,7 +15,7 @@ import (
 
 	leveldb "github.com/ipfs/go-ds-leveldb"
 
-	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/blocks/blobdisk"
 	"github.com/exopeer/exopeer/internal/dirlock"
 )
 
@@ -215,7 +215,7 @@ type Dir struct {
 	Config    Config
 	Token     string             // the control API token
 	Datastore *leveldb.Datastore // the node's leveldb: everything but blob blocks
-	Blobs     *blocks.BlobDisk   // the blocks of blobs (blocks.NewStoreWith): flatfs, synced in the background
+	Blobs     *blobdisk.Disk     // the blocks of blobs (blocks.NewStoreWith): flatfs, synced in the background
 	// MadePrivate lists the dirs OpenDir found open to other users and
 	// made 0700 (the data dir, the datastore), for the caller to report.
 	MadePrivate []string
@@ -291,10 +291,10 @@ func OpenDir(dir string) (*Dir, error) {
 // characters of each key (Kubo's layout), written without an fsync per
 // block, synced in the background (syncfs) with a checkpoint after each
 // sync, and scrubbed in the background after a run that did not close
-// cleanly (blocks.BlobDisk). Dir.Close stops it with a final sync. See
+// cleanly (blobdisk.Disk). Dir.Close stops it with a final sync. See
 // blocks/README.md for the measurement that chose flatfs.
-func openBlobs(path string) (*blocks.BlobDisk, error) {
-	b, err := blocks.OpenBlobDisk(path, blocks.DiskConfig{})
+func openBlobs(path string) (*blobdisk.Disk, error) {
+	b, err := blobdisk.Open(path, blobdisk.Config{})
 	if err != nil {
 		return nil, fmt.Errorf("open the blob store %s: %w", path, err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/exopeer/exopeer/blob"
 	"github.com/exopeer/exopeer/blob/service"
-	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/blocks/blobdisk"
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/internal/nodetest"
 	p "github.com/exopeer/exopeer/peer"
@@ -20,9 +20,9 @@ import (
 
 // openDisk opens and starts the blob store at dir; t.Cleanup closes it
 // (after the nodes on it, which are started later).
-func openDisk(t *testing.T, dir string) *blocks.BlobDisk {
+func openDisk(t *testing.T, dir string) *blobdisk.Disk {
 	t.Helper()
-	d, err := blocks.OpenBlobDisk(dir, blocks.DiskConfig{})
+	d, err := blobdisk.Open(dir, blobdisk.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func openDisk(t *testing.T, dir string) *blocks.BlobDisk {
 }
 
 // TestScrubbedLeafFetchedAgain: b keeps a file of the cell whole in a
-// BlobDisk (blob blocks written without an fsync each); b stops without
+// blobdisk.Disk (blob blocks written without an fsync each); b stops without
 // the clean mark, as a crash would, with one leaf's file zeroed as a
 // crash before the writeback leaves it. At the next start the scrub
 // deletes that leaf, the follower finds the file it held whole no longer
@@ -78,7 +78,7 @@ func TestScrubbedLeafFetchedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	state, _ := json.Marshal(map[string]any{"checkpoint": time.Now().Add(-time.Hour), "clean": false})
-	if err := os.WriteFile(filepath.Join(dir, blocks.SyncStateFile), state, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, blobdisk.StateFile), state, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(leafFile)

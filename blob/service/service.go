@@ -15,6 +15,7 @@ import (
 
 	"github.com/exopeer/exopeer/blob/pin"
 	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/blocks/blobdisk"
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/store"
 	storesvc "github.com/exopeer/exopeer/store/service"
@@ -247,7 +248,7 @@ type Status struct {
 	// before it that the follower then found missing blocks, and fetches
 	// again (they stay in Fetching while no peer has the blocks; a file's
 	// Held tells how much of it is here).
-	Scrub      blocks.ScrubStats
+	Scrub      blobdisk.ScrubStats
 	Incomplete int64
 }
 

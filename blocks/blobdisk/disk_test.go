@@ -1,7 +1,8 @@
-package blocks
+package blobdisk_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,7 +12,24 @@ import (
 	"github.com/ipfs/boxo/datastore/dshelp"
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+
+	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/blocks/blobdisk"
 )
+
+// newStore returns a blocks.Store whose blob blocks go to d.
+func newStore(d *blobdisk.Disk) *blocks.Store {
+	return blocks.NewStoreWith(dssync.MutexWrap(ds.NewMapDatastore()), d)
+}
+
+// randomBlock returns a raw block of n random bytes.
+func randomBlock(t *testing.T, n int) blockformat.Block {
+	b := make([]byte, n)
+	rand.Read(b)
+	return blocks.NewBlock(b)
+}
 
 // blockFile is the path of b's file in the flatfs at dir (NextToLast(2)).
 func blockFile(dir string, c cid.Cid) string {
@@ -19,16 +37,16 @@ func blockFile(dir string, c cid.Cid) string {
 	return filepath.Join(dir, k[len(k)-3:len(k)-1], k+".data")
 }
 
-// TestBlobDiskScrubAfterCrash: blocks written to a BlobDisk that then
+// TestDiskScrubAfterCrash: blocks written to a Disk that then
 // "crashes" (stopped with no final sync and no clean mark) with some of
 // their files cut short, zeroed or emptied, as a crash before the
 // writeback could leave them: at the next open the scrub reads the files
 // written since the checkpoint, deletes exactly the damaged ones, and
 // every other block reads back; after a clean Close no scrub runs.
-func TestBlobDiskScrubAfterCrash(t *testing.T) {
+func TestDiskScrubAfterCrash(t *testing.T) {
 	ctx := t.Context()
 	dir := filepath.Join(t.TempDir(), "blobs")
-	d, err := OpenBlobDisk(dir, DiskConfig{})
+	d, err := blobdisk.Open(dir, blobdisk.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +56,7 @@ func TestBlobDiskScrubAfterCrash(t *testing.T) {
 	if st, ch := d.Scrub(); st.Unclean || !st.Done || !isClosed(ch) {
 		t.Fatalf("a new store: scrub %+v", st)
 	}
-	s := NewStoreWith(newDatastore(t, "memory"), d)
+	s := newStore(d)
 	var bs []blockformat.Block
 	for i := range 12 {
 		bs = append(bs, randomBlock(t, 1000+i*4099))
@@ -46,7 +64,7 @@ func TestBlobDiskScrubAfterCrash(t *testing.T) {
 	if err := s.PutOwn(ctx, bs); err != nil {
 		t.Fatal(err)
 	}
-	d.crash()
+	d.Crash()
 
 	damage := map[int]func(p string) error{
 		1: func(p string) error { return os.Truncate(p, 10) },
@@ -64,19 +82,19 @@ func TestBlobDiskScrubAfterCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var stf syncState
-	if b, err := os.ReadFile(filepath.Join(dir, SyncStateFile)); err != nil || json.Unmarshal(b, &stf) != nil || stf.Clean {
+	var stf blobdisk.State
+	if b, err := os.ReadFile(filepath.Join(dir, blobdisk.StateFile)); err != nil || json.Unmarshal(b, &stf) != nil || stf.Clean {
 		t.Fatalf("after the crash the state file says %s (%v), want not clean", b, err)
 	}
 
-	d, err = OpenBlobDisk(dir, DiskConfig{})
+	d, err = blobdisk.Open(dir, blobdisk.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s = NewStoreWith(newDatastore(t, "memory"), d)
+	s = newStore(d)
 	st, ch := d.Scrub()
 	if !st.Unclean {
 		t.Fatalf("after a crash: scrub %+v, want unclean", st)
@@ -105,12 +123,12 @@ func TestBlobDiskScrubAfterCrash(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, SyncStateFile)); err != nil || json.Unmarshal(b, &stf) != nil || !stf.Clean {
+	if b, err := os.ReadFile(filepath.Join(dir, blobdisk.StateFile)); err != nil || json.Unmarshal(b, &stf) != nil || !stf.Clean {
 		t.Fatalf("after Close the state file says %s (%v), want clean", b, err)
 	}
 
 	// A clean stop: no scrub.
-	d, err = OpenBlobDisk(dir, DiskConfig{})
+	d, err = blobdisk.Open(dir, blobdisk.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,28 +141,28 @@ func TestBlobDiskScrubAfterCrash(t *testing.T) {
 	}
 }
 
-// TestBlobDiskCheckpoints: the syncer syncs once writes pause and then
+// TestDiskCheckpoints: the syncer syncs once writes pause and then
 // records a checkpoint; a crash after it scrubs only the files modified
 // since (less the margin), not those before.
-func TestBlobDiskCheckpoints(t *testing.T) {
+func TestDiskCheckpoints(t *testing.T) {
 	ctx := t.Context()
 	dir := filepath.Join(t.TempDir(), "blobs")
-	cfg := DiskConfig{Quiet: 10 * time.Millisecond, MaxDirty: 50 * time.Millisecond, Margin: time.Nanosecond}
-	d, err := OpenBlobDisk(dir, cfg)
+	cfg := blobdisk.Config{Quiet: 10 * time.Millisecond, MaxDirty: 50 * time.Millisecond, Margin: time.Nanosecond}
+	d, err := blobdisk.Open(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := NewStoreWith(newDatastore(t, "memory"), d)
+	s := newStore(d)
 	old := []blockformat.Block{randomBlock(t, 5000), randomBlock(t, 6000)}
 	if err := s.PutOwn(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	state := func() syncState {
-		var st syncState
-		b, _ := os.ReadFile(filepath.Join(dir, SyncStateFile))
+	state := func() blobdisk.State {
+		var st blobdisk.State
+		b, _ := os.ReadFile(filepath.Join(dir, blobdisk.StateFile))
 		_ = json.Unmarshal(b, &st)
 		return st
 	}
@@ -169,13 +187,13 @@ func TestBlobDiskCheckpoints(t *testing.T) {
 	if err := s.PutOwn(ctx, []blockformat.Block{young}); err != nil {
 		t.Fatal(err)
 	}
-	d.crash()
+	d.Crash()
 	// Written after any checkpoint (the syncer may have synced it too).
 	future := time.Now().Add(time.Hour)
 	if err := os.Chtimes(blockFile(dir, young.Cid()), future, future); err != nil {
 		t.Fatal(err)
 	}
-	d, err = OpenBlobDisk(dir, cfg)
+	d, err = blobdisk.Open(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

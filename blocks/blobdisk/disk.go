@@ -1,4 +1,10 @@
-package blocks
+// Package blobdisk keeps the blocks of blobs on disk: a flatfs (Kubo's
+// layout) written without an fsync per block, a background syncer that
+// syncs the file system and records how far every block is on disk, and
+// a scrub that, after a run that did not close cleanly, finds and deletes
+// what the crash damaged. See Disk. It imports no libp2p, so the data dir
+// (package datadir) opens it.
+package blobdisk
 
 import (
 	"context"
@@ -16,17 +22,17 @@ import (
 	flatfs "github.com/ipfs/go-ds-flatfs"
 )
 
-// SyncStateFile is the file in a BlobDisk's directory that records how
+// StateFile is the file in a Disk's directory that records how
 // far its blocks are known to be on disk: JSON {"checkpoint": time
 // (RFC 3339), "clean": bool}. checkpoint: every block file written before
 // it was on disk (syncfs returned) when the file was written; clean: the
 // last run closed the disk (a final sync) and wrote nothing after. It is
 // written to a temporary file, synced, and renamed over (then the
 // directory synced): a crash leaves the old one or the new one.
-const SyncStateFile = "exopeer-sync.json"
+const StateFile = "exopeer-sync.json"
 
-// DiskConfig tunes a BlobDisk. Zero values mean the defaults.
-type DiskConfig struct {
+// Config tunes a Disk. Zero values mean the defaults.
+type Config struct {
 	// Quiet is how long after the last write the syncer syncs. Default 2 s.
 	Quiet time.Duration
 	// MaxDirty is the longest the syncer lets writes wait for a sync
@@ -44,7 +50,7 @@ type DiskConfig struct {
 	Logger *slog.Logger
 }
 
-func (c DiskConfig) withDefaults() DiskConfig {
+func (c Config) withDefaults() Config {
 	if c.Quiet <= 0 {
 		c.Quiet = 2 * time.Second
 	}
@@ -63,7 +69,7 @@ func (c DiskConfig) withDefaults() DiskConfig {
 	return c
 }
 
-// ScrubStats is what the scrub of a BlobDisk did after a run that did not
+// ScrubStats is what the scrub of a Disk did after a run that did not
 // close cleanly (all zero after a clean one).
 type ScrubStats struct {
 	Unclean bool      // the last run did not close cleanly: a scrub runs
@@ -74,26 +80,27 @@ type ScrubStats struct {
 	Err     string    // what stopped the scrub, if anything did
 }
 
-// BlobDisk is the flatfs of blob blocks (<datadir>/blobs), written
+// Disk is the flatfs of blob blocks (<datadir>/blobs), written
 // without an fsync per block, as Kubo's default flatfs is: a block is in
 // the page cache when its write returns. Unlike Kubo, it knows what a
 // crash may have damaged. A syncer, once writes pause (Quiet) or have
 // waited MaxDirty, calls syncfs(2) on the file system and then records a
-// checkpoint (SyncStateFile): every block file written before it is on
+// checkpoint (StateFile): every block file written before it is on
 // disk. Close syncs and records the stop as clean. When it opens after a
 // run that did not close cleanly, a scrub in the background reads every
 // block file modified after the checkpoint (less Margin), checks it
 // against its key (the multihash) and deletes those that do not match;
 // files lost whole are missing blocks, found by whoever needs them (the
-// blob service checks its files' DAGs after such a start: Store.Scrub).
+// blob service checks its files' DAGs after such a start: blocks.Store's
+// Scrub).
 //
 // It is a ds.Batching (its flatfs, with the writes noted), safe for
-// concurrent use. OpenBlobDisk opens it; Start starts the syncer and the
+// concurrent use. Open opens it; Start starts the syncer and the
 // scrub; Close stops them and waits.
-type BlobDisk struct {
+type Disk struct {
 	*flatfs.Datastore
 	path string
-	cfg  DiskConfig
+	cfg  Config
 	sync bool // per-file fsync instead (no syncfs on this system)
 
 	dirty  atomic.Bool
@@ -110,32 +117,32 @@ type BlobDisk struct {
 	scrubCh chan struct{} // closed when the scrub is done
 }
 
-// syncState is SyncStateFile's content.
+// syncState is StateFile's content.
 type syncState struct {
 	Checkpoint time.Time `json:"checkpoint"`
 	Clean      bool      `json:"clean"`
 }
 
-// OpenBlobDisk opens (creating it if needed) the flatfs at path, sharded
+// Open opens (creating it if needed) the flatfs at path, sharded
 // as Kubo's (flatfs.NextToLast(2)), and reads its sync state. A
 // directory without a state file is taken as clean (made before the
 // state file was, when every write was synced). It starts nothing.
-func OpenBlobDisk(path string, cfg DiskConfig) (*BlobDisk, error) {
+func Open(path string, cfg Config) (*Disk, error) {
 	cfg = cfg.withDefaults()
 	perFile := !haveSyncfs
 	f, err := flatfs.CreateOrOpen(path, flatfs.NextToLast(2), perFile)
 	if err != nil {
-		return nil, fmt.Errorf("blocks: open the blob store %s: %w", path, err)
+		return nil, fmt.Errorf("blobdisk: open the blob store %s: %w", path, err)
 	}
-	d := &BlobDisk{Datastore: f, path: path, cfg: cfg, sync: perFile, wrote: make(chan struct{}, 1), scrubCh: make(chan struct{})}
+	d := &Disk{Datastore: f, path: path, cfg: cfg, sync: perFile, wrote: make(chan struct{}, 1), scrubCh: make(chan struct{})}
 	d.log.Store(cfg.Logger)
-	b, err := os.ReadFile(filepath.Join(path, SyncStateFile))
+	b, err := os.ReadFile(filepath.Join(path, StateFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		d.state = syncState{Clean: true}
 	case err != nil:
 		f.Close()
-		return nil, fmt.Errorf("blocks: blob store sync state: %w", err)
+		return nil, fmt.Errorf("blobdisk: blob store sync state: %w", err)
 	default:
 		if err := json.Unmarshal(b, &d.state); err != nil {
 			// A state file that does not parse says nothing: scrub all.
@@ -147,7 +154,7 @@ func OpenBlobDisk(path string, cfg DiskConfig) (*BlobDisk, error) {
 
 // SetLogger sets where the disk logs from now on (nil: nowhere). Safe
 // for concurrent use.
-func (d *BlobDisk) SetLogger(l *slog.Logger) {
+func (d *Disk) SetLogger(l *slog.Logger) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
@@ -157,11 +164,11 @@ func (d *BlobDisk) SetLogger(l *slog.Logger) {
 // Start records the run as under way (not clean), starts the syncer and,
 // after a run that did not close cleanly, the scrub. It does not wait for
 // the scrub.
-func (d *BlobDisk) Start() error {
+func (d *Disk) Start() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.started || d.closed {
-		return errors.New("blocks: BlobDisk started twice or after Close")
+		return errors.New("blobdisk: Disk started twice or after Close")
 	}
 	unclean := !d.state.Clean
 	cp := d.state.Checkpoint
@@ -189,14 +196,14 @@ func (d *BlobDisk) Start() error {
 
 // Scrub returns what the scrub did so far, and a channel closed once it
 // is done (at once when none was needed). Safe for concurrent use.
-func (d *BlobDisk) Scrub() (ScrubStats, <-chan struct{}) {
+func (d *Disk) Scrub() (ScrubStats, <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.scrub, d.scrubCh
 }
 
 // noteWrite records that block files were written and not yet synced.
-func (d *BlobDisk) noteWrite() {
+func (d *Disk) noteWrite() {
 	d.dirty.Store(true)
 	select {
 	case d.wrote <- struct{}{}:
@@ -204,15 +211,15 @@ func (d *BlobDisk) noteWrite() {
 	}
 }
 
-// Put stores value under key, unsynced (see BlobDisk).
-func (d *BlobDisk) Put(ctx context.Context, key ds.Key, value []byte) error {
+// Put stores value under key, unsynced (see Disk).
+func (d *Disk) Put(ctx context.Context, key ds.Key, value []byte) error {
 	err := d.Datastore.Put(ctx, key, value)
 	d.noteWrite()
 	return err
 }
 
 // Batch returns a batch of flatfs whose commit is noted for the syncer.
-func (d *BlobDisk) Batch(ctx context.Context) (ds.Batch, error) {
+func (d *Disk) Batch(ctx context.Context) (ds.Batch, error) {
 	b, err := d.Datastore.Batch(ctx)
 	if err != nil {
 		return nil, err
@@ -222,7 +229,7 @@ func (d *BlobDisk) Batch(ctx context.Context) (ds.Batch, error) {
 
 type noted struct {
 	ds.Batch
-	d *BlobDisk
+	d *Disk
 }
 
 func (n noted) Commit(ctx context.Context) error {
@@ -235,7 +242,7 @@ func (n noted) Commit(ctx context.Context) error {
 // MaxDirty, and records a checkpoint after each sync (once the scrub is
 // done: until then the old checkpoint must stand, so that a crash
 // meanwhile scrubs again what this one has not).
-func (d *BlobDisk) syncLoop(ctx context.Context) {
+func (d *Disk) syncLoop(ctx context.Context) {
 	defer d.wg.Done()
 	for {
 		select {
@@ -267,14 +274,14 @@ func (d *BlobDisk) syncLoop(ctx context.Context) {
 // syncNow syncs the file system and records a checkpoint, clean if asked
 // (at Close). The checkpoint is the time before the sync: every write
 // noted before it has returned, so syncfs flushes its data.
-func (d *BlobDisk) syncNow(clean bool) error {
+func (d *Disk) syncNow(clean bool) error {
 	if !d.dirty.Swap(false) && !clean {
 		return nil
 	}
 	t := time.Now()
 	if err := syncfs(d.path); err != nil {
 		d.dirty.Store(true)
-		return fmt.Errorf("blocks: sync the blob store: %w", err)
+		return fmt.Errorf("blobdisk: sync the blob store: %w", err)
 	}
 	d.mu.Lock()
 	done := d.scrub.Done
@@ -285,16 +292,16 @@ func (d *BlobDisk) syncNow(clean bool) error {
 	return d.writeState(syncState{Checkpoint: t, Clean: clean})
 }
 
-// writeState replaces SyncStateFile with st, durably.
-func (d *BlobDisk) writeState(st syncState) error {
+// writeState replaces StateFile with st, durably.
+func (d *Disk) writeState(st syncState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(d.path, SyncStateFile)
-	tmp, err := os.CreateTemp(d.path, "."+SyncStateFile+".tmp*")
+	p := filepath.Join(d.path, StateFile)
+	tmp, err := os.CreateTemp(d.path, "."+StateFile+".tmp*")
 	if err != nil {
-		return fmt.Errorf("blocks: write the blob store's sync state: %w", err)
+		return fmt.Errorf("blobdisk: write the blob store's sync state: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(b); err == nil {
@@ -310,7 +317,7 @@ func (d *BlobDisk) writeState(st syncState) error {
 		err = syncDir(d.path)
 	}
 	if err != nil {
-		return fmt.Errorf("blocks: write the blob store's sync state: %w", err)
+		return fmt.Errorf("blobdisk: write the blob store's sync state: %w", err)
 	}
 	return nil
 }
@@ -318,7 +325,7 @@ func (d *BlobDisk) writeState(st syncState) error {
 // Close stops the syncer and the scrub and waits for them, syncs, and
 // records a clean stop (unless the scrub had not finished: the next open
 // scrubs again). Then it closes the flatfs. Idempotent.
-func (d *BlobDisk) Close() error {
+func (d *Disk) Close() error {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -338,7 +345,7 @@ func (d *BlobDisk) Close() error {
 
 // crash stops the syncer and the scrub as a kill would: no final sync,
 // no clean mark (tests). The flatfs is closed.
-func (d *BlobDisk) crash() {
+func (d *Disk) crash() {
 	d.mu.Lock()
 	d.closed = true
 	started := d.started
@@ -348,25 +355,4 @@ func (d *BlobDisk) crash() {
 		d.wg.Wait()
 	}
 	d.Datastore.Close()
-}
-
-// scrubber is a blob datastore that may have lost writes to a crash and
-// scrubs them (BlobDisk).
-type scrubber interface {
-	Scrub() (ScrubStats, <-chan struct{})
-}
-
-// doneScrub is the answer of a Store whose blob datastore needs no scrub.
-var doneScrub = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-// Scrub reports the scrub of the blob datastore after an unclean stop
-// (BlobDisk) and a channel closed once it is done; for any other
-// datastore, nothing to scrub and a closed channel. After a scrub of an
-// unclean stop, blocks written shortly before it may be gone (deleted as
-// damaged, or never on disk): whoever keeps DAGs whole checks them again.
-func (s *Store) Scrub() (ScrubStats, <-chan struct{}) {
-	if sc, ok := s.blobs.(scrubber); ok && s.split {
-		return sc.Scrub()
-	}
-	return ScrubStats{Done: true}, doneScrub
 }

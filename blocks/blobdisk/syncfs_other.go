@@ -1,6 +1,6 @@
 //go:build !linux
 
-package blocks
+package blobdisk
 
 import (
 	"os"
