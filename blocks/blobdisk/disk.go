@@ -126,7 +126,8 @@ type syncState struct {
 // Open opens (creating it if needed) the flatfs at path, sharded
 // as Kubo's (flatfs.NextToLast(2)), and reads its sync state. A
 // directory without a state file is taken as clean (made before the
-// state file was, when every write was synced). It starts nothing.
+// state file was, when every write was synced), with a checkpoint now.
+// It starts nothing.
 func Open(path string, cfg Config) (*Disk, error) {
 	cfg = cfg.withDefaults()
 	perFile := !haveSyncfs
@@ -139,7 +140,8 @@ func Open(path string, cfg Config) (*Disk, error) {
 	b, err := os.ReadFile(filepath.Join(path, StateFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		d.state = syncState{Clean: true}
+		// New, or made when every write was synced: on disk up to now.
+		d.state = syncState{Clean: true, Checkpoint: time.Now()}
 	case err != nil:
 		f.Close()
 		return nil, fmt.Errorf("blobdisk: blob store sync state: %w", err)
