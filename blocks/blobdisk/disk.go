@@ -20,6 +20,8 @@ import (
 
 	ds "github.com/ipfs/go-datastore"
 	flatfs "github.com/ipfs/go-ds-flatfs"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // StateFile is the file in a Disk's directory that records how
@@ -48,6 +50,10 @@ type Config struct {
 	// Logger gets the syncer's errors and the scrub's findings; nil
 	// discards them.
 	Logger *slog.Logger
+	// Now is the clock of the checkpoints, compared with the files'
+	// mtimes: it must be the file system's. nil: the real clock
+	// (internal/ambient).
+	Now func() time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -66,6 +72,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Now = ambient.NowOr(c.Now)
 	return c
 }
 
@@ -141,7 +148,7 @@ func Open(path string, cfg Config) (*Disk, error) {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		// New, or made when every write was synced: on disk up to now.
-		d.state = syncState{Clean: true, Checkpoint: time.Now()}
+		d.state = syncState{Clean: true, Checkpoint: cfg.Now()}
 	case err != nil:
 		f.Close()
 		return nil, fmt.Errorf("blobdisk: blob store sync state: %w", err)
@@ -252,7 +259,7 @@ func (d *Disk) syncLoop(ctx context.Context) {
 			return
 		case <-d.wrote:
 		}
-		first := time.Now()
+		first := d.cfg.Now()
 		quiet := time.NewTimer(d.cfg.Quiet)
 	wait:
 		for {
@@ -261,7 +268,7 @@ func (d *Disk) syncLoop(ctx context.Context) {
 				quiet.Stop()
 				return
 			case <-d.wrote:
-				left := d.cfg.MaxDirty - time.Since(first)
+				left := d.cfg.MaxDirty - d.cfg.Now().Sub(first)
 				quiet.Reset(max(0, min(d.cfg.Quiet, left)))
 			case <-quiet.C:
 				break wait
@@ -280,7 +287,7 @@ func (d *Disk) syncNow(clean bool) error {
 	if !d.dirty.Swap(false) && !clean {
 		return nil
 	}
-	t := time.Now()
+	t := d.cfg.Now()
 	if err := syncfs(d.path); err != nil {
 		d.dirty.Store(true)
 		return fmt.Errorf("blobdisk: sync the blob store: %w", err)

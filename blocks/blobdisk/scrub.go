@@ -23,7 +23,7 @@ import (
 // is marked done (and the next sync may record a checkpoint) only when
 // it went through the whole directory.
 func (d *Disk) runScrub(ctx context.Context, since time.Time) {
-	start := time.Now()
+	start := d.cfg.Now()
 	var read int64
 	err := d.walkBlocks(ctx, func(path string, key ds.Key, info fs.FileInfo) error {
 		if info.ModTime().Before(since) {
@@ -48,7 +48,7 @@ func (d *Disk) runScrub(ctx context.Context, since time.Time) {
 			d.log.Load().Warn("blob store: a block damaged by an unclean stop was deleted", "key", key.String(), "err", err)
 		}
 		// Bound the I/O: sleep until read bytes fit the rate.
-		if ahead := time.Duration(float64(read)/float64(d.cfg.ScrubRate)*float64(time.Second)) - time.Since(start); ahead > 0 {
+		if ahead := time.Duration(float64(read)/float64(d.cfg.ScrubRate)*float64(time.Second)) - d.cfg.Now().Sub(start); ahead > 0 {
 			select {
 			case <-time.After(ahead):
 			case <-ctx.Done():
@@ -67,7 +67,7 @@ func (d *Disk) runScrub(ctx context.Context, since time.Time) {
 	}
 	st.Done = true
 	close(d.scrubCh)
-	d.log.Load().Info("blob store: scrubbed after an unclean stop", "since", since, "checked", st.Checked, "deleted", st.Deleted, "took", time.Since(start))
+	d.log.Load().Info("blob store: scrubbed after an unclean stop", "since", since, "checked", st.Checked, "deleted", st.Deleted, "took", d.cfg.Now().Sub(start))
 }
 
 // matches reports whether data hashes to the multihash that key encodes
