@@ -66,4 +66,20 @@ func TestFetchBackoff(t *testing.T) {
 	if s.fetch.done[c.Root] {
 		t.Error("an unwanted root still counted as held")
 	}
+	// Stopped while it runs (its file no longer kept): cancelled, gone
+	// from the queue, and its end says its pin is to go.
+	j3 := s.fetch.pending[root(3).Root]
+	cancelled := false
+	j3.running = func() { cancelled = true }
+	s.stopFetch(t.Context(), root(3).Root)
+	if !cancelled || s.fetch.count() != 0 {
+		t.Errorf("stopFetch: cancelled %v, %d pending", cancelled, s.fetch.count())
+	}
+	if !s.fetched(j3, j3.c, context.Canceled) {
+		t.Error("the end of a stopped fetch does not say its pin is to go")
+	}
+	// An unwanted one's end keeps its pin (a collection keeps what it got).
+	if s.fetched(j2, j2.c, context.Canceled) {
+		t.Error("the end of an unwanted fetch says its pin is to go")
+	}
 }

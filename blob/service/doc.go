@@ -37,7 +37,8 @@
 //
 // Each device keeps the cell's files by its policy (Config.Policy): all,
 // none (fetched when opened), or a budget (Choose: newest first while they
-// fit). A device's own PinFile and UnpinFile override the policy; they are
+// fit; a file's size is its entity's until its root is held, then the
+// root's: sizes.go). A device's own PinFile and UnpinFile override the policy; they are
 // kept in its datastore, not in the store. The follower watches the
 // store's exo.file entities (and looks again every Config.Check) and makes
 // the pins "file:<entity id>" match Choose's answer, fetching kept files

@@ -214,6 +214,11 @@ func (s *Service) fetchTree(ctx context.Context, sess blob.BlockGetter, c blob.C
 		if err := t.visit(b); err != nil {
 			return err
 		}
+		if depth == 0 && s.cfg.Policy == PolicyBudget && b.Cid().Equals(c.Root) {
+			// Its true size is known now: the follower counts it
+			// (sizes.go), and stops this fetch if it does not fit.
+			s.kickFollower()
+		}
 		report()
 		return nil
 	})
@@ -261,6 +266,7 @@ type job struct {
 	next    time.Time // not before
 	fails   int
 	running context.CancelFunc // nil when not running
+	stopped bool               // by stopFetch: its "fetch" pin goes when it ends
 }
 
 func (f *fetching) init() {
@@ -363,7 +369,9 @@ func (s *Service) fetchLoop(ctx context.Context) {
 				defer wg.Done()
 				err := s.Fetch(jctx, c, nil)
 				cancel()
-				s.fetched(j, c, err)
+				if s.fetched(j, c, err) {
+					s.dropFetch(context.WithoutCancel(ctx), c.Root)
+				}
 				finished <- struct{}{}
 			}(j, j.c)
 		}
@@ -380,17 +388,18 @@ func (s *Service) fetchLoop(ctx context.Context) {
 	}
 }
 
-// fetched records the end of a background fetch of j, run with c.
-func (s *Service) fetched(j *job, c blob.Capability, err error) {
+// fetched records the end of a background fetch of j, run with c. True:
+// the fetch was stopped (stopFetch), its pin is to go.
+func (s *Service) fetched(j *job, c blob.Capability, err error) (stopped bool) {
 	f := &s.fetch
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	j.running = nil
 	if f.pending[j.c.Root] != j {
-		return // unwanted meanwhile
+		return j.stopped // unwanted meanwhile
 	}
 	if err == nil && bare(c) && !bare(j.c) {
-		return // fetched bare, its capability known meanwhile: again
+		return false // fetched bare, its capability known meanwhile: again
 	}
 	if err == nil {
 		delete(f.pending, j.c.Root)
@@ -398,10 +407,10 @@ func (s *Service) fetched(j *job, c blob.Capability, err error) {
 			f.done[j.c.Root] = true
 		}
 		s.log.Debug("blob fetched", "root", j.c.Root)
-		return
+		return false
 	}
 	if errors.Is(err, context.Canceled) {
-		return
+		return false
 	}
 	j.fails++
 	back := s.cfg.Backoff << min(j.fails-1, 20)
@@ -410,4 +419,43 @@ func (s *Service) fetched(j *job, c blob.Capability, err error) {
 	}
 	j.next = s.cfg.Now().Add(back)
 	s.log.Info("blob fetch failed; trying again later", "root", j.c.Root, "fails", j.fails, "in", back, "err", err)
+	return false
+}
+
+// stopFetch stops the follower's fetch of root, if it runs one, and takes
+// back its "fetch" pin once it has ended (at once if it had not started):
+// the fetch pinned root before it began, and may not pin it again after.
+// A fetch that the follower does not run (a user's Fetch) is left alone.
+func (s *Service) stopFetch(ctx context.Context, root cid.Cid) {
+	f := &s.fetch
+	f.mu.Lock()
+	j := f.pending[root]
+	if j == nil {
+		f.mu.Unlock()
+		return
+	}
+	j.stopped = true
+	running := j.running != nil
+	if running {
+		j.running()
+	}
+	delete(f.pending, root)
+	delete(f.done, root)
+	f.mu.Unlock()
+	if !running {
+		s.dropFetch(ctx, root)
+	}
+}
+
+// dropFetch takes back the "fetch" pin of root and the record of its
+// fetch, so that no later start resumes it.
+func (s *Service) dropFetch(ctx context.Context, root cid.Cid) {
+	if err := s.pins.Unpin(ctx, root, ReasonFetch); err != nil {
+		s.log.Warn("blob: unpin a stopped fetch", "root", root, "err", err)
+		return
+	}
+	s.unpinned()
+	if err := s.d.Delete(ctx, fetchingPrefix.ChildString(root.String())); err != nil {
+		s.log.Warn("blob: drop the record of a stopped fetch", "root", root, "err", err)
+	}
 }

@@ -129,6 +129,9 @@ func (s *Service) reconcile(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if s.cfg.Policy == PolicyBudget {
+		s.correctSizes(ctx, fs)
+	}
 	keep := Choose(fs, s.cfg.Policy, s.cfg.PinBudget, over)
 	pinned, err := s.pinnedRoots(ctx)
 	if err != nil {
@@ -173,10 +176,14 @@ func (s *Service) reconcile(ctx context.Context) (err error) {
 		}
 	}
 	for root, reasons := range pinned {
-		still := false
+		still, dropped, fetching := false, false, false
 		for _, r := range reasons {
 			if !strings.HasPrefix(r, "file:") {
-				still = true
+				if r == ReasonFetch {
+					fetching = true
+				} else {
+					still = true
+				}
 				continue
 			}
 			if want[root.KeyString()+" "+r] {
@@ -186,9 +193,17 @@ func (s *Service) reconcile(ctx context.Context) (err error) {
 			if err := s.pins.Unpin(ctx, root, r); err != nil {
 				return fmt.Errorf("blobs: unpin %s: %w", root, err)
 			}
+			dropped = true
 			s.unpinned()
 		}
-		if !still {
+		switch {
+		case still:
+		case dropped && fetching:
+			// Its last file is no longer kept (removed, unpinned, or
+			// larger than its entity said): the follower's fetch of it
+			// stops, and its "fetch" pin goes.
+			s.stopFetch(ctx, root)
+		case !fetching:
 			s.unwant(root)
 		}
 	}

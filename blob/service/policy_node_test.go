@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/internal/nodetest"
 	p "github.com/exopeer/exopeer/peer"
+	"github.com/exopeer/exopeer/store"
 )
 
 // TestPolicyNone: a device with policy none keeps no file, reads one on
@@ -184,4 +186,54 @@ func TestDiskBudget(t *testing.T) {
 		return u == kept.Bytes
 	})
 	checkRange(t, b, kept.Cap, content(8, 512<<10), 0, 512<<10)
+}
+
+// TestBudgetCountsTheBlobsSize: a member writes an exo.file whose size
+// lies (1 KiB for a blob of 12 MiB). A device with a budget of 8 MiB
+// counts the size the blob's root gives once it holds that root: it does
+// not keep the file (its fetch stops, and a collection frees what came),
+// while an honest file of 3 MiB, which fits, is kept.
+func TestBudgetCountsTheBlobsSize(t *testing.T) {
+	ctx := t.Context()
+	a := nodetest.CellNode(t, 85)
+	b := nodetest.Join(t, a, 86, cell.RoleChain|cell.RoleStore, func(o *p.Options) {
+		o.Files.Policy = service.PolicyBudget
+		o.Files.PinBudget = 8 << 20
+	})
+	big, err := a.Blobs().AddBlob(ctx, bytes.NewReader(content(8, 12<<20)), service.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := json.Marshal(map[string]any{"name": "liar.bin", "size": 1024, "cap": big.Cap.String(), "added": time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := store.NewEntityID(bytes.NewReader(content(10, 16)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Store().Put(ctx, id, []store.Trait{{Type: service.FileType, Doc: doc}}); err != nil {
+		t.Fatal(err)
+	}
+	honest, err := a.Blobs().AddFileReader(ctx, "honest.bin", bytes.NewReader(content(9, 3<<20)), service.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := waitFile(t, a, honest.ID.String(), nil).Held
+	waitFile(t, b, honest.ID.String(), func(f service.File) bool { return f.Pinned && f.Held == want })
+	// The liar: fetched as far as its root, then unpinned for its true size.
+	nodetest.Eventually(t, 60*time.Second, "b dropping the file whose entity lies about its size", func() bool {
+		f, err := b.Blobs().File(ctx, id.String())
+		if err != nil || f.Pinned {
+			return false
+		}
+		has, err := b.Blocks().Has(ctx, big.Cap.Root)
+		return err == nil && has
+	})
+	if _, err := b.Blobs().GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := usage(t, b); got != want {
+		t.Errorf("b holds %d blob bytes after a collection, want the honest file's %d", got, want)
+	}
 }

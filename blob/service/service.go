@@ -107,8 +107,9 @@ type Service struct {
 	recheck    atomic.Bool
 	incomplete atomic.Int64
 
-	acl   access   // who may read which blob blocks
-	fetch fetching // the background fetches
+	acl   access    // who may read which blob blocks
+	fetch fetching  // the background fetches
+	sizes trueSizes // files' sizes read from their held roots (sizes.go)
 }
 
 // New checks opts and returns a Service that has started nothing.
