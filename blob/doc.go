@@ -170,34 +170,35 @@
 // # Speed
 //
 // Measured on the shared 2-core machine of blocks/README.md, 26 November
-// 2026 (the other engineers' benchmarks ran meanwhile: load average given
-// with each; CPU time per operation is steadier than wall time):
+// 2026, with the load average of each run (the other engineers'
+// benchmarks ran at times; CPU time per operation is steadier than wall
+// time):
 //
-//	go test -run x -bench 'Import$' -benchtime 3x -cpu 2 ./blob/
+//	go test -run x -bench 'Import$' -benchtime 3x -cpu 2 -count 3 ./blob/
 //
-// 256 MiB in memory. At load 1.2, one run: sealed-random 1,237 MB/s wall,
-// 415 CPU-ms; sealed-derived (two passes) 1,084 MB/s, 481 CPU-ms; public
-// 2,269 MB/s; anchors in the same run: SHA-256 on one core 1,745 MB/s,
-// on two 3,458 MB/s, boxo's UnixFS import 1,105 MB/s. At load 4 to 4.6
-// (-count 3): sealed-random 521-837 MB/s (273-401 CPU-ms), sealed-derived
-// 410-492 MB/s (491-552 CPU-ms), public 1,012-1,101; SHA-256 on two cores
-// 2,503-3,116, boxo 850-1,239. The sealing pass no longer hashes the
+// 256 MiB in memory, load 2, three runs: sealed-random 1,362-1,871 MB/s
+// (280-383 CPU-ms); sealed-derived (two passes) 1,003, 1,133, 1,141 MB/s
+// (454-518 CPU-ms); public 2,207-2,288 MB/s; anchors in the same runs:
+// SHA-256 on one core 1,772-1,789 MB/s, on two 3,343-3,443 MB/s, boxo's
+// UnixFS import 1,005-1,344 MB/s. The sealing pass no longer hashes the
 // plaintext with SHA-256 (checksums instead): sealed-derived went from
-// 907 MB/s and 568 CPU-ms (the lead's quiet run before) to 1,084 MB/s
-// and 481 CPU-ms; the goal (1 GB/s on 2 cores) is met when the cores are
-// free. The work left is SHA-256 of the plaintext (the key) and of the
-// ciphertext (the CIDs) and AES-GCM.
+// 907 MB/s and 568 CPU-ms (the lead's quiet run before) to a median of
+// 1,133 MB/s and 458 CPU-ms, the goal (1 GB/s on 2 cores). At load 4 to
+// 4.6 it ran at 410-492 MB/s (491-552 CPU-ms). The work left is SHA-256
+// of the plaintext (the key) and of the ciphertext (the CIDs), and AES-GCM.
 //
 //	go test ./blob/ -run '^$' -bench ImportStored -benchtime 1x -count 3 -cpu 2 -stored.kubo /tmp/kubo/ipfs
 //
 // A 1 GiB file on this disk (ext4 on virtio), derived key, into the data
-// dir's blob store (no fsync per block; PutOwn), at load 4 to 6, three
-// runs: 215, 236, 273 MB/s (3.5-4.6 CPU-s; the syncfs after, 0.54-0.64
-// s); Kubo v0.43.1's `ipfs add --cid-version=1` in the same runs: 215,
-// 230, 284 MB/s (4.5-5.8 CPU-s of the child); boxo's import into a flatfs
-// without sync: 193, 302, 464 MB/s. The median is 1.03x Kubo's: the goal
-// (2x) is not met. The CPU is the bound: about 2 CPU-s per GiB of hashing
-// and sealing, 1 CPU-s of the kernel creating, writing and renaming 1,024
-// files (0.9-1.4 s measured alone, with one, two or four writers), and
-// about 0.5 s copying the file in, twice; 3.5 CPU-s on two shared cores.
+// dir's blob store (no fsync per block; PutOwn). Load 1.3 to 2.1, three
+// runs: 561, 574, 582 MB/s (3.1-3.3 CPU-s; the syncfs after, 0.56-0.81 s,
+// not counted, as `files add` does not wait for it); Kubo v0.43.1's `ipfs
+// add --cid-version=1` in the same runs: 322, 351, 396 MB/s (4.5-5.8 CPU-s
+// of the child); boxo's import into a flatfs without sync: 250, 409, 415
+// MB/s. The median is 1.63x Kubo's: the goal (2x) is not met. At load 4
+// to 6 all three ran at 193-464 MB/s (exopeer 1.03x Kubo). The CPU is the
+// bound: about 1.8 CPU-s per GiB of hashing and sealing, 1 CPU-s of the
+// kernel creating, writing and renaming 1,024 files (0.9-1.4 s measured
+// alone, with one, two or four writers) and about 0.5 s copying the file
+// in, twice.
 package blob
