@@ -34,7 +34,7 @@ type ImportOptions struct {
 	Workers  int              // parallel sealing/hashing; 0: GOMAXPROCS
 	Progress func(done int64) // plaintext bytes imported so far; called from one goroutine, in order
 	leaf     int              // plaintext bytes per leaf (tests); 0: 16 segments, or PublicLeafSize
-	hashed   *ContentHash     // the content hash the key was derived from: the stream read must have it
+	hashed   *chunkSums       // the checksums of the content the key was derived from: the stream read must have them
 }
 
 // Imported is what an import made.
@@ -47,22 +47,25 @@ type Imported struct {
 }
 
 // putBatch is how many blocks go to one PutMany, and putWorkers how many
-// PutMany calls run at once. A flatfs store syncs each file of a batch
-// one after the other: four batches committed at once overlap their
-// fsyncs (blocks/README.md: 4 writers wrote 1 MiB blocks about twice as
-// fast as one). The batch holding the root is put last, alone, once every
+// PutMany calls run at once. The data dir's blob store (blobdisk.Disk)
+// does not fsync each block, so a put is the kernel copying into the page
+// cache: two writers overlap one's file creation and rename with the
+// other's write, while more only contend in the file system with each
+// other and with sealing for two cores (BenchmarkImportStored, 1 GiB on 2
+// cores: 1 writer 238-302 MB/s, 2 writers 266-337, 4 writers 266-304;
+// load 4-5). The batch holding the root is put last, alone, once every
 // other batch is stored, so a stored root means a whole blob.
 const (
 	putBatch   = 8
-	putWorkers = 4
+	putWorkers = 2
 )
 
 // Import reads src to its end and imports it as a blob into dst, in one
 // pass: sealed (unless o.Public) and cut into leaves on o.Workers
 // goroutines, linked as a balanced UnixFS DAG, and put in batches of 8,
-// four PutMany calls at once. Memory stays bounded by a window of
-// 40 + 2·Workers leaves between the read and the end of their PutMany
-// (about 44 MiB sealed, 11 MiB public, on 2 cores), whatever the size. It
+// two PutMany calls at once. Memory stays bounded by a window of
+// 24 + 2·Workers leaves between the read and the end of their PutMany
+// (about 28 MiB sealed, 7 MiB public, on 2 cores), whatever the size. It
 // refuses o.Secret (ErrNeedSize). On error, blocks already put stay in dst
 // (unreferenced: a GC takes them).
 func Import(ctx context.Context, src io.Reader, dst BlockPutter, o ImportOptions) (Imported, error) {
@@ -78,7 +81,10 @@ func Import(ctx context.Context, src io.Reader, dst BlockPutter, o ImportOptions
 
 // ImportFile imports the size bytes of src as Import does; with o.Secret
 // (and no o.Key) it reads src twice: once to hash the content (in parallel)
-// and derive the key, once to seal. o.Progress reports the second pass.
+// and derive the key, once to seal, comparing what it seals with what it
+// hashed by a checksum per 1 MiB chunk taken in the first pass (a file
+// that changed between the passes is ErrChanged). o.Progress reports the
+// second pass.
 func ImportFile(ctx context.Context, src io.ReaderAt, size int64, dst BlockPutter, o ImportOptions) (Imported, error) {
 	var k Key
 	switch {
@@ -86,12 +92,13 @@ func ImportFile(ctx context.Context, src io.ReaderAt, size int64, dst BlockPutte
 	case o.Key != nil:
 		k = *o.Key
 	case o.Secret != nil:
-		h, err := hashContent(ctx, src, size, o.Workers, nil)
+		sums := newChunkSums()
+		h, err := hashContent(ctx, src, size, o.Workers, nil, sums)
 		if err != nil {
 			return Imported{}, err
 		}
 		k = DeriveKey(o.Secret, h)
-		o.hashed = &h
+		o.hashed = sums
 	default:
 		var err error
 		if k, err = NewKey(o.Rand); err != nil {
@@ -170,15 +177,17 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 	var readErr error
 	g.Go(func() (err error) { // read, one leaf ahead to know which is the last
 		defer func() { readErr = err; close(jobs) }()
-		var ch *contentHasher
+		var ch *contentChecker
 		if o.hashed != nil {
-			ch = newContentHasher()
+			ch = newContentChecker(o.hashed)
 		}
 		// sendLast sends the final leaf once the content read is the
 		// content hashed, if that is asked.
 		sendLast := func(c *chunk) error {
-			if ch != nil && ch.sum() != *o.hashed {
-				return ErrChanged
+			if ch != nil {
+				if err := ch.done(); err != nil {
+					return err
+				}
 			}
 			c.last = true
 			return send(jobs, c)
@@ -202,7 +211,9 @@ func importStream(ctx context.Context, src io.Reader, dst BlockPutter, o ImportO
 				return fmt.Errorf("blob: read: %w", err)
 			}
 			if ch != nil {
-				ch.write(buf[:n])
+				if err := ch.write(buf[:n]); err != nil {
+					return err
+				}
 			}
 			if pending != nil && n == 0 { // the pending leaf was the last
 				<-window

@@ -66,7 +66,7 @@ func TestImportWindow(t *testing.T) {
 		}()
 		synctest.Wait() // everything blocked on the stalled putter
 		window := int64((putWorkers+1)*putBatch + 2*workers)
-		if read := src.n.Load(); read > window*SegmentSize || read < putBatch*SegmentSize {
+		if read := src.n.Load(); read > window*SegmentSize || read < int64(putBatch)*SegmentSize {
 			t.Fatalf("read %d leaves with the putter stalled, window %d", read/SegmentSize, window)
 		}
 		close(p.release)

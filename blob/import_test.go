@@ -167,7 +167,7 @@ func TestContentHash(t *testing.T) {
 		}
 		w := sha256Sum(want.Bytes())
 		for _, workers := range []int{1, 4} {
-			got, err := hashContent(t.Context(), bytes.NewReader(data), int64(n), workers, nil)
+			got, err := hashContent(t.Context(), bytes.NewReader(data), int64(n), workers, nil, nil)
 			if err != nil || got != ContentHash(w) {
 				t.Fatalf("%d bytes, %d workers: %x, %v; want %x", n, workers, got, err, w)
 			}

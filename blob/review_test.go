@@ -67,6 +67,42 @@ func TestImportFileChangedBetweenPasses(t *testing.T) {
 	}
 }
 
+// TestImportFileByteChangedBetweenPasses: the sealing pass compares what
+// it reads with checksums of the first pass's chunks, not with SHA-256
+// again; one byte changed between the passes, wherever it is (the first,
+// either side of a 1 MiB chunk's end and of a leaf's, the last), is
+// ErrChanged, and nothing is sealed under the key of the content hashed
+// (no root is put).
+func TestImportFileByteChangedBetweenPasses(t *testing.T) {
+	secret := []byte("the cell's blob secret")
+	size := 3*hashChunk + 5
+	leafPlain := ImportOptions{}.leafPlain()
+	for _, at := range []int{0, hashChunk - 1, hashChunk, leafPlain - 1, leafPlain, 2*leafPlain + 7, size - 1} {
+		t.Run(fmt.Sprint(at), func(t *testing.T) {
+			before := randomBytes(8, size)
+			after := bytes.Clone(before)
+			after[at]++
+			st := newMemBlocks()
+			_, err := ImportFile(t.Context(), &changingFile{before: before, after: after}, int64(size), st, ImportOptions{Secret: secret})
+			if !errors.Is(err, ErrChanged) {
+				t.Fatalf("byte %d changed between the passes: %v, want ErrChanged", at, err)
+			}
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			for c := range st.m {
+				if c.Type() != cid.Raw {
+					t.Fatalf("byte %d changed: a node %s was put, so a root could be", at, c)
+				}
+			}
+		})
+	}
+	// Unchanged, the same reader type imports.
+	before := randomBytes(8, size)
+	if _, err := ImportFile(t.Context(), &changingFile{before: before, after: before}, int64(size), newMemBlocks(), ImportOptions{Secret: secret}); err != nil {
+		t.Fatalf("unchanged file: %v", err)
+	}
+}
+
 // TestReaderManyTinyLeaves: a public DAG of a few blocks can claim many
 // leaves of one byte (the same leaf linked again and again). A read over
 // it must stay linear in time and bounded in memory: the spans of one

@@ -9,7 +9,9 @@
 // blocks (CIDs of codec raw or dag-pb: file leaves and UnixFS nodes) go
 // to a datastore of their own ([NewStoreWith]; in a data dir a flatfs
 // directory, one file per block, as Kubo keeps them: see README.md for the
-// measurement behind that choice), at its root; every other block (the
+// measurement behind that choice; written without an fsync per block and
+// synced in the background by package blocks/blobdisk, whose scrub after
+// an unclean stop [Store.Scrub] reports), at its root; every other block (the
 // chain's dag-cbor entries) to the node's leveldb under the namespace
 // /blocks. With a single datastore ([NewStore]) blob blocks are kept in it
 // under /blobs, still apart, so that a collection of blob blocks never

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"sync"
 
-	flatfs "github.com/ipfs/go-ds-flatfs"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 
+	"github.com/exopeer/exopeer/blocks/blobdisk"
 	"github.com/exopeer/exopeer/internal/dirlock"
 )
 
@@ -215,7 +215,7 @@ type Dir struct {
 	Config    Config
 	Token     string             // the control API token
 	Datastore *leveldb.Datastore // the node's leveldb: everything but blob blocks
-	Blobs     *flatfs.Datastore  // the blocks of blobs (blocks.NewStoreWith)
+	Blobs     *blobdisk.Disk     // the blocks of blobs (blocks.NewStoreWith): flatfs, synced in the background
 	// MadePrivate lists the dirs OpenDir found open to other users and
 	// made 0700 (the data dir, the datastore), for the caller to report.
 	MadePrivate []string
@@ -286,14 +286,20 @@ func OpenDir(dir string) (*Dir, error) {
 }
 
 // openBlobs opens the blob store in the existing directory path (empty
-// the first time, also in a data dir made before blobs were): a flatfs
-// directory sharded by the next to last two characters of each key
-// (Kubo's layout), every write synced (file and directory) before a
-// batch's Commit returns. See blocks/README.md for the measurement that
-// chose flatfs.
-func openBlobs(path string) (*flatfs.Datastore, error) {
-	b, err := flatfs.CreateOrOpen(path, flatfs.NextToLast(2), true)
+// the first time, also in a data dir made before blobs were) and starts
+// its syncer: a flatfs directory sharded by the next to last two
+// characters of each key (Kubo's layout), written without an fsync per
+// block, synced in the background (syncfs) with a checkpoint after each
+// sync, and scrubbed in the background after a run that did not close
+// cleanly (blobdisk.Disk). Dir.Close stops it with a final sync. See
+// blocks/README.md for the measurement that chose flatfs.
+func openBlobs(path string) (*blobdisk.Disk, error) {
+	b, err := blobdisk.Open(path, blobdisk.Config{})
 	if err != nil {
+		return nil, fmt.Errorf("open the blob store %s: %w", path, err)
+	}
+	if err := b.Start(); err != nil {
+		b.Close()
 		return nil, fmt.Errorf("open the blob store %s: %w", path, err)
 	}
 	return b, nil

@@ -31,6 +31,10 @@ func (s *Service) kickFollower() {
 func (s *Service) follow(ctx context.Context) {
 	defer s.wg.Done()
 	s.resume(ctx)
+	// After an unclean stop the blob store scrubs what the crash may have
+	// damaged; once it is done, the next pass checks that every file held
+	// whole still is.
+	_, scrubbed := s.bs.Scrub()
 	tick := time.NewTicker(s.cfg.Check)
 	defer tick.Stop()
 	var events <-chan store.WatchEvent
@@ -81,6 +85,11 @@ func (s *Service) follow(ctx context.Context) {
 			s.overDisk(ctx)
 		case <-s.gcKick:
 			s.overDisk(ctx)
+		case <-scrubbed:
+			scrubbed = nil
+			if st, _ := s.bs.Scrub(); st.Unclean {
+				s.recheck.Store(true)
+			}
 		}
 	}
 }
@@ -111,7 +120,7 @@ func (s *Service) resume(ctx context.Context) {
 // pinned "file:<id>" and fetched in the background; the file pins of
 // files no longer kept (removed, unpinned, out of the budget) are taken
 // back.
-func (s *Service) reconcile(ctx context.Context) error {
+func (s *Service) reconcile(ctx context.Context) (err error) {
 	fs, err := s.listFiles(ctx)
 	if err != nil {
 		return err
@@ -129,6 +138,13 @@ func (s *Service) reconcile(ctx context.Context) error {
 		return err
 	}
 	want := make(map[string]bool) // "root reason"
+	recheck := s.recheck.Swap(false)
+	entries := entriesOf(pinned)
+	defer func() {
+		if recheck && err != nil {
+			s.recheck.Store(true) // not done: the next pass
+		}
+	}()
 	for _, f := range fs {
 		if !keep[f.ID] {
 			continue
@@ -146,7 +162,14 @@ func (s *Service) reconcile(ctx context.Context) error {
 			}
 		}
 		if s.whole(ctx, f.Cap.Root) {
-			continue
+			if !recheck || s.heldWhole(ctx, f.Cap.Root, entries) {
+				continue
+			}
+			// A block of it was lost in an unclean stop (deleted by
+			// the scrub, or never on disk): fetch it again.
+			s.log.Warn("blob follower: a file held whole lost blocks in an unclean stop; fetching them again", "file", f.Name, "root", f.Cap.Root)
+			s.incomplete.Add(1)
+			s.forgetWhole(ctx, f.Cap.Root)
 		}
 		if !s.want(f.Cap) {
 			s.log.Warn("blob follower: too many fetches waiting; the rest next pass", "max", s.cfg.MaxPending)
@@ -277,4 +300,21 @@ func (s *Service) whole(ctx context.Context, root cid.Cid) bool {
 	}
 	_ = s.d.Delete(ctx, k)
 	return false
+}
+
+// heldWhole reports whether every block of the DAG under root (and of a
+// folder's entries pinned as such) is stored, reading only the stored
+// dag-pb nodes and asking the store for the leaves (no leaf is read). A
+// node that is corrupt or does not decode is not whole.
+func (s *Service) heldWhole(ctx context.Context, root cid.Cid, entries map[cid.Cid][]cid.Cid) bool {
+	cs, err := s.treeBlocks(ctx, root, entries)
+	if err != nil {
+		return false
+	}
+	for _, c := range cs {
+		if has, err := s.bs.Has(ctx, c); err != nil || !has {
+			return false
+		}
+	}
+	return true
 }

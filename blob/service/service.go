@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/exopeer/exopeer/blob/pin"
 	"github.com/exopeer/exopeer/blocks"
+	"github.com/exopeer/exopeer/blocks/blobdisk"
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/store"
 	storesvc "github.com/exopeer/exopeer/store/service"
@@ -98,6 +100,12 @@ type Service struct {
 	floorMu sync.Mutex
 	gcFloor int64
 	unpins  uint64
+
+	// recheck: the blob store scrubbed an unclean stop; the follower's
+	// next pass checks the files it held whole. incomplete counts those
+	// it found not whole.
+	recheck    atomic.Bool
+	incomplete atomic.Int64
 
 	acl   access    // who may read which blob blocks
 	fetch fetching  // the background fetches
@@ -236,6 +244,13 @@ type Status struct {
 	// Fetching is the number of roots waiting for or under a background
 	// fetch.
 	Fetching int
+	// Scrub is what the blob store's scrub found after an unclean stop
+	// (blocks damaged and deleted), and Incomplete the files held whole
+	// before it that the follower then found missing blocks, and fetches
+	// again (they stay in Fetching while no peer has the blocks; a file's
+	// Held tells how much of it is here).
+	Scrub      blobdisk.ScrubStats
+	Incomplete int64
 }
 
 // Status reports what the service holds. It blocks on the datastore and,
@@ -252,7 +267,8 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("blobs: pins: %w", err)
 	}
-	st := Status{Policy: s.cfg.Policy, DiskBudget: s.cfg.DiskBudget, Usage: u, Pinned: len(ps), Fetching: s.fetch.count()}
+	st := Status{Policy: s.cfg.Policy, DiskBudget: s.cfg.DiskBudget, Usage: u, Pinned: len(ps), Fetching: s.fetch.count(), Incomplete: s.incomplete.Load()}
+	st.Scrub, _ = s.bs.Scrub()
 	if s.cfg.Policy == PolicyBudget {
 		st.Budget = s.cfg.PinBudget
 	}

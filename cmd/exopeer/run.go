@@ -80,6 +80,9 @@ func cmdRun(ctx context.Context, cmd *cli.Command) error {
 	}
 	stdout, stderr := stdout(cmd), stderr(cmd)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: d.Config.Level()}))
+	// The blob store's syncer and scrub started with the dir; from now on
+	// they log here.
+	d.Blobs.SetLogger(log.With("part", "blobstore"))
 	for _, p := range d.MadePrivate {
 		log.Warn("other users could enter this dir; made it private (0700)", "path", p)
 	}

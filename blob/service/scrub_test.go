@@ -1,0 +1,107 @@
+package service_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ipfs/boxo/datastore/dshelp"
+	"github.com/ipfs/go-cid"
+
+	"github.com/exopeer/exopeer/blob"
+	"github.com/exopeer/exopeer/blob/service"
+	"github.com/exopeer/exopeer/blocks/blobdisk"
+	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/internal/nodetest"
+	p "github.com/exopeer/exopeer/peer"
+)
+
+// openDisk opens and starts the blob store at dir; t.Cleanup closes it
+// (after the nodes on it, which are started later).
+func openDisk(t *testing.T, dir string) *blobdisk.Disk {
+	t.Helper()
+	d, err := blobdisk.Open(dir, blobdisk.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// TestScrubbedLeafFetchedAgain: b keeps a file of the cell whole in a
+// blobdisk.Disk (blob blocks written without an fsync each); b stops without
+// the clean mark, as a crash would, with one leaf's file zeroed as a
+// crash before the writeback leaves it. At the next start the scrub
+// deletes that leaf, the follower finds the file it held whole no longer
+// whole, and fetches the leaf again from a: the file reads back byte for
+// byte, and the status says what happened.
+func TestScrubbedLeafFetchedAgain(t *testing.T) {
+	ctx := t.Context()
+	a := nodetest.CellNode(t, 93)
+	dir := filepath.Join(t.TempDir(), "blobs")
+	disk := openDisk(t, dir)
+	var opts p.Options
+	b := nodetest.Join(t, a, 94, cell.RoleChain, func(o *p.Options) { o.Blobs = disk; opts = *o })
+	data := content(31, 3<<20+99)
+	added, err := a.Blobs().AddFiles(ctx, []string{writeFile(t, "scan.tiff", data)}, service.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := added[0]
+	full := waitFile(t, a, f.ID.String(), nil).Held
+	waitFile(t, b, f.ID.String(), func(g service.File) bool { return g.Held == full })
+
+	// A leaf of the file, and its block file in b's store.
+	root, err := a.Blocks().Get(ctx, f.Cap.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids, err := blob.Children(root)
+	if err != nil || len(kids) < 2 || kids[1].Type() != cid.Raw {
+		t.Fatalf("the root's children: %v, %v", kids, err)
+	}
+	leaf := kids[1]
+	k := dshelp.MultihashToDsKey(leaf.Hash()).String()[1:]
+	leafFile := filepath.Join(dir, k[len(k)-3:len(k)-1], k+".data")
+
+	// "Crash": the node stops, the store is left marked not clean (the
+	// state a kill leaves), and the leaf's file holds zeros.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := disk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	state, _ := json.Marshal(map[string]any{"checkpoint": time.Now().Add(-time.Hour), "clean": false})
+	if err := os.WriteFile(filepath.Join(dir, blobdisk.StateFile), state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(leafFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leafFile, make([]byte, fi.Size()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	opts.Blobs = openDisk(t, dir)
+	b = nodetest.Start(t, opts)
+	nodetest.Eventually(t, 60*time.Second, "the scrubbed leaf fetched again", func() bool {
+		_, err := b.Blocks().Get(ctx, leaf)
+		return err == nil
+	})
+	st, err := b.Blobs().Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Scrub.Unclean || !st.Scrub.Done || st.Scrub.Deleted != 1 || st.Incomplete != 1 {
+		t.Errorf("status after the scrub: %+v, incomplete %d; want 1 block deleted, 1 file found incomplete", st.Scrub, st.Incomplete)
+	}
+	waitFile(t, b, f.ID.String(), func(g service.File) bool { return g.Held == full })
+	checkRange(t, b, f.Cap, data, 0, len(data))
+}
