@@ -106,7 +106,9 @@ type ScrubStats struct {
 // crash may have damaged. A syncer, once writes pause (Quiet) or have
 // waited MaxDirty, calls syncfs(2) on the file system and then records a
 // checkpoint (StateFile): every block file written before it is on
-// disk. Close syncs and records the stop as clean. When it opens after a
+// disk. Close syncs and records the stop as clean. A sync that fails
+// (a writeback error) stops both for the rest of the run: the next start
+// scrubs from the last good checkpoint. When it opens after a
 // run that did not close cleanly, a scrub in the background reads every
 // block file modified after the checkpoint (less Margin), checks it
 // against its key (the multihash) and deletes those that do not match;
