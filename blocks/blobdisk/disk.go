@@ -370,8 +370,8 @@ func (d *Disk) syncLoop(ctx context.Context) {
 				break wait
 			}
 		}
-		if err := d.syncNow(false); err != nil {
-			d.log.Load().Warn("blob store: sync failed; trying again at the next write", "err", err)
+		if err := d.syncNow(false); err != nil && !d.latched(err) {
+			d.log.Load().Warn("blob store: no checkpoint recorded; trying again at the next write", "err", err)
 		}
 	}
 }
@@ -425,6 +425,14 @@ func (d *Disk) syncNow(clean bool) error {
 	st := d.cur
 	st.Checkpoint, st.Clean = t, clean
 	return d.writeStateLocked(st)
+}
+
+// latched reports whether err is the failed sync that stops this run's
+// checkpoints (logged once, when it happened).
+func (d *Disk) latched(err error) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failed != nil && err == d.failed
 }
 
 // updateState changes StateFile by f, durably.
