@@ -179,6 +179,32 @@ type BlobGCStats struct {
 	Took Duration `json:"took"`
 }
 
+// BlobScrub What the blob store did about the last stop: after one that was not
+// clean, a scrub reads the block files written since the last
+// checkpoint and deletes those that do not match their CID.
+type BlobScrub struct {
+	// Unclean the last stop was not clean, so a scrub runs
+	Unclean bool `json:"unclean"`
+
+	// Done the scrub has ended (or none was needed)
+	Done bool `json:"done"`
+
+	// Checked block files read and verified
+	Checked int64 `json:"checked"`
+
+	// Deleted of those, files that did not match their CID, deleted
+	Deleted int64 `json:"deleted"`
+
+	// Err what ended the scrub's last round early (it is tried again)
+	Err string `json:"err,omitempty"`
+
+	// Recheck the files held whole are still to be checked again after an unclean stop
+	Recheck bool `json:"recheck"`
+
+	// SyncErr a sync of the blob store failed in this run; no checkpoint is recorded until the next start, which scrubs
+	SyncErr string `json:"syncErr,omitempty"`
+}
+
 // BlobStatus The node's blob storage.
 type BlobStatus struct {
 	// Policy the pin policy, all, none or budget
@@ -201,6 +227,14 @@ type BlobStatus struct {
 
 	// Fetching roots waiting for or under a background fetch (the pin policy's)
 	Fetching int `json:"fetching,omitempty"`
+
+	// Incomplete files held whole before an unclean stop that the check after its scrub found missing blocks (fetched again)
+	Incomplete int64 `json:"incomplete"`
+
+	// Scrub What the blob store did about the last stop: after one that was not
+	// clean, a scrub reads the block files written since the last
+	// checkpoint and deletes those that do not match their CID.
+	Scrub BlobScrub `json:"scrub"`
 }
 
 // BlobUsage The blob blocks this node holds.

@@ -150,10 +150,13 @@
 // When `files add` returns, its blocks are written to the blob store
 // (package blocks/blobdisk) but not yet synced: what is durable then is
 // the file the user still has and, once written, the chain entry of the
-// file. The store's syncer syncs the file system within about 12 s and
-// records a checkpoint; after a crash within that window a scrub deletes
-// the block files that do not match their CID, and the blob service fetches
-// what its files lost again (docs/architecture.md, "Files", Durability).
+// file. The store's syncer syncs the file system within about 12 s and,
+// if the sync succeeds, records a checkpoint; after a crash before it a
+// scrub deletes the block files that do not match their CID, and the blob
+// service fetches what its files lost again. A sync that fails (a
+// writeback error) stops the checkpoints for the rest of the run: the
+// next start scrubs from the last good one (docs/architecture.md,
+// "Files", Durability).
 // Kubo's default flatfs does not sync at all, and checks nothing after a
 // crash.
 //

@@ -54,7 +54,10 @@ type Imported struct {
 // other and with sealing for two cores (BenchmarkImportStored, 1 GiB on 2
 // cores: 1 writer 238-302 MB/s, 2 writers 266-337, 4 writers 266-304;
 // load 4-5). The batch holding the root is put last, alone, once every
-// other batch is stored, so a stored root means a whole blob.
+// other batch is stored, so a stored root means a whole blob was written;
+// after a crash before the blob store's next checkpoint, the root can be
+// on disk without some leaves until its scrub and the blob service's
+// recheck (blobdisk.Disk).
 const (
 	putBatch   = 8
 	putWorkers = 2

@@ -11,7 +11,8 @@
 // directory, one file per block, as Kubo keeps them: see README.md for the
 // measurement behind that choice; written without an fsync per block and
 // synced in the background by package blocks/blobdisk, whose scrub after
-// an unclean stop [Store.Scrub] reports), at its root; every other block (the
+// an unclean stop [Store.Scrub] reports and whose request to check the
+// DAGs again, kept until then, [Store.AckRecheck] acknowledges), at its root; every other block (the
 // chain's dag-cbor entries) to the node's leveldb under the namespace
 // /blocks. With a single datastore ([NewStore]) blob blocks are kept in it
 // under /blobs, still apart, so that a collection of blob blocks never

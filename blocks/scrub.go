@@ -6,6 +6,7 @@ import "github.com/exopeer/exopeer/blocks/blobdisk"
 // scrubs them (blobdisk.Disk).
 type scrubber interface {
 	Scrub() (blobdisk.ScrubStats, <-chan struct{})
+	AckRecheck(gen uint64) error
 }
 
 // doneScrub is the answer of a Store whose blob datastore needs no scrub.
@@ -21,4 +22,14 @@ func (s *Store) Scrub() (blobdisk.ScrubStats, <-chan struct{}) {
 		return sc.Scrub()
 	}
 	return blobdisk.ScrubStats{Done: true}, doneScrub
+}
+
+// AckRecheck tells the blob datastore that the DAGs kept whole were
+// checked again after its scrub (blobdisk.Disk.AckRecheck); gen is the
+// ScrubStats.Recheck that asked. For any other datastore it does nothing.
+func (s *Store) AckRecheck(gen uint64) error {
+	if sc, ok := s.blobs.(scrubber); ok && s.split {
+		return sc.AckRecheck(gen)
+	}
+	return nil
 }

@@ -182,9 +182,12 @@ func (s *Store) PutOwn(ctx context.Context, bs []blockformat.Block) error {
 // meta datastore the Store was made on (outside /blocks and /blobs), so
 // that a caller's index and the blocks it indexes are stored together. The
 // records are written in the same datastore batch as the blocks of that
-// datastore; blob blocks kept in a datastore of their own are written and
-// made durable first, so that a record never names a blob block that is
-// not stored. It blocks like Put. The Store keeps no reference to bs or
+// datastore; blob blocks kept in a datastore of their own are written
+// first, so that a record never names a blob block that was not written.
+// In the data dir's blob store (blobdisk.Disk) they are then in the page
+// cache only, durable at its next checkpoint: after a crash before it, a
+// record may name a block the scrub deleted or that never reached the
+// disk (the blob service checks its files again after such a start). It blocks like Put. The Store keeps no reference to bs or
 // records.
 func (s *Store) PutManyWith(ctx context.Context, bs []blockformat.Block, records map[ds.Key][]byte) error {
 	for _, b := range bs {

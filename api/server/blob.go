@@ -421,7 +421,9 @@ func (rt *routes) BlobStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, api.BlobStatus{Policy: st.Policy, Budget: st.Budget, DiskBudget: st.DiskBudget,
-		Usage: api.BlobUsage{Blocks: st.Usage.Blocks, Bytes: st.Usage.Bytes}, Pinned: st.Pinned, Files: st.Files, Fetching: st.Fetching})
+		Usage: api.BlobUsage{Blocks: st.Usage.Blocks, Bytes: st.Usage.Bytes}, Pinned: st.Pinned, Files: st.Files, Fetching: st.Fetching,
+		Incomplete: st.Incomplete, Scrub: api.BlobScrub{Unclean: st.Scrub.Unclean, Done: st.Scrub.Done, Checked: st.Scrub.Checked,
+			Deleted: st.Scrub.Deleted, Err: st.Scrub.Err, Recheck: st.Scrub.Recheck != 0, SyncErr: st.Scrub.SyncErr}})
 }
 
 // blobKind is kind for the files' and blobs' routes.

@@ -378,7 +378,7 @@ func TestFilesOverTheAPI(t *testing.T) {
 	}
 
 	st, err := c.BlobStatus(ctx)
-	if err != nil || st.Files != 2 || st.Usage.Blocks == 0 {
+	if err != nil || st.Files != 2 || st.Usage.Blocks == 0 || !st.Scrub.Done || st.Scrub.Unclean || st.Scrub.Recheck || st.Incomplete != 0 {
 		t.Errorf("BlobStatus = %+v, %v", st, err)
 	}
 	gc, err := c.BlobGC(ctx)

@@ -33,7 +33,9 @@ func (s *Service) follow(ctx context.Context) {
 	s.resume(ctx)
 	// After an unclean stop the blob store scrubs what the crash may have
 	// damaged; once it is done, the next pass checks that every file held
-	// whole still is.
+	// whole still is (and acknowledges it: until then the store keeps the
+	// request across stops). While the scrub fails and is tried again,
+	// each Check tick checks too, so that what it deleted is fetched.
 	_, scrubbed := s.bs.Scrub()
 	tick := time.NewTicker(s.cfg.Check)
 	defer tick.Stop()
@@ -83,12 +85,22 @@ func (s *Service) follow(ctx context.Context) {
 		case <-s.kick:
 		case <-tick.C:
 			s.overDisk(ctx)
+			if st, _ := s.bs.Scrub(); st.Recheck != 0 && !st.Done && st.Err != "" {
+				s.recheck.Store(true)
+			}
 		case <-s.gcKick:
 			s.overDisk(ctx)
 		case <-scrubbed:
 			scrubbed = nil
-			if st, _ := s.bs.Scrub(); st.Unclean {
+			st, _ := s.bs.Scrub()
+			if st.Recheck != 0 {
 				s.recheck.Store(true)
+			}
+			if st.Deleted > 0 {
+				// The scrub deleted blocks behind the store's count.
+				if _, err := s.bs.Recount(ctx); err != nil && ctx.Err() == nil {
+					s.log.Info("blob follower: blob usage not recounted", "err", err)
+				}
 			}
 		}
 	}
@@ -138,11 +150,18 @@ func (s *Service) reconcile(ctx context.Context) (err error) {
 		return err
 	}
 	want := make(map[string]bool) // "root reason"
+	scrub, _ := s.bs.Scrub()      // before the check: what it acknowledges
 	recheck := s.recheck.Swap(false)
 	entries := entriesOf(pinned)
 	defer func() {
-		if recheck && err != nil {
+		switch {
+		case !recheck:
+		case err != nil:
 			s.recheck.Store(true) // not done: the next pass
+		case scrub.Recheck != 0 && scrub.Done && ctx.Err() == nil:
+			if err := s.bs.AckRecheck(scrub.Recheck); err != nil {
+				s.log.Warn("blob follower: the recheck after a scrub not recorded; it runs again at the next start", "err", err)
+			}
 		}
 	}()
 	for _, f := range fs {

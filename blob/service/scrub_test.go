@@ -105,3 +105,83 @@ func TestScrubbedLeafFetchedAgain(t *testing.T) {
 	waitFile(t, b, f.ID.String(), func(g service.File) bool { return g.Held == full })
 	checkRange(t, b, f.Cap, data, 0, len(data))
 }
+
+// TestRecheckSurvivesCleanStop (review finding 2): after an unclean stop
+// the scrub deletes a damaged leaf and ends, and the run stops cleanly
+// before any blob service checked its files again (here: a run of the
+// store alone). The request to check them is kept: at the next start,
+// clean, the follower checks and fetches the leaf again, then the request
+// is acknowledged.
+func TestRecheckSurvivesCleanStop(t *testing.T) {
+	ctx := t.Context()
+	a := nodetest.CellNode(t, 93)
+	dir := filepath.Join(t.TempDir(), "blobs")
+	disk := openDisk(t, dir)
+	var opts p.Options
+	b := nodetest.Join(t, a, 94, cell.RoleChain, func(o *p.Options) { o.Blobs = disk; opts = *o })
+	data := content(32, 3<<20+99)
+	added, err := a.Blobs().AddFiles(ctx, []string{writeFile(t, "scan.tiff", data)}, service.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := added[0]
+	full := waitFile(t, a, f.ID.String(), nil).Held
+	waitFile(t, b, f.ID.String(), func(g service.File) bool { return g.Held == full })
+	root, err := a.Blocks().Get(ctx, f.Cap.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids, err := blob.Children(root)
+	if err != nil || len(kids) < 2 || kids[1].Type() != cid.Raw {
+		t.Fatalf("the root's children: %v, %v", kids, err)
+	}
+	leaf := kids[1]
+	k := dshelp.MultihashToDsKey(leaf.Hash()).String()[1:]
+	leafFile := filepath.Join(dir, k[len(k)-3:len(k)-1], k+".data")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := disk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	state, _ := json.Marshal(map[string]any{"checkpoint": time.Now().Add(-time.Hour), "clean": false})
+	if err := os.WriteFile(filepath.Join(dir, blobdisk.StateFile), state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(leafFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leafFile, make([]byte, fi.Size()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// A run in which the scrub deletes the leaf and ends, then a clean
+	// stop before any follower pass.
+	d2 := openDisk(t, dir)
+	_, done := d2.Scrub()
+	<-done
+	if st, _ := d2.Scrub(); st.Deleted != 1 || st.Recheck == 0 {
+		t.Fatalf("scrub: %+v; want the leaf deleted and a recheck asked", st)
+	}
+	if err := d2.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d3 := openDisk(t, dir)
+	if st, _ := d3.Scrub(); st.Unclean || st.Recheck == 0 {
+		t.Fatalf("a clean start after an unacknowledged scrub: %+v; want no scrub, a recheck asked", st)
+	}
+	opts.Blobs = d3
+	b = nodetest.Start(t, opts)
+	nodetest.Eventually(t, 60*time.Second, "the scrubbed leaf fetched again", func() bool {
+		_, err := b.Blocks().Get(ctx, leaf)
+		return err == nil
+	})
+	nodetest.Eventually(t, 60*time.Second, "the recheck acknowledged", func() bool {
+		st, _ := d3.Scrub()
+		return st.Recheck == 0
+	})
+	waitFile(t, b, f.ID.String(), func(g service.File) bool { return g.Held == full })
+	checkRange(t, b, f.Cap, data, 0, len(data))
+}

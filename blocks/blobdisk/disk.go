@@ -28,7 +28,9 @@ import (
 // far its blocks are known to be on disk: JSON {"checkpoint": time
 // (RFC 3339), "clean": bool}. checkpoint: every block file written before
 // it was on disk (syncfs returned) when the file was written; clean: the
-// last run closed the disk (a final sync) and wrote nothing after. It is
+// last run closed the disk (a final sync) and wrote nothing after;
+// recheck: a run did not close cleanly and whoever keeps DAGs whole has
+// not yet checked them again since its scrub (see ScrubStats.Recheck). It is
 // written to a temporary file, synced, and renamed over (then the
 // directory synced): a crash leaves the old one or the new one.
 const StateFile = "exopeer-sync.json"
@@ -84,7 +86,18 @@ type ScrubStats struct {
 	Done    bool      // the scrub has ended (or was not needed)
 	Checked int64     // block files read and verified
 	Deleted int64     // of those, files that did not match their key: deleted
-	Err     string    // what stopped the scrub, if anything did
+	Err     string    // what stopped the scrub's last round, if anything did (it is tried again)
+	// Recheck, when not zero, says that a run did not close cleanly and
+	// the DAGs kept whole have not been checked again since: whoever
+	// keeps them checks them once Done and then calls AckRecheck with
+	// this value. It is kept in StateFile, so a stop before the check
+	// does not lose it.
+	Recheck uint64
+	// SyncErr: a sync of the file system failed in this run (a writeback
+	// error: some block written before it may not be on disk). No later
+	// checkpoint nor clean stop is recorded in this run, so the next
+	// start scrubs from the last good checkpoint; Close returns it.
+	SyncErr string
 }
 
 // Disk is the flatfs of blob blocks (<datadir>/blobs), written
@@ -93,7 +106,9 @@ type ScrubStats struct {
 // crash may have damaged. A syncer, once writes pause (Quiet) or have
 // waited MaxDirty, calls syncfs(2) on the file system and then records a
 // checkpoint (StateFile): every block file written before it is on
-// disk. Close syncs and records the stop as clean. When it opens after a
+// disk. Close syncs and records the stop as clean. A sync that fails
+// (a writeback error) stops both for the rest of the run: the next start
+// scrubs from the last good checkpoint. When it opens after a
 // run that did not close cleanly, a scrub in the background reads every
 // block file modified after the checkpoint (less Margin), checks it
 // against its key (the multihash) and deletes those that do not match;
@@ -108,7 +123,8 @@ type Disk struct {
 	*flatfs.Datastore
 	path string
 	cfg  Config
-	sync bool // per-file fsync instead (no syncfs on this system)
+	sync bool     // per-file fsync instead (no syncfs on this system)
+	dirF *os.File // the directory, open for the whole run: syncfs sees every writeback error since Open
 
 	dirty  atomic.Bool
 	wrote  chan struct{} // cap 1: a write was noted
@@ -122,12 +138,27 @@ type Disk struct {
 	closed  bool
 	scrub   ScrubStats
 	scrubCh chan struct{} // closed when the scrub is done
+	retry   time.Duration // the first wait before a failed scrub is tried again
+	failed  error         // a sync failed: no checkpoint from now on
+
+	// stMu serializes the writes of StateFile; cur is what it holds.
+	stMu sync.Mutex
+	cur  syncState
+	// lowered counts the times beforeWrite lowered the checkpoint (a
+	// clock stepped back): a sync that began before does not record its
+	// own. Guarded by stMu.
+	lowered uint64
+	// floor is the highest checkpoint recorded or about to be (unix
+	// nanoseconds): a write whose clock is before it lowers the
+	// checkpoint first (beforeWrite).
+	floor atomic.Int64
 }
 
 // syncState is StateFile's content.
 type syncState struct {
 	Checkpoint time.Time `json:"checkpoint"`
 	Clean      bool      `json:"clean"`
+	Recheck    bool      `json:"recheck,omitempty"`
 }
 
 // Open opens (creating it if needed) the flatfs at path, sharded
@@ -142,7 +173,12 @@ func Open(path string, cfg Config) (*Disk, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blobdisk: open the blob store %s: %w", path, err)
 	}
-	d := &Disk{Datastore: f, path: path, cfg: cfg, sync: perFile, wrote: make(chan struct{}, 1), scrubCh: make(chan struct{})}
+	dirF, err := os.Open(path)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blobdisk: open the blob store %s: %w", path, err)
+	}
+	d := &Disk{Datastore: f, path: path, dirF: dirF, cfg: cfg, sync: perFile, wrote: make(chan struct{}, 1), scrubCh: make(chan struct{}), retry: 10 * time.Second}
 	d.log.Store(cfg.Logger)
 	b, err := os.ReadFile(filepath.Join(path, StateFile))
 	switch {
@@ -151,6 +187,7 @@ func Open(path string, cfg Config) (*Disk, error) {
 		d.state = syncState{Clean: true, Checkpoint: cfg.Now()}
 	case err != nil:
 		f.Close()
+		dirF.Close()
 		return nil, fmt.Errorf("blobdisk: blob store sync state: %w", err)
 	default:
 		if err := json.Unmarshal(b, &d.state); err != nil {
@@ -172,7 +209,10 @@ func (d *Disk) SetLogger(l *slog.Logger) {
 
 // Start records the run as under way (not clean), starts the syncer and,
 // after a run that did not close cleanly, the scrub. It does not wait for
-// the scrub.
+// the scrub. A checkpoint after the clock's now (the clock was ahead in a
+// past run, then stepped back) is lowered to now first, and after an
+// unclean stop the scrub then reads every block file: files written
+// since have mtimes before that checkpoint.
 func (d *Disk) Start() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -181,18 +221,30 @@ func (d *Disk) Start() error {
 	}
 	unclean := !d.state.Clean
 	cp := d.state.Checkpoint
-	if err := d.writeState(syncState{Checkpoint: cp}); err != nil {
+	since := cp.Add(-d.cfg.Margin)
+	if now := d.cfg.Now(); now.Before(cp) {
+		d.log.Load().Warn("blob store: the sync checkpoint is after the clock's now (the clock was stepped back); lowering it", "checkpoint", cp, "now", now)
+		cp, since = now, time.Time{}
+	}
+	// After an unclean stop the DAGs kept whole are checked again once
+	// the scrub is done; that is recorded until acknowledged.
+	recheck := d.state.Recheck || unclean
+	if err := d.writeState(syncState{Checkpoint: cp, Recheck: recheck}); err != nil {
 		return err
+	}
+	d.floor.Store(cp.UnixNano())
+	if recheck {
+		d.scrub.Recheck = 1
 	}
 	d.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	if unclean {
-		d.scrub = ScrubStats{Unclean: true, Since: cp.Add(-d.cfg.Margin)}
+		d.scrub.Unclean, d.scrub.Since = true, since
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			d.runScrub(ctx, cp.Add(-d.cfg.Margin))
+			d.runScrub(ctx, since)
 		}()
 	} else {
 		d.scrub.Done = true
@@ -209,6 +261,50 @@ func (d *Disk) Scrub() (ScrubStats, <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.scrub, d.scrubCh
+}
+
+// AckRecheck records that the DAGs kept whole were checked again after
+// the scrub that ScrubStats.Recheck gen asked for (once it was Done). A
+// later request (a greater gen) stays. It writes StateFile.
+func (d *Disk) AckRecheck(gen uint64) error {
+	d.mu.Lock()
+	if gen == 0 || d.scrub.Recheck != gen || !d.scrub.Done {
+		d.mu.Unlock()
+		return nil
+	}
+	d.scrub.Recheck = 0
+	d.mu.Unlock()
+	return d.updateState(func(st *syncState) { st.Recheck = false })
+}
+
+// beforeWrite is called by every write of block files before it writes:
+// when the clock is before the checkpoint (recorded, or being recorded by
+// a sync under way), the clock was stepped back, and the files it writes
+// would have mtimes the next scrub skips; so it first lowers the
+// checkpoint to now, durably. Otherwise (always, but after a step back)
+// it costs a clock read and an atomic load.
+func (d *Disk) beforeWrite() error {
+	now := d.cfg.Now()
+	if now.UnixNano() >= d.floor.Load() {
+		return nil
+	}
+	d.stMu.Lock()
+	defer d.stMu.Unlock()
+	if now.UnixNano() >= d.floor.Load() {
+		return nil
+	}
+	d.log.Load().Warn("blob store: the clock is before the sync checkpoint (stepped back); lowering it", "checkpoint", d.cur.Checkpoint, "now", now)
+	d.lowered++
+	st := d.cur
+	if now.Before(st.Checkpoint) {
+		st.Checkpoint = now
+	}
+	st.Clean = false
+	if err := d.writeStateLocked(st); err != nil {
+		return err
+	}
+	d.floor.Store(now.UnixNano())
+	return nil
 }
 
 // noteWrite records that block files were written and not yet synced.
@@ -274,35 +370,89 @@ func (d *Disk) syncLoop(ctx context.Context) {
 				break wait
 			}
 		}
-		if err := d.syncNow(false); err != nil {
-			d.log.Load().Warn("blob store: sync failed; trying again at the next write", "err", err)
+		if err := d.syncNow(false); err != nil && !d.latched(err) {
+			d.log.Load().Warn("blob store: no checkpoint recorded; trying again at the next write", "err", err)
 		}
 	}
 }
 
 // syncNow syncs the file system and records a checkpoint, clean if asked
 // (at Close). The checkpoint is the time before the sync: every write
-// noted before it has returned, so syncfs flushes its data.
+// noted before it has returned, so syncfs flushes its data. It records
+// none while the scrub is not done when the sync begins (until then the
+// old checkpoint must stand, so that a crash meanwhile scrubs again what
+// this one has not, and the scrub's deletes are synced), after
+// beforeWrite lowered the checkpoint meanwhile, nor ever again in this
+// run once a sync failed: Linux reports a writeback error once, so a
+// later sync that succeeds says nothing of the pages that error lost; the
+// next start scrubs from the last good checkpoint.
 func (d *Disk) syncNow(clean bool) error {
 	if !d.dirty.Swap(false) && !clean {
 		return nil
 	}
-	t := d.cfg.Now()
-	if err := syncfs(d.path); err != nil {
-		d.dirty.Store(true)
-		return fmt.Errorf("blobdisk: sync the blob store: %w", err)
-	}
 	d.mu.Lock()
-	done := d.scrub.Done
+	done, failed := d.scrub.Done, d.failed
 	d.mu.Unlock()
+	d.stMu.Lock()
+	t := d.cfg.Now()
+	lowered := d.lowered
+	if n := t.UnixNano(); n > d.floor.Load() {
+		d.floor.Store(n)
+	}
+	d.stMu.Unlock()
+	if err := syncfs(d.dirF); err != nil {
+		err = fmt.Errorf("blobdisk: sync the blob store: %w", err)
+		d.mu.Lock()
+		if d.failed == nil {
+			d.failed = err
+			d.scrub.SyncErr = err.Error()
+		}
+		d.mu.Unlock()
+		d.log.Load().Error("blob store: sync failed: blocks written before it may not be on disk; no checkpoint is recorded in this run, the next start scrubs them", "err", err)
+		return err
+	}
+	if failed != nil {
+		return failed
+	}
 	if !done {
 		return nil
 	}
-	return d.writeState(syncState{Checkpoint: t, Clean: clean})
+	d.stMu.Lock()
+	defer d.stMu.Unlock()
+	if d.lowered != lowered {
+		return nil
+	}
+	st := d.cur
+	st.Checkpoint, st.Clean = t, clean
+	return d.writeStateLocked(st)
+}
+
+// latched reports whether err is the failed sync that stops this run's
+// checkpoints (logged once, when it happened).
+func (d *Disk) latched(err error) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failed != nil && err == d.failed
+}
+
+// updateState changes StateFile by f, durably.
+func (d *Disk) updateState(f func(*syncState)) error {
+	d.stMu.Lock()
+	defer d.stMu.Unlock()
+	st := d.cur
+	f(&st)
+	return d.writeStateLocked(st)
 }
 
 // writeState replaces StateFile with st, durably.
 func (d *Disk) writeState(st syncState) error {
+	d.stMu.Lock()
+	defer d.stMu.Unlock()
+	return d.writeStateLocked(st)
+}
+
+// writeStateLocked replaces StateFile with st, durably; stMu is held.
+func (d *Disk) writeStateLocked(st syncState) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -328,12 +478,14 @@ func (d *Disk) writeState(st syncState) error {
 	if err != nil {
 		return fmt.Errorf("blobdisk: write the blob store's sync state: %w", err)
 	}
+	d.cur = st
 	return nil
 }
 
 // Close stops the syncer and the scrub and waits for them, syncs, and
 // records a clean stop (unless the scrub had not finished: the next open
-// scrubs again). Then it closes the flatfs. Idempotent.
+// scrubs again; nor after a failed sync in this run, whose error it
+// returns). Then it closes the flatfs. Idempotent.
 func (d *Disk) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -349,7 +501,7 @@ func (d *Disk) Close() error {
 		d.wg.Wait()
 		err = d.syncNow(true)
 	}
-	return errors.Join(err, d.Datastore.Close())
+	return errors.Join(err, d.Datastore.Close(), d.dirF.Close())
 }
 
 // crash stops the syncer and the scrub as a kill would: no final sync,
@@ -364,4 +516,5 @@ func (d *Disk) crash() {
 		d.wg.Wait()
 	}
 	d.Datastore.Close()
+	d.dirF.Close()
 }

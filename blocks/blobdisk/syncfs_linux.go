@@ -11,14 +11,10 @@ import (
 const haveSyncfs = true
 
 // syncfs flushes every dirty page and inode of the file system that holds
-// dir (Linux ≥ 5.8 also reports a writeback error met since the last
-// call).
-func syncfs(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+// the open directory f. Linux ≥ 5.8 also reports a writeback error met
+// since f was opened or since the last call on f, whoever else saw it
+// first: so f stays open for the whole run. A variable, for tests.
+var syncfs = func(f *os.File) error {
 	return unix.Syncfs(int(f.Fd()))
 }
 

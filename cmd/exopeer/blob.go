@@ -163,6 +163,25 @@ func cmdBlobStatus(ctx context.Context, cmd *cli.Command) error {
 			fmt.Fprintf(tw, "fetching\t%d roots\n", st.Fetching)
 		}
 		fmt.Fprintf(tw, "files of the cell\t%d\n", st.Files)
+		if sc := st.Scrub; sc.Unclean {
+			state := "done"
+			if !sc.Done {
+				state = "under way"
+			}
+			fmt.Fprintf(tw, "scrub after an unclean stop\t%s: %d block files checked, %d damaged deleted\n", state, sc.Checked, sc.Deleted)
+			if sc.Err != "" {
+				fmt.Fprintf(tw, "scrub error\t%s (tried again)\n", sc.Err)
+			}
+		}
+		if st.Scrub.Recheck {
+			fmt.Fprintf(tw, "files held whole\tto be checked again after an unclean stop\n")
+		}
+		if st.Incomplete > 0 {
+			fmt.Fprintf(tw, "files found incomplete\t%d (fetched again)\n", st.Incomplete)
+		}
+		if st.Scrub.SyncErr != "" {
+			fmt.Fprintf(tw, "sync error\t%s (the next start scrubs)\n", st.Scrub.SyncErr)
+		}
 		return tw.Flush()
 	})
 }
