@@ -152,7 +152,17 @@ type Disk struct {
 	// nanoseconds): a write whose clock is before it lowers the
 	// checkpoint first (beforeWrite).
 	floor atomic.Int64
+
+	// wmu is held shared by each write under way (Put, a batch's
+	// Commit) and alone by Close from the moment it refuses writes
+	// (closing), so that no write lands after the final sync and the
+	// clean mark.
+	wmu     sync.RWMutex
+	closing bool // guarded by wmu
 }
+
+// ErrClosed is the error of a write to a Disk that is closing or closed.
+var ErrClosed = errors.New("blobdisk: the blob store is closed")
 
 // syncState is StateFile's content.
 type syncState struct {
@@ -316,8 +326,28 @@ func (d *Disk) noteWrite() {
 	}
 }
 
+// begin starts a write: refused once the Disk is closing, and after a
+// clock stepped back behind the checkpoint, lowered first (beforeWrite).
+// The caller calls d.wmu.RUnlock when the write is done.
+func (d *Disk) begin() error {
+	d.wmu.RLock()
+	if d.closing {
+		d.wmu.RUnlock()
+		return ErrClosed
+	}
+	if err := d.beforeWrite(); err != nil {
+		d.wmu.RUnlock()
+		return fmt.Errorf("blobdisk: lower the sync checkpoint before a write: %w", err)
+	}
+	return nil
+}
+
 // Put stores value under key, unsynced (see Disk).
 func (d *Disk) Put(ctx context.Context, key ds.Key, value []byte) error {
+	if err := d.begin(); err != nil {
+		return err
+	}
+	defer d.wmu.RUnlock()
 	err := d.Datastore.Put(ctx, key, value)
 	d.noteWrite()
 	return err
@@ -338,6 +368,10 @@ type noted struct {
 }
 
 func (n noted) Commit(ctx context.Context) error {
+	if err := n.d.begin(); err != nil {
+		return err
+	}
+	defer n.d.wmu.RUnlock()
 	err := n.Batch.Commit(ctx)
 	n.d.noteWrite()
 	return err
@@ -495,6 +529,10 @@ func (d *Disk) Close() error {
 	d.closed = true
 	started := d.started
 	d.mu.Unlock()
+	// No write from now on; those under way end first.
+	d.wmu.Lock()
+	d.closing = true
+	d.wmu.Unlock()
 	var err error
 	if started {
 		d.cancel()

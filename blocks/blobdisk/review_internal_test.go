@@ -369,3 +369,65 @@ func TestScrubKeepsRewrittenFile(t *testing.T) {
 		t.Errorf("the block written again during the scrub: %q, %v; want it kept", v, err)
 	}
 }
+
+// TestWritesCheckTheClockAndClose: Put and a batch's Commit lower the
+// checkpoint first when the clock was stepped back behind it (they call
+// beforeWrite), and once Close has begun both are refused with ErrClosed,
+// so that no write lands after the clean mark (review findings 3 and 9).
+func TestWritesCheckTheClockAndClose(t *testing.T) {
+	ctx := t.Context()
+	base := time.Now().Truncate(time.Second)
+	var now atomic.Int64
+	now.Store(base.Add(time.Hour).UnixNano())
+	cfg := idle
+	cfg.Now = func() time.Time { return time.Unix(0, now.Load()) }
+	dir := filepath.Join(t.TempDir(), "blobs")
+	d, err := Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.noteWrite()
+	if err := d.syncNow(false); err != nil {
+		t.Fatal(err)
+	}
+	now.Store(base.UnixNano())
+	if err := d.Put(ctx, ds.NewKey("CIQPUT"), []byte("after the step back")); err != nil {
+		t.Fatal(err)
+	}
+	if st := readState(t, dir); st.Clean || !st.Checkpoint.Equal(base) {
+		t.Errorf("after a Put with the clock stepped back: state %+v; want the checkpoint lowered to %v", st, base)
+	}
+	now.Store(base.Add(-time.Hour).UnixNano())
+	b, err := d.Batch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, ds.NewKey("CIQBATCH"), []byte("in a batch")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := readState(t, dir); !st.Checkpoint.Equal(base.Add(-time.Hour)) {
+		t.Errorf("after a Commit with the clock stepped back again: checkpoint %v; want %v", st.Checkpoint, base.Add(-time.Hour))
+	}
+	late, err := d.Batch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Put(ctx, ds.NewKey("CIQLATE"), []byte("too late")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, ds.NewKey("CIQAFTER"), []byte("x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Put after Close: %v, want ErrClosed", err)
+	}
+	if err := late.Commit(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Commit after Close: %v, want ErrClosed", err)
+	}
+}
