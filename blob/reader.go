@@ -504,9 +504,17 @@ func (r *Reader) prefetch() {
 					cs = append(cs, s.leaf)
 				}
 			}
-			if len(cs) > 0 {
-				r.getLeaves(r.ctx, cs) //nolint:errcheck // a failure shows in the read that needs the leaf
+			// One call per leaf, side by side: a read waits for its
+			// leaf alone, not for a batch with a leaf that no
+			// reachable peer holds (past the range a reader wants,
+			// held only by a peer that died): that read stalled.
+			var wg sync.WaitGroup
+			for _, c := range cs {
+				wg.Go(func() {
+					r.getLeaves(r.ctx, []cid.Cid{c}) //nolint:errcheck // a failure shows in the read that needs the leaf
+				})
 			}
+			wg.Wait()
 		}
 	}
 }

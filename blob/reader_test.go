@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/exopeer/exopeer/blocks"
 	dag "github.com/ipfs/boxo/ipld/merkledag"
@@ -254,4 +255,67 @@ func (f failing) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Blo
 		}
 	}
 	return f.BlockGetter.GetBlocks(ctx, cs)
+}
+
+// missingLeaf is a getter whose one leaf no peer holds: a call that asks
+// for it waits until its context ends.
+type missingLeaf struct {
+	*memBlocks
+	gone cid.Cid
+}
+
+func (g missingLeaf) GetBlocks(ctx context.Context, cs []cid.Cid) ([]blockformat.Block, error) {
+	for _, c := range cs {
+		if c.Equals(g.gone) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+	}
+	return g.memBlocks.GetBlocks(ctx, cs)
+}
+
+// TestReadNotHeldByPrefetchOfMissingLeaf: the prefetch window reaches a
+// leaf no peer holds (past the range wanted, held only by a peer that
+// died); the leaves before it still read. Prefetching them in one batch
+// with that leaf made a read wait for the whole batch (netnstest TestFiles
+// stalled so once under load).
+func TestReadNotHeldByPrefetchOfMissingLeaf(t *testing.T) {
+	leafPlainSize := LeafSize / SealedSegmentSize * SegmentSize
+	data := randomBytes(21, 10*leafPlainSize)
+	st := newMemBlocks()
+	im, err := Import(t.Context(), bytes.NewReader(data), st, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := st.GetBlocks(t.Context(), []cid.Cid{im.Cap.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves, err := Children(root[0])
+	if err != nil || len(leaves) != 10 {
+		t.Fatalf("children: %d, %v", len(leaves), err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	// A window wider than the blob: the first prefetch asks for every
+	// leaf the first read does not.
+	r, err := Open(ctx, missingLeaf{st, leaves[9]}, im.Cap, ReaderOptions{Prefetch: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := data[:9*leafPlainSize]
+	got := make([]byte, len(want))
+	// In small reads, as a player or an HTTP response reads: each Read
+	// hints the prefetcher.
+	for off := 0; off < len(got); {
+		n, err := r.Read(got[off:min(off+64<<10, len(got))])
+		if err != nil {
+			t.Fatalf("reading the 9 leaves held: %v after %d bytes", err, off)
+		}
+		off += n
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the 9 leaves held read back wrong")
+	}
 }
