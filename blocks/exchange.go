@@ -75,6 +75,9 @@ type Exchange struct {
 	public *cidSet
 	cfg    Config
 	log    *slog.Logger
+	// repairs serialize the repairs of corrupt stored blocks, by CID
+	// (repair.go).
+	repairs [repairStripes]sync.Mutex
 
 	mu     sync.Mutex // guards bs and closed; held for all of Start and Close
 	bs     *bitswap.Bitswap

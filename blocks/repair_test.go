@@ -5,7 +5,9 @@ import (
 	"errors"
 	"testing"
 
+	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // A stored block that fails verification is deleted and fetched again
@@ -78,4 +80,43 @@ func TestCorruptStoredBlockFetchedAgain(t *testing.T) {
 	if has, err := idle.store.Has(t.Context(), cids[2]); !has || err != nil {
 		t.Errorf("the idle node's corrupt record: Has = %v, %v; want it left in place", has, err)
 	}
+}
+
+// A corrupt chain block (dag-cbor) is not repaired by a fetch: the chain's
+// replica, whose index names it, owns it; the read reports ErrCorrupt and
+// the record stays.
+func TestCorruptChainBlockLeftToTheChain(t *testing.T) {
+	n := newNodeOn(t, "disk", Config{}, true)
+	b, err := blockformat.NewBlockWithCid([]byte{0xa1, 0x61, 0x61, 0x01}, mustCbor(t, []byte{0xa1, 0x61, 0x61, 0x01}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.store.PutMany(t.Context(), []blockformat.Block{b}); err != nil {
+		t.Fatal(err)
+	}
+	d, key := n.store.where(b.Cid())
+	if err := d.Put(t.Context(), key, []byte("rotten")); err != nil {
+		t.Fatal(err)
+	}
+	// Bounded: repaired, the block would be wanted of peers this node has
+	// none of.
+	ctx, cancel := context.WithTimeout(t.Context(), fetchTimeout)
+	defer cancel()
+	sess := n.ex.NewSession(ctx, SessionOptions{})
+	defer sess.Close()
+	if _, err := sess.GetBlocks(ctx, []cid.Cid{b.Cid()}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("GetBlocks of a corrupt chain block = %v; want ErrCorrupt", err)
+	}
+	if has, err := n.store.Has(t.Context(), b.Cid()); !has || err != nil {
+		t.Errorf("the corrupt chain block: Has = %v, %v; want it left in place", has, err)
+	}
+}
+
+func mustCbor(t *testing.T, data []byte) cid.Cid {
+	t.Helper()
+	c, err := cid.Prefix{Version: 1, Codec: cid.DagCBOR, MhType: mh.SHA2_256, MhLength: -1}.Sum(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

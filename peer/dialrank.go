@@ -15,7 +15,8 @@ const lanQUICDelay = swarm.PrivateTCPDelay
 // lanTCPFirst is the host's dial ranker. A peer's plain TCP addresses on
 // loopback or a private network (a LAN: where cell members move whole
 // blobs) are dialled first, at once; all its other addresses are ranked
-// as libp2p's default ranker ranks them (QUIC first), lanQUICDelay later.
+// as libp2p's default ranker ranks them (QUIC first), its other LAN ones
+// lanQUICDelay later.
 // A peer with no such address is ranked by the default alone.
 //
 // Why: libp2p's default prefers QUIC, and quic-go spends far more CPU
@@ -43,7 +44,12 @@ func lanTCPFirst(addrs []ma.Multiaddr) []network.AddrDelay {
 		out = append(out, network.AddrDelay{Addr: a})
 	}
 	for _, d := range swarm.DefaultDialRanker(rest) {
-		d.Delay += lanQUICDelay
+		// Only the peer's other LAN addresses wait for its TCP ones:
+		// its public addresses keep the default's timing (it dials the
+		// private and the public ones side by side).
+		if manet.IsIPLoopback(d.Addr) || manet.IsPrivateAddr(d.Addr) {
+			d.Delay += lanQUICDelay
+		}
 		out = append(out, d)
 	}
 	return out

@@ -78,8 +78,33 @@ func TestFetchBackoff(t *testing.T) {
 	if !s.fetched(j3, j3.c, context.Canceled) {
 		t.Error("the end of a stopped fetch does not say its pin is to go")
 	}
-	// An unwanted one's end keeps its pin (a collection keeps what it got).
+	// An unwanted one that had not begun keeps its pin (none, or an
+	// earlier run's, which a collection keeps).
 	if s.fetched(j2, j2.c, context.Canceled) {
-		t.Error("the end of an unwanted fetch says its pin is to go")
+		t.Error("the end of an unwanted fetch that was not running says its pin is to go")
+	}
+	// Unwanted while it runs (it began after the pass read the pins): its
+	// pin goes when it ends, unless the root was wanted again meanwhile.
+	c4 := root(4)
+	if !s.want(c4) {
+		t.Fatal("want after the queue emptied")
+	}
+	j4 := s.fetch.pending[c4.Root]
+	j4.running = func() {}
+	s.unwant(c4.Root)
+	if !s.fetched(j4, j4.c, context.Canceled) {
+		t.Error("the end of a running fetch unwanted says its pin stays")
+	}
+	if !s.want(c4) {
+		t.Fatal("want again")
+	}
+	j5 := s.fetch.pending[c4.Root]
+	j5.running = func() {}
+	s.unwant(c4.Root)
+	if !s.want(c4) {
+		t.Fatal("want a third time")
+	}
+	if s.fetched(j5, j5.c, context.Canceled) {
+		t.Error("a stopped fetch's end would take the pin of the job that wants the root again")
 	}
 }

@@ -329,6 +329,9 @@ func (s *Service) unwant(root cid.Cid) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if j := f.pending[root]; j != nil && j.running != nil {
+		// It began after the pass read the pins: its "fetch" pin goes
+		// when it ends, as a stopped one's does.
+		j.stopped = true
 		j.running()
 	}
 	delete(f.pending, root)
@@ -396,7 +399,9 @@ func (s *Service) fetched(j *job, c blob.Capability, err error) (stopped bool) {
 	defer f.mu.Unlock()
 	j.running = nil
 	if f.pending[j.c.Root] != j {
-		return j.stopped // unwanted meanwhile
+		// Unwanted meanwhile; its pin goes only if no later job of the
+		// root (wanted again since) holds it now.
+		return j.stopped && f.pending[j.c.Root] == nil
 	}
 	if err == nil && bare(c) && !bare(j.c) {
 		return false // fetched bare, its capability known meanwhile: again
