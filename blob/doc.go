@@ -168,7 +168,10 @@
 // over more than 16,384 blocks, leaves of a few bytes, is read in halves),
 // then opens
 // the segments in the range; sequential Reads also prefetch the next leaves
-// in a goroutine that Close stops and waits for. Walk visits every block of
+// (ReaderOptions.Prefetch, 8 by default), each leaf in a GetBlocks call of
+// its own so that a read waits for its leaf alone, never for a batch with
+// a leaf no reachable peer holds; Close stops the prefetching and waits
+// for it. Walk visits every block of
 // a DAG level by level in batches of up to 256 CIDs (what a fetch of a
 // whole blob uses).
 //
