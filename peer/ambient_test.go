@@ -175,7 +175,7 @@ func ambientProblemsIn(t *testing.T, dir string) []string {
 // walks the module.
 func TestNoAmbientReads(t *testing.T) {
 	dirs := nodePackageDirs(t, "..")
-	for _, want := range []string{"blocks", "cell", "chain", "chain/replica", "dht", "discovery", "gossip", "internal/cpace", "peer", "store/service"} {
+	for _, want := range []string{"blob", "blob/pin", "blob/service", "blocks", "blocks/blobdisk", "cell", "cell/core", "chain", "chain/replica", "dht", "discovery", "gossip", "internal/cpace", "peer", "store", "store/index", "store/remote", "store/service"} {
 		if !slices.Contains(dirs, want) {
 			t.Errorf("package %s not checked (checked: %v)", want, dirs)
 		}

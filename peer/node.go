@@ -146,7 +146,7 @@ func New(opts Options) (*Node, error) {
 
 // Start builds the node's parts and starts them in order (see
 // docs/architecture.md): the host, the block exchange, discovery, the DHT,
-// the cell and the chain. If one fails, those started are stopped again in
+// the cell, the chain, the store and the blobs. If one fails, those started are stopped again in
 // reverse order, the error names the part, and the node is closed. ctx
 // bounds the start, not the node's life.
 func (n *Node) Start(ctx context.Context) (err error) {
@@ -284,7 +284,7 @@ func (n *Node) build() error {
 	// Blobs and the cell's files: over the exchange (blocks), the store
 	// (files are entities) and the cell (keys, who may read); it follows
 	// the store's files, so it starts after it.
-	n.pins = pin.New(n.opts.Datastore, n.store, n.log.With("part", "pins"))
+	n.pins = pin.New(n.opts.Datastore, n.store, n.log.With("part", "pins")).WithClock(in.now)
 	if n.blobs, err = blobservice.New(blobservice.Options{
 		Host: n.host, Exchange: n.xchg, Blocks: n.store, Pins: n.pins, Datastore: n.opts.Datastore,
 		Cell: n.cell, Store: n.stor, Config: in.blobs, Logger: n.log,

@@ -356,3 +356,24 @@ func TestNodeKeepsBlobBlocksApart(t *testing.T) {
 		t.Errorf("Usage = %+v, %v; want the leaf alone", u, err)
 	}
 }
+
+// TestNodePinsReadTheNodesClock: the node's pins take its clock (Options.Now),
+// like every other part: a pin made on a node whose clock reads 2030 was
+// made in 2030, not at the machine's time.
+func TestNodePinsReadTheNodesClock(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	opts := loopbackOptions(t, 10)
+	opts.Now = func() time.Time { return at }
+	n := startNode(t, opts)
+	root := blocks.NewBlock([]byte("a pinned leaf")).Cid()
+	if err := n.Pins().Pin(t.Context(), root, "test"); err != nil {
+		t.Fatal(err)
+	}
+	p, ok, err := n.Pins().Get(t.Context(), root)
+	if err != nil || !ok {
+		t.Fatalf("Get = %+v, %v, %v; want the pin", p, ok, err)
+	}
+	if !p.Since.Equal(at) {
+		t.Errorf("pin made at %v, want the node's clock's %v", p.Since, at)
+	}
+}

@@ -18,9 +18,10 @@
 //     shell has any use for: serving or calling over HTTP or RPC, running
 //     processes, signals, structured logging (log/slog), libp2p's network
 //     stack (core/host, core/network, core/routing, p2p/...), gossip
-//     (memberlist), storage (go-datastore, leveldb, boxo), the DHT, and
-//     exopeer's shells (cell, chain/replica, gossip, discovery, dht,
-//     blocks, peer, datadir, simnet, the commands, the API) and
+//     (memberlist), storage (go-datastore, leveldb, boxo, SQLite), the DHT,
+//     and exopeer's shells (cell, chain/replica, gossip, discovery, dht,
+//     blocks, store/service, store/index, store/remote, blob, blob/pin,
+//     blob/service, peer, datadir, simnet, the commands, the API) and
 //     internal/ambient, the one reader of the real clock and randomness.
 //     A core that reaches one of them is not a core, whatever the path.
 //
@@ -97,6 +98,7 @@ var Forbidden = map[string]string{
 	"github.com/ipfs/go-ds-leveldb":              "the disk",
 	"github.com/syndtr/goleveldb":                "the disk",
 	"github.com/ipfs/boxo":                       "the disk and the network",
+	"modernc.org/sqlite":                         "the disk",
 	"github.com/prometheus/client_golang":        "metrics, a shell's business",
 
 	"github.com/exopeer/exopeer/cell=":             "a shell (streams, the datastore, gossip)",
@@ -105,6 +107,12 @@ var Forbidden = map[string]string{
 	"github.com/exopeer/exopeer/discovery":         "a shell (mDNS, the DHT)",
 	"github.com/exopeer/exopeer/dht":               "a shell (the DHT)",
 	"github.com/exopeer/exopeer/blocks":            "a shell (the block store)",
+	"github.com/exopeer/exopeer/store/service":     "a shell (the chain, the index, streams)",
+	"github.com/exopeer/exopeer/store/index":       "the disk (SQLite)",
+	"github.com/exopeer/exopeer/store/remote":      "a shell (streams)",
+	"github.com/exopeer/exopeer/blob=":             "a shell (blocks, goroutines)",
+	"github.com/exopeer/exopeer/blob/pin":          "a shell (the datastore, the block store)",
+	"github.com/exopeer/exopeer/blob/service":      "a shell (the block store, the exchange, files)",
 	"github.com/exopeer/exopeer/peer":              "the node's wiring",
 	"github.com/exopeer/exopeer/datadir":           "the disk",
 	"github.com/exopeer/exopeer/simnet":            "the simulator",
