@@ -16,6 +16,7 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/store/remote"
 )
 
 // ExopeerProtocols are the protocols the resource manager limits one by
@@ -23,7 +24,7 @@ import (
 var ExopeerProtocols = []protocol.ID{
 	cell.ProtocolJoin, cell.ProtocolRoster, replica.ProtocolSync,
 	gossip.ProtocolPacket, gossip.ProtocolStream, discovery.ProtocolPing,
-	dht.ProtocolID, dht.LANProtocolID, blocks.ProtocolID,
+	dht.ProtocolID, dht.LANProtocolID, blocks.ProtocolID, remote.Protocol,
 }
 
 // joinPeerStreams bounds the join streams of one peer: a joiner runs one

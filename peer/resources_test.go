@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -249,5 +251,25 @@ func TestProtocolPeerStreamLimit(t *testing.T) {
 	})
 	if open != limit || resets.Load() != tries-limit {
 		t.Errorf("%d roster streams open and %d reset, want %d and %d", open, resets.Load(), limit, tries-limit)
+	}
+}
+
+// TestEveryExopeerProtocolLimited: every /exopeer protocol a started node
+// handles is in ExopeerProtocols, so that the resource manager limits it
+// one by one (a protocol missing there has only the system's limits).
+func TestEveryExopeerProtocolLimited(t *testing.T) {
+	n := startNode(t, loopbackOptions(t, 4))
+	var seen int
+	for _, p := range n.Host().Mux().Protocols() {
+		if !strings.HasPrefix(string(p), "/exopeer/") {
+			continue
+		}
+		seen++
+		if !slices.Contains(ExopeerProtocols, p) {
+			t.Errorf("%s is handled but not in ExopeerProtocols", p)
+		}
+	}
+	if seen == 0 {
+		t.Fatal("the node handles no /exopeer protocol")
 	}
 }
