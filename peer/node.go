@@ -146,7 +146,7 @@ func New(opts Options) (*Node, error) {
 
 // Start builds the node's parts and starts them in order (see
 // docs/architecture.md): the host, the block exchange, discovery, the DHT,
-// the cell and the chain. If one fails, those started are stopped again in
+// the cell, the chain, the store and the blobs. If one fails, those started are stopped again in
 // reverse order, the error names the part, and the node is closed. ctx
 // bounds the start, not the node's life.
 func (n *Node) Start(ctx context.Context) (err error) {
@@ -295,9 +295,9 @@ func (n *Node) build() error {
 	return nil
 }
 
-// Close stops the blobs, the store, the chain, the cell, the DHT, discovery, the block exchange
-// and the host, in that order (the reverse of Start's), and waits for their
-// goroutines. Each error names its part. The datastore stays open: it
+// Close stops the blobs, the store, the chain, the cell, the DHT,
+// discovery, the block exchange and the host, in that order (the reverse
+// of Start's), and waits for their goroutines. Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()
