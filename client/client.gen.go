@@ -130,9 +130,11 @@ type ClientInterface interface {
 	// The bytes, fetched on demand from the peers that hold them (a range
 	// fetches only the leaves under it). One Range (RFC 9110: bytes=A-B,
 	// bytes=A-, bytes=-N) answers 206 with Content-Range; a range past the
-	// end 416 with Content-Range: bytes */SIZE. Content-Type is the
-	// file's media type when a file of the cell has this capability, else
-	// sniffed; the answer is sandboxed (Content-Security-Policy: sandbox,
+	// end 416 with Content-Range: bytes */SIZE (a problem of type
+	// range-not-satisfiable). The ETag is the blob's root: If-None-Match
+	// of it answers 304, If-Match of another 412 (precondition-failed).
+	// Content-Type is the file's media type when a file of the cell has
+	// this capability, else sniffed; the answer is sandboxed (Content-Security-Policy: sandbox,
 	// X-Content-Type-Options: nosniff), so that a browser can play a
 	// video from it but runs no script of it.
 	//
@@ -565,9 +567,11 @@ func (c *Raw) BlobExport(ctx context.Context, cap Cap, reqEditors ...RequestEdit
 // The bytes, fetched on demand from the peers that hold them (a range
 // fetches only the leaves under it). One Range (RFC 9110: bytes=A-B,
 // bytes=A-, bytes=-N) answers 206 with Content-Range; a range past the
-// end 416 with Content-Range: bytes */SIZE. Content-Type is the
-// file's media type when a file of the cell has this capability, else
-// sniffed; the answer is sandboxed (Content-Security-Policy: sandbox,
+// end 416 with Content-Range: bytes */SIZE (a problem of type
+// range-not-satisfiable). The ETag is the blob's root: If-None-Match
+// of it answers 304, If-Match of another 412 (precondition-failed).
+// Content-Type is the file's media type when a file of the cell has
+// this capability, else sniffed; the answer is sandboxed (Content-Security-Policy: sandbox,
 // X-Content-Type-Options: nosniff), so that a browser can play a
 // video from it but runs no script of it.
 //
@@ -2708,9 +2712,11 @@ type ClientWithResponsesInterface interface {
 	// The bytes, fetched on demand from the peers that hold them (a range
 	// fetches only the leaves under it). One Range (RFC 9110: bytes=A-B,
 	// bytes=A-, bytes=-N) answers 206 with Content-Range; a range past the
-	// end 416 with Content-Range: bytes */SIZE. Content-Type is the
-	// file's media type when a file of the cell has this capability, else
-	// sniffed; the answer is sandboxed (Content-Security-Policy: sandbox,
+	// end 416 with Content-Range: bytes */SIZE (a problem of type
+	// range-not-satisfiable). The ETag is the blob's root: If-None-Match
+	// of it answers 304, If-Match of another 412 (precondition-failed).
+	// Content-Type is the file's media type when a file of the cell has
+	// this capability, else sniffed; the answer is sandboxed (Content-Security-Policy: sandbox,
 	// X-Content-Type-Options: nosniff), so that a browser can play a
 	// video from it but runs no script of it.
 	//
@@ -3393,6 +3399,11 @@ func (r BlobExportResponse) ContentType() string {
 	return ""
 }
 
+// BlobContentResponse416Headers the declared response headers of an HTTP 416 response for BlobContent
+type BlobContentResponse416Headers struct {
+	ContentRange string
+}
+
 type BlobContentResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3402,12 +3413,18 @@ type BlobContentResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *Problem
+	// ApplicationproblemJSON416 the response for an HTTP 416 `application/problem+json` response
+	ApplicationproblemJSON416 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
 	ApplicationproblemJSON502 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
+	// Headers416 the parsed response headers for an HTTP 416 response
+	Headers416 *BlobContentResponse416Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3423,6 +3440,16 @@ func (r BlobContentResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r BlobContentResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r BlobContentResponse) GetApplicationproblemJSON412() *Problem {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON416 returns the response for an HTTP 416 `application/problem+json` response
+func (r BlobContentResponse) GetApplicationproblemJSON416() *Problem {
+	return r.ApplicationproblemJSON416
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -5813,9 +5840,11 @@ func (c *ClientWithResponses) BlobExportWithResponse(ctx context.Context, cap Ca
 // The bytes, fetched on demand from the peers that hold them (a range
 // fetches only the leaves under it). One Range (RFC 9110: bytes=A-B,
 // bytes=A-, bytes=-N) answers 206 with Content-Range; a range past the
-// end 416 with Content-Range: bytes */SIZE. Content-Type is the
-// file's media type when a file of the cell has this capability, else
-// sniffed; the answer is sandboxed (Content-Security-Policy: sandbox,
+// end 416 with Content-Range: bytes */SIZE (a problem of type
+// range-not-satisfiable). The ETag is the blob's root: If-None-Match
+// of it answers 304, If-Match of another 412 (precondition-failed).
+// Content-Type is the file's media type when a file of the cell has
+// this capability, else sniffed; the answer is sandboxed (Content-Security-Policy: sandbox,
 // X-Content-Type-Options: nosniff), so that a browser can play a
 // video from it but runs no script of it.
 //
@@ -6691,6 +6720,9 @@ func ParseBlobContentResponse(rsp *http.Response) (*BlobContentResponse, error) 
 	}
 
 	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6712,8 +6744,19 @@ func ParseBlobContentResponse(rsp *http.Response) (*BlobContentResponse, error) 
 		}
 		response.ApplicationproblemJSON403 = &dest
 
-	case rsp.StatusCode == 416:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 416:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON416 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
@@ -6736,6 +6779,19 @@ func ParseBlobContentResponse(rsp *http.Response) (*BlobContentResponse, error) 
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 416:
+		var headers BlobContentResponse416Headers
+		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentRange = value
+		}
+		response.Headers416 = &headers
 	}
 
 	return response, nil

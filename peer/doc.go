@@ -1,6 +1,8 @@
 // Package peer is the exopeer node: it builds every part on one libp2p host
 // (the block store and bitswap exchange, the private DHT, peer discovery,
-// the cell and its chain) and owns their lifecycle. The control API that
+// the cell and its chain, the store, the blobs and files) and owns their
+// lifecycle: parts.go is the registry that starts them in order and stops
+// them in reverse. The control API that
 // the CLI talks to is package api/server, on top of a Node; the data dir is
 // package datadir.
 //

@@ -295,9 +295,9 @@ func (n *Node) build() error {
 	return nil
 }
 
-// Close stops the blobs, the store, the chain, the cell, the DHT, discovery, the block exchange
-// and the host, in that order (the reverse of Start's), and waits for their
-// goroutines. Each error names its part. The datastore stays open: it
+// Close stops the blobs, the store, the chain, the cell, the DHT,
+// discovery, the block exchange and the host, in that order (the reverse
+// of Start's), and waits for their goroutines. Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
 	flatfs "github.com/ipfs/go-ds-flatfs"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -34,6 +35,7 @@ import (
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
 	"github.com/exopeer/exopeer/internal/leaktest"
+	storeservice "github.com/exopeer/exopeer/store/service"
 )
 
 // TestMain fails the run if a goroutine outlives the tests: a node must
@@ -295,6 +297,49 @@ func TestNodeStartFailure(t *testing.T) {
 			t.Errorf("Close after a failed Start: %v", err)
 		}
 	})
+	t.Run("blobs", func(t *testing.T) {
+		opts := loopbackOptions(t, 8)
+		// The blobs, the last part, cannot read their records: every
+		// other part has started, the store too, and is stopped again.
+		failed := errors.New("disk says no")
+		opts.Datastore = failQuery{Batching: opts.Datastore, prefix: "/blobservice/public", err: failed}
+		n, err := New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = n.Start(t.Context())
+		if !errors.Is(err, failed) || !strings.HasPrefix(err.Error(), "peer: start blobs: ") {
+			t.Fatalf("Start = %v, want the blobs' failure, naming them", err)
+		}
+		if n.Store() == nil {
+			t.Fatal("the store was not built before the blobs")
+		}
+		// Closed, not merely never started: it was started before the
+		// blobs, and stopped after them.
+		if _, err := n.Store().Status(t.Context()); !errors.Is(err, storeservice.ErrClosed) {
+			t.Errorf("the store after a failed Start: %v, want it closed", err)
+		}
+		if addrs := n.Host().Network().ListenAddresses(); len(addrs) != 0 {
+			t.Errorf("the host still listens on %v after a failed Start", addrs)
+		}
+		if err := n.Close(); err != nil {
+			t.Errorf("Close after a failed Start: %v", err)
+		}
+	})
+}
+
+// failQuery is a datastore whose queries under prefix fail with err.
+type failQuery struct {
+	ds.Batching
+	prefix string
+	err    error
+}
+
+func (f failQuery) Query(ctx context.Context, q query.Query) (query.Results, error) {
+	if strings.HasPrefix(q.Prefix, f.prefix) {
+		return nil, f.err
+	}
+	return f.Batching.Query(ctx, q)
 }
 
 // TestNodeRiders: the node's wiring registers the chain as a rider on its

@@ -282,7 +282,9 @@ func (rt *routes) BlobContent(w http.ResponseWriter, r *http.Request, capText ap
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("ETag", `"`+c.Root.String()+`"`)
 	h.Set("Cache-Control", "private")
-	http.ServeContent(w, r, "", time.Time{}, newWholeReads(rd))
+	cw := &contentErrors{ResponseWriter: w}
+	http.ServeContent(cw, r, "", time.Time{}, newWholeReads(rd))
+	cw.finish()
 }
 
 // firstByte is the offset where the answer to a Range header begins: 0

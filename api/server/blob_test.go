@@ -143,12 +143,15 @@ func TestBlobContentRange(t *testing.T) {
 		}
 	}
 
-	// Past the end: 416, and the size (RFC 9110 14.4).
+	// Past the end: 416, and the size (RFC 9110 14.4), as a problem like
+	// every error of the API.
 	for _, rng := range []string{fmt.Sprintf("bytes=%d-", n), fmt.Sprintf("bytes=%d-%d", n+10, n+20)} {
-		resp, _ := r.get(t, http.MethodGet, path, "Range", rng)
+		resp, body := r.get(t, http.MethodGet, path, "Range", rng)
 		if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", n) {
 			t.Errorf("Range %q: %d Content-Range %q, want 416 bytes */%d", rng, resp.StatusCode, resp.Header.Get("Content-Range"), n)
 		}
+		wantProblem(t, "Range "+rng, resp.StatusCode, resp.Header.Get("Content-Type"), body,
+			http.StatusRequestedRangeNotSatisfiable, api.ProblemRangeNotSatisfiable)
 	}
 
 	// HEAD says the size; the answer is sandboxed, and content addressed.
@@ -161,6 +164,10 @@ func TestBlobContentRange(t *testing.T) {
 	if resp, _ := r.get(t, http.MethodGet, path, "If-None-Match", etag); etag == "" || resp.StatusCode != http.StatusNotModified {
 		t.Errorf("If-None-Match %s: %d, want 304", etag, resp.StatusCode)
 	}
+	// A precondition that fails: 412, a problem.
+	resp, body = r.get(t, http.MethodGet, path, "If-Match", `"not-its-root"`)
+	wantProblem(t, "If-Match of another ETag", resp.StatusCode, resp.Header.Get("Content-Type"), body,
+		http.StatusPreconditionFailed, api.ProblemPreconditionFailed)
 
 	// A browser's media element sends no header: the token goes in the
 	// URL, for this route only.

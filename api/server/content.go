@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"strings"
 
+	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/blob"
 )
 
@@ -79,4 +82,59 @@ func (w *wholeReads) Seek(offset int64, whence int) (int64, error) {
 	}
 	w.off = offset
 	return offset, nil
+}
+
+// contentErrors is the ResponseWriter http.ServeContent writes to: the
+// error answers it writes itself (416 for a range past the end, 412 for a
+// precondition that fails, 500 for a seek that fails), in plain text or
+// with no body, it turns into problems, keeping their headers
+// (Content-Range: bytes */SIZE). finish writes the problem once
+// ServeContent has returned.
+type contentErrors struct {
+	http.ResponseWriter
+	status int    // the error status ServeContent wrote; 0 if none
+	text   []byte // what it wrote after it, up to maxContentErrorText
+}
+
+const maxContentErrorText = 1 << 10
+
+func (c *contentErrors) WriteHeader(status int) {
+	if status < http.StatusBadRequest {
+		c.ResponseWriter.WriteHeader(status)
+		return
+	}
+	c.status = status
+}
+
+func (c *contentErrors) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		return c.ResponseWriter.Write(p)
+	}
+	c.text = append(c.text, p[:min(len(p), maxContentErrorText-len(c.text))]...)
+	return len(p), nil
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (c *contentErrors) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// finish answers the error ServeContent wrote, if it wrote one, as a
+// problem.
+func (c *contentErrors) finish() {
+	if c.status == 0 {
+		return
+	}
+	typ := api.ProblemInternal
+	switch c.status {
+	case http.StatusRequestedRangeNotSatisfiable:
+		typ = api.ProblemRangeNotSatisfiable
+	case http.StatusPreconditionFailed:
+		typ = api.ProblemPreconditionFailed
+	}
+	// The answer is a problem, not the file's content.
+	c.Header().Del("Content-Disposition")
+	detail := strings.TrimSpace(string(c.text))
+	if detail == "" {
+		detail = strings.ToLower(http.StatusText(c.status))
+	}
+	writeProblem(c.ResponseWriter, c.status, typ, detail)
 }
