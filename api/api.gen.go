@@ -384,7 +384,9 @@ type ChainFollowLine struct {
 	Parents []string `json:"parents"`
 	Text    *string  `json:"text,omitempty"`
 	Data    []byte   `json:"data,omitempty"`
-	Error   string   `json:"error,omitempty"`
+
+	// Error An error, as RFC 9457 problem details.
+	Error *Problem `json:"error,omitempty"`
 }
 
 // ChainForkStatus A forked author.
@@ -819,7 +821,9 @@ type StoreWatchLine struct {
 	// Page A page of hits.
 	Page    *StorePage    `json:"page,omitempty"`
 	Changes []StoreChange `json:"changes,omitempty"`
-	Error   string        `json:"error,omitempty"`
+
+	// Error An error, as RFC 9457 problem details.
+	Error *Problem `json:"error,omitempty"`
 }
 
 // StoreWritten A write, and the chain entry that carries it.

@@ -266,8 +266,8 @@ func (c *Client) ChainFollow(ctx context.Context, after string) iter.Seq2[api.Ch
 // ends (then it yields that error).
 func readFollow(ctx context.Context, body io.Reader, yield func(api.ChainEntry, error) bool) {
 	readLines(ctx, body, "follow", func(l api.ChainFollowLine) error {
-		if l.Error != "" {
-			return fmt.Errorf("node says: %s", l.Error)
+		if l.Error != nil {
+			return &StatusError{*l.Error}
 		}
 		return nil
 	}, func(l api.ChainFollowLine, err error) bool { return yield(l.Entry(), err) })

@@ -15,7 +15,7 @@ import (
 func FuzzReadFollow(f *testing.F) {
 	for _, s := range []string{
 		"{\"cid\":\"b\",\"pos\":\"1.b\",\"seq\":1,\"parents\":[],\"text\":\"hi\"}\n",
-		"{\"cid\":\"b\",\"data\":\"/wD+\"}\n{\"error\":\"the control API is stopping\"}\n",
+		"{\"cid\":\"b\",\"data\":\"/wD+\"}\n{\"error\":{\"type\":\"urn:exopeer:problem:unavailable\",\"status\":503,\"detail\":\"the control API is stopping\"}}\n",
 		"{\"error\":\"\"}\n{\"seq\":2}",
 		"{\"seq\": -1}\n",
 		"{\"text\": 5}\n",
@@ -77,7 +77,7 @@ func FuzzProblem(f *testing.F) {
 func FuzzReadWatch(f *testing.F) {
 	for _, s := range []string{
 		"{\"page\":{\"hits\":[{\"entity\":{\"id\":\"00112233445566778899aabbccddeeff\",\"traits\":[]}}],\"next\":\"c\"}}\n",
-		"{\"changes\":[{\"kind\":\"added\",\"hit\":{\"entity\":{\"id\":\"a\",\"traits\":[{\"type\":\"exo.note\",\"id\":\"exo.note\",\"doc\":{\"body\":\"x\"}}]}}}]}\n{\"error\":\"the control API is stopping\"}\n",
+		"{\"changes\":[{\"kind\":\"added\",\"hit\":{\"entity\":{\"id\":\"a\",\"traits\":[{\"type\":\"exo.note\",\"id\":\"exo.note\",\"doc\":{\"body\":\"x\"}}]}}}]}\n{\"error\":{\"type\":\"urn:exopeer:problem:unavailable\",\"status\":503,\"detail\":\"the control API is stopping\"}}\n",
 		"{\"page\":{\"hits\":[]}}\n{}\n",
 		"{\"changes\":[]}\n",
 		"{\"page\":null,\"error\":\"\"}\n",
@@ -100,7 +100,7 @@ func FuzzReadWatch(f *testing.F) {
 				}
 				return true
 			}
-			if l.Page == nil && len(l.Changes) == 0 || l.Error != "" {
+			if l.Page == nil && len(l.Changes) == 0 || l.Error != nil {
 				t.Fatalf("yielded an empty or error line %+v", l)
 			}
 			return true

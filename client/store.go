@@ -107,8 +107,8 @@ func (c *Client) StoreWatch(ctx context.Context, q api.StoreQuery) iter.Seq2[api
 func readWatch(ctx context.Context, body io.Reader, yield func(api.StoreWatchLine, error) bool) {
 	readLines(ctx, body, "watch", func(l api.StoreWatchLine) error {
 		switch {
-		case l.Error != "":
-			return fmt.Errorf("node says: %s", l.Error)
+		case l.Error != nil:
+			return &StatusError{*l.Error}
 		case l.Page == nil && len(l.Changes) == 0:
 			return errors.New("control api: watch: a line with no page and no change")
 		}

@@ -172,7 +172,10 @@ func (rt *routes) chainFollow(w http.ResponseWriter, r *http.Request, after chai
 	sendLine := ndjson(w)
 	send := func(l api.ChainFollowLine) bool { return sendLine(l) }
 	sendEntry := func(e replica.Entry) bool { return send(followLine(chainEntry(e))) }
-	fail := func(err error) { send(api.ChainFollowLine{Error: err.Error()}) }
+	fail := func(err error) {
+		status, typ := chainKind(err)
+		send(api.ChainFollowLine{Error: lineProblem(status, typ, err.Error())})
+	}
 
 	printed := make(map[cid.Cid]bool) // entries of the log with Index >= from
 	for {
@@ -221,7 +224,7 @@ func (rt *routes) chainFollow(w http.ResponseWriter, r *http.Request, after chai
 		case <-ctx.Done():
 			return
 		case <-rt.streams.Done():
-			fail(errors.New("the control API is stopping"))
+			send(api.ChainFollowLine{Error: lineProblem(http.StatusServiceUnavailable, api.ProblemUnavailable, "the control API is stopping")})
 			return
 		case _, ok := <-wake:
 			if !ok {

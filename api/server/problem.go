@@ -63,6 +63,13 @@ func writeProblem(w http.ResponseWriter, status int, typ api.ProblemType, detail
 	write(w, "application/problem+json", status, api.Problem{Type: typ, Title: titles[typ], Status: status, Detail: detail})
 }
 
+// lineProblem is the problem a stream's last line carries (the answer's
+// status went out with its first line): detail under the type and status
+// of its kind.
+func lineProblem(status int, typ api.ProblemType, detail string) *api.Problem {
+	return &api.Problem{Type: typ, Title: titles[typ], Status: status, Detail: detail}
+}
+
 // writeErr answers err as the problem of its kind.
 func writeErr(w http.ResponseWriter, err error) {
 	status, typ := kind(err)

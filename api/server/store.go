@@ -295,9 +295,9 @@ func (rt *routes) StoreWatch(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Context().Err() != nil:
 	case rt.streams.Err() != nil:
-		send(api.StoreWatchLine{Error: "the control API is stopping"})
+		send(api.StoreWatchLine{Error: lineProblem(http.StatusServiceUnavailable, api.ProblemUnavailable, "the control API is stopping")})
 	default:
-		send(api.StoreWatchLine{Error: "the store ended the watch"})
+		send(api.StoreWatchLine{Error: lineProblem(http.StatusServiceUnavailable, api.ProblemUnavailable, "the store ended the watch")})
 	}
 }
 

@@ -88,8 +88,8 @@ func TestStoreWatch(t *testing.T) {
 	}
 	select {
 	case err := <-ended:
-		if err == nil || !strings.Contains(err.Error(), "stopping") {
-			t.Errorf("watch ended with %v, want the API stopping", err)
+		if !isProblem(err, api.ProblemUnavailable) || !strings.Contains(err.Error(), "stopping") {
+			t.Errorf("watch ended with %v, want the API stopping as a problem of type %s", err, api.ProblemUnavailable)
 		}
 	case <-ctx.Done():
 		t.Fatal("watch did not end with the API")
@@ -126,7 +126,7 @@ func TestStoreWatchEndsWithTheStore(t *testing.T) {
 			}
 		}
 	}
-	if pages != 1 || end == nil || !strings.Contains(end.Error(), "store ended the watch") {
+	if pages != 1 || !isProblem(end, api.ProblemUnavailable) || !strings.Contains(end.Error(), "store ended the watch") {
 		t.Errorf("%d pages, then %v; want 1, then the store's end", pages, end)
 	}
 }
