@@ -312,6 +312,7 @@ var libsignalChecks = map[string]func(t *testing.T, v *libsignalVector){
 		checkBob(t, v)
 		checkAlice(t, v, func(pub []byte) []byte { return x25519(t, base, pub) })
 	},
+	"transcript": checkTranscript,
 }
 
 // checkRootKeyV2 checks RootKey::create_chain of session version 2: the
