@@ -38,8 +38,27 @@
 //   - message keys: HKDF(salt = 32 zero bytes, ikm = message key, info =
 //     Params.Message), 44 bytes: an AES-256-GCM key, then its nonce.
 //
+// In the handshake, A is the initiator and B the responder; IK are their
+// identity X25519 keys, EK_A A's ephemeral key, SPK_B and OPK_B B's
+// signed and one-time prekeys. DH1 = DH(IK_A, SPK_B), DH2 = DH(EK_A,
+// IK_B), DH3 = DH(EK_A, SPK_B), DH4 = DH(EK_A, OPK_B), present only if
+// B's one-time prekey is used: the order of X3DH's specification
+// (section 3.3) and libsignal's. SS is ML-KEM-1024's 32-byte shared
+// secret, in PQXDH only. Every part is 32 bytes and their number is not
+// encoded: the info string alone tells X3DH from PQXDH.
+//
+// The nonce is derived, not drawn: a message key must encrypt one
+// plaintext only. A session state must therefore be stored after Encrypt
+// before its ciphertext leaves: encrypting again from an older copy of
+// the state would use a key and nonce twice (with AES-GCM, that reveals
+// the XOR of the two plaintexts and the key's authentication key).
+//
 // With libsignal's strings ("WhisperText", "WhisperRatchet",
-// "WhisperMessageKeys") and libsignal's lengths (64, 64, 80: HKDF's output
-// is a prefix of any longer one), these functions reproduce the values
-// published in libsignal's tests (libsignal_test.go).
+// "WhisperMessageKeys"; "WhisperText_X25519_SHA-256_CRYSTALS-KYBER-1024"
+// for PQXDH) and libsignal's lengths (64, 64, 80: HKDF's output is a
+// prefix of any longer one), these functions reproduce the values
+// published in the tests of libsignal, libsignal-protocol-c, -java and
+// -javascript (testdata/libsignal.txt, with their sources;
+// libsignal_test.go): the chain key of the handshake, KDF_CK's chain and
+// message keys, and a whole conversation through three KDF_RK steps.
 package ratchet
