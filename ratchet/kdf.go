@@ -1,6 +1,7 @@
 package ratchet
 
 import (
+	"bytes"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -67,7 +68,7 @@ func handshakeKDF(info string, n int, parts ...[]byte) []byte {
 	for _, p := range parts {
 		ikm = append(ikm, p...)
 	}
-	return expand(ikm, make([]byte, sha256.Size), info, n)
+	return expand(ikm, zeroSalt[:], info, n)
 }
 
 // secretFrom cuts a 96-byte handshake output into a Secret.
@@ -84,7 +85,8 @@ func secretFrom(b []byte) Secret {
 // bytes: the next root key, a chain key, and a next header key. The
 // first 64 bytes are libsignal's RootKey::create_chain (root, chain).
 func kdfRK(info string, rk *[32]byte, dhOut []byte) (root, chain, header [32]byte) {
-	b := expand(dhOut, rk[:], info, 96)
+	var b [96]byte
+	hkdfInto(b[:], dhOut, rk[:], info)
 	copy(root[:], b[0:32])
 	copy(chain[:], b[32:64])
 	copy(header[:], b[64:96])
@@ -95,13 +97,7 @@ func kdfRK(info string, rk *[32]byte, dhOut []byte) (root, chain, header [32]byt
 // Double Ratchet specification's recommendation: the message key is
 // HMAC-SHA-256(ck, 0x01), the next chain key HMAC-SHA-256(ck, 0x02).
 func kdfCK(ck *[32]byte) (next, mk [32]byte) {
-	h := hmac.New(sha256.New, ck[:])
-	h.Write([]byte{0x01})
-	h.Sum(mk[:0])
-	h.Reset()
-	h.Write([]byte{0x02})
-	h.Sum(next[:0])
-	return
+	return hmacSHA256(ck[:], []byte{0x02}), hmacSHA256(ck[:], []byte{0x01})
 }
 
 // messageKeys expands a message key: HKDF-SHA-256 with a salt of 32 zero
@@ -109,14 +105,96 @@ func kdfCK(ck *[32]byte) (next, mk [32]byte) {
 // (cipher key 32, MAC key 32, IV 16); exopeer takes n = 44 (an
 // AES-256-GCM key, then its 12-byte nonce).
 func messageKeys(info string, mk *[32]byte, n int) []byte {
-	return expand(mk[:], make([]byte, sha256.Size), info, n)
+	return expand(mk[:], zeroSalt[:], info, n)
 }
 
-// expand is HKDF-SHA-256 (RFC 5869), extract then expand.
+// messageAEAD is messageKeys with n = 44, cut into the AES-256-GCM key
+// and nonce of one message, with no allocation.
+func messageAEAD(info string, mk *[32]byte) (key [32]byte, nonce [12]byte) {
+	var b [44]byte
+	hkdfInto(b[:], mk[:], zeroSalt[:], info)
+	copy(key[:], b[:32])
+	copy(nonce[:], b[32:])
+	return
+}
+
+// zeroSalt is HKDF's salt where none is given: HashLen zero bytes.
+var zeroSalt [sha256.Size]byte
+
+// expand is HKDF-SHA-256 (RFC 5869), extract then expand, n bytes.
 func expand(ikm, salt []byte, info string, n int) []byte {
-	b, err := hkdf.Key(sha256.New, ikm, salt, info, n)
-	if err != nil { // only for n > 255*32, which no caller asks
-		panic("ratchet: hkdf: " + err.Error())
+	out := make([]byte, n)
+	hkdfInto(out, ikm, salt, info)
+	return out
+}
+
+// The sizes below which hkdfInto and hmacSHA256 work in buffers on the
+// stack; longer inputs (none of this package's) take crypto/hkdf and
+// crypto/hmac, which give the same bytes.
+const (
+	maxStackInfo = 128
+	maxStackMsg  = 320
+)
+
+// hkdfInto fills out with HKDF-SHA-256(salt, ikm, info) (RFC 5869).
+// len(out) is at most 255*32 (every caller's is 96 or less).
+func hkdfInto(out, ikm, salt []byte, info string) {
+	if len(info) > maxStackInfo || len(out) > 255*sha256.Size {
+		b, err := hkdf.Key(sha256.New, bytes.Clone(ikm), bytes.Clone(salt), info, len(out))
+		if err != nil { // only for len(out) > 255*32, which no caller asks
+			panic("ratchet: hkdf: " + err.Error())
+		}
+		copy(out, b)
+		return
 	}
-	return b
+	prk := hmacSHA256(salt, ikm)
+	var buf [sha256.Size + maxStackInfo + 1]byte
+	var t [sha256.Size]byte // T(i-1); T(0) is empty
+	for i, off := 1, 0; off < len(out); i++ {
+		n := 0
+		if i > 1 {
+			n = copy(buf[:], t[:])
+		}
+		n += copy(buf[n:], info)
+		buf[n] = byte(i)
+		t = hmacSHA256(prk[:], buf[:n+1])
+		off += copy(out[off:], t[:])
+	}
+}
+
+// slowHMAC is HMAC-SHA-256(key, msg) by crypto/hmac.
+func slowHMAC(key, msg []byte) [32]byte {
+	var out [32]byte
+	h := hmac.New(sha256.New, key)
+	h.Write(msg)
+	return [32]byte(h.Sum(out[:0]))
+}
+
+// hmacSHA256 is HMAC-SHA-256(key, msg) (RFC 2104), computed in buffers on
+// the stack for this package's short keys and messages.
+func hmacSHA256(key, msg []byte) [32]byte {
+	if len(msg) > maxStackMsg {
+		// Copies, so that key and msg do not escape through the hash's
+		// interface (the stack buffers of the callers would move to the heap).
+		return slowHMAC(bytes.Clone(key), bytes.Clone(msg))
+	}
+	var k [64]byte
+	if len(key) > len(k) {
+		d := sha256.Sum256(key)
+		copy(k[:], d[:])
+	} else {
+		copy(k[:], key)
+	}
+	var in [64 + maxStackMsg]byte
+	for i := range k {
+		in[i] = k[i] ^ 0x36
+	}
+	n := 64 + copy(in[64:], msg)
+	inner := sha256.Sum256(in[:n])
+	var outer [64 + sha256.Size]byte
+	for i := range k {
+		outer[i] = k[i] ^ 0x5c
+	}
+	copy(outer[64:], inner[:])
+	return sha256.Sum256(outer[:])
 }
