@@ -33,13 +33,11 @@ const (
 // ErrLocked means another node is running on the data dir.
 var ErrLocked = dirlock.ErrLocked
 
-// DefaultDir returns the data dir: $EXOPEER_DIR if set, else "exopeer" under
+// DefaultDir returns the data dir used when none is named: "exopeer" under
 // the user's data directory ($XDG_DATA_HOME or ~/.local/share on Linux and
 // BSD, ~/Library/Application Support on macOS, %LocalAppData% on Windows).
+// It does not read $EXOPEER_DIR: the CLI binds that to its --dir flag.
 func DefaultDir() (string, error) {
-	if d := os.Getenv("EXOPEER_DIR"); d != "" {
-		return d, nil
-	}
 	switch runtime.GOOS {
 	case "windows":
 		if d := os.Getenv("LocalAppData"); d != "" {

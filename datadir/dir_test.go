@@ -136,17 +136,19 @@ func TestOpenDirIsExclusive(t *testing.T) {
 	d2.Close()
 }
 
+// TestDefaultDir: the user's data dir, whatever EXOPEER_DIR says: the
+// CLI binds EXOPEER_DIR to --dir (cmd/exopeer, usage.txtar's "fromenv"),
+// in that one place.
 func TestDefaultDir(t *testing.T) {
 	t.Setenv("EXOPEER_DIR", "/x/y")
-	if d, _ := DefaultDir(); d != "/x/y" {
-		t.Errorf("DefaultDir with EXOPEER_DIR = %q", d)
-	}
-	t.Setenv("EXOPEER_DIR", "")
 	if runtime.GOOS == "linux" {
 		t.Setenv("XDG_DATA_HOME", "/data")
 		if d, _ := DefaultDir(); d != "/data/exopeer" {
-			t.Errorf("DefaultDir with XDG_DATA_HOME = %q", d)
+			t.Errorf("DefaultDir with XDG_DATA_HOME and EXOPEER_DIR = %q", d)
 		}
+	}
+	if d, _ := DefaultDir(); d == "/x/y" {
+		t.Errorf("DefaultDir read EXOPEER_DIR: %q", d)
 	}
 }
 

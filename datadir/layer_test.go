@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -172,6 +173,39 @@ func TestSettingsCoverConfigFile(t *testing.T) {
 	slices.Sort(got)
 	if diff := cmp.Diff(keys, got); diff != "" {
 		t.Errorf("settings differ from config.toml's keys (-file +settings):\n%s", diff)
+	}
+}
+
+// TestSettingsCoverConfig: every field of Config, as config.toml names
+// it, is a layered setting, so that a field added to Config and not to
+// the settings (nor to the commented DefaultConfigFile, which
+// TestSettingsCoverConfigFile reads) fails here: its variable would not be
+// read and `exopeer config show` would not show it.
+func TestSettingsCoverConfig(t *testing.T) {
+	var keys []string
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for f := range typ.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if name == "" || name == "-" {
+				t.Fatalf("%s%s has no toml name", prefix, f.Name)
+			}
+			if f.Type.Kind() == reflect.Struct {
+				walk(prefix+name+".", f.Type)
+				continue
+			}
+			keys = append(keys, prefix+name)
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+	var got []string
+	for _, s := range Settings() {
+		got = append(got, s.Key)
+	}
+	slices.Sort(keys)
+	slices.Sort(got)
+	if diff := cmp.Diff(keys, got); diff != "" {
+		t.Errorf("settings differ from Config's fields (-Config +settings):\n%s", diff)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -45,6 +46,7 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitnode":  waitNode,
+			"waitfile":  waitFile,
 			"jsonshape": jsonShape,
 			"exits":     exits,
 			"setvar":    setVar,
@@ -113,6 +115,26 @@ func waitNode(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ts.Fatalf("no node answered on %s within a minute: %v", dir, last)
+}
+
+// waitFile FILE REGEXP waits until the file FILE (the output of a command
+// started in the background) has a line that matches REGEXP, up to a
+// minute: a bound on a wait, not a measurement.
+func waitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitfile FILE REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if data, err := os.ReadFile(path); err == nil && re.Match(data) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts.Fatalf("no line of %s matched %s within a minute", args[0], args[1])
 }
 
 // jsonShape prints the shape of the JSON of the last command's stdout (a
