@@ -11,13 +11,13 @@ import (
 // responder's includes parsing the header and the replay guard, full.
 
 func benchInitiator(b *testing.B, pq bool) {
-	a, r := newDevice(b, "a", 0, t0), newDevice(b, "b", MaxOneTimePrekeys, t0)
+	a, r := newHSDevice(b, "a", 0, hsNow), newHSDevice(b, "b", MaxOneTimePrekeys, hsNow)
 	bundle := r.bundle(b, 1)
-	rand := seededRand(b, "initiator")
+	rand := hsRand(b, "initiator")
 	for b.Loop() {
 		var enc *Encapsulation
 		if pq {
-			enc = encapsulate(b, rand, bundle)
+			enc = testEncapsulate(b, rand, bundle)
 		}
 		if _, _, _, err := InitiateSecret(&Exopeer, rand, a.signer, a.keys, bundle, enc); err != nil {
 			b.Fatal(err)
@@ -28,20 +28,20 @@ func benchInitiator(b *testing.B, pq bool) {
 // benchResponder answers 2*ReplayCapacity initial messages in turn: each
 // comes back once the guard forgot it, so the guard stays full.
 func benchResponder(b *testing.B, pq bool) {
-	a, r := newDevice(b, "a", 0, t0), newDevice(b, "b", 0, t0)
+	a, r := newHSDevice(b, "a", 0, hsNow), newHSDevice(b, "b", 0, hsNow)
 	bundle := r.bundle(b, 1)
-	rand := seededRand(b, "initiator")
+	rand := hsRand(b, "initiator")
 	headers := make([][]byte, 2*ReplayCapacity)
 	for i := range headers {
 		var enc *Encapsulation
 		if pq {
-			enc = encapsulate(b, rand, bundle)
+			enc = testEncapsulate(b, rand, bundle)
 		}
 		_, _, h, err := InitiateSecret(&Exopeer, rand, a.signer, a.keys, bundle, enc)
 		if err != nil {
 			b.Fatal(err)
 		}
-		headers[i] = marshal(b, h)
+		headers[i] = hsMarshal(b, h)
 	}
 	i := 0
 	for b.Loop() {
@@ -49,7 +49,7 @@ func benchResponder(b *testing.B, pq bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, _, _, err := RespondSecret(&Exopeer, r.keys, h, t0); err != nil {
+		if _, _, _, err := RespondSecret(&Exopeer, r.keys, h, hsNow); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -65,8 +65,8 @@ func BenchmarkPQXDHResponder(b *testing.B) { benchResponder(b, true) }
 // bundle with MaxOneTimePrekeys one-time prekeys, the initiator's first
 // step.
 func BenchmarkVerifyBundle(b *testing.B) {
-	r := newDevice(b, "b", MaxOneTimePrekeys, t0)
-	wire := marshal(b, r.bundle(b, 1))
+	r := newHSDevice(b, "b", MaxOneTimePrekeys, hsNow)
+	wire := hsMarshal(b, r.bundle(b, 1))
 	for b.Loop() {
 		if _, err := VerifyBundle(wire); err != nil {
 			b.Fatal(err)

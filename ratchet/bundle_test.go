@@ -2,6 +2,7 @@ package ratchet
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -10,9 +11,9 @@ import (
 // A bundle survives its encoding, and its size is what the constants say.
 func TestBundleEncoding(t *testing.T) {
 	for _, n := range []int{0, 1, MaxOneTimePrekeys} {
-		d := newDevice(t, "b", n, t0)
+		d := newHSDevice(t, "b", n, hsNow)
 		b := d.bundle(t, 7)
-		wire := marshal(t, b)
+		wire := hsMarshal(t, b)
 		if want := bundleFixed + bundleKEM + n*bundleOne; len(wire) != want {
 			t.Errorf("%d one-time prekeys: %d bytes, want %d", n, len(wire), want)
 		}
@@ -20,7 +21,7 @@ func TestBundleEncoding(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%d one-time prekeys: %v", n, err)
 		}
-		if !bytes.Equal(marshal(t, got), wire) {
+		if !bytes.Equal(hsMarshal(t, got), wire) {
 			t.Errorf("%d one-time prekeys: the bundle changed through its encoding", n)
 		}
 	}
@@ -31,8 +32,8 @@ func TestBundleEncoding(t *testing.T) {
 
 // Any byte changed, anywhere in a bundle, and VerifyBundle refuses it.
 func TestBundleEveryByte(t *testing.T) {
-	d := newDevice(t, "b", 2, t0)
-	wire := marshal(t, d.bundle(t, 1))
+	d := newHSDevice(t, "b", 2, hsNow)
+	wire := hsMarshal(t, d.bundle(t, 1))
 	for i := range wire {
 		for _, bit := range []byte{0x01, 0x80} {
 			changed := bytes.Clone(wire)
@@ -55,7 +56,7 @@ func TestBundleEveryByte(t *testing.T) {
 // Each signature is checked on its own: a bundle whose outer signature is
 // remade over a changed part still fails at that part's signature.
 func TestBundleInnerSignatures(t *testing.T) {
-	d := newDevice(t, "b", 1, t0)
+	d := newHSDevice(t, "b", 1, hsNow)
 	for _, tc := range []struct {
 		name   string
 		change func(b *Bundle)
@@ -67,7 +68,7 @@ func TestBundleInnerSignatures(t *testing.T) {
 	} {
 		b := d.bundle(t, 1)
 		tc.change(b)
-		b.Sig = [64]byte(edSign(d.signer, append([]byte(sigBundle), b.body()...)))
+		b.Sig = [64]byte(ed25519.Sign(d.signer, append([]byte(sigBundle), b.body()...)))
 		if err := b.Verify(); !errors.Is(err, ErrBadBundle) {
 			t.Errorf("%s: got %v, want ErrBadBundle", tc.name, err)
 		}
@@ -77,8 +78,8 @@ func TestBundleInnerSignatures(t *testing.T) {
 // The decoder's caps: more than MaxOneTimePrekeys, ids not ascending, a
 // bad ML-KEM flag, a length that does not match the count.
 func TestBundleCaps(t *testing.T) {
-	d := newDevice(t, "b", 2, t0)
-	wire := marshal(t, d.bundle(t, 1))
+	d := newHSDevice(t, "b", 2, hsNow)
+	wire := hsMarshal(t, d.bundle(t, 1))
 	countAt := bundleFixed + bundleKEM - 64 - 2
 	for _, tc := range []struct {
 		name   string
@@ -112,16 +113,16 @@ func TestBundleCaps(t *testing.T) {
 	noKEM := d.bundle(t, 1)
 	noKEM.KEM = nil
 	noKEM.sign(d.signer)
-	got, err := VerifyBundle(marshal(t, noKEM))
+	got, err := VerifyBundle(hsMarshal(t, noKEM))
 	if err != nil || got.KEM != nil {
 		t.Fatalf("a bundle without ML-KEM: %v", err)
 	}
 }
 
-// A newer bundle of the same device replaces an older; another device's
+// A newer bundle of the same hsDevice replaces an older; another hsDevice's
 // does not.
 func TestBundleReplaces(t *testing.T) {
-	d, e := newDevice(t, "d", 0, t0), newDevice(t, "e", 0, t0)
+	d, e := newHSDevice(t, "d", 0, hsNow), newHSDevice(t, "e", 0, hsNow)
 	b1, b2, other := d.bundle(t, 1), d.bundle(t, 2), e.bundle(t, 3)
 	if !b2.Replaces(b1) || b1.Replaces(b2) || b1.Replaces(b1) || other.Replaces(b1) {
 		t.Fatal("Replaces is wrong")
@@ -130,8 +131,8 @@ func TestBundleReplaces(t *testing.T) {
 
 func FuzzBundle(f *testing.F) {
 	for _, n := range []int{0, 3} {
-		d := newDevice(f, "b", n, t0)
-		f.Add(marshal(f, d.bundle(f, 1)))
+		d := newHSDevice(f, "b", n, hsNow)
+		f.Add(hsMarshal(f, d.bundle(f, 1)))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := DecodeBundle(data)
@@ -141,7 +142,7 @@ func FuzzBundle(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(marshal(t, b), data) {
+		if !bytes.Equal(hsMarshal(t, b), data) {
 			t.Fatal("a decoded bundle encodes to other bytes")
 		}
 		_ = b.Verify()

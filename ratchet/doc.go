@@ -135,7 +135,7 @@
 // these steps for fixed keys.
 //
 // The initial message is the header then the first Double Ratchet message
-// (ParseInitialHeader returns both). Header, version 1 (HeaderVersion):
+// (ParseInitialHeader returns both). Header, version 1 (InitialHeaderVersion):
 // version (1) = 1; kind (1): 1 one-time, 2 last-resort; PQ flag (1): 0 or
 // 1; A's Ed25519 public key (32); IK_A (32); IK_A's signature (64, the
 // identity message above); EK_A (32); SPK_B's id (4); PK_B's id (4); if

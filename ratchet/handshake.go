@@ -11,12 +11,12 @@ import (
 // X3DH and PQXDH (doc.go, "Handshakes and prekey bundles").
 
 const (
-	// HeaderVersion is the version byte of an initial message's header.
-	HeaderVersion = 1
-	// headerSize is a header's size without PQXDH; PQXDH adds the ML-KEM
+	// InitialHeaderVersion is the version byte of an initial message's header.
+	InitialHeaderVersion = 1
+	// initialHeaderSize is a header's size without PQXDH; PQXDH adds the ML-KEM
 	// key id and ciphertext.
-	headerSize   = 1 + 1 + 1 + 32 + 32 + 64 + 32 + 4 + 4
-	headerPQSize = headerSize + 4 + KEMCiphertextSize
+	initialHeaderSize   = 1 + 1 + 1 + 32 + 32 + 64 + 32 + 4 + 4
+	initialHeaderPQSize = initialHeaderSize + 4 + KEMCiphertextSize
 	// adPrefix starts the associated data of every session.
 	adPrefix = "exopeer-ad-v1"
 )
@@ -25,11 +25,11 @@ const (
 type PrekeyKind byte
 
 const (
-	// OneTime is a one-time prekey, consumed by the responder.
-	OneTime PrekeyKind = 1
-	// LastResort is the last-resort prekey, used when the bundle has no
+	// PrekeyOneTime is a one-time prekey, consumed by the responder.
+	PrekeyOneTime PrekeyKind = 1
+	// PrekeyLastResort is the last-resort prekey, used when the bundle has no
 	// one-time prekey left; never consumed.
-	LastResort PrekeyKind = 2
+	PrekeyLastResort PrekeyKind = 2
 )
 
 // InitialHeader is what an initial message carries before its first
@@ -59,16 +59,16 @@ type InitialHeader struct {
 
 // MarshalBinary encodes h (doc.go); it never fails.
 func (h *InitialHeader) MarshalBinary() ([]byte, error) {
-	n := headerSize
+	n := initialHeaderSize
 	if h.PQ {
-		n = headerPQSize
+		n = initialHeaderPQSize
 	}
 	out := make([]byte, 0, n)
 	pq := byte(0)
 	if h.PQ {
 		pq = 1
 	}
-	out = append(out, HeaderVersion, byte(h.Kind), pq)
+	out = append(out, InitialHeaderVersion, byte(h.Kind), pq)
 	out = append(out, h.SigningKey[:]...)
 	out = append(out, h.Identity[:]...)
 	out = append(out, h.IdentitySig[:]...)
@@ -86,17 +86,17 @@ func (h *InitialHeader) MarshalBinary() ([]byte, error) {
 // data and returns it and the rest of data (the first Double Ratchet
 // message). Any failure is ErrRefused: data comes from a peer.
 func ParseInitialHeader(data []byte) (*InitialHeader, []byte, error) {
-	if len(data) < headerSize || data[0] != HeaderVersion {
+	if len(data) < initialHeaderSize || data[0] != InitialHeaderVersion {
 		return nil, nil, ErrRefused
 	}
 	h := &InitialHeader{Kind: PrekeyKind(data[1])}
-	if h.Kind != OneTime && h.Kind != LastResort {
+	if h.Kind != PrekeyOneTime && h.Kind != PrekeyLastResort {
 		return nil, nil, ErrRefused
 	}
 	switch data[2] {
 	case 0:
 	case 1:
-		if len(data) < headerPQSize {
+		if len(data) < initialHeaderPQSize {
 			return nil, nil, ErrRefused
 		}
 		h.PQ = true
@@ -126,8 +126,8 @@ type Encapsulation struct {
 	Ciphertext []byte // KEMCiphertextSize bytes
 }
 
-// associatedData is AD = "exopeer-ad-v1" || IK_A || IK_B.
-func associatedData(initiator, responder *[32]byte) []byte {
+// handshakeAD is AD = "exopeer-ad-v1" || IK_A || IK_B.
+func handshakeAD(initiator, responder *[32]byte) []byte {
 	ad := make([]byte, 0, len(adPrefix)+64)
 	ad = append(ad, adPrefix...)
 	ad = append(ad, initiator[:]...)
@@ -135,7 +135,7 @@ func associatedData(initiator, responder *[32]byte) []byte {
 }
 
 // dh is X25519; an all-zero output (a low-order public key) is refused.
-func dh(priv *ecdh.PrivateKey, pub []byte) ([]byte, error) {
+func hsDH(priv *ecdh.PrivateKey, pub []byte) ([]byte, error) {
 	k, err := ecdh.X25519().NewPublicKey(pub)
 	if err != nil {
 		return nil, ErrRefused
@@ -166,7 +166,7 @@ func InitiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *
 	if enc != nil && (b.KEM == nil || len(enc.SharedKey) != 32 || len(enc.Ciphertext) != KEMCiphertextSize) {
 		return Secret{}, nil, nil, fmt.Errorf("ratchet: an encapsulation needs a bundle's ML-KEM key, a 32-byte key and a %d-byte ciphertext", KEMCiphertextSize)
 	}
-	ek, err := x25519From(rand)
+	ek, err := prekeyFrom(rand)
 	if err != nil {
 		return Secret{}, nil, nil, err
 	}
@@ -175,7 +175,7 @@ func InitiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *
 		Identity:       ours.IdentityPublic(),
 		Ephemeral:      [32]byte(ek.PublicKey().Bytes()),
 		SignedPrekeyID: b.Signed.ID,
-		Kind:           LastResort,
+		Kind:           PrekeyLastResort,
 		PrekeyID:       b.LastResort.ID,
 	}
 	h.IdentitySig = [64]byte(ed25519.Sign(signer, identityMessage(&h.Identity)))
@@ -186,7 +186,7 @@ func InitiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *
 			return Secret{}, nil, nil, fmt.Errorf("ratchet: reading randomness: %w", err)
 		}
 		o := b.OneTime[binary.BigEndian.Uint32(r[:])%uint32(n)]
-		h.Kind, h.PrekeyID, fourth = OneTime, o.ID, o.Key
+		h.Kind, h.PrekeyID, fourth = PrekeyOneTime, o.ID, o.Key
 	}
 	var dhs [4][]byte
 	for i, pair := range [4]struct {
@@ -198,7 +198,7 @@ func InitiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *
 		{ek, b.Signed.Key[:]},            // DH3 = DH(EK_A, SPK_B)
 		{ek, fourth[:]},                  // DH4 = DH(EK_A, OPK_B or LRK_B)
 	} {
-		if dhs[i], err = dh(pair.priv, pair.pub); err != nil {
+		if dhs[i], err = hsDH(pair.priv, pair.pub); err != nil {
 			return Secret{}, nil, nil, fmt.Errorf("ratchet: a bundle's key is of low order: %w", ErrBadBundle)
 		}
 	}
@@ -206,7 +206,7 @@ func InitiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *
 	if enc != nil {
 		h.PQ, h.KEMID, h.KEMCiphertext = true, b.KEM.ID, append([]byte(nil), enc.Ciphertext...)
 	}
-	return s, associatedData(&h.Identity, &b.Identity), h, nil
+	return s, handshakeAD(&h.Identity, &b.Identity), h, nil
 }
 
 // handshakeSecret is the KDF of both sides: X3DH's with info p.Handshake,
@@ -244,9 +244,9 @@ func RespondSecret(p *Params, ours *Prekeys, h *InitialHeader, now int64) (Secre
 	}
 	var fourth *ecdh.PrivateKey
 	switch h.Kind {
-	case OneTime:
+	case PrekeyOneTime:
 		fourth = ours.oneTime[h.PrekeyID]
-	case LastResort:
+	case PrekeyLastResort:
 		if h.PrekeyID == ours.lastResort.id {
 			fourth = ours.lastResort.key
 		}
@@ -276,14 +276,14 @@ func RespondSecret(p *Params, ours *Prekeys, h *InitialHeader, now int64) (Secre
 		{spk.key, h.Ephemeral[:]},       // DH3 = DH(SPK_B, EK_A)
 		{fourth, h.Ephemeral[:]},        // DH4 = DH(OPK_B or LRK_B, EK_A)
 	} {
-		if dhs[i], err = dh(pair.priv, pair.pub); err != nil {
+		if dhs[i], err = hsDH(pair.priv, pair.pub); err != nil {
 			return Secret{}, nil, nil, ErrRefused
 		}
 	}
 	s := handshakeSecret(p, dhs, enc)
-	if h.Kind == OneTime {
+	if h.Kind == PrekeyOneTime {
 		delete(ours.oneTime, h.PrekeyID)
 	}
 	ours.seen.Add(spk.id, h.Ephemeral)
-	return s, associatedData(&h.Identity, &ik), spk.key, nil
+	return s, handshakeAD(&h.Identity, &ik), spk.key, nil
 }

@@ -7,17 +7,17 @@ import (
 	"testing"
 )
 
-const t0 int64 = 1_790_000_000 // a Unix second, the tests' clock
+const hsNow int64 = 1_790_000_000 // a Unix second, the tests' clock
 
 // handshake runs InitiateSecret from a to b's bundle (PQXDH if pq) and
 // returns the initiator's results.
-func initiate(t *testing.T, a, b *device, pq bool) (Secret, []byte, *InitialHeader) {
+func hsInitiate(t *testing.T, a, b *hsDevice, pq bool) (Secret, []byte, *InitialHeader) {
 	t.Helper()
 	bundle := b.bundle(t, 1)
-	r := seededRand(t, "initiator")
+	r := hsRand(t, "initiator")
 	var enc *Encapsulation
 	if pq {
-		enc = encapsulate(t, r, bundle)
+		enc = testEncapsulate(t, r, bundle)
 	}
 	s, ad, h, err := InitiateSecret(&Exopeer, r, a.signer, a.keys, bundle, enc)
 	if err != nil {
@@ -37,26 +37,26 @@ func TestHandshakeRoundTrip(t *testing.T) {
 		pq      bool
 		kind    PrekeyKind
 	}{
-		{"X3DH one-time", 3, false, OneTime},
-		{"X3DH last resort", 0, false, LastResort},
-		{"PQXDH one-time", 3, true, OneTime},
-		{"PQXDH last resort", 0, true, LastResort},
+		{"X3DH one-time", 3, false, PrekeyOneTime},
+		{"X3DH last resort", 0, false, PrekeyLastResort},
+		{"PQXDH one-time", 3, true, PrekeyOneTime},
+		{"PQXDH last resort", 0, true, PrekeyLastResort},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := newDevice(t, "a", 0, t0), newDevice(t, "b", tc.oneTime, t0)
-			s, ad, h := initiate(t, a, b, tc.pq)
+			a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", tc.oneTime, hsNow)
+			s, ad, h := hsInitiate(t, a, b, tc.pq)
 			if h.Kind != tc.kind || h.PQ != tc.pq {
 				t.Fatalf("header kind %d pq %v, want %d %v", h.Kind, h.PQ, tc.kind, tc.pq)
 			}
-			wire := marshal(t, h)
+			wire := hsMarshal(t, h)
 			parsed, rest, err := ParseInitialHeader(append(wire, "first message"...))
 			if err != nil || string(rest) != "first message" {
 				t.Fatalf("ParseInitialHeader: %v, rest %q", err, rest)
 			}
-			if !bytes.Equal(marshal(t, parsed), wire) {
+			if !bytes.Equal(hsMarshal(t, parsed), wire) {
 				t.Fatal("the header changed through its encoding")
 			}
-			s2, ad2, spk, err := RespondSecret(&Exopeer, b.keys, parsed, t0+60)
+			s2, ad2, spk, err := RespondSecret(&Exopeer, b.keys, parsed, hsNow+60)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,14 +84,14 @@ func TestHandshakeRoundTrip(t *testing.T) {
 // changed ciphertext (which ML-KEM decapsulates to another key, with no
 // error) gives the responder another Secret.
 func TestPQXDHNeedsTheSharedKey(t *testing.T) {
-	a, b := newDevice(t, "a", 0, t0), newDevice(t, "b", 2, t0)
-	s, _, h := initiate(t, a, b, true)
-	x, _, _ := initiate(t, a, b, false)
+	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 2, hsNow)
+	s, _, h := hsInitiate(t, a, b, true)
+	x, _, _ := hsInitiate(t, a, b, false)
 	if s == x {
 		t.Fatal("PQXDH and X3DH give the same Secret")
 	}
 	h.KEMCiphertext[100] ^= 1
-	s2, _, _, err := RespondSecret(&Exopeer, b.keys, h, t0)
+	s2, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,58 +105,58 @@ func TestRespondRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		pq     bool
-		change func(h *InitialHeader, a, b *device)
+		change func(h *InitialHeader, a, b *hsDevice)
 	}{
-		{"bad identity signature", false, func(h *InitialHeader, _, _ *device) { h.IdentitySig[5] ^= 1 }},
-		{"identity key not the signed one", false, func(h *InitialHeader, _, _ *device) { h.Identity[0] ^= 1 }},
-		{"unknown signed prekey", false, func(h *InitialHeader, _, _ *device) { h.SignedPrekeyID++ }},
-		{"unknown one-time prekey", false, func(h *InitialHeader, _, _ *device) { h.PrekeyID = 99 }},
-		{"wrong last-resort id", false, func(h *InitialHeader, _, _ *device) { h.Kind, h.PrekeyID = LastResort, 2 }},
-		{"unknown kind", false, func(h *InitialHeader, _, _ *device) { h.Kind = 3 }},
-		{"wrong ML-KEM id", true, func(h *InitialHeader, _, _ *device) { h.KEMID = 2 }},
-		{"short ML-KEM ciphertext", true, func(h *InitialHeader, _, _ *device) { h.KEMCiphertext = h.KEMCiphertext[:100] }},
-		{"low-order ephemeral key", false, func(h *InitialHeader, _, _ *device) { h.Ephemeral = [32]byte{} }},
-		{"the responder's own identity", false, func(h *InitialHeader, _, b *device) {
+		{"bad identity signature", false, func(h *InitialHeader, _, _ *hsDevice) { h.IdentitySig[5] ^= 1 }},
+		{"identity key not the signed one", false, func(h *InitialHeader, _, _ *hsDevice) { h.Identity[0] ^= 1 }},
+		{"unknown signed prekey", false, func(h *InitialHeader, _, _ *hsDevice) { h.SignedPrekeyID++ }},
+		{"unknown one-time prekey", false, func(h *InitialHeader, _, _ *hsDevice) { h.PrekeyID = 99 }},
+		{"wrong last-resort id", false, func(h *InitialHeader, _, _ *hsDevice) { h.Kind, h.PrekeyID = PrekeyLastResort, 2 }},
+		{"unknown kind", false, func(h *InitialHeader, _, _ *hsDevice) { h.Kind = 3 }},
+		{"wrong ML-KEM id", true, func(h *InitialHeader, _, _ *hsDevice) { h.KEMID = 2 }},
+		{"short ML-KEM ciphertext", true, func(h *InitialHeader, _, _ *hsDevice) { h.KEMCiphertext = h.KEMCiphertext[:100] }},
+		{"low-order ephemeral key", false, func(h *InitialHeader, _, _ *hsDevice) { h.Ephemeral = [32]byte{} }},
+		{"the responder's own identity", false, func(h *InitialHeader, _, b *hsDevice) {
 			*h = InitialHeader{SigningKey: [32]byte(b.signer.Public().(ed25519.PublicKey)), Identity: b.keys.IdentityPublic(), Ephemeral: h.Ephemeral,
 				SignedPrekeyID: h.SignedPrekeyID, Kind: h.Kind, PrekeyID: h.PrekeyID}
 			h.IdentitySig = signIdentity(b)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := newDevice(t, "a", 0, t0), newDevice(t, "b", 2, t0)
-			_, _, h := initiate(t, a, b, tc.pq)
+			a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 2, hsNow)
+			_, _, h := hsInitiate(t, a, b, tc.pq)
 			tc.change(h, a, b)
-			before := marshal(t, b.keys)
-			if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, t0); !errors.Is(err, ErrRefused) {
+			before := hsMarshal(t, b.keys)
+			if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow); !errors.Is(err, ErrRefused) {
 				t.Fatalf("got %v, want ErrRefused", err)
 			}
-			sameState(t, b.keys, before)
+			samePrekeys(t, b.keys, before)
 		})
 	}
 }
 
-func signIdentity(d *device) [64]byte {
+func signIdentity(d *hsDevice) [64]byte {
 	ik := d.keys.IdentityPublic()
-	return [64]byte(edSign(d.signer, identityMessage(&ik)))
+	return [64]byte(ed25519.Sign(d.signer, identityMessage(&ik)))
 }
 
 // Two initial messages that take the same one-time prekey (two senders
 // read the same bundle): the second is refused, the state unchanged.
 func TestRespondRefusesUsedOneTimePrekey(t *testing.T) {
-	a, c, b := newDevice(t, "a", 0, t0), newDevice(t, "c", 0, t0), newDevice(t, "b", 1, t0)
-	_, _, h1 := initiate(t, a, b, false)
-	_, _, h2 := initiate(t, c, b, false)
-	if h1.PrekeyID != h2.PrekeyID || h1.Kind != OneTime {
+	a, c, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "c", 0, hsNow), newHSDevice(t, "b", 1, hsNow)
+	_, _, h1 := hsInitiate(t, a, b, false)
+	_, _, h2 := hsInitiate(t, c, b, false)
+	if h1.PrekeyID != h2.PrekeyID || h1.Kind != PrekeyOneTime {
 		t.Fatal("the two initiators did not take the same one-time prekey")
 	}
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h1, t0); err != nil {
+	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h1, hsNow); err != nil {
 		t.Fatal(err)
 	}
-	before := marshal(t, b.keys)
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h2, t0); !errors.Is(err, ErrRefused) {
+	before := hsMarshal(t, b.keys)
+	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h2, hsNow); !errors.Is(err, ErrRefused) {
 		t.Fatalf("got %v, want ErrRefused", err)
 	}
-	sameState(t, b.keys, before)
+	samePrekeys(t, b.keys, before)
 }
 
 // A replayed initial message is refused: with a one-time prekey (gone),
@@ -164,29 +164,29 @@ func TestRespondRefusesUsedOneTimePrekey(t *testing.T) {
 // one-time prekeys were replenished.
 func TestRespondRefusesReplay(t *testing.T) {
 	for _, oneTime := range []int{0, 1} {
-		a, b := newDevice(t, "a", 0, t0), newDevice(t, "b", oneTime, t0)
-		_, _, h := initiate(t, a, b, false)
-		if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, t0); err != nil {
+		a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", oneTime, hsNow)
+		_, _, h := hsInitiate(t, a, b, false)
+		if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.keys.Replenish(seededRand(t, "replenish"), 5); err != nil {
+		if _, err := b.keys.Replenish(hsRand(t, "replenish"), 5); err != nil {
 			t.Fatal(err)
 		}
-		before := marshal(t, b.keys)
-		if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, t0+1); !errors.Is(err, ErrRefused) {
+		before := hsMarshal(t, b.keys)
+		if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow+1); !errors.Is(err, ErrRefused) {
 			t.Fatalf("%d one-time prekeys: a replay got %v, want ErrRefused", oneTime, err)
 		}
-		sameState(t, b.keys, before)
+		samePrekeys(t, b.keys, before)
 	}
 }
 
 // After a rotation the previous signed prekey answers for GracePeriod,
 // then not; after a second rotation, not at all. The new one answers.
 func TestGracePeriod(t *testing.T) {
-	a, b := newDevice(t, "a", 0, t0), newDevice(t, "b", 0, t0)
-	_, _, old := initiate(t, a, b, false)
-	rotated := t0 + RotationPeriod
-	if err := b.keys.Rotate(seededRand(t, "rotate"), rotated); err != nil {
+	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 0, hsNow)
+	_, _, old := hsInitiate(t, a, b, false)
+	rotated := hsNow + RotationPeriod
+	if err := b.keys.Rotate(hsRand(t, "rotate"), rotated); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -204,14 +204,14 @@ func TestGracePeriod(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
-	_, _, fresh := initiate(t, a, b, false)
+	_, _, fresh := hsInitiate(t, a, b, false)
 	if fresh.SignedPrekeyID != old.SignedPrekeyID+1 {
 		t.Fatalf("signed prekey id %d after a rotation, want %d", fresh.SignedPrekeyID, old.SignedPrekeyID+1)
 	}
 	if _, _, _, err := RespondSecret(&Exopeer, b.keys.clone(), fresh, rotated); err != nil {
 		t.Fatalf("the new signed prekey: %v", err)
 	}
-	if err := b.keys.Rotate(seededRand(t, "rotate again"), rotated+1); err != nil {
+	if err := b.keys.Rotate(hsRand(t, "rotate again"), rotated+1); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := RespondSecret(&Exopeer, b.keys, old, rotated+1); !errors.Is(err, ErrRefused) {
@@ -223,47 +223,47 @@ func TestGracePeriod(t *testing.T) {
 // encapsulation without the bundle's ML-KEM key; with no ML-KEM key it
 // speaks X3DH.
 func TestInitiateChecks(t *testing.T) {
-	a, b := newDevice(t, "a", 0, t0), newDevice(t, "b", 2, t0)
+	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 2, hsNow)
 	bundle := b.bundle(t, 1)
 	bundle.Signed.Key[0] ^= 1
-	if _, _, _, err := InitiateSecret(&Exopeer, seededRand(t, "i"), a.signer, a.keys, bundle, nil); !errors.Is(err, ErrBadBundle) {
+	if _, _, _, err := InitiateSecret(&Exopeer, hsRand(t, "i"), a.signer, a.keys, bundle, nil); !errors.Is(err, ErrBadBundle) {
 		t.Fatalf("a changed bundle: got %v, want ErrBadBundle", err)
 	}
 	noKEM := b.bundle(t, 2)
 	noKEM.KEM = nil
 	noKEM.sign(b.signer)
-	enc := encapsulate(t, seededRand(t, "kem"), b.bundle(t, 3))
-	if _, _, _, err := InitiateSecret(&Exopeer, seededRand(t, "i"), a.signer, a.keys, noKEM, enc); err == nil {
+	enc := testEncapsulate(t, hsRand(t, "kem"), b.bundle(t, 3))
+	if _, _, _, err := InitiateSecret(&Exopeer, hsRand(t, "i"), a.signer, a.keys, noKEM, enc); err == nil {
 		t.Fatal("an encapsulation with a bundle without an ML-KEM key was taken")
 	}
-	s, _, h, err := InitiateSecret(&Exopeer, seededRand(t, "i"), a.signer, a.keys, noKEM, nil)
+	s, _, h, err := InitiateSecret(&Exopeer, hsRand(t, "i"), a.signer, a.keys, noKEM, nil)
 	if err != nil || h.PQ {
 		t.Fatalf("X3DH to a bundle without ML-KEM: %v, pq %v", err, h != nil && h.PQ)
 	}
-	s2, _, _, err := RespondSecret(&Exopeer, b.keys, h, t0)
+	s2, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow)
 	if err != nil || s2 != s {
 		t.Fatalf("responder: %v, same secret %v", err, s2 == s)
 	}
 	low := b.bundle(t, 4)
 	low.Identity = [32]byte{1} // a low-order point
 	low.sign(b.signer)
-	if _, _, _, err := InitiateSecret(&Exopeer, seededRand(t, "i"), a.signer, a.keys, low, nil); !errors.Is(err, ErrBadBundle) {
+	if _, _, _, err := InitiateSecret(&Exopeer, hsRand(t, "i"), a.signer, a.keys, low, nil); !errors.Is(err, ErrBadBundle) {
 		t.Fatalf("a low-order identity key: got %v, want ErrBadBundle", err)
 	}
 }
 
 // The initial header's parser refuses what is not one, with ErrRefused.
 func TestParseInitialHeaderRefuses(t *testing.T) {
-	a, b := newDevice(t, "a", 0, t0), newDevice(t, "b", 2, t0)
-	_, _, h := initiate(t, a, b, true)
-	wire := marshal(t, h)
+	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 2, hsNow)
+	_, _, h := hsInitiate(t, a, b, true)
+	wire := hsMarshal(t, h)
 	for _, tc := range []struct {
 		name string
 		data []byte
 	}{
 		{"empty", nil},
-		{"short", wire[:headerSize-1]},
-		{"PQ without its ciphertext", wire[:headerPQSize-1]},
+		{"short", wire[:initialHeaderSize-1]},
+		{"PQ without its ciphertext", wire[:initialHeaderPQSize-1]},
 		{"version", append([]byte{2}, wire[1:]...)},
 		{"kind", append([]byte{1, 0}, wire[2:]...)},
 		{"pq flag", append([]byte{1, 1, 2}, wire[3:]...)},

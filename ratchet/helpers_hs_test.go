@@ -12,9 +12,9 @@ import (
 
 // The handshakes' test helpers.
 
-// seededRand returns a ChaCha8 stream seeded from the test's name and
+// hsRand returns a ChaCha8 stream seeded from the test's name and
 // label, and prints the seed if the test fails.
-func seededRand(t testing.TB, label string) io.Reader {
+func hsRand(t testing.TB, label string) io.Reader {
 	seed := sha256.Sum256([]byte(t.Name() + "/" + label))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -24,16 +24,16 @@ func seededRand(t testing.TB, label string) io.Reader {
 	return rand.NewChaCha8(seed)
 }
 
-// device is a device's keys for a test: its Ed25519 key and prekey state
+// hsDevice is a hsDevice's keys for a test: its Ed25519 key and prekey state
 // with n one-time prekeys, made from seeded randomness at time now.
-type device struct {
+type hsDevice struct {
 	signer ed25519.PrivateKey
 	keys   *Prekeys
 }
 
-func newDevice(t testing.TB, name string, n int, now int64) *device {
+func newHSDevice(t testing.TB, name string, n int, now int64) *hsDevice {
 	t.Helper()
-	r := seededRand(t, name)
+	r := hsRand(t, name)
 	var seed [32]byte
 	if _, err := io.ReadFull(r, seed[:]); err != nil {
 		t.Fatal(err)
@@ -45,10 +45,10 @@ func newDevice(t testing.TB, name string, n int, now int64) *device {
 	if _, err := keys.Replenish(r, n); err != nil {
 		t.Fatal(err)
 	}
-	return &device{signer: ed25519.NewKeyFromSeed(seed[:]), keys: keys}
+	return &hsDevice{signer: ed25519.NewKeyFromSeed(seed[:]), keys: keys}
 }
 
-func (d *device) bundle(t testing.TB, seq uint64) *Bundle {
+func (d *hsDevice) bundle(t testing.TB, seq uint64) *Bundle {
 	t.Helper()
 	b, err := d.keys.Bundle(d.signer, seq)
 	if err != nil {
@@ -59,7 +59,7 @@ func (d *device) bundle(t testing.TB, seq uint64) *Bundle {
 
 // encapsulate is the test's encapsulation to b's ML-KEM key with 32 bytes
 // of r as its randomness (a shell uses crypto/mlkem's Encapsulate).
-func encapsulate(t testing.TB, r io.Reader, b *Bundle) *Encapsulation {
+func testEncapsulate(t testing.TB, r io.Reader, b *Bundle) *Encapsulation {
 	t.Helper()
 	ek, err := b.KEM.EncapsulationKey()
 	if err != nil {
@@ -77,7 +77,7 @@ func encapsulate(t testing.TB, r io.Reader, b *Bundle) *Encapsulation {
 }
 
 // marshal returns v's encoding, failing the test on error.
-func marshal(t testing.TB, v interface{ MarshalBinary() ([]byte, error) }) []byte {
+func hsMarshal(t testing.TB, v interface{ MarshalBinary() ([]byte, error) }) []byte {
 	t.Helper()
 	b, err := v.MarshalBinary()
 	if err != nil {
@@ -86,12 +86,10 @@ func marshal(t testing.TB, v interface{ MarshalBinary() ([]byte, error) }) []byt
 	return b
 }
 
-// sameState fails the test if k's encoding is not want.
-func sameState(t testing.TB, k *Prekeys, want []byte) {
+// samePrekeys fails the test if k's encoding is not want.
+func samePrekeys(t testing.TB, k *Prekeys, want []byte) {
 	t.Helper()
-	if !bytes.Equal(marshal(t, k), want) {
+	if !bytes.Equal(hsMarshal(t, k), want) {
 		t.Error("the prekey state changed")
 	}
 }
-
-func edSign(k ed25519.PrivateKey, m []byte) []byte { return ed25519.Sign(k, m) }

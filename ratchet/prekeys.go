@@ -64,8 +64,8 @@ type idPrivate struct {
 	key *ecdh.PrivateKey
 }
 
-// x25519From reads a private key's 32 bytes from rand.
-func x25519From(rand io.Reader) (*ecdh.PrivateKey, error) {
+// prekeyFrom reads a private key's 32 bytes from rand.
+func prekeyFrom(rand io.Reader) (*ecdh.PrivateKey, error) {
 	var b [32]byte
 	if _, err := io.ReadFull(rand, b[:]); err != nil {
 		return nil, fmt.Errorf("ratchet: reading randomness: %w", err)
@@ -81,15 +81,15 @@ func x25519From(rand io.Reader) (*ecdh.PrivateKey, error) {
 func NewPrekeys(rand io.Reader, now int64) (*Prekeys, error) {
 	k := &Prekeys{kemID: 1, nextID: 1, oneTime: map[uint32]*ecdh.PrivateKey{}}
 	var err error
-	if k.identity, err = x25519From(rand); err != nil {
+	if k.identity, err = prekeyFrom(rand); err != nil {
 		return nil, err
 	}
 	k.signed = signedPrivate{id: 1, created: now}
-	if k.signed.key, err = x25519From(rand); err != nil {
+	if k.signed.key, err = prekeyFrom(rand); err != nil {
 		return nil, err
 	}
 	k.lastResort.id = 1
-	if k.lastResort.key, err = x25519From(rand); err != nil {
+	if k.lastResort.key, err = prekeyFrom(rand); err != nil {
 		return nil, err
 	}
 	if _, err := io.ReadFull(rand, k.kemSeed[:]); err != nil {
@@ -116,7 +116,7 @@ func (k *Prekeys) Replenish(rand io.Reader, target int) (int, error) {
 	}
 	var fresh []*ecdh.PrivateKey
 	for range target - len(k.oneTime) {
-		key, err := x25519From(rand)
+		key, err := prekeyFrom(rand)
 		if err != nil {
 			return 0, err
 		}
@@ -144,7 +144,7 @@ func (k *Prekeys) RotationDue(now int64) bool {
 // and answers for GracePeriod more; the one before is dropped, with its
 // replay set. On error k is unchanged.
 func (k *Prekeys) Rotate(rand io.Reader, now int64) error {
-	key, err := x25519From(rand)
+	key, err := prekeyFrom(rand)
 	if err != nil {
 		return err
 	}

@@ -9,13 +9,13 @@ import (
 // Replenish tops the one-time prekeys up to the target with fresh ids,
 // never an id used before, and leaves the state alone when it cannot.
 func TestReplenish(t *testing.T) {
-	a, b := newDevice(t, "a", 0, t0), newDevice(t, "b", 3, t0)
-	r := seededRand(t, "replenish")
+	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 3, hsNow)
+	r := hsRand(t, "replenish")
 	if n, err := b.keys.Replenish(r, 3); n != 0 || err != nil {
 		t.Fatalf("at the target: added %d, %v", n, err)
 	}
-	_, _, h := initiate(t, a, b, false)
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, t0); err != nil {
+	_, _, h := hsInitiate(t, a, b, false)
+	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := b.keys.Replenish(r, 5); n != 3 || err != nil || b.keys.OneTimeCount() != 5 {
@@ -29,7 +29,7 @@ func TestReplenish(t *testing.T) {
 			t.Errorf("one-time prekey id %d, want 1 to 6", id)
 		}
 	}
-	before := marshal(t, b.keys)
+	before := hsMarshal(t, b.keys)
 	for _, target := range []int{-1, MaxOneTimePrekeys + 1} {
 		if _, err := b.keys.Replenish(r, target); err == nil {
 			t.Errorf("target %d taken", target)
@@ -38,31 +38,31 @@ func TestReplenish(t *testing.T) {
 	if _, err := b.keys.Replenish(bytes.NewReader(make([]byte, 40)), 10); err == nil {
 		t.Error("a short read was not an error")
 	}
-	sameState(t, b.keys, before)
+	samePrekeys(t, b.keys, before)
 }
 
 // Rotation is due a week after the signed prekey was made, not before,
 // and not when the clock went back.
 func TestRotationDue(t *testing.T) {
-	b := newDevice(t, "b", 0, t0)
+	b := newHSDevice(t, "b", 0, hsNow)
 	for _, tc := range []struct {
 		now  int64
 		want bool
 	}{
-		{t0 - 1000, false}, {t0, false}, {t0 + RotationPeriod - 1, false},
-		{t0 + RotationPeriod, true}, {t0 + 10*RotationPeriod, true},
+		{hsNow - 1000, false}, {hsNow, false}, {hsNow + RotationPeriod - 1, false},
+		{hsNow + RotationPeriod, true}, {hsNow + 10*RotationPeriod, true},
 	} {
 		if got := b.keys.RotationDue(tc.now); got != tc.want {
-			t.Errorf("at t0%+d: %v, want %v", tc.now-t0, got, tc.want)
+			t.Errorf("at hsNow%+d: %v, want %v", tc.now-hsNow, got, tc.want)
 		}
 	}
-	if err := b.keys.Rotate(seededRand(t, "rotate"), t0+RotationPeriod); err != nil {
+	if err := b.keys.Rotate(hsRand(t, "rotate"), hsNow+RotationPeriod); err != nil {
 		t.Fatal(err)
 	}
-	if b.keys.RotationDue(t0 + RotationPeriod + 1) {
+	if b.keys.RotationDue(hsNow + RotationPeriod + 1) {
 		t.Error("due again right after a rotation")
 	}
-	if bn := b.bundle(t, 2); bn.Signed.ID != 2 || bn.Signed.Created != t0+RotationPeriod {
+	if bn := b.bundle(t, 2); bn.Signed.ID != 2 || bn.Signed.Created != hsNow+RotationPeriod {
 		t.Errorf("after a rotation the bundle has signed prekey %d made at %d", bn.Signed.ID, bn.Signed.Created)
 	}
 }
@@ -70,14 +70,14 @@ func TestRotationDue(t *testing.T) {
 // Rotation keeps the replay sets of the current and the previous signed
 // prekeys only.
 func TestRotationPrunesReplayGuard(t *testing.T) {
-	a, b := newDevice(t, "a", 0, t0), newDevice(t, "b", 0, t0)
-	_, _, h := initiate(t, a, b, false)
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, t0); err != nil {
+	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 0, hsNow)
+	_, _, h := hsInitiate(t, a, b, false)
+	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow); err != nil {
 		t.Fatal(err)
 	}
-	r := seededRand(t, "rotate")
+	r := hsRand(t, "rotate")
 	for i, want := range []int{1, 0} {
-		if err := b.keys.Rotate(r, t0+int64(i+1)*RotationPeriod); err != nil {
+		if err := b.keys.Rotate(r, hsNow+int64(i+1)*RotationPeriod); err != nil {
 			t.Fatal(err)
 		}
 		if got := b.keys.seen.Len(h.SignedPrekeyID); got != want {
@@ -90,31 +90,31 @@ func TestRotationPrunesReplayGuard(t *testing.T) {
 // prekeys and remembered keys, and the restored state answers as the
 // original would.
 func TestPrekeysEncoding(t *testing.T) {
-	a, b := newDevice(t, "a", 0, t0), newDevice(t, "b", 4, t0)
-	_, _, h1 := initiate(t, a, b, false)
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h1, t0); err != nil {
+	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 4, hsNow)
+	_, _, h1 := hsInitiate(t, a, b, false)
+	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h1, hsNow); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.keys.Rotate(seededRand(t, "rotate"), t0+RotationPeriod); err != nil {
+	if err := b.keys.Rotate(hsRand(t, "rotate"), hsNow+RotationPeriod); err != nil {
 		t.Fatal(err)
 	}
-	_, _, h2 := initiate(t, a, b, true)
-	wire := marshal(t, b.keys)
+	_, _, h2 := hsInitiate(t, a, b, true)
+	wire := hsMarshal(t, b.keys)
 	var c Prekeys
 	if err := c.UnmarshalBinary(wire); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(marshal(t, &c), wire) {
+	if !bytes.Equal(hsMarshal(t, &c), wire) {
 		t.Fatal("the state changed through its encoding")
 	}
-	want, _, _, err := RespondSecret(&Exopeer, b.keys.clone(), h2, t0+RotationPeriod)
+	want, _, _, err := RespondSecret(&Exopeer, b.keys.clone(), h2, hsNow+RotationPeriod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _, err := RespondSecret(&Exopeer, &c, h2, t0+RotationPeriod); err != nil || got != want {
+	if got, _, _, err := RespondSecret(&Exopeer, &c, h2, hsNow+RotationPeriod); err != nil || got != want {
 		t.Fatalf("the restored state answers %v, same secret %v", err, got == want)
 	}
-	if _, _, _, err := RespondSecret(&Exopeer, &c, h1, t0+RotationPeriod); !errors.Is(err, ErrRefused) {
+	if _, _, _, err := RespondSecret(&Exopeer, &c, h1, hsNow+RotationPeriod); !errors.Is(err, ErrRefused) {
 		t.Fatalf("the restored state forgot a replay: %v", err)
 	}
 }
@@ -122,8 +122,8 @@ func TestPrekeysEncoding(t *testing.T) {
 // The decoder refuses a corrupt state with ErrCorruptPrekeys (or the
 // guard's error) and leaves the value alone.
 func TestPrekeysCorrupt(t *testing.T) {
-	b := newDevice(t, "b", 2, t0)
-	wire := marshal(t, b.keys)
+	b := newHSDevice(t, "b", 2, hsNow)
+	wire := hsMarshal(t, b.keys)
 	var c Prekeys
 	for _, tc := range []struct {
 		name string
@@ -146,21 +146,21 @@ func TestPrekeysCorrupt(t *testing.T) {
 }
 
 func FuzzPrekeys(f *testing.F) {
-	a, b := newDevice(f, "a", 0, t0), newDevice(f, "b", 3, t0)
-	f.Add(marshal(f, b.keys))
-	r := seededRand(f, "initiator")
+	a, b := newHSDevice(f, "a", 0, hsNow), newHSDevice(f, "b", 3, hsNow)
+	f.Add(hsMarshal(f, b.keys))
+	r := hsRand(f, "initiator")
 	s, _, h, err := InitiateSecret(&Exopeer, r, a.signer, a.keys, b.bundle(f, 1), nil)
 	if err != nil {
 		f.Fatal(err)
 	}
 	_ = s
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, t0); err != nil {
+	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow); err != nil {
 		f.Fatal(err)
 	}
-	if err := b.keys.Rotate(r, t0+RotationPeriod); err != nil {
+	if err := b.keys.Rotate(r, hsNow+RotationPeriod); err != nil {
 		f.Fatal(err)
 	}
-	f.Add(marshal(f, b.keys))
+	f.Add(hsMarshal(f, b.keys))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var k Prekeys
 		if err := k.UnmarshalBinary(data); err != nil {
@@ -169,7 +169,7 @@ func FuzzPrekeys(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(marshal(t, &k), data) {
+		if !bytes.Equal(hsMarshal(t, &k), data) {
 			t.Fatal("a decoded state encodes to other bytes")
 		}
 	})

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func key(i int) [32]byte {
+func guardKey(i int) [32]byte {
 	var k [32]byte
 	binary.BigEndian.PutUint64(k[:], uint64(i)+1)
 	return k
@@ -19,26 +19,26 @@ func key(i int) [32]byte {
 func TestReplayGuardBounds(t *testing.T) {
 	var g ReplayGuard
 	for i := range ReplayCapacity {
-		g.Add(1, key(i))
+		g.Add(1, guardKey(i))
 	}
-	g.Add(1, key(0)) // already there: nothing forgotten
-	if !g.Seen(1, key(0)) || g.Len(1) != ReplayCapacity {
-		t.Fatalf("full: %d keys, key 0 seen %v", g.Len(1), g.Seen(1, key(0)))
+	g.Add(1, guardKey(0)) // already there: nothing forgotten
+	if !g.Seen(1, guardKey(0)) || g.Len(1) != ReplayCapacity {
+		t.Fatalf("full: %d keys, key 0 seen %v", g.Len(1), g.Seen(1, guardKey(0)))
 	}
-	if g.Seen(2, key(0)) {
+	if g.Seen(2, guardKey(0)) {
 		t.Fatal("a key is seen under another signed prekey")
 	}
-	g.Add(1, key(ReplayCapacity))
-	if g.Seen(1, key(0)) || !g.Seen(1, key(1)) || !g.Seen(1, key(ReplayCapacity)) || g.Len(1) != ReplayCapacity {
+	g.Add(1, guardKey(ReplayCapacity))
+	if g.Seen(1, guardKey(0)) || !g.Seen(1, guardKey(1)) || !g.Seen(1, guardKey(ReplayCapacity)) || g.Len(1) != ReplayCapacity {
 		t.Fatal("the oldest key was not the one forgotten")
 	}
-	g.Add(2, key(0))
-	g.Add(3, key(0))
-	if g.Len(1) != 0 || !g.Seen(2, key(0)) || !g.Seen(3, key(0)) {
+	g.Add(2, guardKey(0))
+	g.Add(3, guardKey(0))
+	if g.Len(1) != 0 || !g.Seen(2, guardKey(0)) || !g.Seen(3, guardKey(0)) {
 		t.Fatal("the oldest set was not the one forgotten")
 	}
 	g.Keep(3, 7)
-	if g.Seen(2, key(0)) || !g.Seen(3, key(0)) {
+	if g.Seen(2, guardKey(0)) || !g.Seen(3, guardKey(0)) {
 		t.Fatal("Keep kept the wrong sets")
 	}
 }
@@ -48,10 +48,10 @@ func TestReplayGuardBounds(t *testing.T) {
 func TestReplayGuardEncoding(t *testing.T) {
 	var g ReplayGuard
 	for i := range ReplayCapacity + 5 {
-		g.Add(1, key(i))
-		g.Add(2, key(-i-10))
+		g.Add(1, guardKey(i))
+		g.Add(2, guardKey(-i-10))
 	}
-	wire := marshal(t, &g)
+	wire := hsMarshal(t, &g)
 	if len(wire) != MaxReplayGuardSize {
 		t.Errorf("full: %d bytes, want %d", len(wire), MaxReplayGuardSize)
 	}
@@ -59,24 +59,24 @@ func TestReplayGuardEncoding(t *testing.T) {
 	if err := h.UnmarshalBinary(wire); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(marshal(t, &h), wire) || !h.Seen(1, key(ReplayCapacity+4)) || h.Seen(1, key(4)) {
+	if !bytes.Equal(hsMarshal(t, &h), wire) || !h.Seen(1, guardKey(ReplayCapacity+4)) || h.Seen(1, guardKey(4)) {
 		t.Fatal("the guard changed through its encoding")
 	}
-	h.Add(1, key(1<<20)) // the restored order: this forgets key 5
-	if h.Seen(1, key(5)) || !h.Seen(1, key(6)) {
+	h.Add(1, guardKey(1<<20)) // the restored order: this forgets key 5
+	if h.Seen(1, guardKey(5)) || !h.Seen(1, guardKey(6)) {
 		t.Fatal("the restored guard lost its order")
 	}
 	var empty ReplayGuard
-	if w := marshal(t, &empty); !bytes.Equal(w, []byte{1, 0}) {
+	if w := hsMarshal(t, &empty); !bytes.Equal(w, []byte{1, 0}) {
 		t.Errorf("empty guard %x, want 0100", w)
 	}
 }
 
 func TestReplayGuardCorrupt(t *testing.T) {
 	var g ReplayGuard
-	g.Add(1, key(0))
-	g.Add(1, key(1))
-	wire := marshal(t, &g)
+	g.Add(1, guardKey(0))
+	g.Add(1, guardKey(1))
+	wire := hsMarshal(t, &g)
 	twice := bytes.Clone(wire)
 	copy(twice[2+6+32:], twice[2+6:2+6+32])
 	for _, tc := range []struct {
@@ -96,7 +96,7 @@ func TestReplayGuardCorrupt(t *testing.T) {
 		if err := h.UnmarshalBinary(tc.data); !errors.Is(err, ErrCorruptReplayGuard) {
 			t.Errorf("%s: got %v", tc.name, err)
 		}
-		if !bytes.Equal(marshal(t, &h), wire) {
+		if !bytes.Equal(hsMarshal(t, &h), wire) {
 			t.Errorf("%s: a failed decoding changed the guard", tc.name)
 		}
 	}
@@ -104,11 +104,11 @@ func TestReplayGuardCorrupt(t *testing.T) {
 
 func FuzzReplayGuard(f *testing.F) {
 	var g ReplayGuard
-	f.Add(marshal(f, &g))
-	g.Add(1, key(0))
-	g.Add(1, key(1))
-	g.Add(2, key(0))
-	f.Add(marshal(f, &g))
+	f.Add(hsMarshal(f, &g))
+	g.Add(1, guardKey(0))
+	g.Add(1, guardKey(1))
+	g.Add(2, guardKey(0))
+	f.Add(hsMarshal(f, &g))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var g ReplayGuard
 		if err := g.UnmarshalBinary(data); err != nil {
@@ -117,26 +117,26 @@ func FuzzReplayGuard(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(marshal(t, &g), data) {
+		if !bytes.Equal(hsMarshal(t, &g), data) {
 			t.Fatal("a decoded guard encodes to other bytes")
 		}
 	})
 }
 
 func FuzzInitialHeader(f *testing.F) {
-	a, b := newDevice(f, "a", 0, t0), newDevice(f, "b", 1, t0)
-	r := seededRand(f, "initiator")
+	a, b := newHSDevice(f, "a", 0, hsNow), newHSDevice(f, "b", 1, hsNow)
+	r := hsRand(f, "initiator")
 	for _, pq := range []bool{false, true} {
 		bundle := b.bundle(f, 1)
 		var enc *Encapsulation
 		if pq {
-			enc = encapsulate(f, r, bundle)
+			enc = testEncapsulate(f, r, bundle)
 		}
 		_, _, h, err := InitiateSecret(&Exopeer, r, a.signer, a.keys, bundle, enc)
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(append(marshal(f, h), "message"...))
+		f.Add(append(hsMarshal(f, h), "message"...))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, rest, err := ParseInitialHeader(data)
@@ -146,7 +146,7 @@ func FuzzInitialHeader(f *testing.F) {
 			}
 			return
 		}
-		if got := append(marshal(t, h), rest...); !bytes.Equal(got, data) {
+		if got := append(hsMarshal(t, h), rest...); !bytes.Equal(got, data) {
 			t.Fatal("a parsed header encodes to other bytes")
 		}
 	})

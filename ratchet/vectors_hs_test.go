@@ -31,7 +31,7 @@ func init() {
 func updating() bool { return flag.Lookup("update").Value.String() == "true" }
 
 // fixed is a vector's input: SHA-256 of a label, so anyone can remake it.
-func fixed(label string) []byte {
+func vectorInput(label string) []byte {
 	h := sha256.Sum256([]byte("exopeer handshake vector: " + label))
 	return h[:]
 }
@@ -49,22 +49,22 @@ func (v *vectorLines) num(name string, n any)    { fmt.Fprintf(&v.b, "%s: %d\n",
 func vectorCase(t *testing.T, v *vectorLines, name string, oneTime int, pq bool) {
 	t.Helper()
 	fmt.Fprintf(&v.b, "\ncase: %s\n", name)
-	aSeed, bSeed := fixed("A Ed25519 seed"), fixed("B Ed25519 seed")
+	aSeed, bSeed := vectorInput("A Ed25519 seed"), vectorInput("B Ed25519 seed")
 	aSigner, bSigner := ed25519.NewKeyFromSeed(aSeed), ed25519.NewKeyFromSeed(bSeed)
 	aKeys, err := NewPrekeys(bytes.NewReader(bytes.Join([][]byte{
-		fixed("A identity"), fixed("A signed prekey"), fixed("A last resort"),
-		fixed("A ML-KEM seed 1"), fixed("A ML-KEM seed 2"),
-	}, nil)), t0)
+		vectorInput("A identity"), vectorInput("A signed prekey"), vectorInput("A last resort"),
+		vectorInput("A ML-KEM seed 1"), vectorInput("A ML-KEM seed 2"),
+	}, nil)), hsNow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bRand := [][]byte{fixed("B identity"), fixed("B signed prekey"), fixed("B last resort"),
-		fixed("B ML-KEM seed 1"), fixed("B ML-KEM seed 2")}
+	bRand := [][]byte{vectorInput("B identity"), vectorInput("B signed prekey"), vectorInput("B last resort"),
+		vectorInput("B ML-KEM seed 1"), vectorInput("B ML-KEM seed 2")}
 	for i := range oneTime {
-		bRand = append(bRand, fixed(fmt.Sprintf("B one-time prekey %d", i+1)))
+		bRand = append(bRand, vectorInput(fmt.Sprintf("B one-time prekey %d", i+1)))
 	}
 	r := bytes.NewReader(bytes.Join(bRand, nil))
-	bKeys, err := NewPrekeys(r, t0)
+	bKeys, err := NewPrekeys(r, hsNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,15 +77,15 @@ func vectorCase(t *testing.T, v *vectorLines, name string, oneTime int, pq bool)
 	}
 	var enc *Encapsulation
 	if pq {
-		enc = encapsulate(t, bytes.NewReader(fixed("A ML-KEM encapsulation")), bundle)
+		enc = testEncapsulate(t, bytes.NewReader(vectorInput("A ML-KEM encapsulation")), bundle)
 	}
 	pick := []byte{0, 0, 0, 1}
-	aRand := append(fixed("A ephemeral"), pick...)
+	aRand := append(vectorInput("A ephemeral"), pick...)
 	s, ad, h, err := InitiateSecret(&Exopeer, bytes.NewReader(aRand), aSigner, aKeys, bundle, enc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, ad2, _, err := RespondSecret(&Exopeer, bKeys, h, t0)
+	s2, ad2, _, err := RespondSecret(&Exopeer, bKeys, h, hsNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,11 +97,11 @@ func vectorCase(t *testing.T, v *vectorLines, name string, oneTime int, pq bool)
 		}
 		return k
 	}
-	aIK, aEK, bIK, bSPK := x(fixed("A identity")), x(fixed("A ephemeral")), x(fixed("B identity")), x(fixed("B signed prekey"))
-	fourthName, fourthID, fourth := "B.last-resort", uint32(1), x(fixed("B last resort"))
+	aIK, aEK, bIK, bSPK := x(vectorInput("A identity")), x(vectorInput("A ephemeral")), x(vectorInput("B identity")), x(vectorInput("B signed prekey"))
+	fourthName, fourthID, fourth := "B.last-resort", uint32(1), x(vectorInput("B last resort"))
 	if oneTime > 0 {
 		fourthName, fourthID = "B.one-time", uint32(1+1%oneTime)
-		fourth = x(fixed(fmt.Sprintf("B one-time prekey %d", fourthID)))
+		fourth = x(vectorInput(fmt.Sprintf("B one-time prekey %d", fourthID)))
 	}
 	dhOf := func(a *ecdh.PrivateKey, b *ecdh.PrivateKey) []byte {
 		out, err := a.ECDH(b.PublicKey())
@@ -149,14 +149,14 @@ func vectorCase(t *testing.T, v *vectorLines, name string, oneTime int, pq bool)
 	v.hex(fourthName+".private", fourth.Bytes())
 	v.hex(fourthName+".public", fourth.PublicKey().Bytes())
 	if pq {
-		dk, err := mlkem.NewDecapsulationKey1024(append(fixed("B ML-KEM seed 1"), fixed("B ML-KEM seed 2")...))
+		dk, err := mlkem.NewDecapsulationKey1024(append(vectorInput("B ML-KEM seed 1"), vectorInput("B ML-KEM seed 2")...))
 		if err != nil {
 			t.Fatal(err)
 		}
 		v.num("B.mlkem.id", bundle.KEM.ID)
-		v.hex("B.mlkem.seed", append(fixed("B ML-KEM seed 1"), fixed("B ML-KEM seed 2")...))
+		v.hex("B.mlkem.seed", append(vectorInput("B ML-KEM seed 1"), vectorInput("B ML-KEM seed 2")...))
 		v.hex("B.mlkem.encapsulation-key", dk.EncapsulationKey().Bytes())
-		v.hex("A.mlkem.randomness", fixed("A ML-KEM encapsulation"))
+		v.hex("A.mlkem.randomness", vectorInput("A ML-KEM encapsulation"))
 		v.hex("mlkem.ciphertext", enc.Ciphertext)
 		v.hex("SS", enc.SharedKey)
 	}
@@ -168,8 +168,8 @@ func vectorCase(t *testing.T, v *vectorLines, name string, oneTime int, pq bool)
 	v.hex("secret.hka", s.HeaderA[:])
 	v.hex("secret.nhkb", s.HeaderB[:])
 	v.hex("AD", ad)
-	v.hex("header", marshal(t, h))
-	v.hex("bundle", marshal(t, bundle))
+	v.hex("header", hsMarshal(t, h))
+	v.hex("bundle", hsMarshal(t, bundle))
 }
 
 func TestHandshakeVectors(t *testing.T) {
@@ -199,12 +199,12 @@ func TestHandshakeVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := v.b.String(); got != string(frozen) {
-			t.Errorf("%s: the handshake no longer gives the frozen values; first difference at line %d", path, firstDiff(got, string(frozen)))
+			t.Errorf("%s: the handshake no longer gives the frozen values; first difference at line %d", path, hsFirstDiff(got, string(frozen)))
 		}
 	}
 }
 
-func firstDiff(a, b string) int {
+func hsFirstDiff(a, b string) int {
 	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
 	for i := range min(len(la), len(lb)) {
 		if la[i] != lb[i] {
