@@ -229,8 +229,8 @@ func (k *Prekeys) MarshalBinary() ([]byte, error) {
 }
 
 // UnmarshalBinary decodes what MarshalBinary made into k, replacing its
-// contents; on error (wrapping ErrCorruptPrekeys or ErrCorruptReplayGuard)
-// k is unchanged.
+// contents; on error (wrapping ErrCorruptPrekeys, and ErrCorruptReplayGuard
+// too if the guard is what is corrupt) k is unchanged.
 func (k *Prekeys) UnmarshalBinary(data []byte) error {
 	if len(data) < prekeysFixed || len(data) > maxPrekeysSize {
 		return fmt.Errorf("%d bytes: %w", len(data), ErrCorruptPrekeys)
@@ -280,7 +280,7 @@ func (k *Prekeys) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("replay guard length: %w", ErrCorruptPrekeys)
 	}
 	if err := n.seen.UnmarshalBinary(d.b); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrCorruptPrekeys, err)
 	}
 	var err error
 	if n.kem, err = mlkem.NewDecapsulationKey1024(n.kemSeed[:]); err != nil {
