@@ -104,8 +104,8 @@
 // NewPrekeys reads from its reader, in order, 32 bytes each for IK, the
 // signed prekey (id 1), the last-resort prekey (id 1), then the 64-byte
 // ML-KEM seed (id 1). Replenish reads 32 bytes per one-time prekey, with
-// ids counting up from 1 (0 is skipped, and an id still held after
-// 2^32 of them), so a used id comes back only after 2^32 more. RotationDue(now)
+// ids counting up from 1 (0 is skipped, and an id still held after 2^32
+// of them), so a used id comes back only after 2^32 more. RotationDue(now)
 // is now - created >= RotationPeriod (7 days); Rotate reads 32 bytes for
 // the next signed prekey (id + 1), created at now; the old current one
 // becomes the previous (retired at now), the old previous and its replay
@@ -170,9 +170,9 @@
 // else is ErrCorruptReplayGuard. A replay is still refused once the guard
 // forgot it: with a one-time prekey, because that prekey was deleted when
 // the message was first accepted (an id comes back only 2^32 one-time
-// prekeys later); with the
-// last-resort prekey, the guard forgets a key only after 1024 newer initial
-// messages under the same signed prekey, which lives at most 14 days
+// prekeys later); with the last-resort prekey, the guard forgets a key
+// only after 1024 newer initial messages under the same signed prekey,
+// which lives at most 14 days
 // (RotationPeriod + GracePeriod), after which every message under it is
 // refused for its signed prekey id. A replay accepted in that window opens
 // a duplicate session that only the original initiator's keys can use,
