@@ -61,4 +61,140 @@
 // -javascript (testdata/libsignal.txt, with their sources;
 // libsignal_test.go): the chain key of the handshake, KDF_CK's chain and
 // message keys, and a whole conversation through three KDF_RK steps.
+//
+// # Handshakes and prekey bundles
+//
+// X3DH (Signal's X3DH specification) and PQXDH (Signal's PQXDH
+// specification, with ML-KEM-1024 of FIPS 203, crypto/mlkem) between an
+// initiator A and a responder B, over B's prekey bundle; bundle.go,
+// prekeys.go, handshake.go, replay.go. Sizes are in bytes; ids are uint32
+// and times int64 Unix seconds (two's complement), big-endian.
+//
+// Identity. A device's identity is its Ed25519 key (RFC 8032, the libp2p
+// peer key); there is no XEdDSA: its identity X25519 key IK is signed by
+// the Ed25519 key instead. Every Ed25519 signature is over a message that
+// starts with a string saying what is signed (none a prefix of another):
+//
+//   - IK: "exopeer-identity-v1" || IK (32).
+//   - signed prekey: "exopeer-signed-prekey-v1" || id (4) || created (8)
+//     || SPK (32).
+//   - last-resort prekey: "exopeer-last-resort-prekey-v1" || id (4) ||
+//     LRK (32).
+//   - ML-KEM key: "exopeer-mlkem1024-prekey-v1" || id (4) || ek (1568,
+//     FIPS 203's encoding).
+//   - bundle: "exopeer-bundle-v1" || the bundle's encoding up to its
+//     final signature (so it covers every other signature).
+//
+// One-time prekeys have no signature of their own. Signal leaves them
+// unsigned because its server hands them out one at a time; here the whole
+// bundle is signed, as a DHT record under the peer ID, so they are
+// authenticated by the bundle's signature at no cost (a signature each
+// would add 64 bytes per key, for nothing more).
+//
+// Bundle, version 1 (BundleVersion), in this order: version (1) = 1;
+// sequence (8), a newer bundle of the same Ed25519 key replaces an older;
+// Ed25519 public key (32); IK (32); IK's signature (64); signed prekey id
+// (4), created (8), SPK (32), signature (64); last-resort id (4), LRK
+// (32), signature (64); ML-KEM flag (1): 0, or 1 followed by id (4), ek
+// (1568), signature (64); count n of one-time prekeys (2), 0 <= n <= 100
+// (MaxOneTimePrekeys); n times id (4) and OPK (32), ids strictly
+// ascending; the bundle's signature (64). Its size is 412 + 1636 if it
+// has an ML-KEM key + 36 n: at most 5648 (MaxBundleSize). DecodeBundle
+// refuses a size outside 412..5648 before reading, another version, a
+// flag other than 0 or 1, n > 100, ids not ascending and a length other
+// than the one the count and flag give (so the encoding is canonical);
+// Verify checks every signature (four, five with an ML-KEM key; the
+// bundle's first) and that ek
+// decodes (FIPS 203's modulus check). Every failure is ErrBadBundle,
+// with its reason: the initiator answers nobody. exopeer's bundles always
+// have an ML-KEM key; one without is valid and gets X3DH.
+//
+// Private state (Prekeys), version 1, in this order: version (1) = 1; the
+// identity private key (32); the signed prekey's id (4), created (8),
+// private key (32); a flag (1): 0, or 1 followed by the previous signed
+// prekey's id (4), created (8), retired (8), private key (32); last-resort
+// id (4), private key (32); ML-KEM id (4), seed (64: FIPS 203's d || z);
+// the next one-time id (4); count n (2) <= 100, n times id (4) and private
+// key (32), ids strictly ascending; the replay guard's encoding's length
+// (4), then it. X25519 private keys are stored as the 32 bytes given to
+// RFC 7748's function (it clamps). Its size is at most 69394 bytes; the
+// decoder checks the bounds before allocating and refuses anything not
+// canonical with ErrCorruptPrekeys (it comes from the disk, not a peer).
+// NewPrekeys reads from its reader, in order, 32 bytes each for IK, the
+// signed prekey (id 1), the last-resort prekey (id 1), then the 64-byte
+// ML-KEM seed (id 1). Replenish reads 32 bytes per one-time prekey, with
+// ids counting up from 1 (0 is skipped, and an id still held after 2^32
+// of them), so a used id comes back only after 2^32 more. RotationDue(now)
+// is now - created >= RotationPeriod (7 days); Rotate reads 32 bytes for
+// the next signed prekey (id + 1), created at now; the old current one
+// becomes the previous (retired at now), the old previous and its replay
+// set are dropped. The previous signed prekey answers while now - retired
+// < GracePeriod (7 days). The last-resort and ML-KEM keys are not rotated
+// in version 1.
+//
+// The initiator (InitiateSecret) verifies B's bundle, then reads 32 bytes
+// from its reader for its ephemeral key EK_A and, if the bundle has n > 0
+// one-time prekeys, 4 more, r: it uses the one-time prekey at index r mod
+// n (a random pick makes two initiators of one bundle collide less);
+// with none it uses the last-resort prekey LRK. Call the one used PK_B.
+// With IK_A its identity key:
+//
+//	DH1 = DH(IK_A, SPK_B)  DH2 = DH(EK_A, IK_B)
+//	DH3 = DH(EK_A, SPK_B)  DH4 = DH(EK_A, PK_B)
+//
+// and an all-zero DH output is refused. X3DH's Secret is the handshake KDF
+// of DH1 || DH2 || DH3 || DH4 with info Params.Handshake. PQXDH (when the
+// bundle has an ML-KEM key and the initiator does it): the caller
+// encapsulates to ek (crypto/mlkem's Encapsulate in a shell: the core takes
+// its result, the 32-byte shared key SS and the 1568-byte ciphertext, and
+// draws no randomness for it), and the Secret is the KDF of DH1 || DH2 ||
+// DH3 || DH4 || SS with info Params.PQHandshake. The associated data of
+// the session is AD = "exopeer-ad-v1" || IK_A || IK_B (the X25519 public
+// keys, 13 + 64 bytes), and B's first ratchet key pair is its signed
+// prekey. testdata/x3dh.txt and testdata/pqxdh.txt hold every value of
+// these steps for fixed keys.
+//
+// The initial message is the header then the first Double Ratchet message
+// (ParseInitialHeader returns both). Header, version 1 (InitialHeaderVersion):
+// version (1) = 1; kind (1): 1 one-time, 2 last-resort; PQ flag (1): 0 or
+// 1; A's Ed25519 public key (32); IK_A (32); IK_A's signature (64, the
+// identity message above); EK_A (32); SPK_B's id (4); PK_B's id (4); if
+// PQ: the ML-KEM key's id (4) and the ciphertext (1568). 171 bytes, 1743
+// with PQ. The shell checks that A's Ed25519 key is a device it talks to.
+//
+// The responder (RespondSecret, given now) refuses with ErrRefused, and
+// changes nothing, when: IK_A's signature does not verify under A's
+// Ed25519 key; IK_A is B's own; the signed prekey id is neither the
+// current one nor the previous one within its grace period; EK_A is in the
+// replay guard under that signed prekey; the kind is one-time and B holds
+// no one-time prekey of that id (never made, or used), or last-resort and
+// the id is not B's; PQ and the ML-KEM id is not B's or the ciphertext is
+// not 1568 bytes; a DH output is zero. (ML-KEM decapsulation never fails:
+// a changed ciphertext gives another SS, so another Secret, and the first
+// message does not open.) Otherwise it computes the same DHs from its side
+// and, only then, deletes the one-time prekey used and adds EK_A to the
+// replay guard; the caller stores the state before it answers. A responder
+// accepts X3DH when it offers ML-KEM too (an initiator may not do PQXDH);
+// a downgrade needs an active attacker who breaks X25519 already.
+//
+// Replay guard. Without a server a one-time prekey can be taken by two
+// initiators at once, and the last-resort prekey by any number, so the
+// responder remembers the ephemeral keys of the initial messages it
+// accepted: at most ReplayCapacity (1024) per signed prekey id, for at
+// most ReplaySets (2: the current and the previous signed prekey); a full
+// set forgets its oldest key, and a set for a new id forgets the oldest
+// set. Encoding, version 1: version (1) = 1; the number of sets (1) <= 2;
+// per set, oldest set first: signed prekey id (4), count (2) <= 1024, the
+// keys (32 each), oldest first, distinct; at most 65550 bytes; anything
+// else is ErrCorruptReplayGuard. A replay is still refused once the guard
+// forgot it: with a one-time prekey, because that prekey was deleted when
+// the message was first accepted (an id comes back only 2^32 one-time
+// prekeys later); with the last-resort prekey, the guard forgets a key
+// only after 1024 newer initial messages under the same signed prekey,
+// which lives at most 14 days
+// (RotationPeriod + GracePeriod), after which every message under it is
+// refused for its signed prekey id. A replay accepted in that window opens
+// a duplicate session that only the original initiator's keys can use,
+// and repeats a first message already delivered: the shell must drop it
+// by its message ID (issue 13, item 5: each message appears once).
 package ratchet

@@ -1,0 +1,289 @@
+package ratchet
+
+import (
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// X3DH and PQXDH (doc.go, "Handshakes and prekey bundles").
+
+const (
+	// InitialHeaderVersion is the version byte of an initial message's header.
+	InitialHeaderVersion = 1
+	// initialHeaderSize is a header's size without PQXDH; PQXDH adds the ML-KEM
+	// key id and ciphertext.
+	initialHeaderSize   = 1 + 1 + 1 + 32 + 32 + 64 + 32 + 4 + 4
+	initialHeaderPQSize = initialHeaderSize + 4 + KEMCiphertextSize
+	// adPrefix starts the associated data of every session.
+	adPrefix = "exopeer-ad-v1"
+)
+
+// PrekeyKind says which of the responder's prekeys is the fourth DH's.
+type PrekeyKind byte
+
+const (
+	// PrekeyOneTime is a one-time prekey, consumed by the responder.
+	PrekeyOneTime PrekeyKind = 1
+	// PrekeyLastResort is the last-resort prekey, used when the bundle has no
+	// one-time prekey left; never consumed.
+	PrekeyLastResort PrekeyKind = 2
+)
+
+// InitialHeader is what an initial message carries before its first
+// Double Ratchet message: who the initiator is, its ephemeral key, which
+// of the responder's prekeys it used, and (PQXDH) the ML-KEM ciphertext.
+type InitialHeader struct {
+	// SigningKey is the initiator's Ed25519 public key (its libp2p key);
+	// the shell checks it is a device it expects.
+	SigningKey [32]byte
+	// Identity is the initiator's identity X25519 public key (IK_A).
+	Identity [32]byte
+	// IdentitySig is SigningKey's signature of Identity.
+	IdentitySig [64]byte
+	// Ephemeral is the initiator's ephemeral X25519 public key (EK_A).
+	Ephemeral [32]byte
+	// SignedPrekeyID is the id of the responder's signed prekey used.
+	SignedPrekeyID uint32
+	// Kind and PrekeyID say which other prekey of the responder was used.
+	Kind     PrekeyKind
+	PrekeyID uint32
+	// PQ says the handshake is PQXDH; KEMID and KEMCiphertext are then the
+	// responder's ML-KEM key's id and the ciphertext to it.
+	PQ            bool
+	KEMID         uint32
+	KEMCiphertext []byte
+}
+
+// MarshalBinary encodes h (doc.go); it never fails.
+func (h *InitialHeader) MarshalBinary() ([]byte, error) {
+	n := initialHeaderSize
+	if h.PQ {
+		n = initialHeaderPQSize
+	}
+	out := make([]byte, 0, n)
+	pq := byte(0)
+	if h.PQ {
+		pq = 1
+	}
+	out = append(out, InitialHeaderVersion, byte(h.Kind), pq)
+	out = append(out, h.SigningKey[:]...)
+	out = append(out, h.Identity[:]...)
+	out = append(out, h.IdentitySig[:]...)
+	out = append(out, h.Ephemeral[:]...)
+	out = binary.BigEndian.AppendUint32(out, h.SignedPrekeyID)
+	out = binary.BigEndian.AppendUint32(out, h.PrekeyID)
+	if h.PQ {
+		out = binary.BigEndian.AppendUint32(out, h.KEMID)
+		out = append(out, h.KEMCiphertext...)
+	}
+	return out, nil
+}
+
+// ParseInitialHeader reads an initial message's header from the start of
+// data and returns it and the rest of data (the first Double Ratchet
+// message). Any failure is ErrRefused: data comes from a peer.
+func ParseInitialHeader(data []byte) (*InitialHeader, []byte, error) {
+	if len(data) < initialHeaderSize || data[0] != InitialHeaderVersion {
+		return nil, nil, ErrRefused
+	}
+	h := &InitialHeader{Kind: PrekeyKind(data[1])}
+	if h.Kind != PrekeyOneTime && h.Kind != PrekeyLastResort {
+		return nil, nil, ErrRefused
+	}
+	switch data[2] {
+	case 0:
+	case 1:
+		if len(data) < initialHeaderPQSize {
+			return nil, nil, ErrRefused
+		}
+		h.PQ = true
+	default:
+		return nil, nil, ErrRefused
+	}
+	d := hsDecoder{b: data[3:]}
+	d.copy(h.SigningKey[:])
+	d.copy(h.Identity[:])
+	d.copy(h.IdentitySig[:])
+	d.copy(h.Ephemeral[:])
+	h.SignedPrekeyID = d.uint32()
+	h.PrekeyID = d.uint32()
+	if h.PQ {
+		h.KEMID = d.uint32()
+		h.KEMCiphertext = append([]byte(nil), d.take(KEMCiphertextSize)...)
+	}
+	return h, d.b, nil
+}
+
+// Encapsulation is an ML-KEM-1024 encapsulation to a bundle's ML-KEM key
+// (Bundle.KEM.EncapsulationKey), made by the caller: the core draws no
+// randomness for it. A shell calls crypto/mlkem's Encapsulate; tests use
+// crypto/mlkem/mlkemtest with fixed randomness.
+type Encapsulation struct {
+	SharedKey  []byte // 32 bytes
+	Ciphertext []byte // KEMCiphertextSize bytes
+}
+
+// handshakeAD is AD = "exopeer-ad-v1" || IK_A || IK_B.
+func handshakeAD(initiator, responder *[32]byte) []byte {
+	ad := make([]byte, 0, len(adPrefix)+64)
+	ad = append(ad, adPrefix...)
+	ad = append(ad, initiator[:]...)
+	return append(ad, responder[:]...)
+}
+
+// dh is X25519; an all-zero output (a low-order public key) is refused.
+func hsDH(priv *ecdh.PrivateKey, pub []byte) ([]byte, error) {
+	k, err := ecdh.X25519().NewPublicKey(pub)
+	if err != nil {
+		return nil, ErrRefused
+	}
+	out, err := priv.ECDH(k)
+	if err != nil {
+		return nil, ErrRefused
+	}
+	return out, nil
+}
+
+// InitiateSecret is X3DH's (or, with enc, PQXDH's) initiator: it verifies
+// the responder's bundle b, reads 32 bytes from rand for its ephemeral key
+// and, if b has one-time prekeys, 4 more to pick one (index: their
+// big-endian uint32 mod the count), else uses b's last-resort prekey, and
+// returns the Secret, the associated data, and the initial message's
+// header. ours is the initiator's own prekey state (its identity key),
+// signer its Ed25519 key. enc, if not nil, is an encapsulation to b.KEM
+// (PQXDH); nil means X3DH. The responder's first ratchet key is
+// b.Signed.Key.
+func InitiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekeys, b *Bundle, enc *Encapsulation) (Secret, []byte, *InitialHeader, error) {
+	if len(signer) != ed25519.PrivateKeySize {
+		return Secret{}, nil, nil, fmt.Errorf("ratchet: an Ed25519 private key has %d bytes, not %d", ed25519.PrivateKeySize, len(signer))
+	}
+	if err := b.Verify(); err != nil {
+		return Secret{}, nil, nil, err
+	}
+	if enc != nil && (b.KEM == nil || len(enc.SharedKey) != 32 || len(enc.Ciphertext) != KEMCiphertextSize) {
+		return Secret{}, nil, nil, fmt.Errorf("ratchet: an encapsulation needs a bundle's ML-KEM key, a 32-byte key and a %d-byte ciphertext", KEMCiphertextSize)
+	}
+	ek, err := prekeyFrom(rand)
+	if err != nil {
+		return Secret{}, nil, nil, err
+	}
+	h := &InitialHeader{
+		SigningKey:     [32]byte(signer.Public().(ed25519.PublicKey)),
+		Identity:       ours.IdentityPublic(),
+		Ephemeral:      [32]byte(ek.PublicKey().Bytes()),
+		SignedPrekeyID: b.Signed.ID,
+		Kind:           PrekeyLastResort,
+		PrekeyID:       b.LastResort.ID,
+	}
+	h.IdentitySig = [64]byte(ed25519.Sign(signer, identityMessage(&h.Identity)))
+	fourth := b.LastResort.Key
+	if n := len(b.OneTime); n > 0 {
+		var r [4]byte
+		if _, err := io.ReadFull(rand, r[:]); err != nil {
+			return Secret{}, nil, nil, fmt.Errorf("ratchet: reading randomness: %w", err)
+		}
+		o := b.OneTime[binary.BigEndian.Uint32(r[:])%uint32(n)]
+		h.Kind, h.PrekeyID, fourth = PrekeyOneTime, o.ID, o.Key
+	}
+	var dhs [4][]byte
+	for i, pair := range [4]struct {
+		priv *ecdh.PrivateKey
+		pub  []byte
+	}{
+		{ours.identity, b.Signed.Key[:]}, // DH1 = DH(IK_A, SPK_B)
+		{ek, b.Identity[:]},              // DH2 = DH(EK_A, IK_B)
+		{ek, b.Signed.Key[:]},            // DH3 = DH(EK_A, SPK_B)
+		{ek, fourth[:]},                  // DH4 = DH(EK_A, OPK_B or LRK_B)
+	} {
+		if dhs[i], err = hsDH(pair.priv, pair.pub); err != nil {
+			return Secret{}, nil, nil, fmt.Errorf("ratchet: a bundle's key is of low order: %w", ErrBadBundle)
+		}
+	}
+	s := handshakeSecret(p, dhs, enc)
+	if enc != nil {
+		h.PQ, h.KEMID, h.KEMCiphertext = true, b.KEM.ID, append([]byte(nil), enc.Ciphertext...)
+	}
+	return s, handshakeAD(&h.Identity, &b.Identity), h, nil
+}
+
+// handshakeSecret is the KDF of both sides: X3DH's with info p.Handshake,
+// or PQXDH's (ss appended) with info p.PQHandshake.
+func handshakeSecret(p *Params, dhs [4][]byte, enc *Encapsulation) Secret {
+	if enc == nil {
+		return secretFrom(handshakeKDF(p.Handshake, 96, dhs[0], dhs[1], dhs[2], dhs[3]))
+	}
+	return secretFrom(handshakeKDF(p.PQHandshake, 96, dhs[0], dhs[1], dhs[2], dhs[3], enc.SharedKey))
+}
+
+// RespondSecret is X3DH's (PQXDH's if h.PQ) responder: it checks h
+// against ours at now (Unix seconds) and returns the Secret, the
+// associated data and the signed prekey's private key (the responder's
+// first ratchet key pair). It refuses, with ErrRefused and ours
+// unchanged: a bad identity signature; a signed prekey id that is neither
+// the current one nor the previous one within its grace period; an
+// ephemeral key already seen under that signed prekey (the replay guard);
+// a one-time prekey id not held (never made, or used); a last-resort or
+// ML-KEM id that is not ours; a low-order key; the responder's own
+// identity key as the initiator's. On success the one-time
+// prekey used is deleted and the ephemeral key added to the replay guard:
+// the caller stores ours before it answers.
+func RespondSecret(p *Params, ours *Prekeys, h *InitialHeader, now int64) (Secret, []byte, *ecdh.PrivateKey, error) {
+	if !ed25519.Verify(ed25519.PublicKey(h.SigningKey[:]), identityMessage(&h.Identity), h.IdentitySig[:]) {
+		return Secret{}, nil, nil, ErrRefused
+	}
+	ik := ours.IdentityPublic()
+	if h.Identity == ik { // a device does not answer itself
+		return Secret{}, nil, nil, ErrRefused
+	}
+	spk := ours.signedByID(h.SignedPrekeyID, now)
+	if spk == nil || ours.seen.Seen(spk.id, h.Ephemeral) {
+		return Secret{}, nil, nil, ErrRefused
+	}
+	var fourth *ecdh.PrivateKey
+	switch h.Kind {
+	case PrekeyOneTime:
+		fourth = ours.oneTime[h.PrekeyID]
+	case PrekeyLastResort:
+		if h.PrekeyID == ours.lastResort.id {
+			fourth = ours.lastResort.key
+		}
+	}
+	if fourth == nil {
+		return Secret{}, nil, nil, ErrRefused
+	}
+	var enc *Encapsulation
+	if h.PQ {
+		if h.KEMID != ours.kemID || len(h.KEMCiphertext) != KEMCiphertextSize {
+			return Secret{}, nil, nil, ErrRefused
+		}
+		ss, err := ours.kem.Decapsulate(h.KEMCiphertext)
+		if err != nil {
+			return Secret{}, nil, nil, ErrRefused
+		}
+		enc = &Encapsulation{SharedKey: ss}
+	}
+	var dhs [4][]byte
+	var err error
+	for i, pair := range [4]struct {
+		priv *ecdh.PrivateKey
+		pub  []byte
+	}{
+		{spk.key, h.Identity[:]},        // DH1 = DH(SPK_B, IK_A)
+		{ours.identity, h.Ephemeral[:]}, // DH2 = DH(IK_B, EK_A)
+		{spk.key, h.Ephemeral[:]},       // DH3 = DH(SPK_B, EK_A)
+		{fourth, h.Ephemeral[:]},        // DH4 = DH(OPK_B or LRK_B, EK_A)
+	} {
+		if dhs[i], err = hsDH(pair.priv, pair.pub); err != nil {
+			return Secret{}, nil, nil, ErrRefused
+		}
+	}
+	s := handshakeSecret(p, dhs, enc)
+	if h.Kind == PrekeyOneTime {
+		delete(ours.oneTime, h.PrekeyID)
+	}
+	ours.seen.Add(spk.id, h.Ephemeral)
+	return s, handshakeAD(&h.Identity, &ik), spk.key, nil
+}

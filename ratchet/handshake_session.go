@@ -1,0 +1,55 @@
+//go:build ratchet_session
+
+// This file joins the handshakes to part A's sessions (NewInitiator,
+// NewResponder, Session), written in parallel: it builds only with the tag
+// ratchet_session until they merge, when the lead removes the tag.
+
+package ratchet
+
+import (
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"io"
+)
+
+// Initiate is InitiateSecret followed by part A's NewInitiator with the
+// responder's signed prekey as its first ratchet key: the session's first
+// Encrypt makes the first message, sent after the header's encoding.
+func Initiate(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekeys, b *Bundle, enc *Encapsulation) (*Session, *InitialHeader, error) {
+	s, ad, h, err := InitiateSecret(p, rand, signer, ours, b, enc)
+	if err != nil {
+		return nil, nil, err
+	}
+	spk, err := ecdh.X25519().NewPublicKey(b.Signed.Key[:])
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err := NewInitiator(p, rand, s, ad, spk)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sess, h, nil
+}
+
+// Respond is RespondSecret followed by part A's NewResponder, which opens
+// first, the initial message's first Double Ratchet message (what
+// ParseInitialHeader left). ours changes (the one-time prekey consumed,
+// the ephemeral key remembered) only if all of it succeeds; every failure
+// is ErrRefused.
+func Respond(p *Params, ours *Prekeys, h *InitialHeader, first []byte, now int64) (*Session, []byte, error) {
+	c := ours.clone()
+	s, ad, spk, err := RespondSecret(p, c, h, now)
+	if err != nil {
+		return nil, nil, ErrRefused
+	}
+	sess, err := NewResponder(p, s, ad, spk)
+	if err != nil {
+		return nil, nil, ErrRefused
+	}
+	plain, err := sess.Decrypt(first)
+	if err != nil {
+		return nil, nil, ErrRefused
+	}
+	*ours = *c
+	return sess, plain, nil
+}
