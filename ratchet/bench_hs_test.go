@@ -49,7 +49,7 @@ func benchResponder(b *testing.B, pq bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, _, _, err := RespondSecret(&Exopeer, r.keys, h, hsNow); err != nil {
+		if _, _, _, err := RespondSecret(&Exopeer, r.pub(), r.keys, h, hsNow); err != nil {
 			b.Fatal(err)
 		}
 		i++

@@ -149,9 +149,12 @@
 // its result, the 32-byte shared key SS and the 1568-byte ciphertext, and
 // draws no randomness for it), and the Secret is the KDF of DH1 || DH2 ||
 // DH3 || DH4 || SS with info Params.PQHandshake. The associated data of
-// the session is AD = "exopeer-ad-v1" || IK_A || IK_B (the X25519 public
-// keys, 13 + 64 bytes), and B's first ratchet key pair is its signed
-// prekey. testdata/x3dh.txt and testdata/pqxdh.txt hold every value of
+// the session is AD = "exopeer-ad-v1" || ED_A || IK_A || ED_B || IK_B
+// (ED: each device's Ed25519 public key, IK: its identity X25519 public
+// key; 13 + 128 bytes): binding the Ed25519 keys stops a device that
+// signed someone else's identity X25519 key as its own from passing that
+// person's session off as its own (an unknown key-share). B's first
+// ratchet key pair is its signed prekey. testdata/x3dh.txt and testdata/pqxdh.txt hold every value of
 // these steps for fixed keys.
 //
 // The initial message is the header then the first Double Ratchet message

@@ -38,9 +38,9 @@ func Example_handshake() {
 	if err != nil {
 		panic(err)
 	}
-	secretB, adB, _, err := ratchet.RespondSecret(&ratchet.Exopeer, bob, received, now+60)
+	secretB, adB, _, err := ratchet.RespondSecret(&ratchet.Exopeer, bobKey.Public().(ed25519.PublicKey), bob, received, now+60)
 	fmt.Println(err, secretA == secretB, bytes.Equal(adA, adB), string(first), bob.OneTimeCount())
-	_, _, _, err = ratchet.RespondSecret(&ratchet.Exopeer, bob, received, now+61)
+	_, _, _, err = ratchet.RespondSecret(&ratchet.Exopeer, bobKey.Public().(ed25519.PublicKey), bob, received, now+61)
 	fmt.Println("again:", err)
 	// Output:
 	// <nil> true true first message 9

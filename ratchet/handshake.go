@@ -126,12 +126,17 @@ type Encapsulation struct {
 	Ciphertext []byte // KEMCiphertextSize bytes
 }
 
-// handshakeAD is AD = "exopeer-ad-v1" || IK_A || IK_B.
-func handshakeAD(initiator, responder *[32]byte) []byte {
-	ad := make([]byte, 0, len(adPrefix)+64)
+// handshakeAD is AD = "exopeer-ad-v1" || ED_A || IK_A || ED_B || IK_B:
+// each side's Ed25519 key beside its identity X25519 key, so that a
+// device that certified someone else's identity key under its own
+// Ed25519 key cannot pass a session off as its own (an unknown key-share).
+func handshakeAD(edA, ikA, edB, ikB *[32]byte) []byte {
+	ad := make([]byte, 0, len(adPrefix)+128)
 	ad = append(ad, adPrefix...)
-	ad = append(ad, initiator[:]...)
-	return append(ad, responder[:]...)
+	ad = append(ad, edA[:]...)
+	ad = append(ad, ikA[:]...)
+	ad = append(ad, edB[:]...)
+	return append(ad, ikB[:]...)
 }
 
 // dh is X25519; an all-zero output (a low-order public key) is refused.
@@ -206,7 +211,7 @@ func InitiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *
 	if enc != nil {
 		h.PQ, h.KEMID, h.KEMCiphertext = true, b.KEM.ID, append([]byte(nil), enc.Ciphertext...)
 	}
-	return s, handshakeAD(&h.Identity, &b.Identity), h, nil
+	return s, handshakeAD(&h.SigningKey, &h.Identity, &b.SigningKey, &b.Identity), h, nil
 }
 
 // handshakeSecret is the KDF of both sides: X3DH's with info p.Handshake,
@@ -219,7 +224,8 @@ func handshakeSecret(p *Params, dhs [4][]byte, enc *Encapsulation) Secret {
 }
 
 // RespondSecret is X3DH's (PQXDH's if h.PQ) responder: it checks h
-// against ours at now (Unix seconds) and returns the Secret, the
+// against ours at now (Unix seconds), self being the responder's own
+// Ed25519 public key (its libp2p key, bound in the AD), and returns the Secret, the
 // associated data and the signed prekey's private key (the responder's
 // first ratchet key pair). It refuses, with ErrRefused and ours
 // unchanged: a bad identity signature; a signed prekey id that is neither
@@ -230,7 +236,10 @@ func handshakeSecret(p *Params, dhs [4][]byte, enc *Encapsulation) Secret {
 // identity key as the initiator's. On success the one-time
 // prekey used is deleted and the ephemeral key added to the replay guard:
 // the caller stores ours before it answers.
-func RespondSecret(p *Params, ours *Prekeys, h *InitialHeader, now int64) (Secret, []byte, *ecdh.PrivateKey, error) {
+func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialHeader, now int64) (Secret, []byte, *ecdh.PrivateKey, error) {
+	if len(self) != ed25519.PublicKeySize {
+		return Secret{}, nil, nil, fmt.Errorf("ratchet: the responder's Ed25519 key is %d bytes, want %d", len(self), ed25519.PublicKeySize)
+	}
 	if !ed25519.Verify(ed25519.PublicKey(h.SigningKey[:]), identityMessage(&h.Identity), h.IdentitySig[:]) {
 		return Secret{}, nil, nil, ErrRefused
 	}
@@ -285,5 +294,5 @@ func RespondSecret(p *Params, ours *Prekeys, h *InitialHeader, now int64) (Secre
 		delete(ours.oneTime, h.PrekeyID)
 	}
 	ours.seen.Add(spk.id, h.Ephemeral)
-	return s, handshakeAD(&h.Identity, &ik), spk.key, nil
+	return s, handshakeAD(&h.SigningKey, &h.Identity, (*[32]byte)(self), &ik), spk.key, nil
 }

@@ -36,9 +36,9 @@ func Initiate(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekey
 // ParseInitialHeader left). ours changes (the one-time prekey consumed,
 // the ephemeral key remembered) only if all of it succeeds; every failure
 // is ErrRefused.
-func Respond(p *Params, ours *Prekeys, h *InitialHeader, first []byte, now int64) (*Session, []byte, error) {
+func Respond(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialHeader, first []byte, now int64) (*Session, []byte, error) {
 	c := ours.clone()
-	s, ad, spk, err := RespondSecret(p, c, h, now)
+	s, ad, spk, err := RespondSecret(p, self, c, h, now)
 	if err != nil {
 		return nil, nil, ErrRefused
 	}

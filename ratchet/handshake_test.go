@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -56,7 +57,7 @@ func TestHandshakeRoundTrip(t *testing.T) {
 			if !bytes.Equal(hsMarshal(t, parsed), wire) {
 				t.Fatal("the header changed through its encoding")
 			}
-			s2, ad2, spk, err := RespondSecret(&Exopeer, b.keys, parsed, hsNow+60)
+			s2, ad2, spk, err := RespondSecret(&Exopeer, b.pub(), b.keys, parsed, hsNow+60)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +65,8 @@ func TestHandshakeRoundTrip(t *testing.T) {
 				t.Fatalf("the sides disagree:\n%x\n%x", s, s2)
 			}
 			ikA, ikB := a.keys.IdentityPublic(), b.keys.IdentityPublic()
-			if want := append(append([]byte("exopeer-ad-v1"), ikA[:]...), ikB[:]...); !bytes.Equal(ad, want) {
+			want := slices.Concat([]byte("exopeer-ad-v1"), a.pub(), ikA[:], b.pub(), ikB[:])
+			if !bytes.Equal(ad, want) {
 				t.Errorf("AD %x, want %x", ad, want)
 			}
 			if got := spk.PublicKey().Bytes(); !bytes.Equal(got, b.bundle(t, 2).Signed.Key[:]) {
@@ -91,7 +93,7 @@ func TestPQXDHNeedsTheSharedKey(t *testing.T) {
 		t.Fatal("PQXDH and X3DH give the same Secret")
 	}
 	h.KEMCiphertext[100] ^= 1
-	s2, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow)
+	s2, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +129,7 @@ func TestRespondRefuses(t *testing.T) {
 			_, _, h := hsInitiate(t, a, b, tc.pq)
 			tc.change(h, a, b)
 			before := hsMarshal(t, b.keys)
-			if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow); !errors.Is(err, ErrRefused) {
+			if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow); !errors.Is(err, ErrRefused) {
 				t.Fatalf("got %v, want ErrRefused", err)
 			}
 			samePrekeys(t, b.keys, before)
@@ -149,11 +151,11 @@ func TestRespondRefusesUsedOneTimePrekey(t *testing.T) {
 	if h1.PrekeyID != h2.PrekeyID || h1.Kind != PrekeyOneTime {
 		t.Fatal("the two initiators did not take the same one-time prekey")
 	}
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h1, hsNow); err != nil {
+	if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h1, hsNow); err != nil {
 		t.Fatal(err)
 	}
 	before := hsMarshal(t, b.keys)
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h2, hsNow); !errors.Is(err, ErrRefused) {
+	if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h2, hsNow); !errors.Is(err, ErrRefused) {
 		t.Fatalf("got %v, want ErrRefused", err)
 	}
 	samePrekeys(t, b.keys, before)
@@ -166,14 +168,14 @@ func TestRespondRefusesReplay(t *testing.T) {
 	for _, oneTime := range []int{0, 1} {
 		a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", oneTime, hsNow)
 		_, _, h := hsInitiate(t, a, b, false)
-		if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow); err != nil {
+		if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := b.keys.Replenish(hsRand(t, "replenish"), 5); err != nil {
 			t.Fatal(err)
 		}
 		before := hsMarshal(t, b.keys)
-		if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow+1); !errors.Is(err, ErrRefused) {
+		if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow+1); !errors.Is(err, ErrRefused) {
 			t.Fatalf("%d one-time prekeys: a replay got %v, want ErrRefused", oneTime, err)
 		}
 		samePrekeys(t, b.keys, before)
@@ -199,7 +201,7 @@ func TestGracePeriod(t *testing.T) {
 		{"when it ends", rotated + GracePeriod, false},
 	} {
 		c := b.keys.clone()
-		_, _, _, err := RespondSecret(&Exopeer, c, old, tc.now)
+		_, _, _, err := RespondSecret(&Exopeer, b.pub(), c, old, tc.now)
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: %v", tc.name, err)
 		}
@@ -208,13 +210,13 @@ func TestGracePeriod(t *testing.T) {
 	if fresh.SignedPrekeyID != old.SignedPrekeyID+1 {
 		t.Fatalf("signed prekey id %d after a rotation, want %d", fresh.SignedPrekeyID, old.SignedPrekeyID+1)
 	}
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys.clone(), fresh, rotated); err != nil {
+	if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys.clone(), fresh, rotated); err != nil {
 		t.Fatalf("the new signed prekey: %v", err)
 	}
 	if err := b.keys.Rotate(hsRand(t, "rotate again"), rotated+1); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, old, rotated+1); !errors.Is(err, ErrRefused) {
+	if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, old, rotated+1); !errors.Is(err, ErrRefused) {
 		t.Fatalf("two rotations later, got %v, want ErrRefused", err)
 	}
 }
@@ -240,7 +242,7 @@ func TestInitiateChecks(t *testing.T) {
 	if err != nil || h.PQ {
 		t.Fatalf("X3DH to a bundle without ML-KEM: %v, pq %v", err, h != nil && h.PQ)
 	}
-	s2, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow)
+	s2, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow)
 	if err != nil || s2 != s {
 		t.Fatalf("responder: %v, same secret %v", err, s2 == s)
 	}
@@ -271,5 +273,38 @@ func TestParseInitialHeaderRefuses(t *testing.T) {
 		if _, _, err := ParseInitialHeader(tc.data); !errors.Is(err, ErrRefused) {
 			t.Errorf("%s: got %v, want ErrRefused", tc.name, err)
 		}
+	}
+}
+
+// TestADBindsSigningKeys: Mallory publishes Bob's identity and prekeys
+// under her own Ed25519 key (she can sign any public key). Alice, who
+// believes she talks to Mallory, and Bob, who answers, agree on the
+// Secret (only Bob holds the private keys) but not on the AD, which
+// names Mallory's key on one side and Bob's on the other: the session's
+// first message does not open, and Bob cannot be made to take a
+// conversation meant for Mallory (an unknown key-share).
+func TestADBindsSigningKeys(t *testing.T) {
+	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 2, hsNow)
+	mallory := newHSDevice(t, "mallory", 0, hsNow)
+	forged, err := b.keys.Bundle(mallory.signer, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := forged.Verify(); err != nil {
+		t.Fatalf("Mallory's bundle of Bob's keys does not verify (the test needs it to): %v", err)
+	}
+	s, ad, h, err := InitiateSecret(&Exopeer, hsRand(t, "a's choice"), a.signer, a.keys, forged, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, ad2, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s != s2 {
+		t.Fatal("the forged bundle did not lead to Bob's keys (the test is void)")
+	}
+	if bytes.Equal(ad, ad2) {
+		t.Fatal("Alice (to Mallory) and Bob agree on the AD: Bob would take a conversation meant for Mallory")
 	}
 }

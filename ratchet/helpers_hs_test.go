@@ -48,6 +48,9 @@ func newHSDevice(t testing.TB, name string, n int, now int64) *hsDevice {
 	return &hsDevice{signer: ed25519.NewKeyFromSeed(seed[:]), keys: keys}
 }
 
+// pub is the device's Ed25519 public key.
+func (d *hsDevice) pub() ed25519.PublicKey { return d.signer.Public().(ed25519.PublicKey) }
+
 func (d *hsDevice) bundle(t testing.TB, seq uint64) *Bundle {
 	t.Helper()
 	b, err := d.keys.Bundle(d.signer, seq)

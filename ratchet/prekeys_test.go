@@ -15,7 +15,7 @@ func TestReplenish(t *testing.T) {
 		t.Fatalf("at the target: added %d, %v", n, err)
 	}
 	_, _, h := hsInitiate(t, a, b, false)
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow); err != nil {
+	if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := b.keys.Replenish(r, 5); n != 3 || err != nil || b.keys.OneTimeCount() != 5 {
@@ -72,7 +72,7 @@ func TestRotationDue(t *testing.T) {
 func TestRotationPrunesReplayGuard(t *testing.T) {
 	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 0, hsNow)
 	_, _, h := hsInitiate(t, a, b, false)
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow); err != nil {
+	if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow); err != nil {
 		t.Fatal(err)
 	}
 	r := hsRand(t, "rotate")
@@ -92,7 +92,7 @@ func TestRotationPrunesReplayGuard(t *testing.T) {
 func TestPrekeysEncoding(t *testing.T) {
 	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 4, hsNow)
 	_, _, h1 := hsInitiate(t, a, b, false)
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h1, hsNow); err != nil {
+	if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h1, hsNow); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.keys.Rotate(hsRand(t, "rotate"), hsNow+RotationPeriod); err != nil {
@@ -107,14 +107,14 @@ func TestPrekeysEncoding(t *testing.T) {
 	if !bytes.Equal(hsMarshal(t, &c), wire) {
 		t.Fatal("the state changed through its encoding")
 	}
-	want, _, _, err := RespondSecret(&Exopeer, b.keys.clone(), h2, hsNow+RotationPeriod)
+	want, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys.clone(), h2, hsNow+RotationPeriod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _, err := RespondSecret(&Exopeer, &c, h2, hsNow+RotationPeriod); err != nil || got != want {
+	if got, _, _, err := RespondSecret(&Exopeer, b.pub(), &c, h2, hsNow+RotationPeriod); err != nil || got != want {
 		t.Fatalf("the restored state answers %v, same secret %v", err, got == want)
 	}
-	if _, _, _, err := RespondSecret(&Exopeer, &c, h1, hsNow+RotationPeriod); !errors.Is(err, ErrRefused) {
+	if _, _, _, err := RespondSecret(&Exopeer, b.pub(), &c, h1, hsNow+RotationPeriod); !errors.Is(err, ErrRefused) {
 		t.Fatalf("the restored state forgot a replay: %v", err)
 	}
 }
@@ -158,7 +158,7 @@ func FuzzPrekeys(f *testing.F) {
 		f.Fatal(err)
 	}
 	_ = s
-	if _, _, _, err := RespondSecret(&Exopeer, b.keys, h, hsNow); err != nil {
+	if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow); err != nil {
 		f.Fatal(err)
 	}
 	if err := b.keys.Rotate(r, hsNow+RotationPeriod); err != nil {

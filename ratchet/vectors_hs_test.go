@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -85,7 +86,7 @@ func vectorCase(t *testing.T, v *vectorLines, name string, oneTime int, pq bool)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, ad2, _, err := RespondSecret(&Exopeer, bKeys, h, hsNow)
+	s2, ad2, _, err := RespondSecret(&Exopeer, bSigner.Public().(ed25519.PublicKey), bKeys, h, hsNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +124,9 @@ func vectorCase(t *testing.T, v *vectorLines, name string, oneTime int, pq bool)
 	if s != secretFrom(want) || s2 != s {
 		t.Errorf("%s: the Secret is not HKDF(F || DH1..DH4%s)", name, map[bool]string{true: " || SS"}[pq])
 	}
-	wantAD := append(append([]byte("exopeer-ad-v1"), aIK.PublicKey().Bytes()...), bIK.PublicKey().Bytes()...)
+	wantAD := slices.Concat([]byte("exopeer-ad-v1"), aSigner.Public().(ed25519.PublicKey), aIK.PublicKey().Bytes(), bSigner.Public().(ed25519.PublicKey), bIK.PublicKey().Bytes())
 	if !bytes.Equal(ad, wantAD) || !bytes.Equal(ad2, wantAD) {
-		t.Errorf("%s: the AD is not \"exopeer-ad-v1\" || IK_A || IK_B", name)
+		t.Errorf("%s: the AD is not \"exopeer-ad-v1\" || ED_A || IK_A || ED_B || IK_B", name)
 	}
 
 	v.hex("A.ed25519.seed", aSeed)
