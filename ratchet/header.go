@@ -51,9 +51,9 @@ func newGCM(key []byte) cipher.AEAD {
 
 // sealHeader appends the encrypted header to out, which holds the
 // version byte and the header's nonce (out[1:13]): HENCRYPT(hk, header)
-// with the version byte as the GCM's associated data.
-func sealHeader(g cipher.AEAD, out []byte, h *header) []byte {
-	var plain [headerLen]byte
+// with the version byte as the GCM's associated data. plain is scratch
+// space (a buffer on the stack would escape through the AEAD interface).
+func sealHeader(g cipher.AEAD, out []byte, h *header, plain *[headerLen]byte) []byte {
 	copy(plain[:32], h.dh[:])
 	binary.BigEndian.PutUint32(plain[32:36], h.pn)
 	binary.BigEndian.PutUint32(plain[36:40], h.n)
@@ -61,9 +61,8 @@ func sealHeader(g cipher.AEAD, out []byte, h *header) []byte {
 }
 
 // openHeader is HDECRYPT: the header of msg (at least headerEnd bytes)
-// under the header key of g, or false.
-func openHeader(g cipher.AEAD, msg []byte) (header, bool) {
-	var plain [headerLen]byte
+// under the header key of g, or false. plain is scratch space.
+func openHeader(g cipher.AEAD, msg []byte, plain *[headerLen]byte) (header, bool) {
 	var h header
 	if _, err := g.Open(plain[:0], msg[headerNonceAt:sealedAt], msg[sealedAt:headerEnd], msg[:1]); err != nil {
 		return h, false

@@ -46,7 +46,8 @@ type Session struct {
 	nhks, nhkr   [32]byte    // NHKs, NHKr
 	hksG, hkrG   cipher.AEAD // GCMs of hks and hkr, made on first use; not stored
 	skipped      []skippedKey
-	adBuf        []byte // ad || encrypted header, the body's associated data; scratch
+	adBuf        []byte          // ad || encrypted header, the body's associated data; scratch
+	hdrBuf       [headerLen]byte // a header in the clear; scratch
 	pendingScrap []skippedKey
 }
 
@@ -55,11 +56,11 @@ type Session struct {
 // responder's ratchet public key (its signed prekey); rand gives the 32
 // bytes of the initiator's first ratchet private key.
 func NewInitiator(p *Params, rand io.Reader, s Secret, ad []byte, remoteRatchet *ecdh.PublicKey) (*Session, error) {
+	if err := checkParams(p, ad); err != nil {
+		return nil, err
+	}
 	if remoteRatchet == nil || remoteRatchet.Curve() != ecdh.X25519() {
 		return nil, errors.New("ratchet: the remote ratchet key is not an X25519 key")
-	}
-	if len(ad) > MaxAD {
-		return nil, fmt.Errorf("ratchet: associated data of %d bytes, more than %d", len(ad), MaxAD)
 	}
 	dhs, err := readKey(rand)
 	if err != nil {
@@ -80,14 +81,26 @@ func NewInitiator(p *Params, rand io.Reader, s Secret, ad []byte, remoteRatchet 
 // the handshake, whose ratchet key pair is its signed prekey pair. It can
 // decrypt the initiator's messages, and encrypt once it has opened one.
 func NewResponder(p *Params, s Secret, ad []byte, ourRatchet *ecdh.PrivateKey) (*Session, error) {
+	if err := checkParams(p, ad); err != nil {
+		return nil, err
+	}
 	if ourRatchet == nil || ourRatchet.Curve() != ecdh.X25519() {
 		return nil, errors.New("ratchet: our ratchet key is not an X25519 key")
 	}
-	if len(ad) > MaxAD {
-		return nil, fmt.Errorf("ratchet: associated data of %d bytes, more than %d", len(ad), MaxAD)
-	}
 	return &Session{root: p.Root, message: p.Message, ad: append([]byte(nil), ad...), dhs: ourRatchet,
 		rk: s.Root, nhks: s.HeaderB, nhkr: s.HeaderA}, nil
+}
+
+// checkParams checks what a session stores with a length: the info
+// strings (at most 255 bytes) and the associated data (MaxAD).
+func checkParams(p *Params, ad []byte) error {
+	if len(p.Root) > maxInfo || len(p.Message) > maxInfo {
+		return fmt.Errorf("ratchet: an info string longer than %d bytes", maxInfo)
+	}
+	if len(ad) > MaxAD {
+		return fmt.Errorf("ratchet: associated data of %d bytes, more than %d", len(ad), MaxAD)
+	}
+	return nil
 }
 
 // readKey makes an X25519 private key of 32 bytes read from rand.
@@ -144,9 +157,9 @@ func (s *Session) Encrypt(rand io.Reader, plaintext []byte) ([]byte, error) {
 	if s.hksG == nil {
 		s.hksG = newGCM(s.hks[:])
 	}
-	out = sealHeader(s.hksG, out[:sealedAt], &h)
+	out = sealHeader(s.hksG, out[:sealedAt], &h, &s.hdrBuf)
 	var mk [32]byte
-	s.cks, mk = kdfCK(&s.cks)
+	s.cks, mk = chainStep(&s.cks)
 	s.ns++
 	return s.sealBody(out, &mk, plaintext), nil
 }
@@ -154,14 +167,14 @@ func (s *Session) Encrypt(rand io.Reader, plaintext []byte) ([]byte, error) {
 // sealBody appends the body, plaintext sealed under message key mk with
 // ad || the encrypted header (out) as associated data.
 func (s *Session) sealBody(out []byte, mk *[32]byte, plaintext []byte) []byte {
-	k := messageKeys(s.message, mk, 44)
-	return newGCM(k[:32]).Seal(out, k[32:44], plaintext, s.bodyAD(out[:headerEnd]))
+	key, nonce := bodyKeys(s.message, mk)
+	return newGCM(key[:]).Seal(out, nonce[:], plaintext, s.bodyAD(out[:headerEnd]))
 }
 
 // openBody opens the body of msg under message key mk.
 func (s *Session) openBody(msg []byte, mk *[32]byte) ([]byte, bool) {
-	k := messageKeys(s.message, mk, 44)
-	pt, err := newGCM(k[:32]).Open(nil, k[32:44], msg[headerEnd:], s.bodyAD(msg[:headerEnd]))
+	key, nonce := bodyKeys(s.message, mk)
+	pt, err := newGCM(key[:]).Open(nil, nonce[:], msg[headerEnd:], s.bodyAD(msg[:headerEnd]))
 	return pt, err == nil
 }
 
@@ -189,7 +202,7 @@ func (s *Session) Decrypt(message []byte) ([]byte, error) {
 		if s.hkrG == nil {
 			s.hkrG = newGCM(s.hkr[:])
 		}
-		if h, ok := openHeader(s.hkrG, message); ok {
+		if h, ok := openHeader(s.hkrG, message, &s.hdrBuf); ok {
 			if h.n < s.nr {
 				return s.openSkipped(&s.hkr, h.n, message)
 			}
@@ -203,7 +216,7 @@ func (s *Session) Decrypt(message []byte) ([]byte, error) {
 	if hk, h, ok := s.trySkippedHeaders(message, skip); ok {
 		return s.openSkipped(&hk, h.n, message)
 	}
-	if h, ok := openHeader(newGCM(s.nhkr[:]), message); ok {
+	if h, ok := openHeader(newGCM(s.nhkr[:]), message, &s.hdrBuf); ok {
 		if s.hasDHr && !s.hasCKs {
 			// A second new ratchet key before we answered the first: an
 			// honest peer cannot send it (it needs our next key).
@@ -253,7 +266,8 @@ func (s *Session) receive(h *header, step bool, message []byte) ([]byte, error) 
 		t.hks, t.hasHKs, t.hksG = t.nhks, true, nil
 		t.hkr, t.hasHKr, t.hkrG = t.nhkr, true, nil
 		t.dhr, t.hasDHr = h.dh, true
-		t.rk, t.ckr, t.nhkr = kdfRK(t.root, &t.rk, dh)
+		rk := t.rk
+		t.rk, t.ckr, t.nhkr = kdfRK(t.root, &rk, dh)
 		t.hasCKr = true
 		t.cks, t.hasCKs = [32]byte{}, false // the sending half of the step comes with the next Encrypt
 	}
@@ -261,15 +275,15 @@ func (s *Session) receive(h *header, step bool, message []byte) ([]byte, error) 
 		return nil, ErrRefused
 	}
 	var mk [32]byte
-	t.ckr, mk = kdfCK(&t.ckr)
+	t.ckr, mk = chainStep(&t.ckr)
 	t.nr++
-	pt, ok := t.openBody(message, &mk)
-	s.adBuf = t.adBuf // scratch only
+	pt, ok := s.openBody(message, &mk)
 	if !ok {
 		clear(keys)
 		s.pendingScrap = keys[:0]
 		return nil, ErrRefused
 	}
+	t.adBuf = s.adBuf // scratch, grown by openBody
 	*s = t
 	s.addSkipped(keys)
 	clear(keys)

@@ -34,7 +34,7 @@ func skipKeys(keys []skippedKey, hk *[32]byte, ck *[32]byte, hasCK bool, nr *uin
 	}
 	for *nr < until {
 		var mk [32]byte
-		*ck, mk = kdfCK(ck)
+		*ck, mk = chainStep(ck)
 		keys = append(keys, skippedKey{hk: *hk, n: *nr, mk: mk})
 		*nr++
 	}
@@ -80,7 +80,7 @@ func (s *Session) trySkippedHeaders(msg []byte, skip *[32]byte) ([32]byte, heade
 		if i > 0 && s.skipped[i-1].hk == *hk || skip != nil && *hk == *skip {
 			continue
 		}
-		if h, ok := openHeader(newGCM(hk[:]), msg); ok {
+		if h, ok := openHeader(newGCM(hk[:]), msg, &s.hdrBuf); ok {
 			return *hk, h, true
 		}
 	}
