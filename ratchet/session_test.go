@@ -95,17 +95,17 @@ func (c *conv) refuse(to string, labels ...string) {
 // byte for byte.
 func refused(t testing.TB, s *Session, m []byte, what string) {
 	t.Helper()
-	before := marshal(t, s)
+	before := sessionBytes(t, s)
 	pt, err := s.Decrypt(m)
 	if !errors.Is(err, ErrRefused) || err != ErrRefused || pt != nil {
 		t.Fatalf("%s: Decrypt = %q, %v; want nil, ErrRefused", what, pt, err)
 	}
-	if after := marshal(t, s); !bytes.Equal(before, after) {
+	if after := sessionBytes(t, s); !bytes.Equal(before, after) {
 		t.Fatalf("%s: a refused message changed the session", what)
 	}
 }
 
-func marshal(t testing.TB, s *Session) []byte {
+func sessionBytes(t testing.TB, s *Session) []byte {
 	t.Helper()
 	b, err := s.MarshalBinary()
 	if err != nil {
@@ -295,7 +295,7 @@ func TestForwardSecrecy(t *testing.T) {
 	c.open("a", "b1")
 	c.send("a", "a4")
 	c.open("b", "a4", "a2")
-	snap := restore(t, marshal(t, c.p["b"]))
+	snap := restore(t, sessionBytes(t, c.p["b"]))
 	for _, l := range []string{"a1", "a2", "a3", "a4"} {
 		refused(t, c.p["b"], c.msgs[l], "b, "+l+" again")
 		refused(t, snap, c.msgs[l], "a later copy of b, "+l)
@@ -310,7 +310,7 @@ func TestPostCompromise(t *testing.T) {
 	c.open("b", "a1")
 	c.send("b", "b1")
 	c.open("a", "b1")
-	stolen := restore(t, marshal(t, c.p["b"]))
+	stolen := restore(t, sessionBytes(t, c.p["b"]))
 	c.send("a", "a2") // a's step, with b's key the thief holds
 	if pt, err := stolen.Decrypt(c.msgs["a2"]); err != nil || string(pt) != "a2" {
 		t.Fatalf("the stolen state does not open a2 (%q, %v): the test shows nothing", pt, err)
@@ -368,16 +368,16 @@ func TestRestoredSessionContinues(t *testing.T) {
 	c.send("a", "a1", "a2", "a3")
 	c.open("b", "a3")
 	for _, who := range []string{"a", "b"} {
-		b := marshal(t, c.p[who])
+		b := sessionBytes(t, c.p[who])
 		c.p[who] = restore(t, b)
-		if again := marshal(t, c.p[who]); !bytes.Equal(b, again) {
+		if again := sessionBytes(t, c.p[who]); !bytes.Equal(b, again) {
 			t.Fatalf("%s: restored and stored again, the bytes differ", who)
 		}
 	}
 	c.send("b", "b1")
 	c.open("a", "b1")
 	c.open("b", "a1")
-	c.p["b"] = restore(t, marshal(t, c.p["b"]))
+	c.p["b"] = restore(t, sessionBytes(t, c.p["b"]))
 	c.open("b", "a2")
 	c.send("a", "a4")
 	c.open("b", "a4")
@@ -387,7 +387,7 @@ func TestUnmarshalRefusesCorrupt(t *testing.T) {
 	c := newConv(t, 13)
 	c.send("a", "a1", "a2")
 	c.open("b", "a2")
-	good := marshal(t, c.p["b"])
+	good := sessionBytes(t, c.p["b"])
 	for i := range len(good) - 1 {
 		var s Session
 		if err := s.UnmarshalBinary(good[:i]); !errors.Is(err, ErrCorruptSession) {
@@ -410,7 +410,7 @@ func TestUnmarshalRefusesCorrupt(t *testing.T) {
 	if err := c.p["b"].UnmarshalBinary(append(bytes.Clone(good), 0)); !errors.Is(err, ErrCorruptSession) {
 		t.Fatalf("a trailing byte: %v", err)
 	}
-	if !bytes.Equal(marshal(t, c.p["b"]), good) {
+	if !bytes.Equal(sessionBytes(t, c.p["b"]), good) {
 		t.Fatal("a failed UnmarshalBinary changed the session")
 	}
 }
