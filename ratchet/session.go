@@ -195,7 +195,7 @@ func (s *Session) bodyAD(encHeader []byte) []byte {
 // TrySkippedMessageKeysHE would have found it), then each other stored
 // header key, then NHKr. A header opens under one key only.
 func (s *Session) Decrypt(message []byte) ([]byte, error) {
-	if len(message) < MessageOverhead || message[0] != MessageVersion {
+	if len(message) < MessageOverhead || message[0] != MessageVersion || s.dhs == nil {
 		return nil, ErrRefused
 	}
 	if s.hasHKr {

@@ -315,6 +315,11 @@ func TestPostCompromise(t *testing.T) {
 	if pt, err := stolen.Decrypt(c.msgs["a2"]); err != nil || string(pt) != "a2" {
 		t.Fatalf("the stolen state does not open a2 (%q, %v): the test shows nothing", pt, err)
 	}
+	// The thief takes its own sending step, with randomness of its own, as
+	// b does next: it then holds all that b's state would, but b's new key.
+	if _, err := stolen.Encrypt(seeded(c.seed+1000), []byte("thief")); err != nil {
+		t.Fatal(err)
+	}
 	c.open("b", "a2")
 	c.send("b", "b2") // b's step: a new key from b's randomness
 	c.open("a", "b2")
@@ -412,5 +417,25 @@ func TestUnmarshalRefusesCorrupt(t *testing.T) {
 	}
 	if !bytes.Equal(sessionBytes(t, c.p["b"]), good) {
 		t.Fatal("a failed UnmarshalBinary changed the session")
+	}
+}
+
+// A Session not made by a constructor refuses; it does not panic.
+func TestZeroSession(t *testing.T) {
+	var s Session
+	if _, err := s.Encrypt(seeded(14), []byte("x")); !errors.Is(err, ErrCannotSend) {
+		t.Fatalf("Encrypt: %v", err)
+	}
+	// A message whose header is sealed under the zero key, the zero
+	// session's NHKr.
+	m := make([]byte, MessageOverhead)
+	m[0] = MessageVersion
+	m = sealHeader(newGCM(make([]byte, 32)), m[:sealedAt], &header{}, new([headerLen]byte))
+	m = append(m, make([]byte, gcmTag)...)
+	if _, err := s.Decrypt(m); err != ErrRefused {
+		t.Fatalf("Decrypt: %v", err)
+	}
+	if _, err := s.MarshalBinary(); err == nil {
+		t.Fatal("MarshalBinary of a zero Session")
 	}
 }
