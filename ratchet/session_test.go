@@ -439,3 +439,57 @@ func TestZeroSession(t *testing.T) {
 		t.Fatal("MarshalBinary of a zero Session")
 	}
 }
+
+// A second new ratchet key before the session has sent is refused, as
+// the specification's DHRatchetHE (which would have drawn the session's
+// next key already) refuses it. The peer here is a's state made to step
+// twice in a row, with a key b's state has not answered.
+func TestSecondStepBeforeSendingRefused(t *testing.T) {
+	c := newConv(t, 15)
+	forged := restore(t, sessionBytes(t, c.p["a"]))
+	c.send("a", "a1")
+	c.open("b", "a1")
+	// forged sends under a's next header key (b's NHKr now) with a new key
+	// against b's first ratchet key.
+	forged.hks, forged.hksG = forged.nhks, nil
+	forged.cks, forged.hasCKs = [32]byte{}, false
+	m, err := forged.Encrypt(c.rng, []byte("forged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused(t, c.p["b"], m, "a second step before b sent")
+	c.send("b", "b1")
+	c.open("a", "b1")
+}
+
+// Decrypt tries each distinct stored header key once, not each entry.
+func TestSkippedHeaderKeysDistinct(t *testing.T) {
+	c := newConv(t, 16)
+	c.send("a", "a1", "a2", "a3")
+	c.open("b", "a3")
+	c.send("b", "b1")
+	c.open("a", "b1")
+	c.send("a", "a4", "a5", "a6")
+	c.open("b", "a6")
+	c.send("b", "b2")
+	c.open("a", "b2")
+	c.send("a", "a7", "a8")
+	c.open("b", "a8") // b keeps a1, a2 | a4, a5 | a7: three chains
+	b := c.p["b"]
+	var got [][32]byte
+	for hk := range b.skippedHeaderKeys(nil) {
+		got = append(got, *hk)
+	}
+	if len(got) != 3 || len(b.skipped) != 5 || got[0] == got[1] || got[1] == got[2] ||
+		got[0] != b.skipped[0].hk || got[1] != b.skipped[2].hk || got[2] != b.hkr {
+		t.Fatalf("header keys %x of %d stored keys", got, len(b.skipped))
+	}
+	got = got[:0]
+	for hk := range b.skippedHeaderKeys(&b.hkr) {
+		got = append(got, *hk)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d header keys without HKr, want 2", len(got))
+	}
+	c.open("b", "a5", "a1", "a7", "a2", "a4")
+}

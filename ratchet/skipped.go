@@ -1,5 +1,7 @@
 package ratchet
 
+import "iter"
+
 // The bounds of skipped message keys (doc.go, "Double Ratchet").
 const (
 	// MaxSkip is the most message keys one header may make a session skip
@@ -69,17 +71,31 @@ func (s *Session) addSkipped(keys []skippedKey) {
 	}
 }
 
-// trySkippedHeaders is the header part of TrySkippedMessageKeysHE: it
-// tries each distinct stored header key once (keys are stored by chain,
-// so a chain's keys are contiguous), except skip (the current receiving
-// header key, already tried), and returns the first that opens msg's
-// header.
-func (s *Session) trySkippedHeaders(msg []byte, skip *[32]byte) ([32]byte, header, bool) {
-	for i := range s.skipped {
-		hk := &s.skipped[i].hk
-		if i > 0 && s.skipped[i-1].hk == *hk || skip != nil && *hk == *skip {
-			continue
+// skippedHeaderKeys yields each distinct stored header key once, in the
+// order stored, except skip (nil for none). A chain's keys are stored
+// together (only the current receiving chain gets new ones, and the
+// previous one's last come just before the next's first), so a key
+// differs from the one before it exactly when it starts a chain.
+func (s *Session) skippedHeaderKeys(skip *[32]byte) iter.Seq[*[32]byte] {
+	return func(yield func(*[32]byte) bool) {
+		for i := range s.skipped {
+			hk := &s.skipped[i].hk
+			if i > 0 && s.skipped[i-1].hk == *hk || skip != nil && *hk == *skip {
+				continue
+			}
+			if !yield(hk) {
+				return
+			}
 		}
+	}
+}
+
+// trySkippedHeaders is the header part of TrySkippedMessageKeysHE: it
+// tries each distinct stored header key once, except skip (the current
+// receiving header key, already tried), and returns the first that
+// opens msg's header.
+func (s *Session) trySkippedHeaders(msg []byte, skip *[32]byte) ([32]byte, header, bool) {
+	for hk := range s.skippedHeaderKeys(skip) {
 		if h, ok := openHeader(newGCM(hk[:]), msg, &s.hdrBuf); ok {
 			return *hk, h, true
 		}
