@@ -68,8 +68,9 @@
 //     uint32, big-endian: 40 bytes.
 //   - MAX_SKIP: MaxSkip = 1000.
 //
-// AD is the associated data the handshake makes, at most
-// MaxAD = 65535 bytes, given to both constructors.
+// AD is the associated data the handshake makes, at most MaxAD = 65535
+// bytes, given to both constructors, with Params (Root and Message at most
+// 255 bytes each).
 //
 // A message is, byte by byte:
 //
@@ -114,11 +115,14 @@
 //
 //  1. The message is at least 85 bytes and its first byte is 0x01.
 //  2. If HKr is set and opens the header: if N < Nr, the stored skipped
-//     key (HKr, N) opens the body, and is deleted; else the message is in
-//     the current chain (below, without a step).
+//     key (HKr, N), if there is one, opens the body, and is deleted; else
+//     the message is in the current chain (below, without a step). The
+//     header's ratchet key is not compared with DHr, as in the
+//     specification.
 //  3. Else each distinct header key of the stored skipped keys, other
 //     than HKr, in the order stored: the first that opens the header
-//     names the stored key (hk, N), which opens the body and is deleted.
+//     names the stored key (hk, N); if there is one, it opens the body
+//     and is deleted.
 //  4. Else if NHKr opens the header: a DH step (refused if the session
 //     has received a new ratchet key and not sent since).
 //  5. Else refused.
