@@ -40,15 +40,14 @@ type Session struct {
 	ns, nr   uint32 // Ns, Nr
 	pn       uint32 // PN
 
-	hks, hkr     [32]byte // HKs, HKr
-	hasHKs       bool
-	hasHKr       bool
-	nhks, nhkr   [32]byte    // NHKs, NHKr
-	hksG, hkrG   cipher.AEAD // GCMs of hks and hkr, made on first use; not stored
-	skipped      []skippedKey
-	adBuf        []byte          // ad || encrypted header, the body's associated data; scratch
-	hdrBuf       [headerLen]byte // a header in the clear; scratch
-	pendingScrap []skippedKey
+	hks, hkr   [32]byte // HKs, HKr
+	hasHKs     bool
+	hasHKr     bool
+	nhks, nhkr [32]byte    // NHKs, NHKr
+	hksG, hkrG cipher.AEAD // GCMs of hks and hkr, made on first use; not stored
+	skipped    []skippedKey
+	adBuf      []byte          // ad || encrypted header, the body's associated data; scratch
+	hdrBuf     [headerLen]byte // a header in the clear; scratch
 }
 
 // NewInitiator is RatchetInitAliceHE: the session of the side that made
@@ -248,7 +247,7 @@ func (s *Session) openSkipped(hk *[32]byte, n uint32, message []byte) ([]byte, e
 // state and keeps it only if the body opens.
 func (s *Session) receive(h *header, step bool, message []byte) ([]byte, error) {
 	t := *s
-	keys := s.pendingScrap[:0]
+	var keys []skippedKey // the keys skipped, stored if the body opens
 	var ok bool
 	if step {
 		if keys, ok = skipKeys(keys, &t.hkr, &t.ckr, t.hasCKr, &t.nr, h.pn); !ok {
@@ -280,13 +279,11 @@ func (s *Session) receive(h *header, step bool, message []byte) ([]byte, error) 
 	pt, ok := s.openBody(message, &mk)
 	if !ok {
 		clear(keys)
-		s.pendingScrap = keys[:0]
 		return nil, ErrRefused
 	}
 	t.adBuf = s.adBuf // scratch, grown by openBody
 	*s = t
 	s.addSkipped(keys)
 	clear(keys)
-	s.pendingScrap = keys[:0]
 	return pt, nil
 }
