@@ -1,7 +1,6 @@
 package ratchet
 
 import (
-	"crypto/ecdh"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -49,7 +48,7 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 	b = append(append(b, byte(len(s.message))), s.message...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s.ad)))
 	b = append(b, s.ad...)
-	b = append(b, s.dhs.Bytes()...)
+	b = append(b, s.dhs.priv[:]...)
 	for _, k := range []*[32]byte{&s.dhr, &s.rk, &s.cks, &s.ckr, &s.hks, &s.hkr, &s.nhks, &s.nhkr} {
 		b = append(b, k[:]...)
 	}
@@ -165,7 +164,7 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: a chain without the keys it needs", ErrCorruptSession)
 	}
 	var err error
-	if x.dhs, err = ecdh.X25519().NewPrivateKey(priv); err != nil {
+	if x.dhs, err = newDHPair(priv); err != nil {
 		return fmt.Errorf("%w: DHRs: %w", ErrCorruptSession, err)
 	}
 	*s = x

@@ -29,8 +29,8 @@ type Session struct {
 	root, message string // the KDF info strings (Params.Root, Params.Message)
 	ad            []byte // the handshake's associated data
 
-	dhs    *ecdh.PrivateKey // DHRs, our current ratchet key pair
-	dhr    [32]byte         // DHRr, the peer's ratchet public key
+	dhs    *dhPair  // DHRs, our current ratchet key pair
+	dhr    [32]byte // DHRr, the peer's ratchet public key
 	hasDHr bool
 
 	rk       [32]byte // RK
@@ -61,11 +61,11 @@ func NewInitiator(p *Params, rand io.Reader, s Secret, ad []byte, remoteRatchet 
 	if remoteRatchet == nil || remoteRatchet.Curve() != ecdh.X25519() {
 		return nil, errors.New("ratchet: the remote ratchet key is not an X25519 key")
 	}
-	dhs, err := readKey(rand)
+	dhs, err := readDHPair(rand)
 	if err != nil {
 		return nil, err
 	}
-	dh, err := dhs.ECDH(remoteRatchet)
+	dh, err := dhs.dh((*[32]byte)(remoteRatchet.Bytes()))
 	if err != nil {
 		return nil, fmt.Errorf("ratchet: initiator's first DH: %w", err)
 	}
@@ -86,9 +86,18 @@ func NewResponder(p *Params, s Secret, ad []byte, ourRatchet *ecdh.PrivateKey) (
 	if ourRatchet == nil || ourRatchet.Curve() != ecdh.X25519() {
 		return nil, errors.New("ratchet: our ratchet key is not an X25519 key")
 	}
-	return &Session{root: p.Root, message: p.Message, ad: append([]byte(nil), ad...), dhs: ourRatchet,
+	dhs, err := newDHPair(ourRatchet.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	return &Session{root: p.Root, message: p.Message, ad: append([]byte(nil), ad...), dhs: dhs,
 		rk: s.Root, nhks: s.HeaderB, nhkr: s.HeaderA}, nil
 }
+
+// maxInfo is the longest info string a session takes (it is stored with
+// a one-byte length). The KDFs work on the stack up to maxStackInfo bytes
+// (Exopeer's strings are 18 to 22) and beyond it through crypto/hkdf.
+const maxInfo = 255
 
 // checkParams checks what a session stores with a length: the info
 // strings (at most 255 bytes) and the associated data (MaxAD).
@@ -102,15 +111,6 @@ func checkParams(p *Params, ad []byte) error {
 	return nil
 }
 
-// readKey makes an X25519 private key of 32 bytes read from rand.
-func readKey(rand io.Reader) (*ecdh.PrivateKey, error) {
-	var b [32]byte
-	if _, err := io.ReadFull(rand, b[:]); err != nil {
-		return nil, fmt.Errorf("ratchet: reading a ratchet key: %w", err)
-	}
-	return ecdh.X25519().NewPrivateKey(b[:])
-}
-
 // Encrypt is RatchetEncryptHE: it returns plaintext sealed as the next
 // message of the session's sending chain, and advances the chain. If the
 // session opened a message with a new ratchet key since it last sent, it
@@ -122,19 +122,15 @@ func (s *Session) Encrypt(rand io.Reader, plaintext []byte) ([]byte, error) {
 	if !s.hasCKs && !s.hasDHr {
 		return nil, ErrCannotSend
 	}
-	var dhs *ecdh.PrivateKey
+	var dhs *dhPair
 	var rk, cks, nhks [32]byte
 	step := !s.hasCKs
 	if step {
 		var err error
-		if dhs, err = readKey(rand); err != nil {
+		if dhs, err = readDHPair(rand); err != nil {
 			return nil, err
 		}
-		pub, err := ecdh.X25519().NewPublicKey(s.dhr[:])
-		if err != nil {
-			return nil, fmt.Errorf("ratchet: the peer's ratchet key: %w", err)
-		}
-		dh, err := dhs.ECDH(pub)
+		dh, err := dhs.dh(&s.dhr)
 		if err != nil {
 			return nil, fmt.Errorf("ratchet: DH step: %w", err)
 		}
@@ -152,13 +148,13 @@ func (s *Session) Encrypt(rand io.Reader, plaintext []byte) ([]byte, error) {
 		s.nhks = nhks
 	}
 	h := header{pn: s.pn, n: s.ns}
-	copy(h.dh[:], s.dhs.PublicKey().Bytes())
+	h.dh = s.dhs.pub
 	if s.hksG == nil {
 		s.hksG = newGCM(s.hks[:])
 	}
 	out = sealHeader(s.hksG, out[:sealedAt], &h, &s.hdrBuf)
 	var mk [32]byte
-	s.cks, mk = chainStep(&s.cks)
+	s.cks, mk = kdfCK(&s.cks)
 	s.ns++
 	return s.sealBody(out, &mk, plaintext), nil
 }
@@ -166,13 +162,13 @@ func (s *Session) Encrypt(rand io.Reader, plaintext []byte) ([]byte, error) {
 // sealBody appends the body, plaintext sealed under message key mk with
 // ad || the encrypted header (out) as associated data.
 func (s *Session) sealBody(out []byte, mk *[32]byte, plaintext []byte) []byte {
-	key, nonce := bodyKeys(s.message, mk)
+	key, nonce := messageAEAD(s.message, mk)
 	return newGCM(key[:]).Seal(out, nonce[:], plaintext, s.bodyAD(out[:headerEnd]))
 }
 
 // openBody opens the body of msg under message key mk.
 func (s *Session) openBody(msg []byte, mk *[32]byte) ([]byte, bool) {
-	key, nonce := bodyKeys(s.message, mk)
+	key, nonce := messageAEAD(s.message, mk)
 	pt, err := newGCM(key[:]).Open(nil, nonce[:], msg[headerEnd:], s.bodyAD(msg[:headerEnd]))
 	return pt, err == nil
 }
@@ -253,11 +249,7 @@ func (s *Session) receive(h *header, step bool, message []byte) ([]byte, error) 
 		if keys, ok = skipKeys(keys, &t.hkr, &t.ckr, t.hasCKr, &t.nr, h.pn); !ok {
 			return nil, ErrRefused
 		}
-		pub, err := ecdh.X25519().NewPublicKey(h.dh[:])
-		if err != nil {
-			return nil, ErrRefused
-		}
-		dh, err := t.dhs.ECDH(pub)
+		dh, err := t.dhs.dh(&h.dh)
 		if err != nil {
 			return nil, ErrRefused
 		}
@@ -274,7 +266,7 @@ func (s *Session) receive(h *header, step bool, message []byte) ([]byte, error) 
 		return nil, ErrRefused
 	}
 	var mk [32]byte
-	t.ckr, mk = chainStep(&t.ckr)
+	t.ckr, mk = kdfCK(&t.ckr)
 	t.nr++
 	pt, ok := s.openBody(message, &mk)
 	if !ok {

@@ -36,7 +36,7 @@ func skipKeys(keys []skippedKey, hk *[32]byte, ck *[32]byte, hasCK bool, nr *uin
 	}
 	for *nr < until {
 		var mk [32]byte
-		*ck, mk = chainStep(ck)
+		*ck, mk = kdfCK(ck)
 		keys = append(keys, skippedKey{hk: *hk, n: *nr, mk: mk})
 		*nr++
 	}

@@ -49,7 +49,7 @@ func ratchetSteps(t *testing.T) []byte {
 	line("shared_nhkb", s.HeaderB[:])
 	line("AD", ad)
 	line("b.ratchet.private", bobKey.Bytes())
-	line("a.ratchet.private", alice.dhs.Bytes())
+	line("a.ratchet.private", alice.dhs.priv[:])
 	line("a.RK", alice.rk[:])
 	line("a.CKs", alice.cks[:])
 	line("a.NHKs", alice.nhks[:])
@@ -63,8 +63,8 @@ func ratchetSteps(t *testing.T) []byte {
 			t.Fatal(err)
 		}
 		f := names[0] + "."
-		line(f+"ratchet.private", from.dhs.Bytes())
-		line(f+"ratchet.public", from.dhs.PublicKey().Bytes())
+		line(f+"ratchet.private", from.dhs.priv[:])
+		line(f+"ratchet.public", from.dhs.pub[:])
 		line(f+"RK", from.rk[:])
 		line(f+"CKs", from.cks[:])
 		line(f+"HKs", from.hks[:])
