@@ -1,8 +1,4 @@
-//go:build ratchet_session
-
-// This file joins the handshakes to part A's sessions (NewInitiator,
-// NewResponder, Session), written in parallel: it builds only with the tag
-// ratchet_session until they merge, when the lead removes the tag.
+// This file joins the handshakes to the sessions: Initiate and Respond.
 
 package ratchet
 
@@ -12,7 +8,7 @@ import (
 	"io"
 )
 
-// Initiate is InitiateSecret followed by part A's NewInitiator with the
+// Initiate is InitiateSecret followed by NewInitiator with the
 // responder's signed prekey as its first ratchet key: the session's first
 // Encrypt makes the first message, sent after the header's encoding.
 func Initiate(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekeys, b *Bundle, enc *Encapsulation) (*Session, *InitialHeader, error) {
@@ -31,7 +27,7 @@ func Initiate(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekey
 	return sess, h, nil
 }
 
-// Respond is RespondSecret followed by part A's NewResponder, which opens
+// Respond is RespondSecret followed by NewResponder, which opens
 // first, the initial message's first Double Ratchet message (what
 // ParseInitialHeader left). ours changes (the one-time prekey consumed,
 // the ephemeral key remembered) only if all of it succeeds; every failure
