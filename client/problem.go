@@ -72,6 +72,14 @@ var kinds = map[api.ProblemType]error{
 	api.ProblemNotDir:          ErrNotDir,
 	api.ProblemDiskFull:        ErrDiskFull,
 	api.ProblemAmbiguousName:   ErrAmbiguousName,
+	// contacts (contact.go)
+	api.ProblemBadCard:          ErrBadCard,
+	api.ProblemBadContactName:   ErrBadContactName,
+	api.ProblemNoContact:        ErrNoContact,
+	api.ProblemContactNameTaken: ErrContactNameTaken,
+	api.ProblemStaleCard:        ErrStaleCard,
+	api.ProblemOwnCard:          ErrOwnCard,
+	api.ProblemNoDeviceList:     ErrNoDeviceList,
 }
 
 // StatusError is an error answer of the control API, its RFC 9457

@@ -54,6 +54,14 @@ var titles = map[api.ProblemType]string{
 	api.ProblemNotDir:           "not a directory",
 	api.ProblemDiskFull:         "disk full",
 	api.ProblemAmbiguousName:    "more than one file has that name",
+	// contacts
+	api.ProblemBadCard:          "not a card, or a damaged one",
+	api.ProblemBadContactName:   "bad contact name",
+	api.ProblemNoContact:        "no such contact",
+	api.ProblemContactNameTaken: "another contact has that name",
+	api.ProblemStaleCard:        "card older than the contact's device list held",
+	api.ProblemOwnCard:          "the card is this cell's own",
+	api.ProblemNoDeviceList:     "the cell's device list is not signed yet",
 }
 
 // writeProblem answers an error as application/problem+json.
