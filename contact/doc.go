@@ -46,6 +46,32 @@
 // after "exo-card:" is ErrCardVersion. Every length is capped (MaxCardText,
 // MaxCardLen, MaxDeviceListLen) before anything is allocated for it.
 //
+// # Invites by code
+//
+// Two cells exchange cards by a one-time code, the cell join's
+// (cell/core.Code, NNNN-word-word-word: the nameplate names the meeting
+// place, the three words are the password), with CPace
+// (internal/cpace, CPACE-RISTR255-SHA512), so that a guessed code gets one
+// online guess and nothing offline. The acceptor (who typed the code) is
+// CPace's initiator, the inviter its responder; CI is "exopeer contact
+// invite v1" || 0x00 || bytes(inviter peer ID) || bytes(acceptor peer
+// ID), sid the nameplate (2 bytes, big-endian), no associated data. Over
+// one stream, each message a frame (uvarint length, then the bytes):
+//
+//	acceptor -> inviter  hello:  "EXI1" || nameplate (2) || Ya (32)
+//	inviter -> acceptor  reply:  0x00 || Yb (32) || tag_b (64)
+//	                             or 0x01 alone: no open invite with that nameplate
+//	acceptor -> inviter  proof:  tag_a (64) || AES-256-GCM(k1, acceptor's card)
+//	inviter -> acceptor  final:  AES-256-GCM(k2, inviter's card)
+//
+// tag_a and tag_b are CPace's key-confirmation tags (each side's own
+// message); the acceptor checks tag_b before it sends its card, the
+// inviter checks tag_a before it opens it (a wrong one is ErrWrongCode,
+// and counts against the invite). k1 || k2 = HKDF-SHA-512(ISK, info
+// "exopeer contact invite card keys v1", 64 bytes); each key seals one
+// message, so the nonce is 12 zero bytes; the associated data is CI. The
+// binary cards inside are verified as any card is.
+//
 // # Safety number
 //
 // Two people compare a safety number to know that each holds the other's
