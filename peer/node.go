@@ -303,8 +303,14 @@ func (n *Node) build() error {
 	if ccfg.Now == nil {
 		ccfg.Now = in.now
 	}
+	if ccfg.Rand == nil {
+		// Drawn after every other part's stream: theirs stay the same.
+		if ccfg.Rand, err = ambient.Fork(n.opts.Rand, "contacts"); err != nil {
+			return fmt.Errorf("peer: build contacts: %w", err)
+		}
+	}
 	if n.cons, err = contactservice.New(contactservice.Options{
-		Self: n.host.ID(), Cell: n.cell, Store: n.stor, Config: ccfg, Logger: n.log,
+		Host: n.host, Rendezvous: n.disc, Cell: n.cell, Store: n.stor, Config: ccfg, Logger: n.log,
 	}); err != nil {
 		return fmt.Errorf("peer: build contacts: %w", err)
 	}

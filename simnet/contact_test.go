@@ -163,3 +163,71 @@ func TestContacts(t *testing.T) {
 		}
 	})
 }
+
+// TestContactInvite: two cells exchange cards by a one-time code over
+// CPace: a mistyped code is refused (and counted), the right one makes
+// each cell the other's contact, and the code is good once only.
+func TestContactInvite(t *testing.T) {
+	const seed = 72
+	dirs := []string{t.TempDir(), t.TempDir()}
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
+		}
+		a := addNode(t, ctx, n, NodeConfig{Dir: dirs[0]})
+		if _, err := a.Peer().Cell().Create(ctx, "Alice", "a0"); err != nil {
+			fail("Create: %v", err)
+		}
+		b := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{a}, Dir: dirs[1]})
+		if _, err := b.Peer().Cell().Create(ctx, "Bob", "b0"); err != nil {
+			fail("Create: %v", err)
+		}
+		ac, bc := a.Peer().Contacts(), b.Peer().Contacts()
+		code, _, err := ac.Invite(ctx, 0)
+		if err != nil {
+			fail("Invite: %v", err)
+		}
+		typo := code
+		typo.Words[1] = (typo.Words[1] + 1) % 2048
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = bc.Accept(tctx, typo.String(), "")
+		cancel()
+		if !errors.Is(err, contactservice.ErrNoInviter) || !errors.Is(err, contact.ErrWrongCode) {
+			fail("Accept of a mistyped code: %v, want no inviter, the inviter's answer a wrong code", err)
+		}
+
+		actx, cancel := context.WithTimeout(ctx, time.Minute)
+		added, err := bc.Accept(actx, code.String(), "")
+		cancel()
+		if err != nil || !added.New || added.Contact.Name != "Alice" {
+			fail("Accept: %+v, %v", added, err)
+		}
+		cardA, err := ac.Card(ctx, "")
+		if err != nil || !added.Contact.Cell().Equal(cardA.Cell()) {
+			fail("b holds another cell's key than a's card: %v", err)
+		}
+		got, err := ac.Get(ctx, "Bob")
+		if err != nil || !got.Devices.Has(b.ID) {
+			fail("a's contact Bob: %+v, %v", got, err)
+		}
+		_, na, err := ac.Verify(ctx, "Bob", false)
+		if err != nil {
+			fail("Verify: %v", err)
+		}
+		if _, nb, err := bc.Verify(ctx, "Alice", false); err != nil || na != nb {
+			fail("safety numbers %s and %s (%v)", na, nb, err)
+		}
+
+		// The code was used: a second accept finds no invite.
+		tctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		_, err = bc.Accept(tctx, code.String(), "Alice again")
+		cancel()
+		if !errors.Is(err, contactservice.ErrNoInviter) || !errors.Is(err, contact.ErrNoInvite) {
+			fail("a second accept of the code: %v, want no inviter, the answer no invite", err)
+		}
+	})
+}

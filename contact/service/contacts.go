@@ -159,11 +159,19 @@ func (s *Service) Add(ctx context.Context, text, name string) (Added, error) {
 	if err := s.live(); err != nil {
 		return Added{}, err
 	}
-	r, err := s.roster()
-	if err != nil {
+	if _, err := s.roster(); err != nil {
 		return Added{}, err
 	}
 	card, err := contact.ParseCard(text)
+	if err != nil {
+		return Added{}, err
+	}
+	return s.addCard(ctx, card, name)
+}
+
+// addCard is Add of a card read and verified.
+func (s *Service) addCard(ctx context.Context, card *contact.Card, name string) (Added, error) {
+	r, err := s.roster()
 	if err != nil {
 		return Added{}, err
 	}

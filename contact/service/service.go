@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/cell"
@@ -56,8 +58,12 @@ type Config struct {
 	// Check is how often an admin device looks whether the roster
 	// changed since it last signed the cell's device list. Default 2 s.
 	Check time.Duration
-	// Now is the clock of the times written. nil: the real clock.
+	// Now is the clock of the times written and of invites. nil: the
+	// real clock.
 	Now func() time.Time
+	// Rand is the source of invite codes and of the invite exchange's
+	// secrets. nil: the system's.
+	Rand io.Reader
 }
 
 func (c Config) withDefaults() Config {
@@ -65,13 +71,25 @@ func (c Config) withDefaults() Config {
 		c.Check = 2 * time.Second
 	}
 	c.Now = ambient.NowOr(c.Now)
+	c.Rand = ambient.RandOr(c.Rand)
 	return c
+}
+
+// Rendezvous is the part of peer discovery invites use: meeting, through
+// the DHT, the other nodes that know a nameplate. *discovery.Service has
+// it.
+type Rendezvous interface {
+	Rendezvous(secret []byte)
+	StopRendezvous(secret []byte)
 }
 
 // Options is what a Service is built from.
 type Options struct {
-	Self   peer.ID // the node's peer ID
-	Cell   Cell
+	Host host.Host // the node's host: its peer ID, the invite protocol
+	// Rendezvous lets invites meet through the DHT; nil: connected peers
+	// only.
+	Rendezvous Rendezvous
+	Cell       Cell
 	Store  Store
 	Config Config
 	Logger *slog.Logger
@@ -82,6 +100,8 @@ type Options struct {
 // cell's own signed device list (exo.devices). Its methods are safe for
 // concurrent use.
 type Service struct {
+	h     host.Host
+	rz    Rendezvous
 	self  peer.ID
 	cell  Cell
 	store Store
@@ -91,8 +111,13 @@ type Service struct {
 	mu      sync.Mutex
 	started bool
 	closed  bool
+	ctx     context.Context // ends with Close
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+
+	// imu guards invites, the open invites by nameplate.
+	imu     sync.Mutex
+	invites map[uint16]*openInvite
 
 	// pmu serialises the device list's upkeep; mine is the list this
 	// node signed and stored, or found stored, last (nil: none yet).
@@ -102,21 +127,22 @@ type Service struct {
 
 // New returns a Service that has started nothing.
 func New(opts Options) (*Service, error) {
-	if opts.Self == "" || opts.Cell == nil || opts.Store == nil {
-		return nil, errors.New("contact: Self, Cell and Store are required")
+	if opts.Host == nil || opts.Cell == nil || opts.Store == nil {
+		return nil, errors.New("contact: Host, Cell and Store are required")
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
-		self: opts.Self, cell: opts.Cell, store: opts.Store,
+		h: opts.Host, rz: opts.Rendezvous, self: opts.Host.ID(), cell: opts.Cell, store: opts.Store,
 		cfg: opts.Config.withDefaults(), log: log.With("part", "contacts"),
+		invites: make(map[uint16]*openInvite),
 	}, nil
 }
 
-// Start starts the upkeep of the cell's device list (it does anything
-// only on an admin device).
+// Start serves the invite protocol and starts the upkeep of the cell's
+// device list (which does anything only on an admin device).
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,11 +150,22 @@ func (s *Service) Start(ctx context.Context) error {
 		return errors.New("contact: Start called twice or after Close")
 	}
 	s.started = true
-	var rctx context.Context
-	rctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.wg.Add(1)
-	go s.upkeep(rctx)
+	go s.upkeep(s.ctx)
+	s.h.SetStreamHandler(ProtocolInvite, s.serveInvite)
 	return nil
+}
+
+// enter counts a stream handler in, unless the service is closing.
+func (s *Service) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.started {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 // Close stops the service and waits for its goroutine. Idempotent.
@@ -142,8 +179,14 @@ func (s *Service) Close() error {
 	started := s.started
 	s.mu.Unlock()
 	if started {
+		s.h.RemoveStreamHandler(ProtocolInvite)
 		s.cancel()
 		s.wg.Wait()
+		s.imu.Lock()
+		for np := range s.invites {
+			s.endLocked(np)
+		}
+		s.imu.Unlock()
 	}
 	return nil
 }
@@ -182,6 +225,9 @@ func (s *Service) upkeep(ctx context.Context) {
 				s.log.Warn("device list not kept up", "version", r.Version, "err", err)
 			}
 		}
+		s.imu.Lock()
+		s.expireLocked(s.cfg.Now())
+		s.imu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
