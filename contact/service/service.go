@@ -90,9 +90,9 @@ type Options struct {
 	// only.
 	Rendezvous Rendezvous
 	Cell       Cell
-	Store  Store
-	Config Config
-	Logger *slog.Logger
+	Store      Store
+	Config     Config
+	Logger     *slog.Logger
 }
 
 // Service is the contacts part of a node: the cell's contacts as store
