@@ -57,6 +57,7 @@ const (
 	ProblemRemoved          ProblemType = "urn:exopeer:problem:removed"
 	ProblemStaleCard        ProblemType = "urn:exopeer:problem:stale-card"
 	ProblemTimeout          ProblemType = "urn:exopeer:problem:timeout"
+	ProblemTooManyInvites   ProblemType = "urn:exopeer:problem:too-many-invites"
 	ProblemUnauthorized     ProblemType = "urn:exopeer:problem:unauthorized"
 	ProblemUnavailable      ProblemType = "urn:exopeer:problem:unavailable"
 	ProblemWrongCode        ProblemType = "urn:exopeer:problem:wrong-code"
@@ -147,6 +148,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemStaleCard:
 		return true
 	case ProblemTimeout:
+		return true
+	case ProblemTooManyInvites:
 		return true
 	case ProblemUnauthorized:
 		return true
@@ -517,6 +520,17 @@ type ConnectRequest struct {
 	Addr string `json:"addr"`
 }
 
+// ContactAcceptRequest defines model for ContactAcceptRequest.
+type ContactAcceptRequest struct {
+	Code string `json:"code"`
+
+	// Name what to call the contact (default the name on its card)
+	Name string `json:"name,omitempty"`
+
+	// Timeout seconds to look for the inviter (default 2 min)
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
 // ContactAddRequest defines model for ContactAddRequest.
 type ContactAddRequest struct {
 	// Card the card's text (exo-card:1:...; white space and case are ignored)
@@ -554,6 +568,19 @@ type ContactCard struct {
 
 	// Devices the peer IDs of the devices that take messages
 	Devices []string `json:"devices"`
+}
+
+// ContactInvite defines model for ContactInvite.
+type ContactInvite struct {
+	// Code the one-time code, NNNN-word-word-word
+	Code    string    `json:"code"`
+	Expires time.Time `json:"expires"`
+}
+
+// ContactInviteRequest defines model for ContactInviteRequest.
+type ContactInviteRequest struct {
+	// TTL seconds the code stays valid (default 10 min, at most 24 h)
+	TTL Duration `json:"ttl,omitempty"`
 }
 
 // ContactSafety defines model for ContactSafety.
@@ -1011,6 +1038,12 @@ type ConnectJSONRequestBody = ConnectRequest
 // ContactsAddJSONRequestBody defines body for ContactsAdd for application/json ContentType.
 type ContactsAddJSONRequestBody = ContactAddRequest
 
+// ContactsAcceptJSONRequestBody defines body for ContactsAccept for application/json ContentType.
+type ContactsAcceptJSONRequestBody = ContactAcceptRequest
+
+// ContactsInviteJSONRequestBody defines body for ContactsInvite for application/json ContentType.
+type ContactsInviteJSONRequestBody = ContactInviteRequest
+
 // ContactsVerifyJSONRequestBody defines body for ContactsVerify for application/json ContentType.
 type ContactsVerifyJSONRequestBody = ContactVerifyRequest
 
@@ -1147,6 +1180,12 @@ type ServerInterface interface {
 	// ContactsAdd add another cell as a contact, from its card
 	// (POST /v1/contacts)
 	ContactsAdd(w http.ResponseWriter, r *http.Request)
+	// ContactsAccept exchange cards with the cell whose device printed a code, and add it as a contact
+	// (POST /v1/contacts/accept)
+	ContactsAccept(w http.ResponseWriter, r *http.Request)
+	// ContactsInvite open a one-time code for another cell to exchange cards with this one
+	// (POST /v1/contacts/invite)
+	ContactsInvite(w http.ResponseWriter, r *http.Request)
 	// ContactsRemove remove a contact from the cell
 	// (DELETE /v1/contacts/{name})
 	ContactsRemove(w http.ResponseWriter, r *http.Request, name string)
@@ -1646,6 +1685,34 @@ func (siw *ServerInterfaceWrapper) ContactsAdd(w http.ResponseWriter, r *http.Re
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ContactsAdd(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsAccept operation middleware
+func (siw *ServerInterfaceWrapper) ContactsAccept(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsAccept(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsInvite operation middleware
+func (siw *ServerInterfaceWrapper) ContactsInvite(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsInvite(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2265,6 +2332,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/cell/card", wrapper.CellCard)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/contacts", wrapper.ContactsList)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts", wrapper.ContactsAdd)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/invite", wrapper.ContactsInvite)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/accept", wrapper.ContactsAccept)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsRemove)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsGet)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/verify", wrapper.ContactsVerify)

@@ -322,6 +322,54 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/contacts (the `ContactsAdd` operationId).
 	ContactsAdd(ctx context.Context, body ContactsAddJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ContactsAcceptWithBody exchange cards with the cell whose device printed a code, and add it as a contact
+	//
+	// Blocks until the exchange succeeds or the timeout ends (timeout,
+	// naming the most telling answer heard; wrong-code when the inviter
+	// proved another code).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/contacts/accept (the `ContactsAccept` operationId).
+	ContactsAcceptWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ContactsAccept exchange cards with the cell whose device printed a code, and add it as a contact
+	//
+	// Blocks until the exchange succeeds or the timeout ends (timeout,
+	// naming the most telling answer heard; wrong-code when the inviter
+	// proved another code).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/contacts/accept (the `ContactsAccept` operationId).
+	ContactsAccept(ctx context.Context, body ContactsAcceptJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ContactsInviteWithBody open a one-time code for another cell to exchange cards with this one
+	//
+	// The node serves the invite while it runs (on /exopeer/contact/1.0.0,
+	// met through the code's nameplate on the DHT or among connected
+	// peers). The first exchange that proves the code (CPace, as the cell
+	// join) makes each cell the other's contact and ends the invite; ten
+	// failed ones void it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/contacts/invite (the `ContactsInvite` operationId).
+	ContactsInviteWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ContactsInvite open a one-time code for another cell to exchange cards with this one
+	//
+	// The node serves the invite while it runs (on /exopeer/contact/1.0.0,
+	// met through the code's nameplate on the DHT or among connected
+	// peers). The first exchange that proves the code (CPace, as the cell
+	// join) makes each cell the other's contact and ends the invite; ten
+	// failed ones void it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/contacts/invite (the `ContactsInvite` operationId).
+	ContactsInvite(ctx context.Context, body ContactsInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ContactsRemove remove a contact from the cell
 	//
 	// Corresponds with DELETE /v1/contacts/{name} (the `ContactsRemove` operationId).
@@ -1042,6 +1090,94 @@ func (c *Raw) ContactsAddWithBody(ctx context.Context, contentType string, body 
 // Corresponds with POST /v1/contacts (the `ContactsAdd` operationId).
 func (c *Raw) ContactsAdd(ctx context.Context, body ContactsAddJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewContactsAddRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ContactsAcceptWithBody exchange cards with the cell whose device printed a code, and add it as a contact
+//
+// Blocks until the exchange succeeds or the timeout ends (timeout,
+// naming the most telling answer heard; wrong-code when the inviter
+// proved another code).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/contacts/accept (the `ContactsAccept` operationId).
+func (c *Raw) ContactsAcceptWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewContactsAcceptRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ContactsAccept exchange cards with the cell whose device printed a code, and add it as a contact
+//
+// Blocks until the exchange succeeds or the timeout ends (timeout,
+// naming the most telling answer heard; wrong-code when the inviter
+// proved another code).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/contacts/accept (the `ContactsAccept` operationId).
+func (c *Raw) ContactsAccept(ctx context.Context, body ContactsAcceptJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewContactsAcceptRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ContactsInviteWithBody open a one-time code for another cell to exchange cards with this one
+//
+// The node serves the invite while it runs (on /exopeer/contact/1.0.0,
+// met through the code's nameplate on the DHT or among connected
+// peers). The first exchange that proves the code (CPace, as the cell
+// join) makes each cell the other's contact and ends the invite; ten
+// failed ones void it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/contacts/invite (the `ContactsInvite` operationId).
+func (c *Raw) ContactsInviteWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewContactsInviteRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ContactsInvite open a one-time code for another cell to exchange cards with this one
+//
+// The node serves the invite while it runs (on /exopeer/contact/1.0.0,
+// met through the code's nameplate on the DHT or among connected
+// peers). The first exchange that proves the code (CPace, as the cell
+// join) makes each cell the other's contact and ends the invite; ten
+// failed ones void it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/contacts/invite (the `ContactsInvite` operationId).
+func (c *Raw) ContactsInvite(ctx context.Context, body ContactsInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewContactsInviteRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2308,6 +2444,86 @@ func NewContactsAddRequestWithBody(server string, contentType string, body io.Re
 	return req, nil
 }
 
+// NewContactsAcceptRequest calls the generic ContactsAccept builder with application/json body
+func NewContactsAcceptRequest(server string, body ContactsAcceptJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewContactsAcceptRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewContactsAcceptRequestWithBody constructs an http.Request for the ContactsAccept method, with any body, and a specified content type
+func NewContactsAcceptRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/contacts/accept")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewContactsInviteRequest calls the generic ContactsInvite builder with application/json body
+func NewContactsInviteRequest(server string, body ContactsInviteJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewContactsInviteRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewContactsInviteRequestWithBody constructs an http.Request for the ContactsInvite method, with any body, and a specified content type
+func NewContactsInviteRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/contacts/invite")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewContactsRemoveRequest constructs an http.Request for the ContactsRemove method
 func NewContactsRemoveRequest(server string, name string) (*http.Request, error) {
 	var err error
@@ -3377,6 +3593,54 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/contacts (the `ContactsAdd` operationId).
 	ContactsAddWithResponse(ctx context.Context, body ContactsAddJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsAddResponse, error)
+
+	// ContactsAcceptWithBodyWithResponse exchange cards with the cell whose device printed a code, and add it as a contact
+	//
+	// Blocks until the exchange succeeds or the timeout ends (timeout,
+	// naming the most telling answer heard; wrong-code when the inviter
+	// proved another code).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/contacts/accept (the `ContactsAccept` operationId).
+	ContactsAcceptWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ContactsAcceptResponse, error)
+
+	// ContactsAcceptWithResponse exchange cards with the cell whose device printed a code, and add it as a contact
+	//
+	// Blocks until the exchange succeeds or the timeout ends (timeout,
+	// naming the most telling answer heard; wrong-code when the inviter
+	// proved another code).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/contacts/accept (the `ContactsAccept` operationId).
+	ContactsAcceptWithResponse(ctx context.Context, body ContactsAcceptJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsAcceptResponse, error)
+
+	// ContactsInviteWithBodyWithResponse open a one-time code for another cell to exchange cards with this one
+	//
+	// The node serves the invite while it runs (on /exopeer/contact/1.0.0,
+	// met through the code's nameplate on the DHT or among connected
+	// peers). The first exchange that proves the code (CPace, as the cell
+	// join) makes each cell the other's contact and ends the invite; ten
+	// failed ones void it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/contacts/invite (the `ContactsInvite` operationId).
+	ContactsInviteWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ContactsInviteResponse, error)
+
+	// ContactsInviteWithResponse open a one-time code for another cell to exchange cards with this one
+	//
+	// The node serves the invite while it runs (on /exopeer/contact/1.0.0,
+	// met through the code's nameplate on the DHT or among connected
+	// peers). The first exchange that proves the code (CPace, as the cell
+	// join) makes each cell the other's contact and ends the invite; ten
+	// failed ones void it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/contacts/invite (the `ContactsInvite` operationId).
+	ContactsInviteWithResponse(ctx context.Context, body ContactsInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsInviteResponse, error)
 
 	// ContactsRemoveWithResponse remove a contact from the cell
 	//
@@ -5156,6 +5420,179 @@ func (r ContactsAddResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ContactsAddResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ContactsAcceptResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ContactAdded
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
+	ApplicationproblemJSON502 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ContactsAcceptResponse) GetJSON200() *ContactAdded {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ContactsAcceptResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ContactsAcceptResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ContactsAcceptResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ContactsAcceptResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ContactsAcceptResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON502 returns the response for an HTTP 502 `application/problem+json` response
+func (r ContactsAcceptResponse) GetApplicationproblemJSON502() *Problem {
+	return r.ApplicationproblemJSON502
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ContactsAcceptResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ContactsAcceptResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ContactsAcceptResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ContactsAcceptResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ContactsAcceptResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ContactsInviteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ContactInvite
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ContactsInviteResponse) GetJSON200() *ContactInvite {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ContactsInviteResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ContactsInviteResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ContactsInviteResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ContactsInviteResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ContactsInviteResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ContactsInviteResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ContactsInviteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ContactsInviteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ContactsInviteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ContactsInviteResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7203,6 +7640,78 @@ func (c *ClientWithResponses) ContactsAddWithResponse(ctx context.Context, body 
 	return ParseContactsAddResponse(rsp)
 }
 
+// ContactsAcceptWithBodyWithResponse exchange cards with the cell whose device printed a code, and add it as a contact
+//
+// Blocks until the exchange succeeds or the timeout ends (timeout,
+// naming the most telling answer heard; wrong-code when the inviter
+// proved another code).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/contacts/accept (the `ContactsAccept` operationId).
+func (c *ClientWithResponses) ContactsAcceptWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ContactsAcceptResponse, error) {
+	rsp, err := c.ContactsAcceptWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseContactsAcceptResponse(rsp)
+}
+
+// ContactsAcceptWithResponse exchange cards with the cell whose device printed a code, and add it as a contact
+//
+// Blocks until the exchange succeeds or the timeout ends (timeout,
+// naming the most telling answer heard; wrong-code when the inviter
+// proved another code).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/contacts/accept (the `ContactsAccept` operationId).
+func (c *ClientWithResponses) ContactsAcceptWithResponse(ctx context.Context, body ContactsAcceptJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsAcceptResponse, error) {
+	rsp, err := c.ContactsAccept(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseContactsAcceptResponse(rsp)
+}
+
+// ContactsInviteWithBodyWithResponse open a one-time code for another cell to exchange cards with this one
+//
+// The node serves the invite while it runs (on /exopeer/contact/1.0.0,
+// met through the code's nameplate on the DHT or among connected
+// peers). The first exchange that proves the code (CPace, as the cell
+// join) makes each cell the other's contact and ends the invite; ten
+// failed ones void it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/contacts/invite (the `ContactsInvite` operationId).
+func (c *ClientWithResponses) ContactsInviteWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ContactsInviteResponse, error) {
+	rsp, err := c.ContactsInviteWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseContactsInviteResponse(rsp)
+}
+
+// ContactsInviteWithResponse open a one-time code for another cell to exchange cards with this one
+//
+// The node serves the invite while it runs (on /exopeer/contact/1.0.0,
+// met through the code's nameplate on the DHT or among connected
+// peers). The first exchange that proves the code (CPace, as the cell
+// join) makes each cell the other's contact and ends the invite; ten
+// failed ones void it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/contacts/invite (the `ContactsInvite` operationId).
+func (c *ClientWithResponses) ContactsInviteWithResponse(ctx context.Context, body ContactsInviteJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsInviteResponse, error) {
+	rsp, err := c.ContactsInvite(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseContactsInviteResponse(rsp)
+}
+
 // ContactsRemoveWithResponse remove a contact from the cell
 //
 // Returns a wrapper object for the known response body format(s).
@@ -8843,6 +9352,149 @@ func ParseContactsAddResponse(rsp *http.Response) (*ContactsAddResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseContactsAcceptResponse parses an HTTP response from a ContactsAcceptWithResponse call
+func ParseContactsAcceptResponse(rsp *http.Response) (*ContactsAcceptResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ContactsAcceptResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ContactAdded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseContactsInviteResponse parses an HTTP response from a ContactsInviteWithResponse call
+func ParseContactsInviteResponse(rsp *http.Response) (*ContactsInviteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ContactsInviteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ContactInvite
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem

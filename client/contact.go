@@ -16,6 +16,7 @@ var (
 	ErrStaleCard        = errors.New("client: the card is older than the contact's device list held")
 	ErrOwnCard          = errors.New("client: the card is this cell's own")
 	ErrNoDeviceList     = errors.New("client: the cell's device list is not signed yet")
+	ErrTooManyInvites   = errors.New("client: too many contact invites open")
 )
 
 // CellCard returns this cell's card under name (empty: the cell's name).
@@ -48,4 +49,16 @@ func (c *Client) ContactRemove(ctx context.Context, name string) (api.ContactVie
 // named name; with confirm, it marks the contact verified.
 func (c *Client) ContactVerify(ctx context.Context, name string, confirm bool) (api.ContactSafety, error) {
 	return Answer(c.calls.ContactsVerifyWithResponse(ctx, name, api.ContactVerifyRequest{Confirm: confirm}))
+}
+
+// ContactInvite opens a one-time code for another cell to exchange cards
+// with this one.
+func (c *Client) ContactInvite(ctx context.Context, req api.ContactInviteRequest) (api.ContactInvite, error) {
+	return Answer(c.calls.ContactsInviteWithResponse(ctx, req))
+}
+
+// ContactAccept exchanges cards with the cell of an invite code and adds
+// it as a contact; it blocks until done or the request's timeout.
+func (c *Client) ContactAccept(ctx context.Context, req api.ContactAcceptRequest) (api.ContactAdded, error) {
+	return Answer(c.calls.ContactsAcceptWithResponse(ctx, req))
 }

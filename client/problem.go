@@ -80,6 +80,7 @@ var kinds = map[api.ProblemType]error{
 	api.ProblemStaleCard:        ErrStaleCard,
 	api.ProblemOwnCard:          ErrOwnCard,
 	api.ProblemNoDeviceList:     ErrNoDeviceList,
+	api.ProblemTooManyInvites:   ErrTooManyInvites,
 }
 
 // StatusError is an error answer of the control API, its RFC 9457

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/cell"
@@ -86,6 +88,40 @@ func (rt *routes) ContactsVerify(w http.ResponseWriter, r *http.Request, name st
 	writeJSON(w, http.StatusOK, api.ContactSafety{Contact: contactView(c), Number: n, Grouped: contact.GroupDigits(n)})
 }
 
+// ContactsInvite implements api.ServerInterface.
+func (rt *routes) ContactsInvite(w http.ResponseWriter, r *http.Request) {
+	var req api.ContactInviteRequest
+	if !readJSON(w, r, maxRequestBody, &req) {
+		return
+	}
+	code, exp, err := rt.node.Contacts().Invite(r.Context(), time.Duration(req.TTL))
+	if err != nil {
+		writeContactErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.ContactInvite{Code: code.String(), Expires: exp})
+}
+
+// ContactsAccept implements api.ServerInterface.
+func (rt *routes) ContactsAccept(w http.ResponseWriter, r *http.Request) {
+	var req api.ContactAcceptRequest
+	if !readJSON(w, r, maxRequestBody, &req) {
+		return
+	}
+	timeout := time.Duration(req.Timeout)
+	if timeout <= 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	a, err := rt.node.Contacts().Accept(ctx, req.Code, req.Name)
+	if err != nil {
+		writeContactErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.ContactAdded{Contact: contactView(a.Contact), New: a.New, Updated: a.Updated})
+}
+
 func deviceStrings(l *contact.DeviceList) []string {
 	out := make([]string, len(l.Devices))
 	for i, d := range l.Devices {
@@ -127,6 +163,14 @@ func contactKind(err error) (int, api.ProblemType) {
 		return http.StatusServiceUnavailable, api.ProblemUnavailable
 	case errors.Is(err, contacts.ErrTooMany):
 		return http.StatusInternalServerError, api.ProblemInternal
+	case errors.Is(err, contacts.ErrInviteTTL):
+		return http.StatusBadRequest, api.ProblemBadRequest
+	case errors.Is(err, contacts.ErrTooManyInv):
+		return http.StatusConflict, api.ProblemTooManyInvites
+	case errors.Is(err, contact.ErrWrongCode):
+		return http.StatusBadGateway, api.ProblemWrongCode
+	case errors.Is(err, contacts.ErrNoInviter):
+		return http.StatusBadGateway, api.ProblemTimeout
 	}
 	return storeKind(err)
 }

@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -124,4 +126,46 @@ func TestContactsOverTheAPI(t *testing.T) {
 	wantProblemType(t, "removed contact", err, http.StatusNotFound, api.ProblemNoContact)
 	_, err = c.ContactRemove(ctx, "Bob")
 	wantProblemType(t, "removed twice", err, http.StatusNotFound, api.ProblemNoContact)
+}
+
+// TestContactInviteOverTheAPI: a node's invite, accepted by a node of
+// another cell, makes each the other's contact; the invite's and the
+// accept's refusals are problems of their own types.
+func TestContactInviteOverTheAPI(t *testing.T) {
+	dir, admin, _ := nodetest.Serve(t)
+	c, err := client.Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := c.CellCreate(ctx, api.CellCreateRequest{Name: "Alice", Member: "laptop"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ContactInvite(ctx, api.ContactInviteRequest{TTL: api.Duration(25 * time.Hour)})
+	wantProblemType(t, "invite for 25 h", err, http.StatusBadRequest, api.ProblemBadRequest)
+	_, err = c.ContactAccept(ctx, api.ContactAcceptRequest{Code: "not a code"})
+	wantProblemType(t, "accept of no code", err, http.StatusBadRequest, api.ProblemBadCode)
+	_, err = c.ContactAccept(ctx, api.ContactAcceptRequest{Code: "0001-abandon-abandon-abandon", Timeout: api.Duration(time.Second)})
+	wantProblemType(t, "accept with no inviter", err, http.StatusBadGateway, api.ProblemTimeout)
+
+	inv, err := c.ContactInvite(ctx, api.ContactInviteRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bopts := nodetest.Options(t, 12, nodetest.AddrInfo(admin))
+	bopts.Store.Dir = t.TempDir() // contacts are store entities
+	bob := nodetest.Start(t, bopts)
+	if _, err := bob.Cell().Create(ctx, "Bob", "phone"); err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	added, err := bob.Contacts().Accept(actx, inv.Code, "")
+	if err != nil || added.Contact.Name != "Alice" {
+		t.Fatalf("Accept = %+v, %v", added, err)
+	}
+	got, err := c.Contact(ctx, "Bob")
+	if err != nil || len(got.Devices) != 1 || got.Devices[0] != bob.ID().String() {
+		t.Fatalf("Alice's contact Bob = %+v, %v", got, err)
+	}
 }

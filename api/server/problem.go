@@ -62,6 +62,7 @@ var titles = map[api.ProblemType]string{
 	api.ProblemStaleCard:        "card older than the contact's device list held",
 	api.ProblemOwnCard:          "the card is this cell's own",
 	api.ProblemNoDeviceList:     "the cell's device list is not signed yet",
+	api.ProblemTooManyInvites:   "too many contact invites open",
 }
 
 // writeProblem answers an error as application/problem+json.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/skip2/go-qrcode"
 	"github.com/urfave/cli/v3"
@@ -41,6 +42,26 @@ func contactVerbs() []*cli.Command {
 			ArgsUsage: "CARD",
 			Flags:     []cli.Flag{nameFlag("what to call the contact (default: the name on its card)"), jsonFlag()},
 			Action:    action(cmdContactAdd),
+		},
+		{
+			Name:  "invite",
+			Usage: "print a one-time code for another cell to exchange cards with this one",
+			Flags: []cli.Flag{
+				&cli.DurationFlag{Name: "ttl", Value: 10 * time.Minute, Usage: "how long the code stays valid (at most 24h)"},
+				jsonFlag(),
+			},
+			Action: action(cmdContactInvite),
+		},
+		{
+			Name:      "accept",
+			Usage:     "exchange cards with the cell whose device printed CODE, and add it as a contact",
+			ArgsUsage: "CODE",
+			Flags: []cli.Flag{
+				nameFlag("what to call the contact (default: the name on its card)"),
+				&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "how long to look for the inviter"},
+				jsonFlag(),
+			},
+			Action: action(cmdContactAccept),
 		},
 		{
 			Name:   "ls",
@@ -131,6 +152,12 @@ func cmdContactAdd(ctx context.Context, cmd *cli.Command) error {
 	if cmd.Bool("json") {
 		return printJSON(stdout(cmd), added)
 	}
+	return printAdded(cmd, added)
+}
+
+// printAdded prints what an add or an accept did.
+func printAdded(cmd *cli.Command, added api.ContactAdded) error {
+	var err error
 	v, out := added.Contact, stdout(cmd)
 	switch {
 	case added.New:
@@ -144,6 +171,57 @@ func cmdContactAdd(ctx context.Context, cmd *cli.Command) error {
 		fmt.Fprintf(stderr(cmd), "compare safety numbers with %s: exopeer contact verify %s\n", v.Name, shellWord(v.Name))
 	}
 	return err
+}
+
+func cmdContactInvite(ctx context.Context, cmd *cli.Command) error {
+	if _, err := args(ctx, cmd, 0, 0); err != nil {
+		return err
+	}
+	if ttl := cmd.Duration("ttl"); ttl <= 0 || ttl > 24*time.Hour {
+		return usage(cmd, "--ttl %v: want more than 0 and at most 24h", ttl)
+	}
+	c, err := dial(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := queryContext(ctx)
+	defer cancel()
+	inv, err := c.ContactInvite(ctx, api.ContactInviteRequest{TTL: api.Duration(cmd.Duration("ttl"))})
+	if err != nil {
+		return err
+	}
+	if cmd.Bool("json") {
+		return printJSON(stdout(cmd), inv)
+	}
+	fmt.Fprintln(stdout(cmd), inv.Code)
+	fmt.Fprintf(stderr(cmd), "one-time code for another cell, valid until %s (while this node runs): on one of its devices, run\n  exopeer contact accept %s\n",
+		inv.Expires.Local().Format(time.TimeOnly), inv.Code)
+	return nil
+}
+
+func cmdContactAccept(ctx context.Context, cmd *cli.Command) error {
+	a, err := args(ctx, cmd, 1, 1)
+	if err != nil {
+		return err
+	}
+	timeout := cmd.Duration("timeout")
+	if timeout <= 0 {
+		return usage(cmd, "--timeout %v: want more than 0", timeout)
+	}
+	c, err := dial(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout+30*time.Second)
+	defer cancel()
+	added, err := c.ContactAccept(ctx, api.ContactAcceptRequest{Code: a[0], Name: cmd.String("name"), Timeout: api.Duration(timeout)})
+	if err != nil {
+		return err
+	}
+	if cmd.Bool("json") {
+		return printJSON(stdout(cmd), added)
+	}
+	return printAdded(cmd, added)
 }
 
 func cmdContactLs(ctx context.Context, cmd *cli.Command) error {
