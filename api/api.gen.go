@@ -19,7 +19,9 @@ const (
 	ProblemAlreadyInCell       ProblemType = "urn:exopeer:problem:already-in-cell"
 	ProblemAmbiguousName       ProblemType = "urn:exopeer:problem:ambiguous-name"
 	ProblemBadCapability       ProblemType = "urn:exopeer:problem:bad-capability"
+	ProblemBadCard             ProblemType = "urn:exopeer:problem:bad-card"
 	ProblemBadCode             ProblemType = "urn:exopeer:problem:bad-code"
+	ProblemBadContactName      ProblemType = "urn:exopeer:problem:bad-contact-name"
 	ProblemBadCursor           ProblemType = "urn:exopeer:problem:bad-cursor"
 	ProblemBadDocument         ProblemType = "urn:exopeer:problem:bad-document"
 	ProblemBadEntityID         ProblemType = "urn:exopeer:problem:bad-entity-id"
@@ -29,6 +31,7 @@ const (
 	ProblemBadRequest          ProblemType = "urn:exopeer:problem:bad-request"
 	ProblemBadRoles            ProblemType = "urn:exopeer:problem:bad-roles"
 	ProblemConnectFailed       ProblemType = "urn:exopeer:problem:connect-failed"
+	ProblemContactNameTaken    ProblemType = "urn:exopeer:problem:contact-name-taken"
 	ProblemCorruptBlock        ProblemType = "urn:exopeer:problem:corrupt-block"
 	ProblemDiskFull            ProblemType = "urn:exopeer:problem:disk-full"
 	ProblemInternal            ProblemType = "urn:exopeer:problem:internal"
@@ -38,6 +41,8 @@ const (
 	ProblemJoinRefused         ProblemType = "urn:exopeer:problem:join-refused"
 	ProblemMalformedBlob       ProblemType = "urn:exopeer:problem:malformed-blob"
 	ProblemMethodNotAllowed    ProblemType = "urn:exopeer:problem:method-not-allowed"
+	ProblemNoContact           ProblemType = "urn:exopeer:problem:no-contact"
+	ProblemNoDeviceList        ProblemType = "urn:exopeer:problem:no-device-list"
 	ProblemNoFile              ProblemType = "urn:exopeer:problem:no-file"
 	ProblemNoStoreMember       ProblemType = "urn:exopeer:problem:no-store-member"
 	ProblemNotAdmin            ProblemType = "urn:exopeer:problem:not-admin"
@@ -47,11 +52,14 @@ const (
 	ProblemNotLoopback         ProblemType = "urn:exopeer:problem:not-loopback"
 	ProblemNotMember           ProblemType = "urn:exopeer:problem:not-member"
 	ProblemNotStore            ProblemType = "urn:exopeer:problem:not-store"
+	ProblemOwnCard             ProblemType = "urn:exopeer:problem:own-card"
 	ProblemPayloadTooLarge     ProblemType = "urn:exopeer:problem:payload-too-large"
 	ProblemPreconditionFailed  ProblemType = "urn:exopeer:problem:precondition-failed"
 	ProblemRangeNotSatisfiable ProblemType = "urn:exopeer:problem:range-not-satisfiable"
 	ProblemRemoved             ProblemType = "urn:exopeer:problem:removed"
+	ProblemStaleCard           ProblemType = "urn:exopeer:problem:stale-card"
 	ProblemTimeout             ProblemType = "urn:exopeer:problem:timeout"
+	ProblemTooManyInvites      ProblemType = "urn:exopeer:problem:too-many-invites"
 	ProblemUnauthorized        ProblemType = "urn:exopeer:problem:unauthorized"
 	ProblemUnavailable         ProblemType = "urn:exopeer:problem:unavailable"
 	ProblemWrongCode           ProblemType = "urn:exopeer:problem:wrong-code"
@@ -67,7 +75,11 @@ func (e ProblemType) Valid() bool {
 		return true
 	case ProblemBadCapability:
 		return true
+	case ProblemBadCard:
+		return true
 	case ProblemBadCode:
+		return true
+	case ProblemBadContactName:
 		return true
 	case ProblemBadCursor:
 		return true
@@ -87,6 +99,8 @@ func (e ProblemType) Valid() bool {
 		return true
 	case ProblemConnectFailed:
 		return true
+	case ProblemContactNameTaken:
+		return true
 	case ProblemCorruptBlock:
 		return true
 	case ProblemDiskFull:
@@ -104,6 +118,10 @@ func (e ProblemType) Valid() bool {
 	case ProblemMalformedBlob:
 		return true
 	case ProblemMethodNotAllowed:
+		return true
+	case ProblemNoContact:
+		return true
+	case ProblemNoDeviceList:
 		return true
 	case ProblemNoFile:
 		return true
@@ -123,6 +141,8 @@ func (e ProblemType) Valid() bool {
 		return true
 	case ProblemNotStore:
 		return true
+	case ProblemOwnCard:
+		return true
 	case ProblemPayloadTooLarge:
 		return true
 	case ProblemPreconditionFailed:
@@ -131,7 +151,11 @@ func (e ProblemType) Valid() bool {
 		return true
 	case ProblemRemoved:
 		return true
+	case ProblemStaleCard:
+		return true
 	case ProblemTimeout:
+		return true
+	case ProblemTooManyInvites:
 		return true
 	case ProblemUnauthorized:
 		return true
@@ -504,6 +528,115 @@ type ConnectRequest struct {
 	Addr string `json:"addr"`
 }
 
+// ContactAcceptRequest defines model for ContactAcceptRequest.
+type ContactAcceptRequest struct {
+	Code string `json:"code"`
+
+	// Name what to call the contact (default the name on its card)
+	Name string `json:"name,omitempty"`
+
+	// Timeout seconds to look for the inviter (default 2 min)
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// ContactAddRequest defines model for ContactAddRequest.
+type ContactAddRequest struct {
+	// Card the card's text (exo-card:1:...; white space and case are ignored)
+	Card string `json:"card"`
+
+	// Name the name to call the contact by (default the card's, or the contact's own if held)
+	Name string `json:"name,omitempty"`
+}
+
+// ContactAdded defines model for ContactAdded.
+type ContactAdded struct {
+	// Contact Another cell this cell talks to (an exo.contact entity).
+	Contact ContactView `json:"contact"`
+
+	// New the contact was not held before
+	New bool `json:"new"`
+
+	// Updated it was, and the card brought a newer device list or a new name
+	Updated bool `json:"updated"`
+}
+
+// ContactCard A cell's card, what another cell adds as a contact.
+type ContactCard struct {
+	// Text the card's text form, exo-card:1:..., to hand over
+	Text string `json:"text"`
+
+	// Name the name on the card
+	Name string `json:"name"`
+
+	// Cell the cell's public key, 64 hex digits
+	Cell string `json:"cell"`
+
+	// Version the device list's version (the roster's it was made from)
+	Version uint64 `json:"version"`
+
+	// Devices the peer IDs of the devices that take messages
+	Devices []string `json:"devices"`
+}
+
+// ContactInvite defines model for ContactInvite.
+type ContactInvite struct {
+	// Code the one-time code, NNNN-word-word-word
+	Code    string    `json:"code"`
+	Expires time.Time `json:"expires"`
+}
+
+// ContactInviteRequest defines model for ContactInviteRequest.
+type ContactInviteRequest struct {
+	// TTL seconds the code stays valid (default 10 min, at most 24 h)
+	TTL Duration `json:"ttl,omitempty"`
+}
+
+// ContactSafety defines model for ContactSafety.
+type ContactSafety struct {
+	// Contact Another cell this cell talks to (an exo.contact entity).
+	Contact ContactView `json:"contact"`
+
+	// Number the safety number, 60 digits
+	Number string `json:"number"`
+
+	// Grouped the same in 12 groups of 5 digits
+	Grouped string `json:"grouped"`
+}
+
+// ContactVerifyRequest defines model for ContactVerifyRequest.
+type ContactVerifyRequest struct {
+	// Confirm mark the contact verified (the numbers matched)
+	Confirm bool `json:"confirm,omitempty"`
+}
+
+// ContactView Another cell this cell talks to (an exo.contact entity).
+type ContactView struct {
+	// ID the entity's ID
+	ID string `json:"id"`
+
+	// Name what this cell calls it (unique among its contacts)
+	Name string `json:"name"`
+
+	// CardName the name on its card
+	CardName string `json:"cardName,omitempty"`
+
+	// Cell its cell's public key, 64 hex digits
+	Cell string `json:"cell"`
+
+	// Version the version of its device list held
+	Version uint64 `json:"version"`
+
+	// Devices the peer IDs of its devices that take messages
+	Devices []string `json:"devices"`
+
+	// Verified someone of this cell compared the safety number
+	Verified bool `json:"verified"`
+
+	// AddedBy the peer ID of the device that added it
+	AddedBy string    `json:"addedBy,omitempty"`
+	Added   time.Time `json:"added"`
+}
+
 // FetchLine A line of a fetch: progress, or the last line, with done (the
 // fetch completed; the totals) or error (the problem that ended it).
 type FetchLine struct {
@@ -853,6 +986,12 @@ type BlobContentParams struct {
 	Range string `json:"Range,omitempty"`
 }
 
+// CellCardParams defines parameters for CellCard.
+type CellCardParams struct {
+	// Name the name on the card (default the cell's name)
+	Name string `form:"name,omitempty" json:"name,omitempty"`
+}
+
 // ChainAppend200JSONResponseBody defines parameters for ChainAppend.
 type ChainAppend200JSONResponseBody struct {
 	union json.RawMessage
@@ -905,6 +1044,18 @@ type ChainAppendJSONRequestBody = ChainAppendRequest
 
 // ConnectJSONRequestBody defines body for Connect for application/json ContentType.
 type ConnectJSONRequestBody = ConnectRequest
+
+// ContactsAddJSONRequestBody defines body for ContactsAdd for application/json ContentType.
+type ContactsAddJSONRequestBody = ContactAddRequest
+
+// ContactsAcceptJSONRequestBody defines body for ContactsAccept for application/json ContentType.
+type ContactsAcceptJSONRequestBody = ContactAcceptRequest
+
+// ContactsInviteJSONRequestBody defines body for ContactsInvite for application/json ContentType.
+type ContactsInviteJSONRequestBody = ContactInviteRequest
+
+// ContactsVerifyJSONRequestBody defines body for ContactsVerify for application/json ContentType.
+type ContactsVerifyJSONRequestBody = ContactVerifyRequest
 
 // FilesAddJSONRequestBody defines body for FilesAdd for application/json ContentType.
 type FilesAddJSONRequestBody = FilesAddRequest
@@ -1006,6 +1157,9 @@ type ServerInterface interface {
 	// GetCell the node's cell and each member's live state
 	// (GET /v1/cell)
 	GetCell(w http.ResponseWriter, r *http.Request)
+	// CellCard this cell's card, for another cell to add as a contact
+	// (GET /v1/cell/card)
+	CellCard(w http.ResponseWriter, r *http.Request, params CellCardParams)
 	// CellCreate create a cell with this node as its admin
 	// (POST /v1/cell/create)
 	CellCreate(w http.ResponseWriter, r *http.Request)
@@ -1030,6 +1184,27 @@ type ServerInterface interface {
 	// Connect dial a peer given by hand
 	// (POST /v1/connect)
 	Connect(w http.ResponseWriter, r *http.Request)
+	// ContactsList the cell's contacts, by name
+	// (GET /v1/contacts)
+	ContactsList(w http.ResponseWriter, r *http.Request)
+	// ContactsAdd add another cell as a contact, from its card
+	// (POST /v1/contacts)
+	ContactsAdd(w http.ResponseWriter, r *http.Request)
+	// ContactsAccept exchange cards with the cell whose device printed a code, and add it as a contact
+	// (POST /v1/contacts/accept)
+	ContactsAccept(w http.ResponseWriter, r *http.Request)
+	// ContactsInvite open a one-time code for another cell to exchange cards with this one
+	// (POST /v1/contacts/invite)
+	ContactsInvite(w http.ResponseWriter, r *http.Request)
+	// ContactsRemove remove a contact from the cell
+	// (DELETE /v1/contacts/{name})
+	ContactsRemove(w http.ResponseWriter, r *http.Request, name string)
+	// ContactsGet a contact
+	// (GET /v1/contacts/{name})
+	ContactsGet(w http.ResponseWriter, r *http.Request, name string)
+	// ContactsVerify the safety number of this cell and a contact; with confirm, mark the contact verified
+	// (POST /v1/contacts/{name}/verify)
+	ContactsVerify(w http.ResponseWriter, r *http.Request, name string)
 	// FilesList every file of the cell, newest first
 	// (GET /v1/files)
 	FilesList(w http.ResponseWriter, r *http.Request)
@@ -1311,6 +1486,39 @@ func (siw *ServerInterfaceWrapper) GetCell(w http.ResponseWriter, r *http.Reques
 	handler.ServeHTTP(w, r)
 }
 
+// CellCard operation middleware
+func (siw *ServerInterfaceWrapper) CellCard(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CellCardParams
+
+	// ------------- Optional query parameter "name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name", r.URL.Query(), &params.Name, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "name"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CellCard(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CellCreate operation middleware
 func (siw *ServerInterfaceWrapper) CellCreate(w http.ResponseWriter, r *http.Request) {
 
@@ -1459,6 +1667,140 @@ func (siw *ServerInterfaceWrapper) Connect(w http.ResponseWriter, r *http.Reques
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.Connect(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsList operation middleware
+func (siw *ServerInterfaceWrapper) ContactsList(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsList(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsAdd operation middleware
+func (siw *ServerInterfaceWrapper) ContactsAdd(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsAdd(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsAccept operation middleware
+func (siw *ServerInterfaceWrapper) ContactsAccept(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsAccept(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsInvite operation middleware
+func (siw *ServerInterfaceWrapper) ContactsInvite(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsInvite(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsRemove operation middleware
+func (siw *ServerInterfaceWrapper) ContactsRemove(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsRemove(w, r, name)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsGet operation middleware
+func (siw *ServerInterfaceWrapper) ContactsGet(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsGet(w, r, name)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsVerify operation middleware
+func (siw *ServerInterfaceWrapper) ContactsVerify(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsVerify(w, r, name)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1997,6 +2339,14 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/blobs/{cap}/fetch", wrapper.BlobFetch)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/blobs/gc", wrapper.BlobGC)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/blobs/status", wrapper.BlobStatus)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/cell/card", wrapper.CellCard)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/contacts", wrapper.ContactsList)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts", wrapper.ContactsAdd)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/invite", wrapper.ContactsInvite)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/accept", wrapper.ContactsAccept)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsRemove)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsGet)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/verify", wrapper.ContactsVerify)
 
 	return m
 }

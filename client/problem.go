@@ -73,6 +73,15 @@ var kinds = map[api.ProblemType]error{
 	api.ProblemDiskFull:            ErrDiskFull,
 	api.ProblemAmbiguousName:       ErrAmbiguousName,
 	api.ProblemRangeNotSatisfiable: ErrRangeNotSatisfiable,
+	// contacts (contact.go)
+	api.ProblemBadCard:          ErrBadCard,
+	api.ProblemBadContactName:   ErrBadContactName,
+	api.ProblemNoContact:        ErrNoContact,
+	api.ProblemContactNameTaken: ErrContactNameTaken,
+	api.ProblemStaleCard:        ErrStaleCard,
+	api.ProblemOwnCard:          ErrOwnCard,
+	api.ProblemNoDeviceList:     ErrNoDeviceList,
+	api.ProblemTooManyInvites:   ErrTooManyInvites,
 }
 
 // StatusError is an error answer of the control API, its RFC 9457

@@ -22,6 +22,7 @@ import (
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain"
 	"github.com/exopeer/exopeer/chain/replica"
+	contactservice "github.com/exopeer/exopeer/contact/service"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
@@ -75,6 +76,9 @@ type Options struct {
 	// node keeps its index (NodeOptions: <data dir>/store); empty, the
 	// node keeps none and sends its reads to a store member.
 	Store service.Config
+	// Contacts configures the node's contacts and the upkeep of its
+	// cell's device list; zero means defaults.
+	Contacts contactservice.Config
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
 	// Rand is the node's random source: keys, secrets, invite codes,
@@ -118,6 +122,7 @@ type Node struct {
 	stor   *service.Service
 	pins   *pin.Pins
 	blobs  *blobservice.Service
+	cons   *contactservice.Service
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -292,12 +297,30 @@ func (n *Node) build() error {
 		return fmt.Errorf("peer: build blobs: %w", err)
 	}
 	n.parts.add("blobs", n.blobs)
+	// Contacts are store entities; an admin keeps the cell's signed
+	// device list in the store: after the store.
+	ccfg := n.opts.Contacts
+	if ccfg.Now == nil {
+		ccfg.Now = in.now
+	}
+	if ccfg.Rand == nil {
+		// Drawn after every other part's stream: theirs stay the same.
+		if ccfg.Rand, err = ambient.Fork(n.opts.Rand, "contacts"); err != nil {
+			return fmt.Errorf("peer: build contacts: %w", err)
+		}
+	}
+	if n.cons, err = contactservice.New(contactservice.Options{
+		Host: n.host, Rendezvous: n.disc, Cell: n.cell, Store: n.stor, Config: ccfg, Logger: n.log,
+	}); err != nil {
+		return fmt.Errorf("peer: build contacts: %w", err)
+	}
+	n.parts.add("contacts", n.cons)
 	return nil
 }
 
-// Close stops the blobs, the store, the chain, the cell, the DHT,
-// discovery, the block exchange and the host, in that order (the reverse
-// of Start's), and waits for their goroutines. Each error names its part. The datastore stays open: it
+// Close stops the contacts, the blobs, the store, the chain, the cell,
+// the DHT, discovery, the block exchange and the host, in that order (the
+// reverse of Start's), and waits for their goroutines. Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()
@@ -347,6 +370,10 @@ func (n *Node) Store() *service.Service { return n.stor }
 
 // Blobs returns the node's blobs and the cell's files; nil before Start.
 func (n *Node) Blobs() *blobservice.Service { return n.blobs }
+
+// Contacts returns the node's contacts and its cell's device list; nil
+// before Start.
+func (n *Node) Contacts() *contactservice.Service { return n.cons }
 
 // Pins returns the node's pins of blob roots; nil before Start.
 func (n *Node) Pins() *pin.Pins { return n.pins }

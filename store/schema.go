@@ -96,13 +96,48 @@ var FileSchema = Schema{
 	},
 }
 
+// ContactSchema is the schema of exo.contact, another cell this cell
+// talks to (package contact/service writes them; contact has the
+// encodings): the name this cell calls it by, its cell key (64 hex
+// digits), the version of its device list held, the name on its card,
+// the peer ID of the node that added it and when. Kept, not indexed:
+// "devices", the signed device list (base64 of contact's wire form), and
+// "verified" (true once someone compared the safety number).
+var ContactSchema = Schema{
+	Type: "exo.contact",
+	Fields: []Field{
+		{Name: "name", Kind: Keyword, Required: true},
+		{Name: "cell", Kind: Keyword, Required: true},
+		{Name: "version", Kind: Number, Required: true},
+		{Name: "card_name", Kind: Text},
+		{Name: "by", Kind: Keyword},
+		{Name: "added", Kind: Time, Required: true},
+	},
+}
+
+// DevicesSchema is the schema of exo.devices, the cell's own signed list
+// of the devices that take messages (an admin writes it whenever the
+// roster changes, so that every member can hand out the cell's card):
+// the cell key (64 hex digits), the list's version (the roster's), the
+// peer ID of the admin that signed it and when. Kept, not indexed:
+// "list", the signed list (base64 of package contact's wire form).
+var DevicesSchema = Schema{
+	Type: "exo.devices",
+	Fields: []Field{
+		{Name: "cell", Kind: Keyword, Required: true},
+		{Name: "version", Kind: Number, Required: true},
+		{Name: "by", Kind: Keyword},
+		{Name: "signed", Kind: Time},
+	},
+}
+
 // NewRegistry returns a registry holding the built-in types (exo.note,
-// exo.file). Built-in types live here, not with the parts that write
+// exo.file, exo.contact, exo.devices). Built-in types live here, not with the parts that write
 // them, so that every node (a store member indexing, a thin member
 // checking its writes) knows the same types whatever parts it runs.
 func NewRegistry() *Registry {
 	r := &Registry{}
-	for _, s := range []Schema{NoteSchema, FileSchema} {
+	for _, s := range []Schema{NoteSchema, FileSchema, ContactSchema, DevicesSchema} {
 		if err := r.Register(s); err != nil {
 			panic(err) // the built-in schemas are valid
 		}

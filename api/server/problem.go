@@ -56,6 +56,15 @@ var titles = map[api.ProblemType]string{
 	api.ProblemAmbiguousName:       "more than one file has that name",
 	api.ProblemRangeNotSatisfiable: "range not satisfiable",
 	api.ProblemPreconditionFailed:  "precondition failed",
+	// contacts
+	api.ProblemBadCard:          "not a card, or a damaged one",
+	api.ProblemBadContactName:   "bad contact name",
+	api.ProblemNoContact:        "no such contact",
+	api.ProblemContactNameTaken: "another contact has that name",
+	api.ProblemStaleCard:        "card older than the contact's device list held",
+	api.ProblemOwnCard:          "the card is this cell's own",
+	api.ProblemNoDeviceList:     "the cell's device list is not signed yet",
+	api.ProblemTooManyInvites:   "too many contact invites open",
 }
 
 // writeProblem answers an error as application/problem+json.

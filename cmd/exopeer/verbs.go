@@ -403,6 +403,12 @@ func app(stdout, stderr io.Writer) *cli.Command {
 				},
 			},
 			{
+				Name:     "contact",
+				Usage:    "contacts: other cells this cell talks to, and this cell's card",
+				Action:   action(group),
+				Commands: contactVerbs(),
+			},
+			{
 				Name:   "config",
 				Usage:  "the node's configuration",
 				Action: action(group),

@@ -129,7 +129,7 @@ var Forbidden = map[string]string{
 // Duration); reading its clock is refused in the source.
 var (
 	Allowed = []string{
-		"bytes", "cmp", "crypto", "crypto/...", "embed", "encoding/base64",
+		"bytes", "cmp", "crypto", "crypto/...", "embed", "encoding/base32", "encoding/base64",
 		"encoding/binary", "encoding/hex", "errors", "fmt", "hash", "io",
 		"iter", "maps", "math", "math/big", "math/bits", "slices", "sort",
 		"strconv", "strings", "time", "unicode", "unicode/utf8",

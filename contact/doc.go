@@ -1,0 +1,95 @@
+// Package contact is the pure core of contacts: other cells a person
+// talks to. It has no I/O, clock, goroutines, logging or randomness of its
+// own (pure_test.go checks); the node's part that stores contacts is
+// contact/service.
+//
+// # Device list
+//
+// A cell's device list names the devices (peer IDs) that take messages
+// for the cell: the members of its roster. The cell key signs it; its
+// version is the version of the roster it was made from, so a newer list
+// has a higher version. Newer says whether a list replaces the one held:
+// same cell key, higher version; the same version must be byte for byte
+// the same list (two different lists with one version mean the cell key
+// signed both: ErrConflict); a lower one is refused (ErrStale). A device a
+// newer list drops gets nothing more from the contacts that hold it.
+//
+// Wire form (uvarint: unsigned LEB128 as encoding/binary; bytes: a uvarint
+// length, then the bytes):
+//
+//	"EXD1"
+//	bytes    cell key (32, Ed25519)
+//	uvarint  version
+//	uvarint  number of devices (1 to MaxDevices = 64)
+//	bytes    peer ID (multihash bytes, at most 64), sorted by bytes, unique; per device
+//	bytes    signature (64)
+//
+// The signature is Ed25519 by the cell key over "exopeer contact device
+// list v1" || 0x00 || everything before the signature.
+//
+// # Card
+//
+// A card is what a cell hands another to become its contact: a name its
+// owner chose (1 to 64 bytes of UTF-8, no control or bidi-control
+// characters, no leading or trailing space) and the device list (which
+// carries the cell key). Binary form:
+//
+//	"EXC1"
+//	bytes    name (at most 64)
+//	         the device list's wire form, to the end
+//
+// Text form: "exo-card:1:" then the base32 (RFC 4648 alphabet in lower
+// case, no padding) of the binary card followed by a 4-byte checksum, the
+// first 4 bytes of SHA-256("exopeer card checksum v1" || 0x00 || binary
+// card). Readers ignore white space and case; a checksum that does not
+// match is ErrChecksum (a mistyped or truncated card), an unknown version
+// after "exo-card:" is ErrCardVersion. Every length is capped (MaxCardText,
+// MaxCardLen, MaxDeviceListLen) before anything is allocated for it.
+//
+// # Invites by code
+//
+// Two cells exchange cards by a one-time code, the cell join's
+// (cell/core.Code, NNNN-word-word-word: the nameplate names the meeting
+// place, the three words are the password), with CPace
+// (internal/cpace, CPACE-RISTR255-SHA512), so that a guessed code gets one
+// online guess and nothing offline. The acceptor (who typed the code) is
+// CPace's initiator, the inviter its responder; CI is "exopeer contact
+// invite v1" || 0x00 || bytes(inviter peer ID) || bytes(acceptor peer
+// ID), sid the nameplate (2 bytes, big-endian), no associated data. Over
+// one stream, each message a frame (uvarint length, then the bytes):
+//
+//	acceptor -> inviter  hello:  "EXI1" || nameplate (2) || Ya (32)
+//	inviter -> acceptor  reply:  0x00 || Yb (32) || tag_b (64)
+//	                             or 0x01 alone: no open invite with that nameplate
+//	acceptor -> inviter  proof:  tag_a (64) || AES-256-GCM(k1, acceptor's card)
+//	inviter -> acceptor  final:  AES-256-GCM(k2, inviter's card)
+//
+// tag_a and tag_b are CPace's key-confirmation tags (each side's own
+// message); the acceptor checks tag_b before it sends its card, the
+// inviter checks tag_a before it opens it (a wrong one is ErrWrongCode,
+// and counts against the invite). k1 || k2 = HKDF-SHA-512(ISK, info
+// "exopeer contact invite card keys v1", 64 bytes); each key seals one
+// message, so the nonce is 12 zero bytes; the associated data is CI. The
+// binary cards inside are verified as any card is.
+//
+// # Safety number
+//
+// Two people compare a safety number to know that each holds the other's
+// true cell key. It is Signal's numeric fingerprint (libsignal's
+// NumericFingerprintGenerator, version 0) over the two cells' Ed25519
+// public keys:
+//
+//	fingerprint(key):
+//	    h = SHA-512(0x00 0x00 || key || "exopeer-cell")
+//	    repeat 5199 times: h = SHA-512(h || key)      (5200 hashes in all)
+//	    for i in 0..5: take h[5i:5i+5] as a big-endian 40-bit integer,
+//	                   write it mod 100000 as 5 decimal digits
+//	safety number(a, b) = fingerprint(x) || fingerprint(y)
+//	    where x is whichever of a and b sorts first by bytes
+//
+// 60 digits, shown in 12 groups of 5; both sides compute the same number
+// whichever side they are. Unlike Signal, the stable identifier is a
+// constant (a cell has no phone number or account: its key is its
+// identity) and the key is the raw 32-byte Ed25519 key (no 0x05 prefix).
+// safety_test.go has known answers.
+package contact

@@ -1,0 +1,278 @@
+package service
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/contact"
+	"github.com/exopeer/exopeer/store"
+)
+
+// Contact is another cell this cell talks to: an entity with an
+// exo.contact trait.
+type Contact struct {
+	ID store.EntityID
+	// Name is what this cell calls the contact (unique among its
+	// contacts); CardName the name on the contact's card.
+	Name, CardName string
+	// Devices is the contact's signed device list held: its cell key,
+	// version and the devices that take messages for it.
+	Devices *contact.DeviceList
+	// Verified: someone of this cell compared the safety number.
+	Verified bool
+	AddedBy  string // peer ID of the node that added it
+	Added    time.Time
+}
+
+// Cell returns the contact's cell key.
+func (c Contact) Cell() ed25519.PublicKey { return c.Devices.Cell }
+
+// contactDoc is an exo.contact document.
+type contactDoc struct {
+	Name     string    `json:"name"`
+	Cell     string    `json:"cell"`
+	Version  uint64    `json:"version"`
+	Devices  string    `json:"devices"`
+	CardName string    `json:"card_name,omitempty"`
+	Verified bool      `json:"verified"`
+	By       string    `json:"by,omitempty"`
+	Added    time.Time `json:"added"`
+}
+
+func contactEntity(key ed25519.PublicKey) store.EntityID {
+	return entityOf("exopeer contact entity v1", key)
+}
+
+// decodeContact reads an entity's exo.contact trait; false if it has none
+// that makes sense (another writer's bad list: skipped).
+func decodeContact(e store.Entity) (Contact, bool) {
+	for _, t := range e.Traits {
+		if t.Type != ContactType {
+			continue
+		}
+		var d contactDoc
+		if err := json.Unmarshal(t.Doc, &d); err != nil {
+			return Contact{}, false
+		}
+		b, err := base64.StdEncoding.DecodeString(d.Devices)
+		if err != nil {
+			return Contact{}, false
+		}
+		l, err := contact.DecodeDeviceList(b)
+		if err != nil || contactEntity(l.Cell) != e.ID || !contact.ValidName(d.Name) {
+			return Contact{}, false
+		}
+		return Contact{
+			ID: e.ID, Name: d.Name, CardName: d.CardName, Devices: l,
+			Verified: d.Verified, AddedBy: d.By, Added: d.Added,
+		}, true
+	}
+	return Contact{}, false
+}
+
+// write stores c as its entity.
+func (s *Service) write(ctx context.Context, c Contact) error {
+	doc, err := json.Marshal(contactDoc{
+		Name: c.Name, Cell: hex.EncodeToString(c.Cell()), Version: c.Devices.Version,
+		Devices:  base64.StdEncoding.EncodeToString(c.Devices.Encode()),
+		CardName: c.CardName, Verified: c.Verified, By: c.AddedBy, Added: c.Added,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.Put(ctx, c.ID, []store.Trait{{Type: ContactType, Doc: doc}}); err != nil {
+		return fmt.Errorf("contact: write contact %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// List returns the cell's contacts, by name.
+func (s *Service) List(ctx context.Context) ([]Contact, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	if _, err := s.roster(); err != nil {
+		return nil, err
+	}
+	var out []Contact
+	q := store.Query{Type: ContactType, Order: "name", Limit: store.MaxLimit, Traits: []string{ContactType}}
+	for {
+		pg, err := s.store.Query(ctx, q)
+		if err != nil {
+			return nil, wrapStore("list contacts", err)
+		}
+		for _, h := range pg.Hits {
+			if c, ok := decodeContact(h.Entity); ok {
+				out = append(out, c)
+			} else {
+				s.log.Warn("stored contact skipped", "entity", h.Entity.ID)
+			}
+		}
+		if len(out) > MaxContacts {
+			return nil, fmt.Errorf("contact: the cell has more than %d contacts: %w", MaxContacts, ErrTooMany)
+		}
+		if pg.Next == "" {
+			return out, nil
+		}
+		q.After = pg.Next
+	}
+}
+
+// Get returns the contact named name, or ErrNoContact.
+func (s *Service) Get(ctx context.Context, name string) (Contact, error) {
+	cs, err := s.List(ctx)
+	if err != nil {
+		return Contact{}, err
+	}
+	for _, c := range cs {
+		if c.Name == name {
+			return c, nil
+		}
+	}
+	return Contact{}, fmt.Errorf("%w: %q", ErrNoContact, name)
+}
+
+// Added is what Add did.
+type Added struct {
+	Contact Contact
+	// New: the contact was not held before. Updated: it was, and the card
+	// brought a newer device list or a new name. Neither: the card
+	// changed nothing.
+	New, Updated bool
+}
+
+// Add makes the cell of the card text a contact, named name (empty: the
+// card's name). A card of a contact held replaces its device list if the
+// card's is newer (contact.ErrStale if older, contact.ErrConflict if the
+// same version differs) and renames it if name is given. It refuses this
+// cell's own card (ErrSelf) and a name another contact has
+// (ErrNameTaken); a card that does not parse or verify is one of package
+// contact's errors.
+func (s *Service) Add(ctx context.Context, text, name string) (Added, error) {
+	if err := s.live(); err != nil {
+		return Added{}, err
+	}
+	if _, err := s.roster(); err != nil {
+		return Added{}, err
+	}
+	card, err := contact.ParseCard(text)
+	if err != nil {
+		return Added{}, err
+	}
+	return s.addCard(ctx, card, name)
+}
+
+// addCard is Add of a card read and verified.
+func (s *Service) addCard(ctx context.Context, card *contact.Card, name string) (Added, error) {
+	r, err := s.roster()
+	if err != nil {
+		return Added{}, err
+	}
+	if card.Cell().Equal(r.Cell) {
+		return Added{}, ErrSelf
+	}
+	if name != "" && !contact.ValidName(name) {
+		return Added{}, fmt.Errorf("%w: %q", contact.ErrBadName, name)
+	}
+	cs, err := s.List(ctx)
+	if err != nil {
+		return Added{}, err
+	}
+	id := contactEntity(card.Cell())
+	var old *Contact
+	for i := range cs {
+		if cs[i].ID == id {
+			old = &cs[i]
+		}
+	}
+	if name == "" {
+		name = card.Name
+		if old != nil {
+			name = old.Name
+		}
+	}
+	for _, c := range cs {
+		if c.Name == name && c.ID != id {
+			return Added{}, fmt.Errorf("%w: %q", ErrNameTaken, name)
+		}
+	}
+	if old != nil {
+		replace, err := contact.Newer(old.Devices, card.Devices)
+		if err != nil {
+			return Added{}, fmt.Errorf("contact %q: %w", old.Name, err)
+		}
+		c := *old
+		if replace {
+			c.Devices = card.Devices
+		}
+		c.CardName = card.Name
+		if !replace && c.Name == name && old.CardName == card.Name {
+			return Added{Contact: c}, nil
+		}
+		c.Name = name
+		if err := s.write(ctx, c); err != nil {
+			return Added{}, err
+		}
+		return Added{Contact: c, Updated: true}, nil
+	}
+	c := Contact{
+		ID: id, Name: name, CardName: card.Name, Devices: card.Devices,
+		AddedBy: s.self.String(), Added: s.cfg.Now().UTC().Truncate(time.Millisecond),
+	}
+	if err := s.write(ctx, c); err != nil {
+		return Added{}, err
+	}
+	// The cell uses contacts now: on an admin, its device list is kept
+	// from here on.
+	if _, err := s.publish(ctx); err != nil && !errors.Is(err, cell.ErrNotAdmin) {
+		s.log.Warn("device list not signed", "err", err)
+	}
+	return Added{Contact: c, New: true}, nil
+}
+
+// Remove deletes the contact named name (ErrNoContact if there is none).
+func (s *Service) Remove(ctx context.Context, name string) (Contact, error) {
+	c, err := s.Get(ctx, name)
+	if err != nil {
+		return Contact{}, err
+	}
+	if _, err := s.store.Delete(ctx, c.ID, nil); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return Contact{}, fmt.Errorf("%w: %q", ErrNoContact, name)
+		}
+		return Contact{}, fmt.Errorf("contact: remove %q: %w", name, err)
+	}
+	return c, nil
+}
+
+// Verify returns the contact named name with the safety number of this
+// cell and its cell (contact.SafetyNumber); with confirm, it first marks
+// the contact verified (a person compared the numbers).
+func (s *Service) Verify(ctx context.Context, name string, confirm bool) (Contact, string, error) {
+	r, err := s.roster()
+	if err != nil {
+		return Contact{}, "", err
+	}
+	c, err := s.Get(ctx, name)
+	if err != nil {
+		return Contact{}, "", err
+	}
+	n, err := contact.SafetyNumber(r.Cell, c.Cell())
+	if err != nil {
+		return Contact{}, "", err
+	}
+	if confirm && !c.Verified {
+		c.Verified = true
+		if err := s.write(ctx, c); err != nil {
+			return Contact{}, "", err
+		}
+	}
+	return c, n, nil
+}

@@ -1,0 +1,184 @@
+package service
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/contact"
+	"github.com/exopeer/exopeer/store"
+)
+
+// The trait types of contacts and of the cell's device list
+// (store.ContactSchema, store.DevicesSchema).
+const (
+	ContactType = "exo.contact"
+	DevicesType = "exo.devices"
+)
+
+// devicesDoc is an exo.devices document.
+type devicesDoc struct {
+	Cell    string    `json:"cell"`
+	Version uint64    `json:"version"`
+	List    string    `json:"list"`
+	By      string    `json:"by,omitempty"`
+	Signed  time.Time `json:"signed,omitzero"`
+}
+
+// entityOf is the entity of a cell's record: SHA-256 of purpose, 0 and
+// the cell key, cut to 16 bytes. Derived, not random, so that two devices
+// that write the same contact (or two admins the device list) write one
+// entity, whose latest write wins.
+func entityOf(purpose string, key ed25519.PublicKey) store.EntityID {
+	h := sha256.New()
+	h.Write([]byte(purpose))
+	h.Write([]byte{0})
+	h.Write(key)
+	return store.EntityID(h.Sum(nil)[:16])
+}
+
+func devicesEntity(key ed25519.PublicKey) store.EntityID {
+	return entityOf("exopeer devices entity v1", key)
+}
+
+// DeviceList returns the cell's own signed device list, as an admin
+// signed it last. On an admin device whose roster moved past it, it signs
+// a new one first. ErrNoDeviceList when none was signed yet.
+func (s *Service) DeviceList(ctx context.Context) (*contact.DeviceList, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	if _, err := s.roster(); err != nil {
+		return nil, err
+	}
+	l, err := s.publish(ctx)
+	if errors.Is(err, cell.ErrNotAdmin) {
+		l, err = s.heldList(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, ErrNoDeviceList
+	}
+	return l, nil
+}
+
+// heldList reads the cell's device list from the store: nil if there is
+// none (or none that verifies: it is logged).
+func (s *Service) heldList(ctx context.Context) (*contact.DeviceList, error) {
+	r, err := s.roster()
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.store.Get(ctx, devicesEntity(r.Cell), []string{DevicesType})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrapStore("read the cell's device list", err)
+	}
+	for _, t := range e.Traits {
+		if t.Type != DevicesType {
+			continue
+		}
+		var d devicesDoc
+		if err := json.Unmarshal(t.Doc, &d); err != nil {
+			s.log.Warn("stored device list skipped", "err", err)
+			return nil, nil
+		}
+		b, err := base64.StdEncoding.DecodeString(d.List)
+		if err != nil {
+			s.log.Warn("stored device list skipped", "err", err)
+			return nil, nil
+		}
+		l, err := contact.DecodeDeviceList(b)
+		if err != nil || !l.Cell.Equal(r.Cell) {
+			s.log.Warn("stored device list skipped", "err", err)
+			return nil, nil
+		}
+		return l, nil
+	}
+	return nil, nil
+}
+
+// publish signs and stores a device list of the roster's members if the
+// held one is older than the roster, and returns the list now held.
+// cell.ErrNotAdmin on a device without the cell key.
+func (s *Service) publish(ctx context.Context) (*contact.DeviceList, error) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	r, err := s.roster()
+	if err != nil {
+		return nil, err
+	}
+	if s.mine != nil && s.mine.Cell.Equal(r.Cell) && s.mine.Version >= r.Version {
+		return s.mine, nil
+	}
+	var l *contact.DeviceList
+	err = s.cell.WithCellKey(func(key ed25519.PrivateKey, r *cell.Roster) error {
+		ids := make([]peer.ID, 0, len(r.Members))
+		for _, m := range r.Members {
+			ids = append(ids, m.Peer)
+		}
+		l = contact.NewDeviceList(r.Cell, r.Version, ids)
+		return l.Sign(key)
+	})
+	if err != nil {
+		return nil, err
+	}
+	held, err := s.heldList(ctx)
+	if err != nil {
+		// No store member answers: write the list anyway (a write
+		// needs none), the same list for the same roster.
+		s.log.Debug("device list held not read", "err", err)
+		held = nil
+	}
+	if held != nil && held.Version >= l.Version {
+		s.mine = held
+		return held, nil
+	}
+	doc, err := json.Marshal(devicesDoc{
+		Cell: hex.EncodeToString(l.Cell), Version: l.Version,
+		List: base64.StdEncoding.EncodeToString(l.Encode()),
+		By:   s.self.String(), Signed: s.cfg.Now().UTC().Truncate(time.Millisecond),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.store.Put(ctx, devicesEntity(l.Cell), []store.Trait{{Type: DevicesType, Doc: doc}}); err != nil {
+		return nil, fmt.Errorf("contact: write the cell's device list: %w", err)
+	}
+	s.log.Info("device list signed", "version", l.Version, "devices", len(l.Devices))
+	s.mine = l
+	return l, nil
+}
+
+// Card returns this cell's card under name (empty: the cell's name on
+// its roster).
+func (s *Service) Card(ctx context.Context, name string) (*contact.Card, error) {
+	r, err := s.roster()
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = r.Name
+	}
+	if !contact.ValidName(name) {
+		return nil, fmt.Errorf("%w: %q", contact.ErrBadName, name)
+	}
+	l, err := s.DeviceList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &contact.Card{Name: name, Devices: l}, nil
+}

@@ -1,0 +1,26 @@
+// Package service is the contacts part of a node (package contact is its
+// pure core): the cell's contacts, other cells it talks to, kept as store
+// entities so that every device of the cell knows them, and the cell's
+// own signed device list, which its cards carry.
+//
+// A contact is an entity with one exo.contact trait (store.ContactSchema):
+// the name this cell calls it by (unique among its contacts), the
+// contact's cell key, its signed device list (contact's wire form, in
+// base64) with the list's version, the name on its card, whether its
+// safety number was compared, and who added it when. The entity's ID is
+// derived from the contact's cell key (the first 16 bytes of SHA-256 of
+// "exopeer contact entity v1", 0, key), so two devices that add one cell
+// write one entity, whose latest write in chain order wins. Adding a card
+// of a contact held replaces its device list only with a newer one
+// (contact.Newer): an older one is refused, and the devices a newer one
+// drops are no longer the contact's.
+//
+// The cell's own device list is an entity with an exo.devices trait
+// (store.DevicesSchema), its ID derived the same way from this cell's key
+// ("exopeer devices entity v1"). An admin device (one holding the cell
+// key) signs a list of every member on the roster when a card is asked
+// of it or a contact is added on it, and from then on whenever the
+// roster's version moves past the list's (it looks every Config.Check),
+// so every member can print the cell's card. A cell that never used
+// contacts writes no list.
+package service
