@@ -12,6 +12,7 @@ import (
 	"github.com/exopeer/exopeer/blocks"
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain/replica"
+	contactservice "github.com/exopeer/exopeer/contact/service"
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
@@ -25,6 +26,7 @@ var ExopeerProtocols = []protocol.ID{
 	cell.ProtocolJoin, cell.ProtocolRoster, replica.ProtocolSync,
 	gossip.ProtocolPacket, gossip.ProtocolStream, discovery.ProtocolPing,
 	dht.ProtocolID, dht.LANProtocolID, blocks.ProtocolID, remote.Protocol,
+	contactservice.ProtocolInvite,
 }
 
 // joinPeerStreams bounds the join streams of one peer: a joiner runs one
