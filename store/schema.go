@@ -131,13 +131,40 @@ var DevicesSchema = Schema{
 	},
 }
 
+// MessageSchema is the schema of exo.message, one message of a
+// conversation with a contact (package message/service writes them;
+// message has the envelope): the conversation (the contact's cell key,
+// 64 hex digits), the direction ("in" or "out"), the message ID (32 hex
+// digits), the sender's cell key and device (peer ID), the sender's sent
+// time and this cell's received time, the order key that sorts the
+// conversation (message.OrderKey), the text, and the state ("sent":
+// recorded, not yet acknowledged by the contact's cell; "delivered":
+// acknowledged, or, for a message in, recorded). Its entity ID is
+// derived from the sender's cell key and the message ID
+// (message.EntityOf), so a message is one entity in each cell.
+var MessageSchema = Schema{
+	Type: "exo.message",
+	Fields: []Field{
+		{Name: "conversation", Kind: Keyword, Required: true},
+		{Name: "direction", Kind: Keyword, Required: true},
+		{Name: "id", Kind: Keyword, Required: true},
+		{Name: "cell", Kind: Keyword, Required: true},
+		{Name: "device", Kind: Keyword, Required: true},
+		{Name: "sent", Kind: Time, Required: true},
+		{Name: "received", Kind: Time},
+		{Name: "order", Kind: Keyword, Required: true},
+		{Name: "text", Kind: Text, Required: true},
+		{Name: "state", Kind: Keyword, Required: true},
+	},
+}
+
 // NewRegistry returns a registry holding the built-in types (exo.note,
-// exo.file, exo.contact, exo.devices). Built-in types live here, not with the parts that write
+// exo.file, exo.contact, exo.devices, exo.message). Built-in types live here, not with the parts that write
 // them, so that every node (a store member indexing, a thin member
 // checking its writes) knows the same types whatever parts it runs.
 func NewRegistry() *Registry {
 	r := &Registry{}
-	for _, s := range []Schema{NoteSchema, FileSchema, ContactSchema, DevicesSchema} {
+	for _, s := range []Schema{NoteSchema, FileSchema, ContactSchema, DevicesSchema, MessageSchema} {
 		if err := r.Register(s); err != nil {
 			panic(err) // the built-in schemas are valid
 		}

@@ -1,0 +1,71 @@
+// Package message is the pure core of conversations between cells: the
+// envelope a message carries inside a Double Ratchet session (package
+// ratchet), the frames of the delivery protocol, the order of a
+// conversation and the store entity a message is recorded as. It has no
+// I/O, clock, goroutines, logging or randomness of its own (pure_test.go
+// checks); the node's part "messages", which keeps the sessions and
+// delivers, is message/service.
+//
+// # Envelope
+//
+// What the ratchet seals, version 1 (EnvelopeVersion), big-endian, in
+// this order:
+//
+//	version (1) = 1
+//	message ID (16, random, drawn by the sending device)
+//	sender cell key (32, Ed25519)
+//	sender device: length (1, 1..64), peer ID bytes
+//	sent (8): Unix milliseconds of the sending device, >= 0
+//	seq (8): the sending device's counter of the messages it sent
+//	text: length (2, 1..MaxText = 4096), UTF-8
+//	device list flag (1): 0, or 1 followed by length (2) and the sender
+//	  cell's signed device list (package contact's wire form, at most
+//	  contact.MaxDeviceListLen)
+//
+// and nothing after: at most MaxEnvelope bytes. DecodeEnvelope refuses a
+// size over MaxEnvelope before reading, another version, a short or long
+// encoding, a text that is empty, over the cap or not UTF-8, a device
+// that is not a peer ID, a device list that does not verify, is another
+// cell's, or does not name the sending device. The list travels when it
+// changed since the sending device's last message to the receiving
+// device; the receiver replaces the one it holds with it when it is newer
+// (contact.Newer), and refuses the message when it is older.
+//
+// # Order
+//
+// A conversation's messages are ordered by their order key (OrderKey):
+// the sent time (16 hex digits of the milliseconds), the sending device's
+// peer ID, the device's counter (16 hex digits), joined by ".". A cell's
+// devices send with no coordination between them (they may not reach each
+// other when one sends), so a cell-wide counter cannot be kept without a
+// round of agreement; the key is instead the sender's order as each of its
+// devices sees it: a device never sends a time lower than its previous
+// message's (it takes the larger of its clock and the last time), and
+// its counter breaks ties, so one device's messages are in the order it
+// sent them; two devices' messages are in the order of their clocks, the
+// order a person who moved from one device to the other saw. Every device
+// of both cells sorts by the same key, so both cells show one order.
+//
+// # Frames
+//
+// Protocol, /exopeer/msg/1.0.0: the sender opens a stream, writes one
+// message frame, and reads one answer frame. A frame is version (1) = 1,
+// kind (1), body length (4), the body (at most MaxFrameBody = 16 KiB; its
+// length is checked before anything is allocated for it):
+//
+//	1 initial    ratchet's initial header, then the first ratchet message
+//	             (ratchet.ParseInitialHeader splits them)
+//	2 session    a ratchet message of a session under way
+//	3 ack        the message ID (16) recorded by the receiving cell
+//	4 refusal    empty: refused, with no detail (not a contact, a device
+//	             not on its current list, a message that does not open, a
+//	             bad envelope)
+//
+// # Exactly once
+//
+// A message is recorded in each cell as one store entity whose ID is
+// EntityOf(sender cell key, message ID): every device of a cell that
+// records it (the sender's devices, the recipient device and, through the
+// chain, the others) writes the same entity, so it appears once however
+// many times it is delivered.
+package message

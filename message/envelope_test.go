@@ -1,0 +1,132 @@
+package message
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	for _, withList := range []bool{false, true} {
+		e := sample(t, withList)
+		b, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeEnvelope(b)
+		if err != nil {
+			t.Fatalf("list %v: %v", withList, err)
+		}
+		again, err := got.Encode()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("list %v: does not encode back to the same bytes (%v)", withList, err)
+		}
+		if got.ID != e.ID || !got.Cell.Equal(e.Cell) || got.Device != e.Device || got.Sent != e.Sent || got.Seq != e.Seq || got.Text != e.Text {
+			t.Fatalf("list %v: decoded %+v, want %+v", withList, got, e)
+		}
+		if (got.Devices != nil) != withList {
+			t.Fatalf("list %v: decoded list %v", withList, got.Devices)
+		}
+	}
+}
+
+func TestEnvelopeRefused(t *testing.T) {
+	good, err := sample(t, true).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCell := sample(t, false)
+	otherCell.Devices = signedList(t, 2, 3, 10)
+	tests := []struct {
+		name string
+		e    *Envelope
+		err  error
+	}{
+		{"text too long", func() *Envelope { e := sample(t, false); e.Text = strings.Repeat("a", MaxText+1); return e }(), ErrTooLong},
+		{"empty text", func() *Envelope { e := sample(t, false); e.Text = ""; return e }(), ErrBadEnvelope},
+		{"text not UTF-8", func() *Envelope { e := sample(t, false); e.Text = "\xff"; return e }(), ErrBadEnvelope},
+		{"short cell key", func() *Envelope { e := sample(t, false); e.Cell = e.Cell[:31]; return e }(), ErrBadEnvelope},
+		{"no device", func() *Envelope { e := sample(t, false); e.Device = ""; return e }(), ErrBadEnvelope},
+		{"negative time", func() *Envelope { e := sample(t, false); e.Sent = -1; return e }(), ErrBadEnvelope},
+		{"list of another cell", otherCell, ErrBadEnvelope},
+		{"list without the device", func() *Envelope { e := sample(t, false); e.Devices = signedList(t, 1, 3, 11); return e }(), ErrBadEnvelope},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := tt.e.Encode(); !errors.Is(err, tt.err) {
+				t.Fatalf("Encode: %v, want %v", err, tt.err)
+			}
+		})
+	}
+	bad := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"other version", append([]byte{2}, good[1:]...)},
+		{"truncated", good[:len(good)-1]},
+		{"trailing byte", append(bytes.Clone(good), 0)},
+		{"too long", make([]byte, MaxEnvelope+1)},
+		{"list flag 2", func() []byte {
+			b, _ := sample(t, false).Encode()
+			b[len(b)-1] = 2
+			return b
+		}()},
+		{"list signature broken", func() []byte { b := bytes.Clone(good); b[len(b)-1] ^= 1; return b }()},
+	}
+	for _, tt := range bad {
+		t.Run("decode "+tt.name, func(t *testing.T) {
+			if _, err := DecodeEnvelope(tt.b); !errors.Is(err, ErrBadEnvelope) && !errors.Is(err, ErrTooLong) {
+				t.Fatalf("DecodeEnvelope: %v, want ErrBadEnvelope", err)
+			}
+		})
+	}
+}
+
+func TestOrderKeySorts(t *testing.T) {
+	a, b := sample(t, false), sample(t, false)
+	keys := []string{}
+	for _, s := range []struct {
+		sent int64
+		seq  uint64
+	}{{5, 1}, {5, 2}, {6, 0}, {1_000_000_000_000, 3}, {1_790_000_000_123, 4}} {
+		a.Sent, a.Seq = s.sent, s.seq
+		keys = append(keys, a.OrderKey())
+	}
+	for i := 1; i < len(keys); i++ {
+		if keys[i-1] >= keys[i] {
+			t.Fatalf("order key %q not before %q", keys[i-1], keys[i])
+		}
+	}
+	b.Device = deviceID(t, 11)
+	if a.OrderKey() == b.OrderKey() {
+		t.Fatal("two devices' messages with one time and counter share an order key")
+	}
+}
+
+func TestEntityIDs(t *testing.T) {
+	e := sample(t, false)
+	id := EntityOf(e.Cell, e.ID)
+	if id != EntityOf(e.Cell, e.ID) {
+		t.Fatal("entity ID not deterministic")
+	}
+	other := e.ID
+	other[0] ^= 1
+	if id == EntityOf(e.Cell, other) || id == EntityOf(cellKey(2).Public().(ed25519.PublicKey), e.ID) {
+		t.Fatal("entity IDs of different messages collide")
+	}
+	if diff := cmp.Diff("0102030405060708090a0b0c0d0e0f10", e.ID.String()); diff != "" {
+		t.Fatal(diff)
+	}
+	p, err := ParseID(e.ID.String())
+	if err != nil || p != e.ID {
+		t.Fatalf("ParseID: %v %v", p, err)
+	}
+	if _, err := ParseID("zz"); !errors.Is(err, ErrBadID) {
+		t.Fatalf("ParseID(zz): %v", err)
+	}
+}

@@ -1,0 +1,52 @@
+package message
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzDecodeEnvelope: any bytes are an envelope or an error, never a
+// panic; an envelope that decodes encodes to the same bytes (one
+// encoding per envelope).
+func FuzzDecodeEnvelope(f *testing.F) {
+	for _, withList := range []bool{false, true} {
+		b, err := sample(f, withList).Encode()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{EnvelopeVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := DecodeEnvelope(b)
+		if err != nil {
+			return
+		}
+		again, err := e.Encode()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("envelope does not encode back to its bytes: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeFrame: any bytes are a frame or an error; a frame that
+// decodes encodes to the same bytes.
+func FuzzDecodeFrame(f *testing.F) {
+	for _, fr := range []Frame{Ack(ID{1}), Refusal(), {Kind: KindSession, Body: []byte("x")}} {
+		b, err := fr.Encode()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := DecodeFrame(b)
+		if err != nil {
+			return
+		}
+		again, err := fr.Encode()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("frame does not encode back to its bytes: %v", err)
+		}
+	})
+}

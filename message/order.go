@@ -1,0 +1,26 @@
+package message
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+)
+
+// OrderKey is the key that orders a conversation's messages in the
+// sender's order: the sent time (16 hex digits), the device, the device's
+// counter (16 hex digits), joined by "." (doc.go says why).
+func (e *Envelope) OrderKey() string {
+	return fmt.Sprintf("%016x.%s.%016x", uint64(e.Sent), e.Device, e.Seq)
+}
+
+// EntityOf is the ID of the store entity of the message id sent by the
+// cell key cell (a store.EntityID in the shell): the first 16 bytes of SHA-256("exopeer message entity
+// v1" || 0x00 || cell || id). Every device of a cell that records the
+// message writes this one entity.
+func EntityOf(cell ed25519.PublicKey, id ID) [16]byte {
+	h := sha256.New()
+	h.Write([]byte("exopeer message entity v1\x00"))
+	h.Write(cell)
+	h.Write(id[:])
+	return [16]byte(h.Sum(nil)[:16])
+}
