@@ -276,3 +276,35 @@ func (s *Service) Verify(ctx context.Context, name string, confirm bool) (Contac
 	}
 	return c, n, nil
 }
+
+// UpdateDevices replaces the device list held for the contact of l's
+// cell with l when l is newer (contact.Newer), as a message carrying its
+// sender cell's list does; l must have been verified. It returns the
+// contact as held afterwards and whether it changed: ErrNoContact if the
+// cell is no contact, contact.ErrStale if l is older than the one held,
+// contact.ErrConflict if it differs with the same version.
+func (s *Service) UpdateDevices(ctx context.Context, l *contact.DeviceList) (Contact, bool, error) {
+	cs, err := s.List(ctx)
+	if err != nil {
+		return Contact{}, false, err
+	}
+	id := contactEntity(l.Cell)
+	for _, c := range cs {
+		if c.ID != id {
+			continue
+		}
+		replace, err := contact.Newer(c.Devices, l)
+		if err != nil {
+			return Contact{}, false, fmt.Errorf("contact %q: %w", c.Name, err)
+		}
+		if !replace {
+			return c, false, nil
+		}
+		c.Devices = l
+		if err := s.write(ctx, c); err != nil {
+			return Contact{}, false, err
+		}
+		return c, true, nil
+	}
+	return Contact{}, false, ErrNoContact
+}

@@ -1,0 +1,204 @@
+package service
+
+import (
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/contact"
+	contactservice "github.com/exopeer/exopeer/contact/service"
+	"github.com/exopeer/exopeer/ratchet"
+	"github.com/exopeer/exopeer/store"
+	storeservice "github.com/exopeer/exopeer/store/service"
+)
+
+// The fakes below stand in for the node's other parts in the service's
+// own tests; simnet's tests run the real ones.
+
+// fakeCell is a cell of one key.
+type fakeCell struct{ key ed25519.PublicKey }
+
+func (c fakeCell) Roster() *cell.Roster { return &cell.Roster{Cell: c.key} }
+
+// fakeContacts holds a cell's contacts and its own device list.
+type fakeContacts struct {
+	mu  sync.Mutex
+	cs  []contactservice.Contact
+	own *contact.DeviceList
+}
+
+func (f *fakeContacts) Get(_ context.Context, name string) (contactservice.Contact, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.cs {
+		if c.Name == name {
+			return c, nil
+		}
+	}
+	return contactservice.Contact{}, fmt.Errorf("%w: %q", contactservice.ErrNoContact, name)
+}
+
+func (f *fakeContacts) List(context.Context) ([]contactservice.Contact, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.cs), nil
+}
+
+func (f *fakeContacts) DeviceList(context.Context) (*contact.DeviceList, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.own == nil {
+		return nil, contactservice.ErrNoDeviceList
+	}
+	return f.own, nil
+}
+
+func (f *fakeContacts) UpdateDevices(_ context.Context, l *contact.DeviceList) (contactservice.Contact, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, c := range f.cs {
+		if !c.Cell().Equal(l.Cell) {
+			continue
+		}
+		newer, err := contact.Newer(c.Devices, l)
+		if err != nil || !newer {
+			return c, false, err
+		}
+		f.cs[i].Devices = l
+		return f.cs[i], true, nil
+	}
+	return contactservice.Contact{}, false, contactservice.ErrNoContact
+}
+
+func (f *fakeContacts) add(name string, l *contact.DeviceList) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cs = append(f.cs, contactservice.Contact{Name: name, Devices: l})
+}
+
+// fakeStore is a cell's store in memory: the entities, and how many
+// writes it took.
+type fakeStore struct {
+	mu   sync.Mutex
+	ents map[store.EntityID]store.Entity
+	puts int
+}
+
+func newFakeStore() *fakeStore { return &fakeStore{ents: make(map[store.EntityID]store.Entity)} }
+
+func (f *fakeStore) Get(_ context.Context, id store.EntityID, _ []string) (store.Entity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.ents[id]
+	if !ok {
+		return store.Entity{}, store.ErrNotFound
+	}
+	return e, nil
+}
+
+func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Trait) (storeservice.Written, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range traits {
+		if err := store.NewRegistry().Validate(t.Type, t.Doc); err != nil {
+			return storeservice.Written{}, err
+		}
+	}
+	f.ents[id] = store.Entity{ID: id, Traits: slices.Clone(traits)}
+	f.puts++
+	return storeservice.Written{Entity: id}, nil
+}
+
+// Query answers the conversation queries only (ConversationQuery), in
+// one page.
+func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if q.Type != Type || q.Order != "order" || len(q.Where) != 1 || q.Where[0].Field != "conversation" {
+		return store.Page{}, fmt.Errorf("fake store: query %+v: %w", q, store.ErrQuery)
+	}
+	var hits []store.Hit
+	orders := map[store.EntityID]string{}
+	for _, e := range f.ents {
+		m, ok := decode(e)
+		if ok && m.Conversation == q.Where[0].Value {
+			hits = append(hits, store.Hit{Entity: e})
+			orders[e.ID] = m.Order
+		}
+	}
+	slices.SortFunc(hits, func(a, b store.Hit) int { return cmp.Compare(orders[a.Entity.ID], orders[b.Entity.ID]) })
+	return store.Page{Hits: hits}, nil
+}
+
+func (f *fakeStore) Watch(context.Context, store.Query) (<-chan store.WatchEvent, error) {
+	return nil, errors.New("fake store: no watches")
+}
+
+// messages returns the messages held, by order key.
+func (f *fakeStore) messages() []Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ms []Message
+	for _, e := range f.ents {
+		if m, ok := decode(e); ok {
+			ms = append(ms, m)
+		}
+	}
+	slices.SortFunc(ms, func(a, b Message) int { return cmp.Compare(a.Order, b.Order) })
+	return ms
+}
+
+// fakePrekeys is a device's prekeys in memory, and a directory of every
+// device's, from which Fetch answers; it counts the bundles fetched.
+type fakePrekeys struct {
+	mu      sync.Mutex
+	keys    *ratchet.Prekeys
+	signer  ed25519.PrivateKey
+	dir     map[peer.ID]*fakePrekeys
+	fetched int
+}
+
+func (f *fakePrekeys) Fetch(_ context.Context, id peer.ID) (*ratchet.Bundle, error) {
+	f.mu.Lock()
+	f.fetched++
+	o := f.dir[id]
+	f.mu.Unlock()
+	if o == nil {
+		return nil, fmt.Errorf("fake prekeys: no bundle of %s", id)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.keys.Bundle(o.signer, 1)
+}
+
+func (f *fakePrekeys) Accept(_ context.Context, fn func(k *ratchet.Prekeys, now int64) error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fn(f.keys, 1_790_000_000)
+}
+
+func (f *fakePrekeys) fetches() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fetched
+}
+
+// hexKey is a cell key's text form in records.
+func hexKey(k ed25519.PublicKey) string { return hex.EncodeToString(k) }
+
+// texts returns the texts of ms.
+func texts(ms []Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Text
+	}
+	return out
+}

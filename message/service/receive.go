@@ -1,0 +1,200 @@
+package service
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/contact"
+	contactservice "github.com/exopeer/exopeer/contact/service"
+	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/message"
+	"github.com/exopeer/exopeer/ratchet"
+)
+
+// errNotContact is a stream from a device on no contact's current list.
+var errNotContact = errors.New("message: not a device of a contact")
+
+// serve is the receiving side of one delivery: one frame in, an
+// acknowledgement or a refusal out.
+func (s *Service) serve(st network.Stream) {
+	if s.enter() != nil {
+		_ = st.Reset()
+		return
+	}
+	defer s.wg.Done()
+	ok := false
+	defer func() {
+		if ok {
+			_ = st.Close()
+		} else {
+			_ = st.Reset()
+		}
+	}()
+	_ = st.SetDeadline(ambient.Deadline(s.cfg.Timeout))
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
+	defer cancel()
+	from := st.Conn().RemotePeer()
+	answer := message.Refusal()
+	c, err := s.contactOf(ctx, from)
+	if err == nil {
+		var f message.Frame
+		if f, err = readFrame(bufio.NewReader(st)); err != nil {
+			return // a stream that breaks the protocol is reset
+		}
+		var id message.ID
+		if id, err = s.receive(ctx, from, c, f); err == nil {
+			answer = message.Ack(id)
+		}
+	}
+	if err != nil {
+		s.log.Info("message refused", "peer", from, "err", err)
+	}
+	b, err := answer.Encode()
+	if err != nil {
+		return
+	}
+	_, err = st.Write(b)
+	ok = err == nil
+}
+
+// contactOf returns the contact whose current device list names id.
+func (s *Service) contactOf(ctx context.Context, id peer.ID) (contactservice.Contact, error) {
+	cs, err := s.cons.List(ctx)
+	if err != nil {
+		return contactservice.Contact{}, err
+	}
+	for _, c := range cs {
+		if c.Devices.Has(id) {
+			return c, nil
+		}
+	}
+	return contactservice.Contact{}, errNotContact
+}
+
+// receive opens f from the device from of contact c, checks it, records
+// the message in this cell's chain and stores the session; it returns
+// the message's ID to acknowledge. Any failure leaves the stored
+// sessions, the prekeys and the chain as they were (a message recorded
+// before a later failure is recorded once more, harmlessly, when it
+// comes again).
+func (s *Service) receive(ctx context.Context, from peer.ID, c contactservice.Contact, f message.Frame) (message.ID, error) {
+	pub, err := from.ExtractPublicKey()
+	if err != nil {
+		return message.ID{}, fmt.Errorf("message: key of %s: %w", from, err)
+	}
+	raw, err := pub.Raw()
+	if err != nil || len(raw) != ed25519.PublicKeySize {
+		return message.ID{}, fmt.Errorf("message: %s has no Ed25519 key", from)
+	}
+	ct := f.Body
+	var h *ratchet.InitialHeader
+	switch f.Kind {
+	case message.KindInitial:
+		if h, ct, err = ratchet.ParseInitialHeader(f.Body); err != nil {
+			return message.ID{}, err
+		}
+		if !bytes.Equal(h.SigningKey[:], raw) {
+			return message.ID{}, errors.New("message: initial header of another device than the stream's")
+		}
+	case message.KindSession:
+	default:
+		return message.ID{}, fmt.Errorf("%w: kind %d", message.ErrBadFrame, f.Kind)
+	}
+
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	r, err := s.loadLocked(ctx, from)
+	if err != nil {
+		return message.ID{}, err
+	}
+	var env *message.Envelope
+	opened := -1
+	for i := range r.sessions {
+		// Decrypt changes the session only if it opens the message; a
+		// session changed here is stored only if all goes well.
+		pt, err := r.sessions[i].sess.Decrypt(ct)
+		if err != nil {
+			continue
+		}
+		if env, err = s.check(pt, from, c); err != nil {
+			return message.ID{}, err
+		}
+		opened = i
+		break
+	}
+	var fresh *ratchet.Session
+	if opened < 0 {
+		if h == nil {
+			return message.ID{}, fmt.Errorf("message: no session opens it: %w", ratchet.ErrRefused)
+		}
+		self := s.signer.Public().(ed25519.PublicKey)
+		err := s.prek.Accept(ctx, func(k *ratchet.Prekeys, now int64) error {
+			sess, pt, err := ratchet.Respond(&ratchet.Exopeer, self, k, h, ct, now)
+			if err != nil {
+				return err
+			}
+			if env, err = s.check(pt, from, c); err != nil {
+				return err
+			}
+			fresh = sess
+			return nil
+		})
+		if err != nil {
+			return message.ID{}, err
+		}
+	}
+	if l := env.Devices; l != nil {
+		if _, _, err := s.cons.UpdateDevices(ctx, l); err != nil {
+			s.log.Warn("contact's device list not updated", "contact", c.Name, "err", err)
+		}
+	}
+	m := newMessage(env, c.Cell(), In, Delivered)
+	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
+	m.Received = &now
+	if err := s.record(ctx, m); err != nil {
+		return message.ID{}, err
+	}
+	if fresh != nil {
+		st := stored{sess: fresh}
+		if err := s.read(st.id[:]); err != nil {
+			return message.ID{}, err
+		}
+		r.push(st)
+	} else {
+		r.front(opened)
+	}
+	if err := s.storeLocked(ctx, from, r); err != nil {
+		return message.ID{}, err
+	}
+	return env.ID, nil
+}
+
+// check decodes an opened envelope and checks that it is the contact's
+// and the stream's device's, and that a device list it carries is not
+// older than the one held (contact.Newer).
+func (s *Service) check(pt []byte, from peer.ID, c contactservice.Contact) (*message.Envelope, error) {
+	env, err := message.DecodeEnvelope(pt)
+	if err != nil {
+		return nil, err
+	}
+	if !env.Cell.Equal(c.Cell()) {
+		return nil, errors.New("message: envelope of another cell than the contact's")
+	}
+	if env.Device != from {
+		return nil, errors.New("message: envelope of another device than the stream's")
+	}
+	if env.Devices != nil {
+		if _, err := contact.Newer(c.Devices, env.Devices); err != nil {
+			return nil, err
+		}
+	}
+	return env, nil
+}

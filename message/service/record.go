@@ -1,0 +1,221 @@
+package service
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/exopeer/exopeer/message"
+	"github.com/exopeer/exopeer/store"
+)
+
+// Type is the trait type of a recorded message (store.MessageSchema).
+const Type = "exo.message"
+
+// Directions and states of a recorded message.
+const (
+	In        = "in"
+	Out       = "out"
+	Sent      = "sent"
+	Delivered = "delivered"
+)
+
+// Message is a message as this cell recorded it: an entity with one
+// exo.message trait.
+type Message struct {
+	Entity store.EntityID `json:"-"` // message.EntityOf(sender cell, ID)
+	ID     string         `json:"id"`
+	// Conversation is the contact's cell key (64 hex digits).
+	Conversation string `json:"conversation"`
+	// Direction is In or Out.
+	Direction string `json:"direction"`
+	// Cell and Device are the sender's cell key and device.
+	Cell   string `json:"cell"`
+	Device string `json:"device"`
+	// Sent is the sender's time; Received this cell's (a message in).
+	Sent     time.Time  `json:"sent"`
+	Received *time.Time `json:"received,omitempty"`
+	// Order is the key that sorts the conversation (message.OrderKey).
+	Order string `json:"order"`
+	Text  string `json:"text"`
+	// State is Sent or Delivered.
+	State string `json:"state"`
+}
+
+// record writes m as its entity (m.Entity), unless it is held already
+// in the state m has or a later one: recording is idempotent.
+func (s *Service) record(ctx context.Context, m Message) error {
+	if old, err := s.get(ctx, m.Entity); err == nil && (old.State == Delivered || old.State == m.State) {
+		return nil
+	}
+	doc, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.Put(ctx, m.Entity, []store.Trait{{Type: Type, Doc: doc}}); err != nil {
+		return fmt.Errorf("message: record %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// get returns the message recorded as entity id.
+func (s *Service) get(ctx context.Context, id store.EntityID) (Message, error) {
+	e, err := s.store.Get(ctx, id, []string{Type})
+	if err != nil {
+		return Message{}, err
+	}
+	m, ok := decode(e)
+	if !ok {
+		return Message{}, store.ErrNotFound
+	}
+	return m, nil
+}
+
+// decode reads an entity's exo.message trait.
+func decode(e store.Entity) (Message, bool) {
+	for _, t := range e.Traits {
+		if t.Type != Type {
+			continue
+		}
+		var m Message
+		if err := json.Unmarshal(t.Doc, &m); err != nil {
+			return Message{}, false
+		}
+		m.Entity = e.ID
+		return m, true
+	}
+	return Message{}, false
+}
+
+// newMessage is the record of env, in direction dir with the contact of
+// cell key conv.
+func newMessage(env *message.Envelope, conv ed25519.PublicKey, dir, state string) Message {
+	return Message{
+		Entity:       store.EntityID(message.EntityOf(env.Cell, env.ID)),
+		ID:           env.ID.String(),
+		Conversation: hex.EncodeToString(conv),
+		Direction:    dir,
+		Cell:         hex.EncodeToString(env.Cell),
+		Device:       env.Device.String(),
+		Sent:         time.UnixMilli(env.Sent).UTC(),
+		Order:        env.OrderKey(),
+		Text:         env.Text,
+		State:        state,
+	}
+}
+
+// Page is one page of a conversation.
+type Page struct {
+	Messages []Message `json:"messages"`
+	// Next is the cursor of the next page; empty on the last.
+	Next string `json:"next,omitempty"`
+}
+
+// Conversation returns the messages with the contact named name, in the
+// conversation's order (oldest first), limit at a time (0: the store's
+// default) from after (a Page.Next; empty: the start).
+func (s *Service) Conversation(ctx context.Context, name, after string, limit int) (Page, error) {
+	if err := s.enter(); err != nil {
+		return Page{}, err
+	}
+	defer s.wg.Done()
+	c, err := s.cons.Get(ctx, name)
+	if err != nil {
+		return Page{}, err
+	}
+	pg, err := s.store.Query(ctx, ConversationQuery(c.Cell(), after, limit))
+	if err != nil {
+		return Page{}, fmt.Errorf("message: conversation %q: %w", name, err)
+	}
+	out := Page{Messages: []Message{}, Next: pg.Next}
+	for _, h := range pg.Hits {
+		if m, ok := decode(h.Entity); ok {
+			out.Messages = append(out.Messages, m)
+		}
+	}
+	return out, nil
+}
+
+// ConversationQuery is the store query of the conversation with the
+// cell key conv, in order.
+func ConversationQuery(conv ed25519.PublicKey, after string, limit int) store.Query {
+	return store.Query{
+		Type: Type, Where: []store.Predicate{{Field: "conversation", Op: store.Eq, Value: hex.EncodeToString(conv)}},
+		Order: "order", Limit: limit, After: after, Traits: []string{Type},
+	}
+}
+
+// InboxLimit is how many of the latest messages an inbox watch sends
+// first.
+const InboxLimit = 50
+
+// Inbox sends the messages recorded in this cell (of the contact named
+// name only, if name is not empty): first the latest InboxLimit, oldest
+// first, then each message as it is recorded or its state changes,
+// until ctx ends or the service closes; then the channel is closed. It
+// blocks until the watch is set up.
+func (s *Service) Inbox(ctx context.Context, name string) (<-chan Message, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.wg.Done()
+	q := store.Query{Type: Type, Order: store.OrderModified, Limit: InboxLimit, Traits: []string{Type}}
+	if name != "" {
+		c, err := s.cons.Get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		q.Where = []store.Predicate{{Field: "conversation", Op: store.Eq, Value: hex.EncodeToString(c.Cell())}}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	events, err := s.store.Watch(wctx, q)
+	if err != nil {
+		stop()
+		cancel()
+		return nil, fmt.Errorf("message: inbox: %w", err)
+	}
+	out := make(chan Message)
+	s.wg.Add(1) // within enter's count: Close waits for it too
+	go func() {
+		defer s.wg.Done()
+		defer close(out)
+		defer cancel()
+		defer stop()
+		send := func(m Message) bool {
+			select {
+			case out <- m:
+				return true
+			case <-wctx.Done():
+				return false
+			}
+		}
+		for ev := range events {
+			var ms []Message
+			if ev.Page != nil {
+				for i := len(ev.Page.Hits) - 1; i >= 0; i-- {
+					if m, ok := decode(ev.Page.Hits[i].Entity); ok {
+						ms = append(ms, m)
+					}
+				}
+			}
+			for _, ch := range ev.Changes {
+				if ch.Kind == store.Removed {
+					continue
+				}
+				if m, ok := decode(ch.Hit.Entity); ok {
+					ms = append(ms, m)
+				}
+			}
+			for _, m := range ms {
+				if !send(m) {
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}

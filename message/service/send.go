@@ -1,0 +1,302 @@
+package service
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/contact"
+	contactservice "github.com/exopeer/exopeer/contact/service"
+	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/message"
+	"github.com/exopeer/exopeer/ratchet"
+)
+
+// Send sends text to the contact named name: it records the message in
+// this cell's chain (state Sent), then tries the contact's devices,
+// those connected first, over a session with each (a new one from its
+// prekey bundle if there is none), until one acknowledges; then it
+// records the state Delivered. If none does, the message stays Sent and
+// the error wraps ErrUnreachable. A text that is empty, not UTF-8 or
+// longer than message.MaxText is refused before anything is recorded. It
+// blocks until done or ctx ends.
+func (s *Service) Send(ctx context.Context, name, text string) (Message, error) {
+	if err := s.enter(); err != nil {
+		return Message{}, err
+	}
+	defer s.wg.Done()
+	own, err := s.cellKey()
+	if err != nil {
+		return Message{}, err
+	}
+	c, err := s.cons.Get(ctx, name)
+	if err != nil {
+		return Message{}, err
+	}
+	env := &message.Envelope{Cell: own, Device: s.self, Text: text}
+	if err := s.read(env.ID[:]); err != nil {
+		return Message{}, err
+	}
+	if _, err := env.Encode(); err != nil {
+		return Message{}, err
+	}
+	s.smu.Lock()
+	env.Sent, env.Seq, err = s.nextLocked(ctx)
+	s.smu.Unlock()
+	if err != nil {
+		return Message{}, err
+	}
+	m := newMessage(env, c.Cell(), Out, Sent)
+	if err := s.record(ctx, m); err != nil {
+		return Message{}, err
+	}
+	// This cell's list goes along when a device has not acknowledged it
+	// yet; without one (no admin signed it yet), none goes.
+	list, err := s.cons.DeviceList(ctx)
+	if err != nil {
+		list = nil
+	}
+	var errs []error
+	for _, dev := range s.order(c) {
+		err := s.deliver(ctx, dev, env, list)
+		if err == nil {
+			m.State = Delivered
+			if err := s.record(ctx, m); err != nil {
+				return m, err
+			}
+			return m, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", dev, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	s.log.Info("message not delivered", "contact", c.Name, "id", m.ID, "devices", len(errs))
+	return m, fmt.Errorf("%w (contact %q: %w)", ErrUnreachable, c.Name, errors.Join(errs...))
+}
+
+// order returns the contact's devices, those this host is connected to
+// first (the others are dialled through the peerstore and the DHT).
+func (s *Service) order(c contactservice.Contact) []peer.ID {
+	devs := slices.Clone(c.Devices.Devices)
+	slices.SortStableFunc(devs, func(a, b peer.ID) int {
+		ca := s.h.Network().Connectedness(a) == network.Connected
+		cb := s.h.Network().Connectedness(b) == network.Connected
+		switch {
+		case ca && !cb:
+			return -1
+		case cb && !ca:
+			return 1
+		}
+		return 0
+	})
+	return devs
+}
+
+// deliver sends env to dev and waits for its acknowledgement. A session
+// the device refuses is dropped and one new handshake is tried.
+func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList) error {
+	for attempt := 0; ; attempt++ {
+		err := s.deliverOnce(ctx, dev, env, list)
+		if err == nil || !errors.Is(err, errRefused) || attempt > 0 {
+			return err
+		}
+	}
+}
+
+// deliverOnce seals env for dev on its newest session (or a new one),
+// stores the session, then sends and reads the answer.
+func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	s.smu.Lock()
+	r, err := s.loadLocked(ctx, dev)
+	s.smu.Unlock()
+	if err != nil {
+		return err
+	}
+	var fresh *stored
+	if len(r.sessions) == 0 {
+		if fresh, err = s.handshake(ctx, dev); err != nil {
+			return err
+		}
+	}
+	s.smu.Lock()
+	frame, sid, err := s.sealLocked(ctx, dev, fresh, env, list)
+	s.smu.Unlock()
+	if err != nil {
+		return err
+	}
+	ans, err := s.exchange(ctx, dev, frame)
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	r, lerr := s.loadLocked(ctx, dev)
+	if lerr != nil {
+		return lerr
+	}
+	i := slices.IndexFunc(r.sessions, func(st stored) bool { return st.id == sid })
+	switch {
+	case err != nil:
+		return err
+	case ans.Kind == message.KindRefusal:
+		if i >= 0 {
+			// The device cannot open it (it lost the session, or refuses
+			// this device): the next try makes a new one.
+			r.sessions = slices.Delete(r.sessions, i, i+1)
+			if err := s.storeLocked(ctx, dev, r); err != nil {
+				return err
+			}
+		}
+		return errRefused
+	}
+	if id, ok := ans.AckID(); !ok || id != env.ID {
+		return fmt.Errorf("%w: the answer names another message", message.ErrBadFrame)
+	}
+	if i >= 0 {
+		r.sessions[i].header = nil // confirmed
+	}
+	if list != nil && list.Version > r.listSent {
+		r.listSent = list.Version
+	}
+	return s.storeLocked(ctx, dev, r)
+}
+
+// handshake starts a session with dev from its prekey bundle (PQXDH when
+// the bundle has an ML-KEM key): the session, not stored yet, with its
+// initial header pending.
+func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
+	b, err := s.prek.Fetch(ctx, dev)
+	if err != nil {
+		return nil, fmt.Errorf("message: prekeys of %s: %w", dev, err)
+	}
+	var enc *ratchet.Encapsulation
+	if b.KEM != nil {
+		ek, err := b.KEM.EncapsulationKey()
+		if err != nil {
+			return nil, fmt.Errorf("message: prekeys of %s: %w", dev, err)
+		}
+		key, ct := ek.Encapsulate()
+		enc = &ratchet.Encapsulation{SharedKey: key, Ciphertext: ct}
+	}
+	var st stored
+	err = s.prek.Accept(ctx, func(k *ratchet.Prekeys, _ int64) error {
+		sess, h, err := ratchet.Initiate(&ratchet.Exopeer, lockedRand{s}, s.signer, k, b, enc)
+		if err != nil {
+			return err
+		}
+		hb, err := h.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		st = stored{sess: sess, header: hb}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("message: handshake with %s: %w", dev, err)
+	}
+	if err := s.read(st.id[:]); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// sealLocked encrypts env for dev on fresh (a new session, made the
+// newest) or else the newest session held, and stores the sessions
+// before the frame is returned: a state is never used twice. smu must be
+// held.
+func (s *Service) sealLocked(ctx context.Context, dev peer.ID, fresh *stored, env *message.Envelope, list *contact.DeviceList) (message.Frame, [8]byte, error) {
+	r, err := s.loadLocked(ctx, dev)
+	if err != nil {
+		return message.Frame{}, [8]byte{}, err
+	}
+	if fresh != nil {
+		r.push(*fresh)
+	}
+	if len(r.sessions) == 0 {
+		return message.Frame{}, [8]byte{}, errRefused // dropped meanwhile: the retry starts one
+	}
+	e := *env
+	if list != nil && list.Version > r.listSent && list.Has(s.self) {
+		e.Devices = list
+	}
+	pt, err := e.Encode()
+	if err != nil {
+		return message.Frame{}, [8]byte{}, err
+	}
+	st := r.sessions[0]
+	ct, err := st.sess.Encrypt(lockedRand{s}, pt)
+	if err != nil {
+		return message.Frame{}, [8]byte{}, fmt.Errorf("message: encrypt: %w", err)
+	}
+	if err := s.storeLocked(ctx, dev, r); err != nil {
+		return message.Frame{}, [8]byte{}, err
+	}
+	if st.header != nil {
+		return message.Frame{Kind: message.KindInitial, Body: append(append([]byte(nil), st.header...), ct...)}, st.id, nil
+	}
+	return message.Frame{Kind: message.KindSession, Body: ct}, st.id, nil
+}
+
+// exchange sends frame to dev on a new stream and reads its answer.
+func (s *Service) exchange(ctx context.Context, dev peer.ID, frame message.Frame) (message.Frame, error) {
+	b, err := frame.Encode()
+	if err != nil {
+		return message.Frame{}, err
+	}
+	st, err := s.h.NewStream(ctx, dev, Protocol)
+	if err != nil {
+		return message.Frame{}, fmt.Errorf("message: open stream: %w", err)
+	}
+	ok := false
+	defer func() {
+		if ok {
+			_ = st.Close()
+		} else {
+			_ = st.Reset()
+		}
+	}()
+	deadline, has := ctx.Deadline()
+	if !has {
+		deadline = ambient.Deadline(s.cfg.Timeout)
+	}
+	_ = st.SetDeadline(deadline)
+	if _, err := st.Write(b); err != nil {
+		return message.Frame{}, fmt.Errorf("message: send: %w", err)
+	}
+	if err := st.CloseWrite(); err != nil {
+		return message.Frame{}, fmt.Errorf("message: send: %w", err)
+	}
+	ans, err := readFrame(bufio.NewReader(st))
+	if err != nil {
+		return message.Frame{}, err
+	}
+	if ans.Kind != message.KindAck && ans.Kind != message.KindRefusal {
+		return message.Frame{}, fmt.Errorf("%w: answer of kind %d", message.ErrBadFrame, ans.Kind)
+	}
+	ok = true
+	return ans, nil
+}
+
+// readFrame reads one frame, allocating its body once its length is
+// known to be within message.MaxFrameBody.
+func readFrame(r *bufio.Reader) (message.Frame, error) {
+	var h [message.FrameHeader]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return message.Frame{}, fmt.Errorf("message: read frame: %w", err)
+	}
+	kind, n, err := message.DecodeHeader(h[:])
+	if err != nil {
+		return message.Frame{}, err
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return message.Frame{}, fmt.Errorf("message: read frame: %w", err)
+	}
+	return message.NewFrame(kind, body)
+}

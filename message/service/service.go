@@ -1,0 +1,238 @@
+package service
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/contact"
+	contactservice "github.com/exopeer/exopeer/contact/service"
+	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/message"
+	"github.com/exopeer/exopeer/ratchet"
+	"github.com/exopeer/exopeer/store"
+	storeservice "github.com/exopeer/exopeer/store/service"
+)
+
+// Protocol is message delivery's libp2p protocol.
+const Protocol = protocol.ID(message.Protocol)
+
+// Sentinel errors.
+var (
+	// ErrUnreachable: no device of the contact's cell acknowledged; the
+	// message is recorded as sent, not delivered.
+	ErrUnreachable = errors.New("message: no device of the contact is reachable; the message is recorded as sent, not delivered")
+	// ErrNoCell: this node is in no cell.
+	ErrNoCell = errors.New("message: this node is in no cell")
+	// ErrClosed is returned after Close, ErrNotStarted before Start.
+	ErrClosed     = errors.New("message: service closed")
+	ErrNotStarted = errors.New("message: service not started")
+	// errRefused is a delivery the other device refused (no detail).
+	errRefused = errors.New("message: refused by the contact's device")
+)
+
+// Contacts is what the service needs of the node's contacts.
+// *contact/service.Service has it; each method blocks.
+type Contacts interface {
+	Get(ctx context.Context, name string) (contactservice.Contact, error)
+	List(ctx context.Context) ([]contactservice.Contact, error)
+	// DeviceList is this cell's own signed device list.
+	DeviceList(ctx context.Context) (*contact.DeviceList, error)
+	UpdateDevices(ctx context.Context, l *contact.DeviceList) (contactservice.Contact, bool, error)
+}
+
+// Prekeys is what the service needs of the node's prekeys.
+// *prekey.Service has it; each method blocks.
+type Prekeys interface {
+	// Fetch returns the verified bundle of the device id.
+	Fetch(ctx context.Context, id peer.ID) (*ratchet.Bundle, error)
+	// Accept calls fn with the device's own prekeys under their lock and
+	// stores them if fn returns nil.
+	Accept(ctx context.Context, fn func(k *ratchet.Prekeys, now int64) error) error
+}
+
+// Store is what the service needs of the node's store.
+// *store/service.Service has it; each method blocks.
+type Store interface {
+	Get(ctx context.Context, id store.EntityID, traits []string) (store.Entity, error)
+	Put(ctx context.Context, e store.EntityID, traits []store.Trait) (storeservice.Written, error)
+	Query(ctx context.Context, q store.Query) (store.Page, error)
+	Watch(ctx context.Context, q store.Query) (<-chan store.WatchEvent, error)
+}
+
+// Cell is what the service needs of the node's cell: its roster (nil
+// in no cell). *cell.Service has it.
+type Cell interface {
+	Roster() *cell.Roster
+}
+
+// Config tunes a Service. Zero fields mean the defaults.
+type Config struct {
+	// Timeout bounds one delivery to one device: the stream's opening,
+	// the message's write and the answer's wait; and, on the receiving
+	// side, the read of a message. Default 20 s.
+	Timeout time.Duration
+	// Now is the clock of sent and received times. nil: the real clock.
+	Now func() time.Time
+	// Rand is the source of message IDs, ratchet keys and nonces. nil:
+	// the system's.
+	Rand io.Reader
+}
+
+func (c Config) withDefaults() Config {
+	if c.Timeout <= 0 {
+		c.Timeout = 20 * time.Second
+	}
+	c.Now = ambient.NowOr(c.Now)
+	c.Rand = ambient.RandOr(c.Rand)
+	return c
+}
+
+// Options is what a Service is built from.
+type Options struct {
+	Host      host.Host
+	Key       crypto.PrivKey // the device's Ed25519 key (the host's)
+	Datastore ds.Datastore   // sessions and the device's counter
+	Cell      Cell
+	Contacts  Contacts
+	Prekeys   Prekeys
+	Store     Store
+	Config    Config
+	Logger    *slog.Logger
+}
+
+// Service is the node's part "messages": conversations with contacts,
+// over Double Ratchet sessions with their devices, recorded in the
+// cell's chain. Its methods are safe for concurrent use.
+type Service struct {
+	h      host.Host
+	self   peer.ID
+	signer ed25519.PrivateKey
+	ds     ds.Datastore
+	cell   Cell
+	cons   Contacts
+	prek   Prekeys
+	store  Store
+	cfg    Config
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	ctx     context.Context // ends with Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	// smu serialises the sessions and the device's counter: each is
+	// loaded, changed and stored under it.
+	smu sync.Mutex
+	// rmu guards rand (ratchet keys and nonces are drawn under smu, IDs
+	// outside it).
+	rmu sync.Mutex
+}
+
+// New returns a Service that has started nothing.
+func New(o Options) (*Service, error) {
+	if o.Host == nil || o.Key == nil || o.Datastore == nil || o.Cell == nil || o.Contacts == nil || o.Prekeys == nil || o.Store == nil {
+		return nil, errors.New("message: Options.Host, Key, Datastore, Cell, Contacts, Prekeys and Store are required")
+	}
+	raw, err := o.Key.Raw()
+	if err != nil || o.Key.Type() != crypto.Ed25519 || len(raw) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("message: the key must be Ed25519 (%v)", err)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		h: o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
+		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store,
+		cfg: o.Config.withDefaults(), log: log.With("part", "messages"),
+	}, nil
+}
+
+// Start serves Protocol. ctx bounds nothing after it returns.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		return errors.New("message: Start called twice or after Close")
+	}
+	s.started = true
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.h.SetStreamHandler(Protocol, s.serve)
+	return nil
+}
+
+// Close stops serving and waits for the deliveries under way. Idempotent.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		s.h.RemoveStreamHandler(Protocol)
+		s.cancel()
+		s.wg.Wait()
+	}
+	return nil
+}
+
+// enter counts a call in, unless the service is not running.
+func (s *Service) enter() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrClosed
+	case !s.started:
+		return ErrNotStarted
+	}
+	s.wg.Add(1)
+	return nil
+}
+
+// cellKey returns this cell's key.
+func (s *Service) cellKey() (ed25519.PublicKey, error) {
+	r := s.cell.Roster()
+	if r == nil {
+		return nil, ErrNoCell
+	}
+	return r.Cell, nil
+}
+
+// read fills b from the service's random source.
+func (s *Service) read(b []byte) error {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
+		return fmt.Errorf("message: random source: %w", err)
+	}
+	return nil
+}
+
+// lockedRand is the service's random source read under rmu.
+type lockedRand struct{ s *Service }
+
+func (r lockedRand) Read(p []byte) (int, error) {
+	if err := r.s.read(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

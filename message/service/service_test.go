@@ -1,0 +1,216 @@
+package service
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/exopeer/exopeer/contact"
+	"github.com/exopeer/exopeer/ratchet"
+)
+
+// device is one device of a one-device cell, with fakes for the node's
+// other parts.
+type device struct {
+	name  string
+	h     host.Host
+	key   crypto.PrivKey
+	ds    ds.Batching
+	cell  ed25519.PrivateKey
+	list  *contact.DeviceList
+	cons  *fakeContacts
+	store *fakeStore
+	prek  *fakePrekeys
+	svc   *Service
+	seed  uint64
+	clock *atomic.Int64
+}
+
+// newDevices makes one device per name, each in a cell of its own, all
+// connected on a mock network.
+func newDevices(t *testing.T, names ...string) []*device {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { _ = mn.Close() })
+	dir := map[peer.ID]*fakePrekeys{}
+	var devs []*device
+	clock := new(atomic.Int64) // one clock, a second further at each read
+	clock.Store(1_790_000_000)
+	for i, name := range names {
+		seed := make([]byte, 32)
+		seed[0], seed[1] = byte(i+1), 0xd0
+		edk := ed25519.NewKeyFromSeed(seed)
+		key, err := crypto.UnmarshalEd25519PrivateKey(edk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := mn.AddPeer(key, ma.StringCast("/ip4/127.0.0.1/tcp/"+string(rune('0'+i))+"000"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed[1] = 0xce
+		cellKey := ed25519.NewKeyFromSeed(seed)
+		list := contact.NewDeviceList(cellKey.Public().(ed25519.PublicKey), 1, []peer.ID{h.ID()})
+		if err := list.Sign(cellKey); err != nil {
+			t.Fatal(err)
+		}
+		r := rand.NewChaCha8([32]byte{byte(i), 1})
+		keys, err := ratchet.NewPrekeys(r, 1_790_000_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keys.Replenish(r, 10); err != nil {
+			t.Fatal(err)
+		}
+		d := &device{
+			name: name, h: h, key: key, ds: dssync.MutexWrap(ds.NewMapDatastore()), cell: cellKey, list: list,
+			cons: &fakeContacts{own: list}, store: newFakeStore(),
+			prek: &fakePrekeys{keys: keys, signer: edk, dir: dir}, seed: uint64(i) << 32, clock: clock,
+		}
+		dir[h.ID()] = d.prek
+		devs = append(devs, d)
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		d.start(t)
+	}
+	return devs
+}
+
+// start (re)starts d's service on its datastore, as a node restart does.
+func (d *device) start(t *testing.T) {
+	t.Helper()
+	d.seed++
+	svc, err := New(Options{
+		Host: d.h, Key: d.key, Datastore: d.ds, Cell: fakeCell{d.cell.Public().(ed25519.PublicKey)},
+		Contacts: d.cons, Prekeys: d.prek, Store: d.store,
+		Config: Config{
+			Rand: rand.NewChaCha8([32]byte{byte(d.seed), byte(d.seed >> 32), 2}),
+			Now:  func() time.Time { return time.Unix(d.clock.Add(1), 0) },
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	d.svc = svc
+	t.Cleanup(func() { _ = svc.Close() })
+}
+
+// befriend makes b a contact of a under name.
+func (a *device) befriend(name string, b *device) { a.cons.add(name, b.list) }
+
+// TestConversation: messages both ways are recorded once in each cell,
+// in order, delivered on the sender's side; later messages use the
+// session (no new bundle fetched), also after a restart; a corrupt
+// stored session is dropped for a new handshake; a stranger's message
+// is refused and recorded nowhere; a text over the cap is refused
+// before anything is recorded.
+func TestConversation(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "mallory")
+	alice, bob, mallory := devs[0], devs[1], devs[2]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	mallory.befriend("Bob", bob) // Bob does not know Mallory
+	ctx := t.Context()
+
+	send := func(from *device, to, text string) Message {
+		t.Helper()
+		m, err := from.svc.Send(ctx, to, text)
+		if err != nil {
+			t.Fatalf("%s sends %q: %v", from.name, text, err)
+		}
+		if m.State != Delivered {
+			t.Fatalf("%s sends %q: state %s", from.name, text, m.State)
+		}
+		return m
+	}
+	send(alice, "Bob", "hello 1")
+	send(bob, "Alice", "hello 2")
+	send(alice, "Bob", "hello 3")
+	if n := alice.prek.fetches() + bob.prek.fetches(); n != 1 {
+		t.Fatalf("%d bundles fetched for three messages, want 1 (one handshake)", n)
+	}
+	// A restart keeps the sessions.
+	_ = alice.svc.Close()
+	alice.start(t)
+	send(alice, "Bob", "hello 4")
+	send(bob, "Alice", "hello 5")
+	if n := alice.prek.fetches() + bob.prek.fetches(); n != 1 {
+		t.Fatalf("%d bundles fetched after a restart, want still 1", n)
+	}
+	want := []string{"hello 1", "hello 2", "hello 3", "hello 4", "hello 5"}
+	for _, d := range []*device{alice, bob} {
+		ms := d.store.messages()
+		if got := texts(ms); !slices.Equal(got, want) {
+			t.Fatalf("%s holds %q, want %q", d.name, got, want)
+		}
+		for _, m := range ms {
+			if m.State != Delivered {
+				t.Fatalf("%s holds %q in state %s", d.name, m.Text, m.State)
+			}
+			out := m.Cell == hexKey(d.cell.Public().(ed25519.PublicKey))
+			if (m.Direction == Out) != out {
+				t.Fatalf("%s holds %q as %s", d.name, m.Text, m.Direction)
+			}
+		}
+	}
+	page, err := bob.svc.Conversation(ctx, "Alice", "", 0)
+	if err != nil || !slices.Equal(texts(page.Messages), want) {
+		t.Fatalf("Bob's conversation with Alice: %q, %v", texts(page.Messages), err)
+	}
+
+	// A corrupt stored session: dropped, a new handshake, delivered.
+	if err := alice.ds.Put(ctx, sessionKey(bob.h.ID()), []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	send(alice, "Bob", "hello 6")
+	if n := alice.prek.fetches(); n != 2 {
+		t.Fatalf("alice fetched %d bundles, want 2 (a new handshake after the corrupt session)", n)
+	}
+	// Bob's old session is still there beside the new one; his reply
+	// goes on the new one, and Alice opens it.
+	send(bob, "Alice", "hello 7")
+
+	// Mallory is not Bob's contact: refused, recorded nowhere on Bob's
+	// side (only as sent on hers).
+	before := bob.store.puts
+	m, err := mallory.svc.Send(ctx, "Bob", "buy now")
+	if !errors.Is(err, ErrUnreachable) || m.State != Sent {
+		t.Fatalf("Mallory's message: %+v, %v; want ErrUnreachable, state sent", m, err)
+	}
+	if bob.store.puts != before || slices.Contains(texts(bob.store.messages()), "buy now") {
+		t.Fatal("Bob recorded a stranger's message")
+	}
+	if got := texts(mallory.store.messages()); !slices.Equal(got, []string{"buy now"}) {
+		t.Fatalf("Mallory holds %q", got)
+	}
+	// Too long: nothing recorded.
+	before = alice.store.puts
+	if _, err := alice.svc.Send(ctx, "Bob", strings.Repeat("x", 4097)); err == nil || alice.store.puts != before {
+		t.Fatalf("a text over the cap: %v, %d writes", err, alice.store.puts-before)
+	}
+	if _, err := alice.svc.Send(ctx, "Carol", "hi"); err == nil {
+		t.Fatal("a message to no contact was sent")
+	}
+}

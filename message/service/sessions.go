@@ -1,0 +1,204 @@
+package service
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/ratchet"
+)
+
+// Stored state (doc.go has the layouts).
+const (
+	// MaxSessions is the most sessions kept with one remote device, the
+	// newest first; the newest sends.
+	MaxSessions = 4
+	// sessionsVersion is the version byte of a stored record.
+	sessionsVersion = 1
+	// maxStoredSession bounds one stored session (a session's own
+	// encoding is at most some 200 KB: 2000 skipped keys, its AD).
+	maxStoredSession = 1 << 20
+	// maxStoredHeader bounds a pending session's initial header.
+	maxStoredHeader = 4096
+)
+
+// sessionsPrefix is where the sessions are kept, one key per remote
+// device; counterKey the device's counter.
+var (
+	sessionsPrefix = ds.NewKey("/messages/sessions")
+	counterKey     = ds.NewKey("/messages/counter")
+)
+
+var errCorruptRecord = errors.New("message: corrupt stored sessions")
+
+// stored is one session with a remote device.
+type stored struct {
+	id   [8]byte // this device's own name for it, random
+	sess *ratchet.Session
+	// header is the initial header of a session this device started and
+	// that no answer confirmed yet (nil once confirmed): it goes with
+	// each message until then, so that a device that lost the first one
+	// can still open the session.
+	header []byte
+}
+
+// peerRecord is what is kept of one remote device.
+type peerRecord struct {
+	// listSent is the version of this cell's device list the remote
+	// device acknowledged a message carrying (0: none).
+	listSent uint64
+	sessions []stored // newest first, at most MaxSessions
+}
+
+func sessionKey(id peer.ID) ds.Key { return sessionsPrefix.ChildString(id.String()) }
+
+// encode returns r's stored form.
+func (r *peerRecord) encode() ([]byte, error) {
+	b := []byte{sessionsVersion}
+	b = binary.BigEndian.AppendUint64(b, r.listSent)
+	b = append(b, byte(len(r.sessions)))
+	for _, st := range r.sessions {
+		enc, err := st.sess.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, st.id[:]...)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(st.header)))
+		b = append(b, st.header...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(enc)))
+		b = append(b, enc...)
+	}
+	return b, nil
+}
+
+// decodeRecord reads a stored record. A session that does not decode is
+// dropped and counted in bad; a record whose frame is corrupt is
+// errCorruptRecord.
+func decodeRecord(b []byte) (r peerRecord, bad int, err error) {
+	if len(b) < 10 || b[0] != sessionsVersion || int(b[9]) > MaxSessions {
+		return peerRecord{}, 0, errCorruptRecord
+	}
+	r.listSent = binary.BigEndian.Uint64(b[1:9])
+	n := int(b[9])
+	b = b[10:]
+	for range n {
+		if len(b) < 10 {
+			return peerRecord{}, 0, errCorruptRecord
+		}
+		id := [8]byte(b[:8])
+		b = b[8:]
+		hl := int(binary.BigEndian.Uint16(b))
+		if hl > maxStoredHeader || len(b) < 2+hl+4 {
+			return peerRecord{}, 0, errCorruptRecord
+		}
+		var header []byte
+		if hl > 0 {
+			header = append([]byte(nil), b[2:2+hl]...)
+		}
+		b = b[2+hl:]
+		sl := int(binary.BigEndian.Uint32(b))
+		if sl > maxStoredSession || len(b) < 4+sl {
+			return peerRecord{}, 0, errCorruptRecord
+		}
+		sess := new(ratchet.Session)
+		if err := sess.UnmarshalBinary(b[4 : 4+sl]); err != nil {
+			bad++
+		} else {
+			r.sessions = append(r.sessions, stored{id: id, sess: sess, header: header})
+		}
+		b = b[4+sl:]
+	}
+	if len(b) != 0 {
+		return peerRecord{}, 0, errCorruptRecord
+	}
+	return r, bad, nil
+}
+
+// loadLocked returns the record of id (empty if none). A corrupt record,
+// or session, is dropped with a log line: a new handshake follows. smu
+// must be held.
+func (s *Service) loadLocked(ctx context.Context, id peer.ID) (peerRecord, error) {
+	b, err := s.ds.Get(ctx, sessionKey(id))
+	if errors.Is(err, ds.ErrNotFound) {
+		return peerRecord{}, nil
+	}
+	if err != nil {
+		return peerRecord{}, fmt.Errorf("message: load sessions: %w", err)
+	}
+	r, bad, err := decodeRecord(b)
+	if err != nil {
+		s.log.Warn("stored sessions corrupt: dropped, the next message makes a new one", "peer", id)
+		return peerRecord{}, nil
+	}
+	if bad > 0 {
+		s.log.Warn("stored session corrupt: dropped", "peer", id, "count", bad)
+	}
+	return r, nil
+}
+
+// storeLocked writes the record of id, durably, before anything it
+// protects leaves. smu must be held.
+func (s *Service) storeLocked(ctx context.Context, id peer.ID, r peerRecord) error {
+	if len(r.sessions) > MaxSessions {
+		r.sessions = r.sessions[:MaxSessions]
+	}
+	b, err := r.encode()
+	if err != nil {
+		return fmt.Errorf("message: store sessions: %w", err)
+	}
+	if err := s.ds.Put(ctx, sessionKey(id), b); err != nil {
+		return fmt.Errorf("message: store sessions: %w", err)
+	}
+	if err := s.ds.Sync(ctx, sessionKey(id)); err != nil {
+		return fmt.Errorf("message: store sessions: %w", err)
+	}
+	return nil
+}
+
+// front moves the session at i to the front (the newest, which sends).
+func (r *peerRecord) front(i int) {
+	st := r.sessions[i]
+	copy(r.sessions[1:i+1], r.sessions[:i])
+	r.sessions[0] = st
+}
+
+// push adds st as the newest session, forgetting the oldest past
+// MaxSessions.
+func (r *peerRecord) push(st stored) {
+	r.sessions = append([]stored{st}, r.sessions...)
+	if len(r.sessions) > MaxSessions {
+		r.sessions = r.sessions[:MaxSessions]
+	}
+}
+
+// nextLocked takes the device's next (sent, seq): sent is now in Unix
+// milliseconds, or the previous one if the clock went back; seq counts
+// up. It is stored before it is used. smu must be held.
+func (s *Service) nextLocked(ctx context.Context) (int64, uint64, error) {
+	var last int64
+	var seq uint64
+	b, err := s.ds.Get(ctx, counterKey)
+	switch {
+	case err == nil && len(b) == 16:
+		last, seq = int64(binary.BigEndian.Uint64(b)), binary.BigEndian.Uint64(b[8:])
+	case err == nil:
+		s.log.Warn("stored message counter corrupt: restarted from the clock")
+	case !errors.Is(err, ds.ErrNotFound):
+		return 0, 0, fmt.Errorf("message: load counter: %w", err)
+	}
+	sent := max(s.cfg.Now().UnixMilli(), last, 0)
+	seq++
+	out := binary.BigEndian.AppendUint64(nil, uint64(sent))
+	out = binary.BigEndian.AppendUint64(out, seq)
+	if err := s.ds.Put(ctx, counterKey, out); err != nil {
+		return 0, 0, fmt.Errorf("message: store counter: %w", err)
+	}
+	if err := s.ds.Sync(ctx, counterKey); err != nil {
+		return 0, 0, fmt.Errorf("message: store counter: %w", err)
+	}
+	return sent, seq, nil
+}
