@@ -93,6 +93,8 @@ type Net struct {
 	fmu    sync.Mutex
 	// changed is closed and replaced when faults or connections change.
 	changed chan struct{}
+	// capture, if set, sees every byte written on a stream (Capture).
+	capture atomic.Pointer[CaptureFunc]
 }
 
 // New returns an empty network.

@@ -1,6 +1,7 @@
 package simnet
 
 import (
+	"bytes"
 	"os"
 	"sync"
 	"time"
@@ -237,6 +238,10 @@ func (s *simStream) resetOnDeadline() {
 }
 
 func (s *simStream) Write(p []byte) (int, error) {
+	if c := s.host.net.capture.Load(); c != nil && len(p) > 0 {
+		from, to := s.host.ID(), s.remote
+		(*c)(from, to, s.Protocol(), bytes.Clone(p))
+	}
 	var n int
 	err := s.guardWrite(false, func() (err error) {
 		n, err = s.Stream.Write(p)

@@ -214,3 +214,66 @@ func TestConversation(t *testing.T) {
 		t.Fatal("a message to no contact was sent")
 	}
 }
+
+// TestRemovedDevice: once a device of the contact's cell is off the
+// contact's newer device list (learnt from a message of another of its
+// devices), it can no longer send as the contact: refused, recorded
+// nowhere on the receiving side. An older list a message carries is
+// refused.
+func TestRemovedDevice(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "bob2")
+	alice, bob, bob2 := devs[0], devs[1], devs[2]
+	ctx := t.Context()
+	// bob and bob2 are one cell: bob's key; version 2 names both.
+	bob2.cell = bob.cell
+	pub := bob.cell.Public().(ed25519.PublicKey)
+	both := contact.NewDeviceList(pub, 2, []peer.ID{bob.h.ID(), bob2.h.ID()})
+	onlyBob := contact.NewDeviceList(pub, 3, []peer.ID{bob.h.ID()})
+	for _, l := range []*contact.DeviceList{both, onlyBob} {
+		if err := l.Sign(bob.cell); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob.list, bob2.list = both, both
+	bob.cons.own, bob2.cons.own = both, both
+	for _, d := range []*device{bob, bob2} {
+		_ = d.svc.Close()
+		d.start(t)
+		d.befriend("Alice", alice)
+	}
+	alice.befriend("Bob", bob)
+	if _, err := bob2.svc.Send(ctx, "Alice", "from bob2"); err != nil {
+		t.Fatalf("bob2 sends: %v", err)
+	}
+	// Bob's cell drops bob2: bob's next message carries the list.
+	bob.cons.mu.Lock()
+	bob.cons.own = onlyBob
+	bob.cons.mu.Unlock()
+	if _, err := bob.svc.Send(ctx, "Alice", "bob2 is gone"); err != nil {
+		t.Fatalf("bob sends: %v", err)
+	}
+	if c, _ := alice.cons.Get(ctx, "Bob"); c.Devices.Version != 3 || c.Devices.Has(bob2.h.ID()) {
+		t.Fatalf("alice holds Bob's list version %d, devices %v", c.Devices.Version, c.Devices.Devices)
+	}
+	if _, err := bob2.svc.Send(ctx, "Alice", "still me"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("bob2 sends after its removal: %v, want ErrUnreachable", err)
+	}
+	if got := texts(alice.store.messages()); !slices.Equal(got, []string{"from bob2", "bob2 is gone"}) {
+		t.Fatalf("alice holds %q", got)
+	}
+	// bob2 still holds the older list and sends it: refused too, had it
+	// still been on a list (contact.Newer: older refused). Shown by a
+	// device that is on Alice's list sending an older one.
+	bob.cons.mu.Lock()
+	bob.cons.own = both
+	bob.cons.mu.Unlock()
+	_ = bob.svc.Close()
+	_ = bob.ds.Delete(ctx, sessionKey(alice.h.ID())) // so that the list goes along again
+	bob.start(t)
+	if _, err := bob.svc.Send(ctx, "Alice", "old list"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("a message with an older list: %v, want ErrUnreachable", err)
+	}
+	if got := texts(alice.store.messages()); len(got) != 2 {
+		t.Fatalf("alice holds %q", got)
+	}
+}
