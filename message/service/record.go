@@ -152,6 +152,44 @@ func ConversationQuery(conv ed25519.PublicKey, after string, limit int) store.Qu
 // first.
 const InboxLimit = 50
 
+// inboxQuery is the query of the latest messages (of the contact named
+// name, if not empty).
+func (s *Service) inboxQuery(ctx context.Context, name string) (store.Query, error) {
+	q := store.Query{Type: Type, Order: store.OrderModified, Limit: InboxLimit, Traits: []string{Type}}
+	if name != "" {
+		c, err := s.cons.Get(ctx, name)
+		if err != nil {
+			return store.Query{}, err
+		}
+		q.Where = []store.Predicate{{Field: "conversation", Op: store.Eq, Value: hex.EncodeToString(c.Cell())}}
+	}
+	return q, nil
+}
+
+// Latest returns the InboxLimit messages recorded or changed last in
+// this cell (with the contact named name, if not empty), oldest first.
+func (s *Service) Latest(ctx context.Context, name string) ([]Message, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.wg.Done()
+	q, err := s.inboxQuery(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := s.store.Query(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("message: inbox: %w", err)
+	}
+	out := []Message{}
+	for i := len(pg.Hits) - 1; i >= 0; i-- {
+		if m, ok := decode(pg.Hits[i].Entity); ok {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
 // Inbox sends the messages recorded in this cell (of the contact named
 // name only, if name is not empty): first the latest InboxLimit, oldest
 // first, then each message as it is recorded or its state changes,
@@ -162,13 +200,9 @@ func (s *Service) Inbox(ctx context.Context, name string) (<-chan Message, error
 		return nil, err
 	}
 	defer s.wg.Done()
-	q := store.Query{Type: Type, Order: store.OrderModified, Limit: InboxLimit, Traits: []string{Type}}
-	if name != "" {
-		c, err := s.cons.Get(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		q.Where = []store.Predicate{{Field: "conversation", Op: store.Eq, Value: hex.EncodeToString(c.Cell())}}
+	q, err := s.inboxQuery(ctx, name)
+	if err != nil {
+		return nil, err
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.ctx, cancel)

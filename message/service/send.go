@@ -249,6 +249,15 @@ func (s *Service) exchange(ctx context.Context, dev peer.ID, frame message.Frame
 	if err != nil {
 		return message.Frame{}, err
 	}
+	if s.h.Network().Connectedness(dev) != network.Connected && len(s.h.Peerstore().Addrs(dev)) == 0 && s.finder != nil {
+		ai, err := s.finder.FindPeer(ctx, dev)
+		if err != nil {
+			return message.Frame{}, fmt.Errorf("message: find %s: %w", dev, err)
+		}
+		if err := s.h.Connect(ctx, ai); err != nil {
+			return message.Frame{}, fmt.Errorf("message: connect %s: %w", dev, err)
+		}
+	}
 	st, err := s.h.NewStream(ctx, dev, Protocol)
 	if err != nil {
 		return message.Frame{}, fmt.Errorf("message: open stream: %w", err)

@@ -72,6 +72,12 @@ type Store interface {
 	Watch(ctx context.Context, q store.Query) (<-chan store.WatchEvent, error)
 }
 
+// Finder finds the addresses of a device this host knows none of: the
+// node's DHT (*dht.DHT). It blocks until found or ctx ends.
+type Finder interface {
+	FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error)
+}
+
 // Cell is what the service needs of the node's cell: its roster (nil
 // in no cell). *cell.Service has it.
 type Cell interface {
@@ -109,8 +115,10 @@ type Options struct {
 	Contacts  Contacts
 	Prekeys   Prekeys
 	Store     Store
-	Config    Config
-	Logger    *slog.Logger
+	// Finder finds devices not in the peerstore; nil: the peerstore only.
+	Finder Finder
+	Config Config
+	Logger *slog.Logger
 }
 
 // Service is the node's part "messages": conversations with contacts,
@@ -125,6 +133,7 @@ type Service struct {
 	cons   Contacts
 	prek   Prekeys
 	store  Store
+	finder Finder
 	cfg    Config
 	log    *slog.Logger
 
@@ -158,7 +167,7 @@ func New(o Options) (*Service, error) {
 	}
 	return &Service{
 		h: o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
-		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store,
+		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
 		cfg: o.Config.withDefaults(), log: log.With("part", "messages"),
 	}, nil
 }
