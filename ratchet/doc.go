@@ -24,7 +24,9 @@
 // # Key derivation
 //
 // The KDFs (kdf.go), with the info strings of Params; exopeer's are those
-// of Exopeer:
+// of Exopeer, in ASCII: Handshake "exopeer_X3DH_X25519_SHA-256_v1",
+// PQHandshake "exopeer_PQXDH_X25519_SHA-256_ML-KEM-1024_v1", Root
+// "exopeer_Ratchet_v1", Message "exopeer_MessageKeys_v1".
 //
 //   - handshake: HKDF(salt = 32 zero bytes, ikm = F || DH1 || DH2 || DH3
 //     [|| DH4] [|| SS], info = Params.Handshake or Params.PQHandshake),
