@@ -269,7 +269,8 @@
 // private key (32 bytes) if a step's second half is due, then the header
 // nonce (12 bytes). It then computes CKs, mk = KDF_CK(CKs), builds the
 // message with N = Ns, and increments Ns. A chain holds at most 2^32 - 1
-// messages (ErrChainExhausted past them).
+// messages, N = 0 to 2^32 - 2 (ErrChainExhausted past them); Decrypt
+// refuses a header with N = 2^32 - 1 (Nr would wrap).
 //
 // Decrypt checks, in order, refusing (ErrRefused) at the first failure:
 //
