@@ -80,7 +80,7 @@
 // public keys:
 //
 //	fingerprint(key):
-//	    h = SHA-512(0x00 0x00 || key || "exopeer-cell")
+//	    h = SHA-512(0x00 0x00 || key || "exopeer-cell" || key)
 //	    repeat 5199 times: h = SHA-512(h || key)      (5200 hashes in all)
 //	    for i in 0..5: take h[5i:5i+5] as a big-endian 40-bit integer,
 //	                   write it mod 100000 as 5 decimal digits
@@ -91,5 +91,6 @@
 // whichever side they are. Unlike Signal, the stable identifier is a
 // constant (a cell has no phone number or account: its key is its
 // identity) and the key is the raw 32-byte Ed25519 key (no 0x05 prefix).
-// safety_test.go has known answers.
+// safety_test.go has known answers, and reproduces libsignal's published
+// displayable fingerprint with its keys and identifiers.
 package contact
