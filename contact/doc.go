@@ -32,7 +32,10 @@
 // A card is what a cell hands another to become its contact: a name its
 // owner chose (1 to 64 bytes of UTF-8, no control or bidi-control
 // characters, no leading or trailing space) and the device list (which
-// carries the cell key). Binary form:
+// carries the cell key). The name is not signed (the cell key signs only
+// the device list): whoever passes a card on can change it, so it is a
+// hint; the cell key, which the safety number shows, is the contact.
+// Binary form:
 //
 //	"EXC1"
 //	bytes    name (at most 64)
