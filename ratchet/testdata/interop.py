@@ -2,8 +2,9 @@
 """An independent implementation of exopeer's ratchet, written from
 ratchet/doc.go alone, checked against the frozen vectors in this directory.
 
-Usage: interop.py [DIR]   (DIR holds x3dh.txt, pqxdh.txt, ratchet-steps.txt;
-default: this file's directory). Prints one line per check, "FAIL ..." on a
+Usage: interop.py [DIR [TRANSCRIPT]]   (DIR holds x3dh.txt, pqxdh.txt,
+ratchet-steps.txt; default: this file's directory; TRANSCRIPT is a
+conversation ratchet/interop_test.go writes). Prints one line per check, "FAIL ..." on a
 mismatch, and exits 1 if any check failed. Needs Python 3 and the
 `cryptography` package (X25519, Ed25519, HKDF, HMAC, AES-GCM). ML-KEM-1024 is
 not in it: PQXDH uses the vector file's recorded shared secret SS.
@@ -281,8 +282,6 @@ class Session:
         self.RK = None
         self.Ns = self.Nr = self.PN = 0
         self.skipped = []  # [(hk, n, mk)], oldest first
-        self.step_due = False  # a step's second half is due at next send
-        self.stepped_unsent = False
 
     @classmethod
     def initiator(cls, sk, hka, nhkb, ad, ratchet_priv, bob_spk_pub):
@@ -300,19 +299,44 @@ class Session:
 
     def encrypt(self, plaintext, rand):
         """rand(n) gives the caller's random bytes, in doc order."""
-        if self.step_due:
+        if self.step_due():
             self.DHs = rand(32)
             self.RK, self.CKs, self.NHKs = kdf_rk_he(
                 self.RK, dh(self.DHs, self.DHr))
-            self.step_due = self.stepped_unsent = False
         if self.CKs is None:
             raise ValueError("cannot send")
+        if self.Ns == 0xFFFFFFFF:
+            raise ValueError("chain exhausted")
         nonce = rand(12)
         self.CKs, mk = kdf_ck(self.CKs)
         header = pub(self.DHs) + u32(self.PN) + u32(self.Ns)
         self.Ns += 1
         head = bytes([VERSION]) + nonce + hencrypt(self.HKs, nonce, header)
         return head + encrypt(mk, plaintext, self.ad + head)
+
+    def step_due(self):
+        """A step's sending half is due (and a second header under NHKr
+        is refused): the session has DHr and no sending chain. A
+        responder that opened nothing has neither, and cannot send."""
+        return self.DHr is not None and self.CKs is None
+
+    def encode(self):
+        """MarshalBinary's layout (doc.go, the stored session)."""
+        flags = 0
+        for bit, v in ((1, self.DHr), (2, self.CKs), (4, self.CKr),
+                       (8, self.HKs), (16, self.HKr)):
+            if v is not None:
+                flags |= bit
+        out = bytes([1, flags, len(ROOT)]) + ROOT + bytes([len(MESSAGE)])
+        out += MESSAGE + struct.pack(">H", len(self.ad)) + self.ad + self.DHs
+        for k in (self.DHr, self.RK, self.CKs, self.CKr, self.HKs, self.HKr,
+                  self.NHKs, self.NHKr):
+            out += k if k is not None else bytes(32)
+        out += struct.pack(">IIIH", self.Ns, self.Nr, self.PN,
+                           len(self.skipped))
+        for hk, n, mk in self.skipped:
+            out += hk + u32(n) + mk
+        return out
 
     def _skip(self, until):
         if self.Nr + MAX_SKIP < until:
@@ -359,7 +383,7 @@ class Session:
         hd = hdecrypt(self.NHKr, m)
         if hd is None:
             raise ValueError("no header key")
-        if self.stepped_unsent:
+        if self.step_due():
             raise ValueError("second step before sending")
         dhr, pn, n = hd
         self._skip(pn)
@@ -367,10 +391,11 @@ class Session:
         self.HKs, self.HKr, self.DHr = self.NHKs, self.NHKr, dhr
         self.RK, self.CKr, self.NHKr = kdf_rk_he(self.RK, dh(self.DHs, dhr))
         self.CKs = None
-        self.step_due = self.stepped_unsent = True
         return self._current(m, n)
 
     def _current(self, m, n):
+        if n == 0xFFFFFFFF:
+            raise ValueError("N = 2^32-1")
         self._skip(n)
         self.CKr, mk = kdf_ck(self.CKr)
         self.Nr += 1
@@ -424,7 +449,7 @@ def check_steps(path):
             check(name + " replay refused", True, True)
         # Send with the recorded randomness: the same bytes.
         rand_src = []
-        if s.step_due:
+        if s.step_due():
             rand_src.append(st[snd + ".ratchet.private"])
         rand_src.append(msg[1:13])
 
@@ -445,12 +470,66 @@ def check_steps(path):
         check(name + " overhead", len(out) - len(st["plaintext"]), OVERHEAD)
 
 
+def check_transcript(path):
+    """A conversation TestInteropPython wrote (interopTranscript): every
+    message sealed to the same bytes from the same randomness, opened or
+    refused as there, every stored session encoded to the same bytes."""
+    head, peers, msgs = {}, {}, {}
+    for i, line in enumerate(open(path)):
+        f = line.split()
+        name = "transcript line %d: %s" % (i + 1, " ".join(f[:3]))
+        if f[0] not in ("send", "open", "refuse", "state"):
+            head[f[0]] = bytes.fromhex(f[1])
+            continue
+        if not peers:
+            peers["a"] = Session.initiator(
+                head["SK"], head["shared_hka"], head["shared_nhkb"],
+                head["AD"], head["a.ratchet.private"],
+                pub(head["b.ratchet.private"]))
+            peers["b"] = Session.responder(
+                head["SK"], head["shared_hka"], head["shared_nhkb"],
+                head["AD"], head["b.ratchet.private"])
+        s = peers[f[1]]
+        if f[0] == "send":
+            label, rnd, want = f[2], bytes.fromhex(f[3]), bytes.fromhex(f[4])
+            src = [rnd]
+
+            def rand(n, src=src):
+                v, src[0] = src[0][:n], src[0][n:]
+                return v
+            try:
+                got = s.encrypt(label.encode(), rand)
+            except Exception as e:  # noqa: BLE001
+                got = b"<" + str(e).encode() + b">"
+            check(name, got, want)
+            check(name + " all randomness read", src[0], b"")
+            msgs[label] = want
+        elif f[0] == "open":
+            try:
+                got = s.decrypt(msgs[f[2]])
+            except Exception as e:  # noqa: BLE001
+                got = b"<refused: " + str(e).encode() + b">"
+            check(name, got, f[2].encode())
+        elif f[0] == "refuse":
+            before = s.encode()
+            try:
+                s.decrypt(bytes.fromhex(f[2]))
+                check(name, "opened", "refused")
+            except Exception:  # noqa: BLE001
+                check(name, "refused", "refused")
+            check(name + " unchanged", s.encode(), before)
+        else:
+            check(name, s.encode(), bytes.fromhex(f[2]))
+
+
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(
         os.path.abspath(__file__))
     check_handshake(os.path.join(d, "x3dh.txt"), pq=False)
     check_handshake(os.path.join(d, "pqxdh.txt"), pq=True)
     check_steps(os.path.join(d, "ratchet-steps.txt"))
+    if len(sys.argv) > 2:
+        check_transcript(sys.argv[2])
     if failures:
         print("%d FAILED" % len(failures))
         sys.exit(1)
