@@ -169,7 +169,9 @@
 //
 // The responder (RespondSecret, given now) refuses with ErrRefused, and
 // changes nothing, when: IK_A's signature does not verify under A's
-// Ed25519 key; IK_A is B's own; the signed prekey id is neither the
+// Ed25519 key; IK_A is B's own; IK_A or EK_A is not canonical (its top bit
+// set, or u >= 2^255 - 19: X25519 reads it as another encoding of a key,
+// which the replay guard would not know); the signed prekey id is neither the
 // current one nor the previous one within its grace period; EK_A is in the
 // replay guard under that signed prekey; the kind is one-time and B holds
 // no one-time prekey of that id (never made, or used), or last-resort and
