@@ -70,8 +70,9 @@
 // tag_a and tag_b are CPace's key-confirmation tags (each side's own
 // message); the acceptor checks tag_b before it sends its card, the
 // inviter checks tag_a before it opens it (a wrong one is ErrWrongCode,
-// and counts against the invite). k1 || k2 = HKDF-SHA-512(ISK, info
-// "exopeer contact invite card keys v1", 64 bytes); each key seals one
+// and counts against the invite). k1 || k2 = HKDF-SHA-512 (RFC 5869: no
+// salt, ISK as the input key, info "exopeer contact invite card keys v1"),
+// 64 bytes; each key seals one
 // message, so the nonce is 12 zero bytes; the associated data is CI. The
 // binary cards inside are verified as any card is.
 //
