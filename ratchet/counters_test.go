@@ -56,3 +56,39 @@ func TestDecryptRefusesLastN(t *testing.T) {
 		t.Fatal("a refused message changed the session")
 	}
 }
+
+// TestUnmarshalRefusesDHrWithoutHKs: a stored state with the peer's
+// ratchet key but no sending header key is refused (no valid session has
+// one: the next Encrypt would seal its header under a zero key).
+func TestUnmarshalRefusesDHrWithoutHKs(t *testing.T) {
+	rng := seeded(77)
+	alice, bob := newPair(t, rng)
+	m, err := alice.Encrypt(rng, []byte("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Decrypt(m); err != nil {
+		t.Fatal(err)
+	}
+	// Bob now holds Alice's ratchet key and his sending header key, and
+	// no sending chain: his next Encrypt takes the step's sending half.
+	b, err := bob.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[1]&flagDHr == 0 || b[1]&flagHKs == 0 || b[1]&flagCKs != 0 {
+		t.Fatalf("Bob's state has flags %#x, want DHr and HKs without CKs (the test is void)", b[1])
+	}
+	// HKs follows the version, flags, the info strings, the AD and DHRs,
+	// DHRr, RK, CKs and CKr.
+	at := 2 + 1 + len(bob.root) + 1 + len(bob.message) + 2 + len(bob.ad) + 5*32
+	if !bytes.Equal(b[at:at+32], bob.hks[:]) {
+		t.Fatal("HKs is not where the test looks (the test is void)")
+	}
+	b[1] &^= flagHKs
+	clear(b[at : at+32])
+	var s Session
+	if err := s.UnmarshalBinary(b); !errors.Is(err, ErrCorruptSession) {
+		t.Fatalf("a state with DHr and no HKs: %v, want ErrCorruptSession", err)
+	}
+}
