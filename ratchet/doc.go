@@ -327,7 +327,8 @@
 //	          message key (32)
 //
 // and nothing after. A receiving chain and HKr are set together; a
-// sending chain needs HKs and DHr; a receiving chain needs DHr. No flag
+// sending chain needs HKs and DHr; a receiving chain needs DHr; DHr
+// needs HKs. No flag
 // says that a step's sending half is due: it is exactly when DHr is set
 // and CKs is not (the next Encrypt steps; Decrypt refuses a header under
 // NHKr). A responder that has opened nothing has neither.
