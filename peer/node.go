@@ -26,6 +26,7 @@ import (
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
 	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/prekey"
 	"github.com/exopeer/exopeer/store/service"
 )
 
@@ -71,6 +72,10 @@ type Options struct {
 	// Files configures the node's part "blobs": blobs and the cell's
 	// files (pin policy, budgets, spool); zero means defaults.
 	Files blobservice.Config
+	// Prekeys configures the node's part "prekeys": its prekey bundle,
+	// published and served, and other devices' bundles; zero means
+	// defaults.
+	Prekeys prekey.Config
 	// Store configures the node's store: Store.Dir is where a store-role
 	// node keeps its index (NodeOptions: <data dir>/store); empty, the
 	// node keeps none and sends its reads to a store member.
@@ -118,6 +123,7 @@ type Node struct {
 	stor   *service.Service
 	pins   *pin.Pins
 	blobs  *blobservice.Service
+	prek   *prekey.Service
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -146,7 +152,7 @@ func New(opts Options) (*Node, error) {
 
 // Start builds the node's parts and starts them in order (see
 // docs/architecture.md): the host, the block exchange, discovery, the DHT,
-// the cell, the chain, the store and the blobs. If one fails, those started are stopped again in
+// the prekeys, the cell, the chain, the store and the blobs. If one fails, those started are stopped again in
 // reverse order, the error names the part, and the node is closed. ctx
 // bounds the start, not the node's life.
 func (n *Node) Start(ctx context.Context) (err error) {
@@ -269,6 +275,15 @@ func (n *Node) build() error {
 	// connections (the DHT dials its bootstrap peers when it starts).
 	n.parts.add("discovery", n.disc)
 	n.parts.add("dht", n.dht)
+	// The prekeys publish their bundle on the DHT, so they start after
+	// it; nothing before them uses them.
+	if n.prek, err = prekey.New(prekey.Options{
+		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Records: n.dht,
+		Config: in.prekeys, Logger: n.log.With("part", "prekeys"),
+	}); err != nil {
+		return fmt.Errorf("peer: build prekeys: %w", err)
+	}
+	n.parts.add("prekeys", n.prek)
 	// The cell loads the stored cell and starts gossip if the node is a
 	// member; the chain, riding on it, follows.
 	n.parts.add("cell", n.cell)
@@ -295,8 +310,8 @@ func (n *Node) build() error {
 	return nil
 }
 
-// Close stops the blobs, the store, the chain, the cell, the DHT,
-// discovery, the block exchange and the host, in that order (the reverse
+// Close stops the blobs, the store, the chain, the cell, the prekeys, the
+// DHT, discovery, the block exchange and the host, in that order (the reverse
 // of Start's), and waits for their goroutines. Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.
 func (n *Node) Close() error {
@@ -347,6 +362,10 @@ func (n *Node) Store() *service.Service { return n.stor }
 
 // Blobs returns the node's blobs and the cell's files; nil before Start.
 func (n *Node) Blobs() *blobservice.Service { return n.blobs }
+
+// Prekeys returns the node's prekeys: its bundle, and other devices'
+// bundles (Fetch); nil before Start.
+func (n *Node) Prekeys() *prekey.Service { return n.prek }
 
 // Pins returns the node's pins of blob roots; nil before Start.
 func (n *Node) Pins() *pin.Pins { return n.pins }

@@ -15,6 +15,7 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/prekey"
 	"github.com/exopeer/exopeer/store/service"
 )
 
@@ -77,6 +78,7 @@ type inputs struct {
 	store    service.Config
 	blobs    blobservice.Config
 	cellRand io.Reader
+	prekeys  prekey.Config
 }
 
 // inputs gives each part the node's clock and a random stream of its own
@@ -84,7 +86,7 @@ type inputs struct {
 // The forks are drawn here, in a fixed order, so that a seeded o.Rand
 // gives every part the same stream whatever order the parts later draw in.
 func (o Options) inputs() (inputs, error) {
-	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store, blobs: o.Files}
+	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store, blobs: o.Files, prekeys: o.Prekeys}
 	fork := func(own io.Reader, purpose string) (io.Reader, error) {
 		if own != nil {
 			return own, nil
@@ -112,7 +114,11 @@ func (o Options) inputs() (inputs, error) {
 	if in.blobs.Rand, err = fork(in.blobs.Rand, "blobs"); err != nil {
 		return inputs{}, err
 	}
-	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now, &in.store.Now, &in.blobs.Now} {
+	// After every other fork, so that the seeds of before replay unchanged.
+	if in.prekeys.Rand, err = fork(in.prekeys.Rand, "prekeys"); err != nil {
+		return inputs{}, err
+	}
+	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now, &in.store.Now, &in.blobs.Now, &in.prekeys.Now} {
 		if *now == nil {
 			*now = in.now
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/prekey"
 	"github.com/exopeer/exopeer/store/remote"
 )
 
@@ -25,6 +26,7 @@ var ExopeerProtocols = []protocol.ID{
 	cell.ProtocolJoin, cell.ProtocolRoster, replica.ProtocolSync,
 	gossip.ProtocolPacket, gossip.ProtocolStream, discovery.ProtocolPing,
 	dht.ProtocolID, dht.LANProtocolID, blocks.ProtocolID, remote.Protocol,
+	prekey.Protocol,
 }
 
 // joinPeerStreams bounds the join streams of one peer: a joiner runs one
