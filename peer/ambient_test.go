@@ -258,6 +258,7 @@ func TestInputs(t *testing.T) {
 		"store":     {in.store.Rand, again.store.Rand},
 		"blobs":     {in.blobs.Rand, again.blobs.Rand},
 		"prekeys":   {in.prekeys.Rand, again.prekeys.Rand},
+		"contacts":  {in.contacts.Rand, again.contacts.Rand},
 	}
 	seen := map[string]string{}
 	for part, rs := range streams {
@@ -270,7 +271,7 @@ func TestInputs(t *testing.T) {
 		}
 		seen[string(a)] = part
 	}
-	for part, now := range map[string]func() time.Time{"node": in.now, "dht": in.dht.Now, "discovery": in.disc.Now, "chain": in.chain.Now, "store": in.store.Now, "blobs": in.blobs.Now, "prekeys": in.prekeys.Now} {
+	for part, now := range map[string]func() time.Time{"node": in.now, "dht": in.dht.Now, "discovery": in.disc.Now, "chain": in.chain.Now, "store": in.store.Now, "blobs": in.blobs.Now, "prekeys": in.prekeys.Now, "contacts": in.contacts.Now} {
 		if got := now(); !got.Equal(at) {
 			t.Errorf("%s's clock reads %v, want the node's %v", part, got, at)
 		}
@@ -292,7 +293,7 @@ func TestInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for part, r := range map[string]io.Reader{"discovery": in.disc.Rand, "cell": in.cellRand, "chain": in.chain.Rand, "store": in.store.Rand, "blobs": in.blobs.Rand, "prekeys": in.prekeys.Rand} {
+	for part, r := range map[string]io.Reader{"discovery": in.disc.Rand, "cell": in.cellRand, "chain": in.chain.Rand, "store": in.store.Rand, "blobs": in.blobs.Rand, "prekeys": in.prekeys.Rand, "contacts": in.contacts.Rand} {
 		if r != ambient.Rand {
 			t.Errorf("%s: no Options.Rand, yet not the system's source", part)
 		}
