@@ -32,7 +32,10 @@
 // A card is what a cell hands another to become its contact: a name its
 // owner chose (1 to 64 bytes of UTF-8, no control or bidi-control
 // characters, no leading or trailing space) and the device list (which
-// carries the cell key). Binary form:
+// carries the cell key). The name is not signed (the cell key signs only
+// the device list): whoever passes a card on can change it, so it is a
+// hint; the cell key, which the safety number shows, is the contact.
+// Binary form:
 //
 //	"EXC1"
 //	bytes    name (at most 64)
@@ -67,8 +70,9 @@
 // tag_a and tag_b are CPace's key-confirmation tags (each side's own
 // message); the acceptor checks tag_b before it sends its card, the
 // inviter checks tag_a before it opens it (a wrong one is ErrWrongCode,
-// and counts against the invite). k1 || k2 = HKDF-SHA-512(ISK, info
-// "exopeer contact invite card keys v1", 64 bytes); each key seals one
+// and counts against the invite). k1 || k2 = HKDF-SHA-512 (RFC 5869: no
+// salt, ISK as the input key, info "exopeer contact invite card keys v1"),
+// 64 bytes; each key seals one
 // message, so the nonce is 12 zero bytes; the associated data is CI. The
 // binary cards inside are verified as any card is.
 //
@@ -80,7 +84,7 @@
 // public keys:
 //
 //	fingerprint(key):
-//	    h = SHA-512(0x00 0x00 || key || "exopeer-cell")
+//	    h = SHA-512(0x00 0x00 || key || "exopeer-cell" || key)
 //	    repeat 5199 times: h = SHA-512(h || key)      (5200 hashes in all)
 //	    for i in 0..5: take h[5i:5i+5] as a big-endian 40-bit integer,
 //	                   write it mod 100000 as 5 decimal digits
@@ -91,5 +95,6 @@
 // whichever side they are. Unlike Signal, the stable identifier is a
 // constant (a cell has no phone number or account: its key is its
 // identity) and the key is the raw 32-byte Ed25519 key (no 0x05 prefix).
-// safety_test.go has known answers.
+// safety_test.go has known answers, and reproduces libsignal's published
+// displayable fingerprint with its keys and identifiers.
 package contact

@@ -29,16 +29,22 @@ func Fingerprint(key ed25519.PublicKey) (string, error) {
 	if len(key) != ed25519.PublicKeySize {
 		return "", fmt.Errorf("%w: cell key of %d bytes, want %d", ErrBadCard, len(key), ed25519.PublicKeySize)
 	}
-	var buf [2 + ed25519.PublicKeySize + len(safetyIdent)]byte
-	binary.BigEndian.PutUint16(buf[:2], safetyVersion)
-	copy(buf[2:], key)
-	copy(buf[2+ed25519.PublicKeySize:], safetyIdent)
-	sum := sha512.Sum512(buf[:])
-	var next [sha512.Size + ed25519.PublicKeySize]byte
+	return fingerprint(key, []byte(safetyIdent)), nil
+}
+
+// fingerprint is libsignal's displayable half of a numeric fingerprint
+// (version 0) of key, an encoded public key, and ident, its stable
+// identifier: the first hash is of 0x0000 || key || ident || key, each
+// next one of the previous || key.
+func fingerprint(key, ident []byte) string {
+	in := binary.BigEndian.AppendUint16(nil, safetyVersion)
+	in = append(append(append(in, key...), ident...), key...)
+	sum := sha512.Sum512(in)
+	next := make([]byte, sha512.Size+len(key))
 	for i := 1; i < SafetyIterations; i++ {
-		copy(next[:], sum[:])
+		copy(next, sum[:])
 		copy(next[sha512.Size:], key)
-		sum = sha512.Sum512(next[:])
+		sum = sha512.Sum512(next)
 	}
 	var out strings.Builder
 	for i := range 6 {
@@ -46,7 +52,7 @@ func Fingerprint(key ed25519.PublicKey) (string, error) {
 		v := uint64(c[0])<<32 | uint64(c[1])<<24 | uint64(c[2])<<16 | uint64(c[3])<<8 | uint64(c[4])
 		fmt.Fprintf(&out, "%05d", v%100000)
 	}
-	return out.String(), nil
+	return out.String()
 }
 
 // SafetyNumber returns the 60 digits two cells compare to know that each

@@ -57,7 +57,7 @@ func TestFingerprintIndependent(t *testing.T) {
 	for b := byte(1); b < 4; b++ {
 		key := cellKey(b).Public().(ed25519.PublicKey)
 		in := binary.BigEndian.AppendUint16(nil, 0)
-		in = append(append(in, key...), "exopeer-cell"...)
+		in = append(append(append(in, key...), "exopeer-cell"...), key...)
 		h := sha512.Sum512(in)
 		for range 5199 {
 			h = sha512.Sum512(append(h[:], key...))
@@ -89,6 +89,27 @@ const (
 	// the Ed25519 public key of the seed 32 × 0x01 (as other
 	// implementations give it)
 	keyHex1          = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
-	safetyKAT        = "543745815864917908100494657248170558979696084474150286375754"
-	safetyKATGrouped = "54374 58158 64917 90810 04946 57248 17055 89796 96084 47415 02863 75754"
+	safetyKAT        = "588565372705768566481197836267214124757585200512872066324153"
+	safetyKATGrouped = "58856 53727 05768 56648 11978 36267 21412 47575 85200 51287 20663 24153"
 )
+
+// TestFingerprintLibsignal checks the construction against the values
+// libsignal publishes (numbers only): its displayable fingerprint of
+// version 1 (whose displayable half is version 0's) for two 0x05-prefixed
+// identity keys and phone numbers as stable identifiers, 5200 iterations,
+// the two halves in the order of their digits. Sources:
+// signalapp/libsignal rust/protocol/src/fingerprint.rs fingerprint_test_v1,
+// and libsignal-protocol-java's NumericFingerprintGeneratorTest
+// testVectorsVersion1.
+func TestFingerprintLibsignal(t *testing.T) {
+	alice, _ := hex.DecodeString("0506863bc66d02b40d27b8d49ca7c09e9239236f9d7d25d6fcca5ce13c7064d868")
+	bob, _ := hex.DecodeString("05f781b6fb32fed9ba1cf2de978d4d5da28dc34046ae814402b5c0dbd96fda907b")
+	a := fingerprint(alice, []byte("+14152222222"))
+	b := fingerprint(bob, []byte("+14153333333"))
+	if a > b {
+		a, b = b, a
+	}
+	if got, want := a+b, "300354477692869396892869876765458257569162576843440918079131"; got != want {
+		t.Errorf("libsignal's vector: %s, want %s", got, want)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
 	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/prekey"
 	"github.com/exopeer/exopeer/store/service"
 )
 
@@ -72,6 +73,10 @@ type Options struct {
 	// Files configures the node's part "blobs": blobs and the cell's
 	// files (pin policy, budgets, spool); zero means defaults.
 	Files blobservice.Config
+	// Prekeys configures the node's part "prekeys": its prekey bundle,
+	// published and served, and other devices' bundles; zero means
+	// defaults.
+	Prekeys prekey.Config
 	// Store configures the node's store: Store.Dir is where a store-role
 	// node keeps its index (NodeOptions: <data dir>/store); empty, the
 	// node keeps none and sends its reads to a store member.
@@ -123,6 +128,7 @@ type Node struct {
 	pins   *pin.Pins
 	blobs  *blobservice.Service
 	cons   *contactservice.Service
+	prek   *prekey.Service
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -151,7 +157,7 @@ func New(opts Options) (*Node, error) {
 
 // Start builds the node's parts and starts them in order (see
 // docs/architecture.md): the host, the block exchange, discovery, the DHT,
-// the cell, the chain, the store and the blobs. If one fails, those started are stopped again in
+// the prekeys, the cell, the chain, the store and the blobs. If one fails, those started are stopped again in
 // reverse order, the error names the part, and the node is closed. ctx
 // bounds the start, not the node's life.
 func (n *Node) Start(ctx context.Context) (err error) {
@@ -274,6 +280,15 @@ func (n *Node) build() error {
 	// connections (the DHT dials its bootstrap peers when it starts).
 	n.parts.add("discovery", n.disc)
 	n.parts.add("dht", n.dht)
+	// The prekeys publish their bundle on the DHT, so they start after
+	// it; nothing before them uses them.
+	if n.prek, err = prekey.New(prekey.Options{
+		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Records: n.dht,
+		Config: in.prekeys, Logger: n.log.With("part", "prekeys"),
+	}); err != nil {
+		return fmt.Errorf("peer: build prekeys: %w", err)
+	}
+	n.parts.add("prekeys", n.prek)
 	// The cell loads the stored cell and starts gossip if the node is a
 	// member; the chain, riding on it, follows.
 	n.parts.add("cell", n.cell)
@@ -299,18 +314,8 @@ func (n *Node) build() error {
 	n.parts.add("blobs", n.blobs)
 	// Contacts are store entities; an admin keeps the cell's signed
 	// device list in the store: after the store.
-	ccfg := n.opts.Contacts
-	if ccfg.Now == nil {
-		ccfg.Now = in.now
-	}
-	if ccfg.Rand == nil {
-		// Drawn after every other part's stream: theirs stay the same.
-		if ccfg.Rand, err = ambient.Fork(n.opts.Rand, "contacts"); err != nil {
-			return fmt.Errorf("peer: build contacts: %w", err)
-		}
-	}
 	if n.cons, err = contactservice.New(contactservice.Options{
-		Host: n.host, Rendezvous: n.disc, Cell: n.cell, Store: n.stor, Config: ccfg, Logger: n.log,
+		Host: n.host, Rendezvous: n.disc, Cell: n.cell, Store: n.stor, Config: in.contacts, Logger: n.log,
 	}); err != nil {
 		return fmt.Errorf("peer: build contacts: %w", err)
 	}
@@ -319,8 +324,9 @@ func (n *Node) build() error {
 }
 
 // Close stops the contacts, the blobs, the store, the chain, the cell,
-// the DHT, discovery, the block exchange and the host, in that order (the
-// reverse of Start's), and waits for their goroutines. Each error names its part. The datastore stays open: it
+// the prekeys, the DHT, discovery, the block exchange and the host, in
+// that order (the reverse of Start's), and waits for their goroutines.
+// Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()
@@ -374,6 +380,10 @@ func (n *Node) Blobs() *blobservice.Service { return n.blobs }
 // Contacts returns the node's contacts and its cell's device list; nil
 // before Start.
 func (n *Node) Contacts() *contactservice.Service { return n.cons }
+
+// Prekeys returns the node's prekeys: its bundle, and other devices'
+// bundles (Fetch); nil before Start.
+func (n *Node) Prekeys() *prekey.Service { return n.prek }
 
 // Pins returns the node's pins of blob roots; nil before Start.
 func (n *Node) Pins() *pin.Pins { return n.pins }

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	contactservice "github.com/exopeer/exopeer/contact/service"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/prekey"
 	"github.com/exopeer/exopeer/store/service"
 )
 
@@ -77,6 +79,8 @@ type inputs struct {
 	store    service.Config
 	blobs    blobservice.Config
 	cellRand io.Reader
+	prekeys  prekey.Config
+	contacts contactservice.Config
 }
 
 // inputs gives each part the node's clock and a random stream of its own
@@ -84,7 +88,7 @@ type inputs struct {
 // The forks are drawn here, in a fixed order, so that a seeded o.Rand
 // gives every part the same stream whatever order the parts later draw in.
 func (o Options) inputs() (inputs, error) {
-	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store, blobs: o.Files}
+	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store, blobs: o.Files, prekeys: o.Prekeys, contacts: o.Contacts}
 	fork := func(own io.Reader, purpose string) (io.Reader, error) {
 		if own != nil {
 			return own, nil
@@ -112,7 +116,14 @@ func (o Options) inputs() (inputs, error) {
 	if in.blobs.Rand, err = fork(in.blobs.Rand, "blobs"); err != nil {
 		return inputs{}, err
 	}
-	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now, &in.store.Now, &in.blobs.Now} {
+	// After every other fork, so that the seeds of before replay unchanged.
+	if in.prekeys.Rand, err = fork(in.prekeys.Rand, "prekeys"); err != nil {
+		return inputs{}, err
+	}
+	if in.contacts.Rand, err = fork(in.contacts.Rand, "contacts"); err != nil {
+		return inputs{}, err
+	}
+	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now, &in.store.Now, &in.blobs.Now, &in.prekeys.Now, &in.contacts.Now} {
 		if *now == nil {
 			*now = in.now
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
+	"github.com/exopeer/exopeer/prekey"
 	"github.com/exopeer/exopeer/store/remote"
 )
 
@@ -27,6 +28,7 @@ var ExopeerProtocols = []protocol.ID{
 	gossip.ProtocolPacket, gossip.ProtocolStream, discovery.ProtocolPing,
 	dht.ProtocolID, dht.LANProtocolID, blocks.ProtocolID, remote.Protocol,
 	contactservice.ProtocolInvite,
+	prekey.Protocol,
 }
 
 // joinPeerStreams bounds the join streams of one peer: a joiner runs one

@@ -24,7 +24,9 @@
 // # Key derivation
 //
 // The KDFs (kdf.go), with the info strings of Params; exopeer's are those
-// of Exopeer:
+// of Exopeer, in ASCII: Handshake "exopeer_X3DH_X25519_SHA-256_v1",
+// PQHandshake "exopeer_PQXDH_X25519_SHA-256_ML-KEM-1024_v1", Root
+// "exopeer_Ratchet_v1", Message "exopeer_MessageKeys_v1".
 //
 //   - handshake: HKDF(salt = 32 zero bytes, ikm = F || DH1 || DH2 || DH3
 //     [|| DH4] [|| SS], info = Params.Handshake or Params.PQHandshake),
@@ -167,7 +169,9 @@
 //
 // The responder (RespondSecret, given now) refuses with ErrRefused, and
 // changes nothing, when: IK_A's signature does not verify under A's
-// Ed25519 key; IK_A is B's own; the signed prekey id is neither the
+// Ed25519 key; IK_A is B's own; IK_A or EK_A is not canonical (its top bit
+// set, or u >= 2^255 - 19: X25519 reads it as another encoding of a key,
+// which the replay guard would not know); the signed prekey id is neither the
 // current one nor the previous one within its grace period; EK_A is in the
 // replay guard under that signed prekey; the kind is one-time and B holds
 // no one-time prekey of that id (never made, or used), or last-resort and
@@ -267,7 +271,8 @@
 // private key (32 bytes) if a step's second half is due, then the header
 // nonce (12 bytes). It then computes CKs, mk = KDF_CK(CKs), builds the
 // message with N = Ns, and increments Ns. A chain holds at most 2^32 - 1
-// messages (ErrChainExhausted past them).
+// messages, N = 0 to 2^32 - 2 (ErrChainExhausted past them); Decrypt
+// refuses a header with N = 2^32 - 1 (Nr would wrap).
 //
 // Decrypt checks, in order, refusing (ErrRefused) at the first failure:
 //
@@ -322,5 +327,9 @@
 //	          message key (32)
 //
 // and nothing after. A receiving chain and HKr are set together; a
-// sending chain needs HKs and DHr; a receiving chain needs DHr.
+// sending chain needs HKs and DHr; a receiving chain needs DHr; DHr
+// needs HKs. No flag
+// says that a step's sending half is due: it is exactly when DHr is set
+// and CKs is not (the next Encrypt steps; Decrypt refuses a header under
+// NHKr). A responder that has opened nothing has neither.
 package ratchet

@@ -162,6 +162,8 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: a receiving chain without its header key, or the reverse", ErrCorruptSession)
 	case x.hasCKs && !(x.hasHKs && x.hasDHr), x.hasCKr && !x.hasDHr:
 		return fmt.Errorf("%w: a chain without the keys it needs", ErrCorruptSession)
+	case x.hasDHr && !x.hasHKs: // the next Encrypt would seal its header under a zero key
+		return fmt.Errorf("%w: the peer's ratchet key without a sending header key", ErrCorruptSession)
 	}
 	var err error
 	if x.dhs, err = newDHPair(priv); err != nil {

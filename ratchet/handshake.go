@@ -139,6 +139,24 @@ func handshakeAD(edA, ikA, edB, ikB *[32]byte) []byte {
 	return append(ad, ikB[:]...)
 }
 
+// canonicalX25519 reports whether k is the one encoding of its
+// u-coordinate that X25519 makes: the top bit clear and u < 2^255 - 19.
+// X25519 reads any other the same as one of these (RFC 7748, section 5).
+func canonicalX25519(k *[32]byte) bool {
+	if k[31] < 0x7f {
+		return true
+	}
+	if k[31] > 0x7f {
+		return false
+	}
+	for _, b := range k[1:31] {
+		if b != 0xff {
+			return true
+		}
+	}
+	return k[0] < 0xed
+}
+
 // dh is X25519; an all-zero output (a low-order public key) is refused.
 func hsDH(priv *ecdh.PrivateKey, pub []byte) ([]byte, error) {
 	k, err := ecdh.X25519().NewPublicKey(pub)
@@ -230,7 +248,8 @@ func handshakeSecret(p *Params, dhs [4][]byte, enc *Encapsulation) Secret {
 // first ratchet key pair). It refuses, with ErrRefused and ours
 // unchanged: a bad identity signature; a signed prekey id that is neither
 // the current one nor the previous one within its grace period; an
-// ephemeral key already seen under that signed prekey (the replay guard);
+// ephemeral key already seen under that signed prekey (the replay guard),
+// or an ephemeral or identity key not canonically encoded;
 // a one-time prekey id not held (never made, or used); a last-resort or
 // ML-KEM id that is not ours; a low-order key; the responder's own
 // identity key as the initiator's. On success the one-time
@@ -245,6 +264,11 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 	}
 	ik := ours.IdentityPublic()
 	if h.Identity == ik { // a device does not answer itself
+		return Secret{}, nil, nil, ErrRefused
+	}
+	if !canonicalX25519(&h.Ephemeral) || !canonicalX25519(&h.Identity) {
+		// Another encoding of a key X25519 reads the same: the replay
+		// guard, which holds the bytes, would not know it.
 		return Secret{}, nil, nil, ErrRefused
 	}
 	spk := ours.signedByID(h.SignedPrekeyID, now)

@@ -242,6 +242,10 @@ func (s *Session) openSkipped(hk *[32]byte, n uint32, message []byte) ([]byte, e
 // on a step, SkipMessageKeysHE again, KDF_CK. It works on a copy of the
 // state and keeps it only if the body opens.
 func (s *Session) receive(h *header, step bool, message []byte) ([]byte, error) {
+	if h.n == math.MaxUint32 {
+		// No sender makes it (Encrypt stops at 2^32-2), and Nr would wrap.
+		return nil, ErrRefused
+	}
 	t := *s
 	var keys []skippedKey // the keys skipped, stored if the body opens
 	var ok bool
