@@ -175,7 +175,7 @@ func ambientProblemsIn(t *testing.T, dir string) []string {
 // walks the module.
 func TestNoAmbientReads(t *testing.T) {
 	dirs := nodePackageDirs(t, "..")
-	for _, want := range []string{"blob", "blob/pin", "blob/service", "blocks", "blocks/blobdisk", "cell", "cell/core", "chain", "chain/replica", "dht", "discovery", "gossip", "internal/cpace", "peer", "prekey", "store", "store/index", "store/remote", "store/service"} {
+	for _, want := range []string{"blob", "blob/pin", "blob/service", "blocks", "blocks/blobdisk", "cell", "cell/core", "chain", "chain/replica", "dht", "discovery", "gossip", "internal/cpace", "message", "message/service", "peer", "prekey", "store", "store/index", "store/remote", "store/service"} {
 		if !slices.Contains(dirs, want) {
 			t.Errorf("package %s not checked (checked: %v)", want, dirs)
 		}
@@ -259,6 +259,7 @@ func TestInputs(t *testing.T) {
 		"blobs":     {in.blobs.Rand, again.blobs.Rand},
 		"prekeys":   {in.prekeys.Rand, again.prekeys.Rand},
 		"contacts":  {in.contacts.Rand, again.contacts.Rand},
+		"messages":  {in.messages.Rand, again.messages.Rand},
 	}
 	seen := map[string]string{}
 	for part, rs := range streams {
@@ -271,7 +272,7 @@ func TestInputs(t *testing.T) {
 		}
 		seen[string(a)] = part
 	}
-	for part, now := range map[string]func() time.Time{"node": in.now, "dht": in.dht.Now, "discovery": in.disc.Now, "chain": in.chain.Now, "store": in.store.Now, "blobs": in.blobs.Now, "prekeys": in.prekeys.Now, "contacts": in.contacts.Now} {
+	for part, now := range map[string]func() time.Time{"node": in.now, "dht": in.dht.Now, "discovery": in.disc.Now, "chain": in.chain.Now, "store": in.store.Now, "blobs": in.blobs.Now, "prekeys": in.prekeys.Now, "contacts": in.contacts.Now, "messages": in.messages.Now} {
 		if got := now(); !got.Equal(at) {
 			t.Errorf("%s's clock reads %v, want the node's %v", part, got, at)
 		}
@@ -293,7 +294,7 @@ func TestInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for part, r := range map[string]io.Reader{"discovery": in.disc.Rand, "cell": in.cellRand, "chain": in.chain.Rand, "store": in.store.Rand, "blobs": in.blobs.Rand, "prekeys": in.prekeys.Rand, "contacts": in.contacts.Rand} {
+	for part, r := range map[string]io.Reader{"discovery": in.disc.Rand, "cell": in.cellRand, "chain": in.chain.Rand, "store": in.store.Rand, "blobs": in.blobs.Rand, "prekeys": in.prekeys.Rand, "contacts": in.contacts.Rand, "messages": in.messages.Rand} {
 		if r != ambient.Rand {
 			t.Errorf("%s: no Options.Rand, yet not the system's source", part)
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
 	"github.com/exopeer/exopeer/internal/ambient"
+	messageservice "github.com/exopeer/exopeer/message/service"
 	"github.com/exopeer/exopeer/prekey"
 	"github.com/exopeer/exopeer/store/service"
 )
@@ -84,6 +85,9 @@ type Options struct {
 	// Contacts configures the node's contacts and the upkeep of its
 	// cell's device list; zero means defaults.
 	Contacts contactservice.Config
+	// Messages configures the node's part "messages": conversations with
+	// contacts; zero means defaults.
+	Messages messageservice.Config
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
 	// Rand is the node's random source: keys, secrets, invite codes,
@@ -129,6 +133,7 @@ type Node struct {
 	blobs  *blobservice.Service
 	cons   *contactservice.Service
 	prek   *prekey.Service
+	msgs   *messageservice.Service
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -157,7 +162,8 @@ func New(opts Options) (*Node, error) {
 
 // Start builds the node's parts and starts them in order (see
 // docs/architecture.md): the host, the block exchange, discovery, the DHT,
-// the prekeys, the cell, the chain, the store and the blobs. If one fails, those started are stopped again in
+// the prekeys, the cell, the chain, the store, the blobs, the contacts and
+// the messages. If one fails, those started are stopped again in
 // reverse order, the error names the part, and the node is closed. ctx
 // bounds the start, not the node's life.
 func (n *Node) Start(ctx context.Context) (err error) {
@@ -320,10 +326,19 @@ func (n *Node) build() error {
 		return fmt.Errorf("peer: build contacts: %w", err)
 	}
 	n.parts.add("contacts", n.cons)
+	// Messages are sent to contacts' devices over sessions made from
+	// their prekeys, and recorded in the store: after both.
+	if n.msgs, err = messageservice.New(messageservice.Options{
+		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Cell: n.cell, Contacts: n.cons,
+		Prekeys: n.prek, Store: n.stor, Finder: n.dht, Config: in.messages, Logger: n.log,
+	}); err != nil {
+		return fmt.Errorf("peer: build messages: %w", err)
+	}
+	n.parts.add("messages", n.msgs)
 	return nil
 }
 
-// Close stops the contacts, the blobs, the store, the chain, the cell,
+// Close stops the messages, the contacts, the blobs, the store, the chain, the cell,
 // the prekeys, the DHT, discovery, the block exchange and the host, in
 // that order (the reverse of Start's), and waits for their goroutines.
 // Each error names its part. The datastore stays open: it
@@ -380,6 +395,10 @@ func (n *Node) Blobs() *blobservice.Service { return n.blobs }
 // Contacts returns the node's contacts and its cell's device list; nil
 // before Start.
 func (n *Node) Contacts() *contactservice.Service { return n.cons }
+
+// Messages returns the node's conversations with its contacts; nil
+// before Start.
+func (n *Node) Messages() *messageservice.Service { return n.msgs }
 
 // Prekeys returns the node's prekeys: its bundle, and other devices'
 // bundles (Fetch); nil before Start.

@@ -16,6 +16,7 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/internal/ambient"
+	messageservice "github.com/exopeer/exopeer/message/service"
 	"github.com/exopeer/exopeer/prekey"
 	"github.com/exopeer/exopeer/store/service"
 )
@@ -81,6 +82,7 @@ type inputs struct {
 	cellRand io.Reader
 	prekeys  prekey.Config
 	contacts contactservice.Config
+	messages messageservice.Config
 }
 
 // inputs gives each part the node's clock and a random stream of its own
@@ -88,7 +90,7 @@ type inputs struct {
 // The forks are drawn here, in a fixed order, so that a seeded o.Rand
 // gives every part the same stream whatever order the parts later draw in.
 func (o Options) inputs() (inputs, error) {
-	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store, blobs: o.Files, prekeys: o.Prekeys, contacts: o.Contacts}
+	in := inputs{now: ambient.NowOr(o.Now), dht: o.DHT, disc: o.Discovery, chain: o.Chain, store: o.Store, blobs: o.Files, prekeys: o.Prekeys, contacts: o.Contacts, messages: o.Messages}
 	fork := func(own io.Reader, purpose string) (io.Reader, error) {
 		if own != nil {
 			return own, nil
@@ -123,7 +125,10 @@ func (o Options) inputs() (inputs, error) {
 	if in.contacts.Rand, err = fork(in.contacts.Rand, "contacts"); err != nil {
 		return inputs{}, err
 	}
-	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now, &in.store.Now, &in.blobs.Now, &in.prekeys.Now, &in.contacts.Now} {
+	if in.messages.Rand, err = fork(in.messages.Rand, "messages"); err != nil {
+		return inputs{}, err
+	}
+	for _, now := range []*func() time.Time{&in.dht.Now, &in.disc.Now, &in.chain.Now, &in.store.Now, &in.blobs.Now, &in.prekeys.Now, &in.contacts.Now, &in.messages.Now} {
 		if *now == nil {
 			*now = in.now
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
 	"github.com/exopeer/exopeer/gossip"
+	messageservice "github.com/exopeer/exopeer/message/service"
 	"github.com/exopeer/exopeer/prekey"
 	"github.com/exopeer/exopeer/store/remote"
 )
@@ -27,7 +28,7 @@ var ExopeerProtocols = []protocol.ID{
 	cell.ProtocolJoin, cell.ProtocolRoster, replica.ProtocolSync,
 	gossip.ProtocolPacket, gossip.ProtocolStream, discovery.ProtocolPing,
 	dht.ProtocolID, dht.LANProtocolID, blocks.ProtocolID, remote.Protocol,
-	contactservice.ProtocolInvite,
+	contactservice.ProtocolInvite, messageservice.Protocol,
 	prekey.Protocol,
 }
 

@@ -1,0 +1,220 @@
+package simnet
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/exopeer/exopeer/cell"
+	messages "github.com/exopeer/exopeer/message/service"
+	"github.com/exopeer/exopeer/prekey"
+)
+
+// TestMessages: two cells of two devices each, contacts of each other.
+// A message sent from one device appears exactly once on every device of
+// both cells, in the order sent, delivered on the sender's side; both
+// directions; a device restarted in between keeps its sessions (no new
+// bundle fetched); a third cell, no contact of theirs, is refused and
+// recorded nowhere; and a capture of every byte written on the links
+// during the conversation holds no text and no cell key of either cell.
+func TestMessages(t *testing.T) {
+	const seed = 131
+	dirs := make([]string, 5)
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
+		}
+		a0 := addNode(t, ctx, n, NodeConfig{Dir: dirs[0]})
+		if _, err := a0.Peer().Cell().Create(ctx, "Alice", "a0"); err != nil {
+			fail("Create: %v", err)
+		}
+		a1 := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{a0}, Dir: dirs[1]})
+		join(t, ctx, a0, a1, cell.RoleChain|cell.RoleStore)
+		b0 := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{a0}, Dir: dirs[2]})
+		if _, err := b0.Peer().Cell().Create(ctx, "Bob", "b0"); err != nil {
+			fail("Create: %v", err)
+		}
+		b1 := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{b0}, Dir: dirs[3]})
+		join(t, ctx, b0, b1, cell.RoleChain|cell.RoleStore)
+		c0 := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{a0}, Dir: dirs[4]})
+		if _, err := c0.Peer().Cell().Create(ctx, "Carol", "c0"); err != nil {
+			fail("Create: %v", err)
+		}
+		waitAlive(t, []*Node{a0, a1}, time.Minute)
+		waitAlive(t, []*Node{b0, b1}, time.Minute)
+
+		// Cards of both devices of each cell; each cell adds the other.
+		cards := map[*Node]string{}
+		for _, admin := range []*Node{a0, b0, c0} {
+			if _, err := admin.Peer().Contacts().Card(ctx, ""); err != nil {
+				fail("card: %v", err)
+			}
+		}
+		for _, member := range []*Node{a1, b1} {
+			if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
+				c, err := member.Peer().Contacts().Card(ctx, "")
+				if err == nil && c.Devices.Version == 2 {
+					cards[member] = c.Text()
+				}
+				return cards[member] != ""
+			}); !ok {
+				fail("node %d has no card of its cell with both devices", member.Index)
+			}
+		}
+		if _, err := a0.Peer().Contacts().Add(ctx, cards[b1], "Bob"); err != nil {
+			fail("Alice adds Bob: %v", err)
+		}
+		if _, err := b0.Peer().Contacts().Add(ctx, cards[a1], "Alice"); err != nil {
+			fail("Bob adds Alice: %v", err)
+		}
+		if _, err := c0.Peer().Contacts().Add(ctx, cards[b1], "Bob"); err != nil {
+			fail("Carol adds Bob: %v", err)
+		}
+		// Bob does not add Carol.
+		for _, p := range []struct {
+			nd   *Node
+			name string
+		}{{a1, "Bob"}, {b1, "Alice"}} {
+			if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
+				_, err := p.nd.Peer().Contacts().Get(ctx, p.name)
+				return err == nil
+			}); !ok {
+				fail("node %d does not list %s", p.nd.Index, p.name)
+			}
+		}
+
+		// The capture, from the first message on.
+		var cmu sync.Mutex
+		// Which cell each device is in: a cell's members name their cell
+		// to each other (chain sync does, inside Noise on a real link);
+		// between cells, and on the message protocols, no cell key may
+		// show.
+		cellOf := map[peer.ID]int{a0.ID: 1, a1.ID: 1, b0.ID: 2, b1.ID: 2, c0.ID: 3}
+		var captured, across [][]byte
+		var protos []protocol.ID
+		stop := n.Capture(func(from, to peer.ID, p protocol.ID, b []byte) {
+			cmu.Lock()
+			defer cmu.Unlock()
+			captured = append(captured, b)
+			if cellOf[from] != cellOf[to] || p == messages.Protocol || p == prekey.Protocol {
+				across = append(across, b)
+				protos = append(protos, p)
+			}
+		})
+		marker := fmt.Sprintf("marker-%d-", seed)
+		send := func(from *Node, to string, i int) string {
+			t.Helper()
+			text := fmt.Sprintf("%s%02d", marker, i)
+			m, err := from.Peer().Messages().Send(ctx, to, text)
+			if err != nil || m.State != messages.Delivered {
+				fail("node %d sends %q to %s: %+v, %v", from.Index, text, to, m, err)
+			}
+			time.Sleep(time.Second) // the next message's time is later
+			return text
+		}
+		fetched := func() (sum uint64) {
+			for _, nd := range []*Node{a0, a1, b0, b1} {
+				st := nd.Peer().Prekeys().Stats()
+				sum += st.Direct + st.FromDHT
+			}
+			return sum
+		}
+		var want []string
+		want = append(want, send(a0, "Bob", 1), send(b1, "Alice", 2), send(a0, "Bob", 3), send(b0, "Alice", 4), send(a1, "Bob", 5))
+
+		// A restart keeps the sessions: a0 talks on without a handshake.
+		if err := n.Crash(a0); err != nil {
+			fail("Crash: %v", err)
+		}
+		if err := n.Restart(ctx, a0); err != nil {
+			fail("Restart: %v", err)
+		}
+		waitAlive(t, []*Node{a0, a1}, time.Minute)
+		afterRestart := fetched()
+		want = append(want, send(a0, "Bob", 6))
+		if got := fetched(); got != afterRestart {
+			fail("a restarted device fetched %d bundles for a device it had a session with", got-afterRestart)
+		}
+		stop()
+
+		// Every device of both cells holds the conversation once, in
+		// order, delivered.
+		for _, p := range []struct {
+			nd   *Node
+			name string
+		}{{a0, "Bob"}, {a1, "Bob"}, {b0, "Alice"}, {b1, "Alice"}} {
+			var got []messages.Message
+			if _, ok := waitUntil(2*time.Minute, 200*time.Millisecond, func() bool {
+				pg, err := p.nd.Peer().Messages().Conversation(ctx, p.name, "", 0)
+				got = pg.Messages
+				return err == nil && len(got) == len(want) && !slices.ContainsFunc(got, func(m messages.Message) bool { return m.State != messages.Delivered })
+			}); !ok {
+				fail("node %d holds %d messages, want %d delivered: %+v", p.nd.Index, len(got), len(want), got)
+			}
+			for i, m := range got {
+				if m.Text != want[i] {
+					fail("node %d: message %d is %q, want %q", p.nd.Index, i, m.Text, want[i])
+				}
+			}
+		}
+
+		// Carol is no contact of Bob's: refused, recorded in no device of
+		// Bob's cell.
+		if m, err := c0.Peer().Messages().Send(ctx, "Bob", "from carol"); !errors.Is(err, messages.ErrUnreachable) || m.State != messages.Sent {
+			fail("Carol's message: %+v, %v", m, err)
+		}
+		time.Sleep(10 * time.Second)
+		for _, nd := range []*Node{b0, b1} {
+			ms, err := nd.Peer().Messages().Latest(ctx, "")
+			if err != nil {
+				fail("Latest: %v", err)
+			}
+			if slices.ContainsFunc(ms, func(m messages.Message) bool { return m.Text == "from carol" }) {
+				fail("node %d recorded a message of a non-contact", nd.Index)
+			}
+		}
+
+		// The capture: no text, no cell key.
+		var keys []ed25519.PublicKey
+		for _, nd := range []*Node{a0, b0} {
+			keys = append(keys, nd.Peer().Cell().Roster().Cell)
+		}
+		cmu.Lock()
+		defer cmu.Unlock()
+		if len(captured) == 0 {
+			fail("nothing captured")
+		}
+		all := bytes.Join(captured, nil)
+		if bytes.Contains(all, []byte(marker)) {
+			fail("a message's text is in the clear on the links")
+		}
+		if len(across) == 0 {
+			fail("nothing captured between the cells")
+		}
+		for _, k := range keys {
+			for i, b := range across {
+				if bytes.Contains(b, k) {
+					fail("a cell key is in the clear on %s", protos[i])
+				}
+			}
+		}
+		t.Logf("seed %d: %d messages, %d bytes captured, %d writes between the cells or on the message protocols", seed, len(want), len(all), len(across))
+	})
+}
