@@ -25,6 +25,7 @@ const (
 	ProblemBadCursor           ProblemType = "urn:exopeer:problem:bad-cursor"
 	ProblemBadDocument         ProblemType = "urn:exopeer:problem:bad-document"
 	ProblemBadEntityID         ProblemType = "urn:exopeer:problem:bad-entity-id"
+	ProblemBadMessage          ProblemType = "urn:exopeer:problem:bad-message"
 	ProblemBadMultiaddr        ProblemType = "urn:exopeer:problem:bad-multiaddr"
 	ProblemBadPeerID           ProblemType = "urn:exopeer:problem:bad-peer-id"
 	ProblemBadQuery            ProblemType = "urn:exopeer:problem:bad-query"
@@ -46,6 +47,7 @@ const (
 	ProblemNoFile              ProblemType = "urn:exopeer:problem:no-file"
 	ProblemNoStoreMember       ProblemType = "urn:exopeer:problem:no-store-member"
 	ProblemNotAdmin            ProblemType = "urn:exopeer:problem:not-admin"
+	ProblemNotDelivered        ProblemType = "urn:exopeer:problem:not-delivered"
 	ProblemNotDir              ProblemType = "urn:exopeer:problem:not-dir"
 	ProblemNotFound            ProblemType = "urn:exopeer:problem:not-found"
 	ProblemNotInCell           ProblemType = "urn:exopeer:problem:not-in-cell"
@@ -86,6 +88,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemBadDocument:
 		return true
 	case ProblemBadEntityID:
+		return true
+	case ProblemBadMessage:
 		return true
 	case ProblemBadMultiaddr:
 		return true
@@ -128,6 +132,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemNoStoreMember:
 		return true
 	case ProblemNotAdmin:
+		return true
+	case ProblemNotDelivered:
 		return true
 	case ProblemNotDir:
 		return true
@@ -717,9 +723,67 @@ type ImportLine struct {
 	Error *Problem `json:"error,omitempty"`
 }
 
+// InboxLine A line of the inbox stream, a message or why the stream ends.
+type InboxLine struct {
+	// Message A message of a conversation (an exo.message entity).
+	Message *MessageView `json:"message,omitempty"`
+
+	// Error An error, as RFC 9457 problem details.
+	Error *Problem `json:"error,omitempty"`
+}
+
 // Link A CID, as an IPLD link.
 type Link struct {
 	CID string `json:"/"`
+}
+
+// MessagePage defines model for MessagePage.
+type MessagePage struct {
+	Messages []MessageView `json:"messages"`
+
+	// Next the cursor of the next page; absent on the last page
+	Next string `json:"next,omitempty"`
+}
+
+// MessageSendRequest defines model for MessageSendRequest.
+type MessageSendRequest struct {
+	// Contact the contact's name
+	Contact string `json:"contact"`
+
+	// Text 1 to 4096 bytes of UTF-8
+	Text string `json:"text"`
+}
+
+// MessageView A message of a conversation (an exo.message entity).
+type MessageView struct {
+	// Entity the entity's ID, derived from the sender's cell key and the message ID
+	Entity string `json:"entity"`
+
+	// ID the message ID, 32 hex digits
+	ID string `json:"id"`
+
+	// Conversation the contact's cell key, 64 hex digits
+	Conversation string `json:"conversation"`
+	Direction    string `json:"direction"`
+
+	// Cell the sender's cell key
+	Cell string `json:"cell"`
+
+	// Device the sender's device (peer ID)
+	Device string `json:"device"`
+
+	// Sent the sender's time
+	Sent time.Time `json:"sent"`
+
+	// Received when this cell recorded a message in
+	Received *time.Time `json:"received,omitempty"`
+
+	// Order the key that orders the conversation
+	Order string `json:"order"`
+	Text  string `json:"text"`
+
+	// State sent (recorded, no device of the contact acknowledged yet) or delivered
+	State string `json:"state"`
 }
 
 // PeerProgress What one peer sent.
@@ -1015,6 +1079,27 @@ type FilesAddParams struct {
 	Name string `form:"name,omitempty" json:"name,omitempty"`
 }
 
+// InboxParams defines parameters for Inbox.
+type InboxParams struct {
+	// Contact only the conversation with this contact
+	Contact string `form:"contact,omitempty" json:"contact,omitempty"`
+
+	// Follow keep the stream open for new messages
+	Follow bool `form:"follow,omitempty" json:"follow,omitempty"`
+}
+
+// MessagesListParams defines parameters for MessagesList.
+type MessagesListParams struct {
+	// Contact the contact's name
+	Contact string `form:"contact" json:"contact"`
+
+	// After the cursor of the previous page (its next)
+	After string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit the page's size, 1 to 1000 (default 50)
+	Limit int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // StoreDeleteParams defines parameters for StoreDelete.
 type StoreDeleteParams struct {
 	// Trait a trait ID to delete (repeatable); none deletes the whole entity
@@ -1059,6 +1144,9 @@ type ContactsVerifyJSONRequestBody = ContactVerifyRequest
 
 // FilesAddJSONRequestBody defines body for FilesAdd for application/json ContentType.
 type FilesAddJSONRequestBody = FilesAddRequest
+
+// MessagesSendJSONRequestBody defines body for MessagesSend for application/json ContentType.
+type MessagesSendJSONRequestBody = MessageSendRequest
 
 // StorePutJSONRequestBody defines body for StorePut for application/json ContentType.
 type StorePutJSONRequestBody = StorePutRequest
@@ -1226,6 +1314,15 @@ type ServerInterface interface {
 	// GetID the node's identity and addresses
 	// (GET /v1/id)
 	GetID(w http.ResponseWriter, r *http.Request)
+	// Inbox the latest messages and, with follow, each message as it is recorded
+	// (GET /v1/inbox)
+	Inbox(w http.ResponseWriter, r *http.Request, params InboxParams)
+	// MessagesList the conversation with a contact, in order, a page at a time
+	// (GET /v1/messages)
+	MessagesList(w http.ResponseWriter, r *http.Request, params MessagesListParams)
+	// MessagesSend send a message to a contact
+	// (POST /v1/messages)
+	MessagesSend(w http.ResponseWriter, r *http.Request)
 	// GetOpenAPI this document, as JSON
 	// (GET /v1/openapi.json)
 	GetOpenAPI(w http.ResponseWriter, r *http.Request)
@@ -1975,6 +2072,125 @@ func (siw *ServerInterfaceWrapper) GetID(w http.ResponseWriter, r *http.Request)
 	handler.ServeHTTP(w, r)
 }
 
+// Inbox operation middleware
+func (siw *ServerInterfaceWrapper) Inbox(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params InboxParams
+
+	// ------------- Optional query parameter "contact" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "contact", r.URL.Query(), &params.Contact, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "contact"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "contact", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "follow" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "follow", r.URL.Query(), &params.Follow, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "follow"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "follow", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.Inbox(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// MessagesList operation middleware
+func (siw *ServerInterfaceWrapper) MessagesList(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params MessagesListParams
+
+	// ------------- Required query parameter "contact" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "contact", r.URL.Query(), &params.Contact, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "contact"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "contact", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.MessagesList(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// MessagesSend operation middleware
+func (siw *ServerInterfaceWrapper) MessagesSend(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.MessagesSend(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // GetOpenAPI operation middleware
 func (siw *ServerInterfaceWrapper) GetOpenAPI(w http.ResponseWriter, r *http.Request) {
 
@@ -2347,6 +2563,9 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsRemove)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsGet)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/verify", wrapper.ContactsVerify)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/messages", wrapper.MessagesList)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/messages", wrapper.MessagesSend)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/inbox", wrapper.Inbox)
 
 	return m
 }

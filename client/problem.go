@@ -82,6 +82,9 @@ var kinds = map[api.ProblemType]error{
 	api.ProblemOwnCard:          ErrOwnCard,
 	api.ProblemNoDeviceList:     ErrNoDeviceList,
 	api.ProblemTooManyInvites:   ErrTooManyInvites,
+	// messages (message.go)
+	api.ProblemBadMessage:   ErrBadMessage,
+	api.ProblemNotDelivered: ErrNotDelivered,
 }
 
 // StatusError is an error answer of the control API, its RFC 9457

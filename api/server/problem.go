@@ -65,6 +65,9 @@ var titles = map[api.ProblemType]string{
 	api.ProblemOwnCard:          "the card is this cell's own",
 	api.ProblemNoDeviceList:     "the cell's device list is not signed yet",
 	api.ProblemTooManyInvites:   "too many contact invites open",
+	// messages
+	api.ProblemBadMessage:   "bad message text",
+	api.ProblemNotDelivered: "recorded as sent, not delivered: no device of the contact is reachable",
 }
 
 // writeProblem answers an error as application/problem+json.
