@@ -408,6 +408,8 @@ func app(stdout, stderr io.Writer) *cli.Command {
 				Action:   action(group),
 				Commands: contactVerbs(),
 			},
+			sendVerb(),
+			inboxVerb(),
 			{
 				Name:   "config",
 				Usage:  "the node's configuration",
