@@ -191,6 +191,43 @@ func TestMessages(t *testing.T) {
 			}
 		}
 
+		// Bob's cell removes b1: the admin signs a list without it, b0's
+		// next message carries it to Alice's cell, and from then on b1
+		// cannot send as Bob: nothing it sends is recorded there.
+		if _, err := b0.Peer().Cell().Remove(ctx, b1.ID, true); err != nil {
+			fail("Remove: %v", err)
+		}
+		if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
+			l, err := b0.Peer().Contacts().DeviceList(ctx)
+			return err == nil && !l.Has(b1.ID)
+		}); !ok {
+			fail("b0 did not sign a device list without b1")
+		}
+		send(b0, "Alice", 7)
+		for _, nd := range []*Node{a0, a1} {
+			if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
+				c, err := nd.Peer().Contacts().Get(ctx, "Bob")
+				return err == nil && !c.Devices.Has(b1.ID)
+			}); !ok {
+				fail("node %d still holds b1 on Bob's list", nd.Index)
+			}
+		}
+		if _, err := b1.Peer().Messages().Send(ctx, "Alice", "from removed b1"); err == nil {
+			fail("a removed device sent as Bob")
+		} else {
+			t.Logf("the removed device's send: %v", err)
+		}
+		time.Sleep(10 * time.Second)
+		for _, nd := range []*Node{a0, a1} {
+			ms, err := nd.Peer().Messages().Latest(ctx, "")
+			if err != nil {
+				fail("Latest: %v", err)
+			}
+			if slices.ContainsFunc(ms, func(m messages.Message) bool { return m.Text == "from removed b1" }) {
+				fail("node %d recorded a message of a device its contact removed", nd.Index)
+			}
+		}
+
 		// The capture: no text, no cell key.
 		var keys []ed25519.PublicKey
 		for _, nd := range []*Node{a0, b0} {
