@@ -10,7 +10,7 @@ import (
 )
 
 // newSession returns a sending session for the tests of the stored form.
-func newSession(t *testing.T, seed byte) *ratchet.Session {
+func newSession(t testing.TB, seed byte) *ratchet.Session {
 	t.Helper()
 	key := bytes.Repeat([]byte{seed}, 32)
 	priv, err := ecdh.X25519().NewPrivateKey(key)
