@@ -185,6 +185,12 @@ func (f *fakePrekeys) Accept(_ context.Context, fn func(k *ratchet.Prekeys, now 
 	return fn(f.keys, 1_790_000_000)
 }
 
+func (f *fakePrekeys) View(fn func(k *ratchet.Prekeys) error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fn(f.keys)
+}
+
 func (f *fakePrekeys) fetches() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

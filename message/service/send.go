@@ -185,7 +185,7 @@ func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
 		enc = &ratchet.Encapsulation{SharedKey: key, Ciphertext: ct}
 	}
 	var st stored
-	err = s.prek.Accept(ctx, func(k *ratchet.Prekeys, _ int64) error {
+	err = s.prek.View(func(k *ratchet.Prekeys) error {
 		sess, h, err := ratchet.Initiate(&ratchet.Exopeer, lockedRand{s}, s.signer, k, b, enc)
 		if err != nil {
 			return err

@@ -61,6 +61,8 @@ type Prekeys interface {
 	// Accept calls fn with the device's own prekeys under their lock and
 	// stores them if fn returns nil.
 	Accept(ctx context.Context, fn func(k *ratchet.Prekeys, now int64) error) error
+	// View calls fn with them under their lock, to read only.
+	View(fn func(k *ratchet.Prekeys) error) error
 }
 
 // Store is what the service needs of the node's store.
