@@ -109,8 +109,7 @@ func (s *Service) receive(ctx context.Context, from peer.ID, c contactservice.Co
 		return message.ID{}, fmt.Errorf("%w: kind %d", message.ErrBadFrame, f.Kind)
 	}
 
-	s.smu.Lock()
-	defer s.smu.Unlock()
+	defer s.locks.lock(from)()
 	r, err := s.loadLocked(ctx, from)
 	if err != nil {
 		return message.ID{}, err

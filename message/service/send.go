@@ -46,9 +46,9 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	if _, err := env.Encode(); err != nil {
 		return Message{}, err
 	}
-	s.smu.Lock()
+	s.cmu.Lock()
 	env.Sent, env.Seq, err = s.nextLocked(ctx)
-	s.smu.Unlock()
+	s.cmu.Unlock()
 	if err != nil {
 		return Message{}, err
 	}
@@ -115,9 +115,9 @@ func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelop
 func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	s.smu.Lock()
+	unlock := s.locks.lock(dev)
 	r, err := s.loadLocked(ctx, dev)
-	s.smu.Unlock()
+	unlock()
 	if err != nil {
 		return err
 	}
@@ -127,15 +127,14 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 			return err
 		}
 	}
-	s.smu.Lock()
+	unlock = s.locks.lock(dev)
 	frame, sid, err := s.sealLocked(ctx, dev, fresh, env, list)
-	s.smu.Unlock()
+	unlock()
 	if err != nil {
 		return err
 	}
 	ans, err := s.exchange(ctx, dev, frame)
-	s.smu.Lock()
-	defer s.smu.Unlock()
+	defer s.locks.lock(dev)()
 	r, lerr := s.loadLocked(ctx, dev)
 	if lerr != nil {
 		return lerr
@@ -208,8 +207,8 @@ func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
 
 // sealLocked encrypts env for dev on fresh (a new session, made the
 // newest) or else the newest session held, and stores the sessions
-// before the frame is returned: a state is never used twice. smu must be
-// held.
+// before the frame is returned: a state is never used twice. dev's lock
+// must be held.
 func (s *Service) sealLocked(ctx context.Context, dev peer.ID, fresh *stored, env *message.Envelope, list *contact.DeviceList) (message.Frame, [8]byte, error) {
 	r, err := s.loadLocked(ctx, dev)
 	if err != nil {

@@ -146,11 +146,12 @@ type Service struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	// smu serialises the sessions and the device's counter: each is
-	// loaded, changed and stored under it.
-	smu sync.Mutex
-	// rmu guards rand (ratchet keys and nonces are drawn under smu, IDs
-	// outside it).
+	// locks serialises the sessions with each remote device: they are
+	// loaded, changed and stored under its lock; cmu the device's
+	// counter.
+	locks peerLocks
+	cmu   sync.Mutex
+	// rmu guards rand, which every goroutine draws from.
 	rmu sync.Mutex
 }
 
@@ -236,6 +237,43 @@ func (s *Service) read(b []byte) error {
 		return fmt.Errorf("message: random source: %w", err)
 	}
 	return nil
+}
+
+// peerLocks is one lock per remote device, held while its sessions are
+// loaded, changed and stored; a device's entry lives while someone holds
+// or waits for its lock.
+type peerLocks struct {
+	mu sync.Mutex
+	m  map[peer.ID]*peerLock
+}
+
+type peerLock struct {
+	mu    sync.Mutex
+	users int // holders and waiters; under peerLocks.mu
+}
+
+// lock takes id's lock and returns its release.
+func (l *peerLocks) lock(id peer.ID) (unlock func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[peer.ID]*peerLock)
+	}
+	pl := l.m[id]
+	if pl == nil {
+		pl = &peerLock{}
+		l.m[id] = pl
+	}
+	pl.users++
+	l.mu.Unlock()
+	pl.mu.Lock()
+	return func() {
+		pl.mu.Unlock()
+		l.mu.Lock()
+		if pl.users--; pl.users == 0 {
+			delete(l.m, id)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // lockedRand is the service's random source read under rmu.

@@ -119,8 +119,8 @@ func decodeRecord(b []byte) (r peerRecord, bad int, err error) {
 }
 
 // loadLocked returns the record of id (empty if none). A corrupt record,
-// or session, is dropped with a log line: a new handshake follows. smu
-// must be held.
+// or session, is dropped with a log line: a new handshake follows. id's
+// lock must be held.
 func (s *Service) loadLocked(ctx context.Context, id peer.ID) (peerRecord, error) {
 	b, err := s.ds.Get(ctx, sessionKey(id))
 	if errors.Is(err, ds.ErrNotFound) {
@@ -141,7 +141,7 @@ func (s *Service) loadLocked(ctx context.Context, id peer.ID) (peerRecord, error
 }
 
 // storeLocked writes the record of id, durably, before anything it
-// protects leaves. smu must be held.
+// protects leaves. id's lock must be held.
 func (s *Service) storeLocked(ctx context.Context, id peer.ID, r peerRecord) error {
 	if len(r.sessions) > MaxSessions {
 		r.sessions = r.sessions[:MaxSessions]
@@ -177,7 +177,7 @@ func (r *peerRecord) push(st stored) {
 
 // nextLocked takes the device's next (sent, seq): sent is now in Unix
 // milliseconds, or the previous one if the clock went back; seq counts
-// up. It is stored before it is used. smu must be held.
+// up. It is stored before it is used. cmu must be held.
 func (s *Service) nextLocked(ctx context.Context) (int64, uint64, error) {
 	var last int64
 	var seq uint64
