@@ -78,7 +78,7 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 		}
 	}
 	s.log.Info("message not delivered", "contact", c.Name, "id", m.ID, "devices", len(errs))
-	return m, fmt.Errorf("%w (contact %q: %w)", ErrUnreachable, c.Name, errors.Join(errs...))
+	return m, fmt.Errorf("%w (message %s to %q: %w)", ErrUnreachable, m.ID, c.Name, errors.Join(errs...))
 }
 
 // order returns the contact's devices, those this host is connected to
