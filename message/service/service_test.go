@@ -3,6 +3,7 @@ package service
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/exopeer/exopeer/contact"
+	"github.com/exopeer/exopeer/message"
 	"github.com/exopeer/exopeer/ratchet"
 )
 
@@ -275,5 +277,56 @@ func TestRemovedDevice(t *testing.T) {
 	}
 	if got := texts(alice.store.messages()); len(got) != 2 {
 		t.Fatalf("alice holds %q", got)
+	}
+}
+
+// TestExactlyOnce: a message delivered again (its acknowledgement lost:
+// the sender tries again, under a new message key) and delivered to two
+// devices of the recipient's cell is one entity in that cell, written
+// once, and acknowledged each time.
+func TestExactlyOnce(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "bob2")
+	alice, bob, bob2 := devs[0], devs[1], devs[2]
+	ctx := t.Context()
+	// bob and bob2: one cell, one store.
+	bob2.cell, bob2.store = bob.cell, bob.store
+	pub := bob.cell.Public().(ed25519.PublicKey)
+	both := contact.NewDeviceList(pub, 2, []peer.ID{bob.h.ID(), bob2.h.ID()})
+	if err := both.Sign(bob.cell); err != nil {
+		t.Fatal(err)
+	}
+	bob.list, bob2.list = both, both
+	for _, d := range []*device{bob, bob2} {
+		d.cons.own = both
+		_ = d.svc.Close()
+		d.start(t)
+		d.befriend("Alice", alice)
+	}
+	alice.befriend("Bob", bob)
+
+	m, err := alice.svc.Send(ctx, "Bob", "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &message.Envelope{Cell: alice.cell.Public().(ed25519.PublicKey), Device: alice.h.ID(), Text: "once"}
+	id, err := message.ParseID(m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.ID = id
+	env.Sent = m.Sent.UnixMilli()
+	_, _ = fmt.Sscanf(m.Order[len(m.Order)-16:], "%x", &env.Seq)
+	puts := bob.store.puts
+	for _, to := range []*device{bob, bob, bob2, bob2} {
+		if err := alice.svc.deliver(ctx, to.h.ID(), env, nil); err != nil {
+			t.Fatalf("delivered again to %s: %v", to.name, err)
+		}
+	}
+	if bob.store.puts != puts {
+		t.Fatalf("%d more writes in Bob's cell for a message held", bob.store.puts-puts)
+	}
+	ms := bob.store.messages()
+	if len(ms) != 1 || ms[0].ID != m.ID || ms[0].Order != m.Order {
+		t.Fatalf("Bob's cell holds %+v", ms)
 	}
 }
