@@ -54,6 +54,8 @@ type Report struct {
 	Store *StoreReport `json:"store,omitempty"`
 	// Blob is what the blob scenario measured; nil for the others.
 	Blob *BlobReport `json:"blob,omitempty"`
+	// Messages is what the messages scenario counted; nil for the others.
+	Messages *MessagesReport `json:"messages,omitempty"`
 	// Failures lists a sample of what failed, for diagnosis.
 	Failures []string `json:"failures,omitempty"`
 }
@@ -185,6 +187,13 @@ func (r Report) WriteText(w io.Writer) error {
 				f.Seeders, f.VirtualS, f.MiBps, 100*f.OfCapacity, f.PerSeeder)
 		}
 		fmt.Fprintf(tw, "ratio\t%.2f× faster from %d seeders than from 1\n", b.Ratio, b.Many.Seeders)
+	}
+	if m := r.Messages; m != nil {
+		fmt.Fprintf(tw, "people\t%d (%d devices), %d pairs talking\n", m.People, m.Devices, m.Pairs)
+		fmt.Fprintf(tw, "messages\t%d sends, %d delivered (%d retries), %d texts never delivered\n", m.Sent, m.Delivered, m.Retries, m.Undelivered)
+		fmt.Fprintf(tw, "checks\t%d duplicates, %d order violations, %d missing, %d unknown; %d acknowledgements lost\n", m.Duplicates, m.OrderViolations, m.Missing, m.Unknown, m.AckLost)
+		fmt.Fprintf(tw, "delivery\tp50 %.1f ms  p99 %.1f ms (virtual)\n", m.LatencyP50Ms, m.LatencyP99Ms)
+		fmt.Fprintf(tw, "faults\t%d partitions, %d crashes; every device whole %.1f ms after the last send\n", m.Partitions, m.Crashes, m.ConvergedMs)
 	}
 	if r.PeakHeap > 0 {
 		fmt.Fprintf(tw, "peak heap\t%.1f MiB (%.1f KiB per node); live %.1f MiB (%.1f KiB per node)\n",

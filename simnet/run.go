@@ -76,6 +76,15 @@ var Scenarios = map[string]Scenario{
 		defer n.Close()
 		return ScenarioStore(ctx, n, StoreOptions{Nodes: o.Nodes, Ops: o.Entries, Dir: dir})
 	},
+	"messages": func(ctx context.Context, n *Net, o Options) (Report, error) {
+		dir, err := os.MkdirTemp("", "exopeer-sim-messages-")
+		if err != nil {
+			return Report{}, fmt.Errorf("simnet: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		defer n.Close() // before the directory goes
+		return ScenarioMessages(ctx, n, MessageOptions{People: o.Nodes, PerPair: o.Entries, Dir: dir})
+	},
 }
 
 // ScenarioNames lists the scenarios, sorted.
