@@ -3,7 +3,8 @@
 //
 //	exopeer-sim SCENARIO [--nodes N] [--seed S] [--crash F] [--json] ...
 //
-// The scenarios are simnet's (blob, cell, chain, dht, lan, store). The
+// The scenarios are simnet's (blob, cell, chain, dht, lan, messages,
+// store). The
 // blob scenario runs on links of 100 Mbit/s with 20 ms one-way latency. A scenario runs as
 // the one test of testing.Main, since synctest runs only under a
 // *testing.T; that is why the simulator is a command of its own, and the
@@ -66,11 +67,11 @@ func app(stdout, stderr io.Writer) *cli.Command {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "nodes", Value: 200, Usage: "number of nodes (chain and store: default 5; blob: default 6, the seeders of the many-seeder fetch plus 3)"},
+			&cli.IntFlag{Name: "nodes", Aliases: []string{"people"}, Value: 200, Usage: "number of nodes (chain and store: default 5; blob: default 6, the seeders of the many-seeder fetch plus 3; messages: people, each a cell of 1 to 3 devices, default 20)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of every random choice (keys, topology, lookups, faults)"},
 			&cli.Float64Flag{Name: "crash", Usage: "fraction of the nodes that crash after the network settled (0 to 0.9; chain: that each crash takes down, default one node)"},
 			&cli.IntFlag{Name: "lookups", Value: 10, Usage: "lookups per live node (dht)"},
-			&cli.IntFlag{Name: "entries", Value: 1000, Usage: "entries each node appends (chain); mutations each store node makes (store: default 60)"},
+			&cli.IntFlag{Name: "entries", Value: 1000, Usage: "entries each node appends (chain); mutations each store node makes (store: default 60); texts each person of a pair sends the other (messages: default 3)"},
 			&cli.Int64Flag{Name: "size", Value: 256, Usage: "size of the blob, in MiB (blob)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 			&cli.BoolFlag{Name: "v", Usage: "log the nodes (warnings and errors) to stderr"},
@@ -119,9 +120,12 @@ func run(_ context.Context, cmd *cli.Command) error {
 			return usageError{"--nodes must be at least 4 for blob (one seeder, its fetcher, one of the many seeders, their fetcher)"}
 		}
 	}
+	if name == "messages" && !cmd.IsSet("nodes") {
+		nodes = 20
+	}
 	entries := cmd.Int("entries")
-	if name == "store" && !cmd.IsSet("entries") {
-		entries = 0 // the scenario's own default: 60 mutations a node
+	if (name == "store" || name == "messages") && !cmd.IsSet("entries") {
+		entries = 0 // the scenario's own default: 60 mutations a node, 3 texts each way
 	}
 	memLimit := cmd.Int64("memlimit")
 	if memLimit < 0 {
