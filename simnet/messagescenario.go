@@ -272,15 +272,12 @@ func ScenarioMessages(ctx context.Context, n *Net, o MessageOptions) (Report, er
 	for _, tk := range plan.talks {
 		wg.Go(func() { log.talk(ctx, people, tk, start) })
 	}
-	var faultErr error
-	var faults sync.WaitGroup
-	faults.Go(func() { faultErr = strikeMessages(ctx, n, people, plan.faults, start, mr) })
-	faults.Wait()
+	faultErr := strikeMessages(ctx, n, people, plan.faults, start, mr)
+	wg.Wait() // the talks end, whatever the faults did
 	if faultErr != nil {
 		return rep, faultErr
 	}
 	rep.Crashed = mr.Crashes
-	wg.Wait()
 	sendsDone := time.Now()
 
 	var ops []opResult
