@@ -317,3 +317,51 @@ func TestDeviceListNeverGoesBack(t *testing.T) {
 		t.Logf("store log:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// TestBestList: of the lists an entity holds the newest valid one is
+// taken; two different lists of one version (the cell key signed both)
+// give the same choice whichever trait holds which; a list under another
+// version's trait ID, or of another cell, is skipped.
+func TestBestList(t *testing.T) {
+	bobKey := ed25519.NewKeyFromSeed(append(make([]byte, ed25519.SeedSize-1), 0xb0))
+	otherKey := ed25519.NewKeyFromSeed(append(make([]byte, ed25519.SeedSize-1), 0xc0))
+	b0, bx := testPeer(t, 1), testPeer(t, 2)
+	sign := func(key ed25519.PrivateKey, v uint64, ds ...peer.ID) *contact.DeviceList {
+		l := contact.NewDeviceList(key.Public().(ed25519.PublicKey), v, ds)
+		if err := l.Sign(key); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	trait := func(id store.TraitID, l *contact.DeviceList) store.Trait {
+		doc, err := json.Marshal(listDoc{Cell: hex.EncodeToString(l.Cell), Version: l.Version, List: base64.StdEncoding.EncodeToString(l.Encode())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.Trait{Type: DeviceListType, ID: id, Doc: doc}
+	}
+	enc := func(l *contact.DeviceList) string { return base64.StdEncoding.EncodeToString(l.Encode()) }
+	id := contactEntity(bobKey.Public().(ed25519.PublicKey))
+	v1, v2a, v2b := sign(bobKey, 1, b0), sign(bobKey, 2, b0), sign(bobKey, 2, b0, bx)
+	first := v2a
+	if strings.Compare(string(v2b.Encode()), string(v2a.Encode())) < 0 {
+		first = v2b
+	}
+	for name, tt := range map[string]struct {
+		inContact *contact.DeviceList
+		traits    []store.Trait
+		want      *contact.DeviceList
+	}{
+		"the contact's own":        {v1, nil, v1},
+		"a newer trait":            {v1, []store.Trait{trait(listTrait(2), v2a)}, v2a},
+		"same version, one way":    {v2a, []store.Trait{trait(listTrait(2), v2b)}, first},
+		"same version, other way":  {v2b, []store.Trait{trait(listTrait(2), v2a)}, first},
+		"under another version ID": {v1, []store.Trait{trait(listTrait(7), v2a)}, v1},
+		"another cell's":           {v1, []store.Trait{trait(listTrait(5), sign(otherKey, 5, b0))}, v1},
+	} {
+		got, _ := bestList(store.Entity{ID: id, Traits: tt.traits}, enc(tt.inContact))
+		if got == nil || string(got.Encode()) != string(tt.want.Encode()) {
+			t.Errorf("%s: got %+v, want version %d with %v", name, got, tt.want.Version, tt.want.Devices)
+		}
+	}
+}
