@@ -74,7 +74,13 @@
 // salt, ISK as the input key, info "exopeer contact invite card keys v1"),
 // 64 bytes; each key seals one
 // message, so the nonce is 12 zero bytes; the associated data is CI. The
-// binary cards inside are verified as any card is.
+// binary cards inside are verified as any card is, and each must name the
+// peer that sent it (the one CI names for that side) on its device list,
+// or it is refused with ErrNotOnCard (the inviter then sends no final
+// message): a card taken by code is tied to a device of the cell it
+// describes. A device of a cell not yet on the cell's signed list (it
+// joined since an admin last signed it) therefore cannot exchange cards
+// until the list names it.
 //
 // # Safety number
 //

@@ -25,6 +25,7 @@ var (
 	ErrNoInvite   = errors.New("contact: the peer has no open invite with this nameplate")
 	ErrWrongCode  = errors.New("contact: wrong code (the failed attempt was counted)")
 	ErrUsed       = errors.New("contact: invite run already used")
+	ErrNotOnCard  = errors.New("contact: the peer of the invite exchange is not on the device list of the card it sent")
 )
 
 // Frame caps of the invite exchange (the shell reads no more).
@@ -80,6 +81,7 @@ var zeroNonce [12]byte
 
 // AcceptRun is the side that typed the code: it opens the exchange.
 type AcceptRun struct {
+	inviter   peer.ID
 	st        *cpace.State
 	msg       []byte
 	ci, sid   []byte
@@ -99,7 +101,7 @@ func NewAcceptRun(code Code, inviter, self peer.ID, rand io.Reader) (*AcceptRun,
 		return nil, nil, err
 	}
 	hello := append([]byte(helloMagic), sid...)
-	return &AcceptRun{st: st, msg: msg, ci: ci, sid: sid}, append(hello, msg...), nil
+	return &AcceptRun{inviter: inviter, st: st, msg: msg, ci: ci, sid: sid}, append(hello, msg...), nil
 }
 
 // Reply reads the inviter's reply and returns the message that proves the
@@ -132,6 +134,7 @@ func (a *AcceptRun) Reply(b []byte, mine *Card) ([]byte, error) {
 }
 
 // Final opens the inviter's card, which it sent once it checked mine.
+// ErrNotOnCard: the inviter is not on the card's device list.
 func (a *AcceptRun) Final(b []byte) (*Card, error) {
 	if a.step != 1 || a.toMe == nil {
 		return nil, ErrUsed
@@ -141,7 +144,20 @@ func (a *AcceptRun) Final(b []byte) (*Card, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: the inviter's card does not open", ErrBadMessage)
 	}
-	return DecodeCard(plain)
+	return cardOf(plain, a.inviter)
+}
+
+// cardOf decodes the card a peer sent and checks that the peer is on
+// its device list.
+func cardOf(plain []byte, from peer.ID) (*Card, error) {
+	c, err := DecodeCard(plain)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Devices.Has(from) {
+		return nil, fmt.Errorf("%w: %s, card %q of version %d (a device that joined its cell since the list was signed is on it once an admin signs it again)", ErrNotOnCard, from, c.Name, c.Devices.Version)
+	}
+	return c, nil
 }
 
 // ReadHello reads an acceptor's hello: the nameplate it names.
@@ -157,6 +173,7 @@ func NoInviteReply() []byte { return []byte{replyNoInvite} }
 
 // InviteRun is the inviter's side of one exchange.
 type InviteRun struct {
+	acceptor     peer.ID
 	msg, peerMsg []byte
 	ci, sid      []byte
 	isk          []byte
@@ -185,7 +202,7 @@ func NewInviteRun(code Code, self, acceptor peer.ID, hello []byte, rand io.Reade
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrBadMessage, err)
 	}
-	r := &InviteRun{msg: msg, peerMsg: append([]byte(nil), peerMsg...), ci: ci, sid: sid, isk: isk}
+	r := &InviteRun{acceptor: acceptor, msg: msg, peerMsg: append([]byte(nil), peerMsg...), ci: ci, sid: sid, isk: isk}
 	r.toMe, r.toAcceptor = cardKeys(isk)
 	reply := append([]byte{replyOK}, msg...)
 	return r, append(reply, cpace.ConfirmTag(isk, sid, msg, nil)...), nil
@@ -193,7 +210,8 @@ func NewInviteRun(code Code, self, acceptor peer.ID, hello []byte, rand io.Reade
 
 // Confirm checks the acceptor's proof of the code and opens its card, and
 // returns the final message carrying mine. ErrWrongCode: the acceptor
-// used another code (the caller counts the attempt).
+// used another code (the caller counts the attempt); ErrNotOnCard: the
+// acceptor is not on its card's device list (nothing is sent back).
 func (r *InviteRun) Confirm(b []byte, mine *Card) (*Card, []byte, error) {
 	if r.step != 0 {
 		return nil, nil, ErrUsed
@@ -209,7 +227,7 @@ func (r *InviteRun) Confirm(b []byte, mine *Card) (*Card, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: the acceptor's card does not open", ErrBadMessage)
 	}
-	theirs, err := DecodeCard(plain)
+	theirs, err := cardOf(plain, r.acceptor)
 	if err != nil {
 		return nil, nil, err
 	}

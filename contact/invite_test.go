@@ -53,8 +53,8 @@ func exchange(t *testing.T, typed, held Code, acceptorCard, inviterCard *Card) (
 }
 
 func TestInviteExchange(t *testing.T) {
-	alice := &Card{Name: "Alice", Devices: signedList(t, 1, 3, 10, 11)}
-	bob := &Card{Name: "Bob", Devices: signedList(t, 2, 1, 20)}
+	alice := &Card{Name: "Alice", Devices: signedList(t, 1, 3, 10, 50)}
+	bob := &Card{Name: "Bob", Devices: signedList(t, 2, 1, 51)}
 	c := code(t, 4721, 5, 600, 2047)
 	byInviter, byAcceptor, err := exchange(t, c, c, bob, alice)
 	if err != nil {
@@ -68,9 +68,28 @@ func TestInviteExchange(t *testing.T) {
 	}
 }
 
+// TestInviteCardOfAnotherDevice: a card is taken only from a device on
+// its own device list, so a code typed in does not tie this cell to a
+// cell the peer is no device of: the inviter refuses an acceptor's card
+// that does not name the acceptor, the acceptor an inviter's card that
+// does not name the inviter (ErrNotOnCard).
+func TestInviteCardOfAnotherDevice(t *testing.T) {
+	c := code(t, 4721, 5, 600, 2047)
+	alice := &Card{Name: "Alice", Devices: signedList(t, 1, 3, 50)}
+	bob := &Card{Name: "Bob", Devices: signedList(t, 2, 1, 51)}
+	notBob := &Card{Name: "Bob", Devices: signedList(t, 2, 1, 20)}
+	notAlice := &Card{Name: "Alice", Devices: signedList(t, 1, 3, 10)}
+	if _, _, err := exchange(t, c, c, notBob, alice); !errors.Is(err, ErrNotOnCard) {
+		t.Errorf("the acceptor is not on its card: %v, want ErrNotOnCard", err)
+	}
+	if _, _, err := exchange(t, c, c, bob, notAlice); !errors.Is(err, ErrNotOnCard) {
+		t.Errorf("the inviter is not on its card: %v, want ErrNotOnCard", err)
+	}
+}
+
 func TestInviteWrongCode(t *testing.T) {
-	alice := &Card{Name: "Alice", Devices: signedList(t, 1, 3, 10)}
-	bob := &Card{Name: "Bob", Devices: signedList(t, 2, 1, 20)}
+	alice := &Card{Name: "Alice", Devices: signedList(t, 1, 3, 50)}
+	bob := &Card{Name: "Bob", Devices: signedList(t, 2, 1, 51)}
 	held := code(t, 4721, 5, 600, 2047)
 	typo := code(t, 4721, 5, 601, 2047)
 	if _, _, err := exchange(t, typo, held, bob, alice); !errors.Is(err, ErrWrongCode) {
@@ -97,8 +116,8 @@ func TestInviteWrongCode(t *testing.T) {
 }
 
 func TestInviteRefusals(t *testing.T) {
-	alice := &Card{Name: "Alice", Devices: signedList(t, 1, 3, 10)}
-	bob := &Card{Name: "Bob", Devices: signedList(t, 2, 1, 20)}
+	alice := &Card{Name: "Alice", Devices: signedList(t, 1, 3, 50)}
+	bob := &Card{Name: "Bob", Devices: signedList(t, 2, 1, 51)}
 	c := code(t, 7, 1, 2, 3)
 	inviter, acceptor := device(t, 50), device(t, 51)
 	a, hello, err := NewAcceptRun(c, inviter, acceptor, seeded(1))

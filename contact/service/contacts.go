@@ -29,6 +29,10 @@ type Contact struct {
 	Verified bool
 	AddedBy  string // peer ID of the node that added it
 	Added    time.Time
+
+	// lists: the versions of the device list its entity holds in traits
+	// of their own, when read.
+	lists []heldList
 }
 
 // Cell returns the contact's cell key.
@@ -50,34 +54,35 @@ func contactEntity(key ed25519.PublicKey) store.EntityID {
 	return entityOf("exopeer contact entity v1", key)
 }
 
-// decodeContact reads an entity's exo.contact trait; false if it has none
-// that makes sense (another writer's bad list: skipped).
+// decodeContact reads an entity's exo.contact trait and the newest valid
+// device list it holds (bestList); false if it has no exo.contact trait
+// that makes sense or no valid list of its cell (another writer's bad
+// document: skipped).
 func decodeContact(e store.Entity) (Contact, bool) {
 	for _, t := range e.Traits {
 		if t.Type != ContactType {
 			continue
 		}
 		var d contactDoc
-		if err := json.Unmarshal(t.Doc, &d); err != nil {
+		if err := json.Unmarshal(t.Doc, &d); err != nil || !contact.ValidName(d.Name) {
 			return Contact{}, false
 		}
-		b, err := base64.StdEncoding.DecodeString(d.Devices)
-		if err != nil {
-			return Contact{}, false
-		}
-		l, err := contact.DecodeDeviceList(b)
-		if err != nil || contactEntity(l.Cell) != e.ID || !contact.ValidName(d.Name) {
+		l, lists := bestList(e, d.Devices)
+		if l == nil {
 			return Contact{}, false
 		}
 		return Contact{
 			ID: e.ID, Name: d.Name, CardName: d.CardName, Devices: l,
-			Verified: d.Verified, AddedBy: d.By, Added: d.Added,
+			Verified: d.Verified, AddedBy: d.By, Added: d.Added, lists: lists,
 		}, true
 	}
 	return Contact{}, false
 }
 
-// write stores c as its entity.
+// write stores c's exo.contact trait: its name, card name, verification
+// and the device list it holds, which a read takes only if no newer one
+// is held in a trait of its own (so a device holding an older list that
+// renames or verifies the contact brings back no older list).
 func (s *Service) write(ctx context.Context, c Contact) error {
 	doc, err := json.Marshal(contactDoc{
 		Name: c.Name, Cell: hex.EncodeToString(c.Cell()), Version: c.Devices.Version,
@@ -102,7 +107,7 @@ func (s *Service) List(ctx context.Context) ([]Contact, error) {
 		return nil, err
 	}
 	var out []Contact
-	q := store.Query{Type: ContactType, Order: "name", Limit: store.MaxLimit, Traits: []string{ContactType}}
+	q := store.Query{Type: ContactType, Order: "name", Limit: store.MaxLimit, Traits: []string{ContactType, DeviceListType}}
 	for {
 		pg, err := s.store.Query(ctx, q)
 		if err != nil {
@@ -210,13 +215,15 @@ func (s *Service) addCard(ctx context.Context, card *contact.Card, name string) 
 		}
 		c := *old
 		if replace {
-			c.Devices = card.Devices
+			if err := s.writeList(ctx, c, card.Devices); err != nil {
+				return Added{}, err
+			}
+			c.Devices, c.lists = card.Devices, []heldList{{listTrait(card.Devices.Version), card.Devices.Version}}
 		}
-		c.CardName = card.Name
-		if !replace && c.Name == name && old.CardName == card.Name {
-			return Added{Contact: c}, nil
+		if c.Name == name && old.CardName == card.Name {
+			return Added{Contact: c, Updated: replace}, nil
 		}
-		c.Name = name
+		c.Name, c.CardName = name, card.Name
 		if err := s.write(ctx, c); err != nil {
 			return Added{}, err
 		}
@@ -300,10 +307,10 @@ func (s *Service) UpdateDevices(ctx context.Context, l *contact.DeviceList) (Con
 		if !replace {
 			return c, false, nil
 		}
-		c.Devices = l
-		if err := s.write(ctx, c); err != nil {
+		if err := s.writeList(ctx, c, l); err != nil {
 			return Contact{}, false, err
 		}
+		c.Devices, c.lists = l, []heldList{{listTrait(l.Version), l.Version}}
 		return c, true, nil
 	}
 	return Contact{}, false, ErrNoContact

@@ -5,15 +5,29 @@
 //
 // A contact is an entity with one exo.contact trait (store.ContactSchema):
 // the name this cell calls it by (unique among its contacts), the
-// contact's cell key, its signed device list (contact's wire form, in
-// base64) with the list's version, the name on its card, whether its
-// safety number was compared, and who added it when. The entity's ID is
-// derived from the contact's cell key (the first 16 bytes of SHA-256 of
-// "exopeer contact entity v1", 0, key), so two devices that add one cell
-// write one entity, whose latest write in chain order wins. Adding a card
-// of a contact held replaces its device list only with a newer one
-// (contact.Newer): an older one is refused, and the devices a newer one
-// drops are no longer the contact's.
+// contact's cell key, a signed device list of the contact (contact's wire
+// form, in base64) with the list's version, the name on its card,
+// whether its safety number was compared, and who added it when. The
+// entity's ID is derived from the contact's cell key (the first 16 bytes
+// of SHA-256 of "exopeer contact entity v1", 0, key), so two devices that
+// add one cell write one entity, whose latest write of a trait in chain
+// order wins.
+//
+// A newer device list of a contact (a newer card, or one a message
+// carries) is written beside it as an exo.contact.devices trait
+// (DeviceListType: cell key, version, list, writer) whose trait ID names
+// the version ("devices." and the version in 20 digits), and the older
+// versions read are then deleted. A read takes the newest list that
+// verifies, is of the contact's cell and, in an exo.contact.devices
+// trait, sits under its own version's ID, among all the entity holds (the
+// exo.contact trait's included; of two lists of one version the one whose
+// encoding sorts first). So whatever order the chain applies the writes
+// of the cell's devices in, a device holding an older list that renames
+// or verifies the contact, or writes the older list itself, brings back
+// no older list: every device uses the newest valid list written anywhere
+// in the cell. An older list is refused (contact.ErrStale), and the
+// devices a newer one drops are no longer the contact's: message/service
+// refuses their messages.
 //
 // The cell's own device list is an entity with an exo.devices trait
 // (store.DevicesSchema), its ID derived the same way from this cell's key

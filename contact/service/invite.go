@@ -69,7 +69,10 @@ func inviteRendezvous(nameplate uint16) []byte {
 // when it expires. The cell must have a device list (on an admin, asking
 // signs one). The node serves the invite while it runs; the first
 // exchange that proves the code adds the other cell as a contact on both
-// sides and ends the invite.
+// sides and ends the invite. Each side takes the other's card only from a
+// device on that card's device list (contact.ErrNotOnCard), so a device
+// not yet on its own cell's signed list (one that joined since an admin
+// last signed it) cannot invite: ErrNotListed.
 func (s *Service) Invite(ctx context.Context, ttl time.Duration) (contact.Code, time.Time, error) {
 	if err := s.live(); err != nil {
 		return contact.Code{}, time.Time{}, err
@@ -80,7 +83,7 @@ func (s *Service) Invite(ctx context.Context, ttl time.Duration) (contact.Code, 
 	if ttl < 0 || ttl > MaxInviteTTL {
 		return contact.Code{}, time.Time{}, fmt.Errorf("%w: %v", ErrInviteTTL, ttl)
 	}
-	if _, err := s.Card(ctx, ""); err != nil {
+	if _, err := s.ownCard(ctx); err != nil {
 		return contact.Code{}, time.Time{}, err
 	}
 	s.imu.Lock()
@@ -258,7 +261,8 @@ func (s *Service) byCell(ctx context.Context, card *contact.Card) (Contact, erro
 // rendezvous on the DHT), and blocks until the exchange succeeds or ctx
 // ends. Nameplates are public, so a peer that says it has no such invite
 // is asked again later; one that proved another code (contact.ErrWrongCode)
-// is not asked again.
+// or sent a card it is not on (contact.ErrNotOnCard) is not asked again.
+// ErrNotListed: this device is not on its own cell's signed list yet.
 func (s *Service) Accept(ctx context.Context, code, name string) (Added, error) {
 	if err := s.live(); err != nil {
 		return Added{}, err
@@ -270,7 +274,7 @@ func (s *Service) Accept(ctx context.Context, code, name string) (Added, error) 
 	if name != "" && !contact.ValidName(name) {
 		return Added{}, fmt.Errorf("%w: %q", contact.ErrBadName, name)
 	}
-	mine, err := s.Card(ctx, "")
+	mine, err := s.ownCard(ctx)
 	if err != nil {
 		return Added{}, err
 	}
@@ -300,7 +304,7 @@ func (s *Service) Accept(ctx context.Context, code, name string) (Added, error) 
 			if hint == nil || telling(err) >= telling(hint) {
 				hint = fmt.Errorf("from %s: %w", id, err)
 			}
-			if errors.Is(err, contact.ErrWrongCode) {
+			if errors.Is(err, contact.ErrWrongCode) || errors.Is(err, contact.ErrNotOnCard) {
 				asked[id] = -1
 			}
 		}
@@ -315,6 +319,20 @@ func (s *Service) Accept(ctx context.Context, code, name string) (Added, error) 
 		case <-t.C:
 		}
 	}
+}
+
+// ownCard is the card this device hands out in an invite exchange: the
+// other side takes it only from a device on its device list
+// (contact.ErrNotOnCard), so ErrNotListed when this one is not.
+func (s *Service) ownCard(ctx context.Context) (*contact.Card, error) {
+	c, err := s.Card(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	if !c.Devices.Has(s.self) {
+		return nil, fmt.Errorf("%w (version %d names %d devices)", ErrNotListed, c.Devices.Version, len(c.Devices.Devices))
+	}
+	return c, nil
 }
 
 // telling ranks an accept attempt's error: a code the peer proved wrong

@@ -27,6 +27,7 @@ var (
 	ErrSelf         = errors.New("contact: that is this cell's own card")
 	ErrNoDeviceList = errors.New("contact: this cell's device list is not signed yet: run `exopeer contact card` once on an admin device (one that holds the cell key); it keeps it up to date from then on")
 	ErrTooMany      = errors.New("contact: too many contacts")
+	ErrNotListed    = errors.New("contact: this device is not on its cell's signed device list yet, and another cell takes a card by code only from a device on it: invite or accept on a device that is, or once an admin device signed the list again (it does within seconds of seeing the roster)")
 	ErrClosed       = errors.New("contact: service closed")
 )
 

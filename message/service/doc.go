@@ -55,7 +55,11 @@
 // # Bounds
 //
 // A frame's length is checked before its body is allocated; a stream
-// reads one frame under Config.Timeout; the resource manager bounds the
-// streams of each peer on the protocol (peer/resources.go); sessions are
+// reads one frame under Config.Timeout; a peer on no contact's current
+// list (a device its cell removed) is refused before anything is read,
+// so it holds no stream for that time (TestUnlistedPeerHoldsNoStream);
+// the resource manager bounds the inbound streams of each peer on the
+// protocol, 16 at once by default (network.resources.protocol_peer_streams,
+// peer/resources.go, TestResourceLimitsPerProtocol); sessions are
 // kept only with devices of contacts, at most MaxSessions each.
 package service
