@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ var (
 	latencyN = flag.Int("loopbench.latency", 500, "messages sent one after another for BenchmarkMessagesTwoProcesses's latency")
 	sustainN = flag.Int("loopbench.sustain", 4000, "messages sent by the parallel senders of BenchmarkMessagesTwoProcesses")
 	senders  = flag.Int("loopbench.senders", 16, "parallel senders of BenchmarkMessagesTwoProcesses")
+	profiles = flag.String("loopbench.cpuprofile", "", "a dir where BenchmarkMessagesTwoProcesses's nodes write CPU profiles of their whole run, a.pprof and b.pprof (EXOPEER_CPUPROFILE)")
 )
 
 // BenchmarkMessagesTwoProcesses runs two exopeer nodes on loopback, a and
@@ -35,13 +37,14 @@ var (
 // after another, p50 and p99 in ms, and (b) the messages/s of
 // -loopbench.sustain messages sent by -loopbench.senders senders at once,
 // and the CPU-ms per message of both processes then (utime + stime from
-// /proc/PID/stat). One handshake (the first message) comes before both.
+// /proc/PID/stat). With -loopbench.cpuprofile, each node writes a CPU
+// profile of its run. One handshake (the first message) comes before both.
 func BenchmarkMessagesTwoProcesses(b *testing.B) {
 	bin := netnstest.Binary(b)
 	for range b.N {
 		b.StopTimer()
-		na := start(b, bin, "a", nil)
-		nb := start(b, bin, "b", nil, bootArgs(b, na)...)
+		na := start(b, bin, "a", profileEnv("a"))
+		nb := start(b, bin, "b", profileEnv("b"), bootArgs(b, na)...)
 		ctx, cancel := context.WithTimeout(b.Context(), stepLimit)
 		contacts(b, ctx, na, nb)
 		text := string(make([]byte, 0, 100))
@@ -82,6 +85,15 @@ func BenchmarkMessagesTwoProcesses(b *testing.B) {
 		checkInbox(b, ctx, nb.c, *latencyN+*sustainN+1)
 		cancel()
 	}
+}
+
+// profileEnv is the environment that makes node name write its CPU
+// profile into -loopbench.cpuprofile, if set.
+func profileEnv(name string) []string {
+	if *profiles == "" {
+		return nil
+	}
+	return []string{"EXOPEER_CPUPROFILE=" + filepath.Join(*profiles, name+".pprof")}
 }
 
 // contacts makes a cell on each node and each cell a contact of the
