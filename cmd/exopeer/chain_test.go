@@ -17,14 +17,15 @@ import (
 	"github.com/exopeer/exopeer/chain/replica"
 )
 
-// runNode runs `exopeer run` in-process on dir until the returned stop is
-// called (or the test ends); stop returns its exit code and output.
-func runNode(t *testing.T, dir string) (stop func() (int, string)) {
+// runNode runs `exopeer run` in-process on dir (with the flags extra)
+// until the returned stop is called (or the test ends); stop returns its
+// exit code and output.
+func runNode(t *testing.T, dir string, extra ...string) (stop func() (int, string)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- Main(ctx, []string{"run", "--dir", dir}, &out, &errb) }()
+	go func() { done <- Main(ctx, append([]string{"run", "--dir", dir}, extra...), &out, &errb) }()
 	waitFor(t, 20*time.Second, "the node to start", func() bool { return strings.Contains(out.String(), "press Ctrl-C") })
 	code, stopped := 0, false
 	stop = func() (int, string) {

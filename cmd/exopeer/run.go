@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -86,6 +87,13 @@ func cmdRun(ctx context.Context, cmd *cli.Command) error {
 	for _, p := range d.MadePrivate {
 		log.Warn("other users could enter this dir; made it private (0700)", "path", p)
 	}
+	if path := os.Getenv(cpuProfileEnv); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	opts, err := peer.NodeOptions(d, log) // --bootstrap is in d.Config
 	if err != nil {
 		return err
@@ -157,6 +165,28 @@ func shutdown(log *slog.Logger, stdout io.Writer, api *server.Server, node *peer
 	case <-sctx.Done():
 		return fmt.Errorf("stop: parts of the node did not stop within %v; exiting anyway, the data dir left open", stopTimeout)
 	}
+}
+
+// cpuProfileEnv names a file to which `exopeer run` writes a CPU profile
+// of the whole run (go tool pprof reads it), for measurements such as
+// internal/loopbench's; not a setting of the node.
+const cpuProfileEnv = "EXOPEER_CPUPROFILE"
+
+// startCPUProfile starts profiling the process to the file path; the
+// returned stop ends it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cpuProfileEnv, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", cpuProfileEnv, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func firstErr(errs ...error) error {

@@ -410,6 +410,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 			},
 			sendVerb(),
 			inboxVerb(),
+			chatVerb(),
 			{
 				Name:   "config",
 				Usage:  "the node's configuration",
