@@ -330,3 +330,29 @@ func TestExactlyOnce(t *testing.T) {
 		t.Fatalf("Bob's cell holds %+v", ms)
 	}
 }
+
+// TestDeviceOnTwoLists: a cell may sign a list naming any peer ID, so a
+// device can be on the lists of two contacts. Mallory's list names Bob's
+// device; Bob's messages to Alice, who has both as contacts (Mallory
+// first), are still delivered and recorded in the conversation with Bob.
+func TestDeviceOnTwoLists(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "mallory")
+	alice, bob, mallory := devs[0], devs[1], devs[2]
+	ctx := t.Context()
+	pub := mallory.cell.Public().(ed25519.PublicKey)
+	claim := contact.NewDeviceList(pub, 2, []peer.ID{mallory.h.ID(), bob.h.ID()})
+	if err := claim.Sign(mallory.cell); err != nil {
+		t.Fatal(err)
+	}
+	alice.befriend("Mallory", &device{list: claim})
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	m, err := bob.svc.Send(ctx, "Alice", "from bob")
+	if err != nil || m.State != Delivered {
+		t.Fatalf("bob sends: %+v, %v; want delivered", m, err)
+	}
+	ms := alice.store.messages()
+	if len(ms) != 1 || ms[0].Conversation != hexKey(bob.cell.Public().(ed25519.PublicKey)) {
+		t.Fatalf("alice holds %+v, want bob's message in the conversation with Bob", ms)
+	}
+}
