@@ -201,6 +201,9 @@ func (s *Service) check(pt []byte, from peer.ID, cs []contactservice.Contact) (*
 	if env.Device != from {
 		return nil, contactservice.Contact{}, errors.New("message: envelope of another device than the stream's")
 	}
+	if own, err := s.cellKey(); err != nil || !env.To.Equal(own) {
+		return nil, contactservice.Contact{}, errors.New("message: envelope for another cell")
+	}
 	if env.Devices != nil {
 		if _, err := contact.Newer(c.Devices, env.Devices); err != nil {
 			return nil, contactservice.Contact{}, err

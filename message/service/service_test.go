@@ -308,7 +308,7 @@ func TestExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &message.Envelope{Cell: alice.cell.Public().(ed25519.PublicKey), Device: alice.h.ID(), Text: "once"}
+	env := &message.Envelope{Cell: alice.cell.Public().(ed25519.PublicKey), To: bob.cell.Public().(ed25519.PublicKey), Device: alice.h.ID(), Text: "once"}
 	id, err := message.ParseID(m.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -354,5 +354,28 @@ func TestDeviceOnTwoLists(t *testing.T) {
 	ms := alice.store.messages()
 	if len(ms) != 1 || ms[0].Conversation != hexKey(bob.cell.Public().(ed25519.PublicKey)) {
 		t.Fatalf("alice holds %+v, want bob's message in the conversation with Bob", ms)
+	}
+}
+
+// TestMessageForAnotherCell: Mallory's list names Bob's device, so
+// Alice's message to Mallory goes to it; Bob, whose contact Alice is,
+// must not record it as Alice's message to him (the envelope names the
+// cell it is for).
+func TestMessageForAnotherCell(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "mallory")
+	alice, bob, mallory := devs[0], devs[1], devs[2]
+	ctx := t.Context()
+	claim := contact.NewDeviceList(mallory.cell.Public().(ed25519.PublicKey), 2, []peer.ID{bob.h.ID()})
+	if err := claim.Sign(mallory.cell); err != nil {
+		t.Fatal(err)
+	}
+	alice.befriend("Bob", bob)
+	alice.befriend("Mallory", &device{list: claim})
+	bob.befriend("Alice", alice)
+	if _, err := alice.svc.Send(ctx, "Mallory", "for Mallory only"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("alice sends to Mallory through Bob's device: %v, want ErrUnreachable", err)
+	}
+	if got := texts(bob.store.messages()); len(got) != 0 {
+		t.Fatalf("bob recorded %q, meant for another cell", got)
 	}
 }
