@@ -8,12 +8,13 @@
 //
 // # Envelope
 //
-// What the ratchet seals, version 1 (EnvelopeVersion), big-endian, in
+// What the ratchet seals, version 2 (EnvelopeVersion), big-endian, in
 // this order:
 //
-//	version (1) = 1
+//	version (1) = 2
 //	message ID (16, random, drawn by the sending device)
 //	sender cell key (32, Ed25519)
+//	recipient cell key (32, Ed25519): the cell the message is for
 //	sender device: length (1, 1..64), peer ID bytes
 //	sent (8): Unix milliseconds of the sending device, >= 0
 //	seq (8): the sending device's counter of the messages it sent
@@ -29,7 +30,11 @@
 // cell's, or does not name the sending device. The list travels when it
 // changed since the sending device's last message to the receiving
 // device; the receiver replaces the one it holds with it when it is newer
-// (contact.Newer), and refuses the message when it is older.
+// (contact.Newer), and refuses the message when it is older. The
+// receiver refuses an envelope whose recipient cell is not its own: any
+// cell can sign a list naming any peer ID, so a device may be on the
+// lists of two cells, and a message sent to one must not be taken by
+// the other as sent to it. (Version 1 had no recipient cell.)
 //
 // # Order
 //

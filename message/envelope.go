@@ -17,13 +17,13 @@ import (
 // Caps and versions of the envelope (doc.go has the layout).
 const (
 	// EnvelopeVersion is the version byte of the envelope's encoding.
-	EnvelopeVersion = 1
+	EnvelopeVersion = 2
 	// IDSize is the size of a message ID.
 	IDSize = 16
 	// MaxText is the longest text of a message, in bytes of UTF-8.
 	MaxText = 4096
 	// MaxEnvelope is the longest encoded envelope.
-	MaxEnvelope = 1 + IDSize + ed25519.PublicKeySize + 1 + contact.MaxPeerIDLen + 8 + 8 + 2 + MaxText + 1 + 2 + contact.MaxDeviceListLen
+	MaxEnvelope = 1 + IDSize + 2*ed25519.PublicKeySize + 1 + contact.MaxPeerIDLen + 8 + 8 + 2 + MaxText + 1 + 2 + contact.MaxDeviceListLen
 )
 
 // Errors of envelopes.
@@ -62,6 +62,10 @@ type Envelope struct {
 	// Cell is the sender's cell key; Device the sending device.
 	Cell   ed25519.PublicKey
 	Device peer.ID
+	// To is the key of the cell the message is for: a device may be on
+	// the lists of more than one cell (any cell can sign a list naming
+	// any peer ID), so the receiver checks it is its own.
+	To ed25519.PublicKey
 	// Sent is the sending device's time, Unix milliseconds (>= 0), never
 	// lower than that of its previous message; Seq the device's counter
 	// of the messages it sent. Together with Device they are the order key.
@@ -86,6 +90,8 @@ func (e *Envelope) check() error {
 		return fmt.Errorf("%w: text is not UTF-8", ErrBadEnvelope)
 	case len(e.Cell) != ed25519.PublicKeySize:
 		return fmt.Errorf("%w: cell key of %d bytes", ErrBadEnvelope, len(e.Cell))
+	case len(e.To) != ed25519.PublicKeySize:
+		return fmt.Errorf("%w: recipient cell key of %d bytes", ErrBadEnvelope, len(e.To))
 	case len(e.Device) == 0 || len(e.Device) > contact.MaxPeerIDLen:
 		return fmt.Errorf("%w: device ID of %d bytes", ErrBadEnvelope, len(e.Device))
 	case e.Sent < 0:
@@ -115,6 +121,7 @@ func (e *Envelope) Encode() ([]byte, error) {
 	b = append(b, EnvelopeVersion)
 	b = append(b, e.ID[:]...)
 	b = append(b, e.Cell...)
+	b = append(b, e.To...)
 	b = append(b, byte(len(e.Device)))
 	b = append(b, e.Device...)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Sent))
@@ -144,6 +151,7 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	e := &Envelope{}
 	copy(e.ID[:], d.take(IDSize))
 	e.Cell = ed25519.PublicKey(bytes.Clone(d.take(ed25519.PublicKeySize)))
+	e.To = ed25519.PublicKey(bytes.Clone(d.take(ed25519.PublicKeySize)))
 	e.Device = peer.ID(d.take(d.u8()))
 	e.Sent = int64(d.u64())
 	e.Seq = d.u64()

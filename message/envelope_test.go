@@ -25,7 +25,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("list %v: does not encode back to the same bytes (%v)", withList, err)
 		}
-		if got.ID != e.ID || !got.Cell.Equal(e.Cell) || got.Device != e.Device || got.Sent != e.Sent || got.Seq != e.Seq || got.Text != e.Text {
+		if got.ID != e.ID || !got.Cell.Equal(e.Cell) || !got.To.Equal(e.To) || got.Device != e.Device || got.Sent != e.Sent || got.Seq != e.Seq || got.Text != e.Text {
 			t.Fatalf("list %v: decoded %+v, want %+v", withList, got, e)
 		}
 		if (got.Devices != nil) != withList {
@@ -50,6 +50,7 @@ func TestEnvelopeRefused(t *testing.T) {
 		{"empty text", func() *Envelope { e := sample(t, false); e.Text = ""; return e }(), ErrBadEnvelope},
 		{"text not UTF-8", func() *Envelope { e := sample(t, false); e.Text = "\xff"; return e }(), ErrBadEnvelope},
 		{"short cell key", func() *Envelope { e := sample(t, false); e.Cell = e.Cell[:31]; return e }(), ErrBadEnvelope},
+		{"no recipient cell", func() *Envelope { e := sample(t, false); e.To = nil; return e }(), ErrBadEnvelope},
 		{"no device", func() *Envelope { e := sample(t, false); e.Device = ""; return e }(), ErrBadEnvelope},
 		{"negative time", func() *Envelope { e := sample(t, false); e.Sent = -1; return e }(), ErrBadEnvelope},
 		{"list of another cell", otherCell, ErrBadEnvelope},
@@ -67,7 +68,7 @@ func TestEnvelopeRefused(t *testing.T) {
 		b    []byte
 	}{
 		{"empty", nil},
-		{"other version", append([]byte{2}, good[1:]...)},
+		{"other version", append([]byte{1}, good[1:]...)},
 		{"truncated", good[:len(good)-1]},
 		{"trailing byte", append(bytes.Clone(good), 0)},
 		{"too long", make([]byte, MaxEnvelope+1)},

@@ -58,6 +58,7 @@ func sample(t testing.TB, withList bool) *Envelope {
 	e := &Envelope{
 		ID:     ID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
 		Cell:   cellKey(1).Public().(ed25519.PublicKey),
+		To:     cellKey(2).Public().(ed25519.PublicKey),
 		Device: deviceID(t, 10),
 		Sent:   1_790_000_000_123,
 		Seq:    7,

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -43,14 +44,14 @@ func (s *Service) serve(st network.Stream) {
 	defer cancel()
 	from := st.Conn().RemotePeer()
 	answer := message.Refusal()
-	c, err := s.contactOf(ctx, from)
+	cs, err := s.contactsOf(ctx, from)
 	if err == nil {
 		var f message.Frame
 		if f, err = readFrame(bufio.NewReader(st)); err != nil {
 			return // a stream that breaks the protocol is reset
 		}
 		var id message.ID
-		if id, err = s.receive(ctx, from, c, f); err == nil {
+		if id, err = s.receive(ctx, from, cs, f); err == nil {
 			answer = message.Ack(id)
 		}
 	}
@@ -65,27 +66,34 @@ func (s *Service) serve(st network.Stream) {
 	ok = err == nil
 }
 
-// contactOf returns the contact whose current device list names id.
-func (s *Service) contactOf(ctx context.Context, id peer.ID) (contactservice.Contact, error) {
+// contactsOf returns the contacts whose current device list names id:
+// any cell may sign a list naming any peer ID, so there may be more than
+// one; the envelope's cell says which one a message is of.
+func (s *Service) contactsOf(ctx context.Context, id peer.ID) ([]contactservice.Contact, error) {
 	cs, err := s.cons.List(ctx)
 	if err != nil {
-		return contactservice.Contact{}, err
+		return nil, err
 	}
+	var out []contactservice.Contact
 	for _, c := range cs {
 		if c.Devices.Has(id) {
-			return c, nil
+			out = append(out, c)
 		}
 	}
-	return contactservice.Contact{}, errNotContact
+	if len(out) == 0 {
+		return nil, errNotContact
+	}
+	return out, nil
 }
 
-// receive opens f from the device from of contact c, checks it, records
+// receive opens f from the device from of one of the contacts cs (those
+// whose lists name it), checks it, records
 // the message in this cell's chain and stores the session; it returns
 // the message's ID to acknowledge. Any failure leaves the stored
 // sessions, the prekeys and the chain as they were (a message recorded
 // before a later failure is recorded once more, harmlessly, when it
 // comes again).
-func (s *Service) receive(ctx context.Context, from peer.ID, c contactservice.Contact, f message.Frame) (message.ID, error) {
+func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice.Contact, f message.Frame) (message.ID, error) {
 	pub, err := from.ExtractPublicKey()
 	if err != nil {
 		return message.ID{}, fmt.Errorf("message: key of %s: %w", from, err)
@@ -115,6 +123,7 @@ func (s *Service) receive(ctx context.Context, from peer.ID, c contactservice.Co
 		return message.ID{}, err
 	}
 	var env *message.Envelope
+	var c contactservice.Contact
 	opened := -1
 	for i := range r.sessions {
 		// Decrypt changes the session only if it opens the message; a
@@ -123,7 +132,7 @@ func (s *Service) receive(ctx context.Context, from peer.ID, c contactservice.Co
 		if err != nil {
 			continue
 		}
-		if env, err = s.check(pt, from, c); err != nil {
+		if env, c, err = s.check(pt, from, cs); err != nil {
 			return message.ID{}, err
 		}
 		opened = i
@@ -140,7 +149,7 @@ func (s *Service) receive(ctx context.Context, from peer.ID, c contactservice.Co
 			if err != nil {
 				return err
 			}
-			if env, err = s.check(pt, from, c); err != nil {
+			if env, c, err = s.check(pt, from, cs); err != nil {
 				return err
 			}
 			fresh = sess
@@ -176,24 +185,29 @@ func (s *Service) receive(ctx context.Context, from peer.ID, c contactservice.Co
 	return env.ID, nil
 }
 
-// check decodes an opened envelope and checks that it is the contact's
-// and the stream's device's, and that a device list it carries is not
-// older than the one held (contact.Newer).
-func (s *Service) check(pt []byte, from peer.ID, c contactservice.Contact) (*message.Envelope, error) {
+// check decodes an opened envelope and checks that it is of one of the
+// contacts cs (returned) and the stream's device's, and that a device
+// list it carries is not older than the one held (contact.Newer).
+func (s *Service) check(pt []byte, from peer.ID, cs []contactservice.Contact) (*message.Envelope, contactservice.Contact, error) {
 	env, err := message.DecodeEnvelope(pt)
 	if err != nil {
-		return nil, err
+		return nil, contactservice.Contact{}, err
 	}
-	if !env.Cell.Equal(c.Cell()) {
-		return nil, errors.New("message: envelope of another cell than the contact's")
+	i := slices.IndexFunc(cs, func(c contactservice.Contact) bool { return env.Cell.Equal(c.Cell()) })
+	if i < 0 {
+		return nil, contactservice.Contact{}, errors.New("message: envelope of another cell than the contact's")
 	}
+	c := cs[i]
 	if env.Device != from {
-		return nil, errors.New("message: envelope of another device than the stream's")
+		return nil, contactservice.Contact{}, errors.New("message: envelope of another device than the stream's")
+	}
+	if own, err := s.cellKey(); err != nil || !env.To.Equal(own) {
+		return nil, contactservice.Contact{}, errors.New("message: envelope for another cell")
 	}
 	if env.Devices != nil {
 		if _, err := contact.Newer(c.Devices, env.Devices); err != nil {
-			return nil, err
+			return nil, contactservice.Contact{}, err
 		}
 	}
-	return env, nil
+	return env, c, nil
 }

@@ -39,7 +39,7 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	if err != nil {
 		return Message{}, err
 	}
-	env := &message.Envelope{Cell: own, Device: s.self, Text: text}
+	env := &message.Envelope{Cell: own, To: c.Cell(), Device: s.self, Text: text}
 	if err := s.read(env.ID[:]); err != nil {
 		return Message{}, err
 	}

@@ -308,7 +308,7 @@ func TestExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &message.Envelope{Cell: alice.cell.Public().(ed25519.PublicKey), Device: alice.h.ID(), Text: "once"}
+	env := &message.Envelope{Cell: alice.cell.Public().(ed25519.PublicKey), To: bob.cell.Public().(ed25519.PublicKey), Device: alice.h.ID(), Text: "once"}
 	id, err := message.ParseID(m.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -328,5 +328,54 @@ func TestExactlyOnce(t *testing.T) {
 	ms := bob.store.messages()
 	if len(ms) != 1 || ms[0].ID != m.ID || ms[0].Order != m.Order {
 		t.Fatalf("Bob's cell holds %+v", ms)
+	}
+}
+
+// TestDeviceOnTwoLists: a cell may sign a list naming any peer ID, so a
+// device can be on the lists of two contacts. Mallory's list names Bob's
+// device; Bob's messages to Alice, who has both as contacts (Mallory
+// first), are still delivered and recorded in the conversation with Bob.
+func TestDeviceOnTwoLists(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "mallory")
+	alice, bob, mallory := devs[0], devs[1], devs[2]
+	ctx := t.Context()
+	pub := mallory.cell.Public().(ed25519.PublicKey)
+	claim := contact.NewDeviceList(pub, 2, []peer.ID{mallory.h.ID(), bob.h.ID()})
+	if err := claim.Sign(mallory.cell); err != nil {
+		t.Fatal(err)
+	}
+	alice.befriend("Mallory", &device{list: claim})
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	m, err := bob.svc.Send(ctx, "Alice", "from bob")
+	if err != nil || m.State != Delivered {
+		t.Fatalf("bob sends: %+v, %v; want delivered", m, err)
+	}
+	ms := alice.store.messages()
+	if len(ms) != 1 || ms[0].Conversation != hexKey(bob.cell.Public().(ed25519.PublicKey)) {
+		t.Fatalf("alice holds %+v, want bob's message in the conversation with Bob", ms)
+	}
+}
+
+// TestMessageForAnotherCell: Mallory's list names Bob's device, so
+// Alice's message to Mallory goes to it; Bob, whose contact Alice is,
+// must not record it as Alice's message to him (the envelope names the
+// cell it is for).
+func TestMessageForAnotherCell(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "mallory")
+	alice, bob, mallory := devs[0], devs[1], devs[2]
+	ctx := t.Context()
+	claim := contact.NewDeviceList(mallory.cell.Public().(ed25519.PublicKey), 2, []peer.ID{bob.h.ID()})
+	if err := claim.Sign(mallory.cell); err != nil {
+		t.Fatal(err)
+	}
+	alice.befriend("Bob", bob)
+	alice.befriend("Mallory", &device{list: claim})
+	bob.befriend("Alice", alice)
+	if _, err := alice.svc.Send(ctx, "Mallory", "for Mallory only"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("alice sends to Mallory through Bob's device: %v, want ErrUnreachable", err)
+	}
+	if got := texts(bob.store.messages()); len(got) != 0 {
+		t.Fatalf("bob recorded %q, meant for another cell", got)
 	}
 }
