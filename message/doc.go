@@ -30,7 +30,8 @@
 // cell's, or does not name the sending device. The list travels when it
 // changed since the sending device's last message to the receiving
 // device; the receiver replaces the one it holds with it when it is newer
-// (contact.Newer), and refuses the message when it is older. The
+// (contact.Newer), and ignores it when it is older (the sending device
+// is on the list it holds, or the stream was refused before it was read). The
 // receiver refuses an envelope whose recipient cell is not its own: any
 // cell can sign a list naming any peer ID, so a device may be on the
 // lists of two cells, and a message sent to one must not be taken by

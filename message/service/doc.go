@@ -31,9 +31,10 @@
 // no session opens is answered on the prekeys (prekey.Accept:
 // ratchet.Respond under their lock, stored if it succeeds), and its
 // header's Ed25519 key must be the stream's peer's. The envelope must be
-// the contact's cell's and the stream's device's, and a device list it
-// carries must not be older than the one held (it replaces an older
-// one: contact/service.UpdateDevices). The message is then recorded
+// the contact's cell's and the stream's device's; a device list it
+// carries replaces an older one held (contact/service.UpdateDevices),
+// and is ignored when it is older (a current device whose cell's store
+// lags: the device is on the list held, so its message stands). The message is then recorded
 // (state "delivered", idempotent by its entity ID), the session stored
 // (made the newest), and only then acknowledged. Any failure is a
 // refusal with no detail, and leaves the sessions, the prekeys and the

@@ -187,7 +187,8 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 
 // check decodes an opened envelope and checks that it is of one of the
 // contacts cs (returned) and the stream's device's, and that a device
-// list it carries is not older than the one held (contact.Newer).
+// list it carries is valid for the contact (contact.Newer); an older one
+// is dropped from the envelope, not refused.
 func (s *Service) check(pt []byte, from peer.ID, cs []contactservice.Contact) (*message.Envelope, contactservice.Contact, error) {
 	env, err := message.DecodeEnvelope(pt)
 	if err != nil {
@@ -205,7 +206,14 @@ func (s *Service) check(pt []byte, from peer.ID, cs []contactservice.Contact) (*
 		return nil, contactservice.Contact{}, errors.New("message: envelope for another cell")
 	}
 	if env.Devices != nil {
-		if _, err := contact.Newer(c.Devices, env.Devices); err != nil {
+		switch _, err := contact.Newer(c.Devices, env.Devices); {
+		case errors.Is(err, contact.ErrStale):
+			// A current device whose cell's store lags sends the list it
+			// holds: the message stands (the device is on the list held,
+			// checked before the stream was read), the older list is not
+			// taken.
+			env.Devices = nil
+		case err != nil:
 			return nil, contactservice.Contact{}, err
 		}
 	}

@@ -263,20 +263,26 @@ func TestRemovedDevice(t *testing.T) {
 	if got := texts(alice.store.messages()); !slices.Equal(got, []string{"from bob2", "bob2 is gone"}) {
 		t.Fatalf("alice holds %q", got)
 	}
-	// bob2 still holds the older list and sends it: refused too, had it
-	// still been on a list (contact.Newer: older refused). Shown by a
-	// device that is on Alice's list sending an older one.
+	// bob's store lags behind its cell: bob holds and sends the older list
+	// again. bob is on the list Alice holds, so its message stands; the
+	// older list is not taken.
 	bob.cons.mu.Lock()
 	bob.cons.own = both
 	bob.cons.mu.Unlock()
 	_ = bob.svc.Close()
 	_ = bob.ds.Delete(ctx, sessionKey(alice.h.ID())) // so that the list goes along again
 	bob.start(t)
-	if _, err := bob.svc.Send(ctx, "Alice", "old list"); !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("a message with an older list: %v, want ErrUnreachable", err)
+	if _, err := bob.svc.Send(ctx, "Alice", "old list"); err != nil {
+		t.Fatalf("a current device sending an older list: %v, want delivered", err)
 	}
-	if got := texts(alice.store.messages()); len(got) != 2 {
+	if got := texts(alice.store.messages()); !slices.Equal(got, []string{"from bob2", "bob2 is gone", "old list"}) {
 		t.Fatalf("alice holds %q", got)
+	}
+	if c, _ := alice.cons.Get(ctx, "Bob"); c.Devices.Version != 3 || c.Devices.Has(bob2.h.ID()) {
+		t.Fatalf("an older list came back: alice holds Bob's list version %d, devices %v", c.Devices.Version, c.Devices.Devices)
+	}
+	if _, err := bob2.svc.Send(ctx, "Alice", "still me, again"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("bob2 sends after its removal, with the older list on its side: %v, want ErrUnreachable", err)
 	}
 }
 
