@@ -107,7 +107,7 @@ func TestMessages(t *testing.T) {
 		// between cells, and on the message protocols, no cell key may
 		// show.
 		cellOf := map[peer.ID]int{a0.ID: 1, a1.ID: 1, b0.ID: 2, b1.ID: 2, c0.ID: 3}
-		var captured, across [][]byte
+		var captured, across, onMessages [][]byte
 		var protos []protocol.ID
 		stop := n.Capture(func(from, to peer.ID, p protocol.ID, b []byte) {
 			cmu.Lock()
@@ -116,6 +116,9 @@ func TestMessages(t *testing.T) {
 			if cellOf[from] != cellOf[to] || p == messages.Protocol || p == prekey.Protocol {
 				across = append(across, b)
 				protos = append(protos, p)
+			}
+			if p == messages.Protocol {
+				onMessages = append(onMessages, b)
 			}
 		})
 		marker := fmt.Sprintf("marker-%d-", seed)
@@ -249,6 +252,19 @@ func TestMessages(t *testing.T) {
 			for i, b := range across {
 				if bytes.Contains(b, k) {
 					fail("a cell key is in the clear on %s", protos[i])
+				}
+			}
+		}
+		// No device's identity X25519 key either: an initial header seals
+		// it (its bundle, a public record under its peer ID, carries it).
+		if len(onMessages) == 0 {
+			fail("nothing captured on the message protocol")
+		}
+		for _, nd := range []*Node{a0, a1, b0, b1} {
+			ik := nd.Peer().Prekeys().Bundle().Identity
+			for _, b := range onMessages {
+				if bytes.Contains(b, ik[:]) {
+					fail("node %d's identity X25519 key is in the clear on %s", nd.Index, messages.Protocol)
 				}
 			}
 		}
