@@ -4,6 +4,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -12,10 +13,13 @@ import (
 
 const (
 	// InitialHeaderVersion is the version byte of an initial message's header.
-	InitialHeaderVersion = 1
-	// initialHeaderSize is a header's size without PQXDH; PQXDH adds the ML-KEM
-	// key id and ciphertext.
-	initialHeaderSize   = 1 + 1 + 1 + 32 + 32 + 64 + 32 + 4 + 4
+	InitialHeaderVersion = 2
+	// identitySealedSize is IK_A and its signature, sealed (AES-256-GCM).
+	identitySealedSize = 32 + 64 + gcmTag
+	// initialClearSize is a header's clear part without PQXDH; PQXDH adds
+	// the ML-KEM key id and ciphertext. The sealed identity follows it.
+	initialClearSize    = 1 + 1 + 1 + 32 + 32 + 4 + 4
+	initialHeaderSize   = initialClearSize + identitySealedSize
 	initialHeaderPQSize = initialHeaderSize + 4 + KEMCiphertextSize
 	// adPrefix starts the associated data of every session.
 	adPrefix = "exopeer-ad-v1"
@@ -35,13 +39,20 @@ const (
 // InitialHeader is what an initial message carries before its first
 // Double Ratchet message: who the initiator is, its ephemeral key, which
 // of the responder's prekeys it used, and (PQXDH) the ML-KEM ciphertext.
+//
+// On the wire the initiator's identity key and its signature are sealed
+// under a key from DH3 (doc.go): a header made by InitiateSecret holds
+// that key and MarshalBinary seals them; ParseInitialHeader keeps the
+// sealed bytes and leaves Identity and IdentitySig zero, and
+// RespondSecret opens them. A header from neither cannot be encoded.
 type InitialHeader struct {
 	// SigningKey is the initiator's Ed25519 public key (its libp2p key);
 	// the shell checks it is a device it expects.
 	SigningKey [32]byte
-	// Identity is the initiator's identity X25519 public key (IK_A).
+	// Identity is the initiator's identity X25519 public key (IK_A),
+	// sealed on the wire.
 	Identity [32]byte
-	// IdentitySig is SigningKey's signature of Identity.
+	// IdentitySig is SigningKey's signature of Identity, sealed on the wire.
 	IdentitySig [64]byte
 	// Ephemeral is the initiator's ephemeral X25519 public key (EK_A).
 	Ephemeral [32]byte
@@ -55,23 +66,20 @@ type InitialHeader struct {
 	PQ            bool
 	KEMID         uint32
 	KEMCiphertext []byte
+
+	seal   *[44]byte // the initiator's sealing key and nonce (identityKey)
+	sealed []byte    // the sealed identity, as parsed
 }
 
-// MarshalBinary encodes h (doc.go); it never fails.
-func (h *InitialHeader) MarshalBinary() ([]byte, error) {
-	n := initialHeaderSize
-	if h.PQ {
-		n = initialHeaderPQSize
-	}
-	out := make([]byte, 0, n)
+// appendClear appends the header's clear part: the sealed identity's
+// associated data.
+func (h *InitialHeader) appendClear(out []byte) []byte {
 	pq := byte(0)
 	if h.PQ {
 		pq = 1
 	}
 	out = append(out, InitialHeaderVersion, byte(h.Kind), pq)
 	out = append(out, h.SigningKey[:]...)
-	out = append(out, h.Identity[:]...)
-	out = append(out, h.IdentitySig[:]...)
 	out = append(out, h.Ephemeral[:]...)
 	out = binary.BigEndian.AppendUint32(out, h.SignedPrekeyID)
 	out = binary.BigEndian.AppendUint32(out, h.PrekeyID)
@@ -79,12 +87,41 @@ func (h *InitialHeader) MarshalBinary() ([]byte, error) {
 		out = binary.BigEndian.AppendUint32(out, h.KEMID)
 		out = append(out, h.KEMCiphertext...)
 	}
-	return out, nil
+	return out
+}
+
+// identityKey is the sealed identity's AES-256-GCM key and nonce:
+// HKDF(salt = 32 zero bytes, ikm = DH3, info = p.InitialIdentity), 44
+// bytes, the key then the nonce. DH3 is new with each ephemeral key, so a
+// key seals one identity.
+func identityKey(p *Params, dh3 []byte) *[44]byte {
+	var b [44]byte
+	hkdfInto(b[:], dh3, zeroSalt[:], p.InitialIdentity)
+	return &b
+}
+
+// MarshalBinary encodes h (doc.go), sealing its identity; a header
+// neither made by InitiateSecret nor parsed is an error.
+func (h *InitialHeader) MarshalBinary() ([]byte, error) {
+	n := initialHeaderSize
+	if h.PQ {
+		n = initialHeaderPQSize
+	}
+	out := h.appendClear(make([]byte, 0, n))
+	switch {
+	case h.seal != nil:
+		plain := append(h.Identity[:], h.IdentitySig[:]...)
+		return newGCM(h.seal[:32]).Seal(out, h.seal[32:], plain, out), nil
+	case len(h.sealed) == identitySealedSize:
+		return append(out, h.sealed...), nil
+	}
+	return nil, errors.New("ratchet: an initial header neither made by InitiateSecret nor parsed has no sealing key")
 }
 
 // ParseInitialHeader reads an initial message's header from the start of
 // data and returns it and the rest of data (the first Double Ratchet
-// message). Any failure is ErrRefused: data comes from a peer.
+// message). The identity stays sealed: RespondSecret opens it. Any failure
+// is ErrRefused: data comes from a peer.
 func ParseInitialHeader(data []byte) (*InitialHeader, []byte, error) {
 	if len(data) < initialHeaderSize || data[0] != InitialHeaderVersion {
 		return nil, nil, ErrRefused
@@ -105,8 +142,6 @@ func ParseInitialHeader(data []byte) (*InitialHeader, []byte, error) {
 	}
 	d := hsDecoder{b: data[3:]}
 	d.copy(h.SigningKey[:])
-	d.copy(h.Identity[:])
-	d.copy(h.IdentitySig[:])
 	d.copy(h.Ephemeral[:])
 	h.SignedPrekeyID = d.uint32()
 	h.PrekeyID = d.uint32()
@@ -114,7 +149,29 @@ func ParseInitialHeader(data []byte) (*InitialHeader, []byte, error) {
 		h.KEMID = d.uint32()
 		h.KEMCiphertext = append([]byte(nil), d.take(KEMCiphertextSize)...)
 	}
+	h.sealed = append([]byte(nil), d.take(identitySealedSize)...)
 	return h, d.b, nil
+}
+
+// openIdentity opens a parsed header's sealed identity under dh3 (the
+// responder's DH3) and returns IK_A and its signature, or false. A header
+// not parsed (made by InitiateSecret in this process) is taken as it is.
+func (h *InitialHeader) openIdentity(p *Params, dh3 []byte) (ik [32]byte, sig [64]byte, ok bool) {
+	if h.sealed == nil {
+		return h.Identity, h.IdentitySig, true
+	}
+	k := identityKey(p, dh3)
+	n := initialClearSize
+	if h.PQ {
+		n += 4 + len(h.KEMCiphertext)
+	}
+	plain, err := newGCM(k[:32]).Open(nil, k[32:], h.sealed, h.appendClear(make([]byte, 0, n)))
+	if err != nil || len(plain) != 96 {
+		return ik, sig, false
+	}
+	copy(ik[:], plain[:32])
+	copy(sig[:], plain[32:])
+	return ik, sig, true
 }
 
 // Encapsulation is an ML-KEM-1024 encapsulation to a bundle's ML-KEM key
@@ -226,6 +283,7 @@ func InitiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *
 		}
 	}
 	s := handshakeSecret(p, dhs, enc)
+	h.seal = identityKey(p, dhs[2])
 	if enc != nil {
 		h.PQ, h.KEMID, h.KEMCiphertext = true, b.KEM.ID, append([]byte(nil), enc.Ciphertext...)
 	}
@@ -245,8 +303,11 @@ func handshakeSecret(p *Params, dhs [4][]byte, enc *Encapsulation) Secret {
 // against ours at now (Unix seconds), self being the responder's own
 // Ed25519 public key (its libp2p key, bound in the AD), and returns the Secret, the
 // associated data and the signed prekey's private key (the responder's
-// first ratchet key pair). It refuses, with ErrRefused and ours
-// unchanged: a bad identity signature; a signed prekey id that is neither
+// first ratchet key pair). A parsed h's identity is opened under DH3
+// (DH(SPK_B, EK_A)) with the header's clear bytes as associated data;
+// a header made by InitiateSecret is taken as it is. It refuses, with
+// ErrRefused and ours unchanged: a sealed identity that does not open
+// (a changed header byte); a bad identity signature; a signed prekey id that is neither
 // the current one nor the previous one within its grace period; an
 // ephemeral key already seen under that signed prekey (the replay guard),
 // or an ephemeral or identity key not canonically encoded;
@@ -259,20 +320,25 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 	if len(self) != ed25519.PublicKeySize {
 		return Secret{}, nil, nil, fmt.Errorf("ratchet: the responder's Ed25519 key is %d bytes, want %d", len(self), ed25519.PublicKeySize)
 	}
-	if !ed25519.Verify(ed25519.PublicKey(h.SigningKey[:]), identityMessage(&h.Identity), h.IdentitySig[:]) {
-		return Secret{}, nil, nil, ErrRefused
-	}
-	ik := ours.IdentityPublic()
-	if h.Identity == ik { // a device does not answer itself
-		return Secret{}, nil, nil, ErrRefused
-	}
-	if !canonicalX25519(&h.Ephemeral) || !canonicalX25519(&h.Identity) {
+	if !canonicalX25519(&h.Ephemeral) {
 		// Another encoding of a key X25519 reads the same: the replay
 		// guard, which holds the bytes, would not know it.
 		return Secret{}, nil, nil, ErrRefused
 	}
 	spk := ours.signedByID(h.SignedPrekeyID, now)
 	if spk == nil || ours.seen.Seen(spk.id, h.Ephemeral) {
+		return Secret{}, nil, nil, ErrRefused
+	}
+	dh3, err := hsDH(spk.key, h.Ephemeral[:]) // DH3 = DH(SPK_B, EK_A)
+	if err != nil {
+		return Secret{}, nil, nil, ErrRefused
+	}
+	ikA, sig, ok := h.openIdentity(p, dh3)
+	if !ok || !ed25519.Verify(ed25519.PublicKey(h.SigningKey[:]), identityMessage(&ikA), sig[:]) {
+		return Secret{}, nil, nil, ErrRefused
+	}
+	ik := ours.IdentityPublic()
+	if ikA == ik || !canonicalX25519(&ikA) { // a device does not answer itself
 		return Secret{}, nil, nil, ErrRefused
 	}
 	var fourth *ecdh.PrivateKey
@@ -298,17 +364,19 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 		}
 		enc = &Encapsulation{SharedKey: ss}
 	}
-	var dhs [4][]byte
-	var err error
+	dhs := [4][]byte{2: dh3}
 	for i, pair := range [4]struct {
 		priv *ecdh.PrivateKey
 		pub  []byte
 	}{
-		{spk.key, h.Identity[:]},        // DH1 = DH(SPK_B, IK_A)
+		{spk.key, ikA[:]},               // DH1 = DH(SPK_B, IK_A)
 		{ours.identity, h.Ephemeral[:]}, // DH2 = DH(IK_B, EK_A)
-		{spk.key, h.Ephemeral[:]},       // DH3 = DH(SPK_B, EK_A)
+		{},                              // DH3, above
 		{fourth, h.Ephemeral[:]},        // DH4 = DH(OPK_B or LRK_B, EK_A)
 	} {
+		if pair.priv == nil {
+			continue
+		}
 		if dhs[i], err = hsDH(pair.priv, pair.pub); err != nil {
 			return Secret{}, nil, nil, ErrRefused
 		}
@@ -318,5 +386,5 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 		delete(ours.oneTime, h.PrekeyID)
 	}
 	ours.seen.Add(spk.id, h.Ephemeral)
-	return s, handshakeAD(&h.SigningKey, &h.Identity, (*[32]byte)(self), &ik), spk.key, nil
+	return s, handshakeAD(&h.SigningKey, &ikA, (*[32]byte)(self), &ik), spk.key, nil
 }

@@ -266,9 +266,9 @@ func TestParseInitialHeaderRefuses(t *testing.T) {
 		{"empty", nil},
 		{"short", wire[:initialHeaderSize-1]},
 		{"PQ without its ciphertext", wire[:initialHeaderPQSize-1]},
-		{"version", append([]byte{2}, wire[1:]...)},
-		{"kind", append([]byte{1, 0}, wire[2:]...)},
-		{"pq flag", append([]byte{1, 1, 2}, wire[3:]...)},
+		{"version 1", append([]byte{1}, wire[1:]...)},
+		{"kind", append([]byte{2, 0}, wire[2:]...)},
+		{"pq flag", append([]byte{2, 1, 2}, wire[3:]...)},
 	} {
 		if _, _, err := ParseInitialHeader(tc.data); !errors.Is(err, ErrRefused) {
 			t.Errorf("%s: got %v, want ErrRefused", tc.name, err)
@@ -306,5 +306,50 @@ func TestADBindsSigningKeys(t *testing.T) {
 	}
 	if bytes.Equal(ad, ad2) {
 		t.Fatal("Alice (to Mallory) and Bob agree on the AD: Bob would take a conversation meant for Mallory")
+	}
+}
+
+// TestInitialHeaderSealsIdentity: the encoded header does not hold the
+// initiator's identity X25519 key or its signature in the clear, and a
+// change of any byte of it (the clear bytes are the sealed identity's
+// associated data) is refused, with the responder's state unchanged.
+func TestInitialHeaderSealsIdentity(t *testing.T) {
+	for _, pq := range []bool{false, true} {
+		a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 2, hsNow)
+		_, _, h := hsInitiate(t, a, b, pq)
+		wire := hsMarshal(t, h)
+		if want := map[bool]int{false: 187, true: 1759}[pq]; len(wire) != want {
+			t.Fatalf("pq %v: header of %d bytes, want %d", pq, len(wire), want)
+		}
+		ik := a.keys.IdentityPublic()
+		if bytes.Contains(wire, ik[:]) || bytes.Contains(wire, h.IdentitySig[:]) {
+			t.Fatalf("pq %v: the header carries IK_A or its signature in the clear", pq)
+		}
+		parsed, _, err := ParseInitialHeader(wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if parsed.Identity != ([32]byte{}) {
+			t.Fatal("a parsed header names IK_A before the responder opened it")
+		}
+		before := hsMarshal(t, b.keys)
+		for i := range wire {
+			if i == 1 || i == 2 { // kind and PQ flag: the parser's own checks
+				continue
+			}
+			changed := slices.Clone(wire)
+			changed[i] ^= 1
+			p, _, err := ParseInitialHeader(changed)
+			if err != nil {
+				continue
+			}
+			if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, p, hsNow); !errors.Is(err, ErrRefused) {
+				t.Fatalf("pq %v: byte %d changed: got %v, want ErrRefused", pq, i, err)
+			}
+			samePrekeys(t, b.keys, before)
+		}
+		if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, parsed, hsNow); err != nil {
+			t.Fatalf("pq %v: the header as sent: %v", pq, err)
+		}
 	}
 }

@@ -27,6 +27,9 @@ type Params struct {
 	Root string
 	// Message is the info that expands a message key ("WhisperMessageKeys").
 	Message string
+	// InitialIdentity is the info of the key that seals the initiator's
+	// identity key in an initial header (no counterpart in libsignal).
+	InitialIdentity string
 }
 
 // Exopeer is the protocol exopeer speaks, version 1.
@@ -35,6 +38,8 @@ var Exopeer = Params{
 	PQHandshake: "exopeer_PQXDH_X25519_SHA-256_ML-KEM-1024_v1",
 	Root:        "exopeer_Ratchet_v1",
 	Message:     "exopeer_MessageKeys_v1",
+	// InitialIdentity seals IK_A and its signature in an initial header.
+	InitialIdentity: "exopeer_InitialIdentity_v1",
 }
 
 // Secret is what a handshake agrees on, 96 bytes of HKDF output: the

@@ -30,6 +30,7 @@ HANDSHAKE = b"exopeer_X3DH_X25519_SHA-256_v1"
 PQHANDSHAKE = b"exopeer_PQXDH_X25519_SHA-256_ML-KEM-1024_v1"
 ROOT = b"exopeer_Ratchet_v1"
 MESSAGE = b"exopeer_MessageKeys_v1"
+INITIAL_IDENTITY = b"exopeer_InitialIdentity_v1"
 
 VERSION = 0x01
 OVERHEAD = 85
@@ -260,13 +261,26 @@ def check_handshake(path, pq):
         check(name + " secret.nhkb", nhkb, h("secret.nhkb"))
         ad = b"exopeer-ad-v1" + ed_a + pub(ik_a) + ed_b + pub(ik_b)
         check(name + " AD", ad, h("AD"))
-        hdr = bytes([1, kind, 1 if pq else 0]) + ed_a + pub(ik_a)
-        hdr += ed_sign(h("A.ed25519.seed"), b"exopeer-identity-v1" + pub(ik_a))
+        # Header, version 2: the clear part, then IK_A and its signature
+        # sealed under HKDF(DH3) with the clear part as associated data.
+        hdr = bytes([2, kind, 1 if pq else 0]) + ed_a
         hdr += pub(ek_a) + u32(int(c["B.signed.id"])) + u32(pk_id)
         if pq:
             hdr += u32(int(c["B.mlkem.id"])) + h("mlkem.ciphertext")
+        sig = ed_sign(h("A.ed25519.seed"), b"exopeer-identity-v1" + pub(ik_a))
+        seal = hkdf(b"\0" * 32, dhs[2], INITIAL_IDENTITY, 44)
+        hdr += AESGCM(seal[:32]).encrypt(seal[32:], pub(ik_a) + sig, hdr)
         check(name + " header", hdr, h("header"))
-        check(name + " header size", len(hdr), 1743 if pq else 171)
+        check(name + " header size", len(hdr), 1759 if pq else 187)
+        # The responder's side: DH3 from the clear EK_A opens the identity.
+        wire = h("header")
+        clear, sealed = wire[:-112], wire[-112:]
+        seal_b = hkdf(b"\0" * 32, dh(spk_b, clear[35:67]), INITIAL_IDENTITY, 44)
+        opened = AESGCM(seal_b[:32]).decrypt(seal_b[32:], sealed, clear)
+        check(name + " opened IK_A", opened[:32], pub(ik_a))
+        check(name + " opened signature verifies", ed_verify(
+            ed_a, opened[32:], b"exopeer-identity-v1" + opened[:32]), True)
+        check(name + " IK_A not in the clear", pub(ik_a) in wire, False)
 
 
 # --- Double Ratchet with header encryption --------------------------------
