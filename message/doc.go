@@ -60,7 +60,9 @@
 // length is checked before anything is allocated for it):
 //
 //	1 initial    ratchet's initial header, then the first ratchet message
-//	             (ratchet.ParseInitialHeader splits them)
+//	             (ratchet.ParseInitialHeader splits them); an observer
+//	             sees the initiator's Ed25519 key (its peer ID), not its
+//	             identity X25519 key, which the header seals
 //	2 session    a ratchet message of a session under way
 //	3 ack        the message ID (16) recorded by the receiving cell
 //	4 refusal    empty: refused, with no detail (not a contact, a device

@@ -26,7 +26,9 @@
 // The KDFs (kdf.go), with the info strings of Params; exopeer's are those
 // of Exopeer, in ASCII: Handshake "exopeer_X3DH_X25519_SHA-256_v1",
 // PQHandshake "exopeer_PQXDH_X25519_SHA-256_ML-KEM-1024_v1", Root
-// "exopeer_Ratchet_v1", Message "exopeer_MessageKeys_v1".
+// "exopeer_Ratchet_v1", Message "exopeer_MessageKeys_v1", InitialIdentity
+// "exopeer_InitialIdentity_v1" (it seals the initial header's identity,
+// below; libsignal has no counterpart).
 //
 //   - handshake: HKDF(salt = 32 zero bytes, ikm = F || DH1 || DH2 || DH3
 //     [|| DH4] [|| SS], info = Params.Handshake or Params.PQHandshake),
@@ -160,20 +162,43 @@
 // these steps for fixed keys.
 //
 // The initial message is the header then the first Double Ratchet message
-// (ParseInitialHeader returns both). Header, version 1 (InitialHeaderVersion):
-// version (1) = 1; kind (1): 1 one-time, 2 last-resort; PQ flag (1): 0 or
-// 1; A's Ed25519 public key (32); IK_A (32); IK_A's signature (64, the
-// identity message above); EK_A (32); SPK_B's id (4); PK_B's id (4); if
-// PQ: the ML-KEM key's id (4) and the ciphertext (1568). 171 bytes, 1743
-// with PQ. The shell checks that A's Ed25519 key is a device it talks to.
+// (ParseInitialHeader returns both). Header, version 2
+// (InitialHeaderVersion; version 1, which carried IK_A in the clear, is
+// refused), byte by byte, its clear part first:
+//
+//	length  field
+//	1       version = 2
+//	1       kind: 1 one-time, 2 last-resort
+//	1       PQ flag: 0 or 1
+//	32      ED_A, A's Ed25519 public key (its peer ID)
+//	32      EK_A
+//	4       SPK_B's id
+//	4       PK_B's id
+//	4       if PQ: the ML-KEM key's id
+//	1568    if PQ: the ML-KEM ciphertext
+//	112     sealed identity: AES-256-GCM(key, nonce, IK_A (32) || IK_A's
+//	        signature (64, the identity message above), associated data =
+//	        every byte above), 96 bytes of ciphertext, then the 16-byte tag
+//
+// 187 bytes, 1759 with PQ. The key and nonce are HKDF(salt = 32 zero
+// bytes, ikm = DH3, info = Params.InitialIdentity =
+// "exopeer_InitialIdentity_v1"), 44 bytes: the key (32), then the nonce
+// (12). As Noise's IK pattern seals the initiator's static key, the
+// responder computes DH3 = DH(SPK_B, EK_A) before it knows IK_A; DH3 is
+// new with each EK_A, so a key seals one identity, and an observer of the
+// links sees ED_A (the peer ID, which the transport names anyway) but not
+// IK_A. The associated data binds every clear byte: a change of any of
+// them makes the identity not open. The shell checks that A's Ed25519 key
+// is a device it talks to.
 //
 // The responder (RespondSecret, given now) refuses with ErrRefused, and
-// changes nothing, when: IK_A's signature does not verify under A's
-// Ed25519 key; IK_A is B's own; IK_A or EK_A is not canonical (its top bit
-// set, or u >= 2^255 - 19: X25519 reads it as another encoding of a key,
-// which the replay guard would not know); the signed prekey id is neither the
+// changes nothing, when: EK_A is not canonical (its top bit set, or u >=
+// 2^255 - 19: X25519 reads it as another encoding of a key, which the
+// replay guard would not know); the signed prekey id is neither the
 // current one nor the previous one within its grace period; EK_A is in the
-// replay guard under that signed prekey; the kind is one-time and B holds
+// replay guard under that signed prekey; DH3 is zero; the sealed identity
+// does not open; IK_A's signature does not verify under A's Ed25519 key;
+// IK_A is B's own or is not canonical; the kind is one-time and B holds
 // no one-time prekey of that id (never made, or used), or last-resort and
 // the id is not B's; PQ and the ML-KEM id is not B's or the ciphertext is
 // not 1568 bytes; a DH output is zero. (ML-KEM decapsulation never fails:
