@@ -68,6 +68,10 @@ func (rt *routes) Inbox(w http.ResponseWriter, r *http.Request, params api.Inbox
 	defer stop()
 	ms, err := svc.Inbox(ctx, params.Contact)
 	if err != nil {
+		if rt.streams.Err() != nil { // asked as the API began to close
+			writeProblem(w, http.StatusServiceUnavailable, api.ProblemUnavailable, "the control API is stopping")
+			return
+		}
 		writeMessageErr(w, err)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -210,6 +211,12 @@ func (p *chatPrinter) follow(ctx context.Context, c *client.Client, name string)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			// The node answered a moment ago: a connection it refuses or
+			// drops now is the node stopping (its stream says so when it
+			// was running already; this is the stream asked as it stopped).
+			if _, ok := errors.AsType[*net.OpError](err); ok {
+				return fmt.Errorf("the node stopped: %w", err)
 			}
 			return err
 		}
