@@ -3,8 +3,8 @@ module github.com/exopeer/exopeer
 go 1.26.8
 
 require (
-	filippo.io/edwards25519 v1.1.0
 	github.com/BurntSushi/toml v1.6.0
+	github.com/cloudflare/circl v1.6.5
 	github.com/cockroachdb/datadriven v1.0.3-0.20250407164829-2945557346d5
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/creack/pty v1.1.24
@@ -47,6 +47,7 @@ require (
 
 require (
 	filippo.io/bigmod v0.1.1-0.20260103110540-f8a47775ebe5 // indirect
+	filippo.io/edwards25519 v1.1.0 // indirect
 	filippo.io/keygen v0.0.0-20260114151900-8e2790ea4c5b // indirect
 	github.com/DataDog/zstd v1.5.7 // indirect
 	github.com/Jorropo/jsync v1.0.1 // indirect

@@ -168,6 +168,9 @@ var Vetted = map[string]string{
 	"github.com/minio/sha256-simd":                    "a multihash",
 	"github.com/gtank/ristretto255":                   "CPace's group",
 	"filippo.io/edwards25519":                         "ristretto255's curve",
+	"github.com/cloudflare/circl/dh/x25519":           "the ratchet's X25519 (constant time, faster than crypto/ecdh's)",
+	"github.com/cloudflare/circl/math/fp25519":        "imported by CIRCL's x25519",
+	"github.com/cloudflare/circl/internal/conv":       "imported by CIRCL's fp25519",
 }
 
 // under reports whether path is root or below it.
