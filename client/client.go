@@ -98,12 +98,13 @@ func Dial(dir string) (*Client, error) {
 		return nil
 	})
 	// A backstop: callers bound each call with ctx.
+	tr := transport()
 	calls, err := NewClientWithResponses(base, auth,
-		WithHTTPClient(doer{dir: dir, base: base, hc: &http.Client{Timeout: 5 * time.Minute}, capped: true}))
+		WithHTTPClient(doer{dir: dir, base: base, hc: &http.Client{Transport: tr, Timeout: 5 * time.Minute}, capped: true}))
 	if err != nil {
 		return nil, fmt.Errorf("control api at %s: %w", base, err)
 	}
-	stream, err := NewClient(base, auth, WithHTTPClient(doer{dir: dir, base: base, hc: &http.Client{}}))
+	stream, err := NewClient(base, auth, WithHTTPClient(doer{dir: dir, base: base, hc: &http.Client{Transport: tr}}))
 	if err != nil {
 		return nil, fmt.Errorf("control api at %s: %w", base, err)
 	}
@@ -307,6 +308,24 @@ func readLines[L any](ctx context.Context, body io.Reader, what string, end func
 // doer sends the requests of the generated client: a node that refuses
 // connections is ErrNotRunning; capped answers are read up to maxAnswer
 // bytes.
+// MaxIdleConns is how many idle connections to its node a Client keeps
+// for reuse. net/http's default transport keeps 2 per host, so a program
+// that makes more calls at once (16 sends) closed and opened a loopback
+// connection for most of them; a connection costs both ends a handshake
+// and leaves a socket in TIME_WAIT.
+const MaxIdleConns = 64
+
+// transport is the Client's: net/http's default one, keeping
+// MaxIdleConns idle connections to the node. The node is on loopback:
+// no proxy.
+func transport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.MaxIdleConns = MaxIdleConns
+	tr.MaxIdleConnsPerHost = MaxIdleConns
+	return tr
+}
+
 type doer struct {
 	dir, base string
 	hc        *http.Client

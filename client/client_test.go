@@ -2,10 +2,15 @@ package client_test
 
 import (
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/exopeer/exopeer/client"
@@ -160,5 +165,49 @@ func TestDialRefusesABrokenToken(t *testing.T) {
 				t.Errorf("Dial with token file %q: %v, want an error naming the file", tt.token, err)
 			}
 		})
+	}
+}
+
+// TestConcurrentCallsReuseConnections: 16 callers at once, 10 calls each,
+// open at most 16 connections to the node (net/http's default transport
+// keeps 2 idle per host: it opened one for most calls).
+func TestConcurrentCallsReuseConnections(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"x"}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	dir := t.TempDir()
+	d, err := datadir.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := os.WriteFile(filepath.Join(dir, datadir.APIFile), []byte(srv.Listener.Addr().String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callers, calls = 16, 10
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for range calls {
+				_, _ = c.ID(t.Context()) // the answer's shape does not matter here
+			}
+		})
+	}
+	wg.Wait()
+	if n := opened.Load(); n > callers {
+		t.Errorf("%d callers × %d calls opened %d connections, want at most %d", callers, calls, n, callers)
 	}
 }
