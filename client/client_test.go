@@ -168,12 +168,24 @@ func TestDialRefusesABrokenToken(t *testing.T) {
 	}
 }
 
-// TestConcurrentCallsReuseConnections: 16 callers at once, 10 calls each,
-// open at most 16 connections to the node (net/http's default transport
-// keeps 2 idle per host: it opened one for most calls).
+// TestConcurrentCallsReuseConnections: 16 calls at once need 16
+// connections; 16 more at once, once those are done, reuse them
+// (net/http's default transport keeps 2 idle per host: it opened 14 new
+// ones). The server holds each wave's calls until all 16 are in.
 func TestConcurrentCallsReuseConnections(t *testing.T) {
+	const callers = 16
 	var opened atomic.Int64
+	var mu sync.Mutex
+	in, release := 0, make(chan struct{})
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ch := release
+		if in++; in == callers {
+			close(release)
+			in, release = 0, make(chan struct{})
+		}
+		mu.Unlock()
+		<-ch
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"id":"x"}`))
 	}))
@@ -197,17 +209,20 @@ func TestConcurrentCallsReuseConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const callers, calls = 16, 10
-	var wg sync.WaitGroup
-	for range callers {
-		wg.Go(func() {
-			for range calls {
-				_, _ = c.ID(t.Context()) // the answer's shape does not matter here
-			}
-		})
+	wave := func() {
+		var wg sync.WaitGroup
+		for range callers {
+			wg.Go(func() { _, _ = c.ID(t.Context()) }) // the answer's shape does not matter here
+		}
+		wg.Wait()
 	}
-	wg.Wait()
-	if n := opened.Load(); n > callers {
-		t.Errorf("%d callers × %d calls opened %d connections, want at most %d", callers, calls, n, callers)
+	wave()
+	first := opened.Load()
+	wave()
+	// A connection goes back to the pool just after its call returns, so
+	// a few of the second wave may still dial; the default transport
+	// dials for 14 of them.
+	if n := opened.Load() - first; n >= callers/2 {
+		t.Errorf("a second wave of %d calls opened %d new connections (the first %d), want fewer than %d", callers, n, first, callers/2)
 	}
 }
