@@ -151,7 +151,7 @@ func (s *Service) ByDevice(ctx context.Context, id peer.ID) ([]Contact, error) {
 	return out, nil
 }
 
-// list returns a copy of the contacts, by name (nil when none).
+// copyList returns a copy of the contacts, by name (nil when none).
 func (cs *contactSet) copyList() []Contact {
 	if len(cs.list) == 0 {
 		return nil
