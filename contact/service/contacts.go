@@ -92,13 +92,19 @@ func (s *Service) write(ctx context.Context, c Contact) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.Put(ctx, c.ID, []store.Trait{{Type: ContactType, Doc: doc}}); err != nil {
+	_, err = s.store.Put(ctx, c.ID, []store.Trait{{Type: ContactType, Doc: doc}})
+	s.cache.drop() // even after an error: the write may be on the chain
+	if err != nil {
 		return fmt.Errorf("contact: write contact %q: %w", c.Name, err)
 	}
 	return nil
 }
 
-// List returns the cell's contacts, by name.
+// List returns the cell's contacts, by name. They are read from the
+// store once, then kept in memory while no commit touches a contact in
+// this node's index (on a node whose own index answers its reads; on
+// another, each call reads them). The slice is the caller's; the
+// contacts' DeviceLists are shared: do not modify them.
 func (s *Service) List(ctx context.Context) ([]Contact, error) {
 	if err := s.live(); err != nil {
 		return nil, err
@@ -106,40 +112,27 @@ func (s *Service) List(ctx context.Context) ([]Contact, error) {
 	if _, err := s.roster(); err != nil {
 		return nil, err
 	}
-	var out []Contact
-	q := store.Query{Type: ContactType, Order: "name", Limit: store.MaxLimit, Traits: []string{ContactType, DeviceListType}}
-	for {
-		pg, err := s.store.Query(ctx, q)
-		if err != nil {
-			return nil, wrapStore("list contacts", err)
-		}
-		for _, h := range pg.Hits {
-			if c, ok := decodeContact(h.Entity); ok {
-				out = append(out, c)
-			} else {
-				s.log.Warn("stored contact skipped", "entity", h.Entity.ID)
-			}
-		}
-		if len(out) > MaxContacts {
-			return nil, fmt.Errorf("contact: the cell has more than %d contacts: %w", MaxContacts, ErrTooMany)
-		}
-		if pg.Next == "" {
-			return out, nil
-		}
-		q.After = pg.Next
+	cs, err := s.contacts(ctx)
+	if err != nil {
+		return nil, err
 	}
+	return cs.copyList(), nil
 }
 
-// Get returns the contact named name, or ErrNoContact.
+// Get returns the contact named name, or ErrNoContact. It reads as List.
 func (s *Service) Get(ctx context.Context, name string) (Contact, error) {
-	cs, err := s.List(ctx)
+	if err := s.live(); err != nil {
+		return Contact{}, err
+	}
+	if _, err := s.roster(); err != nil {
+		return Contact{}, err
+	}
+	cs, err := s.contacts(ctx)
 	if err != nil {
 		return Contact{}, err
 	}
-	for _, c := range cs {
-		if c.Name == name {
-			return c, nil
-		}
+	if i, ok := cs.byName[name]; ok {
+		return cs.list[i], nil
 	}
 	return Contact{}, fmt.Errorf("%w: %q", ErrNoContact, name)
 }
@@ -250,7 +243,9 @@ func (s *Service) Remove(ctx context.Context, name string) (Contact, error) {
 	if err != nil {
 		return Contact{}, err
 	}
-	if _, err := s.store.Delete(ctx, c.ID, nil); err != nil {
+	_, err = s.store.Delete(ctx, c.ID, nil)
+	s.cache.drop()
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return Contact{}, fmt.Errorf("%w: %q", ErrNoContact, name)
 		}

@@ -73,13 +73,33 @@ func (s *Service) DeviceList(ctx context.Context) (*contact.DeviceList, error) {
 	return l, nil
 }
 
-// heldList reads the cell's device list from the store: nil if there is
-// none (or none that verifies: it is logged).
+// heldList returns the cell's device list held in the store: nil if
+// there is none (or none that verifies: it is logged). It is read once,
+// then kept in memory while no commit touches the type in this node's
+// index (as List's contacts).
 func (s *Service) heldList(ctx context.Context) (*contact.DeviceList, error) {
 	r, err := s.roster()
 	if err != nil {
 		return nil, err
 	}
+	o, err := s.own.get(ctx, func() (uint64, bool) {
+		return s.store.TypesVersion(ctx, DevicesType)
+	}, func(ctx context.Context) (ownList, error) {
+		l, err := s.readHeldList(ctx, r)
+		return ownList{cell: r.Cell, l: l}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !o.cell.Equal(r.Cell) { // kept for the cell the node was in
+		s.own.drop()
+		return s.readHeldList(ctx, r)
+	}
+	return o.l, nil
+}
+
+// readHeldList reads the device list of cell r from the store.
+func (s *Service) readHeldList(ctx context.Context, r *cell.Roster) (*contact.DeviceList, error) {
 	e, err := s.store.Get(ctx, devicesEntity(r.Cell), []string{DevicesType})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -155,7 +175,9 @@ func (s *Service) publish(ctx context.Context) (*contact.DeviceList, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.store.Put(ctx, devicesEntity(l.Cell), []store.Trait{{Type: DevicesType, Doc: doc}}); err != nil {
+	_, err = s.store.Put(ctx, devicesEntity(l.Cell), []store.Trait{{Type: DevicesType, Doc: doc}})
+	s.own.drop()
+	if err != nil {
 		return nil, fmt.Errorf("contact: write the cell's device list: %w", err)
 	}
 	s.log.Info("device list signed", "version", l.Version, "devices", len(l.Devices))

@@ -135,6 +135,15 @@ func (v *view) Delete(_ context.Context, id store.EntityID, traits []store.Trait
 	return storeservice.Written{Entity: id}, nil
 }
 
+// TypesVersion moves whenever what the view sees may have changed (a
+// write, a freeze, a thaw): the service keeps its contacts in memory
+// between, as on a store node.
+func (v *view) TypesVersion(context.Context, ...string) (uint64, bool) {
+	v.s.mu.Lock()
+	defer v.s.mu.Unlock()
+	return uint64(len(v.s.log))<<32 | uint64(v.at+1), true
+}
+
 // Query answers entities with a trait of q.Type, in one page.
 func (v *view) Query(_ context.Context, q store.Query) (store.Page, error) {
 	v.s.mu.Lock()

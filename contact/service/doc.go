@@ -37,4 +37,19 @@
 // roster's version moves past the list's (it looks every Config.Check),
 // so every member can print the cell's card. A cell that never used
 // contacts writes no list.
+//
+// # In memory
+//
+// List, Get and ByDevice (the contacts whose current device list names a
+// device: a message's sender) are served from the contacts as one query
+// read them, decoded and their lists verified once, by name and by
+// device, kept while the store's TypesVersion of exo.contact and
+// exo.contact.devices stays the same (on a node whose own index answers
+// its reads; a node that reads from a store member queries every time).
+// So a device a newer list drops is no longer any contact's as soon as
+// that list is in this node's index, whichever device of the cell wrote
+// it. The set is replaced whole, never changed in place, and the
+// service's own writes drop it before they return; MaxContacts bounds
+// it. The cell's own device list (DeviceList, read on every send) is
+// kept the same way under exo.devices.
 package service

@@ -109,7 +109,9 @@ func (s *Service) writeList(ctx context.Context, c Contact, l *contact.DeviceLis
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.Put(ctx, c.ID, []store.Trait{{Type: DeviceListType, ID: listTrait(l.Version), Doc: doc}}); err != nil {
+	_, err = s.store.Put(ctx, c.ID, []store.Trait{{Type: DeviceListType, ID: listTrait(l.Version), Doc: doc}})
+	s.cache.drop()
+	if err != nil {
 		return fmt.Errorf("contact: write the device list of %q: %w", c.Name, err)
 	}
 	var older []store.TraitID
@@ -123,7 +125,9 @@ func (s *Service) writeList(ctx context.Context, c Contact, l *contact.DeviceLis
 	}
 	if len(older) > 0 {
 		// ErrNotFound: another device deleted one already.
-		if _, err := s.store.Delete(ctx, c.ID, older); err != nil && !errors.Is(err, store.ErrNotFound) {
+		_, err := s.store.Delete(ctx, c.ID, older)
+		s.cache.drop()
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Warn("older device lists not deleted", "entity", c.ID, "err", err)
 		}
 	}

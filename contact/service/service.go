@@ -52,6 +52,10 @@ type Store interface {
 	Put(ctx context.Context, e store.EntityID, traits []store.Trait) (storeservice.Written, error)
 	Delete(ctx context.Context, e store.EntityID, traits []store.TraitID) (storeservice.Written, error)
 	Query(ctx context.Context, q store.Query) (store.Page, error)
+	// TypesVersion is a number that moves whenever a commit touches one
+	// of the trait types, and true, when this node's own index answers
+	// its reads; false when it cannot tell. It does not block.
+	TypesVersion(ctx context.Context, types ...string) (uint64, bool)
 }
 
 // Config tunes a Service. Zero fields mean the defaults.
@@ -124,6 +128,12 @@ type Service struct {
 	// node signed and stored, or found stored, last (nil: none yet).
 	pmu  sync.Mutex
 	mine *contact.DeviceList
+
+	// cache is the cell's contacts, own its device list held, kept while
+	// their types' version is the same (cache.go); bounded by
+	// MaxContacts, and one list.
+	cache kept[*contactSet]
+	own   kept[ownList]
 }
 
 // New returns a Service that has started nothing.

@@ -52,6 +52,18 @@ func (f *fakeContacts) List(context.Context) ([]contactservice.Contact, error) {
 	return slices.Clone(f.cs), nil
 }
 
+func (f *fakeContacts) ByDevice(_ context.Context, id peer.ID) ([]contactservice.Contact, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []contactservice.Contact
+	for _, c := range f.cs {
+		if c.Devices.Has(id) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeContacts) DeviceList(context.Context) (*contact.DeviceList, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

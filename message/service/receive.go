@@ -70,20 +70,14 @@ func (s *Service) serve(st network.Stream) {
 // any cell may sign a list naming any peer ID, so there may be more than
 // one; the envelope's cell says which one a message is of.
 func (s *Service) contactsOf(ctx context.Context, id peer.ID) ([]contactservice.Contact, error) {
-	cs, err := s.cons.List(ctx)
+	cs, err := s.cons.ByDevice(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	var out []contactservice.Contact
-	for _, c := range cs {
-		if c.Devices.Has(id) {
-			out = append(out, c)
-		}
-	}
-	if len(out) == 0 {
+	if len(cs) == 0 {
 		return nil, errNotContact
 	}
-	return out, nil
+	return cs, nil
 }
 
 // receive opens f from the device from of one of the contacts cs (those

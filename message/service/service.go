@@ -48,6 +48,9 @@ var (
 type Contacts interface {
 	Get(ctx context.Context, name string) (contactservice.Contact, error)
 	List(ctx context.Context) ([]contactservice.Contact, error)
+	// ByDevice returns the contacts whose current device list names the
+	// device (none: nil).
+	ByDevice(ctx context.Context, id peer.ID) ([]contactservice.Contact, error)
 	// DeviceList is this cell's own signed device list.
 	DeviceList(ctx context.Context) (*contact.DeviceList, error)
 	UpdateDevices(ctx context.Context, l *contact.DeviceList) (contactservice.Contact, bool, error)

@@ -97,7 +97,9 @@ func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) 
 		}
 	}
 	if err == nil {
+		ix.types.begin(w.types) // see TypesVersion
 		_, err = ix.wc.ExecContext(ctx, `COMMIT`)
+		ix.types.end(w.types)
 	}
 	if err != nil {
 		_, rerr := ix.wc.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
@@ -116,6 +118,8 @@ type writer struct {
 	ents map[store.EntityID]*entState
 	// traits and entities are the changes to the live counts so far.
 	traits, entities int64
+	// types are the trait types this transaction touched (types.go).
+	types typeSet
 }
 
 // entState is an entity as the writer knows it: its tomb, and its number
@@ -278,6 +282,9 @@ func (w *writer) op(a at, o *store.Op) error {
 		if es.tomb != nil && es.tomb.compare(a) >= 0 {
 			return nil
 		}
+		if err := w.touchEntity(ent); err != nil {
+			return err
+		}
 		if err := w.exec(st.setTomb, ent, int64(a.clock), a.key, a.op); err != nil {
 			return err
 		}
@@ -343,6 +350,9 @@ func (w *writer) op(a at, o *store.Op) error {
 		if old.at.compare(a) >= 0 {
 			return nil // a later write wins, or this one again
 		}
+		if err := w.touchRow(old); err != nil {
+			return err
+		}
 		if err := w.drop(old); err != nil {
 			return err
 		}
@@ -355,6 +365,9 @@ func (w *writer) op(a at, o *store.Op) error {
 		}
 	}
 	w.changed = true
+	if o.Kind == store.OpPutTrait {
+		w.touch(t.Type)
+	}
 	es.live += delta
 	w.traits += delta
 	var mod []byte

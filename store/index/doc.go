@@ -101,6 +101,26 @@
 // such watch) nor for a reader: a slow reader gets the changes since its
 // last event, coalesced.
 //
+// A round runs again only the watches whose types a commit touched
+// since their page (TypesVersion of the query's Type and of the trait
+// types it returns): an inbox watch is not run for a contact's change. A
+// watch of any type, of every trait (Traits nil: an entity may gain a
+// trait of any type) or of words (a rank depends on every text) runs for
+// every commit.
+//
+// # Types' versions
+//
+// Apply notes the trait types each commit touches: the type of a trait
+// put, of a live trait replaced or deleted, of each live trait of an
+// entity deleted (Reset: all). TypesVersion(types...) is a number that
+// moves whenever a commit touched one of them, read from memory (atomics,
+// no SQLite), moved before Apply returns; while such a commit is under
+// way it is a number never given otherwise, so that a cache kept under
+// it is never used for data older than what a query would read. Each
+// registered type has its counter, as do the first 64 other types seen;
+// later ones share one. The numbers come from one sequence for the
+// process, so an index opened again never gives a number given before.
+//
 // # Pragmas
 //
 // WAL, so that queries read a snapshot while Apply writes; synchronous

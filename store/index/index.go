@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/exopeer/exopeer/store"
 
@@ -83,6 +84,10 @@ type Index struct {
 	mu     sync.Mutex // serialises writers; guards closed and stmts
 	closed bool
 	st     stmts
+	// typeStmts are the writer's reads of the types a commit touches
+	// (types.go), guarded by mu; types their versions.
+	typeStmts [2]*sql.Stmt
+	types     *typeVersions
 
 	rmu     sync.Mutex    // serialises refresh rounds and watches' first pages
 	rq      chan struct{} // capacity 1: a commit asks the refresher for a round
@@ -91,6 +96,10 @@ type Index struct {
 	watches map[*watch]struct{}
 	wg      sync.WaitGroup
 	done    chan struct{}
+
+	// watchRuns counts the watches' queries run by refreshes (the
+	// tests read it).
+	watchRuns atomic.Int64
 }
 
 // Open opens the index in directory path, creating it (0700) and its
@@ -144,7 +153,7 @@ func openFile(file string, reg *store.Registry, opts Options) (*Index, error) {
 	db.SetMaxOpenConns(opts.Readers + 1)
 	db.SetMaxIdleConns(opts.Readers + 1)
 	ctx := context.Background()
-	ix := &Index{reg: reg, opts: opts, db: db, fields: newFieldMap(reg), watches: make(map[*watch]struct{}), done: make(chan struct{}), rq: make(chan struct{}, 1)}
+	ix := &Index{reg: reg, opts: opts, db: db, fields: newFieldMap(reg), types: newTypeVersions(reg), watches: make(map[*watch]struct{}), done: make(chan struct{}), rq: make(chan struct{}, 1)}
 	if err := ix.open(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -300,7 +309,11 @@ func (ix *Index) Reset(ctx context.Context) error {
 	// and the next Apply panicked).
 	wctx := context.WithoutCancel(ctx)
 	ix.st.close()
+	ix.closeTypeStmts()
+	all := ix.types.all() // every type's version moves
+	ix.types.begin(all)
 	err := ix.recreate(wctx)
+	ix.types.end(all)
 	var perr error
 	ix.st, perr = prepare(wctx, ix.wc)
 	ix.mu.Unlock()
@@ -385,6 +398,7 @@ func (ix *Index) Close() error {
 	ix.closed = true
 	close(ix.done)
 	ix.st.close()
+	ix.closeTypeStmts()
 	err := ix.wc.Close()
 	ix.mu.Unlock()
 	ix.wg.Wait()

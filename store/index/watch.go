@@ -22,6 +22,12 @@ type watch struct {
 	mu  sync.Mutex
 	cur store.Page
 	err bool // the last refresh failed: the watch ends
+
+	// deps are the type slots whose commits may change the page (nil:
+	// every commit), seen their version before the page was last
+	// computed (types.go); both guarded by the index's rmu.
+	deps []int
+	seen uint64
 }
 
 // Watch runs q, sends its first page, then after each Apply that changed
@@ -52,7 +58,7 @@ func (ix *Index) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEv
 		ix.mu.Unlock()
 		return nil, fmt.Errorf("index: watch: %d open: %w", n, ErrTooManyWatches)
 	}
-	w := &watch{p: p, out: make(chan store.WatchEvent), wake: make(chan struct{}, 1)}
+	w := &watch{p: p, out: make(chan store.WatchEvent), wake: make(chan struct{}, 1), deps: ix.types.deps(q)}
 	ix.wmu.Lock()
 	ix.watches[w] = struct{}{}
 	ix.wmu.Unlock()
@@ -63,6 +69,7 @@ func (ix *Index) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEv
 	}
 	ix.wg.Add(1) // the serve goroutine's, counted before Close can wait
 	ix.mu.Unlock()
+	w.seen = ix.types.version(w.deps) // before the page's snapshot
 	first, err := ix.run(ctx, p)
 	if err != nil {
 		ix.wmu.Lock()
@@ -151,8 +158,10 @@ func (ix *Index) serve(ctx context.Context, w *watch, first store.Page) {
 	}
 }
 
-// refresh recomputes every watch's page (after a commit) and wakes the
-// watches. A watch whose query fails (the index closing) ends.
+// refresh recomputes the page of every watch whose types a commit
+// touched since its page was computed (TypesVersion of its query's type
+// and of the traits it returns) and wakes them. A watch whose query
+// fails (the index closing) ends.
 func (ix *Index) refresh(ctx context.Context) {
 	ix.rmu.Lock() // refreshes in commit order: a page never goes back
 	defer ix.rmu.Unlock()
@@ -168,12 +177,17 @@ func (ix *Index) refresh(ctx context.Context) {
 			return // closing: the watches end
 		default:
 		}
+		v := ix.types.version(w.deps) // before the snapshot the query reads
+		if v == w.seen {
+			continue // no commit touched its types: the page is the same
+		}
+		ix.watchRuns.Add(1)
 		page, err := ix.run(context.WithoutCancel(ctx), w.p)
 		w.mu.Lock()
 		if err != nil {
 			w.err = true
 		} else {
-			w.cur = page
+			w.cur, w.seen = page, v
 		}
 		w.mu.Unlock()
 		select {

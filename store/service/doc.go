@@ -45,4 +45,12 @@
 // consumer gets the difference between the page it held and the new
 // member's first page as changes; it ends when the node leaves its cell
 // (a store member ends the watches of a member removed from the cell).
+//
+// # Types' versions
+//
+// TypesVersion tells a caller that keeps what it read (the contacts'
+// cache) whether anything of some trait types changed: on a node whose
+// reads its own index answers, that index's TypesVersion, read from
+// memory; elsewhere false (a store member's index cannot be asked
+// cheaply), and the caller reads again each time.
 package service
