@@ -30,8 +30,9 @@
 // ratchet's RotationDue says so (7 days), replenishes the one-time
 // prekeys to Config.OneTime once fewer than Config.LowWater are left (75
 // of 100), stores the state, and then publishes the new bundle. It wakes
-// when the rotation is due, when Accept changed the state, and every
-// Config.CheckInterval (1 h).
+// when the rotation is due, when Accept changed the state, when a store
+// held back (see Publication) is due, and every Config.CheckInterval
+// (1 h).
 //
 // # Publication
 //
