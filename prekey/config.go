@@ -29,8 +29,8 @@ type Config struct {
 	// PublishTimeout bounds one store of the bundle on the DHT. Default
 	// 1 min.
 	PublishTimeout time.Duration
-	// PublishInterval is the least time from the start of one store of
-	// the bundle on the DHT that succeeded to the start of the next:
+	// PublishInterval is the least time from the end of a store of the
+	// bundle on the DHT that succeeded to the start of the next:
 	// changes made meanwhile (an Accept per initial message) are
 	// coalesced into one store of the latest bundle. Protocol always
 	// serves the current one. Default 10 s.
@@ -40,7 +40,7 @@ type Config struct {
 	// prekeys were used. Default 1 h.
 	CheckInterval time.Duration
 	// RetryInterval is the first wait before a failed store on the DHT is
-	// tried again (from the start of the failed one); it doubles up to
+	// tried again (from the end of the failed one); it doubles up to
 	// CheckInterval. Default 2 s: a node that has just started, before
 	// its DHT knows any peer, publishes within seconds of its first
 	// connections.

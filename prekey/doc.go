@@ -43,8 +43,8 @@
 // sequence number orders a device's bundles; the DHT record's own
 // sequence number orders the record's versions. Only the maintenance
 // loop stores it, so one store at most is under way, and a store starts
-// no sooner than Config.PublishInterval (10 s) after the start of the
-// last one that succeeded: the changes made meanwhile (an Accept per
+// no sooner than Config.PublishInterval (10 s) after the last one that
+// succeeded: the changes made meanwhile (an Accept per
 // initial message) are coalesced into one store of the latest bundle,
 // so a peer sending many initial messages does not make the device put
 // many DHT records. Protocol serves the current bundle at all times. A

@@ -285,48 +285,42 @@ func (s *Service) Stats() Stats {
 // loop is the maintenance loop: it rotates the signed prekey when due,
 // replenishes the one-time prekeys below the low-water mark, stores the
 // state, and then publishes the bundle on the DHT; it sleeps until the
-// next rotation, a change, a store due, or CheckInterval. It is the only
-// caller of publish, so one store at most is under way; a store starts
-// no sooner than PublishInterval after the start of the last one that
-// succeeded (changes meanwhile are coalesced: the latest bundle goes),
-// or than the backoff after one that failed.
+// next rotation, a change, a store held back, or CheckInterval. It is
+// the only caller of publish, so one store at most is under way; the
+// next starts no sooner than PublishInterval after one that succeeded
+// (changes meanwhile are coalesced: the latest bundle goes), or than the
+// backoff after one that failed.
 func (s *Service) loop(ctx context.Context) {
 	defer s.wg.Done()
-	var (
-		retry time.Duration // the wait after the last failed store; 0: it did not fail
-		next  time.Time     // no store starts before this; zero: any time
-	)
+	retry := time.Duration(0) // the wait after the last failed store; 0: it did not fail
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	held := time.NewTimer(0) // while it runs, no store starts
+	held.Stop()
+	defer held.Stop()
+	var gate <-chan time.Time // held.C while a store is held back, else nil
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		case <-s.wake:
+		case <-gate:
+			gate = nil
 		}
 		s.maintain(ctx)
-		if began := time.Now(); s.unpublished() && !began.Before(next) {
+		if gate == nil && s.unpublished() {
 			if err := s.publish(ctx); err != nil {
 				retry = min(max(2*retry, s.cfg.RetryInterval), s.cfg.CheckInterval)
 				s.log.Warn("prekey bundle not stored on the DHT", "err", err, "retryIn", retry)
-				next = began.Add(retry)
+				held.Reset(retry)
 			} else {
 				retry = 0
-				next = began.Add(s.cfg.PublishInterval)
+				held.Reset(s.cfg.PublishInterval)
 			}
+			gate = held.C
 		}
-		wait := min(s.cfg.CheckInterval, s.untilRotation())
-		if s.unpublished() {
-			wait = min(wait, max(time.Until(next), 0))
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(wait)
+		timer.Reset(min(s.cfg.CheckInterval, s.untilRotation()))
 	}
 }
 
