@@ -29,12 +29,21 @@ type Config struct {
 	// PublishTimeout bounds one store of the bundle on the DHT. Default
 	// 1 min.
 	PublishTimeout time.Duration
+	// PublishInterval is the least time from the end of a store of the
+	// bundle on the DHT that succeeded to the start of the next:
+	// changes made meanwhile (an Accept per initial message) are
+	// coalesced into one store of the latest bundle. Protocol always
+	// serves the current one. Default 10 s.
+	PublishInterval time.Duration
 	// CheckInterval is the longest the maintenance loop sleeps; it also
 	// wakes when the signed prekey is due for rotation and when one-time
 	// prekeys were used. Default 1 h.
 	CheckInterval time.Duration
 	// RetryInterval is the first wait before a failed store on the DHT is
-	// tried again; it doubles up to CheckInterval. Default 1 min.
+	// tried again (from the end of the failed one); it doubles up to
+	// CheckInterval. Default 2 s: a node that has just started, before
+	// its DHT knows any peer, publishes within seconds of its first
+	// connections.
 	RetryInterval time.Duration
 	// Rand is where every private key comes from. nil: the system's
 	// (the node passes a stream of its own, see peer.Options).
@@ -51,8 +60,8 @@ const DefaultOneTime = ratchet.MaxOneTimePrekeys
 func DefaultConfig() Config {
 	return Config{
 		OneTime: DefaultOneTime, LowWater: DefaultOneTime * 3 / 4, CacheSize: 1024,
-		Timeout: 10 * time.Second, PublishTimeout: time.Minute,
-		CheckInterval: time.Hour, RetryInterval: time.Minute,
+		Timeout: 10 * time.Second, PublishTimeout: time.Minute, PublishInterval: 10 * time.Second,
+		CheckInterval: time.Hour, RetryInterval: 2 * time.Second,
 	}
 }
 
@@ -73,7 +82,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	for _, f := range []struct{ v, d *time.Duration }{
-		{&c.Timeout, &d.Timeout}, {&c.PublishTimeout, &d.PublishTimeout},
+		{&c.Timeout, &d.Timeout}, {&c.PublishTimeout, &d.PublishTimeout}, {&c.PublishInterval, &d.PublishInterval},
 		{&c.CheckInterval, &d.CheckInterval}, {&c.RetryInterval, &d.RetryInterval},
 	} {
 		if *f.v == 0 {
@@ -94,7 +103,7 @@ func (c Config) validate() error {
 	if c.CacheSize < 1 {
 		return fmt.Errorf("cache size %d: %w", c.CacheSize, ErrConfig)
 	}
-	if c.Timeout < 0 || c.PublishTimeout < 0 || c.CheckInterval < 0 || c.RetryInterval < 0 {
+	if c.Timeout < 0 || c.PublishTimeout < 0 || c.PublishInterval < 0 || c.CheckInterval < 0 || c.RetryInterval < 0 {
 		return fmt.Errorf("negative duration: %w", ErrConfig)
 	}
 	return nil

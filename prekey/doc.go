@@ -30,17 +30,27 @@
 // ratchet's RotationDue says so (7 days), replenishes the one-time
 // prekeys to Config.OneTime once fewer than Config.LowWater are left (75
 // of 100), stores the state, and then publishes the new bundle. It wakes
-// when the rotation is due, when Accept changed the state, and every
-// Config.CheckInterval (1 h).
+// when the rotation is due, when Accept changed the state, when a store
+// held back (see Publication) is due, and every Config.CheckInterval
+// (1 h).
 //
 // # Publication
 //
 // The bundle (ratchet/doc.go, at most ratchet.MaxBundleSize, 5648 bytes,
 // under the DHT's 16 KiB dht.MaxValueSize) is the value of the signed DHT
 // record "prekeys" of the device's peer ID, "/exo/<peer ID>/prekeys",
-// stored at start and at every change; the DHT republishes it. Its
+// stored at start and after changes; the DHT republishes it. Its
 // sequence number orders a device's bundles; the DHT record's own
-// sequence number orders the record's versions.
+// sequence number orders the record's versions. Only the maintenance
+// loop stores it, so one store at most is under way, and a store starts
+// no sooner than Config.PublishInterval (10 s) after the last one that
+// succeeded: the changes made meanwhile (an Accept per
+// initial message) are coalesced into one store of the latest bundle,
+// so a peer sending many initial messages does not make the device put
+// many DHT records. Protocol serves the current bundle at all times. A
+// store that fails (at start, before the DHT knows a peer) is tried
+// again after Config.RetryInterval (2 s), doubling up to
+// Config.CheckInterval while it keeps failing.
 //
 // # Protocol
 //
@@ -66,5 +76,11 @@
 // nor a DHT node alter a record. The newest verified bundle of each
 // device is kept in a bounded cache (Config.CacheSize, least recently
 // used out first), and Fetch never goes back to an older one than the
-// one it holds.
+// one it holds, unless that one is Stale: its signed prekey was made
+// RotationPeriod + GracePeriod (14 days) ago or more, so the device
+// refuses it; then what Fetch finds replaces it whatever its sequence.
+// Fetch does not dial: the messaging service connects to a device
+// before it asks for its bundle (message/service), so that a device
+// that is online answers directly even before its record is on the
+// DHT; the record serves a device that is offline.
 package prekey

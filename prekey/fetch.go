@@ -21,8 +21,11 @@ import (
 // ErrWrongPeer): a peer cannot answer for another. The newest bundle of
 // each device is cached, and Fetch never returns an older one than it
 // returned before: if what it finds is not newer, it returns the cached
-// one. The bundle returned is shared: the caller must not change it. It
-// blocks until done or ctx ends.
+// one. A cached bundle whose signed prekey is past its grace period
+// (Stale) is not held to: what Fetch finds replaces it, whatever its
+// sequence (a device restored from a backup, for one). The bundle
+// returned is shared: the caller must not change it. It blocks until
+// done or ctx ends.
 func (s *Service) Fetch(ctx context.Context, id peer.ID) (*ratchet.Bundle, error) {
 	if err := s.running(); err != nil {
 		return nil, err
@@ -35,7 +38,7 @@ func (s *Service) Fetch(ctx context.Context, id peer.ID) (*ratchet.Bundle, error
 		b, err := s.fetchDirect(ctx, id)
 		if err == nil {
 			s.count(func(c *Stats) { c.Direct++ })
-			return s.cache.keep(id, b), nil
+			return s.cache.keep(id, b, s.now().Unix()), nil
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("prekey: fetch %s: %w", id, err)
@@ -53,12 +56,20 @@ func (s *Service) Fetch(ctx context.Context, id peer.ID) (*ratchet.Bundle, error
 		return nil, fmt.Errorf("prekey: fetch %s from the DHT: %w", id, errors.Join(direct, err))
 	}
 	s.count(func(c *Stats) { c.FromDHT++ })
-	return s.cache.keep(id, b), nil
+	return s.cache.keep(id, b, s.now().Unix()), nil
 }
 
-// Cached returns the newest bundle of id that Fetch verified, or nil. It
-// is shared: the caller must not change it.
-func (s *Service) Cached(id peer.ID) *ratchet.Bundle { return s.cache.get(id) }
+// Cached returns the newest bundle of id that Fetch verified, or nil (nil
+// too once it is Stale). It is shared: the caller must not change it.
+func (s *Service) Cached(id peer.ID) *ratchet.Bundle { return s.cache.get(id, s.now().Unix()) }
+
+// Stale reports whether b's signed prekey is past its grace period at now
+// (Unix seconds): made RotationPeriod + GracePeriod ago or more. Its
+// device, which rotates it after RotationPeriod and answers the previous
+// one for GracePeriod more, refuses an initial message to it.
+func Stale(b *ratchet.Bundle, now int64) bool {
+	return now-b.Signed.Created >= ratchet.RotationPeriod+ratchet.GracePeriod
+}
 
 func (s *Service) running() error {
 	s.mu.Lock()
@@ -132,8 +143,8 @@ func verify(id peer.ID, data []byte) (*ratchet.Bundle, error) {
 }
 
 // cache keeps the newest verified bundle of the devices last fetched, at
-// most max of them, the least recently used evicted first. It is safe for
-// concurrent use.
+// most max of them, the least recently used evicted first; one Stale at
+// the time asked is as good as none. It is safe for concurrent use.
 type cache struct {
 	mu  sync.Mutex
 	max int
@@ -150,15 +161,15 @@ func newCache(max int) *cache {
 	return &cache{max: max, ll: list.New(), m: map[peer.ID]*list.Element{}}
 }
 
-// keep records b as id's bundle unless the one held is as new or newer,
-// and returns the one held after.
-func (c *cache) keep(id peer.ID, b *ratchet.Bundle) *ratchet.Bundle {
+// keep records b as id's bundle unless the one held is as new or newer
+// and not Stale at now, and returns the one held after.
+func (c *cache) keep(id peer.ID, b *ratchet.Bundle, now int64) *ratchet.Bundle {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[id]; ok {
 		c.ll.MoveToFront(e)
 		ent := e.Value.(*cacheEntry)
-		if b.Replaces(ent.b) {
+		if b.Replaces(ent.b) || Stale(ent.b, now) {
 			ent.b = b
 		}
 		return ent.b
@@ -172,13 +183,21 @@ func (c *cache) keep(id peer.ID, b *ratchet.Bundle) *ratchet.Bundle {
 	return b
 }
 
-func (c *cache) get(id peer.ID) *ratchet.Bundle {
+// get returns id's bundle, or nil if none is held or it is Stale at now
+// (then it is dropped).
+func (c *cache) get(id peer.ID, now int64) *ratchet.Bundle {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[id]; ok {
-		c.ll.MoveToFront(e)
-		return e.Value.(*cacheEntry).b
+	e, ok := c.m[id]
+	if !ok {
+		return nil
 	}
+	if b := e.Value.(*cacheEntry).b; !Stale(b, now) {
+		c.ll.MoveToFront(e)
+		return b
+	}
+	c.ll.Remove(e)
+	delete(c.m, id)
 	return nil
 }
 

@@ -129,6 +129,7 @@ func TestFetchNeverGoesBack(t *testing.T) {
 		if err := respond(a, testSigner(t, 0).Public().(ed25519.PublicKey), h); err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(DefaultConfig().PublishInterval) // the store of the new bundle, coalesced
 		settle()
 		newer, err := b.Fetch(t.Context(), tn.hosts[0].ID())
 		if err != nil || newer.Sequence != 2 {
@@ -150,6 +151,7 @@ func TestFetchNeverGoesBack(t *testing.T) {
 func TestCacheBound(t *testing.T) {
 	c := newCache(3)
 	k := testPrekeys(t, "cache", 1)
+	now := int64(1_700_000_000) // when k was made
 	bundle := func(i int, seq uint64) *ratchet.Bundle {
 		b, err := k.Bundle(testSigner(t, i), seq)
 		if err != nil {
@@ -162,28 +164,40 @@ func TestCacheBound(t *testing.T) {
 		ids[i] = testID(t, i)
 	}
 	for i := range 3 {
-		c.keep(ids[i], bundle(i, 1))
+		c.keep(ids[i], bundle(i, 1), now)
 	}
-	c.get(ids[0]) // 0 is now the most recent; 1 the least
-	c.keep(ids[3], bundle(3, 1))
-	c.keep(ids[4], bundle(4, 1))
+	c.get(ids[0], now) // 0 is now the most recent; 1 the least
+	c.keep(ids[3], bundle(3, 1), now)
+	c.keep(ids[4], bundle(4, 1), now)
 	if c.len() != 3 {
 		t.Fatalf("%d held, want 3", c.len())
 	}
 	for i, want := range []bool{true, false, false, true, true} {
-		if got := c.get(ids[i]) != nil; got != want {
+		if got := c.get(ids[i], now) != nil; got != want {
 			t.Errorf("device %d held: %v, want %v", i, got, want)
 		}
 	}
 	b5 := bundle(0, 5)
-	if got := c.keep(ids[0], b5); got != b5 {
+	if got := c.keep(ids[0], b5, now); got != b5 {
 		t.Fatal("a newer bundle did not replace the cached one")
 	}
-	if got := c.keep(ids[0], bundle(0, 4)); got != b5 {
+	if got := c.keep(ids[0], bundle(0, 4), now); got != b5 {
 		t.Fatal("an older bundle replaced the cached one")
 	}
-	if got := c.keep(ids[0], bundle(0, 5)); got != b5 {
+	if got := c.keep(ids[0], bundle(0, 5), now); got != b5 {
 		t.Fatal("a bundle of the same sequence replaced the cached one")
+	}
+	// Past b5's signed prekey's grace period, an older bundle replaces
+	// it, and get drops it.
+	late := now + ratchet.RotationPeriod + ratchet.GracePeriod
+	if got := c.keep(ids[0], bundle(0, 4), late-1); got != b5 {
+		t.Fatal("an older bundle replaced the cached one a second before its grace period ended")
+	}
+	if b4 := bundle(0, 4); c.keep(ids[0], b4, late) != b4 {
+		t.Fatal("a stale bundle was kept over an older one")
+	}
+	if c.get(ids[3], late) != nil || c.len() != 2 {
+		t.Fatalf("a stale bundle returned or held (%d held)", c.len())
 	}
 }
 
@@ -242,6 +256,60 @@ func TestServeRefusesBadRequests(t *testing.T) {
 		}
 		if _, err := a.Fetch(context.Background(), tn.hosts[1].ID()); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Fetch after Close: %v", err)
+		}
+	})
+}
+
+// TestFetchDropsStaleBundle: a cached bundle whose signed prekey is past
+// its grace period (RotationPeriod + GracePeriod after it was made) is
+// neither returned by Cached nor kept over what Fetch finds, even an
+// older sequence: here the device was restored from a backup 15 days
+// later and rotated at start, to a lower sequence than the one cached.
+func TestFetchDropsStaleBundle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tn := newTestNet(t, 2)
+		a, b := tn.start(0, 0, Config{}), tn.start(1, 0, Config{})
+		settle()
+		id := tn.hosts[0].ID()
+		backup, err := tn.dss[0].Get(t.Context(), StateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		self := testSigner(t, 0).Public().(ed25519.PublicKey)
+		for _, label := range []string{"alice", "bob"} {
+			if err := respond(a, self, initiate(t, a.Bundle(), label)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tn.connect(1, 0)
+		cached, err := b.Fetch(t.Context(), id)
+		if err != nil || cached.Sequence != 3 {
+			t.Fatalf("fetch: %v", err)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep((ratchet.RotationPeriod+ratchet.GracePeriod)*time.Second + time.Hour)
+		if got := b.Cached(id); got != nil {
+			t.Fatalf("Cached returned sequence %d, its signed prekey past its grace period", got.Sequence)
+		}
+		if err := tn.dss[0].Put(t.Context(), StateKey, backup); err != nil {
+			t.Fatal(err)
+		}
+		a = tn.start(0, 1, Config{})
+		settle()
+		if got := a.Bundle(); got.Sequence != 2 || got.Signed.ID == cached.Signed.ID {
+			t.Fatalf("the restored device's bundle: sequence %d, signed prekey %d", got.Sequence, got.Signed.ID)
+		}
+		got, err := b.Fetch(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(encoded(got), encoded(a.Bundle())) {
+			t.Fatalf("fetched sequence %d (signed prekey %d), not the device's current bundle", got.Sequence, got.Signed.ID)
+		}
+		if b.Cached(id) != got {
+			t.Fatal("the current bundle is not cached")
 		}
 	})
 }

@@ -97,6 +97,10 @@ type records struct {
 	m    map[string][]byte
 	puts int
 	fail error // every PutRecord's error while set
+	// delay is how long each PutRecord takes; inflight counts those under
+	// way, mostInflight the most at once.
+	delay                  time.Duration
+	inflight, mostInflight int
 }
 
 func newRecords() *records { return &records{m: map[string][]byte{}} }
@@ -109,7 +113,14 @@ type owner struct {
 
 func (o owner) PutRecord(_ context.Context, name string, value []byte) error {
 	o.r.mu.Lock()
+	o.r.inflight++
+	o.r.mostInflight = max(o.r.mostInflight, o.r.inflight)
+	delay := o.r.delay
+	o.r.mu.Unlock()
+	time.Sleep(delay)
+	o.r.mu.Lock()
 	defer o.r.mu.Unlock()
+	o.r.inflight--
 	o.r.puts++
 	if o.r.fail != nil {
 		return o.r.fail
@@ -132,6 +143,13 @@ func (r *records) get(id peer.ID) []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.m[dht.RecordKey(id, RecordName)]
+}
+
+// counts returns the stores made and the most under way at once.
+func (r *records) counts() (puts, mostInflight int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.puts, r.mostInflight
 }
 
 func (r *records) set(id peer.ID, v []byte) {

@@ -285,37 +285,50 @@ func (s *Service) Stats() Stats {
 // loop is the maintenance loop: it rotates the signed prekey when due,
 // replenishes the one-time prekeys below the low-water mark, stores the
 // state, and then publishes the bundle on the DHT; it sleeps until the
-// next rotation, a change, or CheckInterval.
+// next rotation, a change, a store held back, or CheckInterval. It is
+// the only caller of publish, so one store at most is under way; the
+// next starts no sooner than PublishInterval after one that succeeded
+// (changes meanwhile are coalesced: the latest bundle goes), or than the
+// backoff after one that failed.
 func (s *Service) loop(ctx context.Context) {
 	defer s.wg.Done()
-	retry := time.Duration(0) // the wait before the next try of a failed store; 0: none failed
+	retry := time.Duration(0) // the wait after the last failed store; 0: it did not fail
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	held := time.NewTimer(0) // while it runs, no store starts
+	held.Stop()
+	defer held.Stop()
+	var gate <-chan time.Time // held.C while a store is held back, else nil
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		case <-s.wake:
+		case <-gate:
+			gate = nil
 		}
 		s.maintain(ctx)
-		wait := s.cfg.CheckInterval
-		if err := s.publish(ctx); err != nil {
-			retry = min(max(2*retry, s.cfg.RetryInterval), s.cfg.CheckInterval)
-			s.log.Warn("prekey bundle not stored on the DHT", "err", err, "retryIn", retry)
-			wait = retry
-		} else {
-			retry = 0
-		}
-		wait = min(wait, s.untilRotation())
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
+		if gate == nil && s.unpublished() {
+			if err := s.publish(ctx); err != nil {
+				retry = min(max(2*retry, s.cfg.RetryInterval), s.cfg.CheckInterval)
+				s.log.Warn("prekey bundle not stored on the DHT", "err", err, "retryIn", retry)
+				held.Reset(retry)
+			} else {
+				retry = 0
+				held.Reset(s.cfg.PublishInterval)
 			}
+			gate = held.C
 		}
-		timer.Reset(wait)
+		timer.Reset(min(s.cfg.CheckInterval, s.untilRotation()))
 	}
+}
+
+// unpublished reports whether the current bundle is not on the DHT yet.
+func (s *Service) unpublished() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq != s.stats.Published
 }
 
 // maintain rotates and replenishes, and stores what changed.
@@ -349,16 +362,12 @@ func (s *Service) maintain(ctx context.Context) {
 	s.log.Info("prekeys renewed", "seq", s.seq, "rotated", rotate, "oneTime", s.keys.OneTimeCount())
 }
 
-// publish stores the current bundle on the DHT if it is not there yet.
-// The DHT keeps republishing what it was given, even after a failed
-// first store.
+// publish stores the current bundle on the DHT. The DHT keeps
+// republishing what it was given, even after a failed first store.
 func (s *Service) publish(ctx context.Context) error {
 	s.mu.Lock()
-	seq, enc, done := s.seq, s.enc, s.stats.Published
+	seq, enc := s.seq, s.enc
 	s.mu.Unlock()
-	if seq == done {
-		return nil
-	}
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
 	if err := s.records.PutRecord(pctx, RecordName, enc); err != nil {

@@ -287,6 +287,8 @@ func TestReplenish(t *testing.T) {
 		if b.Sequence != 5 { // 1, three Accepts, one replenishment
 			t.Fatalf("sequence %d, want 5", b.Sequence)
 		}
+		time.Sleep(DefaultConfig().PublishInterval) // the stores of the changes, coalesced
+		settle()
 		want, _ := b.MarshalBinary()
 		if got := tn.recs.get(tn.hosts[0].ID()); !bytes.Equal(got, want) {
 			t.Fatal("the DHT does not hold the replenished bundle")

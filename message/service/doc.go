@@ -11,8 +11,12 @@
 // Send records the message (state "sent") in this cell's chain first,
 // then tries the contact's devices, those connected first, until one
 // acknowledges; then it records the state "delivered". For each device
-// it uses the newest session held with it, or makes one: the device's
-// verified prekey bundle (prekey.Fetch), ratchet.Initiate (PQXDH when
+// it uses the newest session held with it, or makes one: it connects to
+// the device first if it is not connected (its peerstore addresses, else
+// those the Finder finds), so that the device itself answers for its
+// verified prekey bundle (prekey.Fetch asks a connected device, else
+// reads its DHT record, which serves a device that is offline or one
+// just started whose record is not stored yet), ratchet.Initiate (PQXDH when
 // the bundle has an ML-KEM key), the initial header kept with the
 // session until an answer confirms it, so that every message until then
 // travels as an initial message (a device that lost the first one can

@@ -168,8 +168,13 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 
 // handshake starts a session with dev from its prekey bundle (PQXDH when
 // the bundle has an ML-KEM key): the session, not stored yet, with its
-// initial header pending.
+// initial header pending. It connects to dev first (reach), so that the
+// bundle comes from the device itself when it is online; if it cannot,
+// the bundle comes from the DHT.
 func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
+	if err := s.reach(ctx, dev); err != nil {
+		s.log.Debug("device not reached before its prekeys", "peer", dev, "err", err)
+	}
 	b, err := s.prek.Fetch(ctx, dev)
 	if err != nil {
 		return nil, fmt.Errorf("message: prekeys of %s: %w", dev, err)
