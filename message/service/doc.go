@@ -17,7 +17,7 @@
 // session until an answer confirms it, so that every message until then
 // travels as an initial message (a device that lost the first one can
 // still open the session; one that has it opens the message with it).
-// The session is stored after Encrypt and before the frame leaves. A
+// The session's state after Encrypt is on disk before the frame leaves. A
 // refusal drops the session used and one new handshake is tried. If no
 // device acknowledges, Send returns ErrUnreachable and the message stays
 // "sent" (delivering it later is issue 14).
@@ -34,11 +34,31 @@
 // the contact's cell's and the stream's device's; a device list it
 // carries replaces an older one held (contact/service.UpdateDevices),
 // and is ignored when it is older (a current device whose cell's store
-// lags: the device is on the list held, so its message stands). The message is then recorded
-// (state "delivered", idempotent by its entity ID), the session stored
-// (made the newest), and only then acknowledged. Any failure is a
-// refusal with no detail, and leaves the sessions, the prekeys and the
-// chain unchanged.
+// lags: the device is on the list held, so its message stands). The
+// message is then recorded (state "delivered", idempotent by its entity
+// ID), the session (made the newest) is on disk, and only then is it
+// acknowledged. Any failure is a refusal with no detail; one before the
+// message opens leaves the sessions, the prekeys and the chain
+// unchanged, one after spends the message's key, no more.
+//
+// # Sessions in memory, writes shared
+//
+// The sessions are kept in memory (at most MaxCachedDevices devices not
+// in use; the least recently used whose state is on disk is evicted; the
+// datastore's records are written by the service only). A device's lock
+// is held for the ratchet step only (Encrypt, or Decrypt / Respond), and
+// each step takes a new version of the device's record. The write
+// follows outside the lock, one at a time per device, each writing the
+// newest state held: a writer whose version is on disk already returns at
+// once, so the messages stepped while one write is under way share the
+// next (group commit). A frame leaves, and an acknowledgement goes, only
+// once the state that produced it (or a newer one) is on disk, so a
+// restart never uses again a message key that went out. After an
+// acknowledgement the record is written only if it changed (a session
+// confirmed, a device list acknowledged). The sender writes a message's
+// record without reading it first (its ID is fresh) and gives its trait
+// Created (the time it was first recorded), so the store reads nothing
+// to keep it; the receiver reads first (a message may come again).
 //
 // # Stored state
 //
@@ -50,8 +70,13 @@
 // header, the length of the session (4) and ratchet's encoding of it. A
 // record whose frame is corrupt, or a session inside that does not
 // decode, is dropped with a log line: the next message makes a new
-// session. /messages/counter holds the device's last sent time (8, Unix
-// ms) and counter (8), stored before a message uses them.
+// session. /messages/counter holds the device's counter's lease: a floor
+// of sent times (8, Unix ms) and a high-water mark of seq (8), written
+// before any message uses them: leaseSeqs (1,000) seqs, sent times up to
+// the clock plus 1 s; handed out from memory until either runs out. A
+// restart resumes above both, so seq never repeats and sent never goes
+// back (a record of the earlier layout, the last sent time and seq, reads
+// the same way).
 //
 // # Bounds
 //

@@ -146,11 +146,11 @@ type Service struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	// locks serialises the sessions with each remote device: they are
-	// loaded, changed and stored under its lock; cmu the device's
-	// counter.
-	locks peerLocks
-	cmu   sync.Mutex
+	// cache holds the sessions with each remote device, and its lock;
+	// cmu guards counter, the device's counter.
+	cache   *sessionCache
+	cmu     sync.Mutex
+	counter counter
 	// rmu guards rand, which every goroutine draws from.
 	rmu sync.Mutex
 }
@@ -171,7 +171,7 @@ func New(o Options) (*Service, error) {
 	return &Service{
 		h: o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
-		cfg: o.Config.withDefaults(), log: log.With("part", "messages"),
+		cfg: o.Config.withDefaults(), log: log.With("part", "messages"), cache: newSessionCache(),
 	}, nil
 }
 
@@ -237,43 +237,6 @@ func (s *Service) read(b []byte) error {
 		return fmt.Errorf("message: random source: %w", err)
 	}
 	return nil
-}
-
-// peerLocks is one lock per remote device, held while its sessions are
-// loaded, changed and stored; a device's entry lives while someone holds
-// or waits for its lock.
-type peerLocks struct {
-	mu sync.Mutex
-	m  map[peer.ID]*peerLock
-}
-
-type peerLock struct {
-	mu    sync.Mutex
-	users int // holders and waiters; under peerLocks.mu
-}
-
-// lock takes id's lock and returns its release.
-func (l *peerLocks) lock(id peer.ID) (unlock func()) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[peer.ID]*peerLock)
-	}
-	pl := l.m[id]
-	if pl == nil {
-		pl = &peerLock{}
-		l.m[id] = pl
-	}
-	pl.users++
-	l.mu.Unlock()
-	pl.mu.Lock()
-	return func() {
-		pl.mu.Unlock()
-		l.mu.Lock()
-		if pl.users--; pl.users == 0 {
-			delete(l.m, id)
-		}
-		l.mu.Unlock()
-	}
 }
 
 // lockedRand is the service's random source read under rmu.
