@@ -8,8 +8,9 @@
 //
 // # Sending
 //
-// Send records the message (state "sent") in this cell's chain first,
-// then tries the contact's devices, those connected first, until one
+// Send records the message (state "sent") in this cell's chain (the
+// write overlaps the first device's session step and write; no frame
+// leaves before both are on disk), then tries the contact's devices, those connected first, until one
 // acknowledges; then it records the state "delivered". For each device
 // it uses the newest session held with it, or makes one: the device's
 // verified prekey bundle (prekey.Fetch), ratchet.Initiate (PQXDH when
@@ -36,8 +37,8 @@
 // and is ignored when it is older (a current device whose cell's store
 // lags: the device is on the list held, so its message stands). The
 // message is then recorded (state "delivered", idempotent by its entity
-// ID), the session (made the newest) is on disk, and only then is it
-// acknowledged. Any failure is a refusal with no detail; one before the
+// ID) while the session (made the newest) is written, and it is
+// acknowledged only once both are on disk. Any failure is a refusal with no detail; one before the
 // message opens leaves the sessions, the prekeys and the chain
 // unchanged, one after spends the message's key, no more.
 //

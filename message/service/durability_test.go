@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,8 @@ func seqOf(t *testing.T, m Message) uint64 {
 // (the message stays sent, the recipient holds nothing); restarted on
 // what is on its disk, it goes on on the same session (a message key
 // that went out is never used again: the recipient opens the next
-// message). A receiver whose session write fails does not acknowledge.
+// message). A sender whose record of the message fails sends nothing. A
+// receiver whose session write fails does not acknowledge.
 func TestStateDurableBeforeFrame(t *testing.T) {
 	devs := newDevices(t, "alice", "bob")
 	alice, bob := devs[0], devs[1]
@@ -56,6 +58,16 @@ func TestStateDurableBeforeFrame(t *testing.T) {
 	}
 	if n := alice.prek.fetches(); n != 1 {
 		t.Fatalf("%d bundles fetched: the session did not survive the failed write", n)
+	}
+
+	// The message not in the sender's chain: its frame does not leave.
+	alice.store.failPuts(errDiskFull)
+	if _, err := alice.svc.Send(ctx, "Bob", "not recorded"); !errors.Is(err, errDiskFull) {
+		t.Fatalf("sent with its record failing: %v", err)
+	}
+	alice.store.failPuts(nil)
+	if got := texts(bob.store.messages()); !slices.Equal(got, []string{"first", "after the crash"}) {
+		t.Fatalf("the frame left before its record was in the chain: bob holds %q", got)
 	}
 
 	bob.fault.fail(sessionsPrefix)
@@ -131,6 +143,90 @@ func TestRestartAfterConcurrentSends(t *testing.T) {
 			}
 			seen[k] = true
 		}
+	}
+}
+
+// TestNoFrameBeforeItsState: at every moment a frame arrives (the
+// receiver records its message), the sender's session state on disk is
+// at least the one that sealed it, also with 16 messages sealed at once
+// and their writes shared. The check: a probe sealed by the state on the
+// sender's disk (what a crash right then would leave) opens with the
+// receiver's sessions; had the disk been behind a frame that arrived,
+// the probe would use a message key the receiver has spent.
+func TestNoFrameBeforeItsState(t *testing.T) {
+	devs := newDevices(t, "alice", "bob")
+	alice, bob := devs[0], devs[1]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	ctx := t.Context()
+	for _, text := range []string{"hello", "confirmed"} {
+		if _, err := alice.svc.Send(ctx, "Bob", text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const seed = 7
+	probeRand := rand.NewChaCha8([32]byte{seed})
+	var mu sync.Mutex
+	var probes int
+	var failures []string
+	bob.store.onPut = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		// Bob's sessions first, then alice's disk: every frame bob opened
+		// by then was sealed by a state on alice's disk before.
+		e := bob.svc.cache.acquire(alice.h.ID())
+		e.mu.Lock()
+		bb, err := e.rec.encode()
+		e.mu.Unlock()
+		bob.svc.cache.release(e)
+		if err != nil {
+			failures = append(failures, err.Error())
+			return
+		}
+		br, _, _ := decodeRecord(bb)
+		b, err := alice.ds.Get(ctx, sessionKey(bob.h.ID()))
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("alice's sessions on disk: %v", err))
+			return
+		}
+		ar, _, err := decodeRecord(b)
+		if err != nil || len(ar.sessions) == 0 {
+			failures = append(failures, fmt.Sprintf("alice's sessions on disk: %d, %v", len(ar.sessions), err))
+			return
+		}
+		ct, err := ar.sessions[0].sess.Encrypt(probeRand, []byte("probe"))
+		if err != nil {
+			failures = append(failures, err.Error())
+			return
+		}
+		probes++
+		for _, st := range br.sessions {
+			if _, err := st.sess.Decrypt(ct); err == nil {
+				return
+			}
+		}
+		failures = append(failures, fmt.Sprintf("probe %d: a frame arrived before the state that sealed it was on the sender's disk", probes))
+	}
+	for round := range 4 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for i := range 16 {
+			wg.Go(func() {
+				if _, err := alice.svc.Send(ctx, "Bob", fmt.Sprintf("round %d, %d", round, i)); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if probes != 64 || len(failures) > 0 {
+		t.Fatalf("seed %d: %d probes, want 64; %d failures: %q", seed, probes, len(failures), failures)
 	}
 }
 

@@ -96,6 +96,10 @@ type fakeStore struct {
 	// noCreated counts the puts of a trait with a zero Created (the
 	// store then reads the live trait to keep its Created).
 	noCreated int
+	// fail, if set, is the error of every put.
+	fail error
+	// onPut, if set, is called at each put, before it is done.
+	onPut func()
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{ents: make(map[store.EntityID]store.Entity)} }
@@ -113,7 +117,16 @@ func (f *fakeStore) Get(_ context.Context, id store.EntityID, _ []string) (store
 
 func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Trait) (storeservice.Written, error) {
 	f.mu.Lock()
+	hook := f.onPut
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail != nil {
+		return storeservice.Written{}, f.fail
+	}
 	for _, t := range traits {
 		if err := store.NewRegistry().Validate(t.Type, t.Doc); err != nil {
 			return storeservice.Written{}, err
@@ -164,6 +177,13 @@ func (f *fakeStore) messages() []Message {
 	}
 	slices.SortFunc(ms, func(a, b Message) int { return cmp.Compare(a.Order, b.Order) })
 	return ms
+}
+
+// failPuts makes every put fail with err (nil: none).
+func (f *fakeStore) failPuts(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = err
 }
 
 // counts returns the puts, gets and puts with no Created so far.

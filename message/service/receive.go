@@ -136,11 +136,15 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 	m := newMessage(env, c.Cell(), In, Delivered)
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
 	m.Received = &now
-	if err := s.recordIn(ctx, m, now); err != nil {
+	// The record and the session's write overlap (two syncs at once); the
+	// acknowledgement waits for both.
+	rec := goDo(func() error { return s.recordIn(ctx, m, now) })
+	perr := s.persist(ctx, e, v)
+	if err := rec.wait(); err != nil {
 		return message.ID{}, err
 	}
-	if err := s.persist(ctx, e, v); err != nil {
-		return message.ID{}, err
+	if perr != nil {
+		return message.ID{}, perr
 	}
 	return env.ID, nil
 }

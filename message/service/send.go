@@ -53,11 +53,11 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 		return Message{}, err
 	}
 	// The ID is fresh, so the message is new: no read before the write.
+	// The write goes on while the first device's session steps and is
+	// written (the two syncs overlap); no frame leaves before it is done.
 	m := newMessage(env, c.Cell(), Out, Sent)
 	created := s.cfg.Now().UTC()
-	if err := s.put(ctx, m, created); err != nil {
-		return Message{}, err
-	}
+	rec := goDo(func() error { return s.put(ctx, m, created) })
 	// This cell's list goes along when a device has not acknowledged it
 	// yet; without one (no admin signed it yet), none goes.
 	list, err := s.cons.DeviceList(ctx)
@@ -66,7 +66,10 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	}
 	var errs []error
 	for _, dev := range s.order(c) {
-		err := s.deliver(ctx, dev, env, list)
+		err := s.deliver(ctx, dev, env, list, rec.wait)
+		if rerr := rec.wait(); rerr != nil {
+			return Message{}, rerr
+		}
 		if err == nil {
 			m.State = Delivered
 			if err := s.put(ctx, m, created); err != nil {
@@ -78,6 +81,9 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if err := rec.wait(); err != nil {
+		return Message{}, err
 	}
 	s.log.Info("message not delivered", "contact", c.Name, "id", m.ID, "devices", len(errs))
 	return m, fmt.Errorf("%w (message %s to %q: %w)", ErrUnreachable, m.ID, c.Name, errors.Join(errs...))
@@ -101,11 +107,13 @@ func (s *Service) order(c contactservice.Contact) []peer.ID {
 	return devs
 }
 
-// deliver sends env to dev and waits for its acknowledgement. A session
-// the device refuses is dropped and one new handshake is tried.
-func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList) error {
+// deliver sends env to dev and waits for its acknowledgement; recorded
+// returns once the message is in this cell's chain (nil), and no frame
+// leaves before. A session the device refuses is dropped and one new
+// handshake is tried.
+func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
 	for attempt := 0; ; attempt++ {
-		err := s.deliverOnce(ctx, dev, env, list)
+		err := s.deliverOnce(ctx, dev, env, list, recorded)
 		if err == nil || !errors.Is(err, errRefused) || attempt > 0 {
 			return err
 		}
@@ -113,9 +121,10 @@ func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelop
 }
 
 // deliverOnce seals env for dev on its newest session (or a new one),
-// waits until the session's state after it is on disk, then sends and
-// reads the answer. The device's lock is held for the ratchet step only.
-func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList) error {
+// waits until the session's state after it is on disk and recorded
+// returns nil, then sends and reads the answer. The device's lock is
+// held for the ratchet step only.
+func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	e := s.cache.acquire(dev)
@@ -142,6 +151,9 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 		return err
 	}
 	if err := s.persist(ctx, e, v); err != nil {
+		return err
+	}
+	if err := recorded(); err != nil {
 		return err
 	}
 	ans, err := s.exchange(ctx, dev, frame)

@@ -248,3 +248,28 @@ func (r lockedRand) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// pending is a write under way in a goroutine of its own (goDo); its
+// caller waits for it before it returns, so Close, waiting for the
+// caller, waits for it too.
+type pending struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// goDo runs fn in a new goroutine.
+func goDo(fn func() error) *pending {
+	p := &pending{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.err = fn()
+	}()
+	return p
+}
+
+// wait blocks until fn returned and returns its error; it may be called
+// any number of times, from any goroutine.
+func (p *pending) wait() error {
+	<-p.done
+	return p.err
+}

@@ -336,7 +336,7 @@ func TestExactlyOnce(t *testing.T) {
 	_, _ = fmt.Sscanf(m.Order[len(m.Order)-16:], "%x", &env.Seq)
 	puts := bob.store.puts
 	for _, to := range []*device{bob, bob, bob2, bob2} {
-		if err := alice.svc.deliver(ctx, to.h.ID(), env, nil); err != nil {
+		if err := alice.svc.deliver(ctx, to.h.ID(), env, nil, func() error { return nil }); err != nil {
 			t.Fatalf("delivered again to %s: %v", to.name, err)
 		}
 	}
