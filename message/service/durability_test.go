@@ -230,6 +230,52 @@ func TestNoFrameBeforeItsState(t *testing.T) {
 	}
 }
 
+// TestRecordOutsideTheLock: the receiver records a message with the
+// sending device's lock released, so a second message from the device is
+// opened while the first is being recorded: the first record waits here
+// until the second's begins (were the record under the lock, neither
+// would go on, and both sends would fail at Config.Timeout).
+func TestRecordOutsideTheLock(t *testing.T) {
+	devs := newDevices(t, "alice", "bob")
+	alice, bob := devs[0], devs[1]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	ctx := t.Context()
+	if _, err := alice.svc.Send(ctx, "Bob", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	second := make(chan struct{})
+	bob.store.onPut = func() {
+		switch calls.Add(1) {
+		case 1:
+			select {
+			case <-second:
+			case <-ctx.Done():
+			}
+		case 2:
+			close(second)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			if _, err := alice.svc.Send(ctx, "Bob", fmt.Sprintf("at once %d", i)); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := len(bob.store.messages()); got != 3 {
+		t.Fatalf("bob holds %d messages, want 3", got)
+	}
+}
+
 // TestCounterLease: the device's counter is written once per lease (1,000
 // messages, or the clock past the time floor), not per message; after a
 // restart, seq resumes above every seq handed out and the sent time

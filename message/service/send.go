@@ -145,7 +145,10 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 		return err
 	}
 	frame, sid, err := s.sealLocked(e, fresh, env, list)
-	v := e.step()
+	var v uint64
+	if err == nil {
+		v = e.step()
+	}
 	e.mu.Unlock()
 	if err != nil {
 		return err
