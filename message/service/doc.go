@@ -38,9 +38,10 @@
 // lags: the device is on the list held, so its message stands). The
 // message is then recorded (state "delivered", idempotent by its entity
 // ID) while the session (made the newest) is written, and it is
-// acknowledged only once both are on disk. Any failure is a refusal with no detail; one before the
-// message opens leaves the sessions, the prekeys and the chain
-// unchanged, one after spends the message's key, no more.
+// acknowledged only once both are on disk. Any failure is a refusal with
+// no detail; one before the message opens leaves the sessions, the
+// prekeys and the chain unchanged, one after spends the message's key,
+// no more.
 //
 // # Sessions in memory, writes shared
 //
@@ -71,13 +72,13 @@
 // header, the length of the session (4) and ratchet's encoding of it. A
 // record whose frame is corrupt, or a session inside that does not
 // decode, is dropped with a log line: the next message makes a new
-// session. /messages/counter holds the device's counter's lease: a floor
-// of sent times (8, Unix ms) and a high-water mark of seq (8), written
-// before any message uses them: leaseSeqs (1,000) seqs, sent times up to
-// the clock plus 1 s; handed out from memory until either runs out. A
-// restart resumes above both, so seq never repeats and sent never goes
-// back (a record of the earlier layout, the last sent time and seq, reads
-// the same way).
+// session. /messages/counter holds the device's counter's lease, written
+// before any message uses it: the highest sent time it covers (8, Unix
+// ms; the clock plus 1 s when it was taken) and the highest seq (8; 1,000
+// past the last). Sent times and seqs are handed out from memory until
+// either runs out. A restart resumes from both (sent times no lower, seqs
+// above), so seq never repeats and sent never goes back (a record of the
+// earlier layout, the last sent time and seq, reads the same way).
 //
 // # Bounds
 //
@@ -88,5 +89,10 @@
 // the resource manager bounds the inbound streams of each peer on the
 // protocol, 16 at once by default (network.resources.protocol_peer_streams,
 // peer/resources.go, TestResourceLimitsPerProtocol); sessions are
-// kept only with devices of contacts, at most MaxSessions each.
+// kept only with devices of contacts, at most MaxSessions each; the
+// cache holds at most MaxCachedDevices devices no call is using (those in
+// use are never evicted: it is over its bound by the calls under way,
+// then back). Failing a device whose state is on disk, it evicts one whose
+// last write failed: its memory is ahead of its disk only by steps no
+// frame and no acknowledgement left from.
 package service
