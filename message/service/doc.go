@@ -8,8 +8,9 @@
 //
 // # Sending
 //
-// Send records the message (state "sent") in this cell's chain first,
-// then tries the contact's devices, those connected first, until one
+// Send records the message (state "sent") in this cell's chain (the
+// write overlaps the first device's session step and write; no frame
+// leaves before both are on disk), then tries the contact's devices, those connected first, until one
 // acknowledges; then it records the state "delivered". For each device
 // it uses the newest session held with it, or makes one: it connects to
 // the device first if it is not connected (its peerstore addresses, else
@@ -21,7 +22,7 @@
 // session until an answer confirms it, so that every message until then
 // travels as an initial message (a device that lost the first one can
 // still open the session; one that has it opens the message with it).
-// The session is stored after Encrypt and before the frame leaves. A
+// The session's state after Encrypt is on disk before the frame leaves. A
 // refusal drops the session used and one new handshake is tried. If no
 // device acknowledges, Send returns ErrUnreachable and the message stays
 // "sent" (delivering it later is issue 14).
@@ -38,11 +39,32 @@
 // the contact's cell's and the stream's device's; a device list it
 // carries replaces an older one held (contact/service.UpdateDevices),
 // and is ignored when it is older (a current device whose cell's store
-// lags: the device is on the list held, so its message stands). The message is then recorded
-// (state "delivered", idempotent by its entity ID), the session stored
-// (made the newest), and only then acknowledged. Any failure is a
-// refusal with no detail, and leaves the sessions, the prekeys and the
-// chain unchanged.
+// lags: the device is on the list held, so its message stands). The
+// message is then recorded (state "delivered", idempotent by its entity
+// ID) while the session (made the newest) is written, and it is
+// acknowledged only once both are on disk. Any failure is a refusal with
+// no detail; one before the message opens leaves the sessions, the
+// prekeys and the chain unchanged, one after spends the message's key,
+// no more.
+//
+// # Sessions in memory, writes shared
+//
+// The sessions are kept in memory (at most MaxCachedDevices devices not
+// in use; the least recently used whose state is on disk is evicted; the
+// datastore's records are written by the service only). A device's lock
+// is held for the ratchet step only (Encrypt, or Decrypt / Respond), and
+// each step takes a new version of the device's record. The write
+// follows outside the lock, one at a time per device, each writing the
+// newest state held: a writer whose version is on disk already returns at
+// once, so the messages stepped while one write is under way share the
+// next (group commit). A frame leaves, and an acknowledgement goes, only
+// once the state that produced it (or a newer one) is on disk, so a
+// restart never uses again a message key that went out. After an
+// acknowledgement the record is written only if it changed (a session
+// confirmed, a device list acknowledged). The sender writes a message's
+// record without reading it first (its ID is fresh) and gives its trait
+// Created (the time it was first recorded), so the store reads nothing
+// to keep it; the receiver reads first (a message may come again).
 //
 // # Stored state
 //
@@ -54,8 +76,13 @@
 // header, the length of the session (4) and ratchet's encoding of it. A
 // record whose frame is corrupt, or a session inside that does not
 // decode, is dropped with a log line: the next message makes a new
-// session. /messages/counter holds the device's last sent time (8, Unix
-// ms) and counter (8), stored before a message uses them.
+// session. /messages/counter holds the device's counter's lease, written
+// before any message uses it: the highest sent time it covers (8, Unix
+// ms; the clock plus 1 s when it was taken) and the highest seq (8; 1,000
+// past the last). Sent times and seqs are handed out from memory until
+// either runs out. A restart resumes from both (sent times no lower, seqs
+// above), so seq never repeats and sent never goes back (a record of the
+// earlier layout, the last sent time and seq, reads the same way).
 //
 // # Bounds
 //
@@ -66,5 +93,10 @@
 // the resource manager bounds the inbound streams of each peer on the
 // protocol, 16 at once by default (network.resources.protocol_peer_streams,
 // peer/resources.go, TestResourceLimitsPerProtocol); sessions are
-// kept only with devices of contacts, at most MaxSessions each.
+// kept only with devices of contacts, at most MaxSessions each; the
+// cache holds at most MaxCachedDevices devices no call is using (those in
+// use are never evicted: it is over its bound by the calls under way,
+// then back). Failing a device whose state is on disk, it evicts one whose
+// last write failed: its memory is ahead of its disk only by steps no
+// frame and no acknowledgement left from.
 package service

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/cell"
@@ -102,6 +104,14 @@ type fakeStore struct {
 	mu   sync.Mutex
 	ents map[store.EntityID]store.Entity
 	puts int
+	gets int
+	// noCreated counts the puts of a trait with a zero Created (the
+	// store then reads the live trait to keep its Created).
+	noCreated int
+	// fail, if set, is the error of every put.
+	fail error
+	// onPut, if set, is called at each put, before it is done.
+	onPut func()
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{ents: make(map[store.EntityID]store.Entity)} }
@@ -109,6 +119,7 @@ func newFakeStore() *fakeStore { return &fakeStore{ents: make(map[store.EntityID
 func (f *fakeStore) Get(_ context.Context, id store.EntityID, _ []string) (store.Entity, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.gets++
 	e, ok := f.ents[id]
 	if !ok {
 		return store.Entity{}, store.ErrNotFound
@@ -118,10 +129,22 @@ func (f *fakeStore) Get(_ context.Context, id store.EntityID, _ []string) (store
 
 func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Trait) (storeservice.Written, error) {
 	f.mu.Lock()
+	hook := f.onPut
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail != nil {
+		return storeservice.Written{}, f.fail
+	}
 	for _, t := range traits {
 		if err := store.NewRegistry().Validate(t.Type, t.Doc); err != nil {
 			return storeservice.Written{}, err
+		}
+		if t.Created.IsZero() {
+			f.noCreated++
 		}
 	}
 	f.ents[id] = store.Entity{ID: id, Traits: slices.Clone(traits)}
@@ -166,6 +189,74 @@ func (f *fakeStore) messages() []Message {
 	}
 	slices.SortFunc(ms, func(a, b Message) int { return cmp.Compare(a.Order, b.Order) })
 	return ms
+}
+
+// failPuts makes every put fail with err (nil: none).
+func (f *fakeStore) failPuts(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = err
+}
+
+// counts returns the puts, gets and puts with no Created so far.
+func (f *fakeStore) counts() (puts, gets, noCreated int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.puts, f.gets, f.noCreated
+}
+
+// faultyDS is a device's datastore that counts the writes of each key
+// prefix and can fail those of one, as a disk that fails would.
+type faultyDS struct {
+	ds.Datastore
+	mu     sync.Mutex
+	puts   map[string]int // by the key's first two components
+	failOn string         // a prefix whose writes fail; empty: none
+}
+
+var errDiskFull = errors.New("faulty datastore: disk full")
+
+func (f *faultyDS) Put(ctx context.Context, k ds.Key, v []byte) error {
+	p := prefixOf(k)
+	f.mu.Lock()
+	fail := f.failOn != "" && p == f.failOn
+	if !fail {
+		if f.puts == nil {
+			f.puts = map[string]int{}
+		}
+		f.puts[p]++
+	}
+	f.mu.Unlock()
+	if fail {
+		return errDiskFull
+	}
+	return f.Datastore.Put(ctx, k, v)
+}
+
+// fail makes the writes under prefix fail (empty: none).
+func (f *faultyDS) fail(prefix ds.Key) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failOn = prefixOf(prefix)
+	if prefix.String() == "/" {
+		f.failOn = ""
+	}
+}
+
+// written returns how many writes under prefix succeeded.
+func (f *faultyDS) written(prefix ds.Key) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.puts[prefixOf(prefix)]
+}
+
+// prefixOf is the first two components of k.
+func prefixOf(k ds.Key) string {
+	l := k.List()
+	if len(l) > 2 {
+		l = l[:2]
+	}
+	return "/" + strings.Join(l, "/")
 }
 
 // fakePrekeys is a device's prekeys in memory, and a directory of every

@@ -81,12 +81,13 @@ func (s *Service) contactsOf(ctx context.Context, id peer.ID) ([]contactservice.
 }
 
 // receive opens f from the device from of one of the contacts cs (those
-// whose lists name it), checks it, records
-// the message in this cell's chain and stores the session; it returns
-// the message's ID to acknowledge. Any failure leaves the stored
-// sessions, the prekeys and the chain as they were (a message recorded
-// before a later failure is recorded once more, harmlessly, when it
-// comes again).
+// whose lists name it) under the device's lock, checks it, then, the
+// lock released, records the message in this cell's chain and has the
+// session's state after it on disk; it returns the message's ID to
+// acknowledge. A failure before the message opens leaves the sessions,
+// the prekeys and the chain as they were; one after spends the message's
+// key, no more (a message recorded before a later failure is recorded
+// once more, harmlessly, when it comes again, under a new key).
 func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice.Contact, f message.Frame) (message.ID, error) {
 	pub, err := from.ExtractPublicKey()
 	if err != nil {
@@ -111,47 +112,15 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 		return message.ID{}, fmt.Errorf("%w: kind %d", message.ErrBadFrame, f.Kind)
 	}
 
-	defer s.locks.lock(from)()
-	r, err := s.loadLocked(ctx, from)
-	if err != nil {
+	e := s.cache.acquire(from)
+	defer s.cache.release(e)
+	if err := s.lockEntry(ctx, e); err != nil {
 		return message.ID{}, err
 	}
-	var env *message.Envelope
-	var c contactservice.Contact
-	opened := -1
-	for i := range r.sessions {
-		// Decrypt changes the session only if it opens the message; a
-		// session changed here is stored only if all goes well.
-		pt, err := r.sessions[i].sess.Decrypt(ct)
-		if err != nil {
-			continue
-		}
-		if env, c, err = s.check(pt, from, cs); err != nil {
-			return message.ID{}, err
-		}
-		opened = i
-		break
-	}
-	var fresh *ratchet.Session
-	if opened < 0 {
-		if h == nil {
-			return message.ID{}, fmt.Errorf("message: no session opens it: %w", ratchet.ErrRefused)
-		}
-		self := s.signer.Public().(ed25519.PublicKey)
-		err := s.prek.Accept(ctx, func(k *ratchet.Prekeys, now int64) error {
-			sess, pt, err := ratchet.Respond(&ratchet.Exopeer, self, k, h, ct, now)
-			if err != nil {
-				return err
-			}
-			if env, c, err = s.check(pt, from, cs); err != nil {
-				return err
-			}
-			fresh = sess
-			return nil
-		})
-		if err != nil {
-			return message.ID{}, err
-		}
+	env, c, v, err := s.openLocked(ctx, e, from, cs, h, ct)
+	e.mu.Unlock()
+	if err != nil {
+		return message.ID{}, err
 	}
 	if l := env.Devices; l != nil {
 		if _, _, err := s.cons.UpdateDevices(ctx, l); err != nil {
@@ -161,22 +130,72 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 	m := newMessage(env, c.Cell(), In, Delivered)
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
 	m.Received = &now
-	if err := s.record(ctx, m); err != nil {
+	// The record and the session's write overlap (two syncs at once); the
+	// acknowledgement waits for both.
+	rec := goDo(func() error { return s.recordIn(ctx, m, now) })
+	perr := s.persist(ctx, e, v)
+	if err := rec.wait(); err != nil {
 		return message.ID{}, err
 	}
-	if fresh != nil {
-		st := stored{sess: fresh}
-		if err := s.read(st.id[:]); err != nil {
-			return message.ID{}, err
-		}
-		r.push(st)
-	} else {
-		r.front(opened)
-	}
-	if err := s.storeLocked(ctx, from, r); err != nil {
-		return message.ID{}, err
+	if perr != nil {
+		return message.ID{}, perr
 	}
 	return env.ID, nil
+}
+
+// openLocked opens ct with the sessions held with from, newest first, or
+// else (an initial message, h not nil) with a new session answered on
+// the prekeys, checks the envelope, and makes the session that opened it
+// the newest: it returns the envelope, its contact and the version of
+// the record to have on disk before the acknowledgement. A session that
+// opened a message the checks refuse has spent that message's key. e.mu
+// must be held.
+func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs []contactservice.Contact, h *ratchet.InitialHeader, ct []byte) (*message.Envelope, contactservice.Contact, uint64, error) {
+	r := &e.rec
+	var env *message.Envelope
+	var c contactservice.Contact
+	opened := -1
+	for i := range r.sessions {
+		// Decrypt changes the session only if it opens the message.
+		pt, err := r.sessions[i].sess.Decrypt(ct)
+		if err != nil {
+			continue
+		}
+		if env, c, err = s.check(pt, from, cs); err != nil {
+			return nil, c, 0, err
+		}
+		opened = i
+		break
+	}
+	if opened >= 0 {
+		r.front(opened)
+		return env, c, e.step(), nil
+	}
+	if h == nil {
+		return nil, c, 0, fmt.Errorf("message: no session opens it: %w", ratchet.ErrRefused)
+	}
+	var fresh *ratchet.Session
+	self := s.signer.Public().(ed25519.PublicKey)
+	err := s.prek.Accept(ctx, func(k *ratchet.Prekeys, now int64) error {
+		sess, pt, err := ratchet.Respond(&ratchet.Exopeer, self, k, h, ct, now)
+		if err != nil {
+			return err
+		}
+		if env, c, err = s.check(pt, from, cs); err != nil {
+			return err
+		}
+		fresh = sess
+		return nil
+	})
+	if err != nil {
+		return nil, c, 0, err
+	}
+	st := stored{sess: fresh}
+	if err := s.read(st.id[:]); err != nil {
+		return nil, c, 0, err
+	}
+	r.push(st)
+	return env, c, e.step(), nil
 }
 
 // check decodes an opened envelope and checks that it is of one of the

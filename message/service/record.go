@@ -45,20 +45,36 @@ type Message struct {
 	State string `json:"state"`
 }
 
-// record writes m as its entity (m.Entity), unless it is held already
-// in the state m has or a later one: recording is idempotent.
-func (s *Service) record(ctx context.Context, m Message) error {
-	if old, err := s.get(ctx, m.Entity); err == nil && (old.State == Delivered || old.State == m.State) {
-		return nil
-	}
+// put writes m as its entity (m.Entity), its trait created at created
+// (the time the message was first recorded in this cell), so that the
+// store reads nothing to keep it.
+func (s *Service) put(ctx context.Context, m Message, created time.Time) error {
 	doc, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	if _, err := s.store.Put(ctx, m.Entity, []store.Trait{{Type: Type, Doc: doc}}); err != nil {
+	if _, err := s.store.Put(ctx, m.Entity, []store.Trait{{Type: Type, Doc: doc, Created: created}}); err != nil {
 		return fmt.Errorf("message: record %s: %w", m.ID, err)
 	}
 	return nil
+}
+
+// recordIn writes m, a message received at now, unless it is held
+// already in the state m has or a later one: it may come more than
+// once, so recording it is idempotent.
+func (s *Service) recordIn(ctx context.Context, m Message, now time.Time) error {
+	created := now
+	if e, err := s.store.Get(ctx, m.Entity, []string{Type}); err == nil {
+		if old, ok := decode(e); ok && (old.State == Delivered || old.State == m.State) {
+			return nil
+		}
+		for _, t := range e.Traits {
+			if t.Type == Type && !t.Created.IsZero() {
+				created = t.Created
+			}
+		}
+	}
+	return s.put(ctx, m, created)
 }
 
 // get returns the message recorded as entity id.

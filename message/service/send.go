@@ -52,10 +52,12 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	if err != nil {
 		return Message{}, err
 	}
+	// The ID is fresh, so the message is new: no read before the write.
+	// The write goes on while the first device's session steps and is
+	// written (the two syncs overlap); no frame leaves before it is done.
 	m := newMessage(env, c.Cell(), Out, Sent)
-	if err := s.record(ctx, m); err != nil {
-		return Message{}, err
-	}
+	created := s.cfg.Now().UTC()
+	rec := goDo(func() error { return s.put(ctx, m, created) })
 	// This cell's list goes along when a device has not acknowledged it
 	// yet; without one (no admin signed it yet), none goes.
 	list, err := s.cons.DeviceList(ctx)
@@ -64,10 +66,13 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	}
 	var errs []error
 	for _, dev := range s.order(c) {
-		err := s.deliver(ctx, dev, env, list)
+		err := s.deliver(ctx, dev, env, list, rec.wait)
+		if rerr := rec.wait(); rerr != nil {
+			return Message{}, rerr
+		}
 		if err == nil {
 			m.State = Delivered
-			if err := s.record(ctx, m); err != nil {
+			if err := s.put(ctx, m, created); err != nil {
 				return m, err
 			}
 			return m, nil
@@ -76,6 +81,9 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if err := rec.wait(); err != nil {
+		return Message{}, err
 	}
 	s.log.Info("message not delivered", "contact", c.Name, "id", m.ID, "devices", len(errs))
 	return m, fmt.Errorf("%w (message %s to %q: %w)", ErrUnreachable, m.ID, c.Name, errors.Join(errs...))
@@ -99,11 +107,13 @@ func (s *Service) order(c contactservice.Contact) []peer.ID {
 	return devs
 }
 
-// deliver sends env to dev and waits for its acknowledgement. A session
-// the device refuses is dropped and one new handshake is tried.
-func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList) error {
+// deliver sends env to dev and waits for its acknowledgement; recorded
+// returns once the message is in this cell's chain (nil), and no frame
+// leaves before. A session the device refuses is dropped and one new
+// handshake is tried.
+func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
 	for attempt := 0; ; attempt++ {
-		err := s.deliverOnce(ctx, dev, env, list)
+		err := s.deliverOnce(ctx, dev, env, list, recorded)
 		if err == nil || !errors.Is(err, errRefused) || attempt > 0 {
 			return err
 		}
@@ -111,59 +121,87 @@ func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelop
 }
 
 // deliverOnce seals env for dev on its newest session (or a new one),
-// stores the session, then sends and reads the answer.
-func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList) error {
+// waits until the session's state after it is on disk and recorded
+// returns nil, then sends and reads the answer. The device's lock is
+// held for the ratchet step only.
+func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	unlock := s.locks.lock(dev)
-	r, err := s.loadLocked(ctx, dev)
-	unlock()
-	if err != nil {
+	e := s.cache.acquire(dev)
+	defer s.cache.release(e)
+	if err := s.lockEntry(ctx, e); err != nil {
 		return err
 	}
+	none := len(e.rec.sessions) == 0
+	e.mu.Unlock()
 	var fresh *stored
-	if len(r.sessions) == 0 {
+	if none {
+		var err error
 		if fresh, err = s.handshake(ctx, dev); err != nil {
 			return err
 		}
 	}
-	unlock = s.locks.lock(dev)
-	frame, sid, err := s.sealLocked(ctx, dev, fresh, env, list)
-	unlock()
+	if err := s.lockEntry(ctx, e); err != nil {
+		return err
+	}
+	frame, sid, err := s.sealLocked(e, fresh, env, list)
+	var v uint64
+	if err == nil {
+		v = e.step()
+	}
+	e.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	ans, err := s.exchange(ctx, dev, frame)
-	defer s.locks.lock(dev)()
-	r, lerr := s.loadLocked(ctx, dev)
-	if lerr != nil {
-		return lerr
-	}
-	i := slices.IndexFunc(r.sessions, func(st stored) bool { return st.id == sid })
-	switch {
-	case err != nil:
+	if err := s.persist(ctx, e, v); err != nil {
 		return err
-	case ans.Kind == message.KindRefusal:
+	}
+	if err := recorded(); err != nil {
+		return err
+	}
+	ans, err := s.exchange(ctx, dev, frame)
+	if err != nil {
+		return err
+	}
+	if err := s.lockEntry(ctx, e); err != nil {
+		return err
+	}
+	r := &e.rec
+	i := slices.IndexFunc(r.sessions, func(st stored) bool { return st.id == sid })
+	changed := false
+	if ans.Kind == message.KindRefusal {
 		if i >= 0 {
 			// The device cannot open it (it lost the session, or refuses
 			// this device): the next try makes a new one.
 			r.sessions = slices.Delete(r.sessions, i, i+1)
-			if err := s.storeLocked(ctx, dev, r); err != nil {
-				return err
-			}
+			changed = true
 		}
+	} else if id, ok := ans.AckID(); !ok || id != env.ID {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: the answer names another message", message.ErrBadFrame)
+	} else {
+		if i >= 0 && r.sessions[i].header != nil {
+			r.sessions[i].header = nil // confirmed
+			changed = true
+		}
+		if list != nil && list.Version > r.listSent {
+			r.listSent = list.Version
+			changed = true
+		}
+	}
+	if changed {
+		v = e.step()
+	}
+	e.mu.Unlock()
+	if changed {
+		if err := s.persist(ctx, e, v); err != nil {
+			return err
+		}
+	}
+	if ans.Kind == message.KindRefusal {
 		return errRefused
 	}
-	if id, ok := ans.AckID(); !ok || id != env.ID {
-		return fmt.Errorf("%w: the answer names another message", message.ErrBadFrame)
-	}
-	if i >= 0 {
-		r.sessions[i].header = nil // confirmed
-	}
-	if list != nil && list.Version > r.listSent {
-		r.listSent = list.Version
-	}
-	return s.storeLocked(ctx, dev, r)
+	return nil
 }
 
 // handshake starts a session with dev from its prekey bundle (PQXDH when
@@ -211,25 +249,22 @@ func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
 }
 
 // sealLocked encrypts env for dev on fresh (a new session, made the
-// newest) or else the newest session held, and stores the sessions
-// before the frame is returned: a state is never used twice. dev's lock
-// must be held.
-func (s *Service) sealLocked(ctx context.Context, dev peer.ID, fresh *stored, env *message.Envelope, list *contact.DeviceList) (message.Frame, [8]byte, error) {
-	r, err := s.loadLocked(ctx, dev)
-	if err != nil {
-		return message.Frame{}, [8]byte{}, err
-	}
+// newest) or else the newest session held. The caller takes a new
+// version and has it on disk before the frame leaves: a state is never
+// used twice. e.mu must be held; the frame is the caller's.
+func (s *Service) sealLocked(e *peerEntry, fresh *stored, env *message.Envelope, list *contact.DeviceList) (message.Frame, [8]byte, error) {
+	r := &e.rec
 	if fresh != nil {
 		r.push(*fresh)
 	}
 	if len(r.sessions) == 0 {
 		return message.Frame{}, [8]byte{}, errRefused // dropped meanwhile: the retry starts one
 	}
-	e := *env
+	e2 := *env
 	if list != nil && list.Version > r.listSent && list.Has(s.self) {
-		e.Devices = list
+		e2.Devices = list
 	}
-	pt, err := e.Encode()
+	pt, err := e2.Encode()
 	if err != nil {
 		return message.Frame{}, [8]byte{}, err
 	}
@@ -237,9 +272,6 @@ func (s *Service) sealLocked(ctx context.Context, dev peer.ID, fresh *stored, en
 	ct, err := st.sess.Encrypt(lockedRand{s}, pt)
 	if err != nil {
 		return message.Frame{}, [8]byte{}, fmt.Errorf("message: encrypt: %w", err)
-	}
-	if err := s.storeLocked(ctx, dev, r); err != nil {
-		return message.Frame{}, [8]byte{}, err
 	}
 	if st.header != nil {
 		return message.Frame{Kind: message.KindInitial, Body: append(append([]byte(nil), st.header...), ct...)}, st.id, nil

@@ -149,11 +149,11 @@ type Service struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	// locks serialises the sessions with each remote device: they are
-	// loaded, changed and stored under its lock; cmu the device's
-	// counter.
-	locks peerLocks
-	cmu   sync.Mutex
+	// cache holds the sessions with each remote device, and its lock;
+	// cmu guards counter, the device's counter.
+	cache   *sessionCache
+	cmu     sync.Mutex
+	counter counter
 	// rmu guards rand, which every goroutine draws from.
 	rmu sync.Mutex
 }
@@ -174,7 +174,7 @@ func New(o Options) (*Service, error) {
 	return &Service{
 		h: o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
-		cfg: o.Config.withDefaults(), log: log.With("part", "messages"),
+		cfg: o.Config.withDefaults(), log: log.With("part", "messages"), cache: newSessionCache(),
 	}, nil
 }
 
@@ -242,43 +242,6 @@ func (s *Service) read(b []byte) error {
 	return nil
 }
 
-// peerLocks is one lock per remote device, held while its sessions are
-// loaded, changed and stored; a device's entry lives while someone holds
-// or waits for its lock.
-type peerLocks struct {
-	mu sync.Mutex
-	m  map[peer.ID]*peerLock
-}
-
-type peerLock struct {
-	mu    sync.Mutex
-	users int // holders and waiters; under peerLocks.mu
-}
-
-// lock takes id's lock and returns its release.
-func (l *peerLocks) lock(id peer.ID) (unlock func()) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[peer.ID]*peerLock)
-	}
-	pl := l.m[id]
-	if pl == nil {
-		pl = &peerLock{}
-		l.m[id] = pl
-	}
-	pl.users++
-	l.mu.Unlock()
-	pl.mu.Lock()
-	return func() {
-		pl.mu.Unlock()
-		l.mu.Lock()
-		if pl.users--; pl.users == 0 {
-			delete(l.m, id)
-		}
-		l.mu.Unlock()
-	}
-}
-
 // lockedRand is the service's random source read under rmu.
 type lockedRand struct{ s *Service }
 
@@ -287,4 +250,29 @@ func (r lockedRand) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// pending is a write under way in a goroutine of its own (goDo); its
+// caller waits for it before it returns, so Close, waiting for the
+// caller, waits for it too.
+type pending struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// goDo runs fn in a new goroutine.
+func goDo(fn func() error) *pending {
+	p := &pending{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.err = fn()
+	}()
+	return p
+}
+
+// wait blocks until fn returned and returns its error; it may be called
+// any number of times, from any goroutine.
+func (p *pending) wait() error {
+	<-p.done
+	return p.err
 }

@@ -31,6 +31,7 @@ type device struct {
 	h     host.Host
 	key   crypto.PrivKey
 	ds    ds.Batching
+	fault *faultyDS // d.ds as the service sees it
 	cell  ed25519.PrivateKey
 	list  *contact.DeviceList
 	cons  *fakeContacts
@@ -39,6 +40,8 @@ type device struct {
 	svc   *Service
 	seed  uint64
 	clock *atomic.Int64
+	// now, if set, is the service's clock instead of clock's.
+	now func() time.Time
 }
 
 // newDevices makes one device per name, each in a cell of its own, all
@@ -82,6 +85,7 @@ func newDevices(t *testing.T, names ...string) []*device {
 			cons: &fakeContacts{own: list}, store: newFakeStore(),
 			prek: &fakePrekeys{keys: keys, signer: edk, dir: dir}, seed: uint64(i) << 32, clock: clock,
 		}
+		d.fault = &faultyDS{Datastore: d.ds}
 		dir[h.ID()] = d.prek
 		devs = append(devs, d)
 	}
@@ -101,12 +105,16 @@ func newDevices(t *testing.T, names ...string) []*device {
 func (d *device) start(t *testing.T) {
 	t.Helper()
 	d.seed++
+	now := d.now
+	if now == nil {
+		now = func() time.Time { return time.Unix(d.clock.Add(1), 0) }
+	}
 	svc, err := New(Options{
-		Host: d.h, Key: d.key, Datastore: d.ds, Cell: fakeCell{d.cell.Public().(ed25519.PublicKey)},
+		Host: d.h, Key: d.key, Datastore: d.fault, Cell: fakeCell{d.cell.Public().(ed25519.PublicKey)},
 		Contacts: d.cons, Prekeys: d.prek, Store: d.store,
 		Config: Config{
 			Rand: rand.NewChaCha8([32]byte{byte(d.seed), byte(d.seed >> 32), 2}),
-			Now:  func() time.Time { return time.Unix(d.clock.Add(1), 0) },
+			Now:  now,
 		},
 	})
 	if err != nil {
@@ -182,10 +190,14 @@ func TestConversation(t *testing.T) {
 		t.Fatalf("Bob's conversation with Alice: %q, %v", texts(page.Messages), err)
 	}
 
-	// A corrupt stored session: dropped, a new handshake, delivered.
+	// A corrupt stored session (read when the service starts again: it
+	// keeps the sessions in memory, the datastore written by it only):
+	// dropped, a new handshake, delivered.
+	_ = alice.svc.Close()
 	if err := alice.ds.Put(ctx, sessionKey(bob.h.ID()), []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
+	alice.start(t)
 	send(alice, "Bob", "hello 6")
 	if n := alice.prek.fetches(); n != 2 {
 		t.Fatalf("alice fetched %d bundles, want 2 (a new handshake after the corrupt session)", n)
@@ -324,7 +336,7 @@ func TestExactlyOnce(t *testing.T) {
 	_, _ = fmt.Sscanf(m.Order[len(m.Order)-16:], "%x", &env.Seq)
 	puts := bob.store.puts
 	for _, to := range []*device{bob, bob, bob2, bob2} {
-		if err := alice.svc.deliver(ctx, to.h.ID(), env, nil); err != nil {
+		if err := alice.svc.deliver(ctx, to.h.ID(), env, nil, func() error { return nil }); err != nil {
 			t.Fatalf("delivered again to %s: %v", to.name, err)
 		}
 	}

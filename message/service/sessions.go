@@ -1,10 +1,8 @@
 package service
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -118,47 +116,6 @@ func decodeRecord(b []byte) (r peerRecord, bad int, err error) {
 	return r, bad, nil
 }
 
-// loadLocked returns the record of id (empty if none). A corrupt record,
-// or session, is dropped with a log line: a new handshake follows. id's
-// lock must be held.
-func (s *Service) loadLocked(ctx context.Context, id peer.ID) (peerRecord, error) {
-	b, err := s.ds.Get(ctx, sessionKey(id))
-	if errors.Is(err, ds.ErrNotFound) {
-		return peerRecord{}, nil
-	}
-	if err != nil {
-		return peerRecord{}, fmt.Errorf("message: load sessions: %w", err)
-	}
-	r, bad, err := decodeRecord(b)
-	if err != nil {
-		s.log.Warn("stored sessions corrupt: dropped, the next message makes a new one", "peer", id)
-		return peerRecord{}, nil
-	}
-	if bad > 0 {
-		s.log.Warn("stored session corrupt: dropped", "peer", id, "count", bad)
-	}
-	return r, nil
-}
-
-// storeLocked writes the record of id, durably, before anything it
-// protects leaves. id's lock must be held.
-func (s *Service) storeLocked(ctx context.Context, id peer.ID, r peerRecord) error {
-	if len(r.sessions) > MaxSessions {
-		r.sessions = r.sessions[:MaxSessions]
-	}
-	b, err := r.encode()
-	if err != nil {
-		return fmt.Errorf("message: store sessions: %w", err)
-	}
-	if err := s.ds.Put(ctx, sessionKey(id), b); err != nil {
-		return fmt.Errorf("message: store sessions: %w", err)
-	}
-	if err := s.ds.Sync(ctx, sessionKey(id)); err != nil {
-		return fmt.Errorf("message: store sessions: %w", err)
-	}
-	return nil
-}
-
 // front moves the session at i to the front (the newest, which sends).
 func (r *peerRecord) front(i int) {
 	st := r.sessions[i]
@@ -173,32 +130,4 @@ func (r *peerRecord) push(st stored) {
 	if len(r.sessions) > MaxSessions {
 		r.sessions = r.sessions[:MaxSessions]
 	}
-}
-
-// nextLocked takes the device's next (sent, seq): sent is now in Unix
-// milliseconds, or the previous one if the clock went back; seq counts
-// up. It is stored before it is used. cmu must be held.
-func (s *Service) nextLocked(ctx context.Context) (int64, uint64, error) {
-	var last int64
-	var seq uint64
-	b, err := s.ds.Get(ctx, counterKey)
-	switch {
-	case err == nil && len(b) == 16:
-		last, seq = int64(binary.BigEndian.Uint64(b)), binary.BigEndian.Uint64(b[8:])
-	case err == nil:
-		s.log.Warn("stored message counter corrupt: restarted from the clock")
-	case !errors.Is(err, ds.ErrNotFound):
-		return 0, 0, fmt.Errorf("message: load counter: %w", err)
-	}
-	sent := max(s.cfg.Now().UnixMilli(), last, 0)
-	seq++
-	out := binary.BigEndian.AppendUint64(nil, uint64(sent))
-	out = binary.BigEndian.AppendUint64(out, seq)
-	if err := s.ds.Put(ctx, counterKey, out); err != nil {
-		return 0, 0, fmt.Errorf("message: store counter: %w", err)
-	}
-	if err := s.ds.Sync(ctx, counterKey); err != nil {
-		return 0, 0, fmt.Errorf("message: store counter: %w", err)
-	}
-	return sent, seq, nil
 }

@@ -4,11 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"errors"
-	"runtime"
-	"sync/atomic"
 	"testing"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/ratchet"
 )
@@ -85,41 +81,5 @@ func TestStoredSessions(t *testing.T) {
 	r.front(2)
 	if r.sessions[0].id[0] != 0xf0+MaxSessions-1 {
 		t.Fatalf("front(2): newest %v", r.sessions[0].id)
-	}
-}
-
-// TestPeerLocks: one device's lock held does not hold another's; a
-// second taker of the same waits until it is released; the entries go
-// once released.
-func TestPeerLocks(t *testing.T) {
-	var l peerLocks
-	a, b := peer.ID("a"), peer.ID("b")
-	unlockA := l.lock(a)
-	l.lock(b)() // not held up by a's
-	var took atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		unlock := l.lock(a)
-		took.Store(true)
-		unlock()
-	}()
-	// Until the goroutine waits on a's lock (it counts itself in first).
-	for {
-		l.mu.Lock()
-		users := l.m[a].users
-		l.mu.Unlock()
-		if users == 2 {
-			break
-		}
-		runtime.Gosched()
-	}
-	if took.Load() {
-		t.Fatal("a's lock taken twice at once")
-	}
-	unlockA()
-	<-done
-	if !took.Load() || len(l.m) != 0 {
-		t.Fatalf("taken %v, %d entries left", took.Load(), len(l.m))
 	}
 }

@@ -1,0 +1,193 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// MaxCachedDevices bounds the devices whose sessions the service keeps
+// in memory when no call is using them.
+const MaxCachedDevices = 1024
+
+// sessionCache holds the sessions of the remote devices in memory, so
+// that a message reads none from disk, and lets the messages with one
+// device share their durable writes. The datastore's session records are
+// written by this cache only.
+//
+// Bound: at most max entries that no call uses; an entry in use is never
+// evicted, so the map holds at most max plus the calls under way.
+// Eviction takes the least recently used entry whose state is on disk;
+// failing that (its last write failed), the least recently used entry
+// not in use: its memory is ahead of its disk only by steps whose write
+// failed, so no frame left from them and no acknowledgement went for
+// them, and the state on disk, read again, is safe to go on from.
+type sessionCache struct {
+	mu   sync.Mutex
+	max  int
+	m    map[peer.ID]*peerEntry
+	tick uint64 // the last use's number
+}
+
+// peerEntry is one remote device's sessions.
+//
+// mu is the device's lock: it is held for a ratchet step on rec, and
+// each step that changes rec takes a new version (ver). The step's
+// state is written after mu is released (persist), in version order,
+// one write at a time (wmu): a writer writes the newest state held, so a
+// writer whose version is already on disk returns at once, and the
+// messages stepped meanwhile share one write.
+type peerEntry struct {
+	id      peer.ID
+	users   int    // calls holding it; under sessionCache.mu
+	lastUse uint64 // under sessionCache.mu
+
+	mu     sync.Mutex
+	loaded bool       // rec is read from disk; under mu
+	rec    peerRecord // under mu
+	ver    atomic.Uint64
+
+	wmu     sync.Mutex
+	durable atomic.Uint64 // the version on disk; written under wmu
+}
+
+func newSessionCache() *sessionCache {
+	return &sessionCache{max: MaxCachedDevices, m: make(map[peer.ID]*peerEntry)}
+}
+
+// acquire returns id's entry, made if need be, counted in use until
+// release. It does not block on the device's lock.
+func (c *sessionCache) acquire(id peer.ID) *peerEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tick++
+	e := c.m[id]
+	if e == nil {
+		if len(c.m) >= c.max {
+			c.evictLocked()
+		}
+		e = &peerEntry{id: id}
+		c.m[id] = e
+	}
+	e.users++
+	e.lastUse = c.tick
+	return e
+}
+
+// release ends a use of e; past the bound, it evicts.
+func (c *sessionCache) release(e *peerEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.users--
+	for len(c.m) > c.max && c.evictLocked() {
+	}
+}
+
+// evictLocked evicts one entry not in use (see sessionCache); it
+// reports whether there was one. c.mu must be held.
+func (c *sessionCache) evictLocked() bool {
+	var best, fallback *peerEntry
+	for _, e := range c.m {
+		if e.users > 0 {
+			continue
+		}
+		if fallback == nil || e.lastUse < fallback.lastUse {
+			fallback = e
+		}
+		if e.durable.Load() == e.ver.Load() && (best == nil || e.lastUse < best.lastUse) {
+			best = e
+		}
+	}
+	if best == nil {
+		best = fallback
+	}
+	if best == nil {
+		return false
+	}
+	delete(c.m, best.id)
+	return true
+}
+
+// len is the number of devices held.
+func (c *sessionCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
+// lockEntry takes e's lock, reading its record from disk the first time.
+// On error the lock is not held.
+func (s *Service) lockEntry(ctx context.Context, e *peerEntry) error {
+	e.mu.Lock()
+	if e.loaded {
+		return nil
+	}
+	r, err := s.loadRecord(ctx, e.id)
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	e.rec, e.loaded = r, true
+	return nil
+}
+
+// step takes a new version for a change of e.rec. e.mu must be held.
+func (e *peerEntry) step() uint64 { return e.ver.Add(1) }
+
+// persist returns once version v of e's record, or a newer one, is on
+// disk. It blocks while another write of e is under way, then writes the
+// newest state held (unless it is on disk already). e.mu must not be
+// held.
+func (s *Service) persist(ctx context.Context, e *peerEntry, v uint64) error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if e.durable.Load() >= v {
+		return nil
+	}
+	e.mu.Lock()
+	cur := e.ver.Load()
+	r := e.rec
+	if len(r.sessions) > MaxSessions {
+		r.sessions = r.sessions[:MaxSessions]
+	}
+	b, err := r.encode()
+	e.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("message: store sessions: %w", err)
+	}
+	if err := s.ds.Put(ctx, sessionKey(e.id), b); err != nil {
+		return fmt.Errorf("message: store sessions: %w", err)
+	}
+	if err := s.ds.Sync(ctx, sessionKey(e.id)); err != nil {
+		return fmt.Errorf("message: store sessions: %w", err)
+	}
+	e.durable.Store(cur)
+	return nil
+}
+
+// loadRecord returns the record of id on disk (empty if none). A
+// corrupt record, or session, is dropped with a log line: a new
+// handshake follows.
+func (s *Service) loadRecord(ctx context.Context, id peer.ID) (peerRecord, error) {
+	b, err := s.ds.Get(ctx, sessionKey(id))
+	if errors.Is(err, ds.ErrNotFound) {
+		return peerRecord{}, nil
+	}
+	if err != nil {
+		return peerRecord{}, fmt.Errorf("message: load sessions: %w", err)
+	}
+	r, bad, err := decodeRecord(b)
+	if err != nil {
+		s.log.Warn("stored sessions corrupt: dropped, the next message makes a new one", "peer", id)
+		return peerRecord{}, nil
+	}
+	if bad > 0 {
+		s.log.Warn("stored session corrupt: dropped", "peer", id, "count", bad)
+	}
+	return r, nil
+}

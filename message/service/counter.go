@@ -1,0 +1,69 @@
+package service
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	ds "github.com/ipfs/go-datastore"
+)
+
+// The device's counter is handed out from memory under a lease written
+// to disk first: a high-water mark of seq and a floor of sent times.
+const (
+	// leaseSeqs is how many seqs one lease covers.
+	leaseSeqs = 1000
+	// leaseMillis is how far past the clock a lease's time floor is.
+	leaseMillis = 1000
+)
+
+// counter is the device's (sent, seq), under Service.cmu.
+type counter struct {
+	loaded bool
+	sent   int64  // the last sent time handed out, Unix ms
+	seq    uint64 // the last seq handed out
+	// maxSent and maxSeq are the lease on disk: every sent handed out is
+	// at most maxSent, every seq at most maxSeq; a restart resumes from
+	// them.
+	maxSent int64
+	maxSeq  uint64
+}
+
+// nextLocked takes the device's next (sent, seq): sent is now in Unix
+// milliseconds, or the previous one if the clock went back; seq counts
+// up. When the lease does not cover them, a new one is written (durably)
+// before they are returned: seq up to seq+leaseSeqs-1, sent up to the
+// clock plus leaseMillis. After a restart both resume from the lease, so
+// seq never repeats and sent never goes back. cmu must be held.
+func (s *Service) nextLocked(ctx context.Context) (int64, uint64, error) {
+	c := &s.counter
+	if !c.loaded {
+		b, err := s.ds.Get(ctx, counterKey)
+		switch {
+		case err == nil && len(b) == 16:
+			c.sent, c.seq = int64(binary.BigEndian.Uint64(b)), binary.BigEndian.Uint64(b[8:])
+		case err == nil:
+			s.log.Warn("stored message counter corrupt: restarted from the clock")
+		case !errors.Is(err, ds.ErrNotFound):
+			return 0, 0, fmt.Errorf("message: load counter: %w", err)
+		}
+		c.maxSent, c.maxSeq, c.loaded = c.sent, c.seq, true
+	}
+	sent := max(s.cfg.Now().UnixMilli(), c.sent, 0)
+	seq := c.seq + 1
+	if sent > c.maxSent || seq > c.maxSeq {
+		maxSent, maxSeq := max(sent+leaseMillis, c.maxSent), seq+leaseSeqs-1
+		out := binary.BigEndian.AppendUint64(nil, uint64(maxSent))
+		out = binary.BigEndian.AppendUint64(out, maxSeq)
+		if err := s.ds.Put(ctx, counterKey, out); err != nil {
+			return 0, 0, fmt.Errorf("message: store counter: %w", err)
+		}
+		if err := s.ds.Sync(ctx, counterKey); err != nil {
+			return 0, 0, fmt.Errorf("message: store counter: %w", err)
+		}
+		c.maxSent, c.maxSeq = maxSent, maxSeq
+	}
+	c.sent, c.seq = sent, seq
+	return sent, seq, nil
+}
