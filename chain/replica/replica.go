@@ -134,6 +134,7 @@ type Replica struct {
 
 	mu       sync.Mutex
 	st       *chain.State // the current cell's chain; nil until loaded
+	recent   recent       // plaintext of st's entries appended lately
 	rng      *rand.Rand
 	remotes  map[peer.ID]*remote
 	banned   map[peer.ID]time.Time
@@ -289,6 +290,7 @@ func (r *Replica) stateLocked(ctx context.Context) (*chain.State, error) {
 			r.remotes = make(map[peer.ID]*remote)
 		}
 		r.st, r.cutVersion = st, 0
+		r.recent.reset()
 		r.log.Info("chain loaded", "cell", ro.ID(), "entries", st.Len(), "forks", len(st.Forks()))
 	}
 	if err := r.applyCutoffsLocked(ctx, ro); err != nil {
