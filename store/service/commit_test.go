@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -229,5 +230,43 @@ func TestGroupCommitClose(t *testing.T) {
 	}
 	if _, err := h.s.Put(t.Context(), store.EntityID{}, []store.Trait{note("late")}); !errors.Is(err, service.ErrClosed) {
 		t.Errorf("Put after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestGroupCommitCancel: a write whose ctx ends while it waits in the
+// queue leaves it with ctx's error and is not committed; the others are.
+func TestGroupCommitCancel(t *testing.T) {
+	h := holdCommits(t, 54)
+	start := h.length(t)
+	lead := h.put(t, store.EntityID{}, note("lead"))
+	<-h.entered
+	ctx, cancel := context.WithCancel(t.Context())
+	gone := make(chan error, 1)
+	go func() {
+		_, err := h.s.Put(ctx, store.EntityID{}, []store.Trait{note("gone")})
+		gone <- err
+	}()
+	h.queued(t, 1)
+	kept := h.put(t, store.EntityID{}, note("kept"))
+	h.queued(t, 2)
+	cancel()
+	if err := <-gone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("write canceled in the queue: %v, want context.Canceled", err)
+	}
+	h.queued(t, 1)
+	h.release <- struct{}{}
+	<-h.entered
+	h.release <- struct{}{}
+	for _, c := range []<-chan putResult{lead, kept} {
+		if r := <-c; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	if got := h.length(t) - start; got != 2 {
+		t.Errorf("%d chain entries, want 2 (the canceled write not among them)", got)
+	}
+	page, err := h.s.Query(t.Context(), store.Query{Type: "exo.note"})
+	if err != nil || len(page.Hits) != 2 {
+		t.Errorf("index: %+v, %v; want the 2 writes committed, not the canceled one", page, err)
 	}
 }
