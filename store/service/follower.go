@@ -149,25 +149,27 @@ func cellOrNone(id string) string {
 // reads (or between the checkpoint and the first read) is seen before the
 // renumbered arrivals are applied.
 //
-// A catch-up with nothing to do is cheap: when the index is the one the
-// last catch-up left at arrival caught.next, and the chain's tip (from
-// memory) is that arrival count with that last CID, it reads neither the
-// index's checkpoint nor the chain.
+// When the index is the one the last catch-up left (caught), its
+// checkpoint is known and not read from SQLite; then a catch-up with
+// nothing to do, the chain's tip (from memory) being that arrival count
+// with that last CID, reads nothing at all.
 func (s *Service) catchUp(ctx context.Context, ix *index.Index) (uint64, error) {
 	s.amu.Lock()
 	defer s.amu.Unlock()
-	if s.caught.ix == ix {
+	if c := s.caught; c.ix == ix {
 		n, last, err := s.chain.Tip(ctx)
-		if err == nil && n == s.caught.next && bytes.Equal(tipBytes(last), s.caught.last) {
+		if err == nil && n == c.next && bytes.Equal(tipBytes(last), c.last) {
 			return 0, nil
 		}
+		return s.catchUpFrom(ctx, ix, index.Checkpoint{Next: c.next, Last: c.last})
 	}
 	return s.catchUpLocked(ctx, ix)
 }
 
 // caughtUp is where the last catch-up left an index: the arrivals it
 // holds (next) and the CID of the last (nil: none). Guarded by amu; a
-// zero ix is no memo.
+// zero ix is no memo. Only catch-ups write the index, under amu; anything
+// else that changes it (Reset) clears the memo first.
 type caughtUp struct {
 	ix   *index.Index
 	next uint64
@@ -191,6 +193,12 @@ func (s *Service) catchUpLocked(ctx context.Context, ix *index.Index) (uint64, e
 	if err != nil {
 		return 0, err
 	}
+	return s.catchUpFrom(ctx, ix, cp)
+}
+
+// catchUpFrom is catchUpLocked from checkpoint cp, which is ix's.
+func (s *Service) catchUpFrom(ctx context.Context, ix *index.Index, cp index.Checkpoint) (uint64, error) {
+	s.caught = caughtUp{}
 	var applied uint64
 	for try := 0; ; try++ {
 		n, last, moved, err := s.applyFrom(ctx, ix, cp)
