@@ -1,7 +1,9 @@
 // Package replica is a node's copy of its cell's chain: the shell around
 // the pure core in package chain. It stores entries durably (blocks and an
 // index, one synced batch per append or per received batch), appends this
-// node's entries, reads the chain in order or as it arrives, and syncs with
+// node's entries (keeping the plaintext of the last ones, bounded, so that
+// reading them back soon decrypts nothing: recent.go), reads the chain in
+// order or as it arrives, and syncs with
 // the cell's other members: heads announced by gossip, missing entries
 // pulled in one have/want round trip over ProtocolSync.
 package replica
