@@ -3,9 +3,9 @@
 // index, one synced batch per append or per received batch), appends this
 // node's entries (keeping the plaintext of the last ones, bounded, so that
 // reading them back soon decrypts nothing: recent.go), reads the chain in
-// order or as it arrives, and syncs with
-// the cell's other members: heads announced by gossip, missing entries
-// pulled in one have/want round trip over ProtocolSync.
+// order or as it arrives, and syncs with the cell's other members: heads
+// announced by gossip, missing entries pulled in one have/want round trip
+// over ProtocolSync.
 package replica
 
 import (
