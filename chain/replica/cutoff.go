@@ -147,6 +147,7 @@ func (r *Replica) cut(ctx context.Context, ro *cell.Roster) (dropped, again int,
 		return 0, 0, fmt.Errorf("chain: rewrite index: %w", err)
 	}
 	r.st = st
+	r.recent.reset()
 	for _, e := range gone {
 		if err := r.blocks.Delete(ctx, e.CID()); err != nil && !errors.Is(err, blocks.ErrNotFound) {
 			r.log.Warn("dropped entry not deleted", "entry", e.CID(), "err", err)

@@ -8,3 +8,13 @@ func (r *Replica) Unban(id peer.ID) {
 	defer r.mu.Unlock()
 	delete(r.banned, id)
 }
+
+// RecentEntries is the recent cache's bound in entries.
+const RecentEntries = recentEntries
+
+// RecentLen returns how many entries the recent cache holds.
+func RecentLen(r *Replica) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.recent.m)
+}

@@ -41,7 +41,10 @@ func (r *Replica) Append(ctx context.Context, payload []byte) (Entry, error) {
 }
 
 // AppendMany writes payloads as this node's next entries, in order, and
-// stores them in one synced batch: one disk sync for all.
+// stores them in one synced batch: one disk sync for all. The entries'
+// plaintext is kept in a bounded cache (see recent), so that reading them
+// back soon (Arrivals, Log) reads nothing from disk. payloads is not
+// retained; the Payload of each Entry returned is its payload.
 func (r *Replica) AppendMany(ctx context.Context, payloads [][]byte) ([]Entry, error) {
 	if len(payloads) == 0 {
 		return nil, nil
@@ -87,13 +90,17 @@ func (r *Replica) AppendMany(ctx context.Context, payloads [][]byte) ([]Entry, e
 	out := make([]Entry, len(added))
 	for i, e := range added {
 		out[i] = view(st, e, payloads[i])
+		r.recent.add(out[i])
 	}
 	return out, nil
 }
 
 // dropLocked forgets the in-memory chain after a failed write, so that the
-// next use reloads what the store holds.
-func (r *Replica) dropLocked() { r.st = nil }
+// next use reloads what the store holds, and the recent cache with it.
+func (r *Replica) dropLocked() {
+	r.st = nil
+	r.recent.reset()
+}
 
 func view(st *chain.State, e *chain.Entry, plaintext []byte) Entry {
 	out := Entry{
@@ -140,7 +147,19 @@ func (r *Replica) Arrivals(ctx context.Context, from uint64, limit int) ([]Entry
 }
 
 func (r *Replica) read(ctx context.Context, st *chain.State, cs []cid.Cid) ([]Entry, error) {
-	es, err := readEntries(ctx, r.blocks, cs)
+	out := make([]Entry, len(cs))
+	var miss []cid.Cid // not in the recent cache: read and decrypted
+	var at []int       // their places in out
+	r.mu.Lock()
+	for i, c := range cs {
+		if e, ok := r.recent.get(c); ok {
+			out[i] = e
+		} else {
+			miss, at = append(miss, c), append(at, i)
+		}
+	}
+	r.mu.Unlock()
+	es, err := readEntries(ctx, r.blocks, miss)
 	if err != nil {
 		return nil, err
 	}
@@ -153,9 +172,13 @@ func (r *Replica) read(ctx context.Context, st *chain.State, cs []cid.Cid) ([]En
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Entry, len(es))
 	for i, e := range es {
-		out[i] = view(st, e, plain[i])
+		out[at[i]] = view(st, e, plain[i])
+	}
+	for i := range out {
+		if m, ok := st.Meta(out[i].CID); ok {
+			out[i].Index = m.Index
+		}
 	}
 	return out, nil
 }

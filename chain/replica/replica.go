@@ -1,9 +1,11 @@
 // Package replica is a node's copy of its cell's chain: the shell around
 // the pure core in package chain. It stores entries durably (blocks and an
 // index, one synced batch per append or per received batch), appends this
-// node's entries, reads the chain in order or as it arrives, and syncs with
-// the cell's other members: heads announced by gossip, missing entries
-// pulled in one have/want round trip over ProtocolSync.
+// node's entries (keeping the plaintext of the last ones, bounded, so that
+// reading them back soon decrypts nothing: recent.go), reads the chain in
+// order or as it arrives, and syncs with the cell's other members: heads
+// announced by gossip, missing entries pulled in one have/want round trip
+// over ProtocolSync.
 package replica
 
 import (
@@ -134,6 +136,7 @@ type Replica struct {
 
 	mu       sync.Mutex
 	st       *chain.State // the current cell's chain; nil until loaded
+	recent   recent       // plaintext of st's entries appended lately
 	rng      *rand.Rand
 	remotes  map[peer.ID]*remote
 	banned   map[peer.ID]time.Time
@@ -289,6 +292,7 @@ func (r *Replica) stateLocked(ctx context.Context) (*chain.State, error) {
 			r.remotes = make(map[peer.ID]*remote)
 		}
 		r.st, r.cutVersion = st, 0
+		r.recent.reset()
 		r.log.Info("chain loaded", "cell", ro.ID(), "entries", st.Len(), "forks", len(st.Forks()))
 	}
 	if err := r.applyCutoffsLocked(ctx, ro); err != nil {

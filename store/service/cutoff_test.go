@@ -32,8 +32,17 @@ type cutChain struct {
 	asked []int // the limit of each Arrivals call
 }
 
-func (c *cutChain) Append(context.Context, []byte) (replica.Entry, error) {
+func (c *cutChain) AppendMany(context.Context, [][]byte) ([]replica.Entry, error) {
 	panic("not used")
+}
+
+func (c *cutChain) Tip(context.Context) (uint64, cid.Cid, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.es) == 0 {
+		return 0, cid.Undef, nil
+	}
+	return uint64(len(c.es)), c.es[len(c.es)-1].CID, nil
 }
 func (c *cutChain) Watch() (<-chan struct{}, func())               { return nil, func() {} }
 func (c *cutChain) Status(context.Context) (replica.Status, error) { return replica.Status{}, nil }

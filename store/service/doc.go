@@ -9,7 +9,11 @@
 // encoding as one chain entry. Nothing is appended for a refused write.
 // Writes work offline: the chain takes them, and every store node indexes
 // them once they arrive. On a store node a write returns once its entry is
-// in the index, so that the node reads its own writes.
+// in the index, so that the node reads its own writes. Concurrent writes
+// are committed in groups (commit.go): those that arrive while a commit is
+// under way share the next one, in as few entries as fit (one, usually),
+// one synced write and one catch-up of the index; a lone write is
+// committed at once.
 //
 // # The follower
 //

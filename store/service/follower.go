@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/store"
 	"github.com/exopeer/exopeer/store/index"
@@ -146,22 +148,64 @@ func cellOrNone(id string) string {
 // whose CID must be the last one applied, so that a cut-off between two
 // reads (or between the checkpoint and the first read) is seen before the
 // renumbered arrivals are applied.
+//
+// When the index is the one the last catch-up left (caught), its
+// checkpoint is known and not read from SQLite; then a catch-up with
+// nothing to do, the chain's tip (from memory) being that arrival count
+// with that last CID, reads nothing at all.
 func (s *Service) catchUp(ctx context.Context, ix *index.Index) (uint64, error) {
 	s.amu.Lock()
 	defer s.amu.Unlock()
+	if c := s.caught; c.ix == ix {
+		n, last, err := s.chain.Tip(ctx)
+		if err == nil && n == c.next && bytes.Equal(tipBytes(last), c.last) {
+			return 0, nil
+		}
+		return s.catchUpFrom(ctx, ix, index.Checkpoint{Next: c.next, Last: c.last})
+	}
 	return s.catchUpLocked(ctx, ix)
 }
 
-// catchUpLocked is catchUp for a caller that holds amu.
+// caughtUp is where the last catch-up left an index: the arrivals it
+// holds (next) and the CID of the last (nil: none). Guarded by amu; a
+// zero ix is no memo. Only catch-ups write the index, under amu; anything
+// else that changes it (Reset) clears the memo first.
+type caughtUp struct {
+	ix   *index.Index
+	next uint64
+	last []byte
+}
+
+// tipBytes is a tip's CID as the index records it: nil for none.
+func tipBytes(c cid.Cid) []byte {
+	if !c.Defined() {
+		return nil
+	}
+	return c.Bytes()
+}
+
+// catchUpLocked is catchUp for a caller that holds amu. It reads the
+// index's checkpoint whatever the memo says, and leaves the memo where
+// it caught up (none on an error).
 func (s *Service) catchUpLocked(ctx context.Context, ix *index.Index) (uint64, error) {
+	s.caught = caughtUp{}
 	cp, err := ix.Checkpoint(ctx)
 	if err != nil {
 		return 0, err
 	}
+	return s.catchUpFrom(ctx, ix, cp)
+}
+
+// catchUpFrom is catchUpLocked from checkpoint cp, which is ix's.
+func (s *Service) catchUpFrom(ctx context.Context, ix *index.Index, cp index.Checkpoint) (uint64, error) {
+	s.caught = caughtUp{}
 	var applied uint64
 	for try := 0; ; try++ {
-		n, moved, err := s.applyFrom(ctx, ix, cp)
+		n, last, moved, err := s.applyFrom(ctx, ix, cp)
 		applied += n
+		if err == nil && !moved {
+			s.caught = caughtUp{ix: ix, next: cp.Next + n, last: last}
+		}
 		if err != nil || !moved {
 			return applied, err
 		}
@@ -187,17 +231,18 @@ const ReadChunk = 64
 
 // applyFrom applies the arrivals from checkpoint cp on, in batches, and
 // reports moved (having applied nothing of the batch that showed it) when
-// the arrival before a read is not the one applied or read last.
-func (s *Service) applyFrom(ctx context.Context, ix *index.Index, cp index.Checkpoint) (applied uint64, moved bool, err error) {
+// the arrival before a read is not the one applied or read last; last is
+// the CID of the last arrival applied (cp's when none was).
+func (s *Service) applyFrom(ctx context.Context, ix *index.Index, cp index.Checkpoint) (applied uint64, last []byte, moved bool, err error) {
 	// The next batch is read from the chain (blocks, decryption) while the
 	// index applies this one; applyFrom waits for every read it started.
 	reads := make(chan readBatch, 1)
 	go func() { reads <- s.readBatch(ctx, cp.Next, cp.Last) }()
-	next := cp.Next
+	next, last := cp.Next, cp.Last
 	for {
 		b := <-reads
 		if b.err != nil || b.moved || len(b.es) == 0 {
-			return applied, b.moved, chainErr(b.err)
+			return applied, last, b.moved, chainErr(b.err)
 		}
 		more := !b.last
 		next += uint64(len(b.es))
@@ -210,14 +255,15 @@ func (s *Service) applyFrom(ctx context.Context, ix *index.Index, cp index.Check
 			if more {
 				<-reads
 			}
-			return applied, false, err
+			return applied, last, false, err
 		}
 		for _, sk := range skips {
 			s.skipped(sk)
 		}
 		applied += uint64(len(b.es))
+		last = b.es[len(b.es)-1].CID.Bytes()
 		if !more {
-			return applied, false, nil
+			return applied, last, false, nil
 		}
 	}
 }

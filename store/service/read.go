@@ -109,6 +109,7 @@ func (s *Service) Reindex(ctx context.Context) (Reindexed, error) {
 	// One hold of amu for both: between them the follower would apply
 	// what the reindex then finds done, and Reindexed would count it not.
 	s.amu.Lock()
+	s.caught = caughtUp{} // whatever Reset leaves, the checkpoint is read again
 	err = ix.Reset(ctx)
 	var n uint64
 	if err == nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -40,12 +41,15 @@ var (
 // Chain is what the service needs of the node's replica of its cell's
 // chain. *replica.Replica has it.
 type Chain interface {
-	// Append writes payload as the node's next entry, on disk when it
-	// returns.
-	Append(ctx context.Context, payload []byte) (replica.Entry, error)
+	// AppendMany writes payloads as the node's next entries, in order, on
+	// disk (one synced write) when it returns.
+	AppendMany(ctx context.Context, payloads [][]byte) ([]replica.Entry, error)
 	// Arrivals returns up to limit entries in this node's arrival order,
 	// from index from on.
 	Arrivals(ctx context.Context, from uint64, limit int) ([]replica.Entry, error)
+	// Tip returns the number of arrivals and the CID of the last, from
+	// memory.
+	Tip(ctx context.Context) (uint64, cid.Cid, error)
 	// Watch signals each growth of the chain; the channel closes with
 	// the replica.
 	Watch() (<-chan struct{}, func())
@@ -144,8 +148,24 @@ type Service struct {
 	ix     *index.Index
 	ixCell string
 	ixDone bool
-	// amu serialises catch-ups (the follower, Reindex, writes).
-	amu sync.Mutex
+	// amu serialises catch-ups (the follower, Reindex, writes) and
+	// guards caught.
+	amu    sync.Mutex
+	caught caughtUp
+
+	// The group commit (commit.go): slots bounds the writes waiting
+	// (maxQueued); cmu guards the queue, busy (a commit is under way or
+	// about to be) and cdone (Close refused further writes). commits
+	// counts the commits, for tests and benchmarks.
+	slots   chan struct{}
+	cmu     sync.Mutex
+	queue   []*write
+	busy    bool
+	cdone   bool
+	commits atomic.Int64
+	// commitHook, when set (by tests, before the first write), is called
+	// by each commit before it appends.
+	commitHook func()
 
 	// lmu guards the log limiters: skipped entries, failed passes.
 	lmu     sync.Mutex
@@ -175,7 +195,7 @@ func New(opts Options) (*Service, error) {
 	}
 	return &Service{
 		h: opts.Host, chain: opts.Chain, cell: opts.Cell, cfg: cfg, reg: cfg.Registry,
-		log: log.With("part", "store"), kick: make(chan struct{}, 1),
+		log: log.With("part", "store"), kick: make(chan struct{}, 1), slots: make(chan struct{}, maxQueued),
 		client: remote.NewClient(opts.Host), down: make(map[peer.ID]time.Time),
 	}, nil
 }
@@ -209,6 +229,7 @@ func (s *Service) Close() error {
 	s.closed = true
 	started := s.started
 	s.mu.Unlock()
+	s.closeQueue()
 	var err error
 	if started {
 		err = s.server.Close()

@@ -11,11 +11,15 @@ import (
 	"github.com/exopeer/exopeer/store"
 )
 
-// Put writes traits into entity e as one transaction, one chain entry. A
-// zero e makes a new entity (its ID is in Written). A trait with an empty
-// ID takes its type as ID; zero Created and Modified times are now, but a
-// trait that is live keeps its Created (when this node can read it: from
-// its index, or from a store member; offline, now). Before anything is
+// Put writes traits into entity e as one transaction, in one chain entry
+// (which it may share with writes committed at the same time: see
+// commit.go). A zero e makes a new entity (its ID is in Written). A trait
+// with an empty ID takes its type as ID; a zero Modified time is now; a
+// zero Created time is now, but a trait that is live keeps its Created
+// (when this node can read it: from its index, or from a store member;
+// offline, now). Put reads the entity's live traits for that, and only
+// for that: a caller that sets every Created (or makes a new entity)
+// costs no read. Before anything is
 // appended, it refuses a document over store.MaxDoc (an error wrapping
 // store.ErrTooLarge), a document its schema refuses (a *store.FieldError,
 // wrapping store.ErrSchema), and a malformed trait or transaction (no
@@ -161,18 +165,14 @@ func (s *Service) liveTraits(ctx context.Context, e store.EntityID) map[store.Tr
 	return m
 }
 
-// append encodes tx and appends it to the chain.
+// append encodes tx and appends it to the chain, with the writes that
+// are committed alongside it (commit.go).
 func (s *Service) append(ctx context.Context, e store.EntityID, tx store.Transaction) (Written, error) {
 	p, err := store.Encode(tx)
 	if err != nil {
 		return Written{}, err
 	}
-	ent, err := s.chain.Append(ctx, p)
-	if err != nil {
-		return Written{}, fmt.Errorf("store: append: %w", err)
-	}
-	s.settle(ctx)
-	return Written{Entity: e, CID: ent.CID, Pos: ent.Pos}, nil
+	return s.commit(ctx, e, p, len(tx.Ops))
 }
 
 // settle brings a store node's index up to its chain, so that a write is

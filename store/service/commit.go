@@ -1,0 +1,193 @@
+package service
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/exopeer/exopeer/store"
+)
+
+// Group commit. Writes that arrive while one is being committed are
+// committed together by the next commit: consecutive writes share one
+// transaction, one chain entry, while it stays within store.MaxOps
+// operations and store.MaxPayload bytes and no two of them touch one
+// entity (a later write of an entity goes in a later entry of the same
+// commit, so it wins as it would alone); then the entries are appended in
+// one AppendMany (one synced datastore write) and the index catches up
+// once. The scheme is leader and followers, with no goroutine of its own:
+// a write that finds no commit under way commits the queue (its own write
+// first, so a lone write waits for no company); the others wait in the
+// queue, and when a commit ends, the first of the queue commits the queue
+// as it is then. At most maxQueued writes wait at once (queued or in the
+// commit under way); a write beyond it blocks until one returns, or its
+// ctx ends. Each write returns when its own commit did: on disk and, on a
+// store node, in the index; a failed commit fails every write in it, and
+// only those.
+
+// maxQueued bounds the writes waiting for a commit, queued or in the
+// commit under way.
+const maxQueued = 256
+
+// write is one caller's write: its transaction, encoded, and how its
+// commit went. wake receives one value: the commit that took it ended
+// (its result is set), or it is to commit the queue (lead).
+type write struct {
+	e    store.EntityID
+	p    []byte // store.Encode of the transaction
+	ops  int
+	wake chan struct{}
+	lead bool
+	w    Written
+	err  error
+}
+
+// commit appends the transaction of entity e, encoded as p with ops
+// operations, with the writes committed alongside it, and returns its
+// entry. ctx bounds the wait for a place in the queue and in it; once its
+// commit started a write runs to its end.
+func (s *Service) commit(ctx context.Context, e store.EntityID, p []byte, ops int) (Written, error) {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return Written{}, fmt.Errorf("store: append: %w", ctx.Err())
+	}
+	defer func() { <-s.slots }()
+	w := &write{e: e, p: p, ops: ops, wake: make(chan struct{}, 1)}
+	s.cmu.Lock()
+	if s.cdone {
+		s.cmu.Unlock()
+		return Written{}, ErrClosed
+	}
+	s.queue = append(s.queue, w)
+	lead := !s.busy
+	w.lead, s.busy = lead, true
+	s.cmu.Unlock()
+	if !lead {
+		select {
+		case <-w.wake:
+		case <-ctx.Done():
+			s.cmu.Lock()
+			if i := slices.Index(s.queue, w); i >= 0 && !w.lead {
+				s.queue = slices.Delete(s.queue, i, i+1)
+				s.cmu.Unlock()
+				return Written{}, fmt.Errorf("store: append: %w", ctx.Err())
+			}
+			s.cmu.Unlock()
+			<-w.wake // in a commit under way, or leading the next one
+		}
+		if !w.lead { // set before the wake, if at all
+			return w.w, w.err
+		}
+	}
+	s.cmu.Lock()
+	batch := s.queue
+	s.queue = nil
+	s.cmu.Unlock()
+	s.commitBatch(batch)
+	s.cmu.Lock()
+	if len(s.queue) > 0 {
+		next := s.queue[0]
+		next.lead = true
+		next.wake <- struct{}{}
+	} else {
+		s.busy = false
+	}
+	s.cmu.Unlock()
+	return w.w, w.err
+}
+
+// commitBatch appends the writes of batch, settles the index, sets every
+// write's result and wakes every write but the leader's (whose wake has
+// served already).
+func (s *Service) commitBatch(batch []*write) {
+	err := s.live()
+	var payloads [][]byte
+	var groups [][]*write
+	if err == nil {
+		payloads, groups = group(batch)
+		s.commits.Add(1)
+		if s.commitHook != nil {
+			s.commitHook()
+		}
+		ents, aerr := s.chain.AppendMany(s.ctx, payloads)
+		if aerr != nil {
+			err = fmt.Errorf("store: append: %w", aerr)
+		} else {
+			s.settle(s.ctx)
+			for i, g := range groups {
+				for _, w := range g {
+					w.w = Written{Entity: w.e, CID: ents[i].CID, Pos: ents[i].Pos}
+				}
+			}
+		}
+	}
+	for _, w := range batch {
+		w.err = err
+		if !w.lead {
+			w.wake <- struct{}{}
+		}
+	}
+}
+
+// group merges the writes of batch, in order, into the payloads of chain
+// entries: consecutive writes share one transaction while it stays within
+// store.MaxOps operations and store.MaxPayload bytes and no two of them
+// touch one entity. An encoding is magic, version, a uvarint count of
+// operations and the operations, so a merged one is the operations of
+// each, concatenated, after one header.
+func group(batch []*write) (payloads [][]byte, groups [][]*write) {
+	var g []*write
+	ops, body := 0, 0
+	flush := func() {
+		if len(g) == 0 {
+			return
+		}
+		p := g[0].p
+		if len(g) > 1 {
+			p = make([]byte, 0, header(ops)+body)
+			p = append(p, store.Magic, store.Version)
+			p = binary.AppendUvarint(p, uint64(ops))
+			for _, w := range g {
+				p = append(p, w.p[header(w.ops):]...)
+			}
+		}
+		payloads, groups = append(payloads, p), append(groups, g)
+		g, ops, body = nil, 0, 0
+	}
+	for _, w := range batch {
+		n := len(w.p) - header(w.ops)
+		if len(g) > 0 && (ops+w.ops > store.MaxOps || header(ops+w.ops)+body+n > store.MaxPayload ||
+			slices.ContainsFunc(g, func(o *write) bool { return o.e == w.e })) {
+			flush()
+		}
+		g, ops, body = append(g, w), ops+w.ops, body+n
+	}
+	flush()
+	return payloads, groups
+}
+
+// header is the length of the header of an encoding of ops operations.
+func header(ops int) int {
+	var b [binary.MaxVarintLen64]byte
+	return 2 + binary.PutUvarint(b[:], uint64(ops))
+}
+
+// closeQueue fails the writes waiting in the queue with ErrClosed and
+// refuses new ones; a commit under way ends as it would.
+func (s *Service) closeQueue() {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	s.cdone = true
+	kept := s.queue[:0]
+	for _, w := range s.queue {
+		if w.lead {
+			kept = append(kept, w) // woken to lead: it commits, and finds the service closed
+			continue
+		}
+		w.err = ErrClosed
+		w.wake <- struct{}{}
+	}
+	s.queue = kept
+}

@@ -1,0 +1,16 @@
+package service
+
+// SetCommitHook makes each commit call f before it appends; set it
+// before the first write.
+func SetCommitHook(s *Service, f func()) { s.commitHook = f }
+
+// Commits returns how many commits the service made (one AppendMany, one
+// synced write, each).
+func Commits(s *Service) int64 { return s.commits.Load() }
+
+// Queued returns how many writes wait in the queue for a commit.
+func Queued(s *Service) int {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return len(s.queue)
+}
