@@ -54,6 +54,11 @@ func (ix *Index) Apply(ctx context.Context, as []Arrival) ([]Skip, error) {
 	}
 	ix.mu.Lock()
 	skips, changed, err := ix.apply(ctx, as)
+	ix.cp = nil
+	if err == nil { // committed: the checkpoint is known without reading it
+		last := as[len(as)-1]
+		ix.cp = &Checkpoint{Next: last.Index + 1, Last: append([]byte{}, last.CID...)}
+	}
 	ix.mu.Unlock()
 	if err != nil {
 		return nil, err

@@ -7,9 +7,10 @@ import (
 	"strings"
 )
 
-// stmts are the writer's statements, prepared once on its connection.
+// stmts are the writer's statements, prepared once on its connection
+// (the readers' are in their stmtCache).
 type stmts struct {
-	getMeta, setMeta, addSkip, addMeta            *sql.Stmt
+	getCheckpoint, setMeta, addSkip, addMeta      *sql.Stmt
 	getEntity, setTomb                            *sql.Stmt
 	getTrait, entityTraits, insTrait, updTrait    *sql.Stmt
 	delTrait, delTerms, insTerm, delText, insText *sql.Stmt
@@ -42,7 +43,7 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 		to **sql.Stmt
 		q  string
 	}{
-		{&s.getMeta, `SELECT v FROM meta WHERE k = ?`},
+		{&s.getCheckpoint, `SELECT (SELECT v FROM meta WHERE k = 'next'), (SELECT v FROM meta WHERE k = 'last')`},
 		{&s.setMeta, `INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`},
 		{&s.addSkip, `INSERT INTO meta(k, v) VALUES(?, 1) ON CONFLICT(k) DO UPDATE SET v = v + 1`},
 		{&s.addMeta, `INSERT INTO meta(k, v) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE SET v = v + ?2`},
@@ -71,7 +72,7 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 }
 
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.getMeta, s.setMeta, s.addSkip, s.addMeta, s.getEntity, s.setTomb, s.getTrait, s.entityTraits,
+	for _, st := range []*sql.Stmt{s.getCheckpoint, s.setMeta, s.addSkip, s.addMeta, s.getEntity, s.setTomb, s.getTrait, s.entityTraits,
 		s.insTrait, s.updTrait, s.delTrait, s.delTerms, s.insTerm, s.delText, s.insText} {
 		if st != nil {
 			st.Close()
