@@ -341,14 +341,20 @@ func (w *writer) op(a at, o *store.Op) error {
 			return err
 		}
 	} else {
-		old, err := scanRow(st.getTrait.QueryRowContext(w.ctx, ent, string(t.ID)))
+		old, err := scanTrait(st.getTrait.QueryRowContext(w.ctx, ent, string(t.ID)))
 		if err != nil {
 			return err
 		}
 		if old.at.compare(a) >= 0 {
 			return nil // a later write wins, or this one again
 		}
-		if err := w.drop(old); err != nil {
+		if o.Kind == store.OpPutTrait && !old.dead {
+			// A live trait written again (a message's state): only
+			// what changed of its terms and text is rewritten.
+			if ex.terms, ex.text, err = w.rewrite(old, ex, timeKey(t.Modified)); err != nil {
+				return err
+			}
+		} else if err := w.drop(old.row); err != nil {
 			return err
 		}
 		id = old.id
