@@ -46,7 +46,8 @@ type Options struct {
 	// KiB (0: 8,192); the OS's file cache serves them beyond it.
 	ReaderCacheKiB int
 	// Readers is the number of connections queries use at once (0: 4).
-	// Apply has its own connection.
+	// Apply has its own connection. A reader's connection, once made,
+	// stays open until Close, with up to 128 prepared statements.
 	Readers int
 	// MaxWatches bounds the watched queries open at once (0: 256); Watch
 	// past it returns ErrTooManyWatches.
