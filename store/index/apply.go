@@ -54,6 +54,11 @@ func (ix *Index) Apply(ctx context.Context, as []Arrival) ([]Skip, error) {
 	}
 	ix.mu.Lock()
 	skips, changed, err := ix.apply(ctx, as)
+	ix.cp = nil
+	if err == nil { // committed: the checkpoint is known without reading it
+		last := as[len(as)-1]
+		ix.cp = &Checkpoint{Next: last.Index + 1, Last: append([]byte{}, last.CID...)}
+	}
 	ix.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -343,17 +348,23 @@ func (w *writer) op(a at, o *store.Op) error {
 			return err
 		}
 	} else {
-		old, err := scanRow(st.getTrait.QueryRowContext(w.ctx, ent, string(t.ID)))
+		old, err := scanTrait(st.getTrait.QueryRowContext(w.ctx, ent, string(t.ID)))
 		if err != nil {
 			return err
 		}
 		if old.at.compare(a) >= 0 {
 			return nil // a later write wins, or this one again
 		}
-		if err := w.touchRow(old); err != nil {
-			return err
+		if !old.dead {
+			w.touch(old.typ) // the type it had, which this write replaces
 		}
-		if err := w.drop(old); err != nil {
+		if o.Kind == store.OpPutTrait && !old.dead {
+			// A live trait written again (a message's state): only
+			// what changed of its terms and text is rewritten.
+			if ex.terms, ex.text, err = w.rewrite(old, ex, timeKey(t.Modified)); err != nil {
+				return err
+			}
+		} else if err := w.drop(old.row); err != nil {
 			return err
 		}
 		id = old.id

@@ -44,7 +44,10 @@
 // it is later than the row's position (a tombstone is a row). So a late
 // entry that sorts earlier changes exactly the rows whose latest write it
 // is. A replaced or deleted live trait's terms and text are deleted with
-// it.
+// it; a live trait put again (a message's state changing) keeps the terms
+// it still has, moved to its new modified time in place, and its text
+// when the same (its old document is extracted again to know): only what
+// changed is written.
 //
 // # Schemas
 //
@@ -138,8 +141,18 @@
 // # Concurrency
 //
 // Apply and Reset hold a mutex and write on one dedicated connection with
-// statements prepared once; Get, Query and Watch's refreshes read on a
-// pool of Options.Readers connections, each in a read transaction.
+// statements prepared once; Get, Query, Stats and Watch's refreshes read
+// on a pool of up to Options.Readers pinned connections (reader.go), each
+// read in a read transaction begun and ended by statements prepared once.
+// Each reader keeps the statements it runs prepared, by SQL text, at
+// most 128 (the least recently used closed past them), so that SQLite
+// parses a statement once per connection, not once per call (the parser
+// was half of a Get's CPU); fetch pads its list of IDs to a power of two
+// so that a few texts serve every page. A query's plan is compiled to the
+// same text for the same shape of query (its values are parameters).
+// Close waits for the readers in use and closes every statement. The
+// checkpoint is kept in memory from the last commit (read from meta
+// after Open, Reset or a failed Apply).
 // Watches are bounded (Options.MaxWatches); each has one goroutine, the
 // refresher one more, and Close waits for them.
 package index

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -46,7 +47,8 @@ type Options struct {
 	// KiB (0: 8,192); the OS's file cache serves them beyond it.
 	ReaderCacheKiB int
 	// Readers is the number of connections queries use at once (0: 4).
-	// Apply has its own connection.
+	// Apply has its own connection. A reader's connection, once made,
+	// stays open until Close, with up to 128 prepared statements.
 	Readers int
 	// MaxWatches bounds the watched queries open at once (0: 256); Watch
 	// past it returns ErrTooManyWatches.
@@ -75,19 +77,23 @@ func (o Options) withDefaults() Options {
 type Index struct {
 	reg     *store.Registry
 	opts    Options
-	db      *sql.DB   // readers
+	db      *sql.DB   // the connections' pool
+	rd      *readers  // the readers' connections, pinned
 	wc      *sql.Conn // the writer's connection
 	fields  fieldMap
 	emptied bool
 	engine  string // SQLite's version: part of the fingerprint
 
-	mu     sync.Mutex // serialises writers; guards closed and stmts
+	mu     sync.Mutex // serialises writers; guards closed, st and cp
 	closed bool
 	st     stmts
-	// typeStmts are the writer's reads of the types a commit touches
+	// typeStmts is the writer's read of the types a delete of an entity touches
 	// (types.go), guarded by mu; types their versions.
-	typeStmts [2]*sql.Stmt
+	typeStmts [1]*sql.Stmt
 	types     *typeVersions
+	// cp is the checkpoint as the last Apply committed it (nil: read it
+	// from meta, after Open, Reset or a failed Apply).
+	cp *Checkpoint
 
 	rmu     sync.Mutex    // serialises refresh rounds and watches' first pages
 	rq      chan struct{} // capacity 1: a commit asks the refresher for a round
@@ -153,7 +159,7 @@ func openFile(file string, reg *store.Registry, opts Options) (*Index, error) {
 	db.SetMaxOpenConns(opts.Readers + 1)
 	db.SetMaxIdleConns(opts.Readers + 1)
 	ctx := context.Background()
-	ix := &Index{reg: reg, opts: opts, db: db, fields: newFieldMap(reg), types: newTypeVersions(reg), watches: make(map[*watch]struct{}), done: make(chan struct{}), rq: make(chan struct{}, 1)}
+	ix := &Index{reg: reg, opts: opts, db: db, rd: newReaders(db, opts.Readers), fields: newFieldMap(reg), types: newTypeVersions(reg), watches: make(map[*watch]struct{}), done: make(chan struct{}), rq: make(chan struct{}, 1)}
 	if err := ix.open(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -281,17 +287,17 @@ func (ix *Index) Checkpoint(ctx context.Context) (Checkpoint, error) {
 }
 
 func (ix *Index) checkpoint(ctx context.Context) (Checkpoint, error) {
-	if ix.st.getMeta == nil { // a Reset could not prepare them again
+	if ix.st.getCheckpoint == nil { // a Reset could not prepare them again
 		return Checkpoint{}, errors.New("index: the writer's statements are not prepared (a failed Reset): reopen the index")
 	}
-	var c Checkpoint
-	if err := ix.st.getMeta.QueryRowContext(ctx, "next").Scan(&c.Next); err != nil {
-		return Checkpoint{}, fmt.Errorf("index: checkpoint: %w", err)
+	if ix.cp == nil {
+		var c Checkpoint
+		if err := ix.st.getCheckpoint.QueryRowContext(ctx).Scan(&c.Next, &c.Last); err != nil {
+			return Checkpoint{}, fmt.Errorf("index: checkpoint: %w", err)
+		}
+		ix.cp = &c
 	}
-	if err := ix.st.getMeta.QueryRowContext(ctx, "last").Scan(&c.Last); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return Checkpoint{}, fmt.Errorf("index: checkpoint: %w", err)
-	}
-	return c, nil
+	return Checkpoint{Next: ix.cp.Next, Last: bytes.Clone(ix.cp.Last)}, nil
 }
 
 // Reset empties the index: no entity, checkpoint 0, skip counters 0. The
@@ -308,6 +314,7 @@ func (ix *Index) Reset(ctx context.Context) error {
 	// whatever happened (a canceled caller used to leave them closed,
 	// and the next Apply panicked).
 	wctx := context.WithoutCancel(ctx)
+	ix.cp = nil
 	ix.st.close()
 	ix.closeTypeStmts()
 	all := ix.types.all() // every type's version moves
@@ -349,14 +356,21 @@ func (ix *Index) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, ErrClosed
 	}
 	ix.mu.Unlock()
+	r, err := ix.read(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer r.Rollback()
 	s := Stats{Skipped: make(map[string]int64)}
-	err := ix.db.QueryRowContext(ctx, `SELECT (SELECT v FROM meta WHERE k = 'next'),
-		(SELECT v FROM meta WHERE k = 'live.entities'), (SELECT v FROM meta WHERE k = 'live.traits')`).
-		Scan(&s.Next, &s.Entities, &s.Traits)
+	row, err := r.queryRow(ctx, `SELECT (SELECT v FROM meta WHERE k = 'next'),
+		(SELECT v FROM meta WHERE k = 'live.entities'), (SELECT v FROM meta WHERE k = 'live.traits')`)
+	if err == nil {
+		err = row.Scan(&s.Next, &s.Entities, &s.Traits)
+	}
 	if err != nil {
 		return Stats{}, fmt.Errorf("index: stats: %w", err)
 	}
-	rows, err := ix.db.QueryContext(ctx, `SELECT substr(k, 6), v FROM meta WHERE k >= 'skip.' AND k < 'skip/'`)
+	rows, err := r.query(ctx, `SELECT substr(k, 6), v FROM meta WHERE k >= 'skip.' AND k < 'skip/'`)
 	if err != nil {
 		return Stats{}, fmt.Errorf("index: stats: %w", err)
 	}
@@ -373,7 +387,11 @@ func (ix *Index) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("index: stats: %w", err)
 	}
 	var file string
-	if err := ix.db.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
+	row, err = r.queryRow(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`)
+	if err == nil {
+		err = row.Scan(&file)
+	}
+	if err != nil {
 		return Stats{}, fmt.Errorf("index: stats: %w", err)
 	}
 	for _, f := range []string{file, file + "-wal"} {
@@ -402,5 +420,5 @@ func (ix *Index) Close() error {
 	err := ix.wc.Close()
 	ix.mu.Unlock()
 	ix.wg.Wait()
-	return errors.Join(err, ix.db.Close())
+	return errors.Join(err, ix.rd.close(), ix.db.Close())
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,12 +25,12 @@ func (ix *Index) Get(ctx context.Context, id store.EntityID, traits []string) (s
 			return store.Entity{}, err
 		}
 	}
-	tx, err := ix.read(ctx)
+	r, err := ix.read(ctx)
 	if err != nil {
 		return store.Entity{}, err
 	}
-	defer tx.Rollback()
-	ents, err := fetch(ctx, tx, []store.EntityID{id}, traits == nil, traits)
+	defer r.Rollback()
+	ents, err := fetch(ctx, r, []store.EntityID{id}, traits == nil, traits)
 	if err != nil {
 		return store.Entity{}, err
 	}
@@ -39,36 +40,37 @@ func (ix *Index) Get(ctx context.Context, id store.EntityID, traits []string) (s
 	return *ents[0], nil
 }
 
-// read starts a read transaction: one snapshot for the whole answer.
-func (ix *Index) read(ctx context.Context) (*sql.Tx, error) {
+// read takes a reader in a read transaction: one snapshot for the whole
+// answer. The caller gives it back with its Rollback.
+func (ix *Index) read(ctx context.Context) (*reader, error) {
 	select {
 	case <-ix.done:
 		return nil, ErrClosed
 	default:
 	}
-	tx, err := ix.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("index: read: %w", err)
-	}
-	return tx, nil
+	return ix.rd.acquire(ctx, ix.done)
 }
 
 // fetch returns the entities of ids (nil for one without live traits),
 // with the traits of the projection (all, or of the types in only).
-func fetch(ctx context.Context, tx *sql.Tx, ids []store.EntityID, all bool, only []string) ([]*store.Entity, error) {
+//
+// The IN list has a power of two of parameters (the last ID repeated),
+// so that a few statement texts serve every page size.
+func fetch(ctx context.Context, r *reader, ids []store.EntityID, all bool, only []string) ([]*store.Entity, error) {
 	out := make([]*store.Entity, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
 	at := make(map[store.EntityID]int, len(ids))
-	args := make([]any, len(ids))
+	args := make([]any, 1<<bits.Len(uint(len(ids)-1)))
 	for i, id := range ids {
 		at[id] = i
 		args[i] = id[:]
 	}
-	q := `SELECT entity, trait, type, doc, created, modified FROM traits WHERE dead = 0 AND entity IN (?` +
-		strings.Repeat(", ?", len(ids)-1) + `) ORDER BY entity, trait`
-	rows, err := tx.QueryContext(ctx, q, args...)
+	for i := len(ids); i < len(args); i++ {
+		args[i] = args[len(ids)-1]
+	}
+	rows, err := r.query(ctx, fetchSQL(len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("index: fetch: %w", err)
 	}
@@ -108,6 +110,25 @@ func fetch(ctx context.Context, tx *sql.Tx, ids []store.EntityID, all bool, only
 	return out, nil
 }
 
+// fetchSQLs[i] is fetch's statement for 1<<i IDs: up to 1,024, more
+// than a page (store.MaxLimit+1) holds.
+var fetchSQLs = func() (qs [11]string) {
+	for i := range qs {
+		qs[i] = `SELECT entity, trait, type, doc, created, modified FROM traits WHERE dead = 0 AND entity IN (?` +
+			strings.Repeat(", ?", 1<<i-1) + `) ORDER BY entity, trait`
+	}
+	return qs
+}()
+
+// fetchSQL is fetch's statement for n IDs, n a power of two.
+func fetchSQL(n int) string {
+	if i := bits.Len(uint(n)) - 1; i < len(fetchSQLs) {
+		return fetchSQLs[i]
+	}
+	return `SELECT entity, trait, type, doc, created, modified FROM traits WHERE dead = 0 AND entity IN (?` +
+		strings.Repeat(", ?", n-1) + `) ORDER BY entity, trait`
+}
+
 // Query runs q: validated first against the registry (errors wrap
 // store.ErrQuery and name the part at fault), then answered from one
 // snapshot of the index, reading at most Limit+1 hits. Safe for
@@ -121,19 +142,19 @@ func (ix *Index) Query(ctx context.Context, q store.Query) (store.Page, error) {
 }
 
 func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
-	tx, err := ix.read(ctx)
+	r, err := ix.read(ctx)
 	if err != nil {
 		return store.Page{}, err
 	}
-	defer tx.Rollback()
+	defer r.Rollback()
 	if p.refers != nil && len(p.refFields) == 0 {
 		return store.Page{Hits: []store.Hit{}}, nil // no type has a reference field
 	}
 	var hits []hit
 	if p.ranks() {
-		hits, err = p.rankedHits(ctx, tx)
+		hits, err = p.rankedHits(ctx, r)
 	} else {
-		hits, err = p.hits(ctx, tx)
+		hits, err = p.hits(ctx, r)
 	}
 	if err != nil {
 		return store.Page{}, fmt.Errorf("index: query: %w", err)
@@ -148,7 +169,7 @@ func (ix *Index) run(ctx context.Context, p *plan) (store.Page, error) {
 	for i, h := range hits {
 		ids[i] = h.id
 	}
-	ents, err := fetch(ctx, tx, ids, p.all, p.traits)
+	ents, err := fetch(ctx, r, ids, p.all, p.traits)
 	if err != nil {
 		return store.Page{}, err
 	}
@@ -170,12 +191,12 @@ type hit struct {
 
 // hits runs p's grouped or streamed statement and returns up to limit+1
 // hits.
-func (p *plan) hits(ctx context.Context, tx *sql.Tx) ([]hit, error) {
+func (p *plan) hits(ctx context.Context, r *reader) ([]hit, error) {
 	q, args := p.sql()
 	if p.streams() {
 		q, args = p.streamSQL()
 	}
-	rows, err := tx.QueryContext(ctx, q, args...)
+	rows, err := r.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +234,7 @@ func (p *plan) ranks() bool {
 // entity's first row is its best. A page after a cursor reads from the
 // first row again, marking the entities it passes as seen (they were on
 // earlier pages): the cost of ranking every match is paid anyway.
-func (p *plan) rankedHits(ctx context.Context, tx *sql.Tx) ([]hit, error) {
+func (p *plan) rankedHits(ctx context.Context, r *reader) ([]hit, error) {
 	q := "SELECT t.entity, round(m.rank, 6) FROM (SELECT rowid AS id, rank FROM fts WHERE fts MATCH ?1 ORDER BY rank LIMIT -1) m" +
 		" CROSS JOIN traits t ON t.id = m.id WHERE t.dead = 0"
 	args := []any{p.match}
@@ -221,7 +242,7 @@ func (p *plan) rankedHits(ctx context.Context, tx *sql.Tx) ([]hit, error) {
 		q += " AND t.type = ?2"
 		args = append(args, p.typ)
 	}
-	rows, err := tx.QueryContext(ctx, q, args...)
+	rows, err := r.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

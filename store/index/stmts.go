@@ -7,12 +7,14 @@ import (
 	"strings"
 )
 
-// stmts are the writer's statements, prepared once on its connection.
+// stmts are the writer's statements, prepared once on its connection
+// (the readers' are in their stmtCache).
 type stmts struct {
-	getMeta, setMeta, addSkip, addMeta            *sql.Stmt
+	getCheckpoint, setMeta, addSkip, addMeta      *sql.Stmt
 	getEntity, setTomb                            *sql.Stmt
 	getTrait, entityTraits, insTrait, updTrait    *sql.Stmt
 	delTrait, delTerms, insTerm, delText, insText *sql.Stmt
+	delTerm, setTermsMod                          *sql.Stmt
 	// terms[n-1] inserts n term rows (prepared when first needed).
 	terms [maxTermRows]*sql.Stmt
 }
@@ -42,20 +44,22 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 		to **sql.Stmt
 		q  string
 	}{
-		{&s.getMeta, `SELECT v FROM meta WHERE k = ?`},
+		{&s.getCheckpoint, `SELECT (SELECT v FROM meta WHERE k = 'next'), (SELECT v FROM meta WHERE k = 'last')`},
 		{&s.setMeta, `INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`},
 		{&s.addSkip, `INSERT INTO meta(k, v) VALUES(?, 1) ON CONFLICT(k) DO UPDATE SET v = v + 1`},
 		{&s.addMeta, `INSERT INTO meta(k, v) VALUES(?1, ?2) ON CONFLICT(k) DO UPDATE SET v = v + ?2`},
 		{&s.getEntity, `SELECT t.clock, t.key, ifnull(t.op, 0), (SELECT count(*) FROM traits WHERE entity = ?1 AND dead = 0)
 			FROM (SELECT 1) LEFT JOIN tombs t ON t.entity = ?1`},
 		{&s.setTomb, `INSERT OR REPLACE INTO tombs(entity, clock, key, op) VALUES(?, ?, ?, ?)`},
-		{&s.getTrait, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ? AND trait = ?`},
+		{&s.getTrait, `SELECT id, clock, key, op, dead, text, type, doc, modified FROM traits WHERE entity = ? AND trait = ?`},
 		{&s.entityTraits, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ?`},
 		{&s.insTrait, `INSERT INTO traits(entity, trait, type, doc, created, modified, clock, key, op, dead, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(entity, trait) DO NOTHING`},
 		{&s.updTrait, `UPDATE traits SET type = ?, doc = ?, created = ?, modified = ?, clock = ?, key = ?, op = ?, dead = ?, text = ? WHERE id = ?`},
 		{&s.delTrait, `DELETE FROM traits WHERE id = ?`},
 		{&s.delTerms, `DELETE FROM terms WHERE trait = ?`},
+		{&s.delTerm, `DELETE FROM terms WHERE trait = ? AND field = ? AND v = ?`},
+		{&s.setTermsMod, `UPDATE terms SET mod = ? WHERE trait = ?`},
 		{&s.insTerm, `INSERT OR IGNORE INTO terms(trait, field, v, entity, mod) VALUES(?, ?, ?, ?, ?)`},
 		{&s.delText, `DELETE FROM fts WHERE rowid = ?`},
 		{&s.insText, `INSERT INTO fts(rowid, text) VALUES(?, ?)`},
@@ -71,8 +75,8 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 }
 
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.getMeta, s.setMeta, s.addSkip, s.addMeta, s.getEntity, s.setTomb, s.getTrait, s.entityTraits,
-		s.insTrait, s.updTrait, s.delTrait, s.delTerms, s.insTerm, s.delText, s.insText} {
+	for _, st := range []*sql.Stmt{s.getCheckpoint, s.setMeta, s.addSkip, s.addMeta, s.getEntity, s.setTomb, s.getTrait, s.entityTraits,
+		s.insTrait, s.updTrait, s.delTrait, s.delTerms, s.insTerm, s.delText, s.insText, s.delTerm, s.setTermsMod} {
 		if st != nil {
 			st.Close()
 		}

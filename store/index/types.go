@@ -236,28 +236,10 @@ func (w *writer) touch(typ string) {
 	w.types.add(w.ix.types.touchSlot(typ))
 }
 
-// touchRow adds the type of the live trait of row r, before an
-// operation replaces or deletes it (a tombstone has none).
-func (w *writer) touchRow(r row) error {
-	if r.dead {
-		return nil
-	}
-	st, err := w.ix.typeStmt(w.ctx, 0, `SELECT type FROM traits WHERE id = ?`)
-	if err != nil {
-		return err
-	}
-	var typ string
-	if err := st.QueryRowContext(w.ctx, r.id).Scan(&typ); err != nil {
-		return fmt.Errorf("index: the type of trait row %d: %w", r.id, err)
-	}
-	w.touch(typ)
-	return nil
-}
-
 // touchEntity adds the types of entity ent's live traits, before a
 // delete of the entity deletes them.
 func (w *writer) touchEntity(ent []byte) error {
-	st, err := w.ix.typeStmt(w.ctx, 1, `SELECT DISTINCT type FROM traits WHERE entity = ? AND dead = 0`)
+	st, err := w.ix.typeStmt(w.ctx, 0, `SELECT DISTINCT type FROM traits WHERE entity = ? AND dead = 0`)
 	if err != nil {
 		return err
 	}

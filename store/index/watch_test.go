@@ -2,7 +2,6 @@ package index
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -195,11 +194,11 @@ func TestApplyDoesNotWaitForWatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-ch
-	hold, err := ix.db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
+	hold, err := ix.read(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := hold.QueryRowContext(t.Context(), `SELECT count(*) FROM traits`).Scan(new(int)); err != nil {
+	if _, err := fetch(t.Context(), hold, []store.EntityID{eid(1)}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	applied := make(chan error, 1)
@@ -242,11 +241,11 @@ func TestApplyDoesNotWaitForAWatchsFirstPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ix.Close()
-	hold, err := ix.db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
+	hold, err := ix.read(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := hold.QueryRowContext(t.Context(), `SELECT count(*) FROM traits`).Scan(new(int)); err != nil {
+	if _, err := fetch(t.Context(), hold, []store.EntityID{eid(1)}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
