@@ -230,7 +230,9 @@ func (s typeSet) each(n int) func(func(int) bool) {
 // a reader may keep what it read of these types under the number it got
 // just before reading, and use it as long as the number is the same. It
 // reads no SQLite; safe for concurrent use. A type without a schema
-// shares its number with every other such type.
+// has a number of its own from the first commit that touches it (the
+// first maxExtraTypes such types; those beyond share one), so a caller
+// looks its types up at each call, as a watch does at each refresh.
 func (ix *Index) TypesVersion(types ...string) uint64 {
 	if len(types) == 0 {
 		return ix.types.version(nil)
