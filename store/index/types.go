@@ -164,20 +164,31 @@ func (tv *typeVersions) all() typeSet {
 	return s
 }
 
-// deps returns the slots whose commits may change q's pages: q.Type's
+// deps returns the types whose commits may change q's pages: q.Type
 // and those of the traits it returns; nil (every commit) for a query of
 // any type, one that returns every trait (an entity of q.Type may gain
 // a trait of any type), or a full-text one (a rank depends on every
-// text indexed).
-func (tv *typeVersions) deps(q store.Query) []int {
+// text indexed). They are types, not slots: a type without a schema
+// gets a slot of its own with the first commit that touches it, after
+// a watch of it began, so its slot is looked up at each refresh.
+func deps(q store.Query) []string {
 	if q.Type == "" || q.Traits == nil || q.Match != "" {
 		return nil
 	}
-	ds := []int{tv.slot(q.Type)}
-	for _, t := range q.Traits {
-		ds = append(ds, tv.slot(t))
+	return append([]string{q.Type}, q.Traits...)
+}
+
+// typesVersion is the version of types' slots, as they are now (nil:
+// slotAny).
+func (tv *typeVersions) typesVersion(types []string) uint64 {
+	if types == nil {
+		return tv.version(nil)
 	}
-	return ds
+	slots := make([]int, 0, 4)
+	for _, t := range types {
+		slots = append(slots, tv.slot(t))
+	}
+	return tv.version(slots)
 }
 
 // typeSet is a set of slots, a bit each.
@@ -219,16 +230,14 @@ func (s typeSet) each(n int) func(func(int) bool) {
 // a reader may keep what it read of these types under the number it got
 // just before reading, and use it as long as the number is the same. It
 // reads no SQLite; safe for concurrent use. A type without a schema
-// shares its number with every other such type.
+// has a number of its own from the first commit that touches it (the
+// first maxExtraTypes such types; those beyond share one), so a caller
+// looks its types up at each call, as a watch does at each refresh.
 func (ix *Index) TypesVersion(types ...string) uint64 {
 	if len(types) == 0 {
 		return ix.types.version(nil)
 	}
-	slots := make([]int, 0, 4)
-	for _, t := range types {
-		slots = append(slots, ix.types.slot(t))
-	}
-	return ix.types.version(slots)
+	return ix.types.typesVersion(types)
 }
 
 // touch adds typ to the types this Apply touched.

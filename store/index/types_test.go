@@ -199,3 +199,28 @@ func BenchmarkTypesVersion(b *testing.B) {
 		ix.TypesVersion("exo.note", "x.other")
 	}
 }
+
+// TestWatchOfANewTypeWakes: a watch of a type without a schema that no
+// commit touched yet (so it had no slot of its own when the watch began)
+// is run again when a commit gives the type its slot: its deps are
+// looked up by type at each refresh, not frozen at the shared slot.
+func TestWatchOfANewTypeWakes(t *testing.T) {
+	ix := openIndex(t, t.TempDir(), testRegistry(t))
+	f := &feeder{t: t, ix: ix}
+	ch, err := ix.Watch(t.Context(), store.Query{Type: "x.late", Traits: []string{"x.late"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-ch; ev.Page == nil || len(ev.Page.Hits) != 0 {
+		t.Fatalf("first event %+v, want an empty page", ev)
+	}
+	runs := ix.watchRuns.Load()
+	f.apply(store.PutTrait(eid(1), store.Trait{Type: "x.late", ID: "l", Doc: []byte(`{}`), Created: t0, Modified: t0}))
+	ix.refresh(t.Context())
+	if n := ix.watchRuns.Load() - runs; n == 0 {
+		t.Fatalf("the watch of x.late was not run again after a commit of its first trait")
+	}
+	if ev := <-ch; len(ev.Changes) != 1 || ev.Changes[0].Kind != store.Added {
+		t.Fatalf("after the first x.late trait: %+v, want it added", ev)
+	}
+}

@@ -23,10 +23,10 @@ type watch struct {
 	cur store.Page
 	err bool // the last refresh failed: the watch ends
 
-	// deps are the type slots whose commits may change the page (nil:
-	// every commit), seen their version before the page was last
-	// computed (types.go); both guarded by the index's rmu.
-	deps []int
+	// deps are the types whose commits may change the page (nil: every
+	// commit), seen their version before the page was last computed
+	// (types.go); both guarded by the index's rmu.
+	deps []string
 	seen uint64
 }
 
@@ -58,7 +58,7 @@ func (ix *Index) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEv
 		ix.mu.Unlock()
 		return nil, fmt.Errorf("index: watch: %d open: %w", n, ErrTooManyWatches)
 	}
-	w := &watch{p: p, out: make(chan store.WatchEvent), wake: make(chan struct{}, 1), deps: ix.types.deps(q)}
+	w := &watch{p: p, out: make(chan store.WatchEvent), wake: make(chan struct{}, 1), deps: deps(q)}
 	ix.wmu.Lock()
 	ix.watches[w] = struct{}{}
 	ix.wmu.Unlock()
@@ -69,7 +69,7 @@ func (ix *Index) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEv
 	}
 	ix.wg.Add(1) // the serve goroutine's, counted before Close can wait
 	ix.mu.Unlock()
-	w.seen = ix.types.version(w.deps) // before the page's snapshot
+	w.seen = ix.types.typesVersion(w.deps) // before the page's snapshot
 	first, err := ix.run(ctx, p)
 	if err != nil {
 		ix.wmu.Lock()
@@ -177,7 +177,7 @@ func (ix *Index) refresh(ctx context.Context) {
 			return // closing: the watches end
 		default:
 		}
-		v := ix.types.version(w.deps) // before the snapshot the query reads
+		v := ix.types.typesVersion(w.deps) // before the snapshot the query reads
 		if v == w.seen {
 			continue // no commit touched its types: the page is the same
 		}
