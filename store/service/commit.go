@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -10,13 +9,14 @@ import (
 )
 
 // Group commit. Writes that arrive while one is being committed are
-// committed together by the next commit: consecutive writes share one
-// transaction, one chain entry, while it stays within store.MaxOps
-// operations and store.MaxPayload bytes and no two of them touch one
-// entity (a later write of an entity goes in a later entry of the same
-// commit, so it wins as it would alone); then the entries are appended in
-// one AppendMany (one synced datastore write) and the index catches up
-// once. The scheme is leader and followers, with no goroutine of its own:
+// committed together by the next commit: each write is its own chain
+// entry, as it would be alone, in the order of the queue, and the entries
+// are appended in one AppendMany (one synced datastore write) and the
+// index catches up once. A write is not merged into another's
+// transaction: an index checks and skips a transaction whole, so a device
+// whose schemas refuse one write's document (another version of a type,
+// or a schema the writer does not have) would lose every write merged
+// with it (TestGroupSkipAlone). The scheme is leader and followers, with no goroutine of its own:
 // a write that finds no commit under way commits the queue (its own write
 // first, so a lone write waits for no company); the others wait in the
 // queue, and when a commit ends, the first of the queue commits the queue
@@ -36,7 +36,6 @@ const maxQueued = 256
 type write struct {
 	e    store.EntityID
 	p    []byte // store.Encode of the transaction
-	ops  int
 	wake chan struct{}
 	lead bool
 	w    Written
@@ -47,14 +46,14 @@ type write struct {
 // operations, with the writes committed alongside it, and returns its
 // entry. ctx bounds the wait for a place in the queue and in it; once its
 // commit started a write runs to its end.
-func (s *Service) commit(ctx context.Context, e store.EntityID, p []byte, ops int) (Written, error) {
+func (s *Service) commit(ctx context.Context, e store.EntityID, p []byte) (Written, error) {
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
 		return Written{}, fmt.Errorf("store: append: %w", ctx.Err())
 	}
 	defer func() { <-s.slots }()
-	w := &write{e: e, p: p, ops: ops, wake: make(chan struct{}, 1)}
+	w := &write{e: e, p: p, wake: make(chan struct{}, 1)}
 	s.cmu.Lock()
 	if s.cdone {
 		s.cmu.Unlock()
@@ -131,47 +130,13 @@ func (s *Service) commitBatch(batch []*write) {
 	}
 }
 
-// group merges the writes of batch, in order, into the payloads of chain
-// entries: consecutive writes share one transaction while it stays within
-// store.MaxOps operations and store.MaxPayload bytes and no two of them
-// touch one entity. An encoding is magic, version, a uvarint count of
-// operations and the operations, so a merged one is the operations of
-// each, concatenated, after one header.
+// group returns the payloads of batch's chain entries, one per write in
+// order, and the writes of each.
 func group(batch []*write) (payloads [][]byte, groups [][]*write) {
-	var g []*write
-	ops, body := 0, 0
-	flush := func() {
-		if len(g) == 0 {
-			return
-		}
-		p := g[0].p
-		if len(g) > 1 {
-			p = make([]byte, 0, header(ops)+body)
-			p = append(p, store.Magic, store.Version)
-			p = binary.AppendUvarint(p, uint64(ops))
-			for _, w := range g {
-				p = append(p, w.p[header(w.ops):]...)
-			}
-		}
-		payloads, groups = append(payloads, p), append(groups, g)
-		g, ops, body = nil, 0, 0
-	}
 	for _, w := range batch {
-		n := len(w.p) - header(w.ops)
-		if len(g) > 0 && (ops+w.ops > store.MaxOps || header(ops+w.ops)+body+n > store.MaxPayload ||
-			slices.ContainsFunc(g, func(o *write) bool { return o.e == w.e })) {
-			flush()
-		}
-		g, ops, body = append(g, w), ops+w.ops, body+n
+		payloads, groups = append(payloads, w.p), append(groups, []*write{w})
 	}
-	flush()
 	return payloads, groups
-}
-
-// header is the length of the header of an encoding of ops operations.
-func header(ops int) int {
-	var b [binary.MaxVarintLen64]byte
-	return 2 + binary.PutUvarint(b[:], uint64(ops))
 }
 
 // closeQueue fails the writes waiting in the queue with ErrClosed and

@@ -12,7 +12,7 @@ import (
 )
 
 // Put writes traits into entity e as one transaction, in one chain entry
-// (which it may share with writes committed at the same time: see
+// (synced to disk with the writes committed at the same time: see
 // commit.go). A zero e makes a new entity (its ID is in Written). A trait
 // with an empty ID takes its type as ID; a zero Modified time is now; a
 // zero Created time is now, but a trait that is live keeps its Created
@@ -172,7 +172,7 @@ func (s *Service) append(ctx context.Context, e store.EntityID, tx store.Transac
 	if err != nil {
 		return Written{}, err
 	}
-	return s.commit(ctx, e, p, len(tx.Ops))
+	return s.commit(ctx, e, p)
 }
 
 // settle brings a store node's index up to its chain, so that a write is
