@@ -12,7 +12,9 @@
 // write overlaps the first device's session step and write; no frame
 // leaves before both are on disk), then tries the contact's devices, those connected first, until one
 // acknowledges; then it records the state "delivered". For each device
-// it uses the newest session held with it, or makes one: it connects to
+// it uses the newest session held with it, or makes one (one handshake
+// at a time per device: messages sent at once to a device with no
+// session wait for it and share that session): it connects to
 // the device first if it is not connected (its peerstore addresses, else
 // those the Finder finds), so that the device itself answers for its
 // verified prekey bundle (prekey.Fetch asks a connected device, else

@@ -267,13 +267,19 @@ type fakePrekeys struct {
 	signer  ed25519.PrivateKey
 	dir     map[peer.ID]*fakePrekeys
 	fetched int
+	// gate, if set, holds each Fetch until it is closed.
+	gate chan struct{}
 }
 
 func (f *fakePrekeys) Fetch(_ context.Context, id peer.ID) (*ratchet.Bundle, error) {
 	f.mu.Lock()
 	f.fetched++
 	o := f.dir[id]
+	gate := f.gate
 	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	if o == nil {
 		return nil, fmt.Errorf("fake prekeys: no bundle of %s", id)
 	}
