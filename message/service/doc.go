@@ -63,7 +63,9 @@
 // once the state that produced it (or a newer one) is on disk, so a
 // restart never uses again a message key that went out. After an
 // acknowledgement the record is written only if it changed (a session
-// confirmed, a device list acknowledged). The sender writes a message's
+// confirmed, a device list acknowledged; if that write fails, the
+// message is delivered all the same, and the state on disk, which sends
+// the header or the list again, is safe to go on from). The sender writes a message's
 // record without reading it first (its ID is fresh) and gives its trait
 // Created (the time it was first recorded), so the store reads nothing
 // to keep it; the receiver reads first (a message may come again).
