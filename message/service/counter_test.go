@@ -1,0 +1,70 @@
+package service
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestCounterCorruptRecord: after the counter's record is found corrupt
+// (a length other than 16), seq goes on above every seq handed out
+// before. It restarts at 1: seq repeats (the order key stays unique only
+// while the clock has not gone back, sent being then above the earlier
+// ones).
+func TestCounterCorruptRecord(t *testing.T) {
+	t.Skip("defect: a corrupt counter record restarts seq at 1, so seq repeats; what to go on from is a design question (a floor from the clock, or refusing to send)")
+	devs := newDevices(t, "alice", "bob")
+	alice, bob := devs[0], devs[1]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	ctx := t.Context()
+	var last uint64
+	for i := range 3 {
+		m, err := alice.svc.Send(ctx, "Bob", fmt.Sprintf("m%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = seqOf(t, m)
+	}
+	_ = alice.svc.Close()
+	if err := alice.ds.Put(ctx, counterKey, []byte("corrupt")); err != nil {
+		t.Fatal(err)
+	}
+	alice.start(t)
+	m, err := alice.svc.Send(ctx, "Bob", "after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq := seqOf(t, m); seq <= last {
+		t.Fatalf("seq %d after a corrupt counter record, not above %d handed out before", seq, last)
+	}
+}
+
+// TestCounterNoDriftOnRestarts: restarts in quick succession, each
+// sending one message, do not carry the sent time ahead of the clock by
+// more than one lease's floor (leaseMillis). Each restart resumes from
+// the lease's floor (the clock plus 1 s when it was taken), and its
+// first message takes a new lease 1 s past that: with the clock still,
+// five restarts put sent 5 s ahead, n restarts n s ahead, and a contact's
+// reply, sent at the real time, sorts before the message it answers.
+func TestCounterNoDriftOnRestarts(t *testing.T) {
+	t.Skip("defect: each restart within a lease's floor carries sent 1 s further ahead of the clock (a crash loop runs it ahead without bound); the fix (wait out the floor, or a smaller one) is a design question")
+	devs := newDevices(t, "alice", "bob")
+	alice, bob := devs[0], devs[1]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	ctx := t.Context()
+	const now = 1_790_000_000_000
+	alice.now = func() time.Time { return time.UnixMilli(now) }
+	for i := range 5 {
+		_ = alice.svc.Close()
+		alice.start(t)
+		m, err := alice.svc.Send(ctx, "Bob", fmt.Sprintf("m%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ahead := m.Sent.UnixMilli() - now; ahead > leaseMillis {
+			t.Fatalf("restart %d: sent %d ms ahead of the clock", i, ahead)
+		}
+	}
+}
