@@ -108,8 +108,9 @@ type fakeStore struct {
 	// noCreated counts the puts of a trait with a zero Created (the
 	// store then reads the live trait to keep its Created).
 	noCreated int
-	// fail, if set, is the error of every put.
-	fail error
+	// fail, if set, is the error of every put; failGet of every get.
+	fail    error
+	failGet error
 	// onPut, if set, is called at each put, before it is done.
 	onPut func()
 }
@@ -120,6 +121,9 @@ func (f *fakeStore) Get(_ context.Context, id store.EntityID, _ []string) (store
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gets++
+	if f.failGet != nil {
+		return store.Entity{}, f.failGet
+	}
 	e, ok := f.ents[id]
 	if !ok {
 		return store.Entity{}, store.ErrNotFound
@@ -147,7 +151,18 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 			f.noCreated++
 		}
 	}
-	f.ents[id] = store.Entity{ID: id, Traits: slices.Clone(traits)}
+	traits = slices.Clone(traits)
+	for i, t := range traits {
+		// As the store does: a zero Created is the live trait's, if any.
+		if t.Created.IsZero() {
+			for _, o := range f.ents[id].Traits {
+				if o.Type == t.Type {
+					traits[i].Created = o.Created
+				}
+			}
+		}
+	}
+	f.ents[id] = store.Entity{ID: id, Traits: traits}
 	f.puts++
 	return storeservice.Written{Entity: id}, nil
 }
