@@ -185,3 +185,36 @@ func TestX25519EdgePointsAgreeWithECDH(t *testing.T) {
 		}
 	}
 }
+
+// TestX25519EdgeScalars: key pairs of scalars clamping changes (all
+// zeros, all ones, the bits it clears and sets) are crypto/ecdh's, and
+// so are their DH outputs.
+func TestX25519EdgeScalars(t *testing.T) {
+	var scalars [][32]byte
+	var zero, ones, low, top [32]byte
+	for i := range ones {
+		ones[i] = 0xff
+	}
+	low[0] = 7
+	top[31] = 0x80
+	scalars = append(scalars, zero, ones, low, top)
+	peer, _ := ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{3}, 32))
+	for i, s := range scalars {
+		k, err := newDHPair(s[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, _ := ecdh.X25519().NewPrivateKey(s[:])
+		if !bytes.Equal(k.pub[:], sk.PublicKey().Bytes()) {
+			t.Errorf("scalar %d %x: public key %x, crypto/ecdh's %x", i, s, k.pub, sk.PublicKey().Bytes())
+		}
+		got, err := k.dh((*[32]byte)(peer.PublicKey().Bytes()))
+		want, _ := sk.ECDH(peer.PublicKey())
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("scalar %d %x: DH %x (%v), crypto/ecdh's %x", i, s, got, err, want)
+		}
+		if k.priv != s {
+			t.Errorf("scalar %d: the pair keeps %x, not the scalar as drawn", i, k.priv)
+		}
+	}
+}
