@@ -227,6 +227,8 @@ type faultyDS struct {
 	mu     sync.Mutex
 	puts   map[string]int // by the key's first two components
 	failOn string         // a prefix whose writes fail; empty: none
+	// onPut, if set, is called at each write, before it is done.
+	onPut func(ds.Key)
 }
 
 var errDiskFull = errors.New("faulty datastore: disk full")
@@ -235,6 +237,7 @@ func (f *faultyDS) Put(ctx context.Context, k ds.Key, v []byte) error {
 	p := prefixOf(k)
 	f.mu.Lock()
 	fail := f.failOn != "" && p == f.failOn
+	hook := f.onPut
 	if !fail {
 		if f.puts == nil {
 			f.puts = map[string]int{}
@@ -242,6 +245,9 @@ func (f *faultyDS) Put(ctx context.Context, k ds.Key, v []byte) error {
 		f.puts[p]++
 	}
 	f.mu.Unlock()
+	if hook != nil {
+		hook(k)
+	}
 	if fail {
 		return errDiskFull
 	}
