@@ -68,3 +68,47 @@ func TestCounterNoDriftOnRestarts(t *testing.T) {
 		}
 	}
 }
+
+// TestCounterLeaseRunsOut: with the clock still, the seqs of a lease run
+// out after leaseSeqs and a new lease is on disk before the next seq is
+// handed out: a restart right after the first seq past a lease resumes
+// above it (and no lower in sent time).
+func TestCounterLeaseRunsOut(t *testing.T) {
+	devs := newDevices(t, "alice")
+	alice := devs[0]
+	ctx := t.Context()
+	const now = 1_790_000_000_000
+	alice.now = func() time.Time { return time.UnixMilli(now) }
+	_ = alice.svc.Close()
+	alice.start(t)
+	s := alice.svc
+	before := alice.fault.written(counterKey)
+	var lastSeq uint64
+	var lastSent int64
+	restarts := 0
+	for i := range 3 * leaseSeqs {
+		s.cmu.Lock()
+		lease, held := s.counter.maxSeq, s.counter.loaded
+		sent, seq, err := s.nextLocked(ctx)
+		if err == nil && held && seq > lease {
+			// The first seq past the lease held: a restart, with what
+			// is on disk only.
+			s.counter = counter{}
+			restarts++
+		}
+		s.cmu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq <= lastSeq || sent < lastSent {
+			t.Fatalf("call %d: (sent %d, seq %d) after (%d, %d)", i, sent, seq, lastSent, lastSeq)
+		}
+		lastSeq, lastSent = seq, sent
+	}
+	if restarts < 2 {
+		t.Fatalf("%d restarts past a lease, want 2 or more", restarts)
+	}
+	if n := alice.fault.written(counterKey) - before; n > 2*restarts+2 {
+		t.Fatalf("%d counter writes for %d seqs and %d restarts", n, 3*leaseSeqs, restarts)
+	}
+}
