@@ -2,6 +2,7 @@ package service
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -110,5 +111,45 @@ func TestCounterLeaseRunsOut(t *testing.T) {
 	}
 	if n := alice.fault.written(counterKey) - before; n > 2*restarts+2 {
 		t.Fatalf("%d counter writes for %d seqs and %d restarts", n, 3*leaseSeqs, restarts)
+	}
+}
+
+// TestCounterLeaseTimeFloor: once the clock passes a lease's time floor,
+// a new lease is on disk before that sent time is handed out: a restart
+// right after, with the clock gone back, resumes no lower in sent time.
+func TestCounterLeaseTimeFloor(t *testing.T) {
+	devs := newDevices(t, "alice")
+	alice := devs[0]
+	ctx := t.Context()
+	var clock atomic.Int64
+	clock.Store(1_790_000_000_000)
+	alice.now = func() time.Time { return time.UnixMilli(clock.Load()) }
+	_ = alice.svc.Close()
+	alice.start(t)
+	s := alice.svc
+	var lastSeq uint64
+	var lastSent int64
+	restarts := 0
+	for i := range 40 {
+		s.cmu.Lock()
+		floor, held := s.counter.maxSent, s.counter.loaded
+		sent, seq, err := s.nextLocked(ctx)
+		if err == nil && held && sent > floor {
+			s.counter = counter{} // a restart, the clock gone back
+			clock.Add(-1_000)
+			restarts++
+		}
+		s.cmu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq <= lastSeq || sent < lastSent {
+			t.Fatalf("call %d: (sent %d, seq %d) after (%d, %d)", i, sent, seq, lastSent, lastSeq)
+		}
+		lastSeq, lastSent = seq, sent
+		clock.Add(300)
+	}
+	if restarts < 2 {
+		t.Fatalf("%d restarts past a time floor, want 2 or more", restarts)
 	}
 }
