@@ -120,3 +120,101 @@ func readKey(rand io.Reader) (*ecdh.PrivateKey, error) {
 	}
 	return ecdh.X25519().NewPrivateKey(b[:])
 }
+
+// TestX25519EdgePointsAgreeWithECDH: on remote points crypto/ecdh takes
+// as they come (RFC 7748: the top bit ignored, a u of p or more reduced),
+// the DH output is crypto/ecdh's, or errLowOrder where crypto/ecdh
+// refuses: the top bit set, non-canonical u (p to 2^255-1), the
+// low-order points and their non-canonical forms, random bytes.
+func TestX25519EdgePointsAgreeWithECDH(t *testing.T) {
+	seed := [32]byte{0x77, 0x48}
+	r := rand.NewChaCha8(seed)
+	var points [][32]byte
+	add := func(h string) { points = append(points, [32]byte(unhex(t, h))) }
+	for _, h := range []string{
+		"0000000000000000000000000000000000000000000000000000000000000000",
+		"0100000000000000000000000000000000000000000000000000000000000000",
+		"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+		"5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p-1
+		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p
+		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", // p+1
+		"cdeb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880", // order 8 + p, top bit
+		"4c9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f11d7", // order 8 + p, top bit
+		"d9ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", // p+... top bit
+		"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+		"0900000000000000000000000000000000000000000000000000000000000080", // base point, top bit
+	} {
+		add(h)
+	}
+	for range 200 {
+		var p [32]byte
+		r.Read(p[:])
+		points = append(points, p)
+		q := p
+		q[31] |= 0x80 // the top bit set
+		points = append(points, q)
+		// A non-canonical u: p + a small value (p = 2^255 - 19).
+		var nc [32]byte
+		for i := range nc {
+			nc[i] = 0xff
+		}
+		nc[31] = 0x7f
+		nc[0] = 0xed + p[0]%19
+		points = append(points, nc)
+	}
+	for i, pt := range points {
+		var a [32]byte
+		r.Read(a[:])
+		k, err := newDHPair(a[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, _ := ecdh.X25519().NewPrivateKey(a[:])
+		pub, err := ecdh.X25519().NewPublicKey(pt[:])
+		if err != nil {
+			t.Fatalf("seed %x, point %d %x: crypto/ecdh refuses the key: %v", seed, i, pt, err)
+		}
+		want, werr := sk.ECDH(pub)
+		got, gerr := k.dh(&pt)
+		switch {
+		case werr != nil && !errors.Is(gerr, errLowOrder):
+			t.Errorf("seed %x, point %d %x: DH %x (%v), crypto/ecdh refuses it (%v)", seed, i, pt, got, gerr, werr)
+		case werr == nil && (gerr != nil || !bytes.Equal(got, want)):
+			t.Errorf("seed %x, point %d %x: DH %x (%v), crypto/ecdh's %x", seed, i, pt, got, gerr, want)
+		}
+	}
+}
+
+// TestX25519EdgeScalars: key pairs of scalars clamping changes (all
+// zeros, all ones, the bits it clears and sets) are crypto/ecdh's, and
+// so are their DH outputs.
+func TestX25519EdgeScalars(t *testing.T) {
+	var scalars [][32]byte
+	var zero, ones, low, top [32]byte
+	for i := range ones {
+		ones[i] = 0xff
+	}
+	low[0] = 7
+	top[31] = 0x80
+	scalars = append(scalars, zero, ones, low, top)
+	peer, _ := ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{3}, 32))
+	for i, s := range scalars {
+		k, err := newDHPair(s[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, _ := ecdh.X25519().NewPrivateKey(s[:])
+		if !bytes.Equal(k.pub[:], sk.PublicKey().Bytes()) {
+			t.Errorf("scalar %d %x: public key %x, crypto/ecdh's %x", i, s, k.pub, sk.PublicKey().Bytes())
+		}
+		got, err := k.dh((*[32]byte)(peer.PublicKey().Bytes()))
+		want, _ := sk.ECDH(peer.PublicKey())
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("scalar %d %x: DH %x (%v), crypto/ecdh's %x", i, s, got, err, want)
+		}
+		if k.priv != s {
+			t.Errorf("scalar %d: the pair keeps %x, not the scalar as drawn", i, k.priv)
+		}
+	}
+}

@@ -54,6 +54,12 @@ type peerEntry struct {
 
 	wmu     sync.Mutex
 	durable atomic.Uint64 // the version on disk; written under wmu
+
+	// hs is held (a value in it) by the one call making a new session
+	// with the device: the others wait for it and use that session, so
+	// that messages sent at once to a device with none make one session
+	// (and spend one of its one-time prekeys), not one each.
+	hs chan struct{}
 }
 
 func newSessionCache() *sessionCache {
@@ -71,7 +77,7 @@ func (c *sessionCache) acquire(id peer.ID) *peerEntry {
 		if len(c.m) >= c.max {
 			c.evictLocked()
 		}
-		e = &peerEntry{id: id}
+		e = &peerEntry{id: id, hs: make(chan struct{}, 1)}
 		c.m[id] = e
 	}
 	e.users++

@@ -12,7 +12,9 @@
 // write overlaps the first device's session step and write; no frame
 // leaves before both are on disk), then tries the contact's devices, those connected first, until one
 // acknowledges; then it records the state "delivered". For each device
-// it uses the newest session held with it, or makes one: it connects to
+// it uses the newest session held with it, or makes one (one handshake
+// at a time per device: messages sent at once to a device with no
+// session wait for it and share that session): it connects to
 // the device first if it is not connected (its peerstore addresses, else
 // those the Finder finds), so that the device itself answers for its
 // verified prekey bundle (prekey.Fetch asks a connected device, else
@@ -61,7 +63,9 @@
 // once the state that produced it (or a newer one) is on disk, so a
 // restart never uses again a message key that went out. After an
 // acknowledgement the record is written only if it changed (a session
-// confirmed, a device list acknowledged). The sender writes a message's
+// confirmed, a device list acknowledged; if that write fails, the
+// message is delivered all the same, and the state on disk, which sends
+// the header or the list again, is safe to go on from). The sender writes a message's
 // record without reading it first (its ID is fresh) and gives its trait
 // Created (the time it was first recorded), so the store reads nothing
 // to keep it; the receiver reads first (a message may come again).

@@ -108,8 +108,9 @@ type fakeStore struct {
 	// noCreated counts the puts of a trait with a zero Created (the
 	// store then reads the live trait to keep its Created).
 	noCreated int
-	// fail, if set, is the error of every put.
-	fail error
+	// fail, if set, is the error of every put; failGet of every get.
+	fail    error
+	failGet error
 	// onPut, if set, is called at each put, before it is done.
 	onPut func()
 }
@@ -120,6 +121,9 @@ func (f *fakeStore) Get(_ context.Context, id store.EntityID, _ []string) (store
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gets++
+	if f.failGet != nil {
+		return store.Entity{}, f.failGet
+	}
 	e, ok := f.ents[id]
 	if !ok {
 		return store.Entity{}, store.ErrNotFound
@@ -147,7 +151,18 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 			f.noCreated++
 		}
 	}
-	f.ents[id] = store.Entity{ID: id, Traits: slices.Clone(traits)}
+	traits = slices.Clone(traits)
+	for i, t := range traits {
+		// As the store does: a zero Created is the live trait's, if any.
+		if t.Created.IsZero() {
+			for _, o := range f.ents[id].Traits {
+				if o.Type == t.Type {
+					traits[i].Created = o.Created
+				}
+			}
+		}
+	}
+	f.ents[id] = store.Entity{ID: id, Traits: traits}
 	f.puts++
 	return storeservice.Written{Entity: id}, nil
 }
@@ -212,6 +227,8 @@ type faultyDS struct {
 	mu     sync.Mutex
 	puts   map[string]int // by the key's first two components
 	failOn string         // a prefix whose writes fail; empty: none
+	// onPut, if set, is called at each write, before it is done.
+	onPut func(ds.Key)
 }
 
 var errDiskFull = errors.New("faulty datastore: disk full")
@@ -220,6 +237,7 @@ func (f *faultyDS) Put(ctx context.Context, k ds.Key, v []byte) error {
 	p := prefixOf(k)
 	f.mu.Lock()
 	fail := f.failOn != "" && p == f.failOn
+	hook := f.onPut
 	if !fail {
 		if f.puts == nil {
 			f.puts = map[string]int{}
@@ -227,6 +245,9 @@ func (f *faultyDS) Put(ctx context.Context, k ds.Key, v []byte) error {
 		f.puts[p]++
 	}
 	f.mu.Unlock()
+	if hook != nil {
+		hook(k)
+	}
 	if fail {
 		return errDiskFull
 	}
@@ -267,13 +288,19 @@ type fakePrekeys struct {
 	signer  ed25519.PrivateKey
 	dir     map[peer.ID]*fakePrekeys
 	fetched int
+	// gate, if set, holds each Fetch until it is closed.
+	gate chan struct{}
 }
 
 func (f *fakePrekeys) Fetch(_ context.Context, id peer.ID) (*ratchet.Bundle, error) {
 	f.mu.Lock()
 	f.fetched++
 	o := f.dir[id]
+	gate := f.gate
 	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	if o == nil {
 		return nil, fmt.Errorf("fake prekeys: no bundle of %s", id)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,10 +62,14 @@ func (s *Service) put(ctx context.Context, m Message, created time.Time) error {
 
 // recordIn writes m, a message received at now, unless it is held
 // already in the state m has or a later one: it may come more than
-// once, so recording it is idempotent.
+// once, so recording it is idempotent. If the read fails (not a message
+// not found), the trait goes with no Created, so that the store keeps
+// that of a record it holds.
 func (s *Service) recordIn(ctx context.Context, m Message, now time.Time) error {
 	created := now
-	if e, err := s.store.Get(ctx, m.Entity, []string{Type}); err == nil {
+	e, err := s.store.Get(ctx, m.Entity, []string{Type})
+	switch {
+	case err == nil:
 		if old, ok := decode(e); ok && (old.State == Delivered || old.State == m.State) {
 			return nil
 		}
@@ -73,6 +78,8 @@ func (s *Service) recordIn(ctx context.Context, m Message, now time.Time) error 
 				created = t.Created
 			}
 		}
+	case !errors.Is(err, store.ErrNotFound):
+		created = time.Time{}
 	}
 	return s.put(ctx, m, created)
 }

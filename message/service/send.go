@@ -135,10 +135,36 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	none := len(e.rec.sessions) == 0
 	e.mu.Unlock()
 	var fresh *stored
+	held := false // e.hs, this call's turn to make a session
+	done := func() {
+		if held {
+			held = false
+			<-e.hs
+		}
+	}
+	defer done()
 	if none {
-		var err error
-		if fresh, err = s.handshake(ctx, dev); err != nil {
+		// One handshake at a time with the device: a call that waited
+		// for another's finds the session it made (sealLocked pushed it
+		// before that turn ended).
+		select {
+		case e.hs <- struct{}{}:
+			held = true
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := s.lockEntry(ctx, e); err != nil {
 			return err
+		}
+		none = len(e.rec.sessions) == 0
+		e.mu.Unlock()
+		if !none {
+			done()
+		} else {
+			var err error
+			if fresh, err = s.handshake(ctx, dev); err != nil {
+				return err
+			}
 		}
 	}
 	if err := s.lockEntry(ctx, e); err != nil {
@@ -150,6 +176,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 		v = e.step()
 	}
 	e.mu.Unlock()
+	done() // the new session is held: the next call uses it
 	if err != nil {
 		return err
 	}
@@ -194,8 +221,12 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	}
 	e.mu.Unlock()
 	if changed {
+		// The answer is in: this write only spares the next messages an
+		// initial header or a list (the state on disk, older, is safe
+		// to go on from: no frame left from what it lacks), so it fails
+		// the delivery in no case; the next step's write takes it.
 		if err := s.persist(ctx, e, v); err != nil {
-			return err
+			s.log.Warn("session not stored after the answer", "peer", dev, "err", err)
 		}
 	}
 	if ans.Kind == message.KindRefusal {
