@@ -34,7 +34,7 @@ type counter struct {
 // milliseconds, or the previous one if the clock went back; seq counts
 // up. When the lease does not cover them, a new one is written (durably)
 // before they are returned: seq up to seq+leaseSeqs-1, sent up to the
-// clock plus leaseMillis. After a restart both resume from the lease, so
+// clock plus leaseMillis (or sent, if that is later). After a restart both resume from the lease, so
 // seq never repeats and sent never goes back. cmu must be held.
 func (s *Service) nextLocked(ctx context.Context) (int64, uint64, error) {
 	c := &s.counter
@@ -44,7 +44,11 @@ func (s *Service) nextLocked(ctx context.Context) (int64, uint64, error) {
 		case err == nil && len(b) == 16:
 			c.sent, c.seq = int64(binary.BigEndian.Uint64(b)), binary.BigEndian.Uint64(b[8:])
 		case err == nil:
-			s.log.Warn("stored message counter corrupt: restarted from the clock")
+			// seq goes on above any it handed out (a device sends far
+			// fewer than a thousand messages a millisecond of its life);
+			// sent resumes from the clock.
+			c.seq = uint64(max(s.cfg.Now().UnixMilli(), 0)) * 1000
+			s.log.Warn("stored message counter corrupt: restarted from the clock", "seq", c.seq)
 		case !errors.Is(err, ds.ErrNotFound):
 			return 0, 0, fmt.Errorf("message: load counter: %w", err)
 		}
@@ -53,7 +57,11 @@ func (s *Service) nextLocked(ctx context.Context) (int64, uint64, error) {
 	sent := max(s.cfg.Now().UnixMilli(), c.sent, 0)
 	seq := c.seq + 1
 	if sent > c.maxSent || seq > c.maxSeq {
-		maxSent, maxSeq := max(sent+leaseMillis, c.maxSent), seq+leaseSeqs-1
+		// The time floor is the clock's plus leaseMillis, not sent's: after
+		// a restart sent resumes from the last floor, ahead of the clock,
+		// and a floor from it would carry sent further ahead at each
+		// restart (TestCounterNoDriftOnRestarts).
+		maxSent, maxSeq := max(s.cfg.Now().UnixMilli()+leaseMillis, sent, c.maxSent), seq+leaseSeqs-1
 		out := binary.BigEndian.AppendUint64(nil, uint64(maxSent))
 		out = binary.BigEndian.AppendUint64(out, maxSeq)
 		if err := s.ds.Put(ctx, counterKey, out); err != nil {

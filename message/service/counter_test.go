@@ -13,7 +13,6 @@ import (
 // while the clock has not gone back, sent being then above the earlier
 // ones).
 func TestCounterCorruptRecord(t *testing.T) {
-	t.Skip("defect: a corrupt counter record restarts seq at 1, so seq repeats; what to go on from is a design question (a floor from the clock, or refusing to send)")
 	devs := newDevices(t, "alice", "bob")
 	alice, bob := devs[0], devs[1]
 	alice.befriend("Bob", bob)
@@ -49,7 +48,6 @@ func TestCounterCorruptRecord(t *testing.T) {
 // five restarts put sent 5 s ahead, n restarts n s ahead, and a contact's
 // reply, sent at the real time, sorts before the message it answers.
 func TestCounterNoDriftOnRestarts(t *testing.T) {
-	t.Skip("defect: each restart within a lease's floor carries sent 1 s further ahead of the clock (a crash loop runs it ahead without bound); the fix (wait out the floor, or a smaller one) is a design question")
 	devs := newDevices(t, "alice", "bob")
 	alice, bob := devs[0], devs[1]
 	alice.befriend("Bob", bob)
