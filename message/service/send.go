@@ -186,7 +186,12 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err := recorded(); err != nil {
 		return err
 	}
+	release, err := s.deliveries.acquire(ctx, dev)
+	if err != nil {
+		return err
+	}
 	ans, err := s.exchange(ctx, dev, frame)
+	release()
 	if err != nil {
 		return err
 	}

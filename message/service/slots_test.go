@@ -1,0 +1,63 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// TestSlots: at most MaxDeliveriesPerDevice deliveries to one device at
+// once, the next waits for a release (or its ctx), another device's are
+// counted apart, and a device's entry goes once nobody holds or waits.
+func TestSlots(t *testing.T) { synctest.Test(t, testSlots) }
+
+func testSlots(t *testing.T) {
+	var s slots
+	a, b := peer.ID("device a"), peer.ID("device b")
+	var rels []func()
+	for range MaxDeliveriesPerDevice {
+		rel, err := s.acquire(t.Context(), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rels = append(rels, rel)
+	}
+	if rel, err := s.acquire(t.Context(), b); err != nil {
+		t.Fatalf("another device's slot: %v", err)
+	} else {
+		rel()
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := s.acquire(ctx, a); !errors.Is(err, context.Canceled) {
+		t.Fatalf("slot %d of a device with its ctx canceled: %v, want context.Canceled", MaxDeliveriesPerDevice+1, err)
+	}
+	got := make(chan func())
+	go func() {
+		rel, err := s.acquire(t.Context(), a)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- rel
+	}()
+	synctest.Wait() // the goroutine is blocked, or has its slot
+	select {
+	case <-got:
+		t.Fatalf("slot %d taken with %d held", MaxDeliveriesPerDevice+1, MaxDeliveriesPerDevice)
+	default:
+	}
+	rels[0]()
+	rels = append(rels[1:], <-got)
+	for _, rel := range rels {
+		rel()
+	}
+	s.mu.Lock()
+	n := len(s.m)
+	s.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d devices held with no delivery under way, want 0", n)
+	}
+}
