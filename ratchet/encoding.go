@@ -27,13 +27,21 @@ const (
 // skippedLen is the stored length of one skipped message key.
 const skippedLen = 32 + 4 + 32
 
+// Size returns the length of the session's stored form, the bytes
+// MarshalBinary returns, without encoding it: a cheap measure of the
+// session's size (most of it is its skipped message keys, up to
+// MaxSkippedKeys). It is exact for a session MarshalBinary stores.
+func (s *Session) Size() int {
+	return 2 + 1 + len(s.root) + 1 + len(s.message) + 2 + len(s.ad) + 9*32 + 3*4 + 2 + len(s.skipped)*skippedLen
+}
+
 // MarshalBinary stores the session (doc.go, "Double Ratchet", for the
 // layout). The bytes hold secret keys: the caller keeps them as such.
 func (s *Session) MarshalBinary() ([]byte, error) {
 	if len(s.root) > 255 || len(s.message) > 255 || len(s.ad) > MaxAD || len(s.skipped) > MaxSkippedKeys || s.dhs == nil {
 		return nil, errors.New("ratchet: session not made by NewInitiator, NewResponder or UnmarshalBinary")
 	}
-	b := make([]byte, 0, 2+1+len(s.root)+1+len(s.message)+2+len(s.ad)+9*32+3*4+2+len(s.skipped)*skippedLen)
+	b := make([]byte, 0, s.Size())
 	var flags byte
 	for _, f := range []struct {
 		set  bool

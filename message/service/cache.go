@@ -11,27 +11,45 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// MaxCachedDevices bounds the devices whose sessions the service keeps
-// in memory when no call is using them.
-const MaxCachedDevices = 1024
+// The bounds of the sessions the service keeps in memory when no call is
+// using them (sessionCache): both hold, the least recently used device
+// out first.
+const (
+	// MaxCachedDevices bounds the devices held.
+	MaxCachedDevices = 1024
+	// MaxCachedBytes bounds the bytes held, each device's sessions
+	// counted at the length of their stored form (ratchet.Session.Size):
+	// a session keeps up to ratchet.MaxSkippedKeys skipped message keys
+	// (some 136 KB) and a contact's device fills them at will, so
+	// MaxCachedDevices devices alone would allow some 550 MB.
+	MaxCachedBytes = 64 << 20
+)
 
 // sessionCache holds the sessions of the remote devices in memory, so
 // that a message reads none from disk, and lets the messages with one
 // device share their durable writes. The datastore's session records are
 // written by this cache only.
 //
-// Bound: at most max entries that no call uses; an entry in use is never
-// evicted, so the map holds at most max plus the calls under way.
-// Eviction takes the least recently used entry whose state is on disk;
-// failing that (its last write failed), the least recently used entry
-// not in use: its memory is ahead of its disk only by steps whose write
-// failed, so no frame left from them and no acknowledgement went for
-// them, and the state on disk, read again, is safe to go on from.
+// Bounds: at most max entries and maxBytes bytes (the sum of the
+// entries' sizes, each its record's stored length) that no call uses; an
+// entry in use is never evicted, so the map holds at most max entries
+// plus the calls under way, and maxBytes bytes plus the records of the
+// calls under way (at most MaxSessions sessions each); once they
+// release, it evicts back within both bounds. An entry's size changes
+// only while it is in use (on load from disk, on each step), and is
+// taken off the sum on eviction. Eviction takes the least recently used
+// entry whose state is on disk; failing that (its last write failed),
+// the least recently used entry not in use: its memory is ahead of its
+// disk only by steps whose write failed, so no frame left from them and
+// no acknowledgement went for them, and the state on disk, read again,
+// is safe to go on from.
 type sessionCache struct {
-	mu   sync.Mutex
-	max  int
-	m    map[peer.ID]*peerEntry
-	tick uint64 // the last use's number
+	mu       sync.Mutex
+	max      int // MaxCachedDevices
+	maxBytes int // MaxCachedBytes
+	m        map[peer.ID]*peerEntry
+	bytes    int    // the sum of the entries' sizes
+	tick     uint64 // the last use's number
 }
 
 // peerEntry is one remote device's sessions.
@@ -46,6 +64,7 @@ type peerEntry struct {
 	id      peer.ID
 	users   int    // calls holding it; under sessionCache.mu
 	lastUse uint64 // under sessionCache.mu
+	size    int    // rec's size as counted in sessionCache.bytes; under sessionCache.mu
 
 	mu     sync.Mutex
 	loaded bool       // rec is read from disk; under mu
@@ -63,7 +82,7 @@ type peerEntry struct {
 }
 
 func newSessionCache() *sessionCache {
-	return &sessionCache{max: MaxCachedDevices, m: make(map[peer.ID]*peerEntry)}
+	return &sessionCache{max: MaxCachedDevices, maxBytes: MaxCachedBytes, m: make(map[peer.ID]*peerEntry)}
 }
 
 // acquire returns id's entry, made if need be, counted in use until
@@ -74,9 +93,7 @@ func (c *sessionCache) acquire(id peer.ID) *peerEntry {
 	c.tick++
 	e := c.m[id]
 	if e == nil {
-		if len(c.m) >= c.max {
-			c.evictLocked()
-		}
+		c.trimLocked(1)
 		e = &peerEntry{id: id, hs: make(chan struct{}, 1)}
 		c.m[id] = e
 	}
@@ -85,12 +102,18 @@ func (c *sessionCache) acquire(id peer.ID) *peerEntry {
 	return e
 }
 
-// release ends a use of e; past the bound, it evicts.
+// release ends a use of e; past a bound, it evicts.
 func (c *sessionCache) release(e *peerEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e.users--
-	for len(c.m) > c.max && c.evictLocked() {
+	c.trimLocked(0)
+}
+
+// trimLocked evicts entries not in use while the cache is past a bound,
+// room entries to be added counted. c.mu must be held.
+func (c *sessionCache) trimLocked(room int) {
+	for (len(c.m)+room > c.max || c.bytes > c.maxBytes) && c.evictLocked() {
 	}
 }
 
@@ -116,6 +139,8 @@ func (c *sessionCache) evictLocked() bool {
 		return false
 	}
 	delete(c.m, best.id)
+	c.bytes -= best.size
+	best.size = 0
 	return true
 }
 
@@ -124,6 +149,19 @@ func (c *sessionCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.m)
+}
+
+// resize counts e at its record's size now (peerRecord.size, a sum over
+// at most MaxSessions sessions: no encoding). e.mu must be held, and e in
+// use (acquired): an entry not in use may be evicted, and its size is
+// taken off then. It takes c.mu under e.mu; nothing takes them the other
+// way round.
+func (c *sessionCache) resize(e *peerEntry) {
+	n := e.rec.size()
+	c.mu.Lock()
+	c.bytes += n - e.size
+	e.size = n
+	c.mu.Unlock()
 }
 
 // lockEntry takes e's lock, reading its record from disk the first time.
@@ -139,11 +177,16 @@ func (s *Service) lockEntry(ctx context.Context, e *peerEntry) error {
 		return err
 	}
 	e.rec, e.loaded = r, true
+	s.cache.resize(e)
 	return nil
 }
 
-// step takes a new version for a change of e.rec. e.mu must be held.
-func (e *peerEntry) step() uint64 { return e.ver.Add(1) }
+// step takes a new version for a change of e.rec, and counts e at its
+// new size. e.mu must be held, and e in use.
+func (c *sessionCache) step(e *peerEntry) uint64 {
+	c.resize(e)
+	return e.ver.Add(1)
+}
 
 // persist returns once version v of e's record, or a newer one, is on
 // disk. It blocks while another write of e is under way, then writes the

@@ -51,11 +51,14 @@
 //
 // # Sessions in memory, writes shared
 //
-// The sessions are kept in memory (at most MaxCachedDevices devices not
-// in use; the least recently used whose state is on disk is evicted; the
-// datastore's records are written by the service only). A device's lock
-// is held for the ratchet step only (Encrypt, or Decrypt / Respond), and
-// each step takes a new version of the device's record. The write
+// The sessions are kept in memory (two bounds on the devices not in use:
+// at most MaxCachedDevices of them and MaxCachedBytes bytes of their
+// records, each counted at its stored length and recounted at each step;
+// while over either, the least recently used whose state is on disk is
+// evicted; the datastore's records are written by the service only). A
+// device's lock is held for the ratchet step only (Encrypt, or Decrypt /
+// Respond), and each step takes a new version of the device's record,
+// and recounts its size. The write
 // follows outside the lock, one at a time per device, each writing the
 // newest state held: a writer whose version is on disk already returns at
 // once, so the messages stepped while one write is under way share the
@@ -98,9 +101,13 @@
 // protocol, 16 at once by default (network.resources.protocol_peer_streams,
 // peer/resources.go, TestResourceLimitsPerProtocol); sessions are
 // kept only with devices of contacts, at most MaxSessions each; the
-// cache holds at most MaxCachedDevices devices no call is using (those in
-// use are never evicted: it is over its bound by the calls under way,
-// then back). Failing a device whose state is on disk, it evicts one whose
+// cache holds at most MaxCachedDevices devices no call is using, and at
+// most MaxCachedBytes bytes of their records (each counted at its stored
+// length, ratchet.Session.Size, updated at each step: a contact's device
+// can fill a session with ratchet.MaxSkippedKeys skipped keys, so the
+// device bound alone would allow hundreds of MB); those in use are never
+// evicted: it is over its bounds by the calls under way, at most
+// MaxSessions sessions each, then back. Failing a device whose state is on disk, it evicts one whose
 // last write failed: its memory is ahead of its disk only by steps no
 // frame and no acknowledgement left from.
 package service

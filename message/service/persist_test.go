@@ -23,7 +23,7 @@ func TestPersistStepDuringWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.rec.listSent = 1
-	v1 := e.step()
+	v1 := s.cache.step(e)
 	e.mu.Unlock()
 
 	inWrite, resume := make(chan struct{}), make(chan struct{})
@@ -39,7 +39,7 @@ func TestPersistStepDuringWrite(t *testing.T) {
 	<-inWrite // version 1's bytes are taken, its write under way
 	e.mu.Lock()
 	e.rec.listSent = 2
-	v2 := e.step()
+	v2 := s.cache.step(e)
 	e.mu.Unlock()
 	resume <- struct{}{}
 	if err := done.wait(); err != nil {

@@ -169,7 +169,7 @@ func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs
 	}
 	if opened >= 0 {
 		r.front(opened)
-		return env, c, e.step(), nil
+		return env, c, s.cache.step(e), nil
 	}
 	if h == nil {
 		return nil, c, 0, fmt.Errorf("message: no session opens it: %w", ratchet.ErrRefused)
@@ -195,7 +195,7 @@ func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs
 		return nil, c, 0, err
 	}
 	r.push(st)
-	return env, c, e.step(), nil
+	return env, c, s.cache.step(e), nil
 }
 
 // check decodes an opened envelope and checks that it is of one of the

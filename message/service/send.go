@@ -173,7 +173,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	frame, sid, err := s.sealLocked(e, fresh, env, list)
 	var v uint64
 	if err == nil {
-		v = e.step()
+		v = s.cache.step(e)
 	}
 	e.mu.Unlock()
 	done() // the new session is held: the next call uses it
@@ -222,7 +222,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 		}
 	}
 	if changed {
-		v = e.step()
+		v = s.cache.step(e)
 	}
 	e.mu.Unlock()
 	if changed {

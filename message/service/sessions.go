@@ -73,6 +73,16 @@ func (r *peerRecord) encode() ([]byte, error) {
 	return b, nil
 }
 
+// size returns the length of r's stored form (encode), computed without
+// encoding it: what the session cache counts r for.
+func (r *peerRecord) size() int {
+	n := 1 + 8 + 1
+	for _, st := range r.sessions {
+		n += 8 + 2 + len(st.header) + 4 + st.sess.Size()
+	}
+	return n
+}
+
 // decodeRecord reads a stored record. A session that does not decode is
 // dropped and counted in bad; a record whose frame is corrupt is
 // errCorruptRecord.
