@@ -22,7 +22,11 @@ func (d *DHT) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
 	if err != nil {
 		return peer.AddrInfo{}, err
 	}
-	ai, err := rt.FindPeer(ctx, id)
+	var ai peer.AddrInfo
+	err = d.do(ctx, func(ctx context.Context) (err error) {
+		ai, err = rt.FindPeer(ctx, id)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, routing.ErrNotFound) {
 			err = ErrPeerNotFound
@@ -89,13 +93,48 @@ func (d *DHT) Mode() []TableMode {
 // drain it or cancel ctx. Before Start or after Close the channel is
 // closed at once.
 func (d *DHT) FindProviders(ctx context.Context, key cid.Cid, limit int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo)
 	rt, _, err := d.running()
 	if err != nil || !key.Defined() {
-		ch := make(chan peer.AddrInfo)
-		close(ch)
-		return ch
+		close(out)
+		return out
 	}
-	return rt.FindProvidersAsync(ctx, key, max(limit, 0))
+	life, err := d.enter()
+	if err != nil {
+		close(out)
+		return out
+	}
+	// As in do: the channel closes as soon as ctx is done, even while
+	// kad-dht's search is held in a write, and Close waits for the search.
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(life, cancel)
+	in := rt.FindProvidersAsync(ctx, key, max(limit, 0))
+	go func() {
+		defer d.wg.Done()
+		defer cancel()
+		defer stop()
+		defer func() {
+			for range in { // until kad-dht's search ends
+			}
+		}()
+		defer close(out)
+		for {
+			select {
+			case ai, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- ai:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // mapErr turns kad-dht's errors into ours where one fits.
