@@ -36,9 +36,11 @@ func (d *DHT) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
 	return ai, nil
 }
 
-// Routing returns kad-dht as a routing.Routing (for bitswap's provider
-// finder and the like), or nil before Start. Records put through it
-// directly are not republished.
+// Routing returns kad-dht as a routing.Routing, or nil before Start.
+// Records put through it directly are not republished, and its calls do
+// not end with their ctx while kad-dht is held in a write to a peer that
+// stopped reading (Close ends them): the DHT's own methods do, so prefer
+// them (FindProviders has FindProvidersAsync's shape).
 func (d *DHT) Routing() routing.Routing {
 	rt, _, _ := d.running()
 	return rt
