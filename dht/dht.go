@@ -73,12 +73,14 @@ type DHT struct {
 	now   func() time.Time
 	val   Validator
 
-	kick chan struct{} // wakes the republisher; buffered, 1
-	wg   sync.WaitGroup
+	kick chan struct{}  // wakes the republisher; buffered, 1
+	wg   sync.WaitGroup // the republisher and every kad-dht call (do)
+	th   *trackHost     // the host as kad-dht sees it
 
 	mu       sync.Mutex
 	started  bool
 	closed   bool
+	life     context.Context // canceled by Close
 	cancel   context.CancelFunc
 	rt       routing.Routing // *kaddht.IpfsDHT or *dual.DHT
 	closeKad func() error
@@ -132,6 +134,7 @@ func New(h host.Host, priv crypto.PrivKey, d ds.Batching, cfg Config, log *slog.
 		now:      ambient.NowOr(cfg.Now),
 		val:      NewValidator(cfg.Now),
 		kick:     make(chan struct{}, 1),
+		th:       newTrackHost(h),
 		records:  make(map[string]*published),
 		provides: make(map[cid.Cid]*provided),
 	}, nil
@@ -158,7 +161,7 @@ func (d *DHT) Start(ctx context.Context) error {
 		cancel()
 		return err
 	}
-	d.started, d.cancel = true, cancel
+	d.started, d.life, d.cancel = true, runCtx, cancel
 	d.wg.Add(1)
 	go d.republishLoop(runCtx)
 	d.mu.Unlock()
@@ -186,7 +189,7 @@ func (d *DHT) build(ctx context.Context) error {
 	}
 	mode := kadMode(d.cfg.Mode)
 	if !d.cfg.LAN {
-		k, err := kaddht.New(ctx, delimited.GateHost(d.h, MaxMessageSize), append(opts, kaddht.Mode(mode))...)
+		k, err := kaddht.New(ctx, delimited.GateHost(d.th, MaxMessageSize), append(opts, kaddht.Mode(mode))...)
 		if err != nil {
 			return fmt.Errorf("dht: start kad-dht: %w", err)
 		}
@@ -194,7 +197,7 @@ func (d *DHT) build(ctx context.Context) error {
 		d.tables = []table{{name: "main", proto: ProtocolID, kad: k}}
 		return nil
 	}
-	dd, err := dual.New(ctx, delimited.GateHost(d.h, MaxMessageSize),
+	dd, err := dual.New(ctx, delimited.GateHost(d.th, MaxMessageSize),
 		dual.DHTOption(opts...),
 		dual.WanDHTOption(kaddht.Mode(mode)),
 		// dual.New appends /lan to the prefix before our options run, and
@@ -222,9 +225,12 @@ func kadMode(m Mode) kaddht.ModeOpt {
 	return kaddht.ModeAuto
 }
 
-// Close stops the republisher, waits for it, closes kad-dht and removes
-// its protocol handlers. It does not close the host or the datastore.
-// Close is idempotent; later calls return the first call's result.
+// Close stops the republisher, ends the calls under way (their ctx is
+// canceled and every stream of the DHT's protocols that kad-dht holds is
+// reset, which ends a write blocked on a peer that stopped reading), waits
+// for them, closes kad-dht and removes its protocol handlers. It does not
+// close the host or the datastore. Close is idempotent; later calls return
+// the first call's result.
 func (d *DHT) Close() error {
 	d.closeOnce.Do(func() {
 		d.mu.Lock()
@@ -235,6 +241,7 @@ func (d *DHT) Close() error {
 			return // never started
 		}
 		cancel()
+		d.th.resetAll()
 		d.wg.Wait()
 		if err := closeKad(); err != nil {
 			d.closeErr = fmt.Errorf("dht: close kad-dht: %w", err)
@@ -258,6 +265,51 @@ func (d *DHT) running() (routing.Routing, []table, error) {
 		return nil, nil, ErrNotStarted
 	}
 	return d.rt, d.tables, nil
+}
+
+// do runs op in a goroutine counted by d.wg and returns its error, or
+// ctx's as soon as ctx is done. kad-dht watches ctx while it waits for an
+// answer but not while it writes a request: a peer that stops reading
+// would hold op, and without do its caller, until the stream resets (Close
+// resets it, then waits for op). op's ctx ends with ctx or at Close.
+func (d *DHT) do(ctx context.Context, op func(context.Context) error) error {
+	life, err := d.enter()
+	if err != nil {
+		return err
+	}
+	opCtx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(life, cancel)
+	done := make(chan error, 1)
+	go func() {
+		defer d.wg.Done()
+		defer cancel()
+		defer stop()
+		done <- op(opCtx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil && ctx.Err() == nil && life.Err() != nil {
+			return ErrClosed
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enter counts a goroutine that Close must wait for in d.wg and returns
+// the context that Close cancels; after Close it returns ErrClosed.
+func (d *DHT) enter() (context.Context, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.closed:
+		return nil, ErrClosed
+	case !d.started:
+		return nil, ErrNotStarted
+	}
+	d.wg.Add(1)
+	return d.life, nil
 }
 
 // Bootstrap dials every configured bootstrap peer not yet connected, in

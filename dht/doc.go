@@ -18,6 +18,14 @@
 // them for 48h, and this package re-announces ours every
 // Config.RepublishInterval.
 //
+// # Cancellation
+//
+// kad-dht sets no write deadline and does not watch ctx while it writes: a
+// peer that stops reading would hold a lookup until the stream resets. So
+// every call that reaches peers returns once its ctx ends, leaving kad-dht
+// to a goroutine the DHT counts, and Close resets the streams kad-dht holds
+// (opened or accepted through the host wrapper trackHost) before it waits.
+//
 // # Records
 //
 // A record is a value that a node publishes under a name. Its DHT key is

@@ -72,7 +72,9 @@ func (d *DHT) publish(ctx context.Context, name string, value []byte, seq uint64
 	if err != nil {
 		return err
 	}
-	err = eachTable(tables, func(k *kaddht.IpfsDHT) error { return k.PutValue(ctx, key, enc) })
+	err = d.do(ctx, func(ctx context.Context) error {
+		return eachTable(tables, func(k *kaddht.IpfsDHT) error { return k.PutValue(ctx, key, enc) })
+	})
 	if err != nil {
 		return fmt.Errorf("dht: put record %q: %w", name, err)
 	}
@@ -91,7 +93,11 @@ func (d *DHT) GetRecord(ctx context.Context, owner peer.ID, name string) ([]byte
 		return nil, err
 	}
 	key := RecordKey(owner, name)
-	b, err := rt.GetValue(ctx, key)
+	var b []byte
+	err = d.do(ctx, func(ctx context.Context) (err error) {
+		b, err = rt.GetValue(ctx, key)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("dht: get record %q of %s: %w", name, owner, mapErr(err))
 	}
@@ -129,7 +135,9 @@ func (d *DHT) provide(ctx context.Context, key cid.Cid) error {
 	if err != nil {
 		return err
 	}
-	err = eachTable(tables, func(k *kaddht.IpfsDHT) error { return k.Provide(ctx, key, true) })
+	err = d.do(ctx, func(ctx context.Context) error {
+		return eachTable(tables, func(k *kaddht.IpfsDHT) error { return k.Provide(ctx, key, true) })
+	})
 	if err != nil {
 		return fmt.Errorf("dht: provide %s: %w", key, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
@@ -38,13 +39,24 @@ type simNet struct {
 
 func newSimNet(t *testing.T, n int, cfg Config, log *slog.Logger) *simNet {
 	t.Helper()
+	return newSimNetWrapped(t, n, cfg, log, nil)
+}
+
+// newSimNetWrapped is newSimNet with node i's DHT on wrap(i, its host)
+// (nil wrap: on the host).
+func newSimNetWrapped(t *testing.T, n int, cfg Config, log *slog.Logger, wrap func(int, host.Host) host.Host) *simNet {
+	t.Helper()
 	s := &simNet{mn: mocknet.New()}
 	for i := range n {
 		priv, id := newKey(t)
 		addr := ma.StringCast(fmt.Sprintf("/ip4/10.0.0.%d/tcp/4001", i+1))
+		var h host.Host
 		h, err := s.mn.AddPeer(priv, addr)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if wrap != nil {
+			h = wrap(i, h)
 		}
 		c := cfg
 		if i > 0 {

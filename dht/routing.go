@@ -22,7 +22,11 @@ func (d *DHT) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
 	if err != nil {
 		return peer.AddrInfo{}, err
 	}
-	ai, err := rt.FindPeer(ctx, id)
+	var ai peer.AddrInfo
+	err = d.do(ctx, func(ctx context.Context) (err error) {
+		ai, err = rt.FindPeer(ctx, id)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, routing.ErrNotFound) {
 			err = ErrPeerNotFound
@@ -32,9 +36,11 @@ func (d *DHT) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
 	return ai, nil
 }
 
-// Routing returns kad-dht as a routing.Routing (for bitswap's provider
-// finder and the like), or nil before Start. Records put through it
-// directly are not republished.
+// Routing returns kad-dht as a routing.Routing, or nil before Start.
+// Records put through it directly are not republished, and its calls do
+// not end with their ctx while kad-dht is held in a write to a peer that
+// stopped reading (Close ends them): the DHT's own methods do, so prefer
+// them (FindProviders has FindProvidersAsync's shape).
 func (d *DHT) Routing() routing.Routing {
 	rt, _, _ := d.running()
 	return rt
@@ -89,13 +95,48 @@ func (d *DHT) Mode() []TableMode {
 // drain it or cancel ctx. Before Start or after Close the channel is
 // closed at once.
 func (d *DHT) FindProviders(ctx context.Context, key cid.Cid, limit int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo)
 	rt, _, err := d.running()
 	if err != nil || !key.Defined() {
-		ch := make(chan peer.AddrInfo)
-		close(ch)
-		return ch
+		close(out)
+		return out
 	}
-	return rt.FindProvidersAsync(ctx, key, max(limit, 0))
+	life, err := d.enter()
+	if err != nil {
+		close(out)
+		return out
+	}
+	// As in do: the channel closes as soon as ctx is done, even while
+	// kad-dht's search is held in a write, and Close waits for the search.
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(life, cancel)
+	in := rt.FindProvidersAsync(ctx, key, max(limit, 0))
+	go func() {
+		defer d.wg.Done()
+		defer cancel()
+		defer stop()
+		defer func() {
+			for range in { // until kad-dht's search ends
+			}
+		}()
+		defer close(out)
+		for {
+			select {
+			case ai, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- ai:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // mapErr turns kad-dht's errors into ours where one fits.

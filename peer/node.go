@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -223,13 +224,10 @@ func (n *Node) build() error {
 	// only (those the blob service tracks); the DHT starts after the
 	// exchange, so it is looked up at each search.
 	n.provs = blocks.NewProviders(func() routing.ContentDiscovery {
-		if n.dht == nil {
+		if n.dht == nil || n.dht.Routing() == nil {
 			return nil
 		}
-		if r := n.dht.Routing(); r != nil {
-			return r
-		}
-		return nil
+		return dhtProviders{n.dht}
 	})
 	if bcfg.ProviderFinder == nil {
 		bcfg.ProviderFinder = n.provs
@@ -479,4 +477,13 @@ func (n *Node) Connect(ctx context.Context, maddr ma.Multiaddr) (peer.ID, error)
 		return "", fmt.Errorf("peer: %s: %w (the address must end in /p2p/<peer ID>)", maddr, err)
 	}
 	return ai.ID, n.disc.Connect(ctx, *ai)
+}
+
+// dhtProviders is the DHT as bitswap's provider finder. Its channel closes
+// once ctx is done even while kad-dht is held in a write to a peer that
+// stopped reading, which kad-dht's own (DHT.Routing) does not do.
+type dhtProviders struct{ d *dht.DHT }
+
+func (p dhtProviders) FindProvidersAsync(ctx context.Context, c cid.Cid, count int) <-chan peer.AddrInfo {
+	return p.d.FindProviders(ctx, c, count)
 }
