@@ -17,7 +17,7 @@ import (
 // them, not the same: messages were refused on both tries and reported
 // unreachable.
 func TestConcurrentFirstSends(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble(t, func(t *testing.T) {
 		devs := newDevices(t, "alice", "bob")
 		alice, bob := devs[0], devs[1]
 		alice.befriend("Bob", bob)

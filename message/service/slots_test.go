@@ -12,7 +12,7 @@ import (
 // TestSlots: at most MaxDeliveriesPerDevice deliveries to one device at
 // once, the next waits for a release (or its ctx), another device's are
 // counted apart, and a device's entry goes once nobody holds or waits.
-func TestSlots(t *testing.T) { synctest.Test(t, testSlots) }
+func TestSlots(t *testing.T) { bubble(t, testSlots) }
 
 func testSlots(t *testing.T) {
 	var s slots
