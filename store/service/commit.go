@@ -16,11 +16,11 @@ import (
 // transaction: an index checks and skips a transaction whole, so a device
 // whose schemas refuse one write's document (another version of a type,
 // or a schema the writer does not have) would lose every write merged
-// with it (TestGroupSkipAlone). The scheme is leader and followers, with no goroutine of its own:
-// a write that finds no commit under way commits the queue (its own write
-// first, so a lone write waits for no company); the others wait in the
-// queue, and when a commit ends, the first of the queue commits the queue
-// as it is then. At most maxQueued writes wait at once (queued or in the
+// with it (TestGroupSkipAlone). The scheme is leader and followers, with
+// no goroutine of its own: a write that finds no commit under way commits
+// the queue (its own write first, so a lone write waits for no company);
+// the others wait in the queue, and when a commit ends, the first of the
+// queue commits the queue as it is then. At most maxQueued writes wait at once (queued or in the
 // commit under way); a write beyond it blocks until one returns, or its
 // ctx ends. Each write returns when its own commit did: on disk and, on a
 // store node, in the index; a failed commit fails every write in it, and
@@ -42,9 +42,8 @@ type write struct {
 	err  error
 }
 
-// commit appends the transaction of entity e, encoded as p with ops
-// operations, with the writes committed alongside it, and returns its
-// entry. ctx bounds the wait for a place in the queue and in it; once its
+// commit appends the transaction of entity e, encoded as p, as a chain
+// entry, with the writes committed alongside it, and returns its entry. ctx bounds the wait for a place in the queue and in it; once its
 // commit started a write runs to its end.
 func (s *Service) commit(ctx context.Context, e store.EntityID, p []byte) (Written, error) {
 	select {
