@@ -11,9 +11,8 @@
 // them once they arrive. On a store node a write returns once its entry is
 // in the index, so that the node reads its own writes. Concurrent writes
 // are committed in groups (commit.go): those that arrive while a commit is
-// under way share the next one, in as few entries as fit (one, usually),
-// one synced write and one catch-up of the index; a lone write is
-// committed at once.
+// under way share the next one: each its own entry, one synced write and
+// one catch-up of the index for all; a lone write is committed at once.
 //
 // # The follower
 //
