@@ -79,6 +79,10 @@ type peerEntry struct {
 	// that messages sent at once to a device with none make one session
 	// (and spend one of its one-time prekeys), not one each.
 	hs chan struct{}
+	// out holds a value per delivery under way to the device: at most
+	// MaxDeliveriesPerDevice (send.go); the entry is in use meanwhile, so
+	// it is not evicted.
+	out chan struct{}
 }
 
 func newSessionCache() *sessionCache {
@@ -94,7 +98,7 @@ func (c *sessionCache) acquire(id peer.ID) *peerEntry {
 	e := c.m[id]
 	if e == nil {
 		c.trimLocked(1)
-		e = &peerEntry{id: id, hs: make(chan struct{}, 1)}
+		e = &peerEntry{id: id, hs: make(chan struct{}, 1), out: make(chan struct{}, MaxDeliveriesPerDevice)}
 		c.m[id] = e
 	}
 	e.users++

@@ -186,7 +186,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err := recorded(); err != nil {
 		return err
 	}
-	release, err := s.deliveries.acquire(ctx, dev)
+	release, err := e.deliverySlot(ctx)
 	if err != nil {
 		return err
 	}

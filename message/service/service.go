@@ -151,11 +151,9 @@ type Service struct {
 
 	// cache holds the sessions with each remote device, and its lock;
 	// cmu guards counter, the device's counter.
-	cache *sessionCache
-	// deliveries bounds the streams under way to each remote device.
-	deliveries slots
-	cmu        sync.Mutex
-	counter    counter
+	cache   *sessionCache
+	cmu     sync.Mutex
+	counter counter
 	// rmu guards rand, which every goroutine draws from.
 	rmu sync.Mutex
 }
