@@ -101,23 +101,18 @@ func (s *Service) commit(ctx context.Context, e store.EntityID, p []byte) (Writt
 // served already).
 func (s *Service) commitBatch(batch []*write) {
 	err := s.live()
-	var payloads [][]byte
-	var groups [][]*write
 	if err == nil {
-		payloads, groups = group(batch)
 		s.commits.Add(1)
 		if s.commitHook != nil {
 			s.commitHook()
 		}
-		ents, aerr := s.chain.AppendMany(s.ctx, payloads)
+		ents, aerr := s.chain.AppendMany(s.ctx, payloads(batch))
 		if aerr != nil {
 			err = fmt.Errorf("store: append: %w", aerr)
 		} else {
 			s.settle(s.ctx)
-			for i, g := range groups {
-				for _, w := range g {
-					w.w = Written{Entity: w.e, CID: ents[i].CID, Pos: ents[i].Pos}
-				}
+			for i, w := range batch {
+				w.w = Written{Entity: w.e, CID: ents[i].CID, Pos: ents[i].Pos}
 			}
 		}
 	}
@@ -129,13 +124,15 @@ func (s *Service) commitBatch(batch []*write) {
 	}
 }
 
-// group returns the payloads of batch's chain entries, one per write in
-// order, and the writes of each.
-func group(batch []*write) (payloads [][]byte, groups [][]*write) {
-	for _, w := range batch {
-		payloads, groups = append(payloads, w.p), append(groups, []*write{w})
+// payloads returns the payloads of batch's chain entries: each write's
+// own encoding, in order (a write is never merged into another's
+// transaction: see the top of this file).
+func payloads(batch []*write) [][]byte {
+	out := make([][]byte, len(batch))
+	for i, w := range batch {
+		out[i] = w.p
 	}
-	return payloads, groups
+	return out
 }
 
 // closeQueue fails the writes waiting in the queue with ErrClosed and

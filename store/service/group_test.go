@@ -9,7 +9,7 @@ import (
 	"github.com/exopeer/exopeer/store"
 )
 
-// TestGroup: group makes each write a payload of its own, in order, its
+// TestGroup: payloads makes each write a payload of its own, in order, its
 // encoding unchanged (an index checks and skips a transaction whole:
 // TestGroupSkipAlone).
 func TestGroup(t *testing.T) {
@@ -25,12 +25,12 @@ func TestGroup(t *testing.T) {
 		}
 		ws = append(ws, &write{e: e, p: p})
 	}
-	payloads, groups := group(ws)
-	if len(payloads) != len(ws) || len(groups) != len(ws) {
-		t.Fatalf("%d payloads, %d groups of %d writes, want one each", len(payloads), len(groups), len(ws))
+	ps := payloads(ws)
+	if len(ps) != len(ws) {
+		t.Fatalf("%d payloads of %d writes, want one each", len(ps), len(ws))
 	}
 	for i, w := range ws {
-		if len(groups[i]) != 1 || groups[i][0] != w || !bytes.Equal(payloads[i], w.p) {
+		if !bytes.Equal(ps[i], w.p) {
 			t.Errorf("payload %d is not write %d's own", i, i)
 		}
 	}
