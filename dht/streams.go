@@ -26,10 +26,14 @@ type trackHost struct {
 	mu      sync.Mutex
 	closed  bool
 	streams map[*trackedStream]struct{}
+	sweepAt int // the map's size at which track forgets streams of closed connections
 }
 
+// minSweep is the fewest streams tracked before track sweeps.
+const minSweep = 64
+
 func newTrackHost(h host.Host) *trackHost {
-	return &trackHost{Host: h, streams: make(map[*trackedStream]struct{})}
+	return &trackHost{Host: h, streams: make(map[*trackedStream]struct{}), sweepAt: minSweep}
 }
 
 // NewStream opens a stream as the host does and tracks it. After resetAll
@@ -73,11 +77,16 @@ func (h *trackHost) track(s network.Stream) *trackedStream {
 		return nil
 	}
 	// A stream whose connection closed will see no Close or Reset from
-	// kad-dht if it never used it again: forget those here.
-	for ts := range h.streams {
-		if ts.Conn().IsClosed() {
-			delete(h.streams, ts)
+	// kad-dht if it never used it again: forget those here, each time
+	// the map doubled since the last sweep (amortised: a new stream does
+	// not scan every open one).
+	if len(h.streams) >= h.sweepAt {
+		for ts := range h.streams {
+			if ts.Conn().IsClosed() {
+				delete(h.streams, ts)
+			}
 		}
+		h.sweepAt = max(2*len(h.streams), minSweep)
 	}
 	ts := &trackedStream{Stream: s, h: h}
 	h.streams[ts] = struct{}{}
