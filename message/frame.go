@@ -31,6 +31,11 @@ const (
 // envelope, rounded up.
 const MaxFrameBody = 16 << 10
 
+// Window is the most frames a stream of Protocol carries unanswered: a
+// sender writes no more before an answer comes, and a receiver reads no
+// more ahead of its answers (see the package doc, # Frames).
+const Window = 32
+
 // FrameHeader is the size of a frame's header: version (1), kind (1),
 // body length (4).
 const FrameHeader = 6

@@ -129,11 +129,11 @@ func newBenchDevices(b *testing.B) (a, c *benchDevice) {
 // store, contacts and prekeys faked (so the figures are the service's
 // own cost: ratchet, frames, streams and its datastore writes; each
 // store write is one synced leveldb write, as a chain entry is), from 1
-// and from 16 senders at once. It reports messages/s and the service's
+// from 16 and from 64 senders at once. It reports messages/s and the service's
 // synced datastore writes per message on each side (the store's not
 // counted: two on the sender, one on the receiver).
 func BenchmarkSend(b *testing.B) {
-	for _, senders := range []int{1, 16} {
+	for _, senders := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
 			a, c := newBenchDevices(b)
 			ctx := b.Context()

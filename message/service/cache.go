@@ -50,6 +50,9 @@ type sessionCache struct {
 	m        map[peer.ID]*peerEntry
 	bytes    int    // the sum of the entries' sizes
 	tick     uint64 // the last use's number
+	// evicted are the entries evicted whose streams are not closed yet:
+	// closeEvicted closes them once c.mu is released.
+	evicted []*peerEntry
 }
 
 // peerEntry is one remote device's sessions.
@@ -80,9 +83,16 @@ type peerEntry struct {
 	// (and spend one of its one-time prekeys), not one each.
 	hs chan struct{}
 	// out holds a value per delivery under way to the device: at most
-	// MaxDeliveriesPerDevice (send.go); the entry is in use meanwhile, so
+	// MaxDeliveriesPerDevice (slots.go); the entry is in use meanwhile, so
 	// it is not evicted.
 	out chan struct{}
+	// pool is the device's outbound streams (pipe.go), closed when the
+	// entry is evicted.
+	pool streamPool
+	// in holds a value per frame of the device read and not answered
+	// yet, across its inbound streams: at most MaxFramesInPerDevice
+	// (serve.go); each stream holds the entry while it is open.
+	in chan struct{}
 }
 
 func newSessionCache() *sessionCache {
@@ -93,12 +103,16 @@ func newSessionCache() *sessionCache {
 // release. It does not block on the device's lock.
 func (c *sessionCache) acquire(id peer.ID) *peerEntry {
 	c.mu.Lock()
+	defer c.closeEvicted()
 	defer c.mu.Unlock()
 	c.tick++
 	e := c.m[id]
 	if e == nil {
 		c.trimLocked(1)
-		e = &peerEntry{id: id, hs: make(chan struct{}, 1), out: make(chan struct{}, MaxDeliveriesPerDevice)}
+		e = &peerEntry{
+			id: id, hs: make(chan struct{}, 1), out: make(chan struct{}, MaxDeliveriesPerDevice),
+			in: make(chan struct{}, MaxFramesInPerDevice),
+		}
 		c.m[id] = e
 	}
 	e.users++
@@ -109,6 +123,7 @@ func (c *sessionCache) acquire(id peer.ID) *peerEntry {
 // release ends a use of e; past a bound, it evicts.
 func (c *sessionCache) release(e *peerEntry) {
 	c.mu.Lock()
+	defer c.closeEvicted()
 	defer c.mu.Unlock()
 	e.users--
 	c.trimLocked(0)
@@ -145,7 +160,21 @@ func (c *sessionCache) evictLocked() bool {
 	delete(c.m, best.id)
 	c.bytes -= best.size
 	best.size = 0
+	c.evicted = append(c.evicted, best)
 	return true
+}
+
+// closeEvicted closes the streams of the entries evicted since its last
+// call (no delivery uses them: the entries were not in use), outside
+// c.mu. c.mu must not be held.
+func (c *sessionCache) closeEvicted() {
+	c.mu.Lock()
+	gone := c.evicted
+	c.evicted = nil
+	c.mu.Unlock()
+	for _, e := range gone {
+		e.pool.closeAll()
+	}
 }
 
 // len is the number of devices held.

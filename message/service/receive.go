@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -10,61 +9,16 @@ import (
 	"slices"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/contact"
 	contactservice "github.com/exopeer/exopeer/contact/service"
-	"github.com/exopeer/exopeer/internal/ambient"
 	"github.com/exopeer/exopeer/message"
 	"github.com/exopeer/exopeer/ratchet"
 )
 
 // errNotContact is a stream from a device on no contact's current list.
 var errNotContact = errors.New("message: not a device of a contact")
-
-// serve is the receiving side of one delivery: one frame in, an
-// acknowledgement or a refusal out.
-func (s *Service) serve(st network.Stream) {
-	if s.enter() != nil {
-		_ = st.Reset()
-		return
-	}
-	defer s.wg.Done()
-	ok := false
-	defer func() {
-		if ok {
-			_ = st.Close()
-		} else {
-			_ = st.Reset()
-		}
-	}()
-	_ = st.SetDeadline(ambient.Deadline(s.cfg.Timeout))
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
-	defer cancel()
-	from := st.Conn().RemotePeer()
-	answer := message.Refusal()
-	cs, err := s.contactsOf(ctx, from)
-	if err == nil {
-		var f message.Frame
-		if f, err = readFrame(bufio.NewReader(st)); err != nil {
-			return // a stream that breaks the protocol is reset
-		}
-		var id message.ID
-		if id, err = s.receive(ctx, from, cs, f); err == nil {
-			answer = message.Ack(id)
-		}
-	}
-	if err != nil {
-		s.log.Info("message refused", "peer", from, "err", err)
-	}
-	b, err := answer.Encode()
-	if err != nil {
-		return
-	}
-	_, err = st.Write(b)
-	ok = err == nil
-}
 
 // contactsOf returns the contacts whose current device list names id:
 // any cell may sign a list naming any peer ID, so there may be more than

@@ -13,7 +13,6 @@ import (
 
 	"github.com/exopeer/exopeer/contact"
 	contactservice "github.com/exopeer/exopeer/contact/service"
-	"github.com/exopeer/exopeer/internal/ambient"
 	"github.com/exopeer/exopeer/message"
 	"github.com/exopeer/exopeer/ratchet"
 )
@@ -110,11 +109,18 @@ func (s *Service) order(c contactservice.Contact) []peer.ID {
 // deliver sends env to dev and waits for its acknowledgement; recorded
 // returns once the message is in this cell's chain (nil), and no frame
 // leaves before. A session the device refuses is dropped and one new
-// handshake is tried.
+// handshake is tried; a delivery whose stream broke before its answer
+// (errBroken) is sealed again and tried once more, on another stream.
 func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
-	for attempt := 0; ; attempt++ {
+	refused, broken := false, false
+	for {
 		err := s.deliverOnce(ctx, dev, env, list, recorded)
-		if err == nil || !errors.Is(err, errRefused) || attempt > 0 {
+		switch {
+		case errors.Is(err, errRefused) && !refused:
+			refused = true
+		case errors.Is(err, errBroken) && !broken && ctx.Err() == nil:
+			broken = true
+		default:
 			return err
 		}
 	}
@@ -123,7 +129,8 @@ func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelop
 // deliverOnce seals env for dev on its newest session (or a new one),
 // waits until the session's state after it is on disk and recorded
 // returns nil, then sends and reads the answer. The device's lock is
-// held for the ratchet step only.
+// held for the ratchet step only; one of the device's delivery slots,
+// from before the step until the answer.
 func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -167,6 +174,11 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 			}
 		}
 	}
+	release, err := e.deliverySlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := s.lockEntry(ctx, e); err != nil {
 		return err
 	}
@@ -186,12 +198,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err := recorded(); err != nil {
 		return err
 	}
-	release, err := e.deliverySlot(ctx)
-	if err != nil {
-		return err
-	}
-	ans, err := s.exchange(ctx, dev, frame)
-	release()
+	ans, err := s.exchange(ctx, e, dev, frame)
 	if err != nil {
 		return err
 	}
@@ -313,55 +320,6 @@ func (s *Service) sealLocked(e *peerEntry, fresh *stored, env *message.Envelope,
 		return message.Frame{Kind: message.KindInitial, Body: append(append([]byte(nil), st.header...), ct...)}, st.id, nil
 	}
 	return message.Frame{Kind: message.KindSession, Body: ct}, st.id, nil
-}
-
-// exchange sends frame to dev on a new stream and reads its answer.
-func (s *Service) exchange(ctx context.Context, dev peer.ID, frame message.Frame) (message.Frame, error) {
-	b, err := frame.Encode()
-	if err != nil {
-		return message.Frame{}, err
-	}
-	if s.h.Network().Connectedness(dev) != network.Connected && len(s.h.Peerstore().Addrs(dev)) == 0 && s.finder != nil {
-		ai, err := s.finder.FindPeer(ctx, dev)
-		if err != nil {
-			return message.Frame{}, fmt.Errorf("message: find %s: %w", dev, err)
-		}
-		if err := s.h.Connect(ctx, ai); err != nil {
-			return message.Frame{}, fmt.Errorf("message: connect %s: %w", dev, err)
-		}
-	}
-	st, err := s.h.NewStream(ctx, dev, Protocol)
-	if err != nil {
-		return message.Frame{}, fmt.Errorf("message: open stream: %w", err)
-	}
-	ok := false
-	defer func() {
-		if ok {
-			_ = st.Close()
-		} else {
-			_ = st.Reset()
-		}
-	}()
-	deadline, has := ctx.Deadline()
-	if !has {
-		deadline = ambient.Deadline(s.cfg.Timeout)
-	}
-	_ = st.SetDeadline(deadline)
-	if _, err := st.Write(b); err != nil {
-		return message.Frame{}, fmt.Errorf("message: send: %w", err)
-	}
-	if err := st.CloseWrite(); err != nil {
-		return message.Frame{}, fmt.Errorf("message: send: %w", err)
-	}
-	ans, err := readFrame(bufio.NewReader(st))
-	if err != nil {
-		return message.Frame{}, err
-	}
-	if ans.Kind != message.KindAck && ans.Kind != message.KindRefusal {
-		return message.Frame{}, fmt.Errorf("%w: answer of kind %d", message.ErrBadFrame, ans.Kind)
-	}
-	ok = true
-	return ans, nil
 }
 
 // readFrame reads one frame, allocating its body once its length is

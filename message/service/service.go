@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -95,6 +96,12 @@ type Config struct {
 	// the message's write and the answer's wait; and, on the receiving
 	// side, the read of a message. Default 20 s.
 	Timeout time.Duration
+	// IdleTimeout is how long a stream of Protocol to a device is kept
+	// open with nothing in flight before this device closes it; the
+	// receiving side closes a stream on which no frame came for twice
+	// as long (so that the sender, not the receiver, ends an idle
+	// stream, and no frame crosses the receiver's close). Default 10 s.
+	IdleTimeout time.Duration
 	// Now is the clock of sent and received times. nil: the real clock.
 	Now func() time.Time
 	// Rand is the source of message IDs, ratchet keys and nonces. nil:
@@ -105,6 +112,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = 20 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 10 * time.Second
 	}
 	c.Now = ambient.NowOr(c.Now)
 	c.Rand = ambient.RandOr(c.Rand)
@@ -156,6 +166,9 @@ type Service struct {
 	counter counter
 	// rmu guards rand, which every goroutine draws from.
 	rmu sync.Mutex
+	// framesIn counts the frames read from inbound streams and not
+	// answered yet (serve.go).
+	framesIn atomic.Int64
 }
 
 // New returns a Service that has started nothing.

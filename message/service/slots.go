@@ -1,15 +1,20 @@
 package service
 
-import "context"
+import (
+	"context"
+
+	"github.com/exopeer/exopeer/message"
+)
 
 // MaxDeliveriesPerDevice bounds the deliveries under way at once to one
-// remote device, each a stream of Protocol. A node accepts 16 inbound
-// streams of one protocol from one peer by default
-// (datadir.ResourceConfig.ProtocolPeerStreams) and resets the others: a
-// sender with more messages at once than that saw deliveries fail with a
-// reset, and its messages stay sent, not delivered. The others wait for a
-// slot of the device's cache entry, or their ctx.
-const MaxDeliveriesPerDevice = 12
+// remote device: MaxStreamsPerDevice streams of Protocol, each with at
+// most message.Window frames in flight. A delivery takes a slot of the
+// device's cache entry before its ratchet step and holds it until its
+// answer, so that at most this many frames sealed for a device are
+// unanswered at once: the receiver, which may open them in any order,
+// skips at most this many message keys for them (ratchet.MaxSkip =
+// 1000). The others wait for a slot, or their ctx.
+const MaxDeliveriesPerDevice = MaxStreamsPerDevice * message.Window
 
 // deliverySlot waits for one of e's MaxDeliveriesPerDevice delivery
 // slots, or for ctx: it returns the release, or ctx's error. The caller

@@ -1,0 +1,309 @@
+package service
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/message"
+)
+
+// MaxStreamsPerDevice bounds the streams of Protocol this device keeps
+// open to one remote device, each carrying up to message.Window frames
+// in flight (streamPool). A node accepts 16 inbound streams of one
+// protocol from one peer by default (datadir.ResourceConfig.
+// ProtocolPeerStreams) and resets the others.
+const MaxStreamsPerDevice = 4
+
+// errBroken is a delivery whose stream broke (reset, closed, timed out,
+// or a protocol error) before its answer came: the device may or may
+// not have recorded the message; Send tries once more on another
+// stream (the receiver records a message once, by its entity ID).
+var errBroken = errors.New("message: delivery stream broke before the answer")
+
+// errIdle ends a stream the pool closed, idle or evicted.
+var errIdle = errors.New("message: delivery stream closed")
+
+// streamPool is a remote device's outbound streams of Protocol: at most
+// MaxStreamsPerDevice live ones, each with at most message.Window
+// deliveries that chose it and have no answer yet. The deliveries
+// under way to the device hold one of its MaxDeliveriesPerDevice slots
+// (= MaxStreamsPerDevice × message.Window) before they choose a stream,
+// so a delivery holding a slot always finds room. A stream that breaks
+// leaves the pool at once; one with nothing in flight for
+// Config.IdleTimeout is closed, as are all of them when the device's
+// cache entry is evicted or the service closes.
+type streamPool struct {
+	mu      sync.Mutex
+	streams []*outStream // live; under mu
+}
+
+// outStream is one stream of the pool. The deliveries write their
+// frames whole, one at a time (wmu), and queue themselves (waiting) in
+// the order of their writes; its reader goroutine hands each answer to
+// the first waiting delivery.
+type outStream struct {
+	p     *streamPool
+	ready chan struct{} // closed once st is open, or err set by the opener
+
+	// Under p.mu:
+	st      network.Stream
+	err     error       // why it ended; then it is out of the pool
+	n       int         // deliveries that chose it and are not done
+	waiting []*pipeCall // written, answer not read, in write order
+	gen     uint64      // counts the times n fell to 0 or rose from it
+	idle    *time.Timer
+	stop    func() bool // stops the reset at the service's Close
+
+	wmu sync.Mutex // a whole frame written at once, and queued in order
+}
+
+// pipeCall is one frame written on an outStream, waiting for its answer.
+type pipeCall struct {
+	done chan struct{} // closed once ans or err is set
+	ans  message.Frame
+	err  error
+}
+
+// pick reserves room for one delivery on the least loaded live stream
+// with fewer than message.Window in flight, or on a new one (fresh: the
+// caller opens it) if there is none. The caller holds a delivery slot,
+// so there is always room; it calls done when the delivery ends.
+func (p *streamPool) pick() (o *outStream, fresh bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.streams {
+		if c.n < message.Window && (o == nil || c.n < o.n) {
+			o = c
+		}
+	}
+	if o == nil {
+		if len(p.streams) >= MaxStreamsPerDevice {
+			panic("message: a delivery holds a slot and every stream is full")
+		}
+		o = &outStream{p: p, ready: make(chan struct{})}
+		p.streams = append(p.streams, o)
+		fresh = true
+	}
+	if o.n == 0 {
+		o.gen++
+		if o.idle != nil {
+			o.idle.Stop()
+		}
+	}
+	o.n++
+	return o, fresh
+}
+
+// done ends a delivery's reservation on o: a live stream left with
+// nothing in flight is closed after idle unless a delivery picks it
+// first.
+func (s *Service) done(o *outStream) {
+	p := o.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o.n--
+	if o.n > 0 || o.err != nil || o.st == nil {
+		return
+	}
+	o.gen++
+	g := o.gen
+	o.idle = time.AfterFunc(s.cfg.IdleTimeout, func() { o.end(errIdle, g) })
+}
+
+// end takes o out of its pool with err and fails the deliveries waiting
+// on it; the stream is reset, or closed if err is errIdle. With gen not
+// 0, it does so only if o is still idle since that count (the idle
+// timer's call). It is a no-op on an ended stream.
+func (o *outStream) end(err error, gen uint64) {
+	p := o.p
+	p.mu.Lock()
+	if o.err != nil || (gen != 0 && (o.gen != gen || o.n > 0)) {
+		p.mu.Unlock()
+		return
+	}
+	o.err = err
+	if i := slices.Index(p.streams, o); i >= 0 {
+		p.streams = slices.Delete(p.streams, i, i+1)
+	}
+	calls := o.waiting
+	o.waiting = nil
+	st, stop, idle := o.st, o.stop, o.idle
+	p.mu.Unlock()
+	if idle != nil {
+		idle.Stop()
+	}
+	if stop != nil {
+		stop()
+	}
+	for _, c := range calls {
+		c.err = fmt.Errorf("%w: %w", errBroken, err)
+		close(c.done)
+	}
+	if st == nil {
+		return
+	}
+	if errors.Is(err, errIdle) {
+		_ = st.Close()
+	} else {
+		_ = st.Reset()
+	}
+}
+
+// closeAll ends every stream of p (its device's entry evicted).
+func (p *streamPool) closeAll() {
+	p.mu.Lock()
+	live := slices.Clone(p.streams)
+	p.mu.Unlock()
+	for _, o := range live {
+		o.end(errIdle, 0)
+	}
+}
+
+// exchange sends frame to dev on a stream of e's pool and waits for its
+// answer. The caller holds one of e's delivery slots.
+func (s *Service) exchange(ctx context.Context, e *peerEntry, dev peer.ID, frame message.Frame) (message.Frame, error) {
+	b, err := frame.Encode()
+	if err != nil {
+		return message.Frame{}, err
+	}
+	o, fresh := e.pool.pick()
+	defer s.done(o)
+	if fresh {
+		s.open(ctx, o, dev)
+	}
+	select {
+	case <-o.ready:
+	case <-ctx.Done():
+		return message.Frame{}, ctx.Err()
+	}
+	c := &pipeCall{done: make(chan struct{})}
+	if err := o.write(ctx, c, b); err != nil {
+		return message.Frame{}, err
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		// Unanswered within the delivery's time: the stream is reset,
+		// failing the frames after it too (they are tried again).
+		o.end(fmt.Errorf("message: no answer: %w", ctx.Err()), 0)
+		<-c.done
+		return message.Frame{}, ctx.Err()
+	}
+	if c.err != nil {
+		return message.Frame{}, c.err
+	}
+	return c.ans, nil
+}
+
+// open opens o's stream to dev (finding and connecting to dev first if
+// this host knows no address of it) and starts its reader; it closes
+// o.ready either way, o.err set on failure.
+func (s *Service) open(ctx context.Context, o *outStream, dev peer.ID) {
+	defer close(o.ready)
+	st, err := s.newStream(ctx, dev)
+	if err != nil {
+		o.end(err, 0)
+		return
+	}
+	if err := s.enter(); err != nil {
+		_ = st.Reset()
+		o.end(err, 0)
+		return
+	}
+	o.p.mu.Lock()
+	if o.err != nil {
+		o.p.mu.Unlock()
+		_ = st.Reset()
+		s.wg.Done()
+		return
+	}
+	o.st = st
+	o.stop = context.AfterFunc(s.ctx, func() { o.end(ErrClosed, 0) })
+	o.p.mu.Unlock()
+	go s.readAnswers(o)
+}
+
+// newStream opens a stream of Protocol to dev.
+func (s *Service) newStream(ctx context.Context, dev peer.ID) (network.Stream, error) {
+	if s.h.Network().Connectedness(dev) != network.Connected && len(s.h.Peerstore().Addrs(dev)) == 0 && s.finder != nil {
+		ai, err := s.finder.FindPeer(ctx, dev)
+		if err != nil {
+			return nil, fmt.Errorf("message: find %s: %w", dev, err)
+		}
+		if err := s.h.Connect(ctx, ai); err != nil {
+			return nil, fmt.Errorf("message: connect %s: %w", dev, err)
+		}
+	}
+	st, err := s.h.NewStream(ctx, dev, Protocol)
+	if err != nil {
+		return nil, fmt.Errorf("message: open stream: %w", err)
+	}
+	return st, nil
+}
+
+// write queues c on o and writes its frame b whole; a failed write ends
+// the stream (and fails c).
+func (o *outStream) write(ctx context.Context, c *pipeCall, b []byte) error {
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	p := o.p
+	p.mu.Lock()
+	if o.err != nil {
+		err, opened := o.err, o.st != nil
+		p.mu.Unlock()
+		if !opened {
+			return err // it did not open: not a stream that broke
+		}
+		return fmt.Errorf("%w: %w", errBroken, err)
+	}
+	o.waiting = append(o.waiting, c)
+	st := o.st
+	p.mu.Unlock()
+	deadline, has := ctx.Deadline()
+	if !has {
+		deadline = ambient.Deadline(time.Minute)
+	}
+	_ = st.SetWriteDeadline(deadline)
+	if _, err := st.Write(b); err != nil {
+		o.end(fmt.Errorf("message: send: %w", err), 0)
+	}
+	return nil
+}
+
+// readAnswers reads o's answers and hands each to the first waiting
+// delivery, until the stream ends; an answer that is not an
+// acknowledgement or a refusal, or that no frame waits for, ends it.
+func (s *Service) readAnswers(o *outStream) {
+	defer s.wg.Done()
+	r := bufio.NewReaderSize(o.st, 512)
+	for {
+		f, err := readFrame(r)
+		if err == nil && f.Kind != message.KindAck && f.Kind != message.KindRefusal {
+			err = fmt.Errorf("%w: answer of kind %d", message.ErrBadFrame, f.Kind)
+		}
+		o.p.mu.Lock()
+		if err == nil && len(o.waiting) == 0 {
+			err = fmt.Errorf("%w: an answer to no frame", message.ErrBadFrame)
+		}
+		if err != nil {
+			o.p.mu.Unlock()
+			o.end(err, 0)
+			return
+		}
+		c := o.waiting[0]
+		o.waiting[0] = nil
+		o.waiting = o.waiting[1:]
+		o.p.mu.Unlock()
+		c.ans = f
+		close(c.done)
+	}
+}
