@@ -54,10 +54,11 @@
 //
 // # Frames
 //
-// Protocol, /exopeer/msg/1.0.0: the sender opens a stream, writes one
-// message frame, and reads one answer frame. A frame is version (1) = 1,
-// kind (1), body length (4), the body (at most MaxFrameBody = 16 KiB; its
-// length is checked before anything is allocated for it):
+// Protocol, /exopeer/msg/1.0.0: the sender opens a stream and writes
+// message frames on it; the receiver answers each with one answer
+// frame. A frame is version (1) = 1, kind (1), body length (4), the body
+// (at most MaxFrameBody = 16 KiB; its length is checked before anything
+// is allocated for it):
 //
 //	1 initial    ratchet's initial header, then the first ratchet message
 //	             (ratchet.ParseInitialHeader splits them); an observer
@@ -68,6 +69,37 @@
 //	4 refusal    empty: refused, with no detail (not a contact, a device
 //	             not on its current list, a message that does not open, a
 //	             bad envelope)
+//
+// The sender writes only kinds 1 and 2, the receiver only 3 and 4.
+//
+// A stream carries a sequence of exchanges, pipelined: the sender may
+// write up to Window = 32 frames without waiting for their answers (no
+// more until an answer comes), and the receiver answers every frame, in
+// the order the frames came: an answer carries no tag, the sender
+// matches it to its frame by order, and an acknowledgement still names
+// the message ID, which the sender checks. A stream with one frame and
+// its answer, then the end, is the simplest such sequence. The receiver
+// reads no more than Window frames ahead of its answers (and, across a
+// peer's streams, no more than its own bound on the frames it holds:
+// 128 for this implementation); the rest wait in the transport, whose
+// flow control pushes back on the sender. A refusal answers one frame
+// only: the frames after it are read and answered as usual, the stream
+// goes on. A peer that is on no contact's current device list gets one
+// refusal before anything is read, then the stream's end.
+//
+// A side ends a stream in order by closing its writing half: the sender
+// when it has had nothing in flight for its idle time (10 s here), the
+// receiver, after answering what it read, once the sender closed its
+// half or no frame came for twice the sender's idle time (so the sender,
+// not the receiver, ends an idle stream, and no frame crosses the
+// receiver's close). A side resets the stream on a frame that breaks
+// the protocol (another version, an unknown kind or one the other side
+// does not write, a length over MaxFrameBody, a frame cut short, an
+// answer no frame waits for), and the receiver on a frame it has not
+// answered within its timeout (20 s here): the frames of a reset stream
+// not answered yet are not acknowledged. The sender takes them as not
+// delivered and may send the message again, sealed anew (a message
+// recorded anyway appears once, see Exactly once).
 //
 // # Exactly once
 //

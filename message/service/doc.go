@@ -25,7 +25,20 @@
 // travels as an initial message (a device that lost the first one can
 // still open the session; one that has it opens the message with it).
 // The session's state after Encrypt is on disk before the frame leaves. A
-// refusal drops the session used and one new handshake is tried. If no
+// refusal drops the session used and one new handshake is tried.
+//
+// Frames go out pipelined (package message, # Frames): each remote device
+// has a pool of at most MaxStreamsPerDevice streams, each with at most
+// message.Window frames in flight; a delivery takes one of the device's
+// MaxDeliveriesPerDevice slots before its ratchet step, then the least
+// loaded stream with room (a new one when all are full), writes its
+// frame whole under the stream's lock and waits for the answer, which
+// the stream's one reader goroutine hands to the deliveries in the order
+// of their frames. A stream that breaks (reset, end, an answer late past
+// Config.Timeout, a protocol error) fails its waiting deliveries; each
+// is sealed again and tried once more. A stream with nothing in flight
+// for Config.IdleTimeout is closed, as are a device's streams when its
+// cache entry is evicted and all of them at Close. If no
 // device acknowledges, Send returns ErrUnreachable and the message stays
 // "sent" (delivering it later is issue 14).
 //
@@ -33,7 +46,11 @@
 //
 // A stream is answered with a refusal, and nothing is read or recorded,
 // unless its remote peer is on the current device list of one of the
-// cell's contacts. The frame (at most message.MaxFrameBody) is opened by
+// cell's contacts. Its frames are read up to message.Window ahead of the
+// answers, each handled in a goroutine of its own under Config.Timeout
+// (the list checked again for each), and answered in their order (a
+// refusal answers its frame only). Each frame (at most
+// message.MaxFrameBody) is opened by
 // the sessions held with that device, newest first; an initial message
 // no session opens is answered on the prekeys (prekey.Accept:
 // ratchet.Respond under their lock, stored if it succeeds), and its
@@ -94,12 +111,19 @@
 // # Bounds
 //
 // A frame's length is checked before its body is allocated; a stream
-// reads one frame under Config.Timeout; a peer on no contact's current
+// is read at most message.Window = 32 frames ahead of its answers, and a
+// device's streams at most MaxFramesInPerDevice = 128 frames together
+// (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB); a frame
+// is handled under Config.Timeout, past which the stream is reset; a
+// stream on which no frame came for twice Config.IdleTimeout, or whose
+// frame stopped midway that long, ends; a peer on no contact's current
 // list (a device its cell removed) is refused before anything is read,
 // so it holds no stream for that time (TestUnlistedPeerHoldsNoStream);
 // the resource manager bounds the inbound streams of each peer on the
 // protocol, 16 at once by default (network.resources.protocol_peer_streams,
-// peer/resources.go, TestResourceLimitsPerProtocol); sessions are
+// peer/resources.go, TestResourceLimitsPerProtocol), and this device
+// opens at most MaxStreamsPerDevice = 4 to one device, each with at most
+// message.Window frames in flight; sessions are
 // kept only with devices of contacts, at most MaxSessions each; the
 // cache holds at most MaxCachedDevices devices no call is using, and at
 // most MaxCachedBytes bytes of their records (each counted at its stored
