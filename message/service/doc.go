@@ -31,7 +31,9 @@
 // has a pool of at most MaxStreamsPerDevice streams, each with at most
 // message.Window frames in flight; a delivery takes one of the device's
 // MaxDeliveriesPerDevice slots before its ratchet step, then the least
-// loaded stream with room (a new one when all are full), writes its
+// loaded stream (a new one while each has 4 or more in flight and there
+// are fewer than MaxStreamsPerDevice, since a stream's answers come in
+// order and a slow one holds back those after it), writes its
 // frame whole under the stream's lock and waits for the answer, which
 // the stream's one reader goroutine hands to the deliveries in the order
 // of their frames. A stream that breaks (reset, end, an answer late past
