@@ -132,8 +132,11 @@
 // length, ratchet.Session.Size, updated at each step: a contact's device
 // can fill a session with ratchet.MaxSkippedKeys skipped keys, so the
 // device bound alone would allow hundreds of MB); those in use are never
-// evicted: it is over its bounds by the calls under way, at most
-// MaxSessions sessions each, then back. Failing a device whose state is on disk, it evicts one whose
+// evicted: it is over its bounds by the calls and the inbound streams
+// under way (a stream holds its device's entry while it is open, so that
+// its frames count against MaxFramesInPerDevice), at most MaxSessions
+// sessions each, then back; an evicted device's outbound streams are
+// closed. Failing a device whose state is on disk, it evicts one whose
 // last write failed: its memory is ahead of its disk only by steps no
 // frame and no acknowledgement left from.
 package service
