@@ -435,3 +435,27 @@ func TestWindowWithinSkipBounds(t *testing.T) {
 		t.Fatalf("bob holds %d messages, want %d", got, MaxDeliveriesPerDevice+1)
 	}
 }
+
+// TestEvictedDeviceStreamsClosed: the streams to a device whose cache
+// entry is evicted are closed with it, before their idle timeout.
+func TestEvictedDeviceStreamsClosed(t *testing.T) { bubble(t, testEvictedDeviceStreamsClosed) }
+
+func testEvictedDeviceStreamsClosed(t *testing.T) {
+	alice, bob := pair(t)
+	synctest.Wait()
+	if got := streamsOf(alice, bob); got != 1 {
+		t.Fatalf("%d streams after a message, want 1", got)
+	}
+	c := alice.svc.cache
+	c.mu.Lock()
+	c.max = 1
+	c.mu.Unlock()
+	c.release(c.acquire("another device")) // bob's entry, not in use, makes room
+	if _, ok := c.m[bob.h.ID()]; ok {
+		t.Fatal("bob's entry not evicted")
+	}
+	synctest.Wait()
+	if a, b := streamsOf(alice, bob), streamsOf(bob, alice); a != 0 || b != 0 {
+		t.Fatalf("streams after the eviction: alice %d, bob %d; want none", a, b)
+	}
+}
