@@ -17,11 +17,20 @@ import (
 // Arrival is one chain entry, in this node's arrival order: Index is its
 // place in that order (0, 1, 2, ...), CID its content ID, Pos its place in
 // the chain's order. The index does not retain Payload.
+//
+// Validated says that the caller has validated the documents of
+// Payload's transaction against the index's registry already (an entry
+// of this node's own writes, which Put validated before appending it):
+// Apply then decodes the payload but does not validate its documents
+// again. Only the writer of the entry may set it; an arrival from
+// anywhere else (sync, another device) must leave it false, and is
+// checked as store.State does.
 type Arrival struct {
-	Index   uint64
-	CID     []byte
-	Pos     store.Pos
-	Payload []byte
+	Index     uint64
+	CID       []byte
+	Pos       store.Pos
+	Payload   []byte
+	Validated bool
 }
 
 // Checkpoint is how far Apply has gone: arrivals 0 to Next-1 are applied,
@@ -186,7 +195,7 @@ func (w *writer) arrivals(as []Arrival) ([]Skip, error) {
 		if !store.IsMutation(a.Payload) {
 			continue
 		}
-		reason, why := w.ix.check(a.Payload)
+		reason, why := w.ix.check(a.Payload, a.Validated)
 		if reason != "" {
 			skips = append(skips, Skip{Index: a.Index, Reason: reason, Err: why.err})
 			if err := w.exec(w.ix.st.addSkip, "skip."+reason); err != nil {
@@ -210,11 +219,15 @@ type checked struct {
 
 // check decodes and checks a payload as store.State.ApplyTransaction does:
 // a reason (store.SkipDecode, store.SkipSchema) and the error, or "" and
-// the transaction.
-func (ix *Index) check(p []byte) (string, checked) {
+// the transaction. validated skips the documents' validation (see
+// Arrival.Validated), not the decoding.
+func (ix *Index) check(p []byte, validated bool) (string, checked) {
 	tx, err := store.Decode(p) // Decode checks the transaction (Transaction.Check)
 	if err != nil {
 		return store.SkipDecode, checked{err: fmt.Errorf("%w: %w", store.ErrSkipped, err)}
+	}
+	if validated {
+		return "", checked{tx: tx}
 	}
 	for i := range tx.Ops {
 		o := &tx.Ops[i]

@@ -250,7 +250,7 @@ func (s *Service) applyFrom(ctx context.Context, ix *index.Index, cp index.Check
 			from, last := next, b.es[len(b.es)-1].CID.Bytes()
 			go func() { reads <- s.readBatch(ctx, from, last) }()
 		}
-		skips, err := ix.Apply(ctx, arrivals(b.es))
+		skips, err := ix.Apply(ctx, s.arrivals(b.es))
 		if err != nil {
 			if more {
 				<-reads
@@ -325,12 +325,16 @@ func chainErr(err error) error {
 	return err
 }
 
-// arrivals converts the chain's entries for the index.
-func arrivals(es []replica.Entry) []index.Arrival {
+// arrivals converts the chain's entries for the index; an entry of this
+// service's own commits is marked Validated (see own).
+func (s *Service) arrivals(es []replica.Entry) []index.Arrival {
 	as := make([]index.Arrival, len(es))
+	s.omu.Lock()
+	defer s.omu.Unlock()
 	for i, e := range es {
 		c := e.CID.Bytes()
-		as[i] = index.Arrival{Index: e.Index, CID: c, Pos: store.Pos{Clock: e.Pos.Clock, Key: string(e.Pos.CID.Bytes())}, Payload: e.Payload}
+		as[i] = index.Arrival{Index: e.Index, CID: c, Pos: store.Pos{Clock: e.Pos.Clock, Key: string(e.Pos.CID.Bytes())}, Payload: e.Payload,
+			Validated: s.own.has(e.CID)}
 	}
 	return as
 }

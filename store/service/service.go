@@ -166,6 +166,10 @@ type Service struct {
 	// commitHook, when set (by tests, before the first write), is called
 	// by each commit before it appends.
 	commitHook func()
+	// omu guards own: the CIDs of the entries the commits appended lately
+	// (commit.go), which the index does not validate again.
+	omu sync.Mutex
+	own ownSet
 
 	// lmu guards the log limiters: skipped entries, failed passes.
 	lmu     sync.Mutex
