@@ -148,6 +148,9 @@ type Service struct {
 	ix     *index.Index
 	ixCell string
 	ixDone bool
+	// idKey and idOf: the last cell key asked and its ID (cellID).
+	idKey []byte
+	idOf  string
 	// amu serialises catch-ups (the follower, Reindex, writes) and
 	// guards caught.
 	amu    sync.Mutex
