@@ -55,7 +55,9 @@ type Skip struct {
 // ignored; a mutation that does not decode, or with a document its schema
 // refuses, is skipped whole (returned, counted in Stats.Skipped), as
 // store.State does. Watches are refreshed after the commit, by the
-// index's refresher: Apply does not wait for their queries. Safe for
+// index's refresher: Apply does not wait for their queries. ctx is
+// checked before each arrival (a canceled Apply rolls back, applying
+// nothing); a statement under way is not interrupted. Safe for
 // concurrent use (serialised); as is not retained.
 func (ix *Index) Apply(ctx context.Context, as []Arrival) ([]Skip, error) {
 	if len(as) == 0 {
@@ -91,10 +93,18 @@ func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) 
 			return nil, false, fmt.Errorf("index: apply: arrival %d at place %d, want %d: %w", a.Index, i, cp.Next+uint64(i), ErrOrder)
 		}
 	}
-	if _, err := ix.wc.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+	// The statements run under a context that is never canceled: modernc
+	// watches a cancelable one with a goroutine per statement (5% of a
+	// store write's CPU). ctx is checked before the transaction and each
+	// arrival instead; a canceled Apply rolls back.
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("index: apply: %w", err)
+	}
+	sctx := context.WithoutCancel(ctx)
+	if _, err := ix.wc.ExecContext(sctx, `BEGIN IMMEDIATE`); err != nil {
 		return nil, false, fmt.Errorf("index: apply: begin: %w", err)
 	}
-	w := writer{ix: ix, ctx: ctx, ents: make(map[store.EntityID]*entState)}
+	w := writer{ix: ix, ctx: sctx, end: ctx, ents: make(map[store.EntityID]*entState)}
 	skips, err := w.arrivals(as)
 	if err == nil {
 		w.settle()
@@ -112,7 +122,7 @@ func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) 
 	}
 	if err == nil {
 		ix.types.begin(w.types) // see TypesVersion
-		_, err = ix.wc.ExecContext(ctx, `COMMIT`)
+		_, err = ix.wc.ExecContext(sctx, `COMMIT`)
 		ix.types.end(w.types)
 	}
 	if err != nil {
@@ -124,9 +134,11 @@ func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) 
 
 // writer applies arrivals inside Apply's transaction.
 type writer struct {
-	ix      *Index
-	ctx     context.Context
-	changed bool
+	ix *Index
+	// ctx is the statements' context, never canceled; end is Apply's,
+	// checked before each arrival.
+	ctx, end context.Context
+	changed  bool
 	// ents caches what this transaction read or wrote of the entities
 	// it touches: a transaction's operations are mostly on one entity.
 	ents map[store.EntityID]*entState
@@ -192,6 +204,9 @@ func (w *writer) exec(s *sql.Stmt, args ...any) error {
 func (w *writer) arrivals(as []Arrival) ([]Skip, error) {
 	var skips []Skip
 	for _, a := range as {
+		if err := w.end.Err(); err != nil {
+			return nil, err
+		}
 		if !store.IsMutation(a.Payload) {
 			continue
 		}
