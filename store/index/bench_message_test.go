@@ -122,15 +122,27 @@ func BenchmarkApplyMessage(b *testing.B) {
 	}
 }
 
-// BenchmarkMessageGet: Get of one message.
+// BenchmarkMessageGet: Get of one message, with a context that is never
+// canceled, and with one that may be (a caller's: a request's, a
+// service's), which modernc watches with a goroutine per statement it
+// is given to.
 func BenchmarkMessageGet(b *testing.B) {
 	ix, _ := msgIndex(b)
-	ctx := context.Background()
-	r := rand.New(rand.NewPCG(9, 10))
-	for b.Loop() {
-		if _, err := ix.Get(ctx, eid(r.IntN(msgN)), nil); err != nil {
-			b.Fatal(err)
-		}
+	for _, name := range []string{"background", "cancelable"} {
+		b.Run("ctx="+name, func(b *testing.B) {
+			ctx := context.Background()
+			if name == "cancelable" {
+				c, cancel := context.WithCancel(ctx)
+				defer cancel()
+				ctx = c
+			}
+			r := rand.New(rand.NewPCG(9, 10))
+			for b.Loop() {
+				if _, err := ix.Get(ctx, eid(r.IntN(msgN)), nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -52,3 +52,24 @@ func TestApplyCanceled(t *testing.T) {
 		t.Fatalf("Checkpoint = %+v, %v; want 10", cp, err)
 	}
 }
+
+// TestGetCanceled: a Get whose context has ended answers its error, not
+// the entity (its statements run under a context that is never
+// canceled: ctx is checked first, and bounds the wait for a reader).
+func TestGetCanceled(t *testing.T) {
+	ix := openIndex(t, t.TempDir(), testRegistry(t))
+	f := &msgFeed{}
+	if _, err := ix.Apply(t.Context(), []Arrival{f.arrival(t, 0, "sent")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.Get(t.Context(), eid(0), nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for range 20 { // acquire's select would pick a free reader now and then
+		if _, err := ix.Get(ctx, eid(0), nil); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Get with a canceled context: %v, want context.Canceled", err)
+		}
+	}
+}
