@@ -176,3 +176,38 @@ func BenchmarkMessageConversation(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMessageRead: a message's duplicate check as a receiver makes
+// it, right after the index committed another message (a reader's page
+// cache is emptied by each commit it has not seen): Get of the entity,
+// or Trait of its exo.message trait (on the writer's connection), with
+// a cancelable context. The Apply is outside the timing.
+func BenchmarkMessageRead(b *testing.B) {
+	for _, how := range []string{"get", "trait"} {
+		b.Run(how, func(b *testing.B) {
+			ix, f := msgIndex(b)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := rand.New(rand.NewPCG(13, 14))
+			next := msgN
+			for b.Loop() {
+				b.StopTimer()
+				if _, err := ix.Apply(ctx, []Arrival{f.arrival(b, next, "delivered")}); err != nil {
+					b.Fatal(err)
+				}
+				next++
+				e := eid(r.IntN(next))
+				b.StartTimer()
+				var err error
+				if how == "get" {
+					_, err = ix.Get(ctx, e, []string{"exo.message"})
+				} else {
+					_, err = ix.Trait(ctx, e, "exo.message")
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
