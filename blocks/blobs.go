@@ -145,11 +145,12 @@ func (s *Store) BlobKeys(ctx context.Context, fn func(c cid.Cid, size int) error
 }
 
 // putMany writes bs (already checked, or the caller's own) and records.
-// Blocks already stored are not written again. Blob blocks in a datastore
+// Blocks already stored are not written again (fresh: blocks outside the
+// blob store are not looked up, and written whatever: PutNewWith). Blob blocks in a datastore
 // of their own are committed first; the others and the records in one
 // batch of the meta datastore (with the blob blocks too when they share
 // it).
-func (s *Store) putMany(ctx context.Context, bs []blockformat.Block, records map[ds.Key][]byte) error {
+func (s *Store) putMany(ctx context.Context, bs []blockformat.Block, records map[ds.Key][]byte, fresh bool) error {
 	s.count.mu.RLock()
 	defer s.count.mu.RUnlock()
 
@@ -176,8 +177,10 @@ func (s *Store) putMany(ctx context.Context, bs []blockformat.Block, records map
 		if blob {
 			d, full = s.bd, blobPrefix.Child(k)
 		}
-		if has, err := d.Has(ctx, k); err == nil && has {
-			continue
+		if !fresh || blob { // a fresh block is new by construction
+			if has, err := d.Has(ctx, k); err == nil && has {
+				continue
+			}
 		}
 		switch {
 		case blob && s.split:

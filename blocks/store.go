@@ -175,7 +175,7 @@ func (s *Store) PutMany(ctx context.Context, bs []blockformat.Block) error {
 // it: a block whose data does not match its CID would be stored and later
 // read as ErrCorrupt. It blocks like Put.
 func (s *Store) PutOwn(ctx context.Context, bs []blockformat.Block) error {
-	return s.putMany(ctx, bs, nil)
+	return s.putMany(ctx, bs, nil, false)
 }
 
 // PutManyWith stores bs as PutMany does and writes records: keys of the
@@ -190,6 +190,21 @@ func (s *Store) PutOwn(ctx context.Context, bs []blockformat.Block) error {
 // disk (the blob service checks its files again after such a start). It blocks like Put. The Store keeps no reference to bs or
 // records.
 func (s *Store) PutManyWith(ctx context.Context, bs []blockformat.Block, records map[ds.Key][]byte) error {
+	return s.putWith(ctx, bs, records, false)
+}
+
+// PutNewWith is PutManyWith for blocks the caller has just made and that
+// are new by construction (a chain entry, sealed under a fresh random
+// nonce): a block outside the blob store is written without being looked
+// up first (a datastore read per block, of no use for a new block; one
+// stored already after all is only written again, with the same bytes).
+// Blob blocks are looked up as PutManyWith does, since their count
+// depends on it. Every block is checked against its CID all the same.
+func (s *Store) PutNewWith(ctx context.Context, bs []blockformat.Block, records map[ds.Key][]byte) error {
+	return s.putWith(ctx, bs, records, true)
+}
+
+func (s *Store) putWith(ctx context.Context, bs []blockformat.Block, records map[ds.Key][]byte, fresh bool) error {
 	for _, b := range bs {
 		if err := checkBlock(b); err != nil {
 			return err
@@ -202,7 +217,7 @@ func (s *Store) PutManyWith(ctx context.Context, bs []blockformat.Block, records
 			}
 		}
 	}
-	return s.putMany(ctx, bs, records)
+	return s.putMany(ctx, bs, records, fresh)
 }
 
 // Get returns the block stored under c's multihash, as a block with CID c,
@@ -364,7 +379,7 @@ func (v *verifyingBlockstore) PutMany(ctx context.Context, bs []blockformat.Bloc
 			return err
 		}
 	}
-	return v.s.putMany(ctx, bs, nil)
+	return v.s.putMany(ctx, bs, nil, false)
 }
 
 func (v *verifyingBlockstore) DeleteBlock(ctx context.Context, c cid.Cid) error {

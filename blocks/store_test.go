@@ -302,3 +302,64 @@ func TestPutManyWithStoresBlocksAndRecordsTogether(t *testing.T) {
 		t.Fatal("a record inside /blocks was accepted")
 	}
 }
+
+// hasCounter counts the lookups (Has) of a datastore.
+type hasCounter struct {
+	ds.Batching
+	n int
+}
+
+func (h *hasCounter) Has(ctx context.Context, k ds.Key) (bool, error) {
+	h.n++
+	return h.Batching.Has(ctx, k)
+}
+
+// TestPutNewWith: PutNewWith stores blocks and records as PutManyWith
+// does, and does not look the blocks outside the blob store up first (a
+// datastore read per block, of no use for a block just made); blob
+// blocks are looked up still (their count depends on it).
+func TestPutNewWith(t *testing.T) {
+	d := &hasCounter{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
+	s := NewStore(d)
+	ctx := t.Context()
+	entry := func(data string) blockformat.Block {
+		mh, err := multihash.Sum([]byte(data), multihash.SHA2_256, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := blockformat.NewBlockWithCid([]byte(data), cid.NewCidV1(cid.DagCBOR, mh))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	e1, e2, blob := entry("one"), entry("two"), NewBlock([]byte("a blob's leaf"))
+	if err := s.PutManyWith(ctx, []blockformat.Block{e1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d.n != 1 {
+		t.Fatalf("PutManyWith looked %d blocks up, want 1", d.n)
+	}
+	d.n = 0
+	rec := map[ds.Key][]byte{ds.NewKey("/index/2"): e2.Cid().Bytes()}
+	if err := s.PutNewWith(ctx, []blockformat.Block{e2, blob}, rec); err != nil {
+		t.Fatal(err)
+	}
+	if d.n != 1 {
+		t.Errorf("PutNewWith looked %d blocks up, want 1 (the blob's)", d.n)
+	}
+	for _, b := range []blockformat.Block{e2, blob} {
+		got, err := s.Get(ctx, b.Cid())
+		if err != nil || string(got.RawData()) != string(b.RawData()) {
+			t.Fatalf("Get(%s) = %v, %v", b.Cid(), got, err)
+		}
+	}
+	if v, err := d.Get(ctx, ds.NewKey("/index/2")); err != nil || string(v) != string(e2.Cid().Bytes()) {
+		t.Fatalf("record = %x, %v", v, err)
+	}
+	bad := entry("three")
+	forged, _ := blockformat.NewBlockWithCid([]byte("four"), bad.Cid())
+	if err := s.PutNewWith(ctx, []blockformat.Block{forged}, nil); !errors.Is(err, ErrInvalidBlock) {
+		t.Fatalf("forged block: err = %v, want ErrInvalidBlock", err)
+	}
+}

@@ -127,6 +127,16 @@ func Encode(tx Transaction) ([]byte, error) {
 	if err := tx.Check(); err != nil {
 		return nil, fmt.Errorf("store: encode: %w", err)
 	}
+	return EncodeChecked(tx)
+}
+
+// EncodeChecked is Encode for a transaction that Check has just accepted
+// (a store write checks its transaction first, to refuse it before
+// anything else, then encodes it): it does not check it again, Check
+// parsing every document, but still refuses an encoding over MaxPayload.
+// Given a transaction that Check refuses, it returns a payload that
+// every node skips (store.SkipDecode).
+func EncodeChecked(tx Transaction) ([]byte, error) {
 	b := make([]byte, 0, 64)
 	b = append(b, Magic, Version)
 	b = binary.AppendUvarint(b, uint64(len(tx.Ops)))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -226,5 +227,30 @@ func TestIsMutation(t *testing.T) {
 		if got := IsMutation(c.p); got != c.want {
 			t.Errorf("IsMutation(%x) = %v, want %v", c.p, got, c.want)
 		}
+	}
+}
+
+// TestEncodeChecked: EncodeChecked, for a transaction Check accepted,
+// gives Encode's bytes, and still refuses an encoding over MaxPayload.
+func TestEncodeChecked(t *testing.T) {
+	full := json.RawMessage(`"` + strings.Repeat("a", MaxDoc-2) + `"`)
+	for _, tx := range []Transaction{
+		{Ops: []Op{PutTrait(testID(1), noteTrait("n", "hello"))}},
+		{Ops: []Op{PutTrait(testID(1), noteTrait("a", "one")), DeleteTrait(testID(4), "c"), DeleteEntity(testID(5))}},
+	} {
+		want, err := Encode(tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := EncodeChecked(tx); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("EncodeChecked = %x, %v; want %x", got, err, want)
+		}
+	}
+	var over Transaction
+	for i := range 4 {
+		over.Ops = append(over.Ops, PutTrait(testID(1), Trait{Type: "x", ID: TraitID(fmt.Sprint(i)), Doc: full}))
+	}
+	if _, err := EncodeChecked(over); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("EncodeChecked over the payload cap: %v, want ErrTooLarge", err)
 	}
 }

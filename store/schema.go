@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/exopeer/exopeer/store/internal/jsonscan"
 )
 
 // IndexKind says how a field is indexed.
@@ -262,12 +264,15 @@ func (r *Registry) Validate(typ string, doc json.RawMessage) error {
 	if !ok {
 		return nil
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(doc, &obj); err != nil || obj == nil {
+	// One pass over the document, which json.Valid accepted: its
+	// top-level members, the last of a repeated name counting, as
+	// decoding it into a map would (FuzzValidate checks that).
+	ms, ok := jsonscan.Members(doc)
+	if !ok {
 		return &FieldError{Type: typ, Reason: "document is not a JSON object"}
 	}
 	for _, f := range s.Fields {
-		v, ok := obj[f.Name]
+		v, ok := jsonscan.Lookup(ms, f.Name)
 		if !ok || isNull(v) {
 			if f.Required {
 				return &FieldError{Type: typ, Path: f.Name, Reason: "required, missing"}
@@ -280,8 +285,8 @@ func (r *Registry) Validate(typ string, doc json.RawMessage) error {
 			}
 			continue
 		}
-		var elems []json.RawMessage
-		if err := json.Unmarshal(v, &elems); err != nil || elems == nil {
+		elems, ok := jsonscan.Elements(v)
+		if !ok {
 			return &FieldError{Type: typ, Path: f.Name, Reason: "want a list, got " + jsonType(v)}
 		}
 		for i, e := range elems {
@@ -308,10 +313,15 @@ func checkValue(k IndexKind, v json.RawMessage) string {
 	if got != "string" {
 		return "want a string (" + k.String() + "), got " + got
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
+	s, ok := jsonscan.String(v)
+	if !ok {
 		return "bad string"
 	}
+	return checkString(k, s)
+}
+
+// checkString returns why s is not a string of kind k, or "".
+func checkString(k IndexKind, s string) string {
 	switch k {
 	case Time:
 		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {

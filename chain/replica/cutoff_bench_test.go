@@ -106,7 +106,7 @@ func BenchmarkCut(b *testing.B) {
 					log: slog.New(slog.DiscardHandler)}
 				s := chain.NewState(r.Cell)
 				s.Add(entries)
-				if err := persist(ctx, rep.blocks, s, r, entries); err != nil {
+				if err := persist(ctx, rep.blocks, s, r, entries, false); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()

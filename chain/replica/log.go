@@ -82,7 +82,7 @@ func (r *Replica) AppendMany(ctx context.Context, payloads [][]byte) ([]Entry, e
 		}
 		added = append(added, e)
 	}
-	if err := persist(ctx, r.blocks, st, ro, added); err != nil {
+	if err := persist(ctx, r.blocks, st, ro, added, true); err != nil {
 		r.dropLocked()
 		return nil, err
 	}

@@ -68,8 +68,11 @@ func load(ctx context.Context, bs *blocks.Store, d ds.Datastore, r *cell.Roster,
 }
 
 // persist stores accepted entries (just added to st) and their index
-// records, in one synced batch.
-func persist(ctx context.Context, bs *blocks.Store, st *chain.State, r *cell.Roster, accepted []*chain.Entry) error {
+// records, in one synced batch. own says that the entries are this
+// node's, just written (chain.Write seals each under a fresh random
+// nonce, so no block of theirs is stored yet): their blocks are then not
+// looked up first (blocks.Store.PutNewWith).
+func persist(ctx context.Context, bs *blocks.Store, st *chain.State, r *cell.Roster, accepted []*chain.Entry, own bool) error {
 	if len(accepted) == 0 {
 		return nil
 	}
@@ -88,7 +91,11 @@ func persist(ctx context.Context, bs *blocks.Store, st *chain.State, r *cell.Ros
 		}
 		records[indexKey(prefix, m.Index)] = e.CID().Bytes()
 	}
-	if err := bs.PutManyWith(ctx, blks, records); err != nil {
+	put := bs.PutManyWith
+	if own {
+		put = bs.PutNewWith
+	}
+	if err := put(ctx, blks, records); err != nil {
 		return fmt.Errorf("chain: store entries: %w", err)
 	}
 	return nil

@@ -395,7 +395,7 @@ func (r *Replica) receive(ctx context.Context, from peer.ID, raw [][]byte) error
 	for _, f := range rd.Forks {
 		r.log.Warn("forked author: two entries with one sequence number", "author", f.Author, "seq", f.Seq, "entries", f.CIDs)
 	}
-	if err := persist(ctx, r.blocks, st, ro, rd.Accepted); err != nil {
+	if err := persist(ctx, r.blocks, st, ro, rd.Accepted, false); err != nil {
 		r.dropLocked()
 		return err
 	}

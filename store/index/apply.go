@@ -17,11 +17,20 @@ import (
 // Arrival is one chain entry, in this node's arrival order: Index is its
 // place in that order (0, 1, 2, ...), CID its content ID, Pos its place in
 // the chain's order. The index does not retain Payload.
+//
+// Validated says that the caller has validated the documents of
+// Payload's transaction against the index's registry already (an entry
+// of this node's own writes, which Put validated before appending it):
+// Apply then decodes the payload but does not validate its documents
+// again. Only the writer of the entry may set it; an arrival from
+// anywhere else (sync, another device) must leave it false, and is
+// checked as store.State does.
 type Arrival struct {
-	Index   uint64
-	CID     []byte
-	Pos     store.Pos
-	Payload []byte
+	Index     uint64
+	CID       []byte
+	Pos       store.Pos
+	Payload   []byte
+	Validated bool
 }
 
 // Checkpoint is how far Apply has gone: arrivals 0 to Next-1 are applied,
@@ -46,7 +55,9 @@ type Skip struct {
 // ignored; a mutation that does not decode, or with a document its schema
 // refuses, is skipped whole (returned, counted in Stats.Skipped), as
 // store.State does. Watches are refreshed after the commit, by the
-// index's refresher: Apply does not wait for their queries. Safe for
+// index's refresher: Apply does not wait for their queries. ctx is
+// checked before each arrival (a canceled Apply rolls back, applying
+// nothing); a statement under way is not interrupted. Safe for
 // concurrent use (serialised); as is not retained.
 func (ix *Index) Apply(ctx context.Context, as []Arrival) ([]Skip, error) {
 	if len(as) == 0 {
@@ -82,10 +93,18 @@ func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) 
 			return nil, false, fmt.Errorf("index: apply: arrival %d at place %d, want %d: %w", a.Index, i, cp.Next+uint64(i), ErrOrder)
 		}
 	}
-	if _, err := ix.wc.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+	// The statements run under a context that is never canceled: modernc
+	// watches a cancelable one with a goroutine per statement (5% of a
+	// store write's CPU). ctx is checked before the transaction and each
+	// arrival instead; a canceled Apply rolls back.
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("index: apply: %w", err)
+	}
+	sctx := context.WithoutCancel(ctx)
+	if _, err := ix.wc.ExecContext(sctx, `BEGIN IMMEDIATE`); err != nil {
 		return nil, false, fmt.Errorf("index: apply: begin: %w", err)
 	}
-	w := writer{ix: ix, ctx: ctx, ents: make(map[store.EntityID]*entState)}
+	w := writer{ix: ix, ctx: sctx, end: ctx, ents: make(map[store.EntityID]*entState)}
 	skips, err := w.arrivals(as)
 	if err == nil {
 		w.settle()
@@ -103,7 +122,7 @@ func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) 
 	}
 	if err == nil {
 		ix.types.begin(w.types) // see TypesVersion
-		_, err = ix.wc.ExecContext(ctx, `COMMIT`)
+		_, err = ix.wc.ExecContext(sctx, `COMMIT`)
 		ix.types.end(w.types)
 	}
 	if err != nil {
@@ -115,9 +134,11 @@ func (ix *Index) apply(ctx context.Context, as []Arrival) ([]Skip, bool, error) 
 
 // writer applies arrivals inside Apply's transaction.
 type writer struct {
-	ix      *Index
-	ctx     context.Context
-	changed bool
+	ix *Index
+	// ctx is the statements' context, never canceled; end is Apply's,
+	// checked before each arrival.
+	ctx, end context.Context
+	changed  bool
 	// ents caches what this transaction read or wrote of the entities
 	// it touches: a transaction's operations are mostly on one entity.
 	ents map[store.EntityID]*entState
@@ -183,10 +204,13 @@ func (w *writer) exec(s *sql.Stmt, args ...any) error {
 func (w *writer) arrivals(as []Arrival) ([]Skip, error) {
 	var skips []Skip
 	for _, a := range as {
+		if err := w.end.Err(); err != nil {
+			return nil, err
+		}
 		if !store.IsMutation(a.Payload) {
 			continue
 		}
-		reason, why := w.ix.check(a.Payload)
+		reason, why := w.ix.check(a.Payload, a.Validated)
 		if reason != "" {
 			skips = append(skips, Skip{Index: a.Index, Reason: reason, Err: why.err})
 			if err := w.exec(w.ix.st.addSkip, "skip."+reason); err != nil {
@@ -210,11 +234,15 @@ type checked struct {
 
 // check decodes and checks a payload as store.State.ApplyTransaction does:
 // a reason (store.SkipDecode, store.SkipSchema) and the error, or "" and
-// the transaction.
-func (ix *Index) check(p []byte) (string, checked) {
+// the transaction. validated skips the documents' validation (see
+// Arrival.Validated), not the decoding.
+func (ix *Index) check(p []byte, validated bool) (string, checked) {
 	tx, err := store.Decode(p) // Decode checks the transaction (Transaction.Check)
 	if err != nil {
 		return store.SkipDecode, checked{err: fmt.Errorf("%w: %w", store.ErrSkipped, err)}
+	}
+	if validated {
+		return "", checked{tx: tx}
 	}
 	for i := range tx.Ops {
 		o := &tx.Ops[i]

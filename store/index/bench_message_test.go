@@ -122,15 +122,27 @@ func BenchmarkApplyMessage(b *testing.B) {
 	}
 }
 
-// BenchmarkMessageGet: Get of one message.
+// BenchmarkMessageGet: Get of one message, with a context that is never
+// canceled, and with one that may be (a caller's: a request's, a
+// service's), which modernc watches with a goroutine per statement it
+// is given to.
 func BenchmarkMessageGet(b *testing.B) {
 	ix, _ := msgIndex(b)
-	ctx := context.Background()
-	r := rand.New(rand.NewPCG(9, 10))
-	for b.Loop() {
-		if _, err := ix.Get(ctx, eid(r.IntN(msgN)), nil); err != nil {
-			b.Fatal(err)
-		}
+	for _, name := range []string{"background", "cancelable"} {
+		b.Run("ctx="+name, func(b *testing.B) {
+			ctx := context.Background()
+			if name == "cancelable" {
+				c, cancel := context.WithCancel(ctx)
+				defer cancel()
+				ctx = c
+			}
+			r := rand.New(rand.NewPCG(9, 10))
+			for b.Loop() {
+				if _, err := ix.Get(ctx, eid(r.IntN(msgN)), nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -162,5 +174,40 @@ func BenchmarkMessageConversation(b *testing.B) {
 		if len(p.Hits) != 50 {
 			b.Fatalf("%d hits, want 50", len(p.Hits))
 		}
+	}
+}
+
+// BenchmarkMessageRead: a message's duplicate check as a receiver makes
+// it, right after the index committed another message (a reader's page
+// cache is emptied by each commit it has not seen): Get of the entity,
+// or Trait of its exo.message trait (on the writer's connection), with
+// a cancelable context. The Apply is outside the timing.
+func BenchmarkMessageRead(b *testing.B) {
+	for _, how := range []string{"get", "trait"} {
+		b.Run(how, func(b *testing.B) {
+			ix, f := msgIndex(b)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := rand.New(rand.NewPCG(13, 14))
+			next := msgN
+			for b.Loop() {
+				b.StopTimer()
+				if _, err := ix.Apply(ctx, []Arrival{f.arrival(b, next, "delivered")}); err != nil {
+					b.Fatal(err)
+				}
+				next++
+				e := eid(r.IntN(next))
+				b.StartTimer()
+				var err error
+				if how == "get" {
+					_, err = ix.Get(ctx, e, []string{"exo.message"})
+				} else {
+					_, err = ix.Trait(ctx, e, "exo.message")
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

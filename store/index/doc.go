@@ -6,7 +6,10 @@
 // store.State's rule, in SQL, so that it reaches the same state as
 // store.State for the same set of entries, whatever order they arrive in
 // (the tests check Get against State.Get, and queries byte for byte,
-// across seeded arrival orders).
+// across seeded arrival orders). An arrival its caller marks Validated
+// (the entries of the node's own writes, validated before they were
+// appended) is decoded and checked but its documents are not validated
+// again.
 //
 // # Layout
 //

@@ -101,7 +101,9 @@ func (rs *readers) acquire(ctx context.Context, done <-chan struct{}) (*reader, 
 			return nil, fmt.Errorf("index: read: %w", err)
 		}
 	}
-	if _, err := r.begin.ExecContext(ctx); err != nil {
+	// BEGIN (deferred) reads nothing: not under ctx, which modernc would
+	// watch with a goroutine.
+	if _, err := r.begin.ExecContext(context.WithoutCancel(ctx)); err != nil {
 		rs.discard(r)
 		return nil, fmt.Errorf("index: read: begin: %w", err)
 	}

@@ -14,7 +14,7 @@ type stmts struct {
 	getEntity, setTomb                            *sql.Stmt
 	getTrait, entityTraits, insTrait, updTrait    *sql.Stmt
 	delTrait, delTerms, insTerm, delText, insText *sql.Stmt
-	delTerm, setTermsMod                          *sql.Stmt
+	delTerm, setTermsMod, getLive                 *sql.Stmt
 	// terms[n-1] inserts n term rows (prepared when first needed).
 	terms [maxTermRows]*sql.Stmt
 }
@@ -63,6 +63,7 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 		{&s.insTerm, `INSERT OR IGNORE INTO terms(trait, field, v, entity, mod) VALUES(?, ?, ?, ?, ?)`},
 		{&s.delText, `DELETE FROM fts WHERE rowid = ?`},
 		{&s.insText, `INSERT INTO fts(rowid, text) VALUES(?, ?)`},
+		{&s.getLive, `SELECT type, doc, created, modified FROM traits WHERE entity = ? AND trait = ? AND dead = 0`},
 	} {
 		st, err := c.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -76,7 +77,7 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 
 func (s *stmts) close() {
 	for _, st := range []*sql.Stmt{s.getCheckpoint, s.setMeta, s.addSkip, s.addMeta, s.getEntity, s.setTomb, s.getTrait, s.entityTraits,
-		s.insTrait, s.updTrait, s.delTrait, s.delTerms, s.insTerm, s.delText, s.insText, s.delTerm, s.setTermsMod} {
+		s.insTrait, s.updTrait, s.delTrait, s.delTerms, s.insTerm, s.delText, s.insText, s.delTerm, s.setTermsMod, s.getLive} {
 		if st != nil {
 			st.Close()
 		}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/exopeer/exopeer/store"
 )
 
@@ -110,6 +112,11 @@ func (s *Service) commitBatch(batch []*write) {
 		if aerr != nil {
 			err = fmt.Errorf("store: append: %w", aerr)
 		} else {
+			s.omu.Lock()
+			for _, e := range ents {
+				s.own.add(e.CID)
+			}
+			s.omu.Unlock()
 			s.settle(s.ctx)
 			for i, w := range batch {
 				w.w = Written{Entity: w.e, CID: ents[i].CID, Pos: ents[i].Pos}
@@ -151,4 +158,44 @@ func (s *Service) closeQueue() {
 		w.wake <- struct{}{}
 	}
 	s.queue = kept
+}
+
+// The entries of this service's own commits: their documents were
+// validated by Put (or a Delete carries none) against s.reg, the
+// registry the index is opened with, so the index need not validate them
+// again when it catches up (index.Arrival.Validated: Registry.Validate
+// parses each document, and was a tenth of a write's CPU). A CID names
+// the entry's bytes, so an entry that arrives with one of these CIDs is
+// the one Put validated, whoever sends it. The set holds only CIDs that
+// the node's own AppendMany returned; at most maxOwn, the oldest
+// forgotten first (a forgotten entry is validated again, no more).
+const maxOwn = 2 * maxQueued
+
+// ownSet is a bounded set of CIDs, guarded by Service.omu.
+type ownSet struct {
+	m    map[cid.Cid]struct{}
+	ring [maxOwn]cid.Cid // the CIDs in m, oldest at next once full
+	next int
+}
+
+// add puts c in the set, forgetting the oldest when it is full.
+func (o *ownSet) add(c cid.Cid) {
+	if o.m == nil {
+		o.m = make(map[cid.Cid]struct{}, maxOwn)
+	}
+	if _, ok := o.m[c]; ok {
+		return
+	}
+	if old := o.ring[o.next]; old.Defined() {
+		delete(o.m, old)
+	}
+	o.ring[o.next] = c
+	o.m[c] = struct{}{}
+	o.next = (o.next + 1) % maxOwn
+}
+
+// has reports whether c is in the set.
+func (o *ownSet) has(c cid.Cid) bool {
+	_, ok := o.m[c]
+	return ok
 }

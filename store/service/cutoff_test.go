@@ -114,7 +114,7 @@ func TestCutOffDuringCatchUp(t *testing.T) {
 			}
 			defer ix.Close()
 			if tc.first > 0 {
-				if _, err := ix.Apply(t.Context(), arrivals(es[:tc.first])); err != nil {
+				if _, err := ix.Apply(t.Context(), s.arrivals(es[:tc.first])); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -13,6 +13,9 @@
 // are committed in groups (commit.go): those that arrive while a commit is
 // under way share the next one: each its own entry, one synced write and
 // one catch-up of the index for all; a lone write is committed at once.
+// The index does not validate again the documents of the service's own
+// recent entries (by CID, at most 512), which Put validated against the
+// same registry; every other entry it validates (commit.go).
 //
 // # The follower
 //

@@ -1,5 +1,10 @@
 package service
 
+import (
+	"github.com/exopeer/exopeer/chain/replica"
+	"github.com/exopeer/exopeer/store/index"
+)
+
 // SetCommitHook makes each commit call f before it appends; set it
 // before the first write.
 func SetCommitHook(s *Service, f func()) { s.commitHook = f }
@@ -14,3 +19,6 @@ func Queued(s *Service) int {
 	defer s.cmu.Unlock()
 	return len(s.queue)
 }
+
+// Arrivals converts the chain's entries for the index as catch-ups do.
+func Arrivals(s *Service, es []replica.Entry) []index.Arrival { return s.arrivals(es) }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/store"
 	"github.com/exopeer/exopeer/store/index"
@@ -98,7 +99,7 @@ func (s *Service) index(ctx context.Context, open bool) (*index.Index, error) {
 	}
 	want := ""
 	if rerr == nil && s.isStore(me) {
-		want = ro.ID()
+		want = s.cellID(ro)
 	}
 	if s.ix != nil && s.ixCell == want {
 		return s.ix, nil
@@ -132,6 +133,16 @@ func (s *Service) index(ctx context.Context, open bool) (*index.Index, error) {
 	s.log.Info("store index opened", "cell", want, "dir", dir)
 	s.ix, s.ixCell = ix, want
 	return ix, nil
+}
+
+// cellID returns ro's cell ID (Roster.ID, a hash of the cell's key),
+// remembered for the last cell key asked: every read and write asks, and
+// the hash was 1% of a write. The caller holds imu.
+func (s *Service) cellID(ro *cell.Roster) string {
+	if s.idKey == nil || !bytes.Equal(s.idKey, ro.Cell) {
+		s.idKey, s.idOf = bytes.Clone(ro.Cell), ro.ID()
+	}
+	return s.idOf
 }
 
 func cellOrNone(id string) string {
@@ -250,7 +261,7 @@ func (s *Service) applyFrom(ctx context.Context, ix *index.Index, cp index.Check
 			from, last := next, b.es[len(b.es)-1].CID.Bytes()
 			go func() { reads <- s.readBatch(ctx, from, last) }()
 		}
-		skips, err := ix.Apply(ctx, arrivals(b.es))
+		skips, err := ix.Apply(ctx, s.arrivals(b.es))
 		if err != nil {
 			if more {
 				<-reads
@@ -325,12 +336,16 @@ func chainErr(err error) error {
 	return err
 }
 
-// arrivals converts the chain's entries for the index.
-func arrivals(es []replica.Entry) []index.Arrival {
+// arrivals converts the chain's entries for the index; an entry of this
+// service's own commits is marked Validated (see own).
+func (s *Service) arrivals(es []replica.Entry) []index.Arrival {
 	as := make([]index.Arrival, len(es))
+	s.omu.Lock()
+	defer s.omu.Unlock()
 	for i, e := range es {
 		c := e.CID.Bytes()
-		as[i] = index.Arrival{Index: e.Index, CID: c, Pos: store.Pos{Clock: e.Pos.Clock, Key: string(e.Pos.CID.Bytes())}, Payload: e.Payload}
+		as[i] = index.Arrival{Index: e.Index, CID: c, Pos: store.Pos{Clock: e.Pos.Clock, Key: string(e.Pos.CID.Bytes())}, Payload: e.Payload,
+			Validated: s.own.has(e.CID)}
 	}
 	return as
 }

@@ -32,6 +32,36 @@ func (s *Service) Get(ctx context.Context, id store.EntityID, traits []string) (
 	return e, err
 }
 
+// Trait returns entity e's live trait id, or store.ErrNotFound when it
+// has none: Get of one trait. A store-role node reads it with one point
+// read of its index (index.Index.Trait: after a write, a fraction of a
+// Get, so it suits a check made before each write, such as a message's
+// duplicate check); another asks a store member for the entity (Get).
+// It blocks.
+func (s *Service) Trait(ctx context.Context, e store.EntityID, id store.TraitID) (store.Trait, error) {
+	ix, err := s.route(ctx)
+	if err != nil {
+		return store.Trait{}, err
+	}
+	if ix != nil {
+		return ix.Trait(ctx, e, id)
+	}
+	var ent store.Entity
+	err = s.remote(ctx, func(ctx context.Context, p peer.ID) (err error) {
+		ent, err = s.client.Get(ctx, p, e, nil)
+		return err
+	})
+	if err != nil {
+		return store.Trait{}, err
+	}
+	for _, t := range ent.Traits {
+		if t.ID == id {
+			return t, nil
+		}
+	}
+	return store.Trait{}, fmt.Errorf("store: trait %s/%s: %w", e, id, store.ErrNotFound)
+}
+
 // Query runs q. Its errors wrap store.ErrQuery, naming the part of q at
 // fault, or say why no index could answer (ErrNoStoreMember). It blocks.
 func (s *Service) Query(ctx context.Context, q store.Query) (store.Page, error) {

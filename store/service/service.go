@@ -148,6 +148,9 @@ type Service struct {
 	ix     *index.Index
 	ixCell string
 	ixDone bool
+	// idKey and idOf: the last cell key asked and its ID (cellID).
+	idKey []byte
+	idOf  string
 	// amu serialises catch-ups (the follower, Reindex, writes) and
 	// guards caught.
 	amu    sync.Mutex
@@ -166,6 +169,10 @@ type Service struct {
 	// commitHook, when set (by tests, before the first write), is called
 	// by each commit before it appends.
 	commitHook func()
+	// omu guards own: the CIDs of the entries the commits appended lately
+	// (commit.go), which the index does not validate again.
+	omu sync.Mutex
+	own ownSet
 
 	// lmu guards the log limiters: skipped entries, failed passes.
 	lmu     sync.Mutex

@@ -85,9 +85,15 @@ func (s *Service) Put(ctx context.Context, e store.EntityID, traits []store.Trai
 	}
 	if slices.Contains(keep, true) {
 		live := s.liveTraits(ctx, e)
+		moved := false
 		for i := range tx.Ops {
 			if old, ok := live[tx.Ops[i].Trait.ID]; ok && keep[i] && !old.Created.IsZero() {
-				tx.Ops[i].Trait.Created = old.Created
+				tx.Ops[i].Trait.Created, moved = old.Created, true
+			}
+		}
+		if moved { // a time read from a store member, maybe over the network
+			if err := tx.Check(); err != nil {
+				return Written{}, fmt.Errorf("store: put: a live trait's created time: %w", err)
 			}
 		}
 	}
@@ -165,10 +171,11 @@ func (s *Service) liveTraits(ctx context.Context, e store.EntityID) map[store.Tr
 	return m
 }
 
-// append encodes tx and appends it to the chain, with the writes that
-// are committed alongside it (commit.go).
+// append encodes tx, which the caller has checked (Transaction.Check),
+// and appends it to the chain, with the writes that are committed
+// alongside it (commit.go).
 func (s *Service) append(ctx context.Context, e store.EntityID, tx store.Transaction) (Written, error) {
-	p, err := store.Encode(tx)
+	p, err := store.EncodeChecked(tx)
 	if err != nil {
 		return Written{}, err
 	}
