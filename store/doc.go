@@ -18,7 +18,8 @@
 //
 // Trait types are registered in a Registry with a Schema: the fields that
 // are indexed and how (keyword, text, number, time, reference to another
-// entity), and which are required. Registry.Validate refuses a document
+// entity), which are required, and which are kept (checked, not
+// indexed: Field.Kept). Registry.Validate refuses a document
 // that does not match with a *FieldError naming the field's path. A type
 // that is not registered is accepted, kept and returned, not indexed.
 // exo.note (title text, body text and required, tags a keyword list) is the

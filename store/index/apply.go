@@ -494,6 +494,7 @@ type field struct {
 	name string
 	kind store.IndexKind
 	list bool
+	kept bool // store.Field.Kept: no term, no query
 }
 
 // fieldMap numbers the registered types' fields (the terms' field column),
@@ -511,9 +512,9 @@ func newFieldMap(reg *store.Registry) fieldMap {
 		fs := make(map[string]field, len(s.Fields))
 		for _, f := range s.Fields {
 			n++
-			fd := field{id: n, typ: s.Type, name: f.Name, kind: f.Kind, list: f.List}
+			fd := field{id: n, typ: s.Type, name: f.Name, kind: f.Kind, list: f.List, kept: f.Kept}
 			fs[f.Name] = fd
-			if f.Kind == store.Reference {
+			if f.Kind == store.Reference && !f.Kept {
 				m.refs = append(m.refs, fd)
 			}
 		}

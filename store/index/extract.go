@@ -43,6 +43,9 @@ func (ix *Index) extract(typ string, doc json.RawMessage) extracted {
 	var text strings.Builder
 	fs := ix.fields.byName[typ]
 	for _, f := range s.Fields {
+		if f.Kept {
+			continue
+		}
 		raw, ok := jsonscan.Lookup(ms, f.Name)
 		if !ok {
 			continue

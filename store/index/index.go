@@ -266,6 +266,9 @@ func fingerprint(reg *store.Registry, engine string) string {
 		fmt.Fprintf(h, "\x00type %q", s.Type)
 		for _, f := range s.Fields {
 			fmt.Fprintf(h, "\x00field %q %d %t %t", f.Name, f.Kind, f.List, f.Required)
+			if f.Kept {
+				h.Write([]byte(" kept")) // so that a schema of before Kept keeps its fingerprint
+			}
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))

@@ -99,6 +99,9 @@ func (ix *Index) compile(q store.Query) (*plan, error) {
 		if !ok {
 			return nil, errQuery("where[%d]: type %s has no field %q", i, q.Type, truncate(w.Field))
 		}
+		if f.kept {
+			return nil, errQuery("where[%d]: field %s of %s is kept, not indexed", i, f.name, q.Type)
+		}
 		if !takes(f.kind, w.Op) {
 			return nil, errQuery("where[%d]: field %s (%s) does not take %q", i, f.name, f.kind, truncate(string(w.Op)))
 		}
@@ -236,6 +239,9 @@ func (p *plan) setOrder(q store.Query, fields map[string]field) error {
 		f, ok := fields[q.Order]
 		if !ok {
 			return errQuery("order: type %s has no field %q", q.Type, truncate(q.Order))
+		}
+		if f.kept {
+			return errQuery("order: field %s of %s is kept, not indexed", f.name, q.Type)
 		}
 		if f.kind != store.Keyword && f.kind != store.Number && f.kind != store.Time {
 			return errQuery("order: field %s is %s, not keyword, number or time", f.name, f.kind)
