@@ -184,16 +184,11 @@ func (s *Service) exchange(ctx context.Context, e *peerEntry, dev peer.ID, frame
 	if err != nil {
 		return message.Frame{}, err
 	}
-	o, fresh := e.pool.pick()
+	o, err := s.ready(ctx, e, dev)
+	if err != nil {
+		return message.Frame{}, err
+	}
 	defer s.done(o)
-	if fresh {
-		s.open(ctx, o, dev)
-	}
-	select {
-	case <-o.ready:
-	case <-ctx.Done():
-		return message.Frame{}, ctx.Err()
-	}
 	c := &pipeCall{done: make(chan struct{})}
 	if err := o.write(ctx, c, b); err != nil {
 		return message.Frame{}, err
@@ -211,6 +206,37 @@ func (s *Service) exchange(ctx context.Context, e *peerEntry, dev peer.ID, frame
 		return message.Frame{}, c.err
 	}
 	return c.ans, nil
+}
+
+// ready reserves room on a stream of e's pool, opening a new one if
+// need be, and waits until it is open: the stream, which the caller
+// ends its reservation on with done, or the error of its opening. A
+// stream another delivery was opening that failed to open (its opener's
+// ctx ended, say) is not this delivery's failure: it picks again, and
+// opens one itself if need be, under its own ctx.
+func (s *Service) ready(ctx context.Context, e *peerEntry, dev peer.ID) (*outStream, error) {
+	for {
+		o, fresh := e.pool.pick()
+		if fresh {
+			s.open(ctx, o, dev)
+		}
+		select {
+		case <-o.ready:
+		case <-ctx.Done():
+			s.done(o)
+			return nil, ctx.Err()
+		}
+		o.p.mu.Lock()
+		failed, err := o.st == nil, o.err
+		o.p.mu.Unlock()
+		if !failed {
+			return o, nil
+		}
+		s.done(o)
+		if fresh || ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return nil, err
+		}
+	}
 }
 
 // open opens o's stream to dev (finding and connecting to dev first if
