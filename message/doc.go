@@ -85,7 +85,11 @@
 // flow control pushes back on the sender. A refusal answers one frame
 // only: the frames after it are read and answered as usual, the stream
 // goes on. A peer that is on no contact's current device list gets one
-// refusal before anything is read, then the stream's end.
+// refusal before anything is read, then the stream's end; one taken off
+// every such list while its stream is open gets a refusal for its next
+// frame, then the receiver reads no more of the stream, answers the
+// frames it read, and ends it (the sender takes the frames not answered
+// as not delivered).
 //
 // A side ends a stream in order by closing its writing half: the sender
 // when it has had nothing in flight for its idle time (10 s here), the

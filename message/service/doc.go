@@ -51,7 +51,9 @@
 // cell's contacts. Its frames are read up to message.Window ahead of the
 // answers, each handled in a goroutine of its own under Config.Timeout
 // (the list checked again for each), and answered in their order (a
-// refusal answers its frame only). Each frame (at most
+// refusal answers its frame only, but one for a peer no longer on any
+// contact's current list ends the stream: nothing more of it is read).
+// Each frame (at most
 // message.MaxFrameBody) is opened by
 // the sessions held with that device, newest first; an initial message
 // no session opens is answered on the prekeys (prekey.Accept:

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"testing/synctest"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/message"
 )
 
 // slowFinder blocks its first FindPeer until the caller's ctx ends (a
@@ -67,6 +70,47 @@ func testOpenerGivesUp(t *testing.T) {
 		t.Fatalf("the other Send failed with the opener's error: %v", err)
 	}
 	if got := texts(bob.store.messages()); !slices.Contains(got, "rider") {
+		t.Fatalf("bob holds %q", got)
+	}
+}
+
+// TestRemovedMidStream: a device removed from its contact's list while
+// its stream is open gets a refusal for its next frame, then the
+// stream's end, as one that opens a stream once removed does (package
+// message, # Frames: one refusal, then the end): its stream is not read
+// on, frame after frame refused, for as long as it likes.
+func TestRemovedMidStream(t *testing.T) { bubble(t, testRemovedMidStream) }
+
+func testRemovedMidStream(t *testing.T) {
+	alice, bob := pair(t)
+	id1, f1 := sealFrame(t, alice, bob, "one")
+	_, f2 := sealFrame(t, alice, bob, "two")
+	_, f3 := sealFrame(t, alice, bob, "three")
+	st := rawStream(t, alice, bob)
+	r := bufio.NewReader(st)
+	if _, err := st.Write(f1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readFrame(r); err != nil || got.Kind != message.KindAck {
+		t.Fatalf("answer to a listed device: %+v, %v", got, err)
+	} else if id, _ := got.AckID(); id != id1 {
+		t.Fatalf("ack of %x, want %x", id, id1)
+	}
+	// Bob's cell learns that alice's cell dropped her device.
+	bob.cons.mu.Lock()
+	bob.cons.cs = nil
+	bob.cons.mu.Unlock()
+	if _, err := st.Write(f2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readFrame(r); err != nil || got.Kind != message.KindRefusal {
+		t.Fatalf("answer to a removed device: %+v, %v; want a refusal", got, err)
+	}
+	_, _ = st.Write(f3) // may fail: bob stopped reading
+	if got, err := readFrame(r); err == nil {
+		t.Fatalf("answer %+v to a removed device's frame after its refusal; want the stream's end", got)
+	}
+	if got := texts(bob.store.messages()); !slices.Equal(got, []string{"hello", "one"}) {
 		t.Fatalf("bob holds %q", got)
 	}
 }

@@ -78,6 +78,10 @@ func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 	go func() { answered <- s.answer(st, queue, window, e) }()
 	r := bufio.NewReader(st)
 	clean := true
+	// gone is set once a frame finds the peer on no contact's current
+	// list (its cell removed it while the stream was open): the stream
+	// is read no further, its frames read are answered, then it ends.
+	var gone atomic.Bool
 	for {
 		if !take(s.ctx, window) {
 			clean = false
@@ -88,7 +92,7 @@ func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 			clean = false
 			break
 		}
-		f, end, err := s.readIn(st, r)
+		f, end, err := s.readIn(st, r, &gone)
 		if end || err != nil {
 			<-e.in
 			<-window
@@ -106,7 +110,11 @@ func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 		queue <- in
 		go func() {
 			defer close(in.done)
-			in.ans, in.fatal = s.handle(from, f)
+			var removed bool
+			in.ans, in.fatal, removed = s.handle(from, f)
+			if removed && gone.CompareAndSwap(false, true) {
+				_ = st.CloseRead() // before its refusal goes
+			}
 		}()
 	}
 	close(queue)
@@ -130,9 +138,13 @@ func take(ctx context.Context, sem chan struct{}) bool {
 // readIn reads st's next frame under the receiver's idle timeout (twice
 // Config.IdleTimeout, from the time it is ready for one to the frame's
 // last byte): end is the stream's orderly end (the peer closed its side,
-// or no byte of a frame came in time); err, a frame that breaks the
-// protocol or was cut short.
-func (s *Service) readIn(st network.Stream, r *bufio.Reader) (f message.Frame, end bool, err error) {
+// no byte of a frame came in time, or gone is set: the peer is on no
+// contact's list any more); err, a frame that breaks the protocol or was
+// cut short.
+func (s *Service) readIn(st network.Stream, r *bufio.Reader, gone *atomic.Bool) (f message.Frame, end bool, err error) {
+	if gone.Load() {
+		return message.Frame{}, true, nil
+	}
 	var idle atomic.Bool
 	t := time.AfterFunc(2*s.cfg.IdleTimeout, func() {
 		idle.Store(true)
@@ -140,12 +152,15 @@ func (s *Service) readIn(st network.Stream, r *bufio.Reader) (f message.Frame, e
 	})
 	defer t.Stop()
 	if _, err := r.Peek(1); err != nil {
-		if errors.Is(err, io.EOF) || idle.Load() {
+		if errors.Is(err, io.EOF) || idle.Load() || gone.Load() {
 			return message.Frame{}, true, nil
 		}
 		return message.Frame{}, false, err
 	}
 	f, err = readFrame(r)
+	if gone.Load() {
+		return message.Frame{}, true, nil
+	}
 	if err != nil {
 		return message.Frame{}, false, err
 	}
@@ -157,22 +172,23 @@ func (s *Service) readIn(st network.Stream, r *bufio.Reader) (f message.Frame, e
 
 // handle opens f from the device from and records its message (receive),
 // each under Config.Timeout: the acknowledgement, a refusal, or fatal
-// when the time ran out (or the service closed).
-func (s *Service) handle(from peer.ID, f message.Frame) (message.Frame, bool) {
+// when the time ran out (or the service closed); removed when from is on
+// no contact's current list any more (refused: the stream is to end).
+func (s *Service) handle(from peer.ID, f message.Frame) (ans message.Frame, fatal, removed bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
 	defer cancel()
 	cs, err := s.contactsOf(ctx, from)
 	if err == nil {
 		var id message.ID
 		if id, err = s.receive(ctx, from, cs, f); err == nil {
-			return message.Ack(id), false
+			return message.Ack(id), false, false
 		}
 	}
 	if ctx.Err() != nil {
-		return message.Frame{}, true
+		return message.Frame{}, true, false
 	}
 	s.log.Info("message refused", "peer", from, "err", err)
-	return message.Refusal(), false
+	return message.Refusal(), false, errors.Is(err, errNotContact)
 }
 
 // answer writes the answers of the frames queued, in their order, each
