@@ -94,9 +94,10 @@
 // A side ends a stream in order by closing its writing half: the sender
 // when it has had nothing in flight for its idle time (10 s here), the
 // receiver, after answering what it read, once the sender closed its
-// half or no frame came for twice the sender's idle time (so the sender,
-// not the receiver, ends an idle stream, and no frame crosses the
-// receiver's close). A side resets the stream on a frame that breaks
+// half or, with no frame unanswered, neither a frame came nor an answer
+// went for twice the sender's idle time (so the sender, which counts its
+// idle time from its last answer, not the receiver, ends an idle stream,
+// and no frame crosses the receiver's close). A side resets the stream on a frame that breaks
 // the protocol (another version, an unknown kind or one the other side
 // does not write, a length over MaxFrameBody, a frame cut short, an
 // answer no frame waits for), and the receiver on a frame it has not

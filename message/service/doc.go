@@ -119,8 +119,9 @@
 // device's streams at most MaxFramesInPerDevice = 128 frames together
 // (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB); a frame
 // is handled under Config.Timeout, past which the stream is reset; a
-// stream on which no frame came for twice Config.IdleTimeout, or whose
-// frame stopped midway that long, ends; a peer on no contact's current
+// stream on which no frame came and no answer went for twice
+// Config.IdleTimeout, none unanswered, ends, as does one whose frame
+// stopped midway that long; a peer on no contact's current
 // list (a device its cell removed) is refused before anything is read,
 // so it holds no stream for that time (TestUnlistedPeerHoldsNoStream);
 // the resource manager bounds the inbound streams of each peer on the

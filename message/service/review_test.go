@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -112,5 +113,46 @@ func testRemovedMidStream(t *testing.T) {
 	}
 	if got := texts(bob.store.messages()); !slices.Equal(got, []string{"hello", "one"}) {
 		t.Fatalf("bob holds %q", got)
+	}
+}
+
+// TestReceiverIdleAfterSlowFrame: the receiver does not end a stream
+// the sender still keeps: its idle time (twice Config.IdleTimeout)
+// counts from its last answer, not from its last frame read. A frame
+// whose record takes 15 s (under Config.Timeout) is answered at 15 s;
+// the sender keeps the stream until 25 s; at 21 s it is still open on
+// both sides, and a message then goes on it.
+func TestReceiverIdleAfterSlowFrame(t *testing.T) { bubble(t, testReceiverIdleAfterSlowFrame) }
+
+func testReceiverIdleAfterSlowFrame(t *testing.T) {
+	alice, bob := pair(t)
+	idle := alice.svc.cfg.IdleTimeout
+	synctest.Wait()
+	arrived, open := gate(bob)
+	defer open()
+	sent := make(chan error, 1)
+	go func() {
+		_, err := alice.svc.Send(t.Context(), "Bob", "slow")
+		sent <- err
+	}()
+	<-arrived
+	start := time.Now()
+	time.Sleep(idle + idle/2) // the record takes 15 s
+	open()
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2*idle + idle/10 - time.Since(start)) // 21 s: past the receiver's 20 s from the frame
+	synctest.Wait()
+	if a, b := streamsOf(alice, bob), streamsOf(bob, alice); a != 1 || b != 1 {
+		t.Fatalf("streams %v after the slow frame's answer: alice %d, bob %d; want the stream kept (the sender's idle time runs to %v)",
+			time.Since(start), a, b, idle+idle/2+idle)
+	}
+	_, gets, _ := bob.store.counts()
+	if _, err := alice.svc.Send(t.Context(), "Bob", "next"); err != nil {
+		t.Fatal(err)
+	}
+	if _, gets2, _ := bob.store.counts(); gets2 != gets+1 {
+		t.Fatalf("bob read %d records for one message: it came again", gets2-gets)
 	}
 }

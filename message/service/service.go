@@ -98,9 +98,10 @@ type Config struct {
 	Timeout time.Duration
 	// IdleTimeout is how long a stream of Protocol to a device is kept
 	// open with nothing in flight before this device closes it; the
-	// receiving side closes a stream on which no frame came for twice
-	// as long (so that the sender, not the receiver, ends an idle
-	// stream, and no frame crosses the receiver's close). Default 10 s.
+	// receiving side closes a stream with no frame unanswered on which
+	// no frame came and no answer went for twice as long (so that the
+	// sender, not the receiver, ends an idle stream, and no frame
+	// crosses the receiver's close). Default 10 s.
 	IdleTimeout time.Duration
 	// Now is the clock of sent and received times. nil: the real clock.
 	Now func() time.Time
