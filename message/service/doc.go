@@ -53,9 +53,8 @@
 // (the list checked again for each), and answered in their order (a
 // refusal answers its frame only, but one for a peer no longer on any
 // contact's current list ends the stream: nothing more of it is read).
-// Each frame (at most
-// message.MaxFrameBody) is opened by
-// the sessions held with that device, newest first; an initial message
+// Each frame (at most message.MaxFrameBody) is opened by the sessions
+// held with that device, newest first; an initial message
 // no session opens is answered on the prekeys (prekey.Accept:
 // ratchet.Respond under their lock, stored if it succeeds), and its
 // header's Ed25519 key must be the stream's peer's. The envelope must be
