@@ -98,11 +98,11 @@
 // went for twice the sender's idle time (so the sender, which counts its
 // idle time from its last answer, not the receiver, ends an idle stream,
 // and no frame crosses the receiver's close). A side resets the stream
-// on a frame that breaks the protocol (another version, an unknown kind or one the other side
-// does not write, a length over MaxFrameBody, a frame cut short, an
-// answer no frame waits for), and the receiver on a frame it has not
-// answered within its timeout (20 s here): the frames of a reset stream
-// not answered yet are not acknowledged. The sender takes them as not
+// on a frame that breaks the protocol (another version, an unknown kind
+// or one the other side does not write, a length over MaxFrameBody, a
+// frame cut short, an answer no frame waits for), and the receiver on a
+// frame it has not answered within its timeout (20 s here): the frames
+// of a reset stream not answered yet are not acknowledged. The sender takes them as not
 // delivered and may send the message again, sealed anew (a message
 // recorded anyway appears once, see Exactly once).
 //
