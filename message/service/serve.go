@@ -163,9 +163,9 @@ func take(ctx context.Context, sem chan struct{}) bool {
 // stream is idle once, with no frame unanswered, twice
 // Config.IdleTimeout passed since the last answer and since this read
 // began, with no frame's last byte (so a frame that stops midway ends
-// it too, reset). end is the stream's orderly end (the peer closed its side,
-// or this side stopped reading: idle, or the peer removed); err, a
-// frame that breaks the protocol or was cut short.
+// it too, reset). end is the stream's orderly end (the peer closed its
+// side, or this side stopped reading: idle, or the peer removed); err,
+// a frame that breaks the protocol or was cut short.
 func (s *Service) readIn(in *inStream) (f message.Frame, end bool, err error) {
 	if in.stopped.Load() {
 		return message.Frame{}, true, nil
