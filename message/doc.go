@@ -85,19 +85,24 @@
 // flow control pushes back on the sender. A refusal answers one frame
 // only: the frames after it are read and answered as usual, the stream
 // goes on. A peer that is on no contact's current device list gets one
-// refusal before anything is read, then the stream's end.
+// refusal before anything is read, then the stream's end; one taken off
+// every such list while its stream is open gets a refusal for its next
+// frame, then the receiver reads no more of the stream, answers the
+// frames it read, and ends it (the sender takes the frames not answered
+// as not delivered).
 //
 // A side ends a stream in order by closing its writing half: the sender
 // when it has had nothing in flight for its idle time (10 s here), the
 // receiver, after answering what it read, once the sender closed its
-// half or no frame came for twice the sender's idle time (so the sender,
-// not the receiver, ends an idle stream, and no frame crosses the
-// receiver's close). A side resets the stream on a frame that breaks
-// the protocol (another version, an unknown kind or one the other side
-// does not write, a length over MaxFrameBody, a frame cut short, an
-// answer no frame waits for), and the receiver on a frame it has not
-// answered within its timeout (20 s here): the frames of a reset stream
-// not answered yet are not acknowledged. The sender takes them as not
+// half or, with no frame unanswered, neither a frame came nor an answer
+// went for twice the sender's idle time (so the sender, which counts its
+// idle time from its last answer, not the receiver, ends an idle stream,
+// and no frame crosses the receiver's close). A side resets the stream
+// on a frame that breaks the protocol (another version, an unknown kind
+// or one the other side does not write, a length over MaxFrameBody, a
+// frame cut short, an answer no frame waits for), and the receiver on a
+// frame it has not answered within its timeout (20 s here): the frames
+// of a reset stream not answered yet are not acknowledged. The sender takes them as not
 // delivered and may send the message again, sealed anew (a message
 // recorded anyway appears once, see Exactly once).
 //

@@ -128,7 +128,7 @@ func newBenchDevices(b *testing.B) (a, c *benchDevice) {
 // libp2p hosts on loopback, leveldb datastores (each write synced), the
 // store, contacts and prekeys faked (so the figures are the service's
 // own cost: ratchet, frames, streams and its datastore writes; each
-// store write is one synced leveldb write, as a chain entry is), from 1
+// store write is one synced leveldb write, as a chain entry is), from 1,
 // from 16 and from 64 senders at once. It reports messages/s and the service's
 // synced datastore writes per message on each side (the store's not
 // counted: two on the sender, one on the receiver).

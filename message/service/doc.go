@@ -51,9 +51,10 @@
 // cell's contacts. Its frames are read up to message.Window ahead of the
 // answers, each handled in a goroutine of its own under Config.Timeout
 // (the list checked again for each), and answered in their order (a
-// refusal answers its frame only). Each frame (at most
-// message.MaxFrameBody) is opened by
-// the sessions held with that device, newest first; an initial message
+// refusal answers its frame only, but one for a peer no longer on any
+// contact's current list ends the stream: nothing more of it is read).
+// Each frame (at most message.MaxFrameBody) is opened by the sessions
+// held with that device, newest first; an initial message
 // no session opens is answered on the prekeys (prekey.Accept:
 // ratchet.Respond under their lock, stored if it succeeds), and its
 // header's Ed25519 key must be the stream's peer's. The envelope must be
@@ -117,8 +118,9 @@
 // device's streams at most MaxFramesInPerDevice = 128 frames together
 // (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB); a frame
 // is handled under Config.Timeout, past which the stream is reset; a
-// stream on which no frame came for twice Config.IdleTimeout, or whose
-// frame stopped midway that long, ends; a peer on no contact's current
+// stream on which no frame came and no answer went for twice
+// Config.IdleTimeout, none unanswered, ends, as does one whose frame
+// stopped midway that long; a peer on no contact's current
 // list (a device its cell removed) is refused before anything is read,
 // so it holds no stream for that time (TestUnlistedPeerHoldsNoStream);
 // the resource manager bounds the inbound streams of each peer on the

@@ -62,6 +62,9 @@ type outStream struct {
 	gen     uint64      // counts the times n fell to 0 or rose from it
 	idle    *time.Timer
 	stop    func() bool // stops the reset at the service's Close
+	// gaveUp: it did not open because its opener's ctx ended (not the
+	// device's failure): the deliveries waiting for it pick again.
+	gaveUp bool
 
 	wmu sync.Mutex // a whole frame written at once, and queued in order
 }
@@ -184,16 +187,11 @@ func (s *Service) exchange(ctx context.Context, e *peerEntry, dev peer.ID, frame
 	if err != nil {
 		return message.Frame{}, err
 	}
-	o, fresh := e.pool.pick()
+	o, err := s.ready(ctx, e, dev)
+	if err != nil {
+		return message.Frame{}, err
+	}
 	defer s.done(o)
-	if fresh {
-		s.open(ctx, o, dev)
-	}
-	select {
-	case <-o.ready:
-	case <-ctx.Done():
-		return message.Frame{}, ctx.Err()
-	}
 	c := &pipeCall{done: make(chan struct{})}
 	if err := o.write(ctx, c, b); err != nil {
 		return message.Frame{}, err
@@ -213,6 +211,38 @@ func (s *Service) exchange(ctx context.Context, e *peerEntry, dev peer.ID, frame
 	return c.ans, nil
 }
 
+// ready reserves room on a stream of e's pool, opening a new one if
+// need be, and waits until it is open: the stream, which the caller
+// ends its reservation on with done, or the error of its opening. A
+// stream another delivery was opening that did not open because that
+// delivery's ctx ended is not this delivery's failure: it picks again,
+// and opens one itself if need be, under its own ctx (a device that
+// cannot be reached fails the deliveries waiting for the stream at once).
+func (s *Service) ready(ctx context.Context, e *peerEntry, dev peer.ID) (*outStream, error) {
+	for {
+		o, fresh := e.pool.pick()
+		if fresh {
+			s.open(ctx, o, dev)
+		}
+		select {
+		case <-o.ready:
+		case <-ctx.Done():
+			s.done(o)
+			return nil, ctx.Err()
+		}
+		o.p.mu.Lock()
+		failed, err, gaveUp := o.st == nil, o.err, o.gaveUp
+		o.p.mu.Unlock()
+		if !failed {
+			return o, nil
+		}
+		s.done(o)
+		if fresh || !gaveUp || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
 // open opens o's stream to dev (finding and connecting to dev first if
 // this host knows no address of it) and starts its reader; it closes
 // o.ready either way, o.err set on failure.
@@ -220,6 +250,11 @@ func (s *Service) open(ctx context.Context, o *outStream, dev peer.ID) {
 	defer close(o.ready)
 	st, err := s.newStream(ctx, dev)
 	if err != nil {
+		if ctx.Err() != nil {
+			o.p.mu.Lock()
+			o.gaveUp = true
+			o.p.mu.Unlock()
+		}
 		o.end(err, 0)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,32 +67,59 @@ func (s *Service) serve(st network.Stream) {
 	s.pipeline(st, e, from)
 }
 
+// inStream is an inbound stream's state shared by its reader
+// (pipeline), its frames' handlers and its answerer.
+type inStream struct {
+	st network.Stream
+	r  *bufio.Reader
+	// window holds a value per frame read and not answered, and one for
+	// the frame being read: at most message.Window.
+	window chan struct{}
+	// stopped is set once this side stopped reading (st.CloseRead): the
+	// stream is idle, or its peer is on no contact's current list any
+	// more (a frame found it so: its refusal goes, then the end). The
+	// reader takes the read's failure as the stream's orderly end.
+	stopped atomic.Bool
+	// last is when the last answer went, or the stream came (Unix ns):
+	// the receiver's idle time counts from it.
+	last atomic.Int64
+}
+
+// stop stops the reading of in: the reader ends, the frames read are
+// answered, then the stream ends.
+func (in *inStream) stop() {
+	if in.stopped.CompareAndSwap(false, true) {
+		_ = in.st.CloseRead()
+	}
+}
+
 // pipeline reads st's frames and answers them in order until the peer
-// closes its side, no frame comes for twice Config.IdleTimeout, a frame
-// breaks the protocol or is unanswered within Config.Timeout (the
-// stream is reset), or the service closes. It returns once every frame
-// it read is handled.
+// closes its side, the stream is idle (no frame and no answer for twice
+// Config.IdleTimeout), a frame finds the peer on no contact's list (it
+// is refused, then the stream ends), a frame breaks the protocol or is
+// unanswered within Config.Timeout (the stream is reset), or the
+// service closes. It returns once every frame it read is handled.
 func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
-	window := make(chan struct{}, message.Window)
+	in := &inStream{st: st, r: bufio.NewReader(st), window: make(chan struct{}, message.Window)}
+	in.last.Store(time.Now().UnixNano())
 	queue := make(chan *inFrame, message.Window) // never full: an item holds a window token
 	answered := make(chan bool, 1)
-	go func() { answered <- s.answer(st, queue, window, e) }()
-	r := bufio.NewReader(st)
+	go func() { answered <- s.answer(in, queue, e) }()
 	clean := true
 	for {
-		if !take(s.ctx, window) {
+		if !take(s.ctx, in.window) {
 			clean = false
 			break
 		}
 		if !take(s.ctx, e.in) {
-			<-window
+			<-in.window
 			clean = false
 			break
 		}
-		f, end, err := s.readIn(st, r)
+		f, end, err := s.readIn(in)
 		if end || err != nil {
 			<-e.in
-			<-window
+			<-in.window
 			if err != nil {
 				// A frame that breaks the protocol: the stream is reset,
 				// its unanswered frames are not acknowledged.
@@ -102,11 +130,15 @@ func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 			break
 		}
 		s.framesIn.Add(1)
-		in := &inFrame{done: make(chan struct{})}
-		queue <- in
+		fr := &inFrame{done: make(chan struct{})}
+		queue <- fr
 		go func() {
-			defer close(in.done)
-			in.ans, in.fatal = s.handle(from, f)
+			defer close(fr.done)
+			var removed bool
+			fr.ans, fr.fatal, removed = s.handle(from, f)
+			if removed {
+				in.stop() // before its refusal goes
+			}
 		}()
 	}
 	close(queue)
@@ -127,27 +159,61 @@ func take(ctx context.Context, sem chan struct{}) bool {
 	}
 }
 
-// readIn reads st's next frame under the receiver's idle timeout (twice
-// Config.IdleTimeout, from the time it is ready for one to the frame's
-// last byte): end is the stream's orderly end (the peer closed its side,
-// or no byte of a frame came in time); err, a frame that breaks the
-// protocol or was cut short.
-func (s *Service) readIn(st network.Stream, r *bufio.Reader) (f message.Frame, end bool, err error) {
-	var idle atomic.Bool
-	t := time.AfterFunc(2*s.cfg.IdleTimeout, func() {
-		idle.Store(true)
-		_ = st.CloseRead()
+// readIn reads in's next frame under the receiver's idle timeout: the
+// stream is idle once, with no frame unanswered, twice
+// Config.IdleTimeout passed since the last answer and since this read
+// began, with no frame's last byte (so a frame that stops midway ends
+// it too, reset). end is the stream's orderly end (the peer closed its
+// side, or this side stopped reading: idle, or the peer removed); err,
+// a frame that breaks the protocol or was cut short.
+func (s *Service) readIn(in *inStream) (f message.Frame, end bool, err error) {
+	if in.stopped.Load() {
+		return message.Frame{}, true, nil
+	}
+	wait := 2 * s.cfg.IdleTimeout
+	began := time.Now()
+	var tmu sync.Mutex
+	var t *time.Timer
+	done := false
+	var fired atomic.Bool // this read's timer stopped the reading
+	tmu.Lock()
+	t = time.AfterFunc(wait, func() {
+		tmu.Lock()
+		defer tmu.Unlock()
+		if done {
+			return
+		}
+		if len(in.window) > 1 { // frames unanswered: not idle
+			t.Reset(wait)
+			return
+		}
+		since := time.Unix(0, max(in.last.Load(), began.UnixNano()))
+		if d := wait - time.Since(since); d > 0 {
+			t.Reset(d)
+			return
+		}
+		fired.Store(true)
+		in.stop()
 	})
-	defer t.Stop()
-	if _, err := r.Peek(1); err != nil {
-		if errors.Is(err, io.EOF) || idle.Load() {
+	tmu.Unlock()
+	defer func() {
+		tmu.Lock()
+		done = true
+		t.Stop()
+		tmu.Unlock()
+	}()
+	if _, err := in.r.Peek(1); err != nil {
+		if errors.Is(err, io.EOF) || in.stopped.Load() {
 			return message.Frame{}, true, nil
 		}
 		return message.Frame{}, false, err
 	}
-	f, err = readFrame(r)
+	f, err = readFrame(in.r)
 	if err != nil {
-		return message.Frame{}, false, err
+		if in.stopped.Load() && !fired.Load() {
+			return message.Frame{}, true, nil // the peer removed
+		}
+		return message.Frame{}, false, err // cut short, or stopped midway past the idle time
 	}
 	if f.Kind != message.KindInitial && f.Kind != message.KindSession {
 		return message.Frame{}, false, fmt.Errorf("%w: kind %d from a sender", message.ErrBadFrame, f.Kind)
@@ -157,38 +223,40 @@ func (s *Service) readIn(st network.Stream, r *bufio.Reader) (f message.Frame, e
 
 // handle opens f from the device from and records its message (receive),
 // each under Config.Timeout: the acknowledgement, a refusal, or fatal
-// when the time ran out (or the service closed).
-func (s *Service) handle(from peer.ID, f message.Frame) (message.Frame, bool) {
+// when the time ran out (or the service closed); removed when from is on
+// no contact's current list any more (refused: the stream is to end).
+func (s *Service) handle(from peer.ID, f message.Frame) (ans message.Frame, fatal, removed bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
 	defer cancel()
 	cs, err := s.contactsOf(ctx, from)
 	if err == nil {
 		var id message.ID
 		if id, err = s.receive(ctx, from, cs, f); err == nil {
-			return message.Ack(id), false
+			return message.Ack(id), false, false
 		}
 	}
 	if ctx.Err() != nil {
-		return message.Frame{}, true
+		return message.Frame{}, true, false
 	}
 	s.log.Info("message refused", "peer", from, "err", err)
-	return message.Refusal(), false
+	return message.Refusal(), false, errors.Is(err, errNotContact)
 }
 
 // answer writes the answers of the frames queued, in their order, each
 // once it is handled, and frees their window and device tokens; after a
-// fatal frame or a failed write it resets st and only waits for the
+// fatal frame or a failed write it resets in.st and only waits for the
 // others. It returns whether every answer was written.
-func (s *Service) answer(st network.Stream, queue <-chan *inFrame, window chan struct{}, e *peerEntry) bool {
+func (s *Service) answer(in *inStream, queue <-chan *inFrame, e *peerEntry) bool {
+	st := in.st
 	ok := true
-	for in := range queue {
-		<-in.done
-		if ok && in.fatal {
+	for fr := range queue {
+		<-fr.done
+		if ok && fr.fatal {
 			ok = false
 			_ = st.Reset()
 		}
 		if ok {
-			b, err := in.ans.Encode()
+			b, err := fr.ans.Encode()
 			if err == nil {
 				_ = st.SetWriteDeadline(ambient.Deadline(s.cfg.Timeout))
 				_, err = st.Write(b)
@@ -198,9 +266,10 @@ func (s *Service) answer(st network.Stream, queue <-chan *inFrame, window chan s
 				_ = st.Reset()
 			}
 		}
+		in.last.Store(time.Now().UnixNano())
 		s.framesIn.Add(-1)
 		<-e.in
-		<-window
+		<-in.window
 	}
 	return ok
 }

@@ -93,14 +93,18 @@ type Cell interface {
 // Config tunes a Service. Zero fields mean the defaults.
 type Config struct {
 	// Timeout bounds one delivery to one device: the stream's opening,
-	// the message's write and the answer's wait; and, on the receiving
-	// side, the read of a message. Default 20 s.
+	// the message's write and the answer's wait (an answer later than
+	// that resets the stream); and, on the receiving side, the handling
+	// of a frame (its opening and record: past it the stream is reset)
+	// and the write of each answer. The receiver reads a frame under
+	// twice IdleTimeout. Default 20 s.
 	Timeout time.Duration
 	// IdleTimeout is how long a stream of Protocol to a device is kept
 	// open with nothing in flight before this device closes it; the
-	// receiving side closes a stream on which no frame came for twice
-	// as long (so that the sender, not the receiver, ends an idle
-	// stream, and no frame crosses the receiver's close). Default 10 s.
+	// receiving side closes a stream with no frame unanswered on which
+	// no frame came and no answer went for twice as long (so that the
+	// sender, not the receiver, ends an idle stream, and no frame
+	// crosses the receiver's close). Default 10 s.
 	IdleTimeout time.Duration
 	// Now is the clock of sent and received times. nil: the real clock.
 	Now func() time.Time
