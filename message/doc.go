@@ -101,10 +101,15 @@
 // on a frame that breaks the protocol (another version, an unknown kind
 // or one the other side does not write, a length over MaxFrameBody, a
 // frame cut short, an answer no frame waits for), and the receiver on a
-// frame it has not answered within its timeout (20 s here): the frames
-// of a reset stream not answered yet are not acknowledged. The sender takes them as not
-// delivered and may send the message again, sealed anew (a message
-// recorded anyway appears once, see Exactly once).
+// frame it has not answered within its timeout (20 s here), the sender
+// on an acknowledgement that names another message than its frame's
+// (its answers no longer match its frames) and on a frame unanswered 20
+// s after it was written: the frames of a reset stream not answered yet
+// are not acknowledged. The sender takes them as not delivered and may
+// send the message again, sealed anew (a message recorded anyway
+// appears once, see Exactly once). A sender whose delivery gave up
+// before its answer came (its caller cancelled) does not reset the
+// stream for it: the answer is read and dropped.
 //
 // # Exactly once
 //

@@ -116,7 +116,9 @@
 // A frame's length is checked before its body is allocated; a stream
 // is read at most message.Window = 32 frames ahead of its answers, and a
 // device's streams at most MaxFramesInPerDevice = 128 frames together
-// (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB); a frame
+// (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB), and all
+// devices' at most Config.MaxFramesIn = 1,024 (16 MiB: a contact's cell
+// may list 64 devices, and a node has many contacts); a frame
 // is handled under Config.Timeout, past which the stream is reset; a
 // stream on which no frame came and no answer went for twice
 // Config.IdleTimeout, none unanswered, ends, as does one whose frame

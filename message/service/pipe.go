@@ -181,34 +181,72 @@ func (p *streamPool) closeAll() {
 }
 
 // exchange sends frame to dev on a stream of e's pool and waits for its
-// answer. The caller holds one of e's delivery slots.
-func (s *Service) exchange(ctx context.Context, e *peerEntry, dev peer.ID, frame message.Frame) (message.Frame, error) {
+// answer, an acknowledgement of want or a refusal. The caller holds one
+// of e's delivery slots, which release frees. If ctx ends first, the
+// stream is not reset for it (the other frames on it go on): the frame
+// keeps its place on the stream and the slot until its answer comes, or
+// until Config.Timeout after it was written, when the stream is reset as
+// unanswered (abandon); kept then says that release is exchange's to
+// call. An acknowledgement of another message ends the stream: its
+// answers no longer match its frames.
+func (s *Service) exchange(ctx context.Context, e *peerEntry, dev peer.ID, frame message.Frame, want message.ID, release func()) (ans message.Frame, kept bool, err error) {
 	b, err := frame.Encode()
 	if err != nil {
-		return message.Frame{}, err
+		return message.Frame{}, false, err
 	}
 	o, err := s.ready(ctx, e, dev)
 	if err != nil {
-		return message.Frame{}, err
+		return message.Frame{}, false, err
 	}
-	defer s.done(o)
 	c := &pipeCall{done: make(chan struct{})}
 	if err := o.write(ctx, c, b); err != nil {
-		return message.Frame{}, err
+		s.done(o)
+		return message.Frame{}, false, err
 	}
+	written := time.Now()
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		// Unanswered within the delivery's time: the stream is reset,
-		// failing the frames after it too (they are tried again).
-		o.end(fmt.Errorf("message: no answer: %w", ctx.Err()), 0)
-		<-c.done
-		return message.Frame{}, ctx.Err()
+		s.abandon(o, c, written, release)
+		return message.Frame{}, true, ctx.Err()
 	}
+	s.done(o)
 	if c.err != nil {
-		return message.Frame{}, c.err
+		return message.Frame{}, false, c.err
 	}
-	return c.ans, nil
+	if id, ok := c.ans.AckID(); c.ans.Kind == message.KindAck && (!ok || id != want) {
+		err := fmt.Errorf("%w: the answer names another message", message.ErrBadFrame)
+		o.end(err, 0)
+		return message.Frame{}, false, err
+	}
+	return c.ans, false, nil
+}
+
+// abandon leaves c, a frame written on o at written whose delivery gave
+// up, to wait for its answer without it: its place on o and its
+// delivery slot (release) are freed once the answer comes, or once the
+// stream ends; if none came Config.Timeout after the write, the stream
+// is reset (the frames after c fail and are tried again).
+func (s *Service) abandon(o *outStream, c *pipeCall, written time.Time, release func()) {
+	if s.enter() != nil { // closing: Close ends the streams
+		o.end(ErrClosed, 0)
+		s.done(o)
+		release()
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTimer(time.Until(written.Add(s.cfg.Timeout)))
+		defer t.Stop()
+		select {
+		case <-c.done:
+		case <-t.C:
+			o.end(fmt.Errorf("message: no answer within %v", s.cfg.Timeout), 0)
+			<-c.done
+		}
+		s.done(o)
+		release()
+	}()
 }
 
 // ready reserves room on a stream of e's pool, opening a new one if

@@ -178,7 +178,8 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer func() { release() }() // exchange may keep the slot
+
 	if err := s.lockEntry(ctx, e); err != nil {
 		return err
 	}
@@ -198,7 +199,10 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err := recorded(); err != nil {
 		return err
 	}
-	ans, err := s.exchange(ctx, e, dev, frame)
+	ans, kept, err := s.exchange(ctx, e, dev, frame, env.ID, release)
+	if kept {
+		release = func() {}
+	}
 	if err != nil {
 		return err
 	}
@@ -215,9 +219,6 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 			r.sessions = slices.Delete(r.sessions, i, i+1)
 			changed = true
 		}
-	} else if id, ok := ans.AckID(); !ok || id != env.ID {
-		e.mu.Unlock()
-		return fmt.Errorf("%w: the answer names another message", message.ErrBadFrame)
 	} else {
 		if i >= 0 && r.sessions[i].header != nil {
 			r.sessions[i].header = nil // confirmed

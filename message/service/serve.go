@@ -26,6 +26,13 @@ import (
 // is not held back.
 const MaxFramesInPerDevice = MaxDeliveriesPerDevice
 
+// MaxFramesIn bounds the frames read and not answered yet across every
+// device: a contact's cell may list contact.MaxDevices devices, each
+// with MaxFramesInPerDevice, and a node has many contacts; with it, the
+// frames held are at most 1,024 × 16 KiB = 16 MiB. A stream waits for
+// room before it reads its next frame.
+const MaxFramesIn = 1024
+
 // inFrame is a frame of an inbound stream being handled: its answer,
 // once done is closed.
 type inFrame struct {
@@ -116,8 +123,15 @@ func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 			clean = false
 			break
 		}
+		if !take(s.ctx, s.in) {
+			<-e.in
+			<-in.window
+			clean = false
+			break
+		}
 		f, end, err := s.readIn(in)
 		if end || err != nil {
+			<-s.in
 			<-e.in
 			<-in.window
 			if err != nil {
@@ -268,6 +282,7 @@ func (s *Service) answer(in *inStream, queue <-chan *inFrame, e *peerEntry) bool
 		}
 		in.last.Store(time.Now().UnixNano())
 		s.framesIn.Add(-1)
+		<-s.in
 		<-e.in
 		<-in.window
 	}

@@ -93,8 +93,9 @@ type Cell interface {
 // Config tunes a Service. Zero fields mean the defaults.
 type Config struct {
 	// Timeout bounds one delivery to one device: the stream's opening,
-	// the message's write and the answer's wait (an answer later than
-	// that resets the stream); and, on the receiving side, the handling
+	// the message's write and the answer's wait (a frame unanswered
+	// that long after its write resets the stream, even if its delivery
+	// gave up before); and, on the receiving side, the handling
 	// of a frame (its opening and record: past it the stream is reset)
 	// and the write of each answer. The receiver reads a frame under
 	// twice IdleTimeout. Default 20 s.
@@ -106,6 +107,9 @@ type Config struct {
 	// sender, not the receiver, ends an idle stream, and no frame
 	// crosses the receiver's close). Default 10 s.
 	IdleTimeout time.Duration
+	// MaxFramesIn bounds the frames read from inbound streams of every
+	// device and not answered yet (0: MaxFramesIn).
+	MaxFramesIn int
 	// Now is the clock of sent and received times. nil: the real clock.
 	Now func() time.Time
 	// Rand is the source of message IDs, ratchet keys and nonces. nil:
@@ -119,6 +123,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 10 * time.Second
+	}
+	if c.MaxFramesIn <= 0 {
+		c.MaxFramesIn = MaxFramesIn
 	}
 	c.Now = ambient.NowOr(c.Now)
 	c.Rand = ambient.RandOr(c.Rand)
@@ -173,6 +180,9 @@ type Service struct {
 	// framesIn counts the frames read from inbound streams and not
 	// answered yet (serve.go).
 	framesIn atomic.Int64
+	// in holds a value per frame read from any inbound stream and not
+	// answered yet: at most Config.MaxFramesIn (serve.go).
+	in chan struct{}
 }
 
 // New returns a Service that has started nothing.
@@ -188,10 +198,12 @@ func New(o Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	cfg := o.Config.withDefaults()
 	return &Service{
 		h: o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
-		cfg: o.Config.withDefaults(), log: log.With("part", "messages"), cache: newSessionCache(),
+		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
+		in: make(chan struct{}, cfg.MaxFramesIn),
 	}, nil
 }
 

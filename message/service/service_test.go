@@ -42,6 +42,8 @@ type device struct {
 	clock *atomic.Int64
 	// now, if set, is the service's clock instead of clock's.
 	now func() time.Time
+	// maxIn is the service's Config.MaxFramesIn (0: the default).
+	maxIn int
 }
 
 // newDevices makes one device per name, each in a cell of its own, all
@@ -113,8 +115,9 @@ func (d *device) start(t *testing.T) {
 		Host: d.h, Key: d.key, Datastore: d.fault, Cell: fakeCell{d.cell.Public().(ed25519.PublicKey)},
 		Contacts: d.cons, Prekeys: d.prek, Store: d.store,
 		Config: Config{
-			Rand: rand.NewChaCha8([32]byte{byte(d.seed), byte(d.seed >> 32), 2}),
-			Now:  now,
+			Rand:        rand.NewChaCha8([32]byte{byte(d.seed), byte(d.seed >> 32), 2}),
+			Now:         now,
+			MaxFramesIn: d.maxIn,
 		},
 	})
 	if err != nil {
