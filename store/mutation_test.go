@@ -253,8 +253,9 @@ func TestIsMutation(t *testing.T) {
 		want bool
 	}{
 		{p, true},
-		{[]byte{Magic, 2}, true}, // a newer version: the store's, skipped when decoded
-		{[]byte("圖書"), false},    // UTF-8 text whose first byte is 0xE5
+		{[]byte{Magic, BatchVersion}, true}, // a batch
+		{[]byte{Magic, 3}, true},            // a newer version: the store's, skipped when decoded
+		{[]byte("圖書"), false},               // UTF-8 text whose first byte is 0xE5
 		{[]byte("hello"), false},
 		{[]byte{Magic}, false},
 		{nil, false},
