@@ -105,13 +105,12 @@ func (f *msgFeed) merge(tb testing.TB, as []Arrival) []Arrival {
 // "batch": the n puts in one arrival, a batch entry. The arrivals are
 // made outside the timing.
 func BenchmarkApplyMessage(b *testing.B) {
-	for _, n := range []int{1, 16, -16} {
+	for _, size := range []int{1, 16, -16} {
+		n, merged := max(size, -size), size < 0
 		for _, kind := range []string{"new", "update"} {
 			name := fmt.Sprintf("%s/%d", kind, n)
-			merged := n < 0
 			if merged {
-				n = -n
-				name = fmt.Sprintf("%s/%d-batch", kind, n)
+				name += "-batch"
 			}
 			b.Run(name, func(b *testing.B) {
 				ix, f := msgIndex(b)
