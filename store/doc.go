@@ -14,7 +14,9 @@
 // whole), DeleteTrait, DeleteEntity; a Transaction is a batch of 1 to MaxOps
 // (1,000) of them, the payload of one chain entry (Encode, Decode: a magic
 // byte 0xE5, a version byte, then the operations; canonical, capped, and
-// fuzzed by FuzzDecodeMutation).
+// fuzzed by FuzzDecodeMutation), or one of up to MaxBatch transactions in
+// a batch entry (EncodeBatch, Split: version 2), each of which is
+// decoded, checked and applied or skipped on its own.
 //
 // Trait types are registered in a Registry with a Schema: the fields that
 // are indexed and how (keyword, text, number, time, reference to another
@@ -29,13 +31,15 @@
 //
 // State is a reducer: State.Apply(pos, payload) applies the entry at chain
 // position pos. The rule: for each trait, the operation latest in chain
-// order wins (an operation's place is its entry's Pos, then its index in
-// the transaction); a delete is a tombstone with a position, so a put
+// order wins (an operation's place is its entry's Pos, then OpPlace of
+// its transaction's index in the entry and its index in the transaction); a delete is a tombstone with a position, so a put
 // before it in chain order stays deleted and a put after it wins;
 // DeleteEntity is a tombstone for every trait of the entity written before
 // it. A transaction applies all or nothing: one malformed operation or one
-// document its schema refuses skips the whole entry, counted by reason in
-// Stats and returned as an error wrapping ErrSkipped; it never panics.
+// document its schema refuses skips the whole transaction (the whole
+// entry, but for a batch, whose other transactions apply), counted by
+// reason in Stats and returned as an error wrapping ErrSkipped; it never
+// panics.
 //
 // Why this converges: the chain's order (Lamport clock, then CID) is a
 // total order on entries that every node holding the same entries computes

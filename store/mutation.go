@@ -79,8 +79,10 @@ func (o *Op) Check() error {
 	return fmt.Errorf("unknown operation %d: %w", uint8(o.Kind), ErrMalformed)
 }
 
-// Transaction is a batch of operations carried by one chain entry: they
-// apply all or nothing, in their order, at the entry's position.
+// Transaction is a batch of operations carried by one chain entry, alone
+// or in a batch of transactions (EncodeBatch): they apply all or nothing,
+// in their order, at the entry's position (and their transaction's place
+// in it: OpPlace).
 type Transaction struct {
 	Ops []Op
 }
@@ -188,7 +190,8 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
 }
 
-// Decode parses a payload made by Encode. It accepts only the canonical
+// Decode parses a payload made by Encode: one transaction (a batch's
+// transactions are decoded one by one, after Split). It accepts only the canonical
 // encoding (minimal varints, no trailing bytes), so what it returns
 // re-encodes to the same bytes; it checks every length and count against
 // its cap before allocating for it, and allocates only as input is
@@ -207,6 +210,9 @@ func decode(p []byte) (Transaction, error) {
 	}
 	if len(p) < 2 || p[0] != Magic {
 		return Transaction{}, fmt.Errorf("no magic byte: %w", ErrMalformed)
+	}
+	if p[1] == BatchVersion {
+		return Transaction{}, fmt.Errorf("a batch of transactions, not one (Split it): %w", ErrMalformed)
 	}
 	if p[1] != Version {
 		return Transaction{}, fmt.Errorf("version %d: %w", p[1], ErrVersion)

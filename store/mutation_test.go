@@ -150,7 +150,8 @@ func TestDecodeRefuses(t *testing.T) {
 	}{
 		{"empty", nil, ErrMalformed},
 		{"bad magic", append([]byte{0}, good[1:]...), ErrMalformed},
-		{"version 2", append([]byte{Magic, 2}, good[2:]...), ErrVersion},
+		{"version 3", append([]byte{Magic, 3}, good[2:]...), ErrVersion},
+		{"a batch (version 2: Split)", append([]byte{Magic, BatchVersion}, good[2:]...), ErrMalformed},
 		{"zero ops", []byte{Magic, Version, 0}, ErrMalformed},
 		{"op count over cap", []byte{Magic, Version, 0xe9, 0x07}, ErrTooLarge},
 		{"non-minimal count", []byte{Magic, Version, 0x81, 0x00}, ErrMalformed},
@@ -168,9 +169,12 @@ func TestDecodeRefuses(t *testing.T) {
 	}
 }
 
-// FuzzDecodeMutation: Decode never panics; what it accepts re-encodes to
-// the same bytes and decodes to the same transaction.
+// FuzzDecodeMutation: Split and Decode never panic; a batch Split
+// accepts re-encodes (EncodeBatch) to the same bytes; a transaction Decode
+// accepts re-encodes to the same bytes and decodes to the same
+// transaction.
 func FuzzDecodeMutation(f *testing.F) {
+	var seeds [][]byte
 	for _, tx := range []Transaction{
 		{Ops: []Op{PutTrait(testID(1), noteTrait("n", "hello"))}},
 		{Ops: []Op{DeleteTrait(testID(1), "n"), DeleteEntity(testID(2))}},
@@ -181,30 +185,61 @@ func FuzzDecodeMutation(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(p)
+		seeds = append(seeds, p)
 	}
+	b, err := EncodeBatch(seeds)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, p []byte) {
-		tx, err := Decode(p)
+		parts, err := Split(p)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrVersion) {
-				t.Fatalf("Decode error wraps no sentinel: %v", err)
+				t.Fatalf("Split error wraps no sentinel: %v", err)
+			}
+		} else if len(parts) > 1 {
+			again, err := EncodeBatch(parts)
+			if err != nil {
+				t.Fatalf("EncodeBatch of a split batch: %v", err)
+			}
+			if !bytes.Equal(again, p) {
+				t.Fatalf("re-encoding the batch differs:\n in %x\nout %x", p, again)
+			}
+			for _, part := range parts {
+				checkDecode(t, part)
 			}
 			return
 		}
-		again, err := Encode(tx)
-		if err != nil {
-			t.Fatalf("Encode of a decoded transaction: %v", err)
-		}
-		if !bytes.Equal(again, p) {
-			t.Fatalf("re-encoding differs:\n in %x\nout %x", p, again)
-		}
-		tx2, err := Decode(again)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(tx, tx2); diff != "" {
-			t.Fatalf("decode(encode(x)) != x:\n%s", diff)
-		}
+		checkDecode(t, p)
 	})
+}
+
+// checkDecode: what Decode accepts of p re-encodes to p and decodes to
+// the same transaction.
+func checkDecode(t *testing.T, p []byte) {
+	t.Helper()
+	tx, err := Decode(p)
+	if err != nil {
+		if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrVersion) {
+			t.Fatalf("Decode error wraps no sentinel: %v", err)
+		}
+		return
+	}
+	again, err := Encode(tx)
+	if err != nil {
+		t.Fatalf("Encode of a decoded transaction: %v", err)
+	}
+	if !bytes.Equal(again, p) {
+		t.Fatalf("re-encoding differs:\n in %x\nout %x", p, again)
+	}
+	tx2, err := Decode(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(tx, tx2); diff != "" {
+		t.Fatalf("decode(encode(x)) != x:\n%s", diff)
+	}
 }
 
 func TestIsMutation(t *testing.T) {
@@ -218,8 +253,9 @@ func TestIsMutation(t *testing.T) {
 		want bool
 	}{
 		{p, true},
-		{[]byte{Magic, 2}, true}, // a newer version: the store's, skipped when decoded
-		{[]byte("圖書"), false},    // UTF-8 text whose first byte is 0xE5
+		{[]byte{Magic, BatchVersion}, true}, // a batch
+		{[]byte{Magic, 3}, true},            // a newer version: the store's, skipped when decoded
+		{[]byte("圖書"), false},               // UTF-8 text whose first byte is 0xE5
 		{[]byte("hello"), false},
 		{[]byte{Magic}, false},
 		{nil, false},

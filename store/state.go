@@ -25,8 +25,9 @@ func (p Pos) Compare(q Pos) int {
 	return cmp.Compare(p.Key, q.Key)
 }
 
-// at is an operation's place in the order: its entry's position, then its
-// index within the entry's transaction.
+// at is an operation's place in the order: its entry's position, then
+// OpPlace of its transaction's index in the entry and its index in the
+// transaction.
 type at struct {
 	pos Pos
 	op  int
@@ -65,11 +66,13 @@ var ErrSkipped = errors.New("store: mutation skipped")
 
 // Stats counts what State was given.
 type Stats struct {
-	// Applied is the number of transactions applied.
+	// Applied is the number of transactions applied (a batch entry's
+	// counted one by one).
 	Applied int
 	// Ops is the number of operations in them.
 	Ops int
-	// Skipped counts the entries skipped, by reason (SkipDecode, SkipSchema).
+	// Skipped counts the transactions skipped, by reason (SkipDecode,
+	// SkipSchema); a payload that does not split (Split) counts once.
 	Skipped map[string]int
 }
 
@@ -88,24 +91,54 @@ func NewState(reg *Registry) *State {
 	return &State{reg: reg, entities: make(map[EntityID]*entity), stats: Stats{Skipped: make(map[string]int)}}
 }
 
-// Apply decodes the payload of the chain entry at pos and applies it. A
-// payload that does not decode, or a transaction with a document its
-// schema refuses, changes nothing: it is counted in Stats.Skipped and
-// returned as an error wrapping ErrSkipped and the cause. Applying the
-// same entry twice is harmless. p is not retained.
+// Apply decodes the payload of the chain entry at pos and applies it: its
+// transaction, or each transaction of a batch (Split) on its own, in
+// their order. A transaction that does not decode, or with a document its
+// schema refuses, changes nothing and is counted in Stats.Skipped; the
+// others of its batch apply. A payload that does not split is skipped
+// whole (counted once, as SkipDecode). Apply returns the skips as an
+// error wrapping ErrSkipped and each cause (nil when nothing was
+// skipped). Applying the same entry twice is harmless. p is not retained.
 func (s *State) Apply(pos Pos, p []byte) error {
-	tx, err := Decode(p)
+	parts, err := Split(p)
 	if err != nil {
 		s.stats.Skipped[SkipDecode]++
 		return fmt.Errorf("%w at %d: %w", ErrSkipped, pos.Clock, err)
 	}
-	return s.ApplyTransaction(pos, tx)
+	if len(parts) == 1 {
+		tx, err := Decode(p)
+		if err != nil {
+			s.stats.Skipped[SkipDecode]++
+			return fmt.Errorf("%w at %d: %w", ErrSkipped, pos.Clock, err)
+		}
+		return s.applyTransaction(pos, 0, tx)
+	}
+	var errs []error
+	for i, part := range parts {
+		tx, err := Decode(part)
+		if err == nil {
+			err = s.applyTransaction(pos, i, tx)
+		} else {
+			s.stats.Skipped[SkipDecode]++
+			err = fmt.Errorf("%w at %d: %w", ErrSkipped, pos.Clock, err)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("transaction %d: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// ApplyTransaction applies a decoded transaction at pos, all or nothing:
-// it is checked whole (Transaction.Check, and every put's document against
-// its schema) before any operation is applied. It retains tx's documents.
+// ApplyTransaction applies a decoded transaction at pos (an entry's only
+// transaction), all or nothing: it is checked whole (Transaction.Check,
+// and every put's document against its schema) before any operation is
+// applied. It retains tx's documents.
 func (s *State) ApplyTransaction(pos Pos, tx Transaction) error {
+	return s.applyTransaction(pos, 0, tx)
+}
+
+// applyTransaction applies tx, the n-th transaction of the entry at pos.
+func (s *State) applyTransaction(pos Pos, n int, tx Transaction) error {
 	if err := tx.Check(); err != nil {
 		s.stats.Skipped[SkipDecode]++
 		return fmt.Errorf("%w at %d: %w", ErrSkipped, pos.Clock, err)
@@ -121,7 +154,7 @@ func (s *State) ApplyTransaction(pos Pos, tx Transaction) error {
 		}
 	}
 	for i := range tx.Ops {
-		s.apply(at{pos: pos, op: i}, &tx.Ops[i])
+		s.apply(at{pos: pos, op: OpPlace(n, i)}, &tx.Ops[i])
 	}
 	s.stats.Applied++
 	s.stats.Ops += len(tx.Ops)

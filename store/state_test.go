@@ -189,13 +189,23 @@ func oracle(t *testing.T, reg *Registry, es []entry) map[EntityID][]string {
 		tid TraitID
 	}
 	last := map[key]*Op{}
+	var txs []Transaction // each valid transaction, in chain order
 	for _, en := range sorted {
-		tx, err := Decode(en.p)
-		if err != nil || slices.ContainsFunc(tx.Ops, func(o Op) bool {
-			return o.Kind == OpPutTrait && reg.Validate(o.Trait.Type, o.Trait.Doc) != nil
-		}) {
+		parts, err := Split(en.p)
+		if err != nil {
 			continue
 		}
+		for _, part := range parts {
+			tx, err := Decode(part)
+			if err != nil || slices.ContainsFunc(tx.Ops, func(o Op) bool {
+				return o.Kind == OpPutTrait && reg.Validate(o.Trait.Type, o.Trait.Doc) != nil
+			}) {
+				continue
+			}
+			txs = append(txs, tx)
+		}
+	}
+	for _, tx := range txs {
 		for i := range tx.Ops {
 			o := &tx.Ops[i]
 			if o.Kind == OpDeleteEntity {
@@ -227,48 +237,91 @@ func oracle(t *testing.T, reg *Registry, es []entry) map[EntityID][]string {
 // arrival orders (with repeats) and wants the same canonical state every
 // time, equal to the brute-force oracle's.
 func TestStateConverges(t *testing.T) {
-	reg := NewRegistry()
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 11))
-		es := genEntries(t, rng, 300)
-		want := oracle(t, reg, es)
-		var ref []byte
-		var refStats Stats
-		for round := range 10 {
-			order := slices.Clone(es)
-			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-			if round%2 == 1 {
-				order = append(order, order[:len(order)/4]...) // entries seen twice
+		checkConverges(t, rng, seed, genEntries(t, rng, 300))
+	}
+}
+
+// TestStateConvergesBatches: the same with entries that are batches of
+// transactions (some of them malformed or refused by a schema, skipped
+// alone).
+func TestStateConvergesBatches(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 12))
+		es := batched(t, rng, genEntries(t, rng, 400))
+		checkConverges(t, rng, seed, es)
+	}
+}
+
+// batched merges runs of 2 to 4 of es into batch entries at the first's
+// position (a malformed payload among them stays a malformed transaction
+// of the batch).
+func batched(t testing.TB, rng *rand.Rand, es []entry) []entry {
+	var out []entry
+	for len(es) > 0 {
+		n := min(len(es), 1+rng.IntN(4))
+		if n == 1 {
+			out, es = append(out, es[0]), es[1:]
+			continue
+		}
+		var txs [][]byte
+		for _, e := range es[:n] {
+			p := e.p
+			if p[1] != Version || len(p) < 3 { // EncodeBatch takes version 1 encodings only
+				p = []byte{Magic, Version, 0}
 			}
-			s := NewState(reg)
-			for _, e := range order {
-				_ = s.Apply(e.pos, e.p)
+			txs = append(txs, p)
+		}
+		p, err := EncodeBatch(txs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, es = append(out, entry{es[0].pos, p}), es[n:]
+	}
+	return out
+}
+
+func checkConverges(t *testing.T, rng *rand.Rand, seed uint64, es []entry) {
+	t.Helper()
+	reg := NewRegistry()
+	want := oracle(t, reg, es)
+	var ref []byte
+	var refStats Stats
+	for round := range 10 {
+		order := slices.Clone(es)
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		if round%2 == 1 {
+			order = append(order, order[:len(order)/4]...) // entries seen twice
+		}
+		s := NewState(reg)
+		for _, e := range order {
+			_ = s.Apply(e.pos, e.p)
+		}
+		got := map[EntityID][]string{}
+		for _, id := range s.Entities() {
+			got[id] = bodies(s, id)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("seed %d round %d: state differs from the oracle (-want +got):\n%s", seed, round, diff)
+		}
+		c := s.Canonical()
+		st := s.Stats()
+		if round%2 == 1 {
+			continue // repeats count twice
+		}
+		if ref == nil {
+			ref, refStats = c, st
+			if st.Skipped[SkipDecode] == 0 || st.Skipped[SkipSchema] == 0 || len(got) == 0 {
+				t.Fatalf("seed %d: the generator made no skips or no state: %+v", seed, st)
 			}
-			got := map[EntityID][]string{}
-			for _, id := range s.Entities() {
-				got[id] = bodies(s, id)
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Fatalf("seed %d round %d: state differs from the oracle (-want +got):\n%s", seed, round, diff)
-			}
-			c := s.Canonical()
-			st := s.Stats()
-			if round%2 == 1 {
-				continue // repeats count twice
-			}
-			if ref == nil {
-				ref, refStats = c, st
-				if st.Skipped[SkipDecode] == 0 || st.Skipped[SkipSchema] == 0 || len(got) == 0 {
-					t.Fatalf("seed %d: the generator made no skips or no state: %+v", seed, st)
-				}
-				continue
-			}
-			if !bytes.Equal(ref, c) {
-				t.Fatalf("seed %d round %d: canonical state differs from round 0", seed, round)
-			}
-			if diff := cmp.Diff(refStats, st); diff != "" {
-				t.Fatalf("seed %d round %d: stats differ:\n%s", seed, round, diff)
-			}
+			continue
+		}
+		if !bytes.Equal(ref, c) {
+			t.Fatalf("seed %d round %d: canonical state differs from round 0", seed, round)
+		}
+		if diff := cmp.Diff(refStats, st); diff != "" {
+			t.Fatalf("seed %d round %d: stats differ:\n%s", seed, round, diff)
 		}
 	}
 }

@@ -40,10 +40,13 @@ type Checkpoint struct {
 	Last []byte
 }
 
-// Skip is an arrival whose mutation was not applied: Reason is
-// store.SkipDecode or store.SkipSchema, Err why.
+// Skip is a transaction that was not applied: arrival Index's
+// transaction Tx (0 for an entry of one transaction, its index in a
+// batch; -1 for a payload that does not split, store.Split, skipped
+// whole). Reason is store.SkipDecode or store.SkipSchema, Err why.
 type Skip struct {
 	Index  uint64
+	Tx     int
 	Reason string
 	Err    error
 }
@@ -52,9 +55,10 @@ type Skip struct {
 // checkpoint, so a crash never half-applies them. as[0].Index must be the
 // checkpoint's Next and the indexes consecutive (else ErrOrder, nothing
 // applied). A payload that is not a store mutation (store.IsMutation) is
-// ignored; a mutation that does not decode, or with a document its schema
-// refuses, is skipped whole (returned, counted in Stats.Skipped), as
-// store.State does. Watches are refreshed after the commit, by the
+// ignored; a mutation's transactions (one, or a batch's: store.Split) are
+// applied in their order, and one that does not decode, or with a
+// document its schema refuses, is skipped alone (returned, counted in
+// Stats.Skipped), as store.State does. Watches are refreshed after the commit, by the
 // index's refresher: Apply does not wait for their queries. ctx is
 // checked before each arrival (a canceled Apply rolls back, applying
 // nothing); a statement under way is not interrupted. Safe for
@@ -210,17 +214,27 @@ func (w *writer) arrivals(as []Arrival) ([]Skip, error) {
 		if !store.IsMutation(a.Payload) {
 			continue
 		}
-		reason, why := w.ix.check(a.Payload, a.Validated)
-		if reason != "" {
-			skips = append(skips, Skip{Index: a.Index, Reason: reason, Err: why.err})
-			if err := w.exec(w.ix.st.addSkip, "skip."+reason); err != nil {
+		parts, err := store.Split(a.Payload)
+		if err != nil {
+			skips = append(skips, Skip{Index: a.Index, Tx: -1, Reason: store.SkipDecode, Err: fmt.Errorf("%w: %w", store.ErrSkipped, err)})
+			if err := w.exec(w.ix.st.addSkip, "skip."+store.SkipDecode); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		for i := range why.tx.Ops {
-			if err := w.op(at{clock: a.Pos.Clock, key: []byte(a.Pos.Key), op: i}, &why.tx.Ops[i]); err != nil {
-				return nil, err
+		for t, p := range parts {
+			reason, why := w.ix.check(p, a.Validated)
+			if reason != "" {
+				skips = append(skips, Skip{Index: a.Index, Tx: t, Reason: reason, Err: why.err})
+				if err := w.exec(w.ix.st.addSkip, "skip."+reason); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			for i := range why.tx.Ops {
+				if err := w.op(at{clock: a.Pos.Clock, key: []byte(a.Pos.Key), op: store.OpPlace(t, i)}, &why.tx.Ops[i]); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -232,7 +246,8 @@ type checked struct {
 	err error
 }
 
-// check decodes and checks a payload as store.State.ApplyTransaction does:
+// check decodes and checks one transaction's encoding (a payload, or a
+// part of a batch's) as store.State.ApplyTransaction does:
 // a reason (store.SkipDecode, store.SkipSchema) and the error, or "" and
 // the transaction. validated skips the documents' validation (see
 // Arrival.Validated), not the decoding.
@@ -257,7 +272,8 @@ func (ix *Index) check(p []byte, validated bool) (string, checked) {
 }
 
 // at is an operation's place in the chain's order: its entry's position,
-// then its index in the transaction (as in store.State).
+// then store.OpPlace of its transaction's index in the entry and its
+// index in the transaction (as in store.State).
 type at struct {
 	clock uint64
 	key   []byte

@@ -83,14 +83,36 @@ func msgIndex(b *testing.B) (*Index, *msgFeed) {
 	return ix, f
 }
 
+// merge makes as, consecutive arrivals of f, one arrival of a batch
+// entry (store.EncodeBatch) holding their transactions, as a group
+// commit writes them.
+func (f *msgFeed) merge(tb testing.TB, as []Arrival) []Arrival {
+	txs := make([][]byte, len(as))
+	for i, a := range as {
+		txs[i] = a.Payload
+	}
+	p, err := store.EncodeBatch(txs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.next = as[0].Index + 1
+	return []Arrival{{Index: as[0].Index, CID: as[0].CID, Pos: as[0].Pos, Payload: p}}
+}
+
 // BenchmarkApplyMessage: Apply of n arrivals of one message put each,
 // to an index of msgN messages: new messages (state "sent"), or their
-// update (state "delivered", the sender's second record of a message).
-// The arrivals are made outside the timing.
+// update (state "delivered", the sender's second record of a message);
+// "batch": the n puts in one arrival, a batch entry. The arrivals are
+// made outside the timing.
 func BenchmarkApplyMessage(b *testing.B) {
-	for _, n := range []int{1, 16} {
+	for _, size := range []int{1, 16, -16} {
+		n, merged := max(size, -size), size < 0
 		for _, kind := range []string{"new", "update"} {
-			b.Run(fmt.Sprintf("%s/%d", kind, n), func(b *testing.B) {
+			name := fmt.Sprintf("%s/%d", kind, n)
+			if merged {
+				name += "-batch"
+			}
+			b.Run(name, func(b *testing.B) {
 				ix, f := msgIndex(b)
 				ctx := context.Background()
 				next := msgN
@@ -98,6 +120,9 @@ func BenchmarkApplyMessage(b *testing.B) {
 					as := make([]Arrival, n)
 					for j := range as {
 						as[j] = f.arrival(b, next+j, state)
+					}
+					if merged {
+						return f.merge(b, as)
 					}
 					return as
 				}

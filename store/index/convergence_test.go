@@ -25,8 +25,9 @@ var words = []string{"alpha", "beta", "gamma", "delta", "Épée", "epee", "repor
 
 // workload returns n entries of random mutations on a few entities, with
 // distinct positions (random clocks, so arrival order and chain order
-// differ), malformed payloads, schema refusals, unknown types and text
-// that is not a mutation.
+// differ), malformed payloads, schema refusals, unknown types, text that
+// is not a mutation, and batches of transactions (store.EncodeBatch) some
+// of which are malformed or refused.
 func workload(t testing.TB, r *rand.Rand, n, entities int) []entry {
 	t.Helper()
 	phrase := func() string {
@@ -64,6 +65,22 @@ func workload(t testing.TB, r *rand.Rand, n, entities int) []entry {
 		}
 		return store.PutTrait(e, tr)
 	}
+	ops := func() []store.Op {
+		var ops []store.Op
+		for range 1 + r.IntN(3) {
+			e := eid(r.IntN(entities))
+			switch k := r.IntN(10); {
+			case k < 7:
+				ops = append(ops, put(e))
+			case k < 9:
+				ops = append(ops, store.DeleteTrait(e, store.TraitID([]string{"exo.note", "n2", "t", "t2", "u"}[r.IntN(5)])))
+			default:
+				ops = append(ops, store.DeleteEntity(e))
+			}
+		}
+		return ops
+	}
+	bad := store.Trait{Type: "exo.note", ID: "exo.note", Doc: json.RawMessage(`{"title":"x"}`), Created: t0, Modified: t0}
 	var out []entry
 	for i := range n {
 		pos := store.Pos{Clock: uint64(1 + r.IntN(n/2)), Key: fmt.Sprintf("key%04d", i)}
@@ -74,22 +91,25 @@ func workload(t testing.TB, r *rand.Rand, n, entities int) []entry {
 		case k == 1:
 			p = []byte{store.Magic, store.Version, 1, 9} // malformed
 		case k == 2: // refused by the note schema: no body
-			bad := store.Trait{Type: "exo.note", ID: "exo.note", Doc: json.RawMessage(`{"title":"x"}`), Created: t0, Modified: t0}
 			p = mustEncode(t, put(eid(r.IntN(entities))), store.PutTrait(eid(r.IntN(entities)), bad))
-		default:
-			var ops []store.Op
-			for range 1 + r.IntN(3) {
-				e := eid(r.IntN(entities))
-				switch k := r.IntN(10); {
-				case k < 7:
-					ops = append(ops, put(e))
-				case k < 9:
-					ops = append(ops, store.DeleteTrait(e, store.TraitID([]string{"exo.note", "n2", "t", "t2", "u"}[r.IntN(5)])))
+		case k < 12: // a batch, whose transactions apply or are skipped alone
+			txs := make([][]byte, 2+r.IntN(3))
+			for j := range txs {
+				switch r.IntN(8) {
+				case 0:
+					txs[j] = []byte{store.Magic, store.Version, 1, 9}
+				case 1:
+					txs[j] = mustEncode(t, put(eid(r.IntN(entities))), store.PutTrait(eid(r.IntN(entities)), bad))
 				default:
-					ops = append(ops, store.DeleteEntity(e))
+					txs[j] = mustEncode(t, ops()...)
 				}
 			}
-			p = mustEncode(t, ops...)
+			var err error
+			if p, err = store.EncodeBatch(txs); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			p = mustEncode(t, ops()...)
 		}
 		out = append(out, entry{pos, p})
 	}

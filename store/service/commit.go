@@ -11,14 +11,21 @@ import (
 )
 
 // Group commit. Writes that arrive while one is being committed are
-// committed together by the next commit: each write is its own chain
-// entry, as it would be alone, in the order of the queue, and the entries
-// are appended in one AppendMany (one synced datastore write) and the
-// index catches up once. A write is not merged into another's
-// transaction: an index checks and skips a transaction whole, so a device
-// whose schemas refuse one write's document (another version of a type,
-// or a schema the writer does not have) would lose every write merged
-// with it (TestGroupSkipAlone). The scheme is leader and followers, with
+// committed together by the next commit, in the order of the queue: in
+// one chain entry, a batch of transactions (store.EncodeBatch) holding
+// each write's transaction as it would be alone, so that the commit
+// signs, seals and stores one entry, not one per write (past
+// store.MaxPayload bytes or store.MaxBatch writes, several entries); the
+// entries are appended in one AppendMany (one synced datastore write) and
+// the index catches up once. A commit of one write writes its
+// transaction as it is (version 1), as before batches. A write is not
+// merged into another's transaction: an index checks and skips a
+// transaction whole, so a device whose schemas refuse one write's
+// document (another version of a type, or a schema the writer does not
+// have) would lose every write merged with it; a batch's transactions
+// are checked and skipped one by one (TestGroupSkipAlone). Each write's
+// Written names the entry that holds it (shared with the writes of its
+// batch) and its transaction's place in it (Tx). The scheme is leader and followers, with
 // no goroutine of its own: a write that finds no commit under way commits
 // the queue (its own write first, so a lone write waits for no company);
 // the others wait in the queue, and when a commit ends, the first of the
@@ -42,6 +49,9 @@ type write struct {
 	lead bool
 	w    Written
 	err  error
+	// ent and tx are set by entries: the write's entry among its
+	// commit's, and its transaction's index in that entry.
+	ent, tx int
 }
 
 // commit appends the transaction of entity e, encoded as p, as a chain
@@ -108,7 +118,7 @@ func (s *Service) commitBatch(batch []*write) {
 		if s.commitHook != nil {
 			s.commitHook()
 		}
-		ents, aerr := s.chain.AppendMany(s.ctx, payloads(batch))
+		ents, aerr := s.chain.AppendMany(s.ctx, entries(batch))
 		if aerr != nil {
 			err = fmt.Errorf("store: append: %w", aerr)
 		} else {
@@ -118,8 +128,8 @@ func (s *Service) commitBatch(batch []*write) {
 			}
 			s.omu.Unlock()
 			s.settle(s.ctx)
-			for i, w := range batch {
-				w.w = Written{Entity: w.e, CID: ents[i].CID, Pos: ents[i].Pos}
+			for _, w := range batch {
+				w.w = Written{Entity: w.e, CID: ents[w.ent].CID, Pos: ents[w.ent].Pos, Tx: w.tx}
 			}
 		}
 	}
@@ -131,13 +141,40 @@ func (s *Service) commitBatch(batch []*write) {
 	}
 }
 
-// payloads returns the payloads of batch's chain entries: each write's
-// own encoding, in order (a write is never merged into another's
-// transaction: see the top of this file).
-func payloads(batch []*write) [][]byte {
-	out := make([][]byte, len(batch))
-	for i, w := range batch {
-		out[i] = w.p
+// entries returns the payloads of batch's chain entries and sets each
+// write's ent and tx: runs of consecutive writes, each run as long as its
+// batch's encoding fits in store.MaxPayload (counted with
+// store.BatchHeader and store.BatchPart) and it has at most
+// store.MaxBatch writes; a run of one write is that write's own
+// encoding, a longer one a store.EncodeBatch of theirs, in order.
+func entries(batch []*write) [][]byte {
+	var out [][]byte
+	for len(batch) > 0 {
+		n, size := 1, store.BatchHeader+store.BatchPart(len(batch[0].p))
+		for n < len(batch) && n < store.MaxBatch {
+			next := size + store.BatchPart(len(batch[n].p))
+			if next > store.MaxPayload {
+				break
+			}
+			n, size = n+1, next
+		}
+		run := batch[:n]
+		batch = batch[n:]
+		if n == 1 {
+			run[0].ent, run[0].tx = len(out), 0
+			out = append(out, run[0].p)
+			continue
+		}
+		txs := make([][]byte, n)
+		for i, w := range run {
+			txs[i] = w.p
+			w.ent, w.tx = len(out), i
+		}
+		p, err := store.EncodeBatch(txs)
+		if err != nil { // the run was sized for it: a programmer's error
+			panic(fmt.Sprintf("store: a group commit's batch: %v", err))
+		}
+		out = append(out, p)
 	}
 	return out
 }

@@ -17,7 +17,7 @@ import (
 // with a ctx canceled while they run, behave as if committed one by one:
 // a write that returned success is on the chain, one that returned an
 // error is not, and each entity ends as the last successful write of it
-// in chain order says. Seeded (the seed is printed).
+// in chain order (entry, then transaction in the entry) says. Seeded (the seed is printed).
 func TestGroupCommitMix(t *testing.T) {
 	const seed = 1407
 	t.Logf("seed %d", seed)
@@ -83,17 +83,23 @@ func TestGroupCommitMix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ops []store.Op
 	for _, e := range es {
-		tx, err := store.Decode(e.Payload)
+		parts, err := store.Split(e.Payload)
 		if err != nil {
 			continue
 		}
-		for _, o := range tx.Ops {
-			if o.Kind == store.OpPutTrait {
-				var d struct{ Body string }
-				if json.Unmarshal(o.Trait.Doc, &d) == nil {
-					onChain[d.Body] = true
-				}
+		for _, p := range parts {
+			if tx, err := store.Decode(p); err == nil {
+				ops = append(ops, tx.Ops...)
+			}
+		}
+	}
+	for _, o := range ops {
+		if o.Kind == store.OpPutTrait {
+			var d struct{ Body string }
+			if json.Unmarshal(o.Trait.Doc, &d) == nil {
+				onChain[d.Body] = true
 			}
 		}
 	}
@@ -109,10 +115,10 @@ func TestGroupCommitMix(t *testing.T) {
 			}
 			continue
 		}
-		if l := last[r.e]; l == nil || l.w.Pos.Compare(r.w.Pos) < 0 {
+		if l := last[r.e]; l == nil || l.w.Pos.Compare(r.w.Pos) < 0 || (l.w.Pos == r.w.Pos && l.w.Tx < r.w.Tx) {
 			last[r.e] = r
-		} else if l.w.Pos == r.w.Pos {
-			t.Errorf("writes %s and %s of one entity in one entry", l.body, r.body)
+		} else if l.w.Pos == r.w.Pos && l.w.Tx == r.w.Tx {
+			t.Errorf("writes %s and %s of one entity in one transaction", l.body, r.body)
 		}
 	}
 	for i, e := range ents {

@@ -72,9 +72,9 @@ func (h *held) length(t *testing.T) int {
 }
 
 // TestGroupCommit: writes that arrive while a commit is under way are
-// committed together, in one chain entry and one synced write; each
-// returns its own entity in that entry, readable from the index when Put
-// returns.
+// committed together, in one chain entry (a batch of their transactions)
+// and one synced write; each returns its own entity and its own
+// transaction in that entry, readable from the index when Put returns.
 func TestGroupCommit(t *testing.T) {
 	const n = 24
 	h := holdCommits(t, 50)
@@ -93,7 +93,8 @@ func TestGroupCommit(t *testing.T) {
 	<-h.entered
 	h.release <- struct{}{}
 	seen := map[store.EntityID]bool{}
-	entries := map[string]bool{}
+	txs := map[int]bool{}
+	var entry service.Written
 	for i, c := range rs {
 		r := <-c
 		if r.err != nil {
@@ -103,17 +104,20 @@ func TestGroupCommit(t *testing.T) {
 			t.Fatalf("write %d: entity %s returned twice", i, r.w.Entity)
 		}
 		seen[r.w.Entity] = true
-		if entries[r.w.CID.String()] {
-			t.Fatalf("write %d in entry %s, as another write: want an entry of its own", i, r.w.CID)
+		if i == 0 {
+			entry = r.w
 		}
-		entries[r.w.CID.String()] = true
+		if r.w.CID != entry.CID || r.w.Pos != entry.Pos || r.w.Tx < 0 || r.w.Tx >= n || txs[r.w.Tx] {
+			t.Fatalf("write %d in entry %s transaction %d, want entry %s and a transaction of its own below %d", i, r.w.CID, r.w.Tx, entry.CID, n)
+		}
+		txs[r.w.Tx] = true
 		got, err := h.s.Get(t.Context(), r.w.Entity, nil)
 		if err != nil || len(got.Traits) != 1 || string(got.Traits[0].Doc) != string(note(fmt.Sprint("queued ", i)).Doc) {
 			t.Fatalf("write %d read back: %+v, %v", i, got, err)
 		}
 	}
-	if got := h.length(t) - start; got != n+1 {
-		t.Errorf("%d writes made %d chain entries, want one each", n+1, got)
+	if got := h.length(t) - start; got != 2 {
+		t.Errorf("%d writes in 2 commits made %d chain entries, want one per commit", n+1, got)
 	}
 	if got := service.Commits(h.s); got != 2 {
 		t.Errorf("%d commits, want 2", got)
@@ -125,7 +129,8 @@ func TestGroupCommit(t *testing.T) {
 }
 
 // TestGroupCommitOrder: writes committed together keep their callers'
-// order (of one entity, the later wins), each in an entry of its own.
+// order (of one entity, the later wins), each a transaction of its own
+// in their entry, in that order.
 func TestGroupCommitOrder(t *testing.T) {
 	h := holdCommits(t, 51)
 	w, err := func() (service.Written, error) {
@@ -158,8 +163,8 @@ func TestGroupCommitOrder(t *testing.T) {
 			t.Fatal(r.err)
 		}
 	}
-	if r1.w.Pos.Compare(ro.w.Pos) >= 0 || ro.w.Pos.Compare(r2.w.Pos) >= 0 {
-		t.Errorf("entries: one %v, other %v, two %v; want them in that order", r1.w.Pos, ro.w.Pos, r2.w.Pos)
+	if r1.w.Pos != ro.w.Pos || ro.w.Pos != r2.w.Pos || r1.w.Tx != 0 || ro.w.Tx != 1 || r2.w.Tx != 2 {
+		t.Errorf("one %v.%d, other %v.%d, two %v.%d; want them in one entry, in that order", r1.w.Pos, r1.w.Tx, ro.w.Pos, ro.w.Tx, r2.w.Pos, r2.w.Tx)
 	}
 	got, err := h.s.Get(t.Context(), e, nil)
 	if err != nil || len(got.Traits) != 1 || string(got.Traits[0].Doc) != string(note("two").Doc) {

@@ -11,8 +11,11 @@
 // them once they arrive. On a store node a write returns once its entry is
 // in the index, so that the node reads its own writes. Concurrent writes
 // are committed in groups (commit.go): those that arrive while a commit is
-// under way share the next one: each its own entry, one synced write and
-// one catch-up of the index for all; a lone write is committed at once.
+// under way share the next one: one chain entry holding each write's
+// transaction (a batch, store.EncodeBatch; each transaction still checked
+// and skipped alone by every index), one synced write and one catch-up of
+// the index for all; a lone write is committed at once, in an entry of
+// its own.
 // The index does not validate again the documents of the service's own
 // recent entries (by CID, at most 512), which Put validated against the
 // same registry; every other entry it validates (commit.go).

@@ -362,7 +362,7 @@ func (s *Service) skipped(sk index.Skip) {
 		s.log.Warn("store entries skipped and not logged", "count", quiet)
 	}
 	if log {
-		s.log.Warn("store entry skipped", "reason", sk.Reason, "entry", sk.Index, "err", sk.Err)
+		s.log.Warn("store entry skipped", "reason", sk.Reason, "entry", sk.Index, "tx", sk.Tx, "err", sk.Err)
 	}
 }
 

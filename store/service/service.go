@@ -260,9 +260,14 @@ func (s *Service) Types() []store.Schema { return s.reg.Types() }
 type Written struct {
 	// Entity is the entity written (the new one's ID for a new entity).
 	Entity store.EntityID
-	// CID and Pos are the chain entry's.
+	// CID and Pos are the chain entry's that holds the write. Writes
+	// committed together share one entry, a batch of transactions
+	// (store.EncodeBatch): Tx is the write's transaction's index in it,
+	// 0 for an entry of one transaction. The write's operations are
+	// ordered after the entry's earlier transactions' (store.OpPlace).
 	CID cid.Cid
 	Pos chain.Pos
+	Tx  int
 }
 
 // Reindexed is what a reindex did.
