@@ -18,8 +18,8 @@ import (
 
 var (
 	latencyN = flag.Int("loopbench.latency", 500, "messages sent one after another for BenchmarkMessagesTwoProcesses's latency")
-	sustainN = flag.Int("loopbench.sustain", 4000, "messages sent by the parallel senders of BenchmarkMessagesTwoProcesses")
-	senders  = flag.Int("loopbench.senders", 16, "parallel senders of BenchmarkMessagesTwoProcesses")
+	sustainN = flag.Int("loopbench.sustain", 8000, "messages sent by the parallel senders of BenchmarkMessagesTwoProcesses")
+	senders  = flag.Int("loopbench.senders", 64, "parallel senders of BenchmarkMessagesTwoProcesses")
 	profiles = flag.String("loopbench.cpuprofile", "", "a dir where BenchmarkMessagesTwoProcesses's nodes write CPU profiles of their whole run, a.pprof and b.pprof (EXOPEER_CPUPROFILE)")
 )
 
