@@ -203,11 +203,11 @@ func (s *Service) exchange(ctx context.Context, e *peerEntry, dev peer.ID, frame
 		s.done(o)
 		return message.Frame{}, false, err
 	}
-	written := time.Now()
+	answerBy := ambient.Deadline(s.cfg.Timeout)
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		s.abandon(o, c, written, release)
+		s.abandon(o, c, answerBy, release)
 		return message.Frame{}, true, ctx.Err()
 	}
 	s.done(o)
@@ -222,12 +222,12 @@ func (s *Service) exchange(ctx context.Context, e *peerEntry, dev peer.ID, frame
 	return c.ans, false, nil
 }
 
-// abandon leaves c, a frame written on o at written whose delivery gave
-// up, to wait for its answer without it: its place on o and its
-// delivery slot (release) are freed once the answer comes, or once the
-// stream ends; if none came Config.Timeout after the write, the stream
+// abandon leaves c, a frame written on o whose delivery gave up, to wait
+// for its answer without it: its place on o and its delivery slot
+// (release) are freed once the answer comes, or once the stream ends;
+// if none came by answerBy (Config.Timeout after the write), the stream
 // is reset (the frames after c fail and are tried again).
-func (s *Service) abandon(o *outStream, c *pipeCall, written time.Time, release func()) {
+func (s *Service) abandon(o *outStream, c *pipeCall, answerBy time.Time, release func()) {
 	if s.enter() != nil { // closing: Close ends the streams
 		o.end(ErrClosed, 0)
 		s.done(o)
@@ -236,7 +236,7 @@ func (s *Service) abandon(o *outStream, c *pipeCall, written time.Time, release 
 	}
 	go func() {
 		defer s.wg.Done()
-		t := time.NewTimer(time.Until(written.Add(s.cfg.Timeout)))
+		t := time.NewTimer(ambient.Until(answerBy))
 		defer t.Stop()
 		select {
 		case <-c.done:

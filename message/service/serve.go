@@ -108,7 +108,7 @@ func (in *inStream) stop() {
 // service closes. It returns once every frame it read is handled.
 func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 	in := &inStream{st: st, r: bufio.NewReader(st), window: make(chan struct{}, message.Window)}
-	in.last.Store(time.Now().UnixNano())
+	in.last.Store(ambient.Deadline(0).UnixNano())
 	queue := make(chan *inFrame, message.Window) // never full: an item holds a window token
 	answered := make(chan bool, 1)
 	go func() { answered <- s.answer(in, queue, e) }()
@@ -185,7 +185,7 @@ func (s *Service) readIn(in *inStream) (f message.Frame, end bool, err error) {
 		return message.Frame{}, true, nil
 	}
 	wait := 2 * s.cfg.IdleTimeout
-	began := time.Now()
+	began := ambient.Deadline(0) // the runtime's clock, as the timer's
 	var tmu sync.Mutex
 	var t *time.Timer
 	done := false
@@ -202,7 +202,7 @@ func (s *Service) readIn(in *inStream) (f message.Frame, end bool, err error) {
 			return
 		}
 		since := time.Unix(0, max(in.last.Load(), began.UnixNano()))
-		if d := wait - time.Since(since); d > 0 {
+		if d := wait + ambient.Until(since); d > 0 {
 			t.Reset(d)
 			return
 		}
@@ -280,7 +280,7 @@ func (s *Service) answer(in *inStream, queue <-chan *inFrame, e *peerEntry) bool
 				_ = st.Reset()
 			}
 		}
-		in.last.Store(time.Now().UnixNano())
+		in.last.Store(ambient.Deadline(0).UnixNano())
 		s.framesIn.Add(-1)
 		<-s.in
 		<-e.in
