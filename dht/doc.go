@@ -65,4 +65,9 @@
 // latest expiry. The owner republishes each record every RepublishInterval
 // with the same sequence number and a new expiry; a new value takes
 // sequence max(previous+1, unix nanoseconds now).
+//
+// The owner need not be a node: SealRecord signs a record with any Ed25519
+// key and OpenRecord verifies one and gives its sequence number and expiry,
+// both pure. Blind mailboxes (package message/mailbox) sign with a
+// throwaway key per slot; the Validator checks such records as any other.
 package dht
