@@ -70,4 +70,7 @@
 // key and OpenRecord verifies one and gives its sequence number and expiry,
 // both pure. Blind mailboxes (package message/mailbox) sign with a
 // throwaway key per slot; the Validator checks such records as any other.
+// DHT.PutSigned stores such a record once (validated first, never
+// republished) and DHT.GetSigned finds the best one under a key, with its
+// sequence number.
 package dht
