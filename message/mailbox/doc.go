@@ -107,6 +107,20 @@
 // kad-dht servers drop a value 48 h after they received it
 // (MaxRecordAge), so the writing cell puts a slot again within that while
 // it is not empty (the signed record as it is: no key is needed for that).
+// The shell's DHT calls are dht.DHT.PutSigned and GetSigned.
+//
+// # Bounds
+//
+// A slot holds at most 64 entries and 16 KiB; a direction has at most 8
+// slots a day, and a reader looks at 8 days: at most 64 records, 1 MiB,
+// per contact, however much the contact writes. Only the pair can write a
+// slot, but either cell can, and so can a device removed from either cell
+// with a mailbox key it held (for the slots of the pair secrets made with
+// it): such a writer can empty a slot, or sign it at sequence number
+// 2^64−1 so that nobody can write it again; the sender then uses the next
+// index, and what was lost is sent again (a message stays pending until it
+// is acknowledged). It cannot read or forge what a later epoch's key
+// protects.
 //
 // # What a DHT node learns
 //

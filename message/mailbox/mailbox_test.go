@@ -210,6 +210,9 @@ func TestBounds(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, tt.want)
 		}
 	}
+	if _, err := s.Seal(entries(1, 5), 1, bytes.NewReader(make([]byte, 23))); err == nil {
+		t.Error("Seal with a nonce source of 23 bytes: no error")
+	}
 	good, err := EncodeEntries(entries(2, 5))
 	if err != nil {
 		t.Fatal(err)
