@@ -93,14 +93,15 @@
 // from its cell's mailbox key of the current epoch and the contact's
 // latest one, the slot of (its cell → the contact, Epoch(now), index),
 // reads the record (dht.OpenRecord gives value and sequence number), opens
-// it (nothing found: no entries, sequence 0), appends its entries while
-// Size allows (else the next index), seals with sequence number + 1 and
+// it (nothing found: no entries, sequence 0), appends its entries
+// (Append: those not there yet, while they fit; the rest go to the next
+// index), seals with sequence number + 1 and
 // puts dht.SealRecord(slot.Owner(), RecordName, value, seq+1, now + 7
 // days). A reader (any device of the receiving cell) does the same for
 // (the contact → its cell) over ReadEpochs, records the entries it did not
 // have (by message ID: a message recorded twice is recorded once), and
 // writes the slot back at the next sequence number without the entries it
-// recorded. The DHT keeps the highest sequence number, so two writers at
+// recorded (Without). The DHT keeps the highest sequence number, so two writers at
 // the same one lose one write: a writer reads the slot back after writing
 // and appends again what is missing and not known delivered; a reader
 // deduplicates by ID, so that costs a repeat, never a duplicate.

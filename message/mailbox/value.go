@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -214,4 +215,50 @@ func (s Slot) Open(value []byte, seq uint64) ([]Entry, error) {
 		return nil, ErrOpen
 	}
 	return DecodeEntries(pt)
+}
+
+// Append returns held with the entries of add appended, in order, skipping
+// those whose ID held (or an earlier entry of add) already has, while the
+// list still fits a slot; left is what did not fit, for the next index.
+// An entry whose frame no slot can hold (empty, or over MaxFrame) is
+// ErrFull. Neither held nor add is changed; the frames are shared.
+func Append(held []Entry, add ...Entry) (out, left []Entry, err error) {
+	out = slices.Clone(held)
+	n, err := Size(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	have := make(map[message.ID]bool, len(out)+len(add))
+	for _, e := range out {
+		have[e.ID] = true
+	}
+	for i, e := range add {
+		if len(e.Frame) == 0 || len(e.Frame) > MaxFrame {
+			return nil, nil, fmt.Errorf("%w: a frame of %d bytes, not within [1, %d]", ErrFull, len(e.Frame), MaxFrame)
+		}
+		if have[e.ID] {
+			continue
+		}
+		if len(out) == MaxEntries || n+entryHeader+len(e.Frame) > MaxPlaintext {
+			left = append(left, add[i:]...)
+			break
+		}
+		have[e.ID] = true
+		out = append(out, e)
+		n += entryHeader + len(e.Frame)
+	}
+	return out, left, nil
+}
+
+// Without returns the entries of held that taken does not report, in
+// order: what a reader writes back once it recorded the others. held is
+// not changed.
+func Without(held []Entry, taken func(message.ID) bool) []Entry {
+	var out []Entry
+	for _, e := range held {
+		if !taken(e.ID) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
