@@ -101,12 +101,18 @@
 // (the contact → its cell) over ReadEpochs, records the entries it did not
 // have (by message ID: a message recorded twice is recorded once), and
 // writes the slot back at the next sequence number without the entries it
-// recorded (Without). A new key epoch of either cell changes the pair's
-// secret, and a writer uses the keys it knows: its cell's current one and
-// the contact's latest. So a reader computes the pair's secrets of its
-// cell's keys of the epochs begun within the last 7 days (the cell holds
-// every epoch's secret) with each public key of the contact it held in
-// that time, and reads the slots of each. The DHT keeps the highest sequence number, so two writers at
+// recorded (Without).
+//
+// A new key epoch of either cell changes the pair's secret, and two cells
+// that never meet learn each other's new public key only through a slot.
+// So a writer uses the contact's latest public key and, of its own cell's
+// keys, the one of the newest device list the contact acknowledged (the
+// cell keeps every epoch's secret), whose envelopes carry the newer list;
+// and a reader computes the pair's secrets of each of its cell's keys of
+// the epochs begun within the last 7 days with the contact's latest
+// public key, and reads the slots of each. Content stays the ratchet's to
+// protect: a device removed from a cell that still derives an old slot
+// reads only frames of sessions it is no part of. The DHT keeps the highest sequence number, so two writers at
 // the same one lose one write: a writer reads the slot back after writing
 // and appends again what is missing and not known delivered; a reader
 // deduplicates by ID, so that costs a repeat, never a duplicate.
