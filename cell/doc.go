@@ -19,7 +19,10 @@
 // Each roster names a key epoch. Every key the cell uses in an epoch is
 // derived (HKDF-SHA-256, salted with the cell key) from that epoch's 32-byte
 // secret: memberlist's gossip key, the key of data sealed with Keys.Seal,
-// and the DHT rendezvous secret of members. The roster carries the epoch's
+// the DHT rendezvous secret of members, and the cell's X25519 mailbox key
+// (Secret.MailboxKey: the 32 bytes derived with info "exopeer mailbox key
+// v1" are the private key), from which package message/mailbox derives the
+// blind mailboxes shared with each contact. The roster carries the epoch's
 // secret sealed to each member's X25519 box key with HPKE (RFC 9180:
 // DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305, info binding
 // cell, epoch and member), and History: the secrets of earlier epochs,

@@ -2,6 +2,7 @@ package contact
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
@@ -19,15 +20,19 @@ const (
 	// MaxPeerIDLen is the longest peer ID in bytes (an Ed25519 peer ID
 	// is 38).
 	MaxPeerIDLen = 64
+	// MailboxKeyLen is the length of a cell's mailbox key (X25519).
+	MailboxKeyLen = 32
 	// MaxDeviceListLen is the longest encoded device list.
-	MaxDeviceListLen = 5 + ed25519.PublicKeySize + 10 + 2 + MaxDevices*(1+MaxPeerIDLen) + 1 + ed25519.SignatureSize
+	MaxDeviceListLen = 5 + ed25519.PublicKeySize + 10 + 2 + MaxDevices*(1+MaxPeerIDLen) + 1 + MailboxKeyLen + 1 + ed25519.SignatureSize
 )
 
-// deviceListMagic starts a device list's encoding; deviceListContext
-// starts the message its signature covers (domain separation from the
-// roster's and every other use of the cell key).
+// deviceListMagic starts a device list's encoding, deviceListMagic2 one
+// with a mailbox key; deviceListContext starts the message its signature
+// covers (domain separation from the roster's and every other use of the
+// cell key), for both versions: the signed body starts with the magic.
 const (
 	deviceListMagic   = "EXD1"
+	deviceListMagic2  = "EXD2"
 	deviceListContext = "exopeer contact device list v1\x00"
 )
 
@@ -38,6 +43,7 @@ var (
 	ErrOtherCell     = errors.New("contact: device list of another cell")
 	ErrStale         = errors.New("contact: device list is older than the one held")
 	ErrConflict      = errors.New("contact: two different device lists with the same version (the cell key signed both)")
+	ErrNoMailbox     = errors.New("contact: device list has no mailbox key")
 )
 
 // DeviceList is a cell's signed list of the devices (peer IDs) that take
@@ -47,7 +53,11 @@ type DeviceList struct {
 	Cell    ed25519.PublicKey
 	Version uint64
 	Devices []peer.ID // sorted by bytes, unique
-	Sig     []byte    // Ed25519 by Cell over deviceListContext || body
+	// Mailbox is the cell's X25519 mailbox public key of its current key
+	// epoch (cell/core Secret.MailboxKey; package message/mailbox), 32
+	// bytes, or nil: a list without one encodes as version 1.
+	Mailbox []byte
+	Sig     []byte // Ed25519 by Cell over deviceListContext || body
 }
 
 // NewDeviceList returns the unsigned list of devices, sorted and
@@ -65,15 +75,36 @@ func (l *DeviceList) Has(id peer.ID) bool {
 	return ok
 }
 
-// body encodes everything the signature covers.
+// MailboxKey returns the cell's mailbox public key, or ErrNoMailbox for
+// a version 1 list.
+func (l *DeviceList) MailboxKey() (*ecdh.PublicKey, error) {
+	if l.Mailbox == nil {
+		return nil, ErrNoMailbox
+	}
+	k, err := ecdh.X25519().NewPublicKey(l.Mailbox)
+	if err != nil {
+		return nil, fmt.Errorf("%w: mailbox key: %w", ErrBadDeviceList, err)
+	}
+	return k, nil
+}
+
+// body encodes everything the signature covers: version 1 without a
+// mailbox key, version 2 with one.
 func (l *DeviceList) body() []byte {
-	b := make([]byte, 0, 64+len(l.Devices)*40)
-	b = append(b, deviceListMagic...)
+	b := make([]byte, 0, 100+len(l.Devices)*40)
+	if l.Mailbox == nil {
+		b = append(b, deviceListMagic...)
+	} else {
+		b = append(b, deviceListMagic2...)
+	}
 	b = appendBytes(b, l.Cell)
 	b = binary.AppendUvarint(b, l.Version)
 	b = binary.AppendUvarint(b, uint64(len(l.Devices)))
 	for _, d := range l.Devices {
 		b = appendBytes(b, []byte(d))
+	}
+	if l.Mailbox != nil {
+		b = appendBytes(b, l.Mailbox)
 	}
 	return b
 }
@@ -119,6 +150,9 @@ func (l *DeviceList) check() error {
 	if len(l.Devices) == 0 {
 		return fmt.Errorf("%w: no devices", ErrBadDeviceList)
 	}
+	if l.Mailbox != nil && len(l.Mailbox) != MailboxKeyLen {
+		return fmt.Errorf("%w: mailbox key of %d bytes, want %d", ErrBadDeviceList, len(l.Mailbox), MailboxKeyLen)
+	}
 	if len(l.Devices) > MaxDevices {
 		return fmt.Errorf("%w: %d devices, more than %d", ErrBadDeviceList, len(l.Devices), MaxDevices)
 	}
@@ -160,7 +194,8 @@ func DecodeDeviceList(b []byte) (*DeviceList, error) {
 // what follows it.
 func decodeDeviceList(b []byte) (*DeviceList, []byte, error) {
 	d := decoder{b: b, what: ErrBadDeviceList}
-	if string(d.raw(len(deviceListMagic))) != deviceListMagic {
+	magic := string(d.raw(len(deviceListMagic)))
+	if magic != deviceListMagic && magic != deviceListMagic2 {
 		return nil, nil, fmt.Errorf("%w: not a device list (bad magic)", ErrBadDeviceList)
 	}
 	l := &DeviceList{Cell: ed25519.PublicKey(d.bytes(ed25519.PublicKeySize))}
@@ -171,6 +206,12 @@ func decodeDeviceList(b []byte) (*DeviceList, []byte, error) {
 	}
 	for i := uint64(0); d.err == nil && i < n; i++ {
 		l.Devices = append(l.Devices, peer.ID(d.bytes(MaxPeerIDLen)))
+	}
+	if magic == deviceListMagic2 {
+		l.Mailbox = d.bytes(MailboxKeyLen)
+		if d.err == nil && len(l.Mailbox) != MailboxKeyLen {
+			d.fail("mailbox key of %d bytes, want %d", len(l.Mailbox), MailboxKeyLen)
+		}
 	}
 	l.Sig = d.bytes(ed25519.SignatureSize)
 	if d.err != nil {
@@ -184,9 +225,10 @@ func decodeDeviceList(b []byte) (*DeviceList, []byte, error) {
 
 // Newer says whether next replaces old, a list held for the same cell:
 // a higher version does; the same version changes nothing if the two are
-// byte for byte the same, and is ErrConflict otherwise; a lower one is
-// ErrStale; another cell's list is ErrOtherCell. Both must have been
-// verified.
+// byte for byte the same, replaces a version 1 list by the version 2 list
+// with the same devices (the cell added its mailbox key), and is
+// ErrConflict otherwise; a lower one is ErrStale; another cell's list is
+// ErrOtherCell. Both must have been verified.
 func Newer(old, next *DeviceList) (bool, error) {
 	if !bytes.Equal(old.Cell, next.Cell) {
 		return false, ErrOtherCell
@@ -198,6 +240,8 @@ func Newer(old, next *DeviceList) (bool, error) {
 		return false, fmt.Errorf("%w: version %d, the one held is %d", ErrStale, next.Version, old.Version)
 	case bytes.Equal(old.Encode(), next.Encode()):
 		return false, nil
+	case old.Mailbox == nil && next.Mailbox != nil && slices.Equal(old.Devices, next.Devices):
+		return true, nil
 	}
 	return false, fmt.Errorf("%w: version %d", ErrConflict, next.Version)
 }

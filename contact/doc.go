@@ -17,15 +17,24 @@
 // Wire form (uvarint: unsigned LEB128 as encoding/binary; bytes: a uvarint
 // length, then the bytes):
 //
-//	"EXD1"
+//	"EXD1", or "EXD2" for a list with a mailbox key
 //	bytes    cell key (32, Ed25519)
 //	uvarint  version
 //	uvarint  number of devices (1 to MaxDevices = 64)
 //	bytes    peer ID (multihash bytes, at most 64), sorted by bytes, unique; per device
+//	bytes    mailbox key (32, X25519): "EXD2" only
 //	bytes    signature (64)
 //
 // The signature is Ed25519 by the cell key over "exopeer contact device
-// list v1" || 0x00 || everything before the signature.
+// list v1" || 0x00 || everything before the signature, for both forms (the
+// signed bytes start with the magic, so neither form's signature covers
+// the other's). The mailbox key is the cell's X25519 mailbox public key of
+// its current key epoch (cell/core Secret.MailboxKey), from which a
+// contact derives the pair's blind mailboxes (package message/mailbox). A
+// list without one (DeviceList.Mailbox nil) is written as "EXD1", byte for
+// byte as before the key existed, and both forms decode. Newer lets an
+// "EXD2" list replace the "EXD1" list of the same version with the same
+// devices (the cell added its key), and nothing else of the same version.
 //
 // # Card
 //

@@ -44,6 +44,7 @@ func FuzzDecodeCard(f *testing.F) {
 func FuzzDecodeDeviceList(f *testing.F) {
 	f.Add(signedList(f, 1, 1, 10).Encode())
 	f.Add(signedList(f, 1, 9, 10, 11, 12).Encode())
+	f.Add(withMailbox(f, signedList(f, 1, 9, 10, 11), 1, 0x42).Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		l, err := DecodeDeviceList(b)
 		if err != nil {

@@ -65,4 +65,12 @@
 // latest expiry. The owner republishes each record every RepublishInterval
 // with the same sequence number and a new expiry; a new value takes
 // sequence max(previous+1, unix nanoseconds now).
+//
+// The owner need not be a node: SealRecord signs a record with any Ed25519
+// key and OpenRecord verifies one and gives its sequence number and expiry,
+// both pure. Blind mailboxes (package message/mailbox) sign with a
+// throwaway key per slot; the Validator checks such records as any other.
+// DHT.PutSigned stores such a record once (validated first, never
+// republished) and DHT.GetSigned finds the best one under a key, with its
+// sequence number.
 package dht

@@ -261,6 +261,35 @@ func openEnvelope(key string, b []byte, now time.Time) (*envelope, error) {
 	return e, nil
 }
 
+// SealRecord signs value under name with priv, which need not be the
+// node's key, and returns the record's DHT key, "/exo/<priv's peer ID>/<name>",
+// and its encoded envelope (see the package doc), ready for a put. It is
+// pure: a blind mailbox (package message/mailbox) signs its records with
+// a throwaway identity only the two cells of a pair can derive. priv must
+// be Ed25519; value at most MaxValueSize bytes; expiry at most MaxRecordTTL
+// ahead of the time the record is validated.
+func SealRecord(priv crypto.PrivKey, name string, value []byte, seq uint64, expiry time.Time) (key string, record []byte, err error) {
+	return sealEnvelope(priv, name, value, seq, expiry)
+}
+
+// Record is a verified record's content.
+type Record struct {
+	Value  []byte // aliases the encoded record
+	Seq    uint64
+	Expiry time.Time
+}
+
+// OpenRecord decodes and fully verifies a record found under key at time
+// now, as the Validator does, and returns its value, sequence number and
+// expiry (a blind mailbox's value binds the sequence number).
+func OpenRecord(key string, record []byte, now time.Time) (Record, error) {
+	e, err := openEnvelope(key, record, now)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{Value: e.Value, Seq: e.Seq, Expiry: time.Unix(0, e.Expiry)}, nil
+}
+
 // Validator is the record.Validator of the "exo" namespace. It is safe for
 // concurrent use.
 type Validator struct {

@@ -239,3 +239,43 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestSealRecordOtherKey: a record sealed by SealRecord with a key that is
+// not the node's (a mailbox slot's throwaway identity) is accepted by the
+// Validator under its own key, and OpenRecord gives back its fields; under
+// the key of any other owner, or any other name, it is refused.
+func TestSealRecordOtherKey(t *testing.T) {
+	priv, id := newKey(t)
+	_, otherID := newKey(t)
+	exp := t0.Add(time.Hour)
+	key, rec, err := SealRecord(priv, "m", []byte("sealed value"), 42, exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != RecordKey(id, "m") {
+		t.Fatalf("key %q, want %q", key, RecordKey(id, "m"))
+	}
+	v := NewValidator(func() time.Time { return t0 })
+	if err := v.Validate(key, rec); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	r, err := OpenRecord(key, rec, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Value) != "sealed value" || r.Seq != 42 || !r.Expiry.Equal(exp) {
+		t.Fatalf("OpenRecord = %q seq %d expiry %v", r.Value, r.Seq, r.Expiry)
+	}
+	if err := v.Validate(RecordKey(otherID, "m"), rec); !errors.Is(err, ErrWrongOwner) {
+		t.Fatalf("under another owner: %v, want ErrWrongOwner", err)
+	}
+	if err := v.Validate(RecordKey(id, "n"), rec); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("under another name: %v, want ErrBadSignature", err)
+	}
+	if _, err := OpenRecord(key, rec, exp); !errors.Is(err, ErrExpired) {
+		t.Fatalf("OpenRecord expired: %v, want ErrExpired", err)
+	}
+	if _, _, err := SealRecord(priv, "m", make([]byte, MaxValueSize+1), 1, exp); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversize value: %v, want ErrTooLarge", err)
+	}
+}

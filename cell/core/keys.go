@@ -39,6 +39,7 @@ const (
 	purposeRendezvous = "exopeer cell rendezvous v1"
 	purposeHistory    = "exopeer epoch history v1"
 	purposeBlob       = "exopeer blob dedup v1"
+	purposeMailbox    = "exopeer mailbox key v1"
 )
 
 // derive returns a 32-byte key for purpose from s, salted with the cell
@@ -64,6 +65,20 @@ func (s Secret) BlobSecret(cell ed25519.PublicKey) []byte { return s.derive(cell
 // rendezvous epoch by package discovery: it names nothing.
 func (s Secret) RendezvousSecret(cell ed25519.PublicKey) []byte {
 	return s.derive(cell, purposeRendezvous)
+}
+
+// MailboxKey is the cell's X25519 mailbox key of this epoch: its private
+// key is the 32 bytes derived for "exopeer mailbox key v1" (an X25519
+// scalar, clamped when used). Every member holds the epoch secret, so every
+// member computes the same key; a member removed loses it at the next
+// epoch. Its public key goes to contacts; with a contact's, package
+// message/mailbox derives the pair's blind mailboxes.
+func (s Secret) MailboxKey(cell ed25519.PublicKey) *ecdh.PrivateKey {
+	k, err := ecdh.X25519().NewPrivateKey(s.derive(cell, purposeMailbox))
+	if err != nil {
+		panic("cell: x25519: " + err.Error()) // only for a length other than 32
+	}
+	return k
 }
 
 // Keys holds the secrets of every epoch this node has been given, by epoch.

@@ -1,0 +1,68 @@
+package mailbox
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/exopeer/exopeer/message"
+	"github.com/exopeer/exopeer/ratchet"
+)
+
+// TestLargestFrameFits: the largest initial message's frame (its header,
+// PQXDH's largest initial header of 1743 bytes as message's frame_test
+// counts it, the ratchet's overhead and the largest envelope) fits one
+// entry, so every message can go through a slot.
+func TestLargestFrameFits(t *testing.T) {
+	if n := message.FrameHeader + 1743 + ratchet.MessageOverhead + message.MaxEnvelope; n > MaxFrame {
+		t.Fatalf("the largest frame, %d bytes, does not fit an entry's %d", n, MaxFrame)
+	}
+}
+
+// TestAppend: entries whose ID the list holds are skipped, the others
+// appended in order while they fit; what does not fit is returned, and
+// the list given is not changed.
+func TestAppend(t *testing.T) {
+	held := entries(2, 10)
+	more := entries(4, 10)[1:] // IDs 1 (held), 2, 3
+	got, left, err := Append(held, more...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := entries(4, 10); !cmp.Equal(got, want) || len(left) != 0 {
+		t.Fatalf("Append = %v, left %v", got, left)
+	}
+	if len(held) != 2 {
+		t.Fatal("Append changed the list given")
+	}
+	big := entries(3, MaxFrame/2-20)
+	got, left, err = Append(nil, big...)
+	if err != nil || len(got) != 2 || !cmp.Equal(left, big[2:]) {
+		t.Fatalf("Append past a slot: %d in, %d left, %v", len(got), len(left), err)
+	}
+	if _, _, err := Append(nil, Entry{ID: message.ID{1}}); !errors.Is(err, ErrFull) {
+		t.Fatalf("Append of an empty frame: %v, want ErrFull", err)
+	}
+	full := entries(MaxEntries, 1)
+	got, left, err = Append(full, Entry{ID: message.ID{0xff}, Frame: []byte{1}})
+	if err != nil || len(got) != MaxEntries || len(left) != 1 {
+		t.Fatalf("Append to a full list: %d, %d left, %v", len(got), len(left), err)
+	}
+}
+
+// TestWithout: the entries taken are dropped, the others kept in order.
+func TestWithout(t *testing.T) {
+	es := entries(4, 3)
+	got := Without(es, func(id message.ID) bool { return id == es[1].ID || id == es[3].ID })
+	if want := []Entry{es[0], es[2]}; !cmp.Equal(got, want) {
+		t.Fatalf("Without = %v", got)
+	}
+	if got := Without(es, func(message.ID) bool { return true }); !cmp.Equal(got, []Entry(nil), cmpopts.EquateEmpty()) {
+		t.Fatalf("Without all = %v", got)
+	}
+	if len(es) != 4 || es[1].Frame == nil {
+		t.Fatal("Without changed the list given")
+	}
+}

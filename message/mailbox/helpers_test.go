@@ -1,0 +1,69 @@
+package mailbox
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/exopeer/exopeer/message"
+)
+
+// cell is one side of a pair: its Ed25519 cell key and mailbox key.
+type cell struct {
+	pub ed25519.PublicKey
+	box *ecdh.PrivateKey
+}
+
+// newCell makes a cell whose keys are filled with b.
+func newCell(t testing.TB, b byte) cell {
+	t.Helper()
+	box, err := ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{b ^ 0xa5}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cell{pub: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, 32)).Public().(ed25519.PublicKey), box: box}
+}
+
+// pair computes a's side of the pair a, b.
+func pair(t testing.TB, a, b cell) Pair {
+	t.Helper()
+	p, err := PairSecret(a.box, a.pub, b.pub, b.box.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func slot(t testing.TB, p Pair, from, to cell, epoch uint64, index int) Slot {
+	t.Helper()
+	s, err := NewSlot(p, from.pub, to.pub, epoch, index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// seeded returns a deterministic random stream; the seed is printed on
+// failure.
+func seeded(t testing.TB) *rand.ChaCha8 {
+	t.Helper()
+	var seed [32]byte
+	seed[0] = 14
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %x", seed)
+		}
+	})
+	return rand.NewChaCha8(seed)
+}
+
+// entries returns n entries with frames of size bytes each.
+func entries(n, size int) []Entry {
+	es := make([]Entry, n)
+	for i := range es {
+		es[i] = Entry{ID: message.ID{byte(i), byte(i >> 8), 1}, Frame: bytes.Repeat([]byte{byte(i + 1)}, size)}
+	}
+	return es
+}

@@ -1,0 +1,264 @@
+package mailbox
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/exopeer/exopeer/message"
+)
+
+const (
+	// MaxValue is the largest sealed value: a DHT record's value
+	// (dht.MaxValueSize).
+	MaxValue = 16 << 10
+
+	// overhead is the AEAD's nonce and tag around the plaintext.
+	overhead = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+
+	// MaxPlaintext is the largest entry list, padding included.
+	MaxPlaintext = MaxValue - overhead
+
+	// MaxEntries bounds the entries of one slot.
+	MaxEntries = 64
+
+	// entryHeader is an entry's message ID and frame length.
+	entryHeader = message.IDSize + 2
+
+	// listHeader is the list's version and count.
+	listHeader = 2
+
+	// MaxFrame is the largest frame one entry may hold: the whole list
+	// with that entry alone.
+	MaxFrame = MaxPlaintext - listHeader - entryHeader
+
+	listVersion = 1
+	adLabel     = "exopeer mailbox ad v1"
+)
+
+// Buckets are the sealed value's possible lengths: the plaintext is padded
+// with zeros to the smallest that holds it, so a value's length tells only
+// which bucket its entries fell in.
+var Buckets = [...]int{1 << 10, 2 << 10, 4 << 10, 8 << 10, MaxValue}
+
+var (
+	// ErrOpen means a value does not open under the slot's key and the
+	// given sequence number: tampered, sealed for another slot or
+	// sequence number, or not a value at all. It says nothing more.
+	ErrOpen = errors.New("mailbox: value does not open")
+	// ErrMalformed means an entry list is not in canonical form. Only a
+	// holder of the pair's secret can seal one that opens.
+	ErrMalformed = errors.New("mailbox: malformed entry list")
+	// ErrFull means entries do not fit one slot: more than MaxEntries, or
+	// more than MaxPlaintext bytes. The writer uses the next index.
+	ErrFull = errors.New("mailbox: entries do not fit a slot")
+)
+
+// Entry is one envelope left in a slot: the message's ID and the frame
+// (message.Frame's encoding, initial or session) the sender would have
+// delivered directly, opaque here, 1 to MaxFrame bytes.
+type Entry struct {
+	ID    message.ID
+	Frame []byte
+}
+
+// Size returns the length of entries' encoding before padding, or
+// ErrFull if they do not fit a slot. A writer appends an entry only if
+// the list with it still fits.
+func Size(entries []Entry) (int, error) {
+	if len(entries) > MaxEntries {
+		return 0, fmt.Errorf("%w: %d entries, the most is %d", ErrFull, len(entries), MaxEntries)
+	}
+	n := listHeader
+	for _, e := range entries {
+		if len(e.Frame) == 0 || len(e.Frame) > MaxFrame {
+			return 0, fmt.Errorf("%w: a frame of %d bytes, not within [1, %d]", ErrFull, len(e.Frame), MaxFrame)
+		}
+		n += entryHeader + len(e.Frame)
+	}
+	if n > MaxPlaintext {
+		return 0, fmt.Errorf("%w: %d bytes, the most is %d", ErrFull, n, MaxPlaintext)
+	}
+	return n, nil
+}
+
+// bucket returns the padded plaintext length for n bytes of entries.
+func bucket(n int) int {
+	for _, b := range Buckets {
+		if n <= b-overhead {
+			return b - overhead
+		}
+	}
+	return -1
+}
+
+// EncodeEntries returns the padded plaintext of entries (doc.go). Entries
+// must have distinct IDs and fit (Size).
+func EncodeEntries(entries []Entry) ([]byte, error) {
+	n, err := Size(entries)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[message.ID]bool, len(entries))
+	for _, e := range entries {
+		if seen[e.ID] {
+			return nil, fmt.Errorf("%w: message %s twice", ErrMalformed, e.ID)
+		}
+		seen[e.ID] = true
+	}
+	b := make([]byte, 0, bucket(n))
+	b = append(b, listVersion, byte(len(entries)))
+	for _, e := range entries {
+		b = append(b, e.ID[:]...)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e.Frame)))
+		b = append(b, e.Frame...)
+	}
+	return b[:cap(b)], nil // zero padding
+}
+
+// DecodeEntries parses a padded plaintext strictly: known version, at
+// most MaxEntries, every length checked against what is left before it is
+// read, distinct IDs, a length that is a bucket's and zero padding. The
+// frames alias b.
+func DecodeEntries(b []byte) ([]Entry, error) {
+	if bucket(len(b)) != len(b) {
+		return nil, fmt.Errorf("%w: %d bytes is no bucket's length", ErrMalformed, len(b))
+	}
+	if b[0] != listVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrMalformed, b[0])
+	}
+	count := int(b[1])
+	if count > MaxEntries {
+		return nil, fmt.Errorf("%w: %d entries, the most is %d", ErrMalformed, count, MaxEntries)
+	}
+	rest := b[listHeader:]
+	entries := make([]Entry, 0, count)
+	seen := make(map[message.ID]bool, count)
+	for range count {
+		if len(rest) < entryHeader {
+			return nil, fmt.Errorf("%w: truncated entry", ErrMalformed)
+		}
+		var e Entry
+		copy(e.ID[:], rest)
+		n := int(binary.BigEndian.Uint16(rest[message.IDSize:]))
+		rest = rest[entryHeader:]
+		if n == 0 || n > len(rest) {
+			return nil, fmt.Errorf("%w: frame of %d bytes, %d left", ErrMalformed, n, len(rest))
+		}
+		if seen[e.ID] {
+			return nil, fmt.Errorf("%w: message %s twice", ErrMalformed, e.ID)
+		}
+		seen[e.ID] = true
+		e.Frame, rest = rest[:n:n], rest[n:]
+		entries = append(entries, e)
+	}
+	for _, c := range rest {
+		if c != 0 {
+			return nil, fmt.Errorf("%w: padding is not zero", ErrMalformed)
+		}
+	}
+	if bucket(len(b)-len(rest)) != len(b) {
+		return nil, fmt.Errorf("%w: padded past the smallest bucket", ErrMalformed)
+	}
+	return entries, nil
+}
+
+// ad is the associated data of a slot's value: the record key and the
+// record's sequence number.
+func (s Slot) ad(seq uint64) []byte {
+	b := append([]byte(adLabel), 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s.key)))
+	b = append(b, s.key...)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// Seal returns the value of the slot's record of sequence number seq
+// holding entries: XChaCha20-Poly1305 under the slot's key, a nonce read
+// from rand, the record key and seq as associated data, the entries padded
+// to a bucket (doc.go). An empty list is a slot emptied by its reader.
+// It does not keep entries.
+func (s Slot) Seal(entries []Entry, seq uint64, rand io.Reader) ([]byte, error) {
+	pt, err := EncodeEntries(entries)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := chacha20poly1305.NewX(s.aead[:])
+	if err != nil {
+		return nil, fmt.Errorf("mailbox: aead: %w", err)
+	}
+	out := make([]byte, chacha20poly1305.NonceSizeX, len(pt)+overhead)
+	if _, err := io.ReadFull(rand, out); err != nil {
+		return nil, fmt.Errorf("mailbox: nonce: %w", err)
+	}
+	return aead.Seal(out, out, pt, s.ad(seq)), nil
+}
+
+// Open returns the entries of the slot's value found in a record of
+// sequence number seq (dht.OpenRecord gives both). Anything that does not
+// authenticate is ErrOpen, whatever the reason; a value over MaxValue is
+// refused before anything is read. The frames are new slices.
+func (s Slot) Open(value []byte, seq uint64) ([]Entry, error) {
+	if len(value) > MaxValue || len(value) < overhead+listHeader {
+		return nil, ErrOpen
+	}
+	aead, err := chacha20poly1305.NewX(s.aead[:])
+	if err != nil {
+		return nil, fmt.Errorf("mailbox: aead: %w", err)
+	}
+	n := chacha20poly1305.NonceSizeX
+	pt, err := aead.Open(nil, value[:n], value[n:], s.ad(seq))
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return DecodeEntries(pt)
+}
+
+// Append returns held with the entries of add appended, in order, skipping
+// those whose ID held (or an earlier entry of add) already has, while the
+// list still fits a slot; left is what did not fit, for the next index.
+// An entry whose frame no slot can hold (empty, or over MaxFrame) is
+// ErrFull. Neither held nor add is changed; the frames are shared.
+func Append(held []Entry, add ...Entry) (out, left []Entry, err error) {
+	out = slices.Clone(held)
+	n, err := Size(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	have := make(map[message.ID]bool, len(out)+len(add))
+	for _, e := range out {
+		have[e.ID] = true
+	}
+	for i, e := range add {
+		if len(e.Frame) == 0 || len(e.Frame) > MaxFrame {
+			return nil, nil, fmt.Errorf("%w: a frame of %d bytes, not within [1, %d]", ErrFull, len(e.Frame), MaxFrame)
+		}
+		if have[e.ID] {
+			continue
+		}
+		if len(out) == MaxEntries || n+entryHeader+len(e.Frame) > MaxPlaintext {
+			left = append(left, add[i:]...)
+			break
+		}
+		have[e.ID] = true
+		out = append(out, e)
+		n += entryHeader + len(e.Frame)
+	}
+	return out, left, nil
+}
+
+// Without returns the entries of held that taken does not report, in
+// order: what a reader writes back once it recorded the others. held is
+// not changed.
+func Without(held []Entry, taken func(message.ID) bool) []Entry {
+	var out []Entry
+	for _, e := range held {
+		if !taken(e.ID) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
