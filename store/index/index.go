@@ -358,8 +358,9 @@ type Stats struct {
 	// Entities and Traits count the entities with a live trait and the
 	// live traits.
 	Entities, Traits int64
-	// Skipped counts the entries skipped, by reason (store.SkipDecode,
-	// store.SkipSchema).
+	// Skipped counts the transactions skipped, by reason
+	// (store.SkipDecode, store.SkipSchema): a batch entry's one by one, a
+	// payload that does not split (store.Split) once, as store.Stats.
 	Skipped map[string]int64
 	// Bytes is the database's size on disk (its write-ahead log included).
 	Bytes int64
