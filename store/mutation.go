@@ -136,13 +136,20 @@ func Encode(tx Transaction) ([]byte, error) {
 // (a store write checks its transaction first, to refuse it before
 // anything else, then encodes it): it does not check it again, Check
 // parsing every document, but still refuses an encoding over MaxPayload.
-// Given a transaction that Check refuses, it returns a payload that
-// every node skips (store.SkipDecode).
+// Given a transaction that Check refuses, it returns an error or a
+// payload that every node skips (store.SkipDecode): it checks the deletes
+// (cheap, and their encoding drops what Check refuses them for carrying),
+// and Decode refuses the rest.
 func EncodeChecked(tx Transaction) ([]byte, error) {
 	b := make([]byte, 0, 64)
 	b = append(b, Magic, Version)
 	b = binary.AppendUvarint(b, uint64(len(tx.Ops)))
 	for i := range tx.Ops {
+		if o := &tx.Ops[i]; o.Kind != OpPutTrait {
+			if err := o.Check(); err != nil {
+				return nil, fmt.Errorf("store: encode: op %d: %w", i, err)
+			}
+		}
 		b = appendOp(b, &tx.Ops[i])
 	}
 	if len(b) > MaxPayload {

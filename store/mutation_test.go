@@ -290,3 +290,40 @@ func TestEncodeChecked(t *testing.T) {
 		t.Fatalf("EncodeChecked over the payload cap: %v, want ErrTooLarge", err)
 	}
 }
+
+// TestEncodeCheckedRefused: given a transaction that Check refuses,
+// EncodeChecked refuses it or returns a payload that Decode refuses
+// (every node skips it), as its doc says. A delete carrying a trait's
+// fields was encoded without them, as a well-formed delete that every
+// node applied.
+func TestEncodeCheckedRefused(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		tx   Transaction
+	}{
+		{"empty", Transaction{}},
+		{"zero entity", Transaction{Ops: []Op{DeleteEntity(EntityID{})}}},
+		{"delete-entity with a trait id", Transaction{Ops: []Op{{Kind: OpDeleteEntity, Entity: testID(1), Trait: Trait{ID: "x"}}}}},
+		{"delete-entity with a document", Transaction{Ops: []Op{{Kind: OpDeleteEntity, Entity: testID(1), Trait: Trait{Doc: json.RawMessage(`1`)}}}}},
+		{"delete-trait with a type", Transaction{Ops: []Op{{Kind: OpDeleteTrait, Entity: testID(1), Trait: Trait{ID: "x", Type: "exo.note"}}}}},
+		{"delete-trait with a time", Transaction{Ops: []Op{{Kind: OpDeleteTrait, Entity: testID(1), Trait: Trait{ID: "x", Modified: at}}}}},
+		{"unknown kind", Transaction{Ops: []Op{{Kind: 9, Entity: testID(1)}}}},
+		{"document not JSON", Transaction{Ops: []Op{PutTrait(testID(1), Trait{Type: "x", ID: "t", Doc: json.RawMessage(`{`), Created: at, Modified: at})}}},
+		{"year 10000", Transaction{Ops: []Op{PutTrait(testID(1), Trait{Type: "x", ID: "t", Doc: json.RawMessage(`1`), Created: at.AddDate(8000, 0, 0), Modified: at})}}},
+		{"no type", Transaction{Ops: []Op{PutTrait(testID(1), Trait{ID: "t", Doc: json.RawMessage(`1`), Created: at, Modified: at})}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.tx.Check() == nil {
+				t.Fatal("Check accepts the case")
+			}
+			p, err := EncodeChecked(tt.tx)
+			if err != nil {
+				return
+			}
+			if tx, err := Decode(p); err == nil {
+				t.Errorf("EncodeChecked gave a payload that decodes to %+v, applied by every node", tx)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -257,11 +258,27 @@ var schema = []string{
 	`CREATE VIRTUAL TABLE fts USING fts5(text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')`,
 }
 
-// fingerprint is a hash of the layout's version and reg's schemas.
+// readVersions are the store payload versions this build applies
+// (store.Version, store.BatchVersion): part of the fingerprint, since a
+// build that does not read a version skips its entries for good
+// (store.ErrVersion, a SkipDecode the checkpoint has passed), so a build
+// that reads it must rebuild an index made without it, or it would
+// never apply them and differ from store.State and the other devices.
+var readVersions = []byte{store.Version, store.BatchVersion}
+
+// fingerprint is a hash of the layout's version, the payload versions
+// this build reads and reg's schemas.
 func fingerprint(reg *store.Registry, engine string) string {
+	return fingerprintOf(reg, engine, readVersions)
+}
+
+func fingerprintOf(reg *store.Registry, engine string, versions []byte) string {
 	h := sha256.New()
 	h.Write([]byte(format))
 	fmt.Fprintf(h, "\x00sqlite %q", engine)
+	if !slices.Equal(versions, []byte{store.Version}) { // the fingerprint of a build reading version 1 only, as before
+		fmt.Fprintf(h, "\x00versions %x", versions)
+	}
 	for _, s := range reg.Types() {
 		fmt.Fprintf(h, "\x00type %q", s.Type)
 		for _, f := range s.Fields {
@@ -341,8 +358,9 @@ type Stats struct {
 	// Entities and Traits count the entities with a live trait and the
 	// live traits.
 	Entities, Traits int64
-	// Skipped counts the entries skipped, by reason (store.SkipDecode,
-	// store.SkipSchema).
+	// Skipped counts the transactions skipped, by reason
+	// (store.SkipDecode, store.SkipSchema): a batch entry's one by one, a
+	// payload that does not split (store.Split) once, as store.Stats.
 	Skipped map[string]int64
 	// Bytes is the database's size on disk (its write-ahead log included).
 	Bytes int64

@@ -288,8 +288,9 @@ type Status struct {
 	Next, Behind uint64
 	// Entities and Traits are the live ones in the index.
 	Entities, Traits int64
-	// Skipped counts the chain's store entries not applied, by reason
-	// (store.SkipDecode, store.SkipSchema).
+	// Skipped counts the chain's store transactions not applied, by
+	// reason (store.SkipDecode, store.SkipSchema): a batch entry's one by
+	// one (index.Stats.Skipped).
 	Skipped map[string]int64
 	// Bytes is the index's size on disk.
 	Bytes int64

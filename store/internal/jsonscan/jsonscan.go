@@ -16,25 +16,47 @@ import (
 
 // Member is a top-level member of a JSON object: its key (still quoted)
 // and its raw value.
-type Member struct{ Key, Raw []byte }
+type Member struct {
+	Key, Raw []byte
+	// name is the key unescaped, for a key that holds an escape or is
+	// not UTF-8 (escaped is then true): Members unescapes such a key once,
+	// so that Lookup does not decode it again for each name looked up
+	// (a document of many escaped keys would cost a decoding per key and
+	// per field of its schema).
+	name    string
+	escaped bool
+}
 
 // Lookup returns the value of the last member named name (its key
 // unescaped as encoding/json does), as decoding into a map keeps it.
+// ms must come from Members.
 func Lookup(ms []Member, name string) ([]byte, bool) {
 	for i := len(ms) - 1; i >= 0; i-- {
-		k := ms[i].Key
-		if bytes.IndexByte(k, '\\') < 0 && utf8.Valid(k) {
-			if string(k[1:len(k)-1]) == name {
-				return ms[i].Raw, true
+		m := &ms[i]
+		if m.escaped {
+			if m.name == name {
+				return m.Raw, true
 			}
 			continue
 		}
-		var s string
-		if json.Unmarshal(k, &s) == nil && s == name {
-			return ms[i].Raw, true
+		if string(m.Key[1:len(m.Key)-1]) == name {
+			return m.Raw, true
 		}
 	}
 	return nil, false
+}
+
+// member returns the member of key k (quoted) and value raw, its key
+// unescaped now if it needs it; false if k does not unescape.
+func member(k, raw []byte) (Member, bool) {
+	if bytes.IndexByte(k, '\\') < 0 && utf8.Valid(k) {
+		return Member{Key: k, Raw: raw}, true
+	}
+	var name string // declared here: only such a key allocates
+	if json.Unmarshal(k, &name) != nil {
+		return Member{}, false
+	}
+	return Member{Key: k, Raw: raw, name: name, escaped: true}, true
 }
 
 // Members splits a valid JSON object into its members, in order; false if
@@ -64,7 +86,11 @@ func Members(doc []byte) ([]Member, bool) {
 		if !ok {
 			return nil, false
 		}
-		ms = append(ms, Member{k, doc[i:ve]})
+		m, ok := member(k, doc[i:ve])
+		if !ok {
+			return nil, false
+		}
+		ms = append(ms, m)
 		i = skipSpace(doc, ve)
 		if i >= len(doc) {
 			return nil, false

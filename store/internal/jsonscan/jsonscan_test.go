@@ -54,3 +54,43 @@ func FuzzMembers(f *testing.F) {
 		}
 	})
 }
+
+// TestLookupUnescapesOnce: a key that holds an escape is unescaped once,
+// by Members, not again by each Lookup: a document of many escaped keys
+// looked up for each field of a schema (Registry.Validate, the index's
+// extraction) cost a decoding per key and per field, 37 times a decoding
+// of the whole document for a message's ten fields. Counted in
+// allocations (a decoding of a key allocates), not in time.
+func TestLookupUnescapesOnce(t *testing.T) {
+	var b []byte
+	b = append(b, `{"a":1`...)
+	const keys = 2000
+	for range keys {
+		b = append(b, `,"\u0078":0`...)
+	}
+	b = append(b, '}')
+	names := []string{"b", "c", "d", "e", "f", "g", "h", "i", "j", "k"}
+	var found bool
+	allocs := testing.AllocsPerRun(5, func() {
+		ms, ok := Members(b)
+		if !ok {
+			t.Fatal("not an object")
+		}
+		for _, n := range names {
+			if _, ok := Lookup(ms, n); ok {
+				found = true
+			}
+		}
+		_, ok = Lookup(ms, "a")
+		found = found || !ok
+	})
+	if found {
+		t.Fatal("Lookup found a member that is not there, or missed one that is")
+	}
+	// Members unescapes each key once (a few allocations each, as
+	// decoding the document into a map would), whatever the number of
+	// names looked up.
+	if max := float64(4 * keys); allocs > max {
+		t.Errorf("Members and %d Lookups of %d escaped keys: %.0f allocations, want at most %.0f (each key unescaped once)", len(names)+1, keys, allocs, max)
+	}
+}
