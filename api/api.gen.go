@@ -979,7 +979,7 @@ type StoreStatus struct {
 	Entities int64  `json:"entities"`
 	Traits   int64  `json:"traits"`
 
-	// Skipped chain entries skipped, by reason (decode, schema)
+	// Skipped transactions skipped, by reason (decode, schema); a transaction of a batch entry is skipped alone
 	Skipped map[string]int64 `json:"skipped"`
 
 	// Bytes the index's size on disk
@@ -1023,13 +1023,16 @@ type StoreWatchLine struct {
 	Error *Problem `json:"error,omitempty"`
 }
 
-// StoreWritten A write, and the chain entry that carries it.
+// StoreWritten A write, and the chain entry that carries it (writes committed together share one entry, each its own transaction in it).
 type StoreWritten struct {
 	Entity string `json:"entity"`
 	CID    string `json:"cid"`
 
 	// Pos the entry's place in chain order (CLOCK.CID)
 	Pos string `json:"pos"`
+
+	// Tx the write's transaction's index in the entry (0 for an entry of one transaction)
+	Tx int `json:"tx"`
 }
 
 // Cap defines model for Cap.

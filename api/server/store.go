@@ -373,7 +373,7 @@ func (rt *routes) StoreStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func written(wr service.Written) api.StoreWritten {
-	return api.StoreWritten{Entity: wr.Entity.String(), CID: wr.CID.String(), Pos: wr.Pos.String()}
+	return api.StoreWritten{Entity: wr.Entity.String(), CID: wr.CID.String(), Pos: wr.Pos.String(), Tx: wr.Tx}
 }
 
 func entity(e store.Entity) api.StoreEntity {
