@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,11 @@ func (s *Service) Put(ctx context.Context, e store.EntityID, traits []store.Trai
 		if len(t.Doc) > store.MaxDoc {
 			return Written{}, fmt.Errorf("store: put: trait %d (%s): document of %d bytes, over %d: %w", i, t.Type, len(t.Doc), store.MaxDoc, store.ErrTooLarge)
 		}
+		// The documents validated are the ones written, whatever the
+		// caller does with its slices meanwhile: the index trusts this
+		// node's own entries (Arrival.Validated) and does not check them
+		// again.
+		t.Doc = bytes.Clone(t.Doc)
 		if t.ID == "" {
 			t.ID = store.TraitID(t.Type)
 		}
