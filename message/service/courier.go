@@ -138,14 +138,21 @@ func (s *Service) failedContact(conv string, now time.Time) time.Time {
 func (s *Service) runCourier() {
 	defer s.wg.Done()
 	ctx := s.ctx
-	events, err := s.store.Watch(ctx, pendingQuery(1, ""))
-	if err != nil {
-		s.log.Warn("pending messages not watched", "err", err)
-		events = nil
-	}
+	var events <-chan store.WatchEvent
+	var rewatch time.Time // a watch that ended is made again from then
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		if events == nil && !s.cfg.Now().Before(rewatch) {
+			// A node in no cell has no store to watch yet: tried again
+			// at each pass until it is in one.
+			if _, err := s.cellKey(); err == nil {
+				if events, err = s.store.Watch(ctx, pendingQuery(1, "")); err != nil {
+					s.log.Debug("pending messages not watched", "err", err)
+					events = nil
+				}
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -153,7 +160,8 @@ func (s *Service) runCourier() {
 		case <-timer.C:
 		case _, ok := <-events:
 			if !ok {
-				events = nil
+				events = nil // the watch ended: made again, not at once
+				rewatch = s.cfg.Now().Add(s.cfg.CourierBackoff)
 			}
 		}
 		next := s.courierPass(ctx)

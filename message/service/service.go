@@ -36,7 +36,7 @@ var (
 	// ErrUnreachable: no device of the contact's cell acknowledged; the
 	// message is recorded as sent (pending), and the courier of any
 	// device of this cell delivers it later.
-	ErrUnreachable = errors.New("message: no device of the contact is reachable; the message is pending and will be retried")
+	ErrUnreachable = errors.New("message: no device of the contact is reachable; the message is recorded as sent, not delivered yet, and will be retried")
 	// ErrNoCell: this node is in no cell.
 	ErrNoCell = errors.New("message: this node is in no cell")
 	// ErrClosed is returned after Close, ErrNotStarted before Start.
