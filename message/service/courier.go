@@ -21,11 +21,8 @@ import (
 // Bounds of the courier (doc.go, "Courier").
 const (
 	// CourierPerContact is how many of a contact's pending messages one
-	// pass tries, oldest first in the conversation's order.
+	// pass reads and tries, oldest first in the conversation's order.
 	CourierPerContact = 32
-	// CourierScan is how many pending messages of this cell one pass
-	// reads (4 queries of 256).
-	CourierScan = 1024
 	// MaxPokes bounds the devices remembered between two passes as
 	// connected or heard from; past it, every contact's backoff is reset.
 	MaxPokes = 256
@@ -174,18 +171,25 @@ func (s *Service) runCourier() {
 	}
 }
 
-// pendingQuery is the query of this cell's pending messages (state
-// Sent), in the conversations' order, after the cursor after.
-func pendingQuery(limit int, after string) store.Query {
-	return store.Query{
+// pendingQuery is the query of the pending messages (state Sent), in
+// the conversations' order; of the conversation conv (hex) only if it
+// is not empty.
+func pendingQuery(limit int, conv string) store.Query {
+	q := store.Query{
 		Type: Type, Where: []store.Predicate{{Field: "state", Op: store.Eq, Value: Sent}},
-		Order: "order", Limit: limit, After: after, Traits: []string{Type},
+		Order: "order", Limit: limit, Traits: []string{Type},
 	}
+	if conv != "" {
+		q.Where = append(q.Where, store.Predicate{Field: "conversation", Op: store.Eq, Value: conv})
+	}
+	return q
 }
 
 // courierPass tries the pending messages of each contact not in backoff
 // (CourierPerContact at most, oldest first) and returns how long until
-// the next pass is due.
+// the next pass is due. It reads one message of the cell's to see if any
+// is pending, then each contact's own (so that no contact's backlog
+// hides another's).
 func (s *Service) courierPass(ctx context.Context) time.Duration {
 	now := s.cfg.Now()
 	next := now.Add(s.cfg.CourierMaxBackoff)
@@ -194,42 +198,15 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 		return s.cfg.CourierBackoff
 	}
 	s.resetPoked(ctx)
-	ownHex := hex.EncodeToString(own)
-	byConv := map[string][]Message{}
-	var convs []string
-	after := ""
-	for scanned := 0; scanned < CourierScan; {
-		pg, err := s.store.Query(ctx, pendingQuery(256, after))
-		if err != nil {
-			s.log.Warn("pending messages not read", "err", err)
-			return s.cfg.CourierBackoff
-		}
-		for _, h := range pg.Hits {
-			m, ok := decode(h.Entity)
-			if !ok || m.Direction != Out || m.Cell != ownHex || m.State != Sent {
-				continue
-			}
-			if _, ok := byConv[m.Conversation]; !ok {
-				convs = append(convs, m.Conversation)
-			}
-			if len(byConv[m.Conversation]) < CourierPerContact {
-				byConv[m.Conversation] = append(byConv[m.Conversation], m)
-			}
-		}
-		scanned += len(pg.Hits)
-		if pg.Next == "" || len(pg.Hits) == 0 {
-			break
-		}
-		after = pg.Next
+	first, err := s.store.Query(ctx, pendingQuery(1, ""))
+	if err != nil {
+		s.log.Warn("pending messages not read", "err", err)
+		return s.cfg.CourierBackoff
 	}
-	s.kmu.Lock()
-	for conv := range s.courier.backoff {
-		if _, ok := byConv[conv]; !ok {
-			delete(s.courier.backoff, conv) // nothing pending
-		}
-	}
-	s.kmu.Unlock()
-	if len(convs) == 0 {
+	if len(first.Hits) == 0 {
+		s.kmu.Lock()
+		clear(s.courier.backoff)
+		s.kmu.Unlock()
 		return next.Sub(now)
 	}
 	cs, err := s.cons.List(ctx)
@@ -237,21 +214,15 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 		s.log.Warn("contacts not read", "err", err)
 		return s.cfg.CourierBackoff
 	}
-	contacts := map[string]contactservice.Contact{}
-	for _, c := range cs {
-		contacts[hex.EncodeToString(c.Cell())] = c
-	}
 	grace := s.cfg.CourierGrace
 	if r := s.cell.Roster(); r != nil {
 		if m, ok := r.Member(s.self); ok && m.Roles&cell.RoleMailbox != 0 {
 			grace = s.cfg.MailboxGrace
 		}
 	}
-	for _, conv := range convs {
-		c, ok := contacts[conv]
-		if !ok {
-			continue // a contact removed: its messages stay as they are
-		}
+	ownHex := hex.EncodeToString(own)
+	for _, c := range cs {
+		conv := hex.EncodeToString(c.Cell())
 		s.kmu.Lock()
 		r, inBackoff := s.courier.backoff[conv]
 		s.kmu.Unlock()
@@ -259,7 +230,25 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 			next = earliest(next, r.at)
 			continue
 		}
-		if at, ok := s.deliverPending(ctx, c, byConv[conv], own, grace, now); !ok {
+		pg, err := s.store.Query(ctx, pendingQuery(CourierPerContact, conv))
+		if err != nil {
+			s.log.Warn("pending messages not read", "contact", c.Name, "err", err)
+			next = earliest(next, now.Add(s.cfg.CourierBackoff))
+			continue
+		}
+		var ms []Message
+		for _, h := range pg.Hits {
+			if m, ok := decode(h.Entity); ok && m.Direction == Out && m.Cell == ownHex && m.State == Sent {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) == 0 {
+			s.kmu.Lock()
+			delete(s.courier.backoff, conv) // nothing pending
+			s.kmu.Unlock()
+			continue
+		}
+		if at, ok := s.deliverPending(ctx, c, ms, own, grace, now); !ok {
 			next = earliest(next, at)
 		}
 		if ctx.Err() != nil {

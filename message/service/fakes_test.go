@@ -186,23 +186,30 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 	return storeservice.Written{Entity: id}, nil
 }
 
-// Query answers the conversation queries (ConversationQuery) and the
-// pending ones (pendingQuery) only, in one page.
+// Query answers the queries in the conversations' order with equality
+// predicates on the conversation and the state (ConversationQuery,
+// pendingQuery), in one page, Limit ignored.
 func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if q.Type != Type || q.Order != "order" || len(q.Where) != 1 || (q.Where[0].Field != "conversation" && q.Where[0].Field != "state") {
+	if q.Type != Type || q.Order != "order" || len(q.Where) == 0 {
 		return store.Page{}, fmt.Errorf("fake store: query %+v: %w", q, store.ErrQuery)
+	}
+	for _, w := range q.Where {
+		if w.Op != store.Eq || (w.Field != "conversation" && w.Field != "state") {
+			return store.Page{}, fmt.Errorf("fake store: query %+v: %w", q, store.ErrQuery)
+		}
 	}
 	var hits []store.Hit
 	orders := map[store.EntityID]string{}
 	for _, e := range f.ents {
 		m, ok := decode(e)
-		field := m.Conversation
-		if q.Where[0].Field == "state" {
-			field = m.State
+		for _, w := range q.Where {
+			if w.Field == "conversation" && m.Conversation != w.Value || w.Field == "state" && m.State != w.Value {
+				ok = false
+			}
 		}
-		if ok && field == q.Where[0].Value {
+		if ok {
 			hits = append(hits, store.Hit{Entity: e})
 			orders[e.ID] = m.Order
 		}
