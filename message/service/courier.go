@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,6 +27,10 @@ const (
 	// MaxPokes bounds the devices remembered between two passes as
 	// connected or heard from; past it, every contact's backoff is reset.
 	MaxPokes = 256
+	// CourierGap is the least time between the end of a pass and the
+	// start of the next: the wake-ups meanwhile (every message recorded
+	// or received, every connection) make one pass.
+	CourierGap = time.Second
 )
 
 // CourierStats counts the courier's work and the duplicates received.
@@ -99,7 +104,7 @@ func (s *Service) notifee() network.Notifiee {
 }
 
 // sendingMark marks the message id as delivered by a Send under way, to
-// unmark with the returned function.
+// unmark with the returned function (which may be called again).
 func (s *Service) sendingMark(id store.EntityID) func() {
 	s.kmu.Lock()
 	s.courier.sending[id] = struct{}{}
@@ -161,13 +166,19 @@ func (s *Service) runCourier() {
 				rewatch = s.cfg.Now().Add(s.cfg.CourierBackoff)
 			}
 		}
-		next := s.courierPass(ctx)
+		next := max(s.courierPass(ctx), CourierGap)
 		timer.Stop()
 		select {
 		case <-timer.C:
 		default:
 		}
-		timer.Reset(next)
+		timer.Reset(CourierGap)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		timer.Reset(next - CourierGap)
 	}
 }
 
@@ -198,12 +209,23 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 		return s.cfg.CourierBackoff
 	}
 	s.resetPoked(ctx)
-	first, err := s.store.Query(ctx, pendingQuery(1, ""))
+	// Whether anything is pending besides the messages this device's
+	// Sends are delivering (each Send's record wakes the courier).
+	s.kmu.Lock()
+	busy := len(s.courier.sending)
+	s.kmu.Unlock()
+	first, err := s.store.Query(ctx, pendingQuery(min(busy+1, 256), ""))
 	if err != nil {
 		s.log.Warn("pending messages not read", "err", err)
 		return s.cfg.CourierBackoff
 	}
-	if len(first.Hits) == 0 {
+	s.kmu.Lock()
+	idle := !slices.ContainsFunc(first.Hits, func(h store.Hit) bool {
+		_, ok := s.courier.sending[h.Entity.ID]
+		return !ok
+	})
+	s.kmu.Unlock()
+	if idle {
 		s.kmu.Lock()
 		clear(s.courier.backoff)
 		s.kmu.Unlock()

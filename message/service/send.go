@@ -56,7 +56,8 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	// The write goes on while the first device's session steps and is
 	// written (the two syncs overlap); no frame leaves before it is done.
 	m := newMessage(env, c.Cell(), Out, Sent)
-	defer s.sendingMark(m.Entity)()
+	unmark := s.sendingMark(m.Entity)
+	defer unmark()
 	created := s.cfg.Now().UTC()
 	rec := goDo(func() error { return s.put(ctx, m, created) })
 	// This cell's list goes along when a device has not acknowledged it
@@ -87,6 +88,8 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 		return Message{}, err
 	}
 	s.failedContact(m.Conversation, s.cfg.Now())
+	unmark()
+	s.wakeCourier() // to time its retry
 	s.log.Info("message not delivered", "contact", c.Name, "id", m.ID, "devices", len(errs))
 	return m, fmt.Errorf("%w (message %s to %q: %w)", ErrUnreachable, m.ID, c.Name, errors.Join(errs...))
 }
