@@ -54,8 +54,10 @@
 // (a store watch on the state: this device's or, through the chain,
 // another's), when a device connects to this host (libp2p's network
 // notifications) or a message comes in from a device, and when a
-// contact's retry is due. A pass reads one pending message of the cell
-// (a store query on the state) and, if there is one, for each contact
+// contact's retry is due; at most one pass a second (CourierGap: the
+// wake-ups meanwhile make one pass). A pass reads one pending message of the cell
+// (a store query on the state; more if those first are being delivered
+// by this device's Sends, which it leaves alone) and, if there is one, for each contact
 // not in backoff at most CourierPerContact of its pending messages
 // (state and conversation, in the conversation's order: one contact's
 // backlog hides no other's), and tries them oldest first, stopping at
