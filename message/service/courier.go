@@ -98,9 +98,15 @@ func (s *Service) poke(id peer.ID) {
 	s.wakeCourier()
 }
 
-// notifee pokes the courier when a connection opens.
+// notifee pokes the courier when a device connects to this host (an
+// inbound connection: the courier's own dials, outbound, would reset
+// the backoff of a contact whose device is up but does not acknowledge).
 func (s *Service) notifee() network.Notifiee {
-	return &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { s.poke(c.RemotePeer()) }}
+	return &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if c.Stat().Direction == network.DirInbound {
+			s.poke(c.RemotePeer())
+		}
+	}}
 }
 
 // sendingMark marks the message id as delivered by a Send under way, to

@@ -232,3 +232,45 @@ func testCourierDuplicateCounted(t *testing.T) {
 		t.Fatalf("bob: %+v, want 1 duplicate", st)
 	}
 }
+
+// TestCourierBackoffResetOnConnect: a contact's device that connects to
+// this host resets the backoff: its pending message goes at once, not at
+// the next retry (10 min away).
+func TestCourierBackoffResetOnConnect(t *testing.T) { bubble(t, testCourierBackoffResetOnConnect) }
+
+func testCourierBackoffResetOnConnect(t *testing.T) {
+	devs := newDevices(t, "alice", "bob")
+	alice, bob := devs[0], devs[1]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	onClock(t, alice, bob)
+	_ = bob.svc.Close()
+	sendPending(t, alice, "Bob", "hello")
+	time.Sleep(time.Hour)
+	if n := alice.svc.Courier().Failed; n != 11 {
+		t.Fatalf("%d tries in an hour, want 11", n)
+	}
+	for _, d := range []*device{alice, bob} {
+		if err := d.h.Network().ClosePeer(d.other(alice, bob).h.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synctest.Wait()
+	bob.start(t)
+	if err := bob.h.Connect(t.Context(), peer.AddrInfo{ID: alice.h.ID(), Addrs: alice.h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // one pass gap
+	synctest.Wait()
+	if got := held(t, bob, Delivered); !slices.Equal(got, []string{"hello"}) {
+		t.Fatalf("bob holds %q 2 s after he connected", got)
+	}
+}
+
+// other is whichever of a and b d is not.
+func (d *device) other(a, b *device) *device {
+	if d == a {
+		return b
+	}
+	return a
+}
