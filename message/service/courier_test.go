@@ -274,3 +274,30 @@ func (d *device) other(a, b *device) *device {
 	}
 	return a
 }
+
+// TestCourierStopsAtClose: Close stops the courier and waits for it: no
+// try after it, however long (and the bubble and leaktest see no
+// goroutine of it left).
+func TestCourierStopsAtClose(t *testing.T) { bubble(t, testCourierStopsAtClose) }
+
+func testCourierStopsAtClose(t *testing.T) {
+	devs := newDevices(t, "alice", "bob")
+	alice, bob := devs[0], devs[1]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	onClock(t, alice, bob)
+	_ = bob.svc.Close()
+	sendPending(t, alice, "Bob", "hello")
+	time.Sleep(time.Minute)
+	before := alice.svc.Courier().Failed
+	if before == 0 {
+		t.Fatal("no try in a minute")
+	}
+	if err := alice.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Hour)
+	if n := alice.svc.Courier().Failed; n != before {
+		t.Fatalf("%d tries after Close", n-before)
+	}
+}
