@@ -204,9 +204,9 @@ func pendingQuery(limit int, conv string) store.Query {
 
 // courierPass tries the pending messages of each contact not in backoff
 // (CourierPerContact at most, oldest first) and returns how long until
-// the next pass is due. It reads one message of the cell's to see if any
-// is pending, then each contact's own (so that no contact's backlog
-// hides another's).
+// the next pass is due. It first reads whether any message is pending
+// besides those this device's Sends are delivering, then each contact's
+// own (so that no contact's backlog hides another's).
 func (s *Service) courierPass(ctx context.Context) time.Duration {
 	now := s.cfg.Now()
 	next := now.Add(s.cfg.CourierMaxBackoff)
