@@ -502,8 +502,12 @@ type ClientInterface interface {
 	// The message is recorded in this cell's chain (state sent), then
 	// delivered, encrypted on this device, to whichever device of the
 	// contact's cell acknowledges first (state delivered). If none
-	// does, it stays recorded as sent and the answer is the problem
-	// not-delivered. Refused before anything is recorded: a text that
+	// does, it stays recorded as sent (pending) and the answer is the
+	// problem not-delivered: the message is not lost, any device of
+	// this cell that is online delivers it later, with backoff, as
+	// soon as a device of the contact's cell is reachable (its state
+	// then becomes delivered; the inbox shows it). Refused before
+	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
 	// contact (no-contact).
 	//
@@ -517,8 +521,12 @@ type ClientInterface interface {
 	// The message is recorded in this cell's chain (state sent), then
 	// delivered, encrypted on this device, to whichever device of the
 	// contact's cell acknowledges first (state delivered). If none
-	// does, it stays recorded as sent and the answer is the problem
-	// not-delivered. Refused before anything is recorded: a text that
+	// does, it stays recorded as sent (pending) and the answer is the
+	// problem not-delivered: the message is not lost, any device of
+	// this cell that is online delivers it later, with backoff, as
+	// soon as a device of the contact's cell is reachable (its state
+	// then becomes delivered; the inbox shows it). Refused before
+	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
 	// contact (no-contact).
 	//
@@ -1508,8 +1516,12 @@ func (c *Raw) MessagesList(ctx context.Context, params *MessagesListParams, reqE
 // The message is recorded in this cell's chain (state sent), then
 // delivered, encrypted on this device, to whichever device of the
 // contact's cell acknowledges first (state delivered). If none
-// does, it stays recorded as sent and the answer is the problem
-// not-delivered. Refused before anything is recorded: a text that
+// does, it stays recorded as sent (pending) and the answer is the
+// problem not-delivered: the message is not lost, any device of
+// this cell that is online delivers it later, with backoff, as
+// soon as a device of the contact's cell is reachable (its state
+// then becomes delivered; the inbox shows it). Refused before
+// anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
 // contact (no-contact).
 //
@@ -1533,8 +1545,12 @@ func (c *Raw) MessagesSendWithBody(ctx context.Context, contentType string, body
 // The message is recorded in this cell's chain (state sent), then
 // delivered, encrypted on this device, to whichever device of the
 // contact's cell acknowledges first (state delivered). If none
-// does, it stays recorded as sent and the answer is the problem
-// not-delivered. Refused before anything is recorded: a text that
+// does, it stays recorded as sent (pending) and the answer is the
+// problem not-delivered: the message is not lost, any device of
+// this cell that is online delivers it later, with backoff, as
+// soon as a device of the contact's cell is reachable (its state
+// then becomes delivered; the inbox shows it). Refused before
+// anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
 // contact (no-contact).
 //
@@ -4094,8 +4110,12 @@ type ClientWithResponsesInterface interface {
 	// The message is recorded in this cell's chain (state sent), then
 	// delivered, encrypted on this device, to whichever device of the
 	// contact's cell acknowledges first (state delivered). If none
-	// does, it stays recorded as sent and the answer is the problem
-	// not-delivered. Refused before anything is recorded: a text that
+	// does, it stays recorded as sent (pending) and the answer is the
+	// problem not-delivered: the message is not lost, any device of
+	// this cell that is online delivers it later, with backoff, as
+	// soon as a device of the contact's cell is reachable (its state
+	// then becomes delivered; the inbox shows it). Refused before
+	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
 	// contact (no-contact).
 	//
@@ -4109,8 +4129,12 @@ type ClientWithResponsesInterface interface {
 	// The message is recorded in this cell's chain (state sent), then
 	// delivered, encrypted on this device, to whichever device of the
 	// contact's cell acknowledges first (state delivered). If none
-	// does, it stays recorded as sent and the answer is the problem
-	// not-delivered. Refused before anything is recorded: a text that
+	// does, it stays recorded as sent (pending) and the answer is the
+	// problem not-delivered: the message is not lost, any device of
+	// this cell that is online delivers it later, with backoff, as
+	// soon as a device of the contact's cell is reachable (its state
+	// then becomes delivered; the inbox shows it). Refused before
+	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
 	// contact (no-contact).
 	//
@@ -8591,8 +8615,12 @@ func (c *ClientWithResponses) MessagesListWithResponse(ctx context.Context, para
 // The message is recorded in this cell's chain (state sent), then
 // delivered, encrypted on this device, to whichever device of the
 // contact's cell acknowledges first (state delivered). If none
-// does, it stays recorded as sent and the answer is the problem
-// not-delivered. Refused before anything is recorded: a text that
+// does, it stays recorded as sent (pending) and the answer is the
+// problem not-delivered: the message is not lost, any device of
+// this cell that is online delivers it later, with backoff, as
+// soon as a device of the contact's cell is reachable (its state
+// then becomes delivered; the inbox shows it). Refused before
+// anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
 // contact (no-contact).
 //
@@ -8612,8 +8640,12 @@ func (c *ClientWithResponses) MessagesSendWithBodyWithResponse(ctx context.Conte
 // The message is recorded in this cell's chain (state sent), then
 // delivered, encrypted on this device, to whichever device of the
 // contact's cell acknowledges first (state delivered). If none
-// does, it stays recorded as sent and the answer is the problem
-// not-delivered. Refused before anything is recorded: a text that
+// does, it stays recorded as sent (pending) and the answer is the
+// problem not-delivered: the message is not lost, any device of
+// this cell that is online delivers it later, with backoff, as
+// soon as a device of the contact's cell is reachable (its state
+// then becomes delivered; the inbox shows it). Refused before
+// anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
 // contact (no-contact).
 //

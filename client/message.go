@@ -14,12 +14,13 @@ import (
 // The kinds of errors of messages (see ErrNotInCell).
 var (
 	ErrBadMessage   = errors.New("client: bad message text")
-	ErrNotDelivered = errors.New("client: recorded as sent, not delivered: no device of the contact is reachable")
+	ErrNotDelivered = errors.New("client: recorded as sent, not delivered yet: no device of the contact is reachable; a device of this cell delivers it later")
 )
 
 // Send sends text to the contact named name and returns the message,
 // delivered; ErrNotDelivered when no device of the contact acknowledged
-// (the message stays recorded as sent).
+// (the message stays recorded as sent, pending: any device of this cell
+// that is online delivers it later).
 func (c *Client) Send(ctx context.Context, name, text string) (api.MessageView, error) {
 	return Answer(c.calls.MessagesSendWithResponse(ctx, api.MessageSendRequest{Contact: name, Text: text}))
 }

@@ -8,16 +8,19 @@
 //
 // # Envelope
 //
-// What the ratchet seals, version 2 (EnvelopeVersion), big-endian, in
-// this order:
+// What the ratchet seals, version 2 (EnvelopeVersion) or 3
+// (EnvelopeVersionCourier), big-endian, in this order:
 //
-//	version (1) = 2
-//	message ID (16, random, drawn by the sending device)
+//	version (1) = 2 or 3
+//	message ID (16, random, drawn by the device that wrote it)
 //	sender cell key (32, Ed25519)
 //	recipient cell key (32, Ed25519): the cell the message is for
-//	sender device: length (1, 1..64), peer ID bytes
-//	sent (8): Unix milliseconds of the sending device, >= 0
-//	seq (8): the sending device's counter of the messages it sent
+//	sender device: length (1, 1..64), peer ID bytes: the courier, the
+//	  device that delivers it (the stream's)
+//	version 3 only: author device: length (1, 1..64), peer ID bytes,
+//	  not the sender device
+//	sent (8): Unix milliseconds of the author device, >= 0
+//	seq (8): the author device's counter of the messages it wrote
 //	text: length (2, 1..MaxText = 4096), UTF-8
 //	device list flag (1): 0, or 1 followed by length (2) and the sender
 //	  cell's signed device list (package contact's wire form, at most
@@ -37,11 +40,31 @@
 // lists of two cells, and a message sent to one must not be taken by
 // the other as sent to it. (Version 1 had no recipient cell.)
 //
+// Version 2 is a message delivered by the device that wrote it (its
+// author is the sender device); version 3 one delivered by another
+// device of the same cell, a courier, for a device that wrote it and may
+// be offline, or have left the cell since (its messages stay in the
+// chain). An envelope has one encoding: a version 3 naming its sender
+// device as author is refused. The author, sent time and seq are the
+// message's place in the conversation (the order key), the same in
+// both cells whichever device delivers it. The receiver checks the
+// courier as it checks any sender device (on the current device list of
+// the contact whose cell the envelope names, and the stream's device);
+// the author it cannot check and does not need to: a courier speaks for
+// its cell, which can write any message under any of its device IDs
+// anyway, so a courier can lie about the author and sent time of a
+// message of its own cell only, which is its cell's to say. A device
+// removed from the cell cannot be a courier (it is not on the current
+// list); a message it wrote before its removal is delivered by a device
+// that is. Delivering a message again under another courier makes no
+// second message: its entity is the cell's and the message ID's (see
+// Exactly once).
+//
 // # Order
 //
 // A conversation's messages are ordered by their order key (OrderKey):
-// the sent time (16 hex digits of the milliseconds), the sending device's
-// peer ID, the device's counter (16 hex digits), joined by ".". A cell's
+// the sent time (16 hex digits of the milliseconds), the author device's
+// peer ID, the author's counter (16 hex digits), joined by ".". A cell's
 // devices send with no coordination between them (they may not reach each
 // other when one sends), so a cell-wide counter cannot be kept without a
 // round of agreement; the key is instead the sender's order as each of its

@@ -16,14 +16,17 @@ import (
 
 // Caps and versions of the envelope (doc.go has the layout).
 const (
-	// EnvelopeVersion is the version byte of the envelope's encoding.
-	EnvelopeVersion = 2
+	// EnvelopeVersion is the version byte of an envelope delivered by
+	// the device that wrote it; EnvelopeVersionCourier that of one
+	// delivered by another device of its cell (it names its author).
+	EnvelopeVersion        = 2
+	EnvelopeVersionCourier = 3
 	// IDSize is the size of a message ID.
 	IDSize = 16
 	// MaxText is the longest text of a message, in bytes of UTF-8.
 	MaxText = 4096
 	// MaxEnvelope is the longest encoded envelope.
-	MaxEnvelope = 1 + IDSize + 2*ed25519.PublicKeySize + 1 + contact.MaxPeerIDLen + 8 + 8 + 2 + MaxText + 1 + 2 + contact.MaxDeviceListLen
+	MaxEnvelope = 1 + IDSize + 2*ed25519.PublicKeySize + 2*(1+contact.MaxPeerIDLen) + 8 + 8 + 2 + MaxText + 1 + 2 + contact.MaxDeviceListLen
 )
 
 // Errors of envelopes.
@@ -59,16 +62,22 @@ func ParseID(s string) (ID, error) {
 // sender cell's device list when it changed.
 type Envelope struct {
 	ID ID
-	// Cell is the sender's cell key; Device the sending device.
+	// Cell is the sender's cell key; Device the sending device (the
+	// courier: the stream's device, on the cell's current list).
 	Cell   ed25519.PublicKey
 	Device peer.ID
+	// Author is the device of the cell that wrote the message, which
+	// its order key names: Device, or another device of the cell that
+	// Device delivers for (it may have left the cell since). Empty means
+	// Device; DecodeEnvelope always sets it.
+	Author peer.ID
 	// To is the key of the cell the message is for: a device may be on
 	// the lists of more than one cell (any cell can sign a list naming
 	// any peer ID), so the receiver checks it is its own.
 	To ed25519.PublicKey
 	// Sent is the sending device's time, Unix milliseconds (>= 0), never
 	// lower than that of its previous message; Seq the device's counter
-	// of the messages it sent. Together with Device they are the order key.
+	// of the messages it sent. Together with Author they are the order key.
 	Sent int64
 	Seq  uint64
 	// Text is 1 to MaxText bytes of UTF-8.
@@ -100,6 +109,14 @@ func (e *Envelope) check() error {
 	if _, err := peer.IDFromBytes([]byte(e.Device)); err != nil {
 		return fmt.Errorf("%w: device is not a peer ID", ErrBadEnvelope)
 	}
+	if e.Author != "" && e.Author != e.Device {
+		if len(e.Author) > contact.MaxPeerIDLen {
+			return fmt.Errorf("%w: author ID of %d bytes", ErrBadEnvelope, len(e.Author))
+		}
+		if _, err := peer.IDFromBytes([]byte(e.Author)); err != nil {
+			return fmt.Errorf("%w: author is not a peer ID", ErrBadEnvelope)
+		}
+	}
 	if l := e.Devices; l != nil {
 		if !bytes.Equal(l.Cell, e.Cell) {
 			return fmt.Errorf("%w: device list of another cell", ErrBadEnvelope)
@@ -117,13 +134,22 @@ func (e *Envelope) Encode() ([]byte, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 128+len(e.Text))
-	b = append(b, EnvelopeVersion)
+	b := make([]byte, 0, 192+len(e.Text))
+	courier := e.Author != "" && e.Author != e.Device
+	if courier {
+		b = append(b, EnvelopeVersionCourier)
+	} else {
+		b = append(b, EnvelopeVersion)
+	}
 	b = append(b, e.ID[:]...)
 	b = append(b, e.Cell...)
 	b = append(b, e.To...)
 	b = append(b, byte(len(e.Device)))
 	b = append(b, e.Device...)
+	if courier {
+		b = append(b, byte(len(e.Author)))
+		b = append(b, e.Author...)
+	}
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Sent))
 	b = binary.BigEndian.AppendUint64(b, e.Seq)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Text)))
@@ -145,7 +171,8 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: %d bytes, the most is %d", ErrBadEnvelope, len(b), MaxEnvelope)
 	}
 	d := decoder{b: b}
-	if d.u8() != EnvelopeVersion {
+	v := d.u8()
+	if v != EnvelopeVersion && v != EnvelopeVersionCourier {
 		return nil, fmt.Errorf("%w: unknown version", ErrBadEnvelope)
 	}
 	e := &Envelope{}
@@ -153,6 +180,14 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	e.Cell = ed25519.PublicKey(bytes.Clone(d.take(ed25519.PublicKeySize)))
 	e.To = ed25519.PublicKey(bytes.Clone(d.take(ed25519.PublicKeySize)))
 	e.Device = peer.ID(d.take(d.u8()))
+	e.Author = e.Device
+	if v == EnvelopeVersionCourier {
+		e.Author = peer.ID(d.take(d.u8()))
+		if e.Author == e.Device {
+			// One encoding per envelope: a device's own message is version 2.
+			return nil, fmt.Errorf("%w: version 3 naming the courier as author", ErrBadEnvelope)
+		}
+	}
 	e.Sent = int64(d.u64())
 	e.Seq = d.u64()
 	n := d.u16()
@@ -181,7 +216,19 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
+	if len(e.Author) == 0 {
+		return nil, fmt.Errorf("%w: no author", ErrBadEnvelope)
+	}
 	return e, nil
+}
+
+// Writer returns the device that wrote the message: Author, or Device
+// if Author is empty.
+func (e *Envelope) Writer() peer.ID {
+	if e.Author != "" {
+		return e.Author
+	}
+	return e.Device
 }
 
 // decoder reads big-endian fields; a short read sets bad and returns

@@ -131,3 +131,69 @@ func TestEntityIDs(t *testing.T) {
 		t.Fatalf("ParseID(zz): %v", err)
 	}
 }
+
+func TestEnvelopeCourier(t *testing.T) {
+	e := sample(t, true)
+	e.Author = deviceID(t, 11) // another device of the cell wrote it
+	b, err := e.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != EnvelopeVersionCourier {
+		t.Fatalf("version %d, want %d", b[0], EnvelopeVersionCourier)
+	}
+	got, err := DecodeEnvelope(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Author != e.Author || got.Device != e.Device {
+		t.Fatalf("author %s device %s, want %s %s", got.Author, got.Device, e.Author, e.Device)
+	}
+	own := sample(t, false)
+	own.Sent, own.Seq = e.Sent, e.Seq
+	own.Device = e.Author
+	if got.OrderKey() != own.OrderKey() {
+		t.Fatalf("courier's order key %q, the author's own %q", got.OrderKey(), own.OrderKey())
+	}
+	// A device's own message is version 2 and decodes with itself as author.
+	plain := sample(t, false)
+	plain.Author = plain.Device
+	pb, err := plain.Encode()
+	if err != nil || pb[0] != EnvelopeVersion {
+		t.Fatalf("own message: version %d, %v", pb[0], err)
+	}
+	if d, err := DecodeEnvelope(pb); err != nil || d.Author != plain.Device {
+		t.Fatalf("version 2 decodes with author %q (%v), want the device", d.Author, err)
+	}
+
+	// Layout: version, id, cell, to, device (length, bytes), author
+	// (length, bytes), then as version 2.
+	at := 1 + IDSize + 2*ed25519.PublicKeySize + 1 + len(e.Device)
+	bad := []struct {
+		name string
+		b    []byte
+	}{
+		{"author is the courier", func() []byte {
+			c := bytes.Clone(b[:at+1])
+			c = append(c, e.Device...)
+			return append(c, b[at+1+len(e.Author):]...)
+		}()},
+		{"no author", func() []byte {
+			c := append(bytes.Clone(b[:at]), 0)
+			return append(c, b[at+1+len(e.Author):]...)
+		}()},
+		{"author not a peer ID", func() []byte { c := bytes.Clone(b); c[at+1] ^= 0xff; return c }()},
+		{"author cut short", b[:at+3]},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := DecodeEnvelope(tt.b); !errors.Is(err, ErrBadEnvelope) {
+				t.Fatalf("DecodeEnvelope: %v, want ErrBadEnvelope", err)
+			}
+		})
+	}
+	e.Author = "not a peer ID"
+	if _, err := e.Encode(); !errors.Is(err, ErrBadEnvelope) {
+		t.Fatalf("Encode with a bad author: %v", err)
+	}
+}

@@ -16,7 +16,15 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	courier := sample(f, true)
+	courier.Author = deviceID(f, 11)
+	b, err := courier.Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Add([]byte{EnvelopeVersion})
+	f.Add([]byte{EnvelopeVersionCourier})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := DecodeEnvelope(b)
 		if err != nil {

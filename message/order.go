@@ -7,10 +7,11 @@ import (
 )
 
 // OrderKey is the key that orders a conversation's messages in the
-// sender's order: the sent time (16 hex digits), the device, the device's
-// counter (16 hex digits), joined by "." (doc.go says why).
+// sender's order: the sent time (16 hex digits), the device that wrote
+// it (Writer, whichever device delivers it), the device's counter (16
+// hex digits), joined by "." (doc.go says why).
 func (e *Envelope) OrderKey() string {
-	return fmt.Sprintf("%016x.%s.%016x", uint64(e.Sent), e.Device, e.Seq)
+	return fmt.Sprintf("%016x.%s.%016x", uint64(e.Sent), e.Writer(), e.Seq)
 }
 
 // EntityOf is the ID of the store entity of the message id sent by the

@@ -2,6 +2,7 @@ package simnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -28,6 +29,10 @@ type attempt struct {
 	text     string
 	took     time.Duration
 	err      error
+	// pending: Send recorded the message and reported no device
+	// reachable (ErrUnreachable): the cell's couriers deliver it, the
+	// user does not send it again.
+	pending bool
 }
 
 func (l *sendLog) add(a *attempt) {
@@ -43,9 +48,10 @@ func (l *sendLog) add(a *attempt) {
 	}
 }
 
-// talk sends tk's texts at their times, each retried after its backoff
-// until delivered or maxAttempts, from the planned device or, when it
-// is down, the next one of the cell that is up.
+// talk sends tk's texts at their times, from the planned device or,
+// when it is down, the next one of the cell that is up; a send that
+// recorded nothing (its device down, its record failed) is retried
+// after its backoff until it is delivered, pending or maxAttempts.
 func (l *sendLog) talk(ctx context.Context, people []*person, tk talk, start time.Time) {
 	from, to := people[tk.from], people[tk.to]
 	seq, tries := 0, 0
@@ -70,8 +76,9 @@ func (l *sendLog) talk(ctx context.Context, people []*person, tk talk, start tim
 					a.err = fmt.Errorf("node %d sends %q: %w", nd.Index, text, err)
 				}
 			}
+			a.pending = a.id != "" && errors.Is(a.err, messages.ErrUnreachable)
 			l.add(a)
-			if a.err == nil {
+			if a.err == nil || a.pending {
 				break
 			}
 			if try+1 == maxAttempts {
@@ -126,7 +133,7 @@ func checkConversations(ctx context.Context, people []*person, pairs [][2]int, l
 			self, other := side[0], side[1]
 			var want []*attempt // delivered, of both talks
 			for _, a := range l.sends {
-				if a.err == nil && (a.from == self && a.to == other || a.from == other && a.to == self) {
+				if (a.err == nil || a.pending) && (a.from == self && a.to == other || a.from == other && a.to == self) {
 					want = append(want, a)
 				}
 			}
@@ -149,7 +156,7 @@ func checkConversations(ctx context.Context, people []*person, pairs [][2]int, l
 
 // device checks the conversation got that the device of index nd of
 // person self holds with person other against the log: want are the
-// attempts of both talks reported delivered; lost the IDs of failed
+// attempts of both talks reported delivered or pending; lost the IDs of failed
 // attempts the recipient's cell was found holding. The caller holds
 // l.mu.
 func (c *checkCounts) device(nd int, got []messages.Message, self, other int, want []*attempt, l *sendLog, lost map[string]bool, people []*person) {
@@ -164,8 +171,9 @@ func (c *checkCounts) device(nd int, got []messages.Message, self, other int, wa
 		a, ok := l.byID[m.ID]
 		if !ok {
 			// A send interrupted by a crash of its device may have
-			// recorded its text, sent, with no ID to show.
-			if !(l.texts[m.Text] && m.Direction == messages.Out && m.State == messages.Sent) {
+			// recorded its text, sent, with no ID to show; a courier
+			// delivers it later.
+			if !l.texts[m.Text] {
 				c.unknown++
 				c.note("node %d holds a message no one sent: %q (%s)", nd, m.Text, m.ID)
 			}
@@ -181,7 +189,7 @@ func (c *checkCounts) device(nd int, got []messages.Message, self, other int, wa
 			c.note("node %d holds %q (attempt %d) after attempt %d", nd, a.text, a.seq, prev)
 		}
 		last[a.from] = a.seq
-		if a.err != nil && a.to == self && !lost[a.id] {
+		if a.err != nil && !a.pending && a.to == self && !lost[a.id] {
 			lost[a.id] = true
 			c.ackLost++
 		}

@@ -70,6 +70,10 @@ type MessagesReport struct {
 	Delivered   int `json:"delivered"`
 	Retries     int `json:"retries"`
 	Undelivered int `json:"undelivered"`
+	// Pending counts the sends reported not delivered yet (no device of
+	// the recipient reachable): the couriers of the sender's cell
+	// deliver them, checked as the delivered ones are.
+	Pending int `json:"pending"`
 	// Duplicates counts a message held more than once on a device;
 	// OrderViolations a device holding two messages of one sender out
 	// of the order sent; Missing a delivered message a device of either
@@ -237,9 +241,10 @@ func (p messagePlan) digest() string {
 // one device from the rest of its cell and everyone) and crashes of a
 // device (restarted later on its data) strike. A send that fails (no
 // device of the recipient reachable) is retried by its user after a
-// seeded wait, as a new message. After the heal, once every device of
+// seeded wait, as a new message, unless it was recorded (pending: the
+// couriers of the cell deliver it). After the heal, once every device of
 // every cell holds its conversations whole, it checks each: every
-// message reported delivered exactly once, delivered, and one sender's
+// message reported delivered or pending exactly once, delivered, and one sender's
 // messages in the order sent; nothing no one sent; messages reported
 // not delivered are counted (AckLost) when the recipient holds them.
 // Each send is one operation, succeeding when delivered. It must run
@@ -284,6 +289,9 @@ func ScenarioMessages(ctx context.Context, n *Net, o MessageOptions) (Report, er
 	var lat []float64
 	for _, s := range log.sends {
 		mr.Sent++
+		if s.pending {
+			mr.Pending++
+		}
 		if s.err != nil {
 			ops = append(ops, opResult{err: s.err})
 			continue

@@ -190,7 +190,7 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	if m := r.Messages; m != nil {
 		fmt.Fprintf(tw, "people\t%d (%d devices), %d pairs talking\n", m.People, m.Devices, m.Pairs)
-		fmt.Fprintf(tw, "messages\t%d sends, %d delivered (%d retries), %d texts never delivered\n", m.Sent, m.Delivered, m.Retries, m.Undelivered)
+		fmt.Fprintf(tw, "messages\t%d sends, %d delivered (%d retries), %d pending (delivered by a courier), %d texts never delivered\n", m.Sent, m.Delivered, m.Retries, m.Pending, m.Undelivered)
 		fmt.Fprintf(tw, "checks\t%d duplicates, %d order violations, %d missing, %d unknown; %d acknowledgements lost\n", m.Duplicates, m.OrderViolations, m.Missing, m.Unknown, m.AckLost)
 		fmt.Fprintf(tw, "delivery\tp50 %.1f ms  p99 %.1f ms (virtual)\n", m.LatencyP50Ms, m.LatencyP99Ms)
 		fmt.Fprintf(tw, "faults\t%d partitions, %d crashes; every device whole %.1f ms after the last send\n", m.Partitions, m.Crashes, m.ConvergedMs)

@@ -67,7 +67,7 @@ var titles = map[api.ProblemType]string{
 	api.ProblemTooManyInvites:   "too many contact invites open",
 	// messages
 	api.ProblemBadMessage:   "bad message text",
-	api.ProblemNotDelivered: "recorded as sent, not delivered: no device of the contact is reachable",
+	api.ProblemNotDelivered: "recorded as sent, not delivered yet: no device of the contact is reachable; it is pending, and a device of this cell delivers it later",
 }
 
 // writeProblem answers an error as application/problem+json.

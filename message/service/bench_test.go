@@ -103,7 +103,7 @@ func newBenchDevices(b *testing.B) (a, c *benchDevice) {
 		dir[h.ID()] = prek
 		cons := &fakeContacts{own: list}
 		svc, err := New(Options{
-			Host: h, Key: key, Datastore: cds, Cell: fakeCell{cellKey.Public().(ed25519.PublicKey)},
+			Host: h, Key: key, Datastore: cds, Cell: fakeCell{key: cellKey.Public().(ed25519.PublicKey)},
 			Contacts: cons, Prekeys: prek, Store: &syncedStore{fakeStore: newFakeStore(), ds: lds},
 		})
 		if err != nil {

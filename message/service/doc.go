@@ -42,7 +42,50 @@
 // for Config.IdleTimeout is closed, as are a device's streams when its
 // cache entry is evicted and all of them at Close. If no
 // device acknowledges, Send returns ErrUnreachable and the message stays
-// "sent" (delivering it later is issue 14).
+// "sent": pending, the courier's to deliver.
+//
+// # The courier: any device of the cell delivers
+//
+// A pending message (an exo.message of this cell, out, in the state
+// "sent") is delivered by whichever device of the cell is online, over
+// that device's own sessions, to whichever device of the contact's cell
+// is reachable. Start starts one goroutine, the courier (Close waits for
+// it), which runs a pass at start, when a pending message is recorded
+// (a store watch on the state: this device's or, through the chain,
+// another's), when a device connects to this host (libp2p's network
+// notifications) or a message comes in from a device, and when a
+// contact's retry is due; at most one pass a second (CourierGap: the
+// wake-ups meanwhile make one pass). A pass reads one pending message of the cell
+// (a store query on the state; more if those first are being delivered
+// by this device's Sends, which it leaves alone) and, if there is one, for each contact
+// not in backoff at most CourierPerContact of its pending messages
+// (state and conversation, in the conversation's order: one contact's
+// backlog hides no other's), and tries them oldest first, stopping at
+// the first that no device of the contact acknowledges. Each is sealed again from its record (ID, author device,
+// sent time, seq from the order key, text): message.Envelope with the
+// author apart from this device, the courier (version 3 when they
+// differ), so that the receiving cell records it under its author's
+// order key. The delivery path is Send's (sessions, streams, the
+// session's state on disk before the frame leaves); on the
+// acknowledgement the courier records "delivered" (any device may: the
+// store's last write wins, and every device agrees).
+//
+// Backoff is per contact: Config.CourierBackoff (5 s) after a failed
+// try, doubled at each failure up to Config.CourierMaxBackoff (10 min),
+// reset when a device of the contact connects to this host or sends it a
+// message (the devices noted between two passes are at most MaxPokes;
+// past it every contact's backoff is reset), dropped when the contact has
+// nothing pending. A failed Send starts it. The author device tries its
+// own messages at once (not those a Send of its own is delivering); a
+// device with the roster's mailbox role tries a message another device
+// wrote Config.MailboxGrace (5 s) after its sent time, the others
+// Config.CourierGrace (1 min) after it, so that normally the author
+// delivers, else the mailbox device, and one device only. Two devices
+// that deliver one message anyway make one record on each side (the
+// entity is the message's); the receiver counts the second as a
+// duplicate (Courier().Duplicates). The state each device keeps is
+// bounded by the contacts with pending messages (one backoff entry
+// each), MaxPokes devices, and the Sends under way.
 //
 // # Receiving
 //

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -31,8 +32,12 @@ func seqOf(t *testing.T, m Message) uint64 {
 // what is on its disk, it goes on on the same session (a message key
 // that went out is never used again: the recipient opens the next
 // message). A sender whose record of the message fails sends nothing. A
-// receiver whose session write fails does not acknowledge.
-func TestStateDurableBeforeFrame(t *testing.T) {
+// receiver whose session write fails does not acknowledge. The message
+// that did not leave stays pending, and the courier delivers it once the
+// sender is restarted.
+func TestStateDurableBeforeFrame(t *testing.T) { bubble(t, testStateDurableBeforeFrame) }
+
+func testStateDurableBeforeFrame(t *testing.T) {
 	devs := newDevices(t, "alice", "bob")
 	alice, bob := devs[0], devs[1]
 	alice.befriend("Bob", bob)
@@ -53,6 +58,10 @@ func TestStateDurableBeforeFrame(t *testing.T) {
 	alice.fault.fail(ds.NewKey("/"))
 	_ = alice.svc.Close() // a crash: only what is on disk is left
 	alice.start(t)
+	synctest.Wait() // the courier's first pass delivers the pending message
+	if got := texts(bob.store.messages()); !slices.Equal(got, []string{"first", "never left"}) {
+		t.Fatalf("the pending message not delivered after the restart: bob holds %q", got)
+	}
 	if _, err := alice.svc.Send(ctx, "Bob", "after the crash"); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +75,7 @@ func TestStateDurableBeforeFrame(t *testing.T) {
 		t.Fatalf("sent with its record failing: %v", err)
 	}
 	alice.store.failPuts(nil)
-	if got := texts(bob.store.messages()); !slices.Equal(got, []string{"first", "after the crash"}) {
+	if got := texts(bob.store.messages()); !slices.Equal(got, []string{"first", "never left", "after the crash"}) {
 		t.Fatalf("the frame left before its record was in the chain: bob holds %q", got)
 	}
 
@@ -79,7 +88,7 @@ func TestStateDurableBeforeFrame(t *testing.T) {
 	if _, err := alice.svc.Send(ctx, "Bob", "again"); err != nil {
 		t.Fatal(err)
 	}
-	if got := texts(bob.store.messages()); !slices.Equal(got, []string{"first", "after the crash", "not acknowledged", "again"}) {
+	if got := texts(bob.store.messages()); !slices.Equal(got, []string{"first", "never left", "after the crash", "not acknowledged", "again"}) {
 		t.Fatalf("bob holds %q", got)
 	}
 }

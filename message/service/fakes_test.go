@@ -25,10 +25,20 @@ import (
 // The fakes below stand in for the node's other parts in the service's
 // own tests; simnet's tests run the real ones.
 
-// fakeCell is a cell of one key.
-type fakeCell struct{ key ed25519.PublicKey }
+// fakeCell is a cell of one key; mailbox, if set, is its member with
+// the mailbox role (the roster has no other members).
+type fakeCell struct {
+	key     ed25519.PublicKey
+	mailbox peer.ID
+}
 
-func (c fakeCell) Roster() *cell.Roster { return &cell.Roster{Cell: c.key} }
+func (c fakeCell) Roster() *cell.Roster {
+	r := &cell.Roster{Cell: c.key}
+	if c.mailbox != "" {
+		r.Members = []cell.Member{{Peer: c.mailbox, Roles: cell.RoleMailbox}}
+	}
+	return r
+}
 
 // fakeContacts holds a cell's contacts and its own device list.
 type fakeContacts struct {
@@ -113,6 +123,9 @@ type fakeStore struct {
 	failGet error
 	// onPut, if set, is called at each put, before it is done.
 	onPut func()
+	// watches get an event (no content) after each put, if they have
+	// room for it.
+	watches map[chan store.WatchEvent]struct{}
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{ents: make(map[store.EntityID]store.Entity)} }
@@ -164,22 +177,39 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 	}
 	f.ents[id] = store.Entity{ID: id, Traits: traits}
 	f.puts++
+	for w := range f.watches {
+		select {
+		case w <- store.WatchEvent{}:
+		default:
+		}
+	}
 	return storeservice.Written{Entity: id}, nil
 }
 
-// Query answers the conversation queries only (ConversationQuery), in
-// one page.
+// Query answers the queries in the conversations' order with equality
+// predicates on the conversation and the state (ConversationQuery,
+// pendingQuery), in one page, Limit ignored.
 func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if q.Type != Type || q.Order != "order" || len(q.Where) != 1 || q.Where[0].Field != "conversation" {
+	if q.Type != Type || q.Order != "order" || len(q.Where) == 0 {
 		return store.Page{}, fmt.Errorf("fake store: query %+v: %w", q, store.ErrQuery)
+	}
+	for _, w := range q.Where {
+		if w.Op != store.Eq || (w.Field != "conversation" && w.Field != "state") {
+			return store.Page{}, fmt.Errorf("fake store: query %+v: %w", q, store.ErrQuery)
+		}
 	}
 	var hits []store.Hit
 	orders := map[store.EntityID]string{}
 	for _, e := range f.ents {
 		m, ok := decode(e)
-		if ok && m.Conversation == q.Where[0].Value {
+		for _, w := range q.Where {
+			if w.Field == "conversation" && m.Conversation != w.Value || w.Field == "state" && m.State != w.Value {
+				ok = false
+			}
+		}
+		if ok {
 			hits = append(hits, store.Hit{Entity: e})
 			orders[e.ID] = m.Order
 		}
@@ -188,8 +218,23 @@ func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) 
 	return store.Page{Hits: hits}, nil
 }
 
-func (f *fakeStore) Watch(context.Context, store.Query) (<-chan store.WatchEvent, error) {
-	return nil, errors.New("fake store: no watches")
+// Watch sends an empty event after each put (dropped when one is
+// waiting), until ctx ends.
+func (f *fakeStore) Watch(ctx context.Context, _ store.Query) (<-chan store.WatchEvent, error) {
+	w := make(chan store.WatchEvent, 1)
+	f.mu.Lock()
+	if f.watches == nil {
+		f.watches = map[chan store.WatchEvent]struct{}{}
+	}
+	f.watches[w] = struct{}{}
+	f.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.watches, w)
+		close(w)
+	})
+	return w, nil
 }
 
 // messages returns the messages held, by order key.

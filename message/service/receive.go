@@ -94,6 +94,7 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 	if perr != nil {
 		return message.ID{}, perr
 	}
+	s.poke(from)
 	return env.ID, nil
 }
 

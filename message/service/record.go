@@ -71,6 +71,9 @@ func (s *Service) recordIn(ctx context.Context, m Message, now time.Time) error 
 	switch {
 	case err == nil:
 		if old, ok := decode(e); ok && (old.State == Delivered || old.State == m.State) {
+			if m.Direction == In {
+				s.ccount.dups.Add(1)
+			}
 			return nil
 		}
 		for _, t := range e.Traits {
@@ -122,7 +125,7 @@ func newMessage(env *message.Envelope, conv ed25519.PublicKey, dir, state string
 		Conversation: hex.EncodeToString(conv),
 		Direction:    dir,
 		Cell:         hex.EncodeToString(env.Cell),
-		Device:       env.Device.String(),
+		Device:       env.Writer().String(),
 		Sent:         time.UnixMilli(env.Sent).UTC(),
 		Order:        env.OrderKey(),
 		Text:         env.Text,

@@ -21,8 +21,9 @@ import (
 // this cell's chain (state Sent), then tries the contact's devices,
 // those connected first, over a session with each (a new one from its
 // prekey bundle if there is none), until one acknowledges; then it
-// records the state Delivered. If none does, the message stays Sent and
-// the error wraps ErrUnreachable. A text that is empty, not UTF-8 or
+// records the state Delivered. If none does, the message stays Sent
+// (pending) and the error wraps ErrUnreachable: the courier of this
+// device, or of any device of the cell, delivers it later (courier.go). A text that is empty, not UTF-8 or
 // longer than message.MaxText is refused before anything is recorded. It
 // blocks until done or ctx ends.
 func (s *Service) Send(ctx context.Context, name, text string) (Message, error) {
@@ -55,6 +56,8 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	// The write goes on while the first device's session steps and is
 	// written (the two syncs overlap); no frame leaves before it is done.
 	m := newMessage(env, c.Cell(), Out, Sent)
+	unmark := s.sendingMark(m.Entity)
+	defer unmark()
 	created := s.cfg.Now().UTC()
 	rec := goDo(func() error { return s.put(ctx, m, created) })
 	// This cell's list goes along when a device has not acknowledged it
@@ -84,6 +87,9 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	if err := rec.wait(); err != nil {
 		return Message{}, err
 	}
+	s.failedContact(m.Conversation, s.cfg.Now())
+	unmark()
+	s.wakeCourier() // to time its retry
 	s.log.Info("message not delivered", "contact", c.Name, "id", m.ID, "devices", len(errs))
 	return m, fmt.Errorf("%w (message %s to %q: %w)", ErrUnreachable, m.ID, c.Name, errors.Join(errs...))
 }

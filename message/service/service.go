@@ -14,6 +14,7 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
@@ -33,8 +34,9 @@ const Protocol = protocol.ID(message.Protocol)
 // Sentinel errors.
 var (
 	// ErrUnreachable: no device of the contact's cell acknowledged; the
-	// message is recorded as sent, not delivered.
-	ErrUnreachable = errors.New("message: no device of the contact is reachable; the message is recorded as sent, not delivered")
+	// message is recorded as sent (pending), and the courier of any
+	// device of this cell delivers it later.
+	ErrUnreachable = errors.New("message: no device of the contact is reachable; the message is recorded as sent, not delivered yet, and will be retried")
 	// ErrNoCell: this node is in no cell.
 	ErrNoCell = errors.New("message: this node is in no cell")
 	// ErrClosed is returned after Close, ErrNotStarted before Start.
@@ -110,6 +112,20 @@ type Config struct {
 	// MaxFramesIn bounds the frames read from inbound streams of every
 	// device and not answered yet (0: MaxFramesIn).
 	MaxFramesIn int
+	// CourierBackoff is the courier's first delay before it tries a
+	// contact's pending messages again after no device of the contact
+	// acknowledged; each failure doubles it, up to CourierMaxBackoff. A
+	// device of the contact that connects or sends a message resets it.
+	// Defaults 5 s and 10 min.
+	CourierBackoff    time.Duration
+	CourierMaxBackoff time.Duration
+	// CourierGrace is how long after its sent time a device without the
+	// mailbox role waits before it delivers a pending message another
+	// device of its cell wrote; MailboxGrace the same for a device with
+	// the mailbox role, so that it goes first and the author's own try
+	// normally first of all. Defaults 1 min and 5 s (negative: 0).
+	CourierGrace time.Duration
+	MailboxGrace time.Duration
 	// Now is the clock of sent and received times. nil: the real clock.
 	Now func() time.Time
 	// Rand is the source of message IDs, ratchet keys and nonces. nil:
@@ -126,6 +142,25 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFramesIn <= 0 {
 		c.MaxFramesIn = MaxFramesIn
+	}
+	if c.CourierBackoff <= 0 {
+		c.CourierBackoff = 5 * time.Second
+	}
+	if c.CourierMaxBackoff <= 0 {
+		c.CourierMaxBackoff = 10 * time.Minute
+	}
+	c.CourierMaxBackoff = max(c.CourierMaxBackoff, c.CourierBackoff)
+	switch {
+	case c.CourierGrace == 0:
+		c.CourierGrace = time.Minute
+	case c.CourierGrace < 0:
+		c.CourierGrace = 0
+	}
+	switch {
+	case c.MailboxGrace == 0:
+		c.MailboxGrace = 5 * time.Second
+	case c.MailboxGrace < 0:
+		c.MailboxGrace = 0
 	}
 	c.Now = ambient.NowOr(c.Now)
 	c.Rand = ambient.RandOr(c.Rand)
@@ -183,6 +218,14 @@ type Service struct {
 	// in holds a value per frame read from any inbound stream and not
 	// answered yet: at most Config.MaxFramesIn (serve.go).
 	in chan struct{}
+
+	// kmu guards courier, the courier's state (courier.go); wake wakes
+	// its goroutine; ccount counts its work.
+	kmu     sync.Mutex
+	courier courierState
+	wake    chan struct{}
+	ccount  courierCounts
+	notify  network.Notifiee
 }
 
 // New returns a Service that has started nothing.
@@ -203,11 +246,17 @@ func New(o Options) (*Service, error) {
 		h: o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
 		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
-		in: make(chan struct{}, cfg.MaxFramesIn),
+		in:   make(chan struct{}, cfg.MaxFramesIn),
+		wake: make(chan struct{}, 1),
+		courier: courierState{
+			backoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
+		},
 	}, nil
 }
 
-// Start serves Protocol. ctx bounds nothing after it returns.
+// Start serves Protocol and starts the courier, which delivers this
+// cell's pending messages (courier.go). ctx bounds nothing after it
+// returns.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -217,10 +266,15 @@ func (s *Service) Start(ctx context.Context) error {
 	s.started = true
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.h.SetStreamHandler(Protocol, s.serve)
+	s.notify = s.notifee()
+	s.h.Network().Notify(s.notify)
+	s.wg.Add(1)
+	go s.runCourier()
 	return nil
 }
 
-// Close stops serving and waits for the deliveries under way. Idempotent.
+// Close stops serving and the courier and waits for the deliveries
+// under way and the courier's goroutine. Idempotent.
 func (s *Service) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -232,6 +286,7 @@ func (s *Service) Close() error {
 	s.mu.Unlock()
 	if started {
 		s.h.RemoveStreamHandler(Protocol)
+		s.h.Network().StopNotify(s.notify)
 		s.cancel()
 		s.wg.Wait()
 	}

@@ -44,6 +44,12 @@ type device struct {
 	now func() time.Time
 	// maxIn is the service's Config.MaxFramesIn (0: the default).
 	maxIn int
+	// mailbox is the member of d's cell with the mailbox role, if any.
+	mailbox peer.ID
+	// backoff is the service's Config.CourierBackoff: a day unless the
+	// test is the courier's (onClock), since d's clock, a second further
+	// at each read, would make the courier's retries come at random.
+	backoff time.Duration
 }
 
 // newDevices makes one device per name, each in a cell of its own, all
@@ -86,6 +92,7 @@ func newDevices(t *testing.T, names ...string) []*device {
 			name: name, h: h, key: key, ds: dssync.MutexWrap(ds.NewMapDatastore()), cell: cellKey, list: list,
 			cons: &fakeContacts{own: list}, store: newFakeStore(),
 			prek: &fakePrekeys{keys: keys, signer: edk, dir: dir}, seed: uint64(i) << 32, clock: clock,
+			backoff: 24 * time.Hour,
 		}
 		d.fault = &faultyDS{Datastore: d.ds}
 		dir[h.ID()] = d.prek
@@ -112,12 +119,13 @@ func (d *device) start(t *testing.T) {
 		now = func() time.Time { return time.Unix(d.clock.Add(1), 0) }
 	}
 	svc, err := New(Options{
-		Host: d.h, Key: d.key, Datastore: d.fault, Cell: fakeCell{d.cell.Public().(ed25519.PublicKey)},
+		Host: d.h, Key: d.key, Datastore: d.fault, Cell: fakeCell{key: d.cell.Public().(ed25519.PublicKey), mailbox: d.mailbox},
 		Contacts: d.cons, Prekeys: d.prek, Store: d.store,
 		Config: Config{
-			Rand:        rand.NewChaCha8([32]byte{byte(d.seed), byte(d.seed >> 32), 2}),
-			Now:         now,
-			MaxFramesIn: d.maxIn,
+			Rand:           rand.NewChaCha8([32]byte{byte(d.seed), byte(d.seed >> 32), 2}),
+			Now:            now,
+			MaxFramesIn:    d.maxIn,
+			CourierBackoff: d.backoff,
 		},
 	})
 	if err != nil {

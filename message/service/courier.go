@@ -1,0 +1,411 @@
+package service
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/cell"
+	contactservice "github.com/exopeer/exopeer/contact/service"
+	"github.com/exopeer/exopeer/message"
+	"github.com/exopeer/exopeer/store"
+)
+
+// Bounds of the courier (doc.go, "Courier").
+const (
+	// CourierPerContact is how many of a contact's pending messages one
+	// pass reads and tries, oldest first in the conversation's order.
+	CourierPerContact = 32
+	// MaxPokes bounds the devices remembered between two passes as
+	// connected or heard from; past it, every contact's backoff is reset.
+	MaxPokes = 256
+	// CourierGap is the least time between the end of a pass and the
+	// start of the next: the wake-ups meanwhile (every message recorded
+	// or received, every connection) make one pass.
+	CourierGap = time.Second
+)
+
+// CourierStats counts the courier's work and the duplicates received.
+type CourierStats struct {
+	// Delivered is the pending messages this device delivered (Send's
+	// own first tries not counted).
+	Delivered int64
+	// Failed is the passes in which no device of a contact acknowledged.
+	Failed int64
+	// Duplicates is the messages received that this cell held already
+	// as delivered (delivered by two devices, or an acknowledgement lost).
+	Duplicates int64
+}
+
+// courierState is the courier's state, guarded by Service.kmu.
+type courierState struct {
+	// backoff is each contact's (by cell key, hex) retry time and delay:
+	// at most one entry per contact with pending messages (dropped when
+	// a pass finds none, or one is delivered).
+	backoff map[string]retry
+	// pokes are devices connected or heard from since the last pass (at
+	// most MaxPokes; pokeAll past it).
+	pokes   map[peer.ID]struct{}
+	pokeAll bool
+	// sending are the messages a Send of this device is delivering: the
+	// courier leaves them alone (at most one per Send under way).
+	sending map[store.EntityID]struct{}
+}
+
+type retry struct {
+	at    time.Time
+	delay time.Duration
+}
+
+// courierCounts are the counts of CourierStats.
+type courierCounts struct {
+	delivered, failed, dups atomic.Int64
+}
+
+// Courier returns the courier's counts since Start.
+func (s *Service) Courier() CourierStats {
+	return CourierStats{
+		Delivered: s.ccount.delivered.Load(), Failed: s.ccount.failed.Load(), Duplicates: s.ccount.dups.Load(),
+	}
+}
+
+// wakeCourier makes the courier run a pass soon; it never blocks.
+func (s *Service) wakeCourier() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// poke notes that the device id connected or sent a message: the
+// backoff of its contacts is reset at the next pass, which it wakes.
+func (s *Service) poke(id peer.ID) {
+	s.kmu.Lock()
+	if len(s.courier.pokes) < MaxPokes {
+		s.courier.pokes[id] = struct{}{}
+	} else {
+		s.courier.pokeAll = true
+	}
+	s.kmu.Unlock()
+	s.wakeCourier()
+}
+
+// notifee pokes the courier when a device connects to this host (an
+// inbound connection: the courier's own dials, outbound, would reset
+// the backoff of a contact whose device is up but does not acknowledge).
+func (s *Service) notifee() network.Notifiee {
+	return &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if c.Stat().Direction == network.DirInbound {
+			s.poke(c.RemotePeer())
+		}
+	}}
+}
+
+// sendingMark marks the message id as delivered by a Send under way, to
+// unmark with the returned function (which may be called again).
+func (s *Service) sendingMark(id store.EntityID) func() {
+	s.kmu.Lock()
+	s.courier.sending[id] = struct{}{}
+	s.kmu.Unlock()
+	return func() {
+		s.kmu.Lock()
+		delete(s.courier.sending, id)
+		s.kmu.Unlock()
+	}
+}
+
+// failedContact pushes the contact's next try back: the first delay is
+// Config.CourierBackoff, each failure doubles it up to
+// Config.CourierMaxBackoff.
+func (s *Service) failedContact(conv string, now time.Time) time.Time {
+	s.kmu.Lock()
+	defer s.kmu.Unlock()
+	r, ok := s.courier.backoff[conv]
+	if !ok || r.delay <= 0 {
+		r.delay = s.cfg.CourierBackoff
+	} else {
+		r.delay = min(2*r.delay, s.cfg.CourierMaxBackoff)
+	}
+	r.at = now.Add(r.delay)
+	s.courier.backoff[conv] = r
+	return r.at
+}
+
+// runCourier is the courier's goroutine (started by Start, waited for
+// by Close): a pass at start, then at each wake-up (a contact's device
+// connected or sent a message, a pending message recorded, Send
+// failed) or when the earliest retry is due.
+func (s *Service) runCourier() {
+	defer s.wg.Done()
+	ctx := s.ctx
+	var events <-chan store.WatchEvent
+	var rewatch time.Time // a watch that ended is made again from then
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if events == nil && !s.cfg.Now().Before(rewatch) {
+			// A node in no cell has no store to watch yet: tried again
+			// at each pass until it is in one.
+			if _, err := s.cellKey(); err == nil {
+				if events, err = s.store.Watch(ctx, pendingQuery(1, "")); err != nil {
+					s.log.Debug("pending messages not watched", "err", err)
+					events = nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-timer.C:
+		case _, ok := <-events:
+			if !ok {
+				events = nil // the watch ended: made again, not at once
+				rewatch = s.cfg.Now().Add(s.cfg.CourierBackoff)
+			}
+		}
+		next := max(s.courierPass(ctx), CourierGap)
+		timer.Stop()
+		select {
+		case <-timer.C:
+		default:
+		}
+		timer.Reset(CourierGap)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		timer.Reset(next - CourierGap)
+	}
+}
+
+// pendingQuery is the query of the pending messages (state Sent), in
+// the conversations' order; of the conversation conv (hex) only if it
+// is not empty.
+func pendingQuery(limit int, conv string) store.Query {
+	q := store.Query{
+		Type: Type, Where: []store.Predicate{{Field: "state", Op: store.Eq, Value: Sent}},
+		Order: "order", Limit: limit, Traits: []string{Type},
+	}
+	if conv != "" {
+		q.Where = append(q.Where, store.Predicate{Field: "conversation", Op: store.Eq, Value: conv})
+	}
+	return q
+}
+
+// courierPass tries the pending messages of each contact not in backoff
+// (CourierPerContact at most, oldest first) and returns how long until
+// the next pass is due. It first reads whether any message is pending
+// besides those this device's Sends are delivering, then each contact's
+// own (so that no contact's backlog hides another's).
+func (s *Service) courierPass(ctx context.Context) time.Duration {
+	now := s.cfg.Now()
+	next := now.Add(s.cfg.CourierMaxBackoff)
+	own, err := s.cellKey()
+	if err != nil {
+		return s.cfg.CourierBackoff
+	}
+	s.resetPoked(ctx)
+	// Whether anything is pending besides the messages this device's
+	// Sends are delivering (each Send's record wakes the courier).
+	s.kmu.Lock()
+	busy := len(s.courier.sending)
+	s.kmu.Unlock()
+	first, err := s.store.Query(ctx, pendingQuery(min(busy+1, 256), ""))
+	if err != nil {
+		s.log.Warn("pending messages not read", "err", err)
+		return s.cfg.CourierBackoff
+	}
+	s.kmu.Lock()
+	idle := !slices.ContainsFunc(first.Hits, func(h store.Hit) bool {
+		_, ok := s.courier.sending[h.Entity.ID]
+		return !ok
+	})
+	s.kmu.Unlock()
+	if idle {
+		s.kmu.Lock()
+		clear(s.courier.backoff)
+		s.kmu.Unlock()
+		return next.Sub(now)
+	}
+	cs, err := s.cons.List(ctx)
+	if err != nil {
+		s.log.Warn("contacts not read", "err", err)
+		return s.cfg.CourierBackoff
+	}
+	grace := s.cfg.CourierGrace
+	if r := s.cell.Roster(); r != nil {
+		if m, ok := r.Member(s.self); ok && m.Roles&cell.RoleMailbox != 0 {
+			grace = s.cfg.MailboxGrace
+		}
+	}
+	ownHex := hex.EncodeToString(own)
+	for _, c := range cs {
+		conv := hex.EncodeToString(c.Cell())
+		s.kmu.Lock()
+		r, inBackoff := s.courier.backoff[conv]
+		s.kmu.Unlock()
+		if inBackoff && now.Before(r.at) {
+			next = earliest(next, r.at)
+			continue
+		}
+		pg, err := s.store.Query(ctx, pendingQuery(CourierPerContact, conv))
+		if err != nil {
+			s.log.Warn("pending messages not read", "contact", c.Name, "err", err)
+			next = earliest(next, now.Add(s.cfg.CourierBackoff))
+			continue
+		}
+		var ms []Message
+		for _, h := range pg.Hits {
+			if m, ok := decode(h.Entity); ok && m.Direction == Out && m.Cell == ownHex && m.State == Sent {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) == 0 {
+			s.kmu.Lock()
+			delete(s.courier.backoff, conv) // nothing pending
+			s.kmu.Unlock()
+			continue
+		}
+		if at, ok := s.deliverPending(ctx, c, ms, own, grace, now); !ok {
+			next = earliest(next, at)
+		}
+		if ctx.Err() != nil {
+			return 0
+		}
+	}
+	return max(next.Sub(now), 0)
+}
+
+// resetPoked resets the backoff of the contacts of the devices poked
+// since the last pass (all of them past MaxPokes).
+func (s *Service) resetPoked(ctx context.Context) {
+	s.kmu.Lock()
+	pokes, all := s.courier.pokes, s.courier.pokeAll
+	s.courier.pokes, s.courier.pokeAll = map[peer.ID]struct{}{}, false
+	if all {
+		clear(s.courier.backoff)
+	}
+	s.kmu.Unlock()
+	if all {
+		return
+	}
+	for id := range pokes {
+		cs, err := s.cons.ByDevice(ctx, id)
+		if err != nil {
+			continue
+		}
+		s.kmu.Lock()
+		for _, c := range cs {
+			delete(s.courier.backoff, hex.EncodeToString(c.Cell()))
+		}
+		s.kmu.Unlock()
+	}
+}
+
+// deliverPending delivers ms, pending messages to c in order, until one
+// is not delivered: then it returns when to try again and false. A
+// message another device wrote waits grace after its sent time (one
+// being sent by a Send of this device is left to it).
+func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, ms []Message, own []byte, grace time.Duration, now time.Time) (time.Time, bool) {
+	list, err := s.cons.DeviceList(ctx)
+	if err != nil {
+		list = nil
+	}
+	conv := hex.EncodeToString(c.Cell())
+	for _, m := range ms {
+		s.kmu.Lock()
+		_, busy := s.courier.sending[m.Entity]
+		s.kmu.Unlock()
+		if busy {
+			continue
+		}
+		// Read again after the check: the pass's query may predate a
+		// Send's record of the delivery (Send records it, then unmarks).
+		if cur, err := s.get(ctx, m.Entity); err != nil || cur.State != Sent {
+			continue
+		}
+		env, err := envelopeOf(m, own, c.Cell(), s.self)
+		if err != nil {
+			s.log.Warn("pending message not readable", "id", m.ID, "err", err)
+			continue
+		}
+		if env.Author != s.self {
+			if due := m.Sent.Add(grace); now.Before(due) {
+				return due, false
+			}
+		}
+		delivered := false
+		for _, dev := range s.order(c) {
+			if err := s.deliver(ctx, dev, env, list, func() error { return nil }); err == nil {
+				delivered = true
+				break
+			}
+			if ctx.Err() != nil {
+				return now, false
+			}
+		}
+		if !delivered {
+			s.ccount.failed.Add(1)
+			s.log.Debug("pending messages not delivered", "contact", c.Name, "id", m.ID)
+			return s.failedContact(conv, now), false
+		}
+		s.kmu.Lock()
+		delete(s.courier.backoff, conv)
+		s.kmu.Unlock()
+		m.State = Delivered
+		// A zero Created keeps the trait's own (the store reads it).
+		if err := s.put(ctx, m, time.Time{}); err != nil {
+			s.log.Warn("delivered state not recorded", "id", m.ID, "err", err)
+			return s.failedContact(conv, now), false
+		}
+		s.ccount.delivered.Add(1)
+	}
+	return time.Time{}, true
+}
+
+// envelopeOf rebuilds the envelope of the pending message m of the cell
+// own to the cell to, delivered by the device courier: its ID, author,
+// sent time and seq (from its order key) and text as recorded.
+func envelopeOf(m Message, own, to []byte, courier peer.ID) (*message.Envelope, error) {
+	id, err := message.ParseID(m.ID)
+	if err != nil {
+		return nil, err
+	}
+	author, err := peer.Decode(m.Device)
+	if err != nil {
+		return nil, fmt.Errorf("message: author %q: %w", m.Device, err)
+	}
+	i := strings.LastIndexByte(m.Order, '.')
+	if i < 0 {
+		return nil, fmt.Errorf("message: order key %q", m.Order)
+	}
+	seq, err := strconv.ParseUint(m.Order[i+1:], 16, 64)
+	if err != nil {
+		return nil, fmt.Errorf("message: order key %q: %w", m.Order, err)
+	}
+	env := &message.Envelope{
+		ID: id, Cell: own, To: to, Device: courier, Author: author,
+		Sent: m.Sent.UnixMilli(), Seq: seq, Text: m.Text,
+	}
+	if env.OrderKey() != m.Order {
+		return nil, fmt.Errorf("message: order key %q does not match the message's fields", m.Order)
+	}
+	return env, nil
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
