@@ -219,7 +219,8 @@ func (s Slot) Open(value []byte, seq uint64) ([]Entry, error) {
 
 // Append returns held with the entries of add appended, in order, skipping
 // those whose ID held (or an earlier entry of add) already has, while the
-// list still fits a slot; left is what did not fit, for the next index.
+// list still fits a slot; left is what did not fit, for the next index,
+// in order, without those skipped.
 // An entry whose frame no slot can hold (empty, or over MaxFrame) is
 // ErrFull. Neither held nor add is changed; the frames are shared.
 func Append(held []Entry, add ...Entry) (out, left []Entry, err error) {
@@ -232,18 +233,20 @@ func Append(held []Entry, add ...Entry) (out, left []Entry, err error) {
 	for _, e := range out {
 		have[e.ID] = true
 	}
-	for i, e := range add {
+	full := false
+	for _, e := range add {
 		if len(e.Frame) == 0 || len(e.Frame) > MaxFrame {
 			return nil, nil, fmt.Errorf("%w: a frame of %d bytes, not within [1, %d]", ErrFull, len(e.Frame), MaxFrame)
 		}
 		if have[e.ID] {
 			continue
 		}
-		if len(out) == MaxEntries || n+entryHeader+len(e.Frame) > MaxPlaintext {
-			left = append(left, add[i:]...)
-			break
-		}
 		have[e.ID] = true
+		// Once one entry does not fit, the rest go to left, in order.
+		if full = full || len(out) == MaxEntries || n+entryHeader+len(e.Frame) > MaxPlaintext; full {
+			left = append(left, e)
+			continue
+		}
 		out = append(out, e)
 		n += entryHeader + len(e.Frame)
 	}
