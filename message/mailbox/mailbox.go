@@ -50,7 +50,8 @@ var (
 	// cells are the same, or the X25519 exchange gives the all-zero value
 	// (a low-order public key).
 	ErrBadKey = errors.New("mailbox: bad key")
-	// ErrBadSlot means a slot's index is out of range.
+	// ErrBadSlot means a slot's index is out of range, or a Slot was not
+	// made by NewSlot.
 	ErrBadSlot = errors.New("mailbox: bad slot")
 )
 

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/exopeer/exopeer/dht"
 )
@@ -291,5 +292,29 @@ func TestEpoch(t *testing.T) {
 	}
 	if Retention != dht.MaxRecordTTL || MaxValue != dht.MaxValueSize || len(RecordName) > dht.MaxNameLen {
 		t.Fatal("the mailbox's bounds are not the DHT's")
+	}
+}
+
+// TestZeroSlot: a Slot not made by NewSlot (its zero value, say after an
+// ignored error) has an all-zero value key that anyone can compute and no
+// owner: Seal and Open refuse it instead of sealing under that key.
+func TestZeroSlot(t *testing.T) {
+	var s Slot
+	if v, err := s.Seal(entries(1, 5), 1, seeded(t)); !errors.Is(err, ErrBadSlot) {
+		t.Fatalf("Seal with the zero Slot: %d bytes, %v; want ErrBadSlot", len(v), err)
+	}
+	// Anyone can seal a value the zero Slot would open.
+	pt, err := EncodeEntries(entries(1, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := chacha20poly1305.NewX(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	v := aead.Seal(nonce, nonce, pt, s.ad(1))
+	if _, err := s.Open(v, 1); !errors.Is(err, ErrBadSlot) {
+		t.Fatalf("Open with the zero Slot: %v, want ErrBadSlot", err)
 	}
 }

@@ -167,6 +167,10 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 	return entries, nil
 }
 
+// errZeroSlot is a Slot not made by NewSlot: its value key is all zeros,
+// which anyone can compute.
+var errZeroSlot = fmt.Errorf("%w: not made by NewSlot", ErrBadSlot)
+
 // ad is the associated data of a slot's value: the record key and the
 // record's sequence number.
 func (s Slot) ad(seq uint64) []byte {
@@ -180,8 +184,11 @@ func (s Slot) ad(seq uint64) []byte {
 // holding entries: XChaCha20-Poly1305 under the slot's key, a nonce read
 // from rand, the record key and seq as associated data, the entries padded
 // to a bucket (doc.go). An empty list is a slot emptied by its reader.
-// It does not keep entries.
+// It does not keep entries. A Slot not made by NewSlot is ErrBadSlot.
 func (s Slot) Seal(entries []Entry, seq uint64, rand io.Reader) ([]byte, error) {
+	if s.owner == nil {
+		return nil, errZeroSlot
+	}
 	pt, err := EncodeEntries(entries)
 	if err != nil {
 		return nil, err
@@ -200,8 +207,12 @@ func (s Slot) Seal(entries []Entry, seq uint64, rand io.Reader) ([]byte, error) 
 // Open returns the entries of the slot's value found in a record of
 // sequence number seq (dht.OpenRecord gives both). Anything that does not
 // authenticate is ErrOpen, whatever the reason; a value over MaxValue is
-// refused before anything is read. The frames are new slices.
+// refused before anything is read. The frames are new slices. A Slot not
+// made by NewSlot is ErrBadSlot.
 func (s Slot) Open(value []byte, seq uint64) ([]Entry, error) {
+	if s.owner == nil {
+		return nil, errZeroSlot
+	}
 	if len(value) > MaxValue || len(value) < overhead+listHeader {
 		return nil, ErrOpen
 	}
