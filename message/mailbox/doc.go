@@ -108,9 +108,15 @@
 // So a writer uses the contact's latest public key and, of its own cell's
 // keys, the one of the newest device list the contact acknowledged (the
 // cell keeps every epoch's secret), whose envelopes carry the newer list;
-// and a reader computes the pair's secrets of each of its cell's keys of
-// the epochs begun within the last 7 days with the contact's latest
-// public key, and reads the slots of each. Content stays the ratchet's to
+// and a reader computes the pair's secrets of each of its cell's keys
+// that a writer may still use, with the contact's latest public key, and
+// reads the slots of each: every key from that of the newest device list
+// the contact acknowledged on, and every key in force at some time within
+// the last 7 days (the key current 7 days ago, though its epoch began
+// earlier, and those of the epochs begun since). Polling only the keys of
+// epochs begun within the last 7 days would skip the key current until
+// yesterday if its epoch began earlier, and with it what the contact
+// wrote, rightly, before it learned the new key. Content stays the ratchet's to
 // protect: a device removed from a cell that still derives an old slot
 // reads only frames of sessions it is no part of. The DHT keeps the highest sequence number, so two writers at
 // the same one lose one write: a writer reads the slot back after writing
