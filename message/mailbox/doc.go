@@ -131,7 +131,9 @@
 //
 // A slot holds at most 64 entries and 16 KiB; a direction has at most 8
 // slots a day, and a reader looks at 8 days: at most 64 records, 1 MiB,
-// per contact, however much the contact writes. Only the pair can write a
+// per contact and pair secret it polls (one, and one more for each other
+// key of its cell the contact may still write with: Use), however much
+// the contact writes. Only the pair can write a
 // slot, but either cell can, and so can a device removed from either cell
 // with a mailbox key it held (for the slots of the pair secrets made with
 // it): such a writer can empty a slot, or sign it at sequence number
