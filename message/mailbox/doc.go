@@ -50,7 +50,10 @@
 // node sees the same slot for up to a day, no longer. The index (0 to
 // SlotsPerEpoch−1, 8) gives a direction more than one slot in a day: a
 // writer fills index 0, then the next when one is full; a reader reads
-// index 0, 1, ... and stops at the first slot not found.
+// index 0, 1, ... and stops at the first slot not found, but in the
+// oldest epoch it reads (ReadEveryIndex): there a slot written early in
+// the day has expired while one written later has not, so it reads every
+// index.
 //
 // # Value
 //

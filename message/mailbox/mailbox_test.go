@@ -318,3 +318,28 @@ func TestZeroSlot(t *testing.T) {
 		t.Fatalf("Open with the zero Slot: %v, want ErrBadSlot", err)
 	}
 }
+
+// TestReadEveryIndexOldestEpoch: in the oldest epoch a reader looks at,
+// index 0 written at the day's start has expired while index 1, written
+// at its end, is still valid: a reader that stopped at the first slot not
+// found would skip index 1. In the later epochs, index 0 outlives index 1.
+func TestReadEveryIndexOldestEpoch(t *testing.T) {
+	day := time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)
+	w0, w1 := day.Add(time.Minute), day.Add(EpochLength-time.Minute) // index 0, then 1
+	now := w0.Add(Retention + time.Hour)                             // index 0 expired, index 1 not
+	if !now.After(w0.Add(Retention)) || !now.Before(w1.Add(Retention)) {
+		t.Fatal("the scenario is wrong")
+	}
+	first, last := ReadEpochs(now)
+	if Epoch(w0) != first {
+		t.Fatalf("the slots' epoch %d is not the oldest read, %d", Epoch(w0), first)
+	}
+	if !ReadEveryIndex(first, now) {
+		t.Fatal("the oldest epoch: a reader stops at expired index 0 and skips live index 1")
+	}
+	for e := first + 1; e <= last; e++ {
+		if ReadEveryIndex(e, now) {
+			t.Fatalf("epoch %d: every index read, though no slot of it has expired", e)
+		}
+	}
+}
