@@ -10,8 +10,9 @@
 // version is the version of the roster it was made from, so a newer list
 // has a higher version. Newer says whether a list replaces the one held:
 // same cell key, higher version; the same version must be byte for byte
-// the same list (two different lists with one version mean the cell key
-// signed both: ErrConflict); a lower one is refused (ErrStale). A device a
+// the same list, or the "EXD2" list of the same devices replacing an
+// "EXD1" one (below); two other different lists with one version mean the
+// cell key signed both: ErrConflict; a lower one is refused (ErrStale). A device a
 // newer list drops gets nothing more from the contacts that hold it.
 //
 // Wire form (uvarint: unsigned LEB128 as encoding/binary; bytes: a uvarint

@@ -112,3 +112,19 @@ func TestNewerMailbox(t *testing.T) {
 		}
 	}
 }
+
+// TestNewerMailboxDropIsStale: the version 1 list a version 2 list of the
+// same version and devices replaced is its predecessor, signed by the
+// cell in good faith, not a sign that the cell key signed two lists: a
+// device of the contact's cell that has not yet seen the upgrade sends it
+// with every message, and the receiver should ignore it as older
+// (ErrStale, or no change), not report ErrConflict (message/service logs
+// each as a conflict).
+func TestNewerMailboxDropIsStale(t *testing.T) {
+	t.Skip("defect: Newer(v2, v1 of the same version and devices) is ErrConflict; a design question for contact.Newer's callers (message/service warns on every such message)")
+	v1 := signedList(t, 1, 7, 10, 11)
+	v2 := withMailbox(t, v1, 1, 0x42)
+	if replace, err := Newer(v2, v1); replace || errors.Is(err, ErrConflict) {
+		t.Fatalf("Newer(v2, v1) = %v, %v; want no change, not ErrConflict", replace, err)
+	}
+}

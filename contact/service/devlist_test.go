@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/ed25519"
@@ -371,6 +372,50 @@ func TestBestList(t *testing.T) {
 		got, _ := bestList(store.Entity{ID: id, Traits: tt.traits}, enc(tt.inContact))
 		if got == nil || string(got.Encode()) != string(tt.want.Encode()) {
 			t.Errorf("%s: got %+v, want version %d with %v", name, got, tt.want.Version, tt.want.Devices)
+		}
+	}
+}
+
+// TestBestListKeepsMailboxKey: a version 1 list and the version 2 list
+// with the same version and devices (the cell added its mailbox key,
+// contact.Newer's upgrade) are both held, one in the contact's document
+// and one in a trait, or the other way round: the version 2 list is the
+// best, as Newer says, whatever the order of their encodings ("EXD1"
+// sorts first, so the byte order alone drops the mailbox key on every
+// reload).
+func TestBestListKeepsMailboxKey(t *testing.T) {
+	bobKey := ed25519.NewKeyFromSeed(append(make([]byte, ed25519.SeedSize-1), 0xb0))
+	b0 := testPeer(t, 1)
+	sign := func(box []byte) *contact.DeviceList {
+		l := contact.NewDeviceList(bobKey.Public().(ed25519.PublicKey), 3, []peer.ID{b0})
+		l.Mailbox = box
+		if err := l.Sign(bobKey); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	trait := func(l *contact.DeviceList) store.Trait {
+		doc, err := json.Marshal(listDoc{Cell: hex.EncodeToString(l.Cell), Version: l.Version, List: base64.StdEncoding.EncodeToString(l.Encode())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.Trait{Type: DeviceListType, ID: listTrait(l.Version), Doc: doc}
+	}
+	enc := func(l *contact.DeviceList) string { return base64.StdEncoding.EncodeToString(l.Encode()) }
+	v1, v2 := sign(nil), sign(bytes.Repeat([]byte{9}, contact.MailboxKeyLen))
+	if up, err := contact.Newer(v1, v2); err != nil || !up {
+		t.Fatalf("Newer(v1, v2) = %v, %v: not the upgrade", up, err)
+	}
+	id := contactEntity(bobKey.Public().(ed25519.PublicKey))
+	for name, tt := range map[string]struct {
+		inContact, inTrait *contact.DeviceList
+	}{
+		"v1 in the contact, v2 in a trait": {v1, v2},
+		"v2 in the contact, v1 in a trait": {v2, v1},
+	} {
+		got, _ := bestList(store.Entity{ID: id, Traits: []store.Trait{trait(tt.inTrait)}}, enc(tt.inContact))
+		if got == nil || got.Mailbox == nil {
+			t.Errorf("%s: got %+v, want the list with the mailbox key", name, got)
 		}
 	}
 }

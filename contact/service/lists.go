@@ -64,17 +64,17 @@ type heldList struct {
 // bestList returns the newest of the valid lists of entity e's traits
 // (the one in its exo.contact document, base64 in contactList, and each
 // exo.contact.devices trait's) whose cell is the contact's, and the
-// versions held in traits of their own. Two different lists of one
-// version (the cell key signed both) are ordered by their encodings, so
-// that every device picks the same one. nil if there is none.
+// versions held in traits of their own. Of two different lists of one
+// version (the cell key signed both), the version 2 list that adds the
+// mailbox key to the same devices wins (contact.Newer); others are ordered
+// by their encodings, so that every device picks the same one. nil if there is none.
 func bestList(e store.Entity, contactList string) (*contact.DeviceList, []heldList) {
 	var best *contact.DeviceList
 	consider := func(l *contact.DeviceList) {
 		if l == nil || contactEntity(l.Cell) != e.ID {
 			return
 		}
-		if best == nil || l.Version > best.Version ||
-			(l.Version == best.Version && bytes.Compare(l.Encode(), best.Encode()) < 0) {
+		if best == nil || l.Version > best.Version || l.Version == best.Version && sameVersionBetter(best, l) {
 			best = l
 		}
 	}
@@ -96,6 +96,20 @@ func bestList(e store.Entity, contactList string) (*contact.DeviceList, []heldLi
 		held = append(held, heldList{t.ID, l.Version})
 	}
 	return best, held
+}
+
+// sameVersionBetter says whether l, of best's version, is the better of
+// the two: the version 2 list that contact.Newer lets replace best (the
+// cell added its mailbox key) is; best, if it is that upgrade of l, stays;
+// otherwise the smaller encoding is, so that every device picks the same.
+func sameVersionBetter(best, l *contact.DeviceList) bool {
+	if up, err := contact.Newer(best, l); err == nil && up {
+		return true
+	}
+	if up, err := contact.Newer(l, best); err == nil && up {
+		return false
+	}
+	return bytes.Compare(l.Encode(), best.Encode()) < 0
 }
 
 // writeList stores l, a newer device list of contact c, as a trait of

@@ -50,7 +50,10 @@
 // node sees the same slot for up to a day, no longer. The index (0 to
 // SlotsPerEpoch−1, 8) gives a direction more than one slot in a day: a
 // writer fills index 0, then the next when one is full; a reader reads
-// index 0, 1, ... and stops at the first slot not found.
+// index 0, 1, ... and stops at the first slot not found, but in the
+// oldest epoch it reads (ReadEveryIndex): there a slot written early in
+// the day has expired while one written later has not, so it reads every
+// index.
 //
 // # Value
 //
@@ -108,9 +111,15 @@
 // So a writer uses the contact's latest public key and, of its own cell's
 // keys, the one of the newest device list the contact acknowledged (the
 // cell keeps every epoch's secret), whose envelopes carry the newer list;
-// and a reader computes the pair's secrets of each of its cell's keys of
-// the epochs begun within the last 7 days with the contact's latest
-// public key, and reads the slots of each. Content stays the ratchet's to
+// and a reader computes the pair's secrets of each of its cell's keys
+// that a writer may still use, with the contact's latest public key, and
+// reads the slots of each: every key from that of the newest device list
+// the contact acknowledged on, and every key in force at some time within
+// the last 7 days (the key current 7 days ago, though its epoch began
+// earlier, and those of the epochs begun since). Polling only the keys of
+// epochs begun within the last 7 days would skip the key current until
+// yesterday if its epoch began earlier, and with it what the contact
+// wrote, rightly, before it learned the new key. Content stays the ratchet's to
 // protect: a device removed from a cell that still derives an old slot
 // reads only frames of sessions it is no part of. The DHT keeps the highest sequence number, so two writers at
 // the same one lose one write: a writer reads the slot back after writing
@@ -125,7 +134,9 @@
 //
 // A slot holds at most 64 entries and 16 KiB; a direction has at most 8
 // slots a day, and a reader looks at 8 days: at most 64 records, 1 MiB,
-// per contact, however much the contact writes. Only the pair can write a
+// per contact and pair secret it polls (one, and one more for each other
+// key of its cell the contact may still write with: Use), however much
+// the contact writes. Only the pair can write a
 // slot, but either cell can, and so can a device removed from either cell
 // with a mailbox key it held (for the slots of the pair secrets made with
 // it): such a writer can empty a slot, or sign it at sequence number

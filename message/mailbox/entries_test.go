@@ -66,3 +66,29 @@ func TestWithout(t *testing.T) {
 		t.Fatal("Without changed the list given")
 	}
 }
+
+// TestAppendLeftSkipsHeld: what does not fit is returned for the next
+// index without the entries the slot already holds or that came earlier
+// in add: otherwise the writer puts them in a second slot and the reader
+// gets them twice (it drops the repeat, but the slot's room is spent).
+func TestAppendLeftSkipsHeld(t *testing.T) {
+	held := entries(1, 10)
+	big := Entry{ID: message.ID{0xee}, Frame: make([]byte, MaxFrame)}
+	big.Frame[0] = 1
+	next := Entry{ID: message.ID{0xef}, Frame: []byte{2}}
+	_, left, err := Append(held, big, held[0], next, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Entry{big, next}; !cmp.Equal(left, want) {
+		t.Fatalf("left = %d entries %v, want %v (no held ID, no repeat)", len(left), ids(left), ids(want))
+	}
+}
+
+func ids(es []Entry) []message.ID {
+	out := make([]message.ID, len(es))
+	for i, e := range es {
+		out[i] = e.ID
+	}
+	return out
+}

@@ -10,8 +10,10 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,6 +141,22 @@ func TestDerivationSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	cellA, cellB := h("cell-a"), h("cell-b")
+	// The file's inputs are what they say they are: cell keys from their
+	// seeds, mailbox public keys from their private keys.
+	for _, c := range []struct{ pub, seed string }{{"cell-a", "cell-a-seed"}, {"cell-b", "cell-b-seed"}} {
+		if !bytes.Equal(h(c.pub), ed25519.NewKeyFromSeed(h(c.seed)).Public().(ed25519.PublicKey)) {
+			t.Fatalf("%s is not the key of %s", c.pub, c.seed)
+		}
+	}
+	for _, c := range []string{"a", "b"} {
+		k, err := ecdh.X25519().NewPrivateKey(h("mailbox-" + c + "-private"))
+		if err != nil || !bytes.Equal(k.PublicKey().Bytes(), h("mailbox-"+c+"-public")) {
+			t.Fatalf("mailbox-%s-public is not the key of its private key: %v", c, err)
+		}
+	}
+	if kv["epoch"] != "20454" || kv["index"] != "1" || kv["seq"] != "7" || !bytes.Equal(h("value")[:24], h("nonce")) {
+		t.Fatal("the file's epoch, index, seq or nonce is not the one computed here")
+	}
 	lo, hi, loPub, hiPub := cellA, cellB, h("mailbox-a-public"), h("mailbox-b-public")
 	if bytes.Compare(cellA, cellB) > 0 {
 		lo, hi, loPub, hiPub = cellB, cellA, h("mailbox-b-public"), h("mailbox-a-public")
@@ -170,7 +188,15 @@ func TestDerivationSpec(t *testing.T) {
 	if err != nil || !bytes.Equal(raw, ed25519.NewKeyFromSeed(seed)) {
 		t.Fatalf("slot owner is not Ed25519 from the derived seed: %v", err)
 	}
-	key := kv["record-key"]
+	// The record key from the owner seed alone: "/exo/" ‖ base58btc of the
+	// identity multihash of the libp2p public key protobuf (type 1,
+	// Ed25519) ‖ "/mailbox" (dht/doc.go, doc.go).
+	ownerPub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	pid := base58(append([]byte{0x00, 36, 0x08, 0x01, 0x12, 32}, ownerPub...))
+	key := "/exo/" + pid + "/mailbox"
+	if kv["slot-peer-id"] != pid || kv["record-key"] != key || s.RecordKey() != key {
+		t.Fatalf("record key: spec %q, file %q (peer %q), code %q", key, kv["record-key"], kv["slot-peer-id"], s.RecordKey())
+	}
 	ad := binary.BigEndian.AppendUint16([]byte("exopeer mailbox ad v1\x00"), uint16(len(key)))
 	ad = binary.BigEndian.AppendUint64(append(ad, key...), 7)
 	aead, err := chacha20poly1305.NewX(valueKey)
@@ -193,4 +219,24 @@ func TestDerivationSpec(t *testing.T) {
 	if len(v) != 1024 || len(pt) != 1024-40 || !bytes.Equal(pt[:len(list)], list) || bytes.Count(pt[len(list):], []byte{0}) != len(pt)-len(list) {
 		t.Fatalf("the plaintext is not the doc's entry list padded to 984 bytes: %x", pt)
 	}
+}
+
+// base58 is Bitcoin's base58 alphabet encoding (a peer ID's text form),
+// written out here so the spec test does not use the code it checks.
+func base58(b []byte) string {
+	const alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+	n := new(big.Int).SetBytes(b)
+	var out []byte
+	for mod, radix := new(big.Int), big.NewInt(58); n.Sign() > 0; {
+		n.DivMod(n, radix, mod)
+		out = append(out, alphabet[mod.Int64()])
+	}
+	for _, c := range b {
+		if c != 0 {
+			break
+		}
+		out = append(out, '1')
+	}
+	slices.Reverse(out)
+	return string(out)
 }

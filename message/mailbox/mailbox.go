@@ -27,7 +27,8 @@ const (
 
 	// SlotsPerEpoch bounds the slots of one direction in one epoch: a
 	// writer fills index 0 first, then 1, and so on; a reader reads them
-	// in order and stops at the first that is not found.
+	// in order and stops at the first that is not found, but in the
+	// oldest epoch it reads (ReadEveryIndex).
 	SlotsPerEpoch = 8
 
 	// RecordName is the DHT record name of every slot: its key is
@@ -50,7 +51,8 @@ var (
 	// cells are the same, or the X25519 exchange gives the all-zero value
 	// (a low-order public key).
 	ErrBadKey = errors.New("mailbox: bad key")
-	// ErrBadSlot means a slot's index is out of range.
+	// ErrBadSlot means a slot's index is out of range, or a Slot was not
+	// made by NewSlot.
 	ErrBadSlot = errors.New("mailbox: bad slot")
 )
 
@@ -114,6 +116,15 @@ func Epoch(t time.Time) uint64 {
 // little ahead of the reader's is covered by the next poll).
 func ReadEpochs(now time.Time) (first, last uint64) {
 	return Epoch(now.Add(-Retention)), Epoch(now)
+}
+
+// ReadEveryIndex says whether a reader at now reads every index of epoch
+// rather than stopping at the first slot not found: in the oldest epoch of
+// ReadEpochs, a slot written early in the day has expired (Retention after
+// it was written) while a later index, written later, may not have.
+func ReadEveryIndex(epoch uint64, now time.Time) bool {
+	first, _ := ReadEpochs(now)
+	return epoch <= first
 }
 
 // Slot is one blind mailbox: the DHT record one cell writes to another in

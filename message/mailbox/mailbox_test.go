@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/exopeer/exopeer/dht"
 )
@@ -291,5 +292,54 @@ func TestEpoch(t *testing.T) {
 	}
 	if Retention != dht.MaxRecordTTL || MaxValue != dht.MaxValueSize || len(RecordName) > dht.MaxNameLen {
 		t.Fatal("the mailbox's bounds are not the DHT's")
+	}
+}
+
+// TestZeroSlot: a Slot not made by NewSlot (its zero value, say after an
+// ignored error) has an all-zero value key that anyone can compute and no
+// owner: Seal and Open refuse it instead of sealing under that key.
+func TestZeroSlot(t *testing.T) {
+	var s Slot
+	if v, err := s.Seal(entries(1, 5), 1, seeded(t)); !errors.Is(err, ErrBadSlot) {
+		t.Fatalf("Seal with the zero Slot: %d bytes, %v; want ErrBadSlot", len(v), err)
+	}
+	// Anyone can seal a value the zero Slot would open.
+	pt, err := EncodeEntries(entries(1, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := chacha20poly1305.NewX(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	v := aead.Seal(nonce, nonce, pt, s.ad(1))
+	if _, err := s.Open(v, 1); !errors.Is(err, ErrBadSlot) {
+		t.Fatalf("Open with the zero Slot: %v, want ErrBadSlot", err)
+	}
+}
+
+// TestReadEveryIndexOldestEpoch: in the oldest epoch a reader looks at,
+// index 0 written at the day's start has expired while index 1, written
+// at its end, is still valid: a reader that stopped at the first slot not
+// found would skip index 1. In the later epochs, index 0 outlives index 1.
+func TestReadEveryIndexOldestEpoch(t *testing.T) {
+	day := time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)
+	w0, w1 := day.Add(time.Minute), day.Add(EpochLength-time.Minute) // index 0, then 1
+	now := w0.Add(Retention + time.Hour)                             // index 0 expired, index 1 not
+	if !now.After(w0.Add(Retention)) || !now.Before(w1.Add(Retention)) {
+		t.Fatal("the scenario is wrong")
+	}
+	first, last := ReadEpochs(now)
+	if Epoch(w0) != first {
+		t.Fatalf("the slots' epoch %d is not the oldest read, %d", Epoch(w0), first)
+	}
+	if !ReadEveryIndex(first, now) {
+		t.Fatal("the oldest epoch: a reader stops at expired index 0 and skips live index 1")
+	}
+	for e := first + 1; e <= last; e++ {
+		if ReadEveryIndex(e, now) {
+			t.Fatalf("epoch %d: every index read, though no slot of it has expired", e)
+		}
 	}
 }

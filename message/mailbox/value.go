@@ -167,6 +167,10 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 	return entries, nil
 }
 
+// errZeroSlot is a Slot not made by NewSlot: its value key is all zeros,
+// which anyone can compute.
+var errZeroSlot = fmt.Errorf("%w: not made by NewSlot", ErrBadSlot)
+
 // ad is the associated data of a slot's value: the record key and the
 // record's sequence number.
 func (s Slot) ad(seq uint64) []byte {
@@ -180,8 +184,11 @@ func (s Slot) ad(seq uint64) []byte {
 // holding entries: XChaCha20-Poly1305 under the slot's key, a nonce read
 // from rand, the record key and seq as associated data, the entries padded
 // to a bucket (doc.go). An empty list is a slot emptied by its reader.
-// It does not keep entries.
+// It does not keep entries. A Slot not made by NewSlot is ErrBadSlot.
 func (s Slot) Seal(entries []Entry, seq uint64, rand io.Reader) ([]byte, error) {
+	if s.owner == nil {
+		return nil, errZeroSlot
+	}
 	pt, err := EncodeEntries(entries)
 	if err != nil {
 		return nil, err
@@ -200,8 +207,12 @@ func (s Slot) Seal(entries []Entry, seq uint64, rand io.Reader) ([]byte, error) 
 // Open returns the entries of the slot's value found in a record of
 // sequence number seq (dht.OpenRecord gives both). Anything that does not
 // authenticate is ErrOpen, whatever the reason; a value over MaxValue is
-// refused before anything is read. The frames are new slices.
+// refused before anything is read. The frames are new slices. A Slot not
+// made by NewSlot is ErrBadSlot.
 func (s Slot) Open(value []byte, seq uint64) ([]Entry, error) {
+	if s.owner == nil {
+		return nil, errZeroSlot
+	}
 	if len(value) > MaxValue || len(value) < overhead+listHeader {
 		return nil, ErrOpen
 	}
@@ -219,7 +230,8 @@ func (s Slot) Open(value []byte, seq uint64) ([]Entry, error) {
 
 // Append returns held with the entries of add appended, in order, skipping
 // those whose ID held (or an earlier entry of add) already has, while the
-// list still fits a slot; left is what did not fit, for the next index.
+// list still fits a slot; left is what did not fit, for the next index,
+// in order, without those skipped.
 // An entry whose frame no slot can hold (empty, or over MaxFrame) is
 // ErrFull. Neither held nor add is changed; the frames are shared.
 func Append(held []Entry, add ...Entry) (out, left []Entry, err error) {
@@ -232,18 +244,20 @@ func Append(held []Entry, add ...Entry) (out, left []Entry, err error) {
 	for _, e := range out {
 		have[e.ID] = true
 	}
-	for i, e := range add {
+	full := false
+	for _, e := range add {
 		if len(e.Frame) == 0 || len(e.Frame) > MaxFrame {
 			return nil, nil, fmt.Errorf("%w: a frame of %d bytes, not within [1, %d]", ErrFull, len(e.Frame), MaxFrame)
 		}
 		if have[e.ID] {
 			continue
 		}
-		if len(out) == MaxEntries || n+entryHeader+len(e.Frame) > MaxPlaintext {
-			left = append(left, add[i:]...)
-			break
-		}
 		have[e.ID] = true
+		// Once one entry does not fit, the rest go to left, in order.
+		if full = full || len(out) == MaxEntries || n+entryHeader+len(e.Frame) > MaxPlaintext; full {
+			left = append(left, e)
+			continue
+		}
 		out = append(out, e)
 		n += entryHeader + len(e.Frame)
 	}
