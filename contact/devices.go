@@ -226,7 +226,8 @@ func decodeDeviceList(b []byte) (*DeviceList, []byte, error) {
 // Newer says whether next replaces old, a list held for the same cell:
 // a higher version does; the same version changes nothing if the two are
 // byte for byte the same, replaces a version 1 list by the version 2 list
-// with the same devices (the cell added its mailbox key), and is
+// with the same devices (the cell added its mailbox key), is ErrStale
+// for that version 1 list once the version 2 one is held, and is
 // ErrConflict otherwise; a lower one is ErrStale; another cell's list is
 // ErrOtherCell. Both must have been verified.
 func Newer(old, next *DeviceList) (bool, error) {
@@ -242,6 +243,10 @@ func Newer(old, next *DeviceList) (bool, error) {
 		return false, nil
 	case old.Mailbox == nil && next.Mailbox != nil && slices.Equal(old.Devices, next.Devices):
 		return true, nil
+	case old.Mailbox != nil && next.Mailbox == nil && slices.Equal(old.Devices, next.Devices):
+		// The list the held one replaced, without the mailbox key: a
+		// device that has not seen the upgrade still sends it.
+		return false, fmt.Errorf("%w: version %d without the mailbox key the one held has", ErrStale, next.Version)
 	}
 	return false, fmt.Errorf("%w: version %d", ErrConflict, next.Version)
 }

@@ -35,7 +35,9 @@
 // list without one (DeviceList.Mailbox nil) is written as "EXD1", byte for
 // byte as before the key existed, and both forms decode. Newer lets an
 // "EXD2" list replace the "EXD1" list of the same version with the same
-// devices (the cell added its key), and nothing else of the same version.
+// devices (the cell added its key), and nothing else of the same version;
+// that "EXD1" list, once the "EXD2" one is held, is older (ErrStale: a
+// device of the cell that has not seen the upgrade still sends it).
 //
 // # Card
 //
