@@ -25,7 +25,9 @@ const (
 	// pass reads and tries, oldest first in the conversation's order.
 	CourierPerContact = 32
 	// MaxPokes bounds the devices remembered between two passes as
-	// connected or heard from; past it, every contact's backoff is reset.
+	// connected or heard from; past it, the backoff of each contact with
+	// a device connected inbound is reset (not every contact's: fresh
+	// peer IDs are free, so strangers can connect past it at will).
 	MaxPokes = 256
 	// CourierGap is the least time between the end of a pass and the
 	// start of the next: the wake-ups meanwhile (every message recorded
@@ -107,6 +109,14 @@ func (s *Service) notifee() network.Notifiee {
 			s.poke(c.RemotePeer())
 		}
 	}}
+}
+
+// inbound reports whether the device id is connected to this host by
+// a connection it opened.
+func (s *Service) inbound(id peer.ID) bool {
+	return slices.ContainsFunc(s.h.Network().ConnsToPeer(id), func(c network.Conn) bool {
+		return c.Stat().Direction == network.DirInbound
+	})
 }
 
 // sendingMark marks the message id as delivered by a Send under way, to
@@ -287,17 +297,27 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 }
 
 // resetPoked resets the backoff of the contacts of the devices poked
-// since the last pass (all of them past MaxPokes).
+// since the last pass. Past MaxPokes (anyone can connect from fresh
+// peer IDs, so a flood of them is no sign a contact is back), it also
+// resets that of each contact in backoff with a device connected to
+// this host by an inbound connection, and no other.
 func (s *Service) resetPoked(ctx context.Context) {
 	s.kmu.Lock()
 	pokes, all := s.courier.pokes, s.courier.pokeAll
 	s.courier.pokes, s.courier.pokeAll = map[peer.ID]struct{}{}, false
-	if all {
-		clear(s.courier.backoff)
-	}
 	s.kmu.Unlock()
 	if all {
-		return
+		if cs, err := s.cons.List(ctx); err == nil {
+			for _, c := range cs {
+				if slices.ContainsFunc(c.Devices.Devices, s.inbound) {
+					s.kmu.Lock()
+					delete(s.courier.backoff, hex.EncodeToString(c.Cell()))
+					s.kmu.Unlock()
+				}
+			}
+		} else {
+			s.log.Warn("contacts not read", "err", err)
+		}
 	}
 	for id := range pokes {
 		cs, err := s.cons.ByDevice(ctx, id)
