@@ -132,6 +132,13 @@ func (s *Service) sendingMark(id store.EntityID) func() {
 	}
 }
 
+// resetContact drops the backoff of the contact of cell key conv (hex).
+func (s *Service) resetContact(conv string) {
+	s.kmu.Lock()
+	delete(s.courier.backoff, conv)
+	s.kmu.Unlock()
+}
+
 // failedContact pushes the contact's next try back: the first delay is
 // Config.CourierBackoff, each failure doubles it up to
 // Config.CourierMaxBackoff.

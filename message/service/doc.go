@@ -74,7 +74,9 @@
 // try, doubled at each failure up to Config.CourierMaxBackoff (10 min),
 // reset when a device of the contact connects to this host or sends it a
 // message (the devices noted between two passes are at most MaxPokes;
-// past it every contact's backoff is reset), dropped when the contact has
+// past it, since strangers can connect from fresh peer IDs at will, only
+// that of each contact with a device connected inbound is reset), or
+// when a Send to it is acknowledged; dropped when the contact has
 // nothing pending. A failed Send starts it. The author device tries its
 // own messages at once (not those a Send of its own is delivering); a
 // device with the roster's mailbox role tries a message another device
