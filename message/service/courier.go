@@ -402,7 +402,8 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 
 // envelopeOf rebuilds the envelope of the pending message m of the cell
 // own to the cell to, delivered by the device courier: its ID, author,
-// sent time and seq (from its order key) and text as recorded.
+// sent time and seq (from its order key) and text as recorded; an
+// error if they make no valid envelope.
 func envelopeOf(m Message, own, to []byte, courier peer.ID) (*message.Envelope, error) {
 	id, err := message.ParseID(m.ID)
 	if err != nil {
@@ -426,6 +427,11 @@ func envelopeOf(m Message, own, to []byte, courier peer.ID) (*message.Envelope, 
 	}
 	if env.OrderKey() != m.Order {
 		return nil, fmt.Errorf("message: order key %q does not match the message's fields", m.Order)
+	}
+	// One that cannot be encoded would fail every try, before anything
+	// is sent, and hold the contact's later messages back for good.
+	if _, err := env.Encode(); err != nil {
+		return nil, err
 	}
 	return env, nil
 }
