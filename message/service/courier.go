@@ -172,7 +172,7 @@ func (s *Service) runCourier() {
 			// A node in no cell has no store to watch yet: tried again
 			// at each pass until it is in one.
 			if _, err := s.cellKey(); err == nil {
-				if events, err = s.store.Watch(ctx, pendingQuery(1, "")); err != nil {
+				if events, err = s.store.Watch(ctx, pendingWatch()); err != nil {
 					s.log.Debug("pending messages not watched", "err", err)
 					events = nil
 				}
@@ -203,6 +203,20 @@ func (s *Service) runCourier() {
 		}
 		timer.Reset(next - CourierGap)
 	}
+}
+
+// pendingWatch is the query the courier watches: the pending message
+// written last. The index sends an event only when the watched page
+// changes, so that a watch of the oldest pending message (the
+// conversations' order) missed a message left pending behind it, by
+// another device of the cell, for another contact: the courier then
+// saw it only at its next retry of the contact in backoff. Every
+// message recorded pending is the last written (its writer's clock
+// permitting) when it is recorded.
+func pendingWatch() store.Query {
+	q := pendingQuery(1, "")
+	q.Order = store.OrderModified
+	return q
 }
 
 // pendingQuery is the query of the pending messages (state Sent), in

@@ -51,8 +51,9 @@
 // that device's own sessions, to whichever device of the contact's cell
 // is reachable. Start starts one goroutine, the courier (Close waits for
 // it), which runs a pass at start, when a pending message is recorded
-// (a store watch on the state: this device's or, through the chain,
-// another's), when a device connects to this host (libp2p's network
+// (a store watch on the state, of the pending message written last, so
+// that each new one changes the watched page: this device's or, through
+// the chain, another's), when a device connects to this host (libp2p's network
 // notifications) or a message comes in from a device, and when a
 // contact's retry is due; at most one pass a second (CourierGap: the
 // wake-ups meanwhile make one pass). A pass reads one pending message of the cell
