@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -372,7 +373,15 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 		}
 		// Read again after the check: the pass's query may predate a
 		// Send's record of the delivery (Send records it, then unmarks).
-		if cur, err := s.get(ctx, m.Entity); err != nil || cur.State != Sent {
+		cur, err := s.get(ctx, m.Entity)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			// Tried again after the backoff, not left until a wake-up.
+			s.log.Warn("pending message not read", "id", m.ID, "err", err)
+			return s.failedContact(conv, now), false
+		case cur.State != Sent:
 			continue
 		}
 		env, err := envelopeOf(m, own, c.Cell(), s.self)
