@@ -18,7 +18,9 @@ func TestCourierWatchSeesEveryPending(t *testing.T) { bubble(t, testCourierWatch
 func testCourierWatchSeesEveryPending(t *testing.T) {
 	devs := newDevices(t, "phone", "box", "bob", "carol")
 	phone, box, bob, carol := devs[0], devs[1], devs[2], devs[3]
-	phone.store.pages = true
+	phone.store.mu.Lock()
+	phone.store.pages = true // the watches made by oneCell's restarts
+	phone.store.mu.Unlock()
 	oneCell(t, box.h.ID(), phone, box)
 	for _, d := range []*device{phone, box} {
 		d.befriend("Bob", bob)
