@@ -133,6 +133,8 @@ type fakeStore struct {
 	paged map[chan store.WatchEvent]*pagedWatch
 	// mod is each entity's put sequence number (Order "modified").
 	mod map[store.EntityID]int
+	// limits, if set, makes Query apply the query's Limit (one page).
+	limits bool
 }
 
 // pagedWatch is a watch's query and the page it last sent.
@@ -216,7 +218,11 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.queryLocked(q)
+	pg, err := f.queryLocked(q)
+	if f.limits && q.Limit > 0 && len(pg.Hits) > q.Limit {
+		pg.Hits = pg.Hits[:q.Limit]
+	}
+	return pg, err
 }
 
 // pageSig is the signature of q's page (IDs and documents, Limit
