@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -25,7 +26,9 @@ const (
 	// pass reads and tries, oldest first in the conversation's order.
 	CourierPerContact = 32
 	// MaxPokes bounds the devices remembered between two passes as
-	// connected or heard from; past it, every contact's backoff is reset.
+	// connected or heard from; past it, the backoff of each contact with
+	// a device connected inbound is reset (not every contact's: fresh
+	// peer IDs are free, so strangers can connect past it at will).
 	MaxPokes = 256
 	// CourierGap is the least time between the end of a pass and the
 	// start of the next: the wake-ups meanwhile (every message recorded
@@ -109,6 +112,14 @@ func (s *Service) notifee() network.Notifiee {
 	}}
 }
 
+// inbound reports whether the device id is connected to this host by
+// a connection it opened.
+func (s *Service) inbound(id peer.ID) bool {
+	return slices.ContainsFunc(s.h.Network().ConnsToPeer(id), func(c network.Conn) bool {
+		return c.Stat().Direction == network.DirInbound
+	})
+}
+
 // sendingMark marks the message id as delivered by a Send under way, to
 // unmark with the returned function (which may be called again).
 func (s *Service) sendingMark(id store.EntityID) func() {
@@ -120,6 +131,13 @@ func (s *Service) sendingMark(id store.EntityID) func() {
 		delete(s.courier.sending, id)
 		s.kmu.Unlock()
 	}
+}
+
+// resetContact drops the backoff of the contact of cell key conv (hex).
+func (s *Service) resetContact(conv string) {
+	s.kmu.Lock()
+	delete(s.courier.backoff, conv)
+	s.kmu.Unlock()
 }
 
 // failedContact pushes the contact's next try back: the first delay is
@@ -155,7 +173,7 @@ func (s *Service) runCourier() {
 			// A node in no cell has no store to watch yet: tried again
 			// at each pass until it is in one.
 			if _, err := s.cellKey(); err == nil {
-				if events, err = s.store.Watch(ctx, pendingQuery(1, "")); err != nil {
+				if events, err = s.store.Watch(ctx, pendingWatch()); err != nil {
 					s.log.Debug("pending messages not watched", "err", err)
 					events = nil
 				}
@@ -186,6 +204,20 @@ func (s *Service) runCourier() {
 		}
 		timer.Reset(next - CourierGap)
 	}
+}
+
+// pendingWatch is the query the courier watches: the pending message
+// written last. The index sends an event only when the watched page
+// changes, so that a watch of the oldest pending message (the
+// conversations' order) missed a message left pending behind it, by
+// another device of the cell, for another contact: the courier then
+// saw it only at its next retry of the contact in backoff. Every
+// message recorded pending is the last written (its writer's clock
+// permitting) when it is recorded.
+func pendingWatch() store.Query {
+	q := pendingQuery(1, "")
+	q.Order = store.OrderModified
+	return q
 }
 
 // pendingQuery is the query of the pending messages (state Sent), in
@@ -287,17 +319,27 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 }
 
 // resetPoked resets the backoff of the contacts of the devices poked
-// since the last pass (all of them past MaxPokes).
+// since the last pass. Past MaxPokes (anyone can connect from fresh
+// peer IDs, so a flood of them is no sign a contact is back), it also
+// resets that of each contact in backoff with a device connected to
+// this host by an inbound connection, and no other.
 func (s *Service) resetPoked(ctx context.Context) {
 	s.kmu.Lock()
 	pokes, all := s.courier.pokes, s.courier.pokeAll
 	s.courier.pokes, s.courier.pokeAll = map[peer.ID]struct{}{}, false
-	if all {
-		clear(s.courier.backoff)
-	}
 	s.kmu.Unlock()
 	if all {
-		return
+		if cs, err := s.cons.List(ctx); err == nil {
+			for _, c := range cs {
+				if slices.ContainsFunc(c.Devices.Devices, s.inbound) {
+					s.kmu.Lock()
+					delete(s.courier.backoff, hex.EncodeToString(c.Cell()))
+					s.kmu.Unlock()
+				}
+			}
+		} else {
+			s.log.Warn("contacts not read", "err", err)
+		}
 	}
 	for id := range pokes {
 		cs, err := s.cons.ByDevice(ctx, id)
@@ -331,7 +373,15 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 		}
 		// Read again after the check: the pass's query may predate a
 		// Send's record of the delivery (Send records it, then unmarks).
-		if cur, err := s.get(ctx, m.Entity); err != nil || cur.State != Sent {
+		cur, err := s.get(ctx, m.Entity)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			// Tried again after the backoff, not left until a wake-up.
+			s.log.Warn("pending message not read", "id", m.ID, "err", err)
+			return s.failedContact(conv, now), false
+		case cur.State != Sent:
 			continue
 		}
 		env, err := envelopeOf(m, own, c.Cell(), s.self)
@@ -375,7 +425,8 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 
 // envelopeOf rebuilds the envelope of the pending message m of the cell
 // own to the cell to, delivered by the device courier: its ID, author,
-// sent time and seq (from its order key) and text as recorded.
+// sent time and seq (from its order key) and text as recorded; an
+// error if they make no valid envelope.
 func envelopeOf(m Message, own, to []byte, courier peer.ID) (*message.Envelope, error) {
 	id, err := message.ParseID(m.ID)
 	if err != nil {
@@ -399,6 +450,11 @@ func envelopeOf(m Message, own, to []byte, courier peer.ID) (*message.Envelope, 
 	}
 	if env.OrderKey() != m.Order {
 		return nil, fmt.Errorf("message: order key %q does not match the message's fields", m.Order)
+	}
+	// One that cannot be encoded would fail every try, before anything
+	// is sent, and hold the contact's later messages back for good.
+	if _, err := env.Encode(); err != nil {
+		return nil, err
 	}
 	return env, nil
 }

@@ -51,8 +51,9 @@
 // that device's own sessions, to whichever device of the contact's cell
 // is reachable. Start starts one goroutine, the courier (Close waits for
 // it), which runs a pass at start, when a pending message is recorded
-// (a store watch on the state: this device's or, through the chain,
-// another's), when a device connects to this host (libp2p's network
+// (a store watch on the state, of the pending message written last, so
+// that each new one changes the watched page: this device's or, through
+// the chain, another's), when a device connects to this host (libp2p's network
 // notifications) or a message comes in from a device, and when a
 // contact's retry is due; at most one pass a second (CourierGap: the
 // wake-ups meanwhile make one pass). A pass reads one pending message of the cell
@@ -74,7 +75,9 @@
 // try, doubled at each failure up to Config.CourierMaxBackoff (10 min),
 // reset when a device of the contact connects to this host or sends it a
 // message (the devices noted between two passes are at most MaxPokes;
-// past it every contact's backoff is reset), dropped when the contact has
+// past it, since strangers can connect from fresh peer IDs at will, only
+// that of each contact with a device connected inbound is reset), or
+// when a Send to it is acknowledged; dropped when the contact has
 // nothing pending. A failed Send starts it. The author device tries its
 // own messages at once (not those a Send of its own is delivering); a
 // device with the roster's mailbox role tries a message another device

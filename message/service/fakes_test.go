@@ -126,6 +126,21 @@ type fakeStore struct {
 	// watches get an event (no content) after each put, if they have
 	// room for it.
 	watches map[chan store.WatchEvent]struct{}
+	// pages, if set, makes watches as the index's are: an event only
+	// when the query's page (its Limit applied) changed, its query and
+	// last page kept in paged.
+	pages bool
+	paged map[chan store.WatchEvent]*pagedWatch
+	// mod is each entity's put sequence number (Order "modified").
+	mod map[store.EntityID]int
+	// limits, if set, makes Query apply the query's Limit (one page).
+	limits bool
+}
+
+// pagedWatch is a watch's query and the page it last sent.
+type pagedWatch struct {
+	q    store.Query
+	last string
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{ents: make(map[store.EntityID]store.Entity)} }
@@ -177,7 +192,18 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 	}
 	f.ents[id] = store.Entity{ID: id, Traits: traits}
 	f.puts++
+	if f.mod == nil {
+		f.mod = map[store.EntityID]int{}
+	}
+	f.mod[id] = f.puts
 	for w := range f.watches {
+		if pw := f.paged[w]; pw != nil {
+			if pg := f.pageSig(pw.q); pg != pw.last {
+				pw.last = pg
+			} else {
+				continue
+			}
+		}
 		select {
 		case w <- store.WatchEvent{}:
 		default:
@@ -192,7 +218,37 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if q.Type != Type || q.Order != "order" || len(q.Where) == 0 {
+	pg, err := f.queryLocked(q)
+	if f.limits && q.Limit > 0 && len(pg.Hits) > q.Limit {
+		pg.Hits = pg.Hits[:q.Limit]
+	}
+	return pg, err
+}
+
+// pageSig is the signature of q's page (IDs and documents, Limit
+// applied). f.mu must be held.
+func (f *fakeStore) pageSig(q store.Query) string {
+	pg, err := f.queryLocked(q)
+	if err != nil {
+		return "error"
+	}
+	if q.Limit > 0 && len(pg.Hits) > q.Limit {
+		pg.Hits = pg.Hits[:q.Limit]
+	}
+	var b strings.Builder
+	for _, h := range pg.Hits {
+		b.WriteString(string(h.Entity.ID[:]))
+		for _, t := range h.Entity.Traits {
+			b.Write(t.Doc)
+		}
+	}
+	return b.String()
+}
+
+// queryLocked is Query with f.mu held; Order "modified" is the newest
+// put first.
+func (f *fakeStore) queryLocked(q store.Query) (store.Page, error) {
+	if q.Type != Type || (q.Order != "order" && q.Order != store.OrderModified) || len(q.Where) == 0 {
 		return store.Page{}, fmt.Errorf("fake store: query %+v: %w", q, store.ErrQuery)
 	}
 	for _, w := range q.Where {
@@ -214,24 +270,33 @@ func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) 
 			orders[e.ID] = m.Order
 		}
 	}
+	if q.Order == store.OrderModified {
+		slices.SortFunc(hits, func(a, b store.Hit) int { return cmp.Compare(f.mod[b.Entity.ID], f.mod[a.Entity.ID]) })
+		return store.Page{Hits: hits}, nil
+	}
 	slices.SortFunc(hits, func(a, b store.Hit) int { return cmp.Compare(orders[a.Entity.ID], orders[b.Entity.ID]) })
 	return store.Page{Hits: hits}, nil
 }
 
 // Watch sends an empty event after each put (dropped when one is
 // waiting), until ctx ends.
-func (f *fakeStore) Watch(ctx context.Context, _ store.Query) (<-chan store.WatchEvent, error) {
+func (f *fakeStore) Watch(ctx context.Context, q store.Query) (<-chan store.WatchEvent, error) {
 	w := make(chan store.WatchEvent, 1)
 	f.mu.Lock()
 	if f.watches == nil {
 		f.watches = map[chan store.WatchEvent]struct{}{}
+		f.paged = map[chan store.WatchEvent]*pagedWatch{}
 	}
 	f.watches[w] = struct{}{}
+	if f.pages {
+		f.paged[w] = &pagedWatch{q: q, last: f.pageSig(q)}
+	}
 	f.mu.Unlock()
 	context.AfterFunc(ctx, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		delete(f.watches, w)
+		delete(f.paged, w)
 		close(w)
 	})
 	return w, nil

@@ -73,10 +73,14 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 			return Message{}, rerr
 		}
 		if err == nil {
+			// The contact is reachable: its older pending messages, if
+			// any, go at the courier's next pass, not its next retry.
+			s.resetContact(m.Conversation)
 			m.State = Delivered
 			if err := s.put(ctx, m, created); err != nil {
 				return m, err
 			}
+			s.wakeCourier()
 			return m, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", dev, err))
