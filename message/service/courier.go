@@ -34,6 +34,11 @@ const (
 	// start of the next: the wake-ups meanwhile (every message recorded
 	// or received, every connection) make one pass.
 	CourierGap = time.Second
+	// PokeGap is the least time between two tries of a contact that its
+	// devices' connections or messages bring forward: a device
+	// reconnecting every second but never acknowledging gets a try per
+	// PokeGap, not per pass; the delay goes on doubling at each failure.
+	PokeGap = 30 * time.Second
 )
 
 // CourierStats counts the courier's work and the duplicates received.
@@ -66,6 +71,9 @@ type courierState struct {
 type retry struct {
 	at    time.Time
 	delay time.Duration
+	// poked is when a connection or a message of the contact's last
+	// brought its try forward (PokeGap).
+	poked time.Time
 }
 
 // courierCounts are the counts of CourierStats.
@@ -246,7 +254,7 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 	if err != nil {
 		return s.cfg.CourierBackoff
 	}
-	s.resetPoked(ctx)
+	s.resetPoked(ctx, now)
 	// Whether anything is pending besides the messages this device's
 	// Sends are delivering (each Send's record wakes the courier).
 	s.kmu.Lock()
@@ -323,7 +331,7 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 // peer IDs, so a flood of them is no sign a contact is back), it also
 // resets that of each contact in backoff with a device connected to
 // this host by an inbound connection, and no other.
-func (s *Service) resetPoked(ctx context.Context) {
+func (s *Service) resetPoked(ctx context.Context, now time.Time) {
 	s.kmu.Lock()
 	pokes, all := s.courier.pokes, s.courier.pokeAll
 	s.courier.pokes, s.courier.pokeAll = map[peer.ID]struct{}{}, false
@@ -333,7 +341,7 @@ func (s *Service) resetPoked(ctx context.Context) {
 			for _, c := range cs {
 				if slices.ContainsFunc(c.Devices.Devices, s.inbound) {
 					s.kmu.Lock()
-					delete(s.courier.backoff, hex.EncodeToString(c.Cell()))
+					s.pokeLocked(hex.EncodeToString(c.Cell()), now)
 					s.kmu.Unlock()
 				}
 			}
@@ -348,10 +356,22 @@ func (s *Service) resetPoked(ctx context.Context) {
 		}
 		s.kmu.Lock()
 		for _, c := range cs {
-			delete(s.courier.backoff, hex.EncodeToString(c.Cell()))
+			s.pokeLocked(hex.EncodeToString(c.Cell()), now)
 		}
 		s.kmu.Unlock()
 	}
+}
+
+// pokeLocked brings the next try of the contact of cell key conv (hex)
+// forward to now, unless a poke did less than PokeGap ago; its delay is
+// kept, so that failures go on doubling it. s.kmu is held.
+func (s *Service) pokeLocked(conv string, now time.Time) {
+	r, ok := s.courier.backoff[conv]
+	if !ok || now.Sub(r.poked) < PokeGap {
+		return
+	}
+	r.at, r.poked = now, now
+	s.courier.backoff[conv] = r
 }
 
 // deliverPending delivers ms, pending messages to c in order, until one

@@ -14,7 +14,6 @@ import (
 // a reset by a connection should leave the doubling of the delay, or
 // be allowed once per delay, so that the tries stay few.
 func TestCourierContactChurnBounded(t *testing.T) {
-	t.Skip("defect: every inbound connection of a contact's device resets its backoff whole, so a device that reconnects every second and never acknowledges gets a try (a ratchet step, a disk write, a stream, up to Config.Timeout per device) every second; how much a connection may reset is a design question")
 	bubble(t, testCourierContactChurnBounded)
 }
 

@@ -72,12 +72,15 @@
 // store's last write wins, and every device agrees).
 //
 // Backoff is per contact: Config.CourierBackoff (5 s) after a failed
-// try, doubled at each failure up to Config.CourierMaxBackoff (10 min),
-// reset when a device of the contact connects to this host or sends it a
-// message (the devices noted between two passes are at most MaxPokes;
-// past it, since strangers can connect from fresh peer IDs at will, only
-// that of each contact with a device connected inbound is reset), or
-// when a Send to it is acknowledged; dropped when the contact has
+// try, doubled at each failure up to Config.CourierMaxBackoff (10 min);
+// the next try is brought forward to the next pass when a device of the
+// contact connects to this host or sends it a message, at most once per
+// PokeGap (30 s) and keeping the delay, so that a device reconnecting
+// at will but never acknowledging gets few tries (the devices noted
+// between two passes are at most MaxPokes; past it, since strangers can
+// connect from fresh peer IDs at will, only the contacts with a device
+// connected inbound are brought forward); it is reset when a Send to
+// the contact is acknowledged; dropped when the contact has
 // nothing pending. A failed Send starts it. The author device tries its
 // own messages at once (not those a Send of its own is delivering); a
 // device with the roster's mailbox role tries a message another device
