@@ -15,17 +15,13 @@ import (
 	"github.com/exopeer/exopeer/message"
 )
 
-// TestAbandonedFrameKeepsItsSlot: a Send its caller cancels while its
-// frame is unanswered returns at once, but its frame keeps its delivery
-// slot and its stream until the answer comes (so that no more than
-// MaxDeliveriesPerDevice frames are ever unanswered); then both are
-// freed and the stream stays, for the next messages.
-func TestAbandonedFrameKeepsItsSlot(t *testing.T) { bubble(t, testAbandonedFrameKeepsItsSlot) }
-
-func testAbandonedFrameKeepsItsSlot(t *testing.T) {
-	alice, bob := pair(t)
+// abandonOne makes alice and bob (pair), holds bob's records (gate),
+// and has a Send of alice's cancelled once its frame is at bob's: the
+// frame is abandoned, unanswered. open lets bob's records go on.
+func abandonOne(t *testing.T) (alice, bob *device, open func()) {
+	t.Helper()
+	alice, bob = pair(t)
 	arrived, open := gate(bob)
-	defer open()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	sent := make(chan error, 1)
@@ -36,8 +32,22 @@ func testAbandonedFrameKeepsItsSlot(t *testing.T) {
 	<-arrived
 	cancel()
 	if err := <-sent; !errors.Is(err, context.Canceled) {
+		open()
 		t.Fatalf("the cancelled Send: %v", err)
 	}
+	return alice, bob, open
+}
+
+// TestAbandonedFrameKeepsItsSlot: a Send its caller cancels while its
+// frame is unanswered returns at once, but its frame keeps its delivery
+// slot and its stream until the answer comes (so that no more than
+// MaxDeliveriesPerDevice frames are ever unanswered); then both are
+// freed and the stream stays, for the next messages.
+func TestAbandonedFrameKeepsItsSlot(t *testing.T) { bubble(t, testAbandonedFrameKeepsItsSlot) }
+
+func testAbandonedFrameKeepsItsSlot(t *testing.T) {
+	alice, bob, open := abandonOne(t)
+	defer open()
 	e := alice.svc.cache.acquire(bob.h.ID())
 	defer alice.svc.cache.release(e)
 	synctest.Wait()
@@ -63,19 +73,8 @@ func testAbandonedFrameKeepsItsSlot(t *testing.T) {
 func TestAbandonedFrameUnanswered(t *testing.T) { bubble(t, testAbandonedFrameUnanswered) }
 
 func testAbandonedFrameUnanswered(t *testing.T) {
-	alice, bob := pair(t)
-	arrived, open := gate(bob)
+	alice, bob, open := abandonOne(t)
 	defer open()
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	sent := make(chan error, 1)
-	go func() {
-		_, err := alice.svc.Send(ctx, "Bob", "abandoned")
-		sent <- err
-	}()
-	<-arrived
-	cancel()
-	<-sent
 	e := alice.svc.cache.acquire(bob.h.ID())
 	defer alice.svc.cache.release(e)
 	time.Sleep(alice.svc.cfg.Timeout + time.Second)

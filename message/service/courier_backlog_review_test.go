@@ -20,11 +20,7 @@ func TestCourierUnreadableBacklog(t *testing.T) {
 }
 
 func testCourierUnreadableBacklog(t *testing.T) {
-	devs := newDevices(t, "alice", "bob")
-	alice, bob := devs[0], devs[1]
-	alice.befriend("Bob", bob)
-	bob.befriend("Alice", alice)
-	onClock(t, alice, bob)
+	alice, bob := courierPair(t)
 	alice.store.mu.Lock()
 	alice.store.limits = true
 	alice.store.mu.Unlock()

@@ -18,21 +18,13 @@ func TestCourierContactChurnBounded(t *testing.T) {
 }
 
 func testCourierContactChurnBounded(t *testing.T) {
-	devs := newDevices(t, "alice", "bob")
-	alice, bob := devs[0], devs[1]
-	alice.befriend("Bob", bob)
-	bob.befriend("Alice", alice)
-	onClock(t, alice, bob)
+	alice, bob := courierPair(t)
 	_ = bob.svc.Close() // up, but it acknowledges nothing
 	sendPending(t, alice, "Bob", "hello")
 	time.Sleep(time.Hour)
 	before := alice.svc.Courier().Failed
 	for range 60 {
-		for _, d := range []*device{alice, bob} {
-			if err := d.h.Network().ClosePeer(d.other(alice, bob).h.ID()); err != nil {
-				t.Fatal(err)
-			}
-		}
+		disconnect(t, alice, bob)
 		synctest.Wait()
 		if err := bob.h.Connect(t.Context(), peer.AddrInfo{ID: alice.h.ID(), Addrs: alice.h.Addrs()}); err != nil {
 			t.Fatal(err)

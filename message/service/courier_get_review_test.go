@@ -18,11 +18,7 @@ import (
 func TestCourierRetriesAfterReadError(t *testing.T) { bubble(t, testCourierRetriesAfterReadError) }
 
 func testCourierRetriesAfterReadError(t *testing.T) {
-	devs := newDevices(t, "alice", "bob")
-	alice, bob := devs[0], devs[1]
-	alice.befriend("Bob", bob)
-	bob.befriend("Alice", alice)
-	onClock(t, alice, bob)
+	alice, bob := courierPair(t)
 	alice.store.mu.Lock()
 	alice.store.failGet = errors.New("store: read failed")
 	alice.store.mu.Unlock()

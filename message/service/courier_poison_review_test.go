@@ -19,11 +19,7 @@ import (
 func TestCourierSkipsUnsealable(t *testing.T) { bubble(t, testCourierSkipsUnsealable) }
 
 func testCourierSkipsUnsealable(t *testing.T) {
-	devs := newDevices(t, "alice", "bob")
-	alice, bob := devs[0], devs[1]
-	alice.befriend("Bob", bob)
-	bob.befriend("Alice", alice)
-	onClock(t, alice, bob)
+	alice, bob := courierPair(t)
 	own := alice.cell.Public().(ed25519.PublicKey)
 	now := time.Now()
 	for i, text := range []string{strings.Repeat("x", message.MaxText+1), "after it"} {

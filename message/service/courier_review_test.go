@@ -18,11 +18,7 @@ func TestCourierStrangersDoNotResetBackoff(t *testing.T) {
 }
 
 func testCourierStrangersDoNotResetBackoff(t *testing.T) {
-	devs := newDevices(t, "alice", "bob")
-	alice, bob := devs[0], devs[1]
-	alice.befriend("Bob", bob)
-	bob.befriend("Alice", alice)
-	onClock(t, alice, bob)
+	alice, bob := courierPair(t)
 	_ = bob.svc.Close()
 	sendPending(t, alice, "Bob", "hello")
 	time.Sleep(time.Hour)

@@ -13,11 +13,7 @@ import (
 func TestCourierSendResetsBackoff(t *testing.T) { bubble(t, testCourierSendResetsBackoff) }
 
 func testCourierSendResetsBackoff(t *testing.T) {
-	devs := newDevices(t, "alice", "bob")
-	alice, bob := devs[0], devs[1]
-	alice.befriend("Bob", bob)
-	bob.befriend("Alice", alice)
-	onClock(t, alice, bob)
+	alice, bob := courierPair(t)
 	_ = bob.svc.Close()
 	sendPending(t, alice, "Bob", "one")
 	// The tries at 10, 30, 70, 150, 310, 630 s, then every 600 s: the

@@ -45,6 +45,18 @@ func onClock(t *testing.T, devs ...*device) {
 	}
 }
 
+// courierPair makes alice and bob, contacts of each other, on the
+// bubble's clock (onClock).
+func courierPair(t *testing.T) (alice, bob *device) {
+	t.Helper()
+	devs := newDevices(t, "alice", "bob")
+	alice, bob = devs[0], devs[1]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	onClock(t, alice, bob)
+	return alice, bob
+}
+
 // sendPending sends text from d to the contact name, none of whose
 // devices serves: the message must stay pending.
 func sendPending(t *testing.T, d *device, name, text string) Message {
@@ -82,11 +94,7 @@ func held(t *testing.T, d *device, want string) []string {
 func TestCourierDelivers(t *testing.T) { bubble(t, testCourierDelivers) }
 
 func testCourierDelivers(t *testing.T) {
-	devs := newDevices(t, "alice", "bob")
-	alice, bob := devs[0], devs[1]
-	alice.befriend("Bob", bob)
-	bob.befriend("Alice", alice)
-	onClock(t, alice, bob)
+	alice, bob := courierPair(t)
 	_ = bob.svc.Close() // off
 	sendPending(t, alice, "Bob", "one")
 	sendPending(t, alice, "Bob", "two")
@@ -239,22 +247,14 @@ func testCourierDuplicateCounted(t *testing.T) {
 func TestCourierBackoffResetOnConnect(t *testing.T) { bubble(t, testCourierBackoffResetOnConnect) }
 
 func testCourierBackoffResetOnConnect(t *testing.T) {
-	devs := newDevices(t, "alice", "bob")
-	alice, bob := devs[0], devs[1]
-	alice.befriend("Bob", bob)
-	bob.befriend("Alice", alice)
-	onClock(t, alice, bob)
+	alice, bob := courierPair(t)
 	_ = bob.svc.Close()
 	sendPending(t, alice, "Bob", "hello")
 	time.Sleep(time.Hour)
 	if n := alice.svc.Courier().Failed; n != 11 {
 		t.Fatalf("%d tries in an hour, want 11", n)
 	}
-	for _, d := range []*device{alice, bob} {
-		if err := d.h.Network().ClosePeer(d.other(alice, bob).h.ID()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	disconnect(t, alice, bob)
 	synctest.Wait()
 	bob.start(t)
 	if err := bob.h.Connect(t.Context(), peer.AddrInfo{ID: alice.h.ID(), Addrs: alice.h.Addrs()}); err != nil {
@@ -267,12 +267,14 @@ func testCourierBackoffResetOnConnect(t *testing.T) {
 	}
 }
 
-// other is whichever of a and b d is not.
-func (d *device) other(a, b *device) *device {
-	if d == a {
-		return b
+// disconnect closes every connection between a and b, on both sides.
+func disconnect(t *testing.T, a, b *device) {
+	t.Helper()
+	for _, p := range [][2]*device{{a, b}, {b, a}} {
+		if err := p[0].h.Network().ClosePeer(p[1].h.ID()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return a
 }
 
 // TestCourierStopsAtClose: Close stops the courier and waits for it: no
@@ -281,11 +283,7 @@ func (d *device) other(a, b *device) *device {
 func TestCourierStopsAtClose(t *testing.T) { bubble(t, testCourierStopsAtClose) }
 
 func testCourierStopsAtClose(t *testing.T) {
-	devs := newDevices(t, "alice", "bob")
-	alice, bob := devs[0], devs[1]
-	alice.befriend("Bob", bob)
-	bob.befriend("Alice", alice)
-	onClock(t, alice, bob)
+	alice, bob := courierPair(t)
 	_ = bob.svc.Close()
 	sendPending(t, alice, "Bob", "hello")
 	time.Sleep(time.Minute)
