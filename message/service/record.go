@@ -16,12 +16,10 @@ import (
 // Type is the trait type of a recorded message (store.MessageSchema).
 const Type = "exo.message"
 
-// Directions and states of a recorded message.
+// Directions of a recorded message (its states are in states.go).
 const (
-	In        = "in"
-	Out       = "out"
-	Sent      = "sent"
-	Delivered = "delivered"
+	In  = "in"
+	Out = "out"
 )
 
 // Message is a message as this cell recorded it: an entity with one
