@@ -66,7 +66,12 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 		return message.ID{}, fmt.Errorf("%w: kind %d", message.ErrBadFrame, f.Kind)
 	}
 
-	e := s.cache.acquire(from)
+	// The list is checked again once the entry is held (acquireNamed):
+	// a sweep dropping the device meanwhile marks it gone.
+	e, cs, err := s.acquireNamed(ctx, from)
+	if err != nil {
+		return message.ID{}, err
+	}
 	defer s.cache.release(e)
 	if err := s.lockEntry(ctx, e); err != nil {
 		return message.ID{}, err
@@ -77,8 +82,10 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 		return message.ID{}, err
 	}
 	if l := env.Devices; l != nil {
-		if _, _, err := s.cons.UpdateDevices(ctx, l); err != nil {
+		if _, changed, err := s.cons.UpdateDevices(ctx, l); err != nil {
 			s.log.Warn("contact's device list not updated", "contact", c.Name, "err", err)
+		} else if changed {
+			s.listsChanged() // the devices it drops lose their sessions
 		}
 	}
 	m := newMessage(env, c.Cell(), In, Delivered)

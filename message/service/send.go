@@ -144,7 +144,10 @@ func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelop
 func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	e := s.cache.acquire(dev)
+	e, _, err := s.acquireNamed(ctx, dev)
+	if err != nil {
+		return err
+	}
 	defer s.cache.release(e)
 	if err := s.lockEntry(ctx, e); err != nil {
 		return err
@@ -208,6 +211,12 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	}
 	if err := recorded(); err != nil {
 		return err
+	}
+	e.mu.Lock()
+	gone := e.gone
+	e.mu.Unlock()
+	if gone {
+		return errRemoved
 	}
 	ans, kept, err := s.exchange(ctx, e, dev, frame, env.ID, release)
 	if kept {

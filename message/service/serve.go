@@ -108,6 +108,7 @@ func (in *inStream) stop() {
 // service closes. It returns once every frame it read is handled.
 func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 	in := &inStream{st: st, r: bufio.NewReader(st), window: make(chan struct{}, message.Window)}
+	defer e.trackInbound(in)()
 	in.last.Store(ambient.Deadline(0).UnixNano())
 	queue := make(chan *inFrame, message.Window) // never full: an item holds a window token
 	answered := make(chan bool, 1)

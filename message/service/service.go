@@ -226,6 +226,11 @@ type Service struct {
 	wake    chan struct{}
 	ccount  courierCounts
 	notify  network.Notifiee
+
+	// lists wakes the sweeper (removal.go); swept is the devices the
+	// contacts named at its last complete sweep (the sweeper's own).
+	lists chan struct{}
+	swept map[peer.ID]struct{}
 }
 
 // New returns a Service that has started nothing.
@@ -247,7 +252,7 @@ func New(o Options) (*Service, error) {
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
 		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
 		in:   make(chan struct{}, cfg.MaxFramesIn),
-		wake: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), lists: make(chan struct{}, 1),
 		courier: courierState{
 			backoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},
@@ -268,8 +273,9 @@ func (s *Service) Start(ctx context.Context) error {
 	s.h.SetStreamHandler(Protocol, s.serve)
 	s.notify = s.notifee()
 	s.h.Network().Notify(s.notify)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.runCourier()
+	go s.runSweeper()
 	return nil
 }
 
