@@ -57,6 +57,7 @@ func testStateDurableBeforeFrame(t *testing.T) {
 	}
 	alice.fault.fail(ds.NewKey("/"))
 	_ = alice.svc.Close() // a crash: only what is on disk is left
+	alice.keepRun = true  // the state on disk is what is checked
 	alice.start(t)
 	synctest.Wait() // the courier's first pass delivers the pending message
 	if got := texts(bob.store.messages()); !slices.Equal(got, []string{"first", "never left"}) {
@@ -126,6 +127,7 @@ func TestRestartAfterConcurrentSends(t *testing.T) {
 	}
 	for _, d := range []*device{alice, bob} {
 		_ = d.svc.Close()
+		d.keepRun = true // the state on disk is what is checked
 		d.start(t)
 	}
 	for i := range 3 {

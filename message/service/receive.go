@@ -152,7 +152,7 @@ func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs
 	if err != nil {
 		return nil, c, 0, err
 	}
-	st := stored{sess: fresh}
+	st := stored{run: s.run, sess: fresh}
 	if err := s.read(st.id[:]); err != nil {
 		return nil, c, 0, err
 	}

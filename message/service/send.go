@@ -152,7 +152,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err := s.lockEntry(ctx, e); err != nil {
 		return err
 	}
-	none := len(e.rec.sessions) == 0
+	none := e.rec.sealer(s.run) < 0
 	e.mu.Unlock()
 	var fresh *stored
 	held := false // e.hs, this call's turn to make a session
@@ -176,7 +176,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 		if err := s.lockEntry(ctx, e); err != nil {
 			return err
 		}
-		none = len(e.rec.sessions) == 0
+		none = e.rec.sealer(s.run) < 0
 		e.mu.Unlock()
 		if !none {
 			done()
@@ -299,7 +299,7 @@ func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
 		if err != nil {
 			return err
 		}
-		st = stored{sess: sess, header: hb}
+		st = stored{run: s.run, sess: sess, header: hb}
 		return nil
 	})
 	if err != nil {
@@ -312,7 +312,8 @@ func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
 }
 
 // sealLocked encrypts env for dev on fresh (a new session, made the
-// newest) or else the newest session held. The caller takes a new
+// newest) or else the newest session held that this run made (made the
+// newest: restore.go). The caller takes a new
 // version and has it on disk before the frame leaves: a state is never
 // used twice. e.mu must be held; the frame is the caller's.
 func (s *Service) sealLocked(e *peerEntry, fresh *stored, env *message.Envelope, list *contact.DeviceList) (message.Frame, [8]byte, error) {
@@ -320,9 +321,13 @@ func (s *Service) sealLocked(e *peerEntry, fresh *stored, env *message.Envelope,
 	if fresh != nil {
 		r.push(*fresh)
 	}
-	if len(r.sessions) == 0 {
-		return message.Frame{}, [8]byte{}, errRefused // dropped meanwhile: the retry starts one
+	i := r.sealer(s.run)
+	if i < 0 {
+		// Dropped meanwhile, or only sessions of an earlier run, which
+		// never seal (restore.go): the retry starts one.
+		return message.Frame{}, [8]byte{}, errRefused
 	}
+	r.front(i)
 	e2 := *env
 	if list != nil && list.Version > r.listSent && list.Has(s.self) {
 		e2.Devices = list

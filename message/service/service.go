@@ -227,6 +227,10 @@ type Service struct {
 	ccount  courierCounts
 	notify  network.Notifiee
 
+	// run names this run of the service (random, never zero): only the
+	// sessions it makes seal (restore.go).
+	run [8]byte
+
 	// lists wakes the sweeper (removal.go); swept is the devices the
 	// contacts named at its last complete sweep (the sweeper's own).
 	lists chan struct{}
@@ -247,8 +251,14 @@ func New(o Options) (*Service, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg := o.Config.withDefaults()
+	var run [8]byte
+	if _, err := io.ReadFull(cfg.Rand, run[:]); err != nil {
+		return nil, fmt.Errorf("message: random source: %w", err)
+	}
+	run[0] |= 1 // never the zero run of a record of layout 1
 	return &Service{
-		h: o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
+		run: run,
+		h:   o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
 		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
 		in:   make(chan struct{}, cfg.MaxFramesIn),

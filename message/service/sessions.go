@@ -15,8 +15,10 @@ const (
 	// MaxSessions is the most sessions kept with one remote device, the
 	// newest first; the newest sends.
 	MaxSessions = 4
-	// sessionsVersion is the version byte of a stored record.
-	sessionsVersion = 1
+	// sessionsVersion is the version byte of a stored record: 2, whose
+	// sessions carry the run that made them; a record of version 1 (no
+	// run) reads as one whose sessions no run of this device may send on.
+	sessionsVersion = 2
 	// maxStoredSession bounds one stored session (a session's own
 	// encoding is at most some 200 KB: 2000 skipped keys, its AD).
 	maxStoredSession = 1 << 20
@@ -35,7 +37,10 @@ var errCorruptRecord = errors.New("message: corrupt stored sessions")
 
 // stored is one session with a remote device.
 type stored struct {
-	id   [8]byte // this device's own name for it, random
+	id [8]byte // this device's own name for it, random
+	// run is the run of the service that made the session (Service.run,
+	// random at each New): only a session of this run seals (restore.go).
+	run  [8]byte
 	sess *ratchet.Session
 	// header is the initial header of a session this device started and
 	// that no answer confirmed yet (nil once confirmed): it goes with
@@ -65,6 +70,7 @@ func (r *peerRecord) encode() ([]byte, error) {
 			return nil, err
 		}
 		b = append(b, st.id[:]...)
+		b = append(b, st.run[:]...)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(st.header)))
 		b = append(b, st.header...)
 		b = binary.BigEndian.AppendUint32(b, uint32(len(enc)))
@@ -78,7 +84,7 @@ func (r *peerRecord) encode() ([]byte, error) {
 func (r *peerRecord) size() int {
 	n := 1 + 8 + 1
 	for _, st := range r.sessions {
-		n += 8 + 2 + len(st.header) + 4 + st.sess.Size()
+		n += 8 + 8 + 2 + len(st.header) + 4 + st.sess.Size()
 	}
 	return n
 }
@@ -87,9 +93,10 @@ func (r *peerRecord) size() int {
 // dropped and counted in bad; a record whose frame is corrupt is
 // errCorruptRecord.
 func decodeRecord(b []byte) (r peerRecord, bad int, err error) {
-	if len(b) < 10 || b[0] != sessionsVersion || int(b[9]) > MaxSessions {
+	if len(b) < 10 || (b[0] != sessionsVersion && b[0] != 1) || int(b[9]) > MaxSessions {
 		return peerRecord{}, 0, errCorruptRecord
 	}
+	withRun := b[0] == sessionsVersion
 	r.listSent = binary.BigEndian.Uint64(b[1:9])
 	n := int(b[9])
 	b = b[10:]
@@ -99,6 +106,14 @@ func decodeRecord(b []byte) (r peerRecord, bad int, err error) {
 		}
 		id := [8]byte(b[:8])
 		b = b[8:]
+		var run [8]byte
+		if withRun {
+			if len(b) < 10 {
+				return peerRecord{}, 0, errCorruptRecord
+			}
+			run = [8]byte(b[:8])
+			b = b[8:]
+		}
 		hl := int(binary.BigEndian.Uint16(b))
 		if hl > maxStoredHeader || len(b) < 2+hl+4 {
 			return peerRecord{}, 0, errCorruptRecord
@@ -116,7 +131,7 @@ func decodeRecord(b []byte) (r peerRecord, bad int, err error) {
 		if err := sess.UnmarshalBinary(b[4 : 4+sl]); err != nil {
 			bad++
 		} else {
-			r.sessions = append(r.sessions, stored{id: id, sess: sess, header: header})
+			r.sessions = append(r.sessions, stored{id: id, run: run, sess: sess, header: header})
 		}
 		b = b[4+sl:]
 	}
