@@ -202,8 +202,20 @@ func TestMessages(t *testing.T) {
 		}
 
 		// Bob's cell removes b1: the admin signs a list without it, b0's
-		// next message carries it to Alice's cell, and from then on b1
-		// cannot send as Bob: nothing it sends is recorded there.
+		// next message carries it to Alice's cell, which drops every
+		// session with b1 at once, and from then on b1 cannot send as
+		// Bob: nothing it sends is recorded there.
+		held := 0
+		for _, nd := range []*Node{a0, a1} {
+			k, err := nd.Peer().Messages().SessionsWith(ctx, b1.ID)
+			if err != nil {
+				fail("SessionsWith: %v", err)
+			}
+			held += k
+		}
+		if held == 0 {
+			fail("no device of Alice's holds a session with b1 before its removal")
+		}
 		if _, err := b0.Peer().Cell().Remove(ctx, b1.ID, true); err != nil {
 			fail("Remove: %v", err)
 		}
@@ -220,6 +232,19 @@ func TestMessages(t *testing.T) {
 				return err == nil && !c.Devices.Has(b1.ID)
 			}); !ok {
 				fail("node %d still holds b1 on Bob's list", nd.Index)
+			}
+		}
+		// Within half of messages.SweepEvery: the sweep the newer list set
+		// off (a0: the message that carried it; a1: the store's change,
+		// through the chain), not the periodic one.
+		for _, nd := range []*Node{a0, a1} {
+			var k int
+			var err error
+			if _, ok := waitUntil(messages.SweepEvery/2, 100*time.Millisecond, func() bool {
+				k, err = nd.Peer().Messages().SessionsWith(ctx, b1.ID)
+				return err == nil && k == 0
+			}); !ok {
+				fail("node %d holds %d sessions with the removed b1 (%v), want 0", nd.Index, k, err)
 			}
 		}
 		if _, err := b1.Peer().Messages().Send(ctx, "Alice", "from removed b1"); err == nil {

@@ -212,3 +212,30 @@ func (s *Service) dropDevice(ctx context.Context, id peer.ID) error {
 	s.log.Info("sessions of a removed device dropped", "peer", id)
 	return nil
 }
+
+// SessionsWith returns how many sessions this device holds with the
+// device id, in memory or on disk (diagnostics, and the tests of other
+// packages: a device removed from its cell's list has none). It blocks
+// on the device's lock.
+func (s *Service) SessionsWith(ctx context.Context, id peer.ID) (int, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.wg.Done()
+	s.cache.mu.Lock()
+	e := s.cache.m[id]
+	s.cache.mu.Unlock()
+	if e != nil {
+		e.mu.Lock()
+		loaded, n := e.loaded, len(e.rec.sessions)
+		e.mu.Unlock()
+		if loaded {
+			return n, nil
+		}
+	}
+	r, err := s.loadRecord(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	return len(r.sessions), nil
+}
