@@ -27,7 +27,9 @@
 // no older list: every device uses the newest valid list written anywhere
 // in the cell. An older list is refused (contact.ErrStale), and the
 // devices a newer one drops are no longer the contact's: message/service
-// refuses their messages.
+// refuses their messages and drops its sessions with them at once (it
+// watches the store's exo.contact entities, whichever device wrote the
+// list, and sweeps at start and every minute).
 //
 // The cell's own device list is an entity with an exo.devices trait
 // (store.DevicesSchema), its ID derived the same way from this cell's key

@@ -12,7 +12,8 @@
 // write overlaps the first device's session step and write; no frame
 // leaves before both are on disk), then tries the contact's devices, those connected first, until one
 // acknowledges; then it records the state "delivered". For each device
-// it uses the newest session held with it, or makes one (one handshake
+// it uses the newest session held with it that this run of the service
+// made (# Restored datastores), or makes one (one handshake
 // at a time per device: messages sent at once to a device with no
 // session wait for it and share that session): it connects to
 // the device first if it is not connected (its peerstore addresses, else
@@ -118,6 +119,52 @@
 // prekeys and the chain unchanged, one after spends the message's key,
 // no more.
 //
+// # Removed devices
+//
+// A device that no contact's current device list names any more (its
+// cell signed a newer list without it, or the contact was removed) has
+// its sessions dropped as soon as this device's store holds that list
+// (removal.go): its record is deleted, its cache entry taken out and
+// marked gone (a call holding it fails at its next step or write), its
+// outbound streams closed (their waiting deliveries fail) and its
+// inbound streams stopped (the frames read are refused, then they end).
+// One goroutine, the sweeper (Close waits for it), compares the devices
+// the contacts name with those held, in the cache and on disk (at most
+// 1,024 dropped a round, round after round; nothing when the devices
+// named are those of its last complete sweep, since sessions are made
+// and stored only with named devices), at Start, when a message brought
+// a newer list (contact/service.UpdateDevices), when the store's
+// exo.contact entities change (a watch of the contact written last: a
+// newer list, taken by this device or, through the chain, another, is
+// such a write) and every SweepEvery (1 min: a contact removed on
+// another device, if it was not the last written, changes no watched
+// page). A sweep that cannot read the contacts drops nothing. Every
+// delivery and every frame received checks the list again once the
+// device's entry is held, so a delivery that read the older list (a
+// Send or the courier under way) seals nothing and writes no record;
+// nothing more is sent to the device, and nothing accepted from it.
+//
+// # Restored datastores
+//
+// A datastore restored from an older copy holds sessions behind their
+// peers: sealing from them would use message keys that went out for
+// other plaintexts. Nothing in the datastore tells such a copy from a
+// clean restart's (any marker in it is copied with it), and the chain
+// records neither which session sealed a message nor the courier's
+// deliveries. So no run of the service seals with a session an earlier
+// run made (restore.go): each run draws a random run ID at New, stored
+// with every session it makes; a session of another run opens messages
+// but seals none, and the first message to a device after each start
+// makes one new session (a handshake, one one-time prekey), which the
+// peer takes as the newest and answers on. A peer that writes to a
+// restored device on a session whose later ratchet keys it lacks is
+// refused, drops that session and makes a new one, so its message is
+// delivered once. The residual risks: the prekeys' store, restored
+// too, offers again one-time prekeys already used (X3DH's ephemeral
+// keys keep the sessions apart); the counter's lease, restored, hands
+// out seqs again, whose order keys stay apart by their sent times
+// unless the clock went back as well.
+//
 // # Sessions in memory, writes shared
 //
 // The sessions are kept in memory (two bounds on the devices not in use:
@@ -145,11 +192,13 @@
 // # Stored state
 //
 // In the node's datastore, one key per remote device,
-// /messages/sessions/<peer ID>: version (1) = 1; the version of this
+// /messages/sessions/<peer ID>: version (1) = 2; the version of this
 // cell's device list the device acknowledged (8); the number of sessions
 // (1, at most MaxSessions = 4), newest first, each: this device's id for
-// it (8, random), the length of its pending initial header (2) and the
-// header, the length of the session (4) and ratchet's encoding of it. A
+// it (8, random), the run that made it (8), the length of its pending
+// initial header (2) and the header, the length of the session (4) and
+// ratchet's encoding of it (a record of version 1, without the run,
+// reads as sessions of no run: they open, never seal). A
 // record whose frame is corrupt, or a session inside that does not
 // decode, is dropped with a log line: the next message makes a new
 // session. /messages/counter holds the device's counter's lease, written

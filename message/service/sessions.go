@@ -13,7 +13,7 @@ import (
 // Stored state (doc.go has the layouts).
 const (
 	// MaxSessions is the most sessions kept with one remote device, the
-	// newest first; the newest sends.
+	// newest first; the newest of this run sends (restore.go).
 	MaxSessions = 4
 	// sessionsVersion is the version byte of a stored record: 2, whose
 	// sessions carry the run that made them; a record of version 1 (no
