@@ -161,9 +161,12 @@
 // refused, drops that session and makes a new one, so its message is
 // delivered once. The residual risks: the prekeys' store, restored
 // too, offers again one-time prekeys already used (X3DH's ephemeral
-// keys keep the sessions apart); the counter's lease, restored, hands
-// out seqs again, whose order keys stay apart by their sent times
-// unless the clock went back as well.
+// keys keep the sessions apart); the counter, restored, resumes its
+// seqs above the clock's milliseconds × 1,000 (# Stored state), which
+// is above those used after the copy unless the clock went back or a
+// run sent more than 1,000 messages a millisecond; and messages this
+// device recorded after the copy are gone from its chain unless another
+// device of its cell holds them.
 //
 // # Sessions in memory, writes shared
 //
@@ -206,8 +209,12 @@
 // ms; the clock plus 1 s when it was taken) and the highest seq (8; 1,000
 // past the last). Sent times and seqs are handed out from memory until
 // either runs out. A restart resumes from both (sent times no lower, seqs
-// above), so seq never repeats and sent never goes back (a record of the
-// earlier layout, the last sent time and seq, reads the same way).
+// above, and seqs no lower than the clock's Unix milliseconds × 1,000,
+// so that a counter restored from an older copy does not hand out again
+// the seqs used after the copy: with the lease's sent floor they made
+// the same order keys), so seq never repeats and sent never goes back (a
+// record of the earlier layout, the last sent time and seq, reads the
+// same way).
 //
 // # Bounds
 //
