@@ -151,7 +151,8 @@ func (a *device) befriend(name string, b *device) { a.cons.add(name, b.list) }
 
 // TestConversation: messages both ways are recorded once in each cell,
 // in order, delivered on the sender's side; later messages use the
-// session (no new bundle fetched), also after a restart; a corrupt
+// session (no new bundle fetched); after a restart the first message
+// makes one new session (restore.go), the next use it; a corrupt
 // stored session is dropped for a new handshake; a stranger's message
 // is refused and recorded nowhere; a text over the cap is refused
 // before anything is recorded.
