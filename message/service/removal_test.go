@@ -173,3 +173,40 @@ func testSweepAtStart(t *testing.T) {
 		t.Fatal("bob's record dropped")
 	}
 }
+
+// TestSweepBounded: a sweep takes at most maxSweepBatch stale records a
+// round into memory, and goes on round after round until none is left.
+func TestSweepBounded(t *testing.T) { bubble(t, testSweepBounded) }
+
+func testSweepBounded(t *testing.T) {
+	alice, bob := pair(t)
+	ctx := t.Context()
+	r := rand.NewChaCha8([32]byte{7})
+	for range maxSweepBatch + 5 {
+		sk, _, err := crypto.GenerateEd25519Key(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := peer.IDFromPrivateKey(sk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.ds.Put(ctx, sessionKey(id), []byte{sessionsVersion, 0, 0, 0, 0, 0, 0, 0, 0, 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	named := map[peer.ID]struct{}{bob.h.ID(): {}}
+	gone, more, err := alice.svc.staleRecords(ctx, named)
+	if err != nil || len(gone) != maxSweepBatch || !more {
+		t.Fatalf("one round: %d stale, more %v, %v; want %d and more", len(gone), more, err, maxSweepBatch)
+	}
+	_ = alice.svc.Close()
+	alice.start(t)
+	synctest.Wait()
+	if gone, more, err := alice.svc.staleRecords(ctx, named); err != nil || len(gone) != 0 || more {
+		t.Fatalf("after the sweep at Start: %d stale, more %v, %v; want none", len(gone), more, err)
+	}
+	if !alice.has(t, bob.h.ID()) {
+		t.Fatal("bob's record dropped")
+	}
+}
