@@ -32,11 +32,10 @@ type devicesDoc struct {
 	List    string    `json:"list"`
 	By      string    `json:"by,omitempty"`
 	Signed  time.Time `json:"signed,omitzero"`
-	// Keys are the epochs whose mailbox keys the cell's lists carried,
-	// oldest first, each with when a list first carried it (at most
-	// maxPublishedKeys, the latest; absent in a document an older
-	// binary wrote).
-	Keys []publishedKey `json:"keys,omitempty"`
+	// Keys are the epochs whose mailbox keys the cell's lists carried
+	// ([]publishedKey, read apart by readKeys so that a bad one hides
+	// no list; absent in a document an older binary wrote).
+	Keys json.RawMessage `json:"keys,omitempty"`
 }
 
 // entityOf is the entity of a cell's record: SHA-256 of purpose, 0 and
@@ -66,7 +65,9 @@ func (s *Service) DeviceList(ctx context.Context) (*contact.DeviceList, error) {
 		return nil, err
 	}
 	l, err := s.publish(ctx)
-	if errors.Is(err, cell.ErrNotAdmin) {
+	if errors.Is(err, cell.ErrNotAdmin) || errors.Is(err, cell.ErrNoKey) {
+		// No key to sign with (an admin without its epoch's secret: the
+		// upkeep says so): the list held.
 		l, err = s.heldList(ctx)
 	}
 	if err != nil {
@@ -137,7 +138,7 @@ func (s *Service) readHeldList(ctx context.Context, r *cell.Roster) (ownList, er
 			s.log.Warn("stored device list skipped", "err", err)
 			return none, nil
 		}
-		return ownList{cell: r.Cell, l: l, keys: validKeys(d.Keys)}, nil
+		return ownList{cell: r.Cell, l: l, keys: readKeys(d.Keys)}, nil
 	}
 	return none, nil
 }
@@ -194,11 +195,14 @@ func (s *Service) publish(ctx context.Context) (*contact.DeviceList, error) {
 		return held.l, nil
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
+	pub, err := json.Marshal(addKey(held.keys, epoch, now))
+	if err != nil {
+		return nil, err
+	}
 	doc, err := json.Marshal(devicesDoc{
 		Cell: hex.EncodeToString(l.Cell), Version: l.Version,
 		List: base64.StdEncoding.EncodeToString(l.Encode()),
-		By:   s.self.String(), Signed: now,
-		Keys: addKey(held.keys, epoch, now),
+		By:   s.self.String(), Signed: now, Keys: pub,
 	})
 	if err != nil {
 		return nil, err

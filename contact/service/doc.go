@@ -52,9 +52,12 @@
 // same version may), at the upkeep's first look after start or when a
 // card or list is asked of the admin, stored and sent as any new list
 // (message/service sends it again to a device that acknowledged its
-// version without the key). The exo.devices document also records, in
+// version without the key). An admin that lacks its epoch's secret
+// signs nothing (cell.ErrNoKey, logged by the upkeep) and hands out the
+// list held. The exo.devices document also records, in
 // "keys", the epochs whose keys the lists carried, each with when a list
-// first carried it (at most maxPublishedKeys, the latest), so that
+// first carried it (at most maxPublishedKeys, the latest; a "keys" not so
+// formed records nothing, and the list stands), so that
 // MailboxKeys gives, for every epoch whose secret the node holds (all of
 // them: the roster's history), the private key and the time its lists
 // carried it and were replaced by a newer key's: what the reader of the

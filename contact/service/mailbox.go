@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"crypto/ecdh"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -21,11 +22,13 @@ type publishedKey struct {
 	Since time.Time `json:"since"`
 }
 
-// validKeys returns ks if it is what addKey writes (epochs growing, at
-// most maxPublishedKeys), else nil: a document another device or binary
-// wrote wrong records nothing.
-func validKeys(ks []publishedKey) []publishedKey {
-	if len(ks) > maxPublishedKeys {
+// readKeys reads an exo.devices document's keys if they are what addKey
+// writes (epochs growing, at most maxPublishedKeys), else nil: a document
+// another device or binary wrote wrong records nothing, and its list
+// stands.
+func readKeys(raw json.RawMessage) []publishedKey {
+	var ks []publishedKey
+	if len(raw) == 0 || json.Unmarshal(raw, &ks) != nil || len(ks) > maxPublishedKeys {
 		return nil
 	}
 	for i := 1; i < len(ks); i++ {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
@@ -17,6 +20,7 @@ import (
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/cell/core"
 	"github.com/exopeer/exopeer/contact"
+	"github.com/exopeer/exopeer/store"
 )
 
 // adminCell is the cell of an admin device: the cell key, the roster and
@@ -276,5 +280,76 @@ func TestContactMailboxKey(t *testing.T) {
 	}
 	if _, _, err := s.UpdateDevices(ctx, v1); !errors.Is(err, contact.ErrStale) {
 		t.Errorf("the list without the key, again: %v, want ErrStale", err)
+	}
+}
+
+// TestOwnListBadKeys: an exo.devices document whose keys are not what an
+// admin writes (not a list, epochs out of order, too many) records no
+// key's time, and its list stands.
+func TestOwnListBadKeys(t *testing.T) {
+	many := make([]publishedKey, maxPublishedKeys+1)
+	for i := range many {
+		many[i].Epoch, many[i].Since = uint64(i+1), time.Date(2026, 1, 1, i, 0, 0, 0, time.UTC)
+	}
+	manyJSON, err := json.Marshal(many)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, keys := range map[string]string{
+		"not a list":   `"x"`,
+		"out of order": `[{"epoch":2,"since":"2026-01-01T00:00:00Z"},{"epoch":1,"since":"2026-01-02T00:00:00Z"}]`,
+		"bad time":     `[{"epoch":1,"since":7}]`,
+		"too many":     string(manyJSON),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			st := newIndexStore(t)
+			var keyed *contact.DeviceList
+			s, c := newAdmin(t, st, &clock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, func(c *adminCell) {
+				keyed = contact.NewDeviceList(c.r.Cell, c.r.Version, []peer.ID{c.r.Members[0].Peer})
+				sec, _ := c.keys.Secret(c.r.Epoch)
+				keyed.Mailbox = sec.MailboxKey(c.r.Cell).PublicKey().Bytes()
+				if err := keyed.Sign(c.key); err != nil {
+					t.Fatal(err)
+				}
+				doc, err := json.Marshal(devicesDoc{Cell: hex.EncodeToString(keyed.Cell), Version: keyed.Version,
+					List: base64.StdEncoding.EncodeToString(keyed.Encode()), Keys: json.RawMessage(keys)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.Put(ctx, devicesEntity(keyed.Cell), []store.Trait{{Type: DevicesType, Doc: doc}}); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if l, err := s.DeviceList(ctx); err != nil || !bytes.Equal(l.Encode(), keyed.Encode()) {
+				t.Fatalf("DeviceList: %v, %v; want the list stored", l, err)
+			}
+			ks, err := s.MailboxKeys(ctx)
+			if err != nil || len(ks) != 1 || !ks[0].Since.IsZero() || !bytes.Equal(ks[0].Private.PublicKey().Bytes(), c.mailbox(t, 1)) {
+				t.Fatalf("MailboxKeys: %+v, %v; want epoch 1's, no time", ks, err)
+			}
+		})
+	}
+}
+
+// TestOwnListNoEpochSecret: an admin that lacks its epoch's secret signs
+// nothing (it cannot give the list its key) and hands out the list held.
+func TestOwnListNoEpochSecret(t *testing.T) {
+	ctx := t.Context()
+	st := newIndexStore(t)
+	var old *contact.DeviceList
+	s, _ := newAdmin(t, st, &clock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, func(c *adminCell) {
+		old = contact.NewDeviceList(c.r.Cell, c.r.Version, []peer.ID{c.r.Members[0].Peer})
+		if err := old.Sign(c.key); err != nil {
+			t.Fatal(err)
+		}
+		writeOwn(t, st, old)
+		c.keys = core.NewKeys(c.r.Cell)
+	})
+	if err := s.keepUp(ctx); !errors.Is(err, cell.ErrNoKey) {
+		t.Errorf("upkeep: %v, want ErrNoKey", err)
+	}
+	if l, err := s.DeviceList(ctx); err != nil || !bytes.Equal(l.Encode(), old.Encode()) {
+		t.Fatalf("DeviceList: %v, %v; want the list held", l, err)
 	}
 }
