@@ -137,3 +137,32 @@ func TestOwnListKeysReadFailure(t *testing.T) {
 		t.Errorf("epoch 2's key: since %v, want %v", k.Since, t2)
 	}
 }
+
+// TestOwnListUpgradeOverwritten: an admin signed the list with the
+// mailbox key; another admin still on an older binary (or a write racing
+// the upgrade) then stores the list of that version without it. The
+// upkeep must sign it again with the key: every device that is not this
+// admin hands out the list held (cards, envelopes), and without the key
+// no contact that gets it can write to the pair's mailboxes.
+func TestOwnListUpgradeOverwritten(t *testing.T) {
+	ctx := t.Context()
+	now := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	st := newIndexStore(t)
+	s, c := newAdmin(t, st, now, nil)
+	l, err := s.DeviceList(ctx)
+	if err != nil || l.Mailbox == nil {
+		t.Fatalf("DeviceList: %v, %v", l, err)
+	}
+	old := contact.NewDeviceList(c.r.Cell, c.r.Version, []peer.ID{c.r.Members[0].Peer})
+	if err := old.Sign(c.key); err != nil {
+		t.Fatal(err)
+	}
+	writeOwn(t, st, old)
+	if err := s.keepUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.readHeldList(ctx, c.Roster())
+	if err != nil || o.l == nil || o.l.Mailbox == nil {
+		t.Fatalf("held after the upkeep: %v, %v; want the list with the key again", o.l, err)
+	}
+}
