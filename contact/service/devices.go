@@ -157,7 +157,14 @@ func (s *Service) publish(ctx context.Context) (*contact.DeviceList, error) {
 		return nil, err
 	}
 	if current(s.mine, r) {
-		return s.mine, nil
+		// Unless the list held (read from memory while the store has not
+		// moved) lacks the key: a list without it stored over this
+		// node's (a member's replay, an older binary's write) is signed
+		// again.
+		held, err := s.heldOwn(ctx, r)
+		if err != nil || held.l == nil || held.l.Mailbox != nil {
+			return s.mine, nil
+		}
 	}
 	keys := s.cell.Keys()
 	var l *contact.DeviceList

@@ -261,15 +261,6 @@ func (s *Service) keepUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if held != nil && held.Mailbox == nil {
-		// A list without the key stored over the one this node signed
-		// (an older binary's admin, a racing write): sign it again.
-		s.pmu.Lock()
-		if s.mine != nil && s.mine.Version <= held.Version {
-			s.mine = nil
-		}
-		s.pmu.Unlock()
-	}
 	if held == nil {
 		pg, err := s.store.Query(ctx, store.Query{Type: ContactType, Limit: 1, Traits: []string{}})
 		if err != nil {
