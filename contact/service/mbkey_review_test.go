@@ -177,3 +177,35 @@ func TestOwnListUpgradeOverwritten(t *testing.T) {
 		t.Fatalf("held after the upkeep: %v, %v; want the list with the key again", o.l, err)
 	}
 }
+
+// TestMailboxKeysPastEpoch: until the admin next writes the document, a
+// keys record naming an epoch past the roster's (written by any member:
+// the record is not signed) must not end the current key's time: no list
+// carried a newer key, so Until is zero and the reader keeps polling it.
+func TestMailboxKeysPastEpoch(t *testing.T) {
+	ctx := t.Context()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	st := newIndexStore(t)
+	s, c := newAdmin(t, st, &clock{t: t0}, nil)
+	l, err := s.DeviceList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A member writes the list held again with a made-up record.
+	keys := `[{"epoch":1,"since":"2026-03-01T12:00:00Z"},{"epoch":7,"since":"2000-01-01T00:00:00Z"}]`
+	doc, err := json.Marshal(devicesDoc{Cell: hex.EncodeToString(l.Cell), Version: l.Version,
+		List: base64.StdEncoding.EncodeToString(l.Encode()), Keys: json.RawMessage(keys)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(ctx, devicesEntity(l.Cell), []store.Trait{{Type: DevicesType, Doc: doc}}); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := s.MailboxKeys(ctx)
+	if err != nil || len(ks) != 1 || !ks[0].Current || c.Roster().Epoch != 1 {
+		t.Fatalf("MailboxKeys: %+v, %v", ks, err)
+	}
+	if !ks[0].Since.Equal(t0) || !ks[0].Until.IsZero() {
+		t.Errorf("the current key: since %v until %v; want since %v, no until", ks[0].Since, ks[0].Until, t0)
+	}
+}
