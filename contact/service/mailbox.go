@@ -112,6 +112,9 @@ func (s *Service) MailboxKeys(ctx context.Context) ([]MailboxKey, error) {
 		sec, _ := keys.Secret(e)
 		k := MailboxKey{Epoch: e, Private: sec.MailboxKey(r.Cell), Current: e == r.Epoch, Since: since[e]}
 		for _, p := range o.keys {
+			if p.Epoch > r.Epoch {
+				break // no list of this roster's carried it: not what an admin wrote
+			}
 			if p.Epoch > e {
 				k.Until = p.Since
 				break
