@@ -295,3 +295,31 @@ func testReceiptOnlyFromTheContact(t *testing.T) {
 		t.Fatalf("alice holds %q", got)
 	}
 }
+
+// TestReadStaysRead: a message in that is read, received again (a
+// second courier, an acknowledgement lost), stays read: counted as a
+// duplicate, not taken back to delivered.
+func TestReadStaysRead(t *testing.T) { bubble(t, testReadStaysRead) }
+
+func testReadStaysRead(t *testing.T) {
+	alice, bob := courierPair(t)
+	send(t, alice, "Bob", "one")
+	if _, err := bob.svc.Read(t.Context(), "Alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	ms := bob.store.messages()
+	if len(ms) != 1 || ms[0].State != Read {
+		t.Fatalf("bob holds %+v", ms)
+	}
+	again := ms[0]
+	again.State = Delivered
+	if err := bob.svc.recordIn(t.Context(), again, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st := states(bob); st["one"] != Read {
+		t.Fatalf("bob holds %v after the message came again, want read", st)
+	}
+	if n := bob.svc.Courier().Duplicates; n != 1 {
+		t.Fatalf("%d duplicates, want 1", n)
+	}
+}
