@@ -7,7 +7,9 @@
 // the name this cell calls it by (unique among its contacts), the
 // contact's cell key, a signed device list of the contact (contact's wire
 // form, in base64) with the list's version, the name on its card,
-// whether its safety number was compared, and who added it when. The
+// whether its safety number was compared, whether read receipts go to
+// it (SetReceipts; "receipts_off", absent and false by default:
+// message/service sends none while it is true), and who added it when. The
 // entity's ID is derived from the contact's cell key (the first 16 bytes
 // of SHA-256 of "exopeer contact entity v1", 0, key), so two devices that
 // add one cell write one entity, whose latest write of a trait in chain

@@ -100,6 +100,73 @@
 // bounded by the contacts with pending messages (one backoff entry
 // each), MaxPokes devices, and the Sends under way.
 //
+// A pending record that makes no valid envelope (a text over MaxText, a
+// negative sent time: written by another device or an older version)
+// can never be delivered: the courier records it "undeliverable" (no
+// longer pending; Courier().Undeliverable counts them), so that no
+// number of them at the head of a conversation hides the later
+// messages.
+//
+// # Receipts
+//
+// States are in states.go: a message out moves sent → stored →
+// delivered → read, a message in is delivered then read, undeliverable
+// is apart; a record is replaced only forward (Advances), so that news
+// older than the record (an acknowledgement after the read receipt)
+// never takes it back.
+//
+// A person reads a conversation up to a point, not one message at a
+// time: Read(name, upTo), upTo an order key (empty: the conversation's
+// last message), records "read" each message in at or before it that is
+// "delivered", paging through the conversation's delivered messages in
+// its order, ReadPage (64) a query and each message its own write, so
+// that a conversation of any length makes no giant write. It then
+// writes the conversation's read marker, an exo.read entity
+// (store.ReadSchema, message.ReadEntityOf: one per conversation, the
+// same on every device of the cell): the order key read up to (never
+// lowered by this device) and the receipt's state: "sent" (due), or
+// "off" when read receipts are off for the contact.
+//
+// The courier sends the receipts due at each pass before the pending
+// messages (ReceiptsPerPass = 64 markers at most a pass, the latest
+// written first; a backoff of its own per contact, as the messages':
+// 5 s doubling to 10 min, brought forward when a device of the contact
+// connects or sends): one receipt per conversation (message.Receipt,
+// sealed on the message sessions in place of an envelope, with no
+// device list, on the delivery path of Send, acknowledged by its ID),
+// covering everything read so far. On the acknowledgement it records
+// the marker "delivered" unless another device of the cell read
+// further meanwhile (its marker stays due). A marker due waits in the
+// chain while no device of the contact is reachable, and any device of
+// the cell delivers it (two that do are harmless). A receipt that
+// cannot be sealed, or a marker that does not decode, is skipped.
+//
+// The receiving device checks a receipt as it checks an envelope (the
+// stream's device on the current list of the contact the receipt's cell
+// key names, the recipient cell its own) and records "read" each of its
+// cell's messages out to that contact at or before the key, in the
+// states sent, stored or delivered, paged as Read pages; then it
+// acknowledges. Only that contact's conversation is touched, so a
+// bystander (refused before anything is read) or another contact
+// (its receipt names its own cell, or is refused) can mark nothing. A
+// receipt for messages already read, or up to a key past every
+// message, marks nothing new; one whose marks do not finish within
+// Config.Timeout is refused and sent again later, and goes on from
+// what is not read yet.
+//
+// With receipts off for a contact (contact/service SetReceipts,
+// exo.contact receipts_off), Read records the marker "off", and the
+// courier records a marker still due "off" unsent: the contact's cell
+// gets nothing, and sees its messages "delivered" exactly as when they
+// are not read yet, so it cannot tell "off" from "not read yet". Turned
+// on again, the next read sends a receipt up to its key, which covers
+// the messages read before.
+//
+// The inbox (Inbox, Latest) watches the latest messages by modification
+// time, so a message whose state changes (delivered → read on the
+// sender when the receipt comes) moves to the top of the watched page,
+// and the watch sends it again with its new state.
+//
 // # Receiving
 //
 // A stream is answered with a refusal, and nothing is read or recorded,

@@ -122,9 +122,23 @@ func (s *Service) order(c contactservice.Contact) []peer.ID {
 // handshake is tried; a delivery whose stream broke before its answer
 // (errBroken) is sealed again and tried once more, on another stream.
 func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
+	return s.deliverOut(ctx, dev, outgoing{id: env.ID, env: env}, list, recorded)
+}
+
+// outgoing is what a delivery seals: a message's envelope, or a read
+// receipt (receipts.go), which carries no device list. id is what the
+// acknowledgement names.
+type outgoing struct {
+	id  message.ID
+	env *message.Envelope
+	rec *message.Receipt
+}
+
+// deliverOut is deliver of an envelope or a receipt.
+func (s *Service) deliverOut(ctx context.Context, dev peer.ID, out outgoing, list *contact.DeviceList, recorded func() error) error {
 	refused, broken := false, false
 	for {
-		err := s.deliverOnce(ctx, dev, env, list, recorded)
+		err := s.deliverOnce(ctx, dev, out, list, recorded)
 		switch {
 		case errors.Is(err, errRefused) && !refused:
 			refused = true
@@ -141,7 +155,7 @@ func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelop
 // returns nil, then sends and reads the answer. The device's lock is
 // held for the ratchet step only; one of the device's delivery slots,
 // from before the step until the answer.
-func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
+func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, out outgoing, list *contact.DeviceList, recorded func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	e := s.cache.acquire(dev)
@@ -193,7 +207,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err := s.lockEntry(ctx, e); err != nil {
 		return err
 	}
-	frame, sid, err := s.sealLocked(e, fresh, env, list)
+	frame, sid, err := s.sealLocked(e, fresh, out, list)
 	var v uint64
 	if err == nil {
 		v = s.cache.step(e)
@@ -209,7 +223,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err := recorded(); err != nil {
 		return err
 	}
-	ans, kept, err := s.exchange(ctx, e, dev, frame, env.ID, release)
+	ans, kept, err := s.exchange(ctx, e, dev, frame, out.id, release)
 	if kept {
 		release = func() {}
 	}
@@ -301,11 +315,11 @@ func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
 	return &st, nil
 }
 
-// sealLocked encrypts env for dev on fresh (a new session, made the
+// sealLocked encrypts out (an envelope, or a receipt) for dev on fresh (a new session, made the
 // newest) or else the newest session held. The caller takes a new
 // version and has it on disk before the frame leaves: a state is never
 // used twice. e.mu must be held; the frame is the caller's.
-func (s *Service) sealLocked(e *peerEntry, fresh *stored, env *message.Envelope, list *contact.DeviceList) (message.Frame, [8]byte, error) {
+func (s *Service) sealLocked(e *peerEntry, fresh *stored, out outgoing, list *contact.DeviceList) (message.Frame, [8]byte, error) {
 	r := &e.rec
 	if fresh != nil {
 		r.push(*fresh)
@@ -313,11 +327,17 @@ func (s *Service) sealLocked(e *peerEntry, fresh *stored, env *message.Envelope,
 	if len(r.sessions) == 0 {
 		return message.Frame{}, [8]byte{}, errRefused // dropped meanwhile: the retry starts one
 	}
-	e2 := *env
-	if list != nil && r.listNews(list) && list.Has(s.self) {
-		e2.Devices = list
+	var pt []byte
+	var err error
+	if out.rec != nil {
+		pt, err = out.rec.Encode()
+	} else {
+		e2 := *out.env
+		if list != nil && r.listNews(list) && list.Has(s.self) {
+			e2.Devices = list
+		}
+		pt, err = e2.Encode()
 	}
-	pt, err := e2.Encode()
 	if err != nil {
 		return message.Frame{}, [8]byte{}, err
 	}

@@ -249,7 +249,7 @@ func New(o Options) (*Service, error) {
 		in:   make(chan struct{}, cfg.MaxFramesIn),
 		wake: make(chan struct{}, 1),
 		courier: courierState{
-			backoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
+			backoff: map[string]retry{}, rbackoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},
 	}, nil
 }
