@@ -187,3 +187,36 @@ func testFloodSlowedThenRefused(t *testing.T) {
 		t.Fatalf("alice recorded %d of bob's, bob holds %d pending; want %d and %d", in, pending, delivered, flood-delivered)
 	}
 }
+
+// TestSendPendingQuota: Send refuses with ErrTooManyPending, recording
+// nothing, once Alice's cell holds MaxPendingPerContact messages to Bob
+// not delivered (Bob refuses them: Alice is no contact of his); her
+// messages to Carol still go; the refusal is counted.
+func TestSendPendingQuota(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "carol")
+	alice, bob, carol := devs[0], devs[1], devs[2]
+	alice.befriend("Bob", bob)
+	alice.befriend("Carol", carol)
+	carol.befriend("Alice", alice)
+	alice.tune = func(c *Config) { c.MaxPendingPerContact = 3 }
+	_ = alice.svc.Close()
+	alice.start(t)
+	ctx := t.Context()
+	for i := range 3 {
+		if _, err := alice.svc.Send(ctx, "Bob", fmt.Sprint("pending ", i)); !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("pending %d: %v, want ErrUnreachable", i, err)
+		}
+	}
+	if _, err := alice.svc.Send(ctx, "Bob", "one too many"); !errors.Is(err, ErrTooManyPending) {
+		t.Fatalf("4th pending message: %v, want ErrTooManyPending", err)
+	}
+	if n := len(alice.store.messages()); n != 3 {
+		t.Fatalf("alice's cell holds %d messages, want the 3 pending", n)
+	}
+	if m, err := alice.svc.Send(ctx, "Carol", "to carol"); err != nil || m.State != Delivered {
+		t.Fatalf("alice sends to carol: %+v, %v", m, err)
+	}
+	if got := alice.svc.Quota().PendingRefused; got != 1 {
+		t.Fatalf("PendingRefused = %d, want 1", got)
+	}
+}
