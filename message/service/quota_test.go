@@ -183,8 +183,11 @@ func testFloodSlowedThenRefused(t *testing.T) {
 			pending++
 		}
 	}
-	if in != delivered || pending != flood-delivered {
-		t.Fatalf("alice recorded %d of bob's, bob holds %d pending; want %d and %d", in, pending, delivered, flood-delivered)
+	// Bob's courier may deliver some refused ones meanwhile (a Send
+	// acknowledged wakes it), under the same quota: each message is
+	// recorded by Alice or pending in Bob's cell, not both.
+	if pending == 0 || in+pending != flood || in < delivered {
+		t.Fatalf("alice recorded %d of bob's, bob holds %d pending, %d Sends acknowledged; want %d in all, some pending", in, pending, delivered, flood)
 	}
 }
 
