@@ -62,6 +62,7 @@ const (
 	ProblemStaleCard           ProblemType = "urn:exopeer:problem:stale-card"
 	ProblemTimeout             ProblemType = "urn:exopeer:problem:timeout"
 	ProblemTooManyInvites      ProblemType = "urn:exopeer:problem:too-many-invites"
+	ProblemTooManyPending      ProblemType = "urn:exopeer:problem:too-many-pending"
 	ProblemUnauthorized        ProblemType = "urn:exopeer:problem:unauthorized"
 	ProblemUnavailable         ProblemType = "urn:exopeer:problem:unavailable"
 	ProblemWrongCode           ProblemType = "urn:exopeer:problem:wrong-code"
@@ -162,6 +163,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemTimeout:
 		return true
 	case ProblemTooManyInvites:
+		return true
+	case ProblemTooManyPending:
 		return true
 	case ProblemUnauthorized:
 		return true

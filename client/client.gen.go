@@ -567,7 +567,11 @@ type ClientInterface interface {
 	// then becomes delivered; the inbox shows it). Refused before
 	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-	// contact (no-contact).
+	// contact (no-contact), and, with status 429, a contact to whom
+	// this cell already holds its bound of messages not delivered
+	// (too-many-pending: 1,000 by default; a runaway program cannot
+	// fill the disk with messages no one receives; retry once some
+	// are delivered).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -586,7 +590,11 @@ type ClientInterface interface {
 	// then becomes delivered; the inbox shows it). Refused before
 	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-	// contact (no-contact).
+	// contact (no-contact), and, with status 429, a contact to whom
+	// this cell already holds its bound of messages not delivered
+	// (too-many-pending: 1,000 by default; a runaway program cannot
+	// fill the disk with messages no one receives; retry once some
+	// are delivered).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1679,7 +1687,11 @@ func (c *Raw) MessagesList(ctx context.Context, params *MessagesListParams, reqE
 // then becomes delivered; the inbox shows it). Refused before
 // anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-// contact (no-contact).
+// contact (no-contact), and, with status 429, a contact to whom
+// this cell already holds its bound of messages not delivered
+// (too-many-pending: 1,000 by default; a runaway program cannot
+// fill the disk with messages no one receives; retry once some
+// are delivered).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1708,7 +1720,11 @@ func (c *Raw) MessagesSendWithBody(ctx context.Context, contentType string, body
 // then becomes delivered; the inbox shows it). Refused before
 // anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-// contact (no-contact).
+// contact (no-contact), and, with status 429, a contact to whom
+// this cell already holds its bound of messages not delivered
+// (too-many-pending: 1,000 by default; a runaway program cannot
+// fill the disk with messages no one receives; retry once some
+// are delivered).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4425,7 +4441,11 @@ type ClientWithResponsesInterface interface {
 	// then becomes delivered; the inbox shows it). Refused before
 	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-	// contact (no-contact).
+	// contact (no-contact), and, with status 429, a contact to whom
+	// this cell already holds its bound of messages not delivered
+	// (too-many-pending: 1,000 by default; a runaway program cannot
+	// fill the disk with messages no one receives; retry once some
+	// are delivered).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4444,7 +4464,11 @@ type ClientWithResponsesInterface interface {
 	// then becomes delivered; the inbox shows it). Refused before
 	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-	// contact (no-contact).
+	// contact (no-contact), and, with status 429, a contact to whom
+	// this cell already holds its bound of messages not delivered
+	// (too-many-pending: 1,000 by default; a runaway program cannot
+	// fill the disk with messages no one receives; retry once some
+	// are delivered).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7476,6 +7500,8 @@ type MessagesSendResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
@@ -7517,6 +7543,11 @@ func (r MessagesSendResponse) GetApplicationproblemJSON409() *Problem {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r MessagesSendResponse) GetApplicationproblemJSON413() *Problem {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r MessagesSendResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9192,7 +9223,11 @@ func (c *ClientWithResponses) MessagesListWithResponse(ctx context.Context, para
 // then becomes delivered; the inbox shows it). Refused before
 // anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-// contact (no-contact).
+// contact (no-contact), and, with status 429, a contact to whom
+// this cell already holds its bound of messages not delivered
+// (too-many-pending: 1,000 by default; a runaway program cannot
+// fill the disk with messages no one receives; retry once some
+// are delivered).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9217,7 +9252,11 @@ func (c *ClientWithResponses) MessagesSendWithBodyWithResponse(ctx context.Conte
 // then becomes delivered; the inbox shows it). Refused before
 // anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-// contact (no-contact).
+// contact (no-contact), and, with status 429, a contact to whom
+// this cell already holds its bound of messages not delivered
+// (too-many-pending: 1,000 by default; a runaway program cannot
+// fill the disk with messages no one receives; retry once some
+// are delivered).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11870,6 +11909,13 @@ func ParseMessagesSendResponse(rsp *http.Response) (*MessagesSendResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem

@@ -121,6 +121,8 @@ func messageKind(err error) (int, api.ProblemType) {
 	switch {
 	case errors.Is(err, messages.ErrUnreachable):
 		return http.StatusBadGateway, api.ProblemNotDelivered
+	case errors.Is(err, messages.ErrTooManyPending):
+		return http.StatusTooManyRequests, api.ProblemTooManyPending
 	case errors.Is(err, message.ErrTooLong):
 		return http.StatusRequestEntityTooLarge, api.ProblemBadMessage
 	case errors.Is(err, message.ErrBadEnvelope):

@@ -270,4 +270,37 @@
 // closed. Failing a device whose state is on disk, it evicts one whose
 // last write failed: its memory is ahead of its disk only by steps no
 // frame and no acknowledgement left from.
+//
+// Quotas (quota.go, the pure rule; quotain.go, quotasend.go). Only the
+// devices on a contact's current list deliver (above), and the
+// envelope must be that contact's cell's. Each contact cell, all its
+// devices together, has a token bucket of messages (Config.InRate a
+// second, InBurst) and one of frame bytes (InBytesRate, InBytesBurst):
+// a message over either is slowed, its answer held until the bucket
+// holds its cost (the sender's window fills, so it sends no faster),
+// and refused when that wait would pass Config.MaxSlow (at most
+// Timeout/2: the frame is answered in time). A contact's bytes of the
+// day (UTC) are bounded by MaxInBytesPerContactPerDay and all contacts'
+// by MaxInBytesPerDay: past either, refused until the next day. A
+// refusal is a refusal frame: nothing is recorded, the sender's message
+// stays pending and its courier backs off. The day's counts survive a
+// restart: /messages/quota/contact/<cell key hex> and /messages/quota/node
+// each hold the day (8, Unix days) and the bytes leased (8), written
+// ahead of the count by a 64th of the budget (at least 64 KiB), before
+// the message is admitted, so that a restart resumes from no less; a
+// record that does not decode is logged and counted from 0; one that
+// cannot be read or written refuses the message. At most
+// MaxQuotaEntries contacts' states are held, the one looked at least
+// recently dropped past it (its count read back from its record). The
+// charge is taken before the frame is opened when one contact's list
+// names the device, else once the envelope says whose it is (so that a
+// cell listing another contact's device cannot spend its quota); a frame
+// charged then refused for another reason stays charged. admit is the
+// rule as a function, for the blind mailbox's reader. Service.Quota
+// counts each slowdown and each refusal by reason. Sending: Send refuses
+// with ErrTooManyPending, recording nothing, while this cell holds
+// MaxPendingPerContact messages to the contact not delivered (sent or
+// stored, by any of its devices; at most message.MaxText bytes each, so
+// the bytes too are bounded); Sends under way at once may pass it by as
+// many as they are.
 package service

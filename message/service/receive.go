@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -66,6 +67,16 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 		return message.ID{}, fmt.Errorf("%w: kind %d", message.ErrBadFrame, f.Kind)
 	}
 
+	// The quotas charge the contact before the message is opened when
+	// the device is on one contact's list only (the usual case: a
+	// refusal then costs no ratchet step); when several lists name it,
+	// once the envelope says whose it is, so that a cell listing another
+	// contact's device cannot spend that contact's quota.
+	if len(cs) == 1 {
+		if err := s.admitIn(ctx, hex.EncodeToString(cs[0].Cell()), len(f.Body)); err != nil {
+			return message.ID{}, err
+		}
+	}
 	e := s.cache.acquire(from)
 	defer s.cache.release(e)
 	if err := s.lockEntry(ctx, e); err != nil {
@@ -75,6 +86,11 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 	e.mu.Unlock()
 	if err != nil {
 		return message.ID{}, err
+	}
+	if len(cs) > 1 {
+		if err := s.admitIn(ctx, hex.EncodeToString(c.Cell()), len(f.Body)); err != nil {
+			return message.ID{}, err
+		}
 	}
 	if in.rec != nil {
 		return s.receiveReceipt(ctx, e, v, from, c, in.rec)

@@ -3,6 +3,7 @@ package service
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,9 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	}
 	c, err := s.cons.Get(ctx, name)
 	if err != nil {
+		return Message{}, err
+	}
+	if err := s.checkPending(ctx, hex.EncodeToString(c.Cell())); err != nil {
 		return Message{}, err
 	}
 	env := &message.Envelope{Cell: own, To: c.Cell(), Device: s.self, Text: text}
