@@ -60,6 +60,41 @@
 // second message: its entity is the cell's and the message ID's (see
 // Exactly once).
 //
+// # Receipts
+//
+// A read receipt tells a cell that the conversation with it was read up
+// to a place in its order. It is not a message: the ratchet seals it in
+// place of an envelope, on the same sessions and frames (kind 1 or 2),
+// and the receiver tells the two apart by the first byte. Version 4
+// (ReceiptVersion), big-endian, in this order:
+//
+//	version (1) = 4
+//	receipt ID (16, random, drawn by the sending device: the
+//	  acknowledgement names it; it names no message)
+//	sender cell key (32, Ed25519): the cell that read
+//	recipient cell key (32, Ed25519): the cell whose messages were read
+//	sender device: length (1, 1..64), peer ID bytes (the stream's)
+//	read up to, the order key of the last message read:
+//	  sent (8, Unix ms, >= 0), author device: length (1, 1..64), peer
+//	  ID bytes, seq (8)
+//
+// and nothing after: at most MaxReceipt bytes (testdata/receipt.hex is
+// a known answer). DecodeReceipt refuses a size over MaxReceipt, another
+// version, a short or long encoding, a device or author that is not a
+// peer ID, a negative time. An envelope decoder (DecodeEnvelope, and
+// those of earlier versions) refuses a receipt as an unknown version, so
+// an older receiver answers it with a refusal and records nothing.
+//
+// One receipt covers everything read up to its key, so a cell sends one
+// per conversation however many messages were read, and a later one
+// supersedes an earlier: the receiver marks "read" its own messages to
+// the sending cell whose order key is at or before it (message/service,
+// # Receipts). A receipt for messages already read, or up to a key that
+// names no message, marks nothing new. The receiver checks the sender
+// cell and device as for an envelope (the stream's device, on the
+// current list of the contact the cell key names, the recipient its own
+// cell), so only the conversation's contact can mark its messages read.
+//
 // # Order
 //
 // A conversation's messages are ordered by their order key (OrderKey):

@@ -58,3 +58,28 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeReceipt: any bytes are a receipt or an error, never a
+// panic; a receipt that decodes encodes to the same bytes.
+func FuzzDecodeReceipt(f *testing.F) {
+	b, err := sampleReceipt(f).Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{ReceiptVersion})
+	f.Add(append([]byte{EnvelopeVersion}, b[1:]...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeReceipt(b)
+		if err != nil {
+			return
+		}
+		again, err := r.Encode()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("receipt does not encode back to its bytes: %v", err)
+		}
+		if !IsReceipt(b) {
+			t.Fatal("a receipt that IsReceipt does not know")
+		}
+	})
+}

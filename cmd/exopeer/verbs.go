@@ -410,6 +410,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 			},
 			sendVerb(),
 			inboxVerb(),
+			readVerb(),
 			chatVerb(),
 			{
 				Name:   "config",

@@ -43,6 +43,10 @@ type Cell interface {
 	// WithCellKey calls sign with the cell key if this node holds it
 	// (cell.ErrNotAdmin otherwise).
 	WithCellKey(sign func(key ed25519.PrivateKey, r *cell.Roster) error) error
+	// Keys returns a copy of the epoch secrets the node holds (every
+	// epoch's: the roster's history carries the earlier ones), or nil in
+	// no cell.
+	Keys() *cell.Keys
 }
 
 // Store is what the service needs of the node's store. *store/service.Service
@@ -128,6 +132,10 @@ type Service struct {
 	// node signed and stored, or found stored, last (nil: none yet).
 	pmu  sync.Mutex
 	mine *contact.DeviceList
+	// mineKeys is the keys record of the document this node last read
+	// or wrote with its list: what it writes when the list held cannot
+	// be read, rather than a record of the current epoch alone.
+	mineKeys []publishedKey
 
 	// cache is the cell's contacts, own its device list held, kept while
 	// their types' version is the same (cache.go); bounded by

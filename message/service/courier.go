@@ -51,6 +51,11 @@ type CourierStats struct {
 	// Duplicates is the messages received that this cell held already
 	// as delivered (delivered by two devices, or an acknowledgement lost).
 	Duplicates int64
+	// Receipts is the read receipts this device delivered.
+	Receipts int64
+	// Undeliverable is the pending records this device recorded
+	// undeliverable (they make no valid envelope).
+	Undeliverable int64
 }
 
 // courierState is the courier's state, guarded by Service.kmu.
@@ -59,6 +64,9 @@ type courierState struct {
 	// at most one entry per contact with pending messages (dropped when
 	// a pass finds none, or one is delivered).
 	backoff map[string]retry
+	// rbackoff is the same for each contact's read receipt due (at most
+	// one entry per contact with one due).
+	rbackoff map[string]retry
 	// pokes are devices connected or heard from since the last pass (at
 	// most MaxPokes; pokeAll past it).
 	pokes   map[peer.ID]struct{}
@@ -78,13 +86,14 @@ type retry struct {
 
 // courierCounts are the counts of CourierStats.
 type courierCounts struct {
-	delivered, failed, dups atomic.Int64
+	delivered, failed, dups, receipts, undeliverable atomic.Int64
 }
 
 // Courier returns the courier's counts since Start.
 func (s *Service) Courier() CourierStats {
 	return CourierStats{
 		Delivered: s.ccount.delivered.Load(), Failed: s.ccount.failed.Load(), Duplicates: s.ccount.dups.Load(),
+		Receipts: s.ccount.receipts.Load(), Undeliverable: s.ccount.undeliverable.Load(),
 	}
 }
 
@@ -154,14 +163,20 @@ func (s *Service) resetContact(conv string) {
 func (s *Service) failedContact(conv string, now time.Time) time.Time {
 	s.kmu.Lock()
 	defer s.kmu.Unlock()
-	r, ok := s.courier.backoff[conv]
+	return s.backoffLocked(s.courier.backoff, conv, now)
+}
+
+// backoffLocked pushes the next try of conv in the backoff map m back
+// (failedContact); s.kmu is held.
+func (s *Service) backoffLocked(m map[string]retry, conv string, now time.Time) time.Time {
+	r, ok := m[conv]
 	if !ok || r.delay <= 0 {
 		r.delay = s.cfg.CourierBackoff
 	} else {
 		r.delay = min(2*r.delay, s.cfg.CourierMaxBackoff)
 	}
 	r.at = now.Add(r.delay)
-	s.courier.backoff[conv] = r
+	m[conv] = r
 	return r.at
 }
 
@@ -255,6 +270,11 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 		return s.cfg.CourierBackoff
 	}
 	s.resetPoked(ctx, now)
+	// The read receipts due go first: each is small, and one per
+	// contact at most.
+	if at := s.receiptPass(ctx, own, now); !at.IsZero() {
+		next = earliest(next, at)
+	}
 	// Whether anything is pending besides the messages this device's
 	// Sends are delivering (each Send's record wakes the courier).
 	s.kmu.Lock()
@@ -366,12 +386,14 @@ func (s *Service) resetPoked(ctx context.Context, now time.Time) {
 // forward to now, unless a poke did less than PokeGap ago; its delay is
 // kept, so that failures go on doubling it. s.kmu is held.
 func (s *Service) pokeLocked(conv string, now time.Time) {
-	r, ok := s.courier.backoff[conv]
-	if !ok || now.Sub(r.poked) < PokeGap {
-		return
+	for _, m := range []map[string]retry{s.courier.backoff, s.courier.rbackoff} {
+		r, ok := m[conv]
+		if !ok || now.Sub(r.poked) < PokeGap {
+			continue
+		}
+		r.at, r.poked = now, now
+		m[conv] = r
 	}
-	r.at, r.poked = now, now
-	s.courier.backoff[conv] = r
 }
 
 // deliverPending delivers ms, pending messages to c in order, until one
@@ -406,7 +428,15 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 		}
 		env, err := envelopeOf(m, own, c.Cell(), s.self)
 		if err != nil {
-			s.log.Warn("pending message not readable", "id", m.ID, "err", err)
+			// It can never be delivered: no longer pending, so that no
+			// number of them hides the contact's later messages.
+			s.log.Warn("pending message undeliverable", "id", m.ID, "err", err)
+			cur.State = Undeliverable
+			if err := s.put(ctx, cur, time.Time{}); err != nil {
+				s.log.Warn("undeliverable state not recorded", "id", m.ID, "err", err)
+				return s.failedContact(conv, now), false
+			}
+			s.ccount.undeliverable.Add(1)
 			continue
 		}
 		if env.Author != s.self {

@@ -26,7 +26,14 @@
 // travels as an initial message (a device that lost the first one can
 // still open the session; one that has it opens the message with it).
 // The session's state after Encrypt is on disk before the frame leaves. A
-// refusal drops the session used and one new handshake is tried.
+// refusal drops the session used and one new handshake is tried. The
+// envelope carries this cell's signed device list (contact/service's
+// DeviceList) while it is news to the device: of a higher version than
+// the list it acknowledged a message carrying, or of that version with
+// the cell's mailbox key where the acknowledged one had none (the upgrade
+// of a list an older binary signed, which contact.Newer takes; its
+// version alone would never send it again). The device's record keeps
+// both (Stored state); TestListUpgradeSent.
 //
 // Frames go out pipelined (package message, # Frames): each remote device
 // has a pool of at most MaxStreamsPerDevice streams, each with at most
@@ -93,6 +100,73 @@
 // duplicate (Courier().Duplicates). The state each device keeps is
 // bounded by the contacts with pending messages (one backoff entry
 // each), MaxPokes devices, and the Sends under way.
+//
+// A pending record that makes no valid envelope (a text over MaxText, a
+// negative sent time: written by another device or an older version)
+// can never be delivered: the courier records it "undeliverable" (no
+// longer pending; Courier().Undeliverable counts them), so that no
+// number of them at the head of a conversation hides the later
+// messages.
+//
+// # Receipts
+//
+// States are in states.go: a message out moves sent → stored →
+// delivered → read, a message in is delivered then read, undeliverable
+// is apart; a record is replaced only forward (Advances), so that news
+// older than the record (an acknowledgement after the read receipt)
+// never takes it back.
+//
+// A person reads a conversation up to a point, not one message at a
+// time: Read(name, upTo), upTo an order key (empty: the conversation's
+// last message), records "read" each message in at or before it that is
+// "delivered", paging through the conversation's delivered messages in
+// its order, ReadPage (64) a query and each message its own write, so
+// that a conversation of any length makes no giant write. It then
+// writes the conversation's read marker, an exo.read entity
+// (store.ReadSchema, message.ReadEntityOf: one per conversation, the
+// same on every device of the cell): the order key read up to (never
+// lowered by this device) and the receipt's state: "sent" (due), or
+// "off" when read receipts are off for the contact.
+//
+// The courier sends the receipts due at each pass before the pending
+// messages (ReceiptsPerPass = 64 markers at most a pass, the latest
+// written first; a backoff of its own per contact, as the messages':
+// 5 s doubling to 10 min, brought forward when a device of the contact
+// connects or sends): one receipt per conversation (message.Receipt,
+// sealed on the message sessions in place of an envelope, with no
+// device list, on the delivery path of Send, acknowledged by its ID),
+// covering everything read so far. On the acknowledgement it records
+// the marker "delivered" unless another device of the cell read
+// further meanwhile (its marker stays due). A marker due waits in the
+// chain while no device of the contact is reachable, and any device of
+// the cell delivers it (two that do are harmless). A receipt that
+// cannot be sealed, or a marker that does not decode, is skipped.
+//
+// The receiving device checks a receipt as it checks an envelope (the
+// stream's device on the current list of the contact the receipt's cell
+// key names, the recipient cell its own) and records "read" each of its
+// cell's messages out to that contact at or before the key, in the
+// states sent, stored or delivered, paged as Read pages; then it
+// acknowledges. Only that contact's conversation is touched, so a
+// bystander (refused before anything is read) or another contact
+// (its receipt names its own cell, or is refused) can mark nothing. A
+// receipt for messages already read, or up to a key past every
+// message, marks nothing new; one whose marks do not finish within
+// Config.Timeout is refused and sent again later, and goes on from
+// what is not read yet.
+//
+// With receipts off for a contact (contact/service SetReceipts,
+// exo.contact receipts_off), Read records the marker "off", and the
+// courier records a marker still due "off" unsent: the contact's cell
+// gets nothing, and sees its messages "delivered" exactly as when they
+// are not read yet, so it cannot tell "off" from "not read yet". Turned
+// on again, the next read sends a receipt up to its key, which covers
+// the messages read before.
+//
+// The inbox (Inbox, Latest) watches the latest messages by modification
+// time, so a message whose state changes (delivered → read on the
+// sender when the receipt comes) moves to the top of the watched page,
+// and the watch sends it again with its new state.
 //
 // # Receiving
 //
@@ -196,16 +270,24 @@
 //
 // In the node's datastore, one key per remote device,
 // /messages/sessions/<peer ID>: version (1) = 2; the version of this
-// cell's device list the device acknowledged (8); the number of sessions
-// (1, at most MaxSessions = 4), newest first, each: this device's id for
-// it (8, random), the run that made it (8), the length of its pending
-// initial header (2) and the header, the length of the session (4) and
-// ratchet's encoding of it (a record of version 1, without the run,
-// reads as sessions of no run: they open, never seal). A
+// cell's device list the device acknowledged (8); flags (1): bit 0 set
+// when that list carried the mailbox key, the others 0 (a record with
+// another bit set is corrupt); the number of sessions (1, at most
+// MaxSessions = 4), newest first, each: this device's id for it (8,
+// random), the run of the service that made it (8, # Restored
+// datastores), the length of its pending initial header (2) and the
+// header, the length of the session (4) and ratchet's encoding of it. A
 // record whose frame is corrupt, or a session inside that does not
 // decode, is dropped with a log line: the next message makes a new
-// session. /messages/counter holds the device's counter's lease, written
-// before any message uses it: the highest sent time it covers (8, Unix
+// session. A record of version 1, the layout before the flags and the
+// runs (written by an older binary: version (1) = 1, the list's version
+// (8), the number of sessions (1), each: id (8), header length (2) and
+// header, session length (4) and session), reads with the flags 0 and
+// its sessions of no run (the zero run, which no run is: they open
+// messages, never seal), and is written again as version 2 (an older
+// binary takes a version 2 record as corrupt, and makes new sessions).
+// /messages/counter holds the device's counter's lease, written before
+// any message uses it: the highest sent time it covers (8, Unix
 // ms; the clock plus 1 s when it was taken) and the highest seq (8; 1,000
 // past the last). Sent times and seqs are handed out from memory until
 // either runs out. A restart resumes from both (sent times no lower, seqs
@@ -248,4 +330,37 @@
 // closed. Failing a device whose state is on disk, it evicts one whose
 // last write failed: its memory is ahead of its disk only by steps no
 // frame and no acknowledgement left from.
+//
+// Quotas (quota.go, the pure rule; quotain.go, quotasend.go). Only the
+// devices on a contact's current list deliver (above), and the
+// envelope must be that contact's cell's. Each contact cell, all its
+// devices together, has a token bucket of messages (Config.InRate a
+// second, InBurst) and one of frame bytes (InBytesRate, InBytesBurst):
+// a message over either is slowed, its answer held until the bucket
+// holds its cost (the sender's window fills, so it sends no faster),
+// and refused when that wait would pass Config.MaxSlow (at most
+// Timeout/2: the frame is answered in time). A contact's bytes of the
+// day (UTC) are bounded by MaxInBytesPerContactPerDay and all contacts'
+// by MaxInBytesPerDay: past either, refused until the next day. A
+// refusal is a refusal frame: nothing is recorded, the sender's message
+// stays pending and its courier backs off. The day's counts survive a
+// restart: /messages/quota/contact/<cell key hex> and /messages/quota/node
+// each hold the day (8, Unix days) and the bytes leased (8), written
+// ahead of the count by a 64th of the budget (at least 64 KiB), before
+// the message is admitted, so that a restart resumes from no less; a
+// record that does not decode is logged and counted from 0; one that
+// cannot be read or written refuses the message. At most
+// MaxQuotaEntries contacts' states are held, the one looked at least
+// recently dropped past it (its count read back from its record). The
+// charge is taken before the frame is opened when one contact's list
+// names the device, else once the envelope says whose it is (so that a
+// cell listing another contact's device cannot spend its quota); a frame
+// charged then refused for another reason stays charged. admit is the
+// rule as a function, for the blind mailbox's reader. Service.Quota
+// counts each slowdown and each refusal by reason. Sending: Send refuses
+// with ErrTooManyPending, recording nothing, while this cell holds
+// MaxPendingPerContact messages to the contact not delivered (sent or
+// stored, by any of its devices; at most message.MaxText bytes each, so
+// the bytes too are bounded); Sends under way at once may pass it by as
+// many as they are.
 package service

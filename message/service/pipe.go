@@ -66,7 +66,12 @@ type outStream struct {
 	// device's failure): the deliveries waiting for it pick again.
 	gaveUp bool
 
-	wmu sync.Mutex // a whole frame written at once, and queued in order
+	// wmu holds a value while a writer writes a whole frame and queues
+	// it, so that frames are written and queued in one order; a channel,
+	// not a mutex, so that a writer waiting for it gives up when its ctx
+	// ends (and, under synctest, is durably blocked: a flow-controlled
+	// receiver holding several writers back does not stop virtual time).
+	wmu chan struct{}
 }
 
 // pipeCall is one frame written on an outStream, waiting for its answer.
@@ -101,7 +106,7 @@ func (p *streamPool) pick() (o *outStream, fresh bool) {
 		if len(p.streams) >= MaxStreamsPerDevice {
 			panic("message: a delivery holds a slot and every stream is full")
 		}
-		o = &outStream{p: p, ready: make(chan struct{})}
+		o = &outStream{p: p, ready: make(chan struct{}), wmu: make(chan struct{}, 1)}
 		p.streams = append(p.streams, o)
 		fresh = true
 	}
@@ -335,8 +340,12 @@ func (s *Service) newStream(ctx context.Context, dev peer.ID) (network.Stream, e
 // write queues c on o and writes its frame b whole; a failed write ends
 // the stream (and fails c).
 func (o *outStream) write(ctx context.Context, c *pipeCall, b []byte) error {
-	o.wmu.Lock()
-	defer o.wmu.Unlock()
+	select {
+	case o.wmu <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-o.wmu }()
 	p := o.p
 	p.mu.Lock()
 	if o.err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -67,20 +68,41 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 	}
 
 	// The list is checked again once the entry is held (acquireNamed):
-	// a sweep dropping the device meanwhile marks it gone.
+	// a sweep dropping the device meanwhile marks it gone. cs is now
+	// the contacts that list names it.
 	e, cs, err := s.acquireNamed(ctx, from)
 	if err != nil {
 		return message.ID{}, err
 	}
 	defer s.cache.release(e)
+	// The quotas charge the contact before the frame is opened (a
+	// message or a receipt alike) when the device is on one contact's
+	// list only (the usual case: a refusal then costs no ratchet step);
+	// when several lists name it, once the plaintext says whose it is,
+	// so that a cell listing another contact's device cannot spend that
+	// contact's quota.
+	if len(cs) == 1 {
+		if err := s.admitIn(ctx, hex.EncodeToString(cs[0].Cell()), len(f.Body)); err != nil {
+			return message.ID{}, err
+		}
+	}
 	if err := s.lockEntry(ctx, e); err != nil {
 		return message.ID{}, err
 	}
-	env, c, v, err := s.openLocked(ctx, e, from, cs, h, ct)
+	in, c, v, err := s.openLocked(ctx, e, from, cs, h, ct)
 	e.mu.Unlock()
 	if err != nil {
 		return message.ID{}, err
 	}
+	if len(cs) > 1 {
+		if err := s.admitIn(ctx, hex.EncodeToString(c.Cell()), len(f.Body)); err != nil {
+			return message.ID{}, err
+		}
+	}
+	if in.rec != nil {
+		return s.receiveReceipt(ctx, e, v, from, c, in.rec)
+	}
+	env := in.env
 	if l := env.Devices; l != nil {
 		if _, changed, err := s.cons.UpdateDevices(ctx, l); err != nil {
 			s.log.Warn("contact's device list not updated", "contact", c.Name, "err", err)
@@ -112,9 +134,9 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 // the record to have on disk before the acknowledgement. A session that
 // opened a message the checks refuse has spent that message's key. e.mu
 // must be held.
-func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs []contactservice.Contact, h *ratchet.InitialHeader, ct []byte) (*message.Envelope, contactservice.Contact, uint64, error) {
+func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs []contactservice.Contact, h *ratchet.InitialHeader, ct []byte) (inbound, contactservice.Contact, uint64, error) {
 	r := &e.rec
-	var env *message.Envelope
+	var env inbound
 	var c contactservice.Contact
 	opened := -1
 	for i := range r.sessions {
@@ -124,7 +146,7 @@ func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs
 			continue
 		}
 		if env, c, err = s.check(pt, from, cs); err != nil {
-			return nil, c, 0, err
+			return inbound{}, c, 0, err
 		}
 		opened = i
 		break
@@ -134,7 +156,7 @@ func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs
 		return env, c, s.cache.step(e), nil
 	}
 	if h == nil {
-		return nil, c, 0, fmt.Errorf("message: no session opens it: %w", ratchet.ErrRefused)
+		return inbound{}, c, 0, fmt.Errorf("message: no session opens it: %w", ratchet.ErrRefused)
 	}
 	var fresh *ratchet.Session
 	self := s.signer.Public().(ed25519.PublicKey)
@@ -150,21 +172,37 @@ func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs
 		return nil
 	})
 	if err != nil {
-		return nil, c, 0, err
+		return inbound{}, c, 0, err
 	}
 	st := stored{run: s.run, sess: fresh}
 	if err := s.read(st.id[:]); err != nil {
-		return nil, c, 0, err
+		return inbound{}, c, 0, err
 	}
 	r.push(st)
 	return env, c, s.cache.step(e), nil
 }
 
-// check decodes an opened envelope and checks that it is of one of the
+// check decodes an opened envelope (or receipt: checkReceipt) and checks that it is of one of the
 // contacts cs (returned) and the stream's device's, and that a device
 // list it carries is valid for the contact (contact.Newer); an older one
 // is dropped from the envelope, not refused.
-func (s *Service) check(pt []byte, from peer.ID, cs []contactservice.Contact) (*message.Envelope, contactservice.Contact, error) {
+func (s *Service) check(pt []byte, from peer.ID, cs []contactservice.Contact) (inbound, contactservice.Contact, error) {
+	if message.IsReceipt(pt) {
+		r, c, err := s.checkReceipt(pt, from, cs)
+		return inbound{rec: r}, c, err
+	}
+	env, c, err := s.checkEnvelope(pt, from, cs)
+	return inbound{env: env}, c, err
+}
+
+// inbound is what a frame opened to: an envelope or a read receipt.
+type inbound struct {
+	env *message.Envelope
+	rec *message.Receipt
+}
+
+// checkEnvelope is check of an envelope.
+func (s *Service) checkEnvelope(pt []byte, from peer.ID, cs []contactservice.Contact) (*message.Envelope, contactservice.Contact, error) {
 	env, err := message.DecodeEnvelope(pt)
 	if err != nil {
 		return nil, contactservice.Contact{}, err

@@ -40,7 +40,8 @@ type Message struct {
 	// Order is the key that sorts the conversation (message.OrderKey).
 	Order string `json:"order"`
 	Text  string `json:"text"`
-	// State is Sent or Delivered.
+	// State is one of states.go's: Sent, Stored, Delivered, Read or
+	// Undeliverable.
 	State string `json:"state"`
 }
 
@@ -59,8 +60,8 @@ func (s *Service) put(ctx context.Context, m Message, created time.Time) error {
 }
 
 // recordIn writes m, a message received at now, unless it is held
-// already in the state m has or a later one: it may come more than
-// once, so recording it is idempotent. If the read fails (not a message
+// already in the state m has or a later one (read): it may come more
+// than once, so recording it is idempotent. If the read fails (not a message
 // not found), the trait goes with no Created, so that the store keeps
 // that of a record it holds.
 func (s *Service) recordIn(ctx context.Context, m Message, now time.Time) error {
@@ -68,7 +69,9 @@ func (s *Service) recordIn(ctx context.Context, m Message, now time.Time) error 
 	e, err := s.store.Get(ctx, m.Entity, []string{Type})
 	switch {
 	case err == nil:
-		if old, ok := decode(e); ok && (old.State == Delivered || old.State == m.State) {
+		// A message read already, or in a state of a newer binary, is
+		// not taken back (Advances).
+		if old, ok := decode(e); ok && !Advances(old.State, m.State) {
 			if m.Direction == In {
 				s.ccount.dups.Add(1)
 			}

@@ -3,6 +3,7 @@ package service
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,9 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	}
 	c, err := s.cons.Get(ctx, name)
 	if err != nil {
+		return Message{}, err
+	}
+	if err := s.checkPending(ctx, hex.EncodeToString(c.Cell())); err != nil {
 		return Message{}, err
 	}
 	env := &message.Envelope{Cell: own, To: c.Cell(), Device: s.self, Text: text}
@@ -122,9 +126,23 @@ func (s *Service) order(c contactservice.Contact) []peer.ID {
 // handshake is tried; a delivery whose stream broke before its answer
 // (errBroken) is sealed again and tried once more, on another stream.
 func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
+	return s.deliverOut(ctx, dev, outgoing{id: env.ID, env: env}, list, recorded)
+}
+
+// outgoing is what a delivery seals: a message's envelope, or a read
+// receipt (receipts.go), which carries no device list. id is what the
+// acknowledgement names.
+type outgoing struct {
+	id  message.ID
+	env *message.Envelope
+	rec *message.Receipt
+}
+
+// deliverOut is deliver of an envelope or a receipt.
+func (s *Service) deliverOut(ctx context.Context, dev peer.ID, out outgoing, list *contact.DeviceList, recorded func() error) error {
 	refused, broken := false, false
 	for {
-		err := s.deliverOnce(ctx, dev, env, list, recorded)
+		err := s.deliverOnce(ctx, dev, out, list, recorded)
 		switch {
 		case errors.Is(err, errRefused) && !refused:
 			refused = true
@@ -136,12 +154,12 @@ func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelop
 	}
 }
 
-// deliverOnce seals env for dev on its newest session (or a new one),
+// deliverOnce seals out for dev on its newest session (or a new one),
 // waits until the session's state after it is on disk and recorded
 // returns nil, then sends and reads the answer. The device's lock is
 // held for the ratchet step only; one of the device's delivery slots,
 // from before the step until the answer.
-func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
+func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, out outgoing, list *contact.DeviceList, recorded func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	e, _, err := s.acquireNamed(ctx, dev)
@@ -196,7 +214,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err := s.lockEntry(ctx, e); err != nil {
 		return err
 	}
-	frame, sid, err := s.sealLocked(e, fresh, env, list)
+	frame, sid, err := s.sealLocked(e, fresh, out, list)
 	var v uint64
 	if err == nil {
 		v = s.cache.step(e)
@@ -218,7 +236,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if gone {
 		return errRemoved
 	}
-	ans, kept, err := s.exchange(ctx, e, dev, frame, env.ID, release)
+	ans, kept, err := s.exchange(ctx, e, dev, frame, out.id, release)
 	if kept {
 		release = func() {}
 	}
@@ -243,8 +261,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 			r.sessions[i].header = nil // confirmed
 			changed = true
 		}
-		if list != nil && list.Version > r.listSent {
-			r.listSent = list.Version
+		if list != nil && r.ackList(list) {
 			changed = true
 		}
 	}
@@ -311,12 +328,12 @@ func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
 	return &st, nil
 }
 
-// sealLocked encrypts env for dev on fresh (a new session, made the
-// newest) or else the newest session held that this run made (made the
-// newest: restore.go). The caller takes a new
+// sealLocked encrypts out (an envelope, or a receipt) for dev on fresh
+// (a new session, made the newest) or else the newest session held that
+// this run made (made the newest: restore.go). The caller takes a new
 // version and has it on disk before the frame leaves: a state is never
 // used twice. e.mu must be held; the frame is the caller's.
-func (s *Service) sealLocked(e *peerEntry, fresh *stored, env *message.Envelope, list *contact.DeviceList) (message.Frame, [8]byte, error) {
+func (s *Service) sealLocked(e *peerEntry, fresh *stored, out outgoing, list *contact.DeviceList) (message.Frame, [8]byte, error) {
 	r := &e.rec
 	if fresh != nil {
 		r.push(*fresh)
@@ -328,11 +345,17 @@ func (s *Service) sealLocked(e *peerEntry, fresh *stored, env *message.Envelope,
 		return message.Frame{}, [8]byte{}, errRefused
 	}
 	r.front(i)
-	e2 := *env
-	if list != nil && list.Version > r.listSent && list.Has(s.self) {
-		e2.Devices = list
+	var pt []byte
+	var err error
+	if out.rec != nil {
+		pt, err = out.rec.Encode()
+	} else {
+		e2 := *out.env
+		if list != nil && r.listNews(list) && list.Has(s.self) {
+			e2.Devices = list
+		}
+		pt, err = e2.Encode()
 	}
-	pt, err := e2.Encode()
 	if err != nil {
 		return message.Frame{}, [8]byte{}, err
 	}

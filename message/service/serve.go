@@ -59,6 +59,9 @@ func (s *Service) serve(st network.Stream) {
 	_, err := s.contactsOf(ctx, from)
 	cancel()
 	if err != nil {
+		if errors.Is(err, errNotContact) {
+			s.quota.notContact.Add(1)
+		}
 		s.log.Info("message refused", "peer", from, "err", err)
 		b, _ := message.Refusal().Encode()
 		_ = st.SetWriteDeadline(ambient.Deadline(s.cfg.Timeout))
@@ -253,8 +256,12 @@ func (s *Service) handle(from peer.ID, f message.Frame) (ans message.Frame, fata
 	if ctx.Err() != nil {
 		return message.Frame{}, true, false
 	}
+	removed = errors.Is(err, errNotContact)
+	if removed {
+		s.quota.notContact.Add(1)
+	}
 	s.log.Info("message refused", "peer", from, "err", err)
-	return message.Refusal(), false, errors.Is(err, errNotContact)
+	return message.Refusal(), false, removed
 }
 
 // answer writes the answers of the frames queued, in their order, each

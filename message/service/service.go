@@ -126,6 +126,32 @@ type Config struct {
 	// normally first of all. Defaults 1 min and 5 s (negative: 0).
 	CourierGrace time.Duration
 	MailboxGrace time.Duration
+	// InRate and InBurst bound the messages in from one contact cell (all
+	// its devices): InRate a second sustained, InBurst at once;
+	// InBytesRate and InBytesBurst the same for their frames' bytes. A
+	// message over them is slowed (its answer waits until the contact's
+	// bucket holds its cost, so the sender's window fills), and refused
+	// when that wait would be over MaxSlow. Defaults 5,000 a second and
+	// 10,000; 32 MiB a second and 64 MiB (internal/loopbench's 2,000
+	// messages a second are not slowed).
+	InRate       float64
+	InBurst      int
+	InBytesRate  int64
+	InBytesBurst int64
+	// MaxSlow is the longest a slowed message's answer waits. Default
+	// Timeout/4; at most Timeout/2, so that the frame is answered within
+	// Timeout.
+	MaxSlow time.Duration
+	// MaxInBytesPerContactPerDay bounds the bytes of the messages taken
+	// from one contact cell in a day (UTC), and MaxInBytesPerDay from all
+	// of them; past either, its messages are refused until the next day.
+	// The counts survive restarts. Defaults 256 MiB and 1 GiB.
+	MaxInBytesPerContactPerDay int64
+	MaxInBytesPerDay           int64
+	// MaxPendingPerContact bounds the messages to one contact this cell
+	// holds pending (sent or stored, not delivered): past it Send refuses
+	// with ErrTooManyPending. Default 1,000 (4 MiB of text).
+	MaxPendingPerContact int
 	// Now is the clock of sent and received times. nil: the real clock.
 	Now func() time.Time
 	// Rand is the source of message IDs, ratchet keys and nonces. nil:
@@ -161,6 +187,32 @@ func (c Config) withDefaults() Config {
 		c.MailboxGrace = 5 * time.Second
 	case c.MailboxGrace < 0:
 		c.MailboxGrace = 0
+	}
+	if c.InRate <= 0 {
+		c.InRate = 5000
+	}
+	if c.InBurst <= 0 {
+		c.InBurst = 10000
+	}
+	if c.InBytesRate <= 0 {
+		c.InBytesRate = 32 << 20
+	}
+	if c.InBytesBurst <= 0 {
+		c.InBytesBurst = 64 << 20
+	}
+	c.InBytesBurst = max(c.InBytesBurst, message.MaxFrameBody) // one frame always fits
+	if c.MaxSlow <= 0 {
+		c.MaxSlow = c.Timeout / 4
+	}
+	c.MaxSlow = min(c.MaxSlow, c.Timeout/2)
+	if c.MaxInBytesPerContactPerDay <= 0 {
+		c.MaxInBytesPerContactPerDay = 256 << 20
+	}
+	if c.MaxInBytesPerDay <= 0 {
+		c.MaxInBytesPerDay = 1 << 30
+	}
+	if c.MaxPendingPerContact <= 0 {
+		c.MaxPendingPerContact = 1000
 	}
 	c.Now = ambient.NowOr(c.Now)
 	c.Rand = ambient.RandOr(c.Rand)
@@ -235,6 +287,9 @@ type Service struct {
 	// contacts named at its last complete sweep (the sweeper's own).
 	lists chan struct{}
 	swept map[peer.ID]struct{}
+
+	// quota is the inbound quotas' state and counts (quotain.go).
+	quota *quotas
 }
 
 // New returns a Service that has started nothing.
@@ -261,10 +316,11 @@ func New(o Options) (*Service, error) {
 		h:   o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
 		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
-		in:   make(chan struct{}, cfg.MaxFramesIn),
-		wake: make(chan struct{}, 1), lists: make(chan struct{}, 1),
+		in:    make(chan struct{}, cfg.MaxFramesIn),
+		quota: newQuotas(cfg),
+		wake:  make(chan struct{}, 1), lists: make(chan struct{}, 1),
 		courier: courierState{
-			backoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
+			backoff: map[string]retry{}, rbackoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},
 	}, nil
 }

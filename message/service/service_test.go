@@ -55,6 +55,8 @@ type device struct {
 	// test is the courier's (onClock), since d's clock, a second further
 	// at each read, would make the courier's retries come at random.
 	backoff time.Duration
+	// tune, if set, changes the service's Config before each start.
+	tune func(*Config)
 }
 
 // newDevices makes one device per name, each in a cell of its own, all
@@ -123,15 +125,18 @@ func (d *device) start(t *testing.T) {
 	if now == nil {
 		now = func() time.Time { return time.Unix(d.clock.Add(1), 0) }
 	}
+	cfg := Config{
+		Rand:           rand.NewChaCha8([32]byte{byte(d.seed), byte(d.seed >> 32), 2}),
+		Now:            now,
+		MaxFramesIn:    d.maxIn,
+		CourierBackoff: d.backoff,
+	}
+	if d.tune != nil {
+		d.tune(&cfg)
+	}
 	svc, err := New(Options{
 		Host: d.h, Key: d.key, Datastore: d.fault, Cell: fakeCell{key: d.cell.Public().(ed25519.PublicKey), mailbox: d.mailbox},
-		Contacts: d.cons, Prekeys: d.prek, Store: d.store,
-		Config: Config{
-			Rand:           rand.NewChaCha8([32]byte{byte(d.seed), byte(d.seed >> 32), 2}),
-			Now:            now,
-			MaxFramesIn:    d.maxIn,
-			CourierBackoff: d.backoff,
-		},
+		Contacts: d.cons, Prekeys: d.prek, Store: d.store, Config: cfg,
 	})
 	if err != nil {
 		t.Fatal(err)
