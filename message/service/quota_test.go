@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -12,6 +13,8 @@ import (
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+
+	"github.com/exopeer/exopeer/message"
 )
 
 // TestQuotaJudge: the pure rule. A contact's burst goes at once; past
@@ -222,4 +225,48 @@ func TestSendPendingQuota(t *testing.T) {
 	if got := alice.svc.Quota().PendingRefused; got != 1 {
 		t.Fatalf("PendingRefused = %d, want 1", got)
 	}
+}
+
+// TestReceiptFloodAdmitted: read receipts are admitted like messages (a
+// contact's device could otherwise send them without bound): Bob's
+// device sends 12 receipts to Alice at once, more than her rate for
+// one contact lets through; the burst goes, the next are slowed, the
+// rest refused, each counted.
+func TestReceiptFloodAdmitted(t *testing.T) { bubble(t, testReceiptFloodAdmitted) }
+
+func testReceiptFloodAdmitted(t *testing.T) {
+	devs := newDevices(t, "alice", "bob")
+	alice, bob := devs[0], devs[1]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	alice.tune = func(c *Config) { c.InRate, c.InBurst, c.MaxSlow = 1, 2, 2*time.Second }
+	onClock(t, alice, bob)
+	sent, author, seq, err := message.ParseOrderKey("7" + strings.Repeat("f", 15) + "." + alice.h.ID().String() + "." + strings.Repeat("0", 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const flood = 12
+	var wg sync.WaitGroup
+	errs := make([]error, flood)
+	for i := range flood {
+		r := &message.Receipt{
+			ID: message.ID{byte(i + 1)}, Cell: bob.list.Cell, To: alice.list.Cell, Device: bob.h.ID(),
+			Sent: sent, Author: author, Seq: seq,
+		}
+		wg.Go(func() {
+			errs[i] = bob.svc.deliverOut(t.Context(), alice.h.ID(), outgoing{id: r.ID, rec: r}, nil, func() error { return nil })
+		})
+	}
+	wg.Wait()
+	acked := 0
+	for _, err := range errs {
+		if err == nil {
+			acked++
+		}
+	}
+	st := alice.svc.Quota()
+	if acked < 2 || acked == flood || st.Slowed < 1 || st.RefusedRate < 1 {
+		t.Fatalf("%d of %d receipts acknowledged, quota %+v: want the burst and some slowed taken, the rest refused", acked, flood, st)
+	}
+	t.Logf("%d of %d receipts acknowledged; quota %+v", acked, flood, st)
 }
