@@ -3,7 +3,11 @@ package service
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/exopeer/exopeer/ratchet"
 )
 
 // TestQuotaRefusalKeepsSession: a message Alice's quotas refuse (Bob is
@@ -40,5 +44,49 @@ func TestQuotaRefusalKeepsSession(t *testing.T) {
 	}
 	if got := bob.prek.fetches(); got != 1 {
 		t.Fatalf("after %d messages delivered and 4 refused by alice's quota, bob fetched %d bundles of alice's, want still 1 (a quota refusal is no broken session)", n+1, got)
+	}
+}
+
+// TestQuotaRefusalSpendsNoPrekeys: Bob floods Alice over her rate; the
+// messages refused leave Bob's session with her as good as it was, but
+// Bob drops it at each refusal and starts a new one on her prekeys; the
+// next of those initial messages her rate admits takes one of her
+// one-time prekeys. Her quota refusals thus spend her one-time prekeys
+// (and stack sessions with Bob's device on her side), the opposite of
+// what a rate limit is for.
+func TestQuotaRefusalSpendsNoPrekeys(t *testing.T) { bubble(t, testQuotaRefusalSpendsNoPrekeys) }
+
+func testQuotaRefusalSpendsNoPrekeys(t *testing.T) {
+	devs := newDevices(t, "alice", "bob")
+	alice, bob := devs[0], devs[1]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	alice.tune = func(c *Config) { c.InRate, c.InBurst, c.MaxSlow = 1, 2, 2*time.Second }
+	onClock(t, alice, bob)
+	ctx := t.Context()
+	otp := func() (n int) {
+		_ = alice.prek.View(func(k *ratchet.Prekeys) error { n = k.OneTimeCount(); return nil })
+		return n
+	}
+	if _, err := bob.svc.Send(ctx, "Alice", "the first"); err != nil {
+		t.Fatalf("bob sends: %v", err)
+	}
+	before := otp()
+	for round := range 3 {
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() { _, _ = bob.svc.Send(ctx, "Alice", fmt.Sprint("flood ", round, " ", i)) })
+		}
+		wg.Wait()
+		time.Sleep(10 * time.Second) // alice's rate refills
+		if _, err := bob.svc.Send(ctx, "Alice", fmt.Sprint("after the flood ", round)); err != nil {
+			t.Fatalf("bob sends after flood %d: %v", round, err)
+		}
+	}
+	if st := alice.svc.Quota(); st.RefusedRate == 0 {
+		t.Fatalf("alice's quota %+v: want some of bob's refused for the rate", st)
+	}
+	if after := otp(); after != before {
+		t.Fatalf("alice's one-time prekeys: %d before bob's floods, %d after (bob's session with her was good throughout)", before, after)
 	}
 }
