@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/exopeer/exopeer/ratchet"
@@ -88,5 +89,46 @@ func testQuotaRefusalSpendsNoPrekeys(t *testing.T) {
 	}
 	if after := otp(); after != before {
 		t.Fatalf("alice's one-time prekeys: %d before bob's floods, %d after (bob's session with her was good throughout)", before, after)
+	}
+}
+
+// TestSlowedHoldsNoNodeSlots: a contact's message the quotas slow waits
+// out its delay while holding one of the node's Config.MaxFramesIn
+// frame slots, read and idle; a contact flooding from enough devices
+// (a cell may list 64, each with MaxFramesInPerDevice = 128 frames in
+// at once, and the default rate × MaxSlow is 25,000 frames) so holds
+// every slot for MaxSlow at a time, and every other contact's frames
+// wait unread behind it. Here Alice's node reads 4 frames at once;
+// Bob, over his rate, is slowed by up to 8 s; Carol, far under hers,
+// waits seconds for her message to be read.
+func TestSlowedHoldsNoNodeSlots(t *testing.T) { bubble(t, testSlowedHoldsNoNodeSlots) }
+
+func testSlowedHoldsNoNodeSlots(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "carol")
+	alice, bob, carol := devs[0], devs[1], devs[2]
+	alice.befriend("Bob", bob)
+	alice.befriend("Carol", carol)
+	bob.befriend("Alice", alice)
+	carol.befriend("Alice", alice)
+	alice.maxIn = 4
+	alice.tune = func(c *Config) { c.InRate, c.InBurst, c.MaxSlow = 1, 1, 8*time.Second }
+	onClock(t, alice, bob, carol)
+	ctx := t.Context()
+	if _, err := carol.svc.Send(ctx, "Alice", "carol's first"); err != nil {
+		t.Fatalf("carol sends: %v", err)
+	}
+	time.Sleep(10 * time.Second)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := range 8 {
+		wg.Go(func() { _, _ = bob.svc.Send(ctx, "Alice", fmt.Sprint("flood ", i)) })
+	}
+	synctest.Wait() // bob's frames read, some slowed
+	start := time.Now()
+	if _, err := carol.svc.Send(ctx, "Alice", "during bob's flood"); err != nil {
+		t.Fatalf("carol sends during bob's flood: %v", err)
+	}
+	if d := time.Since(start); d >= time.Second {
+		t.Fatalf("carol's message, within her quota, took %v to be acknowledged: it waited for a frame slot held by bob's slowed messages (quota %+v)", d, alice.svc.Quota())
 	}
 }
