@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -130,5 +131,37 @@ func testSlowedHoldsNoNodeSlots(t *testing.T) {
 	}
 	if d := time.Since(start); d >= time.Second {
 		t.Fatalf("carol's message, within her quota, took %v to be acknowledged: it waited for a frame slot held by bob's slowed messages (quota %+v)", d, alice.svc.Quota())
+	}
+}
+
+// TestDayCountSurvivesClockStepBack: the node's clock steps back across
+// midnight (an NTP correction, a wrong RTC at boot) for a moment: a
+// contact's bytes counted for the day are forgotten, its count and
+// record restarted on the earlier day, so once the clock is right again
+// the contact, past its day's budget, is admitted with the whole budget
+// again (and so is every contact against the node's budget).
+func TestDayCountSurvivesClockStepBack(t *testing.T) {
+	devs := newDevices(t, "alice")
+	alice := devs[0]
+	var clock atomic.Int64
+	midnight := int64(20_718 * 86400)
+	clock.Store(midnight + 3600) // 1:00 UTC
+	alice.now = func() time.Time { return time.Unix(clock.Load(), 0) }
+	alice.tune = func(c *Config) { c.MaxInBytesPerContactPerDay = 10_000 }
+	_ = alice.svc.Close()
+	alice.start(t)
+	ctx := t.Context()
+	const bob = "b0b"
+	if ok, _, reason := alice.svc.admit(ctx, bob, 10_000); !ok {
+		t.Fatalf("bob's day's budget: refused (%s)", reason)
+	}
+	if ok, _, _ := alice.svc.admit(ctx, bob, 100); ok {
+		t.Fatal("bob past his day: admitted")
+	}
+	clock.Store(midnight - 60) // a minute before midnight: the day before
+	alice.svc.admit(ctx, bob, 100)
+	clock.Store(midnight + 3700)
+	if ok, _, _ := alice.svc.admit(ctx, bob, 5000); ok {
+		t.Fatalf("bob, who took his day's budget of 10,000 bytes, has 5,000 more admitted the same day once the clock stepped back and forth (quota %+v)", alice.svc.Quota())
 	}
 }
