@@ -60,13 +60,19 @@ type daily struct {
 	loaded bool // day and leased read from the datastore
 }
 
-// at returns d's count for day: 0 on a later day than d's.
+// at returns d's count for day: 0 on a later day than d's; the day
+// before d's counts as d's (a clock stepped back across midnight does
+// not restart the count), one earlier still from 0 (d's day was of a
+// clock that was wrong).
 func (d *daily) at(day int64) int64 {
-	if day != d.day {
+	if d.newDay(day) {
 		return 0
 	}
 	return d.used
 }
+
+// newDay reports whether a count on day starts from 0, not from d's.
+func (d *daily) newDay(day int64) bool { return day > d.day || day < d.day-1 }
 
 // quotaEntry is one contact cell's quota state.
 type quotaEntry struct {
@@ -121,7 +127,7 @@ func (l quotaLimits) take(e *quotaEntry, node *daily, n int64, now time.Time, da
 	e.bytes.tokens = e.bytes.level(now, l.bytesRate, l.bytesBurst) - float64(n)
 	e.bytes.at = now
 	for _, d := range []*daily{&e.day, node} {
-		if d.day != day {
+		if d.newDay(day) {
 			d.day, d.used, d.leased = day, 0, 0
 		}
 		d.used += n
