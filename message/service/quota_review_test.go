@@ -165,3 +165,24 @@ func TestDayCountSurvivesClockStepBack(t *testing.T) {
 		t.Fatalf("bob, who took his day's budget of 10,000 bytes, has 5,000 more admitted the same day once the clock stepped back and forth (quota %+v)", alice.svc.Quota())
 	}
 }
+
+// TestBucketTimeNeverBack: admit reads the clock before it takes the
+// quotas' lock, so two messages of one contact may be charged out of
+// their clock's order (one waited for the lock while the other's lease
+// was written). The later charge, at the earlier time, moves the
+// bucket's time back, and the next message is refilled twice for the
+// time between: the contact gets (t2−t1)×rate messages free.
+func TestBucketTimeNeverBack(t *testing.T) {
+	l := quotaLimits{rate: 100, burst: 10, bytesRate: 1 << 20, bytesBurst: 1 << 20, maxSlow: time.Second, perContactDay: 1 << 30, perNodeDay: 1 << 30}
+	e, node := &quotaEntry{}, &daily{}
+	t0 := time.Unix(1_790_000_000, 0)
+	for range 10 {
+		l.take(e, node, 1, t0, 1)
+	}
+	t2 := t0.Add(500 * time.Millisecond) // 50 tokens of refill, at most 10 kept
+	l.take(e, node, 1, t2, 1)            // the bucket: 9 at t2
+	l.take(e, node, 1, t0, 1)            // charged late, clock read at t0: 8
+	if got := e.msgs.level(t2, l.rate, l.burst); got > 8 {
+		t.Fatalf("the bucket holds %v at t2 after two messages charged from a full one, want 8 (its time went back from t2 to t0)", got)
+	}
+}
