@@ -123,9 +123,10 @@ func (l quotaLimits) judge(e *quotaEntry, node *daily, n int64, now time.Time, d
 // counted for day.
 func (l quotaLimits) take(e *quotaEntry, node *daily, n int64, now time.Time, day int64) {
 	e.msgs.tokens = e.msgs.level(now, l.rate, l.burst) - 1
-	e.msgs.at = now
 	e.bytes.tokens = e.bytes.level(now, l.bytesRate, l.bytesBurst) - float64(n)
-	e.bytes.at = now
+	if now.After(e.msgs.at) { // never back: level counted no refill before at
+		e.msgs.at, e.bytes.at = now, now
+	}
 	for _, d := range []*daily{&e.day, node} {
 		if d.newDay(day) {
 			d.day, d.used, d.leased = day, 0, 0
