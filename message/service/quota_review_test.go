@@ -1,6 +1,9 @@
 package service
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sync"
@@ -9,6 +12,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/contact"
+	"github.com/exopeer/exopeer/message"
 	"github.com/exopeer/exopeer/ratchet"
 )
 
@@ -184,5 +191,51 @@ func TestBucketTimeNeverBack(t *testing.T) {
 	l.take(e, node, 1, t0, 1)            // charged late, clock read at t0: 8
 	if got := e.msgs.level(t2, l.rate, l.burst); got > 8 {
 		t.Fatalf("the bucket holds %v at t2 after two messages charged from a full one, want 8 (its time went back from t2 to t0)", got)
+	}
+}
+
+// TestTwoListsChargeUnopened: when two contacts' lists name a device
+// (a cell may list any device; here Bob's device is also on "Bob2"'s
+// list), its frames are charged only once the envelope says whose they
+// are; a frame that never opens is charged to no one. Such a device
+// sends frames that do not open as fast as the node reads them, each
+// tried against every session (an initial one, a handshake answered on
+// the prekeys), and the rate never slows or refuses one of them.
+func TestTwoListsChargeUnopened(t *testing.T) {
+	devs := newDevices(t, "alice", "bob")
+	alice, bob := devs[0], devs[1]
+	alice.befriend("Bob", bob)
+	bob.befriend("Alice", alice)
+	seed := make([]byte, 32)
+	seed[0] = 0xb2
+	k2 := ed25519.NewKeyFromSeed(seed)
+	l2 := contact.NewDeviceList(k2.Public().(ed25519.PublicKey), 1, []peer.ID{bob.h.ID()})
+	if err := l2.Sign(k2); err != nil {
+		t.Fatal(err)
+	}
+	alice.cons.add("Bob2", l2)
+	alice.tune = func(c *Config) { c.InRate, c.InBurst, c.MaxSlow = 1, 2, time.Millisecond }
+	_ = alice.svc.Close()
+	alice.start(t)
+	st := rawStream(t, bob, alice)
+	const n = 30
+	junk := bytes.Repeat([]byte{0x5a}, 200)
+	go func() {
+		for range n {
+			b, _ := message.Frame{Kind: message.KindSession, Body: junk}.Encode()
+			if _, err := st.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	r := bufio.NewReader(st)
+	for i := range n {
+		f, err := readFrame(r)
+		if err != nil || f.Kind != message.KindRefusal {
+			t.Fatalf("answer %d: %+v, %v; want a refusal", i, f, err)
+		}
+	}
+	if q := alice.svc.Quota(); q.RefusedRate == 0 {
+		t.Fatalf("%d frames that do not open from one device at once, over a rate of 1/s (burst 2): none refused for the rate, quota %+v", n, q)
 	}
 }
