@@ -239,7 +239,8 @@ func (s *Service) readIn(in *inStream) (f message.Frame, end bool, err error) {
 }
 
 // handle opens f from the device from and records its message (receive),
-// each under Config.Timeout: the acknowledgement, a refusal, or fatal
+// each under Config.Timeout: the acknowledgement, busy (the quotas
+// turned it away), a refusal, or fatal
 // when the time ran out (or the service closed); removed when from is on
 // no contact's current list any more (refused: the stream is to end).
 func (s *Service) handle(from peer.ID, f message.Frame) (ans message.Frame, fatal, removed bool) {
@@ -254,6 +255,13 @@ func (s *Service) handle(from peer.ID, f message.Frame) (ans message.Frame, fata
 	}
 	if ctx.Err() != nil {
 		return message.Frame{}, true, false
+	}
+	if errors.Is(err, errQuota) {
+		// Turned away by the quotas before it was opened: nothing is
+		// recorded and the session is good, which a refusal would not
+		// tell the sender (it would make a new one).
+		s.log.Debug("message busy", "peer", from, "err", err)
+		return message.Busy(), false, false
 	}
 	removed = errors.Is(err, errNotContact)
 	if removed {

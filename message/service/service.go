@@ -44,6 +44,10 @@ var (
 	ErrNotStarted = errors.New("message: service not started")
 	// errRefused is a delivery the other device refused (no detail).
 	errRefused = errors.New("message: refused by the contact's device")
+	// errBusy is a delivery the other device's quotas turned away before
+	// opening it (a busy answer): the session is kept, the message stays
+	// pending and is not tried again at once.
+	errBusy = errors.New("message: the contact's device is busy (over its quota for this cell); not delivered now")
 )
 
 // Contacts is what the service needs of the node's contacts.
