@@ -282,8 +282,10 @@
 // Timeout/2: the frame is answered in time). A contact's bytes of the
 // day (UTC) are bounded by MaxInBytesPerContactPerDay and all contacts'
 // by MaxInBytesPerDay: past either, refused until the next day. A
-// refusal is a refusal frame: nothing is recorded, the sender's message
-// stays pending and its courier backs off. The day's counts survive a
+// message the quotas refuse is answered busy (message.KindBusy), not
+// refused: nothing is recorded, the sender keeps its session (it is
+// good: the frame was not opened), its message stays pending and its
+// courier backs off. The day's counts survive a
 // restart: /messages/quota/contact/<cell key hex> and /messages/quota/node
 // each hold the day (8, Unix days) and the bytes leased (8), written
 // ahead of the count by a 64th of the budget (at least 64 KiB), before
@@ -292,10 +294,12 @@
 // cannot be read or written refuses the message. At most
 // MaxQuotaEntries contacts' states are held, the one looked at least
 // recently dropped past it (its count read back from its record). The
-// charge is taken before the frame is opened when one contact's list
-// names the device, else once the envelope says whose it is (so that a
-// cell listing another contact's device cannot spend its quota); a frame
-// charged then refused for another reason stays charged. admit is the
+// charge is taken before the frame is opened, so that a frame that does
+// not open is charged too; when several contacts' lists name the device,
+// each of them is charged (a cell that lists another contact's device
+// pays for that device's frames, its own loss; the real contact pays
+// only for its own device's, so the listing spends none of its quota); a
+// frame charged then refused for another reason stays charged. admit is the
 // rule as a function, for the blind mailbox's reader. Service.Quota
 // counts each slowdown and each refusal by reason. Sending: Send refuses
 // with ErrTooManyPending, recording nothing, while this cell holds

@@ -231,13 +231,19 @@ func decodeQuotaRecord(b []byte) (day, leased int64, err error) {
 	return day, leased, nil
 }
 
-// admitIn admits a message of n bytes from the contact conv, waiting
-// out its delay when it is slowed (or until ctx ends): a refusal is
-// errQuota with its reason.
-func (s *Service) admitIn(ctx context.Context, conv string, n int) error {
-	ok, delay, reason := s.admit(ctx, conv, n)
-	if !ok {
-		return fmt.Errorf("%w: %s", errQuota, reason)
+// admitIn admits a message of n bytes from a device that the lists of
+// the contacts convs name (usually one), charging each of them, and
+// waits out the longest delay when it is slowed (or until ctx ends): a
+// refusal by any is errQuota with its reason (the charges taken before
+// it stay).
+func (s *Service) admitIn(ctx context.Context, convs []string, n int) error {
+	var delay time.Duration
+	for _, conv := range convs {
+		ok, d, reason := s.admit(ctx, conv, n)
+		if !ok {
+			return fmt.Errorf("%w: %s", errQuota, reason)
+		}
+		delay = max(delay, d)
 	}
 	if delay <= 0 {
 		return nil

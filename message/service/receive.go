@@ -67,15 +67,17 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 		return message.ID{}, fmt.Errorf("%w: kind %d", message.ErrBadFrame, f.Kind)
 	}
 
-	// The quotas charge the contact before the message is opened when
-	// the device is on one contact's list only (the usual case: a
-	// refusal then costs no ratchet step); when several lists name it,
-	// once the envelope says whose it is, so that a cell listing another
-	// contact's device cannot spend that contact's quota.
-	if len(cs) == 1 {
-		if err := s.admitIn(ctx, hex.EncodeToString(cs[0].Cell()), len(f.Body)); err != nil {
-			return message.ID{}, err
-		}
+	// The quotas charge the contact before the message is opened (a
+	// refusal then costs no ratchet step, and a frame that never opens is
+	// charged too); when several contacts' lists name the device, each of
+	// them is charged: a cell that lists another's device pays for that
+	// device's frames, the real contact only for its own device's.
+	convs := make([]string, len(cs))
+	for i, c := range cs {
+		convs[i] = hex.EncodeToString(c.Cell())
+	}
+	if err := s.admitIn(ctx, convs, len(f.Body)); err != nil {
+		return message.ID{}, err
 	}
 	e := s.cache.acquire(from)
 	defer s.cache.release(e)
@@ -86,11 +88,6 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 	e.mu.Unlock()
 	if err != nil {
 		return message.ID{}, err
-	}
-	if len(cs) > 1 {
-		if err := s.admitIn(ctx, hex.EncodeToString(c.Cell()), len(f.Body)); err != nil {
-			return message.ID{}, err
-		}
 	}
 	if in.rec != nil {
 		return s.receiveReceipt(ctx, e, v, from, c, in.rec)
