@@ -244,8 +244,16 @@
 // is read at most message.Window = 32 frames ahead of its answers, and a
 // device's streams at most MaxFramesInPerDevice = 128 frames together
 // (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB), and all
-// devices' at most Config.MaxFramesIn = 1,024 (16 MiB: a contact's cell
-// may list 64 devices, and a node has many contacts); a frame
+// devices' frames being read or handled at most Config.MaxFramesIn =
+// 1,024 (16 MiB: a contact's cell may list 64 devices, and a node has
+// many contacts); a frame handled leaves that bound (its answer waits
+// for its turn holding only its stream's and device's tokens), and so
+// does a frame the quotas slow, which holds one of at most MaxFramesIn
+// slowed places instead, at most MaxSlowedPerContact = 32 of them per
+// contact cell (another 16 MiB at most, 512 KiB per contact; past
+// either, busy at once), so that one contact's slowed frames do not
+// keep the other contacts' frames from being read
+// (TestSlowedHoldsNoNodeSlots, TestSlowedBounded); a frame
 // is handled under Config.Timeout, past which the stream is reset; a
 // stream on which no frame came and no answer went for twice
 // Config.IdleTimeout, none unanswered, ends, as does one whose frame
@@ -277,8 +285,9 @@
 // devices together, has a token bucket of messages (Config.InRate a
 // second, InBurst) and one of frame bytes (InBytesRate, InBytesBurst):
 // a message over either is slowed, its answer held until the bucket
-// holds its cost (the sender's window fills, so it sends no faster),
-// and refused when that wait would pass Config.MaxSlow (at most
+// holds its cost (the sender's window fills, so it sends no faster;
+// a slowed place held, see above), and refused when that wait would
+// pass Config.MaxSlow or no slowed place is free (at most
 // Timeout/2: the frame is answered in time). A contact's bytes of the
 // day (UTC) are bounded by MaxInBytesPerContactPerDay and all contacts'
 // by MaxInBytesPerDay: past either, refused until the next day. A

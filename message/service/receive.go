@@ -39,11 +39,11 @@ func (s *Service) contactsOf(ctx context.Context, id peer.ID) ([]contactservice.
 // whose lists name it) under the device's lock, checks it, then, the
 // lock released, records the message in this cell's chain and has the
 // session's state after it on disk; it returns the message's ID to
-// acknowledge. A failure before the message opens leaves the sessions,
+// acknowledge (slowing: admitIn). A failure before the message opens leaves the sessions,
 // the prekeys and the chain as they were; one after spends the message's
 // key, no more (a message recorded before a later failure is recorded
 // once more, harmlessly, when it comes again, under a new key).
-func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice.Contact, f message.Frame) (message.ID, error) {
+func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice.Contact, f message.Frame, slowing func(release func())) (message.ID, error) {
 	pub, err := from.ExtractPublicKey()
 	if err != nil {
 		return message.ID{}, fmt.Errorf("message: key of %s: %w", from, err)
@@ -76,7 +76,7 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 	for i, c := range cs {
 		convs[i] = hex.EncodeToString(c.Cell())
 	}
-	if err := s.admitIn(ctx, convs, len(f.Body)); err != nil {
+	if err := s.admitIn(ctx, convs, len(f.Body), slowing); err != nil {
 		return message.ID{}, err
 	}
 	e := s.cache.acquire(from)

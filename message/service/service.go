@@ -271,8 +271,8 @@ type Service struct {
 	// framesIn counts the frames read from inbound streams and not
 	// answered yet (serve.go).
 	framesIn atomic.Int64
-	// in holds a value per frame read from any inbound stream and not
-	// answered yet: at most Config.MaxFramesIn (serve.go).
+	// in holds a value per frame read from any inbound stream and being
+	// read or handled, not slowed: at most Config.MaxFramesIn (serve.go).
 	in chan struct{}
 
 	// kmu guards courier, the courier's state (courier.go); wake wakes
