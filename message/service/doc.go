@@ -300,7 +300,13 @@
 // ahead of the count by a 64th of the budget (at least 64 KiB), before
 // the message is admitted, so that a restart resumes from no less; a
 // record that does not decode is logged and counted from 0; one that
-// cannot be read or written refuses the message. At most
+// cannot be read or written refuses the message. admit holds the quotas' lock across those
+// reads and writes (a contact's record read once, a lease written about
+// 64 times a day per contact and for the node): a slow datastore then
+// delays every contact's admission, but only at those moments, and the
+// lock keeps a lease ahead of every count it covers (two admissions of
+// one contact cannot both pass the budget while a write is under way).
+// At most
 // MaxQuotaEntries contacts' states are held, the one looked at least
 // recently dropped past it (its count read back from its record). The
 // charge is taken before the frame is opened, so that a frame that does

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"math"
 	"time"
 )
 
@@ -42,12 +43,18 @@ func (b *bucket) level(now time.Time, rate, burst float64) float64 {
 }
 
 // wait is how long a cost of n must wait at rate once the bucket holds
-// t tokens: 0 while t covers it, else until the debt is refilled.
+// t tokens: 0 while t covers it, else until the debt is refilled; a
+// wait past what a Duration holds (a rate so small) is the longest
+// Duration, not an overflow to a negative one (which would admit it).
 func wait(t, n, rate float64) time.Duration {
 	if t >= n {
 		return 0
 	}
-	return time.Duration((n - t) / rate * float64(time.Second))
+	d := (n - t) / rate * float64(time.Second)
+	if !(d < math.MaxInt64) { // also NaN
+		return math.MaxInt64
+	}
+	return time.Duration(d)
 }
 
 // daily counts the bytes recorded on one day (Unix days, UTC): used

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,7 +138,9 @@ type Config struct {
 	// bucket holds its cost, so the sender's window fills), and refused
 	// when that wait would be over MaxSlow. Defaults 5,000 a second and
 	// 10,000; 32 MiB a second and 64 MiB (internal/loopbench's 2,000
-	// messages a second are not slowed).
+	// messages a second are not slowed); an InRate that is not a
+	// positive finite number is the default. A rate so small that a
+	// message's wait passes what a time.Duration holds refuses it.
 	InRate       float64
 	InBurst      int
 	InBytesRate  int64
@@ -192,7 +195,7 @@ func (c Config) withDefaults() Config {
 	case c.MailboxGrace < 0:
 		c.MailboxGrace = 0
 	}
-	if c.InRate <= 0 {
+	if !(c.InRate > 0) || math.IsInf(c.InRate, 1) { // also NaN
 		c.InRate = 5000
 	}
 	if c.InBurst <= 0 {
