@@ -304,8 +304,16 @@
 // is read at most message.Window = 32 frames ahead of its answers, and a
 // device's streams at most MaxFramesInPerDevice = 128 frames together
 // (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB), and all
-// devices' at most Config.MaxFramesIn = 1,024 (16 MiB: a contact's cell
-// may list 64 devices, and a node has many contacts); a frame
+// devices' frames being read or handled at most Config.MaxFramesIn =
+// 1,024 (16 MiB: a contact's cell may list 64 devices, and a node has
+// many contacts); a frame handled leaves that bound (its answer waits
+// for its turn holding only its stream's and device's tokens), and so
+// does a frame the quotas slow, which holds one of at most MaxFramesIn
+// slowed places instead, at most MaxSlowedPerContact = 32 of them per
+// contact cell (another 16 MiB at most, 512 KiB per contact; past
+// either, busy at once), so that one contact's slowed frames do not
+// keep the other contacts' frames from being read
+// (TestSlowedHoldsNoNodeSlots, TestSlowedBounded); a frame
 // is handled under Config.Timeout, past which the stream is reset; a
 // stream on which no frame came and no answer went for twice
 // Config.IdleTimeout, none unanswered, ends, as does one whose frame
@@ -337,25 +345,36 @@
 // devices together, has a token bucket of messages (Config.InRate a
 // second, InBurst) and one of frame bytes (InBytesRate, InBytesBurst):
 // a message over either is slowed, its answer held until the bucket
-// holds its cost (the sender's window fills, so it sends no faster),
-// and refused when that wait would pass Config.MaxSlow (at most
+// holds its cost (the sender's window fills, so it sends no faster;
+// a slowed place held, see above), and refused when that wait would
+// pass Config.MaxSlow or no slowed place is free (at most
 // Timeout/2: the frame is answered in time). A contact's bytes of the
 // day (UTC) are bounded by MaxInBytesPerContactPerDay and all contacts'
 // by MaxInBytesPerDay: past either, refused until the next day. A
-// refusal is a refusal frame: nothing is recorded, the sender's message
-// stays pending and its courier backs off. The day's counts survive a
+// message the quotas refuse is answered busy (message.KindBusy), not
+// refused: nothing is recorded, the sender keeps its session (it is
+// good: the frame was not opened), its message stays pending and its
+// courier backs off. The day's counts survive a
 // restart: /messages/quota/contact/<cell key hex> and /messages/quota/node
 // each hold the day (8, Unix days) and the bytes leased (8), written
 // ahead of the count by a 64th of the budget (at least 64 KiB), before
 // the message is admitted, so that a restart resumes from no less; a
 // record that does not decode is logged and counted from 0; one that
-// cannot be read or written refuses the message. At most
+// cannot be read or written refuses the message. admit holds the quotas' lock across those
+// reads and writes (a contact's record read once, a lease written about
+// 64 times a day per contact and for the node): a slow datastore then
+// delays every contact's admission, but only at those moments, and the
+// lock keeps a lease ahead of every count it covers (two admissions of
+// one contact cannot both pass the budget while a write is under way).
+// At most
 // MaxQuotaEntries contacts' states are held, the one looked at least
 // recently dropped past it (its count read back from its record). The
-// charge is taken before the frame is opened when one contact's list
-// names the device, else once the envelope says whose it is (so that a
-// cell listing another contact's device cannot spend its quota); a frame
-// charged then refused for another reason stays charged. admit is the
+// charge is taken before the frame is opened, so that a frame that does
+// not open is charged too; when several contacts' lists name the device,
+// each of them is charged (a cell that lists another contact's device
+// pays for that device's frames, its own loss; the real contact pays
+// only for its own device's, so the listing spends none of its quota); a
+// frame charged then refused for another reason stays charged. admit is the
 // rule as a function, for the blind mailbox's reader. Service.Quota
 // counts each slowdown and each refusal by reason. Sending: Send refuses
 // with ErrTooManyPending, recording nothing, while this cell holds

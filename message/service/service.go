@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,10 @@ var (
 	ErrNotStarted = errors.New("message: service not started")
 	// errRefused is a delivery the other device refused (no detail).
 	errRefused = errors.New("message: refused by the contact's device")
+	// errBusy is a delivery the other device's quotas turned away before
+	// opening it (a busy answer): the session is kept, the message stays
+	// pending and is not tried again at once.
+	errBusy = errors.New("message: the contact's device is busy (over its quota for this cell); not delivered now")
 )
 
 // Contacts is what the service needs of the node's contacts.
@@ -133,7 +138,9 @@ type Config struct {
 	// bucket holds its cost, so the sender's window fills), and refused
 	// when that wait would be over MaxSlow. Defaults 5,000 a second and
 	// 10,000; 32 MiB a second and 64 MiB (internal/loopbench's 2,000
-	// messages a second are not slowed).
+	// messages a second are not slowed); an InRate that is not a
+	// positive finite number is the default. A rate so small that a
+	// message's wait passes what a time.Duration holds refuses it.
 	InRate       float64
 	InBurst      int
 	InBytesRate  int64
@@ -188,7 +195,7 @@ func (c Config) withDefaults() Config {
 	case c.MailboxGrace < 0:
 		c.MailboxGrace = 0
 	}
-	if c.InRate <= 0 {
+	if !(c.InRate > 0) || math.IsInf(c.InRate, 1) { // also NaN
 		c.InRate = 5000
 	}
 	if c.InBurst <= 0 {
@@ -267,8 +274,8 @@ type Service struct {
 	// framesIn counts the frames read from inbound streams and not
 	// answered yet (serve.go).
 	framesIn atomic.Int64
-	// in holds a value per frame read from any inbound stream and not
-	// answered yet: at most Config.MaxFramesIn (serve.go).
+	// in holds a value per frame read from any inbound stream and being
+	// read or handled, not slowed: at most Config.MaxFramesIn (serve.go).
 	in chan struct{}
 
 	// kmu guards courier, the courier's state (courier.go); wake wakes
