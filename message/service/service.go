@@ -126,6 +126,14 @@ type Config struct {
 	// normally first of all. Defaults 1 min and 5 s (negative: 0).
 	CourierGrace time.Duration
 	MailboxGrace time.Duration
+	// MailboxPoll is how often a device reads the blind mailboxes of the
+	// current epoch of each contact with a mailbox key (it also reads
+	// them after a courier pass found a contact unreachable);
+	// MailboxFullPoll how often it reads the whole window of 8 epochs
+	// (doc.go, "Blind mailboxes", gives the DHT lookups each costs).
+	// Defaults 1 min and 1 h.
+	MailboxPoll     time.Duration
+	MailboxFullPoll time.Duration
 	// Now is the clock of sent and received times. nil: the real clock.
 	Now func() time.Time
 	// Rand is the source of message IDs, ratchet keys and nonces. nil:
@@ -162,6 +170,13 @@ func (c Config) withDefaults() Config {
 	case c.MailboxGrace < 0:
 		c.MailboxGrace = 0
 	}
+	if c.MailboxPoll <= 0 {
+		c.MailboxPoll = defaultMailboxPoll
+	}
+	if c.MailboxFullPoll <= 0 {
+		c.MailboxFullPoll = defaultMailboxFullPoll
+	}
+	c.MailboxFullPoll = max(c.MailboxFullPoll, c.MailboxPoll)
 	c.Now = ambient.NowOr(c.Now)
 	c.Rand = ambient.RandOr(c.Rand)
 	return c
@@ -178,6 +193,10 @@ type Options struct {
 	Store     Store
 	// Finder finds devices not in the peerstore; nil: the peerstore only.
 	Finder Finder
+	// Mailbox and MailboxKeys are the DHT and this cell's mailbox keys
+	// for blind mailboxes (doc.go); either nil: no blind mailboxes.
+	Mailbox     MailboxDHT
+	MailboxKeys MailboxKeys
 	Config Config
 	Logger *slog.Logger
 }
@@ -226,6 +245,12 @@ type Service struct {
 	wake    chan struct{}
 	ccount  courierCounts
 	notify  network.Notifiee
+
+	// Blind mailboxes (mailbox*.go): off if mdht or mkeys is nil.
+	mdht   MailboxDHT
+	mkeys  MailboxKeys
+	mstate mailboxState
+	mcount mailboxCounts
 }
 
 // New returns a Service that has started nothing.
@@ -245,6 +270,8 @@ func New(o Options) (*Service, error) {
 	return &Service{
 		h: o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
+		mdht: o.Mailbox, mkeys: o.MailboxKeys,
+		mstate: mailboxState{puts: map[string]rePut{}, wake: make(chan struct{}, 1)},
 		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
 		in:   make(chan struct{}, cfg.MaxFramesIn),
 		wake: make(chan struct{}, 1),
@@ -255,7 +282,8 @@ func New(o Options) (*Service, error) {
 }
 
 // Start serves Protocol and starts the courier, which delivers this
-// cell's pending messages (courier.go). ctx bounds nothing after it
+// cell's pending messages (courier.go), and, with blind mailboxes, their
+// reader (mailbox_read.go). ctx bounds nothing after it
 // returns.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
@@ -270,6 +298,10 @@ func (s *Service) Start(ctx context.Context) error {
 	s.h.Network().Notify(s.notify)
 	s.wg.Add(1)
 	go s.runCourier()
+	if s.mailboxOn() {
+		s.wg.Add(1)
+		go s.runMailbox()
+	}
 	return nil
 }
 
