@@ -203,11 +203,11 @@ func TestBounds(t *testing.T) {
 		in   []Entry
 		want error
 	}{
-		"too many":     {entries(MaxEntries+1, 1), ErrFull},
-		"too large":    {entries(2, MaxFrame/2+1), ErrFull},
-		"frame over":   {entries(1, MaxFrame+1), ErrFull},
-		"empty frame":  {entries(1, 0), ErrFull},
-		"duplicate ID": {dup, ErrMalformed},
+		"too many":      {entries(MaxEntries+1, 1), ErrFull},
+		"too large":     {entries(2, MaxFrame/2+1), ErrFull},
+		"frame over":    {entries(1, MaxFrame+1), ErrFull},
+		"empty frame":   {entries(1, 0), ErrFull},
+		"duplicate ID":  {dup, ErrMalformed},
 		"ack and frame": {[]Entry{{Kind: KindAck, ID: message.ID{1}, Frame: []byte{1}}}, ErrMalformed},
 		"ack and peer":  {[]Entry{{Kind: KindAck, ID: message.ID{1}, From: devA}}, ErrMalformed},
 		"no kind":       {[]Entry{{ID: message.ID{1}, From: devA, To: devB, Frame: []byte{1}}}, ErrMalformed},

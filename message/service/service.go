@@ -197,8 +197,8 @@ type Options struct {
 	// for blind mailboxes (doc.go); either nil: no blind mailboxes.
 	Mailbox     MailboxDHT
 	MailboxKeys MailboxKeys
-	Config Config
-	Logger *slog.Logger
+	Config      Config
+	Logger      *slog.Logger
 }
 
 // Service is the node's part "messages": conversations with contacts,
@@ -272,7 +272,7 @@ func New(o Options) (*Service, error) {
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
 		mdht: o.Mailbox, mkeys: o.MailboxKeys,
 		mstate: mailboxState{puts: map[string]rePut{}, wake: make(chan struct{}, 1)},
-		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
+		cfg:    cfg, log: log.With("part", "messages"), cache: newSessionCache(),
 		in:   make(chan struct{}, cfg.MaxFramesIn),
 		wake: make(chan struct{}, 1),
 		courier: courierState{
