@@ -46,6 +46,9 @@ type device struct {
 	maxIn int
 	// mailbox is the member of d's cell with the mailbox role, if any.
 	mailbox peer.ID
+	// mdht and mkeys are the service's blind mailboxes (nil: none).
+	mdht  MailboxDHT
+	mkeys MailboxKeys
 	// backoff is the service's Config.CourierBackoff: a day unless the
 	// test is the courier's (onClock), since d's clock, a second further
 	// at each read, would make the courier's retries come at random.
@@ -120,7 +123,7 @@ func (d *device) start(t *testing.T) {
 	}
 	svc, err := New(Options{
 		Host: d.h, Key: d.key, Datastore: d.fault, Cell: fakeCell{key: d.cell.Public().(ed25519.PublicKey), mailbox: d.mailbox},
-		Contacts: d.cons, Prekeys: d.prek, Store: d.store,
+		Contacts: d.cons, Prekeys: d.prek, Store: d.store, Mailbox: d.mdht, MailboxKeys: d.mkeys,
 		Config: Config{
 			Rand:           rand.NewChaCha8([32]byte{byte(d.seed), byte(d.seed >> 32), 2}),
 			Now:            now,
