@@ -71,6 +71,9 @@ type MailboxStats struct {
 // refusal reasons of MailboxStats.Refused.
 var refusalReasons = []string{"value", "frame", "device", "bound", "dht"}
 
+// dhtReason is the index of "dht" in refusalReasons.
+const dhtReason = 4
+
 // mailboxCounts are the counts of MailboxStats.
 type mailboxCounts struct {
 	reads, writes, stored, received, acked atomic.Int64

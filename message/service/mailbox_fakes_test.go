@@ -28,6 +28,8 @@ type fakeDHT struct {
 	gets      int
 	puts      int
 	dropAfter time.Duration
+	// noPeers makes every lookup fail as with no peer in the table.
+	noPeers bool
 	// beforePut, if set, runs before each put (the lock not held).
 	beforePut func(key string, seq uint64)
 }
@@ -73,6 +75,9 @@ func (f *fakeDHT) GetSigned(_ context.Context, key string) (dht.Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gets++
+	if f.noPeers {
+		return dht.Record{}, dht.ErrNoPeers
+	}
 	old, ok := f.recs[key]
 	if !ok || !f.liveLocked(old) {
 		return dht.Record{}, dht.ErrNotFound

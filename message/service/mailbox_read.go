@@ -19,7 +19,8 @@ const (
 
 // runMailbox is the reader's goroutine (started by Start when mailboxes
 // are wired in, waited for by Close): a poll of the whole window at
-// start, then of the current epoch every Config.MailboxPoll and at each
+// start (again at the next poll while lookups fail: the DHT may have no
+// peers yet), then of the current epoch every Config.MailboxPoll and at each
 // wake-up (a courier pass that found a contact unreachable), of the
 // whole window every Config.MailboxFullPoll; each poll also puts again
 // the records due (rePutDue).
@@ -41,9 +42,12 @@ func (s *Service) runMailbox() {
 		if full || now.Sub(lastFull) >= s.cfg.MailboxFullPoll {
 			full, lastFull = true, now
 		}
+		failed := s.mcount.refused[dhtReason].Load()
 		s.mailboxPoll(ctx, full)
 		s.rePutDue(ctx)
-		full = false
+		// A poll whose lookups failed (a DHT with no peers yet, at
+		// start) does not count as the full one: the next is full.
+		full = full && s.mcount.refused[dhtReason].Load() != failed
 		timer.Stop()
 		select {
 		case <-timer.C:

@@ -344,3 +344,33 @@ func mailboxStranger(t *testing.T) peer.ID {
 	}
 	return id
 }
+
+// TestMailboxFullPollRetried: the full poll at start fails (the DHT has
+// no peers yet); the next poll, a minute later, is full again, not one
+// of the current epoch only (the next full one would be an hour later):
+// an ack left three days ago is taken then.
+func TestMailboxFullPollRetried(t *testing.T) { bubble(t, testMailboxFullPollRetried) }
+
+func testMailboxFullPollRetried(t *testing.T) {
+	alice, bob, m := mailboxPair(t)
+	_ = alice.svc.Close()
+	_ = bob.svc.Close()
+	old := slotAt(t, bob, alice, mailbox.Epoch(time.Now())-3, 0)
+	putEntries(t, m, old, []mailbox.Entry{mailbox.Ack(message.ID{7})}, 1)
+	m.mu.Lock()
+	m.noPeers = true
+	m.mu.Unlock()
+	alice.start(t)
+	synctest.Wait()
+	m.mu.Lock()
+	m.noPeers = false
+	m.mu.Unlock()
+	if st := alice.svc.Mailbox(); st.Refused["dht"] == 0 {
+		t.Fatalf("the first poll: %+v, want failed lookups", st)
+	}
+	time.Sleep(time.Minute)
+	synctest.Wait()
+	if es := slotEntries(t, m, old); len(es) != 0 {
+		t.Fatalf("the slot of 3 days ago holds %d entries a minute later: the full poll was not retried", len(es))
+	}
+}
