@@ -146,8 +146,10 @@ var DevicesSchema = Schema{
 // digits), the sender's cell key and device (peer ID), the sender's sent
 // time and this cell's received time, the order key that sorts the
 // conversation (message.OrderKey), the text, and the state ("sent":
-// recorded, not yet acknowledged by the contact's cell; "delivered":
-// acknowledged, or, for a message in, recorded). Its entity ID is
+// recorded, not yet acknowledged by the contact's cell; "stored": also
+// left in a blind mailbox for the contact, still pending; "delivered":
+// acknowledged, directly or by an ack in a blind mailbox, or, for a
+// message in, recorded; message/service states.go names them all). Its entity ID is
 // derived from the sender's cell key and the message ID
 // (message.EntityOf), so a message is one entity in each cell. Indexed:
 // the conversation, the order, the state and the text (what the

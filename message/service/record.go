@@ -40,7 +40,7 @@ type Message struct {
 	// Order is the key that sorts the conversation (message.OrderKey).
 	Order string `json:"order"`
 	Text  string `json:"text"`
-	// State is Sent or Delivered.
+	// State is one of states.go's (Sent, Stored, Delivered, ...).
 	State string `json:"state"`
 }
 
