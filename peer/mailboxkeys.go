@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"context"
 	"crypto/ecdh"
 	"errors"
 	"time"
@@ -22,7 +23,7 @@ type cellMailboxKeys struct{ cell *cell.Service }
 var errNoMailboxKey = errors.New("peer: the cell's mailbox key is not held")
 
 // MailboxKeys implements messageservice.MailboxKeys; it does not block.
-func (k cellMailboxKeys) MailboxKeys(time.Time) ([]*ecdh.PrivateKey, error) {
+func (k cellMailboxKeys) MailboxKeys(context.Context, time.Time) ([]*ecdh.PrivateKey, error) {
 	r := k.cell.Roster()
 	keys := k.cell.Keys()
 	if r == nil || keys == nil {

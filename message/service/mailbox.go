@@ -41,13 +41,14 @@ type MailboxDHT interface {
 }
 
 // MailboxKeys gives this cell's mailbox private keys (cell/core
-// Secret.MailboxKey of its key epochs). It must not block.
+// Secret.MailboxKey of its key epochs).
 type MailboxKeys interface {
 	// MailboxKeys returns the keys of this cell a contact may still
 	// write to it with at now (message/mailbox/doc.go, "Use"), the
 	// current one first: a writer of this cell uses the first. The
-	// slices are the caller's.
-	MailboxKeys(now time.Time) ([]*ecdh.PrivateKey, error)
+	// slice is the caller's. It may block on the store; it is safe for
+	// concurrent use.
+	MailboxKeys(ctx context.Context, now time.Time) ([]*ecdh.PrivateKey, error)
 }
 
 // MailboxStats counts blind mailbox work since Start.
@@ -132,7 +133,7 @@ func (s *Service) wakeMailbox() {
 // pairWith returns the pair secrets of this cell with the contact c, one
 // per key of this cell (the current first), or an error if c's list has
 // no mailbox key.
-func (s *Service) pairWith(c contactservice.Contact, now time.Time) ([]mailbox.Pair, error) {
+func (s *Service) pairWith(ctx context.Context, c contactservice.Contact, now time.Time) ([]mailbox.Pair, error) {
 	own, err := s.cellKey()
 	if err != nil {
 		return nil, err
@@ -141,7 +142,7 @@ func (s *Service) pairWith(c contactservice.Contact, now time.Time) ([]mailbox.P
 	if err != nil {
 		return nil, err
 	}
-	keys, err := s.mkeys.MailboxKeys(now)
+	keys, err := s.mkeys.MailboxKeys(ctx, now)
 	if err != nil {
 		return nil, fmt.Errorf("message: mailbox keys: %w", err)
 	}

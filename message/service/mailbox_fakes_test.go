@@ -103,7 +103,7 @@ func (f *fakeDHT) counts() (gets, puts int) {
 // fakeKeys is a cell's one mailbox key.
 type fakeKeys struct{ key *ecdh.PrivateKey }
 
-func (k fakeKeys) MailboxKeys(time.Time) ([]*ecdh.PrivateKey, error) {
+func (k fakeKeys) MailboxKeys(context.Context, time.Time) ([]*ecdh.PrivateKey, error) {
 	return []*ecdh.PrivateKey{k.key}, nil
 }
 

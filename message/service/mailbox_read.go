@@ -95,7 +95,7 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 	if err != nil {
 		return
 	}
-	pairs, err := s.pairWith(c, now)
+	pairs, err := s.pairWith(ctx, c, now)
 	if err != nil {
 		return
 	}

@@ -189,7 +189,7 @@ func testMailboxLostWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairs, err := alice.svc.pairWith(c, time.Now())
+	pairs, err := alice.svc.pairWith(t.Context(), c, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
