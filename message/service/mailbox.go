@@ -60,8 +60,9 @@ type MailboxStats struct {
 	// frames from slots recorded (duplicates included); Acked the
 	// messages of this cell a contact's ack made delivered.
 	Stored, Received, Acked int64
-	// Refused counts what was refused, by reason: "value" (a record
-	// whose value does not open or is malformed), "frame" (an entry's
+	// Refused counts what was refused, by reason: "record" (a record
+	// that does not verify: not signed by the slot's key, malformed),
+	// "value" (a record whose value does not open or is malformed), "frame" (an entry's
 	// frame that does not decode or the receive path refused), "device"
 	// (a frame from a device not on the contact's list), "bound" (a
 	// poll stopped at MailboxReadMax or MailboxReadBytes), "dht" (a
@@ -70,7 +71,7 @@ type MailboxStats struct {
 }
 
 // refusal reasons of MailboxStats.Refused.
-var refusalReasons = []string{"value", "frame", "device", "bound", "dht"}
+var refusalReasons = []string{"value", "frame", "device", "bound", "dht", "record"}
 
 // dhtReason is the index of "dht" in refusalReasons.
 const dhtReason = 4
@@ -78,7 +79,7 @@ const dhtReason = 4
 // mailboxCounts are the counts of MailboxStats.
 type mailboxCounts struct {
 	reads, writes, stored, received, acked atomic.Int64
-	refused                                [5]atomic.Int64 // refusalReasons
+	refused                                [6]atomic.Int64 // refusalReasons
 }
 
 func (c *mailboxCounts) refuse(reason string) {
@@ -168,7 +169,13 @@ func (s *Service) readSlot(ctx context.Context, slot mailbox.Slot) (es []mailbox
 	s.mcount.reads.Add(1)
 	r, err := s.mdht.GetSigned(ctx, slot.RecordKey())
 	switch {
-	case errors.Is(err, dht.ErrNotFound):
+	case errors.Is(err, dht.ErrNotFound), errors.Is(err, dht.ErrExpired):
+		return nil, 0, 0, false, nil
+	case badRecord(err):
+		// Not the pair's: as if none were there (the DHT keeps the
+		// valid record of the highest sequence number, not this).
+		s.mcount.refuse("record")
+		s.log.Warn("mailbox record refused", "slot", slot.Peer(), "err", err)
 		return nil, 0, 0, false, nil
 	case err != nil:
 		s.mcount.refuse("dht")
@@ -181,6 +188,16 @@ func (s *Service) readSlot(ctx context.Context, slot mailbox.Slot) (es []mailbox
 		return nil, r.Seq, len(r.Value), true, nil
 	}
 	return es, r.Seq, len(r.Value), true, nil
+}
+
+// badRecord reports whether err is a record that does not verify.
+func badRecord(err error) bool {
+	for _, e := range []error{dht.ErrBadRecord, dht.ErrWrongOwner, dht.ErrBadSignature, dht.ErrTooFarAhead, dht.ErrTooLarge, dht.ErrBadName} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // putSlot seals es into slot's record of sequence number seq, valid for

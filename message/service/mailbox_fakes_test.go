@@ -30,6 +30,9 @@ type fakeDHT struct {
 	dropAfter time.Duration
 	// noPeers makes every lookup fail as with no peer in the table.
 	noPeers bool
+	// raw holds records given as they are, unchecked (a DHT node's
+	// answer that does not verify).
+	raw map[string][]byte
 	// beforePut, if set, runs before each put (the lock not held).
 	beforePut func(key string, seq uint64)
 }
@@ -40,7 +43,9 @@ type fakeRec struct {
 	at  time.Time
 }
 
-func newFakeDHT() *fakeDHT { return &fakeDHT{now: time.Now, recs: map[string]fakeRec{}} }
+func newFakeDHT() *fakeDHT {
+	return &fakeDHT{now: time.Now, recs: map[string]fakeRec{}, raw: map[string][]byte{}}
+}
 
 func (f *fakeDHT) PutSigned(_ context.Context, key string, raw []byte) error {
 	r, err := dht.OpenRecord(key, raw, f.now())
@@ -77,6 +82,9 @@ func (f *fakeDHT) GetSigned(_ context.Context, key string) (dht.Record, error) {
 	f.gets++
 	if f.noPeers {
 		return dht.Record{}, dht.ErrNoPeers
+	}
+	if raw, ok := f.raw[key]; ok {
+		return dht.OpenRecord(key, raw, f.now())
 	}
 	old, ok := f.recs[key]
 	if !ok || !f.liveLocked(old) {

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/message"
 	"github.com/exopeer/exopeer/message/mailbox"
 )
@@ -211,8 +212,8 @@ func testMailboxLostWrite(t *testing.T) {
 // TestMailboxRefusals: bob's reader leaves a frame for another device of
 // his cell (counted nowhere), and refuses with a counted reason, leaving
 // it where it is, a frame from a device not on alice's list, a frame
-// that does not decode, and a record whose value does not open; nothing
-// is recorded, nothing panics.
+// that does not decode, a record whose value does not open and one not
+// signed by the slot's key; nothing is recorded, nothing panics.
 func TestMailboxRefusals(t *testing.T) { bubble(t, testMailboxRefusals) }
 
 func testMailboxRefusals(t *testing.T) {
@@ -227,10 +228,16 @@ func testMailboxRefusals(t *testing.T) {
 	}
 	putEntries(t, m, slotOf(t, alice, bob, 0), es, 1)
 	putValue(t, m, slotOf(t, alice, bob, 1), make([]byte, 1024), 1)
+	// Index 2: a record signed by another key than the slot's.
+	_, forged, err := dht.SealRecord(slotOf(t, alice, bob, 3).Owner(), mailbox.RecordName, make([]byte, 1024), 1, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.raw[slotOf(t, alice, bob, 2).RecordKey()] = forged
 	bob.start(t)
 	synctest.Wait() // the poll at start
 	st := bob.svc.Mailbox()
-	if want := map[string]int64{"device": 1, "frame": 1, "value": 1}; st.Received != 0 || !maps.Equal(st.Refused, want) {
+	if want := map[string]int64{"device": 1, "frame": 1, "value": 1, "record": 1}; st.Received != 0 || !maps.Equal(st.Refused, want) {
 		t.Fatalf("bob's mailbox after one poll: %+v, want refused %v", st, want)
 	}
 	if got := entryIDs(slotEntries(t, m, slotOf(t, alice, bob, 0))); !slices.Equal(got, entryIDs(es)) {
