@@ -168,8 +168,9 @@
 //
 // Bounds and refusals. A reader reads at most MailboxReadMax records
 // (64) and MailboxReadBytes (1 MiB) per contact and key a poll: every
-// slot the window has, no more. A record the DHT has that does not open
-// or is malformed, a frame from a device not on the contact's list, a
+// slot the window has, no more. A record that does not verify (another
+// signer, malformed: taken as no record), a value that does not open or
+// is malformed, a frame from a device not on the contact's list, a
 // frame that does not decode or that the receive path refuses, a failed
 // lookup or put, are counted by reason (Mailbox().Refused) and leave the
 // slot as it is: nothing is lost (a refused entry expires with its
