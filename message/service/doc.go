@@ -131,7 +131,11 @@
 // hold are recorded "stored". A message whose author's grace has not
 // passed, or that a Send of this device is delivering, is left.
 // Sessions whose initial header no answer confirmed keep sending it, so
-// a mailbox frame of a new session is about 2 KiB: about 7 fit a slot.
+// a mailbox frame of a new session is about 2 KiB: about 7 fit a slot. DHT
+// cost of a courier try of an unreachable contact: a lookup per slot of
+// the day written, plus one (at most 8); then a put and a lookup per slot
+// appended to. The courier's backoff (up to Config.CourierMaxBackoff)
+// spaces the tries.
 //
 // Reading. A goroutine (runMailbox; Close waits for it) polls every
 // contact with a mailbox key: the whole window of mailbox.ReadEpochs (8
