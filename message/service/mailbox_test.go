@@ -381,3 +381,28 @@ func testMailboxFullPollRetried(t *testing.T) {
 		t.Fatalf("the slot of 3 days ago holds %d entries a minute later: the full poll was not retried", len(es))
 	}
 }
+
+// TestMailboxRePutBound: the records a device remembers to put again
+// are at most MaxRePuts; past it, the one put first goes.
+func TestMailboxRePutBound(t *testing.T) { bubble(t, testMailboxRePutBound) }
+
+func testMailboxRePutBound(t *testing.T) {
+	alice, bob, _ := mailboxPair(t)
+	_ = bob.svc.Close()
+	first := slotAt(t, alice, bob, 1, 0)
+	es := []mailbox.Entry{mailbox.Ack(message.ID{1})}
+	for i := range MaxRePuts + 8 {
+		s := slotAt(t, alice, bob, uint64(1+i/mailbox.SlotsPerEpoch), i%mailbox.SlotsPerEpoch)
+		if err := alice.svc.putSlot(t.Context(), s, es, 1); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // each put at its own time
+	}
+	alice.svc.mstate.mu.Lock()
+	n := len(alice.svc.mstate.puts)
+	_, kept := alice.svc.mstate.puts[first.RecordKey()]
+	alice.svc.mstate.mu.Unlock()
+	if n != MaxRePuts || kept {
+		t.Fatalf("%d records remembered (the first kept: %v), want %d without the first", n, kept, MaxRePuts)
+	}
+}
