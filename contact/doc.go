@@ -37,7 +37,13 @@
 // "EXD2" list replace the "EXD1" list of the same version with the same
 // devices (the cell added its key), and nothing else of the same version;
 // that "EXD1" list, once the "EXD2" one is held, is older (ErrStale: a
-// device of the cell that has not seen the upgrade still sends it).
+// device of the cell that has not seen the upgrade still sends it). A
+// cell's admin (contact/service) signs every list with the key of the
+// roster's epoch, and signs an "EXD1" list it holds again at the same
+// version with the key; a new epoch (a device removed) always comes with
+// a new roster version, so its key goes out in a list of a higher
+// version, never as a second "EXD2" list of one version (that would be
+// ErrConflict).
 //
 // # Card
 //

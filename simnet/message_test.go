@@ -3,7 +3,6 @@ package simnet
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -215,6 +214,21 @@ func TestMessages(t *testing.T) {
 				fail("node %d still holds b1 on Bob's list", nd.Index)
 			}
 		}
+		// The list without b1 is of a new epoch: it carries the cell's
+		// new mailbox key, and Alice's devices hold it.
+		bks, err := b0.Peer().Contacts().MailboxKeys(ctx)
+		if err != nil || len(bks) != 2 || !bks[1].Current || bks[0].Until.IsZero() {
+			fail("Bob's mailbox keys after the removal: %+v, %v", bks, err)
+		}
+		for _, nd := range []*Node{a0, a1} {
+			c, err := nd.Peer().Contacts().Get(ctx, "Bob")
+			if err != nil {
+				fail("Get: %v", err)
+			}
+			if k, err := c.MailboxKey(); err != nil || !k.Equal(bks[1].Private.PublicKey()) || k.Equal(bks[0].Private.PublicKey()) {
+				fail("node %d holds Bob's mailbox key %v (%v), not his new epoch's", nd.Index, k, err)
+			}
+		}
 		if _, err := b1.Peer().Messages().Send(ctx, "Alice", "from removed b1"); err == nil {
 			fail("a removed device sent as Bob")
 		} else {
@@ -231,10 +245,18 @@ func TestMessages(t *testing.T) {
 			}
 		}
 
-		// The capture: no text, no cell key.
-		var keys []ed25519.PublicKey
+		// The capture: no text, no cell key, no mailbox key (they travel
+		// in cards and in sealed envelopes only).
+		var keys [][]byte
 		for _, nd := range []*Node{a0, b0} {
 			keys = append(keys, nd.Peer().Cell().Roster().Cell)
+			mks, err := nd.Peer().Contacts().MailboxKeys(ctx)
+			if err != nil {
+				fail("MailboxKeys: %v", err)
+			}
+			for _, k := range mks {
+				keys = append(keys, k.Private.PublicKey().Bytes())
+			}
 		}
 		cmu.Lock()
 		defer cmu.Unlock()
@@ -251,7 +273,7 @@ func TestMessages(t *testing.T) {
 		for _, k := range keys {
 			for i, b := range across {
 				if bytes.Contains(b, k) {
-					fail("a cell key is in the clear on %s", protos[i])
+					fail("a cell key or mailbox key is in the clear on %s", protos[i])
 				}
 			}
 		}

@@ -128,7 +128,9 @@ var ContactSchema = Schema{
 // roster changes, so that every member can hand out the cell's card):
 // the cell key (64 hex digits), the list's version (the roster's), the
 // peer ID of the admin that signed it and when. Kept, not indexed:
-// "list", the signed list (base64 of package contact's wire form).
+// "list", the signed list (base64 of package contact's wire form), and
+// "keys", the epochs whose mailbox keys the lists carried, since when
+// (package contact/service).
 var DevicesSchema = Schema{
 	Type: "exo.devices",
 	Fields: []Field{

@@ -160,8 +160,10 @@ func (cs *contactSet) copyList() []Contact {
 }
 
 // ownList is the cell's own device list as read from the store (nil:
-// none held), and the cell it was read for.
+// none held), the mailbox keys its document says were published, and the
+// cell it was read for.
 type ownList struct {
 	cell ed25519.PublicKey
 	l    *contact.DeviceList
+	keys []publishedKey
 }

@@ -32,6 +32,10 @@ type devicesDoc struct {
 	List    string    `json:"list"`
 	By      string    `json:"by,omitempty"`
 	Signed  time.Time `json:"signed,omitzero"`
+	// Keys are the epochs whose mailbox keys the cell's lists carried
+	// ([]publishedKey, read apart by readKeys so that a bad one hides
+	// no list; absent in a document an older binary wrote).
+	Keys json.RawMessage `json:"keys,omitempty"`
 }
 
 // entityOf is the entity of a cell's record: SHA-256 of purpose, 0 and
@@ -61,7 +65,9 @@ func (s *Service) DeviceList(ctx context.Context) (*contact.DeviceList, error) {
 		return nil, err
 	}
 	l, err := s.publish(ctx)
-	if errors.Is(err, cell.ErrNotAdmin) {
+	if errors.Is(err, cell.ErrNotAdmin) || errors.Is(err, cell.ErrNoKey) {
+		// No key to sign with (an admin without its epoch's secret: the
+		// upkeep says so): the list held.
 		l, err = s.heldList(ctx)
 	}
 	if err != nil {
@@ -82,30 +88,36 @@ func (s *Service) heldList(ctx context.Context) (*contact.DeviceList, error) {
 	if err != nil {
 		return nil, err
 	}
+	o, err := s.heldOwn(ctx, r)
+	return o.l, err
+}
+
+// heldOwn is heldList with the mailbox keys its document records.
+func (s *Service) heldOwn(ctx context.Context, r *cell.Roster) (ownList, error) {
 	o, err := s.own.get(ctx, func() (uint64, bool) {
 		return s.store.TypesVersion(ctx, DevicesType)
 	}, func(ctx context.Context) (ownList, error) {
-		l, err := s.readHeldList(ctx, r)
-		return ownList{cell: r.Cell, l: l}, err
+		return s.readHeldList(ctx, r)
 	})
 	if err != nil {
-		return nil, err
+		return ownList{}, err
 	}
 	if !o.cell.Equal(r.Cell) { // kept for the cell the node was in
 		s.own.drop()
 		return s.readHeldList(ctx, r)
 	}
-	return o.l, nil
+	return o, nil
 }
 
 // readHeldList reads the device list of cell r from the store.
-func (s *Service) readHeldList(ctx context.Context, r *cell.Roster) (*contact.DeviceList, error) {
+func (s *Service) readHeldList(ctx context.Context, r *cell.Roster) (ownList, error) {
+	none := ownList{cell: r.Cell}
 	e, err := s.store.Get(ctx, devicesEntity(r.Cell), []string{DevicesType})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+		return none, nil
 	}
 	if err != nil {
-		return nil, wrapStore("read the cell's device list", err)
+		return none, wrapStore("read the cell's device list", err)
 	}
 	for _, t := range e.Traits {
 		if t.Type != DevicesType {
@@ -114,26 +126,29 @@ func (s *Service) readHeldList(ctx context.Context, r *cell.Roster) (*contact.De
 		var d devicesDoc
 		if err := json.Unmarshal(t.Doc, &d); err != nil {
 			s.log.Warn("stored device list skipped", "err", err)
-			return nil, nil
+			return none, nil
 		}
 		b, err := base64.StdEncoding.DecodeString(d.List)
 		if err != nil {
 			s.log.Warn("stored device list skipped", "err", err)
-			return nil, nil
+			return none, nil
 		}
 		l, err := contact.DecodeDeviceList(b)
 		if err != nil || !l.Cell.Equal(r.Cell) {
 			s.log.Warn("stored device list skipped", "err", err)
-			return nil, nil
+			return none, nil
 		}
-		return l, nil
+		return ownList{cell: r.Cell, l: l, keys: readKeys(d.Keys)}, nil
 	}
-	return nil, nil
+	return none, nil
 }
 
-// publish signs and stores a device list of the roster's members if the
-// held one is older than the roster, and returns the list now held.
-// cell.ErrNotAdmin on a device without the cell key.
+// publish signs and stores a device list of the roster's members, with
+// the mailbox key of the roster's epoch, if the list held is older than
+// the roster, or of its version without a mailbox key (a list an older
+// binary signed: the version 2 list replaces it, contact.Newer), and
+// returns the list now held. cell.ErrNotAdmin on a device without the
+// cell key.
 func (s *Service) publish(ctx context.Context) (*contact.DeviceList, error) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
@@ -141,36 +156,53 @@ func (s *Service) publish(ctx context.Context) (*contact.DeviceList, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.mine != nil && s.mine.Cell.Equal(r.Cell) && s.mine.Version >= r.Version {
+	if current(s.mine, r) {
 		return s.mine, nil
 	}
+	keys := s.cell.Keys()
 	var l *contact.DeviceList
+	var epoch uint64
 	err = s.cell.WithCellKey(func(key ed25519.PrivateKey, r *cell.Roster) error {
+		var sec cell.Secret
+		ok := false
+		if keys != nil {
+			sec, ok = keys.Secret(r.Epoch)
+		}
+		if !ok {
+			return fmt.Errorf("contact: mailbox key of epoch %d: %w", r.Epoch, cell.ErrNoKey)
+		}
 		ids := make([]peer.ID, 0, len(r.Members))
 		for _, m := range r.Members {
 			ids = append(ids, m.Peer)
 		}
 		l = contact.NewDeviceList(r.Cell, r.Version, ids)
+		l.Mailbox = sec.MailboxKey(r.Cell).PublicKey().Bytes()
+		epoch = r.Epoch
 		return l.Sign(key)
 	})
 	if err != nil {
 		return nil, err
 	}
-	held, err := s.heldList(ctx)
+	held, err := s.heldOwn(ctx, r)
 	if err != nil {
 		// No store member answers: write the list anyway (a write
 		// needs none), the same list for the same roster.
 		s.log.Debug("device list held not read", "err", err)
-		held = nil
+		held = ownList{}
 	}
-	if held != nil && held.Version >= l.Version {
-		s.mine = held
-		return held, nil
+	if held.l != nil && (held.l.Version > l.Version || held.l.Version == l.Version && held.l.Mailbox != nil) {
+		s.mine = held.l
+		return held.l, nil
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
+	pub, err := json.Marshal(addKey(held.keys, epoch, now))
+	if err != nil {
+		return nil, err
 	}
 	doc, err := json.Marshal(devicesDoc{
 		Cell: hex.EncodeToString(l.Cell), Version: l.Version,
 		List: base64.StdEncoding.EncodeToString(l.Encode()),
-		By:   s.self.String(), Signed: s.cfg.Now().UTC().Truncate(time.Millisecond),
+		By:   s.self.String(), Signed: now, Keys: pub,
 	})
 	if err != nil {
 		return nil, err
@@ -180,9 +212,16 @@ func (s *Service) publish(ctx context.Context) (*contact.DeviceList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("contact: write the cell's device list: %w", err)
 	}
-	s.log.Info("device list signed", "version", l.Version, "devices", len(l.Devices))
+	s.log.Info("device list signed", "version", l.Version, "devices", len(l.Devices), "epoch", epoch)
 	s.mine = l
 	return l, nil
+}
+
+// current says whether l, a list this node signed or found, needs no
+// new one for roster r: of r's cell, not older than r, with a mailbox
+// key.
+func current(l *contact.DeviceList, r *cell.Roster) bool {
+	return l != nil && l.Cell.Equal(r.Cell) && l.Version >= r.Version && l.Mailbox != nil
 }
 
 // Card returns this cell's card under name (empty: the cell's name on

@@ -178,6 +178,8 @@ func (memberCell) WithCellKey(func(ed25519.PrivateKey, *cell.Roster) error) erro
 	return cell.ErrNotAdmin
 }
 
+func (memberCell) Keys() *cell.Keys { return nil }
+
 // testPeer is the peer ID of an Ed25519 key from seed byte b.
 func testPeer(t *testing.T, b byte) peer.ID {
 	t.Helper()

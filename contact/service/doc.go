@@ -38,6 +38,33 @@
 // so every member can print the cell's card. A cell that never used
 // contacts writes no list.
 //
+// # Mailbox keys
+//
+// Every list an admin signs carries the cell's X25519 mailbox public key
+// of the roster's key epoch (cell/core Secret.MailboxKey; contact's
+// "EXD2" form), from which a contact derives the pair's blind mailboxes
+// (package message/mailbox). The key is a function of the epoch, and a
+// new epoch (a device removed) always comes with a new roster version,
+// so the list signed for that version carries the new key, whether or
+// not its devices changed. A list held without a key (an "EXD1" list an
+// older binary signed) is signed again at its own version with the key
+// (contact.Newer lets it replace the "EXD1" one; no other list of the
+// same version may), at the upkeep's first look after start or when a
+// card or list is asked of the admin, stored and sent as any new list
+// (message/service sends it again to a device that acknowledged its
+// version without the key). An admin that lacks its epoch's secret
+// signs nothing (cell.ErrNoKey, logged by the upkeep) and hands out the
+// list held. The exo.devices document also records, in
+// "keys", the epochs whose keys the lists carried, each with when a list
+// first carried it (at most maxPublishedKeys, the latest; a "keys" not so
+// formed records nothing, and the list stands), so that
+// MailboxKeys gives, for every epoch whose secret the node holds (all of
+// them: the roster's history), the private key and the time its lists
+// carried it and were replaced by a newer key's: what the reader of the
+// cell's blind mailboxes needs to know which keys a contact may still
+// write with. A contact's key is that of its list held
+// (Contact.MailboxKey; contact.ErrNoMailbox for an "EXD1" list).
+//
 // # In memory
 //
 // List, Get and ByDevice (the contacts whose current device list names a

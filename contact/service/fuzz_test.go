@@ -88,3 +88,32 @@ func TestDecodeContactRefuses(t *testing.T) {
 		t.Error("a good document was refused")
 	}
 }
+
+// FuzzReadKeys: any bytes in an exo.devices document's keys read as
+// nothing or as what addKey writes (epochs growing, at most
+// maxPublishedKeys), never a panic; what addKey writes reads back.
+func FuzzReadKeys(f *testing.F) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	good, err := json.Marshal(addKey(addKey(nil, 1, t0), 3, t0.Add(time.Hour)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`[{"epoch":2,"since":"2026-01-01T00:00:00Z"},{"epoch":1,"since":"2026-01-02T00:00:00Z"}]`))
+	f.Add([]byte(`"x"`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ks := readKeys(b)
+		if len(ks) > maxPublishedKeys {
+			t.Fatalf("%d keys read", len(ks))
+		}
+		for i := 1; i < len(ks); i++ {
+			if ks[i].Epoch <= ks[i-1].Epoch {
+				t.Fatalf("epochs out of order: %v", ks)
+			}
+		}
+		if again := addKey(ks, 1<<63, t0); len(again) > maxPublishedKeys || again[len(again)-1].Epoch != 1<<63 {
+			t.Fatalf("addKey after %v: %v", ks, again)
+		}
+	})
+}

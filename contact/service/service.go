@@ -43,6 +43,10 @@ type Cell interface {
 	// WithCellKey calls sign with the cell key if this node holds it
 	// (cell.ErrNotAdmin otherwise).
 	WithCellKey(sign func(key ed25519.PrivateKey, r *cell.Roster) error) error
+	// Keys returns a copy of the epoch secrets the node holds (every
+	// epoch's: the roster's history carries the earlier ones), or nil in
+	// no cell.
+	Keys() *cell.Keys
 }
 
 // Store is what the service needs of the node's store. *store/service.Service

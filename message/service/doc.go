@@ -25,7 +25,14 @@
 // travels as an initial message (a device that lost the first one can
 // still open the session; one that has it opens the message with it).
 // The session's state after Encrypt is on disk before the frame leaves. A
-// refusal drops the session used and one new handshake is tried.
+// refusal drops the session used and one new handshake is tried. The
+// envelope carries this cell's signed device list (contact/service's
+// DeviceList) while it is news to the device: of a higher version than
+// the list it acknowledged a message carrying, or of that version with
+// the cell's mailbox key where the acknowledged one had none (the upgrade
+// of a list an older binary signed, which contact.Newer takes; its
+// version alone would never send it again). The device's record keeps
+// both (Stored state); TestListUpgradeSent.
 //
 // Frames go out pipelined (package message, # Frames): each remote device
 // has a pool of at most MaxStreamsPerDevice streams, each with at most
@@ -233,14 +240,18 @@
 // # Stored state
 //
 // In the node's datastore, one key per remote device,
-// /messages/sessions/<peer ID>: version (1) = 1; the version of this
-// cell's device list the device acknowledged (8); the number of sessions
-// (1, at most MaxSessions = 4), newest first, each: this device's id for
+// /messages/sessions/<peer ID>: version (1) = 2; the version of this
+// cell's device list the device acknowledged (8); flags (1): bit 0 set
+// when that list carried the mailbox key, the others 0; the number of
+// sessions (1, at most MaxSessions = 4), newest first, each: this device's id for
 // it (8, random), the length of its pending initial header (2) and the
 // header, the length of the session (4) and ratchet's encoding of it. A
 // record whose frame is corrupt, or a session inside that does not
 // decode, is dropped with a log line: the next message makes a new
-// session. /messages/counter holds the device's counter's lease, written
+// session. A record of version 1, the layout before the flags (written
+// by an older binary), reads with the flags 0, and is written again as
+// version 2 (an older binary takes a version 2 record as corrupt, and
+// makes new sessions). /messages/counter holds the device's counter's lease, written
 // before any message uses it: the highest sent time it covers (8, Unix
 // ms; the clock plus 1 s when it was taken) and the highest seq (8; 1,000
 // past the last). Sent times and seqs are handed out from memory until

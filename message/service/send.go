@@ -234,8 +234,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 			r.sessions[i].header = nil // confirmed
 			changed = true
 		}
-		if list != nil && list.Version > r.listSent {
-			r.listSent = list.Version
+		if list != nil && r.ackList(list) {
 			changed = true
 		}
 	}
@@ -315,7 +314,7 @@ func (s *Service) sealLocked(e *peerEntry, fresh *stored, env *message.Envelope,
 		return message.Frame{}, [8]byte{}, errRefused // dropped meanwhile: the retry starts one
 	}
 	e2 := *env
-	if list != nil && list.Version > r.listSent && list.Has(s.self) {
+	if list != nil && r.listNews(list) && list.Has(s.self) {
 		e2.Devices = list
 	}
 	pt, err := e2.Encode()

@@ -7,6 +7,7 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/exopeer/exopeer/contact"
 	"github.com/exopeer/exopeer/ratchet"
 )
 
@@ -15,8 +16,13 @@ const (
 	// MaxSessions is the most sessions kept with one remote device, the
 	// newest first; the newest sends.
 	MaxSessions = 4
-	// sessionsVersion is the version byte of a stored record.
-	sessionsVersion = 1
+	// sessionsVersion is the version byte of a stored record; records
+	// of sessionsVersion1, without the flags byte, are read too.
+	sessionsVersion  = 2
+	sessionsVersion1 = 1
+	// listKeyedFlag marks, in a record's flags, that the acknowledged
+	// device list carried the mailbox key.
+	listKeyedFlag = 1
 	// maxStoredSession bounds one stored session (a session's own
 	// encoding is at most some 200 KB: 2000 skipped keys, its AD).
 	maxStoredSession = 1 << 20
@@ -49,7 +55,29 @@ type peerRecord struct {
 	// listSent is the version of this cell's device list the remote
 	// device acknowledged a message carrying (0: none).
 	listSent uint64
-	sessions []stored // newest first, at most MaxSessions
+	// listKeyed: that list carried the cell's mailbox key. A list of
+	// the same version with the key (contact.Newer's upgrade of a list
+	// an older binary signed) is news to a device that acknowledged it
+	// without.
+	listKeyed bool
+	sessions  []stored // newest first, at most MaxSessions
+}
+
+// listNews says whether l is to go to the remote device: newer than the
+// list it acknowledged, by version or, at the same version, by the
+// mailbox key that list lacked.
+func (r *peerRecord) listNews(l *contact.DeviceList) bool {
+	return l.Version > r.listSent || l.Version == r.listSent && l.Mailbox != nil && !r.listKeyed
+}
+
+// ackList records that the remote device acknowledged a message carrying
+// l; it says whether that changed the record.
+func (r *peerRecord) ackList(l *contact.DeviceList) bool {
+	if !r.listNews(l) {
+		return false
+	}
+	r.listSent, r.listKeyed = l.Version, l.Mailbox != nil
+	return true
 }
 
 func sessionKey(id peer.ID) ds.Key { return sessionsPrefix.ChildString(id.String()) }
@@ -58,7 +86,11 @@ func sessionKey(id peer.ID) ds.Key { return sessionsPrefix.ChildString(id.String
 func (r *peerRecord) encode() ([]byte, error) {
 	b := []byte{sessionsVersion}
 	b = binary.BigEndian.AppendUint64(b, r.listSent)
-	b = append(b, byte(len(r.sessions)))
+	var flags byte
+	if r.listKeyed {
+		flags |= listKeyedFlag
+	}
+	b = append(b, flags, byte(len(r.sessions)))
 	for _, st := range r.sessions {
 		enc, err := st.sess.MarshalBinary()
 		if err != nil {
@@ -76,7 +108,7 @@ func (r *peerRecord) encode() ([]byte, error) {
 // size returns the length of r's stored form (encode), computed without
 // encoding it: what the session cache counts r for.
 func (r *peerRecord) size() int {
-	n := 1 + 8 + 1
+	n := 1 + 8 + 1 + 1
 	for _, st := range r.sessions {
 		n += 8 + 2 + len(st.header) + 4 + st.sess.Size()
 	}
@@ -87,12 +119,22 @@ func (r *peerRecord) size() int {
 // dropped and counted in bad; a record whose frame is corrupt is
 // errCorruptRecord.
 func decodeRecord(b []byte) (r peerRecord, bad int, err error) {
-	if len(b) < 10 || b[0] != sessionsVersion || int(b[9]) > MaxSessions {
+	head := 10 // version, listSent, count
+	if len(b) > 0 && b[0] == sessionsVersion {
+		head = 11 // and flags
+	}
+	if len(b) < head || b[0] != sessionsVersion && b[0] != sessionsVersion1 || int(b[head-1]) > MaxSessions {
 		return peerRecord{}, 0, errCorruptRecord
 	}
 	r.listSent = binary.BigEndian.Uint64(b[1:9])
-	n := int(b[9])
-	b = b[10:]
+	if head == 11 {
+		if b[9]&^listKeyedFlag != 0 {
+			return peerRecord{}, 0, errCorruptRecord
+		}
+		r.listKeyed = b[9]&listKeyedFlag != 0
+	}
+	n := int(b[head-1])
+	b = b[head:]
 	for range n {
 		if len(b) < 10 {
 			return peerRecord{}, 0, errCorruptRecord

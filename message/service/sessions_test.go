@@ -53,7 +53,7 @@ func TestStoredSessions(t *testing.T) {
 	// The newest session's own bytes, broken: it is dropped, the others
 	// kept.
 	broken := bytes.Clone(b)
-	at := 10 + 8 + 2 + len(r.sessions[0].header) + 4 // its version byte
+	at := 11 + 8 + 2 + len(r.sessions[0].header) + 4 // its version byte
 	broken[at] = 0xee
 	got, bad, err = decodeRecord(broken)
 	if err != nil || bad != 1 || len(got.sessions) != 2 || got.sessions[0].id != r.sessions[1].id {
@@ -61,10 +61,11 @@ func TestStoredSessions(t *testing.T) {
 	}
 	for name, b := range map[string][]byte{
 		"empty":          nil,
-		"other version":  append([]byte{2}, b[1:]...),
+		"other version":  append([]byte{3}, b[1:]...),
 		"truncated":      b[:len(b)-1],
 		"trailing":       append(bytes.Clone(b), 0),
-		"too many":       append(append(bytes.Clone(b[:9]), MaxSessions+1), b[10:]...),
+		"too many":       append(append(bytes.Clone(b[:10]), MaxSessions+1), b[11:]...),
+		"unknown flag":   append(append(bytes.Clone(b[:9]), 2), b[10:]...),
 		"length too big": append(append(bytes.Clone(b[:at-4]), 0xff, 0xff, 0xff, 0xff), b[at:]...),
 	} {
 		if _, _, err := decodeRecord(b); !errors.Is(err, errCorruptRecord) {
