@@ -4,44 +4,64 @@ import (
 	"context"
 	"crypto/ecdh"
 	"errors"
+	"slices"
 	"time"
 
-	"github.com/exopeer/exopeer/cell"
+	contactservice "github.com/exopeer/exopeer/contact/service"
+	"github.com/exopeer/exopeer/message/mailbox"
 	messageservice "github.com/exopeer/exopeer/message/service"
 )
 
-// cellMailboxKeys gives the messages this cell's mailbox private keys
-// (cell/core Secret.MailboxKey) from the epoch secrets the cell holds:
-// the current epoch's first (a writer's), then the older ones held,
-// newest first, at most messageservice.MaxMailboxKeys in all. The cell
-// does not record when an epoch ended, so it gives the newest epochs
-// rather than those in force within the last 7 days (message/mailbox
-// doc.go, "Use"): a reader polls a key too many, never one too few
-// unless the cell changed epoch more than three times in 7 days.
-type cellMailboxKeys struct{ cell *cell.Service }
+// mailboxKeys gives the messages this cell's mailbox private keys from
+// the contacts' record of the keys the cell's device lists carried
+// (contactservice.MailboxKeys), by message/mailbox doc.go's rule (Use):
+// first the key a writer of this cell uses, the newest a list carried
+// (a contact holds no newer one; the current epoch's if none did yet),
+// then the others a contact may still write with, those a list carried
+// that were in force within the last mailbox.Retention (not replaced by
+// a newer one's list before), newest first; at most
+// messageservice.MaxMailboxKeys in all.
+type mailboxKeys struct{ cons *contactservice.Service }
 
-var errNoMailboxKey = errors.New("peer: the cell's mailbox key is not held")
+var errNoMailboxKey = errors.New("peer: the cell has no mailbox key")
 
-// MailboxKeys implements messageservice.MailboxKeys; it does not block.
-func (k cellMailboxKeys) MailboxKeys(context.Context, time.Time) ([]*ecdh.PrivateKey, error) {
-	r := k.cell.Roster()
-	keys := k.cell.Keys()
-	if r == nil || keys == nil {
+// MailboxKeys implements messageservice.MailboxKeys; it reads the store.
+func (k mailboxKeys) MailboxKeys(ctx context.Context, now time.Time) ([]*ecdh.PrivateKey, error) {
+	ks, err := k.cons.MailboxKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pickMailboxKeys(ks, now)
+}
+
+// pickMailboxKeys is MailboxKeys' rule on ks, oldest first.
+func pickMailboxKeys(ks []contactservice.MailboxKey, now time.Time) ([]*ecdh.PrivateKey, error) {
+	ks = slices.Clone(ks)
+	slices.SortFunc(ks, func(a, b contactservice.MailboxKey) int {
+		switch {
+		case a.Epoch > b.Epoch:
+			return -1
+		case a.Epoch < b.Epoch:
+			return 1
+		}
+		return 0
+	})
+	w := slices.IndexFunc(ks, func(k contactservice.MailboxKey) bool { return !k.Since.IsZero() })
+	if w < 0 {
+		w = slices.IndexFunc(ks, func(k contactservice.MailboxKey) bool { return k.Current })
+	}
+	if w < 0 {
 		return nil, errNoMailboxKey
 	}
-	cur, ok := keys.Secret(r.Epoch)
-	if !ok {
-		return nil, errNoMailboxKey
-	}
-	out := []*ecdh.PrivateKey{cur.MailboxKey(r.Cell)}
-	epochs := keys.Epochs()
-	for i := len(epochs) - 1; i >= 0 && len(out) < messageservice.MaxMailboxKeys; i-- {
-		if epochs[i] >= r.Epoch {
+	out := []*ecdh.PrivateKey{ks[w].Private}
+	for i, k := range ks {
+		if len(out) >= messageservice.MaxMailboxKeys {
+			break
+		}
+		if i == w || k.Since.IsZero() || (!k.Until.IsZero() && k.Until.Before(now.Add(-mailbox.Retention))) {
 			continue
 		}
-		if s, ok := keys.Secret(epochs[i]); ok {
-			out = append(out, s.MailboxKey(r.Cell))
-		}
+		out = append(out, k.Private)
 	}
 	return out, nil
 }
