@@ -120,7 +120,8 @@
 // acknowledging (deliverPending), the device leaves that message and
 // those after it (at most MailboxWriteMax a pass) in the slots of this
 // cell → the contact of the current epoch (mailbox.Epoch, the Unix
-// day), with this cell's current mailbox key and the contact's. It
+// day), with the first key MailboxKeys gives (peer: the newest this
+// cell's device lists carried) and the contact's of its list held. It
 // reads the slots first (index 0 up to the first not found): a message
 // they hold is not sealed again, so a message is written once a day at
 // most (in the next day's slots again while it is pending, which also
