@@ -1,0 +1,68 @@
+package service
+
+import (
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// readMeanwhile records d's cell's message text read, as a read receipt
+// received by the cell meanwhile does.
+func readMeanwhile(t *testing.T, d *device, text string) {
+	for _, m := range d.store.messages() {
+		if m.Text != text {
+			continue
+		}
+		m.State = Read
+		if err := d.svc.put(t.Context(), m, time.Time{}); err != nil {
+			t.Errorf("read meanwhile: %v", err)
+		}
+		return
+	}
+	t.Errorf("%s holds no %q", d.name, text)
+}
+
+// readOnReceive makes from's cell record text read (a receipt applied)
+// as to's cell records the message, before its acknowledgement leaves.
+func readOnReceive(t *testing.T, to, from *device, text string) {
+	var once sync.Once
+	to.store.mu.Lock()
+	to.store.onPut = func() { once.Do(func() { readMeanwhile(t, from, text) }) }
+	to.store.mu.Unlock()
+}
+
+// TestSendKeepsRead: a receipt applied while Send waits for its
+// acknowledgement leaves the message read: Send's "delivered" comes
+// after, and a record goes only forward (Advances).
+func TestSendKeepsRead(t *testing.T) { bubble(t, testSendKeepsRead) }
+
+func testSendKeepsRead(t *testing.T) {
+	alice, bob := courierPair(t)
+	readOnReceive(t, bob, alice, "one")
+	if _, err := alice.svc.Send(t.Context(), "Bob", "one"); err != nil {
+		t.Fatal(err)
+	}
+	if st := states(alice); st["one"] != Read {
+		t.Fatalf("alice holds %v, want read (the receipt came before the acknowledgement)", st)
+	}
+}
+
+// TestCourierKeepsRead: the same for the courier's "delivered".
+func TestCourierKeepsRead(t *testing.T) { bubble(t, testCourierKeepsRead) }
+
+func testCourierKeepsRead(t *testing.T) {
+	alice, bob := courierPair(t)
+	_ = bob.svc.Close()
+	sendPending(t, alice, "Bob", "one")
+	readOnReceive(t, bob, alice, "one")
+	bob.start(t)
+	time.Sleep(time.Minute)
+	synctest.Wait()
+	if n := alice.svc.Courier().Delivered; n != 1 {
+		t.Fatalf("alice's courier delivered %d", n)
+	}
+	if st := states(alice); st["one"] != Read {
+		t.Fatalf("alice holds %v, want read (the receipt came before the acknowledgement)", st)
+	}
+}
