@@ -214,7 +214,9 @@
 // the header or the list again, is safe to go on from). The sender writes a message's
 // record without reading it first (its ID is fresh) and gives its trait
 // Created (the time it was first recorded), so the store reads nothing
-// to keep it; the receiver reads first (a message may come again).
+// to keep it; it reads it once before "delivered", which a read receipt
+// applied meanwhile must not take back (Advances); the receiver reads
+// first (a message may come again).
 //
 // # Stored state
 //

@@ -152,10 +152,13 @@ func (s *Service) markRead(ctx context.Context, conv, dir, cell, upTo string, st
 				}
 				m.State = Read
 				// A zero Created keeps the trait's own.
-				if err := s.put(ctx, m, time.Time{}); err != nil {
+				wrote, err := s.advance(ctx, m, time.Time{})
+				if err != nil {
 					return n, err
 				}
-				n++
+				if wrote {
+					n++
+				}
 			}
 			if past || pg.Next == "" || len(pg.Hits) == 0 {
 				break

@@ -210,6 +210,9 @@ type Service struct {
 	cache   *sessionCache
 	cmu     sync.Mutex
 	counter counter
+	// smu makes a message's state read and write one step (advance),
+	// striped by the entity ID's first byte.
+	smu [16]sync.Mutex
 	// rmu guards rand, which every goroutine draws from.
 	rmu sync.Mutex
 	// framesIn counts the frames read from inbound streams and not
