@@ -66,3 +66,39 @@ func testCourierKeepsRead(t *testing.T) {
 		t.Fatalf("alice holds %v, want read (the receipt came before the acknowledgement)", st)
 	}
 }
+
+// TestReceiptLeavesPendingPending: phone wrote "one" while bob was off
+// (pending; laptop, of the same cell, delivers it after its grace);
+// laptop's "two", later, reaches bob, who reads up to it at once. His
+// receipt covers "two" only in fact: "one" never reached him. It must
+// not make "one" read, which ends its delivery: bob gets it after the
+// grace.
+func TestReceiptLeavesPendingPending(t *testing.T) { bubble(t, testReceiptLeavesPendingPending) }
+
+func testReceiptLeavesPendingPending(t *testing.T) {
+	devs := newDevices(t, "phone", "laptop", "bob")
+	phone, laptop, bob := devs[0], devs[1], devs[2]
+	oneCell(t, "", phone, laptop)
+	phone.befriend("Bob", bob)
+	laptop.befriend("Bob", bob)
+	bob.befriend("Alice", phone)
+	onClock(t, bob)
+	_ = bob.svc.Close()
+	sendPending(t, phone, "Bob", "one")
+	_ = phone.svc.Close()
+	bob.start(t)
+	send(t, laptop, "Bob", "two")
+	if got, err := bob.svc.Read(t.Context(), "Alice", ""); err != nil || got.Marked != 1 {
+		t.Fatalf("bob reads: %+v, %v", got, err)
+	}
+	time.Sleep(10 * time.Second)
+	synctest.Wait()
+	if st := states(laptop); st["two"] != Read || st["one"] == Read {
+		t.Fatalf("alice's cell holds %v, want two read, one not (bob never had it)", st)
+	}
+	time.Sleep(2 * time.Minute)
+	synctest.Wait()
+	if st := states(bob); st["one"] != Delivered {
+		t.Fatalf("bob holds %v, want one delivered after laptop's grace", st)
+	}
+}
