@@ -144,9 +144,13 @@
 // The receiving device checks a receipt as it checks an envelope (the
 // stream's device on the current list of the contact the receipt's cell
 // key names, the recipient cell its own) and records "read" each of its
-// cell's messages out to that contact at or before the key, in the
-// states sent, stored or delivered, paged as Read pages; then it
-// acknowledges. Only that contact's conversation is touched, so a
+// cell's messages out to that contact at or before the key in the
+// state delivered, paged as Read pages; then it acknowledges. A message
+// still pending (sent, stored) is left so: the key orders it before a
+// message the contact read, but it may never have reached the contact
+// (written by another device, or its delivery failing), and "read" would
+// end its delivery; one whose acknowledgement was lost is delivered
+// again and stays "delivered". Only that contact's conversation is touched, so a
 // bystander (refused before anything is read) or another contact
 // (its receipt names its own cell, or is refused) can mark nothing. A
 // receipt for messages already read, or up to a key past every

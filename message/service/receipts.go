@@ -372,14 +372,18 @@ func (s *Service) checkReceipt(pt []byte, from peer.ID, cs []contactservice.Cont
 	return r, cs[i], nil
 }
 
-// receiveReceipt records "read" this cell's messages to c at or before
+// receiveReceipt records "read" this cell's messages to c delivered at or before
 // the receipt's order key (those of c's conversation only: the
 // receipt's cell is c's) while the session's state v is written, and
 // returns the receipt's ID to acknowledge once both are on disk.
 func (s *Service) receiveReceipt(ctx context.Context, e *peerEntry, v uint64, from peer.ID, c contactservice.Contact, r *message.Receipt) (message.ID, error) {
 	own := hex.EncodeToString(r.To)
 	rec := goDo(func() error {
-		n, err := s.markRead(ctx, hex.EncodeToString(c.Cell()), Out, own, r.UpTo(), Sent, Stored, Delivered)
+		// Delivered only: a pending message (sent, stored) before the
+		// key may never have reached the contact (written by another
+		// device, or its delivery failing); read, it would no longer be
+		// delivered.
+		n, err := s.markRead(ctx, hex.EncodeToString(c.Cell()), Out, own, r.UpTo(), Delivered)
 		s.log.Debug("read receipt", "contact", c.Name, "marked", n)
 		return err
 	})
