@@ -135,6 +135,8 @@ type fakeStore struct {
 	mod map[store.EntityID]int
 	// limits, if set, makes Query apply the query's Limit (one page).
 	limits bool
+	// hits counts the hits Query returned.
+	hits int
 }
 
 // pagedWatch is a watch's query and the page it last sent.
@@ -226,6 +228,7 @@ func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) 
 			pg.Next = m.Order // the cursor: the page's last order key
 		}
 	}
+	f.hits += len(pg.Hits)
 	return pg, err
 }
 

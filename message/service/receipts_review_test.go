@@ -1,6 +1,9 @@
 package service
 
 import (
+	"fmt"
+
+	"github.com/exopeer/exopeer/message"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -100,5 +103,52 @@ func testReceiptLeavesPendingPending(t *testing.T) {
 	synctest.Wait()
 	if st := states(bob); st["one"] != Delivered {
 		t.Fatalf("bob holds %v, want one delivered after laptop's grace", st)
+	}
+}
+
+// TestReceiptCostBounded: alice has not read bob's many messages; bob
+// sends receipts in a loop, each up to alice's one message to him. Each
+// marks nothing after the first, and must cost a bounded number of
+// hits, not a page through every unread message of bob's.
+func TestReceiptCostBounded(t *testing.T) { bubble(t, testReceiptCostBounded) }
+
+func testReceiptCostBounded(t *testing.T) {
+	alice, bob := courierPair(t)
+	alice.store.mu.Lock()
+	alice.store.limits = true
+	alice.store.mu.Unlock()
+	for i := range 4 * ReadPage {
+		send(t, bob, "Alice", fmt.Sprint("bob ", i))
+	}
+	time.Sleep(time.Second) // mine after bob's, whatever their IDs
+	mine := send(t, alice, "Bob", "mine")
+	sent, author, seq, err := message.ParseOrderKey(mine.Order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Minute) // the courier's passes are done
+	synctest.Wait()
+	const loops = 10
+	alice.store.mu.Lock()
+	before := alice.store.hits
+	alice.store.mu.Unlock()
+	for i := range loops {
+		r := &message.Receipt{
+			ID: message.ID{0xee, byte(i)}, Cell: bob.list.Cell, To: alice.list.Cell, Device: bob.h.ID(),
+			Sent: sent, Author: author, Seq: seq,
+		}
+		if err := bob.svc.deliverOut(t.Context(), alice.h.ID(), outgoing{id: r.ID, rec: r}, nil, func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.store.mu.Lock()
+	hits := alice.store.hits - before
+	alice.store.mu.Unlock()
+	if st := states(alice); st["mine"] != Read {
+		t.Fatalf("alice holds mine %s", st["mine"])
+	}
+	t.Logf("%d hits", hits)
+	if per := hits / loops; per > ReadPage {
+		t.Fatalf("%d receipts cost alice %d hits (%d each) with %d unread messages in", loops, hits, per, 4*ReadPage)
 	}
 }
