@@ -150,7 +150,13 @@
 // message the contact read, but it may never have reached the contact
 // (written by another device, or its delivery failing), and "read" would
 // end its delivery; one whose acknowledgement was lost is delivered
-// again and stays "delivered". Only that contact's conversation is touched, so a
+// again and stays "delivered". A device keeps, per contact, where the
+// last receipt it applied stopped (its key and the page): one up to no
+// later key marks nothing, a later one goes on from that page, so that
+// a contact sending receipts in a loop does not have every unread
+// message in of the conversation paged through each time (the query
+// cannot tell a message in from one out); the first after a restart
+// pages from the start. Only that contact's conversation is touched, so a
 // bystander (refused before anything is read) or another contact
 // (its receipt names its own cell, or is refused) can mark nothing. A
 // receipt for messages already read, or up to a key past every

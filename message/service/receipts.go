@@ -96,7 +96,7 @@ func (s *Service) Read(ctx context.Context, name, upTo string) (Marked, error) {
 		return Marked{}, fmt.Errorf("message: read %q up to: %w", name, err)
 	}
 	conv := hex.EncodeToString(c.Cell())
-	n, err := s.markRead(ctx, conv, In, "", upTo, Delivered)
+	n, _, err := s.markRead(ctx, conv, In, "", "", upTo, Delivered)
 	if err != nil {
 		return Marked{UpTo: upTo, Marked: n}, fmt.Errorf("message: read %q: %w", name, err)
 	}
@@ -121,11 +121,12 @@ func lastQuery(c contactservice.Contact) store.Query {
 // in the direction dir (of the cell cell, hex, if not empty) in one of
 // the states at or before the order key upTo, paging through each
 // state's messages in the conversation's order, ReadPage at a time. It
-// returns how many it marked.
-func (s *Service) markRead(ctx context.Context, conv, dir, cell, upTo string, states ...string) (int, error) {
-	n := 0
+// returns how many it marked. from, if not empty, is the cursor of the
+// page to start at (one state only); resume is the cursor of the page
+// it stopped at, where a receipt up to a later key goes on.
+func (s *Service) markRead(ctx context.Context, conv, dir, cell, from, upTo string, states ...string) (n int, resume string, err error) {
 	for _, st := range states {
-		after := ""
+		after := from
 		for {
 			pg, err := s.store.Query(ctx, store.Query{
 				Type: Type, Where: []store.Predicate{
@@ -135,7 +136,7 @@ func (s *Service) markRead(ctx context.Context, conv, dir, cell, upTo string, st
 				Order: "order", Limit: ReadPage, After: after, Traits: []string{Type},
 			})
 			if err != nil {
-				return n, err
+				return n, after, err
 			}
 			past := false
 			for _, h := range pg.Hits {
@@ -154,7 +155,7 @@ func (s *Service) markRead(ctx context.Context, conv, dir, cell, upTo string, st
 				// A zero Created keeps the trait's own.
 				wrote, err := s.advance(ctx, m, time.Time{})
 				if err != nil {
-					return n, err
+					return n, after, err
 				}
 				if wrote {
 					n++
@@ -165,8 +166,9 @@ func (s *Service) markRead(ctx context.Context, conv, dir, cell, upTo string, st
 			}
 			after = pg.Next
 		}
+		resume = after
 	}
-	return n, nil
+	return n, resume, nil
 }
 
 // markUpTo records that this cell read the conversation with c up to
@@ -378,14 +380,33 @@ func (s *Service) checkReceipt(pt []byte, from peer.ID, cs []contactservice.Cont
 // returns the receipt's ID to acknowledge once both are on disk.
 func (s *Service) receiveReceipt(ctx context.Context, e *peerEntry, v uint64, from peer.ID, c contactservice.Contact, r *message.Receipt) (message.ID, error) {
 	own := hex.EncodeToString(r.To)
+	conv, upTo := hex.EncodeToString(c.Cell()), r.UpTo()
 	rec := goDo(func() error {
+		// A receipt goes on from the page the last one of the contact
+		// stopped at, and one up to no later key marks nothing: a
+		// contact sending receipts in a loop does not have the
+		// conversation's unread messages in paged through each time.
+		s.kmu.Lock()
+		last, ok := s.receipts[conv]
+		s.kmu.Unlock()
+		if ok && upTo <= last.upTo {
+			return nil
+		}
 		// Delivered only: a pending message (sent, stored) before the
 		// key may never have reached the contact (written by another
 		// device, or its delivery failing); read, it would no longer be
 		// delivered.
-		n, err := s.markRead(ctx, hex.EncodeToString(c.Cell()), Out, own, r.UpTo(), Delivered)
+		n, resume, err := s.markRead(ctx, conv, Out, own, last.resume, upTo, Delivered)
 		s.log.Debug("read receipt", "contact", c.Name, "marked", n)
-		return err
+		if err != nil {
+			return err
+		}
+		s.kmu.Lock()
+		if cur, ok := s.receipts[conv]; !ok || cur.upTo < upTo {
+			s.receipts[conv] = applied{upTo: upTo, resume: resume}
+		}
+		s.kmu.Unlock()
+		return nil
 	})
 	perr := s.persist(ctx, e, v)
 	if err := rec.wait(); err != nil {
@@ -396,6 +417,13 @@ func (s *Service) receiveReceipt(ctx context.Context, e *peerEntry, v uint64, fr
 	}
 	s.poke(from)
 	return r.ID, nil
+}
+
+// applied is where the last receipt of a contact applied on this device
+// stopped (Service.receipts): its key, and the cursor of the page it
+// stopped at.
+type applied struct {
+	upTo, resume string
 }
 
 // earliestSet is earliest where a zero a is no time yet.

@@ -226,9 +226,12 @@ type Service struct {
 	// its goroutine; ccount counts its work.
 	kmu     sync.Mutex
 	courier courierState
-	wake    chan struct{}
-	ccount  courierCounts
-	notify  network.Notifiee
+	// receipts is, per contact (cell key, hex) that sent one, where its
+	// last read receipt applied stopped (receipts.go); guarded by kmu.
+	receipts map[string]applied
+	wake     chan struct{}
+	ccount   courierCounts
+	notify   network.Notifiee
 }
 
 // New returns a Service that has started nothing.
@@ -254,6 +257,7 @@ func New(o Options) (*Service, error) {
 		courier: courierState{
 			backoff: map[string]retry{}, rbackoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},
+		receipts: map[string]applied{},
 	}, nil
 }
 
