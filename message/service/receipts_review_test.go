@@ -1,6 +1,7 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/exopeer/exopeer/message"
@@ -151,5 +152,31 @@ func testReceiptCostBounded(t *testing.T) {
 	}
 	if per := hits / (2 * loops); per > ReadPage {
 		t.Fatalf("%d receipts cost alice %d hits (%d each) with %d unread messages in", 2*loops, hits, per, 4*ReadPage)
+	}
+}
+
+// TestRecordInReadFailKeepsRead: a message in that bob read comes again
+// (an acknowledgement lost) while his store's read fails: it must stay
+// read. recordIn writes it "delivered" when the read fails, taking the
+// state back, which Advances forbids.
+func TestRecordInReadFailKeepsRead(t *testing.T) { bubble(t, testRecordInReadFailKeepsRead) }
+
+func testRecordInReadFailKeepsRead(t *testing.T) {
+	alice, bob := courierPair(t)
+	send(t, alice, "Bob", "one")
+	if _, err := bob.svc.Read(t.Context(), "Alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	again := bob.store.messages()[0]
+	again.State = Delivered
+	bob.store.mu.Lock()
+	bob.store.failGet = errors.New("fake store: the store device is not reachable")
+	bob.store.mu.Unlock()
+	_ = bob.svc.recordIn(t.Context(), again, time.Now())
+	bob.store.mu.Lock()
+	bob.store.failGet = nil
+	bob.store.mu.Unlock()
+	if st := states(bob); st["one"] != Read {
+		t.Fatalf("bob holds %v after the message came again with the store's read failing, want read", st)
 	}
 }
