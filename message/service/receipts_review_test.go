@@ -180,3 +180,34 @@ func testRecordInReadFailKeepsRead(t *testing.T) {
 		t.Fatalf("bob holds %v after the message came again with the store's read failing, want read", st)
 	}
 }
+
+// TestReadReceiptClockAhead: bob's clock is an hour ahead of alice's.
+// His own message sorts last in the conversation, so Read with no key
+// read "up to" it: alice's later messages (earlier keys) are marked read
+// in bob's cell, but the marker says read that far already and no
+// receipt goes: alice sees them delivered, never read.
+func TestReadReceiptClockAhead(t *testing.T) { bubble(t, testReadReceiptClockAhead) }
+
+func testReadReceiptClockAhead(t *testing.T) {
+	alice, bob := courierPair(t)
+	_ = bob.svc.Close()
+	bob.now = func() time.Time { return time.Now().Add(time.Hour) }
+	bob.start(t)
+	send(t, bob, "Alice", "bob's")
+	send(t, alice, "Bob", "one")
+	if _, err := bob.svc.Read(t.Context(), "Alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second)
+	synctest.Wait()
+	send(t, alice, "Bob", "two")
+	got, err := bob.svc.Read(t.Context(), "Alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second)
+	synctest.Wait()
+	if st := states(alice); st["one"] != Read || st["two"] != Read {
+		t.Fatalf("alice holds %v; bob read both (his second read: %+v)", st, got)
+	}
+}
