@@ -117,7 +117,8 @@
 //
 // A person reads a conversation up to a point, not one message at a
 // time: Read(name, upTo), upTo an order key (empty: the conversation's
-// last message), records "read" each message in at or before it that is
+// last message in: the cell's own may sort later with its clock ahead),
+// records "read" each message in at or before it that is
 // "delivered", paging through the conversation's delivered messages in
 // its order, ReadPage (64) a query and each message its own write, so
 // that a conversation of any length makes no giant write. It then

@@ -272,7 +272,7 @@ func (f *fakeStore) queryLocked(q store.Query) (store.Page, error) {
 			mk, ok = decodeMarker(e)
 			m = Message{Conversation: mk.Conversation, State: mk.State}
 		}
-		if q.After != "" && m.Order <= q.After {
+		if q.After != "" && (!q.Desc && m.Order <= q.After || q.Desc && m.Order >= q.After) {
 			ok = false
 		}
 		for _, w := range q.Where {

@@ -61,7 +61,7 @@ type Marked struct {
 }
 
 // Read marks the conversation with the contact named name read up to
-// the order key upTo (empty: its last message): every message in at or
+// the order key upTo (empty: its last message in): every message in at or
 // before it goes from delivered to read in this cell's chain, ReadPage
 // at a time, and, unless read receipts are off for the contact, the
 // courier tells the contact's cell (one receipt for the conversation,
@@ -80,14 +80,24 @@ func (s *Service) Read(ctx context.Context, name, upTo string) (Marked, error) {
 		return Marked{}, err
 	}
 	if upTo == "" {
-		pg, err := s.store.Query(ctx, lastQuery(c))
-		if err != nil {
-			return Marked{}, fmt.Errorf("message: read %q: %w", name, err)
-		}
-		for _, h := range pg.Hits {
-			if m, ok := decode(h.Entity); ok && m.Order > upTo {
-				upTo = m.Order
+		// The last message in, not this cell's own last: a device whose
+		// clock is ahead orders its own messages after the contact's
+		// later ones, and a marker that far would tell of none of them.
+		q := lastQuery(c)
+		for {
+			pg, err := s.store.Query(ctx, q)
+			if err != nil {
+				return Marked{}, fmt.Errorf("message: read %q: %w", name, err)
 			}
+			for _, h := range pg.Hits {
+				if m, ok := decode(h.Entity); ok && m.Direction == In && m.Order > upTo {
+					upTo = m.Order
+				}
+			}
+			if upTo != "" || pg.Next == "" || len(pg.Hits) == 0 {
+				break
+			}
+			q.After = pg.Next
 		}
 		if upTo == "" {
 			return Marked{}, nil
@@ -110,9 +120,10 @@ func (s *Service) Read(ctx context.Context, name, upTo string) (Marked, error) {
 	return Marked{UpTo: upTo, Marked: n, Receipt: due}, nil
 }
 
-// lastQuery is the query of the last message of the conversation with c.
+// lastQuery is the query of the last messages of the conversation with
+// c, ReadPage a page, the last first.
 func lastQuery(c contactservice.Contact) store.Query {
-	q := ConversationQuery(c.Cell(), "", 1)
+	q := ConversationQuery(c.Cell(), "", ReadPage)
 	q.Desc = true
 	return q
 }

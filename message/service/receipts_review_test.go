@@ -211,3 +211,23 @@ func testReadReceiptClockAhead(t *testing.T) {
 		t.Fatalf("alice holds %v; bob read both (his second read: %+v)", st, got)
 	}
 }
+
+// TestReadLastInPastOwnPage: Read with no key finds the last message in
+// behind more than a page of the cell's own.
+func TestReadLastInPastOwnPage(t *testing.T) { bubble(t, testReadLastInPastOwnPage) }
+
+func testReadLastInPastOwnPage(t *testing.T) {
+	alice, bob := courierPair(t)
+	send(t, alice, "Bob", "one")
+	time.Sleep(time.Second)
+	for i := range ReadPage + 2 {
+		send(t, bob, "Alice", fmt.Sprint("bob ", i))
+	}
+	bob.store.mu.Lock()
+	bob.store.limits = true
+	bob.store.mu.Unlock()
+	got, err := bob.svc.Read(t.Context(), "Alice", "")
+	if err != nil || got.Marked != 1 || !got.Receipt {
+		t.Fatalf("Read: %+v, %v; want one marked and a receipt", got, err)
+	}
+}
