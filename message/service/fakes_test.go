@@ -137,6 +137,8 @@ type fakeStore struct {
 	limits bool
 	// hits counts the hits Query returned.
 	hits int
+	// onQuery, if set, is called at each query, before it is done.
+	onQuery func()
 }
 
 // pagedWatch is a watch's query and the page it last sent.
@@ -217,7 +219,16 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 // Query answers the queries in the conversations' order with equality
 // predicates on the conversation and the state (ConversationQuery,
 // pendingQuery), in one page, Limit ignored.
-func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) {
+func (f *fakeStore) Query(ctx context.Context, q store.Query) (store.Page, error) {
+	f.mu.Lock()
+	hook := f.onQuery
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+		if err := ctx.Err(); err != nil {
+			return store.Page{}, err // a slow query outlived its context
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	pg, err := f.queryLocked(q)

@@ -231,3 +231,35 @@ func testReadLastInPastOwnPage(t *testing.T) {
 		t.Fatalf("Read: %+v, %v; want one marked and a receipt", got, err)
 	}
 }
+
+// TestSlowReceiptGetsThrough: alice's store is slow (a page takes a
+// third of the delivery timeout) and she has not read bob's many
+// messages: marking one receipt takes longer than the timeout, so it is
+// refused and sent again. Each try must go on from where the last one
+// stopped, and her message become read, not page from the start each
+// time and never reach it.
+func TestSlowReceiptGetsThrough(t *testing.T) { bubble(t, testSlowReceiptGetsThrough) }
+
+func testSlowReceiptGetsThrough(t *testing.T) {
+	alice, bob := courierPair(t)
+	for i := range 4 * ReadPage {
+		send(t, bob, "Alice", fmt.Sprint("bob ", i))
+	}
+	time.Sleep(time.Second)
+	send(t, alice, "Bob", "mine")
+	alice.store.mu.Lock()
+	alice.store.limits = true
+	alice.store.onQuery = func() { time.Sleep(alice.svc.cfg.Timeout / 3) }
+	alice.store.mu.Unlock()
+	if _, err := bob.svc.Read(t.Context(), "Alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Hour)
+	synctest.Wait()
+	alice.store.mu.Lock()
+	alice.store.onQuery = nil
+	alice.store.mu.Unlock()
+	if st := states(alice); st["mine"] != Read {
+		t.Fatalf("alice holds mine %s after an hour of bob's receipt", st["mine"])
+	}
+}
