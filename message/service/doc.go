@@ -156,8 +156,9 @@
 // later key marks nothing, a later one goes on from that page, so that
 // a contact sending receipts in a loop does not have every unread
 // message in of the conversation paged through each time (the query
-// cannot tell a message in from one out); the first after a restart
-// pages from the start. Only that contact's conversation is touched, so a
+// cannot tell a message in from one out), and one cut short by
+// Config.Timeout goes on, sent again, from the page it stopped at; the
+// first after a restart pages from the start. Only that contact's conversation is touched, so a
 // bystander (refused before anything is read) or another contact
 // (its receipt names its own cell, or is refused) can mark nothing. A
 // receipt for messages already read, or up to a key past every

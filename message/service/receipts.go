@@ -409,15 +409,21 @@ func (s *Service) receiveReceipt(ctx context.Context, e *peerEntry, v uint64, fr
 		// delivered.
 		n, resume, err := s.markRead(ctx, conv, Out, own, last.resume, upTo, Delivered)
 		s.log.Debug("read receipt", "contact", c.Name, "marked", n)
-		if err != nil {
-			return err
-		}
 		s.kmu.Lock()
-		if cur, ok := s.receipts[conv]; !ok || cur.upTo < upTo {
-			s.receipts[conv] = applied{upTo: upTo, resume: resume}
+		defer s.kmu.Unlock()
+		cur, had := s.receipts[conv]
+		switch {
+		case err == nil:
+			if !had || cur.upTo < upTo {
+				s.receipts[conv] = applied{upTo: upTo, resume: resume}
+			}
+		case had == ok && cur == last && resume != last.resume:
+			// Cut short (Config.Timeout): the pages before resume are
+			// done, and the receipt, sent again, goes on from there
+			// rather than paging from the start each time.
+			s.receipts[conv] = applied{upTo: last.upTo, resume: resume}
 		}
-		s.kmu.Unlock()
-		return nil
+		return err
 	})
 	perr := s.persist(ctx, e, v)
 	if err := rec.wait(); err != nil {
