@@ -6,6 +6,7 @@ import (
 
 	"github.com/exopeer/exopeer/message"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -261,5 +262,44 @@ func testSlowReceiptGetsThrough(t *testing.T) {
 	alice.store.mu.Unlock()
 	if st := states(alice); st["mine"] != Read {
 		t.Fatalf("alice holds mine %s after an hour of bob's receipt", st["mine"])
+	}
+}
+
+// TestReadMarkerNeverLowered: two Reads of one device race: the one up
+// to "one" read the marker (none) before the one up to "two" wrote it,
+// and writes its own after: the marker must stay at "two" (doc.go:
+// "never lowered by this device"), or the receipt tells alice of "one"
+// only.
+func TestReadMarkerNeverLowered(t *testing.T) { bubble(t, testReadMarkerNeverLowered) }
+
+func testReadMarkerNeverLowered(t *testing.T) {
+	alice, bob := courierPair(t)
+	one := send(t, alice, "Bob", "one")
+	two := send(t, alice, "Bob", "two")
+	readMeanwhile(t, bob, "one") // so that Read up to one writes the marker only
+	var fired atomic.Bool
+	bob.store.mu.Lock()
+	bob.store.onPut = func() {
+		if fired.CompareAndSwap(false, true) {
+			go func() {
+				if _, err := bob.svc.Read(t.Context(), "Alice", two.Order); err != nil {
+					t.Error(err)
+				}
+			}()
+			time.Sleep(time.Second) // the other Read runs (or waits)
+		}
+	}
+	bob.store.mu.Unlock()
+	if _, err := bob.svc.Read(t.Context(), "Alice", one.Order); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Wait()
+	if mk := readMarker(t, bob, alice); mk.UpTo != two.Order {
+		t.Fatalf("bob's marker up to %s, want %s (two)", mk.UpTo, two.Order)
+	}
+	time.Sleep(10 * time.Second)
+	synctest.Wait()
+	if st := states(alice); st["two"] != Read {
+		t.Fatalf("alice holds %v, want two read", st)
 	}
 }
