@@ -186,6 +186,14 @@ func (s *Service) markRead(ctx context.Context, conv, dir, cell, from, upTo stri
 // upTo, unless its marker says as far already; it reports whether a
 // receipt is due (receipts on for c, something newer read).
 func (s *Service) markUpTo(ctx context.Context, c contactservice.Contact, upTo string) (bool, error) {
+	// The marker's read and write are one step for this device: a
+	// Read up to an earlier key never lowers a later one's.
+	select {
+	case s.mmu <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-s.mmu }()
 	id := store.EntityID(message.ReadEntityOf(c.Cell()))
 	old, ok, err := s.getMarker(ctx, id)
 	if err != nil {

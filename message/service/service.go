@@ -213,6 +213,9 @@ type Service struct {
 	// smu makes a message's state read and write one step (advance),
 	// striped by the entity ID's first byte.
 	smu [16]sync.Mutex
+	// mmu (one slot) makes a read marker's read and write one step
+	// (markUpTo).
+	mmu chan struct{}
 	// rmu guards rand, which every goroutine draws from.
 	rmu sync.Mutex
 	// framesIn counts the frames read from inbound streams and not
@@ -258,6 +261,7 @@ func New(o Options) (*Service, error) {
 			backoff: map[string]retry{}, rbackoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},
 		receipts: map[string]applied{},
+		mmu:      make(chan struct{}, 1),
 	}, nil
 }
 
