@@ -433,7 +433,7 @@ type ClientInterface interface {
 	// ConversationsReadWithBody mark the conversation with a contact read up to a message
 	//
 	// Every message in of the conversation at or before upTo (an order
-	// key; absent: the conversation's last message) goes from
+	// key; absent: the conversation's last message in) goes from
 	// delivered to read on every device of this cell. Unless read
 	// receipts are off for the contact, a device of this cell then
 	// tells the contact's cell (one receipt for the conversation,
@@ -449,7 +449,7 @@ type ClientInterface interface {
 	// ConversationsRead mark the conversation with a contact read up to a message
 	//
 	// Every message in of the conversation at or before upTo (an order
-	// key; absent: the conversation's last message) goes from
+	// key; absent: the conversation's last message in) goes from
 	// delivered to read on every device of this cell. Unless read
 	// receipts are off for the contact, a device of this cell then
 	// tells the contact's cell (one receipt for the conversation,
@@ -1433,7 +1433,7 @@ func (c *Raw) ContactsVerify(ctx context.Context, name string, body ContactsVeri
 // ConversationsReadWithBody mark the conversation with a contact read up to a message
 //
 // Every message in of the conversation at or before upTo (an order
-// key; absent: the conversation's last message) goes from
+// key; absent: the conversation's last message in) goes from
 // delivered to read on every device of this cell. Unless read
 // receipts are off for the contact, a device of this cell then
 // tells the contact's cell (one receipt for the conversation,
@@ -1459,7 +1459,7 @@ func (c *Raw) ConversationsReadWithBody(ctx context.Context, name string, conten
 // ConversationsRead mark the conversation with a contact read up to a message
 //
 // Every message in of the conversation at or before upTo (an order
-// key; absent: the conversation's last message) goes from
+// key; absent: the conversation's last message in) goes from
 // delivered to read on every device of this cell. Unless read
 // receipts are off for the contact, a device of this cell then
 // tells the contact's cell (one receipt for the conversation,
@@ -4291,7 +4291,7 @@ type ClientWithResponsesInterface interface {
 	// ConversationsReadWithBodyWithResponse mark the conversation with a contact read up to a message
 	//
 	// Every message in of the conversation at or before upTo (an order
-	// key; absent: the conversation's last message) goes from
+	// key; absent: the conversation's last message in) goes from
 	// delivered to read on every device of this cell. Unless read
 	// receipts are off for the contact, a device of this cell then
 	// tells the contact's cell (one receipt for the conversation,
@@ -4307,7 +4307,7 @@ type ClientWithResponsesInterface interface {
 	// ConversationsReadWithResponse mark the conversation with a contact read up to a message
 	//
 	// Every message in of the conversation at or before upTo (an order
-	// key; absent: the conversation's last message) goes from
+	// key; absent: the conversation's last message in) goes from
 	// delivered to read on every device of this cell. Unless read
 	// receipts are off for the contact, a device of this cell then
 	// tells the contact's cell (one receipt for the conversation,
@@ -9001,7 +9001,7 @@ func (c *ClientWithResponses) ContactsVerifyWithResponse(ctx context.Context, na
 // ConversationsReadWithBodyWithResponse mark the conversation with a contact read up to a message
 //
 // Every message in of the conversation at or before upTo (an order
-// key; absent: the conversation's last message) goes from
+// key; absent: the conversation's last message in) goes from
 // delivered to read on every device of this cell. Unless read
 // receipts are off for the contact, a device of this cell then
 // tells the contact's cell (one receipt for the conversation,
@@ -9023,7 +9023,7 @@ func (c *ClientWithResponses) ConversationsReadWithBodyWithResponse(ctx context.
 // ConversationsReadWithResponse mark the conversation with a contact read up to a message
 //
 // Every message in of the conversation at or before upTo (an order
-// key; absent: the conversation's last message) goes from
+// key; absent: the conversation's last message in) goes from
 // delivered to read on every device of this cell. Unless read
 // receipts are off for the contact, a device of this cell then
 // tells the contact's cell (one receipt for the conversation,

@@ -90,11 +90,19 @@ func (rt *routes) ContactsVerify(w http.ResponseWriter, r *http.Request, name st
 
 // ContactsReceipts implements api.ServerInterface.
 func (rt *routes) ContactsReceipts(w http.ResponseWriter, r *http.Request, name string) {
-	var req api.ContactReceiptsRequest
+	// api.ContactReceiptsRequest with "on" required: a missing one is
+	// refused, not taken as false (off).
+	var req struct {
+		On *bool `json:"on"`
+	}
 	if !readJSON(w, r, maxRequestBody, &req) {
 		return
 	}
-	c, err := rt.node.Contacts().SetReceipts(r.Context(), name, req.On)
+	if req.On == nil {
+		writeProblem(w, http.StatusBadRequest, api.ProblemBadRequest, `"on" is required`)
+		return
+	}
+	c, err := rt.node.Contacts().SetReceipts(r.Context(), name, *req.On)
 	if err != nil {
 		writeContactErr(w, err)
 		return

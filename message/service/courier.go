@@ -466,7 +466,7 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 			// number of them hides the contact's later messages.
 			s.log.Warn("pending message undeliverable", "id", m.ID, "err", err)
 			cur.State = Undeliverable
-			if err := s.put(ctx, cur, time.Time{}); err != nil {
+			if _, err := s.advance(ctx, cur, time.Time{}); err != nil {
 				s.log.Warn("undeliverable state not recorded", "id", m.ID, "err", err)
 				return s.failedContact(conv, now), false
 			}
@@ -501,8 +501,9 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 		delete(s.courier.backoff, conv)
 		s.kmu.Unlock()
 		m.State = Delivered
-		// A zero Created keeps the trait's own (the store reads it).
-		if err := s.put(ctx, m, time.Time{}); err != nil {
+		// A zero Created keeps the trait's own (the store reads it); a
+		// receipt applied meanwhile left it read: kept.
+		if _, err := s.advance(ctx, m, time.Time{}); err != nil {
 			s.log.Warn("delivered state not recorded", "id", m.ID, "err", err)
 			return s.failedContact(conv, now), false
 		}

@@ -118,7 +118,8 @@
 //
 // A person reads a conversation up to a point, not one message at a
 // time: Read(name, upTo), upTo an order key (empty: the conversation's
-// last message), records "read" each message in at or before it that is
+// last message in: the cell's own may sort later with its clock ahead),
+// records "read" each message in at or before it that is
 // "delivered", paging through the conversation's delivered messages in
 // its order, ReadPage (64) a query and each message its own write, so
 // that a conversation of any length makes no giant write. It then
@@ -145,9 +146,20 @@
 // The receiving device checks a receipt as it checks an envelope (the
 // stream's device on the current list of the contact the receipt's cell
 // key names, the recipient cell its own) and records "read" each of its
-// cell's messages out to that contact at or before the key, in the
-// states sent, stored or delivered, paged as Read pages; then it
-// acknowledges. Only that contact's conversation is touched, so a
+// cell's messages out to that contact at or before the key in the
+// state delivered, paged as Read pages; then it acknowledges. A message
+// still pending (sent, stored) is left so: the key orders it before a
+// message the contact read, but it may never have reached the contact
+// (written by another device, or its delivery failing), and "read" would
+// end its delivery; one whose acknowledgement was lost is delivered
+// again and stays "delivered". A device keeps, per contact, where the
+// last receipt it applied stopped (its key and the page): one up to no
+// later key marks nothing, a later one goes on from that page, so that
+// a contact sending receipts in a loop does not have every unread
+// message in of the conversation paged through each time (the query
+// cannot tell a message in from one out), and one cut short by
+// Config.Timeout goes on, sent again, from the page it stopped at; the
+// first after a restart pages from the start. Only that contact's conversation is touched, so a
 // bystander (refused before anything is read) or another contact
 // (its receipt names its own cell, or is refused) can mark nothing. A
 // receipt for messages already read, or up to a key past every
@@ -353,7 +365,9 @@
 // the header or the list again, is safe to go on from). The sender writes a message's
 // record without reading it first (its ID is fresh) and gives its trait
 // Created (the time it was first recorded), so the store reads nothing
-// to keep it; the receiver reads first (a message may come again).
+// to keep it; it reads it once before "delivered", which a read receipt
+// applied meanwhile must not take back (Advances); the receiver reads
+// first (a message may come again).
 //
 // # Stored state
 //

@@ -135,6 +135,10 @@ type fakeStore struct {
 	mod map[store.EntityID]int
 	// limits, if set, makes Query apply the query's Limit (one page).
 	limits bool
+	// hits counts the hits Query returned.
+	hits int
+	// onQuery, if set, is called at each query, before it is done.
+	onQuery func()
 }
 
 // pagedWatch is a watch's query and the page it last sent.
@@ -215,7 +219,16 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 // Query answers the queries in the conversations' order with equality
 // predicates on the conversation and the state (ConversationQuery,
 // pendingQuery), in one page, Limit ignored.
-func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) {
+func (f *fakeStore) Query(ctx context.Context, q store.Query) (store.Page, error) {
+	f.mu.Lock()
+	hook := f.onQuery
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+		if err := ctx.Err(); err != nil {
+			return store.Page{}, err // a slow query outlived its context
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	pg, err := f.queryLocked(q)
@@ -226,6 +239,7 @@ func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) 
 			pg.Next = m.Order // the cursor: the page's last order key
 		}
 	}
+	f.hits += len(pg.Hits)
 	return pg, err
 }
 
@@ -269,7 +283,7 @@ func (f *fakeStore) queryLocked(q store.Query) (store.Page, error) {
 			mk, ok = decodeMarker(e)
 			m = Message{Conversation: mk.Conversation, State: mk.State}
 		}
-		if q.After != "" && m.Order <= q.After {
+		if q.After != "" && (!q.Desc && m.Order <= q.After || q.Desc && m.Order >= q.After) {
 			ok = false
 		}
 		for _, w := range q.Where {

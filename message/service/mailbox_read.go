@@ -225,7 +225,7 @@ func (s *Service) ackedOut(ctx context.Context, own []byte, id message.ID) bool 
 	if m.Direction != Out {
 		return true
 	}
-	if s.advance(ctx, ent, Delivered) {
+	if s.advanceTo(ctx, ent, Delivered) {
 		s.mcount.acked.Add(1)
 	}
 	return true

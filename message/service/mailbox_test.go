@@ -160,7 +160,7 @@ func testMailboxNeverDowngrades(t *testing.T) {
 	if es := slotEntries(t, m, slotOf(t, alice, bob, 0)); len(es) != 0 {
 		t.Fatalf("a delivered message written to the slot: %d entries", len(es))
 	}
-	if alice.svc.advance(t.Context(), sent.Entity, Stored) {
+	if alice.svc.advanceTo(t.Context(), sent.Entity, Stored) {
 		t.Fatal("advance wrote stored over delivered")
 	}
 	if got := held(t, alice, Delivered); !slices.Equal(got, []string{"one"}) {

@@ -87,7 +87,7 @@ func (s *Service) mailboxStore(ctx context.Context, c contactservice.Contact, ms
 	}
 	for id := range there {
 		if m, ok := byID[id]; ok {
-			if s.advance(ctx, m.Entity, Stored) {
+			if s.advanceTo(ctx, m.Entity, Stored) {
 				s.mcount.stored.Add(1)
 			}
 		}
@@ -260,18 +260,19 @@ func (s *Service) mailboxAppend(ctx context.Context, pair mailbox.Pair, from, to
 	return present, nil
 }
 
-// advance records the message of entity id in state next if its state
-// now Advances to it (read before the write: the store's last write
-// wins). It reports whether it wrote.
-func (s *Service) advance(ctx context.Context, id store.EntityID, next string) bool {
+// advanceTo records the message of entity id in state next if its
+// state now Advances to it (advance: read and write one step for this
+// device). It reports whether it wrote.
+func (s *Service) advanceTo(ctx context.Context, id store.EntityID, next string) bool {
 	cur, err := s.get(ctx, id)
-	if err != nil || !Advances(cur.State, next) {
+	if err != nil {
 		return false
 	}
 	cur.State = next
-	if err := s.put(ctx, cur, time.Time{}); err != nil {
+	wrote, err := s.advance(ctx, cur, time.Time{})
+	if err != nil {
 		s.log.Warn("message state not recorded", "id", cur.ID, "state", next, "err", err)
 		return false
 	}
-	return true
+	return wrote
 }

@@ -61,7 +61,7 @@ type Marked struct {
 }
 
 // Read marks the conversation with the contact named name read up to
-// the order key upTo (empty: its last message): every message in at or
+// the order key upTo (empty: its last message in): every message in at or
 // before it goes from delivered to read in this cell's chain, ReadPage
 // at a time, and, unless read receipts are off for the contact, the
 // courier tells the contact's cell (one receipt for the conversation,
@@ -80,14 +80,24 @@ func (s *Service) Read(ctx context.Context, name, upTo string) (Marked, error) {
 		return Marked{}, err
 	}
 	if upTo == "" {
-		pg, err := s.store.Query(ctx, lastQuery(c))
-		if err != nil {
-			return Marked{}, fmt.Errorf("message: read %q: %w", name, err)
-		}
-		for _, h := range pg.Hits {
-			if m, ok := decode(h.Entity); ok && m.Order > upTo {
-				upTo = m.Order
+		// The last message in, not this cell's own last: a device whose
+		// clock is ahead orders its own messages after the contact's
+		// later ones, and a marker that far would tell of none of them.
+		q := lastQuery(c)
+		for {
+			pg, err := s.store.Query(ctx, q)
+			if err != nil {
+				return Marked{}, fmt.Errorf("message: read %q: %w", name, err)
 			}
+			for _, h := range pg.Hits {
+				if m, ok := decode(h.Entity); ok && m.Direction == In && m.Order > upTo {
+					upTo = m.Order
+				}
+			}
+			if upTo != "" || pg.Next == "" || len(pg.Hits) == 0 {
+				break
+			}
+			q.After = pg.Next
 		}
 		if upTo == "" {
 			return Marked{}, nil
@@ -96,7 +106,7 @@ func (s *Service) Read(ctx context.Context, name, upTo string) (Marked, error) {
 		return Marked{}, fmt.Errorf("message: read %q up to: %w", name, err)
 	}
 	conv := hex.EncodeToString(c.Cell())
-	n, err := s.markRead(ctx, conv, In, "", upTo, Delivered)
+	n, _, err := s.markRead(ctx, conv, In, "", "", upTo, Delivered)
 	if err != nil {
 		return Marked{UpTo: upTo, Marked: n}, fmt.Errorf("message: read %q: %w", name, err)
 	}
@@ -110,9 +120,10 @@ func (s *Service) Read(ctx context.Context, name, upTo string) (Marked, error) {
 	return Marked{UpTo: upTo, Marked: n, Receipt: due}, nil
 }
 
-// lastQuery is the query of the last message of the conversation with c.
+// lastQuery is the query of the last messages of the conversation with
+// c, ReadPage a page, the last first.
 func lastQuery(c contactservice.Contact) store.Query {
-	q := ConversationQuery(c.Cell(), "", 1)
+	q := ConversationQuery(c.Cell(), "", ReadPage)
 	q.Desc = true
 	return q
 }
@@ -121,11 +132,12 @@ func lastQuery(c contactservice.Contact) store.Query {
 // in the direction dir (of the cell cell, hex, if not empty) in one of
 // the states at or before the order key upTo, paging through each
 // state's messages in the conversation's order, ReadPage at a time. It
-// returns how many it marked.
-func (s *Service) markRead(ctx context.Context, conv, dir, cell, upTo string, states ...string) (int, error) {
-	n := 0
+// returns how many it marked. from, if not empty, is the cursor of the
+// page to start at (one state only); resume is the cursor of the page
+// it stopped at, where a receipt up to a later key goes on.
+func (s *Service) markRead(ctx context.Context, conv, dir, cell, from, upTo string, states ...string) (n int, resume string, err error) {
 	for _, st := range states {
-		after := ""
+		after := from
 		for {
 			pg, err := s.store.Query(ctx, store.Query{
 				Type: Type, Where: []store.Predicate{
@@ -135,7 +147,7 @@ func (s *Service) markRead(ctx context.Context, conv, dir, cell, upTo string, st
 				Order: "order", Limit: ReadPage, After: after, Traits: []string{Type},
 			})
 			if err != nil {
-				return n, err
+				return n, after, err
 			}
 			past := false
 			for _, h := range pg.Hits {
@@ -152,24 +164,36 @@ func (s *Service) markRead(ctx context.Context, conv, dir, cell, upTo string, st
 				}
 				m.State = Read
 				// A zero Created keeps the trait's own.
-				if err := s.put(ctx, m, time.Time{}); err != nil {
-					return n, err
+				wrote, err := s.advance(ctx, m, time.Time{})
+				if err != nil {
+					return n, after, err
 				}
-				n++
+				if wrote {
+					n++
+				}
 			}
 			if past || pg.Next == "" || len(pg.Hits) == 0 {
 				break
 			}
 			after = pg.Next
 		}
+		resume = after
 	}
-	return n, nil
+	return n, resume, nil
 }
 
 // markUpTo records that this cell read the conversation with c up to
 // upTo, unless its marker says as far already; it reports whether a
 // receipt is due (receipts on for c, something newer read).
 func (s *Service) markUpTo(ctx context.Context, c contactservice.Contact, upTo string) (bool, error) {
+	// The marker's read and write are one step for this device: a
+	// Read up to an earlier key never lowers a later one's.
+	select {
+	case s.mmu <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-s.mmu }()
 	id := store.EntityID(message.ReadEntityOf(c.Cell()))
 	old, ok, err := s.getMarker(ctx, id)
 	if err != nil {
@@ -369,15 +393,44 @@ func (s *Service) checkReceipt(pt []byte, from peer.ID, cs []contactservice.Cont
 	return r, cs[i], nil
 }
 
-// receiveReceipt records "read" this cell's messages to c at or before
+// receiveReceipt records "read" this cell's messages to c delivered at or before
 // the receipt's order key (those of c's conversation only: the
 // receipt's cell is c's) while the session's state v is written, and
 // returns the receipt's ID to acknowledge once both are on disk.
 func (s *Service) receiveReceipt(ctx context.Context, e *peerEntry, v uint64, from peer.ID, c contactservice.Contact, r *message.Receipt) (message.ID, error) {
 	own := hex.EncodeToString(r.To)
+	conv, upTo := hex.EncodeToString(c.Cell()), r.UpTo()
 	rec := goDo(func() error {
-		n, err := s.markRead(ctx, hex.EncodeToString(c.Cell()), Out, own, r.UpTo(), Sent, Stored, Delivered)
+		// A receipt goes on from the page the last one of the contact
+		// stopped at, and one up to no later key marks nothing: a
+		// contact sending receipts in a loop does not have the
+		// conversation's unread messages in paged through each time.
+		s.kmu.Lock()
+		last, ok := s.receipts[conv]
+		s.kmu.Unlock()
+		if ok && upTo <= last.upTo {
+			return nil
+		}
+		// Delivered only: a pending message (sent, stored) before the
+		// key may never have reached the contact (written by another
+		// device, or its delivery failing); read, it would no longer be
+		// delivered.
+		n, resume, err := s.markRead(ctx, conv, Out, own, last.resume, upTo, Delivered)
 		s.log.Debug("read receipt", "contact", c.Name, "marked", n)
+		s.kmu.Lock()
+		defer s.kmu.Unlock()
+		cur, had := s.receipts[conv]
+		switch {
+		case err == nil:
+			if !had || cur.upTo < upTo {
+				s.receipts[conv] = applied{upTo: upTo, resume: resume}
+			}
+		case had == ok && cur == last && resume != last.resume:
+			// Cut short (Config.Timeout): the pages before resume are
+			// done, and the receipt, sent again, goes on from there
+			// rather than paging from the start each time.
+			s.receipts[conv] = applied{upTo: last.upTo, resume: resume}
+		}
 		return err
 	})
 	perr := s.persist(ctx, e, v)
@@ -389,6 +442,13 @@ func (s *Service) receiveReceipt(ctx context.Context, e *peerEntry, v uint64, fr
 	}
 	s.poke(from)
 	return r.ID, nil
+}
+
+// applied is where the last receipt of a contact applied on this device
+// stopped (Service.receipts): its key, and the cursor of the page it
+// stopped at.
+type applied struct {
+	upTo, resume string
 }
 
 // earliestSet is earliest where a zero a is no time yet.

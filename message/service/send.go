@@ -81,8 +81,15 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 			// any, go at the courier's next pass, not its next retry.
 			s.resetContact(m.Conversation)
 			m.State = Delivered
-			if err := s.put(ctx, m, created); err != nil {
+			// A receipt applied meanwhile left it read: kept.
+			wrote, err := s.advance(ctx, m, created)
+			if err != nil {
 				return m, err
+			}
+			if !wrote {
+				if cur, err := s.get(ctx, m.Entity); err == nil {
+					m.State = cur.State
+				}
 			}
 			s.wakeCourier()
 			return m, nil

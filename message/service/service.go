@@ -288,6 +288,12 @@ type Service struct {
 	cache   *sessionCache
 	cmu     sync.Mutex
 	counter counter
+	// smu makes a message's state read and write one step (advance),
+	// striped by the entity ID's first byte.
+	smu [16]sync.Mutex
+	// mmu (one slot) makes a read marker's read and write one step
+	// (markUpTo).
+	mmu chan struct{}
 	// rmu guards rand, which every goroutine draws from.
 	rmu sync.Mutex
 	// framesIn counts the frames read from inbound streams and not
@@ -301,9 +307,12 @@ type Service struct {
 	// its goroutine; ccount counts its work.
 	kmu     sync.Mutex
 	courier courierState
-	wake    chan struct{}
-	ccount  courierCounts
-	notify  network.Notifiee
+	// receipts is, per contact (cell key, hex) that sent one, where its
+	// last read receipt applied stopped (receipts.go); guarded by kmu.
+	receipts map[string]applied
+	wake     chan struct{}
+	ccount   courierCounts
+	notify   network.Notifiee
 
 	// run names this run of the service (random, never zero): only the
 	// sessions it makes seal (restore.go).
@@ -356,6 +365,8 @@ func New(o Options) (*Service, error) {
 		courier: courierState{
 			backoff: map[string]retry{}, rbackoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},
+		receipts: map[string]applied{},
+		mmu:      make(chan struct{}, 1),
 	}, nil
 }
 
