@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -208,5 +209,55 @@ func testSweepBounded(t *testing.T) {
 	}
 	if !alice.has(t, bob.h.ID()) {
 		t.Fatal("bob's record dropped")
+	}
+}
+
+// TestDropCountsNoBytesOfARemovedEntry: a sweep takes a device's entry
+// out of the cache (its size off the cache's bytes) before it can take
+// the entry's lock; a delivery that holds the lock meanwhile steps the
+// session (sealLocked, then step) and counts the entry's size in the
+// cache's bytes again, for an entry the cache no longer holds: the
+// bytes are never taken off, and the cache, counting more than it
+// holds, evicts early for ever after. The cache's bytes are to be the
+// sizes of the entries it holds.
+func TestDropCountsNoBytesOfARemovedEntry(t *testing.T) {
+	bubble(t, testDropCountsNoBytesOfARemovedEntry)
+}
+
+func testDropCountsNoBytesOfARemovedEntry(t *testing.T) {
+	alice, _, bob2, _ := twoDeviceBob(t)
+	ctx := t.Context()
+	if _, err := bob2.svc.Send(ctx, "Alice", "from bob2"); err != nil {
+		t.Fatalf("bob2 sends: %v", err)
+	}
+	synctest.Wait()
+	id := bob2.h.ID()
+	c := alice.svc.cache
+	// A delivery to bob2 holds the entry and its lock (it read the list
+	// before the removal).
+	e := c.acquire(id)
+	if err := alice.svc.lockEntry(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- alice.svc.dropDevice(ctx, id) }()
+	for alice.cached(id) {
+		runtime.Gosched()
+	}
+	c.step(e) // the delivery's seal
+	e.mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.release(e)
+	c.mu.Lock()
+	held := 0
+	for _, x := range c.m {
+		held += x.size
+	}
+	bytes := c.bytes
+	c.mu.Unlock()
+	if bytes != held {
+		t.Fatalf("the cache counts %d bytes, its entries hold %d: the dropped entry's size stayed counted", bytes, held)
 	}
 }
