@@ -127,8 +127,18 @@
 //	4 refusal    empty: refused, with no detail (not a contact, a device
 //	             not on its current list, a message that does not open, a
 //	             bad envelope)
+//	5 busy       empty: not now; the receiver's quotas (its rate for the
+//	             sender's cell, a daily budget) turned the frame away
+//	             before opening it: nothing was recorded and the session
+//	             is as good as before (the sender keeps it, takes the
+//	             message as not delivered, and tries again later, backing
+//	             off, not at once)
 //
-// The sender writes only kinds 1 and 2, the receiver only 3 and 4.
+// The sender writes only kinds 1 and 2, the receiver only 3 to 5. A
+// refusal tells the sender its session may be lost (it drops it and
+// makes a new one from the receiver's prekeys); busy does not, so that
+// a receiver's quotas cost neither side a handshake nor the receiver a
+// one-time prekey.
 //
 // A stream carries a sequence of exchanges, pipelined: the sender may
 // write up to Window = 32 frames without waiting for their answers (no
@@ -140,7 +150,7 @@
 // reads no more than Window frames ahead of its answers (and, across a
 // peer's streams, no more than its own bound on the frames it holds:
 // 128 for this implementation); the rest wait in the transport, whose
-// flow control pushes back on the sender. A refusal answers one frame
+// flow control pushes back on the sender. A refusal or busy answers one frame
 // only: the frames after it are read and answered as usual, the stream
 // goes on. A peer that is on no contact's current device list gets one
 // refusal before anything is read, then the stream's end; one taken off

@@ -40,7 +40,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 // FuzzDecodeFrame: any bytes are a frame or an error; a frame that
 // decodes encodes to the same bytes.
 func FuzzDecodeFrame(f *testing.F) {
-	for _, fr := range []Frame{Ack(ID{1}), Refusal(), {Kind: KindSession, Body: []byte("x")}} {
+	for _, fr := range []Frame{Ack(ID{1}), Refusal(), Busy(), {Kind: KindSession, Body: []byte("x")}} {
 		b, err := fr.Encode()
 		if err != nil {
 			f.Fatal(err)

@@ -151,8 +151,9 @@ var DevicesSchema = Schema{
 // time and this cell's received time, the order key that sorts the
 // conversation (message.OrderKey), the text, and the state
 // (message/service/states.go: "sent": recorded, not yet acknowledged
-// by the contact's cell; "stored": also left in a blind mailbox;
-// "delivered": acknowledged, or, for a message in, recorded; "read":
+// by the contact's cell; "stored": also left in a blind mailbox for
+// the contact, still pending; "delivered": acknowledged, directly or by
+// an ack in a blind mailbox, or, for a message in, recorded; "read":
 // read by its recipient, told by a read receipt for a message out;
 // "undeliverable": a pending record that makes no valid envelope). Its entity ID is
 // derived from the sender's cell key and the message ID

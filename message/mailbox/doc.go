@@ -70,24 +70,41 @@
 // own sequence number. Nonces are random, not counters: two writers (the
 // sender's devices, the reader emptying the slot) may seal at the same
 // sequence number. Anything that does not authenticate is ErrOpen, with
-// no detail. The entry list, version 1, big-endian:
+// no detail. The entry list, version 2, big-endian:
 //
-//	version (1) = 1
+//	version (1) = 2
 //	count (1): at most 64 (MaxEntries), 0 for a slot emptied by its reader
 //	count times:
+//	    kind (1): 1 a frame (KindFrame), 2 an ack (KindAck)
 //	    message ID (16, message.ID): distinct within the list
-//	    length (2): 1 to MaxFrame (16,324)
-//	    frame (length): the frame (message/doc.go: an initial or session
-//	                    frame) the sender would have delivered directly
+//	    for a frame only:
+//	        length (1): 1 to MaxPeerID (64), then the peer ID of the
+//	                    device of the writing cell that sealed the frame
+//	        length (1): 1 to 64, then the peer ID of the device of the
+//	                    reading cell the frame is for
+//	        length (2): 1 to MaxFrame (16,193)
+//	        frame (length): the frame (message/doc.go: an initial or session
+//	                    frame) the sealing device would have delivered
+//	                    directly to the target device
+//	    an ack has nothing more: the writing cell recorded the message of
+//	    that ID, which the reading cell sent (its sender records it
+//	    delivered and removes the ack)
 //	zero bytes up to the padded length
+//
+// A frame names both devices because a frame is for one device's
+// session: the reader hands it only to the target device, which checks
+// that the sealing device is on the contact's device list and is the one
+// whose session opens it, as for a frame on a stream from that device.
+// Version 1 (never released) had no kind and no devices.
 //
 // The padded length is the smallest of 1, 2, 4, 8 and 16 KiB minus 40
 // (nonce and tag) that holds the list (Buckets), so the value is 1, 2, 4,
 // 8 or 16 KiB (16 KiB = dht.MaxValueSize, MaxValue): its length says which
 // bucket, not how many entries. The decoder (DecodeEntries) refuses a
 // length that is no bucket's, a larger bucket than needed, an unknown
-// version, a count over 64, a length of 0 or past the end, a repeated ID
-// and non-zero padding; every length is checked against what is left
+// version, a count over 64, an unknown kind, a length of 0 or past the
+// end, a peer ID that is not one (peer.IDFromBytes), a repeated ID and
+// non-zero padding; every length is checked against what is left
 // before it is read, and a value over 16 KiB is refused before anything.
 //
 // # Use

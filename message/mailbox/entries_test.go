@@ -37,16 +37,16 @@ func TestAppend(t *testing.T) {
 	if len(held) != 2 {
 		t.Fatal("Append changed the list given")
 	}
-	big := entries(3, MaxFrame/2-20)
+	big := entries(3, MaxFrame/2-60)
 	got, left, err = Append(nil, big...)
 	if err != nil || len(got) != 2 || !cmp.Equal(left, big[2:]) {
 		t.Fatalf("Append past a slot: %d in, %d left, %v", len(got), len(left), err)
 	}
-	if _, _, err := Append(nil, Entry{ID: message.ID{1}}); !errors.Is(err, ErrFull) {
+	if _, _, err := Append(nil, Frame(message.ID{1}, devA, devB, nil)); !errors.Is(err, ErrFull) {
 		t.Fatalf("Append of an empty frame: %v, want ErrFull", err)
 	}
 	full := entries(MaxEntries, 1)
-	got, left, err = Append(full, Entry{ID: message.ID{0xff}, Frame: []byte{1}})
+	got, left, err = Append(full, Frame(message.ID{0xff}, devA, devB, []byte{1}))
 	if err != nil || len(got) != MaxEntries || len(left) != 1 {
 		t.Fatalf("Append to a full list: %d, %d left, %v", len(got), len(left), err)
 	}
@@ -73,9 +73,9 @@ func TestWithout(t *testing.T) {
 // gets them twice (it drops the repeat, but the slot's room is spent).
 func TestAppendLeftSkipsHeld(t *testing.T) {
 	held := entries(1, 10)
-	big := Entry{ID: message.ID{0xee}, Frame: make([]byte, MaxFrame)}
+	big := Frame(message.ID{0xee}, devA, devB, make([]byte, MaxFrame))
 	big.Frame[0] = 1
-	next := Entry{ID: message.ID{0xef}, Frame: []byte{2}}
+	next := Frame(message.ID{0xef}, devA, devB, []byte{2})
 	_, left, err := Append(held, big, held[0], next, next)
 	if err != nil {
 		t.Fatal(err)

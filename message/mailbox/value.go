@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/exopeer/exopeer/message"
@@ -23,20 +25,29 @@ const (
 	// MaxPlaintext is the largest entry list, padding included.
 	MaxPlaintext = MaxValue - overhead
 
-	// MaxEntries bounds the entries of one slot.
+	// MaxEntries bounds the entries of one slot, frames and acks.
 	MaxEntries = 64
 
-	// entryHeader is an entry's message ID and frame length.
-	entryHeader = message.IDSize + 2
+	// MaxPeerID bounds the length of a device's peer ID in a frame entry
+	// (an Ed25519 peer ID is 38 bytes).
+	MaxPeerID = 64
+
+	// ackSize is an ack entry's length: kind and message ID.
+	ackSize = 1 + message.IDSize
+
+	// frameHeader is a frame entry's length without its frame, with both
+	// peer IDs of MaxPeerID bytes: kind, message ID, two length-prefixed
+	// peer IDs, the frame's length.
+	frameHeader = 1 + message.IDSize + 1 + MaxPeerID + 1 + MaxPeerID + 2
 
 	// listHeader is the list's version and count.
 	listHeader = 2
 
 	// MaxFrame is the largest frame one entry may hold: the whole list
-	// with that entry alone.
-	MaxFrame = MaxPlaintext - listHeader - entryHeader
+	// with that entry alone, its peer IDs of MaxPeerID bytes.
+	MaxFrame = MaxPlaintext - listHeader - frameHeader
 
-	listVersion = 1
+	listVersion = 2
 	adLabel     = "exopeer mailbox ad v1"
 )
 
@@ -50,35 +61,100 @@ var (
 	// given sequence number: tampered, sealed for another slot or
 	// sequence number, or not a value at all. It says nothing more.
 	ErrOpen = errors.New("mailbox: value does not open")
-	// ErrMalformed means an entry list is not in canonical form. Only a
-	// holder of the pair's secret can seal one that opens.
+	// ErrMalformed means an entry list is not in canonical form, or an
+	// entry is not well formed. Only a holder of the pair's secret can
+	// seal one that opens.
 	ErrMalformed = errors.New("mailbox: malformed entry list")
 	// ErrFull means entries do not fit one slot: more than MaxEntries, or
 	// more than MaxPlaintext bytes. The writer uses the next index.
 	ErrFull = errors.New("mailbox: entries do not fit a slot")
 )
 
-// Entry is one envelope left in a slot: the message's ID and the frame
-// (message.Frame's encoding, initial or session) the sender would have
-// delivered directly, opaque here, 1 to MaxFrame bytes.
+// Kind says what an entry is.
+type Kind byte
+
+const (
+	// KindFrame is an envelope: a frame one device of the writing cell
+	// sealed for one device of the reading cell.
+	KindFrame Kind = 1
+	// KindAck says the writing cell recorded the message of that ID, which
+	// the reading cell sent: its sender records it delivered.
+	KindAck Kind = 2
+)
+
+// Entry is one item left in a slot. A frame entry (KindFrame) holds the
+// message's ID, the device that sealed it (From) and the device it is for
+// (To), both of the cells of the slot's direction, and the frame
+// (message.Frame's encoding, initial or session) From would have delivered
+// to To directly, opaque here, 1 to MaxFrame bytes. An ack entry (KindAck)
+// holds only the ID of a message the writing cell recorded; From, To and
+// Frame are empty.
 type Entry struct {
+	Kind  Kind
 	ID    message.ID
+	From  peer.ID
+	To    peer.ID
 	Frame []byte
 }
 
+// Frame returns a frame entry.
+func Frame(id message.ID, from, to peer.ID, frame []byte) Entry {
+	return Entry{Kind: KindFrame, ID: id, From: from, To: to, Frame: frame}
+}
+
+// Ack returns an ack entry for the message id.
+func Ack(id message.ID) Entry { return Entry{Kind: KindAck, ID: id} }
+
+// size returns the entry's encoded length, or an error if it is not well
+// formed (ErrMalformed) or its frame no slot holds (ErrFull).
+func (e Entry) size() (int, error) {
+	switch e.Kind {
+	case KindAck:
+		if e.From != "" || e.To != "" || len(e.Frame) != 0 {
+			return 0, fmt.Errorf("%w: an ack with a frame or peer IDs", ErrMalformed)
+		}
+		return ackSize, nil
+	case KindFrame:
+		for _, id := range []peer.ID{e.From, e.To} {
+			if err := checkPeer(id); err != nil {
+				return 0, err
+			}
+		}
+		if len(e.Frame) == 0 || len(e.Frame) > MaxFrame {
+			return 0, fmt.Errorf("%w: a frame of %d bytes, not within [1, %d]", ErrFull, len(e.Frame), MaxFrame)
+		}
+		return 1 + message.IDSize + 1 + len(e.From) + 1 + len(e.To) + 2 + len(e.Frame), nil
+	default:
+		return 0, fmt.Errorf("%w: entry kind %d", ErrMalformed, e.Kind)
+	}
+}
+
+// checkPeer refuses a peer ID that is empty, over MaxPeerID bytes or not a
+// peer ID's multihash.
+func checkPeer(id peer.ID) error {
+	if len(id) == 0 || len(id) > MaxPeerID {
+		return fmt.Errorf("%w: a peer ID of %d bytes, not within [1, %d]", ErrMalformed, len(id), MaxPeerID)
+	}
+	if _, err := peer.IDFromBytes([]byte(id)); err != nil {
+		return fmt.Errorf("%w: peer ID: %w", ErrMalformed, err)
+	}
+	return nil
+}
+
 // Size returns the length of entries' encoding before padding, or
-// ErrFull if they do not fit a slot. A writer appends an entry only if
-// the list with it still fits.
+// ErrFull if they do not fit a slot (ErrMalformed if an entry is not well
+// formed). A writer appends an entry only if the list with it still fits.
 func Size(entries []Entry) (int, error) {
 	if len(entries) > MaxEntries {
 		return 0, fmt.Errorf("%w: %d entries, the most is %d", ErrFull, len(entries), MaxEntries)
 	}
 	n := listHeader
 	for _, e := range entries {
-		if len(e.Frame) == 0 || len(e.Frame) > MaxFrame {
-			return 0, fmt.Errorf("%w: a frame of %d bytes, not within [1, %d]", ErrFull, len(e.Frame), MaxFrame)
+		m, err := e.size()
+		if err != nil {
+			return 0, err
 		}
-		n += entryHeader + len(e.Frame)
+		n += m
 	}
 	if n > MaxPlaintext {
 		return 0, fmt.Errorf("%w: %d bytes, the most is %d", ErrFull, n, MaxPlaintext)
@@ -97,7 +173,7 @@ func bucket(n int) int {
 }
 
 // EncodeEntries returns the padded plaintext of entries (doc.go). Entries
-// must have distinct IDs and fit (Size).
+// must have distinct IDs, be well formed and fit (Size).
 func EncodeEntries(entries []Entry) ([]byte, error) {
 	n, err := Size(entries)
 	if err != nil {
@@ -113,7 +189,13 @@ func EncodeEntries(entries []Entry) ([]byte, error) {
 	b := make([]byte, 0, bucket(n))
 	b = append(b, listVersion, byte(len(entries)))
 	for _, e := range entries {
+		b = append(b, byte(e.Kind))
 		b = append(b, e.ID[:]...)
+		if e.Kind == KindAck {
+			continue
+		}
+		b = append(append(b, byte(len(e.From))), e.From...)
+		b = append(append(b, byte(len(e.To))), e.To...)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(e.Frame)))
 		b = append(b, e.Frame...)
 	}
@@ -121,9 +203,9 @@ func EncodeEntries(entries []Entry) ([]byte, error) {
 }
 
 // DecodeEntries parses a padded plaintext strictly: known version, at
-// most MaxEntries, every length checked against what is left before it is
-// read, distinct IDs, a length that is a bucket's and zero padding. The
-// frames alias b.
+// most MaxEntries, known kinds, every length checked against what is left
+// before it is read, valid peer IDs, distinct IDs, a length that is a
+// bucket's and zero padding. The frames alias b.
 func DecodeEntries(b []byte) ([]Entry, error) {
 	if bucket(len(b)) != len(b) {
 		return nil, fmt.Errorf("%w: %d bytes is no bucket's length", ErrMalformed, len(b))
@@ -139,21 +221,38 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 	entries := make([]Entry, 0, count)
 	seen := make(map[message.ID]bool, count)
 	for range count {
-		if len(rest) < entryHeader {
+		if len(rest) < ackSize {
 			return nil, fmt.Errorf("%w: truncated entry", ErrMalformed)
 		}
-		var e Entry
-		copy(e.ID[:], rest)
-		n := int(binary.BigEndian.Uint16(rest[message.IDSize:]))
-		rest = rest[entryHeader:]
-		if n == 0 || n > len(rest) {
-			return nil, fmt.Errorf("%w: frame of %d bytes, %d left", ErrMalformed, n, len(rest))
+		e := Entry{Kind: Kind(rest[0])}
+		copy(e.ID[:], rest[1:])
+		rest = rest[ackSize:]
+		switch e.Kind {
+		case KindAck:
+		case KindFrame:
+			var err error
+			if e.From, rest, err = decodePeer(rest); err != nil {
+				return nil, err
+			}
+			if e.To, rest, err = decodePeer(rest); err != nil {
+				return nil, err
+			}
+			if len(rest) < 2 {
+				return nil, fmt.Errorf("%w: truncated entry", ErrMalformed)
+			}
+			n := int(binary.BigEndian.Uint16(rest))
+			rest = rest[2:]
+			if n == 0 || n > len(rest) {
+				return nil, fmt.Errorf("%w: frame of %d bytes, %d left", ErrMalformed, n, len(rest))
+			}
+			e.Frame, rest = rest[:n:n], rest[n:]
+		default:
+			return nil, fmt.Errorf("%w: entry kind %d", ErrMalformed, e.Kind)
 		}
 		if seen[e.ID] {
 			return nil, fmt.Errorf("%w: message %s twice", ErrMalformed, e.ID)
 		}
 		seen[e.ID] = true
-		e.Frame, rest = rest[:n:n], rest[n:]
 		entries = append(entries, e)
 	}
 	for _, c := range rest {
@@ -165,6 +264,18 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 		return nil, fmt.Errorf("%w: padded past the smallest bucket", ErrMalformed)
 	}
 	return entries, nil
+}
+
+// decodePeer reads a length-prefixed peer ID off b.
+func decodePeer(b []byte) (peer.ID, []byte, error) {
+	if len(b) < 1 || int(b[0]) > len(b)-1 {
+		return "", nil, fmt.Errorf("%w: truncated peer ID", ErrMalformed)
+	}
+	id := peer.ID(b[1 : 1+int(b[0])])
+	if err := checkPeer(id); err != nil {
+		return "", nil, err
+	}
+	return id, b[1+len(id):], nil
 }
 
 // errZeroSlot is a Slot not made by NewSlot: its value key is all zeros,
@@ -233,7 +344,7 @@ func (s Slot) Open(value []byte, seq uint64) ([]Entry, error) {
 // list still fits a slot; left is what did not fit, for the next index,
 // in order, without those skipped.
 // An entry whose frame no slot can hold (empty, or over MaxFrame) is
-// ErrFull. Neither held nor add is changed; the frames are shared.
+// ErrFull, one not well formed ErrMalformed. Neither held nor add is changed; the frames are shared.
 func Append(held []Entry, add ...Entry) (out, left []Entry, err error) {
 	out = slices.Clone(held)
 	n, err := Size(out)
@@ -246,20 +357,21 @@ func Append(held []Entry, add ...Entry) (out, left []Entry, err error) {
 	}
 	full := false
 	for _, e := range add {
-		if len(e.Frame) == 0 || len(e.Frame) > MaxFrame {
-			return nil, nil, fmt.Errorf("%w: a frame of %d bytes, not within [1, %d]", ErrFull, len(e.Frame), MaxFrame)
+		m, err := e.size()
+		if err != nil {
+			return nil, nil, err
 		}
 		if have[e.ID] {
 			continue
 		}
 		have[e.ID] = true
 		// Once one entry does not fit, the rest go to left, in order.
-		if full = full || len(out) == MaxEntries || n+entryHeader+len(e.Frame) > MaxPlaintext; full {
+		if full = full || len(out) == MaxEntries || n+m > MaxPlaintext; full {
 			left = append(left, e)
 			continue
 		}
 		out = append(out, e)
-		n += entryHeader + len(e.Frame)
+		n += m
 	}
 	return out, left, nil
 }

@@ -238,23 +238,57 @@ func (s *Service) runCourier() {
 // message recorded pending is the last written (its writer's clock
 // permitting) when it is recorded.
 func pendingWatch() store.Query {
-	q := pendingQuery(1, "")
+	q := pendingQuery(1, "", Sent)
 	q.Order = store.OrderModified
 	return q
 }
 
-// pendingQuery is the query of the pending messages (state Sent), in
-// the conversations' order; of the conversation conv (hex) only if it
-// is not empty.
-func pendingQuery(limit int, conv string) store.Query {
+// pendingStates are the states Pending reports: the courier's to deliver.
+var pendingStates = func() []string {
+	var out []string
+	for _, st := range []string{Sent, Stored, Delivered, Read, Undeliverable} {
+		if Pending(st) {
+			out = append(out, st)
+		}
+	}
+	return out
+}()
+
+// pendingQuery is the query of the messages in state, in the
+// conversations' order; of the conversation conv (hex) only if it is
+// not empty.
+func pendingQuery(limit int, conv, state string) store.Query {
 	q := store.Query{
-		Type: Type, Where: []store.Predicate{{Field: "state", Op: store.Eq, Value: Sent}},
+		Type: Type, Where: []store.Predicate{{Field: "state", Op: store.Eq, Value: state}},
 		Order: "order", Limit: limit, Traits: []string{Type},
 	}
 	if conv != "" {
 		q.Where = append(q.Where, store.Predicate{Field: "conversation", Op: store.Eq, Value: conv})
 	}
 	return q
+}
+
+// pendingHits returns the first limit pending messages (each state of
+// pendingStates), in the conversations' order; of the conversation conv
+// (hex) only if it is not empty. The store has no disjunction: one query
+// per state, merged.
+func (s *Service) pendingHits(ctx context.Context, limit int, conv string) ([]store.Hit, error) {
+	var hits []store.Hit
+	order := map[store.EntityID]string{}
+	for _, st := range pendingStates {
+		pg, err := s.store.Query(ctx, pendingQuery(limit, conv, st))
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range pg.Hits {
+			if m, ok := decode(h.Entity); ok {
+				order[h.Entity.ID] = m.Order
+			}
+			hits = append(hits, h)
+		}
+	}
+	slices.SortStableFunc(hits, func(a, b store.Hit) int { return strings.Compare(order[a.Entity.ID], order[b.Entity.ID]) })
+	return hits[:min(len(hits), limit)], nil
 }
 
 // courierPass tries the pending messages of each contact not in backoff
@@ -280,13 +314,13 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 	s.kmu.Lock()
 	busy := len(s.courier.sending)
 	s.kmu.Unlock()
-	first, err := s.store.Query(ctx, pendingQuery(min(busy+1, 256), ""))
+	first, err := s.pendingHits(ctx, min(busy+1, 256), "")
 	if err != nil {
 		s.log.Warn("pending messages not read", "err", err)
 		return s.cfg.CourierBackoff
 	}
 	s.kmu.Lock()
-	idle := !slices.ContainsFunc(first.Hits, func(h store.Hit) bool {
+	idle := !slices.ContainsFunc(first, func(h store.Hit) bool {
 		_, ok := s.courier.sending[h.Entity.ID]
 		return !ok
 	})
@@ -318,15 +352,15 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 			next = earliest(next, r.at)
 			continue
 		}
-		pg, err := s.store.Query(ctx, pendingQuery(CourierPerContact, conv))
+		pg, err := s.pendingHits(ctx, CourierPerContact, conv)
 		if err != nil {
 			s.log.Warn("pending messages not read", "contact", c.Name, "err", err)
 			next = earliest(next, now.Add(s.cfg.CourierBackoff))
 			continue
 		}
 		var ms []Message
-		for _, h := range pg.Hits {
-			if m, ok := decode(h.Entity); ok && m.Direction == Out && m.Cell == ownHex && m.State == Sent {
+		for _, h := range pg {
+			if m, ok := decode(h.Entity); ok && m.Direction == Out && m.Cell == ownHex && Pending(m.State) {
 				ms = append(ms, m)
 			}
 		}
@@ -406,7 +440,7 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 		list = nil
 	}
 	conv := hex.EncodeToString(c.Cell())
-	for _, m := range ms {
+	for i, m := range ms {
 		s.kmu.Lock()
 		_, busy := s.courier.sending[m.Entity]
 		s.kmu.Unlock()
@@ -423,7 +457,7 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 			// Tried again after the backoff, not left until a wake-up.
 			s.log.Warn("pending message not read", "id", m.ID, "err", err)
 			return s.failedContact(conv, now), false
-		case cur.State != Sent:
+		case !Pending(cur.State):
 			continue
 		}
 		env, err := envelopeOf(m, own, c.Cell(), s.self)
@@ -457,6 +491,10 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 		if !delivered {
 			s.ccount.failed.Add(1)
 			s.log.Debug("pending messages not delivered", "contact", c.Name, "id", m.ID)
+			// Left in a blind mailbox (if the contact has one), and the
+			// contact's slots read: an ack may be waiting there.
+			s.mailboxStore(ctx, c, ms[i:], own, list, grace)
+			s.wakeMailbox()
 			return s.failedContact(conv, now), false
 		}
 		s.kmu.Lock()

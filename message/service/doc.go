@@ -54,8 +54,8 @@
 //
 // # The courier: any device of the cell delivers
 //
-// A pending message (an exo.message of this cell, out, in the state
-// "sent") is delivered by whichever device of the cell is online, over
+// A pending message (an exo.message of this cell, out, in a state
+// Pending reports: "sent" or "stored") is delivered by whichever device of the cell is online, over
 // that device's own sessions, to whichever device of the contact's cell
 // is reachable. Start starts one goroutine, the courier (Close waits for
 // it), which runs a pass at start, when a pending message is recorded
@@ -167,6 +167,95 @@
 // time, so a message whose state changes (delivered → read on the
 // sender when the receipt comes) moves to the top of the watched page,
 // and the watch sends it again with its new state.
+//
+// # Blind mailboxes
+//
+// When two cells are never online together, messages go through blind
+// mailboxes: DHT records only the pair can find, read and write
+// (message/mailbox/doc.go has every byte). They are on when the service
+// has Options.Mailbox (the node's DHT) and Options.MailboxKeys (this
+// cell's mailbox private keys), and only with a contact whose current
+// device list has a mailbox key.
+//
+// States. "sent" and "stored" are both pending (Pending): the courier
+// tries a stored message directly as any other (its query is one per
+// pending state, merged in the conversation's order), and direct
+// delivery is preferred whenever a device of the contact acknowledges.
+// Every state write reads the record first and writes only forward
+// (Advances): "stored" never goes over "delivered" or "read".
+//
+// Writing. When a courier pass finds no device of a contact
+// acknowledging (deliverPending), the device leaves that message and
+// those after it (at most MailboxWriteMax a pass) in the slots of this
+// cell → the contact of the current epoch (mailbox.Epoch, the Unix
+// day), with the first key MailboxKeys gives (peer: the newest this
+// cell's device lists carried) and the contact's of its list held. It
+// reads the slots first (index 0 up to the first not found): a message
+// they hold is not sealed again, so a message is written once a day at
+// most (in the next day's slots again while it is pending, which also
+// renews it before its 7 days end). Each new one is sealed as a direct
+// delivery would be (sealFor: the ratchet step and the session's state
+// on disk before the record leaves; a new session from the device's
+// prekey bundle, fetched from the DHT, when there is none) for one
+// device of the contact: the first listed with which this device holds
+// a session (no prekeys needed, and that device answered before), else
+// the first listed. A frame entry names the sealing device (this one)
+// and the target device. Entries are appended where they fit (the rest
+// go to the next index), each slot read back after its put: an entry a
+// concurrent writer at the same sequence number made lose is appended
+// again (twice at most per slot). The messages the slots were seen to
+// hold are recorded "stored". A message whose author's grace has not
+// passed, or that a Send of this device is delivering, is left.
+// Sessions whose initial header no answer confirmed keep sending it, so
+// a mailbox frame of a new session is about 2 KiB: about 7 fit a slot. DHT
+// cost of a courier try of an unreachable contact: a lookup per slot of
+// the day written, plus one (at most 8); then a put and a lookup per slot
+// appended to. The courier's backoff (up to Config.CourierMaxBackoff)
+// spaces the tries.
+//
+// Reading. A goroutine (runMailbox; Close waits for it) polls every
+// contact with a mailbox key: the whole window of mailbox.ReadEpochs (8
+// days) at start and every Config.MailboxFullPoll (1 h), again at the
+// next poll while lookups fail (a DHT with no peers yet); the current
+// epoch every Config.MailboxPoll (1 min) and after a courier pass found
+// a contact unreachable. For each key of this cell MailboxKeys gives (at
+// most MaxMailboxKeys), it reads the slots of the contact → this cell,
+// index 0 up to the first not found (every index in the oldest epoch:
+// mailbox.ReadEveryIndex). DHT cost per contact and key: a current-epoch
+// poll makes 1 lookup per slot written plus 1 (at most 8); a full poll
+// at most 64, at least 8; each slot taken from costs one put, each ack
+// written one lookup and one put per slot of the day read. Frame
+// entries for this device go to the receive path as if they came on a
+// stream from their sealing device (the same checks: that device on
+// the contact's current list, the envelope's sender device and
+// recipient cell, the session or the prekeys, the record "delivered"
+// idempotent by entity, the session on disk); a message this cell holds
+// already is taken without it (its key is spent). Entries for another
+// device of this cell are left for it. The slot is written back at the
+// next sequence number without what was taken, and an ack entry for each
+// frame recorded goes to the slots of this cell → the contact.
+//
+// Acks. An ack entry in the contact's slots names a message of this
+// cell the contact recorded: it is recorded "delivered" (forward only),
+// so no longer pending, and the ack is taken.
+//
+// Re-put. kad-dht servers drop a value 48 h after they got it
+// (dht.MaxRecordAge), not when it expires: each poll, this device puts
+// again, as it is, each non-empty record it put more than 24 h ago
+// that has not expired and that the slot still holds at the sequence
+// number it put (at most MaxRePuts remembered; a later write is its
+// writer's to keep).
+//
+// Bounds and refusals. A reader reads at most MailboxReadMax records
+// (64) and MailboxReadBytes (1 MiB) per contact and key a poll: every
+// slot the window has, no more. A record that does not verify (another
+// signer, malformed: taken as no record), a value that does not open or
+// is malformed, a frame from a device not on the contact's list, a
+// frame that does not decode or that the receive path refuses, a failed
+// lookup or put, are counted by reason (Mailbox().Refused) and leave the
+// slot as it is: nothing is lost (a refused entry expires with its
+// record). Mailbox() counts the lookups, puts, messages stored,
+// frames received and messages acked.
 //
 // # Receiving
 //
@@ -304,8 +393,16 @@
 // is read at most message.Window = 32 frames ahead of its answers, and a
 // device's streams at most MaxFramesInPerDevice = 128 frames together
 // (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB), and all
-// devices' at most Config.MaxFramesIn = 1,024 (16 MiB: a contact's cell
-// may list 64 devices, and a node has many contacts); a frame
+// devices' frames being read or handled at most Config.MaxFramesIn =
+// 1,024 (16 MiB: a contact's cell may list 64 devices, and a node has
+// many contacts); a frame handled leaves that bound (its answer waits
+// for its turn holding only its stream's and device's tokens), and so
+// does a frame the quotas slow, which holds one of at most MaxFramesIn
+// slowed places instead, at most MaxSlowedPerContact = 32 of them per
+// contact cell (another 16 MiB at most, 512 KiB per contact; past
+// either, busy at once), so that one contact's slowed frames do not
+// keep the other contacts' frames from being read
+// (TestSlowedHoldsNoNodeSlots, TestSlowedBounded); a frame
 // is handled under Config.Timeout, past which the stream is reset; a
 // stream on which no frame came and no answer went for twice
 // Config.IdleTimeout, none unanswered, ends, as does one whose frame
@@ -337,25 +434,36 @@
 // devices together, has a token bucket of messages (Config.InRate a
 // second, InBurst) and one of frame bytes (InBytesRate, InBytesBurst):
 // a message over either is slowed, its answer held until the bucket
-// holds its cost (the sender's window fills, so it sends no faster),
-// and refused when that wait would pass Config.MaxSlow (at most
+// holds its cost (the sender's window fills, so it sends no faster;
+// a slowed place held, see above), and refused when that wait would
+// pass Config.MaxSlow or no slowed place is free (at most
 // Timeout/2: the frame is answered in time). A contact's bytes of the
 // day (UTC) are bounded by MaxInBytesPerContactPerDay and all contacts'
 // by MaxInBytesPerDay: past either, refused until the next day. A
-// refusal is a refusal frame: nothing is recorded, the sender's message
-// stays pending and its courier backs off. The day's counts survive a
+// message the quotas refuse is answered busy (message.KindBusy), not
+// refused: nothing is recorded, the sender keeps its session (it is
+// good: the frame was not opened), its message stays pending and its
+// courier backs off. The day's counts survive a
 // restart: /messages/quota/contact/<cell key hex> and /messages/quota/node
 // each hold the day (8, Unix days) and the bytes leased (8), written
 // ahead of the count by a 64th of the budget (at least 64 KiB), before
 // the message is admitted, so that a restart resumes from no less; a
 // record that does not decode is logged and counted from 0; one that
-// cannot be read or written refuses the message. At most
+// cannot be read or written refuses the message. admit holds the quotas' lock across those
+// reads and writes (a contact's record read once, a lease written about
+// 64 times a day per contact and for the node): a slow datastore then
+// delays every contact's admission, but only at those moments, and the
+// lock keeps a lease ahead of every count it covers (two admissions of
+// one contact cannot both pass the budget while a write is under way).
+// At most
 // MaxQuotaEntries contacts' states are held, the one looked at least
 // recently dropped past it (its count read back from its record). The
-// charge is taken before the frame is opened when one contact's list
-// names the device, else once the envelope says whose it is (so that a
-// cell listing another contact's device cannot spend its quota); a frame
-// charged then refused for another reason stays charged. admit is the
+// charge is taken before the frame is opened, so that a frame that does
+// not open is charged too; when several contacts' lists name the device,
+// each of them is charged (a cell that lists another contact's device
+// pays for that device's frames, its own loss; the real contact pays
+// only for its own device's, so the listing spends none of its quota); a
+// frame charged then refused for another reason stays charged. admit is the
 // rule as a function, for the blind mailbox's reader. Service.Quota
 // counts each slowdown and each refusal by reason. Sending: Send refuses
 // with ErrTooManyPending, recording nothing, while this cell holds

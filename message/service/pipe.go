@@ -372,13 +372,13 @@ func (o *outStream) write(ctx context.Context, c *pipeCall, b []byte) error {
 
 // readAnswers reads o's answers and hands each to the first waiting
 // delivery, until the stream ends; an answer that is not an
-// acknowledgement or a refusal, or that no frame waits for, ends it.
+// acknowledgement, a refusal or busy, or that no frame waits for, ends it.
 func (s *Service) readAnswers(o *outStream) {
 	defer s.wg.Done()
 	r := bufio.NewReaderSize(o.st, 512)
 	for {
 		f, err := readFrame(r)
-		if err == nil && f.Kind != message.KindAck && f.Kind != message.KindRefusal {
+		if err == nil && f.Kind != message.KindAck && f.Kind != message.KindRefusal && f.Kind != message.KindBusy {
 			err = fmt.Errorf("%w: answer of kind %d", message.ErrBadFrame, f.Kind)
 		}
 		o.p.mu.Lock()

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"math"
 	"time"
 )
 
@@ -42,12 +43,18 @@ func (b *bucket) level(now time.Time, rate, burst float64) float64 {
 }
 
 // wait is how long a cost of n must wait at rate once the bucket holds
-// t tokens: 0 while t covers it, else until the debt is refilled.
+// t tokens: 0 while t covers it, else until the debt is refilled; a
+// wait past what a Duration holds (a rate so small) is the longest
+// Duration, not an overflow to a negative one (which would admit it).
 func wait(t, n, rate float64) time.Duration {
 	if t >= n {
 		return 0
 	}
-	return time.Duration((n - t) / rate * float64(time.Second))
+	d := (n - t) / rate * float64(time.Second)
+	if !(d < math.MaxInt64) { // also NaN
+		return math.MaxInt64
+	}
+	return time.Duration(d)
 }
 
 // daily counts the bytes recorded on one day (Unix days, UTC): used
@@ -60,13 +67,19 @@ type daily struct {
 	loaded bool // day and leased read from the datastore
 }
 
-// at returns d's count for day: 0 on a later day than d's.
+// at returns d's count for day: 0 on a later day than d's; the day
+// before d's counts as d's (a clock stepped back across midnight does
+// not restart the count), one earlier still from 0 (d's day was of a
+// clock that was wrong).
 func (d *daily) at(day int64) int64 {
-	if day != d.day {
+	if d.newDay(day) {
 		return 0
 	}
 	return d.used
 }
+
+// newDay reports whether a count on day starts from 0, not from d's.
+func (d *daily) newDay(day int64) bool { return day > d.day || day < d.day-1 }
 
 // quotaEntry is one contact cell's quota state.
 type quotaEntry struct {
@@ -117,11 +130,12 @@ func (l quotaLimits) judge(e *quotaEntry, node *daily, n int64, now time.Time, d
 // counted for day.
 func (l quotaLimits) take(e *quotaEntry, node *daily, n int64, now time.Time, day int64) {
 	e.msgs.tokens = e.msgs.level(now, l.rate, l.burst) - 1
-	e.msgs.at = now
 	e.bytes.tokens = e.bytes.level(now, l.bytesRate, l.bytesBurst) - float64(n)
-	e.bytes.at = now
+	if now.After(e.msgs.at) { // never back: level counted no refill before at
+		e.msgs.at, e.bytes.at = now, now
+	}
 	for _, d := range []*daily{&e.day, node} {
-		if d.day != day {
+		if d.newDay(day) {
 			d.day, d.used, d.leased = day, 0, 0
 		}
 		d.used += n

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -269,4 +270,29 @@ func testReceiptFloodAdmitted(t *testing.T) {
 		t.Fatalf("%d of %d receipts acknowledged, quota %+v: want the burst and some slowed taken, the rest refused", acked, flood, st)
 	}
 	t.Logf("%d of %d receipts acknowledged; quota %+v", acked, flood, st)
+}
+
+// TestTinyRateRefuses: a rate so small that a message's wait passes
+// what a time.Duration holds refuses the message for the rate (the wait
+// overflowing to a negative one would admit it with no delay), and a
+// Config rate that is NaN or infinite is the default.
+func TestTinyRateRefuses(t *testing.T) {
+	l := quotaLimits{rate: 1e-12, burst: 1, bytesRate: 1, bytesBurst: 1 << 20, maxSlow: time.Second, perContactDay: 1 << 30, perNodeDay: 1 << 30}
+	e, node := &quotaEntry{}, &daily{}
+	now := time.Unix(1_790_000_000, 0)
+	if v := l.judge(e, node, 1, now, 1); v.reason != "" || v.delay != 0 {
+		t.Fatalf("the first message, in the burst: %+v", v)
+	}
+	l.take(e, node, 1, now, 1)
+	if v := l.judge(e, node, 1, now, 1); v.reason != reasonRate {
+		t.Fatalf("a second message at a rate of 1e-12 a second: %+v, want refused for the rate", v)
+	}
+	if d := wait(0, 1<<20, 1e-300); d <= 0 {
+		t.Fatalf("wait at a rate of 1e-300: %v", d)
+	}
+	for _, r := range []float64{math.NaN(), math.Inf(1)} {
+		if c := (Config{InRate: r}).withDefaults(); c.InRate != 5000 {
+			t.Fatalf("InRate %v: %v, want the default", r, c.InRate)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	ds "github.com/ipfs/go-datastore"
 
 	"github.com/exopeer/exopeer/internal/ambient"
+	"github.com/exopeer/exopeer/message"
 )
 
 // MaxQuotaEntries bounds the contacts whose quota state is held in
@@ -66,6 +68,8 @@ type quotas struct {
 	entries map[string]*quotaEntry
 	node    daily
 
+	slow slowing
+
 	slowed, rate, contactDay, nodeDay, storeErr, notContact, pending atomic.Int64
 }
 
@@ -77,6 +81,7 @@ func newQuotas(c Config) *quotas {
 			maxSlow: c.MaxSlow, perContactDay: c.MaxInBytesPerContactPerDay, perNodeDay: c.MaxInBytesPerDay,
 		},
 		entries: map[string]*quotaEntry{},
+		slow:    slowing{max: cmp.Or(max(c.MaxFramesIn, 0), MaxFramesIn), per: map[string]int{}, limit: MaxSlowedPerContact},
 	}
 }
 
@@ -231,16 +236,85 @@ func decodeQuotaRecord(b []byte) (day, leased int64, err error) {
 	return day, leased, nil
 }
 
-// admitIn admits a message of n bytes from the contact conv, waiting
-// out its delay when it is slowed (or until ctx ends): a refusal is
-// errQuota with its reason.
-func (s *Service) admitIn(ctx context.Context, conv string, n int) error {
-	ok, delay, reason := s.admit(ctx, conv, n)
-	if !ok {
-		return fmt.Errorf("%w: %s", errQuota, reason)
+// MaxSlowedPerContact bounds the frames of one contact cell (all its
+// devices) that the quotas are slowing at once: message.Window. Past it,
+// or past Config.MaxFramesIn slowed frames of all contacts, a frame
+// that would be slowed is answered busy at once (counted refused for
+// the rate): a slowed frame holds its body (16 KiB at most) and none of
+// the node's MaxFramesIn places while it waits, so these bound the
+// memory it holds (MaxFramesIn × 16 KiB more, 16 MiB) and one contact's
+// share of it (32 × 16 KiB = 512 KiB), and the slowed frames' map.
+const MaxSlowedPerContact = message.Window
+
+// slowing is the frames being slowed: per contact cell and in all,
+// guarded by mu (a map with an entry per contact with one at least).
+type slowing struct {
+	mu    sync.Mutex
+	max   int
+	n     int
+	per   map[string]int
+	limit int // per contact
+}
+
+// take takes a slowed place for a frame charged to convs: false when
+// the node's bound or one of the contacts' is reached.
+func (sl *slowing) take(convs []string) (release func(), ok bool) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.n >= sl.max {
+		return nil, false
+	}
+	for _, c := range convs {
+		if sl.per[c] >= sl.limit {
+			return nil, false
+		}
+	}
+	sl.n++
+	for _, c := range convs {
+		sl.per[c]++
+	}
+	return sync.OnceFunc(func() {
+		sl.mu.Lock()
+		defer sl.mu.Unlock()
+		sl.n--
+		for _, c := range convs {
+			if sl.per[c]--; sl.per[c] <= 0 {
+				delete(sl.per, c)
+			}
+		}
+	}), true
+}
+
+// admitIn admits a message of n bytes from a device that the lists of
+// the contacts convs name (usually one), charging each of them, and
+// waits out the longest delay when it is slowed (or until ctx ends): a
+// refusal by any is errQuota with its reason (the charges taken before
+// it stay). A slowed frame takes a slowed place first (slowing), or is
+// refused for the rate when there is none; slowing, when not nil, is
+// given the place's release before the wait, for the caller to call
+// once the frame is handled (else admitIn releases it when it returns).
+func (s *Service) admitIn(ctx context.Context, convs []string, n int, slowing func(release func())) error {
+	var delay time.Duration
+	for _, conv := range convs {
+		ok, d, reason := s.admit(ctx, conv, n)
+		if !ok {
+			return fmt.Errorf("%w: %s", errQuota, reason)
+		}
+		delay = max(delay, d)
 	}
 	if delay <= 0 {
 		return nil
+	}
+	release, ok := s.quota.slow.take(convs)
+	if !ok {
+		s.quota.slowed.Add(-1) // not slowed after all: refused
+		s.quota.rate.Add(1)
+		return fmt.Errorf("%w: %s (%d frames slowed at most, %d per contact)", errQuota, reasonRate, s.quota.slow.max, MaxSlowedPerContact)
+	}
+	if slowing != nil {
+		slowing(release)
+	} else {
+		defer release()
 	}
 	t := time.NewTimer(delay)
 	defer t.Stop()

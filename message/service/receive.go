@@ -39,11 +39,11 @@ func (s *Service) contactsOf(ctx context.Context, id peer.ID) ([]contactservice.
 // whose lists name it) under the device's lock, checks it, then, the
 // lock released, records the message in this cell's chain and has the
 // session's state after it on disk; it returns the message's ID to
-// acknowledge. A failure before the message opens leaves the sessions,
+// acknowledge (slowing: admitIn). A failure before the message opens leaves the sessions,
 // the prekeys and the chain as they were; one after spends the message's
 // key, no more (a message recorded before a later failure is recorded
 // once more, harmlessly, when it comes again, under a new key).
-func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice.Contact, f message.Frame) (message.ID, error) {
+func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice.Contact, f message.Frame, slowing func(release func())) (message.ID, error) {
 	pub, err := from.ExtractPublicKey()
 	if err != nil {
 		return message.ID{}, fmt.Errorf("message: key of %s: %w", from, err)
@@ -76,15 +76,17 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 	}
 	defer s.cache.release(e)
 	// The quotas charge the contact before the frame is opened (a
-	// message or a receipt alike) when the device is on one contact's
-	// list only (the usual case: a refusal then costs no ratchet step);
-	// when several lists name it, once the plaintext says whose it is,
-	// so that a cell listing another contact's device cannot spend that
-	// contact's quota.
-	if len(cs) == 1 {
-		if err := s.admitIn(ctx, hex.EncodeToString(cs[0].Cell()), len(f.Body)); err != nil {
-			return message.ID{}, err
-		}
+	// message or a receipt alike: a refusal then costs no ratchet step,
+	// and a frame that never opens is charged too); when several
+	// contacts' lists name the device, each of them is charged: a cell
+	// that lists another's device pays for that device's frames, the
+	// real contact only for its own device's.
+	convs := make([]string, len(cs))
+	for i, c := range cs {
+		convs[i] = hex.EncodeToString(c.Cell())
+	}
+	if err := s.admitIn(ctx, convs, len(f.Body), slowing); err != nil {
+		return message.ID{}, err
 	}
 	if err := s.lockEntry(ctx, e); err != nil {
 		return message.ID{}, err
@@ -93,11 +95,6 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 	e.mu.Unlock()
 	if err != nil {
 		return message.ID{}, err
-	}
-	if len(cs) > 1 {
-		if err := s.admitIn(ctx, hex.EncodeToString(c.Cell()), len(f.Body)); err != nil {
-			return message.ID{}, err
-		}
 	}
 	if in.rec != nil {
 		return s.receiveReceipt(ctx, e, v, from, c, in.rec)

@@ -123,7 +123,8 @@ func (s *Service) order(c contactservice.Contact) []peer.ID {
 // deliver sends env to dev and waits for its acknowledgement; recorded
 // returns once the message is in this cell's chain (nil), and no frame
 // leaves before. A session the device refuses is dropped and one new
-// handshake is tried; a delivery whose stream broke before its answer
+// handshake is tried; a busy answer (errBusy: the device's quotas) keeps
+// the session and is not tried again here (the courier backs off); a delivery whose stream broke before its answer
 // (errBroken) is sealed again and tried once more, on another stream.
 func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
 	return s.deliverOut(ctx, dev, outgoing{id: env.ID, env: env}, list, recorded)
@@ -256,7 +257,9 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, out outgoing, li
 			r.sessions = slices.Delete(r.sessions, i, i+1)
 			changed = true
 		}
-	} else {
+	} else if ans.Kind == message.KindAck {
+		// Busy (the quotas turned the frame away unopened) leaves the
+		// session as it was, its initial header unconfirmed if it had one.
 		if i >= 0 && r.sessions[i].header != nil {
 			r.sessions[i].header = nil // confirmed
 			changed = true
@@ -278,8 +281,11 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, out outgoing, li
 			s.log.Warn("session not stored after the answer", "peer", dev, "err", err)
 		}
 	}
-	if ans.Kind == message.KindRefusal {
+	switch ans.Kind {
+	case message.KindRefusal:
 		return errRefused
+	case message.KindBusy:
+		return errBusy
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,10 @@ var (
 	ErrNotStarted = errors.New("message: service not started")
 	// errRefused is a delivery the other device refused (no detail).
 	errRefused = errors.New("message: refused by the contact's device")
+	// errBusy is a delivery the other device's quotas turned away before
+	// opening it (a busy answer): the session is kept, the message stays
+	// pending and is not tried again at once.
+	errBusy = errors.New("message: the contact's device is busy (over its quota for this cell); not delivered now")
 )
 
 // Contacts is what the service needs of the node's contacts.
@@ -133,7 +138,9 @@ type Config struct {
 	// bucket holds its cost, so the sender's window fills), and refused
 	// when that wait would be over MaxSlow. Defaults 5,000 a second and
 	// 10,000; 32 MiB a second and 64 MiB (internal/loopbench's 2,000
-	// messages a second are not slowed).
+	// messages a second are not slowed); an InRate that is not a
+	// positive finite number is the default. A rate so small that a
+	// message's wait passes what a time.Duration holds refuses it.
 	InRate       float64
 	InBurst      int
 	InBytesRate  int64
@@ -152,6 +159,14 @@ type Config struct {
 	// holds pending (sent or stored, not delivered): past it Send refuses
 	// with ErrTooManyPending. Default 1,000 (4 MiB of text).
 	MaxPendingPerContact int
+	// MailboxPoll is how often a device reads the blind mailboxes of the
+	// current epoch of each contact with a mailbox key (it also reads
+	// them after a courier pass found a contact unreachable);
+	// MailboxFullPoll how often it reads the whole window of 8 epochs
+	// (doc.go, "Blind mailboxes", gives the DHT lookups each costs).
+	// Defaults 1 min and 1 h.
+	MailboxPoll     time.Duration
+	MailboxFullPoll time.Duration
 	// Now is the clock of sent and received times. nil: the real clock.
 	Now func() time.Time
 	// Rand is the source of message IDs, ratchet keys and nonces. nil:
@@ -188,7 +203,7 @@ func (c Config) withDefaults() Config {
 	case c.MailboxGrace < 0:
 		c.MailboxGrace = 0
 	}
-	if c.InRate <= 0 {
+	if !(c.InRate > 0) || math.IsInf(c.InRate, 1) { // also NaN
 		c.InRate = 5000
 	}
 	if c.InBurst <= 0 {
@@ -214,6 +229,13 @@ func (c Config) withDefaults() Config {
 	if c.MaxPendingPerContact <= 0 {
 		c.MaxPendingPerContact = 1000
 	}
+	if c.MailboxPoll <= 0 {
+		c.MailboxPoll = defaultMailboxPoll
+	}
+	if c.MailboxFullPoll <= 0 {
+		c.MailboxFullPoll = defaultMailboxFullPoll
+	}
+	c.MailboxFullPoll = max(c.MailboxFullPoll, c.MailboxPoll)
 	c.Now = ambient.NowOr(c.Now)
 	c.Rand = ambient.RandOr(c.Rand)
 	return c
@@ -230,8 +252,12 @@ type Options struct {
 	Store     Store
 	// Finder finds devices not in the peerstore; nil: the peerstore only.
 	Finder Finder
-	Config Config
-	Logger *slog.Logger
+	// Mailbox and MailboxKeys are the DHT and this cell's mailbox keys
+	// for blind mailboxes (doc.go); either nil: no blind mailboxes.
+	Mailbox     MailboxDHT
+	MailboxKeys MailboxKeys
+	Config      Config
+	Logger      *slog.Logger
 }
 
 // Service is the node's part "messages": conversations with contacts,
@@ -267,8 +293,8 @@ type Service struct {
 	// framesIn counts the frames read from inbound streams and not
 	// answered yet (serve.go).
 	framesIn atomic.Int64
-	// in holds a value per frame read from any inbound stream and not
-	// answered yet: at most Config.MaxFramesIn (serve.go).
+	// in holds a value per frame read from any inbound stream and being
+	// read or handled, not slowed: at most Config.MaxFramesIn (serve.go).
 	in chan struct{}
 
 	// kmu guards courier, the courier's state (courier.go); wake wakes
@@ -290,6 +316,12 @@ type Service struct {
 
 	// quota is the inbound quotas' state and counts (quotain.go).
 	quota *quotas
+
+	// Blind mailboxes (mailbox*.go): off if mdht or mkeys is nil.
+	mdht   MailboxDHT
+	mkeys  MailboxKeys
+	mstate mailboxState
+	mcount mailboxCounts
 }
 
 // New returns a Service that has started nothing.
@@ -319,6 +351,8 @@ func New(o Options) (*Service, error) {
 		in:    make(chan struct{}, cfg.MaxFramesIn),
 		quota: newQuotas(cfg),
 		wake:  make(chan struct{}, 1), lists: make(chan struct{}, 1),
+		mdht: o.Mailbox, mkeys: o.MailboxKeys,
+		mstate: mailboxState{puts: map[string]rePut{}, wake: make(chan struct{}, 1)},
 		courier: courierState{
 			backoff: map[string]retry{}, rbackoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},
@@ -326,7 +360,8 @@ func New(o Options) (*Service, error) {
 }
 
 // Start serves Protocol and starts the courier, which delivers this
-// cell's pending messages (courier.go). ctx bounds nothing after it
+// cell's pending messages (courier.go), and, with blind mailboxes, their
+// reader (mailbox_read.go). ctx bounds nothing after it
 // returns.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
@@ -342,6 +377,10 @@ func (s *Service) Start(ctx context.Context) error {
 	s.wg.Add(2)
 	go s.runCourier()
 	go s.runSweeper()
+	if s.mailboxOn() {
+		s.wg.Add(1)
+		go s.runMailbox()
+	}
 	return nil
 }
 

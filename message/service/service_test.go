@@ -51,6 +51,9 @@ type device struct {
 	// reload after an eviction does within a run, which the tests of the
 	// state on disk check across a restart.
 	keepRun bool
+	// mdht and mkeys are the service's blind mailboxes (nil: none).
+	mdht  MailboxDHT
+	mkeys MailboxKeys
 	// backoff is the service's Config.CourierBackoff: a day unless the
 	// test is the courier's (onClock), since d's clock, a second further
 	// at each read, would make the courier's retries come at random.
@@ -136,7 +139,7 @@ func (d *device) start(t *testing.T) {
 	}
 	svc, err := New(Options{
 		Host: d.h, Key: d.key, Datastore: d.fault, Cell: fakeCell{key: d.cell.Public().(ed25519.PublicKey), mailbox: d.mailbox},
-		Contacts: d.cons, Prekeys: d.prek, Store: d.store, Config: cfg,
+		Contacts: d.cons, Prekeys: d.prek, Store: d.store, Mailbox: d.mdht, MailboxKeys: d.mkeys, Config: cfg,
 	})
 	if err != nil {
 		t.Fatal(err)
