@@ -135,6 +135,8 @@ type fakeStore struct {
 	mod map[store.EntityID]int
 	// limits, if set, makes Query apply the query's Limit (one page).
 	limits bool
+	// status, if set, is the store's Status (sweep_test.go).
+	status func() (storeservice.Status, error)
 }
 
 // pagedWatch is a watch's query and the page it last sent.

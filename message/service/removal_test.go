@@ -126,8 +126,9 @@ func testRemovedDeviceSessionsDropped(t *testing.T) {
 
 // TestSweepAtStart: records of devices on no contact's current list
 // (the list changed, or the contact was removed, while the node was
-// off, or by a sync of the chain) are dropped at Start; those of named
-// devices stay. A list changed on another device of the cell, which no
+// off, or by a sync of the chain) are dropped at Start, once a second
+// read of the contacts SweepRetry later agrees; those of named devices
+// stay. A list changed on another device of the cell, which no
 // message of this device's brought, is swept within SweepEvery.
 func TestSweepAtStart(t *testing.T) { bubble(t, testSweepAtStart) }
 
@@ -153,6 +154,14 @@ func testSweepAtStart(t *testing.T) {
 	}
 	_ = alice.svc.Close()
 	alice.start(t)
+	synctest.Wait()
+	// The first sweep of a run is not sure of its drops (the contacts
+	// may come from an index not caught up): a second read, SweepRetry
+	// later, agrees.
+	if !alice.has(t, stranger) {
+		t.Fatal("the record of a device on no list dropped at Start, before a second read of the contacts")
+	}
+	time.Sleep(SweepRetry)
 	synctest.Wait()
 	if alice.has(t, stranger) {
 		t.Fatal("the record of a device on no list survived Start")
@@ -196,15 +205,22 @@ func testSweepBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	named := map[peer.ID]struct{}{bob.h.ID(): {}}
-	gone, more, err := alice.svc.staleRecords(ctx, named)
+	stale := func(id peer.ID) bool { return id != bob.h.ID() }
+	gone, more, err := alice.svc.staleRecords(ctx, stale)
 	if err != nil || len(gone) != maxSweepBatch || !more {
 		t.Fatalf("one round: %d stale, more %v, %v; want %d and more", len(gone), more, err, maxSweepBatch)
 	}
 	_ = alice.svc.Close()
 	alice.start(t)
 	synctest.Wait()
-	if gone, more, err := alice.svc.staleRecords(ctx, named); err != nil || len(gone) != 0 || more {
+	// The first sweep of a run is not sure of its drops: the second read
+	// of the contacts, SweepRetry later, agrees.
+	if gone, _, err := alice.svc.staleRecords(ctx, stale); err != nil || len(gone) != maxSweepBatch {
+		t.Fatalf("at Start, before a second read: %d stale, %v; want %d", len(gone), err, maxSweepBatch)
+	}
+	time.Sleep(SweepRetry)
+	synctest.Wait()
+	if gone, more, err := alice.svc.staleRecords(ctx, stale); err != nil || len(gone) != 0 || more {
 		t.Fatalf("after the sweep at Start: %d stale, more %v, %v; want none", len(gone), more, err)
 	}
 	if !alice.has(t, bob.h.ID()) {
