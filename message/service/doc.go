@@ -290,8 +290,9 @@
 // the chain, holds that list (a removed contact's a second read later,
 // below; removal.go, sweep.go): its record is deleted, its cache entry taken out and
 // marked gone (a call holding it fails at its next step or write), its
-// outbound streams closed (their waiting deliveries fail) and its
-// inbound streams stopped (the frames read are refused, then they end). One goroutine,
+// outbound streams closed for good (their waiting deliveries fail, and
+// no delivery opens or writes on one after) and its inbound streams
+// stopped (the frames read are refused, then they end). One goroutine,
 // the sweeper (sweep.go; Close waits for it), compares the devices the
 // contacts name with those held, in the cache and on disk (at most
 // 1,024 dropped a round, round after round; nothing when the devices

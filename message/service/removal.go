@@ -61,11 +61,12 @@ func (s *Service) listsChanged() {
 }
 
 // dropDevice drops every session held with id: its entry leaves the
-// cache, marked gone (a call holding it fails at its next step or
+// cache, its outbound streams are closed for good (their waiting
+// deliveries fail, and none opens or writes on one again: errRemoved),
+// the entry is marked gone (a call holding it fails at its next step or
 // write: nothing more is sealed for the device or opened from it), its
-// record is deleted, its outbound streams are closed (their waiting
-// deliveries fail) and its inbound streams stop reading (the frames read
-// are refused).
+// record is deleted and its inbound streams stop reading (the frames
+// read are refused).
 func (s *Service) dropDevice(ctx context.Context, id peer.ID) error {
 	e := s.cache.remove(id)
 	if e == nil {
@@ -75,6 +76,7 @@ func (s *Service) dropDevice(ctx context.Context, id peer.ID) error {
 		s.log.Info("sessions of a removed device dropped", "peer", id)
 		return nil
 	}
+	e.pool.shutAll() // first: no frame goes to the device from now on
 	e.wmu.Lock()
 	e.mu.Lock()
 	e.gone = true
@@ -85,7 +87,6 @@ func (s *Service) dropDevice(ctx context.Context, id peer.ID) error {
 		err = s.ds.Sync(ctx, sessionKey(id))
 	}
 	e.wmu.Unlock()
-	e.pool.closeAll()
 	e.stopInbound()
 	if err != nil {
 		return fmt.Errorf("message: drop sessions of %s: %w", id, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/exopeer/exopeer/contact"
 	contactservice "github.com/exopeer/exopeer/contact/service"
+	"github.com/exopeer/exopeer/message"
 	storeservice "github.com/exopeer/exopeer/store/service"
 )
 
@@ -233,6 +234,43 @@ func testSweepWaitsForASecondRead(t *testing.T) {
 	time.Sleep(SweepRetry)
 	synctest.Wait()
 	f.dropped(t, "Bob removed, read twice", f.bob)
+}
+
+// TestNothingSentToADroppedDevice: a delivery that checked its entry
+// before a sweep dropped the device (deliverOnce's gone check, then the
+// drop) opens no new stream to it and writes nothing: the drop shut its
+// pool.
+func TestNothingSentToADroppedDevice(t *testing.T) { bubble(t, testNothingSentToADroppedDevice) }
+
+func testNothingSentToADroppedDevice(t *testing.T) {
+	f := newSweepFixture(t)
+	ctx := t.Context()
+	id := f.bob2.h.ID()
+	e := f.alice.svc.cache.acquire(id) // the delivery holds the entry
+	defer f.alice.svc.cache.release(e)
+	if err := f.alice.svc.dropDevice(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Wait()
+	if n := f.alice.protocolStreams(id); n != 0 {
+		t.Fatalf("%d streams with bob2 after the drop, want 0", n)
+	}
+	release, err := e.deliverySlot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := message.Frame{Kind: message.KindSession, Body: []byte("sealed before the drop")}
+	_, kept, err := f.alice.svc.exchange(ctx, e, id, frame, message.ID{}, release)
+	if !kept {
+		release()
+	}
+	if !errors.Is(err, errRemoved) {
+		t.Fatalf("a delivery to bob2 after its drop: %v, want errRemoved", err)
+	}
+	synctest.Wait()
+	if n := f.alice.protocolStreams(id); n != 0 {
+		t.Fatalf("%d streams with bob2 opened after the drop, want 0", n)
+	}
 }
 
 // TestSweepWaitsForADeviceNotNamedBefore: a sure drop (a newer list of
