@@ -267,13 +267,15 @@ func (c *sessionCache) len() int {
 // resize counts e at its record's size now (peerRecord.size, a sum over
 // at most MaxSessions sessions: no encoding). e.mu must be held, and e in
 // use (acquired): an entry not in use may be evicted, and its size is
-// taken off then. It takes c.mu under e.mu; nothing takes them the other
-// way round.
+// taken off then; one taken out in use (remove) is counted no more. It
+// takes c.mu under e.mu; nothing takes them the other way round.
 func (c *sessionCache) resize(e *peerEntry) {
 	n := e.rec.size()
 	c.mu.Lock()
-	c.bytes += n - e.size
-	e.size = n
+	if c.m[e.id] == e { // not taken out (remove) while in use
+		c.bytes += n - e.size
+		e.size = n
+	}
 	c.mu.Unlock()
 }
 

@@ -298,13 +298,15 @@
 //
 // A device that no contact's current device list names any more (its
 // cell signed a newer list without it, or the contact was removed) has
-// its sessions dropped as soon as this device's store holds that list
-// (removal.go): its record is deleted, its cache entry taken out and
+// its sessions dropped as soon as this device's store, caught up with
+// the chain, holds that list (a removed contact's a second read later,
+// below; removal.go, sweep.go): its record is deleted, its cache entry taken out and
 // marked gone (a call holding it fails at its next step or write), its
-// outbound streams closed (their waiting deliveries fail) and its
-// inbound streams stopped (the frames read are refused, then they end).
-// One goroutine, the sweeper (Close waits for it), compares the devices
-// the contacts name with those held, in the cache and on disk (at most
+// outbound streams closed for good (their waiting deliveries fail, and
+// no delivery opens or writes on one after) and its inbound streams
+// stopped (the frames read are refused, then they end). One goroutine,
+// the sweeper (sweep.go; Close waits for it), compares the devices the
+// contacts name with those held, in the cache and on disk (at most
 // 1,024 dropped a round, round after round; nothing when the devices
 // named are those of its last complete sweep, since sessions are made
 // and stored only with named devices), at Start, when a message brought
@@ -313,9 +315,31 @@
 // newer list, taken by this device or, through the chain, another, is
 // such a write) and every SweepEvery (1 min: a contact removed on
 // another device, if it was not the last written, changes no watched
-// page). A sweep that cannot read the contacts drops nothing. Every
-// delivery and every frame received checks the list again once the
-// device's entry is held, so a delivery that read the older list (a
+// page). A sweep that cannot read the contacts drops nothing.
+//
+// The contacts must come from an index caught up with the chain: a
+// reindex empties the index (and fires the watch) before it applies the
+// chain again, and so does a cut-off's renumbering; an index opened
+// fresh (an upgrade's rebuild, a node just given the store role) starts
+// empty. The contacts read meanwhile name few devices or none. So the
+// sweeper reads the store's status (store/service.Service.Status, if
+// the Store has it) before and after the contacts, and postpones the
+// sweep, dropping nothing, unless both say the index is caught up (no
+// arrival behind, at least one applied, no fewer than at the first
+// read, the same role); it then sweeps again SweepRetry (5 s) later, or
+// at the next event. A reindex done wholly between the two status reads
+// goes unseen, and a store member that answers a node's reads says
+// nothing of its index; so a drop is made at once only when it is sure:
+// the device was named at the last complete sweep, and each contact of
+// that sweep is read again with its list at the same version or newer
+// (a newer list without the device: no index behind the chain holds a
+// newer list than it had). Every other drop (a contact removed, a list
+// older, a device whose sessions were made since the last complete
+// sweep, any drop of a run's first sweep) waits for a second read, at
+// least SweepRetry later, that names the same devices. A removed
+// contact's sessions therefore go some 5 s after the removal is read.
+// Every delivery and every frame received checks the list again once
+// the device's entry is held, so a delivery that read the older list (a
 // Send or the courier under way) seals nothing and writes no record;
 // nothing more is sent to the device, and nothing accepted from it.
 //

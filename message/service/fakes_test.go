@@ -139,6 +139,8 @@ type fakeStore struct {
 	hits int
 	// onQuery, if set, is called at each query, before it is done.
 	onQuery func()
+	// status, if set, is the store's Status (sweep_test.go).
+	status func() (storeservice.Status, error)
 }
 
 // pagedWatch is a watch's query and the page it last sent.

@@ -44,6 +44,9 @@ var errIdle = errors.New("message: delivery stream closed")
 type streamPool struct {
 	mu      sync.Mutex
 	streams []*outStream // live; under mu
+	// shut: the device's sessions were dropped (shut); no stream is
+	// opened or written to any more. Under mu.
+	shut bool
 }
 
 // outStream is one stream of the pool. The deliveries write their
@@ -93,10 +96,14 @@ const spreadAt = 4
 // or on a new one (fresh: the caller opens it) if each has spreadAt or
 // more in flight and the pool has room for one, or if each is full
 // (message.Window). The caller holds a delivery slot, so there is always
-// room; it calls done when the delivery ends.
-func (p *streamPool) pick() (o *outStream, fresh bool) {
+// room; it calls done when the delivery ends. A pool shut (its device's
+// sessions dropped) reserves nothing: errRemoved.
+func (p *streamPool) pick() (o *outStream, fresh bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.shut {
+		return nil, false, errRemoved
+	}
 	for _, c := range p.streams {
 		if c.n < message.Window && (o == nil || c.n < o.n) {
 			o = c
@@ -117,7 +124,7 @@ func (p *streamPool) pick() (o *outStream, fresh bool) {
 		}
 	}
 	o.n++
-	return o, fresh
+	return o, fresh, nil
 }
 
 // done ends a delivery's reservation on o: a live stream left with
@@ -176,8 +183,17 @@ func (o *outStream) end(err error, gen uint64) {
 }
 
 // closeAll ends every stream of p (its device's entry evicted).
-func (p *streamPool) closeAll() {
+func (p *streamPool) closeAll() { p.end(false) }
+
+// shutAll ends every stream of p for good (its device's sessions
+// dropped): a delivery that checked its entry before the drop picks no
+// stream and writes on none after it (errRemoved), so nothing it sealed
+// before is sent to the device after.
+func (p *streamPool) shutAll() { p.end(true) }
+
+func (p *streamPool) end(shut bool) {
 	p.mu.Lock()
+	p.shut = p.shut || shut
 	live := slices.Clone(p.streams)
 	p.mu.Unlock()
 	for _, o := range live {
@@ -263,7 +279,10 @@ func (s *Service) abandon(o *outStream, c *pipeCall, answerBy time.Time, release
 // cannot be reached fails the deliveries waiting for the stream at once).
 func (s *Service) ready(ctx context.Context, e *peerEntry, dev peer.ID) (*outStream, error) {
 	for {
-		o, fresh := e.pool.pick()
+		o, fresh, err := e.pool.pick()
+		if err != nil {
+			return nil, err
+		}
 		if fresh {
 			s.open(ctx, o, dev)
 		}
@@ -348,6 +367,10 @@ func (o *outStream) write(ctx context.Context, c *pipeCall, b []byte) error {
 	defer func() { <-o.wmu }()
 	p := o.p
 	p.mu.Lock()
+	if p.shut { // o ended with the others
+		p.mu.Unlock()
+		return errRemoved
+	}
 	if o.err != nil {
 		err, opened := o.err, o.st != nil
 		p.mu.Unlock()

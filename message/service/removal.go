@@ -3,15 +3,11 @@ package service
 import (
 	"context"
 	"fmt"
-	"maps"
-	"strings"
 	"time"
 
-	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	contactservice "github.com/exopeer/exopeer/contact/service"
-	"github.com/exopeer/exopeer/store"
 )
 
 // A device that no contact's current device list names any more (its
@@ -21,6 +17,11 @@ const (
 	// SweepEvery is how often the sweeper looks again at every contact's
 	// list, besides the store's changes of exo.contact it watches.
 	SweepEvery = time.Minute
+	// SweepRetry is how soon the sweeper looks again after a sweep it
+	// postponed (the store's index not caught up with the chain, or its
+	// state unknown), and how long a drop it could not be sure of waits
+	// for a second read of the contacts to agree (sweep.go).
+	SweepRetry = 5 * time.Second
 	// maxSweepBatch bounds the devices one round of a sweep drops (and
 	// holds in memory); a sweep goes on round after round.
 	maxSweepBatch = 1024
@@ -59,132 +60,13 @@ func (s *Service) listsChanged() {
 	}
 }
 
-// runSweeper sweeps at start, when the store's exo.contact entities
-// change (a watch of the contact written last: a new device list, from
-// this device or, through the chain, another, makes its contact the
-// last written), when a message brought a newer list (listsChanged),
-// and every SweepEvery (a contact removed on another device, if it was
-// not the last written, changes no watched page). Close waits for it.
-func (s *Service) runSweeper() {
-	defer s.wg.Done()
-	ctx := s.ctx
-	var events <-chan store.WatchEvent
-	retry := true // a watch is (re)made at start and at each tick
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		if events == nil && retry {
-			retry = false
-			if _, err := s.cellKey(); err == nil {
-				q := store.Query{Type: contactservice.ContactType, Order: store.OrderModified, Limit: 1}
-				if events, err = s.store.Watch(ctx, q); err != nil {
-					s.log.Debug("contacts not watched", "err", err)
-					events = nil
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-			timer.Reset(SweepEvery)
-			retry = true
-		case <-s.lists:
-		case _, ok := <-events:
-			if !ok {
-				events = nil
-			}
-		}
-		if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("sessions of removed devices not swept", "err", err)
-		}
-	}
-}
-
-// sweep drops the sessions of every device no contact's current list
-// names: those in the cache, and those on disk. It reads the contacts
-// first and drops nothing if it cannot. A sweep whose contacts name the
-// same devices as the last complete one does nothing: since then,
-// sessions were made and stored only with named devices
-// (acquireNamed). Only the sweeper calls it.
-func (s *Service) sweep(ctx context.Context) error {
-	cs, err := s.cons.List(ctx)
-	if err != nil {
-		return err
-	}
-	named := make(map[peer.ID]struct{})
-	for _, c := range cs {
-		if c.Devices == nil {
-			continue
-		}
-		for _, d := range c.Devices.Devices {
-			named[d] = struct{}{}
-		}
-	}
-	if s.swept != nil && maps.Equal(named, s.swept) {
-		return nil
-	}
-	for _, id := range s.cache.ids() {
-		if _, ok := named[id]; !ok {
-			if err := s.dropDevice(ctx, id); err != nil {
-				return err
-			}
-		}
-	}
-	for {
-		gone, more, err := s.staleRecords(ctx, named)
-		if err != nil {
-			return err
-		}
-		for _, id := range gone {
-			if err := s.dropDevice(ctx, id); err != nil {
-				return err
-			}
-		}
-		if !more {
-			break
-		}
-	}
-	s.swept = named
-	return nil
-}
-
-// staleRecords returns up to maxSweepBatch devices with a record on disk
-// that named does not hold, and whether there may be more.
-func (s *Service) staleRecords(ctx context.Context, named map[peer.ID]struct{}) ([]peer.ID, bool, error) {
-	res, err := s.ds.Query(ctx, query.Query{Prefix: sessionsPrefix.String(), KeysOnly: true})
-	if err != nil {
-		return nil, false, fmt.Errorf("message: list sessions: %w", err)
-	}
-	defer res.Close()
-	var gone []peer.ID
-	for r := range res.Next() {
-		if r.Error != nil {
-			return nil, false, fmt.Errorf("message: list sessions: %w", r.Error)
-		}
-		name := strings.TrimPrefix(r.Key, sessionsPrefix.String()+"/")
-		id, err := peer.Decode(name)
-		if err != nil {
-			// Not a key this service writes: left alone.
-			continue
-		}
-		if _, ok := named[id]; ok {
-			continue
-		}
-		if len(gone) == maxSweepBatch {
-			return gone, true, nil
-		}
-		gone = append(gone, id)
-	}
-	return gone, false, nil
-}
-
 // dropDevice drops every session held with id: its entry leaves the
-// cache, marked gone (a call holding it fails at its next step or
+// cache, its outbound streams are closed for good (their waiting
+// deliveries fail, and none opens or writes on one again: errRemoved),
+// the entry is marked gone (a call holding it fails at its next step or
 // write: nothing more is sealed for the device or opened from it), its
-// record is deleted, its outbound streams are closed (their waiting
-// deliveries fail) and its inbound streams stop reading (the frames read
-// are refused).
+// record is deleted and its inbound streams stop reading (the frames
+// read are refused).
 func (s *Service) dropDevice(ctx context.Context, id peer.ID) error {
 	e := s.cache.remove(id)
 	if e == nil {
@@ -194,6 +76,7 @@ func (s *Service) dropDevice(ctx context.Context, id peer.ID) error {
 		s.log.Info("sessions of a removed device dropped", "peer", id)
 		return nil
 	}
+	e.pool.shutAll() // first: no frame goes to the device from now on
 	e.wmu.Lock()
 	e.mu.Lock()
 	e.gone = true
@@ -204,7 +87,6 @@ func (s *Service) dropDevice(ctx context.Context, id peer.ID) error {
 		err = s.ds.Sync(ctx, sessionKey(id))
 	}
 	e.wmu.Unlock()
-	e.pool.closeAll()
 	e.stopInbound()
 	if err != nil {
 		return fmt.Errorf("message: drop sessions of %s: %w", id, err)

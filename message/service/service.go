@@ -77,7 +77,8 @@ type Prekeys interface {
 }
 
 // Store is what the service needs of the node's store.
-// *store/service.Service has it; each method blocks.
+// *store/service.Service has it; each method blocks. The sweeper also
+// reads its Status, if it has one (storeStatus, sweep.go).
 type Store interface {
 	Get(ctx context.Context, id store.EntityID, traits []string) (store.Entity, error)
 	Put(ctx context.Context, e store.EntityID, traits []store.Trait) (storeservice.Written, error)
@@ -318,10 +319,9 @@ type Service struct {
 	// sessions it makes seal (restore.go).
 	run [8]byte
 
-	// lists wakes the sweeper (removal.go); swept is the devices the
-	// contacts named at its last complete sweep (the sweeper's own).
+	// lists wakes the sweeper (sweep.go); sw is its own state.
 	lists chan struct{}
-	swept map[peer.ID]struct{}
+	sw    sweepState
 
 	// quota is the inbound quotas' state and counts (quotain.go).
 	quota *quotas
