@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -158,7 +159,7 @@ func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []
 	for _, e := range es {
 		switch e.Kind {
 		case mailbox.KindAck:
-			if s.ackedOut(ctx, own, e.ID) {
+			if s.ackedOut(ctx, own, c.Cell(), e.ID) {
 				taken[e.ID] = true
 			}
 		case mailbox.KindFrame:
@@ -213,16 +214,17 @@ func (s *Service) frameIn(ctx context.Context, c contactservice.Contact, e mailb
 	return id == e.ID
 }
 
-// ackedOut records delivered the message id of this cell (own) a
-// contact's ack names, and reports whether the ack is done with: the
-// message is delivered or read, or this cell holds no such message out.
-func (s *Service) ackedOut(ctx context.Context, own []byte, id message.ID) bool {
+// ackedOut records delivered the message id of this cell (own) to the
+// contact cell a contact's ack names, and reports whether the ack is done
+// with: the message is delivered or read, or this cell holds no such
+// message out to that contact.
+func (s *Service) ackedOut(ctx context.Context, own, cell []byte, id message.ID) bool {
 	ent := store.EntityID(message.EntityOf(own, id))
 	m, err := s.get(ctx, ent)
 	if err != nil {
 		return errors.Is(err, store.ErrNotFound)
 	}
-	if m.Direction != Out {
+	if m.Direction != Out || m.Conversation != hex.EncodeToString(cell) {
 		return true
 	}
 	if s.advance(ctx, ent, Delivered) {
