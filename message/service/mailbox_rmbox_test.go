@@ -41,3 +41,41 @@ func testMailboxAckOtherContact(t *testing.T) {
 	}
 	_ = alice.svc.Close()
 }
+
+// TestMailboxForgedAck: a device removed from bob's cell keeps the
+// mailbox key it held, which alice still pairs with (she learns bob's
+// next key only through a slot). With it, it reads the IDs of alice's
+// entries in alice → bob, empties that slot and leaves acks of them in
+// bob → alice. Bob never had the message; message/mailbox doc.go says
+// such a writer only makes what was lost be sent again ("a message stays
+// pending until it is acknowledged"), yet alice records it delivered and
+// stops sending it: lost for good, shown as delivered.
+func TestMailboxForgedAck(t *testing.T) { bubble(t, testMailboxForgedAck) }
+
+func testMailboxForgedAck(t *testing.T) {
+	alice, bob, m := mailboxPair(t)
+	_ = bob.svc.Close()
+	sent := sendPending(t, alice, "Bob", "never seen by bob")
+	time.Sleep(time.Minute)
+	synctest.Wait()
+	out := slotOf(t, alice, bob, 0)
+	es := slotEntries(t, m, out)
+	if len(es) != 1 {
+		t.Fatalf("the slot alice → bob holds %d entries, want 1", len(es))
+	}
+	// The removed device: bob's mailbox key, no session of bob's.
+	r, err := m.GetSigned(t.Context(), out.RecordKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	putEntries(t, m, out, nil, r.Seq+1)
+	putEntries(t, m, slotOf(t, bob, alice, 0), []mailbox.Entry{mailbox.Ack(es[0].ID)}, 1)
+	time.Sleep(2 * time.Minute)
+	synctest.Wait()
+	for _, got := range alice.store.messages() {
+		if got.ID == sent.ID && !Pending(got.State) {
+			t.Errorf("a forged ack made alice's message, which bob never received, %s: no longer sent again", got.State)
+		}
+	}
+	_ = alice.svc.Close()
+}
