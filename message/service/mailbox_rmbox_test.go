@@ -1,10 +1,14 @@
 package service
 
 import (
+	"context"
+	"errors"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/message"
 	"github.com/exopeer/exopeer/message/mailbox"
 )
@@ -78,4 +82,62 @@ func testMailboxForgedAck(t *testing.T) {
 		}
 	}
 	_ = alice.svc.Close()
+}
+
+// failingDHT is a fakeDHT whose lookups of the keys in fail fail, and
+// that counts the lookups of each key.
+type failingDHT struct {
+	*fakeDHT
+	mu   sync.Mutex
+	fail map[string]bool
+	gets map[string]int
+}
+
+func (f *failingDHT) GetSigned(ctx context.Context, key string) (dht.Record, error) {
+	f.mu.Lock()
+	f.gets[key]++
+	bad := f.fail[key]
+	f.mu.Unlock()
+	if bad {
+		return dht.Record{}, errors.New("fake: lookup timed out")
+	}
+	return f.fakeDHT.GetSigned(ctx, key)
+}
+
+// TestMailboxFullPollNotStuck: one contact's slot whose lookup keeps
+// failing (a DHT node that never answers for that key) must not make
+// every poll of every contact a full one: doc.go says the whole window
+// is read at start and every MailboxFullPoll (1 h), again only while
+// lookups fail at start (a DHT with no peers yet). In 30 minutes,
+// bob's slot of 3 days ago is read at the start's full poll, not at
+// every minute's poll.
+func TestMailboxFullPollNotStuck(t *testing.T) { bubble(t, testMailboxFullPollNotStuck) }
+
+func testMailboxFullPollNotStuck(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "carol")
+	alice, bob, carol := devs[0], devs[1], devs[2]
+	m := newFakeDHT()
+	withMailbox(t, m, alice, bob, carol)
+	alice.befriend("Bob", bob)
+	alice.befriend("Carol", carol)
+	bob.befriend("Alice", alice)
+	carol.befriend("Alice", alice)
+	onClock(t, alice, bob, carol)
+	_ = alice.svc.Close()
+	_ = bob.svc.Close()
+	_ = carol.svc.Close()
+	f := &failingDHT{fakeDHT: m, fail: map[string]bool{}, gets: map[string]int{}}
+	f.fail[slotOf(t, carol, alice, 0).RecordKey()] = true
+	alice.mdht = f
+	alice.start(t)
+	time.Sleep(30 * time.Minute)
+	synctest.Wait()
+	_ = alice.svc.Close()
+	old := slotAt(t, bob, alice, mailbox.Epoch(time.Now())-3, 0).RecordKey()
+	f.mu.Lock()
+	n := f.gets[old]
+	f.mu.Unlock()
+	if n > 2 {
+		t.Fatalf("bob's slot of 3 days ago looked up %d times in 30 minutes: every poll is a full one while carol's slot fails", n)
+	}
 }
