@@ -216,7 +216,7 @@
 // Reading. A goroutine (runMailbox; Close waits for it) polls every
 // contact with a mailbox key: the whole window of mailbox.ReadEpochs (8
 // days) at start and every Config.MailboxFullPoll (1 h), again at the
-// next poll while lookups fail (a DHT with no peers yet); the current
+// next poll while all its lookups fail (a DHT with no peers yet); the current
 // epoch every Config.MailboxPoll (1 min) and after a courier pass found
 // a contact unreachable. For each key of this cell MailboxKeys gives (at
 // most MaxMailboxKeys), it reads the slots of the contact → this cell,

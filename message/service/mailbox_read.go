@@ -20,7 +20,7 @@ const (
 
 // runMailbox is the reader's goroutine (started by Start when mailboxes
 // are wired in, waited for by Close): a poll of the whole window at
-// start (again at the next poll while lookups fail: the DHT may have no
+// start (again at the next poll while all its lookups fail: the DHT may have no
 // peers yet), then of the current epoch every Config.MailboxPoll and at each
 // wake-up (a courier pass that found a contact unreachable), of the
 // whole window every Config.MailboxFullPoll; each poll also puts again
@@ -43,12 +43,15 @@ func (s *Service) runMailbox() {
 		if full || now.Sub(lastFull) >= s.cfg.MailboxFullPoll {
 			full, lastFull = true, now
 		}
-		failed := s.mcount.refused[dhtReason].Load()
+		failed, reads := s.mcount.refused[dhtReason].Load(), s.mcount.reads.Load()
 		s.mailboxPoll(ctx, full)
+		// A poll whose every lookup failed (a DHT with no peers yet, at
+		// start) does not count as the full one: the next is full. One
+		// that failed for some slots only counts (else one slot that
+		// never answers would make every poll full).
+		failed, reads = s.mcount.refused[dhtReason].Load()-failed, s.mcount.reads.Load()-reads
+		full = full && reads > 0 && failed >= reads
 		s.rePutDue(ctx)
-		// A poll whose lookups failed (a DHT with no peers yet, at
-		// start) does not count as the full one: the next is full.
-		full = full && s.mcount.refused[dhtReason].Load() != failed
 		timer.Stop()
 		select {
 		case <-timer.C:
