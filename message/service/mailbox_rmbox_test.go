@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -139,5 +140,38 @@ func testMailboxFullPollNotStuck(t *testing.T) {
 	f.mu.Unlock()
 	if n > 2 {
 		t.Fatalf("bob's slot of 3 days ago looked up %d times in 30 minutes: every poll is a full one while carol's slot fails", n)
+	}
+}
+
+// TestMailboxRefusedFrameChargedOnce: a frame in bob → alice that the
+// receive path refuses (it opens with no session: written by a device
+// removed from bob's cell that keeps the mailbox key, or garbage) is
+// left in its slot, to expire (doc.go), and handed to the receive path
+// again at every poll, which charges bob's inbound quota again each
+// time. 14 KiB written once drain a 512 KiB daily budget in an hour:
+// bob's real messages are then refused until the next day.
+func TestMailboxRefusedFrameChargedOnce(t *testing.T) { bubble(t, testMailboxRefusedFrameChargedOnce) }
+
+func testMailboxRefusedFrameChargedOnce(t *testing.T) {
+	alice, bob, m := mailboxPair(t)
+	_ = alice.svc.Close()
+	_ = bob.svc.Close()
+	var es []mailbox.Entry
+	for i := range 7 {
+		f, err := message.Frame{Kind: message.KindSession, Body: bytes.Repeat([]byte{byte(i + 1)}, 2000)}.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, mailbox.Frame(message.ID{byte(i + 1)}, bob.h.ID(), alice.h.ID(), f))
+	}
+	putEntries(t, m, slotOf(t, bob, alice, 0), es, 1)
+	alice.tune = func(c *Config) { c.MaxInBytesPerContactPerDay = 512 << 10 }
+	alice.start(t)
+	time.Sleep(time.Hour)
+	synctest.Wait()
+	q := alice.svc.Quota()
+	_ = alice.svc.Close()
+	if q.RefusedContactDay > 0 {
+		t.Fatalf("14 KiB left once in a slot used up bob's daily budget of 512 KiB in an hour: %+v", q)
 	}
 }
