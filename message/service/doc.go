@@ -232,7 +232,8 @@
 // idempotent by entity, the session on disk); a message this cell holds
 // already is taken without it (its key is spent). Entries for another
 // device of this cell are left for it. The slot is written back at the
-// next sequence number without what was taken, and an ack entry for each
+// next sequence number without what was taken and without the frames
+// refused (below), and an ack entry for each
 // frame recorded goes to the slots of this cell → the contact.
 //
 // Acks. An ack entry in the contact's slots names a message of this
@@ -250,12 +251,22 @@
 // (64) and MailboxReadBytes (1 MiB) per contact and key a poll: every
 // slot the window has, no more. A record that does not verify (another
 // signer, malformed: taken as no record), a value that does not open or
-// is malformed, a frame from a device not on the contact's list, a
-// frame that does not decode or that the receive path refuses, a failed
-// lookup or put, are counted by reason (Mailbox().Refused) and leave the
-// slot as it is: nothing is lost (a refused entry expires with its
-// record). Mailbox() counts the lookups, puts, messages stored,
-// frames received and messages acked.
+// is malformed, a frame from a device not on the contact's list (the
+// newer list may add it), a frame the quotas refuse (tried again at a
+// later poll), a failed lookup or put, are counted by reason
+// (Mailbox().Refused) and leave the slot as it is (a refused entry
+// expires with its record). A frame for this device that does not
+// decode or that the receive path refuses for another reason than the
+// quotas is counted too and removed from its slot when the slot is
+// written back (Mailbox().Dropped): only this device can open it, and
+// its sender sends again what no ack covers; else it would be handed
+// to the receive path, and charged to the contact's inbound quota, at
+// every poll. This device also remembers it by record key, sequence
+// number and entry ID (at most MaxRefusedFrames, the oldest forgotten
+// first), so that when the slot could not be written back it is not
+// handed again at the next polls of the same record (Mailbox().Skipped).
+// Mailbox() counts the lookups, puts, messages stored, frames received
+// and messages acked.
 //
 // # Receiving
 //

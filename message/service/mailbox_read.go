@@ -154,10 +154,15 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 
 // takeSlot takes from es, the entries of slot at seq, the frames for
 // this device (recorded through the receive path) and the acks (their
-// messages recorded delivered), writes the slot back without them, and
-// returns the acks to leave for the contact.
+// messages recorded delivered), writes the slot back without them and
+// without the frames for this device the receive path refused for a
+// reason other than the quotas (only this device can open them, and
+// their sender sends again what no ack covers), and returns the acks to
+// leave for the contact. A frame refused at this record and sequence
+// number before (its slot not written back) is not handed again.
 func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []byte, slot mailbox.Slot, es []mailbox.Entry, seq uint64) []mailbox.Entry {
 	taken := map[message.ID]bool{}
+	dropped := 0
 	var acks []mailbox.Entry
 	for _, e := range es {
 		switch e.Kind {
@@ -169,9 +174,21 @@ func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []
 			if e.To != s.self {
 				continue // another device's
 			}
-			if s.frameIn(ctx, c, e) {
+			key := refusedFrame{record: slot.RecordKey(), seq: seq, id: e.ID}
+			if s.refusedBefore(key) {
+				s.mcount.skipped.Add(1)
+				taken[e.ID] = true
+				dropped++
+				continue
+			}
+			switch s.frameIn(ctx, c, e) {
+			case frameRecorded:
 				taken[e.ID] = true
 				acks = append(acks, mailbox.Ack(e.ID))
+			case frameRefused:
+				s.rememberRefused(key)
+				taken[e.ID] = true
+				dropped++
 			}
 		}
 	}
@@ -179,42 +196,88 @@ func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []
 		rest := mailbox.Without(es, func(id message.ID) bool { return taken[id] })
 		if err := s.putSlot(ctx, slot, rest, seq+1); err != nil {
 			s.log.Debug("mailbox slot not emptied", "contact", c.Name, "err", err)
+		} else {
+			s.mcount.dropped.Add(int64(dropped))
 		}
 	}
 	return acks
 }
 
+// Outcomes of frameIn.
+const (
+	// frameLeft: the frame stays in its slot (another device's list
+	// may come, the quotas may allow it later, or ctx ended).
+	frameLeft = iota
+	// frameRecorded: the message is recorded in this cell.
+	frameRecorded
+	// frameRefused: the frame does not decode or the receive path
+	// refused it for a reason other than the quotas.
+	frameRefused
+)
+
 // frameIn hands the frame entry e of the contact c to the receive path
-// as if it came on a stream from its sealing device, and reports whether
-// the message is recorded in this cell (now or before).
-func (s *Service) frameIn(ctx context.Context, c contactservice.Contact, e mailbox.Entry) bool {
+// as if it came on a stream from its sealing device, and says what
+// became of it. A frame from a device not on the contact's list is left
+// (not charged: the newer list may add it); one the quotas refuse is left
+// to be tried later.
+func (s *Service) frameIn(ctx context.Context, c contactservice.Contact, e mailbox.Entry) int {
 	if !c.Devices.Has(e.From) {
 		s.mcount.refuse("device")
-		return false
+		return frameLeft
 	}
 	// Recorded before (a slot not emptied after): its key is spent, so
 	// the frame would not open again.
 	ent := store.EntityID(message.EntityOf(c.Cell(), e.ID))
 	if m, err := s.get(ctx, ent); err == nil && m.Direction == In {
-		return true
+		return frameRecorded
 	}
 	f, err := message.DecodeFrame(e.Frame)
 	if err != nil || (f.Kind != message.KindInitial && f.Kind != message.KindSession) {
 		s.mcount.refuse("frame")
-		return false
+		return frameRefused
 	}
 	id, err := s.receive(ctx, e.From, []contactservice.Contact{c}, f, nil)
 	if err != nil {
 		s.mcount.refuse("frame")
 		s.log.Warn("mailbox frame refused", "contact", c.Name, "peer", e.From, "err", err)
-		return false
+		if errors.Is(err, errQuota) || ctx.Err() != nil {
+			return frameLeft
+		}
+		return frameRefused
 	}
+	s.mcount.received.Add(1)
 	if id != e.ID {
 		s.mcount.refuse("frame")
 		s.log.Warn("mailbox frame of another ID than its entry's", "contact", c.Name, "peer", e.From)
+		return frameRefused
 	}
-	s.mcount.received.Add(1)
-	return id == e.ID
+	return frameRecorded
+}
+
+// refusedBefore reports whether the frame entry key was refused before.
+func (s *Service) refusedBefore(key refusedFrame) bool {
+	s.mstate.mu.Lock()
+	defer s.mstate.mu.Unlock()
+	return s.mstate.refused[key]
+}
+
+// rememberRefused remembers the refused frame entry key, forgetting the
+// oldest beyond MaxRefusedFrames.
+func (s *Service) rememberRefused(key refusedFrame) {
+	s.mstate.mu.Lock()
+	defer s.mstate.mu.Unlock()
+	if s.mstate.refused == nil {
+		s.mstate.refused = map[refusedFrame]bool{}
+	}
+	if s.mstate.refused[key] {
+		return
+	}
+	if len(s.mstate.order) >= MaxRefusedFrames {
+		delete(s.mstate.refused, s.mstate.order[0])
+		s.mstate.order = s.mstate.order[1:]
+	}
+	s.mstate.refused[key] = true
+	s.mstate.order = append(s.mstate.order, key)
 }
 
 // ackedOut records delivered the message id of this cell (own) to the

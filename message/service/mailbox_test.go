@@ -211,9 +211,10 @@ func testMailboxLostWrite(t *testing.T) {
 
 // TestMailboxRefusals: bob's reader leaves a frame for another device of
 // his cell (counted nowhere), and refuses with a counted reason, leaving
-// it where it is, a frame from a device not on alice's list, a frame
-// that does not decode, a record whose value does not open and one not
-// signed by the slot's key; nothing is recorded, nothing panics.
+// it where it is, a frame from a device not on alice's list, a record
+// whose value does not open and one not signed by the slot's key; a
+// frame for him that does not decode is refused and removed from its
+// slot (dropped); nothing is recorded, nothing panics.
 func TestMailboxRefusals(t *testing.T) { bubble(t, testMailboxRefusals) }
 
 func testMailboxRefusals(t *testing.T) {
@@ -237,11 +238,11 @@ func testMailboxRefusals(t *testing.T) {
 	bob.start(t)
 	synctest.Wait() // the poll at start
 	st := bob.svc.Mailbox()
-	if want := map[string]int64{"device": 1, "frame": 1, "value": 1, "record": 1}; st.Received != 0 || !maps.Equal(st.Refused, want) {
-		t.Fatalf("bob's mailbox after one poll: %+v, want refused %v", st, want)
+	if want := map[string]int64{"device": 1, "frame": 1, "value": 1, "record": 1}; st.Received != 0 || st.Dropped != 1 || !maps.Equal(st.Refused, want) {
+		t.Fatalf("bob's mailbox after one poll: %+v, want refused %v, 1 dropped", st, want)
 	}
-	if got := entryIDs(slotEntries(t, m, slotOf(t, alice, bob, 0))); !slices.Equal(got, entryIDs(es)) {
-		t.Fatalf("the slot holds %v, want every entry left", got)
+	if got := entryIDs(slotEntries(t, m, slotOf(t, alice, bob, 0))); !slices.Equal(got, entryIDs(es[:2])) {
+		t.Fatalf("the slot holds %v, want every entry left but the frame that does not decode", got)
 	}
 	if n := len(bob.store.messages()); n != 0 {
 		t.Fatalf("bob recorded %d messages", n)
