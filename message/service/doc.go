@@ -189,7 +189,11 @@
 // those after it (at most MailboxWriteMax a pass) in the slots of this
 // cell → the contact of the current epoch (mailbox.Epoch, the Unix
 // day), with the first key MailboxKeys gives (peer: the newest this
-// cell's device lists carried) and the contact's of its list held. It
+// cell's device lists carried) and the contact's of its list held. That
+// is not yet what message/mailbox doc.go ("Use") asks, the key of the
+// newest list the contact acknowledged: until the contact has the list
+// with a new key, what is written with it is not found by the contact
+// (it stays pending, and is written again each day). It
 // reads the slots first (index 0 up to the first not found): a message
 // they hold is not sealed again, so a message is written once a day at
 // most (in the next day's slots again while it is pending, which also
@@ -234,11 +238,24 @@
 // device of this cell are left for it. The slot is written back at the
 // next sequence number without what was taken and without the frames
 // refused (below), and an ack entry for each
-// frame recorded goes to the slots of this cell → the contact.
+// frame recorded goes to the slots of this cell → the contact, signed
+// by this device's libp2p key (the host key; mailbox.Ack).
 //
 // Acks. An ack entry in the contact's slots names a message of this
-// cell the contact recorded: it is recorded "delivered" (forward only),
-// so no longer pending, and the ack is taken.
+// cell the contact recorded. It counts only if its signature verifies
+// (mailbox.VerifyAck: by the key of the device it names, over this
+// cell, the contact's cell and the message ID), that device is on the
+// contact's current device list, and the message is one this cell sent
+// to that contact: then it is recorded "delivered" (forward only), so no
+// longer pending, and the ack is taken. An ack whose signature does not
+// verify is taken (dropped) and counted ("ack"); one from a device not on
+// the list is left and counted (the newer list may add it); one of a
+// message this cell does not hold, or did not send to that contact, is
+// taken. So a holder of a pair key (a device removed from either cell
+// that kept an old mailbox key) cannot make a message delivered that
+// the contact never received. A device removed from the contact's cell
+// still signs with its own key: its acks count until this device holds
+// the contact's list without it (the same window as for its frames).
 //
 // Re-put. kad-dht servers drop a value 48 h after they got it
 // (dht.MaxRecordAge), not when it expires: each poll, this device puts

@@ -76,14 +76,16 @@ type MailboxStats struct {
 	// that does not verify: not signed by the slot's key, malformed),
 	// "value" (a record whose value does not open or is malformed), "frame" (an entry's
 	// frame that does not decode or the receive path refused), "device"
-	// (a frame from a device not on the contact's list), "bound" (a
+	// (a frame from a device not on the contact's list), "ack" (an ack
+	// whose signature does not verify, or signed by a device not on the
+	// contact's list), "bound" (a
 	// poll stopped at MailboxReadMax or MailboxReadBytes), "dht" (a
 	// lookup or put that failed).
 	Refused map[string]int64
 }
 
 // refusal reasons of MailboxStats.Refused.
-var refusalReasons = []string{"value", "frame", "device", "bound", "dht", "record"}
+var refusalReasons = []string{"value", "frame", "device", "bound", "dht", "record", "ack"}
 
 // dhtReason is the index of "dht" in refusalReasons.
 const dhtReason = 4
@@ -92,7 +94,7 @@ const dhtReason = 4
 type mailboxCounts struct {
 	reads, writes, stored, received, acked atomic.Int64
 	dropped, skipped                       atomic.Int64
-	refused                                [6]atomic.Int64 // refusalReasons
+	refused                                [7]atomic.Int64 // refusalReasons
 }
 
 func (c *mailboxCounts) refuse(reason string) {

@@ -167,7 +167,7 @@ func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []
 	for _, e := range es {
 		switch e.Kind {
 		case mailbox.KindAck:
-			if s.ackedOut(ctx, own, c.Cell(), e.ID) {
+			if s.ackedOut(ctx, own, c, e) {
 				taken[e.ID] = true
 			}
 		case mailbox.KindFrame:
@@ -184,7 +184,12 @@ func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []
 			switch s.frameIn(ctx, c, e) {
 			case frameRecorded:
 				taken[e.ID] = true
-				acks = append(acks, mailbox.Ack(e.ID))
+				a, err := mailbox.Ack(s.signer, own, c.Cell(), e.ID)
+				if err != nil {
+					s.log.Warn("mailbox ack not signed", "err", err)
+					continue
+				}
+				acks = append(acks, a)
 			case frameRefused:
 				s.rememberRefused(key)
 				taken[e.ID] = true
@@ -280,17 +285,31 @@ func (s *Service) rememberRefused(key refusedFrame) {
 	s.mstate.order = append(s.mstate.order, key)
 }
 
-// ackedOut records delivered the message id of this cell (own) to the
-// contact cell a contact's ack names, and reports whether the ack is done
-// with: the message is delivered or read, or this cell holds no such
-// message out to that contact.
-func (s *Service) ackedOut(ctx context.Context, own, cell []byte, id message.ID) bool {
-	ent := store.EntityID(message.EntityOf(own, id))
+// ackedOut records delivered the message of this cell (own) to the
+// contact c that c's ack entry e names, and reports whether the ack is
+// done with: the message is delivered or read, this cell holds no such
+// message out to c, or the ack's signature does not verify (nothing
+// holds a pair key but the two cells and their devices, present or
+// removed: a forgery, dropped). An ack is believed only when signed
+// (mailbox.VerifyAck) by a device on c's current device list; one from
+// a device not on it is left (the newer list may add it), counted.
+func (s *Service) ackedOut(ctx context.Context, own []byte, c contactservice.Contact, e mailbox.Entry) bool {
+	if err := mailbox.VerifyAck(e, c.Cell(), own); err != nil {
+		s.mcount.refuse("ack")
+		s.log.Warn("mailbox ack refused", "contact", c.Name, "peer", e.From, "err", err)
+		return true
+	}
+	if !c.Devices.Has(e.From) {
+		s.mcount.refuse("ack")
+		s.log.Warn("mailbox ack of a device not on the contact's list", "contact", c.Name, "peer", e.From)
+		return false
+	}
+	ent := store.EntityID(message.EntityOf(own, e.ID))
 	m, err := s.get(ctx, ent)
 	if err != nil {
 		return errors.Is(err, store.ErrNotFound)
 	}
-	if m.Direction != Out || m.Conversation != hex.EncodeToString(cell) {
+	if m.Direction != Out || m.Conversation != hex.EncodeToString(c.Cell()) {
 		return true
 	}
 	if s.advance(ctx, ent, Delivered) {

@@ -3,6 +3,7 @@ package service
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ func testMailboxAckOtherContact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	putEntries(t, m, slotOf(t, bob, alice, 0), []mailbox.Entry{mailbox.Ack(id)}, 1)
+	putEntries(t, m, slotOf(t, bob, alice, 0), []mailbox.Entry{ackOf(t, bob, alice, id)}, 1)
 	time.Sleep(2 * time.Minute)
 	synctest.Wait()
 	for _, got := range alice.store.messages() {
@@ -54,7 +55,10 @@ func testMailboxAckOtherContact(t *testing.T) {
 // bob → alice. Bob never had the message; message/mailbox doc.go says
 // such a writer only makes what was lost be sent again ("a message stays
 // pending until it is acknowledged"), yet alice records it delivered and
-// stops sending it: lost for good, shown as delivered.
+// stops sending it: lost for good, shown as delivered. Acks are signed
+// by a device of the acknowledging cell (message/mailbox doc.go): the
+// removed device signs with its own key, or names bob's device without
+// its key, or reflects an ack alice signed; none may count.
 func TestMailboxForgedAck(t *testing.T) { bubble(t, testMailboxForgedAck) }
 
 func testMailboxForgedAck(t *testing.T) {
@@ -74,9 +78,26 @@ func testMailboxForgedAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	putEntries(t, m, out, nil, r.Seq+1)
-	putEntries(t, m, slotOf(t, bob, alice, 0), []mailbox.Entry{mailbox.Ack(es[0].ID)}, 1)
+	// It signs with its own key (no longer on bob's list), and it signs
+	// in the name of bob's device, whose key it does not have.
+	removed := ed25519.NewKeyFromSeed(make([]byte, 32))
+	own, err := mailbox.Ack(removed, bob.list.Cell, alice.list.Cell, es[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	posing := own
+	posing.From = bob.h.ID()
+	// And it reflects an ack alice's device signed, as acknowledging
+	// cell, for a message of bob's of the same ID.
+	reflected := ackOf(t, alice, bob, es[0].ID)
+	putEntries(t, m, slotOf(t, bob, alice, 0), []mailbox.Entry{own}, 1)
+	putEntries(t, m, slotOf(t, bob, alice, 1), []mailbox.Entry{posing}, 1)
+	putEntries(t, m, slotOf(t, bob, alice, 2), []mailbox.Entry{reflected}, 1)
 	time.Sleep(2 * time.Minute)
 	synctest.Wait()
+	if st := alice.svc.Mailbox(); st.Refused["ack"] < 3 {
+		t.Errorf("the forged acks were not refused: %+v", st)
+	}
 	for _, got := range alice.store.messages() {
 		if got.ID == sent.ID && !Pending(got.State) {
 			t.Errorf("a forged ack made alice's message, which bob never received, %s: no longer sent again", got.State)

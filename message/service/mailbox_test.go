@@ -178,7 +178,7 @@ func testMailboxLostWrite(t *testing.T) {
 	alice, bob, m := mailboxPair(t)
 	_ = bob.svc.Close()
 	slot := slotOf(t, alice, bob, 0)
-	theirs := mailbox.Ack(message.ID{0xee})
+	theirs := ackOf(t, alice, bob, message.ID{0xee})
 	raced := false
 	m.beforePut = func(key string, seq uint64) {
 		if key == slot.RecordKey() && !raced {
@@ -194,7 +194,7 @@ func testMailboxLostWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ours := []mailbox.Entry{mailbox.Ack(message.ID{1}), mailbox.Ack(message.ID{2})}
+	ours := []mailbox.Entry{ackOf(t, alice, bob, message.ID{1}), ackOf(t, alice, bob, message.ID{2})}
 	there, err := alice.svc.mailboxAppend(t.Context(), pairs[0], alice.list.Cell, bob.list.Cell, func(map[message.ID]bool) []mailbox.Entry { return ours })
 	if err != nil {
 		t.Fatal(err)
@@ -364,7 +364,7 @@ func testMailboxFullPollRetried(t *testing.T) {
 	_ = alice.svc.Close()
 	_ = bob.svc.Close()
 	old := slotAt(t, bob, alice, mailbox.Epoch(time.Now())-3, 0)
-	putEntries(t, m, old, []mailbox.Entry{mailbox.Ack(message.ID{7})}, 1)
+	putEntries(t, m, old, []mailbox.Entry{ackOf(t, bob, alice, message.ID{7})}, 1)
 	m.mu.Lock()
 	m.noPeers = true
 	m.mu.Unlock()
@@ -391,7 +391,7 @@ func testMailboxRePutBound(t *testing.T) {
 	alice, bob, _ := mailboxPair(t)
 	_ = bob.svc.Close()
 	first := slotAt(t, alice, bob, 1, 0)
-	es := []mailbox.Entry{mailbox.Ack(message.ID{1})}
+	es := []mailbox.Entry{ackOf(t, alice, bob, message.ID{1})}
 	for i := range MaxRePuts + 8 {
 		s := slotAt(t, alice, bob, uint64(1+i/mailbox.SlotsPerEpoch), i%mailbox.SlotsPerEpoch)
 		if err := alice.svc.putSlot(t.Context(), s, es, 1); err != nil {
