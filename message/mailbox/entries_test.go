@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/message"
 	"github.com/exopeer/exopeer/ratchet"
@@ -91,4 +92,57 @@ func ids(es []Entry) []message.ID {
 		out[i] = e.ID
 	}
 	return out
+}
+
+// TestAckSignature: an ack verifies for its cells and ID only, and only
+// with the signature of the device it names.
+func TestAckSignature(t *testing.T) {
+	id := message.ID{9}
+	a := mustAck(id)
+	if a.From != device(0xdc) {
+		t.Fatalf("the ack names %s, not its signing device", a.From)
+	}
+	if err := VerifyAck(a, cellKey(2), cellKey(1)); err != nil {
+		t.Fatalf("a signed ack does not verify: %v", err)
+	}
+	other := a
+	other.ID = message.ID{8}
+	forged := a
+	forged.From = devA // signed by ackBy, names another device
+	flipped := a
+	flipped.Sig = append([]byte{a.Sig[0] ^ 1}, a.Sig[1:]...)
+	for name, tt := range map[string]struct {
+		e          Entry
+		acking, by []byte
+	}{
+		"cells swapped":  {a, cellKey(1), cellKey(2)},
+		"other acking":   {a, cellKey(3), cellKey(1)},
+		"other sender":   {a, cellKey(2), cellKey(3)},
+		"other ID":       {other, cellKey(2), cellKey(1)},
+		"other device":   {forged, cellKey(2), cellKey(1)},
+		"bad signature":  {flipped, cellKey(2), cellKey(1)},
+		"no signature":   {Entry{Kind: KindAck, ID: id, From: a.From}, cellKey(2), cellKey(1)},
+		"a frame":        {entries(1, 1)[0], cellKey(2), cellKey(1)},
+		"short cell key": {a, cellKey(2)[:31], cellKey(1)},
+	} {
+		if err := VerifyAck(tt.e, tt.acking, tt.by); !errors.Is(err, ErrBadAck) {
+			t.Errorf("%s: %v, want ErrBadAck", name, err)
+		}
+	}
+	if _, err := Ack(ackBy[:10], cellKey(2), cellKey(1), id); !errors.Is(err, ErrBadAck) {
+		t.Errorf("Ack with a short key: %v, want ErrBadAck", err)
+	}
+	// The largest ack, its device's peer ID of MaxPeerID bytes: 64 fit a
+	// slot; an Ed25519 device's acks fit an 8 KiB value.
+	big := Entry{Kind: KindAck, From: peer.ID(append([]byte{0x00, MaxPeerID - 2}, make([]byte, MaxPeerID-2)...)), Sig: a.Sig}
+	if n, err := big.size(); err != nil || n != MaxAck {
+		t.Fatalf("an ack of %d bytes (%v), MaxAck %d", n, err, MaxAck)
+	}
+	if listHeader+MaxEntries*MaxAck > MaxPlaintext {
+		t.Fatalf("%d acks of %d bytes do not fit a slot", MaxEntries, MaxAck)
+	}
+	n, err := Size(acks(MaxEntries))
+	if err != nil || bucket(n) != 8<<10-overhead {
+		t.Fatalf("%d acks of Ed25519 devices: %d bytes (%v), not the 8 KiB bucket", MaxEntries, n, err)
+	}
 }

@@ -92,11 +92,33 @@ func entries(n, size int) []Entry {
 	return es
 }
 
+// deviceKey returns the Ed25519 key whose seed is filled with b (device
+// gives its peer ID).
+func deviceKey(b byte) ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, 32))
+}
+
+// cellKey returns the Ed25519 cell key of newCell(b).
+func cellKey(b byte) ed25519.PublicKey { return deviceKey(b).Public().(ed25519.PublicKey) }
+
+// ackBy is the device of cell 2 (newCell(2)) that signs test acks of
+// messages from cell 1.
+var ackBy = deviceKey(0xdc)
+
+// mustAck returns the ack of id signed by ackBy.
+func mustAck(id message.ID) Entry {
+	e, err := Ack(ackBy, cellKey(2), cellKey(1), id)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
 // acks returns n ack entries.
 func acks(n int) []Entry {
 	es := make([]Entry, n)
 	for i := range es {
-		es[i] = Ack(message.ID{byte(i), byte(i >> 8), 2})
+		es[i] = mustAck(message.ID{byte(i), byte(i >> 8), 2})
 	}
 	return es
 }

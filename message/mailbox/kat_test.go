@@ -44,8 +44,13 @@ func katVectors(t *testing.T) string {
 	in := []Entry{
 		Frame(message.ID(bytes.Repeat([]byte{0x66}, message.IDSize)), devA, devB, []byte("first frame")),
 		Frame(message.ID(bytes.Repeat([]byte{0x77}, message.IDSize)), devB, devA, []byte("second frame")),
-		Ack(message.ID(bytes.Repeat([]byte{0xaa}, message.IDSize))),
 	}
+	// An ack in A → B: device A of cell A recorded a message cell B sent.
+	ack, err := Ack(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x88}, 32)), cellA, cellB, message.ID(bytes.Repeat([]byte{0xaa}, message.IDSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = append(in, ack)
 	p, err := PairSecret(boxA, cellA, cellB, boxB.PublicKey())
 	if err != nil {
 		t.Fatal(err)
@@ -65,8 +70,9 @@ func katVectors(t *testing.T) string {
 	b.WriteString("# TestDerivationSpec. Cell keys are Ed25519 from the seeds; mailbox keys\n")
 	b.WriteString("# are the X25519 private keys given; entries are sealed from cell A to B.\n")
 	b.WriteString("# An entry is: kind 1, message ID, sealing device, target device, frame,\n")
-	b.WriteString("# or kind 2 (an ack) and message ID (hex; the devices are the peer IDs\n")
-	b.WriteString("# of the Ed25519 device seeds).\n")
+	b.WriteString("# or kind 2 (an ack), message ID, acknowledging device (of cell A, for a\n")
+	b.WriteString("# message from cell B), its Ed25519 signature (hex; the devices are the\n")
+	b.WriteString("# peer IDs of the Ed25519 device seeds).\n")
 	line := func(k string, v any) { fmt.Fprintf(&b, "%s: %v\n", k, v) }
 	line("cell-a-seed", strings.Repeat("11", 32))
 	line("cell-b-seed", strings.Repeat("22", 32))
@@ -88,7 +94,7 @@ func katVectors(t *testing.T) string {
 	line("device-b-seed", strings.Repeat("99", 32))
 	for i, e := range in {
 		if e.Kind == KindAck {
-			line(fmt.Sprintf("entry-%d", i), fmt.Sprintf("%d %x", e.Kind, e.ID[:]))
+			line(fmt.Sprintf("entry-%d", i), fmt.Sprintf("%d %x %x %x", e.Kind, e.ID[:], []byte(e.From), e.Sig))
 			continue
 		}
 		line(fmt.Sprintf("entry-%d", i), fmt.Sprintf("%d %x %x %x %x", e.Kind, e.ID[:], []byte(e.From), []byte(e.To), e.Frame))
@@ -219,16 +225,27 @@ func TestDerivationSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the frozen value does not open as doc.go says: %v", err)
 	}
-	list := []byte{2, 3}
+	list := []byte{3, 3}
 	for _, e := range []string{kv["entry-0"], kv["entry-1"], kv["entry-2"]} {
 		f := strings.Split(e, " ")
-		if len(f) != 5 && (len(f) != 2 || f[0] != "2") {
-			t.Fatalf("entry %q: want 5 fields, or 2 for an ack", e)
+		if len(f) != 5 && (len(f) != 4 || f[0] != "2") {
+			t.Fatalf("entry %q: want 5 fields, or 4 for an ack", e)
 		}
 		hb := func(s string) []byte { b, _ := hex.DecodeString(s); return b }
 		list = append(list, f[0][0]-'0')
 		list = append(list, hb(f[1])...)
-		if f[0] == "2" { // an ack: kind and ID
+		if f[0] == "2" { // an ack: kind, ID, device, signature
+			// The signature is device A's over the label, the
+			// acknowledging cell (A), the cell the message came from
+			// (B) and the ID.
+			signed := append([]byte("exopeer mailbox ack v1\x00"), cellA...)
+			signed = append(append(signed, cellB...), hb(f[1])...)
+			pub := ed25519.NewKeyFromSeed(h("device-a-seed")).Public().(ed25519.PublicKey)
+			if hex.EncodeToString(append([]byte{0x00, 36, 0x08, 0x01, 0x12, 32}, pub...)) != f[2] || !ed25519.Verify(pub, signed, hb(f[3])) {
+				t.Fatalf("the ack %q is not device A's signature as doc.go says", e)
+			}
+			list = append(append(list, byte(len(hb(f[2])))), hb(f[2])...)
+			list = append(list, hb(f[3])...)
 			continue
 		}
 		for _, p := range []string{f[2], f[3]} {

@@ -208,12 +208,16 @@ func TestBounds(t *testing.T) {
 		"frame over":    {entries(1, MaxFrame+1), ErrFull},
 		"empty frame":   {entries(1, 0), ErrFull},
 		"duplicate ID":  {dup, ErrMalformed},
-		"ack and frame": {[]Entry{{Kind: KindAck, ID: message.ID{1}, Frame: []byte{1}}}, ErrMalformed},
-		"ack and peer":  {[]Entry{{Kind: KindAck, ID: message.ID{1}, From: devA}}, ErrMalformed},
+		"ack and frame": {[]Entry{{Kind: KindAck, ID: message.ID{1}, From: devA, Sig: bytes.Repeat([]byte{1}, 64), Frame: []byte{1}}}, ErrMalformed},
+		"ack and to":    {[]Entry{{Kind: KindAck, ID: message.ID{1}, From: devA, To: devB, Sig: bytes.Repeat([]byte{1}, 64)}}, ErrMalformed},
+		"ack no sig":    {[]Entry{{Kind: KindAck, ID: message.ID{1}, From: devA}}, ErrMalformed},
+		"ack short sig": {[]Entry{{Kind: KindAck, ID: message.ID{1}, From: devA, Sig: make([]byte, 63)}}, ErrMalformed},
+		"ack no device": {[]Entry{{Kind: KindAck, ID: message.ID{1}, Sig: bytes.Repeat([]byte{1}, 64)}}, ErrMalformed},
+		"frame and sig": {[]Entry{{Kind: KindFrame, ID: message.ID{1}, From: devA, To: devB, Frame: []byte{1}, Sig: bytes.Repeat([]byte{1}, 64)}}, ErrMalformed},
 		"no kind":       {[]Entry{{ID: message.ID{1}, From: devA, To: devB, Frame: []byte{1}}}, ErrMalformed},
 		"no from":       {[]Entry{Frame(message.ID{1}, "", devB, []byte{1})}, ErrMalformed},
 		"bad to":        {[]Entry{Frame(message.ID{1}, devA, "nope", []byte{1})}, ErrMalformed},
-		"ack and ID":    {[]Entry{entries(1, 1)[0], Ack(entries(1, 1)[0].ID)}, ErrMalformed},
+		"ack and ID":    {[]Entry{entries(1, 1)[0], mustAck(entries(1, 1)[0].ID)}, ErrMalformed},
 	} {
 		if _, err := s.Seal(tt.in, 1, seeded(t)); !errors.Is(err, tt.want) {
 			t.Errorf("%s: %v, want %v", name, err, tt.want)

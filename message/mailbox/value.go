@@ -1,12 +1,14 @@
 package mailbox
 
 import (
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -28,12 +30,18 @@ const (
 	// MaxEntries bounds the entries of one slot, frames and acks.
 	MaxEntries = 64
 
-	// MaxPeerID bounds the length of a device's peer ID in a frame entry
-	// (an Ed25519 peer ID is 38 bytes).
+	// MaxPeerID bounds the length of a device's peer ID in an entry (an
+	// Ed25519 peer ID is 38 bytes).
 	MaxPeerID = 64
 
-	// ackSize is an ack entry's length: kind and message ID.
-	ackSize = 1 + message.IDSize
+	// entryHeader is what every entry starts with: kind and message ID.
+	entryHeader = 1 + message.IDSize
+
+	// MaxAck is the largest ack entry: kind, message ID, the
+	// length-prefixed peer ID of MaxPeerID bytes of the acknowledging
+	// device, its Ed25519 signature. With a 38-byte Ed25519 peer ID an
+	// ack is 120 bytes: 64 (MaxEntries) fit an 8 KiB value.
+	MaxAck = entryHeader + 1 + MaxPeerID + ed25519.SignatureSize
 
 	// frameHeader is a frame entry's length without its frame, with both
 	// peer IDs of MaxPeerID bytes: kind, message ID, two length-prefixed
@@ -47,8 +55,9 @@ const (
 	// with that entry alone, its peer IDs of MaxPeerID bytes.
 	MaxFrame = MaxPlaintext - listHeader - frameHeader
 
-	listVersion = 2
+	listVersion = 3
 	adLabel     = "exopeer mailbox ad v1"
+	ackLabel    = "exopeer mailbox ack v1"
 )
 
 // Buckets are the sealed value's possible lengths: the plaintext is padded
@@ -68,6 +77,9 @@ var (
 	// ErrFull means entries do not fit one slot: more than MaxEntries, or
 	// more than MaxPlaintext bytes. The writer uses the next index.
 	ErrFull = errors.New("mailbox: entries do not fit a slot")
+	// ErrBadAck means an ack entry is not signed by the device it names,
+	// for the cells and message given (VerifyAck).
+	ErrBadAck = errors.New("mailbox: ack not signed by its device")
 )
 
 // Kind says what an entry is.
@@ -77,8 +89,9 @@ const (
 	// KindFrame is an envelope: a frame one device of the writing cell
 	// sealed for one device of the reading cell.
 	KindFrame Kind = 1
-	// KindAck says the writing cell recorded the message of that ID, which
-	// the reading cell sent: its sender records it delivered.
+	// KindAck says a device of the writing cell recorded the message of
+	// that ID, which the reading cell sent, and signed so: its sender
+	// records it delivered.
 	KindAck Kind = 2
 )
 
@@ -87,14 +100,16 @@ const (
 // (To), both of the cells of the slot's direction, and the frame
 // (message.Frame's encoding, initial or session) From would have delivered
 // to To directly, opaque here, 1 to MaxFrame bytes. An ack entry (KindAck)
-// holds only the ID of a message the writing cell recorded; From, To and
-// Frame are empty.
+// holds the ID of a message the writing cell recorded, the device of
+// that cell that acknowledges it (From) and that device's Ed25519
+// signature (Sig, Ack and VerifyAck); To and Frame are empty.
 type Entry struct {
 	Kind  Kind
 	ID    message.ID
 	From  peer.ID
 	To    peer.ID
 	Frame []byte
+	Sig   []byte
 }
 
 // Frame returns a frame entry.
@@ -102,19 +117,81 @@ func Frame(id message.ID, from, to peer.ID, frame []byte) Entry {
 	return Entry{Kind: KindFrame, ID: id, From: from, To: to, Frame: frame}
 }
 
-// Ack returns an ack entry for the message id.
-func Ack(id message.ID) Entry { return Entry{Kind: KindAck, ID: id} }
+// ackSigned returns what an ack's signature covers (doc.go): the label,
+// the acknowledging cell, the cell the message came from and its ID.
+func ackSigned(acking, from ed25519.PublicKey, id message.ID) ([]byte, error) {
+	if len(acking) != ed25519.PublicKeySize || len(from) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: cell keys of %d and %d bytes", ErrBadAck, len(acking), len(from))
+	}
+	b := make([]byte, 0, len(ackLabel)+1+2*ed25519.PublicKeySize+message.IDSize)
+	b = append(append(b, ackLabel...), 0)
+	b = append(append(append(b, acking...), from...), id[:]...)
+	return b, nil
+}
+
+// Ack returns the ack entry of the message id that the cell from sent
+// and the cell acking recorded, signed by key, the libp2p (Ed25519) key
+// of the acknowledging device of acking, whose peer ID it names.
+func Ack(key ed25519.PrivateKey, acking, from ed25519.PublicKey, id message.ID) (Entry, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return Entry{}, fmt.Errorf("%w: a device key of %d bytes", ErrBadAck, len(key))
+	}
+	msg, err := ackSigned(acking, from, id)
+	if err != nil {
+		return Entry{}, err
+	}
+	pub, err := crypto.UnmarshalEd25519PublicKey(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return Entry{}, fmt.Errorf("mailbox: device key: %w", err)
+	}
+	dev, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		return Entry{}, fmt.Errorf("mailbox: device peer ID: %w", err)
+	}
+	return Entry{Kind: KindAck, ID: id, From: dev, Sig: ed25519.Sign(key, msg)}, nil
+}
+
+// VerifyAck checks that the ack entry e is signed by the Ed25519 key of
+// the device it names (e.From), for the acknowledging cell acking, the
+// cell from the message came from and e.ID; else ErrBadAck. Whether that
+// device is one of acking's is the caller's to check.
+func VerifyAck(e Entry, acking, from ed25519.PublicKey) error {
+	if e.Kind != KindAck || len(e.Sig) != ed25519.SignatureSize {
+		return fmt.Errorf("%w: not a signed ack", ErrBadAck)
+	}
+	msg, err := ackSigned(acking, from, e.ID)
+	if err != nil {
+		return err
+	}
+	pub, err := e.From.ExtractPublicKey()
+	if err != nil || pub.Type() != crypto.Ed25519 {
+		return fmt.Errorf("%w: the device's peer ID holds no Ed25519 key", ErrBadAck)
+	}
+	if ok, err := pub.Verify(msg, e.Sig); err != nil || !ok {
+		return ErrBadAck
+	}
+	return nil
+}
 
 // size returns the entry's encoded length, or an error if it is not well
 // formed (ErrMalformed) or its frame no slot holds (ErrFull).
 func (e Entry) size() (int, error) {
 	switch e.Kind {
 	case KindAck:
-		if e.From != "" || e.To != "" || len(e.Frame) != 0 {
-			return 0, fmt.Errorf("%w: an ack with a frame or peer IDs", ErrMalformed)
+		if e.To != "" || len(e.Frame) != 0 {
+			return 0, fmt.Errorf("%w: an ack with a frame or a target device", ErrMalformed)
 		}
-		return ackSize, nil
+		if err := checkPeer(e.From); err != nil {
+			return 0, err
+		}
+		if len(e.Sig) != ed25519.SignatureSize {
+			return 0, fmt.Errorf("%w: an ack signature of %d bytes", ErrMalformed, len(e.Sig))
+		}
+		return entryHeader + 1 + len(e.From) + ed25519.SignatureSize, nil
 	case KindFrame:
+		if len(e.Sig) != 0 {
+			return 0, fmt.Errorf("%w: a frame with a signature", ErrMalformed)
+		}
 		for _, id := range []peer.ID{e.From, e.To} {
 			if err := checkPeer(id); err != nil {
 				return 0, err
@@ -191,10 +268,11 @@ func EncodeEntries(entries []Entry) ([]byte, error) {
 	for _, e := range entries {
 		b = append(b, byte(e.Kind))
 		b = append(b, e.ID[:]...)
+		b = append(append(b, byte(len(e.From))), e.From...)
 		if e.Kind == KindAck {
+			b = append(b, e.Sig...)
 			continue
 		}
-		b = append(append(b, byte(len(e.From))), e.From...)
 		b = append(append(b, byte(len(e.To))), e.To...)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(e.Frame)))
 		b = append(b, e.Frame...)
@@ -205,7 +283,8 @@ func EncodeEntries(entries []Entry) ([]byte, error) {
 // DecodeEntries parses a padded plaintext strictly: known version, at
 // most MaxEntries, known kinds, every length checked against what is left
 // before it is read, valid peer IDs, distinct IDs, a length that is a
-// bucket's and zero padding. The frames alias b.
+// bucket's and zero padding. It does not verify the acks' signatures
+// (VerifyAck). The frames and signatures alias b.
 func DecodeEntries(b []byte) ([]Entry, error) {
 	if bucket(len(b)) != len(b) {
 		return nil, fmt.Errorf("%w: %d bytes is no bucket's length", ErrMalformed, len(b))
@@ -221,19 +300,26 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 	entries := make([]Entry, 0, count)
 	seen := make(map[message.ID]bool, count)
 	for range count {
-		if len(rest) < ackSize {
+		if len(rest) < entryHeader {
 			return nil, fmt.Errorf("%w: truncated entry", ErrMalformed)
 		}
 		e := Entry{Kind: Kind(rest[0])}
 		copy(e.ID[:], rest[1:])
-		rest = rest[ackSize:]
+		rest = rest[entryHeader:]
+		if e.Kind != KindAck && e.Kind != KindFrame {
+			return nil, fmt.Errorf("%w: entry kind %d", ErrMalformed, e.Kind)
+		}
+		var err error
+		if e.From, rest, err = decodePeer(rest); err != nil {
+			return nil, err
+		}
 		switch e.Kind {
 		case KindAck:
-		case KindFrame:
-			var err error
-			if e.From, rest, err = decodePeer(rest); err != nil {
-				return nil, err
+			if len(rest) < ed25519.SignatureSize {
+				return nil, fmt.Errorf("%w: truncated ack signature", ErrMalformed)
 			}
+			e.Sig, rest = rest[:ed25519.SignatureSize:ed25519.SignatureSize], rest[ed25519.SignatureSize:]
+		case KindFrame:
 			if e.To, rest, err = decodePeer(rest); err != nil {
 				return nil, err
 			}
@@ -246,8 +332,6 @@ func DecodeEntries(b []byte) ([]Entry, error) {
 				return nil, fmt.Errorf("%w: frame of %d bytes, %d left", ErrMalformed, n, len(rest))
 			}
 			e.Frame, rest = rest[:n:n], rest[n:]
-		default:
-			return nil, fmt.Errorf("%w: entry kind %d", ErrMalformed, e.Kind)
 		}
 		if seen[e.ID] {
 			return nil, fmt.Errorf("%w: message %s twice", ErrMalformed, e.ID)

@@ -201,7 +201,11 @@
 // those after it (at most MailboxWriteMax a pass) in the slots of this
 // cell → the contact of the current epoch (mailbox.Epoch, the Unix
 // day), with the first key MailboxKeys gives (peer: the newest this
-// cell's device lists carried) and the contact's of its list held. It
+// cell's device lists carried) and the contact's of its list held. That
+// is not yet what message/mailbox doc.go ("Use") asks, the key of the
+// newest list the contact acknowledged: until the contact has the list
+// with a new key, what is written with it is not found by the contact
+// (it stays pending, and is written again each day). It
 // reads the slots first (index 0 up to the first not found): a message
 // they hold is not sealed again, so a message is written once a day at
 // most (in the next day's slots again while it is pending, which also
@@ -228,7 +232,7 @@
 // Reading. A goroutine (runMailbox; Close waits for it) polls every
 // contact with a mailbox key: the whole window of mailbox.ReadEpochs (8
 // days) at start and every Config.MailboxFullPoll (1 h), again at the
-// next poll while lookups fail (a DHT with no peers yet); the current
+// next poll while all its lookups fail (a DHT with no peers yet); the current
 // epoch every Config.MailboxPoll (1 min) and after a courier pass found
 // a contact unreachable. For each key of this cell MailboxKeys gives (at
 // most MaxMailboxKeys), it reads the slots of the contact → this cell,
@@ -244,12 +248,26 @@
 // idempotent by entity, the session on disk); a message this cell holds
 // already is taken without it (its key is spent). Entries for another
 // device of this cell are left for it. The slot is written back at the
-// next sequence number without what was taken, and an ack entry for each
-// frame recorded goes to the slots of this cell → the contact.
+// next sequence number without what was taken and without the frames
+// refused (below), and an ack entry for each
+// frame recorded goes to the slots of this cell → the contact, signed
+// by this device's libp2p key (the host key; mailbox.Ack).
 //
 // Acks. An ack entry in the contact's slots names a message of this
-// cell the contact recorded: it is recorded "delivered" (forward only),
-// so no longer pending, and the ack is taken.
+// cell the contact recorded. It counts only if its signature verifies
+// (mailbox.VerifyAck: by the key of the device it names, over this
+// cell, the contact's cell and the message ID), that device is on the
+// contact's current device list, and the message is one this cell sent
+// to that contact: then it is recorded "delivered" (forward only), so no
+// longer pending, and the ack is taken. An ack whose signature does not
+// verify is taken (dropped) and counted ("ack"); one from a device not on
+// the list is left and counted (the newer list may add it); one of a
+// message this cell does not hold, or did not send to that contact, is
+// taken. So a holder of a pair key (a device removed from either cell
+// that kept an old mailbox key) cannot make a message delivered that
+// the contact never received. A device removed from the contact's cell
+// still signs with its own key: its acks count until this device holds
+// the contact's list without it (the same window as for its frames).
 //
 // Re-put. kad-dht servers drop a value 48 h after they got it
 // (dht.MaxRecordAge), not when it expires: each poll, this device puts
@@ -262,12 +280,22 @@
 // (64) and MailboxReadBytes (1 MiB) per contact and key a poll: every
 // slot the window has, no more. A record that does not verify (another
 // signer, malformed: taken as no record), a value that does not open or
-// is malformed, a frame from a device not on the contact's list, a
-// frame that does not decode or that the receive path refuses, a failed
-// lookup or put, are counted by reason (Mailbox().Refused) and leave the
-// slot as it is: nothing is lost (a refused entry expires with its
-// record). Mailbox() counts the lookups, puts, messages stored,
-// frames received and messages acked.
+// is malformed, a frame from a device not on the contact's list (the
+// newer list may add it), a frame the quotas refuse (tried again at a
+// later poll), a failed lookup or put, are counted by reason
+// (Mailbox().Refused) and leave the slot as it is (a refused entry
+// expires with its record). A frame for this device that does not
+// decode or that the receive path refuses for another reason than the
+// quotas is counted too and removed from its slot when the slot is
+// written back (Mailbox().Dropped): only this device can open it, and
+// its sender sends again what no ack covers; else it would be handed
+// to the receive path, and charged to the contact's inbound quota, at
+// every poll. This device also remembers it by record key, sequence
+// number and entry ID (at most MaxRefusedFrames, the oldest forgotten
+// first), so that when the slot could not be written back it is not
+// handed again at the next polls of the same record (Mailbox().Skipped).
+// Mailbox() counts the lookups, puts, messages stored, frames received
+// and messages acked.
 //
 // # Receiving
 //

@@ -11,6 +11,7 @@ import (
 
 	contactservice "github.com/exopeer/exopeer/contact/service"
 	"github.com/exopeer/exopeer/dht"
+	"github.com/exopeer/exopeer/message"
 	"github.com/exopeer/exopeer/message/mailbox"
 )
 
@@ -30,6 +31,11 @@ const (
 	MaxMailboxKeys = 4
 	// MaxRePuts bounds the records this device remembers to put again.
 	MaxRePuts = 1024
+	// MaxRefusedFrames bounds the frame entries refused by the receive
+	// path that this device remembers (record key, sequence number,
+	// entry ID), not to hand them to it again while their slot could not
+	// be written back without them.
+	MaxRefusedFrames = 1024
 )
 
 // MailboxDHT is what blind mailboxes need of the DHT: *dht.DHT has it.
@@ -60,18 +66,26 @@ type MailboxStats struct {
 	// frames from slots recorded (duplicates included); Acked the
 	// messages of this cell a contact's ack made delivered.
 	Stored, Received, Acked int64
+	// Dropped is the frame entries for this device that the receive
+	// path refused for a reason other than the quotas, removed from
+	// their slot; Skipped those not handed to it again because it
+	// refused them before at the same record and sequence number (the
+	// slot was not written back).
+	Dropped, Skipped int64
 	// Refused counts what was refused, by reason: "record" (a record
 	// that does not verify: not signed by the slot's key, malformed),
 	// "value" (a record whose value does not open or is malformed), "frame" (an entry's
 	// frame that does not decode or the receive path refused), "device"
-	// (a frame from a device not on the contact's list), "bound" (a
+	// (a frame from a device not on the contact's list), "ack" (an ack
+	// whose signature does not verify, or signed by a device not on the
+	// contact's list), "bound" (a
 	// poll stopped at MailboxReadMax or MailboxReadBytes), "dht" (a
 	// lookup or put that failed).
 	Refused map[string]int64
 }
 
 // refusal reasons of MailboxStats.Refused.
-var refusalReasons = []string{"value", "frame", "device", "bound", "dht", "record"}
+var refusalReasons = []string{"value", "frame", "device", "bound", "dht", "record", "ack"}
 
 // dhtReason is the index of "dht" in refusalReasons.
 const dhtReason = 4
@@ -79,7 +93,8 @@ const dhtReason = 4
 // mailboxCounts are the counts of MailboxStats.
 type mailboxCounts struct {
 	reads, writes, stored, received, acked atomic.Int64
-	refused                                [6]atomic.Int64 // refusalReasons
+	dropped, skipped                       atomic.Int64
+	refused                                [7]atomic.Int64 // refusalReasons
 }
 
 func (c *mailboxCounts) refuse(reason string) {
@@ -94,7 +109,8 @@ func (c *mailboxCounts) refuse(reason string) {
 func (s *Service) Mailbox() MailboxStats {
 	st := MailboxStats{
 		Reads: s.mcount.reads.Load(), Writes: s.mcount.writes.Load(), Stored: s.mcount.stored.Load(),
-		Received: s.mcount.received.Load(), Acked: s.mcount.acked.Load(), Refused: map[string]int64{},
+		Received: s.mcount.received.Load(), Acked: s.mcount.acked.Load(),
+		Dropped: s.mcount.dropped.Load(), Skipped: s.mcount.skipped.Load(), Refused: map[string]int64{},
 	}
 	for i, r := range refusalReasons {
 		if n := s.mcount.refused[i].Load(); n > 0 {
@@ -111,6 +127,17 @@ type mailboxState struct {
 	puts map[string]rePut
 	// wake makes the poller poll the newest epoch soon.
 	wake chan struct{}
+	// refused are the frame entries the receive path refused (at most
+	// MaxRefusedFrames, the oldest forgotten first: order).
+	refused map[refusedFrame]bool
+	order   []refusedFrame
+}
+
+// refusedFrame names a frame entry in one record of one slot.
+type refusedFrame struct {
+	record string
+	seq    uint64
+	id     message.ID
 }
 
 type rePut struct {

@@ -218,3 +218,18 @@ func entryIDs(es []mailbox.Entry) []message.ID {
 	}
 	return out
 }
+
+// ackOf returns the ack entry that device d of the acknowledging cell
+// signs for the message id that device from's cell sent.
+func ackOf(t *testing.T, d, from *device, id message.ID) mailbox.Entry {
+	t.Helper()
+	raw, err := d.key.Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := mailbox.Ack(ed25519.PrivateKey(raw), d.list.Cell, from.list.Cell, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}

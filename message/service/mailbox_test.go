@@ -178,7 +178,7 @@ func testMailboxLostWrite(t *testing.T) {
 	alice, bob, m := mailboxPair(t)
 	_ = bob.svc.Close()
 	slot := slotOf(t, alice, bob, 0)
-	theirs := mailbox.Ack(message.ID{0xee})
+	theirs := ackOf(t, alice, bob, message.ID{0xee})
 	raced := false
 	m.beforePut = func(key string, seq uint64) {
 		if key == slot.RecordKey() && !raced {
@@ -194,7 +194,7 @@ func testMailboxLostWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ours := []mailbox.Entry{mailbox.Ack(message.ID{1}), mailbox.Ack(message.ID{2})}
+	ours := []mailbox.Entry{ackOf(t, alice, bob, message.ID{1}), ackOf(t, alice, bob, message.ID{2})}
 	there, err := alice.svc.mailboxAppend(t.Context(), pairs[0], alice.list.Cell, bob.list.Cell, func(map[message.ID]bool) []mailbox.Entry { return ours })
 	if err != nil {
 		t.Fatal(err)
@@ -211,9 +211,10 @@ func testMailboxLostWrite(t *testing.T) {
 
 // TestMailboxRefusals: bob's reader leaves a frame for another device of
 // his cell (counted nowhere), and refuses with a counted reason, leaving
-// it where it is, a frame from a device not on alice's list, a frame
-// that does not decode, a record whose value does not open and one not
-// signed by the slot's key; nothing is recorded, nothing panics.
+// it where it is, a frame from a device not on alice's list, a record
+// whose value does not open and one not signed by the slot's key; a
+// frame for him that does not decode is refused and removed from its
+// slot (dropped); nothing is recorded, nothing panics.
 func TestMailboxRefusals(t *testing.T) { bubble(t, testMailboxRefusals) }
 
 func testMailboxRefusals(t *testing.T) {
@@ -237,11 +238,11 @@ func testMailboxRefusals(t *testing.T) {
 	bob.start(t)
 	synctest.Wait() // the poll at start
 	st := bob.svc.Mailbox()
-	if want := map[string]int64{"device": 1, "frame": 1, "value": 1, "record": 1}; st.Received != 0 || !maps.Equal(st.Refused, want) {
-		t.Fatalf("bob's mailbox after one poll: %+v, want refused %v", st, want)
+	if want := map[string]int64{"device": 1, "frame": 1, "value": 1, "record": 1}; st.Received != 0 || st.Dropped != 1 || !maps.Equal(st.Refused, want) {
+		t.Fatalf("bob's mailbox after one poll: %+v, want refused %v, 1 dropped", st, want)
 	}
-	if got := entryIDs(slotEntries(t, m, slotOf(t, alice, bob, 0))); !slices.Equal(got, entryIDs(es)) {
-		t.Fatalf("the slot holds %v, want every entry left", got)
+	if got := entryIDs(slotEntries(t, m, slotOf(t, alice, bob, 0))); !slices.Equal(got, entryIDs(es[:2])) {
+		t.Fatalf("the slot holds %v, want every entry left but the frame that does not decode", got)
 	}
 	if n := len(bob.store.messages()); n != 0 {
 		t.Fatalf("bob recorded %d messages", n)
@@ -363,7 +364,7 @@ func testMailboxFullPollRetried(t *testing.T) {
 	_ = alice.svc.Close()
 	_ = bob.svc.Close()
 	old := slotAt(t, bob, alice, mailbox.Epoch(time.Now())-3, 0)
-	putEntries(t, m, old, []mailbox.Entry{mailbox.Ack(message.ID{7})}, 1)
+	putEntries(t, m, old, []mailbox.Entry{ackOf(t, bob, alice, message.ID{7})}, 1)
 	m.mu.Lock()
 	m.noPeers = true
 	m.mu.Unlock()
@@ -390,7 +391,7 @@ func testMailboxRePutBound(t *testing.T) {
 	alice, bob, _ := mailboxPair(t)
 	_ = bob.svc.Close()
 	first := slotAt(t, alice, bob, 1, 0)
-	es := []mailbox.Entry{mailbox.Ack(message.ID{1})}
+	es := []mailbox.Entry{ackOf(t, alice, bob, message.ID{1})}
 	for i := range MaxRePuts + 8 {
 		s := slotAt(t, alice, bob, uint64(1+i/mailbox.SlotsPerEpoch), i%mailbox.SlotsPerEpoch)
 		if err := alice.svc.putSlot(t.Context(), s, es, 1); err != nil {
