@@ -48,7 +48,8 @@ type Attachment struct {
 	// Size is the file's size in bytes, 0 to MaxFileSize.
 	Size int64
 	// Media is its media type, 0 to MaxMediaType bytes of printable
-	// ASCII (empty: unknown).
+	// ASCII, spaces allowed ("text/plain; charset=utf-8"; empty:
+	// unknown).
 	Media string
 }
 
@@ -63,7 +64,7 @@ func (a *Attachment) Check() error {
 		return fmt.Errorf("%w: attachment name %q is not a base name", ErrBadEnvelope, a.Name)
 	case a.Size < 0 || a.Size > MaxFileSize:
 		return fmt.Errorf("%w: attachment size %d", ErrBadEnvelope, a.Size)
-	case len(a.Media) > MaxMediaType || !printable(a.Media):
+	case len(a.Media) > MaxMediaType || !printable(strings.ReplaceAll(a.Media, " ", "!")):
 		return fmt.Errorf("%w: attachment media type", ErrBadEnvelope)
 	}
 	return nil

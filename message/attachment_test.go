@@ -115,7 +115,7 @@ func TestAttachmentRefused(t *testing.T) {
 		{"name too long", func(a *Attachment) { a.Name = strings.Repeat("é", 128) }},
 		{"negative size", func(a *Attachment) { a.Size = -1 }},
 		{"size too large", func(a *Attachment) { a.Size = MaxFileSize + 1 }},
-		{"media with a space", func(a *Attachment) { a.Media = "text/plain; charset=utf-8" }},
+		{"media with a tab", func(a *Attachment) { a.Media = "text/plain;\tcharset=utf-8" }},
 		{"media too long", func(a *Attachment) { a.Media = strings.Repeat("a", MaxMediaType+1) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

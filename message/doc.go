@@ -74,6 +74,7 @@
 //	  "\", control character, not "." or ".."
 //	size (8): the file's bytes, 0..MaxFileSize (2^50)
 //	media type: length (1, 0..MaxMediaType = 127), printable ASCII
+//	  and spaces
 //
 // and nothing after (testdata/attachment.hex is a known answer). Version
 // 4 is a read receipt's. DecodeEnvelope refuses an attachment that

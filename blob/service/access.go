@@ -30,6 +30,9 @@ type access struct {
 	mu     sync.RWMutex
 	public map[cid.Cid]struct{}
 	shared map[cid.Cid]map[peer.ID]struct{}
+	// contacts is the contact shares the sets were built with: root to
+	// the devices of the contacts it is shared with (share.go).
+	contacts map[cid.Cid][]peer.ID
 }
 
 func (a *access) init() {
@@ -245,6 +248,17 @@ func (s *Service) loadAccess(ctx context.Context) error {
 		}
 		shares[root] = append(shares[root], p)
 	}
+	contacts, err := s.contactShares(ctx)
+	if err != nil {
+		// Kept as they were: the next refresh tries again.
+		s.log.Info("blobs: contact shares not read", "err", err)
+		s.acl.mu.RLock()
+		contacts = s.acl.contacts
+		s.acl.mu.RUnlock()
+	}
+	for root, ps := range contacts {
+		shares[root] = append(shares[root], ps...)
+	}
 	shared := make(map[cid.Cid]map[peer.ID]struct{})
 	for root, ps := range shares {
 		cs, err := s.treeBlocks(ctx, root, entries)
@@ -264,7 +278,7 @@ func (s *Service) loadAccess(ctx context.Context) error {
 	}
 	s.acl.mu.Lock()
 	defer s.acl.mu.Unlock()
-	s.acl.public, s.acl.shared = public, shared
+	s.acl.public, s.acl.shared, s.acl.contacts = public, shared, contacts
 	return nil
 }
 

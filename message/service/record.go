@@ -42,6 +42,8 @@ type Message struct {
 	Text  string `json:"text"`
 	// State is Sent or Delivered.
 	State string `json:"state"`
+	// File is the file the message shares, if any (share.go).
+	File *File `json:"file,omitempty"`
 }
 
 // put writes m as its entity (m.Entity), its trait created at created
@@ -128,6 +130,7 @@ func newMessage(env *message.Envelope, conv ed25519.PublicKey, dir, state string
 		Order:        env.OrderKey(),
 		Text:         env.Text,
 		State:        state,
+		File:         fileOf(env.File),
 	}
 }
 

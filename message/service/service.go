@@ -178,6 +178,10 @@ type Options struct {
 	Store     Store
 	// Finder finds devices not in the peerstore; nil: the peerstore only.
 	Finder Finder
+	// Files shares the cell's files with contacts (share.go); nil: no
+	// file is shared, and a shared file received is recorded in its
+	// message only.
+	Files  Files
 	Config Config
 	Logger *slog.Logger
 }
@@ -195,6 +199,7 @@ type Service struct {
 	prek   Prekeys
 	store  Store
 	finder Finder
+	files  Files
 	cfg    Config
 	log    *slog.Logger
 
@@ -244,7 +249,7 @@ func New(o Options) (*Service, error) {
 	cfg := o.Config.withDefaults()
 	return &Service{
 		h: o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
-		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
+		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder, files: o.Files,
 		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
 		in:   make(chan struct{}, cfg.MaxFramesIn),
 		wake: make(chan struct{}, 1),
