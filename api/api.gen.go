@@ -686,6 +686,12 @@ type FileView struct {
 
 	// Held bytes of its blocks this node holds
 	Held int64 `json:"held"`
+
+	// From the cell key of the contact that shared it (empty for the cell's own file)
+	From string `json:"from,omitempty"`
+
+	// Offered shared by a contact over the budget for its files, fetched only once pinned
+	Offered bool `json:"offered,omitempty"`
 }
 
 // FilesAddRequest Files and folders on the node's disk to add, each one file of the cell.
@@ -784,6 +790,9 @@ type MessageView struct {
 
 	// State sent (recorded, no device of the contact acknowledged yet) or delivered
 	State string `json:"state"`
+
+	// File A file a message shares (its envelope's attachment).
+	File *SharedFile `json:"file,omitempty"`
 }
 
 // PeerProgress What one peer sent.
@@ -820,6 +829,24 @@ type Problem struct {
 
 // ProblemType The kind of an error; stable, for programs to branch on.
 type ProblemType string
+
+// ShareRequest defines model for ShareRequest.
+type ShareRequest struct {
+	// File the file's name, entity ID or capability
+	File string `json:"file"`
+
+	// Text the message's text, 0 to 4096 bytes of UTF-8 (empty, the file's name)
+	Text string `json:"text,omitempty"`
+}
+
+// SharedFile A file a message shares (its envelope's attachment).
+type SharedFile struct {
+	// Cap the blob's capability, exo://blob/...
+	Cap       string `json:"cap"`
+	Name      string `json:"name"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"mediaType,omitempty"`
+}
 
 // Status A snapshot of what the node sees.
 type Status struct {
@@ -1142,6 +1169,9 @@ type ContactsAcceptJSONRequestBody = ContactAcceptRequest
 // ContactsInviteJSONRequestBody defines body for ContactsInvite for application/json ContentType.
 type ContactsInviteJSONRequestBody = ContactInviteRequest
 
+// ContactsShareJSONRequestBody defines body for ContactsShare for application/json ContentType.
+type ContactsShareJSONRequestBody = ShareRequest
+
 // ContactsVerifyJSONRequestBody defines body for ContactsVerify for application/json ContentType.
 type ContactsVerifyJSONRequestBody = ContactVerifyRequest
 
@@ -1293,6 +1323,9 @@ type ServerInterface interface {
 	// ContactsGet a contact
 	// (GET /v1/contacts/{name})
 	ContactsGet(w http.ResponseWriter, r *http.Request, name string)
+	// ContactsShare share one of the cell's files with a contact, in a message
+	// (POST /v1/contacts/{name}/files)
+	ContactsShare(w http.ResponseWriter, r *http.Request, name string)
 	// ContactsVerify the safety number of this cell and a contact; with confirm, mark the contact verified
 	// (POST /v1/contacts/{name}/verify)
 	ContactsVerify(w http.ResponseWriter, r *http.Request, name string)
@@ -1875,6 +1908,32 @@ func (siw *ServerInterfaceWrapper) ContactsGet(w http.ResponseWriter, r *http.Re
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ContactsGet(w, r, name)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsShare operation middleware
+func (siw *ServerInterfaceWrapper) ContactsShare(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsShare(w, r, name)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2565,6 +2624,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/accept", wrapper.ContactsAccept)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsRemove)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsGet)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/files", wrapper.ContactsShare)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/verify", wrapper.ContactsVerify)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/messages", wrapper.MessagesList)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/messages", wrapper.MessagesSend)
