@@ -72,8 +72,9 @@ func (s *Service) MayRead(p peer.ID, c cid.Cid) bool {
 // are current members of the node's cell, or c is a block of a public
 // blob it holds or fetches (the public set; a public blob's fetch lets
 // anyone be asked for what it wants: blocks.SessionOptions.Public). The
-// peers a blob shared with this node names are asked through an Asker of
-// their own (issue 14). Same cost and locking as MayRead.
+// devices of a contact that shared a blob with the cell are asked by the
+// fetch's session (blocks.SessionOptions.Peers, shared.go). Same cost and
+// locking as MayRead.
 func (s *Service) MayAsk(p peer.ID, c cid.Cid) bool {
 	if t := c.Type(); t != cid.Raw && t != cid.DagProtobuf {
 		return false
@@ -93,8 +94,9 @@ var (
 )
 
 // Share lets peers read the blob under root from this node, from now on
-// and after a restart (issue 14 shares files with contacts this way). A
-// blob is shared with at most MaxShare peers. It blocks on the datastore.
+// and after a restart (this node only: ShareWith shares with a contact's
+// devices on every device of the cell). A blob is shared with at most
+// MaxShare peers. It blocks on the datastore.
 func (s *Service) Share(ctx context.Context, root cid.Cid, peers []peer.ID) error {
 	if _, err := s.live(); err != nil {
 		return err
