@@ -214,3 +214,81 @@ func holdsFile(t *testing.T, seed uint64, ctx context.Context, nd *Node, name, c
 		t.Fatalf("seed %d: node %d has no message sharing the file with %s", seed, nd.Index, name)
 	}
 }
+
+// TestShareFileOverBudget: Bob's cell fetches by itself at most its
+// budget of one contact's files (blobservice Config.ShareBudget): a file
+// Alice shares past it is listed as offered and not fetched, until Bob
+// pins it; it then comes whole. The record survives a restart of Bob's
+// device, still offered.
+func TestShareFileOverBudget(t *testing.T) {
+	const seed = 1406
+	dirs := []string{t.TempDir(), t.TempDir()}
+	data := bytes.Repeat([]byte("over Bob's budget for Alice. "), (1<<20+5)/29)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
+		}
+		alice := addNode(t, ctx, n, NodeConfig{Dir: dirs[0]})
+		bob := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{alice}, Dir: dirs[1], Files: blobservice.Config{ShareBudget: 512 << 10}})
+		if _, err := alice.Peer().Cell().Create(ctx, "Alice", "alice"); err != nil {
+			fail("Create: %v", err)
+		}
+		if _, err := bob.Peer().Cell().Create(ctx, "Bob", "bob"); err != nil {
+			fail("Create: %v", err)
+		}
+		ac, err := alice.Peer().Contacts().Card(ctx, "")
+		if err != nil {
+			fail("card: %v", err)
+		}
+		bc, err := bob.Peer().Contacts().Card(ctx, "")
+		if err != nil {
+			fail("card: %v", err)
+		}
+		if _, err := alice.Peer().Contacts().Add(ctx, bc.Text(), "Bob"); err != nil {
+			fail("Alice adds Bob: %v", err)
+		}
+		if _, err := bob.Peer().Contacts().Add(ctx, ac.Text(), "Alice"); err != nil {
+			fail("Bob adds Alice: %v", err)
+		}
+		f, err := alice.Peer().Blobs().AddFileReader(ctx, "big.bin", bytes.NewReader(data), blobservice.AddOptions{})
+		if err != nil {
+			fail("AddFileReader: %v", err)
+		}
+		if _, err := alice.Peer().Messages().SendFile(ctx, "Bob", messages.File{Cap: f.Cap.String(), Name: f.Name, Size: f.Size}, ""); err != nil {
+			fail("SendFile: %v", err)
+		}
+		file := func() blobservice.File {
+			fs, err := bob.Peer().Blobs().Files(ctx)
+			if err != nil || len(fs) != 1 {
+				return blobservice.File{}
+			}
+			return fs[0]
+		}
+		if _, ok := waitUntil(time.Minute, time.Second, func() bool { return file().Offered }); !ok {
+			fail("Bob's device lists %+v, want the file offered", file())
+		}
+		time.Sleep(3 * time.Minute)
+		if got := file(); got.Held != 0 || got.Pinned {
+			fail("an offered file was fetched: %+v", got)
+		}
+		if err := n.Crash(bob); err != nil {
+			fail("Crash: %v", err)
+		}
+		if err := n.Restart(ctx, bob); err != nil {
+			fail("Restart: %v", err)
+		}
+		if _, ok := waitUntil(time.Minute, time.Second, func() bool { return file().Offered }); !ok {
+			fail("after a restart Bob's device lists %+v", file())
+		}
+		if err := bob.Peer().Blobs().PinFile(ctx, "big.bin"); err != nil {
+			fail("PinFile: %v", err)
+		}
+		if _, ok := waitUntil(5*time.Minute, time.Second, func() bool { got := file(); return got.Pinned && got.Held == f.Held }); !ok {
+			fail("the offered file pinned by hand: %+v, want %d bytes held", file(), f.Held)
+		}
+	})
+}
