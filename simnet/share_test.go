@@ -219,7 +219,9 @@ func holdsFile(t *testing.T, seed uint64, ctx context.Context, nd *Node, name, c
 // budget of one contact's files (blobservice Config.ShareBudget): a file
 // Alice shares past it is listed as offered and not fetched, until Bob
 // pins it; it then comes whole. The record survives a restart of Bob's
-// device, still offered.
+// device, still offered. Past Bob's number of Alice's files
+// (MaxSharedFiles), a message sharing one is taken and the file is
+// listed in it only.
 func TestShareFileOverBudget(t *testing.T) {
 	const seed = 1406
 	dirs := []string{t.TempDir(), t.TempDir()}
@@ -233,7 +235,7 @@ func TestShareFileOverBudget(t *testing.T) {
 			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
 		}
 		alice := addNode(t, ctx, n, NodeConfig{Dir: dirs[0]})
-		bob := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{alice}, Dir: dirs[1], Files: blobservice.Config{ShareBudget: 512 << 10}})
+		bob := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{alice}, Dir: dirs[1], Files: blobservice.Config{ShareBudget: 512 << 10, MaxSharedFiles: 1}})
 		if _, err := alice.Peer().Cell().Create(ctx, "Alice", "alice"); err != nil {
 			fail("Create: %v", err)
 		}
@@ -289,6 +291,21 @@ func TestShareFileOverBudget(t *testing.T) {
 		}
 		if _, ok := waitUntil(5*time.Minute, time.Second, func() bool { got := file(); return got.Pinned && got.Held == f.Held }); !ok {
 			fail("the offered file pinned by hand: %+v, want %d bytes held", file(), f.Held)
+		}
+
+		// Past Bob's number of files for Alice: the message is taken, the
+		// file is in it only, not in Bob's files.
+		g, err := alice.Peer().Blobs().AddFileReader(ctx, "more.bin", bytes.NewReader(data[:1000]), blobservice.AddOptions{})
+		if err != nil {
+			fail("AddFileReader: %v", err)
+		}
+		m, err := alice.Peer().Messages().SendFile(ctx, "Bob", messages.File{Cap: g.Cap.String(), Name: g.Name, Size: g.Size}, "")
+		if err != nil || m.State != messages.Delivered {
+			fail("SendFile past Bob's number of files: %+v, %v", m, err)
+		}
+		holdsFile(t, seed, ctx, bob, "Alice", g.Cap.String())
+		if fs, err := bob.Peer().Blobs().Files(ctx); err != nil || len(fs) != 1 {
+			fail("Bob lists %d files (%v), want 1", len(fs), err)
 		}
 	})
 }

@@ -62,6 +62,11 @@ type Config struct {
 	// recorded as offered (File.Offered) and fetched only when pinned by
 	// hand. Default 4 GiB.
 	ShareBudget int64
+	// MaxSharedFiles is the most files one contact may have shared with
+	// the cell: past it, Received records no more of that contact's
+	// (ErrTooManyFiles), so that a contact cannot fill the cell's list of
+	// files (MaxFiles). Default 1,000.
+	MaxSharedFiles int
 	// Rand is the source of random blob keys and entity IDs. nil: the
 	// system's.
 	Rand io.Reader
@@ -73,14 +78,15 @@ type Config struct {
 // DefaultConfig returns the defaults: every file pinned, no disk budget.
 func DefaultConfig() Config {
 	return Config{
-		Policy:      PolicyAll,
-		Spool:       os.TempDir(),
-		Fetchers:    2,
-		Backoff:     5 * time.Second,
-		MaxBackoff:  5 * time.Minute,
-		Check:       time.Minute,
-		MaxPending:  10000,
-		ShareBudget: 4 << 30,
+		Policy:         PolicyAll,
+		Spool:          os.TempDir(),
+		Fetchers:       2,
+		Backoff:        5 * time.Second,
+		MaxBackoff:     5 * time.Minute,
+		Check:          time.Minute,
+		MaxPending:     10000,
+		ShareBudget:    4 << 30,
+		MaxSharedFiles: 1000,
 	}
 }
 
@@ -113,6 +119,9 @@ func (c Config) withDefaults() Config {
 	if c.ShareBudget <= 0 {
 		c.ShareBudget = d.ShareBudget
 	}
+	if c.MaxSharedFiles <= 0 {
+		c.MaxSharedFiles = d.MaxSharedFiles
+	}
 	c.Rand = ambient.RandOr(c.Rand)
 	c.Now = ambient.NowOr(c.Now)
 	return c
@@ -133,6 +142,9 @@ func (c Config) Validate() error {
 	}
 	if c.PinBudget < 0 {
 		errs = append(errs, fmt.Errorf("blobs: pin budget %d is negative", c.PinBudget))
+	}
+	if c.MaxSharedFiles < 0 {
+		errs = append(errs, fmt.Errorf("blobs: max shared files %d is negative", c.MaxSharedFiles))
 	}
 	if c.ShareBudget < 0 {
 		errs = append(errs, fmt.Errorf("blobs: share budget %d is negative", c.ShareBudget))

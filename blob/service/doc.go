@@ -82,5 +82,7 @@
 // connected first through the peerstore or Options.Finder): no other peer
 // outside the cell is asked. Past Config.ShareBudget of one contact's
 // files (4 GiB) a new one is recorded Offered: Choose keeps it only when
-// pinned by hand.
+// pinned by hand; past Config.MaxSharedFiles (1,000) of one contact's
+// files, none more is recorded (ErrTooManyFiles), so that a contact
+// cannot fill the cell's list (MaxFiles).
 package service

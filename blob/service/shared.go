@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -48,7 +49,8 @@ func SharedEntity(from ed25519.PublicKey, root cid.Cid) store.EntityID {
 // blocks are fetched, by the policy, from the contact's devices as well
 // as the cell's; past Config.ShareBudget of the contact's files, it is
 // recorded as offered and fetched only when pinned by hand (PinFile).
-// It blocks on the store.
+// Past Config.MaxSharedFiles of the contact's files it records nothing
+// and fails with ErrTooManyFiles. It blocks on the store.
 func (s *Service) Received(ctx context.Context, from ed25519.PublicKey, c blob.Capability, name, media string, size int64) (File, error) {
 	if _, err := s.live(); err != nil {
 		return File{}, err
@@ -67,14 +69,21 @@ func (s *Service) Received(ctx context.Context, from ed25519.PublicKey, c blob.C
 	fromHex := hex.EncodeToString(from)
 	taken := make(map[string]bool, len(fs))
 	var used int64
+	count := 0
 	for _, f := range fs {
 		if f.ID == id {
 			return f, nil
 		}
 		taken[f.Name] = true
-		if f.From == fromHex && !f.Offered {
-			used += f.Size
+		if f.From == fromHex {
+			count++
+			if !f.Offered {
+				used += f.Size
+			}
 		}
+	}
+	if count >= s.cfg.MaxSharedFiles {
+		return File{}, fmt.Errorf("blobs: %d files shared by %s, the most: %w", count, fromHex[:16], ErrTooManyFiles)
 	}
 	name, err = freeName(name, taken)
 	if err != nil {
@@ -146,11 +155,16 @@ func (s *Service) sharers(ctx context.Context, root cid.Cid) []peer.ID {
 	for cell := range from {
 		out = append(out, devs[cell]...)
 	}
+	// Connected to at once: each within reachTimeout.
+	var wg sync.WaitGroup
 	for _, p := range out {
-		if err := s.reach(ctx, p); err != nil {
-			s.log.Debug("blobs: sharing device not reached", "peer", p, "err", err)
-		}
+		wg.Go(func() {
+			if err := s.reach(ctx, p); err != nil {
+				s.log.Debug("blobs: sharing device not reached", "peer", p, "err", err)
+			}
+		})
 	}
+	wg.Wait()
 	return out
 }
 

@@ -198,7 +198,9 @@
 // asked), with progress (File.Held) and resuming after a restart (the
 // fetch pin); past the cell's budget for one contact's files
 // (blob/service Config.ShareBudget, 4 GiB) it is only offered, fetched
-// once pinned by hand. Without Options.Files (no files part), SendFile
+// once pinned by hand; past its number of files (Config.MaxSharedFiles,
+// 1,000) the message is taken and the file listed in it only. Without
+// Options.Files (no files part), SendFile
 // fails with ErrNoFiles and a received file is recorded in its message
 // only.
 //

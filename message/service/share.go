@@ -103,7 +103,9 @@ func (s *Service) SendFile(ctx context.Context, name string, f File, text string
 
 // received records the file a message from the contact of cell key from
 // shared (env.File), if any: after the message, before its
-// acknowledgement, so that a failure has the message sent again.
+// acknowledgement, so that a failure has the message sent again (but
+// for a contact past its number of files: the message is taken, the
+// file listed in it only).
 func (s *Service) received(ctx context.Context, from ed25519.PublicKey, a *message.Attachment) error {
 	if a == nil || s.files == nil {
 		return nil
@@ -112,7 +114,14 @@ func (s *Service) received(ctx context.Context, from ed25519.PublicKey, a *messa
 	if err != nil {
 		return err
 	}
-	if _, err := s.files.Received(ctx, from, c, a.Name, a.Media, a.Size); err != nil {
+	_, err = s.files.Received(ctx, from, c, a.Name, a.Media, a.Size)
+	if errors.Is(err, blobservice.ErrTooManyFiles) {
+		// The contact shared too many: the message stands, its file is
+		// in its record only (sending it again would not change that).
+		s.log.Warn("shared file not listed: too many from the contact", "name", a.Name, "err", err)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("message: record the shared file %q: %w", a.Name, err)
 	}
 	return nil
