@@ -456,14 +456,17 @@
 // # Shared files
 //
 // SendFile shares one of the cell's files (its capability, name, size
-// and media type) with a contact: it records the share first
+// and media type) with a contact: past the pending quota it refuses
+// with ErrTooManyPending before sharing anything; else it records the
+// share first
 // (Files.ShareWith: an exo.share entity, so that every device of the
 // cell, after restarts too, serves the blob's blocks to the devices on
 // the contact's current device list and to nobody else; see
 // blob/service), then sends a message as Send does, whose envelope
 // carries the file (package message, # Shared files: versions 5 and 6)
 // and whose record (Message.File) keeps it, so that a pending one is
-// delivered by the courier with its file like any other. The text is
+// delivered by the courier, or left in a blind mailbox (sealed again
+// from the record), with its file like any other. The text is
 // the file's name unless given. A public blob needs no share.
 //
 // The receiving device checks the attachment as part of the envelope (a
