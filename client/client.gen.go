@@ -397,7 +397,10 @@ type ClientInterface interface {
 	// cell's devices, unless it is over their budget for the contact's
 	// files (then it is offered: fetched once pinned). Refused: no such
 	// file (no-file) or contact (no-contact), a name several files have
-	// (ambiguous), a text over 4096 bytes (bad-message).
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -419,7 +422,10 @@ type ClientInterface interface {
 	// cell's devices, unless it is over their budget for the contact's
 	// files (then it is offered: fetched once pinned). Refused: no such
 	// file (no-file) or contact (no-contact), a name several files have
-	// (ambiguous), a text over 4096 bytes (bad-message).
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1401,7 +1407,10 @@ func (c *Raw) ContactsGet(ctx context.Context, name string, reqEditors ...Reques
 // cell's devices, unless it is over their budget for the contact's
 // files (then it is offered: fetched once pinned). Refused: no such
 // file (no-file) or contact (no-contact), a name several files have
-// (ambiguous), a text over 4096 bytes (bad-message).
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1433,7 +1442,10 @@ func (c *Raw) ContactsShareWithBody(ctx context.Context, name string, contentTyp
 // cell's devices, unless it is over their budget for the contact's
 // files (then it is offered: fetched once pinned). Refused: no such
 // file (no-file) or contact (no-contact), a name several files have
-// (ambiguous), a text over 4096 bytes (bad-message).
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4410,7 +4422,10 @@ type ClientWithResponsesInterface interface {
 	// cell's devices, unless it is over their budget for the contact's
 	// files (then it is offered: fetched once pinned). Refused: no such
 	// file (no-file) or contact (no-contact), a name several files have
-	// (ambiguous), a text over 4096 bytes (bad-message).
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4432,7 +4447,10 @@ type ClientWithResponsesInterface interface {
 	// cell's devices, unless it is over their budget for the contact's
 	// files (then it is offered: fetched once pinned). Refused: no such
 	// file (no-file) or contact (no-contact), a name several files have
-	// (ambiguous), a text over 4096 bytes (bad-message).
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6710,6 +6728,8 @@ type ContactsShareResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
@@ -6751,6 +6771,11 @@ func (r ContactsShareResponse) GetApplicationproblemJSON409() *Problem {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r ContactsShareResponse) GetApplicationproblemJSON413() *Problem {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9244,7 +9269,10 @@ func (c *ClientWithResponses) ContactsGetWithResponse(ctx context.Context, name 
 // cell's devices, unless it is over their budget for the contact's
 // files (then it is offered: fetched once pinned). Refused: no such
 // file (no-file) or contact (no-contact), a name several files have
-// (ambiguous), a text over 4096 bytes (bad-message).
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9272,7 +9300,10 @@ func (c *ClientWithResponses) ContactsShareWithBodyWithResponse(ctx context.Cont
 // cell's devices, unless it is over their budget for the contact's
 // files (then it is offered: fetched once pinned). Refused: no such
 // file (no-file) or contact (no-contact), a name several files have
-// (ambiguous), a text over 4096 bytes (bad-message).
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11459,6 +11490,13 @@ func ParseContactsShareResponse(rsp *http.Response) (*ContactsShareResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
