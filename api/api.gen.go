@@ -716,6 +716,12 @@ type FileView struct {
 
 	// Held bytes of its blocks this node holds
 	Held int64 `json:"held"`
+
+	// From the cell key of the contact that shared it (empty for the cell's own file)
+	From string `json:"from,omitempty"`
+
+	// Offered shared by a contact over the budget for its files, fetched only once pinned
+	Offered bool `json:"offered,omitempty"`
 }
 
 // FilesAddRequest Files and folders on the node's disk to add, each one file of the cell.
@@ -819,6 +825,9 @@ type MessageView struct {
 	// read receipt) or undeliverable (a pending record that makes
 	// no valid message; no longer tried)
 	State string `json:"state"`
+
+	// File A file a message shares (its envelope's attachment).
+	File *SharedFile `json:"file,omitempty"`
 }
 
 // PeerProgress What one peer sent.
@@ -855,6 +864,24 @@ type Problem struct {
 
 // ProblemType The kind of an error; stable, for programs to branch on.
 type ProblemType string
+
+// ShareRequest defines model for ShareRequest.
+type ShareRequest struct {
+	// File the file's name, entity ID or capability
+	File string `json:"file"`
+
+	// Text the message's text, 0 to 4096 bytes of UTF-8 (empty, the file's name)
+	Text string `json:"text,omitempty"`
+}
+
+// SharedFile A file a message shares (its envelope's attachment).
+type SharedFile struct {
+	// Cap the blob's capability, exo://blob/...
+	Cap       string `json:"cap"`
+	Name      string `json:"name"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"mediaType,omitempty"`
+}
 
 // Status A snapshot of what the node sees.
 type Status struct {
@@ -1177,6 +1204,9 @@ type ContactsAcceptJSONRequestBody = ContactAcceptRequest
 // ContactsInviteJSONRequestBody defines body for ContactsInvite for application/json ContentType.
 type ContactsInviteJSONRequestBody = ContactInviteRequest
 
+// ContactsShareJSONRequestBody defines body for ContactsShare for application/json ContentType.
+type ContactsShareJSONRequestBody = ShareRequest
+
 // ContactsReceiptsJSONRequestBody defines body for ContactsReceipts for application/json ContentType.
 type ContactsReceiptsJSONRequestBody = ContactReceiptsRequest
 
@@ -1334,6 +1364,9 @@ type ServerInterface interface {
 	// ContactsGet a contact
 	// (GET /v1/contacts/{name})
 	ContactsGet(w http.ResponseWriter, r *http.Request, name string)
+	// ContactsShare share one of the cell's files with a contact, in a message
+	// (POST /v1/contacts/{name}/files)
+	ContactsShare(w http.ResponseWriter, r *http.Request, name string)
 	// ContactsReceipts turn read receipts to a contact on or off
 	// (POST /v1/contacts/{name}/receipts)
 	ContactsReceipts(w http.ResponseWriter, r *http.Request, name string)
@@ -1922,6 +1955,32 @@ func (siw *ServerInterfaceWrapper) ContactsGet(w http.ResponseWriter, r *http.Re
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ContactsGet(w, r, name)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ContactsShare operation middleware
+func (siw *ServerInterfaceWrapper) ContactsShare(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsShare(w, r, name)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2664,6 +2723,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/accept", wrapper.ContactsAccept)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsRemove)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsGet)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/files", wrapper.ContactsShare)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/verify", wrapper.ContactsVerify)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/receipts", wrapper.ContactsReceipts)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/conversations/{name}/read", wrapper.ConversationsRead)

@@ -112,7 +112,10 @@
 // chain replica asks the cell's members for entries, the blob service the
 // members for blob blocks and anyone for a public blob's, a session of a
 // public blob ([SessionOptions] Public) anyone for the blocks it wants
-// while it wants them, and [Providers] anyone for what it tracks. Every
+// while it wants them, a session naming peers ([SessionOptions] Peers:
+// the devices of a contact that shared a blob) those peers for the
+// blocks it wants while it wants them, and [Providers] anyone for what it
+// tracks. Every
 // other want is dropped from the message before it leaves, and so is a
 // cancel for a want that was not sent; a message left empty is not sent.
 // A peer not asked does not answer: a want-have without answer keeps it

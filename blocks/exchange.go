@@ -73,8 +73,11 @@ type Exchange struct {
 	// public holds the CIDs that sessions of public blobs want, which
 	// any peer may be asked for (registered as an Asker on gate).
 	public *cidSet
-	cfg    Config
-	log    *slog.Logger
+	// named holds the CIDs that sessions naming their peers want
+	// (SessionOptions.Peers), each with those peers (an Asker on gate).
+	named *peerCIDSet
+	cfg   Config
+	log   *slog.Logger
 	// repairs serialize the repairs of corrupt stored blocks, by CID
 	// (repair.go).
 	repairs [repairStripes]sync.Mutex
@@ -92,8 +95,9 @@ func NewExchange(h host.Host, store *Store, cfg Config) (*Exchange, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	e := &Exchange{host: h, store: store, gate: new(Gate), public: newCIDSet(), cfg: cfg, log: cfg.Logger}
+	e := &Exchange{host: h, store: store, gate: new(Gate), public: newCIDSet(), named: newPeerCIDSet(), cfg: cfg, log: cfg.Logger}
 	e.gate.RegisterAsker(e.public)
+	e.gate.RegisterAsker(e.named)
 	e.watch = newWatch(cfg.JunkLimit, cfg.CutOff, ambient.NowOr(cfg.Now), func(p peer.ID) {
 		e.log.Info("peer cut off: it sent blocks nobody wanted", "peer", p.String(), "for", cfg.CutOff)
 		if err := h.Network().ClosePeer(p); err != nil {

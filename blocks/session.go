@@ -58,6 +58,11 @@ type SessionOptions struct {
 	// may be asked of any connected peer while it wants them. Otherwise
 	// they go only to the peers the Gate's askers allow.
 	Public bool
+	// Peers, if not empty, may be asked for the blocks the session wants
+	// while it wants them, besides the peers the Gate's askers allow: the
+	// devices of a contact that shared a blob with this node. They are
+	// asked only for this session's wants, nothing else.
+	Peers []peer.ID
 }
 
 // PeerStats counts the blocks one peer delivered to a session.
@@ -201,6 +206,9 @@ func (s *Session) fetch(ctx context.Context, missing []cid.Cid, want map[cid.Cid
 	defer done()
 	if s.opts.Public {
 		defer s.ex.public.add(missing)()
+	}
+	if len(s.opts.Peers) > 0 {
+		defer s.ex.named.add(s.opts.Peers, missing)()
 	}
 	arrived := make(chan blockformat.Block)
 	// ended gets each chunk whose bitswap channel closed, after its

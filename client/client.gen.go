@@ -382,6 +382,56 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/contacts/{name} (the `ContactsGet` operationId).
 	ContactsGet(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ContactsShareWithBody share one of the cell's files with a contact, in a message
+	//
+	// The file (added first with POST /v1/files) is shared with the
+	// contact: every device of this cell serves its blocks to the
+	// devices on the contact's current device list, and to nobody else
+	// (an exo.share entity, so after restarts and on every device), and
+	// a message whose envelope carries the file's capability, name,
+	// size and media type is sent as by POST /v1/messages (text: the
+	// file's name if empty): recorded as sent, delivered now or later
+	// by any device of the cell (not-delivered then, the message kept).
+	// The contact's devices record it as one of their cell's files
+	// (renamed "name (2)" if the name is taken) and fetch it from this
+	// cell's devices, unless it is over their budget for the contact's
+	// files (then it is offered: fetched once pinned). Refused: no such
+	// file (no-file) or contact (no-contact), a name several files have
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
+	ContactsShareWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ContactsShare share one of the cell's files with a contact, in a message
+	//
+	// The file (added first with POST /v1/files) is shared with the
+	// contact: every device of this cell serves its blocks to the
+	// devices on the contact's current device list, and to nobody else
+	// (an exo.share entity, so after restarts and on every device), and
+	// a message whose envelope carries the file's capability, name,
+	// size and media type is sent as by POST /v1/messages (text: the
+	// file's name if empty): recorded as sent, delivered now or later
+	// by any device of the cell (not-delivered then, the message kept).
+	// The contact's devices record it as one of their cell's files
+	// (renamed "name (2)" if the name is taken) and fetch it from this
+	// cell's devices, unless it is over their budget for the contact's
+	// files (then it is offered: fetched once pinned). Refused: no such
+	// file (no-file) or contact (no-contact), a name several files have
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
+	ContactsShare(ctx context.Context, name string, body ContactsShareJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ContactsReceiptsWithBody turn read receipts to a contact on or off
 	//
 	// Read receipts are on for a new contact. Off, no device of this
@@ -1332,6 +1382,76 @@ func (c *Raw) ContactsRemove(ctx context.Context, name string, reqEditors ...Req
 // Corresponds with GET /v1/contacts/{name} (the `ContactsGet` operationId).
 func (c *Raw) ContactsGet(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewContactsGetRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ContactsShareWithBody share one of the cell's files with a contact, in a message
+//
+// The file (added first with POST /v1/files) is shared with the
+// contact: every device of this cell serves its blocks to the
+// devices on the contact's current device list, and to nobody else
+// (an exo.share entity, so after restarts and on every device), and
+// a message whose envelope carries the file's capability, name,
+// size and media type is sent as by POST /v1/messages (text: the
+// file's name if empty): recorded as sent, delivered now or later
+// by any device of the cell (not-delivered then, the message kept).
+// The contact's devices record it as one of their cell's files
+// (renamed "name (2)" if the name is taken) and fetch it from this
+// cell's devices, unless it is over their budget for the contact's
+// files (then it is offered: fetched once pinned). Refused: no such
+// file (no-file) or contact (no-contact), a name several files have
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
+func (c *Raw) ContactsShareWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewContactsShareRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ContactsShare share one of the cell's files with a contact, in a message
+//
+// The file (added first with POST /v1/files) is shared with the
+// contact: every device of this cell serves its blocks to the
+// devices on the contact's current device list, and to nobody else
+// (an exo.share entity, so after restarts and on every device), and
+// a message whose envelope carries the file's capability, name,
+// size and media type is sent as by POST /v1/messages (text: the
+// file's name if empty): recorded as sent, delivered now or later
+// by any device of the cell (not-delivered then, the message kept).
+// The contact's devices record it as one of their cell's files
+// (renamed "name (2)" if the name is taken) and fetch it from this
+// cell's devices, unless it is over their budget for the contact's
+// files (then it is offered: fetched once pinned). Refused: no such
+// file (no-file) or contact (no-contact), a name several files have
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
+func (c *Raw) ContactsShare(ctx context.Context, name string, body ContactsShareJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewContactsShareRequest(c.Server, name, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2916,6 +3036,53 @@ func NewContactsGetRequest(server string, name string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewContactsShareRequest calls the generic ContactsShare builder with application/json body
+func NewContactsShareRequest(server string, name string, body ContactsShareJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewContactsShareRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewContactsShareRequestWithBody constructs an http.Request for the ContactsShare method, with any body, and a specified content type
+func NewContactsShareRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/contacts/%s/files", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewContactsReceiptsRequest calls the generic ContactsReceipts builder with application/json body
 func NewContactsReceiptsRequest(server string, name string, body ContactsReceiptsJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4239,6 +4406,56 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/contacts/{name} (the `ContactsGet` operationId).
 	ContactsGetWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ContactsGetResponse, error)
+
+	// ContactsShareWithBodyWithResponse share one of the cell's files with a contact, in a message
+	//
+	// The file (added first with POST /v1/files) is shared with the
+	// contact: every device of this cell serves its blocks to the
+	// devices on the contact's current device list, and to nobody else
+	// (an exo.share entity, so after restarts and on every device), and
+	// a message whose envelope carries the file's capability, name,
+	// size and media type is sent as by POST /v1/messages (text: the
+	// file's name if empty): recorded as sent, delivered now or later
+	// by any device of the cell (not-delivered then, the message kept).
+	// The contact's devices record it as one of their cell's files
+	// (renamed "name (2)" if the name is taken) and fetch it from this
+	// cell's devices, unless it is over their budget for the contact's
+	// files (then it is offered: fetched once pinned). Refused: no such
+	// file (no-file) or contact (no-contact), a name several files have
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
+	ContactsShareWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ContactsShareResponse, error)
+
+	// ContactsShareWithResponse share one of the cell's files with a contact, in a message
+	//
+	// The file (added first with POST /v1/files) is shared with the
+	// contact: every device of this cell serves its blocks to the
+	// devices on the contact's current device list, and to nobody else
+	// (an exo.share entity, so after restarts and on every device), and
+	// a message whose envelope carries the file's capability, name,
+	// size and media type is sent as by POST /v1/messages (text: the
+	// file's name if empty): recorded as sent, delivered now or later
+	// by any device of the cell (not-delivered then, the message kept).
+	// The contact's devices record it as one of their cell's files
+	// (renamed "name (2)" if the name is taken) and fetch it from this
+	// cell's devices, unless it is over their budget for the contact's
+	// files (then it is offered: fetched once pinned). Refused: no such
+	// file (no-file) or contact (no-contact), a name several files have
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
+	ContactsShareWithResponse(ctx context.Context, name string, body ContactsShareJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsShareResponse, error)
 
 	// ContactsReceiptsWithBodyWithResponse turn read receipts to a contact on or off
 	//
@@ -6488,6 +6705,117 @@ func (r ContactsGetResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ContactsGetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ContactsShareResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MessageView
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
+	ApplicationproblemJSON502 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ContactsShareResponse) GetJSON200() *MessageView {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON502 returns the response for an HTTP 502 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON502() *Problem {
+	return r.ApplicationproblemJSON502
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ContactsShareResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ContactsShareResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ContactsShareResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ContactsShareResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8926,6 +9254,68 @@ func (c *ClientWithResponses) ContactsGetWithResponse(ctx context.Context, name 
 	return ParseContactsGetResponse(rsp)
 }
 
+// ContactsShareWithBodyWithResponse share one of the cell's files with a contact, in a message
+//
+// The file (added first with POST /v1/files) is shared with the
+// contact: every device of this cell serves its blocks to the
+// devices on the contact's current device list, and to nobody else
+// (an exo.share entity, so after restarts and on every device), and
+// a message whose envelope carries the file's capability, name,
+// size and media type is sent as by POST /v1/messages (text: the
+// file's name if empty): recorded as sent, delivered now or later
+// by any device of the cell (not-delivered then, the message kept).
+// The contact's devices record it as one of their cell's files
+// (renamed "name (2)" if the name is taken) and fetch it from this
+// cell's devices, unless it is over their budget for the contact's
+// files (then it is offered: fetched once pinned). Refused: no such
+// file (no-file) or contact (no-contact), a name several files have
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
+func (c *ClientWithResponses) ContactsShareWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ContactsShareResponse, error) {
+	rsp, err := c.ContactsShareWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseContactsShareResponse(rsp)
+}
+
+// ContactsShareWithResponse share one of the cell's files with a contact, in a message
+//
+// The file (added first with POST /v1/files) is shared with the
+// contact: every device of this cell serves its blocks to the
+// devices on the contact's current device list, and to nobody else
+// (an exo.share entity, so after restarts and on every device), and
+// a message whose envelope carries the file's capability, name,
+// size and media type is sent as by POST /v1/messages (text: the
+// file's name if empty): recorded as sent, delivered now or later
+// by any device of the cell (not-delivered then, the message kept).
+// The contact's devices record it as one of their cell's files
+// (renamed "name (2)" if the name is taken) and fetch it from this
+// cell's devices, unless it is over their budget for the contact's
+// files (then it is offered: fetched once pinned). Refused: no such
+// file (no-file) or contact (no-contact), a name several files have
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
+func (c *ClientWithResponses) ContactsShareWithResponse(ctx context.Context, name string, body ContactsShareJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsShareResponse, error) {
+	rsp, err := c.ContactsShare(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseContactsShareResponse(rsp)
+}
+
 // ContactsReceiptsWithBodyWithResponse turn read receipts to a contact on or off
 //
 // Read receipts are on for a new contact. Off, no device of this
@@ -11025,6 +11415,102 @@ func ParseContactsGetResponse(rsp *http.Response) (*ContactsGetResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseContactsShareResponse parses an HTTP response from a ContactsShareWithResponse call
+func ParseContactsShareResponse(rsp *http.Response) (*ContactsShareResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ContactsShareResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MessageView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON502 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Problem

@@ -78,3 +78,11 @@ func (c *Client) Inbox(ctx context.Context, name string, follow bool) iter.Seq2[
 		})
 	}
 }
+
+// Share shares the cell's file named file (its name, entity ID or
+// capability) with the contact named name, in a message of text (the
+// file's name if empty). The message is recorded even when not
+// delivered (the error then names not-delivered).
+func (c *Client) Share(ctx context.Context, name, file, text string) (api.MessageView, error) {
+	return Answer(c.calls.ContactsShareWithResponse(ctx, name, api.ShareRequest{File: file, Text: text}))
+}

@@ -9,7 +9,8 @@
 // # Envelope
 //
 // What the ratchet seals, version 2 (EnvelopeVersion) or 3
-// (EnvelopeVersionCourier), big-endian, in this order:
+// (EnvelopeVersionCourier; 5 and 6 add a shared file, see # Shared
+// files), big-endian, in this order:
 //
 //	version (1) = 2 or 3
 //	message ID (16, random, drawn by the device that wrote it)
@@ -94,6 +95,30 @@
 // cell and device as for an envelope (the stream's device, on the
 // current list of the contact the cell key names, the recipient its own
 // cell), so only the conversation's contact can mark its messages read.
+//
+// # Shared files
+//
+// An envelope that shares a file (package blob's capability of it) is
+// version 5 (EnvelopeVersionFile: version 2's fields) or 6
+// (EnvelopeVersionFileCourier: version 3's fields), followed by the
+// attachment (Attachment), big-endian:
+//
+//	capability: length (1, 1..MaxCapability = 256), the blob's
+//	  capability in its text form, "exo://blob/..." (printable ASCII)
+//	name: length (1, 1..MaxFileName = 255), UTF-8, a base name: no "/",
+//	  "\", control character, not "." or ".."
+//	size (8): the file's bytes, 0..MaxFileSize (2^50)
+//	media type: length (1, 0..MaxMediaType = 127), printable ASCII
+//	  and spaces
+//
+// and nothing after (testdata/attachment.hex is a known answer). Version
+// 4 is a read receipt's. DecodeEnvelope refuses an attachment that
+// breaks a rule as a malformed envelope; message/service parses the
+// capability whole (package blob) and refuses the envelope if it does
+// not parse. An older receiver refuses versions 5 and 6 as unknown: the
+// sender takes the refusal as for any message and tries again later.
+// The text of such a message is required as any message's (the share
+// verb puts the file's name there).
 //
 // # Order
 //

@@ -26,7 +26,7 @@ const (
 	// MaxText is the longest text of a message, in bytes of UTF-8.
 	MaxText = 4096
 	// MaxEnvelope is the longest encoded envelope.
-	MaxEnvelope = 1 + IDSize + 2*ed25519.PublicKeySize + 2*(1+contact.MaxPeerIDLen) + 8 + 8 + 2 + MaxText + 1 + 2 + contact.MaxDeviceListLen
+	MaxEnvelope = 1 + IDSize + 2*ed25519.PublicKeySize + 2*(1+contact.MaxPeerIDLen) + 8 + 8 + 2 + MaxText + 1 + 2 + contact.MaxDeviceListLen + maxAttachment
 )
 
 // Errors of envelopes.
@@ -86,6 +86,8 @@ type Envelope struct {
 	// it changed since the last message to the receiving device. It is
 	// the sender's cell's and names Device.
 	Devices *contact.DeviceList
+	// File is the file the message shares, or nil (versions 5 and 6).
+	File *Attachment
 }
 
 // check validates e's fields.
@@ -117,6 +119,11 @@ func (e *Envelope) check() error {
 			return fmt.Errorf("%w: author is not a peer ID", ErrBadEnvelope)
 		}
 	}
+	if e.File != nil {
+		if err := e.File.Check(); err != nil {
+			return err
+		}
+	}
 	if l := e.Devices; l != nil {
 		if !bytes.Equal(l.Cell, e.Cell) {
 			return fmt.Errorf("%w: device list of another cell", ErrBadEnvelope)
@@ -136,9 +143,14 @@ func (e *Envelope) Encode() ([]byte, error) {
 	}
 	b := make([]byte, 0, 192+len(e.Text))
 	courier := e.Author != "" && e.Author != e.Device
-	if courier {
+	switch {
+	case courier && e.File != nil:
+		b = append(b, EnvelopeVersionFileCourier)
+	case e.File != nil:
+		b = append(b, EnvelopeVersionFile)
+	case courier:
 		b = append(b, EnvelopeVersionCourier)
-	} else {
+	default:
 		b = append(b, EnvelopeVersion)
 	}
 	b = append(b, e.ID[:]...)
@@ -155,12 +167,17 @@ func (e *Envelope) Encode() ([]byte, error) {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Text)))
 	b = append(b, e.Text...)
 	if e.Devices == nil {
-		return append(b, 0), nil
+		b = append(b, 0)
+	} else {
+		l := e.Devices.Encode()
+		b = append(b, 1)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(l)))
+		b = append(b, l...)
 	}
-	l := e.Devices.Encode()
-	b = append(b, 1)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(l)))
-	return append(b, l...), nil
+	if e.File != nil {
+		b = e.File.appendTo(b)
+	}
+	return b, nil
 }
 
 // DecodeEnvelope parses an envelope and checks its rules, the device
@@ -172,7 +189,16 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	}
 	d := decoder{b: b}
 	v := d.u8()
-	if v != EnvelopeVersion && v != EnvelopeVersionCourier {
+	var courier, file bool
+	switch v {
+	case EnvelopeVersion:
+	case EnvelopeVersionCourier:
+		courier = true
+	case EnvelopeVersionFile:
+		file = true
+	case EnvelopeVersionFileCourier:
+		courier, file = true, true
+	default:
 		return nil, fmt.Errorf("%w: unknown version", ErrBadEnvelope)
 	}
 	e := &Envelope{}
@@ -181,11 +207,11 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 	e.To = ed25519.PublicKey(bytes.Clone(d.take(ed25519.PublicKeySize)))
 	e.Device = peer.ID(d.take(d.u8()))
 	e.Author = e.Device
-	if v == EnvelopeVersionCourier {
+	if courier {
 		e.Author = peer.ID(d.take(d.u8()))
 		if e.Author == e.Device {
-			// One encoding per envelope: a device's own message is version 2.
-			return nil, fmt.Errorf("%w: version 3 naming the courier as author", ErrBadEnvelope)
+			// One encoding per envelope: a device's own message is version 2 (5).
+			return nil, fmt.Errorf("%w: courier version naming the courier as author", ErrBadEnvelope)
 		}
 	}
 	e.Sent = int64(d.u64())
@@ -209,6 +235,9 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 		e.Devices = l
 	default:
 		return nil, fmt.Errorf("%w: bad device list flag", ErrBadEnvelope)
+	}
+	if file && !d.bad {
+		e.File = readAttachment(&d)
 	}
 	if d.bad || len(d.b) != 0 {
 		return nil, fmt.Errorf("%w: wrong length", ErrBadEnvelope)

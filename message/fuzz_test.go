@@ -23,6 +23,17 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	courier.File = sampleFile()
+	if b, err = courier.Encode(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	withFile := sample(f, false)
+	withFile.File = sampleFile()
+	if b, err = withFile.Encode(); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Add([]byte{EnvelopeVersion})
 	f.Add([]byte{EnvelopeVersionCourier})
 	f.Fuzz(func(t *testing.T, b []byte) {

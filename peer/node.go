@@ -311,7 +311,8 @@ func (n *Node) build() error {
 	n.pins = pin.New(n.opts.Datastore, n.store, n.log.With("part", "pins")).WithClock(in.now)
 	if n.blobs, err = blobservice.New(blobservice.Options{
 		Host: n.host, Exchange: n.xchg, Blocks: n.store, Pins: n.pins, Datastore: n.opts.Datastore,
-		Cell: n.cell, Store: n.stor, Config: in.blobs, Logger: n.log,
+		Cell: n.cell, Store: n.stor, Contacts: shareContacts{n}, Finder: n.dht,
+		Config: in.blobs, Logger: n.log,
 	}); err != nil {
 		return fmt.Errorf("peer: build blobs: %w", err)
 	}
@@ -329,7 +330,7 @@ func (n *Node) build() error {
 	// mailboxes are DHT records under keys of the cell's mailbox keys.
 	if n.msgs, err = messageservice.New(messageservice.Options{
 		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Cell: n.cell, Contacts: n.cons,
-		Prekeys: n.prek, Store: n.stor, Finder: n.dht, Config: in.messages, Logger: n.log,
+		Prekeys: n.prek, Store: n.stor, Finder: n.dht, Files: n.blobs, Config: in.messages, Logger: n.log,
 		Mailbox: n.dht, MailboxKeys: mailboxKeys{n.cons},
 	}); err != nil {
 		return fmt.Errorf("peer: build messages: %w", err)

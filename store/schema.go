@@ -104,6 +104,21 @@ var FileSchema = Schema{
 	},
 }
 
+// ShareSchema is the schema of exo.share, a blob the cell shares with a
+// contact (package blob/service writes them, one entity per contact and
+// blob): the contact's cell key (64 hex digits), the blob's root CID, the
+// peer ID of the device that shared it and when. Every device of the
+// cell serves the blob's blocks it holds to the contact's devices.
+var ShareSchema = Schema{
+	Type: "exo.share",
+	Fields: []Field{
+		{Name: "contact", Kind: Keyword, Required: true},
+		{Name: "root", Kind: Keyword, Required: true},
+		{Name: "by", Kind: Keyword, Kept: true},
+		{Name: "added", Kind: Time, Required: true, Kept: true},
+	},
+}
+
 // ContactSchema is the schema of exo.contact, another cell this cell
 // talks to (package contact/service writes them; contact has the
 // encodings): the name this cell calls it by, its cell key (64 hex
@@ -200,12 +215,12 @@ var ReadSchema = Schema{
 }
 
 // NewRegistry returns a registry holding the built-in types (exo.note,
-// exo.file, exo.contact, exo.devices, exo.message, exo.read). Built-in types live here, not with the parts that write
+// exo.file, exo.share, exo.contact, exo.devices, exo.message, exo.read). Built-in types live here, not with the parts that write
 // them, so that every node (a store member indexing, a thin member
 // checking its writes) knows the same types whatever parts it runs.
 func NewRegistry() *Registry {
 	r := &Registry{}
-	for _, s := range []Schema{NoteSchema, FileSchema, ContactSchema, DevicesSchema, MessageSchema, ReadSchema} {
+	for _, s := range []Schema{NoteSchema, FileSchema, ShareSchema, ContactSchema, DevicesSchema, MessageSchema, ReadSchema} {
 		if err := r.Register(s); err != nil {
 			panic(err) // the built-in schemas are valid
 		}

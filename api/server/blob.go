@@ -222,7 +222,7 @@ func (rt *routes) file(ctx context.Context, nameOrID string) (blobs.File, error)
 
 func fileView(f blobs.File) api.FileView {
 	return api.FileView{ID: f.ID.String(), Name: f.Name, Size: f.Size, MediaType: f.MediaType, Cap: f.Cap.String(),
-		AddedBy: f.AddedBy, Added: f.Added, Pinned: f.Pinned, Held: f.Held}
+		AddedBy: f.AddedBy, Added: f.Added, Pinned: f.Pinned, Held: f.Held, From: f.From, Offered: f.Offered}
 }
 
 // BlobAdd implements api.ServerInterface.

@@ -112,7 +112,7 @@ func messageView(m messages.Message) api.MessageView {
 	return api.MessageView{
 		Entity: m.Entity.String(), ID: m.ID, Conversation: m.Conversation, Direction: m.Direction,
 		Cell: m.Cell, Device: m.Device, Sent: m.Sent, Received: m.Received, Order: m.Order,
-		Text: m.Text, State: m.State,
+		Text: m.Text, State: m.State, File: sharedFile(m.File),
 	}
 }
 

@@ -30,6 +30,9 @@ type access struct {
 	mu     sync.RWMutex
 	public map[cid.Cid]struct{}
 	shared map[cid.Cid]map[peer.ID]struct{}
+	// contacts is the contact shares the sets were built with: root to
+	// the devices of the contacts it is shared with (share.go).
+	contacts map[cid.Cid][]peer.ID
 }
 
 func (a *access) init() {
@@ -69,8 +72,9 @@ func (s *Service) MayRead(p peer.ID, c cid.Cid) bool {
 // are current members of the node's cell, or c is a block of a public
 // blob it holds or fetches (the public set; a public blob's fetch lets
 // anyone be asked for what it wants: blocks.SessionOptions.Public). The
-// peers a blob shared with this node names are asked through an Asker of
-// their own (issue 14). Same cost and locking as MayRead.
+// devices of a contact that shared a blob with the cell are asked by the
+// fetch's session (blocks.SessionOptions.Peers, shared.go). Same cost and
+// locking as MayRead.
 func (s *Service) MayAsk(p peer.ID, c cid.Cid) bool {
 	if t := c.Type(); t != cid.Raw && t != cid.DagProtobuf {
 		return false
@@ -90,8 +94,9 @@ var (
 )
 
 // Share lets peers read the blob under root from this node, from now on
-// and after a restart (issue 14 shares files with contacts this way). A
-// blob is shared with at most MaxShare peers. It blocks on the datastore.
+// and after a restart (this node only: ShareWith shares with a contact's
+// devices on every device of the cell). A blob is shared with at most
+// MaxShare peers. It blocks on the datastore.
 func (s *Service) Share(ctx context.Context, root cid.Cid, peers []peer.ID) error {
 	if _, err := s.live(); err != nil {
 		return err
@@ -245,6 +250,17 @@ func (s *Service) loadAccess(ctx context.Context) error {
 		}
 		shares[root] = append(shares[root], p)
 	}
+	contacts, err := s.contactShares(ctx)
+	if err != nil {
+		// Kept as they were: the next refresh tries again.
+		s.log.Info("blobs: contact shares not read", "err", err)
+		s.acl.mu.RLock()
+		contacts = s.acl.contacts
+		s.acl.mu.RUnlock()
+	}
+	for root, ps := range contacts {
+		shares[root] = append(shares[root], ps...)
+	}
 	shared := make(map[cid.Cid]map[peer.ID]struct{})
 	for root, ps := range shares {
 		cs, err := s.treeBlocks(ctx, root, entries)
@@ -264,7 +280,7 @@ func (s *Service) loadAccess(ctx context.Context) error {
 	}
 	s.acl.mu.Lock()
 	defer s.acl.mu.Unlock()
-	s.acl.public, s.acl.shared = public, shared
+	s.acl.public, s.acl.shared, s.acl.contacts = public, shared, contacts
 	return nil
 }
 

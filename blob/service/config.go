@@ -57,6 +57,16 @@ type Config struct {
 	// MaxPending bounds the roots waiting for a background fetch; past it
 	// the newest wait for the next look. Default 10,000.
 	MaxPending int
+	// ShareBudget is the bytes of files one contact may share with the
+	// cell that are fetched by themselves: past it, a shared file is
+	// recorded as offered (File.Offered) and fetched only when pinned by
+	// hand. Default 4 GiB.
+	ShareBudget int64
+	// MaxSharedFiles is the most files one contact may have shared with
+	// the cell: past it, Received records no more of that contact's
+	// (ErrTooManyFiles), so that a contact cannot fill the cell's list of
+	// files (MaxFiles). Default 1,000.
+	MaxSharedFiles int
 	// Rand is the source of random blob keys and entity IDs. nil: the
 	// system's.
 	Rand io.Reader
@@ -68,13 +78,15 @@ type Config struct {
 // DefaultConfig returns the defaults: every file pinned, no disk budget.
 func DefaultConfig() Config {
 	return Config{
-		Policy:     PolicyAll,
-		Spool:      os.TempDir(),
-		Fetchers:   2,
-		Backoff:    5 * time.Second,
-		MaxBackoff: 5 * time.Minute,
-		Check:      time.Minute,
-		MaxPending: 10000,
+		Policy:         PolicyAll,
+		Spool:          os.TempDir(),
+		Fetchers:       2,
+		Backoff:        5 * time.Second,
+		MaxBackoff:     5 * time.Minute,
+		Check:          time.Minute,
+		MaxPending:     10000,
+		ShareBudget:    4 << 30,
+		MaxSharedFiles: 1000,
 	}
 }
 
@@ -104,6 +116,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxPending <= 0 {
 		c.MaxPending = d.MaxPending
 	}
+	if c.ShareBudget <= 0 {
+		c.ShareBudget = d.ShareBudget
+	}
+	if c.MaxSharedFiles <= 0 {
+		c.MaxSharedFiles = d.MaxSharedFiles
+	}
 	c.Rand = ambient.RandOr(c.Rand)
 	c.Now = ambient.NowOr(c.Now)
 	return c
@@ -124,6 +142,12 @@ func (c Config) Validate() error {
 	}
 	if c.PinBudget < 0 {
 		errs = append(errs, fmt.Errorf("blobs: pin budget %d is negative", c.PinBudget))
+	}
+	if c.MaxSharedFiles < 0 {
+		errs = append(errs, fmt.Errorf("blobs: max shared files %d is negative", c.MaxSharedFiles))
+	}
+	if c.ShareBudget < 0 {
+		errs = append(errs, fmt.Errorf("blobs: share budget %d is negative", c.ShareBudget))
 	}
 	if c.DiskBudget < 0 {
 		errs = append(errs, fmt.Errorf("blobs: disk budget %d is negative", c.DiskBudget))

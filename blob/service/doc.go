@@ -53,6 +53,36 @@
 // The service is a blocks.Owner on the exchange's gate: a blob block (raw
 // or dag-pb CID) is served to the current members of the node's cell, the
 // blocks of public blobs to anyone (the CIDs of those the node holds, in
-// memory, loaded at start), and the blocks of a blob shared with given
-// peers (Share, kept in the datastore) to those peers. Nothing else.
+// memory, loaded at start), the blocks of a blob shared with given
+// peers (Share, kept in the datastore) to those peers, and the blocks of a
+// blob the cell shares with a contact (ShareWith) to the devices on that
+// contact's current device list. Nothing else.
+//
+// # Shared with contacts
+//
+// ShareWith writes an exo.share entity (store.ShareSchema, one per
+// contact and blob: ShareEntity), so every device of the cell serves the
+// blob, after restarts too. Who may read what is precomputed, not looked
+// up per request: at each change of the shares or of the contacts (the
+// store's watches, and every Config.Check) the service reads the shares
+// (at most MaxShares, the newest) and the contacts' current device
+// lists (Options.Contacts) and, if they changed, rebuilds the block sets
+// (loadAccess: for each shared root, the blocks of its DAG the node
+// holds, found by reading its held dag-pb nodes, never the network). A
+// request then costs one map lookup under a read lock; a rebuild costs a
+// walk of the held internal nodes of every shared and public DAG. A
+// device the contact removes gets nothing more once the newer list is in
+// the cell's store (it comes with the contact's next message).
+//
+// Received records a file a contact shared with the cell (message/service
+// calls it when a message brings one) as an exo.file with From, the
+// contact's cell key: SharedEntity, one per contact and blob, its name
+// made unique among the cell's files. Fetch asks the devices of the
+// contacts a root's files came from too (blocks.SessionOptions.Peers,
+// connected first through the peerstore or Options.Finder): no other peer
+// outside the cell is asked. Past Config.ShareBudget of one contact's
+// files (4 GiB) a new one is recorded Offered: Choose keeps it only when
+// pinned by hand; past Config.MaxSharedFiles (1,000) of one contact's
+// files, none more is recorded (ErrTooManyFiles), so that a contact
+// cannot fill the cell's list (MaxFiles).
 package service

@@ -164,7 +164,9 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 			progress(t.snapshot())
 		}
 	}
-	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{Public: c.Public, OnBlock: s.onBlock(c, func(p peer.ID, _ cid.Cid, size int) { t.fetched(p, size) })})
+	// A file a contact shared: its devices may be asked too.
+	sharers := s.sharers(ctx, c.Root)
+	sess := s.xchg.NewSession(ctx, blocks.SessionOptions{Public: c.Public, Peers: sharers, OnBlock: s.onBlock(c, func(p peer.ID, _ cid.Cid, size int) { t.fetched(p, size) })})
 	defer sess.Close()
 	// Hold each block before it is asked for: a collection running
 	// meanwhile marked the DAG as it was then, and swept what came after

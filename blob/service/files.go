@@ -36,6 +36,13 @@ type File struct {
 	Cap       blob.Capability
 	AddedBy   string // peer ID of the node that added it
 	Added     time.Time
+	// From is the cell key (64 hex digits) of the contact that shared
+	// it with the cell, empty for the cell's own file: its blocks are
+	// fetched from that contact's devices too (shared.go).
+	From string
+	// Offered is a file shared by a contact over the cell's budget for
+	// it (Config.ShareBudget): the policy does not fetch it; PinFile does.
+	Offered bool
 	// Pinned: this device keeps the blob (its policy or a PinFile).
 	Pinned bool
 	// Held is the bytes of the blob's blocks this device holds.
@@ -54,6 +61,9 @@ type fileDoc struct {
 	Cap   string    `json:"cap"`
 	By    string    `json:"by,omitempty"`
 	Added time.Time `json:"added"`
+	// From and Offered: a file a contact shared (File); kept, not indexed.
+	From    string `json:"from,omitempty"`
+	Offered bool   `json:"offered,omitempty"`
 }
 
 // fileReason is the pin reason of a file kept by this device.
@@ -249,7 +259,7 @@ func decodeFile(e store.Entity) (File, bool) {
 		if err != nil || d.Size < 0 {
 			return File{}, false
 		}
-		return File{ID: e.ID, Name: d.Name, Size: d.Size, MediaType: d.Media, Cap: c, AddedBy: d.By, Added: d.Added}, true
+		return File{ID: e.ID, Name: d.Name, Size: d.Size, MediaType: d.Media, Cap: c, AddedBy: d.By, Added: d.Added, From: d.From, Offered: d.Offered}, true
 	}
 	return File{}, false
 }

@@ -25,7 +25,9 @@ const (
 // under policy, with budget for PolicyBudget, given its overrides. It is
 // pure: the same files give the same answer on every call.
 //
-//   - A file pinned by hand is kept, one unpinned by hand is not.
+//   - A file pinned by hand is kept, one unpinned by hand is not; one
+//     a contact offered over the cell's budget (File.Offered) is kept
+//     only pinned by hand.
 //   - PolicyAll keeps the others, PolicyNone none of them.
 //   - PolicyBudget first counts the files pinned by hand against the
 //     budget, then walks the others newest first (by Added, then by ID)
@@ -53,7 +55,9 @@ func Choose(files []File, policy string, budget int64, overrides map[store.Entit
 		case Pinned:
 			take(f)
 		case Policy:
-			rest = append(rest, f)
+			if !f.Offered { // a contact's file over budget: by hand only
+				rest = append(rest, f)
+			}
 		}
 	}
 	switch policy {

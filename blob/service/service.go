@@ -67,23 +67,32 @@ type Options struct {
 	Datastore ds.Batching // the node's: the service keeps its records under /blobservice
 	Cell      Cell
 	Store     Entities
-	Config    Config
-	Logger    *slog.Logger
+	// Contacts, if set, lets the service serve the blobs the cell shares
+	// with contacts to their devices, and fetch those shared with the
+	// cell from the sharing contact's devices (share.go).
+	Contacts Contacts
+	// Finder, if set, finds a sharing contact's device this host knows
+	// no address of.
+	Finder Finder
+	Config Config
+	Logger *slog.Logger
 }
 
 // Service is the node's part "blobs": blobs and the cell's files. Its
 // methods are safe for concurrent use once Start has returned.
 type Service struct {
-	h     host.Host
-	xchg  *blocks.Exchange
-	bs    *blocks.Store
-	pins  *pin.Pins
-	d     ds.Batching
-	cell  Cell
-	ents  Entities
-	cfg   Config
-	log   *slog.Logger
-	unreg func() // removes the owner and asker from the exchange's gate
+	h      host.Host
+	xchg   *blocks.Exchange
+	bs     *blocks.Store
+	pins   *pin.Pins
+	d      ds.Batching
+	cell   Cell
+	ents   Entities
+	cons   Contacts // nil: no contact shares
+	finder Finder
+	cfg    Config
+	log    *slog.Logger
+	unreg  func() // removes the owner and asker from the exchange's gate
 
 	mu      sync.Mutex
 	started bool
@@ -131,6 +140,7 @@ func New(opts Options) (*Service, error) {
 		cell: opts.Cell, ents: opts.Store, cfg: opts.Config.withDefaults(),
 		log:  log.With("part", "blobs"),
 		kick: make(chan struct{}, 1), gcKick: make(chan struct{}, 1),
+		cons: opts.Contacts, finder: opts.Finder,
 	}
 	s.acl.init()
 	s.fetch.init()
@@ -155,9 +165,10 @@ func (s *Service) Start(ctx context.Context) error {
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	unOwn, unAsk := s.xchg.Gate().Register(s), s.xchg.Gate().RegisterAsker(s)
 	s.unreg = func() { unOwn(); unAsk() }
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.follow(s.ctx)
 	go s.fetchLoop(s.ctx)
+	go s.followShares(s.ctx)
 	return nil
 }
 

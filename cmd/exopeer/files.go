@@ -133,6 +133,10 @@ func here(f api.FileView) string {
 	if f.Pinned {
 		return "pinned, " + held
 	}
+	if f.Offered {
+		// A contact's file over the budget: `files pin` fetches it.
+		return "offered, " + held
+	}
 	return held
 }
 

@@ -409,6 +409,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 				Commands: contactVerbs(),
 			},
 			sendVerb(),
+			shareVerb(),
 			inboxVerb(),
 			readVerb(),
 			chatVerb(),

@@ -535,7 +535,7 @@ func envelopeOf(m Message, own, to []byte, courier peer.ID) (*message.Envelope, 
 	}
 	env := &message.Envelope{
 		ID: id, Cell: own, To: to, Device: courier, Author: author,
-		Sent: m.Sent.UnixMilli(), Seq: seq, Text: m.Text,
+		Sent: m.Sent.UnixMilli(), Seq: seq, Text: m.Text, File: m.File.attachment(),
 	}
 	if env.OrderKey() != m.Order {
 		return nil, fmt.Errorf("message: order key %q does not match the message's fields", m.Order)

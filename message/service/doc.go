@@ -453,6 +453,42 @@
 // record of the earlier layout, the last sent time and seq, reads the
 // same way).
 //
+// # Shared files
+//
+// SendFile shares one of the cell's files (its capability, name, size
+// and media type) with a contact: past the pending quota it refuses
+// with ErrTooManyPending before sharing anything; else it records the
+// share first
+// (Files.ShareWith: an exo.share entity, so that every device of the
+// cell, after restarts too, serves the blob's blocks to the devices on
+// the contact's current device list and to nobody else; see
+// blob/service), then sends a message as Send does, whose envelope
+// carries the file (package message, # Shared files: versions 5 and 6)
+// and whose record (Message.File) keeps it, so that a pending one is
+// delivered by the courier, or left in a blind mailbox (sealed again
+// from the record), with its file like any other. The text is
+// the file's name unless given. A public blob needs no share.
+//
+// The receiving device checks the attachment as part of the envelope (a
+// capability that does not parse is refused as a malformed envelope:
+// nothing is recorded), records the message, then the file
+// (Files.Received: an exo.file entity derived from the contact's cell key
+// and the blob's root, so that a file shared twice, or recorded by two
+// devices, is one; its name "name (2)" if the cell has one of that name),
+// before it acknowledges: a file not recorded has the message refused and
+// sent again later (the message's record is idempotent). Every device of
+// the cell then sees the file in its files, and the blob service fetches
+// it by its policy, from the contact's devices as well as the cell's
+// (blocks.SessionOptions.Peers: only that contact's current devices are
+// asked), with progress (File.Held) and resuming after a restart (the
+// fetch pin); past the cell's budget for one contact's files
+// (blob/service Config.ShareBudget, 4 GiB) it is only offered, fetched
+// once pinned by hand; past its number of files (Config.MaxSharedFiles,
+// 1,000) the message is taken and the file listed in it only. Without
+// Options.Files (no files part), SendFile
+// fails with ErrNoFiles and a received file is recorded in its message
+// only.
+//
 // # Bounds
 //
 // A frame's length is checked before its body is allocated; a stream

@@ -117,6 +117,9 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 	if err := rec.wait(); err != nil {
 		return message.ID{}, err
 	}
+	if err := s.received(ctx, c.Cell(), env.File); err != nil {
+		return message.ID{}, err
+	}
 	if perr != nil {
 		return message.ID{}, perr
 	}
@@ -203,6 +206,11 @@ func (s *Service) checkEnvelope(pt []byte, from peer.ID, cs []contactservice.Con
 	env, err := message.DecodeEnvelope(pt)
 	if err != nil {
 		return nil, contactservice.Contact{}, err
+	}
+	if env.File != nil {
+		if _, err := checkAttachment(env.File); err != nil {
+			return nil, contactservice.Contact{}, err
+		}
 	}
 	i := slices.IndexFunc(cs, func(c contactservice.Contact) bool { return env.Cell.Equal(c.Cell()) })
 	if i < 0 {

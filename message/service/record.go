@@ -43,6 +43,8 @@ type Message struct {
 	// State is one of states.go's: Sent, Stored, Delivered, Read or
 	// Undeliverable.
 	State string `json:"state"`
+	// File is the file the message shares, if any (share.go).
+	File *File `json:"file,omitempty"`
 }
 
 // put writes m as its entity (m.Entity), its trait created at created
@@ -155,6 +157,7 @@ func newMessage(env *message.Envelope, conv ed25519.PublicKey, dir, state string
 		Order:        env.OrderKey(),
 		Text:         env.Text,
 		State:        state,
+		File:         fileOf(env.File),
 	}
 }
 

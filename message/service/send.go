@@ -28,6 +28,11 @@ import (
 // longer than message.MaxText is refused before anything is recorded. It
 // blocks until done or ctx ends.
 func (s *Service) Send(ctx context.Context, name, text string) (Message, error) {
+	return s.send(ctx, name, text, nil)
+}
+
+// send is Send of a message that shares file, if not nil (SendFile).
+func (s *Service) send(ctx context.Context, name, text string, file *message.Attachment) (Message, error) {
 	if err := s.enter(); err != nil {
 		return Message{}, err
 	}
@@ -43,7 +48,7 @@ func (s *Service) Send(ctx context.Context, name, text string) (Message, error) 
 	if err := s.checkPending(ctx, hex.EncodeToString(c.Cell())); err != nil {
 		return Message{}, err
 	}
-	env := &message.Envelope{Cell: own, To: c.Cell(), Device: s.self, Text: text}
+	env := &message.Envelope{Cell: own, To: c.Cell(), Device: s.self, Text: text, File: file}
 	if err := s.read(env.ID[:]); err != nil {
 		return Message{}, err
 	}

@@ -253,6 +253,10 @@ type Options struct {
 	Store     Store
 	// Finder finds devices not in the peerstore; nil: the peerstore only.
 	Finder Finder
+	// Files shares the cell's files with contacts (share.go); nil: no
+	// file is shared, and a shared file received is recorded in its
+	// message only.
+	Files Files
 	// Mailbox and MailboxKeys are the DHT and this cell's mailbox keys
 	// for blind mailboxes (doc.go); either nil: no blind mailboxes.
 	Mailbox     MailboxDHT
@@ -274,6 +278,7 @@ type Service struct {
 	prek   Prekeys
 	store  Store
 	finder Finder
+	files  Files
 	cfg    Config
 	log    *slog.Logger
 
@@ -355,7 +360,7 @@ func New(o Options) (*Service, error) {
 	return &Service{
 		run: run,
 		h:   o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
-		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder,
+		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder, files: o.Files,
 		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
 		in:    make(chan struct{}, cfg.MaxFramesIn),
 		quota: newQuotas(cfg),

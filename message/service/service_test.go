@@ -51,6 +51,8 @@ type device struct {
 	// reload after an eviction does within a run, which the tests of the
 	// state on disk check across a restart.
 	keepRun bool
+	// files is the service's Options.Files at start (nil: none).
+	files Files
 	// mdht and mkeys are the service's blind mailboxes (nil: none).
 	mdht  MailboxDHT
 	mkeys MailboxKeys
@@ -139,7 +141,7 @@ func (d *device) start(t *testing.T) {
 	}
 	svc, err := New(Options{
 		Host: d.h, Key: d.key, Datastore: d.fault, Cell: fakeCell{key: d.cell.Public().(ed25519.PublicKey), mailbox: d.mailbox},
-		Contacts: d.cons, Prekeys: d.prek, Store: d.store, Mailbox: d.mdht, MailboxKeys: d.mkeys, Config: cfg,
+		Contacts: d.cons, Prekeys: d.prek, Store: d.store, Mailbox: d.mdht, MailboxKeys: d.mkeys, Files: d.files, Config: cfg,
 	})
 	if err != nil {
 		t.Fatal(err)
