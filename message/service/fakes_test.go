@@ -137,8 +137,10 @@ type fakeStore struct {
 	limits bool
 	// hits counts the hits Query returned.
 	hits int
-	// onQuery, if set, is called at each query, before it is done.
-	onQuery func()
+	// onQuery, if set, is called at each query, before it is done;
+	// seeQuery, if set, is given each query.
+	onQuery  func()
+	seeQuery func(store.Query)
 	// status, if set, is the store's Status (sweep_test.go).
 	status func() (storeservice.Status, error)
 }
@@ -223,8 +225,11 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 // pendingQuery), in one page, Limit ignored.
 func (f *fakeStore) Query(ctx context.Context, q store.Query) (store.Page, error) {
 	f.mu.Lock()
-	hook := f.onQuery
+	hook, see := f.onQuery, f.seeQuery
 	f.mu.Unlock()
+	if see != nil {
+		see(q)
+	}
 	if hook != nil {
 		hook()
 		if err := ctx.Err(); err != nil {

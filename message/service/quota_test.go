@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,6 +17,7 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 
 	"github.com/exopeer/exopeer/message"
+	"github.com/exopeer/exopeer/store"
 )
 
 // TestQuotaJudge: the pure rule. A contact's burst goes at once; past
@@ -294,5 +296,41 @@ func TestTinyRateRefuses(t *testing.T) {
 		if c := (Config{InRate: r}).withDefaults(); c.InRate != 5000 {
 			t.Fatalf("InRate %v: %v, want the default", r, c.InRate)
 		}
+	}
+}
+
+// TestPendingCountedSeldom: Send does not count the contact's pending
+// messages with a store query each time (more than half a sender's CPU
+// at 2,000 messages a second): the count is taken again only when it
+// and the Sends allowed since reach the bound.
+func TestPendingCountedSeldom(t *testing.T) {
+	devs := newDevices(t, "alice")
+	alice := devs[0]
+	alice.tune = func(c *Config) { c.MaxPendingPerContact = 5 }
+	_ = alice.svc.Close()
+	alice.start(t)
+	var queries atomic.Int64
+	conv := strings.Repeat("ab", 32)
+	alice.store.mu.Lock()
+	alice.store.seeQuery = func(q store.Query) {
+		for _, p := range q.Where {
+			if p.Field == "conversation" && p.Value == conv {
+				queries.Add(1) // the courier's own queries are not counted
+			}
+		}
+	}
+	alice.store.mu.Unlock()
+	for i := range 10 {
+		if err := alice.svc.checkPending(t.Context(), conv); err != nil {
+			t.Fatalf("check %d: %v", i, err)
+		}
+	}
+	alice.store.mu.Lock()
+	alice.store.seeQuery = nil
+	alice.store.mu.Unlock()
+	// Counted at the 1st check and again at the 6th (0 counted + 5
+	// allowed since), each a query per pending state.
+	if n := queries.Load(); n != 4 {
+		t.Fatalf("10 checks made %d queries, want 4", n)
 	}
 }

@@ -330,6 +330,10 @@ type Service struct {
 
 	// quota is the inbound quotas' state and counts (quotain.go).
 	quota *quotas
+	// pend is, per contact (cell key, hex), its pending messages as last
+	// counted (quotasend.go); guarded by pmu.
+	pmu  sync.Mutex
+	pend map[string]pendingCount
 
 	// Blind mailboxes (mailbox*.go): off if mdht or mkeys is nil.
 	mdht   MailboxDHT
