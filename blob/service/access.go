@@ -284,6 +284,15 @@ func (s *Service) loadAccess(ctx context.Context) error {
 	return nil
 }
 
+// sharedRoot reports whether root is a blob shared with peers or
+// contacts (its root is always in the shared set).
+func (s *Service) sharedRoot(root cid.Cid) bool {
+	s.acl.mu.RLock()
+	defer s.acl.mu.RUnlock()
+	_, ok := s.acl.shared[root]
+	return ok
+}
+
 // treeBlocks is localBlocks of root and, for a folder, of the entries
 // pinned as its own (see dirs.go), down.
 func (s *Service) treeBlocks(ctx context.Context, root cid.Cid, entries map[cid.Cid][]cid.Cid) ([]cid.Cid, error) {

@@ -187,6 +187,13 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 		// listing, whose entries it has not fetched.
 		s.markWhole(ctx, c.Root)
 	}
+	if s.sharedRoot(c.Root) {
+		// The shared set names the blocks held when it was built: the
+		// ones just fetched are served too.
+		if err := s.loadAccess(ctx); err != nil {
+			s.log.Info("blobs: shared blocks not reloaded after a fetch", "root", c.Root, "err", err)
+		}
+	}
 	if err := s.pins.Unpin(ctx, c.Root, ReasonFetch); err != nil {
 		return fmt.Errorf("blobs: unpin %s: %w", c.Root, err)
 	}
