@@ -9,6 +9,7 @@ import (
 	blockformat "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/blob"
@@ -100,6 +101,28 @@ func TestSharedSetGrowsWithFetch(t *testing.T) {
 	for _, c := range all {
 		if !b.Blobs().MayRead(other, c) {
 			t.Fatalf("b holds block %s of the shared blob and does not serve it to the peer it is shared with", c)
+		}
+	}
+}
+
+// A contact that shares many files of one name (within MaxSharedFiles)
+// gets each recorded: past maxNameTries (100) of "x", "x (2)", ...,
+// Received failed for good, and message/service leaves a message whose
+// file is not recorded unacknowledged, so the contact's courier sends it
+// again forever (the failure is not ErrTooManyFiles, the only one taken).
+func TestReceivedManyOfOneName(t *testing.T) {
+	ctx := t.Context()
+	a := nodetest.CellNode(t, 95)
+	from := make([]byte, 32)
+	from[0] = 7
+	for i := range 120 {
+		h, err := mh.Sum([]byte{byte(i), byte(i >> 8)}, mh.SHA2_256, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := blob.Capability{Root: cid.NewCidV1(cid.Raw, h), Public: true}
+		if _, err := a.Blobs().Received(ctx, from, c, "x.txt", "", 1); err != nil {
+			t.Fatalf("file %d named x.txt: %v", i+1, err)
 		}
 	}
 }
