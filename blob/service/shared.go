@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -105,7 +106,8 @@ func (s *Service) Received(ctx context.Context, from ed25519.PublicKey, c blob.C
 	return f, nil
 }
 
-// freeName returns name, or the first "base (n)ext" not taken.
+// freeName returns name, or the first "base (n)ext" not taken, its
+// base cut to keep it within blob.MaxNameLen.
 func freeName(name string, taken map[string]bool) (string, error) {
 	if !taken[name] {
 		return name, nil
@@ -116,7 +118,17 @@ func freeName(name string, taken map[string]bool) (string, error) {
 		base, ext = name, ""
 	}
 	for n := 2; n <= maxNameTries; n++ {
-		cand := fmt.Sprintf("%s (%d)%s", base, n, ext)
+		suffix := fmt.Sprintf(" (%d)%s", n, ext)
+		b := base
+		if len(suffix) >= blob.MaxNameLen {
+			b, suffix = "", fmt.Sprintf("(%d)", n)
+		}
+		// Still a file name: the base cut (at a rune) to fit.
+		for len(b)+len(suffix) > blob.MaxNameLen {
+			_, size := utf8.DecodeLastRuneInString(b)
+			b = b[:len(b)-size]
+		}
+		cand := b + suffix
 		if !taken[cand] {
 			return cand, nil
 		}
