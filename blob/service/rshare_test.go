@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	dag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -16,6 +17,7 @@ import (
 	"github.com/exopeer/exopeer/blob/service"
 	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/internal/nodetest"
+	p "github.com/exopeer/exopeer/peer"
 )
 
 // A shared DAG that someone else made (a contact's file, received and
@@ -124,5 +126,43 @@ func TestReceivedManyOfOneName(t *testing.T) {
 		if _, err := a.Blobs().Received(ctx, from, c, "x.txt", "", 1); err != nil {
 			t.Fatalf("file %d named x.txt: %v", i+1, err)
 		}
+	}
+}
+
+// A contact's message announces its file's size, and the share budget
+// (Config.ShareBudget) is counted in the sizes announced: a contact that
+// announces 0 bytes for a file of any size has it fetched by the policy,
+// past the budget. Here Bob's budget for a contact's files is 1 MiB and
+// the contact announces 0 bytes for a 3 MiB blob (held by another device
+// of the cell, so the fetch needs no contact): once its true size is
+// known (its root read), it should be left offered, not fetched whole.
+func TestShareBudgetTrustsAnnouncedSize(t *testing.T) {
+	ctx := t.Context()
+	a := nodetest.CellNode(t, 97)
+	data := content(18, 3<<20+99)
+	f, err := a.Blobs().AddFileReader(ctx, "big.bin", bytes.NewReader(data), service.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Blobs().RemoveFile(ctx, f.ID.String()); err != nil { // blocks kept until a collection
+		t.Fatal(err)
+	}
+	b := nodetest.Join(t, a, 98, cell.RoleChain|cell.RoleStore, func(o *p.Options) { o.Files.ShareBudget = 1 << 20 })
+	from := make([]byte, 32)
+	from[0] = 9
+	rf, err := b.Blobs().Received(ctx, from, f.Cap, "big.bin", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		g, err := b.Blobs().File(ctx, rf.ID.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Held >= int64(len(data)) {
+			t.Fatalf("a contact's file of %d bytes announced as 0 fetched whole past a share budget of %d bytes", len(data), 1<<20)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
