@@ -62,6 +62,7 @@ const (
 	ProblemStaleCard           ProblemType = "urn:exopeer:problem:stale-card"
 	ProblemTimeout             ProblemType = "urn:exopeer:problem:timeout"
 	ProblemTooManyInvites      ProblemType = "urn:exopeer:problem:too-many-invites"
+	ProblemTooManyPending      ProblemType = "urn:exopeer:problem:too-many-pending"
 	ProblemUnauthorized        ProblemType = "urn:exopeer:problem:unauthorized"
 	ProblemUnavailable         ProblemType = "urn:exopeer:problem:unavailable"
 	ProblemWrongCode           ProblemType = "urn:exopeer:problem:wrong-code"
@@ -162,6 +163,8 @@ func (e ProblemType) Valid() bool {
 	case ProblemTimeout:
 		return true
 	case ProblemTooManyInvites:
+		return true
+	case ProblemTooManyPending:
 		return true
 	case ProblemUnauthorized:
 		return true
@@ -597,6 +600,12 @@ type ContactInviteRequest struct {
 	TTL Duration `json:"ttl,omitempty"`
 }
 
+// ContactReceiptsRequest defines model for ContactReceiptsRequest.
+type ContactReceiptsRequest struct {
+	// On send the contact read receipts
+	On bool `json:"on"`
+}
+
 // ContactSafety defines model for ContactSafety.
 type ContactSafety struct {
 	// Contact Another cell this cell talks to (an exo.contact entity).
@@ -641,6 +650,27 @@ type ContactView struct {
 	// AddedBy the peer ID of the device that added it
 	AddedBy string    `json:"addedBy,omitempty"`
 	Added   time.Time `json:"added"`
+
+	// Receipts read receipts go to the contact (the default)
+	Receipts bool `json:"receipts"`
+}
+
+// ConversationRead defines model for ConversationRead.
+type ConversationRead struct {
+	// UpTo the order key the conversation is read up to (empty if it has no message)
+	UpTo string `json:"upTo"`
+
+	// Marked messages in that went from delivered to read
+	Marked int `json:"marked"`
+
+	// Receipt a read receipt is to go to the contact (receipts on, something newer read)
+	Receipt bool `json:"receipt"`
+}
+
+// ConversationReadRequest defines model for ConversationReadRequest.
+type ConversationReadRequest struct {
+	// UpTo the order key of the last message read (absent, the conversation's last)
+	UpTo string `json:"upTo,omitempty"`
 }
 
 // FetchLine A line of a fetch: progress, or the last line, with done (the
@@ -788,7 +818,12 @@ type MessageView struct {
 	Order string `json:"order"`
 	Text  string `json:"text"`
 
-	// State sent (recorded, no device of the contact acknowledged yet) or delivered
+	// State sent (recorded, no device of the contact acknowledged yet),
+	// stored (also left in a blind mailbox), delivered (a device of
+	// the contact's cell acknowledged it; a message in: recorded),
+	// read (its recipient read it: for a message out, told by a
+	// read receipt) or undeliverable (a pending record that makes
+	// no valid message; no longer tried)
 	State string `json:"state"`
 
 	// File A file a message shares (its envelope's attachment).
@@ -1172,8 +1207,14 @@ type ContactsInviteJSONRequestBody = ContactInviteRequest
 // ContactsShareJSONRequestBody defines body for ContactsShare for application/json ContentType.
 type ContactsShareJSONRequestBody = ShareRequest
 
+// ContactsReceiptsJSONRequestBody defines body for ContactsReceipts for application/json ContentType.
+type ContactsReceiptsJSONRequestBody = ContactReceiptsRequest
+
 // ContactsVerifyJSONRequestBody defines body for ContactsVerify for application/json ContentType.
 type ContactsVerifyJSONRequestBody = ContactVerifyRequest
+
+// ConversationsReadJSONRequestBody defines body for ConversationsRead for application/json ContentType.
+type ConversationsReadJSONRequestBody = ConversationReadRequest
 
 // FilesAddJSONRequestBody defines body for FilesAdd for application/json ContentType.
 type FilesAddJSONRequestBody = FilesAddRequest
@@ -1326,9 +1367,15 @@ type ServerInterface interface {
 	// ContactsShare share one of the cell's files with a contact, in a message
 	// (POST /v1/contacts/{name}/files)
 	ContactsShare(w http.ResponseWriter, r *http.Request, name string)
+	// ContactsReceipts turn read receipts to a contact on or off
+	// (POST /v1/contacts/{name}/receipts)
+	ContactsReceipts(w http.ResponseWriter, r *http.Request, name string)
 	// ContactsVerify the safety number of this cell and a contact; with confirm, mark the contact verified
 	// (POST /v1/contacts/{name}/verify)
 	ContactsVerify(w http.ResponseWriter, r *http.Request, name string)
+	// ConversationsRead mark the conversation with a contact read up to a message
+	// (POST /v1/conversations/{name}/read)
+	ConversationsRead(w http.ResponseWriter, r *http.Request, name string)
 	// FilesList every file of the cell, newest first
 	// (GET /v1/files)
 	FilesList(w http.ResponseWriter, r *http.Request)
@@ -1943,6 +1990,32 @@ func (siw *ServerInterfaceWrapper) ContactsShare(w http.ResponseWriter, r *http.
 	handler.ServeHTTP(w, r)
 }
 
+// ContactsReceipts operation middleware
+func (siw *ServerInterfaceWrapper) ContactsReceipts(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ContactsReceipts(w, r, name)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ContactsVerify operation middleware
 func (siw *ServerInterfaceWrapper) ContactsVerify(w http.ResponseWriter, r *http.Request) {
 
@@ -1960,6 +2033,32 @@ func (siw *ServerInterfaceWrapper) ContactsVerify(w http.ResponseWriter, r *http
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ContactsVerify(w, r, name)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ConversationsRead operation middleware
+func (siw *ServerInterfaceWrapper) ConversationsRead(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "name" -------------
+	var name string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", r.PathValue("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ConversationsRead(w, r, name)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2626,6 +2725,8 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/contacts/{name}", wrapper.ContactsGet)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/files", wrapper.ContactsShare)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/verify", wrapper.ContactsVerify)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/contacts/{name}/receipts", wrapper.ContactsReceipts)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/conversations/{name}/read", wrapper.ConversationsRead)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/messages", wrapper.MessagesList)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/messages", wrapper.MessagesSend)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/inbox", wrapper.Inbox)

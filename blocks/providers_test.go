@@ -37,6 +37,18 @@ func startDHT(t *testing.T, n *node, mode dht.Mode, boot *node) *dht.DHT {
 			t.Errorf("closing DHT: %v", err)
 		}
 	})
+	// Start returns before the bootstrap peer is in the routing table
+	// (it is added once its DHT protocol is identified); a Provide before
+	// that finds no peer, so the test waits for it (bounded).
+	if boot != nil {
+		deadline := time.Now().Add(fetchTimeout)
+		for d.RoutingTableSize() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the bootstrap peer is not in the routing table after %v", fetchTimeout)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	return d
 }
 

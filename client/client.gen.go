@@ -397,7 +397,10 @@ type ClientInterface interface {
 	// cell's devices, unless it is over their budget for the contact's
 	// files (then it is offered: fetched once pinned). Refused: no such
 	// file (no-file) or contact (no-contact), a name several files have
-	// (ambiguous), a text over 4096 bytes (bad-message).
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -419,12 +422,41 @@ type ClientInterface interface {
 	// cell's devices, unless it is over their budget for the contact's
 	// files (then it is offered: fetched once pinned). Refused: no such
 	// file (no-file) or contact (no-contact), a name several files have
-	// (ambiguous), a text over 4096 bytes (bad-message).
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
 	ContactsShare(ctx context.Context, name string, body ContactsShareJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ContactsReceiptsWithBody turn read receipts to a contact on or off
+	//
+	// Read receipts are on for a new contact. Off, no device of this
+	// cell tells the contact which of its messages were read (they are
+	// still marked read in this cell): the contact sees them
+	// delivered, and cannot tell "off" from "not read yet". A receipt
+	// not sent yet when they are turned off is not sent.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/contacts/{name}/receipts (the `ContactsReceipts` operationId).
+	ContactsReceiptsWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ContactsReceipts turn read receipts to a contact on or off
+	//
+	// Read receipts are on for a new contact. Off, no device of this
+	// cell tells the contact which of its messages were read (they are
+	// still marked read in this cell): the contact sees them
+	// delivered, and cannot tell "off" from "not read yet". A receipt
+	// not sent yet when they are turned off is not sent.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/contacts/{name}/receipts (the `ContactsReceipts` operationId).
+	ContactsReceipts(ctx context.Context, name string, body ContactsReceiptsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ContactsVerifyWithBody the safety number of this cell and a contact; with confirm, mark the contact verified
 	//
@@ -447,6 +479,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/contacts/{name}/verify (the `ContactsVerify` operationId).
 	ContactsVerify(ctx context.Context, name string, body ContactsVerifyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConversationsReadWithBody mark the conversation with a contact read up to a message
+	//
+	// Every message in of the conversation at or before upTo (an order
+	// key; absent: the conversation's last message in) goes from
+	// delivered to read on every device of this cell. Unless read
+	// receipts are off for the contact, a device of this cell then
+	// tells the contact's cell (one receipt for the conversation,
+	// sent when a device of the contact is reachable), whose messages
+	// up to there become read. Refused: an order key that does not
+	// parse (bad-request), no such contact (no-contact).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
+	ConversationsReadWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConversationsRead mark the conversation with a contact read up to a message
+	//
+	// Every message in of the conversation at or before upTo (an order
+	// key; absent: the conversation's last message in) goes from
+	// delivered to read on every device of this cell. Unless read
+	// receipts are off for the contact, a device of this cell then
+	// tells the contact's cell (one receipt for the conversation,
+	// sent when a device of the contact is reachable), whose messages
+	// up to there become read. Refused: an order key that does not
+	// parse (bad-request), no such contact (no-contact).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
+	ConversationsRead(ctx context.Context, name string, body ConversationsReadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// FilesList every file of the cell, newest first
 	//
@@ -553,7 +617,11 @@ type ClientInterface interface {
 	// then becomes delivered; the inbox shows it). Refused before
 	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-	// contact (no-contact).
+	// contact (no-contact), and, with status 429, a contact to whom
+	// this cell already holds its bound of messages not delivered
+	// (too-many-pending: 1,000 by default; a runaway program cannot
+	// fill the disk with messages no one receives; retry once some
+	// are delivered).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -572,7 +640,11 @@ type ClientInterface interface {
 	// then becomes delivered; the inbox shows it). Refused before
 	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-	// contact (no-contact).
+	// contact (no-contact), and, with status 429, a contact to whom
+	// this cell already holds its bound of messages not delivered
+	// (too-many-pending: 1,000 by default; a runaway program cannot
+	// fill the disk with messages no one receives; retry once some
+	// are delivered).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1335,7 +1407,10 @@ func (c *Raw) ContactsGet(ctx context.Context, name string, reqEditors ...Reques
 // cell's devices, unless it is over their budget for the contact's
 // files (then it is offered: fetched once pinned). Refused: no such
 // file (no-file) or contact (no-contact), a name several files have
-// (ambiguous), a text over 4096 bytes (bad-message).
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1367,13 +1442,62 @@ func (c *Raw) ContactsShareWithBody(ctx context.Context, name string, contentTyp
 // cell's devices, unless it is over their budget for the contact's
 // files (then it is offered: fetched once pinned). Refused: no such
 // file (no-file) or contact (no-contact), a name several files have
-// (ambiguous), a text over 4096 bytes (bad-message).
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
 func (c *Raw) ContactsShare(ctx context.Context, name string, body ContactsShareJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewContactsShareRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ContactsReceiptsWithBody turn read receipts to a contact on or off
+//
+// Read receipts are on for a new contact. Off, no device of this
+// cell tells the contact which of its messages were read (they are
+// still marked read in this cell): the contact sees them
+// delivered, and cannot tell "off" from "not read yet". A receipt
+// not sent yet when they are turned off is not sent.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/contacts/{name}/receipts (the `ContactsReceipts` operationId).
+func (c *Raw) ContactsReceiptsWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewContactsReceiptsRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ContactsReceipts turn read receipts to a contact on or off
+//
+// Read receipts are on for a new contact. Off, no device of this
+// cell tells the contact which of its messages were read (they are
+// still marked read in this cell): the contact sees them
+// delivered, and cannot tell "off" from "not read yet". A receipt
+// not sent yet when they are turned off is not sent.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/contacts/{name}/receipts (the `ContactsReceipts` operationId).
+func (c *Raw) ContactsReceipts(ctx context.Context, name string, body ContactsReceiptsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewContactsReceiptsRequest(c.Server, name, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1416,6 +1540,58 @@ func (c *Raw) ContactsVerifyWithBody(ctx context.Context, name string, contentTy
 // Corresponds with POST /v1/contacts/{name}/verify (the `ContactsVerify` operationId).
 func (c *Raw) ContactsVerify(ctx context.Context, name string, body ContactsVerifyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewContactsVerifyRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConversationsReadWithBody mark the conversation with a contact read up to a message
+//
+// Every message in of the conversation at or before upTo (an order
+// key; absent: the conversation's last message in) goes from
+// delivered to read on every device of this cell. Unless read
+// receipts are off for the contact, a device of this cell then
+// tells the contact's cell (one receipt for the conversation,
+// sent when a device of the contact is reachable), whose messages
+// up to there become read. Refused: an order key that does not
+// parse (bad-request), no such contact (no-contact).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
+func (c *Raw) ConversationsReadWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConversationsReadRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConversationsRead mark the conversation with a contact read up to a message
+//
+// Every message in of the conversation at or before upTo (an order
+// key; absent: the conversation's last message in) goes from
+// delivered to read on every device of this cell. Unless read
+// receipts are off for the contact, a device of this cell then
+// tells the contact's cell (one receipt for the conversation,
+// sent when a device of the contact is reachable), whose messages
+// up to there become read. Refused: an order key that does not
+// parse (bad-request), no such contact (no-contact).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
+func (c *Raw) ConversationsRead(ctx context.Context, name string, body ConversationsReadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConversationsReadRequest(c.Server, name, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1631,7 +1807,11 @@ func (c *Raw) MessagesList(ctx context.Context, params *MessagesListParams, reqE
 // then becomes delivered; the inbox shows it). Refused before
 // anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-// contact (no-contact).
+// contact (no-contact), and, with status 429, a contact to whom
+// this cell already holds its bound of messages not delivered
+// (too-many-pending: 1,000 by default; a runaway program cannot
+// fill the disk with messages no one receives; retry once some
+// are delivered).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1660,7 +1840,11 @@ func (c *Raw) MessagesSendWithBody(ctx context.Context, contentType string, body
 // then becomes delivered; the inbox shows it). Refused before
 // anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-// contact (no-contact).
+// contact (no-contact), and, with status 429, a contact to whom
+// this cell already holds its bound of messages not delivered
+// (too-many-pending: 1,000 by default; a runaway program cannot
+// fill the disk with messages no one receives; retry once some
+// are delivered).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2899,6 +3083,53 @@ func NewContactsShareRequestWithBody(server string, name string, contentType str
 	return req, nil
 }
 
+// NewContactsReceiptsRequest calls the generic ContactsReceipts builder with application/json body
+func NewContactsReceiptsRequest(server string, name string, body ContactsReceiptsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewContactsReceiptsRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewContactsReceiptsRequestWithBody constructs an http.Request for the ContactsReceipts method, with any body, and a specified content type
+func NewContactsReceiptsRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/contacts/%s/receipts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewContactsVerifyRequest calls the generic ContactsVerify builder with application/json body
 func NewContactsVerifyRequest(server string, name string, body ContactsVerifyJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2927,6 +3158,53 @@ func NewContactsVerifyRequestWithBody(server string, name string, contentType st
 	}
 
 	operationPath := fmt.Sprintf("/v1/contacts/%s/verify", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewConversationsReadRequest calls the generic ConversationsRead builder with application/json body
+func NewConversationsReadRequest(server string, name string, body ConversationsReadJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConversationsReadRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewConversationsReadRequestWithBody constructs an http.Request for the ConversationsRead method, with any body, and a specified content type
+func NewConversationsReadRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/conversations/%s/read", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -4144,7 +4422,10 @@ type ClientWithResponsesInterface interface {
 	// cell's devices, unless it is over their budget for the contact's
 	// files (then it is offered: fetched once pinned). Refused: no such
 	// file (no-file) or contact (no-contact), a name several files have
-	// (ambiguous), a text over 4096 bytes (bad-message).
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4166,12 +4447,41 @@ type ClientWithResponsesInterface interface {
 	// cell's devices, unless it is over their budget for the contact's
 	// files (then it is offered: fetched once pinned). Refused: no such
 	// file (no-file) or contact (no-contact), a name several files have
-	// (ambiguous), a text over 4096 bytes (bad-message).
+	// (ambiguous), a text over 4096 bytes (bad-message), and, with
+	// status 429, a contact to whom this cell already holds its bound
+	// of messages not delivered (too-many-pending, as for POST
+	// /v1/messages: nothing is recorded or shared).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/contacts/{name}/files (the `ContactsShare` operationId).
 	ContactsShareWithResponse(ctx context.Context, name string, body ContactsShareJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsShareResponse, error)
+
+	// ContactsReceiptsWithBodyWithResponse turn read receipts to a contact on or off
+	//
+	// Read receipts are on for a new contact. Off, no device of this
+	// cell tells the contact which of its messages were read (they are
+	// still marked read in this cell): the contact sees them
+	// delivered, and cannot tell "off" from "not read yet". A receipt
+	// not sent yet when they are turned off is not sent.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/contacts/{name}/receipts (the `ContactsReceipts` operationId).
+	ContactsReceiptsWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ContactsReceiptsResponse, error)
+
+	// ContactsReceiptsWithResponse turn read receipts to a contact on or off
+	//
+	// Read receipts are on for a new contact. Off, no device of this
+	// cell tells the contact which of its messages were read (they are
+	// still marked read in this cell): the contact sees them
+	// delivered, and cannot tell "off" from "not read yet". A receipt
+	// not sent yet when they are turned off is not sent.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/contacts/{name}/receipts (the `ContactsReceipts` operationId).
+	ContactsReceiptsWithResponse(ctx context.Context, name string, body ContactsReceiptsJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsReceiptsResponse, error)
 
 	// ContactsVerifyWithBodyWithResponse the safety number of this cell and a contact; with confirm, mark the contact verified
 	//
@@ -4194,6 +4504,38 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/contacts/{name}/verify (the `ContactsVerify` operationId).
 	ContactsVerifyWithResponse(ctx context.Context, name string, body ContactsVerifyJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsVerifyResponse, error)
+
+	// ConversationsReadWithBodyWithResponse mark the conversation with a contact read up to a message
+	//
+	// Every message in of the conversation at or before upTo (an order
+	// key; absent: the conversation's last message in) goes from
+	// delivered to read on every device of this cell. Unless read
+	// receipts are off for the contact, a device of this cell then
+	// tells the contact's cell (one receipt for the conversation,
+	// sent when a device of the contact is reachable), whose messages
+	// up to there become read. Refused: an order key that does not
+	// parse (bad-request), no such contact (no-contact).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
+	ConversationsReadWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConversationsReadResponse, error)
+
+	// ConversationsReadWithResponse mark the conversation with a contact read up to a message
+	//
+	// Every message in of the conversation at or before upTo (an order
+	// key; absent: the conversation's last message in) goes from
+	// delivered to read on every device of this cell. Unless read
+	// receipts are off for the contact, a device of this cell then
+	// tells the contact's cell (one receipt for the conversation,
+	// sent when a device of the contact is reachable), whose messages
+	// up to there become read. Refused: an order key that does not
+	// parse (bad-request), no such contact (no-contact).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
+	ConversationsReadWithResponse(ctx context.Context, name string, body ConversationsReadJSONRequestBody, reqEditors ...RequestEditorFn) (*ConversationsReadResponse, error)
 
 	// FilesListWithResponse every file of the cell, newest first
 	//
@@ -4316,7 +4658,11 @@ type ClientWithResponsesInterface interface {
 	// then becomes delivered; the inbox shows it). Refused before
 	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-	// contact (no-contact).
+	// contact (no-contact), and, with status 429, a contact to whom
+	// this cell already holds its bound of messages not delivered
+	// (too-many-pending: 1,000 by default; a runaway program cannot
+	// fill the disk with messages no one receives; retry once some
+	// are delivered).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4335,7 +4681,11 @@ type ClientWithResponsesInterface interface {
 	// then becomes delivered; the inbox shows it). Refused before
 	// anything is recorded: a text that
 	// is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-	// contact (no-contact).
+	// contact (no-contact), and, with status 429, a contact to whom
+	// this cell already holds its bound of messages not delivered
+	// (too-many-pending: 1,000 by default; a runaway program cannot
+	// fill the disk with messages no one receives; retry once some
+	// are delivered).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6378,6 +6728,8 @@ type ContactsShareResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
@@ -6421,6 +6773,11 @@ func (r ContactsShareResponse) GetApplicationproblemJSON413() *Problem {
 	return r.ApplicationproblemJSON413
 }
 
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ContactsShareResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r ContactsShareResponse) GetApplicationproblemJSON500() *Problem {
 	return r.ApplicationproblemJSON500
@@ -6459,6 +6816,96 @@ func (r ContactsShareResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ContactsShareResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ContactsReceiptsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ContactView
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ContactsReceiptsResponse) GetJSON200() *ContactView {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ContactsReceiptsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ContactsReceiptsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ContactsReceiptsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ContactsReceiptsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ContactsReceiptsResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ContactsReceiptsResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ContactsReceiptsResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ContactsReceiptsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ContactsReceiptsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ContactsReceiptsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ContactsReceiptsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6549,6 +6996,96 @@ func (r ContactsVerifyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ContactsVerifyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ConversationsReadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConversationRead
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ConversationsReadResponse) GetJSON200() *ConversationRead {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ConversationsReadResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ConversationsReadResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ConversationsReadResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ConversationsReadResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ConversationsReadResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ConversationsReadResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ConversationsReadResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ConversationsReadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConversationsReadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConversationsReadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConversationsReadResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7291,6 +7828,8 @@ type MessagesSendResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
@@ -7332,6 +7871,11 @@ func (r MessagesSendResponse) GetApplicationproblemJSON409() *Problem {
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
 func (r MessagesSendResponse) GetApplicationproblemJSON413() *Problem {
 	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r MessagesSendResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -8725,7 +9269,10 @@ func (c *ClientWithResponses) ContactsGetWithResponse(ctx context.Context, name 
 // cell's devices, unless it is over their budget for the contact's
 // files (then it is offered: fetched once pinned). Refused: no such
 // file (no-file) or contact (no-contact), a name several files have
-// (ambiguous), a text over 4096 bytes (bad-message).
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8753,7 +9300,10 @@ func (c *ClientWithResponses) ContactsShareWithBodyWithResponse(ctx context.Cont
 // cell's devices, unless it is over their budget for the contact's
 // files (then it is offered: fetched once pinned). Refused: no such
 // file (no-file) or contact (no-contact), a name several files have
-// (ambiguous), a text over 4096 bytes (bad-message).
+// (ambiguous), a text over 4096 bytes (bad-message), and, with
+// status 429, a contact to whom this cell already holds its bound
+// of messages not delivered (too-many-pending, as for POST
+// /v1/messages: nothing is recorded or shared).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8764,6 +9314,44 @@ func (c *ClientWithResponses) ContactsShareWithResponse(ctx context.Context, nam
 		return nil, err
 	}
 	return ParseContactsShareResponse(rsp)
+}
+
+// ContactsReceiptsWithBodyWithResponse turn read receipts to a contact on or off
+//
+// Read receipts are on for a new contact. Off, no device of this
+// cell tells the contact which of its messages were read (they are
+// still marked read in this cell): the contact sees them
+// delivered, and cannot tell "off" from "not read yet". A receipt
+// not sent yet when they are turned off is not sent.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/contacts/{name}/receipts (the `ContactsReceipts` operationId).
+func (c *ClientWithResponses) ContactsReceiptsWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ContactsReceiptsResponse, error) {
+	rsp, err := c.ContactsReceiptsWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseContactsReceiptsResponse(rsp)
+}
+
+// ContactsReceiptsWithResponse turn read receipts to a contact on or off
+//
+// Read receipts are on for a new contact. Off, no device of this
+// cell tells the contact which of its messages were read (they are
+// still marked read in this cell): the contact sees them
+// delivered, and cannot tell "off" from "not read yet". A receipt
+// not sent yet when they are turned off is not sent.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/contacts/{name}/receipts (the `ContactsReceipts` operationId).
+func (c *ClientWithResponses) ContactsReceiptsWithResponse(ctx context.Context, name string, body ContactsReceiptsJSONRequestBody, reqEditors ...RequestEditorFn) (*ContactsReceiptsResponse, error) {
+	rsp, err := c.ContactsReceipts(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseContactsReceiptsResponse(rsp)
 }
 
 // ContactsVerifyWithBodyWithResponse the safety number of this cell and a contact; with confirm, mark the contact verified
@@ -8798,6 +9386,50 @@ func (c *ClientWithResponses) ContactsVerifyWithResponse(ctx context.Context, na
 		return nil, err
 	}
 	return ParseContactsVerifyResponse(rsp)
+}
+
+// ConversationsReadWithBodyWithResponse mark the conversation with a contact read up to a message
+//
+// Every message in of the conversation at or before upTo (an order
+// key; absent: the conversation's last message in) goes from
+// delivered to read on every device of this cell. Unless read
+// receipts are off for the contact, a device of this cell then
+// tells the contact's cell (one receipt for the conversation,
+// sent when a device of the contact is reachable), whose messages
+// up to there become read. Refused: an order key that does not
+// parse (bad-request), no such contact (no-contact).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
+func (c *ClientWithResponses) ConversationsReadWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConversationsReadResponse, error) {
+	rsp, err := c.ConversationsReadWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConversationsReadResponse(rsp)
+}
+
+// ConversationsReadWithResponse mark the conversation with a contact read up to a message
+//
+// Every message in of the conversation at or before upTo (an order
+// key; absent: the conversation's last message in) goes from
+// delivered to read on every device of this cell. Unless read
+// receipts are off for the contact, a device of this cell then
+// tells the contact's cell (one receipt for the conversation,
+// sent when a device of the contact is reachable), whose messages
+// up to there become read. Refused: an order key that does not
+// parse (bad-request), no such contact (no-contact).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
+func (c *ClientWithResponses) ConversationsReadWithResponse(ctx context.Context, name string, body ConversationsReadJSONRequestBody, reqEditors ...RequestEditorFn) (*ConversationsReadResponse, error) {
+	rsp, err := c.ConversationsRead(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConversationsReadResponse(rsp)
 }
 
 // FilesListWithResponse every file of the cell, newest first
@@ -8981,7 +9613,11 @@ func (c *ClientWithResponses) MessagesListWithResponse(ctx context.Context, para
 // then becomes delivered; the inbox shows it). Refused before
 // anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-// contact (no-contact).
+// contact (no-contact), and, with status 429, a contact to whom
+// this cell already holds its bound of messages not delivered
+// (too-many-pending: 1,000 by default; a runaway program cannot
+// fill the disk with messages no one receives; retry once some
+// are delivered).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9006,7 +9642,11 @@ func (c *ClientWithResponses) MessagesSendWithBodyWithResponse(ctx context.Conte
 // then becomes delivered; the inbox shows it). Refused before
 // anything is recorded: a text that
 // is empty, not UTF-8 or over 4096 bytes (bad-message), no such
-// contact (no-contact).
+// contact (no-contact), and, with status 429, a contact to whom
+// this cell already holds its bound of messages not delivered
+// (too-many-pending: 1,000 by default; a runaway program cannot
+// fill the disk with messages no one receives; retry once some
+// are delivered).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10851,6 +11491,13 @@ func ParseContactsShareResponse(rsp *http.Response) (*ContactsShareResponse, err
 		}
 		response.ApplicationproblemJSON413 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10864,6 +11511,81 @@ func ParseContactsShareResponse(rsp *http.Response) (*ContactsShareResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseContactsReceiptsResponse parses an HTTP response from a ContactsReceiptsWithResponse call
+func ParseContactsReceiptsResponse(rsp *http.Response) (*ContactsReceiptsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ContactsReceiptsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ContactView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Problem
@@ -10893,6 +11615,81 @@ func ParseContactsVerifyResponse(rsp *http.Response) (*ContactsVerifyResponse, e
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest ContactSafety
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseConversationsReadResponse parses an HTTP response from a ConversationsReadWithResponse call
+func ParseConversationsReadResponse(rsp *http.Response) (*ConversationsReadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConversationsReadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConversationRead
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -11598,6 +12395,13 @@ func ParseMessagesSendResponse(rsp *http.Response) (*MessagesSendResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Problem

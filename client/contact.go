@@ -51,6 +51,12 @@ func (c *Client) ContactVerify(ctx context.Context, name string, confirm bool) (
 	return Answer(c.calls.ContactsVerifyWithResponse(ctx, name, api.ContactVerifyRequest{Confirm: confirm}))
 }
 
+// ContactReceipts turns read receipts to the contact named name on or
+// off and returns the contact.
+func (c *Client) ContactReceipts(ctx context.Context, name string, on bool) (api.ContactView, error) {
+	return Answer(c.calls.ContactsReceiptsWithResponse(ctx, name, api.ContactReceiptsRequest{On: on}))
+}
+
 // ContactInvite opens a one-time code for another cell to exchange cards
 // with this one.
 func (c *Client) ContactInvite(ctx context.Context, req api.ContactInviteRequest) (api.ContactInvite, error) {

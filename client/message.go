@@ -31,6 +31,13 @@ func (c *Client) Messages(ctx context.Context, name, after string, limit int) (a
 	return Answer(c.calls.MessagesListWithResponse(ctx, &api.MessagesListParams{Contact: name, After: after, Limit: limit}))
 }
 
+// Read marks the conversation with the contact named name read up to
+// the order key upTo (empty: its last message) on every device of the
+// cell; unless read receipts are off for the contact, its cell is told.
+func (c *Client) Read(ctx context.Context, name, upTo string) (api.ConversationRead, error) {
+	return Answer(c.calls.ConversationsReadWithResponse(ctx, name, api.ConversationReadRequest{UpTo: upTo}))
+}
+
 // Inbox yields the latest messages recorded in the cell (of the contact
 // named name, if not empty), oldest first; with follow, then each
 // message as it is recorded or its state changes, until ctx ends (the

@@ -61,6 +61,41 @@
 // second message: its entity is the cell's and the message ID's (see
 // Exactly once).
 //
+// # Receipts
+//
+// A read receipt tells a cell that the conversation with it was read up
+// to a place in its order. It is not a message: the ratchet seals it in
+// place of an envelope, on the same sessions and frames (kind 1 or 2),
+// and the receiver tells the two apart by the first byte. Version 4
+// (ReceiptVersion), big-endian, in this order:
+//
+//	version (1) = 4
+//	receipt ID (16, random, drawn by the sending device: the
+//	  acknowledgement names it; it names no message)
+//	sender cell key (32, Ed25519): the cell that read
+//	recipient cell key (32, Ed25519): the cell whose messages were read
+//	sender device: length (1, 1..64), peer ID bytes (the stream's)
+//	read up to, the order key of the last message read:
+//	  sent (8, Unix ms, >= 0), author device: length (1, 1..64), peer
+//	  ID bytes, seq (8)
+//
+// and nothing after: at most MaxReceipt bytes (testdata/receipt.hex is
+// a known answer). DecodeReceipt refuses a size over MaxReceipt, another
+// version, a short or long encoding, a device or author that is not a
+// peer ID, a negative time. An envelope decoder (DecodeEnvelope, and
+// those of earlier versions) refuses a receipt as an unknown version, so
+// an older receiver answers it with a refusal and records nothing.
+//
+// One receipt covers everything read up to its key, so a cell sends one
+// per conversation however many messages were read, and a later one
+// supersedes an earlier: the receiver marks "read" its own messages to
+// the sending cell whose order key is at or before it (message/service,
+// # Receipts). A receipt for messages already read, or up to a key that
+// names no message, marks nothing new. The receiver checks the sender
+// cell and device as for an envelope (the stream's device, on the
+// current list of the contact the cell key names, the recipient its own
+// cell), so only the conversation's contact can mark its messages read.
+//
 // # Shared files
 //
 // An envelope that shares a file (package blob's capability of it) is
@@ -117,8 +152,18 @@
 //	4 refusal    empty: refused, with no detail (not a contact, a device
 //	             not on its current list, a message that does not open, a
 //	             bad envelope)
+//	5 busy       empty: not now; the receiver's quotas (its rate for the
+//	             sender's cell, a daily budget) turned the frame away
+//	             before opening it: nothing was recorded and the session
+//	             is as good as before (the sender keeps it, takes the
+//	             message as not delivered, and tries again later, backing
+//	             off, not at once)
 //
-// The sender writes only kinds 1 and 2, the receiver only 3 and 4.
+// The sender writes only kinds 1 and 2, the receiver only 3 to 5. A
+// refusal tells the sender its session may be lost (it drops it and
+// makes a new one from the receiver's prekeys); busy does not, so that
+// a receiver's quotas cost neither side a handshake nor the receiver a
+// one-time prekey.
 //
 // A stream carries a sequence of exchanges, pipelined: the sender may
 // write up to Window = 32 frames without waiting for their answers (no
@@ -130,7 +175,7 @@
 // reads no more than Window frames ahead of its answers (and, across a
 // peer's streams, no more than its own bound on the frames it holds:
 // 128 for this implementation); the rest wait in the transport, whose
-// flow control pushes back on the sender. A refusal answers one frame
+// flow control pushes back on the sender. A refusal or busy answers one frame
 // only: the frames after it are read and answered as usual, the stream
 // goes on. A peer that is on no contact's current device list gets one
 // refusal before anything is read, then the stream's end; one taken off

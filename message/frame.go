@@ -24,6 +24,9 @@ const (
 	KindAck byte = 3
 	// KindRefusal: refused, with no detail.
 	KindRefusal byte = 4
+	// KindBusy: not now: the receiver's quotas turned the frame away
+	// before opening it; nothing was recorded and the session is fine.
+	KindBusy byte = 5
 )
 
 // MaxFrameBody bounds a frame's body: the largest initial header with
@@ -55,6 +58,9 @@ func Ack(id ID) Frame { return Frame{Kind: KindAck, Body: id[:]} }
 // Refusal returns the refusal frame.
 func Refusal() Frame { return Frame{Kind: KindRefusal} }
 
+// Busy returns the busy frame.
+func Busy() Frame { return Frame{Kind: KindBusy} }
+
 // AckID returns the message ID an acknowledgement names.
 func (f Frame) AckID() (ID, bool) {
 	if f.Kind != KindAck || len(f.Body) != IDSize {
@@ -77,9 +83,9 @@ func (f Frame) check() error {
 		if n != IDSize {
 			return fmt.Errorf("%w: acknowledgement of %d bytes", ErrBadFrame, n)
 		}
-	case f.Kind == KindRefusal:
+	case f.Kind == KindRefusal || f.Kind == KindBusy:
 		if n != 0 {
-			return fmt.Errorf("%w: refusal with a body", ErrBadFrame)
+			return fmt.Errorf("%w: answer of kind %d with a body", ErrBadFrame, f.Kind)
 		}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrBadFrame, f.Kind)
@@ -113,7 +119,7 @@ func DecodeHeader(h []byte) (kind byte, n int, err error) {
 	if size > MaxFrameBody {
 		return 0, 0, fmt.Errorf("%w: body of %d bytes, the most is %d", ErrBadFrame, size, MaxFrameBody)
 	}
-	if h[1] < KindInitial || h[1] > KindRefusal {
+	if h[1] < KindInitial || h[1] > KindBusy {
 		return 0, 0, fmt.Errorf("%w: unknown kind %d", ErrBadFrame, h[1])
 	}
 	return h[1], int(size), nil

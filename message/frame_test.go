@@ -13,6 +13,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		{Kind: KindSession, Body: bytes.Repeat([]byte{2}, 100)},
 		Ack(id),
 		Refusal(),
+		Busy(),
 	}
 	for i, want := range frames {
 		b, err := want.Encode()
@@ -42,6 +43,8 @@ func TestFrameRefused(t *testing.T) {
 	}{
 		{"other version", append([]byte{2, KindAck, 0, 0, 0, 16}, make([]byte, 16)...)},
 		{"unknown kind", []byte{1, 9, 0, 0, 0, 0}},
+		{"kind past busy", []byte{1, KindBusy + 1, 0, 0, 0, 0}},
+		{"busy with detail", []byte{1, KindBusy, 0, 0, 0, 1, 'x'}},
 		{"kind zero", []byte{1, 0, 0, 0, 0, 0}},
 		{"too long", []byte{1, KindSession, 0, 0x10, 0, 1}},
 		{"ack of 15 bytes", append([]byte{1, KindAck, 0, 0, 0, 15}, make([]byte, 15)...)},

@@ -51,7 +51,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 // FuzzDecodeFrame: any bytes are a frame or an error; a frame that
 // decodes encodes to the same bytes.
 func FuzzDecodeFrame(f *testing.F) {
-	for _, fr := range []Frame{Ack(ID{1}), Refusal(), {Kind: KindSession, Body: []byte("x")}} {
+	for _, fr := range []Frame{Ack(ID{1}), Refusal(), Busy(), {Kind: KindSession, Body: []byte("x")}} {
 		b, err := fr.Encode()
 		if err != nil {
 			f.Fatal(err)
@@ -66,6 +66,31 @@ func FuzzDecodeFrame(f *testing.F) {
 		again, err := fr.Encode()
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("frame does not encode back to its bytes: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeReceipt: any bytes are a receipt or an error, never a
+// panic; a receipt that decodes encodes to the same bytes.
+func FuzzDecodeReceipt(f *testing.F) {
+	b, err := sampleReceipt(f).Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{ReceiptVersion})
+	f.Add(append([]byte{EnvelopeVersion}, b[1:]...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeReceipt(b)
+		if err != nil {
+			return
+		}
+		again, err := r.Encode()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("receipt does not encode back to its bytes: %v", err)
+		}
+		if !IsReceipt(b) {
+			t.Fatal("a receipt that IsReceipt does not know")
 		}
 	})
 }

@@ -326,10 +326,12 @@ func (n *Node) build() error {
 	}
 	n.parts.add("contacts", n.cons)
 	// Messages are sent to contacts' devices over sessions made from
-	// their prekeys, and recorded in the store: after both.
+	// their prekeys, and recorded in the store: after both. Blind
+	// mailboxes are DHT records under keys of the cell's mailbox keys.
 	if n.msgs, err = messageservice.New(messageservice.Options{
 		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Cell: n.cell, Contacts: n.cons,
 		Prekeys: n.prek, Store: n.stor, Finder: n.dht, Files: n.blobs, Config: in.messages, Logger: n.log,
+		Mailbox: n.dht, MailboxKeys: mailboxKeys{n.cons},
 	}); err != nil {
 		return fmt.Errorf("peer: build messages: %w", err)
 	}

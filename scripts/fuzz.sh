@@ -28,6 +28,10 @@ if [ "${1:-}" = "--keep" ]; then
 	keep=${2:?--keep needs a count}
 fi
 fuzztime=${FUZZTIME:-15s}
+# Minimizing a new interesting input may take 60 s each by default, which
+# made a 15 s run of a target with large inputs (message/mailbox's 16 KiB
+# values) last minutes; 5 s each keeps a run near its fuzztime.
+minimize=${FUZZMINIMIZETIME:-5s}
 only=${FUZZ_ONLY:-.}
 targets=${FUZZ_TARGETS:-.}
 cache=$(go env GOCACHE)/fuzz
@@ -47,7 +51,7 @@ for pkg in $(go list ./... | grep -E "$only"); do
 		echo "-- $target in $pkg ($fuzztime)"
 		before=$(count "$cache/$pkg/$target")
 		result=ok
-		if ! go test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" >"$log" 2>&1; then
+		if ! go test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" >"$log" 2>&1; then
 			if grep -q 'context deadline exceeded' "$log" && ! grep -qE 'Failing input written|panic:|hung or terminated' "$log"; then
 				# Go's fuzz coordinator (before Go 1.27, go.dev/issue/75804)
 				# can report its own -fuzztime deadline as a failure when a

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -492,10 +493,15 @@ func TestInviteAttemptsSurviveAdminRestart(t *testing.T) {
 		if err := n.Restart(ctx, admin); err != nil {
 			t.Fatal(err)
 		}
+		// Connected is not enough: the restarted admin's cell sets its
+		// join handler once it has loaded the cell, which may come after
+		// the guesser's connection (the stream was then refused for an
+		// unsupported protocol).
 		if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
-			return guesser.Peer().Host().Network().Connectedness(admin.ID) == network.Connected
+			return guesser.Peer().Host().Network().Connectedness(admin.ID) == network.Connected &&
+				slices.Contains(admin.Peer().Host().Mux().Protocols(), cell.ProtocolJoin)
 		}); !ok {
-			t.Fatalf("seed %d: the guesser never reconnected to the restarted admin", seed)
+			t.Fatalf("seed %d: the guesser never reconnected to the restarted admin, or its join handler is not set", seed)
 		}
 		if got := sprayHellos(t, ctx, guesser, admin, code.Nameplate, 1, 0); !bytes.Equal(got, []byte{3}) {
 			t.Errorf("seed %d: a fourth guess after the admin's restart answered %v, want [3] (exhausted for this peer)", seed, got)

@@ -138,7 +138,7 @@ func TestMessagesOffline(t *testing.T) {
 }
 
 // holds waits until nd's conversation with name is want, in that
-// order, each message once and in the state state; it fails the test
+// order, each message once and in the state state (any, if empty); it fails the test
 // if not within limit.
 func holds(t *testing.T, seed uint64, ctx context.Context, nd *Node, name string, want []string, state string, limit time.Duration) {
 	t.Helper()
@@ -150,7 +150,7 @@ func holds(t *testing.T, seed uint64, ctx context.Context, nd *Node, name string
 			return false
 		}
 		for i, m := range got {
-			if m.Text != want[i] || m.State != state {
+			if m.Text != want[i] || state != "" && m.State != state {
 				return false
 			}
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/exopeer/exopeer/chain/replica"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/discovery"
+	messageservice "github.com/exopeer/exopeer/message/service"
 	xpeer "github.com/exopeer/exopeer/peer"
 	"github.com/exopeer/exopeer/store"
 	"github.com/exopeer/exopeer/store/service"
@@ -152,6 +153,9 @@ type NodeConfig struct {
 	// Files configures the node's blobs and files (its pin policy);
 	// zero means defaults. Its Rand and Now are the node's.
 	Files blobservice.Config
+	// Messages configures the node's messages (its quotas, its
+	// courier); zero means defaults. Its Rand and Now are the node's.
+	Messages messageservice.Config
 }
 
 // Node is one simulated node: a key, a datastore that survives crashes,
@@ -298,11 +302,13 @@ func (n *Net) start(ctx context.Context, nd *Node) error {
 	if files.Spool == "" && nd.cfg.Dir != "" {
 		files.Spool = filepath.Join(nd.cfg.Dir, xpeer.SpoolDir)
 	}
+	msgs := nd.cfg.Messages
+	msgs.Rand, msgs.Now = nil, nil
 	nd.routable.Store(true)
 	node, err := xpeer.New(xpeer.Options{
 		Key: nd.key, Datastore: nd.store, Network: network,
 		DHT: dcfg, Discovery: disc, Chain: chainCfg, Logger: n.log.With("node", nd.Index),
-		Store: store, Files: files,
+		Store: store, Files: files, Messages: msgs,
 		// time.Now is the bubble's virtual clock.
 		Rand: rnd, Now: time.Now,
 	})

@@ -124,8 +124,10 @@ var ShareSchema = Schema{
 // encodings): the name this cell calls it by, its cell key (64 hex
 // digits), the version of its device list held, the name on its card,
 // the peer ID of the node that added it and when. Kept, not indexed:
-// "devices", the signed device list (base64 of contact's wire form), and
-// "verified" (true once someone compared the safety number).
+// "devices", the signed device list (base64 of contact's wire form),
+// "verified" (true once someone compared the safety number) and
+// "receipts_off" (true: no read receipts go to the contact; absent:
+// false).
 var ContactSchema = Schema{
 	Type: "exo.contact",
 	Fields: []Field{
@@ -162,9 +164,13 @@ var DevicesSchema = Schema{
 // 64 hex digits), the direction ("in" or "out"), the message ID (32 hex
 // digits), the sender's cell key and device (peer ID), the sender's sent
 // time and this cell's received time, the order key that sorts the
-// conversation (message.OrderKey), the text, and the state ("sent":
-// recorded, not yet acknowledged by the contact's cell; "delivered":
-// acknowledged, or, for a message in, recorded). Its entity ID is
+// conversation (message.OrderKey), the text, and the state
+// (message/service/states.go: "sent": recorded, not yet acknowledged
+// by the contact's cell; "stored": also left in a blind mailbox for
+// the contact, still pending; "delivered": acknowledged, directly or by
+// an ack in a blind mailbox, or, for a message in, recorded; "read":
+// read by its recipient, told by a read receipt for a message out;
+// "undeliverable": a pending record that makes no valid envelope). Its entity ID is
 // derived from the sender's cell key and the message ID
 // (message.EntityOf), so a message is one entity in each cell. Indexed:
 // the conversation, the order, the state and the text (what the
@@ -189,13 +195,32 @@ var MessageSchema = Schema{
 	},
 }
 
+// ReadSchema is the schema of exo.read, this cell's read marker of one
+// conversation (package message/service writes them): the conversation
+// (the contact's cell key, 64 hex digits), the order key read up to
+// (Kept), and the state of the read receipt that says so ("sent": to
+// be sent, the courier's; "delivered": acknowledged by the contact's
+// cell; "off": read with receipts off for the contact, nothing to
+// send). Its entity ID is derived from the conversation
+// (message.ReadEntityOf): one marker per conversation, the same on
+// every device of the cell. Indexed: the conversation and the state
+// (what the courier looks up).
+var ReadSchema = Schema{
+	Type: "exo.read",
+	Fields: []Field{
+		{Name: "conversation", Kind: Keyword, Required: true},
+		{Name: "upto", Kind: Keyword, Required: true, Kept: true},
+		{Name: "state", Kind: Keyword, Required: true},
+	},
+}
+
 // NewRegistry returns a registry holding the built-in types (exo.note,
-// exo.file, exo.share, exo.contact, exo.devices, exo.message). Built-in types live here, not with the parts that write
+// exo.file, exo.share, exo.contact, exo.devices, exo.message, exo.read). Built-in types live here, not with the parts that write
 // them, so that every node (a store member indexing, a thin member
 // checking its writes) knows the same types whatever parts it runs.
 func NewRegistry() *Registry {
 	r := &Registry{}
-	for _, s := range []Schema{NoteSchema, FileSchema, ShareSchema, ContactSchema, DevicesSchema, MessageSchema} {
+	for _, s := range []Schema{NoteSchema, FileSchema, ShareSchema, ContactSchema, DevicesSchema, MessageSchema, ReadSchema} {
 		if err := r.Register(s); err != nil {
 			panic(err) // the built-in schemas are valid
 		}

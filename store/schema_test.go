@@ -96,7 +96,7 @@ func TestRegister(t *testing.T) {
 	for _, s := range r.Types() {
 		names = append(names, s.Type)
 	}
-	if got := strings.Join(names, ","); got != "a.b,exo.contact,exo.devices,exo.file,exo.message,exo.note,exo.share" {
+	if got := strings.Join(names, ","); got != "a.b,exo.contact,exo.devices,exo.file,exo.message,exo.note,exo.read,exo.share" {
 		t.Fatalf("Types = %s", got)
 	}
 	if s, ok := r.Lookup("exo.note"); !ok || len(s.Fields) != 3 {

@@ -88,6 +88,28 @@ func (rt *routes) ContactsVerify(w http.ResponseWriter, r *http.Request, name st
 	writeJSON(w, http.StatusOK, api.ContactSafety{Contact: contactView(c), Number: n, Grouped: contact.GroupDigits(n)})
 }
 
+// ContactsReceipts implements api.ServerInterface.
+func (rt *routes) ContactsReceipts(w http.ResponseWriter, r *http.Request, name string) {
+	// api.ContactReceiptsRequest with "on" required: a missing one is
+	// refused, not taken as false (off).
+	var req struct {
+		On *bool `json:"on"`
+	}
+	if !readJSON(w, r, maxRequestBody, &req) {
+		return
+	}
+	if req.On == nil {
+		writeProblem(w, http.StatusBadRequest, api.ProblemBadRequest, `"on" is required`)
+		return
+	}
+	c, err := rt.node.Contacts().SetReceipts(r.Context(), name, *req.On)
+	if err != nil {
+		writeContactErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, contactView(c))
+}
+
 // ContactsInvite implements api.ServerInterface.
 func (rt *routes) ContactsInvite(w http.ResponseWriter, r *http.Request) {
 	var req api.ContactInviteRequest
@@ -134,7 +156,7 @@ func contactView(c contacts.Contact) api.ContactView {
 	return api.ContactView{
 		ID: c.ID.String(), Name: c.Name, CardName: c.CardName, Cell: hex.EncodeToString(c.Cell()),
 		Version: c.Devices.Version, Devices: deviceStrings(c.Devices), Verified: c.Verified,
-		AddedBy: c.AddedBy, Added: c.Added,
+		Receipts: !c.ReceiptsOff, AddedBy: c.AddedBy, Added: c.Added,
 	}
 }
 

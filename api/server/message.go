@@ -43,6 +43,20 @@ func (rt *routes) MessagesList(w http.ResponseWriter, r *http.Request, params ap
 	writeJSON(w, http.StatusOK, out)
 }
 
+// ConversationsRead implements api.ServerInterface.
+func (rt *routes) ConversationsRead(w http.ResponseWriter, r *http.Request, name string) {
+	var req api.ConversationReadRequest
+	if !readJSON(w, r, maxRequestBody, &req) {
+		return
+	}
+	m, err := rt.node.Messages().Read(r.Context(), name, req.UpTo)
+	if err != nil {
+		writeMessageErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.ConversationRead{UpTo: m.UpTo, Marked: m.Marked, Receipt: m.Receipt})
+}
+
 // Inbox implements api.ServerInterface.
 func (rt *routes) Inbox(w http.ResponseWriter, r *http.Request, params api.InboxParams) {
 	svc := rt.node.Messages()
@@ -107,10 +121,14 @@ func messageKind(err error) (int, api.ProblemType) {
 	switch {
 	case errors.Is(err, messages.ErrUnreachable):
 		return http.StatusBadGateway, api.ProblemNotDelivered
+	case errors.Is(err, messages.ErrTooManyPending):
+		return http.StatusTooManyRequests, api.ProblemTooManyPending
 	case errors.Is(err, message.ErrTooLong):
 		return http.StatusRequestEntityTooLarge, api.ProblemBadMessage
 	case errors.Is(err, message.ErrBadEnvelope):
 		return http.StatusBadRequest, api.ProblemBadMessage
+	case errors.Is(err, message.ErrBadOrderKey):
+		return http.StatusBadRequest, api.ProblemBadRequest
 	case errors.Is(err, messages.ErrNoCell):
 		return http.StatusConflict, api.ProblemNotInCell
 	case errors.Is(err, messages.ErrClosed), errors.Is(err, messages.ErrNotStarted):

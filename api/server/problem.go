@@ -66,8 +66,9 @@ var titles = map[api.ProblemType]string{
 	api.ProblemNoDeviceList:     "the cell's device list is not signed yet",
 	api.ProblemTooManyInvites:   "too many contact invites open",
 	// messages
-	api.ProblemBadMessage:   "bad message text",
-	api.ProblemNotDelivered: "recorded as sent, not delivered yet: no device of the contact is reachable; it is pending, and a device of this cell delivers it later",
+	api.ProblemBadMessage:     "bad message text",
+	api.ProblemNotDelivered:   "recorded as sent, not delivered yet: no device of the contact is reachable; it is pending, and a device of this cell delivers it later",
+	api.ProblemTooManyPending: "too many messages to this contact are not delivered yet; nothing was recorded",
 }
 
 // writeProblem answers an error as application/problem+json.

@@ -92,7 +92,7 @@ func TestStoreAPIInNoCell(t *testing.T) {
 	}
 	// The types need no cell.
 	ts, err := c.StoreTypes(ctx)
-	if err != nil || len(ts) != 6 || ts[0].Type != "exo.contact" || ts[1].Type != "exo.devices" || ts[2].Type != "exo.file" || ts[3].Type != "exo.message" || ts[4].Type != "exo.note" || ts[5].Type != "exo.share" {
+	if err != nil || len(ts) != 7 || ts[0].Type != "exo.contact" || ts[1].Type != "exo.devices" || ts[2].Type != "exo.file" || ts[3].Type != "exo.message" || ts[4].Type != "exo.note" || ts[5].Type != "exo.read" || ts[6].Type != "exo.share" {
 		t.Errorf("types: %+v, %v", ts, err)
 	}
 }

@@ -28,7 +28,7 @@ const maxChatLine = 64 << 10
 func chatVerb() *cli.Command {
 	return &cli.Command{
 		Name:      "chat",
-		Usage:     "a conversation in line mode: each line typed is sent to the contact, its messages printed as they come; Ctrl-D or Ctrl-C ends it",
+		Usage:     "a conversation in line mode: each line typed is sent to the contact, its messages printed as they come (and marked read); Ctrl-D or Ctrl-C ends it",
 		ArgsUsage: "NAME",
 		Action:    action(cmdChat),
 	}
@@ -37,7 +37,9 @@ func chatVerb() *cli.Command {
 // cmdChat prints the recent conversation with the contact, then sends
 // each line of stdin (empty ones skipped) and prints every new message
 // of the conversation once: one received as it is recorded, one sent
-// once delivered. A send that fails is said on stderr and the chat goes
+// once delivered. The conversation is marked read up to its last
+// message when it opens, then up to each message received as it is
+// printed (a read receipt goes unless receipts are off for the contact). A send that fails is said on stderr and the chat goes
 // on. EOF on stdin (Ctrl-D) or Ctrl-C ends it, exit 0; the node ending
 // the stream ends it, exit 1. Each line is printed by one write, so that
 // output never breaks into a line of its own; in a terminal, a message
@@ -67,6 +69,15 @@ func cmdChat(ctx context.Context, cmd *cli.Command) error {
 		names[k.Cell] = k.Name
 	}
 	p := &chatPrinter{w: stdout(cmd), names: names, seen: make(map[string]bool)}
+	// The conversation open is the conversation read: up to its last
+	// message now, then up to each message in as it is printed.
+	p.read = func(upTo string) {
+		rctx, cancel := queryContext(ctx)
+		defer cancel()
+		if _, err := c.Read(rctx, name, upTo); err != nil && ctx.Err() == nil {
+			p.warn(stderr(cmd), "not marked read: %v\n", err)
+		}
+	}
 	// The recent conversation: every message, as the inbox shows it.
 	for m, err := range c.Inbox(ctx, name, false) {
 		if err != nil {
@@ -76,6 +87,7 @@ func cmdChat(ctx context.Context, cmd *cli.Command) error {
 			return err
 		}
 	}
+	p.read("")
 
 	ctx, cancel = context.WithCancel(ctx)
 	defer cancel()
@@ -182,6 +194,8 @@ type chatPrinter struct {
 	w     io.Writer
 	names map[string]string
 	seen  map[string]bool // the IDs printed
+	// read, if set, marks the conversation read up to an order key.
+	read func(upTo string)
 }
 
 // print prints m unless it was printed already; a message sent and not
@@ -194,6 +208,9 @@ func (p *chatPrinter) print(m api.MessageView, all bool) error {
 		return nil
 	}
 	p.seen[m.ID] = true
+	if m.Direction == "in" {
+		m.State = "" // read or not: the chat open reads it
+	}
 	return printMessage(p.w, m, p.names, false)
 }
 
@@ -222,6 +239,9 @@ func (p *chatPrinter) follow(ctx context.Context, c *client.Client, name string)
 		}
 		if err := p.print(m, false); err != nil {
 			return err
+		}
+		if m.Direction == "in" && m.State == "delivered" && p.read != nil {
+			p.read(m.Order)
 		}
 	}
 	return nil

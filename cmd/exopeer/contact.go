@@ -77,6 +77,13 @@ func contactVerbs() []*cli.Command {
 			Action:    action(cmdContactRm),
 		},
 		{
+			Name:      "receipts",
+			Usage:     "turn read receipts to a contact on or off (off: it sees its messages delivered, never read)",
+			ArgsUsage: "NAME on|off",
+			Flags:     []cli.Flag{jsonFlag()},
+			Action:    action(cmdContactReceipts),
+		},
+		{
 			Name:      "verify",
 			Usage:     "show the safety number to compare with the contact's; --confirm once they match",
 			ArgsUsage: "NAME",
@@ -264,6 +271,40 @@ func cmdContactRm(ctx context.Context, cmd *cli.Command) error {
 		return printJSON(stdout(cmd), v)
 	}
 	_, err = fmt.Fprintf(stdout(cmd), "removed contact %s\n", v.Name)
+	return err
+}
+
+func cmdContactReceipts(ctx context.Context, cmd *cli.Command) error {
+	a, err := args(ctx, cmd, 2, 2)
+	if err != nil {
+		return err
+	}
+	var on bool
+	switch a[1] {
+	case "on":
+		on = true
+	case "off":
+	default:
+		return usage(cmd, "receipts takes on or off, not %q", a[1])
+	}
+	c, err := dial(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := queryContext(ctx)
+	defer cancel()
+	v, err := c.ContactReceipts(ctx, a[0], on)
+	if err != nil {
+		return err
+	}
+	if cmd.Bool("json") {
+		return printJSON(stdout(cmd), v)
+	}
+	state := "off"
+	if v.Receipts {
+		state = "on"
+	}
+	_, err = fmt.Fprintf(stdout(cmd), "read receipts to %s: %s\n", v.Name, state)
 	return err
 }
 

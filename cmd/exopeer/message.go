@@ -45,6 +45,50 @@ func inboxVerb() *cli.Command {
 	}
 }
 
+func readVerb() *cli.Command {
+	return &cli.Command{
+		Name:      "read",
+		Usage:     "mark the conversation with a contact read (up to its last message, or --up-to); unless receipts are off for the contact, its cell is told",
+		ArgsUsage: "NAME",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "up-to", Usage: "the order key of the last message read (inbox --json shows it)"},
+			jsonFlag(),
+		},
+		Action: action(cmdRead),
+	}
+}
+
+func cmdRead(ctx context.Context, cmd *cli.Command) error {
+	a, err := args(ctx, cmd, 1, 1)
+	if err != nil {
+		return err
+	}
+	c, err := dial(cmd)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := queryContext(ctx)
+	defer cancel()
+	r, err := c.Read(ctx, a[0], cmd.String("up-to"))
+	if err != nil {
+		return err
+	}
+	out := stdout(cmd)
+	if cmd.Bool("json") {
+		return printJSON(out, r)
+	}
+	if r.UpTo == "" {
+		_, err := fmt.Fprintf(out, "no messages with %s\n", a[0])
+		return err
+	}
+	receipt := "nothing newer to tell " + a[0]
+	if r.Receipt {
+		receipt = "a read receipt goes to " + a[0]
+	}
+	_, err = fmt.Fprintf(out, "%d message(s) marked read; %s\n", r.Marked, receipt)
+	return err
+}
+
 func cmdSend(ctx context.Context, cmd *cli.Command) error {
 	a, err := args(ctx, cmd, 2, 2)
 	if err != nil {
@@ -108,7 +152,8 @@ func cmdInbox(ctx context.Context, cmd *cli.Command) error {
 
 // printMessage prints m on one line: the sender's time, the contact, an
 // arrow (> to the contact, < from it), the text (quoted if it holds
-// control characters) and, for a message not delivered, "(sent)".
+// control characters) and its state unless it is delivered or empty:
+// "(sent)", "(stored)", "(read)", "(undeliverable)".
 func printMessage(w io.Writer, m api.MessageView, names map[string]string, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(m)
@@ -126,7 +171,7 @@ func printMessage(w io.Writer, m api.MessageView, names map[string]string, asJSO
 		text = strconv.Quote(text)
 	}
 	state := ""
-	if m.State != "delivered" {
+	if m.State != "delivered" && m.State != "" {
 		state = "  (" + m.State + ")"
 	}
 	_, err := fmt.Fprintf(w, "%s  %s %s %s%s\n", m.Sent.Local().Format("2006-01-02 15:04:05"), who, arrow, text, state)

@@ -411,6 +411,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 			sendVerb(),
 			shareVerb(),
 			inboxVerb(),
+			readVerb(),
 			chatVerb(),
 			{
 				Name:   "config",

@@ -27,8 +27,11 @@ type Contact struct {
 	Devices *contact.DeviceList
 	// Verified: someone of this cell compared the safety number.
 	Verified bool
-	AddedBy  string // peer ID of the node that added it
-	Added    time.Time
+	// ReceiptsOff: this cell sends the contact no read receipts
+	// (message/service); the default, false, sends them.
+	ReceiptsOff bool
+	AddedBy     string // peer ID of the node that added it
+	Added       time.Time
 
 	// lists: the versions of the device list its entity holds in traits
 	// of their own, when read.
@@ -40,14 +43,16 @@ func (c Contact) Cell() ed25519.PublicKey { return c.Devices.Cell }
 
 // contactDoc is an exo.contact document.
 type contactDoc struct {
-	Name     string    `json:"name"`
-	Cell     string    `json:"cell"`
-	Version  uint64    `json:"version"`
-	Devices  string    `json:"devices"`
-	CardName string    `json:"card_name,omitempty"`
-	Verified bool      `json:"verified"`
-	By       string    `json:"by,omitempty"`
-	Added    time.Time `json:"added"`
+	Name     string `json:"name"`
+	Cell     string `json:"cell"`
+	Version  uint64 `json:"version"`
+	Devices  string `json:"devices"`
+	CardName string `json:"card_name,omitempty"`
+	Verified bool   `json:"verified"`
+	// ReceiptsOff is absent (false) in documents of earlier versions.
+	ReceiptsOff bool      `json:"receipts_off,omitempty"`
+	By          string    `json:"by,omitempty"`
+	Added       time.Time `json:"added"`
 }
 
 func contactEntity(key ed25519.PublicKey) store.EntityID {
@@ -73,7 +78,7 @@ func decodeContact(e store.Entity) (Contact, bool) {
 		}
 		return Contact{
 			ID: e.ID, Name: d.Name, CardName: d.CardName, Devices: l,
-			Verified: d.Verified, AddedBy: d.By, Added: d.Added, lists: lists,
+			Verified: d.Verified, ReceiptsOff: d.ReceiptsOff, AddedBy: d.By, Added: d.Added, lists: lists,
 		}, true
 	}
 	return Contact{}, false
@@ -87,7 +92,7 @@ func (s *Service) write(ctx context.Context, c Contact) error {
 	doc, err := json.Marshal(contactDoc{
 		Name: c.Name, Cell: hex.EncodeToString(c.Cell()), Version: c.Devices.Version,
 		Devices:  base64.StdEncoding.EncodeToString(c.Devices.Encode()),
-		CardName: c.CardName, Verified: c.Verified, By: c.AddedBy, Added: c.Added,
+		CardName: c.CardName, Verified: c.Verified, ReceiptsOff: c.ReceiptsOff, By: c.AddedBy, Added: c.Added,
 	})
 	if err != nil {
 		return err
@@ -277,6 +282,25 @@ func (s *Service) Verify(ctx context.Context, name string, confirm bool) (Contac
 		}
 	}
 	return c, n, nil
+}
+
+// SetReceipts turns read receipts to the contact named name on or off
+// and returns the contact as held afterwards (no write if it is so
+// already). With receipts off, this cell's devices send the contact no
+// receipt: the contact cannot tell a message read from one not read yet.
+func (s *Service) SetReceipts(ctx context.Context, name string, on bool) (Contact, error) {
+	c, err := s.Get(ctx, name)
+	if err != nil {
+		return Contact{}, err
+	}
+	if c.ReceiptsOff == !on {
+		return c, nil
+	}
+	c.ReceiptsOff = !on
+	if err := s.write(ctx, c); err != nil {
+		return Contact{}, err
+	}
+	return c, nil
 }
 
 // UpdateDevices replaces the device list held for the contact of l's

@@ -157,7 +157,14 @@ func (s *Service) publish(ctx context.Context) (*contact.DeviceList, error) {
 		return nil, err
 	}
 	if current(s.mine, r) {
-		return s.mine, nil
+		// Unless the list held (read from memory while the store has not
+		// moved) lacks the key: a list without it stored over this
+		// node's (a member's replay, an older binary's write) is signed
+		// again.
+		held, err := s.heldOwn(ctx, r)
+		if err != nil || held.l == nil || held.l.Mailbox != nil {
+			return s.mine, nil
+		}
 	}
 	keys := s.cell.Keys()
 	var l *contact.DeviceList
@@ -188,14 +195,17 @@ func (s *Service) publish(ctx context.Context) (*contact.DeviceList, error) {
 		// No store member answers: write the list anyway (a write
 		// needs none), the same list for the same roster.
 		s.log.Debug("device list held not read", "err", err)
-		held = ownList{}
+		held = ownList{keys: s.mineKeys}
+	} else if held.keys != nil {
+		s.mineKeys = held.keys
 	}
 	if held.l != nil && (held.l.Version > l.Version || held.l.Version == l.Version && held.l.Mailbox != nil) {
 		s.mine = held.l
 		return held.l, nil
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
-	pub, err := json.Marshal(addKey(held.keys, epoch, now))
+	ks := addKey(held.keys, epoch, now)
+	pub, err := json.Marshal(ks)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +223,7 @@ func (s *Service) publish(ctx context.Context) (*contact.DeviceList, error) {
 		return nil, fmt.Errorf("contact: write the cell's device list: %w", err)
 	}
 	s.log.Info("device list signed", "version", l.Version, "devices", len(l.Devices), "epoch", epoch)
-	s.mine = l
+	s.mine, s.mineKeys = l, ks
 	return l, nil
 }
 

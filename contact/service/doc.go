@@ -7,7 +7,9 @@
 // the name this cell calls it by (unique among its contacts), the
 // contact's cell key, a signed device list of the contact (contact's wire
 // form, in base64) with the list's version, the name on its card,
-// whether its safety number was compared, and who added it when. The
+// whether its safety number was compared, whether read receipts go to
+// it (SetReceipts; "receipts_off", absent and false by default:
+// message/service sends none while it is true), and who added it when. The
 // entity's ID is derived from the contact's cell key (the first 16 bytes
 // of SHA-256 of "exopeer contact entity v1", 0, key), so two devices that
 // add one cell write one entity, whose latest write of a trait in chain
@@ -27,7 +29,9 @@
 // no older list: every device uses the newest valid list written anywhere
 // in the cell. An older list is refused (contact.ErrStale), and the
 // devices a newer one drops are no longer the contact's: message/service
-// refuses their messages.
+// refuses their messages and drops its sessions with them at once (it
+// watches the store's exo.contact entities, whichever device wrote the
+// list, and sweeps at start and every minute).
 //
 // The cell's own device list is an entity with an exo.devices trait
 // (store.DevicesSchema), its ID derived the same way from this cell's key

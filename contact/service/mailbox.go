@@ -41,9 +41,14 @@ func readKeys(raw json.RawMessage) []publishedKey {
 
 // addKey returns ks with epoch as the newest published at now, unless it
 // is already the newest; the oldest are dropped past maxPublishedKeys.
-// ks is not changed.
+// Epochs past epoch (the list being written carries epoch's key, so no
+// list carried theirs: a document another device wrote wrong) are
+// dropped. ks is not changed.
 func addKey(ks []publishedKey, epoch uint64, now time.Time) []publishedKey {
-	if n := len(ks); n > 0 && ks[n-1].Epoch >= epoch {
+	for len(ks) > 0 && ks[len(ks)-1].Epoch > epoch {
+		ks = ks[:len(ks)-1]
+	}
+	if n := len(ks); n > 0 && ks[n-1].Epoch == epoch {
 		return ks
 	}
 	ks = append(slices.Clone(ks), publishedKey{Epoch: epoch, Since: now})
@@ -107,6 +112,9 @@ func (s *Service) MailboxKeys(ctx context.Context) ([]MailboxKey, error) {
 		sec, _ := keys.Secret(e)
 		k := MailboxKey{Epoch: e, Private: sec.MailboxKey(r.Cell), Current: e == r.Epoch, Since: since[e]}
 		for _, p := range o.keys {
+			if p.Epoch > r.Epoch {
+				break // no list of this roster's carried it: not what an admin wrote
+			}
 			if p.Epoch > e {
 				k.Until = p.Since
 				break

@@ -132,6 +132,10 @@ type Service struct {
 	// node signed and stored, or found stored, last (nil: none yet).
 	pmu  sync.Mutex
 	mine *contact.DeviceList
+	// mineKeys is the keys record of the document this node last read
+	// or wrote with its list: what it writes when the list held cannot
+	// be read, rather than a record of the current epoch alone.
+	mineKeys []publishedKey
 
 	// cache is the cell's contacts, own its device list held, kept while
 	// their types' version is the same (cache.go); bounded by

@@ -2,8 +2,10 @@
 // two real exopeer processes on this host's loopback: the built binary
 // (netnstest.Binary), two data dirs, mDNS off, the second node
 // bootstrapped to the first, both in one cell (for messages, each in a
-// cell of its own, the cells contacts). It holds benchmarks only; they run under -bench and
-// never as tests:
+// cell of its own, the cells contacts). It holds benchmarks, which run
+// under -bench and never as tests, and one test of real processes,
+// TestRestoredNodeNeverReusesKeys (a node whose data dir is restored from
+// an older copy; skipped with -short):
 //
 //	go test ./internal/loopbench -run '^$' -bench . -benchtime 1x [-loopbench.mib 1024] [-loopbench.kubo /path/to/ipfs] [-loopbench.transport any|tcp|quic]
 //

@@ -123,7 +123,7 @@ type proc struct {
 }
 
 // spawn starts cmd, its output to a file, killed with the benchmark.
-func spawn(b *testing.B, name string, cmd *exec.Cmd) *proc {
+func spawn(b testing.TB, name string, cmd *exec.Cmd) *proc {
 	p := &proc{name: name, cmd: cmd, out: filepath.Join(b.TempDir(), name+".out"), exited: make(chan struct{})}
 	f, err := os.Create(p.out)
 	if err != nil {
@@ -153,8 +153,12 @@ func spawn(b *testing.B, name string, cmd *exec.Cmd) *proc {
 
 // start runs `exopeer run` on a data dir of its own: any free port,
 // loopback API, mDNS off, the LAN DHT off.
-func start(b *testing.B, bin, name string, env []string, args ...string) *proc {
-	dir := filepath.Join(b.TempDir(), name)
+func start(b testing.TB, bin, name string, env []string, args ...string) *proc {
+	return startAt(b, bin, name, filepath.Join(b.TempDir(), name), env, args...)
+}
+
+// startAt is start on the data dir dir.
+func startAt(b testing.TB, bin, name, dir string, env []string, args ...string) *proc {
 	argv := append([]string{"run", "--dir", dir, "--port", "-1", "--api", "127.0.0.1:0", "--mdns", "false", "--log-level", "info"}, args...)
 	cmd := exec.Command(bin, argv...)
 	cmd.Env = append(os.Environ(), env...)
@@ -193,7 +197,7 @@ func start(b *testing.B, bin, name string, env []string, args ...string) *proc {
 // bootArgs are b's --bootstrap flags: a's loopback addresses of the
 // transport -loopbench.transport names; for "any", its TCP and its QUIC
 // address, as mDNS would give them, and b's dialer chooses.
-func bootArgs(b *testing.B, a *proc) []string {
+func bootArgs(b testing.TB, a *proc) []string {
 	id, err := a.c.ID(b.Context())
 	if err != nil {
 		b.Fatal(err)
@@ -283,6 +287,25 @@ func (p *proc) cpu(b *testing.B) time.Duration {
 // clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat's times:
 // 100 on every Linux architecture Go supports.
 const clockTicks = 100
+
+// tail4k is its whole output (tail, past 4,000 bytes, would cut it).
+func (p *proc) tail4k() string {
+	data, _ := os.ReadFile(p.out)
+	return string(data)
+}
+
+// stop interrupts the process and waits for it to exit (killed past
+// 30 s).
+func (p *proc) stop(t testing.TB) {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		t.Logf("%s killed: it did not stop within 30 s", p.name)
+	}
+}
 
 // tail is the end of the process's output, for a failure.
 func (p *proc) tail() string {

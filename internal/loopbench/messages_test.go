@@ -98,7 +98,7 @@ func profileEnv(name string) []string {
 
 // contacts makes a cell on each node and each cell a contact of the
 // other, named A and B.
-func contacts(b *testing.B, ctx context.Context, na, nb *proc) {
+func contacts(b testing.TB, ctx context.Context, na, nb *proc) {
 	for _, n := range []*proc{na, nb} {
 		if _, err := n.c.CellCreate(ctx, api.CellCreateRequest{Name: n.name, Member: n.name}); err != nil {
 			b.Fatalf("%s: cell create: %v", n.name, err)

@@ -70,24 +70,57 @@
 // own sequence number. Nonces are random, not counters: two writers (the
 // sender's devices, the reader emptying the slot) may seal at the same
 // sequence number. Anything that does not authenticate is ErrOpen, with
-// no detail. The entry list, version 1, big-endian:
+// no detail. The entry list, version 3, big-endian:
 //
-//	version (1) = 1
+//	version (1) = 3
 //	count (1): at most 64 (MaxEntries), 0 for a slot emptied by its reader
 //	count times:
+//	    kind (1): 1 a frame (KindFrame), 2 an ack (KindAck)
 //	    message ID (16, message.ID): distinct within the list
-//	    length (2): 1 to MaxFrame (16,324)
-//	    frame (length): the frame (message/doc.go: an initial or session
-//	                    frame) the sender would have delivered directly
+//	    length (1): 1 to MaxPeerID (64), then a device's peer ID: for a
+//	                frame, the device of the writing cell that sealed
+//	                it; for an ack, the device of the writing cell that
+//	                acknowledges
+//	    for a frame:
+//	        length (1): 1 to 64, then the peer ID of the device of the
+//	                    reading cell the frame is for
+//	        length (2): 1 to MaxFrame (16,193)
+//	        frame (length): the frame (message/doc.go: an initial or session
+//	                    frame) the sealing device would have delivered
+//	                    directly to the target device
+//	    for an ack:
+//	        signature (64): Ed25519 (RFC 8032), by the acknowledging
+//	                    device's libp2p key (the key its peer ID holds), of
+//	                    "exopeer mailbox ack v1" 0x00 ‖ the writing
+//	                    (acknowledging) cell's key (32) ‖ the reading cell's
+//	                    key (32, the cell the message came from) ‖ message
+//	                    ID (16): a device of the writing cell recorded the
+//	                    message of that ID, which the reading cell sent (its
+//	                    sender records it delivered and removes the ack)
 //	zero bytes up to the padded length
+//
+// A frame names both devices because a frame is for one device's
+// session: the reader hands it only to the target device, which checks
+// that the sealing device is on the contact's device list and is the one
+// whose session opens it, as for a frame on a stream from that device.
+// An ack is signed because the pair's secret is not enough to vouch for
+// a delivery: a device removed from either cell may still hold a mailbox
+// key the pair uses (Bounds). Ack signs one, VerifyAck checks the
+// signature against the peer ID's key (an Ed25519 one only); the reader
+// also checks that the device is on the contact's current device list
+// and that the message is one its cell sent to that contact (the shell's
+// part). The decoder does not verify signatures. Version 1 (never
+// released) had no kind and no devices; version 2 (never released) had
+// unsigned acks of kind and ID only.
 //
 // The padded length is the smallest of 1, 2, 4, 8 and 16 KiB minus 40
 // (nonce and tag) that holds the list (Buckets), so the value is 1, 2, 4,
 // 8 or 16 KiB (16 KiB = dht.MaxValueSize, MaxValue): its length says which
 // bucket, not how many entries. The decoder (DecodeEntries) refuses a
 // length that is no bucket's, a larger bucket than needed, an unknown
-// version, a count over 64, a length of 0 or past the end, a repeated ID
-// and non-zero padding; every length is checked against what is left
+// version, a count over 64, an unknown kind, a length of 0 or past the
+// end, a peer ID that is not one (peer.IDFromBytes), an ack's signature
+// cut short, a repeated ID and non-zero padding; every length is checked against what is left
 // before it is read, and a value over 16 KiB is refused before anything.
 //
 // # Use
@@ -132,7 +165,10 @@
 //
 // # Bounds
 //
-// A slot holds at most 64 entries and 16 KiB; a direction has at most 8
+// A slot holds at most 64 entries and 16 KiB. The largest ack (MaxAck,
+// a peer ID of 64 bytes) is 146 bytes, so 64 always fit; with an Ed25519
+// device's peer ID (38 bytes) an ack is 120 bytes and 64 fit an 8 KiB
+// value. The largest frame entry holds MaxFrame bytes of frame; a direction has at most 8
 // slots a day, and a reader looks at 8 days: at most 64 records, 1 MiB,
 // per contact and pair secret it polls (one, and one more for each other
 // key of its cell the contact may still write with: Use), however much
@@ -142,8 +178,15 @@
 // it): such a writer can empty a slot, or sign it at sequence number
 // 2^64−1 so that nobody can write it again; the sender then uses the next
 // index, and what was lost is sent again (a message stays pending until it
-// is acknowledged). It cannot read or forge what a later epoch's key
-// protects.
+// is acknowledged). It can read the message IDs of entries and copy an
+// ack it saw, but an ack names its message and both cells under the
+// acknowledging device's signature, so a copy acknowledges nothing else,
+// and it cannot make an ack of a message the receiving cell never
+// recorded without a current device's key. A device removed from the
+// receiving cell still signs with its own key: its acks are refused once
+// the sender holds the list without it, and accepted until then, the
+// same window as for its other powers (below). It cannot read or forge
+// what a later epoch's key protects.
 //
 // # What a DHT node learns
 //
@@ -154,7 +197,9 @@
 // value of 1 to 16 KiB and the peer IDs and addresses of the nodes that put
 // or get it (kad-dht serves over connections authenticated as the
 // sender's peer ID). It does not learn the cells, the devices' cells, the
-// number of entries (within a bucket), their content or their message IDs;
+// number of entries (within a bucket), their content, their message IDs
+// or the devices that sealed, acknowledge or are the target of them
+// (all inside the value);
 // without one of the two cells' mailbox private keys it cannot derive a
 // slot, link two slots, open a value or write one that the Validator
 // accepts. What the peer IDs of writers and readers give away is what
@@ -162,5 +207,11 @@
 // A device removed from a cell keeps the mailbox keys of the epochs it
 // held, so it can read and write the slots of those epochs' pair secrets
 // until the cell's next epoch changes the key and the contact has the new
-// public key.
+// public key: it learns the message IDs, the peer IDs of the devices
+// named, acks' signatures and the frames' sizes (not their content: the
+// ratchet's), and can remove, replay or leave garbage entries. It cannot
+// forge an ack: acks are signed by a device of the acknowledging cell
+// (Value). A device removed from the acknowledging cell can sign acks
+// with its own key, which the sender accepts only while the newest
+// device list it holds of that cell still lists the device.
 package mailbox

@@ -9,7 +9,7 @@ import (
 // panic; a list that decodes encodes to the same bytes (one encoding per
 // list, padding included).
 func FuzzDecodeEntries(f *testing.F) {
-	for _, in := range [][]Entry{nil, entries(1, 1), entries(3, 40)} {
+	for _, in := range [][]Entry{nil, entries(1, 1), entries(3, 40), append(entries(2, 3), acks(3)...)} {
 		b, err := EncodeEntries(in)
 		if err != nil {
 			f.Fatal(err)
@@ -36,7 +36,7 @@ func FuzzOpen(f *testing.F) {
 	a, b := newCell(f, 1), newCell(f, 2)
 	s := slot(f, pair(f, a, b), a, b, 7, 0)
 	sealed := map[string]uint64{}
-	for i, in := range [][]Entry{nil, entries(2, 30), entries(1, 2000)} {
+	for i, in := range [][]Entry{nil, entries(2, 30), entries(1, 2000), append(acks(2), entries(1, 9)...)} {
 		v, err := s.Seal(in, uint64(i+1), bytes.NewReader(bytes.Repeat([]byte{byte(i)}, 24)))
 		if err != nil {
 			f.Fatal(err)

@@ -40,10 +40,17 @@ func katVectors(t *testing.T) string {
 	}
 	const epoch, index, seq = 20454, 1, 7
 	nonce := bytes.Repeat([]byte{0x55}, chacha20poly1305.NonceSizeX)
+	devA, devB := device(0x88), device(0x99)
 	in := []Entry{
-		{ID: message.ID(bytes.Repeat([]byte{0x66}, message.IDSize)), Frame: []byte("first frame")},
-		{ID: message.ID(bytes.Repeat([]byte{0x77}, message.IDSize)), Frame: []byte("second frame")},
+		Frame(message.ID(bytes.Repeat([]byte{0x66}, message.IDSize)), devA, devB, []byte("first frame")),
+		Frame(message.ID(bytes.Repeat([]byte{0x77}, message.IDSize)), devB, devA, []byte("second frame")),
 	}
+	// An ack in A → B: device A of cell A recorded a message cell B sent.
+	ack, err := Ack(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x88}, 32)), cellA, cellB, message.ID(bytes.Repeat([]byte{0xaa}, message.IDSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = append(in, ack)
 	p, err := PairSecret(boxA, cellA, cellB, boxB.PublicKey())
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +69,10 @@ func katVectors(t *testing.T) string {
 	b.WriteString("# at the version that introduced them, and checked against doc.go by\n")
 	b.WriteString("# TestDerivationSpec. Cell keys are Ed25519 from the seeds; mailbox keys\n")
 	b.WriteString("# are the X25519 private keys given; entries are sealed from cell A to B.\n")
+	b.WriteString("# An entry is: kind 1, message ID, sealing device, target device, frame,\n")
+	b.WriteString("# or kind 2 (an ack), message ID, acknowledging device (of cell A, for a\n")
+	b.WriteString("# message from cell B), its Ed25519 signature (hex; the devices are the\n")
+	b.WriteString("# peer IDs of the Ed25519 device seeds).\n")
 	line := func(k string, v any) { fmt.Fprintf(&b, "%s: %v\n", k, v) }
 	line("cell-a-seed", strings.Repeat("11", 32))
 	line("cell-b-seed", strings.Repeat("22", 32))
@@ -79,8 +90,14 @@ func katVectors(t *testing.T) string {
 	line("value-key", hex.EncodeToString(s.aead[:]))
 	line("seq", seq)
 	line("nonce", hex.EncodeToString(nonce))
+	line("device-a-seed", strings.Repeat("88", 32))
+	line("device-b-seed", strings.Repeat("99", 32))
 	for i, e := range in {
-		line(fmt.Sprintf("entry-%d", i), hex.EncodeToString(e.ID[:])+" "+hex.EncodeToString(e.Frame))
+		if e.Kind == KindAck {
+			line(fmt.Sprintf("entry-%d", i), fmt.Sprintf("%d %x %x %x", e.Kind, e.ID[:], []byte(e.From), e.Sig))
+			continue
+		}
+		line(fmt.Sprintf("entry-%d", i), fmt.Sprintf("%d %x %x %x %x", e.Kind, e.ID[:], []byte(e.From), []byte(e.To), e.Frame))
 	}
 	line("value", hex.EncodeToString(v))
 	return b.String()
@@ -208,13 +225,42 @@ func TestDerivationSpec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the frozen value does not open as doc.go says: %v", err)
 	}
-	list := []byte{1, 2}
-	for _, e := range []string{kv["entry-0"], kv["entry-1"]} {
-		id, frame, _ := strings.Cut(e, " ")
-		ib, _ := hex.DecodeString(id)
-		fb, _ := hex.DecodeString(frame)
-		list = binary.BigEndian.AppendUint16(append(list, ib...), uint16(len(fb)))
-		list = append(list, fb...)
+	list := []byte{3, 3}
+	for _, e := range []string{kv["entry-0"], kv["entry-1"], kv["entry-2"]} {
+		f := strings.Split(e, " ")
+		if len(f) != 5 && (len(f) != 4 || f[0] != "2") {
+			t.Fatalf("entry %q: want 5 fields, or 4 for an ack", e)
+		}
+		hb := func(s string) []byte { b, _ := hex.DecodeString(s); return b }
+		list = append(list, f[0][0]-'0')
+		list = append(list, hb(f[1])...)
+		if f[0] == "2" { // an ack: kind, ID, device, signature
+			// The signature is device A's over the label, the
+			// acknowledging cell (A), the cell the message came from
+			// (B) and the ID.
+			signed := append([]byte("exopeer mailbox ack v1\x00"), cellA...)
+			signed = append(append(signed, cellB...), hb(f[1])...)
+			pub := ed25519.NewKeyFromSeed(h("device-a-seed")).Public().(ed25519.PublicKey)
+			if hex.EncodeToString(append([]byte{0x00, 36, 0x08, 0x01, 0x12, 32}, pub...)) != f[2] || !ed25519.Verify(pub, signed, hb(f[3])) {
+				t.Fatalf("the ack %q is not device A's signature as doc.go says", e)
+			}
+			list = append(append(list, byte(len(hb(f[2])))), hb(f[2])...)
+			list = append(list, hb(f[3])...)
+			continue
+		}
+		for _, p := range []string{f[2], f[3]} {
+			list = append(append(list, byte(len(hb(p)))), hb(p)...)
+		}
+		list = binary.BigEndian.AppendUint16(list, uint16(len(hb(f[4]))))
+		list = append(list, hb(f[4])...)
+	}
+	// The devices are the peer IDs of their seeds: the identity multihash
+	// of the libp2p public key protobuf (Ed25519).
+	for _, d := range []struct{ seed, field string }{{"device-a-seed", strings.Fields(kv["entry-0"])[2]}, {"device-b-seed", strings.Fields(kv["entry-0"])[3]}} {
+		pub := ed25519.NewKeyFromSeed(h(d.seed)).Public().(ed25519.PublicKey)
+		if hex.EncodeToString(append([]byte{0x00, 36, 0x08, 0x01, 0x12, 32}, pub...)) != d.field {
+			t.Fatalf("%s's peer ID is not %s", d.seed, d.field)
+		}
 	}
 	if len(v) != 1024 || len(pt) != 1024-40 || !bytes.Equal(pt[:len(list)], list) || bytes.Count(pt[len(list):], []byte{0}) != len(pt)-len(list) {
 		t.Fatalf("the plaintext is not the doc's entry list padded to 984 bytes: %x", pt)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/exopeer/exopeer/dht"
+	"github.com/exopeer/exopeer/message"
 )
 
 // TestPairSymmetric: both cells compute the same pair secret and the same
@@ -133,9 +134,10 @@ func TestPadding(t *testing.T) {
 	}{
 		{"empty", nil, 1 << 10},
 		{"one byte", entries(1, 1), 1 << 10},
-		{"ten small", entries(10, 20), 1 << 10},
-		{"just past 1 KiB", entries(1, 1024-overhead-listHeader-entryHeader+1), 2 << 10},
-		{"8 KiB", entries(2, 4000), 8 << 10},
+		{"five small", entries(5, 20), 1 << 10},
+		{"eight acks", acks(8), 1 << 10},
+		{"just past 1 KiB", entries(1, 1024-overhead-listHeader-header+1), 2 << 10},
+		{"8 KiB", entries(2, 3900), 8 << 10},
 		{"past 8 KiB", entries(2, 4100), 16 << 10},
 		{"full", entries(1, MaxFrame), 16 << 10},
 	}
@@ -201,11 +203,21 @@ func TestBounds(t *testing.T) {
 		in   []Entry
 		want error
 	}{
-		"too many":     {entries(MaxEntries+1, 1), ErrFull},
-		"too large":    {entries(2, MaxFrame/2+1), ErrFull},
-		"frame over":   {entries(1, MaxFrame+1), ErrFull},
-		"empty frame":  {entries(1, 0), ErrFull},
-		"duplicate ID": {dup, ErrMalformed},
+		"too many":      {entries(MaxEntries+1, 1), ErrFull},
+		"too large":     {entries(2, MaxFrame/2+1), ErrFull},
+		"frame over":    {entries(1, MaxFrame+1), ErrFull},
+		"empty frame":   {entries(1, 0), ErrFull},
+		"duplicate ID":  {dup, ErrMalformed},
+		"ack and frame": {[]Entry{{Kind: KindAck, ID: message.ID{1}, From: devA, Sig: bytes.Repeat([]byte{1}, 64), Frame: []byte{1}}}, ErrMalformed},
+		"ack and to":    {[]Entry{{Kind: KindAck, ID: message.ID{1}, From: devA, To: devB, Sig: bytes.Repeat([]byte{1}, 64)}}, ErrMalformed},
+		"ack no sig":    {[]Entry{{Kind: KindAck, ID: message.ID{1}, From: devA}}, ErrMalformed},
+		"ack short sig": {[]Entry{{Kind: KindAck, ID: message.ID{1}, From: devA, Sig: make([]byte, 63)}}, ErrMalformed},
+		"ack no device": {[]Entry{{Kind: KindAck, ID: message.ID{1}, Sig: bytes.Repeat([]byte{1}, 64)}}, ErrMalformed},
+		"frame and sig": {[]Entry{{Kind: KindFrame, ID: message.ID{1}, From: devA, To: devB, Frame: []byte{1}, Sig: bytes.Repeat([]byte{1}, 64)}}, ErrMalformed},
+		"no kind":       {[]Entry{{ID: message.ID{1}, From: devA, To: devB, Frame: []byte{1}}}, ErrMalformed},
+		"no from":       {[]Entry{Frame(message.ID{1}, "", devB, []byte{1})}, ErrMalformed},
+		"bad to":        {[]Entry{Frame(message.ID{1}, devA, "nope", []byte{1})}, ErrMalformed},
+		"ack and ID":    {[]Entry{entries(1, 1)[0], mustAck(entries(1, 1)[0].ID)}, ErrMalformed},
 	} {
 		if _, err := s.Seal(tt.in, 1, seeded(t)); !errors.Is(err, tt.want) {
 			t.Errorf("%s: %v, want %v", name, err, tt.want)
@@ -219,12 +231,22 @@ func TestBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	edit := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
+	from := listHeader + 1 + message.IDSize // offsets in the first entry
+	to := from + 1 + len(devA)
+	flen := to + 1 + len(devB)
 	for name, b := range map[string][]byte{
 		"count over max":   edit(func(b []byte) []byte { b[1] = MaxEntries + 1; return b }),
 		"count past end":   edit(func(b []byte) []byte { b[1] = MaxEntries; return b }),
-		"length past end":  edit(func(b []byte) []byte { b[2+16] = 0xff; return b }),
-		"zero length":      edit(func(b []byte) []byte { b[2+16], b[2+17] = 0, 0; return b }),
-		"version":          edit(func(b []byte) []byte { b[0] = 2; return b }),
+		"length past end":  edit(func(b []byte) []byte { b[flen] = 0xff; return b }),
+		"zero length":      edit(func(b []byte) []byte { b[flen], b[flen+1] = 0, 0; return b }),
+		"version":          edit(func(b []byte) []byte { b[0] = 1; return b }),
+		"unknown kind":     edit(func(b []byte) []byte { b[2] = 3; return b }),
+		"ack kind":         edit(func(b []byte) []byte { b[2] = byte(KindAck); return b }),
+		"empty from":       edit(func(b []byte) []byte { b[from] = 0; return b }),
+		"from past end":    edit(func(b []byte) []byte { b[from] = 0xff; return b }),
+		"from over max":    edit(func(b []byte) []byte { b[from] = MaxPeerID + 1; return b }),
+		"from not an ID":   edit(func(b []byte) []byte { b[from+2] = 0xff; return b }),
+		"to not an ID":     edit(func(b []byte) []byte { b[to+2] = 0xff; return b }),
 		"nonzero padding":  edit(func(b []byte) []byte { b[len(b)-1] = 1; return b }),
 		"not a bucket":     good[:len(good)-1],
 		"too large bucket": append(bytes.Clone(good), make([]byte, (2<<10)-(1<<10))...),

@@ -41,6 +41,7 @@ func TestAckedDespiteFailedConfirmWrite(t *testing.T) {
 	bob.store.mu.Unlock()
 	alice.fault.fail(ds.NewKey("/"))
 	_ = alice.svc.Close()
+	alice.keepRun = true // the state on disk is what is checked
 	alice.start(t)
 	for _, text := range []string{"again", "and again"} {
 		if _, err := alice.svc.Send(ctx, "Bob", text); err != nil {

@@ -70,9 +70,13 @@ type peerEntry struct {
 	size    int    // rec's size as counted in sessionCache.bytes; under sessionCache.mu
 
 	mu     sync.Mutex
-	loaded bool       // rec is read from disk; under mu
-	rec    peerRecord // under mu
-	ver    atomic.Uint64
+	loaded bool // rec is read from disk; under mu
+	// gone is set once the device's sessions are dropped (removal.go):
+	// no contact's list names it; nothing steps or writes rec any more.
+	// Under mu, and set under wmu too.
+	gone bool
+	rec  peerRecord // under mu
+	ver  atomic.Uint64
 
 	wmu     sync.Mutex
 	durable atomic.Uint64 // the version on disk; written under wmu
@@ -93,6 +97,10 @@ type peerEntry struct {
 	// yet, across its inbound streams: at most MaxFramesInPerDevice
 	// (serve.go); each stream holds the entry while it is open.
 	in chan struct{}
+	// ins are the device's inbound streams being read (serve.go), under
+	// imu; stopped when its sessions are dropped.
+	imu sync.Mutex
+	ins map[*inStream]struct{}
 }
 
 func newSessionCache() *sessionCache {
@@ -177,6 +185,78 @@ func (c *sessionCache) closeEvicted() {
 	}
 }
 
+// ids returns the devices held.
+func (c *sessionCache) ids() []peer.ID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]peer.ID, 0, len(c.m))
+	for id := range c.m {
+		out = append(out, id)
+	}
+	return out
+}
+
+// remove takes id's entry out of the cache, in use or not, and returns
+// it (nil if none): the next acquire of id makes a new entry.
+func (c *sessionCache) remove(id peer.ID) *peerEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[id]
+	if e == nil {
+		return nil
+	}
+	delete(c.m, id)
+	c.bytes -= e.size
+	e.size = 0
+	return e
+}
+
+// forget takes id's entry out of the cache if no call uses it (a device
+// no contact names: its entry is not kept for it).
+func (c *sessionCache) forget(id peer.ID) {
+	c.mu.Lock()
+	defer c.closeEvicted()
+	defer c.mu.Unlock()
+	if e := c.m[id]; e != nil && e.users == 0 {
+		delete(c.m, id)
+		c.bytes -= e.size
+		e.size = 0
+		c.evicted = append(c.evicted, e)
+	}
+}
+
+// trackInbound counts in among e's inbound streams until the returned
+// func is called; if e is gone, in is stopped at once.
+func (e *peerEntry) trackInbound(in *inStream) func() {
+	e.imu.Lock()
+	defer e.imu.Unlock()
+	if e.ins == nil {
+		e.ins = make(map[*inStream]struct{})
+	}
+	e.ins[in] = struct{}{}
+	e.mu.Lock()
+	gone := e.gone
+	e.mu.Unlock()
+	if gone {
+		in.stop()
+	}
+	return func() {
+		e.imu.Lock()
+		delete(e.ins, in)
+		e.imu.Unlock()
+	}
+}
+
+// stopInbound stops the reading of e's inbound streams: their frames
+// read are answered (refused), then they end.
+func (e *peerEntry) stopInbound() {
+	e.imu.Lock()
+	defer e.imu.Unlock()
+	for in := range e.ins {
+		in.stop()
+	}
+}
+
 // len is the number of devices held.
 func (c *sessionCache) len() int {
 	c.mu.Lock()
@@ -187,13 +267,15 @@ func (c *sessionCache) len() int {
 // resize counts e at its record's size now (peerRecord.size, a sum over
 // at most MaxSessions sessions: no encoding). e.mu must be held, and e in
 // use (acquired): an entry not in use may be evicted, and its size is
-// taken off then. It takes c.mu under e.mu; nothing takes them the other
-// way round.
+// taken off then; one taken out in use (remove) is counted no more. It
+// takes c.mu under e.mu; nothing takes them the other way round.
 func (c *sessionCache) resize(e *peerEntry) {
 	n := e.rec.size()
 	c.mu.Lock()
-	c.bytes += n - e.size
-	e.size = n
+	if c.m[e.id] == e { // not taken out (remove) while in use
+		c.bytes += n - e.size
+		e.size = n
+	}
 	c.mu.Unlock()
 }
 
@@ -201,6 +283,10 @@ func (c *sessionCache) resize(e *peerEntry) {
 // On error the lock is not held.
 func (s *Service) lockEntry(ctx context.Context, e *peerEntry) error {
 	e.mu.Lock()
+	if e.gone {
+		e.mu.Unlock()
+		return errRemoved
+	}
 	if e.loaded {
 		return nil
 	}
@@ -232,6 +318,10 @@ func (s *Service) persist(ctx context.Context, e *peerEntry, v uint64) error {
 		return nil
 	}
 	e.mu.Lock()
+	if e.gone {
+		e.mu.Unlock()
+		return errRemoved
+	}
 	cur := e.ver.Load()
 	r := e.rec
 	if len(r.sessions) > MaxSessions {

@@ -52,6 +52,15 @@ func (s *Service) nextLocked(ctx context.Context) (int64, uint64, error) {
 		case !errors.Is(err, ds.ErrNotFound):
 			return 0, 0, fmt.Errorf("message: load counter: %w", err)
 		}
+		// seq resumes no lower than the clock's milliseconds × 1,000: a
+		// counter restored from an older copy of the datastore
+		// (restore.go) would hand out again the seqs of the messages
+		// sent after the copy, with sent times from the same lease
+		// floor: the same order keys. Every seq handed out before was
+		// below the clock's value × 1,000 at its run's start plus the
+		// messages sent since, so above it now unless a run sent more
+		// than 1,000 messages a millisecond or the clock went back.
+		c.seq = max(c.seq, uint64(max(s.cfg.Now().UnixMilli(), 0))*1000)
 		c.maxSent, c.maxSeq, c.loaded = c.sent, c.seq, true
 	}
 	sent := max(s.cfg.Now().UnixMilli(), c.sent, 0)

@@ -51,6 +51,11 @@ type CourierStats struct {
 	// Duplicates is the messages received that this cell held already
 	// as delivered (delivered by two devices, or an acknowledgement lost).
 	Duplicates int64
+	// Receipts is the read receipts this device delivered.
+	Receipts int64
+	// Undeliverable is the pending records this device recorded
+	// undeliverable (they make no valid envelope).
+	Undeliverable int64
 }
 
 // courierState is the courier's state, guarded by Service.kmu.
@@ -59,6 +64,9 @@ type courierState struct {
 	// at most one entry per contact with pending messages (dropped when
 	// a pass finds none, or one is delivered).
 	backoff map[string]retry
+	// rbackoff is the same for each contact's read receipt due (at most
+	// one entry per contact with one due).
+	rbackoff map[string]retry
 	// pokes are devices connected or heard from since the last pass (at
 	// most MaxPokes; pokeAll past it).
 	pokes   map[peer.ID]struct{}
@@ -78,13 +86,14 @@ type retry struct {
 
 // courierCounts are the counts of CourierStats.
 type courierCounts struct {
-	delivered, failed, dups atomic.Int64
+	delivered, failed, dups, receipts, undeliverable atomic.Int64
 }
 
 // Courier returns the courier's counts since Start.
 func (s *Service) Courier() CourierStats {
 	return CourierStats{
 		Delivered: s.ccount.delivered.Load(), Failed: s.ccount.failed.Load(), Duplicates: s.ccount.dups.Load(),
+		Receipts: s.ccount.receipts.Load(), Undeliverable: s.ccount.undeliverable.Load(),
 	}
 }
 
@@ -154,14 +163,20 @@ func (s *Service) resetContact(conv string) {
 func (s *Service) failedContact(conv string, now time.Time) time.Time {
 	s.kmu.Lock()
 	defer s.kmu.Unlock()
-	r, ok := s.courier.backoff[conv]
+	return s.backoffLocked(s.courier.backoff, conv, now)
+}
+
+// backoffLocked pushes the next try of conv in the backoff map m back
+// (failedContact); s.kmu is held.
+func (s *Service) backoffLocked(m map[string]retry, conv string, now time.Time) time.Time {
+	r, ok := m[conv]
 	if !ok || r.delay <= 0 {
 		r.delay = s.cfg.CourierBackoff
 	} else {
 		r.delay = min(2*r.delay, s.cfg.CourierMaxBackoff)
 	}
 	r.at = now.Add(r.delay)
-	s.courier.backoff[conv] = r
+	m[conv] = r
 	return r.at
 }
 
@@ -223,23 +238,57 @@ func (s *Service) runCourier() {
 // message recorded pending is the last written (its writer's clock
 // permitting) when it is recorded.
 func pendingWatch() store.Query {
-	q := pendingQuery(1, "")
+	q := pendingQuery(1, "", Sent)
 	q.Order = store.OrderModified
 	return q
 }
 
-// pendingQuery is the query of the pending messages (state Sent), in
-// the conversations' order; of the conversation conv (hex) only if it
-// is not empty.
-func pendingQuery(limit int, conv string) store.Query {
+// pendingStates are the states Pending reports: the courier's to deliver.
+var pendingStates = func() []string {
+	var out []string
+	for _, st := range []string{Sent, Stored, Delivered, Read, Undeliverable} {
+		if Pending(st) {
+			out = append(out, st)
+		}
+	}
+	return out
+}()
+
+// pendingQuery is the query of the messages in state, in the
+// conversations' order; of the conversation conv (hex) only if it is
+// not empty.
+func pendingQuery(limit int, conv, state string) store.Query {
 	q := store.Query{
-		Type: Type, Where: []store.Predicate{{Field: "state", Op: store.Eq, Value: Sent}},
+		Type: Type, Where: []store.Predicate{{Field: "state", Op: store.Eq, Value: state}},
 		Order: "order", Limit: limit, Traits: []string{Type},
 	}
 	if conv != "" {
 		q.Where = append(q.Where, store.Predicate{Field: "conversation", Op: store.Eq, Value: conv})
 	}
 	return q
+}
+
+// pendingHits returns the first limit pending messages (each state of
+// pendingStates), in the conversations' order; of the conversation conv
+// (hex) only if it is not empty. The store has no disjunction: one query
+// per state, merged.
+func (s *Service) pendingHits(ctx context.Context, limit int, conv string) ([]store.Hit, error) {
+	var hits []store.Hit
+	order := map[store.EntityID]string{}
+	for _, st := range pendingStates {
+		pg, err := s.store.Query(ctx, pendingQuery(limit, conv, st))
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range pg.Hits {
+			if m, ok := decode(h.Entity); ok {
+				order[h.Entity.ID] = m.Order
+			}
+			hits = append(hits, h)
+		}
+	}
+	slices.SortStableFunc(hits, func(a, b store.Hit) int { return strings.Compare(order[a.Entity.ID], order[b.Entity.ID]) })
+	return hits[:min(len(hits), limit)], nil
 }
 
 // courierPass tries the pending messages of each contact not in backoff
@@ -255,18 +304,23 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 		return s.cfg.CourierBackoff
 	}
 	s.resetPoked(ctx, now)
+	// The read receipts due go first: each is small, and one per
+	// contact at most.
+	if at := s.receiptPass(ctx, own, now); !at.IsZero() {
+		next = earliest(next, at)
+	}
 	// Whether anything is pending besides the messages this device's
 	// Sends are delivering (each Send's record wakes the courier).
 	s.kmu.Lock()
 	busy := len(s.courier.sending)
 	s.kmu.Unlock()
-	first, err := s.store.Query(ctx, pendingQuery(min(busy+1, 256), ""))
+	first, err := s.pendingHits(ctx, min(busy+1, 256), "")
 	if err != nil {
 		s.log.Warn("pending messages not read", "err", err)
 		return s.cfg.CourierBackoff
 	}
 	s.kmu.Lock()
-	idle := !slices.ContainsFunc(first.Hits, func(h store.Hit) bool {
+	idle := !slices.ContainsFunc(first, func(h store.Hit) bool {
 		_, ok := s.courier.sending[h.Entity.ID]
 		return !ok
 	})
@@ -298,15 +352,15 @@ func (s *Service) courierPass(ctx context.Context) time.Duration {
 			next = earliest(next, r.at)
 			continue
 		}
-		pg, err := s.store.Query(ctx, pendingQuery(CourierPerContact, conv))
+		pg, err := s.pendingHits(ctx, CourierPerContact, conv)
 		if err != nil {
 			s.log.Warn("pending messages not read", "contact", c.Name, "err", err)
 			next = earliest(next, now.Add(s.cfg.CourierBackoff))
 			continue
 		}
 		var ms []Message
-		for _, h := range pg.Hits {
-			if m, ok := decode(h.Entity); ok && m.Direction == Out && m.Cell == ownHex && m.State == Sent {
+		for _, h := range pg {
+			if m, ok := decode(h.Entity); ok && m.Direction == Out && m.Cell == ownHex && Pending(m.State) {
 				ms = append(ms, m)
 			}
 		}
@@ -366,12 +420,14 @@ func (s *Service) resetPoked(ctx context.Context, now time.Time) {
 // forward to now, unless a poke did less than PokeGap ago; its delay is
 // kept, so that failures go on doubling it. s.kmu is held.
 func (s *Service) pokeLocked(conv string, now time.Time) {
-	r, ok := s.courier.backoff[conv]
-	if !ok || now.Sub(r.poked) < PokeGap {
-		return
+	for _, m := range []map[string]retry{s.courier.backoff, s.courier.rbackoff} {
+		r, ok := m[conv]
+		if !ok || now.Sub(r.poked) < PokeGap {
+			continue
+		}
+		r.at, r.poked = now, now
+		m[conv] = r
 	}
-	r.at, r.poked = now, now
-	s.courier.backoff[conv] = r
 }
 
 // deliverPending delivers ms, pending messages to c in order, until one
@@ -384,7 +440,7 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 		list = nil
 	}
 	conv := hex.EncodeToString(c.Cell())
-	for _, m := range ms {
+	for i, m := range ms {
 		s.kmu.Lock()
 		_, busy := s.courier.sending[m.Entity]
 		s.kmu.Unlock()
@@ -401,12 +457,20 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 			// Tried again after the backoff, not left until a wake-up.
 			s.log.Warn("pending message not read", "id", m.ID, "err", err)
 			return s.failedContact(conv, now), false
-		case cur.State != Sent:
+		case !Pending(cur.State):
 			continue
 		}
 		env, err := envelopeOf(m, own, c.Cell(), s.self)
 		if err != nil {
-			s.log.Warn("pending message not readable", "id", m.ID, "err", err)
+			// It can never be delivered: no longer pending, so that no
+			// number of them hides the contact's later messages.
+			s.log.Warn("pending message undeliverable", "id", m.ID, "err", err)
+			cur.State = Undeliverable
+			if _, err := s.advance(ctx, cur, time.Time{}); err != nil {
+				s.log.Warn("undeliverable state not recorded", "id", m.ID, "err", err)
+				return s.failedContact(conv, now), false
+			}
+			s.ccount.undeliverable.Add(1)
 			continue
 		}
 		if env.Author != s.self {
@@ -427,14 +491,19 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 		if !delivered {
 			s.ccount.failed.Add(1)
 			s.log.Debug("pending messages not delivered", "contact", c.Name, "id", m.ID)
+			// Left in a blind mailbox (if the contact has one), and the
+			// contact's slots read: an ack may be waiting there.
+			s.mailboxStore(ctx, c, ms[i:], own, list, grace)
+			s.wakeMailbox()
 			return s.failedContact(conv, now), false
 		}
 		s.kmu.Lock()
 		delete(s.courier.backoff, conv)
 		s.kmu.Unlock()
 		m.State = Delivered
-		// A zero Created keeps the trait's own (the store reads it).
-		if err := s.put(ctx, m, time.Time{}); err != nil {
+		// A zero Created keeps the trait's own (the store reads it); a
+		// receipt applied meanwhile left it read: kept.
+		if _, err := s.advance(ctx, m, time.Time{}); err != nil {
 			s.log.Warn("delivered state not recorded", "id", m.ID, "err", err)
 			return s.failedContact(conv, now), false
 		}

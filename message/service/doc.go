@@ -12,7 +12,8 @@
 // write overlaps the first device's session step and write; no frame
 // leaves before both are on disk), then tries the contact's devices, those connected first, until one
 // acknowledges; then it records the state "delivered". For each device
-// it uses the newest session held with it, or makes one (one handshake
+// it uses the newest session held with it that this run of the service
+// made (# Restored datastores), or makes one (one handshake
 // at a time per device: messages sent at once to a device with no
 // session wait for it and share that session): it connects to
 // the device first if it is not connected (its peerstore addresses, else
@@ -53,8 +54,8 @@
 //
 // # The courier: any device of the cell delivers
 //
-// A pending message (an exo.message of this cell, out, in the state
-// "sent") is delivered by whichever device of the cell is online, over
+// A pending message (an exo.message of this cell, out, in a state
+// Pending reports: "sent" or "stored") is delivered by whichever device of the cell is online, over
 // that device's own sessions, to whichever device of the contact's cell
 // is reachable. Start starts one goroutine, the courier (Close waits for
 // it), which runs a pass at start, when a pending message is recorded
@@ -100,6 +101,202 @@
 // bounded by the contacts with pending messages (one backoff entry
 // each), MaxPokes devices, and the Sends under way.
 //
+// A pending record that makes no valid envelope (a text over MaxText, a
+// negative sent time: written by another device or an older version)
+// can never be delivered: the courier records it "undeliverable" (no
+// longer pending; Courier().Undeliverable counts them), so that no
+// number of them at the head of a conversation hides the later
+// messages.
+//
+// # Receipts
+//
+// States are in states.go: a message out moves sent → stored →
+// delivered → read, a message in is delivered then read, undeliverable
+// is apart; a record is replaced only forward (Advances), so that news
+// older than the record (an acknowledgement after the read receipt)
+// never takes it back.
+//
+// A person reads a conversation up to a point, not one message at a
+// time: Read(name, upTo), upTo an order key (empty: the conversation's
+// last message in: the cell's own may sort later with its clock ahead),
+// records "read" each message in at or before it that is
+// "delivered", paging through the conversation's delivered messages in
+// its order, ReadPage (64) a query and each message its own write, so
+// that a conversation of any length makes no giant write. It then
+// writes the conversation's read marker, an exo.read entity
+// (store.ReadSchema, message.ReadEntityOf: one per conversation, the
+// same on every device of the cell): the order key read up to (never
+// lowered by this device) and the receipt's state: "sent" (due), or
+// "off" when read receipts are off for the contact.
+//
+// The courier sends the receipts due at each pass before the pending
+// messages (ReceiptsPerPass = 64 markers at most a pass, the latest
+// written first; a backoff of its own per contact, as the messages':
+// 5 s doubling to 10 min, brought forward when a device of the contact
+// connects or sends): one receipt per conversation (message.Receipt,
+// sealed on the message sessions in place of an envelope, with no
+// device list, on the delivery path of Send, acknowledged by its ID),
+// covering everything read so far. On the acknowledgement it records
+// the marker "delivered" unless another device of the cell read
+// further meanwhile (its marker stays due). A marker due waits in the
+// chain while no device of the contact is reachable, and any device of
+// the cell delivers it (two that do are harmless). A receipt that
+// cannot be sealed, or a marker that does not decode, is skipped.
+//
+// The receiving device checks a receipt as it checks an envelope (the
+// stream's device on the current list of the contact the receipt's cell
+// key names, the recipient cell its own) and records "read" each of its
+// cell's messages out to that contact at or before the key in the
+// state delivered, paged as Read pages; then it acknowledges. A message
+// still pending (sent, stored) is left so: the key orders it before a
+// message the contact read, but it may never have reached the contact
+// (written by another device, or its delivery failing), and "read" would
+// end its delivery; one whose acknowledgement was lost is delivered
+// again and stays "delivered". A device keeps, per contact, where the
+// last receipt it applied stopped (its key and the page): one up to no
+// later key marks nothing, a later one goes on from that page, so that
+// a contact sending receipts in a loop does not have every unread
+// message in of the conversation paged through each time (the query
+// cannot tell a message in from one out), and one cut short by
+// Config.Timeout goes on, sent again, from the page it stopped at; the
+// first after a restart pages from the start. Only that contact's conversation is touched, so a
+// bystander (refused before anything is read) or another contact
+// (its receipt names its own cell, or is refused) can mark nothing. A
+// receipt for messages already read, or up to a key past every
+// message, marks nothing new; one whose marks do not finish within
+// Config.Timeout is refused and sent again later, and goes on from
+// what is not read yet.
+//
+// With receipts off for a contact (contact/service SetReceipts,
+// exo.contact receipts_off), Read records the marker "off", and the
+// courier records a marker still due "off" unsent: the contact's cell
+// gets nothing, and sees its messages "delivered" exactly as when they
+// are not read yet, so it cannot tell "off" from "not read yet". Turned
+// on again, the next read sends a receipt up to its key, which covers
+// the messages read before.
+//
+// The inbox (Inbox, Latest) watches the latest messages by modification
+// time, so a message whose state changes (delivered → read on the
+// sender when the receipt comes) moves to the top of the watched page,
+// and the watch sends it again with its new state.
+//
+// # Blind mailboxes
+//
+// When two cells are never online together, messages go through blind
+// mailboxes: DHT records only the pair can find, read and write
+// (message/mailbox/doc.go has every byte). They are on when the service
+// has Options.Mailbox (the node's DHT) and Options.MailboxKeys (this
+// cell's mailbox private keys), and only with a contact whose current
+// device list has a mailbox key.
+//
+// States. "sent" and "stored" are both pending (Pending): the courier
+// tries a stored message directly as any other (its query is one per
+// pending state, merged in the conversation's order), and direct
+// delivery is preferred whenever a device of the contact acknowledges.
+// Every state write reads the record first and writes only forward
+// (Advances): "stored" never goes over "delivered" or "read".
+//
+// Writing. When a courier pass finds no device of a contact
+// acknowledging (deliverPending), the device leaves that message and
+// those after it (at most MailboxWriteMax a pass) in the slots of this
+// cell → the contact of the current epoch (mailbox.Epoch, the Unix
+// day), with the first key MailboxKeys gives (peer: the newest this
+// cell's device lists carried) and the contact's of its list held. That
+// is not yet what message/mailbox doc.go ("Use") asks, the key of the
+// newest list the contact acknowledged: until the contact has the list
+// with a new key, what is written with it is not found by the contact
+// (it stays pending, and is written again each day). It
+// reads the slots first (index 0 up to the first not found): a message
+// they hold is not sealed again, so a message is written once a day at
+// most (in the next day's slots again while it is pending, which also
+// renews it before its 7 days end). Each new one is sealed as a direct
+// delivery would be (sealFor: the ratchet step and the session's state
+// on disk before the record leaves; a new session from the device's
+// prekey bundle, fetched from the DHT, when there is none) for one
+// device of the contact: the first listed with which this device holds
+// a session (no prekeys needed, and that device answered before), else
+// the first listed. A frame entry names the sealing device (this one)
+// and the target device. Entries are appended where they fit (the rest
+// go to the next index), each slot read back after its put: an entry a
+// concurrent writer at the same sequence number made lose is appended
+// again (twice at most per slot). The messages the slots were seen to
+// hold are recorded "stored". A message whose author's grace has not
+// passed, or that a Send of this device is delivering, is left.
+// Sessions whose initial header no answer confirmed keep sending it, so
+// a mailbox frame of a new session is about 2 KiB: about 7 fit a slot. DHT
+// cost of a courier try of an unreachable contact: a lookup per slot of
+// the day written, plus one (at most 8); then a put and a lookup per slot
+// appended to. The courier's backoff (up to Config.CourierMaxBackoff)
+// spaces the tries.
+//
+// Reading. A goroutine (runMailbox; Close waits for it) polls every
+// contact with a mailbox key: the whole window of mailbox.ReadEpochs (8
+// days) at start and every Config.MailboxFullPoll (1 h), again at the
+// next poll while all its lookups fail (a DHT with no peers yet); the current
+// epoch every Config.MailboxPoll (1 min) and after a courier pass found
+// a contact unreachable. For each key of this cell MailboxKeys gives (at
+// most MaxMailboxKeys), it reads the slots of the contact → this cell,
+// index 0 up to the first not found (every index in the oldest epoch:
+// mailbox.ReadEveryIndex). DHT cost per contact and key: a current-epoch
+// poll makes 1 lookup per slot written plus 1 (at most 8); a full poll
+// at most 64, at least 8; each slot taken from costs one put, each ack
+// written one lookup and one put per slot of the day read. Frame
+// entries for this device go to the receive path as if they came on a
+// stream from their sealing device (the same checks: that device on
+// the contact's current list, the envelope's sender device and
+// recipient cell, the session or the prekeys, the record "delivered"
+// idempotent by entity, the session on disk); a message this cell holds
+// already is taken without it (its key is spent). Entries for another
+// device of this cell are left for it. The slot is written back at the
+// next sequence number without what was taken and without the frames
+// refused (below), and an ack entry for each
+// frame recorded goes to the slots of this cell → the contact, signed
+// by this device's libp2p key (the host key; mailbox.Ack).
+//
+// Acks. An ack entry in the contact's slots names a message of this
+// cell the contact recorded. It counts only if its signature verifies
+// (mailbox.VerifyAck: by the key of the device it names, over this
+// cell, the contact's cell and the message ID), that device is on the
+// contact's current device list, and the message is one this cell sent
+// to that contact: then it is recorded "delivered" (forward only), so no
+// longer pending, and the ack is taken. An ack whose signature does not
+// verify is taken (dropped) and counted ("ack"); one from a device not on
+// the list is left and counted (the newer list may add it); one of a
+// message this cell does not hold, or did not send to that contact, is
+// taken. So a holder of a pair key (a device removed from either cell
+// that kept an old mailbox key) cannot make a message delivered that
+// the contact never received. A device removed from the contact's cell
+// still signs with its own key: its acks count until this device holds
+// the contact's list without it (the same window as for its frames).
+//
+// Re-put. kad-dht servers drop a value 48 h after they got it
+// (dht.MaxRecordAge), not when it expires: each poll, this device puts
+// again, as it is, each non-empty record it put more than 24 h ago
+// that has not expired and that the slot still holds at the sequence
+// number it put (at most MaxRePuts remembered; a later write is its
+// writer's to keep).
+//
+// Bounds and refusals. A reader reads at most MailboxReadMax records
+// (64) and MailboxReadBytes (1 MiB) per contact and key a poll: every
+// slot the window has, no more. A record that does not verify (another
+// signer, malformed: taken as no record), a value that does not open or
+// is malformed, a frame from a device not on the contact's list (the
+// newer list may add it), a frame the quotas refuse (tried again at a
+// later poll), a failed lookup or put, are counted by reason
+// (Mailbox().Refused) and leave the slot as it is (a refused entry
+// expires with its record). A frame for this device that does not
+// decode or that the receive path refuses for another reason than the
+// quotas is counted too and removed from its slot when the slot is
+// written back (Mailbox().Dropped): only this device can open it, and
+// its sender sends again what no ack covers; else it would be handed
+// to the receive path, and charged to the contact's inbound quota, at
+// every poll. This device also remembers it by record key, sequence
+// number and entry ID (at most MaxRefusedFrames, the oldest forgotten
+// first), so that when the slot could not be written back it is not
+// handed again at the next polls of the same record (Mailbox().Skipped).
+// Mailbox() counts the lookups, puts, messages stored, frames received
+// and messages acked.
+//
 // # Receiving
 //
 // A stream is answered with a refusal, and nothing is read or recorded,
@@ -125,6 +322,79 @@
 // prekeys and the chain unchanged, one after spends the message's key,
 // no more.
 //
+// # Removed devices
+//
+// A device that no contact's current device list names any more (its
+// cell signed a newer list without it, or the contact was removed) has
+// its sessions dropped as soon as this device's store, caught up with
+// the chain, holds that list (a removed contact's a second read later,
+// below; removal.go, sweep.go): its record is deleted, its cache entry taken out and
+// marked gone (a call holding it fails at its next step or write), its
+// outbound streams closed for good (their waiting deliveries fail, and
+// no delivery opens or writes on one after) and its inbound streams
+// stopped (the frames read are refused, then they end). One goroutine,
+// the sweeper (sweep.go; Close waits for it), compares the devices the
+// contacts name with those held, in the cache and on disk (at most
+// 1,024 dropped a round, round after round; nothing when the devices
+// named are those of its last complete sweep, since sessions are made
+// and stored only with named devices), at Start, when a message brought
+// a newer list (contact/service.UpdateDevices), when the store's
+// exo.contact entities change (a watch of the contact written last: a
+// newer list, taken by this device or, through the chain, another, is
+// such a write) and every SweepEvery (1 min: a contact removed on
+// another device, if it was not the last written, changes no watched
+// page). A sweep that cannot read the contacts drops nothing.
+//
+// The contacts must come from an index caught up with the chain: a
+// reindex empties the index (and fires the watch) before it applies the
+// chain again, and so does a cut-off's renumbering; an index opened
+// fresh (an upgrade's rebuild, a node just given the store role) starts
+// empty. The contacts read meanwhile name few devices or none. So the
+// sweeper reads the store's status (store/service.Service.Status, if
+// the Store has it) before and after the contacts, and postpones the
+// sweep, dropping nothing, unless both say the index is caught up (no
+// arrival behind, at least one applied, no fewer than at the first
+// read, the same role); it then sweeps again SweepRetry (5 s) later, or
+// at the next event. A reindex done wholly between the two status reads
+// goes unseen, and a store member that answers a node's reads says
+// nothing of its index; so a drop is made at once only when it is sure:
+// the device was named at the last complete sweep, and each contact of
+// that sweep is read again with its list at the same version or newer
+// (a newer list without the device: no index behind the chain holds a
+// newer list than it had). Every other drop (a contact removed, a list
+// older, a device whose sessions were made since the last complete
+// sweep, any drop of a run's first sweep) waits for a second read, at
+// least SweepRetry later, that names the same devices. A removed
+// contact's sessions therefore go some 5 s after the removal is read.
+// Every delivery and every frame received checks the list again once
+// the device's entry is held, so a delivery that read the older list (a
+// Send or the courier under way) seals nothing and writes no record;
+// nothing more is sent to the device, and nothing accepted from it.
+//
+// # Restored datastores
+//
+// A datastore restored from an older copy holds sessions behind their
+// peers: sealing from them would use message keys that went out for
+// other plaintexts. Nothing in the datastore tells such a copy from a
+// clean restart's (any marker in it is copied with it), and the chain
+// records neither which session sealed a message nor the courier's
+// deliveries. So no run of the service seals with a session an earlier
+// run made (restore.go): each run draws a random run ID at New, stored
+// with every session it makes; a session of another run opens messages
+// but seals none, and the first message to a device after each start
+// makes one new session (a handshake, one one-time prekey), which the
+// peer takes as the newest and answers on. A peer that writes to a
+// restored device on a session whose later ratchet keys it lacks is
+// refused, drops that session and makes a new one, so its message is
+// delivered once. The residual risks: the prekeys' store, restored
+// too, offers again one-time prekeys already used (X3DH's ephemeral
+// keys keep the sessions apart); the counter, restored, resumes its
+// seqs above the clock's milliseconds × 1,000 (# Stored state), which
+// is above those used after the copy unless the clock went back or a
+// run sent more than 1,000 messages a millisecond; and messages this
+// device recorded after the copy are gone from its chain unless another
+// device of its cell holds them.
+//
 // # Sessions in memory, writes shared
 //
 // The sessions are kept in memory (two bounds on the devices not in use:
@@ -147,41 +417,56 @@
 // the header or the list again, is safe to go on from). The sender writes a message's
 // record without reading it first (its ID is fresh) and gives its trait
 // Created (the time it was first recorded), so the store reads nothing
-// to keep it; the receiver reads first (a message may come again).
+// to keep it; it reads it once before "delivered", which a read receipt
+// applied meanwhile must not take back (Advances); the receiver reads
+// first (a message may come again).
 //
 // # Stored state
 //
 // In the node's datastore, one key per remote device,
 // /messages/sessions/<peer ID>: version (1) = 2; the version of this
 // cell's device list the device acknowledged (8); flags (1): bit 0 set
-// when that list carried the mailbox key, the others 0; the number of
-// sessions (1, at most MaxSessions = 4), newest first, each: this device's id for
-// it (8, random), the length of its pending initial header (2) and the
+// when that list carried the mailbox key, the others 0 (a record with
+// another bit set is corrupt); the number of sessions (1, at most
+// MaxSessions = 4), newest first, each: this device's id for it (8,
+// random), the run of the service that made it (8, # Restored
+// datastores), the length of its pending initial header (2) and the
 // header, the length of the session (4) and ratchet's encoding of it. A
 // record whose frame is corrupt, or a session inside that does not
 // decode, is dropped with a log line: the next message makes a new
-// session. A record of version 1, the layout before the flags (written
-// by an older binary), reads with the flags 0, and is written again as
-// version 2 (an older binary takes a version 2 record as corrupt, and
-// makes new sessions). /messages/counter holds the device's counter's lease, written
-// before any message uses it: the highest sent time it covers (8, Unix
+// session. A record of version 1, the layout before the flags and the
+// runs (written by an older binary: version (1) = 1, the list's version
+// (8), the number of sessions (1), each: id (8), header length (2) and
+// header, session length (4) and session), reads with the flags 0 and
+// its sessions of no run (the zero run, which no run is: they open
+// messages, never seal), and is written again as version 2 (an older
+// binary takes a version 2 record as corrupt, and makes new sessions).
+// /messages/counter holds the device's counter's lease, written before
+// any message uses it: the highest sent time it covers (8, Unix
 // ms; the clock plus 1 s when it was taken) and the highest seq (8; 1,000
 // past the last). Sent times and seqs are handed out from memory until
 // either runs out. A restart resumes from both (sent times no lower, seqs
-// above), so seq never repeats and sent never goes back (a record of the
-// earlier layout, the last sent time and seq, reads the same way).
+// above, and seqs no lower than the clock's Unix milliseconds × 1,000,
+// so that a counter restored from an older copy does not hand out again
+// the seqs used after the copy: with the lease's sent floor they made
+// the same order keys), so seq never repeats and sent never goes back (a
+// record of the earlier layout, the last sent time and seq, reads the
+// same way).
 //
 // # Shared files
 //
 // SendFile shares one of the cell's files (its capability, name, size
-// and media type) with a contact: it records the share first
+// and media type) with a contact: past the pending quota it refuses
+// with ErrTooManyPending before sharing anything; else it records the
+// share first
 // (Files.ShareWith: an exo.share entity, so that every device of the
 // cell, after restarts too, serves the blob's blocks to the devices on
 // the contact's current device list and to nobody else; see
 // blob/service), then sends a message as Send does, whose envelope
 // carries the file (package message, # Shared files: versions 5 and 6)
 // and whose record (Message.File) keeps it, so that a pending one is
-// delivered by the courier with its file like any other. The text is
+// delivered by the courier, or left in a blind mailbox (sealed again
+// from the record), with its file like any other. The text is
 // the file's name unless given. A public blob needs no share.
 //
 // The receiving device checks the attachment as part of the envelope (a
@@ -210,8 +495,16 @@
 // is read at most message.Window = 32 frames ahead of its answers, and a
 // device's streams at most MaxFramesInPerDevice = 128 frames together
 // (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB), and all
-// devices' at most Config.MaxFramesIn = 1,024 (16 MiB: a contact's cell
-// may list 64 devices, and a node has many contacts); a frame
+// devices' frames being read or handled at most Config.MaxFramesIn =
+// 1,024 (16 MiB: a contact's cell may list 64 devices, and a node has
+// many contacts); a frame handled leaves that bound (its answer waits
+// for its turn holding only its stream's and device's tokens), and so
+// does a frame the quotas slow, which holds one of at most MaxFramesIn
+// slowed places instead, at most MaxSlowedPerContact = 32 of them per
+// contact cell (another 16 MiB at most, 512 KiB per contact; past
+// either, busy at once), so that one contact's slowed frames do not
+// keep the other contacts' frames from being read
+// (TestSlowedHoldsNoNodeSlots, TestSlowedBounded); a frame
 // is handled under Config.Timeout, past which the stream is reset; a
 // stream on which no frame came and no answer went for twice
 // Config.IdleTimeout, none unanswered, ends, as does one whose frame
@@ -236,4 +529,48 @@
 // closed. Failing a device whose state is on disk, it evicts one whose
 // last write failed: its memory is ahead of its disk only by steps no
 // frame and no acknowledgement left from.
+//
+// Quotas (quota.go, the pure rule; quotain.go, quotasend.go). Only the
+// devices on a contact's current list deliver (above), and the
+// envelope must be that contact's cell's. Each contact cell, all its
+// devices together, has a token bucket of messages (Config.InRate a
+// second, InBurst) and one of frame bytes (InBytesRate, InBytesBurst):
+// a message over either is slowed, its answer held until the bucket
+// holds its cost (the sender's window fills, so it sends no faster;
+// a slowed place held, see above), and refused when that wait would
+// pass Config.MaxSlow or no slowed place is free (at most
+// Timeout/2: the frame is answered in time). A contact's bytes of the
+// day (UTC) are bounded by MaxInBytesPerContactPerDay and all contacts'
+// by MaxInBytesPerDay: past either, refused until the next day. A
+// message the quotas refuse is answered busy (message.KindBusy), not
+// refused: nothing is recorded, the sender keeps its session (it is
+// good: the frame was not opened), its message stays pending and its
+// courier backs off. The day's counts survive a
+// restart: /messages/quota/contact/<cell key hex> and /messages/quota/node
+// each hold the day (8, Unix days) and the bytes leased (8), written
+// ahead of the count by a 64th of the budget (at least 64 KiB), before
+// the message is admitted, so that a restart resumes from no less; a
+// record that does not decode is logged and counted from 0; one that
+// cannot be read or written refuses the message. admit holds the quotas' lock across those
+// reads and writes (a contact's record read once, a lease written about
+// 64 times a day per contact and for the node): a slow datastore then
+// delays every contact's admission, but only at those moments, and the
+// lock keeps a lease ahead of every count it covers (two admissions of
+// one contact cannot both pass the budget while a write is under way).
+// At most
+// MaxQuotaEntries contacts' states are held, the one looked at least
+// recently dropped past it (its count read back from its record). The
+// charge is taken before the frame is opened, so that a frame that does
+// not open is charged too; when several contacts' lists name the device,
+// each of them is charged (a cell that lists another contact's device
+// pays for that device's frames, its own loss; the real contact pays
+// only for its own device's, so the listing spends none of its quota); a
+// frame charged then refused for another reason stays charged. admit is the
+// rule as a function, for the blind mailbox's reader. Service.Quota
+// counts each slowdown and each refusal by reason. Sending: Send refuses
+// with ErrTooManyPending, recording nothing, while this cell holds
+// MaxPendingPerContact messages to the contact not delivered (sent or
+// stored, by any of its devices; at most message.MaxText bytes each, so
+// the bytes too are bounded); Sends under way at once may pass it by as
+// many as they are.
 package service

@@ -135,6 +135,12 @@ type fakeStore struct {
 	mod map[store.EntityID]int
 	// limits, if set, makes Query apply the query's Limit (one page).
 	limits bool
+	// hits counts the hits Query returned.
+	hits int
+	// onQuery, if set, is called at each query, before it is done.
+	onQuery func()
+	// status, if set, is the store's Status (sweep_test.go).
+	status func() (storeservice.Status, error)
 }
 
 // pagedWatch is a watch's query and the page it last sent.
@@ -215,13 +221,27 @@ func (f *fakeStore) Put(_ context.Context, id store.EntityID, traits []store.Tra
 // Query answers the queries in the conversations' order with equality
 // predicates on the conversation and the state (ConversationQuery,
 // pendingQuery), in one page, Limit ignored.
-func (f *fakeStore) Query(_ context.Context, q store.Query) (store.Page, error) {
+func (f *fakeStore) Query(ctx context.Context, q store.Query) (store.Page, error) {
+	f.mu.Lock()
+	hook := f.onQuery
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+		if err := ctx.Err(); err != nil {
+			return store.Page{}, err // a slow query outlived its context
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	pg, err := f.queryLocked(q)
 	if f.limits && q.Limit > 0 && len(pg.Hits) > q.Limit {
 		pg.Hits = pg.Hits[:q.Limit]
+		if q.Order == "order" {
+			m, _ := decode(pg.Hits[len(pg.Hits)-1].Entity)
+			pg.Next = m.Order // the cursor: the page's last order key
+		}
 	}
+	f.hits += len(pg.Hits)
 	return pg, err
 }
 
@@ -248,7 +268,7 @@ func (f *fakeStore) pageSig(q store.Query) string {
 // queryLocked is Query with f.mu held; Order "modified" is the newest
 // put first.
 func (f *fakeStore) queryLocked(q store.Query) (store.Page, error) {
-	if q.Type != Type || (q.Order != "order" && q.Order != store.OrderModified) || len(q.Where) == 0 {
+	if q.Type != Type && q.Type != ReadType || (q.Order != "order" && q.Order != store.OrderModified) || len(q.Where) == 0 {
 		return store.Page{}, fmt.Errorf("fake store: query %+v: %w", q, store.ErrQuery)
 	}
 	for _, w := range q.Where {
@@ -260,6 +280,14 @@ func (f *fakeStore) queryLocked(q store.Query) (store.Page, error) {
 	orders := map[store.EntityID]string{}
 	for _, e := range f.ents {
 		m, ok := decode(e)
+		if q.Type == ReadType {
+			var mk marker
+			mk, ok = decodeMarker(e)
+			m = Message{Conversation: mk.Conversation, State: mk.State}
+		}
+		if q.After != "" && (!q.Desc && m.Order <= q.After || q.Desc && m.Order >= q.After) {
+			ok = false
+		}
 		for _, w := range q.Where {
 			if w.Field == "conversation" && m.Conversation != w.Value || w.Field == "state" && m.State != w.Value {
 				ok = false
@@ -275,6 +303,9 @@ func (f *fakeStore) queryLocked(q store.Query) (store.Page, error) {
 		return store.Page{Hits: hits}, nil
 	}
 	slices.SortFunc(hits, func(a, b store.Hit) int { return cmp.Compare(orders[a.Entity.ID], orders[b.Entity.ID]) })
+	if q.Desc {
+		slices.Reverse(hits)
+	}
 	return store.Page{Hits: hits}, nil
 }
 

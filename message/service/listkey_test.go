@@ -62,23 +62,32 @@ func TestListUpgradeSent(t *testing.T) {
 }
 
 // TestRecordEarlierLayout: a record of the layout before the flags byte
-// (version 1) reads with listKeyed false, so the keyed list of the
-// version it names goes once more.
+// and the runs (version 1) reads with listKeyed false, so the keyed list
+// of the version it names goes once more, and with its sessions of no
+// run (the zero run, which no run of the service is), so none of them
+// seals (restore.go); written again, it is in the current layout.
 func TestRecordEarlierLayout(t *testing.T) {
 	r := peerRecord{listSent: 5, listKeyed: true}
-	r.push(stored{id: [8]byte{1}, sess: newSession(t, 1)})
+	r.push(stored{id: [8]byte{1}, run: [8]byte{9}, sess: newSession(t, 1), header: []byte{7}})
 	b, err := r.encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := append(append([]byte{sessionsVersion1}, b[1:9]...), b[10:]...) // without the flags
+	old := encodeLayout1(t, r)
 	got, bad, err := decodeRecord(old)
 	if err != nil || bad != 0 || got.listSent != 5 || got.listKeyed || len(got.sessions) != 1 {
 		t.Fatalf("earlier layout: %+v, %d bad, %v", got, bad, err)
 	}
+	if st := got.sessions[0]; st.id != r.sessions[0].id || st.run != ([8]byte{}) || !bytes.Equal(st.header, r.sessions[0].header) {
+		t.Fatalf("earlier layout: session id %v run %v header %v, want %v, the zero run, %v", st.id, st.run, st.header, r.sessions[0].id, r.sessions[0].header)
+	}
+	again, err := got.encode()
+	if err != nil || again[0] != sessionsVersion || len(again) != got.size() {
+		t.Fatalf("an earlier record written again: version %d, %d bytes (size %d), %v", again[0], len(again), got.size(), err)
+	}
 	got, _, err = decodeRecord(b)
-	if err != nil || !got.listKeyed {
-		t.Fatalf("current layout: listKeyed %v, %v", got.listKeyed, err)
+	if err != nil || !got.listKeyed || got.sessions[0].run != r.sessions[0].run {
+		t.Fatalf("current layout: listKeyed %v run %v, %v", got.listKeyed, got.sessions[0].run, err)
 	}
 	pub := ed25519.PublicKey(bytes.Repeat([]byte{1}, 32))
 	keyed := &contact.DeviceList{Cell: pub, Version: 5, Mailbox: make([]byte, 32)}

@@ -44,6 +44,9 @@ var errIdle = errors.New("message: delivery stream closed")
 type streamPool struct {
 	mu      sync.Mutex
 	streams []*outStream // live; under mu
+	// shut: the device's sessions were dropped (shut); no stream is
+	// opened or written to any more. Under mu.
+	shut bool
 }
 
 // outStream is one stream of the pool. The deliveries write their
@@ -66,7 +69,12 @@ type outStream struct {
 	// device's failure): the deliveries waiting for it pick again.
 	gaveUp bool
 
-	wmu sync.Mutex // a whole frame written at once, and queued in order
+	// wmu holds a value while a writer writes a whole frame and queues
+	// it, so that frames are written and queued in one order; a channel,
+	// not a mutex, so that a writer waiting for it gives up when its ctx
+	// ends (and, under synctest, is durably blocked: a flow-controlled
+	// receiver holding several writers back does not stop virtual time).
+	wmu chan struct{}
 }
 
 // pipeCall is one frame written on an outStream, waiting for its answer.
@@ -88,10 +96,14 @@ const spreadAt = 4
 // or on a new one (fresh: the caller opens it) if each has spreadAt or
 // more in flight and the pool has room for one, or if each is full
 // (message.Window). The caller holds a delivery slot, so there is always
-// room; it calls done when the delivery ends.
-func (p *streamPool) pick() (o *outStream, fresh bool) {
+// room; it calls done when the delivery ends. A pool shut (its device's
+// sessions dropped) reserves nothing: errRemoved.
+func (p *streamPool) pick() (o *outStream, fresh bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.shut {
+		return nil, false, errRemoved
+	}
 	for _, c := range p.streams {
 		if c.n < message.Window && (o == nil || c.n < o.n) {
 			o = c
@@ -101,7 +113,7 @@ func (p *streamPool) pick() (o *outStream, fresh bool) {
 		if len(p.streams) >= MaxStreamsPerDevice {
 			panic("message: a delivery holds a slot and every stream is full")
 		}
-		o = &outStream{p: p, ready: make(chan struct{})}
+		o = &outStream{p: p, ready: make(chan struct{}), wmu: make(chan struct{}, 1)}
 		p.streams = append(p.streams, o)
 		fresh = true
 	}
@@ -112,7 +124,7 @@ func (p *streamPool) pick() (o *outStream, fresh bool) {
 		}
 	}
 	o.n++
-	return o, fresh
+	return o, fresh, nil
 }
 
 // done ends a delivery's reservation on o: a live stream left with
@@ -171,8 +183,17 @@ func (o *outStream) end(err error, gen uint64) {
 }
 
 // closeAll ends every stream of p (its device's entry evicted).
-func (p *streamPool) closeAll() {
+func (p *streamPool) closeAll() { p.end(false) }
+
+// shutAll ends every stream of p for good (its device's sessions
+// dropped): a delivery that checked its entry before the drop picks no
+// stream and writes on none after it (errRemoved), so nothing it sealed
+// before is sent to the device after.
+func (p *streamPool) shutAll() { p.end(true) }
+
+func (p *streamPool) end(shut bool) {
 	p.mu.Lock()
+	p.shut = p.shut || shut
 	live := slices.Clone(p.streams)
 	p.mu.Unlock()
 	for _, o := range live {
@@ -258,7 +279,10 @@ func (s *Service) abandon(o *outStream, c *pipeCall, answerBy time.Time, release
 // cannot be reached fails the deliveries waiting for the stream at once).
 func (s *Service) ready(ctx context.Context, e *peerEntry, dev peer.ID) (*outStream, error) {
 	for {
-		o, fresh := e.pool.pick()
+		o, fresh, err := e.pool.pick()
+		if err != nil {
+			return nil, err
+		}
 		if fresh {
 			s.open(ctx, o, dev)
 		}
@@ -335,10 +359,18 @@ func (s *Service) newStream(ctx context.Context, dev peer.ID) (network.Stream, e
 // write queues c on o and writes its frame b whole; a failed write ends
 // the stream (and fails c).
 func (o *outStream) write(ctx context.Context, c *pipeCall, b []byte) error {
-	o.wmu.Lock()
-	defer o.wmu.Unlock()
+	select {
+	case o.wmu <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-o.wmu }()
 	p := o.p
 	p.mu.Lock()
+	if p.shut { // o ended with the others
+		p.mu.Unlock()
+		return errRemoved
+	}
 	if o.err != nil {
 		err, opened := o.err, o.st != nil
 		p.mu.Unlock()
@@ -363,13 +395,13 @@ func (o *outStream) write(ctx context.Context, c *pipeCall, b []byte) error {
 
 // readAnswers reads o's answers and hands each to the first waiting
 // delivery, until the stream ends; an answer that is not an
-// acknowledgement or a refusal, or that no frame waits for, ends it.
+// acknowledgement, a refusal or busy, or that no frame waits for, ends it.
 func (s *Service) readAnswers(o *outStream) {
 	defer s.wg.Done()
 	r := bufio.NewReaderSize(o.st, 512)
 	for {
 		f, err := readFrame(r)
-		if err == nil && f.Kind != message.KindAck && f.Kind != message.KindRefusal {
+		if err == nil && f.Kind != message.KindAck && f.Kind != message.KindRefusal && f.Kind != message.KindBusy {
 			err = fmt.Errorf("%w: answer of kind %d", message.ErrBadFrame, f.Kind)
 		}
 		o.p.mu.Lock()

@@ -54,7 +54,7 @@ func sealFrame(t *testing.T, from, to *device, text string) (message.ID, []byte)
 	if err := s.lockEntry(ctx, e); err != nil {
 		t.Fatal(err)
 	}
-	f, _, err := s.sealLocked(e, nil, env, nil)
+	f, _, err := s.sealLocked(e, nil, outgoing{id: env.ID, env: env}, nil)
 	v := s.cache.step(e)
 	e.mu.Unlock()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,11 +39,11 @@ func (s *Service) contactsOf(ctx context.Context, id peer.ID) ([]contactservice.
 // whose lists name it) under the device's lock, checks it, then, the
 // lock released, records the message in this cell's chain and has the
 // session's state after it on disk; it returns the message's ID to
-// acknowledge. A failure before the message opens leaves the sessions,
+// acknowledge (slowing: admitIn). A failure before the message opens leaves the sessions,
 // the prekeys and the chain as they were; one after spends the message's
 // key, no more (a message recorded before a later failure is recorded
 // once more, harmlessly, when it comes again, under a new key).
-func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice.Contact, f message.Frame) (message.ID, error) {
+func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice.Contact, f message.Frame, slowing func(release func())) (message.ID, error) {
 	pub, err := from.ExtractPublicKey()
 	if err != nil {
 		return message.ID{}, fmt.Errorf("message: key of %s: %w", from, err)
@@ -66,19 +67,44 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 		return message.ID{}, fmt.Errorf("%w: kind %d", message.ErrBadFrame, f.Kind)
 	}
 
-	e := s.cache.acquire(from)
+	// The list is checked again once the entry is held (acquireNamed):
+	// a sweep dropping the device meanwhile marks it gone. cs is now
+	// the contacts that list names it.
+	e, cs, err := s.acquireNamed(ctx, from)
+	if err != nil {
+		return message.ID{}, err
+	}
 	defer s.cache.release(e)
+	// The quotas charge the contact before the frame is opened (a
+	// message or a receipt alike: a refusal then costs no ratchet step,
+	// and a frame that never opens is charged too); when several
+	// contacts' lists name the device, each of them is charged: a cell
+	// that lists another's device pays for that device's frames, the
+	// real contact only for its own device's.
+	convs := make([]string, len(cs))
+	for i, c := range cs {
+		convs[i] = hex.EncodeToString(c.Cell())
+	}
+	if err := s.admitIn(ctx, convs, len(f.Body), slowing); err != nil {
+		return message.ID{}, err
+	}
 	if err := s.lockEntry(ctx, e); err != nil {
 		return message.ID{}, err
 	}
-	env, c, v, err := s.openLocked(ctx, e, from, cs, h, ct)
+	in, c, v, err := s.openLocked(ctx, e, from, cs, h, ct)
 	e.mu.Unlock()
 	if err != nil {
 		return message.ID{}, err
 	}
+	if in.rec != nil {
+		return s.receiveReceipt(ctx, e, v, from, c, in.rec)
+	}
+	env := in.env
 	if l := env.Devices; l != nil {
-		if _, _, err := s.cons.UpdateDevices(ctx, l); err != nil {
+		if _, changed, err := s.cons.UpdateDevices(ctx, l); err != nil {
 			s.log.Warn("contact's device list not updated", "contact", c.Name, "err", err)
+		} else if changed {
+			s.listsChanged() // the devices it drops lose their sessions
 		}
 	}
 	m := newMessage(env, c.Cell(), In, Delivered)
@@ -108,9 +134,9 @@ func (s *Service) receive(ctx context.Context, from peer.ID, cs []contactservice
 // the record to have on disk before the acknowledgement. A session that
 // opened a message the checks refuse has spent that message's key. e.mu
 // must be held.
-func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs []contactservice.Contact, h *ratchet.InitialHeader, ct []byte) (*message.Envelope, contactservice.Contact, uint64, error) {
+func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs []contactservice.Contact, h *ratchet.InitialHeader, ct []byte) (inbound, contactservice.Contact, uint64, error) {
 	r := &e.rec
-	var env *message.Envelope
+	var env inbound
 	var c contactservice.Contact
 	opened := -1
 	for i := range r.sessions {
@@ -120,7 +146,7 @@ func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs
 			continue
 		}
 		if env, c, err = s.check(pt, from, cs); err != nil {
-			return nil, c, 0, err
+			return inbound{}, c, 0, err
 		}
 		opened = i
 		break
@@ -130,7 +156,7 @@ func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs
 		return env, c, s.cache.step(e), nil
 	}
 	if h == nil {
-		return nil, c, 0, fmt.Errorf("message: no session opens it: %w", ratchet.ErrRefused)
+		return inbound{}, c, 0, fmt.Errorf("message: no session opens it: %w", ratchet.ErrRefused)
 	}
 	var fresh *ratchet.Session
 	self := s.signer.Public().(ed25519.PublicKey)
@@ -146,21 +172,37 @@ func (s *Service) openLocked(ctx context.Context, e *peerEntry, from peer.ID, cs
 		return nil
 	})
 	if err != nil {
-		return nil, c, 0, err
+		return inbound{}, c, 0, err
 	}
-	st := stored{sess: fresh}
+	st := stored{run: s.run, sess: fresh}
 	if err := s.read(st.id[:]); err != nil {
-		return nil, c, 0, err
+		return inbound{}, c, 0, err
 	}
 	r.push(st)
 	return env, c, s.cache.step(e), nil
 }
 
-// check decodes an opened envelope and checks that it is of one of the
+// check decodes an opened envelope (or receipt: checkReceipt) and checks that it is of one of the
 // contacts cs (returned) and the stream's device's, and that a device
 // list it carries is valid for the contact (contact.Newer); an older one
 // is dropped from the envelope, not refused.
-func (s *Service) check(pt []byte, from peer.ID, cs []contactservice.Contact) (*message.Envelope, contactservice.Contact, error) {
+func (s *Service) check(pt []byte, from peer.ID, cs []contactservice.Contact) (inbound, contactservice.Contact, error) {
+	if message.IsReceipt(pt) {
+		r, c, err := s.checkReceipt(pt, from, cs)
+		return inbound{rec: r}, c, err
+	}
+	env, c, err := s.checkEnvelope(pt, from, cs)
+	return inbound{env: env}, c, err
+}
+
+// inbound is what a frame opened to: an envelope or a read receipt.
+type inbound struct {
+	env *message.Envelope
+	rec *message.Receipt
+}
+
+// checkEnvelope is check of an envelope.
+func (s *Service) checkEnvelope(pt []byte, from peer.ID, cs []contactservice.Contact) (*message.Envelope, contactservice.Contact, error) {
 	env, err := message.DecodeEnvelope(pt)
 	if err != nil {
 		return nil, contactservice.Contact{}, err

@@ -40,7 +40,8 @@ type Message struct {
 	// Order is the key that sorts the conversation (message.OrderKey).
 	Order string `json:"order"`
 	Text  string `json:"text"`
-	// State is Sent or Delivered.
+	// State is one of states.go's: Sent, Stored, Delivered, Read or
+	// Undeliverable.
 	State string `json:"state"`
 	// File is the file the message shares, if any (share.go).
 	File *File `json:"file,omitempty"`
@@ -60,17 +61,43 @@ func (s *Service) put(ctx context.Context, m Message, created time.Time) error {
 	return nil
 }
 
+// advance records m in the state m.State unless the record held is in
+// that state or a later one (Advances): news older than the record (an
+// acknowledgement after the read receipt) never takes it back. The read
+// and the write are one step for this device. It reports whether it
+// wrote; a failed read writes nothing.
+func (s *Service) advance(ctx context.Context, m Message, created time.Time) (bool, error) {
+	mu := &s.smu[m.Entity[0]%byte(len(s.smu))]
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.get(ctx, m.Entity)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return false, fmt.Errorf("message: read %s: %w", m.ID, err)
+	case !Advances(cur.State, m.State):
+		return false, nil
+	}
+	return true, s.put(ctx, m, created)
+}
+
 // recordIn writes m, a message received at now, unless it is held
-// already in the state m has or a later one: it may come more than
-// once, so recording it is idempotent. If the read fails (not a message
+// already in the state m has or a later one (read): it may come more
+// than once, so recording it is idempotent. If the read fails (not a message
 // not found), the trait goes with no Created, so that the store keeps
-// that of a record it holds.
+// that of a record it holds, and in m's state: a message read already
+// that comes again (its acknowledgement lost) while the read fails is
+// taken back to "delivered". Accepted: refusing it instead would stop a
+// device without an index of its own from receiving anything while the
+// store member it reads from is unreachable.
 func (s *Service) recordIn(ctx context.Context, m Message, now time.Time) error {
 	created := now
 	e, err := s.store.Get(ctx, m.Entity, []string{Type})
 	switch {
 	case err == nil:
-		if old, ok := decode(e); ok && (old.State == Delivered || old.State == m.State) {
+		// A message read already, or in a state of a newer binary, is
+		// not taken back (Advances).
+		if old, ok := decode(e); ok && !Advances(old.State, m.State) {
 			if m.Direction == In {
 				s.ccount.dups.Add(1)
 			}

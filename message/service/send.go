@@ -3,6 +3,7 @@ package service
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,9 @@ func (s *Service) send(ctx context.Context, name, text string, file *message.Att
 	if err != nil {
 		return Message{}, err
 	}
+	if err := s.checkPending(ctx, hex.EncodeToString(c.Cell())); err != nil {
+		return Message{}, err
+	}
 	env := &message.Envelope{Cell: own, To: c.Cell(), Device: s.self, Text: text, File: file}
 	if err := s.read(env.ID[:]); err != nil {
 		return Message{}, err
@@ -82,8 +86,15 @@ func (s *Service) send(ctx context.Context, name, text string, file *message.Att
 			// any, go at the courier's next pass, not its next retry.
 			s.resetContact(m.Conversation)
 			m.State = Delivered
-			if err := s.put(ctx, m, created); err != nil {
+			// A receipt applied meanwhile left it read: kept.
+			wrote, err := s.advance(ctx, m, created)
+			if err != nil {
 				return m, err
+			}
+			if !wrote {
+				if cur, err := s.get(ctx, m.Entity); err == nil {
+					m.State = cur.State
+				}
 			}
 			s.wakeCourier()
 			return m, nil
@@ -124,12 +135,27 @@ func (s *Service) order(c contactservice.Contact) []peer.ID {
 // deliver sends env to dev and waits for its acknowledgement; recorded
 // returns once the message is in this cell's chain (nil), and no frame
 // leaves before. A session the device refuses is dropped and one new
-// handshake is tried; a delivery whose stream broke before its answer
+// handshake is tried; a busy answer (errBusy: the device's quotas) keeps
+// the session and is not tried again here (the courier backs off); a delivery whose stream broke before its answer
 // (errBroken) is sealed again and tried once more, on another stream.
 func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
+	return s.deliverOut(ctx, dev, outgoing{id: env.ID, env: env}, list, recorded)
+}
+
+// outgoing is what a delivery seals: a message's envelope, or a read
+// receipt (receipts.go), which carries no device list. id is what the
+// acknowledgement names.
+type outgoing struct {
+	id  message.ID
+	env *message.Envelope
+	rec *message.Receipt
+}
+
+// deliverOut is deliver of an envelope or a receipt.
+func (s *Service) deliverOut(ctx context.Context, dev peer.ID, out outgoing, list *contact.DeviceList, recorded func() error) error {
 	refused, broken := false, false
 	for {
-		err := s.deliverOnce(ctx, dev, env, list, recorded)
+		err := s.deliverOnce(ctx, dev, out, list, recorded)
 		switch {
 		case errors.Is(err, errRefused) && !refused:
 			refused = true
@@ -141,20 +167,23 @@ func (s *Service) deliver(ctx context.Context, dev peer.ID, env *message.Envelop
 	}
 }
 
-// deliverOnce seals env for dev on its newest session (or a new one),
+// deliverOnce seals out for dev on its newest session (or a new one),
 // waits until the session's state after it is on disk and recorded
 // returns nil, then sends and reads the answer. The device's lock is
 // held for the ratchet step only; one of the device's delivery slots,
 // from before the step until the answer.
-func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Envelope, list *contact.DeviceList, recorded func() error) error {
+func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, out outgoing, list *contact.DeviceList, recorded func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	e := s.cache.acquire(dev)
+	e, _, err := s.acquireNamed(ctx, dev)
+	if err != nil {
+		return err
+	}
 	defer s.cache.release(e)
 	if err := s.lockEntry(ctx, e); err != nil {
 		return err
 	}
-	none := len(e.rec.sessions) == 0
+	none := e.rec.sealer(s.run) < 0
 	e.mu.Unlock()
 	var fresh *stored
 	held := false // e.hs, this call's turn to make a session
@@ -178,7 +207,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 		if err := s.lockEntry(ctx, e); err != nil {
 			return err
 		}
-		none = len(e.rec.sessions) == 0
+		none = e.rec.sealer(s.run) < 0
 		e.mu.Unlock()
 		if !none {
 			done()
@@ -198,7 +227,7 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err := s.lockEntry(ctx, e); err != nil {
 		return err
 	}
-	frame, sid, err := s.sealLocked(e, fresh, env, list)
+	frame, sid, err := s.sealLocked(e, fresh, out, list)
 	var v uint64
 	if err == nil {
 		v = s.cache.step(e)
@@ -214,7 +243,13 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 	if err := recorded(); err != nil {
 		return err
 	}
-	ans, kept, err := s.exchange(ctx, e, dev, frame, env.ID, release)
+	e.mu.Lock()
+	gone := e.gone
+	e.mu.Unlock()
+	if gone {
+		return errRemoved
+	}
+	ans, kept, err := s.exchange(ctx, e, dev, frame, out.id, release)
 	if kept {
 		release = func() {}
 	}
@@ -234,7 +269,9 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 			r.sessions = slices.Delete(r.sessions, i, i+1)
 			changed = true
 		}
-	} else {
+	} else if ans.Kind == message.KindAck {
+		// Busy (the quotas turned the frame away unopened) leaves the
+		// session as it was, its initial header unconfirmed if it had one.
 		if i >= 0 && r.sessions[i].header != nil {
 			r.sessions[i].header = nil // confirmed
 			changed = true
@@ -256,8 +293,11 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, env *message.Env
 			s.log.Warn("session not stored after the answer", "peer", dev, "err", err)
 		}
 	}
-	if ans.Kind == message.KindRefusal {
+	switch ans.Kind {
+	case message.KindRefusal:
 		return errRefused
+	case message.KindBusy:
+		return errBusy
 	}
 	return nil
 }
@@ -294,7 +334,7 @@ func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
 		if err != nil {
 			return err
 		}
-		st = stored{sess: sess, header: hb}
+		st = stored{run: s.run, sess: sess, header: hb}
 		return nil
 	})
 	if err != nil {
@@ -306,23 +346,34 @@ func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
 	return &st, nil
 }
 
-// sealLocked encrypts env for dev on fresh (a new session, made the
-// newest) or else the newest session held. The caller takes a new
+// sealLocked encrypts out (an envelope, or a receipt) for dev on fresh
+// (a new session, made the newest) or else the newest session held that
+// this run made (made the newest: restore.go). The caller takes a new
 // version and has it on disk before the frame leaves: a state is never
 // used twice. e.mu must be held; the frame is the caller's.
-func (s *Service) sealLocked(e *peerEntry, fresh *stored, env *message.Envelope, list *contact.DeviceList) (message.Frame, [8]byte, error) {
+func (s *Service) sealLocked(e *peerEntry, fresh *stored, out outgoing, list *contact.DeviceList) (message.Frame, [8]byte, error) {
 	r := &e.rec
 	if fresh != nil {
 		r.push(*fresh)
 	}
-	if len(r.sessions) == 0 {
-		return message.Frame{}, [8]byte{}, errRefused // dropped meanwhile: the retry starts one
+	i := r.sealer(s.run)
+	if i < 0 {
+		// Dropped meanwhile, or only sessions of an earlier run, which
+		// never seal (restore.go): the retry starts one.
+		return message.Frame{}, [8]byte{}, errRefused
 	}
-	e2 := *env
-	if list != nil && r.listNews(list) && list.Has(s.self) {
-		e2.Devices = list
+	r.front(i)
+	var pt []byte
+	var err error
+	if out.rec != nil {
+		pt, err = out.rec.Encode()
+	} else {
+		e2 := *out.env
+		if list != nil && r.listNews(list) && list.Has(s.self) {
+			e2.Devices = list
+		}
+		pt, err = e2.Encode()
 	}
-	pt, err := e2.Encode()
 	if err != nil {
 		return message.Frame{}, [8]byte{}, err
 	}

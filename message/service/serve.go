@@ -26,11 +26,17 @@ import (
 // is not held back.
 const MaxFramesInPerDevice = MaxDeliveriesPerDevice
 
-// MaxFramesIn bounds the frames read and not answered yet across every
+// MaxFramesIn bounds the frames being read or handled across every
 // device: a contact's cell may list contact.MaxDevices devices, each
 // with MaxFramesInPerDevice, and a node has many contacts; with it, the
 // frames held are at most 1,024 × 16 KiB = 16 MiB. A stream waits for
-// room before it reads its next frame.
+// room before it reads its next frame. A frame leaves the bound once
+// handled (its answer, at most 16 bytes, waits for its turn holding only
+// its stream's and its device's tokens) and while the quotas slow it
+// (it holds one of the slowed frames' places instead: quotain.go,
+// MaxSlowedPerContact), so that one contact's slowed frames, and the
+// frames answered behind them, do not keep every other contact's frames
+// from being read.
 const MaxFramesIn = 1024
 
 // inFrame is a frame of an inbound stream being handled: its answer,
@@ -59,6 +65,9 @@ func (s *Service) serve(st network.Stream) {
 	_, err := s.contactsOf(ctx, from)
 	cancel()
 	if err != nil {
+		if errors.Is(err, errNotContact) {
+			s.quota.notContact.Add(1)
+		}
 		s.log.Info("message refused", "peer", from, "err", err)
 		b, _ := message.Refusal().Encode()
 		_ = st.SetWriteDeadline(ambient.Deadline(s.cfg.Timeout))
@@ -108,6 +117,7 @@ func (in *inStream) stop() {
 // service closes. It returns once every frame it read is handled.
 func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 	in := &inStream{st: st, r: bufio.NewReader(st), window: make(chan struct{}, message.Window)}
+	defer e.trackInbound(in)()
 	in.last.Store(ambient.Deadline(0).UnixNano())
 	queue := make(chan *inFrame, message.Window) // never full: an item holds a window token
 	answered := make(chan bool, 1)
@@ -148,8 +158,20 @@ func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 		queue <- fr
 		go func() {
 			defer close(fr.done)
+			// The frame's node-wide token goes once it is handled, or
+			// when the quotas slow it (it holds a slowed place then,
+			// until handled).
+			free := sync.OnceFunc(func() { <-s.in })
+			var slowed func()
 			var removed bool
-			fr.ans, fr.fatal, removed = s.handle(from, f)
+			fr.ans, fr.fatal, removed = s.handle(from, f, func(release func()) {
+				free()
+				slowed = release
+			})
+			free()
+			if slowed != nil {
+				slowed()
+			}
 			if removed {
 				in.stop() // before its refusal goes
 			}
@@ -236,28 +258,43 @@ func (s *Service) readIn(in *inStream) (f message.Frame, end bool, err error) {
 }
 
 // handle opens f from the device from and records its message (receive),
-// each under Config.Timeout: the acknowledgement, a refusal, or fatal
+// each under Config.Timeout: the acknowledgement, busy (the quotas
+// turned it away), a refusal, or fatal
 // when the time ran out (or the service closed); removed when from is on
 // no contact's current list any more (refused: the stream is to end).
-func (s *Service) handle(from peer.ID, f message.Frame) (ans message.Frame, fatal, removed bool) {
+// slowing is called when the quotas slow f, with the release of its
+// slowed place, for the caller to call once f is handled.
+func (s *Service) handle(from peer.ID, f message.Frame, slowing func(release func())) (ans message.Frame, fatal, removed bool) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
 	defer cancel()
 	cs, err := s.contactsOf(ctx, from)
 	if err == nil {
 		var id message.ID
-		if id, err = s.receive(ctx, from, cs, f); err == nil {
+		if id, err = s.receive(ctx, from, cs, f, slowing); err == nil {
 			return message.Ack(id), false, false
 		}
 	}
 	if ctx.Err() != nil {
 		return message.Frame{}, true, false
 	}
+	if errors.Is(err, errQuota) {
+		// Turned away by the quotas before it was opened: nothing is
+		// recorded and the session is good, which a refusal would not
+		// tell the sender (it would make a new one).
+		s.log.Debug("message busy", "peer", from, "err", err)
+		return message.Busy(), false, false
+	}
+	removed = errors.Is(err, errNotContact)
+	if removed {
+		s.quota.notContact.Add(1)
+	}
 	s.log.Info("message refused", "peer", from, "err", err)
-	return message.Refusal(), false, errors.Is(err, errNotContact)
+	return message.Refusal(), false, removed
 }
 
 // answer writes the answers of the frames queued, in their order, each
-// once it is handled, and frees their window and device tokens; after a
+// once it is handled, and frees their window and device tokens (the
+// node-wide one went when the frame was handled); after a
 // fatal frame or a failed write it resets in.st and only waits for the
 // others. It returns whether every answer was written.
 func (s *Service) answer(in *inStream, queue <-chan *inFrame, e *peerEntry) bool {
@@ -282,7 +319,6 @@ func (s *Service) answer(in *inStream, queue <-chan *inFrame, e *peerEntry) bool
 		}
 		in.last.Store(ambient.Deadline(0).UnixNano())
 		s.framesIn.Add(-1)
-		<-s.in
 		<-e.in
 		<-in.window
 	}

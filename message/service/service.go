@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,10 @@ var (
 	ErrNotStarted = errors.New("message: service not started")
 	// errRefused is a delivery the other device refused (no detail).
 	errRefused = errors.New("message: refused by the contact's device")
+	// errBusy is a delivery the other device's quotas turned away before
+	// opening it (a busy answer): the session is kept, the message stays
+	// pending and is not tried again at once.
+	errBusy = errors.New("message: the contact's device is busy (over its quota for this cell); not delivered now")
 )
 
 // Contacts is what the service needs of the node's contacts.
@@ -72,7 +77,8 @@ type Prekeys interface {
 }
 
 // Store is what the service needs of the node's store.
-// *store/service.Service has it; each method blocks.
+// *store/service.Service has it; each method blocks. The sweeper also
+// reads its Status, if it has one (storeStatus, sweep.go).
 type Store interface {
 	Get(ctx context.Context, id store.EntityID, traits []string) (store.Entity, error)
 	Put(ctx context.Context, e store.EntityID, traits []store.Trait) (storeservice.Written, error)
@@ -126,6 +132,42 @@ type Config struct {
 	// normally first of all. Defaults 1 min and 5 s (negative: 0).
 	CourierGrace time.Duration
 	MailboxGrace time.Duration
+	// InRate and InBurst bound the messages in from one contact cell (all
+	// its devices): InRate a second sustained, InBurst at once;
+	// InBytesRate and InBytesBurst the same for their frames' bytes. A
+	// message over them is slowed (its answer waits until the contact's
+	// bucket holds its cost, so the sender's window fills), and refused
+	// when that wait would be over MaxSlow. Defaults 5,000 a second and
+	// 10,000; 32 MiB a second and 64 MiB (internal/loopbench's 2,000
+	// messages a second are not slowed); an InRate that is not a
+	// positive finite number is the default. A rate so small that a
+	// message's wait passes what a time.Duration holds refuses it.
+	InRate       float64
+	InBurst      int
+	InBytesRate  int64
+	InBytesBurst int64
+	// MaxSlow is the longest a slowed message's answer waits. Default
+	// Timeout/4; at most Timeout/2, so that the frame is answered within
+	// Timeout.
+	MaxSlow time.Duration
+	// MaxInBytesPerContactPerDay bounds the bytes of the messages taken
+	// from one contact cell in a day (UTC), and MaxInBytesPerDay from all
+	// of them; past either, its messages are refused until the next day.
+	// The counts survive restarts. Defaults 256 MiB and 1 GiB.
+	MaxInBytesPerContactPerDay int64
+	MaxInBytesPerDay           int64
+	// MaxPendingPerContact bounds the messages to one contact this cell
+	// holds pending (sent or stored, not delivered): past it Send refuses
+	// with ErrTooManyPending. Default 1,000 (4 MiB of text).
+	MaxPendingPerContact int
+	// MailboxPoll is how often a device reads the blind mailboxes of the
+	// current epoch of each contact with a mailbox key (it also reads
+	// them after a courier pass found a contact unreachable);
+	// MailboxFullPoll how often it reads the whole window of 8 epochs
+	// (doc.go, "Blind mailboxes", gives the DHT lookups each costs).
+	// Defaults 1 min and 1 h.
+	MailboxPoll     time.Duration
+	MailboxFullPoll time.Duration
 	// Now is the clock of sent and received times. nil: the real clock.
 	Now func() time.Time
 	// Rand is the source of message IDs, ratchet keys and nonces. nil:
@@ -162,6 +204,39 @@ func (c Config) withDefaults() Config {
 	case c.MailboxGrace < 0:
 		c.MailboxGrace = 0
 	}
+	if !(c.InRate > 0) || math.IsInf(c.InRate, 1) { // also NaN
+		c.InRate = 5000
+	}
+	if c.InBurst <= 0 {
+		c.InBurst = 10000
+	}
+	if c.InBytesRate <= 0 {
+		c.InBytesRate = 32 << 20
+	}
+	if c.InBytesBurst <= 0 {
+		c.InBytesBurst = 64 << 20
+	}
+	c.InBytesBurst = max(c.InBytesBurst, message.MaxFrameBody) // one frame always fits
+	if c.MaxSlow <= 0 {
+		c.MaxSlow = c.Timeout / 4
+	}
+	c.MaxSlow = min(c.MaxSlow, c.Timeout/2)
+	if c.MaxInBytesPerContactPerDay <= 0 {
+		c.MaxInBytesPerContactPerDay = 256 << 20
+	}
+	if c.MaxInBytesPerDay <= 0 {
+		c.MaxInBytesPerDay = 1 << 30
+	}
+	if c.MaxPendingPerContact <= 0 {
+		c.MaxPendingPerContact = 1000
+	}
+	if c.MailboxPoll <= 0 {
+		c.MailboxPoll = defaultMailboxPoll
+	}
+	if c.MailboxFullPoll <= 0 {
+		c.MailboxFullPoll = defaultMailboxFullPoll
+	}
+	c.MailboxFullPoll = max(c.MailboxFullPoll, c.MailboxPoll)
 	c.Now = ambient.NowOr(c.Now)
 	c.Rand = ambient.RandOr(c.Rand)
 	return c
@@ -181,9 +256,13 @@ type Options struct {
 	// Files shares the cell's files with contacts (share.go); nil: no
 	// file is shared, and a shared file received is recorded in its
 	// message only.
-	Files  Files
-	Config Config
-	Logger *slog.Logger
+	Files Files
+	// Mailbox and MailboxKeys are the DHT and this cell's mailbox keys
+	// for blind mailboxes (doc.go); either nil: no blind mailboxes.
+	Mailbox     MailboxDHT
+	MailboxKeys MailboxKeys
+	Config      Config
+	Logger      *slog.Logger
 }
 
 // Service is the node's part "messages": conversations with contacts,
@@ -215,22 +294,48 @@ type Service struct {
 	cache   *sessionCache
 	cmu     sync.Mutex
 	counter counter
+	// smu makes a message's state read and write one step (advance),
+	// striped by the entity ID's first byte.
+	smu [16]sync.Mutex
+	// mmu (one slot) makes a read marker's read and write one step
+	// (markUpTo).
+	mmu chan struct{}
 	// rmu guards rand, which every goroutine draws from.
 	rmu sync.Mutex
 	// framesIn counts the frames read from inbound streams and not
 	// answered yet (serve.go).
 	framesIn atomic.Int64
-	// in holds a value per frame read from any inbound stream and not
-	// answered yet: at most Config.MaxFramesIn (serve.go).
+	// in holds a value per frame read from any inbound stream and being
+	// read or handled, not slowed: at most Config.MaxFramesIn (serve.go).
 	in chan struct{}
 
 	// kmu guards courier, the courier's state (courier.go); wake wakes
 	// its goroutine; ccount counts its work.
 	kmu     sync.Mutex
 	courier courierState
-	wake    chan struct{}
-	ccount  courierCounts
-	notify  network.Notifiee
+	// receipts is, per contact (cell key, hex) that sent one, where its
+	// last read receipt applied stopped (receipts.go); guarded by kmu.
+	receipts map[string]applied
+	wake     chan struct{}
+	ccount   courierCounts
+	notify   network.Notifiee
+
+	// run names this run of the service (random, never zero): only the
+	// sessions it makes seal (restore.go).
+	run [8]byte
+
+	// lists wakes the sweeper (sweep.go); sw is its own state.
+	lists chan struct{}
+	sw    sweepState
+
+	// quota is the inbound quotas' state and counts (quotain.go).
+	quota *quotas
+
+	// Blind mailboxes (mailbox*.go): off if mdht or mkeys is nil.
+	mdht   MailboxDHT
+	mkeys  MailboxKeys
+	mstate mailboxState
+	mcount mailboxCounts
 }
 
 // New returns a Service that has started nothing.
@@ -247,20 +352,32 @@ func New(o Options) (*Service, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg := o.Config.withDefaults()
+	var run [8]byte
+	if _, err := io.ReadFull(cfg.Rand, run[:]); err != nil {
+		return nil, fmt.Errorf("message: random source: %w", err)
+	}
+	run[0] |= 1 // never the zero run of a record of layout 1
 	return &Service{
-		h: o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
+		run: run,
+		h:   o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder, files: o.Files,
 		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
-		in:   make(chan struct{}, cfg.MaxFramesIn),
-		wake: make(chan struct{}, 1),
+		in:    make(chan struct{}, cfg.MaxFramesIn),
+		quota: newQuotas(cfg),
+		wake:  make(chan struct{}, 1), lists: make(chan struct{}, 1),
+		mdht: o.Mailbox, mkeys: o.MailboxKeys,
+		mstate: mailboxState{puts: map[string]rePut{}, wake: make(chan struct{}, 1)},
 		courier: courierState{
-			backoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
+			backoff: map[string]retry{}, rbackoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},
+		receipts: map[string]applied{},
+		mmu:      make(chan struct{}, 1),
 	}, nil
 }
 
 // Start serves Protocol and starts the courier, which delivers this
-// cell's pending messages (courier.go). ctx bounds nothing after it
+// cell's pending messages (courier.go), and, with blind mailboxes, their
+// reader (mailbox_read.go). ctx bounds nothing after it
 // returns.
 func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
@@ -273,8 +390,13 @@ func (s *Service) Start(ctx context.Context) error {
 	s.h.SetStreamHandler(Protocol, s.serve)
 	s.notify = s.notifee()
 	s.h.Network().Notify(s.notify)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.runCourier()
+	go s.runSweeper()
+	if s.mailboxOn() {
+		s.wg.Add(1)
+		go s.runMailbox()
+	}
 	return nil
 }
 

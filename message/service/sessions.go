@@ -14,10 +14,13 @@ import (
 // Stored state (doc.go has the layouts).
 const (
 	// MaxSessions is the most sessions kept with one remote device, the
-	// newest first; the newest sends.
+	// newest first; the newest of this run sends (restore.go).
 	MaxSessions = 4
-	// sessionsVersion is the version byte of a stored record; records
-	// of sessionsVersion1, without the flags byte, are read too.
+	// sessionsVersion is the version byte of a stored record: 2, with
+	// the flags byte and, in each session, the run that made it; a
+	// record of sessionsVersion1 (no flags, no run) is read too, as one
+	// whose list carried no mailbox key and whose sessions no run of
+	// this device may seal with.
 	sessionsVersion  = 2
 	sessionsVersion1 = 1
 	// listKeyedFlag marks, in a record's flags, that the acknowledged
@@ -41,7 +44,10 @@ var errCorruptRecord = errors.New("message: corrupt stored sessions")
 
 // stored is one session with a remote device.
 type stored struct {
-	id   [8]byte // this device's own name for it, random
+	id [8]byte // this device's own name for it, random
+	// run is the run of the service that made the session (Service.run,
+	// random at each New): only a session of this run seals (restore.go).
+	run  [8]byte
 	sess *ratchet.Session
 	// header is the initial header of a session this device started and
 	// that no answer confirmed yet (nil once confirmed): it goes with
@@ -97,6 +103,7 @@ func (r *peerRecord) encode() ([]byte, error) {
 			return nil, err
 		}
 		b = append(b, st.id[:]...)
+		b = append(b, st.run[:]...)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(st.header)))
 		b = append(b, st.header...)
 		b = binary.BigEndian.AppendUint32(b, uint32(len(enc)))
@@ -110,7 +117,7 @@ func (r *peerRecord) encode() ([]byte, error) {
 func (r *peerRecord) size() int {
 	n := 1 + 8 + 1 + 1
 	for _, st := range r.sessions {
-		n += 8 + 2 + len(st.header) + 4 + st.sess.Size()
+		n += 8 + 8 + 2 + len(st.header) + 4 + st.sess.Size()
 	}
 	return n
 }
@@ -126,8 +133,9 @@ func decodeRecord(b []byte) (r peerRecord, bad int, err error) {
 	if len(b) < head || b[0] != sessionsVersion && b[0] != sessionsVersion1 || int(b[head-1]) > MaxSessions {
 		return peerRecord{}, 0, errCorruptRecord
 	}
+	current := b[0] == sessionsVersion // with the flags byte and the runs
 	r.listSent = binary.BigEndian.Uint64(b[1:9])
-	if head == 11 {
+	if current {
 		if b[9]&^listKeyedFlag != 0 {
 			return peerRecord{}, 0, errCorruptRecord
 		}
@@ -141,6 +149,14 @@ func decodeRecord(b []byte) (r peerRecord, bad int, err error) {
 		}
 		id := [8]byte(b[:8])
 		b = b[8:]
+		var run [8]byte
+		if current {
+			if len(b) < 10 {
+				return peerRecord{}, 0, errCorruptRecord
+			}
+			run = [8]byte(b[:8])
+			b = b[8:]
+		}
 		hl := int(binary.BigEndian.Uint16(b))
 		if hl > maxStoredHeader || len(b) < 2+hl+4 {
 			return peerRecord{}, 0, errCorruptRecord
@@ -158,7 +174,7 @@ func decodeRecord(b []byte) (r peerRecord, bad int, err error) {
 		if err := sess.UnmarshalBinary(b[4 : 4+sl]); err != nil {
 			bad++
 		} else {
-			r.sessions = append(r.sessions, stored{id: id, sess: sess, header: header})
+			r.sessions = append(r.sessions, stored{id: id, run: run, sess: sess, header: header})
 		}
 		b = b[4+sl:]
 	}

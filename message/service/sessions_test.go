@@ -3,6 +3,7 @@ package service
 import (
 	"bytes"
 	"crypto/ecdh"
+	"encoding/binary"
 	"errors"
 	"testing"
 
@@ -25,13 +26,34 @@ func newSession(t testing.TB, seed byte) *ratchet.Session {
 	return s
 }
 
-// A record round-trips; a corrupt session inside is dropped (counted),
-// the others kept; a corrupt frame is refused whole; more than
-// MaxSessions are refused.
+// encodeLayout1 returns r in the stored layout of version 1: no flags
+// byte, no run in the sessions (doc.go, Stored state).
+func encodeLayout1(t testing.TB, r peerRecord) []byte {
+	t.Helper()
+	b := []byte{sessionsVersion1}
+	b = binary.BigEndian.AppendUint64(b, r.listSent)
+	b = append(b, byte(len(r.sessions)))
+	for _, st := range r.sessions {
+		enc, err := st.sess.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = append(b, st.id[:]...)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(st.header)))
+		b = append(b, st.header...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(enc)))
+		b = append(b, enc...)
+	}
+	return b
+}
+
+// A record round-trips, its sessions' runs too; a corrupt session
+// inside is dropped (counted), the others kept; a corrupt frame is
+// refused whole; more than MaxSessions are refused, and unknown flags.
 func TestStoredSessions(t *testing.T) {
 	r := peerRecord{listSent: 7}
 	for i := range 3 {
-		r.push(stored{id: [8]byte{byte(i)}, sess: newSession(t, byte(10*i+1)), header: []byte{byte(i)}[:i%2]})
+		r.push(stored{id: [8]byte{byte(i)}, run: [8]byte{1, byte(i)}, sess: newSession(t, byte(10*i+1)), header: []byte{byte(i)}[:i%2]})
 	}
 	b, err := r.encode()
 	if err != nil {
@@ -42,8 +64,8 @@ func TestStoredSessions(t *testing.T) {
 		t.Fatalf("decode: %+v, %d bad, %v", got, bad, err)
 	}
 	for i := range got.sessions {
-		if got.sessions[i].id != r.sessions[i].id || !bytes.Equal(got.sessions[i].header, r.sessions[i].header) {
-			t.Fatalf("session %d: id %v header %v, want %v %v", i, got.sessions[i].id, got.sessions[i].header, r.sessions[i].id, r.sessions[i].header)
+		if got.sessions[i].id != r.sessions[i].id || got.sessions[i].run != r.sessions[i].run || !bytes.Equal(got.sessions[i].header, r.sessions[i].header) {
+			t.Fatalf("session %d: id %v run %v header %v, want %v %v %v", i, got.sessions[i].id, got.sessions[i].run, got.sessions[i].header, r.sessions[i].id, r.sessions[i].run, r.sessions[i].header)
 		}
 	}
 	again, _ := got.encode()
@@ -53,7 +75,7 @@ func TestStoredSessions(t *testing.T) {
 	// The newest session's own bytes, broken: it is dropped, the others
 	// kept.
 	broken := bytes.Clone(b)
-	at := 11 + 8 + 2 + len(r.sessions[0].header) + 4 // its version byte
+	at := 11 + 8 + 8 + 2 + len(r.sessions[0].header) + 4 // its version byte
 	broken[at] = 0xee
 	got, bad, err = decodeRecord(broken)
 	if err != nil || bad != 1 || len(got.sessions) != 2 || got.sessions[0].id != r.sessions[1].id {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -91,6 +92,11 @@ func (s *Service) SendFile(ctx context.Context, name string, f File, text string
 	}
 	ct, err := s.cons.Get(ctx, name)
 	if err != nil {
+		return Message{}, err
+	}
+	// A message the pending quota refuses shares nothing: checked before
+	// the file is shared (send checks again).
+	if err := s.checkPending(ctx, hex.EncodeToString(ct.Cell())); err != nil {
 		return Message{}, err
 	}
 	if !c.Public {

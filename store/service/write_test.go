@@ -108,7 +108,7 @@ func TestPutAppends(t *testing.T) {
 	if _, err := s.Delete(t.Context(), store.EntityID{}, nil); !errors.Is(err, store.ErrMalformed) {
 		t.Errorf("delete of the zero entity: %v", err)
 	}
-	if got := s.Types(); len(got) != 6 || got[0].Type != "exo.contact" || got[1].Type != "exo.devices" || got[2].Type != "exo.file" || got[3].Type != "exo.message" || got[4].Type != "exo.note" || got[5].Type != "exo.share" {
+	if got := s.Types(); len(got) != 7 || got[0].Type != "exo.contact" || got[1].Type != "exo.devices" || got[2].Type != "exo.file" || got[3].Type != "exo.message" || got[4].Type != "exo.note" || got[5].Type != "exo.read" || got[6].Type != "exo.share" {
 		t.Errorf("Types: %+v", got)
 	}
 }

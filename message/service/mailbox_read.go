@@ -1,0 +1,319 @@
+package service
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	contactservice "github.com/exopeer/exopeer/contact/service"
+	"github.com/exopeer/exopeer/message"
+	"github.com/exopeer/exopeer/message/mailbox"
+	"github.com/exopeer/exopeer/store"
+)
+
+// Poll periods of the reader (Config.MailboxPoll, MailboxFullPoll).
+const (
+	defaultMailboxPoll     = time.Minute
+	defaultMailboxFullPoll = time.Hour
+)
+
+// runMailbox is the reader's goroutine (started by Start when mailboxes
+// are wired in, waited for by Close): a poll of the whole window at
+// start (again at the next poll while all its lookups fail: the DHT may have no
+// peers yet), then of the current epoch every Config.MailboxPoll and at each
+// wake-up (a courier pass that found a contact unreachable), of the
+// whole window every Config.MailboxFullPoll; each poll also puts again
+// the records due (rePutDue).
+func (s *Service) runMailbox() {
+	defer s.wg.Done()
+	ctx := s.ctx
+	full := true
+	lastFull := time.Time{}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-s.mstate.wake:
+		}
+		now := s.cfg.Now()
+		if full || now.Sub(lastFull) >= s.cfg.MailboxFullPoll {
+			full, lastFull = true, now
+		}
+		failed, reads := s.mcount.refused[dhtReason].Load(), s.mcount.reads.Load()
+		s.mailboxPoll(ctx, full)
+		// A poll whose every lookup failed (a DHT with no peers yet, at
+		// start) does not count as the full one: the next is full. One
+		// that failed for some slots only counts (else one slot that
+		// never answers would make every poll full).
+		failed, reads = s.mcount.refused[dhtReason].Load()-failed, s.mcount.reads.Load()-reads
+		full = full && reads > 0 && failed >= reads
+		s.rePutDue(ctx)
+		timer.Stop()
+		select {
+		case <-timer.C:
+		default:
+		}
+		timer.Reset(s.cfg.MailboxPoll)
+	}
+}
+
+// mailboxPoll reads the slots of every contact with a mailbox key
+// (mailboxRead).
+func (s *Service) mailboxPoll(ctx context.Context, full bool) {
+	if _, err := s.cellKey(); err != nil {
+		return
+	}
+	cs, err := s.cons.List(ctx)
+	if err != nil {
+		s.log.Warn("contacts not read", "err", err)
+		return
+	}
+	for _, c := range cs {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := c.Devices.MailboxKey(); err != nil {
+			continue
+		}
+		s.mailboxRead(ctx, c, full)
+	}
+}
+
+// mailboxRead reads the slots of the contact c → this cell, for each key
+// of this cell a contact may write with, of the current epoch or (full)
+// of every epoch of mailbox.ReadEpochs, at most MailboxReadMax records
+// and MailboxReadBytes per key. Of each slot it takes the frames for
+// this device, which it hands to the receive path as if they came on a
+// stream from their sealing device, and the acks, whose messages it
+// records delivered; it writes the slot back without what it took, and
+// leaves an ack of the frames recorded in this cell → c. Frames for
+// another device of this cell are left for it; a frame the receive path
+// refuses is left (counted), to expire.
+func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, full bool) {
+	now := s.cfg.Now()
+	own, err := s.cellKey()
+	if err != nil {
+		return
+	}
+	pairs, err := s.pairWith(ctx, c, now)
+	if err != nil {
+		return
+	}
+	first, last := mailbox.ReadEpochs(now)
+	if !full {
+		first = last
+	}
+	var acks []mailbox.Entry
+	for _, pair := range pairs {
+		records, bytes := 0, 0
+	epochs:
+		for epoch := first; epoch <= last; epoch++ {
+			for i := range mailbox.SlotsPerEpoch {
+				if records >= MailboxReadMax || bytes >= MailboxReadBytes {
+					s.mcount.refuse("bound")
+					break epochs
+				}
+				slot, err := mailbox.NewSlot(pair, c.Cell(), own, epoch, i)
+				if err != nil {
+					break epochs
+				}
+				es, seq, n, found, err := s.readSlot(ctx, slot)
+				records, bytes = records+1, bytes+n
+				if err != nil || ctx.Err() != nil {
+					break epochs
+				}
+				if !found {
+					if mailbox.ReadEveryIndex(epoch, now) {
+						continue
+					}
+					break
+				}
+				acks = append(acks, s.takeSlot(ctx, c, own, slot, es, seq)...)
+			}
+		}
+	}
+	if len(acks) > 0 && len(pairs) > 0 {
+		_, err := s.mailboxAppend(ctx, pairs[0], own, c.Cell(), func(present map[message.ID]bool) []mailbox.Entry {
+			var out []mailbox.Entry
+			for _, a := range acks {
+				if !present[a.ID] {
+					out = append(out, a)
+				}
+			}
+			return out
+		})
+		if err != nil {
+			s.log.Debug("mailbox ack not written", "contact", c.Name, "err", err)
+		}
+	}
+}
+
+// takeSlot takes from es, the entries of slot at seq, the frames for
+// this device (recorded through the receive path) and the acks (their
+// messages recorded delivered), writes the slot back without them and
+// without the frames for this device the receive path refused for a
+// reason other than the quotas (only this device can open them, and
+// their sender sends again what no ack covers), and returns the acks to
+// leave for the contact. A frame refused at this record and sequence
+// number before (its slot not written back) is not handed again.
+func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []byte, slot mailbox.Slot, es []mailbox.Entry, seq uint64) []mailbox.Entry {
+	taken := map[message.ID]bool{}
+	dropped := 0
+	var acks []mailbox.Entry
+	for _, e := range es {
+		switch e.Kind {
+		case mailbox.KindAck:
+			if s.ackedOut(ctx, own, c, e) {
+				taken[e.ID] = true
+			}
+		case mailbox.KindFrame:
+			if e.To != s.self {
+				continue // another device's
+			}
+			key := refusedFrame{record: slot.RecordKey(), seq: seq, id: e.ID}
+			if s.refusedBefore(key) {
+				s.mcount.skipped.Add(1)
+				taken[e.ID] = true
+				dropped++
+				continue
+			}
+			switch s.frameIn(ctx, c, e) {
+			case frameRecorded:
+				taken[e.ID] = true
+				a, err := mailbox.Ack(s.signer, own, c.Cell(), e.ID)
+				if err != nil {
+					s.log.Warn("mailbox ack not signed", "err", err)
+					continue
+				}
+				acks = append(acks, a)
+			case frameRefused:
+				s.rememberRefused(key)
+				taken[e.ID] = true
+				dropped++
+			}
+		}
+	}
+	if len(taken) > 0 && seq < ^uint64(0) {
+		rest := mailbox.Without(es, func(id message.ID) bool { return taken[id] })
+		if err := s.putSlot(ctx, slot, rest, seq+1); err != nil {
+			s.log.Debug("mailbox slot not emptied", "contact", c.Name, "err", err)
+		} else {
+			s.mcount.dropped.Add(int64(dropped))
+		}
+	}
+	return acks
+}
+
+// Outcomes of frameIn.
+const (
+	// frameLeft: the frame stays in its slot (another device's list
+	// may come, the quotas may allow it later, or ctx ended).
+	frameLeft = iota
+	// frameRecorded: the message is recorded in this cell.
+	frameRecorded
+	// frameRefused: the frame does not decode or the receive path
+	// refused it for a reason other than the quotas.
+	frameRefused
+)
+
+// frameIn hands the frame entry e of the contact c to the receive path
+// as if it came on a stream from its sealing device, and says what
+// became of it. A frame from a device not on the contact's list is left
+// (not charged: the newer list may add it); one the quotas refuse is left
+// to be tried later.
+func (s *Service) frameIn(ctx context.Context, c contactservice.Contact, e mailbox.Entry) int {
+	if !c.Devices.Has(e.From) {
+		s.mcount.refuse("device")
+		return frameLeft
+	}
+	// Recorded before (a slot not emptied after): its key is spent, so
+	// the frame would not open again.
+	ent := store.EntityID(message.EntityOf(c.Cell(), e.ID))
+	if m, err := s.get(ctx, ent); err == nil && m.Direction == In {
+		return frameRecorded
+	}
+	f, err := message.DecodeFrame(e.Frame)
+	if err != nil || (f.Kind != message.KindInitial && f.Kind != message.KindSession) {
+		s.mcount.refuse("frame")
+		return frameRefused
+	}
+	id, err := s.receive(ctx, e.From, []contactservice.Contact{c}, f, nil)
+	if err != nil {
+		s.mcount.refuse("frame")
+		s.log.Warn("mailbox frame refused", "contact", c.Name, "peer", e.From, "err", err)
+		if errors.Is(err, errQuota) || ctx.Err() != nil {
+			return frameLeft
+		}
+		return frameRefused
+	}
+	s.mcount.received.Add(1)
+	if id != e.ID {
+		s.mcount.refuse("frame")
+		s.log.Warn("mailbox frame of another ID than its entry's", "contact", c.Name, "peer", e.From)
+		return frameRefused
+	}
+	return frameRecorded
+}
+
+// refusedBefore reports whether the frame entry key was refused before.
+func (s *Service) refusedBefore(key refusedFrame) bool {
+	s.mstate.mu.Lock()
+	defer s.mstate.mu.Unlock()
+	return s.mstate.refused[key]
+}
+
+// rememberRefused remembers the refused frame entry key, forgetting the
+// oldest beyond MaxRefusedFrames.
+func (s *Service) rememberRefused(key refusedFrame) {
+	s.mstate.mu.Lock()
+	defer s.mstate.mu.Unlock()
+	if s.mstate.refused == nil {
+		s.mstate.refused = map[refusedFrame]bool{}
+	}
+	if s.mstate.refused[key] {
+		return
+	}
+	if len(s.mstate.order) >= MaxRefusedFrames {
+		delete(s.mstate.refused, s.mstate.order[0])
+		s.mstate.order = s.mstate.order[1:]
+	}
+	s.mstate.refused[key] = true
+	s.mstate.order = append(s.mstate.order, key)
+}
+
+// ackedOut records delivered the message of this cell (own) to the
+// contact c that c's ack entry e names, and reports whether the ack is
+// done with: the message is delivered or read, this cell holds no such
+// message out to c, or the ack's signature does not verify (nothing
+// holds a pair key but the two cells and their devices, present or
+// removed: a forgery, dropped). An ack is believed only when signed
+// (mailbox.VerifyAck) by a device on c's current device list; one from
+// a device not on it is left (the newer list may add it), counted.
+func (s *Service) ackedOut(ctx context.Context, own []byte, c contactservice.Contact, e mailbox.Entry) bool {
+	if err := mailbox.VerifyAck(e, c.Cell(), own); err != nil {
+		s.mcount.refuse("ack")
+		s.log.Warn("mailbox ack refused", "contact", c.Name, "peer", e.From, "err", err)
+		return true
+	}
+	if !c.Devices.Has(e.From) {
+		s.mcount.refuse("ack")
+		s.log.Warn("mailbox ack of a device not on the contact's list", "contact", c.Name, "peer", e.From)
+		return false
+	}
+	ent := store.EntityID(message.EntityOf(own, e.ID))
+	m, err := s.get(ctx, ent)
+	if err != nil {
+		return errors.Is(err, store.ErrNotFound)
+	}
+	if m.Direction != Out || m.Conversation != hex.EncodeToString(c.Cell()) {
+		return true
+	}
+	if s.advanceTo(ctx, ent, Delivered) {
+		s.mcount.acked.Add(1)
+	}
+	return true
+}
