@@ -92,8 +92,13 @@
 // contacts a root's files came from too (blocks.SessionOptions.Peers,
 // connected first through the peerstore or Options.Finder): no other peer
 // outside the cell is asked. Past Config.ShareBudget of one contact's
-// files (4 GiB) a new one is recorded Offered: Choose keeps it only when
-// pinned by hand. A name the cell has
+// files (4 GiB, counted in the blobs' true sizes where their roots are
+// held, else in the sizes announced) a new one is recorded Offered:
+// Choose keeps it only when pinned by hand. The size a contact announces
+// may lie: the follower's fetch of a contact's file reads its true size
+// from its root before it fetches any block under it, and a file larger
+// or smaller than announced, or past the budget, is recorded Offered with
+// its true size, and its fetch stops (offer.go). A name the cell has
 // already is made unique ("a (2).txt", ..., then a tag of the file's
 // entity ID), never refused, so that a message is always acknowledged.
 // Past Config.MaxSharedFiles (1,000) of one contact's files, none more is

@@ -72,7 +72,6 @@ func (s *Service) Received(ctx context.Context, from ed25519.PublicKey, c blob.C
 	}
 	fromHex := hex.EncodeToString(from)
 	taken := make(map[string]bool, len(fs))
-	var used int64
 	count := 0
 	for _, f := range fs {
 		if f.ID == id {
@@ -81,15 +80,13 @@ func (s *Service) Received(ctx context.Context, from ed25519.PublicKey, c blob.C
 		taken[f.Name] = true
 		if f.From == fromHex {
 			count++
-			if !f.Offered {
-				used += f.Size
-			}
 		}
 	}
 	if count >= s.cfg.MaxSharedFiles {
 		return File{}, fmt.Errorf("blobs: %d files shared by %s, the most: %w", count, fromHex[:16], ErrTooManyFiles)
 	}
 	name = freeName(name, id, taken)
+	used := s.contactUsed(ctx, fs, fromHex, id)
 	f := File{
 		ID: id, Name: name, Size: size, MediaType: media, Cap: c,
 		AddedBy: s.h.ID().String(), Added: s.cfg.Now().UTC().Truncate(time.Millisecond),
