@@ -261,11 +261,11 @@ func (s *Service) loadAccess(ctx context.Context) error {
 	}
 	contacts, err := s.contactShares(ctx)
 	if err != nil {
-		// Kept as they were: the next refresh tries again.
-		s.log.Info("blobs: contact shares not read", "err", err)
-		s.acl.mu.RLock()
-		contacts = s.acl.contacts
-		s.acl.mu.RUnlock()
+		// Fail closed: a share revoked or a device removed since the
+		// last read must not keep its access; none is served until a
+		// read succeeds (the next refresh tries again).
+		s.log.Info("blobs: contact shares not read, none served", "err", err)
+		contacts = nil
 	}
 	for root, ps := range contacts {
 		shares[root] = append(shares[root], ps...)

@@ -81,7 +81,9 @@
 // its own, count as shared with it). The pinned DAGs are walked once per
 // rebuild into a map of block to its pinned roots (memory: one entry per
 // held block of the pinned private blobs), and the peers grouped by the
-// roots shared with them, each group's trees walked once.
+// roots shared with them, each group's trees walked once. A failed read
+// of the contact shares fails closed: none is served until a read
+// succeeds, so that a share revoked or a device removed keeps no access.
 // A device the contact removes gets nothing more once the newer list is
 // in the cell's store (it comes with the contact's next message).
 //
