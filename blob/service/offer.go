@@ -44,7 +44,7 @@ func (s *Service) checkOffered(ctx context.Context, c blob.Capability, root bloc
 		return err
 	}
 	var mine []File
-	kept := false
+	kept, offered := false, false
 	for _, f := range fs {
 		if !f.Cap.Root.Equals(c.Root) || over[f.ID] == Unpinned {
 			continue
@@ -52,11 +52,16 @@ func (s *Service) checkOffered(ctx context.Context, c blob.Capability, root bloc
 		switch {
 		case f.From == "" || over[f.ID] == Pinned:
 			kept = true // the cell's own, or pinned by hand
-		case !f.Offered:
+		case f.Offered:
+			offered = true // a fetch tried again before the follower's pass
+		default:
 			mine = append(mine, f)
 		}
 	}
 	if len(mine) == 0 {
+		if offered && !kept {
+			return errOffered
+		}
 		return nil
 	}
 	size, err := sizeOf(ctx, s, c, root)
