@@ -70,9 +70,10 @@ func (a *Attachment) Check() error {
 	return nil
 }
 
-// badNameRune is a rune a file name may not hold.
+// badNameRune is a rune a file name may not hold: a separator, a C0 or
+// C1 control character, DEL.
 func badNameRune(r rune) bool {
-	return r == '/' || r == '\\' || r < 0x20 || r == 0x7f
+	return r == '/' || r == '\\' || r < 0x20 || (r >= 0x7f && r <= 0x9f)
 }
 
 // printable reports whether s is printable ASCII, no space.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -169,7 +170,8 @@ func (s *Service) servePublic(c cid.Cid) {
 // one may link to blocks of the cell's private blobs (their CIDs known to
 // a removed member, or to a peer one blob was shared with), so the
 // blocks of the DAGs pinned and not public are left out of the public
-// set.
+// set, and those of the DAGs pinned and not shared with a peer out of
+// what is shared with it (sharedSet).
 func (s *Service) loadAccess(ctx context.Context) error {
 	s.acl.load.Lock()
 	defer s.acl.load.Unlock()
@@ -205,6 +207,16 @@ func (s *Service) loadAccess(ctx context.Context) error {
 		return err
 	}
 	entries := entriesOf(pinned)
+	// owners of the blocks of the pinned DAGs not public, read once.
+	var owners map[cid.Cid][]cid.Cid
+	ownersOf := func() (map[cid.Cid][]cid.Cid, error) {
+		if owners != nil {
+			return owners, nil
+		}
+		var err error
+		owners, err = s.privateOwners(ctx, pinned, publicRoots)
+		return owners, err
+	}
 	public := make(map[cid.Cid]struct{})
 	for root := range publicRoots {
 		cs, err := s.localBlocks(ctx, root)
@@ -216,15 +228,12 @@ func (s *Service) loadAccess(ctx context.Context) error {
 		}
 	}
 	if len(public) > 0 {
-		for root := range pinned {
-			if publicRoots[root] {
-				continue
-			}
-			cs, err := s.treeBlocks(ctx, root, entries)
-			if err != nil {
-				return err
-			}
-			for _, c := range cs {
+		own, err := ownersOf()
+		if err != nil {
+			return err
+		}
+		for c := range public {
+			if len(own[c]) > 0 {
 				delete(public, c)
 			}
 		}
@@ -252,36 +261,134 @@ func (s *Service) loadAccess(ctx context.Context) error {
 	}
 	contacts, err := s.contactShares(ctx)
 	if err != nil {
-		// Kept as they were: the next refresh tries again.
-		s.log.Info("blobs: contact shares not read", "err", err)
-		s.acl.mu.RLock()
-		contacts = s.acl.contacts
-		s.acl.mu.RUnlock()
+		// Fail closed: a share revoked or a device removed since the
+		// last read must not keep its access; none is served until a
+		// read succeeds (the next refresh tries again).
+		s.log.Info("blobs: contact shares not read, none served", "err", err)
+		contacts = nil
 	}
 	for root, ps := range contacts {
 		shares[root] = append(shares[root], ps...)
 	}
 	shared := make(map[cid.Cid]map[peer.ID]struct{})
-	for root, ps := range shares {
-		cs, err := s.treeBlocks(ctx, root, entries)
+	if len(shares) > 0 {
+		own, err := ownersOf()
 		if err != nil {
 			return err
 		}
-		for _, c := range cs {
-			m := shared[c]
-			if m == nil {
-				m = make(map[peer.ID]struct{}, len(ps))
-				shared[c] = m
-			}
-			for _, p := range ps {
-				m[p] = struct{}{}
-			}
+		if err := s.sharedSet(ctx, shares, entries, own, shared); err != nil {
+			return err
 		}
 	}
 	s.acl.mu.Lock()
 	defer s.acl.mu.Unlock()
 	s.acl.public, s.acl.shared, s.acl.contacts = public, shared, contacts
 	return nil
+}
+
+// privateOwners maps each block of the DAGs pinned and not public that
+// the node holds (localBlocks) to the pinned roots whose DAG holds it. A
+// folder's entries are pinned roots of their own ("dir:"), so theirs are
+// mapped to them, not to the folder.
+func (s *Service) privateOwners(ctx context.Context, pinned map[cid.Cid][]string, public map[cid.Cid]bool) (map[cid.Cid][]cid.Cid, error) {
+	out := make(map[cid.Cid][]cid.Cid)
+	for root := range pinned {
+		if public[root] {
+			continue
+		}
+		cs, err := s.localBlocks(ctx, root)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			if o := out[c]; len(o) == 0 || o[len(o)-1] != root {
+				out[c] = append(o, root)
+			}
+		}
+	}
+	return out, nil
+}
+
+// sharedSet fills shared (block to the peers that may read it) from
+// shares (root to the peers it is shared with): a peer may read the
+// blocks of the trees (treeBlocks) of the roots shared with it but for
+// those of the cell's pinned private DAGs (owners) not shared with it:
+// a shared DAG, made by someone else, may link to the cell's private
+// blocks. A shared folder's entries count as shared with the folder.
+// Peers are grouped by the roots shared with them, each group's trees
+// walked once.
+func (s *Service) sharedSet(ctx context.Context, shares map[cid.Cid][]peer.ID, entries map[cid.Cid][]cid.Cid, owners map[cid.Cid][]cid.Cid, shared map[cid.Cid]map[peer.ID]struct{}) error {
+	rootsOf := make(map[peer.ID][]cid.Cid)
+	for root, ps := range shares {
+		for _, p := range ps {
+			if !slices.Contains(rootsOf[p], root) {
+				rootsOf[p] = append(rootsOf[p], root)
+			}
+		}
+	}
+	type group struct {
+		roots []cid.Cid
+		peers []peer.ID
+	}
+	groups := make(map[string]*group)
+	for p, roots := range rootsOf {
+		slices.SortFunc(roots, func(a, b cid.Cid) int { return strings.Compare(a.KeyString(), b.KeyString()) })
+		var k strings.Builder
+		for _, r := range roots {
+			k.WriteString(r.KeyString())
+		}
+		g := groups[k.String()]
+		if g == nil {
+			g = &group{roots: roots}
+			groups[k.String()] = g
+		}
+		g.peers = append(g.peers, p)
+	}
+	for _, g := range groups {
+		keep := make(map[cid.Cid]bool)
+		var add func(cid.Cid, int)
+		add = func(r cid.Cid, depth int) {
+			if keep[r] || depth > maxFolderDepth {
+				return
+			}
+			keep[r] = true
+			for _, e := range entries[r] {
+				add(e, depth+1)
+			}
+		}
+		for _, r := range g.roots {
+			add(r, 0)
+		}
+		for _, root := range g.roots {
+			cs, err := s.treeBlocks(ctx, root, entries)
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				if slices.ContainsFunc(owners[c], func(o cid.Cid) bool { return !keep[o] }) {
+					continue
+				}
+				m := shared[c]
+				if m == nil {
+					m = make(map[peer.ID]struct{}, len(g.peers))
+					shared[c] = m
+				}
+				for _, p := range g.peers {
+					m[p] = struct{}{}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// sharedRoot reports whether root is a blob shared with peers or
+// contacts (its root is always in the shared set).
+func (s *Service) sharedRoot(root cid.Cid) bool {
+	s.acl.mu.RLock()
+	defer s.acl.mu.RUnlock()
+	_, ok := s.acl.shared[root]
+	return ok
 }
 
 // treeBlocks is localBlocks of root and, for a folder, of the entries

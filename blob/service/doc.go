@@ -70,9 +70,22 @@
 // (loadAccess: for each shared root, the blocks of its DAG the node
 // holds, found by reading its held dag-pb nodes, never the network). A
 // request then costs one map lookup under a read lock; a rebuild costs a
-// walk of the held internal nodes of every shared and public DAG. A
-// device the contact removes gets nothing more once the newer list is in
-// the cell's store (it comes with the contact's next message).
+// walk of the held internal nodes of every shared and public DAG and,
+// when any blob is shared or public, of every pinned DAG.
+//
+// A shared or public DAG is whatever its maker linked (a contact's file
+// shared on may link to the cell's private blocks, whose CIDs a removed
+// member or a contact knows), so neither set holds a block of a pinned
+// DAG that is not itself public (the public set), or not itself shared
+// with the peer (the shared set: a shared folder's entries, pinned as
+// its own, count as shared with it). The pinned DAGs are walked once per
+// rebuild into a map of block to its pinned roots (memory: one entry per
+// held block of the pinned private blobs), and the peers grouped by the
+// roots shared with them, each group's trees walked once. A failed read
+// of the contact shares fails closed: none is served until a read
+// succeeds, so that a share revoked or a device removed keeps no access.
+// A device the contact removes gets nothing more once the newer list is
+// in the cell's store (it comes with the contact's next message).
 //
 // Received records a file a contact shared with the cell (message/service
 // calls it when a message brings one) as an exo.file with From, the
@@ -81,8 +94,16 @@
 // contacts a root's files came from too (blocks.SessionOptions.Peers,
 // connected first through the peerstore or Options.Finder): no other peer
 // outside the cell is asked. Past Config.ShareBudget of one contact's
-// files (4 GiB) a new one is recorded Offered: Choose keeps it only when
-// pinned by hand; past Config.MaxSharedFiles (1,000) of one contact's
-// files, none more is recorded (ErrTooManyFiles), so that a contact
-// cannot fill the cell's list (MaxFiles).
+// files (4 GiB, counted in the blobs' true sizes where their roots are
+// held, else in the sizes announced) a new one is recorded Offered:
+// Choose keeps it only when pinned by hand. The size a contact announces
+// may lie: the follower's fetch of a contact's file reads its true size
+// from its root before it fetches any block under it, and a file larger
+// or smaller than announced, or past the budget, is recorded Offered with
+// its true size, and its fetch stops (offer.go). A name the cell has
+// already is made unique ("a (2).txt", ..., then a tag of the file's
+// entity ID), never refused, so that a message is always acknowledged.
+// Past Config.MaxSharedFiles (1,000) of one contact's files, none more is
+// recorded (ErrTooManyFiles), so that a contact cannot fill the cell's
+// list (MaxFiles).
 package service

@@ -139,6 +139,13 @@ func (t *tally) snapshot() Progress {
 // set, is called after each block, from one goroutine at a time. It
 // blocks until the DAG is held, or ctx ends.
 func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Progress)) error {
+	return s.fetchBlob(ctx, c, progress, false)
+}
+
+// fetchBlob is Fetch; follower: the follower's background fetch, which
+// checks a contact's file's true size before it fetches past its root
+// (offer.go).
+func (s *Service) fetchBlob(ctx context.Context, c blob.Capability, progress func(Progress), follower bool) error {
 	ctx, cancel, err := s.bound(ctx)
 	if err != nil {
 		return err
@@ -173,7 +180,11 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 	// (a node, and below it all it links, while the fetch called it whole).
 	held := s.pins.Holding(nil)
 	defer held.Release()
-	err = s.fetchTree(ctx, held.Getter(sess), c, &t, report, map[cid.Cid]bool{}, 0)
+	var check func(blockformat.Block) error
+	if follower {
+		check = func(root blockformat.Block) error { return s.checkOffered(ctx, c, root) }
+	}
+	err = s.fetchTree(ctx, held.Getter(sess), c, &t, report, check, map[cid.Cid]bool{}, 0)
 	if err != nil {
 		return fmt.Errorf("blobs: fetch %s: %w", c.Root, err)
 	}
@@ -186,6 +197,13 @@ func (s *Service) Fetch(ctx context.Context, c blob.Capability, progress func(Pr
 		// A bare CID's walk does not know whether it is a folder's
 		// listing, whose entries it has not fetched.
 		s.markWhole(ctx, c.Root)
+	}
+	if s.sharedRoot(c.Root) {
+		// The shared set names the blocks held when it was built: the
+		// ones just fetched are served too.
+		if err := s.loadAccess(ctx); err != nil {
+			s.log.Info("blobs: shared blocks not reloaded after a fetch", "root", c.Root, "err", err)
+		}
 	}
 	if err := s.pins.Unpin(ctx, c.Root, ReasonFetch); err != nil {
 		return fmt.Errorf("blobs: unpin %s: %w", c.Root, err)
@@ -206,7 +224,9 @@ var fetchingPrefix = ds.NewKey("/fetching")
 // (so that a collection keeps what comes of it while the folder is
 // pinned). Each DAG is walked once (seen): a folder may list the same
 // subfolder many times, at every level.
-func (s *Service) fetchTree(ctx context.Context, sess blob.BlockGetter, c blob.Capability, t *tally, report func(), seen map[cid.Cid]bool, depth int) error {
+// check, if set, is called with c's root block before any block under
+// it is fetched; its error stops the walk.
+func (s *Service) fetchTree(ctx context.Context, sess blob.BlockGetter, c blob.Capability, t *tally, report func(), check func(blockformat.Block) error, seen map[cid.Cid]bool, depth int) error {
 	if depth > maxFolderDepth {
 		return fmt.Errorf("folders nested deeper than %d: %w", maxFolderDepth, blob.ErrMalformed)
 	}
@@ -215,6 +235,11 @@ func (s *Service) fetchTree(ctx context.Context, sess blob.BlockGetter, c blob.C
 	err := blob.Walk(ctx, sess, c.Root, func(b blockformat.Block) error {
 		if err := t.visit(b); err != nil {
 			return err
+		}
+		if depth == 0 && check != nil && b.Cid().Equals(c.Root) {
+			if err := check(b); err != nil {
+				return err
+			}
 		}
 		if depth == 0 && s.cfg.Policy == PolicyBudget && b.Cid().Equals(c.Root) {
 			// Its true size is known now: the follower counts it
@@ -247,7 +272,7 @@ func (s *Service) fetchTree(ctx context.Context, sess blob.BlockGetter, c blob.C
 	}
 	t.expect(len(todo))
 	for _, e := range todo {
-		if err := s.fetchTree(ctx, sess, e.Cap, t, report, seen, depth+1); err != nil {
+		if err := s.fetchTree(ctx, sess, e.Cap, t, report, nil, seen, depth+1); err != nil {
 			return fmt.Errorf("%s: %w", e.Name, err)
 		}
 	}
@@ -372,7 +397,7 @@ func (s *Service) fetchLoop(ctx context.Context) {
 			wg.Add(1)
 			go func(j *job, c blob.Capability) {
 				defer wg.Done()
-				err := s.Fetch(jctx, c, nil)
+				err := s.fetchBlob(jctx, c, nil, true)
 				cancel()
 				if s.fetched(j, c, err) {
 					s.dropFetch(context.WithoutCancel(ctx), c.Root)

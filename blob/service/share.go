@@ -156,11 +156,17 @@ func decodeShare(e store.Entity) (cid.Cid, string, bool) {
 }
 
 // refreshShares reads the contact shares again and, if they changed,
-// rebuilds who may read what (loadAccess). A failure leaves the sets as
-// they were.
+// rebuilds who may read what (loadAccess). A failure fails closed: the
+// contact shares served are dropped until a read succeeds.
 func (s *Service) refreshShares(ctx context.Context) error {
 	cs, err := s.contactShares(ctx)
 	if err != nil {
+		s.acl.mu.RLock()
+		had := len(s.acl.contacts) > 0
+		s.acl.mu.RUnlock()
+		if had {
+			return errors.Join(err, s.loadAccess(ctx))
+		}
 		return err
 	}
 	s.acl.mu.RLock()

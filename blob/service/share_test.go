@@ -42,16 +42,23 @@ func TestFreeName(t *testing.T) {
 		for _, n := range tc.taken {
 			taken[n] = true
 		}
-		if got, err := freeName(tc.name, taken); err != nil || got != tc.want {
-			t.Errorf("freeName(%q, %v) = %q, %v, want %q", tc.name, tc.taken, got, err, tc.want)
+		if got := freeName(tc.name, store.EntityID{}, taken); got != tc.want {
+			t.Errorf("freeName(%q, %v) = %q, want %q", tc.name, tc.taken, got, tc.want)
 		}
 	}
 	taken := map[string]bool{"x": true}
 	for n := 2; n <= maxNameTries; n++ {
 		taken["x ("+strconv.Itoa(n)+")"] = true
 	}
-	if got, err := freeName("x", taken); err == nil {
-		t.Errorf("freeName with every name taken = %q, want an error", got)
+	// Past maxNameTries, the entity's tag: never a failure (a receipt
+	// that failed would be sent again forever).
+	id := store.EntityID{0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xfe}
+	if got := freeName("x", id, taken); got != "x (abcdef01)" {
+		t.Errorf("freeName with x to x (%d) taken = %q, want %q", maxNameTries, got, "x (abcdef01)")
+	}
+	taken["x (abcdef01)"] = true
+	if got := freeName("x", id, taken); got != "x (abcdef0123456789)" {
+		t.Errorf("freeName with the 8-digit tag taken = %q, want the 16-digit one", got)
 	}
 }
 

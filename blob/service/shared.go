@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -49,6 +51,8 @@ func SharedEntity(from ed25519.PublicKey, root cid.Cid) store.EntityID {
 // blocks are fetched, by the policy, from the contact's devices as well
 // as the cell's; past Config.ShareBudget of the contact's files, it is
 // recorded as offered and fetched only when pinned by hand (PinFile).
+// A name taken never fails it (freeName): a failure would leave the
+// message unacknowledged and its sender's courier sending it forever.
 // Past Config.MaxSharedFiles of the contact's files it records nothing
 // and fails with ErrTooManyFiles. It blocks on the store.
 func (s *Service) Received(ctx context.Context, from ed25519.PublicKey, c blob.Capability, name, media string, size int64) (File, error) {
@@ -68,7 +72,6 @@ func (s *Service) Received(ctx context.Context, from ed25519.PublicKey, c blob.C
 	}
 	fromHex := hex.EncodeToString(from)
 	taken := make(map[string]bool, len(fs))
-	var used int64
 	count := 0
 	for _, f := range fs {
 		if f.ID == id {
@@ -77,18 +80,13 @@ func (s *Service) Received(ctx context.Context, from ed25519.PublicKey, c blob.C
 		taken[f.Name] = true
 		if f.From == fromHex {
 			count++
-			if !f.Offered {
-				used += f.Size
-			}
 		}
 	}
 	if count >= s.cfg.MaxSharedFiles {
 		return File{}, fmt.Errorf("blobs: %d files shared by %s, the most: %w", count, fromHex[:16], ErrTooManyFiles)
 	}
-	name, err = freeName(name, taken)
-	if err != nil {
-		return File{}, err
-	}
+	name = freeName(name, id, taken)
+	used := s.contactUsed(ctx, fs, fromHex, id)
 	f := File{
 		ID: id, Name: name, Size: size, MediaType: media, Cap: c,
 		AddedBy: s.h.ID().String(), Added: s.cfg.Now().UTC().Truncate(time.Millisecond),
@@ -105,10 +103,15 @@ func (s *Service) Received(ctx context.Context, from ed25519.PublicKey, c blob.C
 	return f, nil
 }
 
-// freeName returns name, or the first "base (n)ext" not taken.
-func freeName(name string, taken map[string]bool) (string, error) {
+// freeName returns name, or the first "base (n)ext" not taken (n up to
+// maxNameTries), else "base (tag)ext" with tag the first 8, 16 or 32 hex
+// digits of the file's entity id (each file's own), each cut to keep it
+// within blob.MaxNameLen. It never fails: if even the 32-digit name is
+// taken (someone named a file so), that name is returned, and the two
+// files are told apart by their IDs (File's ErrAmbiguous).
+func freeName(name string, id store.EntityID, taken map[string]bool) string {
 	if !taken[name] {
-		return name, nil
+		return name
 	}
 	ext := path.Ext(name)
 	base := strings.TrimSuffix(name, ext)
@@ -116,12 +119,33 @@ func freeName(name string, taken map[string]bool) (string, error) {
 		base, ext = name, ""
 	}
 	for n := 2; n <= maxNameTries; n++ {
-		cand := fmt.Sprintf("%s (%d)%s", base, n, ext)
-		if !taken[cand] {
-			return cand, nil
+		if cand := withTag(base, ext, strconv.Itoa(n)); !taken[cand] {
+			return cand
 		}
 	}
-	return "", fmt.Errorf("blobs: %d files named like %q", maxNameTries, name)
+	tag := id.String()
+	cand := ""
+	for _, n := range []int{8, 16, len(tag)} {
+		cand = withTag(base, ext, tag[:min(n, len(tag))])
+		if !taken[cand] {
+			break
+		}
+	}
+	return cand
+}
+
+// withTag returns "base (tag)ext", its base cut (at a rune) to keep it
+// within blob.MaxNameLen; "(tag)" alone if ext leaves no room.
+func withTag(base, ext, tag string) string {
+	suffix := " (" + tag + ")" + ext
+	if len(suffix) >= blob.MaxNameLen {
+		base, suffix = "", "("+tag+")"
+	}
+	for len(base)+len(suffix) > blob.MaxNameLen {
+		_, size := utf8.DecodeLastRuneInString(base)
+		base = base[:len(base)-size]
+	}
+	return base + suffix
 }
 
 // sharers returns the devices of the contacts that shared root with the
