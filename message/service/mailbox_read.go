@@ -234,6 +234,12 @@ func (s *Service) frameIn(ctx context.Context, c contactservice.Contact, e mailb
 	// the frame would not open again.
 	ent := store.EntityID(message.EntityOf(c.Cell(), e.ID))
 	if m, err := s.get(ctx, ent); err == nil && m.Direction == In {
+		// Its file too: a failure to record it refused the frame before,
+		// so that it came again (received).
+		if err := s.received(ctx, c.Cell(), m.File.attachment()); err != nil {
+			s.log.Warn("mailbox frame's file not recorded", "contact", c.Name, "err", err)
+			return frameLeft
+		}
 		return frameRecorded
 	}
 	f, err := message.DecodeFrame(e.Frame)
