@@ -478,23 +478,30 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 				return due, false
 			}
 		}
-		delivered := false
+		delivered, busy := false, false
 		for _, dev := range s.order(c) {
-			if err := s.deliver(ctx, dev, env, list, func() error { return nil }); err == nil {
+			err := s.deliver(ctx, dev, env, list, func() error { return nil })
+			if err == nil {
 				delivered = true
 				break
 			}
+			busy = busy || errors.Is(err, errBusy)
 			if ctx.Err() != nil {
 				return now, false
 			}
 		}
 		if !delivered {
 			s.ccount.failed.Add(1)
-			s.log.Debug("pending messages not delivered", "contact", c.Name, "id", m.ID)
+			s.log.Debug("pending messages not delivered", "contact", c.Name, "id", m.ID, "busy", busy)
 			// Left in a blind mailbox (if the contact has one), and the
-			// contact's slots read: an ack may be waiting there.
-			s.mailboxStore(ctx, c, ms[i:], own, list, grace)
-			s.wakeMailbox()
+			// contact's slots read: an ack may be waiting there. Not when
+			// a device of the contact answered busy: it is online and
+			// asks this cell to wait (its reader would refuse the frames
+			// for the same quota), so the backoff alone applies.
+			if !busy {
+				s.mailboxStore(ctx, c, ms[i:], own, list, grace)
+				s.wakeMailbox()
+			}
 			return s.failedContact(conv, now), false
 		}
 		s.kmu.Lock()
