@@ -28,11 +28,13 @@ import (
 // longer than message.MaxText is refused before anything is recorded. It
 // blocks until done or ctx ends.
 func (s *Service) Send(ctx context.Context, name, text string) (Message, error) {
-	return s.send(ctx, name, text, nil)
+	return s.send(ctx, name, text, nil, nil)
 }
 
-// send is Send of a message that shares file, if not nil (SendFile).
-func (s *Service) send(ctx context.Context, name, text string, file *message.Attachment) (Message, error) {
+// send is Send of a message that shares file, if not nil (SendFile):
+// share, if not nil, runs once the pending quota let the message
+// through, before anything is recorded.
+func (s *Service) send(ctx context.Context, name, text string, file *message.Attachment, share func(context.Context, contactservice.Contact) error) (Message, error) {
 	if err := s.enter(); err != nil {
 		return Message{}, err
 	}
@@ -54,6 +56,11 @@ func (s *Service) send(ctx context.Context, name, text string, file *message.Att
 	}
 	if _, err := env.Encode(); err != nil {
 		return Message{}, err
+	}
+	if share != nil {
+		if err := share(ctx, c); err != nil {
+			return Message{}, err
+		}
 	}
 	s.cmu.Lock()
 	env.Sent, env.Seq, err = s.nextLocked(ctx)

@@ -3,12 +3,12 @@ package service
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
 	"github.com/exopeer/exopeer/blob"
 	blobservice "github.com/exopeer/exopeer/blob/service"
+	contactservice "github.com/exopeer/exopeer/contact/service"
 	"github.com/exopeer/exopeer/message"
 )
 
@@ -90,21 +90,15 @@ func (s *Service) SendFile(ctx context.Context, name string, f File, text string
 	if text == "" {
 		text = f.Name
 	}
-	ct, err := s.cons.Get(ctx, name)
-	if err != nil {
-		return Message{}, err
-	}
-	// A message the pending quota refuses shares nothing: checked before
-	// the file is shared (send checks again).
-	if err := s.checkPending(ctx, hex.EncodeToString(ct.Cell())); err != nil {
-		return Message{}, err
-	}
-	if !c.Public {
-		if err := s.files.ShareWith(ctx, ct.Cell(), c); err != nil {
-			return Message{}, err
+	// Shared once send's pending quota let the message through, so that
+	// a message it refuses shares nothing.
+	share := func(ctx context.Context, ct contactservice.Contact) error {
+		if c.Public {
+			return nil
 		}
+		return s.files.ShareWith(ctx, ct.Cell(), c)
 	}
-	return s.send(ctx, name, text, a)
+	return s.send(ctx, name, text, a, share)
 }
 
 // received records the file a message from the contact of cell key from
