@@ -151,8 +151,18 @@
 // still pending (sent, stored) is left so: the key orders it before a
 // message the contact read, but it may never have reached the contact
 // (written by another device, or its delivery failing), and "read" would
-// end its delivery; one whose acknowledgement was lost is delivered
-// again and stays "delivered". A device keeps, per contact, where the
+// end its delivery. But the device first records, per contact and on
+// disk, the highest key a receipt of the contact named (only forward,
+// before the receipt is acknowledged: a record not written refuses the
+// receipt, sent again), and a message out to that contact that goes
+// "delivered" later (an acknowledgement, direct or through the blind
+// mailbox, that comes after the receipt: a message left "stored" and
+// read) at or before that key is recorded "read" instead (looked at
+// before and again after the write, so that a receipt applied between
+// the two, which found the message pending, is not missed);
+// TestReceiptOfStoredMessage. A key stored that does not read (not of
+// this layout, not an order key) is logged and taken as none: the
+// message goes "delivered", as with no receipt. A device keeps, per contact, where the
 // last receipt it applied stopped (its key and the page): one up to no
 // later key marks nothing, a later one goes on from that page, so that
 // a contact sending receipts in a loop does not have every unread
@@ -441,6 +451,11 @@
 // its sessions of no run (the zero run, which no run is: they open
 // messages, never seal), and is written again as version 2 (an older
 // binary takes a version 2 record as corrupt, and makes new sessions).
+// /messages/receipt/<cell key hex> holds a contact's highest receipt key
+// (# Receipts): version (1) = 1, the key's length (1) and the order key.
+// At most MaxContactRecords such records of each kind are held in
+// memory (one dropped is read again from disk); on disk there is one
+// per contact that sent a receipt.
 // /messages/counter holds the device's counter's lease, written before
 // any message uses it: the highest sent time it covers (8, Unix
 // ms; the clock plus 1 s when it was taken) and the highest seq (8; 1,000

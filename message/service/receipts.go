@@ -401,6 +401,12 @@ func (s *Service) receiveReceipt(ctx context.Context, e *peerEntry, v uint64, fr
 	own := hex.EncodeToString(r.To)
 	conv, upTo := hex.EncodeToString(c.Cell()), r.UpTo()
 	rec := goDo(func() error {
+		// The key first, on disk before the acknowledgement: a message
+		// still pending that the contact's cell acknowledges later
+		// goes read then (readBefore), not delivered.
+		if err := s.noteReceipt(ctx, conv, upTo); err != nil {
+			return err
+		}
 		// A receipt goes on from the page the last one of the contact
 		// stopped at, and one up to no later key marks nothing: a
 		// contact sending receipts in a loop does not have the

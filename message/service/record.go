@@ -75,10 +75,26 @@ func (s *Service) advance(ctx context.Context, m Message, created time.Time) (bo
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return false, fmt.Errorf("message: read %s: %w", m.ID, err)
-	case !Advances(cur.State, m.State):
+	}
+	// A message out going delivered that its contact's last receipt
+	// covers is read (receiptkey.go): the receipt came first.
+	if m.State == Delivered && s.readBefore(ctx, m) {
+		m.State = Read
+	}
+	if err == nil && !Advances(cur.State, m.State) {
 		return false, nil
 	}
-	return true, s.put(ctx, m, created)
+	if err := s.put(ctx, m, created); err != nil {
+		return true, err
+	}
+	// A receipt applied between the look above and the write found the
+	// message still pending: its key is on disk before its marks begin,
+	// so this second look sees it.
+	if m.State == Delivered && s.readBefore(ctx, m) {
+		m.State = Read
+		return true, s.put(ctx, m, created)
+	}
+	return true, nil
 }
 
 // recordIn writes m, a message received at now, unless it is held

@@ -98,7 +98,7 @@ func (s *Service) send(ctx context.Context, name, text string, file *message.Att
 			if err != nil {
 				return m, err
 			}
-			if !wrote {
+			if !wrote || s.readBefore(ctx, m) {
 				if cur, err := s.get(ctx, m.Entity); err == nil {
 					m.State = cur.State
 				}

@@ -316,9 +316,11 @@ type Service struct {
 	// receipts is, per contact (cell key, hex) that sent one, where its
 	// last read receipt applied stopped (receipts.go); guarded by kmu.
 	receipts map[string]applied
-	wake     chan struct{}
-	ccount   courierCounts
-	notify   network.Notifiee
+	// rkeys is each contact's highest read receipt key (receiptkey.go).
+	rkeys  *contactRecords[string]
+	wake   chan struct{}
+	ccount courierCounts
+	notify network.Notifiee
 
 	// run names this run of the service (random, never zero): only the
 	// sessions it makes seal (restore.go).
@@ -375,6 +377,7 @@ func New(o Options) (*Service, error) {
 			backoff: map[string]retry{}, rbackoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},
 		receipts: map[string]applied{},
+		rkeys:    newReceiptKeys(),
 		mmu:      make(chan struct{}, 1),
 	}, nil
 }
