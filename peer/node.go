@@ -331,7 +331,7 @@ func (n *Node) build() error {
 	if n.msgs, err = messageservice.New(messageservice.Options{
 		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Cell: n.cell, Contacts: n.cons,
 		Prekeys: n.prek, Store: n.stor, Finder: n.dht, Files: n.blobs, Config: in.messages, Logger: n.log,
-		Mailbox: n.dht, MailboxKeys: mailboxKeys{n.cons},
+		Mailbox: n.dht, MailboxKeys: n.cons,
 	}); err != nil {
 		return fmt.Errorf("peer: build messages: %w", err)
 	}

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"sync"
@@ -46,15 +45,16 @@ type MailboxDHT interface {
 	GetSigned(ctx context.Context, key string) (dht.Record, error)
 }
 
-// MailboxKeys gives this cell's mailbox private keys (cell/core
-// Secret.MailboxKey of its key epochs).
+// MailboxKeys gives this cell's mailbox keys (cell/core
+// Secret.MailboxKey of its key epochs) with when its device lists
+// carried each: *contact/service.Service has it.
 type MailboxKeys interface {
-	// MailboxKeys returns the keys of this cell a contact may still
-	// write to it with at now (message/mailbox/doc.go, "Use"), the
-	// current one first: a writer of this cell uses the first. The
-	// slice is the caller's. It may block on the store; it is safe for
+	// MailboxKeys returns the keys of every epoch of this cell whose
+	// secret the node holds; which one a writer uses, and which a reader
+	// polls with, is this package's rule (pickKeys). The slice and the
+	// keys are the caller's. It may block on the store; it is safe for
 	// concurrent use.
-	MailboxKeys(ctx context.Context, now time.Time) ([]*ecdh.PrivateKey, error)
+	MailboxKeys(ctx context.Context) ([]contactservice.MailboxKey, error)
 }
 
 // MailboxStats counts blind mailbox work since Start.
@@ -158,34 +158,35 @@ func (s *Service) wakeMailbox() {
 	}
 }
 
-// pairWith returns the pair secrets of this cell with the contact c, one
-// per key of this cell (the current first), or an error if c's list has
-// no mailbox key.
-func (s *Service) pairWith(ctx context.Context, c contactservice.Contact, now time.Time) ([]mailbox.Pair, error) {
+// pairWith returns the pair secrets of this cell with the contact c,
+// one per key of this cell pickKeys gives for c (the writer's first),
+// with those keys, or an error if c's list has no mailbox key.
+func (s *Service) pairWith(ctx context.Context, c contactservice.Contact, now time.Time) ([]mailbox.Pair, []contactservice.MailboxKey, error) {
 	own, err := s.cellKey()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	theirs, err := c.Devices.MailboxKey()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	keys, err := s.mkeys.MailboxKeys(ctx, now)
+	all, err := s.mkeys.MailboxKeys(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("message: mailbox keys: %w", err)
+		return nil, nil, fmt.Errorf("message: mailbox keys: %w", err)
 	}
-	if len(keys) == 0 {
-		return nil, errors.New("message: this cell has no mailbox key")
+	keys, err := pickKeys(all, now, s.heldKeyOf(ctx, c))
+	if err != nil {
+		return nil, nil, err
 	}
 	var out []mailbox.Pair
-	for _, k := range keys[:min(len(keys), MaxMailboxKeys)] {
-		p, err := mailbox.PairSecret(k, own, c.Cell(), theirs)
+	for _, k := range keys {
+		p, err := mailbox.PairSecret(k.Private, own, c.Cell(), theirs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, p)
 	}
-	return out, nil
+	return out, keys, nil
 }
 
 // readSlot returns the entries of slot's record and its sequence number;

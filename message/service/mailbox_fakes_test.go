@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/exopeer/exopeer/contact"
+	contactservice "github.com/exopeer/exopeer/contact/service"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/message"
 	"github.com/exopeer/exopeer/message/mailbox"
@@ -108,11 +109,27 @@ func (f *fakeDHT) counts() (gets, puts int) {
 	return f.gets, f.puts
 }
 
-// fakeKeys is a cell's one mailbox key.
-type fakeKeys struct{ key *ecdh.PrivateKey }
+// fakeKeys is a cell's mailbox keys: key, the current (epoch 1, which
+// a list carried since the Unix epoch), and those of the epochs a test
+// adds (newEpoch).
+type fakeKeys struct {
+	key *ecdh.PrivateKey
+	mu  *sync.Mutex
+	ks  *[]contactservice.MailboxKey // oldest first, after key's
+}
 
-func (k fakeKeys) MailboxKeys(context.Context, time.Time) ([]*ecdh.PrivateKey, error) {
-	return []*ecdh.PrivateKey{k.key}, nil
+func (k fakeKeys) MailboxKeys(context.Context) ([]contactservice.MailboxKey, error) {
+	out := []contactservice.MailboxKey{{Epoch: 1, Private: k.key, Current: true, Since: time.Unix(1, 0)}}
+	if k.mu == nil {
+		return out, nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, n := range *k.ks {
+		out[len(out)-1].Current, out[len(out)-1].Until = false, n.Since
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // withMailbox gives d's cell a mailbox key (its list, version 3, names
@@ -130,7 +147,7 @@ func withMailbox(t *testing.T, m *fakeDHT, ds ...*device) {
 		if err := l.Sign(d.cell); err != nil {
 			t.Fatal(err)
 		}
-		d.list, d.cons.own, d.mdht, d.mkeys = l, l, m, fakeKeys{key: k}
+		d.list, d.cons.own, d.mdht, d.mkeys = l, l, m, fakeKeys{key: k, mu: new(sync.Mutex), ks: new([]contactservice.MailboxKey)}
 	}
 }
 

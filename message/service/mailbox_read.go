@@ -99,7 +99,7 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 	if err != nil {
 		return
 	}
-	pairs, err := s.pairWith(ctx, c, now)
+	pairs, keys, err := s.pairWith(ctx, c, now)
 	if err != nil {
 		return
 	}
@@ -108,7 +108,9 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 		first = last
 	}
 	var acks []mailbox.Entry
-	for _, pair := range pairs {
+	var seen []byte // the newest key of this cell under which c wrote
+	var seenEpoch uint64
+	for k, pair := range pairs {
 		records, bytes := 0, 0
 	epochs:
 		for epoch := first; epoch <= last; epoch++ {
@@ -132,11 +134,28 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 					}
 					break
 				}
+				// A record of c's direction that verifies: c's cell holds
+				// this key (heldkey.go).
+				if seen == nil || keys[k].Epoch > seenEpoch {
+					seen, seenEpoch = keys[k].Private.PublicKey().Bytes(), keys[k].Epoch
+				}
 				acks = append(acks, s.takeSlot(ctx, c, own, slot, es, seq)...)
 			}
 		}
 	}
-	if len(acks) > 0 && len(pairs) > 0 {
+	if seen != nil {
+		s.noteHeldKey(ctx, c, seen, keys)
+	}
+	if len(acks) == 0 {
+		return
+	}
+	// The frames taken may have brought c's newer list (a new key of
+	// c's): the acks go under the pair c reads now, so that c, finding
+	// them there, knows this cell holds that list.
+	if c2, err := s.contactOf(ctx, c.Cell()); err == nil {
+		c = c2
+	}
+	if pairs, _, err = s.pairWith(ctx, c, now); err == nil {
 		_, err := s.mailboxAppend(ctx, pairs[0], own, c.Cell(), func(present map[message.ID]bool) []mailbox.Entry {
 			var out []mailbox.Entry
 			for _, a := range acks {

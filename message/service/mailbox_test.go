@@ -190,7 +190,7 @@ func testMailboxLostWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairs, err := alice.svc.pairWith(t.Context(), c, time.Now())
+	pairs, _, err := alice.svc.pairWith(t.Context(), c, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

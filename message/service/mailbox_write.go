@@ -27,7 +27,7 @@ func (s *Service) mailboxStore(ctx context.Context, c contactservice.Contact, ms
 		return
 	}
 	now := s.cfg.Now()
-	pairs, err := s.pairWith(ctx, c, now)
+	pairs, _, err := s.pairWith(ctx, c, now)
 	if err != nil {
 		s.log.Debug("no mailbox with the contact", "contact", c.Name, "err", err)
 		return

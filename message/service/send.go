@@ -182,7 +182,7 @@ func (s *Service) deliverOut(ctx context.Context, dev peer.ID, out outgoing, lis
 func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, out outgoing, list *contact.DeviceList, recorded func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	e, _, err := s.acquireNamed(ctx, dev)
+	e, cs, err := s.acquireNamed(ctx, dev)
 	if err != nil {
 		return err
 	}
@@ -291,6 +291,14 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, out outgoing, li
 		v = s.cache.step(e)
 	}
 	e.mu.Unlock()
+	if ans.Kind == message.KindAck && out.env != nil && list != nil && list.Mailbox != nil && list.Has(s.self) && s.mailboxOn() {
+		// The device holds the list (it came with this message, or the
+		// device acknowledged it before): so does its cell, whose
+		// blind mailboxes it names the key of (heldkey.go).
+		if i := slices.IndexFunc(cs, func(c contactservice.Contact) bool { return c.Cell().Equal(out.env.To) }); i >= 0 {
+			s.noteHeldKey(ctx, cs[i], list.Mailbox, nil)
+		}
+	}
 	if changed {
 		// The answer is in: this write only spares the next messages an
 		// initial header or a list (the state on disk, older, is safe

@@ -342,6 +342,8 @@ type Service struct {
 	mkeys  MailboxKeys
 	mstate mailboxState
 	mcount mailboxCounts
+	// hkeys is, per contact, this cell's mailbox key it holds (heldkey.go).
+	hkeys *contactRecords[heldKey]
 }
 
 // New returns a Service that has started nothing.
@@ -377,8 +379,8 @@ func New(o Options) (*Service, error) {
 			backoff: map[string]retry{}, rbackoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},
 		receipts: map[string]applied{},
-		rkeys:    newReceiptKeys(),
-		mmu:      make(chan struct{}, 1),
+		rkeys:    newReceiptKeys(), hkeys: newHeldKeys(),
+		mmu: make(chan struct{}, 1),
 	}, nil
 }
 
