@@ -143,7 +143,8 @@
 // that never meet learn each other's new public key only through a slot.
 // So a writer uses the contact's latest public key and, of its own cell's
 // keys, the one of the newest device list the contact acknowledged (the
-// cell keeps every epoch's secret), whose envelopes carry the newer list;
+// cell keeps every epoch's secret; how it knows is the shell's:
+// message/service doc.go, Keys), whose envelopes carry the newer list;
 // and a reader computes the pair's secrets of each of its cell's keys
 // that a writer may still use, with the contact's latest public key, and
 // reads the slots of each: every key from that of the newest device list

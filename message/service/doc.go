@@ -151,18 +151,13 @@
 // still pending (sent, stored) is left so: the key orders it before a
 // message the contact read, but it may never have reached the contact
 // (written by another device, or its delivery failing), and "read" would
-// end its delivery. But the device first records, per contact and on
-// disk, the highest key a receipt of the contact named (only forward,
-// before the receipt is acknowledged: a record not written refuses the
-// receipt, sent again), and a message out to that contact that goes
-// "delivered" later (an acknowledgement, direct or through the blind
-// mailbox, that comes after the receipt: a message left "stored" and
-// read) at or before that key is recorded "read" instead (looked at
-// before and again after the write, so that a receipt applied between
-// the two, which found the message pending, is not missed);
-// TestReceiptOfStoredMessage. A key stored that does not read (not of
-// this layout, not an order key) is logged and taken as none: the
-// message goes "delivered", as with no receipt. A device keeps, per contact, where the
+// end its delivery. But the contact's highest receipt key is kept on
+// disk (only forward, before the receipt is acknowledged), and a message
+// out at or before it that goes "delivered" later (an ack through the
+// mailbox after the receipt) is recorded "read" (looked at before and
+// after the write: a receipt between the two found it pending);
+// TestReceiptOfStoredMessage. A stored key that does not read is none.
+// A device keeps, per contact, where the
 // last receipt it applied stopped (its key and the page): one up to no
 // later key marks nothing, a later one goes on from that page, so that
 // a contact sending receipts in a loop does not have every unread
@@ -210,12 +205,8 @@
 // acknowledging (deliverPending), the device leaves that message and
 // those after it (at most MailboxWriteMax a pass) in the slots of this
 // cell → the contact of the current epoch (mailbox.Epoch, the Unix
-// day), with the first key MailboxKeys gives (peer: the newest this
-// cell's device lists carried) and the contact's of its list held. That
-// is not yet what message/mailbox doc.go ("Use") asks, the key of the
-// newest list the contact acknowledged: until the contact has the list
-// with a new key, what is written with it is not found by the contact
-// (it stays pending, and is written again each day). It
+// day), with the writer's key (Keys, below) and the contact's of its
+// list held. It
 // reads the slots first (index 0 up to the first not found): a message
 // they hold is not sealed again, so a message is written once a day at
 // most (in the next day's slots again while it is pending, which also
@@ -244,8 +235,9 @@
 // days) at start and every Config.MailboxFullPoll (1 h), again at the
 // next poll while all its lookups fail (a DHT with no peers yet); the current
 // epoch every Config.MailboxPoll (1 min) and after a courier pass found
-// a contact unreachable. For each key of this cell MailboxKeys gives (at
-// most MaxMailboxKeys), it reads the slots of the contact → this cell,
+// a contact unreachable. For each key of this cell the contact may write
+// with (Keys, below; at most MaxMailboxKeys), it reads the slots of the
+// contact → this cell,
 // index 0 up to the first not found (every index in the oldest epoch:
 // mailbox.ReadEveryIndex). DHT cost per contact and key: a current-epoch
 // poll makes 1 lookup per slot written plus 1 (at most 8); a full poll
@@ -261,7 +253,30 @@
 // next sequence number without what was taken and without the frames
 // refused (below), and an ack entry for each
 // frame recorded goes to the slots of this cell → the contact, signed
-// by this device's libp2p key (the host key; mailbox.Ack).
+// by this device's libp2p key (the host key; mailbox.Ack), under the
+// contact's list as held once the frames are taken (one of them may have
+// brought a newer list, with a new key of the contact's: the contact,
+// finding the acks under it, learns that this cell holds that list).
+//
+// Keys (heldkey.go; message/mailbox doc.go, "Use"). A new key epoch (a
+// device removed) brings a new mailbox key on a newer list, which cells
+// that never meet exchange only through slots. So each device records
+// per contact the key of this cell's that the contact's cell was seen to
+// hold: a direct acknowledgement by a device holding this cell's list
+// (# Sending), or a record of the contact → this cell found under a
+// key's pair (only the pair can sign one; the contact writes with the
+// newest key of this cell's it holds). Only forward (a later epoch of
+// MailboxKeys), of one adding of the contact (its Added time). The
+// writer uses it; with none (the contact has this cell's card, whose
+// list carries the newest key when the card was made) the newest a list
+// carried. Its envelopes carry the newer list, so the contact learns the
+// new key and acks under it. A reader polls, per contact (pickKeys),
+// that key, those a list carried since, and those in force within the
+// last 7 days (mailbox.Retention), at most MaxMailboxKeys. A record that
+// does not decode reads as none (logged). It is this device's, not the
+// chain's: another device of the cell learns from the same signs (the
+// contact's records stay found until they expire), and until then
+// writes with the older key.
 //
 // Acks. An ack entry in the contact's slots names a message of this
 // cell the contact recorded. It counts only if its signature verifies
@@ -451,6 +466,10 @@
 // its sessions of no run (the zero run, which no run is: they open
 // messages, never seal), and is written again as version 2 (an older
 // binary takes a version 2 record as corrupt, and makes new sessions).
+// /messages/mailboxkey/<cell key hex> holds the mailbox key of this cell
+// the contact was seen to hold (# Blind mailboxes, Keys): version (1) =
+// 1, the contact's Added time (8, Unix ms, two's complement) and the
+// X25519 public key (32).
 // /messages/receipt/<cell key hex> holds a contact's highest receipt key
 // (# Receipts): version (1) = 1, the key's length (1) and the order key.
 // At most MaxContactRecords such records of each kind are held in
