@@ -270,10 +270,15 @@ func FuzzDecodeHeldKey(f *testing.F) {
 	f.Add(encodeHeldKey(heldKey{added: 1_790_000_000_000}))
 	f.Add([]byte{heldKeyVersion})
 	f.Add([]byte{})
+	f.Add(append(encodeHeldKey(heldKey{added: 5}), 0))                       // one byte past the record
+	f.Add(append([]byte{heldKeyVersion + 1}, make([]byte, heldKeyLen-1)...)) // another version
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := decodeHeldKey(b)
 		if err != nil {
 			return
+		}
+		if b[0] != heldKeyVersion {
+			t.Fatal("a record of another version decoded")
 		}
 		if !bytes.Equal(encodeHeldKey(h), b) {
 			t.Fatal("a decoded record does not encode back to its bytes")

@@ -97,10 +97,17 @@ func FuzzDecodeReceiptKey(f *testing.F) {
 	f.Add([]byte{receiptKeyVersion, 0})
 	f.Add([]byte{receiptKeyVersion, 5, 'a', '.', 'b', '.', 'c'})
 	f.Add([]byte{})
+	f.Add(append(encodeReceiptKey("0000000000000001.12D3KooWGRYZDHBembyGJQqQ6WgLqJMYFiv4fKhsCXW4Hk5rtz8A.0000000000000001"), 0)) // a byte past the key
+	other := encodeReceiptKey("0000000000000001.12D3KooWGRYZDHBembyGJQqQ6WgLqJMYFiv4fKhsCXW4Hk5rtz8A.0000000000000002")
+	other[0] = receiptKeyVersion + 1
+	f.Add(other) // another version
 	f.Fuzz(func(t *testing.T, b []byte) {
 		k, err := decodeReceiptKey(b)
 		if err != nil {
 			return
+		}
+		if _, _, _, err := message.ParseOrderKey(k); err != nil || b[0] != receiptKeyVersion {
+			t.Fatalf("decoded %q, not an order key of version 1 (%v)", k, err)
 		}
 		if !bytes.Equal(encodeReceiptKey(k), b) {
 			t.Fatal("a decoded receipt key does not encode back to its bytes")
