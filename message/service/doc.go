@@ -152,11 +152,13 @@
 // message the contact read, but it may never have reached the contact
 // (written by another device, or its delivery failing), and "read" would
 // end its delivery. But the contact's highest receipt key is kept on
-// disk (only forward, before the receipt is acknowledged), and a message
-// out at or before it that goes "delivered" later (an ack through the
-// mailbox after the receipt) is recorded "read" (looked at before and
-// after the write: a receipt between the two found it pending);
-// TestReceiptOfStoredMessage. A stored key that does not read is none.
+// disk (only forward, before the receipt is acknowledged, of one adding
+// of the contact: one removed and added again starts with none), and a
+// message out at or before it that goes "delivered" later (an ack
+// through the mailbox after the receipt) is recorded "read" (looked at
+// before and after the write: a receipt between the two found it
+// pending); TestReceiptOfStoredMessage, TestReceiptKeyOfEarlierAdding.
+// A stored key that does not read is none.
 // A device keeps, per contact, where the
 // last receipt it applied stopped (its key and the page): one up to no
 // later key marks nothing, a later one goes on from that page, so that
@@ -471,7 +473,9 @@
 // 1, the contact's Added time (8, Unix ms, two's complement) and the
 // X25519 public key (32).
 // /messages/receipt/<cell key hex> holds a contact's highest receipt key
-// (# Receipts): version (1) = 1, the key's length (1) and the order key.
+// (# Receipts): version (1) = 2, the contact's Added time (8, Unix ms,
+// two's complement), the key's length (1) and the order key (a record of
+// version 1, without the Added time, reads as none).
 // At most MaxContactRecords such records of each kind are held in
 // memory (one dropped is read again from disk); on disk there is one
 // per contact that sent a receipt.

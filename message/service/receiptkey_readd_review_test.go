@@ -23,7 +23,11 @@ func TestReceiptKeyOfEarlierAdding(t *testing.T) {
 	alice.cons.add("Bob", bob.list)
 	setAdded(time.Unix(100, 0))
 	conv := hexKey(bob.list.Cell)
-	if err := alice.svc.noteReceipt(ctx, conv, orderKeyOf(alice, 2000)); err != nil {
+	c, err := alice.cons.Get(ctx, "Bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.svc.noteReceipt(ctx, c, orderKeyOf(alice, 2000)); err != nil {
 		t.Fatal(err)
 	}
 	m := Message{Direction: Out, Conversation: conv, Order: orderKeyOf(alice, 1500)}
@@ -33,5 +37,16 @@ func TestReceiptKeyOfEarlierAdding(t *testing.T) {
 	setAdded(time.Unix(200, 0)) // removed, added again
 	if alice.svc.readBefore(ctx, m) {
 		t.Fatal("a contact added again: its earlier adding's receipt key makes a message read")
+	}
+	// Its first receipt, up to an earlier key than the earlier adding's,
+	// is taken.
+	if c, err = alice.cons.Get(ctx, "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.svc.noteReceipt(ctx, c, orderKeyOf(alice, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if alice.svc.readBefore(ctx, m) || !alice.svc.readBefore(ctx, Message{Direction: Out, Conversation: conv, Order: orderKeyOf(alice, 900)}) {
+		t.Fatal("a contact added again: its first receipt's key not taken")
 	}
 }

@@ -404,7 +404,7 @@ func (s *Service) receiveReceipt(ctx context.Context, e *peerEntry, v uint64, fr
 		// The key first, on disk before the acknowledgement: a message
 		// still pending that the contact's cell acknowledges later
 		// goes read then (readBefore), not delivered.
-		if err := s.noteReceipt(ctx, conv, upTo); err != nil {
+		if err := s.noteReceipt(ctx, c, upTo); err != nil {
 			return err
 		}
 		// A receipt goes on from the page the last one of the contact

@@ -317,7 +317,7 @@ type Service struct {
 	// last read receipt applied stopped (receipts.go); guarded by kmu.
 	receipts map[string]applied
 	// rkeys is each contact's highest read receipt key (receiptkey.go).
-	rkeys  *contactRecords[string]
+	rkeys  *contactRecords[receiptKey]
 	wake   chan struct{}
 	ccount courierCounts
 	notify network.Notifiee
