@@ -66,9 +66,10 @@ func (s *Service) heldKeyOf(ctx context.Context, c contactservice.Contact) []byt
 
 // noteHeldKey records that c's cell holds a device list of this cell's
 // carrying the mailbox public key pub: only forward (pub of a newer
-// epoch than the key recorded, by ks, this cell's keys), and only a key
-// of this cell's. A record not written is logged: the next sign of it
-// writes it.
+// epoch than the key recorded, by ks, this cell's keys, read again when
+// the key recorded is not one of ks: ks may be older than it), and only
+// a key of this cell's. A record not written is logged: the next sign of
+// it writes it.
 func (s *Service) noteHeldKey(ctx context.Context, c contactservice.Contact, pub []byte, ks []contactservice.MailboxKey) {
 	if bytes.Equal(s.heldKeyOf(ctx, c), pub) {
 		return
@@ -87,7 +88,17 @@ func (s *Service) noteHeldKey(ctx context.Context, c contactservice.Contact, pub
 	added := c.Added.UnixMilli()
 	wrote, err := s.hkeys.update(ctx, s, hex.EncodeToString(c.Cell()), func(cur heldKey, ok bool) (heldKey, bool) {
 		if ok && cur.added == added {
-			if ce, known := epochOf(ks, cur.key[:]); known && ce >= e {
+			ce, known := epochOf(ks, cur.key[:])
+			if !known {
+				// ks may be from before cur's epoch was made (a read's,
+				// taken at its start): look again at the cell's keys.
+				fresh, err := s.mkeys.MailboxKeys(ctx)
+				if err != nil {
+					return cur, false
+				}
+				ce, known = epochOf(fresh, cur.key[:])
+			}
+			if known && ce >= e {
 				return cur, false
 			}
 		}
