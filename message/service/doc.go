@@ -266,8 +266,11 @@
 // per contact the key of this cell's that the contact's cell was seen to
 // hold: a direct acknowledgement by a device holding this cell's list
 // (# Sending), or a record of the contact → this cell found under a
-// key's pair (only the pair can sign one; the contact writes with the
-// newest key of this cell's it holds). Only forward (a later epoch of
+// key's pair holding something of the contact's (a frame recorded now,
+// an ack signed by a device of its: a device removed from this cell
+// holds the pair of an older key and can sign a record, empty or of
+// entries that do not verify; TestHeldKeyForgedRecord; the contact
+// writes with the newest key of this cell's it holds). Only forward (a later epoch of
 // MailboxKeys), of one adding of the contact (its Added time). The
 // writer uses it; with none (the contact has this cell's card, whose
 // list carries the newest key when the card was made) the newest a list

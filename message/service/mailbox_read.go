@@ -134,12 +134,16 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 					}
 					break
 				}
-				// A record of c's direction that verifies: c's cell holds
-				// this key (heldkey.go).
-				if seen == nil || keys[k].Epoch > seenEpoch {
+				// A record of c's direction with something of c's in it (a
+				// frame newly recorded, an ack c's device signed): c's cell
+				// holds this key (heldkey.go). The record alone is not
+				// enough: a device removed from this cell holds the pair of
+				// an older key and can write one.
+				a, news := s.takeSlot(ctx, c, own, slot, es, seq)
+				if news && (seen == nil || keys[k].Epoch > seenEpoch) {
 					seen, seenEpoch = keys[k].Private.PublicKey().Bytes(), keys[k].Epoch
 				}
-				acks = append(acks, s.takeSlot(ctx, c, own, slot, es, seq)...)
+				acks = append(acks, a...)
 			}
 		}
 	}
@@ -177,18 +181,24 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 // without the frames for this device the receive path refused for a
 // reason other than the quotas (only this device can open them, and
 // their sender sends again what no ack covers), and returns the acks to
-// leave for the contact. A frame refused at this record and sequence
-// number before (its slot not written back) is not handed again.
-func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []byte, slot mailbox.Slot, es []mailbox.Entry, seq uint64) []mailbox.Entry {
+// leave for the contact, and whether es held something of c's: a frame
+// the receive path recorded now (one recorded before may be an old
+// frame of c's written again), or an ack of a message out to c signed
+// by a device of c's (ackedOut). A frame
+// refused at this record and sequence number before (its slot not
+// written back) is not handed again.
+func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []byte, slot mailbox.Slot, es []mailbox.Entry, seq uint64) ([]mailbox.Entry, bool) {
 	taken := map[message.ID]bool{}
-	dropped := 0
+	dropped, news := 0, false
 	var acks []mailbox.Entry
 	for _, e := range es {
 		switch e.Kind {
 		case mailbox.KindAck:
-			if s.ackedOut(ctx, own, c, e) {
+			done, believed := s.ackedOut(ctx, own, c, e)
+			if done {
 				taken[e.ID] = true
 			}
+			news = news || believed
 		case mailbox.KindFrame:
 			if e.To != s.self {
 				continue // another device's
@@ -200,8 +210,9 @@ func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []
 				dropped++
 				continue
 			}
-			switch s.frameIn(ctx, c, e) {
-			case frameRecorded:
+			switch r := s.frameIn(ctx, c, e); r {
+			case frameRecorded, frameRecordedBefore:
+				news = news || r == frameRecorded
 				taken[e.ID] = true
 				a, err := mailbox.Ack(s.signer, own, c.Cell(), e.ID)
 				if err != nil {
@@ -224,7 +235,7 @@ func (s *Service) takeSlot(ctx context.Context, c contactservice.Contact, own []
 			s.mcount.dropped.Add(int64(dropped))
 		}
 	}
-	return acks
+	return acks, news
 }
 
 // Outcomes of frameIn.
@@ -232,8 +243,11 @@ const (
 	// frameLeft: the frame stays in its slot (another device's list
 	// may come, the quotas may allow it later, or ctx ended).
 	frameLeft = iota
-	// frameRecorded: the message is recorded in this cell.
+	// frameRecorded: the message is recorded in this cell, now.
 	frameRecorded
+	// frameRecordedBefore: the message was recorded in this cell before
+	// (the frame is not news of c's: it may be one c wrote long ago).
+	frameRecordedBefore
 	// frameRefused: the frame does not decode or the receive path
 	// refused it for a reason other than the quotas.
 	frameRefused
@@ -259,7 +273,7 @@ func (s *Service) frameIn(ctx context.Context, c contactservice.Contact, e mailb
 			s.log.Warn("mailbox frame's file not recorded", "contact", c.Name, "err", err)
 			return frameLeft
 		}
-		return frameRecorded
+		return frameRecordedBefore
 	}
 	f, err := message.DecodeFrame(e.Frame)
 	if err != nil || (f.Kind != message.KindInitial && f.Kind != message.KindSession) {
@@ -317,28 +331,29 @@ func (s *Service) rememberRefused(key refusedFrame) {
 // holds a pair key but the two cells and their devices, present or
 // removed: a forgery, dropped). An ack is believed only when signed
 // (mailbox.VerifyAck) by a device on c's current device list; one from
-// a device not on it is left (the newer list may add it), counted.
-func (s *Service) ackedOut(ctx context.Context, own []byte, c contactservice.Contact, e mailbox.Entry) bool {
+// a device not on it is left (the newer list may add it), counted. The
+// second result is whether the ack was believed, of a message out to c.
+func (s *Service) ackedOut(ctx context.Context, own []byte, c contactservice.Contact, e mailbox.Entry) (bool, bool) {
 	if err := mailbox.VerifyAck(e, c.Cell(), own); err != nil {
 		s.mcount.refuse("ack")
 		s.log.Warn("mailbox ack refused", "contact", c.Name, "peer", e.From, "err", err)
-		return true
+		return true, false
 	}
 	if !c.Devices.Has(e.From) {
 		s.mcount.refuse("ack")
 		s.log.Warn("mailbox ack of a device not on the contact's list", "contact", c.Name, "peer", e.From)
-		return false
+		return false, false
 	}
 	ent := store.EntityID(message.EntityOf(own, e.ID))
 	m, err := s.get(ctx, ent)
 	if err != nil {
-		return errors.Is(err, store.ErrNotFound)
+		return errors.Is(err, store.ErrNotFound), false
 	}
 	if m.Direction != Out || m.Conversation != hex.EncodeToString(c.Cell()) {
-		return true
+		return true, false
 	}
 	if s.advanceTo(ctx, ent, Delivered) {
 		s.mcount.acked.Add(1)
 	}
-	return true
+	return true, true
 }
