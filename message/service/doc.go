@@ -151,13 +151,31 @@
 // still pending (sent, stored) is left so: the key orders it before a
 // message the contact read, but it may never have reached the contact
 // (written by another device, or its delivery failing), and "read" would
-// end its delivery. But the contact's highest receipt key is kept on
+// end its delivery. But a key the contact's receipts cover is kept on
 // disk (only forward, before the receipt is acknowledged, of one adding
 // of the contact: one removed and added again starts with none), and a
 // message out at or before it that goes "delivered" later (an ack
 // through the mailbox after the receipt) is recorded "read" (looked at
 // before and after the write: a receipt between the two found it
 // pending); TestReceiptOfStoredMessage, TestReceiptKeyOfEarlierAdding.
+// A receipt covers only the messages that exist when it comes: the key
+// kept is not the one it names but that of the last message out to the
+// contact pending (sent or stored) at or before it then (a delivered
+// one is marked by the receipt itself; none pending keeps nothing new),
+// so that a receipt whose key is ahead of this cell's clock (a device of
+// the contact, or of this cell, with its clock ahead, or a contact
+// lying) does not make "read" every message written after it
+// (TestReceiptKeyAfterMessage, TestReceiptKeyCovers). It is found with a
+// query per pending state of the conversation, the last first, limit
+// 1; one past the receipt's key pages on (ReadPage a query) through
+// this cell's own pending messages past it only, at most
+// Config.MaxPendingPerContact (the order key is a keyword: the index
+// has no range on it). The edge left: a message written after the
+// receipt came by a device of this cell whose clock is behind can sort
+// at or before a message that was pending then, and is recorded "read"
+// when it is acknowledged. And a message another device of this cell
+// wrote before the receipt came, not yet in this device's store then,
+// is not covered: acknowledged later, it stays "delivered".
 // A stored key that does not read is none.
 // A device keeps, per contact, where the
 // last receipt it applied stopped (its key and the page): one up to no
@@ -475,13 +493,14 @@
 // the contact was seen to hold (# Blind mailboxes, Keys): version (1) =
 // 1, the contact's Added time (8, Unix ms, two's complement) and the
 // X25519 public key (32).
-// /messages/receipt/<cell key hex> holds a contact's highest receipt key
-// (# Receipts): version (1) = 2, the contact's Added time (8, Unix ms,
+// /messages/receipt/<cell key hex> holds the key a contact's receipts
+// cover (# Receipts: the last message out pending at or before a
+// receipt's key when it came, the highest so far): version (1) = 2, the contact's Added time (8, Unix ms,
 // two's complement), the key's length (1) and the order key (a record of
 // version 1, without the Added time, reads as none).
 // At most MaxContactRecords such records of each kind are held in
 // memory (one dropped is read again from disk); on disk there is one
-// per contact that sent a receipt.
+// per contact that sent a receipt covering a pending message.
 // /messages/counter holds the device's counter's lease, written before
 // any message uses it: the highest sent time it covers (8, Unix
 // ms; the clock plus 1 s when it was taken) and the highest seq (8; 1,000

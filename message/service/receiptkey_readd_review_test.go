@@ -27,6 +27,8 @@ func TestReceiptKeyOfEarlierAdding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	outAt(t, alice, conv, orderKeyOf(alice, 2000), Stored)
+	outAt(t, alice, conv, orderKeyOf(alice, 900), Sent)
 	if err := alice.svc.noteReceipt(ctx, c, orderKeyOf(alice, 2000)); err != nil {
 		t.Fatal(err)
 	}

@@ -3,20 +3,50 @@ package service
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"testing"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 
 	"github.com/exopeer/exopeer/contact"
 	contactservice "github.com/exopeer/exopeer/contact/service"
 	"github.com/exopeer/exopeer/message"
+	"github.com/exopeer/exopeer/store"
 )
 
 // orderKeyOf is an order key of d's at sent (Unix ms), seq 1.
 func orderKeyOf(d *device, sent int64) string {
 	env := message.Envelope{Device: d.h.ID(), Sent: sent, Seq: 1}
 	return env.OrderKey()
+}
+
+// outAt records in d's cell a message out to the contact of cell key
+// conv (hex) at the order key k (its text) in the state st, as Send and
+// the courier do.
+func outAt(t *testing.T, d *device, conv, k, st string) {
+	t.Helper()
+	recordAt(t, d, conv, k, Out, st)
+}
+
+// recordAt is outAt in the direction dir.
+func recordAt(t *testing.T, d *device, conv, k, dir, st string) {
+	t.Helper()
+	sent, _, _, err := message.ParseOrderKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(conv + k))
+	id := message.ID(sum[:message.IDSize])
+	m := Message{
+		Entity: store.EntityID(message.EntityOf(d.list.Cell, id)), ID: id.String(), Conversation: conv,
+		Direction: dir, Cell: hexKey(d.list.Cell), Device: d.h.ID().String(), Sent: time.UnixMilli(sent).UTC(),
+		Order: k, Text: k, State: st,
+	}
+	if err := d.svc.put(t.Context(), m, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestReceiptKeyForward: a contact's receipt key only moves forward,
@@ -34,6 +64,8 @@ func TestReceiptKeyForward(t *testing.T) {
 	}
 	conv := hexKey(devs[1].list.Cell)
 	early, late := orderKeyOf(d, 1000), orderKeyOf(d, 2000)
+	outAt(t, d, conv, early, Sent)
+	outAt(t, d, conv, late, Stored)
 	m := Message{Direction: Out, Conversation: conv, Order: orderKeyOf(d, 1500)}
 	if d.svc.readBefore(ctx, m) {
 		t.Fatal("read before any receipt")
@@ -74,6 +106,84 @@ func TestReceiptKeyForward(t *testing.T) {
 	}
 }
 
+// TestReceiptKeyCovers: a receipt's key is not kept as named: what is
+// kept is the key of the last message out pending (sent or stored) at
+// or before it when it comes, so that a message written later is not
+// taken read on it; a message in, or one out delivered, does not count;
+// a receipt before every pending message keeps nothing new. The store
+// applies limits, so the pending messages past the key are paged past.
+func TestReceiptKeyCovers(t *testing.T) {
+	devs := newDevices(t, "alice", "bob", "carol")
+	d := devs[0]
+	ctx := t.Context()
+	d.store.mu.Lock()
+	d.store.limits = true
+	d.store.mu.Unlock()
+	d.cons.add("Bob", devs[1].list)
+	d.cons.add("Carol", devs[2].list)
+	c, err := d.cons.Get(ctx, "Bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := hexKey(devs[1].list.Cell)
+	at := func(ms int64) string { return orderKeyOf(d, ms) }
+	outAt(t, d, conv, at(1000), Sent)
+	outAt(t, d, conv, at(1800), Stored)
+	outAt(t, d, conv, at(1900), Delivered)
+	recordAt(t, d, conv, at(1950), In, Sent) // not a message out: another writer's record
+	for i := range int64(3) {
+		outAt(t, d, conv, at(2500+i*100), Sent)   // 2500, 2600, 2700
+		outAt(t, d, conv, at(2550+i*100), Stored) // 2550, 2650, 2750
+	}
+	read := func(ms int64) bool {
+		return d.svc.readBefore(ctx, Message{Direction: Out, Conversation: conv, Order: at(ms)})
+	}
+
+	if err := d.svc.noteReceipt(ctx, c, at(500)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.svc.rkeys.get(ctx, d.svc, conv); ok {
+		t.Fatal("a receipt before every pending message kept a key")
+	}
+	if err := d.svc.noteReceipt(ctx, c, at(2000)); err != nil {
+		t.Fatal(err)
+	}
+	if !read(1800) || read(1801) || read(1950) || read(2000) {
+		t.Fatalf("a receipt up to 2000: read at 1800 %v, 1801 %v, 1950 %v, 2000 %v; want covered up to 1800 (the last pending message out then)",
+			read(1800), read(1801), read(1950), read(2000))
+	}
+	if err := d.svc.noteReceipt(ctx, c, at(500)); err != nil {
+		t.Fatal(err)
+	}
+	if !read(1800) {
+		t.Fatal("a receipt before every pending message took the key back")
+	}
+	if err := d.svc.noteReceipt(ctx, c, at(2600)); err != nil {
+		t.Fatal(err)
+	}
+	if !read(2600) || read(2601) {
+		t.Fatalf("a receipt up to 2600, a message's key: read at 2600 %v, 2601 %v", read(2600), read(2601))
+	}
+	// A receipt a day ahead covers the last message out, not the day.
+	if err := d.svc.noteReceipt(ctx, c, at(86_400_000)); err != nil {
+		t.Fatal(err)
+	}
+	if !read(2750) || read(2751) {
+		t.Fatalf("a receipt a day ahead: read at 2750 %v, 2751 %v", read(2750), read(2751))
+	}
+	// Another contact's conversation holds no pending message: nothing.
+	carol, err := d.cons.Get(ctx, "Carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.svc.noteReceipt(ctx, carol, at(86_400_000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.svc.rkeys.get(ctx, d.svc, hexKey(devs[2].list.Cell)); ok {
+		t.Fatal("a receipt of a contact with no message pending kept a key")
+	}
+}
+
 // TestContactRecordsBound: the records held in memory stay within
 // MaxContactRecords; one dropped is read again from disk.
 func TestContactRecordsBound(t *testing.T) {
@@ -86,7 +196,9 @@ func TestContactRecordsBound(t *testing.T) {
 		return contactservice.Contact{Devices: &contact.DeviceList{Cell: k}}
 	}
 	for i := range MaxContactRecords + 10 {
-		if err := d.svc.noteReceipt(ctx, cell(i), key); err != nil {
+		if _, err := d.svc.rkeys.update(ctx, d.svc, hexKey(cell(i).Cell()), func(receiptKey, bool) (receiptKey, bool) {
+			return receiptKey{upTo: key}, true
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}

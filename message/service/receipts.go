@@ -402,8 +402,9 @@ func (s *Service) receiveReceipt(ctx context.Context, e *peerEntry, v uint64, fr
 	conv, upTo := hex.EncodeToString(c.Cell()), r.UpTo()
 	rec := goDo(func() error {
 		// The key first, on disk before the acknowledgement: a message
-		// still pending that the contact's cell acknowledges later
-		// goes read then (readBefore), not delivered.
+		// pending now at or before the receipt's key that the
+		// contact's cell acknowledges later goes read then
+		// (readBefore), not delivered.
 		if err := s.noteReceipt(ctx, c, upTo); err != nil {
 			return err
 		}

@@ -316,7 +316,7 @@ type Service struct {
 	// receipts is, per contact (cell key, hex) that sent one, where its
 	// last read receipt applied stopped (receipts.go); guarded by kmu.
 	receipts map[string]applied
-	// rkeys is each contact's highest read receipt key (receiptkey.go).
+	// rkeys is the key each contact's read receipts cover (receiptkey.go).
 	rkeys  *contactRecords[receiptKey]
 	wake   chan struct{}
 	ccount courierCounts
