@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/exopeer/exopeer/api"
 	"github.com/exopeer/exopeer/internal/netnstest"
 )
 
@@ -86,7 +88,13 @@ func (sc *scene) send(t *testing.T, from *person, n *netnstest.Node, to *person,
 // ledger has them, and returns how long that took.
 func (sc *scene) shows(t *testing.T, what string, limit time.Duration, ps ...*person) time.Duration {
 	t.Helper()
-	return waitAll(t, nodes(ps...), what, limit, func(n *netnstest.Node) error {
+	return sc.showsOn(t, what, limit, nodes(ps...)...)
+}
+
+// showsOn is shows on the devices ns.
+func (sc *scene) showsOn(t *testing.T, what string, limit time.Duration, ns ...*netnstest.Node) time.Duration {
+	t.Helper()
+	return waitAll(t, ns, what, limit, func(n *netnstest.Node) error {
 		p := ownerOf(sc.people, n)
 		var errs []string
 		for _, q := range sc.people {
@@ -106,13 +114,16 @@ func (sc *scene) shows(t *testing.T, what string, limit time.Duration, ps ...*pe
 
 // offlineAndBack stops Carol's only device; alice1 (`exopeer send`) and
 // bob2 (the API) send to her, told the messages are not delivered, and
-// every device of Alice and Bob shows them pending in `exopeer inbox`;
-// Carol comes back, and every device of the three shows them delivered,
-// once; she answers each (delivered), then reads both conversations
-// (`exopeer read`), and every device of Alice and Bob shows its messages
-// to her read.
+// every device of Alice and Bob shows them pending in `exopeer inbox`.
+// bob2 stops too. Carol comes back: Alice's messages are delivered by
+// their author, alice1, Bob's by bob1 (a device of the cell that did not
+// write them, once its grace has passed: 5 s, as it has the mailbox
+// role, which a cell's founder has), and every device of the three
+// (bob2 restarted) shows them delivered, once; she answers each
+// (delivered), then reads both conversations (`exopeer read`), and every
+// device of Alice and Bob shows its messages to her read.
 func offlineAndBack(t *testing.T, sc *scene, alice, bob, carol *person) {
-	a1, b2, c := alice.nodes[0], bob.nodes[1], carol.nodes[0]
+	a1, b1, b2, c := alice.nodes[0], bob.nodes[0], bob.nodes[1], carol.nodes[0]
 	if _, err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -171,9 +182,23 @@ func offlineAndBack(t *testing.T, sc *scene, alice, bob, carol *person) {
 	})
 	t.Logf("while Carol is away, the devices of Alice and Bob show her messages: %v", states)
 
+	cv, err := call(t, b1.Client.Cell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(cv.Members, func(m api.CellMemberView) bool { return m.Self }); i < 0 || !strings.Contains(cv.Members[i].Roles, "mailbox") {
+		t.Fatalf("node %s has not the mailbox role: %+v", b1.Name, cv.Members)
+	}
+	if _, err := b2.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	c = sc.restart(t, c)
-	sc.figures["offline: Carol's return to every message shown delivered on every device"] =
-		sc.shows(t, "every message once, delivered", deliverLimit, alice, bob, carol).Round(time.Millisecond).String()
+	sc.figures["offline: Carol's return to Alice's messages delivered (their author online)"] =
+		sc.showsOn(t, "every message once, delivered", deliverLimit, a1, alice.nodes[1], c).Round(time.Millisecond).String()
+	sc.figures["offline: Carol's return to Bob's messages delivered (their author stopped: bob1, the mailbox device, delivers)"] =
+		sc.showsOn(t, "every message once, delivered", deliverLimit, b1, c).Round(time.Millisecond).String()
+	b2 = sc.restart(t, b2)
+	sc.shows(t, "every message once, delivered", deliverLimit, alice, bob, carol)
 
 	sc.send(t, carol, c, alice, true)
 	sc.send(t, carol, c, bob, false)
