@@ -253,6 +253,10 @@ func showsConversation(t *testing.T, n *netnstest.Node, p, q *person, want []*ms
 	if err != nil {
 		return err
 	}
+	// A message shown twice stays so: no need to wait.
+	if _, twice := byText(in); len(twice) > 0 {
+		t.Fatalf("node %s: exopeer inbox --contact %s shows more than once: %q", n.Name, q.name, twice)
+	}
 	if len(in) >= 50 {
 		return fmt.Errorf("inbox shows %d messages: the conversation outgrew the inbox's latest 50, and the test cannot check it whole", len(in))
 	}
@@ -262,6 +266,9 @@ func showsConversation(t *testing.T, n *netnstest.Node, p, q *person, want []*ms
 	conv, err := conversation(t, n, q.name)
 	if err != nil {
 		return err
+	}
+	if _, twice := byText(conv); len(twice) > 0 {
+		t.Fatalf("node %s: the conversation with %s holds more than once: %q", n.Name, q.name, twice)
 	}
 	if err := checkShows(p, conv, want, stateOf, true); err != nil {
 		return fmt.Errorf("conversation: %w", err)
