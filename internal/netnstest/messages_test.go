@@ -335,8 +335,8 @@ func shareFile(t *testing.T, sc *scene, alice, bob *person) {
 }
 
 // killWhileSending has alice2 send to Bob through the API and bob1 send
-// to Alice, both in a loop, kills alice2 (SIGKILL) once five of its
-// messages and three of bob1's are delivered, has bob1 send four more
+// to Alice, both in a loop (alice2 three at once), kills alice2 (SIGKILL)
+// once six of its messages and three of bob1's are delivered, has bob1 send four more
 // while alice2 is dead, restarts alice2 on its data dir, and has it send
 // three more with the CLI. The message whose send the kill cut is
 // settled by alice2's record: recorded, it must arrive; not, it never
@@ -344,32 +344,41 @@ func shareFile(t *testing.T, sc *scene, alice, bob *person) {
 func killWhileSending(t *testing.T, sc *scene, alice, bob *person) {
 	book, figures := &sc.book, sc.figures
 	a2, b1 := alice.nodes[1], bob.nodes[0]
-	fifth, third, killed := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	sixth, third, killed := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
+	var mu sync.Mutex
 	var cut []*msg
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for i := range 40 {
-			m := book.add(alice, bob, a2, "before the kill")
-			ctx, cancel := context.WithTimeout(t.Context(), sendLimit)
-			v, err := a2.Client.Send(ctx, bob.name, m.text)
-			cancel()
-			if err != nil {
-				m.maybe = true
-				cut = append(cut, m) // read after wg.Wait
-				t.Logf("node %s: send %d cut: %v", a2.Name, i+1, err)
-				return
+	delivered := 0
+	// Three sends at once, so that the kill finds some under way.
+	for _, line := range []string{"a", "b", "c"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 15 {
+				m := book.addLine(alice, bob, a2, line, "before the kill")
+				ctx, cancel := context.WithTimeout(t.Context(), sendLimit)
+				v, err := a2.Client.Send(ctx, bob.name, m.text)
+				cancel()
+				mu.Lock()
+				if err != nil {
+					m.maybe = true
+					cut = append(cut, m)
+					mu.Unlock()
+					t.Logf("node %s: send %q cut: %v", a2.Name, m.text, err)
+					return
+				}
+				if delivered++; delivered == 6 {
+					close(sixth)
+				}
+				mu.Unlock()
+				if v.State != "delivered" {
+					t.Errorf("node %s: send %q: %+v", a2.Name, m.text, v)
+				}
 			}
-			if v.State != "delivered" {
-				t.Errorf("node %s: send %d: %+v", a2.Name, i+1, v)
-			}
-			if i == 4 {
-				close(fifth)
-			}
-		}
-		t.Errorf("node %s sent 40 messages and was not killed", a2.Name)
-	}()
+			t.Errorf("node %s sent 15 messages and was not killed", a2.Name)
+		}()
+	}
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		after := 0
@@ -400,7 +409,7 @@ func killWhileSending(t *testing.T, sc *scene, alice, bob *person) {
 		}
 		t.Errorf("node %s sent 20 messages and alice2 was not killed", b1.Name)
 	}()
-	for _, c := range []chan struct{}{fifth, third} {
+	for _, c := range []chan struct{}{sixth, third} {
 		select {
 		case <-c:
 		case <-time.After(sendLimit):

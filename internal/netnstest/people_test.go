@@ -50,7 +50,8 @@ type msg struct {
 	from, to *person
 	dev      string // the sending device's host name
 	devID    string // its peer ID
-	seq      int    // its place among the messages dev sent, from 1
+	line     string // dev and, for sends made at once, which one's
+	seq      int    // its place among the messages of line, from 1
 	// maybe: the send was cut by the sending device's death, so the test
 	// cannot know whether it was recorded; settled before the checks.
 	maybe bool
@@ -66,14 +67,21 @@ type ledger struct {
 
 // add notes a message about to be sent from device n of from to to.
 func (l *ledger) add(from, to *person, n *netnstest.Node, what string) *msg {
+	return l.addLine(from, to, n, "", what)
+}
+
+// addLine is add for one of several lines of sends a device makes at
+// once, named line: its messages are in order within the line only.
+func (l *ledger) addLine(from, to *person, n *netnstest.Node, line, what string) *msg {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.seqs == nil {
 		l.seqs = map[string]int{}
 	}
-	l.seqs[n.Name]++
-	m := &msg{from: from, to: to, dev: n.Name, devID: n.ID, seq: l.seqs[n.Name]}
-	m.text = fmt.Sprintf("%s #%d from %s to %s: %s", n.Name, m.seq, from.name, to.name, what)
+	line = n.Name + line
+	l.seqs[line]++
+	m := &msg{from: from, to: to, dev: n.Name, devID: n.ID, line: line, seq: l.seqs[line]}
+	m.text = fmt.Sprintf("%s #%d from %s to %s: %s", line, m.seq, from.name, to.name, what)
 	l.msgs = append(l.msgs, m)
 	return m
 }
@@ -186,7 +194,8 @@ func stateOf(m *msg) string {
 // checkShows checks that views, what device of p shows of its
 // conversation with q, hold each of want exactly once, nothing else,
 // each from its device, in its direction, in the state state(m) gives,
-// and each device's messages in the order it sent them by the order key
+// and each device's messages (of each line of sends it made at once) in
+// the order it sent them by the order key
 // that orders the conversation; and, if listed (a conversation's pages,
 // not the inbox, which lists by last change), in that order.
 func checkShows(p *person, views []api.MessageView, want []*msg, state func(*msg) string, listed bool) error {
@@ -228,10 +237,10 @@ func checkShows(p *person, views []api.MessageView, want []*msg, state func(*msg
 		if m == nil {
 			continue
 		}
-		if m.seq <= last[m.dev] {
-			errs = append(errs, fmt.Errorf("%q orders after message #%d of %s", m.text, last[m.dev], m.dev))
+		if m.seq <= last[m.line] {
+			errs = append(errs, fmt.Errorf("%q orders after message #%d of %s", m.text, last[m.line], m.line))
 		}
-		last[m.dev] = m.seq
+		last[m.line] = m.seq
 	}
 	return errors.Join(errs...)
 }
