@@ -257,7 +257,11 @@ func settled(t *testing.T, ms []*msg, n *netnstest.Node, contact string) ([]*msg
 	held, _ := byText(conv)
 	var out []*msg
 	for _, m := range ms {
-		if _, ok := held[m.text]; ok || !m.maybe {
+		v, ok := held[m.text]
+		if ok {
+			t.Logf("node %s holds %q, cut by the kill, in state %s", n.Name, m.text, v.State)
+		}
+		if ok || !m.maybe {
 			out = append(out, m)
 		}
 	}
