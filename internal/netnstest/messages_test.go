@@ -41,14 +41,16 @@ const sharedName = "report.bin"
 // send` and the API); alice1 shares a file with Bob (`exopeer share`)
 // while bob2 is stopped, and bob2, restarted, reads it byte for byte;
 // alice2 is killed (SIGKILL) while it sends to Bob and Bob sends to
-// Alice, and restarted; Carol stops while Alice and Bob write to her
-// (their inboxes show those messages pending), comes back (they become
-// delivered), answers and reads (every device of the senders shows them
-// read). After each step, every device shows, in `exopeer inbox --contact
-// X --json` and in the conversation the API pages through, every message
-// of its conversations exactly once, from its device, each device's in
-// the order sent, in its state. A step runs only if the ones before it
-// passed.
+// Alice, and restarted; Carol stops while alice1 and bob2 write to her
+// (every device of both shows those messages pending in `exopeer
+// inbox`), bob2 stops too, Carol comes back (alice1 delivers Alice's,
+// bob1 Bob's: every device shows them delivered), answers, and reads
+// (every device of Alice and Bob shows its messages to her read). After
+// each step, every device shows, in `exopeer inbox --contact X --json`
+// and in the conversation the API pages through, every message of its
+// conversations exactly once, from its device, in its state, each
+// device's in the order it sent them. A step runs only if the ones
+// before it passed. It logs the times it measured.
 func TestMessages(t *testing.T) {
 	lan := netnstest.New(t, "alice1", "alice2", "bob1", "bob2", "carol")
 	began := time.Now()
@@ -92,7 +94,8 @@ func TestMessages(t *testing.T) {
 				for _, n := range p.nodes[1:] {
 					code := invite(t, first)
 					var got api.CellView
-					runJSON(t, n, &got, "cell", "join", code, "--member", n.Name, "--timeout", cellLimit.String())
+					// The CLI bounds itself: --timeout + 10 s.
+					runJSONWithin(t, n, cellLimit+callLimit, &got, "cell", "join", code, "--member", n.Name, "--timeout", cellLimit.String())
 					if got.ID != v.ID {
 						t.Fatalf("node %s joined cell %s, want %s", n.Name, got.ID, v.ID)
 					}
@@ -159,10 +162,7 @@ func TestMessages(t *testing.T) {
 				}
 			}
 			figures["contacts on every device"] = waitAll(t, nodes(people...), "both contacts listed", cellLimit, func(n *netnstest.Node) error {
-				var cs []api.ContactView
-				ctx, cancel := context.WithTimeout(t.Context(), callLimit)
-				defer cancel()
-				cs, err := n.Client.Contacts(ctx)
+				cs, err := call(t, n.Client.Contacts)
 				if err != nil {
 					return err
 				}

@@ -114,10 +114,17 @@ func run(t *testing.T, n *netnstest.Node, limit time.Duration, args ...string) n
 	return r
 }
 
-// runJSON runs a CLI verb with --json on n and decodes its output into v.
+// runJSON runs a CLI verb with --json on n, bounded by callLimit, and
+// decodes its output into v.
 func runJSON(t *testing.T, n *netnstest.Node, v any, args ...string) {
 	t.Helper()
-	r := run(t, n, callLimit, append(args, "--json")...)
+	runJSONWithin(t, n, callLimit, v, args...)
+}
+
+// runJSONWithin is runJSON bounded by limit.
+func runJSONWithin(t *testing.T, n *netnstest.Node, limit time.Duration, v any, args ...string) {
+	t.Helper()
+	r := run(t, n, limit, append(args, "--json")...)
 	if err := json.Unmarshal([]byte(r.Stdout), v); err != nil {
 		t.Fatalf("node %s: exopeer %s --json: %v: %q", n.Name, strings.Join(args, " "), err, r.Stdout)
 	}
