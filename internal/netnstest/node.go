@@ -143,7 +143,9 @@ type Node struct {
 // Start runs `exopeer run` on host h, with its own data dir, port Port,
 // mDNS on and debug logs, plus args; it returns once the node has printed
 // its peer ID and its control API answers. When t ends, the node is stopped
-// and, if t failed, its output is logged.
+// and, if t failed, its output is logged. Started again on a host whose
+// node stopped or was killed, it runs on the same data dir (the same peer
+// ID, what it recorded), its stdout starts afresh and its log goes on.
 func (l *LAN) Start(t testing.TB, h *Host, args ...string) *Node {
 	t.Helper()
 	return l.StartEnv(t, h, nil, args...)
@@ -173,7 +175,9 @@ func (l *LAN) StartEnv(t testing.TB, h *Host, env []string, args ...string) *Nod
 		t.Fatal(err)
 	}
 	defer stdout.Close()
-	stderr, err := os.Create(n.log)
+	// Appended to: a node started again on the host's data dir (after a
+	// stop or a kill) keeps the log of the runs before it.
+	stderr, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		p.Close()
 		t.Fatal(err)
