@@ -130,9 +130,9 @@ type Timing struct {
 // DefaultTiming returns the timing used when Config.Timing is zero.
 func DefaultTiming() Timing {
 	return Timing{
-		ProbeInterval:           2 * time.Second,
-		ProbeTimeout:            time.Second,
-		SuspicionMult:           4,
+		ProbeInterval:           time.Second,
+		ProbeTimeout:            500 * time.Millisecond,
+		SuspicionMult:           3,
 		SuspicionMaxTimeoutMult: 6,
 		IndirectChecks:          3,
 		GossipInterval:          200 * time.Millisecond,

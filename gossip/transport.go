@@ -82,6 +82,10 @@ type transport struct {
 	heard  map[peer.ID]time.Time
 	now    func() time.Time // the clock of heard; the Membership's
 	live   map[network.Stream]struct{}
+	// onPacket, if set, reads each packet accepted from an allowed peer
+	// (the Membership's notePacket); called before the packet is handed
+	// on, and must not keep buf.
+	onPacket func(buf []byte)
 }
 
 func newTransport(h host.Host, tag [8]byte, allow func(peer.ID) bool, timing Timing, log *slog.Logger, stats *counters) *transport {
@@ -100,6 +104,16 @@ func newTransport(h host.Host, tag [8]byte, allow func(peer.ID) bool, timing Tim
 	}
 	t.byIP[t.selfIP] = t.self
 	return t
+}
+
+// allowLimited lets gossip's streams ride on a limited (relayed)
+// connection: a member reachable only through a relay is probed, and
+// gossiped with, through it, rather than declared dead because no direct
+// connection can be had. Gossip is small (a probe round is a few packets
+// of at most packetBudget bytes), well within a relay's limits, and the
+// cell's own relays carry it without any (issue 15).
+func allowLimited(ctx context.Context) context.Context {
+	return network.WithAllowLimitedConn(ctx, "exopeer gossip")
 }
 
 // start registers the stream handlers.
@@ -245,7 +259,7 @@ func (t *transport) sendPacket(id peer.ID, frame []byte) {
 	defer func() { <-t.sem }()
 	ctx, cancel := context.WithTimeout(t.ctx, t.timing.PacketTimeout)
 	defer cancel()
-	s, err := t.h.NewStream(ctx, id, ProtocolPacket)
+	s, err := t.h.NewStream(allowLimited(ctx), id, ProtocolPacket)
 	if err != nil {
 		t.stats.packetsFailed.Add(1)
 		t.log.Debug("gossip packet not sent", "peer", id, "err", err)
@@ -288,7 +302,7 @@ func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 	defer t.wg.Done()
 	ctx, cancel := context.WithTimeout(t.ctx, timeout)
 	defer cancel()
-	s, err := t.h.NewStream(ctx, id, ProtocolStream)
+	s, err := t.h.NewStream(allowLimited(ctx), id, ProtocolStream)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: open stream to %s: %w", id, err)
 	}
@@ -355,6 +369,9 @@ func (t *transport) handlePacket(s network.Stream) {
 	// Heard from before the close, which the sender sees.
 	t.heardFrom(id, t.now())
 	t.stats.packetsReceived.Add(1)
+	if t.onPacket != nil {
+		t.onPacket(buf)
+	}
 	_ = c.Close()
 	// The timestamp is memberlist's: it measures round trips with it
 	// against its own reading of the runtime's clock.
@@ -429,7 +446,7 @@ func (t *transport) Shutdown() error {
 type counters struct {
 	packetsSent, packetsReceived, packetsDropped, packetsFailed    atomic.Uint64
 	refusedOutbound, rejectedInbound, rejectedNodes, eventsDropped atomic.Uint64
-	badBroadcasts                                                  atomic.Uint64
+	badBroadcasts, suspectedLost, lostUnknown                      atomic.Uint64
 }
 
 var _ memberlist.NodeAwareTransport = (*transport)(nil)

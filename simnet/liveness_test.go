@@ -1,0 +1,81 @@
+package simnet
+
+import (
+	"context"
+	"math"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/gossip"
+)
+
+// suspicionMin is memberlist's shortest suspicion of a member in a cell of
+// n nodes with the default timing: SuspicionMult × max(1, log10(n)) ×
+// ProbeInterval.
+func suspicionMin(n int) time.Duration {
+	t := gossip.DefaultTiming()
+	scale := 1.0
+	if l := math.Log10(float64(n)); l > 1 {
+		scale = l
+	}
+	return time.Duration(float64(t.SuspicionMult) * scale * float64(t.ProbeInterval))
+}
+
+// TestCrashSuspectedOnDisconnect: a crashed member, whose connections all
+// close, is seen dead by every other member within the shortest suspicion
+// plus a gossip round or two: each member suspects it as its last
+// connection closes, rather than when its turn to be probed comes (one
+// member in n per probe interval) and then waits out an unconfirmed
+// suspicion.
+func TestCrashSuspectedOnDisconnect(t *testing.T) {
+	const seed, size = 11, 50
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		nodes := makeCell(t, ctx, n, size)
+		waitAlive(t, nodes, 2*time.Minute)
+		time.Sleep(10 * time.Second) // past the joins' gossip
+		victim := nodes[1+n.Rand("victim").IntN(size-1)]
+		live := without(nodes, []*Node{victim})
+		var before uint64
+		for _, nd := range live {
+			before += nd.Peer().Cell().Gossip().Stats().SuspectedLost
+		}
+		crashAt := time.Now()
+		if err := n.Crash(victim); err != nil {
+			t.Fatalf("seed %d: Crash: %v", seed, err)
+		}
+		bound := suspicionMin(size) + 2*time.Second
+		at := awaitViews(live, time.Minute, func(_ *Node, seen map[peer.ID]gossip.State) bool {
+			return seen[victim.ID] == gossip.StateDead
+		})
+		var suspected, unknown uint64
+		for _, nd := range live {
+			st := nd.Peer().Cell().Gossip().Stats()
+			suspected += st.SuspectedLost
+			unknown += st.LostUnknown
+		}
+		t.Logf("seed %d: %d live members suspected node %d on disconnect, %d without its incarnation", seed, suspected-before, victim.Index, unknown)
+		var slowest time.Duration
+		for _, nd := range live {
+			if d, ok := at[nd.ID]; ok {
+				slowest = max(slowest, d.Sub(crashAt))
+			}
+		}
+		t.Logf("seed %d: the last member saw it dead after %v (virtual), bound %v", seed, slowest, bound)
+		for _, nd := range live {
+			d, ok := at[nd.ID]
+			if !ok {
+				t.Errorf("seed %d: node %d never saw crashed node %d dead", seed, nd.Index, victim.Index)
+				continue
+			}
+			if took := d.Sub(crashAt); took > bound {
+				t.Errorf("seed %d: node %d saw crashed node %d dead after %v (virtual), want at most %v", seed, nd.Index, victim.Index, took, bound)
+			}
+		}
+	})
+}
