@@ -27,6 +27,53 @@
 // any time, also while gossip runs, never twice; one registry outlives
 // the Memberships that use it.
 //
+// # Liveness
+//
+// Failure detection is memberlist's (SWIM with Lifeguard): each node
+// probes one member per Timing.ProbeInterval, round robin, asks
+// IndirectChecks others to probe it when it does not answer, and then
+// suspects it; a suspected member that hears of it refutes (a new
+// incarnation), and one that does not is declared failed when the
+// suspicion times out: SuspicionMult × max(1, log10(n)) probe intervals
+// once SuspicionMult−2 other members confirmed it, up to
+// SuspicionMaxTimeoutMult times that while nobody does.
+//
+// Liveness also follows the libp2p connections. When this node loses its
+// last connection to a member (the host's Disconnected notification, and
+// the network's Connectedness NotConnected when the check runs: a
+// connection that replaced it, or a relayed one, keeps it), it suspects
+// that member at once, without waiting for its turn to be probed: it hands
+// memberlist a suspect message of its own, as a failed probe would make.
+// memberlist gossips it, starts its suspicion timer and counts the other
+// members' suspicions as confirmations, so that when a member crashes,
+// every member connected to it suspects it at the same moment and each
+// declares it failed after the shortest suspicion. This is sound for the
+// same reason SWIM's own suspicions are: a suspicion is not a verdict. A
+// member that is alive but was cut off from this node hears of the
+// suspicion from the others (gossip, and the suspect message memberlist
+// sends with its probes of a suspected member) and refutes it; a flapping
+// link costs a refutation per drop (TestSimFlappingLinkNoFailure: 30 drops,
+// no failure). Only a member that nobody can reach for a whole suspicion
+// is declared failed, as before.
+//
+// memberlist takes a suspicion only at the member's current incarnation
+// or above, and does not expose incarnations. The transport therefore
+// decrypts each packet it receives from an allowed peer (it holds the
+// keyring) and reads the incarnations of the alive, suspect and dead
+// messages in it, alone or in a compound message; it keeps the highest
+// seen of each allowed member (at most 4096, pruned by Refresh, dropped
+// when the member leaves or fails). A member whose incarnation it has not
+// seen is left to the probes (Stats.LostUnknown). The queue of lost peers
+// to check holds each peer once, allowed peers only, at most 4096; the
+// suspicions made count in Stats.SuspectedLost.
+//
+// The transport's streams may use limited connections
+// (network.WithAllowLimitedConn): a member reachable only through a
+// circuit relay is probed, and gossiped with, over it, and is not declared
+// dead for want of a direct connection. A relay with default limits ends
+// such a connection after 2 minutes or 128 KiB; the lost connection then
+// makes a suspicion that the member refutes once libp2p reconnects.
+//
 // # Security
 //
 // Three layers protect the cell. libp2p authenticates every connection's
@@ -161,7 +208,7 @@
 // memberlist's health awareness (up to 8 times it on a node that has seen
 // failed probes). Measured on loopback with 200 ms probes and a member
 // down: one probeNode goroutine, gone 0.4–0.5 s after Close. With the
-// default timing, allow up to 2 s, 16 s in the worst case, before checking
+// default timing, allow up to 1 s, 8 s in the worst case, before checking
 // for leaked goroutines, or ignore that function. memberlist's suspicion
 // and ack timers may also fire after Close (timers, not goroutines, until
 // they fire); what they report is ignored.
