@@ -87,9 +87,11 @@ type Config struct {
 // The defaults suit a cell of a few to a few dozen devices spread over the
 // internet, some behind relays: probes every 1 s with a 750 ms timeout (a
 // relayed round trip can take a few hundred milliseconds, and each probe
-// opens a stream each way; a member whose every link had a 770 ms round
-// trip was declared dead with 500 ms), suspicion for 3 probe intervals
-// times log10(cell size) (at least 3 s, 5.1 s at 50 members, up to 6
+// opens a stream each way; a late ack still counts until the end of the
+// probe round, so a member whose round trip to every other is below the
+// probe interval stays alive, and one above it, 1.2 s say, is declared
+// dead, which the 2 s interval before issue 15 tolerated), suspicion for
+// 3 probe intervals times log10(cell size) (at least 3 s, 5.1 s at 50 members, up to 6
 // times that while nobody confirms), quick gossip (every 200 ms, to 3
 // members, only when there is something to say) and a full state exchange
 // every 30 s. A crashed member whose connections close is suspected at
@@ -101,7 +103,7 @@ type Config struct {
 // 18–28 s to detect in a 50-member cell.)
 type Timing struct {
 	ProbeInterval           time.Duration // between two probes of this node; default 1 s
-	ProbeTimeout            time.Duration // wait for a direct ack; default 750 ms, or half ProbeInterval if less; must be below ProbeInterval
+	ProbeTimeout            time.Duration // wait for a direct ack; default 750 ms, or three quarters of ProbeInterval if less; must be below ProbeInterval
 	SuspicionMult           int           // suspicion timeout = SuspicionMult × max(1, log10(n)) × ProbeInterval; default 3
 	SuspicionMaxTimeoutMult int           // upper bound of the suspicion timeout, as a multiple of it; default 6
 	IndirectChecks          int           // members asked to probe on our behalf; default 3
@@ -169,7 +171,7 @@ func (t Timing) withDefaults() Timing {
 		}
 	}
 	dur(&t.ProbeInterval, d.ProbeInterval)
-	dur(&t.ProbeTimeout, min(d.ProbeTimeout, t.ProbeInterval/2))
+	dur(&t.ProbeTimeout, min(d.ProbeTimeout, t.ProbeInterval*3/4))
 	num(&t.SuspicionMult, d.SuspicionMult)
 	num(&t.SuspicionMaxTimeoutMult, d.SuspicionMaxTimeoutMult)
 	num(&t.IndirectChecks, d.IndirectChecks)

@@ -70,7 +70,9 @@
 // The transport's streams may use limited connections
 // (network.WithAllowLimitedConn): a member reachable only through a
 // circuit relay is probed, and gossiped with, over it, and is not declared
-// dead for want of a direct connection. A relay with default limits ends
+// dead for want of a direct connection, as long as its round trip stays
+// below Timing.ProbeInterval (a late ack counts until the end of the probe
+// round; TestSlowMemberNotFailed in simnet). A relay with default limits ends
 // such a connection after 2 minutes or 128 KiB; the lost connection then
 // makes a suspicion that the member refutes once libp2p reconnects.
 //

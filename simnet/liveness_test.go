@@ -85,9 +85,10 @@ func TestCrashSuspectedOnDisconnect(t *testing.T) {
 // crashes and is declared dead.
 func TestSlowMemberNotFailed(t *testing.T) {
 	const seed, size, slow = 12, 10, 3
-	// A round trip of 770 ms, as through a relay far away: a probe
-	// timeout of 500 ms (tried first) failed this member; the default
-	// 750 ms does not.
+	// A round trip of 770 ms, as through a relay far away: above the
+	// probe timeout, below the probe interval (1 s), until whose end a
+	// late ack still counts. With a 700 ms interval this member is
+	// declared dead, and so it is with a 1.2 s round trip.
 	const oneWay = 385 * time.Millisecond
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
