@@ -85,7 +85,7 @@ type Config struct {
 // under it. The zero value of a field means its default (DefaultTiming).
 //
 // The defaults suit a cell of a few to a few dozen devices spread over the
-// internet, some behind relays: probes every 1 s with a 750 ms timeout (a
+// internet, some behind relays: probes every 1 s with a 500 ms timeout (a
 // relayed round trip can take a few hundred milliseconds, and each probe
 // opens a stream each way; a late ack still counts until the end of the
 // probe round, so a member whose round trip to every other is below the
@@ -103,7 +103,7 @@ type Config struct {
 // 18–28 s to detect in a 50-member cell.)
 type Timing struct {
 	ProbeInterval           time.Duration // between two probes of this node; default 1 s
-	ProbeTimeout            time.Duration // wait for a direct ack; default 750 ms, or three quarters of ProbeInterval if less; must be below ProbeInterval
+	ProbeTimeout            time.Duration // wait for a direct ack; default 500 ms, or three quarters of ProbeInterval if less; must be below ProbeInterval
 	SuspicionMult           int           // suspicion timeout = SuspicionMult × max(1, log10(n)) × ProbeInterval; default 3
 	SuspicionMaxTimeoutMult int           // upper bound of the suspicion timeout, as a multiple of it; default 6
 	IndirectChecks          int           // members asked to probe on our behalf; default 3
@@ -140,7 +140,7 @@ type Timing struct {
 func DefaultTiming() Timing {
 	return Timing{
 		ProbeInterval:           time.Second,
-		ProbeTimeout:            750 * time.Millisecond,
+		ProbeTimeout:            500 * time.Millisecond,
 		SuspicionMult:           3,
 		SuspicionMaxTimeoutMult: 6,
 		IndirectChecks:          3,

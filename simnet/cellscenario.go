@@ -36,7 +36,7 @@ type CellOptions struct {
 }
 
 // SlowLinkLatency is the one-way latency of a slow link (SlowLinks): its
-// round trip, 800 ms, is above gossip's default probe timeout (750 ms), so
+// round trip, 800 ms, is above gossip's default probe timeout (500 ms), so
 // that a direct probe over it fails and the indirect probes and
 // refutations must keep its ends alive.
 const SlowLinkLatency = 400 * time.Millisecond
