@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -173,6 +174,9 @@ func encodeSuspect(s mlSuspectMsg) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// maxRedials bounds the redials of lost members under way at once.
+const maxRedials = 16
+
 // maxIncarnations bounds incTable, as maxSeqs bounds seqTable.
 const maxIncarnations = 4096
 
@@ -278,9 +282,18 @@ func (m *Membership) followConnectivity() {
 		}
 		clear(m.lost)
 		m.lmu.Unlock()
+		// Concurrently, each redial bounded by the probe timeout: a
+		// crash of several members costs one timeout, not one each.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, maxRedials)
 		for _, id := range lost {
-			m.suspectLost(id)
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				m.suspectLost(id)
+			})
 		}
+		wg.Wait()
 	}
 }
 
@@ -289,6 +302,16 @@ func (m *Membership) followConnectivity() {
 // and its incarnation is known.
 func (m *Membership) suspectLost(id peer.ID) {
 	if m.h.Network().Connectedness(id) != network.NotConnected {
+		return
+	}
+	// One redial first, within the probe timeout: a connection that
+	// dropped while the member is reachable (a NAT's idle timeout, a
+	// network change, a relay's limit) comes back, and no suspicion is
+	// needed. A crashed member's redial fails, usually at once.
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timing.ProbeTimeout)
+	err := m.h.Connect(allowLimited(ctx), peer.AddrInfo{ID: id})
+	cancel()
+	if err == nil {
 		return
 	}
 	m.mu.Lock()

@@ -219,32 +219,21 @@ func TestSimDisconnectSuspects(t *testing.T) {
 	})
 }
 
-// TestSimFlappingLinkNoFailure: a link whose connection drops every few
-// seconds (and comes back at once, the peers being reachable) makes its
-// ends suspect each other, and each refutes: nobody is declared failed.
-func TestSimFlappingLinkNoFailure(t *testing.T) {
+// TestSimDropRedialed: a connection that drops while the member stays
+// reachable is redialled, and the member is not suspected.
+func TestSimDropRedialed(t *testing.T) {
 	bubble(t, func(t *testing.T) {
-		seed := testSeed(t, 33)
-		c := newSimCell(t, seed, 6)
-		c.awaitConvergence(2*time.Minute, all(6)...)
-		r := newRand(seed, "flap")
-		a := r.IntN(6)
-		b := (a + 1 + r.IntN(5)) % 6
-		var suspected uint64
-		for range 30 {
-			_ = c.mn.DisconnectPeers(c.ids[a], c.ids[b])
-			time.Sleep(time.Duration(500+r.IntN(3000)) * time.Millisecond)
+		seed := testSeed(t, 34)
+		c := newSimCell(t, seed, 4)
+		c.awaitConvergence(2*time.Minute, all(4)...)
+		for range 10 {
+			_ = c.mn.DisconnectPeers(c.ids[0], c.ids[1])
+			time.Sleep(2 * time.Second)
 		}
-		time.Sleep(30 * time.Second)
 		for i, m := range c.ms {
-			suspected += m.Stats().SuspectedLost
-			if n := c.events[i].count(EventFailed); n != 0 {
-				t.Errorf("seed %d: node %d had %d Failed events while the link %d–%d flapped", seed, i, n, a, b)
+			if n := m.Stats().SuspectedLost; n != 0 {
+				t.Errorf("seed %d: node %d suspected %d members whose connection dropped but came back", seed, i, n)
 			}
 		}
-		if suspected == 0 {
-			t.Errorf("seed %d: no member was suspected as its connection dropped: the test tests nothing", seed)
-		}
-		t.Logf("seed %d: link %d–%d dropped 30 times; %d suspicions on disconnect, no failure", seed, a, b, suspected)
 	})
 }
