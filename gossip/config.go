@@ -71,7 +71,8 @@ type Config struct {
 	// own log lines. nil: discard.
 	Logger *slog.Logger
 
-	// Rand is the source of broadcast IDs; nil: the system's. memberlist
+	// Rand is the source of broadcast IDs and of the nonces of the suspect
+	// messages this node makes on a lost connection; nil: the system's. memberlist
 	// keeps its own randomness (which member to probe or gossip to, the
 	// keyring's nonces).
 	Rand io.Reader

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -331,7 +330,7 @@ func (m *Membership) suspectLost(id peer.ID) {
 		m.log.Debug("gossip suspect", "peer", id, "err", err)
 		return
 	}
-	buf, err := encryptPacket(m.keyring.GetPrimaryKey(), msg, rand.Reader)
+	buf, err := encryptPacket(m.keyring.GetPrimaryKey(), msg, m.rand)
 	if err != nil {
 		m.log.Debug("gossip suspect", "peer", id, "err", err)
 		return
