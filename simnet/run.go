@@ -25,6 +25,10 @@ type Options struct {
 	// Entries is how many entries each node appends (chain), or how
 	// many mutations each store node makes (store).
 	Entries int
+	// Minutes, if not zero, makes the messages scenario the people
+	// scenario (ScenarioPeople) over that many virtual minutes, with
+	// Nodes people.
+	Minutes int
 	// BlobSize is the blob's size in bytes (blob); 0: the scenario's
 	// default, 256 MiB.
 	BlobSize int64
@@ -83,6 +87,9 @@ var Scenarios = map[string]Scenario{
 		}
 		defer os.RemoveAll(dir)
 		defer n.Close() // before the directory goes
+		if o.Minutes > 0 {
+			return ScenarioPeople(ctx, n, PeopleOptions{People: o.Nodes, Minutes: o.Minutes, Dir: dir})
+		}
 		return ScenarioMessages(ctx, n, MessageOptions{People: o.Nodes, PerPair: o.Entries, Dir: dir})
 	},
 }
