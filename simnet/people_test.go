@@ -9,7 +9,7 @@ import (
 
 // peopleCI is the people scenario small enough for `go test ./simnet`
 // that still has every case.
-var peopleCI = PeopleOptions{People: 7, Minutes: 20, Pairs: 5, PerHour: 9, ShareEvery: 6, MaxFile: 64 << 10}
+var peopleCI = PeopleOptions{People: 10, Minutes: 40, Pairs: 8, PerHour: 6, ShareEvery: 6, MaxFile: 256 << 10}
 
 // TestMessagesPeopleScale: the people scenario at the size of CI: an
 // always-on device with the mailbox role, phones online a few minutes at

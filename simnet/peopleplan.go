@@ -104,12 +104,14 @@ type planDevice struct {
 	down     []window // an always-on device's crashes
 }
 
-// online reports whether the device is up for all of [t, t+d).
+// online reports whether the device is up for all of [t, t+d), and
+// has been for sessionWarmup (its restart done, its DHT and contacts
+// reconnecting).
 func (d planDevice) online(t, d2 time.Duration) bool {
 	if d.alwaysOn {
-		return !slices.ContainsFunc(d.down, func(w window) bool { return w.from < t+d2 && t < w.to })
+		return !slices.ContainsFunc(d.down, func(w window) bool { return w.from < t+d2 && t < w.to+sessionWarmup })
 	}
-	return slices.ContainsFunc(d.on, func(w window) bool { return w.from <= t && t+d2 <= w.to })
+	return slices.ContainsFunc(d.on, func(w window) bool { return w.from+sessionWarmup <= t && t+d2 <= w.to })
 }
 
 // plannedSend is one message of a talk: at its time, from device dev of
@@ -149,7 +151,7 @@ const (
 	// sendMargin: a send starts only on a device that stays up that
 	// long, so that no send races its device's going off.
 	sendMargin = time.Minute
-	// sessionWarmup: a phone sends no sooner than this after it came
+	// sessionWarmup: a device sends no sooner than this after it came
 	// on (its DHT and contacts reconnect first).
 	sessionWarmup = 20 * time.Second
 )
@@ -207,11 +209,11 @@ func planPeople(rnd func(purpose string) *rand.Rand, o PeopleOptions) peoplePlan
 			if k == kindNight {
 				off = period / 2
 			}
-			for range 1 + r.IntN(2) {
+			for j := range 1 + r.IntN(2) {
 				var on []window
 				for start := time.Duration(0); start < p.span; start += period {
-					if r.IntN(5) == 0 {
-						continue // a period without a session
+					if j > 0 && r.IntN(5) == 0 {
+						continue // a period without a session of the second phone
 					}
 					length := seconds(r, 2*time.Minute, min(6*time.Minute, half))
 					at := start + off + seconds(r, 0, half-length)
@@ -347,7 +349,7 @@ func (p peoplePlan) sendable(who int, t time.Duration, r *rand.Rand) (time.Durat
 	for t < p.sendEnd {
 		var up []int
 		for i, d := range p.devices[who] {
-			if d.online(t, sendMargin) && (d.alwaysOn || d.online(t-sessionWarmup, sessionWarmup)) {
+			if d.online(t, sendMargin) {
 				up = append(up, i)
 			}
 		}
@@ -360,7 +362,7 @@ func (p peoplePlan) sendable(who int, t time.Duration, r *rand.Rand) (time.Durat
 				// a phone's session starts, or a crash ends
 				at := w.from + sessionWarmup
 				if d.alwaysOn {
-					at = w.to
+					at = w.to + sessionWarmup
 				}
 				if at > t && at < next {
 					next = at
