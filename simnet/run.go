@@ -169,7 +169,8 @@ func sampleHeap() (stop func() (heap, live uint64)) {
 }
 
 // Main runs one scenario from a program, as `exopeer-sim` does, prints its
-// report to stdout (JSON if asJSON) and exits the process: 0 if the
+// report to stdout (JSON if asJSON; a failed run's too, when the scenario
+// got far enough to name itself in it) and exits the process: 0 if the
 // scenario ran, 1 if it failed. synctest runs only under a *testing.T, so
 // the scenario runs as the one test of testing.Main, the entry point the
 // testing package keeps for programs that run tests themselves. Main never
@@ -190,16 +191,20 @@ func Main(name string, cfg Config, o Options, asJSON bool, stdout, stderr io.Wri
 	_ = flag.CommandLine.Parse(nil)
 	test := func(t *testing.T) {
 		rep, err := RunInBubble(t, s, cfg, o)
+		// A failed run's report, when it has one, says what failed.
+		var werr error
+		if err == nil || rep.Scenario != "" {
+			if asJSON {
+				werr = rep.WriteJSON(stdout)
+			} else {
+				werr = rep.WriteText(stdout)
+			}
+		}
 		if err != nil {
 			t.Fatalf("scenario %s (seed %d): %v", name, cfg.Seed, err)
 		}
-		if asJSON {
-			err = rep.WriteJSON(stdout)
-		} else {
-			err = rep.WriteText(stdout)
-		}
-		if err != nil {
-			t.Fatal(err)
+		if werr != nil {
+			t.Fatal(werr)
 		}
 	}
 	testing.Main(func(string, string) (bool, error) { return true, nil },
