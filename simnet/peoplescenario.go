@@ -115,6 +115,7 @@ type peopleRun struct {
 	sentAt  map[string]time.Time // message ID → when its Send began
 	shares  []*share
 	mailbox messages.MailboxStats // summed over the devices' ended lives
+	lag     time.Duration         // the latest an event ran after its time
 }
 
 // share is a file sent in a message, and when a device of the
@@ -269,11 +270,55 @@ func (p peoplePlan) events() []peopleEvent {
 }
 
 // drive runs the plan's events at their times, then, at the end of the
-// workload, heals every cut and brings every device back.
+// workload, heals every cut and brings every device back. Each device's
+// events, and the partitions, run in order on a goroutine of their own,
+// so that a crash or a restart that takes a while (virtual) delays no
+// other device's.
 func (w *peopleRun) drive(ctx context.Context) error {
 	pr := w.rep.People
+	byKey := map[[2]int][]peopleEvent{}
+	var keys [][2]int
 	for _, e := range w.plan.events() {
+		k := [2]int{e.who, e.dev}
+		if e.who < 0 {
+			k = [2]int{-1, -1}
+		}
+		if byKey[k] == nil {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], e)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(keys))
+	for i, k := range keys {
+		wg.Go(func() { errs[i] = w.run(ctx, byKey[k]) })
+	}
+	wg.Wait()
+	time.Sleep(time.Until(w.start.Add(w.plan.span)))
+	w.n.Heal()
+	for _, p := range w.people {
+		for _, nd := range p.devices {
+			if !nd.Up() {
+				if err := w.n.Restart(ctx, nd); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	w.mu.Lock()
+	pr.EventLagMs = ms(w.lag)
+	w.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// run runs the events evs, in order, each at its time.
+func (w *peopleRun) run(ctx context.Context, evs []peopleEvent) error {
+	pr := w.rep.People
+	for _, e := range evs {
 		time.Sleep(time.Until(w.start.Add(e.at)))
+		w.mu.Lock()
+		w.lag = max(w.lag, time.Since(w.start.Add(e.at)))
+		w.mu.Unlock()
 		switch {
 		case e.who < 0 && e.up:
 			w.n.Heal()
@@ -283,7 +328,7 @@ func (w *peopleRun) drive(ctx context.Context) error {
 				side = append(side, w.people[who].devices...)
 			}
 			w.n.Partition(side)
-			pr.Partitions++
+			w.count(&pr.Partitions)
 		case e.up:
 			if err := w.n.Restart(ctx, w.people[e.who].devices[e.dev]); err != nil {
 				return err
@@ -293,24 +338,19 @@ func (w *peopleRun) drive(ctx context.Context) error {
 				return err
 			}
 			if w.plan.devices[e.who][e.dev].alwaysOn {
-				pr.Crashes++
+				w.count(&pr.Crashes)
 			} else {
-				pr.PhoneSessions++
-			}
-		}
-	}
-	time.Sleep(time.Until(w.start.Add(w.plan.span)))
-	w.n.Heal()
-	for _, p := range w.people {
-		for _, nd := range p.devices {
-			if !nd.Up() {
-				if err := w.n.Restart(ctx, nd); err != nil {
-					return err
-				}
+				w.count(&pr.PhoneSessions)
 			}
 		}
 	}
 	return nil
+}
+
+func (w *peopleRun) count(n *int) {
+	w.mu.Lock()
+	*n++
+	w.mu.Unlock()
 }
 
 // down crashes nd, its mailbox counts kept first.
