@@ -63,9 +63,9 @@ func TestMessagesPeopleScale(t *testing.T) {
 // TestPeoplePlan: one seed, one plan; two seeds, two. For every seed of
 // 0 to 19, at the size of CI and at the (100 people, an hour),
 // the plan has every case: people with an always-on device and with
-// phones only, phone sessions, a pair never online together with
-// messages both ways, a file shared, a crash and a partition; and a
-// pair it calls apart has no device online together.
+// phones only, phone sessions, messages between a pair never online
+// together, a file shared, a crash and a partition; and a pair it calls
+// apart has no device online together.
 func TestPeoplePlan(t *testing.T) {
 	rnd := func(seed uint64) func(string) *rand.Rand { return (&Net{cfg: Config{Seed: seed}}).Rand }
 	o := peopleCI.withDefaults()
