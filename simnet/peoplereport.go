@@ -80,6 +80,10 @@ type PeopleReport struct {
 	MailboxRecords int `json:"mailboxRecords"`
 	PrekeyRecords  int `json:"prekeyRecords"`
 	OtherRecords   int `json:"otherRecords"`
+	// PhoneRecords is how many of them phones hold: a phone is a DHT
+	// client, so no one puts records on it, but kad-dht keeps a copy of
+	// each record its own node puts.
+	PhoneRecords int `json:"phoneRecords"`
 	// Bytes written on streams from the start of the workload to the
 	// end of the final phase, by protocol family, and per message.
 	Bytes           int64            `json:"bytes"`
@@ -214,8 +218,8 @@ func (w *peopleRun) report(ctx context.Context, counts checkCounts, files fileCo
 	w.rep.Timings["converge"] = NewDist([]float64{pr.ConvergedMs})
 
 	m := w.mailbox
-	for _, p := range w.people {
-		for _, nd := range p.devices {
+	for who, p := range w.people {
+		for dev, nd := range p.devices {
 			if pp := nd.Peer(); pp != nil {
 				st := pp.Messages().Mailbox()
 				m.Reads, m.Writes, m.Stored, m.Received, m.Acked = m.Reads+st.Reads, m.Writes+st.Writes, m.Stored+st.Stored, m.Received+st.Received, m.Acked+st.Acked
@@ -224,6 +228,9 @@ func (w *peopleRun) report(ctx context.Context, counts checkCounts, files fileCo
 			pr.MailboxRecords += mb
 			pr.PrekeyRecords += pk
 			pr.OtherRecords += other
+			if !w.plan.devices[who][dev].alwaysOn {
+				pr.PhoneRecords += mb + pk + other
+			}
 		}
 	}
 	pr.MailboxReads, pr.MailboxWrites, pr.MailboxStored, pr.MailboxReceived, pr.MailboxAcked = m.Reads, m.Writes, m.Stored, m.Received, m.Acked
@@ -282,7 +289,7 @@ func (r *PeopleReport) writeText(w io.Writer) {
 	fmt.Fprintf(w, "churn\t%d phone sessions ended, %d crashes, %d partitions (each at most %.1f s late); every device whole %.1f s after the workload\n", r.PhoneSessions, r.Crashes, r.Partitions, r.EventLagMs/1000, r.ConvergedMs/1000)
 	fmt.Fprintf(w, "checks\t%d duplicates, %d out of order, %d unknown, %d missing; files: %d not held whole, %d wrong\n", r.Duplicates, r.OrderViolations, r.Unknown, r.Missing, r.FilesMissing, r.FilesWrong)
 	fmt.Fprintf(w, "mailboxes\t%d slot reads, %d writes; %d messages stored, %d received, %d acked\n", r.MailboxReads, r.MailboxWrites, r.MailboxStored, r.MailboxReceived, r.MailboxAcked)
-	fmt.Fprintf(w, "DHT records\t%d mailbox slots, %d prekey bundles, %d others (replicas counted)\n", r.MailboxRecords, r.PrekeyRecords, r.OtherRecords)
+	fmt.Fprintf(w, "DHT records\t%d mailbox slots, %d prekey bundles, %d others (replicas counted; %d on phones)\n", r.MailboxRecords, r.PrekeyRecords, r.OtherRecords, r.PhoneRecords)
 	var by []string
 	seen := map[string]bool{}
 	for _, f := range protocolFamilies {
