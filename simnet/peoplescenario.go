@@ -125,13 +125,12 @@ type share struct {
 	cap    blob.Capability
 	held   int64 // the bytes of the blob's blocks, as the sender holds them
 	sum    [32]byte
-	size   int
 	heldAt time.Time
 }
 
 // setUp starts the devices, the always-on ones first (each bootstraps
 // from up to three of them and its cell's admin), forms the cells,
-// makes the pairs contacts, and waits until each phone's prekey bundle
+// makes the pairs contacts, and waits until each device's prekey bundle
 // is on the DHT.
 func (w *peopleRun) setUp(ctx context.Context) error {
 	pr := w.rep.People
@@ -428,7 +427,7 @@ func (w *peopleRun) shareFile(ctx context.Context, nd *Node, name string, size i
 	if err != nil {
 		return nil, err
 	}
-	return &share{cap: f.Cap, held: f.Held, sum: sha256.Sum256(data), size: size}, nil
+	return &share{cap: f.Cap, held: f.Held, sum: sha256.Sum256(data)}, nil
 }
 
 // watchShares notes, every 30 s until ctx ends, when a device of each
