@@ -56,6 +56,8 @@ type Report struct {
 	Blob *BlobReport `json:"blob,omitempty"`
 	// Messages is what the messages scenario counted; nil for the others.
 	Messages *MessagesReport `json:"messages,omitempty"`
+	// People is what the people scenario counted; nil for the others.
+	People *PeopleReport `json:"people,omitempty"`
 	// Failures lists a sample of what failed, for diagnosis.
 	Failures []string `json:"failures,omitempty"`
 }
@@ -194,6 +196,9 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "checks\t%d duplicates, %d order violations, %d missing, %d unknown; %d acknowledgements lost\n", m.Duplicates, m.OrderViolations, m.Missing, m.Unknown, m.AckLost)
 		fmt.Fprintf(tw, "delivery\tp50 %.1f ms  p99 %.1f ms (virtual)\n", m.LatencyP50Ms, m.LatencyP99Ms)
 		fmt.Fprintf(tw, "faults\t%d partitions, %d crashes; every device whole %.1f ms after the last send\n", m.Partitions, m.Crashes, m.ConvergedMs)
+	}
+	if p := r.People; p != nil {
+		p.writeText(tw)
 	}
 	if r.PeakHeap > 0 {
 		fmt.Fprintf(tw, "peak heap\t%.1f MiB (%.1f KiB per node); live %.1f MiB (%.1f KiB per node)\n",
