@@ -6,12 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/protocol/autonatv2"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/dht"
 )
 
@@ -144,5 +146,36 @@ func TestNodeReach(t *testing.T) {
 	})
 	if got := n.Reach(); got.Overall != ReachPrivate {
 		t.Fatalf("Reach() = %s, want private", show(got))
+	}
+}
+
+// TestNATOptions: AutoNAT v1's service and AutoNAT v2 are on; port
+// mapping is off unless the config turns it on, and off in the default
+// config and in the tests' loopback config.
+func TestNATOptions(t *testing.T) {
+	on := datadir.DefaultConfig().Network
+	on.PortMapping = true
+	tests := []struct {
+		name    string
+		cfg     datadir.NetworkConfig
+		mapping bool
+	}{
+		{"default config", datadir.DefaultConfig().Network, false},
+		{"zero config", datadir.NetworkConfig{}, false},
+		{"port_mapping = true", on, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c libp2p.Config
+			if err := c.Apply(natOptions(tt.cfg)...); err != nil {
+				t.Fatal(err)
+			}
+			if !c.EnableAutoNATv2 || !c.AutoNATConfig.EnableService {
+				t.Errorf("AutoNAT v2 %v, v1 service %v; want both on", c.EnableAutoNATv2, c.AutoNATConfig.EnableService)
+			}
+			if got := c.NATManager != nil; got != tt.mapping {
+				t.Errorf("port mapping %v, want %v", got, tt.mapping)
+			}
+		})
 	}
 }
