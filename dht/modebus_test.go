@@ -213,3 +213,55 @@ func TestModeBus(t *testing.T) {
 		b.setReachability(network.ReachabilityPrivate) // no subscriber: no block
 	})
 }
+
+// TestModeBusWildcard: a subscription to every event type
+// (event.WildcardSubscription) on the DHT's bus sees reachability as any
+// other subscriber of this bus does: from SetReachability, never from the
+// host bus's own emitters (AutoNAT v1), as modeBus's doc promises for
+// every event type but that one. (Not in a synctest bubble: go-libp2p's
+// wildcard subscription leaves a goroutine behind on Close.)
+func TestModeBusWildcard(t *testing.T) {
+	hostBus := eventbus.NewBus()
+	b := newModeBus(hostBus)
+	b.setReachability(network.ReachabilityPrivate)
+	sub, err := b.Subscribe(event.WildcardSubscription)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	v1, err := hostBus.Emitter(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v1.Close()
+	if err := v1.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPublic}); err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := hostBus.Emitter(new(event.EvtLocalAddressesUpdated))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer addrs.Close()
+	if err := addrs.Emit(event.EvtLocalAddressesUpdated{Diffs: true}); err != nil {
+		t.Fatal(err)
+	}
+	var reach []event.EvtLocalReachabilityChanged
+	others := 0
+	for quiet := time.After(500 * time.Millisecond); ; {
+		select {
+		case e := <-sub.Out():
+			if r, ok := e.(event.EvtLocalReachabilityChanged); ok {
+				reach = append(reach, r)
+			} else {
+				others++
+			}
+			continue
+		case <-quiet:
+		}
+		break
+	}
+	want := []event.EvtLocalReachabilityChanged{{Reachability: network.ReachabilityPrivate}}
+	if fmt.Sprint(reach) != fmt.Sprint(want) || others != 1 {
+		t.Fatalf("reachability events %+v and %d others, want %+v (SetReachability's only) and the host's EvtLocalAddressesUpdated", reach, others, want)
+	}
+}
