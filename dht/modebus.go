@@ -48,11 +48,20 @@ func (b *modeBus) Subscribe(evtTypes any, opts ...event.SubscriptionOpt) (event.
 		}
 		rest = append(rest, t)
 	}
-	if !reach {
+	// Every type includes reachability: the host's bus's is dropped
+	// (forward) and this bus's delivered.
+	wild := evtTypes == event.WildcardSubscription
+	if !reach && !wild {
 		return b.Bus.Subscribe(evtTypes, opts...)
 	}
 	s := &modeSub{b: b, out: make(chan any, 16), wake: make(chan struct{}, 1), done: make(chan struct{})}
-	if len(rest) > 0 {
+	if wild {
+		inner, err := b.Bus.Subscribe(evtTypes, opts...)
+		if err != nil {
+			return nil, err
+		}
+		s.inner = inner
+	} else if len(rest) > 0 {
 		inner, err := b.Bus.Subscribe(rest, opts...)
 		if err != nil {
 			return nil, err
@@ -126,6 +135,9 @@ func (s *modeSub) forward() {
 			if !ok {
 				in = nil
 				continue
+			}
+			if _, is := e.(event.EvtLocalReachabilityChanged); is {
+				continue // the host's (a wildcard subscription): not ours
 			}
 			ev = e
 		case <-s.wake:
