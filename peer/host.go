@@ -202,8 +202,8 @@ func buildHost(priv crypto.PrivKey, cfg datadir.NetworkConfig) (host.Host, error
 }
 
 // natOptions are the host's options for NAT: AutoNAT v1 (the client, and
-// the service for others) still drives go-libp2p's relay service and
-// AutoRelay; AutoNAT v2 (client and server) judges each address, and its
+// the service for others; the client's verdict would drive go-libp2p's
+// relay service and AutoRelay, neither of which is enabled); AutoNAT v2 (client and server) judges each address, and its
 // verdicts set the node's reachability and DHT mode (reachWatch). Port
 // mapping (UPnP / NAT-PMP) only when cfg.PortMapping is on: it asks the
 // router on the LAN, which no test may do.
