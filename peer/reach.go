@@ -126,7 +126,8 @@ func isRelayed(a ma.Multiaddr) bool {
 
 // dhtReachability is what the DHT is told (dht.DHT.SetReachability): in
 // dht.ModeAuto its WAN table is a server exactly while this is public,
-// that is while some address is confirmed reachable.
+// that is while some address is confirmed reachable (or, reachWatch's
+// hysteresis, was and is only undecided again since).
 func dhtReachability(r Reachability) network.Reachability {
 	switch r {
 	case ReachPublic:

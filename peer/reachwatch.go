@@ -55,8 +55,17 @@ func (w *reachWatch) Start(ctx context.Context) error {
 }
 
 // follow takes each verdict until the subscription closes.
+//
+// The DHT is told with some hysteresis: an address once reachable that
+// AutoNAT v2 calls unknown again (its confidence dipped: mixed answers, as
+// from a server that cannot dial out; it is probed again at once) still
+// counts as reachable for the DHT until it is judged unreachable or
+// leaves, so that the WAN table is not demoted and promoted at each dip
+// (each demotion resets inbound DHT streams and has peers drop the node
+// from their tables). Reach reports the verdicts as they are.
 func (w *reachWatch) follow(sub event.Subscription, prev Reachability) {
 	defer w.wg.Done()
+	held := make(map[string]bool) // reachable, or unknown since
 	for e := range sub.Out() {
 		ev, ok := e.(event.EvtHostReachableAddrsChanged)
 		if !ok {
@@ -71,7 +80,21 @@ func (w *reachWatch) follow(sub event.Subscription, prev Reachability) {
 			w.log.Info("reachability changed", "from", prev, "to", r.Overall)
 			prev = r.Overall
 		}
-		w.tell(dhtReachability(r.Overall))
+		next := make(map[string]bool, len(ev.Reachable))
+		for _, a := range ev.Reachable {
+			if a != nil {
+				next[a.String()] = true
+			}
+		}
+		tell := r.Overall
+		for _, a := range ev.Unknown {
+			if a != nil && held[a.String()] {
+				next[a.String()] = true
+				tell = ReachPublic
+			}
+		}
+		held = next
+		w.tell(dhtReachability(tell))
 	}
 }
 
