@@ -25,6 +25,9 @@ func TestMessageCheck(t *testing.T) {
 		{from: 0, to: 1, seq: 2, id: "a2", text: "p00 to p01, text 1"},
 		{from: 1, to: 0, seq: 0, id: "b0", text: "p01 to p00, text 0"},
 		{from: 2, to: 0, seq: 0, id: "c0", text: "p02 to p00, text 0"},
+		// A send of text 0 cut by its device's crash before it told
+		// the message's ID (talk logs every attempt).
+		{from: 0, to: 1, seq: 3, text: "p00 to p01, text 0", err: lost},
 	} {
 		l.add(a)
 	}
