@@ -73,8 +73,8 @@ func ScenarioPeople(ctx context.Context, n *Net, o PeopleOptions) (Report, error
 		return w.rep, driveErr
 	}
 
-	// The final phase: every device online, every cut healed.
-	w.final = time.Now()
+	// The final phase (from w.final, set by drive before it heals and
+	// restarts): every device online, every cut healed.
 	var counts checkCounts
 	var files fileCounts
 	_, ok := pollUntil(o.Deadline, 30*time.Second, func() bool {
@@ -294,6 +294,9 @@ func (w *peopleRun) drive(ctx context.Context) error {
 	}
 	wg.Wait()
 	time.Sleep(time.Until(w.start.Add(w.plan.span)))
+	// The final phase starts here: what arrives while the devices come
+	// back (two phones apart, both on again) arrived in it.
+	w.final = time.Now()
 	w.n.Heal()
 	for _, p := range w.people {
 		for _, nd := range p.devices {
