@@ -484,7 +484,7 @@ type fileCounts struct {
 }
 
 // checkFiles checks every share: held whole on every device of the
-// recipient's cell; with bytes, that the first device reads the bytes
+// recipient's cell; with bytes, that each of them reads the bytes
 // shared.
 func (w *peopleRun) checkFiles(ctx context.Context, readBytes bool) fileCounts {
 	w.mu.Lock()
@@ -492,7 +492,7 @@ func (w *peopleRun) checkFiles(ctx context.Context, readBytes bool) fileCounts {
 	w.mu.Unlock()
 	var c fileCounts
 	for _, s := range shares {
-		for i, nd := range w.people[s.a.to].devices {
+		for _, nd := range w.people[s.a.to].devices {
 			held, err := holdsWhole(ctx, nd, s)
 			if !held {
 				c.missing++
@@ -501,7 +501,7 @@ func (w *peopleRun) checkFiles(ctx context.Context, readBytes bool) fileCounts {
 				}
 				continue
 			}
-			if !readBytes || i > 0 {
+			if !readBytes {
 				continue
 			}
 			if sum, err := readSum(ctx, nd, s.cap); err != nil || sum != s.sum {
