@@ -20,11 +20,12 @@ import (
 // the first device of the recipient's cell that recorded the message",
 // and a device's record of when it received a message does not move
 // later. Which of the two records the chain keeps is a tie between
-// concurrent entries, so several seeds run; a seed where Bob's first
+// concurrent entries (about one seed in five keeps the second), so 24
+// seeds run; a seed where Bob's first
 // phone does not read the mailbox is logged and passes.
 func TestMessagesReceivedFirst(t *testing.T) {
 	checked := 0
-	for _, seed := range []uint64{1, 3, 4, 5, 7, 9} {
+	for seed := range uint64(24) {
 		dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 		synctest.Test(t, func(t *testing.T) {
 			if receivedFirst(t, seed, dirs) {
