@@ -217,6 +217,9 @@ func planPeople(rnd func(purpose string) *rand.Rand, o PeopleOptions) peoplePlan
 					}
 					length := seconds(r, 2*time.Minute, min(6*time.Minute, half))
 					at := start + off + seconds(r, 0, half-length)
+					if at >= p.span {
+						continue // the run ends within the period's first half
+					}
 					on = append(on, window{at, min(at+length, p.span)})
 				}
 				ds = append(ds, planDevice{on: on})

@@ -73,8 +73,8 @@ func ScenarioPeople(ctx context.Context, n *Net, o PeopleOptions) (Report, error
 		return w.rep, driveErr
 	}
 
-	// The final phase: every device online, every cut healed.
-	w.final = time.Now()
+	// The final phase (from w.final, set by drive before it heals and
+	// restarts): every device online, every cut healed.
 	var counts checkCounts
 	var files fileCounts
 	_, ok := pollUntil(o.Deadline, 30*time.Second, func() bool {
@@ -294,6 +294,9 @@ func (w *peopleRun) drive(ctx context.Context) error {
 	}
 	wg.Wait()
 	time.Sleep(time.Until(w.start.Add(w.plan.span)))
+	// The final phase starts here: what arrives while the devices come
+	// back (two phones apart, both on again) arrived in it.
+	w.final = time.Now()
 	w.n.Heal()
 	for _, p := range w.people {
 		for _, nd := range p.devices {
@@ -481,7 +484,7 @@ type fileCounts struct {
 }
 
 // checkFiles checks every share: held whole on every device of the
-// recipient's cell; with bytes, that the first device reads the bytes
+// recipient's cell; with bytes, that each of them reads the bytes
 // shared.
 func (w *peopleRun) checkFiles(ctx context.Context, readBytes bool) fileCounts {
 	w.mu.Lock()
@@ -489,7 +492,7 @@ func (w *peopleRun) checkFiles(ctx context.Context, readBytes bool) fileCounts {
 	w.mu.Unlock()
 	var c fileCounts
 	for _, s := range shares {
-		for i, nd := range w.people[s.a.to].devices {
+		for _, nd := range w.people[s.a.to].devices {
 			held, err := holdsWhole(ctx, nd, s)
 			if !held {
 				c.missing++
@@ -498,7 +501,7 @@ func (w *peopleRun) checkFiles(ctx context.Context, readBytes bool) fileCounts {
 				}
 				continue
 			}
-			if !readBytes || i > 0 {
+			if !readBytes {
 				continue
 			}
 			if sum, err := readSum(ctx, nd, s.cap); err != nil || sum != s.sum {

@@ -112,6 +112,8 @@ func run(_ context.Context, cmd *cli.Command) error {
 		return usageError{"--minutes is for the messages scenario"}
 	case cmd.Int("minutes") > 0 && nodes < 5 && cmd.IsSet("nodes"):
 		return usageError{"--people must be at least 5 with --minutes"}
+	case cmd.Int("minutes") > 0 && cmd.IsSet("entries"):
+		return usageError{"--entries is not for the people scenario (--minutes)"}
 	case cmd.Int64("size") < 1:
 		return usageError{"--size must be at least 1 (MiB)"}
 	}

@@ -44,6 +44,7 @@ func TestUsageErrors(t *testing.T) {
 		{"negative minutes", []string{"messages", "--minutes=-1"}, "--minutes must not be negative"},
 		{"minutes for another scenario", []string{"chain", "--minutes", "5"}, "--minutes is for the messages scenario"},
 		{"too few people for minutes", []string{"messages", "--minutes", "5", "--people", "4"}, "--people must be at least 5 with --minutes"},
+		{"entries with minutes", []string{"messages", "--minutes", "5", "--entries", "10"}, "--entries is not for the people scenario (--minutes)"},
 		{"unknown flag", []string{"chain", "--colour"}, "flag provided but not defined: -colour"},
 		{"bad seed", []string{"chain", "--seed", "x"}, `invalid value "x" for flag -seed`},
 		{"flag without its value", []string{"chain", "--seed"}, "flag needs an argument: --seed"},

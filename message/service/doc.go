@@ -467,7 +467,11 @@
 // Created (the time it was first recorded), so the store reads nothing
 // to keep it; it reads it once before "delivered", which a read receipt
 // applied meanwhile must not take back (Advances); the receiver reads
-// first (a message may come again).
+// first (a message may come again). A message in is received when its
+// cell first recorded it: the store keeps a trait's earliest Created
+// (store's package doc), and a record read shows it as Received, so two
+// devices that record it apart (one from a mailbox, the other later from
+// the sender's courier) show the first's time once their chains merge.
 //
 // # Stored state
 //
