@@ -57,7 +57,8 @@
 // entries as well (its puts with a Created after the maximum of its own
 // and its entity's deletes); State keeps the puts of it that a later
 // delete could leave the earliest (those that no put after them matches
-// with a Created as early), so a delete that arrives late cuts the set as
+// with a Created as early; of one entry's, the earliest only: no other
+// entry sorts between them), so a delete that arrives late cuts the set as
 // if it had come first. A maximum and a minimum do not depend on the
 // order their elements are seen in, and an entry's validity depends on
 // the entry alone, so the state is a function of the set of entries: a

@@ -63,24 +63,37 @@ type first struct {
 // addFirst adds the put at a, created at c (not zero), to fs, the puts
 // that no other put dominates (one after it in chain order with a Created
 // as early or earlier: every delete that leaves the first leaves the
-// other, which is no later). fs is in chain order, so their Created
-// times increase strictly: fs[0] is the earliest. The same put twice
-// changes nothing.
+// other, which is no later; or one of the same entry with an earlier
+// Created, or as early and before it: no other entry sorts between two
+// operations of one entry, so a delete leaves both or neither, and one
+// of the entry's own deletes is applied in its order, before the puts
+// after it). fs is in chain order, so their Created times increase
+// strictly, one put an entry at most: fs[0] is the earliest. The same
+// put twice changes nothing.
 func addFirst(fs []first, a at, c time.Time) []first {
 	for _, f := range fs {
-		if f.at.compare(a) >= 0 && !f.created.After(c) {
+		if f.at.compare(a) == 0 || dominates(f.at, f.created, a, c) {
 			return fs
 		}
 	}
 	out := make([]first, 0, len(fs)+1)
 	for _, f := range fs {
-		if f.at.compare(a) < 0 && !f.created.Before(c) {
+		if dominates(a, c, f.at, f.created) {
 			continue // dominated by the new one
 		}
 		out = append(out, f)
 	}
 	i, _ := slices.BinarySearchFunc(out, a, func(f first, a at) int { return f.at.compare(a) })
 	return slices.Insert(out, i, first{at: a, created: c})
+}
+
+// dominates reports whether the put at a created at c makes the one at b
+// created at d count for nothing in a trait's Created (addFirst).
+func dominates(a at, c time.Time, b at, d time.Time) bool {
+	if a.pos.Compare(b.pos) == 0 { // one entry
+		return c.Before(d) || c.Equal(d) && a.op < b.op
+	}
+	return a.compare(b) > 0 && !c.After(d)
 }
 
 // cutFirsts drops the puts of fs before a (a delete at a).

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,24 +27,35 @@ type firstPut struct {
 	created time.Time
 }
 
-// add adds the put at a, created at c (not zero): nothing if a put at or
-// after it has a Created as early; else it drops the puts before it that
-// are no earlier.
+// add adds the put at a, created at c (not zero): nothing if a put
+// dominates it (store.State's rule: one after it with a Created as
+// early, or one of the same entry with an earlier Created, or as early
+// and before it: no other entry sorts between two operations of one
+// entry); else it drops the puts it dominates.
 func (f *firsts) add(a at, c time.Time) {
 	for _, p := range f.puts {
-		if p.at.compare(a) >= 0 && !p.created.After(c) {
+		if p.at.compare(a) == 0 || dominates(p.at, p.created, a, c) {
 			return
 		}
 	}
 	out := make([]firstPut, 0, len(f.puts)+1)
 	for _, p := range f.puts {
-		if p.at.compare(a) < 0 && !p.created.Before(c) {
+		if dominates(a, c, p.at, p.created) {
 			continue
 		}
 		out = append(out, p)
 	}
 	i, _ := slices.BinarySearchFunc(out, a, func(p firstPut, a at) int { return p.at.compare(a) })
 	f.puts = slices.Insert(out, i, firstPut{at: a, created: c})
+}
+
+// dominates reports whether the put at a created at c makes the one at b
+// created at d count for nothing in a trait's Created (add).
+func dominates(a at, c time.Time, b at, d time.Time) bool {
+	if a.clock == b.clock && bytes.Equal(a.key, b.key) { // one entry
+		return c.Before(d) || c.Equal(d) && a.op < b.op
+	}
+	return a.compare(b) > 0 && !c.After(d)
 }
 
 // cut drops the puts before a, a delete's place.
