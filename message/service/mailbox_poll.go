@@ -2,14 +2,20 @@ package service
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
+
+	ds "github.com/ipfs/go-datastore"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	contactservice "github.com/exopeer/exopeer/contact/service"
+	"github.com/exopeer/exopeer/message/mailbox"
 )
 
 // Poll periods of the reader (Config.MailboxPoll, MailboxPollMax,
@@ -75,9 +81,12 @@ func (st pollState) step(ev pollEvent, now time.Time, connected bool, base, ceil
 }
 
 // runMailbox is the reader's goroutine (started by Start when mailboxes
-// are wired in, waited for by Close): a poll of the whole window at
-// start (again at the next poll while all its lookups fail: the DHT may have no
-// peers yet) and every Config.MailboxFullPoll; in between, every
+// are wired in, waited for by Close): a poll of the window at start
+// (again at the next poll while all its lookups fail: the DHT may have
+// no peers yet), the whole window (mailbox.ReadEpochs) when this device
+// last read it whole Config.MailboxFullPoll ago or more (wholeKey, on
+// disk: across restarts), else the epochs since the one before it last
+// did; the whole window every MailboxFullPoll; in between, every
 // Config.MailboxPoll and at each wake-up (a courier pass that found a
 // contact unreachable), a poll of the current epoch of the contacts
 // whose steady poll is due (step); each round also puts again the
@@ -86,7 +95,7 @@ func (s *Service) runMailbox() {
 	defer s.wg.Done()
 	ctx := s.ctx
 	full := true
-	lastFull := time.Time{}
+	whole := s.readWhole(ctx)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -97,17 +106,25 @@ func (s *Service) runMailbox() {
 		case <-s.mstate.wake:
 		}
 		now := s.cfg.Now()
-		if full || now.Sub(lastFull) >= s.cfg.MailboxFullPoll {
-			full, lastFull = true, now
+		all := whole.IsZero() || now.Sub(whole) >= s.cfg.MailboxFullPoll || now.Before(whole)
+		full = full || all
+		var oldest uint64 // the window's first
+		if full && !all {
+			oldest = max(mailbox.Epoch(whole), 1) - 1
 		}
 		failed, reads := s.mcount.refused[dhtReason].Load(), s.mcount.reads.Load()
-		s.mailboxPoll(ctx, full)
+		s.mailboxPoll(ctx, full, oldest)
 		// A poll whose every lookup failed (a DHT with no peers yet, at
 		// start) does not count as the full one: the next is full. One
 		// that failed for some slots only counts (else one slot that
 		// never answers would make every poll full).
 		failed, reads = s.mcount.refused[dhtReason].Load()-failed, s.mcount.reads.Load()-reads
-		full = full && reads > 0 && failed >= reads
+		done := full && !(reads > 0 && failed >= reads)
+		full = full && !done
+		if done && all && ctx.Err() == nil {
+			whole = now
+			s.writeWhole(ctx, now)
+		}
 		s.rePutDue(ctx)
 		timer.Stop()
 		select {
@@ -118,10 +135,66 @@ func (s *Service) runMailbox() {
 	}
 }
 
+// wholeKey holds when this device last read the whole window of every
+// contact (runMailbox): version (1) = 1, Unix ms (8, two's complement).
+var wholeKey = ds.NewKey("/messages/mailboxwhole")
+
+const wholeVersion = 1
+
+// encodeWhole is the record of wholeKey for t.
+func encodeWhole(t time.Time) []byte {
+	return binary.BigEndian.AppendUint64([]byte{wholeVersion}, uint64(t.UnixMilli()))
+}
+
+// decodeWhole reads a record of wholeKey.
+func decodeWhole(b []byte) (time.Time, error) {
+	if len(b) != 9 || b[0] != wholeVersion {
+		return time.Time{}, fmt.Errorf("message: whole poll record of %d bytes, version %d: %w", len(b), firstByte(b), errCorruptWhole)
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[1:]))), nil
+}
+
+var errCorruptWhole = errors.New("message: corrupt whole poll record")
+
+func firstByte(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	return int(b[0])
+}
+
+// readWhole returns when this device last read the whole window; zero
+// when it never did, or the record cannot be read or does not decode
+// (logged): then the next poll reads it whole.
+func (s *Service) readWhole(ctx context.Context) time.Time {
+	b, err := s.ds.Get(ctx, wholeKey)
+	if errors.Is(err, ds.ErrNotFound) {
+		return time.Time{}
+	}
+	if err != nil {
+		s.log.Warn("whole poll record not read", "err", err)
+		return time.Time{}
+	}
+	t, err := decodeWhole(b)
+	if err != nil {
+		s.log.Warn("whole poll record refused", "err", err)
+		return time.Time{}
+	}
+	return t
+}
+
+// writeWhole records that this device read the whole window at t.
+func (s *Service) writeWhole(ctx context.Context, t time.Time) {
+	if err := s.ds.Put(ctx, wholeKey, encodeWhole(t)); err != nil {
+		s.log.Warn("whole poll record not written", "err", err)
+	}
+}
+
 // mailboxPoll reads the slots of every contact with a mailbox key whose
-// steady poll is due, or of all of them (full), and steps each one read
-// (mailboxRead, step).
-func (s *Service) mailboxPoll(ctx context.Context, full bool) {
+// steady poll is due, or of all of them (full: from the epoch oldest, or
+// the window's first if later), and steps each one read (mailboxRead,
+// step).
+func (s *Service) mailboxPoll(ctx context.Context, full bool, oldest uint64) {
 	if _, err := s.cellKey(); err != nil {
 		return
 	}
@@ -144,7 +217,7 @@ func (s *Service) mailboxPoll(ctx context.Context, full bool) {
 			continue
 		}
 		ev := polledEmpty
-		if s.mailboxRead(ctx, c, full) {
+		if s.mailboxRead(ctx, c, full, oldest) {
 			ev = polledNews
 		}
 		if ctx.Err() != nil {

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -9,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/message/mailbox"
 )
 
 // TestPollStep: the steady poll's rule, event by event.
@@ -200,4 +204,65 @@ func testMailboxPollBack(t *testing.T) {
 		t.Fatalf("alice polled bob's slot at minutes %v, want %v", got, want)
 	}
 	_ = alice.svc.Close()
+}
+
+// TestMailboxStartPollRecent: a device restarted within
+// MailboxFullPoll of its last poll of the whole window (on disk) reads
+// at start the epochs from the day before that poll's only; the whole
+// window again when that poll is MailboxFullPoll old, and at once at a
+// start after a record that does not decode.
+func TestMailboxStartPollRecent(t *testing.T) { bubble(t, testMailboxStartPollRecent) }
+
+func testMailboxStartPollRecent(t *testing.T) {
+	alice, bob, m := mailboxPair(t)
+	_ = bob.svc.Close()
+	day := mailbox.Epoch(time.Now())
+	old := slotAt(t, bob, alice, day-3, 0).RecordKey()
+	yesterday := slotAt(t, bob, alice, day-1, 0).RecordKey()
+	polled := func(what string, key string, want bool) {
+		t.Helper()
+		before := m.getsOf(key)
+		_ = alice.svc.Close()
+		alice.start(t)
+		synctest.Wait()
+		if got := m.getsOf(key) > before; got != want {
+			t.Fatalf("%s: the start poll looked up the slot: %v, want %v", what, got, want)
+		}
+	}
+	time.Sleep(30 * time.Minute)
+	polled("30 min after a whole poll, 3 days ago", old, false)
+	polled("30 min after a whole poll, the day before", yesterday, true)
+	before := m.getsOf(old)
+	time.Sleep(31 * time.Minute)
+	synctest.Wait()
+	if m.getsOf(old) == before {
+		t.Fatal("61 min after the last whole poll, the slot of 3 days ago was not looked up")
+	}
+	if err := alice.ds.Put(t.Context(), wholeKey, []byte{wholeVersion, 1}); err != nil {
+		t.Fatal(err)
+	}
+	polled("a record that does not decode", old, true)
+	_ = alice.svc.Close()
+}
+
+// FuzzDecodeWhole: any stored bytes are a time or an error, never a
+// panic; a time decoded encodes back to its bytes.
+func FuzzDecodeWhole(f *testing.F) {
+	f.Add(encodeWhole(time.UnixMilli(946_684_800_000)))
+	f.Add(encodeWhole(time.UnixMilli(-1)))
+	f.Add([]byte{wholeVersion})
+	f.Add([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w, err := decodeWhole(b)
+		if err != nil {
+			if !errors.Is(err, errCorruptWhole) {
+				t.Fatalf("an error not errCorruptWhole: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(encodeWhole(w), b) {
+			t.Fatal("a decoded record does not encode back to its bytes")
+		}
+	})
 }

@@ -13,7 +13,7 @@ import (
 
 // mailboxRead reads the slots of the contact c → this cell, for each key
 // of this cell a contact may write with, of the current epoch or (full)
-// of every epoch of mailbox.ReadEpochs, at most MailboxReadMax records
+// of every epoch of mailbox.ReadEpochs from oldest on, at most MailboxReadMax records
 // and MailboxReadBytes per key. Of each slot it takes the frames for
 // this device, which it hands to the receive path as if they came on a
 // stream from their sealing device, and the acks, whose messages it
@@ -22,7 +22,7 @@ import (
 // another device of this cell are left for it; a frame the receive path
 // refuses is left (counted), to expire. It reports whether it found
 // something new of c's (takeSlot).
-func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, full bool) bool {
+func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, full bool, oldest uint64) bool {
 	now := s.cfg.Now()
 	own, err := s.cellKey()
 	if err != nil {
@@ -36,6 +36,7 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 	if !full {
 		first = last
 	}
+	first = max(first, min(oldest, last))
 	var acks []mailbox.Entry
 	var seen []byte // the newest key of this cell under which c wrote
 	var seenEpoch uint64
