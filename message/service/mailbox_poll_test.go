@@ -266,3 +266,34 @@ func FuzzDecodeWhole(f *testing.F) {
 		}
 	})
 }
+
+// TestMailboxPollMidnight: the steady poll reads the current epoch only,
+// and a contact's interval is up to MailboxPollMax (16 min): a slot the
+// contact wrote in the minutes before midnight (after this device's last
+// steady poll of that day) is read by no steady poll after midnight,
+// only by the next whole-window poll, up to MailboxFullPoll (an hour)
+// later. Here the last steady poll of the day is at 23:46, the next at
+// 00:02 reads the new day only, and the day before is looked up again
+// only at the full poll of 00:30.
+func TestMailboxPollMidnight(t *testing.T) { bubble(t, testMailboxPollMidnight) }
+
+func testMailboxPollMidnight(t *testing.T) {
+	time.Sleep(30 * time.Minute) // the full polls at half past
+	alice, bob, m := mailboxPair(t)
+	_ = bob.svc.Close()
+	if err := alice.h.Network().ClosePeer(bob.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	day := mailbox.Epoch(time.Now())
+	key := slotAt(t, bob, alice, day, 0).RecordKey()
+	midnight := time.Unix(int64(day+1)*int64(mailbox.EpochLength/time.Second), 0)
+	time.Sleep(time.Until(midnight.Add(-13 * time.Minute))) // 23:47
+	synctest.Wait()
+	before := m.getsOf(key)
+	time.Sleep(33 * time.Minute) // 00:20
+	synctest.Wait()
+	if m.getsOf(key) == before {
+		t.Error("between 23:47 and 00:20 alice did not look up bob's slot of the day before midnight (written to maybe after her last poll of it)")
+	}
+	_ = alice.svc.Close()
+}
