@@ -139,7 +139,8 @@
 // writes the slot back at the next sequence number without the entries it
 // recorded (Without). How often is the shell's (message/service doc.go,
 // "Blind mailboxes", Reading): the whole of ReadEpochs hourly; in
-// between, the current epoch only (a writer writes no other), of each
+// between, the current epoch (a writer writes no other; the one before
+// too near its start, for a write after the last poll of it), of each
 // contact at an interval that grows while its polls find nothing.
 //
 // A new key epoch of either cell changes the pair's secret, and two cells

@@ -259,7 +259,9 @@
 // nothing new appears in an epoch read after it ended; a day covers a
 // writer's clock behind). A start or whole poll whose every lookup
 // failed (a DHT with no peers yet) is made again at the next round. In
-// between, the current epoch of each contact whose steady poll is due,
+// between, the current epoch of each contact whose steady poll is due
+// (and the day before, within Config.MailboxPollMax of midnight: the
+// contact may have written there after this device's last poll of it),
 // looked at every Config.MailboxPoll (1 min). The steady poll adapts per
 // contact (mailbox_poll.go, step, a pure rule): a contact writes to this
 // cell's slots only when its courier reached no device of this cell, so

@@ -88,7 +88,8 @@ func (st pollState) step(ev pollEvent, now time.Time, connected bool, base, ceil
 // disk: across restarts), else the epochs since the one before it last
 // did; the whole window every MailboxFullPoll; in between, every
 // Config.MailboxPoll and at each wake-up (a courier pass that found a
-// contact unreachable), a poll of the current epoch of the contacts
+// contact unreachable), a poll of the current epoch (mailboxRead: and
+// the one before near midnight) of the contacts
 // whose steady poll is due (step); each round also puts again the
 // records due (rePutDue).
 func (s *Service) runMailbox() {

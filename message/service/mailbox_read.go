@@ -12,7 +12,8 @@ import (
 )
 
 // mailboxRead reads the slots of the contact c → this cell, for each key
-// of this cell a contact may write with, of the current epoch or (full)
+// of this cell a contact may write with, of the current epoch (and the
+// one before it within Config.MailboxPollMax of midnight) or (full)
 // of every epoch of mailbox.ReadEpochs from oldest on, at most MailboxReadMax records
 // and MailboxReadBytes per key. Of each slot it takes the frames for
 // this device, which it hands to the receive path as if they came on a
@@ -34,7 +35,9 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 	}
 	first, last := mailbox.ReadEpochs(now)
 	if !full {
-		first = last
+		// The epoch of the contact's previous steady poll too (at most
+		// MailboxPollMax ago): the contact may have written there after it.
+		first = max(first, mailbox.Epoch(now.Add(-s.cfg.MailboxPollMax)))
 	}
 	first = max(first, min(oldest, last))
 	var acks []mailbox.Entry

@@ -288,6 +288,7 @@ func testMailboxWriteBound(t *testing.T) {
 func TestMailboxReadBound(t *testing.T) { bubble(t, testMailboxReadBound) }
 
 func testMailboxReadBound(t *testing.T) {
+	time.Sleep(time.Hour) // past MailboxPollMax of midnight: a steady poll reads one epoch
 	alice, bob, m := mailboxPair(t)
 	_ = alice.svc.Close()
 	_ = bob.svc.Close()
