@@ -297,3 +297,33 @@ func testMailboxPollMidnight(t *testing.T) {
 	}
 	_ = alice.svc.Close()
 }
+
+// TestMailboxPollBackFlood: MaxSeenDevices other peers connecting to
+// this host within a round (fresh IDs are free; a busy DHT server takes
+// that many inbound connections from strangers) fill the devices
+// remembered seen, and a device of the contact connecting then is not
+// remembered: its contact's steady poll stays at its long interval
+// (here polled at 30, not 21), though it is the event that matters.
+func TestMailboxPollBackFlood(t *testing.T) { bubble(t, testMailboxPollBackFlood) }
+
+func testMailboxPollBackFlood(t *testing.T) {
+	alice, bob, m := mailboxPair(t)
+	_ = bob.svc.Close()
+	if err := alice.h.Network().ClosePeer(bob.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	got := pollMinutes(t, alice, m, slotOf(t, bob, alice, 0).RecordKey(), 40, func(i int) {
+		if i == 20 {
+			for j := range MaxSeenDevices {
+				alice.svc.seenDevice(peer.ID(fmt.Sprint("stranger", j))) // as the notifee, for inbound connections
+			}
+			if _, err := bob.h.Network().DialPeer(t.Context(), alice.h.ID()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if want := []int{0, 2, 6, 14, 21, 37}; !slices.Equal(got, want) {
+		t.Fatalf("alice polled bob's slot at minutes %v, want %v", got, want)
+	}
+	_ = alice.svc.Close()
+}
