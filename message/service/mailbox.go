@@ -134,8 +134,10 @@ type mailboxState struct {
 	// key (hex): at most MaxContactRecords.
 	polls map[string]pollState
 	// seen are the devices connected to this host since the last round
-	// (at most MaxSeenDevices).
-	seen map[peer.ID]struct{}
+	// (at most MaxSeenDevices); seenAll, that more were (mailbox_poll.go,
+	// backSeen).
+	seen    map[peer.ID]struct{}
+	seenAll bool
 	// refused are the frame entries the receive path refused (at most
 	// MaxRefusedFrames, the oldest forgotten first: order).
 	refused map[refusedFrame]bool

@@ -29,7 +29,10 @@ const (
 // MaxSeenDevices bounds the devices remembered between two polls as
 // connected to this host (each brings its contacts' steady poll back to
 // Config.MailboxPoll); past it, the others are not remembered (fresh
-// peer IDs are free: a flood of them is no sign a contact is back).
+// peer IDs are free: a flood of them is no sign a contact is back), and
+// the next round takes as back the contacts with a device connected to
+// this host by a connection it opened (a contact's device among the
+// flood is not lost).
 const MaxSeenDevices = 256
 
 // pollEvent is what happened to a contact, for its steady poll (step).
@@ -204,7 +207,7 @@ func (s *Service) mailboxPoll(ctx context.Context, full bool, oldest uint64) {
 		s.log.Warn("contacts not read", "err", err)
 		return
 	}
-	s.backSeen(ctx)
+	s.backSeen(ctx, cs)
 	s.pollKeep(cs)
 	for _, c := range cs {
 		if ctx.Err() != nil {
@@ -288,22 +291,33 @@ func (s *Service) wakeMailbox(conv string) {
 
 // seenDevice notes that the device id connected to this host: at the
 // next round, the steady poll of its contacts is due (contactBack). At
-// most MaxSeenDevices are remembered between two rounds.
+// most MaxSeenDevices are remembered between two rounds; past it, the
+// next round looks at every contact's connections (backSeen).
 func (s *Service) seenDevice(id peer.ID) {
 	s.mstate.mu.Lock()
 	defer s.mstate.mu.Unlock()
-	if len(s.mstate.seen) < MaxSeenDevices {
+	if _, ok := s.mstate.seen[id]; ok || len(s.mstate.seen) < MaxSeenDevices {
 		s.mstate.seen[id] = struct{}{}
+	} else {
+		s.mstate.seenAll = true
 	}
 }
 
 // backSeen steps the contacts of the devices seen since the last round
-// (contactBack).
-func (s *Service) backSeen(ctx context.Context) {
+// (contactBack); when more were than MaxSeenDevices, also each contact
+// of cs with a device connected by a connection it opened.
+func (s *Service) backSeen(ctx context.Context, cs []contactservice.Contact) {
 	s.mstate.mu.Lock()
-	seen := s.mstate.seen
-	s.mstate.seen = map[peer.ID]struct{}{}
+	seen, all := s.mstate.seen, s.mstate.seenAll
+	s.mstate.seen, s.mstate.seenAll = map[peer.ID]struct{}{}, false
 	s.mstate.mu.Unlock()
+	if all {
+		for _, c := range cs {
+			if slices.ContainsFunc(c.Devices.Devices, s.inbound) {
+				s.pollStep(hex.EncodeToString(c.Cell()), contactBack, true)
+			}
+		}
+	}
 	for id := range seen {
 		cs, err := s.cons.ByDevice(ctx, id)
 		if err != nil {
