@@ -327,3 +327,36 @@ func testMailboxPollBackFlood(t *testing.T) {
 	}
 	_ = alice.svc.Close()
 }
+
+// TestMailboxPollBackLeft: a device of the contact connects (polled at
+// once: 21), then leaves a minute later (a phone online a moment). Its
+// poll found nothing while connected, so its interval went to
+// MailboxPollMax for the direct path; with the device gone the contact
+// writes to the slots again, but nothing brings the interval back: bob
+// is next polled at 37, not at 23 (where doubling from the connection
+// would have put it).
+func TestMailboxPollBackLeft(t *testing.T) { bubble(t, testMailboxPollBackLeft) }
+
+func testMailboxPollBackLeft(t *testing.T) {
+	alice, bob, m := mailboxPair(t)
+	_ = bob.svc.Close()
+	if err := alice.h.Network().ClosePeer(bob.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	got := pollMinutes(t, alice, m, slotOf(t, bob, alice, 0).RecordKey(), 30, func(i int) {
+		switch i {
+		case 20:
+			if _, err := bob.h.Network().DialPeer(t.Context(), alice.h.ID()); err != nil {
+				t.Fatal(err)
+			}
+		case 21:
+			if err := alice.h.Network().ClosePeer(bob.h.ID()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if want := []int{0, 2, 6, 14, 21, 23, 27}; !slices.Equal(got, want) {
+		t.Fatalf("alice polled bob's slot at minutes %v, want %v", got, want)
+	}
+	_ = alice.svc.Close()
+}
