@@ -273,9 +273,12 @@
 // once: an ack of what this device just stored, or the contact's own
 // frames, may be there) or a device of the contact connecting to this
 // host (polled at the next round; at most MaxSeenDevices remembered
-// between rounds); a poll that finds nothing while a device of the
+// between rounds; past it, each contact with a device connected by a
+// connection it opened); a poll that finds nothing while a device of the
 // contact is connected to this host (its courier reaches this cell
-// directly) sets it to MailboxPollMax. At most MaxContactRecords
+// directly) sets it to MailboxPollMax, until a round finds none of the
+// contact's devices connected (a phone that connected then left): then
+// it is the interval doubling gave at that poll again. At most MaxContactRecords
 // contacts' intervals are held (one dropped is polled as a new one: at
 // once, then at MailboxPoll). For each key of this cell the contact may write
 // with (Keys, below; at most MaxMailboxKeys), it reads the slots of the

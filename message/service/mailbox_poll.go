@@ -58,6 +58,11 @@ const (
 type pollState struct {
 	every time.Duration
 	due   time.Time
+	// conn: every is the ceiling because a device of the contact was
+	// connected at the last poll; ramp is the interval doubling gave
+	// then, taken again when none is (left).
+	conn bool
+	ramp time.Duration
 }
 
 // step is the rule of the steady poll (doc.go, "Blind mailboxes",
@@ -68,7 +73,8 @@ type pollState struct {
 // contact connecting bring it back to base (the last two due at once);
 // a poll that found nothing while connected (a device of the contact
 // connected to this host, whose courier then reaches this cell
-// directly) sets it to ceiling. It is pure: now is the caller's clock.
+// directly) sets it to ceiling, until no device of the contact is
+// connected at a round (left). It is pure: now is the caller's clock.
 func (st pollState) step(ev pollEvent, now time.Time, connected bool, base, ceiling time.Duration) pollState {
 	switch ev {
 	case polledNews:
@@ -78,9 +84,21 @@ func (st pollState) step(ev pollEvent, now time.Time, connected bool, base, ceil
 	}
 	every := min(2*max(st.every, base), ceiling)
 	if connected {
-		every = ceiling
+		return pollState{every: ceiling, due: now.Add(ceiling), conn: true, ramp: every}
 	}
 	return pollState{every: every, due: now.Add(every)}
+}
+
+// left is st once no device of the contact is connected: an interval at
+// the ceiling for a connection goes back to the one doubling gave at
+// that poll (the contact writes to the slots again when its devices
+// cannot reach this cell). It is pure.
+func (st pollState) left() pollState {
+	if !st.conn {
+		return st
+	}
+	at := st.due.Add(-st.every)
+	return pollState{every: st.ramp, due: at.Add(st.ramp)}
 }
 
 // runMailbox is the reader's goroutine (started by Start when mailboxes
@@ -217,6 +235,10 @@ func (s *Service) mailboxPoll(ctx context.Context, full bool, oldest uint64) {
 			continue
 		}
 		conv := hex.EncodeToString(c.Cell())
+		connected := slices.ContainsFunc(c.Devices.Devices, s.connected)
+		if !connected {
+			s.pollLeft(conv)
+		}
 		if !full && !s.pollDue(conv, s.cfg.Now()) {
 			continue
 		}
@@ -261,6 +283,16 @@ func (s *Service) pollStep(conv string, ev pollEvent, connected bool) {
 		}
 	}
 	s.mstate.polls[conv] = st.step(ev, now, connected, s.cfg.MailboxPoll, s.cfg.MailboxPollMax)
+}
+
+// pollLeft steps the steady poll of the contact of cell key conv (hex)
+// when none of its devices is connected to this host (left).
+func (s *Service) pollLeft(conv string) {
+	s.mstate.mu.Lock()
+	defer s.mstate.mu.Unlock()
+	if st, ok := s.mstate.polls[conv]; ok {
+		s.mstate.polls[conv] = st.left()
+	}
 }
 
 // pollKeep forgets the steady poll of every contact not in cs.

@@ -26,16 +26,16 @@ func TestPollStep(t *testing.T) {
 		connected bool
 		want      pollState
 	}{
-		{"none yet, nothing found: twice base", pollState{}, polledEmpty, false, pollState{2 * base, now.Add(2 * base)}},
-		{"nothing found doubles", pollState{every: 4 * base}, polledEmpty, false, pollState{8 * base, now.Add(8 * base)}},
-		{"doubling stops at the ceiling", pollState{every: 8 * base}, polledEmpty, false, pollState{ceiling, now.Add(ceiling)}},
-		{"at the ceiling stays", pollState{every: ceiling}, polledEmpty, false, pollState{ceiling, now.Add(ceiling)}},
-		{"below base counts as base", pollState{every: time.Second}, polledEmpty, false, pollState{2 * base, now.Add(2 * base)}},
-		{"nothing found, connected: the ceiling", pollState{every: base}, polledEmpty, true, pollState{ceiling, now.Add(ceiling)}},
-		{"found: base", pollState{every: ceiling}, polledNews, false, pollState{base, now.Add(base)}},
-		{"found, connected: base", pollState{every: ceiling}, polledNews, true, pollState{base, now.Add(base)}},
-		{"unreachable: due now, base", pollState{every: ceiling, due: now.Add(ceiling)}, contactLost, false, pollState{base, now}},
-		{"a device back: due now, base", pollState{every: 8 * base, due: now.Add(time.Hour)}, contactBack, true, pollState{base, now}},
+		{"none yet, nothing found: twice base", pollState{}, polledEmpty, false, pollState{every: 2 * base, due: now.Add(2 * base)}},
+		{"nothing found doubles", pollState{every: 4 * base}, polledEmpty, false, pollState{every: 8 * base, due: now.Add(8 * base)}},
+		{"doubling stops at the ceiling", pollState{every: 8 * base}, polledEmpty, false, pollState{every: ceiling, due: now.Add(ceiling)}},
+		{"at the ceiling stays", pollState{every: ceiling}, polledEmpty, false, pollState{every: ceiling, due: now.Add(ceiling)}},
+		{"below base counts as base", pollState{every: time.Second}, polledEmpty, false, pollState{every: 2 * base, due: now.Add(2 * base)}},
+		{"nothing found, connected: the ceiling", pollState{every: base}, polledEmpty, true, pollState{every: ceiling, due: now.Add(ceiling), conn: true, ramp: 2 * base}},
+		{"found: base", pollState{every: ceiling}, polledNews, false, pollState{every: base, due: now.Add(base)}},
+		{"found, connected: base", pollState{every: ceiling}, polledNews, true, pollState{every: base, due: now.Add(base)}},
+		{"unreachable: due now, base", pollState{every: ceiling, due: now.Add(ceiling)}, contactLost, false, pollState{every: base, due: now}},
+		{"a device back: due now, base", pollState{every: 8 * base, due: now.Add(time.Hour)}, contactBack, true, pollState{every: base, due: now}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tt.st.step(tt.ev, now, tt.connected, base, ceiling)
@@ -44,6 +44,15 @@ func TestPollStep(t *testing.T) {
 			}
 		})
 	}
+	t.Run("left", func(t *testing.T) {
+		st := pollState{every: base}.step(polledEmpty, now, true, base, ceiling).left()
+		if want := (pollState{every: 2 * base, due: now.Add(2 * base)}); st != want {
+			t.Fatalf("connected at a poll, then left: %+v, want %+v", st, want)
+		}
+		if st.left() != st {
+			t.Fatal("left of a state not set for a connection changed it")
+		}
+	})
 	t.Run("a fixed period", func(t *testing.T) {
 		st := pollState{}
 		for range 5 {

@@ -167,7 +167,7 @@ type Config struct {
 	// something, a courier pass that finds the contact unreachable (read
 	// then at once) or a device of the contact connecting brings it back
 	// to MailboxPoll; with a device of the contact connected it is
-	// MailboxPollMax (doc.go, "Blind mailboxes", Reading).
+	// MailboxPollMax, until none is (doc.go, "Blind mailboxes", Reading).
 	// MailboxFullPoll is how often it reads the whole window of 8 epochs
 	// of every contact (doc.go gives the DHT lookups each costs).
 	// Defaults 1 min, 16 min and 1 h.
