@@ -485,58 +485,6 @@ func (w *writer) op(a at, o *store.Op) error {
 	return nil
 }
 
-// cutFirsts applies to r, a live row after a, a delete at a: of the
-// trait (trait true: the latest before r's write if it is after the one
-// r holds) or of its entity (whose tomb drops the puts before it). The
-// puts before a no longer count for r's Created.
-// typ is r's type, for a trait's delete (an entity's touches its types).
-func (w *writer) cutFirsts(r row, a at, trait bool, typ string) error {
-	fs, err := decodeFirsts(r.firsts)
-	if err != nil {
-		return err
-	}
-	if trait {
-		if fs.hasDel && fs.del.compare(a) >= 0 {
-			return nil // a later delete of the trait holds already
-		}
-		fs.hasDel, fs.del = true, a
-	}
-	was := fs.created()
-	fs.cut(a)
-	if trait && !fs.created().Equal(was) {
-		w.touch(typ)
-	}
-	return w.setFirsts(r, fs)
-}
-
-// addFirst adds to r, a live row after a, the put at a created at c: if
-// it is after the trait's latest delete, its Created counts for r's.
-func (w *writer) addFirst(r row, a at, c time.Time, typ string) error {
-	fs, err := decodeFirsts(r.firsts)
-	if err != nil {
-		return err
-	}
-	if c.IsZero() || fs.hasDel && fs.del.compare(a) > 0 {
-		return nil
-	}
-	was := fs.created()
-	fs.add(a, c)
-	if !fs.created().Equal(was) {
-		w.touch(typ)
-	}
-	return w.setFirsts(r, fs)
-}
-
-// setFirsts writes fs and the Created it gives to r's row.
-func (w *writer) setFirsts(r row, fs firsts) error {
-	b := fs.encode()
-	if bytes.Equal(b, r.firsts) {
-		return nil
-	}
-	w.changed = true
-	return w.exec(w.ix.st.setFirsts, timeKey(fs.created()), b, r.id)
-}
-
 func (w *writer) entityRows(ent []byte) ([]row, error) {
 	rs, err := w.ix.st.entityTraits.QueryContext(w.ctx, ent)
 	if err != nil {
