@@ -14,6 +14,33 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for AddrReachabilityReachability.
+const (
+	AddrReachabilityReachabilityLocal       AddrReachabilityReachability = "local"
+	AddrReachabilityReachabilityReachable   AddrReachabilityReachability = "reachable"
+	AddrReachabilityReachabilityRelay       AddrReachabilityReachability = "relay"
+	AddrReachabilityReachabilityUnknown     AddrReachabilityReachability = "unknown"
+	AddrReachabilityReachabilityUnreachable AddrReachabilityReachability = "unreachable"
+)
+
+// Valid indicates whether the value is a known member of the AddrReachabilityReachability enum.
+func (e AddrReachabilityReachability) Valid() bool {
+	switch e {
+	case AddrReachabilityReachabilityLocal:
+		return true
+	case AddrReachabilityReachabilityReachable:
+		return true
+	case AddrReachabilityReachabilityRelay:
+		return true
+	case AddrReachabilityReachabilityUnknown:
+		return true
+	case AddrReachabilityReachabilityUnreachable:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProblemType.
 const (
 	ProblemAlreadyInCell       ProblemType = "urn:exopeer:problem:already-in-cell"
@@ -178,6 +205,59 @@ func (e ProblemType) Valid() bool {
 		return false
 	}
 }
+
+// Defines values for StatusDhtMode.
+const (
+	DHTModeAuto   StatusDhtMode = "auto"
+	DHTModeClient StatusDhtMode = "client"
+	DHTModeServer StatusDhtMode = "server"
+)
+
+// Valid indicates whether the value is a known member of the StatusDhtMode enum.
+func (e StatusDhtMode) Valid() bool {
+	switch e {
+	case DHTModeAuto:
+		return true
+	case DHTModeClient:
+		return true
+	case DHTModeServer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StatusReachability.
+const (
+	StatusReachabilityPrivate StatusReachability = "private"
+	StatusReachabilityPublic  StatusReachability = "public"
+	StatusReachabilityUnknown StatusReachability = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the StatusReachability enum.
+func (e StatusReachability) Valid() bool {
+	switch e {
+	case StatusReachabilityPrivate:
+		return true
+	case StatusReachabilityPublic:
+		return true
+	case StatusReachabilityUnknown:
+		return true
+	default:
+		return false
+	}
+}
+
+// AddrReachability One address of the node and whether it can be reached.
+type AddrReachability struct {
+	Addr string `json:"addr"`
+
+	// Reachability reachable, unreachable: AutoNAT v2's verdict from peers on the internet; unknown: a public address not judged yet; local: not a public address (loopback, private ranges), which AutoNAT does not test; relay: through a circuit relay
+	Reachability AddrReachabilityReachability `json:"reachability"`
+}
+
+// AddrReachabilityReachability reachable, unreachable: AutoNAT v2's verdict from peers on the internet; unknown: a public address not judged yet; local: not a public address (loopback, private ranges), which AutoNAT does not test; relay: through a circuit relay
+type AddrReachabilityReachability string
 
 // BlobAdded A blob imported.
 type BlobAdded struct {
@@ -905,7 +985,22 @@ type Status struct {
 
 	// Removed why the node takes no appends when it was removed from its cell; absent otherwise
 	Removed string `json:"removed,omitempty"`
+
+	// DHTMode the WAN table's configured mode (dhtModes says what each table is now); auto: a server while reachability is public, a client otherwise
+	DHTMode StatusDhtMode `json:"dhtMode"`
+
+	// Reachability whether the node can be reached from the internet, from AutoNAT v2's verdicts on its addresses: public if some address is reachable; unknown if none is and some public address is not judged yet; private otherwise (every public address unreachable, or none: only loopback, LAN or relayed addresses)
+	Reachability StatusReachability `json:"reachability"`
+
+	// AddrReachability each address of the node (listen, observed, mapped, relayed, and those found unreachable, which the node no longer advertises), without /p2p/, sorted
+	AddrReachability []AddrReachability `json:"addrReachability"`
 }
+
+// StatusDhtMode the WAN table's configured mode (dhtModes says what each table is now); auto: a server while reachability is public, a client otherwise
+type StatusDhtMode string
+
+// StatusReachability whether the node can be reached from the internet, from AutoNAT v2's verdicts on its addresses: public if some address is reachable; unknown if none is and some public address is not judged yet; private otherwise (every public address unreachable, or none: only loopback, LAN or relayed addresses)
+type StatusReachability string
 
 // StoreChange An entity that entered, changed within or left a watched query's first page (hit has only the entity's ID when removed).
 type StoreChange struct {

@@ -15,9 +15,9 @@ import (
 type Mode int
 
 const (
-	// ModeAuto is a server while AutoNAT reports this node publicly
-	// reachable and a client otherwise (also while reachability is
-	// unknown, as on a simulator or a LAN without AutoNAT).
+	// ModeAuto is a server while the node's reachability (DHT.SetReachability,
+	// from AutoNAT v2) is public and a client otherwise (also while it is
+	// unknown or never set, as on a simulator or a LAN without AutoNAT).
 	ModeAuto Mode = iota
 	// ModeServer always answers DHT queries and is added to other peers'
 	// routing tables.

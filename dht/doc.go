@@ -11,8 +11,15 @@
 // non-loopback ones. Reads query both tables; writes (records, provider
 // records) go to both and succeed if either does. A node is a server (answers
 // queries, is routed through) or a client: the WAN table follows
-// Config.Mode; in ModeAuto it is a server while AutoNAT says the node is
-// publicly reachable, a client otherwise. The LAN table is always a server.
+// Config.Mode; in ModeAuto it is a server while the node's reachability,
+// last given by SetReachability, is public, a client otherwise (also while
+// unknown, and until the first call). The node decides that from AutoNAT
+// v2's verdicts per address (package peer: public once some address is
+// confirmed reachable). kad-dht's own ModeAuto follows AutoNAT v1's
+// verdict for the host as a whole (EvtLocalReachabilityChanged); the host
+// kad-dht is given (trackHost) hands it a bus on which that one event
+// comes from SetReachability instead (modeBus). The LAN table is always a
+// server.
 //
 // Provider records are kad-dht's, for rendezvous keys (CIDs); peers keep
 // them for 48h, and this package re-announces ours every

@@ -10,6 +10,7 @@ import (
 	"github.com/ipfs/go-cid"
 	kaddht "github.com/libp2p/go-libp2p-kad-dht"
 	kb "github.com/libp2p/go-libp2p-kbucket"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
@@ -170,4 +171,18 @@ func eachTable(tables []table, op func(*kaddht.IpfsDHT) error) error {
 		}
 	}
 	return ErrNoPeers
+}
+
+// SetReachability tells the DHT whether this node is reachable from the
+// internet, as the node decides it from AutoNAT v2's verdicts per
+// address. In ModeAuto the WAN table (or the only table) is a server while
+// the last reachability set is network.ReachabilityPublic and a client
+// otherwise, as kad-dht's ModeAuto maps it; AutoNAT v1's verdict for the
+// host, which kad-dht would follow on its own, is not seen. In ModeServer
+// and ModeClient, and for the LAN table, it changes nothing. It may be
+// called before Start (the tables start in the mode it says) and after
+// Close (no effect). It does not block: kad-dht switches in its own
+// goroutine, so Mode shows the switch a moment later.
+func (d *DHT) SetReachability(r network.Reachability) {
+	d.th.bus.setReachability(r)
 }

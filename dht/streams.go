@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -22,6 +23,7 @@ import (
 // Its methods are safe for concurrent use.
 type trackHost struct {
 	host.Host
+	bus *modeBus // the host's bus, with reachability set by the DHT
 
 	mu      sync.Mutex
 	closed  bool
@@ -33,8 +35,16 @@ type trackHost struct {
 const minSweep = 64
 
 func newTrackHost(h host.Host) *trackHost {
-	return &trackHost{Host: h, streams: make(map[*trackedStream]struct{}), sweepAt: minSweep}
+	th := &trackHost{Host: h, streams: make(map[*trackedStream]struct{}), sweepAt: minSweep}
+	if h != nil { // nil: a test of the stream tracking alone
+		th.bus = newModeBus(h.EventBus())
+	}
+	return th
 }
+
+// EventBus is the host's bus, except that EvtLocalReachabilityChanged
+// comes from the DHT's SetReachability (see modeBus).
+func (h *trackHost) EventBus() event.Bus { return h.bus }
 
 // NewStream opens a stream as the host does and tracks it. After resetAll
 // it fails with ErrClosed.

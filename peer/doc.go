@@ -6,6 +6,13 @@
 // the CLI talks to is package api/server, on top of a Node; the data dir is
 // package datadir.
 //
+// The part "reach" (reachwatch.go) follows AutoNAT v2's verdicts on the
+// host's addresses (event.EvtHostReachableAddrsChanged); a pure rule
+// (reach.go) tells each address's state and the node's reachability
+// (public once some address is confirmed reachable), which Node.Reach and
+// Status report and which sets the DHT's mode in dht.ModeAuto
+// (dht.DHT.SetReachability).
+//
 // The network is injected: New takes a Network whose NewHost builds the
 // libp2p host and whose NewLAN builds LAN discovery. `exopeer run` passes
 // RealNetwork (real sockets, real mDNS); the simulator passes a simulated

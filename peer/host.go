@@ -24,8 +24,8 @@ import (
 
 // RealNetwork is the network of `exopeer run`: a real libp2p host on TCP and
 // QUIC sharing one port, with Noise, yamux, hole punching, the circuit relay
-// client and the AutoNAT service, and real mDNS on the LAN when cfg.MDNS is
-// on. Port mapping (UPnP / NAT-PMP) is used only when cfg.PortMapping is on.
+// client, AutoNAT v1 and v2 (client and service), and real mDNS on the LAN
+// when cfg.MDNS is on. Port mapping (UPnP / NAT-PMP) is used only when cfg.PortMapping is on.
 func RealNetwork(cfg datadir.NetworkConfig, log *slog.Logger) Network {
 	nw := Network{NewHost: func(priv crypto.PrivKey) (host.Host, error) {
 		return newRealHost(priv, cfg, log)
@@ -189,18 +189,28 @@ func buildHost(priv crypto.PrivKey, cfg datadir.NetworkConfig) (host.Host, error
 		libp2p.ConnectionManager(cm),
 		libp2p.UserAgent("exopeer/" + Version),
 		libp2p.EnableHolePunching(),
-		libp2p.EnableNATService(),
 		// TCP before QUIC on a LAN: see lanTCPFirst.
 		libp2p.SwarmOpts(swarm.WithDialRanker(lanTCPFirst)),
 	}
-	if cfg.PortMapping {
-		opts = append(opts, libp2p.NATPortMap())
-	}
-	h, err := libp2p.New(opts...)
+	h, err := libp2p.New(append(opts, natOptions(cfg)...)...)
 	if err != nil {
 		_ = cm.Close()
 		_ = rm.Close()
 		return nil, err
 	}
 	return h, nil
+}
+
+// natOptions are the host's options for NAT: AutoNAT v1 (the client, and
+// the service for others; the client's verdict would drive go-libp2p's
+// relay service and AutoRelay, neither of which is enabled); AutoNAT v2 (client and server) judges each address, and its
+// verdicts set the node's reachability and DHT mode (reachWatch). Port
+// mapping (UPnP / NAT-PMP) only when cfg.PortMapping is on: it asks the
+// router on the LAN, which no test may do.
+func natOptions(cfg datadir.NetworkConfig) []libp2p.Option {
+	opts := []libp2p.Option{libp2p.EnableNATService(), libp2p.EnableAutoNATv2()}
+	if cfg.PortMapping {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	return opts
 }

@@ -125,6 +125,7 @@ type Node struct {
 	xchg   *blocks.Exchange
 	provs  *blocks.Providers
 	dht    *dht.DHT
+	reach  *reachWatch
 	disc   *discovery.Service
 	cell   *cell.Service
 	topics *gossip.Topics
@@ -162,8 +163,8 @@ func New(opts Options) (*Node, error) {
 }
 
 // Start builds the node's parts and starts them in order (see
-// docs/architecture.md): the host, the block exchange, discovery, the DHT,
-// the prekeys, the cell, the chain, the store, the blobs, the contacts and
+// docs/architecture.md): the host, the block exchange, discovery, the
+// reachability watch, the DHT, the prekeys, the cell, the chain, the store, the blobs, the contacts and
 // the messages. If one fails, those started are stopped again in
 // reverse order, the error names the part, and the node is closed. ctx
 // bounds the start, not the node's life.
@@ -283,6 +284,11 @@ func (n *Node) build() error {
 	// Discovery before the DHT, so that it sees the DHT's first
 	// connections (the DHT dials its bootstrap peers when it starts).
 	n.parts.add("discovery", n.disc)
+	// The node's reachability, from AutoNAT v2's verdicts on its
+	// addresses, sets the DHT's mode in dht.ModeAuto: it tells the DHT
+	// before the DHT starts, so that the tables start in that mode.
+	n.reach = newReachWatch(n.host, n.dht.SetReachability, n.log.With("part", "reach"))
+	n.parts.add("reach", n.reach)
 	n.parts.add("dht", n.dht)
 	// The prekeys publish their bundle on the DHT, so they start after
 	// it; nothing before them uses them.
@@ -340,7 +346,8 @@ func (n *Node) build() error {
 }
 
 // Close stops the messages, the contacts, the blobs, the store, the chain, the cell,
-// the prekeys, the DHT, discovery, the block exchange and the host, in
+// the prekeys, the DHT, the reachability watch, discovery, the block
+// exchange and the host, in
 // that order (the reverse of Start's), and waits for their goroutines.
 // Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.
@@ -415,6 +422,16 @@ func (n *Node) Cell() *cell.Service { return n.cell }
 // counters; nil before Start.
 func (n *Node) Topics() *gossip.Topics { return n.topics }
 
+// Reach returns the node's reachability as of now: overall, and each of
+// its addresses with AutoNAT v2's verdict on it. Before Start it is the
+// zero Reach. It does not block.
+func (n *Node) Reach() Reach {
+	if n.reach == nil {
+		return Reach{}
+	}
+	return n.reach.Reach()
+}
+
 // Discovery returns the node's peer discovery; nil before Start.
 func (n *Node) Discovery() *discovery.Service { return n.disc }
 
@@ -437,8 +454,13 @@ type Status struct {
 	Uptime    time.Duration
 	Peers     int
 	DHTTable  int // peers in the DHT's routing table
-	DHTModes  []string
-	Blocks    int
+	// DHTMode is the WAN table's configured mode (auto, server, client);
+	// DHTModes each table's mode as of now, as table:mode.
+	DHTMode  string
+	DHTModes []string
+	// Reach is the node's reachability, overall and per address.
+	Reach  Reach
+	Blocks int
 	// Removed says why the node takes no appends when it was removed from
 	// its cell; empty otherwise.
 	Removed string
@@ -457,6 +479,8 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		Uptime:    n.now().Sub(n.started),
 		Peers:     len(n.disc.Peers()),
 		DHTTable:  n.dht.RoutingTableSize(),
+		DHTMode:   n.opts.DHT.Mode.String(),
+		Reach:     n.Reach(),
 		Blocks:    count,
 	}
 	for _, a := range n.Addrs() {

@@ -18,6 +18,7 @@ type sendLog struct {
 	sends       []*attempt
 	byID        map[string]*attempt
 	texts       map[string]bool
+	noID        map[string]int // text → attempts of it that returned no ID
 	undelivered int
 }
 
@@ -39,12 +40,14 @@ func (l *sendLog) add(a *attempt) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.byID == nil {
-		l.byID, l.texts = map[string]*attempt{}, map[string]bool{}
+		l.byID, l.texts, l.noID = map[string]*attempt{}, map[string]bool{}, map[string]int{}
 	}
 	l.sends = append(l.sends, a)
 	l.texts[a.text] = true
 	if a.id != "" {
 		l.byID[a.id] = a
+	} else {
+		l.noID[a.text]++
 	}
 }
 
@@ -161,7 +164,8 @@ func checkConversations(ctx context.Context, people []*person, pairs [][2]int, l
 // l.mu.
 func (c *checkCounts) device(nd int, got []messages.Message, self, other int, want []*attempt, l *sendLog, lost map[string]bool, people []*person) {
 	seen := map[string]int{}
-	last := map[int]int{} // a talk's sender → the last attempt seen
+	last := map[int]int{}       // a talk's sender → the last attempt seen
+	excused := map[string]int{} // text → copies held under an unknown ID
 	for _, m := range got {
 		seen[m.ID]++
 		if seen[m.ID] == 2 {
@@ -172,10 +176,17 @@ func (c *checkCounts) device(nd int, got []messages.Message, self, other int, wa
 		if !ok {
 			// A send interrupted by a crash of its device may have
 			// recorded its text, sent, with no ID to show; a courier
-			// delivers it later.
-			if !l.texts[m.Text] {
+			// delivers it later. Each such send excuses one copy of its
+			// text under an unknown ID; a further copy (of a send whose
+			// ID is known) is the message held twice.
+			excused[m.Text]++
+			switch {
+			case !l.texts[m.Text]:
 				c.unknown++
 				c.note("node %d holds a message no one sent: %q (%s)", nd, m.Text, m.ID)
+			case excused[m.Text] > l.noID[m.Text]:
+				c.dups++
+				c.note("node %d holds %q again under an ID no send returned (%s)", nd, m.Text, m.ID)
 			}
 			continue
 		}

@@ -31,28 +31,10 @@ func TestMessagesNewDevices(t *testing.T) {
 			t.Helper()
 			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
 		}
-		a0 := addNode(t, ctx, n, NodeConfig{Dir: dirs[0]})
-		if _, err := a0.Peer().Cell().Create(ctx, "Alice", "a0"); err != nil {
-			fail("Create: %v", err)
-		}
-		b0 := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{a0}, Dir: dirs[1]})
-		if _, err := b0.Peer().Cell().Create(ctx, "Bob", "b0"); err != nil {
-			fail("Create: %v", err)
-		}
-		ca, err := a0.Peer().Contacts().Card(ctx, "")
-		if err != nil {
-			fail("card: %v", err)
-		}
-		cb, err := b0.Peer().Contacts().Card(ctx, "")
-		if err != nil {
-			fail("card: %v", err)
-		}
-		if _, err := a0.Peer().Contacts().Add(ctx, cb.Text(), "Bob"); err != nil {
-			fail("Alice adds Bob: %v", err)
-		}
-		if _, err := b0.Peer().Contacts().Add(ctx, ca.Text(), "Alice"); err != nil {
-			fail("Bob adds Alice: %v", err)
-		}
+		a := newPerson(t, ctx, n, "Alice", "a0", NodeConfig{Dir: dirs[0]})
+		b := newPerson(t, ctx, n, "Bob", "b0", NodeConfig{Bootstrap: []*Node{a.devices[0]}, Dir: dirs[1]})
+		befriend(t, ctx, a, b)
+		a0, b0 := a.devices[0], b.devices[0]
 		var want []string
 		send := func(from *Node, to, text string) {
 			t.Helper()

@@ -28,33 +28,11 @@ func TestMessagesMailbox(t *testing.T) {
 			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
 		}
 		hub := addNode(t, ctx, n, NodeConfig{})
-		alice := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{hub}, Dir: dirs[0]})
-		bob := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{hub}, Dir: dirs[1]})
+		a := newPerson(t, ctx, n, "Alice", "Alice-phone", NodeConfig{Bootstrap: []*Node{hub}, Dir: dirs[0]})
+		b := newPerson(t, ctx, n, "Bob", "Bob-phone", NodeConfig{Bootstrap: []*Node{hub}, Dir: dirs[1]})
+		alice, bob := a.devices[0], b.devices[0]
 		time.Sleep(10 * time.Second) // the routing tables fill as identify runs
-		cards := map[*Node]string{}
-		for _, p := range []struct {
-			nd   *Node
-			name string
-		}{{alice, "Alice"}, {bob, "Bob"}} {
-			if _, err := p.nd.Peer().Cell().Create(ctx, p.name, p.name+"-phone"); err != nil {
-				fail("%s creates a cell: %v", p.name, err)
-			}
-			if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
-				c, err := p.nd.Peer().Contacts().Card(ctx, "")
-				if err == nil && c.Devices.Has(p.nd.ID) && c.Devices.Mailbox != nil {
-					cards[p.nd] = c.Text()
-				}
-				return cards[p.nd] != ""
-			}); !ok {
-				fail("%s has no card with a mailbox key", p.name)
-			}
-		}
-		if _, err := alice.Peer().Contacts().Add(ctx, cards[bob], "Bob"); err != nil {
-			fail("Alice adds Bob: %v", err)
-		}
-		if _, err := bob.Peer().Contacts().Add(ctx, cards[alice], "Alice"); err != nil {
-			fail("Bob adds Alice: %v", err)
-		}
+		befriend(t, ctx, a, b)
 		// Bob's prekey bundle is on the DHT before his phone goes off.
 		if _, ok := waitUntil(2*time.Minute, time.Second, func() bool { return dhtBundle(alice, bob) != nil }); !ok {
 			fail("Bob's bundle is not on the DHT")

@@ -34,48 +34,13 @@ func TestMessagesOffline(t *testing.T) {
 			t.Helper()
 			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
 		}
-		phone := addNode(t, ctx, n, NodeConfig{Dir: dirs[0]})
-		if _, err := phone.Peer().Cell().Create(ctx, "Alice", "phone"); err != nil {
-			fail("Create: %v", err)
-		}
-		box := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{phone}, Dir: dirs[1]})
-		join(t, ctx, phone, box, cell.RoleChain|cell.RoleStore|cell.RoleMailbox)
-		bob := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{phone}, Dir: dirs[2]})
-		if _, err := bob.Peer().Cell().Create(ctx, "Bob", "bob"); err != nil {
-			fail("Create: %v", err)
-		}
-		waitAlive(t, []*Node{phone, box}, time.Minute)
-		// The admin signs the cell's device list (its card); the member
-		// then has it with both devices.
-		if _, err := phone.Peer().Contacts().Card(ctx, ""); err != nil {
-			fail("card: %v", err)
-		}
-		var aliceCard string
-		if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
-			c, err := box.Peer().Contacts().Card(ctx, "")
-			if err == nil && c.Devices.Version == 2 {
-				aliceCard = c.Text()
-			}
-			return aliceCard != ""
-		}); !ok {
-			fail("no card of Alice's cell with both devices")
-		}
-		bobCard, err := bob.Peer().Contacts().Card(ctx, "")
-		if err != nil {
-			fail("card: %v", err)
-		}
-		if _, err := phone.Peer().Contacts().Add(ctx, bobCard.Text(), "Bob"); err != nil {
-			fail("Alice adds Bob: %v", err)
-		}
-		if _, err := bob.Peer().Contacts().Add(ctx, aliceCard, "Alice"); err != nil {
-			fail("Bob adds Alice: %v", err)
-		}
-		if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
-			_, err := box.Peer().Contacts().Get(ctx, "Bob")
-			return err == nil
-		}); !ok {
-			fail("the mailbox device does not list Bob")
-		}
+		a := newPerson(t, ctx, n, "Alice", "phone", NodeConfig{Dir: dirs[0]})
+		phone := a.devices[0]
+		box := addDevice(t, ctx, n, a, cell.RoleChain|cell.RoleStore|cell.RoleMailbox, NodeConfig{Bootstrap: []*Node{phone}, Dir: dirs[1]})
+		b := newPerson(t, ctx, n, "Bob", "bob", NodeConfig{Bootstrap: []*Node{phone}, Dir: dirs[2]})
+		bob := b.devices[0]
+		waitAlive(t, a.devices, time.Minute)
+		befriend(t, ctx, a, b)
 
 		// Bob is off; the phone writes three messages, then is off too.
 		if err := n.Crash(bob); err != nil {

@@ -28,28 +28,10 @@ func TestMessagesRead(t *testing.T) {
 			t.Helper()
 			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
 		}
-		alice := addNode(t, ctx, n, NodeConfig{Dir: dirs[0]})
-		if _, err := alice.Peer().Cell().Create(ctx, "Alice", "alice"); err != nil {
-			fail("Create: %v", err)
-		}
-		bob := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{alice}, Dir: dirs[1]})
-		if _, err := bob.Peer().Cell().Create(ctx, "Bob", "bob"); err != nil {
-			fail("Create: %v", err)
-		}
-		aliceCard, err := alice.Peer().Contacts().Card(ctx, "")
-		if err != nil {
-			fail("card: %v", err)
-		}
-		bobCard, err := bob.Peer().Contacts().Card(ctx, "")
-		if err != nil {
-			fail("card: %v", err)
-		}
-		if _, err := alice.Peer().Contacts().Add(ctx, bobCard.Text(), "Bob"); err != nil {
-			fail("Alice adds Bob: %v", err)
-		}
-		if _, err := bob.Peer().Contacts().Add(ctx, aliceCard.Text(), "Alice"); err != nil {
-			fail("Bob adds Alice: %v", err)
-		}
+		a := newPerson(t, ctx, n, "Alice", "alice", NodeConfig{Dir: dirs[0]})
+		b := newPerson(t, ctx, n, "Bob", "bob", NodeConfig{Bootstrap: []*Node{a.devices[0]}, Dir: dirs[1]})
+		befriend(t, ctx, a, b)
+		alice, bob := a.devices[0], b.devices[0]
 		want := []string{"one", "two"}
 		for _, text := range want {
 			if m, err := alice.Peer().Messages().Send(ctx, "Bob", text); err != nil || m.State != messages.Delivered {

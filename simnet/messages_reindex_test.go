@@ -29,28 +29,10 @@ func TestReindexKeepsSessions(t *testing.T) {
 			t.Helper()
 			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
 		}
-		a0 := addNode(t, ctx, n, NodeConfig{Dir: dirs[0]})
-		if _, err := a0.Peer().Cell().Create(ctx, "Alice", "a0"); err != nil {
-			fail("Create: %v", err)
-		}
-		b0 := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{a0}, Dir: dirs[1]})
-		if _, err := b0.Peer().Cell().Create(ctx, "Bob", "b0"); err != nil {
-			fail("Create: %v", err)
-		}
-		cards := map[*Node]string{}
-		for _, nd := range []*Node{a0, b0} {
-			c, err := nd.Peer().Contacts().Card(ctx, "")
-			if err != nil {
-				fail("card: %v", err)
-			}
-			cards[nd] = c.Text()
-		}
-		if _, err := a0.Peer().Contacts().Add(ctx, cards[b0], "Bob"); err != nil {
-			fail("Alice adds Bob: %v", err)
-		}
-		if _, err := b0.Peer().Contacts().Add(ctx, cards[a0], "Alice"); err != nil {
-			fail("Bob adds Alice: %v", err)
-		}
+		a := newPerson(t, ctx, n, "Alice", "a0", NodeConfig{Dir: dirs[0]})
+		b := newPerson(t, ctx, n, "Bob", "b0", NodeConfig{Bootstrap: []*Node{a.devices[0]}, Dir: dirs[1]})
+		befriend(t, ctx, a, b)
+		a0, b0 := a.devices[0], b.devices[0]
 		for _, p := range []struct {
 			nd       *Node
 			to, text string

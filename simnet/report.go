@@ -58,6 +58,8 @@ type Report struct {
 	Messages *MessagesReport `json:"messages,omitempty"`
 	// Cell is what the cell scenario counted; nil for the others.
 	Cell *CellReport `json:"cell,omitempty"`
+	// People is what the people scenario counted; nil for the others.
+	People *PeopleReport `json:"people,omitempty"`
 	// Failures lists a sample of what failed, for diagnosis.
 	Failures []string `json:"failures,omitempty"`
 }
@@ -215,6 +217,9 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	if c := r.Cell; c != nil {
 		fmt.Fprintf(tw, "liveness\tdetect p99 %.1f ms; %d false failures; %d suspicions on a lost connection (%d left to the probes)\n", c.DetectP99Ms, c.FalseFailures, c.SuspectedLost, c.LostUnknown)
+	}
+	if p := r.People; p != nil {
+		p.writeText(tw)
 	}
 	if r.PeakHeap > 0 {
 		fmt.Fprintf(tw, "peak heap\t%.1f MiB (%.1f KiB per node); live %.1f MiB (%.1f KiB per node)\n",

@@ -25,6 +25,10 @@ type Options struct {
 	// Entries is how many entries each node appends (chain), or how
 	// many mutations each store node makes (store).
 	Entries int
+	// Minutes, if not zero, makes the messages scenario the people
+	// scenario (ScenarioPeople) over that many virtual minutes, with
+	// Nodes people.
+	Minutes int
 	// BlobSize is the blob's size in bytes (blob); 0: the scenario's
 	// default, 256 MiB.
 	BlobSize int64
@@ -83,6 +87,9 @@ var Scenarios = map[string]Scenario{
 		}
 		defer os.RemoveAll(dir)
 		defer n.Close() // before the directory goes
+		if o.Minutes > 0 {
+			return ScenarioPeople(ctx, n, PeopleOptions{People: o.Nodes, Minutes: o.Minutes, Dir: dir})
+		}
 		return ScenarioMessages(ctx, n, MessageOptions{People: o.Nodes, PerPair: o.Entries, Dir: dir})
 	},
 }
@@ -162,7 +169,8 @@ func sampleHeap() (stop func() (heap, live uint64)) {
 }
 
 // Main runs one scenario from a program, as `exopeer-sim` does, prints its
-// report to stdout (JSON if asJSON) and exits the process: 0 if the
+// report to stdout (JSON if asJSON; a failed run's too, when the scenario
+// got far enough to name itself in it) and exits the process: 0 if the
 // scenario ran, 1 if it failed. synctest runs only under a *testing.T, so
 // the scenario runs as the one test of testing.Main, the entry point the
 // testing package keeps for programs that run tests themselves. Main never
@@ -183,16 +191,20 @@ func Main(name string, cfg Config, o Options, asJSON bool, stdout, stderr io.Wri
 	_ = flag.CommandLine.Parse(nil)
 	test := func(t *testing.T) {
 		rep, err := RunInBubble(t, s, cfg, o)
+		// A failed run's report, when it has one, says what failed.
+		var werr error
+		if err == nil || rep.Scenario != "" {
+			if asJSON {
+				werr = rep.WriteJSON(stdout)
+			} else {
+				werr = rep.WriteText(stdout)
+			}
+		}
 		if err != nil {
 			t.Fatalf("scenario %s (seed %d): %v", name, cfg.Seed, err)
 		}
-		if asJSON {
-			err = rep.WriteJSON(stdout)
-		} else {
-			err = rep.WriteText(stdout)
-		}
-		if err != nil {
-			t.Fatal(err)
+		if werr != nil {
+			t.Fatal(werr)
 		}
 	}
 	testing.Main(func(string, string) (bool, error) { return true, nil },

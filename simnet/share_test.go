@@ -43,53 +43,16 @@ func TestShareFile(t *testing.T) {
 			t.Helper()
 			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
 		}
-		alice := addNode(t, ctx, n, NodeConfig{Dir: dirs[0]})
-		bob1 := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{alice}, Dir: dirs[1]})
-		bob2 := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{bob1}, Dir: dirs[2]})
-		carol := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{alice}, Dir: dirs[3]})
+		a := newPerson(t, ctx, n, "Alice", "alice", NodeConfig{Dir: dirs[0]})
+		b := newPerson(t, ctx, n, "Bob", "bob1", NodeConfig{Bootstrap: []*Node{a.devices[0]}, Dir: dirs[1]})
+		alice, bob1 := a.devices[0], b.devices[0]
+		bob2 := addDevice(t, ctx, n, b, cell.RoleChain|cell.RoleStore, NodeConfig{Bootstrap: []*Node{bob1}, Dir: dirs[2]})
+		c := newPerson(t, ctx, n, "Carol", "carol", NodeConfig{Bootstrap: []*Node{alice}, Dir: dirs[3]})
+		carol := c.devices[0]
 		stranger := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{alice}, Dir: dirs[4]})
-		for _, c := range []struct {
-			nd        *Node
-			name, dev string
-		}{{alice, "Alice", "alice"}, {bob1, "Bob", "bob1"}, {carol, "Carol", "carol"}} {
-			if _, err := c.nd.Peer().Cell().Create(ctx, c.name, c.dev); err != nil {
-				fail("Create %s: %v", c.name, err)
-			}
-		}
-		join(t, ctx, bob1, bob2, cell.RoleChain|cell.RoleStore)
-		waitAlive(t, []*Node{bob1, bob2}, time.Minute)
-		card := func(nd *Node, version uint64) string {
-			t.Helper()
-			if _, err := nd.Peer().Contacts().Card(ctx, ""); err != nil {
-				fail("card: %v", err)
-			}
-			var text string
-			if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
-				c, err := nd.Peer().Contacts().Card(ctx, "")
-				if err == nil && c.Devices.Version >= version {
-					text = c.Text()
-				}
-				return text != ""
-			}); !ok {
-				fail("no card of node %d at version %d", nd.Index, version)
-			}
-			return text
-		}
-		aliceCard, bobCard, carolCard := card(alice, 1), card(bob1, 2), card(carol, 1)
-		for _, a := range []struct {
-			nd         *Node
-			card, name string
-		}{{alice, bobCard, "Bob"}, {alice, carolCard, "Carol"}, {bob1, aliceCard, "Alice"}, {carol, aliceCard, "Alice"}} {
-			if _, err := a.nd.Peer().Contacts().Add(ctx, a.card, a.name); err != nil {
-				fail("node %d adds %s: %v", a.nd.Index, a.name, err)
-			}
-		}
-		if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
-			_, err := bob2.Peer().Contacts().Get(ctx, "Alice")
-			return err == nil
-		}); !ok {
-			fail("Bob's second device does not list Alice")
-		}
+		waitAlive(t, b.devices, time.Minute)
+		befriend(t, ctx, a, b)
+		befriend(t, ctx, a, c)
 
 		f, err := alice.Peer().Blobs().AddFileReader(ctx, "notes.txt", bytes.NewReader(data), blobservice.AddOptions{})
 		if err != nil {
@@ -234,28 +197,10 @@ func TestShareFileOverBudget(t *testing.T) {
 			t.Helper()
 			t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
 		}
-		alice := addNode(t, ctx, n, NodeConfig{Dir: dirs[0]})
-		bob := addNode(t, ctx, n, NodeConfig{Bootstrap: []*Node{alice}, Dir: dirs[1], Files: blobservice.Config{ShareBudget: 512 << 10, MaxSharedFiles: 1}})
-		if _, err := alice.Peer().Cell().Create(ctx, "Alice", "alice"); err != nil {
-			fail("Create: %v", err)
-		}
-		if _, err := bob.Peer().Cell().Create(ctx, "Bob", "bob"); err != nil {
-			fail("Create: %v", err)
-		}
-		ac, err := alice.Peer().Contacts().Card(ctx, "")
-		if err != nil {
-			fail("card: %v", err)
-		}
-		bc, err := bob.Peer().Contacts().Card(ctx, "")
-		if err != nil {
-			fail("card: %v", err)
-		}
-		if _, err := alice.Peer().Contacts().Add(ctx, bc.Text(), "Bob"); err != nil {
-			fail("Alice adds Bob: %v", err)
-		}
-		if _, err := bob.Peer().Contacts().Add(ctx, ac.Text(), "Alice"); err != nil {
-			fail("Bob adds Alice: %v", err)
-		}
+		a := newPerson(t, ctx, n, "Alice", "alice", NodeConfig{Dir: dirs[0]})
+		b := newPerson(t, ctx, n, "Bob", "bob", NodeConfig{Bootstrap: []*Node{a.devices[0]}, Dir: dirs[1], Files: blobservice.Config{ShareBudget: 512 << 10, MaxSharedFiles: 1}})
+		befriend(t, ctx, a, b)
+		alice, bob := a.devices[0], b.devices[0]
 		f, err := alice.Peer().Blobs().AddFileReader(ctx, "big.bin", bytes.NewReader(data), blobservice.AddOptions{})
 		if err != nil {
 			fail("AddFileReader: %v", err)

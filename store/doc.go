@@ -35,8 +35,15 @@
 // its transaction's index in the entry and its index in the transaction); a delete is a tombstone with a position, so a put
 // before it in chain order stays deleted and a put after it wins;
 // DeleteEntity is a tombstone for every trait of the entity written before
-// it. A transaction applies all or nothing: one malformed operation or one
-// document its schema refuses skips the whole transaction (the whole
+// it. A live trait has the type, document and Modified of its winning put,
+// and as Created the earliest Created of the puts of that trait after its
+// latest delete (of the trait, or of the entity), in chain order: a put
+// that loses still counts, a put with a zero Created counts for none
+// (zero means "keep the one held"; zero if none has one). So a record two
+// devices wrote apart (a message each received) keeps the first one's
+// time, whichever of them the chain orders last. A transaction applies
+// all or nothing: one malformed operation or one document its schema
+// refuses skips the whole transaction (the whole
 // entry, but for a batch, whose other transactions apply), counted by
 // reason in Stats and returned as an error wrapping ErrSkipped; it never
 // panics.
@@ -46,11 +53,18 @@
 // the same, whatever order the entries arrived in. State keeps, for each
 // trait, the maximum in that order of the operations on it after the
 // entity's latest delete, and for each entity the maximum of its deletes.
-// A maximum does not depend on the order its elements are seen in, and an
-// entry's validity depends on the entry alone, so the state is a function
-// of the set of entries: a late entry that sorts earlier (a device that
-// wrote offline) changes exactly the traits whose latest write it is, and
-// nothing else. The tests apply one set of entries in many seeded random
+// A trait's Created is a minimum over a set that is a function of the
+// entries as well (its puts with a Created after the maximum of its own
+// and its entity's deletes); State keeps the puts of it that a later
+// delete could leave the earliest (those that no put after them matches
+// with a Created as early; of one entry's, the earliest only: no other
+// entry sorts between them), so a delete that arrives late cuts the set as
+// if it had come first. A maximum and a minimum do not depend on the
+// order their elements are seen in, and an entry's validity depends on
+// the entry alone, so the state is a function of the set of entries: a
+// late entry that sorts earlier (a device that wrote offline) changes
+// exactly the traits whose latest write it is, or whose Created it is
+// the earliest of, and nothing else. The tests apply one set of entries in many seeded random
 // orders and compare State.Canonical byte for byte.
 //
 // # Queries

@@ -97,7 +97,9 @@ type Trait struct {
 	// for byte as it was written.
 	Doc json.RawMessage
 	// Created and Modified are the writer's times (a device's clock: they
-	// order nothing; the chain orders mutations).
+	// order nothing; the chain orders mutations). Read from the store, a
+	// trait's Created is the earliest of its puts' since its latest
+	// delete (see the package doc), a zero one counting for none.
 	Created, Modified time.Time
 }
 

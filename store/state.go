@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 )
 
 // Pos is a chain entry's place in the chain's order, given by the caller:
@@ -41,10 +42,74 @@ func (a at) compare(b at) int {
 }
 
 // slot is the winning write of one trait: a put (trait set) or a tombstone.
+// A live slot also keeps the latest delete of the trait before it (del,
+// when hasDel) and firsts, the puts since that delete (and the entity's)
+// that a later delete could leave the earliest Created: see firsts.
 type slot struct {
-	at    at
-	dead  bool
-	trait Trait
+	at     at
+	dead   bool
+	trait  Trait
+	hasDel bool
+	del    at
+	firsts []first
+}
+
+// first is a put with a Created time: its place and that time.
+type first struct {
+	at      at
+	created time.Time
+}
+
+// addFirst adds the put at a, created at c (not zero), to fs, the puts
+// that no other put dominates (one after it in chain order with a Created
+// as early or earlier: every delete that leaves the first leaves the
+// other, which is no later; or one of the same entry with an earlier
+// Created, or as early and before it: no other entry sorts between two
+// operations of one entry, so a delete leaves both or neither, and one
+// of the entry's own deletes is applied in its order, before the puts
+// after it). fs is in chain order, so their Created times increase
+// strictly, one put an entry at most: fs[0] is the earliest. The same
+// put twice changes nothing.
+func addFirst(fs []first, a at, c time.Time) []first {
+	for _, f := range fs {
+		if f.at.compare(a) == 0 || dominates(f.at, f.created, a, c) {
+			return fs
+		}
+	}
+	out := make([]first, 0, len(fs)+1)
+	for _, f := range fs {
+		if dominates(a, c, f.at, f.created) {
+			continue // dominated by the new one
+		}
+		out = append(out, f)
+	}
+	i, _ := slices.BinarySearchFunc(out, a, func(f first, a at) int { return f.at.compare(a) })
+	return slices.Insert(out, i, first{at: a, created: c})
+}
+
+// dominates reports whether the put at a created at c makes the one at b
+// created at d count for nothing in a trait's Created (addFirst).
+func dominates(a at, c time.Time, b at, d time.Time) bool {
+	if a.pos.Compare(b.pos) == 0 { // one entry
+		return c.Before(d) || c.Equal(d) && a.op < b.op
+	}
+	return a.compare(b) > 0 && !c.After(d)
+}
+
+// cutFirsts drops the puts of fs before a (a delete at a).
+func cutFirsts(fs []first, a at) []first {
+	i, _ := slices.BinarySearchFunc(fs, a, func(f first, a at) int { return f.at.compare(a) })
+	return slices.Clone(fs[i:])
+}
+
+// settle sets the slot's Created: the earliest of its puts' since the
+// delete, or the winning put's own (zero) when none has one.
+func (sl *slot) settle(own time.Time) {
+	if len(sl.firsts) > 0 {
+		sl.trait.Created = sl.firsts[0].created
+	} else {
+		sl.trait.Created = own
+	}
 }
 
 // entity is everything State keeps of one entity: the latest delete-entity
@@ -163,7 +228,10 @@ func (s *State) applyTransaction(pos Pos, n int, tx Transaction) error {
 
 // apply applies one checked operation at a. Invariant: every slot of an
 // entity is after its delete (when it has one); so a write before the
-// delete is dropped, and a delete drops the slots before it.
+// delete is dropped, and a delete drops the slots before it. A live
+// slot's trait has the winning put's type, document and Modified, and the
+// earliest Created of the puts of the trait after its latest delete
+// (firsts: a put before the winner still counts, a late delete cuts).
 func (s *State) apply(a at, o *Op) {
 	e := s.entities[o.Entity]
 	if e == nil {
@@ -175,20 +243,71 @@ func (s *State) apply(a at, o *Op) {
 			return
 		}
 		e.deleted, e.del = true, a
-		maps.DeleteFunc(e.traits, func(_ TraitID, sl slot) bool { return sl.at.compare(a) < 0 })
+		for tid, sl := range e.traits {
+			switch {
+			case sl.at.compare(a) < 0:
+				delete(e.traits, tid)
+			case !sl.dead:
+				// The entity's delete is the latest before the winner
+				// now, when the trait's is before it.
+				own := sl.ownCreated()
+				if sl.hasDel && sl.del.compare(a) < 0 {
+					sl.hasDel, sl.del = false, at{}
+				}
+				sl.firsts = cutFirsts(sl.firsts, a)
+				sl.settle(own)
+				e.traits[tid] = sl
+			}
+		}
 		return
 	}
 	if e.deleted && a.compare(e.del) < 0 {
 		return
 	}
-	if old, ok := e.traits[o.Trait.ID]; ok && old.at.compare(a) > 0 {
+	old, ok := e.traits[o.Trait.ID]
+	if ok && old.at.compare(a) == 0 {
+		return // this operation again
+	}
+	if ok && old.at.compare(a) > 0 { // a later write holds the trait
+		if old.dead || old.hasDel && old.del.compare(a) > 0 {
+			return // a put or delete before the trait's latest delete
+		}
+		own := old.ownCreated()
+		if o.Kind == OpDeleteTrait {
+			old.hasDel, old.del = true, a
+			old.firsts = cutFirsts(old.firsts, a)
+		} else if !o.Trait.Created.IsZero() {
+			old.firsts = addFirst(old.firsts, a, o.Trait.Created)
+		}
+		old.settle(own)
+		e.traits[o.Trait.ID] = old
 		return
 	}
 	if o.Kind == OpDeleteTrait {
 		e.traits[o.Trait.ID] = slot{at: a, dead: true}
 		return
 	}
-	e.traits[o.Trait.ID] = slot{at: a, trait: o.Trait}
+	sl := slot{at: a, trait: o.Trait}
+	switch {
+	case ok && old.dead:
+		sl.hasDel, sl.del = true, old.at
+	case ok:
+		sl.hasDel, sl.del, sl.firsts = old.hasDel, old.del, old.firsts
+	}
+	if !o.Trait.Created.IsZero() {
+		sl.firsts = addFirst(sl.firsts, a, o.Trait.Created)
+	}
+	sl.settle(o.Trait.Created)
+	e.traits[o.Trait.ID] = sl
+}
+
+// ownCreated is the winning put's own Created: the last of firsts when it
+// is the winner's, else zero (a put with no Created is never in firsts).
+func (sl *slot) ownCreated() time.Time {
+	if n := len(sl.firsts); n > 0 && sl.firsts[n-1].at.compare(sl.at) == 0 {
+		return sl.firsts[n-1].created
+	}
+	return time.Time{}
 }
 
 // Get returns entity id's live traits in TraitID order, and false if it has
@@ -259,6 +378,17 @@ func (s *State) Canonical() []byte {
 				continue
 			}
 			b = appendOp(b, &Op{Kind: OpPutTrait, Entity: id, Trait: sl.trait})
+			if sl.hasDel {
+				b = append(b, 1)
+				b = appendAt(b, sl.del)
+			} else {
+				b = append(b, 0)
+			}
+			b = binary.AppendUvarint(b, uint64(len(sl.firsts)))
+			for _, f := range sl.firsts {
+				b = appendAt(b, f.at)
+				b = appendTime(b, f.created)
+			}
 		}
 	}
 	return b

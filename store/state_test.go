@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -163,6 +164,14 @@ func genEntries(t testing.TB, rng *rand.Rand, n int) []entry {
 			switch k := rng.IntN(10); {
 			case k < 6:
 				tr := noteTrait(tid, fmt.Sprintf("%d.%d", i, len(ops)))
+				// Created times that vary and repeat, some zero ("keep
+				// the one held"): the trait's is the earliest since its
+				// latest delete, whatever the arrival order.
+				if k := rng.IntN(8); k == 0 {
+					tr.Created = time.Time{}
+				} else {
+					tr.Created = tr.Created.Add(time.Duration(rng.IntN(6)) * time.Minute)
+				}
 				if rng.IntN(30) == 0 {
 					tr.Doc = json.RawMessage(`{"body":1}`)
 				}
@@ -179,8 +188,10 @@ func genEntries(t testing.TB, rng *rand.Rand, n int) []entry {
 }
 
 // oracle computes, by brute force over the whole set, each entity's live
-// traits: for each trait the last valid op in chain order after the
-// entity's last delete.
+// traits (as traitStrings writes them): for each trait the last valid op
+// in chain order after the entity's last delete, with the earliest
+// non-zero Created of the trait's puts after its and its entity's latest
+// delete.
 func oracle(t *testing.T, reg *Registry, es []entry) map[EntityID][]string {
 	sorted := slices.Clone(es)
 	slices.SortFunc(sorted, func(a, b entry) int { return a.pos.Compare(b.pos) })
@@ -189,6 +200,7 @@ func oracle(t *testing.T, reg *Registry, es []entry) map[EntityID][]string {
 		tid TraitID
 	}
 	last := map[key]*Op{}
+	created := map[key]time.Time{}
 	var txs []Transaction // each valid transaction, in chain order
 	for _, en := range sorted {
 		parts, err := Split(en.p)
@@ -212,25 +224,40 @@ func oracle(t *testing.T, reg *Registry, es []entry) map[EntityID][]string {
 				for k := range last {
 					if k.e == o.Entity {
 						delete(last, k)
+						delete(created, k)
 					}
 				}
 				continue
 			}
-			last[key{o.Entity, o.Trait.ID}] = o
+			k := key{o.Entity, o.Trait.ID}
+			last[k] = o
+			switch c, ok := created[k]; {
+			case o.Kind == OpDeleteTrait:
+				delete(created, k)
+			case !o.Trait.Created.IsZero() && (!ok || o.Trait.Created.Before(c)):
+				created[k] = o.Trait.Created
+			}
 		}
 	}
 	out := map[EntityID][]string{}
 	for k, o := range last {
 		if o.Kind == OpPutTrait {
-			var doc struct{ Body string }
-			_ = json.Unmarshal(o.Trait.Doc, &doc)
-			out[k.e] = append(out[k.e], string(k.tid)+"="+doc.Body)
+			tr := o.Trait
+			tr.Created = created[k]
+			out[k.e] = append(out[k.e], traitString(tr))
 		}
 	}
 	for _, v := range out {
 		slices.Sort(v)
 	}
 	return out
+}
+
+// traitString writes a trait as "id=body@created".
+func traitString(tr Trait) string {
+	var doc struct{ Body string }
+	_ = json.Unmarshal(tr.Doc, &doc)
+	return fmt.Sprintf("%s=%s@%s", tr.ID, doc.Body, tr.Created.Format(time.RFC3339Nano))
 }
 
 // TestStateConverges applies one set of entries in many seeded random
@@ -300,7 +327,10 @@ func checkConverges(t *testing.T, rng *rand.Rand, seed uint64, es []entry) {
 		}
 		got := map[EntityID][]string{}
 		for _, id := range s.Entities() {
-			got[id] = bodies(s, id)
+			e, _ := s.Get(id)
+			for _, tr := range e.Traits {
+				got[id] = append(got[id], traitString(tr))
+			}
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("seed %d round %d: state differs from the oracle (-want +got):\n%s", seed, round, diff)
@@ -372,4 +402,70 @@ func BenchmarkApply(b *testing.B) {
 		applied += n
 	}
 	b.ReportMetric(float64(applied)/b.Elapsed().Seconds(), "mutations/s")
+}
+
+// TestStateCreatedEarliest: a trait's Created is the earliest of its
+// puts' since its latest delete (a put with no Created counts for none),
+// its document the last put's, in every arrival order.
+func TestStateCreatedEarliest(t *testing.T) {
+	e := testID(1)
+	t0 := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	put := func(clock uint64, body string, created time.Time) entry {
+		tr := noteTrait("n", body)
+		tr.Created = created
+		return entry{pos(clock), enc(t, PutTrait(e, tr))}
+	}
+	del := entry{pos(3), enc(t, DeleteTrait(e, "n"))}
+	delEntity := entry{pos(3), enc(t, DeleteEntity(e))}
+	for _, c := range []struct {
+		name string
+		es   []entry
+		want string
+	}{
+		{"earlier first", []entry{put(1, "a", t0), put(2, "b", t0.Add(5*time.Minute))}, "n=b@2026-11-26T09:00:00Z"},
+		{"earlier last", []entry{put(1, "a", t0.Add(5*time.Minute)), put(2, "b", t0)}, "n=b@2026-11-26T09:00:00Z"},
+		{"zero keeps", []entry{put(1, "a", t0), put(2, "b", time.Time{})}, "n=b@2026-11-26T09:00:00Z"},
+		{"zero alone", []entry{put(2, "b", time.Time{})}, "n=b@0001-01-01T00:00:00Z"},
+		{"delete cuts", []entry{put(1, "a", t0), put(2, "b", t0.Add(time.Minute)), del,
+			put(4, "c", t0.Add(7*time.Minute)), put(5, "d", t0.Add(9*time.Minute))}, "n=d@2026-11-26T09:07:00Z"},
+		{"delete, then zero", []entry{put(1, "a", t0), del, put(4, "c", time.Time{})}, "n=c@0001-01-01T00:00:00Z"},
+		{"entity delete cuts", []entry{put(1, "a", t0), delEntity,
+			put(4, "c", t0.Add(7*time.Minute)), put(5, "d", t0.Add(9*time.Minute))}, "n=d@2026-11-26T09:07:00Z"},
+	} {
+		var ref []byte
+		for _, order := range permutations(len(c.es)) {
+			s := NewState(NewRegistry())
+			for _, i := range order {
+				apply(t, s, c.es[i])
+			}
+			ent, _ := s.Get(e)
+			var got []string
+			for _, tr := range ent.Traits {
+				got = append(got, traitString(tr))
+			}
+			if diff := cmp.Diff([]string{c.want}, got); diff != "" {
+				t.Errorf("%s, order %v (-want +got):\n%s", c.name, order, diff)
+			}
+			if ref == nil {
+				ref = s.Canonical()
+			} else if !bytes.Equal(ref, s.Canonical()) {
+				t.Errorf("%s, order %v: canonical state differs from the first order's", c.name, order)
+			}
+		}
+	}
+}
+
+// permutations returns every order of 0 to n-1.
+func permutations(n int) [][]int {
+	if n == 0 {
+		return [][]int{{}}
+	}
+	var out [][]int
+	for _, p := range permutations(n - 1) {
+		for i := range n {
+			q := append(append(append([]int{}, p[:i]...), n-1), p[i:]...)
+			out = append(out, q)
+		}
+	}
+	return out
 }

@@ -53,11 +53,19 @@ func (rt *routes) GetStatus(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Status{
+	out := api.Status{
 		ID: st.ID, Version: st.Version, Addrs: st.Addrs, StartedAt: st.StartedAt,
 		Uptime: api.Duration(st.Uptime), Peers: st.Peers, DHTTable: st.DHTTable,
 		DHTModes: st.DHTModes, Blocks: st.Blocks, Removed: st.Removed,
-	})
+		DHTMode: api.StatusDhtMode(st.DHTMode), Reachability: api.StatusReachability(st.Reach.Overall),
+		AddrReachability: make([]api.AddrReachability, 0, len(st.Reach.Addrs)),
+	}
+	for _, a := range st.Reach.Addrs {
+		out.AddrReachability = append(out.AddrReachability, api.AddrReachability{
+			Addr: a.Addr.String(), Reachability: api.AddrReachabilityReachability(a.State),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // GetPeers implements api.ServerInterface.

@@ -73,6 +73,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 			&cli.Float64Flag{Name: "slow", Usage: "fraction of the links that are slow (400 ms one way instead of 10 ms), picked by the seed (cell; 0 to 1)"},
 			&cli.IntFlag{Name: "lookups", Value: 10, Usage: "lookups per live node (dht)"},
 			&cli.IntFlag{Name: "entries", Value: 1000, Usage: "entries each node appends (chain); mutations each store node makes (store: default 60); texts each person of a pair sends the other (messages: default 3)"},
+			&cli.IntFlag{Name: "minutes", Usage: "messages: run the people scenario over this many virtual minutes (phones online a few minutes at a time, blind mailboxes, shared files, churn); 0: the plain messages scenario"},
 			&cli.Int64Flag{Name: "size", Value: 256, Usage: "size of the blob, in MiB (blob)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 			&cli.BoolFlag{Name: "v", Usage: "log the nodes (warnings and errors) to stderr"},
@@ -108,6 +109,14 @@ func run(_ context.Context, cmd *cli.Command) error {
 		return usageError{"--lookups must be at least 1"}
 	case cmd.Int("entries") < 1:
 		return usageError{"--entries must be at least 1"}
+	case cmd.Int("minutes") < 0:
+		return usageError{"--minutes must not be negative"}
+	case cmd.Int("minutes") > 0 && args[0] != "messages":
+		return usageError{"--minutes is for the messages scenario"}
+	case cmd.Int("minutes") > 0 && nodes < 5 && cmd.IsSet("nodes"):
+		return usageError{"--people must be at least 5 with --minutes"}
+	case cmd.Int("minutes") > 0 && cmd.IsSet("entries"):
+		return usageError{"--entries is not for the people scenario (--minutes)"}
 	case cmd.Int64("size") < 1:
 		return usageError{"--size must be at least 1 (MiB)"}
 	}
@@ -149,7 +158,7 @@ func run(_ context.Context, cmd *cli.Command) error {
 	}
 	simnet.Main(name, cfg, simnet.Options{
 		Nodes: nodes, Seed: cfg.Seed, CrashFraction: crash, Lookups: cmd.Int("lookups"), Entries: entries,
-		HeapProfile: cmd.String("memprofile"), MemoryLimit: memLimit << 20, BlobSize: cmd.Int64("size") << 20,
+		Minutes: cmd.Int("minutes"), HeapProfile: cmd.String("memprofile"), MemoryLimit: memLimit << 20, BlobSize: cmd.Int64("size") << 20,
 	}, cmd.Bool("json"), cmd.Root().Writer, cmd.Root().ErrWriter)
 	return nil
 }

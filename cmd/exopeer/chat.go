@@ -231,8 +231,9 @@ func (p *chatPrinter) follow(ctx context.Context, c *client.Client, name string)
 			}
 			// The node answered a moment ago: a connection it refuses or
 			// drops now is the node stopping (its stream says so when it
-			// was running already; this is the stream asked as it stopped).
-			if _, ok := errors.AsType[*net.OpError](err); ok {
+			// was running already; this is the stream asked as it stopped,
+			// or after: the client then says no node is running).
+			if _, ok := errors.AsType[*net.OpError](err); ok || errors.Is(err, client.ErrNotRunning) {
 				return fmt.Errorf("the node stopped: %w", err)
 			}
 			return err

@@ -63,7 +63,9 @@ func printStatus(out io.Writer, v api.Status) error {
 	fmt.Fprintf(tw, "version\t%s\n", v.Version)
 	fmt.Fprintf(tw, "uptime\t%s\n", v.Uptime)
 	fmt.Fprintf(tw, "peers\t%d\n", v.Peers)
-	fmt.Fprintf(tw, "DHT routing table\t%d (%s)\n", v.DHTTable, strings.Join(v.DHTModes, ", "))
+	fmt.Fprintf(tw, "reachability\t%s\n", v.Reachability)
+	fmt.Fprintf(tw, "DHT mode\t%s (%s)\n", v.DHTMode, strings.Join(v.DHTModes, ", "))
+	fmt.Fprintf(tw, "DHT routing table\t%d\n", v.DHTTable)
 	fmt.Fprintf(tw, "blocks stored\t%d\n", v.Blocks)
 	if v.Removed != "" {
 		fmt.Fprintf(tw, "cell\t%s\n", v.Removed)
@@ -74,6 +76,13 @@ func printStatus(out io.Writer, v api.Status) error {
 			label = ""
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", label, a)
+	}
+	for i, a := range v.AddrReachability {
+		label := "reachability by address"
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", label, a.Addr, a.Reachability)
 	}
 	return tw.Flush()
 }

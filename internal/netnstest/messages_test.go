@@ -356,6 +356,11 @@ func killWhileSending(t *testing.T, sc *scene, alice, bob *person) {
 	var mu sync.Mutex
 	var cut []*msg
 	delivered := 0
+	// The senders' own context: should the step give up before the kill,
+	// it ends their sends and waits for them, so that none logs to the
+	// step after it has ended (a panic that would hide the failure).
+	sends, stopSends := context.WithCancel(t.Context())
+	defer stopSends()
 	// Three sends at once, so that the kill finds some under way; 12 at
 	// most, which keeps the conversation within the inbox's 50.
 	for _, line := range []string{"a", "b", "c"} {
@@ -364,7 +369,7 @@ func killWhileSending(t *testing.T, sc *scene, alice, bob *person) {
 			defer wg.Done()
 			for range 4 {
 				m := book.addLine(alice, bob, a2, line, "before the kill")
-				ctx, cancel := context.WithTimeout(t.Context(), sendLimit)
+				ctx, cancel := context.WithTimeout(sends, sendLimit)
 				v, err := a2.Client.Send(ctx, bob.name, m.text)
 				cancel()
 				mu.Lock()
@@ -398,14 +403,17 @@ func killWhileSending(t *testing.T, sc *scene, alice, bob *person) {
 				if before++; before > 10 {
 					select {
 					case <-killed:
-					case <-t.Context().Done():
+					case <-sends.Done():
 						return
 					}
 					continue
 				}
 			}
+			if sends.Err() != nil {
+				return
+			}
 			m := book.add(bob, alice, b1, "around the kill")
-			ctx, cancel := context.WithTimeout(t.Context(), sendLimit)
+			ctx, cancel := context.WithTimeout(sends, sendLimit)
 			v, err := b1.Client.Send(ctx, alice.name, m.text)
 			cancel()
 			switch {
@@ -425,12 +433,16 @@ func killWhileSending(t *testing.T, sc *scene, alice, bob *person) {
 		select {
 		case <-c:
 		case <-time.After(sendLimit):
+			stopSends()
+			wg.Wait()
 			t.Fatalf("sends not delivered within %v", sendLimit)
 		}
 	}
 	err := a2.Kill()
 	close(killed)
 	if err != nil {
+		stopSends()
+		wg.Wait()
 		t.Fatal(err)
 	}
 	wg.Wait()

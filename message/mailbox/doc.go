@@ -137,7 +137,11 @@
 // (the contact → its cell) over ReadEpochs, records the entries it did not
 // have (by message ID: a message recorded twice is recorded once), and
 // writes the slot back at the next sequence number without the entries it
-// recorded (Without).
+// recorded (Without). How often is the shell's (message/service doc.go,
+// "Blind mailboxes", Reading): the whole of ReadEpochs hourly; in
+// between, the current epoch (a writer writes no other; the one before
+// too near its start, for a write after the last poll of it), of each
+// contact at an interval that grows while its polls find nothing.
 //
 // A new key epoch of either cell changes the pair's secret, and two cells
 // that never meet learn each other's new public key only through a slot.

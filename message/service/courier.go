@@ -125,6 +125,7 @@ func (s *Service) notifee() network.Notifiee {
 	return &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
 		if c.Stat().Direction == network.DirInbound {
 			s.poke(c.RemotePeer())
+			s.seenDevice(c.RemotePeer())
 		}
 	}}
 }
@@ -500,7 +501,9 @@ func (s *Service) deliverPending(ctx context.Context, c contactservice.Contact, 
 			// for the same quota), so the backoff alone applies.
 			if !busy {
 				s.mailboxStore(ctx, c, ms[i:], own, list, grace)
-				s.wakeMailbox()
+				if s.mailboxOn() {
+					s.wakeMailbox(conv)
+				}
 			}
 			return s.failedContact(conv, now), false
 		}

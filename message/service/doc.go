@@ -250,18 +250,44 @@
 // appended to. The courier's backoff (up to Config.CourierMaxBackoff)
 // spaces the tries.
 //
-// Reading. A goroutine (runMailbox; Close waits for it) polls every
-// contact with a mailbox key: the whole window of mailbox.ReadEpochs (8
-// days) at start and every Config.MailboxFullPoll (1 h), again at the
-// next poll while all its lookups fail (a DHT with no peers yet); the current
-// epoch every Config.MailboxPoll (1 min) and after a courier pass found
-// a contact unreachable. For each key of this cell the contact may write
+// Reading. A goroutine (runMailbox; Close waits for it) polls the
+// contacts with a mailbox key. The whole window of mailbox.ReadEpochs (8
+// days) of every contact: every Config.MailboxFullPoll (1 h), counted
+// across restarts (the time of the last one is on disk); a start within
+// the hour reads, of every contact, the epochs from the day before that
+// last whole poll's on only (writers write only the current epoch, so
+// nothing new appears in an epoch read after it ended; a day covers a
+// writer's clock behind). A start or whole poll whose every lookup
+// failed (a DHT with no peers yet) is made again at the next round. In
+// between, the current epoch of each contact whose steady poll is due
+// (and the day before, within Config.MailboxPollMax of midnight: the
+// contact may have written there after this device's last poll of it),
+// looked at every Config.MailboxPoll (1 min). The steady poll adapts per
+// contact (mailbox_poll.go, step, a pure rule): a contact writes to this
+// cell's slots only when its courier reached no device of this cell, so
+// each poll that finds nothing new of the contact's (no frame recorded
+// now, no ack believed) doubles the contact's interval, from
+// MailboxPoll up to Config.MailboxPollMax (16 min); a poll that finds
+// something brings it back to MailboxPoll, and so does a courier pass
+// that finds the contact unreachable (that contact is then polled at
+// once: an ack of what this device just stored, or the contact's own
+// frames, may be there) or a device of the contact connecting to this
+// host (polled at the next round; at most MaxSeenDevices remembered
+// between rounds; past it, each contact with a device connected by a
+// connection it opened); a poll that finds nothing while a device of the
+// contact is connected to this host (its courier reaches this cell
+// directly) sets it to MailboxPollMax, until a round finds none of the
+// contact's devices connected (a phone that connected then left): then
+// it is the interval doubling gave at that poll again. At most MaxContactRecords
+// contacts' intervals are held (one dropped is polled as a new one: at
+// once, then at MailboxPoll). For each key of this cell the contact may write
 // with (Keys, below; at most MaxMailboxKeys), it reads the slots of the
 // contact → this cell,
 // index 0 up to the first not found (every index in the oldest epoch:
 // mailbox.ReadEveryIndex). DHT cost per contact and key: a current-epoch
-// poll makes 1 lookup per slot written plus 1 (at most 8); a full poll
-// at most 64, at least 8; each slot taken from costs one put, each ack
+// poll makes 1 lookup per slot written plus 1 (at most 8); a whole poll
+// at most 64, at least 15 (8 in the oldest epoch); a start within the
+// hour of one at least 2; each slot taken from costs one put, each ack
 // written one lookup and one put per slot of the day read. Frame
 // entries for this device go to the receive path as if they came on a
 // stream from their sealing device (the same checks: that device on
@@ -467,7 +493,11 @@
 // Created (the time it was first recorded), so the store reads nothing
 // to keep it; it reads it once before "delivered", which a read receipt
 // applied meanwhile must not take back (Advances); the receiver reads
-// first (a message may come again).
+// first (a message may come again). A message in is received when its
+// cell first recorded it: the store keeps a trait's earliest Created
+// (store's package doc), and a record read shows it as Received, so two
+// devices that record it apart (one from a mailbox, the other later from
+// the sender's courier) show the first's time once their chains merge.
 //
 // # Stored state
 //
@@ -501,6 +531,10 @@
 // At most MaxContactRecords such records of each kind are held in
 // memory (one dropped is read again from disk); on disk there is one
 // per contact that sent a receipt covering a pending message.
+// /messages/mailboxwhole holds when this device last polled the whole
+// window of blind mailboxes (# Blind mailboxes, Reading): version (1) =
+// 1 and the time (8, Unix ms, two's complement); one that does not
+// decode reads as none (the next poll is whole).
 // /messages/counter holds the device's counter's lease, written before
 // any message uses it: the highest sent time it covers (8, Unix
 // ms; the clock plus 1 s when it was taken) and the highest seq (8; 1,000

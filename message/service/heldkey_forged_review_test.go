@@ -47,7 +47,7 @@ func testHeldKeyForgedRecord(t *testing.T) {
 	}
 	putEntries(t, m, slot, nil, 1) // the removed device's: an empty record of bob's direction
 
-	alice.svc.mailboxRead(ctx, c, false)
+	alice.svc.mailboxRead(ctx, c, false, 0)
 	if got := alice.svc.heldKeyOf(ctx, c); bytes.Equal(got, k1.PublicKey().Bytes()) {
 		t.Fatal("a record holding nothing of bob's, under the old pair, recorded bob holding the old key")
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	contactservice "github.com/exopeer/exopeer/contact/service"
 	"github.com/exopeer/exopeer/dht"
 	"github.com/exopeer/exopeer/message"
@@ -121,12 +123,21 @@ func (s *Service) Mailbox() MailboxStats {
 }
 
 // mailboxState is what the mailbox shell keeps: the records this device
-// put, to put again before the DHT drops them (at most MaxRePuts).
+// put, to put again before the DHT drops them (at most MaxRePuts), and
+// each contact's steady poll.
 type mailboxState struct {
 	mu   sync.Mutex
 	puts map[string]rePut
-	// wake makes the poller poll the newest epoch soon.
+	// wake makes the poller poll the contacts due soon.
 	wake chan struct{}
+	// polls is each contact's steady poll (mailbox_poll.go), by cell
+	// key (hex): at most MaxContactRecords.
+	polls map[string]pollState
+	// seen are the devices connected to this host since the last round
+	// (at most MaxSeenDevices); seenAll, that more were (mailbox_poll.go,
+	// backSeen).
+	seen    map[peer.ID]struct{}
+	seenAll bool
 	// refused are the frame entries the receive path refused (at most
 	// MaxRefusedFrames, the oldest forgotten first: order).
 	refused map[refusedFrame]bool
@@ -149,14 +160,6 @@ type rePut struct {
 
 // mailboxOn reports whether blind mailboxes are wired in.
 func (s *Service) mailboxOn() bool { return s.mdht != nil && s.mkeys != nil }
-
-// wakeMailbox makes the poller poll soon; it never blocks.
-func (s *Service) wakeMailbox() {
-	select {
-	case s.mstate.wake <- struct{}{}:
-	default:
-	}
-}
 
 // pairWith returns the pair secrets of this cell with the contact c,
 // one per key of this cell pickKeys gives for c (the writer's first),

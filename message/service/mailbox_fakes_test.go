@@ -28,6 +28,7 @@ type fakeDHT struct {
 	recs      map[string]fakeRec
 	gets      int
 	puts      int
+	keyGets   map[string]int // lookups by key
 	dropAfter time.Duration
 	// noPeers makes every lookup fail as with no peer in the table.
 	noPeers bool
@@ -45,7 +46,7 @@ type fakeRec struct {
 }
 
 func newFakeDHT() *fakeDHT {
-	return &fakeDHT{now: time.Now, recs: map[string]fakeRec{}, raw: map[string][]byte{}}
+	return &fakeDHT{now: time.Now, recs: map[string]fakeRec{}, raw: map[string][]byte{}, keyGets: map[string]int{}}
 }
 
 func (f *fakeDHT) PutSigned(_ context.Context, key string, raw []byte) error {
@@ -81,6 +82,7 @@ func (f *fakeDHT) GetSigned(_ context.Context, key string) (dht.Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gets++
+	f.keyGets[key]++
 	if f.noPeers {
 		return dht.Record{}, dht.ErrNoPeers
 	}
@@ -107,6 +109,13 @@ func (f *fakeDHT) counts() (gets, puts int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.gets, f.puts
+}
+
+// getsOf returns the lookups of key so far.
+func (f *fakeDHT) getsOf(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.keyGets[key]
 }
 
 // fakeKeys is a cell's mailbox keys: key, the current (epoch 1, which

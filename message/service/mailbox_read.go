@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"time"
 
 	contactservice "github.com/exopeer/exopeer/contact/service"
 	"github.com/exopeer/exopeer/message"
@@ -12,104 +11,39 @@ import (
 	"github.com/exopeer/exopeer/store"
 )
 
-// Poll periods of the reader (Config.MailboxPoll, MailboxFullPoll).
-const (
-	defaultMailboxPoll     = time.Minute
-	defaultMailboxFullPoll = time.Hour
-)
-
-// runMailbox is the reader's goroutine (started by Start when mailboxes
-// are wired in, waited for by Close): a poll of the whole window at
-// start (again at the next poll while all its lookups fail: the DHT may have no
-// peers yet), then of the current epoch every Config.MailboxPoll and at each
-// wake-up (a courier pass that found a contact unreachable), of the
-// whole window every Config.MailboxFullPoll; each poll also puts again
-// the records due (rePutDue).
-func (s *Service) runMailbox() {
-	defer s.wg.Done()
-	ctx := s.ctx
-	full := true
-	lastFull := time.Time{}
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case <-s.mstate.wake:
-		}
-		now := s.cfg.Now()
-		if full || now.Sub(lastFull) >= s.cfg.MailboxFullPoll {
-			full, lastFull = true, now
-		}
-		failed, reads := s.mcount.refused[dhtReason].Load(), s.mcount.reads.Load()
-		s.mailboxPoll(ctx, full)
-		// A poll whose every lookup failed (a DHT with no peers yet, at
-		// start) does not count as the full one: the next is full. One
-		// that failed for some slots only counts (else one slot that
-		// never answers would make every poll full).
-		failed, reads = s.mcount.refused[dhtReason].Load()-failed, s.mcount.reads.Load()-reads
-		full = full && reads > 0 && failed >= reads
-		s.rePutDue(ctx)
-		timer.Stop()
-		select {
-		case <-timer.C:
-		default:
-		}
-		timer.Reset(s.cfg.MailboxPoll)
-	}
-}
-
-// mailboxPoll reads the slots of every contact with a mailbox key
-// (mailboxRead).
-func (s *Service) mailboxPoll(ctx context.Context, full bool) {
-	if _, err := s.cellKey(); err != nil {
-		return
-	}
-	cs, err := s.cons.List(ctx)
-	if err != nil {
-		s.log.Warn("contacts not read", "err", err)
-		return
-	}
-	for _, c := range cs {
-		if ctx.Err() != nil {
-			return
-		}
-		if _, err := c.Devices.MailboxKey(); err != nil {
-			continue
-		}
-		s.mailboxRead(ctx, c, full)
-	}
-}
-
 // mailboxRead reads the slots of the contact c → this cell, for each key
-// of this cell a contact may write with, of the current epoch or (full)
-// of every epoch of mailbox.ReadEpochs, at most MailboxReadMax records
+// of this cell a contact may write with, of the current epoch (and the
+// one before it within Config.MailboxPollMax of midnight) or (full)
+// of every epoch of mailbox.ReadEpochs from oldest on, at most MailboxReadMax records
 // and MailboxReadBytes per key. Of each slot it takes the frames for
 // this device, which it hands to the receive path as if they came on a
 // stream from their sealing device, and the acks, whose messages it
 // records delivered; it writes the slot back without what it took, and
 // leaves an ack of the frames recorded in this cell → c. Frames for
 // another device of this cell are left for it; a frame the receive path
-// refuses is left (counted), to expire.
-func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, full bool) {
+// refuses is left (counted), to expire. It reports whether it found
+// something new of c's (takeSlot).
+func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, full bool, oldest uint64) bool {
 	now := s.cfg.Now()
 	own, err := s.cellKey()
 	if err != nil {
-		return
+		return false
 	}
 	pairs, keys, err := s.pairWith(ctx, c, now)
 	if err != nil {
-		return
+		return false
 	}
 	first, last := mailbox.ReadEpochs(now)
 	if !full {
-		first = last
+		// The epoch of the contact's previous steady poll too (at most
+		// MailboxPollMax ago): the contact may have written there after it.
+		first = max(first, mailbox.Epoch(now.Add(-s.cfg.MailboxPollMax)))
 	}
+	first = max(first, min(oldest, last))
 	var acks []mailbox.Entry
 	var seen []byte // the newest key of this cell under which c wrote
 	var seenEpoch uint64
+	anyNews := false
 	for k, pair := range pairs {
 		records, bytes := 0, 0
 	epochs:
@@ -140,6 +74,7 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 				// enough: a device removed from this cell holds the pair of
 				// an older key and can write one.
 				a, news := s.takeSlot(ctx, c, own, slot, es, seq)
+				anyNews = anyNews || news
 				if news && (seen == nil || keys[k].Epoch > seenEpoch) {
 					seen, seenEpoch = keys[k].Private.PublicKey().Bytes(), keys[k].Epoch
 				}
@@ -151,7 +86,7 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 		s.noteHeldKey(ctx, c, seen, keys)
 	}
 	if len(acks) == 0 {
-		return
+		return anyNews
 	}
 	// The frames taken may have brought c's newer list (a new key of
 	// c's): the acks go under the pair c reads now, so that c, finding
@@ -173,6 +108,7 @@ func (s *Service) mailboxRead(ctx context.Context, c contactservice.Contact, ful
 			s.log.Debug("mailbox ack not written", "contact", c.Name, "err", err)
 		}
 	}
+	return anyNews
 }
 
 // takeSlot takes from es, the entries of slot at seq, the frames for

@@ -35,6 +35,9 @@ func testMailboxRefusedFrameRemembered(t *testing.T) {
 	}
 	putEntries(t, m, slotOf(t, bob, alice, 0), []mailbox.Entry{mailbox.Frame(message.ID{7}, bob.h.ID(), alice.h.ID(), f)}, 1)
 	alice.mdht = noPutDHT{m}
+	// A poll every minute (the steady poll's interval doubles at each
+	// poll that finds nothing new, and this one never does).
+	alice.tune = func(c *Config) { c.MailboxPoll, c.MailboxPollMax = time.Minute, time.Minute }
 	alice.start(t)
 	time.Sleep(10 * time.Minute)
 	synctest.Wait()

@@ -288,6 +288,7 @@ func testMailboxWriteBound(t *testing.T) {
 func TestMailboxReadBound(t *testing.T) { bubble(t, testMailboxReadBound) }
 
 func testMailboxReadBound(t *testing.T) {
+	time.Sleep(time.Hour) // past MailboxPollMax of midnight: a steady poll reads one epoch
 	alice, bob, m := mailboxPair(t)
 	_ = alice.svc.Close()
 	_ = bob.svc.Close()
@@ -308,7 +309,7 @@ func testMailboxReadBound(t *testing.T) {
 		want int
 	}{{true, MailboxReadMax}, {false, mailbox.SlotsPerEpoch}} {
 		before, _ := m.counts()
-		bob.svc.mailboxRead(t.Context(), c, tt.full)
+		bob.svc.mailboxRead(t.Context(), c, tt.full, 0)
 		if after, _ := m.counts(); after-before != tt.want {
 			t.Fatalf("a poll (full %v) of %d full slots looked up %d records, want %d", tt.full, n, after-before, tt.want)
 		}
@@ -365,6 +366,11 @@ func testMailboxFullPollRetried(t *testing.T) {
 	_ = bob.svc.Close()
 	old := slotAt(t, bob, alice, mailbox.Epoch(time.Now())-3, 0)
 	putEntries(t, m, old, []mailbox.Entry{ackOf(t, bob, alice, message.ID{7})}, 1)
+	// Alice never read the whole window (else her start poll reads
+	// from the day before the one she last did: runMailbox).
+	if err := alice.ds.Delete(t.Context(), wholeKey); err != nil {
+		t.Fatal(err)
+	}
 	m.mu.Lock()
 	m.noPeers = true
 	m.mu.Unlock()

@@ -34,7 +34,9 @@ type Message struct {
 	// Cell and Device are the sender's cell key and device.
 	Cell   string `json:"cell"`
 	Device string `json:"device"`
-	// Sent is the sender's time; Received this cell's (a message in).
+	// Sent is the sender's time; Received this cell's (a message in):
+	// when it first recorded it, its trait's Created, which the store
+	// keeps the earliest of its devices' records (decode).
 	Sent     time.Time  `json:"sent"`
 	Received *time.Time `json:"received,omitempty"`
 	// Order is the key that sorts the conversation (message.OrderKey).
@@ -154,6 +156,12 @@ func decode(e store.Entity) (Message, bool) {
 			return Message{}, false
 		}
 		m.Entity = e.ID
+		if m.Direction == In && m.Received != nil && !t.Created.IsZero() {
+			// The trait's Created is the earliest of the cell's records of
+			// it; the document is the last one's.
+			c := t.Created.UTC()
+			m.Received = &c
+		}
 		return m, true
 	}
 	return Message{}, false

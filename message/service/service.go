@@ -160,13 +160,19 @@ type Config struct {
 	// holds pending (sent or stored, not delivered): past it Send refuses
 	// with ErrTooManyPending. Default 1,000 (4 MiB of text).
 	MaxPendingPerContact int
-	// MailboxPoll is how often a device reads the blind mailboxes of the
-	// current epoch of each contact with a mailbox key (it also reads
-	// them after a courier pass found a contact unreachable);
-	// MailboxFullPoll how often it reads the whole window of 8 epochs
-	// (doc.go, "Blind mailboxes", gives the DHT lookups each costs).
-	// Defaults 1 min and 1 h.
+	// MailboxPoll is the shortest interval at which a device reads the
+	// blind mailboxes of the current epoch of a contact with a mailbox
+	// key, MailboxPollMax the longest: each poll that finds nothing new
+	// doubles a contact's interval up to MailboxPollMax; one that finds
+	// something, a courier pass that finds the contact unreachable (read
+	// then at once) or a device of the contact connecting brings it back
+	// to MailboxPoll; with a device of the contact connected it is
+	// MailboxPollMax, until none is (doc.go, "Blind mailboxes", Reading).
+	// MailboxFullPoll is how often it reads the whole window of 8 epochs
+	// of every contact (doc.go gives the DHT lookups each costs).
+	// Defaults 1 min, 16 min and 1 h.
 	MailboxPoll     time.Duration
+	MailboxPollMax  time.Duration
 	MailboxFullPoll time.Duration
 	// Now is the clock of sent and received times. nil: the real clock.
 	Now func() time.Time
@@ -236,6 +242,10 @@ func (c Config) withDefaults() Config {
 	if c.MailboxFullPoll <= 0 {
 		c.MailboxFullPoll = defaultMailboxFullPoll
 	}
+	if c.MailboxPollMax <= 0 {
+		c.MailboxPollMax = defaultMailboxPollMax
+	}
+	c.MailboxPollMax = max(c.MailboxPollMax, c.MailboxPoll)
 	c.MailboxFullPoll = max(c.MailboxFullPoll, c.MailboxPoll)
 	c.Now = ambient.NowOr(c.Now)
 	c.Rand = ambient.RandOr(c.Rand)
@@ -374,7 +384,9 @@ func New(o Options) (*Service, error) {
 		quota: newQuotas(cfg),
 		wake:  make(chan struct{}, 1), lists: make(chan struct{}, 1),
 		mdht: o.Mailbox, mkeys: o.MailboxKeys,
-		mstate: mailboxState{puts: map[string]rePut{}, wake: make(chan struct{}, 1)},
+		mstate: mailboxState{
+			puts: map[string]rePut{}, wake: make(chan struct{}, 1), polls: map[string]pollState{}, seen: map[peer.ID]struct{}{},
+		},
 		courier: courierState{
 			backoff: map[string]retry{}, rbackoff: map[string]retry{}, pokes: map[peer.ID]struct{}{}, sending: map[store.EntityID]struct{}{},
 		},

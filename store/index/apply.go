@@ -301,16 +301,17 @@ func (a at) compare(b at) int {
 
 // row is what the writer reads of a trait's row.
 type row struct {
-	id   int64
-	at   at
-	dead bool
-	text bool
+	id     int64
+	at     at
+	dead   bool
+	text   bool
+	firsts []byte
 }
 
 func scanRow(sc interface{ Scan(...any) error }) (row, error) {
 	var r row
 	var clock int64
-	if err := sc.Scan(&r.id, &clock, &r.at.key, &r.at.op, &r.dead, &r.text); err != nil {
+	if err := sc.Scan(&r.id, &clock, &r.at.key, &r.at.op, &r.dead, &r.text, &r.firsts); err != nil {
 		return row{}, err
 	}
 	r.at.clock = uint64(clock)
@@ -343,17 +344,23 @@ func (w *writer) op(a at, o *store.Op) error {
 			return err
 		}
 		for _, r := range rows {
-			if r.at.compare(a) < 0 {
-				if err := w.drop(r); err != nil {
-					return err
+			if r.at.compare(a) >= 0 {
+				if !r.dead { // the delete is the latest before it now
+					if err := w.cutFirsts(r, a, false, ""); err != nil {
+						return err
+					}
 				}
-				if err := w.exec(st.delTrait, r.id); err != nil {
-					return err
-				}
-				if !r.dead {
-					es.live--
-					w.traits--
-				}
+				continue
+			}
+			if err := w.drop(r); err != nil {
+				return err
+			}
+			if err := w.exec(st.delTrait, r.id); err != nil {
+				return err
+			}
+			if !r.dead {
+				es.live--
+				w.traits--
 			}
 		}
 		w.changed = true
@@ -374,11 +381,15 @@ func (w *writer) op(a at, o *store.Op) error {
 	t := &o.Trait
 	var ex extracted
 	var ins []any
+	var fs firsts
 	if o.Kind == store.OpDeleteTrait {
-		ins = []any{ent, string(t.ID), "", nil, nil, nil, int64(a.clock), a.key, a.op, 1, false}
+		ins = []any{ent, string(t.ID), "", nil, nil, nil, int64(a.clock), a.key, a.op, 1, false, nil}
 	} else {
 		ex = w.ix.extract(t.Type, t.Doc)
-		ins = []any{ent, string(t.ID), t.Type, []byte(t.Doc), timeKey(t.Created), timeKey(t.Modified), int64(a.clock), a.key, a.op, 0, ex.text != ""}
+		if !t.Created.IsZero() {
+			fs.add(a, t.Created)
+		}
+		ins = []any{ent, string(t.ID), t.Type, []byte(t.Doc), timeKey(t.Created), timeKey(t.Modified), int64(a.clock), a.key, a.op, 0, ex.text != "", fs.encode()}
 	}
 	res, err := st.insTrait.ExecContext(w.ctx, ins...)
 	if err != nil {
@@ -396,8 +407,30 @@ func (w *writer) op(a at, o *store.Op) error {
 		if err != nil {
 			return err
 		}
-		if old.at.compare(a) >= 0 {
-			return nil // a later write wins, or this one again
+		switch c := old.at.compare(a); {
+		case c == 0:
+			return nil // this write again
+		case c > 0: // a later write holds the trait
+			if old.dead {
+				return nil
+			}
+			if o.Kind == store.OpDeleteTrait {
+				return w.cutFirsts(old.row, a, true, old.typ)
+			}
+			return w.addFirst(old.row, a, t.Created, old.typ)
+		}
+		if o.Kind == store.OpPutTrait {
+			// The trait's earlier puts since its latest delete keep
+			// their Created.
+			if old.dead {
+				fs = firsts{hasDel: true, del: old.at}
+			} else if fs, err = decodeFirsts(old.firsts); err != nil {
+				return err
+			}
+			if !t.Created.IsZero() {
+				fs.add(a, t.Created)
+			}
+			ins[4], ins[11] = timeKey(fs.created()), fs.encode()
 		}
 		if !old.dead {
 			w.touch(old.typ) // the type it had, which this write replaces

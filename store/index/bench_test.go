@@ -199,7 +199,9 @@ func rawInsert(b *testing.B, reg *store.Registry, d *benchData) (wall, cpu time.
 		b.Fatal(err)
 	}
 	for i, r := range rows {
-		res, err := st.insTrait.ExecContext(ctx, r.ent, string(r.t.ID), r.t.Type, []byte(r.t.Doc), r.ct, r.mt, int64(i), []byte("k"), 0, 0, r.ex.text != "")
+		var fs firsts // what apply writes of a put: its place and Created
+		fs.add(at{clock: uint64(i), key: []byte("k")}, r.t.Created)
+		res, err := st.insTrait.ExecContext(ctx, r.ent, string(r.t.ID), r.t.Type, []byte(r.t.Doc), r.ct, r.mt, int64(i), []byte("k"), 0, 0, r.ex.text != "", fs.encode())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -18,6 +18,9 @@
 //   - traits: the winning write of every (entity, trait): a live trait
 //     (type, document, created, modified) or a tombstone (dead), with the
 //     position of the operation that wrote it (clock, key, op index);
+//     a live trait's created is the earliest of its puts' since its
+//     latest delete, and firsts what keeps it so (firsts.go: that
+//     delete's position and the puts that could still be the earliest);
 //   - tombs: each entity's latest delete-entity position;
 //   - terms: one row per keyword, number, time and reference value of a
 //     live trait of a registered type, with the trait's entity and
@@ -46,7 +49,10 @@
 // before the tomb is ignored; otherwise it replaces the trait's row when
 // it is later than the row's position (a tombstone is a row). So a late
 // entry that sorts earlier changes exactly the rows whose latest write it
-// is. A replaced or deleted live trait's terms and text are deleted with
+// is. A put that loses to a later put still counts for the trait's
+// created time, unless the trait's latest delete is after it; a
+// delete-trait that loses, or a delete-entity, drops from it the puts
+// before the delete (store.State's rule). A replaced or deleted live trait's terms and text are deleted with
 // it; a live trait put again (a message's state changing) keeps the terms
 // it still has, moved to its new modified time in place, and its text
 // when the same (its old document is extracted again to know): only what

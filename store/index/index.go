@@ -35,7 +35,7 @@ var (
 
 // format is the version of the tables' layout: part of the fingerprint, so
 // that a binary with another layout rebuilds the index.
-const format = "exopeer-index-3"
+const format = "exopeer-index-4"
 
 // Options tune an Index. The zero Options is DefaultOptions.
 type Options struct {
@@ -226,7 +226,8 @@ var schema = []string{
 	`CREATE TABLE meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID`,
 	// traits: the winning write of every (entity, trait), live (dead 0)
 	// or a tombstone (dead 1, no document). id is the FTS5 rowid and the
-	// terms' trait.
+	// terms' trait. created is the earliest of the trait's puts' since
+	// its latest delete, firsts what keeps it so (firsts.go).
 	`CREATE TABLE traits(
 		id INTEGER PRIMARY KEY,
 		entity BLOB NOT NULL,
@@ -240,6 +241,7 @@ var schema = []string{
 		op INTEGER NOT NULL,
 		dead INTEGER NOT NULL,
 		text INTEGER NOT NULL,
+		firsts BLOB,
 		UNIQUE(entity, trait))`,
 	`CREATE INDEX traits_type ON traits(type, modified) WHERE dead = 0`,
 	// tombs: the latest delete-entity of each entity.

@@ -18,7 +18,7 @@ type traitRow struct {
 func scanTrait(sc interface{ Scan(...any) error }) (traitRow, error) {
 	var r traitRow
 	var clock int64
-	if err := sc.Scan(&r.id, &clock, &r.at.key, &r.at.op, &r.dead, &r.text, &r.typ, &r.doc, &r.mod); err != nil {
+	if err := sc.Scan(&r.id, &clock, &r.at.key, &r.at.op, &r.dead, &r.text, &r.firsts, &r.typ, &r.doc, &r.mod); err != nil {
 		return traitRow{}, err
 	}
 	r.at.clock = uint64(clock)

@@ -13,6 +13,7 @@ type stmts struct {
 	getCheckpoint, setMeta, addSkip, addMeta      *sql.Stmt
 	getEntity, setTomb                            *sql.Stmt
 	getTrait, entityTraits, insTrait, updTrait    *sql.Stmt
+	setFirsts                                     *sql.Stmt
 	delTrait, delTerms, insTerm, delText, insText *sql.Stmt
 	delTerm, setTermsMod, getLive                 *sql.Stmt
 	// terms[n-1] inserts n term rows (prepared when first needed).
@@ -51,11 +52,12 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 		{&s.getEntity, `SELECT t.clock, t.key, ifnull(t.op, 0), (SELECT count(*) FROM traits WHERE entity = ?1 AND dead = 0)
 			FROM (SELECT 1) LEFT JOIN tombs t ON t.entity = ?1`},
 		{&s.setTomb, `INSERT OR REPLACE INTO tombs(entity, clock, key, op) VALUES(?, ?, ?, ?)`},
-		{&s.getTrait, `SELECT id, clock, key, op, dead, text, type, doc, modified FROM traits WHERE entity = ? AND trait = ?`},
-		{&s.entityTraits, `SELECT id, clock, key, op, dead, text FROM traits WHERE entity = ?`},
-		{&s.insTrait, `INSERT INTO traits(entity, trait, type, doc, created, modified, clock, key, op, dead, text) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		{&s.getTrait, `SELECT id, clock, key, op, dead, text, firsts, type, doc, modified FROM traits WHERE entity = ? AND trait = ?`},
+		{&s.entityTraits, `SELECT id, clock, key, op, dead, text, firsts FROM traits WHERE entity = ?`},
+		{&s.insTrait, `INSERT INTO traits(entity, trait, type, doc, created, modified, clock, key, op, dead, text, firsts) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT(entity, trait) DO NOTHING`},
-		{&s.updTrait, `UPDATE traits SET type = ?, doc = ?, created = ?, modified = ?, clock = ?, key = ?, op = ?, dead = ?, text = ? WHERE id = ?`},
+		{&s.updTrait, `UPDATE traits SET type = ?, doc = ?, created = ?, modified = ?, clock = ?, key = ?, op = ?, dead = ?, text = ?, firsts = ? WHERE id = ?`},
+		{&s.setFirsts, `UPDATE traits SET created = ?, firsts = ? WHERE id = ?`},
 		{&s.delTrait, `DELETE FROM traits WHERE id = ?`},
 		{&s.delTerms, `DELETE FROM terms WHERE trait = ?`},
 		{&s.delTerm, `DELETE FROM terms WHERE trait = ? AND field = ? AND v = ?`},
@@ -77,7 +79,7 @@ func prepare(ctx context.Context, c *sql.Conn) (stmts, error) {
 
 func (s *stmts) close() {
 	for _, st := range []*sql.Stmt{s.getCheckpoint, s.setMeta, s.addSkip, s.addMeta, s.getEntity, s.setTomb, s.getTrait, s.entityTraits,
-		s.insTrait, s.updTrait, s.delTrait, s.delTerms, s.insTerm, s.delText, s.insText, s.delTerm, s.setTermsMod, s.getLive} {
+		s.insTrait, s.updTrait, s.setFirsts, s.delTrait, s.delTerms, s.insTerm, s.delText, s.insText, s.delTerm, s.setTermsMod, s.getLive} {
 		if st != nil {
 			st.Close()
 		}
