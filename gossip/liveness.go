@@ -296,21 +296,61 @@ func (m *Membership) followConnectivity() {
 	}
 }
 
+// probeContext returns a context that ends after the probe timeout, or
+// at Close.
+func (m *Membership) probeContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timing.ProbeTimeout)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-m.done:
+			cancel()
+		case <-stop:
+		}
+	}()
+	return ctx, sync.OnceFunc(func() {
+		cancel()
+		close(stop)
+		<-done
+	})
+}
+
 // suspectLost suspects member id if no connection to it remains (a
-// relayed one counts: probes ride on it), it is alive in this node's view
-// and its incarnation is known.
+// relayed one counts: probes ride on it), a redial fails, another member
+// cannot reach it and none can (the reach check), it is alive in this
+// node's view and its incarnation is known.
 func (m *Membership) suspectLost(id peer.ID) {
 	if m.h.Network().Connectedness(id) != network.NotConnected {
 		return
 	}
-	// One redial first, within the probe timeout: a connection that
-	// dropped while the member is reachable (a NAT's idle timeout, a
-	// network change, a relay's limit) comes back, and no suspicion is
-	// needed. A crashed member's redial fails, usually at once.
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timing.ProbeTimeout)
+	m.stats.lostChecked.Add(1)
+	// One redial, and the reach check, at once, each within the probe
+	// timeout. A connection that dropped while the member is reachable
+	// (a NAT's idle timeout, a network change, a relay's limit) comes
+	// back, and no suspicion is needed. A link to this node alone may be
+	// down while the member is well: memberlist's indirect probes would
+	// find it through others, and so does the reach check. A crashed
+	// member's redial fails, usually at once, and so do the helpers'.
+	ctx, cancel := m.probeContext()
+	defer cancel()
+	verdict := make(chan reachVerdict, 1)
+	go func() { verdict <- m.askReach(ctx, id) }()
 	err := m.h.Connect(allowLimited(ctx), peer.AddrInfo{ID: id})
-	cancel()
 	if err == nil {
+		cancel()
+		<-verdict
+		return
+	}
+	v := <-verdict
+	if !v.suspect() {
+		if v.reachable > 0 {
+			m.stats.lostReachable.Add(1)
+		} else {
+			m.stats.lostUndecided.Add(1)
+		}
+		m.log.Debug("gossip member not suspected: connection lost", "peer", id, "asked", v.asked, "reachable", v.reachable, "unreachable", v.unreachable)
 		return
 	}
 	m.mu.Lock()

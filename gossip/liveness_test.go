@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
 // mlMessage encodes one of memberlist's messages as memberlist does: the
@@ -234,6 +235,75 @@ func TestSimDropRedialed(t *testing.T) {
 			if n := m.Stats().SuspectedLost; n != 0 {
 				t.Errorf("seed %d: node %d suspected %d members whose connection dropped but came back", seed, i, n)
 			}
+		}
+	})
+}
+
+// cut removes the link between nodes i and j and closes their
+// connections; relink links them again.
+func (c *simCell) cut(i, j int) {
+	_ = c.mn.UnlinkPeers(c.ids[i], c.ids[j])
+	_ = c.mn.DisconnectPeers(c.ids[i], c.ids[j])
+}
+
+func (c *simCell) relink(i, j int) {
+	l, err := c.mn.LinkPeers(c.ids[i], c.ids[j])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	l.SetOptions(mocknet.LinkOptions{Latency: 20 * time.Millisecond})
+}
+
+// TestSimCutPairNotSuspected: two members whose link to each other is cut
+// again and again, while the others reach both, do not suspect each
+// other: the others answer the reach check that they reach them.
+func TestSimCutPairNotSuspected(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		seed := testSeed(t, 38)
+		c := newSimCell(t, seed, 5)
+		c.awaitConvergence(2*time.Minute, all(5)...)
+		time.Sleep(10 * time.Second) // every incarnation seen
+		for range 10 {
+			c.cut(0, 1)
+			time.Sleep(time.Second)
+			c.relink(0, 1)
+			time.Sleep(2 * time.Second)
+		}
+		for _, i := range []int{0, 1} {
+			st := c.ms[i].Stats()
+			if st.SuspectedLost != 0 {
+				t.Errorf("seed %d: node %d suspected %d times a member it alone could not reach", seed, i, st.SuspectedLost)
+			}
+			if st.LostReachable == 0 {
+				t.Errorf("seed %d: node %d never learnt from the others that the cut member was reachable (%+v)", seed, i, st)
+			}
+		}
+		for i := range c.ms {
+			if n := c.events[i].count(EventFailed); n != 0 {
+				t.Errorf("seed %d: node %d saw %d failures", seed, i, n)
+			}
+		}
+	})
+}
+
+// TestSimIsolatedAskerNoSuspicion: a member cut off from every other has
+// nobody to ask whether the others are reachable, and suspects none of
+// them: its probes decide, as they would without the suspicions on a lost
+// connection.
+func TestSimIsolatedAskerNoSuspicion(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		seed := testSeed(t, 39)
+		c := newSimCell(t, seed, 5)
+		c.awaitConvergence(2*time.Minute, all(5)...)
+		time.Sleep(10 * time.Second)
+		c.crash(0)
+		time.Sleep(5 * time.Second)
+		st := c.ms[0].Stats()
+		if st.SuspectedLost != 0 {
+			t.Errorf("seed %d: the isolated node suspected %d members on its own lost connections", seed, st.SuspectedLost)
+		}
+		if st.LostUndecided == 0 {
+			t.Errorf("seed %d: the isolated node left no lost member to the probes (%+v)", seed, st)
 		}
 	})
 }

@@ -131,6 +131,7 @@ func New(h host.Host, cfg Config) (*Membership, error) {
 	m.tr = newTransport(h, cfg.Tag, cfg.Allow, cfg.Timing, lg, m.stats)
 	m.tr.now = func() time.Time { return m.now() }
 	m.tr.onPacket = m.notePacket
+	m.tr.onReach = m.checkReach
 	m.bq = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(max(1, m.alive.Load())) },
 		RetransmitMult: cfg.Timing.RetransmitMult,
@@ -154,7 +155,7 @@ func (m *Membership) Start(ctx context.Context) error {
 		return errors.New("gossip: Start called twice or after Close")
 	}
 	for _, p := range m.h.Mux().Protocols() {
-		if p == ProtocolPacket || p == ProtocolStream {
+		if p == ProtocolPacket || p == ProtocolStream || p == ProtocolReach {
 			return fmt.Errorf("gossip: %s already has a handler on this host", p)
 		}
 	}

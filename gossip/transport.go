@@ -86,6 +86,10 @@ type transport struct {
 	// (the Membership's notePacket); called before the packet is handed
 	// on, and must not keep buf.
 	onPacket func(buf []byte)
+	// onReach, if set, checks for asker whether this node reaches target
+	// (the Membership's checkReach); reachSem bounds the checks at once.
+	onReach  func(ctx context.Context, asker, target peer.ID) byte
+	reachSem chan struct{}
 }
 
 func newTransport(h host.Host, tag [8]byte, allow func(peer.ID) bool, timing Timing, log *slog.Logger, stats *counters) *transport {
@@ -93,10 +97,11 @@ func newTransport(h host.Host, tag [8]byte, allow func(peer.ID) bool, timing Tim
 	t := &transport{
 		h: h, tag: tag, allow: allow, timing: timing, log: log, stats: stats,
 		self: h.ID(), selfIP: FakeIP(h.ID()),
-		sem:     make(chan struct{}, timing.MaxPacketsInFlight),
-		packets: make(chan *memberlist.Packet, 64),
-		streams: make(chan net.Conn),
-		ctx:     ctx, cancel: cancel,
+		sem:      make(chan struct{}, timing.MaxPacketsInFlight),
+		reachSem: make(chan struct{}, maxReachChecks),
+		packets:  make(chan *memberlist.Packet, 64),
+		streams:  make(chan net.Conn),
+		ctx:      ctx, cancel: cancel,
 		byIP:  make(map[netip.Addr]peer.ID),
 		heard: make(map[peer.ID]time.Time),
 		live:  make(map[network.Stream]struct{}),
@@ -120,6 +125,7 @@ func allowLimited(ctx context.Context) context.Context {
 func (t *transport) start() {
 	t.h.SetStreamHandler(ProtocolPacket, t.handlePacket)
 	t.h.SetStreamHandler(ProtocolStream, t.handleStream)
+	t.h.SetStreamHandler(ProtocolReach, t.handleReach)
 }
 
 // learn records id's fake address.
@@ -434,6 +440,7 @@ func (t *transport) Shutdown() error {
 	t.mu.Unlock()
 	t.h.RemoveStreamHandler(ProtocolPacket)
 	t.h.RemoveStreamHandler(ProtocolStream)
+	t.h.RemoveStreamHandler(ProtocolReach)
 	t.cancel()
 	for _, s := range live {
 		s.Reset()
@@ -446,7 +453,8 @@ func (t *transport) Shutdown() error {
 type counters struct {
 	packetsSent, packetsReceived, packetsDropped, packetsFailed    atomic.Uint64
 	refusedOutbound, rejectedInbound, rejectedNodes, eventsDropped atomic.Uint64
-	badBroadcasts, suspectedLost, lostUnknown                      atomic.Uint64
+	badBroadcasts, suspectedLost, lostUnknown, lostChecked         atomic.Uint64
+	lostReachable, lostUndecided, reachBusy                        atomic.Uint64
 }
 
 var _ memberlist.NodeAwareTransport = (*transport)(nil)

@@ -2,6 +2,7 @@ package simnet
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 	"testing/synctest"
@@ -60,6 +61,9 @@ func TestCrashSuspectedOnDisconnect(t *testing.T) {
 			unknown += st.LostUnknown
 		}
 		t.Logf("seed %d: %d live members suspected node %d on disconnect, %d without its incarnation", seed, suspected-before, victim.Index, unknown)
+		if suspected == before {
+			t.Errorf("seed %d: no live member suspected crashed node %d on its lost connection", seed, victim.Index)
+		}
 		var slowest time.Duration
 		for _, nd := range live {
 			if d, ok := at[nd.ID]; ok {
@@ -127,4 +131,73 @@ func TestSlowMemberNotFailed(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCutLinkNoFalseFailure: a link between two members cut for a moment,
+// 20 times, while both stay reachable by the others, never makes any
+// member see a live member dead. Each end loses its last connection to
+// the other at every cut; the others still reach both, so memberlist's
+// indirect probes would find each end alive, and so must the reach check
+// before a suspicion on a lost connection (gossip/doc.go, "Liveness").
+// 20 seeds, each its own cell of 6.
+func TestCutLinkNoFalseFailure(t *testing.T) {
+	const size, cuts = 6, 20
+	for seed := uint64(101); seed <= 120; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testCutLink(t, seed, size, cuts) })
+		})
+	}
+}
+
+func testCutLink(t *testing.T, seed uint64, size, cuts int) {
+	ctx := context.Background()
+	n := New(Config{Seed: seed})
+	defer settle(t, n)
+	nodes := makeCell(t, ctx, n, size)
+	waitAlive(t, nodes, 2*time.Minute)
+	time.Sleep(10 * time.Second) // past the joins' gossip
+	r := n.Rand("cut")
+	i := r.IntN(size)
+	j := (i + 1 + r.IntN(size-1)) % size
+	a, b := nodes[i], nodes[j]
+	var checked, reachable, suspected uint64
+	var dead []string
+	watch := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			time.Sleep(cellPoll)
+			for _, o := range nodes {
+				for id, st := range view(o) {
+					if st == gossip.StateDead {
+						dead = append(dead, fmt.Sprintf("node %d saw node %d dead at %v", o.Index, n.byID[id].Index, time.Now().Format(time.StampMilli)))
+					}
+				}
+			}
+		}
+	}
+	before := make(map[*Node]gossip.Stats)
+	for _, nd := range nodes {
+		before[nd] = gossipStats(nd)
+	}
+	for range cuts {
+		n.Cut(a, b)
+		watch(time.Duration(300+r.IntN(1200)) * time.Millisecond)
+		n.Heal()
+		watch(time.Duration(500+r.IntN(2500)) * time.Millisecond)
+	}
+	// Longer than memberlist's longest suspicion (18 s in a cell of 6)
+	// and a push/pull.
+	watch(40 * time.Second)
+	for _, nd := range nodes {
+		st, st0 := gossipStats(nd), before[nd]
+		checked += st.LostChecked - st0.LostChecked
+		reachable += st.LostReachable - st0.LostReachable
+		suspected += st.SuspectedLost - st0.SuspectedLost
+	}
+	t.Logf("seed %d: link %d–%d cut %d times: %d lost connections checked, %d found reachable through another member, %d suspected", seed, a.Index, b.Index, cuts, checked, reachable, suspected)
+	if len(dead) > 0 {
+		t.Errorf("seed %d: link %d–%d cut %d times: %d sightings of a live member dead, first: %s", seed, a.Index, b.Index, cuts, len(dead), dead[0])
+	}
+	if checked == 0 {
+		t.Errorf("seed %d: link %d–%d cut %d times: no lost connection was checked", seed, a.Index, b.Index, cuts)
+	}
 }
