@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	mh "github.com/multiformats/go-multihash"
 )
 
 func TestReachRequestWire(t *testing.T) {
@@ -21,7 +22,12 @@ func TestReachRequestWire(t *testing.T) {
 	if len(good) != headerSize+2+len(id) || good[headerSize] != reachVersion || int(good[headerSize+1]) != len(id) {
 		t.Fatalf("request % x: want header, version %d, length %d, ID", good, reachVersion, len(id))
 	}
-	long := append([]byte{reachVersion, maxReachIDLen + 1}, make([]byte, maxReachIDLen+1)...)
+	// A valid peer ID (an identity multihash) one byte over the bound.
+	big, err := mh.Sum(make([]byte, maxReachIDLen-1), mh.IDENTITY, -1)
+	if err != nil || len(big) != maxReachIDLen+1 {
+		t.Fatalf("identity multihash of %d bytes: %v", len(big), err)
+	}
+	long := append([]byte{reachVersion, byte(len(big))}, big...)
 	for _, tt := range []struct {
 		name    string
 		in      []byte
@@ -137,6 +143,16 @@ func TestSimReachAnswers(t *testing.T) {
 		}
 		if got := c.ms[0].requestReach(ctx, c.ids[1], c.ids[2]); got != reachUnreachable {
 			t.Errorf("seed %d: crashed member: answer %d, want %d (unreachable)", seed, got, reachUnreachable)
+		}
+		// Once the helper sees it dead, it does not check it.
+		if _, ok := waitUntil(time.Minute, 100*time.Millisecond, func() bool {
+			st, _ := stateOf(c.ms[1], c.ids[2])
+			return st == StateDead
+		}); !ok {
+			t.Fatalf("seed %d: node 1 never saw the crashed node dead", seed)
+		}
+		if got := c.ms[0].requestReach(ctx, c.ids[1], c.ids[2]); got != reachCannotSay {
+			t.Errorf("seed %d: member dead in the helper's view: answer %d, want %d (cannot say)", seed, got, reachCannotSay)
 		}
 	})
 }
