@@ -21,8 +21,11 @@ import (
 )
 
 // Liveness follows connectivity: when this node loses its last connection
-// to a member, it suspects that member at once, as memberlist does after a
-// failed probe, instead of waiting for its turn in the probe cycle. The
+// to a member, it redials it and asks others whether they reach it (the
+// reach check, reach.go), and if the redial fails and another member
+// cannot reach it either, while none can, it suspects that member at
+// once, as memberlist does after a failed probe and failed indirect
+// probes, instead of waiting for its turn in the probe cycle. The
 // suspicion is memberlist's own: a suspect message from this node, handed
 // to memberlist as if it had arrived, so that memberlist gossips it, starts
 // its suspicion timer and lets the member refute it (see the package

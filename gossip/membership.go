@@ -132,6 +132,7 @@ func New(h host.Host, cfg Config) (*Membership, error) {
 	m.tr.now = func() time.Time { return m.now() }
 	m.tr.onPacket = m.notePacket
 	m.tr.onReach = m.checkReach
+	m.tr.onStream = m.noteStream
 	m.bq = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(max(1, m.alive.Load())) },
 		RetransmitMult: cfg.Timing.RetransmitMult,

@@ -88,7 +88,11 @@ type transport struct {
 	onPacket func(buf []byte)
 	// onReach, if set, checks for asker whether this node reaches target
 	// (the Membership's checkReach); reachSem bounds the checks at once.
-	onReach  func(ctx context.Context, asker, target peer.ID) byte
+	onReach func(ctx context.Context, asker, target peer.ID) byte
+	// onStream, if set, reads the first message of each direction of
+	// every memberlist stream (the Membership's noteStream); it must not
+	// keep the buffer.
+	onStream func(msg []byte)
 	reachSem chan struct{}
 }
 
@@ -324,6 +328,7 @@ func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 	}
 	_ = c.SetWriteDeadline(time.Time{})
 	c.limitReads(MaxStreamSize)
+	c.teeFirst(t.onStream)
 	return c, nil
 }
 
@@ -401,6 +406,7 @@ func (t *transport) handleStream(s network.Stream) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	c.limitReads(MaxStreamSize)
+	c.teeFirst(t.onStream)
 	t.heardFrom(s.Conn().RemotePeer(), t.now())
 	select {
 	case t.streams <- c:
