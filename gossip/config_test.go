@@ -21,8 +21,8 @@ func TestTimingDefaults(t *testing.T) {
 	}
 	// A short probe interval gets a probe timeout to match.
 	short := Timing{ProbeInterval: 400 * time.Millisecond}.withDefaults()
-	if short.ProbeTimeout != 200*time.Millisecond {
-		t.Errorf("ProbeTimeout for a 400 ms ProbeInterval = %v, want 200 ms", short.ProbeTimeout)
+	if short.ProbeTimeout != 300*time.Millisecond {
+		t.Errorf("ProbeTimeout for a 400 ms ProbeInterval = %v, want 300 ms", short.ProbeTimeout)
 	}
 }
 

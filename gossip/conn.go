@@ -27,6 +27,9 @@ type streamConn struct {
 	// (limitReads); the stream is reset past it.
 	readLeft atomic.Int64
 	limited  atomic.Bool
+	// rtee and wtee, if set, read the first message of each direction
+	// (incarnations.go); set before the conn is handed to memberlist.
+	rtee, wtee *tee
 
 	mu     sync.Mutex
 	rd, wd time.Time
@@ -43,7 +46,9 @@ func newStreamConn(s network.Stream, local, remote net.Addr, onClose func(networ
 // the stream and returns ErrStreamTooLarge.
 func (c *streamConn) Read(b []byte) (int, error) {
 	if !c.limited.Load() {
-		return c.s.Read(b)
+		n, err := c.s.Read(b)
+		c.rtee.add(b[:n])
+		return n, err
 	}
 	left := c.readLeft.Load()
 	if left <= 0 {
@@ -55,7 +60,16 @@ func (c *streamConn) Read(b []byte) (int, error) {
 	}
 	n, err := c.s.Read(b)
 	c.readLeft.Add(int64(-n))
+	c.rtee.add(b[:n])
 	return n, err
+}
+
+// teeFirst reads the first message of each direction from now on with
+// done (see tee).
+func (c *streamConn) teeFirst(done func([]byte)) {
+	if done != nil {
+		c.rtee, c.wtee = newTee(done), newTee(done)
+	}
 }
 
 // limitReads lets at most n more bytes be read from the conn.
@@ -64,9 +78,13 @@ func (c *streamConn) limitReads(n int64) {
 	c.limited.Store(true)
 }
 
-func (c *streamConn) Write(b []byte) (int, error) { return c.s.Write(b) }
-func (c *streamConn) LocalAddr() net.Addr         { return c.local }
-func (c *streamConn) RemoteAddr() net.Addr        { return c.remote }
+func (c *streamConn) Write(b []byte) (int, error) {
+	n, err := c.s.Write(b)
+	c.wtee.add(b[:n])
+	return n, err
+}
+func (c *streamConn) LocalAddr() net.Addr  { return c.local }
+func (c *streamConn) RemoteAddr() net.Addr { return c.remote }
 
 // Close closes the stream and stops its deadline timer. Idempotent.
 func (c *streamConn) Close() error {

@@ -257,6 +257,7 @@ func (m *Membership) onLeave(n *memberlist.Node) {
 	// Gone, it signs nothing newer: forget its sequence number, so that
 	// it is admitted again after a restart with its clock behind.
 	m.seqs.forget(id)
+	m.incs.forget(id)
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()

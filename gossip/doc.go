@@ -27,6 +27,83 @@
 // any time, also while gossip runs, never twice; one registry outlives
 // the Memberships that use it.
 //
+// # Liveness
+//
+// Failure detection is memberlist's (SWIM with Lifeguard): each node
+// probes one member per Timing.ProbeInterval, round robin, asks
+// IndirectChecks others to probe it when it does not answer, and then
+// suspects it; a suspected member that hears of it refutes (a new
+// incarnation), and one that does not is declared failed when the
+// suspicion times out: SuspicionMult × max(1, log10(n)) probe intervals
+// once SuspicionMult−2 other members confirmed it, up to
+// SuspicionMaxTimeoutMult times that while nobody does.
+//
+// Liveness also follows the libp2p connections. When this node loses its
+// last connection to a member (the host's Disconnected notification, and
+// the network's Connectedness NotConnected when the check runs: a
+// connection that replaced it, or a relayed one, keeps it), it does at
+// once, each within Timing.ProbeTimeout, what a failed probe leads to:
+// it redials the member, and it asks IndirectChecks other members, picked
+// at random (Config.Rand) among those alive in its view and connected to
+// it, whether they reach the member (the reach check, below). It
+// suspects the member only if the redial failed, at least one helper
+// answered that it cannot reach it and none answered that it can,
+// decided when all have answered or the probe timeout has passed; then it
+// hands memberlist a suspect message of its own, as a failed probe would
+// make, without waiting for its turn to be probed. memberlist gossips it,
+// starts its suspicion timer and counts the other members' suspicions as
+// confirmations, so that when a member crashes, every member connected to
+// it suspects it at the same moment and each declares it failed after the
+// shortest suspicion. A suspicion is not a verdict: a member that is alive
+// hears of it from the others (gossip, and the suspect message memberlist
+// sends with its probes of a suspected member) and refutes it.
+//
+// What the checks spare: a connection that drops while the member stays
+// reachable is redialled and makes no suspicion (TestSimDropRedialed); a
+// link down between this node and the member only, while others reach
+// it, makes none either (Stats.LostReachable; TestSimCutPairNotSuspected,
+// and TestCutLinkNoFalseFailure in simnet, which without the reach check
+// saw a member declared failed in 2 to 5 runs of 20); and a node that
+// nobody answers (cut off itself, or its helpers of an older version)
+// suspects nobody on its own lost connections and leaves them to
+// memberlist's probes (Stats.LostUndecided). A member holding the gossip
+// key can answer falsely, and so withhold or cause a suspicion, which it
+// could spread anyway.
+//
+// A helper asked about a member answers "cannot say" if the member is not
+// one alive in its own view, is the asker or itself, or if it already runs
+// 16 checks (Stats.ReachBusy). Otherwise, if it has no connection to the
+// member and cannot dial one within ProbeTimeout (a relayed one counts),
+// it answers "unreachable" at once, as it does in a crash, its own
+// connection having closed too; else it pings the member as memberlist
+// does and answers "reachable" on an ack within ProbeTimeout, and
+// "unreachable" without one. Only allowed peers are answered.
+//
+// memberlist takes a suspicion only at the member's current incarnation
+// or above, and does not expose incarnations. The transport therefore
+// decrypts each packet it receives from an allowed peer (it holds the
+// keyring) and reads the incarnations of the alive, suspect and dead
+// messages in it, alone or in a compound message, and it reads those of
+// the node states of every push/pull exchange, in the first message of
+// each direction of a memberlist stream (up to 512 KiB), so that a member
+// that just joined knows them all at once; it keeps the highest
+// seen of each allowed member (at most 4096, pruned by Refresh, dropped
+// when the member leaves or fails). A member whose incarnation it has not
+// seen is left to the probes (Stats.LostUnknown). The queue of lost peers
+// to check holds each peer once, allowed peers only, at most 4096, and at
+// most 16 are checked at once; the lost connections checked count in
+// Stats.LostChecked, the suspicions made in Stats.SuspectedLost.
+//
+// The transport's streams may use limited connections
+// (network.WithAllowLimitedConn): a member reachable only through a
+// circuit relay is probed, and gossiped with, over it, and is not declared
+// dead for want of a direct connection, as long as its round trip stays
+// below Timing.ProbeInterval (a late ack counts until the end of the probe
+// round; TestSlowMemberNotFailed in simnet; TestRelayOnlyMemberNotFailed:
+// two members linked only through a relay with default limits). A relay with default limits ends
+// such a connection after 2 minutes or 128 KiB; the lost connection then
+// makes a suspicion that the member refutes once libp2p reconnects.
+//
 // # Security
 //
 // Three layers protect the cell. libp2p authenticates every connection's
@@ -61,11 +138,12 @@
 //
 // # Wire format
 //
-// Two libp2p protocols, the same for every cell (identify announces
+// Three libp2p protocols, the same for every cell (identify announces
 // protocol IDs to every connected peer, so they must not name the cell):
 //
 //	/exopeer/gossip/packet/1.0.0   one memberlist packet per stream
 //	/exopeer/gossip/stream/1.0.0   one memberlist stream per stream
+//	/exopeer/gossip/reach/1.0.0    one reach check per stream
 //
 // Every stream starts with a 9-byte header, written by the peer that opens
 // it:
@@ -87,6 +165,20 @@
 // ever sent back. Packets are fire and forget, like the UDP they replace:
 // one that cannot be sent within PacketTimeout, or while
 // MaxPacketsInFlight others are being sent, is lost.
+//
+// A reach stream goes on with the request, and the helper answers with one
+// byte and closes it:
+//
+//	byte 9      1: reach request version (others are refused)
+//	byte 10     n: length of the member's peer ID, 1 ≤ n ≤ 64
+//	bytes 11…   the member's peer ID (binary), which must be valid
+//
+//	answer      0: unreachable, 1: reachable, 2: cannot say
+//
+// A malformed request resets the stream; the request must arrive, and the
+// answer goes out, each within Timing.ProbeTimeout. The asker reads only
+// the answer, within its own probe timeout, and counts any other byte,
+// and no answer, as "cannot say".
 //
 // A memberlist stream carries, after the header, memberlist's own stream
 // protocol (push/pull state exchanges and fallback pings), encrypted
@@ -161,7 +253,7 @@
 // memberlist's health awareness (up to 8 times it on a node that has seen
 // failed probes). Measured on loopback with 200 ms probes and a member
 // down: one probeNode goroutine, gone 0.4–0.5 s after Close. With the
-// default timing, allow up to 2 s, 16 s in the worst case, before checking
+// default timing, allow up to 1 s, 8 s in the worst case, before checking
 // for leaked goroutines, or ignore that function. memberlist's suspicion
 // and ack timers may also fire after Close (timers, not goroutines, until
 // they fire); what they report is ignored.

@@ -107,6 +107,12 @@ type Stats struct {
 	StaleMeta       uint64 // alive messages refused: the node's metadata is older than one seen (late gossip, or a replay)
 	EventsDropped   uint64 // events not delivered: a subscriber's buffer was full
 	BadBroadcasts   uint64 // broadcast envelopes malformed
+	SuspectedLost   uint64 // members suspected because this node lost its last connection to them
+	LostUnknown     uint64 // members whose last connection closed, left to the probes: incarnation not seen yet
+	LostChecked     uint64 // members whose last connection closed and stayed closed: checked (redial, reach request)
+	LostReachable   uint64 // of those, not suspected: another member reached it
+	LostUndecided   uint64 // of those, left to the probes: no member answered that it could not reach it
+	ReachBusy       uint64 // reach requests answered "cannot say": maxReachChecks already under way
 }
 
 // SubscriptionBuffer is the capacity of a subscription's channel.
@@ -212,5 +218,8 @@ func (m *Membership) Stats() Stats {
 		RefusedOutbound: c.refusedOutbound.Load(), RejectedInbound: c.rejectedInbound.Load(),
 		RejectedNodes: c.rejectedNodes.Load(), EventsDropped: c.eventsDropped.Load(),
 		BadBroadcasts: c.badBroadcasts.Load(), StaleMeta: m.staleMeta.Load(),
+		SuspectedLost: c.suspectedLost.Load(), LostUnknown: c.lostUnknown.Load(),
+		LostChecked: c.lostChecked.Load(), LostReachable: c.lostReachable.Load(),
+		LostUndecided: c.lostUndecided.Load(), ReachBusy: c.reachBusy.Load(),
 	}
 }

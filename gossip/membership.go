@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/internal/ambient"
@@ -54,6 +55,12 @@ type Membership struct {
 	seen       seenSet                // broadcast IDs already received
 	seqs       seqTable               // highest metadata sequence number seen, per member
 	staleMeta  atomic.Uint64          // metadata refused as older than seen
+	incs       incTable               // highest incarnation seen, per member (liveness.go)
+	notifiee   *network.NotifyBundle  // the host's connection events, while started
+
+	lmu    sync.Mutex // guards lost
+	lost   map[peer.ID]struct{}
+	lostCh chan struct{} // wakes followConnectivity
 
 	lc sync.Mutex // serialises Start, Leave and Close
 
@@ -116,11 +123,16 @@ func New(h host.Host, cfg Config) (*Membership, error) {
 		protected:  make(map[peer.ID]struct{}),
 		logged:     make(map[string]struct{}),
 		done:       make(chan struct{}),
+		lost:       make(map[peer.ID]struct{}),
+		lostCh:     make(chan struct{}, 1),
 		now:        ambient.NowOr(cfg.Now),
 		rand:       ambient.RandOr(cfg.Rand),
 	}
 	m.tr = newTransport(h, cfg.Tag, cfg.Allow, cfg.Timing, lg, m.stats)
 	m.tr.now = func() time.Time { return m.now() }
+	m.tr.onPacket = m.notePacket
+	m.tr.onReach = m.checkReach
+	m.tr.onStream = m.noteStream
 	m.bq = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(max(1, m.alive.Load())) },
 		RetransmitMult: cfg.Timing.RetransmitMult,
@@ -144,7 +156,7 @@ func (m *Membership) Start(ctx context.Context) error {
 		return errors.New("gossip: Start called twice or after Close")
 	}
 	for _, p := range m.h.Mux().Protocols() {
-		if p == ProtocolPacket || p == ProtocolStream {
+		if p == ProtocolPacket || p == ProtocolStream || p == ProtocolReach {
 			return fmt.Errorf("gossip: %s already has a handler on this host", p)
 		}
 	}
@@ -164,6 +176,9 @@ func (m *Membership) Start(ctx context.Context) error {
 	m.mu.Lock()
 	m.ml, m.started = ml, true
 	m.mu.Unlock()
+	m.notifiee = &network.NotifyBundle{DisconnectedF: m.disconnected}
+	m.h.Network().Notify(m.notifiee)
+	m.wg.Go(m.followConnectivity)
 	return nil
 }
 
@@ -387,6 +402,7 @@ func (m *Membership) Refresh() {
 	clear(m.logged)
 	m.mu.Unlock()
 	m.seqs.prune(m.cfg.Allow)
+	m.incs.prune(m.cfg.Allow)
 	m.tr.dropDisallowed()
 }
 
@@ -457,6 +473,7 @@ func (m *Membership) Close() error {
 	m.mu.Unlock()
 	var err error
 	if started {
+		m.h.Network().StopNotify(m.notifiee)
 		if !left {
 			if lerr := m.leave(ml, m.cfg.Timing.LeaveTimeout); lerr != nil {
 				m.log.Debug("gossip leave on close", "err", lerr)

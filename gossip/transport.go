@@ -82,6 +82,18 @@ type transport struct {
 	heard  map[peer.ID]time.Time
 	now    func() time.Time // the clock of heard; the Membership's
 	live   map[network.Stream]struct{}
+	// onPacket, if set, reads each packet accepted from an allowed peer
+	// (the Membership's notePacket); called before the packet is handed
+	// on, and must not keep buf.
+	onPacket func(buf []byte)
+	// onReach, if set, checks for asker whether this node reaches target
+	// (the Membership's checkReach); reachSem bounds the checks at once.
+	onReach func(ctx context.Context, asker, target peer.ID) byte
+	// onStream, if set, reads the first message of each direction of
+	// every memberlist stream (the Membership's noteStream); it must not
+	// keep the buffer.
+	onStream func(msg []byte)
+	reachSem chan struct{}
 }
 
 func newTransport(h host.Host, tag [8]byte, allow func(peer.ID) bool, timing Timing, log *slog.Logger, stats *counters) *transport {
@@ -89,10 +101,11 @@ func newTransport(h host.Host, tag [8]byte, allow func(peer.ID) bool, timing Tim
 	t := &transport{
 		h: h, tag: tag, allow: allow, timing: timing, log: log, stats: stats,
 		self: h.ID(), selfIP: FakeIP(h.ID()),
-		sem:     make(chan struct{}, timing.MaxPacketsInFlight),
-		packets: make(chan *memberlist.Packet, 64),
-		streams: make(chan net.Conn),
-		ctx:     ctx, cancel: cancel,
+		sem:      make(chan struct{}, timing.MaxPacketsInFlight),
+		reachSem: make(chan struct{}, maxReachChecks),
+		packets:  make(chan *memberlist.Packet, 64),
+		streams:  make(chan net.Conn),
+		ctx:      ctx, cancel: cancel,
 		byIP:  make(map[netip.Addr]peer.ID),
 		heard: make(map[peer.ID]time.Time),
 		live:  make(map[network.Stream]struct{}),
@@ -102,10 +115,21 @@ func newTransport(h host.Host, tag [8]byte, allow func(peer.ID) bool, timing Tim
 	return t
 }
 
+// allowLimited lets gossip's streams ride on a limited (relayed)
+// connection: a member reachable only through a relay is probed, and
+// gossiped with, through it, rather than declared dead because no direct
+// connection can be had. Gossip is small (a probe round is a few packets
+// of at most packetBudget bytes), well within a relay's limits, and the
+// cell's own relays carry it without any (issue 15).
+func allowLimited(ctx context.Context) context.Context {
+	return network.WithAllowLimitedConn(ctx, "exopeer gossip")
+}
+
 // start registers the stream handlers.
 func (t *transport) start() {
 	t.h.SetStreamHandler(ProtocolPacket, t.handlePacket)
 	t.h.SetStreamHandler(ProtocolStream, t.handleStream)
+	t.h.SetStreamHandler(ProtocolReach, t.handleReach)
 }
 
 // learn records id's fake address.
@@ -245,7 +269,7 @@ func (t *transport) sendPacket(id peer.ID, frame []byte) {
 	defer func() { <-t.sem }()
 	ctx, cancel := context.WithTimeout(t.ctx, t.timing.PacketTimeout)
 	defer cancel()
-	s, err := t.h.NewStream(ctx, id, ProtocolPacket)
+	s, err := t.h.NewStream(allowLimited(ctx), id, ProtocolPacket)
 	if err != nil {
 		t.stats.packetsFailed.Add(1)
 		t.log.Debug("gossip packet not sent", "peer", id, "err", err)
@@ -288,7 +312,7 @@ func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 	defer t.wg.Done()
 	ctx, cancel := context.WithTimeout(t.ctx, timeout)
 	defer cancel()
-	s, err := t.h.NewStream(ctx, id, ProtocolStream)
+	s, err := t.h.NewStream(allowLimited(ctx), id, ProtocolStream)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: open stream to %s: %w", id, err)
 	}
@@ -304,6 +328,7 @@ func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 	}
 	_ = c.SetWriteDeadline(time.Time{})
 	c.limitReads(MaxStreamSize)
+	c.teeFirst(t.onStream)
 	return c, nil
 }
 
@@ -355,6 +380,9 @@ func (t *transport) handlePacket(s network.Stream) {
 	// Heard from before the close, which the sender sees.
 	t.heardFrom(id, t.now())
 	t.stats.packetsReceived.Add(1)
+	if t.onPacket != nil {
+		t.onPacket(buf)
+	}
 	_ = c.Close()
 	// The timestamp is memberlist's: it measures round trips with it
 	// against its own reading of the runtime's clock.
@@ -378,6 +406,7 @@ func (t *transport) handleStream(s network.Stream) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	c.limitReads(MaxStreamSize)
+	c.teeFirst(t.onStream)
 	t.heardFrom(s.Conn().RemotePeer(), t.now())
 	select {
 	case t.streams <- c:
@@ -417,6 +446,7 @@ func (t *transport) Shutdown() error {
 	t.mu.Unlock()
 	t.h.RemoveStreamHandler(ProtocolPacket)
 	t.h.RemoveStreamHandler(ProtocolStream)
+	t.h.RemoveStreamHandler(ProtocolReach)
 	t.cancel()
 	for _, s := range live {
 		s.Reset()
@@ -429,7 +459,8 @@ func (t *transport) Shutdown() error {
 type counters struct {
 	packetsSent, packetsReceived, packetsDropped, packetsFailed    atomic.Uint64
 	refusedOutbound, rejectedInbound, rejectedNodes, eventsDropped atomic.Uint64
-	badBroadcasts                                                  atomic.Uint64
+	badBroadcasts, suspectedLost, lostUnknown, lostChecked         atomic.Uint64
+	lostReachable, lostUndecided, reachBusy                        atomic.Uint64
 }
 
 var _ memberlist.NodeAwareTransport = (*transport)(nil)

@@ -3,6 +3,7 @@ package simnet
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -28,6 +29,31 @@ type CellOptions struct {
 	NoPartition bool
 	// Deadline bounds each phase, in virtual time. Default 2 min.
 	Deadline time.Duration
+	// Watch is how long, from the crash, the live members' views are
+	// watched for false failures (a live member seen dead), even when
+	// every crash was detected sooner. Default 30 s.
+	Watch time.Duration
+}
+
+// SlowLinkLatency is the one-way latency of a slow link (SlowLinks): its
+// round trip, 800 ms, is above gossip's default probe timeout (500 ms), so
+// that a direct probe over it fails and the indirect probes and
+// refutations must keep its ends alive.
+const SlowLinkLatency = 400 * time.Millisecond
+
+// SlowLinks returns a Config.Latency under which a fraction of the links,
+// picked by the seed, have SlowLinkLatency and the others DefaultLatency.
+func SlowLinks(seed uint64, fraction float64) func(a, b int) time.Duration {
+	return func(a, b int) time.Duration {
+		if a > b {
+			a, b = b, a
+		}
+		h := sha256.Sum256(fmt.Appendf(nil, "simnet slow link %d %d %d", seed, a, b))
+		if float64(binary.BigEndian.Uint64(h[:8]))/(1<<64) < fraction {
+			return SlowLinkLatency
+		}
+		return DefaultLatency
+	}
 }
 
 // cellPoll is how often the cell scenario looks at the members' views.
@@ -56,6 +82,9 @@ func ScenarioCell(ctx context.Context, n *Net, o CellOptions) (Report, error) {
 	}
 	if o.Deadline <= 0 {
 		o.Deadline = 2 * time.Minute
+	}
+	if o.Watch <= 0 {
+		o.Watch = 30 * time.Second
 	}
 	began := time.Now()
 	rep := Report{Scenario: "cell", Seed: n.Seed(), Nodes: o.Nodes, Timings: map[string]Dist{}}
@@ -120,10 +149,21 @@ func ScenarioCell(ctx context.Context, n *Net, o CellOptions) (Report, error) {
 		crashed = append(crashed, nodes[i+1])
 	}
 	live := without(nodes, crashed)
+	cr := &CellReport{}
+	rep.Cell = cr
+	var base uint64
+	for _, nd := range live {
+		base += gossipStats(nd).SuspectedLost
+	}
 	if len(crashed) > 0 {
+		// Each crash is timed from its own start: Crash cuts the node off
+		// at once, then closes it, which takes virtual time (its gossip
+		// waits out its leave), so the crashes follow one another.
 		crashAt := time.Now()
+		crashedAt := make(map[peer.ID]time.Time)
 		for _, nd := range crashed {
 			fmt.Fprintf(digest, "crash %d\n", nd.Index)
+			crashedAt[nd.ID] = time.Now()
 			if err := n.Crash(nd); err != nil {
 				return rep, err
 			}
@@ -133,15 +173,22 @@ func ScenarioCell(ctx context.Context, n *Net, o CellOptions) (Report, error) {
 		type pair struct{ a, b peer.ID }
 		done := make(map[pair]bool)
 		deadline := crashAt.Add(o.Deadline)
-		for time.Now().Before(deadline) && len(done) < len(live)*len(crashed) {
+		watchEnd := crashAt.Add(min(o.Watch, o.Deadline))
+		falseDead := make(map[pair]bool)
+		for time.Now().Before(deadline) && (len(done) < len(live)*len(crashed) || time.Now().Before(watchEnd)) {
 			time.Sleep(cellPoll)
 			for _, a := range live {
 				seen := view(a)
+				for _, b := range live {
+					if seen[b.ID] == gossip.StateDead {
+						falseDead[pair{a.ID, b.ID}] = true
+					}
+				}
 				for _, c := range crashed {
 					k := pair{a.ID, c.ID}
 					if !done[k] && seen[c.ID] == gossip.StateDead {
 						done[k] = true
-						detect = append(detect, ms(time.Since(crashAt)))
+						detect = append(detect, ms(time.Since(crashedAt[c.ID])))
 					}
 				}
 			}
@@ -157,9 +204,18 @@ func ScenarioCell(ctx context.Context, n *Net, o CellOptions) (Report, error) {
 			}
 		}
 		rep.Timings["detect"] = NewDist(detect)
+		cr.DetectP99Ms = percentile(detect, 0.99)
+		cr.FalseFailures = len(falseDead)
 		// Latency of the detections is in Timings; keep the op latencies
 		// for joins and convergence only.
 	}
+
+	for _, nd := range live {
+		st := gossipStats(nd)
+		cr.SuspectedLost += st.SuspectedLost
+		cr.LostUnknown += st.LostUnknown
+	}
+	cr.SuspectedLost -= min(base, cr.SuspectedLost)
 
 	// Partition in two halves, then heal into one view.
 	if !o.NoPartition && len(live) >= 2 {
@@ -202,14 +258,25 @@ func ScenarioCell(ctx context.Context, n *Net, o CellOptions) (Report, error) {
 // observer must probe it itself (it probes one member per interval, round
 // robin: up to n-1 intervals) and wait out a suspicion that nobody
 // confirms (SuspicionMaxTimeoutMult × SuspicionMult × log10(n) intervals),
-// plus a push-pull round. With 48 members that is about 3.4 minutes, above
-// the scenario's default 2-minute phase deadline, which the typical split
-// (about 40 s) is far below.
+// plus a push-pull round. With 48 members and the default timing that is
+// about 1.8 minutes, near the scenario's default 2-minute phase deadline,
+// which the typical split (about 5 s, each side suspecting the other as
+// the partition closes their connections) is far below.
 func splitBound(n int) time.Duration {
 	t := gossip.DefaultTiming()
 	probes := time.Duration(max(n-1, 1)) * t.ProbeInterval
 	suspicion := time.Duration(float64(t.SuspicionMaxTimeoutMult*t.SuspicionMult) * math.Log10(float64(max(n, 2))) * float64(t.ProbeInterval))
 	return probes + suspicion + t.PushPullInterval
+}
+
+// gossipStats returns nd's gossip counters (zero if it has no cell).
+func gossipStats(nd *Node) gossip.Stats {
+	if p := nd.Peer(); p != nil && p.Cell() != nil {
+		if m := p.Cell().Gossip(); m != nil {
+			return m.Stats()
+		}
+	}
+	return gossip.Stats{}
 }
 
 // allAlive holds for a view that lists every one of want alive.

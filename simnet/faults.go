@@ -80,6 +80,27 @@ func (n *Net) Partition(groups ...[]*Node) {
 	}
 }
 
+// Cut cuts the link between a and b only, in both directions: their
+// connections to each other are closed and neither can reach the other
+// until Heal, while each still reaches every other node (and so, through
+// them, the other's news). Cuts add up until Heal.
+func (n *Net) Cut(a, b *Node) {
+	if a == b {
+		return
+	}
+	n.mu.Lock()
+	n.cuts[[2]peer.ID{a.ID, b.ID}] = struct{}{}
+	n.cuts[[2]peer.ID{b.ID, a.ID}] = struct{}{}
+	n.unlink(a.ID, b.ID)
+	n.mu.Unlock()
+	for _, ends := range [][2]*Node{{a, b}, {b, a}} {
+		if p := ends[0].Peer(); p != nil {
+			_ = p.Host().Network().ClosePeer(ends[1].ID)
+		}
+	}
+	n.wake()
+}
+
 // OneWay cuts the network in one direction: whatever a node of from
 // writes to a node of to is held back, while to's data to from flows. In
 // a network of streams that means: connections and streams still open
@@ -109,13 +130,14 @@ func (n *Net) OneWay(from, to []*Node) {
 	n.wake()
 }
 
-// Heal ends partitions and one-way cuts: every node can reach every other
-// again, and the writes a cut held back go on, in order. Nodes reconnect
+// Heal ends partitions, cut links and one-way cuts: every node can reach
+// every other again, and the writes a cut held back go on, in order. Nodes reconnect
 // by themselves (discovery redials, the DHT refreshes). Stream faults
 // (StallStreams, ResetStreams) last until they are lifted.
 func (n *Net) Heal() {
 	n.mu.Lock()
 	n.group = make(map[peer.ID]int)
+	clear(n.cuts)
 	n.oneWay.Store(nil)
 	n.mu.Unlock()
 	n.wake()

@@ -321,3 +321,50 @@ func TestPartitionDuringDials(t *testing.T) {
 		})
 	}
 }
+
+// TestCut: Cut closes the connections between two nodes and refuses new
+// ones, in both directions, while each still reaches a third; Heal lets
+// them connect again.
+func TestCut(t *testing.T) {
+	const seed = 36
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		n := New(Config{Seed: seed})
+		defer settle(t, n)
+		nodes, err := addTree(ctx, n, 3)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		a, b, c := nodes[0], nodes[1], nodes[2]
+		dial := func(from, to *Node) error {
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return from.Peer().Host().Connect(dctx, to.AddrInfo())
+		}
+		for _, p := range [][2]*Node{{a, b}, {a, c}, {b, c}} {
+			if err := dial(p[0], p[1]); err != nil {
+				t.Fatalf("seed %d: node %d → %d before the cut: %v", seed, p[0].Index, p[1].Index, err)
+			}
+		}
+		n.Cut(a, b)
+		for _, p := range [][2]*Node{{a, b}, {b, a}} {
+			if cn := connectedness(p[0], p[1]); cn != network.NotConnected {
+				t.Errorf("seed %d: node %d sees node %d %v after the cut", seed, p[0].Index, p[1].Index, cn)
+			}
+			if err := dial(p[0], p[1]); err == nil {
+				t.Errorf("seed %d: node %d dialled node %d across the cut", seed, p[0].Index, p[1].Index)
+			}
+		}
+		for _, p := range [][2]*Node{{a, c}, {c, a}, {b, c}, {c, b}} {
+			if err := dial(p[0], p[1]); err != nil {
+				t.Errorf("seed %d: node %d → %d, not cut: %v", seed, p[0].Index, p[1].Index, err)
+			}
+		}
+		n.Heal()
+		for _, p := range [][2]*Node{{a, b}, {b, a}} {
+			if err := dial(p[0], p[1]); err != nil {
+				t.Errorf("seed %d: node %d → %d after Heal: %v", seed, p[0].Index, p[1].Index, err)
+			}
+		}
+	})
+}

@@ -80,7 +80,8 @@ type Net struct {
 	mu       sync.Mutex
 	nodes    []*Node
 	byID     map[peer.ID]*Node
-	group    map[peer.ID]int // partition group; absent: group 0
+	group    map[peer.ID]int         // partition group; absent: group 0
+	cuts     map[[2]peer.ID]struct{} // pairs cut by Cut, both orders
 	segments map[string]*Segment
 	links    map[peer.ID]map[peer.ID]mocknet.Link // both directions
 	closed   bool
@@ -113,6 +114,7 @@ func New(cfg Config) *Net {
 	return &Net{
 		cfg: cfg, mn: mocknet.New(), log: log,
 		byID: make(map[peer.ID]*Node), group: make(map[peer.ID]int),
+		cuts:     make(map[[2]peer.ID]struct{}),
 		segments: make(map[string]*Segment),
 		links:    make(map[peer.ID]map[peer.ID]mocknet.Link),
 		hosts:    make(map[peer.ID]*simHost),
@@ -404,12 +406,13 @@ func (n *Net) newHost(nd *Node, priv crypto.PrivKey) (host.Host, error) {
 }
 
 // allowed reports whether a and b may be connected now: both known and up
-// (or starting), and on the same side of any partition.
+// (or starting), on the same side of any partition, and their pair not cut.
 func (n *Net) allowed(a, b peer.ID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	na, nb := n.byID[a], n.byID[b]
-	return na != nil && nb != nil && na.routable.Load() && nb.routable.Load() && n.group[a] == n.group[b]
+	_, cut := n.cuts[[2]peer.ID{a, b}]
+	return na != nil && nb != nil && na.routable.Load() && nb.routable.Load() && n.group[a] == n.group[b] && !cut
 }
 
 // route makes sure a link joins a and b, or says why there is no route.
@@ -424,6 +427,9 @@ func (n *Net) route(a, b peer.ID) error {
 		return noRoute(a, b, "node is down")
 	case n.group[a] != n.group[b]:
 		return noRoute(a, b, "partitioned")
+	}
+	if _, cut := n.cuts[[2]peer.ID{a, b}]; cut {
+		return noRoute(a, b, "link cut")
 	}
 	if _, ok := n.links[a][b]; ok {
 		return nil

@@ -56,10 +56,28 @@ type Report struct {
 	Blob *BlobReport `json:"blob,omitempty"`
 	// Messages is what the messages scenario counted; nil for the others.
 	Messages *MessagesReport `json:"messages,omitempty"`
+	// Cell is what the cell scenario counted; nil for the others.
+	Cell *CellReport `json:"cell,omitempty"`
 	// People is what the people scenario counted; nil for the others.
 	People *PeopleReport `json:"people,omitempty"`
 	// Failures lists a sample of what failed, for diagnosis.
 	Failures []string `json:"failures,omitempty"`
+}
+
+// CellReport is what the cell scenario counted.
+type CellReport struct {
+	// DetectP99Ms is the 99th percentile (nearest rank) of the detection
+	// times, ms of virtual time.
+	DetectP99Ms float64 `json:"detectP99Ms"`
+	// FalseFailures counts the pairs of live members of which one saw the
+	// other dead, from the crash until the watch ended (the partition
+	// after it is not counted).
+	FalseFailures int `json:"falseFailures"`
+	// SuspectedLost and LostUnknown sum the live members' gossip counters
+	// of the same names: suspicions on a lost connection, and lost
+	// connections left to the probes.
+	SuspectedLost uint64 `json:"suspectedLost"`
+	LostUnknown   uint64 `json:"lostUnknown"`
 }
 
 // ChainReport is what the chain scenario counted.
@@ -196,6 +214,9 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "checks\t%d duplicates, %d order violations, %d missing, %d unknown; %d acknowledgements lost\n", m.Duplicates, m.OrderViolations, m.Missing, m.Unknown, m.AckLost)
 		fmt.Fprintf(tw, "delivery\tp50 %.1f ms  p99 %.1f ms (virtual)\n", m.LatencyP50Ms, m.LatencyP99Ms)
 		fmt.Fprintf(tw, "faults\t%d partitions, %d crashes; every device whole %.1f ms after the last send\n", m.Partitions, m.Crashes, m.ConvergedMs)
+	}
+	if c := r.Cell; c != nil {
+		fmt.Fprintf(tw, "liveness\tdetect p99 %.1f ms; %d false failures; %d suspicions on a lost connection (%d left to the probes)\n", c.DetectP99Ms, c.FalseFailures, c.SuspectedLost, c.LostUnknown)
 	}
 	if p := r.People; p != nil {
 		p.writeText(tw)

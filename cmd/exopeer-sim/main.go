@@ -70,6 +70,7 @@ func app(stdout, stderr io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "nodes", Aliases: []string{"people"}, Value: 200, Usage: "number of nodes (chain and store: default 5; blob: default 6, the seeders of the many-seeder fetch plus 3; messages: people, each a cell of 1 to 3 devices, default 20)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of every random choice (keys, topology, lookups, faults)"},
 			&cli.Float64Flag{Name: "crash", Usage: "fraction of the nodes that crash after the network settled (0 to 0.9; chain: that each crash takes down, default one node)"},
+			&cli.Float64Flag{Name: "slow", Usage: "fraction of the links that are slow (400 ms one way instead of 10 ms), picked by the seed (cell; 0 to 1)"},
 			&cli.IntFlag{Name: "lookups", Value: 10, Usage: "lookups per live node (dht)"},
 			&cli.IntFlag{Name: "entries", Value: 1000, Usage: "entries each node appends (chain); mutations each store node makes (store: default 60); texts each person of a pair sends the other (messages: default 3)"},
 			&cli.IntFlag{Name: "minutes", Usage: "messages: run the people scenario over this many virtual minutes (phones online a few minutes at a time, blind mailboxes, shared files, churn); 0: the plain messages scenario"},
@@ -102,6 +103,8 @@ func run(_ context.Context, cmd *cli.Command) error {
 		return usageError{"--nodes must be at least 2"}
 	case crash < 0 || crash > 0.9:
 		return usageError{"--crash must be between 0 and 0.9"}
+	case cmd.Float64("slow") < 0 || cmd.Float64("slow") > 1:
+		return usageError{"--slow must be between 0 and 1"}
 	case cmd.Int("lookups") < 1:
 		return usageError{"--lookups must be at least 1"}
 	case cmd.Int("entries") < 1:
@@ -146,6 +149,9 @@ func run(_ context.Context, cmd *cli.Command) error {
 	if name == "blob" {
 		cfg.Bandwidth = simnet.BlobBandwidth
 		cfg.Latency = func(int, int) time.Duration { return simnet.BlobLatency }
+	}
+	if f := cmd.Float64("slow"); f > 0 {
+		cfg.Latency = simnet.SlowLinks(cfg.Seed, f)
 	}
 	if cmd.Bool("v") {
 		cfg.Logger = slog.New(slog.NewTextHandler(cmd.Root().ErrWriter, &slog.HandlerOptions{Level: slog.LevelWarn}))
