@@ -45,6 +45,10 @@ type Network struct {
 	NewHost func(priv crypto.PrivKey) (host.Host, error)
 	// NewLAN builds the LAN discovery. nil: no LAN discovery.
 	NewLAN func() discovery.LAN
+	// Relays are the node's relays from the cell: its relay service for
+	// the cell and AutoRelay (parts "relay" and "autorelay"). nil: neither
+	// (simnet's network has no libp2p relays).
+	Relays *Relays
 }
 
 // Options is everything a Node is built from.
@@ -136,6 +140,7 @@ type Node struct {
 	cons   *contactservice.Service
 	prek   *prekey.Service
 	msgs   *messageservice.Service
+	relay  *relayService
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -342,7 +347,10 @@ func (n *Node) build() error {
 		return fmt.Errorf("peer: build messages: %w", err)
 	}
 	n.parts.add("messages", n.msgs)
-	return nil
+	// Relays from the cell: the relay admits the cell's members and its
+	// contacts' devices, read as they are at each request; both parts
+	// follow the reachability watch.
+	return n.addRelays()
 }
 
 // Close stops the messages, the contacts, the blobs, the store, the chain, the cell,
