@@ -67,7 +67,7 @@ func relayCandidates(self peer.ID, members []relayCandidate, static []peer.AddrI
 		return r
 	}
 	ms := slices.DeleteFunc(slices.Clone(members), func(c relayCandidate) bool {
-		return c.id == self || (!c.hop && !c.public)
+		return !c.hop && !c.public
 	})
 	slices.SortStableFunc(ms, func(a, b relayCandidate) int { return rank(a) - rank(b) })
 	out := make([]peer.AddrInfo, 0, min(n, len(ms)+len(static)))
