@@ -245,7 +245,7 @@ func (t *transport) sendPacket(id peer.ID, frame []byte) {
 	defer func() { <-t.sem }()
 	ctx, cancel := context.WithTimeout(t.ctx, t.timing.PacketTimeout)
 	defer cancel()
-	s, err := t.h.NewStream(ctx, id, ProtocolPacket)
+	s, err := t.h.NewStream(network.WithAllowLimitedConn(ctx, "gossip packet"), id, ProtocolPacket)
 	if err != nil {
 		t.stats.packetsFailed.Add(1)
 		t.log.Debug("gossip packet not sent", "peer", id, "err", err)
@@ -288,7 +288,7 @@ func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 	defer t.wg.Done()
 	ctx, cancel := context.WithTimeout(t.ctx, timeout)
 	defer cancel()
-	s, err := t.h.NewStream(ctx, id, ProtocolStream)
+	s, err := t.h.NewStream(network.WithAllowLimitedConn(ctx, "gossip stream"), id, ProtocolStream)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: open stream to %s: %w", id, err)
 	}
