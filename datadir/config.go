@@ -205,7 +205,7 @@ func (c Config) validate() error {
 }
 
 // checkRelayAddr checks a static relay's address: a multiaddr, not a
-// relayed one, ending in /p2p/<peer ID>.
+// relayed one, an address followed by /p2p/<peer ID>.
 func checkRelayAddr(s string) error {
 	m, err := ma.NewMultiaddr(s)
 	if err != nil {
@@ -214,8 +214,12 @@ func checkRelayAddr(s string) error {
 	if _, err := m.ValueForProtocol(ma.P_CIRCUIT); err == nil {
 		return fmt.Errorf("%q is a relayed address, not a relay's", s)
 	}
-	if _, err := peer.AddrInfoFromP2pAddr(m); err != nil {
+	ai, err := peer.AddrInfoFromP2pAddr(m)
+	if err != nil {
 		return fmt.Errorf("%q does not end in /p2p/<peer ID>: %w", s, err)
+	}
+	if len(ai.Addrs) == 0 {
+		return fmt.Errorf("%q has no address before its /p2p/<peer ID>", s)
 	}
 	return nil
 }

@@ -76,6 +76,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"relay service", "[network]\nrelay_service = \"always\"", `network.relay_service "always" is not one of auto, on, off`},
 		{"static relay not multiaddr", "[network]\nstatic_relays = [\"/ip4/1.2.3\"]", `network.static_relays: "/ip4/1.2.3" is not a multiaddr`},
 		{"static relay no peer", "[network]\nstatic_relays = [\"/ip4/192.0.2.1/tcp/4777\"]", `network.static_relays: "/ip4/192.0.2.1/tcp/4777" does not end in /p2p/<peer ID>`},
+		{"static relay no address", "[network]\nstatic_relays = [\"/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh\"]", "has no address"},
 		{"static relay relayed", "[network]\nstatic_relays = [\"/ip4/192.0.2.1/tcp/4777/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh/p2p-circuit/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh\"]", "is a relayed address"},
 		{"dht mode", "[dht]\nmode = \"fast\"", `dht.mode "fast"`},
 		{"api not loopback", "[api]\nlisten = \"0.0.0.0:5001\"", "not a loopback address"},
@@ -98,6 +99,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("[network]\nport = 1\nbootstrap = [\"/ip4/1.2.3.4/tcp/1\"]"))
 	f.Add([]byte("[dht]\nmode = \"client\"\nlan = false\n[api]\nlisten=\"127.0.0.1:1\""))
 	f.Add([]byte("a = [[[[[[[[["))
+	f.Add([]byte("[network]\nrelay_service = \"on\"\nstatic_relays = [\"/ip4/192.0.2.1/udp/4777/quic-v1/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh\"]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data)
 		if err != nil {
@@ -107,7 +109,7 @@ func FuzzParseConfig(f *testing.F) {
 		if err := c.validate(); err != nil {
 			t.Fatalf("ParseConfig accepted an invalid config: %v", err)
 		}
-		if c.Network.MDNS == nil || c.DHT.LAN == nil || c.DHT.Mode == "" || c.API.Listen == "" {
+		if c.Network.MDNS == nil || c.DHT.LAN == nil || c.DHT.Mode == "" || c.API.Listen == "" || c.Network.RelayService == "" {
 			t.Fatalf("defaults not filled in: %+v", c)
 		}
 	})

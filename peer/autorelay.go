@@ -218,12 +218,15 @@ func ParseStaticRelays(addrs []string) ([]peer.AddrInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("static relay %q is not a multiaddr: %w", s, err)
 		}
+		if _, err := m.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			return nil, fmt.Errorf("static relay %q is itself a relayed address", s)
+		}
 		ai, err := peer.AddrInfoFromP2pAddr(m)
 		if err != nil {
 			return nil, fmt.Errorf("static relay %q does not end in /p2p/<peer ID>: %w", s, err)
 		}
-		if _, err := m.ValueForProtocol(ma.P_CIRCUIT); err == nil {
-			return nil, fmt.Errorf("static relay %q is itself a relayed address", s)
+		if len(ai.Addrs) == 0 {
+			return nil, fmt.Errorf("static relay %q has no address before its /p2p/<peer ID>", s)
 		}
 		if i, ok := idx[ai.ID]; ok {
 			out[i].Addrs = append(out[i].Addrs, ai.Addrs...)

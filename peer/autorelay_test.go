@@ -16,6 +16,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/exopeer/exopeer/cell"
+	"github.com/exopeer/exopeer/datadir"
 )
 
 // TestRelayCandidates: the peer source offers members running a relay
@@ -122,4 +123,59 @@ func TestAutoRelayFromRoster(t *testing.T) {
 	if st := svc.stats(); st.Reservations == 0 {
 		t.Errorf("relay stats %+v, want a reservation", st)
 	}
+}
+
+// TestParseStaticRelays: addresses of one relay merge; a bad entry is an
+// error naming it.
+func TestParseStaticRelays(t *testing.T) {
+	const id = "12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh"
+	got, err := ParseStaticRelays([]string{
+		"/ip4/192.0.2.1/tcp/4777/p2p/" + id,
+		"/ip4/192.0.2.1/udp/4777/quic-v1/p2p/" + id,
+	})
+	if err != nil || len(got) != 1 || len(got[0].Addrs) != 2 || got[0].ID.String() != id {
+		t.Fatalf("ParseStaticRelays: %v, %v; want one relay with two addresses", got, err)
+	}
+	for in, want := range map[string]string{
+		"/ip4/1.2.3":                  "is not a multiaddr",
+		"/ip4/192.0.2.1/tcp/4777":     "does not end in /p2p/<peer ID>",
+		"/p2p/" + id + "/p2p-circuit": "relayed address",
+	} {
+		if _, err := ParseStaticRelays([]string{in}); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), in) {
+			t.Errorf("ParseStaticRelays(%q): %v, want an error naming it, %q", in, err, want)
+		}
+	}
+}
+
+// FuzzParseStaticRelays: whatever the config holds, ParseStaticRelays
+// returns relays with peer IDs and no relayed address, or an error; it
+// agrees with the config's check (datadir), which ran first.
+func FuzzParseStaticRelays(f *testing.F) {
+	f.Add("/ip4/192.0.2.1/tcp/4777/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh")
+	f.Add("/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh/p2p-circuit")
+	f.Add("/ip4/1.2.3")
+	f.Add("/ip4/192.0.2.1/tcp/4777")
+	f.Add("/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		ais, err := ParseStaticRelays([]string{s, s})
+		_, cerr := datadir.ParseConfig([]byte(fmt.Sprintf("[network]\nstatic_relays = [%q]", s)))
+		// cerr may also be TOML's (Go's quoting is not TOML's for every
+		// string): compared only when the config got as far as the check.
+		checked := cerr == nil || strings.Contains(cerr.Error(), "network.static_relays:")
+		if checked && (err == nil) != (cerr == nil) {
+			t.Fatalf("ParseStaticRelays %v, config check %v: they disagree on %q", err, cerr, s)
+		}
+		if err != nil {
+			return
+		}
+		if len(ais) != 1 || ais[0].ID == "" {
+			t.Fatalf("%q twice: %v, want one relay", s, ais)
+		}
+		for _, a := range ais[0].Addrs {
+			if isRelayed(a) {
+				t.Fatalf("%q: relayed address %v accepted", s, a)
+			}
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -184,5 +186,81 @@ func TestRelayServesCell(t *testing.T) {
 				t.Errorf("relay stats %+v, want the refresh counted as refused", st)
 			}
 		})
+	}
+}
+
+// TestRelayServiceFollowsReach: in RelayAuto the service (the hop
+// protocol's handler) runs exactly while the reachability last told is
+// public, and only once started; RelayOn runs from Start whatever it is
+// told, RelayOff never; Close stops it.
+func TestRelayServiceFollowsReach(t *testing.T) {
+	hop := func(h host.Host) bool { return slices.Contains(h.Mux().Protocols(), protocol.ID(proto.ProtoIDv2Hop)) }
+	pub, priv := network.ReachabilityPublic, network.ReachabilityPrivate
+	for _, tc := range []struct {
+		mode  RelayMode
+		steps []network.Reachability
+		want  []bool // after Start, then after each step
+	}{
+		{RelayAuto, []network.Reachability{pub, priv, network.ReachabilityUnknown, pub}, []bool{false, true, false, false, true}},
+		{RelayOn, []network.Reachability{priv, pub}, []bool{true, true, true}},
+		{RelayOff, []network.Reachability{pub, priv}, []bool{false, false, false}},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			h := loopbackHost(t, 1)
+			svc, err := newRelayService(h, tc.mode, relayACL{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc.reach(pub) // before Start: nothing runs yet
+			if hop(h) {
+				t.Fatal("relay runs before Start")
+			}
+			svc.reach(priv)
+			if err := svc.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			check := func(i int) {
+				t.Helper()
+				if got := hop(h); got != tc.want[i] || svc.stats().Running != tc.want[i] {
+					t.Fatalf("step %d: relay runs %v (stats %+v), want %v", i, got, svc.stats(), tc.want[i])
+				}
+			}
+			check(0)
+			for i, r := range tc.steps {
+				svc.reach(r)
+				check(i + 1)
+			}
+			if err := svc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if hop(h) {
+				t.Fatal("relay runs after Close")
+			}
+			svc.reach(pub)
+			if hop(h) {
+				t.Fatal("relay runs after Close and public")
+			}
+		})
+	}
+	if _, err := newRelayService(nil, "always", relayACL{}, nil); err == nil || !strings.Contains(err.Error(), `"always"`) {
+		t.Errorf("mode \"always\": %v, want an error naming it", err)
+	}
+}
+
+// TestRelayCountsBound: the refusals are counted by status, one key per
+// status of the protocol whatever a peer sends: a relay's peers cannot
+// grow the map.
+func TestRelayCountsBound(t *testing.T) {
+	var c relayCounts
+	for s := range int32(100_000) {
+		c.ConnectionRequestHandled(pbv2.Status(s))
+		c.ReservationRequestHandled(pbv2.Status(-s))
+	}
+	st := c.stats()
+	if len(st.Refused) > len(pbv2.Status_name) {
+		t.Fatalf("%d refusal keys, want at most %d", len(st.Refused), len(pbv2.Status_name))
+	}
+	if st.Refused[pbv2.Status_PERMISSION_DENIED.String()] != 1 || st.Refused[pbv2.Status_OK.String()] != 0 {
+		t.Errorf("refused %v, want PERMISSION_DENIED once and no OK", st.Refused)
 	}
 }
