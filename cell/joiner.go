@@ -145,7 +145,7 @@ func (s *Service) speaksJoin(id peer.ID) bool {
 func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey, name string) (_ *Roster, err error) {
 	ctx, cancel := context.WithTimeout(ctx, streamTimeout)
 	defer cancel()
-	st, err := s.h.NewStream(ctx, admin, ProtocolJoin)
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "cell join"), admin, ProtocolJoin)
 	if err != nil {
 		return nil, fmt.Errorf("cell: join stream to %s: %w", admin, err)
 	}

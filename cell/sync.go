@@ -136,7 +136,7 @@ func (s *Service) spread(r *Roster, peers []peer.ID) {
 func (s *Service) exchange(id peer.ID, msg []byte) (core.RosterMsg, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, streamTimeout)
 	defer cancel()
-	st, err := s.h.NewStream(ctx, id, ProtocolRoster)
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "cell roster"), id, ProtocolRoster)
 	if err != nil {
 		return core.RosterMsg{}, fmt.Errorf("cell: roster stream to %s: %w", id, err)
 	}

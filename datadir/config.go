@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -63,6 +64,15 @@ type NetworkConfig struct {
 	// MaxConnections is the connection manager's high water mark; it trims
 	// to three quarters of it. 0 means 400.
 	MaxConnections int `toml:"max_connections"`
+	// RelayService says when the node relays for its cell's members and
+	// its contacts' devices (circuit relay v2, to them only): "auto"
+	// (while reachable from the internet), "on" (always: a machine known
+	// to be public) or "off". Empty means "auto".
+	RelayService string `toml:"relay_service"`
+	// StaticRelays lists relays' multiaddrs, each ending in /p2p/<peer
+	// ID>, on which the node reserves a slot when behind NAT, after its
+	// cell's own relays (for a cell with no public device).
+	StaticRelays []string `toml:"static_relays"`
 	// Resources is the resource manager's limits on what peers may hold.
 	Resources ResourceConfig `toml:"resources"`
 }
@@ -94,7 +104,7 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	on := true
 	return Config{
-		Network: NetworkConfig{Port: DefaultPort, MDNS: &on, MaxConnections: 400, Resources: ResourceConfig{}.WithDefaults()},
+		Network: NetworkConfig{Port: DefaultPort, MDNS: &on, MaxConnections: 400, RelayService: "auto", Resources: ResourceConfig{}.WithDefaults()},
 		DHT:     DHTConfig{Mode: "auto", LAN: &on},
 		API:     APIConfig{Listen: "127.0.0.1:0"},
 		Log:     LogConfig{Level: "info"},
@@ -113,6 +123,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Network.MaxConnections == 0 {
 		c.Network.MaxConnections = d.Network.MaxConnections
+	}
+	if c.Network.RelayService == "" {
+		c.Network.RelayService = d.Network.RelayService
 	}
 	c.Network.Resources = c.Network.Resources.WithDefaults()
 	if c.DHT.Mode == "" {
@@ -149,6 +162,14 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("network.bootstrap: %q is not a multiaddr: %w", b, err))
 		}
 	}
+	if !slices.Contains([]string{"auto", "on", "off"}, c.Network.RelayService) {
+		errs = append(errs, fmt.Errorf("network.relay_service %q is not one of auto, on, off", c.Network.RelayService))
+	}
+	for _, r := range c.Network.StaticRelays {
+		if err := checkRelayAddr(r); err != nil {
+			errs = append(errs, fmt.Errorf("network.static_relays: %w", err))
+		}
+	}
 	if c.Network.MaxConnections < 0 {
 		errs = append(errs, fmt.Errorf("network.max_connections %d is negative", c.Network.MaxConnections))
 	}
@@ -181,6 +202,26 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("blobs.disk_budget_mib %d is not within 0 to %d", b, maxMiB))
 	}
 	return errors.Join(errs...)
+}
+
+// checkRelayAddr checks a static relay's address: a multiaddr, not a
+// relayed one, an address followed by /p2p/<peer ID>.
+func checkRelayAddr(s string) error {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a multiaddr: %w", s, err)
+	}
+	if _, err := m.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+		return fmt.Errorf("%q is a relayed address, not a relay's", s)
+	}
+	ai, err := peer.AddrInfoFromP2pAddr(m)
+	if err != nil {
+		return fmt.Errorf("%q does not end in /p2p/<peer ID>: %w", s, err)
+	}
+	if len(ai.Addrs) == 0 {
+		return fmt.Errorf("%q has no address before its /p2p/<peer ID>", s)
+	}
+	return nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -273,6 +314,18 @@ mdns = true
 
 # Ask the router for a port mapping by UPnP / NAT-PMP. Off by default.
 port_mapping = false
+
+# Relay for this cell's devices and its contacts' devices (circuit relay v2,
+# to them only), so that devices behind NAT can be reached: "auto" while
+# this device is reachable from the internet, "on" always (a server known
+# to be public), "off" never.
+relay_service = "auto"
+
+# Relays to reserve a slot on when behind NAT, after the cell's own public
+# devices, as multiaddrs ending in /p2p/<peer ID>: for a cell with no
+# public device. Their circuits may be limited in time and bytes (blobs
+# then need a direct path).
+static_relays = []
 
 # Connection manager high water mark; trimmed to three quarters of it.
 max_connections = 400

@@ -15,6 +15,7 @@ func TestDefaultConfigFileParsesToDefaults(t *testing.T) {
 	want := DefaultConfig()
 	want.Network.ListenIPs = []string{}
 	want.Network.Bootstrap = []string{}
+	want.Network.StaticRelays = []string{}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("default config file differs from DefaultConfig (-want +got):\n%s", diff)
 	}
@@ -38,6 +39,8 @@ listen_ips = ["127.0.0.1", "::1"]
 bootstrap = ["/ip4/192.0.2.1/tcp/4777/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh"]
 mdns = false
 port_mapping = true
+relay_service = "on"
+static_relays = ["/ip4/192.0.2.1/udp/4777/quic-v1/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh"]
 [dht]
 mode = "server"
 lan = false
@@ -51,7 +54,8 @@ level = "debug"
 	}
 	if got.Network.Port != -1 || *got.Network.MDNS || !got.Network.PortMapping || *got.DHT.LAN ||
 		got.DHT.Mode != "server" || got.API.Listen != "[::1]:5001" || got.Level().String() != "DEBUG" ||
-		len(got.Network.ListenIPs) != 2 || len(got.Network.Bootstrap) != 1 {
+		len(got.Network.ListenIPs) != 2 || len(got.Network.Bootstrap) != 1 ||
+		got.Network.RelayService != "on" || len(got.Network.StaticRelays) != 1 {
 		t.Errorf("settings not read: %+v", got)
 	}
 }
@@ -69,6 +73,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{"listen ip", "[network]\nlisten_ips = [\"nope\"]", `"nope" is not an IP`},
 		{"bootstrap", "[network]\nbootstrap = [\"/ip4/1.2.3\"]", `network.bootstrap: "/ip4/1.2.3"`},
 		{"connections", "[network]\nmax_connections = -5", "max_connections -5"},
+		{"relay service", "[network]\nrelay_service = \"always\"", `network.relay_service "always" is not one of auto, on, off`},
+		{"static relay not multiaddr", "[network]\nstatic_relays = [\"/ip4/1.2.3\"]", `network.static_relays: "/ip4/1.2.3" is not a multiaddr`},
+		{"static relay no peer", "[network]\nstatic_relays = [\"/ip4/192.0.2.1/tcp/4777\"]", `network.static_relays: "/ip4/192.0.2.1/tcp/4777" does not end in /p2p/<peer ID>`},
+		{"static relay no address", "[network]\nstatic_relays = [\"/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh\"]", "has no address"},
+		{"static relay relayed", "[network]\nstatic_relays = [\"/ip4/192.0.2.1/tcp/4777/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh/p2p-circuit/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh\"]", "is a relayed address"},
 		{"dht mode", "[dht]\nmode = \"fast\"", `dht.mode "fast"`},
 		{"api not loopback", "[api]\nlisten = \"0.0.0.0:5001\"", "not a loopback address"},
 		{"api not addr", "[api]\nlisten = \"localhost\"", "not an IP:port"},
@@ -90,6 +99,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("[network]\nport = 1\nbootstrap = [\"/ip4/1.2.3.4/tcp/1\"]"))
 	f.Add([]byte("[dht]\nmode = \"client\"\nlan = false\n[api]\nlisten=\"127.0.0.1:1\""))
 	f.Add([]byte("a = [[[[[[[[["))
+	f.Add([]byte("[network]\nrelay_service = \"on\"\nstatic_relays = [\"/ip4/192.0.2.1/udp/4777/quic-v1/p2p/12D3KooWCdjerAFxxpikqirU1zpF64PQtak8gAtCNYkJxzUm9Cuh\"]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data)
 		if err != nil {
@@ -99,7 +109,7 @@ func FuzzParseConfig(f *testing.F) {
 		if err := c.validate(); err != nil {
 			t.Fatalf("ParseConfig accepted an invalid config: %v", err)
 		}
-		if c.Network.MDNS == nil || c.DHT.LAN == nil || c.DHT.Mode == "" || c.API.Listen == "" {
+		if c.Network.MDNS == nil || c.DHT.LAN == nil || c.DHT.Mode == "" || c.API.Listen == "" || c.Network.RelayService == "" {
 			t.Fatalf("defaults not filled in: %+v", c)
 		}
 	})

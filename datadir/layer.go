@@ -68,6 +68,8 @@ var settings = []Setting{
 		set: func(c *Config, s string) error { c.Network.Bootstrap = splitList(s); return nil }},
 	boolPtrSetting("network.mdns", "mdns", func(c *Config) **bool { return &c.Network.MDNS }),
 	boolSetting("network.port_mapping", "", func(c *Config) *bool { return &c.Network.PortMapping }),
+	stringSetting("network.relay_service", "", func(c *Config) *string { return &c.Network.RelayService }),
+	listSetting("network.static_relays", "", func(c *Config) *[]string { return &c.Network.StaticRelays }),
 	intSetting("network.max_connections", "", func(c *Config) *int { return &c.Network.MaxConnections }),
 	intSetting("network.resources.memory_mib", "", func(c *Config) *int { return &c.Network.Resources.MemoryMiB }),
 	intSetting("network.resources.peer_streams", "", func(c *Config) *int { return &c.Network.Resources.PeerStreams }),

@@ -18,7 +18,7 @@
 // confirmed reachable). kad-dht's own ModeAuto follows AutoNAT v1's
 // verdict for the host as a whole (EvtLocalReachabilityChanged); the host
 // kad-dht is given (trackHost) hands it a bus on which that one event
-// comes from SetReachability instead (modeBus). The LAN table is always a
+// comes from SetReachability instead (internal/reachbus). The LAN table is always a
 // server.
 //
 // Provider records are kad-dht's, for rendezvous keys (CIDs); peers keep

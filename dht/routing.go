@@ -184,5 +184,5 @@ func eachTable(tables []table, op func(*kaddht.IpfsDHT) error) error {
 // Close (no effect). It does not block: kad-dht switches in its own
 // goroutine, so Mode shows the switch a moment later.
 func (d *DHT) SetReachability(r network.Reachability) {
-	d.th.bus.setReachability(r)
+	d.th.bus.Set(r)
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/exopeer/exopeer/internal/reachbus"
 )
 
 // trackHost is the host as kad-dht sees it: it keeps every stream kad-dht
@@ -23,7 +25,7 @@ import (
 // Its methods are safe for concurrent use.
 type trackHost struct {
 	host.Host
-	bus *modeBus // the host's bus, with reachability set by the DHT
+	bus *reachbus.Bus // the host's bus, with reachability set by the DHT
 
 	mu      sync.Mutex
 	closed  bool
@@ -37,13 +39,13 @@ const minSweep = 64
 func newTrackHost(h host.Host) *trackHost {
 	th := &trackHost{Host: h, streams: make(map[*trackedStream]struct{}), sweepAt: minSweep}
 	if h != nil { // nil: a test of the stream tracking alone
-		th.bus = newModeBus(h.EventBus())
+		th.bus = reachbus.New(h.EventBus())
 	}
 	return th
 }
 
 // EventBus is the host's bus, except that EvtLocalReachabilityChanged
-// comes from the DHT's SetReachability (see modeBus).
+// comes from the DHT's SetReachability (see internal/reachbus).
 func (h *trackHost) EventBus() event.Bus { return h.bus }
 
 // NewStream opens a stream as the host does and tracks it. After resetAll

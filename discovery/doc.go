@@ -21,6 +21,9 @@
 // identified, a peer must speak exopeer's ping protocol; one that does not is
 // disconnected and ignored for a while, so the node never spends itself on
 // the public IPFS network or any other libp2p application sharing a LAN.
+// A peer reached only through a relay that limits its circuits (libp2p's
+// Limited connectedness) is still connected: it is pinged over that
+// connection and kept.
 //
 // # Wire protocol
 //

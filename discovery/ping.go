@@ -63,7 +63,7 @@ func Ping(ctx context.Context, h host.Host, p peer.ID) (time.Duration, error) {
 
 // ping is Ping with a random source and a clock.
 func ping(ctx context.Context, h host.Host, p peer.ID, rnd io.Reader, now func() time.Time) (time.Duration, error) {
-	s, err := h.NewStream(ctx, p, ProtocolPing)
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "exopeer ping"), p, ProtocolPing)
 	if err != nil {
 		return 0, fmt.Errorf("discovery: ping %s: %w", p, err)
 	}

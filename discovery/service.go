@@ -477,7 +477,9 @@ func (s *Service) eventLoop() {
 			case event.EvtPeerProtocolsUpdated:
 				s.protocolsUpdated(ev)
 			case event.EvtPeerConnectednessChanged:
-				if ev.Connectedness != network.Connected {
+				// Limited: connected through a relay that limits the
+				// circuit; the peer is still there.
+				if ev.Connectedness != network.Connected && ev.Connectedness != network.Limited {
 					s.disconnected(ev.Peer)
 				}
 			}

@@ -11,7 +11,19 @@
 // (reach.go) tells each address's state and the node's reachability
 // (public once some address is confirmed reachable), which Node.Reach and
 // Status report and which sets the DHT's mode in dht.ModeAuto
-// (dht.DHT.SetReachability).
+// (dht.DHT.SetReachability). Its listeners, told after the DHT, are the
+// relay parts.
+//
+// Relays from the cell (when Network.Relays is set: the real network, not
+// simnet's): part "relay" (relay.go) runs circuit relay v2 for the cell's
+// members and its contacts' devices only (relayACL, relayacl.go), with no
+// limit on a circuit, while the node is public (config relay_service
+// "auto"), always ("on") or never ("off"), and counts what it does
+// (Node.RelayStats); part "autorelay" (autorelay.go) holds slots on the
+// cell's relays, found in the roster, then on the static relays, while the
+// node is private or unknown, and the host advertises the relayed
+// addresses. exopeer's protocols open streams over Limited connections
+// (a third party's relay with limits).
 //
 // The network is injected: New takes a Network whose NewHost builds the
 // libp2p host and whose NewLAN builds LAN discovery. `exopeer run` passes

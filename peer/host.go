@@ -24,12 +24,13 @@ import (
 
 // RealNetwork is the network of `exopeer run`: a real libp2p host on TCP and
 // QUIC sharing one port, with Noise, yamux, hole punching, the circuit relay
-// client, AutoNAT v1 and v2 (client and service), and real mDNS on the LAN
-// when cfg.MDNS is on. Port mapping (UPnP / NAT-PMP) is used only when cfg.PortMapping is on.
+// client, AutoNAT v1 and v2 (client and service), relays from the cell
+// (the relay service as cfg.RelayService says, and AutoRelay; NodeOptions
+// adds cfg.StaticRelays), and real mDNS on the LAN when cfg.MDNS is on. Port mapping (UPnP / NAT-PMP) is used only when cfg.PortMapping is on.
 func RealNetwork(cfg datadir.NetworkConfig, log *slog.Logger) Network {
 	nw := Network{NewHost: func(priv crypto.PrivKey) (host.Host, error) {
 		return newRealHost(priv, cfg, log)
-	}}
+	}, Relays: &Relays{Service: RelayMode(cfg.RelayService)}}
 	if cfg.MDNS == nil || *cfg.MDNS {
 		nw.NewLAN = func() discovery.LAN { return discovery.NewMDNS() }
 	}
@@ -181,6 +182,10 @@ func buildHost(priv crypto.PrivKey, cfg datadir.NetworkConfig) (host.Host, error
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.NoListenAddrs,
+		// The circuit relay transport, which NoListenAddrs switches off:
+		// dialling through a relay, and being reached through one where
+		// the node holds a slot (AutoRelay, part "autorelay").
+		libp2p.EnableRelay(),
 		// TCP without SO_REUSEPORT, so that a port is ours alone; QUIC's
 		// UDP sockets are exclusive already. Only the transports we listen on.
 		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),

@@ -45,6 +45,10 @@ type Network struct {
 	NewHost func(priv crypto.PrivKey) (host.Host, error)
 	// NewLAN builds the LAN discovery. nil: no LAN discovery.
 	NewLAN func() discovery.LAN
+	// Relays are the node's relays from the cell: its relay service for
+	// the cell and AutoRelay (parts "relay" and "autorelay"). nil: neither
+	// (simnet's network has no libp2p relays).
+	Relays *Relays
 }
 
 // Options is everything a Node is built from.
@@ -136,6 +140,7 @@ type Node struct {
 	cons   *contactservice.Service
 	prek   *prekey.Service
 	msgs   *messageservice.Service
+	relay  *relayService
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -164,8 +169,8 @@ func New(opts Options) (*Node, error) {
 
 // Start builds the node's parts and starts them in order (see
 // docs/architecture.md): the host, the block exchange, discovery, the
-// reachability watch, the DHT, the prekeys, the cell, the chain, the store, the blobs, the contacts and
-// the messages. If one fails, those started are stopped again in
+// reachability watch, the DHT, the prekeys, the cell, the chain, the store, the blobs, the contacts,
+// the messages and, on a network with relays, the relay service and AutoRelay. If one fails, those started are stopped again in
 // reverse order, the error names the part, and the node is closed. ctx
 // bounds the start, not the node's life.
 func (n *Node) Start(ctx context.Context) (err error) {
@@ -342,10 +347,13 @@ func (n *Node) build() error {
 		return fmt.Errorf("peer: build messages: %w", err)
 	}
 	n.parts.add("messages", n.msgs)
-	return nil
+	// Relays from the cell: the relay admits the cell's members and its
+	// contacts' devices, read as they are at each request; both parts
+	// follow the reachability watch.
+	return n.addRelays()
 }
 
-// Close stops the messages, the contacts, the blobs, the store, the chain, the cell,
+// Close stops AutoRelay, the relay service, the messages, the contacts, the blobs, the store, the chain, the cell,
 // the prekeys, the DHT, the reachability watch, discovery, the block
 // exchange and the host, in
 // that order (the reverse of Start's), and waits for their goroutines.

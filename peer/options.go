@@ -51,6 +51,12 @@ func NodeOptions(d *datadir.Dir, log *slog.Logger) (Options, error) {
 	}
 	disc := discovery.DefaultConfig()
 	disc.Bootstrap = boot
+	static, err := ParseStaticRelays(cfg.Network.StaticRelays)
+	if err != nil {
+		return Options{}, fmt.Errorf("network.static_relays (config %s): %w", d.Path+"/"+datadir.ConfigFile, err)
+	}
+	nw := RealNetwork(cfg.Network, log)
+	nw.Relays.Static = static
 	key, err := crypto.UnmarshalEd25519PrivateKey(d.Key)
 	if err != nil {
 		return Options{}, fmt.Errorf("node key %s: %w", d.Path+"/"+datadir.KeyFile, err)
@@ -64,7 +70,7 @@ func NodeOptions(d *datadir.Dir, log *slog.Logger) (Options, error) {
 		Key:       key,
 		Datastore: d.Datastore,
 		Blobs:     d.Blobs,
-		Network:   RealNetwork(cfg.Network, log),
+		Network:   nw,
 		DHT:       dcfg,
 		Discovery: disc,
 		Logger:    log,

@@ -35,12 +35,22 @@ func TestReachDipKeepsServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var told []network.Reachability
+	var told, heard []network.Reachability
 	w := newReachWatch(h, func(r network.Reachability) {
 		mu.Lock()
 		told = append(told, r)
 		mu.Unlock()
 	}, nil)
+	// A listener added by onReach (the relay parts) hears what the DHT
+	// is told, after it.
+	w.onReach(func(r network.Reachability) {
+		mu.Lock()
+		if len(heard) >= len(told) {
+			t.Errorf("listener told %v before the DHT", r)
+		}
+		heard = append(heard, r)
+		mu.Unlock()
+	})
 	if err := w.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +82,7 @@ func TestReachDipKeepsServer(t *testing.T) {
 		var got network.Reachability
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 			mu.Lock()
-			done := len(told) > n
+			done := len(told) > n && len(heard) == len(told)
 			if done {
 				got = told[len(told)-1]
 			}
@@ -81,7 +91,7 @@ func TestReachDipKeepsServer(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: the DHT was not told", st.name)
+				t.Fatalf("%s: the DHT and the listener were not both told", st.name)
 			}
 		}
 		if got != st.want {
@@ -89,5 +99,10 @@ func TestReachDipKeepsServer(t *testing.T) {
 			t.Fatalf("%s: the DHT was told %v, want %v (told so far: %v)", st.name, got, st.want, fmt.Sprint(told))
 			mu.Unlock()
 		}
+		mu.Lock()
+		if fmt.Sprint(heard) != fmt.Sprint(told) {
+			t.Errorf("%s: the listener heard %v, the DHT was told %v", st.name, heard, told)
+		}
+		mu.Unlock()
 	}
 }

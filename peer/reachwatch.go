@@ -15,11 +15,13 @@ import (
 // reachWatch is the node's part "reach": it follows AutoNAT v2's verdicts
 // on the host's addresses (event.EvtHostReachableAddrsChanged, which
 // go-libp2p's address manager emits whenever one changes), keeps the last
-// one for Reach, and tells the DHT the node's overall reachability at
-// start and at each verdict. One goroutine, which Close waits for.
+// one for Reach, and tells its listeners the node's overall reachability
+// (held: see follow) at start and at each verdict: the DHT first, then
+// those added by onReach (the relay parts). One goroutine, which Close
+// waits for; the listeners are called from it, one at a time, in order.
 type reachWatch struct {
 	h    host.Host
-	tell func(network.Reachability) // the DHT's SetReachability
+	tell []func(network.Reachability) // the DHT's SetReachability, then onReach's
 	log  *slog.Logger
 
 	mu   sync.Mutex
@@ -33,11 +35,25 @@ func newReachWatch(h host.Host, tell func(network.Reachability), log *slog.Logge
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &reachWatch{h: h, tell: tell, log: log}
+	return &reachWatch{h: h, tell: []func(network.Reachability){tell}, log: log}
+}
+
+// onReach adds f to the listeners, told after those added before it. It
+// must be called before Start. f must not block for long: it holds up
+// the verdicts after it.
+func (w *reachWatch) onReach(f func(network.Reachability)) {
+	w.tell = append(w.tell, f)
+}
+
+// tellAll tells every listener r.
+func (w *reachWatch) tellAll(r network.Reachability) {
+	for _, f := range w.tell {
+		f(r)
+	}
 }
 
 // Start subscribes to the verdicts (the last one, if any was emitted
-// before, comes at once), tells the DHT the reachability as of now, and
+// before, comes at once), tells the listeners the reachability as of now, and
 // follows them in a goroutine. It does not block.
 func (w *reachWatch) Start(ctx context.Context) error {
 	sub, err := w.h.EventBus().Subscribe(new(event.EvtHostReachableAddrsChanged), eventbus.Name("exopeer-reach"))
@@ -48,7 +64,7 @@ func (w *reachWatch) Start(ctx context.Context) error {
 	w.sub = sub
 	w.mu.Unlock()
 	prev := reachOf(w.h.Addrs(), event.EvtHostReachableAddrsChanged{}).Overall
-	w.tell(dhtReachability(prev))
+	w.tellAll(dhtReachability(prev))
 	w.wg.Add(1)
 	go w.follow(sub, prev)
 	return nil
@@ -56,7 +72,7 @@ func (w *reachWatch) Start(ctx context.Context) error {
 
 // follow takes each verdict until the subscription closes.
 //
-// The DHT is told with some hysteresis: an address once reachable that
+// The listeners (the DHT first) are told with some hysteresis: an address once reachable that
 // AutoNAT v2 calls unknown again (its confidence dipped: mixed answers, as
 // from a server that cannot dial out; it is probed again at once) still
 // counts as reachable for the DHT until it is judged unreachable or
@@ -94,7 +110,7 @@ func (w *reachWatch) follow(sub event.Subscription, prev Reachability) {
 			}
 		}
 		held = next
-		w.tell(dhtReachability(tell))
+		w.tellAll(dhtReachability(tell))
 	}
 }
 

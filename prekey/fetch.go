@@ -93,7 +93,7 @@ func (s *Service) count(f func(*Stats)) {
 func (s *Service) fetchDirect(ctx context.Context, id peer.ID) (*ratchet.Bundle, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	st, err := s.h.NewStream(network.WithNoDial(ctx, "prekeys of a connected peer"), id, Protocol)
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(network.WithNoDial(ctx, "prekeys of a connected peer"), "prekeys"), id, Protocol)
 	if err != nil {
 		return nil, err
 	}

@@ -356,7 +356,7 @@ func (s *Service) speaksInvite(id peer.ID) bool {
 func (s *Service) acceptVia(ctx context.Context, id peer.ID, c contact.Code, mine *contact.Card) (_ *contact.Card, err error) {
 	ctx, cancel := context.WithTimeout(ctx, inviteTimeout)
 	defer cancel()
-	st, err := s.h.NewStream(ctx, id, ProtocolInvite)
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "contact invite"), id, ProtocolInvite)
 	if err != nil {
 		return nil, fmt.Errorf("contact: invite stream to %s: %w", id, err)
 	}

@@ -349,7 +349,7 @@ func (s *Service) newStream(ctx context.Context, dev peer.ID) (network.Stream, e
 			return nil, fmt.Errorf("message: connect %s: %w", dev, err)
 		}
 	}
-	st, err := s.h.NewStream(ctx, dev, Protocol)
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "messages"), dev, Protocol)
 	if err != nil {
 		return nil, fmt.Errorf("message: open stream: %w", err)
 	}

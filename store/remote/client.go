@@ -111,7 +111,7 @@ func (c *Client) open(ctx context.Context, p peer.ID, r request) (network.Stream
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := c.h.NewStream(ctx, p, Protocol)
+	st, err := c.h.NewStream(network.WithAllowLimitedConn(ctx, "store reads"), p, Protocol)
 	if err != nil {
 		return nil, nil, c.fail(ctx, r.Op, p, err)
 	}

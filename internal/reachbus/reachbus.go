@@ -1,4 +1,13 @@
-package dht
+// Package reachbus is an event bus that carries the node's own
+// reachability. go-libp2p's parts that follow reachability (kad-dht's
+// ModeAuto, AutoRelay) listen for event.EvtLocalReachabilityChanged, which
+// go-libp2p's AutoNAT v1 emits for the host as a whole; exopeer decides
+// instead from AutoNAT v2's verdicts per address (peer's reachWatch). A Bus
+// wraps the host's bus: every event type comes from the host's bus except
+// that one, which comes from the reachability last Set on the Bus, and
+// only from it. A part handed a host whose EventBus is a Bus follows
+// exopeer's verdict.
+package reachbus
 
 import (
 	"errors"
@@ -8,33 +17,31 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
-// modeBus is the event bus as kad-dht sees it. kad-dht in ModeAuto
-// switches a table between server and client on
-// EvtLocalReachabilityChanged, which go-libp2p's AutoNAT v1 emits for the
-// host as a whole. exopeer decides instead from AutoNAT v2's verdicts per
-// address (the node's SetReachability): on this bus every event type comes
-// from the host's bus except that one, which comes from the reachability
-// last set here, and only from it.
+// Bus is the host's bus with the reachability set here (Set): on it every
+// event type comes from the host's bus except
+// EvtLocalReachabilityChanged, which comes from Set only.
 //
 // Its methods are safe for concurrent use.
-type modeBus struct {
+type Bus struct {
 	event.Bus // the host's
 
 	mu   sync.Mutex
 	r    network.Reachability
-	set  bool // SetReachability was called
-	subs map[*modeSub]struct{}
+	set  bool // Set was called
+	subs map[*subscription]struct{}
 }
 
-func newModeBus(b event.Bus) *modeBus {
-	return &modeBus{Bus: b, subs: make(map[*modeSub]struct{})}
+// New wraps b, the host's bus. Nothing is set yet: a subscriber to
+// reachability gets nothing until the first Set.
+func New(b event.Bus) *Bus {
+	return &Bus{Bus: b, subs: make(map[*subscription]struct{})}
 }
 
 // Subscribe subscribes to the host's bus, except for
 // EvtLocalReachabilityChanged, which this bus delivers itself: the last
 // reachability set at once if one was, then each new one. evtTypes is a
 // pointer to an event type or a slice of them, as for event.Bus.
-func (b *modeBus) Subscribe(evtTypes any, opts ...event.SubscriptionOpt) (event.Subscription, error) {
+func (b *Bus) Subscribe(evtTypes any, opts ...event.SubscriptionOpt) (event.Subscription, error) {
 	types, ok := evtTypes.([]any)
 	if !ok {
 		types = []any{evtTypes}
@@ -54,7 +61,7 @@ func (b *modeBus) Subscribe(evtTypes any, opts ...event.SubscriptionOpt) (event.
 	if !reach && !wild {
 		return b.Bus.Subscribe(evtTypes, opts...)
 	}
-	s := &modeSub{b: b, out: make(chan any, 16), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &subscription{b: b, out: make(chan any, 16), wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if wild {
 		inner, err := b.Bus.Subscribe(evtTypes, opts...)
 		if err != nil {
@@ -79,19 +86,19 @@ func (b *modeBus) Subscribe(evtTypes any, opts ...event.SubscriptionOpt) (event.
 	return s, nil
 }
 
-// Emitter refuses EvtLocalReachabilityChanged, which only SetReachability
+// Emitter refuses EvtLocalReachabilityChanged, which only Set
 // emits here, and is the host's bus's for every other type.
-func (b *modeBus) Emitter(eventType any, opts ...event.EmitterOpt) (event.Emitter, error) {
+func (b *Bus) Emitter(eventType any, opts ...event.EmitterOpt) (event.Emitter, error) {
 	if _, is := eventType.(*event.EvtLocalReachabilityChanged); is {
-		return nil, errors.New("dht: reachability is set by the DHT's SetReachability, not emitted")
+		return nil, errors.New("reachbus: reachability is set on the bus (Set), not emitted")
 	}
 	return b.Bus.Emitter(eventType, opts...)
 }
 
-// setReachability records r and wakes every subscriber to it. It does not
+// Set records r and wakes every subscriber to it. It does not
 // block: a subscriber that has not yet taken the previous value gets only
 // the latest.
-func (b *modeBus) setReachability(r network.Reachability) {
+func (b *Bus) Set(r network.Reachability) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.r, b.set = r, true
@@ -103,16 +110,18 @@ func (b *modeBus) setReachability(r network.Reachability) {
 	}
 }
 
-func (b *modeBus) current() network.Reachability {
+// Current returns the reachability last set (ReachabilityUnknown before
+// any Set).
+func (b *Bus) Current() network.Reachability {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.r
 }
 
-// modeSub is a subscription of modeBus: the host bus's events of the other
+// subscription is one of Bus: the host bus's events of the other
 // types, and this bus's reachability, on one channel.
-type modeSub struct {
-	b     *modeBus
+type subscription struct {
+	b     *Bus
 	inner event.Subscription // nil: no other type
 	out   chan any
 	wake  chan struct{} // buffered, 1: the reachability changed
@@ -121,7 +130,7 @@ type modeSub struct {
 	wg    sync.WaitGroup
 }
 
-func (s *modeSub) forward() {
+func (s *subscription) forward() {
 	defer s.wg.Done()
 	defer close(s.out)
 	var in <-chan any
@@ -141,7 +150,7 @@ func (s *modeSub) forward() {
 			}
 			ev = e
 		case <-s.wake:
-			ev = event.EvtLocalReachabilityChanged{Reachability: s.b.current()}
+			ev = event.EvtLocalReachabilityChanged{Reachability: s.b.Current()}
 		case <-s.done:
 			return
 		}
@@ -153,12 +162,12 @@ func (s *modeSub) forward() {
 	}
 }
 
-func (s *modeSub) Out() <-chan any { return s.out }
+func (s *subscription) Out() <-chan any { return s.out }
 
-func (s *modeSub) Name() string { return "exopeer-dht-mode" }
+func (s *subscription) Name() string { return "exopeer-reachbus" }
 
 // Close ends the subscription and waits for its goroutine. Idempotent.
-func (s *modeSub) Close() error {
+func (s *subscription) Close() error {
 	var err error
 	s.once.Do(func() {
 		s.b.mu.Lock()

@@ -1,0 +1,277 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+)
+
+// RelayMode says when a node runs the relay service for its cell.
+type RelayMode string
+
+const (
+	// RelayAuto runs it while the node is reachable from the internet
+	// (AutoNAT v2's verdicts, as the DHT's mode follows them).
+	RelayAuto RelayMode = "auto"
+	// RelayOn runs it from the start: a machine known to be public (a
+	// VPS) does not wait for the verdicts.
+	RelayOn RelayMode = "on"
+	// RelayOff never runs it.
+	RelayOff RelayMode = "off"
+)
+
+// relayResources are the relay service's resources: go-libp2p's defaults
+// with no limit on a circuit and larger counts. A limited circuit (the
+// defaults: 2 minutes, 128 KiB) is marked Limited at both ends, and
+// bitswap, the DHT and most exopeer protocols do not open streams over
+// one; the limit is the same for every peer (go-libp2p sends one to all),
+// so the relay admits only the cell's members and contacts' devices
+// (relayACL) instead. Resources replaces the whole struct: every count is
+// set here, none left at zero (which refuses everything).
+func relayResources() relay.Resources {
+	res := relay.DefaultResources()
+	res.Limit = nil
+	// A member behind NAT gets one circuit per peer that reaches it,
+	// counted per source and per destination: a cell of 50 devices.
+	// go-libp2p's relay service scope allows 64 streams per peer.
+	res.MaxCircuits = 64
+	res.MaxReservations = 256
+	// A household behind one NAT address.
+	res.MaxReservationsPerIP = 32
+	// The copy buffer of each direction of a circuit (2 per circuit,
+	// from the relay service's memory: 256 circuits fit its 16 MiB).
+	res.BufferSize = 32 << 10
+	return res
+}
+
+// RelayStats are the relay service's counts since the node started.
+type RelayStats struct {
+	// Running is true while the service runs.
+	Running bool
+	// CircuitsOpen are the circuits open now; Circuits those opened in all.
+	CircuitsOpen int64
+	Circuits     int64
+	// Reservations are the reservations granted (refreshes included).
+	Reservations int64
+	// Bytes is what the service relayed, both directions.
+	Bytes int64
+	// Refused are the circuit and reservation requests refused, by
+	// status (PERMISSION_DENIED: the ACL; RESOURCE_LIMIT_EXCEEDED; ...).
+	Refused map[string]int64
+}
+
+// relayCounts is the relay service's relay.MetricsTracer: counts kept in
+// memory for RelayStats. go-libp2p calls it from the relay's goroutines.
+type relayCounts struct {
+	running      atomic.Bool
+	open         atomic.Int64
+	circuits     atomic.Int64
+	reservations atomic.Int64
+	bytes        atomic.Int64
+
+	mu      sync.Mutex
+	refused map[pbv2.Status]int64 // bounded: one key per status of the protocol
+}
+
+var _ relay.MetricsTracer = (*relayCounts)(nil)
+
+func (c *relayCounts) RelayStatus(enabled bool)                { c.running.Store(enabled) }
+func (c *relayCounts) ConnectionOpened()                       { c.open.Add(1); c.circuits.Add(1) }
+func (c *relayCounts) ConnectionClosed(time.Duration)          { c.open.Add(-1) }
+func (c *relayCounts) ReservationAllowed(bool)                 { c.reservations.Add(1) }
+func (c *relayCounts) ReservationClosed(int)                   {}
+func (c *relayCounts) BytesTransferred(n int)                  { c.bytes.Add(int64(n)) }
+func (c *relayCounts) ConnectionRequestHandled(s pbv2.Status)  { c.handled(s) }
+func (c *relayCounts) ReservationRequestHandled(s pbv2.Status) { c.handled(s) }
+
+func (c *relayCounts) handled(s pbv2.Status) {
+	if s == pbv2.Status_OK {
+		return
+	}
+	if _, known := pbv2.Status_name[int32(s)]; !known {
+		s = pbv2.Status_UNUSED // a peer's made-up status: one key for all
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused == nil {
+		c.refused = make(map[pbv2.Status]int64)
+	}
+	c.refused[s]++
+}
+
+func (c *relayCounts) stats() RelayStats {
+	st := RelayStats{
+		Running: c.running.Load(), CircuitsOpen: c.open.Load(), Circuits: c.circuits.Load(),
+		Reservations: c.reservations.Load(), Bytes: c.bytes.Load(), Refused: map[string]int64{},
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for s, n := range c.refused {
+		st.Refused[s.String()] = n
+	}
+	return st
+}
+
+// relayService is the node's part "relay": circuit relay v2 for the
+// cell's members and its contacts' devices (relayACL), run while the
+// node is reachable from the internet (RelayAuto, following reachWatch's
+// held value, as the DHT's mode does), always (RelayOn) or never
+// (RelayOff). Running it sets the hop protocol's handler, which identify
+// pushes to connected peers: their AutoRelay then finds it.
+type relayService struct {
+	h      host.Host
+	mode   RelayMode
+	acl    relay.ACLFilter
+	res    relay.Resources
+	counts *relayCounts
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	public  bool // the last reachability told was public
+	started bool
+	closed  bool
+	r       *relay.Relay // nil: not running
+}
+
+func newRelayService(h host.Host, mode RelayMode, acl relay.ACLFilter, log *slog.Logger) (*relayService, error) {
+	switch mode {
+	case RelayAuto, RelayOn, RelayOff:
+	case "":
+		mode = RelayAuto
+	default:
+		return nil, fmt.Errorf("peer: relay service mode %q is not one of auto, on, off", mode)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &relayService{h: h, mode: mode, acl: acl, res: relayResources(), counts: &relayCounts{}, log: log}, nil
+}
+
+// reach is reachWatch's listener: it runs the service while r is public
+// (in RelayAuto), once the part has started.
+func (s *relayService) reach(r network.Reachability) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.public = r == network.ReachabilityPublic
+	s.apply()
+}
+
+// Start runs the service if it should run now. It does not block.
+func (s *relayService) Start(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.started = true
+	return s.apply()
+}
+
+// apply starts or stops the relay as the mode and the reachability say.
+// Called with mu held.
+func (s *relayService) apply() error {
+	want := s.mode == RelayOn || (s.mode == RelayAuto && s.public)
+	switch {
+	case !s.started || s.closed:
+	case want && s.r == nil:
+		r, err := relay.New(s.h, relay.WithResources(s.res), relay.WithACL(s.acl), relay.WithMetricsTracer(s.counts))
+		if err != nil {
+			s.log.Warn("relay service did not start", "err", err)
+			return fmt.Errorf("peer: relay: %w", err)
+		}
+		s.r = r
+		s.log.Info("relay service started for the cell", "mode", s.mode)
+	case !want && s.r != nil:
+		err := s.r.Close()
+		s.r = nil
+		s.log.Info("relay service stopped: not reachable from the internet")
+		if err != nil {
+			return fmt.Errorf("peer: relay: close: %w", err)
+		}
+	}
+	return nil
+}
+
+// stats returns the service's counts; safe before Start and after Close.
+func (s *relayService) stats() RelayStats { return s.counts.stats() }
+
+// Close stops the service. Idempotent. Circuits open through it end as
+// their streams are reset.
+func (s *relayService) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.r == nil {
+		return nil
+	}
+	err := s.r.Close()
+	s.r = nil
+	if err != nil {
+		return fmt.Errorf("peer: relay: close: %w", err)
+	}
+	return nil
+}
+
+// Relays configure the node's relays from the cell (Network.Relays).
+type Relays struct {
+	// Service says when the node runs the relay service for its cell
+	// (config network.relay_service). Empty: RelayAuto.
+	Service RelayMode
+	// Static are relays for a cell with no public device (config
+	// network.static_relays), tried after the cell's own.
+	Static []peer.AddrInfo
+}
+
+// contactCheck bounds the read of the contacts for one relay request.
+const contactCheck = 2 * time.Second
+
+// addRelays builds and registers parts "relay" and "autorelay" when the
+// network has relays. Called by build, after the contacts.
+func (n *Node) addRelays() error {
+	cfg := n.opts.Network.Relays
+	if cfg == nil {
+		return nil
+	}
+	acl := relayACL{
+		self: n.host.ID(),
+		member: func(id peer.ID) bool {
+			r := n.cell.Roster()
+			return r != nil && r.Has(id)
+		},
+		contactDevice: func(id peer.ID) bool {
+			ctx, cancel := context.WithTimeout(context.Background(), contactCheck)
+			defer cancel()
+			cs, err := n.cons.ByDevice(ctx, id)
+			return err == nil && len(cs) > 0
+		},
+	}
+	var err error
+	if n.relay, err = newRelayService(n.host, cfg.Service, acl, n.log.With("part", "relay")); err != nil {
+		return err
+	}
+	ar, err := newAutoRelay(n.host, n.cell.Roster, cfg.Static, n.log.With("part", "autorelay"))
+	if err != nil {
+		return err
+	}
+	n.reach.onReach(n.relay.reach)
+	n.reach.onReach(ar.reach)
+	n.parts.add("relay", n.relay)
+	n.parts.add("autorelay", ar)
+	return nil
+}
+
+// RelayStats returns the node's relay service's counts (all zero when the
+// network has no relays). Safe once Start has returned.
+func (n *Node) RelayStats() RelayStats {
+	r := n.relay
+	if r == nil {
+		return (&relayCounts{}).stats()
+	}
+	return r.stats()
+}
