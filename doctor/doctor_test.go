@@ -160,7 +160,6 @@ func dump(fs []Finding) string {
 	return b.String()
 }
 
-
 // TestPeerFindingsBound: past MaxPeerFindings members, the rest are
 // counted, not listed.
 func TestPeerFindingsBound(t *testing.T) {

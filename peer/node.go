@@ -99,6 +99,9 @@ type Options struct {
 	// The libraries under the parts (libp2p, kad-dht, memberlist) keep
 	// their own randomness.
 	Rand io.Reader
+	// Doctor is what `exopeer doctor` checks beyond the node (its data
+	// dir, the port asked for); zero: none of it.
+	Doctor DoctorOptions
 	// Now is the node's clock, handed to every part whose config has none.
 	// nil: the real clock (internal/ambient). Simulations pass time.Now
 	// inside their synctest bubble.
@@ -136,6 +139,7 @@ type Node struct {
 	cons   *contactservice.Service
 	prek   *prekey.Service
 	msgs   *messageservice.Service
+	doc    *doctorPart
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -342,6 +346,11 @@ func (n *Node) build() error {
 		return fmt.Errorf("peer: build messages: %w", err)
 	}
 	n.parts.add("messages", n.msgs)
+	// The doctor's part answers the time protocol for the cell's members
+	// and contacts' devices (after both) and keeps identify's observed
+	// addresses.
+	n.doc = newDoctorPart(n.host, n.doctorAllows, in.now, n.log.With("part", "doctor"))
+	n.parts.add("doctor", n.doc)
 	return nil
 }
 

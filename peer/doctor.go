@@ -1,0 +1,164 @@
+package peer
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/exopeer/exopeer/datadir"
+	"github.com/exopeer/exopeer/doctor"
+)
+
+// DoctorOptions is what `exopeer doctor` checks beyond the node itself;
+// NodeOptions fills it from the data dir.
+type DoctorOptions struct {
+	// DataDir is the data dir whose disk and modes are checked; empty:
+	// neither is (simnet).
+	DataDir string
+	// Port is the port the config asks for (datadir.NetworkConfig.Port);
+	// 0 or -1: any port, and no port conflict is reported.
+	Port int
+}
+
+const (
+	// MaxClockPeers bounds the members asked their time at each doctor.
+	MaxClockPeers = 8
+	// clockWait bounds each ask.
+	clockWait = 5 * time.Second
+	// kindWait bounds the look-up of a peer among the contacts' devices.
+	kindWait = 2 * time.Second
+)
+
+// Doctor diagnoses the node's connectivity and data dir (package doctor):
+// it gathers the facts as of now, asking up to MaxClockPeers connected
+// members their time, and judges them. It blocks for the asks, each at
+// most a few seconds, or until ctx ends. It must be called after Start.
+func (n *Node) Doctor(ctx context.Context) []doctor.Finding {
+	return doctor.Diagnose(n.doctorFacts(ctx))
+}
+
+// doctorFacts gathers the facts the doctor judges.
+func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
+	o := n.opts.Doctor
+	f := doctor.Facts{WantPort: o.Port}
+	if o.DataDir != "" {
+		f.ConfigPath = filepath.Join(o.DataDir, datadir.ConfigFile)
+		f.Disk = diskOf(o.DataDir)
+		f.Files = filesOf(o.DataDir)
+	}
+	for _, a := range n.host.Network().ListenAddresses() {
+		f.Listen = append(f.Listen, doctor.Listen{Addr: a.String(), Port: portOf(a)})
+	}
+	r := n.Reach()
+	f.Reachability = string(r.Overall)
+	for _, a := range r.Addrs {
+		f.Addrs = append(f.Addrs, doctor.Addr{Addr: a.Addr.String(), State: string(a.State), Port: portOf(a.Addr), Relay: relayOf(a.Addr)})
+	}
+	f.Observations = n.doc.observations()
+	kinds := map[peer.ID]string{}
+	var members []peer.ID
+	for _, c := range n.host.Network().Conns() {
+		p := c.RemotePeer()
+		k, seen := kinds[p]
+		if !seen {
+			k = n.kindOf(ctx, p)
+			kinds[p] = k
+			if k == "member" {
+				members = append(members, p)
+			}
+		}
+		st := c.Stat()
+		f.Conns = append(f.Conns, doctor.Conn{
+			Peer: p.String(), Kind: k, Remote: c.RemoteMultiaddr().String(),
+			Relay: relayOf(c.RemoteMultiaddr()), Limited: st.Limited, Inbound: st.Direction == network.DirInbound,
+		})
+	}
+	f.Clocks = n.clocks(ctx, members)
+	return f
+}
+
+// kindOf says what p is to this node: "member" of its cell, "contact" (a
+// contact's device), or "".
+func (n *Node) kindOf(ctx context.Context, p peer.ID) string {
+	if r := n.cell.Roster(); r != nil && p != n.host.ID() && r.Has(p) {
+		return "member"
+	}
+	ctx, cancel := context.WithTimeout(ctx, kindWait)
+	defer cancel()
+	if cs, err := n.cons.ByDevice(ctx, p); err == nil && len(cs) > 0 {
+		return "contact"
+	}
+	return ""
+}
+
+// doctorAllows is the time protocol's rule: it answers the cell's members
+// and its contacts' devices.
+func (n *Node) doctorAllows(p peer.ID) bool {
+	return n.kindOf(context.Background(), p) != ""
+}
+
+// clocks asks up to MaxClockPeers of members their time, at once.
+func (n *Node) clocks(ctx context.Context, members []peer.ID) []doctor.Clock {
+	slices.Sort(members)
+	members = members[:min(len(members), MaxClockPeers)]
+	out := make([]doctor.Clock, len(members))
+	var wg sync.WaitGroup
+	for i, p := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, clockWait)
+			defer cancel()
+			c := doctor.Clock{Peer: p.String(), Kind: "member"}
+			var err error
+			if c.Skew, c.RTT, err = askTime(ctx, n.host, p, n.now); err != nil {
+				c.Err = err.Error()
+			}
+			out[i] = c
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// filesOf are the data dir and its secret files with their modes; none on
+// Windows, where modes say nothing of who may read.
+func filesOf(dir string) []doctor.File {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	var out []doctor.File
+	for _, name := range []string{"", datadir.KeyFile, datadir.TokenFile} {
+		p := filepath.Join(dir, name)
+		fi, err := os.Stat(p)
+		if err != nil {
+			out = append(out, doctor.File{Path: p, Dir: name == "", Err: err.Error()})
+			continue
+		}
+		out = append(out, doctor.File{Path: p, Dir: fi.IsDir(), Mode: uint32(fi.Mode().Perm())})
+	}
+	return out
+}
+
+// relayOf is the relay's peer ID in a circuit address
+// (.../p2p/<relay>/p2p-circuit...); empty if a has none.
+func relayOf(a ma.Multiaddr) string {
+	relay := ""
+	for _, c := range a {
+		switch c.Code() {
+		case ma.P_P2P:
+			relay = c.Value()
+		case ma.P_CIRCUIT:
+			return relay
+		}
+	}
+	return ""
+}
