@@ -147,8 +147,8 @@ func relays(f Facts) []Finding {
 	if len(via) > 0 {
 		out = append(out, ok(CheckRelays, "Peers can reach this node through %s %s.", plural(len(via), "relay", "relays"), joinKeys(via)))
 	} else if f.Reachability == "private" {
-		out = append(out, Finding{Check: CheckRelays, Level: Problem,
-			Say: "The node is not reachable from the internet and holds no relay reservation: peers outside your network cannot connect to it.",
+		out = append(out, Finding{Check: CheckRelays, Level: Warn,
+			Say: "The node is not reachable from the internet and holds no relay reservation: peers outside your network cannot connect to it (it can still connect to them).",
 			Fix: "Keep one device of your cell reachable from the internet (it relays for the others), or forward the node's port on your router."})
 	} else {
 		out = append(out, ok(CheckRelays, "The node holds no relay reservation."))
