@@ -40,8 +40,11 @@ const (
 // Doctor diagnoses the node's connectivity and data dir (package doctor):
 // it gathers the facts as of now, asking up to MaxClockPeers connected
 // members their time, and judges them. It blocks for the asks, each at
-// most a few seconds, or until ctx ends. It must be called after Start.
+// most a few seconds, or until ctx ends. Before Start it returns nil.
 func (n *Node) Doctor(ctx context.Context) []doctor.Finding {
+	if n.doc == nil {
+		return nil
+	}
 	return doctor.Diagnose(n.doctorFacts(ctx))
 }
 

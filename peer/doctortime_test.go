@@ -193,3 +193,37 @@ func TestObservationsBound(t *testing.T) {
 		t.Errorf("kept %v: a private observed address, or one through a relay", obs)
 	}
 }
+
+// TestAddrParts: the relay, port and thin waist the doctor reads from
+// multiaddrs.
+func TestAddrParts(t *testing.T) {
+	const r = "12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK"
+	for _, tc := range []struct {
+		addr, relay, thin string
+		port              int
+	}{
+		{"/ip4/11.213.0.10/udp/4777/quic-v1/p2p/" + r + "/p2p-circuit", r, "/ip4/11.213.0.10/udp/4777", 4777},
+		{"/ip4/11.213.0.10/tcp/4000/p2p/" + r + "/p2p-circuit/p2p/12D3KooWCDeFya5w5oTtssYZEHzJgC9wWb2ya3hRevNzumNQj9vn", r, "/ip4/11.213.0.10/tcp/4000", 4000},
+		{"/ip4/10.0.0.2/tcp/4777/p2p/" + r, "", "/ip4/10.0.0.2/tcp/4777", 4777},
+		{"/ip6/::1/udp/9/quic-v1", "", "/ip6/::1/udp/9", 9},
+		{"/dns4/example.org/tcp/1", "", "", 1},
+		{"/p2p/" + r + "/p2p-circuit", r, "", 0},
+	} {
+		a := ma.StringCast(tc.addr)
+		if got := relayOf(a); got != tc.relay {
+			t.Errorf("relayOf(%s) = %q, want %q", a, got, tc.relay)
+		}
+		if got := portOf(a); got != tc.port {
+			t.Errorf("portOf(%s) = %d, want %d", a, got, tc.port)
+		}
+		thin, ok := thinWaist(a)
+		if got := ""; ok {
+			got = thin.String()
+			if got != tc.thin {
+				t.Errorf("thinWaist(%s) = %s, want %q", a, got, tc.thin)
+			}
+		} else if tc.thin != "" {
+			t.Errorf("thinWaist(%s) = none, want %s", a, tc.thin)
+		}
+	}
+}
