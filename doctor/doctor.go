@@ -100,7 +100,10 @@ type Conn struct {
 	Peer string
 	// Kind is "member" (of this node's cell), "contact" (a contact's
 	// device), or empty (any other peer: the DHT's, say).
-	Kind   string
+	Kind string
+	// Name is the member's name on the roster, or the contact's; may be
+	// empty.
+	Name   string
 	Remote string // the remote multiaddr
 	// Relay is the relay's peer ID when the connection goes through a
 	// circuit relay; empty for a direct one.
@@ -115,6 +118,7 @@ type Conn struct {
 type Clock struct {
 	Peer string
 	Kind string // as Conn.Kind
+	Name string // as Conn.Name
 	// Skew is the peer's clock minus this node's, RTT the round trip of
 	// the reading (the skew is known to within RTT/2). Err, when not
 	// empty, says why there is no reading.

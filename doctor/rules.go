@@ -3,15 +3,17 @@ package doctor
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 func listen(f Facts) []Finding {
 	if len(f.Listen) == 0 {
 		return []Finding{{Check: CheckListen, Level: Problem,
 			Say: "The node listens on no address: no peer can connect to it.",
-			Fix: fmt.Sprintf("Check listen_ips and port in %s, then restart the node.", f.config())}}
+			Fix: fmt.Sprintf("Check network.listen_ips and network.port in %s, then restart the node.", f.config())}}
 	}
 	addrs := make([]string, 0, len(f.Listen))
 	for _, l := range f.Listen {
@@ -33,12 +35,12 @@ func port(f Facts) []Finding {
 	}
 	return []Finding{{Check: CheckPort, Level: Problem,
 		Say: fmt.Sprintf("Port %d is taken by another program, so the node listens on port %d instead: peers and port forwards that expect %d miss it.", f.WantPort, got, f.WantPort),
-		Fix: fmt.Sprintf("Stop the program on port %d (on Linux, `ss -tulpn 'sport = :%d'` names it), or set port in %s to a free port, then restart the node.", f.WantPort, f.WantPort, f.config())}}
+		Fix: fmt.Sprintf("Stop the program on port %d (on Linux, `ss -tulpn 'sport = :%d'` names it), or set network.port in %s (or --port) to a free port, then restart the node.", f.WantPort, f.WantPort, f.config())}}
 }
 
 func reach(f Facts) []Finding {
 	var out []Finding
-	forward := fmt.Sprintf("Forward port %s (TCP and UDP) on your router to this machine, or set port_mapping = true in %s if the router speaks UPnP or NAT-PMP; until then peers outside your network reach it only through a relay.", portOf(f), f.config())
+	forward := fmt.Sprintf("Forward port %s (TCP and UDP) on your router to this machine, or set network.port_mapping = true in %s if the router speaks UPnP or NAT-PMP; until then peers outside your network reach it only through a relay.", portOf(f), f.config())
 	for _, a := range f.Addrs {
 		switch a.State {
 		case "reachable":
@@ -114,7 +116,7 @@ func natType(f Facts) []Finding {
 		if len(ports) > 1 {
 			out = append(out, Finding{Check: CheckNAT, Level: Warn,
 				Say: fmt.Sprintf("The NAT maps %s to a different port for each peer (%d peers saw ports %s): hole punching cannot pass it, so peers behind NAT reach this node only through a relay.", l, len(s.observers), joinInts(ports)),
-				Fix: "Forward the node's port on your router (or set port_mapping = true), or put a device of your cell on a network whose NAT keeps ports (most home routers do; carrier-grade NAT and some firewalls do not)."})
+				Fix: "Forward the node's port on your router (or set network.port_mapping = true), or put a device of your cell on a network whose NAT keeps ports (most home routers do; carrier-grade NAT and some firewalls do not)."})
 			continue
 		}
 		out = append(out, ok(CheckNAT, "The NAT maps %s to port %d for all %d peers that saw it: hole punching can pass it.", l, ports[0], len(s.observers)))
@@ -178,6 +180,7 @@ func joinKeys(m map[string]bool) string {
 // path is what a peer's connections say of it.
 type path struct {
 	kind     string
+	name     string
 	direct   string // a direct connection's remote address
 	relay    string // a relayed connection's relay
 	limited  bool
@@ -194,7 +197,7 @@ func peers(f Facts) []Finding {
 			byPeer[c.Peer] = p
 		}
 		if c.Kind != "" {
-			p.kind = c.Kind
+			p.kind, p.name = c.Kind, c.Name
 		}
 		if c.Relay == "" {
 			if p.direct == "" {
@@ -246,7 +249,7 @@ func peers(f Facts) []Finding {
 }
 
 func peerFinding(id string, p *path, reach string, symmetric bool) Finding {
-	who := fmt.Sprintf("%s %s", strings.ToUpper(p.kind[:1])+p.kind[1:], id)
+	who := strings.ToUpper(p.kind[:1]) + p.kind[1:] + " " + named(p.name, id)
 	if p.direct != "" {
 		how := "it dialled this node"
 		if !p.inbound {
@@ -280,13 +283,13 @@ func clock(f Facts) []Finding {
 	for _, c := range f.Clocks {
 		if c.Err != "" {
 			out = append(out, Finding{Check: CheckClock, Level: Warn,
-				Say: fmt.Sprintf("Could not read the clock of %s: %s.", c.Peer, c.Err),
+				Say: fmt.Sprintf("Could not read the clock of %s: %s.", named(c.Name, c.Peer), c.Err),
 				Fix: "Run the doctor again; if it keeps failing, update the peer to this version of exopeer."})
 			continue
 		}
 		skew := c.Skew.Abs() - c.RTT/2
 		if skew < ClockWarn {
-			out = append(out, ok(CheckClock, "The clock of %s agrees with this node's (within %s).", c.Peer, roundDur(max(c.RTT/2, skew))))
+			out = append(out, ok(CheckClock, "The clock of %s agrees with this node's (within %s).", named(c.Name, c.Peer), roundDur(max(c.RTT/2, skew))))
 			continue
 		}
 		off++
@@ -299,7 +302,7 @@ func clock(f Facts) []Finding {
 			dir = "behind"
 		}
 		out = append(out, Finding{Check: CheckClock, Level: lv,
-			Say: fmt.Sprintf("The clock of %s is %s %s this node's.", c.Peer, roundDur(c.Skew.Abs()), dir),
+			Say: fmt.Sprintf("The clock of %s is %s %s this node's.", named(c.Name, c.Peer), roundDur(c.Skew.Abs()), dir),
 			Fix: "If most peers disagree with this node, its clock is wrong: turn on network time (on Linux: timedatectl set-ntp true); else set the peer's clock right."})
 	}
 	if off >= 2 && off*2 > len(f.Clocks) {
@@ -310,8 +313,23 @@ func clock(f Facts) []Finding {
 	return out
 }
 
+// named is a peer as "name (ID)", or its ID alone; a name with anything
+// but printable characters is quoted, so that no name a peer chose can
+// write to the terminal.
+func named(name, id string) string {
+	switch {
+	case name == "":
+		return id
+	case strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return strconv.Quote(name) + " (" + id + ")"
+	}
+	return name + " (" + id + ")"
+}
+
 func roundDur(d time.Duration) time.Duration {
 	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond)
 	case d >= time.Minute:
 		return d.Round(time.Second)
 	case d >= time.Second:

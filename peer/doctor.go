@@ -66,46 +66,54 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 		f.Addrs = append(f.Addrs, doctor.Addr{Addr: a.Addr.String(), State: string(a.State), Port: portOf(a.Addr), Relay: relayOf(a.Addr)})
 	}
 	f.Observations = n.doc.observations()
-	kinds := map[peer.ID]string{}
+	kinds := map[peer.ID]struct{ kind, name string }{}
 	var members []peer.ID
 	for _, c := range n.host.Network().Conns() {
 		p := c.RemotePeer()
 		k, seen := kinds[p]
 		if !seen {
-			k = n.kindOf(ctx, p)
+			k.kind, k.name = n.kindOf(ctx, p)
 			kinds[p] = k
-			if k == "member" {
+			if k.kind == "member" {
 				members = append(members, p)
 			}
 		}
 		st := c.Stat()
 		f.Conns = append(f.Conns, doctor.Conn{
-			Peer: p.String(), Kind: k, Remote: c.RemoteMultiaddr().String(),
+			Peer: p.String(), Kind: k.kind, Name: k.name, Remote: c.RemoteMultiaddr().String(),
 			Relay: relayOf(c.RemoteMultiaddr()), Limited: st.Limited, Inbound: st.Direction == network.DirInbound,
 		})
 	}
 	f.Clocks = n.clocks(ctx, members)
+	for i, c := range f.Clocks {
+		if id, err := peer.Decode(c.Peer); err == nil {
+			f.Clocks[i].Name = kinds[id].name
+		}
+	}
 	return f
 }
 
-// kindOf says what p is to this node: "member" of its cell, "contact" (a
-// contact's device), or "".
-func (n *Node) kindOf(ctx context.Context, p peer.ID) string {
-	if r := n.cell.Roster(); r != nil && p != n.host.ID() && r.Has(p) {
-		return "member"
+// kindOf says what p is to this node, "member" of its cell, "contact" (a
+// contact's device), or "", and its name as a member or contact.
+func (n *Node) kindOf(ctx context.Context, p peer.ID) (kind, name string) {
+	if r := n.cell.Roster(); r != nil && p != n.host.ID() {
+		if m, ok := r.Member(p); ok {
+			return "member", m.Name
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, kindWait)
 	defer cancel()
 	if cs, err := n.cons.ByDevice(ctx, p); err == nil && len(cs) > 0 {
-		return "contact"
+		return "contact", cs[0].Name
 	}
-	return ""
+	return "", ""
 }
 
 // doctorAllows is the time protocol's rule: it answers the cell's members
 // and its contacts' devices.
 func (n *Node) doctorAllows(p peer.ID) bool {
-	return n.kindOf(context.Background(), p) != ""
+	kind, _ := n.kindOf(context.Background(), p)
+	return kind != ""
 }
 
 // clocks asks up to MaxClockPeers of members their time, at once.

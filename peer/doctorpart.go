@@ -59,7 +59,7 @@ func newDoctorPart(h host.Host, allow func(peer.ID) bool, now func() time.Time, 
 // Start serves the time protocol and follows identify's observations. It
 // does not block.
 func (d *doctorPart) Start(ctx context.Context) error {
-	sub, err := d.h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted), eventbus.Name("exopeer-doctor"))
+	sub, err := d.h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted), eventbus.Name("exopeer-doctor"), eventbus.BufSize(64))
 	if err != nil {
 		return fmt.Errorf("peer: doctor: subscribe: %w", err)
 	}
