@@ -7,6 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/doctor"
@@ -59,4 +64,51 @@ func TestNodeDoctor(t *testing.T) {
 			t.Errorf("no %s finding %s %q (fix %q) in %+v", w.level, w.check, w.says, w.fix, got)
 		}
 	}
+}
+
+// TestNodeDoctorNAT: identify's observations reach the doctor: one QUIC
+// listen address that two observers (on 127.0.0.2 and 127.0.0.3) saw at
+// two public ports is a NAT that maps per destination. The observations
+// are emitted on the host's bus as identify does (a real one on loopback
+// observes a private address, which does not count).
+func TestNodeDoctorNAT(t *testing.T) {
+	n := startNode(t, loopbackOptions(t, 1))
+	em, err := n.Host().EventBus().Emitter(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	var local string
+	for i, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+		o, err := realHostOn(t, byte(2+i), -1, ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var quic []ma.Multiaddr
+		for _, a := range o.Addrs() {
+			if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
+				quic = append(quic, a)
+			}
+		}
+		if err := n.Host().Connect(t.Context(), peer.AddrInfo{ID: o.ID(), Addrs: quic}); err != nil {
+			t.Fatal(err)
+		}
+		c := n.Host().Network().ConnsToPeer(o.ID())[0]
+		local = c.LocalMultiaddr().String()
+		if err := em.Emit(event.EvtPeerIdentificationCompleted{
+			Peer: o.ID(), Conn: c, ObservedAddr: ma.StringCast("/ip4/11.213.0.1/udp/" + strconv.Itoa(61001+i) + "/quic-v1"),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	thin, _ := thinWaist(ma.StringCast(local))
+	want := "The NAT maps " + thin.String() + " to a different port for each peer (2 peers saw ports 61001, 61002)"
+	eventually(t, 10*time.Second, want, func() bool {
+		for _, f := range n.Doctor(t.Context()) {
+			if f.Check == doctor.CheckNAT && f.Level == doctor.Warn && strings.Contains(f.Say, want) {
+				return true
+			}
+		}
+		return false
+	})
 }
