@@ -78,11 +78,9 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 				members = append(members, p)
 			}
 		}
-		st := c.Stat()
-		f.Conns = append(f.Conns, doctor.Conn{
-			Peer: p.String(), Kind: k.kind, Name: k.name, Remote: c.RemoteMultiaddr().String(),
-			Relay: relayOf(c.RemoteMultiaddr()), Limited: st.Limited, Inbound: st.Direction == network.DirInbound,
-		})
+		dc := connFacts(c)
+		dc.Kind, dc.Name = k.kind, k.name
+		f.Conns = append(f.Conns, dc)
 	}
 	f.Clocks = n.clocks(ctx, members)
 	for i, c := range f.Clocks {
@@ -91,6 +89,17 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 		}
 	}
 	return f
+}
+
+// connFacts is what the doctor reads of one connection: its peer, remote
+// address, direction, and the relay it goes through (with Limited, if the
+// relay limits it).
+func connFacts(c network.Conn) doctor.Conn {
+	st := c.Stat()
+	return doctor.Conn{
+		Peer: c.RemotePeer().String(), Remote: c.RemoteMultiaddr().String(),
+		Relay: relayOf(c.RemoteMultiaddr()), Limited: st.Limited, Inbound: st.Direction == network.DirInbound,
+	}
 }
 
 // kindOf says what p is to this node, "member" of its cell, "contact" (a

@@ -9,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/exopeer/exopeer/datadir"
@@ -111,4 +115,59 @@ func TestNodeDoctorNAT(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestConnFactsRelayed: a connection through a real circuit relay (v2,
+// go-libp2p's default limits) is seen as relayed, through that relay, and
+// limited, at both ends; a direct one as direct. The hosts are plain
+// go-libp2p ones: an exopeer host has no circuit transport yet
+// (libp2p.NoListenAddrs in buildHost turns it off).
+func TestConnFactsRelayed(t *testing.T) {
+	newHost := func(ip string) host.Host {
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/"+ip+"/tcp/0"), libp2p.DisableMetrics())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		return h
+	}
+	r, a, b := newHost("127.0.0.2"), newHost("127.0.0.3"), newHost("127.0.0.4")
+	svc, err := relay.New(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	rInfo := peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}
+	if err := b.Connect(t.Context(), rInfo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Reserve(t.Context(), b, rInfo); err != nil {
+		t.Fatal(err)
+	}
+	circuit := ma.StringCast("/p2p/" + r.ID().String() + "/p2p-circuit")
+	var via []ma.Multiaddr
+	for _, x := range r.Addrs() {
+		via = append(via, x.Encapsulate(circuit))
+	}
+	if err := a.Connect(t.Context(), peer.AddrInfo{ID: b.ID(), Addrs: via}); err != nil {
+		t.Fatal(err)
+	}
+	for _, end := range []struct {
+		h       host.Host
+		other   peer.ID
+		inbound bool
+	}{{a, b.ID(), false}, {b, a.ID(), true}} {
+		conns := end.h.Network().ConnsToPeer(end.other)
+		if len(conns) != 1 {
+			t.Fatalf("%d connections to %s, want 1", len(conns), end.other)
+		}
+		got := connFacts(conns[0])
+		if got.Peer != end.other.String() || got.Relay != r.ID().String() || !got.Limited || got.Inbound != end.inbound {
+			t.Errorf("relayed connection: %+v, want peer %s through %s, limited, inbound %v", got, end.other, r.ID(), end.inbound)
+		}
+	}
+	direct := connFacts(b.Network().ConnsToPeer(r.ID())[0])
+	if direct.Relay != "" || direct.Limited || direct.Inbound {
+		t.Errorf("direct connection: %+v, want no relay, not limited, outbound", direct)
+	}
 }
