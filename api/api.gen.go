@@ -41,6 +41,66 @@ func (e AddrReachabilityReachability) Valid() bool {
 	}
 }
 
+// Defines values for DoctorFindingCheck.
+const (
+	CheckClock  DoctorFindingCheck = "clock"
+	CheckDisk   DoctorFindingCheck = "disk"
+	CheckFiles  DoctorFindingCheck = "files"
+	CheckListen DoctorFindingCheck = "listen"
+	CheckNAT    DoctorFindingCheck = "nat"
+	CheckPeers  DoctorFindingCheck = "peers"
+	CheckPort   DoctorFindingCheck = "port"
+	CheckReach  DoctorFindingCheck = "reach"
+	CheckRelays DoctorFindingCheck = "relays"
+)
+
+// Valid indicates whether the value is a known member of the DoctorFindingCheck enum.
+func (e DoctorFindingCheck) Valid() bool {
+	switch e {
+	case CheckClock:
+		return true
+	case CheckDisk:
+		return true
+	case CheckFiles:
+		return true
+	case CheckListen:
+		return true
+	case CheckNAT:
+		return true
+	case CheckPeers:
+		return true
+	case CheckPort:
+		return true
+	case CheckReach:
+		return true
+	case CheckRelays:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DoctorFindingLevel.
+const (
+	LevelOK      DoctorFindingLevel = "ok"
+	LevelProblem DoctorFindingLevel = "problem"
+	LevelWarn    DoctorFindingLevel = "warn"
+)
+
+// Valid indicates whether the value is a known member of the DoctorFindingLevel enum.
+func (e DoctorFindingLevel) Valid() bool {
+	switch e {
+	case LevelOK:
+		return true
+	case LevelProblem:
+		return true
+	case LevelWarn:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProblemType.
 const (
 	ProblemAlreadyInCell       ProblemType = "urn:exopeer:problem:already-in-cell"
@@ -751,6 +811,36 @@ type ConversationRead struct {
 type ConversationReadRequest struct {
 	// UpTo the order key of the last message read (absent, the conversation's last)
 	UpTo string `json:"upTo,omitempty"`
+}
+
+// DoctorFinding One thing the doctor found.
+type DoctorFinding struct {
+	// Check listen: listen addresses; port: the configured port could be bound; reach: which addresses peers on the internet reach; nat: the NAT's mapping (per destination or not); relays: relays in use; peers: each peer's path, direct or relayed, and why; clock: clock skew against cell members; disk: free space; files: data dir and key file modes
+	Check DoctorFindingCheck `json:"check"`
+	Level DoctorFindingLevel `json:"level"`
+
+	// Say what is so, in a sentence
+	Say string `json:"say"`
+
+	// Fix what to do; absent for level ok
+	Fix string `json:"fix,omitempty"`
+}
+
+// DoctorFindingCheck listen: listen addresses; port: the configured port could be bound; reach: which addresses peers on the internet reach; nat: the NAT's mapping (per destination or not); relays: relays in use; peers: each peer's path, direct or relayed, and why; clock: clock skew against cell members; disk: free space; files: data dir and key file modes
+type DoctorFindingCheck string
+
+// DoctorFindingLevel defines model for DoctorFinding.Level.
+type DoctorFindingLevel string
+
+// DoctorReport What `exopeer doctor` found.
+type DoctorReport struct {
+	Findings []DoctorFinding `json:"findings"`
+
+	// Problems findings of level problem
+	Problems int `json:"problems"`
+
+	// Warnings findings of level warn
+	Warnings int `json:"warnings"`
 }
 
 // FetchLine A line of a fetch: progress, or the last line, with done (the
@@ -1471,6 +1561,9 @@ type ServerInterface interface {
 	// ConversationsRead mark the conversation with a contact read up to a message
 	// (POST /v1/conversations/{name}/read)
 	ConversationsRead(w http.ResponseWriter, r *http.Request, name string)
+	// GetDoctor what is wrong with the node's connectivity and data dir, and what to do
+	// (GET /v1/doctor)
+	GetDoctor(w http.ResponseWriter, r *http.Request)
 	// FilesList every file of the cell, newest first
 	// (GET /v1/files)
 	FilesList(w http.ResponseWriter, r *http.Request)
@@ -2163,6 +2256,20 @@ func (siw *ServerInterfaceWrapper) ConversationsRead(w http.ResponseWriter, r *h
 	handler.ServeHTTP(w, r)
 }
 
+// GetDoctor operation middleware
+func (siw *ServerInterfaceWrapper) GetDoctor(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetDoctor(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // FilesList operation middleware
 func (siw *ServerInterfaceWrapper) FilesList(w http.ResponseWriter, r *http.Request) {
 
@@ -2780,6 +2887,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/openapi.json", wrapper.GetOpenAPI)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/id", wrapper.GetID)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/status", wrapper.GetStatus)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/doctor", wrapper.GetDoctor)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/peers", wrapper.GetPeers)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/connect", wrapper.Connect)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/cell", wrapper.GetCell)

@@ -512,6 +512,13 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
 	ConversationsRead(ctx context.Context, name string, body ConversationsReadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetDoctor what is wrong with the node's connectivity and data dir, and what to do
+	//
+	// The node gathers its listen addresses and their reachability, the addresses peers observed it at (the NAT's type), its relays and each connection's path, the clocks of up to 8 connected cell members (asked over /exopeer/time/1.0.0, a few seconds at most), and its data dir's free space and modes, and judges them: each finding has a level, a sentence, and for each warning or problem what to do.
+	//
+	// Corresponds with GET /v1/doctor (the `GetDoctor` operationId).
+	GetDoctor(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// FilesList every file of the cell, newest first
 	//
 	// Corresponds with GET /v1/files (the `FilesList` operationId).
@@ -1592,6 +1599,23 @@ func (c *Raw) ConversationsReadWithBody(ctx context.Context, name string, conten
 // Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
 func (c *Raw) ConversationsRead(ctx context.Context, name string, body ConversationsReadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewConversationsReadRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDoctor what is wrong with the node's connectivity and data dir, and what to do
+//
+// The node gathers its listen addresses and their reachability, the addresses peers observed it at (the NAT's type), its relays and each connection's path, the clocks of up to 8 connected cell members (asked over /exopeer/time/1.0.0, a few seconds at most), and its data dir's free space and modes, and judges them: each finding has a level, a sentence, and for each warning or problem what to do.
+//
+// Corresponds with GET /v1/doctor (the `GetDoctor` operationId).
+func (c *Raw) GetDoctor(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDoctorRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -3224,6 +3248,33 @@ func NewConversationsReadRequestWithBody(server string, name string, contentType
 	return req, nil
 }
 
+// NewGetDoctorRequest constructs an http.Request for the GetDoctor method
+func NewGetDoctorRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/doctor")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewFilesListRequest constructs an http.Request for the FilesList method
 func NewFilesListRequest(server string) (*http.Request, error) {
 	var err error
@@ -4536,6 +4587,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/conversations/{name}/read (the `ConversationsRead` operationId).
 	ConversationsReadWithResponse(ctx context.Context, name string, body ConversationsReadJSONRequestBody, reqEditors ...RequestEditorFn) (*ConversationsReadResponse, error)
+
+	// GetDoctorWithResponse what is wrong with the node's connectivity and data dir, and what to do
+	//
+	// The node gathers its listen addresses and their reachability, the addresses peers observed it at (the NAT's type), its relays and each connection's path, the clocks of up to 8 connected cell members (asked over /exopeer/time/1.0.0, a few seconds at most), and its data dir's free space and modes, and judges them: each finding has a level, a sentence, and for each warning or problem what to do.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/doctor (the `GetDoctor` operationId).
+	GetDoctorWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDoctorResponse, error)
 
 	// FilesListWithResponse every file of the cell, newest first
 	//
@@ -7092,6 +7152,61 @@ func (r ConversationsReadResponse) ContentType() string {
 	return ""
 }
 
+type GetDoctorResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DoctorReport
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDoctorResponse) GetJSON200() *DoctorReport {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetDoctorResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetDoctorResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDoctorResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDoctorResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDoctorResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDoctorResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type FilesListResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9432,6 +9547,21 @@ func (c *ClientWithResponses) ConversationsReadWithResponse(ctx context.Context,
 	return ParseConversationsReadResponse(rsp)
 }
 
+// GetDoctorWithResponse what is wrong with the node's connectivity and data dir, and what to do
+//
+// The node gathers its listen addresses and their reachability, the addresses peers observed it at (the NAT's type), its relays and each connection's path, the clocks of up to 8 connected cell members (asked over /exopeer/time/1.0.0, a few seconds at most), and its data dir's free space and modes, and judges them: each finding has a level, a sentence, and for each warning or problem what to do.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/doctor (the `GetDoctor` operationId).
+func (c *ClientWithResponses) GetDoctorWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetDoctorResponse, error) {
+	rsp, err := c.GetDoctor(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDoctorResponse(rsp)
+}
+
 // FilesListWithResponse every file of the cell, newest first
 //
 // Returns a wrapper object for the known response body format(s).
@@ -11743,6 +11873,46 @@ func ParseConversationsReadResponse(rsp *http.Response) (*ConversationsReadRespo
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetDoctorResponse parses an HTTP response from a GetDoctorWithResponse call
+func ParseGetDoctorResponse(rsp *http.Response) (*GetDoctorResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDoctorResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DoctorReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	}
 

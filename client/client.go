@@ -158,6 +158,13 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 	return Answer(c.calls.GetStatusWithResponse(ctx))
 }
 
+// Doctor asks the node what is wrong with its connectivity and data dir,
+// and what to do. It blocks while the node asks its members' clocks, a few
+// seconds at most.
+func (c *Client) Doctor(ctx context.Context) (api.DoctorReport, error) {
+	return Answer(c.calls.GetDoctorWithResponse(ctx))
+}
+
 // Peers lists the connected exopeer peers.
 func (c *Client) Peers(ctx context.Context) ([]api.PeerView, error) {
 	return Answer(c.calls.GetPeersWithResponse(ctx))

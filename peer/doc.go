@@ -25,6 +25,13 @@
 // addresses. exopeer's protocols open streams over Limited connections
 // (a third party's relay with limits).
 //
+// The part "doctor" (doctorpart.go) serves the time protocol
+// (ProtocolTime, doctortime.go) to the cell's members and contacts'
+// devices, within a token bucket, and keeps the addresses peers observed
+// this node at (identify), bounded; Node.Doctor (doctor.go) gathers those
+// with the listen addresses, reachability, connections, members' clocks and
+// the data dir's disk and modes, and package doctor judges them.
+//
 // The network is injected: New takes a Network whose NewHost builds the
 // libp2p host and whose NewLAN builds LAN discovery. `exopeer run` passes
 // RealNetwork (real sockets, real mDNS); the simulator passes a simulated

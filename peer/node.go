@@ -103,6 +103,9 @@ type Options struct {
 	// The libraries under the parts (libp2p, kad-dht, memberlist) keep
 	// their own randomness.
 	Rand io.Reader
+	// Doctor is what `exopeer doctor` checks beyond the node (its data
+	// dir, the port asked for); zero: none of it.
+	Doctor DoctorOptions
 	// Now is the node's clock, handed to every part whose config has none.
 	// nil: the real clock (internal/ambient). Simulations pass time.Now
 	// inside their synctest bubble.
@@ -141,6 +144,7 @@ type Node struct {
 	prek   *prekey.Service
 	msgs   *messageservice.Service
 	relay  *relayService
+	doc    *doctorPart
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -347,13 +351,18 @@ func (n *Node) build() error {
 		return fmt.Errorf("peer: build messages: %w", err)
 	}
 	n.parts.add("messages", n.msgs)
+	// The doctor's part answers the time protocol for the cell's members
+	// and contacts' devices (after both) and keeps identify's observed
+	// addresses.
+	n.doc = newDoctorPart(n.host, n.doctorAllows, in.now, n.log.With("part", "doctor"))
+	n.parts.add("doctor", n.doc)
 	// Relays from the cell: the relay admits the cell's members and its
 	// contacts' devices, read as they are at each request; both parts
 	// follow the reachability watch.
 	return n.addRelays()
 }
 
-// Close stops AutoRelay, the relay service, the messages, the contacts, the blobs, the store, the chain, the cell,
+// Close stops AutoRelay, the relay service, the doctor, the messages, the contacts, the blobs, the store, the chain, the cell,
 // the prekeys, the DHT, the reachability watch, discovery, the block
 // exchange and the host, in
 // that order (the reverse of Start's), and waits for their goroutines.

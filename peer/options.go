@@ -74,6 +74,7 @@ func NodeOptions(d *datadir.Dir, log *slog.Logger) (Options, error) {
 		DHT:       dcfg,
 		Discovery: disc,
 		Logger:    log,
+		Doctor:    DoctorOptions{DataDir: d.Path, Port: cfg.Network.Port},
 	}, nil
 }
 

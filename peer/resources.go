@@ -29,7 +29,7 @@ var ExopeerProtocols = []protocol.ID{
 	gossip.ProtocolPacket, gossip.ProtocolStream, discovery.ProtocolPing,
 	dht.ProtocolID, dht.LANProtocolID, blocks.ProtocolID, remote.Protocol,
 	contactservice.ProtocolInvite, messageservice.Protocol,
-	prekey.Protocol,
+	prekey.Protocol, ProtocolTime,
 }
 
 // joinPeerStreams bounds the join streams of one peer: a joiner runs one

@@ -9,6 +9,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/exopeer/exopeer/api"
+	"github.com/exopeer/exopeer/doctor"
 	"github.com/exopeer/exopeer/peer"
 )
 
@@ -64,6 +65,23 @@ func (rt *routes) GetStatus(w http.ResponseWriter, r *http.Request) {
 		out.AddrReachability = append(out.AddrReachability, api.AddrReachability{
 			Addr: a.Addr.String(), Reachability: api.AddrReachabilityReachability(a.State),
 		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// GetDoctor implements api.ServerInterface.
+func (rt *routes) GetDoctor(w http.ResponseWriter, r *http.Request) {
+	out := api.DoctorReport{Findings: []api.DoctorFinding{}}
+	for _, f := range rt.node.Doctor(r.Context()) {
+		out.Findings = append(out.Findings, api.DoctorFinding{
+			Check: api.DoctorFindingCheck(f.Check), Level: api.DoctorFindingLevel(f.Level), Say: f.Say, Fix: f.Fix,
+		})
+		switch f.Level {
+		case doctor.Problem:
+			out.Problems++
+		case doctor.Warn:
+			out.Warnings++
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

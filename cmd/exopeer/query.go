@@ -87,6 +87,35 @@ func printStatus(out io.Writer, v api.Status) error {
 	return tw.Flush()
 }
 
+func cmdDoctor(ctx context.Context, cmd *cli.Command) error {
+	return query(ctx, cmd, (*client.Client).Doctor, printDoctor)
+}
+
+// printDoctor writes each finding on a line of its own, its level first
+// (problems and warnings in capitals, to stand out), and its fix under it.
+func printDoctor(out io.Writer, v api.DoctorReport) error {
+	for _, f := range v.Findings {
+		level := string(f.Level)
+		if f.Level != api.LevelOK {
+			level = strings.ToUpper(level)
+		}
+		fmt.Fprintf(out, "%-8s %-7s %s\n", level, f.Check, f.Say)
+		if f.Fix != "" {
+			fmt.Fprintf(out, "%-8s %-7s fix: %s\n", "", "", f.Fix)
+		}
+	}
+	switch {
+	case v.Problems > 0:
+		_, err := fmt.Fprintf(out, "%d %s, %d %s.\n", v.Problems, plural(v.Problems, "problem", "problems"), v.Warnings, plural(v.Warnings, "warning", "warnings"))
+		return err
+	case v.Warnings > 0:
+		_, err := fmt.Fprintf(out, "No problem, %d %s.\n", v.Warnings, plural(v.Warnings, "warning", "warnings"))
+		return err
+	}
+	_, err := fmt.Fprintln(out, "No problem found.")
+	return err
+}
+
 func cmdPeers(ctx context.Context, cmd *cli.Command) error {
 	return query(ctx, cmd, (*client.Client).Peers, printPeers)
 }
@@ -131,4 +160,12 @@ func cmdConnect(ctx context.Context, cmd *cli.Command) error {
 	}
 	fmt.Fprintf(stdout(cmd), "connected to %s via %s\n", v.Peer, v.Addr)
 	return nil
+}
+
+// plural is one or many, by n.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -93,6 +93,12 @@ func app(stdout, stderr io.Writer) *cli.Command {
 				Action: action(cmdStatus),
 			},
 			{
+				Name:   "doctor",
+				Usage:  "what is wrong with connectivity and the data dir, and what to do",
+				Flags:  []cli.Flag{jsonFlag()},
+				Action: action(cmdDoctor),
+			},
+			{
 				Name:   "peers",
 				Usage:  "the peers it is connected to, how found, round trip",
 				Flags:  []cli.Flag{jsonFlag()},

@@ -1,0 +1,22 @@
+// Package doctor tells, in words, what is wrong with a node's
+// connectivity and its data dir, and what to do about each problem: it is
+// the pure core of `exopeer doctor`. Diagnose takes Facts, a snapshot the
+// node gathers (package peer, Node.Doctor: its listen addresses, AutoNAT
+// v2's verdict on each, the addresses peers observed it at, its open
+// connections and their paths, clock readings from its cell's members, the
+// data dir's free space and modes), and returns Findings, each with a
+// level (ok, warn, problem), a sentence and, for each warning or problem,
+// what to do.
+//
+// It is a package of its own, not files of peer, so that its rules are
+// pure by construction: it imports no os, net or clock and starts nothing,
+// and its table tests (one per rule) run without a node.
+//
+// The NAT's type is told from observations as far as they go: the same
+// local address (IP, protocol and port) seen by two or more observers on
+// the internet at different external ports means the NAT maps ports per
+// destination (endpoint-dependent, "symmetric"), which hole punching
+// cannot pass; seen at one external port by all, the mapping is
+// endpoint-independent and punching can work. Fewer than two observers of
+// one local address tell nothing.
+package doctor
