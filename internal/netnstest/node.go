@@ -30,8 +30,6 @@ type Client = client.Client
 func dial(dir string) (*Client, error) { return client.Dial(dir) }
 
 const (
-	// Port is the libp2p port of every node: each has a namespace of its own.
-	Port = 4777
 	// startTimeout bounds the wait for a started node to print its peer ID.
 	startTimeout = 30 * time.Second
 	// StopLimit bounds the wait for a node to exit after SIGINT; past it,
@@ -140,20 +138,20 @@ type Node struct {
 	stopTook time.Duration
 }
 
-// Start runs `exopeer run` on host h, with its own data dir, port Port,
+// Start runs `exopeer run` on host h, with its own data dir, port h.Port,
 // mDNS on and debug logs, plus args; it returns once the node has printed
 // its peer ID and its control API answers. When t ends, the node is stopped
 // and, if t failed, its output is logged. Started again on a host whose
 // node stopped or was killed, it runs on the same data dir (the same peer
 // ID, what it recorded), its stdout starts afresh and its log goes on.
-func (l *LAN) Start(t testing.TB, h *Host, args ...string) *Node {
+func (l *Net) Start(t testing.TB, h *Host, args ...string) *Node {
 	t.Helper()
 	return l.StartEnv(t, h, nil, args...)
 }
 
 // StartEnv is Start with env (NAME=value entries) added to the node's
 // environment, e.g. EXOPEER_BLOBS_POLICY=none.
-func (l *LAN) StartEnv(t testing.TB, h *Host, env []string, args ...string) *Node {
+func (l *Net) StartEnv(t testing.TB, h *Host, env []string, args ...string) *Node {
 	t.Helper()
 	n := &Node{
 		Name:   h.Name,
@@ -183,9 +181,9 @@ func (l *LAN) StartEnv(t testing.TB, h *Host, env []string, args ...string) *Nod
 		t.Fatal(err)
 	}
 	defer stderr.Close()
-	ipCmd, _ := ipPath() // New checked it
+	ipCmd, _ := ipPath() // NewNet checked it
 	argv := append([]string{"netns", "exec", h.NS, n.bin, "run",
-		"--dir", n.Dir, "--port", fmt.Sprint(Port), "--api", p.Addr(), "--mdns=true", "--log-level", "debug"}, args...)
+		"--dir", n.Dir, "--port", fmt.Sprint(h.Port), "--api", p.Addr(), "--mdns=true", "--log-level", "debug"}, args...)
 	n.cmd = exec.Command(ipCmd, argv...)
 	n.cmd.Stdout, n.cmd.Stderr = stdout, stderr
 	if env != nil {
