@@ -32,7 +32,8 @@
 // The exopeer binary is built once per test binary (Binary), or taken from
 // $NETNSTEST_EXOPEER; a test package that uses this one calls Main from its
 // TestMain, which also runs the goroutine-leak check. Net.Start runs
-// `exopeer run` on a host and returns a Node with the typed client of its
+// `exopeer run` on a host (Net.StartAll on several at once) and returns a
+// Node with the typed client of its
 // control API (the API listens on the loopback of the node's namespace; a
 // proxy makes the same address answer in the test's namespace, so that the
 // client is the ordinary one, dialled from the data dir); Node.Exopeer runs
