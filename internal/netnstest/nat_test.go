@@ -162,6 +162,20 @@ func TestNATTopology(t *testing.T) {
 	})
 }
 
+// TestNATDouble: a home LAN whose uplink is itself a home LAN (a
+// carrier's NAT in front of the home's) reaches the internet through both
+// NATs, and the internet sees it at the outer NAT's address.
+func TestNATDouble(t *testing.T) {
+	n := netnstest.NewNet(t)
+	wan := n.Segment("inet", inetPrefix)
+	carrier := n.HomeLAN("carrier", netip.MustParsePrefix("100.64.0.0/24"), wan, netnstest.NATCone)
+	home := n.HomeLAN("home", home1Prefix, carrier, netnstest.NATCone)
+	r, h := n.AddHost(wan, "r"), n.AddHost(home, "h")
+	if from := dialAccept(t, h, listenTCP(t, r, 7000)); from != carrier.NAT.WAN {
+		t.Errorf("r sees h's connection come from %s, want the carrier NAT's outside address %s", from, carrier.NAT.WAN)
+	}
+}
+
 // listenTCP listens on h's address at port, in h's namespace.
 func listenTCP(t *testing.T, h *netnstest.Host, port int) net.Listener {
 	t.Helper()
