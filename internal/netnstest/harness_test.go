@@ -175,6 +175,32 @@ func TestNetRemovesNATs(t *testing.T) {
 	}
 }
 
+// TestNATAvailableSaysWhatIsMissing: without nft (an ip command but no
+// nft on $PATH or in the sbin dirs), NATAvailable says so and what to
+// install, while Available, which plain LANs need, is content.
+func TestNATAvailableSaysWhatIsMissing(t *testing.T) {
+	needNetns(t)
+	ipCmd, err := ipPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(ipCmd, filepath.Join(dir, "ip")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	saved := toolDirs
+	toolDirs = nil
+	t.Cleanup(func() { toolDirs = saved })
+	if err := Available(); err != nil {
+		t.Errorf("Available without nft: %v", err)
+	}
+	err = NATAvailable()
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "nft command is missing") || !strings.Contains(err.Error(), "apt-get install -y nftables") {
+		t.Errorf("NATAvailable without nft: %v; want ErrUnavailable saying nft is missing and how to install it", err)
+	}
+}
+
 // TestStaleNamespacesRemoved: a namespace of this package whose test binary
 // is gone is removed by the next LAN; one of a running test binary is not,
 // nor one of another program.

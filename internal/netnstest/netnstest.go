@@ -114,13 +114,16 @@ func unavailable(t testing.TB, why error) {
 // ipPath finds the ip command.
 func ipPath() (string, error) { return toolPath("ip") }
 
+// toolDirs are where toolPath looks past $PATH.
+var toolDirs = []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"}
+
 // toolPath finds the command name, in the sbin dirs too (root's PATH may
 // lack them).
 func toolPath(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+	for _, d := range toolDirs {
 		p := filepath.Join(d, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
