@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,6 +50,9 @@ func TestLANWiresHostsAndRemovesEverything(t *testing.T) {
 		x, y := lan.Host("x"), lan.Host("y")
 		if x.IP != netip.MustParseAddr("10.213.7.1") || y.IP != netip.MustParseAddr("10.213.7.2") {
 			t.Errorf("addresses x %v, y %v", x.IP, y.IP)
+		}
+		if x.Port != Port || y.Port != Port+1 {
+			t.Errorf("libp2p ports x %d, y %d; want %d, %d", x.Port, y.Port, Port, Port+1)
 		}
 
 		var ln net.Listener
@@ -127,6 +131,73 @@ func TestLANWiresHostsAndRemovesEverything(t *testing.T) {
 			t.Errorf("namespace %s left after the test that made it", ns)
 			_ = deleteNS(ns)
 		}
+	}
+}
+
+// TestNetRemovesNATs: a network with a home LAN makes a namespace per
+// bridge, per NAT and per host, the NAT with forwarding on and its rules
+// loaded, and they are all gone when the test that made them ends.
+func TestNetRemovesNATs(t *testing.T) {
+	needNetns(t)
+	var made []string
+	t.Run("net", func(t *testing.T) {
+		n := NewNet(t)
+		wan := n.Segment("wan", netip.MustParsePrefix("11.213.9.0/24"))
+		home := n.HomeLAN("home", netip.MustParsePrefix("10.213.9.0/24"), wan, NATSymmetric)
+		h := n.AddHost(home, "h")
+		made = append(made, n.made...)
+		want := []string{wan.NS, home.NS, home.NAT.NS, h.NS}
+		if !slices.Equal(made, want) {
+			t.Fatalf("namespaces made: %q, want %q", made, want)
+		}
+		if home.Gateway != netip.MustParseAddr("10.213.9.1") || home.NAT.WAN != netip.MustParseAddr("11.213.9.1") || h.IP != netip.MustParseAddr("10.213.9.2") {
+			t.Errorf("gateway %v, NAT outside %v, host %v", home.Gateway, home.NAT.WAN, h.IP)
+		}
+		var fwd []byte
+		if err := Do(home.NAT.NS, func() (err error) {
+			fwd, err = os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+			return err
+		}); err != nil || strings.TrimSpace(string(fwd)) != "1" {
+			t.Errorf("the NAT's ip_forward: %q, %v", fwd, err)
+		}
+		ipCmd, _ := ipPath()
+		nftCmd, _ := toolPath("nft") // HomeLAN found them
+		out, err := exec.Command(ipCmd, "netns", "exec", home.NAT.NS, nftCmd, "list", "ruleset").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "masquerade fully-random") {
+			t.Errorf("the symmetric NAT's ruleset (%v):\n%s", err, out)
+		}
+	})
+	for _, ns := range made {
+		if nsExists(ns) {
+			t.Errorf("namespace %s left after the test that made it", ns)
+			_ = deleteNS(ns)
+		}
+	}
+}
+
+// TestNATAvailableSaysWhatIsMissing: without nft (an ip command but no
+// nft on $PATH or in the sbin dirs), NATAvailable says so and what to
+// install, while Available, which plain LANs need, is content.
+func TestNATAvailableSaysWhatIsMissing(t *testing.T) {
+	needNetns(t)
+	ipCmd, err := ipPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(ipCmd, filepath.Join(dir, "ip")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	saved := toolDirs
+	toolDirs = nil
+	t.Cleanup(func() { toolDirs = saved })
+	if err := Available(); err != nil {
+		t.Errorf("Available without nft: %v", err)
+	}
+	err = NATAvailable()
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "nft command is missing") || !strings.Contains(err.Error(), "apt-get install -y nftables") {
+		t.Errorf("NATAvailable without nft: %v; want ErrUnavailable saying nft is missing and how to install it", err)
 	}
 }
 

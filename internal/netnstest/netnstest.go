@@ -1,40 +1,51 @@
-// Package netnstest runs real exopeer processes on a virtual LAN built from
-// Linux network namespaces, for tests of what only real processes show:
-// discovery by multicast DNS, the CLI of a running node, signals and stop
-// time.
+// Package netnstest runs real exopeer processes on virtual networks built
+// from Linux network namespaces, for tests of what only real processes
+// show: discovery by multicast DNS, the CLI of a running node, signals and
+// stop time, NAT.
 //
-// A LAN is one namespace holding a bridge (multicast snooping off) and one
-// namespace per host, joined to the bridge by a veth pair whose ends are
-// created inside the bridge namespace and moved straight into the host's:
-// the test's own namespace never sees either end, so the nodes' traffic,
-// mDNS included, stays inside namespaces the test made. Each host has an
-// address in 10.213.7.0/24 and its loopback up.
+// A Net is made of segments and hosts. A segment (Net.Segment) is one
+// namespace holding a bridge (multicast snooping off) on an IPv4 subnet; a
+// host (Net.AddHost) is one namespace joined to its segment's bridge by a
+// veth pair whose ends are created inside the bridge's namespace and moved
+// straight into the host's: the test's own namespace never sees either
+// end, so the nodes' traffic, mDNS included, stays inside namespaces the
+// test made. A host has its loopback up, eth0 at its segment's next
+// address, and its own libp2p port, Port+i for the i-th host of the Net.
+// A home LAN (Net.HomeLAN) is a segment behind a NAT on another segment,
+// its uplink: a namespace with one side on each bridge, IP forwarding on
+// and an nftables ruleset that masquerades the home's flows out (NATCone:
+// the source port kept; NATSymmetric: a random one per flow) and drops
+// every flow that starts outside. The home's hosts route through it; a
+// segment with no NAT gives its hosts on-link routes only, so no host has
+// a route out of the namespaces of its Net. New builds the plain LAN most
+// tests use: one segment on 10.213.7.0/24, host i at 10.213.7.(i+1).
 //
-// New skips the test, with the reason, when the process cannot build a LAN
-// (not root, not Linux, no ip command, the kernel refuses namespaces), or
-// fails it instead when NETNSTEST_REQUIRE=1 (for CI).
-// Everything a LAN creates (processes, namespaces, data dirs) is removed by
-// t.Cleanup, after a failure or a panic too; namespaces left by a test
-// binary that died (a timeout, a kill) are removed by the next New.
+// NewNet and New skip the test, with the reason, when the process cannot
+// build a network (not root, not Linux, no ip command, the kernel refuses
+// namespaces), and HomeLAN does when the nft command is missing or the
+// kernel refuses its rules; with NETNSTEST_REQUIRE=1 (CI) they fail it
+// instead. Everything a Net creates (processes, namespaces, data dirs) is
+// removed by t.Cleanup, after a failure or a panic too; namespaces left by
+// a test binary that died (a timeout, a kill) are removed by the next
+// NewNet.
 //
 // The exopeer binary is built once per test binary (Binary), or taken from
 // $NETNSTEST_EXOPEER; a test package that uses this one calls Main from its
-// TestMain, which also runs the goroutine-leak check. LAN.Start runs
-// `exopeer run` on a host and returns a Node with the typed client of its
+// TestMain, which also runs the goroutine-leak check. Net.Start runs
+// `exopeer run` on a host (Net.StartAll on several at once) and returns a
+// Node with the typed client of its
 // control API (the API listens on the loopback of the node's namespace; a
 // proxy makes the same address answer in the test's namespace, so that the
 // client is the ordinary one, dialled from the data dir); Node.Exopeer runs
 // a CLI verb on the node's machine; Node.Stop sends SIGINT and measures the
-// stop; LAN.Cut and LAN.Heal pull a host's cable and plug it back.
-//
-// In CI, NETNSTEST_REQUIRE=1 turns the skips into failures.
+// stop; Net.Cut and Net.Heal pull a host's cable and plug it back. Do and
+// DialIn run code and open sockets inside a host's namespace.
 package netnstest
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,22 +57,21 @@ import (
 	"testing"
 )
 
-// ErrUnavailable means this process cannot build a virtual LAN here.
+// ErrUnavailable means this process cannot build a virtual network here.
 var ErrUnavailable = errors.New("netnstest: network namespaces are not available")
 
 const (
 	// prefix starts the name of every namespace this package makes, followed
 	// by the PID of the test binary, so that stale ones can be found.
 	prefix = "exont-"
-	// Subnet is the LAN's private subnet: host i (from 0) has address .i+1.
-	subnet = "10.213.7."
 )
 
-// lanSeq numbers the LANs of this test binary.
-var lanSeq atomic.Uint64
+// netSeq numbers the networks of this test binary.
+var netSeq atomic.Uint64
 
-// Available says whether this process can build a LAN: nil, or an error
-// wrapping ErrUnavailable that says why not and what to do.
+// Available says whether this process can build a network of namespaces
+// (segments and hosts, not NATs: NATAvailable): nil, or an error wrapping
+// ErrUnavailable that says why not and what to do.
 func Available() error {
 	if runtime.GOOS != "linux" {
 		return fmt.Errorf("%w: they are Linux only (this is %s)", ErrUnavailable, runtime.GOOS)
@@ -71,6 +81,18 @@ func Available() error {
 	}
 	if _, err := ipPath(); err != nil {
 		return fmt.Errorf("%w: the ip command is missing (install iproute2: apt-get install -y iproute2)", ErrUnavailable)
+	}
+	return nil
+}
+
+// NATAvailable is Available for a network with NATs (Net.HomeLAN), which
+// need the nft command too.
+func NATAvailable() error {
+	if err := Available(); err != nil {
+		return err
+	}
+	if _, err := toolPath("nft"); err != nil {
+		return fmt.Errorf("%w: the nft command is missing, which the NATs of home LANs need (install nftables: apt-get install -y nftables)", ErrUnavailable)
 	}
 	return nil
 }
@@ -89,19 +111,25 @@ func unavailable(t testing.TB, why error) {
 	t.Skip(why.Error())
 }
 
-// ipPath finds the ip command, in the sbin dirs too (root's PATH may lack
-// them).
-func ipPath() (string, error) {
-	if p, err := exec.LookPath("ip"); err == nil {
+// ipPath finds the ip command.
+func ipPath() (string, error) { return toolPath("ip") }
+
+// toolDirs are where toolPath looks past $PATH.
+var toolDirs = []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"}
+
+// toolPath finds the command name, in the sbin dirs too (root's PATH may
+// lack them).
+func toolPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		p := filepath.Join(d, "ip")
+	for _, d := range toolDirs {
+		p := filepath.Join(d, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
 		}
 	}
-	return "", errors.New("netnstest: ip not found")
+	return "", fmt.Errorf("netnstest: %s not found", name)
 }
 
 // ip runs the ip command with args and returns its error with its output.
@@ -117,132 +145,22 @@ func ip(args ...string) error {
 	return nil
 }
 
-// Host is one machine of a LAN: a network namespace with one interface,
-// eth0, on the bridge.
-type Host struct {
-	Name string     // as given to New
-	NS   string     // the network namespace's name
-	IP   netip.Addr // eth0's address
-}
-
-// LAN is a bridge and the hosts on it.
-type LAN struct {
-	Hosts []*Host
-
-	t      testing.TB
-	dir    string   // the data dirs and the nodes' output
-	bridge string   // the bridge's namespace
-	made   []string // namespaces created, in order
-}
-
-// New builds a LAN with one host per name (letters and digits), or skips t
-// with the reason when it cannot. Everything it makes is removed when t
-// ends.
-func New(t testing.TB, names ...string) *LAN {
-	t.Helper()
-	if err := Available(); err != nil {
-		unavailable(t, err)
+// nft loads the nftables ruleset rules into the namespace ns.
+func nft(ns, rules string) error {
+	ipCmd, err := ipPath()
+	if err != nil {
+		return err
 	}
-	for _, n := range names {
-		if n == "" || n == "br" || strings.IndexFunc(n, func(r rune) bool {
-			return !('a' <= r && r <= 'z' || '0' <= r && r <= '9')
-		}) >= 0 || len(n) > 8 {
-			t.Fatalf("netnstest: host name %q: want 1 to 8 lowercase letters or digits, not br", n)
-		}
+	nftCmd, err := toolPath("nft")
+	if err != nil {
+		return err
 	}
-	if len(names) == 0 || len(names) > 250 {
-		t.Fatalf("netnstest: %d hosts, want 1 to 250", len(names))
-	}
-	if err := removeStale(); err != nil {
-		t.Logf("netnstest: removing stale namespaces: %v", err)
-	}
-	base := fmt.Sprintf("%s%d-%d-", prefix, os.Getpid(), lanSeq.Add(1))
-	l := &LAN{t: t, dir: t.TempDir(), bridge: base + "br"}
-	t.Cleanup(l.remove)
-	if err := ip("netns", "add", l.bridge); err != nil {
-		unavailable(t, fmt.Errorf("%w: cannot create a network namespace (%v); needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN", ErrUnavailable, err))
-	}
-	l.made = append(l.made, l.bridge)
-	if err := l.build(base, names); err != nil {
-		unavailable(t, fmt.Errorf("%w: cannot build the virtual LAN (bridge, veth) in network namespaces: %v", ErrUnavailable, err))
-	}
-	return l
-}
-
-// build makes the bridge and the hosts; it stops at the first command the
-// kernel refuses.
-func (l *LAN) build(base string, names []string) error {
-	br := l.bridge
-	steps := [][]string{
-		{"-n", br, "link", "set", "lo", "up"},
-		{"-n", br, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0", "stp_state", "0"},
-		{"-n", br, "link", "set", "br0", "up"},
-	}
-	for _, s := range steps {
-		if err := ip(s...); err != nil {
-			return err
-		}
-	}
-	for i, name := range names {
-		h := &Host{Name: name, NS: base + name, IP: netip.MustParseAddr(subnet + strconv.Itoa(i+1))}
-		if err := ip("netns", "add", h.NS); err != nil {
-			return err
-		}
-		l.made = append(l.made, h.NS)
-		veth := "veth-" + name
-		steps := [][]string{
-			{"-n", h.NS, "link", "set", "lo", "up"},
-			{"-n", br, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS},
-			{"-n", br, "link", "set", veth, "master", "br0"},
-			{"-n", br, "link", "set", veth, "up"},
-			{"-n", h.NS, "addr", "add", h.IP.String() + "/24", "dev", "eth0"},
-			{"-n", h.NS, "link", "set", "eth0", "multicast", "on", "up"},
-			// mDNS picks the interface per packet; the route is belt and
-			// braces for multicast in a namespace with no default route.
-			{"-n", h.NS, "route", "add", "224.0.0.0/4", "dev", "eth0"},
-		}
-		for _, s := range steps {
-			if err := ip(s...); err != nil {
-				return err
-			}
-		}
-		l.Hosts = append(l.Hosts, h)
+	cmd := exec.Command(ipCmd, "netns", "exec", ns, nftCmd, "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft -f - in %s: %w: %s", ns, err, bytes.TrimSpace(out))
 	}
 	return nil
-}
-
-// Host returns the host named name, or fails the test.
-func (l *LAN) Host(name string) *Host {
-	l.t.Helper()
-	for _, h := range l.Hosts {
-		if h.Name == name {
-			return h
-		}
-	}
-	l.t.Fatalf("netnstest: no host %q on the LAN", name)
-	return nil
-}
-
-// Cut takes h off the LAN, as if its cable were pulled: the bridge's end of
-// its veth pair goes down, and its packets go nowhere until Heal.
-func (l *LAN) Cut(h *Host) error {
-	return ip("-n", l.bridge, "link", "set", "veth-"+h.Name, "down")
-}
-
-// Heal puts a host that Cut took off back on the LAN.
-func (l *LAN) Heal(h *Host) error {
-	return ip("-n", l.bridge, "link", "set", "veth-"+h.Name, "up")
-}
-
-// remove kills what still runs in the LAN's namespaces and deletes them,
-// hosts first, then the bridge's (which takes the veth pairs with it).
-func (l *LAN) remove() {
-	for i := len(l.made) - 1; i >= 0; i-- {
-		if err := deleteNS(l.made[i]); err != nil {
-			l.t.Errorf("netnstest: %v", err)
-		}
-	}
-	l.made = nil
 }
 
 // deleteNS kills every process in the namespace ns and deletes it.

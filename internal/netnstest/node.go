@@ -30,8 +30,6 @@ type Client = client.Client
 func dial(dir string) (*Client, error) { return client.Dial(dir) }
 
 const (
-	// Port is the libp2p port of every node: each has a namespace of its own.
-	Port = 4777
 	// startTimeout bounds the wait for a started node to print its peer ID.
 	startTimeout = 30 * time.Second
 	// StopLimit bounds the wait for a node to exit after SIGINT; past it,
@@ -140,39 +138,69 @@ type Node struct {
 	stopTook time.Duration
 }
 
-// Start runs `exopeer run` on host h, with its own data dir, port Port,
+// Start runs `exopeer run` on host h, with its own data dir, port h.Port,
 // mDNS on and debug logs, plus args; it returns once the node has printed
 // its peer ID and its control API answers. When t ends, the node is stopped
 // and, if t failed, its output is logged. Started again on a host whose
 // node stopped or was killed, it runs on the same data dir (the same peer
 // ID, what it recorded), its stdout starts afresh and its log goes on.
-func (l *LAN) Start(t testing.TB, h *Host, args ...string) *Node {
+func (l *Net) Start(t testing.TB, h *Host, args ...string) *Node {
 	t.Helper()
 	return l.StartEnv(t, h, nil, args...)
 }
 
 // StartEnv is Start with env (NAME=value entries) added to the node's
 // environment, e.g. EXOPEER_BLOBS_POLICY=none.
-func (l *LAN) StartEnv(t testing.TB, h *Host, env []string, args ...string) *Node {
+func (l *Net) StartEnv(t testing.TB, h *Host, env []string, args ...string) *Node {
 	t.Helper()
+	n, err := l.start(t, Binary(t), h, env, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// StartAll is Start on each of hosts, all at once, each with args; it
+// returns once every node has started, the nodes in the order of hosts,
+// or fails t if any could not.
+func (l *Net) StartAll(t testing.TB, hosts []*Host, args ...string) []*Node {
+	t.Helper()
+	bin := Binary(t)
+	nodes := make([]*Node, len(hosts))
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Go(func() { nodes[i], errs[i] = l.start(t, bin, h, nil, args) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return nodes
+}
+
+// start is StartEnv with the binary bin, saying what went wrong rather
+// than failing t, so that it may run on any goroutine (it only registers
+// the node's clean-up with t).
+func (l *Net) start(t testing.TB, bin string, h *Host, env, args []string) (*Node, error) {
 	n := &Node{
 		Name:   h.Name,
 		Host:   h,
 		Dir:    filepath.Join(l.dir, h.Name),
-		bin:    Binary(t),
+		bin:    bin,
 		out:    filepath.Join(l.dir, h.Name+".out"),
 		log:    filepath.Join(l.dir, h.Name+".log"),
 		exited: make(chan struct{}),
 	}
 	p, err := listenProxy(h.NS)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	n.proxy = p
 	stdout, err := os.Create(n.out)
 	if err != nil {
 		p.Close()
-		t.Fatal(err)
+		return nil, fmt.Errorf("netnstest: node %s: %w", n.Name, err)
 	}
 	defer stdout.Close()
 	// Appended to: a node started again on the host's data dir (after a
@@ -180,12 +208,12 @@ func (l *LAN) StartEnv(t testing.TB, h *Host, env []string, args ...string) *Nod
 	stderr, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		p.Close()
-		t.Fatal(err)
+		return nil, fmt.Errorf("netnstest: node %s: %w", n.Name, err)
 	}
 	defer stderr.Close()
-	ipCmd, _ := ipPath() // New checked it
+	ipCmd, _ := ipPath() // NewNet checked it
 	argv := append([]string{"netns", "exec", h.NS, n.bin, "run",
-		"--dir", n.Dir, "--port", fmt.Sprint(Port), "--api", p.Addr(), "--mdns=true", "--log-level", "debug"}, args...)
+		"--dir", n.Dir, "--port", fmt.Sprint(h.Port), "--api", p.Addr(), "--mdns=true", "--log-level", "debug"}, args...)
 	n.cmd = exec.Command(ipCmd, argv...)
 	n.cmd.Stdout, n.cmd.Stderr = stdout, stderr
 	if env != nil {
@@ -195,7 +223,7 @@ func (l *LAN) StartEnv(t testing.TB, h *Host, env []string, args ...string) *Nod
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.cmd.Start(); err != nil {
 		p.Close()
-		t.Fatalf("netnstest: start node %s: %v", n.Name, err)
+		return nil, fmt.Errorf("netnstest: start node %s: %w", n.Name, err)
 	}
 	go func() {
 		n.waitErr = n.cmd.Wait()
@@ -210,9 +238,9 @@ func (l *LAN) StartEnv(t testing.TB, h *Host, env []string, args ...string) *Nod
 		}
 	})
 	if err := n.awaitStart(); err != nil {
-		t.Fatalf("netnstest: node %s: %v", n.Name, err)
+		return nil, fmt.Errorf("netnstest: node %s: %w", n.Name, err)
 	}
-	return n
+	return n, nil
 }
 
 // panicking says whether the calling goroutine is unwinding a panic: a
