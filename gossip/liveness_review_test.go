@@ -1,0 +1,54 @@
+package gossip
+
+import (
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// TestSimLostNonMemberNotRedialed: a peer that Allow admits but that is
+// not a member alive in this node's view (a roster device not running
+// gossip, one that left or failed) is not redialled when its connection
+// closes (by the connection manager, or by the peer itself), and no reach
+// check is spent on it: only members alive in this node's view are
+// checked (package documentation, "Liveness").
+func TestSimLostNonMemberNotRedialed(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		seed := testSeed(t, 61)
+		c := newSimCell(t, seed, 3)
+		c.awaitConvergence(2*time.Minute, all(3)...)
+		time.Sleep(10 * time.Second)
+		// An allowed device that runs no gossip.
+		e, err := c.mn.AddPeer(testKey(seed, 9), ma.StringCast("/ip4/10.0.9.9/tcp/4001"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := c.mn.LinkPeers(c.ids[0], e.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.SetOptions(mocknet.LinkOptions{Latency: 20 * time.Millisecond})
+		c.rosters[0].mu.Lock()
+		c.rosters[0].ids[e.ID()] = true
+		c.rosters[0].mu.Unlock()
+		if _, err := c.mn.ConnectPeers(c.ids[0], e.ID()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		before := c.ms[0].Stats()
+		if err := c.hosts[0].Network().ClosePeer(e.ID()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		st := c.ms[0].Stats()
+		if got := c.hosts[0].Network().Connectedness(e.ID()); got != network.NotConnected {
+			t.Errorf("seed %d: an allowed peer that is no member was redialled after its connection closed (%v)", seed, got)
+		}
+		if st.LostChecked != before.LostChecked {
+			t.Errorf("seed %d: LostChecked %d → %d: the lost connection of a peer that is no member was checked (redial, reach requests)", seed, before.LostChecked, st.LostChecked)
+		}
+	})
+}
