@@ -52,3 +52,27 @@ func TestSimLostNonMemberNotRedialed(t *testing.T) {
 		}
 	})
 }
+
+// TestPickHelpersAllowedOnly: a member that Allow no longer admits (removed
+// from the roster, still alive in memberlist's view until its suspicion
+// times out) is not asked whether it reaches a lost member: its answer
+// would count as a current member's.
+func TestPickHelpersAllowedOnly(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		seed := testSeed(t, 62)
+		c := newSimCell(t, seed, 4)
+		c.awaitConvergence(2*time.Minute, all(4)...)
+		c.rosters[0].remove(c.ids[1])
+		c.ms[0].Refresh()
+		if st, _ := stateOf(c.ms[0], c.ids[1]); st != StateAlive {
+			t.Fatalf("seed %d: the removed member is already %v in node 0's view", seed, st)
+		}
+		for range 10 {
+			for _, h := range c.ms[0].pickHelpers(c.ids[3], 3) {
+				if h == c.ids[1] {
+					t.Fatalf("seed %d: node 0 picked the removed member as a reach helper", seed)
+				}
+			}
+		}
+	})
+}
