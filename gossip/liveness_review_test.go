@@ -76,3 +76,47 @@ func TestPickHelpersAllowedOnly(t *testing.T) {
 		}
 	})
 }
+
+// TestSimReconnectedDuringCheckNotSuspected: a member that connects back
+// to this node while the check of its lost connection runs (this node's
+// redial failed: the member moved, its old address dead; the helpers lost
+// it too and cannot dial it) is reachable, as a redial that succeeded
+// shows, and is not suspected.
+func TestSimReconnectedDuringCheckNotSuspected(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		seed := testSeed(t, 63)
+		c := newSimCell(t, seed, 5)
+		c.awaitConvergence(2*time.Minute, all(5)...)
+		time.Sleep(10 * time.Second)
+		const a, x = 0, 1
+		for _, h := range []int{2, 3, 4} {
+			// The helpers' answers take a while to come back; they
+			// cannot reach x.
+			for _, l := range c.mn.LinksBetweenPeers(c.ids[a], c.ids[h]) {
+				l.SetOptions(mocknet.LinkOptions{Latency: 80 * time.Millisecond})
+			}
+			c.cut(h, x)
+		}
+		time.Sleep(10 * time.Millisecond)
+		before := c.ms[a].Stats()
+		// x's old address is dead: a's redial fails at once; x comes
+		// back from its new one.
+		c.cut(a, x)
+		time.Sleep(20 * time.Millisecond)
+		c.relink(a, x)
+		if _, err := c.mn.ConnectPeers(c.ids[x], c.ids[a]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		st := c.ms[a].Stats()
+		t.Logf("seed %d: checked %d, undecided %d, reachable %d, suspected %d; connected %v", seed,
+			st.LostChecked-before.LostChecked, st.LostUndecided-before.LostUndecided, st.LostReachable-before.LostReachable,
+			st.SuspectedLost-before.SuspectedLost, c.hosts[a].Network().Connectedness(c.ids[x]))
+		if st.LostChecked == before.LostChecked {
+			t.Fatalf("seed %d: the lost connection was not checked", seed)
+		}
+		if n := st.SuspectedLost - before.SuspectedLost; n != 0 {
+			t.Errorf("seed %d: node %d suspected node %d, connected again during the check", seed, a, x)
+		}
+	})
+}
