@@ -365,6 +365,11 @@ func (m *Membership) suspectLost(id peer.ID) {
 		m.log.Debug("gossip member not suspected: connection lost", "peer", id, "asked", v.asked, "reachable", v.reachable, "unreachable", v.unreachable)
 		return
 	}
+	// Connected again meanwhile (the member dialled back from a new
+	// address): reachable, as a redial that succeeded shows.
+	if m.h.Network().Connectedness(id) != network.NotConnected {
+		return
+	}
 	if !m.aliveMember(id) {
 		return
 	}
