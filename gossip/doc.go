@@ -40,8 +40,8 @@
 //
 // Liveness also follows the libp2p connections. When this node loses its
 // last connection to a member (the host's Disconnected notification, and
-// the network's Connectedness NotConnected when the check runs: a
-// connection that replaced it, or a relayed one, keeps it), it does at
+// the network's Connectedness NotConnected when the check starts and when
+// it ends: a connection that replaced it, or a relayed one, keeps it), it does at
 // once, each within Timing.ProbeTimeout, what a failed probe leads to:
 // it redials the member, and it asks IndirectChecks other members, picked
 // at random (Config.Rand) among those alive in its view, still allowed and
