@@ -34,6 +34,7 @@ const (
 	SourceBootstrap Source = "bootstrap" // the configured bootstrap list
 	SourceManual    Source = "manual"    // `exopeer connect`
 	SourceInbound   Source = "inbound"   // it connected to us
+	SourceKnown     Source = "known"     // the known table: met before, of the cell or a contact
 )
 
 // Errors returned by Connect.
@@ -76,6 +77,7 @@ type Service struct {
 	lan    LAN
 	router Router
 	log    *slog.Logger
+	known  *knownStore // nil: no known table
 
 	lc       sync.Mutex       // held across Start and Close
 	mu       sync.Mutex       // guards the fields below
@@ -114,7 +116,7 @@ func New(h host.Host, cfg Config, lan LAN, router Router, log *slog.Logger) (*Se
 		return nil, fmt.Errorf("discovery: seed the jitter: %w", err)
 	}
 	return &Service{
-		h: h, cfg: cfg, lan: lan, router: router, log: log,
+		h: h, cfg: cfg, lan: lan, router: router, log: log, known: newKnownStore(cfg.Known),
 		rand: rnd, now: ambient.NowOr(cfg.Now),
 		rng:      rand.New(rand.NewPCG(binary.BigEndian.Uint64(seed[:8]), binary.BigEndian.Uint64(seed[8:16]))),
 		peers:    make(map[peer.ID]*entry),
@@ -172,6 +174,15 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	for _, b := range s.cfg.Bootstrap {
 		s.Found(SourceBootstrap, b)
+	}
+	// The table is read here, not on the network: a datastore that
+	// cannot be read leaves the node without it, as without a LAN.
+	if known, err := s.loadKnown(ctx); err != nil {
+		s.log.Warn("known peers unavailable", "err", err)
+	} else {
+		for _, ai := range known {
+			s.Found(SourceKnown, ai)
+		}
 	}
 	if s.lan != nil {
 		// A machine with no LAN interface (offline, or a container with
@@ -419,6 +430,7 @@ func (s *Service) eventLoop() {
 func (s *Service) identified(ev event.EvtPeerIdentificationCompleted) {
 	if slices.Contains(ev.Protocols, ProtocolPing) {
 		s.markExopeer(ev.Peer, ev.Conn)
+		s.noteKnown(ev.Peer, ev.SignedPeerRecord, ev.ListenAddrs)
 		return
 	}
 	// A listed peer whose new protocol list lacks ours stopped being an
@@ -507,6 +519,7 @@ func (s *Service) markExopeer(id peer.ID, c network.Conn) {
 }
 
 func (s *Service) disconnected(id peer.ID) {
+	keep := s.keepKnown(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.peers[id]
@@ -517,7 +530,7 @@ func (s *Service) disconnected(id peer.ID) {
 		e.exopeer, e.rtt = false, 0
 		s.log.Info("peer disconnected", "peer", id)
 	}
-	if e.sticky || e.has(SourceMDNS) {
+	if e.sticky || e.has(SourceMDNS) || keep {
 		e.wantDial = true
 		e.nextDial = s.now().Add(s.backoff(e.failures + 1))
 		s.kick(s.wake)
