@@ -60,7 +60,11 @@
 //	then a times: 2-byte length (1 to 256), the multiaddr's bytes
 //
 // with nothing after. Identify's signed peer record is kept when the peer
-// sent one, plain listen addresses otherwise. Nothing read back is
+// sent one (go-libp2p's identify verifies it and drops it, so the service
+// holds the last one of each peer it tracks), plain listen addresses
+// otherwise. Identified peers are booked by a worker of their own, through
+// a queue of KnownQueue (64) peers (past it, the next ping round books
+// them), so that the event loop never waits on Interesting. Nothing read back is
 // trusted: an entry that does not decode strictly, is not keyed by a peer
 // ID, has expired, or whose record does not verify (signature, a peer
 // record, signed by and naming the peer of the key) is deleted with a

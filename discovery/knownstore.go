@@ -9,8 +9,8 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/record"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -136,8 +136,8 @@ func recordAddrs(id peer.ID, b []byte) ([]ma.Multiaddr, error) {
 	return pr.Addrs[:min(len(pr.Addrs), MaxKnownAddrs)], nil
 }
 
-// noteKnown books a peer identified as an exopeer node, with the signed
-// peer record (may be nil) and listen addresses identify gave, if
+// noteKnown books a peer identified as an exopeer node, with its signed
+// peer record (may be nil) and listen addresses, if
 // Config.Interesting accepts it; it writes its entry unless an entry with
 // the same addresses was written less than KnownDebounce ago. Entries
 // evicted or expired on the way are deleted.
@@ -173,6 +173,7 @@ func (s *Service) noteKnown(id peer.ID, env *record.Envelope, addrs []ma.Multiad
 		s.log.Warn("known peer not written", "peer", id, "err", err)
 		return
 	}
+	s.log.Debug("known peer written", "peer", id, "addrs", row.addrs, "public", row.public, "record", len(e.Record) > 0)
 	gone := append(k.t.put(id, row), k.t.expired(row.seen)...)
 	for _, id := range gone {
 		if err := k.d.Delete(s.ctx, ds.NewKey(id.String())); err != nil && !errors.Is(err, context.Canceled) {
@@ -181,8 +182,47 @@ func (s *Service) noteKnown(id peer.ID, env *record.Envelope, addrs []ma.Multiad
 	}
 }
 
-// noteConnected books a connected exopeer peer as noteKnown does, from
-// what the peerstore holds of it. A peer identified before it became
+// KnownQueue bounds the identified peers waiting for knownLoop; past it a
+// peer is left to the next ping round.
+const KnownQueue = 64
+
+// queueKnown keeps the signed peer record of a peer just identified as
+// an exopeer node (go-libp2p's identify verifies it, takes its addresses
+// and drops it: the peerstore does not keep it) and hands the peer to
+// knownLoop, without blocking: the event loop must not wait on
+// Config.Interesting (the contacts may be read from a store member).
+func (s *Service) queueKnown(ev event.EvtPeerIdentificationCompleted) {
+	if s.known == nil {
+		return
+	}
+	if ev.SignedPeerRecord != nil {
+		s.mu.Lock()
+		if e := s.peers[ev.Peer]; e != nil {
+			e.record = ev.SignedPeerRecord
+		}
+		s.mu.Unlock()
+	}
+	select {
+	case s.noteq <- ev.Peer:
+	default:
+	}
+}
+
+// knownLoop books the peers identified (queueKnown) in the known table.
+func (s *Service) knownLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case id := <-s.noteq:
+			s.noteConnected(id)
+		}
+	}
+}
+
+// noteConnected books an identified exopeer peer as noteKnown does, with
+// the record queueKnown kept and the addresses the peerstore holds. A peer identified before it became
 // interesting (the inviter, before the roster that names it arrived) is
 // so booked at the next ping round, and the entry of a peer that stays
 // connected is kept fresh.
@@ -190,12 +230,13 @@ func (s *Service) noteConnected(id peer.ID) {
 	if s.known == nil {
 		return
 	}
-	ps := s.h.Peerstore()
 	var env *record.Envelope
-	if cab, ok := peerstore.GetCertifiedAddrBook(ps); ok {
-		env = cab.GetPeerRecord(id)
+	s.mu.Lock()
+	if e := s.peers[id]; e != nil {
+		env = e.record
 	}
-	s.noteKnown(id, env, ps.Addrs(id))
+	s.mu.Unlock()
+	s.noteKnown(id, env, s.h.Peerstore().Addrs(id))
 }
 
 // anyPublic reports whether addrs has a public address not through a

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -207,5 +209,33 @@ func TestKnownNotForgotten(t *testing.T) {
 				return !ok
 			})
 		}
+	}
+}
+
+// TestKnownQueueBounded: the identified peers waiting for the known
+// table's worker are at most KnownQueue; past it queueKnown drops the
+// peer (the next ping round books it) rather than hold the event loop.
+func TestKnownQueueBounded(t *testing.T) {
+	h := newHost(t)
+	cfg := testConfig()
+	cfg.Known = dssync.MutexWrap(ds.NewMapDatastore())
+	s, err := New(h, cfg, nil, nil, nil) // not started: no worker drains the queue
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range KnownQueue + 10 {
+			s.queueKnown(event.EvtPeerIdentificationCompleted{Peer: peer.ID(fmt.Sprintf("peer-%d", i))})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("queueKnown blocked on a full queue")
+	}
+	if n := len(s.noteq); n != KnownQueue {
+		t.Fatalf("%d peers queued, want the bound %d", n, KnownQueue)
 	}
 }

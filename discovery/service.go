@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/record"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -64,6 +65,7 @@ type entry struct {
 	exopeer      bool // connected and identified as an exopeer node
 	since        time.Time
 	rtt          time.Duration
+	record       *record.Envelope // identify's signed peer record, the last given; nil: none
 }
 
 func (e *entry) has(s Source) bool { return slices.Contains(e.sources, s) }
@@ -93,6 +95,7 @@ type Service struct {
 
 	wake   chan struct{}
 	rzWake chan struct{}
+	noteq  chan peer.ID // peers identified, for the known table
 	ctx    context.Context
 	cancel context.CancelFunc
 	sub    event.Subscription
@@ -124,6 +127,7 @@ func New(h host.Host, cfg Config, lan LAN, router Router, log *slog.Logger) (*Se
 		provided: make(map[string]uint64),
 		wake:     make(chan struct{}, 1),
 		rzWake:   make(chan struct{}, 1),
+		noteq:    make(chan peer.ID, KnownQueue),
 	}, nil
 }
 
@@ -171,6 +175,10 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.router != nil {
 		s.wg.Add(1)
 		go s.rendezvousLoop()
+	}
+	if s.known != nil {
+		s.wg.Add(1)
+		go s.knownLoop()
 	}
 	for _, b := range s.cfg.Bootstrap {
 		s.Found(SourceBootstrap, b)
@@ -430,7 +438,7 @@ func (s *Service) eventLoop() {
 func (s *Service) identified(ev event.EvtPeerIdentificationCompleted) {
 	if slices.Contains(ev.Protocols, ProtocolPing) {
 		s.markExopeer(ev.Peer, ev.Conn)
-		s.noteKnown(ev.Peer, ev.SignedPeerRecord, ev.ListenAddrs)
+		s.queueKnown(ev)
 		return
 	}
 	// A listed peer whose new protocol list lacks ours stopped being an
