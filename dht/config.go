@@ -66,6 +66,15 @@ type Config struct {
 	// and at least one address (see ParseBootstrap). Default: none.
 	Bootstrap []peer.AddrInfo
 
+	// BootstrapFunc, if not nil, gives more bootstrap peers, read each
+	// time kad-dht looks for some (its routing table ran empty): the node
+	// gives its cell's members and contacts last seen with a public
+	// address (discovery's known table). They join Bootstrap for kad-dht
+	// only; Start and DHT.Bootstrap dial Bootstrap alone (discovery dials
+	// the known peers itself). It must be safe for concurrent use and not
+	// block on the network.
+	BootstrapFunc func() []peer.AddrInfo
+
 	// RecordTTL is how long a record we publish stays valid: its expiry is
 	// the publication time plus RecordTTL. At most MaxRecordTTL. Zero
 	// means the default, 24h.

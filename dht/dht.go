@@ -179,7 +179,7 @@ func (d *DHT) build(ctx context.Context) error {
 		kaddht.ProtocolPrefix(ProtocolPrefix),
 		kaddht.Datastore(d.store),
 		kaddht.NamespacedValidator(Namespace, d.val),
-		kaddht.BootstrapPeers(d.cfg.Bootstrap...),
+		kaddht.BootstrapPeersFunc(d.BootstrapPeers),
 	}
 	if d.cfg.BucketSize > 0 {
 		opts = append(opts, kaddht.BucketSize(d.cfg.BucketSize))
@@ -310,6 +310,25 @@ func (d *DHT) enter() (context.Context, error) {
 	}
 	d.wg.Add(1)
 	return d.life, nil
+}
+
+// BootstrapPeers returns the peers kad-dht bootstraps from when its
+// routing table runs empty: Config.Bootstrap, then those of
+// Config.BootstrapFunc not among them (this node left out), each peer
+// once.
+func (d *DHT) BootstrapPeers() []peer.AddrInfo {
+	out := slices.Clone(d.cfg.Bootstrap)
+	if d.cfg.BootstrapFunc == nil {
+		return out
+	}
+	for _, ai := range d.cfg.BootstrapFunc() {
+		if ai.ID == "" || ai.ID == d.h.ID() || len(ai.Addrs) == 0 ||
+			slices.ContainsFunc(out, func(b peer.AddrInfo) bool { return b.ID == ai.ID }) {
+			continue
+		}
+		out = append(out, ai)
+	}
+	return out
 }
 
 // Bootstrap dials every configured bootstrap peer not yet connected, in

@@ -25,6 +25,17 @@
 // them for 48h, and this package re-announces ours every
 // Config.RepublishInterval.
 //
+// # Bootstrap
+//
+// kad-dht bootstraps, when its routing table runs empty (at start, too),
+// from DHT.BootstrapPeers: Config.Bootstrap and then the peers of
+// Config.BootstrapFunc, read at that moment. The node gives as
+// BootstrapFunc discovery's known table: its cell's members and contacts
+// last seen with a public address (package discovery), so that a node
+// that met its cell once joins the DHT with no bootstrap list. Start and
+// DHT.Bootstrap dial Config.Bootstrap alone, and wait for it; discovery
+// dials the known peers itself, in the background.
+//
 // # Cancellation
 //
 // kad-dht sets no write deadline and does not watch ctx while it writes: a

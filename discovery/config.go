@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -59,6 +60,18 @@ type Config struct {
 	// epoch: those ranked lowest for the epoch among the members connected
 	// to each other. The others neither advertise nor look it up. Default 2.
 	RendezvousAdvertisers int
+
+	// Known is the datastore of the known table (KnownPrefix): the last
+	// known addresses of the peers Interesting accepts, written when they
+	// are identified and dialled when the service starts. nil: no table.
+	Known ds.Datastore
+	// Interesting says which peers the known table keeps, and which of
+	// those loaded from it are redialled whenever lost: the cell's members
+	// and the contacts' devices. nil: none. It must be safe for concurrent
+	// use and must not block long; it is called outside the service's
+	// locks, and may read state built after the service (it is not called
+	// before Start).
+	Interesting func(peer.ID) bool
 
 	// Rand is the source of the back-off jitter and the ping payloads;
 	// nil: the system's.

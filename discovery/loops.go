@@ -100,6 +100,7 @@ func (s *Service) dial(id peer.ID) {
 		}
 	}
 	exo := err == nil && s.awaitExopeer(ctx, id)
+	keep := err != nil && s.keepKnown(id)
 
 	s.mu.Lock()
 	s.inflight--
@@ -114,7 +115,7 @@ func (s *Service) dial(id peer.ID) {
 	case err != nil:
 		e.failures++
 		failures := e.failures
-		if !e.sticky && failures >= s.cfg.MaxFailures {
+		if !e.sticky && !keep && failures >= s.cfg.MaxFailures {
 			delete(s.peers, id)
 			s.mu.Unlock()
 			s.log.Info("peer forgotten", "peer", id, "failures", failures, "err", err)
@@ -159,6 +160,9 @@ func (s *Service) pingLoop() {
 			}()
 		}
 		round.Wait()
+		for _, p := range s.Peers() {
+			s.noteConnected(p.ID)
+		}
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
+	"github.com/libp2p/go-libp2p/core/record"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -35,6 +35,7 @@ const (
 	SourceBootstrap Source = "bootstrap" // the configured bootstrap list
 	SourceManual    Source = "manual"    // `exopeer connect`
 	SourceInbound   Source = "inbound"   // it connected to us
+	SourceKnown     Source = "known"     // the known table: met before, of the cell or a contact
 )
 
 // Errors returned by Connect.
@@ -64,6 +65,7 @@ type entry struct {
 	exopeer      bool // connected and identified as an exopeer node
 	since        time.Time
 	rtt          time.Duration
+	record       *record.Envelope // identify's signed peer record, the last given; nil: none
 }
 
 func (e *entry) has(s Source) bool { return slices.Contains(e.sources, s) }
@@ -77,6 +79,7 @@ type Service struct {
 	lan    LAN
 	router Router
 	log    *slog.Logger
+	known  *knownStore // nil: no known table
 
 	lc       sync.Mutex       // held across Start and Close
 	mu       sync.Mutex       // guards the fields below
@@ -92,6 +95,7 @@ type Service struct {
 
 	wake   chan struct{}
 	rzWake chan struct{}
+	noteq  chan peer.ID // peers identified, for the known table
 	ctx    context.Context
 	cancel context.CancelFunc
 	sub    event.Subscription
@@ -115,7 +119,7 @@ func New(h host.Host, cfg Config, lan LAN, router Router, log *slog.Logger) (*Se
 		return nil, fmt.Errorf("discovery: seed the jitter: %w", err)
 	}
 	return &Service{
-		h: h, cfg: cfg, lan: lan, router: router, log: log,
+		h: h, cfg: cfg, lan: lan, router: router, log: log, known: newKnownStore(cfg.Known),
 		rand: rnd, now: ambient.NowOr(cfg.Now),
 		rng:      rand.New(rand.NewPCG(binary.BigEndian.Uint64(seed[:8]), binary.BigEndian.Uint64(seed[8:16]))),
 		peers:    make(map[peer.ID]*entry),
@@ -123,6 +127,7 @@ func New(h host.Host, cfg Config, lan LAN, router Router, log *slog.Logger) (*Se
 		provided: make(map[string]uint64),
 		wake:     make(chan struct{}, 1),
 		rzWake:   make(chan struct{}, 1),
+		noteq:    make(chan peer.ID, KnownQueue),
 	}, nil
 }
 
@@ -171,8 +176,21 @@ func (s *Service) Start(ctx context.Context) error {
 		s.wg.Add(1)
 		go s.rendezvousLoop()
 	}
+	if s.known != nil {
+		s.wg.Add(1)
+		go s.knownLoop()
+	}
 	for _, b := range s.cfg.Bootstrap {
 		s.Found(SourceBootstrap, b)
+	}
+	// The table is read here, not on the network: a datastore that
+	// cannot be read leaves the node without it, as without a LAN.
+	if known, err := s.loadKnown(ctx); err != nil {
+		s.log.Warn("known peers unavailable", "err", err)
+	} else {
+		for _, ai := range known {
+			s.Found(SourceKnown, ai)
+		}
 	}
 	if s.lan != nil {
 		// A machine with no LAN interface (offline, or a container with
@@ -342,74 +360,6 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-// waitIdentified waits until identify has run on every connection to id, so
-// that the peerstore knows its protocols. A connection opened by another
-// part of the node may still be in identify when we look at it.
-func (s *Service) waitIdentified(ctx context.Context, id peer.ID) {
-	ids, ok := s.h.(interface{ IDService() identify.IDService })
-	if !ok {
-		return
-	}
-	for _, c := range s.h.Network().ConnsToPeer(id) {
-		select {
-		case <-ids.IDService().IdentifyWait(c):
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// awaitExopeer reports whether id speaks exopeer, waiting up to
-// IdentifyGrace (or until ctx ends) for an identify push that adds our
-// protocol: a peer that has just started may have answered identify before
-// registering its handlers.
-func (s *Service) awaitExopeer(ctx context.Context, id peer.ID) bool {
-	if s.speaksExopeer(id) || s.probe(ctx, id) {
-		return true
-	}
-	sub, err := s.h.EventBus().Subscribe(new(event.EvtPeerProtocolsUpdated))
-	if err != nil {
-		return false
-	}
-	defer sub.Close()
-	grace := time.NewTimer(s.cfg.IdentifyGrace)
-	defer grace.Stop()
-	for !s.speaksExopeer(id) { // checked again: the push may have come before we subscribed
-		select {
-		case <-ctx.Done():
-			return false
-		case <-grace.C:
-			return s.probe(ctx, id)
-		case <-sub.Out():
-		}
-	}
-	return true
-}
-
-// probe asks id itself whether it speaks exopeer: a ping over a connection
-// already open. Identify alone can tell a stale story: a peer that has just
-// registered its handlers pushes its new protocol list, and the answer to
-// our identify request, taken from its list of before, may arrive after the
-// push and overwrite it (seen under load). A ping that is answered proves
-// the protocol, and the peerstore is told so.
-func (s *Service) probe(ctx context.Context, id peer.ID) bool {
-	if s.h.Network().Connectedness(id) != network.Connected {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
-	defer cancel()
-	if _, err := ping(network.WithNoDial(ctx, "exopeer probe"), s.h, id, s.rand, s.now); err != nil {
-		return false
-	}
-	_ = s.h.Peerstore().AddProtocols(id, ProtocolPing)
-	return true
-}
-
-func (s *Service) speaksExopeer(id peer.ID) bool {
-	ok, err := s.h.Peerstore().SupportsProtocols(id, ProtocolPing)
-	return err == nil && len(ok) > 0
-}
-
 // ignore disconnects a peer that does not speak exopeer and leaves it alone
 // for IgnoreFor.
 func (s *Service) ignore(id peer.ID) {
@@ -490,6 +440,7 @@ func (s *Service) eventLoop() {
 func (s *Service) identified(ev event.EvtPeerIdentificationCompleted) {
 	if slices.Contains(ev.Protocols, ProtocolPing) {
 		s.markExopeer(ev.Peer, ev.Conn)
+		s.queueKnown(ev)
 		return
 	}
 	// A listed peer whose new protocol list lacks ours stopped being an
@@ -578,6 +529,7 @@ func (s *Service) markExopeer(id peer.ID, c network.Conn) {
 }
 
 func (s *Service) disconnected(id peer.ID) {
+	keep := s.keepKnown(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.peers[id]
@@ -588,7 +540,7 @@ func (s *Service) disconnected(id peer.ID) {
 		e.exopeer, e.rtt = false, 0
 		s.log.Info("peer disconnected", "peer", id)
 	}
-	if e.sticky || e.has(SourceMDNS) {
+	if e.sticky || e.has(SourceMDNS) || keep {
 		e.wantDial = true
 		e.nextDial = s.now().Add(s.backoff(e.failures + 1))
 		s.kick(s.wake)

@@ -32,6 +32,14 @@
 // with the listen addresses, reachability, connections, members' clocks and
 // the data dir's disk and modes, and package doctor judges them.
 //
+// The node keeps the last known addresses of its cell's members and its
+// contacts' devices across restarts (known.go): discovery's known table,
+// in the node's datastore, for the peers Node.interesting accepts (read
+// from the roster and the contacts when asked), dialled when the node
+// starts; the public ones are also the DHT's bootstrap peers beside the
+// configured list, so a node that met its cell once finds it again from
+// any network with no bootstrap list.
+//
 // The network is injected: New takes a Network whose NewHost builds the
 // libp2p host and whose NewLAN builds LAN discovery. `exopeer run` passes
 // RealNetwork (real sockets, real mDNS); the simulator passes a simulated

@@ -245,6 +245,10 @@ func (n *Node) build() error {
 	if n.xchg, err = blocks.NewExchange(n.host, n.store, bcfg); err != nil {
 		return fmt.Errorf("peer: build exchange: %w", err)
 	}
+	// Durable reachability: discovery keeps the last known addresses of
+	// the cell's members and contacts' devices, and the DHT bootstraps
+	// from the public ones too (peer/known.go).
+	in.disc.Known, in.disc.Interesting, in.dht.BootstrapFunc = n.opts.Datastore, n.interesting, n.knownBootstrap
 	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, in.dht, n.log.With("part", "dht")); err != nil {
 		return fmt.Errorf("peer: build dht: %w", err)
 	}

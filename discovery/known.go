@@ -1,0 +1,287 @@
+package discovery
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// The known table: the last known addresses of the peers the node cares
+// about (Config.Interesting: its cell's members, its contacts' devices),
+// kept in the node's datastore so that a restarted node, on any network,
+// finds them again with no bootstrap list (see the package doc).
+const (
+	// MaxKnown bounds the entries of the table; past it the entry seen
+	// longest ago is evicted.
+	MaxKnown = 512
+	// MaxKnownAddrs bounds the plain addresses kept for one peer.
+	MaxKnownAddrs = 16
+	// MaxKnownAddrLen bounds one address, in bytes.
+	MaxKnownAddrLen = 256
+	// MaxKnownRecord bounds a signed peer record, in bytes; a larger
+	// one is not kept (the plain addresses are, instead).
+	MaxKnownRecord = 4096
+	// KnownDebounce is how long after a peer's entry was written an
+	// identify of the same peer, with the same addresses, is not written
+	// again.
+	KnownDebounce = 10 * time.Minute
+	// KnownMaxAge is how long after a peer was last seen its entry is
+	// dropped.
+	KnownMaxAge = 90 * 24 * time.Hour
+	// KnownBootstrap bounds the known public peers offered to the DHT as
+	// bootstrap peers (BootstrapPeers).
+	KnownBootstrap = 8
+)
+
+// KnownPrefix is the datastore key under which the table lives: one key
+// per peer, KnownPrefix/<peer ID>.
+const KnownPrefix = "/discovery/known"
+
+// knownVersion is the first byte of an encoded entry.
+const knownVersion = 1
+
+// ErrBadKnown is wrapped by every error of decodeKnown.
+var ErrBadKnown = errors.New("discovery: bad known-peer entry")
+
+// known is one entry of the table: what was last learnt of a peer.
+type known struct {
+	// Record is the peer's signed peer record (a marshalled envelope) as
+	// identify gave it; nil if it gave none. When present, Addrs is empty:
+	// the addresses are the record's, verified again on every load.
+	Record []byte
+	// Addrs are the peer's listen addresses, when there is no record.
+	Addrs []ma.Multiaddr
+	// Seen is when the peer was last identified.
+	Seen time.Time
+	// Public says the peer had a public address, not through a relay: a
+	// candidate bootstrap peer for the DHT.
+	Public bool
+}
+
+// encodeKnown encodes e, version 1, integers big-endian:
+//
+//	offset  size  field
+//	0       1     version, 0x01
+//	1       8     last seen, int64 unix nanoseconds
+//	9       1     flags: bit 0 public; the other bits are zero
+//	10      2     r: length of the signed peer record, at most MaxKnownRecord; 0: none
+//	12      r     the record (a marshalled libp2p envelope)
+//	12+r    1     a: number of addresses, at most MaxKnownAddrs; 0 when r > 0
+//	then a times: 2-byte length (1 to MaxKnownAddrLen), the multiaddr's bytes
+//
+// with nothing after. e must be within the bounds (newKnown makes it so).
+func encodeKnown(e known) []byte {
+	var b bytes.Buffer
+	b.WriteByte(knownVersion)
+	b.Write(binary.BigEndian.AppendUint64(nil, uint64(e.Seen.UnixNano())))
+	var flags byte
+	if e.Public {
+		flags |= 1
+	}
+	b.WriteByte(flags)
+	b.Write(binary.BigEndian.AppendUint16(nil, uint16(len(e.Record))))
+	b.Write(e.Record)
+	b.WriteByte(byte(len(e.Addrs)))
+	for _, a := range e.Addrs {
+		b.Write(binary.BigEndian.AppendUint16(nil, uint16(len(a.Bytes()))))
+		b.Write(a.Bytes())
+	}
+	return b.Bytes()
+}
+
+// decodeKnown decodes what encodeKnown wrote, strictly: every bound is
+// checked, every address must parse, and nothing may follow. It does not
+// verify the record (loadKnown does).
+func decodeKnown(buf []byte) (known, error) {
+	bad := func(format string, args ...any) (known, error) {
+		return known{}, fmt.Errorf("discovery: known entry: "+format+": %w", append(args, ErrBadKnown)...)
+	}
+	if len(buf) < 12 {
+		return bad("%d bytes, shorter than its header", len(buf))
+	}
+	if buf[0] != knownVersion {
+		return bad("version %d", buf[0])
+	}
+	var e known
+	e.Seen = time.Unix(0, int64(binary.BigEndian.Uint64(buf[1:9])))
+	if buf[9]&^1 != 0 {
+		return bad("unknown flags %#x", buf[9])
+	}
+	e.Public = buf[9]&1 != 0
+	r := int(binary.BigEndian.Uint16(buf[10:12]))
+	rest := buf[12:]
+	if r > MaxKnownRecord {
+		return bad("record of %d bytes, over %d", r, MaxKnownRecord)
+	}
+	if len(rest) < r+1 {
+		return bad("truncated record")
+	}
+	if r > 0 {
+		e.Record = bytes.Clone(rest[:r])
+	}
+	rest = rest[r:]
+	n := int(rest[0])
+	rest = rest[1:]
+	switch {
+	case n > MaxKnownAddrs:
+		return bad("%d addresses, over %d", n, MaxKnownAddrs)
+	case n > 0 && r > 0:
+		return bad("both a record and plain addresses")
+	}
+	for i := range n {
+		if len(rest) < 2 {
+			return bad("address %d truncated", i)
+		}
+		l := int(binary.BigEndian.Uint16(rest))
+		rest = rest[2:]
+		if l == 0 || l > MaxKnownAddrLen || len(rest) < l {
+			return bad("address %d of %d bytes", i, l)
+		}
+		a, err := ma.NewMultiaddrBytes(rest[:l])
+		if err != nil {
+			return bad("address %d: %v", i, err)
+		}
+		e.Addrs = append(e.Addrs, a)
+		rest = rest[l:]
+	}
+	if len(rest) > 0 {
+		return bad("%d bytes after the addresses", len(rest))
+	}
+	return e, nil
+}
+
+// newKnown makes the entry for a peer identified at now, within the
+// bounds: a record over MaxKnownRecord is not kept, and then the first
+// MaxKnownAddrs plain addresses of at most MaxKnownAddrLen bytes are.
+func newKnown(record []byte, addrs []ma.Multiaddr, public bool, now time.Time) known {
+	e := known{Seen: now, Public: public}
+	if len(record) > 0 && len(record) <= MaxKnownRecord {
+		e.Record = record
+		return e
+	}
+	for _, a := range addrs {
+		if len(e.Addrs) == MaxKnownAddrs {
+			break
+		}
+		if l := len(a.Bytes()); l > 0 && l <= MaxKnownAddrLen && !slices.ContainsFunc(e.Addrs, a.Equal) {
+			e.Addrs = append(e.Addrs, a)
+		}
+	}
+	return e
+}
+
+// knownRow is what the table holds in memory of one entry: enough to
+// debounce, evict and choose bootstrap peers without reading the
+// datastore.
+type knownRow struct {
+	seen   time.Time
+	public bool
+	addrs  []ma.Multiaddr // the record's or the plain ones
+	sig    string         // the set of addresses: what a change is judged on
+}
+
+// rowOf returns the row of e, whose addresses are addrs (the record's,
+// once verified, or e.Addrs). A change is judged on the set of addresses,
+// in any order: a record signed again for the same addresses is no
+// change.
+func rowOf(e known, addrs []ma.Multiaddr) knownRow {
+	bs := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		bs = append(bs, string(a.Bytes()))
+	}
+	slices.Sort(bs)
+	bs = slices.Compact(bs)
+	var sig []byte
+	for _, b := range bs {
+		sig = binary.BigEndian.AppendUint16(sig, uint16(len(b)))
+		sig = append(sig, b...)
+	}
+	return knownRow{seen: e.Seen, public: e.Public, addrs: addrs, sig: string(sig)}
+}
+
+// knownTable is the pure core of the table: which entries to write, which
+// to evict, which have expired, which bootstrap the DHT. Not safe for
+// concurrent use.
+type knownTable struct {
+	rows map[peer.ID]knownRow
+}
+
+func newKnownTable() *knownTable { return &knownTable{rows: make(map[peer.ID]knownRow)} }
+
+// due reports whether row, just observed at its seen time, should be
+// written: the peer is new to the table, its addresses or its being
+// public changed, or its entry was written KnownDebounce ago or more.
+func (t *knownTable) due(id peer.ID, row knownRow) bool {
+	old, ok := t.rows[id]
+	return !ok || old.sig != row.sig || old.public != row.public || row.seen.Sub(old.seen) >= KnownDebounce
+}
+
+// put books row for id and returns the peers evicted to keep the table
+// within MaxKnown: those seen longest ago (ties: the lowest peer ID), never
+// id itself.
+func (t *knownTable) put(id peer.ID, row knownRow) (evicted []peer.ID) {
+	t.rows[id] = row
+	for len(t.rows) > MaxKnown {
+		var oldest peer.ID
+		for p, r := range t.rows {
+			if p == id {
+				continue
+			}
+			o, ok := t.rows[oldest]
+			if oldest == "" || !ok || r.seen.Before(o.seen) || (r.seen.Equal(o.seen) && p < oldest) {
+				oldest = p
+			}
+		}
+		delete(t.rows, oldest)
+		evicted = append(evicted, oldest)
+	}
+	return evicted
+}
+
+// expired removes and returns the peers last seen more than KnownMaxAge
+// before now, sorted.
+func (t *knownTable) expired(now time.Time) []peer.ID {
+	var out []peer.ID
+	for p, r := range t.rows {
+		if knownExpired(r.seen, now) {
+			out = append(out, p)
+			delete(t.rows, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func knownExpired(seen, now time.Time) bool { return now.Sub(seen) > KnownMaxAge }
+
+// bootstrap returns up to n public peers of the table not expired at now,
+// seen most recently first (ties: by peer ID).
+func (t *knownTable) bootstrap(now time.Time, n int) []peer.AddrInfo {
+	type cand struct {
+		id  peer.ID
+		row knownRow
+	}
+	var cs []cand
+	for p, r := range t.rows {
+		if r.public && len(r.addrs) > 0 && !knownExpired(r.seen, now) {
+			cs = append(cs, cand{p, r})
+		}
+	}
+	slices.SortFunc(cs, func(a, b cand) int {
+		if c := b.row.seen.Compare(a.row.seen); c != 0 {
+			return c
+		}
+		return cmpString(string(a.id), string(b.id))
+	})
+	out := make([]peer.AddrInfo, 0, min(n, len(cs)))
+	for _, c := range cs[:min(n, len(cs))] {
+		out = append(out, peer.AddrInfo{ID: c.id, Addrs: slices.Clone(c.row.addrs)})
+	}
+	return out
+}

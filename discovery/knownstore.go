@@ -1,0 +1,279 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/record"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// knownStore is the known table's shell: the pure table (knownTable) and
+// the datastore under KnownPrefix it mirrors.
+type knownStore struct {
+	mu sync.Mutex // guards t and orders the writes
+	d  ds.Datastore
+	t  *knownTable
+}
+
+func newKnownStore(d ds.Datastore) *knownStore {
+	if d == nil {
+		return nil
+	}
+	return &knownStore{d: namespace.Wrap(d, ds.NewKey(KnownPrefix)), t: newKnownTable()}
+}
+
+// loadKnown reads the table from the datastore and returns the peers to
+// dial. An entry that does not decode, has expired, whose signed peer
+// record does not verify or is not its peer's, or that is evicted to keep
+// MaxKnown, is deleted (the first kinds with a warning): nothing in the
+// datastore is trusted that a check could refuse.
+func (s *Service) loadKnown(ctx context.Context) ([]peer.AddrInfo, error) {
+	k := s.known
+	if k == nil {
+		return nil, nil
+	}
+	res, err := k.d.Query(ctx, query.Query{})
+	if err != nil {
+		return nil, fmt.Errorf("discovery: read the known peers: %w", err)
+	}
+	type loaded struct {
+		id  peer.ID
+		row knownRow
+	}
+	var (
+		good []loaded
+		drop []ds.Key
+	)
+	now := s.now()
+	for r := range res.Next() {
+		if r.Error != nil {
+			_ = res.Close()
+			return nil, fmt.Errorf("discovery: read the known peers: %w", r.Error)
+		}
+		key := ds.NewKey(r.Key)
+		id, row, err := checkKnown(key, r.Value)
+		if err == nil && knownExpired(row.seen, now) {
+			err = fmt.Errorf("last seen %v, over %v ago", row.seen, KnownMaxAge)
+		}
+		if err != nil {
+			s.log.Warn("known peer dropped", "key", key, "err", err)
+			drop = append(drop, key)
+			continue
+		}
+		good = append(good, loaded{id, row})
+	}
+	if err := res.Close(); err != nil {
+		return nil, fmt.Errorf("discovery: read the known peers: %w", err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, l := range good {
+		for _, ev := range k.t.put(l.id, l.row) {
+			drop = append(drop, ds.NewKey(ev.String()))
+		}
+	}
+	for _, key := range drop {
+		if err := k.d.Delete(ctx, key); err != nil {
+			s.log.Warn("known peer not deleted", "key", key, "err", err)
+		}
+	}
+	out := make([]peer.AddrInfo, 0, len(k.t.rows))
+	for id, row := range k.t.rows {
+		out = append(out, peer.AddrInfo{ID: id, Addrs: row.addrs})
+	}
+	return out, nil
+}
+
+// checkKnown decodes one stored entry and verifies its record, if any:
+// the envelope's signature, that it holds a peer record, and that both
+// the signing key and the record name the peer of the key.
+func checkKnown(key ds.Key, value []byte) (peer.ID, knownRow, error) {
+	id, err := peer.Decode(key.BaseNamespace())
+	if err != nil {
+		return "", knownRow{}, fmt.Errorf("key is not a peer ID: %w", err)
+	}
+	e, err := decodeKnown(value)
+	if err != nil {
+		return "", knownRow{}, err
+	}
+	if len(e.Record) == 0 {
+		return id, rowOf(e, e.Addrs), nil
+	}
+	addrs, err := recordAddrs(id, e.Record)
+	if err != nil {
+		return "", knownRow{}, err
+	}
+	return id, rowOf(e, addrs), nil
+}
+
+// recordAddrs verifies a marshalled signed peer record of id and returns
+// its addresses, at most MaxKnownAddrs of them.
+func recordAddrs(id peer.ID, b []byte) ([]ma.Multiaddr, error) {
+	env, rec, err := record.ConsumeEnvelope(b, peer.PeerRecordEnvelopeDomain)
+	if err != nil {
+		return nil, fmt.Errorf("signed peer record: %w", err)
+	}
+	pr, ok := rec.(*peer.PeerRecord)
+	if !ok {
+		return nil, fmt.Errorf("signed record is a %T, not a peer record", rec)
+	}
+	signer, err := peer.IDFromPublicKey(env.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("signed peer record: %w", err)
+	}
+	if signer != id || pr.PeerID != id {
+		return nil, fmt.Errorf("signed peer record of %s, signed by %s, kept for %s", pr.PeerID, signer, id)
+	}
+	return pr.Addrs[:min(len(pr.Addrs), MaxKnownAddrs)], nil
+}
+
+// noteKnown books a peer identified as an exopeer node, with its signed
+// peer record (may be nil) and listen addresses, if
+// Config.Interesting accepts it; it writes its entry unless an entry with
+// the same addresses was written less than KnownDebounce ago. Entries
+// evicted or expired on the way are deleted.
+func (s *Service) noteKnown(id peer.ID, env *record.Envelope, addrs []ma.Multiaddr) {
+	k := s.known
+	if k == nil || s.cfg.Interesting == nil || !s.cfg.Interesting(id) {
+		return
+	}
+	var rec []byte
+	if env != nil {
+		if b, err := env.Marshal(); err == nil && len(b) <= MaxKnownRecord {
+			if ra, err := recordAddrs(id, b); err == nil {
+				rec, addrs = b, ra
+			}
+		}
+	}
+	e := newKnown(rec, addrs, anyPublic(addrs), s.now())
+	rowAddrs := e.Addrs
+	if len(e.Record) > 0 {
+		rowAddrs = addrs[:min(len(addrs), MaxKnownAddrs)]
+	}
+	row := rowOf(e, rowAddrs)
+	if len(row.addrs) == 0 {
+		return // nothing to dial it by
+	}
+
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.t.due(id, row) {
+		return
+	}
+	if err := k.d.Put(s.ctx, ds.NewKey(id.String()), encodeKnown(e)); err != nil {
+		s.log.Warn("known peer not written", "peer", id, "err", err)
+		return
+	}
+	s.log.Debug("known peer written", "peer", id, "addrs", row.addrs, "public", row.public, "record", len(e.Record) > 0)
+	gone := append(k.t.put(id, row), k.t.expired(row.seen)...)
+	for _, id := range gone {
+		if err := k.d.Delete(s.ctx, ds.NewKey(id.String())); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Warn("known peer not deleted", "peer", id, "err", err)
+		}
+	}
+}
+
+// KnownQueue bounds the identified peers waiting for knownLoop; past it a
+// peer is left to the next ping round.
+const KnownQueue = 64
+
+// queueKnown keeps the signed peer record of a peer just identified as
+// an exopeer node (go-libp2p's identify verifies it, takes its addresses
+// and drops it: the peerstore does not keep it) and hands the peer to
+// knownLoop, without blocking: the event loop must not wait on
+// Config.Interesting (the contacts may be read from a store member).
+func (s *Service) queueKnown(ev event.EvtPeerIdentificationCompleted) {
+	if s.known == nil {
+		return
+	}
+	if ev.SignedPeerRecord != nil {
+		s.mu.Lock()
+		if e := s.peers[ev.Peer]; e != nil {
+			e.record = ev.SignedPeerRecord
+		}
+		s.mu.Unlock()
+	}
+	select {
+	case s.noteq <- ev.Peer:
+	default:
+	}
+}
+
+// knownLoop books the peers identified (queueKnown) in the known table.
+func (s *Service) knownLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case id := <-s.noteq:
+			s.noteConnected(id)
+		}
+	}
+}
+
+// noteConnected books an identified exopeer peer as noteKnown does, with
+// the record queueKnown kept and the addresses the peerstore holds. A peer identified before it became
+// interesting (the inviter, before the roster that names it arrived) is
+// so booked at the next ping round, and the entry of a peer that stays
+// connected is kept fresh.
+func (s *Service) noteConnected(id peer.ID) {
+	if s.known == nil {
+		return
+	}
+	var env *record.Envelope
+	s.mu.Lock()
+	if e := s.peers[id]; e != nil {
+		env = e.record
+	}
+	s.mu.Unlock()
+	s.noteKnown(id, env, s.h.Peerstore().Addrs(id))
+}
+
+// anyPublic reports whether addrs has a public address not through a
+// relay.
+func anyPublic(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		if manet.IsPublicAddr(a) {
+			if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// BootstrapPeers returns the DHT's bootstrap peers from the known table:
+// up to KnownBootstrap of the cell's members and contacts' devices last
+// seen with a public address, most recently seen first. Empty without a
+// table. Safe for concurrent use; it never blocks on the network.
+func (s *Service) BootstrapPeers() []peer.AddrInfo {
+	k := s.known
+	if k == nil {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.t.bootstrap(s.now(), KnownBootstrap)
+}
+
+// keepKnown reports whether id came from the known table and
+// Config.Interesting still accepts it: such a peer is redialled, with
+// back-off, whenever it is lost, and never forgotten for failing.
+// Interesting is called outside the service's locks.
+func (s *Service) keepKnown(id peer.ID) bool {
+	s.mu.Lock()
+	e := s.peers[id]
+	has := e != nil && e.has(SourceKnown)
+	s.mu.Unlock()
+	return has && s.cfg.Interesting != nil && s.cfg.Interesting(id)
+}
