@@ -9,11 +9,12 @@ import (
 
 // Move gives h the address to instead of its own, as if its machine had
 // moved to another network: a node running on it loses its connections,
-// and one started on it afterwards listens on to. to must be in the LAN's
-// subnet (10.213.7.0/24) and no other host's.
+// and one started on it afterwards listens on to. to must be in h's
+// segment's subnet, and be neither its router's nor another host's.
 func (l *LAN) Move(h *Host, to netip.Addr) error {
-	if !strings.HasPrefix(to.String(), subnet) {
-		return fmt.Errorf("netnstest: move %s to %s: not in %s0/24", h.Name, to, subnet)
+	seg := h.Segment
+	if !seg.Prefix.Contains(to) || to == seg.Gateway {
+		return fmt.Errorf("netnstest: move %s to %s: not a host address of %s (%v)", h.Name, to, seg.Name, seg.Prefix)
 	}
 	for _, o := range l.Hosts {
 		if o.IP == to {
@@ -22,12 +23,18 @@ func (l *LAN) Move(h *Host, to netip.Addr) error {
 	}
 	// The old address goes first: deleting a primary address deletes the
 	// secondaries of its subnet with it (unless promote_secondaries is
-	// set), so the new one, added before, would go too.
-	if err := ip("-n", h.NS, "addr", "del", h.IP.String()+"/24", "dev", "eth0"); err != nil {
+	// set), so the new one, added before, would go too. The default route
+	// through the segment's router goes with the old address.
+	if err := ip("-n", h.NS, "addr", "del", seg.cidr(h.IP), "dev", "eth0"); err != nil {
 		return fmt.Errorf("netnstest: move %s: %w", h.Name, err)
 	}
-	if err := ip("-n", h.NS, "addr", "add", to.String()+"/24", "dev", "eth0"); err != nil {
+	if err := ip("-n", h.NS, "addr", "add", seg.cidr(to), "dev", "eth0"); err != nil {
 		return fmt.Errorf("netnstest: move %s: %w", h.Name, err)
+	}
+	if seg.Gateway.IsValid() {
+		if err := ip("-n", h.NS, "route", "replace", "default", "via", seg.Gateway.String()); err != nil {
+			return fmt.Errorf("netnstest: move %s: %w", h.Name, err)
+		}
 	}
 	h.IP = to
 	return nil
