@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	bsmsg "github.com/ipfs/boxo/bitswap/message"
+	"github.com/ipfs/boxo/bitswap/network/bsnet"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -24,6 +27,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/exopeer/exopeer/datadir"
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // The hole punching tests run real libp2p hosts, built with the node's own
@@ -188,13 +192,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-func pathOf(h host.Host, id peer.ID) Path {
-	var remotes []ma.Multiaddr
-	for _, c := range h.Network().ConnsToPeer(id) {
-		remotes = append(remotes, c.RemoteMultiaddr())
-	}
-	return connPath(remotes)
-}
+func pathOf(h host.Host, id peer.ID) Path { return connsPath(h.Network().ConnsToPeer(id)) }
 
 // TestNATSimPunch: h1 dials h2 through the relay; DCUtR ends in a direct
 // QUIC connection at both ends, and h2's tracer (h2 holds the relayed
@@ -221,7 +219,81 @@ func TestNATSimPunch(t *testing.T) {
 	if r, _ := s.punch2.result(s.h1.ID()); r.Error != "" || r.At.IsZero() {
 		t.Errorf("punch result %+v: want no error and a time", r)
 	}
+	unrelayKeepsPeer(t, s)
 }
+
+// unrelayKeepsPeer: part "unrelay" closes h1's relayed connections to h2
+// once the direct one has been open for the grace, and neither bitswap's
+// network nor the host's connectedness events (which discovery follows)
+// take h2 for lost; a new stream runs on the direct connection.
+func unrelayKeepsPeer(t *testing.T, s *natSim) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// go-libp2p leaves the relayed connection beside the punched one.
+	relayed := 0
+	for _, c := range s.h1.Network().ConnsToPeer(s.h2.ID()) {
+		if _, ok := circuitRelay(c.RemoteMultiaddr()); ok {
+			relayed++
+		}
+	}
+	if relayed == 0 {
+		t.Fatal("h1 holds no relayed connection to h2 beside the direct one")
+	}
+	sub, err := s.h1.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	bs := bsnet.NewFromIpfsHost(s.h1)
+	lost := &bsLost{}
+	bs.Start(lost)
+	defer bs.Stop()
+	const proto = "/exopeer/test/ok"
+	s.h2.SetStreamHandler(proto, func(st network.Stream) { st.Close() })
+
+	u := newUnrelay(s.h1.Network(), ambient.Now, nil)
+	if n := u.sweep(); n != 0 {
+		t.Fatalf("unrelay closed %d connections before the grace", n)
+	}
+	u.now = func() time.Time { return ambient.Now().Add(unrelayGrace) }
+	if n := u.sweep(); n == 0 {
+		t.Fatal("unrelay closed no relayed connection after the grace")
+	}
+	for _, c := range s.h1.Network().ConnsToPeer(s.h2.ID()) {
+		if _, ok := circuitRelay(c.RemoteMultiaddr()); ok {
+			t.Fatalf("relayed connection %s left open", c.RemoteMultiaddr())
+		}
+	}
+	if c := s.h1.Network().Connectedness(s.h2.ID()); c != network.Connected {
+		t.Fatalf("h2 is %v after unrelay, want Connected", c)
+	}
+	st, err := s.h1.NewStream(ctx, s.h2.ID(), proto)
+	if err != nil {
+		t.Fatalf("stream after unrelay: %v", err)
+	}
+	if _, ok := circuitRelay(st.Conn().RemoteMultiaddr()); ok {
+		t.Fatalf("new stream on a relayed connection %s", st.Conn().RemoteMultiaddr())
+	}
+	st.Close()
+	select {
+	case e := <-sub.Out():
+		t.Fatalf("connectedness event after unrelay: %+v", e)
+	default:
+	}
+	if lost.n.Load() != 0 {
+		t.Fatal("bitswap's network took h2 for lost")
+	}
+}
+
+// bsLost is bitswap's receiver: it counts the peers bitswap takes for
+// disconnected.
+type bsLost struct{ n atomic.Int32 }
+
+func (*bsLost) ReceiveMessage(context.Context, peer.ID, bsmsg.BitSwapMessage) {}
+func (*bsLost) ReceiveError(error)                                            {}
+func (*bsLost) PeerConnected(peer.ID)                                         {}
+func (l *bsLost) PeerDisconnected(peer.ID)                                    { l.n.Add(1) }
 
 // TestNATSimNoPunch: with every packet between h1 and h2 dropped, the
 // connection stays relayed, is not Limited (the cell's relay has no

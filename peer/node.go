@@ -356,6 +356,8 @@ func (n *Node) build() error {
 	// addresses.
 	n.doc = newDoctorPart(n.host, n.doctorAllows, in.now, n.log.With("part", "doctor"))
 	n.parts.add("doctor", n.doc)
+	// A peer reached directly (hole punching) loses its relayed connections.
+	n.parts.addRun("unrelay", newUnrelay(n.host.Network(), in.now, n.log.With("part", "unrelay")))
 	// Relays from the cell: the relay admits the cell's members and its
 	// contacts' devices, read as they are at each request; both parts
 	// follow the reachability watch.

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
@@ -124,6 +125,15 @@ func (p Path) String() string {
 		return "relayed"
 	}
 	return ""
+}
+
+// connsPath is the path over these connections.
+func connsPath(conns []network.Conn) Path {
+	remotes := make([]ma.Multiaddr, len(conns))
+	for i, c := range conns {
+		remotes[i] = c.RemoteMultiaddr()
+	}
+	return connPath(remotes)
 }
 
 // connPath is the path over connections with these remote addresses: direct
