@@ -80,6 +80,12 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 		}
 		dc := connFacts(c)
 		dc.Kind, dc.Name = k.kind, k.name
+		if r := n.lastPunch(p); r != nil {
+			dc.Punch = r.Error
+			if r.OK {
+				dc.Punch = "ok"
+			}
+		}
 		f.Conns = append(f.Conns, dc)
 	}
 	f.Clocks = n.clocks(ctx, members)

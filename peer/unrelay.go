@@ -111,10 +111,17 @@ func (u *unrelay) sweep() int {
 // connections at the call, with the last hole punch with it.
 func (n *Node) Path(id peer.ID) Path {
 	p := connsPath(n.host.Network().ConnsToPeer(id))
+	p.Punch = n.lastPunch(id)
+	return p
+}
+
+// lastPunch is the last hole punch with id (nil: none seen, or a network
+// without the tracer).
+func (n *Node) lastPunch(id peer.ID) *PunchResult {
 	if r := n.opts.Network.Relays; r != nil {
 		if res, ok := r.punches.result(id); ok {
-			p.Punch = &res
+			return &res
 		}
 	}
-	return p
+	return nil
 }
