@@ -199,6 +199,12 @@ func pathOf(h host.Host, id peer.ID) Path { return connsPath(h.Network().ConnsTo
 // conn inbound, so it punches) records the success.
 func TestNATSimPunch(t *testing.T) {
 	s := newNATSim(t, 100)
+	// Bitswap's network on h1, from before the connection: it tells its
+	// receiver of each peer's first connection and last close.
+	bs := bsnet.NewFromIpfsHost(s.h1)
+	lost := &bsLost{}
+	bs.Start(lost)
+	defer bs.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.h1.Connect(ctx, s.circuit()); err != nil {
@@ -219,14 +225,14 @@ func TestNATSimPunch(t *testing.T) {
 	if r, _ := s.punch2.result(s.h1.ID()); r.Error != "" || r.At.IsZero() {
 		t.Errorf("punch result %+v: want no error and a time", r)
 	}
-	unrelayKeepsPeer(t, s)
+	unrelayKeepsPeer(t, s, lost)
 }
 
 // unrelayKeepsPeer: part "unrelay" closes h1's relayed connections to h2
 // once the direct one has been open for the grace, and neither bitswap's
 // network nor the host's connectedness events (which discovery follows)
 // take h2 for lost; a new stream runs on the direct connection.
-func unrelayKeepsPeer(t *testing.T, s *natSim) {
+func unrelayKeepsPeer(t *testing.T, s *natSim, lost *bsLost) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -245,10 +251,7 @@ func unrelayKeepsPeer(t *testing.T, s *natSim) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	bs := bsnet.NewFromIpfsHost(s.h1)
-	lost := &bsLost{}
-	bs.Start(lost)
-	defer bs.Stop()
+	waitFor(t, "bitswap's network to see h2 connected", func() bool { return lost.up.Load() > 0 })
 	const proto = "/exopeer/test/ok"
 	s.h2.SetStreamHandler(proto, func(st network.Stream) { st.Close() })
 
@@ -287,12 +290,12 @@ func unrelayKeepsPeer(t *testing.T, s *natSim) {
 }
 
 // bsLost is bitswap's receiver: it counts the peers bitswap takes for
-// disconnected.
-type bsLost struct{ n atomic.Int32 }
+// connected (up) and for disconnected (n).
+type bsLost struct{ up, n atomic.Int32 }
 
 func (*bsLost) ReceiveMessage(context.Context, peer.ID, bsmsg.BitSwapMessage) {}
 func (*bsLost) ReceiveError(error)                                            {}
-func (*bsLost) PeerConnected(peer.ID)                                         {}
+func (l *bsLost) PeerConnected(peer.ID)                                       { l.up.Add(1) }
 func (l *bsLost) PeerDisconnected(peer.ID)                                    { l.n.Add(1) }
 
 // TestNATSimNoPunch: with every packet between h1 and h2 dropped, the
