@@ -58,6 +58,9 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 		f.Files = filesOf(o.DataDir)
 	}
 	for _, a := range n.host.Network().ListenAddresses() {
+		if _, relayed := circuitRelay(a); relayed {
+			continue // the relay transport's /p2p-circuit: no socket, no port
+		}
 		f.Listen = append(f.Listen, doctor.Listen{Addr: a.String(), Port: portOf(a)})
 	}
 	r := n.Reach()
