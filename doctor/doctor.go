@@ -112,6 +112,10 @@ type Conn struct {
 	Limited bool
 	// Inbound: the peer dialled.
 	Inbound bool
+	// Punch is the last hole punch with the peer: "ok" when it made a
+	// direct connection, else the error it ended with; empty when none
+	// was tried.
+	Punch string
 }
 
 // Clock is one clock reading from a peer.

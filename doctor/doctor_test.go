@@ -79,6 +79,10 @@ func TestDiagnose(t *testing.T) {
 			[]want{{CheckPeers, Warn, `Contact "bob\x1b[2J" (B) is connected through relay R`, ""}}, nil},
 		{"direct wins over relayed", Facts{Conns: []Conn{{Peer: "B", Kind: "contact", Relay: "R", Remote: "/p2p/R/p2p-circuit"}, {Peer: "B", Kind: "contact", Remote: "/ip4/198.51.100.3/udp/4777/quic-v1", Inbound: true}}},
 			[]want{{CheckPeers, OK, "Contact B is connected directly at /ip4/198.51.100.3/udp/4777/quic-v1 (it dialled this node)", ""}}, []want{{CheckPeers, Warn, "", ""}}},
+		{"member relayed, the punch failed", Facts{Conns: []Conn{{Peer: "B", Kind: "member", Relay: "R", Punch: "all retries failed"}}},
+			[]want{{CheckPeers, Warn, "Member B is connected through relay R: hole punching has not made a direct connection (yet); the last hole punch failed: all retries failed.", "forward"}}, nil},
+		{"member punched", Facts{Conns: []Conn{{Peer: "B", Kind: "member", Relay: "R", Remote: "/p2p/R/p2p-circuit", Punch: "ok"}, {Peer: "B", Kind: "member", Remote: "/ip4/198.51.100.3/udp/4777/quic-v1", Punch: "ok"}}},
+			[]want{{CheckPeers, OK, "Member B is connected directly at /ip4/198.51.100.3/udp/4777/quic-v1 (hole punching made it, through the NATs)", ""}}, nil},
 		{"member relayed, punching not yet", Facts{Conns: []Conn{{Peer: "B", Kind: "member", Relay: "R"}}},
 			[]want{{CheckPeers, Warn, "Member B is connected through relay R: hole punching has not made a direct connection", "forward"}}, nil},
 		{"member relayed behind a symmetric NAT", Facts{Conns: []Conn{{Peer: "B", Kind: "member", Relay: "R"}}, Observations: []Observation{

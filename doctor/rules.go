@@ -186,6 +186,7 @@ type path struct {
 	limited  bool
 	inbound  bool
 	relayedN int
+	punch    string // the last hole punch: "ok", an error, or ""
 }
 
 func peers(f Facts) []Finding {
@@ -198,6 +199,9 @@ func peers(f Facts) []Finding {
 		}
 		if c.Kind != "" {
 			p.kind, p.name = c.Kind, c.Name
+		}
+		if c.Punch != "" {
+			p.punch = c.Punch
 		}
 		if c.Relay == "" {
 			if p.direct == "" {
@@ -255,6 +259,9 @@ func peerFinding(id string, p *path, reach string, symmetric bool) Finding {
 		if !p.inbound {
 			how = "this node dialled it"
 		}
+		if p.punch == "ok" {
+			how = "hole punching made it, through the NATs"
+		}
 		return ok(CheckPeers, "%s is connected directly at %s (%s).", who, p.direct, how)
 	}
 	if p.limited {
@@ -268,6 +275,9 @@ func peerFinding(id string, p *path, reach string, symmetric bool) Finding {
 		why = "this node's NAT maps ports per peer, so hole punching cannot pass it"
 	case reach == "public":
 		why = "the peer is behind a NAT that has not let a direct connection through"
+	}
+	if p.punch != "" && p.punch != "ok" {
+		why += "; the last hole punch failed: " + p.punch
 	}
 	return Finding{Check: CheckPeers, Level: Warn,
 		Say: fmt.Sprintf("%s is connected through relay %s: %s.", who, p.relay, why),

@@ -58,10 +58,8 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 		f.Files = filesOf(o.DataDir)
 	}
 	for _, a := range n.host.Network().ListenAddresses() {
-		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
-			// The relay transport's "/p2p-circuit" is not a socket:
-			// relayed addresses are judged under relays.
-			continue
+		if _, relayed := circuitRelay(a); relayed {
+			continue // the relay transport's /p2p-circuit: no socket, no port
 		}
 		f.Listen = append(f.Listen, doctor.Listen{Addr: a.String(), Port: portOf(a)})
 	}
@@ -85,6 +83,12 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 		}
 		dc := connFacts(c)
 		dc.Kind, dc.Name = k.kind, k.name
+		if r := n.lastPunch(p); r != nil {
+			dc.Punch = r.Error
+			if r.OK {
+				dc.Punch = "ok"
+			}
+		}
 		f.Conns = append(f.Conns, dc)
 	}
 	f.Clocks = n.clocks(ctx, members)

@@ -226,6 +226,9 @@ type Relays struct {
 	// Static are relays for a cell with no public device (config
 	// network.static_relays), tried after the cell's own.
 	Static []peer.AddrInfo
+
+	// punches is the hole punch tracer of RealNetwork's host (nil: none).
+	punches *punchTracer
 }
 
 // contactCheck bounds the read of the contacts for one relay request.
