@@ -279,7 +279,7 @@ func clock(f Facts) []Finding {
 		return []Finding{ok(CheckClock, "No cell member is connected to compare clocks with.")}
 	}
 	var out []Finding
-	var off int
+	var ahead, behind int // peers off, by direction
 	for _, c := range f.Clocks {
 		if c.Err != "" {
 			out = append(out, Finding{Check: CheckClock, Level: Warn,
@@ -292,7 +292,11 @@ func clock(f Facts) []Finding {
 			out = append(out, ok(CheckClock, "The clock of %s agrees with this node's (within %s).", named(c.Name, c.Peer), roundDur(max(c.RTT/2, skew))))
 			continue
 		}
-		off++
+		if c.Skew < 0 {
+			behind++
+		} else {
+			ahead++
+		}
 		lv := Warn
 		if skew >= ClockProblem {
 			lv = Problem
@@ -305,7 +309,9 @@ func clock(f Facts) []Finding {
 			Say: fmt.Sprintf("The clock of %s is %s %s this node's.", named(c.Name, c.Peer), roundDur(c.Skew.Abs()), dir),
 			Fix: "If most peers disagree with this node, its clock is wrong: turn on network time (on Linux: timedatectl set-ntp true); else set the peer's clock right."})
 	}
-	if off >= 2 && off*2 > len(f.Clocks) {
+	// Only peers off in the same direction agree against this node: one
+	// ahead and one behind say nothing of its clock.
+	if off := max(ahead, behind); off >= 2 && off*2 > len(f.Clocks) {
 		out = append(out, Finding{Check: CheckClock, Level: Problem,
 			Say: fmt.Sprintf("%d of %d peers' clocks disagree with this node's: this node's clock is wrong.", off, len(f.Clocks)),
 			Fix: "Turn on network time on this machine (on Linux: timedatectl set-ntp true)."})
