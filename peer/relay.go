@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 )
 
@@ -190,6 +191,7 @@ func (s *relayService) apply() error {
 	case !want && s.r != nil:
 		err := s.r.Close()
 		s.r = nil
+		resetCircuits(s.h)
 		s.log.Info("relay service stopped: not reachable from the internet")
 		if err != nil {
 			return fmt.Errorf("peer: relay: close: %w", err)
@@ -212,10 +214,29 @@ func (s *relayService) Close() error {
 	}
 	err := s.r.Close()
 	s.r = nil
+	resetCircuits(s.h)
 	if err != nil {
 		return fmt.Errorf("peer: relay: close: %w", err)
 	}
 	return nil
+}
+
+// resetCircuits resets the streams of the circuits h relays: the hop
+// streams sources opened to it and the stop streams it opened to
+// destinations. go-libp2p's Relay.Close only removes the hop handler, and
+// an unlimited circuit's copy goroutines would go on. h's own circuits
+// through other relays (its outbound hop streams, the inbound stop
+// streams of its reservations) are left alone.
+func resetCircuits(h host.Host) {
+	for _, c := range h.Network().Conns() {
+		for _, st := range c.GetStreams() {
+			dir := st.Stat().Direction
+			if (st.Protocol() == proto.ProtoIDv2Hop && dir == network.DirInbound) ||
+				(st.Protocol() == proto.ProtoIDv2Stop && dir == network.DirOutbound) {
+				_ = st.Reset()
+			}
+		}
+	}
 }
 
 // Relays configure the node's relays from the cell (Network.Relays).
