@@ -10,6 +10,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/exopeer/exopeer/doctor"
 )
 
 // TestRelayCloseEndsCircuits: relayService.Close says "Circuits open
@@ -63,5 +66,48 @@ func TestRelayCloseEndsCircuits(t *testing.T) {
 	}
 	if !c.IsClosed() {
 		t.Errorf("the circuit is still open 3 s after the relay service's Close (stats %+v)", svc.stats())
+	}
+}
+
+// TestNATVerdictAfterMove: a laptop at home (its NAT keeps port 61001,
+// seen by two peers) moves to a café (another NAT, another public IP,
+// port 40000, seen by two peers) and keeps its LAN address 192.168.1.5,
+// as home and café routers both hand out. Each NAT maps the port the same
+// for every peer, but the observations are kept with no age and grouped
+// by the local address only: the doctor says the NAT maps a different
+// port for each peer and tells the user to forward ports.
+func TestNATVerdictAfterMove(t *testing.T) {
+	d := newDoctorPart(nil, nil, time.Now, nil)
+	local := ma.StringCast("/ip4/192.168.1.5/udp/4777/quic-v1")
+	for _, o := range []struct{ observer, observed string }{
+		{"/ip4/192.0.2.1/udp/4001/quic-v1", "/ip4/11.213.0.7/udp/61001/quic-v1"},
+		{"/ip4/192.0.2.2/udp/4001/quic-v1", "/ip4/11.213.0.7/udp/61001/quic-v1"},
+		// At the café.
+		{"/ip4/192.0.2.3/udp/4001/quic-v1", "/ip4/12.34.56.78/udp/40000/quic-v1"},
+		{"/ip4/192.0.2.4/udp/4001/quic-v1", "/ip4/12.34.56.78/udp/40000/quic-v1"},
+	} {
+		d.observe(local, ma.StringCast(o.observer), ma.StringCast(o.observed))
+	}
+	for _, f := range doctor.Diagnose(doctor.Facts{Observations: d.observations()}) {
+		if f.Check == doctor.CheckNAT && f.Level != doctor.OK {
+			t.Errorf("two NATs that each keep the port are judged as one that does not: %s: %s", f.Level, f.Say)
+		}
+	}
+}
+
+// TestNATVerdictOneLiar: identify's observed address is what the remote
+// peer says, and any peer on the internet (a DHT peer, no member) is an
+// observer. One honest observer and one stranger that reports a made-up
+// port make the doctor say the NAT maps a different port for each peer,
+// and tell the user to change the router or move a device.
+func TestNATVerdictOneLiar(t *testing.T) {
+	d := newDoctorPart(nil, nil, time.Now, nil)
+	local := ma.StringCast("/ip4/192.168.1.5/udp/4777/quic-v1")
+	d.observe(local, ma.StringCast("/ip4/192.0.2.1/udp/4001/quic-v1"), ma.StringCast("/ip4/11.213.0.7/udp/61001/quic-v1"))
+	d.observe(local, ma.StringCast("/ip4/192.0.2.66/udp/4001/quic-v1"), ma.StringCast("/ip4/11.213.0.7/udp/1234/quic-v1"))
+	for _, f := range doctor.Diagnose(doctor.Facts{Observations: d.observations()}) {
+		if f.Check == doctor.CheckNAT && f.Level != doctor.OK {
+			t.Errorf("one stranger's observed address decides the NAT's type: %s: %s", f.Level, f.Say)
+		}
 	}
 }
