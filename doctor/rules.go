@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,34 +81,39 @@ func portOf(f Facts) string {
 }
 
 func natType(f Facts) []Finding {
-	// Observers and external ports by local address.
+	// Observers and external ports by local address and external IP: a
+	// device that moved from one NAT to another (same LAN address, another
+	// public IP) has two mappings, not one that changes per peer.
 	type seen struct {
+		local     string
 		observers map[string]bool
 		ports     map[int]bool
 	}
 	by := map[string]*seen{}
 	for _, o := range f.Observations {
-		s := by[o.Local]
+		k := o.Local + " " + externalIP(o.External)
+		s := by[k]
 		if s == nil {
-			s = &seen{observers: map[string]bool{}, ports: map[int]bool{}}
-			by[o.Local] = s
+			s = &seen{local: o.Local, observers: map[string]bool{}, ports: map[int]bool{}}
+			by[k] = s
 		}
 		s.observers[o.Observer] = true
 		s.ports[o.Port] = true
 	}
-	locals := make([]string, 0, len(by))
-	for l, s := range by {
+	keys := make([]string, 0, len(by))
+	for k, s := range by {
 		if len(s.observers) >= 2 {
-			locals = append(locals, l)
+			keys = append(keys, k)
 		}
 	}
-	slices.Sort(locals)
-	if len(locals) == 0 {
+	slices.Sort(keys)
+	if len(keys) == 0 {
 		return []Finding{ok(CheckNAT, "The NAT's type cannot be told yet: fewer than two peers on the internet have seen one of this node's addresses.")}
 	}
 	var out []Finding
-	for _, l := range locals {
-		s := by[l]
+	for _, k := range keys {
+		s := by[k]
+		l := s.local
 		ports := make([]int, 0, len(s.ports))
 		for p := range s.ports {
 			ports = append(ports, p)
@@ -122,6 +128,21 @@ func natType(f Facts) []Finding {
 		out = append(out, ok(CheckNAT, "The NAT maps %s to port %d for all %d peers that saw it: hole punching can pass it.", l, ports[0], len(s.observers)))
 	}
 	return out
+}
+
+// externalIP is the IP of an observed address, a thin waist multiaddr
+// (/ip4/A/udp/P) or host:port; ext itself if it is neither.
+func externalIP(ext string) string {
+	if strings.HasPrefix(ext, "/") {
+		if parts := strings.SplitN(ext, "/", 4); len(parts) >= 3 {
+			return parts[1] + "/" + parts[2]
+		}
+		return ext
+	}
+	if h, _, err := net.SplitHostPort(ext); err == nil {
+		return h
+	}
+	return ext
 }
 
 func joinInts(v []int) string {
