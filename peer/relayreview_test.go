@@ -111,3 +111,43 @@ func TestNATVerdictOneLiar(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayCircuitEndsWithMembership: the ACL is read when a circuit
+// opens, never again. A member removed from the cell (a lost laptop that
+// keeps its key) keeps the unlimited circuit it opened before, through
+// the cell's relay, for as long as it likes. Once B is off the roster,
+// its circuit through R must end.
+func TestRelayCircuitEndsWithMembership(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	hr, ha, hb := loopbackHost(t, 1), loopbackHost(t, 2), loopbackHost(t, 3)
+	members := &memberSet{m: map[peer.ID]bool{hr.ID(): true, ha.ID(): true, hb.ID(): true}}
+	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: func(peer.ID) bool { return false }}
+	svc, err := newRelayService(hr, RelayOn, acl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	if _, err := client.Reserve(ctx, ha, peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}); err != nil {
+		t.Fatalf("reservation: %v", err)
+	}
+	if err := hb.Connect(ctx, circuitTo(t, hr, ha.ID())); err != nil {
+		t.Fatalf("through the relay: %v", err)
+	}
+	conns := hb.Network().ConnsToPeer(ha.ID())
+	if len(conns) != 1 || !isRelayed(conns[0].RemoteMultiaddr()) {
+		t.Fatalf("B's connections to A: %v, want one relayed", conns)
+	}
+	c := conns[0]
+	members.set(hb.ID(), false)
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !c.IsClosed() {
+		t.Errorf("a removed member's circuit is still open 10 s after its removal (stats %+v)", svc.stats())
+	}
+}
