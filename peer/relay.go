@@ -141,6 +141,80 @@ type relayService struct {
 	started bool
 	closed  bool
 	r       *relay.Relay // nil: not running
+	// stopSweep ends the sweep that runs with r and waits for it.
+	stopSweep func()
+}
+
+// relaySweep is how often the running service ends the circuits whose
+// source or destination the ACL no longer admits (a member removed from
+// the cell, a contact deleted): the ACL is read when a circuit opens, and
+// a circuit has no limit.
+const relaySweep = 2 * time.Second
+
+// circuitACL is what the sweep asks of the ACL (relayACL has it).
+type circuitACL interface {
+	admitsSource(p peer.ID) bool
+	admitsDest(p peer.ID) bool
+}
+
+// sweep resets the streams of the circuits whose source (an inbound hop
+// stream's peer) or destination (an outbound stop stream's peer) acl no
+// longer admits; either reset ends the circuit.
+func sweep(h host.Host, acl circuitACL) {
+	src, dst := map[peer.ID]bool{}, map[peer.ID]bool{}
+	for _, c := range h.Network().Conns() {
+		p := c.RemotePeer()
+		for _, st := range c.GetStreams() {
+			dir := st.Stat().Direction
+			switch {
+			case st.Protocol() == proto.ProtoIDv2Hop && dir == network.DirInbound:
+				ok, seen := src[p]
+				if !seen {
+					ok = acl.admitsSource(p)
+					src[p] = ok
+				}
+				if !ok {
+					_ = st.Reset()
+				}
+			case st.Protocol() == proto.ProtoIDv2Stop && dir == network.DirOutbound:
+				ok, seen := dst[p]
+				if !seen {
+					ok = acl.admitsDest(p)
+					dst[p] = ok
+				}
+				if !ok {
+					_ = st.Reset()
+				}
+			}
+		}
+	}
+}
+
+// startSweep runs sweep every relaySweep until stopSweep. Called with mu
+// held.
+func (s *relayService) startSweep() {
+	acl, ok := s.acl.(circuitACL)
+	if !ok {
+		s.stopSweep = func() {}
+		return
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(relaySweep)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				sweep(s.h, acl)
+			}
+		}
+	}()
+	s.stopSweep = func() { close(done); wg.Wait() }
 }
 
 func newRelayService(h host.Host, mode RelayMode, acl relay.ACLFilter, log *slog.Logger) (*relayService, error) {
@@ -187,8 +261,10 @@ func (s *relayService) apply() error {
 			return fmt.Errorf("peer: relay: %w", err)
 		}
 		s.r = r
+		s.startSweep()
 		s.log.Info("relay service started for the cell", "mode", s.mode)
 	case !want && s.r != nil:
+		s.stopSweep()
 		err := s.r.Close()
 		s.r = nil
 		resetCircuits(s.h)
@@ -212,6 +288,7 @@ func (s *relayService) Close() error {
 	if s.r == nil {
 		return nil
 	}
+	s.stopSweep()
 	err := s.r.Close()
 	s.r = nil
 	resetCircuits(s.h)
