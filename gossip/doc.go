@@ -40,12 +40,12 @@
 //
 // Liveness also follows the libp2p connections. When this node loses its
 // last connection to a member (the host's Disconnected notification, and
-// the network's Connectedness NotConnected when the check runs: a
-// connection that replaced it, or a relayed one, keeps it), it does at
+// the network's Connectedness NotConnected when the check starts and when
+// it ends: a connection that replaced it, or a relayed one, keeps it), it does at
 // once, each within Timing.ProbeTimeout, what a failed probe leads to:
 // it redials the member, and it asks IndirectChecks other members, picked
-// at random (Config.Rand) among those alive in its view and connected to
-// it, whether they reach the member (the reach check, below). It
+// at random (Config.Rand) among those alive in its view, still allowed and
+// connected to it, whether they reach the member (the reach check, below). It
 // suspects the member only if the redial failed, at least one helper
 // answered that it cannot reach it and none answered that it can,
 // decided when all have answered or the probe timeout has passed; then it

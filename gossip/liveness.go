@@ -299,6 +299,15 @@ func (m *Membership) followConnectivity() {
 	}
 }
 
+// aliveMember reports whether id is a member alive in this node's view
+// while this node runs (started, not left or closed).
+func (m *Membership) aliveMember(id peer.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.members[id]
+	return st != nil && st.state == StateAlive && !m.closed && m.started && !m.left
+}
+
 // probeContext returns a context that ends after the probe timeout, or
 // at Close.
 func (m *Membership) probeContext() (context.Context, context.CancelFunc) {
@@ -325,7 +334,7 @@ func (m *Membership) probeContext() (context.Context, context.CancelFunc) {
 // cannot reach it and none can (the reach check), it is alive in this
 // node's view and its incarnation is known.
 func (m *Membership) suspectLost(id peer.ID) {
-	if m.h.Network().Connectedness(id) != network.NotConnected {
+	if m.h.Network().Connectedness(id) != network.NotConnected || !m.aliveMember(id) {
 		return
 	}
 	m.stats.lostChecked.Add(1)
@@ -356,11 +365,12 @@ func (m *Membership) suspectLost(id peer.ID) {
 		m.log.Debug("gossip member not suspected: connection lost", "peer", id, "asked", v.asked, "reachable", v.reachable, "unreachable", v.unreachable)
 		return
 	}
-	m.mu.Lock()
-	st := m.members[id]
-	alive := st != nil && st.state == StateAlive && !m.closed && m.started && !m.left
-	m.mu.Unlock()
-	if !alive {
+	// Connected again meanwhile (the member dialled back from a new
+	// address): reachable, as a redial that succeeded shows.
+	if m.h.Network().Connectedness(id) != network.NotConnected {
+		return
+	}
+	if !m.aliveMember(id) {
 		return
 	}
 	inc, ok := m.incs.get(id)

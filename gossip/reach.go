@@ -219,14 +219,14 @@ func (m *Membership) requestReach(ctx context.Context, helper, target peer.ID) b
 	return a[0]
 }
 
-// pickHelpers returns up to k members, at random, that are alive in this
-// node's view and connected to it (a relayed connection counts), other
+// pickHelpers returns up to k members, at random, that are allowed, alive
+// in this node's view and connected to it (a relayed connection counts), other
 // than this node and target.
 func (m *Membership) pickHelpers(target peer.ID, k int) []peer.ID {
 	m.mu.Lock()
 	var cands []peer.ID
 	for id, st := range m.members {
-		if id != m.self && id != target && st.state == StateAlive {
+		if id != m.self && id != target && st.state == StateAlive && m.cfg.Allow(id) {
 			cands = append(cands, id)
 		}
 	}

@@ -58,6 +58,11 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 		f.Files = filesOf(o.DataDir)
 	}
 	for _, a := range n.host.Network().ListenAddresses() {
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			// The relay transport's "/p2p-circuit" is not a socket:
+			// relayed addresses are judged under relays.
+			continue
+		}
 		f.Listen = append(f.Listen, doctor.Listen{Addr: a.String(), Port: portOf(a)})
 	}
 	r := n.Reach()
