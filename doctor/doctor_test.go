@@ -49,7 +49,7 @@ func TestDiagnose(t *testing.T) {
 			Addrs: []Addr{{Addr: "/ip4/198.51.100.4/tcp/4777", State: "unknown"}}},
 			[]want{{CheckReach, OK, "not been tested", ""}, {CheckReach, OK, "not known yet", ""}}, []want{{CheckReach, Warn, "", ""}}},
 		{"nat: one observer tells nothing", Facts{Observations: []Observation{obs("/ip4/10.0.0.2/udp/4777", "192.0.2.1", 4777)}},
-			[]want{{CheckNAT, OK, "cannot be told yet", ""}}, nil},
+			[]want{{CheckNAT, OK, "cannot be told yet: fewer than two of your cell's devices or contacts", ""}}, nil},
 		{"nat: same port for all (endpoint-independent)", Facts{Observations: []Observation{
 			obs("/ip4/10.0.0.2/udp/4777", "192.0.2.1", 4777), obs("/ip4/10.0.0.2/udp/4777", "192.0.2.2", 4777)}},
 			[]want{{CheckNAT, OK, "to port 4777 for all 2 peers", ""}}, []want{{CheckNAT, Warn, "", ""}}},

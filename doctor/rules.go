@@ -108,7 +108,7 @@ func natType(f Facts) []Finding {
 	}
 	slices.Sort(keys)
 	if len(keys) == 0 {
-		return []Finding{ok(CheckNAT, "The NAT's type cannot be told yet: fewer than two peers on the internet have seen one of this node's addresses.")}
+		return []Finding{ok(CheckNAT, "The NAT's type cannot be told yet: fewer than two of your cell's devices or contacts on the internet have seen one of this node's addresses.")}
 	}
 	var out []Finding
 	for _, k := range keys {

@@ -354,7 +354,7 @@ func (n *Node) build() error {
 	// The doctor's part answers the time protocol for the cell's members
 	// and contacts' devices (after both) and keeps identify's observed
 	// addresses.
-	n.doc = newDoctorPart(n.host, n.doctorAllows, in.now, n.log.With("part", "doctor"))
+	n.doc = newDoctorPart(n.host, n.doctorRule(), in.now, n.log.With("part", "doctor"))
 	n.parts.add("doctor", n.doc)
 	// Relays from the cell: the relay admits the cell's members and its
 	// contacts' devices, read as they are at each request; both parts

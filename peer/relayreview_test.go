@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -69,6 +70,9 @@ func TestRelayCloseEndsCircuits(t *testing.T) {
 	}
 }
 
+// everyone is a rule that admits every peer as a member.
+var everyone = peerRule{member: func(peer.ID) bool { return true }, contact: func(context.Context, peer.ID) bool { return true }}
+
 // TestNATVerdictAfterMove: a laptop at home (its NAT keeps port 61001,
 // seen by two peers) moves to a café (another NAT, another public IP,
 // port 40000, seen by two peers) and keeps its LAN address 192.168.1.5,
@@ -77,18 +81,18 @@ func TestRelayCloseEndsCircuits(t *testing.T) {
 // by the local address only: the doctor says the NAT maps a different
 // port for each peer and tells the user to forward ports.
 func TestNATVerdictAfterMove(t *testing.T) {
-	d := newDoctorPart(nil, nil, time.Now, nil)
+	b := newObservations(everyone, time.Now, nil)
 	local := ma.StringCast("/ip4/192.168.1.5/udp/4777/quic-v1")
-	for _, o := range []struct{ observer, observed string }{
+	for i, o := range []struct{ observer, observed string }{
 		{"/ip4/192.0.2.1/udp/4001/quic-v1", "/ip4/11.213.0.7/udp/61001/quic-v1"},
 		{"/ip4/192.0.2.2/udp/4001/quic-v1", "/ip4/11.213.0.7/udp/61001/quic-v1"},
 		// At the café.
 		{"/ip4/192.0.2.3/udp/4001/quic-v1", "/ip4/12.34.56.78/udp/40000/quic-v1"},
 		{"/ip4/192.0.2.4/udp/4001/quic-v1", "/ip4/12.34.56.78/udp/40000/quic-v1"},
 	} {
-		d.observe(local, ma.StringCast(o.observer), ma.StringCast(o.observed))
+		b.identified(peer.ID(rune('A'+i)), local, ma.StringCast(o.observer), ma.StringCast(o.observed))
 	}
-	for _, f := range doctor.Diagnose(doctor.Facts{Observations: d.observations()}) {
+	for _, f := range doctor.Diagnose(doctor.Facts{Observations: b.list()}) {
 		if f.Check == doctor.CheckNAT && f.Level != doctor.OK {
 			t.Errorf("two NATs that each keep the port are judged as one that does not: %s: %s", f.Level, f.Say)
 		}
@@ -99,17 +103,27 @@ func TestNATVerdictAfterMove(t *testing.T) {
 // peer says, and any peer on the internet (a DHT peer, no member) is an
 // observer. One honest observer and one stranger that reports a made-up
 // port make the doctor say the NAT maps a different port for each peer,
-// and tell the user to change the router or move a device.
+// and tell the user to change the router or move a device. Only the
+// cell's members and its contacts' devices count.
 func TestNATVerdictOneLiar(t *testing.T) {
-	d := newDoctorPart(nil, nil, time.Now, nil)
-	local := ma.StringCast("/ip4/192.168.1.5/udp/4777/quic-v1")
-	d.observe(local, ma.StringCast("/ip4/192.0.2.1/udp/4001/quic-v1"), ma.StringCast("/ip4/11.213.0.7/udp/61001/quic-v1"))
-	d.observe(local, ma.StringCast("/ip4/192.0.2.66/udp/4001/quic-v1"), ma.StringCast("/ip4/11.213.0.7/udp/1234/quic-v1"))
-	for _, f := range doctor.Diagnose(doctor.Facts{Observations: d.observations()}) {
-		if f.Check == doctor.CheckNAT && f.Level != doctor.OK {
-			t.Errorf("one stranger's observed address decides the NAT's type: %s: %s", f.Level, f.Say)
+	synctest.Test(t, func(t *testing.T) {
+		rule := peerRule{
+			member:  func(p peer.ID) bool { return p == "honest" },
+			contact: func(context.Context, peer.ID) bool { return false },
 		}
-	}
+		b := newObservations(rule, time.Now, nil)
+		b.start()
+		defer b.close()
+		local := ma.StringCast("/ip4/192.168.1.5/udp/4777/quic-v1")
+		b.identified("honest", local, ma.StringCast("/ip4/192.0.2.1/udp/4001/quic-v1"), ma.StringCast("/ip4/11.213.0.7/udp/61001/quic-v1"))
+		b.identified("stranger", local, ma.StringCast("/ip4/192.0.2.66/udp/4001/quic-v1"), ma.StringCast("/ip4/11.213.0.7/udp/1234/quic-v1"))
+		synctest.Wait()
+		for _, f := range doctor.Diagnose(doctor.Facts{Observations: b.list()}) {
+			if f.Check == doctor.CheckNAT && f.Level != doctor.OK {
+				t.Errorf("one stranger's observed address decides the NAT's type: %s: %s", f.Level, f.Say)
+			}
+		}
+	})
 }
 
 // TestRelayCircuitEndsWithMembership: the ACL is read when a circuit
