@@ -280,7 +280,7 @@ func peerFinding(id string, p *path, reach string, symmetric bool) Finding {
 	}
 	if p.limited {
 		return Finding{Check: CheckPeers, Level: Problem,
-			Say: fmt.Sprintf("%s is connected only through relay %s, which limits the connection's time and bytes: chain sync, files and messages fail over it.", who, p.relay),
+			Say: fmt.Sprintf("%s is connected only through relay %s, which limits the connection's time and bytes: messages, store reads, chain sync and the cell's gossip run over it until a limit ends it, but files (blobs) and the DHT do not use it, so no file passes between this node and it.", who, p.relay),
 			Fix: "Use a relay of your own cell (a device of it reachable from the internet relays without limits), or make this node or the peer reachable."}
 	}
 	why := "hole punching has not made a direct connection (yet)"
