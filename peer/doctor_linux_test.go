@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -219,5 +220,21 @@ func TestConnFactsRelayed(t *testing.T) {
 	direct := connFacts(b.Network().ConnsToPeer(r.ID())[0])
 	if direct.Relay != "" || direct.Limited || direct.Inbound {
 		t.Errorf("direct connection: %+v, want no relay, not limited, outbound", direct)
+	}
+}
+
+// TestDiskCountsFragments: on Linux statfs counts blocks in fragments
+// (f_frsize), not in f_bsize, the best transfer size: a file system whose
+// transfer size is 1 MiB and fragment 4 KiB, with 500 blocks free of
+// 1000, has 2000 KiB free of 4000 KiB, not 500 MiB of 1000 MiB.
+func TestDiskCountsFragments(t *testing.T) {
+	st := syscall.Statfs_t{Bsize: 1 << 20, Frsize: 4096, Blocks: 1000, Bavail: 500, Bfree: 600}
+	d := diskFrom("/d", &st)
+	if d.Free != 500*4096 || d.Total != 1000*4096 {
+		t.Errorf("free %d of %d bytes, want %d of %d (in fragments of %d)", d.Free, d.Total, 500*4096, 1000*4096, st.Frsize)
+	}
+	st.Frsize = 0
+	if d := diskFrom("/d", &st); d.Free != 500<<20 {
+		t.Errorf("no fragment size: free %d bytes, want %d (in f_bsize)", d.Free, 500<<20)
 	}
 }
