@@ -38,8 +38,9 @@
 //
 // The part "doctor" (doctorpart.go) serves the time protocol
 // (ProtocolTime, doctortime.go) to the cell's members and contacts'
-// devices, within a token bucket, and keeps the addresses peers observed
-// this node at (identify), bounded; Node.Doctor (doctor.go) gathers those
+// devices, within a token bucket, and keeps the addresses those same peers
+// observed this node at (identify; doctorobs.go: a stranger's observation
+// is not kept, the contact check runs off identify's event loop), bounded; Node.Doctor (doctor.go) gathers those
 // with the listen addresses, reachability, connections, members' clocks and
 // the data dir's disk and modes, and package doctor judges them.
 //

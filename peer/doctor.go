@@ -127,11 +127,23 @@ func (n *Node) kindOf(ctx context.Context, p peer.ID) (kind, name string) {
 	return "", ""
 }
 
-// doctorAllows is the time protocol's rule: it answers the cell's members
-// and its contacts' devices.
-func (n *Node) doctorAllows(p peer.ID) bool {
-	kind, _ := n.kindOf(context.Background(), p)
-	return kind != ""
+// doctorRule is the doctor part's rule (the time protocol's, and whose
+// observed addresses count): the cell's members, from the roster in
+// memory, and its contacts' devices, from the contacts (a store read, at
+// most kindWait).
+func (n *Node) doctorRule() peerRule {
+	return peerRule{
+		member: func(p peer.ID) bool {
+			r := n.cell.Roster()
+			return r != nil && p != n.host.ID() && r.Has(p)
+		},
+		contact: func(ctx context.Context, p peer.ID) bool {
+			ctx, cancel := context.WithTimeout(ctx, kindWait)
+			defer cancel()
+			cs, err := n.cons.ByDevice(ctx, p)
+			return err == nil && len(cs) > 0
+		},
+	}
 }
 
 // clocks asks up to MaxClockPeers of members their time, at once.

@@ -358,7 +358,7 @@ func (n *Node) build() error {
 	// The doctor's part answers the time protocol for the cell's members
 	// and contacts' devices (after both) and keeps identify's observed
 	// addresses.
-	n.doc = newDoctorPart(n.host, n.doctorAllows, in.now, n.log.With("part", "doctor"))
+	n.doc = newDoctorPart(n.host, n.doctorRule(), in.now, n.log.With("part", "doctor"))
 	n.parts.add("doctor", n.doc)
 	// A peer reached directly (hole punching) loses its relayed connections.
 	n.parts.addRun("unrelay", newUnrelay(n.host.Network(), in.now, n.log.With("part", "unrelay")))
