@@ -1,0 +1,35 @@
+package peer
+
+import (
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+)
+
+// TestPunchTracerProtocolError: go-libp2p ends a punch that fails before
+// its rounds (no dcutr handler at the peer, which registers it only once it
+// has an address to punch from; no public address here; no address in the
+// peer's CONNECT) with a ProtocolErrorEvt alone, the direct dial skipped
+// when the peer has no public address (holepuncher.directConnect). That is
+// the punch's outcome: the tracer must not go on reporting an older
+// success (nor nothing), or the doctor and `exopeer peers` hide why a
+// relayed peer stays relayed.
+func TestPunchTracerProtocolError(t *testing.T) {
+	tr := newPunchTracer(4)
+	a, b := peer.ID("a"), peer.ID("b")
+	tr.Trace(punchEvt(a, 1, &holepunch.StartHolePunchEvt{}))
+	tr.Trace(punchEvt(a, 2, &holepunch.HolePunchAttemptEvt{Attempt: 1}))
+	tr.Trace(punchEvt(a, 3, &holepunch.EndHolePunchEvt{Success: true}))
+	// Later the direct connection is gone, a new relayed one comes, and
+	// the new punch fails at once.
+	const why = "failed to open hole-punching stream: failed to negotiate protocol: protocols not supported: [/libp2p/dcutr]"
+	tr.Trace(punchEvt(a, 100, &holepunch.ProtocolErrorEvt{Error: why}))
+	if r, _ := tr.result(a); r.OK || r.Error != why {
+		t.Errorf("after a punch that failed before its rounds: %+v, want not OK with %q", r, why)
+	}
+	tr.Trace(punchEvt(b, 5, &holepunch.ProtocolErrorEvt{Error: why}))
+	if r, ok := tr.result(b); !ok || r.OK || r.Error != why {
+		t.Errorf("a peer's only punch failed before its rounds: %+v, %v; want its error", r, ok)
+	}
+}
