@@ -33,3 +33,23 @@ func TestPunchTracerProtocolError(t *testing.T) {
 		t.Errorf("a peer's only punch failed before its rounds: %+v, %v; want its error", r, ok)
 	}
 }
+
+// TestPunchTracerDirectDialAfterPunch: go-libp2p dials directly before any
+// round (holepuncher.directConnect), and emits no StartHolePunchEvt when
+// that dial decides it. A later punch decided by the direct dial has 0
+// rounds ("0: the direct dial alone decided it"), not the rounds of the
+// punch before.
+func TestPunchTracerDirectDialAfterPunch(t *testing.T) {
+	tr := newPunchTracer(4)
+	a := peer.ID("a")
+	tr.Trace(punchEvt(a, 1, &holepunch.StartHolePunchEvt{}))
+	tr.Trace(punchEvt(a, 2, &holepunch.HolePunchAttemptEvt{Attempt: 1}))
+	tr.Trace(punchEvt(a, 3, &holepunch.EndHolePunchEvt{Error: "round 1"}))
+	tr.Trace(punchEvt(a, 4, &holepunch.StartHolePunchEvt{}))
+	tr.Trace(punchEvt(a, 5, &holepunch.HolePunchAttemptEvt{Attempt: 2}))
+	tr.Trace(punchEvt(a, 6, &holepunch.EndHolePunchEvt{Success: true}))
+	tr.Trace(punchEvt(a, 100, &holepunch.DirectDialEvt{Success: true}))
+	if r, _ := tr.result(a); !r.OK || r.Attempts != 0 {
+		t.Errorf("a punch decided by its direct dial: %+v, want OK with 0 rounds", r)
+	}
+}
