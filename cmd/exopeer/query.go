@@ -150,7 +150,8 @@ func pathText(p api.PeerView) string {
 	case p.Punch.Ok && p.Path == api.PathDirect:
 		s += " (punched)"
 	case !p.Punch.Ok && p.Punch.Error != "":
-		s += ", punch failed: " + p.Punch.Error
+		// One line: go-libp2p's dial errors list an address a line.
+		s += ", punch failed: " + strings.Join(strings.Fields(p.Punch.Error), " ")
 	}
 	return s
 }
