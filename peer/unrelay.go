@@ -21,22 +21,25 @@ type connView struct {
 }
 
 // unrelayable returns the indexes of the relayed connections to close
-// among one peer's: all of them when a direct connection has been open
-// for grace at now, none otherwise. Pure.
+// among one peer's: those opened no later than a direct connection that
+// has been open for grace at now, none otherwise. A relayed connection
+// newer than every such direct one is the peer dialling through the relay
+// while this node still holds a direct connection: the peer has lost it,
+// and this end is stale. Pure.
 func unrelayable(conns []connView, now time.Time, grace time.Duration) []int {
-	settled := false
+	var settled time.Time
+	found := false
 	for _, c := range conns {
-		if !c.relayed && !now.Before(c.opened.Add(grace)) {
-			settled = true
-			break
+		if !c.relayed && !now.Before(c.opened.Add(grace)) && (!found || c.opened.After(settled)) {
+			settled, found = c.opened, true
 		}
 	}
-	if !settled {
+	if !found {
 		return nil
 	}
 	var out []int
 	for i, c := range conns {
-		if c.relayed {
+		if c.relayed && !c.opened.After(settled) {
 			out = append(out, i)
 		}
 	}
