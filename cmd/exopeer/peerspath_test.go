@@ -42,3 +42,13 @@ func TestPathTextOneLine(t *testing.T) {
 		t.Errorf("the peers table for one peer has %d lines, want a header and one row:\n%s", len(lines), b.String())
 	}
 }
+
+// TestPathTextNoControl: a punch error may end in the remote's QUIC close
+// reason, text the peer chose; the peers table writes no control
+// characters of it to the terminal.
+func TestPathTextNoControl(t *testing.T) {
+	v := api.PeerView{Path: api.PathRelayed, Punch: &api.PunchView{Error: "Application error 0x0 (remote): \x1b[2J\x1b]0;owned\x07"}}
+	if got := pathText(v); strings.ContainsAny(got, "\x1b\x07") {
+		t.Errorf("pathText = %q: control characters from the punch error", got)
+	}
+}
