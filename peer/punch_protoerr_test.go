@@ -2,6 +2,7 @@ package peer
 
 import (
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
@@ -51,5 +52,31 @@ func TestPunchTracerDirectDialAfterPunch(t *testing.T) {
 	tr.Trace(punchEvt(a, 100, &holepunch.DirectDialEvt{Success: true}))
 	if r, _ := tr.result(a); !r.OK || r.Attempts != 0 {
 		t.Errorf("a punch decided by its direct dial: %+v, want OK with 0 rounds", r)
+	}
+}
+
+// TestPunchTracerRoundsPerPunch: go-libp2p's HolePunchAttemptEvt.Attempt
+// is its tracer's count of rounds with the peer over every punch, kept
+// until five minutes pass without one (holepunch/tracer.go: counter++,
+// gc after tracerCacheDuration), not the round within this punch. Three
+// failed rounds, then two minutes later a punch that works in its first
+// round: that punch took 1 round, as PunchResult.Attempts says it counts.
+func TestPunchTracerRoundsPerPunch(t *testing.T) {
+	tr := newPunchTracer(4)
+	a := peer.ID("a")
+	at := int64(0)
+	round := func(n int, err string) {
+		at++
+		tr.Trace(punchEvt(a, at, &holepunch.StartHolePunchEvt{}))
+		tr.Trace(punchEvt(a, at, &holepunch.HolePunchAttemptEvt{Attempt: n}))
+		tr.Trace(punchEvt(a, at, &holepunch.EndHolePunchEvt{Success: err == "", Error: err}))
+	}
+	round(1, "r1")
+	round(2, "r2")
+	round(3, "all retries failed")
+	at += int64(2 * time.Minute)
+	round(4, "") // libp2p's counter goes on
+	if r, _ := tr.result(a); !r.OK || r.Attempts != 1 {
+		t.Errorf("a punch that worked in its first round: %+v, want 1 round", r)
 	}
 }
