@@ -298,7 +298,7 @@ func peerFinding(id string, p *path, reach string, symmetric bool) Finding {
 		why = "the peer is behind a NAT that has not let a direct connection through"
 	}
 	if p.punch != "" && p.punch != "ok" {
-		why += "; the last hole punch failed: " + p.punch
+		why += "; the last hole punch failed: " + oneLine(p.punch)
 	}
 	return Finding{Check: CheckPeers, Level: Warn,
 		Say: fmt.Sprintf("%s is connected through relay %s: %s.", who, p.relay, why),
@@ -433,4 +433,18 @@ func files(f Facts) []Finding {
 		}
 	}
 	return out
+}
+
+// oneLine is go-libp2p's error text s (a dial error puts each address on a
+// line; a QUIC close carries the remote's reason, any bytes) as one line
+// of printable text: every other character becomes a space, runs of
+// spaces one.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -49,7 +49,8 @@ func newPunchTracer(max int) *punchTracer {
 // Trace is holepunch.EventTracer's. A start clears the peer's result; a
 // round counts; a direct dial that worked, or the end of the rounds,
 // records the outcome. A failed direct dial is recorded too, and stays
-// the result if no round follows (the peer has no public address).
+// the result if no round follows (the peer has no public address); a
+// protocol error (the punch ended before a round) is the outcome too.
 func (t *punchTracer) Trace(evt *holepunch.Event) {
 	if evt == nil || evt.Remote == "" {
 		return
@@ -64,7 +65,12 @@ func (t *punchTracer) Trace(evt *holepunch.Event) {
 	case *holepunch.HolePunchAttemptEvt:
 		r.Attempts = e.Attempt
 	case *holepunch.DirectDialEvt:
-		r.OK, r.Error = e.Success, e.Error
+		// A punch's first event, before any round: no rounds yet.
+		r = PunchResult{OK: e.Success, Error: e.Error}
+	case *holepunch.ProtocolErrorEvt:
+		// The punch ended before its round (no dcutr at the peer, no
+		// address to punch from or to): that is its outcome.
+		r.OK, r.Error = false, e.Error
 	case *holepunch.EndHolePunchEvt:
 		r.OK, r.Error = e.Success, e.Error
 	default:

@@ -32,7 +32,7 @@ func TestPunchTracer(t *testing.T) {
 	if r, _ := tr.result(a); !r.OK || r.Error != "" || r.Attempts != 0 {
 		t.Fatalf("after a successful punch: %+v", r)
 	}
-	tr.Trace(punchEvt(a, 8, &holepunch.ProtocolErrorEvt{Error: "x"}))
+	tr.Trace(punchEvt(a, 8, "not an outcome"))
 	tr.Trace(nil)
 	tr.Trace(punchEvt("", 9, &holepunch.EndHolePunchEvt{}))
 	if r, _ := tr.result(a); !r.OK || r.At.UnixNano() != 7 {

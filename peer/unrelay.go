@@ -21,22 +21,25 @@ type connView struct {
 }
 
 // unrelayable returns the indexes of the relayed connections to close
-// among one peer's: all of them when a direct connection has been open
-// for grace at now, none otherwise. Pure.
+// among one peer's: those opened no later than a direct connection that
+// has been open for grace at now, none otherwise. A relayed connection
+// newer than every such direct one is the peer dialling through the relay
+// while this node still holds a direct connection: the peer has lost it,
+// and this end is stale. Pure.
 func unrelayable(conns []connView, now time.Time, grace time.Duration) []int {
-	settled := false
+	var settled time.Time
+	found := false
 	for _, c := range conns {
-		if !c.relayed && !now.Before(c.opened.Add(grace)) {
-			settled = true
-			break
+		if !c.relayed && !now.Before(c.opened.Add(grace)) && (!found || c.opened.After(settled)) {
+			settled, found = c.opened, true
 		}
 	}
-	if !settled {
+	if !found {
 		return nil
 	}
 	var out []int
 	for i, c := range conns {
-		if c.relayed {
+		if c.relayed && !c.opened.After(settled) {
 			out = append(out, i)
 		}
 	}
@@ -51,19 +54,25 @@ func unrelayable(conns []connView, now time.Time, grace time.Duration) []int {
 // path and the relay carries nothing for the pair. The peer stays
 // Connected throughout: the host sends no connectedness change, and
 // bitswap ignores a connection's close while another remains. It sweeps
-// the host's connections every grace/2; it keeps no state per peer.
+// the host's connections every grace/2. A connection's age is from the
+// sweep that first saw it, on the node's clock: go-libp2p stamps Opened
+// with the machine's, which the node's need not be.
 type unrelay struct {
 	net   network.Network
 	now   func() time.Time
 	grace time.Duration
 	log   *slog.Logger
+
+	// seen is when a sweep first saw each open connection (node's clock);
+	// only sweep, from one goroutine, uses it.
+	seen map[network.Conn]time.Time
 }
 
 func newUnrelay(n network.Network, now func() time.Time, log *slog.Logger) *unrelay {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &unrelay{net: n, now: now, grace: unrelayGrace, log: log}
+	return &unrelay{net: n, now: now, grace: unrelayGrace, log: log, seen: make(map[network.Conn]time.Time)}
 }
 
 // Run sweeps until ctx ends.
@@ -85,15 +94,25 @@ func (u *unrelay) Run(ctx context.Context) error {
 func (u *unrelay) sweep() int {
 	now := u.now()
 	byPeer := make(map[peer.ID][]network.Conn)
+	live := make(map[network.Conn]bool)
 	for _, c := range u.net.Conns() {
 		byPeer[c.RemotePeer()] = append(byPeer[c.RemotePeer()], c)
+		live[c] = true
+		if _, ok := u.seen[c]; !ok {
+			u.seen[c] = now
+		}
+	}
+	for c := range u.seen {
+		if !live[c] {
+			delete(u.seen, c)
+		}
 	}
 	closed := 0
 	for id, conns := range byPeer {
 		views := make([]connView, len(conns))
 		for i, c := range conns {
 			_, relayed := circuitRelay(c.RemoteMultiaddr())
-			views[i] = connView{relayed: relayed, opened: c.Stat().Opened}
+			views[i] = connView{relayed: relayed, opened: u.seen[c]}
 		}
 		for _, i := range unrelayable(views, now, u.grace) {
 			if err := conns[i].Close(); err != nil {

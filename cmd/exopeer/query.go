@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v3"
 
@@ -150,7 +151,14 @@ func pathText(p api.PeerView) string {
 	case p.Punch.Ok && p.Path == api.PathDirect:
 		s += " (punched)"
 	case !p.Punch.Ok && p.Punch.Error != "":
-		s += ", punch failed: " + p.Punch.Error
+		// One line of printable text: go-libp2p's dial errors list an
+		// address a line, a QUIC close carries the remote's reason.
+		s += ", punch failed: " + strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+			if !unicode.IsPrint(r) {
+				return ' '
+			}
+			return r
+		}, p.Punch.Error)), " ")
 	}
 	return s
 }
