@@ -114,9 +114,10 @@ type Conn struct {
 	Limited bool
 	// Inbound: the peer dialled.
 	Inbound bool
-	// Punch is the last hole punch with the peer: "ok" when it made a
-	// direct connection, else the error it ended with; empty when none
-	// was tried.
+	// Punch is the last hole punch with the peer: "ok" when its rounds
+	// made a direct connection, "dialled" when its first step, a plain
+	// direct dial, did (no NAT was punched), else the error it ended with;
+	// empty when none was tried.
 	Punch string
 }
 

@@ -83,6 +83,10 @@ func TestDiagnose(t *testing.T) {
 			[]want{{CheckPeers, Warn, "Member B is connected through relay R: hole punching has not made a direct connection (yet); the last hole punch failed: all retries failed.", "forward"}}, nil},
 		{"member punched", Facts{Conns: []Conn{{Peer: "B", Kind: "member", Relay: "R", Remote: "/p2p/R/p2p-circuit", Punch: "ok"}, {Peer: "B", Kind: "member", Remote: "/ip4/198.51.100.3/udp/4777/quic-v1", Punch: "ok"}}},
 			[]want{{CheckPeers, OK, "Member B is connected directly at /ip4/198.51.100.3/udp/4777/quic-v1 (hole punching made it, through the NATs)", ""}}, nil},
+		{"member dialled by the punch service", Facts{Conns: []Conn{{Peer: "B", Kind: "member", Remote: "/ip4/198.51.100.3/udp/4777/quic-v1", Punch: "dialled"}}},
+			[]want{{CheckPeers, OK, "Member B is connected directly at /ip4/198.51.100.3/udp/4777/quic-v1 (the hole punching service dialled it directly; no NAT was in the way)", ""}}, nil},
+		{"member relayed, the punch dialled then lost", Facts{Conns: []Conn{{Peer: "B", Kind: "member", Relay: "R", Punch: "dialled"}}},
+			[]want{{CheckPeers, Warn, "Member B is connected through relay R: hole punching has not made a direct connection (yet).", "forward"}}, nil},
 		{"member relayed, punching not yet", Facts{Conns: []Conn{{Peer: "B", Kind: "member", Relay: "R"}}},
 			[]want{{CheckPeers, Warn, "Member B is connected through relay R: hole punching has not made a direct connection", "forward"}}, nil},
 		{"member relayed behind a symmetric NAT", Facts{Conns: []Conn{{Peer: "B", Kind: "member", Relay: "R"}}, Observations: []Observation{

@@ -280,8 +280,11 @@ func peerFinding(id string, p *path, reach string, symmetric bool) Finding {
 		if !p.inbound {
 			how = "this node dialled it"
 		}
-		if p.punch == "ok" {
+		switch p.punch {
+		case "ok":
 			how = "hole punching made it, through the NATs"
+		case "dialled":
+			how = "the hole punching service dialled it directly; no NAT was in the way"
 		}
 		return ok(CheckPeers, "%s is connected directly at %s (%s).", who, p.direct, how)
 	}
@@ -297,7 +300,7 @@ func peerFinding(id string, p *path, reach string, symmetric bool) Finding {
 	case reach == "public":
 		why = "the peer is behind a NAT that has not let a direct connection through"
 	}
-	if p.punch != "" && p.punch != "ok" {
+	if p.punch != "" && p.punch != "ok" && p.punch != "dialled" {
 		why += "; the last hole punch failed: " + oneLine(p.punch)
 	}
 	return Finding{Check: CheckPeers, Level: Warn,

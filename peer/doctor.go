@@ -85,7 +85,10 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 		dc.Kind, dc.Name = k.kind, k.name
 		if r := n.lastPunch(p); r != nil {
 			dc.Punch = r.Error
-			if r.OK {
+			switch {
+			case r.OK && r.Attempts == 0:
+				dc.Punch = "dialled" // DCUtR's direct dial alone: no NAT punched
+			case r.OK:
 				dc.Punch = "ok"
 			}
 		}

@@ -18,12 +18,22 @@ type PunchResult struct {
 	OK bool
 	// Error is why it failed ("" when OK or still running).
 	Error string
-	// Attempts are the rounds of simultaneous dials (0: the direct dial
-	// alone decided it).
+	// Attempts are the rounds of simultaneous dials of this punch (0: the
+	// direct dial alone decided it), counted here: go-libp2p's own count
+	// runs across punches with a peer until it is idle for 5 minutes.
 	Attempts int
 	// At is when the service reported the result.
 	At time.Time
 }
+
+// roundGap is the longest pause between a failed round of a punch and its
+// next: a round that starts later begins a new punch. go-libp2p starts the
+// next round at once after a failed one, after a coordination round trip
+// (at most its stream timeout, a few seconds).
+const roundGap = 10 * time.Second
+
+// maxRounds is the rounds go-libp2p's initiator tries in one punch.
+const maxRounds = 3
 
 // maxPunches bounds the peers the punch tracer remembers: any peer that
 // reaches the node over a relay adds one, so a full tracer forgets its
@@ -46,8 +56,8 @@ func newPunchTracer(max int) *punchTracer {
 	return &punchTracer{max: max, last: make(map[peer.ID]PunchResult)}
 }
 
-// Trace is holepunch.EventTracer's. A start clears the peer's result; a
-// round counts; a direct dial that worked, or the end of the rounds,
+// Trace is holepunch.EventTracer's. A start clears the peer's result,
+// unless it is the next round of the same punch; a round counts; a direct dial that worked, or the end of the rounds,
 // records the outcome. A failed direct dial is recorded too, and stays
 // the result if no round follows (the peer has no public address); a
 // protocol error (the punch ended before a round) is the outcome too.
@@ -61,9 +71,16 @@ func (t *punchTracer) Trace(evt *holepunch.Event) {
 	r := t.last[evt.Remote]
 	switch e := evt.Evt.(type) {
 	case *holepunch.StartHolePunchEvt:
-		r = PunchResult{}
+		// The next round of the same punch follows a failed one (or the
+		// failed direct dial) at once; anything else starts a new punch.
+		next := !r.OK && r.Error != "" && r.Attempts < maxRounds && at.Sub(r.At) >= 0 && at.Sub(r.At) < roundGap
+		if next {
+			r = PunchResult{Attempts: r.Attempts}
+		} else {
+			r = PunchResult{}
+		}
 	case *holepunch.HolePunchAttemptEvt:
-		r.Attempts = e.Attempt
+		r.Attempts++
 	case *holepunch.DirectDialEvt:
 		// A punch's first event, before any round: no rounds yet.
 		r = PunchResult{OK: e.Success, Error: e.Error}

@@ -14,28 +14,34 @@ func punchEvt(remote peer.ID, at int64, e any) *holepunch.Event {
 }
 
 // TestPunchTracer: the tracer keeps the last outcome per peer, counts the
-// rounds, and a new start clears the old result.
+// rounds of a punch (as go-libp2p's initiator sends them: a direct dial,
+// then per round a start, an attempt and an end), and a punch that starts
+// later clears the old result.
 func TestPunchTracer(t *testing.T) {
 	tr := newPunchTracer(4)
 	a := peer.ID("a")
 	tr.Trace(punchEvt(a, 1, &holepunch.DirectDialEvt{Error: "no route"}))
 	tr.Trace(punchEvt(a, 2, &holepunch.StartHolePunchEvt{}))
 	tr.Trace(punchEvt(a, 3, &holepunch.HolePunchAttemptEvt{Attempt: 1}))
-	tr.Trace(punchEvt(a, 4, &holepunch.HolePunchAttemptEvt{Attempt: 2}))
-	tr.Trace(punchEvt(a, 5, &holepunch.EndHolePunchEvt{Error: "all retries failed"}))
+	tr.Trace(punchEvt(a, 4, &holepunch.EndHolePunchEvt{Error: "round 1 failed"}))
+	tr.Trace(punchEvt(a, 5, &holepunch.StartHolePunchEvt{}))
+	tr.Trace(punchEvt(a, 6, &holepunch.HolePunchAttemptEvt{Attempt: 2}))
+	tr.Trace(punchEvt(a, 7, &holepunch.EndHolePunchEvt{Error: "round 2 failed"}))
 	r, ok := tr.result(a)
-	if !ok || r.OK || r.Error != "all retries failed" || r.Attempts != 2 || r.At.UnixNano() != 5 {
+	if !ok || r.OK || r.Error != "round 2 failed" || r.Attempts != 2 || r.At.UnixNano() != 7 {
 		t.Fatalf("after a failed punch: %+v, %v", r, ok)
 	}
-	tr.Trace(punchEvt(a, 6, &holepunch.StartHolePunchEvt{}))
-	tr.Trace(punchEvt(a, 7, &holepunch.EndHolePunchEvt{Success: true}))
-	if r, _ := tr.result(a); !r.OK || r.Error != "" || r.Attempts != 0 {
+	later := int64(7 + roundGap)
+	tr.Trace(punchEvt(a, later, &holepunch.StartHolePunchEvt{}))
+	tr.Trace(punchEvt(a, later, &holepunch.HolePunchAttemptEvt{Attempt: 3}))
+	tr.Trace(punchEvt(a, later+1, &holepunch.EndHolePunchEvt{Success: true}))
+	if r, _ := tr.result(a); !r.OK || r.Error != "" || r.Attempts != 1 {
 		t.Fatalf("after a successful punch: %+v", r)
 	}
-	tr.Trace(punchEvt(a, 8, "not an outcome"))
+	tr.Trace(punchEvt(a, later+2, "not an outcome"))
 	tr.Trace(nil)
 	tr.Trace(punchEvt("", 9, &holepunch.EndHolePunchEvt{}))
-	if r, _ := tr.result(a); !r.OK || r.At.UnixNano() != 7 {
+	if r, _ := tr.result(a); !r.OK || r.At.UnixNano() != later+1 {
 		t.Fatalf("an event that is no outcome changed the result: %+v", r)
 	}
 	if _, ok := (*punchTracer)(nil).result(a); ok {
