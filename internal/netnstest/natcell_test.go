@@ -16,11 +16,10 @@ import (
 )
 
 // pathLimit bounds the wait for a path between two NATed members. The
-// first one comes from discovery's rendezvous: the round each member runs
-// on joining finds the other with no circuit address yet (its reservation
-// on r comes after), and the next round is a minute later
-// (discovery.Config.RendezvousInterval); then the relayed dial and the
-// punch.
+// first one comes from discovery's rendezvous a minute after the joins
+// (discovery.Config.RendezvousInterval: the rounds the members run on
+// joining do not connect them, even when b1 joins after a1 holds its
+// reservation on r), then the relayed dial and the punch.
 const pathLimit = 2 * time.Minute
 
 // natCell is a cell across two NATs: r on the test internet, its admin
@@ -29,6 +28,7 @@ const pathLimit = 2 * time.Minute
 // joined to r's cell. The home nodes hold no blocks unasked (policy
 // none), so that a file read fetches it across.
 type natCell struct {
+	net       *netnstest.Net
 	r, a1, b1 *netnstest.Node
 	natA      *netnstest.NAT
 	natB      *netnstest.NAT
@@ -45,15 +45,8 @@ func newNATCell(t *testing.T, symmetric bool) *natCell {
 	}
 	a1h, b1h := n.AddHost(homes[0], "a1"), n.AddHost(homeB, "b1")
 	r := n.StartEnv(t, n.Host("r"), []string{"EXOPEER_RELAY_SERVICE=on"})
-	c := &natCell{r: r, natA: homes[0].NAT, natB: homeB.NAT, started: time.Now()}
-	lazy := []string{"EXOPEER_BLOBS_POLICY=none"}
-	for _, h := range []**netnstest.Node{&c.a1, &c.b1} {
-		host := a1h
-		if h == &c.b1 {
-			host = b1h
-		}
-		*h = n.StartEnv(t, host, lazy, "--bootstrap", quicAddr(r))
-	}
+	c := &natCell{net: n, r: r, natA: homes[0].NAT, natB: homeB.NAT}
+	c.startHomes(t, a1h, b1h)
 	c.members = map[string]string{r.ID: "r", c.a1.ID: "a1", c.b1.ID: "b1"}
 	for _, nd := range []*netnstest.Node{r, c.a1, c.b1} {
 		t.Logf("node %s: %s on %s (%s)", nd.Name, nd.ID, nd.Host.IP, nd.Host.Segment.Name)
@@ -85,6 +78,17 @@ func newNATCell(t *testing.T, symmetric bool) *natCell {
 	return c
 }
 
+// startHomes starts a1 on host a and b1 on host b, each bootstrapped to
+// r over QUIC, and holding no blocks unasked; on hosts whose nodes ran
+// before, they start again on their data dirs.
+func (c *natCell) startHomes(t *testing.T, a, b *netnstest.Host) {
+	t.Helper()
+	c.started = time.Now()
+	lazy := []string{"EXOPEER_BLOBS_POLICY=none"}
+	c.a1 = c.net.StartEnv(t, a, lazy, "--bootstrap", quicAddr(c.r))
+	c.b1 = c.net.StartEnv(t, b, lazy, "--bootstrap", quicAddr(c.r))
+}
+
 // path is how node from's doctor sees the connection to member to:
 // "direct" (at addr), "relayed" (through the relay addr names) or "" (not
 // connected, or not named).
@@ -113,9 +117,19 @@ func path(t *testing.T, from, to *netnstest.Node) (kind, addr string, err error)
 // awaitPath polls a1's doctor until its path to b1 is want ("direct" or
 // "relayed") and returns the peer part doctor shows (b1's address when
 // direct, the relay's peer ID when relayed), and when it first saw b1
-// relayed and direct (zero if never), from c.started.
+// relayed and direct (zero if never), from c.started; it fails t after
+// pathLimit.
 func (c *natCell) awaitPath(t *testing.T, want string) (string, time.Duration, time.Duration) {
 	t.Helper()
+	addr, relayedAt, directAt, err := c.pathTimes(t, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, relayedAt, directAt
+}
+
+// pathTimes is awaitPath saying why rather than failing t.
+func (c *natCell) pathTimes(t *testing.T, want string) (string, time.Duration, time.Duration, error) {
 	var relayedAt, directAt time.Duration
 	var last, lastAddr string
 	var lastErr error
@@ -133,12 +147,11 @@ func (c *natCell) awaitPath(t *testing.T, want string) (string, time.Duration, t
 		}
 		last, lastAddr = kind, addr
 		if kind == want {
-			return addr, relayedAt, directAt
+			return addr, relayedAt, directAt, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("after %v, a1's path to b1 is %q (%s), want %s; last error %v", pathLimit, last, lastAddr, want, lastErr)
-	return "", 0, 0
+	return "", relayedAt, directAt, fmt.Errorf("after %v, a1's path to b1 is %q (%s), want %s; last error %v", pathLimit, last, lastAddr, want, lastErr)
 }
 
 // checkCell checks what the cell does across the NATs: an entry a1
@@ -230,4 +243,49 @@ func TestNATSymmetric(t *testing.T) {
 	if kind, addr, err := path(t, c.a1, c.b1); err != nil || kind != "relayed" {
 		t.Errorf("after the file, a1's path to b1: %q (%s), %v; want relayed through r", kind, addr, err)
 	}
+}
+
+// speedEnv names the environment variable that turns TestNATSpeed on.
+const speedEnv = "NETNSTEST_NAT_SPEED"
+
+// TestNATSpeed logs figures, asserting none (set NETNSTEST_NAT_SPEED=1 to
+// run it; it takes some minutes). On the cone NATs' cell: the time from
+// the home nodes' start to a1's doctor showing b1 relayed, and direct, and
+// a 64 MiB file read by b1 from a1 directly, in MiB/s; then a1 and b1 are
+// stopped and started again on their data dirs, and the same times
+// logged (or that no direct path came). On the symmetric NAT's cell: the
+// 64 MiB file read through r.
+func TestNATSpeed(t *testing.T) {
+	if os.Getenv(speedEnv) == "" {
+		t.Skipf("set %s=1 to measure", speedEnv)
+	}
+	const size = 64 << 20
+	var figures []string
+	mibs := func(took time.Duration) string {
+		return fmt.Sprintf("%v, %.1f MiB/s", took.Round(time.Millisecond), float64(size>>20)/took.Seconds())
+	}
+	t.Run("cone", func(t *testing.T) {
+		c := newNATCell(t, false)
+		_, relayedAt, directAt := c.awaitPath(t, "direct")
+		figures = append(figures, fmt.Sprintf("start to relayed %v, to direct %v", relayedAt.Round(time.Millisecond), directAt.Round(time.Millisecond)))
+		figures = append(figures, "64 MiB direct in "+mibs(c.checkCell(t, "direct", size)))
+		a, b := c.a1.Host, c.b1.Host
+		for _, nd := range []*netnstest.Node{c.a1, c.b1} {
+			if _, err := nd.Stop(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.startHomes(t, a, b)
+		_, relayedAt, directAt, err := c.pathTimes(t, "direct")
+		figures = append(figures, fmt.Sprintf("restart to relayed %v, to direct %v (%v)", relayedAt.Round(time.Millisecond), directAt.Round(time.Millisecond), err))
+	})
+	t.Run("symmetric", func(t *testing.T) {
+		c := newNATCell(t, true)
+		c.awaitPath(t, "relayed")
+		figures = append(figures, "64 MiB through r in "+mibs(c.checkCell(t, "relayed", size)))
+		if kind, _, err := path(t, c.a1, c.b1); err != nil || kind != "relayed" {
+			t.Errorf("after the file, a1's path to b1: %q, %v; want relayed", kind, err)
+		}
+	})
+	t.Logf("NAT speed: %s", strings.Join(figures, "; "))
 }
