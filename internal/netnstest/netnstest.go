@@ -40,6 +40,11 @@
 // a CLI verb on the node's machine; Node.Stop sends SIGINT and measures the
 // stop; Net.Cut and Net.Heal pull a host's cable and plug it back. Do and
 // DialIn run code and open sockets inside a host's namespace.
+//
+// The tests of a cell across NATs (natcell_test.go) put its relay on the
+// "internet" segment and its other members on home LANs behind cone or
+// symmetric NATs, and read each member's path to another (direct or
+// through the relay) from `exopeer doctor`.
 package netnstest
 
 import (
