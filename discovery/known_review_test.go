@@ -1,0 +1,183 @@
+package discovery
+
+import (
+	"context"
+	"crypto/rand"
+	"slices"
+	"testing"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// keyOrderDS answers queries in key order, as leveldb does.
+type keyOrderDS struct{ ds.Datastore }
+
+func (o keyOrderDS) Query(ctx context.Context, q query.Query) (query.Results, error) {
+	q.Orders = append(q.Orders, query.OrderByKey{})
+	return o.Datastore.Query(ctx, q)
+}
+
+func randomPeer(t testing.TB) peer.ID {
+	t.Helper()
+	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// unstartedService returns a Service on a loopback host, not started:
+// its known table can be loaded by hand.
+func unstartedService(t testing.TB, cfg Config) *Service {
+	t.Helper()
+	s, err := New(newHost(t), cfg, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestKnownLoadEvictsOldest: a datastore holding more than MaxKnown
+// entries loses, at load, the entries seen longest ago, whatever the
+// order the datastore answers in. loadKnown books the entries one by one
+// with put, which never evicts the entry just put: the entry read last is
+// kept even when it is the oldest of all, and a newer one (a cell member
+// seen yesterday) is deleted in its place.
+func TestKnownLoadEvictsOldest(t *testing.T) {
+	ctx := t.Context()
+	d := keyOrderDS{dssync.MutexWrap(ds.NewMapDatastore())}
+	ids := make([]peer.ID, MaxKnown+1)
+	for i := range ids {
+		ids[i] = randomPeer(t)
+	}
+	slices.SortFunc(ids, func(a, b peer.ID) int { return cmpString(a.String(), b.String()) })
+	now := time.Now()
+	a := mustAddr(t, "/ip4/198.51.100.7/tcp/4001")
+	oldest := ids[len(ids)-1] // read last
+	for i, id := range ids {
+		seen := now.Add(-time.Duration(i+1) * time.Minute)
+		if id == oldest {
+			seen = now.Add(-80 * 24 * time.Hour)
+		}
+		if err := d.Put(ctx, knownKey(id), encodeKnown(known{Addrs: []ma.Multiaddr{a}, Seen: seen})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig()
+	cfg.Known = d
+	s := unstartedService(t, cfg)
+	if _, err := s.loadKnown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.known.t.rows[oldest]; ok {
+		t.Error("the entry seen longest ago is kept")
+	}
+	if ok, _ := d.Has(ctx, knownKey(oldest)); ok {
+		t.Error("the entry seen longest ago is still in the datastore")
+	}
+	for _, id := range ids[:len(ids)-1] {
+		if ok, _ := d.Has(ctx, knownKey(id)); !ok {
+			t.Errorf("newer entry %s deleted", id)
+		}
+	}
+}
+
+// TestKnownRemovedNotBootstrap: a peer that Interesting no longer accepts
+// (a device removed from the cell, maybe for being compromised; a contact
+// deleted) is not offered to kad-dht as a bootstrap peer. The table keeps
+// it (up to 90 days: nothing re-checks Interesting but the redial), and
+// BootstrapPeers does not ask.
+func TestKnownRemovedNotBootstrap(t *testing.T) {
+	ctx := t.Context()
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	removed := randomPeer(t)
+	pub := mustAddr(t, "/ip4/198.51.100.7/tcp/4001")
+	if err := d.Put(ctx, knownKey(removed), encodeKnown(known{Addrs: []ma.Multiaddr{pub}, Seen: time.Now(), Public: true})); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Known = d
+	cfg.Interesting = func(peer.ID) bool { return false }
+	s := unstartedService(t, cfg)
+	if _, err := s.loadKnown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bp := s.BootstrapPeers(); len(bp) != 0 {
+		t.Fatalf("bootstrap peers %v: a peer no longer interesting is offered to the DHT", bp)
+	}
+}
+
+// TestKnownTableClockBack: an entry written while the clock was ahead
+// (seen in the future) is written again, with the present time, when its
+// peer is seen after the clock was set back; otherwise the debounce
+// (row.seen - old.seen >= KnownDebounce) holds it until the clock catches
+// up, and meanwhile it is never expired, never evicted, and always first
+// among the bootstrap peers.
+func TestKnownTableClockBack(t *testing.T) {
+	id, _ := testPeer(t, 1)
+	a := mustAddr(t, "/ip4/198.51.100.7/tcp/4001")
+	tb := newKnownTable()
+	tb.put(id, row(t0.Add(365*24*time.Hour), true, a))
+	if !tb.due(id, row(t0, true, a)) {
+		t.Fatal("an entry seen a year in the future is not due when its peer is seen now")
+	}
+}
+
+// TestKnownLoadPublicChecked: the public flag read back is checked like
+// the rest ("nothing read back is trusted"): an entry whose addresses are
+// all loopback, flagged public on disk, is not a bootstrap peer.
+func TestKnownLoadPublicChecked(t *testing.T) {
+	ctx := t.Context()
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	id := randomPeer(t)
+	lo := mustAddr(t, "/ip4/127.0.0.1/tcp/4001")
+	if err := d.Put(ctx, knownKey(id), encodeKnown(known{Addrs: []ma.Multiaddr{lo}, Seen: time.Now(), Public: true})); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Known = d
+	cfg.Interesting = func(peer.ID) bool { return true }
+	s := unstartedService(t, cfg)
+	if _, err := s.loadKnown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bp := s.BootstrapPeers(); len(bp) != 0 {
+		t.Fatalf("bootstrap peers %v: a loopback-only entry flagged public on disk is trusted", bp)
+	}
+}
+
+// TestKnownContactCannotEvictMembers: a contact names up to
+// contact.MaxDevices devices per list and may change the list at will;
+// each device it brings up once, with a fresh key, gets an entry, and
+// MaxKnown of them, seen after a cell member, evict the member (eviction
+// is by last seen alone, blind to whose peer it is).
+func TestKnownContactCannotEvictMembers(t *testing.T) {
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	var clock time.Time = t0
+	member := randomPeer(t)
+	cfg := testConfig()
+	cfg.Known = d
+	cfg.Interesting = func(peer.ID) bool { return true }
+	cfg.Now = func() time.Time { return clock }
+	s := unstartedService(t, cfg)
+	s.ctx = t.Context()
+	a := mustAddr(t, "/ip4/198.51.100.7/tcp/4001")
+	s.noteKnown(member, nil, []ma.Multiaddr{a})
+	for range MaxKnown {
+		clock = clock.Add(time.Second)
+		s.noteKnown(randomPeer(t), nil, []ma.Multiaddr{a})
+	}
+	if _, ok := s.known.t.rows[member]; !ok {
+		t.Fatal("a contact's devices evicted the cell member from the known table")
+	}
+}
