@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	ds "github.com/ipfs/go-datastore"
@@ -74,6 +75,15 @@ func (s *Service) loadKnown(ctx context.Context) ([]peer.AddrInfo, error) {
 	if err := res.Close(); err != nil {
 		return nil, fmt.Errorf("discovery: read the known peers: %w", err)
 	}
+	// Booked oldest first: put never evicts the entry it books, so each
+	// entry booked must be the newest yet for the eviction to take the
+	// oldest of all, whatever order the datastore answered in.
+	slices.SortFunc(good, func(a, b loaded) int {
+		if c := a.row.seen.Compare(b.row.seen); c != 0 {
+			return c
+		}
+		return cmpString(string(a.id), string(b.id))
+	})
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, l := range good {
