@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/ipfs/go-datastore/query"
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -180,4 +182,49 @@ func TestKnownContactCannotEvictMembers(t *testing.T) {
 	if _, ok := s.known.t.rows[member]; !ok {
 		t.Fatal("a contact's devices evicted the cell member from the known table")
 	}
+}
+
+// TestKnownDisconnectDoesNotBlockEvents: the event loop never waits on
+// Config.Interesting (doc.go: "so that the event loop never waits on
+// Interesting"; peer's Interesting reads the contacts, up to 5 s). Yet
+// disconnected, run by the event loop, calls keepKnown, which calls
+// Interesting for every known peer lost: while it waits, no identify is
+// handled (and go-libp2p's event bus blocks its emitters once the
+// subscription's buffer is full).
+func TestKnownDisconnectDoesNotBlockEvents(t *testing.T) {
+	ctx := t.Context()
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	b := newNode(t, testConfig(), nil, nil)
+	c := newNode(t, testConfig(), nil, nil)
+	if err := d.Put(ctx, knownKey(b.h.ID()), encodeKnown(known{Addrs: b.h.Addrs(), Seen: time.Now()})); err != nil {
+		t.Fatal(err)
+	}
+	var block atomic.Bool
+	release := make(chan struct{})
+	cfg := testConfig()
+	cfg.PingInterval = time.Hour
+	cfg.Known = d
+	cfg.Interesting = func(id peer.ID) bool {
+		if id == b.h.ID() && block.Load() {
+			<-release // a slow contacts read
+		}
+		return true
+	}
+	a := newNode(t, cfg, nil, nil)
+	t.Cleanup(func() { close(release) }) // before a is closed
+	eventually(t, 10*time.Second, "b connected from the table", func() bool {
+		p, ok := findPeer(a.svc, b.h.ID())
+		return ok && slices.Contains(p.Sources, SourceKnown)
+	})
+	block.Store(true)
+	if err := b.h.Network().ClosePeer(a.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "b disconnected", func() bool {
+		return a.h.Network().Connectedness(b.h.ID()) != network.Connected
+	})
+	if err := c.svc.Connect(ctx, info(a.h)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "c, inbound, seen by a's event loop", func() bool { _, ok := findPeer(a.svc, c.h.ID()); return ok })
 }
