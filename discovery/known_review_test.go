@@ -228,3 +228,34 @@ func TestKnownDisconnectDoesNotBlockEvents(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "c, inbound, seen by a's event loop", func() bool { _, ok := findPeer(a.svc, c.h.ID()); return ok })
 }
+
+// TestKnownChurnDebounced: a peer whose addresses change at every
+// observation (a contact that reconnects each second, each time with
+// another port in its signed record; a plain-address peer whose
+// peerstore set flaps) is written at each one: the debounce only holds
+// for the same set of addresses, so the leveldb writes are bounded by the
+// peer's reconnect rate, not by KnownDebounce. An hour of flapping each
+// second is 3,600 writes of up to 4 KiB, per peer.
+func TestKnownChurnDebounced(t *testing.T) {
+	d := &countingDS{Datastore: dssync.MutexWrap(ds.NewMapDatastore())}
+	clock := t0
+	cfg := testConfig()
+	cfg.Known = d
+	cfg.Interesting = func(peer.ID) bool { return true }
+	cfg.Now = func() time.Time { return clock }
+	s := unstartedService(t, cfg)
+	s.ctx = t.Context()
+	id := randomPeer(t)
+	x, y := mustAddr(t, "/ip4/198.51.100.7/tcp/4001"), mustAddr(t, "/ip4/198.51.100.7/tcp/4002")
+	for i := range 600 { // ten minutes, one identify a second
+		a := x
+		if i%2 == 1 {
+			a = y
+		}
+		s.noteKnown(id, nil, []ma.Multiaddr{a})
+		clock = clock.Add(time.Second)
+	}
+	if n := d.puts.Load(); n > 10 {
+		t.Fatalf("%d writes of one peer's entry in %v", n, KnownDebounce)
+	}
+}
