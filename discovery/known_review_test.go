@@ -11,6 +11,7 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -258,4 +259,50 @@ func TestKnownChurnDebounced(t *testing.T) {
 	if n := d.puts.Load(); n > 10 {
 		t.Fatalf("%d writes of one peer's entry in %v", n, KnownDebounce)
 	}
+}
+
+// TestKnownRedialAfterAddrTTL: a known peer is "redialled, with
+// back-off, whenever it is lost, and never forgotten for failing" — but
+// dial takes its addresses from the peerstore, where the table's were put
+// once, at Start, with peerstore.AddressTTL (1 h). A member offline for
+// more than an hour after the node started is then redialled with no
+// address at all, forever; back at its old address it is not reached
+// from the table. (The hour is skipped by clearing the peerstore.)
+func TestKnownRedialAfterAddrTTL(t *testing.T) {
+	ctx := t.Context()
+	bkey, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := newHost(t, libp2p.Identity(bkey))
+	bid, baddrs := hb.ID(), hb.Addrs()
+	if err := hb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	if err := d.Put(ctx, knownKey(bid), encodeKnown(known{Addrs: baddrs, Seen: time.Now()})); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Known = d
+	cfg.Interesting = func(peer.ID) bool { return true }
+	a := newNode(t, cfg, nil, nil)
+	eventually(t, 10*time.Second, "b failing past MaxFailures", func() bool {
+		e, ok := entryOf(a.svc, bid)
+		return ok && e.failures > cfg.MaxFailures
+	})
+	a.h.Peerstore().ClearAddrs(bid) // an hour has passed: AddressTTL
+
+	hb2 := newHost(t, libp2p.Identity(bkey), libp2p.ListenAddrs(baddrs...))
+	b, err := New(hb2, testConfig(), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	eventually(t, 10*time.Second, "b, back at its known address, redialled", func() bool {
+		return a.h.Network().Connectedness(bid) == network.Connected
+	})
 }
