@@ -287,3 +287,16 @@ func (s *Service) keepKnown(id peer.ID) bool {
 	s.mu.Unlock()
 	return has && s.cfg.Interesting != nil && s.cfg.Interesting(id)
 }
+
+// knownAddrs returns the known table's addresses of id, for dial to put
+// back in the peerstore: the table's were put there at Start with
+// peerstore.AddressTTL, and a known peer is redialled longer than that.
+func (s *Service) knownAddrs(id peer.ID) []ma.Multiaddr {
+	k := s.known
+	if k == nil {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.t.rows[id].addrs)
+}
