@@ -101,6 +101,27 @@ func (e DoctorFindingLevel) Valid() bool {
 	}
 }
 
+// Defines values for PeerViewPath.
+const (
+	PathDirect  PeerViewPath = "direct"
+	PathNone    PeerViewPath = "none"
+	PathRelayed PeerViewPath = "relayed"
+)
+
+// Valid indicates whether the value is a known member of the PeerViewPath enum.
+func (e PeerViewPath) Valid() bool {
+	switch e {
+	case PathDirect:
+		return true
+	case PathNone:
+		return true
+	case PathRelayed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProblemType.
 const (
 	ProblemAlreadyInCell       ProblemType = "urn:exopeer:problem:already-in-cell"
@@ -1015,7 +1036,19 @@ type PeerView struct {
 	Sources        []string  `json:"sources"`
 	RTTMillis      float64   `json:"rttMs"`
 	ConnectedSince time.Time `json:"connectedSince"`
+
+	// Path how the node reaches the peer now, from its connections at the query: direct (a direct connection, perhaps punched through NAT), relayed (only through a relay), none (no connection left)
+	Path PeerViewPath `json:"path"`
+
+	// Relay the relay's peer ID, when the path is relayed
+	Relay string `json:"relay,omitempty"`
+
+	// Punch The last hole punch (DCUtR) with the peer: a relayed connection upgraded to a direct one where the NATs allow it, or why not.
+	Punch *PunchView `json:"punch,omitempty"`
 }
+
+// PeerViewPath how the node reaches the peer now, from its connections at the query: direct (a direct connection, perhaps punched through NAT), relayed (only through a relay), none (no connection left)
+type PeerViewPath string
 
 // Problem An error, as RFC 9457 problem details.
 type Problem struct {
@@ -1034,6 +1067,18 @@ type Problem struct {
 
 // ProblemType The kind of an error; stable, for programs to branch on.
 type ProblemType string
+
+// PunchView The last hole punch (DCUtR) with the peer: a relayed connection upgraded to a direct one where the NATs allow it, or why not.
+type PunchView struct {
+	Ok bool `json:"ok"`
+
+	// Error why it failed (absent when ok)
+	Error string `json:"error,omitempty"`
+
+	// Attempts rounds of simultaneous dials (0 when the direct dial alone decided it)
+	Attempts int       `json:"attempts"`
+	At       time.Time `json:"at"`
+}
 
 // ShareRequest defines model for ShareRequest.
 type ShareRequest struct {

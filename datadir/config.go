@@ -194,11 +194,11 @@ func (c Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("blobs.policy %q is not one of all, none, budget", c.Blobs.Policy))
 	}
-	const maxMiB = 1 << 40 // 1 EiB: past it the bytes overflow
-	if b := c.Blobs.PinBudgetMiB; b < 0 || b > maxMiB {
+	const maxMiB int64 = 1 << 40 // 1 EiB: past it the bytes overflow
+	if b := c.Blobs.PinBudgetMiB; b < 0 || int64(b) > maxMiB {
 		errs = append(errs, fmt.Errorf("blobs.pin_budget_mib %d is not within 0 to %d", b, maxMiB))
 	}
-	if b := c.Blobs.DiskBudgetMiB; b < 0 || b > maxMiB {
+	if b := c.Blobs.DiskBudgetMiB; b < 0 || int64(b) > maxMiB {
 		errs = append(errs, fmt.Errorf("blobs.disk_budget_mib %d is not within 0 to %d", b, maxMiB))
 	}
 	return errors.Join(errs...)

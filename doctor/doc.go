@@ -3,7 +3,8 @@
 // the pure core of `exopeer doctor`. Diagnose takes Facts, a snapshot the
 // node gathers (package peer, Node.Doctor: its listen addresses, AutoNAT
 // v2's verdict on each, the addresses peers observed it at, its open
-// connections and their paths, clock readings from its cell's members, the
+// connections and their paths with the last hole punch with each peer,
+// clock readings from its cell's members, the
 // data dir's free space and modes), and returns Findings, each with a
 // level (ok, warn, problem), a sentence and, for each warning or problem,
 // what to do.
@@ -16,7 +17,11 @@
 // local address (IP, protocol and port) seen by two or more observers on
 // the internet at different external ports means the NAT maps ports per
 // destination (endpoint-dependent, "symmetric"), which hole punching
-// cannot pass; seen at one external port by all, the mapping is
+// cannot pass; the observers are the cell's members and its contacts'
+// devices only (an observed address is what the remote peer says, so the
+// node keeps no other peer's); seen at one external port by all, the mapping is
 // endpoint-independent and punching can work. Fewer than two observers of
-// one local address tell nothing.
+// one local address tell nothing. A relayed peer's finding says why it is
+// not direct, with the error its last hole punch ended with; a direct one
+// says whether hole punching made it.
 package doctor

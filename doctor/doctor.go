@@ -56,8 +56,10 @@ type Facts struct {
 	// (reachable, unreachable, unknown, local, relay).
 	Reachability string
 	Addrs        []Addr
-	// Observations are the addresses peers saw this node's connections
-	// come from (identify's observed address), one per observer.
+	// Observations are the addresses the cell's members and its
+	// contacts' devices saw this node's connections come from
+	// (identify's observed address), one per observer: any other peer
+	// could say anything.
 	Observations []Observation
 	// Conns are the node's open connections.
 	Conns []Conn
@@ -112,6 +114,10 @@ type Conn struct {
 	Limited bool
 	// Inbound: the peer dialled.
 	Inbound bool
+	// Punch is the last hole punch with the peer: "ok" when it made a
+	// direct connection, else the error it ended with; empty when none
+	// was tried.
+	Punch string
 }
 
 // Clock is one clock reading from a peer.

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,34 +81,39 @@ func portOf(f Facts) string {
 }
 
 func natType(f Facts) []Finding {
-	// Observers and external ports by local address.
+	// Observers and external ports by local address and external IP: a
+	// device that moved from one NAT to another (same LAN address, another
+	// public IP) has two mappings, not one that changes per peer.
 	type seen struct {
+		local     string
 		observers map[string]bool
 		ports     map[int]bool
 	}
 	by := map[string]*seen{}
 	for _, o := range f.Observations {
-		s := by[o.Local]
+		k := o.Local + " " + externalIP(o.External)
+		s := by[k]
 		if s == nil {
-			s = &seen{observers: map[string]bool{}, ports: map[int]bool{}}
-			by[o.Local] = s
+			s = &seen{local: o.Local, observers: map[string]bool{}, ports: map[int]bool{}}
+			by[k] = s
 		}
 		s.observers[o.Observer] = true
 		s.ports[o.Port] = true
 	}
-	locals := make([]string, 0, len(by))
-	for l, s := range by {
+	keys := make([]string, 0, len(by))
+	for k, s := range by {
 		if len(s.observers) >= 2 {
-			locals = append(locals, l)
+			keys = append(keys, k)
 		}
 	}
-	slices.Sort(locals)
-	if len(locals) == 0 {
-		return []Finding{ok(CheckNAT, "The NAT's type cannot be told yet: fewer than two peers on the internet have seen one of this node's addresses.")}
+	slices.Sort(keys)
+	if len(keys) == 0 {
+		return []Finding{ok(CheckNAT, "The NAT's type cannot be told yet: fewer than two of your cell's devices or contacts on the internet have seen one of this node's addresses.")}
 	}
 	var out []Finding
-	for _, l := range locals {
-		s := by[l]
+	for _, k := range keys {
+		s := by[k]
+		l := s.local
 		ports := make([]int, 0, len(s.ports))
 		for p := range s.ports {
 			ports = append(ports, p)
@@ -122,6 +128,21 @@ func natType(f Facts) []Finding {
 		out = append(out, ok(CheckNAT, "The NAT maps %s to port %d for all %d peers that saw it: hole punching can pass it.", l, ports[0], len(s.observers)))
 	}
 	return out
+}
+
+// externalIP is the IP of an observed address, a thin waist multiaddr
+// (/ip4/A/udp/P) or host:port; ext itself if it is neither.
+func externalIP(ext string) string {
+	if strings.HasPrefix(ext, "/") {
+		if parts := strings.SplitN(ext, "/", 4); len(parts) >= 3 {
+			return parts[1] + "/" + parts[2]
+		}
+		return ext
+	}
+	if h, _, err := net.SplitHostPort(ext); err == nil {
+		return h
+	}
+	return ext
 }
 
 func joinInts(v []int) string {
@@ -186,6 +207,7 @@ type path struct {
 	limited  bool
 	inbound  bool
 	relayedN int
+	punch    string // the last hole punch: "ok", an error, or ""
 }
 
 func peers(f Facts) []Finding {
@@ -198,6 +220,9 @@ func peers(f Facts) []Finding {
 		}
 		if c.Kind != "" {
 			p.kind, p.name = c.Kind, c.Name
+		}
+		if c.Punch != "" {
+			p.punch = c.Punch
 		}
 		if c.Relay == "" {
 			if p.direct == "" {
@@ -255,11 +280,14 @@ func peerFinding(id string, p *path, reach string, symmetric bool) Finding {
 		if !p.inbound {
 			how = "this node dialled it"
 		}
+		if p.punch == "ok" {
+			how = "hole punching made it, through the NATs"
+		}
 		return ok(CheckPeers, "%s is connected directly at %s (%s).", who, p.direct, how)
 	}
 	if p.limited {
 		return Finding{Check: CheckPeers, Level: Problem,
-			Say: fmt.Sprintf("%s is connected only through relay %s, which limits the connection's time and bytes: chain sync, files and messages fail over it.", who, p.relay),
+			Say: fmt.Sprintf("%s is connected only through relay %s, which limits the connection's time and bytes: messages, store reads, chain sync and the cell's gossip run over it until a limit ends it, but files (blobs) and the DHT do not use it, so no file passes between this node and it.", who, p.relay),
 			Fix: "Use a relay of your own cell (a device of it reachable from the internet relays without limits), or make this node or the peer reachable."}
 	}
 	why := "hole punching has not made a direct connection (yet)"
@@ -268,6 +296,9 @@ func peerFinding(id string, p *path, reach string, symmetric bool) Finding {
 		why = "this node's NAT maps ports per peer, so hole punching cannot pass it"
 	case reach == "public":
 		why = "the peer is behind a NAT that has not let a direct connection through"
+	}
+	if p.punch != "" && p.punch != "ok" {
+		why += "; the last hole punch failed: " + p.punch
 	}
 	return Finding{Check: CheckPeers, Level: Warn,
 		Say: fmt.Sprintf("%s is connected through relay %s: %s.", who, p.relay, why),
@@ -279,7 +310,7 @@ func clock(f Facts) []Finding {
 		return []Finding{ok(CheckClock, "No cell member is connected to compare clocks with.")}
 	}
 	var out []Finding
-	var off int
+	var ahead, behind int // peers off, by direction
 	for _, c := range f.Clocks {
 		if c.Err != "" {
 			out = append(out, Finding{Check: CheckClock, Level: Warn,
@@ -292,7 +323,11 @@ func clock(f Facts) []Finding {
 			out = append(out, ok(CheckClock, "The clock of %s agrees with this node's (within %s).", named(c.Name, c.Peer), roundDur(max(c.RTT/2, skew))))
 			continue
 		}
-		off++
+		if c.Skew < 0 {
+			behind++
+		} else {
+			ahead++
+		}
 		lv := Warn
 		if skew >= ClockProblem {
 			lv = Problem
@@ -305,7 +340,9 @@ func clock(f Facts) []Finding {
 			Say: fmt.Sprintf("The clock of %s is %s %s this node's.", named(c.Name, c.Peer), roundDur(c.Skew.Abs()), dir),
 			Fix: "If most peers disagree with this node, its clock is wrong: turn on network time (on Linux: timedatectl set-ntp true); else set the peer's clock right."})
 	}
-	if off >= 2 && off*2 > len(f.Clocks) {
+	// Only peers off in the same direction agree against this node: one
+	// ahead and one behind say nothing of its clock.
+	if off := max(ahead, behind); off >= 2 && off*2 > len(f.Clocks) {
 		out = append(out, Finding{Check: CheckClock, Level: Problem,
 			Say: fmt.Sprintf("%d of %d peers' clocks disagree with this node's: this node's clock is wrong.", off, len(f.Clocks)),
 			Fix: "Turn on network time on this machine (on Linux: timedatectl set-ntp true)."})

@@ -25,10 +25,22 @@
 // addresses. exopeer's protocols open streams over Limited connections
 // (a third party's relay with limits).
 //
+// Hole punching (punch.go, unrelay.go): the host runs go-libp2p's DCUtR
+// (QUIC only in practice: our TCP dials leave from ephemeral ports), and
+// its tracer (punchTracer) keeps the last result per peer, at most
+// maxPunches peers, the oldest forgotten first. Node.Path says how a peer
+// is reached now, direct or relayed and through which relay, from the
+// host's connections at the call, with that result; the API's peers and
+// the doctor's per-peer findings show it. Part "unrelay" closes a peer's
+// relayed connections once a direct one has been open for 30 s
+// (unrelayGrace), so that streams left on the relay move to the direct
+// path; the peer stays Connected throughout.
+//
 // The part "doctor" (doctorpart.go) serves the time protocol
 // (ProtocolTime, doctortime.go) to the cell's members and contacts'
-// devices, within a token bucket, and keeps the addresses peers observed
-// this node at (identify), bounded; Node.Doctor (doctor.go) gathers those
+// devices, within a token bucket, and keeps the addresses those same peers
+// observed this node at (identify; doctorobs.go: a stranger's observation
+// is not kept, the contact check runs off identify's event loop), bounded; Node.Doctor (doctor.go) gathers those
 // with the listen addresses, reachability, connections, members' clocks and
 // the data dir's disk and modes, and package doctor judges them.
 //

@@ -58,10 +58,8 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 		f.Files = filesOf(o.DataDir)
 	}
 	for _, a := range n.host.Network().ListenAddresses() {
-		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
-			// The relay transport's "/p2p-circuit" is not a socket:
-			// relayed addresses are judged under relays.
-			continue
+		if _, relayed := circuitRelay(a); relayed {
+			continue // the relay transport's /p2p-circuit: no socket, no port
 		}
 		f.Listen = append(f.Listen, doctor.Listen{Addr: a.String(), Port: portOf(a)})
 	}
@@ -85,6 +83,12 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 		}
 		dc := connFacts(c)
 		dc.Kind, dc.Name = k.kind, k.name
+		if r := n.lastPunch(p); r != nil {
+			dc.Punch = r.Error
+			if r.OK {
+				dc.Punch = "ok"
+			}
+		}
 		f.Conns = append(f.Conns, dc)
 	}
 	f.Clocks = n.clocks(ctx, members)
@@ -123,11 +127,23 @@ func (n *Node) kindOf(ctx context.Context, p peer.ID) (kind, name string) {
 	return "", ""
 }
 
-// doctorAllows is the time protocol's rule: it answers the cell's members
-// and its contacts' devices.
-func (n *Node) doctorAllows(p peer.ID) bool {
-	kind, _ := n.kindOf(context.Background(), p)
-	return kind != ""
+// doctorRule is the doctor part's rule (the time protocol's, and whose
+// observed addresses count): the cell's members, from the roster in
+// memory, and its contacts' devices, from the contacts (a store read, at
+// most kindWait).
+func (n *Node) doctorRule() peerRule {
+	return peerRule{
+		member: func(p peer.ID) bool {
+			r := n.cell.Roster()
+			return r != nil && p != n.host.ID() && r.Has(p)
+		},
+		contact: func(ctx context.Context, p peer.ID) bool {
+			ctx, cancel := context.WithTimeout(ctx, kindWait)
+			defer cancel()
+			cs, err := n.cons.ByDevice(ctx, p)
+			return err == nil && len(cs) > 0
+		},
+	}
 }
 
 // clocks asks up to MaxClockPeers of members their time, at once.

@@ -1,22 +1,26 @@
 package peer
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/exopeer/exopeer/cell"
 	"github.com/exopeer/exopeer/datadir"
 	"github.com/exopeer/exopeer/doctor"
 )
@@ -71,39 +75,86 @@ func TestNodeDoctor(t *testing.T) {
 }
 
 // TestNodeDoctorNAT: identify's observations reach the doctor: one QUIC
-// listen address that two observers (on 127.0.0.2 and 127.0.0.3) saw at
-// two public ports is a NAT that maps per destination. The observations
+// listen address that two members of the cell (on 127.0.0.2 and
+// 127.0.0.3) saw at two public ports is a NAT that maps per destination; a
+// stranger's third port (on 127.0.0.4) does not count. The observations
 // are emitted on the host's bus as identify does (a real one on loopback
 // observes a private address, which does not count).
 func TestNodeDoctorNAT(t *testing.T) {
-	n := startNode(t, loopbackOptions(t, 1))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	opts := loopbackOptions(t, 1)
+	opts.Cell = fastCell
+	n := startNode(t, opts)
+	if _, err := n.Cell().Create(ctx, "home", "n"); err != nil {
+		t.Fatal(err)
+	}
 	em, err := n.Host().EventBus().Emitter(new(event.EvtPeerIdentificationCompleted))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer em.Close()
+	off := false
 	var local string
-	for i, ip := range []string{"127.0.0.2", "127.0.0.3"} {
-		o, err := realHostOn(t, byte(2+i), -1, ip)
-		if err != nil {
-			t.Fatal(err)
-		}
+	quicTo := func(id peer.ID, addrs []ma.Multiaddr) {
+		t.Helper()
 		var quic []ma.Multiaddr
-		for _, a := range o.Addrs() {
+		for _, a := range addrs {
 			if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
 				quic = append(quic, a)
 			}
 		}
-		if err := n.Host().Connect(t.Context(), peer.AddrInfo{ID: o.ID(), Addrs: quic}); err != nil {
+		if err := n.Host().Connect(ctx, peer.AddrInfo{ID: id, Addrs: quic}); err != nil {
 			t.Fatal(err)
 		}
-		c := n.Host().Network().ConnsToPeer(o.ID())[0]
+	}
+	observe := func(id peer.ID, addrs []ma.Multiaddr, port int) {
+		t.Helper()
+		quicTo(id, addrs)
+		var c network.Conn
+		for _, x := range n.Host().Network().ConnsToPeer(id) {
+			if _, err := x.RemoteMultiaddr().ValueForProtocol(ma.P_QUIC_V1); err == nil {
+				c = x
+			}
+		}
+		if c == nil {
+			t.Fatalf("no QUIC connection to %s", id)
+		}
 		local = c.LocalMultiaddr().String()
 		if err := em.Emit(event.EvtPeerIdentificationCompleted{
-			Peer: o.ID(), Conn: c, ObservedAddr: ma.StringCast("/ip4/11.213.0.1/udp/" + strconv.Itoa(61001+i) + "/quic-v1"),
+			Peer: id, Conn: c, ObservedAddr: ma.StringCast("/ip4/11.213.0.1/udp/" + strconv.Itoa(port) + "/quic-v1"),
 		}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	s, err := realHostOn(t, 9, -1, "127.0.0.4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	observe(s.ID(), s.Addrs(), 61003)
+	eventually(t, 10*time.Second, "the stranger's observation is refused", func() bool {
+		_, refused := n.doc.obs.counts()
+		return refused == 1
+	})
+	for i, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+		mopts := loopbackOptions(t, byte(2+i))
+		mopts.Cell = fastCell
+		mopts.Network = RealNetwork(datadir.NetworkConfig{Port: -1, ListenIPs: []string{ip}, MDNS: &off}, nil)
+		m := startNode(t, mopts)
+		// Connected over QUIC first, so that the join rides on it.
+		quicTo(m.ID(), m.Host().Addrs())
+		code, _, err := n.Cell().Invite(cell.InviteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Cell().Join(ctx, code.String(), "m"+strconv.Itoa(i)); err != nil {
+			t.Fatalf("Join: %v", err)
+		}
+		eventually(t, 30*time.Second, "the member is on n's roster", func() bool {
+			r := n.Cell().Roster()
+			return r != nil && r.Has(m.ID())
+		})
+		observe(m.ID(), m.Host().Addrs(), 61001+i)
 	}
 	thin, _ := thinWaist(ma.StringCast(local))
 	want := "The NAT maps " + thin.String() + " to a different port for each peer (2 peers saw ports 61001, 61002)"
@@ -169,5 +220,21 @@ func TestConnFactsRelayed(t *testing.T) {
 	direct := connFacts(b.Network().ConnsToPeer(r.ID())[0])
 	if direct.Relay != "" || direct.Limited || direct.Inbound {
 		t.Errorf("direct connection: %+v, want no relay, not limited, outbound", direct)
+	}
+}
+
+// TestDiskCountsFragments: on Linux statfs counts blocks in fragments
+// (f_frsize), not in f_bsize, the best transfer size: a file system whose
+// transfer size is 1 MiB and fragment 4 KiB, with 500 blocks free of
+// 1000, has 2000 KiB free of 4000 KiB, not 500 MiB of 1000 MiB.
+func TestDiskCountsFragments(t *testing.T) {
+	st := syscall.Statfs_t{Bsize: 1 << 20, Frsize: 4096, Blocks: 1000, Bavail: 500, Bfree: 600}
+	d := diskFrom("/d", &st)
+	if d.Free != 500*4096 || d.Total != 1000*4096 {
+		t.Errorf("free %d of %d bytes, want %d of %d (in fragments of %d)", d.Free, d.Total, 500*4096, 1000*4096, st.Frsize)
+	}
+	st.Frsize = 0
+	if d := diskFrom("/d", &st); d.Free != 500<<20 {
+		t.Errorf("no fragment size: free %d bytes, want %d (in f_bsize)", d.Free, 500<<20)
 	}
 }

@@ -14,6 +14,12 @@ func diskOf(dir string) doctor.Disk {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return doctor.Disk{Path: dir, Err: err.Error()}
 	}
-	bs := uint64(st.Bsize)
-	return doctor.Disk{Path: dir, Free: st.Bavail * bs, Total: st.Blocks * bs}
+	return diskFrom(dir, &st)
+}
+
+// diskFrom is the space st counts: blocks available to an unprivileged
+// user (Bavail) and in all, each of unitOf(st) bytes.
+func diskFrom(dir string, st *syscall.Statfs_t) doctor.Disk {
+	u := unitOf(st)
+	return doctor.Disk{Path: dir, Free: st.Bavail * u, Total: st.Blocks * u}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,44 +13,33 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/exopeer/exopeer/doctor"
 )
 
-// MaxObservations bounds the observed addresses the node keeps for the
-// doctor: one per observer and local address, the oldest dropped first.
-const MaxObservations = 64
-
 // doctorPart is the node's part "doctor": it answers the time protocol
-// (ProtocolTime) for the peers allow admits, and keeps the addresses peers
-// on the internet observed this node's connections at (identify's
-// observed address, event.EvtPeerIdentificationCompleted), which tell the
-// NAT's type. One goroutine, which Close waits for.
+// (ProtocolTime) for the peers its rule admits (the cell's members and its
+// contacts' devices), and keeps the addresses those peers observed this
+// node's connections at (identify's observed address,
+// event.EvtPeerIdentificationCompleted), which tell the NAT's type. Two
+// goroutines (the event loop, the contact check), which Close waits for.
 type doctorPart struct {
 	h    host.Host
 	time *timeServer
-	now  func() time.Time
-	log  *slog.Logger
+	obs  *observations
 
 	mu   sync.Mutex
-	obs  map[string]observation // by observer and local address
 	sub  event.Subscription
 	wg   sync.WaitGroup
 	once sync.Once
 }
 
-// observation is one observed address and when it was seen.
-type observation struct {
-	doctor.Observation
-	at time.Time
-}
-
-func newDoctorPart(h host.Host, allow func(peer.ID) bool, now func() time.Time, log *slog.Logger) *doctorPart {
+func newDoctorPart(h host.Host, rule peerRule, now func() time.Time, log *slog.Logger) *doctorPart {
+	allow := func(p peer.ID) bool { return rule.allows(context.Background(), p) }
 	return &doctorPart{
 		h:    h,
 		time: &timeServer{allow: allow, now: now, rate: newBucket(TimeRate, TimeBurst)},
-		now:  now, log: log, obs: make(map[string]observation),
+		obs:  newObservations(rule, now, log),
 	}
 }
 
@@ -67,6 +54,7 @@ func (d *doctorPart) Start(ctx context.Context) error {
 	d.sub = sub
 	d.mu.Unlock()
 	d.h.SetStreamHandler(ProtocolTime, d.time.serve)
+	d.obs.start()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -75,60 +63,14 @@ func (d *doctorPart) Start(ctx context.Context) error {
 			if ev.Conn == nil || ev.ObservedAddr == nil {
 				continue
 			}
-			d.observe(ev.Conn.LocalMultiaddr(), ev.Conn.RemoteMultiaddr(), ev.ObservedAddr)
+			d.obs.identified(ev.Conn.RemotePeer(), ev.Conn.LocalMultiaddr(), ev.Conn.RemoteMultiaddr(), ev.ObservedAddr)
 		}
 	}()
 	return nil
 }
 
-// observe records that the peer at remote saw this node's end local at
-// observed. Only what tells the NAT counts: a direct connection, observed
-// at a public address (a peer on the LAN sees the LAN address).
-func (d *doctorPart) observe(local, remote, observed ma.Multiaddr) {
-	lo, ok := thinWaist(local)
-	if !ok || isRelayed(remote) || !manet.IsPublicAddr(observed) {
-		return
-	}
-	ext, ok := thinWaist(observed)
-	if !ok {
-		return
-	}
-	ip, err := manet.ToIP(remote)
-	if err != nil {
-		return
-	}
-	o := doctor.Observation{Local: lo.String(), Observer: ip.String(), External: ext.String(), Port: portOf(ext)}
-	key := o.Observer + " " + o.Local
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.obs[key]; !ok && len(d.obs) >= MaxObservations {
-		oldest := ""
-		for k, v := range d.obs {
-			if oldest == "" || v.at.Before(d.obs[oldest].at) {
-				oldest = k
-			}
-		}
-		delete(d.obs, oldest)
-	}
-	d.obs[key] = observation{Observation: o, at: d.now()}
-}
-
 // observations returns the observations kept, sorted.
-func (d *doctorPart) observations() []doctor.Observation {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]doctor.Observation, 0, len(d.obs))
-	for _, o := range d.obs {
-		out = append(out, o.Observation)
-	}
-	slices.SortFunc(out, func(a, b doctor.Observation) int {
-		if a.Local != b.Local {
-			return strings.Compare(a.Local, b.Local)
-		}
-		return strings.Compare(a.Observer, b.Observer)
-	})
-	return out
-}
+func (d *doctorPart) observations() []doctor.Observation { return d.obs.list() }
 
 // Close stops serving and following, and waits. Idempotent.
 func (d *doctorPart) Close() error {
@@ -141,6 +83,7 @@ func (d *doctorPart) Close() error {
 			_ = sub.Close()
 		}
 		d.wg.Wait()
+		d.obs.close()
 	})
 	return nil
 }

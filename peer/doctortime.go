@@ -79,9 +79,9 @@ func (b *bucket) take(now time.Time) bool {
 	if !b.last.IsZero() && now.After(b.last) {
 		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 	}
-	if now.After(b.last) {
-		b.last = now
-	}
+	// A clock set back (as the doctor tells a user whose clock is
+	// ahead): refill from now on, with no token for the step back.
+	b.last = now
 	if b.tokens < 1 {
 		return false
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -28,16 +29,17 @@ import (
 // (the relay service as cfg.RelayService says, and AutoRelay; NodeOptions
 // adds cfg.StaticRelays), and real mDNS on the LAN when cfg.MDNS is on. Port mapping (UPnP / NAT-PMP) is used only when cfg.PortMapping is on.
 func RealNetwork(cfg datadir.NetworkConfig, log *slog.Logger) Network {
+	punches := newPunchTracer(maxPunches)
 	nw := Network{NewHost: func(priv crypto.PrivKey) (host.Host, error) {
-		return newRealHost(priv, cfg, log)
-	}, Relays: &Relays{Service: RelayMode(cfg.RelayService)}}
+		return newRealHost(priv, cfg, punches, log)
+	}, Relays: &Relays{Service: RelayMode(cfg.RelayService), punches: punches}}
 	if cfg.MDNS == nil || *cfg.MDNS {
 		nw.NewLAN = func() discovery.LAN { return discovery.NewMDNS() }
 	}
 	return nw
 }
 
-func newRealHost(priv crypto.PrivKey, cfg datadir.NetworkConfig, log *slog.Logger) (host.Host, error) {
+func newRealHost(priv crypto.PrivKey, cfg datadir.NetworkConfig, punches *punchTracer, log *slog.Logger) (host.Host, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -56,7 +58,7 @@ func newRealHost(priv crypto.PrivKey, cfg datadir.NetworkConfig, log *slog.Logge
 	if port == 0 {
 		port = datadir.DefaultPort
 	}
-	h, err := buildHost(priv, cfg)
+	h, err := buildHost(priv, cfg, punches)
 	if err != nil {
 		return nil, err
 	}
@@ -164,22 +166,43 @@ func listenAddr(ip netip.Addr, port int, quic bool) (ma.Multiaddr, error) {
 }
 
 // buildHost builds the host, listening nowhere yet: listenOnePort makes it
-// listen.
-func buildHost(priv crypto.PrivKey, cfg datadir.NetworkConfig) (host.Host, error) {
+// listen. punches, if not nil, is told every hole punch.
+func buildHost(priv crypto.PrivKey, cfg datadir.NetworkConfig, punches *punchTracer) (host.Host, error) {
+	opts, closeOpts, err := hostOptions(priv, cfg, punches)
+	if err != nil {
+		return nil, err
+	}
+	h, err := libp2p.New(append(opts, natOptions(cfg)...)...)
+	if err != nil {
+		closeOpts()
+		return nil, err
+	}
+	return h, nil
+}
+
+// hostOptions are the host's options but its NAT options (natOptions):
+// listening nowhere, the transports, the managers, hole punching. On
+// success, closeOpts closes the managers, for when libp2p.New fails (the
+// host closes them otherwise).
+func hostOptions(priv crypto.PrivKey, cfg datadir.NetworkConfig, punches *punchTracer) (opts []libp2p.Option, closeOpts func(), err error) {
 	maxConns := cfg.MaxConnections
 	if maxConns <= 0 {
 		maxConns = 400
 	}
 	cm, err := connmgr.NewConnManager(maxConns*3/4, maxConns, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
-		return nil, fmt.Errorf("connection manager: %w", err)
+		return nil, nil, fmt.Errorf("connection manager: %w", err)
 	}
 	rm, err := resourceManager(cfg.Resources, fdBudget())
 	if err != nil {
 		_ = cm.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	opts := []libp2p.Option{
+	var punchOpts []holepunch.Option
+	if punches != nil {
+		punchOpts = append(punchOpts, holepunch.WithTracer(punches))
+	}
+	opts = []libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.NoListenAddrs,
 		// The circuit relay transport, which NoListenAddrs switches off:
@@ -193,17 +216,13 @@ func buildHost(priv crypto.PrivKey, cfg datadir.NetworkConfig) (host.Host, error
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.UserAgent("exopeer/" + Version),
-		libp2p.EnableHolePunching(),
+		// DCUtR: a relayed connection becomes a direct one where the NATs
+		// allow it (QUIC only: see docs/architecture.md, "Hole punching").
+		libp2p.EnableHolePunching(punchOpts...),
 		// TCP before QUIC on a LAN: see lanTCPFirst.
 		libp2p.SwarmOpts(swarm.WithDialRanker(lanTCPFirst)),
 	}
-	h, err := libp2p.New(append(opts, natOptions(cfg)...)...)
-	if err != nil {
-		_ = cm.Close()
-		_ = rm.Close()
-		return nil, err
-	}
-	return h, nil
+	return opts, func() { _ = cm.Close(); _ = rm.Close() }, nil
 }
 
 // natOptions are the host's options for NAT: AutoNAT v1 (the client, and

@@ -39,7 +39,7 @@ func TestLimitedRelayKeepsPeer(t *testing.T) {
 
 	aOpts := loopbackOptions(t, 2)
 	aOpts.Network.NewHost = func(priv crypto.PrivKey) (host.Host, error) {
-		return buildHost(priv, datadir.NetworkConfig{})
+		return buildHost(priv, datadir.NetworkConfig{}, nil)
 	}
 	a := startNode(t, aOpts)
 	b := startNode(t, loopbackOptions(t, 3))

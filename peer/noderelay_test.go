@@ -28,7 +28,7 @@ func TestNodeRelaysForCell(t *testing.T) {
 	aopts := loopbackOptions(t, 32, addrInfo(r))
 	aopts.Cell = fastCell
 	aopts.Network.NewHost = func(priv crypto.PrivKey) (host.Host, error) {
-		return buildHost(priv, datadir.NetworkConfig{})
+		return buildHost(priv, datadir.NetworkConfig{}, nil)
 	}
 	a := startNode(t, aopts)
 	if st := r.RelayStats(); !st.Running {

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 )
 
@@ -140,6 +141,80 @@ type relayService struct {
 	started bool
 	closed  bool
 	r       *relay.Relay // nil: not running
+	// stopSweep ends the sweep that runs with r and waits for it.
+	stopSweep func()
+}
+
+// relaySweep is how often the running service ends the circuits whose
+// source or destination the ACL no longer admits (a member removed from
+// the cell, a contact deleted): the ACL is read when a circuit opens, and
+// a circuit has no limit.
+const relaySweep = 2 * time.Second
+
+// circuitACL is what the sweep asks of the ACL (relayACL has it).
+type circuitACL interface {
+	admitsSource(p peer.ID) bool
+	admitsDest(p peer.ID) bool
+}
+
+// sweep resets the streams of the circuits whose source (an inbound hop
+// stream's peer) or destination (an outbound stop stream's peer) acl no
+// longer admits; either reset ends the circuit.
+func sweep(h host.Host, acl circuitACL) {
+	src, dst := map[peer.ID]bool{}, map[peer.ID]bool{}
+	for _, c := range h.Network().Conns() {
+		p := c.RemotePeer()
+		for _, st := range c.GetStreams() {
+			dir := st.Stat().Direction
+			switch {
+			case st.Protocol() == proto.ProtoIDv2Hop && dir == network.DirInbound:
+				ok, seen := src[p]
+				if !seen {
+					ok = acl.admitsSource(p)
+					src[p] = ok
+				}
+				if !ok {
+					_ = st.Reset()
+				}
+			case st.Protocol() == proto.ProtoIDv2Stop && dir == network.DirOutbound:
+				ok, seen := dst[p]
+				if !seen {
+					ok = acl.admitsDest(p)
+					dst[p] = ok
+				}
+				if !ok {
+					_ = st.Reset()
+				}
+			}
+		}
+	}
+}
+
+// startSweep runs sweep every relaySweep until stopSweep. Called with mu
+// held.
+func (s *relayService) startSweep() {
+	acl, ok := s.acl.(circuitACL)
+	if !ok {
+		s.stopSweep = func() {}
+		return
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(relaySweep)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				sweep(s.h, acl)
+			}
+		}
+	}()
+	s.stopSweep = func() { close(done); wg.Wait() }
 }
 
 func newRelayService(h host.Host, mode RelayMode, acl relay.ACLFilter, log *slog.Logger) (*relayService, error) {
@@ -186,10 +261,13 @@ func (s *relayService) apply() error {
 			return fmt.Errorf("peer: relay: %w", err)
 		}
 		s.r = r
+		s.startSweep()
 		s.log.Info("relay service started for the cell", "mode", s.mode)
 	case !want && s.r != nil:
+		s.stopSweep()
 		err := s.r.Close()
 		s.r = nil
+		resetCircuits(s.h)
 		s.log.Info("relay service stopped: not reachable from the internet")
 		if err != nil {
 			return fmt.Errorf("peer: relay: close: %w", err)
@@ -210,12 +288,32 @@ func (s *relayService) Close() error {
 	if s.r == nil {
 		return nil
 	}
+	s.stopSweep()
 	err := s.r.Close()
 	s.r = nil
+	resetCircuits(s.h)
 	if err != nil {
 		return fmt.Errorf("peer: relay: close: %w", err)
 	}
 	return nil
+}
+
+// resetCircuits resets the streams of the circuits h relays: the hop
+// streams sources opened to it and the stop streams it opened to
+// destinations. go-libp2p's Relay.Close only removes the hop handler, and
+// an unlimited circuit's copy goroutines would go on. h's own circuits
+// through other relays (its outbound hop streams, the inbound stop
+// streams of its reservations) are left alone.
+func resetCircuits(h host.Host) {
+	for _, c := range h.Network().Conns() {
+		for _, st := range c.GetStreams() {
+			dir := st.Stat().Direction
+			if (st.Protocol() == proto.ProtoIDv2Hop && dir == network.DirInbound) ||
+				(st.Protocol() == proto.ProtoIDv2Stop && dir == network.DirOutbound) {
+				_ = st.Reset()
+			}
+		}
+	}
 }
 
 // Relays configure the node's relays from the cell (Network.Relays).
@@ -226,6 +324,9 @@ type Relays struct {
 	// Static are relays for a cell with no public device (config
 	// network.static_relays), tried after the cell's own.
 	Static []peer.AddrInfo
+
+	// punches is the hole punch tracer of RealNetwork's host (nil: none).
+	punches *punchTracer
 }
 
 // contactCheck bounds the read of the contacts for one relay request.

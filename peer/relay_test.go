@@ -32,7 +32,7 @@ import (
 func loopbackHost(t *testing.T, seed byte) host.Host {
 	t.Helper()
 	off := false
-	h, err := newRealHost(seedKey(t, seed), datadir.NetworkConfig{Port: -1, ListenIPs: []string{"127.0.0.1"}, MDNS: &off}, nil)
+	h, err := newRealHost(seedKey(t, seed), datadir.NetworkConfig{Port: -1, ListenIPs: []string{"127.0.0.1"}, MDNS: &off}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,8 @@ import (
 //
 //   - A reservation (a slot to be reached at) is for a member other than
 //     the node itself. A member removed from the cell is no longer one:
-//     its next refresh (AutoRelay refreshes every minute) is refused.
+//     its next refresh (AutoRelay refreshes every minute) is refused,
+//     and its open circuits end at the service's next sweep (relaySweep).
 //   - A circuit goes to a member other than the node itself, from a
 //     member or from a device of one of the cell's contacts.
 //
@@ -44,3 +45,11 @@ func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
 	}
 	return a.member(src) || a.contactDevice(src)
 }
+
+// admitsSource reports whether a circuit from src is still admitted
+// (relayService's sweep): a member or a contact's device.
+func (a relayACL) admitsSource(src peer.ID) bool { return a.member(src) || a.contactDevice(src) }
+
+// admitsDest reports whether a circuit to dest is still admitted
+// (relayService's sweep): a member other than the node itself.
+func (a relayACL) admitsDest(dest peer.ID) bool { return dest != a.self && a.member(dest) }

@@ -115,7 +115,8 @@ func (rt *routes) Connect(w http.ResponseWriter, r *http.Request) {
 	}
 	views := rt.peers(id.String())
 	if len(views) == 0 {
-		views = []api.PeerView{{Peer: id.String(), Sources: []string{"manual"}}}
+		views = []api.PeerView{{Peer: id.String(), Sources: []string{"manual"}, Path: api.PathNone}}
+		pathView(&views[0], rt.node.Path(id))
 	}
 	writeJSON(w, http.StatusOK, views[0])
 }
@@ -133,10 +134,31 @@ func (rt *routes) peers(only string) []api.PeerView {
 		if p.Addr != nil {
 			v.Addr = p.Addr.String()
 		}
+		pathView(&v, rt.node.Path(p.ID))
 		for _, s := range p.Sources {
 			v.Sources = append(v.Sources, string(s))
 		}
 		views = append(views, v)
 	}
 	return views
+}
+
+// pathView sets v's path, relay and last punch from the node's connections
+// to the peer now (not from discovery's address, which is the connection
+// identify ran on and stale once a punch replaced it).
+func pathView(v *api.PeerView, p peer.Path) {
+	switch {
+	case p.Direct:
+		v.Path = api.PathDirect
+	case p.Relayed:
+		v.Path = api.PathRelayed
+		if p.Relay != "" {
+			v.Relay = p.Relay.String()
+		}
+	default:
+		v.Path = api.PathNone
+	}
+	if p.Punch != nil {
+		v.Punch = &api.PunchView{Ok: p.Punch.OK, Error: p.Punch.Error, Attempts: p.Punch.Attempts, At: p.Punch.At.UTC()}
+	}
 }

@@ -126,15 +126,33 @@ func printPeers(out io.Writer, v []api.PeerView) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tADDRESS\tFOUND BY\tRTT")
+	fmt.Fprintln(tw, "PEER\tADDRESS\tPATH\tFOUND BY\tRTT")
 	for _, p := range v {
 		rtt := "-"
 		if p.RTTMillis > 0 {
 			rtt = fmt.Sprintf("%.1f ms", p.RTTMillis)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Peer, p.Addr, strings.Join(p.Sources, ","), rtt)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Peer, p.Addr, pathText(p), strings.Join(p.Sources, ","), rtt)
 	}
 	return tw.Flush()
+}
+
+// pathText is a peer's path for the table: direct or relayed (through
+// which relay), and the last hole punch when it failed or made the path
+// direct ("direct (punched)", "relayed via 12D3…xyz, punch failed: …").
+func pathText(p api.PeerView) string {
+	s := string(p.Path)
+	if p.Path == api.PathRelayed && p.Relay != "" {
+		s += " via " + p.Relay
+	}
+	switch {
+	case p.Punch == nil:
+	case p.Punch.Ok && p.Path == api.PathDirect:
+		s += " (punched)"
+	case !p.Punch.Ok && p.Punch.Error != "":
+		s += ", punch failed: " + p.Punch.Error
+	}
+	return s
 }
 
 func cmdConnect(ctx context.Context, cmd *cli.Command) error {

@@ -3,9 +3,11 @@ package peer
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -168,13 +170,13 @@ func TestTimeProtocol(t *testing.T) {
 // dropped; and only direct connections observed at public addresses count.
 func TestObservationsBound(t *testing.T) {
 	at := time.Unix(1_800_000_000, 0)
-	d := newDoctorPart(nil, nil, func() time.Time { at = at.Add(time.Second); return at }, nil)
+	b := newObservations(everyone, func() time.Time { at = at.Add(time.Second); return at }, nil)
 	local := ma.StringCast("/ip4/10.0.0.2/udp/4777/quic-v1")
 	for i := range MaxObservations + 10 {
 		remote := ma.StringCast("/ip4/192.0.2." + strconv.Itoa(i%250+1) + "/udp/" + strconv.Itoa(1000+i) + "/quic-v1")
-		d.observe(local, remote, ma.StringCast("/ip4/11.213.0.7/udp/"+strconv.Itoa(61000+i)+"/quic-v1"))
+		b.identified("M", local, remote, ma.StringCast("/ip4/11.213.0.7/udp/"+strconv.Itoa(61000+i)+"/quic-v1"))
 	}
-	obs := d.observations()
+	obs := b.list()
 	if len(obs) != MaxObservations {
 		t.Fatalf("%d observations kept, want %d", len(obs), MaxObservations)
 	}
@@ -186,12 +188,81 @@ func TestObservationsBound(t *testing.T) {
 			t.Errorf("local %q, want the thin waist /ip4/10.0.0.2/udp/4777", o.Local)
 		}
 	}
-	d = newDoctorPart(nil, nil, time.Now, nil)
-	d.observe(local, ma.StringCast("/ip4/192.0.2.1/udp/1/quic-v1"), ma.StringCast("/ip4/10.0.0.2/udp/4777/quic-v1"))
-	d.observe(local, ma.StringCast("/ip4/192.0.2.1/udp/1/quic-v1/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK/p2p-circuit"), ma.StringCast("/ip4/11.213.0.7/udp/4777/quic-v1"))
-	if obs := d.observations(); len(obs) != 0 {
+	b = newObservations(everyone, time.Now, nil)
+	b.identified("M", local, ma.StringCast("/ip4/192.0.2.1/udp/1/quic-v1"), ma.StringCast("/ip4/10.0.0.2/udp/4777/quic-v1"))
+	b.identified("M", local, ma.StringCast("/ip4/192.0.2.1/udp/1/quic-v1/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK/p2p-circuit"), ma.StringCast("/ip4/11.213.0.7/udp/4777/quic-v1"))
+	if obs := b.list(); len(obs) != 0 {
 		t.Errorf("kept %v: a private observed address, or one through a relay", obs)
 	}
+}
+
+// TestObservationsOfStrangers: a stranger's observation is not stored; a
+// member's is at once, a contact's device's after the contact check.
+func TestObservationsOfStrangers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rule := peerRule{
+			member:  func(p peer.ID) bool { return p == "member" },
+			contact: func(_ context.Context, p peer.ID) bool { return p == "contact" },
+		}
+		b := newObservations(rule, time.Now, nil)
+		b.start()
+		defer b.close()
+		local := ma.StringCast("/ip4/10.0.0.2/udp/4777/quic-v1")
+		for i, p := range []peer.ID{"member", "stranger", "contact"} {
+			remote := ma.StringCast("/ip4/192.0.2." + strconv.Itoa(i+1) + "/udp/4001/quic-v1")
+			b.identified(p, local, remote, ma.StringCast("/ip4/11.213.0.7/udp/"+strconv.Itoa(61001+i)+"/quic-v1"))
+		}
+		synctest.Wait()
+		var got []string
+		for _, o := range b.list() {
+			got = append(got, o.Observer)
+		}
+		if want := []string{"192.0.2.1", "192.0.2.3"}; !slices.Equal(got, want) {
+			t.Errorf("observers kept %v, want the member's and the contact's %v", got, want)
+		}
+		if _, refused := b.counts(); refused != 1 {
+			t.Errorf("%d refused, want 1 (the stranger)", refused)
+		}
+	})
+}
+
+// TestObservationsPendingBound: while the contact check is stuck (a thin
+// device's store read), observations of peers off the roster wait, at most
+// MaxPendingObservations; the rest are dropped, and identify's event loop
+// is never held (a send that blocks deadlocks the bubble).
+func TestObservationsPendingBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stuck := make(chan struct{})
+		rule := peerRule{
+			member: func(peer.ID) bool { return false },
+			contact: func(ctx context.Context, _ peer.ID) bool {
+				select {
+				case <-stuck:
+				case <-ctx.Done():
+				}
+				return false
+			},
+		}
+		b := newObservations(rule, time.Now, nil)
+		// A check takes up to kindWait; far more peers than that arrive.
+		b.start()
+		defer b.close()
+		local := ma.StringCast("/ip4/10.0.0.2/udp/4777/quic-v1")
+		const n = 10 * MaxPendingObservations
+		for i := range n {
+			remote := ma.StringCast("/ip4/192.0.2." + strconv.Itoa(i%250+1) + "/udp/4001/quic-v1")
+			b.identified(peer.ID("s"+strconv.Itoa(i)), local, remote, ma.StringCast("/ip4/11.213.0.7/udp/61001/quic-v1"))
+		}
+		synctest.Wait()
+		if l := len(b.pending); l > MaxPendingObservations {
+			t.Errorf("%d observations wait, want at most %d", l, MaxPendingObservations)
+		}
+		dropped, _ := b.counts()
+		if dropped < n-MaxPendingObservations-1 {
+			t.Errorf("%d dropped of %d, want at least %d", dropped, n, n-MaxPendingObservations-1)
+		}
+		close(stuck)
+	})
 }
 
 // TestAddrParts: the relay, port and thin waist the doctor reads from

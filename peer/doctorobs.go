@@ -1,0 +1,208 @@
+package peer
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/exopeer/exopeer/doctor"
+)
+
+const (
+	// MaxObservations bounds the observed addresses the node keeps for
+	// the doctor: one per observer and local address, the oldest dropped
+	// first.
+	MaxObservations = 64
+	// MaxPendingObservations bounds the observations of peers not on the
+	// roster that wait for the contact check; past it, new ones are
+	// dropped.
+	MaxPendingObservations = 16
+)
+
+// peerRule is who the doctor's part serves the time protocol and takes
+// observed addresses from: the cell's members and its contacts' devices.
+// Any other peer (a DHT peer, anyone on the internet) could say anything:
+// identify's observed address is what the remote peer writes.
+type peerRule struct {
+	// member reports whether p is on the cell's roster now, other than
+	// the node itself. It reads memory only and does not block.
+	member func(p peer.ID) bool
+	// contact reports whether p is a device of one of the cell's
+	// contacts (false on any error). It may read the store of another
+	// member (a thin device), so it blocks up to ctx's end.
+	contact func(ctx context.Context, p peer.ID) bool
+}
+
+// allows reports whether p is a member or a contact's device.
+func (r peerRule) allows(ctx context.Context, p peer.ID) bool {
+	return r.member(p) || r.contact(ctx, p)
+}
+
+// observation is one observed address and when it was seen.
+type observation struct {
+	doctor.Observation
+	at time.Time
+}
+
+// pendingObs is an observation that waits for the contact check of its
+// observer.
+type pendingObs struct {
+	p peer.ID
+	o doctor.Observation
+}
+
+// observations keeps the addresses the cell's members and contacts'
+// devices observed this node at. A member's observation is kept at once;
+// any other peer's waits, at most MaxPendingObservations of them, for one
+// goroutine to check whether the peer is a contact's device (a store read,
+// remote on a thin device, bounded by kindWait), off identify's event
+// loop. Close waits for that goroutine.
+type observations struct {
+	rule    peerRule
+	now     func() time.Time
+	log     *slog.Logger
+	pending chan pendingObs
+
+	mu      sync.Mutex
+	obs     map[string]observation // by observer and local address
+	dropped int                    // pending ones dropped: the queue was full
+	refused int                    // of peers neither member nor contact
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newObservations(rule peerRule, now func() time.Time, log *slog.Logger) *observations {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &observations{
+		rule: rule, now: now, log: log,
+		pending: make(chan pendingObs, MaxPendingObservations),
+		obs:     make(map[string]observation),
+	}
+}
+
+// start starts the goroutine that checks pending observations.
+func (b *observations) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case po := <-b.pending:
+				cctx, ccancel := context.WithTimeout(ctx, kindWait)
+				ok := b.rule.contact(cctx, po.p)
+				ccancel()
+				if ok {
+					b.keep(po.o)
+					continue
+				}
+				b.mu.Lock()
+				b.refused++
+				b.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// close stops the check and waits for it; pending observations are lost.
+func (b *observations) close() {
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.wg.Wait()
+}
+
+// identified takes identify's report that peer p, at remote, saw this
+// node's end local at observed. Only what tells the NAT counts: a direct
+// connection, observed at a public address (a peer on the LAN sees the
+// LAN address), by a member or a contact's device. It does not block.
+func (b *observations) identified(p peer.ID, local, remote, observed ma.Multiaddr) {
+	o, ok := observationOf(local, remote, observed)
+	if !ok {
+		return
+	}
+	if b.rule.member(p) {
+		b.keep(o)
+		return
+	}
+	select {
+	case b.pending <- pendingObs{p: p, o: o}:
+	default:
+		b.mu.Lock()
+		b.dropped++
+		b.mu.Unlock()
+		b.log.Debug("observed address dropped: too many wait for the contact check", "peer", p)
+	}
+}
+
+// observationOf is what the observation tells the NAT rule, if anything.
+func observationOf(local, remote, observed ma.Multiaddr) (doctor.Observation, bool) {
+	lo, ok := thinWaist(local)
+	if !ok || isRelayed(remote) || !manet.IsPublicAddr(observed) {
+		return doctor.Observation{}, false
+	}
+	ext, ok := thinWaist(observed)
+	if !ok {
+		return doctor.Observation{}, false
+	}
+	ip, err := manet.ToIP(remote)
+	if err != nil {
+		return doctor.Observation{}, false
+	}
+	return doctor.Observation{Local: lo.String(), Observer: ip.String(), External: ext.String(), Port: portOf(ext)}, true
+}
+
+// keep stores o, dropping the oldest past MaxObservations.
+func (b *observations) keep(o doctor.Observation) {
+	key := o.Observer + " " + o.Local
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.obs[key]; !ok && len(b.obs) >= MaxObservations {
+		oldest := ""
+		for k, v := range b.obs {
+			if oldest == "" || v.at.Before(b.obs[oldest].at) {
+				oldest = k
+			}
+		}
+		delete(b.obs, oldest)
+	}
+	b.obs[key] = observation{Observation: o, at: b.now()}
+}
+
+// list returns the observations kept, sorted.
+func (b *observations) list() []doctor.Observation {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]doctor.Observation, 0, len(b.obs))
+	for _, o := range b.obs {
+		out = append(out, o.Observation)
+	}
+	slices.SortFunc(out, func(a, b doctor.Observation) int {
+		if a.Local != b.Local {
+			return strings.Compare(a.Local, b.Local)
+		}
+		return strings.Compare(a.Observer, b.Observer)
+	})
+	return out
+}
+
+// counts returns the observations dropped (queue full) and refused
+// (neither member nor contact) so far.
+func (b *observations) counts() (dropped, refused int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dropped, b.refused
+}
