@@ -104,19 +104,37 @@ func TestKnownRemovedNotBootstrap(t *testing.T) {
 	ctx := t.Context()
 	d := dssync.MutexWrap(ds.NewMapDatastore())
 	removed := randomPeer(t)
-	pub := mustAddr(t, "/ip4/198.51.100.7/tcp/4001")
+	pub := mustAddr(t, "/ip4/11.213.0.7/tcp/4001") // public (anyPublic)
 	if err := d.Put(ctx, knownKey(removed), encodeKnown(known{Addrs: []ma.Multiaddr{pub}, Seen: time.Now(), Public: true})); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig()
 	cfg.Known = d
-	cfg.Interesting = func(peer.ID) bool { return false }
+	cfg.Interesting = func(peer.ID) Interest { return InterestNo }
 	s := unstartedService(t, cfg)
 	if _, err := s.loadKnown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if bp := s.BootstrapPeers(); len(bp) != 0 {
 		t.Fatalf("bootstrap peers %v: a peer no longer interesting is offered to the DHT", bp)
+	}
+	s.cfg.Interesting = func(peer.ID) Interest { return InterestUnknown }
+	if bp := s.BootstrapPeers(); len(bp) != 1 || bp[0].ID != removed {
+		t.Fatalf("bootstrap peers %v, want %s: before the roster and contacts are read, the table's entries are offered", bp, removed)
+	}
+	s.ctx = ctx
+	s.cfg.Interesting = func(peer.ID) Interest { return InterestUnknown }
+	s.sweepKnown()
+	if ok, _ := d.Has(ctx, knownKey(removed)); !ok {
+		t.Fatal("an entry the check could not judge (a failed read) was deleted")
+	}
+	s.cfg.Interesting = func(peer.ID) Interest { return InterestNo }
+	s.sweepKnown()
+	if ok, _ := d.Has(ctx, knownKey(removed)); ok {
+		t.Fatal("the entry of a peer no longer of the cell or a contact's is kept")
+	}
+	if _, ok := s.known.t.rows[removed]; ok {
+		t.Fatal("the row of a peer no longer of the cell or a contact's is kept")
 	}
 }
 
@@ -134,6 +152,36 @@ func TestKnownTableClockBack(t *testing.T) {
 	if !tb.due(id, row(t0, true, a)) {
 		t.Fatal("an entry seen a year in the future is not due when its peer is seen now")
 	}
+	// Taken as seen now, it ages and expires like the others.
+	if got := tb.bootstrap(t0, 8); len(got) != 1 {
+		t.Fatalf("bootstrap %v", got)
+	}
+	if got := tb.expired(t0.Add(KnownMaxAge + time.Hour)); !slices.Equal(got, []peer.ID{id}) {
+		t.Fatalf("expired %v: an entry seen in the future never expires", got)
+	}
+}
+
+// TestKnownLoadClockAhead: an entry stored with a last seen in the
+// future is loaded as seen now: it is evicted before one seen a minute
+// ago.
+func TestKnownLoadClockAhead(t *testing.T) {
+	ctx := t.Context()
+	d := keyOrderDS{dssync.MutexWrap(ds.NewMapDatastore())}
+	a := mustAddr(t, "/ip4/11.213.0.7/tcp/4001")
+	now := time.Now()
+	future := randomPeer(t)
+	if err := d.Put(ctx, knownKey(future), encodeKnown(known{Addrs: []ma.Multiaddr{a}, Seen: now.Add(365 * 24 * time.Hour)})); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Known = d
+	s := unstartedService(t, cfg)
+	if _, err := s.loadKnown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.known.t.rows[future]; r.seen.After(s.now()) {
+		t.Fatalf("loaded as seen %v, after now", r.seen)
+	}
 }
 
 // TestKnownLoadPublicChecked: the public flag read back is checked like
@@ -149,7 +197,7 @@ func TestKnownLoadPublicChecked(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.Known = d
-	cfg.Interesting = func(peer.ID) bool { return true }
+	cfg.Interesting = func(peer.ID) Interest { return InterestYes }
 	s := unstartedService(t, cfg)
 	if _, err := s.loadKnown(ctx); err != nil {
 		t.Fatal(err)
@@ -170,7 +218,8 @@ func TestKnownContactCannotEvictMembers(t *testing.T) {
 	member := randomPeer(t)
 	cfg := testConfig()
 	cfg.Known = d
-	cfg.Interesting = func(peer.ID) bool { return true }
+	cfg.Interesting = func(peer.ID) Interest { return InterestYes }
+	cfg.Member = func(id peer.ID) bool { return id == member }
 	cfg.Now = func() time.Time { return clock }
 	s := unstartedService(t, cfg)
 	s.ctx = t.Context()
@@ -205,11 +254,11 @@ func TestKnownDisconnectDoesNotBlockEvents(t *testing.T) {
 	cfg := testConfig()
 	cfg.PingInterval = time.Hour
 	cfg.Known = d
-	cfg.Interesting = func(id peer.ID) bool {
+	cfg.Interesting = func(id peer.ID) Interest {
 		if id == b.h.ID() && block.Load() {
 			<-release // a slow contacts read
 		}
-		return true
+		return InterestYes
 	}
 	a := newNode(t, cfg, nil, nil)
 	t.Cleanup(func() { close(release) }) // before a is closed
@@ -242,7 +291,7 @@ func TestKnownChurnDebounced(t *testing.T) {
 	clock := t0
 	cfg := testConfig()
 	cfg.Known = d
-	cfg.Interesting = func(peer.ID) bool { return true }
+	cfg.Interesting = func(peer.ID) Interest { return InterestYes }
 	cfg.Now = func() time.Time { return clock }
 	s := unstartedService(t, cfg)
 	s.ctx = t.Context()
@@ -285,7 +334,7 @@ func TestKnownRedialAfterAddrTTL(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.Known = d
-	cfg.Interesting = func(peer.ID) bool { return true }
+	cfg.Interesting = func(peer.ID) Interest { return InterestYes }
 	a := newNode(t, cfg, nil, nil)
 	eventually(t, 10*time.Second, "b failing past MaxFailures", func() bool {
 		e, ok := entryOf(a.svc, bid)

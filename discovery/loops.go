@@ -167,6 +167,7 @@ func (s *Service) pingLoop() {
 		for _, p := range s.Peers() {
 			s.noteConnected(p.ID)
 		}
+		s.sweepKnown()
 	}
 }
 
