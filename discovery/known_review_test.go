@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -153,8 +154,8 @@ func TestKnownTableClockBack(t *testing.T) {
 		t.Fatal("an entry seen a year in the future is not due when its peer is seen now")
 	}
 	// Taken as seen now, it ages and expires like the others.
-	if got := tb.bootstrap(t0, 8); len(got) != 1 {
-		t.Fatalf("bootstrap %v", got)
+	if got := tb.expired(t0); len(got) != 0 {
+		t.Fatalf("expired %v at once", got)
 	}
 	if got := tb.expired(t0.Add(KnownMaxAge + time.Hour)); !slices.Equal(got, []peer.ID{id}) {
 		t.Fatalf("expired %v: an entry seen in the future never expires", got)
@@ -308,6 +309,28 @@ func TestKnownChurnDebounced(t *testing.T) {
 	if n := d.puts.Load(); n > 10 {
 		t.Fatalf("%d writes of one peer's entry in %v", n, KnownDebounce)
 	}
+	// The last change, not yet written, is in memory, and written by the
+	// ping round's flush once KnownMinWrite has passed.
+	last := []ma.Multiaddr{y}
+	if got := s.known.t.rows[id].addrs; !slices.EqualFunc(got, last, ma.Multiaddr.Equal) {
+		t.Fatalf("in memory %v, want %v", got, last)
+	}
+	clock = clock.Add(KnownMinWrite)
+	s.flushKnown()
+	v, err := d.Get(t.Context(), knownKey(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := decodeKnown(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(e.Addrs, last, ma.Multiaddr.Equal) {
+		t.Fatalf("stored %v, want the last addresses %v", e.Addrs, last)
+	}
+	if s.known.t.rows[id].pending != nil {
+		t.Fatal("still pending after the flush")
+	}
 }
 
 // TestKnownRedialAfterAddrTTL: a known peer is "redialled, with
@@ -353,5 +376,57 @@ func TestKnownRedialAfterAddrTTL(t *testing.T) {
 	t.Cleanup(func() { _ = b.Close() })
 	eventually(t, 10*time.Second, "b, back at its known address, redialled", func() bool {
 		return a.h.Network().Connectedness(bid) == network.Connected
+	})
+}
+
+// TestKnownTableEvictsMembersLast: past MaxKnown the oldest entry that is
+// not a member goes, even when a member is older; among members only, the
+// oldest member goes.
+func TestKnownTableEvictsMembersLast(t *testing.T) {
+	a := mustAddr(t, "/ip4/198.51.100.7/tcp/4001")
+	members := map[peer.ID]bool{}
+	tb := newKnownTable()
+	tb.member = func(id peer.ID) bool { return members[id] }
+	id := func(i int) peer.ID { return peer.ID(fmt.Sprintf("p%04d", i)) }
+	for i := range MaxKnown {
+		members[id(i)] = i != 5
+		tb.put(id(i), row(t0.Add(time.Duration(i)*time.Second), false, a))
+	}
+	if ev := tb.put(id(MaxKnown), row(t0.Add(time.Hour), false, a)); !slices.Equal(ev, []peer.ID{id(5)}) {
+		t.Fatalf("evicted %v, want the only non-member %s (members %s.. are older)", ev, id(5), id(0))
+	}
+	members[id(MaxKnown)] = true
+	if ev := tb.put(id(MaxKnown+1), row(t0.Add(2*time.Hour), false, a)); !slices.Equal(ev, []peer.ID{id(0)}) {
+		t.Fatalf("evicted %v, want the oldest member %s when all are members", ev, id(0))
+	}
+}
+
+// TestKnownLostJudgedByWorker: a known peer lost after Interesting began
+// to say no (a device removed from the cell) is forgotten, not redialled;
+// the worker judges it, off the event loop.
+func TestKnownLostJudgedByWorker(t *testing.T) {
+	ctx := t.Context()
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	b := newNode(t, testConfig(), nil, nil)
+	if err := d.Put(ctx, knownKey(b.h.ID()), encodeKnown(known{Addrs: b.h.Addrs(), Seen: time.Now()})); err != nil {
+		t.Fatal(err)
+	}
+	var removed atomic.Bool
+	cfg := testConfig()
+	cfg.PingInterval = time.Hour
+	cfg.Known = d
+	cfg.Interesting = func(peer.ID) Interest { return interest(!removed.Load()) }
+	a := newNode(t, cfg, nil, nil)
+	eventually(t, 10*time.Second, "b connected from the table", func() bool {
+		p, ok := findPeer(a.svc, b.h.ID())
+		return ok && slices.Contains(p.Sources, SourceKnown)
+	})
+	removed.Store(true)
+	if err := b.h.Network().ClosePeer(a.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "b forgotten", func() bool {
+		_, ok := entryOf(a.svc, b.h.ID())
+		return !ok
 	})
 }
