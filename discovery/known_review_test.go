@@ -430,3 +430,37 @@ func TestKnownLostJudgedByWorker(t *testing.T) {
 		return !ok
 	})
 }
+
+// TestKnownUnknownAskedOnce: while Interesting cannot tell (no roster
+// yet, the contacts unreadable: up to 5 s a read), the ping round's sweep
+// and BootstrapPeers ask it once, not once per entry, and keep and offer
+// every entry.
+func TestKnownUnknownAskedOnce(t *testing.T) {
+	ctx := t.Context()
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	pub := mustAddr(t, "/ip4/11.213.0.7/tcp/4001")
+	for range 3 {
+		if err := d.Put(ctx, knownKey(randomPeer(t)), encodeKnown(known{Addrs: []ma.Multiaddr{pub}, Seen: time.Now()})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var asked atomic.Int32
+	cfg := testConfig()
+	cfg.Known = d
+	cfg.Interesting = func(peer.ID) Interest { asked.Add(1); return InterestUnknown }
+	s := unstartedService(t, cfg)
+	s.ctx = ctx
+	if _, err := s.loadKnown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bp := s.BootstrapPeers(); len(bp) != 3 {
+		t.Fatalf("bootstrap peers %v, want all 3", bp)
+	}
+	s.sweepKnown()
+	if n := asked.Load(); n != 2 {
+		t.Fatalf("Interesting asked %d times, want once by BootstrapPeers and once by the sweep", n)
+	}
+	if len(s.known.t.rows) != 3 {
+		t.Fatalf("%d entries kept, want 3", len(s.known.t.rows))
+	}
+}

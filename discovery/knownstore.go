@@ -262,8 +262,14 @@ func (s *Service) sweepKnown() {
 			if s.ctx.Err() != nil {
 				return
 			}
-			if s.cfg.Interesting(id) == InterestNo {
+			switch s.cfg.Interesting(id) {
+			case InterestNo:
 				s.forgetKnown(id)
+			case InterestUnknown:
+				// No roster yet, or the contacts unreadable: so for the
+				// others too; one slow read a round, not one per entry.
+				s.flushKnown()
+				return
 			}
 		}
 	}
@@ -359,11 +365,19 @@ func (s *Service) BootstrapPeers() []peer.AddrInfo {
 	cands := k.t.bootstrap(s.now(), MaxKnown)
 	k.mu.Unlock()
 	out := make([]peer.AddrInfo, 0, min(KnownBootstrap, len(cands)))
+	unknown := s.cfg.Interesting == nil
 	for _, c := range cands {
 		if len(out) == KnownBootstrap {
 			break
 		}
-		if s.cfg.Interesting == nil || s.cfg.Interesting(c.ID) != InterestNo {
+		v := InterestUnknown
+		if !unknown {
+			v = s.cfg.Interesting(c.ID)
+		}
+		// Unknown (no roster yet, the contacts unreadable) holds for the
+		// rest too: they are not asked, so one slow read at most.
+		unknown = unknown || v == InterestUnknown
+		if v != InterestNo {
 			out = append(out, c)
 		}
 	}
