@@ -67,11 +67,18 @@ type Config struct {
 	Known ds.Datastore
 	// Interesting says which peers the known table keeps, and which of
 	// those loaded from it are redialled whenever lost: the cell's members
-	// and the contacts' devices. nil: none. It must be safe for concurrent
-	// use and must not block long; it is called outside the service's
-	// locks, and may read state built after the service (it is not called
-	// before Start).
-	Interesting func(peer.ID) bool
+	// and the contacts' devices. InterestUnknown (the roster or the
+	// contacts not read yet, or their read failed) keeps an entry, redials
+	// it and offers it to the DHT, but writes nothing; InterestNo deletes
+	// it. nil: none. It must be safe for concurrent use and must not block
+	// long; it is called outside the service's locks and never by the
+	// event loop, and may read state built after the service (it is not
+	// called before Start).
+	Interesting func(peer.ID) Interest
+	// Member says, from memory and at once, whether a peer is a member of
+	// the node's cell: the known table evicts the entries of other peers
+	// first. nil: no peer is.
+	Member func(peer.ID) bool
 
 	// Rand is the source of the back-off jitter and the ping payloads;
 	// nil: the system's.
@@ -155,3 +162,17 @@ func (c Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Interest is Config.Interesting's verdict on a peer.
+type Interest int8
+
+const (
+	// InterestUnknown: not known yet (the roster or the contacts are not
+	// read yet, or their read failed).
+	InterestUnknown Interest = iota
+	// InterestYes: a member of the cell or a device of a contact.
+	InterestYes
+	// InterestNo: neither, as the roster and a successful read of the
+	// contacts say.
+	InterestNo
+)

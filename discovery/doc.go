@@ -36,19 +36,31 @@
 // So that a node that has met its cell once finds it again from any
 // network with no bootstrap list, discovery keeps, in the node's datastore
 // (Config.Known), the last known addresses of the peers Config.Interesting
-// accepts: the node gives its cell's members and its contacts' devices. An
-// entry is written when such a peer is identified as an exopeer node, and
-// at each ping round for such a peer connected (a peer identified before
-// it became interesting, such as the inviter before the roster arrived, is
-// so written too); it is not written again for the same set of addresses
-// within KnownDebounce (10 min). At Start every entry is read, checked
-// and dialled (source "known"). The table holds at most MaxKnown (512)
-// entries, the one seen longest ago evicted first; an entry last seen more
-// than KnownMaxAge (90 days) ago is dropped. The entries last seen with a
-// public address, not through a relay, are the DHT's bootstrap peers
-// (BootstrapPeers: up to KnownBootstrap, most recently seen first). A
-// cell member that moved is found again through the cell's DHT rendezvous
-// (RendezvousMembers), as before.
+// accepts: the node gives its cell's members and its contacts' devices.
+// Interesting says yes, no, or unknown (the roster or the contacts not
+// read yet, or their read failed). An entry is written when such a peer
+// is identified as an exopeer node, and at each ping round for such a
+// peer connected (a peer identified before it became interesting, such as
+// the inviter before the roster arrived, is so written too); it is not
+// written again for the same set of addresses within KnownDebounce (10
+// min), nor for other addresses within KnownMinWrite (1 min) of the last
+// write: the change is kept in memory and written when due (the peer's
+// next sighting or the next ping round), so that a peer whose addresses
+// flap costs at most a write a minute. At each ping round the entries of
+// the peers Interesting says no to (a device removed from the cell, a
+// deleted contact's) are deleted; never on unknown. At Start every entry
+// is read, checked and dialled (source "known"). The table holds at most
+// MaxKnown (512) entries; past it the one seen longest ago that is not a
+// cell member (Config.Member) is evicted, members only when every entry
+// is one. An entry last seen more than KnownMaxAge (90 days) ago is
+// dropped; one last seen after the present (a clock that was ahead) is
+// taken as seen now, so it ages like the others. The entries last seen
+// with a public address, not through a relay, that Interesting does not
+// say no to, are the DHT's bootstrap peers (BootstrapPeers: up to
+// KnownBootstrap, most recently seen first). A known peer lost is
+// redialled while Interesting does not say no, at the table's addresses.
+// A cell member that moved is found again through the cell's DHT
+// rendezvous (RendezvousMembers), as before.
 //
 // One key per peer, KnownPrefix + "/" + <peer ID>; the value is, version
 // 1, integers big-endian:
@@ -65,13 +77,16 @@
 // with nothing after. Identify's signed peer record is kept when the peer
 // sent one (go-libp2p's identify verifies it and drops it, so the service
 // holds the last one of each peer it tracks), plain listen addresses
-// otherwise. Identified peers are booked by a worker of their own, through
-// a queue of KnownQueue (64) peers (past it, the next ping round books
-// them), so that the event loop never waits on Interesting. Nothing read back is
-// trusted: an entry that does not decode strictly, is not keyed by a peer
-// ID, has expired, or whose record does not verify (signature, a peer
-// record, signed by and naming the peer of the key) is deleted with a
-// warning.
+// otherwise. Identified peers are booked, and lost known peers judged
+// (redialled or forgotten), by a worker of their own, through queues of
+// KnownQueue (64) peers each (past it, the next ping round books an
+// identified peer, and a lost one is redialled, dial asking Interesting
+// before forgetting it), so that the event loop never waits on
+// Interesting. Nothing read back is trusted: an entry that does not decode
+// strictly, is not keyed by a peer ID, has expired, or whose record does
+// not verify (signature, a peer record, signed by and naming the peer of
+// the key) is deleted with a warning; the public flag is computed again
+// from the addresses, as on write.
 //
 // # Wire protocol
 //

@@ -371,3 +371,12 @@ func mustAddr(t testing.TB, s string) ma.Multiaddr {
 	}
 	return a
 }
+
+// interest is Config.Interesting's verdict for a peer known to be, or not
+// to be, of the cell or a contact's.
+func interest(yes bool) Interest {
+	if yes {
+		return InterestYes
+	}
+	return InterestNo
+}

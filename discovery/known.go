@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // The known table: the last known addresses of the peers the node cares
@@ -31,6 +32,11 @@ const (
 	// identify of the same peer, with the same addresses, is not written
 	// again.
 	KnownDebounce = 10 * time.Minute
+	// KnownMinWrite is how long after a peer's entry was written a change
+	// of its addresses is not written (it is kept in memory, and written
+	// when KnownMinWrite has passed): a peer whose addresses flap costs at
+	// most a write a minute.
+	KnownMinWrite = time.Minute
 	// KnownMaxAge is how long after a peer was last seen its entry is
 	// dropped.
 	KnownMaxAge = 90 * 24 * time.Hour
@@ -60,7 +66,8 @@ type known struct {
 	// Seen is when the peer was last identified.
 	Seen time.Time
 	// Public says the peer had a public address, not through a relay: a
-	// candidate bootstrap peer for the DHT.
+	// candidate bootstrap peer for the DHT. Written for the record; on
+	// load it is computed again from the addresses (rowOf).
 	Public bool
 }
 
@@ -180,16 +187,21 @@ func newKnown(record []byte, addrs []ma.Multiaddr, public bool, now time.Time) k
 // debounce, evict and choose bootstrap peers without reading the
 // datastore.
 type knownRow struct {
-	seen   time.Time
-	public bool
-	addrs  []ma.Multiaddr // the record's or the plain ones
-	sig    string         // the set of addresses: what a change is judged on
+	seen    time.Time // last seen; never after the present (clamp)
+	written time.Time // when the entry in the datastore was written
+	public  bool
+	addrs   []ma.Multiaddr // the record's or the plain ones
+	sig     string         // the set of addresses: what a change is judged on
+	// pending is the encoded entry of a change not yet written (at most
+	// one a KnownMinWrite), nil when the datastore is current.
+	pending []byte
 }
 
 // rowOf returns the row of e, whose addresses are addrs (the record's,
-// once verified, or e.Addrs). A change is judged on the set of addresses,
-// in any order: a record signed again for the same addresses is no
-// change.
+// once verified, or e.Addrs), written at e.Seen. A change is judged on the
+// set of addresses, in any order: a record signed again for the same
+// addresses is no change. public is computed from addrs (anyPublic), the
+// same rule on write and on load: the flag stored is not trusted.
 func rowOf(e known, addrs []ma.Multiaddr) knownRow {
 	bs := make([]string, 0, len(addrs))
 	for _, a := range addrs {
@@ -202,7 +214,20 @@ func rowOf(e known, addrs []ma.Multiaddr) knownRow {
 		sig = binary.BigEndian.AppendUint16(sig, uint16(len(b)))
 		sig = append(sig, b...)
 	}
-	return knownRow{seen: e.Seen, public: e.Public, addrs: addrs, sig: string(sig)}
+	return knownRow{seen: e.Seen, written: e.Seen, public: anyPublic(addrs), addrs: addrs, sig: string(sig)}
+}
+
+// anyPublic reports whether addrs has a public address not through a
+// relay.
+func anyPublic(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		if manet.IsPublicAddr(a) {
+			if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // knownTable is the pure core of the table: which entries to write, which
@@ -210,32 +235,74 @@ func rowOf(e known, addrs []ma.Multiaddr) knownRow {
 // concurrent use.
 type knownTable struct {
 	rows map[peer.ID]knownRow
+	// member says which peers are the cell's members, evicted last; nil:
+	// none is.
+	member func(peer.ID) bool
 }
 
 func newKnownTable() *knownTable { return &knownTable{rows: make(map[peer.ID]knownRow)} }
 
+// clamp takes every entry last seen after now as seen now (a clock that
+// was ahead, or set back since), so that it ages, expires and is evicted
+// like the others.
+func (t *knownTable) clamp(now time.Time) {
+	for p, r := range t.rows {
+		if r.seen.After(now) {
+			r.seen = now
+			t.rows[p] = r
+		}
+	}
+}
+
 // due reports whether row, just observed at its seen time, should be
-// written: the peer is new to the table, its addresses or its being
-// public changed, or its entry was written KnownDebounce ago or more.
+// written now: the peer is new to the table, its entry was written in the
+// future (the clock was set back since), its addresses or its being
+// public changed (or a change is pending) and the entry was written
+// KnownMinWrite ago or more, or it was written KnownDebounce ago or more.
 func (t *knownTable) due(id peer.ID, row knownRow) bool {
 	old, ok := t.rows[id]
-	return !ok || old.sig != row.sig || old.public != row.public || row.seen.Sub(old.seen) >= KnownDebounce
+	if !ok || old.written.After(row.seen) {
+		return true
+	}
+	since := row.seen.Sub(old.written)
+	if t.changed(id, row) {
+		return since >= KnownMinWrite
+	}
+	return since >= KnownDebounce
+}
+
+// changed reports whether row differs from the entry written of id: in
+// its addresses or its being public, or by a change still pending.
+func (t *knownTable) changed(id peer.ID, row knownRow) bool {
+	old, ok := t.rows[id]
+	return !ok || old.sig != row.sig || old.public != row.public || old.pending != nil
 }
 
 // put books row for id and returns the peers evicted to keep the table
-// within MaxKnown: those seen longest ago (ties: the lowest peer ID), never
-// id itself.
+// within MaxKnown, never id itself: the one seen longest ago (ties: the
+// lowest peer ID) of those that are not the cell's members, or of the
+// members when every entry is one.
 func (t *knownTable) put(id peer.ID, row knownRow) (evicted []peer.ID) {
 	t.rows[id] = row
 	for len(t.rows) > MaxKnown {
-		var oldest peer.ID
+		var (
+			oldest       peer.ID
+			oldestMember bool
+		)
 		for p, r := range t.rows {
 			if p == id {
 				continue
 			}
-			o, ok := t.rows[oldest]
-			if oldest == "" || !ok || r.seen.Before(o.seen) || (r.seen.Equal(o.seen) && p < oldest) {
-				oldest = p
+			m := t.member != nil && t.member(p)
+			if oldest == "" || (oldestMember && !m) {
+				oldest, oldestMember = p, m
+				continue
+			}
+			if m && !oldestMember {
+				continue
+			}
+			if o := t.rows[oldest]; r.seen.Before(o.seen) || (r.seen.Equal(o.seen) && p < oldest) {
+				oldest, oldestMember = p, m
 			}
 		}
 		delete(t.rows, oldest)
@@ -244,9 +311,23 @@ func (t *knownTable) put(id peer.ID, row knownRow) (evicted []peer.ID) {
 	return evicted
 }
 
+// pendingDue returns the peers whose pending change may be written at
+// now (written KnownMinWrite ago or more, or in the future), sorted.
+func (t *knownTable) pendingDue(now time.Time) []peer.ID {
+	var out []peer.ID
+	for p, r := range t.rows {
+		if r.pending != nil && (now.Sub(r.written) >= KnownMinWrite || r.written.After(now)) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // expired removes and returns the peers last seen more than KnownMaxAge
 // before now, sorted.
 func (t *knownTable) expired(now time.Time) []peer.ID {
+	t.clamp(now)
 	var out []peer.ID
 	for p, r := range t.rows {
 		if knownExpired(r.seen, now) {
@@ -263,6 +344,7 @@ func knownExpired(seen, now time.Time) bool { return now.Sub(seen) > KnownMaxAge
 // bootstrap returns up to n public peers of the table not expired at now,
 // seen most recently first (ties: by peer ID).
 func (t *knownTable) bootstrap(now time.Time, n int) []peer.AddrInfo {
+	t.clamp(now)
 	type cand struct {
 		id  peer.ID
 		row knownRow

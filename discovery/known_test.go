@@ -165,8 +165,12 @@ func TestNewKnownBounds(t *testing.T) {
 	}
 }
 
+// row is a row of the pure table, public or not as told (the shell
+// computes it from the addresses, rowOf).
 func row(seen time.Time, public bool, addrs ...ma.Multiaddr) knownRow {
-	return rowOf(known{Seen: seen, Public: public, Addrs: addrs}, addrs)
+	r := rowOf(known{Seen: seen, Addrs: addrs}, addrs)
+	r.public = public
+	return r
 }
 
 func TestKnownTableDebounce(t *testing.T) {

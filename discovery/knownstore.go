@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
@@ -13,7 +15,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // knownStore is the known table's shell: the pure table (knownTable) and
@@ -24,11 +25,13 @@ type knownStore struct {
 	t  *knownTable
 }
 
-func newKnownStore(d ds.Datastore) *knownStore {
+func newKnownStore(d ds.Datastore, member func(peer.ID) bool) *knownStore {
 	if d == nil {
 		return nil
 	}
-	return &knownStore{d: namespace.Wrap(d, ds.NewKey(KnownPrefix)), t: newKnownTable()}
+	t := newKnownTable()
+	t.member = member
+	return &knownStore{d: namespace.Wrap(d, ds.NewKey(KnownPrefix)), t: t}
 }
 
 // loadKnown reads the table from the datastore and returns the peers to
@@ -69,11 +72,23 @@ func (s *Service) loadKnown(ctx context.Context) ([]peer.AddrInfo, error) {
 			drop = append(drop, key)
 			continue
 		}
+		if row.seen.After(now) {
+			row.seen = now // ages from now; written stays, so the next sighting rewrites it
+		}
 		good = append(good, loaded{id, row})
 	}
 	if err := res.Close(); err != nil {
 		return nil, fmt.Errorf("discovery: read the known peers: %w", err)
 	}
+	// Booked oldest first: put never evicts the entry it books, so each
+	// entry booked must be the newest yet for the eviction to take the
+	// oldest of all, whatever order the datastore answered in.
+	slices.SortFunc(good, func(a, b loaded) int {
+		if c := a.row.seen.Compare(b.row.seen); c != 0 {
+			return c
+		}
+		return cmpString(string(a.id), string(b.id))
+	})
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, l := range good {
@@ -137,13 +152,24 @@ func recordAddrs(id peer.ID, b []byte) ([]ma.Multiaddr, error) {
 }
 
 // noteKnown books a peer identified as an exopeer node, with its signed
-// peer record (may be nil) and listen addresses, if
-// Config.Interesting accepts it; it writes its entry unless an entry with
-// the same addresses was written less than KnownDebounce ago. Entries
-// evicted or expired on the way are deleted.
+// peer record (may be nil) and listen addresses, if Config.Interesting
+// accepts it, and deletes its entry if Interesting says it no longer is
+// of interest. Its entry is written unless an entry with the same
+// addresses was written less than KnownDebounce ago, or one with other
+// addresses less than KnownMinWrite ago (then the change is kept in
+// memory, pending, for flushKnown). Entries evicted or expired on the way
+// are deleted.
 func (s *Service) noteKnown(id peer.ID, env *record.Envelope, addrs []ma.Multiaddr) {
 	k := s.known
-	if k == nil || s.cfg.Interesting == nil || !s.cfg.Interesting(id) {
+	if k == nil || s.cfg.Interesting == nil {
+		return
+	}
+	switch s.cfg.Interesting(id) {
+	case InterestYes:
+	case InterestNo:
+		s.forgetKnown(id)
+		return
+	default:
 		return
 	}
 	var rec []byte
@@ -163,22 +189,105 @@ func (s *Service) noteKnown(id peer.ID, env *record.Envelope, addrs []ma.Multiad
 	if len(row.addrs) == 0 {
 		return // nothing to dial it by
 	}
+	e.Public = row.public
 
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !k.t.due(id, row) {
+		if old := k.t.rows[id]; k.t.changed(id, row) {
+			// In memory at once; on disk when KnownMinWrite has passed.
+			row.written, row.pending = old.written, encodeKnown(e)
+		} else {
+			row.written = old.written
+		}
+		k.t.put(id, row) // the peer is in the table: nothing to evict
 		return
 	}
-	if err := k.d.Put(s.ctx, ds.NewKey(id.String()), encodeKnown(e)); err != nil {
+	s.writeKnown(id, row, encodeKnown(e), row.seen)
+}
+
+// writeKnown writes the entry of id, value, books row as written at at,
+// and deletes the entries evicted or expired. k.mu is held.
+func (s *Service) writeKnown(id peer.ID, row knownRow, value []byte, at time.Time) {
+	k := s.known
+	if err := k.d.Put(s.ctx, ds.NewKey(id.String()), value); err != nil {
 		s.log.Warn("known peer not written", "peer", id, "err", err)
 		return
 	}
-	s.log.Debug("known peer written", "peer", id, "addrs", row.addrs, "public", row.public, "record", len(e.Record) > 0)
-	gone := append(k.t.put(id, row), k.t.expired(row.seen)...)
+	s.log.Debug("known peer written", "peer", id, "addrs", row.addrs, "public", row.public)
+	row.written, row.pending = at, nil
+	k.t.clamp(at)
+	gone := append(k.t.put(id, row), k.t.expired(at)...)
 	for _, id := range gone {
 		if err := k.d.Delete(s.ctx, ds.NewKey(id.String())); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Warn("known peer not deleted", "peer", id, "err", err)
 		}
+	}
+}
+
+// forgetKnown deletes the entry of id, a peer Interesting no longer
+// accepts (InterestNo: never on a failed read).
+func (s *Service) forgetKnown(id peer.ID) {
+	k := s.known
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.t.rows[id]; !ok {
+		return
+	}
+	delete(k.t.rows, id)
+	if err := k.d.Delete(s.ctx, ds.NewKey(id.String())); err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Warn("known peer not deleted", "peer", id, "err", err)
+		return
+	}
+	s.log.Info("known peer no longer of the cell or a contact: deleted", "peer", id)
+}
+
+// sweepKnown, at each ping round, deletes the entries of the peers
+// Interesting says are no longer of interest (a device removed from the
+// cell, a deleted contact's) and writes the changes pending
+// (KnownMinWrite) that are due.
+func (s *Service) sweepKnown() {
+	k := s.known
+	if k == nil {
+		return
+	}
+	k.mu.Lock()
+	ids := make([]peer.ID, 0, len(k.t.rows))
+	for id := range k.t.rows {
+		ids = append(ids, id)
+	}
+	k.mu.Unlock()
+	if s.cfg.Interesting != nil {
+		for _, id := range ids {
+			if s.ctx.Err() != nil {
+				return
+			}
+			switch s.cfg.Interesting(id) {
+			case InterestNo:
+				s.forgetKnown(id)
+			case InterestUnknown:
+				// No roster yet, or the contacts unreadable: so for the
+				// others too; one slow read a round, not one per entry.
+				s.flushKnown()
+				return
+			}
+		}
+	}
+	s.flushKnown()
+}
+
+// flushKnown writes the pending changes that are due.
+func (s *Service) flushKnown() {
+	k := s.known
+	if k == nil {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := s.now()
+	for _, id := range k.t.pendingDue(now) {
+		row := k.t.rows[id]
+		s.writeKnown(id, row, row.pending, now)
 	}
 }
 
@@ -217,6 +326,8 @@ func (s *Service) knownLoop() {
 			return
 		case id := <-s.noteq:
 			s.noteConnected(id)
+		case id := <-s.lostq:
+			s.lostKnown(id)
 		}
 	}
 }
@@ -239,41 +350,84 @@ func (s *Service) noteConnected(id peer.ID) {
 	s.noteKnown(id, env, s.h.Peerstore().Addrs(id))
 }
 
-// anyPublic reports whether addrs has a public address not through a
-// relay.
-func anyPublic(addrs []ma.Multiaddr) bool {
-	for _, a := range addrs {
-		if manet.IsPublicAddr(a) {
-			if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err != nil {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // BootstrapPeers returns the DHT's bootstrap peers from the known table:
 // up to KnownBootstrap of the cell's members and contacts' devices last
-// seen with a public address, most recently seen first. Empty without a
-// table. Safe for concurrent use; it never blocks on the network.
+// seen with a public address, most recently seen first, those that
+// Interesting no longer accepts left out (those it cannot tell yet, the
+// roster and contacts not read, kept). Empty without a table. Safe for
+// concurrent use; it never blocks on the network.
 func (s *Service) BootstrapPeers() []peer.AddrInfo {
 	k := s.known
 	if k == nil {
 		return nil
 	}
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.t.bootstrap(s.now(), KnownBootstrap)
+	cands := k.t.bootstrap(s.now(), MaxKnown)
+	k.mu.Unlock()
+	out := make([]peer.AddrInfo, 0, min(KnownBootstrap, len(cands)))
+	unknown := s.cfg.Interesting == nil
+	for _, c := range cands {
+		if len(out) == KnownBootstrap {
+			break
+		}
+		v := InterestUnknown
+		if !unknown {
+			v = s.cfg.Interesting(c.ID)
+		}
+		// Unknown (no roster yet, the contacts unreadable) holds for the
+		// rest too: they are not asked, so one slow read at most.
+		unknown = unknown || v == InterestUnknown
+		if v != InterestNo {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // keepKnown reports whether id came from the known table and
-// Config.Interesting still accepts it: such a peer is redialled, with
+// Config.Interesting does not reject it: such a peer is redialled, with
 // back-off, whenever it is lost, and never forgotten for failing.
-// Interesting is called outside the service's locks.
+// Interesting is called outside the service's locks, never by the event
+// loop.
 func (s *Service) keepKnown(id peer.ID) bool {
 	s.mu.Lock()
 	e := s.peers[id]
 	has := e != nil && e.has(SourceKnown)
 	s.mu.Unlock()
-	return has && s.cfg.Interesting != nil && s.cfg.Interesting(id)
+	return has && s.cfg.Interesting != nil && s.cfg.Interesting(id) != InterestNo
+}
+
+// lostKnown judges a known peer the event loop saw lost (disconnected):
+// redialled with back-off if keepKnown says so, forgotten otherwise,
+// unless it came back, is being dialled or is ignored meanwhile.
+func (s *Service) lostKnown(id peer.ID) {
+	keep := s.keepKnown(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.peers[id]
+	if e == nil || e.exopeer || e.dialing || e.wantDial {
+		return
+	}
+	if keep {
+		e.wantDial = true
+		e.nextDial = s.now().Add(s.backoff(e.failures + 1))
+		s.kick(s.wake)
+		return
+	}
+	if !s.now().Before(e.ignoredUntil) {
+		delete(s.peers, id)
+	}
+}
+
+// knownAddrs returns the known table's addresses of id, for dial to put
+// back in the peerstore: the table's were put there at Start with
+// peerstore.AddressTTL, and a known peer is redialled longer than that.
+func (s *Service) knownAddrs(id peer.ID) []ma.Multiaddr {
+	k := s.known
+	if k == nil {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.t.rows[id].addrs)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 )
 
 // dialLoop starts the dials that are due, at most MaxConcurrentDials at a
@@ -90,6 +91,9 @@ func (s *Service) dueDials(now time.Time) (due []peer.ID, next time.Time) {
 func (s *Service) dial(id peer.ID) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
 	defer cancel()
+	if addrs := s.knownAddrs(id); len(addrs) > 0 {
+		s.h.Peerstore().AddAddrs(id, addrs, peerstore.AddressTTL)
+	}
 	err := s.h.Connect(ctx, peer.AddrInfo{ID: id, Addrs: s.h.Peerstore().Addrs(id)})
 	if err == nil {
 		s.waitIdentified(ctx, id)
@@ -163,6 +167,7 @@ func (s *Service) pingLoop() {
 		for _, p := range s.Peers() {
 			s.noteConnected(p.ID)
 		}
+		s.sweepKnown()
 	}
 }
 

@@ -96,6 +96,7 @@ type Service struct {
 	wake   chan struct{}
 	rzWake chan struct{}
 	noteq  chan peer.ID // peers identified, for the known table
+	lostq  chan peer.ID // known peers lost, for knownLoop to judge
 	ctx    context.Context
 	cancel context.CancelFunc
 	sub    event.Subscription
@@ -119,7 +120,7 @@ func New(h host.Host, cfg Config, lan LAN, router Router, log *slog.Logger) (*Se
 		return nil, fmt.Errorf("discovery: seed the jitter: %w", err)
 	}
 	return &Service{
-		h: h, cfg: cfg, lan: lan, router: router, log: log, known: newKnownStore(cfg.Known),
+		h: h, cfg: cfg, lan: lan, router: router, log: log, known: newKnownStore(cfg.Known, cfg.Member),
 		rand: rnd, now: ambient.NowOr(cfg.Now),
 		rng:      rand.New(rand.NewPCG(binary.BigEndian.Uint64(seed[:8]), binary.BigEndian.Uint64(seed[8:16]))),
 		peers:    make(map[peer.ID]*entry),
@@ -128,6 +129,7 @@ func New(h host.Host, cfg Config, lan LAN, router Router, log *slog.Logger) (*Se
 		wake:     make(chan struct{}, 1),
 		rzWake:   make(chan struct{}, 1),
 		noteq:    make(chan peer.ID, KnownQueue),
+		lostq:    make(chan peer.ID, KnownQueue),
 	}, nil
 }
 
@@ -529,7 +531,6 @@ func (s *Service) markExopeer(id peer.ID, c network.Conn) {
 }
 
 func (s *Service) disconnected(id peer.ID) {
-	keep := s.keepKnown(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.peers[id]
@@ -540,7 +541,16 @@ func (s *Service) disconnected(id peer.ID) {
 		e.exopeer, e.rtt = false, 0
 		s.log.Info("peer disconnected", "peer", id)
 	}
-	if e.sticky || e.has(SourceMDNS) || keep {
+	if !e.sticky && !e.has(SourceMDNS) && e.has(SourceKnown) && s.known != nil {
+		// Whether it is still of the cell or a contact's is for knownLoop
+		// to say (lostKnown): the event loop never waits on Interesting.
+		select {
+		case s.lostq <- id:
+			return
+		default: // redialled; dial asks Interesting before forgetting it
+		}
+	}
+	if e.sticky || e.has(SourceMDNS) || e.has(SourceKnown) {
 		e.wantDial = true
 		e.nextDial = s.now().Add(s.backoff(e.failures + 1))
 		s.kick(s.wake)

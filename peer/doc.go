@@ -47,8 +47,11 @@
 // The node keeps the last known addresses of its cell's members and its
 // contacts' devices across restarts (known.go): discovery's known table,
 // in the node's datastore, for the peers Node.interesting accepts (read
-// from the roster and the contacts when asked), dialled when the node
-// starts; the public ones are also the DHT's bootstrap peers beside the
+// from the roster and the contacts when asked: yes, no, or unknown while
+// the roster is not there or the contacts cannot be read; entries it says
+// no to are deleted, entries of non-members evicted first by
+// Node.member), dialled when the node starts; the public ones not
+// rejected are also the DHT's bootstrap peers beside the
 // configured list, so a node that met its cell once finds it again from
 // any network with no bootstrap list.
 //

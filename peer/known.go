@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/exopeer/exopeer/discovery"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -14,15 +15,32 @@ const interestingTimeout = 5 * time.Second
 // interesting says whether discovery's known table keeps id: a member of
 // the node's cell, or a device of one of its contacts. It reads the roster
 // and the contacts when called, so that discovery, built before them, can
-// be given it; before they run it says no.
-func (n *Node) interesting(id peer.ID) bool {
-	if r := n.cell.Roster(); r != nil && r.Has(id) {
-		return true
+// be given it. It says unknown while the roster is not there yet or the
+// contacts cannot be read, and no only when the roster does not name id
+// and a successful read of the contacts names it on no device list.
+func (n *Node) interesting(id peer.ID) discovery.Interest {
+	r := n.cell.Roster()
+	if r != nil && r.Has(id) {
+		return discovery.InterestYes
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), interestingTimeout)
 	defer cancel()
 	cs, err := n.cons.ByDevice(ctx, id)
-	return err == nil && len(cs) > 0
+	switch {
+	case err == nil && len(cs) > 0:
+		return discovery.InterestYes
+	case err != nil || r == nil:
+		return discovery.InterestUnknown
+	default:
+		return discovery.InterestNo
+	}
+}
+
+// member says, from the roster in memory, whether id is a member of the
+// node's cell (the known table evicts other peers first).
+func (n *Node) member(id peer.ID) bool {
+	r := n.cell.Roster()
+	return r != nil && r.Has(id)
 }
 
 // knownBootstrap is the DHT's bootstrap peers beyond its configured ones:

@@ -82,25 +82,56 @@ func knownEntry(addr ma.Multiaddr, seen time.Time) []byte {
 	return append(b, addr.Bytes()...)
 }
 
-// TestNodeDHTBootstrapsFromKnown: a public entry of the known table is
-// among the DHT's bootstrap peers of a node started on that datastore.
+// TestNodeDHTBootstrapsFromKnown: the known table's entry of a member of
+// the node's cell, last seen at a public address, is among the DHT's
+// bootstrap peers of the node restarted on that datastore (a stranger's,
+// rejected by Interesting, is not: TestKnownRemovedNotBootstrap). The address is public by the table's rule
+// (manet.IsPublicAddr) but webrtc-direct, which no transport of the node
+// dials: no packet leaves loopback.
 func TestNodeDHTBootstrapsFromKnown(t *testing.T) {
-	opts := loopbackOptions(t, 43)
-	member := loopbackOptions(t, 44)
-	mid, err := peer.IDFromPrivateKey(member.Key)
+	ctx := t.Context()
+	aopts := loopbackOptions(t, 43)
+	aopts.Cell = fastCell
+	a := startNode(t, aopts)
+	bopts := loopbackOptions(t, 44, addrInfo(a))
+	bopts.Cell = fastCell
+	b := startNode(t, bopts)
+	if _, err := a.Cell().Create(ctx, "home", "a"); err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := a.Cell().Invite(cell.InviteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := ma.StringCast("/ip4/198.51.100.7/tcp/4001")
-	if err := opts.Datastore.Put(t.Context(), ds.NewKey(discovery.KnownPrefix).ChildString(mid.String()),
+	jctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := b.Cell().Join(jctx, code.String(), "b"); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	eventually(t, 20*time.Second, "b in a's roster", func() bool {
+		r := a.Cell().Roster()
+		return r != nil && r.Has(b.ID())
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pub := ma.StringCast("/ip4/11.213.0.7/udp/4001/webrtc-direct")
+	if err := aopts.Datastore.Put(ctx, ds.NewKey(discovery.KnownPrefix).ChildString(b.ID().String()),
 		knownEntry(pub, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	n := startNode(t, opts)
-	if !slices.ContainsFunc(n.DHT().BootstrapPeers(), func(ai peer.AddrInfo) bool {
-		return ai.ID == mid && slices.ContainsFunc(ai.Addrs, pub.Equal)
+	ropts := aopts
+	ropts.Discovery.Bootstrap, ropts.DHT.Bootstrap = nil, nil
+	r := startNode(t, ropts)
+	eventually(t, 20*time.Second, "the roster read", func() bool { return r.Cell().Roster() != nil })
+	bp := r.DHT().BootstrapPeers()
+	if !slices.ContainsFunc(bp, func(ai peer.AddrInfo) bool {
+		return ai.ID == b.ID() && slices.ContainsFunc(ai.Addrs, pub.Equal)
 	}) {
-		t.Fatalf("DHT bootstrap peers %v lack the known public member %s", n.DHT().BootstrapPeers(), mid)
+		t.Fatalf("DHT bootstrap peers %v lack the known public member %s", bp, b.ID())
 	}
 }
 
