@@ -193,6 +193,6 @@ func (r *punchRetry) redial(ctx context.Context, id peer.ID) bool {
 		r.log.Info("redial for a hole punch failed", "peer", id, "err", err)
 		return false
 	}
-	r.log.Debug("redialled through the relay for a hole punch", "peer", id)
+	r.log.Info("redialled through the relay for a hole punch", "peer", id)
 	return true
 }
