@@ -25,7 +25,7 @@
 // addresses. exopeer's protocols open streams over Limited connections
 // (a third party's relay with limits).
 //
-// Hole punching (punch.go, unrelay.go): the host runs go-libp2p's DCUtR
+// Hole punching (punch.go, unrelay.go, punchretry.go): the host runs go-libp2p's DCUtR
 // (QUIC only in practice: our TCP dials leave from ephemeral ports), and
 // its tracer (punchTracer) keeps the last result per peer, at most
 // maxPunches peers, the oldest forgotten first. Node.Path says how a peer
@@ -34,7 +34,15 @@
 // the doctor's per-peer findings show it. Part "unrelay" closes a peer's
 // relayed connections once a direct one has been open for 30 s
 // (unrelayGrace), so that streams left on the relay move to the direct
-// path; the peer stays Connected throughout.
+// path; the peer stays Connected throughout. go-libp2p punches only when
+// a relayed connection arrives, on the side that receives it, once: part
+// "punchretry" retries for a member or a contact's device reached only
+// through a relayed connection this node dialled, by closing it and
+// dialling again through the relay (the peer punches on the new one),
+// after 10 s, 1 min, 5 min, then every 30 min (punchBackoff, on the
+// node's clock; a direct connection starts it over), and only while the
+// node's own DCUtR handler is registered; its state holds the peers with
+// such a connection now.
 //
 // The part "doctor" (doctorpart.go) serves the time protocol
 // (ProtocolTime, doctortime.go) to the cell's members and contacts'

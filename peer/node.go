@@ -174,7 +174,7 @@ func New(opts Options) (*Node, error) {
 // Start builds the node's parts and starts them in order (see
 // docs/architecture.md): the host, the block exchange, discovery, the
 // reachability watch, the DHT, the prekeys, the cell, the chain, the store, the blobs, the contacts,
-// the messages, the doctor, unrelay and, on a network with relays, the relay service and AutoRelay. If one fails, those started are stopped again in
+// the messages, the doctor, unrelay, punchretry and, on a network with relays, the relay service and AutoRelay. If one fails, those started are stopped again in
 // reverse order, the error names the part, and the node is closed. ctx
 // bounds the start, not the node's life.
 func (n *Node) Start(ctx context.Context) (err error) {
@@ -363,13 +363,16 @@ func (n *Node) build() error {
 	n.parts.add("doctor", n.doc)
 	// A peer reached directly (hole punching) loses its relayed connections.
 	n.parts.addRun("unrelay", newUnrelay(n.host.Network(), in.now, n.log.With("part", "unrelay")))
+	// A member or contact's device reached only through a relay this node
+	// dialled is redialled with back-off, so that it punches again.
+	n.parts.addRun("punchretry", newPunchRetry(n.host, in.now, n.doctorRule().allows, n.log.With("part", "punchretry")))
 	// Relays from the cell: the relay admits the cell's members and its
 	// contacts' devices, read as they are at each request; both parts
 	// follow the reachability watch.
 	return n.addRelays()
 }
 
-// Close stops AutoRelay, the relay service, unrelay, the doctor, the messages, the contacts, the blobs, the store, the chain, the cell,
+// Close stops AutoRelay, the relay service, punchretry, unrelay, the doctor, the messages, the contacts, the blobs, the store, the chain, the cell,
 // the prekeys, the DHT, the reachability watch, discovery, the block
 // exchange and the host, in
 // that order (the reverse of Start's), and waits for their goroutines.

@@ -1,0 +1,198 @@
+package peer
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+)
+
+// punchBackoff is the wait before each retry of a hole punch with a peer
+// reached only through a relay, counted from when the node first saw it
+// so (or from the previous retry); the last wait repeats.
+var punchBackoff = []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute}
+
+// punchRetrySweep is how often part "punchretry" looks at the host's
+// connections.
+const punchRetrySweep = 5 * time.Second
+
+// punchRedialWait bounds one redial through the relay.
+const punchRedialWait = 30 * time.Second
+
+// retryView is one peer's connections as planPunchRetries sees them.
+type retryView struct {
+	id peer.ID
+	// direct: the node holds a direct connection to the peer.
+	direct bool
+	// dialled: the node holds a relayed connection it dialled (outbound).
+	dialled bool
+}
+
+// retryState is a peer's back-off: since is when the node first saw the
+// peer reached only through a relay it dialled, or its last retry; tries
+// counts the retries.
+type retryState struct {
+	since time.Time
+	tries int
+}
+
+// punchWait is the wait before retry number tries+1.
+func punchWait(tries int) time.Duration {
+	return punchBackoff[min(tries, len(punchBackoff)-1)]
+}
+
+// planPunchRetries is one sweep of part "punchretry". go-libp2p's hole
+// punching is run by the side that receives a relayed connection, once,
+// when it arrives: never again after a failure, and never for a
+// connection that arrived before its service was active (before the host
+// had an address to punch from). The side that dialled the relayed
+// connection retries: it closes the connection and dials again through
+// the relay, and the peer punches on the new one. The next state keeps
+// only peers reached through relayed connections the node dialled, with
+// no direct one (a direct connection, or none at all, forgets the
+// peer: its back-off starts over); due are those whose wait is over.
+// While the node's own hole punching service is not active (active
+// false) nothing is due: the peer's punch would find no handler here.
+// Pure.
+func planPunchRetries(state map[peer.ID]retryState, views []retryView, active bool, now time.Time) (next map[peer.ID]retryState, due []peer.ID) {
+	next = make(map[peer.ID]retryState)
+	for _, v := range views {
+		if v.direct || !v.dialled {
+			continue
+		}
+		st, ok := state[v.id]
+		switch {
+		case !ok:
+			st = retryState{since: now}
+		case active && !now.Before(st.since.Add(punchWait(st.tries))):
+			due = append(due, v.id)
+			st = retryState{since: now, tries: st.tries + 1}
+		}
+		next[v.id] = st
+	}
+	slices.Sort(due)
+	return next, due
+}
+
+// punchRetry is the node's part "punchretry": for a member or a contact's
+// device reached only through a relay connection this node dialled, it
+// closes that connection and dials the peer again, after punchBackoff
+// (10 s, 1 min, 5 min, then every 30 min), so that the peer's hole
+// punching service, which acts on a new inbound relayed connection only,
+// punches again. The streams open on the closed connection end (the
+// protocols above open them again). A direct connection stops it for that
+// peer. Its state holds only peers with such a connection now, rebuilt at
+// each sweep; its clock is the node's.
+type punchRetry struct {
+	h     host.Host
+	now   func() time.Time
+	admit func(ctx context.Context, p peer.ID) bool
+	log   *slog.Logger
+
+	// state is only used by sweep, from one goroutine.
+	state map[peer.ID]retryState
+}
+
+func newPunchRetry(h host.Host, now func() time.Time, admit func(context.Context, peer.ID) bool, log *slog.Logger) *punchRetry {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &punchRetry{h: h, now: now, admit: admit, log: log, state: make(map[peer.ID]retryState)}
+}
+
+// Run sweeps until ctx ends.
+func (r *punchRetry) Run(ctx context.Context) error {
+	t := time.NewTicker(punchRetrySweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			r.sweep(ctx)
+		}
+	}
+}
+
+// punchActive reports whether the host's hole punching service answers
+// (its handler registers once the host has an address to punch from).
+func punchActive(h host.Host) bool {
+	return slices.Contains(h.Mux().Protocols(), holepunch.Protocol)
+}
+
+// sweep plans and runs this round's retries, and returns the peers it
+// redialled.
+func (r *punchRetry) sweep(ctx context.Context) []peer.ID {
+	byPeer := make(map[peer.ID]*retryView)
+	var order []peer.ID
+	for _, c := range r.h.Network().Conns() {
+		id := c.RemotePeer()
+		v, ok := byPeer[id]
+		if !ok {
+			v = &retryView{id: id}
+			byPeer[id] = v
+			order = append(order, id)
+		}
+		if _, relayed := circuitRelay(c.RemoteMultiaddr()); !relayed {
+			v.direct = true
+		} else if c.Stat().Direction == network.DirOutbound {
+			v.dialled = true
+		}
+	}
+	views := make([]retryView, 0, len(order))
+	for _, id := range order {
+		views = append(views, *byPeer[id])
+	}
+	var due []peer.ID
+	r.state, due = planPunchRetries(r.state, views, punchActive(r.h), r.now())
+	var done []peer.ID
+	for _, id := range due {
+		if ctx.Err() != nil {
+			break
+		}
+		if !r.admit(ctx, id) {
+			continue
+		}
+		if r.redial(ctx, id) {
+			done = append(done, id)
+		}
+	}
+	return done
+}
+
+// redial closes the relayed connections the node dialled to id, if it
+// still has no direct one, and dials id again.
+func (r *punchRetry) redial(ctx context.Context, id peer.ID) bool {
+	conns := r.h.Network().ConnsToPeer(id)
+	var relayed []network.Conn
+	for _, c := range conns {
+		if _, ok := circuitRelay(c.RemoteMultiaddr()); !ok {
+			return false
+		}
+		if c.Stat().Direction == network.DirOutbound {
+			relayed = append(relayed, c)
+		}
+	}
+	if len(relayed) == 0 {
+		return false
+	}
+	for _, c := range relayed {
+		if err := c.Close(); err != nil {
+			r.log.Debug("closing a relayed connection to punch again", "peer", id, "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, punchRedialWait)
+	defer cancel()
+	err := r.h.Connect(network.WithAllowLimitedConn(ctx, "punch retry"), peer.AddrInfo{ID: id})
+	if err != nil {
+		r.log.Info("redial for a hole punch failed", "peer", id, "err", err)
+		return false
+	}
+	r.log.Info("redialled through the relay for a hole punch", "peer", id)
+	return true
+}
