@@ -213,6 +213,11 @@ func TestRelayInviteWindow(t *testing.T) {
 		wr.HandleMessage(msg)
 	}
 	t0 := clk.now()
+	announce(4, hd.ID(), t0, t0.Add(windowLease)) // D is no member
+	announce(1, hr.ID(), t0, t0.Add(windowLease)) // nor the relay itself
+	if n := wr.tab.len(); n != 0 {
+		t.Fatalf("%d windows kept from a stranger and the relay itself, want 0", n)
+	}
 	refused("no window", ha.ID())
 	announce(3, ha.ID(), t0, t0.Add(windowLease)) // B signs a window for A
 	refused("window for A signed by B", ha.ID())
