@@ -1,6 +1,7 @@
 package cell
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -81,6 +82,12 @@ func (s *Service) Invite(opts InviteOptions) (Code, time.Time, error) {
 // PAKE.
 func inviteRendezvous(nameplate uint16) []byte {
 	return binary.BigEndian.AppendUint16([]byte("exopeer invite v1\x00"), nameplate)
+}
+
+// IsInviteRendezvous reports whether secret is an invite nameplate's
+// rendezvous (the inviter's, or the joiner's looking it up).
+func IsInviteRendezvous(secret []byte) bool {
+	return len(secret) == len(inviteRendezvous(0)) && bytes.Equal(secret[:len(secret)-2], inviteRendezvous(0)[:len(secret)-2])
 }
 
 // openInviteLocked serves inv and advertises its nameplate.

@@ -25,6 +25,18 @@
 // addresses. exopeer's protocols open streams over Limited connections
 // (a third party's relay with limits).
 //
+// Invite windows (invwindow.go, invwindowpart.go): part "windows" stands
+// between the cell and contacts and discovery's rendezvous; while the node
+// advertises an invite's nameplate (cell or contact invite) it announces
+// on the cell's gossip (topic "relay/window") a window {member, issued,
+// until} signed by its own key, renewed every 10 minutes (windowLease 30
+// minutes), closed when the last nameplate is withdrawn. A relay keeps the
+// members' windows (one each, at most 1024, ends clamped to an hour) and
+// admits circuits from anyone to that member while its window is open,
+// from at most 8 peers outside the cell at once (windowStrangers):
+// a joiner or a new contact meets a member behind NAT through the cell's
+// relay. Reservations stay for members.
+//
 // Hole punching (punch.go, unrelay.go, punchretry.go): the host runs go-libp2p's DCUtR
 // (QUIC only in practice: our TCP dials leave from ephemeral ports), and
 // its tracer (punchTracer) keeps the last result per peer, at most

@@ -127,24 +127,25 @@ type Node struct {
 	started time.Time
 	closed  bool
 
-	host   host.Host
-	store  *blocks.Store
-	xchg   *blocks.Exchange
-	provs  *blocks.Providers
-	dht    *dht.DHT
-	reach  *reachWatch
-	disc   *discovery.Service
-	cell   *cell.Service
-	topics *gossip.Topics
-	chain  *replica.Replica
-	stor   *service.Service
-	pins   *pin.Pins
-	blobs  *blobservice.Service
-	cons   *contactservice.Service
-	prek   *prekey.Service
-	msgs   *messageservice.Service
-	relay  *relayService
-	doc    *doctorPart
+	host    host.Host
+	store   *blocks.Store
+	xchg    *blocks.Exchange
+	provs   *blocks.Providers
+	dht     *dht.DHT
+	reach   *reachWatch
+	disc    *discovery.Service
+	cell    *cell.Service
+	topics  *gossip.Topics
+	windows *invWindows
+	chain   *replica.Replica
+	stor    *service.Service
+	pins    *pin.Pins
+	blobs   *blobservice.Service
+	cons    *contactservice.Service
+	prek    *prekey.Service
+	msgs    *messageservice.Service
+	relay   *relayService
+	doc     *doctorPart
 }
 
 // ErrNodeClosed is returned by Start after Close.
@@ -263,9 +264,20 @@ func (n *Node) build() error {
 	// The chain rides on the cell's gossip, and reads the cell's roster:
 	// both are built before either starts.
 	n.topics = gossip.NewTopics()
+	// Invite windows: the cell's and contacts' invites open the node to
+	// strangers through its cell's relays (announced on the real network
+	// only: simnet's has no relays); the relay reads the others' windows.
+	if n.windows, err = newInvWindows(n.disc, n.opts.Key, in.now, n.opts.Network.Relays != nil,
+		n.windowBroadcast, n.windowMember, n.host.Network(), n.log.With("part", "windows")); err != nil {
+		return err
+	}
+	if err := n.topics.Register(windowTopic, n.windows, windowMsgMax); err != nil {
+		return err
+	}
+	n.parts.addRun("windows", n.windows)
 	var rep *replica.Replica
 	if n.cell, err = cell.New(cell.Options{
-		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Rendezvous: n.disc,
+		Host: n.host, Key: n.opts.Key, Datastore: n.opts.Datastore, Rendezvous: n.windows,
 		Config: n.opts.Cell, Logger: n.log, Topics: n.topics, Rand: in.cellRand, Now: in.now,
 		Cutoff: func(ctx context.Context, id peer.ID, fetch bool) (cell.Cutoff, error) {
 			return rep.Cutoff(ctx, id, fetch)
@@ -340,7 +352,7 @@ func (n *Node) build() error {
 	// Contacts are store entities; an admin keeps the cell's signed
 	// device list in the store: after the store.
 	if n.cons, err = contactservice.New(contactservice.Options{
-		Host: n.host, Rendezvous: n.disc, Cell: n.cell, Store: n.stor, Config: in.contacts, Logger: n.log,
+		Host: n.host, Rendezvous: n.windows, Cell: n.cell, Store: n.stor, Config: in.contacts, Logger: n.log,
 	}); err != nil {
 		return fmt.Errorf("peer: build contacts: %w", err)
 	}

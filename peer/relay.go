@@ -351,6 +351,7 @@ func (n *Node) addRelays() error {
 			cs, err := n.cons.ByDevice(ctx, id)
 			return err == nil && len(cs) > 0
 		},
+		window: n.windows.admit,
 	}
 	var err error
 	if n.relay, err = newRelayService(n.host, cfg.Service, acl, n.log.With("part", "relay")); err != nil {

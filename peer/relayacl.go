@@ -16,7 +16,9 @@ import (
 //     its next refresh (AutoRelay refreshes every minute) is refused,
 //     and its open circuits end at the service's next sweep (relaySweep).
 //   - A circuit goes to a member other than the node itself, from a
-//     member or from a device of one of the cell's contacts.
+//     member or from a device of one of the cell's contacts, or from
+//     anyone while that member's invite window is open (window: see
+//     windowTopic), from at most windowStrangers such peers at once.
 //
 // It reads the live roster and contacts at every call (go-libp2p calls it
 // from the relay's stream handlers, concurrently): its functions must be
@@ -29,6 +31,9 @@ type relayACL struct {
 	// contactDevice reports whether id is a device of one of the cell's
 	// contacts (false on any error: a refusal, never a wrong admission).
 	contactDevice func(id peer.ID) bool
+	// window reports whether src may reach member dest through dest's
+	// open invite window (nil: no windows).
+	window func(src, dest peer.ID) bool
 }
 
 // AllowReserve is relay.ACLFilter's: a member other than the node itself.
@@ -37,13 +42,16 @@ func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 }
 
 // AllowConnect is relay.ACLFilter's: to a member other than the node
-// itself, from a member or a contact's device, never from the destination
-// itself.
+// itself, from a member or a contact's device, or from anyone through the
+// member's open invite window; never from the destination itself.
 func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
 	if dest == a.self || src == dest || !a.member(dest) {
 		return false
 	}
-	return a.member(src) || a.contactDevice(src)
+	if a.member(src) || a.contactDevice(src) {
+		return true
+	}
+	return a.window != nil && a.window(src, dest)
 }
 
 // admitsSource reports whether a circuit from src is still admitted

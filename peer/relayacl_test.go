@@ -74,6 +74,31 @@ func TestRelayACL(t *testing.T) {
 			t.Errorf("AllowConnect(%s) = %v, want %v", c.name, got, c.want)
 		}
 	}
+	// An invite window: A's (and a former member's, left over) admit
+	// anyone to that member only; reservations stay for members.
+	joiner := id(7)
+	acl.window = func(src, dest peer.ID) bool { return dest == a || dest == former || dest == self }
+	windowed := []struct {
+		name      string
+		src, dest peer.ID
+		want      bool
+	}{
+		{"joiner to member with a window", joiner, a, true},
+		{"stranger to member with a window", stranger, a, true},
+		{"joiner to member without a window", joiner, b, false},
+		{"joiner to former member with a window", joiner, former, false},
+		{"joiner to the relay itself", joiner, self, false},
+		{"member with a window to itself", a, a, false},
+		{"member still to member", b, a, true},
+	}
+	for _, c := range windowed {
+		if got := acl.AllowConnect(c.src, nil, c.dest); got != c.want {
+			t.Errorf("window: AllowConnect(%s) = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if acl.AllowReserve(joiner, nil) || acl.AllowReserve(stranger, nil) {
+		t.Error("window: a stranger may reserve")
+	}
 	// Not in a cell: nobody.
 	none := relayACL{self: self, member: func(peer.ID) bool { return false }, contactDevice: func(peer.ID) bool { return true }}
 	if none.AllowReserve(a, nil) || none.AllowConnect(contact, nil, a) {

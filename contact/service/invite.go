@@ -2,6 +2,7 @@ package service
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -62,6 +63,12 @@ type openInvite struct {
 // nameplate: not the cell join's, so the two never meet.
 func inviteRendezvous(nameplate uint16) []byte {
 	return binary.BigEndian.AppendUint16([]byte("exopeer contact invite v1\x00"), nameplate)
+}
+
+// IsInviteRendezvous reports whether secret is a contact invite
+// nameplate's rendezvous (the inviter's, or the acceptor's looking it up).
+func IsInviteRendezvous(secret []byte) bool {
+	return len(secret) == len(inviteRendezvous(0)) && bytes.Equal(secret[:len(secret)-2], inviteRendezvous(0)[:len(secret)-2])
 }
 
 // Invite opens a one-time invite for another cell to exchange cards with

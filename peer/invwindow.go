@@ -1,0 +1,212 @@
+package peer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Invite windows: a member with an open invite (a cell invite or a
+// contact invite) is reached through its cell's relays by anyone until
+// the window's end, so that a joiner or a contact who is no member and no
+// contact yet can meet it when both are behind NAT. The member announces
+// its window on the cell's gossip (topic windowTopic), signed by its own
+// peer key; relays keep the windows of members (windowTable) and admit a
+// circuit from any source to that member while its window is open, from
+// at most windowStrangers sources at once (relayACL). Reservations stay
+// for members only; a window opens nothing towards anyone else.
+
+const (
+	// windowTopic is the gossip topic of the windows.
+	windowTopic = "relay/window"
+	// windowLease is how long an announced window lasts; the member
+	// renews it every windowLease/3 while an invite is open, and closes it
+	// at once when its last invite ends.
+	windowLease = 30 * time.Minute
+	// windowMax is the longest a relay keeps a window open past now,
+	// whatever the announce says.
+	windowMax = time.Hour
+	// windowStrangers is how many peers other than members and contacts'
+	// devices may hold circuits to a member through one relay at once
+	// during its window (each with the relay's own per-peer limits).
+	windowStrangers = 8
+	// maxWindows is the most windows a relay keeps (one per member).
+	maxWindows = 1024
+	// windowMsgMax is the largest window message: the header, a peer ID
+	// (an Ed25519 one is 38 bytes; at most 64 taken) and a signature.
+	windowMsgMax = windowHeader + 64 + maxWindowSig
+	windowHeader = 1 + 8 + 8 + 1
+	maxWindowSig = 128
+	windowV1     = 0x01
+)
+
+// windowSigContext prefixes what a window's signature covers.
+const windowSigContext = "exopeer relay window v1\x00"
+
+// windowMsg is a member's announce: its window is open from issued until
+// until; until not after issued closes it. Issued orders a member's
+// announces: a relay takes only one newer than the last it took.
+type windowMsg struct {
+	member        peer.ID
+	issued, until time.Time
+}
+
+// errWindow wraps every reason a window message is refused.
+var errWindow = errors.New("peer: bad relay window")
+
+// signWindow encodes w signed by key, which must be w.member's.
+//
+//	0x01 | issued (8, Unix ns, big-endian) | until (8) | len (1) | member ID | signature
+func signWindow(key crypto.PrivKey, w windowMsg) ([]byte, error) {
+	id := []byte(w.member)
+	if len(id) == 0 || len(id) > 64 {
+		return nil, fmt.Errorf("%w: member ID of %d bytes", errWindow, len(id))
+	}
+	b := make([]byte, 0, windowMsgMax)
+	b = append(b, windowV1)
+	b = binary.BigEndian.AppendUint64(b, uint64(w.issued.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(w.until.UnixNano()))
+	b = append(b, byte(len(id)))
+	b = append(b, id...)
+	sig, err := key.Sign(append([]byte(windowSigContext), b...))
+	if err != nil {
+		return nil, fmt.Errorf("peer: sign relay window: %w", err)
+	}
+	if len(sig) > maxWindowSig {
+		return nil, fmt.Errorf("%w: signature of %d bytes", errWindow, len(sig))
+	}
+	return append(b, sig...), nil
+}
+
+// openWindow decodes msg and checks its signature against the key of the
+// member it names.
+func openWindow(msg []byte) (windowMsg, error) {
+	if len(msg) < windowHeader || msg[0] != windowV1 {
+		return windowMsg{}, fmt.Errorf("%w: %d bytes, version %#x", errWindow, len(msg), firstByte(msg))
+	}
+	n := int(msg[windowHeader-1])
+	if n == 0 || n > 64 || len(msg) < windowHeader+n+1 || len(msg) > windowHeader+n+maxWindowSig {
+		return windowMsg{}, fmt.Errorf("%w: member ID of %d bytes in %d", errWindow, n, len(msg))
+	}
+	body, sig := msg[:windowHeader+n], msg[windowHeader+n:]
+	id, err := peer.IDFromBytes(body[windowHeader:])
+	if err != nil {
+		return windowMsg{}, fmt.Errorf("%w: member: %w", errWindow, err)
+	}
+	pub, err := id.ExtractPublicKey()
+	if err != nil {
+		return windowMsg{}, fmt.Errorf("%w: member key: %w", errWindow, err)
+	}
+	ok, err := pub.Verify(append([]byte(windowSigContext), body...), sig)
+	if err != nil || !ok {
+		return windowMsg{}, fmt.Errorf("%w: signature does not verify", errWindow)
+	}
+	return windowMsg{
+		member: id,
+		issued: time.Unix(0, int64(binary.BigEndian.Uint64(body[1:9]))),
+		until:  time.Unix(0, int64(binary.BigEndian.Uint64(body[9:17]))),
+	}, nil
+}
+
+func firstByte(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	return int(b[0])
+}
+
+// windowTable is a relay's windows, one per member, and the strangers
+// admitted through each. Safe for concurrent use.
+type windowTable struct {
+	mu sync.Mutex
+	m  map[peer.ID]*window // at most maxWindows
+}
+
+type window struct {
+	issued, until time.Time
+	strangers     map[peer.ID]struct{} // at most windowStrangers
+}
+
+// put takes w at now if it is newer than the member's last: an open
+// window ends at most windowMax after now; a closed one is dropped with
+// its strangers' slots. member says who is on the roster: windows of
+// others are dropped when room is needed. It reports whether w was taken.
+func (t *windowTable) put(w windowMsg, now time.Time, member func(peer.ID) bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = make(map[peer.ID]*window)
+	}
+	old := t.m[w.member]
+	if old != nil && !w.issued.After(old.issued) {
+		return false
+	}
+	if !w.until.After(w.issued) || !w.until.After(now) {
+		if old != nil {
+			// Closed: kept (without strangers) so that an older open
+			// announce arriving late is not taken.
+			old.issued, old.until, old.strangers = w.issued, time.Time{}, nil
+		}
+		return old != nil
+	}
+	if old == nil && len(t.m) >= maxWindows {
+		for id, o := range t.m {
+			if !o.until.After(now) || !member(id) {
+				delete(t.m, id)
+			}
+		}
+		if len(t.m) >= maxWindows {
+			return false
+		}
+	}
+	if lim := now.Add(windowMax); w.until.After(lim) {
+		w.until = lim
+	}
+	if old == nil {
+		old = &window{}
+		t.m[w.member] = old
+	}
+	old.issued, old.until = w.issued, w.until
+	return true
+}
+
+// admit reports whether src may open a circuit to dest at now through
+// dest's window: open, and src one of the strangers it holds or a new one
+// while fewer than windowStrangers of those are still connected to the
+// relay (connected).
+func (t *windowTable) admit(src, dest peer.ID, now time.Time, connected func(peer.ID) bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.m[dest]
+	if w == nil || !w.until.After(now) {
+		return false
+	}
+	if _, ok := w.strangers[src]; ok {
+		return true
+	}
+	for id := range w.strangers {
+		if !connected(id) {
+			delete(w.strangers, id)
+		}
+	}
+	if len(w.strangers) >= windowStrangers {
+		return false
+	}
+	if w.strangers == nil {
+		w.strangers = make(map[peer.ID]struct{}, windowStrangers)
+	}
+	w.strangers[src] = struct{}{}
+	return true
+}
+
+// len is how many windows the table holds (open or kept closed).
+func (t *windowTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}

@@ -1,0 +1,183 @@
+package peer
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func seedID(t testing.TB, seed byte) peer.ID {
+	t.Helper()
+	id, err := peer.IDFromPrivateKey(seedKeyF(t, seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// seedKeyF is seedKey for any test, fuzz tests included.
+func seedKeyF(t testing.TB, seed byte) crypto.PrivKey {
+	t.Helper()
+	k, err := crypto.UnmarshalEd25519PrivateKey(testKey(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestWindowWire: a window signed by its member opens to what was signed;
+// one signed by another key, altered, truncated or of another version is
+// refused.
+func TestWindowWire(t *testing.T) {
+	a := seedID(t, 2)
+	t0 := time.Unix(1_800_000_000, 5)
+	w := windowMsg{member: a, issued: t0, until: t0.Add(windowLease)}
+	msg, err := signWindow(seedKey(t, 2), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg) > windowMsgMax {
+		t.Fatalf("window of %d bytes, over windowMsgMax %d", len(msg), windowMsgMax)
+	}
+	got, err := openWindow(msg)
+	if err != nil || got.member != a || !got.issued.Equal(w.issued) || !got.until.Equal(w.until) {
+		t.Fatalf("openWindow = %+v, %v, want %+v", got, err, w)
+	}
+	forged, err := signWindow(seedKey(t, 3), w) // B signs A's window
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string][]byte{
+		"signed by another member": forged,
+		"empty":                    nil,
+		"version 2":                append([]byte{2}, msg[1:]...),
+		"until moved":              func() []byte { m := bytes.Clone(msg); m[10]++; return m }(),
+		"truncated signature":      msg[:len(msg)-1],
+		"no signature":             msg[:windowHeader+len(a)],
+		"header only":              msg[:windowHeader],
+		"id length 0":              func() []byte { m := bytes.Clone(msg); m[windowHeader-1] = 0; return m }(),
+		"id length 200":            func() []byte { m := bytes.Clone(msg); m[windowHeader-1] = 200; return m }(),
+		"trailing bytes":           append(bytes.Clone(msg), make([]byte, maxWindowSig)...),
+	}
+	for name, m := range bad {
+		if got, err := openWindow(m); !errors.Is(err, errWindow) {
+			t.Errorf("%s: openWindow = %+v, %v, want errWindow", name, got, err)
+		}
+	}
+}
+
+// FuzzOpenWindow: any bytes give a window that verifies or an error, never
+// a panic; a window that opens was signed for the member it names.
+func FuzzOpenWindow(f *testing.F) {
+	t0 := time.Unix(1_800_000_000, 0)
+	for i, k := range []byte{2, 3} {
+		key := seedKeyF(f, k)
+		id, _ := peer.IDFromPrivateKey(key)
+		msg, err := signWindow(key, windowMsg{member: id, issued: t0, until: t0.Add(time.Duration(i) * time.Hour)})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(msg)
+		f.Add(msg[:windowHeader])
+	}
+	f.Add([]byte{windowV1})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		w, err := openWindow(msg)
+		if err != nil {
+			return
+		}
+		if _, err := openWindow(msg); err != nil || w.member == "" {
+			t.Fatalf("opened %+v, then %v", w, err)
+		}
+	})
+}
+
+// TestWindowTable: a window admits strangers to its member until it ends
+// or is closed, at most windowStrangers connected at once, only to that
+// member; older announces, windows past maxWindows and ends past windowMax
+// are not taken.
+func TestWindowTable(t *testing.T) {
+	a, b, c := seedID(t, 2), seedID(t, 3), seedID(t, 4)
+	t0 := time.Unix(1_800_000_000, 0)
+	all := func(peer.ID) bool { return true }
+	connected := map[peer.ID]bool{}
+	isConn := func(id peer.ID) bool { return connected[id] }
+	stranger := func(i int) peer.ID { return peer.ID([]byte{0, byte(i), 7, 7}) }
+	var tab windowTable
+
+	if tab.admit(stranger(0), a, t0, isConn) {
+		t.Fatal("admitted to a member without a window")
+	}
+	if !tab.put(windowMsg{member: a, issued: t0, until: t0.Add(windowLease)}, t0, all) {
+		t.Fatal("open window not taken")
+	}
+	if !tab.admit(stranger(0), a, t0, isConn) {
+		t.Fatal("stranger refused through an open window")
+	}
+	if tab.admit(stranger(0), b, t0, isConn) {
+		t.Fatal("A's window admitted a stranger to member B")
+	}
+	// Strangers: at most windowStrangers connected at once.
+	connected[stranger(0)] = true
+	for i := 1; i < windowStrangers; i++ {
+		connected[stranger(i)] = true
+		if !tab.admit(stranger(i), a, t0, isConn) {
+			t.Fatalf("stranger %d refused", i)
+		}
+	}
+	if tab.admit(stranger(windowStrangers), a, t0, isConn) {
+		t.Fatalf("stranger %d admitted: over windowStrangers", windowStrangers)
+	}
+	if !tab.admit(stranger(3), a, t0, isConn) {
+		t.Fatal("a stranger already admitted was refused again")
+	}
+	connected[stranger(3)] = false // gone from the relay: its slot frees
+	if !tab.admit(stranger(windowStrangers), a, t0, isConn) {
+		t.Fatal("stranger refused after a slot freed")
+	}
+	// Older announce ignored; the window ends at until.
+	if tab.put(windowMsg{member: a, issued: t0.Add(-time.Second), until: t0.Add(-time.Millisecond)}, t0, all) {
+		t.Fatal("an older announce was taken")
+	}
+	end := t0.Add(windowLease)
+	if !tab.admit(stranger(0), a, end.Add(-time.Nanosecond), isConn) || tab.admit(stranger(0), a, end, isConn) {
+		t.Fatal("the window does not end at until")
+	}
+	// Reopened, then closed: an older open announce arriving late stays out.
+	t1 := end.Add(time.Minute)
+	tab.put(windowMsg{member: a, issued: t1, until: t1.Add(windowLease)}, t1, all)
+	if !tab.admit(stranger(0), a, t1, isConn) {
+		t.Fatal("reopened window refused")
+	}
+	if !tab.put(windowMsg{member: a, issued: t1.Add(time.Second), until: t1.Add(time.Second)}, t1, all) {
+		t.Fatal("close not taken")
+	}
+	if tab.admit(stranger(0), a, t1, isConn) { // the relay's clock behind the member's
+		t.Fatal("admitted through a closed window")
+	}
+	tab.put(windowMsg{member: a, issued: t1, until: t1.Add(windowLease)}, t1.Add(2*time.Second), all)
+	if tab.admit(stranger(0), a, t1.Add(2*time.Second), isConn) {
+		t.Fatal("a late older announce reopened a closed window")
+	}
+	// Until clamped to windowMax.
+	tab.put(windowMsg{member: c, issued: t0, until: t0.Add(100 * time.Hour)}, t0, all)
+	if tab.admit(stranger(0), c, t0.Add(windowMax), isConn) {
+		t.Fatal("window open past windowMax")
+	}
+	// At most maxWindows: past it, only room made from ended windows or
+	// former members.
+	var full windowTable
+	for i := range maxWindows {
+		full.put(windowMsg{member: peer.ID([]byte{1, byte(i >> 8), byte(i)}), issued: t0, until: t0.Add(time.Minute)}, t0, all)
+	}
+	if full.put(windowMsg{member: a, issued: t0, until: t0.Add(time.Minute)}, t0, all) || full.len() != maxWindows {
+		t.Fatalf("window taken over maxWindows (%d held)", full.len())
+	}
+	if !full.put(windowMsg{member: a, issued: t0, until: t0.Add(time.Minute)}, t0, func(id peer.ID) bool { return id == a }) || full.len() != 1 {
+		t.Fatalf("former members' windows not dropped for room (%d held)", full.len())
+	}
+}
