@@ -351,6 +351,7 @@ func (n *Node) addRelays() error {
 			cs, err := n.cons.ByDevice(ctx, id)
 			return err == nil && len(cs) > 0
 		},
+		guests: newRelayGuests(maxRelayGuests, relayResources().ReservationTTL, n.now),
 	}
 	var err error
 	if n.relay, err = newRelayService(n.host, cfg.Service, acl, n.log.With("part", "relay")); err != nil {
