@@ -18,9 +18,12 @@ import (
 
 // pathLimit bounds the wait for a path between two NATed members. The
 // first one comes from discovery's rendezvous a minute after the joins
-// (discovery.Config.RendezvousInterval: the rounds the members run on
-// joining do not connect them, even when b1 joins after a1 holds its
-// reservation on r), then the relayed dial and the punch.
+// (discovery.Config.RendezvousInterval), then the relayed dial and the
+// punch. The rounds the members run on joining do not connect them: the
+// home nodes' logs show each join's advertise failing with "dht: no peers
+// in the routing table" (the DHT table is empty a few ms after start),
+// its lookups finding nothing, and memberlist knowing the other member
+// but the host no address of it ("no addresses") until the next round.
 const pathLimit = 2 * time.Minute
 
 // natCell is a cell across two NATs: r on the test internet, its admin
