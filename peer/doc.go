@@ -16,7 +16,9 @@
 //
 // Relays from the cell (when Network.Relays is set: the real network, not
 // simnet's): part "relay" (relay.go) runs circuit relay v2 for the cell's
-// members and its contacts' devices only (relayACL, relayacl.go), with no
+// members and its contacts' devices only (relayACL, relayacl.go: a
+// contact's device may reserve, at most maxRelayGuests of them, and be
+// reached from members only), with no
 // limit on a circuit, while the node is public (config relay_service
 // "auto"), always ("on") or never ("off"), and counts what it does
 // (Node.RelayStats); part "autorelay" (autorelay.go) holds slots on the

@@ -204,6 +204,20 @@ func (t *windowTable) admit(src, dest peer.ID, now time.Time, connected func(pee
 	return true
 }
 
+// holds reports whether src is a stranger an open window holds at now:
+// the relay's sweep keeps its circuit while it does, and ends it once the
+// window closes or ends.
+func (t *windowTable) holds(src peer.ID, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, w := range t.m {
+		if _, ok := w.strangers[src]; ok && w.until.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
 // len is how many windows the table holds (open or kept closed).
 func (t *windowTable) len() int {
 	t.mu.Lock()

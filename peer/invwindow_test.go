@@ -139,6 +139,11 @@ func TestWindowTable(t *testing.T) {
 	if !tab.admit(stranger(windowStrangers), a, t0, isConn) {
 		t.Fatal("stranger refused after a slot freed")
 	}
+	// The relay's sweep keeps a held stranger's circuit while the window
+	// is open (TestWindowSweep: and ends it once the window closes).
+	if !tab.holds(stranger(0), t0) || tab.holds(stranger(99), t0) {
+		t.Fatal("holds: want the admitted stranger only")
+	}
 	// Older announce ignored; the window ends at until.
 	if tab.put(windowMsg{member: a, issued: t0.Add(-time.Second), until: t0.Add(-time.Millisecond)}, t0, all) {
 		t.Fatal("an older announce was taken")
@@ -179,5 +184,34 @@ func TestWindowTable(t *testing.T) {
 	}
 	if !full.put(windowMsg{member: a, issued: t0, until: t0.Add(time.Minute)}, t0, func(id peer.ID) bool { return id == a }) || full.len() != 1 {
 		t.Fatalf("former members' windows not dropped for room (%d held)", full.len())
+	}
+}
+
+// TestWindowSweep: the relay's sweep (relayACL.admitsSource) keeps the
+// circuit of a stranger an open window admitted, and ends it once the
+// window closes; a stranger no window holds is ended at once.
+func TestWindowSweep(t *testing.T) {
+	a := seedID(t, 2)
+	t0 := time.Unix(1_800_000_000, 0)
+	now := t0
+	all := func(peer.ID) bool { return true }
+	var tab windowTable
+	in, out := peer.ID([]byte{0, 1, 7, 7}), peer.ID([]byte{0, 2, 7, 7})
+	no := func(peer.ID) bool { return false }
+	acl := relayACL{member: no, contactDevice: no, held: func(src peer.ID) bool { return tab.holds(src, now) }}
+	tab.put(windowMsg{member: a, issued: t0, until: t0.Add(windowLease)}, t0, all)
+	if !tab.admit(in, a, t0, all) {
+		t.Fatal("stranger refused through an open window")
+	}
+	if !acl.admitsSource(in) {
+		t.Fatal("the sweep would end a circuit its open window admitted")
+	}
+	if acl.admitsSource(out) {
+		t.Fatal("the sweep keeps a stranger no window holds")
+	}
+	now = t0.Add(time.Second)
+	tab.put(windowMsg{member: a, issued: now, until: now}, now, all) // closed
+	if acl.admitsSource(in) {
+		t.Fatal("the sweep keeps a stranger's circuit after its window closed")
 	}
 }

@@ -202,6 +202,10 @@ func (w *invWindows) admit(src, dest peer.ID) bool {
 	})
 }
 
+// holds is relayACL's held: src came in through an open window and may
+// keep its circuit.
+func (w *invWindows) holds(src peer.ID) bool { return w.tab.holds(src, w.now()) }
+
 // windowBroadcast sends a window on the cell's gossip (ErrNoCell before
 // gossip runs: the window then goes out as the node's push/pull state).
 func (n *Node) windowBroadcast(topic string, msg []byte) error {

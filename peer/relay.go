@@ -352,6 +352,8 @@ func (n *Node) addRelays() error {
 			return err == nil && len(cs) > 0
 		},
 		window: n.windows.admit,
+		held:   n.windows.holds,
+		guests: newRelayGuests(maxRelayGuests, relayResources().ReservationTTL, n.now),
 	}
 	var err error
 	if n.relay, err = newRelayService(n.host, cfg.Service, acl, n.log.With("part", "relay")); err != nil {

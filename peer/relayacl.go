@@ -12,13 +12,17 @@ import (
 // and only people the cell knows may use them.
 //
 //   - A reservation (a slot to be reached at) is for a member other than
-//     the node itself. A member removed from the cell is no longer one:
+//     the node itself, or for a contact's device while the guests' book
+//     (relayGuests: maxRelayGuests devices of all contacts) has room. A
+//     member removed from the cell (a contact deleted) is no longer one:
 //     its next refresh (AutoRelay refreshes every minute) is refused,
 //     and its open circuits end at the service's next sweep (relaySweep).
 //   - A circuit goes to a member other than the node itself, from a
 //     member or from a device of one of the cell's contacts, or from
 //     anyone while that member's invite window is open (window: see
-//     windowTopic), from at most windowStrangers such peers at once.
+//     windowTopic), from at most windowStrangers such peers at once; or
+//     to a contact's device from a member only (the cell's members reach
+//     their contacts through it, and nobody else does).
 //
 // It reads the live roster and contacts at every call (go-libp2p calls it
 // from the relay's stream handlers, concurrently): its functions must be
@@ -34,30 +38,49 @@ type relayACL struct {
 	// window reports whether src may reach member dest through dest's
 	// open invite window (nil: no windows).
 	window func(src, dest peer.ID) bool
+	// held reports whether src holds a stranger's slot in an open invite
+	// window (nil: no windows): the sweep keeps its circuits.
+	held func(src peer.ID) bool
+	// guests bounds the contacts' devices' reservations (nil: none).
+	guests *relayGuests
 }
 
-// AllowReserve is relay.ACLFilter's: a member other than the node itself.
+// AllowReserve is relay.ACLFilter's: a member other than the node itself,
+// or a contact's device within the guests' bound.
 func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
-	return p != a.self && a.member(p)
+	if p == a.self {
+		return false
+	}
+	return a.member(p) || (a.contactDevice(p) && a.guests.admit(p))
 }
 
 // AllowConnect is relay.ACLFilter's: to a member other than the node
 // itself, from a member or a contact's device, or from anyone through the
-// member's open invite window; never from the destination itself.
+// member's open invite window; to a contact's device from a member; never
+// from the destination itself.
 func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
-	if dest == a.self || src == dest || !a.member(dest) {
+	if dest == a.self || src == dest {
 		return false
 	}
-	if a.member(src) || a.contactDevice(src) {
-		return true
+	if a.member(dest) {
+		if a.member(src) || a.contactDevice(src) {
+			return true
+		}
+		return a.window != nil && a.window(src, dest)
 	}
-	return a.window != nil && a.window(src, dest)
+	return a.contactDevice(dest) && a.member(src)
 }
 
 // admitsSource reports whether a circuit from src is still admitted
-// (relayService's sweep): a member or a contact's device.
-func (a relayACL) admitsSource(src peer.ID) bool { return a.member(src) || a.contactDevice(src) }
+// (relayService's sweep): a member, a contact's device, or a stranger an
+// open invite window holds (the window's close ends its circuit).
+func (a relayACL) admitsSource(src peer.ID) bool {
+	return a.member(src) || a.contactDevice(src) || (a.held != nil && a.held(src))
+}
 
 // admitsDest reports whether a circuit to dest is still admitted
-// (relayService's sweep): a member other than the node itself.
-func (a relayACL) admitsDest(dest peer.ID) bool { return dest != a.self && a.member(dest) }
+// (relayService's sweep): a member other than the node itself, or a
+// contact's device.
+func (a relayACL) admitsDest(dest peer.ID) bool {
+	return dest != a.self && (a.member(dest) || a.contactDevice(dest))
+}

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -18,9 +19,10 @@ func seedKey(t *testing.T, seed byte) crypto.PrivKey {
 }
 
 // TestRelayACL: the relay serves members and contacts' devices only:
-// reservations for members other than itself, circuits to such members
-// from members or contacts' devices; a former member, a stranger and the
-// relay itself are refused.
+// reservations for members other than itself and for contacts' devices,
+// circuits to such members from members or contacts' devices, and to
+// contacts' devices from members only; a former member, a stranger and
+// the relay itself are refused.
 func TestRelayACL(t *testing.T) {
 	id := func(seed byte) peer.ID {
 		pid, err := peer.IDFromPrivateKey(seedKey(t, seed))
@@ -29,12 +31,13 @@ func TestRelayACL(t *testing.T) {
 		}
 		return pid
 	}
-	self, a, b, former, contact, stranger := id(1), id(2), id(3), id(4), id(5), id(6)
+	self, a, b, former, contact, stranger, contact2 := id(1), id(2), id(3), id(4), id(5), id(6), id(7)
 	members := map[peer.ID]bool{self: true, a: true, b: true}
 	acl := relayACL{
 		self:          self,
 		member:        func(p peer.ID) bool { return members[p] },
-		contactDevice: func(p peer.ID) bool { return p == contact },
+		contactDevice: func(p peer.ID) bool { return p == contact || p == contact2 },
+		guests:        newRelayGuests(maxRelayGuests, time.Hour, time.Now),
 	}
 	reserve := []struct {
 		name string
@@ -45,7 +48,7 @@ func TestRelayACL(t *testing.T) {
 		{"other member", b, true},
 		{"self", self, false},
 		{"former member", former, false},
-		{"contact's device", contact, false},
+		{"contact's device", contact, true},
 		{"stranger", stranger, false},
 	}
 	for _, c := range reserve {
@@ -63,7 +66,12 @@ func TestRelayACL(t *testing.T) {
 		{"stranger to member", stranger, a, false},
 		{"former member to member", former, a, false},
 		{"member to former member", a, former, false},
-		{"member to contact's device", a, contact, false},
+		{"member to contact's device", a, contact, true},
+		{"self to contact's device", self, contact, true},
+		{"contact's device to another contact's device", contact2, contact, false},
+		{"stranger to contact's device", stranger, contact, false},
+		{"former member to contact's device", former, contact, false},
+		{"contact's device to itself", contact, contact, false},
 		{"member to stranger", a, stranger, false},
 		{"member to self", a, self, false},
 		{"self to member", self, a, true},
@@ -76,7 +84,7 @@ func TestRelayACL(t *testing.T) {
 	}
 	// An invite window: A's (and a former member's, left over) admit
 	// anyone to that member only; reservations stay for members.
-	joiner := id(7)
+	joiner := id(8)
 	acl.window = func(src, dest peer.ID) bool { return dest == a || dest == former || dest == self }
 	windowed := []struct {
 		name      string
@@ -103,5 +111,54 @@ func TestRelayACL(t *testing.T) {
 	none := relayACL{self: self, member: func(peer.ID) bool { return false }, contactDevice: func(peer.ID) bool { return true }}
 	if none.AllowReserve(a, nil) || none.AllowConnect(contact, nil, a) {
 		t.Error("a node in no cell admitted someone")
+	}
+}
+
+// TestRelayGuests: the contacts' devices' reservations are bounded all
+// together: a new device is refused while max hold one, a holder's
+// refresh is granted, and a slot frees when its reservation would have
+// expired; a relay with no book grants contacts' devices nothing.
+func TestRelayGuests(t *testing.T) {
+	id := func(seed byte) peer.ID {
+		pid, err := peer.IDFromPrivateKey(seedKey(t, seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := newRelayGuests(2, time.Hour, func() time.Time { return now })
+	acl := relayACL{
+		self:          id(1),
+		member:        func(p peer.ID) bool { return p == id(9) },
+		contactDevice: func(p peer.ID) bool { return p != id(9) },
+		guests:        g,
+	}
+	steps := []struct {
+		name    string
+		advance time.Duration
+		p       peer.ID
+		want    bool
+	}{
+		{"first device", 0, id(2), true},
+		{"second device", 10 * time.Minute, id(3), true},
+		{"third device, book full", 0, id(4), false},
+		{"a member, book full", 0, id(9), true},
+		{"first device's refresh", 30 * time.Minute, id(2), true},
+		{"third device once the second's slot expired", 35 * time.Minute, id(4), true},
+		{"second device, book full again", 0, id(3), false},
+	}
+	for _, s := range steps {
+		now = now.Add(s.advance)
+		if got := acl.AllowReserve(s.p, nil); got != s.want {
+			t.Errorf("%s: AllowReserve = %v, want %v", s.name, got, s.want)
+		}
+	}
+	if n := len(g.until); n > 2 {
+		t.Errorf("book holds %d devices, bound 2", n)
+	}
+	acl.guests = nil
+	if acl.AllowReserve(id(5), nil) {
+		t.Error("a relay with no guests' book granted a contact's device")
 	}
 }
