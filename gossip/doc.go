@@ -36,7 +36,14 @@
 // incarnation), and one that does not is declared failed when the
 // suspicion times out: SuspicionMult × max(1, log10(n)) probe intervals
 // once SuspicionMult−2 other members confirmed it, up to
-// SuspicionMaxTimeoutMult times that while nobody does.
+// SuspicionMaxTimeoutMult times that while nobody does. memberlist
+// refutes only a suspicion at an incarnation at least its own; one at a
+// lower incarnation (the others missed this node's later alives, such as
+// those of metadata updates made before its join completed) it ignores,
+// while every other member counts it down to a failure. So a suspect or
+// dead message naming this node, read from the packets, makes it
+// re-announce itself (new signed metadata, a higher incarnation), at most
+// once per probe interval (Stats.Refutes).
 //
 // Liveness also follows the libp2p connections. When this node loses its
 // last connection to a member (the host's Disconnected notification, and

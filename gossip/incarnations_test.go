@@ -86,7 +86,7 @@ func TestStreamSightings(t *testing.T) {
 	}
 	plain := pushPullPlain(t, nodes, []byte("user state"))
 	msg := sealStream(t, key, plain)
-	want := []sighting{{"a", 7}, {"b", 1<<32 - 1}}
+	want := []sighting{{"a", 7, 0}, {"b", 1<<32 - 1, 0}}
 	tampered := bytes.Clone(msg)
 	tampered[4]++ // the length is authenticated
 	ping := sealStream(t, key, append([]byte{0}, plain[1:]...))

@@ -62,6 +62,7 @@ const (
 type sighting struct {
 	node        string
 	incarnation uint32
+	kind        byte // mlAlive, mlSuspect or mlDead
 }
 
 // mlStateMsg is the part of memberlist's alive, suspect and dead messages
@@ -144,7 +145,7 @@ func readMessages(b []byte, depth int, out *[]sighting) {
 		if err := codec.NewDecoderBytes(b[1:], &codec.MsgpackHandle{}).Decode(&msg); err != nil || msg.Node == "" {
 			return
 		}
-		*out = append(*out, sighting{node: msg.Node, incarnation: msg.Incarnation})
+		*out = append(*out, sighting{node: msg.Node, incarnation: msg.Incarnation, kind: b[0]})
 	case mlCompound:
 		if depth >= maxCompoundDepth || len(b) < 2 {
 			return
@@ -243,11 +244,48 @@ func (m *Membership) notePacket(buf []byte) {
 	}
 	for _, s := range sightings(plain) {
 		id, err := peer.Decode(s.node)
+		if err == nil && id == m.self && (s.kind == mlSuspect || s.kind == mlDead) {
+			m.refuteAccused()
+			continue
+		}
 		if err != nil || id == m.self || !m.cfg.Allow(id) {
 			continue
 		}
 		m.incs.note(id, s.incarnation)
 	}
+}
+
+// refuteAccused re-announces this node (new signed metadata, so a new
+// alive at a higher incarnation) when a suspect or dead message names it,
+// at most once per probe interval. memberlist refutes an accusation by
+// itself only when its incarnation is at least this node's own: one at a
+// lower incarnation (the others never heard this node's later alives,
+// such as those of metadata updates made before its join completed) is
+// ignored here while every other member counts it down to a failure.
+func (m *Membership) refuteAccused() {
+	now := m.now().UnixNano()
+	if last := m.refutedAt.Load(); last != 0 && now-last < int64(m.cfg.Timing.ProbeInterval) {
+		return
+	}
+	if !m.refuting.CompareAndSwap(false, true) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.left {
+		m.refuting.Store(false)
+		return
+	}
+	m.refutedAt.Store(now)
+	m.refutes.Add(1)
+	m.wg.Go(func() {
+		defer m.refuting.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timing.ProbeInterval)
+		defer cancel()
+		if err := m.UpdateMeta(ctx); err != nil {
+			m.log.Debug("gossip re-announce after an accusation", "err", err)
+		}
+	})
 }
 
 // disconnected is the host's notification that a connection closed. It

@@ -113,6 +113,7 @@ type Stats struct {
 	LostReachable   uint64 // of those, not suspected: another member reached it
 	LostUndecided   uint64 // of those, left to the probes: no member answered that it could not reach it
 	ReachBusy       uint64 // reach requests answered "cannot say": maxReachChecks already under way
+	Refutes         uint64 // re-announcements after a suspect or dead message named this node
 }
 
 // SubscriptionBuffer is the capacity of a subscription's channel.
@@ -221,5 +222,6 @@ func (m *Membership) Stats() Stats {
 		SuspectedLost: c.suspectedLost.Load(), LostUnknown: c.lostUnknown.Load(),
 		LostChecked: c.lostChecked.Load(), LostReachable: c.lostReachable.Load(),
 		LostUndecided: c.lostUndecided.Load(), ReachBusy: c.reachBusy.Load(),
+		Refutes: m.refutes.Load(),
 	}
 }

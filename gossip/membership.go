@@ -70,6 +70,9 @@ type Membership struct {
 	metaSeq   uint64           // sequence number of the metadata signed last
 	now       func() time.Time // Config.Now: the clock of sequence numbers and of the members' times
 	resigning atomic.Bool      // noteOwn's update is under way
+	refuting  atomic.Bool      // refuteAccused's update is under way
+	refutedAt atomic.Int64     // when refuteAccused last re-announced (m.now, UnixNano)
+	refutes   atomic.Uint64    // Stats.Refutes
 
 	rand io.Reader // Config.Rand: broadcast IDs
 
