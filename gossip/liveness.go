@@ -257,14 +257,15 @@ func (m *Membership) notePacket(buf []byte) {
 
 // refuteAccused re-announces this node (new signed metadata, so a new
 // alive at a higher incarnation) when a suspect or dead message names it,
-// at most once per probe interval. memberlist refutes an accusation by
+// at most once per probe interval (a clock set back does not hold it off).
+// memberlist refutes an accusation by
 // itself only when its incarnation is at least this node's own: one at a
 // lower incarnation (the others never heard this node's later alives,
 // such as those of metadata updates made before its join completed) is
 // ignored here while every other member counts it down to a failure.
 func (m *Membership) refuteAccused() {
 	now := m.now().UnixNano()
-	if last := m.refutedAt.Load(); last != 0 && now-last < int64(m.cfg.Timing.ProbeInterval) {
+	if last := m.refutedAt.Load(); last != 0 && now >= last && now-last < int64(m.cfg.Timing.ProbeInterval) {
 		return
 	}
 	if !m.refuting.CompareAndSwap(false, true) {

@@ -53,10 +53,11 @@
 // "punchretry" retries for a member or a contact's device reached only
 // through a relayed connection this node dialled, by closing it and
 // dialling again through the relay (the peer punches on the new one),
-// after 10 s, 1 min, 5 min, then every 30 min (punchBackoff, on the
-// node's clock; a direct connection starts it over), and only while the
-// node's own DCUtR handler is registered; its state holds the peers with
-// such a connection now.
+// after 10 s, 1 min, 5 min and 30 min, then no more (punchBackoff, on the
+// node's clock; a direct connection, or none, starts it over), only while
+// the node's own DCUtR handler is registered, and not while the peer also
+// dialled a relayed connection; its state holds the peers with such a
+// connection now.
 //
 // The part "doctor" (doctorpart.go) serves the time protocol
 // (ProtocolTime, doctortime.go) to the cell's members and contacts'

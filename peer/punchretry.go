@@ -14,7 +14,10 @@ import (
 
 // punchBackoff is the wait before each retry of a hole punch with a peer
 // reached only through a relay, counted from when the node first saw it
-// so (or from the previous retry); the last wait repeats.
+// so (or from the previous retry). After the last there is no more: a pair
+// that never punched by then (a NAT that maps per destination) keeps its
+// relayed connection, whose streams each retry would cut, until the peer
+// is reached directly or not at all, and is then retried afresh.
 var punchBackoff = []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute}
 
 // punchRetrySweep is how often part "punchretry" looks at the host's
@@ -31,6 +34,10 @@ type retryView struct {
 	direct bool
 	// dialled: the node holds a relayed connection it dialled (outbound).
 	dialled bool
+	// received: the node also holds a relayed connection the peer dialled:
+	// closing its own would make no new one reach the peer (a dial
+	// returns at once on the remaining connection), so it does not retry.
+	received bool
 }
 
 // retryState is a peer's back-off: since is when the node first saw the
@@ -41,9 +48,13 @@ type retryState struct {
 	tries int
 }
 
-// punchWait is the wait before retry number tries+1.
-func punchWait(tries int) time.Duration {
-	return punchBackoff[min(tries, len(punchBackoff)-1)]
+// punchWait is the wait before retry number tries+1, and false after the
+// last.
+func punchWait(tries int) (time.Duration, bool) {
+	if tries >= len(punchBackoff) {
+		return 0, false
+	}
+	return punchBackoff[tries], true
 }
 
 // planPunchRetries is one sweep of part "punchretry". go-libp2p's hole
@@ -62,14 +73,15 @@ func punchWait(tries int) time.Duration {
 func planPunchRetries(state map[peer.ID]retryState, views []retryView, active bool, now time.Time) (next map[peer.ID]retryState, due []peer.ID) {
 	next = make(map[peer.ID]retryState)
 	for _, v := range views {
-		if v.direct || !v.dialled {
+		if v.direct || !v.dialled || v.received {
 			continue
 		}
 		st, ok := state[v.id]
+		wait, more := punchWait(st.tries)
 		switch {
 		case !ok:
 			st = retryState{since: now}
-		case active && !now.Before(st.since.Add(punchWait(st.tries))):
+		case active && more && !now.Before(st.since.Add(wait)):
 			due = append(due, v.id)
 			st = retryState{since: now, tries: st.tries + 1}
 		}
@@ -82,7 +94,7 @@ func planPunchRetries(state map[peer.ID]retryState, views []retryView, active bo
 // punchRetry is the node's part "punchretry": for a member or a contact's
 // device reached only through a relay connection this node dialled, it
 // closes that connection and dials the peer again, after punchBackoff
-// (10 s, 1 min, 5 min, then every 30 min), so that the peer's hole
+// (10 s, 1 min, 5 min, 30 min, then no more), so that the peer's hole
 // punching service, which acts on a new inbound relayed connection only,
 // punches again. The streams open on the closed connection end (the
 // protocols above open them again). A direct connection stops it for that
@@ -142,6 +154,8 @@ func (r *punchRetry) sweep(ctx context.Context) []peer.ID {
 			v.direct = true
 		} else if c.Stat().Direction == network.DirOutbound {
 			v.dialled = true
+		} else {
+			v.received = true
 		}
 	}
 	views := make([]retryView, 0, len(order))
@@ -174,9 +188,10 @@ func (r *punchRetry) redial(ctx context.Context, id peer.ID) bool {
 		if _, ok := circuitRelay(c.RemoteMultiaddr()); !ok {
 			return false
 		}
-		if c.Stat().Direction == network.DirOutbound {
-			relayed = append(relayed, c)
+		if c.Stat().Direction != network.DirOutbound {
+			return false // the peer's own relayed connection: see retryView.received
 		}
+		relayed = append(relayed, c)
 	}
 	if len(relayed) == 0 {
 		return false

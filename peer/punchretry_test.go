@@ -36,7 +36,7 @@ func TestPlanPunchRetries(t *testing.T) {
 		t.Fatalf("due %v while the punch service is inactive", due)
 	}
 	at := t0
-	for i, wait := range []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 30 * time.Minute} {
+	for i, wait := range []time.Duration{10 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute} {
 		step(relayed, true, at.Add(wait-time.Second))
 		if len(due) != 0 {
 			t.Fatalf("retry %d due %v before its wait %v", i+1, due, wait)
@@ -46,6 +46,18 @@ func TestPlanPunchRetries(t *testing.T) {
 		if !slices.Equal(due, []peer.ID{p}) || state[p].tries != i+1 {
 			t.Fatalf("retry %d after %v: due %v state %+v", i+1, wait, due, state[p])
 		}
+	}
+	// After the last wait, no more retries (each cuts the streams open on
+	// the relayed connection): the peer stays, not due.
+	step(relayed, true, at.Add(24*time.Hour))
+	if len(due) != 0 || state[p].tries != len(punchBackoff) {
+		t.Fatalf("after the last retry: due %v state %+v, want none due", due, state[p])
+	}
+	// A relayed connection the peer dialled too: closing ours would make
+	// no new one reach it, so no retry.
+	both := map[peer.ID]retryState{}
+	if next, d := planPunchRetries(both, []retryView{{id: p, dialled: true, received: true}}, true, t0); len(next) != 0 || len(d) != 0 {
+		t.Fatalf("both directions relayed: state %v due %v, want empty", next, d)
 	}
 	// A direct connection forgets the peer; relayed again, it starts over.
 	step([]retryView{{id: p, direct: true, dialled: true}}, true, at.Add(time.Hour))
