@@ -89,7 +89,7 @@ func TestAutoRelayFromRoster(t *testing.T) {
 	ms := []cell.Member{{Peer: hr.ID(), Roles: cell.RoleRelay}, {Peer: ha.ID()}}
 	slices.SortFunc(ms, func(a, b cell.Member) int { return strings.Compare(string(a.Peer), string(b.Peer)) })
 	roster.Store(&cell.Roster{Members: ms})
-	acl := relayACL{self: hr.ID(), member: func(id peer.ID) bool { return roster.Load().Has(id) }, contactDevice: func(peer.ID) bool { return false }}
+	acl := relayACL{self: hr.ID(), member: func(id peer.ID) bool { return roster.Load().Has(id) }, contactDevice: noContact}
 	svc, err := newRelayService(hr, RelayOn, acl, nil)
 	if err != nil {
 		t.Fatal(err)

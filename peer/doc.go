@@ -18,10 +18,14 @@
 // simnet's): part "relay" (relay.go) runs circuit relay v2 for the cell's
 // members and its contacts' devices only (relayACL, relayacl.go: a
 // contact's device may reserve, at most maxRelayGuests of them, and be
-// reached from members only), with no
-// limit on a circuit, while the node is public (config relay_service
-// "auto"), always ("on") or never ("off"), and counts what it does
-// (Node.RelayStats); part "autorelay" (autorelay.go) holds slots on the
+// reached from members only; a source other than a member holds at most
+// maxGuestCircuits circuits at once), with no limit on a circuit, while
+// the node is public (config relay_service "auto"), always ("on") or
+// never ("off"), and counts what it does (Node.RelayStats). Its sweep
+// (every relaySweep) judges each open circuit by its (source,
+// destination) pair, read off the relay's stop stream (relaycircuits.go:
+// relayHost, circuitBook), ends those no longer admitted and keeps them
+// when a read fails. Part "autorelay" (autorelay.go) holds slots on the
 // cell's relays, found in the roster, then on the static relays, while the
 // node is private or unknown, and the host advertises the relayed
 // addresses. exopeer's protocols open streams over Limited connections
@@ -35,9 +39,11 @@
 // minutes), closed when the last nameplate is withdrawn. A relay keeps the
 // members' windows (one each, at most 1024, ends clamped to an hour) and
 // admits circuits from anyone to that member while its window is open,
-// from at most 8 peers outside the cell at once (windowStrangers):
-// a joiner or a new contact meets a member behind NAT through the cell's
-// relay. Reservations stay for members.
+// from at most 8 peers outside the cell at once (windowStrangers), each
+// slot held while its stranger has a circuit to that member (freed by the
+// sweep after slotGrace) and none kept into a reopened window: a joiner or
+// a new contact meets a member behind NAT through the cell's relay.
+// Reservations stay for members.
 //
 // Hole punching (punch.go, unrelay.go, punchretry.go): the host runs go-libp2p's DCUtR
 // (QUIC only in practice: our TCP dials leave from ephemeral ports), and

@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 )
 
 // Invite windows: a member with an open invite (a cell invite or a
@@ -129,12 +130,23 @@ type windowTable struct {
 
 type window struct {
 	issued, until time.Time
-	strangers     map[peer.ID]struct{} // at most windowStrangers
+	// strangers are the slots taken, each since its first admission: at
+	// most windowStrangers.
+	strangers map[peer.ID]time.Time
 }
+
+// slotGrace is how long a stranger's slot is kept with no circuit: the
+// relay's handshake after the ACL's admission (go-libp2p's ConnectTimeout
+// to open the stop stream, HandshakeTimeout for the stop exchange). A
+// slot is freed once its stranger has no circuit left to the member
+// (free), and no sooner than slotGrace after it was taken, whatever the
+// stranger asks meanwhile.
+const slotGrace = relay.ConnectTimeout + relay.HandshakeTimeout
 
 // put takes w at now if it is newer than the member's last: an open
 // window ends at most windowMax after now; a closed one is dropped with
-// its strangers' slots. member says who is on the roster: windows of
+// its strangers' slots, and one reopened after it closed or ended starts
+// with none. member says who is on the roster: windows of
 // others are dropped when room is needed. It reports whether w was taken.
 func (t *windowTable) put(w windowMsg, now time.Time, member func(peer.ID) bool) bool {
 	t.mu.Lock()
@@ -171,15 +183,17 @@ func (t *windowTable) put(w windowMsg, now time.Time, member func(peer.ID) bool)
 		old = &window{}
 		t.m[w.member] = old
 	}
+	if !old.until.After(now) {
+		old.strangers = nil // reopened: the old window's slots ended with it
+	}
 	old.issued, old.until = w.issued, w.until
 	return true
 }
 
 // admit reports whether src may open a circuit to dest at now through
 // dest's window: open, and src one of the strangers it holds or a new one
-// while fewer than windowStrangers of those are still connected to the
-// relay (connected).
-func (t *windowTable) admit(src, dest peer.ID, now time.Time, connected func(peer.ID) bool) bool {
+// while it holds fewer than windowStrangers.
+func (t *windowTable) admit(src, dest peer.ID, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w := t.m[dest]
@@ -189,33 +203,42 @@ func (t *windowTable) admit(src, dest peer.ID, now time.Time, connected func(pee
 	if _, ok := w.strangers[src]; ok {
 		return true
 	}
-	for id := range w.strangers {
-		if !connected(id) {
-			delete(w.strangers, id)
-		}
-	}
 	if len(w.strangers) >= windowStrangers {
 		return false
 	}
 	if w.strangers == nil {
-		w.strangers = make(map[peer.ID]struct{}, windowStrangers)
+		w.strangers = make(map[peer.ID]time.Time, windowStrangers)
 	}
-	w.strangers[src] = struct{}{}
+	w.strangers[src] = now
 	return true
 }
 
-// holds reports whether src is a stranger an open window holds at now:
-// the relay's sweep keeps its circuit while it does, and ends it once the
-// window closes or ends.
-func (t *windowTable) holds(src peer.ID, now time.Time) bool {
+// holds reports whether src holds a slot in dest's window, open at now:
+// the relay's sweep keeps its circuit to dest while it does, and ends it
+// once the window closes or ends.
+func (t *windowTable) holds(src, dest peer.ID, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, w := range t.m {
-		if _, ok := w.strangers[src]; ok && w.until.After(now) {
-			return true
+	w := t.m[dest]
+	if w == nil || !w.until.After(now) {
+		return false
+	}
+	_, ok := w.strangers[src]
+	return ok
+}
+
+// free frees at now the slots taken slotGrace ago or more whose stranger
+// has no circuit to the window's member (live: the relay's circuits now).
+func (t *windowTable) free(live func(src, dest peer.ID) bool, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for member, w := range t.m {
+		for src, since := range w.strangers {
+			if now.Sub(since) >= slotGrace && !live(src, member) {
+				delete(w.strangers, src)
+			}
 		}
 	}
-	return false
 }
 
 // len is how many windows the table holds (open or kept closed).

@@ -104,73 +104,89 @@ func TestWindowTable(t *testing.T) {
 	a, b, c := seedID(t, 2), seedID(t, 3), seedID(t, 4)
 	t0 := time.Unix(1_800_000_000, 0)
 	all := func(peer.ID) bool { return true }
-	connected := map[peer.ID]bool{}
-	isConn := func(id peer.ID) bool { return connected[id] }
 	stranger := func(i int) peer.ID { return peer.ID([]byte{0, byte(i), 7, 7}) }
 	var tab windowTable
 
-	if tab.admit(stranger(0), a, t0, isConn) {
+	if tab.admit(stranger(0), a, t0) {
 		t.Fatal("admitted to a member without a window")
 	}
 	if !tab.put(windowMsg{member: a, issued: t0, until: t0.Add(windowLease)}, t0, all) {
 		t.Fatal("open window not taken")
 	}
-	if !tab.admit(stranger(0), a, t0, isConn) {
+	if !tab.admit(stranger(0), a, t0) {
 		t.Fatal("stranger refused through an open window")
 	}
-	if tab.admit(stranger(0), b, t0, isConn) {
+	if tab.admit(stranger(0), b, t0) {
 		t.Fatal("A's window admitted a stranger to member B")
 	}
-	// Strangers: at most windowStrangers connected at once.
-	connected[stranger(0)] = true
+	// Strangers: at most windowStrangers slots at once.
 	for i := 1; i < windowStrangers; i++ {
-		connected[stranger(i)] = true
-		if !tab.admit(stranger(i), a, t0, isConn) {
+		if !tab.admit(stranger(i), a, t0) {
 			t.Fatalf("stranger %d refused", i)
 		}
 	}
-	if tab.admit(stranger(windowStrangers), a, t0, isConn) {
+	if tab.admit(stranger(windowStrangers), a, t0) {
 		t.Fatalf("stranger %d admitted: over windowStrangers", windowStrangers)
 	}
-	if !tab.admit(stranger(3), a, t0, isConn) {
+	if !tab.admit(stranger(3), a, t0) {
 		t.Fatal("a stranger already admitted was refused again")
 	}
-	connected[stranger(3)] = false // gone from the relay: its slot frees
-	if !tab.admit(stranger(windowStrangers), a, t0, isConn) {
-		t.Fatal("stranger refused after a slot freed")
+	// A slot is held while its stranger has a circuit to the member
+	// (live, the relay's sweep), and at least slotGrace (its handshake):
+	// a stranger merely connected to the relay holds none.
+	live := func(src, dest peer.ID) bool { return dest == a && src != stranger(3) }
+	tab.free(live, t0.Add(slotGrace-time.Nanosecond))
+	if tab.admit(stranger(windowStrangers), a, t0) {
+		t.Fatal("a slot freed within its grace")
 	}
-	// The relay's sweep keeps a held stranger's circuit while the window
-	// is open (TestWindowSweep: and ends it once the window closes).
-	if !tab.holds(stranger(0), t0) || tab.holds(stranger(99), t0) {
-		t.Fatal("holds: want the admitted stranger only")
+	tab.free(live, t0.Add(slotGrace))
+	if !tab.admit(stranger(windowStrangers), a, t0.Add(slotGrace)) {
+		t.Fatal("stranger refused after a slot with no circuit freed")
+	}
+	if tab.holds(stranger(3), a, t0.Add(slotGrace)) {
+		t.Fatal("a stranger with no circuit still holds its slot")
+	}
+	// The relay's sweep keeps a held stranger's circuit to that member
+	// while the window is open (TestWindowSweep: and ends it once the
+	// window closes).
+	if !tab.holds(stranger(0), a, t0) || tab.holds(stranger(0), b, t0) || tab.holds(stranger(99), a, t0) {
+		t.Fatal("holds: want the admitted stranger, to A only")
 	}
 	// Older announce ignored; the window ends at until.
 	if tab.put(windowMsg{member: a, issued: t0.Add(-time.Second), until: t0.Add(-time.Millisecond)}, t0, all) {
 		t.Fatal("an older announce was taken")
 	}
 	end := t0.Add(windowLease)
-	if !tab.admit(stranger(0), a, end.Add(-time.Nanosecond), isConn) || tab.admit(stranger(0), a, end, isConn) {
+	if !tab.admit(stranger(0), a, end.Add(-time.Nanosecond)) || tab.admit(stranger(0), a, end) {
 		t.Fatal("the window does not end at until")
 	}
 	// Reopened, then closed: an older open announce arriving late stays out.
 	t1 := end.Add(time.Minute)
 	tab.put(windowMsg{member: a, issued: t1, until: t1.Add(windowLease)}, t1, all)
-	if !tab.admit(stranger(0), a, t1, isConn) {
-		t.Fatal("reopened window refused")
+	if tab.holds(stranger(1), a, t1) {
+		t.Fatal("a reopened window kept the slots of the one that ended")
+	}
+	for i := range windowStrangers {
+		if !tab.admit(stranger(100+i), a, t1) {
+			t.Fatalf("reopened window refused new stranger %d", i)
+		}
+	}
+	if tab.admit(stranger(0), a, t1) {
+		t.Fatal("reopened window admitted a stranger past windowStrangers")
 	}
 	if !tab.put(windowMsg{member: a, issued: t1.Add(time.Second), until: t1.Add(time.Second)}, t1, all) {
 		t.Fatal("close not taken")
 	}
-	if tab.admit(stranger(0), a, t1, isConn) { // the relay's clock behind the member's
+	if tab.admit(stranger(0), a, t1) { // the relay's clock behind the member's
 		t.Fatal("admitted through a closed window")
 	}
 	tab.put(windowMsg{member: a, issued: t1, until: t1.Add(windowLease)}, t1.Add(2*time.Second), all)
-	if tab.admit(stranger(0), a, t1.Add(2*time.Second), isConn) {
+	if tab.admit(stranger(0), a, t1.Add(2*time.Second)) {
 		t.Fatal("a late older announce reopened a closed window")
 	}
 	// Until clamped to windowMax.
 	tab.put(windowMsg{member: c, issued: t0, until: t0.Add(100 * time.Hour)}, t0, all)
-	if tab.admit(stranger(0), c, t0.Add(windowMax), isConn) {
+	if tab.admit(stranger(0), c, t0.Add(windowMax)) {
 		t.Fatal("window open past windowMax")
 	}
 	// At most maxWindows: past it, only room made from ended windows or
@@ -187,31 +203,35 @@ func TestWindowTable(t *testing.T) {
 	}
 }
 
-// TestWindowSweep: the relay's sweep (relayACL.admitsSource) keeps the
-// circuit of a stranger an open window admitted, and ends it once the
-// window closes; a stranger no window holds is ended at once.
+// TestWindowSweep: the relay's sweep (relayACL.admitsCircuit) keeps the
+// circuit of a stranger an open window admitted, to that member only, and
+// ends it once the window closes; a stranger no window holds is ended at
+// once.
 func TestWindowSweep(t *testing.T) {
-	a := seedID(t, 2)
+	a, b := seedID(t, 2), seedID(t, 3)
 	t0 := time.Unix(1_800_000_000, 0)
 	now := t0
 	all := func(peer.ID) bool { return true }
 	var tab windowTable
 	in, out := peer.ID([]byte{0, 1, 7, 7}), peer.ID([]byte{0, 2, 7, 7})
-	no := func(peer.ID) bool { return false }
-	acl := relayACL{member: no, contactDevice: no, held: func(src peer.ID) bool { return tab.holds(src, now) }}
+	isMember := func(p peer.ID) bool { return p == a || p == b }
+	acl := relayACL{member: isMember, contactDevice: noContact, held: func(src, dest peer.ID) bool { return tab.holds(src, dest, now) }}
 	tab.put(windowMsg{member: a, issued: t0, until: t0.Add(windowLease)}, t0, all)
-	if !tab.admit(in, a, t0, all) {
+	if !tab.admit(in, a, t0) {
 		t.Fatal("stranger refused through an open window")
 	}
-	if !acl.admitsSource(in) {
+	if acl.admitsCircuit(in, a) != verdictYes {
 		t.Fatal("the sweep would end a circuit its open window admitted")
 	}
-	if acl.admitsSource(out) {
+	if acl.admitsCircuit(in, b) != verdictNo {
+		t.Fatal("the sweep keeps a stranger's circuit to a member whose window does not hold it")
+	}
+	if acl.admitsCircuit(out, a) != verdictNo {
 		t.Fatal("the sweep keeps a stranger no window holds")
 	}
 	now = t0.Add(time.Second)
 	tab.put(windowMsg{member: a, issued: now, until: now}, now, all) // closed
-	if acl.admitsSource(in) {
+	if acl.admitsCircuit(in, a) != verdictNo {
 		t.Fatal("the sweep keeps a stranger's circuit after its window closed")
 	}
 }

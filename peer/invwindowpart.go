@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/exopeer/exopeer/cell"
@@ -50,7 +49,6 @@ type invWindows struct {
 	announce  bool // false: the node only keeps others' windows
 	broadcast func(topic string, msg []byte) error
 	member    func(peer.ID) bool
-	net       network.Network
 	log       *slog.Logger
 	tab       windowTable
 
@@ -65,7 +63,7 @@ type invWindows struct {
 }
 
 func newInvWindows(rz rendezvous, key crypto.PrivKey, now func() time.Time, announce bool,
-	broadcast func(string, []byte) error, member func(peer.ID) bool, n network.Network, log *slog.Logger) (*invWindows, error) {
+	broadcast func(string, []byte) error, member func(peer.ID) bool, log *slog.Logger) (*invWindows, error) {
 	self, err := peer.IDFromPrivateKey(key)
 	if err != nil {
 		return nil, err
@@ -74,7 +72,7 @@ func newInvWindows(rz rendezvous, key crypto.PrivKey, now func() time.Time, anno
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &invWindows{rz: rz, key: key, self: self, now: now, announce: announce, broadcast: broadcast,
-		member: member, net: n, log: log, poke: make(chan struct{}, 1), open: make(map[string]int)}, nil
+		member: member, log: log, poke: make(chan struct{}, 1), open: make(map[string]int)}, nil
 }
 
 // Rendezvous is discovery's; an invite's nameplate opens the window.
@@ -196,15 +194,14 @@ func (w *invWindows) LocalState() []byte {
 func (w *invWindows) MergeState(buf []byte) { w.HandleMessage(bytes.Clone(buf)) }
 
 // admit is relayACL's window: src may reach member dest through it now.
-func (w *invWindows) admit(src, dest peer.ID) bool {
-	return w.tab.admit(src, dest, w.now(), func(id peer.ID) bool {
-		return w.net.Connectedness(id) == network.Connected || w.net.Connectedness(id) == network.Limited
-	})
-}
+func (w *invWindows) admit(src, dest peer.ID) bool { return w.tab.admit(src, dest, w.now()) }
 
-// holds is relayACL's held: src came in through an open window and may
-// keep its circuit.
-func (w *invWindows) holds(src peer.ID) bool { return w.tab.holds(src, w.now()) }
+// holds is relayACL's held: src came in through dest's open window and
+// may keep its circuit to dest.
+func (w *invWindows) holds(src, dest peer.ID) bool { return w.tab.holds(src, dest, w.now()) }
+
+// free is relayACL's: the slots with no circuit (live) are freed.
+func (w *invWindows) free(live func(src, dest peer.ID) bool) { w.tab.free(live, w.now()) }
 
 // windowBroadcast sends a window on the cell's gossip (ErrNoCell before
 // gossip runs: the window then goes out as the node's push/pull state).

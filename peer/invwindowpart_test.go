@@ -79,7 +79,7 @@ var (
 func TestInvWindowsAnnounce(t *testing.T) {
 	rz, out, clk := &rzLog{}, &sent{}, &clock{t: time.Unix(1_800_000_000, 0)}
 	self := seedID(t, 2)
-	w, err := newInvWindows(rz, seedKeyF(t, 2), clk.now, true, out.broadcast, func(peer.ID) bool { return true }, nil, nil)
+	w, err := newInvWindows(rz, seedKeyF(t, 2), clk.now, true, out.broadcast, func(peer.ID) bool { return true }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestInvWindowsAnnounce(t *testing.T) {
 	}
 
 	quiet := &sent{}
-	q, err := newInvWindows(&rzLog{}, seedKeyF(t, 3), clk.now, false, quiet.broadcast, func(peer.ID) bool { return true }, nil, nil)
+	q, err := newInvWindows(&rzLog{}, seedKeyF(t, 3), clk.now, false, quiet.broadcast, func(peer.ID) bool { return true }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +162,11 @@ func TestRelayInviteWindow(t *testing.T) {
 	hr, ha, hb, hd := loopbackHost(t, 1), loopbackHost(t, 2), loopbackHost(t, 3), loopbackHost(t, 4)
 	members := &memberSet{m: map[peer.ID]bool{hr.ID(): true, ha.ID(): true, hb.ID(): true}}
 	clk := &clock{t: time.Now()}
-	wr, err := newInvWindows(&rzLog{}, seedKeyF(t, 1), clk.now, true, (&sent{}).broadcast, members.has, hr.Network(), nil)
+	wr, err := newInvWindows(&rzLog{}, seedKeyF(t, 1), clk.now, true, (&sent{}).broadcast, members.has, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: func(peer.ID) bool { return false }, window: wr.admit}
+	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: noContact, window: wr.admit}
 	svc, err := newRelayService(hr, RelayOn, acl, nil)
 	if err != nil {
 		t.Fatal(err)

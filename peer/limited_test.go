@@ -30,7 +30,7 @@ func TestLimitedRelayKeepsPeer(t *testing.T) {
 	hr := loopbackHost(t, 1)
 	open := func(peer.ID) bool { return true }
 	r, err := relay.New(hr, relay.WithResources(relay.DefaultResources()), relay.WithACL(relayACL{
-		self: hr.ID(), member: open, contactDevice: open,
+		self: hr.ID(), member: open, contactDevice: func(peer.ID) (bool, error) { return true, nil },
 	}))
 	if err != nil {
 		t.Fatal(err)

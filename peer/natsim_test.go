@@ -132,7 +132,7 @@ func newNATSim(t *testing.T, seed byte) *natSim {
 	acl := relayACL{
 		self:          s.relay.ID(),
 		member:        func(id peer.ID) bool { return members[id] },
-		contactDevice: func(peer.ID) bool { return false },
+		contactDevice: noContact,
 	}
 	rs, err := newRelayService(s.relay, RelayOn, acl, nil)
 	if err != nil {

@@ -268,7 +268,7 @@ func (n *Node) build() error {
 	// strangers through its cell's relays (announced on the real network
 	// only: simnet's has no relays); the relay reads the others' windows.
 	if n.windows, err = newInvWindows(n.disc, n.opts.Key, in.now, n.opts.Network.Relays != nil,
-		n.windowBroadcast, n.windowMember, n.host.Network(), n.log.With("part", "windows")); err != nil {
+		n.windowBroadcast, n.windowMember, n.log.With("part", "windows")); err != nil {
 		return err
 	}
 	if err := n.topics.Register(windowTopic, n.windows, windowMsgMax); err != nil {

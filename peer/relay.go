@@ -134,6 +134,7 @@ type relayService struct {
 	acl    relay.ACLFilter
 	res    relay.Resources
 	counts *relayCounts
+	book   *circuitBook // the circuits, as the sweep judges them
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -145,47 +146,50 @@ type relayService struct {
 	stopSweep func()
 }
 
-// relaySweep is how often the running service ends the circuits whose
-// source or destination the ACL no longer admits (a member removed from
-// the cell, a contact deleted): the ACL is read when a circuit opens, and
-// a circuit has no limit.
+// relaySweep is how often the running service ends the circuits the ACL
+// no longer admits (a member removed from the cell, a contact deleted, a
+// stranger's invite window closed) and frees the window slots no circuit
+// holds: the ACL is read when a circuit opens, and a circuit has no limit.
 const relaySweep = 2 * time.Second
 
 // circuitACL is what the sweep asks of the ACL (relayACL has it).
 type circuitACL interface {
-	admitsSource(p peer.ID) bool
-	admitsDest(p peer.ID) bool
+	admitsCircuit(src, dest peer.ID) verdict
+	freeSlots(live func(src, dest peer.ID) bool)
 }
 
-// sweep resets the streams of the circuits whose source (an inbound hop
-// stream's peer) or destination (an outbound stop stream's peer) acl no
-// longer admits; either reset ends the circuit.
-func sweep(h host.Host, acl circuitACL) {
-	src, dst := map[peer.ID]bool{}, map[peer.ID]bool{}
+// sweep judges the circuits book holds, by (source, destination): it
+// resets the stop stream of each one acl says no to (an unknown verdict
+// keeps it), which ends the circuit. It first drops from book the
+// circuits whose stop stream is gone, and frees the window slots of the
+// strangers with no circuit left to that member.
+func sweep(h host.Host, book *circuitBook, acl circuitACL) {
+	stops := map[string]network.Stream{}
 	for _, c := range h.Network().Conns() {
-		p := c.RemotePeer()
 		for _, st := range c.GetStreams() {
-			dir := st.Stat().Direction
-			switch {
-			case st.Protocol() == proto.ProtoIDv2Hop && dir == network.DirInbound:
-				ok, seen := src[p]
-				if !seen {
-					ok = acl.admitsSource(p)
-					src[p] = ok
-				}
-				if !ok {
-					_ = st.Reset()
-				}
-			case st.Protocol() == proto.ProtoIDv2Stop && dir == network.DirOutbound:
-				ok, seen := dst[p]
-				if !seen {
-					ok = acl.admitsDest(p)
-					dst[p] = ok
-				}
-				if !ok {
-					_ = st.Reset()
-				}
+			if st.Protocol() == proto.ProtoIDv2Stop && st.Stat().Direction == network.DirOutbound {
+				stops[st.ID()] = st
 			}
+		}
+	}
+	book.keep(func(id string) bool { return stops[id] != nil })
+	live := map[circuit]verdict{}
+	for id := range stops {
+		if c, ok := book.get(id); ok {
+			live[c] = verdictUnknown
+		}
+	}
+	acl.freeSlots(func(src, dest peer.ID) bool {
+		_, ok := live[circuit{src, dest}]
+		return ok
+	})
+	for c := range live {
+		live[c] = acl.admitsCircuit(c.src, c.dest)
+	}
+	for id, st := range stops {
+		if c, ok := book.get(id); ok && live[c] == verdictNo {
+			_ = st.Reset()
+			book.remove(id)
 		}
 	}
 }
@@ -210,7 +214,7 @@ func (s *relayService) startSweep() {
 			case <-done:
 				return
 			case <-t.C:
-				sweep(s.h, acl)
+				sweep(s.h, s.book, acl)
 			}
 		}
 	}()
@@ -228,7 +232,8 @@ func newRelayService(h host.Host, mode RelayMode, acl relay.ACLFilter, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &relayService{h: h, mode: mode, acl: acl, res: relayResources(), counts: &relayCounts{}, log: log}, nil
+	return &relayService{h: h, mode: mode, acl: acl, res: relayResources(), counts: &relayCounts{},
+		book: newCircuitBook(maxCircuitBook), log: log}, nil
 }
 
 // reach is reachWatch's listener: it runs the service while r is public
@@ -255,7 +260,7 @@ func (s *relayService) apply() error {
 	switch {
 	case !s.started || s.closed:
 	case want && s.r == nil:
-		r, err := relay.New(s.h, relay.WithResources(s.res), relay.WithACL(s.acl), relay.WithMetricsTracer(s.counts))
+		r, err := relay.New(relayHost{Host: s.h, book: s.book}, relay.WithResources(s.res), relay.WithACL(s.acl), relay.WithMetricsTracer(s.counts))
 		if err != nil {
 			s.log.Warn("relay service did not start", "err", err)
 			return fmt.Errorf("peer: relay: %w", err)
@@ -268,6 +273,7 @@ func (s *relayService) apply() error {
 		err := s.r.Close()
 		s.r = nil
 		resetCircuits(s.h)
+		s.book.keep(func(string) bool { return false })
 		s.log.Info("relay service stopped: not reachable from the internet")
 		if err != nil {
 			return fmt.Errorf("peer: relay: close: %w", err)
@@ -292,6 +298,7 @@ func (s *relayService) Close() error {
 	err := s.r.Close()
 	s.r = nil
 	resetCircuits(s.h)
+	s.book.keep(func(string) bool { return false })
 	if err != nil {
 		return fmt.Errorf("peer: relay: close: %w", err)
 	}
@@ -314,6 +321,19 @@ func resetCircuits(h host.Host) {
 			}
 		}
 	}
+}
+
+// hopStreams counts the hop streams src has open to h.
+func hopStreams(h host.Host, src peer.ID) int {
+	n := 0
+	for _, c := range h.Network().ConnsToPeer(src) {
+		for _, st := range c.GetStreams() {
+			if st.Protocol() == proto.ProtoIDv2Hop && st.Stat().Direction == network.DirInbound {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Relays configure the node's relays from the cell (Network.Relays).
@@ -345,14 +365,17 @@ func (n *Node) addRelays() error {
 			r := n.cell.Roster()
 			return r != nil && r.Has(id)
 		},
-		contactDevice: func(id peer.ID) bool {
+		rosterKnown: func() bool { return n.cell.Roster() != nil },
+		contactDevice: func(id peer.ID) (bool, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), contactCheck)
 			defer cancel()
 			cs, err := n.cons.ByDevice(ctx, id)
-			return err == nil && len(cs) > 0
+			return len(cs) > 0, err
 		},
 		window: n.windows.admit,
 		held:   n.windows.holds,
+		free:   n.windows.free,
+		hops:   func(src peer.ID) int { return hopStreams(n.host, src) },
 		guests: newRelayGuests(maxRelayGuests, relayResources().ReservationTTL, n.now),
 	}
 	var err error

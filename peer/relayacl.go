@@ -22,7 +22,11 @@ import (
 //     anyone while that member's invite window is open (window: see
 //     windowTopic), from at most windowStrangers such peers at once; or
 //     to a contact's device from a member only (the cell's members reach
-//     their contacts through it, and nobody else does).
+//     their contacts through it, and nobody else does). A source other
+//     than a member holds at most maxGuestCircuits circuits at once.
+//   - The service's sweep judges each open circuit again by its source
+//     and destination (admitsCircuit): a stranger's only while it holds
+//     its slot in that destination's open window; a failed read keeps it.
 //
 // It reads the live roster and contacts at every call (go-libp2p calls it
 // from the relay's stream handlers, concurrently): its functions must be
@@ -32,17 +36,57 @@ type relayACL struct {
 	// member reports whether id is on the cell's roster now (false when
 	// the node is in no cell).
 	member func(id peer.ID) bool
+	// rosterKnown reports whether the roster can be read now (nil: always):
+	// while it cannot (a restart), the sweep ends no circuit.
+	rosterKnown func() bool
 	// contactDevice reports whether id is a device of one of the cell's
-	// contacts (false on any error: a refusal, never a wrong admission).
-	contactDevice func(id peer.ID) bool
+	// contacts; an error (the contacts not read in time) refuses a new
+	// reservation or circuit and ends no open circuit.
+	contactDevice func(id peer.ID) (bool, error)
 	// window reports whether src may reach member dest through dest's
-	// open invite window (nil: no windows).
+	// open invite window, taking one of its stranger slots (nil: no
+	// windows).
 	window func(src, dest peer.ID) bool
-	// held reports whether src holds a stranger's slot in an open invite
-	// window (nil: no windows): the sweep keeps its circuits.
-	held func(src peer.ID) bool
+	// held reports whether src holds a stranger's slot in dest's open
+	// invite window (nil: no windows): the sweep keeps that circuit.
+	held func(src, dest peer.ID) bool
+	// free is the sweep's: it frees the stranger slots with no live
+	// circuit (nil: no windows).
+	free func(live func(src, dest peer.ID) bool)
+	// hops counts the hop streams src has open to the relay now (its
+	// circuits, and its request being judged): a source other than a
+	// member gets at most maxGuestCircuits circuits (nil: no bound).
+	hops func(src peer.ID) int
 	// guests bounds the contacts' devices' reservations (nil: none).
 	guests *relayGuests
+}
+
+// maxGuestCircuits bounds the circuits one source other than a member (a
+// contact's device, a stranger through an invite window) holds through
+// the relay at once: go-libp2p's MaxCircuits counts per peer, so one
+// such source could otherwise take all 64 of a member's.
+const maxGuestCircuits = 4
+
+// verdict is the sweep's answer about an open circuit: unknown (a read
+// failed) keeps it.
+type verdict int8
+
+const (
+	verdictNo verdict = iota
+	verdictYes
+	verdictUnknown
+)
+
+// isContact is contactDevice as a verdict.
+func (a relayACL) isContact(id peer.ID) verdict {
+	ok, err := a.contactDevice(id)
+	switch {
+	case err != nil:
+		return verdictUnknown
+	case ok:
+		return verdictYes
+	}
+	return verdictNo
 }
 
 // AllowReserve is relay.ACLFilter's: a member other than the node itself,
@@ -51,36 +95,57 @@ func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 	if p == a.self {
 		return false
 	}
-	return a.member(p) || (a.contactDevice(p) && a.guests.admit(p))
+	return a.member(p) || (a.isContact(p) == verdictYes && a.guests.admit(p))
 }
 
 // AllowConnect is relay.ACLFilter's: to a member other than the node
 // itself, from a member or a contact's device, or from anyone through the
 // member's open invite window; to a contact's device from a member; never
-// from the destination itself.
+// from the destination itself. A source other than a member is refused
+// past maxGuestCircuits.
 func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
 	if dest == a.self || src == dest {
 		return false
 	}
-	if a.member(dest) {
-		if a.member(src) || a.contactDevice(src) {
-			return true
-		}
-		return a.window != nil && a.window(src, dest)
+	if a.member(src) {
+		return a.member(dest) || a.isContact(dest) == verdictYes
 	}
-	return a.contactDevice(dest) && a.member(src)
+	if !a.member(dest) || (a.hops != nil && a.hops(src) > maxGuestCircuits) {
+		return false
+	}
+	return a.isContact(src) == verdictYes || (a.window != nil && a.window(src, dest))
 }
 
-// admitsSource reports whether a circuit from src is still admitted
-// (relayService's sweep): a member, a contact's device, or a stranger an
-// open invite window holds (the window's close ends its circuit).
-func (a relayACL) admitsSource(src peer.ID) bool {
-	return a.member(src) || a.contactDevice(src) || (a.held != nil && a.held(src))
+// admitsCircuit is the sweep's judgement of an open circuit from src to
+// dest: what AllowConnect admits (the window only for a stranger that
+// still holds its slot in dest's open window: its window closed, or its
+// source's circuit gone, ends it), unknown while the roster or a
+// contact cannot be read.
+func (a relayACL) admitsCircuit(src, dest peer.ID) verdict {
+	if dest == a.self {
+		return verdictNo
+	}
+	if a.rosterKnown != nil && !a.rosterKnown() {
+		return verdictUnknown
+	}
+	if a.member(src) {
+		if a.member(dest) {
+			return verdictYes
+		}
+		return a.isContact(dest)
+	}
+	if !a.member(dest) {
+		return verdictNo
+	}
+	if a.held != nil && a.held(src, dest) {
+		return verdictYes
+	}
+	return a.isContact(src)
 }
 
-// admitsDest reports whether a circuit to dest is still admitted
-// (relayService's sweep): a member other than the node itself, or a
-// contact's device.
-func (a relayACL) admitsDest(dest peer.ID) bool {
-	return dest != a.self && (a.member(dest) || a.contactDevice(dest))
+// freeSlots is the sweep's: live reports the circuits open now.
+func (a relayACL) freeSlots(live func(src, dest peer.ID) bool) {
+	if a.free != nil {
+		a.free(live)
+	}
 }

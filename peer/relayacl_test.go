@@ -18,6 +18,9 @@ func seedKey(t *testing.T, seed byte) crypto.PrivKey {
 	return k
 }
 
+// noContact is a contacts' book with no device in it.
+func noContact(peer.ID) (bool, error) { return false, nil }
+
 // TestRelayACL: the relay serves members and contacts' devices only:
 // reservations for members other than itself and for contacts' devices,
 // circuits to such members from members or contacts' devices, and to
@@ -36,7 +39,7 @@ func TestRelayACL(t *testing.T) {
 	acl := relayACL{
 		self:          self,
 		member:        func(p peer.ID) bool { return members[p] },
-		contactDevice: func(p peer.ID) bool { return p == contact || p == contact2 },
+		contactDevice: func(p peer.ID) (bool, error) { return p == contact || p == contact2, nil },
 		guests:        newRelayGuests(maxRelayGuests, time.Hour, time.Now),
 	}
 	reserve := []struct {
@@ -108,7 +111,7 @@ func TestRelayACL(t *testing.T) {
 		t.Error("window: a stranger may reserve")
 	}
 	// Not in a cell: nobody.
-	none := relayACL{self: self, member: func(peer.ID) bool { return false }, contactDevice: func(peer.ID) bool { return true }}
+	none := relayACL{self: self, member: func(peer.ID) bool { return false }, contactDevice: func(peer.ID) (bool, error) { return true, nil }}
 	if none.AllowReserve(a, nil) || none.AllowConnect(contact, nil, a) {
 		t.Error("a node in no cell admitted someone")
 	}
@@ -131,7 +134,7 @@ func TestRelayGuests(t *testing.T) {
 	acl := relayACL{
 		self:          id(1),
 		member:        func(p peer.ID) bool { return p == id(9) },
-		contactDevice: func(p peer.ID) bool { return p != id(9) },
+		contactDevice: func(p peer.ID) (bool, error) { return p != id(9), nil },
 		guests:        g,
 	}
 	steps := []struct {

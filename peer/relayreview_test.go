@@ -27,7 +27,7 @@ func TestRelayCloseEndsCircuits(t *testing.T) {
 	defer cancel()
 	hr, ha, hb := loopbackHost(t, 1), loopbackHost(t, 2), loopbackHost(t, 3)
 	members := &memberSet{m: map[peer.ID]bool{hr.ID(): true, ha.ID(): true, hb.ID(): true}}
-	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: func(peer.ID) bool { return false }}
+	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: noContact}
 	svc, err := newRelayService(hr, RelayOn, acl, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func TestRelayCircuitEndsWithMembership(t *testing.T) {
 	defer cancel()
 	hr, ha, hb := loopbackHost(t, 1), loopbackHost(t, 2), loopbackHost(t, 3)
 	members := &memberSet{m: map[peer.ID]bool{hr.ID(): true, ha.ID(): true, hb.ID(): true}}
-	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: func(peer.ID) bool { return false }}
+	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: noContact}
 	svc, err := newRelayService(hr, RelayOn, acl, nil)
 	if err != nil {
 		t.Fatal(err)
