@@ -164,6 +164,7 @@ type circuitACL interface {
 // circuits whose stop stream is gone, and frees the window slots of the
 // strangers with no circuit left to that member.
 func sweep(h host.Host, book *circuitBook, acl circuitACL) {
+	noted := book.ids() // before the streams are listed: a circuit noted later is kept
 	stops := map[string]network.Stream{}
 	for _, c := range h.Network().Conns() {
 		for _, st := range c.GetStreams() {
@@ -172,7 +173,7 @@ func sweep(h host.Host, book *circuitBook, acl circuitACL) {
 			}
 		}
 	}
-	book.keep(func(id string) bool { return stops[id] != nil })
+	book.keep(func(id string) bool { return !noted[id] || stops[id] != nil })
 	live := map[circuit]verdict{}
 	for id := range stops {
 		if c, ok := book.get(id); ok {

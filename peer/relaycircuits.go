@@ -88,6 +88,17 @@ func (b *circuitBook) keep(live func(id string) bool) {
 	}
 }
 
+// ids is the stop streams noted now.
+func (b *circuitBook) ids() map[string]bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ids := make(map[string]bool, len(b.m))
+	for s := range b.m {
+		ids[s] = true
+	}
+	return ids
+}
+
 func (b *circuitBook) len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
