@@ -130,7 +130,7 @@ type windowTable struct {
 
 type window struct {
 	issued, until time.Time
-	// strangers are the slots taken, each since its first admission: at
+	// strangers are the slots taken, each since its last admission: at
 	// most windowStrangers.
 	strangers map[peer.ID]time.Time
 }
@@ -139,8 +139,9 @@ type window struct {
 // relay's handshake after the ACL's admission (go-libp2p's ConnectTimeout
 // to open the stop stream, HandshakeTimeout for the stop exchange). A
 // slot is freed once its stranger has no circuit left to the member
-// (free), and no sooner than slotGrace after it was taken, whatever the
-// stranger asks meanwhile.
+// (free), and no sooner than slotGrace after its last admission (a
+// stranger that asks again holds it no longer than one that keeps a
+// circuit).
 const slotGrace = relay.ConnectTimeout + relay.HandshakeTimeout
 
 // put takes w at now if it is newer than the member's last: an open
@@ -201,6 +202,7 @@ func (t *windowTable) admit(src, dest peer.ID, now time.Time) bool {
 		return false
 	}
 	if _, ok := w.strangers[src]; ok {
+		w.strangers[src] = now // its new circuit's handshake has its grace
 		return true
 	}
 	if len(w.strangers) >= windowStrangers {

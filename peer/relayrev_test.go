@@ -92,3 +92,30 @@ func TestRelaySweepRaceKeepsNewCircuit(t *testing.T) {
 		t.Fatal("removed member B's circuit to A, opened during a sweep, is still open after the next sweep")
 	}
 }
+
+// TestWindowSlotReadmitted: a stranger whose circuit to A ended long
+// after it took its slot asks for a new one, and the window admits it
+// (it holds the slot). The relay then opens the stop stream; a sweep in
+// between sees no circuit of it and frees the slot (its grace counted
+// from the first admission), and the next sweep ends the circuit the ACL
+// just admitted. slotGrace is there to cover that handshake.
+func TestWindowSlotReadmitted(t *testing.T) {
+	a, s := seedID(t, 2), seedID(t, 9)
+	t0 := time.Unix(1_800_000_000, 0)
+	var tab windowTable
+	tab.put(windowMsg{member: a, issued: t0, until: t0.Add(windowLease)}, t0, func(peer.ID) bool { return true })
+	if !tab.admit(s, a, t0) {
+		t.Fatal("stranger refused through an open window")
+	}
+	circuits := func(src, dest peer.ID) bool { return true }
+	tab.free(circuits, t0.Add(2*slotGrace)) // its first circuit lives
+	again := t0.Add(3 * slotGrace)          // it ended; the stranger asks again
+	if !tab.admit(s, a, again) {
+		t.Fatal("stranger holding a slot refused")
+	}
+	none := func(src, dest peer.ID) bool { return false }
+	tab.free(none, again.Add(time.Second)) // the new circuit's stop stream not open yet
+	if !tab.holds(s, a, again.Add(2*time.Second)) {
+		t.Fatal("a slot just used for an admission was freed during its circuit's handshake: the next sweep ends that circuit")
+	}
+}
