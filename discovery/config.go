@@ -68,8 +68,9 @@ type Config struct {
 	// Interesting says which peers the known table keeps, and which of
 	// those loaded from it are redialled whenever lost: the cell's members
 	// and the contacts' devices. InterestUnknown (the roster or the
-	// contacts not read yet, or their read failed) keeps an entry, redials
-	// it and offers it to the DHT, but writes nothing; InterestNo deletes
+	// contacts not read yet, or their read failed) keeps an entry and
+	// redials it if seen within KnownUnknownRedial, but writes nothing and
+	// offers it to the DHT only if Member names it; InterestNo deletes
 	// it. nil: none. It must be safe for concurrent use and must not block
 	// long; it is called outside the service's locks and never by the
 	// event loop, and may read state built after the service (it is not

@@ -55,10 +55,16 @@
 // is one. An entry last seen more than KnownMaxAge (90 days) ago is
 // dropped; one last seen after the present (a clock that was ahead) is
 // taken as seen now, so it ages like the others. The entries last seen
-// with a public address, not through a relay, that Interesting does not
-// say no to, are the DHT's bootstrap peers (BootstrapPeers: up to
-// KnownBootstrap, most recently seen first). A known peer lost is
-// redialled while Interesting does not say no, at the table's addresses.
+// with a public address, not through a relay, that Interesting says yes
+// to (or, once it says unknown, that Config.Member names) are the DHT's
+// bootstrap peers (BootstrapPeers: up to KnownBootstrap, most recently
+// seen first): an entry that cannot be judged may be a removed device's,
+// and the members, judged from the roster in memory, are what the DHT
+// needs. A known peer lost is redialled, at the table's addresses, while
+// Interesting says yes, or says unknown and the table saw the peer within
+// KnownUnknownRedial (7 days): a device removed while this node could not
+// read the contacts (no store member reachable) is not redialled for the
+// 90 days its entry is kept.
 // A cell member that moved is found again through the cell's DHT
 // rendezvous (RendezvousMembers), as before.
 //

@@ -352,10 +352,15 @@ func (s *Service) noteConnected(id peer.ID) {
 
 // BootstrapPeers returns the DHT's bootstrap peers from the known table:
 // up to KnownBootstrap of the cell's members and contacts' devices last
-// seen with a public address, most recently seen first, those that
-// Interesting no longer accepts left out (those it cannot tell yet, the
-// roster and contacts not read, kept). Empty without a table. Safe for
-// concurrent use; it never blocks on the network.
+// seen with a public address, most recently seen first, those only that
+// Interesting accepts (InterestYes). An entry it cannot judge
+// (InterestUnknown: the roster not read yet, or the contacts unreadable,
+// as on a thin device that reaches no store member) is not offered: it
+// may be a device removed from the cell or a deleted contact's, and the
+// members, which the roster in memory judges, are what the DHT needs to
+// find the cell again. From the first Unknown on, entries are judged by
+// Config.Member alone (memory), so one slow read at most. Empty without a
+// table. Safe for concurrent use.
 func (s *Service) BootstrapPeers() []peer.AddrInfo {
 	k := s.known
 	if k == nil {
@@ -370,31 +375,65 @@ func (s *Service) BootstrapPeers() []peer.AddrInfo {
 		if len(out) == KnownBootstrap {
 			break
 		}
-		v := InterestUnknown
 		if !unknown {
-			v = s.cfg.Interesting(c.ID)
+			v := s.cfg.Interesting(c.ID)
+			if v == InterestYes {
+				out = append(out, c)
+				continue
+			}
+			unknown = v == InterestUnknown
+			if !unknown {
+				continue
+			}
 		}
-		// Unknown (no roster yet, the contacts unreadable) holds for the
-		// rest too: they are not asked, so one slow read at most.
-		unknown = unknown || v == InterestUnknown
-		if v != InterestNo {
+		if s.cfg.Member != nil && s.cfg.Member(c.ID) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// keepKnown reports whether id came from the known table and
-// Config.Interesting does not reject it: such a peer is redialled, with
-// back-off, whenever it is lost, and never forgotten for failing.
-// Interesting is called outside the service's locks, never by the event
-// loop.
+// KnownUnknownRedial is how long after it was last seen an entry that
+// Config.Interesting cannot judge (InterestUnknown) is still redialled
+// when lost: a device removed from the cell, or a deleted contact's,
+// whose removal this node cannot read (no store member reachable), is
+// not redialled for the 90 days the entry is kept.
+const KnownUnknownRedial = 7 * 24 * time.Hour
+
+// keepKnown reports whether id came from the known table and is to be
+// redialled, with back-off, whenever it is lost (and never forgotten for
+// failing): Config.Interesting accepts it, or cannot judge it and the
+// table saw it within KnownUnknownRedial. Interesting is called outside
+// the service's locks, never by the event loop.
 func (s *Service) keepKnown(id peer.ID) bool {
 	s.mu.Lock()
 	e := s.peers[id]
 	has := e != nil && e.has(SourceKnown)
 	s.mu.Unlock()
-	return has && s.cfg.Interesting != nil && s.cfg.Interesting(id) != InterestNo
+	if !has || s.cfg.Interesting == nil {
+		return false
+	}
+	switch s.cfg.Interesting(id) {
+	case InterestYes:
+		return true
+	case InterestUnknown:
+		return s.knownRecent(id)
+	default:
+		return false
+	}
+}
+
+// knownRecent reports whether the table saw id within KnownUnknownRedial.
+func (s *Service) knownRecent(id peer.ID) bool {
+	k := s.known
+	if k == nil {
+		return false
+	}
+	now := s.now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	r, ok := k.t.rows[id]
+	return ok && now.Sub(r.seen) <= KnownUnknownRedial
 }
 
 // lostKnown judges a known peer the event loop saw lost (disconnected):

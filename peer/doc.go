@@ -73,8 +73,9 @@
 // from the roster and the contacts when asked: yes, no, or unknown while
 // the roster is not there or the contacts cannot be read; entries it says
 // no to are deleted, entries of non-members evicted first by
-// Node.member), dialled when the node starts; the public ones not
-// rejected are also the DHT's bootstrap peers beside the
+// Node.member), dialled when the node starts, redialled when lost while
+// accepted (unknown: if seen within 7 days); the public ones accepted
+// (once unknown, the members) are also the DHT's bootstrap peers beside the
 // configured list, so a node that met its cell once finds it again from
 // any network with no bootstrap list.
 //
