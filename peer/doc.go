@@ -62,8 +62,13 @@
 // The part "doctor" (doctorpart.go) serves the time protocol
 // (ProtocolTime, doctortime.go) to the cell's members and contacts'
 // devices, within a token bucket, and keeps the addresses those same peers
-// observed this node at (identify; doctorobs.go: a stranger's observation
-// is not kept, the contact check runs off identify's event loop), bounded; Node.Doctor (doctor.go) gathers those
+// observed this node at (identify; doctorobs.go: one per observer peer
+// and local address; a stranger's observation is not kept, the contact
+// check runs off identify's event loop). Peers off the roster pass one
+// gate for both (doctorgate.go): at most LookupRate contact look-ups a
+// second, each verdict remembered (a stranger 10 min), bounded. At each
+// doctor the observations of peers no longer members or contacts' devices
+// are dropped. Node.Doctor (doctor.go) gathers those
 // with the listen addresses, reachability, connections, members' clocks and
 // the data dir's disk and modes, and package doctor judges them.
 //
