@@ -80,6 +80,12 @@ type Config struct {
 	// the node's cell: the known table evicts the entries of other peers
 	// first. nil: no peer is.
 	Member func(peer.ID) bool
+	// Owner says which contact a peer Interesting accepts and Member does
+	// not name is a device of (any string that tells contacts apart; ""
+	// for none): the known table keeps at most MaxKnownPerContact
+	// entries of one contact's devices. Called where Interesting is, and
+	// like it. nil: no cap per contact.
+	Owner func(peer.ID) string
 
 	// Rand is the source of the back-off jitter and the ping payloads;
 	// nil: the system's.

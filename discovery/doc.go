@@ -50,9 +50,12 @@
 // the peers Interesting says no to (a device removed from the cell, a
 // deleted contact's) are deleted; never on unknown. At Start every entry
 // is read, checked and dialled (source "known"). The table holds at most
-// MaxKnown (512) entries; past it the one seen longest ago that is not a
-// cell member (Config.Member) is evicted, members only when every entry
-// is one. An entry last seen more than KnownMaxAge (90 days) ago is
+// MaxKnownPerContact (16) entries of one contact's devices (Config.Owner,
+// booked when the peer is identified and at each ping round; members not
+// counted); past it that contact's device seen longest ago is evicted. It
+// holds at most MaxKnown (512) entries; past it the one seen longest ago
+// that is not a cell member (Config.Member) is evicted, members only when
+// every entry is one. An entry last seen more than KnownMaxAge (90 days) ago is
 // dropped; one last seen after the present (a clock that was ahead) is
 // taken as seen now, so it ages like the others. The entries last seen
 // with a public address, not through a relay, that Interesting says yes

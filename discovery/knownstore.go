@@ -190,6 +190,7 @@ func (s *Service) noteKnown(id peer.ID, env *record.Envelope, addrs []ma.Multiad
 		return // nothing to dial it by
 	}
 	e.Public = row.public
+	row.owner = s.ownerOf(id)
 
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -200,10 +201,30 @@ func (s *Service) noteKnown(id peer.ID, env *record.Envelope, addrs []ma.Multiad
 		} else {
 			row.written = old.written
 		}
-		k.t.put(id, row) // the peer is in the table: nothing to evict
+		// The peer is in the table: only its owner's cap may evict.
+		s.deleteKnown(k.t.put(id, row))
 		return
 	}
 	s.writeKnown(id, row, encodeKnown(e), row.seen)
+}
+
+// ownerOf is the contact id is a device of (Config.Owner), "" for a
+// member or without Owner.
+func (s *Service) ownerOf(id peer.ID) string {
+	if s.cfg.Owner == nil || (s.cfg.Member != nil && s.cfg.Member(id)) {
+		return ""
+	}
+	return s.cfg.Owner(id)
+}
+
+// deleteKnown deletes the entries of ids from the datastore. k.mu is
+// held.
+func (s *Service) deleteKnown(ids []peer.ID) {
+	for _, id := range ids {
+		if err := s.known.d.Delete(s.ctx, ds.NewKey(id.String())); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Warn("known peer not deleted", "peer", id, "err", err)
+		}
+	}
 }
 
 // writeKnown writes the entry of id, value, books row as written at at,
@@ -217,12 +238,7 @@ func (s *Service) writeKnown(id peer.ID, row knownRow, value []byte, at time.Tim
 	s.log.Debug("known peer written", "peer", id, "addrs", row.addrs, "public", row.public)
 	row.written, row.pending = at, nil
 	k.t.clamp(at)
-	gone := append(k.t.put(id, row), k.t.expired(at)...)
-	for _, id := range gone {
-		if err := k.d.Delete(s.ctx, ds.NewKey(id.String())); err != nil && !errors.Is(err, context.Canceled) {
-			s.log.Warn("known peer not deleted", "peer", id, "err", err)
-		}
-	}
+	s.deleteKnown(append(k.t.put(id, row), k.t.expired(at)...))
 }
 
 // forgetKnown deletes the entry of id, a peer Interesting no longer
@@ -244,8 +260,10 @@ func (s *Service) forgetKnown(id peer.ID) {
 
 // sweepKnown, at each ping round, deletes the entries of the peers
 // Interesting says are no longer of interest (a device removed from the
-// cell, a deleted contact's) and writes the changes pending
-// (KnownMinWrite) that are due.
+// cell, a deleted contact's), books the owner of those it accepts (an
+// entry loaded has none; a device may move to another contact), evicting
+// past MaxKnownPerContact, and writes the changes pending (KnownMinWrite)
+// that are due.
 func (s *Service) sweepKnown() {
 	k := s.known
 	if k == nil {
@@ -265,6 +283,8 @@ func (s *Service) sweepKnown() {
 			switch s.cfg.Interesting(id) {
 			case InterestNo:
 				s.forgetKnown(id)
+			case InterestYes:
+				s.ownKnown(id, s.ownerOf(id))
 			case InterestUnknown:
 				// No roster yet, or the contacts unreadable: so for the
 				// others too; one slow read a round, not one per entry.
@@ -274,6 +294,20 @@ func (s *Service) sweepKnown() {
 		}
 	}
 	s.flushKnown()
+}
+
+// ownKnown books owner as the owner of id's entry, if it has one, and
+// deletes the entries its owner's cap evicts.
+func (s *Service) ownKnown(id peer.ID, owner string) {
+	k := s.known
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	row, ok := k.t.rows[id]
+	if !ok || row.owner == owner {
+		return
+	}
+	row.owner = owner
+	s.deleteKnown(k.t.put(id, row))
 }
 
 // flushKnown writes the pending changes that are due.

@@ -78,7 +78,7 @@
 // from the roster and the contacts when asked: yes, no, or unknown while
 // the roster is not there or the contacts cannot be read; entries it says
 // no to are deleted, entries of non-members evicted first by
-// Node.member), dialled when the node starts, redialled when lost while
+// Node.member, at most 16 of one contact's devices by Node.owner), dialled when the node starts, redialled when lost while
 // accepted (unknown: if seen within 7 days); the public ones accepted
 // (once unknown, the members) are also the DHT's bootstrap peers beside the
 // configured list, so a node that met its cell once finds it again from
