@@ -68,8 +68,9 @@ type Config struct {
 	// Interesting says which peers the known table keeps, and which of
 	// those loaded from it are redialled whenever lost: the cell's members
 	// and the contacts' devices. InterestUnknown (the roster or the
-	// contacts not read yet, or their read failed) keeps an entry, redials
-	// it and offers it to the DHT, but writes nothing; InterestNo deletes
+	// contacts not read yet, or their read failed) keeps an entry and
+	// redials it if seen within KnownUnknownRedial, but writes nothing and
+	// offers it to the DHT only if Member names it; InterestNo deletes
 	// it. nil: none. It must be safe for concurrent use and must not block
 	// long; it is called outside the service's locks and never by the
 	// event loop, and may read state built after the service (it is not
@@ -79,6 +80,12 @@ type Config struct {
 	// the node's cell: the known table evicts the entries of other peers
 	// first. nil: no peer is.
 	Member func(peer.ID) bool
+	// Owner says which contact a peer Interesting accepts and Member does
+	// not name is a device of (any string that tells contacts apart; ""
+	// for none): the known table keeps at most MaxKnownPerContact
+	// entries of one contact's devices. Called where Interesting is, and
+	// like it. nil: no cap per contact.
+	Owner func(peer.ID) string
 
 	// Rand is the source of the back-off jitter and the ping payloads;
 	// nil: the system's.

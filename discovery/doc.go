@@ -50,15 +50,24 @@
 // the peers Interesting says no to (a device removed from the cell, a
 // deleted contact's) are deleted; never on unknown. At Start every entry
 // is read, checked and dialled (source "known"). The table holds at most
-// MaxKnown (512) entries; past it the one seen longest ago that is not a
-// cell member (Config.Member) is evicted, members only when every entry
-// is one. An entry last seen more than KnownMaxAge (90 days) ago is
+// MaxKnownPerContact (16) entries of one contact's devices (Config.Owner,
+// booked when the peer is identified and at each ping round; members not
+// counted); past it that contact's device seen longest ago is evicted. It
+// holds at most MaxKnown (512) entries; past it the one seen longest ago
+// that is not a cell member (Config.Member) is evicted, members only when
+// every entry is one. An entry last seen more than KnownMaxAge (90 days) ago is
 // dropped; one last seen after the present (a clock that was ahead) is
 // taken as seen now, so it ages like the others. The entries last seen
-// with a public address, not through a relay, that Interesting does not
-// say no to, are the DHT's bootstrap peers (BootstrapPeers: up to
-// KnownBootstrap, most recently seen first). A known peer lost is
-// redialled while Interesting does not say no, at the table's addresses.
+// with a public address, not through a relay, that Interesting says yes
+// to (or, once it says unknown, that Config.Member names) are the DHT's
+// bootstrap peers (BootstrapPeers: up to KnownBootstrap, most recently
+// seen first): an entry that cannot be judged may be a removed device's,
+// and the members, judged from the roster in memory, are what the DHT
+// needs. A known peer lost is redialled, at the table's addresses, while
+// Interesting says yes, or says unknown and the table saw the peer within
+// KnownUnknownRedial (7 days): a device removed while this node could not
+// read the contacts (no store member reachable) is not redialled for the
+// 90 days its entry is kept.
 // A cell member that moved is found again through the cell's DHT
 // rendezvous (RendezvousMembers), as before.
 //

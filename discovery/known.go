@@ -21,6 +21,11 @@ const (
 	// MaxKnown bounds the entries of the table; past it the entry seen
 	// longest ago is evicted.
 	MaxKnown = 512
+	// MaxKnownPerContact bounds the entries of the devices of one contact
+	// (Config.Owner); past it that contact's device seen longest ago is
+	// evicted, so that one contact's many devices cannot push the others'
+	// entries out of the table.
+	MaxKnownPerContact = 16
 	// MaxKnownAddrs bounds the plain addresses kept for one peer.
 	MaxKnownAddrs = 16
 	// MaxKnownAddrLen bounds one address, in bytes.
@@ -195,6 +200,10 @@ type knownRow struct {
 	// pending is the encoded entry of a change not yet written (at most
 	// one a KnownMinWrite), nil when the datastore is current.
 	pending []byte
+	// owner is the contact the peer is a device of (Config.Owner), whose
+	// entries are capped together (MaxKnownPerContact); "" for a member,
+	// or not known yet (an entry loaded, until the peer is judged again).
+	owner string
 }
 
 // rowOf returns the row of e, whose addresses are addrs (the record's,
@@ -278,12 +287,39 @@ func (t *knownTable) changed(id peer.ID, row knownRow) bool {
 	return !ok || old.sig != row.sig || old.public != row.public || old.pending != nil
 }
 
-// put books row for id and returns the peers evicted to keep the table
-// within MaxKnown, never id itself: the one seen longest ago (ties: the
-// lowest peer ID) of those that are not the cell's members, or of the
-// members when every entry is one.
+// put books row for id and returns the peers evicted, never id itself:
+// to keep row's owner within MaxKnownPerContact entries, that owner's
+// device seen longest ago (ties: the lowest peer ID), members not counted;
+// then to keep the table within MaxKnown, the one seen longest ago of
+// those that are not the cell's members, or of the members when every
+// entry is one.
 func (t *knownTable) put(id peer.ID, row knownRow) (evicted []peer.ID) {
 	t.rows[id] = row
+	if row.owner != "" {
+		for {
+			var (
+				oldest peer.ID
+				n      int
+			)
+			for p, r := range t.rows {
+				if r.owner != row.owner || (t.member != nil && t.member(p)) {
+					continue
+				}
+				n++
+				if p == id {
+					continue
+				}
+				if o, ok := t.rows[oldest]; !ok || r.seen.Before(o.seen) || (r.seen.Equal(o.seen) && p < oldest) {
+					oldest = p
+				}
+			}
+			if n <= MaxKnownPerContact || oldest == "" {
+				break
+			}
+			delete(t.rows, oldest)
+			evicted = append(evicted, oldest)
+		}
+	}
 	for len(t.rows) > MaxKnown {
 		var (
 			oldest       peer.ID

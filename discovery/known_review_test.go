@@ -120,8 +120,8 @@ func TestKnownRemovedNotBootstrap(t *testing.T) {
 		t.Fatalf("bootstrap peers %v: a peer no longer interesting is offered to the DHT", bp)
 	}
 	s.cfg.Interesting = func(peer.ID) Interest { return InterestUnknown }
-	if bp := s.BootstrapPeers(); len(bp) != 1 || bp[0].ID != removed {
-		t.Fatalf("bootstrap peers %v, want %s: before the roster and contacts are read, the table's entries are offered", bp, removed)
+	if bp := s.BootstrapPeers(); len(bp) != 0 {
+		t.Fatalf("bootstrap peers %v: an entry that cannot be judged (the contacts unreadable) is offered to the DHT", bp)
 	}
 	s.ctx = ctx
 	s.cfg.Interesting = func(peer.ID) Interest { return InterestUnknown }
@@ -433,8 +433,9 @@ func TestKnownLostJudgedByWorker(t *testing.T) {
 
 // TestKnownUnknownAskedOnce: while Interesting cannot tell (no roster
 // yet, the contacts unreadable: up to 5 s a read), the ping round's sweep
-// and BootstrapPeers ask it once, not once per entry, and keep and offer
-// every entry.
+// and BootstrapPeers ask it once, not once per entry; the sweep keeps
+// every entry, and BootstrapPeers offers the members only (Member, from
+// memory).
 func TestKnownUnknownAskedOnce(t *testing.T) {
 	ctx := t.Context()
 	d := dssync.MutexWrap(ds.NewMapDatastore())
@@ -450,11 +451,14 @@ func TestKnownUnknownAskedOnce(t *testing.T) {
 	cfg.Interesting = func(peer.ID) Interest { asked.Add(1); return InterestUnknown }
 	s := unstartedService(t, cfg)
 	s.ctx = ctx
-	if _, err := s.loadKnown(ctx); err != nil {
+	ai, err := s.loadKnown(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if bp := s.BootstrapPeers(); len(bp) != 3 {
-		t.Fatalf("bootstrap peers %v, want all 3", bp)
+	member := ai[0].ID
+	s.cfg.Member = func(id peer.ID) bool { return id == member }
+	if bp := s.BootstrapPeers(); len(bp) != 1 || bp[0].ID != member {
+		t.Fatalf("bootstrap peers %v, want the member %s only", bp, member)
 	}
 	s.sweepKnown()
 	if n := asked.Load(); n != 2 {

@@ -190,6 +190,7 @@ func (s *Service) noteKnown(id peer.ID, env *record.Envelope, addrs []ma.Multiad
 		return // nothing to dial it by
 	}
 	e.Public = row.public
+	row.owner = s.ownerOf(id)
 
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -200,10 +201,30 @@ func (s *Service) noteKnown(id peer.ID, env *record.Envelope, addrs []ma.Multiad
 		} else {
 			row.written = old.written
 		}
-		k.t.put(id, row) // the peer is in the table: nothing to evict
+		// The peer is in the table: only its owner's cap may evict.
+		s.deleteKnown(k.t.put(id, row))
 		return
 	}
 	s.writeKnown(id, row, encodeKnown(e), row.seen)
+}
+
+// ownerOf is the contact id is a device of (Config.Owner), "" for a
+// member or without Owner.
+func (s *Service) ownerOf(id peer.ID) string {
+	if s.cfg.Owner == nil || (s.cfg.Member != nil && s.cfg.Member(id)) {
+		return ""
+	}
+	return s.cfg.Owner(id)
+}
+
+// deleteKnown deletes the entries of ids from the datastore. k.mu is
+// held.
+func (s *Service) deleteKnown(ids []peer.ID) {
+	for _, id := range ids {
+		if err := s.known.d.Delete(s.ctx, ds.NewKey(id.String())); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Warn("known peer not deleted", "peer", id, "err", err)
+		}
+	}
 }
 
 // writeKnown writes the entry of id, value, books row as written at at,
@@ -217,12 +238,7 @@ func (s *Service) writeKnown(id peer.ID, row knownRow, value []byte, at time.Tim
 	s.log.Debug("known peer written", "peer", id, "addrs", row.addrs, "public", row.public)
 	row.written, row.pending = at, nil
 	k.t.clamp(at)
-	gone := append(k.t.put(id, row), k.t.expired(at)...)
-	for _, id := range gone {
-		if err := k.d.Delete(s.ctx, ds.NewKey(id.String())); err != nil && !errors.Is(err, context.Canceled) {
-			s.log.Warn("known peer not deleted", "peer", id, "err", err)
-		}
-	}
+	s.deleteKnown(append(k.t.put(id, row), k.t.expired(at)...))
 }
 
 // forgetKnown deletes the entry of id, a peer Interesting no longer
@@ -244,8 +260,10 @@ func (s *Service) forgetKnown(id peer.ID) {
 
 // sweepKnown, at each ping round, deletes the entries of the peers
 // Interesting says are no longer of interest (a device removed from the
-// cell, a deleted contact's) and writes the changes pending
-// (KnownMinWrite) that are due.
+// cell, a deleted contact's), books the owner of those it accepts (an
+// entry loaded has none; a device may move to another contact), evicting
+// past MaxKnownPerContact, and writes the changes pending (KnownMinWrite)
+// that are due.
 func (s *Service) sweepKnown() {
 	k := s.known
 	if k == nil {
@@ -265,6 +283,8 @@ func (s *Service) sweepKnown() {
 			switch s.cfg.Interesting(id) {
 			case InterestNo:
 				s.forgetKnown(id)
+			case InterestYes:
+				s.ownKnown(id, s.ownerOf(id))
 			case InterestUnknown:
 				// No roster yet, or the contacts unreadable: so for the
 				// others too; one slow read a round, not one per entry.
@@ -274,6 +294,20 @@ func (s *Service) sweepKnown() {
 		}
 	}
 	s.flushKnown()
+}
+
+// ownKnown books owner as the owner of id's entry, if it has one, and
+// deletes the entries its owner's cap evicts.
+func (s *Service) ownKnown(id peer.ID, owner string) {
+	k := s.known
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	row, ok := k.t.rows[id]
+	if !ok || row.owner == owner {
+		return
+	}
+	row.owner = owner
+	s.deleteKnown(k.t.put(id, row))
 }
 
 // flushKnown writes the pending changes that are due.
@@ -352,10 +386,15 @@ func (s *Service) noteConnected(id peer.ID) {
 
 // BootstrapPeers returns the DHT's bootstrap peers from the known table:
 // up to KnownBootstrap of the cell's members and contacts' devices last
-// seen with a public address, most recently seen first, those that
-// Interesting no longer accepts left out (those it cannot tell yet, the
-// roster and contacts not read, kept). Empty without a table. Safe for
-// concurrent use; it never blocks on the network.
+// seen with a public address, most recently seen first, those only that
+// Interesting accepts (InterestYes). An entry it cannot judge
+// (InterestUnknown: the roster not read yet, or the contacts unreadable,
+// as on a thin device that reaches no store member) is not offered: it
+// may be a device removed from the cell or a deleted contact's, and the
+// members, which the roster in memory judges, are what the DHT needs to
+// find the cell again. From the first Unknown on, entries are judged by
+// Config.Member alone (memory), so one slow read at most. Empty without a
+// table. Safe for concurrent use.
 func (s *Service) BootstrapPeers() []peer.AddrInfo {
 	k := s.known
 	if k == nil {
@@ -370,31 +409,65 @@ func (s *Service) BootstrapPeers() []peer.AddrInfo {
 		if len(out) == KnownBootstrap {
 			break
 		}
-		v := InterestUnknown
 		if !unknown {
-			v = s.cfg.Interesting(c.ID)
+			v := s.cfg.Interesting(c.ID)
+			if v == InterestYes {
+				out = append(out, c)
+				continue
+			}
+			unknown = v == InterestUnknown
+			if !unknown {
+				continue
+			}
 		}
-		// Unknown (no roster yet, the contacts unreadable) holds for the
-		// rest too: they are not asked, so one slow read at most.
-		unknown = unknown || v == InterestUnknown
-		if v != InterestNo {
+		if s.cfg.Member != nil && s.cfg.Member(c.ID) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// keepKnown reports whether id came from the known table and
-// Config.Interesting does not reject it: such a peer is redialled, with
-// back-off, whenever it is lost, and never forgotten for failing.
-// Interesting is called outside the service's locks, never by the event
-// loop.
+// KnownUnknownRedial is how long after it was last seen an entry that
+// Config.Interesting cannot judge (InterestUnknown) is still redialled
+// when lost: a device removed from the cell, or a deleted contact's,
+// whose removal this node cannot read (no store member reachable), is
+// not redialled for the 90 days the entry is kept.
+const KnownUnknownRedial = 7 * 24 * time.Hour
+
+// keepKnown reports whether id came from the known table and is to be
+// redialled, with back-off, whenever it is lost (and never forgotten for
+// failing): Config.Interesting accepts it, or cannot judge it and the
+// table saw it within KnownUnknownRedial. Interesting is called outside
+// the service's locks, never by the event loop.
 func (s *Service) keepKnown(id peer.ID) bool {
 	s.mu.Lock()
 	e := s.peers[id]
 	has := e != nil && e.has(SourceKnown)
 	s.mu.Unlock()
-	return has && s.cfg.Interesting != nil && s.cfg.Interesting(id) != InterestNo
+	if !has || s.cfg.Interesting == nil {
+		return false
+	}
+	switch s.cfg.Interesting(id) {
+	case InterestYes:
+		return true
+	case InterestUnknown:
+		return s.knownRecent(id)
+	default:
+		return false
+	}
+}
+
+// knownRecent reports whether the table saw id within KnownUnknownRedial.
+func (s *Service) knownRecent(id peer.ID) bool {
+	k := s.known
+	if k == nil {
+		return false
+	}
+	now := s.now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	r, ok := k.t.rows[id]
+	return ok && now.Sub(r.seen) <= KnownUnknownRedial
 }
 
 // lostKnown judges a known peer the event loop saw lost (disconnected):

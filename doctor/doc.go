@@ -19,7 +19,9 @@
 // destination (endpoint-dependent, "symmetric"), which hole punching
 // cannot pass; the observers are the cell's members and its contacts'
 // devices only (an observed address is what the remote peer says, so the
-// node keeps no other peer's); seen at one external port by all, the mapping is
+// node keeps no other peer's), one vote a peer (Observation.Observer is
+// its peer ID, whatever addresses it comes from); seen at one external
+// port by all, the mapping is
 // endpoint-independent and punching can work. Fewer than two observers of
 // one local address tell nothing. A relayed peer's finding says why it is
 // not direct, with the error its last hole punch ended with; a direct one

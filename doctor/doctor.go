@@ -90,7 +90,9 @@ type Observation struct {
 	// Local is the node's end of the connection, as protocol, IP and
 	// port (say /ip4/10.0.0.2/udp/4777).
 	Local string
-	// Observer tells the observer apart: its IP as the node sees it.
+	// Observer tells the observer apart: its peer ID, so that a peer
+	// that comes from several addresses (IPv4 and IPv6, several
+	// interfaces) is one observer.
 	Observer string
 	// External is the observed IP and port, and Port that port.
 	External string

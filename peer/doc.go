@@ -68,10 +68,15 @@
 // The part "doctor" (doctorpart.go) serves the time protocol
 // (ProtocolTime, doctortime.go) to the cell's members and contacts'
 // devices, within a token bucket, and keeps the addresses those same peers
-// observed this node at (identify; doctorobs.go: a stranger's observation
-// is not kept, the contact check runs off identify's event loop), bounded; Node.Doctor (doctor.go) gathers those
-// with the listen addresses, reachability, connections, members' clocks and
-// the data dir's disk and modes, and package doctor judges them.
+// observed this node at (identify; doctorobs.go: one per observer peer
+// and local address; a stranger's observation is not kept, the contact
+// check runs off identify's event loop). Peers off the roster pass one
+// gate for both (doctorgate.go): at most LookupRate contact look-ups a
+// second, each verdict remembered (a stranger 10 min), bounded. At each
+// doctor the observations of peers no longer members or contacts' devices
+// are dropped. Node.Doctor (doctor.go) gathers those with the listen
+// addresses, reachability, connections, members' clocks and the data
+// dir's disk and modes, and package doctor judges them.
 //
 // The node keeps the last known addresses of its cell's members and its
 // contacts' devices across restarts (known.go): discovery's known table,
@@ -79,8 +84,10 @@
 // from the roster and the contacts when asked: yes, no, or unknown while
 // the roster is not there or the contacts cannot be read; entries it says
 // no to are deleted, entries of non-members evicted first by
-// Node.member), dialled when the node starts; the public ones not
-// rejected are also the DHT's bootstrap peers beside the
+// Node.member, at most 16 of one contact's devices by Node.owner),
+// dialled when the node starts, redialled when lost while accepted
+// (unknown: if seen within 7 days); the public ones accepted (once
+// unknown, the members) are also the DHT's bootstrap peers beside the
 // configured list, so a node that met its cell once finds it again from
 // any network with no bootstrap list.
 //

@@ -68,7 +68,7 @@ func (n *Node) doctorFacts(ctx context.Context) doctor.Facts {
 	for _, a := range r.Addrs {
 		f.Addrs = append(f.Addrs, doctor.Addr{Addr: a.Addr.String(), State: string(a.State), Port: portOf(a.Addr), Relay: relayOf(a.Addr)})
 	}
-	f.Observations = n.doc.observations()
+	f.Observations = n.doc.observations(ctx)
 	kinds := map[peer.ID]struct{ kind, name string }{}
 	var members []peer.ID
 	for _, c := range n.host.Network().Conns() {

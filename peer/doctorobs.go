@@ -17,7 +17,8 @@ import (
 
 const (
 	// MaxObservations bounds the observed addresses the node keeps for
-	// the doctor: one per observer and local address, the oldest dropped
+	// the doctor: one per observer (by peer ID: one vote a peer, whatever
+	// addresses it comes from) and local address, the oldest dropped
 	// first.
 	MaxObservations = 64
 	// MaxPendingObservations bounds the observations of peers not on the
@@ -45,10 +46,12 @@ func (r peerRule) allows(ctx context.Context, p peer.ID) bool {
 	return r.member(p) || r.contact(ctx, p)
 }
 
-// observation is one observed address and when it was seen.
+// observation is one observed address, its observer, and when it was
+// seen.
 type observation struct {
 	doctor.Observation
-	at time.Time
+	peer peer.ID
+	at   time.Time
 }
 
 // pendingObs is an observation that waits for the contact check of its
@@ -59,13 +62,17 @@ type pendingObs struct {
 }
 
 // observations keeps the addresses the cell's members and contacts'
-// devices observed this node at. A member's observation is kept at once;
-// any other peer's waits, at most MaxPendingObservations of them, for one
-// goroutine to check whether the peer is a contact's device (a store read,
-// remote on a thin device, bounded by kindWait), off identify's event
-// loop. Close waits for that goroutine.
+// devices observed this node at, one per observer peer and local address.
+// A member's observation is kept at once, and so is that of a peer the
+// gate remembers as a contact's device; one the gate remembers as no
+// contact's is refused; any other peer's waits, at most
+// MaxPendingObservations of them, for one goroutine to check, through the
+// gate (at most LookupRate look-ups a second), whether the peer is a
+// contact's device (a store read, remote on a thin device, bounded by
+// kindWait), off identify's event loop. Close waits for that goroutine.
 type observations struct {
 	rule    peerRule
+	gate    *contactGate
 	now     func() time.Time
 	log     *slog.Logger
 	pending chan pendingObs
@@ -73,7 +80,7 @@ type observations struct {
 	mu      sync.Mutex
 	obs     map[string]observation // by observer and local address
 	dropped int                    // pending ones dropped: the queue was full
-	refused int                    // of peers neither member nor contact
+	refused int                    // of peers neither member nor contact, or past the look-up rate
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -84,7 +91,7 @@ func newObservations(rule peerRule, now func() time.Time, log *slog.Logger) *obs
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &observations{
-		rule: rule, now: now, log: log,
+		rule: rule, gate: newContactGate(rule, now), now: now, log: log,
 		pending: make(chan pendingObs, MaxPendingObservations),
 		obs:     make(map[string]observation),
 	}
@@ -103,10 +110,10 @@ func (b *observations) start() {
 				return
 			case po := <-b.pending:
 				cctx, ccancel := context.WithTimeout(ctx, kindWait)
-				ok := b.rule.contact(cctx, po.p)
+				ok := b.gate.allows(cctx, po.p)
 				ccancel()
 				if ok {
-					b.keep(po.o)
+					b.keep(po.p, po.o)
 					continue
 				}
 				b.mu.Lock()
@@ -134,8 +141,13 @@ func (b *observations) identified(p peer.ID, local, remote, observed ma.Multiadd
 	if !ok {
 		return
 	}
-	if b.rule.member(p) {
-		b.keep(o)
+	if v, known := b.gate.remembered(p, b.now()); b.rule.member(p) || (known && v) {
+		b.keep(p, o)
+		return
+	} else if known {
+		b.mu.Lock()
+		b.refused++
+		b.mu.Unlock()
 		return
 	}
 	select {
@@ -158,15 +170,18 @@ func observationOf(local, remote, observed ma.Multiaddr) (doctor.Observation, bo
 	if !ok {
 		return doctor.Observation{}, false
 	}
-	ip, err := manet.ToIP(remote)
-	if err != nil {
+	if _, err := manet.ToIP(remote); err != nil {
 		return doctor.Observation{}, false
 	}
-	return doctor.Observation{Local: lo.String(), Observer: ip.String(), External: ext.String(), Port: portOf(ext)}, true
+	return doctor.Observation{Local: lo.String(), External: ext.String(), Port: portOf(ext)}, true
 }
 
-// keep stores o, dropping the oldest past MaxObservations.
-func (b *observations) keep(o doctor.Observation) {
+// keep stores o, p's observation, in place of p's earlier one of the same
+// local address, dropping the oldest past MaxObservations. The observer
+// is p, whatever address it came from: a peer with several addresses
+// (IPv4, IPv6, several interfaces) is one vote.
+func (b *observations) keep(p peer.ID, o doctor.Observation) {
+	o.Observer = p.String()
 	key := o.Observer + " " + o.Local
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -179,7 +194,34 @@ func (b *observations) keep(o doctor.Observation) {
 		}
 		delete(b.obs, oldest)
 	}
-	b.obs[key] = observation{Observation: o, at: b.now()}
+	b.obs[key] = observation{Observation: o, peer: p, at: b.now()}
+}
+
+// prune drops the observations of the peers the rule no longer admits (a
+// device removed from the cell, a deleted contact's), asking once per
+// peer (not through the gate: the user asked, and at most MaxObservations
+// peers). A failed look-up drops too: the observation comes back with the
+// peer's next identify.
+func (b *observations) prune(ctx context.Context) {
+	b.mu.Lock()
+	seen := map[peer.ID]bool{}
+	for _, o := range b.obs {
+		seen[o.peer] = true
+	}
+	b.mu.Unlock()
+	gone := map[peer.ID]bool{}
+	for p := range seen {
+		if !b.rule.allows(ctx, p) {
+			gone[p] = true
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, o := range b.obs {
+		if gone[o.peer] {
+			delete(b.obs, k)
+		}
+	}
 }
 
 // list returns the observations kept, sorted.

@@ -21,7 +21,9 @@ import (
 // (ProtocolTime) for the peers its rule admits (the cell's members and its
 // contacts' devices), and keeps the addresses those peers observed this
 // node's connections at (identify's observed address,
-// event.EvtPeerIdentificationCompleted), which tell the NAT's type. Two
+// event.EvtPeerIdentificationCompleted), which tell the NAT's type; peers
+// off the roster pass one gate (contactGate: a bounded rate of contact
+// look-ups, verdicts remembered) for both. Two
 // goroutines (the event loop, the contact check), which Close waits for.
 type doctorPart struct {
 	h    host.Host
@@ -35,11 +37,14 @@ type doctorPart struct {
 }
 
 func newDoctorPart(h host.Host, rule peerRule, now func() time.Time, log *slog.Logger) *doctorPart {
-	allow := func(p peer.ID) bool { return rule.allows(context.Background(), p) }
+	obs := newObservations(rule, now, log)
+	// The time protocol's askers off the roster go through the same gate
+	// as observers: a bounded rate of contact look-ups, verdicts kept.
+	allow := func(p peer.ID) bool { return obs.gate.allows(context.Background(), p) }
 	return &doctorPart{
 		h:    h,
 		time: &timeServer{allow: allow, now: now, rate: newBucket(TimeRate, TimeBurst)},
-		obs:  newObservations(rule, now, log),
+		obs:  obs,
 	}
 }
 
@@ -69,8 +74,12 @@ func (d *doctorPart) Start(ctx context.Context) error {
 	return nil
 }
 
-// observations returns the observations kept, sorted.
-func (d *doctorPart) observations() []doctor.Observation { return d.obs.list() }
+// observations returns the observations kept, sorted, once those of
+// peers no longer members or contacts' devices are dropped.
+func (d *doctorPart) observations(ctx context.Context) []doctor.Observation {
+	d.obs.prune(ctx)
+	return d.obs.list()
+}
 
 // Close stops serving and following, and waits. Idempotent.
 func (d *doctorPart) Close() error {

@@ -250,7 +250,7 @@ func (n *Node) build() error {
 	// the cell's members and contacts' devices, and the DHT bootstraps
 	// from the public ones too (peer/known.go).
 	in.disc.Known, in.disc.Interesting, in.dht.BootstrapFunc = n.opts.Datastore, n.interesting, n.knownBootstrap
-	in.disc.Member = n.member
+	in.disc.Member, in.disc.Owner = n.member, n.owner
 	if n.dht, err = dht.New(n.host, n.opts.Key, n.opts.Datastore, in.dht, n.log.With("part", "dht")); err != nil {
 		return fmt.Errorf("peer: build dht: %w", err)
 	}
