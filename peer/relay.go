@@ -142,8 +142,10 @@ type relayService struct {
 	started bool
 	closed  bool
 	r       *relay.Relay // nil: not running
-	// stopSweep ends the sweep that runs with r and waits for it.
-	stopSweep func()
+	// stopSweep tells the sweep that runs with r to end, and returns a
+	// wait for it: called with mu held, the wait runs after mu is
+	// released, since a sweep may be waiting for mu itself.
+	stopSweep func() (wait func())
 }
 
 // relaySweep is how often the running service ends the circuits the ACL
@@ -199,7 +201,7 @@ func sweep(h host.Host, book *circuitBook, acl circuitACL) {
 func (s *relayService) startSweep() {
 	acl, ok := s.acl.(circuitACL)
 	if !ok {
-		s.stopSweep = func() {}
+		s.stopSweep = func() func() { return func() {} }
 		return
 	}
 	done := make(chan struct{})
@@ -218,7 +220,7 @@ func (s *relayService) startSweep() {
 			}
 		}
 	}()
-	s.stopSweep = func() { close(done); wg.Wait() }
+	s.stopSweep = func() func() { close(done); return wg.Wait }
 }
 
 func newRelayService(h host.Host, mode RelayMode, acl relay.ACLFilter, log *slog.Logger) (*relayService, error) {
@@ -240,22 +242,26 @@ func newRelayService(h host.Host, mode RelayMode, acl relay.ACLFilter, log *slog
 // (in RelayAuto), once the part has started.
 func (s *relayService) reach(r network.Reachability) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.public = r == network.ReachabilityPublic
-	s.apply()
+	wait, _ := s.apply()
+	s.mu.Unlock()
+	wait()
 }
 
 // Start runs the service if it should run now. It does not block.
 func (s *relayService) Start(context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.started = true
-	return s.apply()
+	wait, err := s.apply()
+	s.mu.Unlock()
+	wait()
+	return err
 }
 
 // apply starts or stops the relay as the mode and the reachability say.
-// Called with mu held.
-func (s *relayService) apply() error {
+// Called with mu held; the caller runs wait once it has released mu (a
+// stopped sweep's end).
+func (s *relayService) apply() (wait func(), err error) {
 	want := s.mode == RelayOn || (s.mode == RelayAuto && s.public)
 	switch {
 	case !s.started || s.closed:
@@ -263,23 +269,31 @@ func (s *relayService) apply() error {
 		r, err := relay.New(relayHost{Host: s.h, book: s.book}, relay.WithResources(s.res), relay.WithACL(s.acl), relay.WithMetricsTracer(s.counts))
 		if err != nil {
 			s.log.Warn("relay service did not start", "err", err)
-			return fmt.Errorf("peer: relay: %w", err)
+			return func() {}, fmt.Errorf("peer: relay: %w", err)
 		}
 		s.r = r
 		s.startSweep()
 		s.log.Info("relay service started for the cell", "mode", s.mode)
 	case !want && s.r != nil:
-		s.stopSweep()
-		err := s.r.Close()
-		s.r = nil
-		resetCircuits(s.h)
-		s.book.keep(func(string) bool { return false })
+		wait, err := s.stop()
 		s.log.Info("relay service stopped: not reachable from the internet")
-		if err != nil {
-			return fmt.Errorf("peer: relay: close: %w", err)
-		}
+		return wait, err
 	}
-	return nil
+	return func() {}, nil
+}
+
+// stop stops the running relay and its sweep and resets its circuits.
+// Called with mu held; wait waits for the sweep, after mu is released.
+func (s *relayService) stop() (wait func(), err error) {
+	wait = s.stopSweep()
+	err = s.r.Close()
+	s.r = nil
+	resetCircuits(s.h)
+	s.book.keep(func(string) bool { return false })
+	if err != nil {
+		return wait, fmt.Errorf("peer: relay: close: %w", err)
+	}
+	return wait, nil
 }
 
 // stats returns the service's counts; safe before Start and after Close.
@@ -289,20 +303,15 @@ func (s *relayService) stats() RelayStats { return s.counts.stats() }
 // their streams are reset.
 func (s *relayService) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
 	if s.r == nil {
+		s.mu.Unlock()
 		return nil
 	}
-	s.stopSweep()
-	err := s.r.Close()
-	s.r = nil
-	resetCircuits(s.h)
-	s.book.keep(func(string) bool { return false })
-	if err != nil {
-		return fmt.Errorf("peer: relay: close: %w", err)
-	}
-	return nil
+	wait, err := s.stop()
+	s.mu.Unlock()
+	wait()
+	return err
 }
 
 // resetCircuits resets the streams of the circuits h relays: the hop
