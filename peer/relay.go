@@ -266,7 +266,8 @@ func (s *relayService) apply() (wait func(), err error) {
 	switch {
 	case !s.started || s.closed:
 	case want && s.r == nil:
-		r, err := relay.New(relayHost{Host: s.h, book: s.book}, relay.WithResources(s.res), relay.WithACL(s.acl), relay.WithMetricsTracer(s.counts))
+		rsv, _ := s.acl.(reservationHooks)
+		r, err := relay.New(relayHost{Host: s.h, book: s.book, rsv: rsv}, relay.WithResources(s.res), relay.WithACL(s.acl), relay.WithMetricsTracer(s.counts))
 		if err != nil {
 			s.log.Warn("relay service did not start", "err", err)
 			return func() {}, fmt.Errorf("peer: relay: %w", err)

@@ -13,7 +13,9 @@ import (
 //
 //   - A reservation (a slot to be reached at) is for a member other than
 //     the node itself, or for a contact's device while the guests' book
-//     (relayGuests: maxRelayGuests devices of all contacts) has room. A
+//     (relayGuests: maxRelayGuests devices of all contacts) has room; the
+//     device holds a slot only once the relay grants it (its own limits
+//     come after the ACL), through reserved and reserveHandled. A
 //     member removed from the cell (a contact deleted) is no longer one:
 //     its next refresh (AutoRelay refreshes every minute) is refused,
 //     and its open circuits end at the service's next sweep (relaySweep).
@@ -95,8 +97,15 @@ func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 	if p == a.self {
 		return false
 	}
-	return a.member(p) || (a.isContact(p) == verdictYes && a.guests.admit(p))
+	return a.member(p) || (a.isContact(p) == verdictYes && a.guests.take(p))
 }
+
+// reserved is the relay's: it granted p a reservation (relayHost).
+func (a relayACL) reserved(p peer.ID) { a.guests.grant(p) }
+
+// reserveHandled is the relay's: p's request on a hop stream was handled,
+// granted or not (relayHost).
+func (a relayACL) reserveHandled(p peer.ID) { a.guests.settle(p) }
 
 // AllowConnect is relay.ACLFilter's: to a member other than the node
 // itself, from a member or a contact's device, or from anyone through the

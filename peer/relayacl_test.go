@@ -119,8 +119,9 @@ func TestRelayACL(t *testing.T) {
 
 // TestRelayGuests: the contacts' devices' reservations are bounded all
 // together: a new device is refused while max hold one, a holder's
-// refresh is granted, and a slot frees when its reservation would have
-// expired; a relay with no book grants contacts' devices nothing.
+// refresh is granted, a slot frees when its reservation would have
+// expired, and a request the relay refuses after the ACL holds none; a
+// relay with no book grants contacts' devices nothing.
 func TestRelayGuests(t *testing.T) {
 	id := func(seed byte) peer.ID {
 		pid, err := peer.IDFromPrivateKey(seedKey(t, seed))
@@ -142,23 +143,41 @@ func TestRelayGuests(t *testing.T) {
 		advance time.Duration
 		p       peer.ID
 		want    bool
+		refused bool // the relay refuses it after the ACL (its own limits)
 	}{
-		{"first device", 0, id(2), true},
-		{"second device", 10 * time.Minute, id(3), true},
-		{"third device, book full", 0, id(4), false},
-		{"a member, book full", 0, id(9), true},
-		{"first device's refresh", 30 * time.Minute, id(2), true},
-		{"third device once the second's slot expired", 35 * time.Minute, id(4), true},
-		{"second device, book full again", 0, id(3), false},
+		{"first device", 0, id(2), true, false},
+		{"second device, refused by the relay's limits", 0, id(3), true, true},
+		{"third device: the refused one holds no slot", 0, id(4), true, false},
+		{"second device, book full", 10 * time.Minute, id(3), false, false},
+		{"a member, book full", 0, id(9), true, false},
+		{"first device's refresh", 30 * time.Minute, id(2), true, false},
+		{"second device once the third's slot expired", 35 * time.Minute, id(3), true, false},
+		{"fourth device, book full again", 0, id(5), false, false},
 	}
 	for _, s := range steps {
 		now = now.Add(s.advance)
-		if got := acl.AllowReserve(s.p, nil); got != s.want {
+		got := acl.AllowReserve(s.p, nil)
+		if got != s.want {
 			t.Errorf("%s: AllowReserve = %v, want %v", s.name, got, s.want)
 		}
+		if got && !s.refused {
+			acl.reserved(s.p) // as the relay grants it, then ends the request
+		}
+		acl.reserveHandled(s.p)
 	}
-	if n := len(g.until); n > 2 {
+	if n := g.len(); n > 2 {
 		t.Errorf("book holds %d devices, bound 2", n)
+	}
+	// Two requests of one device at once, one granted: the slot stays.
+	g2 := newRelayGuests(1, time.Hour, func() time.Time { return now })
+	if !g2.take(id(2)) || !g2.take(id(2)) || g2.take(id(3)) {
+		t.Fatal("a device asking twice at once took more than its one slot, or lost it")
+	}
+	g2.grant(id(2))
+	g2.settle(id(2))
+	g2.settle(id(2))
+	if g2.len() != 1 || g2.take(id(3)) {
+		t.Errorf("a granted device's slot after its two requests: %d held, a new device admitted", g2.len())
 	}
 	acl.guests = nil
 	if acl.AllowReserve(id(5), nil) {
