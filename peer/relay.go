@@ -157,7 +157,7 @@ const relaySweep = 2 * time.Second
 // circuitACL is what the sweep asks of the ACL (relayACL has it).
 type circuitACL interface {
 	admitsCircuit(src, dest peer.ID) verdict
-	freeSlots(live func(src, dest peer.ID) bool)
+	freeSlots(live func(src, dest peer.ID) int)
 }
 
 // sweep judges the circuits book holds, by (source, destination): it
@@ -175,16 +175,14 @@ func sweep(h host.Host, book *circuitBook, acl circuitACL) {
 		}
 	}
 	book.keep(func(id string) bool { return stops[id] != nil })
-	live := map[circuit]verdict{}
+	live, n := map[circuit]verdict{}, map[circuit]int{}
 	for id := range stops {
 		if c, ok := book.get(id); ok {
 			live[c] = verdictUnknown
+			n[c]++
 		}
 	}
-	acl.freeSlots(func(src, dest peer.ID) bool {
-		_, ok := live[circuit{src, dest}]
-		return ok
-	})
+	acl.freeSlots(func(src, dest peer.ID) int { return n[circuit{src, dest}] })
 	for c := range live {
 		live[c] = acl.admitsCircuit(c.src, c.dest)
 	}
@@ -387,6 +385,17 @@ func (n *Node) addRelays() error {
 		free:   n.windows.free,
 		hops:   func(src peer.ID) int { return hopStreams(n.host, src) },
 		guests: newRelayGuests(maxRelayGuests, relayResources().ReservationTTL, n.now),
+		contactOf: func(id peer.ID) ([]string, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), contactCheck)
+			defer cancel()
+			cs, err := n.cons.ByDevice(ctx, id)
+			ids := make([]string, len(cs))
+			for i, c := range cs {
+				ids[i] = string(c.ID[:])
+			}
+			return ids, err
+		},
+		perContact: newContactLedger(maxContactCircuits, maxCircuitBook, n.now),
 	}
 	var err error
 	if n.relay, err = newRelayService(n.host, cfg.Service, acl, n.log.With("part", "relay")); err != nil {

@@ -19,7 +19,7 @@ type lockingSweepACL struct {
 	entered, release chan struct{}
 }
 
-func (a *lockingSweepACL) freeSlots(func(src, dest peer.ID) bool) {
+func (a *lockingSweepACL) freeSlots(func(src, dest peer.ID) int) {
 	a.once.Do(func() {
 		close(a.entered)
 		<-a.release
