@@ -48,8 +48,13 @@ func relayResources() relay.Resources {
 	res.MaxReservations = 256
 	// A household behind one NAT address.
 	res.MaxReservationsPerIP = 32
-	// The copy buffer of each direction of a circuit (2 per circuit,
-	// from the relay service's memory: 256 circuits fit its 16 MiB).
+	// The copy buffer of each direction of a circuit. A circuit holds two
+	// streams of go-libp2p's relay service scope (the hop stream in, the
+	// stop stream out) and two buffers of its memory; the scope allows
+	// 256 streams and 16 MiB at the smallest memory budget (128 MiB), and
+	// as much again per GiB of budget, so the streams bind: about 128
+	// circuits through the relay at once, 128 more per GiB
+	// (TestRelayScopeCircuits).
 	res.BufferSize = 32 << 10
 	return res
 }

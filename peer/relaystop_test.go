@@ -8,6 +8,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+
+	"github.com/exopeer/exopeer/datadir"
 )
 
 // lockingSweepACL is an ACL whose first sweep stops half-way (in
@@ -79,5 +82,28 @@ func TestRelayCloseDuringSweep(t *testing.T) {
 	}
 	if svc.stats().Running {
 		t.Fatal("relay runs after Close")
+	}
+}
+
+// TestRelayScopeCircuits: what the docs say of the relay's room. Each
+// circuit holds two streams of go-libp2p's relay service scope (the hop
+// stream in, the stop stream out) and 2×BufferSize of its memory; at the
+// smallest memory budget (128 MiB) the scope's 256 streams, not its
+// 16 MiB, bind: about 128 circuits, and 128 more per GiB of budget. A
+// member's MaxCircuits fit the scope's streams per peer.
+func TestRelayScopeCircuits(t *testing.T) {
+	res := relayResources()
+	for _, tc := range []struct{ mib, want int }{{128, 128}, {1024, 256}, {4096, 640}} {
+		cfg := limits(datadir.ResourceConfig{MemoryMiB: tc.mib}, 0).ToPartialLimitConfig()
+		svc, perPeer := cfg.Service[relay.ServiceName], cfg.ServicePeer[relay.ServiceName]
+		byStreams := int(svc.Streams) / 2
+		byMemory := int(int64(svc.Memory) / int64(2*res.BufferSize))
+		if got := min(byStreams, byMemory); got != tc.want || byStreams > byMemory {
+			t.Errorf("%d MiB: room for %d circuits (%d by streams, %d by memory), want %d bound by streams",
+				tc.mib, got, byStreams, byMemory, tc.want)
+		}
+		if int(perPeer.Streams) < res.MaxCircuits || int(perPeer.StreamsOutbound) < res.MaxCircuits {
+			t.Errorf("%d MiB: the scope allows %d streams per peer, fewer than MaxCircuits %d", tc.mib, perPeer.Streams, res.MaxCircuits)
+		}
 	}
 }
