@@ -15,7 +15,7 @@ import (
 //     the node itself, or for a contact's device while the guests' book
 //     (relayGuests: maxRelayGuests devices of all contacts) has room; the
 //     device holds a slot only once the relay grants it (its own limits
-//     come after the ACL), through reserved and reserveHandled. A
+//     come after the ACL), through reserved, hopStarted and hopDone. A
 //     member removed from the cell (a contact deleted) is no longer one:
 //     its next refresh (AutoRelay refreshes every minute) is refused,
 //     and its open circuits end at the service's next sweep (relaySweep).
@@ -110,9 +110,10 @@ func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 // reserved is the relay's: it granted p a reservation (relayHost).
 func (a relayACL) reserved(p peer.ID) { a.guests.grant(p) }
 
-// reserveHandled is the relay's: p's request on a hop stream was handled,
-// granted or not (relayHost).
-func (a relayACL) reserveHandled(p peer.ID) { a.guests.settle(p) }
+// hopStarted and hopDone are the relay's: it handles a hop stream of p's,
+// then is done with it (relayHost).
+func (a relayACL) hopStarted(p peer.ID) { a.guests.start(p) }
+func (a relayACL) hopDone(p peer.ID)    { a.guests.done(p) }
 
 // AllowConnect is relay.ACLFilter's: to a member other than the node
 // itself, from a member or a contact's device, or from anyone through the

@@ -156,28 +156,46 @@ func TestRelayGuests(t *testing.T) {
 	}
 	for _, s := range steps {
 		now = now.Add(s.advance)
+		acl.hopStarted(s.p) // as the relay handles the request's stream
 		got := acl.AllowReserve(s.p, nil)
 		if got != s.want {
 			t.Errorf("%s: AllowReserve = %v, want %v", s.name, got, s.want)
 		}
 		if got && !s.refused {
-			acl.reserved(s.p) // as the relay grants it, then ends the request
+			acl.reserved(s.p)
 		}
-		acl.reserveHandled(s.p)
+		acl.hopDone(s.p)
 	}
 	if n := g.len(); n > 2 {
 		t.Errorf("book holds %d devices, bound 2", n)
 	}
-	// Two requests of one device at once, one granted: the slot stays.
+	// A device's refused request while another of its hop streams (a
+	// circuit) is handled: pending until the last is done, then free; a
+	// circuit's stream done first does not unmark a request still
+	// handled, which the relay then grants.
 	g2 := newRelayGuests(1, time.Hour, func() time.Time { return now })
+	g2.start(id(2)) // a circuit request
+	g2.start(id(2)) // a reservation request
 	if !g2.take(id(2)) || !g2.take(id(2)) || g2.take(id(3)) {
 		t.Fatal("a device asking twice at once took more than its one slot, or lost it")
 	}
+	g2.done(id(2)) // the circuit's stream
 	g2.grant(id(2))
-	g2.settle(id(2))
-	g2.settle(id(2))
+	g2.done(id(2))
 	if g2.len() != 1 || g2.take(id(3)) {
-		t.Errorf("a granted device's slot after its two requests: %d held, a new device admitted", g2.len())
+		t.Errorf("a granted device's slot after its streams: %d held, a new device admitted", g2.len())
+	}
+	g3 := newRelayGuests(1, time.Hour, func() time.Time { return now })
+	g3.start(id(2))
+	g3.start(id(2))
+	g3.take(id(2))
+	g3.done(id(2)) // refused, while another stream of its is handled
+	if g3.take(id(3)) {
+		t.Error("a new device admitted while the first is still pending")
+	}
+	g3.done(id(2))
+	if g3.len() != 0 || !g3.take(id(3)) {
+		t.Errorf("%d held after the refused device's streams were done, want 0", g3.len())
 	}
 	acl.guests = nil
 	if acl.AllowReserve(id(5), nil) {

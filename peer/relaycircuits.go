@@ -142,23 +142,28 @@ type reservationHooks interface {
 	// reserved: the relay granted p a reservation (go-libp2p tags the
 	// peer relayReservationTag once it has, and only then).
 	reserved(p peer.ID)
-	// reserveHandled: the relay is done with a request of p's on a hop
-	// stream (a reservation granted or refused, or a circuit request).
-	reserveHandled(p peer.ID)
+	// hopStarted and hopDone: the relay handles a hop stream of p's (a
+	// reservation request or a circuit request), then is done with it
+	// (the request granted or refused; a circuit's copying goes on).
+	hopStarted(p peer.ID)
+	hopDone(p peer.ID)
 }
 
 // relayReservationTag is the connection manager tag go-libp2p's relay
 // (v0.48, relay.go handleReserve) puts on a peer it granted a reservation.
 const relayReservationTag = "relay-reservation"
 
-// SetStreamHandler tells rsv when the relay is done with each hop stream.
+// SetStreamHandler tells rsv when the relay starts and is done with each
+// hop stream.
 func (h relayHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
 	if pid != proto.ProtoIDv2Hop || h.rsv == nil {
 		h.Host.SetStreamHandler(pid, handler)
 		return
 	}
 	h.Host.SetStreamHandler(pid, func(s network.Stream) {
-		defer h.rsv.reserveHandled(s.Conn().RemotePeer())
+		p := s.Conn().RemotePeer()
+		h.rsv.hopStarted(p)
+		defer h.rsv.hopDone(p)
 		handler(s)
 	})
 }

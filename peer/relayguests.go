@@ -16,17 +16,18 @@ const maxRelayGuests = 32
 // relayGuests is the bounded book of the contacts' devices that hold a
 // reservation on the relay: each until its reservation would expire (the
 // relay's ReservationTTL from its last grant; AutoRelay refreshes well
-// before). A reservation request goes through three steps, all on the
-// relay's goroutine for the request's stream:
+// before). A reservation request goes through three steps, all while the
+// relay handles the request's hop stream:
 //
 //   - take (the ACL): a device already in the book, or asking now, may
 //     ask again (a refresh); a new one only while fewer than max devices
-//     hold or are asking for one. The request is then pending.
+//     hold or are asking for one. The device is then pending.
 //   - grant (the relay accepted it, past its own limits: per IP, in all):
 //     the device holds its slot until its reservation would expire.
-//   - settle (the request's stream handled, accepted or not): the request
-//     is no longer pending. A device refused after the ACL (go-libp2p's
-//     per-IP or total limits, the relay closing) holds no slot.
+//   - done (the relay has handled the last hop stream the device had
+//     open, granted or not): the device is no longer pending. A device
+//     refused after the ACL (go-libp2p's per-IP or total limits, the
+//     relay closing) holds no slot.
 //
 // An entry past its time leaves the book at the next take. A nil book
 // admits nobody. Safe for concurrent use.
@@ -37,14 +38,16 @@ type relayGuests struct {
 
 	mu      sync.Mutex
 	until   map[peer.ID]time.Time // granted; at most max devices with pending
-	pending map[peer.ID]int       // requests between take and settle, by device
+	pending map[peer.ID]bool      // taken, not yet done
+	hops    map[peer.ID]int       // hop streams being handled, by peer
 }
 
 func newRelayGuests(max int, ttl time.Duration, now func() time.Time) *relayGuests {
-	return &relayGuests{max: max, ttl: ttl, now: now, until: make(map[peer.ID]time.Time), pending: make(map[peer.ID]int)}
+	return &relayGuests{max: max, ttl: ttl, now: now, until: make(map[peer.ID]time.Time),
+		pending: make(map[peer.ID]bool), hops: make(map[peer.ID]int)}
 }
 
-// take notes a reservation request of p's, pending until settle, and
+// take notes a reservation request of p's, pending until done, and
 // reports whether the bound allows it.
 func (g *relayGuests) take(p peer.ID) bool {
 	if g == nil {
@@ -59,10 +62,10 @@ func (g *relayGuests) take(p peer.ID) bool {
 		}
 	}
 	_, held := g.until[p]
-	if !held && g.pending[p] == 0 && g.heldLocked() >= g.max {
+	if !held && !g.pending[p] && g.heldLocked() >= g.max {
 		return false
 	}
-	g.pending[p]++
+	g.pending[p] = true
 	return true
 }
 
@@ -86,24 +89,37 @@ func (g *relayGuests) grant(p peer.ID) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.pending[p] > 0 {
+	if g.pending[p] {
 		g.until[p] = g.now().Add(g.ttl)
 	}
 }
 
-// settle ends one of p's pending requests, granted or not.
-func (g *relayGuests) settle(p peer.ID) {
+// start notes that the relay handles a hop stream of p's.
+func (g *relayGuests) start(p peer.ID) {
 	if g == nil {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	switch n := g.pending[p]; {
-	case n > 1:
-		g.pending[p] = n - 1
-	case n == 1:
-		delete(g.pending, p)
+	g.hops[p]++
+}
+
+// done notes that the relay has handled a hop stream of p's: once it has
+// handled them all, p's request, granted or not, is no longer pending.
+// (A request's hop stream cannot be told from a circuit's here: p stays
+// pending while any is handled, at most go-libp2p's handshake.)
+func (g *relayGuests) done(p peer.ID) {
+	if g == nil {
+		return
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n := g.hops[p]; n > 1 {
+		g.hops[p] = n - 1
+		return
+	}
+	delete(g.hops, p)
+	delete(g.pending, p)
 }
 
 // len is how many devices hold or ask for a slot now.
