@@ -17,15 +17,19 @@
 // Relays from the cell (when Network.Relays is set: the real network, not
 // simnet's): part "relay" (relay.go) runs circuit relay v2 for the cell's
 // members and its contacts' devices only (relayACL, relayacl.go: a
-// contact's device may reserve, at most maxRelayGuests of them, and be
-// reached from members only; a source other than a member holds at most
-// maxGuestCircuits circuits at once), with no limit on a circuit, while
+// contact's device may reserve, at most maxRelayGuests of them, a slot
+// taken only once the relay grants it, and be reached from members only;
+// a source other than a member holds at most maxGuestCircuits circuits
+// at once, the devices of one contact at most maxContactCircuits to one
+// member and all contacts' devices at most maxContactsCircuits to one
+// member, relaycontacts.go), with no limit on a circuit, while
 // the node is public (config relay_service "auto"), always ("on") or
 // never ("off"), and counts what it does (Node.RelayStats). Its sweep
 // (every relaySweep) judges each open circuit by its (source,
 // destination) pair, read off the relay's stop stream (relaycircuits.go:
 // relayHost, circuitBook), ends those no longer admitted and keeps them
-// when a read fails. Part "autorelay" (autorelay.go) holds slots on the
+// when a read fails; stopping the service waits for it with the service's
+// lock released. Part "autorelay" (autorelay.go) holds slots on the
 // cell's relays, found in the roster, then on the static relays, while the
 // node is private or unknown, and the host advertises the relayed
 // addresses. exopeer's protocols open streams over Limited connections
@@ -36,8 +40,12 @@
 // advertises an invite's nameplate (cell or contact invite) it announces
 // on the cell's gossip (topic "relay/window") a window {member, issued,
 // until} signed by its own key, renewed every 10 minutes (windowLease 30
-// minutes), closed when the last nameplate is withdrawn. A relay keeps the
-// members' windows (one each, at most 1024, ends clamped to an hour) and
+// minutes), closed when the last nameplate is withdrawn; its issued grows
+// across restarts (the last is stored), whatever the clock does. A relay
+// keeps the members' windows (one each, at most 1024, a member's never
+// dropped for room), orders a member's by issued alone and holds one
+// open for until-issued from its own receipt (at most the lease; at most
+// windowFirst for a member it held nothing of, as a replay would be), and
 // admits circuits from anyone to that member while its window is open,
 // from at most 8 peers outside the cell at once (windowStrangers), each
 // slot held while its stranger has a circuit to that member (freed by the

@@ -26,12 +26,20 @@ const (
 	// windowTopic is the gossip topic of the windows.
 	windowTopic = "relay/window"
 	// windowLease is how long an announced window lasts; the member
-	// renews it every windowLease/3 while an invite is open, and closes it
+	// renews it every windowRenew while an invite is open, and closes it
 	// at once when its last invite ends.
 	windowLease = 30 * time.Minute
-	// windowMax is the longest a relay keeps a window open past now,
-	// whatever the announce says.
-	windowMax = time.Hour
+	windowRenew = windowLease / 3
+	// windowMax is the longest a relay keeps a window open past its
+	// receipt of the announce, whatever the announce says: the member
+	// never asks more than windowLease.
+	windowMax = windowLease
+	// windowFirst is the longest a relay keeps open a window of a member
+	// it holds no announce of (it just started, or the member is new to
+	// it): that announce may be an old one replayed, whose member has
+	// closed its window since. A member whose window is open renews it
+	// within windowRenew, and the renewal, newer, gets the whole lease.
+	windowFirst = windowRenew + 2*time.Minute
 	// windowStrangers is how many peers other than members and contacts'
 	// devices may hold circuits to a member through one relay at once
 	// during its window (each with the relay's own per-peer limits).
@@ -49,9 +57,12 @@ const (
 // windowSigContext prefixes what a window's signature covers.
 const windowSigContext = "exopeer relay window v1\x00"
 
-// windowMsg is a member's announce: its window is open from issued until
-// until; until not after issued closes it. Issued orders a member's
-// announces: a relay takes only one newer than the last it took.
+// windowMsg is a member's announce: its window is open for until-issued
+// (a difference on the member's clock, so that skew does not change it);
+// until not after issued closes it. Issued orders a member's announces,
+// never compared with another clock: a relay takes only one newer than
+// the last it took, and the member keeps its issued growing across
+// restarts (invWindows stores its last), whatever its clock does.
 type windowMsg struct {
 	member        peer.ID
 	issued, until time.Time
@@ -144,11 +155,18 @@ type window struct {
 // circuit).
 const slotGrace = relay.ConnectTimeout + relay.HandshakeTimeout
 
-// put takes w at now if it is newer than the member's last: an open
-// window ends at most windowMax after now; a closed one is dropped with
-// its strangers' slots, and one reopened after it closed or ended starts
-// with none. member says who is on the roster: windows of
-// others are dropped when room is needed. It reports whether w was taken.
+// put takes w, received at now on the relay's clock, if it is newer (by
+// issued alone) than the member's last. An open window ends
+// until-issued after now, at most windowMax, or windowFirst when the
+// table holds nothing of the member's (a replay of an old announce then
+// lasts at most that long, once: the same or an older one is not taken
+// again); a closed one is kept, without strangers, so that an older open
+// announce arriving late is not taken. A window reopened after it closed
+// or ended starts with no strangers' slots. member says who is on the
+// roster: only others' windows are dropped when room is needed (the
+// roster holds at most cell.MaxMembers, maxWindows), so a member's last
+// announce is never forgotten while it is one. It reports whether w was
+// taken.
 func (t *windowTable) put(w windowMsg, now time.Time, member func(peer.ID) bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -159,17 +177,9 @@ func (t *windowTable) put(w windowMsg, now time.Time, member func(peer.ID) bool)
 	if old != nil && !w.issued.After(old.issued) {
 		return false
 	}
-	if !w.until.After(w.issued) || !w.until.After(now) {
-		if old != nil {
-			// Closed: kept (without strangers) so that an older open
-			// announce arriving late is not taken.
-			old.issued, old.until, old.strangers = w.issued, time.Time{}, nil
-		}
-		return old != nil
-	}
 	if old == nil && len(t.m) >= maxWindows {
-		for id, o := range t.m {
-			if !o.until.After(now) || !member(id) {
+		for id := range t.m {
+			if !member(id) {
 				delete(t.m, id)
 			}
 		}
@@ -177,17 +187,20 @@ func (t *windowTable) put(w windowMsg, now time.Time, member func(peer.ID) bool)
 			return false
 		}
 	}
-	if lim := now.Add(windowMax); w.until.After(lim) {
-		w.until = lim
-	}
+	life := w.until.Sub(w.issued) // saturates: a made-up pair is clamped below
 	if old == nil {
 		old = &window{}
 		t.m[w.member] = old
+		life = min(life, windowFirst)
+	}
+	if life <= 0 {
+		old.issued, old.until, old.strangers = w.issued, time.Time{}, nil
+		return true
 	}
 	if !old.until.After(now) {
 		old.strangers = nil // reopened: the old window's slots ended with it
 	}
-	old.issued, old.until = w.issued, w.until
+	old.issued, old.until = w.issued, now.Add(min(life, windowMax))
 	return true
 }
 

@@ -152,13 +152,14 @@ func TestWindowTable(t *testing.T) {
 	if !tab.holds(stranger(0), a, t0) || tab.holds(stranger(0), b, t0) || tab.holds(stranger(99), a, t0) {
 		t.Fatal("holds: want the admitted stranger, to A only")
 	}
-	// Older announce ignored; the window ends at until.
+	// Older announce ignored; the window, the first of A's this table
+	// holds, ends windowFirst after its receipt.
 	if tab.put(windowMsg{member: a, issued: t0.Add(-time.Second), until: t0.Add(-time.Millisecond)}, t0, all) {
 		t.Fatal("an older announce was taken")
 	}
-	end := t0.Add(windowLease)
+	end := t0.Add(windowFirst)
 	if !tab.admit(stranger(0), a, end.Add(-time.Nanosecond)) || tab.admit(stranger(0), a, end) {
-		t.Fatal("the window does not end at until")
+		t.Fatal("A's first window does not end windowFirst after its receipt")
 	}
 	// Reopened, then closed: an older open announce arriving late stays out.
 	t1 := end.Add(time.Minute)
@@ -184,13 +185,13 @@ func TestWindowTable(t *testing.T) {
 	if tab.admit(stranger(0), a, t1.Add(2*time.Second)) {
 		t.Fatal("a late older announce reopened a closed window")
 	}
-	// Until clamped to windowMax.
+	// A renewal's life clamped to windowMax from its receipt.
 	tab.put(windowMsg{member: c, issued: t0, until: t0.Add(100 * time.Hour)}, t0, all)
-	if tab.admit(stranger(0), c, t0.Add(windowMax)) {
-		t.Fatal("window open past windowMax")
+	tab.put(windowMsg{member: c, issued: t0.Add(time.Second), until: t0.Add(100 * time.Hour)}, t0.Add(time.Minute), all)
+	if !tab.admit(stranger(0), c, t0.Add(time.Minute+windowMax-time.Nanosecond)) || tab.admit(stranger(0), c, t0.Add(time.Minute+windowMax)) {
+		t.Fatal("window not open until windowMax after its receipt")
 	}
-	// At most maxWindows: past it, only room made from ended windows or
-	// former members.
+	// At most maxWindows: past it, only room made from former members.
 	var full windowTable
 	for i := range maxWindows {
 		full.put(windowMsg{member: peer.ID([]byte{1, byte(i >> 8), byte(i)}), issued: t0, until: t0.Add(time.Minute)}, t0, all)
@@ -200,6 +201,73 @@ func TestWindowTable(t *testing.T) {
 	}
 	if !full.put(windowMsg{member: a, issued: t0, until: t0.Add(time.Minute)}, t0, func(id peer.ID) bool { return id == a }) || full.len() != 1 {
 		t.Fatalf("former members' windows not dropped for room (%d held)", full.len())
+	}
+}
+
+// TestWindowSkew: a window's life is its announce's until-issued (the
+// member's clock), counted from the relay's receipt (the relay's): a
+// member whose clock is 40 minutes ahead or behind gets a window of
+// exactly its lease. Before, the end was read on the member's clock and
+// compared with the relay's: behind, the window came closed; ahead, it
+// lasted until the relay's clamp, an hour.
+func TestWindowSkew(t *testing.T) {
+	relayNow := time.Unix(1_800_000_000, 0)
+	all := func(peer.ID) bool { return true }
+	for _, skew := range []time.Duration{-40 * time.Minute, 40 * time.Minute, 0} {
+		var tab windowTable
+		a := seedID(t, 2)
+		memberNow := relayNow.Add(skew)
+		// The member's first announce, then its renewal windowRenew later.
+		tab.put(windowMsg{member: a, issued: memberNow, until: memberNow.Add(windowLease)}, relayNow, all)
+		renewed := relayNow.Add(windowRenew)
+		m := memberNow.Add(windowRenew)
+		if !tab.put(windowMsg{member: a, issued: m, until: m.Add(windowLease)}, renewed, all) {
+			t.Fatalf("skew %v: renewal not taken", skew)
+		}
+		end := renewed.Add(windowLease)
+		if !tab.admit(seedID(t, 9), a, renewed) || !tab.admit(seedID(t, 9), a, end.Add(-time.Nanosecond)) || tab.admit(seedID(t, 9), a, end) {
+			t.Fatalf("skew %v: window not open from its receipt for exactly its lease", skew)
+		}
+	}
+}
+
+// TestWindowReplay: an old open announce of A's, replayed to a relay that
+// holds nothing of A's (it just restarted), is taken once and held at
+// most windowFirst (A's own renewal would extend a true one); A's newer
+// close ends it, and neither it nor any older announce is taken again.
+// Before, a replay was held for the lease it named, up to an hour.
+func TestWindowReplay(t *testing.T) {
+	a := seedID(t, 2)
+	all := func(peer.ID) bool { return true }
+	t0 := time.Unix(1_800_000_000, 0)
+	old := windowMsg{member: a, issued: t0, until: t0.Add(windowLease)}
+	relayNow := t0.Add(5 * time.Hour) // the relay restarted long after A's window closed
+	var tab windowTable
+	if !tab.put(old, relayNow, all) {
+		t.Fatal("replayed announce not taken by a relay that holds nothing of A's")
+	}
+	end := relayNow.Add(windowFirst)
+	if !tab.admit(seedID(t, 9), a, end.Add(-time.Nanosecond)) || tab.admit(seedID(t, 9), a, end) {
+		t.Fatal("a replayed announce held other than windowFirst from its receipt")
+	}
+	if tab.put(old, end, all) {
+		t.Fatal("the same announce taken twice")
+	}
+	closed := windowMsg{member: a, issued: t0.Add(time.Minute), until: t0.Add(time.Minute)}
+	if !tab.put(closed, relayNow.Add(time.Minute), all) || tab.admit(seedID(t, 9), a, relayNow.Add(time.Minute)) {
+		t.Fatal("A's newer close did not end the replayed window")
+	}
+	if tab.put(old, relayNow.Add(2*time.Minute), all) {
+		t.Fatal("a replay older than A's close taken")
+	}
+	// A relay full of members forgets none of them for a stranger's room:
+	// a forgotten member's old announce could be replayed again.
+	var full windowTable
+	for i := range maxWindows {
+		full.put(windowMsg{member: peer.ID([]byte{1, byte(i >> 8), byte(i)}), issued: t0, until: t0}, t0, all)
+	}
+	if full.put(windowMsg{member: a, issued: t0, until: t0.Add(time.Minute)}, t0, all) || full.len() != maxWindows {
+		t.Fatalf("a member's closed window dropped for room (%d held)", full.len())
 	}
 }
 

@@ -3,11 +3,14 @@ package peer
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -33,7 +36,7 @@ func isInviteRendezvous(secret []byte) bool {
 //   - It stands between the cell and contacts and discovery's rendezvous:
 //     while the node advertises at least one invite's nameplate (an open
 //     invite, or one being accepted), it announces its window on the
-//     cell's gossip, renews it every windowLease/3, and closes it when the
+//     cell's gossip, renews it every windowRenew, and closes it when the
 //     last nameplate is withdrawn (the invite used, cancelled or expired).
 //     The rendezvous calls only note the change (the cell calls them with
 //     its lock held); Run announces.
@@ -43,6 +46,7 @@ func isInviteRendezvous(secret []byte) bool {
 //     against their own keys, go to its table, which the relay's ACL reads.
 type invWindows struct {
 	rz        rendezvous
+	store     ds.Datastore // holds the last issued (windowIssuedKey); nil: none
 	key       crypto.PrivKey
 	self      peer.ID
 	now       func() time.Time
@@ -56,13 +60,34 @@ type invWindows struct {
 	// cell's or contacts' lock held, under which gossip cannot be called.
 	poke chan struct{}
 
-	mu   sync.Mutex
-	open map[string]int // invite nameplates advertised, by secret: how many times
-	own  []byte         // the last announce sent; nil before any
-	last time.Time      // its issued time
+	mu     sync.Mutex
+	open   map[string]int // invite nameplates advertised, by secret: how many times
+	own    []byte         // the last announce sent; nil before any
+	last   time.Time      // its issued time
+	loaded bool           // last was read from store
 }
 
-func newInvWindows(rz rendezvous, key crypto.PrivKey, now func() time.Time, announce bool,
+// windowIssuedKey holds the node's last window issued time, so that a
+// node restarted with its clock set back still announces newer windows:
+// relays take only an issued after the last they took.
+var windowIssuedKey = ds.NewKey("/peer/window/issued")
+
+// loadIssued reads the last issued time kept in store; a value that is
+// not 8 bytes is ignored with a warning (the next announce overwrites it).
+func loadIssued(ctx context.Context, store ds.Datastore) (time.Time, error) {
+	b, err := store.Get(ctx, windowIssuedKey)
+	switch {
+	case errors.Is(err, ds.ErrNotFound):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, fmt.Errorf("peer: read last window issued: %w", err)
+	case len(b) != 8:
+		return time.Time{}, fmt.Errorf("peer: last window issued of %d bytes, want 8", len(b))
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b))), nil
+}
+
+func newInvWindows(rz rendezvous, store ds.Datastore, key crypto.PrivKey, now func() time.Time, announce bool,
 	broadcast func(string, []byte) error, member func(peer.ID) bool, log *slog.Logger) (*invWindows, error) {
 	self, err := peer.IDFromPrivateKey(key)
 	if err != nil {
@@ -71,7 +96,7 @@ func newInvWindows(rz rendezvous, key crypto.PrivKey, now func() time.Time, anno
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &invWindows{rz: rz, key: key, self: self, now: now, announce: announce, broadcast: broadcast,
+	return &invWindows{rz: rz, store: store, key: key, self: self, now: now, announce: announce, broadcast: broadcast,
 		member: member, log: log, poke: make(chan struct{}, 1), open: make(map[string]int)}, nil
 }
 
@@ -120,12 +145,22 @@ func (w *invWindows) wake() {
 }
 
 // send announces the window as it is now: open for windowLease while a
-// nameplate is advertised, else closed.
-func (w *invWindows) send() {
+// nameplate is advertised, else closed. Its issued is the node's clock,
+// or just after the last one sent (or stored, before a restart) if that
+// is not after it.
+func (w *invWindows) send(ctx context.Context) {
 	if !w.announce {
 		return
 	}
 	w.mu.Lock()
+	if !w.loaded && w.store != nil {
+		last, err := loadIssued(ctx, w.store)
+		if err != nil {
+			w.log.Warn("relay window: last issued time not read", "err", err)
+		}
+		w.last = maxTime(w.last, last)
+	}
+	w.loaded = true
 	now := w.now()
 	if !now.After(w.last) {
 		now = w.last.Add(time.Nanosecond) // issued strictly grows
@@ -142,6 +177,11 @@ func (w *invWindows) send() {
 	}
 	w.own, w.last = msg, now
 	w.mu.Unlock()
+	if w.store != nil {
+		if err := w.store.Put(ctx, windowIssuedKey, binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()))); err != nil {
+			w.log.Warn("relay window: issued time not stored", "err", err)
+		}
+	}
 	// Outside mu: gossip may call LocalState.
 	if err := w.broadcast(windowTopic, msg); err != nil && !errors.Is(err, cell.ErrNoCell) {
 		w.log.Warn("relay window not announced", "err", err)
@@ -151,20 +191,20 @@ func (w *invWindows) send() {
 // Run announces the window when it opens or closes, and renews an open
 // one, until ctx ends.
 func (w *invWindows) Run(ctx context.Context) error {
-	t := time.NewTicker(windowLease / 3)
+	t := time.NewTicker(windowRenew)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-w.poke:
-			w.send()
+			w.send(ctx)
 		case <-t.C:
 			w.mu.Lock()
 			open := len(w.open) > 0
 			w.mu.Unlock()
 			if open {
-				w.send()
+				w.send(ctx)
 			}
 		}
 	}
@@ -219,4 +259,11 @@ func (n *Node) windowMember(id peer.ID) bool {
 	}
 	r := n.cell.Roster()
 	return r != nil && r.Has(id)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -79,7 +81,7 @@ var (
 func TestInvWindowsAnnounce(t *testing.T) {
 	rz, out, clk := &rzLog{}, &sent{}, &clock{t: time.Unix(1_800_000_000, 0)}
 	self := seedID(t, 2)
-	w, err := newInvWindows(rz, seedKeyF(t, 2), clk.now, true, out.broadcast, func(peer.ID) bool { return true }, nil)
+	w, err := newInvWindows(rz, nil, seedKeyF(t, 2), clk.now, true, out.broadcast, func(peer.ID) bool { return true }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func TestInvWindowsAnnounce(t *testing.T) {
 	step := func() bool {
 		select {
 		case <-w.poke:
-			w.send()
+			w.send(t.Context())
 			return true
 		default:
 			return false
@@ -138,15 +140,67 @@ func TestInvWindowsAnnounce(t *testing.T) {
 	}
 
 	quiet := &sent{}
-	q, err := newInvWindows(&rzLog{}, seedKeyF(t, 3), clk.now, false, quiet.broadcast, func(peer.ID) bool { return true }, nil)
+	q, err := newInvWindows(&rzLog{}, nil, seedKeyF(t, 3), clk.now, false, quiet.broadcast, func(peer.ID) bool { return true }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	q.Rendezvous(cellInvite)
 	<-q.poke
-	q.send()
+	q.send(t.Context())
 	if len(quiet.all()) != 0 {
 		t.Error("a node that does not announce announced")
+	}
+}
+
+// TestInvWindowsClockSetBack: a node restarted with its clock an hour
+// behind still announces windows newer than its last before the restart
+// (it keeps its last issued time in its store), so a relay that took the
+// old one takes the new one. Before, the relay ignored the node's
+// announces until its clock passed the old one. A stored value that is
+// not 8 bytes is ignored and overwritten.
+func TestInvWindowsClockSetBack(t *testing.T) {
+	store := dssync.MutexWrap(ds.NewMapDatastore())
+	t0 := time.Unix(1_800_000_000, 0)
+	announce := func(at time.Time) windowMsg {
+		t.Helper()
+		out := &sent{}
+		w, err := newInvWindows(&rzLog{}, store, seedKeyF(t, 2), func() time.Time { return at }, true, out.broadcast, func(peer.ID) bool { return true }, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Rendezvous(cellInvite)
+		<-w.poke
+		w.send(t.Context())
+		if len(out.all()) != 1 {
+			t.Fatalf("%d announces, want 1", len(out.all()))
+		}
+		m, err := openWindow(out.all()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	var relay windowTable
+	all := func(peer.ID) bool { return true }
+	before := announce(t0)
+	if !relay.put(before, t0, all) {
+		t.Fatal("first announce not taken")
+	}
+	after := announce(t0.Add(-time.Hour)) // restarted, the clock set back
+	if !relay.put(after, t0.Add(time.Minute), all) {
+		t.Fatalf("announce after a restart with the clock set back (issued %v, before %v) not taken", after.issued, before.issued)
+	}
+	if after.until.Sub(after.issued) != windowLease {
+		t.Fatalf("window of %v, want its lease", after.until.Sub(after.issued))
+	}
+	if err := store.Put(t.Context(), windowIssuedKey, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if m := announce(t0.Add(2 * time.Hour)); !m.issued.Equal(t0.Add(2 * time.Hour)) {
+		t.Fatalf("issued %v with a bad stored value, want the clock's %v", m.issued, t0.Add(2*time.Hour))
+	}
+	if last, err := loadIssued(t.Context(), store); err != nil || !last.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("stored %v, %v: want the last announce's issued", last, err)
 	}
 }
 
@@ -162,7 +216,7 @@ func TestRelayInviteWindow(t *testing.T) {
 	hr, ha, hb, hd := loopbackHost(t, 1), loopbackHost(t, 2), loopbackHost(t, 3), loopbackHost(t, 4)
 	members := &memberSet{m: map[peer.ID]bool{hr.ID(): true, ha.ID(): true, hb.ID(): true}}
 	clk := &clock{t: time.Now()}
-	wr, err := newInvWindows(&rzLog{}, seedKeyF(t, 1), clk.now, true, (&sent{}).broadcast, members.has, nil)
+	wr, err := newInvWindows(&rzLog{}, nil, seedKeyF(t, 1), clk.now, true, (&sent{}).broadcast, members.has, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,4 +307,23 @@ func TestRelayInviteWindow(t *testing.T) {
 	announce(2, ha.ID(), t0.Add(3*time.Second), t0.Add(2*windowLease))
 	members.set(ha.ID(), false)
 	refused("a former member's window", ha.ID())
+}
+
+// FuzzLoadIssued: whatever the store holds under windowIssuedKey, the
+// read gives a time or an error, never a panic.
+func FuzzLoadIssued(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{1, 2, 3})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		store := ds.NewMapDatastore()
+		if err := store.Put(t.Context(), windowIssuedKey, b); err != nil {
+			t.Fatal(err)
+		}
+		_, err := loadIssued(t.Context(), store)
+		if (err == nil) != (len(b) == 8) {
+			t.Fatalf("%d bytes: err %v", len(b), err)
+		}
+	})
 }

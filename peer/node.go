@@ -267,7 +267,7 @@ func (n *Node) build() error {
 	// Invite windows: the cell's and contacts' invites open the node to
 	// strangers through its cell's relays (announced on the real network
 	// only: simnet's has no relays); the relay reads the others' windows.
-	if n.windows, err = newInvWindows(n.disc, n.opts.Key, in.now, n.opts.Network.Relays != nil,
+	if n.windows, err = newInvWindows(n.disc, n.opts.Datastore, n.opts.Key, in.now, n.opts.Network.Relays != nil,
 		n.windowBroadcast, n.windowMember, n.log.With("part", "windows")); err != nil {
 		return err
 	}

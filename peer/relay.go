@@ -48,8 +48,13 @@ func relayResources() relay.Resources {
 	res.MaxReservations = 256
 	// A household behind one NAT address.
 	res.MaxReservationsPerIP = 32
-	// The copy buffer of each direction of a circuit (2 per circuit,
-	// from the relay service's memory: 256 circuits fit its 16 MiB).
+	// The copy buffer of each direction of a circuit. A circuit holds two
+	// streams of go-libp2p's relay service scope (the hop stream in, the
+	// stop stream out) and two buffers of its memory; the scope allows
+	// 256 streams and 16 MiB at the smallest memory budget (128 MiB), and
+	// as much again per GiB of budget, so the streams bind: about 128
+	// circuits through the relay at once, 128 more per GiB
+	// (TestRelayScopeCircuits).
 	res.BufferSize = 32 << 10
 	return res
 }
@@ -142,8 +147,10 @@ type relayService struct {
 	started bool
 	closed  bool
 	r       *relay.Relay // nil: not running
-	// stopSweep ends the sweep that runs with r and waits for it.
-	stopSweep func()
+	// stopSweep tells the sweep that runs with r to end, and returns a
+	// wait for it: called with mu held, the wait runs after mu is
+	// released, since a sweep may be waiting for mu itself.
+	stopSweep func() (wait func())
 }
 
 // relaySweep is how often the running service ends the circuits the ACL
@@ -155,7 +162,7 @@ const relaySweep = 2 * time.Second
 // circuitACL is what the sweep asks of the ACL (relayACL has it).
 type circuitACL interface {
 	admitsCircuit(src, dest peer.ID) verdict
-	freeSlots(live func(src, dest peer.ID) bool)
+	freeSlots(live func(src, dest peer.ID) int)
 }
 
 // sweep judges the circuits book holds, by (source, destination): it
@@ -174,16 +181,14 @@ func sweep(h host.Host, book *circuitBook, acl circuitACL) {
 		}
 	}
 	book.keep(func(id string) bool { return !noted[id] || stops[id] != nil })
-	live := map[circuit]verdict{}
+	live, n := map[circuit]verdict{}, map[circuit]int{}
 	for id := range stops {
 		if c, ok := book.get(id); ok {
 			live[c] = verdictUnknown
+			n[c]++
 		}
 	}
-	acl.freeSlots(func(src, dest peer.ID) bool {
-		_, ok := live[circuit{src, dest}]
-		return ok
-	})
+	acl.freeSlots(func(src, dest peer.ID) int { return n[circuit{src, dest}] })
 	for c := range live {
 		live[c] = acl.admitsCircuit(c.src, c.dest)
 	}
@@ -200,7 +205,7 @@ func sweep(h host.Host, book *circuitBook, acl circuitACL) {
 func (s *relayService) startSweep() {
 	acl, ok := s.acl.(circuitACL)
 	if !ok {
-		s.stopSweep = func() {}
+		s.stopSweep = func() func() { return func() {} }
 		return
 	}
 	done := make(chan struct{})
@@ -219,7 +224,7 @@ func (s *relayService) startSweep() {
 			}
 		}
 	}()
-	s.stopSweep = func() { close(done); wg.Wait() }
+	s.stopSweep = func() func() { close(done); return wg.Wait }
 }
 
 func newRelayService(h host.Host, mode RelayMode, acl relay.ACLFilter, log *slog.Logger) (*relayService, error) {
@@ -241,46 +246,59 @@ func newRelayService(h host.Host, mode RelayMode, acl relay.ACLFilter, log *slog
 // (in RelayAuto), once the part has started.
 func (s *relayService) reach(r network.Reachability) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.public = r == network.ReachabilityPublic
-	s.apply()
+	wait, _ := s.apply()
+	s.mu.Unlock()
+	wait()
 }
 
 // Start runs the service if it should run now. It does not block.
 func (s *relayService) Start(context.Context) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.started = true
-	return s.apply()
+	wait, err := s.apply()
+	s.mu.Unlock()
+	wait()
+	return err
 }
 
 // apply starts or stops the relay as the mode and the reachability say.
-// Called with mu held.
-func (s *relayService) apply() error {
+// Called with mu held; the caller runs wait once it has released mu (a
+// stopped sweep's end).
+func (s *relayService) apply() (wait func(), err error) {
 	want := s.mode == RelayOn || (s.mode == RelayAuto && s.public)
 	switch {
 	case !s.started || s.closed:
 	case want && s.r == nil:
-		r, err := relay.New(relayHost{Host: s.h, book: s.book}, relay.WithResources(s.res), relay.WithACL(s.acl), relay.WithMetricsTracer(s.counts))
+		rsv, _ := s.acl.(reservationHooks)
+		r, err := relay.New(relayHost{Host: s.h, book: s.book, rsv: rsv}, relay.WithResources(s.res), relay.WithACL(s.acl), relay.WithMetricsTracer(s.counts))
 		if err != nil {
 			s.log.Warn("relay service did not start", "err", err)
-			return fmt.Errorf("peer: relay: %w", err)
+			return func() {}, fmt.Errorf("peer: relay: %w", err)
 		}
 		s.r = r
 		s.startSweep()
 		s.log.Info("relay service started for the cell", "mode", s.mode)
 	case !want && s.r != nil:
-		s.stopSweep()
-		err := s.r.Close()
-		s.r = nil
-		resetCircuits(s.h)
-		s.book.keep(func(string) bool { return false })
+		wait, err := s.stop()
 		s.log.Info("relay service stopped: not reachable from the internet")
-		if err != nil {
-			return fmt.Errorf("peer: relay: close: %w", err)
-		}
+		return wait, err
 	}
-	return nil
+	return func() {}, nil
+}
+
+// stop stops the running relay and its sweep and resets its circuits.
+// Called with mu held; wait waits for the sweep, after mu is released.
+func (s *relayService) stop() (wait func(), err error) {
+	wait = s.stopSweep()
+	err = s.r.Close()
+	s.r = nil
+	resetCircuits(s.h)
+	s.book.keep(func(string) bool { return false })
+	if err != nil {
+		return wait, fmt.Errorf("peer: relay: close: %w", err)
+	}
+	return wait, nil
 }
 
 // stats returns the service's counts; safe before Start and after Close.
@@ -290,20 +308,15 @@ func (s *relayService) stats() RelayStats { return s.counts.stats() }
 // their streams are reset.
 func (s *relayService) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
 	if s.r == nil {
+		s.mu.Unlock()
 		return nil
 	}
-	s.stopSweep()
-	err := s.r.Close()
-	s.r = nil
-	resetCircuits(s.h)
-	s.book.keep(func(string) bool { return false })
-	if err != nil {
-		return fmt.Errorf("peer: relay: close: %w", err)
-	}
-	return nil
+	wait, err := s.stop()
+	s.mu.Unlock()
+	wait()
+	return err
 }
 
 // resetCircuits resets the streams of the circuits h relays: the hop
@@ -378,6 +391,17 @@ func (n *Node) addRelays() error {
 		free:   n.windows.free,
 		hops:   func(src peer.ID) int { return hopStreams(n.host, src) },
 		guests: newRelayGuests(maxRelayGuests, relayResources().ReservationTTL, n.now),
+		contactOf: func(id peer.ID) ([]string, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), contactCheck)
+			defer cancel()
+			cs, err := n.cons.ByDevice(ctx, id)
+			ids := make([]string, len(cs))
+			for i, c := range cs {
+				ids[i] = string(c.ID[:])
+			}
+			return ids, err
+		},
+		perContact: newContactLedger(maxContactCircuits, maxContactsCircuits, maxCircuitBook, n.now),
 	}
 	var err error
 	if n.relay, err = newRelayService(n.host, cfg.Service, acl, n.log.With("part", "relay")); err != nil {

@@ -13,7 +13,9 @@ import (
 //
 //   - A reservation (a slot to be reached at) is for a member other than
 //     the node itself, or for a contact's device while the guests' book
-//     (relayGuests: maxRelayGuests devices of all contacts) has room. A
+//     (relayGuests: maxRelayGuests devices of all contacts) has room; the
+//     device holds a slot only once the relay grants it (its own limits
+//     come after the ACL), through reserved, hopStarted and hopDone. A
 //     member removed from the cell (a contact deleted) is no longer one:
 //     its next refresh (AutoRelay refreshes every minute) is refused,
 //     and its open circuits end at the service's next sweep (relaySweep).
@@ -23,7 +25,9 @@ import (
 //     windowTopic), from at most windowStrangers such peers at once; or
 //     to a contact's device from a member only (the cell's members reach
 //     their contacts through it, and nobody else does). A source other
-//     than a member holds at most maxGuestCircuits circuits at once.
+//     than a member holds at most maxGuestCircuits circuits at once, and
+//     the devices of one contact all together at most maxContactCircuits
+//     to any one member (perContact).
 //   - The service's sweep judges each open circuit again by its source
 //     and destination (admitsCircuit): a stranger's only while it holds
 //     its slot in that destination's open window; a failed read keeps it.
@@ -59,6 +63,11 @@ type relayACL struct {
 	hops func(src peer.ID) int
 	// guests bounds the contacts' devices' reservations (nil: none).
 	guests *relayGuests
+	// contactOf names the contacts (cells) src is a device of, and
+	// perContact bounds the circuits of all the devices of one contact to
+	// one member (maxContactCircuits); nil: no such bound.
+	contactOf  func(src peer.ID) ([]string, error)
+	perContact *contactLedger
 }
 
 // maxGuestCircuits bounds the circuits one source other than a member (a
@@ -95,8 +104,16 @@ func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 	if p == a.self {
 		return false
 	}
-	return a.member(p) || (a.isContact(p) == verdictYes && a.guests.admit(p))
+	return a.member(p) || (a.isContact(p) == verdictYes && a.guests.take(p))
 }
+
+// reserved is the relay's: it granted p a reservation (relayHost).
+func (a relayACL) reserved(p peer.ID) { a.guests.grant(p) }
+
+// hopStarted and hopDone are the relay's: it handles a hop stream of p's,
+// then is done with it (relayHost).
+func (a relayACL) hopStarted(p peer.ID) { a.guests.start(p) }
+func (a relayACL) hopDone(p peer.ID)    { a.guests.done(p) }
 
 // AllowConnect is relay.ACLFilter's: to a member other than the node
 // itself, from a member or a contact's device, or from anyone through the
@@ -113,7 +130,24 @@ func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
 	if !a.member(dest) || (a.hops != nil && a.hops(src) > maxGuestCircuits) {
 		return false
 	}
-	return a.isContact(src) == verdictYes || (a.window != nil && a.window(src, dest))
+	if a.isContact(src) == verdictYes {
+		return a.contactRoom(src, dest)
+	}
+	return a.window != nil && a.window(src, dest)
+}
+
+// contactRoom takes a place for a circuit from contact's device src to
+// dest within its contacts' bound (perContact), if there is one; a
+// failed read refuses it.
+func (a relayACL) contactRoom(src, dest peer.ID) bool {
+	if a.perContact == nil || a.contactOf == nil {
+		return true
+	}
+	cs, err := a.contactOf(src)
+	if err != nil || len(cs) == 0 {
+		return false
+	}
+	return a.perContact.admit(cs, src, dest)
 }
 
 // admitsCircuit is the sweep's judgement of an open circuit from src to
@@ -143,9 +177,12 @@ func (a relayACL) admitsCircuit(src, dest peer.ID) verdict {
 	return a.isContact(src)
 }
 
-// freeSlots is the sweep's: live reports the circuits open now.
-func (a relayACL) freeSlots(live func(src, dest peer.ID) bool) {
+// freeSlots is the sweep's: live counts the circuits open now.
+func (a relayACL) freeSlots(live func(src, dest peer.ID) int) {
 	if a.free != nil {
-		a.free(live)
+		a.free(func(src, dest peer.ID) bool { return live(src, dest) > 0 })
+	}
+	if a.perContact != nil {
+		a.perContact.free(live)
 	}
 }

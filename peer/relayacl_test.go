@@ -119,8 +119,9 @@ func TestRelayACL(t *testing.T) {
 
 // TestRelayGuests: the contacts' devices' reservations are bounded all
 // together: a new device is refused while max hold one, a holder's
-// refresh is granted, and a slot frees when its reservation would have
-// expired; a relay with no book grants contacts' devices nothing.
+// refresh is granted, a slot frees when its reservation would have
+// expired, and a request the relay refuses after the ACL holds none; a
+// relay with no book grants contacts' devices nothing.
 func TestRelayGuests(t *testing.T) {
 	id := func(seed byte) peer.ID {
 		pid, err := peer.IDFromPrivateKey(seedKey(t, seed))
@@ -142,23 +143,59 @@ func TestRelayGuests(t *testing.T) {
 		advance time.Duration
 		p       peer.ID
 		want    bool
+		refused bool // the relay refuses it after the ACL (its own limits)
 	}{
-		{"first device", 0, id(2), true},
-		{"second device", 10 * time.Minute, id(3), true},
-		{"third device, book full", 0, id(4), false},
-		{"a member, book full", 0, id(9), true},
-		{"first device's refresh", 30 * time.Minute, id(2), true},
-		{"third device once the second's slot expired", 35 * time.Minute, id(4), true},
-		{"second device, book full again", 0, id(3), false},
+		{"first device", 0, id(2), true, false},
+		{"second device, refused by the relay's limits", 0, id(3), true, true},
+		{"third device: the refused one holds no slot", 0, id(4), true, false},
+		{"second device, book full", 10 * time.Minute, id(3), false, false},
+		{"a member, book full", 0, id(9), true, false},
+		{"first device's refresh", 30 * time.Minute, id(2), true, false},
+		{"second device once the third's slot expired", 35 * time.Minute, id(3), true, false},
+		{"fourth device, book full again", 0, id(5), false, false},
 	}
 	for _, s := range steps {
 		now = now.Add(s.advance)
-		if got := acl.AllowReserve(s.p, nil); got != s.want {
+		acl.hopStarted(s.p) // as the relay handles the request's stream
+		got := acl.AllowReserve(s.p, nil)
+		if got != s.want {
 			t.Errorf("%s: AllowReserve = %v, want %v", s.name, got, s.want)
 		}
+		if got && !s.refused {
+			acl.reserved(s.p)
+		}
+		acl.hopDone(s.p)
 	}
-	if n := len(g.until); n > 2 {
+	if n := g.len(); n > 2 {
 		t.Errorf("book holds %d devices, bound 2", n)
+	}
+	// A device's refused request while another of its hop streams (a
+	// circuit) is handled: pending until the last is done, then free; a
+	// circuit's stream done first does not unmark a request still
+	// handled, which the relay then grants.
+	g2 := newRelayGuests(1, time.Hour, func() time.Time { return now })
+	g2.start(id(2)) // a circuit request
+	g2.start(id(2)) // a reservation request
+	if !g2.take(id(2)) || !g2.take(id(2)) || g2.take(id(3)) {
+		t.Fatal("a device asking twice at once took more than its one slot, or lost it")
+	}
+	g2.done(id(2)) // the circuit's stream
+	g2.grant(id(2))
+	g2.done(id(2))
+	if g2.len() != 1 || g2.take(id(3)) {
+		t.Errorf("a granted device's slot after its streams: %d held, a new device admitted", g2.len())
+	}
+	g3 := newRelayGuests(1, time.Hour, func() time.Time { return now })
+	g3.start(id(2))
+	g3.start(id(2))
+	g3.take(id(2))
+	g3.done(id(2)) // refused, while another stream of its is handled
+	if g3.take(id(3)) {
+		t.Error("a new device admitted while the first is still pending")
+	}
+	g3.done(id(2))
+	if g3.len() != 0 || !g3.take(id(3)) {
+		t.Errorf("%d held after the refused device's streams were done, want 0", g3.len())
 	}
 	acl.guests = nil
 	if acl.AllowReserve(id(5), nil) {

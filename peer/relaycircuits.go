@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -137,10 +138,66 @@ func stopSource(b []byte) (src peer.ID, done bool, err error) {
 }
 
 // relayHost is the host go-libp2p's relay runs on: h, with its stop
-// streams noting their circuit in book.
+// streams noting their circuit in book, and its reservations told to rsv
+// (nil: none).
 type relayHost struct {
 	host.Host
 	book *circuitBook
+	rsv  reservationHooks
+}
+
+// reservationHooks learns which reservations the relay grants: the ACL
+// is asked before the relay's own limits (per IP, in all), which may
+// still refuse. relayACL has them.
+type reservationHooks interface {
+	// reserved: the relay granted p a reservation (go-libp2p tags the
+	// peer relayReservationTag once it has, and only then).
+	reserved(p peer.ID)
+	// hopStarted and hopDone: the relay handles a hop stream of p's (a
+	// reservation request or a circuit request), then is done with it
+	// (the request granted or refused; a circuit's copying goes on).
+	hopStarted(p peer.ID)
+	hopDone(p peer.ID)
+}
+
+// relayReservationTag is the connection manager tag go-libp2p's relay
+// (v0.48, relay.go handleReserve) puts on a peer it granted a reservation.
+const relayReservationTag = "relay-reservation"
+
+// SetStreamHandler tells rsv when the relay starts and is done with each
+// hop stream.
+func (h relayHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
+	if pid != proto.ProtoIDv2Hop || h.rsv == nil {
+		h.Host.SetStreamHandler(pid, handler)
+		return
+	}
+	h.Host.SetStreamHandler(pid, func(s network.Stream) {
+		p := s.Conn().RemotePeer()
+		h.rsv.hopStarted(p)
+		defer h.rsv.hopDone(p)
+		handler(s)
+	})
+}
+
+// ConnManager tells rsv of each reservation the relay grants.
+func (h relayHost) ConnManager() connmgr.ConnManager {
+	cm := h.Host.ConnManager()
+	if h.rsv == nil {
+		return cm
+	}
+	return reservationTagger{ConnManager: cm, rsv: h.rsv}
+}
+
+type reservationTagger struct {
+	connmgr.ConnManager
+	rsv reservationHooks
+}
+
+func (c reservationTagger) TagPeer(p peer.ID, tag string, weight int) {
+	if tag == relayReservationTag {
+		c.rsv.reserved(p)
+	}
+	c.ConnManager.TagPeer(p, tag, weight)
 }
 
 func (h relayHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {

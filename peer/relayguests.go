@@ -16,26 +16,40 @@ const maxRelayGuests = 32
 // relayGuests is the bounded book of the contacts' devices that hold a
 // reservation on the relay: each until its reservation would expire (the
 // relay's ReservationTTL from its last grant; AutoRelay refreshes well
-// before). A device already in the book is granted again (a refresh); a
-// new one only while fewer than max devices hold one. An entry past its
-// time leaves the book at the next grant. A nil book admits nobody.
-// Safe for concurrent use.
+// before). A reservation request goes through three steps, all while the
+// relay handles the request's hop stream:
+//
+//   - take (the ACL): a device already in the book, or asking now, may
+//     ask again (a refresh); a new one only while fewer than max devices
+//     hold or are asking for one. The device is then pending.
+//   - grant (the relay accepted it, past its own limits: per IP, in all):
+//     the device holds its slot until its reservation would expire.
+//   - done (the relay has handled the last hop stream the device had
+//     open, granted or not): the device is no longer pending. A device
+//     refused after the ACL (go-libp2p's per-IP or total limits, the
+//     relay closing) holds no slot.
+//
+// An entry past its time leaves the book at the next take. A nil book
+// admits nobody. Safe for concurrent use.
 type relayGuests struct {
 	max int
 	ttl time.Duration
 	now func() time.Time
 
-	mu    sync.Mutex
-	until map[peer.ID]time.Time
+	mu      sync.Mutex
+	until   map[peer.ID]time.Time // granted; at most max devices with pending
+	pending map[peer.ID]bool      // taken, not yet done
+	hops    map[peer.ID]int       // hop streams being handled, by peer
 }
 
 func newRelayGuests(max int, ttl time.Duration, now func() time.Time) *relayGuests {
-	return &relayGuests{max: max, ttl: ttl, now: now, until: make(map[peer.ID]time.Time)}
+	return &relayGuests{max: max, ttl: ttl, now: now, until: make(map[peer.ID]time.Time),
+		pending: make(map[peer.ID]bool), hops: make(map[peer.ID]int)}
 }
 
-// admit records a reservation granted to p now and reports whether the
-// bound allows it.
-func (g *relayGuests) admit(p peer.ID) bool {
+// take notes a reservation request of p's, pending until done, and
+// reports whether the bound allows it.
+func (g *relayGuests) take(p peer.ID) bool {
 	if g == nil {
 		return false
 	}
@@ -47,9 +61,70 @@ func (g *relayGuests) admit(p peer.ID) bool {
 			delete(g.until, id)
 		}
 	}
-	if _, ok := g.until[p]; !ok && len(g.until) >= g.max {
+	_, held := g.until[p]
+	if !held && !g.pending[p] && g.heldLocked() >= g.max {
 		return false
 	}
-	g.until[p] = now.Add(g.ttl)
+	g.pending[p] = true
 	return true
+}
+
+// heldLocked counts the devices holding or asking for a slot.
+func (g *relayGuests) heldLocked() int {
+	n := len(g.until)
+	for id := range g.pending {
+		if _, ok := g.until[id]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// grant notes that the relay granted p the reservation it asked for: p
+// holds its slot until it would expire. A peer with no pending request
+// (a member) is not a guest.
+func (g *relayGuests) grant(p peer.ID) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pending[p] {
+		g.until[p] = g.now().Add(g.ttl)
+	}
+}
+
+// start notes that the relay handles a hop stream of p's.
+func (g *relayGuests) start(p peer.ID) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hops[p]++
+}
+
+// done notes that the relay has handled a hop stream of p's: once it has
+// handled them all, p's request, granted or not, is no longer pending.
+// (A request's hop stream cannot be told from a circuit's here: p stays
+// pending while any is handled, at most go-libp2p's handshake.)
+func (g *relayGuests) done(p peer.ID) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n := g.hops[p]; n > 1 {
+		g.hops[p] = n - 1
+		return
+	}
+	delete(g.hops, p)
+	delete(g.pending, p)
+}
+
+// len is how many devices hold or ask for a slot now.
+func (g *relayGuests) len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.heldLocked()
 }

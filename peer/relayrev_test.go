@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 )
 
 // lateHost is a host whose connections, listed by the sweep, run after
@@ -117,5 +119,69 @@ func TestWindowSlotReadmitted(t *testing.T) {
 	tab.free(none, again.Add(time.Second)) // the new circuit's stop stream not open yet
 	if !tab.holds(s, a, again.Add(2*time.Second)) {
 		t.Fatal("a slot just used for an admission was freed during its circuit's handshake: the next sweep ends that circuit")
+	}
+}
+
+// TestRelayContactCannotFillMember: maxGuestCircuits bounds one source
+// and maxContactCircuits one contact, but 16 devices of 16 contacts, 4
+// circuits each, would take all of member A's 64 (go-libp2p's
+// MaxCircuits, counted per destination), and member B could no longer
+// reach A through its own cell's relay: all the contacts together hold
+// at most maxContactsCircuits to one member.
+func TestRelayContactCannotFillMember(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	hr, ha, hb := loopbackHost(t, 1), loopbackHost(t, 2), loopbackHost(t, 3)
+	const devices = 16 // relayResources().MaxCircuits / maxGuestCircuits
+	var devs []host.Host
+	contactOf := map[peer.ID]string{} // each device its own contact
+	for i := range devices {
+		h := loopbackHost(t, byte(10+i))
+		devs = append(devs, h)
+		contactOf[h.ID()] = fmt.Sprintf("contact-%d", i)
+	}
+	members := &memberSet{m: map[peer.ID]bool{hr.ID(): true, ha.ID(): true, hb.ID(): true}}
+	clk := &clock{t: time.Now()}
+	acl := relayACL{self: hr.ID(), member: members.has,
+		contactDevice: func(p peer.ID) (bool, error) { return contactOf[p] != "", nil },
+		hops:          func(src peer.ID) int { return hopStreams(hr, src) },
+		contactOf: func(p peer.ID) ([]string, error) {
+			if c := contactOf[p]; c != "" {
+				return []string{c}, nil
+			}
+			return nil, nil
+		},
+		perContact: newContactLedger(maxContactCircuits, maxContactsCircuits, maxCircuitBook, clk.now),
+	}
+	svc, err := newRelayService(hr, RelayOn, acl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	rinfo := peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}
+	if _, err := client.Reserve(ctx, ha, rinfo); err != nil {
+		t.Fatalf("member's reservation: %v", err)
+	}
+	for _, h := range append([]host.Host{hb}, devs...) {
+		if err := h.Connect(ctx, rinfo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := 0
+	for _, d := range devs {
+		for range maxGuestCircuits {
+			if hopConnect(ctx, t, d, hr.ID(), ha.ID()) == pbv2.Status_OK {
+				ok++
+			}
+		}
+	}
+	if ok != maxContactsCircuits {
+		t.Errorf("%d contacts' devices opened %d circuits to member A, want maxContactsCircuits", devices, ok)
+	}
+	if st := hopConnect(ctx, t, hb, hr.ID(), ha.ID()); st != pbv2.Status_OK {
+		t.Fatalf("member B's circuit to member A, after %d contacts' devices opened %d: %v, want OK", devices, ok, st)
 	}
 }
