@@ -43,7 +43,12 @@
 // while every other member counts it down to a failure. So a suspect or
 // dead message naming this node, read from the packets, makes it
 // re-announce itself (new signed metadata, a higher incarnation), at most
-// once per probe interval (Stats.Refutes).
+// once per probe interval (Stats.Refutes), and not for a retransmit of an
+// accusation already answered: memberlist keeps gossiping one for a
+// while after it was refuted, so once another member states this node
+// (in an alive it gossips or in its push/pull state) above anything
+// stated or accused before the answer, accusations at the incarnation
+// answered or below are old news (refute.go).
 //
 // Liveness also follows the libp2p connections. When this node loses its
 // last connection to a member (the host's Disconnected notification, and

@@ -156,7 +156,11 @@ func (t *tee) add(b []byte) {
 func (m *Membership) noteStream(msg []byte) {
 	for _, s := range streamSightings(m.keyring.GetKeys(), msg) {
 		id, err := peer.Decode(s.node)
-		if err != nil || id == m.self || !m.cfg.Allow(id) {
+		if err == nil && id == m.self {
+			m.accused.held(s.incarnation)
+			continue
+		}
+		if err != nil || !m.cfg.Allow(id) {
 			continue
 		}
 		m.incs.note(id, s.incarnation)

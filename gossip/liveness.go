@@ -244,8 +244,12 @@ func (m *Membership) notePacket(buf []byte) {
 	}
 	for _, s := range sightings(plain) {
 		id, err := peer.Decode(s.node)
-		if err == nil && id == m.self && (s.kind == mlSuspect || s.kind == mlDead) {
-			m.refuteAccused()
+		if err == nil && id == m.self {
+			if s.kind == mlSuspect || s.kind == mlDead {
+				m.refuteAccused(s.incarnation)
+			} else {
+				m.accused.held(s.incarnation)
+			}
 			continue
 		}
 		if err != nil || id == m.self || !m.cfg.Allow(id) {
@@ -253,40 +257,6 @@ func (m *Membership) notePacket(buf []byte) {
 		}
 		m.incs.note(id, s.incarnation)
 	}
-}
-
-// refuteAccused re-announces this node (new signed metadata, so a new
-// alive at a higher incarnation) when a suspect or dead message names it,
-// at most once per probe interval (a clock set back does not hold it off).
-// memberlist refutes an accusation by
-// itself only when its incarnation is at least this node's own: one at a
-// lower incarnation (the others never heard this node's later alives,
-// such as those of metadata updates made before its join completed) is
-// ignored here while every other member counts it down to a failure.
-func (m *Membership) refuteAccused() {
-	now := m.now().UnixNano()
-	if last := m.refutedAt.Load(); last != 0 && now >= last && now-last < int64(m.cfg.Timing.ProbeInterval) {
-		return
-	}
-	if !m.refuting.CompareAndSwap(false, true) {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed || m.left {
-		m.refuting.Store(false)
-		return
-	}
-	m.refutedAt.Store(now)
-	m.refutes.Add(1)
-	m.wg.Go(func() {
-		defer m.refuting.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Timing.ProbeInterval)
-		defer cancel()
-		if err := m.UpdateMeta(ctx); err != nil {
-			m.log.Debug("gossip re-announce after an accusation", "err", err)
-		}
-	})
 }
 
 // disconnected is the host's notification that a connection closed. It

@@ -345,3 +345,83 @@ func TestSimRefuteLowerIncarnation(t *testing.T) {
 		}
 	})
 }
+
+// TestSimRefuteStaleAccusation: once a member answered an accusation at a
+// lower incarnation and the others hold it above, retransmits of that
+// accusation (memberlist gossips one for a while after it was refuted)
+// make it re-announce no more; a new accusation at the incarnation the
+// others hold it at now is still answered.
+func TestSimRefuteStaleAccusation(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		seed := testSeed(t, 40)
+		c := newSimCell(t, seed, 3)
+		c.awaitConvergence(2*time.Minute, all(3)...)
+		time.Sleep(10 * time.Second)
+		accuse := func(inc uint32) {
+			t.Helper()
+			plain, err := encodeSuspect(mlSuspectMsg{Incarnation: inc, Node: c.ids[1].String(), From: c.ids[2].String()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pkt, err := encryptPacket(c.ms[1].keyring.GetKeys()[0], plain, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.ms[1].notePacket(pkt)
+		}
+		accuse(0)
+		// Past the probe interval, and past a push/pull, so that the
+		// others' states acknowledge the re-announcement.
+		time.Sleep(time.Minute)
+		if got := c.ms[1].Stats().Refutes; got != 1 {
+			t.Fatalf("seed %d: node 1 re-announced %d times after one accusation, want 1", seed, got)
+		}
+		for range 5 {
+			accuse(0) // a retransmit of the answered accusation
+			time.Sleep(5 * time.Second)
+		}
+		if got := c.ms[1].Stats().Refutes; got != 1 {
+			t.Errorf("seed %d: node 1 re-announced %d times after retransmits of an answered accusation, want 1", seed, got)
+		}
+		held, _ := c.ms[0].incs.get(c.ids[1])
+		accuse(held)
+		time.Sleep(5 * time.Second)
+		if got := c.ms[1].Stats().Refutes; got != 2 {
+			t.Errorf("seed %d: node 1 re-announced %d times after a new accusation at %d, want 2", seed, got, held)
+		}
+	})
+}
+
+// TestAccusationsStale: an accusation is stale only once one at its
+// incarnation or above was answered and another member then stated this
+// node above anything stated or accused before the answer.
+func TestAccusationsStale(t *testing.T) {
+	var a accusations
+	a.held(7) // a member holds this node at 7 (its alives before the join)
+	if a.stale(1) {
+		t.Fatal("stale before any answer")
+	}
+	a.answer(1)
+	if a.stale(1) {
+		t.Fatal("stale before the answer was acknowledged")
+	}
+	a.held(7) // an echo of what a member held before the answer
+	if a.stale(1) {
+		t.Fatal("stale on an echo of an incarnation stated before the answer")
+	}
+	a.held(8) // the re-announcement, acknowledged
+	if !a.stale(1) || !a.stale(0) {
+		t.Fatal("a retransmit of the answered accusation is not stale")
+	}
+	if a.stale(2) || a.stale(8) {
+		t.Fatal("an accusation above the one answered is stale")
+	}
+	a.answer(8)
+	if a.stale(8) || a.stale(1) {
+		t.Fatal("stale before the second answer was acknowledged")
+	}
+	a.held(9)
+	if !a.stale(8) {
+		t.Fatal("the second answered accusation is not stale once acknowledged")
+	}
+}

@@ -73,6 +73,7 @@ type Membership struct {
 	refuting  atomic.Bool      // refuteAccused's update is under way
 	refutedAt atomic.Int64     // when refuteAccused last re-announced (m.now, UnixNano)
 	refutes   atomic.Uint64    // Stats.Refutes
+	accused   accusations      // the accusations refuteAccused answered (refute.go)
 
 	rand io.Reader // Config.Rand: broadcast IDs
 

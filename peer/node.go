@@ -377,7 +377,7 @@ func (n *Node) build() error {
 	n.parts.addRun("unrelay", newUnrelay(n.host.Network(), in.now, n.log.With("part", "unrelay")))
 	// A member or contact's device reached only through a relay this node
 	// dialled is redialled with back-off, so that it punches again.
-	n.parts.addRun("punchretry", newPunchRetry(n.host, in.now, n.doctorRule().allows, n.log.With("part", "punchretry")))
+	n.parts.addRun("punchretry", newPunchRetry(n.host, in.now, n.doctorRule().allows, n.punches(), n.log.With("part", "punchretry")))
 	// Relays from the cell: the relay admits the cell's members and its
 	// contacts' devices, read as they are at each request; both parts
 	// follow the reachability watch.

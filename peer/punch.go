@@ -125,6 +125,43 @@ func (t *punchTracer) result(id peer.ID) (PunchResult, bool) {
 	return r, ok
 }
 
+// punchDialWait is go-libp2p's bound on one dial of a punch: the
+// initiator's direct dial, and each round's simultaneous dial
+// (holepunch's defaultDirectDialTimeout, which the host does not change).
+const punchDialWait = 10 * time.Second
+
+// punchUnderWay reports whether a hole punch on a relayed connection
+// opened at opened may still be under way at at, from r, the peer's last
+// result (seen false: none): a round started and not ended (for at most
+// a dial and a round gap: an end always follows), a round that failed
+// with rounds left and the next may start within roundGap, or no event
+// since the connection opened while the initiator may still be in its
+// direct dial (the rounds follow it). The times are those of go-libp2p's
+// clock (the runtime's), which stamps its events and connections. Pure.
+func punchUnderWay(r PunchResult, seen bool, opened, at time.Time) bool {
+	if !seen || r.At.Before(opened) {
+		return at.Sub(opened) < punchDialWait+roundGap
+	}
+	switch {
+	case r.OK:
+		return false
+	case r.Error == "":
+		return at.Sub(r.At) < punchDialWait+roundGap
+	default:
+		return r.Attempts > 0 && r.Attempts < maxRounds && at.Sub(r.At) < roundGap
+	}
+}
+
+// underWay is punchUnderWay for id's last result (false on a nil tracer:
+// no punches seen, none to wait for).
+func (t *punchTracer) underWay(id peer.ID, opened, at time.Time) bool {
+	if t == nil {
+		return false
+	}
+	r, ok := t.result(id)
+	return punchUnderWay(r, ok, opened, at)
+}
+
 // Path is how the node reaches a peer now: over a direct connection or
 // only through a relay, and the last hole punch with it.
 type Path struct {

@@ -10,6 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // punchBackoff is the wait before each retry of a hole punch with a peer
@@ -27,6 +29,16 @@ const punchRetrySweep = 5 * time.Second
 // punchRedialWait bounds one redial through the relay.
 const punchRedialWait = 30 * time.Second
 
+// punchKeepFailed is how long the state keeps a peer whose redial failed
+// (the node closed its relayed connection and reached it no more), so
+// that the back-off goes on when it is reached through the relay again
+// instead of starting over: longer than the longest wait.
+const punchKeepFailed = time.Hour
+
+// maxPunchFailed bounds the peers kept for punchKeepFailed; past it the
+// oldest failure is forgotten first.
+const maxPunchFailed = 256
+
 // retryView is one peer's connections as planPunchRetries sees them.
 type retryView struct {
 	id peer.ID
@@ -38,14 +50,19 @@ type retryView struct {
 	// closing its own would make no new one reach the peer (a dial
 	// returns at once on the remaining connection), so it does not retry.
 	received bool
+	// punching: a hole punch with the peer may be under way (the tracer's
+	// events, a punch stream open): a retry would cut it, so it waits.
+	punching bool
 }
 
 // retryState is a peer's back-off: since is when the node first saw the
 // peer reached only through a relay it dialled, or its last retry; tries
-// counts the retries.
+// counts the retries; failed is set when the last retry's redial reached
+// the peer no more.
 type retryState struct {
-	since time.Time
-	tries int
+	since  time.Time
+	tries  int
+	failed bool
 }
 
 // punchWait is the wait before retry number tries+1, and false after the
@@ -65,14 +82,20 @@ func punchWait(tries int) (time.Duration, bool) {
 // connection retries: it closes the connection and dials again through
 // the relay, and the peer punches on the new one. The next state keeps
 // only peers reached through relayed connections the node dialled, with
-// no direct one (a direct connection, or none at all, forgets the
-// peer: its back-off starts over); due are those whose wait is over.
-// While the node's own hole punching service is not active (active
-// false) nothing is due: the peer's punch would find no handler here.
-// Pure.
+// no direct one (a direct connection, or none at all, forgets the peer:
+// its back-off starts over); due are those whose wait is over and
+// with which no punch is under way (a retry would cut it: the wait goes
+// on until it ended). A peer whose last redial failed (no connection
+// since) is kept for punchKeepFailed after it, at most maxPunchFailed
+// such peers, so that its back-off goes on, not over, when it is reached
+// through the relay again. While the node's own hole punching service is
+// not active (active false) nothing is due: the peer's punch would find
+// no handler here. Pure.
 func planPunchRetries(state map[peer.ID]retryState, views []retryView, active bool, now time.Time) (next map[peer.ID]retryState, due []peer.ID) {
 	next = make(map[peer.ID]retryState)
+	seen := make(map[peer.ID]bool, len(views))
 	for _, v := range views {
+		seen[v.id] = true
 		if v.direct || !v.dialled || v.received {
 			continue
 		}
@@ -81,11 +104,25 @@ func planPunchRetries(state map[peer.ID]retryState, views []retryView, active bo
 		switch {
 		case !ok:
 			st = retryState{since: now}
-		case active && more && !now.Before(st.since.Add(wait)):
+		case active && more && !v.punching && !now.Before(st.since.Add(wait)):
 			due = append(due, v.id)
 			st = retryState{since: now, tries: st.tries + 1}
 		}
+		st.failed = false
 		next[v.id] = st
+	}
+	var failed []peer.ID
+	for id, st := range state {
+		if !seen[id] && st.failed && now.Sub(st.since) < punchKeepFailed {
+			failed = append(failed, id)
+		}
+	}
+	if len(failed) > maxPunchFailed {
+		slices.SortFunc(failed, func(a, b peer.ID) int { return state[b].since.Compare(state[a].since) })
+		failed = failed[:maxPunchFailed]
+	}
+	for _, id := range failed {
+		next[id] = state[id]
 	}
 	slices.Sort(due)
 	return next, due
@@ -96,25 +133,29 @@ func planPunchRetries(state map[peer.ID]retryState, views []retryView, active bo
 // closes that connection and dials the peer again, after punchBackoff
 // (10 s, 1 min, 5 min, 30 min, then no more), so that the peer's hole
 // punching service, which acts on a new inbound relayed connection only,
-// punches again. The streams open on the closed connection end (the
-// protocols above open them again). A direct connection stops it for that
-// peer. Its state holds only peers with such a connection now, rebuilt at
-// each sweep; its clock is the node's.
+// punches again; never while a punch with the peer may be under way
+// (punches, the host's tracer, tells; nil: none seen). The streams open
+// on the closed connection end (the protocols above open them again). A
+// direct connection stops it for that peer. Its state holds peers with
+// such a connection now, rebuilt at each sweep, and for a while those
+// whose redial failed; its clock is the node's, except to judge a punch
+// from the tracer's events, stamped by go-libp2p on the runtime's clock.
 type punchRetry struct {
-	h     host.Host
-	now   func() time.Time
-	admit func(ctx context.Context, p peer.ID) bool
-	log   *slog.Logger
+	h       host.Host
+	now     func() time.Time
+	admit   func(ctx context.Context, p peer.ID) bool
+	punches *punchTracer
+	log     *slog.Logger
 
 	// state is only used by sweep, from one goroutine.
 	state map[peer.ID]retryState
 }
 
-func newPunchRetry(h host.Host, now func() time.Time, admit func(context.Context, peer.ID) bool, log *slog.Logger) *punchRetry {
+func newPunchRetry(h host.Host, now func() time.Time, admit func(context.Context, peer.ID) bool, punches *punchTracer, log *slog.Logger) *punchRetry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &punchRetry{h: h, now: now, admit: admit, log: log, state: make(map[peer.ID]retryState)}
+	return &punchRetry{h: h, now: now, admit: admit, punches: punches, log: log, state: make(map[peer.ID]retryState)}
 }
 
 // Run sweeps until ctx ends.
@@ -141,6 +182,7 @@ func punchActive(h host.Host) bool {
 // redialled.
 func (r *punchRetry) sweep(ctx context.Context) []peer.ID {
 	byPeer := make(map[peer.ID]*retryView)
+	opened := make(map[peer.ID]time.Time)
 	var order []peer.ID
 	for _, c := range r.h.Network().Conns() {
 		id := c.RemotePeer()
@@ -154,13 +196,23 @@ func (r *punchRetry) sweep(ctx context.Context) []peer.ID {
 			v.direct = true
 		} else if c.Stat().Direction == network.DirOutbound {
 			v.dialled = true
+			opened[id] = later(opened[id], c.Stat().Opened)
 		} else {
 			v.received = true
 		}
+		if punchStreamOpen(c) {
+			v.punching = true
+		}
 	}
+	// go-libp2p's clock: the tracer's events and Stat().Opened read it.
+	libNow := ambient.Deadline(0)
 	views := make([]retryView, 0, len(order))
 	for _, id := range order {
-		views = append(views, *byPeer[id])
+		v := byPeer[id]
+		if v.dialled && !v.punching && r.punches != nil {
+			v.punching = r.punches.underWay(id, opened[id], libNow)
+		}
+		views = append(views, *v)
 	}
 	var due []peer.ID
 	r.state, due = planPunchRetries(r.state, views, punchActive(r.h), r.now())
@@ -172,29 +224,54 @@ func (r *punchRetry) sweep(ctx context.Context) []peer.ID {
 		if !r.admit(ctx, id) {
 			continue
 		}
-		if r.redial(ctx, id) {
+		ok, lost := r.redial(ctx, id)
+		if ok {
 			done = append(done, id)
+		}
+		if st, kept := r.state[id]; lost && kept {
+			st.failed = true
+			r.state[id] = st
 		}
 	}
 	return done
 }
 
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// punchStreamOpen reports whether a hole punch stream is open on c: the
+// punch's coordination (go-libp2p's, before each round) is under way.
+func punchStreamOpen(c network.Conn) bool {
+	for _, s := range c.GetStreams() {
+		if s.Protocol() == holepunch.Protocol {
+			return true
+		}
+	}
+	return false
+}
+
 // redial closes the relayed connections the node dialled to id, if it
-// still has no direct one, and dials id again.
-func (r *punchRetry) redial(ctx context.Context, id peer.ID) bool {
+// still has no direct one, and dials id again. ok is true when the dial
+// reached id; lost when the node closed its connections and did not.
+func (r *punchRetry) redial(ctx context.Context, id peer.ID) (ok, lost bool) {
 	conns := r.h.Network().ConnsToPeer(id)
 	var relayed []network.Conn
 	for _, c := range conns {
-		if _, ok := circuitRelay(c.RemoteMultiaddr()); !ok {
-			return false
+		if _, relayedConn := circuitRelay(c.RemoteMultiaddr()); !relayedConn {
+			return false, false
 		}
 		if c.Stat().Direction != network.DirOutbound {
-			return false // the peer's own relayed connection: see retryView.received
+			return false, false // the peer's own relayed connection: see retryView.received
 		}
 		relayed = append(relayed, c)
 	}
 	if len(relayed) == 0 {
-		return false
+		return false, false
 	}
 	for _, c := range relayed {
 		if err := c.Close(); err != nil {
@@ -206,8 +283,16 @@ func (r *punchRetry) redial(ctx context.Context, id peer.ID) bool {
 	err := r.h.Connect(network.WithAllowLimitedConn(ctx, "punch retry"), peer.AddrInfo{ID: id})
 	if err != nil {
 		r.log.Info("redial for a hole punch failed", "peer", id, "err", err)
-		return false
+		return false, len(r.h.Network().ConnsToPeer(id)) == 0
 	}
 	r.log.Info("redialled through the relay for a hole punch", "peer", id)
-	return true
+	return true, false
+}
+
+// punches is the host's hole punch tracer (nil on a network without it).
+func (n *Node) punches() *punchTracer {
+	if r := n.opts.Network.Relays; r != nil {
+		return r.punches
+	}
+	return nil
 }

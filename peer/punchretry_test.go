@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/exopeer/exopeer/internal/ambient"
 )
 
 // TestPlanPunchRetries: the back-off of one peer reached only through a
@@ -100,43 +103,211 @@ func TestPlanPunchRetriesBounded(t *testing.T) {
 	}
 }
 
+// TestPlanPunchRetriesPunching: a retry whose wait is over is not due
+// while a punch with the peer may be under way, nor is its back-off
+// advanced; it is due at the first sweep after the punch ended.
+func TestPlanPunchRetriesPunching(t *testing.T) {
+	p := peer.ID("p")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	state, _ := planPunchRetries(nil, []retryView{{id: p, dialled: true}}, true, t0)
+	for i := range 10 {
+		var due []peer.ID
+		state, due = planPunchRetries(state, []retryView{{id: p, dialled: true, punching: true}}, true, t0.Add(time.Duration(10+i)*time.Second))
+		if len(due) != 0 || state[p].tries != 0 || !state[p].since.Equal(t0) {
+			t.Fatalf("during a punch: due %v state %+v, want none due and the back-off unchanged", due, state[p])
+		}
+	}
+	state, due := planPunchRetries(state, []retryView{{id: p, dialled: true}}, true, t0.Add(time.Minute))
+	if !slices.Equal(due, []peer.ID{p}) || state[p].tries != 1 {
+		t.Fatalf("after the punch: due %v state %+v, want the retry", due, state[p])
+	}
+}
+
+// TestPlanPunchRetriesFailed: a peer whose redial failed (no connection
+// since) keeps its back-off for punchKeepFailed: reached through the relay
+// again, its next retry comes after the next wait, not after 10 s; past
+// punchKeepFailed, or reached directly, it is forgotten; at most
+// maxPunchFailed such peers are kept, the latest failures.
+func TestPlanPunchRetriesFailed(t *testing.T) {
+	p := peer.ID("p")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	relayed := []retryView{{id: p, dialled: true}}
+	state, _ := planPunchRetries(nil, relayed, true, t0)
+	state, due := planPunchRetries(state, relayed, true, t0.Add(10*time.Second))
+	if len(due) != 1 {
+		t.Fatalf("first retry not due: %v", due)
+	}
+	failedAt := t0.Add(10 * time.Second)
+	st := state[p]
+	st.failed = true // as sweep marks it
+	state[p] = st
+	state, _ = planPunchRetries(state, nil, true, failedAt.Add(5*time.Second))
+	if got := state[p]; got.tries != 1 || !got.failed || !got.since.Equal(failedAt) {
+		t.Fatalf("no connection after a failed redial: state %+v, want it kept", got)
+	}
+	state, due = planPunchRetries(state, relayed, true, failedAt.Add(20*time.Second))
+	if len(due) != 0 || state[p].tries != 1 || state[p].failed {
+		t.Fatalf("reached again 20 s after a failed retry: due %v state %+v, want the 1 min wait to go on", due, state[p])
+	}
+	state, due = planPunchRetries(state, relayed, true, failedAt.Add(time.Minute))
+	if !slices.Equal(due, []peer.ID{p}) || state[p].tries != 2 {
+		t.Fatalf("1 min after the failed retry: due %v state %+v, want the second retry", due, state[p])
+	}
+	// Failed, then gone for longer than punchKeepFailed: forgotten.
+	st = state[p]
+	st.failed = true
+	state[p] = st
+	state, _ = planPunchRetries(state, nil, true, st.since.Add(punchKeepFailed-time.Second))
+	if len(state) != 1 {
+		t.Fatalf("forgotten before punchKeepFailed: %v", state)
+	}
+	state, _ = planPunchRetries(state, nil, true, st.since.Add(punchKeepFailed))
+	if len(state) != 0 {
+		t.Fatalf("kept past punchKeepFailed: %v", state)
+	}
+	// Failed, then reached directly: forgotten.
+	state = map[peer.ID]retryState{p: {since: t0, tries: 2, failed: true}}
+	if state, _ = planPunchRetries(state, []retryView{{id: p, direct: true}}, true, t0.Add(time.Second)); len(state) != 0 {
+		t.Fatalf("kept when reached directly: %v", state)
+	}
+	// At most maxPunchFailed, the latest failures.
+	state = map[peer.ID]retryState{}
+	n := maxPunchFailed + 100
+	for i := range n {
+		state[peer.ID(fmt.Sprint(i))] = retryState{since: t0.Add(time.Duration(i) * time.Second), tries: 1, failed: true}
+	}
+	state, _ = planPunchRetries(state, nil, true, t0.Add(time.Duration(n)*time.Second))
+	if len(state) != maxPunchFailed {
+		t.Fatalf("kept %d failed peers, want %d", len(state), maxPunchFailed)
+	}
+	for i := n - maxPunchFailed; i < n; i++ {
+		if _, ok := state[peer.ID(fmt.Sprint(i))]; !ok {
+			t.Fatalf("a recent failure (%d) was dropped before older ones", i)
+		}
+	}
+}
+
+// TestPunchUnderWay: when a punch on a relayed connection may still be
+// under way, from the receiving side's last result.
+func TestPunchUnderWay(t *testing.T) {
+	opened := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return opened.Add(d) }
+	s := time.Second
+	for _, c := range []struct {
+		name string
+		r    PunchResult
+		seen bool
+		now  time.Duration
+		want bool
+	}{
+		{"no event yet: the initiator's direct dial", PunchResult{}, false, 5 * s, true},
+		{"no event within a dial and a gap: nothing comes", PunchResult{}, false, 20 * s, false},
+		{"an older punch only", PunchResult{Error: "x", Attempts: 3, At: at(-time.Minute)}, true, 5 * s, true},
+		{"a round running", PunchResult{Attempts: 1, At: at(5 * s)}, true, 20 * s, true},
+		{"a round running past a dial and a gap", PunchResult{Attempts: 1, At: at(5 * s)}, true, 25 * s, false},
+		{"a failed round, rounds left", PunchResult{Error: "x", Attempts: 2, At: at(15 * s)}, true, 20 * s, true},
+		{"a failed round, no next within the gap", PunchResult{Error: "x", Attempts: 2, At: at(15 * s)}, true, 25 * s, false},
+		{"the last round failed", PunchResult{Error: "x", Attempts: maxRounds, At: at(25 * s)}, true, 26 * s, false},
+		{"a protocol error before any round", PunchResult{Error: "x", At: at(3 * s)}, true, 4 * s, false},
+		{"a success", PunchResult{OK: true, Attempts: 1, At: at(5 * s)}, true, 6 * s, false},
+	} {
+		if got := punchUnderWay(c.r, c.seen, opened, at(c.now)); got != c.want {
+			t.Errorf("%s: under way %v, want %v", c.name, got, c.want)
+		}
+	}
+	if (*punchTracer)(nil).underWay("p", opened, at(s)) {
+		t.Error("a nil tracer reports a punch under way")
+	}
+}
+
 // TestNATSimPunchRetry: h1 dials h2 through the relay while every packet
-// between them is dropped, so h2's punch fails and go-libp2p leaves the
-// pair relayed; the path then clears. Part "punchretry" on h1 (the
-// dialling side) waits its first back-off, closes the relayed connection
-// and dials again through the relay; h2 punches on the new connection and
-// the pair ends direct at both ends.
+// between them is dropped, so h2's punch (a direct dial, then three
+// rounds) fails and go-libp2p leaves the pair relayed. Part "punchretry"
+// on h1 (the dialling side) does not retry while that punch is under way,
+// even past its first back-off: it waits until the punch ended. Its first
+// redial fails (h1 has no address for h2 then): the back-off goes on from
+// it when h2 is reached through the relay again, not over at 10 s. Once
+// the punch on that connection ended too and the path is clear, the next
+// retry closes the relayed connection and dials again through the relay;
+// h2 punches on the new connection and the pair ends direct at both ends.
 func TestNATSimPunchRetry(t *testing.T) {
 	skipPunchUnderRace(t)
 	s := newNATSim(t, 60)
 	s.router.cut.Store(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := s.h1.Connect(ctx, s.circuit()); err != nil {
 		t.Fatalf("relayed dial: %v", err)
 	}
-	waitFor(t, "h2's punch failure", func() bool {
-		r, ok := s.punch2.result(s.h1.ID())
-		return ok && !r.OK && r.Error != "" && r.Attempts > 0
+	relayedConn := func() network.Conn {
+		t.Helper()
+		conns := s.h1.Network().ConnsToPeer(s.h2.ID())
+		if len(conns) != 1 {
+			t.Fatalf("h1 holds %d connections to h2, want the relayed one", len(conns))
+		}
+		return conns[0]
+	}
+	first := relayedConn()
+
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	r := newPunchRetry(s.h1, func() time.Time { return now }, func(context.Context, peer.ID) bool { return true }, s.punch1, nil)
+	if got := r.sweep(ctx); len(got) != 0 {
+		t.Fatalf("retried %v at first sight", got)
+	}
+	// A round of h2's punch under way at h1: past the back-off, no retry.
+	waitFor(t, "a round of h2's punch at h1", func() bool {
+		r, ok := s.punch1.result(s.h2.ID())
+		return ok && r.Attempts > 0 && r.Error == ""
+	})
+	now = t0.Add(punchBackoff[0])
+	if got := r.sweep(ctx); len(got) != 0 || r.state[s.h2.ID()].tries != 0 {
+		t.Fatalf("retried %v (state %+v) while a punch was under way", got, r.state[s.h2.ID()])
+	}
+	if c := relayedConn(); c.ID() != first.ID() {
+		t.Fatalf("the relayed connection was replaced during the punch")
+	}
+	// No address for h2 at h1: the retry, once the punch ended, fails.
+	s.h1.Peerstore().ClearAddrs(s.h2.ID())
+	eventually(t, time.Minute, "the first retry", func() bool {
+		r.sweep(ctx)
+		return r.state[s.h2.ID()].tries == 1
+	})
+	if res, _ := s.punch2.result(s.h1.ID()); res.OK || res.Error == "" || res.Attempts != maxRounds {
+		t.Fatalf("retried while h2's punch was not over: %+v", res)
+	}
+	if st := r.state[s.h2.ID()]; !st.failed || !st.since.Equal(now) {
+		t.Fatalf("after a failed redial: state %+v, want failed since %v", st, now)
+	}
+	// A sweep while h1 holds no connection to h2 keeps its back-off.
+	now = now.Add(punchRetrySweep)
+	if got := r.sweep(ctx); len(got) != 0 || len(s.h1.Network().ConnsToPeer(s.h2.ID())) != 0 {
+		t.Fatalf("retried %v with no connection to h2", got)
+	}
+	// Reached through the relay again: the back-off goes on from the
+	// failed retry (1 min), not over.
+	if err := s.h1.Connect(ctx, s.circuit()); err != nil {
+		t.Fatalf("relayed dial again: %v", err)
+	}
+	second := relayedConn()
+	now = now.Add(punchBackoff[0])
+	if got := r.sweep(ctx); len(got) != 0 {
+		t.Fatalf("retried %v 10 s after a failed retry", got)
+	}
+	if st := r.state[s.h2.ID()]; st.tries != 1 || st.failed || !st.since.Equal(t0.Add(punchBackoff[0])) {
+		t.Fatalf("reached again after a failed retry: state %+v, want 1 try since %v", st, t0.Add(punchBackoff[0]))
+	}
+	eventually(t, time.Minute, "the end of h2's punch on the second connection", func() bool {
+		return !s.punch1.underWay(s.h2.ID(), second.Stat().Opened, ambient.Deadline(0))
 	})
 	s.router.cut.Store(false)
 	// Only the circuit address: the redial goes through the relay, so the
 	// direct connection comes from h2's punch.
 	s.h1.Peerstore().ClearAddrs(s.h2.ID())
 	s.h1.Peerstore().AddAddrs(s.h2.ID(), s.circuit().Addrs, time.Hour)
-
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	now := t0
-	r := newPunchRetry(s.h1, func() time.Time { return now }, func(context.Context, peer.ID) bool { return true }, nil)
-	if got := r.sweep(ctx); len(got) != 0 {
-		t.Fatalf("retried %v at first sight", got)
-	}
-	if p := pathOf(s.h1, s.h2.ID()); p.Direct || !p.Relayed {
-		t.Fatalf("path %+v before the retry: want relayed only", p)
-	}
-	now = t0.Add(punchBackoff[0])
+	now = t0.Add(punchBackoff[0] + punchBackoff[1])
 	if got := r.sweep(ctx); !slices.Equal(got, []peer.ID{s.h2.ID()}) {
-		t.Fatalf("retried %v after the first back-off, want h2", got)
+		t.Fatalf("retried %v after the second back-off, want h2", got)
 	}
 	waitFor(t, "a direct connection h1→h2", func() bool { return pathOf(s.h1, s.h2.ID()).Direct })
 	waitFor(t, "a direct connection h2→h1", func() bool { return pathOf(s.h2, s.h1.ID()).Direct })
