@@ -1,6 +1,9 @@
 package peer
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -138,7 +141,10 @@ func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
 
 // contactRoom takes a place for a circuit from contact's device src to
 // dest within its contacts' bound (perContact), if there is one; a
-// failed read refuses it.
+// failed read refuses it. A device several contacts name is counted
+// under that set of contacts, with none of them alone (as the known
+// table's owner): any cell may sign a list naming any peer ID, so a
+// contact naming another's device must not spend that device's places.
 func (a relayACL) contactRoom(src, dest peer.ID) bool {
 	if a.perContact == nil || a.contactOf == nil {
 		return true
@@ -147,7 +153,9 @@ func (a relayACL) contactRoom(src, dest peer.ID) bool {
 	if err != nil || len(cs) == 0 {
 		return false
 	}
-	return a.perContact.admit(cs, src, dest)
+	cs = slices.Clone(cs)
+	slices.Sort(cs)
+	return a.perContact.admit([]string{strings.Join(slices.Compact(cs), "\x00")}, src, dest)
 }
 
 // admitsCircuit is the sweep's judgement of an open circuit from src to
