@@ -48,3 +48,47 @@ func TestRelayContactNamedByAnother(t *testing.T) {
 		t.Fatal("carol's device refused because mallory, which names it, holds all of mallory's places to A")
 	}
 }
+
+// TestRelayGuestsOneContact: one contact, whose list may name as many
+// peer IDs as it likes, takes the guests' reservation slots
+// (maxRelayGuests) with its own devices; another contact's device must
+// still get one, as circuits (maxContactCircuits) and known entries
+// (discovery.MaxKnownPerContact) are bounded per contact.
+func TestRelayGuestsOneContact(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	relay := seedID(t, 1)
+	mallory := map[peer.ID]bool{}
+	for i := range maxRelayGuests {
+		mallory[seedID(t, byte(10+i))] = true
+	}
+	carol := seedID(t, 2)
+	contactOf := func(p peer.ID) ([]string, error) {
+		switch {
+		case mallory[p]:
+			return []string{"mallory"}, nil
+		case p == carol:
+			return []string{"carol"}, nil
+		}
+		return nil, nil
+	}
+	acl := relayACL{self: relay, member: func(peer.ID) bool { return false },
+		contactDevice: func(p peer.ID) (bool, error) { cs, err := contactOf(p); return len(cs) > 0, err },
+		contactOf:     contactOf,
+		guests:        newRelayGuests(maxRelayGuests, time.Hour, clk.now),
+	}
+	reserve := func(p peer.ID) bool {
+		acl.hopStarted(p)
+		defer acl.hopDone(p)
+		if !acl.AllowReserve(p, nil) {
+			return false
+		}
+		acl.reserved(p)
+		return true
+	}
+	for p := range mallory {
+		reserve(p)
+	}
+	if !reserve(carol) {
+		t.Fatalf("carol's device refused a reservation: mallory's devices hold all %d guest slots", acl.guests.len())
+	}
+}
