@@ -16,7 +16,8 @@ import (
 //
 //   - A reservation (a slot to be reached at) is for a member other than
 //     the node itself, or for a contact's device while the guests' book
-//     (relayGuests: maxRelayGuests devices of all contacts) has room; the
+//     (relayGuests: maxRelayGuests devices of all contacts, at most
+//     maxContactGuests of one) has room; the
 //     device holds a slot only once the relay grants it (its own limits
 //     come after the ACL), through reserved, hopStarted and hopDone. A
 //     member removed from the cell (a contact deleted) is no longer one:
@@ -107,7 +108,20 @@ func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 	if p == a.self {
 		return false
 	}
-	return a.member(p) || (a.isContact(p) == verdictYes && a.guests.take(p))
+	if a.member(p) {
+		return true
+	}
+	if a.isContact(p) != verdictYes {
+		return false
+	}
+	if a.contactOf == nil {
+		return a.guests.take(p)
+	}
+	cs, err := a.contactOf(p)
+	if err != nil || len(cs) == 0 {
+		return false
+	}
+	return a.guests.takeAs(p, contactsKey(cs))
 }
 
 // reserved is the relay's: it granted p a reservation (relayHost).
@@ -153,9 +167,15 @@ func (a relayACL) contactRoom(src, dest peer.ID) bool {
 	if err != nil || len(cs) == 0 {
 		return false
 	}
+	return a.perContact.admit([]string{contactsKey(cs)}, src, dest)
+}
+
+// contactsKey is the key of the set of contacts cs (not empty) that a
+// device's places are counted under.
+func contactsKey(cs []string) string {
 	cs = slices.Clone(cs)
 	slices.Sort(cs)
-	return a.perContact.admit([]string{strings.Join(slices.Compact(cs), "\x00")}, src, dest)
+	return strings.Join(slices.Compact(cs), "\x00")
 }
 
 // admitsCircuit is the sweep's judgement of an open circuit from src to
