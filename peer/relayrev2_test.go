@@ -1,6 +1,8 @@
 package peer
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,5 +92,35 @@ func TestRelayGuestsOneContact(t *testing.T) {
 	}
 	if !reserve(carol) {
 		t.Fatalf("carol's device refused a reservation: mallory's devices hold all %d guest slots", acl.guests.len())
+	}
+}
+
+// TestContactGateFailedLookup: a look-up that did not finish (the store
+// member unreachable, the read timed out) found nothing about the peer;
+// the gate must not refuse a contact's device for NotContactFor on it:
+// once the store answers, the device is admitted.
+func TestContactGateFailedLookup(t *testing.T) {
+	var reachable atomic.Bool
+	rule := peerRule{
+		member: func(peer.ID) bool { return false },
+		contact: func(ctx context.Context, p peer.ID) bool {
+			if !reachable.Load() {
+				<-ctx.Done() // the read times out
+				return false
+			}
+			return p == "contact"
+		},
+	}
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	g := newContactGate(rule, clk.now)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel()
+	if g.allows(ctx, "contact") {
+		t.Fatal("admitted with no look-up done")
+	}
+	reachable.Store(true)
+	clk.set(clk.now().Add(2 * time.Second))
+	if !g.allows(t.Context(), "contact") {
+		t.Fatal("a contact's device refused on a look-up that timed out, remembered for NotContactFor")
 	}
 }
