@@ -2,10 +2,12 @@ package peer
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -122,5 +124,74 @@ func TestContactGateFailedLookup(t *testing.T) {
 	clk.set(clk.now().Add(2 * time.Second))
 	if !g.allows(t.Context(), "contact") {
 		t.Fatal("a contact's device refused on a look-up that timed out, remembered for NotContactFor")
+	}
+}
+
+// blockingSweepACL is an ACL whose first sweep stops half-way (in
+// freeSlots) until released.
+type blockingSweepACL struct {
+	relayACL
+	once             sync.Once
+	entered, release chan struct{}
+	ended            atomic.Bool
+}
+
+func (a *blockingSweepACL) freeSlots(func(src, dest peer.ID) int) {
+	a.once.Do(func() {
+		close(a.entered)
+		<-a.release
+		time.Sleep(20 * time.Millisecond)
+		a.ended.Store(true)
+	})
+}
+
+// TestRelayCloseWaitsForStoppedSweep: the relay stops (reachability
+// lost) while a sweep is mid-run, and Close comes before that sweep
+// ends. Close must wait for it (Close waits for every goroutine it
+// started): the relay's r is nil by then, and Close returned at once.
+func TestRelayCloseWaitsForStoppedSweep(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	h := loopbackHost(t, 1)
+	acl := &blockingSweepACL{relayACL: relayACL{self: h.ID(), member: func(peer.ID) bool { return true }, contactDevice: noContact},
+		entered: make(chan struct{}), release: make(chan struct{})}
+	svc, err := newRelayService(h, RelayAuto, acl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc.reach(network.ReachabilityPublic)
+	select {
+	case <-acl.entered:
+	case <-ctx.Done():
+		t.Fatal("no sweep ran")
+	}
+	go svc.reach(network.ReachabilityPrivate) // stops the relay; waits for the sweep
+	for {
+		svc.mu.Lock()
+		stopped := svc.r == nil
+		svc.mu.Unlock()
+		if stopped {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the relay did not stop")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	closed := make(chan struct{})
+	go func() { _ = svc.Close(); close(closed) }()
+	select {
+	case <-closed:
+		if !acl.ended.Load() {
+			close(acl.release)
+			t.Fatal("Close returned while a sweep it started still runs")
+		}
+	case <-time.After(200 * time.Millisecond):
+		close(acl.release)
+		<-closed
 	}
 }
