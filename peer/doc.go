@@ -17,7 +17,8 @@
 // Relays from the cell (when Network.Relays is set: the real network, not
 // simnet's): part "relay" (relay.go) runs circuit relay v2 for the cell's
 // members and its contacts' devices only (relayACL, relayacl.go: a
-// contact's device may reserve, at most maxRelayGuests of them, a slot
+// contact's device may reserve, at most maxRelayGuests of them and
+// maxContactGuests of one contact's, a slot
 // taken only once the relay grants it, and be reached from members only;
 // a source other than a member holds at most maxGuestCircuits circuits
 // at once, the devices of one contact at most maxContactCircuits to one

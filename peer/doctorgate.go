@@ -55,7 +55,8 @@ func newContactGate(rule peerRule, now func() time.Time) *contactGate {
 }
 
 // allows reports whether p is a member or a contact's device. It blocks
-// for a look-up, up to ctx's end (rule.contact bounds it too).
+// for a look-up, up to ctx's end (rule.contact bounds it too); a
+// look-up cut short by ctx's end is not remembered.
 func (g *contactGate) allows(ctx context.Context, p peer.ID) bool {
 	if g.rule.member(p) {
 		return true
@@ -71,6 +72,9 @@ func (g *contactGate) allows(ctx context.Context, p peer.ID) bool {
 		return false
 	}
 	ok := g.rule.contact(ctx, p)
+	if !ok && ctx.Err() != nil {
+		return false // the look-up did not finish: nothing learnt to remember
+	}
 	g.remember(p, lookupVerdict{contact: ok, at: now})
 	return ok
 }

@@ -40,7 +40,13 @@ func newDoctorPart(h host.Host, rule peerRule, now func() time.Time, log *slog.L
 	obs := newObservations(rule, now, log)
 	// The time protocol's askers off the roster go through the same gate
 	// as observers: a bounded rate of contact look-ups, verdicts kept.
-	allow := func(p peer.ID) bool { return obs.gate.allows(context.Background(), p) }
+	allow := func(p peer.ID) bool {
+		// kindWait, as rule.contact's own bound: the gate then sees a
+		// look-up that timed out.
+		ctx, cancel := context.WithTimeout(context.Background(), kindWait)
+		defer cancel()
+		return obs.gate.allows(ctx, p)
+	}
 	return &doctorPart{
 		h:    h,
 		time: &timeServer{allow: allow, now: now, rate: newBucket(TimeRate, TimeBurst)},

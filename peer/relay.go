@@ -151,6 +151,9 @@ type relayService struct {
 	// wait for it: called with mu held, the wait runs after mu is
 	// released, since a sweep may be waiting for mu itself.
 	stopSweep func() (wait func())
+	// sweeps are the sweep goroutines running, stopped or not: Close
+	// waits for them all (a sweep stopped by reach may outlive its r).
+	sweeps sync.WaitGroup
 }
 
 // relaySweep is how often the running service ends the circuits the ACL
@@ -211,7 +214,9 @@ func (s *relayService) startSweep() {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
+	s.sweeps.Add(1)
 	go func() {
+		defer s.sweeps.Done()
 		defer wg.Done()
 		t := time.NewTicker(relaySweep)
 		defer t.Stop()
@@ -304,18 +309,20 @@ func (s *relayService) stop() (wait func(), err error) {
 // stats returns the service's counts; safe before Start and after Close.
 func (s *relayService) stats() RelayStats { return s.counts.stats() }
 
-// Close stops the service. Idempotent. Circuits open through it end as
-// their streams are reset.
+// Close stops the service and waits for its sweeps. Idempotent. Circuits
+// open through it end as their streams are reset.
 func (s *relayService) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	if s.r == nil {
 		s.mu.Unlock()
+		s.sweeps.Wait()
 		return nil
 	}
 	wait, err := s.stop()
 	s.mu.Unlock()
 	wait()
+	s.sweeps.Wait()
 	return err
 }
 

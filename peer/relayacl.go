@@ -1,6 +1,9 @@
 package peer
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -13,7 +16,8 @@ import (
 //
 //   - A reservation (a slot to be reached at) is for a member other than
 //     the node itself, or for a contact's device while the guests' book
-//     (relayGuests: maxRelayGuests devices of all contacts) has room; the
+//     (relayGuests: maxRelayGuests devices of all contacts, at most
+//     maxContactGuests of one) has room; the
 //     device holds a slot only once the relay grants it (its own limits
 //     come after the ACL), through reserved, hopStarted and hopDone. A
 //     member removed from the cell (a contact deleted) is no longer one:
@@ -104,7 +108,20 @@ func (a relayACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 	if p == a.self {
 		return false
 	}
-	return a.member(p) || (a.isContact(p) == verdictYes && a.guests.take(p))
+	if a.member(p) {
+		return true
+	}
+	if a.isContact(p) != verdictYes {
+		return false
+	}
+	if a.contactOf == nil {
+		return a.guests.take(p)
+	}
+	cs, err := a.contactOf(p)
+	if err != nil || len(cs) == 0 {
+		return false
+	}
+	return a.guests.takeAs(p, contactsKey(cs))
 }
 
 // reserved is the relay's: it granted p a reservation (relayHost).
@@ -138,7 +155,10 @@ func (a relayACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
 
 // contactRoom takes a place for a circuit from contact's device src to
 // dest within its contacts' bound (perContact), if there is one; a
-// failed read refuses it.
+// failed read refuses it. A device several contacts name is counted
+// under that set of contacts, with none of them alone (as the known
+// table's owner): any cell may sign a list naming any peer ID, so a
+// contact naming another's device must not spend that device's places.
 func (a relayACL) contactRoom(src, dest peer.ID) bool {
 	if a.perContact == nil || a.contactOf == nil {
 		return true
@@ -147,7 +167,15 @@ func (a relayACL) contactRoom(src, dest peer.ID) bool {
 	if err != nil || len(cs) == 0 {
 		return false
 	}
-	return a.perContact.admit(cs, src, dest)
+	return a.perContact.admit([]string{contactsKey(cs)}, src, dest)
+}
+
+// contactsKey is the key of the set of contacts cs (not empty) that a
+// device's places are counted under.
+func contactsKey(cs []string) string {
+	cs = slices.Clone(cs)
+	slices.Sort(cs)
+	return strings.Join(slices.Compact(cs), "\x00")
 }
 
 // admitsCircuit is the sweep's judgement of an open circuit from src to

@@ -13,6 +13,12 @@ import (
 // and a cell's relay serves its own members first.
 const maxRelayGuests = 32
 
+// maxContactGuests bounds the devices of one contact (one set of
+// contacts naming a device, as the relay's circuits count them) among
+// the guests: a contact's list may name any number of peer IDs, and one
+// contact would otherwise take every slot.
+const maxContactGuests = 8
+
 // relayGuests is the bounded book of the contacts' devices that hold a
 // reservation on the relay: each until its reservation would expire (the
 // relay's ReservationTTL from its last grant; AutoRelay refreshes well
@@ -21,7 +27,8 @@ const maxRelayGuests = 32
 //
 //   - take (the ACL): a device already in the book, or asking now, may
 //     ask again (a refresh); a new one only while fewer than max devices
-//     hold or are asking for one. The device is then pending.
+//     hold or are asking for one, and fewer than perOwner of its contacts'
+//     (takeAs). The device is then pending.
 //   - grant (the relay accepted it, past its own limits: per IP, in all):
 //     the device holds its slot until its reservation would expire.
 //   - done (the relay has handled the last hop stream the device had
@@ -32,24 +39,30 @@ const maxRelayGuests = 32
 // An entry past its time leaves the book at the next take. A nil book
 // admits nobody. Safe for concurrent use.
 type relayGuests struct {
-	max int
-	ttl time.Duration
-	now func() time.Time
+	max, perOwner int
+	ttl           time.Duration
+	now           func() time.Time
 
 	mu      sync.Mutex
 	until   map[peer.ID]time.Time // granted; at most max devices with pending
 	pending map[peer.ID]bool      // taken, not yet done
 	hops    map[peer.ID]int       // hop streams being handled, by peer
+	owners  map[peer.ID]string    // the contacts of each device in until or pending ("": not bounded)
 }
 
 func newRelayGuests(max int, ttl time.Duration, now func() time.Time) *relayGuests {
-	return &relayGuests{max: max, ttl: ttl, now: now, until: make(map[peer.ID]time.Time),
-		pending: make(map[peer.ID]bool), hops: make(map[peer.ID]int)}
+	return &relayGuests{max: max, perOwner: maxContactGuests, ttl: ttl, now: now, until: make(map[peer.ID]time.Time),
+		pending: make(map[peer.ID]bool), hops: make(map[peer.ID]int), owners: make(map[peer.ID]string)}
 }
 
 // take notes a reservation request of p's, pending until done, and
 // reports whether the bound allows it.
-func (g *relayGuests) take(p peer.ID) bool {
+func (g *relayGuests) take(p peer.ID) bool { return g.takeAs(p, "") }
+
+// takeAs is take for a device of owner (its contacts, as the relay's
+// circuits count them): a new device only while owner's devices are
+// fewer than perOwner ("": no such bound).
+func (g *relayGuests) takeAs(p peer.ID, owner string) bool {
 	if g == nil {
 		return false
 	}
@@ -59,13 +72,30 @@ func (g *relayGuests) take(p peer.ID) bool {
 	for id, t := range g.until {
 		if !now.Before(t) {
 			delete(g.until, id)
+			if !g.pending[id] {
+				delete(g.owners, id)
+			}
 		}
 	}
 	_, held := g.until[p]
-	if !held && !g.pending[p] && g.heldLocked() >= g.max {
-		return false
+	if !held && !g.pending[p] {
+		if g.heldLocked() >= g.max {
+			return false
+		}
+		if owner != "" {
+			n := 0
+			for _, o := range g.owners {
+				if o == owner {
+					n++
+				}
+			}
+			if n >= g.perOwner {
+				return false
+			}
+		}
 	}
 	g.pending[p] = true
+	g.owners[p] = owner
 	return true
 }
 
@@ -120,6 +150,9 @@ func (g *relayGuests) done(p peer.ID) {
 	}
 	delete(g.hops, p)
 	delete(g.pending, p)
+	if _, held := g.until[p]; !held {
+		delete(g.owners, p)
+	}
 }
 
 // len is how many devices hold or ask for a slot now.
