@@ -52,9 +52,9 @@ type meetState struct {
 
 // planMeets is one sweep of part "meet". unreached are the cell's alive
 // members (gossip) other than self that the host holds no connection to
-// now; relays says whether a relay of the cell is at hand to dial
+// and never held one to (firstMeets); relays says whether a relay of the cell is at hand to dial
 // through. The next state holds exactly the unreached members: one
-// reached, or no longer alive (failed, left, removed), is forgotten, and
+// reached, or no longer alive (failed, left, removed), is dropped, and
 // so the state is bounded by the roster (cell.MaxMembers). A member seen
 // unreached for the first time is due at once if its ID is above self's,
 // meetYield later if below; after each dial the next waits meetBackoff,
@@ -93,6 +93,37 @@ type meetMember struct {
 	alive bool
 }
 
+// meetView is a roster member at one sweep: alive in gossip or not, and
+// whether the host holds a connection to it now.
+type meetView struct {
+	meetMember
+	connected bool
+}
+
+// firstMeets picks the members part "meet" dials: those alive that the
+// host holds no connection to and has held none to since the node
+// started (met). Part "meet" is for the first meeting: once a member
+// was connected, the known table holds its addresses (its relayed ones
+// among them) and discovery and gossip redial it when it is lost; a
+// dial of part "meet" then would race them and the peer's own redials
+// (two relayed connections, one each way, and punchretry retries
+// neither). The next met set holds only members of views (the roster),
+// so it is bounded by it, and a member removed and added again is met
+// afresh. Pure.
+func firstMeets(self peer.ID, met map[peer.ID]bool, views []meetView) (nextMet map[peer.ID]bool, unreached []peer.ID) {
+	nextMet = make(map[peer.ID]bool)
+	for _, v := range views {
+		switch {
+		case v.id == self:
+		case v.connected || met[v.id]:
+			nextMet[v.id] = true
+		case v.alive:
+			unreached = append(unreached, v.id)
+		}
+	}
+	return nextMet, unreached
+}
+
 // cellMeetMembers reads the roster and gossip's view of it
 // (meetMembersOf). Nothing while the node is in no cell.
 func cellMeetMembers(c *cell.Service) func() []meetMember {
@@ -121,7 +152,8 @@ func meetMembersOf(info cell.Info) []meetMember {
 }
 
 // meet is the node's part "meet": a member that gossip says is alive but
-// that the host holds no connection to (it knows no address of it: two
+// that the host holds no connection to and held none to since the node
+// started (firstMeets; it knows no address of it: two
 // members behind NAT that joined through a third learn of each other
 // from gossip only, and the DHT rendezvous meets them only at its next
 // round, a minute later) is dialled through the cell's relays, at
@@ -138,15 +170,16 @@ type meet struct {
 	members func() []meetMember
 	log     *slog.Logger
 
-	// state is only used by sweep, from one goroutine.
+	// state and met are only used by sweep, from one goroutine.
 	state map[peer.ID]meetState
+	met   map[peer.ID]bool
 }
 
 func newMeet(h host.Host, now func() time.Time, members func() []meetMember, log *slog.Logger) *meet {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &meet{h: h, now: now, members: members, log: log, state: make(map[peer.ID]meetState)}
+	return &meet{h: h, now: now, members: members, log: log, state: make(map[peer.ID]meetState), met: make(map[peer.ID]bool)}
 }
 
 // Run sweeps until ctx ends.
@@ -167,13 +200,14 @@ func (m *meet) Run(ctx context.Context) error {
 // the members it reached.
 func (m *meet) sweep(ctx context.Context) []peer.ID {
 	self := m.h.ID()
-	var unreached, roster []peer.ID
+	var roster []peer.ID
+	var views []meetView
 	for _, mb := range m.members() {
 		roster = append(roster, mb.id)
-		if mb.alive && mb.id != self && len(m.h.Network().ConnsToPeer(mb.id)) == 0 {
-			unreached = append(unreached, mb.id)
-		}
+		views = append(views, meetView{meetMember: mb, connected: len(m.h.Network().ConnsToPeer(mb.id)) > 0})
 	}
+	var unreached []peer.ID
+	m.met, unreached = firstMeets(self, m.met, views)
 	relays := m.relays(roster)
 	var due []peer.ID
 	prev := m.state

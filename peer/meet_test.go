@@ -86,6 +86,39 @@ func TestPlanMeets(t *testing.T) {
 	}
 }
 
+// TestFirstMeets: an alive member the host is not connected to is
+// dialled until it has been connected once; then never again in this run
+// (discovery and gossip redial it), not even when its connection is
+// lost; a member not alive is not dialled; the met set forgets a member
+// off the roster, which, added again, is met afresh.
+func TestFirstMeets(t *testing.T) {
+	self, a, b := peer.ID("m"), peer.ID("a"), peer.ID("b")
+	view := func(id peer.ID, alive, connected bool) meetView {
+		return meetView{meetMember: meetMember{id: id, alive: alive}, connected: connected}
+	}
+	met, un := firstMeets(self, nil, []meetView{view(self, true, false), view(a, true, false), view(b, false, false)})
+	if !slices.Equal(un, []peer.ID{a}) || len(met) != 0 {
+		t.Fatalf("unreached %v, met %v; want [a], none", un, met)
+	}
+	met, un = firstMeets(self, met, []meetView{view(a, true, true), view(b, true, false)})
+	if !slices.Equal(un, []peer.ID{b}) || !met[a] {
+		t.Fatalf("unreached %v, met %v; want [b], a met", un, met)
+	}
+	// a's connection is lost: a is not dialled again.
+	met, un = firstMeets(self, met, []meetView{view(a, true, false), view(b, true, false)})
+	if !slices.Equal(un, []peer.ID{b}) || !met[a] {
+		t.Fatalf("a lost: unreached %v, met %v; want [b], a still met", un, met)
+	}
+	// a off the roster: forgotten; added again: met afresh.
+	met, _ = firstMeets(self, met, []meetView{view(b, true, false)})
+	if len(met) != 0 {
+		t.Fatalf("met %v with a off the roster, want none", met)
+	}
+	if _, un = firstMeets(self, met, []meetView{view(a, true, false)}); !slices.Equal(un, []peer.ID{a}) {
+		t.Fatalf("a added again: unreached %v, want [a]", un)
+	}
+}
+
 // TestMeetMembersOf: gossip's alive and suspect (a member this node has
 // not heard from itself: every member it cannot reach) are alive to part
 // "meet"; dead, left and never heard of are not; the node itself is left
@@ -105,8 +138,9 @@ func TestMeetMembersOf(t *testing.T) {
 // an alive member (no address of it) and is connected to relay R, a
 // member running the relay service. Before A holds a slot on R, B's dial
 // fails and is retried after the back-off; once A holds one, B reaches A
-// through R's circuit. A member that is not alive, and a peer that is
-// not a member, are never dialled.
+// through R's circuit, and not again once that connection is closed. A
+// member that is not alive, and a peer that is not a member, are never
+// dialled.
 func TestMeetThroughRelay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -165,6 +199,16 @@ func TestMeetThroughRelay(t *testing.T) {
 	}
 	if got := m.sweep(ctx); len(got) != 0 || len(m.state) != 0 {
 		t.Fatalf("the sweep after A was reached: reached %v, state %v, want none", got, m.state)
+	}
+	// A's connection is lost: part meet leaves it to discovery and gossip.
+	if err := hb.Network().ClosePeer(ha.ID()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // A is due at once or after meetYield, were it dialled
+		now = now.Add(meetYield)
+		if got := m.sweep(ctx); len(got) != 0 || len(hb.Network().ConnsToPeer(ha.ID())) != 0 {
+			t.Fatalf("after A's connection was closed: reached %v; part meet dialled a member met before", got)
+		}
 	}
 	if len(hb.Network().ConnsToPeer(hc.ID())) != 0 {
 		t.Fatal("B dialled C, which gossip says is dead")
