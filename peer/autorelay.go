@@ -31,9 +31,12 @@ const (
 	// relayMaxCandidates bounds the candidates AutoRelay keeps.
 	relayMaxCandidates = 8
 	// relayMinInterval is how often AutoRelay may ask for candidates
-	// again (default 30 s): a member whose relay starts later is found
-	// at the next ask.
-	relayMinInterval = 10 * time.Second
+	// again while it has none (default 30 s): a node that just joined
+	// finds the cell's relays within 2 s of the roster, so that the
+	// members that meet it through them (part "meet") find its slot; a
+	// member whose relay starts later is found at the next ask. An ask
+	// reads the roster and the peerstore, no I/O.
+	relayMinInterval = 2 * time.Second
 	// relayBackoff is how long AutoRelay leaves a candidate alone after
 	// any reservation attempt, success included (default 1 h: a cell
 	// relay that restarted would be unused for an hour).

@@ -34,7 +34,21 @@
 // cell's relays, found in the roster, then on the static relays, while the
 // node is private or unknown, and the host advertises the relayed
 // addresses. exopeer's protocols open streams over Limited connections
-// (a third party's relay with limits).
+// (a third party's relay with limits). Part "meet" (meet.go) dials a
+// member that gossip says is alive (or suspect) but that the host holds
+// no connection to, and held none to since the node started, through the
+// cell's relays (members it speaks the hop protocol with
+// over a direct connection), at <relay>/p2p/<relay>/p2p-circuit: two
+// members behind NAT that joined through a third know each other from
+// gossip only, with no address, until discovery's next rendezvous round.
+// The lower peer ID of a pair dials at once, the other meetYield (5 s)
+// later; then after 1, 2, 4, 8, 16 s and 30 s four times (meetBackoff, on
+// the node's clock: the member may not hold its relay slot yet), then no
+// more until the member is reached or leaves the alive members; its
+// state holds roster members only. A member once connected is left to
+// discovery's known table and gossip's redial: a dial of part "meet"
+// would race theirs and the peer's (a relayed connection each way, which
+// punchretry does not retry).
 //
 // Invite windows (invwindow.go, invwindowpart.go): part "windows" stands
 // between the cell and contacts and discovery's rendezvous; while the node

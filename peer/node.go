@@ -175,7 +175,7 @@ func New(opts Options) (*Node, error) {
 // Start builds the node's parts and starts them in order (see
 // docs/architecture.md): the host, the block exchange, discovery, the
 // reachability watch, the DHT, the prekeys, the cell, the chain, the store, the blobs, the contacts,
-// the messages, the doctor, unrelay, punchretry and, on a network with relays, the relay service and AutoRelay. If one fails, those started are stopped again in
+// the messages, the doctor, unrelay, punchretry and, on a network with relays, the relay service, AutoRelay and meet. If one fails, those started are stopped again in
 // reverse order, the error names the part, and the node is closed. ctx
 // bounds the start, not the node's life.
 func (n *Node) Start(ctx context.Context) (err error) {
@@ -384,7 +384,7 @@ func (n *Node) build() error {
 	return n.addRelays()
 }
 
-// Close stops AutoRelay, the relay service, punchretry, unrelay, the doctor, the messages, the contacts, the blobs, the store, the chain, the cell,
+// Close stops meet, AutoRelay, the relay service, punchretry, unrelay, the doctor, the messages, the contacts, the blobs, the store, the chain, the cell,
 // the prekeys, the DHT, the reachability watch, discovery, the block
 // exchange and the host, in
 // that order (the reverse of Start's), and waits for their goroutines.

@@ -373,8 +373,8 @@ type Relays struct {
 // contactCheck bounds the read of the contacts for one relay request.
 const contactCheck = 2 * time.Second
 
-// addRelays builds and registers parts "relay" and "autorelay" when the
-// network has relays. Called by build, after the contacts.
+// addRelays builds and registers parts "relay", "autorelay" and "meet"
+// when the network has relays. Called by build, after the contacts.
 func (n *Node) addRelays() error {
 	cfg := n.opts.Network.Relays
 	if cfg == nil {
@@ -422,6 +422,9 @@ func (n *Node) addRelays() error {
 	n.reach.onReach(ar.reach)
 	n.parts.add("relay", n.relay)
 	n.parts.add("autorelay", ar)
+	// A member gossip knows but the host cannot reach is dialled through
+	// the cell's relays.
+	n.parts.addRun("meet", newMeet(n.host, n.now, cellMeetMembers(n.cell), n.log.With("part", "meet")))
 	return nil
 }
 

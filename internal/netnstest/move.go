@@ -42,19 +42,27 @@ func (l *LAN) Move(h *Host, to netip.Addr) error {
 
 // LogHas reports whether the node's log, all of it (every run on its
 // host), has a line containing every one of parts.
-func (n *Node) LogHas(parts ...string) bool {
+func (n *Node) LogHas(parts ...string) bool { return len(n.LogLines(1, parts...)) > 0 }
+
+// LogLines returns the first max lines of the node's log, all of it
+// (every run on its host), that contain every one of parts.
+func (n *Node) LogLines(max int, parts ...string) []string {
 	data, err := os.ReadFile(n.log)
 	if err != nil {
-		return false
+		return nil
 	}
+	var out []string
 	for line := range strings.SplitSeq(string(data), "\n") {
+		if len(out) >= max {
+			break
+		}
 		all := true
 		for _, p := range parts {
 			all = all && strings.Contains(line, p)
 		}
 		if all {
-			return true
+			out = append(out, line)
 		}
 	}
-	return false
+	return out
 }
