@@ -146,7 +146,7 @@ func TestMeetThroughRelay(t *testing.T) {
 	defer cancel()
 	hr, ha, hb, hc := loopbackHost(t, 1), loopbackHost(t, 2), loopbackHost(t, 3), loopbackHost(t, 4)
 	members := &memberSet{m: map[peer.ID]bool{hr.ID(): true, ha.ID(): true, hb.ID(): true, hc.ID(): true}}
-	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: func(peer.ID) bool { return false }}
+	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: noContact}
 	svc, err := newRelayService(hr, RelayOn, acl, nil)
 	if err != nil {
 		t.Fatal(err)
