@@ -74,6 +74,10 @@ var windowIssuedKey = ds.NewKey("/peer/window/issued")
 
 // loadIssued reads the last issued time kept in store; a value that is
 // not 8 bytes is ignored with a warning (the next announce overwrites it).
+// errBadIssued is loadIssued's error for a stored value that cannot be
+// one: it is overwritten by the next announce, not read again.
+var errBadIssued = errors.New("peer: last window issued stored wrong")
+
 func loadIssued(ctx context.Context, store ds.Datastore) (time.Time, error) {
 	b, err := store.Get(ctx, windowIssuedKey)
 	switch {
@@ -82,7 +86,7 @@ func loadIssued(ctx context.Context, store ds.Datastore) (time.Time, error) {
 	case err != nil:
 		return time.Time{}, fmt.Errorf("peer: read last window issued: %w", err)
 	case len(b) != 8:
-		return time.Time{}, fmt.Errorf("peer: last window issued of %d bytes, want 8", len(b))
+		return time.Time{}, fmt.Errorf("%w: %d bytes, want 8", errBadIssued, len(b))
 	}
 	return time.Unix(0, int64(binary.BigEndian.Uint64(b))), nil
 }
@@ -159,8 +163,11 @@ func (w *invWindows) send(ctx context.Context) {
 			w.log.Warn("relay window: last issued time not read", "err", err)
 		}
 		w.last = maxTime(w.last, last)
+		// A read that failed (not a wrong value) is tried again at the
+		// next announce: until then this one may be refused by relays
+		// after a clock set back, and the next corrects it.
+		w.loaded = err == nil || errors.Is(err, errBadIssued)
 	}
-	w.loaded = true
 	now := w.now()
 	if !now.After(w.last) {
 		now = w.last.Add(time.Nanosecond) // issued strictly grows
@@ -176,8 +183,9 @@ func (w *invWindows) send(ctx context.Context) {
 		return
 	}
 	w.own, w.last = msg, now
+	loaded := w.loaded
 	w.mu.Unlock()
-	if w.store != nil {
+	if w.store != nil && loaded { // not over a stored value not read yet
 		if err := w.store.Put(ctx, windowIssuedKey, binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()))); err != nil {
 			w.log.Warn("relay window: issued time not stored", "err", err)
 		}

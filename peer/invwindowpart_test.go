@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
@@ -326,4 +327,51 @@ func FuzzLoadIssued(f *testing.F) {
 			t.Fatalf("%d bytes: err %v", len(b), err)
 		}
 	})
+}
+
+// failingGet is a datastore whose Get fails while fail is set.
+type failingGet struct {
+	ds.Datastore
+	fail bool
+}
+
+func (f *failingGet) Get(ctx context.Context, k ds.Key) ([]byte, error) {
+	if f.fail {
+		return nil, errors.New("disk busy")
+	}
+	return f.Datastore.Get(ctx, k)
+}
+
+// TestInvWindowsIssuedReadRetried: a read of the stored issued time that
+// fails (not a wrong value) is tried again at the next announce, so that
+// after a clock set back the node's announces come after its last one
+// again once the store answers.
+func TestInvWindowsIssuedReadRetried(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	store := &failingGet{Datastore: dssync.MutexWrap(ds.NewMapDatastore()), fail: true}
+	if err := store.Put(t.Context(), windowIssuedKey, binary.BigEndian.AppendUint64(nil, uint64(t0.UnixNano()))); err != nil {
+		t.Fatal(err)
+	}
+	out := &sent{}
+	now := t0.Add(-time.Hour) // restarted, the clock set back
+	w, err := newInvWindows(&rzLog{}, store, seedKeyF(t, 2), func() time.Time { return now }, true, out.broadcast, func(peer.ID) bool { return true }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Rendezvous(cellInvite)
+	<-w.poke
+	w.send(t.Context()) // the read fails: issued is the clock's
+	store.fail = false
+	w.send(t.Context())
+	all := out.all()
+	if len(all) != 2 {
+		t.Fatalf("%d announces, want 2", len(all))
+	}
+	m, err := openWindow(all[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.issued.After(t0) {
+		t.Fatalf("second announce issued %v, not after the stored %v: the failed read was not tried again", m.issued, t0)
+	}
 }
