@@ -142,13 +142,17 @@ func punchUnderWay(r PunchResult, seen bool, opened, at time.Time) bool {
 	if !seen || r.At.Before(opened) {
 		return at.Sub(opened) < punchDialWait+roundGap
 	}
+	// A negative elapsed time is a clock set back since the event (the
+	// events carry wall times): the event cannot be placed, and a clock
+	// set back must not hold the retry off for as long as it was set back.
+	since := at.Sub(r.At)
 	switch {
-	case r.OK:
+	case r.OK || since < 0:
 		return false
 	case r.Error == "":
-		return at.Sub(r.At) < punchDialWait+roundGap
+		return since < punchDialWait+roundGap
 	default:
-		return r.Attempts > 0 && r.Attempts < maxRounds && at.Sub(r.At) < roundGap
+		return r.Attempts > 0 && r.Attempts < maxRounds && since < roundGap
 	}
 }
 
