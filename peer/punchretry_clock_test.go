@@ -30,3 +30,24 @@ func TestPunchUnderWayClockSetBack(t *testing.T) {
 		}
 	}
 }
+
+// TestPunchUnderWayPeerRoundRuns: the end of a round seen here is this
+// side's dial ending (handleNewStream's holePunchConnect); the peer's dial
+// of the same round started with it and runs up to punchDialWait, and the
+// peer starts its next round only once its own dial ended. A dial here
+// that fails at once (no route to the peer's addresses, a gater's refusal)
+// ends the round here up to punchDialWait before the peer's, so the next
+// round may start up to punchDialWait+roundGap after the end seen here:
+// a retry in between cuts the punch, and the peer, its punch still active,
+// refuses to punch on the new connection (holepunch.ErrHolePunchActive).
+func TestPunchUnderWayPeerRoundRuns(t *testing.T) {
+	opened := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ended := opened.Add(6 * time.Second) // round 1 started and failed here at once
+	r := PunchResult{Error: "no route", Attempts: 1, At: ended}
+	// The peer's dial of round 1 ends 10 s later; its round 2 begins
+	// after the coordination round trip.
+	at := ended.Add(punchDialWait + time.Second)
+	if !punchUnderWay(r, true, opened, at) {
+		t.Error("a punch reported over while the peer's dial of the failed round may still be running")
+	}
+}
