@@ -65,10 +65,12 @@ func (c *streamConn) Read(b []byte) (int, error) {
 }
 
 // teeFirst reads the first message of each direction from now on with
-// done (see tee).
-func (c *streamConn) teeFirst(done func([]byte)) {
+// done (see tee), sent telling the direction: true for what this node
+// wrote.
+func (c *streamConn) teeFirst(done func(msg []byte, sent bool)) {
 	if done != nil {
-		c.rtee, c.wtee = newTee(done), newTee(done)
+		c.rtee = newTee(func(b []byte) { done(b, false) })
+		c.wtee = newTee(func(b []byte) { done(b, true) })
 	}
 }
 

@@ -152,12 +152,16 @@ func (t *tee) add(b []byte) {
 }
 
 // noteStream reads the incarnations the first message of a memberlist
-// stream states, in either direction. Called by the stream's tee.
-func (m *Membership) noteStream(msg []byte) {
+// stream states, in either direction (sent: the one this node wrote).
+// Called by the stream's tee. This node's own incarnation counts only as
+// another member states it: in what this node wrote, it is its own.
+func (m *Membership) noteStream(msg []byte, sent bool) {
 	for _, s := range streamSightings(m.keyring.GetKeys(), msg) {
 		id, err := peer.Decode(s.node)
 		if err == nil && id == m.self {
-			m.accused.held(s.incarnation)
+			if !sent {
+				m.accused.held(s.incarnation)
+			}
 			continue
 		}
 		if err != nil || !m.cfg.Allow(id) {

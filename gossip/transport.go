@@ -92,7 +92,7 @@ type transport struct {
 	// onStream, if set, reads the first message of each direction of
 	// every memberlist stream (the Membership's noteStream); it must not
 	// keep the buffer.
-	onStream func(msg []byte)
+	onStream func(msg []byte, sent bool)
 	reachSem chan struct{}
 }
 

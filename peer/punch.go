@@ -134,7 +134,10 @@ const punchDialWait = 10 * time.Second
 // opened at opened may still be under way at at, from r, the peer's last
 // result (seen false: none): a round started and not ended (for at most
 // a dial and a round gap: an end always follows), a round that failed
-// with rounds left and the next may start within roundGap, or no event
+// with rounds left and the next may start within a dial and roundGap (the
+// end seen is this side's dial; the peer's dial of the round, begun with
+// it, may end a dial later, and only then does the peer start the next
+// round), or no event
 // since the connection opened while the initiator may still be in its
 // direct dial (the rounds follow it). The times are those of go-libp2p's
 // clock (the runtime's), which stamps its events and connections. Pure.
@@ -142,13 +145,17 @@ func punchUnderWay(r PunchResult, seen bool, opened, at time.Time) bool {
 	if !seen || r.At.Before(opened) {
 		return at.Sub(opened) < punchDialWait+roundGap
 	}
+	// A negative elapsed time is a clock set back since the event (the
+	// events carry wall times): the event cannot be placed, and a clock
+	// set back must not hold the retry off for as long as it was set back.
+	since := at.Sub(r.At)
 	switch {
-	case r.OK:
+	case r.OK || since < 0:
 		return false
 	case r.Error == "":
-		return at.Sub(r.At) < punchDialWait+roundGap
+		return since < punchDialWait+roundGap
 	default:
-		return r.Attempts > 0 && r.Attempts < maxRounds && at.Sub(r.At) < roundGap
+		return r.Attempts > 0 && r.Attempts < maxRounds && since < punchDialWait+roundGap
 	}
 }
 

@@ -206,7 +206,7 @@ func TestPunchUnderWay(t *testing.T) {
 		{"a round running", PunchResult{Attempts: 1, At: at(5 * s)}, true, 20 * s, true},
 		{"a round running past a dial and a gap", PunchResult{Attempts: 1, At: at(5 * s)}, true, 25 * s, false},
 		{"a failed round, rounds left", PunchResult{Error: "x", Attempts: 2, At: at(15 * s)}, true, 20 * s, true},
-		{"a failed round, no next within the gap", PunchResult{Error: "x", Attempts: 2, At: at(15 * s)}, true, 25 * s, false},
+		{"a failed round, no next within a dial and the gap", PunchResult{Error: "x", Attempts: 2, At: at(15 * s)}, true, 35 * s, false},
 		{"the last round failed", PunchResult{Error: "x", Attempts: maxRounds, At: at(25 * s)}, true, 26 * s, false},
 		{"a protocol error before any round", PunchResult{Error: "x", At: at(3 * s)}, true, 4 * s, false},
 		{"a success", PunchResult{OK: true, Attempts: 1, At: at(5 * s)}, true, 6 * s, false},
