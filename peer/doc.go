@@ -84,16 +84,16 @@
 // dialling again through the relay (the peer punches on the new one),
 // after 10 s, 1 min, 5 min and 30 min, then no more (punchBackoff, on the
 // node's clock; a direct connection, or none, starts it over, except that
-// a peer whose redial failed is kept for punchKeepFailed, at most
-// maxPunchFailed, so that its back-off goes on when it is reached through
-// the relay again), only while the node's own DCUtR handler is
+// a peer retried once, whose redial failed or whose connection then ended
+// by itself, is kept for punchKeepFailed, at most maxPunchFailed, so that
+// its back-off goes on when it is reached through the relay again), only while the node's own DCUtR handler is
 // registered, not while the peer also dialled a relayed connection, and
 // never while a punch with the peer may be under way (punchUnderWay: a
 // punch stream open, a round started and not ended, a failed round with
 // rounds left within roundGap, or a connection younger than a dial and a
 // gap with no event yet, judged on go-libp2p's clock, which stamps the
 // tracer's events): the retry waits until it ended; its state holds the
-// peers with such a connection now and those failed redials.
+// peers with such a connection now and those kept retried ones.
 //
 // The part "doctor" (doctorpart.go) serves the time protocol
 // (ProtocolTime, doctortime.go) to the cell's members and contacts'

@@ -82,13 +82,16 @@ func punchWait(tries int) (time.Duration, bool) {
 // connection retries: it closes the connection and dials again through
 // the relay, and the peer punches on the new one. The next state keeps
 // only peers reached through relayed connections the node dialled, with
-// no direct one (a direct connection, or none at all, forgets the peer:
-// its back-off starts over); due are those whose wait is over and
+// no direct one (a direct connection forgets the peer, and so does none
+// at all before its first retry: its back-off starts over); due are those whose wait is over and
 // with which no punch is under way (a retry would cut it: the wait goes
 // on until it ended). A peer whose last redial failed (no connection
-// since) is kept for punchKeepFailed after it, at most maxPunchFailed
-// such peers, so that its back-off goes on, not over, when it is reached
-// through the relay again. While the node's own hole punching service is
+// since), or that was retried and then lost every connection by itself
+// (a relay with go-libp2p's default 2 min circuits, a relay restart, the
+// relay's sweep), is kept for punchKeepFailed after its last retry, at
+// most maxPunchFailed such peers, so that its back-off goes on, not
+// over, when it is reached through the relay again: a pair that cannot
+// punch is not cut at 10 s and 1 min on every new circuit. While the node's own hole punching service is
 // not active (active false) nothing is due: the peer's punch would find
 // no handler here. Pure.
 func planPunchRetries(state map[peer.ID]retryState, views []retryView, active bool, now time.Time) (next map[peer.ID]retryState, due []peer.ID) {
@@ -113,7 +116,7 @@ func planPunchRetries(state map[peer.ID]retryState, views []retryView, active bo
 	}
 	var failed []peer.ID
 	for id, st := range state {
-		if !seen[id] && st.failed && now.Sub(st.since) < punchKeepFailed {
+		if !seen[id] && (st.failed || st.tries > 0) && now.Sub(st.since) < punchKeepFailed {
 			failed = append(failed, id)
 		}
 	}

@@ -318,3 +318,40 @@ func TestNATSimPunchRetry(t *testing.T) {
 		t.Fatalf("after the punch: retried %v, state %v", got, r.state)
 	}
 }
+
+// TestPlanPunchRetriesDropped: a peer retried once whose relayed
+// connection then ends by itself (not a failed redial: a relay's
+// circuit limit, a relay restart) keeps its back-off when it is reached
+// through the relay again, so that a pair that cannot punch is not cut
+// at 10 s and 1 min on every new circuit; one lost before its first
+// retry starts over.
+func TestPlanPunchRetriesDropped(t *testing.T) {
+	p := peer.ID("p")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	relayed := []retryView{{id: p, dialled: true}}
+	state, _ := planPunchRetries(nil, relayed, true, t0)
+	state, due := planPunchRetries(state, relayed, true, t0.Add(10*time.Second))
+	if len(due) != 1 {
+		t.Fatalf("first retry not due: %v", due)
+	}
+	retried := t0.Add(10 * time.Second)
+	state, _ = planPunchRetries(state, relayed, true, retried.Add(5*time.Second))
+	state, _ = planPunchRetries(state, nil, true, retried.Add(30*time.Second)) // the circuit ends by itself
+	if got := state[p]; got.tries != 1 {
+		t.Fatalf("retried peer whose connection ended: state %+v, want its back-off kept", got)
+	}
+	state, _ = planPunchRetries(state, relayed, true, retried.Add(40*time.Second)) // a new circuit
+	state, due = planPunchRetries(state, relayed, true, retried.Add(55*time.Second))
+	if len(due) != 0 {
+		t.Fatalf("retried 15 s after a new circuit (%v): the back-off started over", due)
+	}
+	state, due = planPunchRetries(state, relayed, true, retried.Add(time.Minute))
+	if !slices.Equal(due, []peer.ID{p}) || state[p].tries != 2 {
+		t.Fatalf("1 min after the first retry: due %v state %+v, want the second", due, state[p])
+	}
+	// Lost before any retry: forgotten, it starts over.
+	fresh, _ := planPunchRetries(nil, relayed, true, t0)
+	if fresh, _ = planPunchRetries(fresh, nil, true, t0.Add(time.Second)); len(fresh) != 0 {
+		t.Fatalf("kept a peer lost before its first retry: %v", fresh)
+	}
+}
