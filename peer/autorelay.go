@@ -39,8 +39,11 @@ const (
 	relayMinInterval = 2 * time.Second
 	// relayBackoff is how long AutoRelay leaves a candidate alone after
 	// any reservation attempt, success included (default 1 h: a cell
-	// relay that restarted would be unused for an hour).
-	relayBackoff = time.Minute
+	// relay that restarted would be unused for an hour). A contact's
+	// device whose static relay refused it (the relay's cell did not
+	// know it as a contact yet) gets its slot this long after the
+	// contact exchange; a refused attempt costs the relay one stream.
+	relayBackoff = 15 * time.Second
 )
 
 // relayCandidate is a roster member as the relay finder's peer source

@@ -61,7 +61,8 @@ func TestNATMessages(t *testing.T) {
 		t.Fatalf("node bob1: contact add Alice's card: %+v", added)
 	}
 	// r learns Bob from a1 (the cell's chain), then grants bob1 a
-	// reservation: AutoRelay retries a refused static relay a minute on.
+	// reservation: AutoRelay retries a refused static relay 15 s on
+	// (relayBackoff).
 	waitAll(t, []*netnstest.Node{r}, "Bob among r's contacts", chainLimit, func(nd *netnstest.Node) error {
 		cs, err := call(t, nd.Client.Contacts)
 		if err != nil {
@@ -123,5 +124,6 @@ func TestNATMessages(t *testing.T) {
 }
 
 // natMsgLimit bounds the wait for bob1's reservation on r: AutoRelay
-// tries a static relay again a minute after a refusal.
-const natMsgLimit = 90 * time.Second
+// tries a static relay again 15 s after a refusal (peer's relayBackoff;
+// it was a minute, which this limit would not allow).
+const natMsgLimit = 45 * time.Second
