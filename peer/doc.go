@@ -99,12 +99,15 @@
 // (ProtocolTime, doctortime.go) to the cell's members and contacts'
 // devices, within a token bucket, and keeps the addresses those same peers
 // observed this node at (identify; doctorobs.go: one per observer peer
-// and local address; a stranger's observation is not kept, the contact
-// check runs off identify's event loop). Peers off the roster pass one
-// gate for both (doctorgate.go): at most LookupRate contact look-ups a
-// second, each verdict remembered (a stranger 10 min), bounded. At each
-// doctor the observations of peers no longer members or contacts' devices
-// are dropped. Node.Doctor (doctor.go) gathers those with the listen
+// and local address; at most MaxContactObservers observers per set of
+// contacts naming the device, a contact's device's never kept in place of
+// a member's; a stranger's observation is not kept, the contact check
+// runs off identify's event loop). Peers off the roster pass one gate for
+// both (doctorgate.go): at most LookupRate contact look-ups a second,
+// each verdict remembered (a stranger 10 min), bounded; a look-up that
+// failed is not remembered, but spent its token. At each doctor the
+// observations of peers no longer members or contacts' devices are
+// dropped. Node.Doctor (doctor.go) gathers those with the listen
 // addresses, reachability, connections, members' clocks and the data
 // dir's disk and modes, and package doctor judges them.
 //

@@ -133,18 +133,26 @@ func (n *Node) kindOf(ctx context.Context, p peer.ID) (kind, name string) {
 // doctorRule is the doctor part's rule (the time protocol's, and whose
 // observed addresses count): the cell's members, from the roster in
 // memory, and its contacts' devices, from the contacts (a store read, at
-// most kindWait).
+// most kindWait), each named by the set of contacts whose device lists
+// name it.
 func (n *Node) doctorRule() peerRule {
 	return peerRule{
 		member: func(p peer.ID) bool {
 			r := n.cell.Roster()
 			return r != nil && p != n.host.ID() && r.Has(p)
 		},
-		contact: func(ctx context.Context, p peer.ID) bool {
+		contact: func(ctx context.Context, p peer.ID) (string, error) {
 			ctx, cancel := context.WithTimeout(ctx, kindWait)
 			defer cancel()
 			cs, err := n.cons.ByDevice(ctx, p)
-			return err == nil && len(cs) > 0
+			if err != nil || len(cs) == 0 {
+				return "", err
+			}
+			ids := make([]string, len(cs))
+			for i, c := range cs {
+				ids[i] = string(c.ID[:])
+			}
+			return contactsKey(ids), nil
 		},
 	}
 }

@@ -26,19 +26,26 @@ const (
 	ContactFor    = time.Minute
 )
 
-// lookupVerdict is a remembered look-up: whether the peer is a contact's
-// device, and when it was looked up.
+// lookupVerdict is a remembered look-up: the contacts the peer is a
+// device of (peerRule.contact's owner; "": none), and when it was looked
+// up.
 type lookupVerdict struct {
-	contact bool
-	at      time.Time
+	owner string
+	at    time.Time
 }
+
+// contact reports whether the verdict is that of a contact's device.
+func (v lookupVerdict) contact() bool { return v.owner != "" }
 
 // contactGate admits the cell's members (the roster, in memory) and its
 // contacts' devices, looked up through rule.contact at most LookupRate a
 // second (LookupBurst at once), each verdict remembered (NotContactFor,
 // ContactFor; at most MaxVerdicts): a flood of strangers costs a bounded
 // number of look-ups a second, and one stranger one look-up per
-// NotContactFor. Safe for concurrent use.
+// NotContactFor. A look-up that fails (an error: the store not read, at
+// once or in time) is not remembered, since it found nothing about the
+// peer, but it spent its token: a failing store is asked no more than
+// LookupRate a second. Safe for concurrent use.
 type contactGate struct {
 	rule peerRule
 	now  func() time.Time
@@ -47,6 +54,7 @@ type contactGate struct {
 	mu       sync.Mutex
 	verdicts map[peer.ID]lookupVerdict
 	lookups  int // look-ups made
+	failed   int // look-ups that failed, not remembered
 	limited  int // peers refused for the rate, with no look-up
 }
 
@@ -54,57 +62,59 @@ func newContactGate(rule peerRule, now func() time.Time) *contactGate {
 	return &contactGate{rule: rule, now: now, rate: newBucket(LookupRate, LookupBurst), verdicts: make(map[peer.ID]lookupVerdict)}
 }
 
-// allows reports whether p is a member or a contact's device. It blocks
-// for a look-up, up to ctx's end (rule.contact bounds it too); a
-// look-up cut short by ctx's end is not remembered.
+// allows reports whether p is a member or a contact's device (admits).
 func (g *contactGate) allows(ctx context.Context, p peer.ID) bool {
+	_, ok := g.admits(ctx, p)
+	return ok
+}
+
+// admits reports whether p is a member or a contact's device, and for a
+// contact's device the contacts it is one of (peerRule.contact's owner;
+// "" for a member). It blocks for a look-up, up to ctx's end
+// (rule.contact bounds it too); a look-up that fails, cut short by ctx's
+// end or not, refuses p and is not remembered.
+func (g *contactGate) admits(ctx context.Context, p peer.ID) (owner string, ok bool) {
 	if g.rule.member(p) {
-		return true
+		return "", true
 	}
 	now := g.now()
 	if v, ok := g.remembered(p, now); ok {
-		return v
+		return v.owner, v.contact()
 	}
 	if !g.rate.take(now) {
 		g.mu.Lock()
 		g.limited++
 		g.mu.Unlock()
-		return false
+		return "", false
 	}
-	ok := g.rule.contact(ctx, p)
-	if !ok && ctx.Err() != nil {
-		return false // the look-up did not finish: nothing learnt to remember
+	owner, err := g.rule.contact(ctx, p)
+	if err != nil {
+		g.mu.Lock()
+		g.lookups++
+		g.failed++
+		g.mu.Unlock()
+		return "", false // nothing learnt to remember; the token stays spent
 	}
-	g.remember(p, lookupVerdict{contact: ok, at: now})
-	return ok
-}
-
-// refused reports, with no look-up, whether p is remembered as no
-// contact's device (and is no member).
-func (g *contactGate) refused(p peer.ID) bool {
-	if g.rule.member(p) {
-		return false
-	}
-	v, ok := g.remembered(p, g.now())
-	return ok && !v
+	g.remember(p, lookupVerdict{owner: owner, at: now})
+	return owner, owner != ""
 }
 
 // remembered is the verdict on p remembered at now, if one is fresh.
-func (g *contactGate) remembered(p peer.ID, now time.Time) (contact, ok bool) {
+func (g *contactGate) remembered(p peer.ID, now time.Time) (lookupVerdict, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	v, ok := g.verdicts[p]
 	if !ok || !fresh(v, now) {
-		return false, false
+		return lookupVerdict{}, false
 	}
-	return v.contact, true
+	return v, true
 }
 
 // fresh reports whether v still holds at now; a verdict from the future
 // (the clock set back since) does not.
 func fresh(v lookupVerdict, now time.Time) bool {
 	ttl := NotContactFor
-	if v.contact {
+	if v.contact() {
 		ttl = ContactFor
 	}
 	return !v.at.After(now) && now.Sub(v.at) < ttl
@@ -135,9 +145,10 @@ func (g *contactGate) remember(p peer.ID, v lookupVerdict) {
 	g.verdicts[p] = v
 }
 
-// counts returns the look-ups made and the peers refused for the rate.
-func (g *contactGate) counts() (lookups, limited int) {
+// counts returns the look-ups made, those of them that failed, and the
+// peers refused for the rate.
+func (g *contactGate) counts() (lookups, failed, limited int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.lookups, g.limited
+	return g.lookups, g.failed, g.limited
 }

@@ -20,11 +20,20 @@ import (
 func strangerRule(lookups *atomic.Int64) peerRule {
 	return peerRule{
 		member: func(peer.ID) bool { return false },
-		contact: func(context.Context, peer.ID) bool {
+		contact: func(context.Context, peer.ID) (string, error) {
 			lookups.Add(1)
-			return false
+			return "", nil
 		},
 	}
+}
+
+// ownerIf is a peerRule.contact answer: p is a device of its own contact
+// when is, of none otherwise.
+func ownerIf(p peer.ID, is bool) (string, error) {
+	if !is {
+		return "", nil
+	}
+	return "contact of " + string(p), nil
 }
 
 // TestObservationsStrangerFlood: a flood of strangers' observed addresses
@@ -96,7 +105,7 @@ func TestTimeAskersThroughGate(t *testing.T) {
 func TestContactGateVerdictsBound(t *testing.T) {
 	var lookups atomic.Int64
 	rule := strangerRule(&lookups)
-	rule.contact = func(_ context.Context, p peer.ID) bool { lookups.Add(1); return p == "contact" }
+	rule.contact = func(_ context.Context, p peer.ID) (string, error) { lookups.Add(1); return ownerIf(p, p == "contact") }
 	at := time.Unix(1_800_000_000, 0)
 	g := newContactGate(rule, func() time.Time { return at })
 	for i := range 3 * MaxVerdicts {
@@ -128,7 +137,7 @@ func TestNATOneVotePerPeer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rule := peerRule{
 			member:  func(peer.ID) bool { return false },
-			contact: func(_ context.Context, p peer.ID) bool { return p == "liar" },
+			contact: func(_ context.Context, p peer.ID) (string, error) { return ownerIf(p, p == "liar") },
 		}
 		b := newObservations(rule, time.Now, nil)
 		b.start()
@@ -158,12 +167,13 @@ func TestObservationsPrunedAtDoctor(t *testing.T) {
 	is := func(p peer.ID) bool { mu.Lock(); defer mu.Unlock(); return admitted[p] }
 	rule := peerRule{
 		member:  func(p peer.ID) bool { return p != "contact" && is(p) },
-		contact: func(_ context.Context, p peer.ID) bool { return p == "contact" && is(p) },
+		contact: func(_ context.Context, p peer.ID) (string, error) { return ownerIf(p, p == "contact" && is(p)) },
 	}
 	b := newObservations(rule, time.Now, nil)
 	local := ma.StringCast("/ip4/192.168.1.5/udp/4777/quic-v1")
 	for i, p := range []peer.ID{"member", "removed", "contact"} {
-		b.keep(p, doctor.Observation{Local: local.String(), External: "/ip4/11.213.0.7/udp/61001", Port: 61001 + i})
+		owner, _ := ownerIf(p, p == "contact")
+		b.keep(p, owner, doctor.Observation{Local: local.String(), External: "/ip4/11.213.0.7/udp/61001", Port: 61001 + i})
 	}
 	mu.Lock()
 	admitted["removed"], admitted["contact"] = false, false

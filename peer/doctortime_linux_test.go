@@ -202,7 +202,7 @@ func TestObservationsOfStrangers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rule := peerRule{
 			member:  func(p peer.ID) bool { return p == "member" },
-			contact: func(_ context.Context, p peer.ID) bool { return p == "contact" },
+			contact: func(_ context.Context, p peer.ID) (string, error) { return ownerIf(p, p == "contact") },
 		}
 		b := newObservations(rule, time.Now, nil)
 		b.start()
@@ -237,12 +237,13 @@ func TestObservationsPendingBound(t *testing.T) {
 		stuck := make(chan struct{})
 		rule := peerRule{
 			member: func(peer.ID) bool { return false },
-			contact: func(ctx context.Context, _ peer.ID) bool {
+			contact: func(ctx context.Context, _ peer.ID) (string, error) {
 				select {
 				case <-stuck:
 				case <-ctx.Done():
+					return "", ctx.Err()
 				}
-				return false
+				return "", nil
 			},
 		}
 		b := newObservations(rule, time.Now, nil)

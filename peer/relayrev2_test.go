@@ -105,12 +105,12 @@ func TestContactGateFailedLookup(t *testing.T) {
 	var reachable atomic.Bool
 	rule := peerRule{
 		member: func(peer.ID) bool { return false },
-		contact: func(ctx context.Context, p peer.ID) bool {
+		contact: func(ctx context.Context, p peer.ID) (string, error) {
 			if !reachable.Load() {
 				<-ctx.Done() // the read times out
-				return false
+				return "", ctx.Err()
 			}
-			return p == "contact"
+			return ownerIf(p, p == "contact")
 		},
 	}
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}

@@ -71,7 +71,7 @@ func TestRelayCloseEndsCircuits(t *testing.T) {
 }
 
 // everyone is a rule that admits every peer as a member.
-var everyone = peerRule{member: func(peer.ID) bool { return true }, contact: func(context.Context, peer.ID) bool { return true }}
+var everyone = peerRule{member: func(peer.ID) bool { return true }, contact: func(_ context.Context, p peer.ID) (string, error) { return ownerIf(p, true) }}
 
 // TestNATVerdictAfterMove: a laptop at home (its NAT keeps port 61001,
 // seen by two peers) moves to a café (another NAT, another public IP,
@@ -109,7 +109,7 @@ func TestNATVerdictOneLiar(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rule := peerRule{
 			member:  func(p peer.ID) bool { return p == "honest" },
-			contact: func(context.Context, peer.ID) bool { return false },
+			contact: func(context.Context, peer.ID) (string, error) { return "", nil },
 		}
 		b := newObservations(rule, time.Now, nil)
 		b.start()
