@@ -48,7 +48,7 @@
 // state holds roster members only. A member once connected is left to
 // discovery's known table and gossip's redial: a dial of part "meet"
 // would race theirs and the peer's (a relayed connection each way, which
-// punchretry does not retry).
+// punchretry retries from the lower peer ID only).
 //
 // Invite windows (invwindow.go, invwindowpart.go): part "windows" stands
 // between the cell and contacts and discovery's rendezvous; while the node
@@ -87,7 +87,11 @@
 // a peer retried once, whose redial failed or whose connection then ended
 // by itself, is kept for punchKeepFailed, at most maxPunchFailed, so that
 // its back-off goes on when it is reached through the relay again), only while the node's own DCUtR handler is
-// registered, not while the peer also dialled a relayed connection, and
+// registered, for a pair in which each side dialled a relayed connection
+// to the other (both known tables dial at once after a restart, before
+// either DCUtR handler is registered, so neither arrival is punched)
+// only on the lower peer ID, which closes both and redials so that the
+// peer receives one new connection and punches on it (mutualRetry), and
 // never while a punch with the peer may be under way (punchUnderWay: a
 // punch stream open, a round started and not ended, a failed round with
 // rounds left within roundGap, or a connection younger than a dial and a

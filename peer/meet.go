@@ -31,7 +31,8 @@ var meetBackoff = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second,
 // waits before its first dial: the lower one dials at once, so that the
 // pair usually ends with one relayed connection, dialled by one side
 // (hole punching runs on the side that receives it; punchretry on the
-// side that dialled it, and not while both dialled one).
+// side that dialled it, and, while both dialled one, on the lower peer
+// ID only, closing both: mutualRetry).
 const meetYield = 5 * time.Second
 
 // meetSweep is how often part "meet" looks at the cell's members.
@@ -106,8 +107,8 @@ type meetView struct {
 // was connected, the known table holds its addresses (its relayed ones
 // among them) and discovery and gossip redial it when it is lost; a
 // dial of part "meet" then would race them and the peer's own redials
-// (two relayed connections, one each way, and punchretry retries
-// neither). The next met set holds only members of views (the roster),
+// (two relayed connections, one each way, which punchretry retries
+// only from the lower peer ID, after the punch it cannot rule out). The next met set holds only members of views (the roster),
 // so it is bounded by it, and a member removed and added again is met
 // afresh. Pure.
 func firstMeets(self peer.ID, met map[peer.ID]bool, views []meetView) (nextMet map[peer.ID]bool, unreached []peer.ID) {

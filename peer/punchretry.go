@@ -46,9 +46,11 @@ type retryView struct {
 	direct bool
 	// dialled: the node holds a relayed connection it dialled (outbound).
 	dialled bool
-	// received: the node also holds a relayed connection the peer dialled:
-	// closing its own would make no new one reach the peer (a dial
-	// returns at once on the remaining connection), so it does not retry.
+	// received: the node also holds a relayed connection the peer
+	// dialled: closing its own alone would make no new one reach the peer
+	// (a dial returns at once on the remaining connection). Of such a pair
+	// (both dialled at once: each side's known table after a restart) only
+	// the side with the lower peer ID retries, closing both (mutualRetry).
 	received bool
 	// punching: a hole punch with the peer may be under way (the tracer's
 	// events, a punch stream open): a retry would cut it, so it waits.
@@ -74,14 +76,29 @@ func punchWait(tries int) (time.Duration, bool) {
 	return punchBackoff[tries], true
 }
 
+// mutualRetry reports whether self retries a peer id it holds a relayed
+// connection to in each direction (each side dialled one, and neither
+// holds a direct one): the lower peer ID of the pair does, closing both
+// and dialling again, so that the peer receives one new relayed
+// connection and punches on it; the higher waits for it. Were both to
+// retry, each would again receive a connection and dial one; were
+// neither, a pair whose punches found no handler (both restarted, each
+// dialling the other from its known table before its DCUtR handler
+// registered) would stay relayed for good. Pure.
+func mutualRetry(self, id peer.ID) bool { return self < id }
+
 // planPunchRetries is one sweep of part "punchretry". go-libp2p's hole
 // punching is run by the side that receives a relayed connection, once,
 // when it arrives: never again after a failure, and never for a
 // connection that arrived before its service was active (before the host
 // had an address to punch from). The side that dialled the relayed
 // connection retries: it closes the connection and dials again through
-// the relay, and the peer punches on the new one. The next state keeps
-// only peers reached through relayed connections the node dialled, with
+// the relay, and the peer punches on the new one. A peer the node holds a
+// relayed connection to in each direction is retried only if
+// mutualRetry(self, peer) (the lower peer ID), and its redial closes
+// both. The next state keeps
+// only peers reached through relayed connections the node dialled (of a
+// pair in both directions, by the side that retries), with
 // no direct one (a direct connection forgets the peer, and so does none
 // at all before its first retry: its back-off starts over); due are those whose wait is over and
 // with which no punch is under way (a retry would cut it: the wait goes
@@ -94,12 +111,12 @@ func punchWait(tries int) (time.Duration, bool) {
 // punch is not cut at 10 s and 1 min on every new circuit. While the node's own hole punching service is
 // not active (active false) nothing is due: the peer's punch would find
 // no handler here. Pure.
-func planPunchRetries(state map[peer.ID]retryState, views []retryView, active bool, now time.Time) (next map[peer.ID]retryState, due []peer.ID) {
+func planPunchRetries(self peer.ID, state map[peer.ID]retryState, views []retryView, active bool, now time.Time) (next map[peer.ID]retryState, due []peer.ID) {
 	next = make(map[peer.ID]retryState)
 	seen := make(map[peer.ID]bool, len(views))
 	for _, v := range views {
 		seen[v.id] = true
-		if v.direct || !v.dialled || v.received {
+		if v.direct || !v.dialled || (v.received && !mutualRetry(self, v.id)) {
 			continue
 		}
 		st, ok := state[v.id]
@@ -132,8 +149,9 @@ func planPunchRetries(state map[peer.ID]retryState, views []retryView, active bo
 }
 
 // punchRetry is the node's part "punchretry": for a member or a contact's
-// device reached only through a relay connection this node dialled, it
-// closes that connection and dials the peer again, after punchBackoff
+// device reached only through a relay connection this node dialled (or
+// one each way, if mutualRetry says this side retries), it
+// closes those connections and dials the peer again, after punchBackoff
 // (10 s, 1 min, 5 min, 30 min, then no more), so that the peer's hole
 // punching service, which acts on a new inbound relayed connection only,
 // punches again; never while a punch with the peer may be under way
@@ -197,12 +215,14 @@ func (r *punchRetry) sweep(ctx context.Context) []peer.ID {
 		}
 		if _, relayed := circuitRelay(c.RemoteMultiaddr()); !relayed {
 			v.direct = true
+			continue
 		} else if c.Stat().Direction == network.DirOutbound {
 			v.dialled = true
-			opened[id] = later(opened[id], c.Stat().Opened)
 		} else {
 			v.received = true
 		}
+		// A punch may run on either: the peer's on ours, ours on its.
+		opened[id] = later(opened[id], c.Stat().Opened)
 		if punchStreamOpen(c) {
 			v.punching = true
 		}
@@ -218,7 +238,7 @@ func (r *punchRetry) sweep(ctx context.Context) []peer.ID {
 		views = append(views, *v)
 	}
 	var due []peer.ID
-	r.state, due = planPunchRetries(r.state, views, punchActive(r.h), r.now())
+	r.state, due = planPunchRetries(r.h.ID(), r.state, views, punchActive(r.h), r.now())
 	var done []peer.ID
 	for _, id := range due {
 		if ctx.Err() != nil {
@@ -258,9 +278,11 @@ func punchStreamOpen(c network.Conn) bool {
 	return false
 }
 
-// redial closes the relayed connections the node dialled to id, if it
-// still has no direct one, and dials id again. ok is true when the dial
-// reached id; lost when the node closed its connections and did not.
+// redial closes the relayed connections the node dialled to id, and
+// those id dialled if mutualRetry says this side retries a pair in both
+// directions, if it still has no direct one, and dials id again. ok is
+// true when the dial reached id; lost when the node closed its
+// connections and did not.
 func (r *punchRetry) redial(ctx context.Context, id peer.ID) (ok, lost bool) {
 	conns := r.h.Network().ConnsToPeer(id)
 	var relayed []network.Conn
@@ -268,7 +290,7 @@ func (r *punchRetry) redial(ctx context.Context, id peer.ID) (ok, lost bool) {
 		if _, relayedConn := circuitRelay(c.RemoteMultiaddr()); !relayedConn {
 			return false, false
 		}
-		if c.Stat().Direction != network.DirOutbound {
+		if c.Stat().Direction != network.DirOutbound && !mutualRetry(r.h.ID(), id) {
 			return false, false // the peer's own relayed connection: see retryView.received
 		}
 		relayed = append(relayed, c)

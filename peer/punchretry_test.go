@@ -27,7 +27,7 @@ func TestPlanPunchRetries(t *testing.T) {
 	var due []peer.ID
 	step := func(views []retryView, active bool, at time.Time) {
 		t.Helper()
-		state, due = planPunchRetries(state, views, active, at)
+		state, due = planPunchRetries("", state, views, active, at)
 	}
 	step(relayed, true, t0)
 	if len(due) != 0 || state[p].since != t0 {
@@ -56,11 +56,11 @@ func TestPlanPunchRetries(t *testing.T) {
 	if len(due) != 0 || state[p].tries != len(punchBackoff) {
 		t.Fatalf("after the last retry: due %v state %+v, want none due", due, state[p])
 	}
-	// A relayed connection the peer dialled too: closing ours would make
-	// no new one reach it, so no retry.
+	// A relayed connection the peer dialled too, and the peer's ID is the
+	// lower: the peer retries (TestPlanPunchRetriesMutual), not this node.
 	both := map[peer.ID]retryState{}
-	if next, d := planPunchRetries(both, []retryView{{id: p, dialled: true, received: true}}, true, t0); len(next) != 0 || len(d) != 0 {
-		t.Fatalf("both directions relayed: state %v due %v, want empty", next, d)
+	if next, d := planPunchRetries("q", both, []retryView{{id: p, dialled: true, received: true}}, true, t0); len(next) != 0 || len(d) != 0 {
+		t.Fatalf("both directions relayed, peer lower: state %v due %v, want empty", next, d)
 	}
 	// A direct connection forgets the peer; relayed again, it starts over.
 	step([]retryView{{id: p, direct: true, dialled: true}}, true, at.Add(time.Hour))
@@ -81,6 +81,48 @@ func TestPlanPunchRetries(t *testing.T) {
 	}
 }
 
+// TestPlanPunchRetriesMutual: a pair that each dialled a relayed
+// connection to the other (after a restart, both known tables dial at
+// once, before either's DCUtR handler is registered, so neither arrival
+// was punched): exactly one side, the lower peer ID, retries, with the
+// usual back-off; the higher never does, so that the peer receives one
+// new relayed connection and punches on it.
+func TestPlanPunchRetriesMutual(t *testing.T) {
+	lo, hi := peer.ID("a"), peer.ID("b")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	plan := func(self, other peer.ID) []time.Time {
+		t.Helper()
+		views := []retryView{{id: other, dialled: true, received: true}}
+		state := map[peer.ID]retryState{}
+		var retried []time.Time
+		for at := t0; at.Before(t0.Add(2 * time.Hour)); at = at.Add(punchRetrySweep) {
+			var due []peer.ID
+			state, due = planPunchRetries(self, state, views, true, at)
+			if len(due) > 0 {
+				if !slices.Equal(due, []peer.ID{other}) {
+					t.Fatalf("%s: due %v, want %s", self, due, other)
+				}
+				retried = append(retried, at)
+			}
+		}
+		return retried
+	}
+	if got := plan(hi, lo); len(got) != 0 {
+		t.Errorf("the higher peer ID retried at %v, want never (the lower retries)", got)
+	}
+	got := plan(lo, hi)
+	want := []time.Time{t0.Add(10 * time.Second)}
+	for _, d := range punchBackoff[1:] {
+		want = append(want, want[len(want)-1].Add(d))
+	}
+	if !slices.EqualFunc(got, want, time.Time.Equal) {
+		t.Errorf("the lower peer ID retried at %v, want %v (punchBackoff)", got, want)
+	}
+	if !mutualRetry(lo, hi) || mutualRetry(hi, lo) || mutualRetry(lo, lo) {
+		t.Errorf("mutualRetry: (lo, hi) %v, (hi, lo) %v, (lo, lo) %v; want true, false, false", mutualRetry(lo, hi), mutualRetry(hi, lo), mutualRetry(lo, lo))
+	}
+}
+
 // TestPlanPunchRetriesBounded: the state holds only peers reached through
 // relayed connections now; peers gone are pruned at the next sweep.
 func TestPlanPunchRetriesBounded(t *testing.T) {
@@ -89,15 +131,15 @@ func TestPlanPunchRetriesBounded(t *testing.T) {
 	for i := range 1000 {
 		views = append(views, retryView{id: peer.ID(fmt.Sprint(i)), dialled: true})
 	}
-	state, _ := planPunchRetries(nil, views, true, t0)
+	state, _ := planPunchRetries("", nil, views, true, t0)
 	if len(state) != 1000 {
 		t.Fatalf("state holds %d peers, want 1000", len(state))
 	}
-	state, _ = planPunchRetries(state, views[:3], true, t0.Add(time.Second))
+	state, _ = planPunchRetries("", state, views[:3], true, t0.Add(time.Second))
 	if len(state) != 3 {
 		t.Fatalf("state holds %d peers after 997 left, want 3", len(state))
 	}
-	state, _ = planPunchRetries(state, nil, true, t0.Add(2*time.Second))
+	state, _ = planPunchRetries("", state, nil, true, t0.Add(2*time.Second))
 	if len(state) != 0 {
 		t.Fatalf("state holds %d peers with no connection, want 0", len(state))
 	}
@@ -109,15 +151,15 @@ func TestPlanPunchRetriesBounded(t *testing.T) {
 func TestPlanPunchRetriesPunching(t *testing.T) {
 	p := peer.ID("p")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	state, _ := planPunchRetries(nil, []retryView{{id: p, dialled: true}}, true, t0)
+	state, _ := planPunchRetries("", nil, []retryView{{id: p, dialled: true}}, true, t0)
 	for i := range 10 {
 		var due []peer.ID
-		state, due = planPunchRetries(state, []retryView{{id: p, dialled: true, punching: true}}, true, t0.Add(time.Duration(10+i)*time.Second))
+		state, due = planPunchRetries("", state, []retryView{{id: p, dialled: true, punching: true}}, true, t0.Add(time.Duration(10+i)*time.Second))
 		if len(due) != 0 || state[p].tries != 0 || !state[p].since.Equal(t0) {
 			t.Fatalf("during a punch: due %v state %+v, want none due and the back-off unchanged", due, state[p])
 		}
 	}
-	state, due := planPunchRetries(state, []retryView{{id: p, dialled: true}}, true, t0.Add(time.Minute))
+	state, due := planPunchRetries("", state, []retryView{{id: p, dialled: true}}, true, t0.Add(time.Minute))
 	if !slices.Equal(due, []peer.ID{p}) || state[p].tries != 1 {
 		t.Fatalf("after the punch: due %v state %+v, want the retry", due, state[p])
 	}
@@ -132,8 +174,8 @@ func TestPlanPunchRetriesFailed(t *testing.T) {
 	p := peer.ID("p")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	relayed := []retryView{{id: p, dialled: true}}
-	state, _ := planPunchRetries(nil, relayed, true, t0)
-	state, due := planPunchRetries(state, relayed, true, t0.Add(10*time.Second))
+	state, _ := planPunchRetries("", nil, relayed, true, t0)
+	state, due := planPunchRetries("", state, relayed, true, t0.Add(10*time.Second))
 	if len(due) != 1 {
 		t.Fatalf("first retry not due: %v", due)
 	}
@@ -141,15 +183,15 @@ func TestPlanPunchRetriesFailed(t *testing.T) {
 	st := state[p]
 	st.failed = true // as sweep marks it
 	state[p] = st
-	state, _ = planPunchRetries(state, nil, true, failedAt.Add(5*time.Second))
+	state, _ = planPunchRetries("", state, nil, true, failedAt.Add(5*time.Second))
 	if got := state[p]; got.tries != 1 || !got.failed || !got.since.Equal(failedAt) {
 		t.Fatalf("no connection after a failed redial: state %+v, want it kept", got)
 	}
-	state, due = planPunchRetries(state, relayed, true, failedAt.Add(20*time.Second))
+	state, due = planPunchRetries("", state, relayed, true, failedAt.Add(20*time.Second))
 	if len(due) != 0 || state[p].tries != 1 || state[p].failed {
 		t.Fatalf("reached again 20 s after a failed retry: due %v state %+v, want the 1 min wait to go on", due, state[p])
 	}
-	state, due = planPunchRetries(state, relayed, true, failedAt.Add(time.Minute))
+	state, due = planPunchRetries("", state, relayed, true, failedAt.Add(time.Minute))
 	if !slices.Equal(due, []peer.ID{p}) || state[p].tries != 2 {
 		t.Fatalf("1 min after the failed retry: due %v state %+v, want the second retry", due, state[p])
 	}
@@ -157,17 +199,17 @@ func TestPlanPunchRetriesFailed(t *testing.T) {
 	st = state[p]
 	st.failed = true
 	state[p] = st
-	state, _ = planPunchRetries(state, nil, true, st.since.Add(punchKeepFailed-time.Second))
+	state, _ = planPunchRetries("", state, nil, true, st.since.Add(punchKeepFailed-time.Second))
 	if len(state) != 1 {
 		t.Fatalf("forgotten before punchKeepFailed: %v", state)
 	}
-	state, _ = planPunchRetries(state, nil, true, st.since.Add(punchKeepFailed))
+	state, _ = planPunchRetries("", state, nil, true, st.since.Add(punchKeepFailed))
 	if len(state) != 0 {
 		t.Fatalf("kept past punchKeepFailed: %v", state)
 	}
 	// Failed, then reached directly: forgotten.
 	state = map[peer.ID]retryState{p: {since: t0, tries: 2, failed: true}}
-	if state, _ = planPunchRetries(state, []retryView{{id: p, direct: true}}, true, t0.Add(time.Second)); len(state) != 0 {
+	if state, _ = planPunchRetries("", state, []retryView{{id: p, direct: true}}, true, t0.Add(time.Second)); len(state) != 0 {
 		t.Fatalf("kept when reached directly: %v", state)
 	}
 	// At most maxPunchFailed, the latest failures.
@@ -176,7 +218,7 @@ func TestPlanPunchRetriesFailed(t *testing.T) {
 	for i := range n {
 		state[peer.ID(fmt.Sprint(i))] = retryState{since: t0.Add(time.Duration(i) * time.Second), tries: 1, failed: true}
 	}
-	state, _ = planPunchRetries(state, nil, true, t0.Add(time.Duration(n)*time.Second))
+	state, _ = planPunchRetries("", state, nil, true, t0.Add(time.Duration(n)*time.Second))
 	if len(state) != maxPunchFailed {
 		t.Fatalf("kept %d failed peers, want %d", len(state), maxPunchFailed)
 	}
@@ -329,29 +371,29 @@ func TestPlanPunchRetriesDropped(t *testing.T) {
 	p := peer.ID("p")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	relayed := []retryView{{id: p, dialled: true}}
-	state, _ := planPunchRetries(nil, relayed, true, t0)
-	state, due := planPunchRetries(state, relayed, true, t0.Add(10*time.Second))
+	state, _ := planPunchRetries("", nil, relayed, true, t0)
+	state, due := planPunchRetries("", state, relayed, true, t0.Add(10*time.Second))
 	if len(due) != 1 {
 		t.Fatalf("first retry not due: %v", due)
 	}
 	retried := t0.Add(10 * time.Second)
-	state, _ = planPunchRetries(state, relayed, true, retried.Add(5*time.Second))
-	state, _ = planPunchRetries(state, nil, true, retried.Add(30*time.Second)) // the circuit ends by itself
+	state, _ = planPunchRetries("", state, relayed, true, retried.Add(5*time.Second))
+	state, _ = planPunchRetries("", state, nil, true, retried.Add(30*time.Second)) // the circuit ends by itself
 	if got := state[p]; got.tries != 1 {
 		t.Fatalf("retried peer whose connection ended: state %+v, want its back-off kept", got)
 	}
-	state, _ = planPunchRetries(state, relayed, true, retried.Add(40*time.Second)) // a new circuit
-	state, due = planPunchRetries(state, relayed, true, retried.Add(55*time.Second))
+	state, _ = planPunchRetries("", state, relayed, true, retried.Add(40*time.Second)) // a new circuit
+	state, due = planPunchRetries("", state, relayed, true, retried.Add(55*time.Second))
 	if len(due) != 0 {
 		t.Fatalf("retried 15 s after a new circuit (%v): the back-off started over", due)
 	}
-	state, due = planPunchRetries(state, relayed, true, retried.Add(time.Minute))
+	state, due = planPunchRetries("", state, relayed, true, retried.Add(time.Minute))
 	if !slices.Equal(due, []peer.ID{p}) || state[p].tries != 2 {
 		t.Fatalf("1 min after the first retry: due %v state %+v, want the second", due, state[p])
 	}
 	// Lost before any retry: forgotten, it starts over.
-	fresh, _ := planPunchRetries(nil, relayed, true, t0)
-	if fresh, _ = planPunchRetries(fresh, nil, true, t0.Add(time.Second)); len(fresh) != 0 {
+	fresh, _ := planPunchRetries("", nil, relayed, true, t0)
+	if fresh, _ = planPunchRetries("", fresh, nil, true, t0.Add(time.Second)); len(fresh) != 0 {
 		t.Fatalf("kept a peer lost before its first retry: %v", fresh)
 	}
 }
