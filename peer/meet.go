@@ -58,7 +58,8 @@ type meetState struct {
 // reached, or no longer alive (failed, left, removed), is dropped, and
 // so the state is bounded by the roster (cell.MaxMembers). A member seen
 // unreached for the first time is due at once if its ID is above self's,
-// meetYield later if below; after each dial the next waits meetBackoff,
+// meetYield later if below (counted from the first sweep with a relay at
+// hand); after each dial the next waits meetBackoff,
 // and after the last there are none. Without a relay nothing is due and
 // nothing is counted: the dials wait for one. Pure.
 func planMeets(self peer.ID, state map[peer.ID]meetState, unreached []peer.ID, relays bool, now time.Time) (next map[peer.ID]meetState, due []peer.ID) {
@@ -68,7 +69,9 @@ func planMeets(self peer.ID, state map[peer.ID]meetState, unreached []peer.ID, r
 			continue
 		}
 		st, ok := state[id]
-		if !ok {
+		// The yield counts from when a relay is at hand: both ends of a
+		// pair that saw each other before would otherwise dial at once.
+		if !ok || (!relays && st.tries == 0) {
 			st.next = now
 			if id < self {
 				st.next = now.Add(meetYield)

@@ -104,6 +104,7 @@ func mutualRetry(self, id peer.ID) bool { return self < id }
 // with which no punch is under way (a retry would cut it: the wait goes
 // on until it ended). A peer whose last redial failed (no connection
 // since), or that was retried and then lost every connection by itself
+// or holds only a relayed connection it dialled itself
 // (a relay with go-libp2p's default 2 min circuits, a relay restart, the
 // relay's sweep), is kept for punchKeepFailed after its last retry, at
 // most maxPunchFailed such peers, so that its back-off goes on, not
@@ -115,10 +116,14 @@ func planPunchRetries(self peer.ID, state map[peer.ID]retryState, views []retryV
 	next = make(map[peer.ID]retryState)
 	seen := make(map[peer.ID]bool, len(views))
 	for _, v := range views {
-		seen[v.id] = true
-		if v.direct || !v.dialled || (v.received && !mutualRetry(self, v.id)) {
+		if v.direct {
+			seen[v.id] = true
 			continue
 		}
+		if !v.dialled || (v.received && !mutualRetry(self, v.id)) {
+			continue // a retried peer's back-off is kept as below
+		}
+		seen[v.id] = true
 		st, ok := state[v.id]
 		wait, more := punchWait(st.tries)
 		switch {
