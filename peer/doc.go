@@ -85,7 +85,7 @@
 // after 10 s, 1 min, 5 min and 30 min, then no more (punchBackoff, on the
 // node's clock; a direct connection, or none, starts it over, except that
 // a peer retried once, whose redial failed or whose connection then ended
-// by itself, is kept for punchKeepFailed, at most maxPunchFailed, so that
+// by itself or was replaced by one the peer dialled, is kept for punchKeepFailed, at most maxPunchFailed, so that
 // its back-off goes on when it is reached through the relay again), only while the node's own DCUtR handler is
 // registered, for a pair in which each side dialled a relayed connection
 // to the other (both known tables dial at once after a restart, before
