@@ -156,12 +156,21 @@ func (w *invWindows) send(ctx context.Context) {
 	if !w.announce {
 		return
 	}
+	// The store is read outside mu: Rendezvous, called under the cell's
+	// and contacts' locks, takes mu. loaded and last change only here,
+	// on Run's goroutine.
 	w.mu.Lock()
-	if !w.loaded && w.store != nil {
-		last, err := loadIssued(ctx, w.store)
-		if err != nil {
+	load := !w.loaded && w.store != nil
+	w.mu.Unlock()
+	var last time.Time
+	var err error
+	if load {
+		if last, err = loadIssued(ctx, w.store); err != nil {
 			w.log.Warn("relay window: last issued time not read", "err", err)
 		}
+	}
+	w.mu.Lock()
+	if load {
 		w.last = maxTime(w.last, last)
 		// A read that failed (not a wrong value) is tried again at the
 		// next announce: until then this one may be refused by relays
