@@ -144,8 +144,13 @@ func cellMeetMembers(c *cell.Service) func() []meetMember {
 // Alive is gossip's alive or suspect: gossip shows a member suspect when
 // this node has not heard from it itself for a while (Timing.SuspectAfter),
 // which is the case of every member the host cannot reach; dead, left
-// and never heard of are not alive. Pure.
+// and never heard of are not alive. None once this node was removed: the
+// roster is the one that removed it, and its members' relays refuse it.
+// Pure.
 func meetMembersOf(info cell.Info) []meetMember {
+	if info.Removed {
+		return nil
+	}
 	out := make([]meetMember, 0, len(info.Members))
 	for _, m := range info.Members {
 		if !m.Self {

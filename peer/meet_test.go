@@ -132,6 +132,10 @@ func TestMeetMembersOf(t *testing.T) {
 	if got := meetMembersOf(info); !slices.Equal(got, want) {
 		t.Fatalf("meetMembersOf = %v, want %v", got, want)
 	}
+	info.Removed = true
+	if got := meetMembersOf(info); len(got) != 0 {
+		t.Fatalf("meetMembersOf of a removed node = %v, want none", got)
+	}
 }
 
 // TestMeetThroughRelay: with real hosts on loopback, B knows of A only as
