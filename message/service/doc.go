@@ -591,8 +591,18 @@
 // (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB), and all
 // devices' frames being read or handled at most Config.MaxFramesIn =
 // 1,024 (16 MiB: a contact's cell may list 64 devices, and a node has
-// many contacts); a frame handled leaves that bound (its answer waits
-// for its turn holding only its stream's and device's tokens), and so
+// many contacts). A frame takes its device's token and its node slot
+// only once its header has arrived, so an idle stream holds neither,
+// and its body must follow within Config.IdleTimeout (else the stream
+// is reset, the slot freed); the node's slots are shared fairly
+// (fairslots.go) among the keys of the devices sending, each key the
+// set of contacts whose lists name the device: a key takes a slot only
+// while it holds fewer than the slots divided among the keys holding or
+// waiting for one and one more, so that one contact alone holds at
+// most half and, while others wait, the slots it frees go to them
+// (TestIdleFloodLeavesSlots, TestFairSlotsShare); a frame handled
+// leaves that bound (its answer waits for its turn holding only its
+// stream's and device's tokens), and so
 // does a frame the quotas slow, which holds one of at most MaxFramesIn
 // slowed places instead, at most MaxSlowedPerContact = 32 of them per
 // contact cell (another 16 MiB at most, 512 KiB per contact; past
