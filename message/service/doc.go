@@ -456,8 +456,13 @@
 // run made (restore.go): each run draws a random run ID at New, stored
 // with every session it makes; a session of another run opens messages
 // but seals none, and the first message to a device after each start
-// makes one new session (a handshake, one one-time prekey), which the
-// peer takes as the newest and answers on. A peer that writes to a
+// makes one new session (a handshake), which the peer takes as the
+// newest and answers on. Only the first session with a device takes one
+// of its one-time prekeys: a handshake with a device this one holds a
+// session with already uses its last-resort prekey
+// (ratchet.InitiateLastResort; the peer's replay guard refuses the same
+// initial message twice), so that a restart loop spends none of the
+// peer's one-time prekeys (TestRestartsKeepOneTimePrekeys). A peer that writes to a
 // restored device on a session whose later ratchet keys it lacks is
 // refused, drops that session and makes a new one, so its message is
 // delivered once. The residual risks: the prekeys' store, restored
