@@ -616,8 +616,10 @@
 // (TestSlowedHoldsNoNodeSlots, TestSlowedBounded); a frame
 // is handled under Config.Timeout, past which the stream is reset; a
 // stream on which no frame came and no answer went for twice
-// Config.IdleTimeout, none unanswered, ends, as does one whose frame
-// stopped midway that long; a peer on no contact's current
+// Config.IdleTimeout, none unanswered, ends, as does one whose frame's
+// header stopped midway that long (reset), and one whose frame's body
+// did not follow its header within Config.IdleTimeout is reset
+// (TestHeaderOnly); a peer on no contact's current
 // list (a device its cell removed) is refused before anything is read,
 // so it holds no stream for that time (TestUnlistedPeerHoldsNoStream);
 // the resource manager bounds the inbound streams of each peer on the
