@@ -65,7 +65,15 @@
 // anything else (a longer request, another version, a length out of
 // bounds before reading the bundle, bytes after the answer) and resets
 // the stream on any error. The resource manager bounds the streams of
-// each peer (peer/resources.go).
+// each peer (peer/resources.go), and each asker is answered at most
+// ServeBurst times at once, then once every ServeEvery (a token bucket
+// per asker, at most MaxServeAskers kept; serverate.go): past it the
+// stream is reset and the asker reads the DHT record instead (Fetch
+// does), so a peer asking in a loop costs this device little
+// (TestFetchLoopBounded). Asking takes no one-time prekey: only the
+// answer to an initial message consumes one (Accept), and a device
+// that already had a session with this one makes its new ones on the
+// last-resort prekey (message/service).
 //
 // # Fetching
 //

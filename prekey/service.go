@@ -72,6 +72,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	cache   *cache
+	rate    *serveRate // answers on Protocol per asker
 
 	mu      sync.Mutex // guards the fields below and keys' use
 	keys    *ratchet.Prekeys
@@ -97,8 +98,9 @@ type Stats struct {
 	// Published is the sequence number last stored on the DHT (0: none
 	// yet).
 	Published uint64
-	// Served counts the bundles served on Protocol.
-	Served uint64
+	// Served counts the bundles served on Protocol; Throttled the
+	// requests refused as their asker's past ServeBurst (serverate.go).
+	Served, Throttled uint64
 	// Direct and FromDHT count the bundles fetched each way; Refused the
 	// answers and records refused (malformed, or another device's).
 	Direct, FromDHT, Refused uint64
@@ -131,7 +133,7 @@ func New(o Options) (*Service, error) {
 	return &Service{
 		h: o.Host, self: self, signer: ed25519.PrivateKey(raw), store: o.Datastore, records: o.Records,
 		cfg: cfg, rand: ambient.RandOr(cfg.Rand), now: ambient.NowOr(cfg.Now), log: log,
-		cache: newCache(cfg.CacheSize), wake: make(chan struct{}, 1),
+		cache: newCache(cfg.CacheSize), rate: newServeRate(), wake: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -406,6 +408,12 @@ func (s *Service) serve(st network.Stream) {
 	_ = st.SetDeadline(ambient.Deadline(s.cfg.Timeout))
 	if err := readRequest(st); err != nil {
 		s.log.Debug("prekey request refused", "peer", st.Conn().RemotePeer(), "err", err)
+		_ = st.Reset()
+		return
+	}
+	if !s.rate.allow(st.Conn().RemotePeer()) {
+		s.log.Debug("prekey request refused: asked too often", "peer", st.Conn().RemotePeer())
+		s.count(func(c *Stats) { c.Throttled++ })
 		_ = st.Reset()
 		return
 	}

@@ -140,7 +140,11 @@
 // from its reader for its ephemeral key EK_A and, if the bundle has n > 0
 // one-time prekeys, 4 more, r: it uses the one-time prekey at index r mod
 // n (a random pick makes two initiators of one bundle collide less);
-// with none it uses the last-resort prekey LRK. Call the one used PK_B.
+// with none it uses the last-resort prekey LRK, as InitiateLastResort
+// does whatever the bundle has (and reads no r): for a new session with
+// a device the initiator already had one with, so that such handshakes
+// (message/service makes one per restart) spend none of B's one-time
+// prekeys. Call the one used PK_B.
 // With IK_A its identity key:
 //
 //	DH1 = DH(IK_A, SPK_B)  DH2 = DH(EK_A, IK_B)

@@ -237,6 +237,12 @@ func hsDH(priv *ecdh.PrivateKey, pub []byte) ([]byte, error) {
 // (PQXDH); nil means X3DH. The responder's first ratchet key is
 // b.Signed.Key.
 func InitiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekeys, b *Bundle, enc *Encapsulation) (Secret, []byte, *InitialHeader, error) {
+	return initiateSecret(p, rand, signer, ours, b, enc, true)
+}
+
+// initiateSecret is InitiateSecret; oneTime false uses b's last-resort
+// prekey whatever one-time prekeys b has (and reads no index).
+func initiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekeys, b *Bundle, enc *Encapsulation, oneTime bool) (Secret, []byte, *InitialHeader, error) {
 	if len(signer) != ed25519.PrivateKeySize {
 		return Secret{}, nil, nil, fmt.Errorf("ratchet: an Ed25519 private key has %d bytes, not %d", ed25519.PrivateKeySize, len(signer))
 	}
@@ -260,7 +266,7 @@ func InitiateSecret(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *
 	}
 	h.IdentitySig = [64]byte(ed25519.Sign(signer, identityMessage(&h.Identity)))
 	fourth := b.LastResort.Key
-	if n := len(b.OneTime); n > 0 {
+	if n := len(b.OneTime); n > 0 && oneTime {
 		var r [4]byte
 		if _, err := io.ReadFull(rand, r[:]); err != nil {
 			return Secret{}, nil, nil, fmt.Errorf("ratchet: reading randomness: %w", err)

@@ -12,7 +12,21 @@ import (
 // responder's signed prekey as its first ratchet key: the session's first
 // Encrypt makes the first message, sent after the header's encoding.
 func Initiate(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekeys, b *Bundle, enc *Encapsulation) (*Session, *InitialHeader, error) {
-	s, ad, h, err := InitiateSecret(p, rand, signer, ours, b, enc)
+	return initiateWith(p, rand, signer, ours, b, enc, true)
+}
+
+// InitiateLastResort is Initiate with b's last-resort prekey, whatever
+// one-time prekeys b has: for a new session with a device this one
+// already had a session with (one per restart, message/service), so
+// that such handshakes spend none of the responder's one-time prekeys.
+// The responder's replay guard, not a one-time prekey, keeps its
+// initial message from being accepted twice.
+func InitiateLastResort(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekeys, b *Bundle, enc *Encapsulation) (*Session, *InitialHeader, error) {
+	return initiateWith(p, rand, signer, ours, b, enc, false)
+}
+
+func initiateWith(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekeys, b *Bundle, enc *Encapsulation, oneTime bool) (*Session, *InitialHeader, error) {
+	s, ad, h, err := initiateSecret(p, rand, signer, ours, b, enc, oneTime)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -456,8 +456,13 @@
 // run made (restore.go): each run draws a random run ID at New, stored
 // with every session it makes; a session of another run opens messages
 // but seals none, and the first message to a device after each start
-// makes one new session (a handshake, one one-time prekey), which the
-// peer takes as the newest and answers on. A peer that writes to a
+// makes one new session (a handshake), which the peer takes as the
+// newest and answers on. Only the first session with a device takes one
+// of its one-time prekeys: a handshake with a device this one holds a
+// session with already uses its last-resort prekey
+// (ratchet.InitiateLastResort; the peer's replay guard refuses the same
+// initial message twice), so that a restart loop spends none of the
+// peer's one-time prekeys (TestRestartsKeepOneTimePrekeys). A peer that writes to a
 // restored device on a session whose later ratchet keys it lacks is
 // refused, drops that session and makes a new one, so its message is
 // delivered once. The residual risks: the prekeys' store, restored
@@ -591,8 +596,18 @@
 // (2 MiB of bodies; without it 16 streams × 32 would be 8 MiB), and all
 // devices' frames being read or handled at most Config.MaxFramesIn =
 // 1,024 (16 MiB: a contact's cell may list 64 devices, and a node has
-// many contacts); a frame handled leaves that bound (its answer waits
-// for its turn holding only its stream's and device's tokens), and so
+// many contacts). A frame takes its device's token and its node slot
+// only once its header has arrived, so an idle stream holds neither,
+// and its body must follow within Config.IdleTimeout (else the stream
+// is reset, the slot freed); the node's slots are shared fairly
+// (fairslots.go) among the keys of the devices sending, each key the
+// set of contacts whose lists name the device: a key takes a slot only
+// while it holds fewer than the slots divided among the keys holding or
+// waiting for one and one more, so that one contact alone holds at
+// most half and, while others wait, the slots it frees go to them
+// (TestIdleFloodLeavesSlots, TestFairSlotsShare); a frame handled
+// leaves that bound (its answer waits for its turn holding only its
+// stream's and device's tokens), and so
 // does a frame the quotas slow, which holds one of at most MaxFramesIn
 // slowed places instead, at most MaxSlowedPerContact = 32 of them per
 // contact cell (another 16 MiB at most, 512 KiB per contact; past
@@ -601,8 +616,10 @@
 // (TestSlowedHoldsNoNodeSlots, TestSlowedBounded); a frame
 // is handled under Config.Timeout, past which the stream is reset; a
 // stream on which no frame came and no answer went for twice
-// Config.IdleTimeout, none unanswered, ends, as does one whose frame
-// stopped midway that long; a peer on no contact's current
+// Config.IdleTimeout, none unanswered, ends, as does one whose frame's
+// header stopped midway that long (reset), and one whose frame's body
+// did not follow its header within Config.IdleTimeout is reset
+// (TestHeaderOnly); a peer on no contact's current
 // list (a device its cell removed) is refused before anything is read,
 // so it holds no stream for that time (TestUnlistedPeerHoldsNoStream);
 // the resource manager bounds the inbound streams of each peer on the

@@ -147,10 +147,11 @@ func (s *Service) sealFor(ctx context.Context, dev peer.ID, env *message.Envelop
 			return message.Frame{}, err
 		}
 		none = e.rec.sealer(s.run) < 0
+		again := len(e.rec.sessions) > 0
 		e.mu.Unlock()
 		if none {
 			var err error
-			if fresh, err = s.handshake(ctx, dev); err != nil {
+			if fresh, err = s.handshake(ctx, dev, again); err != nil {
 				return message.Frame{}, err
 			}
 		}

@@ -301,7 +301,8 @@ func testReadAheadBounded(t *testing.T) {
 }
 
 // TestHeaderOnly: a stream that sends a frame's header and nothing else
-// is reset once twice Config.IdleTimeout passed, and holds nothing.
+// holds a frame slot (the header is in hand) and is reset once its body
+// did not come within Config.IdleTimeout, then holds nothing.
 func TestHeaderOnly(t *testing.T) { bubble(t, testHeaderOnly) }
 
 func testHeaderOnly(t *testing.T) {
@@ -314,10 +315,13 @@ func testHeaderOnly(t *testing.T) {
 	if f, err := readFrame(bufio.NewReader(st)); err == nil {
 		t.Fatalf("answer %+v to a header alone", f)
 	}
-	if el := time.Since(start); el != 2*bob.svc.cfg.IdleTimeout {
-		t.Fatalf("the stream ended after %v, want %v", el, 2*bob.svc.cfg.IdleTimeout)
+	if el := time.Since(start); el != bob.svc.cfg.IdleTimeout {
+		t.Fatalf("the stream ended after %v, want %v", el, bob.svc.cfg.IdleTimeout)
 	}
 	synctest.Wait()
+	if got := bob.svc.slots.inUse(); got != 0 {
+		t.Fatalf("bob holds %d frame slots", got)
+	}
 	if got := bob.svc.framesIn.Load(); got != 0 {
 		t.Fatalf("bob holds %d frames", got)
 	}

@@ -21,9 +21,10 @@ package service
 // only that message again, recorded once by its entity ID) and seals
 // none: the first message to the device after a start makes a new
 // session, which the peer takes as the newest and answers on. The cost
-// is one handshake per device written to after each start (a one-time
-// prekey, and the initial header on the messages until an answer
-// confirms the session).
+// is one handshake per device written to after each start (on the
+// device's last-resort prekey: only the first session with a device
+// takes a one-time prekey, so that restarts do not drain them; and the
+// initial header on the messages until an answer confirms the session).
 //
 // The receiving side: a peer that sends on a session whose state the
 // restored device lacks (a ratchet key it never saw) is refused, drops

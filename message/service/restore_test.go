@@ -3,6 +3,7 @@ package service
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -173,5 +174,39 @@ func TestRestoredCounterSeqsAbove(t *testing.T) {
 	}
 	if seq := seqOf(t, m); seq <= last {
 		t.Fatalf("seq %d after the restore, not above %d handed out after the copy", seq, last)
+	}
+}
+
+// TestRestartsKeepOneTimePrekeys: each start of the service makes a new
+// session with a device it writes to (restore.go); a sender restarted
+// 20 times, a message after each start, spends one of the recipient's
+// one-time prekeys in all (its first session), not one per start: the
+// handshakes after the first use the last-resort prekey, and every
+// message is delivered on them.
+func TestRestartsKeepOneTimePrekeys(t *testing.T) {
+	alice, bob := pair(t) // "hello": the first session, one one-time prekey
+	ctx := t.Context()
+	before := bob.prek.keys.OneTimeCount()
+	const restarts = 20
+	for i := range restarts {
+		_ = alice.svc.Close()
+		alice.start(t)
+		if _, err := alice.svc.Send(ctx, "Bob", fmt.Sprint("after restart ", i)); err != nil {
+			t.Fatalf("send after restart %d: %v", i, err)
+		}
+	}
+	if got := bob.prek.keys.OneTimeCount(); got != before {
+		t.Fatalf("bob holds %d one-time prekeys after %d restarts of alice, each with a message, want the %d he held before", got, restarts, before)
+	}
+	if got := len(bob.store.messages()); got != restarts+1 {
+		t.Fatalf("bob holds %d messages, want %d", got, restarts+1)
+	}
+	// A reply, and alice's answer, go on the last session: both sides
+	// took it.
+	if _, err := bob.svc.Send(ctx, "Alice", "reply"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.svc.Send(ctx, "Bob", "and back"); err != nil {
+		t.Fatal(err)
 	}
 }

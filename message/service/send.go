@@ -215,12 +215,13 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, out outgoing, li
 			return err
 		}
 		none = e.rec.sealer(s.run) < 0
+		again := len(e.rec.sessions) > 0
 		e.mu.Unlock()
 		if !none {
 			done()
 		} else {
 			var err error
-			if fresh, err = s.handshake(ctx, dev); err != nil {
+			if fresh, err = s.handshake(ctx, dev, again); err != nil {
 				return err
 			}
 		}
@@ -319,10 +320,13 @@ func (s *Service) deliverOnce(ctx context.Context, dev peer.ID, out outgoing, li
 
 // handshake starts a session with dev from its prekey bundle (PQXDH when
 // the bundle has an ML-KEM key): the session, not stored yet, with its
-// initial header pending. It connects to dev first (reach), so that the
+// initial header pending. again (this device holds a session with dev
+// already, of an earlier run or one dev may have lost) makes it on the
+// bundle's last-resort prekey, so that restarts spend none of dev's
+// one-time prekeys: only the first session with a device takes one. It connects to dev first (reach), so that the
 // bundle comes from the device itself when it is online; if it cannot,
 // the bundle comes from the DHT.
-func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
+func (s *Service) handshake(ctx context.Context, dev peer.ID, again bool) (*stored, error) {
 	if err := s.reach(ctx, dev); err != nil {
 		s.log.Debug("device not reached before its prekeys", "peer", dev, "err", err)
 	}
@@ -341,7 +345,11 @@ func (s *Service) handshake(ctx context.Context, dev peer.ID) (*stored, error) {
 	}
 	var st stored
 	err = s.prek.View(func(k *ratchet.Prekeys) error {
-		sess, h, err := ratchet.Initiate(&ratchet.Exopeer, lockedRand{s}, s.signer, k, b, enc)
+		initiate := ratchet.Initiate
+		if again {
+			initiate = ratchet.InitiateLastResort
+		}
+		sess, h, err := initiate(&ratchet.Exopeer, lockedRand{s}, s.signer, k, b, enc)
 		if err != nil {
 			return err
 		}

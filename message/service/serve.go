@@ -30,7 +30,9 @@ const MaxFramesInPerDevice = MaxDeliveriesPerDevice
 // device: a contact's cell may list contact.MaxDevices devices, each
 // with MaxFramesInPerDevice, and a node has many contacts; with it, the
 // frames held are at most 1,024 × 16 KiB = 16 MiB. A stream waits for
-// room before it reads its next frame. A frame leaves the bound once
+// room once its next frame's header arrived, before it reads the body,
+// so an idle stream holds no room; the room is shared fairly among
+// contacts (fairSlots). A frame leaves the bound once
 // handled (its answer, at most 16 bytes, waits for its turn holding only
 // its stream's and its device's tokens) and while the quotas slow it
 // (it holds one of the slowed frames' places instead: quotain.go,
@@ -62,7 +64,7 @@ func (s *Service) serve(st network.Stream) {
 	defer stop()
 	from := st.Conn().RemotePeer()
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
-	_, err := s.contactsOf(ctx, from)
+	cs, err := s.contactsOf(ctx, from)
 	cancel()
 	if err != nil {
 		if errors.Is(err, errNotContact) {
@@ -80,7 +82,7 @@ func (s *Service) serve(st network.Stream) {
 	}
 	e := s.cache.acquire(from)
 	defer s.cache.release(e)
-	s.pipeline(st, e, from)
+	s.pipeline(st, e, from, slotKey(cs))
 }
 
 // inStream is an inbound stream's state shared by its reader
@@ -113,9 +115,12 @@ func (in *inStream) stop() {
 // closes its side, the stream is idle (no frame and no answer for twice
 // Config.IdleTimeout), a frame finds the peer on no contact's list (it
 // is refused, then the stream ends), a frame breaks the protocol or is
-// unanswered within Config.Timeout (the stream is reset), or the
-// service closes. It returns once every frame it read is handled.
-func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
+// unanswered within Config.Timeout (the stream is reset), a frame's
+// body does not follow its header within Config.IdleTimeout (reset), or
+// the service closes. Each frame takes the device's token and a node
+// slot under key (slotKey) once its header is in hand. It returns once
+// every frame it read is handled.
+func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID, key string) {
 	in := &inStream{st: st, r: bufio.NewReader(st), window: make(chan struct{}, message.Window)}
 	defer e.trackInbound(in)()
 	in.last.Store(ambient.Deadline(0).UnixNano())
@@ -128,21 +133,29 @@ func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 			clean = false
 			break
 		}
-		if !take(s.ctx, e.in) {
-			<-in.window
-			clean = false
-			break
+		// The device's and the node's tokens are taken once the frame's
+		// header is in hand: an idle stream, or one that sends nothing
+		// more, holds none (only its window's).
+		end, err := s.readHeader(in)
+		var f message.Frame
+		if !end && err == nil {
+			if !take(s.ctx, e.in) {
+				<-in.window
+				clean = false
+				break
+			}
+			if !s.slots.take(s.ctx, key) {
+				<-e.in
+				<-in.window
+				clean = false
+				break
+			}
+			if f, end, err = s.readBody(in); end || err != nil {
+				s.slots.give(key)
+				<-e.in
+			}
 		}
-		if !take(s.ctx, s.in) {
-			<-e.in
-			<-in.window
-			clean = false
-			break
-		}
-		f, end, err := s.readIn(in)
 		if end || err != nil {
-			<-s.in
-			<-e.in
 			<-in.window
 			if err != nil {
 				// A frame that breaks the protocol: the stream is reset,
@@ -161,7 +174,7 @@ func (s *Service) pipeline(st network.Stream, e *peerEntry, from peer.ID) {
 			// The frame's node-wide token goes once it is handled, or
 			// when the quotas slow it (it holds a slowed place then,
 			// until handled).
-			free := sync.OnceFunc(func() { <-s.in })
+			free := sync.OnceFunc(func() { s.slots.give(key) })
 			var slowed func()
 			var removed bool
 			fr.ans, fr.fatal, removed = s.handle(from, f, func(release func()) {
@@ -195,30 +208,21 @@ func take(ctx context.Context, sem chan struct{}) bool {
 	}
 }
 
-// readIn reads in's next frame under the receiver's idle timeout: the
-// stream is idle once, with no frame unanswered, twice
-// Config.IdleTimeout passed since the last answer and since this read
-// began, with no frame's last byte (so a frame that stops midway ends
-// it too, reset). end is the stream's orderly end (the peer closed its
-// side, or this side stopped reading: idle, or the peer removed); err,
-// a frame that breaks the protocol or was cut short.
-func (s *Service) readIn(in *inStream) (f message.Frame, end bool, err error) {
+// readHeader waits for in's next frame's header under the receiver's
+// idle timeout: the stream is idle once, with no frame unanswered,
+// twice Config.IdleTimeout passed since the last answer and since this
+// wait began without the header's last byte (a header cut short ends
+// the stream, reset). end is the stream's orderly end (the peer closed
+// its side, or this side stopped reading: idle, or the peer removed);
+// err, a header cut short.
+func (s *Service) readHeader(in *inStream) (end bool, err error) {
 	if in.stopped.Load() {
-		return message.Frame{}, true, nil
+		return true, nil
 	}
 	wait := 2 * s.cfg.IdleTimeout
 	began := ambient.Deadline(0) // the runtime's clock, as the timer's
-	var tmu sync.Mutex
-	var t *time.Timer
-	done := false
-	var fired atomic.Bool // this read's timer stopped the reading
-	tmu.Lock()
-	t = time.AfterFunc(wait, func() {
-		tmu.Lock()
-		defer tmu.Unlock()
-		if done {
-			return
-		}
+	var fired atomic.Bool        // this wait's timer stopped the reading
+	stopTimer := afterFunc(wait, func(t *time.Timer) {
 		if len(in.window) > 1 { // frames unanswered: not idle
 			t.Reset(wait)
 			return
@@ -231,30 +235,65 @@ func (s *Service) readIn(in *inStream) (f message.Frame, end bool, err error) {
 		fired.Store(true)
 		in.stop()
 	})
-	tmu.Unlock()
-	defer func() {
-		tmu.Lock()
-		done = true
-		t.Stop()
-		tmu.Unlock()
-	}()
-	if _, err := in.r.Peek(1); err != nil {
-		if errors.Is(err, io.EOF) || in.stopped.Load() {
-			return message.Frame{}, true, nil
+	defer stopTimer()
+	if _, err := in.r.Peek(message.FrameHeader); err != nil {
+		if in.r.Buffered() == 0 && (errors.Is(err, io.EOF) || in.stopped.Load()) {
+			return true, nil
 		}
-		return message.Frame{}, false, err
+		if in.stopped.Load() && !fired.Load() {
+			return true, nil // the peer removed
+		}
+		return false, fmt.Errorf("message: read frame header: %w", err)
 	}
+	return false, nil
+}
+
+// readBody reads the frame whose header readHeader found, its body
+// within Config.IdleTimeout (a frame that stops midway holds a frame
+// slot: past it the stream ends, reset). end is the stream's end with
+// the peer removed meanwhile; err, a frame that breaks the protocol or
+// was cut short.
+func (s *Service) readBody(in *inStream) (f message.Frame, end bool, err error) {
+	var fired atomic.Bool
+	stopTimer := afterFunc(s.cfg.IdleTimeout, func(*time.Timer) {
+		fired.Store(true)
+		in.stop()
+	})
+	defer stopTimer()
 	f, err = readFrame(in.r)
 	if err != nil {
 		if in.stopped.Load() && !fired.Load() {
 			return message.Frame{}, true, nil // the peer removed
 		}
-		return message.Frame{}, false, err // cut short, or stopped midway past the idle time
+		return message.Frame{}, false, err // cut short, or stopped midway past its time
 	}
 	if f.Kind != message.KindInitial && f.Kind != message.KindSession {
 		return message.Frame{}, false, fmt.Errorf("%w: kind %d from a sender", message.ErrBadFrame, f.Kind)
 	}
 	return f, false, nil
+}
+
+// afterFunc calls fn once d passed, under a lock it shares with the
+// returned stop, which stops it for good: fn may Reset its timer.
+func afterFunc(d time.Duration, fn func(t *time.Timer)) (stop func()) {
+	var mu sync.Mutex
+	var t *time.Timer
+	done := false
+	mu.Lock()
+	t = time.AfterFunc(d, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			fn(t)
+		}
+	})
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		done = true
+		t.Stop()
+		mu.Unlock()
+	}
 }
 
 // handle opens f from the device from and records its message (receive),

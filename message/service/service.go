@@ -315,9 +315,10 @@ type Service struct {
 	// framesIn counts the frames read from inbound streams and not
 	// answered yet (serve.go).
 	framesIn atomic.Int64
-	// in holds a value per frame read from any inbound stream and being
-	// read or handled, not slowed: at most Config.MaxFramesIn (serve.go).
-	in chan struct{}
+	// slots holds a slot per frame of any inbound stream whose header
+	// arrived and that is being read or handled, not slowed: at most
+	// Config.MaxFramesIn, shared fairly among contacts (fairslots.go).
+	slots *fairSlots
 
 	// kmu guards courier, the courier's state (courier.go); wake wakes
 	// its goroutine; ccount counts its work.
@@ -380,7 +381,7 @@ func New(o Options) (*Service, error) {
 		h:   o.Host, self: o.Host.ID(), signer: ed25519.PrivateKey(raw), ds: o.Datastore,
 		cell: o.Cell, cons: o.Contacts, prek: o.Prekeys, store: o.Store, finder: o.Finder, files: o.Files,
 		cfg: cfg, log: log.With("part", "messages"), cache: newSessionCache(),
-		in:    make(chan struct{}, cfg.MaxFramesIn),
+		slots: newFairSlots(cfg.MaxFramesIn),
 		quota: newQuotas(cfg),
 		wake:  make(chan struct{}, 1), lists: make(chan struct{}, 1),
 		mdht: o.Mailbox, mkeys: o.MailboxKeys,
