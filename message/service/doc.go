@@ -209,167 +209,47 @@
 //
 // When two cells are never online together, messages go through blind
 // mailboxes: DHT records only the pair can find, read and write
-// (message/mailbox/doc.go has every byte). They are on when the service
-// has Options.Mailbox (the node's DHT) and Options.MailboxKeys (this
-// cell's mailbox private keys), and only with a contact whose current
-// device list has a mailbox key.
+// (message/mailbox/doc.go has every byte; docs/architecture.md,
+// "Blind mailboxes", has every rule, bound and refusal of this shell,
+// and the DHT costs). They are on when the service has Options.Mailbox
+// (the node's DHT) and Options.MailboxKeys (this cell's mailbox private
+// keys), and only with a contact whose current device list has a
+// mailbox key. "sent" and "stored" are both pending (Pending): a stored
+// message is still tried directly, and every state write goes forward
+// only (Advances).
 //
-// States. "sent" and "stored" are both pending (Pending): the courier
-// tries a stored message directly as any other (its query is one per
-// pending state, merged in the conversation's order), and direct
-// delivery is preferred whenever a device of the contact acknowledges.
-// Every state write reads the record first and writes only forward
-// (Advances): "stored" never goes over "delivered" or "read".
+// Writing (mailbox_write.go). When a courier pass finds no device of a
+// contact acknowledging (deliverPending), the device leaves that
+// message and the later ones, at most MailboxWriteMax a pass, in the
+// slots of the current epoch, sealed as a direct delivery would be
+// (sealFor), skipping what the day's slots hold already, and records
+// "stored" what they were seen to hold.
 //
-// Writing. When a courier pass finds no device of a contact
-// acknowledging (deliverPending), the device leaves that message and
-// those after it (at most MailboxWriteMax a pass) in the slots of this
-// cell → the contact of the current epoch (mailbox.Epoch, the Unix
-// day), with the writer's key (Keys, below) and the contact's of its
-// list held. It
-// reads the slots first (index 0 up to the first not found): a message
-// they hold is not sealed again, so a message is written once a day at
-// most (in the next day's slots again while it is pending, which also
-// renews it before its 7 days end). Each new one is sealed as a direct
-// delivery would be (sealFor: the ratchet step and the session's state
-// on disk before the record leaves; a new session from the device's
-// prekey bundle, fetched from the DHT, when there is none) for one
-// device of the contact: the first listed with which this device holds
-// a session (no prekeys needed, and that device answered before), else
-// the first listed. A frame entry names the sealing device (this one)
-// and the target device. Entries are appended where they fit (the rest
-// go to the next index), each slot read back after its put: an entry a
-// concurrent writer at the same sequence number made lose is appended
-// again (twice at most per slot). The messages the slots were seen to
-// hold are recorded "stored". A message whose author's grace has not
-// passed, or that a Send of this device is delivering, is left.
-// Sessions whose initial header no answer confirmed keep sending it, so
-// a mailbox frame of a new session is about 2 KiB: about 7 fit a slot. DHT
-// cost of a courier try of an unreachable contact: a lookup per slot of
-// the day written, plus one (at most 8); then a put and a lookup per slot
-// appended to. The courier's backoff (up to Config.CourierMaxBackoff)
-// spaces the tries.
+// Reading (mailbox_read.go, mailbox_poll.go). A goroutine (runMailbox;
+// Close waits for it) polls the contacts with a mailbox key: the whole
+// window of mailbox.ReadEpochs every Config.MailboxFullPoll (its time on
+// disk, /messages/mailboxwhole), in between the current epoch of each
+// contact whose steady poll is due, at Config.MailboxPoll doubling up to
+// Config.MailboxPollMax (pollState.step, the pure rule). Frames for this
+// device go through the receive path as if they came on a stream from
+// their sealing device; the slot is written back without what was taken
+// and an ack (mailbox.Ack) goes the other way; an ack makes a message
+// "delivered" only once mailbox.VerifyAck passes, its device is on the
+// contact's current list and the message is this cell's to that contact.
+// Records this device put are put again each poll after 24 h (MaxRePuts).
 //
-// Reading. A goroutine (runMailbox; Close waits for it) polls the
-// contacts with a mailbox key. The whole window of mailbox.ReadEpochs (8
-// days) of every contact: every Config.MailboxFullPoll (1 h), counted
-// across restarts (the time of the last one is on disk); a start within
-// the hour reads, of every contact, the epochs from the day before that
-// last whole poll's on only (writers write only the current epoch, so
-// nothing new appears in an epoch read after it ended; a day covers a
-// writer's clock behind). A start or whole poll whose every lookup
-// failed (a DHT with no peers yet) is made again at the next round. In
-// between, the current epoch of each contact whose steady poll is due
-// (and the day before, within Config.MailboxPollMax of midnight: the
-// contact may have written there after this device's last poll of it),
-// looked at every Config.MailboxPoll (1 min). The steady poll adapts per
-// contact (mailbox_poll.go, step, a pure rule): a contact writes to this
-// cell's slots only when its courier reached no device of this cell, so
-// each poll that finds nothing new of the contact's (no frame recorded
-// now, no ack believed) doubles the contact's interval, from
-// MailboxPoll up to Config.MailboxPollMax (16 min); a poll that finds
-// something brings it back to MailboxPoll, and so does a courier pass
-// that finds the contact unreachable (that contact is then polled at
-// once: an ack of what this device just stored, or the contact's own
-// frames, may be there) or a device of the contact connecting to this
-// host (polled at the next round; at most MaxSeenDevices remembered
-// between rounds; past it, each contact with a device connected by a
-// connection it opened); a poll that finds nothing while a device of the
-// contact is connected to this host (its courier reaches this cell
-// directly) sets it to MailboxPollMax, until a round finds none of the
-// contact's devices connected (a phone that connected then left): then
-// it is the interval doubling gave at that poll again. At most MaxContactRecords
-// contacts' intervals are held (one dropped is polled as a new one: at
-// once, then at MailboxPoll). For each key of this cell the contact may write
-// with (Keys, below; at most MaxMailboxKeys), it reads the slots of the
-// contact → this cell,
-// index 0 up to the first not found (every index in the oldest epoch:
-// mailbox.ReadEveryIndex). DHT cost per contact and key: a current-epoch
-// poll makes 1 lookup per slot written plus 1 (at most 8); a whole poll
-// at most 64, at least 15 (8 in the oldest epoch); a start within the
-// hour of one at least 2; each slot taken from costs one put, each ack
-// written one lookup and one put per slot of the day read. Frame
-// entries for this device go to the receive path as if they came on a
-// stream from their sealing device (the same checks: that device on
-// the contact's current list, the envelope's sender device and
-// recipient cell, the session or the prekeys, the record "delivered"
-// idempotent by entity, the session on disk); a message this cell holds
-// already is taken without it (its key is spent). Entries for another
-// device of this cell are left for it. The slot is written back at the
-// next sequence number without what was taken and without the frames
-// refused (below), and an ack entry for each
-// frame recorded goes to the slots of this cell → the contact, signed
-// by this device's libp2p key (the host key; mailbox.Ack), under the
-// contact's list as held once the frames are taken (one of them may have
-// brought a newer list, with a new key of the contact's: the contact,
-// finding the acks under it, learns that this cell holds that list).
+// Keys (heldkey.go, pickKeys). Per contact, the key of this cell's that
+// the contact was seen to hold (/messages/mailboxkey, # Stored state),
+// which the writer uses and the reader polls with the keys a list
+// carried since and those of the last 7 days, at most MaxMailboxKeys.
 //
-// Keys (heldkey.go; message/mailbox doc.go, "Use"). A new key epoch (a
-// device removed) brings a new mailbox key on a newer list, which cells
-// that never meet exchange only through slots. So each device records
-// per contact the key of this cell's that the contact's cell was seen to
-// hold: a direct acknowledgement by a device holding this cell's list
-// (# Sending), or a record of the contact → this cell found under a
-// key's pair holding something of the contact's (a frame recorded now,
-// an ack signed by a device of its: a device removed from this cell
-// holds the pair of an older key and can sign a record, empty or of
-// entries that do not verify; TestHeldKeyForgedRecord; the contact
-// writes with the newest key of this cell's it holds). Only forward (a later epoch of
-// MailboxKeys), of one adding of the contact (its Added time). The
-// writer uses it; with none (the contact has this cell's card, whose
-// list carries the newest key when the card was made) the newest a list
-// carried. Its envelopes carry the newer list, so the contact learns the
-// new key and acks under it. A reader polls, per contact (pickKeys),
-// that key, those a list carried since, and those in force within the
-// last 7 days (mailbox.Retention), at most MaxMailboxKeys. A record that
-// does not decode reads as none (logged). It is this device's, not the
-// chain's: another device of the cell learns from the same signs (the
-// contact's records stay found until they expire), and until then
-// writes with the older key.
-//
-// Acks. An ack entry in the contact's slots names a message of this
-// cell the contact recorded. It counts only if its signature verifies
-// (mailbox.VerifyAck: by the key of the device it names, over this
-// cell, the contact's cell and the message ID), that device is on the
-// contact's current device list, and the message is one this cell sent
-// to that contact: then it is recorded "delivered" (forward only), so no
-// longer pending, and the ack is taken. An ack whose signature does not
-// verify is taken (dropped) and counted ("ack"); one from a device not on
-// the list is left and counted (the newer list may add it); one of a
-// message this cell does not hold, or did not send to that contact, is
-// taken. So a holder of a pair key (a device removed from either cell
-// that kept an old mailbox key) cannot make a message delivered that
-// the contact never received. A device removed from the contact's cell
-// still signs with its own key: its acks count until this device holds
-// the contact's list without it (the same window as for its frames).
-//
-// Re-put. kad-dht servers drop a value 48 h after they got it
-// (dht.MaxRecordAge), not when it expires: each poll, this device puts
-// again, as it is, each non-empty record it put more than 24 h ago
-// that has not expired and that the slot still holds at the sequence
-// number it put (at most MaxRePuts remembered; a later write is its
-// writer's to keep).
-//
-// Bounds and refusals. A reader reads at most MailboxReadMax records
-// (64) and MailboxReadBytes (1 MiB) per contact and key a poll: every
-// slot the window has, no more. A record that does not verify (another
-// signer, malformed: taken as no record), a value that does not open or
-// is malformed, a frame from a device not on the contact's list (the
-// newer list may add it), a frame the quotas refuse (tried again at a
-// later poll), a failed lookup or put, are counted by reason
-// (Mailbox().Refused) and leave the slot as it is (a refused entry
-// expires with its record). A frame for this device that does not
-// decode or that the receive path refuses for another reason than the
-// quotas is counted too and removed from its slot when the slot is
-// written back (Mailbox().Dropped): only this device can open it, and
-// its sender sends again what no ack covers; else it would be handed
-// to the receive path, and charged to the contact's inbound quota, at
-// every poll. This device also remembers it by record key, sequence
-// number and entry ID (at most MaxRefusedFrames, the oldest forgotten
-// first), so that when the slot could not be written back it is not
-// handed again at the next polls of the same record (Mailbox().Skipped).
-// Mailbox() counts the lookups, puts, messages stored, frames received
-// and messages acked.
+// Bounds: MailboxReadMax records and MailboxReadBytes per contact and
+// key a poll, MaxContactRecords contacts' poll intervals, MaxSeenDevices
+// devices seen between rounds, MaxRefusedFrames refused frames
+// remembered. Mailbox() counts lookups, puts, messages stored, frames
+// received and messages acked, what was refused (Refused, by reason),
+// the refused frames removed from their slot (Dropped) and those not
+// handed to the receive path again (Skipped).
 //
 // # Receiving
 //
