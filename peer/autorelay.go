@@ -199,10 +199,22 @@ func (a *autoRelay) Start(context.Context) error {
 }
 
 // Close stops AutoRelay and waits for its goroutines. Idempotent.
+//
+// It closes go-libp2p's AutoRelay twice. Its Close cancels its context,
+// stops the relay finder, then waits for its background goroutine; that
+// goroutine may meanwhile take a reachability event (select picks among
+// ready cases at random) and start the relay finder again after the
+// stop, which then runs for good (the race detector's slower scheduling
+// showed it as a leak in peer's tests). Once the first Close returned
+// the background goroutine is gone, so the second one's stop ends any
+// finder it started.
 func (a *autoRelay) Close() error {
 	var err error
 	a.once.Do(func() {
 		err = a.ar.Close()
+		if err2 := a.ar.Close(); err == nil {
+			err = err2
+		}
 		if errors.Is(err, context.Canceled) {
 			err = nil
 		}
