@@ -1,0 +1,46 @@
+package ratchet
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// TestLastResortReplayRefusedForGood: message/service now makes every
+// handshake after the first with a device on the last-resort prekey
+// (one per restart), and its doc says the responder's replay guard
+// refuses the same initial message twice. With a one-time prekey a
+// replay is refused for good (the prekey is gone); with the last-resort
+// prekey it is refused only while the guard remembers the ephemeral key:
+// after ReplayCapacity newer initial messages under the same signed
+// prekey (a contact's restarts, or any contact device sending
+// handshakes), the recorded restart handshake opens again and makes a
+// duplicate session, which the shell takes as the device's newest.
+func TestLastResortReplayRefusedForGood(t *testing.T) {
+	a, b := newHSDevice(t, "a", 0, hsNow), newHSDevice(t, "b", 3, hsNow)
+	bundle := b.bundle(t, 1)
+	lastResort := func(text string) []byte {
+		r := hsRand(t, "again "+text)
+		s, h, err := InitiateLastResort(&Exopeer, r, a.signer, a.keys, bundle, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := s.Encrypt(r, []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(hsMarshal(t, h), first...)
+	}
+	recorded := lastResort("restart 0")
+	if _, _, err := respond(t, b, recorded, hsNow+1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range ReplayCapacity {
+		if _, _, err := respond(t, b, lastResort(fmt.Sprint("restart ", i+1)), hsNow+2); err != nil {
+			t.Fatalf("restart %d: %v", i+1, err)
+		}
+	}
+	if _, plain, err := respond(t, b, recorded, hsNow+3); !errors.Is(err, ErrRefused) {
+		t.Fatalf("a recorded last-resort initial message replayed after %d newer ones: opened %q (err %v), want ErrRefused as a one-time one would be", ReplayCapacity, plain, err)
+	}
+}
