@@ -461,7 +461,9 @@
 // of its one-time prekeys: a handshake with a device this one holds a
 // session with already uses its last-resort prekey
 // (ratchet.InitiateLastResort; the peer's replay guard refuses the same
-// initial message twice), so that a restart loop spends none of the
+// initial message again only while it remembers it, the last
+// ReplayCapacity under that signed prekey: past that a replay opens a
+// duplicate session, TestLastResortReplayRefusedForGood), so that a restart loop spends none of the
 // peer's one-time prekeys (TestRestartsKeepOneTimePrekeys). A peer that writes to a
 // restored device on a session whose later ratchet keys it lacks is
 // refused, drops that session and makes a new one, so its message is
