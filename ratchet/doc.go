@@ -121,7 +121,8 @@
 // the next one-time id (4); count n (2) <= 100, n times id (4) and private
 // key (32), ids strictly ascending; the replay guard's encoding's length
 // (4), then it. X25519 private keys are stored as the 32 bytes given to
-// RFC 7748's function (it clamps). Its size is at most 69394 bytes; the
+// RFC 7748's function (it clamps). Its size is at most 4202514 bytes (a
+// full replay guard; a few KiB in use); the
 // decoder checks the bounds before allocating and refuses anything not
 // canonical with ErrCorruptPrekeys (it comes from the disk, not a peer).
 // NewPrekeys reads from its reader, in order, 32 bytes each for IK, the
@@ -199,10 +200,11 @@
 // changes nothing, when: EK_A is not canonical (its top bit set, or u >=
 // 2^255 - 19: X25519 reads it as another encoding of a key, which the
 // replay guard would not know); the signed prekey id is neither the
-// current one nor the previous one within its grace period; EK_A is in the
-// replay guard under that signed prekey; DH3 is zero; the sealed identity
-// does not open; IK_A's signature does not verify under A's Ed25519 key;
-// IK_A is B's own or is not canonical; the kind is one-time and B holds
+// current one nor the previous one within its grace period; DH3 is zero;
+// the sealed identity does not open; IK_A's signature does not verify
+// under A's Ed25519 key; IK_A is B's own or is not canonical; EK_A is in
+// the replay guard under that signed prekey and IK_A, or the guard does
+// not admit IK_A there; the kind is one-time and B holds
 // no one-time prekey of that id (never made, or used), or last-resort and
 // the id is not B's; PQ and the ML-KEM id is not B's or the ciphertext is
 // not 1568 bytes; a DH output is zero. (ML-KEM decapsulation never fails:
@@ -216,23 +218,34 @@
 // Replay guard. Without a server a one-time prekey can be taken by two
 // initiators at once, and the last-resort prekey by any number, so the
 // responder remembers the ephemeral keys of the initial messages it
-// accepted: at most ReplayCapacity (1024) per signed prekey id, for at
-// most ReplaySets (2: the current and the previous signed prekey); a full
-// set forgets its oldest key, and a set for a new id forgets the oldest
-// set. Encoding, version 1: version (1) = 1; the number of sets (1) <= 2;
-// per set, oldest set first: signed prekey id (4), count (2) <= 1024, the
-// keys (32 each), oldest first, distinct; at most 65550 bytes; anything
-// else is ErrCorruptReplayGuard. A replay is still refused once the guard
-// forgot it: with a one-time prekey, because that prekey was deleted when
-// the message was first accepted (an id comes back only 2^32 one-time
-// prekeys later); with the last-resort prekey, the guard forgets a key
-// only after 1024 newer initial messages under the same signed prekey,
-// which lives at most 14 days
-// (RotationPeriod + GracePeriod), after which every message under it is
-// refused for its signed prekey id. A replay accepted in that window opens
-// a duplicate session that only the original initiator's keys can use,
-// and repeats a first message already delivered: the shell must drop it
-// by its message ID (issue 13, item 5: each message appears once).
+// accepted, per signed prekey id (ReplaySets, 2: the current and the
+// previous; a set for a new id forgets the oldest set) and per
+// initiator's identity key IK_A: at most ReplayCapacity (1024) keys per
+// device and ReplayDevices (64) devices per set. It forgets nothing while
+// the set lives: a device at its capacity, or a new device when the set
+// holds 64, is refused (ReplayGuard.Admit) until the next signed prekey.
+// So a replay is refused for good: with a one-time prekey because the
+// prekey was deleted (an id comes back only 2^32 one-time prekeys later),
+// with the last-resort prekey because its key is kept as long as its
+// signed prekey is accepted (RotationPeriod + GracePeriod, 14 days), after
+// which every message under it is refused. The rule holds because only
+// the holder of IK_A's private key makes a handshake under IK_A whose
+// first message opens (DH1 = DH(IK_A, SPK_B); Respond changes nothing
+// when it does not open): another device, however many identities it
+// holds, fills only its own entries and new slots, never forgets another
+// device's keys. What it costs: a device making more than 1,024
+// handshakes with B in a signed prekey's life (one restart every 20
+// minutes for 14 days), or the 65th device to, is refused until B
+// rotates. Encoding, version 2: version (1) = 2; the number of sets (1)
+// <= 2; per set, oldest set first: signed prekey id (4), the number of
+// devices (2) <= 64; per device, in the order first seen: IK_A (32),
+// count (2), 1 to 1024, the keys (32 each), oldest first, distinct;
+// devices distinct; at most 4,198,670 bytes (MaxReplayGuardSize).
+// Version 1 (version 1, the number of sets, per set: id (4), count (2) <=
+// 1024, keys; at most 65550 bytes) still decodes: its keys, whose devices
+// it did not record, are kept under the zero identity key (of low order,
+// no initiator's) and refused for every device; it is written as version
+// 2. Anything else is ErrCorruptReplayGuard.
 //
 // # Double Ratchet
 //

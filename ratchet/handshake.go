@@ -315,12 +315,14 @@ func handshakeSecret(p *Params, dhs [4][]byte, enc *Encapsulation) Secret {
 // ErrRefused and ours unchanged: a sealed identity that does not open
 // (a changed header byte); a bad identity signature; a signed prekey id that is neither
 // the current one nor the previous one within its grace period; an
-// ephemeral key already seen under that signed prekey (the replay guard),
+// ephemeral key already seen from that initiator under that signed prekey
+// or an initiator the replay guard does not admit (ReplayGuard.Admit),
 // or an ephemeral or identity key not canonically encoded;
 // a one-time prekey id not held (never made, or used); a last-resort or
 // ML-KEM id that is not ours; a low-order key; the responder's own
 // identity key as the initiator's. On success the one-time
-// prekey used is deleted and the ephemeral key added to the replay guard:
+// prekey used is deleted and the ephemeral key added to the replay guard
+// under the initiator's identity key:
 // the caller stores ours before it answers.
 func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialHeader, now int64) (Secret, []byte, *ecdh.PrivateKey, error) {
 	if len(self) != ed25519.PublicKeySize {
@@ -332,7 +334,7 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 		return Secret{}, nil, nil, ErrRefused
 	}
 	spk := ours.signedByID(h.SignedPrekeyID, now)
-	if spk == nil || ours.seen.Seen(spk.id, h.Ephemeral) {
+	if spk == nil {
 		return Secret{}, nil, nil, ErrRefused
 	}
 	dh3, err := hsDH(spk.key, h.Ephemeral[:]) // DH3 = DH(SPK_B, EK_A)
@@ -345,6 +347,12 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 	}
 	ik := ours.IdentityPublic()
 	if ikA == ik || !canonicalX25519(&ikA) { // a device does not answer itself
+		return Secret{}, nil, nil, ErrRefused
+	}
+	// The guard goes by the initiator's identity, which only the
+	// holder of its key can use in a handshake that opens (DH1): a
+	// device fills only its own entries.
+	if ours.seen.Seen(spk.id, ikA, h.Ephemeral) || !ours.seen.Admit(spk.id, ikA) {
 		return Secret{}, nil, nil, ErrRefused
 	}
 	var fourth *ecdh.PrivateKey
@@ -391,6 +399,6 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 	if h.Kind == PrekeyOneTime {
 		delete(ours.oneTime, h.PrekeyID)
 	}
-	ours.seen.Add(spk.id, h.Ephemeral)
+	ours.seen.Add(spk.id, ikA, h.Ephemeral)
 	return s, handshakeAD(&h.SigningKey, &ikA, (*[32]byte)(self), &ik), spk.key, nil
 }

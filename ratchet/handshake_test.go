@@ -75,7 +75,7 @@ func TestHandshakeRoundTrip(t *testing.T) {
 			if want := max(tc.oneTime-1, 0); b.keys.OneTimeCount() != want {
 				t.Errorf("%d one-time prekeys left, want %d", b.keys.OneTimeCount(), want)
 			}
-			if !b.keys.seen.Seen(h.SignedPrekeyID, h.Ephemeral) {
+			if !b.keys.seen.Seen(h.SignedPrekeyID, a.keys.IdentityPublic(), h.Ephemeral) {
 				t.Error("the ephemeral key was not remembered")
 			}
 		})

@@ -13,33 +13,73 @@ func guardKey(i int) [32]byte {
 	return k
 }
 
-// The guard remembers ReplayCapacity keys per signed prekey, forgetting
-// the oldest first, and ReplaySets signed prekeys, forgetting the oldest
-// set first.
+// guardDevice is a test device's identity key (never the legacy one).
+func guardDevice(i int) [32]byte {
+	var k [32]byte
+	k[0] = 0xD0
+	binary.BigEndian.PutUint64(k[8:], uint64(i))
+	return k
+}
+
+// The guard remembers ReplayCapacity keys per device and signed prekey
+// and refuses more (it forgets none while the set lives), and ReplaySets
+// signed prekeys, forgetting the oldest set first.
 func TestReplayGuardBounds(t *testing.T) {
 	var g ReplayGuard
+	a, b := guardDevice(1), guardDevice(2)
 	for i := range ReplayCapacity {
-		g.Add(1, guardKey(i))
+		if !g.Add(1, a, guardKey(i)) {
+			t.Fatalf("key %d refused", i)
+		}
 	}
-	g.Add(1, guardKey(0)) // already there: nothing forgotten
-	if !g.Seen(1, guardKey(0)) || g.Len(1) != ReplayCapacity {
-		t.Fatalf("full: %d keys, key 0 seen %v", g.Len(1), g.Seen(1, guardKey(0)))
+	g.Add(1, a, guardKey(0)) // already there: nothing changes
+	if !g.Seen(1, a, guardKey(0)) || g.Len(1) != ReplayCapacity {
+		t.Fatalf("full: %d keys, key 0 seen %v", g.Len(1), g.Seen(1, a, guardKey(0)))
 	}
-	if g.Seen(2, guardKey(0)) {
-		t.Fatal("a key is seen under another signed prekey")
+	if g.Seen(2, a, guardKey(0)) || g.Seen(1, b, guardKey(0)) {
+		t.Fatal("a key is seen under another signed prekey or for another device")
 	}
-	g.Add(1, guardKey(ReplayCapacity))
-	if g.Seen(1, guardKey(0)) || !g.Seen(1, guardKey(1)) || !g.Seen(1, guardKey(ReplayCapacity)) || g.Len(1) != ReplayCapacity {
-		t.Fatal("the oldest key was not the one forgotten")
+	if g.Admit(1, a) || g.Add(1, a, guardKey(ReplayCapacity)) || g.Seen(1, a, guardKey(ReplayCapacity)) {
+		t.Fatal("a device past its capacity admitted")
 	}
-	g.Add(2, guardKey(0))
-	g.Add(3, guardKey(0))
-	if g.Len(1) != 0 || !g.Seen(2, guardKey(0)) || !g.Seen(3, guardKey(0)) {
+	if !g.Seen(1, a, guardKey(0)) || !g.Add(1, b, guardKey(0)) {
+		t.Fatal("a full device forgot a key, or kept another device out")
+	}
+	g.Add(2, a, guardKey(0))
+	g.Add(3, a, guardKey(0))
+	if g.Len(1) != 0 || !g.Seen(2, a, guardKey(0)) || !g.Seen(3, a, guardKey(0)) || !g.Admit(1, a) {
 		t.Fatal("the oldest set was not the one forgotten")
 	}
 	g.Keep(3, 7)
-	if g.Seen(2, guardKey(0)) || !g.Seen(3, guardKey(0)) {
+	if g.Seen(2, a, guardKey(0)) || !g.Seen(3, a, guardKey(0)) {
 		t.Fatal("Keep kept the wrong sets")
+	}
+}
+
+// TestReplayGuardFloodOfIdentities: devices flooding the guard with keys
+// (each at its capacity, as many devices as there are slots and more)
+// make no key of another device forgotten: past ReplayDevices a new
+// device is refused, a device already there still admitted.
+func TestReplayGuardFloodOfIdentities(t *testing.T) {
+	var g ReplayGuard
+	victim := guardDevice(0)
+	g.Add(1, victim, guardKey(-1))
+	for dev := 1; dev < 4*ReplayDevices; dev++ {
+		for i := range ReplayCapacity + 1 {
+			g.Add(1, guardDevice(dev), guardKey(i))
+		}
+	}
+	if !g.Seen(1, victim, guardKey(-1)) {
+		t.Fatal("a flood of other identities made the guard forget a device's key")
+	}
+	if g.Admit(1, guardDevice(4*ReplayDevices)) || !g.Admit(1, victim) {
+		t.Fatal("with ReplayDevices devices kept, a new one admitted or a kept one refused")
+	}
+	if got, want := g.Len(1), 1+(ReplayDevices-1)*ReplayCapacity; got != want {
+		t.Fatalf("%d keys kept, want %d", got, want)
+	}
+	if w := hsMarshal(t, &g); len(w) > MaxReplayGuardSize {
+		t.Fatalf("%d bytes, over MaxReplayGuardSize", len(w))
 	}
 }
 
@@ -47,9 +87,11 @@ func TestReplayGuardBounds(t *testing.T) {
 // says.
 func TestReplayGuardEncoding(t *testing.T) {
 	var g ReplayGuard
-	for i := range ReplayCapacity + 5 {
-		g.Add(1, guardKey(i))
-		g.Add(2, guardKey(-i-10))
+	for dev := range ReplayDevices {
+		for i := range ReplayCapacity + 5 {
+			g.Add(1, guardDevice(dev), guardKey(i))
+			g.Add(2, guardDevice(dev), guardKey(-i-10))
+		}
 	}
 	wire := hsMarshal(t, &g)
 	if len(wire) != MaxReplayGuardSize {
@@ -59,38 +101,59 @@ func TestReplayGuardEncoding(t *testing.T) {
 	if err := h.UnmarshalBinary(wire); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(hsMarshal(t, &h), wire) || !h.Seen(1, guardKey(ReplayCapacity+4)) || h.Seen(1, guardKey(4)) {
+	if !bytes.Equal(hsMarshal(t, &h), wire) || !h.Seen(1, guardDevice(3), guardKey(ReplayCapacity-1)) || h.Seen(1, guardDevice(3), guardKey(ReplayCapacity)) {
 		t.Fatal("the guard changed through its encoding")
 	}
-	h.Add(1, guardKey(1<<20)) // the restored order: this forgets key 5
-	if h.Seen(1, guardKey(5)) || !h.Seen(1, guardKey(6)) {
-		t.Fatal("the restored guard lost its order")
-	}
 	var empty ReplayGuard
-	if w := hsMarshal(t, &empty); !bytes.Equal(w, []byte{1, 0}) {
-		t.Errorf("empty guard %x, want 0100", w)
+	if w := hsMarshal(t, &empty); !bytes.Equal(w, []byte{2, 0}) {
+		t.Errorf("empty guard %x, want 0200", w)
+	}
+}
+
+// A version 1 guard (keys without their device) decodes, and its keys
+// are refused for every device.
+func TestReplayGuardVersion1(t *testing.T) {
+	v1 := []byte{1, 1, 0, 0, 0, 7, 0, 2}
+	k0, k1 := guardKey(0), guardKey(1)
+	v1 = append(append(v1, k0[:]...), k1[:]...)
+	var g ReplayGuard
+	if err := g.UnmarshalBinary(v1); err != nil {
+		t.Fatal(err)
+	}
+	if !g.Seen(7, guardDevice(1), k0) || !g.Seen(7, guardDevice(2), k1) || g.Seen(7, guardDevice(1), guardKey(2)) {
+		t.Fatal("a version 1 guard's keys are not refused for every device")
+	}
+	var h ReplayGuard
+	if err := h.UnmarshalBinary(hsMarshal(t, &g)); err != nil || !h.Seen(7, guardDevice(5), k1) {
+		t.Fatalf("a version 1 guard re-encoded: %v", err)
 	}
 }
 
 func TestReplayGuardCorrupt(t *testing.T) {
 	var g ReplayGuard
-	g.Add(1, guardKey(0))
-	g.Add(1, guardKey(1))
+	g.Add(1, guardDevice(1), guardKey(0))
+	g.Add(1, guardDevice(1), guardKey(1))
 	wire := hsMarshal(t, &g)
+	const keysAt = 2 + 6 + 34
 	twice := bytes.Clone(wire)
-	copy(twice[2+6+32:], twice[2+6:2+6+32])
+	copy(twice[keysAt+32:], twice[keysAt:keysAt+32])
+	devTwice := append([]byte{2, 1, 0, 0, 0, 1, 0, 2}, append(bytes.Clone(wire[8:]), wire[8:]...)...)
 	for _, tc := range []struct {
 		name string
 		data []byte
 	}{
 		{"empty", nil},
-		{"version", append([]byte{2}, wire[1:]...)},
-		{"too many sets", append([]byte{1, ReplaySets + 1}, wire[2:]...)},
+		{"version", append([]byte{3}, wire[1:]...)},
+		{"too many sets", append([]byte{2, ReplaySets + 1}, wire[2:]...)},
 		{"truncated", wire[:len(wire)-1]},
 		{"trailing", append(bytes.Clone(wire), 0)},
 		{"key twice", twice},
-		{"set twice", append([]byte{1, 2}, append(bytes.Clone(wire[2:]), wire[2:]...)...)},
-		{"count over capacity", append([]byte{1, 1, 0, 0, 0, 1, 0xFF, 0xFF}, make([]byte, 32)...)},
+		{"device twice", devTwice},
+		{"set twice", append([]byte{2, 2}, append(bytes.Clone(wire[2:]), wire[2:]...)...)},
+		{"too many devices", append([]byte{2, 1, 0, 0, 0, 1, 0xFF, 0xFF}, make([]byte, 34)...)},
+		{"count over capacity", append(append([]byte{2, 1, 0, 0, 0, 1, 0, 1}, make([]byte, 32)...), 0xFF, 0xFF)},
+		{"device without keys", append(append([]byte{2, 1, 0, 0, 0, 1, 0, 1}, make([]byte, 32)...), 0, 0)},
+		{"version 1 over its size", append([]byte{1, 1, 0, 0, 0, 1, 0, 0}, make([]byte, maxReplayGuardV1Size)...)},
 	} {
 		h := g.clone()
 		if err := h.UnmarshalBinary(tc.data); !errors.Is(err, ErrCorruptReplayGuard) {
@@ -105,10 +168,13 @@ func TestReplayGuardCorrupt(t *testing.T) {
 func FuzzReplayGuard(f *testing.F) {
 	var g ReplayGuard
 	f.Add(hsMarshal(f, &g))
-	g.Add(1, guardKey(0))
-	g.Add(1, guardKey(1))
-	g.Add(2, guardKey(0))
+	g.Add(1, guardDevice(1), guardKey(0))
+	g.Add(1, guardDevice(1), guardKey(1))
+	g.Add(1, guardDevice(2), guardKey(0))
+	g.Add(2, guardDevice(1), guardKey(0))
 	f.Add(hsMarshal(f, &g))
+	k := guardKey(0)
+	f.Add(append([]byte{1, 1, 0, 0, 0, 7, 0, 1}, k[:]...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var g ReplayGuard
 		if err := g.UnmarshalBinary(data); err != nil {
@@ -117,37 +183,13 @@ func FuzzReplayGuard(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(hsMarshal(t, &g), data) {
+		wire := hsMarshal(t, &g)
+		if data[0] == replayVersion && !bytes.Equal(wire, data) {
 			t.Fatal("a decoded guard encodes to other bytes")
 		}
-	})
-}
-
-func FuzzInitialHeader(f *testing.F) {
-	a, b := newHSDevice(f, "a", 0, hsNow), newHSDevice(f, "b", 1, hsNow)
-	r := hsRand(f, "initiator")
-	for _, pq := range []bool{false, true} {
-		bundle := b.bundle(f, 1)
-		var enc *Encapsulation
-		if pq {
-			enc = testEncapsulate(f, r, bundle)
-		}
-		_, _, h, err := InitiateSecret(&Exopeer, r, a.signer, a.keys, bundle, enc)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(append(hsMarshal(f, h), "message"...))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		h, rest, err := ParseInitialHeader(data)
-		if err != nil {
-			if err != ErrRefused {
-				t.Fatalf("error %v is not ErrRefused", err)
-			}
-			return
-		}
-		if got := append(hsMarshal(t, h), rest...); !bytes.Equal(got, data) {
-			t.Fatal("a parsed header encodes to other bytes")
+		var h ReplayGuard
+		if err := h.UnmarshalBinary(wire); err != nil || !bytes.Equal(hsMarshal(t, &h), wire) {
+			t.Fatalf("a decoded guard's encoding does not decode to itself: %v", err)
 		}
 	})
 }

@@ -461,9 +461,14 @@
 // of its one-time prekeys: a handshake with a device this one holds a
 // session with already uses its last-resort prekey
 // (ratchet.InitiateLastResort; the peer's replay guard refuses the same
-// initial message again only while it remembers it, the last
-// ReplayCapacity under that signed prekey: past that a replay opens a
-// duplicate session, TestLastResortReplayRefusedForGood), so that a restart loop spends none of the
+// initial message again for good: it keeps ephemeral keys per initiating
+// device and forgets none while the signed prekey lives, so no other
+// device, nor a mailbox writer re-posting a recorded handshake under a
+// fresh entry ID, can make it open again and push live sessions out;
+// TestLastResortReplayRefusedForGood. A device past ReplayCapacity
+// handshakes with a peer under one of its signed prekeys, one restart
+// every 20 minutes for 14 days, is refused by it until its next signed
+// prekey), so that a restart loop spends none of the
 // peer's one-time prekeys (TestRestartsKeepOneTimePrekeys). A peer that writes to a
 // restored device on a session whose later ratchet keys it lacks is
 // refused, drops that session and makes a new one, so its message is
