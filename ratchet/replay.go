@@ -13,20 +13,20 @@ var ErrCorruptReplayGuard = errors.New("ratchet: corrupt replay guard")
 
 const (
 	// ReplayCapacity is the most ephemeral keys a ReplayGuard remembers per
-	// initiating device (identity key) and signed prekey. A device whose
-	// keys under a signed prekey reach it is refused (Admit) until that
-	// signed prekey is gone: nothing is ever forgotten while its signed
-	// prekey lives, so a replay is refused for good. A device makes one
-	// handshake per restart (message/service): 1,024 in a signed prekey's
-	// 14 days is one restart every 20 minutes.
-	ReplayCapacity = 1024
+	// initiating device (its Ed25519 signing key) and signed prekey. A device's
+	// key past it makes the guard forget that device's own oldest key:
+	// only the device's own handshakes (one per restart, message/service)
+	// push its keys out, so a recorded handshake opens again only after
+	// 64 newer ones of the same device under the same signed prekey.
+	ReplayCapacity = 64
 	// ReplayDevices is the most initiating devices a ReplayGuard remembers
-	// keys of per signed prekey; past it a new device is refused (Admit)
-	// until that signed prekey is gone, and no device's keys are forgotten
-	// for it: a flood of identities (each a device the shell talks to,
-	// each a handshake that opened) cannot make a recorded handshake of
-	// another device open again.
-	ReplayDevices = 64
+	// keys of per signed prekey. A new device past it makes the guard
+	// forget the device whose keys were added least recently (each Add
+	// makes its device the most recent): a recorded handshake of a device
+	// opens again only after 1,024 other devices handshook under the same
+	// signed prekey (a contact lists at most 64 devices: 16 colluding
+	// contacts). Nothing is ever refused for the guard being full.
+	ReplayDevices = 1024
 	// ReplaySets is the most signed prekeys a ReplayGuard remembers keys
 	// for (the current one and the previous one); adding for another
 	// forgets the oldest set.
@@ -34,10 +34,15 @@ const (
 	// replayVersion is the version byte of a guard's encoding; version 1
 	// (keys without their device, at most 1,024 per set) still decodes.
 	replayVersion = 2
-	// MaxReplayGuardSize is the largest encoded guard: 4,198,670 bytes.
-	MaxReplayGuardSize = 2 + ReplaySets*(4+2+ReplayDevices*(32+2+ReplayCapacity*32))
+	// legacyCapacity is the most keys of a version 1 set, which decode
+	// under legacyDevice.
+	legacyCapacity = 1024
+	// MaxReplayGuardSize is the largest encoded guard: 4,325,390 bytes
+	// (about 4.1 MiB): per set, 1,024 devices of 64 keys each, one of
+	// which may be a version 1 set's 1,024 legacy keys.
+	MaxReplayGuardSize = 2 + ReplaySets*(4+2+ReplayDevices*(32+2+ReplayCapacity*32)+(legacyCapacity-ReplayCapacity)*32)
 	// maxReplayGuardV1Size is the largest version 1 encoding.
-	maxReplayGuardV1Size = 2 + ReplaySets*(4+2+1024*32)
+	maxReplayGuardV1Size = 2 + ReplaySets*(4+2+legacyCapacity*32)
 )
 
 // legacyDevice is the device under which a version 1 guard's keys (whose
@@ -46,10 +51,20 @@ const (
 // for every device.
 var legacyDevice [32]byte
 
-// ReplayGuard is a bounded set of the ephemeral keys of the initial
-// messages a responder accepted, per signed prekey id and initiating
-// device: Respond refuses an initial message whose ephemeral key it holds
-// for that device, and one that Admit refuses. The zero value is empty
+// capacity is the most keys kept for identity: ReplayCapacity, and a
+// version 1 set's size for legacyDevice.
+func capacity(identity [32]byte) int {
+	if identity == legacyDevice {
+		return legacyCapacity
+	}
+	return ReplayCapacity
+}
+
+// ReplayGuard is a bounded set of the ephemeral keys of the last-resort
+// initial messages a responder accepted, per signed prekey id and
+// initiating device: Respond refuses a last-resort initial message whose
+// ephemeral key it holds for that device (a one-time one needs no guard:
+// its one-time prekey is deleted when used). The zero value is empty
 // and ready. It is a value the shell stores (inside Prekeys' encoding, or
 // on its own with MarshalBinary).
 type ReplayGuard struct {
@@ -57,7 +72,8 @@ type ReplayGuard struct {
 }
 
 // replaySet is the keys seen under one signed prekey, per device in the
-// order devices were first seen, each device's keys oldest first.
+// order of their last Add (least recent first), each device's keys
+// oldest first.
 type replaySet struct {
 	id      uint32
 	devices []replayDevice
@@ -78,11 +94,18 @@ func (g *ReplayGuard) set(id uint32) *replaySet {
 	return nil
 }
 
-func (s *replaySet) device(identity [32]byte) *replayDevice {
+func (s *replaySet) find(identity [32]byte) int {
 	for i := range s.devices {
 		if s.devices[i].identity == identity {
-			return &s.devices[i]
+			return i
 		}
+	}
+	return -1
+}
+
+func (s *replaySet) device(identity [32]byte) *replayDevice {
+	if i := s.find(identity); i >= 0 {
+		return &s.devices[i]
 	}
 	return nil
 }
@@ -104,30 +127,12 @@ func (g *ReplayGuard) Seen(id uint32, device, key [32]byte) bool {
 	return false
 }
 
-// Admit reports whether a new key of device can be added under signed
-// prekey id: the device's keys are fewer than ReplayCapacity, or it has
-// none and fewer than ReplayDevices devices have keys there.
-func (g *ReplayGuard) Admit(id uint32, device [32]byte) bool {
-	s := g.set(id)
-	if s == nil {
-		return true
-	}
-	if d := s.device(device); d != nil {
-		return len(d.keys) < ReplayCapacity
-	}
-	return len(s.devices) < ReplayDevices
-}
-
-// Add remembers key of device under signed prekey id, if Admit allows
-// it (it reports whether the key is remembered). If the id is new and
-// ReplaySets sets exist, the oldest set is forgotten.
-func (g *ReplayGuard) Add(id uint32, device, key [32]byte) bool {
-	if g.Seen(id, device, key) {
-		return true
-	}
-	if !g.Admit(id, device) {
-		return false
-	}
+// Add remembers key of device under signed prekey id and makes device
+// the most recent of that set. Past ReplayCapacity keys of device it
+// forgets the device's oldest key; past ReplayDevices devices it forgets
+// the least recent device; if the id is new and ReplaySets sets exist,
+// it forgets the oldest set. It never refuses.
+func (g *ReplayGuard) Add(id uint32, device, key [32]byte) {
 	s := g.set(id)
 	if s == nil {
 		if len(g.sets) == ReplaySets {
@@ -136,14 +141,25 @@ func (g *ReplayGuard) Add(id uint32, device, key [32]byte) bool {
 		g.sets = append(g.sets, replaySet{id: id})
 		s = &g.sets[len(g.sets)-1]
 	}
-	d := s.device(device)
-	if d == nil {
-		s.devices = append(s.devices, replayDevice{identity: device, index: map[[32]byte]struct{}{}})
-		d = &s.devices[len(s.devices)-1]
+	var d replayDevice
+	if i := s.find(device); i >= 0 {
+		d = s.devices[i]
+		s.devices = slices.Delete(s.devices, i, i+1)
+	} else {
+		if len(s.devices) == ReplayDevices {
+			s.devices = slices.Delete(s.devices, 0, 1)
+		}
+		d = replayDevice{identity: device, index: map[[32]byte]struct{}{}}
 	}
-	d.keys = append(d.keys, key)
-	d.index[key] = struct{}{}
-	return true
+	if _, ok := d.index[key]; !ok {
+		if len(d.keys) == capacity(device) {
+			delete(d.index, d.keys[0])
+			d.keys = slices.Delete(d.keys, 0, 1)
+		}
+		d.keys = append(d.keys, key)
+		d.index[key] = struct{}{}
+	}
+	s.devices = append(s.devices, d)
 }
 
 // Keep forgets the sets of every signed prekey id not in ids.
@@ -226,7 +242,7 @@ func (g *ReplayGuard) UnmarshalBinary(data []byte) error {
 				d.copy(dev.identity[:])
 			}
 			n := int(d.uint16())
-			if d.bad || n > ReplayCapacity || len(d.b) < 32*n || v == replayVersion && n == 0 {
+			if d.bad || n > capacity(dev.identity) || len(d.b) < 32*n || v == replayVersion && n == 0 {
 				return fmt.Errorf("key count: %w", ErrCorruptReplayGuard)
 			}
 			if s.device(dev.identity) != nil {

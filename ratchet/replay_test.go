@@ -21,33 +21,34 @@ func guardDevice(i int) [32]byte {
 	return k
 }
 
-// The guard remembers ReplayCapacity keys per device and signed prekey
-// and refuses more (it forgets none while the set lives), and ReplaySets
-// signed prekeys, forgetting the oldest set first.
+// The guard remembers ReplayCapacity keys per device and signed prekey:
+// a device's next key makes it forget that device's own oldest key and
+// no other device's; and ReplaySets signed prekeys, forgetting the
+// oldest set first.
 func TestReplayGuardBounds(t *testing.T) {
 	var g ReplayGuard
 	a, b := guardDevice(1), guardDevice(2)
+	g.Add(1, b, guardKey(-1))
 	for i := range ReplayCapacity {
-		if !g.Add(1, a, guardKey(i)) {
-			t.Fatalf("key %d refused", i)
-		}
+		g.Add(1, a, guardKey(i))
 	}
-	g.Add(1, a, guardKey(0)) // already there: nothing changes
-	if !g.Seen(1, a, guardKey(0)) || g.Len(1) != ReplayCapacity {
+	g.Add(1, a, guardKey(0)) // already there: nothing forgotten
+	if !g.Seen(1, a, guardKey(0)) || g.Len(1) != ReplayCapacity+1 {
 		t.Fatalf("full: %d keys, key 0 seen %v", g.Len(1), g.Seen(1, a, guardKey(0)))
 	}
 	if g.Seen(2, a, guardKey(0)) || g.Seen(1, b, guardKey(0)) {
 		t.Fatal("a key is seen under another signed prekey or for another device")
 	}
-	if g.Admit(1, a) || g.Add(1, a, guardKey(ReplayCapacity)) || g.Seen(1, a, guardKey(ReplayCapacity)) {
-		t.Fatal("a device past its capacity admitted")
+	g.Add(1, a, guardKey(ReplayCapacity)) // accepted: the device's 65th
+	if !g.Seen(1, a, guardKey(ReplayCapacity)) || g.Seen(1, a, guardKey(0)) || !g.Seen(1, a, guardKey(1)) {
+		t.Fatal("a device's key past its capacity did not take the place of its own oldest")
 	}
-	if !g.Seen(1, a, guardKey(0)) || !g.Add(1, b, guardKey(0)) {
-		t.Fatal("a full device forgot a key, or kept another device out")
+	if !g.Seen(1, b, guardKey(-1)) || g.Len(1) != ReplayCapacity+1 {
+		t.Fatalf("a device's key past its capacity forgot another device's (%d keys)", g.Len(1))
 	}
 	g.Add(2, a, guardKey(0))
 	g.Add(3, a, guardKey(0))
-	if g.Len(1) != 0 || !g.Seen(2, a, guardKey(0)) || !g.Seen(3, a, guardKey(0)) || !g.Admit(1, a) {
+	if g.Len(1) != 0 || !g.Seen(2, a, guardKey(0)) || !g.Seen(3, a, guardKey(0)) {
 		t.Fatal("the oldest set was not the one forgotten")
 	}
 	g.Keep(3, 7)
@@ -56,38 +57,58 @@ func TestReplayGuardBounds(t *testing.T) {
 	}
 }
 
-// TestReplayGuardFloodOfIdentities: devices flooding the guard with keys
-// (each at its capacity, as many devices as there are slots and more)
-// make no key of another device forgotten: past ReplayDevices a new
-// device is refused, a device already there still admitted.
+// TestReplayGuardFloodOfIdentities: ReplayDevices-1 other devices, each
+// flooding its own entry past its capacity, make no key of the victim
+// forgotten; the next new device makes the guard forget the device whose
+// keys were added least recently, which is not the victim once it added
+// again.
 func TestReplayGuardFloodOfIdentities(t *testing.T) {
 	var g ReplayGuard
 	victim := guardDevice(0)
 	g.Add(1, victim, guardKey(-1))
-	for dev := 1; dev < 4*ReplayDevices; dev++ {
-		for i := range ReplayCapacity + 1 {
+	for dev := 1; dev < ReplayDevices; dev++ {
+		for i := range ReplayCapacity + 3 {
 			g.Add(1, guardDevice(dev), guardKey(i))
 		}
 	}
 	if !g.Seen(1, victim, guardKey(-1)) {
-		t.Fatal("a flood of other identities made the guard forget a device's key")
-	}
-	if g.Admit(1, guardDevice(4*ReplayDevices)) || !g.Admit(1, victim) {
-		t.Fatal("with ReplayDevices devices kept, a new one admitted or a kept one refused")
+		t.Fatal("a flood of fewer than ReplayDevices other identities made the guard forget a device's key")
 	}
 	if got, want := g.Len(1), 1+(ReplayDevices-1)*ReplayCapacity; got != want {
 		t.Fatalf("%d keys kept, want %d", got, want)
 	}
-	if w := hsMarshal(t, &g); len(w) > MaxReplayGuardSize {
-		t.Fatalf("%d bytes, over MaxReplayGuardSize", len(w))
+	g.Add(1, victim, guardKey(-2)) // the victim is now the most recent
+	g.Add(1, guardDevice(ReplayDevices), guardKey(0))
+	if !g.Seen(1, victim, guardKey(-1)) || g.Seen(1, guardDevice(1), guardKey(ReplayCapacity+2)) || !g.Seen(1, guardDevice(2), guardKey(ReplayCapacity+2)) {
+		t.Fatal("the device past ReplayDevices did not take the place of the least recently added one")
+	}
+	if !g.Seen(1, guardDevice(ReplayDevices), guardKey(0)) {
+		t.Fatal("a new device past ReplayDevices was not remembered")
+	}
+	g.Add(1, guardDevice(ReplayDevices+1), guardKey(0))
+	if g.Seen(1, guardDevice(2), guardKey(ReplayCapacity+2)) || !g.Seen(1, victim, guardKey(-1)) {
+		t.Fatal("the next new device did not forget the next least recent one")
 	}
 }
 
-// A guard survives its encoding, full, and its size is what the constant
-// says.
+// A guard survives its encoding, full, and its largest size is what the
+// constant says (a version 1 set's legacy keys and ReplayDevices-1
+// devices in each set).
 func TestReplayGuardEncoding(t *testing.T) {
+	v1 := []byte{1, 2}
+	for id := range ReplaySets {
+		v1 = binary.BigEndian.AppendUint32(v1, uint32(id+1))
+		v1 = binary.BigEndian.AppendUint16(v1, legacyCapacity)
+		for i := range legacyCapacity {
+			k := guardKey(-i - 1000*(id+1))
+			v1 = append(v1, k[:]...)
+		}
+	}
 	var g ReplayGuard
-	for dev := range ReplayDevices {
+	if err := g.UnmarshalBinary(v1); err != nil {
+		t.Fatal(err)
+	}
+	for dev := range ReplayDevices - 1 {
 		for i := range ReplayCapacity + 5 {
 			g.Add(1, guardDevice(dev), guardKey(i))
 			g.Add(2, guardDevice(dev), guardKey(-i-10))
@@ -101,7 +122,7 @@ func TestReplayGuardEncoding(t *testing.T) {
 	if err := h.UnmarshalBinary(wire); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(hsMarshal(t, &h), wire) || !h.Seen(1, guardDevice(3), guardKey(ReplayCapacity-1)) || h.Seen(1, guardDevice(3), guardKey(ReplayCapacity)) {
+	if !bytes.Equal(hsMarshal(t, &h), wire) || !h.Seen(1, guardDevice(3), guardKey(ReplayCapacity+4)) || h.Seen(1, guardDevice(3), guardKey(4)) || !h.Seen(2, guardDevice(9), guardKey(-2000)) {
 		t.Fatal("the guard changed through its encoding")
 	}
 	var empty ReplayGuard
