@@ -318,7 +318,8 @@ func handshakeSecret(p *Params, dhs [4][]byte, enc *Encapsulation) Secret {
 // last-resort initial message whose ephemeral key the replay guard holds
 // from that initiator (signing key) under that signed prekey,
 // or an ephemeral or identity key not canonically encoded;
-// a one-time prekey id not held (never made, or used); a last-resort or
+// the zero signing key (of low order: the replay guard's version 1 keys
+// are kept under it); a one-time prekey id not held (never made, or used); a last-resort or
 // ML-KEM id that is not ours; a low-order key; the responder's own
 // identity key as the initiator's. On success the one-time
 // prekey used is deleted (a replay of a one-time initial message finds
@@ -347,7 +348,7 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 		return Secret{}, nil, nil, ErrRefused
 	}
 	ik := ours.IdentityPublic()
-	if ikA == ik || !canonicalX25519(&ikA) { // a device does not answer itself
+	if ikA == ik || !canonicalX25519(&ikA) || h.SigningKey == legacyDevice { // not itself, nor the zero key
 		return Secret{}, nil, nil, ErrRefused
 	}
 	// The guard goes by the initiator's signing key, which signed IK_A

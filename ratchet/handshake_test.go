@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -355,4 +356,30 @@ func TestInitialHeaderSealsIdentity(t *testing.T) {
 			t.Fatalf("pq %v: the header as sent: %v", pq, err)
 		}
 	}
+}
+
+// The zero Ed25519 key, of low order, has signatures anyone makes (s = 0,
+// R the identity, for one message in four): RespondSecret refuses it as
+// an initiator's signing key, under which the replay guard keeps a
+// version 1 guard's keys for every device.
+func TestRespondRefusesZeroSigningKey(t *testing.T) {
+	b := newHSDevice(t, "b", 0, hsNow)
+	var sig [64]byte
+	sig[0] = 1 // R = the identity point, s = 0
+	for i := range 64 {
+		a := newHSDevice(t, fmt.Sprint("zero ", i), 0, hsNow)
+		ik := a.keys.IdentityPublic()
+		if !ed25519.Verify(make(ed25519.PublicKey, 32), identityMessage(&ik), sig[:]) {
+			continue
+		}
+		_, _, h := hsInitiate(t, a, b, false)
+		h.SigningKey, h.IdentitySig = [32]byte{}, sig
+		before := hsMarshal(t, b.keys)
+		if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow); !errors.Is(err, ErrRefused) {
+			t.Fatalf("the zero signing key: got %v, want ErrRefused", err)
+		}
+		samePrekeys(t, b.keys, before)
+		return
+	}
+	t.Fatal("no identity key with a forged signature under the zero key")
 }

@@ -47,8 +47,8 @@ const (
 
 // legacyDevice is the device under which a version 1 guard's keys (whose
 // devices it did not record) are kept: the zero key is of low order, no
-// initiator's identity (Respond refuses it), and its keys are checked
-// for every device.
+// initiator's signing key (RespondSecret refuses it), and its keys are
+// checked for every device.
 var legacyDevice [32]byte
 
 // capacity is the most keys kept for identity: ReplayCapacity, and a
