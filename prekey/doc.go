@@ -67,7 +67,10 @@
 // the stream on any error. The resource manager bounds the streams of
 // each peer (peer/resources.go), and each asker is answered at most
 // ServeBurst times at once, then once every ServeEvery (a token bucket
-// per asker, at most MaxServeAskers kept; serverate.go): past it the
+// per asker, at most MaxServeAskers kept: past that, a new asker takes
+// the place of a full bucket, or else of the least recently used one, so
+// that a flood of askers never locks a contact's device out,
+// TestServeRateAskersBounded; serverate.go): past its tokens the
 // stream is reset and the asker reads the DHT record instead (Fetch
 // does), so a peer asking in a loop costs this device little
 // (TestFetchLoopBounded). Asking takes no one-time prekey: only the

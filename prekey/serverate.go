@@ -22,7 +22,11 @@ const (
 	ServeEvery = 6 * time.Second
 	// MaxServeAskers bounds the askers whose buckets are kept: past it,
 	// those whose buckets are full again are forgotten, and while none
-	// is, a new asker is refused (it reads the DHT).
+	// is, the least recently used bucket is, so that a new asker (a
+	// contact's device among a flood of askers) is always answered.
+	// Forgetting a bucket that is not full gives its asker ServeBurst
+	// answers again: an asker needs MaxServeAskers others asking between
+	// two of its bursts, so that its rate stays bounded.
 	MaxServeAskers = 1024
 )
 
@@ -52,8 +56,9 @@ func (b bucket) level(now time.Time) float64 {
 	return min(ServeBurst, b.tokens+d.Seconds()/ServeEvery.Seconds())
 }
 
-// allow takes a token of id's bucket: false when it has none, or when
-// MaxServeAskers buckets are kept, none full, and id has none yet.
+// allow takes a token of id's bucket: false when it has none. A new
+// asker past MaxServeAskers kept buckets takes the place of those that
+// are full again, or else of the least recently used one.
 func (r *serveRate) allow(id peer.ID) bool {
 	now := ambient.Now()
 	r.mu.Lock()
@@ -68,7 +73,13 @@ func (r *serveRate) allow(id peer.ID) bool {
 			}
 		}
 		if len(r.per) >= r.size {
-			return false
+			var lru peer.ID
+			for k, o := range r.per {
+				if lru == "" || o.at.Before(r.per[lru].at) || (o.at.Equal(r.per[lru].at) && k < lru) {
+					lru = k
+				}
+			}
+			delete(r.per, lru)
 		}
 		b = bucket{tokens: ServeBurst, at: now}
 	}

@@ -43,24 +43,43 @@ func TestFetchLoopBounded(t *testing.T) {
 }
 
 // TestServeRateAskersBounded: the buckets kept are at most the bound; a
-// new asker past it is refused until a kept bucket is full again.
+// new asker past it, while no kept bucket is full again, takes the place
+// of the least recently used asker (it was refused, a contact's device
+// too, once MaxServeAskers askers were kept), and a full one goes first.
 func TestServeRateAskersBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newServeRate()
 		r.size = 2
-		p1, p2, p3 := testID(t, 1), testID(t, 2), testID(t, 3)
-		if !r.allow(p1) || !r.allow(p2) {
-			t.Fatal("the first two askers refused")
+		p1, p2, p3, p4 := testID(t, 1), testID(t, 2), testID(t, 3), testID(t, 4)
+		if !r.allow(p1) {
+			t.Fatal("the first asker refused")
 		}
-		if r.allow(p3) {
-			t.Fatal("a third asker allowed with two buckets kept, none full")
+		time.Sleep(time.Second)
+		if !r.allow(p2) {
+			t.Fatal("the second asker refused")
 		}
-		time.Sleep(ServeEvery)
+		time.Sleep(time.Second)
 		if !r.allow(p3) {
-			t.Fatal("a third asker refused once the kept buckets are full again")
+			t.Fatal("a third asker refused with two buckets kept, none full: it takes the least recently used one's place")
 		}
-		if len(r.per) > 2 {
-			t.Fatalf("%d buckets kept, the bound is 2", len(r.per))
+		if _, ok := r.per[p1]; ok || len(r.per) > 2 {
+			t.Fatalf("%d buckets kept (p1 kept: %v), want 2 without p1, the least recently used", len(r.per), ok)
+		}
+		for range ServeBurst - 1 {
+			r.allow(p2) // p2 is used most recently, its bucket near empty
+		}
+		if r.allow(p2) {
+			t.Fatal("p2 past its burst allowed")
+		}
+		time.Sleep(2 * ServeEvery)
+		if !r.allow(p4) {
+			t.Fatal("a fourth asker refused")
+		}
+		if _, ok := r.per[p2]; !ok {
+			t.Fatal("p2 (not full) forgotten while p3's bucket was full again")
+		}
+		if r.allow(p2) && r.per[p2].tokens >= ServeBurst-1 {
+			t.Fatal("p2's bucket refilled by a new asker")
 		}
 	})
 }

@@ -121,7 +121,8 @@
 // the next one-time id (4); count n (2) <= 100, n times id (4) and private
 // key (32), ids strictly ascending; the replay guard's encoding's length
 // (4), then it. X25519 private keys are stored as the 32 bytes given to
-// RFC 7748's function (it clamps). Its size is at most 69394 bytes; the
+// RFC 7748's function (it clamps). Its size is at most 4329234 bytes (a
+// full replay guard; a few KiB in use); the
 // decoder checks the bounds before allocating and refuses anything not
 // canonical with ErrCorruptPrekeys (it comes from the disk, not a peer).
 // NewPrekeys reads from its reader, in order, 32 bytes each for IK, the
@@ -199,40 +200,63 @@
 // changes nothing, when: EK_A is not canonical (its top bit set, or u >=
 // 2^255 - 19: X25519 reads it as another encoding of a key, which the
 // replay guard would not know); the signed prekey id is neither the
-// current one nor the previous one within its grace period; EK_A is in the
-// replay guard under that signed prekey; DH3 is zero; the sealed identity
-// does not open; IK_A's signature does not verify under A's Ed25519 key;
-// IK_A is B's own or is not canonical; the kind is one-time and B holds
+// current one nor the previous one within its grace period; DH3 is zero;
+// the sealed identity does not open; IK_A's signature does not verify
+// under A's Ed25519 key; IK_A is B's own or is not canonical; the kind
+// is last-resort and EK_A is in the replay guard under that signed prekey
+// and A's Ed25519 key; the kind is one-time and B holds
 // no one-time prekey of that id (never made, or used), or last-resort and
 // the id is not B's; PQ and the ML-KEM id is not B's or the ciphertext is
 // not 1568 bytes; a DH output is zero. (ML-KEM decapsulation never fails:
 // a changed ciphertext gives another SS, so another Secret, and the first
 // message does not open.) Otherwise it computes the same DHs from its side
-// and, only then, deletes the one-time prekey used and adds EK_A to the
-// replay guard; the caller stores the state before it answers. A responder
+// and, only then, deletes the one-time prekey used, or, for the
+// last-resort kind, adds EK_A to the replay guard; the caller stores the
+// state before it answers. A responder
 // accepts X3DH when it offers ML-KEM too (an initiator may not do PQXDH);
 // a downgrade needs an active attacker who breaks X25519 already.
 //
 // Replay guard. Without a server a one-time prekey can be taken by two
-// initiators at once, and the last-resort prekey by any number, so the
-// responder remembers the ephemeral keys of the initial messages it
-// accepted: at most ReplayCapacity (1024) per signed prekey id, for at
-// most ReplaySets (2: the current and the previous signed prekey); a full
-// set forgets its oldest key, and a set for a new id forgets the oldest
-// set. Encoding, version 1: version (1) = 1; the number of sets (1) <= 2;
-// per set, oldest set first: signed prekey id (4), count (2) <= 1024, the
-// keys (32 each), oldest first, distinct; at most 65550 bytes; anything
-// else is ErrCorruptReplayGuard. A replay is still refused once the guard
-// forgot it: with a one-time prekey, because that prekey was deleted when
-// the message was first accepted (an id comes back only 2^32 one-time
-// prekeys later); with the last-resort prekey, the guard forgets a key
-// only after 1024 newer initial messages under the same signed prekey,
-// which lives at most 14 days
-// (RotationPeriod + GracePeriod), after which every message under it is
-// refused for its signed prekey id. A replay accepted in that window opens
-// a duplicate session that only the original initiator's keys can use,
-// and repeats a first message already delivered: the shell must drop it
-// by its message ID (issue 13, item 5: each message appears once).
+// initiators at once, and the last-resort prekey by any number. A
+// one-time initial message is refused again because its prekey was
+// deleted before the state was stored and answered (an id comes back
+// only 2^32 one-time prekeys later): "one-time prekey id not held",
+// TestRespondRefusesReplay. A last-resort one (every restart handshake,
+// message/service) is refused again by the replay guard, which remembers
+// the ephemeral keys of the last-resort initial messages B accepted, per
+// signed prekey id (ReplaySets, 2: the current and the previous; a set
+// for a new id forgets the oldest set) and per initiating device, named
+// by its Ed25519 signing key (the key that signed IK_A, which the shell
+// checks is the stream's peer: a device that makes many identity keys
+// fills one entry). It never refuses for being full: at most
+// ReplayCapacity (64) keys per device, a device's 65th key forgetting
+// that device's own oldest; at most ReplayDevices (1024) devices per
+// set, a new device past them forgetting the device whose keys were
+// added least recently (each Add makes its device the most recent).
+// Only the holder of a device's keys makes a handshake under them whose
+// first message opens (Respond changes nothing when it does not open),
+// so another device cannot push a device's keys out of its entry. The
+// limit, honestly: a recorded last-resort initial message opens again
+// (a duplicate session, which the shell takes as the device's newest)
+// after 64 newer handshakes of the same device, or after 1,024 other
+// devices handshook with B, under the same signed prekey (14 days at
+// most); a contact lists at most 64 devices (contact.MaxDevices) and
+// message/service answers only contacts' devices, so the second needs 16
+// colluding contacts (or one contact that signs 16 lists of new devices
+// in that time). After the signed prekey is gone every message
+// under it is refused. TestLastResortReplayRefusedForGood,
+// TestReplayGuardBounds, TestReplayGuardFloodOfIdentities. Encoding,
+// version 2: version (1) = 2; the number of sets (1) <= 2; per set,
+// oldest set first: signed prekey id (4), the number of devices (2) <=
+// 1024; per device, least recently added first: its Ed25519 key (32),
+// count (2), 1 to 64 (1 to 1024 for the zero key, below), the keys (32
+// each), oldest first, distinct; devices distinct; at most 4,325,390
+// bytes, about 4.1 MiB (MaxReplayGuardSize; a few KiB in use). Version 1
+// (version 1, the number of sets, per set: id (4), count (2) <= 1024,
+// keys; at most 65550 bytes) still decodes: its keys, whose devices it
+// did not record, are kept under the zero key (of low order: Respond
+// refuses it as an initiator's) and refused for every device; it is written
+// as version 2. Anything else is ErrCorruptReplayGuard.
 //
 // # Double Ratchet
 //

@@ -315,12 +315,16 @@ func handshakeSecret(p *Params, dhs [4][]byte, enc *Encapsulation) Secret {
 // ErrRefused and ours unchanged: a sealed identity that does not open
 // (a changed header byte); a bad identity signature; a signed prekey id that is neither
 // the current one nor the previous one within its grace period; an
-// ephemeral key already seen under that signed prekey (the replay guard),
+// last-resort initial message whose ephemeral key the replay guard holds
+// from that initiator (signing key) under that signed prekey,
 // or an ephemeral or identity key not canonically encoded;
-// a one-time prekey id not held (never made, or used); a last-resort or
+// the zero signing key (of low order: the replay guard's version 1 keys
+// are kept under it); a one-time prekey id not held (never made, or used); a last-resort or
 // ML-KEM id that is not ours; a low-order key; the responder's own
 // identity key as the initiator's. On success the one-time
-// prekey used is deleted and the ephemeral key added to the replay guard:
+// prekey used is deleted (a replay of a one-time initial message finds
+// it not held), and a last-resort one's ephemeral key is added to the
+// replay guard under the initiator's signing key:
 // the caller stores ours before it answers.
 func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialHeader, now int64) (Secret, []byte, *ecdh.PrivateKey, error) {
 	if len(self) != ed25519.PublicKeySize {
@@ -332,7 +336,7 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 		return Secret{}, nil, nil, ErrRefused
 	}
 	spk := ours.signedByID(h.SignedPrekeyID, now)
-	if spk == nil || ours.seen.Seen(spk.id, h.Ephemeral) {
+	if spk == nil {
 		return Secret{}, nil, nil, ErrRefused
 	}
 	dh3, err := hsDH(spk.key, h.Ephemeral[:]) // DH3 = DH(SPK_B, EK_A)
@@ -344,7 +348,15 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 		return Secret{}, nil, nil, ErrRefused
 	}
 	ik := ours.IdentityPublic()
-	if ikA == ik || !canonicalX25519(&ikA) { // a device does not answer itself
+	if ikA == ik || !canonicalX25519(&ikA) || h.SigningKey == legacyDevice { // not itself, nor the zero key
+		return Secret{}, nil, nil, ErrRefused
+	}
+	// The guard goes by the initiator's signing key, which signed IK_A
+	// (a device that makes many identity keys fills one entry) and which
+	// the shell checks is the stream's peer: a device pushes out only
+	// its own keys. It tracks last-resort handshakes only: a one-time
+	// one's prekey is deleted below.
+	if h.Kind == PrekeyLastResort && ours.seen.Seen(spk.id, h.SigningKey, h.Ephemeral) {
 		return Secret{}, nil, nil, ErrRefused
 	}
 	var fourth *ecdh.PrivateKey
@@ -390,7 +402,8 @@ func RespondSecret(p *Params, self ed25519.PublicKey, ours *Prekeys, h *InitialH
 	s := handshakeSecret(p, dhs, enc)
 	if h.Kind == PrekeyOneTime {
 		delete(ours.oneTime, h.PrekeyID)
+	} else {
+		ours.seen.Add(spk.id, h.SigningKey, h.Ephemeral)
 	}
-	ours.seen.Add(spk.id, h.Ephemeral)
 	return s, handshakeAD(&h.SigningKey, &ikA, (*[32]byte)(self), &ik), spk.key, nil
 }

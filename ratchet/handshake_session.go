@@ -20,7 +20,9 @@ func Initiate(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekey
 // already had a session with (one per restart, message/service), so
 // that such handshakes spend none of the responder's one-time prekeys.
 // The responder's replay guard, not a one-time prekey, keeps its
-// initial message from being accepted twice.
+// initial message from being accepted twice: it forgets this device's
+// key only after ReplayCapacity newer handshakes of this device, or
+// ReplayDevices other devices, under the same signed prekey.
 func InitiateLastResort(p *Params, rand io.Reader, signer ed25519.PrivateKey, ours *Prekeys, b *Bundle, enc *Encapsulation) (*Session, *InitialHeader, error) {
 	return initiateWith(p, rand, signer, ours, b, enc, false)
 }

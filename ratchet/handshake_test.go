@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -29,8 +30,9 @@ func hsInitiate(t *testing.T, a, b *hsDevice, pq bool) (Secret, []byte, *Initial
 
 // Both sides of X3DH and PQXDH, with a one-time prekey and with the
 // last-resort one, agree on the Secret and the AD; the responder's ratchet
-// key is its signed prekey; the one-time prekey is consumed and the
-// ephemeral key remembered; the header survives its encoding.
+// key is its signed prekey; the one-time prekey is consumed, a
+// last-resort handshake's ephemeral key remembered (a one-time one's
+// not); the header survives its encoding.
 func TestHandshakeRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -75,8 +77,10 @@ func TestHandshakeRoundTrip(t *testing.T) {
 			if want := max(tc.oneTime-1, 0); b.keys.OneTimeCount() != want {
 				t.Errorf("%d one-time prekeys left, want %d", b.keys.OneTimeCount(), want)
 			}
-			if !b.keys.seen.Seen(h.SignedPrekeyID, h.Ephemeral) {
-				t.Error("the ephemeral key was not remembered")
+			// Only a last-resort handshake is tracked: a one-time one's
+			// prekey is gone.
+			if seen := b.keys.seen.Seen(h.SignedPrekeyID, [32]byte(a.pub()), h.Ephemeral); seen != (tc.kind == PrekeyLastResort) {
+				t.Errorf("the ephemeral key remembered: %v, kind %d", seen, tc.kind)
 			}
 		})
 	}
@@ -352,4 +356,30 @@ func TestInitialHeaderSealsIdentity(t *testing.T) {
 			t.Fatalf("pq %v: the header as sent: %v", pq, err)
 		}
 	}
+}
+
+// The zero Ed25519 key, of low order, has signatures anyone makes (s = 0,
+// R the identity, for one message in four): RespondSecret refuses it as
+// an initiator's signing key, under which the replay guard keeps a
+// version 1 guard's keys for every device.
+func TestRespondRefusesZeroSigningKey(t *testing.T) {
+	b := newHSDevice(t, "b", 0, hsNow)
+	var sig [64]byte
+	sig[0] = 1 // R = the identity point, s = 0
+	for i := range 64 {
+		a := newHSDevice(t, fmt.Sprint("zero ", i), 0, hsNow)
+		ik := a.keys.IdentityPublic()
+		if !ed25519.Verify(make(ed25519.PublicKey, 32), identityMessage(&ik), sig[:]) {
+			continue
+		}
+		_, _, h := hsInitiate(t, a, b, false)
+		h.SigningKey, h.IdentitySig = [32]byte{}, sig
+		before := hsMarshal(t, b.keys)
+		if _, _, _, err := RespondSecret(&Exopeer, b.pub(), b.keys, h, hsNow); !errors.Is(err, ErrRefused) {
+			t.Fatalf("the zero signing key: got %v, want ErrRefused", err)
+		}
+		samePrekeys(t, b.keys, before)
+		return
+	}
+	t.Fatal("no identity key with a forged signature under the zero key")
 }

@@ -173,8 +173,14 @@ func FuzzPrekeys(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(hsMarshal(t, &k), data) {
-			t.Fatal("a decoded state encodes to other bytes")
+		wire := hsMarshal(t, &k)
+		if !bytes.Equal(wire, data) {
+			// Only a version 1 replay guard (the seed corpus's) encodes
+			// to other bytes, as version 2; that encoding is stable.
+			var c Prekeys
+			if err := c.UnmarshalBinary(wire); err != nil || !bytes.Equal(hsMarshal(t, &c), wire) {
+				t.Fatalf("a decoded state encodes to other bytes (%v)", err)
+			}
 		}
 	})
 }

@@ -341,7 +341,16 @@
 // of its one-time prekeys: a handshake with a device this one holds a
 // session with already uses its last-resort prekey
 // (ratchet.InitiateLastResort; the peer's replay guard refuses the same
-// initial message twice), so that a restart loop spends none of the
+// initial message again: it keeps the ephemeral keys of last-resort
+// handshakes per initiating device, 64 per device and 1,024 devices per
+// signed prekey, and never refuses a handshake for being full. A
+// recorded handshake opens again, and pushes live sessions out as the
+// device's newest, only after 64 newer handshakes of the same device or
+// 1,024 other devices under the same signed prekey: the service answers
+// only its contacts' devices, at most 64 per contact, so that takes 16
+// colluding contacts, or one that signs 16 lists of new devices;
+// TestLastResortReplayRefusedForGood. A crash-looping device is never
+// cut off), so that a restart loop spends none of the
 // peer's one-time prekeys (TestRestartsKeepOneTimePrekeys). A peer that writes to a
 // restored device on a session whose later ratchet keys it lacks is
 // refused, drops that session and makes a new one, so its message is
