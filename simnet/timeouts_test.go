@@ -79,14 +79,12 @@ func (b *logBook) Handle(_ context.Context, r slog.Record) error {
 }
 
 // find returns the first record of node with message msg, after since,
-// whose error says a deadline passed (or, when msg ends in "*", any error:
-// a reset by a context's end at the same instant may come first).
+// whose error says a deadline passed.
 func (b *logBook) find(node int, msg string, since time.Time) (debugRecord, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	msg, anyErr := strings.CutSuffix(msg, "*")
 	for _, r := range *b.recs {
-		if r.node == node && r.msg == msg && !r.at.Before(since) && r.err != "" && (anyErr || strings.Contains(r.err, os.ErrDeadlineExceeded.Error())) {
+		if r.node == node && r.msg == msg && !r.at.Before(since) && strings.Contains(r.err, os.ErrDeadlineExceeded.Error()) {
 			return r, true
 		}
 	}
