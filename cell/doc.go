@@ -113,7 +113,14 @@
 // largest size (hello 52 bytes, reply 98, confirm 190, welcome a sealed
 // roster: MaxRosterLen + 30; roster push or pull MaxRosterLen + 1, answer
 // MaxRosterLen + 2); a longer frame resets the stream from its length
-// alone. A frame's buffer grows as its bytes arrive.
+// alone. A frame's buffer grows as its bytes arrive. Only a frame that
+// does not parse is a malformed message: a stream that fails mid-frame
+// fails with its own error.
+//
+// A join attempt and a roster exchange last at most 30 s, the stream's
+// deadline, and then fail with the deadline's error; only the end of the
+// Join (for its attempts) or of the service resets them sooner, so the two
+// never race at the deadline's instant.
 //
 // # Roster protocol
 //

@@ -24,11 +24,19 @@ func writeFrame(w io.Writer, b []byte) error {
 // Max*Frame caps). A longer frame is refused from its length alone; the
 // buffer grows as the bytes arrive, so a peer that announces a large frame
 // and sends nothing costs next to no memory.
+//
+// Only a length that overflows is a malformed message: a stream that
+// fails while the length arrives (a deadline, a reset) fails the read
+// with its own error.
 func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
+	lr := lengthReader{r: r}
+	n, err := binary.ReadUvarint(&lr)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
+		switch {
+		case errors.Is(err, io.EOF):
 			return nil, io.ErrUnexpectedEOF
+		case lr.err != nil:
+			return nil, fmt.Errorf("cell: read frame length: %w", err)
 		}
 		return nil, fmt.Errorf("%w: frame length: %w", core.ErrBadMessage, err)
 	}
@@ -40,4 +48,19 @@ func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
 		return nil, fmt.Errorf("cell: read frame: %w", err)
 	}
 	return b, nil
+}
+
+// lengthReader reads a frame's length and keeps the stream's error, which
+// tells a failed read from a length that overflows.
+type lengthReader struct {
+	r   *bufio.Reader
+	err error
+}
+
+func (l *lengthReader) ReadByte() (byte, error) {
+	c, err := l.r.ReadByte()
+	if err != nil {
+		l.err = err
+	}
+	return c, err
 }

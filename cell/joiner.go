@@ -141,11 +141,16 @@ func (s *Service) speaksJoin(id peer.ID) bool {
 	return err == nil && len(ok) > 0
 }
 
-// joinVia runs the join protocol with one candidate inviter.
+// joinVia runs the join protocol with one candidate inviter. The attempt
+// lasts at most streamTimeout, which the stream's deadline enforces; the
+// end of ctx (Join returning) resets the stream. Only ctx's end resets it,
+// not the attempt's timeout: a reset at the deadline's own instant would
+// race the deadline, and the attempt would fail with whichever error won
+// (a reset or closed pipe rather than the timeout it is).
 func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey, name string) (_ *Roster, err error) {
-	ctx, cancel := context.WithTimeout(ctx, streamTimeout)
+	tctx, cancel := context.WithTimeout(ctx, streamTimeout)
 	defer cancel()
-	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "cell join"), admin, ProtocolJoin)
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(tctx, "cell join"), admin, ProtocolJoin)
 	if err != nil {
 		return nil, fmt.Errorf("cell: join stream to %s: %w", admin, err)
 	}
@@ -159,7 +164,7 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 			_ = st.Close()
 		}
 	}()
-	if d, ok := ctx.Deadline(); ok {
+	if d, ok := tctx.Deadline(); ok {
 		_ = st.SetDeadline(d)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
@@ -194,7 +199,7 @@ func (s *Service) joinVia(ctx context.Context, admin peer.ID, c Code, box BoxKey
 	if err != nil {
 		return nil, err
 	}
-	if err := s.welcomeRoster(ctx, r, box); err != nil {
+	if err := s.welcomeRoster(tctx, r, box); err != nil {
 		return nil, &core.FinalError{Err: err}
 	}
 	return r, nil

@@ -142,8 +142,10 @@ func (s *Service) exchange(id peer.ID, msg []byte) (core.RosterMsg, error) {
 	}
 	defer st.Close()
 	_ = st.SetDeadline(ambient.Deadline(streamTimeout))
-	// The service's end ends the exchange: Close waits for it.
-	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
+	// The service's end ends the exchange: Close waits for it. Its
+	// timeout is the stream's deadline alone: a reset at the same instant
+	// would race it, and the exchange would fail with whichever error won.
+	stop := context.AfterFunc(s.ctx, func() { _ = st.Reset() })
 	defer stop()
 	if err := writeFrame(st, msg); err != nil {
 		_ = st.Reset()

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -34,6 +35,30 @@ func TestReadFrameCaps(t *testing.T) {
 	_, err := readFrame(bufio.NewReader(bytes.NewReader(frameOf(core.MaxHelloFrame+1))), core.MaxHelloFrame)
 	if err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("oversized hello: %v", err)
+	}
+}
+
+// failingReader fails every read with err, as a stream whose deadline
+// passed or that was reset.
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
+
+// TestReadFrameLengthErrors: a stream that fails while a frame's length
+// arrives fails the read with its own error, not as a malformed message
+// (a join attempt that timed out was logged as one); a length that
+// overflows is one.
+func TestReadFrameLengthErrors(t *testing.T) {
+	for _, sent := range [][]byte{nil, {0x80}} {
+		r := bufio.NewReader(io.MultiReader(bytes.NewReader(sent), failingReader{os.ErrDeadlineExceeded}))
+		_, err := readFrame(r, core.MaxFrame)
+		if !errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, core.ErrBadMessage) {
+			t.Errorf("stream timed out after %d bytes of the length: %v, want its deadline error and no core.ErrBadMessage", len(sent), err)
+		}
+	}
+	_, err := readFrame(bufio.NewReader(bytes.NewReader(bytes.Repeat([]byte{0xff}, 11))), core.MaxFrame)
+	if !errors.Is(err, core.ErrBadMessage) {
+		t.Errorf("length that overflows: %v, want core.ErrBadMessage", err)
 	}
 }
 
