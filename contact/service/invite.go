@@ -359,11 +359,16 @@ func (s *Service) speaksInvite(id peer.ID) bool {
 	return err == nil && len(ok) > 0
 }
 
-// acceptVia runs the acceptor's side of the exchange with one peer.
+// acceptVia runs the acceptor's side of the exchange with one peer. The
+// exchange lasts at most inviteTimeout, which the stream's deadline
+// enforces; only the end of ctx (the caller giving up) resets the stream:
+// a reset at the deadline's own instant would race it, and the exchange
+// would fail with a reset rather than the timeout it is (as cell's
+// joinVia).
 func (s *Service) acceptVia(ctx context.Context, id peer.ID, c contact.Code, mine *contact.Card) (_ *contact.Card, err error) {
-	ctx, cancel := context.WithTimeout(ctx, inviteTimeout)
+	tctx, cancel := context.WithTimeout(ctx, inviteTimeout)
 	defer cancel()
-	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "contact invite"), id, ProtocolInvite)
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(tctx, "contact invite"), id, ProtocolInvite)
 	if err != nil {
 		return nil, fmt.Errorf("contact: invite stream to %s: %w", id, err)
 	}
@@ -374,7 +379,7 @@ func (s *Service) acceptVia(ctx context.Context, id peer.ID, c contact.Code, min
 			_ = st.Close()
 		}
 	}()
-	if d, ok := ctx.Deadline(); ok {
+	if d, ok := tctx.Deadline(); ok {
 		_ = st.SetDeadline(d)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = st.Reset() })
