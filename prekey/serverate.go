@@ -34,13 +34,16 @@ const (
 type serveRate struct {
 	mu   sync.Mutex
 	per  map[peer.ID]bucket
-	size int // MaxServeAskers; a test makes it smaller
+	size int    // MaxServeAskers; a test makes it smaller
+	uses uint64 // the answers given, which order the buckets' last uses
 }
 
-// bucket is an asker's tokens at time at.
+// bucket is an asker's tokens at time at; used is serveRate.uses at its
+// last answer (not a time: a clock gone back keeps at in the future).
 type bucket struct {
 	tokens float64
 	at     time.Time
+	used   uint64
 }
 
 func newServeRate() *serveRate {
@@ -75,7 +78,7 @@ func (r *serveRate) allow(id peer.ID) bool {
 		if len(r.per) >= r.size {
 			var lru peer.ID
 			for k, o := range r.per {
-				if lru == "" || o.at.Before(r.per[lru].at) || (o.at.Equal(r.per[lru].at) && k < lru) {
+				if lru == "" || o.used < r.per[lru].used {
 					lru = k
 				}
 			}
@@ -91,6 +94,7 @@ func (r *serveRate) allow(id peer.ID) bool {
 	if now.Before(b.at) {
 		at = b.at
 	}
-	r.per[id] = bucket{tokens: l - 1, at: at}
+	r.uses++
+	r.per[id] = bucket{tokens: l - 1, at: at, used: r.uses}
 	return true
 }
