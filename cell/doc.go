@@ -117,8 +117,9 @@
 // does not parse is a malformed message: a stream that fails mid-frame
 // fails with its own error.
 //
-// A join attempt and a roster exchange last at most 30 s, the stream's
-// deadline, and then fail with the deadline's error; only the end of the
+// A join attempt lasts at most 30 s, and a roster exchange at most 30 s
+// to open its stream and 30 s after (the stream's deadline); each then
+// fails with the deadline's error; only the end of the
 // Join (for its attempts) or of the service resets them sooner, so the two
 // never race at the deadline's instant.
 //

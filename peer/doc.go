@@ -94,7 +94,7 @@
 // peer receives one new connection and punches on it (mutualRetry), and
 // never while a punch with the peer may be under way (punchUnderWay: a
 // punch stream open, a round started and not ended, a failed round with
-// rounds left within roundGap, or a connection younger than a dial and a
+// rounds left within a dial and roundGap, or a connection younger than a dial and a
 // gap with no event yet, judged on go-libp2p's clock, which stamps the
 // tracer's events): the retry waits until it ended; its state holds the
 // peers with such a connection now and those kept retried ones.

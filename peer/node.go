@@ -386,7 +386,7 @@ func (n *Node) build() error {
 
 // Close stops meet, AutoRelay, the relay service, punchretry, unrelay, the doctor, the messages, the contacts, the blobs, the store, the chain, the cell,
 // the prekeys, the DHT, the reachability watch, discovery, the block
-// exchange and the host, in
+// exchange, the invite windows and the host, in
 // that order (the reverse of Start's), and waits for their goroutines.
 // Each error names its part. The datastore stays open: it
 // belongs to the caller. Idempotent.

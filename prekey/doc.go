@@ -71,8 +71,9 @@
 // the place of a full bucket, or else of the least recently used one, so
 // that a flood of askers never locks a contact's device out,
 // TestServeRateAskersBounded; serverate.go): past its tokens the
-// stream is reset and the asker reads the DHT record instead (Fetch
-// does), so a peer asking in a loop costs this device little
+// stream is reset (counted in Stats.Throttled) and the asker reads the
+// DHT record instead (Fetch does), so a peer asking in a loop costs this
+// device little
 // (TestFetchLoopBounded). Asking takes no one-time prekey: only the
 // answer to an initial message consumes one (Accept), and a device
 // that already had a session with this one makes its new ones on the

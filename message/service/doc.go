@@ -356,7 +356,8 @@
 // refused, drops that session and makes a new one, so its message is
 // delivered once. The residual risks: the prekeys' store, restored
 // too, offers again one-time prekeys already used (X3DH's ephemeral
-// keys keep the sessions apart); the counter, restored, resumes its
+// keys keep the sessions apart), and its older replay guard would accept
+// again a last-resort handshake recorded after the copy; the counter, restored, resumes its
 // seqs above the clock's milliseconds × 1,000 (# Stored state), which
 // is above those used after the copy unless the clock went back or a
 // run sent more than 1,000 messages a millisecond; and messages this
