@@ -63,7 +63,6 @@ type QuotaStats struct {
 // happen once per contact and day, and once per lease).
 type quotas struct {
 	lim     quotaLimits
-	chunk   func(budget int64) int64
 	mu      sync.Mutex
 	entries map[string]*quotaEntry
 	node    daily
