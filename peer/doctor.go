@@ -148,11 +148,7 @@ func (n *Node) doctorRule() peerRule {
 			if err != nil || len(cs) == 0 {
 				return "", err
 			}
-			ids := make([]string, len(cs))
-			for i, c := range cs {
-				ids[i] = string(c.ID[:])
-			}
-			return contactsKey(ids), nil
+			return contactsKey(contactIDs(cs)), nil
 		},
 	}
 }

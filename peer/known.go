@@ -2,9 +2,6 @@ package peer
 
 import (
 	"context"
-	"encoding/hex"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/exopeer/exopeer/discovery"
@@ -48,7 +45,7 @@ func (n *Node) member(id peer.ID) bool {
 
 // owner says which contact id is a device of, for the known table's cap
 // per contact (discovery.MaxKnownPerContact): the IDs of the contacts
-// whose device lists name it, sorted and joined, so that a device two
+// whose device lists name it (contactsKey), so that a device two
 // contacts name (any cell may sign a list naming any peer ID) is capped
 // with neither contact's own devices; "" when none does or the contacts
 // cannot be read.
@@ -56,15 +53,10 @@ func (n *Node) owner(id peer.ID) string {
 	ctx, cancel := context.WithTimeout(context.Background(), interestingTimeout)
 	defer cancel()
 	cs, err := n.cons.ByDevice(ctx, id)
-	if err != nil {
+	if err != nil || len(cs) == 0 {
 		return ""
 	}
-	ids := make([]string, 0, len(cs))
-	for _, c := range cs {
-		ids = append(ids, hex.EncodeToString(c.ID[:]))
-	}
-	slices.Sort(ids)
-	return strings.Join(ids, " ")
+	return contactsKey(contactIDs(cs))
 }
 
 // knownBootstrap is the DHT's bootstrap peers beyond its configured ones:

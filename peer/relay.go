@@ -402,11 +402,7 @@ func (n *Node) addRelays() error {
 			ctx, cancel := context.WithTimeout(context.Background(), contactCheck)
 			defer cancel()
 			cs, err := n.cons.ByDevice(ctx, id)
-			ids := make([]string, len(cs))
-			for i, c := range cs {
-				ids[i] = string(c.ID[:])
-			}
-			return ids, err
+			return contactIDs(cs), err
 		},
 		perContact: newContactLedger(maxContactCircuits, maxContactsCircuits, maxCircuitBook, n.now),
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	contactservice "github.com/exopeer/exopeer/contact/service"
 )
 
 // relayACL is who the node's relay service (part "relay") serves: the
@@ -170,8 +172,18 @@ func (a relayACL) contactRoom(src, dest peer.ID) bool {
 	return a.perContact.admit([]string{contactsKey(cs)}, src, dest)
 }
 
+// contactIDs is the IDs of contacts cs, as contactsKey takes them.
+func contactIDs(cs []contactservice.Contact) []string {
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = string(c.ID[:])
+	}
+	return ids
+}
+
 // contactsKey is the key of the set of contacts cs (not empty) that a
-// device's places are counted under.
+// device is counted under: by the relay's places, the doctor's observers
+// and the known table's cap per contact.
 func contactsKey(cs []string) string {
 	cs = slices.Clone(cs)
 	slices.Sort(cs)
