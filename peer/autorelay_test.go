@@ -90,14 +90,7 @@ func TestAutoRelayFromRoster(t *testing.T) {
 	slices.SortFunc(ms, func(a, b cell.Member) int { return strings.Compare(string(a.Peer), string(b.Peer)) })
 	roster.Store(&cell.Roster{Members: ms})
 	acl := relayACL{self: hr.ID(), member: func(id peer.ID) bool { return roster.Load().Has(id) }, contactDevice: noContact}
-	svc, err := newRelayService(hr, RelayOn, acl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	svc := startRelay(ctx, t, hr, acl)
 	// A knows R as a member it is connected to (discovery connects the
 	// cell's members).
 	if err := ha.Connect(ctx, peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}); err != nil {

@@ -222,14 +222,7 @@ func TestRelayInviteWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: noContact, window: wr.admit}
-	svc, err := newRelayService(hr, RelayOn, acl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	startRelay(ctx, t, hr, acl)
 	for _, h := range []host.Host{ha, hb} {
 		h.SetStreamHandler(echoProto, func(s network.Stream) {
 			defer s.Close()

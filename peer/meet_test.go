@@ -151,14 +151,7 @@ func TestMeetThroughRelay(t *testing.T) {
 	hr, ha, hb, hc := loopbackHost(t, 1), loopbackHost(t, 2), loopbackHost(t, 3), loopbackHost(t, 4)
 	members := &memberSet{m: map[peer.ID]bool{hr.ID(): true, ha.ID(): true, hb.ID(): true, hc.ID(): true}}
 	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: noContact}
-	svc, err := newRelayService(hr, RelayOn, acl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	startRelay(ctx, t, hr, acl)
 	rinfo := peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}
 	// C holds a slot too, but gossip says it is dead.
 	if _, err := client.Reserve(ctx, hc, rinfo); err != nil {

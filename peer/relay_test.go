@@ -27,6 +27,21 @@ import (
 	"github.com/exopeer/exopeer/datadir"
 )
 
+// startRelay starts a relay service on h in mode on with acl, closed
+// when the test ends.
+func startRelay(ctx context.Context, t *testing.T, h host.Host, acl relayACL) *relayService {
+	t.Helper()
+	svc, err := newRelayService(h, RelayOn, acl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	return svc
+}
+
 // loopbackHost is a real host of the node's (RealNetwork's), listening
 // on loopback only, closed when the test ends.
 func loopbackHost(t *testing.T, seed byte) host.Host {

@@ -66,14 +66,7 @@ func TestRelaySweepJudgesPairs(t *testing.T) {
 			tab.free(live, now)
 		},
 	}
-	svc, err := newRelayService(hr, RelayOn, acl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	svc := startRelay(ctx, t, hr, acl)
 	rinfo := peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}
 	for _, h := range []host.Host{ha, hc} {
 		if _, err := client.Reserve(ctx, h, rinfo); err != nil {
@@ -149,14 +142,7 @@ func TestRelayGuestCircuitBound(t *testing.T) {
 		contactDevice: func(p peer.ID) (bool, error) { return p == hd.ID(), nil },
 		hops:          func(src peer.ID) int { return hopStreams(hr, src) },
 	}
-	svc, err := newRelayService(hr, RelayOn, acl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	startRelay(ctx, t, hr, acl)
 	rinfo := peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}
 	if _, err := client.Reserve(ctx, ha, rinfo); err != nil {
 		t.Fatalf("member's reservation: %v", err)
@@ -203,14 +189,7 @@ func TestRelaySweepKeepsOnUnknown(t *testing.T) {
 			return state.Load() == 0, nil
 		},
 	}
-	svc, err := newRelayService(hr, RelayOn, acl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	svc := startRelay(ctx, t, hr, acl)
 	if _, err := client.Reserve(ctx, ha, peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}); err != nil {
 		t.Fatalf("member's reservation: %v", err)
 	}

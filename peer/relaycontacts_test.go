@@ -95,14 +95,7 @@ func TestRelayContactCircuitBound(t *testing.T) {
 		contactOf:     contactOf,
 		perContact:    newContactLedger(maxContactCircuits, maxContactsCircuits, maxCircuitBook, clk.now),
 	}
-	svc, err := newRelayService(hr, RelayOn, acl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	svc := startRelay(ctx, t, hr, acl)
 	rinfo := peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}
 	if st := reserveStatus(ctx, ha, rinfo); st != pbv2.Status_OK {
 		t.Fatalf("member's reservation: %v", st)

@@ -62,14 +62,7 @@ func TestRelaySweepRaceKeepsNewCircuit(t *testing.T) {
 	hr, ha, hb := loopbackHost(t, 1), loopbackHost(t, 2), loopbackHost(t, 3)
 	members := &memberSet{m: map[peer.ID]bool{hr.ID(): true, ha.ID(): true, hb.ID(): true}}
 	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: noContact}
-	svc, err := newRelayService(hr, RelayOn, acl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	svc := startRelay(ctx, t, hr, acl)
 	if _, err := client.Reserve(ctx, ha, peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}); err != nil {
 		t.Fatalf("member's reservation: %v", err)
 	}
@@ -153,14 +146,7 @@ func TestRelayContactCannotFillMember(t *testing.T) {
 		},
 		perContact: newContactLedger(maxContactCircuits, maxContactsCircuits, maxCircuitBook, clk.now),
 	}
-	svc, err := newRelayService(hr, RelayOn, acl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	startRelay(ctx, t, hr, acl)
 	rinfo := peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}
 	if _, err := client.Reserve(ctx, ha, rinfo); err != nil {
 		t.Fatalf("member's reservation: %v", err)

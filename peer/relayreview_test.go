@@ -137,14 +137,7 @@ func TestRelayCircuitEndsWithMembership(t *testing.T) {
 	hr, ha, hb := loopbackHost(t, 1), loopbackHost(t, 2), loopbackHost(t, 3)
 	members := &memberSet{m: map[peer.ID]bool{hr.ID(): true, ha.ID(): true, hb.ID(): true}}
 	acl := relayACL{self: hr.ID(), member: members.has, contactDevice: noContact}
-	svc, err := newRelayService(hr, RelayOn, acl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	svc := startRelay(ctx, t, hr, acl)
 	if _, err := client.Reserve(ctx, ha, peer.AddrInfo{ID: hr.ID(), Addrs: hr.Addrs()}); err != nil {
 		t.Fatalf("reservation: %v", err)
 	}
